@@ -1,0 +1,14 @@
+import { InvalidTenantIdError } from '../errors/tenantry-error.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** True when `value` is a UUID (any case). */
+export function isTenantId(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value.toLowerCase());
+}
+
+/** Validates a tenant id and returns its canonical lower-case form; throws `INVALID_TENANT_ID`. */
+export function toTenantId(value: unknown): string {
+  if (!isTenantId(value)) throw new InvalidTenantIdError();
+  return value.toLowerCase();
+}

@@ -1,0 +1,58 @@
+import { createHash, createHmac } from 'node:crypto';
+import { ConfigurationError } from '../errors/tenantry-error.js';
+
+const BLOCK = 64;
+
+/** Turns a tenant id into the value placed in the `tenantry.context` setting. */
+export interface ContextEncoder {
+  encode(tenantId: string): string;
+}
+
+/** Unsigned mode: the bare tenant id. Fast; injected SQL can forge it. */
+export const unsignedContext: ContextEncoder = Object.freeze({ encode: (tenantId: string) => tenantId });
+
+/**
+ * Signed mode: `<tenant>.<expiry epoch seconds>.<hex HMAC-SHA256>`, which PostgreSQL verifies
+ * with a key the app role cannot read. Values are cached per tenant for a second, so signing
+ * costs one map lookup on the hot path.
+ */
+export class ContextSigner implements ContextEncoder {
+  readonly #secret: Buffer;
+  readonly #ttlSeconds: number;
+  readonly #cache = new Map<string, { value: string; refreshAt: number }>();
+
+  constructor(secret: string, options: { ttlSeconds?: number } = {}) {
+    if (typeof secret !== 'string' || secret.length < 32) {
+      throw new ConfigurationError('The tenant context secret must be at least 32 characters');
+    }
+    this.#secret = Buffer.from(secret, 'utf8');
+    this.#ttlSeconds = options.ttlSeconds ?? 300;
+    if (!(this.#ttlSeconds >= 5)) throw new ConfigurationError('ttlSeconds must be at least 5');
+  }
+
+  encode(tenantId: string): string {
+    const now = Date.now();
+    const hit = this.#cache.get(tenantId);
+    if (hit && hit.refreshAt > now) return hit.value;
+    const payload = `${tenantId}.${Math.floor(now / 1000) + this.#ttlSeconds}`;
+    const value = `${payload}.${createHmac('sha256', this.#secret).update(payload).digest('hex')}`;
+    if (this.#cache.size > 100_000) this.#cache.clear();
+    this.#cache.set(tenantId, { value, refreshAt: now + 1000 });
+    return value;
+  }
+}
+
+/** The HMAC inner and outer pads of RFC 2104 for `secret`, as stored in `tenantry_private.context_key`. */
+export function hmacPads(secret: string): { ipad: Buffer; opad: Buffer } {
+  let key = Buffer.from(secret, 'utf8');
+  if (key.length > BLOCK) key = createHash('sha256').update(key).digest();
+  const padded = Buffer.alloc(BLOCK);
+  key.copy(padded);
+  const ipad = Buffer.alloc(BLOCK);
+  const opad = Buffer.alloc(BLOCK);
+  for (let i = 0; i < BLOCK; i++) {
+    ipad[i] = padded[i]! ^ 0x36;
+    opad[i] = padded[i]! ^ 0x5c;
+  }
+  return { ipad, opad };
+}

@@ -1,0 +1,90 @@
+import pg from 'pg';
+import { tryCurrentTenant } from '../context/tenant-context.js';
+import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
+import type { ContextEncoder } from './context-signer.js';
+import { prefixWithContext, type Submittable } from './context-prefix.js';
+
+/** Carries the tenant captured by TenantPool.query to the client that runs it later. */
+export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
+
+/** Options a TenantClient reads from its pool's config. */
+export interface TenantClientConfig extends pg.ClientConfig {
+  tenantryEncoder: ContextEncoder;
+}
+
+const ROLLBACK = /^\s*(rollback|abort)\b/i;
+type TxStatus = 'I' | 'T' | 'E';
+
+/**
+ * A pg.Client that applies the current tenant to every statement it sends, in the same
+ * round trip, transaction-locally. Used by TenantPool; rarely constructed directly.
+ */
+export class TenantClient extends pg.Client {
+  readonly #encoder: ContextEncoder;
+  #status: TxStatus = 'I';
+  /** Tenant (or undefined for none) under which the open transaction began. */
+  #transactionTenant: string | undefined;
+
+  constructor(config: TenantClientConfig) {
+    if ((config as { pipeline?: boolean }).pipeline) {
+      throw new TenantryError('UNSUPPORTED', 'pipeline mode is not supported by TenantClient', { status: 500 });
+    }
+    super(config);
+    this.#encoder = config.tenantryEncoder;
+    const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
+    // Registered before pg's own listener, which submits the next query: the status must be current then.
+    connection.prependListener('readyForQuery', (msg: { status?: string }) => {
+      if (msg?.status === 'I' || msg?.status === 'T' || msg?.status === 'E') this.#status = msg.status;
+    });
+  }
+
+  /** Transaction status from the last ReadyForQuery: `I` idle, `T` in a transaction, `E` failed transaction. */
+  get transactionStatus(): TxStatus {
+    return this.#status;
+  }
+
+  // pg.Client.query has many overloads; this one accepts them all and returns what pg would.
+  override query(config: any, values?: any, callback?: any): any {
+    if (config == null) throw new TypeError('Client was passed a null or undefined query');
+    const tenantId: string | undefined =
+      typeof config === 'object' && TENANT_OF_QUERY in config ? config[TENANT_OF_QUERY] : tryCurrentTenant();
+    if (typeof config.submit === 'function') {
+      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable));
+      return super.query(config, values, callback);
+    }
+    const query = new pg.Query(config, values, callback) as pg.Query & Submittable & { callback?: Function; query_timeout?: number };
+    if (typeof config === 'object' && config.query_timeout) query.query_timeout = config.query_timeout;
+    let result: Promise<unknown> | undefined;
+    if (!query.callback) {
+      result = new Promise((resolve, reject) => {
+        query.callback = (err: unknown, res: unknown) => (err ? reject(err) : resolve(res));
+      }).catch((err: unknown) => {
+        if (err instanceof Error) Error.captureStackTrace(err);
+        throw err;
+      });
+    } else if (typeof query.callback !== 'function') {
+      throw new TypeError('callback is not a function');
+    }
+    prefixWithContext(query, () => this.#contextFor(tenantId, query));
+    super.query(query as unknown as pg.Submittable);
+    return result;
+  }
+
+  /** Decides, at submit time, what context to send for a statement of `tenantId`. */
+  #contextFor(tenantId: string | undefined, query: Submittable): string | null | Error {
+    switch (this.#status) {
+      case 'E':
+        return null; // the transaction is aborted: only ROLLBACK can run, and it needs no tenant
+      case 'T':
+        if (tenantId !== this.#transactionTenant) {
+          return typeof query.text === 'string' && ROLLBACK.test(query.text) ? null : new TenantContextMismatchError();
+        }
+        break;
+      default:
+        this.#transactionTenant = tenantId;
+    }
+    // With no tenant, still send an empty value: it overrides any session-level value that
+    // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
+    return tenantId === undefined ? '' : this.#encoder.encode(tenantId);
+  }
+}

@@ -1,0 +1,74 @@
+import pg from 'pg';
+import { tryCurrentTenant } from '../context/tenant-context.js';
+import { ConfigurationError } from '../errors/tenantry-error.js';
+import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
+import { TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
+import type { ContextMode } from '../policy/install-sql.js';
+
+/** Options of {@link TenantPool}: every pg.Pool option, plus how the context is encoded. */
+export interface TenantPoolConfig extends pg.PoolConfig {
+  /** Must match the mode the database was installed with. Default `signed`. */
+  contextMode?: ContextMode;
+  /** Secret shared with `tenantry install` in signed mode (≥ 32 characters). Never sent to the database. */
+  contextSecret?: string;
+  /** Lifetime of a signed context value, in seconds (default 300). Bounds the use of a leaked value. */
+  contextTtlSeconds?: number;
+}
+
+/**
+ * A pg.Pool whose every statement runs as the current tenant (see `runAs`): the tenant is
+ * set transaction-locally in the same round trip as the statement, so raw pg, Kysely,
+ * Drizzle and anything built on pg.Pool use it unchanged. Connect it as the application
+ * role (NOSUPERUSER, NOBYPASSRLS): PostgreSQL's policies do the isolating.
+ *
+ * @example
+ * const pool = new TenantPool({ connectionString, contextSecret });
+ * await runAs(tenantId, () => pool.query('select * from recordings'));
+ */
+export class TenantPool extends pg.Pool {
+  constructor(config: TenantPoolConfig = {}) {
+    const { contextMode = 'signed', contextSecret, contextTtlSeconds, ...poolConfig } = config;
+    let encoder: ContextEncoder;
+    if (contextMode === 'unsigned') encoder = unsignedContext;
+    else if (contextMode === 'signed') {
+      if (!contextSecret) throw new ConfigurationError('Signed context mode needs contextSecret (or set contextMode: "unsigned")');
+      encoder = new ContextSigner(contextSecret, { ttlSeconds: contextTtlSeconds });
+    } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
+    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder } as unknown as pg.PoolConfig & TenantClientConfig);
+  }
+
+  // pg-pool runs the query in the callback of a connection hand-over, which may execute in
+  // another request's async context: capture the tenant now and carry it on the query.
+  override query(config: any, values?: any, callback?: any): any {
+    const tenantId = tryCurrentTenant();
+    let tagged = config;
+    if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId };
+    else if (config && typeof config === 'object') {
+      if (typeof config.submit === 'function') config[TENANT_OF_QUERY] = tenantId;
+      else tagged = { ...config, [TENANT_OF_QUERY]: tenantId };
+    }
+    return super.query(tagged, values, callback);
+  }
+
+  /**
+   * Refuses to run as a role that skips RLS (superuser, BYPASSRLS): such a role would see
+   * every tenant's rows silently. Call once at start-up.
+   */
+  async assertSafeRole(): Promise<void> {
+    const { rows } = await super.query(
+      'select current_user as role, rolsuper, rolbypassrls from pg_roles where rolname = current_user',
+    );
+    const row = rows[0] as { role: string; rolsuper: boolean; rolbypassrls: boolean } | undefined;
+    if (!row || row.rolsuper || row.rolbypassrls) {
+      throw new ConfigurationError(`The pool's role ${row?.role ?? '?'} bypasses row level security: connect as the application role`);
+    }
+  }
+
+  // A client handed back inside a transaction would carry that transaction (and its tenant)
+  // to the next borrower: destroy it instead, so PostgreSQL rolls the transaction back.
+  _release(client: pg.PoolClient & { transactionStatus?: string }, idleListener: unknown, err?: unknown): unknown {
+    const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
+    const reason = err ?? (open ? new Error('client released inside an open transaction') : undefined);
+    return (pg.Pool.prototype as unknown as { _release: Function })._release.call(this, client, idleListener, reason);
+  }
+}

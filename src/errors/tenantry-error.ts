@@ -1,0 +1,90 @@
+/** Stable machine-readable codes of every error Tenantry raises. Branch on these, never on messages. */
+export type TenantryErrorCode =
+  | 'TENANT_SCOPE_MISSING'
+  | 'INVALID_TENANT_ID'
+  | 'TENANT_CONTEXT_MISMATCH'
+  | 'TENANT_CONTEXT_REJECTED'
+  | 'TENANT_NOT_FOUND'
+  | 'TENANT_SUSPENDED'
+  | 'TENANT_DELETED'
+  | 'TENANT_SLUG_TAKEN'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_IDENTIFIER'
+  | 'CONFIGURATION_ERROR'
+  | 'UNSUPPORTED';
+
+/**
+ * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
+ * fields and an optional `cause`. Messages never carry secrets or another tenant's data.
+ */
+export class TenantryError extends Error {
+  readonly code: TenantryErrorCode;
+  /** Suggested HTTP status when this error reaches an API edge. */
+  readonly status: number;
+  /** Extra, non-secret facts about the failure (field names, table names, ids of the caller's own tenant). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: TenantryErrorCode, message: string, options: { status?: number; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.details = Object.freeze({ ...options.details });
+  }
+}
+
+/** No tenant is in context where one is required. Never means "all tenants". */
+export class TenantScopeMissingError extends TenantryError {
+  constructor(message = 'No tenant in context: wrap the work in runAs(tenant, fn)') {
+    super('TENANT_SCOPE_MISSING', message, { status: 500 });
+  }
+}
+
+/** A tenant id that is not a canonical lower-case UUID. */
+export class InvalidTenantIdError extends TenantryError {
+  constructor() {
+    super('INVALID_TENANT_ID', 'Tenant id must be a UUID', { status: 400 });
+  }
+}
+
+/** A statement in an open transaction was issued under a different tenant than the one that began it. */
+export class TenantContextMismatchError extends TenantryError {
+  constructor() {
+    super('TENANT_CONTEXT_MISMATCH', 'This transaction was begun for another tenant (or none); a transaction never spans tenants', { status: 500 });
+  }
+}
+
+/** PostgreSQL refused the tenant context value (forged, expired, malformed or no key installed). */
+export class TenantContextRejectedError extends TenantryError {
+  constructor(reason: string, cause?: unknown) {
+    super('TENANT_CONTEXT_REJECTED', `PostgreSQL rejected the tenant context: ${reason}`, { status: 500, cause });
+  }
+}
+
+/** The tenant does not exist (or is deleted, where deleted tenants must look absent). */
+export class TenantNotFoundError extends TenantryError {
+  constructor(details: Record<string, unknown> = {}) {
+    super('TENANT_NOT_FOUND', 'Tenant not found', { status: 404, details });
+  }
+}
+
+/** The tenant exists but is suspended. */
+export class TenantSuspendedError extends TenantryError {
+  constructor(details: Record<string, unknown> = {}) {
+    super('TENANT_SUSPENDED', 'Tenant is suspended', { status: 403, details });
+  }
+}
+
+/** Bad input to a Tenantry API, with the offending field. */
+export class InvalidArgumentError extends TenantryError {
+  constructor(message: string, field?: string) {
+    super('INVALID_ARGUMENT', message, { status: 400, details: field ? { field } : {} });
+  }
+}
+
+/** Tenantry is configured in a way that cannot be safe (e.g. an app role that bypasses RLS). */
+export class ConfigurationError extends TenantryError {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIGURATION_ERROR', message, { status: 500, cause });
+  }
+}

@@ -1,0 +1,19 @@
+export { runAs, runWithoutTenant, currentTenant, tryCurrentTenant, type TenantRef } from './context/tenant-context.js';
+export { isTenantId, toTenantId } from './context/tenant-id.js';
+export {
+  TenantryError,
+  TenantScopeMissingError,
+  InvalidTenantIdError,
+  TenantContextMismatchError,
+  TenantContextRejectedError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+  InvalidArgumentError,
+  ConfigurationError,
+  type TenantryErrorCode,
+} from './errors/tenantry-error.js';
+export { SqlState, sqlStateOf } from './errors/sqlstate.js';
+export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
+export { TenantClient } from './data/tenant-client.js';
+export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
+export { installSql, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions, type ContextMode } from './policy/install-sql.js';

@@ -1,0 +1,335 @@
+import { quoteIdent, quoteLiteral, validIdentifier } from './identifiers.js';
+
+/** How policies trust the tenant context value. See docs/security.md. */
+export type ContextMode = 'signed' | 'unsigned';
+
+/** Options of `tenantry install`. Every name is validated before it reaches SQL. */
+export interface InstallOptions {
+  /** Role the application connects as: owns nothing, NOSUPERUSER, NOBYPASSRLS. Default `tenantry_app`. */
+  appRole?: string;
+  /** Role that owns tables and runs DDL (migrations, control plane). Default `tenantry_owner`. */
+  ownerRole?: string;
+  /** Passwords for the two login roles; left unchanged when omitted. */
+  appPassword?: string;
+  ownerPassword?: string;
+  /** Schemas holding application tables. Default `['public']`. */
+  dataSchemas?: string[];
+  /** `signed` (default): the context carries an HMAC PostgreSQL verifies. `unsigned`: a bare uuid, faster, forgeable by injected SQL. */
+  contextMode?: ContextMode;
+  /** Install the event trigger that locks every new table (needs superuser). Default true. */
+  eventTrigger?: boolean;
+}
+
+/** Resolved install options with defaults applied and names validated. */
+export interface ResolvedInstallOptions {
+  appRole: string;
+  ownerRole: string;
+  appPassword: string | undefined;
+  ownerPassword: string | undefined;
+  dataSchemas: string[];
+  contextMode: ContextMode;
+  eventTrigger: boolean;
+}
+
+/** Version of the objects `installSql` creates; stored in `tenantry.meta`. */
+export const INSTALL_VERSION = '1';
+
+/** The GUC that carries the tenant context, transaction-locally. */
+export const CONTEXT_SETTING = 'tenantry.context';
+
+/** Applies defaults and validates every identifier. */
+export function resolveInstallOptions(options: InstallOptions = {}): ResolvedInstallOptions {
+  const appRole = validIdentifier(options.appRole ?? 'tenantry_app', 'app role');
+  const ownerRole = validIdentifier(options.ownerRole ?? 'tenantry_owner', 'owner role');
+  if (appRole === ownerRole) throw new Error('The app role and the owner role must differ');
+  return {
+    appRole,
+    ownerRole,
+    appPassword: options.appPassword,
+    ownerPassword: options.ownerPassword,
+    dataSchemas: (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema')),
+    contextMode: options.contextMode ?? 'signed',
+    eventTrigger: options.eventTrigger ?? true,
+  };
+}
+
+const SIGNED_CONTEXT_FUNCTION = `
+-- Signed mode: the context is '<tenant uuid>.<expiry epoch>.<hex HMAC-SHA256>' signed with a key
+-- the app role cannot read. Injected SQL can set the setting, but not forge a valid value.
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  v text := current_setting('${CONTEXT_SETTING}', true);
+  payload text;
+  k record;
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  IF v !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\.[0-9]{1,12}\\.[0-9a-f]{64}$' THEN
+    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+  END IF;
+  payload := left(v, length(v) - 65);
+  SELECT ipad, opad INTO k FROM tenantry_private.context_key;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  END IF;
+  IF sha256(k.opad || sha256(k.ipad || convert_to(payload, 'UTF8'))) <> decode(right(v, 64), 'hex') THEN
+    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+  END IF;
+  IF split_part(payload, '.', 2)::bigint < extract(epoch FROM now()) THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  RETURN left(payload, 36)::uuid;
+END
+$fn$;`;
+
+const UNSIGNED_CONTEXT_FUNCTION = `
+-- Unsigned mode: the context is the bare tenant uuid. Fast (inlined), but SQL that can call
+-- set_config can choose its tenant: use only where no statement text is untrusted.
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$ SELECT nullif(current_setting('${CONTEXT_SETTING}', true), '')::uuid $fn$;`;
+
+/**
+ * The SQL of `tenantry install`: roles, schemas, catalog, registry, policies helpers,
+ * deny-by-default and the private schema. Idempotent; safe to run twice or concurrently
+ * (it takes an advisory lock). Passwords appear only when given; the context secret never does.
+ */
+export function installSql(input: InstallOptions = {}): string {
+  const o = resolveInstallOptions(input);
+  const app = quoteIdent(o.appRole);
+  const owner = quoteIdent(o.ownerRole);
+  const lines: string[] = [];
+  const add = (sql: string) => lines.push(sql.trim());
+
+  add(`-- tenantry install v${INSTALL_VERSION} (context mode: ${o.contextMode})`);
+  add(`SELECT pg_advisory_xact_lock(hashtext('tenantry.install'));`);
+  add(`-- the owner runs DDL and the control plane (it may bypass RLS); the app owns nothing and never bypasses`);
+  add(roleSql(o.ownerRole, 'NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB', { rolsuper: false, rolbypassrls: true, rolcreaterole: false, rolcreatedb: false }));
+  add(roleSql(o.appRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', { rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolinherit: false }));
+  if (o.ownerPassword !== undefined) add(`ALTER ROLE ${owner} PASSWORD ${quoteLiteral(o.ownerPassword)};`);
+  if (o.appPassword !== undefined) add(`ALTER ROLE ${app} PASSWORD ${quoteLiteral(o.appPassword)};`);
+  add(`
+DO $do$
+BEGIN
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO ${app}', current_database());
+  EXECUTE format('GRANT CONNECT, CREATE ON DATABASE %I TO ${owner}', current_database());
+END
+$do$;`);
+
+  add(`-- data schemas: the owner creates, the app only uses; nobody else creates`);
+  for (const schema of o.dataSchemas) {
+    const s = quoteIdent(schema);
+    add(`CREATE SCHEMA IF NOT EXISTS ${s};`);
+    add(`REVOKE CREATE ON SCHEMA ${s} FROM PUBLIC;`);
+    add(`REVOKE ALL ON SCHEMA ${s} FROM ${app};`);
+    add(`GRANT USAGE ON SCHEMA ${s} TO ${app};`);
+    add(`GRANT USAGE, CREATE ON SCHEMA ${s} TO ${owner};`);
+  }
+
+  add(`-- deny by default: new tables and functions of the owner grant nothing to anyone`);
+  add(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} REVOKE ALL ON TABLES FROM PUBLIC;`);
+  add(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} REVOKE ALL ON SEQUENCES FROM PUBLIC;`);
+  add(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;`);
+
+  add(`CREATE SCHEMA IF NOT EXISTS tenantry AUTHORIZATION ${owner};`);
+  add(`CREATE SCHEMA IF NOT EXISTS tenantry_private AUTHORIZATION ${owner};`);
+  add(`ALTER SCHEMA tenantry OWNER TO ${owner};`);
+  add(`ALTER SCHEMA tenantry_private OWNER TO ${owner};`);
+  add(`REVOKE ALL ON SCHEMA tenantry, tenantry_private FROM PUBLIC;`);
+  add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${app};`);
+  add(`GRANT USAGE ON SCHEMA tenantry TO ${app};`);
+
+  add(`-- everything below is owned by the owner role`);
+  add(`SET LOCAL ROLE ${owner};`);
+  add(`
+CREATE TABLE IF NOT EXISTS tenantry.meta (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);`);
+  add(`
+INSERT INTO tenantry.meta (key, value) VALUES
+  ('version', ${quoteLiteral(INSTALL_VERSION)}),
+  ('app_role', ${quoteLiteral(o.appRole)}),
+  ('owner_role', ${quoteLiteral(o.ownerRole)}),
+  ('context_mode', ${quoteLiteral(o.contextMode)}),
+  ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;`);
+
+  add(`
+CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  ipad bytea NOT NULL CHECK (length(ipad) = 64),
+  opad bytea NOT NULL CHECK (length(opad) = 64),
+  created_at timestamptz NOT NULL DEFAULT now()
+);`);
+  add(`REVOKE ALL ON ALL TABLES IN SCHEMA tenantry_private FROM PUBLIC, ${app};`);
+
+  add(o.contextMode === 'signed' ? SIGNED_CONTEXT_FUNCTION : UNSIGNED_CONTEXT_FUNCTION);
+  add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
+  add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);
+
+  add(`-- control plane: the tenant catalog`);
+  add(`
+CREATE TABLE IF NOT EXISTS tenantry.tenants (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  slug text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'),
+  name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended', 'deleted')),
+  placement jsonb NOT NULL DEFAULT '{"tier": "shared"}',
+  settings jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  suspended_at timestamptz,
+  deleted_at timestamptz
+);`);
+  add(`CREATE INDEX IF NOT EXISTS tenants_status_idx ON tenantry.tenants (status);`);
+  add(`ALTER TABLE tenantry.tenants ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;`);
+  add(`DROP POLICY IF EXISTS tenantry_self ON tenantry.tenants;`);
+  add(`CREATE POLICY tenantry_self ON tenantry.tenants FOR SELECT USING (id = (SELECT tenantry.current_tenant_id()));`);
+  add(`REVOKE ALL ON tenantry.tenants FROM PUBLIC, ${app};`);
+  add(`GRANT SELECT ON tenantry.tenants TO ${app};`);
+
+  add(`-- the registry of tables: tenant-owned or global; anything else is unreachable`);
+  add(`
+CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
+  relid regclass PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('tenant', 'global')),
+  tenant_column name,
+  writable boolean NOT NULL DEFAULT false,
+  registered_at timestamptz NOT NULL DEFAULT now(),
+  CHECK ((kind = 'tenant') = (tenant_column IS NOT NULL))
+);`);
+  add(`REVOKE ALL ON tenantry.registered_tables, tenantry.meta FROM PUBLIC, ${app};`);
+  add(REGISTER_FUNCTIONS);
+  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass) FROM PUBLIC;`);
+  add(`RESET ROLE;`);
+
+  if (o.eventTrigger) {
+    add(`-- deny by default, second wall: every new table starts with RLS forced and no policy`);
+    add(EVENT_TRIGGER);
+  }
+  return `BEGIN;\n${lines.join('\n')}\nCOMMIT;\n`;
+}
+
+const REGISTER_FUNCTIONS = `
+CREATE OR REPLACE FUNCTION tenantry.register_tenant_table(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+  col record;
+  cond text;
+BEGIN
+  SELECT a.attnotnull, a.atttypid INTO col FROM pg_attribute a
+   WHERE a.attrelid = tbl AND a.attname = tenant_column AND NOT a.attisdropped;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: % has no column %', tbl, tenant_column USING ERRCODE = '42703',
+      HINT = format('ALTER TABLE %s ADD COLUMN %I uuid NOT NULL', tbl, tenant_column);
+  END IF;
+  IF col.atttypid <> 'uuid'::regtype THEN
+    RAISE EXCEPTION 'tenantry: %.% must be of type uuid', tbl, tenant_column USING ERRCODE = '42804';
+  END IF;
+  IF NOT col.attnotnull THEN
+    RAISE EXCEPTION 'tenantry: %.% must be NOT NULL', tbl, tenant_column USING ERRCODE = '23502',
+      HINT = format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column);
+  END IF;
+  cond := format('%I = (SELECT tenantry.current_tenant_id())', tenant_column);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
+  EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
+  IF NOT EXISTS (
+    SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND a.attname = tenant_column
+  ) THEN
+    EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+  END IF;
+  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', tbl);
+  EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
+  INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
+  VALUES (tbl, 'tenant', tenant_column, true)
+  ON CONFLICT (relid) DO UPDATE SET kind = 'tenant', tenant_column = excluded.tenant_column, writable = true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenantry.register_global_table(tbl regclass, writable boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+BEGIN
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_global_read ON %s', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_global_write ON %s', tbl);
+  EXECUTE format('CREATE POLICY tenantry_global_read ON %s FOR SELECT TO PUBLIC USING (true)', tbl);
+  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', tbl);
+  EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
+  IF writable THEN
+    EXECUTE format('CREATE POLICY tenantry_global_write ON %s FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
+  ELSE
+    EXECUTE format('GRANT SELECT ON %s TO %I', tbl, app);
+  END IF;
+  INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
+  VALUES (tbl, 'global', NULL, writable)
+  ON CONFLICT (relid) DO UPDATE SET kind = 'global', tenant_column = NULL, writable = excluded.writable;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenantry.unregister_table(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+BEGIN
+  EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_global_read ON %s', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_global_write ON %s', tbl);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+  DELETE FROM tenantry.registered_tables WHERE relid = tbl;
+END
+$fn$;`;
+
+const EVENT_TRIGGER = `
+CREATE OR REPLACE FUNCTION tenantry.lock_new_table() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+            WHERE object_type IN ('table', 'partitioned table') AND schema_name NOT LIKE 'pg\\_temp%' LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.object_identity);
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.lock_new_table() FROM PUBLIC;
+DROP EVENT TRIGGER IF EXISTS tenantry_lock_new_table;
+CREATE EVENT TRIGGER tenantry_lock_new_table ON ddl_command_end
+  WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  EXECUTE FUNCTION tenantry.lock_new_table();`;
+
+/** Creates a login role when missing and sets its attributes only when they differ (concurrent installs then write nothing). */
+function roleSql(role: string, attributes: string, expected: Record<string, boolean>): string {
+  const checks = Object.entries(expected).map(([k, v]) => `${v ? '' : 'NOT '}${k}`).join(' AND ');
+  return `
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(role)}) THEN
+    BEGIN
+      CREATE ROLE ${quoteIdent(role)} LOGIN ${attributes};
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(role)} AND rolcanlogin AND ${checks}) THEN
+    ALTER ROLE ${quoteIdent(role)} LOGIN ${attributes};
+  END IF;
+END
+$do$;`;
+}

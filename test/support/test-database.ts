@@ -1,0 +1,88 @@
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { install, type InstallRunOptions } from '../../src/policy/installer.js';
+import { TenantPool, type TenantPoolConfig } from '../../src/data/tenant-pool.js';
+
+export const ROLE_PASSWORD = 'tenantry-test-password';
+
+/** A fresh database with its own roles, Tenantry installed, for one test file. */
+export interface TestDatabase {
+  name: string;
+  appRole: string;
+  ownerRole: string;
+  contextSecret: string;
+  /** Superuser on this database: plants defects, checks what really is stored. */
+  adminUrl: string;
+  /** The owner role: runs the app's DDL, like migrations would. */
+  ownerUrl: string;
+  /** The application role; through pgbouncer when TENANTRY_TEST_APP_PORT is set. */
+  appUrl: string;
+  admin: pg.Pool;
+  owner: pg.Pool;
+  /** A TenantPool connected as the app role. Closed by drop(). */
+  appPool(config?: TenantPoolConfig): TenantPool;
+  drop(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string, user?: string, port?: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  if (user) {
+    u.username = user;
+    u.password = ROLE_PASSWORD;
+  }
+  if (port) u.port = port;
+  return u.toString();
+}
+
+/** Creates `tt_<random>` with roles `tt_<random>_app/_owner` and runs install on it. */
+export async function createTestDatabase(options: InstallRunOptions = {}): Promise<TestDatabase> {
+  const rootUrl = inject('adminUrl');
+  const name = `tt_${randomBytes(5).toString('hex')}`;
+  const root = new pg.Client({ connectionString: rootUrl });
+  await root.connect();
+  await root.query(`create database ${name}`);
+  await root.end();
+  const adminUrl = withDatabase(rootUrl, name);
+  const appRole = options.appRole ?? `${name}_app`;
+  const ownerRole = options.ownerRole ?? `${name}_owner`;
+  const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
+  await install(adminUrl, { ...options, appRole, ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret });
+  const pools: pg.Pool[] = [];
+  const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
+  const ownerUrl = withDatabase(rootUrl, name, ownerRole);
+  const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+  const appUrl = withDatabase(rootUrl, name, appRole, process.env.TENANTRY_TEST_APP_PORT);
+  pools.push(admin, owner);
+  return {
+    name,
+    appRole,
+    ownerRole,
+    contextSecret,
+    adminUrl,
+    ownerUrl,
+    appUrl,
+    admin,
+    owner,
+    appPool(config = {}) {
+      const pool = new TenantPool({ connectionString: appUrl, contextSecret, max: 8, ...config });
+      pools.push(pool);
+      return pool;
+    },
+    async drop() {
+      await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+      const c = new pg.Client({ connectionString: rootUrl });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists ${name} with (force)`);
+        for (const role of [appRole, ownerRole]) {
+          await c.query(`drop owned by ${role} cascade`).catch(() => undefined);
+          await c.query(`drop role if exists ${role}`).catch(() => undefined);
+        }
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
