@@ -6,7 +6,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    forbidOnly: !!process.env.CI,
+    allowOnly: !process.env.CI,
     pool: 'forks',
     maxWorkers: 2,
   },

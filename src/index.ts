@@ -17,3 +17,6 @@ export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export { installSql, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions, type ContextMode } from './policy/install-sql.js';
+export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
+export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
+export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';

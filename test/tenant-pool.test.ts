@@ -24,8 +24,8 @@ describe('TenantPool', () => {
   it('shows each tenant only its rows', async () => {
     const a = await runAs(A, () => pool.query('select body from notes order by body'));
     const b = await runAs(B, () => pool.query('select body from notes where body like $1', ['%']));
-    expect(a.rows.map((r) => r.body)).toEqual(['a1', 'a2']);
-    expect(b.rows.map((r) => r.body)).toEqual(['b1']);
+    expect(a.rows.map((r: { body: string }) => r.body)).toEqual(['a1', 'a2']);
+    expect(b.rows.map((r: { body: string }) => r.body)).toEqual(['b1']);
   });
 
   it('shows no rows without a tenant', async () => {
