@@ -19,6 +19,8 @@ export interface LocalDatabase {
   appPassword: string;
   ownerPassword: string;
   contextSecret: string;
+  /** Secret for signing the reference server's JWTs (HS256). */
+  jwtSecret: string;
   /** True when this call started an embedded server (and stop() will stop it). */
   embedded: boolean;
   stop(): Promise<void>;
@@ -37,6 +39,7 @@ export interface LocalDatabaseOptions {
 
 interface LocalConfig {
   contextSecret: string;
+  jwtSecret: string;
   appPassword: string;
   ownerPassword: string;
 }
@@ -54,10 +57,10 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
   const file = path.join(dir, 'config.json');
   if (existsSync(file)) {
     const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LocalConfig>;
-    if (parsed.contextSecret && parsed.appPassword && parsed.ownerPassword) return parsed as LocalConfig;
+    if (parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword) return parsed as LocalConfig;
     throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
   }
-  const config: LocalConfig = { contextSecret: secret(), appPassword: secret(), ownerPassword: secret() };
+  const config: LocalConfig = { contextSecret: secret(), jwtSecret: secret(), appPassword: secret(), ownerPassword: secret() };
   await mkdir(dir, { recursive: true });
   await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   return config;
@@ -83,7 +86,7 @@ function asRole(url: string, role: string, password: string): string {
  * Opens the project's database: the server of `DATABASE_URL` when set, otherwise a real
  * embedded PostgreSQL whose data persists in `<dir>/pgdata` (a second process reuses the
  * server the first one started). Secrets are generated once into `<dir>/config.json`;
- * `TENANTRY_CONTEXT_SECRET`, `TENANTRY_APP_PASSWORD` and `TENANTRY_OWNER_PASSWORD` override them.
+ * `TENANTRY_CONTEXT_SECRET`, `TENANTRY_JWT_SECRET`, `TENANTRY_APP_PASSWORD` and `TENANTRY_OWNER_PASSWORD` override them.
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
@@ -130,6 +133,7 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     appPassword,
     ownerPassword,
     contextSecret,
+    jwtSecret: process.env.TENANTRY_JWT_SECRET ?? config.jwtSecret,
     embedded: server !== undefined,
     async stop() {
       if (!server) return;
