@@ -49,3 +49,32 @@ describe('TenantPool', () => {
     }
   });
 });
+
+describe('TenantPool edge cases', () => {
+  it('re-parses a named statement whose first Parse failed', async () => {
+    const client = await pool.connect();
+    try {
+      await expect(runAs(A, () => client.query({ name: 'broken', text: 'select * from no_such_table' }))).rejects.toMatchObject({ code: '42P01' });
+      await db.owner.query(`create table no_such_table (tenant_id uuid not null, v int); select tenantry.register_tenant_table('no_such_table')`);
+      await db.owner.query(`insert into no_such_table values ('${A}', 1), ('${B}', 2)`);
+      const r = await runAs(A, () => client.query({ name: 'broken', text: 'select * from no_such_table' }));
+      expect(r.rows.map((x: { v: number }) => x.v)).toEqual([1]);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('runs named prepared statements repeatedly under different tenants', async () => {
+    for (const [t, n] of [[A, 2], [B, 1], [A, 2]] as const) {
+      const r = await runAs(t, () => pool.query({ name: 'count-notes', text: 'select count(*)::int as n from notes where $1::int = 1', values: [1] }));
+      expect(r.rows[0].n).toBe(n);
+    }
+  });
+
+  it('completes a simple multi-statement query and reports its error without hanging', async () => {
+    const r = await runAs(A, () => pool.query('select 1 as x; select count(*)::int as n from notes'));
+    expect((r as unknown as Array<{ rows: unknown[] }>)[1]!.rows).toEqual([{ n: 2 }]);
+    await expect(runAs(A, () => pool.query('select 1; select 1/0'))).rejects.toMatchObject({ code: '22012' });
+    expect((await runAs(B, () => pool.query('select count(*)::int as n from notes'))).rows[0].n).toBe(1);
+  });
+});

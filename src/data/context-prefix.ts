@@ -64,6 +64,7 @@ export function prefixWithContext(query: Submittable, decide: () => string | nul
   // pg sends a simple Query message (no Sync of its own) unless the query must be prepared
   const simple = query instanceof pg.Query && !(query as unknown as { requiresPreparation(): boolean }).requiresPreparation();
   let prefixPending = false;
+  let parsedBefore = true;
 
   query.submit = function (this: Submittable, connection: WireConnection) {
     const value = decide();
@@ -72,6 +73,7 @@ export function prefixWithContext(query: Submittable, decide: () => string | nul
     const refused = precheck(this, connection);
     if (refused) return refused;
     prefixPending = true;
+    parsedBefore = !this.name || connection.parsedStatements[this.name] !== undefined;
     connection.stream.cork?.();
     try {
       connection.parse({ text: CONTEXT_PREFIX_SQL, types: [] });
@@ -94,6 +96,9 @@ export function prefixWithContext(query: Submittable, decide: () => string | nul
     return onCommandComplete?.call(this, msg, connection);
   };
   query.handleError = function (this: Submittable, error: unknown, connection: WireConnection) {
+    // pg records a named statement as parsed on the first ParseComplete it sees, which is the
+    // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
+    if (this.name && !parsedBefore && isServerError(error)) delete connection.parsedStatements[this.name];
     if (prefixPending && isServerError(error)) {
       // The server now skips every message up to the next Sync. An extended query brings its
       // own Sync; a simple Query message would be skipped too, so end the pipeline here.
