@@ -1,0 +1,69 @@
+import pg from 'pg';
+import { TenantCatalog } from '../src/index.js';
+import { addMember, createUser, type MemberRole } from './identity/users.js';
+
+/** Password of every demo user. A demo: never use in production. */
+export const DEMO_PASSWORD = 'tenantry-demo';
+
+export const DEMO_TENANTS = [
+  { slug: 'acme', name: 'Acme Inc.' },
+  { slug: 'globex', name: 'Globex Corporation' },
+] as const;
+
+/** Demo users; Sam is a member of both tenants (one identity, two memberships). */
+export const DEMO_USERS: ReadonlyArray<{ email: string; displayName: string; memberships: ReadonlyArray<readonly [string, MemberRole]> }> = [
+  { email: 'alice@acme.example', displayName: 'Alice Archer', memberships: [['acme', 'owner']] },
+  { email: 'bob@acme.example', displayName: 'Bob Baker', memberships: [['acme', 'member']] },
+  { email: 'grace@globex.example', displayName: 'Grace Gold', memberships: [['globex', 'owner']] },
+  { email: 'sam@consultant.example', displayName: 'Sam Sterling', memberships: [['acme', 'admin'], ['globex', 'member']] },
+];
+
+const DEMO_RECORDINGS: ReadonlyArray<{ tenant: string; owner: string; title: string; durationSeconds: number; mimeType: string }> = [
+  { tenant: 'acme', owner: 'alice@acme.example', title: 'Quarterly kickoff', durationSeconds: 1840, mimeType: 'audio/mpeg' },
+  { tenant: 'acme', owner: 'bob@acme.example', title: 'Customer interview: Initech', durationSeconds: 2710, mimeType: 'audio/ogg' },
+  { tenant: 'acme', owner: 'sam@consultant.example', title: 'Anvil supply chain review', durationSeconds: 960, mimeType: 'audio/wav' },
+  { tenant: 'globex', owner: 'grace@globex.example', title: 'Board call (confidential)', durationSeconds: 3300, mimeType: 'audio/mpeg' },
+  { tenant: 'globex', owner: 'sam@consultant.example', title: 'Hammock district site visit', durationSeconds: 1420, mimeType: 'audio/mp4' },
+];
+
+/**
+ * Seeds the demo tenants, users, memberships and recordings ONCE, atomically, as the owner
+ * role. Does nothing (returns false) when a demo tenant already exists, so restarts keep data.
+ */
+export async function seedDemo(ownerPool: pg.Pool): Promise<boolean> {
+  const client = await ownerPool.connect();
+  try {
+    await client.query('begin');
+    await client.query(`select pg_advisory_xact_lock(hashtext('tenantry.reference-server.seed'))`);
+    const catalog = new TenantCatalog(client);
+    for (const t of DEMO_TENANTS) {
+      if (await catalog.find(t.slug)) {
+        await client.query('rollback');
+        return false;
+      }
+    }
+    const tenantIds = new Map<string, string>();
+    for (const t of DEMO_TENANTS) tenantIds.set(t.slug, (await catalog.create(t)).id);
+    const userIds = new Map<string, string>();
+    for (const u of DEMO_USERS) {
+      const id = await createUser(client, { email: u.email, password: DEMO_PASSWORD, displayName: u.displayName });
+      userIds.set(u.email, id);
+      for (const [slug, role] of u.memberships) await addMember(client, tenantIds.get(slug)!, id, role);
+    }
+    for (const r of DEMO_RECORDINGS) {
+      // the owner role bypasses RLS, so it names the tenant itself
+      await client.query(
+        `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp())`,
+        [tenantIds.get(r.tenant), userIds.get(r.owner), r.title, r.durationSeconds, r.mimeType],
+      );
+    }
+    await client.query('commit');
+    return true;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * `npm start`: the reference server on the project's local database (embedded PostgreSQL in
+ * .tenantry/, or DATABASE_URL). Installs Tenantry, migrates, seeds a demo once, listens, and
+ * prints how to call it. SIGINT / SIGTERM close the server, the pools and the database.
+ */
+import pg from 'pg';
+import { install, TenantPool } from '../src/index.js';
+import { openLocalDatabase } from '../src/embedded/index.js';
+import { DEMO_PASSWORD, DEMO_USERS, seedDemo } from './demo-seed.js';
+import { createLogger } from './logger.js';
+import { ensureExtensions, migrate } from './migrate.js';
+import { buildServer } from './server.js';
+
+const port = Number(process.env.PORT ?? 3000);
+const host = process.env.HOST ?? '127.0.0.1';
+const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+
+const db = await openLocalDatabase();
+const pools: pg.Pool[] = [];
+let app: ReturnType<typeof buildServer> | undefined;
+let closing: Promise<void> | undefined;
+
+function close(): Promise<void> {
+  closing ??= (async () => {
+    await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
+    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    await db.stop().catch((err: unknown) => logger.warn({ err }, 'stopping PostgreSQL failed'));
+  })();
+  return closing;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    logger.info({ signal }, 'shutting down');
+    void close().then(() => {
+      process.stdout.write('Stopped: HTTP server, pools and database closed.\n');
+      process.exit(0);
+    });
+  });
+}
+
+try {
+  await install(db.adminUrl, {
+    appRole: db.appRole,
+    ownerRole: db.ownerRole,
+    appPassword: db.appPassword,
+    ownerPassword: db.ownerPassword,
+    contextSecret: db.contextSecret,
+  });
+  await ensureExtensions(db.adminUrl);
+
+  const ownerPool = new pg.Pool({ connectionString: db.ownerUrl, max: 2 });
+  const appPool = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10 });
+  for (const pool of [ownerPool, appPool]) {
+    pools.push(pool);
+    // a connection dropped while idle (e.g. PostgreSQL shutting down) must not crash the process
+    pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
+  }
+  await appPool.assertSafeRole();
+
+  const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
+  const seeded = await seedDemo(ownerPool);
+  await ownerPool.end();
+  pools.splice(pools.indexOf(ownerPool), 1);
+
+  app = buildServer({ appPool, jwtSecret: db.jwtSecret, logger });
+  await app.listen({ port, host });
+  process.stdout.write(await banner(app, { applied, seeded }));
+} catch (error) {
+  logger.error({ err: error }, 'start-up failed');
+  await close();
+  process.exit(1);
+}
+
+async function banner(server: NonNullable<typeof app>, facts: { applied: string[]; seeded: boolean }): Promise<string> {
+  const base = `http://${host}:${port}`;
+  const signIn = async (email: string, tenant: string) => {
+    const res = await server.inject({ method: 'POST', url: '/auth/sign-in', payload: { email, password: DEMO_PASSWORD, tenant } });
+    return res.statusCode === 200 ? (res.json() as { token: string }).token : undefined;
+  };
+  const acme = await signIn('alice@acme.example', 'acme');
+  const globex = await signIn('grace@globex.example', 'globex');
+  const users = DEMO_USERS.map((u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`).join('\n');
+  const json = `-H 'content-type: application/json'`;
+  const lines = [
+    '',
+    `Tenantry reference server: ${base}`,
+    `  database   ${db.embedded ? 'embedded PostgreSQL, data in .tenantry/pgdata' : 'DATABASE_URL'}`,
+    `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
+    `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
+    '',
+    `Routes: POST /auth/sign-in, GET /me, POST /recordings, GET /recordings?limit&cursor,`,
+    `        GET /recordings/:id, PATCH /recordings/:id, DELETE /recordings/:id`,
+    '',
+    `Demo users (password for all: ${DEMO_PASSWORD}):`,
+    users,
+    '',
+    'Sign in (answers { token }):',
+    `  curl -s -X POST ${base}/auth/sign-in ${json} -d '{"email":"sam@consultant.example","password":"${DEMO_PASSWORD}","tenant":"globex"}'`,
+    '',
+  ];
+  if (acme && globex) {
+    lines.push(
+      'Tokens minted just now (valid 1 hour):',
+      `  export ACME_TOKEN=${acme}`,
+      `  export GLOBEX_TOKEN=${globex}`,
+      '',
+      `  curl -s ${base}/me -H "authorization: Bearer $ACME_TOKEN"`,
+      `  curl -s "${base}/recordings?limit=2" -H "authorization: Bearer $ACME_TOKEN"`,
+      `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"`,
+      `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
+      '  # another tenant\'s recording answers 404: put a globex id where <id> is',
+      `  curl -s ${base}/recordings/<id> -H "authorization: Bearer $ACME_TOKEN"`,
+      '',
+    );
+  } else {
+    lines.push('(The demo users could not sign in: the demo data was changed. Sign in with your own users.)', '');
+  }
+  lines.push('Ctrl+C stops the server and the embedded PostgreSQL.', '');
+  return lines.join('\n');
+}

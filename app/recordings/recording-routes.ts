@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { TenantPool } from '../../src/index.js';
+import { memberOf } from '../auth/tenant-scope.js';
+import type { Member } from '../auth/member-context.js';
+import { ApiError, notFound } from '../http/api-error.js';
+import { parseInput } from '../http/validation.js';
+import { RecordingStore, type Recording } from './recording-store.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const idParams = z.object({ id: z.string().regex(UUID, 'id must be a UUID').transform((id) => id.toLowerCase()) });
+
+const recordingFields = {
+  title: z.string().trim().min(1, 'title must not be empty').max(200),
+  durationSeconds: z.number().int().min(0).max(2_147_483_647),
+  mimeType: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^audio\/[a-z0-9][a-z0-9.+-]{0,62}$/, 'mimeType must be an audio/* media type'),
+};
+const newRecording = z.object(recordingFields).strict();
+const recordingChanges = z
+  .object(recordingFields)
+  .partial()
+  .strict()
+  .refine((changes) => Object.keys(changes).length > 0, 'send at least one of title, durationSeconds, mimeType');
+
+const listQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1, 'limit must be from 1 to 100').max(100, 'limit must be from 1 to 100').default(20),
+    cursor: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+/** Only the recording's owner, or an owner/admin of the tenant, may change or delete it. */
+function assertMayChange(member: Member, recording: Recording): void {
+  if (recording.ownerId !== member.userId && member.role === 'member') {
+    throw new ApiError(403, 'FORBIDDEN', "Only the recording's owner or a tenant admin can change it");
+  }
+}
+
+/**
+ * Recordings CRUD. Registered inside the tenant scope: every handler runs as the caller's
+ * tenant, so another tenant's recording answers 404 exactly like one that does not exist.
+ */
+export function recordingRoutes(scope: FastifyInstance, { appPool }: { appPool: TenantPool }): void {
+  const store = new RecordingStore(appPool);
+
+  scope.post('/recordings', async (request, reply) => {
+    const input = parseInput(newRecording, request.body, 'body');
+    const recording = await store.create(memberOf(request).userId, input);
+    return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
+  });
+
+  scope.get('/recordings', async (request) => {
+    const { limit, cursor } = parseInput(listQuery, request.query, 'query');
+    return store.list(limit, cursor);
+  });
+
+  scope.get('/recordings/:id', async (request) => {
+    const { id } = parseInput(idParams, request.params, 'params');
+    const recording = await store.find(id);
+    if (!recording) throw notFound('Recording');
+    return recording;
+  });
+
+  scope.patch('/recordings/:id', async (request) => {
+    const { id } = parseInput(idParams, request.params, 'params');
+    const changes = parseInput(recordingChanges, request.body, 'body');
+    const existing = await store.find(id);
+    if (!existing) throw notFound('Recording');
+    assertMayChange(memberOf(request), existing);
+    const updated = await store.update(id, changes);
+    if (!updated) throw notFound('Recording');
+    return updated;
+  });
+
+  scope.delete('/recordings/:id', async (request, reply) => {
+    const { id } = parseInput(idParams, request.params, 'params');
+    const existing = await store.find(id);
+    if (!existing) throw notFound('Recording');
+    assertMayChange(memberOf(request), existing);
+    if (!(await store.delete(id))) throw notFound('Recording');
+    return reply.code(204).send();
+  });
+}

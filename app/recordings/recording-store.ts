@@ -1,0 +1,119 @@
+import type { Queryable } from '../../src/index.js';
+import { validationFailed } from '../http/api-error.js';
+
+/** A recording as the API shows it. */
+export interface Recording {
+  id: string;
+  ownerId: string;
+  title: string;
+  durationSeconds: number;
+  mimeType: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Fields of a new recording; the tenant comes from the context, the owner from the caller. */
+export interface NewRecording {
+  title: string;
+  durationSeconds: number;
+  mimeType: string;
+}
+
+interface RecordingRow {
+  id: string;
+  owner_id: string;
+  title: string;
+  duration_seconds: number;
+  mime_type: string;
+  created_at: Date;
+  updated_at: Date;
+  micros: string;
+}
+
+// micros: created_at in whole microseconds since the epoch, exact (a JavaScript Date keeps milliseconds)
+const COLUMNS = `id, owner_id, title, duration_seconds, mime_type, created_at, updated_at,
+  (extract(epoch from created_at) * 1000000)::bigint::text as micros`;
+
+/**
+ * Data access for recordings. Every statement goes through the tenant pool, so the tenant
+ * comes from `runAs` and PostgreSQL's policies: no statement here names a tenant, and a row of
+ * another tenant is simply not there.
+ */
+export class RecordingStore {
+  constructor(private readonly db: Queryable) {}
+
+  async create(ownerId: string, input: NewRecording): Promise<Recording> {
+    const { rows } = await this.db.query<RecordingRow>(
+      `insert into recordings (owner_id, title, duration_seconds, mime_type) values ($1, $2, $3, $4) returning ${COLUMNS}`,
+      [ownerId, input.title, input.durationSeconds, input.mimeType],
+    );
+    return toRecording(rows[0]!);
+  }
+
+  async find(id: string): Promise<Recording | undefined> {
+    const { rows } = await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where id = $1`, [id]);
+    return rows[0] && toRecording(rows[0]);
+  }
+
+  /** Newest first; `cursor` is the `nextCursor` of the previous page. */
+  async list(limit: number, cursor?: string): Promise<{ items: Recording[]; nextCursor: string | null }> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const { rows } = after
+      ? await this.db.query<RecordingRow>(
+          `select ${COLUMNS} from recordings
+            where (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)
+            order by created_at desc, id desc limit $1`,
+          [limit + 1, after.micros, after.id],
+        )
+      : await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings order by created_at desc, id desc limit $1`, [limit + 1]);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map(toRecording), nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : null };
+  }
+
+  /** Changes the given fields; undefined when the recording is not there. */
+  async update(id: string, changes: Partial<NewRecording>): Promise<Recording | undefined> {
+    const { rows } = await this.db.query<RecordingRow>(
+      `update recordings
+          set title = coalesce($2, title),
+              duration_seconds = coalesce($3, duration_seconds),
+              mime_type = coalesce($4, mime_type),
+              updated_at = now()
+        where id = $1
+        returning ${COLUMNS}`,
+      [id, changes.title ?? null, changes.durationSeconds ?? null, changes.mimeType ?? null],
+    );
+    return rows[0] && toRecording(rows[0]);
+  }
+
+  /** True when a recording was deleted. */
+  async delete(id: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('delete from recordings where id = $1', [id]);
+    return rowCount === 1;
+  }
+}
+
+function toRecording(row: RecordingRow): Recording {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    title: row.title,
+    durationSeconds: row.duration_seconds,
+    mimeType: row.mime_type,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+const CURSOR = /^(-?\d{1,19})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+// Opaque to clients: base64url of "<created_at micros>.<id>" of the last row of a page
+function encodeCursor(micros: string, id: string): string {
+  return Buffer.from(`${micros}.${id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { micros: string; id: string } {
+  const match = /^[A-Za-z0-9_-]{1,100}$/.test(cursor) ? CURSOR.exec(Buffer.from(cursor, 'base64url').toString('utf8')) : null;
+  if (!match) throw validationFailed('cursor is not a cursor this API returned', 'cursor');
+  return { micros: match[1]!, id: match[2]! };
+}

@@ -1,0 +1,128 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { Logger } from 'pino';
+import { TenantCatalog, type TenantPool } from '../../../src/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+import { buildServer } from '../../../app/server.js';
+import { ensureExtensions, migrate } from '../../../app/migrate.js';
+import { TokenService } from '../../../app/auth/token-service.js';
+import { addMember, createUser, type MemberRole } from '../../../app/identity/users.js';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export interface FixtureTenant {
+  id: string;
+  slug: string;
+}
+
+export interface FixtureUser {
+  id: string;
+  email: string;
+}
+
+/** A migrated test database, two tenants and their people, and the server over the app role. */
+export interface AppFixture {
+  db: TestDatabase;
+  app: FastifyInstance;
+  appPool: TenantPool;
+  catalog: TenantCatalog;
+  jwtSecret: string;
+  tokens: TokenService;
+  /** Tenant A: alice (owner), bob (member), sam (admin). */
+  a: FixtureTenant;
+  /** Tenant B: carol (owner), sam (member). */
+  b: FixtureTenant;
+  users: { alice: FixtureUser; bob: FixtureUser; carol: FixtureUser; sam: FixtureUser };
+  /** A valid token minted directly (no sign-in): any user, any tenant. */
+  token(user: FixtureUser, tenant: FixtureTenant | string): Promise<string>;
+  /** `app.inject` with an optional bearer token. */
+  call(method: InjectOptions['method'], url: string, options?: { token?: string; payload?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  /** Inserts recordings as the owner role (explicit tenant); returns their ids. */
+  insertRecordings(tenant: FixtureTenant, owner: FixtureUser, count: number, options?: { sameTimestamp?: boolean; prefix?: string }): Promise<string[]>;
+  /** Every column of every recording of `tenant`, read as the superuser (the ground truth). */
+  recordingsOf(tenant: FixtureTenant): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+/** Builds the fixture. `configure` may add routes before the server is made ready. */
+export async function createAppFixture(options: { logger?: Logger; configure?: (app: FastifyInstance) => void } = {}): Promise<AppFixture> {
+  const db = await createTestDatabase();
+  await ensureExtensions(db.adminUrl);
+  await migrate(db.owner, { appRole: db.appRole });
+  const catalog = new TenantCatalog(db.owner);
+  const ta = await catalog.create({ slug: 'alpha', name: 'Alpha' });
+  const tb = await catalog.create({ slug: 'bravo', name: 'Bravo' });
+  const a = { id: ta.id, slug: ta.slug };
+  const b = { id: tb.id, slug: tb.slug };
+  const person = async (name: string, memberships: Array<[FixtureTenant, MemberRole]>): Promise<FixtureUser> => {
+    const email = `${name}@example.test`;
+    const id = await createUser(db.owner, { email, password: PASSWORD, displayName: name[0]!.toUpperCase() + name.slice(1) });
+    for (const [tenant, role] of memberships) await addMember(db.owner, tenant.id, id, role);
+    return { id, email };
+  };
+  const users = {
+    alice: await person('alice', [[a, 'owner']]),
+    bob: await person('bob', [[a, 'member']]),
+    carol: await person('carol', [[b, 'owner']]),
+    sam: await person('sam', [[a, 'admin'], [b, 'member']]),
+  };
+  const appPool = db.appPool();
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const tokens = new TokenService(jwtSecret);
+  const app = buildServer({ appPool, jwtSecret, logger: options.logger });
+  options.configure?.(app);
+  await app.ready();
+  let sequence = 0;
+
+  return {
+    db,
+    app,
+    appPool,
+    catalog,
+    jwtSecret,
+    tokens,
+    a,
+    b,
+    users,
+    token: (user, tenant) => tokens.issue({ userId: user.id, tenantId: typeof tenant === 'string' ? tenant : tenant.id }),
+    call(method, url, { token, payload, headers = {} } = {}) {
+      const all = token === undefined ? headers : { authorization: `Bearer ${token}`, ...headers };
+      return app.inject({ method, url, headers: all, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) });
+    },
+    async insertRecordings(tenant, owner, count, { sameTimestamp = false, prefix = tenant.slug } = {}) {
+      const { rows } = await db.owner.query<{ id: string }>(
+        `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type, created_at, updated_at)
+         select $1, $2, $3 || ' #' || ($4 + n), n * 10, 'audio/ogg',
+                case when $6 then now() else clock_timestamp() end, now()
+           from generate_series(1, $5) n
+         returning id`,
+        [tenant.id, owner.id, prefix, sequence, count, sameTimestamp],
+      );
+      sequence += count;
+      return rows.map((r) => r.id);
+    },
+    async recordingsOf(tenant) {
+      const { rows } = await db.admin.query('select * from recordings where tenant_id = $1 order by id', [tenant.id]);
+      return rows;
+    },
+    async close() {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
+
+/** A UUID that names nothing. */
+export const nobody = (): string => randomUUID();
+
+/** Every tenant route, with a body where it takes one; `:id` is replaced by `id`. */
+export function tenantRoutes(id: string): Array<{ method: InjectOptions['method']; url: string; payload?: unknown }> {
+  return [
+    { method: 'GET', url: '/me' },
+    { method: 'GET', url: '/recordings' },
+    { method: 'POST', url: '/recordings', payload: { title: 'intruder', durationSeconds: 1, mimeType: 'audio/ogg' } },
+    { method: 'GET', url: `/recordings/${id}` },
+    { method: 'PATCH', url: `/recordings/${id}`, payload: { title: 'changed by an intruder' } },
+    { method: 'DELETE', url: `/recordings/${id}` },
+  ];
+}
