@@ -116,6 +116,6 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
   } else {
     lines.push('(The demo users could not sign in: the demo data was changed. Sign in with your own users.)', '');
   }
-  lines.push('Ctrl+C stops the server and the embedded PostgreSQL.', '');
+  lines.push(db.embedded ? 'Ctrl+C stops the server and the embedded PostgreSQL (data stays in .tenantry/).' : 'Ctrl+C stops the server.', '');
   return lines.join('\n');
 }

@@ -21,7 +21,7 @@ beforeAll(async () => {
   await f.catalog.softDelete(d.id);
   suspended = { id: s.id, slug: s.slug };
   deleted = { id: d.id, slug: d.slug };
-  [bRecording] = await f.insertRecordings(f.b, f.users.carol, 1);
+  bRecording = (await f.insertRecordings(f.b, f.users.carol, 1))[0]!;
 });
 afterAll(() => f?.close());
 
@@ -165,7 +165,7 @@ describe('access tokens on every tenant route', () => {
   it('carries the tenant of the token into the handler, under concurrency', async () => {
     const tokenA = await f.token(f.users.sam, f.a);
     const tokenB = await f.token(f.users.sam, f.b);
-    const calls = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? ['A', tokenA] : ['B', tokenB]) as const);
+    const calls = Array.from({ length: 40 }, (_, i): ['A' | 'B', string] => (i % 2 === 0 ? ['A', tokenA] : ['B', tokenB]));
     const answers = await Promise.all(
       calls.map(async ([which, token], i) => {
         const res = i % 4 < 2 ? await f.call('GET', '/me', { token }) : await f.call('POST', '/recordings', { token, payload: { title: `c${i}`, durationSeconds: i, mimeType: 'audio/ogg' } });

@@ -184,6 +184,18 @@ describe('400 VALIDATION_FAILED', () => {
     expect(res.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('answers 413 for a body over the limit', async () => {
+    const res = await f.call('POST', '/recordings', { token: alice, payload: { title: 'x'.repeat(70_000), durationSeconds: 1, mimeType: 'audio/ogg' } });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('serves HEAD of GET routes inside the tenant scope too', async () => {
+    expect((await f.call('HEAD', '/recordings')).statusCode).toBe(401);
+    expect((await f.call('HEAD', '/recordings', { token: alice })).statusCode).toBe(200);
+    expect((await f.call('HEAD', `/recordings/${nobody()}`, { token: alice })).statusCode).toBe(404);
+  });
+
   it('answers 404 ROUTE_NOT_FOUND for an unknown route', async () => {
     const res = await f.call('GET', '/nope', { token: alice });
     expect(res.statusCode).toBe(404);
