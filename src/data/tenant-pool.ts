@@ -37,19 +37,6 @@ export class TenantPool extends pg.Pool {
     super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder } as unknown as pg.PoolConfig & TenantClientConfig);
   }
 
-  // pg-pool runs the query in the callback of a connection hand-over, which may execute in
-  // another request's async context: capture the tenant now and carry it on the query.
-  override query(config: any, values?: any, callback?: any): any {
-    const tenantId = tryCurrentTenant();
-    let tagged = config;
-    if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId };
-    else if (config && typeof config === 'object') {
-      if (typeof config.submit === 'function') config[TENANT_OF_QUERY] = tenantId;
-      else tagged = { ...config, [TENANT_OF_QUERY]: tenantId };
-    }
-    return super.query(tagged, values, callback);
-  }
-
   /**
    * Refuses to run as a role that skips RLS (superuser, BYPASSRLS): such a role would see
    * every tenant's rows silently. Call once at start-up.
@@ -72,3 +59,18 @@ export class TenantPool extends pg.Pool {
     return (pg.Pool.prototype as unknown as { _release: Function })._release.call(this, client, idleListener, reason);
   }
 }
+
+// pg-pool runs the query in the callback of a connection hand-over, which may execute in
+// another request's async context: capture the tenant now and carry it on the query.
+// Assigned on the prototype (not declared in the class) so pg.Pool's typed overloads stay.
+const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
+TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
+  const tenantId = tryCurrentTenant();
+  let tagged = config;
+  if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId };
+  else if (config && typeof config === 'object') {
+    if (typeof config.submit === 'function') config[TENANT_OF_QUERY] = tenantId;
+    else tagged = { ...config, [TENANT_OF_QUERY]: tenantId };
+  }
+  return poolQuery.call(this, tagged, values, callback);
+} as pg.Pool['query'];
