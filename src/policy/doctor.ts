@@ -1,0 +1,98 @@
+import pg from 'pg';
+import { ConfigurationError } from '../errors/tenantry-error.js';
+import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
+import { loadScope, type DoctorCheck } from './doctor/doctor-scope.js';
+import type { DoctorReport, Finding } from './doctor/finding.js';
+import { checkAppRole } from './doctor/role-checks.js';
+import { checkPrivileges } from './doctor/privilege-checks.js';
+import { checkTenantTables } from './doctor/tenant-table-checks.js';
+import { checkKeys } from './doctor/constraint-checks.js';
+import { checkPolicies } from './doctor/policy-checks.js';
+import { checkViews } from './doctor/view-checks.js';
+import { checkDefinerFunctions } from './doctor/function-checks.js';
+import { checkRegistry } from './doctor/registry-checks.js';
+import { checkSettings } from './doctor/setting-checks.js';
+
+export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
+
+/** Options of {@link runDoctor}. */
+export interface DoctorOptions {
+  /** The role the application connects as. Default: `app_role` from `tenantry.meta`. */
+  appRole?: string;
+  /** The schemas holding application tables. Default: `data_schemas` from `tenantry.meta`, else `['public']`. */
+  schemas?: string[];
+}
+
+const CHECKS: DoctorCheck[] = [
+  checkAppRole,
+  checkPrivileges,
+  checkTenantTables,
+  checkKeys,
+  checkPolicies,
+  checkViews,
+  checkDefinerFunctions,
+  checkRegistry,
+  checkSettings,
+];
+
+/**
+ * `tenantry doctor`: audits a live database for everything that would let one tenant see or
+ * change another tenant's rows, or that breaks Tenantry's deny-by-default. Connect as a superuser
+ * or as the owner role. Read-only: it runs in one READ ONLY, REPEATABLE READ transaction, so every
+ * check sees the same snapshot of the catalog.
+ *
+ * @example
+ * const report = await runDoctor(process.env.DATABASE_URL!);
+ * console.log(formatDoctorReport(report));
+ * process.exitCode = report.ok ? 0 : 1;
+ */
+export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry doctor' });
+  await client.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // pg_get_expr and regclass output then name every object outside pg_catalog with its schema
+    await client.query('SET LOCAL search_path = pg_catalog, pg_temp');
+    const { scope, findings } = await loadScope(client, options);
+    for (const check of CHECKS) findings.push(...(await check(scope)));
+    await client.query('COMMIT');
+    return doctorReport(findings);
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.insufficientPrivilege) {
+      throw new ConfigurationError('tenantry doctor needs to read the Tenantry catalog: connect as a superuser or as the owner role', error);
+    }
+    throw error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const SEVERITY_ORDER = { error: 0, warning: 1 } as const;
+
+/** Builds a report from findings: sorted (errors first, then by code and object), `ok` when none is an error. */
+export function doctorReport(findings: Finding[]): DoctorReport {
+  const sorted = [...findings].sort(
+    (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.code.localeCompare(b.code) || a.object.localeCompare(b.object),
+  );
+  return { ok: !sorted.some((f) => f.severity === 'error'), findings: sorted };
+}
+
+/**
+ * Renders a report for humans: one line per finding (severity, code, object, message, fix),
+ * then a summary line. For machines, `JSON.stringify(report)`.
+ */
+export function formatDoctorReport(report: DoctorReport): string {
+  const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ');
+  const lines = report.findings.map(
+    (f) => `${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.code} ${f.object}: ${oneLine(f.message)} Fix: ${oneLine(f.fix)}`,
+  );
+  const errors = report.findings.filter((f) => f.severity === 'error').length;
+  const warnings = report.findings.length - errors;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  lines.push(
+    report.findings.length === 0
+      ? 'tenantry doctor: no problems found.'
+      : `tenantry doctor: ${plural(errors, 'error')}, ${plural(warnings, 'warning')}${report.ok ? ' (ok: no errors)' : ''}.`,
+  );
+  return lines.join('\n');
+}
