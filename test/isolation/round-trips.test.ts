@@ -1,0 +1,198 @@
+// Zero extra round trips: the tenant context travels in the same flight as the statement.
+// The client's socket is instrumented: every write and every read is logged in order, so a
+// "flight" is a run of writes the client sends before it next hears from the server. A
+// statement that needs one answer before the next message (set_config, then the query) shows
+// as two flights. ReadyForQuery messages and the frontend messages written are counted too.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { randomUUID } from 'node:crypto';
+import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
+import type { TenantPool } from '../../src/data/tenant-pool.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let pool: TenantPool;
+const A = randomUUID();
+
+interface Measure {
+  /** Runs of client writes separated by server replies: the number of round trips. */
+  flights: number;
+  /** ReadyForQuery messages received. */
+  readyForQuery: number;
+  /** Frontend message types written, e.g. ['P','B','E','P','B','D','E','S']. */
+  messages: string[];
+  /** Texts of the Parse messages written. */
+  parsed: string[];
+}
+
+/** Wraps a connected client's socket and counts what crosses it while `fn` runs. */
+function instrument(client: pg.Client | pg.PoolClient) {
+  const connection = (client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.WritableStream & NodeJS.EventEmitter } })
+    .connection;
+  const stream = connection.stream;
+  let log: ('W' | 'R')[] = [];
+  let written: Buffer[] = [];
+  let readyForQuery = 0;
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  (stream as unknown as { write: (...args: unknown[]) => boolean }).write = (chunk: unknown, ...rest: unknown[]) => {
+    log.push('W');
+    written.push(Buffer.from(chunk as Buffer));
+    return write(chunk, ...rest);
+  };
+  // before pg's own listener, which may write the next messages synchronously
+  stream.prependListener('data', () => log.push('R'));
+  connection.on('readyForQuery', () => readyForQuery++);
+
+  return async function measure(fn: () => Promise<unknown>): Promise<Measure> {
+    log = [];
+    written = [];
+    readyForQuery = 0;
+    await fn();
+    const flights = log.filter((e, i) => e === 'W' && (i === 0 || log[i - 1] === 'R')).length;
+    return { flights, readyForQuery, ...decode(Buffer.concat(written)) };
+  };
+}
+
+/** Splits the frontend byte stream into messages (type byte + int32 length). */
+function decode(bytes: Buffer): { messages: string[]; parsed: string[] } {
+  const messages: string[] = [];
+  const parsed: string[] = [];
+  let at = 0;
+  while (at + 5 <= bytes.length) {
+    const type = String.fromCharCode(bytes[at]!);
+    const length = bytes.readInt32BE(at + 1);
+    if (type === 'P') {
+      const body = bytes.subarray(at + 5, at + 1 + length);
+      const nameEnd = body.indexOf(0);
+      parsed.push(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1)).toString('utf8'));
+    }
+    messages.push(type);
+    at += 1 + length;
+  }
+  expect(at, 'the written bytes are whole protocol messages').toBe(bytes.length);
+  return { messages, parsed };
+}
+
+/** Statements end with a Sync (extended) or are a simple Query: one per round trip. */
+const terminators = (m: Measure) => m.messages.filter((t) => t === 'S' || t === 'Q').length;
+const carriesContext = (m: Measure) => m.parsed.some((text) => text.includes('tenantry.context'));
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.owner.query(`
+    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
+    select tenantry.register_tenant_table('notes');
+  `);
+  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($1, 'a2')`, [A]);
+  pool = db.appPool({ max: 1 });
+});
+afterAll(() => db?.drop());
+
+describe('round trips', () => {
+  let plain: pg.Client;
+  let measurePlain: ReturnType<typeof instrument>;
+  let held: pg.PoolClient;
+  let measureTenant: ReturnType<typeof instrument>;
+
+  beforeAll(async () => {
+    // the baseline: plain node-postgres as the same role, no tenant context at all
+    plain = new pg.Client({ connectionString: db.appUrl });
+    await plain.connect();
+    measurePlain = instrument(plain);
+    held = await pool.connect();
+    measureTenant = instrument(held);
+  });
+  afterAll(async () => {
+    held?.release();
+    await plain?.end();
+  });
+
+  it('the instrument sees an extra round trip when there is one (control)', async () => {
+    const m = await measurePlain(async () => {
+      await plain.query(`select set_config('tenantry.context', $1, true)`, ['']);
+      await plain.query('select 1');
+    });
+    expect(m.flights).toBe(2);
+    expect(m.readyForQuery).toBe(2);
+  });
+
+  it.each([
+    ['simple protocol', 'select body from notes', undefined],
+    ['extended protocol', 'select body from notes where body <> $1', ['']],
+  ] as const)('an autocommit statement (%s) costs one round trip and one ReadyForQuery, like plain pg', async (_name, text, values) => {
+    const baseline = await measurePlain(() => plain.query(text, values as unknown[] | undefined));
+    const tenant = await measureTenant(() => runAs(A, () => held.query(text, values as unknown[] | undefined)));
+    expect(baseline).toMatchObject({ flights: 1, readyForQuery: 1 });
+    expect(tenant).toMatchObject({ flights: 1, readyForQuery: 1 });
+    expect(terminators(tenant)).toBe(1);
+    expect(carriesContext(tenant), 'the context went out in that flight').toBe(true);
+    expect(carriesContext(baseline)).toBe(false);
+  });
+
+  it('a statement with no tenant costs one round trip too (it still sends the empty context)', async () => {
+    const m = await measureTenant(() => runWithoutTenant(() => held.query('select body from notes where body <> $1', [''])));
+    expect(m).toMatchObject({ flights: 1, readyForQuery: 1 });
+    expect(carriesContext(m)).toBe(true);
+  });
+
+  it('BEGIN / statement / COMMIT costs three round trips, the same as plain pg', async () => {
+    const run = (client: pg.Client | pg.PoolClient) => async () => {
+      await client.query('begin');
+      await client.query('select body from notes where body <> $1', ['']);
+      await client.query('commit');
+    };
+    const baseline = await measurePlain(run(plain));
+    const tenant = await measureTenant(() => runAs(A, run(held)));
+    expect(baseline).toMatchObject({ flights: 3, readyForQuery: 3 });
+    expect(tenant).toMatchObject({ flights: baseline.flights, readyForQuery: baseline.readyForQuery });
+    expect(tenant.parsed.filter((t) => t.includes('tenantry.context')).length).toBe(3);
+  });
+
+  it('an error and ROLLBACK cost the same round trips as plain pg', async () => {
+    const run = (client: pg.Client | pg.PoolClient) => async () => {
+      await client.query('begin');
+      await client.query('select 1/0').catch(() => undefined);
+      await client.query('rollback');
+    };
+    const baseline = await measurePlain(run(plain));
+    const tenant = await measureTenant(() => runAs(A, run(held)));
+    expect(tenant).toMatchObject({ flights: baseline.flights, readyForQuery: baseline.readyForQuery });
+    expect(baseline.flights).toBe(3);
+  });
+
+  it('the rows a tenant gets are the statement’s own, not the prefix’s', async () => {
+    const r = await runAs(A, () => held.query('select body from notes where body <> $1 order by body', ['']));
+    expect(r.rows).toEqual([{ body: 'a1' }, { body: 'a2' }]);
+    expect(r.fields.map((f) => f.name)).toEqual(['body']);
+    expect(r.command).toBe('SELECT');
+  });
+});
+
+describe('where the app connections go', () => {
+  it('through pgbouncer when TENANTRY_TEST_APP_PORT is set, straight to PostgreSQL otherwise', async () => {
+    const behindPgbouncer = Boolean(process.env.TENANTRY_TEST_APP_PORT);
+    const client = await pool.connect();
+    try {
+      const localPort = (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+      const { rows } = await client.query('select inet_server_port() as server_port, inet_client_port() as client_port where $1', [true]);
+      // a pooler makes its own connection to PostgreSQL: the server sees another client port
+      expect(rows[0].client_port !== localPort).toBe(behindPgbouncer);
+      expect(String(rows[0].server_port) === new URL(db.appUrl).port).toBe(!behindPgbouncer);
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe('round trips through pool.query', () => {
+  it('pool.query costs one round trip on an idle pooled connection', async () => {
+    const single = db.appPool({ max: 1 });
+    await single.query('select 1 where $1', [true]); // open the connection
+    const client = await single.connect();
+    const measure = instrument(client);
+    client.release();
+    const m = await measure(() => runAs(A, () => single.query('select body from notes where body <> $1', [''])));
+    expect(m).toMatchObject({ flights: 1, readyForQuery: 1 });
+    expect(carriesContext(m)).toBe(true);
+  });
+});
