@@ -20,3 +20,4 @@ export { installSql, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions
 export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
+export { runDoctor, formatDoctorReport } from './policy/doctor.js';

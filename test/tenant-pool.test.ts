@@ -71,10 +71,64 @@ describe('TenantPool edge cases', () => {
     }
   });
 
-  it('completes a simple multi-statement query and reports its error without hanging', async () => {
-    const r = await runAs(A, () => pool.query('select 1 as x; select count(*)::int as n from notes'));
-    expect((r as unknown as Array<{ rows: unknown[] }>)[1]!.rows).toEqual([{ n: 2 }]);
-    await expect(runAs(A, () => pool.query('select 1; select 1/0'))).rejects.toMatchObject({ code: '22012' });
+  it('runs multi-statement text only inside a transaction that carries the tenant', async () => {
+    await expect(runAs(A, () => pool.query('select 1 as x; select count(*)::int as n from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    const client = await pool.connect();
+    try {
+      const r = await runAs(A, async () => {
+        await client.query('begin');
+        const both = await client.query('select 1 as x; select count(*)::int as n from notes');
+        await client.query('commit');
+        return both;
+      });
+      expect((r as unknown as Array<{ rows: unknown[] }>)[1]!.rows).toEqual([{ n: 2 }]);
+      await runAs(A, () => client.query('begin'));
+      await expect(runAs(A, () => client.query('select 1; select 1/0'))).rejects.toMatchObject({ code: '22012' });
+      await expect(runAs(A, () => client.query('rollback; select * from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await runAs(A, () => client.query('rollback'));
+      // with no tenant, multi-statement text runs unprefixed and sees nothing
+      const none = (await client.query('select 1; select count(*)::int as n from notes')) as unknown as Array<{ rows: Array<{ n: number }> }>;
+      expect(none[1]!.rows[0]!.n).toBe(0);
+    } finally {
+      client.release();
+    }
     expect((await runAs(B, () => pool.query('select count(*)::int as n from notes'))).rows[0].n).toBe(1);
+  });
+
+  it('commits a statement without parameters on its own (one implicit transaction)', async () => {
+    const client = await pool.connect();
+    try {
+      await runAs(A, () => client.query(`insert into notes (tenant_id, body) values ('${A}', 'no-params')`));
+      expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
+    } finally {
+      client.release();
+    }
+    const stored = await db.admin.query(`select count(*)::int as n from notes where body = 'no-params'`);
+    expect(stored.rows[0].n).toBe(1);
+  });
+
+  it('starts a lazy thenable returned to runAs inside the tenant scope', async () => {
+    let ran: string | undefined;
+    const lazy = { then(resolve: (v: string) => void) { ran = 'started'; void pool.query('select body from notes order by body limit 1').then((r) => resolve(r.rows[0]?.body)); } };
+    const body = await runAs(A, () => lazy);
+    expect(ran).toBe('started');
+    expect(body).toBe('a1');
+  });
+});
+
+describe('registration', () => {
+  it('lets the app insert into serial columns of a registered table', async () => {
+    await db.owner.query(`create table counters (tenant_id uuid not null, n bigserial, primary key (tenant_id, n)); select tenantry.register_tenant_table('counters')`);
+    const r = await runAs(A, () => pool.query(`insert into counters (tenant_id) values ($1) returning n`, [A]));
+    expect(Number(r.rows[0].n)).toBeGreaterThan(0);
+  });
+
+  it('forgets a dropped table, and refuses temporary objects to the app', async () => {
+    await db.owner.query(`create table ephemeral (tenant_id uuid not null); select tenantry.register_tenant_table('ephemeral')`);
+    const count = `select count(*)::int as n from tenantry.registered_tables where relid::text = 'ephemeral'`;
+    expect((await db.admin.query(count)).rows[0].n).toBe(1);
+    await db.owner.query('drop table ephemeral');
+    expect((await db.admin.query(`select count(*)::int as n from tenantry.registered_tables r left join pg_class c on c.oid = r.relid where c.oid is null`)).rows[0].n).toBe(0);
+    await expect(pool.query('create temp table scratchpad (v int)')).rejects.toMatchObject({ code: '42501' });
   });
 });

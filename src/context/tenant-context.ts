@@ -15,19 +15,30 @@ const NO_TENANT: Scope = Object.freeze({ tenantId: undefined });
 /**
  * Runs `fn` with `tenant` as the current tenant. Everything `fn` starts (awaits, timers,
  * promises) sees the same tenant; nothing outside it does. Nested calls replace the tenant
- * for their own extent only.
+ * for their own extent only. A lazy thenable that `fn` returns (a query builder) is started
+ * inside the scope, and a Promise of its value is returned.
  *
  * @example
  * await runAs(tenantId, () => pool.query('select * from recordings'));
  */
 export function runAs<T>(tenant: TenantRef, fn: () => T): T {
   const tenantId = toTenantId(typeof tenant === 'string' ? tenant : tenant?.id);
-  return storage.run({ tenantId }, fn);
+  return storage.run({ tenantId }, () => startInScope(fn()));
+}
+
+// Query builders (Drizzle's, for one) are thenables that start only when awaited: start them
+// here, inside the scope, or the caller's await would run them without it. The caller gets a
+// Promise of the same value (typed as T: awaiting it gives what awaiting the builder would).
+function startInScope<T>(value: T): T {
+  if (value instanceof Promise || value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
+  const then = (value as { then?: unknown }).then;
+  if (typeof then !== 'function') return value;
+  return new Promise((resolve, reject) => then.call(value, resolve, reject)) as T;
 }
 
 /** Runs `fn` with no tenant in context, e.g. inside a tenant's work to call a tenant-less API. */
 export function runWithoutTenant<T>(fn: () => T): T {
-  return storage.run(NO_TENANT, fn);
+  return storage.run(NO_TENANT, () => startInScope(fn()));
 }
 
 /** The current tenant's id; throws `TENANT_SCOPE_MISSING` when there is none. */

@@ -4,7 +4,7 @@ import { CONTEXT_SETTING } from '../policy/install-sql.js';
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
  * in front of the caller's own messages, before their single Sync (or inside their simple
- * Query), so PostgreSQL runs both in one implicit transaction: one round trip, and the
+ * Query is never used: see prefixWithContext), so PostgreSQL runs both in one implicit transaction: one round trip, and the
  * setting (transaction-local) is gone when that transaction ends. The value is a bind
  * parameter, so it never appears in query text (pg_stat_activity, logs of statements).
  */
@@ -53,6 +53,9 @@ function precheck(query: Submittable, connection: WireConnection): Error | null 
 
 /**
  * Rewrites `query` in place so that, when submitted, it first sets the tenant context.
+ * Only for queries sent with the extended protocol (ending in their own Sync): a simple Query
+ * message after unsynced extended messages is not a documented sequence, and PostgreSQL 18
+ * leaves its transaction open.
  * `decide` runs at submit time (when the connection's transaction status is known) and
  * returns the context value to send, `null` to send none, or an Error to refuse the query.
  */
@@ -61,8 +64,6 @@ export function prefixWithContext(query: Submittable, decide: () => string | nul
   const onDataRow = query.handleDataRow;
   const onCommandComplete = query.handleCommandComplete;
   const onError = query.handleError;
-  // pg sends a simple Query message (no Sync of its own) unless the query must be prepared
-  const simple = query instanceof pg.Query && !(query as unknown as { requiresPreparation(): boolean }).requiresPreparation();
   let prefixPending = false;
   let parsedBefore = true;
 
@@ -99,12 +100,8 @@ export function prefixWithContext(query: Submittable, decide: () => string | nul
     // pg records a named statement as parsed on the first ParseComplete it sees, which is the
     // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
     if (this.name && !parsedBefore && isServerError(error)) delete connection.parsedStatements[this.name];
-    if (prefixPending && isServerError(error)) {
-      // The server now skips every message up to the next Sync. An extended query brings its
-      // own Sync; a simple Query message would be skipped too, so end the pipeline here.
-      prefixPending = false;
-      if (simple) connection.sync();
-    }
+    // the server now skips every message up to the query's own Sync, which ends the pipeline
+    if (prefixPending && isServerError(error)) prefixPending = false;
     return onError?.call(this, error, connection);
   };
 }

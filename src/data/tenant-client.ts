@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
 import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
+import { hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import { prefixWithContext, type Submittable } from './context-prefix.js';
 
@@ -12,7 +13,6 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
 }
 
-const ROLLBACK = /^\s*(rollback|abort)\b/i;
 type TxStatus = 'I' | 'T' | 'E';
 
 /**
@@ -49,10 +49,24 @@ export class TenantClient extends pg.Client {
     const tenantId: string | undefined =
       typeof config === 'object' && TENANT_OF_QUERY in config ? config[TENANT_OF_QUERY] : tryCurrentTenant();
     if (typeof config.submit === 'function') {
-      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable));
+      // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
+      // is assumed to send a simple Query, which cannot share the prefix's transaction
+      const extended = 'values' in config || 'cursor' in config || 'portal' in config;
+      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended));
       return super.query(config, values, callback);
     }
-    const query = new pg.Query(config, values, callback) as pg.Query & Submittable & { callback?: Function; query_timeout?: number };
+    const query = new pg.Query(config, values, callback) as pg.Query & Submittable & {
+      callback?: Function;
+      query_timeout?: number;
+      queryMode?: string;
+      requiresPreparation(): boolean;
+    };
+    // A statement without parameters would go as a simple Query: send it with the extended
+    // protocol instead so it shares the prefix's Sync. Only multi-statement text stays simple.
+    if (!query.requiresPreparation() && typeof query.text === 'string' && query.text.trim() !== '' && !hasMultipleStatements(query.text)) {
+      query.queryMode = 'extended';
+    }
+    const simple = !query.requiresPreparation();
     if (typeof config === 'object' && config.query_timeout) query.query_timeout = config.query_timeout;
     let result: Promise<unknown> | undefined;
     if (!query.callback) {
@@ -65,22 +79,43 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    prefixWithContext(query, () => this.#contextFor(tenantId, query));
+    prefixWithContext(query, () => this.#contextFor(tenantId, query, simple));
     super.query(query as unknown as pg.Submittable);
     return result;
   }
 
-  /** Decides, at submit time, what context to send for a statement of `tenantId`. */
-  #contextFor(tenantId: string | undefined, query: Submittable): string | null | Error {
+  /**
+   * Decides, at submit time, what context to send for a statement of `tenantId`: a value,
+   * `null` for none, or an Error to refuse it. `simple` statements (multi-statement text,
+   * simple-protocol submittables) cannot carry a prefix and run only where a transaction
+   * already carries the right context, or where there is no tenant to carry.
+   */
+  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
+    const loneEnd = isLoneTransactionEnd(query.text);
     switch (this.#status) {
       case 'E':
-        return null; // the transaction is aborted: only ROLLBACK can run, and it needs no tenant
+        // aborted: only ROLLBACK can run, and it needs no tenant. Anything else is prefixed
+        // (and fails as it would have), or refused when it cannot be: "rollback; select …"
+        // must not run its select with whatever value the session holds.
+        if (loneEnd) return null;
+        if (simple) return new TenantryError('UNSUPPORTED', 'In a failed transaction only a lone ROLLBACK can run', { status: 500 });
+        break;
       case 'T':
-        if (tenantId !== this.#transactionTenant) {
-          return typeof query.text === 'string' && ROLLBACK.test(query.text) ? null : new TenantContextMismatchError();
-        }
+        if (tenantId !== this.#transactionTenant) return loneEnd ? null : new TenantContextMismatchError();
+        if (simple) return null; // the transaction already carries this tenant's context
         break;
       default:
+        if (simple) {
+          if (tenantId !== undefined) {
+            return new TenantryError(
+              'UNSUPPORTED',
+              'A multi-statement query string (or a simple-protocol stream) cannot carry the tenant context outside a transaction: send statements one at a time, or inside BEGIN … COMMIT',
+              { status: 500 },
+            );
+          }
+          this.#transactionTenant = undefined;
+          return null;
+        }
         this.#transactionTenant = tenantId;
     }
     // With no tenant, still send an empty value: it overrides any session-level value that

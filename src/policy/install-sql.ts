@@ -116,7 +116,10 @@ export function installSql(input: InstallOptions = {}): string {
   add(`
 DO $do$
 BEGIN
-  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO ${app}', current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${app}', current_database());
+  -- temporary objects live first on the search path: a temp table or view named like a tenant
+  -- table, planted by injected SQL, would capture the next borrower's rows
+  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, ${app}', current_database());
   EXECUTE format('GRANT CONNECT, CREATE ON DATABASE %I TO ${owner}', current_database());
 END
 $do$;`);
@@ -206,7 +209,7 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
 );`);
   add(`REVOKE ALL ON tenantry.registered_tables, tenantry.meta FROM PUBLIC, ${app};`);
   add(REGISTER_FUNCTIONS);
-  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass) FROM PUBLIC;`);
+  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text) FROM PUBLIC;`);
   add(`RESET ROLE;`);
 
   if (o.eventTrigger) {
@@ -217,6 +220,21 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
 }
 
 const REGISTER_FUNCTIONS = `
+-- serial / identity columns: the app needs USAGE on the sequence behind them to insert
+CREATE OR REPLACE FUNCTION tenantry.grant_column_sequences(tbl regclass, app text) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  seq text;
+BEGIN
+  FOR seq IN SELECT pg_get_serial_sequence(tbl::text, a.attname) FROM pg_attribute a
+              WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+                AND pg_get_serial_sequence(tbl::text, a.attname) IS NOT NULL LOOP
+    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, app);
+  END LOOP;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION tenantry.register_tenant_table(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -244,13 +262,14 @@ BEGIN
   EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
   IF NOT EXISTS (
     SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = tbl AND a.attname = tenant_column
+     WHERE i.indrelid = tbl AND a.attname = tenant_column AND i.indisvalid AND i.indpred IS NULL
   ) THEN
     EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
   END IF;
   EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', tbl);
   EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
+  PERFORM tenantry.grant_column_sequences(tbl, app);
   INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
   VALUES (tbl, 'tenant', tenant_column, true)
   ON CONFLICT (relid) DO UPDATE SET kind = 'tenant', tenant_column = excluded.tenant_column, writable = true;
@@ -272,6 +291,7 @@ BEGIN
   IF writable THEN
     EXECUTE format('CREATE POLICY tenantry_global_write ON %s FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
+    PERFORM tenantry.grant_column_sequences(tbl, app);
   ELSE
     EXECUTE format('GRANT SELECT ON %s TO %I', tbl, app);
   END IF;
@@ -313,7 +333,25 @@ REVOKE ALL ON FUNCTION tenantry.lock_new_table() FROM PUBLIC;
 DROP EVENT TRIGGER IF EXISTS tenantry_lock_new_table;
 CREATE EVENT TRIGGER tenantry_lock_new_table ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-  EXECUTE FUNCTION tenantry.lock_new_table();`;
+  EXECUTE FUNCTION tenantry.lock_new_table();
+
+-- a dropped table leaves the registry at once (its oid could be reused by an unrelated table)
+-- SECURITY DEFINER: it fires for every role's DROP (an app's temp table too), and only the
+-- owner may write the registry
+CREATE OR REPLACE FUNCTION tenantry.forget_dropped_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  DELETE FROM tenantry.registered_tables r
+   USING pg_event_trigger_dropped_objects() d
+   WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND r.relid::oid = d.objid;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.forget_dropped_table() FROM PUBLIC;
+DROP EVENT TRIGGER IF EXISTS tenantry_forget_dropped_table;
+CREATE EVENT TRIGGER tenantry_forget_dropped_table ON sql_drop
+  WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+  EXECUTE FUNCTION tenantry.forget_dropped_table();`;
 
 /** Creates a login role when missing and sets its attributes only when they differ (concurrent installs then write nothing). */
 function roleSql(role: string, attributes: string, expected: Record<string, boolean>): string {

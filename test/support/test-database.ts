@@ -71,6 +71,9 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       return pool;
     },
     async drop() {
+      // pg-pool's end() resolves before every socket has closed: a backend still closing can be
+      // terminated by DROP DATABASE ... WITH (FORCE) below (57P01), which is expected here.
+      for (const p of pools) p.on('error', () => undefined);
       await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
       const c = new pg.Client({ connectionString: rootUrl });
       await c.connect();

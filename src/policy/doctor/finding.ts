@@ -22,6 +22,7 @@ export type FindingCode =
   | 'APP_CAN_REFERENCE'
   | 'APP_CAN_TRIGGER'
   | 'APP_CAN_CREATE_IN_SCHEMA'
+  | 'APP_CAN_CREATE_TEMP'
   | 'PRIVATE_SCHEMA_REACHABLE'
   | 'PRIVATE_OBJECT_REACHABLE'
   // tenant tables

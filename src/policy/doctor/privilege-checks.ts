@@ -12,7 +12,24 @@ const TABLE_PRIVILEGES: { privilege: string; code: FindingCode; why: string }[] 
  * tenant tables, CREATE on the data and Tenantry schemas, and anything in `tenantry_private`.
  */
 export async function checkPrivileges(scope: DoctorScope): Promise<Finding[]> {
-  return [...(await tablePrivileges(scope)), ...(await schemaPrivileges(scope)), ...(await privateObjects(scope))];
+  return [...(await tablePrivileges(scope)), ...(await schemaPrivileges(scope)), ...(await privateObjects(scope)), ...(await temporaryObjects(scope))];
+}
+
+// Temporary relations come first on the search path: a temp table or view named like a tenant
+// table, planted by injected SQL in a pooled session, captures the next borrower's rows.
+async function temporaryObjects(scope: DoctorScope): Promise<Finding[]> {
+  if (!scope.appRole) return [];
+  const { rows } = await scope.db.query<{ temp: boolean }>(`SELECT has_database_privilege($1, current_database(), 'TEMPORARY') AS temp`, [scope.appRole]);
+  if (!rows[0]?.temp) return [];
+  return [
+    {
+      code: 'APP_CAN_CREATE_TEMP',
+      severity: 'error',
+      object: scope.databaseSql,
+      message: `The application role can create temporary tables and views in database ${scope.databaseSql}: they shadow tenant tables for the rest of a pooled session, so injected SQL could capture another tenant's rows.`,
+      fix: `REVOKE TEMPORARY ON DATABASE ${scope.databaseSql} FROM PUBLIC, ${scope.appSql};`,
+    },
+  ];
 }
 
 async function tablePrivileges(scope: DoctorScope): Promise<Finding[]> {

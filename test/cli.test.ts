@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+
+const exec = promisify(execFile);
+const TSX = path.resolve('node_modules/.bin/tsx');
+const CLI = path.resolve('src/cli/main.ts');
+
+let db: TestDatabase;
+let dir: string;
+
+/** Runs the CLI as a subprocess against the test database; never throws, returns code and output. */
+async function tenantry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(TSX, [CLI, '--database-url', db.adminUrl, '--dir', dir, ...args], {
+      env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-cli-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('tenantry CLI', () => {
+  it('prints the install SQL with secrets masked on --dry-run', async () => {
+    const r = await tenantry('install', '--dry-run', '--app-role', 'my_app');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('CREATE POLICY tenantry_self ON tenantry.tenants');
+    expect(r.stdout).toContain('"my_app"');
+    expect(r.stdout).toContain("PASSWORD '********'");
+    expect(r.stdout).not.toContain(db.contextSecret);
+  });
+
+  it('installs idempotently', async () => {
+    const first = await tenantry('install');
+    const second = await tenantry('install');
+    expect([first.code, second.code]).toEqual([0, 0]);
+    expect(second.stdout).toContain('tenantry installed (signed context)');
+  });
+
+  it('creates, lists, suspends, resumes and soft-deletes tenants', async () => {
+    const created = await tenantry('tenants', 'create', 'cli-acme', '--name', 'CLI Acme', '--json');
+    expect(created.code).toBe(0);
+    const [tenant] = JSON.parse(created.stdout) as Array<{ id: string; status: string }>;
+    expect(tenant!.status).toBe('active');
+    expect((await tenantry('tenants', 'list')).stdout).toMatch(/cli-acme\s+active\s+shared/);
+    expect(JSON.parse((await tenantry('tenants', 'suspend', 'cli-acme', '--json')).stdout)[0].status).toBe('suspended');
+    expect(JSON.parse((await tenantry('tenants', 'resume', tenant!.id, '--json')).stdout)[0].status).toBe('active');
+    expect(JSON.parse((await tenantry('tenants', 'delete', 'cli-acme', '--json')).stdout)[0].status).toBe('deleted');
+    const stored = await db.admin.query('select status from tenantry.tenants where slug = $1', ['cli-acme']);
+    expect(stored.rows[0].status).toBe('deleted');
+  });
+
+  it('fails with a stable code and exit 1 on bad input, exit 2 on bad usage', async () => {
+    const taken = await tenantry('tenants', 'create', 'dup-slug');
+    expect(taken.code).toBe(0);
+    const again = await tenantry('tenants', 'create', 'dup-slug');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('TENANT_SLUG_TAKEN');
+    const missing = await tenantry('tenants', 'get', 'no-such-tenant');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('TENANT_NOT_FOUND');
+    expect((await tenantry('tenants', 'frobnicate')).code).toBe(2);
+  });
+
+  it('doctor passes on a clean install and fails on a planted defect', async () => {
+    const clean = await tenantry('doctor');
+    expect(clean.code).toBe(0);
+    await db.owner.query('create table cli_leaky (tenant_id uuid not null, v int)');
+    await db.admin.query(`alter table cli_leaky no force row level security, disable row level security; grant select on cli_leaky to ${db.appRole}`);
+    const dirty = await tenantry('doctor', '--json');
+    expect(dirty.code).toBe(1);
+    const report = JSON.parse(dirty.stdout) as { ok: boolean; findings: Array<{ object: string; fix: string }> };
+    expect(report.ok).toBe(false);
+    expect(report.findings.some((f) => f.object.includes('cli_leaky') && f.fix.length > 0)).toBe(true);
+  });
+});
