@@ -142,3 +142,14 @@ describe('privileges of the app role', () => {
     expect(rows[0].n).toBe(0);
   });
 });
+
+describe('the reference schema under doctor', () => {
+  it('passes tenantry doctor with no finding at all once migrated', async () => {
+    const { runDoctor } = await import('../../src/policy/doctor.js');
+    const d = await freshDatabase();
+    await migrate(d.owner, { appRole: d.appRole });
+    const report = await runDoctor(d.adminUrl);
+    expect(report.findings).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+});
