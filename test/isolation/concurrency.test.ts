@@ -1,38 +1,16 @@
-// Many tenants, a small pool, thousands of interleaved operations: autocommit statements,
-// transactions that commit, fail or roll back, savepoints, statements with no tenant. Every row
+// Many tenants, a small pool, thousands of interleaved operations: autocommit statements (with
+// and without parameters), transactions that commit, fail or roll back, savepoints,
+// multi-statement strings (run inside transactions, refused outside them), statements with no
+// tenant. Every row
 // must belong to the tenant in context, nothing may be left on a pooled connection, and the
 // pool's transaction rules (destroy on release inside a transaction, refuse a tenant switch
 // inside one) must hold without hanging a connection.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-
-/** Major version of the server under test (the embedded one, or the machine's in CI's pgbouncer stage). */
-const serverMajor = await (async () => {
-  const client = new pg.Client({ connectionString: inject('adminUrl') });
-  await client.connect();
-  try {
-    return Math.floor(Number((await client.query('show server_version_num')).rows[0].server_version_num) / 10_000);
-  } finally {
-    await client.end();
-  }
-})();
-
-/**
- * BUG (core, src/data/context-prefix.ts), seen on PostgreSQL 18.4, not on 15.20: a
- * parameterless statement goes out as a simple Query message after the prefix's
- * Parse/Bind/Execute, with no Sync. PostgreSQL 18 treats the unsynced Execute as the start of
- * a pipeline (an implicit transaction block) that the single-statement Query does not close, so
- * ReadyForQuery says 'T' and the server session really is still in that transaction. Results:
- * (1) an autocommit write through pool.query without parameters is rolled back, because the
- * pool then destroys the "open transaction" client; (2) every parameterless pool.query costs a
- * new connection; (3) on a checked-out client the next statement under another tenant (or none)
- * is refused with TENANT_CONTEXT_MISMATCH, and its writes wait for a later Sync.
- */
-const simplePrefixLeavesTransactionOpen = serverMajor >= 18;
 
 let db: TestDatabase;
 const TENANT_COUNT = 60;
@@ -104,10 +82,49 @@ describe('thousands of interleaved operations on a small pool', () => {
         expect(r.rows.length).toBeGreaterThanOrEqual(SEED_ROWS);
         expectOwn(r.rows, t, 'extended read');
       },
-      async readSimple(t) {
+      async readParameterless(t) {
         const r = await pool.query('select tenant_id from notes');
         expect(r.rows.length).toBeGreaterThanOrEqual(SEED_ROWS);
-        expectOwn(r.rows, t, 'simple read');
+        expectOwn(r.rows, t, 'parameterless read');
+      },
+      async writeParameterless(t) {
+        // no parameters: sent with the extended protocol behind the prefix, commits on its own
+        const r = await pool.query(`update notes set body = body where body like 'seed-%' returning tenant_id`);
+        expect(r.rows.length).toBe(SEED_ROWS);
+        expectOwn(r.rows, t, 'parameterless write');
+      },
+      async multiStatementInTransaction(t) {
+        const client = await pool.connect();
+        try {
+          await client.query('begin');
+          await client.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'multi']);
+          // a simple Query: no prefix of its own, the transaction carries the tenant
+          const results = (await client.query(
+            `select tenant_id from notes; select tenantry.current_tenant_id()::text as t; insert into notes (tenant_id, body) select tenantry.current_tenant_id(), 'multi' returning tenant_id`,
+          )) as unknown as pg.QueryResult[];
+          expect(results).toHaveLength(3);
+          expectOwn(results[0]!.rows, t, 'multi-statement read in transaction');
+          expect(results[1]!.rows).toEqual([{ t }]);
+          expectOwn(results[2]!.rows, t, 'multi-statement insert in transaction');
+          await client.query('commit');
+          committed.set(t, committed.get(t)! + 2);
+        } finally {
+          client.release();
+        }
+      },
+      async multiStatementRefusedOutsideTransaction(t) {
+        expect(await codeOf(pool.query(`select tenant_id from notes; insert into notes (tenant_id, body) values ('${t}', 'never-sent')`))).toBe(
+          'UNSUPPORTED',
+        );
+        const client = await pool.connect();
+        try {
+          expect(await codeOf(client.query(`select 1; select tenant_id from notes`))).toBe('UNSUPPORTED');
+          // nothing was sent: the client is idle and serves the next statement at once
+          expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
+          expectOwn((await within(5_000, client.query('select tenant_id from notes'), 'statement after a refusal')).rows, t, 'after refusal');
+        } finally {
+          client.release();
+        }
       },
       async insertAutocommit(t) {
         const r = await pool.query('insert into notes (tenant_id, body) values ($1, $2) returning tenant_id', [t, 'auto']);
@@ -176,6 +193,9 @@ describe('thousands of interleaved operations on a small pool', () => {
         await runWithoutTenant(async () => {
           expect((await pool.query('select tenant_id from notes where body <> $1', [''])).rows).toEqual([]);
           expect((await pool.query('select tenant_id from notes')).rows).toEqual([]);
+          // with no tenant, a multi-statement string is sent unprefixed and sees no tenant rows either
+          const multi = (await pool.query('select tenant_id from notes; select count(*)::int as n from notes')) as unknown as pg.QueryResult[];
+          expect(multi.map((r) => r.rows)).toEqual([[], [{ n: 0 }]]);
           expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'orphan']))).toBe('42501');
         });
       },
@@ -354,27 +374,60 @@ describe('transaction rules of the pool', () => {
     expect((await db.admin.query(`select count(*)::int as n from notes where body = 'rolled-back'`)).rows[0].n).toBe(0);
   });
 
-  (simplePrefixLeavesTransactionOpen ? it.fails : it)(
-    'BUG on PostgreSQL 18 (see top of file): a parameterless autocommit statement commits and leaves the connection idle',
-    async () => {
-      const pool = db.appPool({ max: 1 });
-      const [A, B] = tenants.slice(4) as [string, string];
-      let removed = 0;
-      pool.on('remove', () => removed++);
-      await runAs(A, () => pool.query(`insert into notes (tenant_id, body) values ('${A}', 'simple-autocommit')`));
-      expect((await db.admin.query(`select count(*)::int as n from notes where body = 'simple-autocommit'`)).rows[0].n).toBe(1);
-      for (let i = 0; i < 3; i++) await runAs(A, () => pool.query('select 1'));
-      expect(removed, 'autocommit statements must not cost a new connection').toBe(0);
-      const client = await pool.connect();
-      try {
-        await runAs(A, () => client.query('select count(*) from notes'));
-        expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
-        await runAs(B, () => client.query('select count(*) from notes'));
-      } finally {
-        client.release();
+  it('a statement that cannot run in a transaction block is refused (25001) with or without a tenant; the connection stays usable', async () => {
+    // every statement shares one implicit transaction with its prefix: VACUUM, CREATE INDEX
+    // CONCURRENTLY and the like belong on the owner's plain pool (docs/security.md)
+    const pool = db.appPool({ max: 1 });
+    const [A] = tenants as [string];
+    const indexes = `select count(*)::int as n from pg_indexes where tablename = 'notes'`;
+    const before = (await db.admin.query(indexes)).rows[0].n;
+    const client = await pool.connect();
+    try {
+      for (const text of ['vacuum notes', 'create index concurrently on notes (body)', 'reindex table concurrently notes']) {
+        expect(await within(5_000, codeOf(runAs(A, () => client.query(text))), text)).toBe('25001');
+        expect(await within(5_000, codeOf(runWithoutTenant(() => client.query(text))), text)).toBe('25001');
       }
-    },
-  );
+      const r = await within(5_000, runAs(A, () => client.query('select tenant_id from notes where body <> $1', [''])), 'after 25001');
+      expect(r.rows.length).toBeGreaterThan(0);
+      expect(r.rows.every((row) => row.tenant_id === A)).toBe(true);
+    } finally {
+      client.release();
+    }
+    expect((await db.admin.query(indexes)).rows[0].n, 'no index was created').toBe(before);
+  });
+
+  // Used to fail on PostgreSQL 18 when a parameterless statement went out as a simple Query after
+  // the prefix: the server left that implicit transaction open. It now goes out with the extended
+  // protocol, behind the prefix and before its own Sync, on every version.
+  it('a parameterless autocommit statement commits and leaves the connection idle', async () => {
+    const pool = db.appPool({ max: 1 });
+    const [A, B] = tenants.slice(4) as [string, string];
+    let removed = 0;
+    pool.on('remove', () => removed++);
+    await runAs(A, () => pool.query(`insert into notes (tenant_id, body) values ('${A}', 'simple-autocommit')`));
+    expect((await db.admin.query(`select count(*)::int as n from notes where body = 'simple-autocommit'`)).rows[0].n).toBe(1);
+    for (let i = 0; i < 3; i++) await runAs(A, () => pool.query('select 1'));
+    await runWithoutTenant(() => pool.query(`update notes set body = body where body = 'simple-autocommit'`));
+    expect(removed, 'autocommit statements must not cost a new connection').toBe(0);
+    const client = await pool.connect();
+    try {
+      await runAs(A, () => client.query('select count(*) from notes'));
+      expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
+      const b = await runAs(B, () => client.query('select tenant_id from notes'));
+      expect(b.rows.every((row) => row.tenant_id === B)).toBe(true);
+      expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
+      // the server agrees: the session is idle, not idle in transaction
+      const pid = (client as unknown as { processID: number }).processID;
+      if (!process.env.TENANTRY_TEST_APP_PORT) {
+        const { rows } = await db.admin.query('select state from pg_stat_activity where pid = $1', [pid]);
+        expect(rows).toEqual([{ state: 'idle' }]);
+      }
+    } finally {
+      client.release();
+    }
+    expect(removed).toBe(0);
+    await db.admin.query(`delete from notes where body = 'simple-autocommit'`);
+  });
 });
 
 describe('an error in the context prefix itself', () => {
@@ -398,22 +451,26 @@ describe('an error in the context prefix itself', () => {
       await broken.admin.query('revoke execute on function pg_catalog.set_config(text, text, boolean) from public');
       try {
         await runAs(A, async () => {
-          expect(await within(5_000, codeOf(client.query('select body from notes')), 'simple statement')).toBe('42501');
-          expect(await within(5_000, codeOf(client.query('select body from notes where body <> $1', [''])), 'extended statement')).toBe('42501');
+          expect(await within(5_000, codeOf(client.query('select body from notes')), 'parameterless statement')).toBe('42501');
+          expect(await within(5_000, codeOf(client.query('select body from notes where body <> $1', [''])), 'parameterised statement')).toBe('42501');
           expect(await within(5_000, codeOf(client.query('begin')), 'BEGIN')).toBe('42501');
           expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I'); // BEGIN never ran
-          expect(await within(5_000, codeOf(client.query('select 1; select 2')), 'multi-statement')).toBe('42501');
+          // a multi-statement string under a tenant outside a transaction gets no prefix: refused before it is sent
+          expect(await within(5_000, codeOf(client.query('select 1; select 2')), 'multi-statement')).toBe('UNSUPPORTED');
         });
+        // with no tenant, it is sent without a prefix, so the broken prefix does not touch it
+        const multi = (await within(5_000, runWithoutTenant(() => client.query('select 1 as one; select body from notes')), 'multi-statement, no tenant')) as unknown as pg.QueryResult[];
+        expect(multi.map((r) => r.rows)).toEqual([[{ one: 1 }], []]);
         const other = broken.appPool({ max: 1 });
         expect(await within(5_000, codeOf(other.query('select body from notes')), 'pool.query with no tenant')).toBe('42501');
-        expect(await within(5_000, codeOf(other.query('select body from notes where body <> $1', [''])), 'pool.query, extended')).toBe('42501');
+        expect(await within(5_000, codeOf(other.query('select body from notes where body <> $1', [''])), 'pool.query, parameterised')).toBe('42501');
       } finally {
         await broken.admin.query('grant execute on function pg_catalog.set_config(text, text, boolean) to public');
       }
       // the same connection works again at once: nothing was left unread or unsynced on it
       const r = await within(5_000, runAs(A, () => client.query('select body from notes where body <> $1', [''])), 'after repair');
       expect(r.rows).toEqual([{ body: 'mine' }]);
-      const r2 = await within(5_000, runAs(A, () => client.query('select body from notes')), 'simple after repair');
+      const r2 = await within(5_000, runAs(A, () => client.query('select body from notes')), 'parameterless after repair');
       expect(r2.rows).toEqual([{ body: 'mine' }]);
     } finally {
       client.release();

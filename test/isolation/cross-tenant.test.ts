@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
-import type { TenantPool } from '../../src/data/tenant-pool.js';
+import { TenantPool as TenantPoolClass, type TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -125,12 +125,26 @@ describe('the harness can see a change (positive control)', () => {
 describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text }) => {
   const asA = <T,>(fn: () => T): T => runAs(A, fn);
 
-  it('A reads only its own rows (extended and simple protocol)', async () => {
+  it('A reads only its own rows (parameterised, parameterless, and a multi-statement string in a transaction)', async () => {
     const extended: pg.QueryResult = await asA(() => pool.query(`select ${column} as t from ${table} where ${text} <> $1 order by id`, ['']));
     expect(extended.rows.length).toBeGreaterThan(0);
     expect(extended.rows.every((r) => r.t === A)).toBe(true);
-    const simple: pg.QueryResult = await asA(() => pool.query(`select ${column} as t from ${table} order by id`));
-    expect(simple.rows.map((r) => r.t)).toEqual(extended.rows.map((r) => r.t));
+    const parameterless: pg.QueryResult = await asA(() => pool.query(`select ${column} as t from ${table} order by id`));
+    expect(parameterless.rows.map((r) => r.t)).toEqual(extended.rows.map((r) => r.t));
+    // the simple protocol: several statements in one string, inside a transaction begun under A
+    const client = await pool.connect();
+    try {
+      const results = await asA(async () => {
+        await client.query('begin');
+        const r = (await client.query(`select ${column} as t from ${table} order by id; select count(*)::int as n from ${table}`)) as unknown as pg.QueryResult[];
+        await client.query('commit');
+        return r;
+      });
+      expect(results[0]!.rows.map((r) => r.t)).toEqual(extended.rows.map((r) => r.t));
+      expect(results[1]!.rows).toEqual([{ n: extended.rows.length }]);
+    } finally {
+      client.release();
+    }
   });
 
   it('A cannot read B row by key, by tenant, or through a join, CTE or locking read', async () => {
@@ -185,7 +199,35 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
         rowCount: 0,
       });
       await expectRefusedAndUnchanged(() => pool.query(`delete from ${table}`), { rowCount: 0 });
+      // a multi-statement string with no tenant goes out without a prefix: it sees and changes nothing
+      const before = await snapshot();
+      const multi = (await pool.query(
+        `select * from ${table}; update ${table} set ${text} = 'pwned'; delete from ${table}`,
+      )) as unknown as pg.QueryResult[];
+      expect(multi.map((r) => [r.command, r.rowCount])).toEqual([['SELECT', 0], ['UPDATE', 0], ['DELETE', 0]]);
+      expect(await snapshot()).toBe(before);
     });
+  });
+
+  it('a multi-statement write under A: refused outside a transaction, confined to A inside one', async () => {
+    const attack = `update ${table} set ${text} = 'pwned'; delete from ${table} where id = '${idB}'; select ${column} as t from ${table}`;
+    await expectRefusedAndUnchanged(() => asA(() => pool.query(attack)), { code: 'UNSUPPORTED' });
+    const before = await snapshot();
+    const client = await pool.connect();
+    try {
+      const results = await asA(async () => {
+        await client.query('begin');
+        const r = (await client.query(attack)) as unknown as pg.QueryResult[];
+        await client.query('rollback');
+        return r;
+      });
+      const ownRows = (await db.admin.query(`select count(*)::int as n from ${table} where ${column} = $1`, [A])).rows[0].n;
+      expect(results.map((r) => r.rowCount)).toEqual([ownRows, 0, ownRows]);
+      expect(results[2]!.rows.every((r) => r.t === A)).toBe(true);
+    } finally {
+      client.release();
+    }
+    expect(await snapshot()).toBe(before);
   });
 });
 
@@ -354,7 +396,49 @@ describe('the app role cannot reach around the policies', () => {
 
   it('cannot turn row security off for itself (it is refused, not bypassed)', async () => {
     // row_security = off makes PostgreSQL raise instead of filtering for a role that does not bypass RLS
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`set local row_security = off; select * from notes`)), { code: '42501' });
+    const client = await pool.connect();
+    try {
+      await runAs(A, async () => {
+        // as a statement of its own, then reads and writes in the same transaction
+        await client.query('begin');
+        await client.query('set local row_security = off');
+        await expectRefusedAndUnchanged(() => client.query(`select * from notes`), { code: '42501' });
+        await client.query('rollback');
+        await client.query('begin');
+        await client.query(`select set_config('row_security', 'off', true)`);
+        await expectRefusedAndUnchanged(() => client.query(`update notes set body = 'pwned' where id = $1`, [ids.noteB]), { code: '42501' });
+        await client.query('rollback');
+        // as one string in a transaction begun under A (sent without a prefix)
+        await client.query('begin');
+        await expectRefusedAndUnchanged(() => client.query(`set local row_security = off; select * from notes`), { code: '42501' });
+        await client.query('rollback');
+        // inside a single statement
+        await expectRefusedAndUnchanged(
+          () => client.query(`do $$ begin set local row_security = off; perform * from notes; end $$`),
+          { code: '42501' },
+        );
+      });
+    } finally {
+      client.release();
+    }
+    // at session level, for the rest of the session (an availability problem, not a leak). Straight
+    // to PostgreSQL: behind pgbouncer the setting would stay on a server session other tests use.
+    const direct = new URL(db.appUrl);
+    direct.port = new URL(db.adminUrl).port;
+    const single = new TenantPoolClass({ connectionString: direct.toString(), contextSecret: db.contextSecret, max: 1 });
+    const held = await single.connect(); // pool.query would discard the session after its first error
+    try {
+      await runAs(A, () => held.query(`set row_security = off`));
+      await expectRefusedAndUnchanged(() => runAs(A, () => held.query(`select * from notes where id = $1`, [ids.noteB])), { code: '42501' });
+      await expectRefusedAndUnchanged(() => runAs(B, () => held.query(`delete from notes`)), { code: '42501' });
+      await expectRefusedAndUnchanged(() => held.query(`select * from notes`), { code: '42501' });
+      expect((await held.query(`select current_setting('row_security') as v`)).rows).toEqual([{ v: 'off' }]); // still the same session
+    } finally {
+      held.release(new Error('discard the session with row_security = off'));
+      await single.end();
+    }
+    // as one string outside a transaction it never leaves the client
+    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`set local row_security = off; select * from notes`)), { code: 'UNSUPPORTED' });
   });
 
   it('the app role is NOSUPERUSER, NOBYPASSRLS and owns no table', async () => {

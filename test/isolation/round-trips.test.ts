@@ -117,8 +117,8 @@ describe('round trips', () => {
   });
 
   it.each([
-    ['simple protocol', 'select body from notes', undefined],
-    ['extended protocol', 'select body from notes where body <> $1', ['']],
+    ['parameterless', 'select body from notes', undefined],
+    ['parameterised', 'select body from notes where body <> $1', ['']],
   ] as const)('an autocommit statement (%s) costs one round trip and one ReadyForQuery, like plain pg', async (_name, text, values) => {
     const baseline = await measurePlain(() => plain.query(text, values as unknown[] | undefined));
     const tenant = await measureTenant(() => runAs(A, () => held.query(text, values as unknown[] | undefined)));
@@ -127,6 +127,33 @@ describe('round trips', () => {
     expect(terminators(tenant)).toBe(1);
     expect(carriesContext(tenant), 'the context went out in that flight').toBe(true);
     expect(carriesContext(baseline)).toBe(false);
+    // with or without parameters, the statement goes out with the extended protocol, behind the
+    // prefix and before the one Sync (plain pg sends a parameterless one as a simple Query)
+    expect(tenant.messages.at(-1)).toBe('S');
+    expect(tenant.messages).not.toContain('Q');
+    expect(tenant.parsed).toEqual([expect.stringContaining('tenantry.context'), text]);
+    expect(baseline.messages).toEqual(values ? ['P', 'B', 'D', 'E', 'S'] : ['Q']);
+  });
+
+  it('a multi-statement string under a tenant outside a transaction is refused before anything is written', async () => {
+    const m = await measureTenant(async () => {
+      const error = await runAs(A, () => held.query('select 1; select body from notes')).catch((e: unknown) => e);
+      expect((error as { code?: string }).code).toBe('UNSUPPORTED');
+    });
+    expect(m).toEqual({ flights: 0, readyForQuery: 0, messages: [], parsed: [] });
+    // control: the same string with no tenant is sent (unprefixed, as one simple Query)
+    const none = await measureTenant(() => runWithoutTenant(() => held.query('select 1; select body from notes')));
+    expect(none).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [] });
+  });
+
+  it('a multi-statement string inside a transaction is one simple Query, without a prefix: the transaction carries the tenant', async () => {
+    await runAs(A, () => held.query('begin'));
+    try {
+      const m = await measureTenant(() => runAs(A, () => held.query('select body from notes; select tenantry.current_tenant_id()')));
+      expect(m).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [] });
+    } finally {
+      await runAs(A, () => held.query('rollback'));
+    }
   });
 
   it('a statement with no tenant costs one round trip too (it still sends the empty context)', async () => {
