@@ -86,9 +86,13 @@ describe('TenantPool edge cases', () => {
       await expect(runAs(A, () => client.query('select 1; select 1/0'))).rejects.toMatchObject({ code: '22012' });
       await expect(runAs(A, () => client.query('rollback; select * from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
       await runAs(A, () => client.query('rollback'));
-      // with no tenant, multi-statement text runs unprefixed and sees nothing
-      const none = (await client.query('select 1; select count(*)::int as n from notes')) as unknown as Array<{ rows: Array<{ n: number }> }>;
-      expect(none[1]!.rows[0]!.n).toBe(0);
+      // outside a transaction nothing would override a planted session value: refused even with no tenant
+      await expect(client.query('select 1; select count(*)::int as n from notes')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      // inside one, text that would end the transaction is refused too
+      await runAs(A, () => client.query('begin'));
+      await expect(runAs(A, () => client.query('commit; select * from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await runAs(A, () => client.query('rollback'));
+      expect((await client.query('')).rowCount).toBeNull();
     } finally {
       client.release();
     }

@@ -3,8 +3,8 @@ import { CONTEXT_SETTING } from '../policy/install-sql.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
- * in front of the caller's own messages, before their single Sync (or inside their simple
- * Query is never used: see prefixWithContext), so PostgreSQL runs both in one implicit transaction: one round trip, and the
+ * in front of the caller's own extended-protocol messages, before their single Sync, so
+ * PostgreSQL runs both in one implicit transaction: one round trip, and the
  * setting (transaction-local) is gone when that transaction ends. The value is a bind
  * parameter, so it never appears in query text (pg_stat_activity, logs of statements).
  */

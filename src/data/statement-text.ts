@@ -1,15 +1,19 @@
 /**
  * Lexical facts about SQL text, for choosing how to send it: not a parser. Knows string
  * literals ('' and E'' escapes), quoted identifiers, dollar quotes, line and nested block
- * comments. When it is wrong the server refuses the statement; it never widens access.
+ * comments. A wrong guess makes Tenantry refuse text or PostgreSQL reject it; see tenant-client.ts.
  */
 
 const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
 
-/** True when `sql` holds more than one statement (a top-level `;` followed by more SQL). */
-export function hasMultipleStatements(sql: string): boolean {
+/**
+ * The first word (lower-case) of each statement in `sql`, in order; empty statements are
+ * skipped. `["select"]` for one statement, `["begin", "insert", "commit"]` for a script.
+ */
+export function statementHeads(sql: string): string[] {
+  const heads: string[] = [];
+  let inStatement = false;
   let i = 0;
-  let sawSemicolon = false;
   const n = sql.length;
   while (i < n) {
     const c = sql[i]!;
@@ -33,11 +37,14 @@ export function hasMultipleStatements(sql: string): boolean {
       i++;
       continue;
     }
-    if (sawSemicolon && c !== ';') return true;
     if (c === ';') {
-      sawSemicolon = true;
+      inStatement = false;
       i++;
       continue;
+    }
+    if (!inStatement) {
+      inStatement = true;
+      heads.push((/^[A-Za-z_]+/.exec(sql.slice(i, i + 32))?.[0] ?? c).toLowerCase());
     }
     if (c === "'") {
       const escapes = i > 0 && (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? '');
@@ -58,7 +65,19 @@ export function hasMultipleStatements(sql: string): boolean {
     }
     i++;
   }
-  return false;
+  return heads;
+}
+
+/** True when `sql` holds more than one statement. */
+export function hasMultipleStatements(sql: string): boolean {
+  return statementHeads(sql).length > 1;
+}
+
+const ENDS_OR_STARTS_TRANSACTION = new Set(['commit', 'rollback', 'end', 'abort', 'prepare', 'begin', 'start']);
+
+/** True when some statement of `sql` starts, ends or prepares a transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION…). */
+export function controlsTransaction(sql: string): boolean {
+  return statementHeads(sql).some((head) => ENDS_OR_STARTS_TRANSACTION.has(head));
 }
 
 function skipQuoted(sql: string, i: number, quote: string, backslashEscapes: boolean): number {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
 import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
-import { hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
+import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import { prefixWithContext, type Submittable } from './context-prefix.js';
 
@@ -87,10 +87,11 @@ export class TenantClient extends pg.Client {
   /**
    * Decides, at submit time, what context to send for a statement of `tenantId`: a value,
    * `null` for none, or an Error to refuse it. `simple` statements (multi-statement text,
-   * simple-protocol submittables) cannot carry a prefix and run only where a transaction
-   * already carries the right context, or where there is no tenant to carry.
+   * simple-protocol submittables) cannot carry a prefix and run only inside a transaction that
+   * already carries the right context and that they do not end.
    */
   #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
+    if (simple && query.text === '') return null; // an empty query runs nothing
     const loneEnd = isLoneTransactionEnd(query.text);
     switch (this.#status) {
       case 'E':
@@ -102,19 +103,25 @@ export class TenantClient extends pg.Client {
         break;
       case 'T':
         if (tenantId !== this.#transactionTenant) return loneEnd ? null : new TenantContextMismatchError();
-        if (simple) return null; // the transaction already carries this tenant's context
+        if (simple) {
+          // the open transaction carries this tenant's context, but only until it ends: the
+          // statements after a COMMIT inside the text would run with the session's value
+          if (typeof query.text !== 'string' || controlsTransaction(query.text)) {
+            return new TenantryError('UNSUPPORTED', 'Multi-statement text inside a transaction must not begin or end transactions: send COMMIT / ROLLBACK on their own', { status: 500 });
+          }
+          return null;
+        }
         break;
       default:
+        // Outside a transaction nothing would override a session-level value that injected SQL
+        // may have planted (a pooled or pgbouncer session outlives the request), so text that
+        // cannot carry the prefix is refused, with or without a tenant.
         if (simple) {
-          if (tenantId !== undefined) {
-            return new TenantryError(
-              'UNSUPPORTED',
-              'A multi-statement query string (or a simple-protocol stream) cannot carry the tenant context outside a transaction: send statements one at a time, or inside BEGIN … COMMIT',
-              { status: 500 },
-            );
-          }
-          this.#transactionTenant = undefined;
-          return null;
+          return new TenantryError(
+            'UNSUPPORTED',
+            'Multi-statement query text (or a simple-protocol stream) cannot carry the tenant context outside a transaction: send statements one at a time, or inside BEGIN … COMMIT',
+            { status: 500 },
+          );
         }
         this.#transactionTenant = tenantId;
     }

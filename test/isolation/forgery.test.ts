@@ -634,22 +634,18 @@ describe('signed mode: session state planted on a pooled connection', () => {
     );
   });
 
-  // BUG (core, src/data/tenant-client.ts #contextFor, case 'T'): inside an open transaction, a
-  // multi-statement string issued under the tenant that began it is sent without a prefix ("the
-  // transaction already carries the context"). But the string can end that transaction itself:
-  // in `commit; select …` (or `rollback; …`, `commit and chain; …`) the SELECT runs after the
-  // COMMIT, outside the transaction, with the *session-level* value — which SQL injected under
-  // another tenant can have planted (a copy of its own valid value). This is the aborted-
-  // transaction bypass that was fixed for status 'E', still open in status 'T'. Fix idea: in
-  // 'T', refuse a multi-statement string that contains a transaction-ending statement (COMMIT,
-  // END, ROLLBACK other than ROLLBACK TO, ABORT, PREPARE TRANSACTION) at a statement start.
-  it.fails('BUG: in B’s open transaction, `commit; select …` does not run its select with a session value planted under A', async () => {
+  // Was a bypass: in an open transaction, multi-statement text is sent without a prefix (the
+  // transaction carries the context), but `commit; select …` ran its SELECT after the COMMIT
+  // with the *session-level* value, which injected SQL under another tenant can plant. Now text
+  // that begins or ends a transaction is refused inside one (UNSUPPORTED).
+  it('in B’s open transaction, `commit; select …` is refused and never runs with a session value planted under A', async () => {
     const reads = await withPlantedSession((client) =>
       runAs(B, async () => {
         const seen: string[] = [];
         for (const text of ['commit; select body from notes order by body', 'rollback; select body from notes', 'commit and chain; select body from notes']) {
           await client.query('begin');
           const o = await outcome(() => client.query(text));
+          expect(o.code).toBe('UNSUPPORTED');
           seen.push(...o.bodies);
           if ((await statusOf(client)) !== 'I') await client.query('rollback');
         }
@@ -659,17 +655,11 @@ describe('signed mode: session state planted on a pooled connection', () => {
     for (const body of reads) expect(BODIES[B], `read ${body} in B's request`).toContain(body);
   });
 
-  // BUG (core, src/data/tenant-client.ts #contextFor, default case): with no tenant in context,
-  // a multi-statement string outside a transaction is sent without a prefix. The docs promise
-  // that a statement with no tenant "sends an empty value, which overrides anything planted at
-  // session level"; this one does not, so it runs with a valid value that SQL injected under
-  // another tenant planted: it reads that tenant's rows, and its writes land in that tenant.
-  // Behind pgbouncer the plant outlives the client that made it: in the suite's pgbouncer run, a
-  // no-tenant string in a later test read the rows of the tenant planted by an earlier one.
-  // Fix idea: send such a string behind a session-level clear, Parse/Bind/Execute of
-  // `set_config('tenantry.context', '', false)` and its own Sync in the same write (one flight),
-  // or refuse multi-statement strings outside a transaction whatever the tenant.
-  it.fails('BUG: with no tenant, a multi-statement string does not run with a session value planted under A', async () => {
+  // Was a bypass: with no tenant, multi-statement text outside a transaction went unprefixed and
+  // ran with a valid value that SQL injected under another tenant planted at session level
+  // (behind pgbouncer the plant outlives the client that made it). Now such text is refused
+  // outside a transaction whatever the tenant.
+  it('with no tenant, a multi-statement string is refused and never runs with a session value planted under A', async () => {
     let landed: unknown[] = [];
     let seen: Record<'read' | 'inTx' | 'write', { bodies: string[]; code?: string }>;
     try {
@@ -686,9 +676,9 @@ describe('signed mode: session state planted on a pooled connection', () => {
     // fixed either way: run with no tenant (no rows, insert refused) or refused before it is sent
     for (const o of [seen.read, seen.inTx]) {
       expect(o.bodies, 'rows read with no tenant').toEqual([]);
-      expect([undefined, 'UNSUPPORTED']).toContain(o.code);
+      expect(o.code).toBe('UNSUPPORTED');
     }
-    expect(['42501', '23502', 'UNSUPPORTED'], 'an insert with no tenant is refused').toContain(seen.write.code);
+    expect(seen.write.code, 'an insert with no tenant is refused').toBe('UNSUPPORTED');
     expect(landed, 'nothing was stored for any tenant').toEqual([]);
   });
 });
