@@ -1,0 +1,209 @@
+/**
+ * Isolation overhead benchmark: a point select by id on `items` (≥ 1M rows, ≥ 1,000 tenants),
+ * at several concurrencies, four ways side by side:
+ *   (a)  raw pg.Pool, no RLS (BYPASSRLS owner), app-written WHERE tenant_id = $1 AND id = $2
+ *   (b)  TenantPool, signed context (default), RLS, WHERE id = $1
+ *   (b') TenantPool, unsigned context, RLS, WHERE id = $1 (its own database, installed unsigned)
+ *   (c)  BEGIN; set_config(..., true); query; COMMIT with a plain pg.Pool (unsigned database)
+ * Variants run in rounds (order rotated each round) so machine noise hits all alike.
+ *
+ *   npm run bench:isolation                    # embedded PostgreSQL 18, ~2 minutes
+ *   npm run bench:isolation -- --quick         # smoke run
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:isolation
+ * Flags / env: --seconds BENCH_SECONDS, --rounds BENCH_ROUNDS, --warmup BENCH_WARMUP,
+ * --concurrency=1,16,64 BENCH_CONCURRENCY, --pool-max BENCH_POOL_MAX, --tenants, --rows-per-tenant,
+ * --variants=a,b,b',c,a+prefix,b-named,b'-named BENCH_VARIANTS, --prepared (also a pass with named
+ * statements; --prepared-only: only that), --no-client-cost, --study (signed-function study), --study-only.
+ */
+import os from 'node:os';
+import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
+import { explainSigned } from './support/explain.js';
+import { LatencyRecorder } from './support/latency.js';
+import { readOptions, type BenchOptions } from './support/options.js';
+import { machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
+import { runFor } from './support/runner.js';
+import { clientCpuUs, ServerCpu } from './support/cpu.js';
+import { openServer, type BenchServer } from './support/server.js';
+import { runSignedStudy } from './support/signed-study.js';
+import { measureClientCost } from './support/client-cost.js';
+import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
+
+const SIGNED_DB = 'tenantry_bench_signed';
+const UNSIGNED_DB = 'tenantry_bench_unsigned';
+const STUDY_DB = 'tenantry_bench_study';
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  const opts = readOptions();
+  for (const v of opts.variants) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+  const vitestAtStart = vitestProcesses();
+  const loadAtStart = os.loadavg()[0]!;
+  const roles = benchRoles();
+  const server = await openServer(opts.databaseUrl);
+  // Ctrl-C: still drop what was created (or stop the embedded server) before leaving
+  const stop = () => void closeQuietly(server).finally(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let failed = false;
+  try {
+    log(`# Tenantry isolation benchmark — ${new Date().toISOString()}`);
+    log(`machine: ${machineLine(server.version, server.embedded)}`);
+    log(`command: ${process.argv.slice(1).join(' ')}`);
+    log(`load avg (1 min) at start: ${loadAtStart.toFixed(2)}; other vitest processes at start: ${vitestAtStart}`);
+    const shape = { tenants: opts.tenants, rowsPerTenant: opts.rowsPerTenant };
+    log(`data: items(tenant_id uuid, id bigint, payload text, primary key (tenant_id, id)), ${shape.tenants * shape.rowsPerTenant} rows, ${shape.tenants} tenants`);
+    log(`timing: ${opts.seconds}s per cell in ${opts.rounds} round(s), ${opts.warmupSeconds}s warm-up, pool = min(concurrency, ${opts.poolMax})`);
+
+    let t = Date.now();
+    await prepareDatabase(server, SIGNED_DB, 'signed', roles, shape);
+    await prepareDatabase(server, UNSIGNED_DB, 'unsigned', roles, shape);
+    log(`setup: 2 databases installed and loaded in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+
+    const targets: VariantTargets = {
+      signedOwnerUrl: server.url(SIGNED_DB, roles.owner),
+      signedAppUrl: server.url(SIGNED_DB, roles.app),
+      unsignedAppUrl: server.url(UNSIGNED_DB, roles.app),
+      contextSecret: roles.contextSecret,
+    };
+    const pick = pairPicker(shape);
+
+    const sample = pick();
+    const evidence = await explainSigned({
+      adminUrl: server.url(SIGNED_DB),
+      appUrl: targets.signedAppUrl,
+      appRole: roles.app.name,
+      database: SIGNED_DB,
+      contextSecret: roles.contextSecret,
+      tenant: sample.tenant,
+      id: sample.id,
+      rowsPerTenant: shape.rowsPerTenant,
+    });
+    log('\n## EXPLAIN (ANALYZE) of (b), as the app role, signed context set in the same transaction\n');
+    log('```\n' + evidence.pointPlan + '\n```\n');
+    log('Whole-tenant scan (`select count(*) from items`), same transaction:\n');
+    log('```\n' + evidence.scanPlan + '\n```\n');
+    for (const c of evidence.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
+    if (evidence.checks.some((c) => !c.pass)) failed = true;
+
+    if (!opts.skipMain) {
+      const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB]);
+      if (!cpu) log('(server CPU not measurable: the server is not on this machine)');
+      for (const style of opts.statements) {
+        log(`\n## ${style === 'prepared' ? 'Prepared (named) statements' : 'Unnamed statements (parsed and planned per query)'}\n`);
+        const results = await measure(opts, targets, pick, cpu, style === 'prepared');
+        log('\n### Throughput and latency\n');
+        log(resultsTable(results));
+        log('\n### Ratios of throughput\n');
+        log(ratiosTable(results));
+      }
+      await cpu?.close();
+      log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);
+    }
+
+    if (opts.clientCost && !opts.skipMain) {
+      log('\n## Client-side CPU per query (in-process fake server: no network, no PostgreSQL)\n');
+      for (const style of opts.statements) {
+        const costs = await measureClientCost(opts.variants, pick, {
+          concurrency: 16,
+          seconds: Math.max(2, opts.seconds / 2),
+          rounds: opts.rounds,
+          prepared: style === 'prepared',
+          contextSecret: roles.contextSecret,
+        });
+        log(`${style} statements, concurrency 16:\n`);
+        log('| variant | client CPU µs/query |\n|:--|---:|');
+        for (const c of costs) log(`| ${c.variant} | ${c.us.toFixed(1)} |`);
+        log('');
+      }
+    }
+
+    if (opts.study) {
+      t = Date.now();
+      await runSignedStudy({ server, database: STUDY_DB, unsignedDatabase: UNSIGNED_DB, roles, shape, pick, opts, log });
+      log(`study took ${((Date.now() - t) / 1000).toFixed(0)}s`);
+    }
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    await closeQuietly(server);
+  }
+  return failed ? 1 : 0;
+}
+
+async function measure(
+  opts: BenchOptions,
+  targets: VariantTargets,
+  pick: () => { tenant: string; id: number },
+  cpu: ServerCpu | undefined,
+  prepared: boolean,
+): Promise<CellResult[]> {
+  const results: CellResult[] = [];
+  for (const concurrency of opts.concurrency) {
+    const poolSize = Math.min(concurrency, opts.poolMax);
+    const open: OpenVariant[] = opts.variants.map((key) => VARIANTS[key]!.open(targets, poolSize, prepared));
+    try {
+      for (const v of open) await check(v.key, await runFor(v.run, pick, concurrency, opts.warmupSeconds));
+      // Room for 150k queries/s: far above what 2 cores reach; past it, samples are counted, not kept.
+      const recorders = new Map(open.map((v) => [v.key, new LatencyRecorder(Math.ceil(opts.seconds * 150_000))]));
+      const totals = new Map(open.map((v) => [v.key, { queries: 0, seconds: 0, rounds: [] as number[], clientUs: 0, serverNs: 0 }]));
+      for (let round = 0; round < opts.rounds; round++) {
+        const order = open.map((_, i) => open[(i + round) % open.length]!);
+        for (const v of order) {
+          const client0 = clientCpuUs();
+          const server0 = (await cpu?.nanoseconds()) ?? 0;
+          const outcome = await runFor(v.run, pick, concurrency, opts.seconds / opts.rounds, recorders.get(v.key));
+          const total = totals.get(v.key)!;
+          total.clientUs += clientCpuUs() - client0;
+          total.serverNs += ((await cpu?.nanoseconds()) ?? Number.NaN) - server0;
+          await check(v.key, outcome);
+          total.queries += outcome.queries;
+          total.seconds += outcome.elapsedSeconds;
+          total.rounds.push(outcome.queries / outcome.elapsedSeconds);
+        }
+        log(`  c=${concurrency} round ${round + 1}/${opts.rounds}: ${order.map((v) => `${v.key} ${Math.round(totals.get(v.key)!.rounds.at(-1)!)}/s`).join(', ')}`);
+      }
+      for (const v of open) {
+        const total = totals.get(v.key)!;
+        const recorder = recorders.get(v.key)!;
+        const [p50, p99] = recorder.percentiles(50, 99);
+        results.push({
+          variant: v.key,
+          concurrency,
+          poolSize,
+          qps: total.queries / total.seconds,
+          p50: p50!,
+          p99: p99!,
+          roundQps: total.rounds,
+          queries: total.queries,
+          truncated: recorder.truncated,
+          clientCpuUs: total.clientUs / total.queries,
+          serverCpuUs: total.serverNs / 1e3 / total.queries,
+        });
+      }
+    } finally {
+      await Promise.all(open.map((v) => v.end()));
+    }
+  }
+  return results;
+}
+
+async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): Promise<void> {
+  if (outcome.errors > 0) throw new Error(`variant ${key}: ${outcome.errors} queries failed`, { cause: outcome.firstError });
+  if (outcome.wrongRows > 0) throw new Error(`variant ${key}: ${outcome.wrongRows} point selects did not return exactly one row`);
+}
+
+async function closeQuietly(server: BenchServer): Promise<void> {
+  await server.close({ databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB], roles: ['tenantry_bench_app', 'tenantry_bench_owner'] }).catch((e: unknown) => {
+    process.stderr.write(`cleanup failed: ${String(e)}\n`);
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    if (error instanceof Error && error.cause) process.stderr.write(`cause: ${String((error.cause as Error).stack ?? error.cause)}\n`);
+    process.exit(1);
+  },
+);

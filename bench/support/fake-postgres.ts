@@ -1,0 +1,158 @@
+import { Duplex } from 'node:stream';
+
+const cstring = (s: string) => Buffer.from(`${s}\0`, 'utf8');
+
+function message(type: string, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+const int16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+};
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+
+function field(name: string, typeOid: number, typeLen: number): Buffer {
+  return Buffer.concat([cstring(name), int32(0), int16(0), int32(typeOid), int16(typeLen), int32(-1), int16(0)]);
+}
+
+// Canned answers, built once: the fake server's own cost stays small and equal for every variant.
+const PARSE_COMPLETE = message('1');
+const BIND_COMPLETE = message('2');
+const CLOSE_COMPLETE = message('3');
+const ROW_ITEM = message('T', int16(2), field('id', 20, 8), field('payload', 25, -1));
+const ROW_SET_CONFIG = message('T', int16(1), field('set_config', 25, -1));
+const DATA_ITEM = message('D', int16(2), int32(1), Buffer.from('1'), int32(6), Buffer.from('item 1'));
+const DATA_SET_CONFIG = message('D', int16(1), int32(36), Buffer.from('00000000-0000-0000-0000-000000000000'));
+const SELECT_1 = message('C', cstring('SELECT 1'));
+const READY = { I: message('Z', Buffer.from('I')), T: message('Z', Buffer.from('T')) };
+
+/**
+ * An in-process stand-in for a PostgreSQL server, given to node-postgres as its `stream`:
+ * it answers the extended and simple protocol with canned rows on the next turn of the event
+ * loop. With no network and no server work, the CPU a variant spends per query is the
+ * client library's own (node-postgres, TenantPool, AsyncLocalStorage), plus this stand-in.
+ */
+export class FakePostgresStream extends Duplex {
+  #pending: Buffer = Buffer.alloc(0);
+  #started = false;
+  #out: Buffer[] = [];
+  #status: 'I' | 'T' = 'I';
+  readonly #statements = new Map<string, string>();
+  #portalText = '';
+
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  connect(): this {
+    setImmediate(() => this.emit('connect'));
+    return this;
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.#consume(chunk);
+    done();
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+    for (const c of chunks) this.#consume(c.chunk);
+    done();
+  }
+  override _final(done: () => void): void {
+    done();
+    setImmediate(() => {
+      this.push(null);
+      this.emit('close');
+    });
+  }
+
+  #consume(chunk: Buffer): void {
+    this.#pending = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
+    if (!this.#started) {
+      if (this.#pending.length < 4) return;
+      const len = this.#pending.readInt32BE(0);
+      if (this.#pending.length < len) return;
+      this.#pending = this.#pending.subarray(len);
+      this.#started = true;
+      this.#out.push(message('R', int32(0)), READY.I);
+      this.#flush();
+    }
+    while (this.#pending.length >= 5) {
+      const len = this.#pending.readInt32BE(1);
+      if (this.#pending.length < len + 1) return;
+      const type = String.fromCharCode(this.#pending[0]!);
+      this.#handle(type, this.#pending.subarray(5, len + 1));
+      this.#pending = this.#pending.subarray(len + 1);
+    }
+  }
+
+  #handle(type: string, body: Buffer): void {
+    const strings = () => body.toString('utf8').split('\0');
+    switch (type) {
+      case 'P': {
+        const [name, text] = strings();
+        this.#statements.set(name!, text!);
+        this.#out.push(PARSE_COMPLETE);
+        break;
+      }
+      case 'B': {
+        const [, statement] = strings();
+        this.#portalText = this.#statements.get(statement!) ?? '';
+        this.#out.push(BIND_COMPLETE);
+        break;
+      }
+      case 'D':
+        this.#out.push(this.#portalText.includes('set_config') ? ROW_SET_CONFIG : ROW_ITEM);
+        break;
+      case 'E':
+        this.#out.push(this.#portalText.includes('set_config') ? DATA_SET_CONFIG : DATA_ITEM, SELECT_1);
+        break;
+      case 'S':
+        this.#out.push(READY[this.#status]);
+        this.#flush();
+        break;
+      case 'H':
+        this.#flush();
+        break;
+      case 'C':
+        this.#out.push(CLOSE_COMPLETE);
+        break;
+      case 'Q': {
+        const [text] = strings();
+        const command = (text ?? '').trim().split(/\s+/)[0]!.toUpperCase();
+        if (command === 'BEGIN') this.#status = 'T';
+        if (command === 'COMMIT' || command === 'ROLLBACK') this.#status = 'I';
+        this.#out.push(message('C', cstring(command)), READY[this.#status]);
+        this.#flush();
+        break;
+      }
+      case 'X':
+        break;
+      default:
+        throw new Error(`fake postgres: unexpected message ${type}`);
+    }
+  }
+
+  #flush(): void {
+    const out = Buffer.concat(this.#out);
+    this.#out = [];
+    setImmediate(() => this.push(out));
+  }
+}

@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+
+/** Result of one (variant, concurrency) cell. */
+export interface CellResult {
+  variant: string;
+  concurrency: number;
+  poolSize: number;
+  qps: number;
+  p50: number;
+  p99: number;
+  /** Throughput of each round, to show how steady the machine was. */
+  roundQps: number[];
+  queries: number;
+  truncated: boolean;
+  /** CPU time per query of this (client) process, µs. */
+  clientCpuUs: number;
+  /** CPU time per query of the PostgreSQL server (postmaster and children), µs; NaN when not local. */
+  serverCpuUs: number;
+}
+
+/** Number of running processes whose command line mentions vitest (other engineers' test runs). */
+export function vitestProcesses(): number {
+  try {
+    const out = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' });
+    return out.split('\n').filter((l) => /vitest/.test(l)).length;
+  } catch {
+    return -1;
+  }
+}
+
+export function machineLine(pgVersion: string, embedded: boolean): string {
+  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown cpu';
+  return `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion} (${embedded ? 'embedded, same machine' : 'DATABASE_URL'}), ${os.type()} ${os.release()}`;
+}
+
+const fmt = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/** Spread of the rounds' throughput around their mean, in percent. */
+function spread(rounds: number[]): string {
+  if (rounds.length < 2) return '-';
+  const mean = rounds.reduce((a, b) => a + b, 0) / rounds.length;
+  return `±${fmt(((Math.max(...rounds) - Math.min(...rounds)) / 2 / mean) * 100, 1)}%`;
+}
+
+/** The results as a Markdown table. */
+export function resultsTable(results: CellResult[]): string {
+  const lines = [
+    '| conc. | pool | variant | queries/s | p50 ms | p99 ms | vs (a) | rounds spread | client CPU µs/q | server CPU µs/q |',
+    '|---:|---:|:--|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    const a = results.find((x) => x.variant === 'a' && x.concurrency === r.concurrency);
+    lines.push(
+      `| ${r.concurrency} | ${r.poolSize} | ${r.variant} | ${Math.round(r.qps)} | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)}${r.truncated ? '*' : ''} | ${a ? fmt(r.qps / a.qps, 2) : '-'} | ${spread(r.roundQps)} | ${fmt(r.clientCpuUs, 0)} | ${fmt(r.serverCpuUs, 0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Throughput ratios b/a, b'/a, b/c, b'/c per concurrency, plus any other variant against (a). */
+export function ratiosTable(results: CellResult[]): string {
+  const concurrencies = [...new Set(results.map((r) => r.concurrency))];
+  const pairs: Array<[string, string]> = [['b', 'a'], ["b'", 'a'], ['b', 'c'], ["b'", 'c'], ['b', "b'"]];
+  for (const v of new Set(results.map((r) => r.variant))) if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '')]);
+  const present = pairs.filter(([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y);
+  const lines = [`| conc. | ${present.map(([x, y]) => `${x}/${y}`).join(' | ')} |`, `|---:|${present.map(() => '---:').join('|')}|`];
+  for (const c of concurrencies) {
+    const q = (v: string) => results.find((r) => r.variant === v && r.concurrency === c)?.qps ?? Number.NaN;
+    lines.push(`| ${c} | ${present.map(([x, y]) => fmt(q(x) / q(y), 2)).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}

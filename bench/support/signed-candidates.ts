@@ -1,0 +1,95 @@
+import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
+
+/** A formulation of `tenantry.current_tenant_id()` for signed mode, tried by the study. */
+export interface SignedCandidate {
+  name: string;
+  note: string;
+  /** Statements run as the owner role; the last one (re)defines tenantry.current_tenant_id(). */
+  sql: string;
+}
+
+/**
+ * The proposal: the installed function with its format check made cheap. PostgreSQL's regex
+ * engine pays per match for bounded repetitions (`{64}`, `{12}`…): the installed pattern
+ * costs ~40-45 µs per match on this machine, about half of the function's cost. Same checks, same
+ * SQLSTATEs, same SECURITY DEFINER + SET search_path; one plpgsql statement fewer (no
+ * `payload` variable); the signature is compared as hex text, so a malformed value can never
+ * reach decode() and fail with another SQLSTATE.
+ */
+export const CHEAP_FORMAT_CHECK = `
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  v text := current_setting('${CONTEXT_SETTING}', true);
+  k record;
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  -- <uuid>.<expiry>.<hex hmac> is 103..114 characters. No bounded repetitions ({64}): PostgreSQL's
+  -- regex engine pays for them on every match (~40 µs); the HMAC below is what proves the value.
+  IF length(v) NOT BETWEEN 103 AND 114 OR v !~ '^[0-9a-f-]+\\.[0-9]+\\.[0-9a-f]+$' THEN
+    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+  END IF;
+  SELECT ipad, opad INTO k FROM tenantry_private.context_key;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  END IF;
+  -- compared as hex text: a value that is not hex can never reach decode() and fail with another SQLSTATE
+  IF encode(sha256(k.opad || sha256(k.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') <> right(v, 64) THEN
+    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+  END IF;
+  IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  RETURN left(v, 36)::uuid;
+END
+$fn$;`;
+
+const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(/\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/, '');
+
+/**
+ * The same checks, errors and SQLSTATEs as a SQL-standard body (PostgreSQL 14+): parsed when
+ * created, every name bound to its object then, so no run-time search_path can redirect it and
+ * no `SET search_path` clause (a GUC save/restore per call) is needed. Errors come from a
+ * private PL/pgSQL helper that only the failure paths reach (it is VOLATILE: never folded early).
+ */
+export const SQL_STANDARD_BODY = `
+CREATE OR REPLACE FUNCTION tenantry_private.reject_context(code text, message text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF code = 'TR002' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TR002', MESSAGE = message, HINT = 'run tenantry install with a context secret';
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'TR001', MESSAGE = message;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.reject_context(text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT CASE
+    WHEN c.v IS NULL OR c.v = '' THEN NULL::uuid
+    WHEN length(c.v) NOT BETWEEN 103 AND 114 OR c.v !~ '^[0-9a-f-]+\\.[0-9]+\\.[0-9a-f]+$'
+      THEN tenantry_private.reject_context('TR001', 'tenantry: malformed tenant context')
+    WHEN k.ipad IS NULL THEN tenantry_private.reject_context('TR002', 'tenantry: no context key installed')
+    WHEN encode(sha256(k.opad || sha256(k.ipad || convert_to(left(c.v, length(c.v) - 65), 'UTF8'))), 'hex') <> right(c.v, 64)
+      THEN tenantry_private.reject_context('TR001', 'tenantry: tenant context signature invalid')
+    WHEN split_part(c.v, '.', 2)::bigint < extract(epoch FROM now())
+      THEN tenantry_private.reject_context('TR001', 'tenantry: tenant context expired')
+    ELSE left(c.v, 36)::uuid
+  END
+  FROM (SELECT current_setting('${CONTEXT_SETTING}', true) AS v) c
+  LEFT JOIN tenantry_private.context_key k ON true;
+END;`;
+
+/** Candidates after the installed function (which the study reads from the database). */
+export const SIGNED_CANDIDATES: SignedCandidate[] = [
+  { name: 'cheap-format-check', note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare', sql: CHEAP_FORMAT_CHECK },
+  { name: 'no-format-check', note: 'reference: no format check at all (HMAC alone decides)', sql: NO_FORMAT_CHECK },
+  { name: 'sql-standard-body', note: 'proposal B (PostgreSQL 14+): same checks as a LANGUAGE sql BEGIN ATOMIC body, no SET clause needed', sql: SQL_STANDARD_BODY },
+];

@@ -1,0 +1,130 @@
+import pg from 'pg';
+import { runAs } from '../../src/context/tenant-context.js';
+import { TenantPool } from '../../src/data/tenant-pool.js';
+import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
+import { preparePrefixPerConnection } from './named-prefix.js';
+
+/** One way of running the point select: returns the number of rows it saw (1 when right). */
+export type PointQuery = (tenant: string, id: number) => Promise<number>;
+
+/** A variant with its pool open. */
+export interface OpenVariant {
+  readonly key: string;
+  readonly run: PointQuery;
+  end(): Promise<void>;
+}
+
+/** What a variant needs to connect. */
+export interface VariantTargets {
+  /** Database installed in signed mode, as the owner role (BYPASSRLS, owns items). */
+  signedOwnerUrl: string;
+  /** Database installed in signed mode, as the app role. */
+  signedAppUrl: string;
+  /** Database installed in unsigned mode, as the app role. */
+  unsignedAppUrl: string;
+  contextSecret: string;
+  /** Extra pool options for every variant (the client-cost pass gives a fake server's `stream`). */
+  poolExtras?: pg.PoolConfig;
+}
+
+export interface VariantInfo {
+  key: string;
+  label: string;
+  /** `prepared`: the app's statements are named (prepared once per connection, as Prisma does); else unnamed (raw pg, Kysely, Drizzle). */
+  open(targets: VariantTargets, poolMax: number, prepared: boolean): OpenVariant;
+}
+
+/** The app's query when RLS does the filtering. */
+export const RLS_SQL = 'select id, payload from items where id = $1';
+/** The app's query when the app does the filtering. */
+export const APP_FILTER_SQL = 'select id, payload from items where tenant_id = $1 and id = $2';
+
+/** The app's statement: unnamed (parsed and planned every time) or named (prepared once per connection). */
+function statement(text: string, values: unknown[], prepared: boolean): pg.QueryConfig {
+  if (!prepared) return { text, values };
+  let name = statementNames.get(text);
+  if (!name) statementNames.set(text, (name = `bench_${statementNames.size}`));
+  return { name, text, values };
+}
+const statementNames = new Map<string, string>();
+
+function poolOptions(connectionString: string, max: number, extras?: pg.PoolConfig): pg.PoolConfig {
+  // idleTimeoutMillis 0: connections stay open while the other variants take their turn
+  return { connectionString, max, idleTimeoutMillis: 0, ...extras };
+}
+
+function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigned', namedPrefix = false): VariantInfo {
+  return {
+    key,
+    label,
+    open(t, max, prepared) {
+      const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
+      const pool = new TenantPool({ ...poolOptions(url, max, t.poolExtras), contextMode: mode, contextSecret: t.contextSecret });
+      if (namedPrefix) preparePrefixPerConnection(pool);
+      return {
+        key,
+        run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        end: () => pool.end(),
+      };
+    },
+  };
+}
+
+/** Every variant the harness knows, by key. */
+export const VARIANTS: Record<string, VariantInfo> = {
+  a: {
+    key: 'a',
+    label: 'raw pg.Pool, no RLS (BYPASSRLS owner), WHERE tenant_id = $1 AND id = $2',
+    open(t, max, prepared) {
+      const pool = new pg.Pool(poolOptions(t.signedOwnerUrl, max, t.poolExtras));
+      return {
+        key: 'a',
+        run: (tenant, id) => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared)).then((r) => r.rowCount ?? 0),
+        end: () => pool.end(),
+      };
+    },
+  },
+  b: tenantPoolVariant('b', 'TenantPool signed, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'signed'),
+  "b'": tenantPoolVariant("b'", 'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'unsigned'),
+  c: {
+    key: 'c',
+    label: "plain pg.Pool as app role, BEGIN; set_config(…, true); query; COMMIT (4 round trips), unsigned db",
+    open(t, max, prepared) {
+      const pool = new pg.Pool(poolOptions(t.unsignedAppUrl, max, t.poolExtras));
+      const setContext = `select set_config('${CONTEXT_SETTING}', $1, true)`;
+      return {
+        key: 'c',
+        async run(tenant, id) {
+          const client = await pool.connect();
+          try {
+            await client.query('BEGIN');
+            await client.query(statement(setContext, [tenant], prepared));
+            const r = await client.query(statement(RLS_SQL, [id], prepared));
+            await client.query('COMMIT');
+            client.release();
+            return r.rowCount ?? 0;
+          } catch (error) {
+            client.release(error as Error);
+            throw error;
+          }
+        },
+        end: () => pool.end(),
+      };
+    },
+  },
+  // experiments, not in the default set
+  'a+prefix': {
+    key: 'a+prefix',
+    label: "as (a) (owner, no RLS, app filter) through TenantPool (unsigned): the prefix's cost without RLS",
+    open(t, max, prepared) {
+      const pool = new TenantPool({ ...poolOptions(t.signedOwnerUrl, max, t.poolExtras), contextMode: 'unsigned' });
+      return {
+        key: 'a+prefix',
+        run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        end: () => pool.end(),
+      };
+    },
+  },
+  'b-named': tenantPoolVariant('b-named', 'as b, prefix statement prepared once per connection (bench-only patch)', 'signed', true),
+  "b'-named": tenantPoolVariant("b'-named", "as b', prefix statement prepared once per connection (bench-only patch)", 'unsigned', true),
+};
