@@ -136,3 +136,20 @@ describe('registration', () => {
     await expect(pool.query('create temp table scratchpad (v int)')).rejects.toMatchObject({ code: '42501' });
   });
 });
+
+describe('prepareContextStatement', () => {
+  it('parses the prefix once per connection, isolates tenants, and recovers from DEALLOCATE ALL', async () => {
+    const prepared = db.appPool({ prepareContextStatement: true, max: 1 });
+    const stored = async (t: string) => (await db.admin.query('select count(*)::int as n from notes where tenant_id = $1', [t])).rows[0].n as number;
+    for (const t of [A, B, A]) {
+      const r = await runAs(t, () => prepared.query('select count(*)::int as n from notes'));
+      expect(r.rows[0].n).toBe(await stored(t));
+    }
+    const names = await runAs(A, () => prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`));
+    expect(names.rowCount).toBe(1);
+    // injected SQL that drops prepared statements fails that statement, then the prefix is parsed again
+    await runAs(A, () => prepared.query('deallocate all'));
+    await expect(runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rejects.toMatchObject({ code: '26000' });
+    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(await stored(B));
+  });
+});

@@ -2,7 +2,6 @@ import pg from 'pg';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
 import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
-import { preparePrefixPerConnection } from './named-prefix.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -59,8 +58,12 @@ function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigne
     label,
     open(t, max, prepared) {
       const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
-      const pool = new TenantPool({ ...poolOptions(url, max, t.poolExtras), contextMode: mode, contextSecret: t.contextSecret });
-      if (namedPrefix) preparePrefixPerConnection(pool);
+      const pool = new TenantPool({
+        ...poolOptions(url, max, t.poolExtras),
+        contextMode: mode,
+        contextSecret: t.contextSecret,
+        prepareContextStatement: namedPrefix,
+      });
       return {
         key,
         run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
@@ -125,6 +128,6 @@ export const VARIANTS: Record<string, VariantInfo> = {
       };
     },
   },
-  'b-named': tenantPoolVariant('b-named', 'as b, prefix statement prepared once per connection (bench-only patch)', 'signed', true),
-  "b'-named": tenantPoolVariant("b'-named", "as b', prefix statement prepared once per connection (bench-only patch)", 'unsigned', true),
+  'b-named': tenantPoolVariant('b-named', 'as b, prefixes prepared once per connection (prepareContextStatement: true)', 'signed', true),
+  "b'-named": tenantPoolVariant("b'-named", "as b', prefixes prepared once per connection (prepareContextStatement: true)", 'unsigned', true),
 };

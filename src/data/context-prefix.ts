@@ -4,17 +4,20 @@ import { CONTEXT_SETTING } from '../policy/install-sql.js';
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
  * in front of the caller's own extended-protocol messages, before their single Sync, so
- * PostgreSQL runs both in one implicit transaction: one round trip, and the
- * setting (transaction-local) is gone when that transaction ends. The value is a bind
- * parameter, so it never appears in query text (pg_stat_activity, logs of statements).
+ * PostgreSQL runs both in one implicit transaction: one round trip, and the setting
+ * (transaction-local) is gone when that transaction ends. The value is a bind parameter, so
+ * it never appears in query text (pg_stat_activity, logs of statements).
  */
 export const CONTEXT_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true)`;
 
+/** Name of the prefix when it is prepared once per connection (`prepareContextStatement`). */
+export const CONTEXT_PREFIX_STATEMENT = 'tenantry_context';
+
 /** The slice of node-postgres' connection used to write protocol messages. */
-interface WireConnection {
+export interface WireConnection {
   stream: { cork?: () => void; uncork?: () => void };
   parse(config: { text: string; name?: string; types?: unknown[] }): void;
-  bind(config: { values: unknown[] }): void;
+  bind(config: { statement?: string; values: unknown[] }): void;
   execute(config: { portal?: string; rows?: number }): void;
   sync(): void;
   parsedStatements: Record<string, string>;
@@ -32,13 +35,51 @@ export interface Submittable {
   values?: unknown;
 }
 
+/**
+ * Decides, at submit time, what to send in front of a statement: a context value, `null` for
+ * no prefix, or an Error to refuse the statement without sending anything.
+ */
+export type ContextDecision = () => string | null | Error;
+
 function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
 }
 
+/**
+ * Writes the prefix on one connection. Unnamed by default (parsed with every statement, works
+ * behind any pooler); with `prepare`, parsed once per connection as a named statement and then
+ * only bound and executed, which saves the server a parse and plan per statement but needs a
+ * direct connection or pgbouncer ≥ 1.21 with `max_prepared_statements`.
+ */
+export class ContextPrefixWriter {
+  #prepared = false;
+
+  constructor(private readonly prepare: boolean) {}
+
+  write(connection: WireConnection, value: string): void {
+    if (!this.prepare) {
+      connection.parse({ text: CONTEXT_PREFIX_SQL, types: [] });
+      connection.bind({ values: [value] });
+    } else {
+      if (!this.#prepared) {
+        connection.parse({ text: CONTEXT_PREFIX_SQL, name: CONTEXT_PREFIX_STATEMENT, types: [] });
+        this.#prepared = true;
+      }
+      connection.bind({ statement: CONTEXT_PREFIX_STATEMENT, values: [value] });
+    }
+    connection.execute({});
+  }
+
+  /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
+  failed(error: unknown): void {
+    const code = (error as { code?: string }).code;
+    if (code === '26000') this.#prepared = false;
+    else if (code === '42P05') this.#prepared = true;
+  }
+}
+
 /** The checks pg's Query.submit makes before writing anything, made first so a refusal writes nothing. */
 function precheck(query: Submittable, connection: WireConnection): Error | null {
-  if (!(query instanceof pg.Query)) return null;
   if (typeof query.text !== 'string' && typeof query.name !== 'string') {
     return new Error('A query must have either text or a name. Supplying neither is unsupported.');
   }
@@ -52,56 +93,129 @@ function precheck(query: Submittable, connection: WireConnection): Error | null 
 }
 
 /**
- * Rewrites `query` in place so that, when submitted, it first sets the tenant context.
- * Only for queries sent with the extended protocol (ending in their own Sync): a simple Query
- * message after unsynced extended messages is not a documented sequence, and PostgreSQL 18
- * leaves its transaction open.
- * `decide` runs at submit time (when the connection's transaction status is known) and
- * returns the context value to send, `null` to send none, or an Error to refuse the query.
+ * The state of one prefixed submission, shared by ContextQuery and patched submittables:
+ * the server's answers to the prefix (DataRow, CommandComplete) are swallowed, an error in the
+ * prefix is passed on (the statement's own Sync ends the pipeline).
  */
-export function prefixWithContext(query: Submittable, decide: () => string | null | Error): void {
+class PrefixedSubmission {
+  pending = false;
+  #parsedBefore = true;
+
+  constructor(
+    private readonly decide: ContextDecision,
+    private readonly writer: ContextPrefixWriter,
+  ) {}
+
+  submit(query: Submittable, connection: WireConnection, submit: () => Error | null | undefined | void, checkFirst: boolean) {
+    const value = this.decide();
+    if (value instanceof Error) return value;
+    if (value === null) return submit();
+    if (checkFirst) {
+      const refused = precheck(query, connection);
+      if (refused) return refused;
+    }
+    this.pending = true;
+    this.#parsedBefore = !query.name || connection.parsedStatements[query.name] !== undefined;
+    connection.stream.cork?.();
+    try {
+      this.writer.write(connection, value);
+      return submit();
+    } finally {
+      connection.stream.uncork?.();
+    }
+  }
+
+  /** True when the message belongs to the prefix and must not reach the statement. */
+  swallowCommandComplete(): boolean {
+    if (!this.pending) return false;
+    this.pending = false;
+    return true;
+  }
+
+  error(query: Submittable, error: unknown, connection: WireConnection): void {
+    if (!isServerError(error)) return; // a client-side error: the prefix's answers are still to come
+    // pg records a named statement as parsed on the first ParseComplete it sees, which is the
+    // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
+    if (query.name && !this.#parsedBefore) delete connection.parsedStatements[query.name];
+    if (this.pending) {
+      this.pending = false;
+      this.writer.failed(error);
+    }
+  }
+}
+
+/** pg.Query as it really is (its typings omit the protocol handlers). */
+interface PgQuery extends Submittable {
+  submit(connection: WireConnection): Error | null | undefined;
+  handleDataRow(msg: unknown): void;
+  handleCommandComplete(msg: unknown, connection: WireConnection): void;
+  handleError(error: unknown, connection: WireConnection): void;
+  requiresPreparation(): boolean;
+  callback?: (err: unknown, res: unknown) => void;
+  queryMode?: string;
+  query_timeout?: number;
+}
+const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unknown, callback?: unknown) => PgQuery;
+
+/**
+ * pg's Query with the context prefix: one class (a stable shape for V8), used for every
+ * query TenantClient builds itself. Only for the extended protocol, ending in its own Sync: a
+ * simple Query message after unsynced extended messages is not a documented sequence, and
+ * PostgreSQL 18 leaves its transaction open.
+ */
+export class ContextQuery extends PgQueryClass {
+  #prefix: PrefixedSubmission | undefined;
+
+  /** Must be called once, before the query is handed to the client. */
+  withContext(decide: ContextDecision, writer: ContextPrefixWriter): this {
+    this.#prefix = new PrefixedSubmission(decide, writer);
+    return this;
+  }
+
+  override submit(connection: WireConnection): Error | null | undefined {
+    const submit = () => super.submit(connection);
+    return this.#prefix ? (this.#prefix.submit(this, connection, submit, true) as Error | null | undefined) : submit();
+  }
+
+  override handleDataRow(msg: unknown): void {
+    if (this.#prefix?.pending) return;
+    super.handleDataRow(msg);
+  }
+
+  override handleCommandComplete(msg: unknown, connection: WireConnection): void {
+    if (this.#prefix?.swallowCommandComplete()) return;
+    super.handleCommandComplete(msg, connection);
+  }
+
+  override handleError(error: unknown, connection: WireConnection): void {
+    this.#prefix?.error(this, error, connection);
+    super.handleError(error, connection);
+  }
+}
+
+/**
+ * Rewrites another submittable (pg-cursor, pg-query-stream…) in place so that, when
+ * submitted, it first sets the tenant context. Extended-protocol submittables only.
+ */
+export function prefixWithContext(query: Submittable, decide: ContextDecision, writer: ContextPrefixWriter): void {
+  const state = new PrefixedSubmission(decide, writer);
   const submit = query.submit;
   const onDataRow = query.handleDataRow;
   const onCommandComplete = query.handleCommandComplete;
   const onError = query.handleError;
-  let prefixPending = false;
-  let parsedBefore = true;
-
   query.submit = function (this: Submittable, connection: WireConnection) {
-    const value = decide();
-    if (value instanceof Error) return value;
-    if (value === null) return submit.call(this, connection);
-    const refused = precheck(this, connection);
-    if (refused) return refused;
-    prefixPending = true;
-    parsedBefore = !this.name || connection.parsedStatements[this.name] !== undefined;
-    connection.stream.cork?.();
-    try {
-      connection.parse({ text: CONTEXT_PREFIX_SQL, types: [] });
-      connection.bind({ values: [value] });
-      connection.execute({});
-      return submit.call(this, connection);
-    } finally {
-      connection.stream.uncork?.();
-    }
+    return state.submit(this, connection, () => submit.call(this, connection), false);
   };
   query.handleDataRow = function (this: Submittable, msg: unknown) {
-    if (prefixPending) return;
+    if (state.pending) return;
     return onDataRow?.call(this, msg);
   };
   query.handleCommandComplete = function (this: Submittable, msg: unknown, connection: WireConnection) {
-    if (prefixPending) {
-      prefixPending = false;
-      return;
-    }
+    if (state.swallowCommandComplete()) return;
     return onCommandComplete?.call(this, msg, connection);
   };
   query.handleError = function (this: Submittable, error: unknown, connection: WireConnection) {
-    // pg records a named statement as parsed on the first ParseComplete it sees, which is the
-    // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
-    if (this.name && !parsedBefore && isServerError(error)) delete connection.parsedStatements[this.name];
-    // the server now skips every message up to the query's own Sync, which ends the pipeline
-    if (prefixPending && isServerError(error)) prefixPending = false;
+    state.error(this, error, connection);
     return onError?.call(this, error, connection);
   };
 }

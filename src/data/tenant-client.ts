@@ -3,7 +3,7 @@ import { tryCurrentTenant } from '../context/tenant-context.js';
 import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
-import { prefixWithContext, type Submittable } from './context-prefix.js';
+import { ContextPrefixWriter, ContextQuery, prefixWithContext, type Submittable } from './context-prefix.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
@@ -11,6 +11,8 @@ export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
 /** Options a TenantClient reads from its pool's config. */
 export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
+  /** Parse the prefix once per connection as a named statement (see TenantPoolConfig). */
+  tenantryPrepareContext?: boolean;
 }
 
 type TxStatus = 'I' | 'T' | 'E';
@@ -21,6 +23,7 @@ type TxStatus = 'I' | 'T' | 'E';
  */
 export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
+  readonly #prefix: ContextPrefixWriter;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -31,6 +34,7 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
+    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true);
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -52,15 +56,10 @@ export class TenantClient extends pg.Client {
       // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
       // is assumed to send a simple Query, which cannot share the prefix's transaction
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
-      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended));
+      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended), this.#prefix);
       return super.query(config, values, callback);
     }
-    const query = new pg.Query(config, values, callback) as pg.Query & Submittable & {
-      callback?: Function;
-      query_timeout?: number;
-      queryMode?: string;
-      requiresPreparation(): boolean;
-    };
+    const query = new ContextQuery(config, values, callback);
     // A statement without parameters would go as a simple Query: send it with the extended
     // protocol instead so it shares the prefix's Sync. Only multi-statement text stays simple.
     if (!query.requiresPreparation() && typeof query.text === 'string' && query.text.trim() !== '' && !hasMultipleStatements(query.text)) {
@@ -79,7 +78,7 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    prefixWithContext(query, () => this.#contextFor(tenantId, query, simple));
+    query.withContext(() => this.#contextFor(tenantId, query, simple), this.#prefix);
     super.query(query as unknown as pg.Submittable);
     return result;
   }
