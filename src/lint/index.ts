@@ -1,0 +1,42 @@
+/**
+ * `tenantry/eslint`: lint rules that keep tenant isolation from being bypassed in code.
+ * Syntactic only (no type information), so they run as fast as ESLint's own rules.
+ *
+ * @example
+ * // eslint.config.js
+ * import tseslint from 'typescript-eslint';
+ * import { plugin as tenantry } from 'tenantry/eslint';
+ * export default [
+ *   { files: ['**\/*.ts'], languageOptions: { parser: tseslint.parser } },
+ *   tenantry.configs.recommended,
+ *   { files: ['src/db/migrate.ts'], rules: { 'tenantry/no-raw-pool': 'off' } },
+ * ];
+ */
+import type { TSESLint } from '@typescript-eslint/utils';
+import { noRawPool } from './rules/no-raw-pool.js';
+
+/** Every rule of the plugin, by name (without the `tenantry/` prefix). */
+export const rules = {
+  'no-raw-pool': noRawPool,
+};
+
+interface TenantryPlugin {
+  meta: { name: string; version: string };
+  rules: typeof rules;
+  configs: { recommended: TSESLint.FlatConfig.Config };
+}
+
+/** The ESLint plugin: its rules and `configs.recommended` (every rule as an error). */
+export const plugin: TenantryPlugin = {
+  meta: { name: 'tenantry', version: '0.1.0' },
+  rules,
+  configs: { recommended: {} },
+};
+
+plugin.configs.recommended = {
+  name: 'tenantry/recommended',
+  plugins: { tenantry: plugin as unknown as TSESLint.FlatConfig.Plugin },
+  rules: Object.fromEntries(Object.keys(rules).map((name) => [`tenantry/${name}`, 'error'])),
+};
+
+export default plugin;
