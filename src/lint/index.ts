@@ -13,11 +13,15 @@
  * ];
  */
 import type { TSESLint } from '@typescript-eslint/utils';
+import { jobNeedsTenant } from './rules/job-needs-tenant.js';
 import { noRawPool } from './rules/no-raw-pool.js';
+import { restrictedEscapeHatch } from './rules/restricted-escape-hatch.js';
 
 /** Every rule of the plugin, by name (without the `tenantry/` prefix). */
 export const rules = {
   'no-raw-pool': noRawPool,
+  'restricted-escape-hatch': restrictedEscapeHatch,
+  'job-needs-tenant': jobNeedsTenant,
 };
 
 interface TenantryPlugin {
