@@ -1,0 +1,314 @@
+import { createHash } from 'node:crypto';
+import { fingerprintSync, parseSync } from 'libpg-query';
+import { LruCache } from './lru-cache.js';
+import { assertSqlParserLoaded } from './sql-parser.js';
+import { conjuncts, constantText, columnRefNames, equalityOperands, functionName, isTenantValue, stringValue, type AstNode } from './sql-ast.js';
+import type { TenantTable, TenantTableMap } from './tenant-table-map.js';
+
+/** The setting that carries the tenant; statements that set or reset it are flagged. */
+export const CONTEXT_SETTING = 'tenantry.context';
+
+/** One reference to a tenant table that no tenant predicate scopes. */
+export interface UnscopedReference {
+  /** Schema-qualified table name (`public.notes`). */
+  table: string;
+  /** Why it is unscoped, naming the statement kind and where it sits (never values). */
+  reason: string;
+}
+
+/** What {@link analyzeStatement} found in one statement text (which may hold several statements). */
+export interface Analysis {
+  /** libpg-query's fingerprint: the same for statements that differ only in constants. */
+  fingerprint: string;
+  unscoped: UnscopedReference[];
+  /** The text sets or resets `tenantry.context` (SET, SET LOCAL, RESET, RESET ALL, DISCARD ALL, set_config). */
+  setsContext: boolean;
+  /** Set when libpg-query could not parse the text; nothing else is analysed then. */
+  parseError?: string;
+}
+
+/** Default number of analyses kept per table map. */
+export const DEFAULT_CACHE_SIZE = 5_000;
+
+const caches = new WeakMap<TenantTableMap, LruCache<string, Analysis>>();
+
+/**
+ * Parses `sql` with PostgreSQL's own parser and reports every reference to a tenant table that
+ * is not scoped by its tenant column, and whether the text touches the tenant setting. Results
+ * are cached by text (LRU, {@link DEFAULT_CACHE_SIZE} per map). Needs `await loadSqlParser()`
+ * once beforehand.
+ *
+ * @example
+ * await loadSqlParser();
+ * analyzeStatement('select * from notes', TenantTableMap.from(['public.notes'])).unscoped;
+ * // → [{ table: 'public.notes', reason: 'select has no tenant_id predicate' }]
+ */
+export function analyzeStatement(sql: string, tables: TenantTableMap): Analysis {
+  let cache = caches.get(tables);
+  if (!cache) caches.set(tables, (cache = new LruCache(DEFAULT_CACHE_SIZE)));
+  const hit = cache.get(sql);
+  if (hit) return hit;
+  const analysis = Object.freeze(analyzeUncached(sql, tables));
+  cache.set(sql, analysis);
+  return analysis;
+}
+
+/** {@link analyzeStatement} without the cache (for benchmarks and one-off scans). */
+export function analyzeUncached(sql: string, tables: TenantTableMap): Analysis {
+  assertSqlParserLoaded();
+  let tree: AstNode;
+  try {
+    tree = parseSync(sql) as AstNode;
+  } catch (error) {
+    const fingerprint = `unparsed-${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+    return { fingerprint, unscoped: [], setsContext: false, parseError: (error as Error).message };
+  }
+  const out = new Findings();
+  const ctx: Ctx = { tables, out, level: undefined, where: 'statement' };
+  for (const s of (tree.stmts ?? []) as AstNode[]) visit(s.stmt, ctx);
+  return { fingerprint: fingerprintSync(sql), unscoped: out.list(), setsContext: out.setsContext };
+}
+
+class Findings {
+  setsContext = false;
+  readonly #seen = new Map<string, UnscopedReference>();
+  add(table: TenantTable, reason: string): void {
+    const name = `${table.schema}.${table.name}`;
+    this.#seen.set(`${name}\0${reason}`, { table: name, reason });
+  }
+  list(): UnscopedReference[] {
+    return [...this.#seen.values()];
+  }
+}
+
+/** One relation read or written at a query level (a FROM item, a DML target). */
+interface Instance {
+  /** What column references use to name it: the alias, else the relation name. */
+  ref: string;
+  schemaname: string | undefined;
+  table: TenantTable | undefined;
+  scoped: boolean;
+  /** The statement kind that reads or writes it, for the reason text. */
+  kind: string;
+}
+
+/** One query level: its relations, the CTE names it sees, its enclosing level. */
+interface Level {
+  instances: Instance[];
+  ctes: Set<string>;
+  parent: Level | undefined;
+}
+
+interface Ctx {
+  tables: TenantTableMap;
+  out: Findings;
+  level: Level | undefined;
+  /** 'statement', 'CTE' or 'subquery': where the current level sits, for reasons. */
+  where: string;
+}
+
+/** A predicate and the relations it may scope (an outer join's ON scopes only its nullable side). */
+interface Condition {
+  expr: AstNode;
+  allowed: Set<Instance> | undefined;
+}
+
+interface Edge {
+  a: Instance;
+  b: Instance;
+  allowed: Set<Instance> | undefined;
+}
+
+const QUERY_KINDS: Record<string, string> = {
+  SelectStmt: 'select',
+  InsertStmt: 'insert',
+  UpdateStmt: 'update',
+  DeleteStmt: 'delete',
+  MergeStmt: 'merge',
+};
+
+// Walks any part of the tree: query statements open a level, the rest is searched for them and
+// for anything that touches the tenant setting.
+function visit(node: unknown, ctx: Ctx): void {
+  if (Array.isArray(node)) {
+    for (const n of node) visit(n, ctx);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  for (const [key, value] of Object.entries(node as AstNode)) {
+    if (key in QUERY_KINDS) analyzeQuery(key, value as AstNode, ctx);
+    else if (key === 'CopyStmt') analyzeCopy(value as AstNode, ctx);
+    else if (key === 'TruncateStmt') {
+      for (const rel of (value.relations ?? []) as AstNode[]) {
+        const table = ctx.tables.resolve(rel.RangeVar?.schemaname, rel.RangeVar?.relname);
+        if (table) ctx.out.add(table, 'truncate skips row level security');
+      }
+    } else {
+      // a few fields hold the struct without its wrapper: ALTER ROLE/DATABASE … SET
+      if (key === 'VariableSetStmt' || key === 'setstmt') checkSet(value as AstNode, ctx);
+      else if (key === 'DiscardStmt' && value.target === 'DISCARD_ALL') ctx.out.setsContext = true;
+      else if (key === 'FuncCall') checkSetConfig(value as AstNode, ctx);
+      visit(value, ctx);
+    }
+  }
+}
+
+function checkSet(stmt: AstNode, ctx: Ctx): void {
+  if (stmt.kind === 'VAR_RESET_ALL' || String(stmt.name ?? '').toLowerCase() === CONTEXT_SETTING) ctx.out.setsContext = true;
+}
+
+// set_config with a name that is not a constant could name the setting: flagged too.
+function checkSetConfig(call: AstNode, ctx: Ctx): void {
+  if (functionName(call) !== 'set_config') return;
+  const name = constantText((call.args as AstNode[] | undefined)?.[0]);
+  if (name === undefined || name === CONTEXT_SETTING) ctx.out.setsContext = true;
+}
+
+function analyzeCopy(stmt: AstNode, ctx: Ctx): void {
+  if (stmt.relation) {
+    const table = ctx.tables.resolve(stmt.relation.schemaname, stmt.relation.relname);
+    if (table) ctx.out.add(table, `copy ${stmt.is_from ? 'into' : 'of'} a whole tenant table`);
+  }
+  if (stmt.query) visit(stmt.query, { ...ctx, where: 'copy query' });
+}
+
+function ctesVisible(level: Level | undefined, name: string): boolean {
+  for (let l = level; l; l = l.parent) if (l.ctes.has(name)) return true;
+  return false;
+}
+
+function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
+  let parent = ctx.level;
+  const ctes = (stmt.withClause?.ctes ?? []) as AstNode[];
+  if (ctes.length > 0) {
+    // CTE bodies see the CTE names (recursive CTEs) but not the main query's relations
+    const withLevel: Level = { instances: [], parent, ctes: new Set(ctes.map((c) => c.CommonTableExpr.ctename as string)) };
+    for (const c of ctes) visit(c.CommonTableExpr.ctequery, { ...ctx, level: withLevel, where: 'CTE' });
+    parent = withLevel;
+  }
+  const level: Level = { instances: [], ctes: new Set(), parent };
+  const kind = QUERY_KINDS[type]!;
+  const conditions: Condition[] = [];
+  const edges: Edge[] = [];
+  const relation = (rv: AstNode | undefined, k: string): Instance | undefined => {
+    if (!rv?.relname) return undefined;
+    if (!rv.schemaname && ctesVisible(parent, rv.relname)) return undefined;
+    const instance: Instance = {
+      ref: rv.alias?.aliasname ?? rv.relname,
+      schemaname: rv.schemaname,
+      table: ctx.tables.resolve(rv.schemaname, rv.relname),
+      scoped: false,
+      kind: k,
+    };
+    level.instances.push(instance);
+    return instance;
+  };
+  const fromItem = (item: AstNode | undefined): Instance[] => {
+    if (!item) return [];
+    if (item.RangeVar) return [relation(item.RangeVar, kind)].filter((i): i is Instance => !!i);
+    const j = item.JoinExpr;
+    if (!j) return [];
+    const left = fromItem(j.larg);
+    const right = fromItem(j.rarg);
+    const allowed = new Set(j.jointype === 'JOIN_LEFT' ? right : j.jointype === 'JOIN_RIGHT' ? left : j.jointype === 'JOIN_FULL' ? [] : [...left, ...right]);
+    if (j.quals) conditions.push({ expr: j.quals, allowed });
+    const using = new Set(((j.usingClause ?? []) as AstNode[]).map(stringValue));
+    for (const a of left) {
+      for (const b of right) {
+        const column = a.table?.column;
+        if (column && column === b.table?.column && (j.isNatural || using.has(column))) edges.push({ a, b, allowed });
+      }
+    }
+    return [...left, ...right];
+  };
+
+  switch (type) {
+    case 'SelectStmt':
+      for (const item of (stmt.fromClause ?? []) as AstNode[]) fromItem(item);
+      break;
+    case 'UpdateStmt':
+      relation(stmt.relation, 'update');
+      for (const item of (stmt.fromClause ?? []) as AstNode[]) fromItem(item);
+      break;
+    case 'DeleteStmt':
+      relation(stmt.relation, 'delete');
+      for (const item of (stmt.usingClause ?? []) as AstNode[]) fromItem(item);
+      break;
+    case 'InsertStmt': {
+      const target = relation(stmt.relation, 'insert');
+      const columns = ((stmt.cols ?? []) as AstNode[]).map((c) => c.ResTarget?.name);
+      if (target?.table && columns.includes(target.table.column)) target.scoped = true;
+      break;
+    }
+    case 'MergeStmt':
+      relation(stmt.relation, 'merge');
+      fromItem(stmt.sourceRelation);
+      if (stmt.joinCondition) conditions.push({ expr: stmt.joinCondition, allowed: undefined });
+      break;
+  }
+  if (stmt.whereClause) conditions.push({ expr: stmt.whereClause, allowed: undefined });
+  solve(level, conditions, edges);
+
+  const where = ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`;
+  for (const i of level.instances) {
+    if (!i.table || i.scoped) continue;
+    const reason = i.kind === 'insert' ? `insert does not set ${i.table.column}` : `${i.kind} has no ${i.table.column} predicate`;
+    ctx.out.add(i.table, reason + where);
+  }
+
+  // Everything below (sub-selects in FROM, WHERE, the target list, INSERT's source, set
+  // operations' branches) is a level of its own, checked with this one as its parent.
+  const setOperation = type === 'SelectStmt' && stmt.op && stmt.op !== 'SETOP_NONE';
+  const childCtx: Ctx = { ...ctx, level, where: setOperation ? ctx.where : 'subquery' };
+  for (const [key, value] of Object.entries(stmt)) {
+    // set operations hold their branches as bare SelectStmt structs
+    if ((key === 'larg' || key === 'rarg') && type === 'SelectStmt') analyzeQuery('SelectStmt', value as AstNode, childCtx);
+    else if (key !== 'withClause' && key !== 'relation') visit(value, childCtx);
+  }
+}
+
+/** Which tenant-table instances a column reference names, or whether it names a scoped outer one. */
+function resolveTenantColumn(node: AstNode, level: Level): { local: Instance[]; outerScoped: boolean } {
+  const none = { local: [], outerScoped: false };
+  const names = columnRefNames(node);
+  if (!names) return none;
+  const column = names.at(-1)!;
+  const qualifier = names.at(-2);
+  const schema = names.at(-3);
+  if (qualifier === undefined) return { local: level.instances.filter((i) => i.table?.column === column), outerScoped: false };
+  for (let l: Level | undefined = level, depth = 0; l; l = l.parent, depth++) {
+    const matches = l.instances.filter((i) => i.ref === qualifier && (!schema || (i.schemaname ?? i.table?.schema) === schema));
+    if (matches.length === 0) continue;
+    const tenant = matches.filter((i) => i.table?.column === column);
+    return depth === 0 ? { local: tenant, outerScoped: false } : { local: [], outerScoped: tenant.some((i) => i.scoped) };
+  }
+  return none;
+}
+
+function solve(level: Level, conditions: Condition[], edges: Edge[]): void {
+  const mark = (instances: Instance[], allowed: Set<Instance> | undefined) => {
+    for (const i of instances) if (!allowed || allowed.has(i)) i.scoped = true;
+  };
+  for (const { expr, allowed } of conditions) {
+    for (const conjunct of conjuncts(expr)) {
+      const operands = equalityOperands(conjunct);
+      if (!operands) continue;
+      const [l, r] = operands.map((o) => resolveTenantColumn(o, level)) as [ReturnType<typeof resolveTenantColumn>, ReturnType<typeof resolveTenantColumn>];
+      if (isTenantValue(operands[1]) || r.outerScoped) mark(l.local, allowed);
+      if (isTenantValue(operands[0]) || l.outerScoped) mark(r.local, allowed);
+      for (const a of l.local) for (const b of r.local) if (a !== b) edges.push({ a, b, allowed });
+    }
+  }
+  // a = b where b is scoped scopes a: propagate until nothing changes
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const { a, b, allowed } of edges) {
+      for (const [from, to] of [[a, b], [b, a]] as const) {
+        if (from.scoped && !to.scoped && (!allowed || allowed.has(to))) {
+          to.scoped = true;
+          changed = true;
+        }
+      }
+    }
+  }
+}

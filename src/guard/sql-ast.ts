@@ -1,0 +1,76 @@
+// Small readers over libpg-query's JSON AST. Nodes are `{ NodeType: { ...fields } }` objects;
+// some fields (InsertStmt.relation, MergeStmt.relation…) hold the struct without the wrapper.
+
+/** A node or struct of the parse tree; fields vary by node type. */
+export type AstNode = Record<string, any>;
+
+/** The `sval` of a String node, or undefined. */
+export function stringValue(node: AstNode | undefined): string | undefined {
+  return node?.String?.sval;
+}
+
+/** The name parts of a ColumnRef (`n.tenant_id` → ['n', 'tenant_id']); undefined for `*` or non-names. */
+export function columnRefNames(node: AstNode | undefined): string[] | undefined {
+  const fields = unwrapCast(node)?.ColumnRef?.fields as AstNode[] | undefined;
+  if (!fields) return undefined;
+  const names = fields.map(stringValue);
+  return names.every((n): n is string => n !== undefined) ? names : undefined;
+}
+
+/** Strips `::type` casts and `COLLATE` clauses. */
+export function unwrapCast(node: AstNode | undefined): AstNode | undefined {
+  let n = node;
+  while (n?.TypeCast || n?.CollateClause) n = (n.TypeCast ?? n.CollateClause).arg;
+  return n;
+}
+
+/** The operands of `a = b`, `a IS NOT DISTINCT FROM b` or `a IN (b)` (one element); else undefined. */
+export function equalityOperands(node: AstNode): [AstNode, AstNode] | undefined {
+  const e = node.A_Expr;
+  if (!e) return undefined;
+  const op = stringValue((e.name as AstNode[] | undefined)?.at(-1));
+  if ((e.kind === 'AEXPR_OP' && op === '=') || e.kind === 'AEXPR_NOT_DISTINCT') return [e.lexpr, e.rexpr];
+  const items = e.rexpr?.List?.items as AstNode[] | undefined;
+  if (e.kind === 'AEXPR_IN' && op === '=' && items?.length === 1) return [e.lexpr, items[0]!];
+  return undefined;
+}
+
+/** Top-level conjuncts of a boolean expression: `a AND (b AND c)` → [a, b, c]. An OR is one conjunct. */
+export function conjuncts(node: AstNode | undefined): AstNode[] {
+  if (!node) return [];
+  const b = node.BoolExpr;
+  if (b?.boolop === 'AND_EXPR') return (b.args as AstNode[]).flatMap(conjuncts);
+  return [node];
+}
+
+/** Last part of a function name, lower case (`pg_catalog.set_config` → 'set_config'). */
+export function functionName(call: AstNode): string | undefined {
+  return stringValue((call.funcname as AstNode[] | undefined)?.at(-1))?.toLowerCase();
+}
+
+const TENANT_FUNCTIONS = new Set(['current_tenant_id']);
+
+/**
+ * A value that names one tenant: a parameter, a literal (not NULL), `current_tenant_id()`, or
+ * `(select current_tenant_id())`; casts allowed.
+ */
+export function isTenantValue(node: AstNode | undefined): boolean {
+  const n = unwrapCast(node);
+  if (!n) return false;
+  if (n.ParamRef) return true;
+  if (n.A_Const) return !n.A_Const.isnull;
+  if (n.FuncCall) return TENANT_FUNCTIONS.has(functionName(n.FuncCall) ?? '');
+  const sub = n.SubLink;
+  if (sub?.subLinkType === 'EXPR_SUBLINK') {
+    const s = sub.subselect?.SelectStmt;
+    const targets = s?.targetList as AstNode[] | undefined;
+    return !!s && !s.fromClause && !s.whereClause && targets?.length === 1 && isTenantValue(targets[0]!.ResTarget?.val);
+  }
+  return false;
+}
+
+/** The lower-cased constant text of a node (`'tenantry.context'`, `'x'::text`), or undefined. */
+export function constantText(node: AstNode | undefined): string | undefined {
+  const c = unwrapCast(node)?.A_Const;
+  return typeof c?.sval?.sval === 'string' ? c.sval.sval.toLowerCase() : undefined;
+}
