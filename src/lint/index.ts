@@ -15,11 +15,13 @@
 import type { TSESLint } from '@typescript-eslint/utils';
 import { jobNeedsTenant } from './rules/job-needs-tenant.js';
 import { noRawPool } from './rules/no-raw-pool.js';
+import { noSqlConcat } from './rules/no-sql-concat.js';
 import { restrictedEscapeHatch } from './rules/restricted-escape-hatch.js';
 
 /** Every rule of the plugin, by name (without the `tenantry/` prefix). */
 export const rules = {
   'no-raw-pool': noRawPool,
+  'no-sql-concat': noSqlConcat,
   'restricted-escape-hatch': restrictedEscapeHatch,
   'job-needs-tenant': jobNeedsTenant,
 };
