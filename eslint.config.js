@@ -1,0 +1,29 @@
+// ESLint flat config: lints the reference server (app/) with Tenantry's own plugin, so the
+// example application proves the rules run clean on code that isolates tenants correctly.
+// `npx eslint app`.
+import tseslint from 'typescript-eslint';
+import { tsImport } from 'tsx/esm/api';
+
+// The plugin is TypeScript source in this repository (users import the built `tenantry/eslint`);
+// tsx, already used by `npm start`, loads it without a build step.
+const { plugin: tenantry } = await tsImport('./src/lint/index.ts', import.meta.url);
+
+export default [
+  { ignores: ['dist/**', 'node_modules/**', '.tenantry/**'] },
+  {
+    files: ['app/**/*.ts'],
+    languageOptions: { parser: tseslint.parser, ecmaVersion: 2023, sourceType: 'module' },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+  },
+  { ...tenantry.configs.recommended, files: ['app/**/*.ts'] },
+  {
+    files: ['app/**/*.ts'],
+    rules: {
+      // Raw pools are legitimate where the server acts as the OWNER role, outside any tenant:
+      // main.ts opens the owner pool that runs migrations and seeds the demo before the
+      // TenantPool serves requests; migrate.ts opens its own client (and an admin one to create
+      // extensions) when given a URL. Request handling never gets these.
+      'tenantry/no-raw-pool': ['error', { allow: ['app/main.ts', 'app/migrate.ts'] }],
+    },
+  },
+];
