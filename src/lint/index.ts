@@ -17,9 +17,11 @@ import { jobNeedsTenant } from './rules/job-needs-tenant.js';
 import { noRawPool } from './rules/no-raw-pool.js';
 import { noSqlConcat } from './rules/no-sql-concat.js';
 import { restrictedEscapeHatch } from './rules/restricted-escape-hatch.js';
+import { tenantTableHasTenantId } from './rules/tenant-table-has-tenant-id.js';
 
 /** Every rule of the plugin, by name (without the `tenantry/` prefix). */
 export const rules = {
+  'tenant-table-has-tenant-id': tenantTableHasTenantId,
   'no-raw-pool': noRawPool,
   'no-sql-concat': noSqlConcat,
   'restricted-escape-hatch': restrictedEscapeHatch,
