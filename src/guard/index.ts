@@ -1,0 +1,16 @@
+export { analyzeStatement, analyzeUncached, CONTEXT_SETTING, DEFAULT_CACHE_SIZE, type Analysis, type UnscopedReference } from './analyze-statement.js';
+export { loadSqlParser, isSqlParserLoaded } from './sql-parser.js';
+export { TenantTableMap, loadTenantTables, type TenantTable, type Queryable } from './tenant-table-map.js';
+export { QueryGuard, type GuardMode, type GuardLogger, type GuardStats, type QueryGuardOptions } from './query-guard.js';
+export { UnscopedStatementError } from './unscoped-statement-error.js';
+export {
+  acceptFingerprint,
+  readAcceptedFile,
+  writeAcceptedFile,
+  parseAcceptedFile,
+  isFingerprint,
+  DEFAULT_ACCEPTED_FILE,
+  type AcceptedException,
+  type AcceptedFile,
+} from './accepted-file.js';
+export { readGuardReport, writeGuardReport, DEFAULT_REPORT_FILE, type GuardReport, type GuardReportEntry } from './guard-report.js';
