@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { normalizeSync } from 'libpg-query';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import type { AcceptedFile } from './accepted-file.js';
 import { analyzeStatement, type Analysis } from './analyze-statement.js';
 import { writeGuardReport, type GuardReportEntry } from './guard-report.js';
 import { isSqlParserLoaded, loadSqlParser } from './sql-parser.js';
+import { statementSample } from './statement-sample.js';
 import type { TenantTableMap } from './tenant-table-map.js';
 import { UnscopedStatementError } from './unscoped-statement-error.js';
 
@@ -48,7 +48,6 @@ export interface GuardStats {
 }
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MAX_SAMPLE = 2_000;
 
 /**
  * Checks statements before they reach the database: a statement on a tenant table must be
@@ -151,7 +150,7 @@ export class QueryGuard {
       count: 1,
       firstSeen: now,
       lastSeen: now,
-      sample: normalizedSample(sql),
+      sample: statementSample(sql),
       accepted,
     };
     if (this.#options.callSite !== false) {
@@ -184,18 +183,6 @@ export class QueryGuard {
 
 function tableNames(analysis: Analysis): string[] {
   return [...new Set(analysis.unscoped.map((u) => u.table))];
-}
-
-// Constants become $n: the sample shows the statement's shape, never a value.
-function normalizedSample(sql: string): string {
-  let text: string;
-  try {
-    text = normalizeSync(sql);
-  } catch {
-    return '[statement could not be normalized]';
-  }
-  text = text.replace(/\s+/g, ' ').trim();
-  return text.length > MAX_SAMPLE ? `${text.slice(0, MAX_SAMPLE)}…` : text;
 }
 
 /** The first stack frame outside Tenantry's own src/dist and node_modules, trimmed. */
