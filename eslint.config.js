@@ -6,7 +6,7 @@ import { tsImport } from 'tsx/esm/api';
 
 // The plugin is TypeScript source in this repository (users import the built `tenantry/eslint`);
 // tsx, already used by `npm start`, loads it without a build step.
-const { plugin: tenantry } = await tsImport('./src/lint/index.ts', import.meta.url);
+const { plugin: tenantry, sqlMigrationsConfig } = await tsImport('./src/lint/index.ts', import.meta.url);
 
 export default [
   { ignores: ['dist/**', 'node_modules/**', '.tenantry/**'] },
@@ -26,4 +26,8 @@ export default [
       'tenantry/no-raw-pool': ['error', { allow: ['app/main.ts', 'app/migrate.ts'] }],
     },
   },
+  // CREATE TABLE in the migrations must have tenant_id, unless the table is global.
+  // app_private.users holds identities: one person may belong to several tenants, so it is
+  // global by design and never granted to the app role (see 001_identity.sql).
+  await sqlMigrationsConfig({ files: ['app/migrations/*.sql'], globalTables: ['app_private.users'] }),
 ];

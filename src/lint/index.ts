@@ -47,4 +47,15 @@ plugin.configs.recommended = {
   rules: Object.fromEntries(Object.keys(rules).map((name) => [`tenantry/${name}`, 'error'])),
 };
 
+export {
+  checkMigrationSql,
+  checkMigrationSqlSync,
+  checkMigrationFiles,
+  loadSqlParser,
+  type MigrationCheckOptions,
+  type MigrationFinding,
+} from './sql/check-migration-sql.js';
+export { sqlMigrationsConfig, type SqlMigrationsConfigOptions } from './sql/migration-config.js';
+export { isGlobalTable } from './global-tables.js';
+
 export default plugin;
