@@ -3,6 +3,7 @@ import { tryCurrentTenant } from '../context/tenant-context.js';
 import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
+import type { QueryGuard } from '../guard/query-guard.js';
 import { ContextPrefixWriter, ContextQuery, prefixWithContext, type Submittable } from './context-prefix.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
@@ -13,6 +14,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
   /** Parse the prefix once per connection as a named statement (see TenantPoolConfig). */
   tenantryPrepareContext?: boolean;
+  /** Checks every statement's text before it is sent (see TenantPoolConfig.guard). */
+  tenantryGuard?: QueryGuard;
 }
 
 type TxStatus = 'I' | 'T' | 'E';
@@ -24,6 +27,7 @@ type TxStatus = 'I' | 'T' | 'E';
 export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
   readonly #prefix: ContextPrefixWriter;
+  readonly #guard: QueryGuard | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -35,6 +39,7 @@ export class TenantClient extends pg.Client {
     super(config);
     this.#encoder = config.tenantryEncoder;
     this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true);
+    this.#guard = config.tenantryGuard;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -90,6 +95,13 @@ export class TenantClient extends pg.Client {
    * already carries the right context and that they do not end.
    */
   #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
+    if (this.#guard && typeof query.text === 'string') {
+      try {
+        this.#guard.check(query.text); // enforce mode throws TENANT_SCOPE_MISSING: refused, nothing sent
+      } catch (error) {
+        return error as Error;
+      }
+    }
     if (simple && query.text === '') return null; // an empty query runs nothing
     const loneEnd = isLoneTransactionEnd(query.text);
     switch (this.#status) {

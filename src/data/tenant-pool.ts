@@ -4,6 +4,7 @@ import { ConfigurationError } from '../errors/tenantry-error.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
 import { TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
+import type { QueryGuard } from '../guard/query-guard.js';
 
 /** Options of {@link TenantPool}: every pg.Pool option, plus how the context is encoded. */
 export interface TenantPoolConfig extends pg.PoolConfig {
@@ -19,6 +20,12 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * transaction mode it needs pgbouncer ≥ 1.21 with `max_prepared_statements` set.
    */
   prepareContextStatement?: boolean;
+  /**
+   * A query guard (`tenantry/guard`) that checks each statement's text before it is sent:
+   * `report` records unscoped statements, `enforce` refuses them with TENANT_SCOPE_MISSING.
+   * Await `QueryGuard.ready()` before the first query.
+   */
+  guard?: QueryGuard;
 }
 
 /**
@@ -33,14 +40,14 @@ export interface TenantPoolConfig extends pg.PoolConfig {
  */
 export class TenantPool extends pg.Pool {
   constructor(config: TenantPoolConfig = {}) {
-    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, ...poolConfig } = config;
+    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, ...poolConfig } = config;
     let encoder: ContextEncoder;
     if (contextMode === 'unsigned') encoder = unsignedContext;
     else if (contextMode === 'signed') {
       if (!contextSecret) throw new ConfigurationError('Signed context mode needs contextSecret (or set contextMode: "unsigned")');
       encoder = new ContextSigner(contextSecret, { ttlSeconds: contextTtlSeconds });
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
-    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement } as unknown as pg.PoolConfig &
+    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard } as unknown as pg.PoolConfig &
       TenantClientConfig);
   }
 

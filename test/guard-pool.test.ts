@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { runAs } from '../src/context/tenant-context.js';
+import { QueryGuard } from '../src/guard/query-guard.js';
+import { TenantTableMap } from '../src/guard/tenant-table-map.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+let db: TestDatabase;
+const A = randomUUID();
+const B = randomUUID();
+
+beforeAll(async () => {
+  await QueryGuard.ready();
+  db = await createTestDatabase();
+  await db.owner.query(`
+    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
+    select tenantry.register_tenant_table('notes');
+    insert into notes (tenant_id, body) values ('${A}', 'a1'), ('${B}', 'b1');
+  `);
+});
+afterAll(() => db?.drop());
+
+const tables = () => TenantTableMap.from(['public.notes']);
+
+describe('TenantPool with a query guard', () => {
+  it('enforce: refuses an unscoped statement before it reaches PostgreSQL, lets scoped ones through', async () => {
+    const guard = new QueryGuard({ mode: 'enforce', tables: tables() });
+    const pool = db.appPool({ guard });
+    const marker = `guard-${randomUUID()}`;
+    await expect(runAs(A, () => pool.query(`update notes set body = '${marker}'`))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+    const seen = await db.admin.query(`select count(*)::int as n from pg_stat_activity where query like $1 and query not like '%pg_stat_activity%'`, [`%${marker}%`]);
+    expect(seen.rows[0].n).toBe(0);
+    expect((await db.admin.query('select count(*)::int as n from notes where body = $1', [marker])).rows[0].n).toBe(0);
+    const ok = await runAs(A, () => pool.query('select body from notes where tenant_id = $1', [A]));
+    expect(ok.rows).toEqual([{ body: 'a1' }]);
+    await expect(runAs(A, () => pool.query(`select set_config('tenantry.context', $1, true)`, [B]))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+    expect(guard.stats().refused).toBe(2);
+  });
+
+  it('report: records the unscoped statement once with its count and still runs it (RLS still isolates)', async () => {
+    const guard = new QueryGuard({ mode: 'report', tables: tables() });
+    const pool = db.appPool({ guard });
+    for (let i = 0; i < 3; i++) {
+      const r = await runAs(B, () => pool.query('select body from notes'));
+      expect(r.rows).toEqual([{ body: 'b1' }]);
+    }
+    const entries = guard.report();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ count: 3, tables: ['public.notes'] });
+  });
+});
