@@ -1,4 +1,4 @@
-import { AST_NODE_TYPES, type TSESTree } from '@typescript-eslint/utils';
+import { ASTUtils, AST_NODE_TYPES, type TSESLint, type TSESTree } from '@typescript-eslint/utils';
 import { propertyName } from '../callee-name.js';
 import { createRule } from '../create-rule.js';
 import { matchesAnyGlob } from '../file-glob.js';
@@ -25,7 +25,7 @@ const DRIVERS: Readonly<Record<string, Driver>> = {
 type Binding = { module: string; kind: 'default' } | { module: string; kind: 'named'; name: string };
 
 export type Options = [{ allow?: string[] }];
-export type MessageIds = 'rawPool';
+export type MessageIds = 'rawPool' | 'useTenantPool';
 
 /**
  * `tenantry/no-raw-pool`: a pool or client opened straight from a PostgreSQL driver does not
@@ -35,6 +35,7 @@ export const noRawPool = createRule<Options, MessageIds>({
   name: 'no-raw-pool',
   meta: {
     type: 'problem',
+    hasSuggestions: true,
     docs: { description: 'Disallow opening PostgreSQL pools or clients straight from a driver outside allowed modules' },
     schema: [
       {
@@ -46,15 +47,24 @@ export const noRawPool = createRule<Options, MessageIds>({
     messages: {
       rawPool:
         '{{what}} from "{{module}}" bypasses the tenant context: use a TenantPool from tenantry, or list this module in the rule\'s `allow` option if it legitimately needs a raw connection (migrations, control plane).',
+      useTenantPool: 'Construct the TenantPool imported in this module instead.',
     },
   },
   defaultOptions: [{ allow: [] }],
   create(context, [options]) {
     if (matchesAnyGlob(context.filename, options.allow ?? [], context.cwd)) return {};
-    const bindings = new Map<string, Binding>();
+    // keyed by the variable, not its name: a parameter that shadows `Pool` is not pg's Pool
+    const bindings = new Map<TSESLint.Scope.Variable, Binding>();
+    let tenantPoolName: string | undefined;
 
-    function bind(local: string, binding: Binding): void {
-      bindings.set(local, binding);
+    function bind(declarator: TSESTree.Node, local: string, binding: Binding): void {
+      const variable = context.sourceCode.getDeclaredVariables(declarator).find((v) => v.name === local);
+      if (variable) bindings.set(variable, binding);
+    }
+
+    function bindingOf(id: TSESTree.Identifier): Binding | undefined {
+      const variable = ASTUtils.findVariable(context.sourceCode.getScope(id), id);
+      return variable ? bindings.get(variable) : undefined;
     }
 
     // `const pg = require('pg')`, `const { Pool } = require('pg')`
@@ -76,11 +86,11 @@ export const noRawPool = createRule<Options, MessageIds>({
       const callee = node.callee;
       const verb = node.type === AST_NODE_TYPES.NewExpression ? 'new ' : '';
       if (callee.type === AST_NODE_TYPES.Identifier) {
-        const b = bindings.get(callee.name);
+        const b = bindingOf(callee);
         if (!b) return;
         const driver = DRIVERS[b.module]!;
         if (b.kind === 'default' ? driver.defaultOpens : driver.exports.includes(b.name)) {
-          report(node, `${verb}${callee.name}(…)`, b.module);
+          report(node, `${verb}${callee.name}(…)`, b.module, b.kind === 'named' && b.name === 'Pool');
         }
         return;
       }
@@ -89,45 +99,56 @@ export const noRawPool = createRule<Options, MessageIds>({
         let root: TSESTree.Expression = callee;
         while (root.type === AST_NODE_TYPES.MemberExpression) root = root.object;
         if (root.type !== AST_NODE_TYPES.Identifier) return;
-        const b = bindings.get(root.name);
+        const b = bindingOf(root);
         if (!b) return;
         const prop = propertyName(callee);
         const driver = DRIVERS[b.module]!;
         // `pg.Pool` / `pg.native.Pool` on the module, or `native.Pool` on pg's named `native`
         const opens = b.kind === 'default' ? prop !== undefined && driver.exports.includes(prop) : b.name === 'native';
         if (opens) {
-          report(node, `${verb}${context.sourceCode.getText(callee)}(…)`, b.module);
+          report(node, `${verb}${context.sourceCode.getText(callee)}(…)`, b.module, prop === 'Pool');
         }
       }
     }
 
-    function report(node: TSESTree.Node, what: string, module: string): void {
-      context.report({ node, messageId: 'rawPool', data: { what, module } });
+    // With TenantPool imported here, `new pg.Pool(config)` → `new TenantPool(config)` is one
+    // edit (a suggestion, not a fix: TenantPool also wants a contextSecret in its config).
+    function report(node: TSESTree.NewExpression | TSESTree.CallExpression, what: string, module: string, isPool: boolean): void {
+      const suggest: TSESLint.SuggestionReportDescriptor<MessageIds>[] =
+        isPool && tenantPoolName !== undefined && node.type === AST_NODE_TYPES.NewExpression && module === 'pg'
+          ? [{ messageId: 'useTenantPool', fix: (fixer) => fixer.replaceText(node.callee, tenantPoolName!) }]
+          : [];
+      context.report({ node, messageId: 'rawPool', data: { what, module }, suggest });
     }
 
     return {
       ImportDeclaration(node) {
         const module = node.source.value;
+        for (const s of node.specifiers) {
+          if (s.type === AST_NODE_TYPES.ImportSpecifier && s.importKind !== 'type' && s.imported.type === AST_NODE_TYPES.Identifier && s.imported.name === 'TenantPool') {
+            tenantPoolName = s.local.name;
+          }
+        }
         if (!(module in DRIVERS) || node.importKind === 'type') return;
         for (const s of node.specifiers) {
           if (s.type === AST_NODE_TYPES.ImportSpecifier) {
             if (s.importKind === 'type') continue;
             const imported = s.imported.type === AST_NODE_TYPES.Identifier ? s.imported.name : s.imported.value;
-            bind(s.local.name, imported === 'default' ? { module, kind: 'default' } : { module, kind: 'named', name: imported });
+            bind(s, s.local.name, imported === 'default' ? { module, kind: 'default' } : { module, kind: 'named', name: imported });
           } else {
-            bind(s.local.name, { module, kind: 'default' });
+            bind(s, s.local.name, { module, kind: 'default' });
           }
         }
       },
       VariableDeclarator(node) {
         const module = requiredModule(node.init);
         if (!module) return;
-        if (node.id.type === AST_NODE_TYPES.Identifier) bind(node.id.name, { module, kind: 'default' });
+        if (node.id.type === AST_NODE_TYPES.Identifier) bind(node, node.id.name, { module, kind: 'default' });
         else if (node.id.type === AST_NODE_TYPES.ObjectPattern) {
           for (const p of node.id.properties) {
             if (p.type !== AST_NODE_TYPES.Property || p.value.type !== AST_NODE_TYPES.Identifier) continue;
             const name = p.key.type === AST_NODE_TYPES.Identifier ? p.key.name : String((p.key as TSESTree.Literal).value);
-            bind(p.value.name, { module, kind: 'named', name });
+            bind(node, p.value.name, { module, kind: 'named', name });
           }
         }
       },
