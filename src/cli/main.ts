@@ -4,6 +4,8 @@ import { TenantryError } from '../errors/tenantry-error.js';
 import { installCommand } from './install-command.js';
 import { tenantsCommand } from './tenants-command.js';
 import { doctorCommand } from './doctor-command.js';
+import { guardCommand } from './guard-command.js';
+import { scanLogCommand } from './scan-log-command.js';
 import type { ConnectionOptions } from './connection.js';
 
 const program = new Command('tenantry')
@@ -17,6 +19,8 @@ const globals = (): ConnectionOptions => program.opts<ConnectionOptions>();
 program.addCommand(installCommand(globals));
 program.addCommand(doctorCommand(globals));
 program.addCommand(tenantsCommand(globals));
+program.addCommand(guardCommand(globals));
+program.addCommand(scanLogCommand(globals));
 // addCommand does not pass these settings down: usage errors must throw (exit 2), not exit(1)
 const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
 for (const c of everyCommand(program)) c.exitOverride().showHelpAfterError();
