@@ -34,6 +34,12 @@ runRule('tenant-table-has-tenant-id', tenantTableHasTenantId, {
     { code: `pgTable('plans', { id: text('id'), priceCents: integer('price_cents') });`, options: [{ globalTables: ['plans'] }] },
     { code: `pgTable('recordings', { accountId: uuid('account_id') });`, options: [{ columns: ['account_id', 'accountId'] }] },
     `table('recordings', { id: uuid() });`,
+    `import { pgTable as table } from 'drizzle-orm/pg-core'; table('recordings', { tenantId: uuid() });`,
+    { code: `const billing = pgSchema('billing'); billing.table('plans', { id: text() });`, options: [{ globalTables: ['billing.*'] }] },
+    `const app = pgSchema('app'); app.table('recordings', { tenant_id: uuid(), id: uuid() });`,
+    { code: `const app = pgSchema('app'); app.table('users', { id: uuid() });`, options: [{ globalTables: ['users'] }] },
+    // not a schema made by pgSchema
+    `other.table('recordings', { id: uuid() });`,
     // Kysely
     `interface RecordingTable { tenant_id: string; id: string } interface Database { recordings: RecordingTable }`,
     `export interface DB { 'public.members': PublicMembers } export interface PublicMembers { tenantId: Generated<string>; userId: string }`,
@@ -54,6 +60,8 @@ runRule('tenant-table-has-tenant-id', tenantTableHasTenantId, {
     { code: `pgTable('recordings', (t) => ({ id: t.uuid(), ownerId: t.uuid('owner_id') }));`, errors: [missing('recordings')] },
     { code: `pgTable(\`recordings\`, { id: uuid() });`, errors: [missing('recordings')] },
     { code: `pgTable(name, { id: uuid() });`, errors: [missing('(dynamic)')] },
+    { code: `import { pgTable as table } from 'drizzle-orm/pg-core'; table('recordings', { id: uuid() });`, errors: [missing('recordings')] },
+    { code: `const app = pgSchema('app'); export const users = app.table('users', { id: uuid() });`, errors: [missing('app.users')] },
     // tenant-looking names are not the tenant column
     { code: `pgTable('recordings', { tenant: uuid('tenant'), id: uuid() });`, errors: [missing('recordings')] },
     { code: `pgTable('users', { id: uuid() });`, options: [{ globalTables: ['app_private.users'] }], errors: [missing('users')] },

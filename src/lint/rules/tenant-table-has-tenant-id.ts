@@ -63,6 +63,10 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
     const interfaces = new Set(options.interfaces ?? DEFAULTS.interfaces);
     const tableFunctions = new Set(options.tableFunctions ?? DEFAULTS.tableFunctions);
     const declarations = new Map<string, TypeDeclaration>();
+    // `import { pgTable as table } from 'drizzle-orm/pg-core'`: local names of table builders
+    const builderAliases = new Set<string>();
+    // `const app = pgSchema('app')`: `app.table('users', …)` defines app.users
+    const schemas = new Map<string, string>();
     const columnList = [...columns].join(' or ');
 
     function report(node: TSESTree.Node, table: string): void {
@@ -197,19 +201,43 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
       TSTypeAliasDeclaration(node) {
         if (interfaces.has(node.id.name) && node.typeAnnotation.type === AST_NODE_TYPES.TSTypeLiteral) checkDatabase(node.typeAnnotation.members);
       },
+      ImportSpecifier(node) {
+        const from = node.parent.type === AST_NODE_TYPES.ImportDeclaration ? node.parent.source.value : '';
+        const imported = node.imported.type === AST_NODE_TYPES.Identifier ? node.imported.name : node.imported.value;
+        if (from.startsWith('drizzle-orm') && tableFunctions.has(imported)) builderAliases.add(node.local.name);
+      },
+      VariableDeclarator(node) {
+        const init = node.init;
+        if (
+          node.id.type === AST_NODE_TYPES.Identifier &&
+          init?.type === AST_NODE_TYPES.CallExpression &&
+          calleeName(init.callee) === 'pgSchema' &&
+          init.arguments[0]?.type === AST_NODE_TYPES.Literal &&
+          typeof init.arguments[0].value === 'string'
+        ) {
+          schemas.set(node.id.name, init.arguments[0].value);
+        }
+      },
       CallExpression(node) {
-        const name = calleeName(node.callee);
-        if (name === undefined || !tableFunctions.has(name)) return;
+        const callee = node.callee;
+        const name = calleeName(callee);
+        if (name === undefined) return;
+        const schema =
+          callee.type === AST_NODE_TYPES.MemberExpression && callee.object.type === AST_NODE_TYPES.Identifier && name === 'table'
+            ? schemas.get(callee.object.name)
+            : undefined;
+        const builder = tableFunctions.has(name) || (callee.type === AST_NODE_TYPES.Identifier && builderAliases.has(name));
+        if (!builder && schema === undefined) return;
         const object = columnsObject(node.arguments[1]);
         if (!object || objectVerdict(object) !== 'missing') return;
         const first = node.arguments[0];
-        const table =
+        const bare =
           first?.type === AST_NODE_TYPES.Literal && typeof first.value === 'string'
             ? first.value
             : first?.type === AST_NODE_TYPES.TemplateLiteral && first.expressions.length === 0
               ? (first.quasis[0]!.value.cooked ?? '(dynamic)')
               : '(dynamic)';
-        report(first ?? node, table);
+        report(first ?? node, schema === undefined ? bare : `${schema}.${bare}`);
       },
     };
   },
