@@ -9,7 +9,8 @@
  * export default [
  *   { files: ['**\/*.ts'], languageOptions: { parser: tseslint.parser } },
  *   tenantry.configs.recommended,
- *   { files: ['src/db/migrate.ts'], rules: { 'tenantry/no-raw-pool': 'off' } },
+ *   // the migration runner connects as the owner role, outside any tenant
+ *   { rules: { 'tenantry/no-raw-pool': ['error', { allow: ['src/db/migrate.ts'] }] } },
  * ];
  */
 import type { TSESLint } from '@typescript-eslint/utils';
@@ -55,7 +56,7 @@ export {
   type MigrationCheckOptions,
   type MigrationFinding,
 } from './sql/check-migration-sql.js';
-export { sqlMigrationsConfig, type SqlMigrationsConfigOptions } from './sql/migration-config.js';
+export { sqlMigrationsConfig, type SqlMigrationsConfigOptions } from './sql/sql-migrations-config.js';
 export { isGlobalTable } from './global-tables.js';
 
 export default plugin;
