@@ -35,6 +35,10 @@ runRule('no-sql-concat', noSqlConcat, {
     // a value the rule cannot see into is not judged
     'pool.query(text, values);',
     'pool.query({ text: queryText, values });',
+    // a let built from constants only, and one the rule cannot see into
+    `let q = 'select * from t'; if (desc) q += ' order by id desc'; pool.query(q);`,
+    'let q = text; pool.query(q);',
+    'let q; q = load(); pool.query(q);',
     // raw with constants
     `sql.raw('now()');`,
     `const ORDER = 'created_at desc'; db.select().from(t).orderBy(sql.raw(ORDER));`,
@@ -52,6 +56,12 @@ runRule('no-sql-concat', noSqlConcat, {
     { code: 'kysely.executeQuery; conn.execute(`update t set a = ${a}`);', errors: [{ messageId: 'concat', data: { sink: 'conn.execute', how: 'template interpolation' } }] },
     // a mutable variable is not a constant
     { code: `let T = 'recordings'; pool.query('select * from ' + T);`, errors: [{ messageId: 'concat' }] },
+    // a let accumulating values
+    {
+      code: "let q = 'select * from recordings where true'; if (title) q += ` and title = '${title}'`; await pool.query(q);",
+      errors: [{ messageId: 'concat', data: { sink: 'pool.query', how: 'concatenation' } }],
+    },
+    { code: "let q = 'select * from t'; q = q + ' where id = ' + id; pool.query(q);", errors: [{ messageId: 'concat' }] },
     // raw splicing of non-constants
     { code: 'sql.raw(`select * from t where id = ${id}`);', errors: [{ messageId: 'raw', data: { sink: 'sql.raw' } }] },
     { code: 'db.select().from(t).orderBy(sql.raw(sortColumn));', errors: [{ messageId: 'raw', data: { sink: 'sql.raw' } }] },

@@ -152,6 +152,22 @@ export const noSqlConcat = createRule<Options, MessageIds>({
       return first;
     }
 
+    // `let q = 'select …'; q += ' where a = ' + a; pool.query(q)`: a `let` passed as the SQL is
+    // judged by everything written to it (its initializer, `=` and `+=`), in source order.
+    function accumulated(id: TSESTree.Identifier): Shape | undefined {
+      const variable = ASTUtils.findVariable(source.getScope(id), id);
+      const def = variable?.defs.length === 1 ? variable.defs[0] : undefined;
+      if (def?.type !== 'Variable' || def.parent.kind === 'const' || def.node.id.type !== AST_NODE_TYPES.Identifier) return undefined;
+      const writes = variable!.references.flatMap((r) => (r.isWrite() && r.writeExpr ? [r.writeExpr] : []));
+      if (writes.length === 0) return undefined;
+      const parts = writes.map((w) => shape(w));
+      return {
+        text: parts.map((p) => p.text).join(''),
+        unsafe: parts.flatMap((p) => p.unsafe),
+        built: writes.length > 1 || parts.some((p) => p.built),
+      };
+    }
+
     function how(node: TSESTree.Node): string {
       let n = node;
       while (n.type === AST_NODE_TYPES.Identifier) {
@@ -180,7 +196,7 @@ export const noSqlConcat = createRule<Options, MessageIds>({
         if (!methods.has(method)) return;
         const arg = sqlArgument(node);
         if (!arg || arg.type === AST_NODE_TYPES.SpreadElement) return;
-        const s = shape(arg);
+        const s = (arg.type === AST_NODE_TYPES.Identifier ? accumulated(arg) : undefined) ?? shape(arg);
         if (s.built && s.unsafe.length > 0 && looksLikeSql(s.text)) {
           context.report({ node: arg, messageId: 'concat', data: { sink, how: how(arg) } });
         }
