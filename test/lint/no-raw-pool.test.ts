@@ -12,6 +12,8 @@ runRule('no-raw-pool', noRawPool, {
     `import { Pool } from 'generic-pool'; new Pool();`,
     `const pool = new Pool();`,
     `import postgres from 'postgres'; const x = postgres;`,
+    `const { native } = require('pg'); native.types.setTypeParser(1, String); pg.types;`,
+    `import pg from 'pg'; pg.types.setTypeParser(20, Number);`,
     // a local name that shadows the import is not the driver
     `import { Pool } from 'pg'; function make(Pool: new () => object) { return new Pool(); }`,
     `import pg from 'pg'; function f(pg: { Pool: new () => object }) { return new pg.Pool(); }`,
@@ -27,6 +29,7 @@ runRule('no-raw-pool', noRawPool, {
     { code: `import pg from 'pg'; new pg.native.Pool();`, errors: [{ messageId: 'rawPool' }] },
     { code: `const pg = require('pg'); new pg.Pool();`, errors: [{ messageId: 'rawPool' }] },
     { code: `const { Client } = require('pg'); new Client();`, errors: [{ messageId: 'rawPool' }] },
+    { code: `const { native } = require('pg'); new native.Client();`, errors: [{ messageId: 'rawPool', data: { what: 'new native.Client(…)', module: 'pg' } }] },
     { code: `import postgres from 'postgres'; const sql = postgres(process.env.URL);`, errors: [{ messageId: 'rawPool', data: { what: 'postgres(…)', module: 'postgres' } }] },
     { code: `import { neon, Pool } from '@neondatabase/serverless'; neon(url); new Pool();`, errors: [{ messageId: 'rawPool' }, { messageId: 'rawPool' }] },
     { code: `import { createPool } from '@vercel/postgres'; createPool();`, errors: [{ messageId: 'rawPool' }] },

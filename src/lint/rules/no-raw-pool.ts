@@ -104,7 +104,8 @@ export const noRawPool = createRule<Options, MessageIds>({
         const prop = propertyName(callee);
         const driver = DRIVERS[b.module]!;
         // `pg.Pool` / `pg.native.Pool` on the module, or `native.Pool` on pg's named `native`
-        const opens = b.kind === 'default' ? prop !== undefined && driver.exports.includes(prop) : b.name === 'native';
+        const opens =
+          b.kind === 'default' ? prop !== undefined && driver.exports.includes(prop) : b.name === 'native' && (prop === 'Pool' || prop === 'Client');
         if (opens) {
           report(node, `${verb}${context.sourceCode.getText(callee)}(…)`, b.module, prop === 'Pool');
         }
