@@ -2,6 +2,7 @@ import { AST_NODE_TYPES, type TSESTree } from '@typescript-eslint/utils';
 import { calleeName, keyName, propertyName } from '../callee-name.js';
 import { createRule } from '../create-rule.js';
 
+/** The rule's options (one object, every property optional). */
 export type Options = [
   {
     /** Method names that enqueue, on queue-like objects. */
@@ -16,6 +17,7 @@ export type Options = [
     scopeFunctions?: string[];
   },
 ];
+/** Ids of the rule's messages. */
 export type MessageIds = 'jobWithoutTenant';
 
 const DEFAULTS = {

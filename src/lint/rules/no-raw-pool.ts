@@ -24,7 +24,9 @@ const DRIVERS: Readonly<Record<string, Driver>> = {
 
 type Binding = { module: string; kind: 'default' } | { module: string; kind: 'named'; name: string };
 
+/** The rule's options (one object, every property optional). */
 export type Options = [{ allow?: string[] }];
+/** Ids of the rule's messages. */
 export type MessageIds = 'rawPool' | 'useTenantPool';
 
 /**

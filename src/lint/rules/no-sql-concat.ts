@@ -2,6 +2,7 @@ import { ASTUtils, AST_NODE_TYPES, type TSESLint, type TSESTree } from '@typescr
 import { calleeName, keyName, propertyName } from '../callee-name.js';
 import { createRule } from '../create-rule.js';
 
+/** The rule's options (one object, every property optional). */
 export type Options = [
   {
     /** Methods taking SQL text: judged when the text is built with a value and looks like SQL. */
@@ -12,6 +13,7 @@ export type Options = [
     safeFunctions?: string[];
   },
 ];
+/** Ids of the rule's messages. */
 export type MessageIds = 'concat' | 'raw';
 
 const DEFAULTS = {

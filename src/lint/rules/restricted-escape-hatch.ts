@@ -6,7 +6,9 @@ import { matchesAnyGlob } from '../file-glob.js';
 /** Functions that lift or leave tenant isolation; only reviewed modules should call them. */
 export const DEFAULT_ESCAPE_HATCHES = ['runAsSystem', 'runWithoutTenant', 'withStaffAccess', 'asStaff'];
 
+/** The rule's options (one object, every property optional). */
 export type Options = [{ names?: string[]; allow?: string[] }];
+/** Ids of the rule's messages. */
 export type MessageIds = 'escapeHatch';
 
 /**

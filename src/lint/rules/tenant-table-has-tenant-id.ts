@@ -3,6 +3,7 @@ import { calleeName, keyName } from '../callee-name.js';
 import { createRule } from '../create-rule.js';
 import { isGlobalTable } from '../global-tables.js';
 
+/** The rule's options (one object, every property optional). */
 export type Options = [
   {
     /** Names of the tenant column, as a key or as the database column name. */
@@ -15,6 +16,7 @@ export type Options = [
     tableFunctions?: string[];
   },
 ];
+/** Ids of the rule's messages. */
 export type MessageIds = 'missingTenantColumn';
 
 const DEFAULTS = {
