@@ -240,11 +240,24 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
       if (target?.table && columns.includes(target.table.column)) target.scoped = true;
       break;
     }
-    case 'MergeStmt':
-      relation(stmt.relation, 'merge');
-      fromItem(stmt.sourceRelation);
-      if (stmt.joinCondition) conditions.push({ expr: stmt.joinCondition, allowed: undefined });
+    case 'MergeStmt': {
+      // ON filters the target only for WHEN MATCHED / NOT MATCHED [BY TARGET] clauses: NOT MATCHED
+      // BY SOURCE acts on the target rows ON did not match, and NOT MATCHED [BY TARGET] on the
+      // source rows it did not match.
+      const target = relation(stmt.relation, 'merge');
+      const source = fromItem(stmt.sourceRelation);
+      const clauses = ((stmt.mergeWhenClauses ?? []) as AstNode[]).map((c) => c.MergeWhenClause as AstNode);
+      const allowed = new Set<Instance>();
+      if (target && !clauses.some((c) => c.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE')) allowed.add(target);
+      if (!clauses.some((c) => c.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_TARGET')) for (const i of source) allowed.add(i);
+      if (stmt.joinCondition) conditions.push({ expr: stmt.joinCondition, allowed });
+      const column = target?.table?.column;
+      const inserts = clauses.filter((c) => c.commandType === 'CMD_INSERT');
+      if (column && inserts.some((c) => !((c.targetList ?? []) as AstNode[]).some((t) => t.ResTarget?.name === column))) {
+        ctx.out.add(target.table!, `merge insert does not set ${column}${ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`}`);
+      }
       break;
+    }
   }
   if (stmt.whereClause) conditions.push({ expr: stmt.whereClause, allowed: undefined });
   solve(level, conditions, edges);
