@@ -69,10 +69,14 @@ describe('the analyzer agrees with PostgreSQL', () => {
 
   it('control: the same harness sees tenant B through statements it calls unscoped', async () => {
     const leaking: string[] = [];
-    // (invoices has org_id, not tenant_id: that statement is flagged but cannot run)
-    for (const [sql] of unscoped.filter(([sql]) => readOnly(sql) && !sql.includes(';') && !sql.includes('invoices where tenant_id'))) {
+    for (const [sql] of unscoped.filter(([sql]) => readOnly(sql) && !sql.includes(';'))) {
       expect(analyzeStatement(sql, tables).unscoped.length, sql).toBeGreaterThan(0);
-      if ((await tenantsSeen(sql)).includes(B)) leaking.push(sql);
+      // some are flagged without being runnable here (invoices.tenant_id, evil.current_tenant_id())
+      const seen = await tenantsSeen(sql).catch((error: { code?: string }): string[] => {
+        if (error.code === '42703' || error.code === '3F000' || error.code === '42883') return [];
+        throw error;
+      });
+      if (seen.includes(B)) leaking.push(sql);
     }
     expect(leaking).toEqual(expect.arrayContaining(['select * from notes', 'select * from notes n join comments c on c.note_id = n.id where n.tenant_id = $1']));
   });

@@ -49,6 +49,7 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes where tenant_id = $1 or id = $2', ['public.notes']],
   ['select * from notes where tenant_id = any($1)', ['public.notes']],
   ['select * from notes where tenant_id is null', ['public.notes']],
+  ['select * from notes where tenant_id = evil.current_tenant_id()', ['public.notes']],
   ['select * from notes n where tenant_id = n.tenant_id', ['public.notes']],
   ['select * from billing.invoices', ['billing.invoices']],
   ['select * from invoices where tenant_id = $1', ['billing.invoices']],
