@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { acceptFingerprint, DEFAULT_ACCEPTED_FILE, readAcceptedFile, writeAcceptedFile } from '../guard/accepted-file.js';
-import { DEFAULT_REPORT_FILE, readGuardReport, type GuardReportEntry } from '../guard/guard-report.js';
+import { DEFAULT_REPORT_FILE, mergeGuardEntries, readGuardReport, type GuardReportEntry } from '../guard/guard-report.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import type { ConnectionOptions } from './connection.js';
 
@@ -31,15 +31,15 @@ export function guardCommand(_globals: () => ConnectionOptions): Command {
   guard
     .command('report')
     .description('list the distinct unscoped statements recorded in report mode')
-    .option('--file <path>', 'report written by QueryGuard.writeReport()', DEFAULT_REPORT_FILE)
+    .option('--file <paths...>', 'reports written by QueryGuard.writeReport() (several are merged)', [DEFAULT_REPORT_FILE])
     .option('--accepted <path>', 'accepted exceptions file', DEFAULT_ACCEPTED_FILE)
     .option('--json', 'print the entries as JSON')
-    .action(async (flags: { file: string; accepted: string; json?: boolean }) => {
-      const report = await readGuardReport(flags.file);
+    .action(async (flags: { file: string[]; accepted: string; json?: boolean }) => {
+      const reports = await Promise.all(flags.file.map((f) => readGuardReport(f)));
       const accepted = new Set((await readAcceptedFile(flags.accepted)).accepted.map((a) => a.fingerprint));
       // acceptance is what the file says now, not what it said when the report was written
-      const entries = report.entries.map((e) => ({ ...e, accepted: !e.setsContext && accepted.has(e.fingerprint) }));
-      console.log(flags.json ? JSON.stringify(entries, null, 2) : formatGuardReport(entries, flags.file));
+      const entries = mergeGuardEntries(reports.map((r) => r.entries)).map((e) => ({ ...e, accepted: !e.setsContext && accepted.has(e.fingerprint) }));
+      console.log(flags.json ? JSON.stringify(entries, null, 2) : formatGuardReport(entries, flags.file.join(', ')));
     });
 
   guard

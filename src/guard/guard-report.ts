@@ -48,3 +48,23 @@ export async function readGuardReport(file = DEFAULT_REPORT_FILE): Promise<Guard
   if (!result.success) throw new ConfigurationError(`${file}: not a guard report (${result.error.issues[0]!.message})`);
   return result.data;
 }
+
+/**
+ * Merges reports (one per app instance, or per day) by fingerprint: counts add up, first and
+ * last seen widen, the earliest sample and call site are kept.
+ */
+export function mergeGuardEntries(lists: GuardReportEntry[][]): GuardReportEntry[] {
+  const merged = new Map<string, GuardReportEntry>();
+  for (const entry of lists.flat()) {
+    const known = merged.get(entry.fingerprint);
+    if (!known) {
+      merged.set(entry.fingerprint, { ...entry });
+      continue;
+    }
+    known.count += entry.count;
+    if (entry.firstSeen < known.firstSeen) Object.assign(known, { firstSeen: entry.firstSeen, sample: entry.sample, callSite: entry.callSite ?? known.callSite });
+    if (entry.lastSeen > known.lastSeen) known.lastSeen = entry.lastSeen;
+    known.accepted = known.accepted || entry.accepted;
+  }
+  return [...merged.values()].sort((a, b) => b.count - a.count);
+}

@@ -13,7 +13,8 @@ export {
   type AcceptedException,
   type AcceptedFile,
 } from './accepted-file.js';
-export { readGuardReport, writeGuardReport, DEFAULT_REPORT_FILE, type GuardReport, type GuardReportEntry } from './guard-report.js';
+export { readGuardReport, writeGuardReport, mergeGuardEntries, DEFAULT_REPORT_FILE, type GuardReport, type GuardReportEntry } from './guard-report.js';
 export { statementsOfLog, statementOfMessage, formatOfFile, csvRecords, type LogFormat, type LoggedStatement } from './postgres-log.js';
 export { scanLog, scanStatements, type ScanFinding, type ScanResult } from './scan-log.js';
 export { statementSample } from './statement-sample.js';
+export { queryText } from './query-text.js';

@@ -96,6 +96,18 @@ describe('tenantry guard report / accept', () => {
     expect(() => enforce.check('delete from comments where id = $1')).toThrow(expect.objectContaining({ code: 'TENANT_SCOPE_MISSING' }));
   });
 
+  it('merges several report files (in-process)', async () => {
+    const files = [path.join(dir, 'r1.json'), path.join(dir, 'r2.json')];
+    for (const [i, file] of files.entries()) {
+      const guard = new QueryGuard({ mode: 'report', tables });
+      for (let n = 0; n <= i; n++) guard.check('select * from comments');
+      await guard.writeReport(file);
+    }
+    const r = await run(guardCommand(() => ({})), ['report', '--file', ...files, '--accepted', path.join(dir, 'none.json'), '--json']);
+    const entries = JSON.parse(r.stdout) as Array<{ count: number; tables: string[] }>;
+    expect(entries.map((e) => [e.count, e.tables])).toEqual([[3, ['public.comments']]]);
+  });
+
   it('fails clearly without a report, and refuses to accept a context setter (in-process)', async () => {
     const missing = run(guardCommand(() => ({})), ['report', '--file', path.join(dir, 'nope.json')]);
     await expect(missing).rejects.toMatchObject({ code: 'CONFIGURATION_ERROR' });

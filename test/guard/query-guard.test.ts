@@ -5,7 +5,8 @@ import path from 'node:path';
 import { TenantryError } from '../../src/errors/tenantry-error.js';
 import { acceptFingerprint, readAcceptedFile, writeAcceptedFile, type AcceptedFile } from '../../src/guard/accepted-file.js';
 import { analyzeStatement } from '../../src/guard/analyze-statement.js';
-import { readGuardReport } from '../../src/guard/guard-report.js';
+import { mergeGuardEntries, readGuardReport } from '../../src/guard/guard-report.js';
+import { queryText } from '../../src/guard/query-text.js';
 import { QueryGuard, type GuardReportEntry } from '../../src/guard/index.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 import { UnscopedStatementError } from '../../src/guard/unscoped-statement-error.js';
@@ -180,5 +181,28 @@ describe('accepted file', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('helpers for wiring and review', () => {
+  it('queryText reads the text of every form pg.query accepts', () => {
+    expect(queryText('select 1')).toBe('select 1');
+    expect(queryText({ text: 'select 2', values: [] })).toBe('select 2');
+    expect(queryText({ submit() {}, text: 'select 3' })).toBe('select 3');
+    expect(queryText({ name: 'x' })).toBeUndefined();
+    expect(queryText(undefined)).toBeUndefined();
+  });
+
+  it('mergeGuardEntries adds counts and widens first/last seen across instances', () => {
+    const base = { tables: ['public.notes'], reasons: ['r'], setsContext: false, accepted: false };
+    const merged = mergeGuardEntries([
+      [{ ...base, fingerprint: 'aaaaaaaaaaaaaaaa', count: 2, firstSeen: '2026-01-02T00:00:00Z', lastSeen: '2026-01-03T00:00:00Z', sample: 'late', callSite: 'b.ts:1' }],
+      [
+        { ...base, fingerprint: 'aaaaaaaaaaaaaaaa', count: 3, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-02T00:00:00Z', sample: 'early', callSite: 'a.ts:1' },
+        { ...base, fingerprint: 'bbbbbbbbbbbbbbbb', count: 1, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z', sample: 's' },
+      ],
+    ]);
+    expect(merged.map((e) => [e.fingerprint, e.count])).toEqual([['aaaaaaaaaaaaaaaa', 5], ['bbbbbbbbbbbbbbbb', 1]]);
+    expect(merged[0]).toMatchObject({ firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-03T00:00:00Z', sample: 'early', callSite: 'a.ts:1' });
   });
 });
