@@ -26,6 +26,7 @@ beforeAll(async () => {
     create schema billing;
     create table billing.invoices (id int, org_id uuid);
     create table users (id int, tenant_id uuid);
+    create table "NOTES" (id int);
     -- ids collide across tenants, and a comment of B points at A's note: joins on id alone leak
     insert into notes values (1, '${A}', 'a'), (1, '${B}', 'b'), (2, '${B}', 'b');
     insert into comments values (1, '${A}', 1, 'a'), (1, '${B}', 1, 'b');

@@ -38,6 +38,9 @@ export const scoped: string[] = [
   'explain select * from notes where tenant_id = $1',
   "select set_config('application_name', 'x', false)",
   'set statement_timeout = 1000',
+  'select "notes"."id" from "public"."notes" where "notes"."tenant_id" = $1',
+  'select * from "notes" as "n" where "n"."tenant_id"::text = $1',
+  'select * from "NOTES"', // a different table: quoted names keep their case
   'begin',
   'commit',
 ];
@@ -46,6 +49,7 @@ export const scoped: string[] = [
 export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes', ['public.notes'], /select has no tenant_id predicate/],
   ['select * from notes where id = $1', ['public.notes']],
+  ['select "notes"."id" from "public"."notes" where "notes"."id" = $1', ['public.notes']],
   ['select * from notes where tenant_id = $1 or id = $2', ['public.notes']],
   ['select * from notes where tenant_id = any($1)', ['public.notes']],
   ['select * from notes where tenant_id is null', ['public.notes']],
