@@ -71,8 +71,11 @@ export function analyzeUncached(sql: string, tables: TenantTableMap): Analysis {
 
 class Findings {
   setsContext = false;
+  /** Every add, duplicates included: tells whether a sub-query added any. */
+  count = 0;
   readonly #seen = new Map<string, UnscopedReference>();
   add(table: TenantTable, reason: string): void {
+    this.count++;
     const name = `${table.schema}.${table.name}`;
     this.#seen.set(`${name}\0${reason}`, { table: name, reason });
   }
@@ -88,6 +91,8 @@ interface Instance {
   schemaname: string | undefined;
   table: TenantTable | undefined;
   scoped: boolean;
+  /** A CTE or sub-select whose rows all belong to the scoped tenant (never reported itself). */
+  derived?: boolean;
   /** The statement kind that reads or writes it, for the reason text. */
   kind: string;
 }
@@ -95,7 +100,8 @@ interface Instance {
 /** One query level: its relations, the CTE names it sees, its enclosing level. */
 interface Level {
   instances: Instance[];
-  ctes: Set<string>;
+  /** CTE name → the tenant column it outputs when every tenant table inside it is scoped. */
+  ctes: Map<string, string | undefined>;
   parent: Level | undefined;
 }
 
@@ -136,7 +142,9 @@ function visit(node: unknown, ctx: Ctx): void {
   }
   if (!node || typeof node !== 'object') return;
   for (const [key, value] of Object.entries(node as AstNode)) {
-    if (key in QUERY_KINDS) analyzeQuery(key, value as AstNode, ctx);
+    if (key in QUERY_KINDS) {
+      if (!analyzed.has(value)) analyzeQuery(key, value as AstNode, ctx);
+    }
     else if (key === 'CopyStmt') analyzeCopy(value as AstNode, ctx);
     else if (key === 'TruncateStmt') {
       for (const rel of (value.relations ?? []) as AstNode[]) {
@@ -172,27 +180,42 @@ function analyzeCopy(stmt: AstNode, ctx: Ctx): void {
   if (stmt.query) visit(stmt.query, { ...ctx, where: 'copy query' });
 }
 
-function ctesVisible(level: Level | undefined, name: string): boolean {
-  for (let l = level; l; l = l.parent) if (l.ctes.has(name)) return true;
-  return false;
+function cteOf(level: Level | undefined, name: string): { column: string | undefined } | undefined {
+  for (let l = level; l; l = l.parent) if (l.ctes.has(name)) return { column: l.ctes.get(name) };
+  return undefined;
 }
 
-function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
+// Statements already analysed as a derived relation, so the generic walk skips them.
+const analyzed = new WeakSet<object>();
+
+/**
+ * Checks one query level and everything below it. For a plain SELECT in which every tenant
+ * table is scoped, returns the tenant column it outputs (so a join to it on that column scopes).
+ */
+function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined {
+  analyzed.add(stmt);
+  const findingsBefore = ctx.out.count;
   let parent = ctx.level;
   const ctes = (stmt.withClause?.ctes ?? []) as AstNode[];
   if (ctes.length > 0) {
     // CTE bodies see the CTE names (recursive CTEs) but not the main query's relations
-    const withLevel: Level = { instances: [], parent, ctes: new Set(ctes.map((c) => c.CommonTableExpr.ctename as string)) };
-    for (const c of ctes) visit(c.CommonTableExpr.ctequery, { ...ctx, level: withLevel, where: 'CTE' });
+    const withLevel: Level = { instances: [], parent, ctes: new Map(ctes.map((c) => [c.CommonTableExpr.ctename as string, undefined])) };
+    for (const c of ctes) {
+      const body = c.CommonTableExpr.ctequery as AstNode;
+      const cteCtx = { ...ctx, level: withLevel, where: 'CTE' };
+      if (body.SelectStmt) withLevel.ctes.set(c.CommonTableExpr.ctename, analyzeQuery('SelectStmt', body.SelectStmt, cteCtx));
+      else visit(body, cteCtx);
+    }
     parent = withLevel;
   }
-  const level: Level = { instances: [], ctes: new Set(), parent };
+  const level: Level = { instances: [], ctes: new Map(), parent };
   const kind = QUERY_KINDS[type]!;
   const conditions: Condition[] = [];
   const edges: Edge[] = [];
   const relation = (rv: AstNode | undefined, k: string): Instance | undefined => {
     if (!rv?.relname) return undefined;
-    if (!rv.schemaname && ctesVisible(parent, rv.relname)) return undefined;
+    const cte = rv.schemaname ? undefined : cteOf(parent, rv.relname);
+    if (cte) return cte.column ? derived(rv.alias?.aliasname ?? rv.relname, cte.column) : undefined;
     const instance: Instance = {
       ref: rv.alias?.aliasname ?? rv.relname,
       schemaname: rv.schemaname,
@@ -203,9 +226,20 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
     level.instances.push(instance);
     return instance;
   };
+  const derived = (ref: string, column: string): Instance => {
+    const instance: Instance = { ref, schemaname: undefined, table: { schema: '', name: ref, column }, scoped: true, derived: true, kind };
+    level.instances.push(instance);
+    return instance;
+  };
   const fromItem = (item: AstNode | undefined): Instance[] => {
     if (!item) return [];
     if (item.RangeVar) return [relation(item.RangeVar, kind)].filter((i): i is Instance => !!i);
+    const sub = item.RangeSubselect;
+    // a LATERAL sub-select may correlate with this level: checked after it, with the rest
+    if (sub && !sub.lateral && sub.alias && sub.subquery?.SelectStmt) {
+      const column = analyzeQuery('SelectStmt', sub.subquery.SelectStmt, { ...ctx, level, where: 'subquery' });
+      return column ? [derived(sub.alias.aliasname, column)] : [];
+    }
     const j = item.JoinExpr;
     if (!j) return [];
     const left = fromItem(j.larg);
@@ -264,7 +298,7 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
 
   const where = ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`;
   for (const i of level.instances) {
-    if (!i.table || i.scoped) continue;
+    if (!i.table || i.scoped || i.derived) continue;
     const reason = i.kind === 'insert' ? `insert does not set ${i.table.column}` : `${i.kind} has no ${i.table.column} predicate`;
     ctx.out.add(i.table, reason + where);
   }
@@ -278,6 +312,24 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): void {
     if ((key === 'larg' || key === 'rarg') && type === 'SelectStmt') analyzeQuery('SelectStmt', value as AstNode, childCtx);
     else if (key !== 'withClause' && key !== 'relation') visit(value, childCtx);
   }
+  const plainSelect = type === 'SelectStmt' && !setOperation;
+  return plainSelect && ctx.out.count === findingsBefore ? tenantOutput(stmt, level) : undefined;
+}
+
+/** The name under which a plain SELECT outputs the tenant column of a scoped tenant relation. */
+function tenantOutput(stmt: AstNode, level: Level): string | undefined {
+  for (const target of (stmt.targetList ?? []) as AstNode[]) {
+    const rt = target.ResTarget as AstNode | undefined;
+    const fields = rt?.val?.ColumnRef?.fields as AstNode[] | undefined;
+    if (fields?.at(-1)?.A_Star) {
+      const qualifier = stringValue(fields.at(-2));
+      const source = level.instances.find((i) => i.scoped && i.table && (qualifier === undefined || i.ref === qualifier));
+      if (source) return source.table!.column;
+      continue;
+    }
+    if (rt?.val && resolveTenantColumn(rt.val, level).local.some((i) => i.scoped)) return rt.name ?? columnRefNames(rt.val)!.at(-1);
+  }
+  return undefined;
 }
 
 /** Which tenant-table instances a column reference names, or whether it names a scoped outer one. */

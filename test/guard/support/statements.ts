@@ -40,6 +40,10 @@ export const scoped: string[] = [
   'set statement_timeout = 1000',
   'select "notes"."id" from "public"."notes" where "notes"."tenant_id" = $1',
   'select * from "notes" as "n" where "n"."tenant_id"::text = $1',
+  'with mine as (select * from notes where tenant_id = $1) select * from mine m join comments c on c.tenant_id = m.tenant_id and c.note_id = m.id',
+  'with mine as (select n.tenant_id as tid, n.id from notes n where n.tenant_id = $1) select * from comments c join mine on c.tenant_id = mine.tid',
+  'select * from (select id, tenant_id from notes where tenant_id = $1) x join comments c on c.tenant_id = x.tenant_id',
+  'select * from notes n, lateral (select * from comments c where c.tenant_id = n.tenant_id and c.note_id = n.id) x where n.tenant_id = $1',
   'select * from "NOTES"', // a different table: quoted names keep their case
   'begin',
   'commit',
@@ -63,6 +67,11 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select id, (select count(*) from comments where note_id = n.id) from notes n where n.tenant_id = $1', ['public.comments']],
   ['select * from notes n join comments c on c.note_id = n.id where n.tenant_id = $1', ['public.comments']],
   ['select * from notes n join comments c on c.tenant_id = n.tenant_id', ['public.notes', 'public.comments']],
+  ['with all_notes as (select * from notes) select * from all_notes a join comments c on c.tenant_id = a.tenant_id', ['public.notes', 'public.comments']],
+  ['with mine as (select * from notes where tenant_id = $1 and id in (select note_id from comments)) select * from mine m join comments c on c.tenant_id = m.tenant_id', ['public.comments']],
+  ['select * from (select id from notes where tenant_id = $1) x join comments c on c.note_id = x.id', ['public.comments']],
+  ['select * from (select id, tenant_id from notes where tenant_id = $1 union select id, tenant_id from notes) x join comments c on c.tenant_id = x.tenant_id', ['public.notes', 'public.comments']],
+  ['select * from notes n, lateral (select * from comments c where c.tenant_id = n.tenant_id) x', ['public.notes', 'public.comments']],
   // documented false positive: c is in fact limited to $1 through n, which itself is not scoped
   ['select * from notes n left join comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id', ['public.notes', 'public.comments']],
   ['select * from notes n full join comments c on c.tenant_id = n.tenant_id where n.tenant_id = $1', ['public.comments']],
