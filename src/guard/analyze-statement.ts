@@ -48,7 +48,9 @@ export function analyzeStatement(sql: string, tables: TenantTableMap): Analysis 
   if (!cache) caches.set(tables, (cache = new LruCache(DEFAULT_CACHE_SIZE)));
   const hit = cache.get(sql);
   if (hit) return hit;
-  const analysis = Object.freeze(analyzeUncached(sql, tables));
+  // shared by every caller of the same text: frozen all the way down
+  const fresh = analyzeUncached(sql, tables);
+  const analysis = Object.freeze({ ...fresh, unscoped: Object.freeze(fresh.unscoped.map((u) => Object.freeze(u))) as UnscopedReference[] });
   cache.set(sql, analysis);
   return analysis;
 }
