@@ -352,19 +352,44 @@ function resolveTenantColumn(node: AstNode, level: Level): { local: Instance[]; 
   return none;
 }
 
+/** The relation of this level and the column a reference names, for any column (tenant or not). */
+function resolveColumn(node: AstNode, level: Level): { instance: Instance; column: string } | undefined {
+  const names = columnRefNames(node);
+  if (!names) return undefined;
+  const column = names.at(-1)!;
+  const qualifier = names.at(-2);
+  const matches = qualifier === undefined ? level.instances : level.instances.filter((i) => i.ref === qualifier);
+  return matches.length === 1 ? { instance: matches[0]!, column } : undefined;
+}
+
 function solve(level: Level, conditions: Condition[], edges: Edge[]): void {
   const mark = (instances: Instance[], allowed: Set<Instance> | undefined) => {
     for (const i of instances) if (!allowed || allowed.has(i)) i.scoped = true;
   };
-  for (const { expr, allowed } of conditions) {
-    for (const conjunct of conjuncts(expr)) {
-      const operands = equalityOperands(conjunct);
-      if (!operands) continue;
-      const [l, r] = operands.map((o) => resolveTenantColumn(o, level)) as [ReturnType<typeof resolveTenantColumn>, ReturnType<typeof resolveTenantColumn>];
-      if (isTenantValue(operands[1]) || r.outerScoped) mark(l.local, allowed);
-      if (isTenantValue(operands[0]) || l.outerScoped) mark(r.local, allowed);
-      for (const a of l.local) for (const b of r.local) if (a !== b) edges.push({ a, b, allowed });
+  const equalities = conditions.flatMap(({ expr, allowed }) =>
+    conjuncts(expr).flatMap((c) => {
+      const operands = equalityOperands(c);
+      return operands ? [{ operands, allowed }] : [];
+    }),
+  );
+  // Columns pinned to one value by `col = $n` where it filters (tenants.id = $1): a tenant
+  // column equal to one of them is scoped too (members.tenant_id = tenants.id).
+  const pinned = new Map<Instance, Set<string>>();
+  for (const { operands, allowed } of equalities) {
+    for (const [column, value] of [operands, [operands[1], operands[0]]] as const) {
+      const ref = isTenantValue(value) ? resolveColumn(column, level) : undefined;
+      if (ref && (!allowed || allowed.has(ref.instance))) pinned.set(ref.instance, (pinned.get(ref.instance) ?? new Set()).add(ref.column));
     }
+  }
+  const isPinned = (node: AstNode) => {
+    const ref = resolveColumn(node, level);
+    return !!ref && !!pinned.get(ref.instance)?.has(ref.column);
+  };
+  for (const { operands, allowed } of equalities) {
+    const [l, r] = operands.map((o) => resolveTenantColumn(o, level)) as [ReturnType<typeof resolveTenantColumn>, ReturnType<typeof resolveTenantColumn>];
+    if (isTenantValue(operands[1]) || r.outerScoped || isPinned(operands[1])) mark(l.local, allowed);
+    if (isTenantValue(operands[0]) || l.outerScoped || isPinned(operands[0])) mark(r.local, allowed);
+    for (const a of l.local) for (const b of r.local) if (a !== b) edges.push({ a, b, allowed });
   }
   // a = b where b is scoped scopes a: propagate until nothing changes
   for (let changed = true; changed; ) {

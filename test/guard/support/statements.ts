@@ -44,6 +44,8 @@ export const scoped: string[] = [
   'with mine as (select n.tenant_id as tid, n.id from notes n where n.tenant_id = $1) select * from comments c join mine on c.tenant_id = mine.tid',
   'select * from (select id, tenant_id from notes where tenant_id = $1) x join comments c on c.tenant_id = x.tenant_id',
   'select * from notes n, lateral (select * from comments c where c.tenant_id = n.tenant_id and c.note_id = n.id) x where n.tenant_id = $1',
+  'select u.id, n.body from users u join notes n on n.tenant_id = u.tenant_id where u.id = $2 and u.tenant_id = $1',
+  'select u.id, n.body from users u left join notes n on n.tenant_id = u.tenant_id and n.id = $2 where u.tenant_id = $1',
   'select * from "NOTES"', // a different table: quoted names keep their case
   'begin',
   'commit',
@@ -75,7 +77,9 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   // documented false positive: c is in fact limited to $1 through n, which itself is not scoped
   ['select * from notes n left join comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id', ['public.notes', 'public.comments']],
   ['select * from notes n full join comments c on c.tenant_id = n.tenant_id where n.tenant_id = $1', ['public.comments']],
-  ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.tenant_id = $1', ['public.notes']],
+  ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.id = $1', ['public.notes']],
+  ['select * from users u left join notes n on n.tenant_id = u.tenant_id and u.tenant_id = $1', ['public.notes']],
+  ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.tenant_id = $1 or u.id = $2', ['public.notes']],
   ['select id from notes where tenant_id = $1 union select id from comments', ['public.comments']],
   ['insert into notes (body) values ($1)', ['public.notes'], /insert does not set tenant_id/],
   ['insert into notes values ($1, $2)', ['public.notes']],
