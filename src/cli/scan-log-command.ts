@@ -33,7 +33,7 @@ export function scanLogCommand(globals: () => ConnectionOptions): Command {
     .description('report unscoped statements on tenant tables in a PostgreSQL log; exits 1 when any is found')
     .argument('<file>', 'PostgreSQL log file')
     .addOption(new Option('--format <format>', 'log format (default: .csv csvlog, .json jsonlog, else stderr)').choices(['stderr', 'csvlog', 'jsonlog']))
-    .option('--tables <list>', 'tenant tables, comma-separated (schema.table or table[:column]); default: read the registry')
+    .option('--tables <list>', 'tenant tables, comma-separated [schema.]table[:column] (column default tenant_id); default: read the registry')
     .option('--search-path <list>', 'schemas for unqualified names with --tables', 'public')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, flags: { format?: LogFormat; tables?: string; searchPath: string; json?: boolean }) => {
