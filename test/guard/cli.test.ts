@@ -120,6 +120,21 @@ describe('tenantry guard report / accept', () => {
   });
 });
 
+describe('the tenantry binary', () => {
+  it('has the guard and scan-log commands', async () => {
+    const main = path.resolve('src/cli/main.ts');
+    const log = path.join(FIXTURES, 'postgresql.log');
+    const scan = await exec(TSX, [main, 'scan-log', log, '--tables', 'notes,comments'], { cwd: dir }).then(
+      () => ({ code: 0, stdout: '' }),
+      (e: { code: number; stdout: string }) => e,
+    );
+    expect(scan.code).toBe(1);
+    expect(scan.stdout).toContain('9 statements scanned, 5 unscoped on tenant tables');
+    const help = await exec(TSX, [main, 'guard', '--help'], { cwd: dir });
+    expect(help.stdout).toMatch(/report \[options\][\s\S]*accept \[options\] <fingerprint>/);
+  });
+});
+
 describe('tenantry scan-log', () => {
   it('reports unscoped statements by fingerprint and exits 1, for each format (subprocess)', async () => {
     // the body = '…' select: how often, and where first, in each fixture
