@@ -94,22 +94,31 @@ export class QueryGuard {
    * Checks one statement text. Returns normally when it is scoped (or accepted, or the mode is
    * `off`/`report`); throws {@link UnscopedStatementError} in `enforce` otherwise. Text that does
    * not parse is let through: PostgreSQL will refuse it.
+   *
+   * `origin`: an Error created where the application issued the statement, when `check` runs
+   * later (at submit time, after a pool hand-over) and the current stack no longer shows the
+   * caller; its stack is only read for a newly seen fingerprint. See {@link wantsCallSite}.
    */
-  check(sql: string): void {
+  check(sql: string, origin?: Error): void {
     if (this.mode === 'off') return;
     if (this.mode === 'report') {
       try {
-        this.#inspect(sql);
+        this.#inspect(sql, origin);
       } catch (error) {
         // report mode must never break the application
         this.#options.logger?.warn({ err: { message: (error as Error).message } }, 'tenantry guard: check failed');
       }
       return;
     }
-    this.#inspect(sql);
+    this.#inspect(sql, origin);
   }
 
-  #inspect(sql: string): void {
+  /** Whether call sites are recorded: capture an `origin` Error for {@link check} only then. */
+  get wantsCallSite(): boolean {
+    return this.mode !== 'off' && this.#options.callSite !== false;
+  }
+
+  #inspect(sql: string, origin: Error | undefined): void {
     if (this.mode === 'report' && this.#sampleRate < 1 && this.#random() >= this.#sampleRate) {
       this.#stats.skipped++;
       return;
@@ -127,14 +136,14 @@ export class QueryGuard {
     if (analysis.parseError || (!analysis.setsContext && analysis.unscoped.length === 0)) return;
     this.#stats.unscoped++;
     const accepted = !analysis.setsContext && this.#accepted.has(analysis.fingerprint);
-    this.#record(sql, analysis, accepted);
+    this.#record(sql, analysis, accepted, origin);
     if (this.mode === 'enforce' && !accepted) {
       this.#stats.refused++;
       throw new UnscopedStatementError(analysis.fingerprint, tableNames(analysis), analysis.setsContext);
     }
   }
 
-  #record(sql: string, analysis: Analysis, accepted: boolean): void {
+  #record(sql: string, analysis: Analysis, accepted: boolean, origin: Error | undefined): void {
     const now = new Date().toISOString();
     const known = this.#entries.get(analysis.fingerprint);
     if (known) {
@@ -154,7 +163,7 @@ export class QueryGuard {
       accepted,
     };
     if (this.#options.callSite !== false) {
-      const site = callSite();
+      const site = callSite(origin);
       if (site) entry.callSite = site;
     }
     this.#entries.set(entry.fingerprint, entry);
@@ -186,11 +195,14 @@ function tableNames(analysis: Analysis): string[] {
 }
 
 /** The first stack frame outside Tenantry's own src/dist and node_modules, trimmed. */
-function callSite(): string | undefined {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 40;
-  const stack = new Error().stack ?? '';
-  Error.stackTraceLimit = limit;
+function callSite(origin: Error | undefined): string | undefined {
+  let stack = origin?.stack;
+  if (stack === undefined) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 40;
+    stack = new Error().stack ?? '';
+    Error.stackTraceLimit = limit;
+  }
   for (const raw of stack.split('\n').slice(1)) {
     const line = raw.trim();
     if (!line.startsWith('at ')) continue;

@@ -123,6 +123,17 @@ describe('QueryGuard', () => {
     expect(() => new QueryGuard({ mode: 'strict' as 'off', tables })).toThrow(/mode/);
   });
 
+  it('takes the call site from an origin captured where the statement was issued', async () => {
+    const guard = new QueryGuard({ mode: 'report', tables });
+    expect(guard.wantsCallSite).toBe(true);
+    const origin = issuedHere();
+    await new Promise((r) => setImmediate(r)); // checked later, from another stack
+    guard.check('select * from comments', origin);
+    expect(guard.report()[0]!.callSite).toMatch(/^issuedHere \(test\/guard\/query-guard\.test\.ts:\d+:\d+\)$/);
+    expect(new QueryGuard({ mode: 'report', tables, callSite: false }).wantsCallSite).toBe(false);
+    expect(new QueryGuard({ mode: 'off', tables }).wantsCallSite).toBe(false);
+  });
+
   it('callSite: false records no call site', () => {
     const guard = new QueryGuard({ mode: 'report', tables, callSite: false });
     guard.check('select * from notes');
@@ -206,3 +217,7 @@ describe('helpers for wiring and review', () => {
     expect(merged[0]).toMatchObject({ firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-03T00:00:00Z', sample: 'early', callSite: 'a.ts:1' });
   });
 });
+
+function issuedHere(): Error {
+  return new Error();
+}
