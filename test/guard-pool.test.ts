@@ -47,5 +47,7 @@ describe('TenantPool with a query guard', () => {
     const entries = guard.report();
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ count: 3, tables: ['public.notes'] });
+    // the call site is the caller's line, though the statement ran after a pool hand-over
+    expect(entries[0]!.callSite).toContain('guard-pool.test.ts');
   });
 });

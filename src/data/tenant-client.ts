@@ -8,6 +8,8 @@ import { ContextPrefixWriter, ContextQuery, prefixWithContext, type Submittable 
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
+/** Carries the caller's stack (for the guard's call sites) across a pool hand-over. */
+export const ORIGIN_OF_QUERY = Symbol.for('tenantry.originOfQuery');
 
 /** Options a TenantClient reads from its pool's config. */
 export interface TenantClientConfig extends pg.ClientConfig {
@@ -57,11 +59,17 @@ export class TenantClient extends pg.Client {
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
     const tenantId: string | undefined =
       typeof config === 'object' && TENANT_OF_QUERY in config ? config[TENANT_OF_QUERY] : tryCurrentTenant();
+    // the guard records where an unscoped statement came from: capture the caller's stack now
+    const origin: Error | undefined = !this.#guard?.wantsCallSite
+      ? undefined
+      : typeof config === 'object' && config[ORIGIN_OF_QUERY] instanceof Error
+        ? config[ORIGIN_OF_QUERY]
+        : new Error('query origin');
     if (typeof config.submit === 'function') {
       // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
       // is assumed to send a simple Query, which cannot share the prefix's transaction
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
-      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended), this.#prefix);
+      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended, origin), this.#prefix);
       return super.query(config, values, callback);
     }
     const query = new ContextQuery(config, values, callback);
@@ -83,7 +91,7 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    query.withContext(() => this.#contextFor(tenantId, query, simple), this.#prefix);
+    query.withContext(() => this.#contextFor(tenantId, query, simple, origin), this.#prefix);
     super.query(query as unknown as pg.Submittable);
     return result;
   }
@@ -94,10 +102,10 @@ export class TenantClient extends pg.Client {
    * simple-protocol submittables) cannot carry a prefix and run only inside a transaction that
    * already carries the right context and that they do not end.
    */
-  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
+  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean, origin?: Error): string | null | Error {
     if (this.#guard && typeof query.text === 'string') {
       try {
-        this.#guard.check(query.text); // enforce mode throws TENANT_SCOPE_MISSING: refused, nothing sent
+        this.#guard.check(query.text, origin); // enforce mode throws TENANT_SCOPE_MISSING: refused, nothing sent
       } catch (error) {
         return error as Error;
       }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
-import { TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
+import { ORIGIN_OF_QUERY, TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 
@@ -39,6 +39,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
  * await runAs(tenantId, () => pool.query('select * from recordings'));
  */
 export class TenantPool extends pg.Pool {
+  /** The guard's wish for call sites, read by query() before a connection hand-over. */
+  readonly tenantryWantsCallSite: boolean;
+
   constructor(config: TenantPoolConfig = {}) {
     const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, ...poolConfig } = config;
     let encoder: ContextEncoder;
@@ -49,6 +52,7 @@ export class TenantPool extends pg.Pool {
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
     super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard } as unknown as pg.PoolConfig &
       TenantClientConfig);
+    this.tenantryWantsCallSite = guard?.wantsCallSite ?? false;
   }
 
   /**
@@ -80,11 +84,12 @@ export class TenantPool extends pg.Pool {
 const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
 TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
   const tenantId = tryCurrentTenant();
+  const origin = this.tenantryWantsCallSite ? new Error('query origin') : undefined;
   let tagged = config;
-  if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId };
+  if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin };
   else if (config && typeof config === 'object') {
-    if (typeof config.submit === 'function') config[TENANT_OF_QUERY] = tenantId;
-    else tagged = { ...config, [TENANT_OF_QUERY]: tenantId };
+    if (typeof config.submit === 'function') Object.assign(config, { [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin });
+    else tagged = { ...config, [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin };
   }
   return poolQuery.call(this, tagged, values, callback);
 } as pg.Pool['query'];
