@@ -1,4 +1,4 @@
-import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
+import { CONTEXT_SETTING, SIGNED_CONTEXT_FUNCTION } from '../../src/policy/install-sql.js';
 
 /** A formulation of `tenantry.current_tenant_id()` for signed mode, tried by the study. */
 export interface SignedCandidate {
@@ -9,45 +9,11 @@ export interface SignedCandidate {
 }
 
 /**
- * The proposal: the installed function with its format check made cheap. PostgreSQL's regex
- * engine pays per match for bounded repetitions (`{64}`, `{12}`…): the installed pattern
- * costs ~40-45 µs per match on this machine, about half of the function's cost. Same checks, same
- * SQLSTATEs, same SECURITY DEFINER + SET search_path; one plpgsql statement fewer (no
- * `payload` variable); the signature is compared as hex text, so a malformed value can never
- * reach decode() and fail with another SQLSTATE.
+ * The proposal this study produced, now the installed function: the format check made cheap.
+ * PostgreSQL's regex engine pays per match for bounded repetitions (`{64}`, `{12}`…): the former
+ * pattern cost ~40-45 µs per match on this machine, about half of the function's cost.
  */
-export const CHEAP_FORMAT_CHECK = `
-CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-  v text := current_setting('${CONTEXT_SETTING}', true);
-  k record;
-BEGIN
-  IF v IS NULL OR v = '' THEN
-    RETURN NULL;
-  END IF;
-  -- <uuid>.<expiry>.<hex hmac> is 103..114 characters. No bounded repetitions ({64}): PostgreSQL's
-  -- regex engine pays for them on every match (~40 µs); the HMAC below is what proves the value.
-  IF length(v) NOT BETWEEN 103 AND 114 OR v !~ '^[0-9a-f-]+\\.[0-9]+\\.[0-9a-f]+$' THEN
-    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
-  END IF;
-  SELECT ipad, opad INTO k FROM tenantry_private.context_key;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
-      HINT = 'run tenantry install with a context secret';
-  END IF;
-  -- compared as hex text: a value that is not hex can never reach decode() and fail with another SQLSTATE
-  IF encode(sha256(k.opad || sha256(k.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') <> right(v, 64) THEN
-    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
-  END IF;
-  IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
-    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
-  END IF;
-  RETURN left(v, 36)::uuid;
-END
-$fn$;`;
+export const CHEAP_FORMAT_CHECK = SIGNED_CONTEXT_FUNCTION;
 
 const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(/\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/, '');
 

@@ -53,7 +53,8 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
   };
 }
 
-const SIGNED_CONTEXT_FUNCTION = `
+/** The signed-mode policy function (exported for the benchmark study, not part of the API). */
+export const SIGNED_CONTEXT_FUNCTION = `
 -- Signed mode: the context is '<tenant uuid>.<expiry epoch>.<hex HMAC-SHA256>' signed with a key
 -- the app role cannot read. Injected SQL can set the setting, but not forge a valid value.
 CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
