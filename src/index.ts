@@ -6,6 +6,7 @@ export {
   InvalidTenantIdError,
   TenantContextMismatchError,
   TenantContextRejectedError,
+  CrossTenantRowError,
   TenantNotFoundError,
   TenantSuspendedError,
   InvalidArgumentError,

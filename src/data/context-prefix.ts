@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { CONTEXT_SETTING } from '../policy/install-sql.js';
+import { CrossTenantRowError } from '../errors/tenantry-error.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
@@ -147,7 +148,9 @@ class PrefixedSubmission {
 /** pg.Query as it really is (its typings omit the protocol handlers). */
 interface PgQuery extends Submittable {
   submit(connection: WireConnection): Error | null | undefined;
+  handleRowDescription(msg: unknown): void;
   handleDataRow(msg: unknown): void;
+  _canceledDueToError?: unknown;
   handleCommandComplete(msg: unknown, connection: WireConnection): void;
   handleError(error: unknown, connection: WireConnection): void;
   requiresPreparation(): boolean;
@@ -165,11 +168,33 @@ const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unkno
  */
 export class ContextQuery extends PgQueryClass {
   #prefix: PrefixedSubmission | undefined;
+  #tenantId: string | undefined;
+  #tenantColumns: ReadonlySet<string> | undefined;
+  /** Indexes and table OIDs of the tenant columns in the current result, if any. */
+  #checked: Array<{ index: number; tableOid: number; column: string }> = [];
 
   /** Must be called once, before the query is handed to the client. */
   withContext(decide: ContextDecision, writer: ContextPrefixWriter): this {
     this.#prefix = new PrefixedSubmission(decide, writer);
     return this;
+  }
+
+  /** Refuse result rows whose tenant column (one of `columns`, read from a table) is not `tenantId`. */
+  checkResults(tenantId: string, columns: ReadonlySet<string>): this {
+    this.#tenantId = tenantId;
+    this.#tenantColumns = columns;
+    return this;
+  }
+
+  override handleRowDescription(msg: unknown): void {
+    if (this.#tenantColumns) {
+      const fields = (msg as { fields: Array<{ name: string; tableID: number }> }).fields;
+      this.#checked = [];
+      fields.forEach((f, index) => {
+        if (f.tableID !== 0 && this.#tenantColumns!.has(f.name)) this.#checked.push({ index, tableOid: f.tableID, column: f.name });
+      });
+    }
+    super.handleRowDescription(msg);
   }
 
   override submit(connection: WireConnection): Error | null | undefined {
@@ -179,6 +204,17 @@ export class ContextQuery extends PgQueryClass {
 
   override handleDataRow(msg: unknown): void {
     if (this.#prefix?.pending) return;
+    if (this.#checked.length > 0 && !this._canceledDueToError) {
+      const values = (msg as { fields: Array<string | null> }).fields;
+      for (const c of this.#checked) {
+        const value = values[c.index];
+        if (value !== null && value !== undefined && String(value).toLowerCase() !== this.#tenantId) {
+          // pg fails the query with this at ReadyForQuery; the row is not handed out
+          this._canceledDueToError = new CrossTenantRowError({ tableOid: c.tableOid, column: c.column });
+          return;
+        }
+      }
+    }
     super.handleDataRow(msg);
   }
 

@@ -18,6 +18,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryPrepareContext?: boolean;
   /** Checks every statement's text before it is sent (see TenantPoolConfig.guard). */
   tenantryGuard?: QueryGuard;
+  /** Tenant columns checked in result rows; empty to check none (see TenantPoolConfig.checkResults). */
+  tenantryResultColumns?: ReadonlySet<string>;
 }
 
 type TxStatus = 'I' | 'T' | 'E';
@@ -30,6 +32,7 @@ export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
   readonly #prefix: ContextPrefixWriter;
   readonly #guard: QueryGuard | undefined;
+  readonly #resultColumns: ReadonlySet<string>;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -42,6 +45,7 @@ export class TenantClient extends pg.Client {
     this.#encoder = config.tenantryEncoder;
     this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true);
     this.#guard = config.tenantryGuard;
+    this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -92,6 +96,7 @@ export class TenantClient extends pg.Client {
       throw new TypeError('callback is not a function');
     }
     query.withContext(() => this.#contextFor(tenantId, query, simple, origin), this.#prefix);
+    if (tenantId !== undefined && this.#resultColumns.size > 0) query.checkResults(tenantId, this.#resultColumns);
     super.query(query as unknown as pg.Submittable);
     return result;
   }

@@ -26,6 +26,13 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * Await `QueryGuard.ready()` before the first query.
    */
   guard?: QueryGuard;
+  /**
+   * Result check: a row whose tenant column (read from a table) is not the current tenant fails
+   * the query with CROSS_TENANT_ROW, so a policy bug, a view or function that bypasses RLS, or a
+   * tier without RLS is caught in the app. Default: on, for columns named `tenant_id`; pass
+   * `{ columns: [...] }` for other names, or `false` to turn it off.
+   */
+  checkResults?: boolean | { columns: string[] };
 }
 
 /**
@@ -43,14 +50,15 @@ export class TenantPool extends pg.Pool {
   readonly tenantryWantsCallSite: boolean;
 
   constructor(config: TenantPoolConfig = {}) {
-    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, ...poolConfig } = config;
+    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, checkResults = true, ...poolConfig } = config;
+    const resultColumns = new Set(checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns);
     let encoder: ContextEncoder;
     if (contextMode === 'unsigned') encoder = unsignedContext;
     else if (contextMode === 'signed') {
       if (!contextSecret) throw new ConfigurationError('Signed context mode needs contextSecret (or set contextMode: "unsigned")');
       encoder = new ContextSigner(contextSecret, { ttlSeconds: contextTtlSeconds });
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
-    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard } as unknown as pg.PoolConfig &
+    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard, tenantryResultColumns: resultColumns } as unknown as pg.PoolConfig &
       TenantClientConfig);
     this.tenantryWantsCallSite = guard?.wantsCallSite ?? false;
   }

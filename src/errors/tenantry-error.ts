@@ -4,6 +4,7 @@ export type TenantryErrorCode =
   | 'INVALID_TENANT_ID'
   | 'TENANT_CONTEXT_MISMATCH'
   | 'TENANT_CONTEXT_REJECTED'
+  | 'CROSS_TENANT_ROW'
   | 'TENANT_NOT_FOUND'
   | 'TENANT_SUSPENDED'
   | 'TENANT_DELETED'
@@ -86,5 +87,16 @@ export class InvalidArgumentError extends TenantryError {
 export class ConfigurationError extends TenantryError {
   constructor(message: string, cause?: unknown) {
     super('CONFIGURATION_ERROR', message, { status: 500, cause });
+  }
+}
+
+/**
+ * A result row carried a tenant column whose value is not the current tenant: a policy bug, a
+ * view or function that bypasses RLS, or a tier without RLS. Names the table (by OID) and the
+ * column, never the row's data.
+ */
+export class CrossTenantRowError extends TenantryError {
+  constructor(details: { tableOid: number; column: string }) {
+    super('CROSS_TENANT_ROW', `A row of table OID ${details.tableOid} came back with another tenant's ${details.column}`, { status: 500, details });
   }
 }

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { runAs } from '../src/context/tenant-context.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+let db: TestDatabase;
+const A = randomUUID();
+const B = randomUUID();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.owner.query(`
+    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
+    select tenantry.register_tenant_table('notes');
+    insert into notes (tenant_id, body) values ('${A}', 'a-secret'), ('${B}', 'b-secret');
+    -- a defect the result check must catch: a view owned by the owner role (BYPASSRLS), without
+    -- security_invoker, handed to the app: it shows every tenant's rows
+    create view leaky_notes as select tenant_id, body from notes;
+    create table legacy_notes (org_id uuid not null, body text not null);
+    insert into legacy_notes values ('${A}', 'a-legacy'), ('${B}', 'b-legacy');
+  `);
+  await db.admin.query(`grant select on leaky_notes to ${db.appRole};
+    alter table legacy_notes disable row level security; grant select on legacy_notes to ${db.appRole}`);
+});
+afterAll(() => db?.drop());
+
+describe('result check', () => {
+  it('fails a query that returns another tenant’s row, naming the table and column but no data', async () => {
+    const pool = db.appPool();
+    const error = (await runAs(A, () => pool.query('select tenant_id, body from leaky_notes order by body')).catch((e: unknown) => e)) as {
+      code?: string;
+      message: string;
+      details: Record<string, unknown>;
+    };
+    expect(error.code).toBe('CROSS_TENANT_ROW');
+    const oid = (await db.admin.query(`select 'leaky_notes'::regclass::oid::int as oid`)).rows[0].oid;
+    expect(error.details).toEqual({ tableOid: oid, column: 'tenant_id' });
+    expect(JSON.stringify({ m: error.message, d: error.details })).not.toMatch(/secret|[0-9a-f]{8}-[0-9a-f]{4}/);
+    // a view row of the own tenant alone passes
+    const own = await runAs(A, () => pool.query('select tenant_id, body from leaky_notes where tenant_id = $1', [A]));
+    expect(own.rows).toEqual([{ tenant_id: A, body: 'a-secret' }]);
+  });
+
+  it('checks configured column names, and can be turned off', async () => {
+    const named = db.appPool({ checkResults: { columns: ['org_id'] } });
+    await expect(runAs(A, () => named.query('select org_id, body from legacy_notes'))).rejects.toMatchObject({ code: 'CROSS_TENANT_ROW' });
+    const off = db.appPool({ checkResults: false });
+    const all = await runAs(A, () => off.query('select tenant_id from leaky_notes'));
+    expect(all.rowCount).toBe(2);
+  });
+
+  it('leaves computed columns, no-tenant queries and the pool in a usable state', async () => {
+    const pool = db.appPool({ max: 1 });
+    const computed = await runAs(A, () => pool.query(`select $1::uuid as tenant_id`, [B]));
+    expect(computed.rows).toEqual([{ tenant_id: B }]); // not read from a table: not a row of B
+    await expect(runAs(A, () => pool.query('select tenant_id from leaky_notes'))).rejects.toMatchObject({ code: 'CROSS_TENANT_ROW' });
+    const after = await runAs(A, () => pool.query('select body from notes'));
+    expect(after.rows).toEqual([{ body: 'a-secret' }]);
+  });
+});
