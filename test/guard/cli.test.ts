@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 
 const exec = promisify(execFile);
 const TSX = path.resolve('node_modules/.bin/tsx');
-const CLI = path.resolve('test/guard/support/guard-cli.ts');
+const CLI = path.resolve('src/cli/main.ts');
 const FIXTURES = path.resolve('test/guard/fixtures');
 const tables = TenantTableMap.from(['public.notes', 'public.comments']);
 
