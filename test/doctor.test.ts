@@ -598,3 +598,19 @@ describe('doctor on an unsigned install without the event trigger', () => {
     expect(report.ok).toBe(true);
   });
 });
+
+describe('doctor and other databases on the same cluster', () => {
+  it('ignores a context stored for another database’s role, and still sees one stored for its own app role', async () => {
+    const mine = await createTestDatabase();
+    const other = await createTestDatabase();
+    try {
+      await other.admin.query(`alter role ${other.appRole} set tenantry.context = 'elsewhere'`);
+      expect((await runDoctor(mine.adminUrl)).findings.filter((f) => f.code === 'PERSISTENT_TENANT_CONTEXT')).toEqual([]);
+      await mine.admin.query(`alter role ${mine.appRole} set tenantry.context = 'here'`);
+      expect(objectsOf(await runDoctor(mine.adminUrl), 'PERSISTENT_TENANT_CONTEXT')).toEqual([`role ${mine.appRole}`]);
+    } finally {
+      await drop(mine);
+      await drop(other);
+    }
+  });
+});

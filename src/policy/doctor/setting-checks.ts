@@ -17,8 +17,13 @@ export async function checkSettings(scope: DoctorScope): Promise<Finding[]> {
        LEFT JOIN pg_roles r ON r.oid = s.setrole
        LEFT JOIN pg_database d ON d.oid = s.setdatabase
       WHERE (s.setdatabase = 0 OR d.datname = current_database())
+        -- anything stored for this database; for all databases, only what reaches the app role's
+        -- sessions (every role, itself, a role it can SET ROLE to): other applications' roles
+        -- on the same cluster are not this database's business (nor, with no app role, any role's)
+        AND (s.setrole = 0 OR s.setdatabase <> 0 OR ($7::text IS NOT NULL AND pg_has_role($7::text, s.setrole, 'MEMBER')))
         AND EXISTS (SELECT FROM unnest(s.setconfig) c WHERE lower(split_part(c, '=', 1)) = 'tenantry.context')
       ORDER BY 2 NULLS FIRST, 3 NULLS FIRST`,
+    [scope.appRole ?? null],
   );
   for (const s of settings) {
     const [object, alter] =
