@@ -116,17 +116,16 @@ export class TenantClient extends pg.Client {
       }
     }
     if (simple && query.text === '') return null; // an empty query runs nothing
-    const loneEnd = isLoneTransactionEnd(query.text);
     switch (this.#status) {
       case 'E':
         // aborted: only ROLLBACK can run, and it needs no tenant. Anything else is prefixed
         // (and fails as it would have), or refused when it cannot be: "rollback; select …"
         // must not run its select with whatever value the session holds.
-        if (loneEnd) return null;
+        if (isLoneTransactionEnd(query.text)) return null;
         if (simple) return new TenantryError('UNSUPPORTED', 'In a failed transaction only a lone ROLLBACK can run', { status: 500 });
         break;
       case 'T':
-        if (tenantId !== this.#transactionTenant) return loneEnd ? null : new TenantContextMismatchError();
+        if (tenantId !== this.#transactionTenant) return isLoneTransactionEnd(query.text) ? null : new TenantContextMismatchError();
         if (simple) {
           // the open transaction carries this tenant's context, but only until it ends: the
           // statements after a COMMIT inside the text would run with the session's value
