@@ -5,8 +5,10 @@ import { assertSqlParserLoaded } from './sql-parser.js';
 import { conjuncts, constantText, columnRefNames, equalityOperands, functionName, isTenantValue, stringValue, type AstNode } from './sql-ast.js';
 import type { TenantTable, TenantTableMap } from './tenant-table-map.js';
 
-/** The setting that carries the tenant; statements that set or reset it are flagged. */
-export const CONTEXT_SETTING = 'tenantry.context';
+// The setting that carries the tenant (defined once, by the install SQL): statements that set
+// or reset it are flagged.
+export { CONTEXT_SETTING } from '../policy/install-sql.js';
+import { CONTEXT_SETTING } from '../policy/install-sql.js';
 
 /** One reference to a tenant table that no tenant predicate scopes. */
 export interface UnscopedReference {
