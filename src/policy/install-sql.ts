@@ -1,3 +1,4 @@
+import { identitySql } from '../identity/identity-sql.js';
 import { quoteIdent, quoteLiteral, validIdentifier } from './identifiers.js';
 
 /** How policies trust the tenant context value. See docs/security.md. */
@@ -9,9 +10,16 @@ export interface InstallOptions {
   appRole?: string;
   /** Role that owns tables and runs DDL (migrations, control plane). Default `tenantry_owner`. */
   ownerRole?: string;
-  /** Passwords for the two login roles; left unchanged when omitted. */
+  /**
+   * Read-only role for audited cross-tenant support reads (`SupportAccess`): NOSUPERUSER,
+   * NOBYPASSRLS, SELECT on tenant tables only, and only on a tenant some staff member holds an
+   * open `read` grant on. Not created when omitted.
+   */
+  supportRole?: string;
+  /** Passwords for the login roles; left unchanged when omitted. */
   appPassword?: string;
   ownerPassword?: string;
+  supportPassword?: string;
   /** Schemas holding application tables. Default `['public']`. */
   dataSchemas?: string[];
   /** `signed` (default): the context carries an HMAC PostgreSQL verifies. `unsigned`: a bare uuid, faster, forgeable by injected SQL. */
@@ -24,15 +32,17 @@ export interface InstallOptions {
 export interface ResolvedInstallOptions {
   appRole: string;
   ownerRole: string;
+  supportRole: string | undefined;
   appPassword: string | undefined;
   ownerPassword: string | undefined;
+  supportPassword: string | undefined;
   dataSchemas: string[];
   contextMode: ContextMode;
   eventTrigger: boolean;
 }
 
 /** Version of the objects `installSql` creates; stored in `tenantry.meta`. */
-export const INSTALL_VERSION = '1';
+export const INSTALL_VERSION = '2';
 
 /** The GUC that carries the tenant context, transaction-locally. */
 export const CONTEXT_SETTING = 'tenantry.context';
@@ -42,11 +52,15 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
   const appRole = validIdentifier(options.appRole ?? 'tenantry_app', 'app role');
   const ownerRole = validIdentifier(options.ownerRole ?? 'tenantry_owner', 'owner role');
   if (appRole === ownerRole) throw new Error('The app role and the owner role must differ');
+  const supportRole = options.supportRole === undefined ? undefined : validIdentifier(options.supportRole, 'support role');
+  if (supportRole !== undefined && (supportRole === appRole || supportRole === ownerRole)) throw new Error('The support role must differ from the app and owner roles');
   return {
     appRole,
     ownerRole,
+    supportRole,
     appPassword: options.appPassword,
     ownerPassword: options.ownerPassword,
+    supportPassword: options.supportPassword,
     dataSchemas: (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema')),
     contextMode: options.contextMode ?? 'signed',
     eventTrigger: options.eventTrigger ?? true,
@@ -115,6 +129,13 @@ export function installSql(input: InstallOptions = {}): string {
   add(roleSql(o.appRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', { rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolinherit: false }));
   if (o.ownerPassword !== undefined) add(`ALTER ROLE ${owner} PASSWORD ${quoteLiteral(o.ownerPassword)};`);
   if (o.appPassword !== undefined) add(`ALTER ROLE ${app} PASSWORD ${quoteLiteral(o.appPassword)};`);
+  const support = o.supportRole === undefined ? undefined : quoteIdent(o.supportRole);
+  if (o.supportRole !== undefined && support !== undefined) {
+    add(`-- the support role reads (never writes) one tenant at a time, under the same policies, while a staff grant is open`);
+    add(roleSql(o.supportRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', { rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolinherit: false }));
+    if (o.supportPassword !== undefined) add(`ALTER ROLE ${support} PASSWORD ${quoteLiteral(o.supportPassword)};`);
+    add(`DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${support}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${support}', current_database()); END $do$;`);
+  }
   add(`
 DO $do$
 BEGIN
@@ -133,6 +154,7 @@ $do$;`);
     add(`REVOKE CREATE ON SCHEMA ${s} FROM PUBLIC;`);
     add(`REVOKE ALL ON SCHEMA ${s} FROM ${app};`);
     add(`GRANT USAGE ON SCHEMA ${s} TO ${app};`);
+    if (support) add(`GRANT USAGE ON SCHEMA ${s} TO ${support};`);
     add(`GRANT USAGE, CREATE ON SCHEMA ${s} TO ${owner};`);
   }
 
@@ -148,6 +170,7 @@ $do$;`);
   add(`REVOKE ALL ON SCHEMA tenantry, tenantry_private FROM PUBLIC;`);
   add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${app};`);
   add(`GRANT USAGE ON SCHEMA tenantry TO ${app};`);
+  if (support) add(`GRANT USAGE ON SCHEMA tenantry TO ${support};`);
 
   add(`-- everything below is owned by the owner role`);
   add(`SET LOCAL ROLE ${owner};`);
@@ -161,6 +184,7 @@ INSERT INTO tenantry.meta (key, value) VALUES
   ('version', ${quoteLiteral(INSTALL_VERSION)}),
   ('app_role', ${quoteLiteral(o.appRole)}),
   ('owner_role', ${quoteLiteral(o.ownerRole)}),
+  ('support_role', ${quoteLiteral(o.supportRole ?? '')}),
   ('context_mode', ${quoteLiteral(o.contextMode)}),
   ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;`);
@@ -177,6 +201,7 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
   add(o.contextMode === 'signed' ? SIGNED_CONTEXT_FUNCTION : UNSIGNED_CONTEXT_FUNCTION);
   add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);
+  if (support) add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${support};`);
 
   add(`-- control plane: the tenant catalog`);
   add(`
@@ -212,6 +237,12 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
   add(`REVOKE ALL ON tenantry.registered_tables, tenantry.meta FROM PUBLIC, ${app};`);
   add(REGISTER_FUNCTIONS);
   add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text) FROM PUBLIC;`);
+  add(identitySql({ appRole: o.appRole, ownerRole: o.ownerRole, supportRole: o.supportRole }));
+  if (support) {
+    add(`GRANT EXECUTE ON FUNCTION tenantry.support_read_allowed() TO ${support};`);
+    add(`-- tables registered before the support role existed get its grant and policy now`);
+    add(`SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`);
+  }
   add(`RESET ROLE;`);
 
   if (o.eventTrigger) {
@@ -242,6 +273,7 @@ LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
   app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+  support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
   col record;
   cond text;
 BEGIN
@@ -272,6 +304,13 @@ BEGIN
   EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
   PERFORM tenantry.grant_column_sequences(tbl, app);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+  IF support IS NOT NULL THEN
+    -- restrictive: on top of tenantry_isolation, the support role sees a tenant's rows only while a staff read grant on it is open
+    EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING ((SELECT tenantry.support_read_allowed())) WITH CHECK (false)', tbl, support);
+    EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, support);
+    EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
+  END IF;
   INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
   VALUES (tbl, 'tenant', tenant_column, true)
   ON CONFLICT (relid) DO UPDATE SET kind = 'tenant', tenant_column = excluded.tenant_column, writable = true;
@@ -308,8 +347,13 @@ LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
   app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+  support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
 BEGIN
   EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
+  IF support IS NOT NULL THEN
+    EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, support);
+  END IF;
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
   EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
   EXECUTE format('DROP POLICY IF EXISTS tenantry_global_read ON %s', tbl);
   EXECUTE format('DROP POLICY IF EXISTS tenantry_global_write ON %s', tbl);
