@@ -34,7 +34,8 @@ describe('result check', () => {
     };
     expect(error.code).toBe('CROSS_TENANT_ROW');
     const oid = (await db.admin.query(`select 'leaky_notes'::regclass::oid::int as oid`)).rows[0].oid;
-    expect(error.details).toEqual({ tableOid: oid, column: 'tenant_id' });
+    expect(error.details).toEqual({ tableOid: oid, table: 'public.leaky_notes', column: 'tenant_id' });
+    expect(error.message).toBe("A row of public.leaky_notes came back with another tenant's tenant_id");
     expect(JSON.stringify({ m: error.message, d: error.details })).not.toMatch(/secret|[0-9a-f]{8}-[0-9a-f]{4}/);
     // a view row of the own tenant alone passes
     const own = await runAs(A, () => pool.query('select tenant_id, body from leaky_notes where tenant_id = $1', [A]));
@@ -43,7 +44,10 @@ describe('result check', () => {
 
   it('checks configured column names, and can be turned off', async () => {
     const named = db.appPool({ checkResults: { columns: ['org_id'] } });
-    await expect(runAs(A, () => named.query('select org_id, body from legacy_notes'))).rejects.toMatchObject({ code: 'CROSS_TENANT_ROW' });
+    await expect(runAs(A, () => named.query('select org_id, body from legacy_notes'))).rejects.toMatchObject({
+      code: 'CROSS_TENANT_ROW',
+      details: { table: 'public.legacy_notes', column: 'org_id' },
+    });
     const off = db.appPool({ checkResults: false });
     const all = await runAs(A, () => off.query('select tenant_id from leaky_notes'));
     expect(all.rowCount).toBe(2);
@@ -56,5 +60,48 @@ describe('result check', () => {
     await expect(runAs(A, () => pool.query('select tenant_id from leaky_notes'))).rejects.toMatchObject({ code: 'CROSS_TENANT_ROW' });
     const after = await runAs(A, () => pool.query('select body from notes'));
     expect(after.rows).toEqual([{ body: 'a-secret' }]);
+  });
+
+  it('names the table on the same connection after the statement, inside a transaction too, which stays usable', async () => {
+    const pool = db.appPool({ max: 1 });
+    const client = await pool.connect();
+    try {
+      await runAs(A, async () => {
+        await client.query('begin');
+        await expect(client.query('select tenant_id, body from leaky_notes')).rejects.toMatchObject({
+          code: 'CROSS_TENANT_ROW',
+          details: { table: 'public.leaky_notes' },
+        });
+        // a callback caller gets the named error too
+        const viaCallback = await new Promise<unknown>((resolve) => client.query('select tenant_id from leaky_notes', (err: unknown) => resolve(err)));
+        expect(viaCallback).toMatchObject({ code: 'CROSS_TENANT_ROW', details: { table: 'public.leaky_notes' } });
+        const own = await client.query('select body from notes');
+        expect(own.rows).toEqual([{ body: 'a-secret' }]);
+        await client.query('commit');
+      });
+    } finally {
+      client.release();
+    }
+  });
+
+  it('falls back to the OID when the name cannot be read (the transaction failed before the lookup ran)', async () => {
+    const pool = db.appPool({ max: 1 });
+    const client = await pool.connect();
+    try {
+      await runAs(A, async () => {
+        await client.query('begin');
+        // queued on the client before the first answers: it runs (and fails) before the lookup
+        const first = client.query('select tenant_id from leaky_notes').catch((e: unknown) => e);
+        const second = client.query('select 1 / 0').catch((e: unknown) => e);
+        const [error, failed] = (await Promise.all([first, second])) as Array<{ code?: string; details?: Record<string, unknown>; message: string }>;
+        expect(failed!.code).toBe('22012');
+        expect(error!.code).toBe('CROSS_TENANT_ROW');
+        expect(error!.details).toEqual({ tableOid: expect.any(Number), column: 'tenant_id' });
+        expect(error!.message).toMatch(/^A row of table OID \d+ came back with another tenant's tenant_id$/);
+        await client.query('rollback');
+      });
+    } finally {
+      client.release();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
-import { TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
+import { CrossTenantRowError, TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
@@ -23,6 +23,11 @@ export interface TenantClientConfig extends pg.ClientConfig {
 }
 
 type TxStatus = 'I' | 'T' | 'E';
+
+/** Qualified name of a table by OID, for CROSS_TENANT_ROW (a name, never data). */
+const TABLE_NAME_SQL = `select format('%I.%I', n.nspname, c.relname) as name
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+ where c.oid = $1`;
 
 /**
  * A pg.Client that applies the current tenant to every statement it sends, in the same
@@ -96,9 +101,33 @@ export class TenantClient extends pg.Client {
       throw new TypeError('callback is not a function');
     }
     query.withContext(() => this.#contextFor(tenantId, query, simple, origin), this.#prefix);
-    if (tenantId !== undefined && this.#resultColumns.size > 0) query.checkResults(tenantId, this.#resultColumns);
+    if (tenantId !== undefined && this.#resultColumns.size > 0) {
+      query.checkResults(tenantId, this.#resultColumns);
+      // failure path only: name the table before the error is delivered (the caller, or the
+      // pool, still holds this client until the callback runs)
+      const deliver = query.callback!;
+      query.callback = (err: unknown, res: unknown) => {
+        if (err instanceof CrossTenantRowError && err.details.table === undefined) void this.#nameTable(err).then((named) => deliver(named, undefined));
+        else deliver(err, res);
+      };
+    }
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /**
+   * The same error with the table's qualified name, read from pg_catalog on this connection once
+   * the offending statement has completed (no context needed: the catalog is readable by every
+   * role). The original error when the lookup fails (a failed transaction, a lost connection).
+   */
+  async #nameTable(error: CrossTenantRowError): Promise<CrossTenantRowError> {
+    try {
+      const { rows } = await super.query<{ name: string }>(TABLE_NAME_SQL, [error.details.tableOid]);
+      const table = rows[0]?.name;
+      return table === undefined ? error : new CrossTenantRowError({ ...error.details, table });
+    } catch {
+      return error;
+    }
   }
 
   /**

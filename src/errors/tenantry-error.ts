@@ -12,7 +12,19 @@ export type TenantryErrorCode =
   | 'INVALID_ARGUMENT'
   | 'INVALID_IDENTIFIER'
   | 'CONFIGURATION_ERROR'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  // identity and access (see src/identity)
+  | 'UNAUTHENTICATED'
+  | 'TENANT_REQUIRED'
+  | 'TENANT_CONFLICT'
+  | 'TENANT_SELECTION_FORBIDDEN'
+  | 'NOT_A_MEMBER'
+  | 'SESSION_REVOKED'
+  | 'API_KEY_INVALID'
+  | 'STAFF_ACCESS_REQUIRED'
+  | 'CODE_INVALID'
+  | 'DOMAIN_TAKEN'
+  | 'DOMAIN_UNVERIFIED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
@@ -92,11 +104,14 @@ export class ConfigurationError extends TenantryError {
 
 /**
  * A result row carried a tenant column whose value is not the current tenant: a policy bug, a
- * view or function that bypasses RLS, or a tier without RLS. Names the table (by OID) and the
- * column, never the row's data.
+ * view or function that bypasses RLS, or a tier without RLS. Names the table (qualified name when
+ * it could be looked up, always its OID) and the column, never the row's data.
  */
 export class CrossTenantRowError extends TenantryError {
-  constructor(details: { tableOid: number; column: string }) {
-    super('CROSS_TENANT_ROW', `A row of table OID ${details.tableOid} came back with another tenant's ${details.column}`, { status: 500, details });
+  declare readonly details: Readonly<{ tableOid: number; table?: string; column: string }>;
+
+  constructor(details: { tableOid: number; table?: string; column: string }) {
+    const table = details.table ?? `table OID ${details.tableOid}`;
+    super('CROSS_TENANT_ROW', `A row of ${table} came back with another tenant's ${details.column}`, { status: 500, details });
   }
 }
