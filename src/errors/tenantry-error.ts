@@ -24,7 +24,11 @@ export type TenantryErrorCode =
   | 'STAFF_ACCESS_REQUIRED'
   | 'CODE_INVALID'
   | 'DOMAIN_TAKEN'
-  | 'DOMAIN_UNVERIFIED';
+  | 'DOMAIN_UNVERIFIED'
+  // JWT verification (see src/identity/token-verifier.ts)
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_KEYS_UNAVAILABLE';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
