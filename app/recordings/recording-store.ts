@@ -34,24 +34,29 @@ interface RecordingRow {
 const COLUMNS = `id, owner_id, title, duration_seconds, mime_type, created_at, updated_at,
   (extract(epoch from created_at) * 1000000)::bigint::text as micros`;
 
+// The tenant in context, as PostgreSQL's policy reads it: an InitPlan, evaluated once per statement
+const TENANT = '(select tenantry.current_tenant_id())';
+
 /**
  * Data access for recordings. Every statement goes through the tenant pool, so the tenant
- * comes from `runAs` and PostgreSQL's policies: no statement here names a tenant, and a row of
- * another tenant is simply not there.
+ * comes from `runAs` and PostgreSQL's policies: a row of another tenant is simply not there.
+ * Each statement also names the tenant in context itself (`tenant_id = (select
+ * tenantry.current_tenant_id())`), so the query guard passes it in `enforce` mode and it stays
+ * scoped even where RLS would not apply.
  */
 export class RecordingStore {
   constructor(private readonly db: Queryable) {}
 
   async create(ownerId: string, input: NewRecording): Promise<Recording> {
     const { rows } = await this.db.query<RecordingRow>(
-      `insert into recordings (owner_id, title, duration_seconds, mime_type) values ($1, $2, $3, $4) returning ${COLUMNS}`,
+      `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type) values (${TENANT}, $1, $2, $3, $4) returning ${COLUMNS}`,
       [ownerId, input.title, input.durationSeconds, input.mimeType],
     );
     return toRecording(rows[0]!);
   }
 
   async find(id: string): Promise<Recording | undefined> {
-    const { rows } = await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where id = $1`, [id]);
+    const { rows } = await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where tenant_id = ${TENANT} and id = $1`, [id]);
     return rows[0] && toRecording(rows[0]);
   }
 
@@ -61,11 +66,12 @@ export class RecordingStore {
     const { rows } = after
       ? await this.db.query<RecordingRow>(
           `select ${COLUMNS} from recordings
-            where (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)
+            where tenant_id = ${TENANT}
+              and (created_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)
             order by created_at desc, id desc limit $1`,
           [limit + 1, after.micros, after.id],
         )
-      : await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings order by created_at desc, id desc limit $1`, [limit + 1]);
+      : await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where tenant_id = ${TENANT} order by created_at desc, id desc limit $1`, [limit + 1]);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { items: page.map(toRecording), nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : null };
@@ -79,7 +85,7 @@ export class RecordingStore {
               duration_seconds = coalesce($3, duration_seconds),
               mime_type = coalesce($4, mime_type),
               updated_at = now()
-        where id = $1
+        where tenant_id = ${TENANT} and id = $1
         returning ${COLUMNS}`,
       [id, changes.title ?? null, changes.durationSeconds ?? null, changes.mimeType ?? null],
     );
@@ -88,7 +94,7 @@ export class RecordingStore {
 
   /** True when a recording was deleted. */
   async delete(id: string): Promise<boolean> {
-    const { rowCount } = await this.db.query('delete from recordings where id = $1', [id]);
+    const { rowCount } = await this.db.query(`delete from recordings where tenant_id = ${TENANT} and id = $1`, [id]);
     return rowCount === 1;
   }
 }

@@ -2,9 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Logger } from 'pino';
 import { TenantCatalog, type TenantPool } from '../../../src/index.js';
+import type { GuardMode, QueryGuard } from '../../../src/guard/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 import { buildServer } from '../../../app/server.js';
 import { ensureExtensions, migrate } from '../../../app/migrate.js';
+import { createQueryGuard, guardModeFromEnv } from '../../../app/query-guard.js';
 import { TokenService } from '../../../app/auth/token-service.js';
 import { addMember, createUser, type MemberRole } from '../../../app/identity/users.js';
 
@@ -24,7 +26,15 @@ export interface FixtureUser {
 export interface AppFixture {
   db: TestDatabase;
   app: FastifyInstance;
+  /**
+   * A TenantPool as the app role WITHOUT the query guard: for tests of the wall itself (RLS),
+   * which send statements the guard would refuse. The server uses {@link serverPool}.
+   */
   appPool: TenantPool;
+  /** The server's pool: the app role, with {@link guard}. */
+  serverPool: TenantPool;
+  /** The server's query guard: mode `options.guard`, else TENANTRY_GUARD, else `enforce`. */
+  guard: QueryGuard;
   catalog: TenantCatalog;
   jwtSecret: string;
   tokens: TokenService;
@@ -45,7 +55,7 @@ export interface AppFixture {
 }
 
 /** Builds the fixture. `configure` may add routes before the server is made ready. */
-export async function createAppFixture(options: { logger?: Logger; configure?: (app: FastifyInstance) => void } = {}): Promise<AppFixture> {
+export async function createAppFixture(options: { logger?: Logger; configure?: (app: FastifyInstance) => void; guard?: GuardMode } = {}): Promise<AppFixture> {
   const db = await createTestDatabase();
   await ensureExtensions(db.adminUrl);
   await migrate(db.owner, { appRole: db.appRole });
@@ -67,9 +77,11 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     sam: await person('sam', [[a, 'admin'], [b, 'member']]),
   };
   const appPool = db.appPool();
+  const guard = await createQueryGuard(db.owner, { mode: options.guard ?? guardModeFromEnv(), ...(options.logger ? { logger: options.logger } : {}) });
+  const serverPool = db.appPool({ guard });
   const jwtSecret = randomBytes(32).toString('base64url');
   const tokens = new TokenService(jwtSecret);
-  const app = buildServer({ appPool, jwtSecret, logger: options.logger });
+  const app = buildServer({ appPool: serverPool, jwtSecret, logger: options.logger });
   options.configure?.(app);
   await app.ready();
   let sequence = 0;
@@ -78,6 +90,8 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     db,
     app,
     appPool,
+    serverPool,
+    guard,
     catalog,
     jwtSecret,
     tokens,

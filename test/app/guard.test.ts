@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAs } from '../../src/index.js';
+import { createAppFixture, nobody, PASSWORD, type AppFixture } from './support/app-fixture.js';
+
+// The reference server is guard-clean: every statement it sends on every route (successes and
+// refusals alike) names its tenant, so the query guard in `enforce` mode refuses nothing and
+// records nothing.
+let f: AppFixture;
+
+beforeAll(async () => {
+  f = await createAppFixture({ guard: 'enforce' });
+});
+afterAll(() => f?.close());
+
+describe('the reference server under the query guard (enforce)', () => {
+  it('drives every route without a refusal or a recorded statement', async () => {
+    expect(f.guard.mode).toBe('enforce');
+    expect(f.guard.tables.tables.map((t) => `${t.schema}.${t.name}`).sort()).toEqual(['public.members', 'public.recordings']);
+
+    const signIn = await f.call('POST', '/auth/sign-in', { payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug } });
+    expect(signIn.statusCode).toBe(200);
+    const bob = signIn.json().token as string;
+    const wrong = await f.call('POST', '/auth/sign-in', { payload: { email: f.users.bob.email, password: 'not the password', tenant: f.a.slug } });
+    expect(wrong.statusCode).toBe(401);
+
+    expect((await f.call('GET', '/me', { token: bob })).statusCode).toBe(200);
+    const created = await f.call('POST', '/recordings', { token: bob, payload: { title: 'Guarded', durationSeconds: 60, mimeType: 'audio/ogg' } });
+    expect(created.statusCode).toBe(201);
+    const id = created.json().id as string;
+    await f.insertRecordings(f.a, f.users.bob, 3);
+
+    const first = await f.call('GET', '/recordings?limit=2', { token: bob });
+    expect(first.statusCode).toBe(200);
+    const cursor = first.json().nextCursor as string;
+    expect(cursor).toEqual(expect.any(String));
+    const second = await f.call('GET', `/recordings?limit=2&cursor=${cursor}`, { token: bob });
+    expect(second.statusCode).toBe(200);
+    expect(second.json().items).toHaveLength(2);
+
+    expect((await f.call('GET', `/recordings/${id}`, { token: bob })).statusCode).toBe(200);
+    expect((await f.call('PATCH', `/recordings/${id}`, { token: bob, payload: { title: 'Guarded (2)' } })).statusCode).toBe(200);
+    expect((await f.call('DELETE', `/recordings/${id}`, { token: bob })).statusCode).toBe(204);
+
+    // refusals run statements too: another tenant's recording, no membership, no tenant
+    const [carols] = await f.insertRecordings(f.b, f.users.carol, 1);
+    expect((await f.call('GET', `/recordings/${carols}`, { token: bob })).statusCode).toBe(404);
+    expect((await f.call('PATCH', `/recordings/${carols}`, { token: bob, payload: { title: 'x' } })).statusCode).toBe(404);
+    expect((await f.call('DELETE', `/recordings/${carols}`, { token: bob })).statusCode).toBe(404);
+    expect((await f.call('GET', '/me', { token: await f.token(f.users.bob, f.b) })).statusCode).toBe(403);
+    expect((await f.call('GET', '/me', { token: await f.token(f.users.bob, nobody()) })).statusCode).toBe(404);
+
+    const stats = f.guard.stats();
+    expect(stats.checked).toBeGreaterThanOrEqual(20);
+    expect(stats).toMatchObject({ skipped: 0, unscoped: 0, refused: 0 });
+    expect(f.guard.report()).toEqual([]);
+  });
+
+  it('is the guard the server really uses: an unscoped statement through its pool is refused', async () => {
+    const refusedBefore = f.guard.stats().refused;
+    await expect(runAs(f.a.id, () => f.serverPool.query('select title from recordings'))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+    expect(f.guard.stats().refused).toBe(refusedBefore + 1);
+  });
+});
