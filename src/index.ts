@@ -22,3 +22,10 @@ export { install, setContextSecret, type InstallRunOptions } from './policy/inst
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
 export { runDoctor, formatDoctorReport } from './policy/doctor.js';
+export { TokenVerifier, type VerifiedToken } from './identity/token-verifier.js';
+export type { TokenVerifierConfig, TenantClaimMode, SecretKeySource, PublicKeySource, JwksKeySource } from './identity/token-verifier-config.js';
+export type { JwksOptions } from './identity/jwks-key-set.js';
+export { TokenIssuer, type TokenIssuerConfig, type IssueTokenInput } from './identity/token-issuer.js';
+export { TokenError, type TokenErrorCode, type TokenErrorReason } from './identity/token-error.js';
+export { TOKEN_ALGORITHMS, type TokenAlgorithm } from './identity/token-algorithms.js';
+export type { TokenSecret, TokenKeyInput } from './identity/token-keys.js';
