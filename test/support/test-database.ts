@@ -18,6 +18,8 @@ export interface TestDatabase {
   ownerUrl: string;
   /** The application role; through pgbouncer when TENANTRY_TEST_APP_PORT is set. */
   appUrl: string;
+  /** The support role (only when created with `supportRole`). */
+  supportUrl: string | undefined;
   admin: pg.Pool;
   owner: pg.Pool;
   /** A TenantPool connected as the app role. Closed by drop(). */
@@ -48,7 +50,8 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
   const appRole = options.appRole ?? `${name}_app`;
   const ownerRole = options.ownerRole ?? `${name}_owner`;
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
-  await install(adminUrl, { ...options, appRole, ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret });
+  const supportRole = options.supportRole;
+  await install(adminUrl, { ...options, appRole, ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret });
   const pools: pg.Pool[] = [];
   const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
   const ownerUrl = withDatabase(rootUrl, name, ownerRole);
@@ -63,6 +66,7 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
     adminUrl,
     ownerUrl,
     appUrl,
+    supportUrl: supportRole === undefined ? undefined : withDatabase(rootUrl, name, supportRole),
     admin,
     owner,
     appPool(config = {}) {
@@ -79,7 +83,7 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       await c.connect();
       try {
         await c.query(`drop database if exists ${name} with (force)`);
-        for (const role of [appRole, ownerRole]) {
+        for (const role of [appRole, ownerRole, ...(supportRole === undefined ? [] : [supportRole])]) {
           await c.query(`drop owned by ${role} cascade`).catch(() => undefined);
           await c.query(`drop role if exists ${role}`).catch(() => undefined);
         }

@@ -1,0 +1,65 @@
+import type { Queryable } from '../catalog/tenant-catalog.js';
+import { sqlStateOf, SqlState } from '../errors/sqlstate.js';
+import { InvalidArgumentError } from '../errors/tenantry-error.js';
+import { AccessError } from './access-error.js';
+
+/** Who did it. `system` entries come only from the control plane. */
+export type AuditActorKind = 'user' | 'staff' | 'service' | 'system';
+
+/** One entry of a tenant's audit log. */
+export interface AuditEntry {
+  id: string;
+  occurredAt: Date;
+  actorKind: AuditActorKind;
+  actorId: string | null;
+  action: string;
+  reason: string | null;
+  detail: Record<string, unknown>;
+}
+
+const ACTION = /^[a-z][a-z0-9_.-]{0,62}$/;
+
+/**
+ * The current tenant's append-only audit log (`tenantry.audit_log`): staff access opens and closes
+ * are written by the database itself; the application adds its own entries with `record`.
+ * Nobody can change or delete an entry (a trigger refuses it, even for the owner). Call inside
+ * `runAs`: a tenant reads and writes only its own log.
+ *
+ * @example
+ * const entries = await runAs(tenantId, () => new AuditLog(appPool).list({ limit: 50 }));
+ */
+export class AuditLog {
+  constructor(private readonly db: Queryable) {}
+
+  async record(entry: { actorKind: Exclude<AuditActorKind, 'system'>; actorId?: string; action: string; reason?: string; detail?: Record<string, unknown> }): Promise<string> {
+    if (!ACTION.test(entry.action ?? '')) throw new InvalidArgumentError('action must be a short lower-case word such as member.removed', 'action');
+    try {
+      const { rows } = await this.db.query<{ id: string }>('select tenantry.record_audit($1, $2, $3, $4, $5)::text as id', [
+        entry.actorKind,
+        entry.actorId ?? null,
+        entry.action,
+        entry.reason ?? null,
+        JSON.stringify(entry.detail ?? {}),
+      ]);
+      return rows[0]!.id;
+    } catch (error) {
+      if (sqlStateOf(error) === SqlState.insufficientPrivilege && entry.actorKind === 'staff') throw new AccessError('STAFF_ACCESS_REQUIRED', { cause: error });
+      throw error;
+    }
+  }
+
+  /** Newest first; `before` is the `id` of the last entry of the previous page. */
+  async list(options: { limit?: number; before?: string } = {}): Promise<AuditEntry[]> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidArgumentError('limit must be 1 to 500', 'limit');
+    if (options.before !== undefined && !/^\d{1,19}$/.test(options.before)) throw new InvalidArgumentError('before must be an entry id', 'before');
+    const { rows } = await this.db.query<{ id: string; occurred_at: Date; actor_kind: AuditActorKind; actor_id: string | null; action: string; reason: string | null; detail: Record<string, unknown> }>(
+      `select id::text as id, occurred_at, actor_kind, actor_id, action, reason, detail
+         from tenantry.audit_log
+        where tenant_id = tenantry.current_tenant_id() and ($1::bigint is null or id < $1::bigint)
+        order by id desc limit $2`,
+      [options.before ?? null, limit],
+    );
+    return rows.map((r) => ({ id: r.id, occurredAt: r.occurred_at, actorKind: r.actor_kind, actorId: r.actor_id, action: r.action, reason: r.reason, detail: r.detail }));
+  }
+}

@@ -1,0 +1,79 @@
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { runAs } from '../context/tenant-context.js';
+import { TenantryError } from '../errors/tenantry-error.js';
+import { AccessError } from './access-error.js';
+import { AuditLog } from './audit-log.js';
+import { auditStaffRequest } from './staff-request-audit.js';
+import type { Resolution, TenantResolver } from './tenant-resolver.js';
+
+/** Options of {@link tenantMiddleware}. */
+export interface ExpressTenantOptions<M> {
+  resolver: TenantResolver<M>;
+  /** Admit requests that name a tenant (by host) but carry no credentials. Default false: 401. */
+  allowAnonymous?: boolean;
+  /** A route parameter naming the tenant (mount the middleware on a path with it, e.g. `/t/:tenant`). */
+  pathParam?: string;
+  /** Write a `staff.request` audit entry for every request staff make as a tenant. Default true. */
+  auditStaffRequests?: boolean;
+}
+
+/** Where the middleware leaves the resolution on Express's request. */
+export const RESOLUTION = Symbol.for('tenantry.resolution');
+
+/**
+ * Express middleware: resolves the tenant and runs the rest of the chain inside `runAs(tenant)`.
+ * Mount it AFTER body parsers: a parser that reads the body from stream events resumes in the
+ * socket's async context and would drop the tenant for what follows it.
+ *
+ * @example
+ * app.use(express.json());
+ * app.use('/api', tenantMiddleware({ resolver }));
+ * app.get('/api/recordings', async (req, res) => res.json((await pool.query('select * from recordings')).rows));
+ * app.use(tenantryErrorHandler());
+ */
+export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHandler {
+  const { resolver, pathParam } = options;
+  const audit = options.auditStaffRequests === false ? undefined : new AuditLog(resolver.pool);
+  return (request, _response, next) => {
+    resolver
+      .resolve({
+        host: request.headers.host,
+        headers: request.headers,
+        pathTenant: pathParam ? (request.params as Record<string, string | undefined>)[pathParam] : undefined,
+        method: request.method,
+        path: request.baseUrl,
+      })
+      .then(async (resolution) => {
+        if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) throw new AccessError('UNAUTHENTICATED');
+        (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
+        await runAs(resolution.tenantId, async () => {
+          if (audit) await auditStaffRequest(audit, resolution as Resolution<unknown>, { method: request.method, route: request.baseUrl + request.path });
+          next();
+        });
+      })
+      .catch(next);
+  };
+}
+
+/** The resolution the middleware found for this request; throws outside it (a wiring bug). */
+export function resolutionOfRequest<M = unknown>(request: Request): Resolution<M> {
+  const resolution = (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION];
+  if (!resolution) throw new Error('resolutionOfRequest() called outside tenantMiddleware');
+  return resolution as Resolution<M>;
+}
+
+/**
+ * Answers Tenantry's errors with their status and `{ error: { code, message } }` (a generic 500
+ * `{ error: { code: 'INTERNAL' } }` for anything else or any 5xx). Never echoes credentials.
+ */
+export function tenantryErrorHandler(): ErrorRequestHandler {
+  return (error, _request, response, next) => {
+    if (response.headersSent) return next(error);
+    if (error instanceof TenantryError && error.status < 500) {
+      if (error.status === 401) response.setHeader('www-authenticate', 'Bearer');
+      return response.status(error.status).json({ error: { code: error.code, message: error.message } });
+    }
+    const status = error instanceof TenantryError ? error.status : 500;
+    return response.status(status).json({ error: { code: error instanceof TenantryError ? error.code : 'INTERNAL' } });
+  };
+}

@@ -1,0 +1,72 @@
+import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import { runAs } from '../context/tenant-context.js';
+import { AccessError } from './access-error.js';
+import { AuditLog } from './audit-log.js';
+import { auditStaffRequest } from './staff-request-audit.js';
+import type { Resolution, TenantResolver } from './tenant-resolver.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The resolved tenant and principal of a tenant route (set by `tenantRoutes`). */
+    tenantry: Resolution<unknown> | null;
+  }
+}
+
+/** Options of {@link tenantRoutes}. */
+export interface FastifyTenantOptions<M> {
+  resolver: TenantResolver<M>;
+  /** Admit requests that name a tenant (by host) but carry no credentials. Default false: 401. */
+  allowAnonymous?: boolean;
+  /** A route parameter naming the tenant (id or slug), for the `path` resolver, e.g. `tenant` for `/t/:tenant/...`. */
+  pathParam?: string;
+  /** Write a `staff.request` audit entry for every request staff make as a tenant. Default true. */
+  auditStaffRequests?: boolean;
+}
+
+/**
+ * Makes every route registered in `scope` (an encapsulated plugin context) a tenant route: the
+ * tenant is resolved in `onRequest` (before the body is read) and each handler runs inside
+ * `runAs(tenant)`. The handler is wrapped rather than the context entered in a hook: Fastify
+ * resumes after hooks and body parsing from callbacks whose async context is not the hook's.
+ * Register it before the scope's routes (`onRoute` sees only routes added after it).
+ *
+ * @example
+ * app.register(async (scope) => {
+ *   tenantRoutes(scope, { resolver });
+ *   scope.get('/recordings', () => pool.query('select * from recordings').then((r) => r.rows));
+ * });
+ */
+export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOptions<M>): void {
+  const { resolver, pathParam } = options;
+  const audit = options.auditStaffRequests === false ? undefined : new AuditLog(resolver.pool);
+  if (!scope.hasRequestDecorator('tenantry')) scope.decorateRequest('tenantry', null);
+  scope.addHook('onRequest', async (request) => {
+    const params = request.params as Record<string, string | undefined> | undefined;
+    const resolution = await resolver.resolve({
+      host: request.headers.host,
+      headers: request.headers,
+      pathTenant: pathParam ? params?.[pathParam] : undefined,
+      method: request.method,
+      path: request.routeOptions.url,
+    });
+    if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) throw new AccessError('UNAUTHENTICATED');
+    request.tenantry = resolution as Resolution<unknown>;
+  });
+  scope.addHook('onRoute', (route) => {
+    const handler = route.handler as RouteHandlerMethod;
+    route.handler = function tenantHandler(this: FastifyInstance, request, reply) {
+      const resolution = request.tenantry;
+      if (!resolution) throw new AccessError('UNAUTHENTICATED');
+      return runAs(resolution.tenantId, async () => {
+        if (audit) await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
+        return handler.call(this, request, reply);
+      });
+    };
+  });
+}
+
+/** The resolution of a tenant route; throws if called elsewhere (a wiring bug). */
+export function resolutionOf<M = unknown>(request: FastifyRequest): Resolution<M> {
+  if (!request.tenantry) throw new Error('resolutionOf() called outside a tenant route');
+  return request.tenantry as Resolution<M>;
+}
