@@ -50,4 +50,33 @@ describe('TenantPool with a query guard', () => {
     // the call site is the caller's line, though the statement ran after a pool hand-over
     expect(entries[0]!.callSite).toContain('guard-pool.test.ts');
   });
+
+  it('checks a checked-out client’s statements in its caller’s stack too, and enforce refuses them there', async () => {
+    const report = new QueryGuard({ mode: 'report', tables: tables() });
+    const reporting = db.appPool({ guard: report, max: 1 });
+    const client = await reporting.connect();
+    try {
+      const busy = runAs(A, () => client.query('select pg_sleep(0.05)'));
+      // queued behind the first: sent later, but checked (and its call site read) now
+      const queued = runAs(A, () => client.query('select body from notes where id = $1', [randomUUID()]));
+      await Promise.all([busy, queued]);
+    } finally {
+      client.release();
+    }
+    expect(report.report()).toHaveLength(1);
+    expect(report.report()[0]!.callSite).toContain('guard-pool.test.ts');
+
+    const enforce = new QueryGuard({ mode: 'enforce', tables: tables() });
+    const enforcing = db.appPool({ guard: enforce, max: 1 });
+    const c = await enforcing.connect();
+    try {
+      await expect(runAs(A, () => c.query('delete from notes'))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+      // the refusal wrote nothing: the connection is still in step
+      expect((await runAs(A, () => c.query('select body from notes where tenant_id = $1', [A]))).rows).toEqual([{ body: 'a1' }]);
+    } finally {
+      c.release();
+    }
+    expect((await db.admin.query('select count(*)::int as n from notes')).rows[0].n).toBe(2);
+    expect(enforce.stats()).toMatchObject({ refused: 1, unscoped: 1 });
+  });
 });

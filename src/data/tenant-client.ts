@@ -8,8 +8,26 @@ import { ContextPrefixWriter, ContextQuery, prefixWithContext, type Submittable 
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
-/** Carries the caller's stack (for the guard's call sites) across a pool hand-over. */
-export const ORIGIN_OF_QUERY = Symbol.for('tenantry.originOfQuery');
+/**
+ * Carries the guard's verdict, reached by TenantPool.query in the caller's own stack, to the
+ * client that sends the statement after the pool hand-over: `null` passed, an Error refused.
+ */
+export const GUARD_VERDICT = Symbol.for('tenantry.guardVerdict');
+
+/**
+ * Runs the guard on a statement's text: `null` when it may go, the refusal (enforce mode) when not.
+ * Called where the application issues the statement (pool.query, client.query), so the guard
+ * reads the caller's stack for its call sites: no Error is created per statement.
+ */
+export function guardVerdict(guard: QueryGuard, text: unknown): Error | null {
+  if (typeof text !== 'string') return null;
+  try {
+    guard.check(text);
+    return null;
+  } catch (error) {
+    return error as Error;
+  }
+}
 
 /** Options a TenantClient reads from its pool's config. */
 export interface TenantClientConfig extends pg.ClientConfig {
@@ -68,17 +86,18 @@ export class TenantClient extends pg.Client {
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
     const tenantId: string | undefined =
       typeof config === 'object' && TENANT_OF_QUERY in config ? config[TENANT_OF_QUERY] : tryCurrentTenant();
-    // the guard records where an unscoped statement came from: capture the caller's stack now
-    const origin: Error | undefined = !this.#guard?.wantsCallSite
-      ? undefined
-      : typeof config === 'object' && config[ORIGIN_OF_QUERY] instanceof Error
-        ? config[ORIGIN_OF_QUERY]
-        : new Error('query origin');
+    // checked now, in the caller's stack (or already by TenantPool.query, before its hand-over);
+    // a refusal is delivered at submit time, so nothing is written
+    const refusal = !this.#guard
+      ? null
+      : typeof config === 'object' && GUARD_VERDICT in config
+        ? (config[GUARD_VERDICT] as Error | null)
+        : guardVerdict(this.#guard, typeof config === 'string' ? config : config.text);
     if (typeof config.submit === 'function') {
       // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
       // is assumed to send a simple Query, which cannot share the prefix's transaction
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
-      prefixWithContext(config as Submittable, () => this.#contextFor(tenantId, config as Submittable, !extended, origin), this.#prefix);
+      prefixWithContext(config as Submittable, () => refusal ?? this.#contextFor(tenantId, config as Submittable, !extended), this.#prefix);
       return super.query(config, values, callback);
     }
     const query = new ContextQuery(config, values, callback);
@@ -100,7 +119,7 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    query.withContext(() => this.#contextFor(tenantId, query, simple, origin), this.#prefix);
+    query.withContext(() => refusal ?? this.#contextFor(tenantId, query, simple), this.#prefix);
     if (tenantId !== undefined && this.#resultColumns.size > 0) {
       query.checkResults(tenantId, this.#resultColumns);
       // failure path only: name the table before the error is delivered (the caller, or the
@@ -136,14 +155,7 @@ export class TenantClient extends pg.Client {
    * simple-protocol submittables) cannot carry a prefix and run only inside a transaction that
    * already carries the right context and that they do not end.
    */
-  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean, origin?: Error): string | null | Error {
-    if (this.#guard && typeof query.text === 'string') {
-      try {
-        this.#guard.check(query.text, origin); // enforce mode throws TENANT_SCOPE_MISSING: refused, nothing sent
-      } catch (error) {
-        return error as Error;
-      }
-    }
+  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
     if (simple && query.text === '') return null; // an empty query runs nothing
     switch (this.#status) {
       case 'E':

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
-import { ORIGIN_OF_QUERY, TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
+import { GUARD_VERDICT, guardVerdict, TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 
@@ -46,8 +46,8 @@ export interface TenantPoolConfig extends pg.PoolConfig {
  * await runAs(tenantId, () => pool.query('select * from recordings'));
  */
 export class TenantPool extends pg.Pool {
-  /** The guard's wish for call sites, read by query() before a connection hand-over. */
-  readonly tenantryWantsCallSite: boolean;
+  /** The query guard, run by query() in the caller's stack before the connection hand-over. */
+  readonly tenantryGuard: QueryGuard | undefined;
 
   constructor(config: TenantPoolConfig = {}) {
     const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, checkResults = true, ...poolConfig } = config;
@@ -60,7 +60,7 @@ export class TenantPool extends pg.Pool {
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
     super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard, tenantryResultColumns: resultColumns } as unknown as pg.PoolConfig &
       TenantClientConfig);
-    this.tenantryWantsCallSite = guard?.wantsCallSite ?? false;
+    this.tenantryGuard = guard;
   }
 
   /**
@@ -87,17 +87,20 @@ export class TenantPool extends pg.Pool {
 }
 
 // pg-pool runs the query in the callback of a connection hand-over, which may execute in
-// another request's async context: capture the tenant now and carry it on the query.
+// another request's async context: capture the tenant now and carry it on the query. The guard
+// runs now too, in the caller's stack (its call sites), and its verdict travels with the query.
 // Assigned on the prototype (not declared in the class) so pg.Pool's typed overloads stay.
 const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
 TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
   const tenantId = tryCurrentTenant();
-  const origin = this.tenantryWantsCallSite ? new Error('query origin') : undefined;
+  const guard = this.tenantryGuard;
   let tagged = config;
-  if (typeof config === 'string') tagged = { text: config, [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin };
-  else if (config && typeof config === 'object') {
-    if (typeof config.submit === 'function') Object.assign(config, { [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin });
-    else tagged = { ...config, [TENANT_OF_QUERY]: tenantId, [ORIGIN_OF_QUERY]: origin };
+  if (typeof config === 'string') {
+    tagged = guard ? { text: config, [TENANT_OF_QUERY]: tenantId, [GUARD_VERDICT]: guardVerdict(guard, config) } : { text: config, [TENANT_OF_QUERY]: tenantId };
+  } else if (config && typeof config === 'object') {
+    const tags = guard ? { [TENANT_OF_QUERY]: tenantId, [GUARD_VERDICT]: guardVerdict(guard, config.text) } : { [TENANT_OF_QUERY]: tenantId };
+    if (typeof config.submit === 'function') Object.assign(config, tags);
+    else tagged = { ...config, ...tags };
   }
   return poolQuery.call(this, tagged, values, callback);
 } as pg.Pool['query'];
