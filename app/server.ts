@@ -7,6 +7,7 @@ import { TokenService, type TokenServiceOptions } from './auth/token-service.js'
 import { installErrorHandler } from './http/error-handler.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
+import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -18,6 +19,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Token lifetime, issuer, audience. */
   tokens?: TokenServiceOptions;
+  /** Live channels: `GET /events` (SSE) over this event bus; the route is absent without it. */
+  events?: EventRoutesOptions;
 }
 
 /**
@@ -48,7 +51,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.register(async (scope) => {
     tenantScope(scope, { appPool, tokens });
     meRoutes(scope);
-    recordingRoutes(scope, { appPool });
+    recordingRoutes(scope, { appPool, events: options.events?.bus });
+    if (options.events) eventRoutes(scope, options.events);
   });
   return app;
 }

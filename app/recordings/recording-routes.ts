@@ -6,6 +6,7 @@ import type { Member } from '../auth/member-context.js';
 import { ApiError, notFound } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
 import { RecordingStore, type Recording } from './recording-store.js';
+import type { TenantEventBus } from '../../src/live/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -45,12 +46,13 @@ function assertMayChange(member: Member, recording: Recording): void {
  * Recordings CRUD. Registered inside the tenant scope: every handler runs as the caller's
  * tenant, so another tenant's recording answers 404 exactly like one that does not exist.
  */
-export function recordingRoutes(scope: FastifyInstance, { appPool }: { appPool: TenantPool }): void {
+export function recordingRoutes(scope: FastifyInstance, { appPool, events }: { appPool: TenantPool; events?: Pick<TenantEventBus, 'announce'> }): void {
   const store = new RecordingStore(appPool);
 
   scope.post('/recordings', async (request, reply) => {
     const input = parseInput(newRecording, request.body, 'body');
     const recording = await store.create(memberOf(request).userId, input);
+    await events?.announce(); // rings Redis; a no-op with LISTEN/NOTIFY (004_events.sql's trigger rings)
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
   });
 
@@ -74,6 +76,7 @@ export function recordingRoutes(scope: FastifyInstance, { appPool }: { appPool: 
     assertMayChange(memberOf(request), existing);
     const updated = await store.update(id, changes);
     if (!updated) throw notFound('Recording');
+    await events?.announce();
     return updated;
   });
 
@@ -83,6 +86,7 @@ export function recordingRoutes(scope: FastifyInstance, { appPool }: { appPool: 
     if (!existing) throw notFound('Recording');
     assertMayChange(memberOf(request), existing);
     if (!(await store.delete(id))) throw notFound('Recording');
+    await events?.announce();
     return reply.code(204).send();
   });
 }

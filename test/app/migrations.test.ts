@@ -50,7 +50,7 @@ describe('migrate', () => {
     for (const row of rows) expect(row.owner).toBe(db.ownerRole);
   });
 
-  it('registers members and recordings as tenant tables with RLS forced', async () => {
+  it('registers members, recordings and the event tables as tenant tables with RLS forced', async () => {
     const { rows } = await db.admin.query<{ name: string; kind: string; forced: boolean }>(
       `select r.relid::text as name, r.kind, c.relforcerowsecurity as forced
          from tenantry.registered_tables r join pg_class c on c.oid = r.relid order by 1`,
@@ -58,6 +58,8 @@ describe('migrate', () => {
     expect(rows).toEqual([
       { name: 'members', kind: 'tenant', forced: true },
       { name: 'recordings', kind: 'tenant', forced: true },
+      { name: 'tenant_event_streams', kind: 'tenant', forced: true },
+      { name: 'tenant_events', kind: 'tenant', forced: true },
     ]);
   });
 
