@@ -29,3 +29,13 @@ export { TokenIssuer, type TokenIssuerConfig, type IssueTokenInput } from './ide
 export { TokenError, type TokenErrorCode, type TokenErrorReason } from './identity/token-error.js';
 export { TOKEN_ALGORITHMS, type TokenAlgorithm } from './identity/token-algorithms.js';
 export type { TokenSecret, TokenKeyInput } from './identity/token-keys.js';
+export { TenantResolver, type TenantResolverOptions, type Resolution, type Principal, type ResolverName, type BearerTokenVerifier } from './identity/tenant-resolver.js';
+export type { RequestFacts } from './identity/request-facts.js';
+export { AccessError, type AccessErrorCode } from './identity/access-error.js';
+export { ApiKeys, type ApiKeyInfo, type VerifiedApiKey } from './identity/api-keys.js';
+export { Sessions, type SessionKind } from './identity/sessions.js';
+export { OneTimeCodes, type ConsumedCode } from './identity/one-time-codes.js';
+export { TenantDomains, normalizeHost, type TenantDomain, type TxtResolver } from './identity/tenant-domains.js';
+export { StaffAccess, type StaffAccessKind, type StaffAccessRequest } from './identity/staff-access.js';
+export { StaffDirectory } from './identity/staff-directory.js';
+export { AuditLog, type AuditEntry, type AuditActorKind } from './identity/audit-log.js';

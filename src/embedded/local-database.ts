@@ -14,10 +14,14 @@ export interface LocalDatabase {
   ownerUrl: string;
   /** The application role: the only one the request path uses. */
   appUrl: string;
+  /** The read-only support role: audited cross-tenant reads by staff. */
+  supportUrl: string;
   appRole: string;
   ownerRole: string;
+  supportRole: string;
   appPassword: string;
   ownerPassword: string;
+  supportPassword: string;
   contextSecret: string;
   /** Secret for signing the reference server's JWTs (HS256). */
   jwtSecret: string;
@@ -42,6 +46,7 @@ interface LocalConfig {
   jwtSecret: string;
   appPassword: string;
   ownerPassword: string;
+  supportPassword: string;
 }
 
 interface ServerFile {
@@ -57,10 +62,16 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
   const file = path.join(dir, 'config.json');
   if (existsSync(file)) {
     const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LocalConfig>;
-    if (parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword) return parsed as LocalConfig;
-    throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
+    if (!(parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword)) {
+      throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
+    }
+    if (parsed.supportPassword) return parsed as LocalConfig;
+    // a config written before the support role existed: add its password, keep the rest
+    const upgraded: LocalConfig = { ...(parsed as LocalConfig), supportPassword: secret() };
+    await writeFile(file, JSON.stringify(upgraded, null, 2) + '\n', { mode: 0o600 });
+    return upgraded;
   }
-  const config: LocalConfig = { contextSecret: secret(), jwtSecret: secret(), appPassword: secret(), ownerPassword: secret() };
+  const config: LocalConfig = { contextSecret: secret(), jwtSecret: secret(), appPassword: secret(), ownerPassword: secret(), supportPassword: secret() };
   await mkdir(dir, { recursive: true });
   await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   return config;
@@ -86,7 +97,8 @@ function asRole(url: string, role: string, password: string): string {
  * Opens the project's database: the server of `DATABASE_URL` when set, otherwise a real
  * embedded PostgreSQL whose data persists in `<dir>/pgdata` (a second process reuses the
  * server the first one started). Secrets are generated once into `<dir>/config.json`;
- * `TENANTRY_CONTEXT_SECRET`, `TENANTRY_JWT_SECRET`, `TENANTRY_APP_PASSWORD` and `TENANTRY_OWNER_PASSWORD` override them.
+ * `TENANTRY_CONTEXT_SECRET`, `TENANTRY_JWT_SECRET`, `TENANTRY_APP_PASSWORD`, `TENANTRY_OWNER_PASSWORD` and
+ * `TENANTRY_SUPPORT_PASSWORD` override them.
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
@@ -96,6 +108,8 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   const ownerPassword = process.env.TENANTRY_OWNER_PASSWORD ?? config.ownerPassword;
   const appRole = process.env.TENANTRY_APP_ROLE ?? 'tenantry_app';
   const ownerRole = process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner';
+  const supportRole = process.env.TENANTRY_SUPPORT_ROLE ?? 'tenantry_support';
+  const supportPassword = process.env.TENANTRY_SUPPORT_PASSWORD ?? config.supportPassword;
   const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
   let server: EmbeddedServer | undefined;
   let adminUrl: string;
@@ -128,10 +142,13 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     adminUrl,
     ownerUrl: process.env.TENANTRY_OWNER_DATABASE_URL ?? asRole(adminUrl, ownerRole, ownerPassword),
     appUrl: process.env.TENANTRY_APP_DATABASE_URL ?? asRole(adminUrl, appRole, appPassword),
+    supportUrl: process.env.TENANTRY_SUPPORT_DATABASE_URL ?? asRole(adminUrl, supportRole, supportPassword),
     appRole,
     ownerRole,
+    supportRole,
     appPassword,
     ownerPassword,
+    supportPassword,
     contextSecret,
     jwtSecret: process.env.TENANTRY_JWT_SECRET ?? config.jwtSecret,
     embedded: server !== undefined,
