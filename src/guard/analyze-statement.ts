@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { fingerprintSync, parseSync } from 'libpg-query';
 import { LruCache } from './lru-cache.js';
 import { assertSqlParserLoaded } from './sql-parser.js';
-import { conjuncts, constantText, columnRefNames, equalityOperands, functionName, isTenantValue, stringValue, type AstNode } from './sql-ast.js';
+import { conjuncts, constantText, columnRefNames, equalityPairs, functionName, isTenantValue, stringValue, type AstNode } from './sql-ast.js';
 import type { TenantTable, TenantTableMap } from './tenant-table-map.js';
 
 // The setting that carries the tenant (defined once, by the install SQL): statements that set
@@ -275,20 +275,14 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
     case 'InsertStmt': {
       const target = relation(stmt.relation, 'insert');
       const columns = ((stmt.cols ?? []) as AstNode[]).map((c) => c.ResTarget?.name);
-      if (target?.table && columns.includes(target.table.column)) target.scoped = true;
+      if (target?.table && (columns.includes(target.table.column) || (columns.length === 0 && setsPosition(stmt.selectStmt, target.table.position)))) target.scoped = true;
       break;
     }
     case 'MergeStmt': {
-      // ON filters the target only for WHEN MATCHED / NOT MATCHED [BY TARGET] clauses: NOT MATCHED
-      // BY SOURCE acts on the target rows ON did not match, and NOT MATCHED [BY TARGET] on the
-      // source rows it did not match.
       const target = relation(stmt.relation, 'merge');
       const source = fromItem(stmt.sourceRelation);
       const clauses = ((stmt.mergeWhenClauses ?? []) as AstNode[]).map((c) => c.MergeWhenClause as AstNode);
-      const allowed = new Set<Instance>();
-      if (target && !clauses.some((c) => c.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE')) allowed.add(target);
-      if (!clauses.some((c) => c.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_TARGET')) for (const i of source) allowed.add(i);
-      if (stmt.joinCondition) conditions.push({ expr: stmt.joinCondition, allowed });
+      mergeScopes(level, target, source, clauses, stmt.joinCondition, conditions, edges);
       const column = target?.table?.column;
       const inserts = clauses.filter((c) => c.commandType === 'CMD_INSERT');
       if (column && inserts.some((c) => !((c.targetList ?? []) as AstNode[]).some((t) => t.ResTarget?.name === column))) {
@@ -318,6 +312,60 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
   }
   const plainSelect = type === 'SelectStmt' && !setOperation;
   return plainSelect && ctx.out.count === findingsBefore ? tenantOutput(stmt, level) : undefined;
+}
+
+/**
+ * Scopes a MERGE's target and source. A row is read or acted on under a known set of conditions:
+ * the target's rows by a WHEN MATCHED clause under ON and the clause's own condition, by a WHEN NOT
+ * MATCHED BY SOURCE clause under its condition alone (ON did not match them); the source's rows
+ * likewise with MATCHED and NOT MATCHED [BY TARGET]. A side is scoped when every case scopes it.
+ * The join itself reads the target to decide what is not matched (a NOT MATCHED [BY TARGET]
+ * insert), and the source for NOT MATCHED BY SOURCE: ON must scope them then. DO NOTHING acts on nothing.
+ */
+function mergeScopes(level: Level, target: Instance | undefined, source: Instance[], clauses: AstNode[], on: AstNode | undefined, base: Condition[], edges: Edge[]): void {
+  const acting = clauses.filter((c) => c.commandType !== 'CMD_NOTHING');
+  const own = (c: AstNode): Condition[] => (c.condition ? [{ expr: c.condition, allowed: undefined }] : []);
+  const join: Condition[] = on ? [{ expr: on, allowed: undefined }] : [];
+  const kind = (k: string) => acting.filter((c) => c.matchKind === k);
+  const matched = kind('MERGE_WHEN_MATCHED').map((c) => [...join, ...own(c)]);
+  const bySource = kind('MERGE_WHEN_NOT_MATCHED_BY_SOURCE');
+  const byTarget = kind('MERGE_WHEN_NOT_MATCHED_BY_TARGET');
+  const targetCases = [...matched, ...bySource.map(own)];
+  if (byTarget.length > 0 || targetCases.length === 0) targetCases.push(join);
+  const sourceCases = [...matched, ...byTarget.map(own)];
+  if (bySource.length > 0 || sourceCases.length === 0) sourceCases.push(join);
+
+  const initial = new Map(level.instances.map((i) => [i, i.scoped]));
+  const scopedIn = (cases: Condition[][]): Set<Instance> => {
+    let result: Set<Instance> | undefined;
+    for (const extra of cases) {
+      for (const [i, scoped] of initial) i.scoped = scoped;
+      solve(level, [...base, ...extra], [...edges]);
+      const now = new Set(level.instances.filter((i) => i.scoped));
+      result = result ? new Set([...result].filter((i) => now.has(i))) : now;
+    }
+    return result ?? new Set();
+  };
+  const targetScoped = target ? scopedIn(targetCases).has(target) : false;
+  const sourceScoped = scopedIn(sourceCases);
+  for (const [i, scoped] of initial) i.scoped = scoped;
+  if (target) target.scoped ||= targetScoped;
+  for (const i of source) i.scoped ||= sourceScoped.has(i);
+}
+
+/**
+ * Whether the source of an INSERT without a column list gives a value at `position` (the tenant
+ * column's place in the table): every VALUES row, or a plain SELECT's target list (`*` not
+ * counted), is that long. Unknown position, DEFAULT VALUES or a set operation: no.
+ */
+function setsPosition(source: AstNode | undefined, position: number | undefined): boolean {
+  const select = source?.SelectStmt as AstNode | undefined;
+  if (!select || position === undefined || (select.op && select.op !== 'SETOP_NONE')) return false;
+  const rows = select.valuesLists as AstNode[] | undefined;
+  if (rows) return rows.every((r) => ((r.List?.items ?? []) as AstNode[]).length >= position);
+  // `*` may expand to nothing: only the other targets count (an expansion only adds columns)
+  const targets = ((select.targetList ?? []) as AstNode[]).filter((t) => !(t.ResTarget?.val?.ColumnRef?.fields as AstNode[] | undefined)?.some((f) => f.A_Star));
+  return targets.length >= position;
 }
 
 /** The name under which a plain SELECT outputs the tenant column of a scoped tenant relation. */
@@ -368,12 +416,7 @@ function solve(level: Level, conditions: Condition[], edges: Edge[]): void {
   const mark = (instances: Instance[], allowed: Set<Instance> | undefined) => {
     for (const i of instances) if (!allowed || allowed.has(i)) i.scoped = true;
   };
-  const equalities = conditions.flatMap(({ expr, allowed }) =>
-    conjuncts(expr).flatMap((c) => {
-      const operands = equalityOperands(c);
-      return operands ? [{ operands, allowed }] : [];
-    }),
-  );
+  const equalities = conditions.flatMap(({ expr, allowed }) => conjuncts(expr).flatMap((c) => equalityPairs(c).map((operands) => ({ operands, allowed }))));
   // Columns pinned to one value by `col = $n` where it filters (tenants.id = $1): a tenant
   // column equal to one of them is scoped too (members.tenant_id = tenants.id).
   const pinned = new Map<Instance, Set<string>>();

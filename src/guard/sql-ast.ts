@@ -24,15 +24,44 @@ export function unwrapCast(node: AstNode | undefined): AstNode | undefined {
   return n;
 }
 
-/** The operands of `a = b`, `a IS NOT DISTINCT FROM b` or `a IN (b)` (one element); else undefined. */
-export function equalityOperands(node: AstNode): [AstNode, AstNode] | undefined {
+/**
+ * The equalities one conjunct implies, pairwise: `a = b` → [[a, b]]; a row comparison
+ * `(a, b) = (x, y)` (or IS NOT DISTINCT FROM, or `ROW(…)`) → [[a, x], [b, y]]; `(a, b) IN ((x, y),
+ * (x, z))` → [[a, x]]: a position holds an equality only when every element of the list has the
+ * same expression there (an IN over rows is an OR of row equalities). Empty when it implies none.
+ */
+export function equalityPairs(node: AstNode): Array<[AstNode, AstNode]> {
   const e = node.A_Expr;
-  if (!e) return undefined;
+  if (!e) return [];
   const op = stringValue((e.name as AstNode[] | undefined)?.at(-1));
-  if ((e.kind === 'AEXPR_OP' && op === '=') || e.kind === 'AEXPR_NOT_DISTINCT') return [e.lexpr, e.rexpr];
+  const left = rowItems(e.lexpr);
+  if ((e.kind === 'AEXPR_OP' && op === '=') || e.kind === 'AEXPR_NOT_DISTINCT') {
+    const right = rowItems(e.rexpr);
+    if (left && right) return left.length === right.length ? left.map((l, i) => [l, right[i]!]) : [];
+    return left || right ? [] : [[e.lexpr, e.rexpr]];
+  }
   const items = e.rexpr?.List?.items as AstNode[] | undefined;
-  if (e.kind === 'AEXPR_IN' && op === '=' && items?.length === 1) return [e.lexpr, items[0]!];
-  return undefined;
+  if (e.kind !== 'AEXPR_IN' || op !== '=' || !items?.length) return [];
+  if (!left) return items.length === 1 && !rowItems(items[0]) ? [[e.lexpr, items[0]!]] : [];
+  const rows = items.map(rowItems);
+  if (rows.some((r) => r?.length !== left.length)) return [];
+  const pairs: Array<[AstNode, AstNode]> = [];
+  left.forEach((l, i) => {
+    const first = rows[0]![i]!;
+    if (rows.every((r) => sameExpression(r![i]!, first))) pairs.push([l, first]);
+  });
+  return pairs;
+}
+
+/** The fields of a row constructor (`(a, b)`, `ROW(a, b)`), else undefined. */
+function rowItems(node: AstNode | undefined): AstNode[] | undefined {
+  return node?.RowExpr?.args as AstNode[] | undefined;
+}
+
+/** Structural equality of two expressions, source positions ignored. */
+function sameExpression(a: AstNode, b: AstNode): boolean {
+  const text = (n: AstNode) => JSON.stringify(n, (key, value) => (key === 'location' ? undefined : value));
+  return text(a) === text(b);
 }
 
 /** Top-level conjuncts of a boolean expression: `a AND (b AND c)` → [a, b, c]. An OR is one conjunct. */

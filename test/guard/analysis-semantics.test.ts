@@ -3,7 +3,7 @@ import { analyzeStatement } from '../../src/guard/analyze-statement.js';
 import { loadSqlParser } from '../../src/guard/sql-parser.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { scoped, unscoped } from './support/statements.js';
+import { scoped, TABLES, unscoped } from './support/statements.js';
 
 // What the analyzer calls scoped must be scoped in PostgreSQL's eyes too. Run each read-only
 // statement as the owner, which bypasses RLS (so only the statement's own predicates filter),
@@ -11,7 +11,7 @@ import { scoped, unscoped } from './support/statements.js';
 // control: the same harness must see B's rows through some of them.
 const A = 'a7c1a1c2-0000-4000-8000-000000000001';
 const B = 'b0b0b0b0-0000-4000-8000-000000000002';
-const tables = TenantTableMap.from(['public.notes', 'public.comments', { table: 'billing.invoices', column: 'org_id' }], { searchPath: ['public', 'billing'] });
+const tables = TenantTableMap.from(TABLES, { searchPath: ['public', 'billing'] });
 const readOnly = (sql: string) => /^(select|with)\b/i.test(sql) && !/\b(delete|update|insert|set_config)\b/i.test(sql);
 
 let db: TestDatabase;

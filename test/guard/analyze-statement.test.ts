@@ -2,9 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeStatement, analyzeUncached } from '../../src/guard/analyze-statement.js';
 import { loadSqlParser } from '../../src/guard/sql-parser.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
-import { scoped, unscoped } from './support/statements.js';
+import { scoped, TABLES, unscoped } from './support/statements.js';
 
-const tables = TenantTableMap.from(['public.notes', 'public.comments', { table: 'billing.invoices', column: 'org_id' }], { searchPath: ['public', 'billing'] });
+const tables = TenantTableMap.from(TABLES, { searchPath: ['public', 'billing'] });
 
 beforeAll(() => loadSqlParser());
 
@@ -55,6 +55,13 @@ describe('analyzeStatement', () => {
     expect(a.parseError).toMatch(/syntax error/);
     expect(a.fingerprint).toMatch(/^unparsed-[0-9a-f]{16}$/);
     expect(a.unscoped).toEqual([]);
+  });
+
+  it('flags an INSERT without a column list when the tenant column’s place is not known', () => {
+    const unknown = TenantTableMap.from(['public.notes']);
+    expect(analyzeStatement('insert into notes values (1, $1, $2)', unknown).unscoped).toEqual([{ table: 'public.notes', reason: 'insert does not set tenant_id' }]);
+    expect(analyzeStatement('insert into notes values (1, $1, $2)', tables).unscoped).toEqual([]);
+    expect(() => TenantTableMap.from([{ table: 'notes', position: 0 }])).toThrow(/position/);
   });
 
   it('resolves unqualified names through the search path, and a CTE shadows a table', () => {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTenantTables } from '../../src/guard/tenant-table-map.js';
+import { analyzeStatement } from '../../src/guard/analyze-statement.js';
+import { loadSqlParser } from '../../src/guard/sql-parser.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -9,7 +11,8 @@ beforeAll(async () => {
   await db.owner.query(`
     create table public.notes (id serial primary key, tenant_id uuid not null, body text);
     create schema billing;
-    create table billing.invoices (id serial primary key, org_id uuid not null);
+    create table billing.invoices (id serial primary key, gone int, org_id uuid not null);
+    alter table billing.invoices drop column gone; -- a dropped column takes no place
     create table public.plans (id serial primary key, name text);
     select tenantry.register_tenant_table('public.notes');
     select tenantry.register_tenant_table('billing.invoices', 'org_id');
@@ -25,6 +28,14 @@ describe('loadTenantTables', () => {
     expect(map.resolve(undefined, 'notes')?.schema).toBe('public');
     expect(map.resolve(undefined, 'plans')).toBeUndefined();
     expect(map.resolve('billing', 'invoices')?.column).toBe('org_id');
+  });
+
+  it('reads where the tenant column sits, so an INSERT without a column list can be judged', async () => {
+    const map = await loadTenantTables(db.owner);
+    expect(map.tables.map((t) => `${t.name}:${t.position}`)).toEqual(['invoices:2', 'notes:2']);
+    await loadSqlParser();
+    expect(analyzeStatement('insert into billing.invoices values (default, $1)', map).unscoped).toEqual([]);
+    expect(analyzeStatement('insert into billing.invoices values (default)', map).unscoped).toHaveLength(1);
   });
 
   it('is refused to the app role, which must use a static list', async () => {

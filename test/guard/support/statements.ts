@@ -1,5 +1,6 @@
-// Statements for the analyzer's tests: tenant tables public.notes, public.comments (tenant_id)
-// and billing.invoices (org_id); users is not a tenant table. Shared by the unit tests and by
+// Statements for the analyzer's tests: tenant tables public.notes (tenant_id, the 2nd column:
+// notes(id, tenant_id, body)), public.comments (tenant_id) and billing.invoices (org_id); users is
+// not a tenant table. The map is `tables` below. Shared by the unit tests and by
 // the test that runs them on PostgreSQL.
 
 /** Statements the guard must let through. */
@@ -49,6 +50,22 @@ export const scoped: string[] = [
   'select * from "NOTES"', // a different table: quoted names keep their case
   'begin',
   'commit',
+  // row comparisons: pairwise equalities
+  'select * from notes where (tenant_id, id) = ($1, $2)',
+  'select * from notes n where row(n.tenant_id, n.id) = row($1, $2)',
+  'select * from notes where (tenant_id, id) is not distinct from ($1, $2)',
+  'select * from notes where (tenant_id, id) in (($1, 1), ($1, 2))',
+  'select * from notes where (id, tenant_id) in ((1, $1))',
+  'select * from notes n join comments c on (c.tenant_id, c.note_id) = (n.tenant_id, n.id) where n.tenant_id = $1',
+  // INSERT without a column list: the tenant column is the 2nd
+  'insert into notes values (1, $1, $2)',
+  'insert into notes values (1, $1), (2, $1)',
+  'insert into notes select id, tenant_id, body from comments where tenant_id = $1',
+  // MERGE: WHEN conditions scope the rows their clause acts on
+  'merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when matched then update set body = $2 when not matched by source and n.tenant_id = $1 then delete',
+  'merge into notes n using (values (1)) s(id) on n.id = s.id when matched and n.tenant_id = $1 then delete',
+  'merge into notes n using (values (1)) s(id) on n.id = s.id when matched then do nothing when not matched by source and n.tenant_id = $1 then delete',
+  'merge into notes n using comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id and n.id = c.note_id when not matched and c.tenant_id = $1 then insert (tenant_id, id) values (c.tenant_id, c.note_id)',
 ];
 
 /** Statements the guard must flag, with the tables flagged and (optionally) the reason. */
@@ -82,7 +99,20 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.tenant_id = $1 or u.id = $2', ['public.notes']],
   ['select id from notes where tenant_id = $1 union select id from comments', ['public.comments']],
   ['insert into notes (body) values ($1)', ['public.notes'], /insert does not set tenant_id/],
-  ['insert into notes values ($1, $2)', ['public.notes']],
+  ['insert into notes values ($1)', ['public.notes'], /insert does not set tenant_id/],
+  ['insert into notes values (1, $1), (2)', ['public.notes']],
+  ['insert into notes default values', ['public.notes']],
+  ['insert into notes select * from comments where tenant_id = $1', ['public.notes']],
+  ['insert into notes select 1, $1 union all select 2, $1', ['public.notes']],
+  ['select * from notes where (tenant_id, id) in (($1, 1), ($2, 2))', ['public.notes']],
+  ['select * from notes where (tenant_id, id) > ($1, $2)', ['public.notes']],
+  ['select * from notes where (tenant_id, id) = ($1, $2) or id = $3', ['public.notes']],
+  ['select * from notes n join comments c on (c.tenant_id, c.note_id) = (n.id, n.id) where n.tenant_id = $1', ['public.comments']],
+  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and n.id = 2 then delete', ['public.notes']],
+  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and (n.tenant_id = $1 or n.id = 2) then delete', ['public.notes']],
+  // the join decides what is not matched: the insert depends on every tenant's rows
+  ['merge into notes n using (values (1)) s(id) on n.id = s.id when matched and n.tenant_id = $1 then delete when not matched then insert (tenant_id, id) values ($1, s.id)', ['public.notes']],
+  ['merge into notes n using comments c on n.tenant_id = $1 and n.id = c.note_id when matched and c.tenant_id = $1 then delete when not matched by source and n.tenant_id = $1 then delete', ['public.comments']],
   ['insert into notes (tenant_id, body) select tenant_id, body from comments', ['public.comments']],
   ['insert into notes (body) select body from comments where tenant_id = $1', ['public.notes']],
   ['update notes set body = $1 where id = $2', ['public.notes'], /update has no tenant_id predicate/],
@@ -103,3 +133,5 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes where tenant_id = $1; select * from comments', ['public.comments']],
 ];
 
+/** The analyzer tests' map: notes' tenant column is its 2nd (for INSERT without a column list). */
+export const TABLES = [{ table: 'public.notes', position: 2 }, 'public.comments', { table: 'billing.invoices', column: 'org_id' }];
