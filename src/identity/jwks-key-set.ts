@@ -87,8 +87,10 @@ export class JwksKeySet {
       try {
         return await set(header, token);
       } catch (error) {
-        if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
-        // The key may be new at the endpoint we cannot reach: not the token's fault.
+        // Several keys fit a token without kid: the verifier tries them.
+        if (error instanceof errors.JWKSMultipleMatchingKeys) throw error;
+        // No key fits (it may be new at the endpoint we cannot reach), or the set itself is
+        // unusable (a private key published by mistake): either way, not the token's fault.
       }
     }
     throw new TokenError('TOKEN_KEYS_UNAVAILABLE', 'keys_unavailable', { cause: describeFailure(cause) });
