@@ -13,6 +13,8 @@ import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from '../src/guard/index.js';
 import { createQueryGuard, guardModeFromEnv } from './query-guard.js';
 import { buildServer } from './server.js';
+import { TenantEventBus } from '../src/live/index.js';
+import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -21,12 +23,16 @@ const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
 const db = await openLocalDatabase();
 const pools: pg.Pool[] = [];
 let app: ReturnType<typeof buildServer> | undefined;
+let bus: TenantEventBus | undefined;
+let live: ConfiguredTransport | undefined;
 let closing: Promise<void> | undefined;
 let guard: QueryGuard | undefined;
 
 function close(): Promise<void> {
   closing ??= (async () => {
     await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
+    await bus?.close().catch((err: unknown) => logger.warn({ err }, 'closing the event bus failed'));
+    await live?.close();
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
@@ -75,7 +81,11 @@ try {
   const appPool = track(new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }));
   await appPool.assertSafeRole();
 
-  app = buildServer({ appPool, jwtSecret: db.jwtSecret, logger });
+  // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set
+  live = await liveTransportFromEnv(db.appUrl);
+  bus = new TenantEventBus({ pool: appPool, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
+  await bus.start();
+  app = buildServer({ appPool, jwtSecret: db.jwtSecret, logger, events: { bus } });
   await app.listen({ port, host });
   process.stdout.write(await banner(app, { applied, seeded }));
 } catch (error) {
@@ -103,7 +113,7 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
     `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
     '',
     `Routes: POST /auth/sign-in, GET /me, POST /recordings, GET /recordings?limit&cursor,`,
-    `        GET /recordings/:id, PATCH /recordings/:id, DELETE /recordings/:id`,
+    `        GET /recordings/:id, PATCH /recordings/:id, DELETE /recordings/:id, GET /events (SSE, ${live?.kind ?? 'postgres'})`,
     '',
     `Demo users (password for all: ${DEMO_PASSWORD}):`,
     users,
@@ -122,6 +132,8 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
       `  curl -s "${base}/recordings?limit=2" -H "authorization: Bearer $ACME_TOKEN"`,
       `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"`,
       `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
+      '  # live events of a tenant (Server-Sent Events; run it in another terminal, then write as globex)',
+      `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,
       '  # another tenant\'s recording answers 404: put a globex id where <id> is',
       `  curl -s ${base}/recordings/<id> -H "authorization: Bearer $ACME_TOKEN"`,
       '',

@@ -6,7 +6,8 @@ export interface RedisSubscriberLike {
   unsubscribe(channel: string): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'ready', listener: () => void): unknown;
-  off(event: 'message' | 'ready', listener: (...args: never[]) => void): unknown;
+  off(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
 }
 
 /** The part of an ioredis (5) connection that publishes (a connection that has not subscribed). */

@@ -1,0 +1,30 @@
+import { PostgresLiveTransport, type LiveTransport } from '../../src/live/index.js';
+
+/** What {@link liveTransportFromEnv} made, and how to release it. */
+export interface ConfiguredTransport {
+  transport: LiveTransport;
+  kind: 'postgres' | 'redis';
+  /** Quits the Redis connections (the bus closes the transport itself). */
+  close(): Promise<void>;
+}
+
+/**
+ * The reference server's doorbell transport: PostgreSQL LISTEN/NOTIFY as the app role by
+ * default (nothing else to run), Redis pub/sub when `REDIS_URL` is set. ioredis is loaded only
+ * then, so the server runs without it.
+ */
+export async function liveTransportFromEnv(appUrl: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfiguredTransport> {
+  const redisUrl = env.REDIS_URL?.trim();
+  if (!redisUrl) return { transport: new PostgresLiveTransport({ connectionString: appUrl }), kind: 'postgres', close: async () => undefined };
+  const { Redis } = await import('ioredis');
+  const subscriber = new Redis(redisUrl);
+  const publisher = new Redis(redisUrl);
+  const { RedisLiveTransport } = await import('../../src/live/index.js');
+  return {
+    transport: new RedisLiveTransport({ subscriber, publisher }),
+    kind: 'redis',
+    async close() {
+      await Promise.all([subscriber, publisher].map((r) => r.quit().catch(() => r.disconnect())));
+    },
+  };
+}
