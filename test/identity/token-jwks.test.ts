@@ -165,6 +165,14 @@ describe('TokenVerifier with a JWKS endpoint', () => {
     await refused(verifier(url).verify(token), 'TOKEN_KEYS_UNAVAILABLE', 'keys_unavailable', token);
   });
 
+  it('answers TOKEN_KEYS_UNAVAILABLE when the endpoint serves a private key (an identity provider mistake)', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const leaked = { ...(privateKey.export({ format: 'jwk' }) as JWK), kid: 'k1' };
+    const endpoint = await jwksEndpoint([leaked]);
+    const token = await k1.issue({ subject: USER, tenantId: TENANT });
+    await refused(verifier(endpoint.url).verify(token), 'TOKEN_KEYS_UNAVAILABLE', 'keys_unavailable', token);
+  });
+
   it('after a failed fetch, waits for the cooldown before asking the endpoint again', async () => {
     const advance = startClock();
     const endpoint = await jwksEndpoint([k1.publicJwk()]);
