@@ -4,6 +4,7 @@ import { runAs } from '../src/context/tenant-context.js';
 import { QueryGuard } from '../src/guard/query-guard.js';
 import { TenantTableMap } from '../src/guard/tenant-table-map.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { createNotesTable } from './support/notes-table.js';
 
 let db: TestDatabase;
 const A = randomUUID();
@@ -12,11 +13,7 @@ const B = randomUUID();
 beforeAll(async () => {
   await QueryGuard.ready();
   db = await createTestDatabase();
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');
-    insert into notes (tenant_id, body) values ('${A}', 'a1'), ('${B}', 'b1');
-  `);
+  await createNotesTable(db, [[A, 'a1'], [B, 'b1']]);
 });
 afterAll(() => db?.drop());
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { runAs } from '../src/context/tenant-context.js';
 import type { TenantPool } from '../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { createNotesTable } from './support/notes-table.js';
 
 let db: TestDatabase;
 let pool: TenantPool;
@@ -11,11 +12,7 @@ const B = randomUUID();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');
-    insert into notes (tenant_id, body) values ('${A}', 'a1'), ('${A}', 'a2'), ('${B}', 'b1');
-  `);
+  await createNotesTable(db, [[A, 'a1'], [A, 'a2'], [B, 'b1']]);
   pool = db.appPool();
 });
 afterAll(() => db?.drop());

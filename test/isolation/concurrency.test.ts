@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createNotesTable } from '../support/notes-table.js';
 
 let db: TestDatabase;
 const TENANT_COUNT = 60;
@@ -52,10 +53,7 @@ function prng(seed: number): () => number {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');
-  `);
+  await createNotesTable(db);
   await db.owner.query(
     `insert into notes (tenant_id, body) select t, 'seed-' || i from unnest($1::uuid[]) t, generate_series(1, ${SEED_ROWS}) i`,
     [tenants],

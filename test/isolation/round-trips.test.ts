@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createNotesTable } from '../support/notes-table.js';
 
 let db: TestDatabase;
 let pool: TenantPool;
@@ -79,11 +80,7 @@ const carriesContext = (m: Measure) => m.parsed.some((text) => text.includes('te
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');
-  `);
-  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($1, 'a2')`, [A]);
+  await createNotesTable(db, [[A, 'a1'], [A, 'a2']]);
   pool = db.appPool({ max: 1 });
 });
 afterAll(() => db?.drop());

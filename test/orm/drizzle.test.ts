@@ -9,6 +9,7 @@ import { eq, ne, sql } from 'drizzle-orm';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createNotesTable } from '../support/notes-table.js';
 
 const notes = pgTable('notes', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -30,15 +31,7 @@ async function stored(): Promise<{ tenant_id: string; body: string }[]> {
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  await tdb.owner.query(`
-    create table notes (
-      id uuid primary key default gen_random_uuid(),
-      tenant_id uuid not null default tenantry.current_tenant_id(),
-      body text not null
-    );
-    select tenantry.register_tenant_table('notes');
-  `);
-  await tdb.owner.query(`insert into notes (tenant_id, body) values ($1, 'a-seed'), ($2, 'b-seed')`, [A, B]);
+  await createNotesTable(tdb, [[A, 'a-seed'], [B, 'b-seed']]);
   pool = tdb.appPool({ max: 4 });
   db = drizzle(pool);
 });

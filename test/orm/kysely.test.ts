@@ -6,6 +6,7 @@ import { Kysely, PostgresDialect, sql, type Generated } from 'kysely';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createNotesTable } from '../support/notes-table.js';
 
 interface Database {
   notes: {
@@ -29,16 +30,7 @@ async function stored(): Promise<{ tenant_id: string; body: string }[]> {
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  await tdb.owner.query(`
-    create table notes (
-      id uuid primary key default gen_random_uuid(),
-      tenant_id uuid not null default tenantry.current_tenant_id(),
-      body text not null,
-      created_at timestamptz not null default now()
-    );
-    select tenantry.register_tenant_table('notes');
-  `);
-  await tdb.owner.query(`insert into notes (tenant_id, body) values ($1, 'a-seed'), ($2, 'b-seed')`, [A, B]);
+  await createNotesTable(tdb, [[A, 'a-seed'], [B, 'b-seed']]);
   pool = tdb.appPool({ max: 4 });
   db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 });
