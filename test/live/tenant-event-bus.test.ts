@@ -193,6 +193,46 @@ describe('two instances, two tenants', () => {
   });
 });
 
+describe('catch-up, closing and start-up', () => {
+  it('replays a resume longer than the queue in batches the subscriber can take, then goes live', async () => {
+    const inst = instance();
+    const c = await runAs(a, () => inst.pool.query<{ s: string }>('select last_seq::text as s from tenant_event_streams'));
+    const head = Number(c.rows[0]!.s);
+    let handled = 0;
+    const slow = new Collector();
+    // a handler that takes its time: each event waits for a turn of the event loop
+    const handler = async (event: Parameters<Collector['handle']>[0]) => {
+      handled += 1;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      slow.handle(event);
+    };
+    unsubscribes.push(await inst.bus.subscribe(a, handler, { after: 0, queueLimit: 2 }));
+    await publish(inst.pool, a, { tenant: 'A', mark: 'after-long-resume' });
+    await slow.untilMark('after-long-resume');
+    expect(slow.seqs).toEqual(Array.from({ length: head + 1 }, (_, i) => i + 1));
+    expect(handled).toBe(head + 1);
+  });
+
+  it('ends every subscription when the bus closes, and refuses new ones', async () => {
+    const inst = instance();
+    const reasons: string[] = [];
+    await inst.bus.subscribe(a, () => undefined, { onEnd: (reason) => reasons.push(reason) });
+    await inst.bus.subscribe(b, () => undefined, { onEnd: (reason) => reasons.push(reason) });
+    await inst.bus.close();
+    expect(reasons).toEqual(['bus-closed', 'bus-closed']);
+    expect(inst.bus.stats()).toEqual({ tenants: 0, subscribers: 0 });
+    await expect(inst.bus.subscribe(a, () => undefined)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+
+  it('fails start-up when the listener cannot connect', async () => {
+    const url = new URL(db.appUrl);
+    url.pathname = `/${db.name}_missing`;
+    const bus = new TenantEventBus({ pool: db.appPool(), transport: new PostgresLiveTransport({ connectionString: url.toString() }) });
+    await expect(bus.start()).rejects.toMatchObject({ code: '3D000' });
+    await bus.close();
+  });
+});
+
 describe('the listener connection', () => {
   it('is re-opened after pg_terminate_backend, and the events of the gap arrive, once each, in order', async () => {
     let dropped!: () => void;
