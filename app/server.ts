@@ -1,6 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { TenantPool } from '../src/index.js';
+import { TenantResolver, type TenantPool, type TxtResolver } from '../src/index.js';
+import { accessRoutes } from './access/access-routes.js';
+import { memberLookup, type Member } from './auth/member-context.js';
+import { memberRoutes } from './members/member-routes.js';
+import { staffRoutes } from './staff/staff-routes.js';
 import { authRoutes } from './auth/auth-routes.js';
 import { tenantScope } from './auth/tenant-scope.js';
 import { TokenService, type TokenServiceOptions } from './auth/token-service.js';
@@ -13,8 +17,14 @@ import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 export interface ServerOptions {
   /** A TenantPool connected as the APP role: the only database access of the request path. */
   appPool: TenantPool;
+  /** A TenantPool connected as the read-only SUPPORT role: staff's audited cross-tenant reads. Optional. */
+  supportPool?: TenantPool;
   /** HS256 secret of the access tokens (≥ 32 characters). */
   jwtSecret: string;
+  /** Tenants by host: `<slug>.<baseDomain>` and verified custom domains (off when omitted). */
+  host?: { baseDomain?: string; customDomains?: boolean };
+  /** DNS TXT lookups for domain verification (tests pass a fake; node's resolver by default). */
+  resolveTxt?: TxtResolver;
   /** A pino logger (see createLogger, which redacts secrets); no logging when omitted. */
   logger?: Logger;
   /** Token lifetime, issuer, audience. */
@@ -26,9 +36,12 @@ export interface ServerOptions {
 /**
  * The reference server: a JSON API over one TenantPool.
  *
- * - `POST /auth/sign-in` is public.
- * - Every other route lives in the tenant scope: bearer token verified, then the handler runs
- *   inside `runAs(token.tid)` after the tenant (404 / 403) and membership (403) checks.
+ * - Public: `POST /auth/sign-in`, `POST /invitations/accept`, `POST /staff/sign-in`.
+ * - Staff routes (staff token): access grants with a reason, audited support reads.
+ * - Every other route lives in the tenant scope: the library's TenantResolver finds the tenant
+ *   (token, API key, host, staff's X-Tenant; conflicts refused), checks the session, the tenant's
+ *   status and the membership (or the staff grant) on every request, and the handler runs inside
+ *   `runAs(tenant)`.
  *
  * @example
  * const app = buildServer({ appPool, jwtSecret });
@@ -43,14 +56,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // ids come from the path: refuse absurd ones before routing
     routerOptions: { maxParamLength: 100 },
   }) as unknown as FastifyInstance;
-  app.decorateRequest('auth', null);
   app.decorateRequest('member', null);
   installErrorHandler(app);
+  const resolver = new TenantResolver<Member>({ pool: appPool, tokens: tokens.verifier, membership: memberLookup(appPool), ...(options.host ? { host: options.host } : {}) });
 
   authRoutes(app, { appPool, tokens });
+  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
   app.register(async (scope) => {
-    tenantScope(scope, { appPool, tokens });
+    tenantScope(scope, { appPool, resolver });
     meRoutes(scope);
+    memberRoutes(scope, { appPool });
+    accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
     recordingRoutes(scope, { appPool, events: options.events?.bus });
     if (options.events) eventRoutes(scope, options.events);
   });

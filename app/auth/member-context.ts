@@ -1,13 +1,11 @@
-import type { Queryable } from '../../src/index.js';
-import { TenantNotFoundError, TenantSuspendedError } from '../../src/index.js';
+import type { Queryable, TenantResolverOptions } from '../../src/index.js';
 import type { MemberRole } from '../identity/users.js';
-import { ApiError } from '../http/api-error.js';
-import type { TokenClaims } from './token-service.js';
 
-/** The caller of an authenticated request, as this request's database reads found them. */
+/** The caller of a tenant route: a member, or staff acting as the tenant under a grant. */
 export interface Member {
   userId: string;
-  role: MemberRole;
+  /** `staff` for a staff member acting under an open grant (may do what an admin may, audited). */
+  role: MemberRole | 'staff';
   displayName: string;
   email: string;
   tenant: { id: string; slug: string; name: string };
@@ -17,35 +15,33 @@ interface MemberRow {
   id: string;
   slug: string;
   name: string;
-  status: string;
-  role: MemberRole | null;
-  display_name: string | null;
-  email: string | null;
+  role: MemberRole;
+  display_name: string;
+  email: string;
 }
 
+const MEMBER_SQL = `select t.id, t.slug, t.name, m.role, m.display_name, m.email
+   from public.members m join tenantry.tenants t on t.id = m.tenant_id
+  where m.tenant_id = tenantry.current_tenant_id() and m.user_id = $1 and m.removed_at is null`;
+
 /**
- * Loads the caller's tenant and membership in ONE statement. Call inside `runAs(claims.tenantId)`:
- * RLS shows the app role only the current tenant's row of tenantry.tenants and its members.
- * Missing or deleted tenant → 404 TENANT_NOT_FOUND; no membership → 403 NOT_A_MEMBER (checked
- * before suspension, so a non-member learns nothing about the tenant); suspended → 403 TENANT_SUSPENDED.
+ * The resolver's membership lookup: the caller's active membership of the current tenant, with
+ * the tenant's name, in ONE statement, or null. Runs inside `runAs(tenant)` on every request, so
+ * a removed member is refused at once. RLS shows only the current tenant's rows anyway; the
+ * explicit tenant predicate keeps the statement clean for the query guard.
  */
-export async function loadMember(pool: Queryable, claims: TokenClaims): Promise<Member> {
-  const { rows } = await pool.query<MemberRow>(
-    `select t.id, t.slug, t.name, t.status, m.role, m.display_name, m.email
-       from tenantry.tenants t
-       left join public.members m on m.tenant_id = t.id and m.user_id = $1
-      where t.id = $2`,
-    [claims.userId, claims.tenantId],
-  );
-  const row = rows[0];
-  if (!row || row.status === 'deleted') throw new TenantNotFoundError();
-  if (row.role === null) throw new ApiError(403, 'NOT_A_MEMBER', 'You are not a member of this tenant');
-  if (row.status !== 'active') throw new TenantSuspendedError();
-  return {
-    userId: claims.userId,
-    role: row.role,
-    displayName: row.display_name!,
-    email: row.email!,
-    tenant: { id: row.id, slug: row.slug, name: row.name },
+export function memberLookup(pool: Queryable): NonNullable<TenantResolverOptions<Member>['membership']> {
+  return async ({ userId }) => {
+    const { rows } = await pool.query<MemberRow>(MEMBER_SQL, [userId]);
+    const row = rows[0];
+    if (!row) return null;
+    return { userId, role: row.role, displayName: row.display_name, email: row.email, tenant: { id: row.id, slug: row.slug, name: row.name } };
   };
+}
+
+/** The tenant's public facts for a staff caller (who is no member): read as the tenant. */
+export async function staffCaller(pool: Queryable, staffId: string): Promise<Member> {
+  const { rows } = await pool.query<{ id: string; slug: string; name: string }>('select id, slug, name from tenantry.tenants where id = tenantry.current_tenant_id()');
+  const tenant = rows[0]!;
+  return { userId: staffId, role: 'staff', displayName: 'Staff', email: '', tenant };
 }

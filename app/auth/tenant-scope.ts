@@ -1,63 +1,62 @@
-import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
-import { runAs, type TenantPool } from '../../src/index.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TenantResolver } from '../../src/index.js';
+import { resolutionOf, tenantRoutes } from '../../src/identity/fastify.js';
 import { ApiError } from '../http/api-error.js';
-import { loadMember, type Member } from './member-context.js';
-import type { TokenClaims, TokenService } from './token-service.js';
+import { staffCaller, type Member } from './member-context.js';
+import type { Queryable } from '../../src/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Claims of the verified access token (set by the tenant scope's onRequest hook). */
-    auth: TokenClaims | null;
-    /** The caller's membership; set inside the tenant scope before the handler runs. */
+    /** The caller of a tenant route (set inside the tenant scope before the handler runs). */
     member: Member | null;
   }
 }
 
 /** What {@link tenantScope} needs. */
 export interface TenantScopeOptions {
-  appPool: TenantPool;
-  tokens: TokenService;
+  appPool: Queryable;
+  resolver: TenantResolver<Member>;
 }
 
 /**
- * Makes every route registered in `scope` (an encapsulated plugin context) a tenant route:
- *
- * 1. `onRequest`, before the body is even read: verify the bearer token (401 otherwise).
- * 2. Each route's handler is wrapped so that it runs INSIDE `runAs(token.tid, …)`, after the
- *    tenant and membership check. Wrapping the handler (in `onRoute`) rather than entering
- *    the context in a hook is deliberate: Fastify resumes after hooks and body parsing from
- *    callbacks whose async context is not the hook's, so a context entered in a hook does not
- *    reliably reach the handler. A wrapped handler's context reaches everything it awaits.
- *
- * Register this before the scope's routes (onRoute sees only routes added after it).
+ * Makes every route registered in `scope` a tenant route, through the library's resolver
+ * (`tenantry/fastify`): the tenant comes from the token, an API key, the host or (for staff) the
+ * `X-Tenant` header, all of which must agree; the session, the tenant's status and the
+ * membership are checked on every request; the handler runs inside `runAs(tenant)`.
+ * Register this before the scope's routes.
  */
-export function tenantScope(scope: FastifyInstance, { appPool, tokens }: TenantScopeOptions): void {
-  scope.addHook('onRequest', async (request) => {
-    request.auth = await tokens.verify(bearerToken(request));
-  });
+export function tenantScope(scope: FastifyInstance, { appPool, resolver }: TenantScopeOptions): void {
+  if (!scope.hasRequestDecorator('member')) scope.decorateRequest('member', null);
+  // onRoute hooks wrap in registration order: this one first, so the adapter's runAs wraps it
+  // and the staff lookup below runs as the tenant
   scope.addHook('onRoute', (route) => {
-    const handler = route.handler as RouteHandlerMethod;
-    route.handler = function tenantHandler(this: FastifyInstance, request, reply) {
-      const claims = request.auth;
-      if (!claims) throw new ApiError(401, 'UNAUTHENTICATED', 'Send an access token: Authorization: Bearer <token>');
-      return runAs(claims.tenantId, async () => {
-        request.member = await loadMember(appPool, claims);
-        return handler.call(this, request, reply);
-      });
+    const handler = route.handler as (this: FastifyInstance, request: FastifyRequest, reply: unknown) => unknown;
+    route.handler = async function memberHandler(this: FastifyInstance, request, reply) {
+      const principal = resolutionOf<Member>(request).principal;
+      if (principal.kind === 'user') request.member = principal.member;
+      else if (principal.kind === 'staff') request.member = await staffCaller(appPool, principal.userId);
+      return handler.call(this, request, reply);
     };
   });
+  tenantRoutes(scope, { resolver });
 }
 
-function bearerToken(request: FastifyRequest): string {
-  const header = request.headers.authorization;
-  if (header === undefined || header === '') throw new ApiError(401, 'UNAUTHENTICATED', 'Send an access token: Authorization: Bearer <token>');
-  const match = /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/.exec(header);
-  if (!match) throw new ApiError(401, 'INVALID_TOKEN', 'The access token is invalid');
-  return match[1]!;
-}
-
-/** The member of a tenant route; throws if called outside one (a wiring bug). */
+/** The caller of a tenant route; API keys are refused here (routes that need a person). */
 export function memberOf(request: FastifyRequest): Member {
-  if (!request.member) throw new Error('memberOf() called outside a tenant route');
+  if (!request.member) throw new ApiError(403, 'MEMBERS_ONLY', 'This route needs a signed-in member (an API key is not enough)');
   return request.member;
+}
+
+/** The caller when it must be a member of the tenant (not staff acting as it): e.g. to own a resource. */
+export function realMemberOf(request: FastifyRequest): Member & { role: Exclude<Member['role'], 'staff'> } {
+  const member = memberOf(request);
+  if (member.role === 'staff') throw new ApiError(403, 'MEMBERS_ONLY', 'Staff act as the tenant but cannot own its resources');
+  return member as Member & { role: Exclude<Member['role'], 'staff'> };
+}
+
+/** Refuses callers who are not an owner or admin of the tenant (staff under a grant count as admin). */
+export function adminOf(request: FastifyRequest): Member {
+  const member = memberOf(request);
+  if (member.role === 'member') throw new ApiError(403, 'FORBIDDEN', 'Only an owner or admin of the tenant can do this');
+  return member;
 }

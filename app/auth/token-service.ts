@@ -1,14 +1,4 @@
-import { errors, jwtVerify, SignJWT } from 'jose';
-import { isTenantId } from '../../src/index.js';
-import { ApiError } from '../http/api-error.js';
-
-/** Who a verified token speaks for. */
-export interface TokenClaims {
-  /** `sub`: the user's id. */
-  userId: string;
-  /** `tid`: the tenant the token was issued for. */
-  tenantId: string;
-}
+import { TokenIssuer, TokenVerifier } from '../../src/index.js';
 
 /** Options of {@link TokenService}. */
 export interface TokenServiceOptions {
@@ -21,62 +11,46 @@ export interface TokenServiceOptions {
 export const TOKEN_ISSUER = 'tenantry-reference-server';
 export const TOKEN_AUDIENCE = 'tenantry-reference-api';
 const MAX_TOKEN_LENGTH = 4096;
-const CLOCK_TOLERANCE_SECONDS = 5;
 
 /**
- * Issues and verifies the server's access tokens: HS256 JWTs with `sub` (user), `tid`
- * (tenant), `iss`, `aud`, `iat` and `exp`. Verification pins the algorithm to HS256 (so
- * `alg: none` and key-confusion tokens fail) and checks issuer, audience and age.
+ * The server's access tokens, on the library's TokenIssuer / TokenVerifier: HS256 JWTs with `sub`
+ * (user), `sid` (server-side session), `iss`, `aud`, `iat`, `exp`, and `tid` (tenant) for members
+ * or `kind: "staff"` (and no tenant) for staff. Verification pins HS256 (so `alg: none` and
+ * key-confusion tokens fail) and checks issuer, audience and age; the resolver then checks the
+ * session, the tenant's status and the membership on every request.
  */
 export class TokenService {
-  readonly #key: Uint8Array;
   readonly ttlSeconds: number;
   readonly issuer: string;
   readonly audience: string;
+  readonly #issuer: TokenIssuer;
+  /** Verifies member and staff tokens (the tenant claim is optional: staff tokens have none). */
+  readonly verifier: TokenVerifier<'optional'>;
 
   constructor(secret: string, options: TokenServiceOptions = {}) {
     if (typeof secret !== 'string' || secret.length < 32) throw new Error('The JWT secret must be at least 32 characters');
-    this.#key = new TextEncoder().encode(secret);
     this.ttlSeconds = options.ttlSeconds ?? 3600;
     this.issuer = options.issuer ?? TOKEN_ISSUER;
     this.audience = options.audience ?? TOKEN_AUDIENCE;
+    this.#issuer = new TokenIssuer({ algorithm: 'HS256', secret, issuer: this.issuer, audience: this.audience, ttlSeconds: this.ttlSeconds });
+    this.verifier = new TokenVerifier({
+      algorithms: ['HS256'],
+      secret,
+      issuer: this.issuer,
+      audience: this.audience,
+      tenant: 'optional',
+      maxTokenAgeSeconds: this.ttlSeconds + 5,
+      maxTokenLength: MAX_TOKEN_LENGTH,
+    });
   }
 
-  /** A signed token for `claims`, valid for `ttlSeconds`. */
-  issue(claims: TokenClaims): Promise<string> {
-    return new SignJWT({ tid: claims.tenantId })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(claims.userId)
-      .setIssuer(this.issuer)
-      .setAudience(this.audience)
-      .setIssuedAt()
-      .setExpirationTime(`${this.ttlSeconds}s`)
-      .sign(this.#key);
+  /** A member's token for one tenant and session. */
+  issue(input: { userId: string; tenantId: string; sessionId: string }): Promise<string> {
+    return this.#issuer.issue({ subject: input.userId, tenantId: input.tenantId, sessionId: input.sessionId });
   }
 
-  /** The claims of a valid token; throws 401 INVALID_TOKEN (or TOKEN_EXPIRED) otherwise. */
-  async verify(token: string): Promise<TokenClaims> {
-    if (token.length > MAX_TOKEN_LENGTH) throw invalidToken();
-    let payload: Record<string, unknown>;
-    try {
-      ({ payload } = await jwtVerify(token, this.#key, {
-        algorithms: ['HS256'],
-        issuer: this.issuer,
-        audience: this.audience,
-        requiredClaims: ['sub', 'tid', 'iat', 'exp'],
-        maxTokenAge: this.ttlSeconds + CLOCK_TOLERANCE_SECONDS,
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
-      }));
-    } catch (error) {
-      if (error instanceof errors.JWTExpired) throw new ApiError(401, 'TOKEN_EXPIRED', 'The access token has expired: sign in again');
-      throw invalidToken();
-    }
-    const { sub, tid } = payload;
-    if (!isTenantId(sub) || !isTenantId(tid)) throw invalidToken();
-    return { userId: sub.toLowerCase(), tenantId: tid.toLowerCase() };
+  /** A staff token: no tenant; staff choose one per request and need an open grant on it. */
+  issueStaff(input: { userId: string; sessionId: string }): Promise<string> {
+    return this.#issuer.issue({ subject: input.userId, sessionId: input.sessionId, claims: { kind: 'staff' } });
   }
-}
-
-function invalidToken(): ApiError {
-  return new ApiError(401, 'INVALID_TOKEN', 'The access token is invalid');
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { TenantPool } from '../../src/index.js';
-import { memberOf } from '../auth/tenant-scope.js';
+import { memberOf, realMemberOf } from '../auth/tenant-scope.js';
 import type { Member } from '../auth/member-context.js';
 import { ApiError, notFound } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -51,7 +51,7 @@ export function recordingRoutes(scope: FastifyInstance, { appPool, events }: { a
 
   scope.post('/recordings', async (request, reply) => {
     const input = parseInput(newRecording, request.body, 'body');
-    const recording = await store.create(memberOf(request).userId, input);
+    const recording = await store.create(realMemberOf(request).userId, input);
     await events?.announce(); // rings Redis; a no-op with LISTEN/NOTIFY (004_events.sql's trigger rings)
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
   });

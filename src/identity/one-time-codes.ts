@@ -50,6 +50,14 @@ export class OneTimeCodes {
     return row ? { tenantId: row.tenant_id, payload: row.payload, createdBy: row.created_by } : undefined;
   }
 
+  /**
+   * The stored form of a code (SHA-256), for an application's own SECURITY DEFINER function that
+   * spends a code with `tenantry.consume_code` in the same statement as what the code unlocks.
+   */
+  static hash(code: string): Buffer {
+    return hashSecret(code);
+  }
+
   /** The current tenant's codes (never the codes themselves), newest first. */
   async list(purpose?: string): Promise<Array<{ purpose: string; payload: Record<string, unknown>; createdBy: string | null; createdAt: Date; expiresAt: Date; consumedAt: Date | null }>> {
     const { rows } = await this.db.query<{ purpose: string; payload: Record<string, unknown>; created_by: string | null; created_at: Date; expires_at: Date; consumed_at: Date | null }>(

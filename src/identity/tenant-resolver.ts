@@ -7,6 +7,7 @@ import { AccessError } from './access-error.js';
 import { ApiKeys } from './api-keys.js';
 import { bearerCredential, headerValue, looksLikeApiKey, type RequestFacts } from './request-facts.js';
 import { normalizeHost } from './tenant-domains.js';
+import { invalidToken } from './token-error.js';
 
 /** Verifies a bearer token and returns its claims; throws (e.g. TOKEN_INVALID) otherwise. `TokenVerifier` fits. */
 export interface BearerTokenVerifier {
@@ -231,19 +232,15 @@ export class TenantResolver<M = unknown> {
   }
 
   #callerFromClaims(claims: Readonly<Record<string, unknown>>): Caller {
-    const sub = claims.sub;
-    const sid = claims.sid;
-    if (!isTenantId(sub)) throw new AccessError('UNAUTHENTICATED', { message: 'The token names no user' });
+    const { sub, sid, tid, kind } = claims;
+    // a verified token of the wrong shape is an invalid token (never echoing the claim's value)
+    if (!isTenantId(sub)) throw invalidToken(sub === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'sub' });
+    if (kind !== undefined && kind !== 'user' && kind !== 'staff') throw invalidToken('claim_invalid', { claim: 'kind' });
+    if (kind === 'staff' ? tid !== undefined : !isTenantId(tid)) throw invalidToken(tid === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'tid' });
     if (sid !== undefined && !isTenantId(sid)) throw new AccessError('SESSION_REVOKED');
-    if (this.#sessions && sid === undefined) throw new AccessError('SESSION_REVOKED', { message: 'The token names no session: sign in again' });
-    if (claims.kind === 'staff') {
-      if (claims.tid !== undefined) throw new AccessError('UNAUTHENTICATED', { message: 'A staff token names no tenant' });
-      if (!isTenantId(sid)) throw new AccessError('SESSION_REVOKED', { message: 'A staff token must name its session' });
-      return { kind: 'staff', userId: sub.toLowerCase(), sessionId: sid.toLowerCase() };
-    }
-    if (claims.kind !== undefined && claims.kind !== 'user') throw new AccessError('UNAUTHENTICATED', { message: 'Unknown token kind' });
-    if (!isTenantId(claims.tid)) throw new AccessError('UNAUTHENTICATED', { message: 'The token names no tenant' });
-    return { kind: 'user', userId: sub.toLowerCase(), tenantId: claims.tid.toLowerCase(), sessionId: sid?.toLowerCase(), claims };
+    if ((this.#sessions || kind === 'staff') && sid === undefined) throw new AccessError('SESSION_REVOKED', { message: 'The token names no session: sign in again' });
+    if (kind === 'staff') return { kind: 'staff', userId: sub.toLowerCase(), sessionId: (sid as string).toLowerCase() };
+    return { kind: 'user', userId: sub.toLowerCase(), tenantId: (tid as string).toLowerCase(), sessionId: (sid as string | undefined)?.toLowerCase(), claims };
   }
 
   /** The one tenant every signal names; refuses conflicts, unknown names and selections nobody may make. */

@@ -119,10 +119,10 @@ describe('privileges of the app role', () => {
 
   it('may execute app.sign_in, which PUBLIC may not, and which pins its search_path', async () => {
     const { rows } = await db.admin.query(
-      `select has_function_privilege($1, 'app.sign_in(text,text,text)', 'execute') as app,
+      `select has_function_privilege($1, 'app.sign_in(text,text,text,integer)', 'execute') as app,
               coalesce(array_to_string(p.proacl, ','), '') as acl, p.prosecdef as definer, p.proconfig as config,
               pg_get_userbyid(p.proowner) as owner
-         from pg_proc p where p.oid = 'app.sign_in(text,text,text)'::regprocedure`,
+         from pg_proc p where p.oid = 'app.sign_in(text,text,text,integer)'::regprocedure`,
       [db.appRole],
     );
     expect(rows[0].app).toBe(true);

@@ -109,7 +109,10 @@ describe('member tokens', () => {
   it('staff-shaped claims in a member token (kind staff with a tid) are refused', async () => {
     const { sessionId } = await f.staffSignIn();
     const token = await f.sign({ sub: f.users.staff, sid: sessionId, kind: 'staff', tid: f.acme.id });
-    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'TOKEN_INVALID', status: 401 });
+    for (const claims of [{ sub: 'alice', tid: f.acme.id, sid: sessionId }, { sub: f.users.alice, sid: sessionId }, { sub: f.users.alice, tid: f.acme.id, sid: sessionId, kind: 'robot' }]) {
+      expect(await refusal(f.resolver().resolve({ headers: bearer(await f.sign(claims)) }))).toMatchObject({ code: 'TOKEN_INVALID', status: 401 });
+    }
   });
 });
 

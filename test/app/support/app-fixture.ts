@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Logger } from 'pino';
-import { TenantCatalog, type TenantPool } from '../../../src/index.js';
+import { Sessions, StaffDirectory, TenantCatalog, TenantPool } from '../../../src/index.js';
 import type { GuardMode, QueryGuard } from '../../../src/guard/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 import { buildServer } from '../../../app/server.js';
@@ -43,8 +43,16 @@ export interface AppFixture {
   /** Tenant B: carol (owner), sam (member). */
   b: FixtureTenant;
   users: { alice: FixtureUser; bob: FixtureUser; carol: FixtureUser; sam: FixtureUser };
-  /** A valid token minted directly (no sign-in): any user, any tenant. */
+  /**
+   * A valid token minted directly (no sign-in): any user, any tenant, with a real server-side
+   * session (a made-up session id when the tenant does not exist).
+   */
   token(user: FixtureUser, tenant: FixtureTenant | string): Promise<string>;
+  /** A staff member (in app_private.users and the staff directory) and a staff token for them. */
+  staff: FixtureUser;
+  staffToken(): Promise<string>;
+  /** The server's read-only support pool. */
+  supportPool: TenantPool;
   /** `app.inject` with an optional bearer token. */
   call(method: InjectOptions['method'], url: string, options?: { token?: string; payload?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
   /** Inserts recordings as the owner role (explicit tenant); returns their ids. */
@@ -56,7 +64,7 @@ export interface AppFixture {
 
 /** Builds the fixture. `configure` may add routes before the server is made ready. */
 export async function createAppFixture(options: { logger?: Logger; configure?: (app: FastifyInstance) => void; guard?: GuardMode } = {}): Promise<AppFixture> {
-  const db = await createTestDatabase();
+  const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
   await ensureExtensions(db.adminUrl);
   await migrate(db.owner, { appRole: db.appRole });
   const catalog = new TenantCatalog(db.owner);
@@ -76,12 +84,16 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     carol: await person('carol', [[b, 'owner']]),
     sam: await person('sam', [[a, 'admin'], [b, 'member']]),
   };
+  const staff = await person('staff', []);
+  await new StaffDirectory(db.owner).add(staff.id);
+  const sessions = new Sessions(db.owner);
+  const supportPool = new TenantPool({ connectionString: db.supportUrl!, contextSecret: db.contextSecret, max: 4 });
   const appPool = db.appPool();
   const guard = await createQueryGuard(db.owner, { mode: options.guard ?? guardModeFromEnv(), ...(options.logger ? { logger: options.logger } : {}) });
   const serverPool = db.appPool({ guard });
   const jwtSecret = randomBytes(32).toString('base64url');
   const tokens = new TokenService(jwtSecret);
-  const app = buildServer({ appPool: serverPool, jwtSecret, logger: options.logger });
+  const app = buildServer({ appPool: serverPool, supportPool, jwtSecret, logger: options.logger });
   options.configure?.(app);
   await app.ready();
   let sequence = 0;
@@ -98,7 +110,17 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     a,
     b,
     users,
-    token: (user, tenant) => tokens.issue({ userId: user.id, tenantId: typeof tenant === 'string' ? tenant : tenant.id }),
+    staff,
+    supportPool,
+    async token(user, tenant) {
+      const tenantId = typeof tenant === 'string' ? tenant : tenant.id;
+      const started = await sessions.start({ userId: user.id, tenantId, kind: 'user', ttlSeconds: 3600 }).catch(() => undefined); // no such tenant
+      return tokens.issue({ userId: user.id, tenantId, sessionId: started?.sessionId ?? randomUUID() });
+    },
+    async staffToken() {
+      const { sessionId } = await sessions.start({ userId: staff.id, kind: 'staff', ttlSeconds: 3600 });
+      return tokens.issueStaff({ userId: staff.id, sessionId });
+    },
     call(method, url, { token, payload, headers = {} } = {}) {
       const all = token === undefined ? headers : { authorization: `Bearer ${token}`, ...headers };
       return app.inject({ method, url, headers: all, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) });
@@ -121,6 +143,7 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     },
     async close() {
       await app.close();
+      await supportPool.end();
       await db.drop();
     },
   };

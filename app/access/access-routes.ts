@@ -1,0 +1,89 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ApiKeys, AuditLog, TenantDomains, type Queryable, type TxtResolver } from '../../src/index.js';
+import { adminOf } from '../auth/tenant-scope.js';
+import { auditActor } from '../auth/audit-actor.js';
+import { notFound } from '../http/api-error.js';
+import { parseInput } from '../http/validation.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const idParams = z.object({ id: z.string().regex(UUID, 'id must be a UUID').transform((id) => id.toLowerCase()) });
+const newKey = z.object({ name: z.string().trim().min(1).max(200), expiresInDays: z.number().int().min(1).max(3650).optional() }).strict();
+const domainBody = z.object({ domain: z.string().trim().min(3).max(253) }).strict();
+const domainParams = z.object({ domain: z.string().min(3).max(253) });
+const auditQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    before: z.string().regex(/^\d{1,19}$/, 'before must be an entry id').optional(),
+  })
+  .strict();
+
+/**
+ * The tenant's access settings (owners and admins; staff under a grant):
+ * - API keys: `GET /api-keys`, `POST /api-keys` (the key is in this answer only), `DELETE /api-keys/:id`;
+ * - custom domains: `GET /domains`, `POST /domains`, `POST /domains/:domain/verify` (DNS TXT), `DELETE /domains/:domain`;
+ * - the audit log: `GET /audit-log?limit&before` (staff access included, newest first).
+ */
+export function accessRoutes(scope: FastifyInstance, { appPool, resolveTxt }: { appPool: Queryable; resolveTxt?: TxtResolver }): void {
+  const keys = new ApiKeys(appPool);
+  const domains = new TenantDomains(appPool, resolveTxt ? { resolveTxt } : {});
+  const audit = new AuditLog(appPool);
+
+  scope.get('/api-keys', async (request) => {
+    adminOf(request);
+    return { items: await keys.list() };
+  });
+
+  scope.post('/api-keys', async (request, reply) => {
+    adminOf(request);
+    const { name, expiresInDays } = parseInput(newKey, request.body, 'body');
+    const who = auditActor(request);
+    const created = await keys.create({ name, createdBy: who.actorKind === 'user' ? who.actorId : undefined, expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : undefined });
+    await audit.record({ ...who, action: 'api_key.created', detail: { keyId: created.id, name } });
+    return reply.code(201).send(created);
+  });
+
+  scope.delete('/api-keys/:id', async (request, reply) => {
+    adminOf(request);
+    const { id } = parseInput(idParams, request.params, 'params');
+    if (!(await keys.revoke(id))) throw notFound('API key');
+    await audit.record({ ...auditActor(request), action: 'api_key.revoked', detail: { keyId: id } });
+    return reply.code(204).send();
+  });
+
+  scope.get('/domains', async (request) => {
+    adminOf(request);
+    return { items: await domains.list() };
+  });
+
+  scope.post('/domains', async (request, reply) => {
+    adminOf(request);
+    const { domain } = parseInput(domainBody, request.body, 'body');
+    const added = await domains.add(domain);
+    await audit.record({ ...auditActor(request), action: 'domain.added', detail: { domain: added.domain } });
+    return reply.code(201).send(added);
+  });
+
+  scope.post('/domains/:domain/verify', async (request) => {
+    adminOf(request);
+    const { domain } = parseInput(domainParams, request.params, 'params');
+    const verified = await domains.verify(domain);
+    await audit.record({ ...auditActor(request), action: 'domain.verified', detail: { domain: verified.domain } });
+    return verified;
+  });
+
+  scope.delete('/domains/:domain', async (request, reply) => {
+    adminOf(request);
+    const { domain } = parseInput(domainParams, request.params, 'params');
+    if (!(await domains.remove(domain))) throw notFound('Domain');
+    await audit.record({ ...auditActor(request), action: 'domain.removed', detail: { domain } });
+    return reply.code(204).send();
+  });
+
+  scope.get('/audit-log', async (request) => {
+    adminOf(request);
+    const { limit, before } = parseInput(auditQuery, request.query, 'query');
+    const items = await audit.list({ limit, before });
+    return { items, nextBefore: items.length === limit ? items.at(-1)!.id : null };
+  });
+}

@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { isTenantId, Sessions, StaffAccess, TenantNotFoundError, type Queryable } from '../../src/index.js';
+import type { TokenService } from '../auth/token-service.js';
+import { ApiError } from '../http/api-error.js';
+import { parseInput } from '../http/validation.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified staff caller of a staff route. */
+    staff: { userId: string; sessionId: string } | null;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const tenantName = z.string().regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/, 'tenant must be a tenant id or slug');
+const signInBody = z.object({ email: z.string().trim().toLowerCase().min(3).max(254), password: z.string().min(1).max(72) }).strict();
+const accessBody = z
+  .object({
+    tenant: tenantName,
+    access: z.enum(['act_as', 'read']).default('act_as'),
+    reason: z.string().trim().min(10, 'reason must be at least 10 characters').max(500),
+    minutes: z.number().int().min(1).max(480).default(30),
+  })
+  .strict();
+const grantParams = z.object({ grantId: z.string().regex(UUID, 'grantId must be a UUID').transform((id) => id.toLowerCase()) });
+const summaryBody = z.object({ reason: z.string().trim().min(10, 'reason must be at least 10 characters').max(500) }).strict();
+const tenantParams = z.object({ tenant: tenantName });
+
+/**
+ * Staff routes. Staff are members of no tenant: they sign in to no tenant, then open an access
+ * grant on one tenant with a reason for a bounded time (written to that tenant's audit log),
+ * and act as it with `X-Tenant: <slug>` on the tenant routes. Support reads go through the
+ * support role (SELECT only, admitted by the database only while a read grant is open).
+ * - `POST /staff/sign-in` (public), `POST /staff/sign-out`
+ * - `POST /staff/access` { tenant, access, reason, minutes } → grant; `DELETE /staff/access/:grantId`
+ * - `POST /staff/tenants/:tenant/summary` { reason }: an audited cross-tenant read (counts only)
+ */
+export function staffRoutes(app: FastifyInstance, options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService }): void {
+  const { appPool, tokens } = options;
+  const staff = new StaffAccess({ appPool, supportPool: options.supportPool });
+  const sessions = new Sessions(appPool);
+
+  app.post('/staff/sign-in', async (request) => {
+    const { email, password } = parseInput(signInBody, request.body, 'body');
+    const { rows } = await appPool.query<{ user_id: string; session_id: string }>('select user_id, session_id from app.staff_sign_in($1, $2, $3)', [email, password, tokens.ttlSeconds]);
+    const row = rows[0];
+    if (!row) throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
+    return { token: await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id }), tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: row.user_id };
+  });
+
+  app.register(async (scope) => {
+    if (!scope.hasRequestDecorator('staff')) scope.decorateRequest('staff', null);
+    scope.addHook('onRequest', async (request) => {
+      request.staff = await verifyStaff(request, appPool, tokens);
+    });
+
+    scope.post('/staff/sign-out', async (request, reply) => {
+      await sessions.end(request.staff!.sessionId);
+      return reply.code(204).send();
+    });
+
+    scope.post('/staff/access', async (request, reply) => {
+      const body = parseInput(accessBody, request.body, 'body');
+      const tenantId = await tenantIdOf(appPool, body.tenant);
+      const grant = await staff.begin({ sessionId: request.staff!.sessionId, tenantId, access: body.access, reason: body.reason, minutes: body.minutes });
+      return reply.code(201).send({ ...grant, tenantId, access: body.access });
+    });
+
+    scope.delete('/staff/access/:grantId', async (request, reply) => {
+      const { grantId } = parseInput(grantParams, request.params, 'params');
+      if (!(await staff.end({ sessionId: request.staff!.sessionId, grantId }))) throw new ApiError(404, 'NOT_FOUND', 'No open grant with this id');
+      return reply.code(204).send();
+    });
+
+    scope.post('/staff/tenants/:tenant/summary', async (request) => {
+      const { tenant } = parseInput(tenantParams, request.params, 'params');
+      const { reason } = parseInput(summaryBody, request.body, 'body');
+      if (!options.supportPool) throw new ApiError(501, 'NOT_CONFIGURED', 'Support reads need the support role');
+      const tenantId = await tenantIdOf(appPool, tenant);
+      return staff.read({ sessionId: request.staff!.sessionId, tenantId, reason, minutes: 5 }, async (db) => {
+        const { rows } = await db.query<{ members: number; recordings: number; seconds: number }>(
+          `select (select count(*)::int from public.members where tenant_id = tenantry.current_tenant_id() and removed_at is null) as members,
+                  (select count(*)::int from public.recordings where tenant_id = tenantry.current_tenant_id()) as recordings,
+                  (select coalesce(sum(duration_seconds), 0)::int from public.recordings where tenant_id = tenantry.current_tenant_id()) as seconds`,
+        );
+        return { tenantId, members: rows[0]!.members, recordings: rows[0]!.recordings, totalDurationSeconds: rows[0]!.seconds };
+      });
+    });
+  });
+}
+
+async function verifyStaff(request: FastifyRequest, appPool: Queryable, tokens: TokenService): Promise<{ userId: string; sessionId: string }> {
+  const header = request.headers.authorization;
+  const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/.exec(header) : null;
+  if (!match) throw new ApiError(401, 'UNAUTHENTICATED', 'Send a staff token: Authorization: Bearer <token>');
+  const { claims } = await tokens.verifier.verify(match[1]!);
+  if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid)) throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
+  const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>('select session_user_id, session_kind from tenantry.authorize_request(null, $1)', [claims.sid]);
+  if (rows[0]?.session_kind !== 'staff' || rows[0].session_user_id !== claims.sub) throw new ApiError(401, 'SESSION_REVOKED', 'The session has ended: sign in again');
+  return { userId: claims.sub, sessionId: claims.sid };
+}
+
+async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {
+  if (isTenantId(name)) return name.toLowerCase();
+  const { rows } = await appPool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [name]);
+  if (!rows[0]) throw new TenantNotFoundError();
+  return rows[0].tenant_id;
+}
