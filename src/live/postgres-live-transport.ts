@@ -37,7 +37,8 @@ export class PostgresLiveTransport implements LiveTransport {
   constructor(options: PostgresLiveTransportOptions) {
     this.#channel = options.channel ?? DEFAULT_LIVE_CHANNEL;
     quoteIdent(this.#channel, 'channel');
-    this.#config = { application_name: 'tenantry-live', ...options.clientConfig, ...(options.connectionString ? { connectionString: options.connectionString } : {}) };
+    // keepAlive: a connection cut without a FIN (a dead NAT entry) is noticed, and re-opened
+    this.#config = { application_name: 'tenantry-live', keepAlive: true, ...options.clientConfig, ...(options.connectionString ? { connectionString: options.connectionString } : {}) };
     this.#minDelayMs = options.minDelayMs ?? 100;
     this.#maxDelayMs = options.maxDelayMs ?? 5000;
   }

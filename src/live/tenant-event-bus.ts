@@ -180,6 +180,9 @@ export class TenantEventBus {
     if (this.#closed) return;
     this.#closed = true;
     for (const stream of [...this.#streams.values()]) for (const subscriber of [...stream.subscribers]) subscriber.end('bus-closed');
+    for (const stream of this.#streams.values()) clearTimeout(stream.retry);
+    this.#streams.clear();
+    this.#byRoute.clear();
     const started = this.#started;
     if (started) await started.then(() => this.#transport.close(), () => undefined);
   }
