@@ -1,0 +1,82 @@
+import { InvalidArgumentError } from '../errors/tenantry-error.js';
+import type { ResolvedTable } from './table-spec.js';
+
+/** An expected status: one code, a list, or `'2xx'` (any success). */
+export type StatusExpectation = number | readonly number[] | '2xx';
+
+/**
+ * One route under test. With `:id` in the path, the attempts fill it with tenant A's ids (and
+ * guessed neighbours) of `table`; without, the request is sent as it is (a list or a create).
+ *
+ * @example
+ * { method: 'PATCH', path: '/recordings/:id', table: 'recordings', body: { title: 'pwned' } }
+ */
+export interface RouteSpec {
+  method: string;
+  path: string;
+  /** The table (its spec's `table`) whose tenant-A rows fill `:id`. Default: the suite's only table. */
+  table?: string;
+  /** The id column that fills `:id`. Default the table's first id column. */
+  idColumn?: string;
+  /** JSON body. */
+  body?: unknown;
+  /** What tenant B gets. Default 404 with `:id` (exactly like an id that does not exist), `'2xx'` without. */
+  crossTenant?: StatusExpectation;
+  /** What a request without credentials gets. Default 401. */
+  noTenant?: StatusExpectation;
+  /**
+   * What tenant A gets for its own row (a fresh one for methods other than GET/HEAD). Default
+   * `'2xx'`. `false` skips it, which is not advised: a mistyped path answers 404 to everyone.
+   */
+  control?: StatusExpectation | false;
+}
+
+/** A route spec checked against the suite's tables. */
+export interface ResolvedRoute {
+  spec: RouteSpec;
+  name: string;
+  method: string;
+  hasId: boolean;
+  table: ResolvedTable | undefined;
+  idColumn: string | undefined;
+  crossTenant: StatusExpectation;
+  noTenant: StatusExpectation;
+  control: StatusExpectation | false;
+}
+
+/** Validates a route against the suite's tables, when the suite is declared. */
+export function resolveRoute(spec: RouteSpec, tables: readonly ResolvedTable[]): ResolvedRoute {
+  const method = spec.method.toUpperCase();
+  const name = `${method} ${spec.path}`;
+  const hasId = /(^|\/):id(\/|$|\?)/.test(spec.path);
+  let table: ResolvedTable | undefined;
+  if (spec.table !== undefined) {
+    table = tables.find((t) => t.name === spec.table);
+    if (!table) throw new InvalidArgumentError(`route ${name}: no table spec named ${spec.table}`, 'table');
+  } else if (tables.length === 1) table = tables[0];
+  if (hasId && !table) throw new InvalidArgumentError(`route ${name}: name the table whose ids fill :id`, 'table');
+  const idColumn = table ? (spec.idColumn ?? table.idColumns[0]) : undefined;
+  if (table && idColumn && !table.idColumns.includes(idColumn)) throw new InvalidArgumentError(`route ${name}: ${idColumn} is not an id column of ${table.name}`, 'idColumn');
+  return {
+    spec,
+    name,
+    method,
+    hasId,
+    table,
+    idColumn,
+    crossTenant: spec.crossTenant ?? (hasId ? 404 : '2xx'),
+    noTenant: spec.noTenant ?? 401,
+    control: spec.control ?? '2xx',
+  };
+}
+
+/** True when `status` is what `expected` allows. */
+export function statusMatches(expected: StatusExpectation, status: number): boolean {
+  if (expected === '2xx') return status >= 200 && status < 300;
+  return typeof expected === 'number' ? status === expected : expected.includes(status);
+}
+
+/** Words for an expectation: `404`, `200 or 204`, `2xx`. */
+export function describeStatus(expected: StatusExpectation): string {
+  return typeof expected === 'number' || expected === '2xx' ? String(expected) : expected.join(' or ');
+}

@@ -1,0 +1,305 @@
+import { runAs, runWithoutTenant } from '../context/tenant-context.js';
+import { ConfigurationError } from '../errors/tenantry-error.js';
+import { SqlState } from '../errors/sqlstate.js';
+import { quoteIdent } from '../policy/identifiers.js';
+import { errorCode, type Actor, type AttemptResult } from './attempt-result.js';
+import { guessKeys } from './guessable-ids.js';
+import type { IsolationContext, IsolationTenant, SqlResult } from './isolation-context.js';
+import { diffSnapshots, snapshotRows } from './row-snapshot.js';
+import type { TableAttemptKind } from './table-attempts.js';
+import { keyPredicate, keyValues, type ResolvedTable, type RowKey } from './table-spec.js';
+
+/** A statement of an attack and what refusal means for it. */
+interface Statement {
+  label: string;
+  sql: string;
+  values: unknown[];
+  /**
+   * `rows`: a read that may return only the actor's rows. `writes`: a write aimed at rows outside
+   * the actor's tenant, so it must change none. `policy`: the row policy must refuse it (42501).
+   * Writes carry no RETURNING: RETURNING adds the SELECT policies as checks on the new row, which
+   * would refuse some attacks the application's own statements would get through.
+   */
+  refusal: 'rows' | 'writes' | 'policy';
+}
+
+// An expression, not the column: the pool's result check looks at columns read from a table,
+// and the kit wants to see a leaked row, not the pool's error about it.
+const TENANT_OUT = 'tenantry_tenant';
+const COUNT_OUT = 'tenantry_rows';
+
+/**
+ * Seeded rows of one table in tenants A and B, and the attacks against them. Made by
+ * {@link prepareTableProbe}; each `run` is independent (snapshot, attack, snapshot).
+ */
+export interface TableProbe {
+  readonly table: ResolvedTable;
+  /** Keys of the rows seeded in tenant A (the targets). */
+  readonly keysA: readonly RowKey[];
+  /** Keys of the rows seeded in tenant B (the intruder's own). */
+  readonly keysB: readonly RowKey[];
+  /** Runs one attack and reports every way it got through. */
+  run(kind: TableAttemptKind, actor: Actor): Promise<AttemptResult>;
+  /** Seeds one more row for `party` (e.g. a row a route's control request may change or delete). */
+  seedRow(party: IsolationTenant): Promise<RowKey>;
+  /** Deletes the rows the probe seeded (through the privileged connection). */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Seeds `table.rowsPerTenant` rows in tenant A and one in tenant B, then checks the set-up
+ * itself, so that a green run means something: the privileged connection sees the rows, no
+ * key of A exists in B, and tenant A reads its own rows through the pool (the control). Throws
+ * `CONFIGURATION_ERROR` otherwise.
+ */
+export async function prepareTableProbe<User>(table: ResolvedTable<User>, context: IsolationContext<User>): Promise<TableProbe> {
+  const { pool, privileged, tenantA, tenantB } = context;
+  const A = tenantA.tenant.id;
+  const B = tenantB.tenant.id;
+  const tt = `${table.tenantSql}::text as ${TENANT_OUT}`;
+  const seeded: Array<{ tenant: string; key: RowKey }> = [];
+  let counter = 0;
+
+  const columnsOf = async (): Promise<string[]> => {
+    // every column an INSERT may name: not dropped, not generated, not GENERATED ALWAYS AS IDENTITY
+    const { rows } = await privileged.query(
+      `select attname::text as name from pg_attribute
+        where attrelid = $1::regclass and attnum > 0 and not attisdropped and attgenerated = '' and attidentity <> 'a'
+        order by attnum`,
+      [table.name],
+    );
+    return rows.map((r: { name: string }) => r.name);
+  };
+
+  const canonicalKey = async (tenant: string, raw: Record<string, unknown>, who: string): Promise<RowKey> => {
+    const values = table.idColumns.map((c) => {
+      const v = raw[c];
+      if (v === undefined || v === null) throw new ConfigurationError(`table ${table.name}: the seed for ${who} returned no ${c} (return the id columns ${table.idColumns.join(', ')})`);
+      return v instanceof Date ? v.toISOString() : String(v);
+    });
+    const { rows } = await privileged.query(
+      `select ${table.idSql.map((c, i) => `${c}::text as ${quoteIdent(table.idColumns[i]!)}`).join(', ')} from ${table.sql}
+        where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`,
+      [tenant, ...values],
+    );
+    if (rows.length !== 1) {
+      throw new ConfigurationError(
+        `table ${table.name}: the row seeded for ${who} is not visible to the privileged connection in that tenant (${rows.length} rows): ` +
+          'pass the owner role or a superuser as `privileged`, and seed the tenant in context',
+      );
+    }
+    return rows[0] as RowKey;
+  };
+
+  const seedRow = async (party: IsolationTenant<User>): Promise<RowKey> => {
+    const tenant = party.tenant.id;
+    const who = tenant === A ? 'tenant A' : tenant === B ? 'tenant B' : `tenant ${tenant}`;
+    const index = counter++;
+    let raw: Record<string, unknown>;
+    if (table.spec.seed) {
+      const seed = table.spec.seed;
+      raw = await runAs(tenant, () => seed({ party, pool, privileged, index }));
+    } else {
+      const values = { [table.tenantColumn]: tenant, ...table.spec.columns!(party, index) };
+      const names = Object.keys(values);
+      const { rows } = await runAs(tenant, () =>
+        pool.query(
+          `insert into ${table.sql} (${names.map((n) => quoteIdent(n, 'column')).join(', ')}) values (${names.map((_, i) => `$${i + 1}`).join(', ')})
+           returning ${table.idSql.map((c, i) => `${c}::text as ${quoteIdent(table.idColumns[i]!)}`).join(', ')}`,
+          Object.values(values),
+        ),
+      );
+      raw = rows[0] as Record<string, unknown>;
+    }
+    const key = await canonicalKey(tenant, raw ?? {}, who);
+    seeded.push({ tenant, key });
+    return key;
+  };
+
+  const cleanup = async (): Promise<void> => {
+    for (const { tenant, key } of seeded.splice(0).reverse()) {
+      await privileged.query(`delete from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [tenant, ...keyValues(table, key)]);
+    }
+  };
+
+  const keysA: RowKey[] = [];
+  const keysB: RowKey[] = [];
+  try {
+    for (let i = 0; i < table.rowsPerTenant; i++) keysA.push(await seedRow(tenantA));
+    keysB.push(await seedRow(tenantB));
+
+    // a key of A that also exists in B would make "B reached it" ambiguous
+    for (const key of keysA) {
+      const { rows } = await privileged.query(`select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [B, ...keyValues(table, key)]);
+      if (rows.length > 0) throw new ConfigurationError(`table ${table.name}: a row seeded in tenant A has the same id columns as a row of tenant B: seed distinct rows`);
+    }
+
+    // the control: without it, a pool that never sets the tenant would pass every attack
+    for (const key of keysA) {
+      const own = await runAs(A, () => pool.query(`select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, keyValues(table, key))).catch((error: unknown) => {
+        throw new ConfigurationError(`table ${table.name}: control failed: tenant A cannot read its own row through the pool (${errorCode(error) ?? String(error)})`, error);
+      });
+      if (own.rows.length !== 1 || own.rows[0][TENANT_OUT] !== A) {
+        throw new ConfigurationError(
+          `table ${table.name}: control failed: tenant A cannot read its own row through the pool (${own.rows.length} rows). ` +
+            'The pool does not apply the tenant, or the table is not registered for the app role: every attack would pass for the wrong reason',
+        );
+      }
+    }
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+
+  const columns = await columnsOf();
+  const rowOfA = async (): Promise<string> => {
+    for (const key of keysA) {
+      const { rows } = await privileged.query(`select to_jsonb(x)::text as row from ${table.sql} x where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [
+        A,
+        ...keyValues(table, key),
+      ]);
+      if (rows[0]) return rows[0].row as string;
+    }
+    throw new ConfigurationError(`table ${table.name}: tenant A's seeded rows are gone: an earlier attempt deleted them (see the first failure)`);
+  };
+
+  const existsIn = async (tenant: string, key: RowKey): Promise<boolean> => {
+    const { rows } = await privileged.query(`select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [tenant, ...keyValues(table, key)]);
+    return rows.length > 0;
+  };
+
+  const keyedStatements = (kind: 'read' | 'update' | 'delete', keys: readonly RowKey[], withTenant: boolean, actorTenant: string | undefined): Statement[] => {
+    const out: Statement[] = [];
+    keys.forEach((key, n) => {
+      const values = keyValues(table, key);
+      const k = table.idColumns.length;
+      const forms: Array<[string, string, unknown[]]> = [];
+      if (kind === 'read') {
+        forms.push([`select by id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
+        if (withTenant) forms.push([`select by id and A's tenant id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
+      } else if (kind === 'update') {
+        const set = `update ${table.sql} set ${table.updateSql} = $1`;
+        forms.push([`update by id`, `${set} where ${keyPredicate(table, 2)}`, [table.spec.update.value, ...values]]);
+        if (withTenant) {
+          forms.push([`update by id and A's tenant id`, `${set} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $${k + 2}`, [table.spec.update.value, ...values, A]]);
+          if (actorTenant) {
+            forms.push([`update the tenant column to B`, `update ${table.sql} set ${table.tenantSql} = $1 where ${keyPredicate(table, 2)}`, [actorTenant, ...values]]);
+          }
+        }
+      } else {
+        forms.push([`delete by id`, `delete from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
+        if (withTenant) forms.push([`delete by id and A's tenant id`, `delete from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
+      }
+      for (const [label, sql, vals] of forms) out.push({ label: `${label} (row ${n + 1})`, sql, values: vals, refusal: kind === 'read' ? 'rows' : 'writes' });
+    });
+    return out;
+  };
+
+  const statementsFor = async (kind: TableAttemptKind, actorTenant: string | undefined): Promise<Statement[]> => {
+    switch (kind) {
+      case 'read':
+      case 'update':
+      case 'delete':
+        return keyedStatements(kind, keysA, true, actorTenant);
+      case 'list':
+        return [
+          { label: 'select all, grouped by tenant', sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} group by 1`, values: [], refusal: 'rows' },
+          {
+            label: "count where tenant is A's",
+            sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} where ${table.tenantSql} = $1 group by 1`,
+            values: [A],
+            refusal: 'rows',
+          },
+        ];
+      case 'insert': {
+        const names = columns.map((c) => quoteIdent(c, 'column')).join(', ');
+        return [
+          {
+            label: "insert a copy of A's row (tenant A)",
+            sql: `insert into ${table.sql} (${names}) select ${names} from jsonb_populate_record(null::${table.sql}, $1::jsonb)`,
+            values: [await rowOfA()],
+            refusal: 'policy',
+          },
+        ];
+      }
+      case 'move':
+        return keysB.map((key) => ({
+          label: "update B's own row's tenant column to A",
+          sql: `update ${table.sql} set ${table.tenantSql} = $1 where ${keyPredicate(table, 2)}`,
+          values: [A, ...keyValues(table, key)],
+          refusal: 'policy' as const,
+        }));
+      case 'guess': {
+        const candidates = guessKeys(table, [...keysA, ...keysB]);
+        const guesses: RowKey[] = [];
+        // B may touch its own rows: only keys outside the actor's tenant are attacks
+        for (const key of candidates) if (!actorTenant || !(await existsIn(actorTenant, key))) guesses.push(key);
+        // with no tenant, B's rows are targets too
+        return [...keysA, ...(actorTenant ? [] : keysB), ...guesses].flatMap((key) =>
+          (['read', 'update', 'delete'] as const).flatMap((k) => keyedStatements(k, [key], false, actorTenant)).map((s) => ({ ...s, label: `${s.label.replace(/ \(row 1\)$/, '')} [${describeKey(key)}]` })),
+        );
+      }
+    }
+  };
+
+  const describeKey = (key: RowKey): string => {
+    const i = keysA.findIndex((k) => sameKey(table, k, key));
+    if (i >= 0) return `A's row ${i + 1}`;
+    return keysB.some((k) => sameKey(table, k, key)) ? "B's row" : 'guessed id';
+  };
+
+  return {
+    table,
+    keysA,
+    keysB,
+    seedRow,
+    async run(kind, actor) {
+      const actorTenant = actor === 'tenant-b' ? B : undefined;
+      const as = <T>(fn: () => T): T => (actorTenant ? runAs(actorTenant, fn) : runWithoutTenant(fn));
+      const statements = await statementsFor(kind, actorTenant);
+      const before = await snapshotRows(privileged, table, actorTenant);
+      const leaks: string[] = [];
+      for (const s of statements) {
+        let result: SqlResult | undefined;
+        let failure: unknown;
+        try {
+          result = await as(() => pool.query(s.sql, s.values));
+        } catch (error) {
+          failure = error;
+        }
+        const leak = judge(s, result, failure, actorTenant);
+        if (leak) leaks.push(`${table.name}: ${leak}`);
+      }
+      const change = diffSnapshots(table, before, await snapshotRows(privileged, table, actorTenant));
+      if (change) leaks.push(change);
+      return { attempt: `${table.name} ${kind}`, actor, tries: statements.length, leaks };
+    },
+    cleanup,
+  };
+}
+
+function sameKey(table: ResolvedTable, a: RowKey, b: RowKey): boolean {
+  return table.idColumns.every((c) => a[c] === b[c]);
+}
+
+/** Refused, or the words for how the statement got through. */
+function judge(s: Statement, result: SqlResult | undefined, failure: unknown, actorTenant: string | undefined): string | undefined {
+  if (failure !== undefined) {
+    const code = errorCode(failure);
+    // 42501: the row policy or a missing grant; TENANT_SCOPE_MISSING: the app refused to run it
+    if (code === SqlState.insufficientPrivilege || code === 'TENANT_SCOPE_MISSING') return undefined;
+    if (code === 'CROSS_TENANT_ROW') return `${s.label}: PostgreSQL returned another tenant's row (the pool's result check stopped it)`;
+    const what = code ?? (failure instanceof Error ? failure.name : 'an error');
+    if (s.refusal === 'policy') return `${s.label}: not refused by the row policy (it failed later, with ${what})`;
+    return `${s.label}: failed with ${what} instead of being refused, so it proves nothing (check the table spec: ${(failure as Error).message})`;
+  }
+  const rows = result?.rows ?? [];
+  if (s.refusal === 'policy') return `${s.label}: succeeded (${result?.rowCount ?? 0} row(s)) instead of being refused with 42501`;
+  if (s.refusal === 'writes') return (result?.rowCount ?? 0) > 0 ? `${s.label}: changed ${result!.rowCount} row(s) of another tenant` : undefined;
+  let foreign = 0;
+  for (const row of rows) {
+    if (actorTenant !== undefined && row[TENANT_OUT] === actorTenant) continue;
+    foreign += typeof row[COUNT_OUT] === 'number' ? row[COUNT_OUT] : 1;
+  }
+  return foreign > 0 ? `${s.label}: reached ${foreign} row(s) of ${actorTenant ? 'another tenant' : 'some tenant with no tenant in context'}` : undefined;
+}
