@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { TenantCatalog } from '../src/index.js';
+import { StaffDirectory, TenantCatalog } from '../src/index.js';
 import { addMember, createUser, type MemberRole } from './identity/users.js';
 
 /** Password of every demo user. A demo: never use in production. */
@@ -66,4 +66,14 @@ export async function seedDemo(ownerPool: pg.Pool): Promise<boolean> {
   } finally {
     client.release();
   }
+}
+
+/** The demo staff member: belongs to no tenant; acts as one only through an audited grant. */
+export const DEMO_STAFF = { email: 'staff@tenantry.example', displayName: 'Sasha Support' } as const;
+
+/** Seeds the demo staff member once (also into databases seeded before staff existed). */
+export async function seedDemoStaff(ownerPool: pg.Pool): Promise<void> {
+  const { rows } = await ownerPool.query<{ id: string }>('select id from app_private.users where email = $1', [DEMO_STAFF.email]);
+  const id = rows[0]?.id ?? (await createUser(ownerPool, { email: DEMO_STAFF.email, password: DEMO_PASSWORD, displayName: DEMO_STAFF.displayName }));
+  await new StaffDirectory(ownerPool).add(id);
 }

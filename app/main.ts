@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { install, TenantPool } from '../src/index.js';
 import { openLocalDatabase } from '../src/embedded/index.js';
-import { DEMO_PASSWORD, DEMO_USERS, seedDemo } from './demo-seed.js';
+import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from '../src/guard/index.js';
@@ -18,6 +18,8 @@ import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-tran
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
+// tenants by host: http://acme.localhost:3000 (browsers and curl send *.localhost to loopback)
+const baseDomain = process.env.TENANTRY_BASE_DOMAIN ?? 'localhost';
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
 
 const db = await openLocalDatabase();
@@ -57,6 +59,8 @@ try {
     ownerRole: db.ownerRole,
     appPassword: db.appPassword,
     ownerPassword: db.ownerPassword,
+    supportRole: db.supportRole,
+    supportPassword: db.supportPassword,
     contextSecret: db.contextSecret,
   });
   await ensureExtensions(db.adminUrl);
@@ -73,6 +77,7 @@ try {
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
   const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
   const seeded = await seedDemo(ownerPool);
+  await seedDemoStaff(ownerPool);
   // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)
   guard = await createQueryGuard(ownerPool, { mode: guardModeFromEnv(), logger });
   await ownerPool.end();
@@ -80,12 +85,15 @@ try {
 
   const appPool = track(new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }));
   await appPool.assertSafeRole();
+  // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
+  const supportPool = track(new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }));
+  await supportPool.assertSafeRole();
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set
   live = await liveTransportFromEnv(db.appUrl);
   bus = new TenantEventBus({ pool: appPool, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
   await bus.start();
-  app = buildServer({ appPool, jwtSecret: db.jwtSecret, logger, events: { bus } });
+  app = buildServer({ appPool, supportPool, jwtSecret: db.jwtSecret, logger, events: { bus }, host: { baseDomain, customDomains: true } });
   await app.listen({ port, host });
   process.stdout.write(await banner(app, { applied, seeded }));
 } catch (error) {
@@ -112,11 +120,13 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
     `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
     `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
     '',
-    `Routes: POST /auth/sign-in, GET /me, POST /recordings, GET /recordings?limit&cursor,`,
-    `        GET /recordings/:id, PATCH /recordings/:id, DELETE /recordings/:id, GET /events (SSE, ${live?.kind ?? 'postgres'})`,
+    `Routes (docs/reference-server.md): POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
+    `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,
+    `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
     '',
     `Demo users (password for all: ${DEMO_PASSWORD}):`,
     users,
+    `  ${DEMO_STAFF.email.padEnd(24)} staff: no tenant; acts as one only with a reason, audited`,
     '',
     'Sign in (answers { token }):',
     `  curl -s -X POST ${base}/auth/sign-in ${json} -d '{"email":"sam@consultant.example","password":"${DEMO_PASSWORD}","tenant":"globex"}'`,
@@ -136,6 +146,17 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
       `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,
       '  # another tenant\'s recording answers 404: put a globex id where <id> is',
       `  curl -s ${base}/recordings/<id> -H "authorization: Bearer $ACME_TOKEN"`,
+      '  # the host names a tenant too: a token of acme on globex\'s host is refused (400 TENANT_CONFLICT)',
+      `  curl -s http://globex.${baseDomain}:${port}/me -H "authorization: Bearer $ACME_TOKEN"`,
+      '  # an API key of acme (shown once), then use it instead of a token',
+      `  curl -s -X POST ${base}/api-keys -H "authorization: Bearer $ACME_TOKEN" ${json} -d '{"name":"uploader"}'`,
+      `  curl -s ${base}/recordings -H "x-api-key: <key>"`,
+      '  # staff: sign in, open an audited grant on acme with a reason, act as acme, then read acme\'s audit log',
+      `  curl -s -X POST ${base}/staff/sign-in ${json} -d '{"email":"${DEMO_STAFF.email}","password":"${DEMO_PASSWORD}"}'`,
+      '  export STAFF_TOKEN=<the token it answered>',
+      `  curl -s -X POST ${base}/staff/access -H "authorization: Bearer $STAFF_TOKEN" ${json} -d '{"tenant":"acme","reason":"Ticket 4711: uploads missing","minutes":15}'`,
+      `  curl -s ${base}/recordings -H "authorization: Bearer $STAFF_TOKEN" -H "x-tenant: acme"`,
+      `  curl -s ${base}/audit-log -H "authorization: Bearer $ACME_TOKEN"`,
       '',
     );
   } else {

@@ -126,7 +126,9 @@ export class TenantResolver<M = unknown> {
     this.#apiKeys = options.apiKeys === false ? undefined : new ApiKeys(options.pool);
     this.#apiKeyHeader = (typeof options.apiKeys === 'object' && options.apiKeys.header) || 'x-api-key';
     const base = options.host?.baseDomain;
-    if (base !== undefined && normalizeHost(base) !== base) throw new ConfigurationError('host.baseDomain must be a lower-case host name such as example.app');
+    if (base !== undefined && !(base.length <= 200 && base.split('.').every((label) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(label)))) {
+      throw new ConfigurationError('host.baseDomain must be a lower-case host name such as example.app (or localhost)');
+    }
     this.#baseDomain = base;
     this.#customDomains = options.host?.customDomains ?? options.host !== undefined;
     this.#reserved = new Set(options.host?.reservedSubdomains ?? ['www', 'api', 'app', 'admin', 'staff']);
