@@ -54,10 +54,11 @@ export class AuditLog {
     if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidArgumentError('limit must be 1 to 500', 'limit');
     if (options.before !== undefined && !/^\d{1,19}$/.test(options.before)) throw new InvalidArgumentError('before must be an entry id', 'before');
     const { rows } = await this.db.query<{ id: string; occurred_at: Date; actor_kind: AuditActorKind; actor_id: string | null; action: string; reason: string | null; detail: Record<string, unknown> }>(
-      `select id::text as id, occurred_at, actor_kind, actor_id, action, reason, detail
-         from tenantry.audit_log
-        where tenant_id = tenantry.current_tenant_id() and ($1::bigint is null or id < $1::bigint)
-        order by id desc limit $2`,
+      // ordered by the bigint column, not the text alias (text order puts "9" after "10")
+      `select a.id::text as id, a.occurred_at, a.actor_kind, a.actor_id, a.action, a.reason, a.detail
+         from tenantry.audit_log a
+        where a.tenant_id = tenantry.current_tenant_id() and ($1::bigint is null or a.id < $1::bigint)
+        order by a.id desc limit $2`,
       [options.before ?? null, limit],
     );
     return rows.map((r) => ({ id: r.id, occurredAt: r.occurred_at, actorKind: r.actor_kind, actorId: r.actor_id, action: r.action, reason: r.reason, detail: r.detail }));

@@ -113,6 +113,18 @@ describe('the audit log', () => {
     expect((await f.pool.query(`select count(*)::int as n from tenantry.audit_log`)).rows[0].n).toBe(0);
   });
 
+  it('lists newest first by number (entry 10 before entry 9), and pages with before', async () => {
+    const log = new AuditLog(f.pool);
+    for (let i = 0; i < 12; i++) await runAs(f.acme.id, () => log.record({ actorKind: 'user', actorId: f.users.alice, action: 'paging.test', detail: { i } }));
+    const first = await runAs(f.acme.id, () => log.list({ limit: 5 }));
+    const ids = first.map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((x, y) => y - x));
+    expect(first[0]!.detail).toEqual({ i: 11 });
+    const next = await runAs(f.acme.id, () => log.list({ limit: 5, before: first.at(-1)!.id }));
+    expect(next[0]!.detail).toEqual({ i: 6 });
+    expect(Number(next[0]!.id)).toBeLessThan(Number(first.at(-1)!.id));
+  });
+
   it('refuses invented staff entries: staff actions need an open grant of that staff member on this tenant', async () => {
     await expect(runAs(f.globex.id, () => new AuditLog(f.pool).record({ actorKind: 'staff', actorId: f.users.staff, action: 'staff.request' }))).rejects.toMatchObject({ code: 'STAFF_ACCESS_REQUIRED' });
     await expect(runAs(f.acme.id, () => f.pool.query(`select tenantry.record_audit('system', null, 'tenant.purged', null, '{}')`))).rejects.toMatchObject({ code: '42501' });
