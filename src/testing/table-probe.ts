@@ -57,7 +57,7 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
   const A = tenantA.tenant.id;
   const B = tenantB.tenant.id;
   const tt = `${table.tenantSql}::text as ${TENANT_OUT}`;
-  const seeded: Array<{ tenant: string; key: RowKey }> = [];
+  const seeded: Array<{ key: RowKey }> = [];
   let counter = 0;
 
   const columnsOf = async (): Promise<string[]> => {
@@ -112,13 +112,14 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
       raw = rows[0] as Record<string, unknown>;
     }
     const key = await canonicalKey(tenant, raw ?? {}, who);
-    seeded.push({ tenant, key });
+    seeded.push({ key });
     return key;
   };
 
+  // by key in either tenant: a leaking attack may have moved a seeded row from one to the other
   const cleanup = async (): Promise<void> => {
-    for (const { tenant, key } of seeded.splice(0).reverse()) {
-      await privileged.query(`delete from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [tenant, ...keyValues(table, key)]);
+    for (const { key } of seeded.splice(0).reverse()) {
+      await privileged.query(`delete from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = any($1::uuid[])`, [[A, B], ...keyValues(table, key)]);
     }
   };
 
@@ -254,6 +255,10 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
     keysB,
     seedRow,
     async run(kind, actor) {
+      // each attack starts from the seeded state: an earlier leak may have deleted or moved the targets
+      for (const [keys, tenant, party] of [[keysA, A, tenantA], [keysB, B, tenantB]] as const) {
+        for (let i = 0; i < keys.length; i++) if (!(await existsIn(tenant, keys[i]!))) keys[i] = await seedRow(party);
+      }
       const actorTenant = actor === 'tenant-b' ? B : undefined;
       const as = <T>(fn: () => T): T => (actorTenant ? runAs(actorTenant, fn) : runWithoutTenant(fn));
       const statements = await statementsFor(kind, actorTenant);
