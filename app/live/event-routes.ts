@@ -73,6 +73,7 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
       { ...(after === undefined ? {} : { after }), ...(queueLimit === undefined ? {} : { queueLimit }), onEnd: () => end() },
     );
     begin();
+    if (ended) return; // the subscription already ended (the bus is closing)
     open.add(end);
     // the response's 'close' is the client going away (the request's fires once it was read)
     raw.on('close', end);
