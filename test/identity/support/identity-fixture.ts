@@ -1,10 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import { TenantCatalog } from '../../../src/catalog/tenant-catalog.js';
 import { TenantPool } from '../../../src/data/tenant-pool.js';
 import { Sessions } from '../../../src/identity/sessions.js';
 import { StaffDirectory } from '../../../src/identity/staff-directory.js';
 import { TenantResolver, type TenantResolverOptions } from '../../../src/identity/tenant-resolver.js';
+import { TokenVerifier } from '../../../src/identity/token-verifier.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 export const ISSUER = 'identity-test';
@@ -54,12 +55,8 @@ export async function createIdentityFixture() {
       .setExpirationTime(options.expiresIn ?? '10m')
       .sign(key);
   }
-  const verifier = {
-    async verify(token: string) {
-      const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
-      return { claims: payload as Record<string, unknown> };
-    },
-  };
+  // the library's verifier: pinned HS256, staff tokens (no tid) allowed through to the resolver
+  const verifier = new TokenVerifier({ algorithms: ['HS256'], secret: key, issuer: ISSUER, audience: AUDIENCE, tenant: 'optional' });
 
   /** A real session and a token naming it. */
   async function signIn(userId: string, tenantId: string): Promise<{ token: string; sessionId: string }> {

@@ -1,0 +1,77 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { currentTenant } from '../../src/context/tenant-context.js';
+import { resolutionOfRequest, tenantMiddleware, tenantryErrorHandler } from '../../src/identity/express.js';
+import { StaffAccess } from '../../src/identity/staff-access.js';
+import { AuditLog } from '../../src/identity/audit-log.js';
+import { runAs } from '../../src/context/tenant-context.js';
+import { createIdentityFixture, type IdentityFixture } from './support/identity-fixture.js';
+
+let f: IdentityFixture;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  f = await createIdentityFixture();
+  const app = express();
+  app.use(express.json());
+  app.use('/api', tenantMiddleware({ resolver: f.resolver() }));
+  // the tenant reaches the handler (after the body parser) and every query it makes
+  app.post('/api/echo', async (req, res) => {
+    const { rows } = await f.pool.query<{ n: number }>('select count(*)::int as n from public.members where tenant_id = tenantry.current_tenant_id()');
+    const resolution = resolutionOfRequest(req);
+    res.json({ tenant: currentTenant(), principal: resolution.principal.kind, members: rows[0]!.n, body: req.body });
+  });
+  app.use(tenantryErrorHandler());
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server?.close(resolve));
+  await f?.close();
+});
+
+async function post(headers: Record<string, string>, body: unknown = { hello: 'world' }): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
+  const res = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Record<string, any>, headers: res.headers };
+}
+
+describe('Express adapter', () => {
+  it('runs the route as the resolved tenant, with the body parsed', async () => {
+    const { token } = await f.signIn(f.users.alice, f.acme.id);
+    const res = await post({ authorization: `Bearer ${token}` });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ tenant: f.acme.id, principal: 'user', body: { hello: 'world' } });
+    expect(res.json.members).toBeGreaterThan(0);
+  });
+
+  it('answers refusals with their status and code, never echoing the credential', async () => {
+    const none = await post({});
+    expect(none).toMatchObject({ status: 401, json: { error: { code: 'UNAUTHENTICATED' } } });
+    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    const forged = await post({ authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' });
+    expect(forged.status).toBe(401);
+    expect(forged.json.error.code).toBe('TOKEN_INVALID');
+    expect(JSON.stringify(forged.json)).not.toContain('eyJ');
+    const { token } = await f.signIn(f.users.alice, f.acme.id);
+    const conflict = await post({ authorization: `Bearer ${token}`, 'x-tenant': 'globex' });
+    expect(conflict).toMatchObject({ status: 400, json: { error: { code: 'TENANT_CONFLICT' } } });
+    const grace = await f.signIn(f.users.grace, f.globex.id);
+    const foreign = await post({ authorization: `Bearer ${grace.token}`, 'x-tenant': f.acme.id });
+    expect(foreign.json.error.code).toBe('TENANT_CONFLICT');
+  });
+
+  it('writes an audit entry for each staff request', async () => {
+    const { token, sessionId } = await f.staffSignIn();
+    await new StaffAccess({ appPool: f.pool }).begin({ sessionId, tenantId: f.globex.id, access: 'act_as', reason: 'Ticket 99: export stuck', minutes: 5 });
+    const res = await post({ authorization: `Bearer ${token}`, 'x-tenant': 'globex' });
+    expect(res).toMatchObject({ status: 200, json: { tenant: f.globex.id, principal: 'staff' } });
+    const log = await runAs(f.globex.id, () => new AuditLog(f.pool).list({ limit: 1 }));
+    expect(log[0]).toMatchObject({ action: 'staff.request', actorKind: 'staff', actorId: f.users.staff, detail: { method: 'POST', route: '/api/echo' } });
+  });
+});
