@@ -22,7 +22,7 @@ let spy: Awaited<ReturnType<typeof listenAsStranger>>;
 let tokenA: string;
 let tokenB: string;
 
-async function startServer(transport: LiveTransport, options: { heartbeatMs?: number } = {}) {
+async function startServer(transport: LiveTransport, options: { heartbeatMs?: number; maxStreamMs?: number } = {}) {
   const pool = f.db.appPool({ guard });
   const bus = new TenantEventBus({ pool, transport });
   const app = buildServer({ appPool: pool, jwtSecret: f.jwtSecret, events: { bus, ...options } });
@@ -173,6 +173,20 @@ describe('GET /events on two instances, two tenants', () => {
       expect(c.frames).toEqual([]);
     }
     expect(one.bus.stats()).toEqual(before);
+  });
+
+  it('ends a stream after maxStreamMs, so that the client reconnects and is authenticated again', async () => {
+    const short = await startServer(new PostgresLiveTransport({ connectionString: f.db.appUrl }), { maxStreamMs: 30 });
+    const c = await stream(short, { token: tokenA });
+    expect(c.status).toBe(200);
+    await c.until(() => c.ended);
+    expect(short.bus.stats().subscribers).toBe(0);
+    // the client comes back with its Last-Event-ID (here on the other instance) and gets nothing twice
+    const again = await stream(two, { token: tokenA, lastEventId: '5' });
+    expect(again.status).toBe(200);
+    await call(one, 'PATCH', `/recordings/${aIds[2]}`, tokenA, { durationSeconds: 9 });
+    await again.until(() => again.events.length >= 1);
+    expect(again.events.map((e) => [e.id, e.event, e.data.data.id])).toEqual([['6', 'recording.updated', aIds[2]]]);
   });
 
   it('ends the streams of a server that closes', async () => {
