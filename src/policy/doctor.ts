@@ -12,6 +12,7 @@ import { checkViews } from './doctor/view-checks.js';
 import { checkDefinerFunctions } from './doctor/function-checks.js';
 import { checkRegistry } from './doctor/registry-checks.js';
 import { checkSettings } from './doctor/setting-checks.js';
+import { checkSupportRole } from './doctor/support-role-checks.js';
 
 export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
 
@@ -33,6 +34,7 @@ const CHECKS: DoctorCheck[] = [
   checkDefinerFunctions,
   checkRegistry,
   checkSettings,
+  checkSupportRole,
 ];
 
 /**

@@ -22,6 +22,8 @@ export interface DoctorScope {
   /** The app role quoted for SQL, or a placeholder when unknown. */
   appSql: string;
   ownerRole: string | undefined;
+  /** The support role recorded by install (`--support-role`), when there is one and it exists. */
+  supportRole: string | undefined;
   /** The owner role quoted for SQL, or a placeholder when unknown. */
   ownerSql: string;
   contextMode: string | undefined;
@@ -87,6 +89,9 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
       fix: `tenantry install --app-role ${wantedApp}`,
     });
   }
+  const wantedSupport = meta.get('support_role') || undefined;
+  const supportExists =
+    wantedSupport !== undefined && (await db.query('SELECT FROM pg_roles WHERE rolname = $1', [wantedSupport])).rowCount === 1;
   const schemas = options.schemas ?? meta.get('data_schemas')?.split(',').filter((s) => s.length > 0) ?? ['public'];
   return {
     findings,
@@ -97,6 +102,7 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
       appRole: appExists ? wantedApp : undefined,
       appSql: appSql ?? '<app role>',
       ownerRole,
+      supportRole: supportExists ? wantedSupport : undefined,
       ownerSql: ownerSql ?? '<owner role>',
       contextMode: meta.get('context_mode'),
       dataSchemas: schemas,

@@ -60,7 +60,12 @@ export type FindingCode =
   | 'PERSISTENT_TENANT_CONTEXT'
   | 'EVENT_TRIGGER_MISSING'
   | 'EVENT_TRIGGER_DISABLED'
-  | 'CONTEXT_KEY_MISSING';
+  | 'CONTEXT_KEY_MISSING'
+  // the support role (audited staff reads)
+  | 'SUPPORT_ROLE_UNSAFE'
+  | 'SUPPORT_ROLE_CAN_WRITE'
+  | 'SUPPORT_POLICY_MISSING'
+  | 'SUPPORT_ROLE_REACHES_PRIVATE';
 
 /** One thing `tenantry doctor` found wrong, with the SQL (or command) that fixes it. Plain data: JSON-serialisable. */
 export interface Finding {
