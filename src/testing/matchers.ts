@@ -38,15 +38,23 @@ declare module 'vitest' {
   interface Matchers<T = any> extends TenantryMatchers<T> {}
 }
 
-/** Settles what the matcher received: a rejection reason, a thrown error, or a value. */
-async function settle(received: unknown): Promise<{ threw: boolean; error?: unknown; value?: unknown }> {
-  if (typeof received !== 'function') return received instanceof Error ? { threw: true, error: received } : { threw: false, value: received };
+type Settled = { threw: boolean; error?: unknown; value?: unknown };
+
+/**
+ * Settles what the matcher received: a rejection reason (`.rejects`), a value (`.resolves`), or a
+ * function, called here. Synchronous unless the function returns a promise, so that
+ * `expect(() => …).toThrowTenantScopeMissing()` needs no `await`.
+ */
+function settle<T>(received: unknown, then: (settled: Settled) => T): T | Promise<T> {
+  if (typeof received !== 'function') return then(received instanceof Error ? { threw: true, error: received } : { threw: false, value: received });
+  let value: unknown;
   try {
-    const value = await (received as () => unknown)();
-    return { threw: false, value };
+    value = (received as () => unknown)();
   } catch (error) {
-    return { threw: true, error };
+    return then({ threw: true, error });
   }
+  if (value instanceof Promise) return value.then((v) => then({ threw: false, value: v }), (error: unknown) => then({ threw: true, error }));
+  return then({ threw: false, value });
 }
 
 function describe(error: unknown): string {
@@ -55,59 +63,59 @@ function describe(error: unknown): string {
   return code ? `${name} with code ${code}` : name;
 }
 
-async function codeMatcher(this: { isNot: boolean }, received: unknown, code: string, extra?: (error: unknown) => string | undefined): Promise<MatcherResult> {
-  const settled = await settle(received);
-  if (!settled.threw) {
-    return { pass: false, message: () => `expected an error with code ${code}, but nothing was thrown` };
-  }
-  const actual = errorCode(settled.error);
-  const mismatch = actual === code ? extra?.(settled.error) : undefined;
-  const pass = actual === code && mismatch === undefined;
-  return {
-    pass,
-    actual: actual,
-    expected: code,
-    message: () =>
-      pass
-        ? `expected an error other than ${code}, got ${describe(settled.error)}`
-        : mismatch
-          ? `expected ${code} ${mismatch}`
-          : `expected an error with code ${code}, got ${describe(settled.error)}`,
-  };
+function codeMatcher(received: unknown, code: string, extra?: (error: unknown) => string | undefined): MatcherResult | Promise<MatcherResult> {
+  return settle(received, (settled): MatcherResult => {
+    if (!settled.threw) return { pass: false, message: () => `expected an error with code ${code}, but nothing was thrown` };
+    const actual = errorCode(settled.error);
+    const mismatch = actual === code ? extra?.(settled.error) : undefined;
+    const pass = actual === code && mismatch === undefined;
+    return {
+      pass,
+      actual,
+      expected: code,
+      message: () =>
+        pass
+          ? `expected an error other than ${code}, got ${describe(settled.error)}`
+          : mismatch
+            ? `expected ${code} ${mismatch}`
+            : `expected an error with code ${code}, got ${describe(settled.error)}`,
+    };
+  });
 }
 
 /** The matcher functions, for `expect.extend` (see {@link installTenantryMatchers}). */
 export const tenantryMatchers = {
-  toThrowTenantScopeMissing(this: { isNot: boolean }, received: unknown) {
-    return codeMatcher.call(this, received, 'TENANT_SCOPE_MISSING');
+  toThrowTenantScopeMissing(received: unknown) {
+    return codeMatcher(received, 'TENANT_SCOPE_MISSING');
   },
-  toThrowCrossTenantRow(this: { isNot: boolean }, received: unknown, expected: { table?: string; column?: string } = {}) {
-    return codeMatcher.call(this, received, 'CROSS_TENANT_ROW', (error) => {
+  toThrowCrossTenantRow(received: unknown, expected: { table?: string; column?: string } = {}) {
+    return codeMatcher(received, 'CROSS_TENANT_ROW', (error) => {
       const details = (error as { details?: { table?: string; column?: string } }).details ?? {};
       if (expected.table !== undefined && details.table !== expected.table) return `for table ${expected.table}, got table ${details.table ?? '(unnamed)'}`;
       if (expected.column !== undefined && details.column !== expected.column) return `for column ${expected.column}, got column ${details.column}`;
       return undefined;
     });
   },
-  async toBeRefusedByRls(this: { isNot: boolean }, received: unknown): Promise<MatcherResult> {
-    const settled = await settle(received);
-    if (settled.threw) {
-      const pass = errorCode(settled.error) === SqlState.insufficientPrivilege;
+  toBeRefusedByRls(received: unknown) {
+    return settle(received, (settled): MatcherResult => {
+      if (settled.threw) {
+        const pass = errorCode(settled.error) === SqlState.insufficientPrivilege;
+        return {
+          pass,
+          message: () => (pass ? 'expected the statement not to be refused, but it failed with 42501' : `expected a refusal (42501 or no rows), got ${describe(settled.error)}`),
+        };
+      }
+      const result = settled.value as { rows?: unknown[]; rowCount?: number | null } | undefined;
+      if (!result || !Array.isArray(result.rows)) return { pass: false, message: () => 'expected a query result or an error with SQLSTATE 42501' };
+      const pass = result.rows.length === 0 && (result.rowCount ?? 0) === 0;
       return {
         pass,
-        message: () => (pass ? 'expected the statement not to be refused, but it failed with 42501' : `expected a refusal (42501 or no rows), got ${describe(settled.error)}`),
+        message: () => (pass ? 'expected rows, but the statement reached none' : `expected a refusal (42501 or no rows), but it reached ${result.rowCount ?? result.rows?.length} row(s)`),
       };
-    }
-    const result = settled.value as { rows?: unknown[]; rowCount?: number | null } | undefined;
-    if (!result || !Array.isArray(result.rows)) return { pass: false, message: () => 'expected a query result or an error with SQLSTATE 42501' };
-    const pass = result.rows.length === 0 && (result.rowCount ?? 0) === 0;
-    return {
-      pass,
-      message: () => (pass ? 'expected rows, but the statement reached none' : `expected a refusal (42501 or no rows), but it reached ${result.rowCount ?? result.rows?.length} row(s)`),
-    };
+    });
   },
-  toHaveTenantryCode(this: { isNot: boolean }, received: unknown, code: string) {
-    return codeMatcher.call(this, received, code);
+  toHaveTenantryCode(received: unknown, code: string) {
+    return codeMatcher(received, code);
   },
 };
 
