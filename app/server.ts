@@ -68,7 +68,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     memberRoutes(scope, { appPool });
     accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
     recordingRoutes(scope, { appPool, events: options.events?.bus });
-    if (options.events) eventRoutes(scope, options.events);
+    if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;
 }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { currentTenant } from '../../src/index.js';
+import { currentTenant, TenantryError, type TenantResolver } from '../../src/index.js';
 import type { TenantEvent, TenantEventBus } from '../../src/live/index.js';
 import { validationFailed } from '../http/api-error.js';
 
@@ -17,6 +17,13 @@ export interface EventRoutesOptions {
   maxStreamMs?: number;
   /** Events a slow client may fall behind before its stream is ended; default 256. */
   queueLimit?: number;
+  /**
+   * Re-resolves the stream's request this often (default 15 s): a signed-out session, a removed
+   * member, a revoked API key, a closed staff grant or a suspended tenant ends the stream within
+   * this bound, with a final `event: end` frame naming the refusal's code.
+   */
+  resolver?: TenantResolver<unknown>;
+  recheckMs?: number;
 }
 
 const LAST_EVENT_ID = /^\d{1,15}$/;
@@ -30,7 +37,7 @@ const LAST_EVENT_ID = /^\d{1,15}$/;
  * that reconnects with `Last-Event-ID: <seq>` gets what it missed first.
  */
 export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions): void {
-  const { bus, heartbeatMs = 15_000, maxStreamMs = 10 * 60_000, queueLimit } = options;
+  const { bus, heartbeatMs = 15_000, maxStreamMs = 10 * 60_000, queueLimit, resolver, recheckMs = 15_000 } = options;
   const open = new Set<() => void>();
   // Fastify waits for open connections when closing: end the streams first
   scope.addHook('preClose', async () => {
@@ -79,6 +86,19 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
     raw.on('close', end);
     if (raw.destroyed || request.raw.socket.destroyed) return end();
     timers.push(setInterval(() => void write(raw, ': ping\n\n'), heartbeatMs), setTimeout(end, maxStreamMs));
+    if (resolver) {
+      const facts = { host: request.headers.host, headers: { ...request.headers }, method: request.method, path: request.routeOptions.url };
+      timers.push(
+        setInterval(() => {
+          resolver.resolve(facts).then(
+            (resolution) => {
+              if (resolution.tenantId !== tenant) void write(raw, endFrame('TENANT_CONFLICT')).then(end);
+            },
+            (error: unknown) => void write(raw, endFrame(error instanceof TenantryError ? error.code : 'INTERNAL')).then(end),
+          );
+        }, recheckMs),
+      );
+    }
   });
 }
 
@@ -86,6 +106,11 @@ function lastEventId(header: string | string[] | undefined): number | undefined 
   if (header === undefined || header === '') return undefined;
   if (typeof header !== 'string' || !LAST_EVENT_ID.test(header)) throw validationFailed('Last-Event-ID must be the id of an event this stream sent', 'last-event-id');
   return Number(header);
+}
+
+/** The last frame of a stream whose credentials stopped resolving: the client should not simply reconnect. */
+function endFrame(code: string): string {
+  return `event: end\ndata: ${JSON.stringify({ code })}\n\n`;
 }
 
 function frame(event: TenantEvent): string {

@@ -8,7 +8,7 @@ import type { QueryGuard } from '../../src/guard/index.js';
 import { buildServer } from '../../app/server.js';
 import { createQueryGuard } from '../../app/query-guard.js';
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../app/auth/token-service.js';
-import { createAppFixture, type AppFixture } from './support/app-fixture.js';
+import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 import { SseClient } from '../live/support/sse-client.js';
 import { dropRole, listenAsStranger } from '../live/support/live-helpers.js';
 
@@ -22,7 +22,7 @@ let spy: Awaited<ReturnType<typeof listenAsStranger>>;
 let tokenA: string;
 let tokenB: string;
 
-async function startServer(transport: LiveTransport, options: { heartbeatMs?: number; maxStreamMs?: number } = {}) {
+async function startServer(transport: LiveTransport, options: { heartbeatMs?: number; maxStreamMs?: number; recheckMs?: number } = {}) {
   const pool = f.db.appPool({ guard });
   const bus = new TenantEventBus({ pool, transport });
   const app = buildServer({ appPool: pool, jwtSecret: f.jwtSecret, events: { bus, ...options } });
@@ -187,6 +187,22 @@ describe('GET /events on two instances, two tenants', () => {
     await call(one, 'PATCH', `/recordings/${aIds[2]}`, tokenA, { durationSeconds: 9 });
     await again.until(() => again.events.length >= 1);
     expect(again.events.map((e) => [e.id, e.event, e.data.data.id])).toEqual([['6', 'recording.updated', aIds[2]]]);
+  });
+
+  it("ends a signed-out member's stream at the next re-check, with an end frame naming the refusal", async () => {
+    const quick = await startServer(new PostgresLiveTransport({ connectionString: f.db.appUrl }), { recheckMs: 25 });
+    const signIn = await quick.app.inject({ method: 'POST', url: '/auth/sign-in', payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug } });
+    const token = signIn.json().token as string;
+    const c = await stream(quick, { token });
+    expect(c.status).toBe(200);
+    // still open across several re-checks while the session lives
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(c.ended).toBe(false);
+    expect((await quick.app.inject({ method: 'POST', url: '/auth/sign-out', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(204);
+    await c.until(() => c.ended);
+    expect(c.events.at(-1)).toMatchObject({ event: 'end', data: { code: 'SESSION_REVOKED' } });
+    // and a write of A after that reaches nothing of this stream
+    expect(quick.bus.stats().subscribers).toBe(0);
   });
 
   it('ends the streams of a server that closes', async () => {
