@@ -7,8 +7,15 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'req.headers["x-api-key"]',
   'headers.authorization',
   'headers.cookie',
+  'headers["x-api-key"]',
+  // an API key as created, an invitation code as issued
+  'key',
+  '*.key',
+  'apiKey',
+  '*.apiKey',
   'authorization',
   'password',
   'token',

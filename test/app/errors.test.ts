@@ -84,17 +84,22 @@ describe('logs', () => {
     await f.call('GET', '/recordings/not-a-uuid', { token });
     await f.call('GET', '/me', { token: `${token}x` });
     await f.call('POST', '/auth/sign-in', { payload: { email: f.users.alice.email, password: 'the wrong one', tenant: 'alpha' } });
+    const { key } = (await f.call('POST', '/api-keys', { token, payload: { name: 'log check' } })).json() as { key: string };
+    expect((await f.call('GET', '/recordings', { headers: { 'x-api-key': key } })).statusCode).toBe(200);
+    expect((await f.call('GET', '/recordings', { headers: { 'x-api-key': `${key}x` } })).statusCode).toBe(401);
+    const { code } = (await f.call('POST', '/invitations', { token, payload: { email: 'logcheck@example.test' } })).json() as { code: string };
     expect(lines.length).toBeGreaterThan(5);
     const all = lines.join('\n');
     expect(all).toContain('incoming request');
-    for (const secret of [PASSWORD, 'the wrong one', token, token.split('.')[2]!, 'Bearer']) expect(all).not.toContain(secret);
+    for (const secret of [PASSWORD, 'the wrong one', token, token.split('.')[2]!, 'Bearer', key.split('_')[2]!, code]) expect(all).not.toContain(secret);
   });
 
   it('redact secrets even when code logs headers or bodies', () => {
     lines.length = 0;
-    logger.info({ req: { headers: { authorization: 'Bearer abc.def.ghi', cookie: 'sid=s3cr3t' } }, body: { email: 'a@b.c', password: 'hunter3' }, token: 'tok-123' }, 'careless');
+    logger.info({ req: { headers: { authorization: 'Bearer abc.def.ghi', cookie: 'sid=s3cr3t', 'x-api-key': 'tnry_abc_def' } }, body: { email: 'a@b.c', password: 'hunter3' }, token: 'tok-123', created: { key: 'tnry_x_y' } }, 'careless');
     const line = JSON.parse(lines[0]!) as Record<string, any>;
-    expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]' });
+    expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
+    expect(line.created).toEqual({ key: '[redacted]' });
     expect(line.body).toEqual({ email: 'a@b.c', password: '[redacted]' });
     expect(line.token).toBe('[redacted]');
   });
