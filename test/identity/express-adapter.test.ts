@@ -24,6 +24,11 @@ beforeAll(async () => {
     const resolution = resolutionOfRequest(req);
     res.json({ tenant: currentTenant(), principal: resolution.principal.kind, members: rows[0]!.n, body: req.body });
   });
+  // a tenant named in the path: honoured for staff, checked against the token for everyone else
+  app.use('/t/:tenant', tenantMiddleware({ resolver: f.resolver(), pathParam: 'tenant' }));
+  app.get('/t/:tenant/whoami', (req, res) => {
+    res.json({ tenant: currentTenant(), principal: resolutionOfRequest(req).principal.kind });
+  });
   app.use(tenantryErrorHandler());
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -64,6 +69,18 @@ describe('Express adapter', () => {
     const grace = await f.signIn(f.users.grace, f.globex.id);
     const foreign = await post({ authorization: `Bearer ${grace.token}`, 'x-tenant': f.acme.id });
     expect(foreign.json.error.code).toBe('TENANT_CONFLICT');
+  });
+
+  it('reads a tenant from the path: it must agree with the token, and alone it is no credential', async () => {
+    const { token } = await f.signIn(f.users.sam, f.acme.id);
+    const get = async (path: string, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${base}${path}`, { headers });
+      return { status: res.status, json: (await res.json()) as Record<string, any> };
+    };
+    expect(await get('/t/acme/whoami', { authorization: `Bearer ${token}` })).toEqual({ status: 200, json: { tenant: f.acme.id, principal: 'user' } });
+    expect((await get('/t/globex/whoami', { authorization: `Bearer ${token}` })).json.error.code).toBe('TENANT_CONFLICT');
+    expect((await get('/t/nobody-here/whoami', { authorization: `Bearer ${token}` })).status).toBe(404);
+    expect((await get('/t/acme/whoami')).json.error.code).toBe('TENANT_SELECTION_FORBIDDEN');
   });
 
   it('writes an audit entry for each staff request', async () => {
