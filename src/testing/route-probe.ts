@@ -30,7 +30,7 @@ export async function runRouteAttempt<User>(
   const send = (id: string | undefined) =>
     http.driver.request({
       method: route.method,
-      path: id === undefined ? route.spec.path : route.spec.path.replace(/:id(?=\/|$|\?)/, encodeURIComponent(id)),
+      path: id === undefined ? route.spec.path : route.spec.path.replace(route.param!, encodeURIComponent(id)),
       headers,
       ...(route.spec.body === undefined ? {} : { body: route.spec.body }),
     });

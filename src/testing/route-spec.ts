@@ -5,8 +5,9 @@ import type { ResolvedTable } from './table-spec.js';
 export type StatusExpectation = number | readonly number[] | '2xx';
 
 /**
- * One route under test. With `:id` in the path, the attempts fill it with tenant A's ids (and
- * guessed neighbours) of `table`; without, the request is sent as it is (a list or a create).
+ * One route under test. With a path parameter (`:id`, `:userId`…; the first one counts), the
+ * attempts fill it with tenant A's ids (and guessed neighbours) of `table`; without, the request
+ * is sent as it is (a list or a create).
  *
  * @example
  * { method: 'PATCH', path: '/recordings/:id', table: 'recordings', body: { title: 'pwned' } }
@@ -14,13 +15,13 @@ export type StatusExpectation = number | readonly number[] | '2xx';
 export interface RouteSpec {
   method: string;
   path: string;
-  /** The table (its spec's `table`) whose tenant-A rows fill `:id`. Default: the suite's only table. */
+  /** The table (its spec's `table`) whose tenant-A rows fill the parameter. Default: the suite's only table. */
   table?: string;
-  /** The id column that fills `:id`. Default the table's first id column. */
+  /** The id column that fills the parameter. Default the table's first id column. */
   idColumn?: string;
   /** JSON body. */
   body?: unknown;
-  /** What tenant B gets. Default 404 with `:id` (exactly like an id that does not exist), `'2xx'` without. */
+  /** What tenant B gets. Default 404 with a parameter (exactly like an id that does not exist), `'2xx'` without. */
   crossTenant?: StatusExpectation;
   /** What a request without credentials gets. Default 401. */
   noTenant?: StatusExpectation;
@@ -37,6 +38,8 @@ export interface ResolvedRoute {
   name: string;
   method: string;
   hasId: boolean;
+  /** The parameter's `:name` in the path. */
+  param: string | undefined;
   table: ResolvedTable | undefined;
   idColumn: string | undefined;
   crossTenant: StatusExpectation;
@@ -48,13 +51,14 @@ export interface ResolvedRoute {
 export function resolveRoute(spec: RouteSpec, tables: readonly ResolvedTable[]): ResolvedRoute {
   const method = spec.method.toUpperCase();
   const name = `${method} ${spec.path}`;
-  const hasId = /(^|\/):id(\/|$|\?)/.test(spec.path);
+  const param = /\/(:[A-Za-z_][A-Za-z0-9_]*)(?=\/|$|\?)/.exec(spec.path)?.[1];
+  const hasId = param !== undefined;
   let table: ResolvedTable | undefined;
   if (spec.table !== undefined) {
     table = tables.find((t) => t.name === spec.table);
     if (!table) throw new InvalidArgumentError(`route ${name}: no table spec named ${spec.table}`, 'table');
   } else if (tables.length === 1) table = tables[0];
-  if (hasId && !table) throw new InvalidArgumentError(`route ${name}: name the table whose ids fill :id`, 'table');
+  if (hasId && !table) throw new InvalidArgumentError(`route ${name}: name the table whose ids fill ${param}`, 'table');
   const idColumn = table ? (spec.idColumn ?? table.idColumns[0]) : undefined;
   if (table && idColumn && !table.idColumns.includes(idColumn)) throw new InvalidArgumentError(`route ${name}: ${idColumn} is not an id column of ${table.name}`, 'idColumn');
   return {
@@ -62,6 +66,7 @@ export function resolveRoute(spec: RouteSpec, tables: readonly ResolvedTable[]):
     name,
     method,
     hasId,
+    param,
     table,
     idColumn,
     crossTenant: spec.crossTenant ?? (hasId ? 404 : '2xx'),
