@@ -12,7 +12,8 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:isolation
  * Flags / env: --seconds BENCH_SECONDS, --rounds BENCH_ROUNDS, --warmup BENCH_WARMUP,
  * --concurrency=1,16,64 BENCH_CONCURRENCY, --pool-max BENCH_POOL_MAX, --tenants, --rows-per-tenant,
- * --variants=a,b,b',c,a+prefix,b-named,b'-named BENCH_VARIANTS, --prepared (also a pass with named
+ * --variants=a,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard BENCH_VARIANTS
+ * (the -scoped pairs send `tenant_id = $1 and id = $2`, with and without a QueryGuard in enforce), --prepared (also a pass with named
  * statements; --prepared-only: only that), --no-client-cost, --study (signed-function study), --study-only.
  */
 import os from 'node:os';
@@ -20,13 +21,14 @@ import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
 import { explainSigned } from './support/explain.js';
 import { LatencyRecorder } from './support/latency.js';
 import { readOptions, type BenchOptions } from './support/options.js';
-import { machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
+import { guardCpuTable, machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
 import { runFor } from './support/runner.js';
 import { clientCpuUs, ServerCpu } from './support/cpu.js';
 import { openServer, type BenchServer } from './support/server.js';
 import { runSignedStudy } from './support/signed-study.js';
 import { measureClientCost } from './support/client-cost.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
+import { QueryGuard } from '../src/guard/query-guard.js';
 
 const SIGNED_DB = 'tenantry_bench_signed';
 const UNSIGNED_DB = 'tenantry_bench_unsigned';
@@ -37,6 +39,7 @@ const log = (line = '') => process.stdout.write(`${line}\n`);
 async function main(): Promise<number> {
   const opts = readOptions();
   for (const v of opts.variants) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+  if (opts.variants.some((v) => v.endsWith('+guard'))) await QueryGuard.ready();
   const vitestAtStart = vitestProcesses();
   const loadAtStart = os.loadavg()[0]!;
   const roles = benchRoles();
@@ -96,6 +99,8 @@ async function main(): Promise<number> {
         log(resultsTable(results));
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
+        const guardCpu = guardCpuTable(results);
+        if (guardCpu) log('\n### Query guard: CPU per query (client + server) with / without\n\n' + guardCpu);
       }
       await cpu?.close();
       log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);

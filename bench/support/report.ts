@@ -62,12 +62,32 @@ export function resultsTable(results: CellResult[]): string {
 export function ratiosTable(results: CellResult[]): string {
   const concurrencies = [...new Set(results.map((r) => r.concurrency))];
   const pairs: Array<[string, string]> = [['b', 'a'], ["b'", 'a'], ['b', 'c'], ["b'", 'c'], ['b', "b'"]];
-  for (const v of new Set(results.map((r) => r.variant))) if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '')]);
+  for (const v of new Set(results.map((r) => r.variant))) if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '')]);
   const present = pairs.filter(([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y);
   const lines = [`| conc. | ${present.map(([x, y]) => `${x}/${y}`).join(' | ')} |`, `|---:|${present.map(() => '---:').join('|')}|`];
   for (const c of concurrencies) {
     const q = (v: string) => results.find((r) => r.variant === v && r.concurrency === c)?.qps ?? Number.NaN;
     lines.push(`| ${c} | ${present.map(([x, y]) => fmt(q(x) / q(y), 2)).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * For each `+guard` variant, its CPU per query (client + server) over that of the same variant
+ * without the guard: on a 2-core machine shared with other work this is steadier than throughput.
+ * Undefined when no such pair ran.
+ */
+export function guardCpuTable(results: CellResult[]): string | undefined {
+  const pairs = [...new Set(results.map((r) => r.variant))].filter((v) => v.endsWith('+guard')).map((v) => [v, v.slice(0, -'+guard'.length)] as const);
+  const present = pairs.filter(([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x));
+  if (present.length === 0) return undefined;
+  const lines = [`| conc. | ${present.map(([x, y]) => `${x}/${y} CPU per query`).join(' | ')} |`, `|---:|${present.map(() => '---:').join('|')}|`];
+  for (const c of new Set(results.map((r) => r.concurrency))) {
+    const cpu = (v: string) => {
+      const r = results.find((x) => x.variant === v && x.concurrency === c);
+      return r ? r.clientCpuUs + r.serverCpuUs : Number.NaN;
+    };
+    lines.push(`| ${c} | ${present.map(([x, y]) => fmt(cpu(x) / cpu(y), 3)).join(' | ')} |`);
   }
   return lines.join('\n');
 }

@@ -2,6 +2,8 @@ import pg from 'pg';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
 import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
+import { QueryGuard } from '../../src/guard/query-guard.js';
+import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -73,6 +75,38 @@ function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigne
   };
 }
 
+/**
+ * TenantPool sending the guard-clean statement (`tenant_id = $1 and id = $2`, RLS on too), with
+ * or without a query guard in `enforce` mode configured as an application would (defaults: call
+ * sites on). The pair isolates the guard's cost: same statement, same server work. Await
+ * `QueryGuard.ready()` before opening a `+guard` variant.
+ */
+function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boolean): VariantInfo {
+  return {
+    key,
+    label: `TenantPool ${mode}, RLS, WHERE tenant_id = $1 AND id = $2${guarded ? ', QueryGuard enforce' : ''}`,
+    open(t, max, prepared) {
+      const guard = guarded ? new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.items']) }) : undefined;
+      const pool = new TenantPool({
+        ...poolOptions(mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl, max, t.poolExtras),
+        contextMode: mode,
+        contextSecret: t.contextSecret,
+        guard,
+      });
+      return {
+        key,
+        run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        async end() {
+          await pool.end();
+          // the guard must have checked every statement and refused none, or the pair compares nothing
+          const stats = guard?.stats();
+          if (stats && (stats.checked === 0 || stats.refused > 0 || stats.unscoped > 0)) throw new Error(`${key}: guard ${JSON.stringify(stats)}`);
+        },
+      };
+    },
+  };
+}
+
 /** Every variant the harness knows, by key. */
 export const VARIANTS: Record<string, VariantInfo> = {
   a: {
@@ -130,4 +164,9 @@ export const VARIANTS: Record<string, VariantInfo> = {
   },
   'b-named': tenantPoolVariant('b-named', 'as b, prefixes prepared once per connection (prepareContextStatement: true)', 'signed', true),
   "b'-named": tenantPoolVariant("b'-named", "as b', prefixes prepared once per connection (prepareContextStatement: true)", 'unsigned', true),
+  // the query guard's cost: each +guard variant against the same variant without it
+  'b-scoped': guardedVariant('b-scoped', 'signed', false),
+  'b-scoped+guard': guardedVariant('b-scoped+guard', 'signed', true),
+  "b'-scoped": guardedVariant("b'-scoped", 'unsigned', false),
+  "b'-scoped+guard": guardedVariant("b'-scoped+guard", 'unsigned', true),
 };
