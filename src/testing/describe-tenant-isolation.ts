@@ -25,8 +25,10 @@ export interface SuiteRunner {
   afterAll(fn: () => Promise<void>): void;
 }
 
+// sequential even under `sequence.concurrent`: a control request that changes tenant A's row
+// must not land between another test's before and after snapshots
 const vitestRunner: SuiteRunner = {
-  describe: (name, fn) => vitest.describe(name, fn),
+  describe: (name, fn) => vitest.describe.sequential(name, fn),
   it: (name, fn) => vitest.it(name, fn),
   beforeAll: (fn) => vitest.beforeAll(fn),
   afterAll: (fn) => vitest.afterAll(fn),

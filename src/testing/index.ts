@@ -10,5 +10,5 @@ export { fastifyDriver, fetchDriver, type HttpDriver, type HttpRequest, type Htt
 export { formatResult, type Actor, type AttemptActor, type AttemptResult } from './attempt-result.js';
 export { snapshotRows, diffSnapshots, type RowSnapshot } from './row-snapshot.js';
 export { neighbourValues } from './guessable-ids.js';
-export { createTenantFactory, type TenantFactory, type TenantFactoryOptions, type TenantFixture } from './tenant-factory.js';
+export { createTenant, createTenantFactory, type TenantFactory, type TenantFactoryOptions, type TenantFixture } from './tenant-factory.js';
 export { tenantryMatchers, installTenantryMatchers, type TenantryMatchers } from './matchers.js';

@@ -1,32 +1,13 @@
 import { runAs, runWithoutTenant } from '../context/tenant-context.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
-import { SqlState } from '../errors/sqlstate.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { errorCode, type Actor, type AttemptResult } from './attempt-result.js';
+import { judgeStatement, keyedStatements, listStatements, tenantOut, TENANT_OUT, type AttackStatement } from './attack-statements.js';
 import { guessKeys } from './guessable-ids.js';
 import type { IsolationContext, IsolationTenant, SqlResult } from './isolation-context.js';
 import { diffSnapshots, snapshotRows } from './row-snapshot.js';
 import type { TableAttemptKind } from './table-attempts.js';
 import { keyPredicate, keyValues, type ResolvedTable, type RowKey } from './table-spec.js';
-
-/** A statement of an attack and what refusal means for it. */
-interface Statement {
-  label: string;
-  sql: string;
-  values: unknown[];
-  /**
-   * `rows`: a read that may return only the actor's rows. `writes`: a write aimed at rows outside
-   * the actor's tenant, so it must change none. `policy`: the row policy must refuse it (42501).
-   * Writes carry no RETURNING: RETURNING adds the SELECT policies as checks on the new row, which
-   * would refuse some attacks the application's own statements would get through.
-   */
-  refusal: 'rows' | 'writes' | 'policy';
-}
-
-// An expression, not the column: the pool's result check looks at columns read from a table,
-// and the kit wants to see a leaked row, not the pool's error about it.
-const TENANT_OUT = 'tenantry_tenant';
-const COUNT_OUT = 'tenantry_rows';
 
 /**
  * Seeded rows of one table in tenants A and B, and the attacks against them. Made by
@@ -56,7 +37,7 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
   const { pool, privileged, tenantA, tenantB } = context;
   const A = tenantA.tenant.id;
   const B = tenantB.tenant.id;
-  const tt = `${table.tenantSql}::text as ${TENANT_OUT}`;
+  const tt = tenantOut(table);
   const seeded: Array<{ key: RowKey }> = [];
   let counter = 0;
 
@@ -138,7 +119,9 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
     // the control: without it, a pool that never sets the tenant would pass every attack
     for (const key of keysA) {
       const own = await runAs(A, () => pool.query(`select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, keyValues(table, key))).catch((error: unknown) => {
-        throw new ConfigurationError(`table ${table.name}: control failed: tenant A cannot read its own row through the pool (${errorCode(error) ?? String(error)})`, error);
+        const code = errorCode(error);
+        const hint = code === 'TENANT_SCOPE_MISSING' ? ': the pool has a query guard in enforce mode; pass one without it' : '';
+        throw new ConfigurationError(`table ${table.name}: control failed: tenant A cannot read its own row through the pool (${code ?? String(error)})${hint}`, error);
       });
       if (own.rows.length !== 1 || own.rows[0][TENANT_OUT] !== A) {
         throw new ConfigurationError(
@@ -169,49 +152,14 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
     return rows.length > 0;
   };
 
-  const keyedStatements = (kind: 'read' | 'update' | 'delete', keys: readonly RowKey[], withTenant: boolean, actorTenant: string | undefined): Statement[] => {
-    const out: Statement[] = [];
-    keys.forEach((key, n) => {
-      const values = keyValues(table, key);
-      const k = table.idColumns.length;
-      const forms: Array<[string, string, unknown[]]> = [];
-      if (kind === 'read') {
-        forms.push([`select by id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
-        if (withTenant) forms.push([`select by id and A's tenant id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
-      } else if (kind === 'update') {
-        const set = `update ${table.sql} set ${table.updateSql} = $1`;
-        forms.push([`update by id`, `${set} where ${keyPredicate(table, 2)}`, [table.spec.update.value, ...values]]);
-        if (withTenant) {
-          forms.push([`update by id and A's tenant id`, `${set} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $${k + 2}`, [table.spec.update.value, ...values, A]]);
-          if (actorTenant) {
-            forms.push([`update the tenant column to B`, `update ${table.sql} set ${table.tenantSql} = $1 where ${keyPredicate(table, 2)}`, [actorTenant, ...values]]);
-          }
-        }
-      } else {
-        forms.push([`delete by id`, `delete from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
-        if (withTenant) forms.push([`delete by id and A's tenant id`, `delete from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
-      }
-      for (const [label, sql, vals] of forms) out.push({ label: `${label} (row ${n + 1})`, sql, values: vals, refusal: kind === 'read' ? 'rows' : 'writes' });
-    });
-    return out;
-  };
-
-  const statementsFor = async (kind: TableAttemptKind, actorTenant: string | undefined): Promise<Statement[]> => {
+  const statementsFor = async (kind: TableAttemptKind, actorTenant: string | undefined): Promise<AttackStatement[]> => {
     switch (kind) {
       case 'read':
       case 'update':
       case 'delete':
-        return keyedStatements(kind, keysA, true, actorTenant);
+        return keyedStatements(table, kind, keysA, { tenantA: A, withTenant: true, actorTenant });
       case 'list':
-        return [
-          { label: 'select all, grouped by tenant', sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} group by 1`, values: [], refusal: 'rows' },
-          {
-            label: "count where tenant is A's",
-            sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} where ${table.tenantSql} = $1 group by 1`,
-            values: [A],
-            refusal: 'rows',
-          },
-        ];
+        return listStatements(table, A);
       case 'insert': {
         const names = columns.map((c) => quoteIdent(c, 'column')).join(', ');
         return [
@@ -237,7 +185,7 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
         for (const key of candidates) if (!actorTenant || !(await existsIn(actorTenant, key))) guesses.push(key);
         // with no tenant, B's rows are targets too
         return [...keysA, ...(actorTenant ? [] : keysB), ...guesses].flatMap((key) =>
-          (['read', 'update', 'delete'] as const).flatMap((k) => keyedStatements(k, [key], false, actorTenant)).map((s) => ({ ...s, label: `${s.label.replace(/ \(row 1\)$/, '')} [${describeKey(key)}]` })),
+          (['read', 'update', 'delete'] as const).flatMap((k) => keyedStatements(table, k, [key], { tenantA: A, withTenant: false, actorTenant })).map((s) => ({ ...s, label: `${s.label.replace(/ \(row 1\)$/, '')} [${describeKey(key)}]` })),
         );
       }
     }
@@ -272,7 +220,7 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
         } catch (error) {
           failure = error;
         }
-        const leak = judge(s, result, failure, actorTenant);
+        const leak = judgeStatement(s, result, failure, actorTenant);
         if (leak) leaks.push(`${table.name}: ${leak}`);
       }
       const change = diffSnapshots(table, before, await snapshotRows(privileged, table, actorTenant));
@@ -287,24 +235,3 @@ function sameKey(table: ResolvedTable, a: RowKey, b: RowKey): boolean {
   return table.idColumns.every((c) => a[c] === b[c]);
 }
 
-/** Refused, or the words for how the statement got through. */
-function judge(s: Statement, result: SqlResult | undefined, failure: unknown, actorTenant: string | undefined): string | undefined {
-  if (failure !== undefined) {
-    const code = errorCode(failure);
-    // 42501: the row policy or a missing grant; TENANT_SCOPE_MISSING: the app refused to run it
-    if (code === SqlState.insufficientPrivilege || code === 'TENANT_SCOPE_MISSING') return undefined;
-    if (code === 'CROSS_TENANT_ROW') return `${s.label}: PostgreSQL returned another tenant's row (the pool's result check stopped it)`;
-    const what = code ?? (failure instanceof Error ? failure.name : 'an error');
-    if (s.refusal === 'policy') return `${s.label}: not refused by the row policy (it failed later, with ${what})`;
-    return `${s.label}: failed with ${what} instead of being refused, so it proves nothing (check the table spec: ${(failure as Error).message})`;
-  }
-  const rows = result?.rows ?? [];
-  if (s.refusal === 'policy') return `${s.label}: succeeded (${result?.rowCount ?? 0} row(s)) instead of being refused with 42501`;
-  if (s.refusal === 'writes') return (result?.rowCount ?? 0) > 0 ? `${s.label}: changed ${result!.rowCount} row(s) of another tenant` : undefined;
-  let foreign = 0;
-  for (const row of rows) {
-    if (actorTenant !== undefined && row[TENANT_OUT] === actorTenant) continue;
-    foreign += typeof row[COUNT_OUT] === 'number' ? row[COUNT_OUT] : 1;
-  }
-  return foreign > 0 ? `${s.label}: reached ${foreign} row(s) of ${actorTenant ? 'another tenant' : 'some tenant with no tenant in context'}` : undefined;
-}

@@ -85,3 +85,17 @@ export function createTenantFactory<User = undefined>(options: TenantFactoryOpti
     },
   };
 }
+
+/**
+ * One tenant and its user, without keeping a factory: the caller cleans up
+ * (`new TenantCatalog(owner).softDelete(fixture.tenant.id)`). Prefer a factory in a suite.
+ *
+ * @example
+ * const { tenant, user, runAs } = await createTenant({ catalog: ownerPool, createUser: (t) => makeOwner(t) });
+ */
+export function createTenant<User = undefined>(
+  options: TenantFactoryOptions<User> & { name?: string; settings?: Record<string, unknown> },
+): Promise<TenantFixture<User>> {
+  const { name, settings, ...factory } = options;
+  return createTenantFactory(factory).create({ ...(name ? { name } : {}), ...(settings ? { settings } : {}) });
+}

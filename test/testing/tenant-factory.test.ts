@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantCatalog, tryCurrentTenant } from '../../src/index.js';
-import { createTenantFactory } from '../../src/testing/index.js';
+import { createTenant, createTenantFactory } from '../../src/testing/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -61,5 +61,13 @@ describe('createTenantFactory', () => {
     expect(factory.created).toEqual([]);
     await factory.cleanup(); // nothing left: a second call does nothing
     expect(removed).toHaveLength(2);
+  });
+
+  it('createTenant makes one tenant and its user without a factory', async () => {
+    const one = await createTenant({ catalog: db.owner, name: 'Solo', createUser: (tenant) => ({ of: tenant.id }) });
+    expect(one.tenant).toMatchObject({ name: 'Solo', status: 'active' });
+    expect(one.tenant.slug).toMatch(/^test-[0-9a-f]{8}-0$/);
+    expect(one.user).toEqual({ of: one.tenant.id });
+    await new TenantCatalog(db.owner).softDelete(one.tenant.id);
   });
 });
