@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { TenantPool } from '../../src/index.js';
+import { QueryGuard, TenantTableMap } from '../../src/guard/index.js';
 import {
   createTenantFactory,
   prepareTableProbe,
@@ -40,6 +41,10 @@ beforeAll(async () => {
       table('peek_notes', 'id bigserial'),
     ].join('\n'),
   );
+  // another tenant column, a text key of two columns
+  await db.owner.query(`
+    create table ledger (org_id uuid not null, book text not null, code text not null, memo text not null, primary key (org_id, book, code));
+    select tenantry.register_tenant_table('ledger', 'org_id');`);
   pool = db.appPool();
   tenants = createTenantFactory({ catalog: db.owner });
   const [a, b] = await tenants.pair();
@@ -92,6 +97,36 @@ describe('a correctly registered table', () => {
     expect((await db.admin.query('select count(*)::int as n from notes')).rows[0].n).toBe(6);
     await other.cleanup();
     expect((await db.admin.query('select count(*)::int as n from notes')).rows[0].n).toBe(3);
+  });
+});
+
+describe('a table with another tenant column and a composite text key', () => {
+  it("refuses every attempt; guesses are A's real keys (text has no neighbours)", async () => {
+    const spec: TenantTableSpec = {
+      table: 'public.ledger',
+      tenantColumn: 'org_id',
+      idColumns: ['book', 'code'],
+      columns: (_, i) => ({ book: 'main', code: `entry-${i}`, memo: 'secret' }),
+      update: { column: 'memo', value: 'changed' },
+    };
+    const probe = await prepareTableProbe(resolveTable(spec), context);
+    try {
+      expect(probe.keysA).toEqual([
+        { book: 'main', code: 'entry-0' },
+        { book: 'main', code: 'entry-1' },
+      ]);
+      for (const attempt of TABLE_ATTEMPTS) expect((await probe.run(attempt.kind, attempt.actor)).leaks, `${attempt.kind} as ${attempt.actor}`).toEqual([]);
+      expect(await probe.run('guess', 'tenant-b')).toMatchObject({ tries: 2 * 3 });
+      // and the same table with its policy opened is caught
+      await db.owner.query('create policy open_door on ledger using (true) with check (true)');
+      // B takes A's rows into B: from the outside, two rows are gone
+      expect((await probe.run('update', 'tenant-b')).leaks).toContain('rows of other tenants in public.ledger changed: 0 added, 2 removed, 0 modified');
+      // with no tenant, A's rows (seeded again) are changed in place
+      expect((await probe.run('update', 'no-tenant')).leaks).toContain('rows of other tenants in public.ledger changed: 0 added, 0 removed, 2 modified');
+    } finally {
+      await db.owner.query('drop policy if exists open_door on ledger');
+      await probe.cleanup();
+    }
   });
 });
 
@@ -215,6 +250,15 @@ describe('a suite that could pass for the wrong reason refuses to run', () => {
     } finally {
       await raw.end();
     }
+  });
+
+  it('a pool whose query guard (enforce) refuses the statements before PostgreSQL sees them', async () => {
+    await QueryGuard.ready();
+    const guarded = db.appPool({ guard: new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.notes']) }) });
+    await expect(prepareTableProbe(resolveTable(notes('notes')), { ...context, pool: guarded })).rejects.toMatchObject({
+      code: 'CONFIGURATION_ERROR',
+      message: expect.stringContaining('the pool has a query guard in enforce mode'),
+    });
   });
 
   it('an update value the column refuses is a failure, not a pass', async () => {
