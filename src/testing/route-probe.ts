@@ -68,7 +68,7 @@ export async function runRouteAttempt<User>(
   const tables = [...probes.values()].map((p) => p.table);
   const snapshot = () => Promise.all(tables.map((t) => snapshotRows(context.privileged, t, actorTenant)));
   const before: RowSnapshot[] = await snapshot();
-  const missing = actor === 'tenant-b' && route.hasId && targets.every((t) => UUID.test(t.id!)) ? await send(randomUUID()) : undefined;
+  const missing = actor === 'tenant-b' && route.hasId && route.sameAsMissing && targets.every((t) => UUID.test(t.id!)) ? await send(randomUUID()) : undefined;
   for (const target of targets) {
     const res = await send(target.id);
     const label = `${route.name} (${target.what})`;

@@ -26,6 +26,12 @@ export interface RouteSpec {
   /** What a request without credentials gets. Default 401. */
   noTenant?: StatusExpectation;
   /**
+   * Tenant B's answer for A's row must equal the answer for an id that does not exist (UUIDs
+   * masked), so it cannot tell the row exists. Default true; turn off for answers that carry a
+   * timestamp or a request id.
+   */
+  sameAsMissing?: boolean;
+  /**
    * What tenant A gets for its own row (a fresh one for methods other than GET/HEAD). Default
    * `'2xx'`. `false` skips it, which is not advised: a mistyped path answers 404 to everyone.
    */
@@ -45,6 +51,7 @@ export interface ResolvedRoute {
   crossTenant: StatusExpectation;
   noTenant: StatusExpectation;
   control: StatusExpectation | false;
+  sameAsMissing: boolean;
 }
 
 /** Validates a route against the suite's tables, when the suite is declared. */
@@ -72,6 +79,7 @@ export function resolveRoute(spec: RouteSpec, tables: readonly ResolvedTable[]):
     crossTenant: spec.crossTenant ?? (hasId ? 404 : '2xx'),
     noTenant: spec.noTenant ?? 401,
     control: spec.control ?? '2xx',
+    sameAsMissing: spec.sameAsMissing ?? true,
   };
 }
 

@@ -186,6 +186,8 @@ describe('describeTenantIsolation', () => {
     const outcomes = await runSuite([notes('notes')], [{ method: 'GET', path: '/telling/notes/:id' }]);
     expect(failed(outcomes)).toEqual(["tenant isolation > route GET /telling/notes/:id > tenant B: 404 for A's ids and guessed ids, nothing of A in the answer, nothing changed"]);
     expect(outcomes.find((o) => o.error)!.error!.message).toContain("(A's row 1): the answer differs from the one for an id that does not exist (404 vs 404): it tells the row exists");
+    const off = await runSuite([notes('notes')], [{ method: 'GET', path: '/telling/notes/:id', sameAsMissing: false }]);
+    expect(failed(off)).toEqual([]);
   });
 
   it('fails the control of a mistyped route instead of passing its attacks for the wrong reason', async () => {
