@@ -31,15 +31,20 @@ const ACTION = /^[a-z][a-z0-9_.-]{0,62}$/;
 export class AuditLog {
   constructor(private readonly db: Queryable) {}
 
-  async record(entry: { actorKind: Exclude<AuditActorKind, 'system'>; actorId?: string; action: string; reason?: string; detail?: Record<string, unknown> }): Promise<string> {
+  /**
+   * Appends an entry. A staff entry must pass the staff member's `sessionId`: the database accepts
+   * it only while that session holds an open grant on the current tenant.
+   */
+  async record(entry: { actorKind: Exclude<AuditActorKind, 'system'>; actorId?: string; action: string; reason?: string; detail?: Record<string, unknown>; sessionId?: string }): Promise<string> {
     if (!ACTION.test(entry.action ?? '')) throw new InvalidArgumentError('action must be a short lower-case word such as member.removed', 'action');
     try {
-      const { rows } = await this.db.query<{ id: string }>('select tenantry.record_audit($1, $2, $3, $4, $5)::text as id', [
+      const { rows } = await this.db.query<{ id: string }>('select tenantry.record_audit($1, $2, $3, $4, $5, $6)::text as id', [
         entry.actorKind,
         entry.actorId ?? null,
         entry.action,
         entry.reason ?? null,
         JSON.stringify(entry.detail ?? {}),
+        entry.sessionId ?? null,
       ]);
       return rows[0]!.id;
     } catch (error) {

@@ -73,6 +73,11 @@ export function tenantryErrorHandler(): ErrorRequestHandler {
       if (error.status === 401) response.setHeader('www-authenticate', 'Bearer');
       return response.status(error.status).json({ error: { code: error.code, message: error.message } });
     }
+    // another library's client error (express.json on bad JSON, a body too large…) keeps its status
+    const clientStatus = (error as { status?: unknown; statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode;
+    if (!(error instanceof TenantryError) && typeof clientStatus === 'number' && clientStatus >= 400 && clientStatus < 500) {
+      return response.status(clientStatus).json({ error: { code: 'BAD_REQUEST' } });
+    }
     const status = error instanceof TenantryError ? error.status : 500;
     return response.status(status).json({ error: { code: error instanceof TenantryError ? error.code : 'INTERNAL' } });
   };

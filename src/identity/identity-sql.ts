@@ -440,14 +440,18 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT EXISTS (
     SELECT FROM tenantry_private.staff_grants g
+      JOIN tenantry_private.sessions s ON s.id = g.session_id AND s.revoked_at IS NULL AND s.expires_at > now()
+      JOIN tenantry_private.staff st ON st.user_id = g.staff_id AND st.disabled_at IS NULL
      WHERE g.tenant_id = tenantry.current_tenant_id() AND g.access = 'read'
        AND g.ended_at IS NULL AND g.expires_at > now());
 $fn$;
 
 -- audit -------------------------------------------------------------------------------------
--- An entry in the current tenant's log. Staff entries must name an open grant of the caller's
--- staff session on this tenant, so a tenant's log cannot be filled with invented staff actions.
-CREATE OR REPLACE FUNCTION tenantry.record_audit(p_actor_kind text, p_actor uuid, p_action text, p_reason text, p_detail jsonb)
+-- An entry in the current tenant's log. Staff entries must name the staff session (p_session,
+-- a random id only the staff member's token carries) holding an open grant on this tenant, so
+-- injected SQL cannot fill a tenant's log with invented staff actions.
+DROP FUNCTION IF EXISTS tenantry.record_audit(text, uuid, text, text, jsonb);
+CREATE OR REPLACE FUNCTION tenantry.record_audit(p_actor_kind text, p_actor uuid, p_action text, p_reason text, p_detail jsonb, p_session uuid DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -459,7 +463,9 @@ BEGIN
   END IF;
   IF p_actor_kind = 'staff' AND NOT EXISTS (
     SELECT FROM tenantry_private.staff_grants g
-     WHERE g.staff_id = p_actor AND g.tenant_id = tenantry.require_tenant() AND g.ended_at IS NULL AND g.expires_at > now()) THEN
+      JOIN tenantry_private.sessions s ON s.id = g.session_id AND s.revoked_at IS NULL AND s.expires_at > now()
+     WHERE g.staff_id = p_actor AND g.session_id = p_session AND g.tenant_id = tenantry.require_tenant()
+       AND g.ended_at IS NULL AND g.expires_at > now()) THEN
     RAISE EXCEPTION 'tenantry: no open staff grant on this tenant' USING ERRCODE = '42501';
   END IF;
   INSERT INTO tenantry.audit_log (tenant_id, actor_kind, actor_id, action, reason, detail)
@@ -490,7 +496,7 @@ function grants(app: string): string {
     'tenantry.resolve_slug(text)',
     'tenantry.begin_staff_access(uuid, uuid, text, text, integer)',
     'tenantry.end_staff_access(uuid, uuid)',
-    'tenantry.record_audit(text, uuid, text, text, jsonb)',
+    'tenantry.record_audit(text, uuid, text, text, jsonb, uuid)',
   ];
   const ownerOnly = ['tenantry.start_session(uuid, uuid, text, integer)', 'tenantry.support_read_allowed()', 'tenantry.refuse_audit_change()'];
   return [

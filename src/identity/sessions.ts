@@ -2,8 +2,8 @@ import type { Queryable } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { isTenantId } from '../context/tenant-id.js';
 
-/** Who a session belongs to: a member of one tenant, staff (no tenant), or a service. */
-export type SessionKind = 'user' | 'staff' | 'service';
+/** Who a session belongs to: a member of one tenant, or staff (no tenant). Services use API keys. */
+export type SessionKind = 'user' | 'staff';
 
 /**
  * Server-side sessions in `tenantry_private.sessions`: a token names its session (`sid`), and

@@ -14,6 +14,7 @@ export async function auditStaffRequest(log: AuditLog, resolution: Resolution<un
     actorId: principal.userId,
     action: 'staff.request',
     reason: principal.grant.reason,
+    sessionId: principal.sessionId,
     detail: { method: request.method ?? null, route: request.route ?? null, grantId: principal.grant.id },
   });
 }

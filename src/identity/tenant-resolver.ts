@@ -200,7 +200,11 @@ export class TenantResolver<M = unknown> {
 
     const tenantId = this.#agree(signals, caller);
     const sessionId = caller.kind === 'user' || caller.kind === 'staff' ? caller.sessionId : undefined;
-    const { rows } = await this.#pool.query<AuthorizeRow>('select * from tenantry.authorize_request($1, $2)', [tenantId, this.#sessions ? (sessionId ?? null) : null]);
+    const { rows } = await this.#pool.query<AuthorizeRow>('select * from tenantry.authorize_request($1, $2)', [
+      tenantId,
+      // staff sessions are always checked: a staff grant lives and dies with its session
+      this.#sessions || caller.kind === 'staff' ? (sessionId ?? null) : null,
+    ]);
     const row = rows[0]!;
     if (row.tenant_status === null || row.tenant_status === 'deleted') throw new TenantNotFoundError();
     const status = row.tenant_status as 'active' | 'suspended';

@@ -11,7 +11,7 @@ export interface InstallOptions {
   /** Role that owns tables and runs DDL (migrations, control plane). Default `tenantry_owner`. */
   ownerRole?: string;
   /**
-   * Read-only role for audited cross-tenant support reads (`SupportAccess`): NOSUPERUSER,
+   * Read-only role for audited cross-tenant support reads (`StaffAccess.read`): NOSUPERUSER,
    * NOBYPASSRLS, SELECT on tenant tables only, and only on a tenant some staff member holds an
    * open `read` grant on. Not created when omitted.
    */

@@ -83,6 +83,13 @@ describe('Express adapter', () => {
     expect((await get('/t/acme/whoami')).json.error.code).toBe('TENANT_SELECTION_FORBIDDEN');
   });
 
+  it("keeps other libraries' client errors as 4xx (bad JSON from express.json)", async () => {
+    const { token } = await f.signIn(f.users.alice, f.acme.id);
+    const res = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{not json' });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: { code: 'BAD_REQUEST' } });
+  });
+
   it('writes an audit entry for each staff request', async () => {
     const { token, sessionId } = await f.staffSignIn();
     await new StaffAccess({ appPool: f.pool }).begin({ sessionId, tenantId: f.globex.id, access: 'act_as', reason: 'Ticket 99: export stuck', minutes: 5 });

@@ -19,6 +19,15 @@ afterAll(async () => {
 const REASON = 'Ticket #4711: uploads missing since Monday';
 
 describe('staff act-as', () => {
+  it('staff sessions are checked even where member sessions are not (sessions: false)', async () => {
+    const { token, sessionId } = await f.staffSignIn();
+    await staff.begin({ sessionId, tenantId: f.acme.id, access: 'act_as', reason: REASON });
+    const resolver = f.resolver({ sessions: false });
+    expect((await resolver.resolve({ headers: { ...bearer(token), 'x-tenant': 'acme' } })).principal.kind).toBe('staff');
+    await new Sessions(f.pool).end(sessionId);
+    await expect(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': 'acme' } })).rejects.toMatchObject({ code: 'SESSION_REVOKED' });
+  });
+
   it('a staff token alone, or with a tenant chosen but no grant, is refused', async () => {
     const { token } = await f.staffSignIn();
     const resolver = f.resolver();
@@ -125,6 +134,18 @@ describe('the audit log', () => {
     expect(Number(next[0]!.id)).toBeLessThan(Number(first.at(-1)!.id));
   });
 
+  it("refuses staff entries that do not name the grant's live session, even while the grant is open", async () => {
+    const { sessionId } = await f.staffSignIn();
+    const { grantId } = await staff.begin({ sessionId, tenantId: f.acme.id, access: 'act_as', reason: REASON });
+    const log = new AuditLog(f.pool);
+    // injected SQL knows the staff member's id, not their session: refused
+    await expect(runAs(f.acme.id, () => log.record({ actorKind: 'staff', actorId: f.users.staff, action: 'staff.request' }))).rejects.toMatchObject({ code: 'STAFF_ACCESS_REQUIRED' });
+    const otherSession = (await f.staffSignIn()).sessionId;
+    await expect(runAs(f.acme.id, () => log.record({ actorKind: 'staff', actorId: f.users.staff, action: 'staff.request', sessionId: otherSession }))).rejects.toMatchObject({ code: 'STAFF_ACCESS_REQUIRED' });
+    expect(await runAs(f.acme.id, () => log.record({ actorKind: 'staff', actorId: f.users.staff, action: 'staff.request', sessionId }))).toMatch(/^\d+$/);
+    await staff.end({ sessionId, grantId });
+  });
+
   it('refuses invented staff entries: staff actions need an open grant of that staff member on this tenant', async () => {
     await expect(runAs(f.globex.id, () => new AuditLog(f.pool).record({ actorKind: 'staff', actorId: f.users.staff, action: 'staff.request' }))).rejects.toMatchObject({ code: 'STAFF_ACCESS_REQUIRED' });
     await expect(runAs(f.acme.id, () => f.pool.query(`select tenantry.record_audit('system', null, 'tenant.purged', null, '{}')`))).rejects.toMatchObject({ code: '42501' });
@@ -156,6 +177,14 @@ describe('support reads (the support role)', () => {
     const log = await runAs(f.acme.id, () => new AuditLog(f.pool).list({ limit: 2 }));
     expect(log.map((e) => e.action)).toEqual(['staff.access.end', 'staff.access.begin']);
     expect(log[1]).toMatchObject({ reason: REASON, detail: { access: 'read' } });
+  });
+
+  it("closes the support role's door when the grant's staff session ends, even before the grant expires", async () => {
+    const { sessionId } = await f.staffSignIn();
+    await staff.begin({ sessionId, tenantId: f.acme.id, access: 'read', reason: REASON, minutes: 60 });
+    expect((await runAs(f.acme.id, () => f.supportPool.query('select count(*)::int as n from public.members'))).rows[0].n).toBeGreaterThan(0);
+    await new Sessions(f.pool).end(sessionId);
+    expect((await runAs(f.acme.id, () => f.supportPool.query('select count(*)::int as n from public.members'))).rows[0].n).toBe(0);
   });
 
   it('the support role has no way around RLS: no BYPASSRLS, no superuser, no private schema', async () => {
