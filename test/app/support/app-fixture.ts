@@ -143,6 +143,7 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     },
     async close() {
       await app.close();
+      supportPool.on('error', () => undefined); // see test-database drop(): a closing socket may be terminated
       await supportPool.end();
       await db.drop();
     },

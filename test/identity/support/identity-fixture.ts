@@ -89,6 +89,8 @@ export async function createIdentityFixture() {
     staffSignIn,
     resolver,
     async close() {
+      // pg-pool's end() resolves before every socket closed: DROP DATABASE … WITH (FORCE) may still terminate one (57P01)
+      supportPool.on('error', () => undefined);
       await supportPool.end();
       await db.drop();
     },
