@@ -3,18 +3,24 @@ import { ConfigurationError } from '../errors/tenantry-error.js';
 
 const BLOCK = 64;
 
-/** Turns a tenant id into the value placed in the `tenantry.context` setting. */
+/**
+ * Turns a tenant id (and the epoch of the route it was sent on, 0 for the default route) into
+ * the value placed in the `tenantry.context` setting.
+ */
 export interface ContextEncoder {
-  encode(tenantId: string): string;
+  encode(tenantId: string, routeEpoch?: number): string;
 }
 
-/** Unsigned mode: the bare tenant id. Fast; injected SQL can forge it. */
-export const unsignedContext: ContextEncoder = Object.freeze({ encode: (tenantId: string) => tenantId });
+/** Unsigned mode: the bare tenant id (`<id>.<route epoch>` off the default route). Fast; injected SQL can forge it. */
+export const unsignedContext: ContextEncoder = Object.freeze({
+  encode: (tenantId: string, routeEpoch = 0) => (routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`),
+});
 
 /**
- * Signed mode: `<tenant>.<expiry epoch seconds>.<hex HMAC-SHA256>`, which PostgreSQL verifies
- * with a key the app role cannot read. Values are cached per tenant for a second, so signing
- * costs one map lookup on the hot path.
+ * Signed mode: `<tenant>.<expiry epoch seconds>[.<route epoch>].<hex HMAC-SHA256>`, which
+ * PostgreSQL verifies with a key the app role cannot read (and checks the route epoch against
+ * where the tenant lives in that database). Values are cached per tenant and route for a second,
+ * so signing costs one map lookup on the hot path.
  */
 export class ContextSigner implements ContextEncoder {
   readonly #secret: Buffer;
@@ -30,14 +36,17 @@ export class ContextSigner implements ContextEncoder {
     if (!(this.#ttlSeconds >= 5)) throw new ConfigurationError('ttlSeconds must be at least 5');
   }
 
-  encode(tenantId: string): string {
+  encode(tenantId: string, routeEpoch = 0): string {
     const now = Date.now();
-    const hit = this.#cache.get(tenantId);
+    const key = routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`;
+    const hit = this.#cache.get(key);
     if (hit && hit.refreshAt > now) return hit.value;
-    const payload = `${tenantId}.${Math.floor(now / 1000) + this.#ttlSeconds}`;
+    if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0) throw new ConfigurationError('routeEpoch must be a non-negative integer');
+    const expiry = Math.floor(now / 1000) + this.#ttlSeconds;
+    const payload = routeEpoch === 0 ? `${tenantId}.${expiry}` : `${tenantId}.${expiry}.${routeEpoch}`;
     const value = `${payload}.${createHmac('sha256', this.#secret).update(payload).digest('hex')}`;
     if (this.#cache.size > 100_000) this.#cache.clear();
-    this.#cache.set(tenantId, { value, refreshAt: now + 1000 });
+    this.#cache.set(key, { value, refreshAt: now + 1000 });
     return value;
   }
 }

@@ -1,4 +1,5 @@
 import { identitySql } from '../identity/identity-sql.js';
+import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
 import { quoteIdent, quoteLiteral, validIdentifier } from './identifiers.js';
 
 /** How policies trust the tenant context value. See docs/security.md. */
@@ -69,8 +70,10 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
 
 /** The signed-mode policy function (exported for the benchmark study, not part of the API). */
 export const SIGNED_CONTEXT_FUNCTION = `
--- Signed mode: the context is '<tenant uuid>.<expiry epoch>.<hex HMAC-SHA256>' signed with a key
--- the app role cannot read. Injected SQL can set the setting, but not forge a valid value.
+-- Signed mode: the context is '<tenant uuid>.<expiry epoch>[.<route epoch>].<hex HMAC-SHA256>'
+-- signed with a key the app role cannot read. Injected SQL can set the setting, but not forge a
+-- valid value. The route epoch (absent: 0, the default route) must match where the tenant lives
+-- in this database (tenantry.local_tenants): a stale router fails with TR003, a frozen tenant TR004.
 CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -78,16 +81,19 @@ AS $fn$
 DECLARE
   v text := current_setting('${CONTEXT_SETTING}', true);
   k record;
+  route bigint;
 BEGIN
   IF v IS NULL OR v = '' THEN
     RETURN NULL;
   END IF;
-  -- <uuid>.<expiry>.<hex hmac> is 103..114 characters. No bounded repetitions ({64}): PostgreSQL's
-  -- regex engine pays for them on every match; the HMAC below is what proves the value.
-  IF length(v) NOT BETWEEN 103 AND 114 OR v !~ '^[0-9a-f-]+\\.[0-9]+\\.[0-9a-f]+$' THEN
+  -- <uuid>.<expiry>[.<route>].<hex hmac> is 103..134 characters. No bounded repetitions ({64}):
+  -- PostgreSQL's regex engine pays for them on every match; the HMAC below proves the value.
+  IF length(v) NOT BETWEEN 103 AND 134 OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' THEN
     RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
   END IF;
-  SELECT ipad, opad INTO k FROM tenantry_private.context_key;
+  -- one lookup for the key and for this tenant's local route (text key: no cast of unproven input)
+  SELECT c.ipad, c.opad, l.state, l.epoch INTO k
+    FROM tenantry_private.context_key c LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(v, 36);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
       HINT = 'run tenantry install with a context secret';
@@ -99,16 +105,35 @@ BEGIN
   IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
     RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
   END IF;
+  route := CASE WHEN split_part(v, '.', 4) = '' THEN 0 ELSE split_part(v, '.', 3)::bigint END;
+  IF k.state IS NULL THEN
+    IF route <> 0 THEN
+      PERFORM tenantry.refuse_route('moved');
+    END IF;
+  ELSIF k.state <> 'active' OR k.epoch <> route THEN
+    PERFORM tenantry.refuse_route(k.state);
+  END IF;
   RETURN left(v, 36)::uuid;
 END
 $fn$;`;
 
 const UNSIGNED_CONTEXT_FUNCTION = `
--- Unsigned mode: the context is the bare tenant uuid. Fast (inlined), but SQL that can call
--- set_config can choose its tenant: use only where no statement text is untrusted.
+-- Unsigned mode: the context is '<tenant uuid>[.<route epoch>]'. Fast (plain SQL), but SQL that
+-- can call set_config can choose its tenant: use only where no statement text is untrusted. The
+-- route check is the signed mode's: a stale route fails with TR003, a frozen tenant with TR004.
 CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $fn$ SELECT nullif(current_setting('${CONTEXT_SETTING}', true), '')::uuid $fn$;`;
+AS $fn$
+  SELECT CASE
+           WHEN c.v IS NULL THEN NULL
+           WHEN l.state IS NULL AND c.route = 0 THEN c.v::uuid
+           WHEN l.state = 'active' AND l.epoch = c.route THEN c.v::uuid
+           ELSE tenantry.refuse_route(COALESCE(l.state, 'moved'))
+         END
+    FROM (SELECT nullif(split_part(s, '.', 1), '') AS v, COALESCE(nullif(split_part(s, '.', 2), '')::bigint, 0) AS route
+            FROM (SELECT current_setting('${CONTEXT_SETTING}', true) AS s) AS raw) AS c
+    LEFT JOIN tenantry.local_tenants AS l ON l.tenant_key = c.v
+$fn$;`;
 
 /**
  * The SQL of `tenantry install`: roles, schemas, catalog, registry, policies helpers,
@@ -198,6 +223,7 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
 );`);
   add(`REVOKE ALL ON ALL TABLES IN SCHEMA tenantry_private FROM PUBLIC, ${app};`);
 
+  add(localRouteSql({ appRole: o.appRole, supportRole: o.supportRole }));
   add(o.contextMode === 'signed' ? SIGNED_CONTEXT_FUNCTION : UNSIGNED_CONTEXT_FUNCTION);
   add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);
@@ -223,6 +249,7 @@ CREATE TABLE IF NOT EXISTS tenantry.tenants (
   add(`CREATE POLICY tenantry_self ON tenantry.tenants FOR SELECT USING (id = (SELECT tenantry.current_tenant_id()));`);
   add(`REVOKE ALL ON tenantry.tenants FROM PUBLIC, ${app};`);
   add(`GRANT SELECT ON tenantry.tenants TO ${app};`);
+  add(placementSql({ appRole: o.appRole }));
 
   add(`-- the registry of tables: tenant-owned or global; anything else is unreachable`);
   add(`
