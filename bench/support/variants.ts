@@ -49,6 +49,16 @@ function statement(text: string, values: unknown[], prepared: boolean): pg.Query
 }
 const statementNames = new Map<string, string>();
 
+/**
+ * Ends a pool. pg-pool's end() resolves before every socket has closed, so the DROP DATABASE …
+ * WITH (FORCE) of the clean-up can terminate a backend still closing (57P01): without a listener,
+ * that error event would crash the run after its results were printed.
+ */
+function endPool(pool: pg.Pool): Promise<void> {
+  pool.on('error', () => undefined);
+  return pool.end();
+}
+
 function poolOptions(connectionString: string, max: number, extras?: pg.PoolConfig): pg.PoolConfig {
   // idleTimeoutMillis 0: connections stay open while the other variants take their turn
   return { connectionString, max, idleTimeoutMillis: 0, ...extras };
@@ -69,7 +79,7 @@ function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigne
       return {
         key,
         run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
-        end: () => pool.end(),
+        end: () => endPool(pool),
       };
     },
   };
@@ -97,7 +107,7 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
         key,
         run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
         async end() {
-          await pool.end();
+          await endPool(pool);
           // the guard must have checked every statement and refused none, or the pair compares nothing
           const stats = guard?.stats();
           if (stats && (stats.checked === 0 || stats.refused > 0 || stats.unscoped > 0)) throw new Error(`${key}: guard ${JSON.stringify(stats)}`);
@@ -117,7 +127,7 @@ export const VARIANTS: Record<string, VariantInfo> = {
       return {
         key: 'a',
         run: (tenant, id) => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared)).then((r) => r.rowCount ?? 0),
-        end: () => pool.end(),
+        end: () => endPool(pool),
       };
     },
   },
@@ -145,7 +155,7 @@ export const VARIANTS: Record<string, VariantInfo> = {
             throw error;
           }
         },
-        end: () => pool.end(),
+        end: () => endPool(pool),
       };
     },
   },
@@ -158,7 +168,7 @@ export const VARIANTS: Record<string, VariantInfo> = {
       return {
         key: 'a+prefix',
         run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
-        end: () => pool.end(),
+        end: () => endPool(pool),
       };
     },
   },
