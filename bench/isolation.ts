@@ -100,7 +100,7 @@ async function main(): Promise<number> {
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
         const guardCpu = guardCpuTable(results);
-        if (guardCpu) log('\n### Query guard: CPU per query (client + server) with / without\n\n' + guardCpu);
+        if (guardCpu) log('\n### Query guard: with / without\n\n' + guardCpu);
       }
       await cpu?.close();
       log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);

@@ -73,21 +73,27 @@ export function ratiosTable(results: CellResult[]): string {
 }
 
 /**
- * For each `+guard` variant, its CPU per query (client + server) over that of the same variant
- * without the guard: on a 2-core machine shared with other work this is steadier than throughput.
- * Undefined when no such pair ran.
+ * For each `+guard` variant against the same variant without the guard: the throughput ratio,
+ * the median of the per-round throughput ratios (rounds run back to back, so a burst of other
+ * work on a shared machine skews one round's pair, not the median), and the ratio of CPU per
+ * query (client + server), steadier than throughput on a loaded machine. Undefined when no such pair ran.
  */
 export function guardCpuTable(results: CellResult[]): string | undefined {
   const pairs = [...new Set(results.map((r) => r.variant))].filter((v) => v.endsWith('+guard')).map((v) => [v, v.slice(0, -'+guard'.length)] as const);
   const present = pairs.filter(([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x));
   if (present.length === 0) return undefined;
-  const lines = [`| conc. | ${present.map(([x, y]) => `${x}/${y} CPU per query`).join(' | ')} |`, `|---:|${present.map(() => '---:').join('|')}|`];
+  const lines = ['| conc. | pair | throughput ratio | median of per-round ratios | CPU per query ratio |', '|---:|:--|---:|---:|---:|'];
   for (const c of new Set(results.map((r) => r.concurrency))) {
-    const cpu = (v: string) => {
-      const r = results.find((x) => x.variant === v && x.concurrency === c);
-      return r ? r.clientCpuUs + r.serverCpuUs : Number.NaN;
-    };
-    lines.push(`| ${c} | ${present.map(([x, y]) => fmt(cpu(x) / cpu(y), 3)).join(' | ')} |`);
+    for (const [x, y] of present) {
+      const with_ = results.find((r) => r.variant === x && r.concurrency === c);
+      const without = results.find((r) => r.variant === y && r.concurrency === c);
+      if (!with_ || !without) continue;
+      const perRound = with_.roundQps.map((q, i) => q / without.roundQps[i]!).sort((a, b) => a - b);
+      const mid = perRound.length / 2;
+      const median = perRound.length % 2 ? perRound[Math.floor(mid)]! : (perRound[mid - 1]! + perRound[mid]!) / 2;
+      const cpu = (with_.clientCpuUs + with_.serverCpuUs) / (without.clientCpuUs + without.serverCpuUs);
+      lines.push(`| ${c} | ${x} / ${y} | ${fmt(with_.qps / without.qps, 3)} | ${fmt(median, 3)} | ${fmt(cpu, 3)} |`);
+    }
   }
   return lines.join('\n');
 }
