@@ -21,7 +21,7 @@ import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
 import { explainSigned } from './support/explain.js';
 import { LatencyRecorder } from './support/latency.js';
 import { readOptions, type BenchOptions } from './support/options.js';
-import { guardCpuTable, machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
+import { guardPairsTable, machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
 import { runFor } from './support/runner.js';
 import { clientCpuUs, ServerCpu } from './support/cpu.js';
 import { openServer, type BenchServer } from './support/server.js';
@@ -99,8 +99,8 @@ async function main(): Promise<number> {
         log(resultsTable(results));
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
-        const guardCpu = guardCpuTable(results);
-        if (guardCpu) log('\n### Query guard: with / without\n\n' + guardCpu);
+        const guardPairs = guardPairsTable(results);
+        if (guardPairs) log('\n### Query guard: with / without\n\n' + guardPairs);
       }
       await cpu?.close();
       log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);

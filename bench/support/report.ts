@@ -78,7 +78,7 @@ export function ratiosTable(results: CellResult[]): string {
  * work on a shared machine skews one round's pair, not the median), and the ratio of CPU per
  * query (client + server), steadier than throughput on a loaded machine. Undefined when no such pair ran.
  */
-export function guardCpuTable(results: CellResult[]): string | undefined {
+export function guardPairsTable(results: CellResult[]): string | undefined {
   const pairs = [...new Set(results.map((r) => r.variant))].filter((v) => v.endsWith('+guard')).map((v) => [v, v.slice(0, -'+guard'.length)] as const);
   const present = pairs.filter(([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x));
   if (present.length === 0) return undefined;
