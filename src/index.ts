@@ -39,3 +39,7 @@ export { TenantDomains, normalizeHost, type TenantDomain, type TxtResolver } fro
 export { StaffAccess, type StaffAccessKind, type StaffAccessRequest } from './identity/staff-access.js';
 export { StaffDirectory } from './identity/staff-directory.js';
 export { AuditLog, type AuditEntry, type AuditActorKind } from './identity/audit-log.js';
+export { TenantRouter, type Route, type Tier, type TenantRouterOptions } from './tiers/tenant-router.js';
+export { RoutedTenantPool, isRetryableRouteError, type RoutedTenantPoolConfig } from './tiers/routed-tenant-pool.js';
+export { Placements, type Placement, type PlacementTarget, type LocalState, type PlacementsOptions } from './tiers/placements.js';
+export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';

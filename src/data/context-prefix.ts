@@ -11,8 +11,22 @@ import { CrossTenantRowError } from '../errors/tenantry-error.js';
  */
 export const CONTEXT_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true)`;
 
+/**
+ * The prefix of a tenant in the schema tier: the context and, transaction-locally too, the
+ * tenant's schema first on the search path (never a session-level search_path, which would
+ * outlive the statement on a pooled or pgbouncer connection).
+ */
+export const ROUTED_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true), set_config('search_path', $2, true)`;
+
 /** Name of the prefix when it is prepared once per connection (`prepareContextStatement`). */
 export const CONTEXT_PREFIX_STATEMENT = 'tenantry_context';
+export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
+
+/** A context value with the search path of the tenant's schema. */
+export interface RoutedContext {
+  value: string;
+  searchPath: string;
+}
 
 /** The slice of node-postgres' connection used to write protocol messages. */
 export interface WireConnection {
@@ -40,7 +54,7 @@ export interface Submittable {
  * Decides, at submit time, what to send in front of a statement: a context value, `null` for
  * no prefix, or an Error to refuse the statement without sending anything.
  */
-export type ContextDecision = () => string | null | Error;
+export type ContextDecision = () => string | RoutedContext | null | Error;
 
 function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
@@ -54,19 +68,25 @@ function isServerError(error: unknown): boolean {
  */
 export class ContextPrefixWriter {
   #prepared = false;
+  #preparedRouted = false;
 
   constructor(private readonly prepare: boolean) {}
 
-  write(connection: WireConnection, value: string): void {
+  write(connection: WireConnection, context: string | RoutedContext): void {
+    const routed = typeof context !== 'string';
+    const text = routed ? ROUTED_PREFIX_SQL : CONTEXT_PREFIX_SQL;
+    const values = routed ? [context.value, context.searchPath] : [context];
     if (!this.prepare) {
-      connection.parse({ text: CONTEXT_PREFIX_SQL, types: [] });
-      connection.bind({ values: [value] });
+      connection.parse({ text, types: [] });
+      connection.bind({ values });
     } else {
-      if (!this.#prepared) {
-        connection.parse({ text: CONTEXT_PREFIX_SQL, name: CONTEXT_PREFIX_STATEMENT, types: [] });
-        this.#prepared = true;
+      const name = routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT;
+      if (!(routed ? this.#preparedRouted : this.#prepared)) {
+        connection.parse({ text, name, types: [] });
+        if (routed) this.#preparedRouted = true;
+        else this.#prepared = true;
       }
-      connection.bind({ statement: CONTEXT_PREFIX_STATEMENT, values: [value] });
+      connection.bind({ statement: name, values });
     }
     connection.execute({});
   }
@@ -74,8 +94,8 @@ export class ContextPrefixWriter {
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
   failed(error: unknown): void {
     const code = (error as { code?: string }).code;
-    if (code === '26000') this.#prepared = false;
-    else if (code === '42P05') this.#prepared = true;
+    if (code === '26000') this.#prepared = this.#preparedRouted = false;
+    else if (code === '42P05') this.#prepared = this.#preparedRouted = true;
   }
 }
 

@@ -4,7 +4,7 @@ import { CrossTenantRowError, TenantContextMismatchError, TenantryError } from '
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
-import { ContextPrefixWriter, ContextQuery, prefixWithContext, type Submittable } from './context-prefix.js';
+import { ContextPrefixWriter, ContextQuery, prefixWithContext, type RoutedContext, type Submittable } from './context-prefix.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
@@ -38,6 +38,23 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryGuard?: QueryGuard;
   /** Tenant columns checked in result rows; empty to check none (see TenantPoolConfig.checkResults). */
   tenantryResultColumns?: ReadonlySet<string>;
+  /** Set by a RoutedTenantPool: where this connection is, and where each tenant lives. */
+  tenantryRouting?: ClientRouting;
+}
+
+/** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
+export interface ClientRoute {
+  /** `<cluster>/<database or empty>`: compared with the connection's own location. */
+  location: string;
+  epoch: number;
+  /** Transaction-local search_path for a tenant of the schema tier; null otherwise. */
+  searchPath: string | null;
+}
+
+/** What a routed connection knows: its own location and the router's cached routes (synchronous). */
+export interface ClientRouting {
+  location: string;
+  peek(tenantId: string): ClientRoute | undefined;
 }
 
 type TxStatus = 'I' | 'T' | 'E';
@@ -56,6 +73,7 @@ export class TenantClient extends pg.Client {
   readonly #prefix: ContextPrefixWriter;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
+  readonly #routing: ClientRouting | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -69,6 +87,7 @@ export class TenantClient extends pg.Client {
     this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
+    this.#routing = config.tenantryRouting;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -155,7 +174,7 @@ export class TenantClient extends pg.Client {
    * simple-protocol submittables) cannot carry a prefix and run only inside a transaction that
    * already carries the right context and that they do not end.
    */
-  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | null | Error {
+  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | RoutedContext | null | Error {
     if (simple && query.text === '') return null; // an empty query runs nothing
     switch (this.#status) {
       case 'E':
@@ -191,6 +210,14 @@ export class TenantClient extends pg.Client {
     }
     // With no tenant, still send an empty value: it overrides any session-level value that
     // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
-    return tenantId === undefined ? '' : this.#encoder.encode(tenantId);
+    if (tenantId === undefined) return '';
+    if (!this.#routing) return this.#encoder.encode(tenantId);
+    const route = this.#routing.peek(tenantId);
+    if (!route) return new TenantryError('TENANT_ROUTE_UNKNOWN', "The tenant's route is not known to this connection: query through the RoutedTenantPool", { status: 503 });
+    if (route.location !== this.#routing.location) {
+      return new TenantryError('TENANT_ROUTE_MISMATCH', "This connection serves another database than the tenant's: check out connections inside runAs(tenant)", { status: 500 });
+    }
+    const value = this.#encoder.encode(tenantId, route.epoch);
+    return route.searchPath === null ? value : { value, searchPath: route.searchPath };
   }
 }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
-import { GUARD_VERDICT, guardVerdict, TENANT_OF_QUERY, TenantClient, type TenantClientConfig } from './tenant-client.js';
+import { GUARD_VERDICT, guardVerdict, TENANT_OF_QUERY, TenantClient, type ClientRouting, type TenantClientConfig } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 
@@ -33,6 +33,12 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * `{ columns: [...] }` for other names, or `false` to turn it off.
    */
   checkResults?: boolean | { columns: string[] };
+  /**
+   * Set by RoutedTenantPool for the pool of one database: the connection's location and the
+   * router's cached routes, so each statement carries its route epoch (and schema). Not for
+   * direct use.
+   */
+  routing?: ClientRouting;
 }
 
 /**
@@ -50,7 +56,7 @@ export class TenantPool extends pg.Pool {
   readonly tenantryGuard: QueryGuard | undefined;
 
   constructor(config: TenantPoolConfig = {}) {
-    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, checkResults = true, ...poolConfig } = config;
+    const { contextMode = 'signed', contextSecret, contextTtlSeconds, prepareContextStatement, guard, checkResults = true, routing, ...poolConfig } = config;
     const resultColumns = new Set(checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns);
     let encoder: ContextEncoder;
     if (contextMode === 'unsigned') encoder = unsignedContext;
@@ -58,7 +64,7 @@ export class TenantPool extends pg.Pool {
       if (!contextSecret) throw new ConfigurationError('Signed context mode needs contextSecret (or set contextMode: "unsigned")');
       encoder = new ContextSigner(contextSecret, { ttlSeconds: contextTtlSeconds });
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
-    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard, tenantryResultColumns: resultColumns } as unknown as pg.PoolConfig &
+    super({ ...poolConfig, Client: TenantClient, tenantryEncoder: encoder, tenantryPrepareContext: prepareContextStatement, tenantryGuard: guard, tenantryResultColumns: resultColumns, tenantryRouting: routing } as unknown as pg.PoolConfig &
       TenantClientConfig);
     this.tenantryGuard = guard;
   }

@@ -28,7 +28,13 @@ export type TenantryErrorCode =
   // JWT verification (see src/identity/token-verifier.ts)
   | 'TOKEN_INVALID'
   | 'TOKEN_EXPIRED'
-  | 'TOKEN_KEYS_UNAVAILABLE';
+  | 'TOKEN_KEYS_UNAVAILABLE'
+  // tiers and routing (see src/tiers)
+  | 'TENANT_ROUTE_STALE'
+  | 'TENANT_FROZEN'
+  | 'TENANT_ROUTE_UNKNOWN'
+  | 'TENANT_ROUTE_MISMATCH'
+  | 'CLUSTER_UNKNOWN';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -53,7 +53,10 @@ CREATE OR REPLACE FUNCTION tenantry.placement_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  NEW.epoch := nextval('tenantry.route_epoch');
+  -- a caller may take the epoch first (tenantry.next_route_epoch) to prepare the target database
+  IF TG_OP = 'UPDATE' AND NEW.epoch <= OLD.epoch THEN
+    NEW.epoch := nextval('tenantry.route_epoch');
+  END IF;
   NEW.updated_at := now();
   PERFORM pg_notify('${ROUTES_CHANNEL}', NEW.epoch::text);
   RETURN NEW;
@@ -78,6 +81,10 @@ AS $fn$
   SELECT p.tenant_id, p.tier, p.cluster, p.database, p.schema, p.epoch FROM tenantry.placements p
    WHERE p.epoch > p_epoch ORDER BY p.epoch LIMIT 10000;
 $fn$;
+CREATE OR REPLACE FUNCTION tenantry.next_route_epoch() RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT nextval('tenantry.route_epoch') $fn$;
+REVOKE ALL ON FUNCTION tenantry.next_route_epoch() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) TO ${app};`;
 }

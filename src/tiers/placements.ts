@@ -1,0 +1,160 @@
+import pg from 'pg';
+import { toTenantId } from '../context/tenant-id.js';
+import type { Queryable } from '../catalog/tenant-catalog.js';
+import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
+import { validIdentifier } from '../policy/identifiers.js';
+import { withDatabase } from './provision.js';
+import type { Tier } from './tenant-router.js';
+
+/** Where a tenant should live. */
+export interface PlacementTarget {
+  tier: Tier;
+  cluster: string;
+  /** The tenant's own database (database tier); the cluster's shared database otherwise. */
+  database?: string | null;
+  /** The tenant's own schema (schema tier). */
+  schema?: string | null;
+}
+
+/** A placement as the catalog records it. */
+export interface Placement extends Required<PlacementTarget> {
+  tenantId: string;
+  epoch: number;
+}
+
+/** State of a tenant in one database (tenantry.local_tenants). */
+export type LocalState = 'active' | 'frozen' | 'moved';
+
+/** Options of {@link Placements}. */
+export interface PlacementsOptions {
+  /** The home database (the catalog) as the owner role. */
+  catalog: Queryable;
+  /** Each cluster's shared database as the owner role: `{ home: ownerUrl, eu: … }`. */
+  owners: Record<string, string>;
+  /** The cluster of tenants without a placement (default `home`). */
+  homeCluster?: string;
+}
+
+/**
+ * The control plane's view of placements: clusters, where each tenant lives, and the local route
+ * state in each database (`tenantry.local_tenants`) that lets a database refuse a stale route.
+ * Runs as the owner role. Moving data is `TenantMover`'s job; `assign` only switches the route of
+ * a tenant whose data is already where it points (a new tenant, or the last step of a move).
+ *
+ * @example
+ * const placements = new Placements({ catalog: homeOwnerPool, owners: { home: homeOwnerUrl } });
+ * await createTenantSchema(homeOwnerPool, 't_acme', tenantTablesDdl);
+ * await placements.assign(acme.id, { tier: 'schema', cluster: 'home', schema: 't_acme' });
+ */
+export class Placements {
+  readonly #catalog: Queryable;
+  readonly #owners: Record<string, string>;
+  readonly #home: string;
+  readonly #pools = new Map<string, pg.Pool>();
+
+  constructor(options: PlacementsOptions) {
+    this.#catalog = options.catalog;
+    this.#owners = options.owners;
+    this.#home = options.homeCluster ?? 'home';
+  }
+
+  /** Registers (or updates) a cluster in the catalog. */
+  async addCluster(name: string, options: { capacity?: number; status?: 'active' | 'draining' | 'disabled' } = {}): Promise<void> {
+    if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) throw new InvalidArgumentError('cluster names are 1-63 of [a-z0-9_-], starting with a letter', 'name');
+    await this.#catalog.query(
+      `insert into tenantry.clusters (name, capacity, status) values ($1, coalesce($2, 1000), coalesce($3, 'active'))
+       on conflict (name) do update set capacity = coalesce($2, clusters.capacity), status = coalesce($3, clusters.status)`,
+      [name, options.capacity ?? null, options.status ?? null],
+    );
+  }
+
+  /** The tenant's placement; the default (shared, home cluster, epoch 0) when it has none. */
+  async get(tenant: string): Promise<Placement> {
+    const tenantId = toTenantId(tenant);
+    const { rows } = await this.#catalog.query<{ tier: Tier; cluster: string; database: string | null; schema: string | null; epoch: string }>(
+      'select tier, cluster, database, schema, epoch from tenantry.placements where tenant_id = $1',
+      [tenantId],
+    );
+    const r = rows[0];
+    return r
+      ? { tenantId, tier: r.tier, cluster: r.cluster, database: r.database, schema: r.schema, epoch: Number(r.epoch) }
+      : { tenantId, tier: 'shared', cluster: this.#home, database: null, schema: null, epoch: 0 };
+  }
+
+  /**
+   * Switches the tenant's route to `target`, whose data must already be in place: (1) the
+   * previous location is frozen (statements there wait and retry), (2) the target database
+   * accepts the new route epoch, (3) the catalog switches (routers hear it), (4) the previous
+   * location refuses the tenant from then on (stale routers refresh and retry). Returns the new epoch.
+   */
+  async assign(tenant: string, target: PlacementTarget): Promise<number> {
+    const tenantId = toTenantId(tenant);
+    const next = checkTarget(target);
+    const previous = await this.get(tenantId);
+    const from = locationOf(previous);
+    const to = locationOf(next);
+    const { rows } = await this.#catalog.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
+    const epoch = Number(rows[0]!.epoch);
+    const sameDatabase = from === to;
+    if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
+    await this.setLocalState(next, tenantId, 'active', epoch);
+    await this.#catalog.query(
+      `insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
+       on conflict (tenant_id) do update set tier = excluded.tier, cluster = excluded.cluster, database = excluded.database,
+         schema = excluded.schema, epoch = excluded.epoch`,
+      [tenantId, next.tier, next.cluster, next.database, next.schema, epoch],
+    );
+    if (!sameDatabase) await this.setLocalState(previous, tenantId, 'moved', epoch);
+    return epoch;
+  }
+
+  /** Writes the tenant's route state in the database of `where` (owner role there). */
+  async setLocalState(where: PlacementTarget, tenantId: string, state: LocalState, epoch: number): Promise<void> {
+    const pool = this.#ownerPool(where);
+    await pool.query(
+      `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, $2, $3, $4)
+       on conflict (tenant_key) do update set state = excluded.state, epoch = excluded.epoch, schema = excluded.schema, updated_at = now()`,
+      [toTenantId(tenantId), state, epoch, where.schema ?? null],
+    );
+  }
+
+  /** The owner pool of a placement's database (cached; closed by end()). */
+  ownerPool(where: PlacementTarget): pg.Pool {
+    return this.#ownerPool(where);
+  }
+
+  async end(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.end()));
+  }
+
+  #ownerPool(where: PlacementTarget): pg.Pool {
+    const location = locationOf(where);
+    let pool = this.#pools.get(location);
+    if (!pool) {
+      const base = this.#owners[where.cluster];
+      if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, { status: 503, details: { cluster: where.cluster } });
+      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2 });
+      pool.on('error', () => undefined);
+      this.#pools.set(location, pool);
+    }
+    return pool;
+  }
+}
+
+function checkTarget(target: PlacementTarget): Required<PlacementTarget> {
+  const tier = target?.tier;
+  if (tier !== 'shared' && tier !== 'schema' && tier !== 'database') throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
+  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(target.cluster ?? '')) throw new InvalidArgumentError('cluster must be a cluster name', 'cluster');
+  const database = target.database ? validIdentifier(target.database, 'database') : null;
+  const schema = target.schema ? validIdentifier(target.schema, 'schema') : null;
+  if (tier === 'schema' && !schema) throw new InvalidArgumentError('the schema tier needs a schema', 'schema');
+  if (tier !== 'schema' && schema) throw new InvalidArgumentError('only the schema tier names a schema', 'schema');
+  if (tier === 'database' && !database) throw new InvalidArgumentError('the database tier needs a database', 'database');
+  return { tier, cluster: target.cluster, database, schema };
+}
+
+function locationOf(where: PlacementTarget): string {
+  return `${where.cluster}/${where.database ?? ''}`;
+}

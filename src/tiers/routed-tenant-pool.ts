@@ -1,0 +1,214 @@
+import type pg from 'pg';
+import { tryCurrentTenant } from '../context/tenant-context.js';
+import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
+import { sqlStateOf } from '../errors/sqlstate.js';
+import { TenantPool, type TenantPoolConfig } from '../data/tenant-pool.js';
+import { validIdentifier } from '../policy/identifiers.js';
+import { Semaphore } from './semaphore.js';
+import type { Route, TenantRouter } from './tenant-router.js';
+
+/** SQLSTATEs of the database's route check (see placement-sql.ts). */
+const STALE_ROUTE = 'TR003';
+const FROZEN = 'TR004';
+
+/** Options of {@link RoutedTenantPool}. */
+export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connectionString' | 'routing' | 'max'> {
+  router: TenantRouter;
+  /** Each cluster's shared database, as the app role: `{ home: 'postgres://app@db1/app', eu: … }`. A tenant database on a cluster is reached by swapping the database name. */
+  clusters: Record<string, string>;
+  /** Connections checked out at once across every database (default 20): thousands of tenants never mean thousands of connections. */
+  maxConnections?: number;
+  /** Connections per database pool (default 5). */
+  poolSize?: number;
+  /** Database pools kept open; beyond it the least recently used idle one is closed (default 20). */
+  maxPools?: number;
+  /** How long a statement waits, in total, for a tenant frozen by a move (default 2000 ms). */
+  freezeWaitMs?: number;
+}
+
+interface Entry {
+  pool: TenantPool;
+  active: number;
+}
+
+/**
+ * A pool that sends each statement to where the current tenant lives: the shared database of
+ * its cluster (shared and schema tiers) or its own database (database tier), with the schema
+ * tier's search path set transaction-locally in the same round trip as the context. Application
+ * code does not change with the tier: `query` and `connect` behave like pg.Pool's (promise
+ * form), so raw pg, Kysely and Drizzle use it as they use TenantPool.
+ *
+ * A statement sent on a stale route (the tenant moved since the router cached it) is refused by
+ * the database (TR003) before it runs: `query` refreshes the route and retries; a tenant frozen
+ * by a move (TR004) is retried with backoff for up to `freezeWaitMs`. Inside a transaction
+ * (`connect`) the error reaches the caller, who retries the transaction (`isRetryableRouteError`).
+ *
+ * @example
+ * const pool = new RoutedTenantPool({ router, clusters: { home: appUrl, eu: euAppUrl }, contextSecret });
+ * await runAs(tenantId, () => pool.query('select * from recordings'));
+ */
+export class RoutedTenantPool {
+  readonly #router: TenantRouter;
+  readonly #clusters: Record<string, string>;
+  readonly #config: Omit<TenantPoolConfig, 'connectionString' | 'routing' | 'max'>;
+  readonly #poolSize: number;
+  readonly #maxPools: number;
+  readonly #freezeWaitMs: number;
+  readonly #slots: Semaphore;
+  /** Open database pools, least recently used first. */
+  readonly #pools = new Map<string, Entry>();
+  #ended = false;
+
+  constructor(config: RoutedTenantPoolConfig) {
+    const { router, clusters, maxConnections = 20, poolSize = 5, maxPools = 20, freezeWaitMs = 2000, ...rest } = config;
+    if (!router) throw new ConfigurationError('RoutedTenantPool needs a router');
+    if (!clusters || Object.keys(clusters).length === 0) throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');
+    for (const name of Object.keys(clusters)) validIdentifier(name.replaceAll('-', '_'), 'cluster name');
+    if (!(maxConnections >= 1 && poolSize >= 1 && maxPools >= 1)) throw new ConfigurationError('maxConnections, poolSize and maxPools must be at least 1');
+    this.#router = router;
+    this.#clusters = clusters;
+    this.#config = rest;
+    this.#poolSize = Math.min(poolSize, maxConnections);
+    this.#maxPools = maxPools;
+    this.#freezeWaitMs = freezeWaitMs;
+    this.#slots = new Semaphore(maxConnections);
+  }
+
+  /** Open database pools (for tests and metrics). */
+  get openPools(): number {
+    return this.#pools.size;
+  }
+
+  /** Connections checked out right now, across every database. */
+  get activeConnections(): number {
+    return this.#slots.inUse;
+  }
+
+  /** Runs one statement where the current tenant lives (or on the home cluster's shared database without a tenant). */
+  async query<R extends pg.QueryResultRow = any>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    const tenantId = tryCurrentTenant();
+    const deadline = Date.now() + this.#freezeWaitMs;
+    let delay = 25;
+    for (let attempt = 0; ; attempt++) {
+      const route = tenantId === undefined ? undefined : attempt === 0 ? await this.#router.resolve(tenantId) : await this.#router.refresh(tenantId);
+      // the slot first, then the pool, marked busy at once: a pool is never evicted between the two
+      await this.#slots.acquire();
+      let entry: Entry;
+      try {
+        entry = this.#entry(route);
+      } catch (error) {
+        this.#slots.release();
+        throw error;
+      }
+      try {
+        return await entry.pool.query<R>(text as string, values);
+      } catch (error) {
+        const state = sqlStateOf(error);
+        if (state === STALE_ROUTE && attempt < 3) continue;
+        if (state === FROZEN && Date.now() + delay <= deadline) {
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          delay = Math.min(delay * 2, 400);
+          continue;
+        }
+        throw routeError(error);
+      } finally {
+        entry.active--;
+        this.#slots.release();
+      }
+    }
+  }
+
+  /** A client connected where the current tenant lives; release it as with pg.Pool. Counts against `maxConnections` until released. */
+  async connect(): Promise<pg.PoolClient> {
+    const tenantId = tryCurrentTenant();
+    const route = tenantId === undefined ? undefined : await this.#router.resolve(tenantId);
+    await this.#slots.acquire();
+    let entry: Entry;
+    try {
+      entry = this.#entry(route);
+    } catch (error) {
+      this.#slots.release();
+      throw error;
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await entry.pool.connect();
+    } catch (error) {
+      entry.active--;
+      this.#slots.release();
+      throw error;
+    }
+    const release = client.release.bind(client);
+    let released = false;
+    client.release = (err?: Error | boolean) => {
+      if (!released) {
+        released = true;
+        entry.active--;
+        this.#slots.release();
+      }
+      return release(err);
+    };
+    return client;
+  }
+
+  async end(): Promise<void> {
+    this.#ended = true;
+    const pools = [...this.#pools.values()].map((e) => e.pool);
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.end()));
+  }
+
+  /** The pool of the route's database, marked busy (the caller decrements `active` when done). */
+  #entry(route: Route | undefined): Entry {
+    if (this.#ended) throw new TenantryError('UNSUPPORTED', 'The pool has ended', { status: 500 });
+    const location = route?.location ?? `${this.#router.homeCluster}/`;
+    const found = this.#pools.get(location);
+    if (found) {
+      this.#pools.delete(location); // most recently used goes last
+      this.#pools.set(location, found);
+      found.active++;
+      return found;
+    }
+    const [cluster, database] = location.split('/') as [string, string];
+    const base = this.#clusters[cluster];
+    if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, { status: 503, details: { cluster } });
+    const url = new URL(base);
+    if (database !== '') url.pathname = `/${validIdentifier(database, 'database')}`;
+    const router = this.#router;
+    const pool = new TenantPool({
+      ...this.#config,
+      connectionString: url.toString(),
+      max: this.#poolSize,
+      idleTimeoutMillis: this.#config.idleTimeoutMillis ?? 10_000,
+      routing: { location, peek: (tenantId) => router.peek(tenantId) },
+    });
+    pool.on('error', () => undefined); // an idle connection dropped: the pool replaces it
+    const entry = { pool, active: 1 }; // busy before eviction runs, so it is never the one evicted
+    this.#pools.set(location, entry);
+    this.#evict();
+    return entry;
+  }
+
+  // Close the least recently used idle pools beyond maxPools (a busy one stays until idle).
+  #evict(): void {
+    for (const [location, entry] of this.#pools) {
+      if (this.#pools.size <= this.#maxPools) return;
+      if (entry.active > 0) continue;
+      this.#pools.delete(location);
+      void entry.pool.end().catch(() => undefined);
+    }
+  }
+}
+
+/** True for the errors of a move: retry the transaction (after a short wait for TENANT_FROZEN). */
+export function isRetryableRouteError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === STALE_ROUTE || code === FROZEN || code === 'TENANT_ROUTE_STALE' || code === 'TENANT_FROZEN';
+}
+
+function routeError(error: unknown): unknown {
+  const state = sqlStateOf(error);
+  if (state === STALE_ROUTE) return new TenantryError('TENANT_ROUTE_STALE', "The tenant's route kept changing: retry", { status: 503, cause: error });
+  if (state === FROZEN) return new TenantryError('TENANT_FROZEN', 'The tenant is being moved: retry shortly', { status: 503, cause: error });
+  return error;
+}

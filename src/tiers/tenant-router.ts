@@ -1,0 +1,178 @@
+import { toTenantId } from '../context/tenant-id.js';
+import type { Queryable } from '../catalog/tenant-catalog.js';
+import { LruCache } from '../guard/lru-cache.js';
+import { PostgresLiveTransport } from '../live/postgres-live-transport.js';
+import { quoteIdent } from '../policy/identifiers.js';
+import { ROUTES_CHANNEL } from './placement-sql.js';
+
+/** Isolation tiers: rows in shared tables, an own schema, an own database. */
+export type Tier = 'shared' | 'schema' | 'database';
+
+/** Where a tenant lives: the answer to the data plane's one question. */
+export interface Route {
+  tenantId: string;
+  tier: Tier;
+  /** A cluster registered in `tenantry.clusters` (a PostgreSQL server). */
+  cluster: string;
+  /** The tenant's own database (database tier), or null for the cluster's shared database. */
+  database: string | null;
+  /** The tenant's own schema (schema tier), or null. */
+  schema: string | null;
+  /** Increases with every change of the placement; 0 for the default route (shared, home cluster). */
+  epoch: number;
+  /** `<cluster>/<database>`: which pool serves it. */
+  location: string;
+  /** Transaction-local search path for the schema tier, else null. */
+  searchPath: string | null;
+}
+
+/** Options of {@link TenantRouter}. */
+export interface TenantRouterOptions {
+  /** The home database (the catalog), as the app role: routes are read through definer functions. */
+  pool: Queryable;
+  /** Connection string (app role, home database) for the LISTEN connection that hears route changes; omit to rely on the database's stale-route check alone. */
+  listenConnectionString?: string;
+  /** The cluster of tenants without a placement (default `home`). */
+  homeCluster?: string;
+  /** Schemas after the tenant's own on a schema-tier search path (default `['public']`). */
+  dataSchemas?: string[];
+  /** Routes kept in memory (default 100,000). */
+  cacheSize?: number;
+  onError?: (error: unknown) => void;
+}
+
+interface RouteRow {
+  tenant_id: string;
+  tier: Tier;
+  cluster: string;
+  database: string | null;
+  schema: string | null;
+  epoch: string;
+}
+
+/**
+ * Answers "where does tenant T live" for the data plane: cluster, database, schema, and the
+ * route's epoch. Routes are cached; every change of a placement NOTIFYs its epoch on
+ * `tenantry_routes` and each router re-reads what changed since the epoch it knows, so a move is
+ * seen by every server instance at once. A cache that is stale anyway (a lost notification)
+ * cannot send a statement to the wrong place: the database refuses a stale route epoch (TR003)
+ * and the RoutedTenantPool refreshes and retries.
+ *
+ * @example
+ * const router = new TenantRouter({ pool: homeAppPool, listenConnectionString: homeAppUrl });
+ * await router.start();
+ * const route = await router.resolve(tenantId); // { tier: 'schema', cluster: 'home', schema: 't_acme', … }
+ */
+export class TenantRouter {
+  readonly #pool: Queryable;
+  readonly #home: string;
+  readonly #after: string;
+  readonly #cache: LruCache<string, Route>;
+  readonly #transport: PostgresLiveTransport | undefined;
+  readonly #onError: (error: unknown) => void;
+  /** The highest route epoch this router has applied from the change feed. */
+  #seen = 0;
+  #refreshing: Promise<void> | undefined;
+  #again = false;
+
+  constructor(options: TenantRouterOptions) {
+    this.#pool = options.pool;
+    this.#home = options.homeCluster ?? 'home';
+    this.#after = (options.dataSchemas ?? ['public']).map((s) => quoteIdent(s, 'schema')).join(', ');
+    this.#cache = new LruCache(options.cacheSize ?? 100_000);
+    this.#onError = options.onError ?? (() => undefined);
+    this.#transport = options.listenConnectionString ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL }) : undefined;
+  }
+
+  /** Starts hearing route changes (when a listen connection was configured). */
+  async start(): Promise<void> {
+    await this.#catchUp(); // the feed's position first, so that later changes are not missed
+    await this.#transport?.start({
+      signal: () => void this.#refresh(),
+      resync: () => void this.#refresh(),
+      error: (error) => this.#onError(error),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#transport?.close();
+  }
+
+  /** The tenant's route, from the cache or the catalog. */
+  async resolve(tenant: string): Promise<Route> {
+    const tenantId = toTenantId(tenant);
+    return this.#cache.get(tenantId) ?? this.#load(tenantId);
+  }
+
+  /** The cached route, or undefined (synchronous: used by connections at submit time). */
+  peek(tenantId: string): Route | undefined {
+    return this.#cache.get(tenantId);
+  }
+
+  /** Reads the tenant's route from the catalog again (after the database refused a stale one). */
+  async refresh(tenant: string): Promise<Route> {
+    return this.#load(toTenantId(tenant));
+  }
+
+  /** The cluster of tenants without a placement. */
+  get homeCluster(): string {
+    return this.#home;
+  }
+
+  /** The route of a tenant without a placement row. */
+  defaultRoute(tenantId: string): Route {
+    return this.#route({ tenant_id: tenantId, tier: 'shared', cluster: this.#home, database: null, schema: null, epoch: '0' });
+  }
+
+  async #load(tenantId: string): Promise<Route> {
+    const { rows } = await this.#pool.query<RouteRow>('select tenant_id, tier, cluster, database, schema, epoch from tenantry.route_of($1)', [tenantId]);
+    const route = rows[0] ? this.#route(rows[0]) : this.defaultRoute(tenantId);
+    this.#store(route);
+    return this.#cache.get(tenantId) ?? route;
+  }
+
+  #store(route: Route): void {
+    const current = this.#cache.get(route.tenantId);
+    if (!current || current.epoch <= route.epoch) this.#cache.set(route.tenantId, route);
+  }
+
+  #route(row: RouteRow): Route {
+    const location = `${row.cluster}/${row.database ?? ''}`;
+    const searchPath = row.schema === null ? null : `${quoteIdent(row.schema, 'schema')}, ${this.#after}`;
+    return { tenantId: row.tenant_id, tier: row.tier, cluster: row.cluster, database: row.database, schema: row.schema, epoch: Number(row.epoch), location, searchPath };
+  }
+
+  // One refresh at a time; a notification during one schedules another.
+  #refresh(): Promise<void> {
+    if (this.#refreshing) {
+      this.#again = true;
+      return this.#refreshing;
+    }
+    this.#refreshing = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#catchUp();
+        } catch (error) {
+          this.#onError(error);
+        }
+      } while (this.#again);
+    })().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #catchUp(): Promise<void> {
+    for (;;) {
+      const { rows } = await this.#pool.query<RouteRow>('select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)', [this.#seen]);
+      for (const row of rows) {
+        const route = this.#route(row);
+        // only routes in use are kept fresh; others are read when first needed
+        if (this.#cache.get(route.tenantId)) this.#store(route);
+        this.#seen = Math.max(this.#seen, route.epoch);
+      }
+      if (rows.length < 10_000) return;
+    }
+  }
+}
