@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/index.js';
 import { createAppFixture, nobody, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
-// The reference server is guard-clean: every statement it sends on every route (successes and
-// refusals alike) names its tenant, so the query guard in `enforce` mode refuses nothing and
-// records nothing.
+// The reference server is guard-clean: every statement it sends (successes and refusals alike)
+// names its tenant, so the query guard in `enforce` mode refuses nothing and records nothing. This
+// file drives sign-in, /me and the recording routes step by step; the routes other app test files
+// drive are checked by createAppFixture's close(), which fails a file whose server sent a flagged
+// statement.
 let f: AppFixture;
 
 beforeAll(async () => {
@@ -13,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => f?.close());
 
 describe('the reference server under the query guard (enforce)', () => {
-  it('drives every route without a refusal or a recorded statement', async () => {
+  it('drives sign-in, /me and every recording route without a refusal or a recorded statement', async () => {
     expect(f.guard.mode).toBe('enforce');
     // read from the registry: every tenant table the migrations made (others may follow)
     expect(f.guard.tables.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(['public.members', 'public.recordings']));
@@ -56,9 +58,17 @@ describe('the reference server under the query guard (enforce)', () => {
     expect(f.guard.report()).toEqual([]);
   });
 
-  it('is the guard the server really uses: an unscoped statement through its pool is refused', async () => {
-    const refusedBefore = f.guard.stats().refused;
-    await expect(runAs(f.a.id, () => f.serverPool.query('select title from recordings'))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
-    expect(f.guard.stats().refused).toBe(refusedBefore + 1);
+  it('is the guard the server really uses, and every app test file checks it', () => {
+    // the server's pool carries this guard (an unscoped statement through it would be refused and
+    // recorded, and createAppFixture's close() fails any test file whose requests sent one)
+    expect(f.serverPool.tenantryGuard).toBe(f.guard);
+    expect(f.appPool.tenantryGuard).toBeUndefined();
+  });
+
+  it('fails, at close(), an app test file whose server sent a statement the guard flags', async () => {
+    const other = await createAppFixture({ guard: 'report' });
+    // report mode lets it run (RLS still isolates) and records it
+    await runAs(other.a.id, () => other.serverPool.query('select title from recordings'));
+    await expect(other.close()).rejects.toThrow('statements the query guard flags: select title from recordings [public.recordings]');
   });
 });

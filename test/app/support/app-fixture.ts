@@ -146,6 +146,12 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
       supportPool.on('error', () => undefined); // see test-database drop(): a closing socket may be terminated
       await supportPool.end();
       await db.drop();
+      // every statement the server sent for this file's requests named its tenant: whatever the
+      // tests drove, the guard recorded (or, in enforce, refused) nothing. Samples hold no values.
+      const unscoped = guard.report();
+      if (unscoped.length > 0) {
+        throw new Error(`the reference server sent statements the query guard flags: ${unscoped.map((e) => `${e.sample} [${e.tables.join(', ')}]`).join('; ')}`);
+      }
     },
   };
 }
