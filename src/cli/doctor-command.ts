@@ -8,9 +8,10 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
     .description('audit the database for isolation defects; exits non-zero when any is found')
     .option('--app-role <name>', 'application role (default: the one recorded by install)')
     .option('--schema <names...>', 'schemas to audit (default: the ones recorded by install)')
+    .option('--citus', 'also check that the schema would distribute on Citus by tenant column (docs/citus.md)')
     .option('--json', 'print the report as JSON')
-    .action(async (flags: { appRole?: string; schema?: string[]; json?: boolean }) => {
-      const report = await withDatabase(globals(), (db) => runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema }));
+    .action(async (flags: { appRole?: string; schema?: string[]; citus?: boolean; json?: boolean }) => {
+      const report = await withDatabase(globals(), (db) => runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema, citus: flags.citus === true }));
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
       if (!report.ok) process.exitCode = 1;
     });

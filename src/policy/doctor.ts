@@ -13,6 +13,7 @@ import { checkDefinerFunctions } from './doctor/function-checks.js';
 import { checkRegistry } from './doctor/registry-checks.js';
 import { checkSettings } from './doctor/setting-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
+import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
 
 export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
 
@@ -22,6 +23,12 @@ export interface DoctorOptions {
   appRole?: string;
   /** The schemas holding application tables. Default: `data_schemas` from `tenantry.meta`, else `['public']`. */
   schemas?: string[];
+  /**
+   * Also check that the schema would distribute on Citus (tenant tables distributed by their
+   * tenant column, global tables as reference tables): `CITUS_*` findings, and keys without the
+   * tenant column become errors. See docs/citus.md.
+   */
+  citus?: boolean;
 }
 
 const CHECKS: DoctorCheck[] = [
@@ -56,9 +63,9 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     // pg_get_expr and regclass output then name every object outside pg_catalog with its schema
     await client.query('SET LOCAL search_path = pg_catalog, pg_temp');
     const { scope, findings } = await loadScope(client, options);
-    for (const check of CHECKS) findings.push(...(await check(scope)));
+    for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS) findings.push(...(await check(scope)));
     await client.query('COMMIT');
-    return doctorReport(findings);
+    return doctorReport(options.citus ? findings.map(citusSeverity) : findings);
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {
       throw new ConfigurationError('tenantry doctor needs to read the Tenantry catalog: connect as a superuser or as the owner role', error);

@@ -65,7 +65,13 @@ export type FindingCode =
   | 'SUPPORT_ROLE_UNSAFE'
   | 'SUPPORT_ROLE_CAN_WRITE'
   | 'SUPPORT_POLICY_MISSING'
-  | 'SUPPORT_ROLE_REACHES_PRIVATE';
+  | 'SUPPORT_ROLE_REACHES_PRIVATE'
+  // Citus readiness (`doctor --citus` only)
+  | 'CITUS_EXCLUSION_WITHOUT_TENANT'
+  | 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE'
+  | 'CITUS_FOREIGN_KEY_ACTION'
+  | 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT'
+  | 'CITUS_NO_PRIMARY_KEY';
 
 /** One thing `tenantry doctor` found wrong, with the SQL (or command) that fixes it. Plain data: JSON-serialisable. */
 export interface Finding {

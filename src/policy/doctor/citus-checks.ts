@@ -1,0 +1,165 @@
+import type { Finding } from './finding.js';
+import { scopedRows, type DoctorScope } from './doctor-scope.js';
+import { quoteLiteral } from '../identifiers.js';
+
+/**
+ * `tenantry doctor --citus`: what would stop the schema from distributing on Citus with every
+ * tenant table distributed by its tenant column (`create_distributed_table(t, 'tenant_id')`,
+ * colocated) and every global table made a reference table. See docs/citus.md.
+ *
+ * Keys without the tenant column are found by the key checks (constraint-checks.ts): in Citus
+ * mode {@link citusSeverity} turns their warnings into errors. This check adds what only Citus
+ * needs: exclusion constraints, foreign keys to tables that would stay local, foreign key actions
+ * Citus refuses on the tenant column, global tables that reference tenant tables, and tenant
+ * tables without a primary key.
+ */
+export async function checkCitusReadiness(scope: DoctorScope): Promise<Finding[]> {
+  const referenceTables = await citusReferenceTables(scope);
+  return [
+    ...(await exclusionConstraints(scope)),
+    ...(await foreignKeysToLocalTables(scope, referenceTables)),
+    ...(await foreignKeyActionsOnTenant(scope)),
+    ...(await globalTablesReferencingTenants(scope)),
+    ...(await tablesWithoutPrimaryKey(scope)),
+  ];
+}
+
+const CITUS_NOTE: Partial<Record<Finding['code'], string>> = {
+  UNIQUE_WITHOUT_TENANT: 'On Citus, create_distributed_table refuses it: a unique key must include the distribution column.',
+  PRIMARY_KEY_WITHOUT_TENANT: 'On Citus, create_distributed_table refuses it: a primary key must include the distribution column.',
+  FOREIGN_KEY_WITHOUT_TENANT: 'On Citus, a foreign key between two distributed tables must include the distribution column on both sides, at the same position.',
+};
+
+/** In Citus mode, the key findings that block `create_distributed_table` become errors, and say so. */
+export function citusSeverity(finding: Finding): Finding {
+  const note = CITUS_NOTE[finding.code];
+  return note === undefined ? finding : { ...finding, severity: 'error', message: `${finding.message} ${note}` };
+}
+
+/** Oids of Citus reference tables, when the database is a Citus coordinator (never on plain PostgreSQL). */
+async function citusReferenceTables(scope: DoctorScope): Promise<number[]> {
+  const { rows } = await scope.db.query<{ citus: boolean }>(`SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS citus`);
+  if (!rows[0]?.citus) return [];
+  // Not exercised by the tests (no Citus here): reference tables are 'n' (no distribution column) replicated with 2PC ('t')
+  const ref = await scope.db.query<{ oid: number }>(`SELECT logicalrelid::oid AS oid FROM pg_catalog.pg_dist_partition WHERE partmethod = 'n' AND repmodel = 't'`);
+  return ref.rows.map((r) => r.oid);
+}
+
+async function exclusionConstraints(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; tenant_sql: string; definition: string }>(
+    scope,
+    `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql, t.tenant_sql,
+            pg_get_constraintdef(con.oid) AS definition
+       FROM tenant_table t
+       JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'x'
+      WHERE t.tenant_attnum IS NOT NULL
+        AND NOT EXISTS (SELECT FROM generate_subscripts(con.conkey, 1) s JOIN pg_operator o ON o.oid = con.conexclop[s]
+                         WHERE con.conkey[s] = t.tenant_attnum AND o.oprname = '=')
+      ORDER BY t.name, con.conname`,
+  );
+  return rows.map((r) => ({
+    code: 'CITUS_EXCLUSION_WITHOUT_TENANT',
+    severity: 'error',
+    object: `${r.constraint_sql} on ${r.table_name}`,
+    message: `Exclusion constraint ${r.constraint_name} on ${r.table_name} does not compare the tenant column with =: Citus cannot check it within one shard, so create_distributed_table refuses it (and across tenants, a conflict tells one tenant about another's row). A GiST index compares a uuid with = only with the btree_gist extension.`,
+    fix: `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql}, ADD CONSTRAINT ${r.constraint_sql} ${r.definition.replace(/^EXCLUDE USING (\w+) \(/, `EXCLUDE USING $1 (${r.tenant_sql} WITH =, `)};`,
+  }));
+}
+
+async function foreignKeysToLocalTables(scope: DoctorScope, referenceTables: number[]): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; ref_name: string }>(
+    scope,
+    `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
+            format('%I.%I', rn.nspname, rc.relname) AS ref_name
+       FROM tenant_table t
+       JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'f'
+       JOIN pg_class rc ON rc.oid = con.confrelid
+       JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+      WHERE con.confrelid NOT IN (SELECT oid FROM tenant_table)
+        AND con.confrelid NOT IN (SELECT relid FROM registry WHERE kind = 'global')
+        AND con.confrelid <> ALL ($7::oid[])
+      ORDER BY t.name, con.conname`,
+    [referenceTables],
+  );
+  return rows.map((r) => ({
+    code: 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE',
+    severity: 'error',
+    object: `${r.constraint_sql} on ${r.table_name}`,
+    message: `Foreign key ${r.constraint_name} from tenant table ${r.table_name} references ${r.ref_name}, which is neither a tenant table nor a registered global table, so it would stay a local table on the coordinator: Citus supports foreign keys from a distributed table only to a colocated distributed table or to a reference table. Make ${r.ref_name} a reference table on Citus (or, only if the app may read it, register it as a global table).`,
+    fix: `SELECT create_reference_table(${quoteLiteral(r.ref_name)}); -- on the Citus coordinator`,
+  }));
+}
+
+// Citus refuses these actions on a foreign key that includes the distribution column: they would
+// set it to NULL or a default, or cascade a change of it (src/backend/distributed/commands/foreign_constraint.c)
+const DISALLOWED_ACTION = / ON (?:UPDATE (?:CASCADE|SET NULL|SET DEFAULT)|DELETE (?:SET NULL|SET DEFAULT))(?: \([^)]*\))?/g;
+
+async function foreignKeyActionsOnTenant(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; definition: string }>(
+    scope,
+    `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
+            pg_get_constraintdef(con.oid) AS definition
+       FROM tenant_table t
+       JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'f'
+      WHERE t.tenant_attnum = ANY (con.conkey)
+        AND (con.confdeltype IN ('n', 'd') OR con.confupdtype IN ('n', 'd', 'c'))
+      ORDER BY t.name, con.conname`,
+  );
+  return rows.map((r) => {
+    const actions = (r.definition.match(DISALLOWED_ACTION) ?? []).map((a) => a.trim()).join(', ');
+    return {
+      code: 'CITUS_FOREIGN_KEY_ACTION',
+      severity: 'error',
+      object: `${r.constraint_sql} on ${r.table_name}`,
+      message: `Foreign key ${r.constraint_name} on ${r.table_name} includes the tenant column and has ${actions}: Citus refuses SET NULL and SET DEFAULT actions, and ON UPDATE CASCADE, on a foreign key that includes the distribution column (even with a column list that leaves it out). The fix drops those actions (NO ACTION); do the cleanup they did in the application or a trigger.`,
+      fix: `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql}, ADD CONSTRAINT ${r.constraint_sql} ${r.definition.replace(DISALLOWED_ACTION, '')};`,
+    } satisfies Finding;
+  });
+}
+
+async function globalTablesReferencingTenants(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; ref_name: string }>(
+    scope,
+    `SELECT format('%I.%I', n.nspname, c.relname) AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
+            t.name AS ref_name
+       FROM registry r
+       JOIN pg_class c ON c.oid = r.relid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'f'
+       JOIN tenant_table t ON t.oid = con.confrelid
+      WHERE r.kind = 'global'
+      ORDER BY 1, con.conname`,
+  );
+  return rows.map((r) => ({
+    code: 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT',
+    severity: 'error',
+    object: `${r.constraint_sql} on ${r.table_name}`,
+    message: `Global table ${r.table_name} (a reference table on Citus, copied to every node) has foreign key ${r.constraint_name} to tenant table ${r.ref_name} (distributed): Citus refuses a foreign key from a reference table to a distributed table. Drop it, or make ${r.table_name} a tenant table.`,
+    fix: `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql};`,
+  }));
+}
+
+async function tablesWithoutPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; candidate: string | null }>(
+    scope,
+    `SELECT t.name AS table_name,
+            (SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = t.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+                AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+                AND EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) k WHERE i.indkey[k] = t.tenant_attnum)
+              ORDER BY i.indnkeyatts, ic.relname LIMIT 1) AS candidate
+       FROM tenant_table t
+       JOIN pg_class c ON c.oid = t.oid
+      WHERE t.tenant_attnum IS NOT NULL AND c.relreplident NOT IN ('f', 'i')
+        AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indisprimary)
+      ORDER BY t.name`,
+  );
+  return rows.map((r) => ({
+    code: 'CITUS_NO_PRIMARY_KEY',
+    severity: 'warning',
+    object: r.table_name,
+    message: `${r.table_name} has no primary key (nor another replica identity): it distributes, but Citus moves and rebalances shards with logical replication, which cannot carry an UPDATE or DELETE of a row it cannot identify: by default Citus refuses to move the shard (forced, such writes fail during the move, or all writes wait). ${r.candidate ? `The unique index ${r.candidate} includes the tenant column and can become the primary key.` : 'Best: a primary key led by the tenant column; the fix below is the fallback that logs whole rows.'}`,
+    fix: r.candidate ? `ALTER TABLE ${r.table_name} ADD PRIMARY KEY USING INDEX ${r.candidate};` : `ALTER TABLE ${r.table_name} REPLICA IDENTITY FULL;`,
+  }));
+}
