@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { runAs } from '../../src/context/tenant-context.js';
 import { ContextSigner } from '../../src/data/context-signer.js';
-import { startTestClusters, type ClusterDatabase, type TestClusters } from '../support/clusters.js';
+import { startTestClusters, useTestClusters, type ClusterDatabase, type TestClusters } from '../support/clusters.js';
 import { createNotesTable } from '../support/notes-table.js';
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -167,5 +167,20 @@ describe('three PostgreSQL servers for one test file', () => {
     for (const c of embedded) {
       expect(await codeOf(new pg.Client({ connectionString: c.adminUrl, connectionTimeoutMillis: 2000 }).connect())).toBe('ECONNREFUSED');
     }
+  });
+});
+
+describe('useTestClusters', () => {
+  const fleet = useTestClusters(1, { rolePrefix: `tc_${randomBytes(3).toString('hex')}_own`, settings: { max_connections: '50' } });
+
+  it('starts the clusters before the tests, with the settings and role prefix it was given', async () => {
+    const [cluster] = fleet().clusters;
+    expect(fleet().roles.app).toMatch(/^tc_[0-9a-f]{6}_own_app$/);
+    const db = await cluster!.createDatabase('harness_named_db', { supportRole: true });
+    expect([db.name, db.appRole, db.supportUrl !== undefined]).toEqual(['harness_named_db', fleet().roles.app, true]);
+    if (cluster!.embedded) {
+      expect((await db.admin.query('show max_connections')).rows[0].max_connections).toBe('50');
+    }
+    await expect(cluster!.createDatabase('Not-A-Name')).rejects.toThrow(/must match/);
   });
 });
