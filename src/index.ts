@@ -43,3 +43,4 @@ export { TenantRouter, type Route, type Tier, type TenantRouterOptions } from '.
 export { RoutedTenantPool, isRetryableRouteError, type RoutedTenantPoolConfig } from './tiers/routed-tenant-pool.js';
 export { Placements, type Placement, type PlacementTarget, type LocalState, type PlacementsOptions } from './tiers/placements.js';
 export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';
+export { planPlacementPolicy, placementQuestion, type PlacementPolicy, type PlacementDecision, type PlacementQuestion, type ClusterLoad, type PlanPolicyOptions } from './tiers/placement-policy.js';

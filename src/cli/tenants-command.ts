@@ -3,6 +3,7 @@ import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 
 function printTenants(tenants: Tenant[], json: boolean): void {
   if (json) {
@@ -20,12 +21,12 @@ function printTenants(tenants: Tenant[], json: boolean): void {
 }
 
 /** Runs `fn` with a catalog on the owner role (or the admin URL when only DATABASE_URL is known). */
-async function withCatalog<T>(globals: ConnectionOptions, fn: (catalog: TenantCatalog) => Promise<T>): Promise<T> {
+async function withCatalog<T>(globals: ConnectionOptions, fn: (catalog: TenantCatalog, pool: pg.Pool) => Promise<T>): Promise<T> {
   return withDatabase(globals, async (db) => {
     const url = process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     try {
-      return await fn(new TenantCatalog(pool));
+      return await fn(new TenantCatalog(pool), pool);
     } finally {
       await pool.end();
     }
@@ -62,6 +63,25 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
       const page = await withCatalog(globals(), (c) => c.list({ status: opts.status, limit: Number(opts.limit), cursor: opts.cursor }));
       printTenants(page.tenants, !!opts.json);
       if (page.nextCursor && !opts.json) console.log(`more: --cursor ${page.nextCursor}`);
+    });
+  cmd
+    .command('place <idOrSlug>')
+    .description('explain where the placement policy would put the tenant, and why (changes nothing)')
+    .option('--plan <plan>', "place for this plan instead of the tenant's settings.plan")
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { plan?: string; json?: boolean }) => {
+      const decision = await withCatalog(globals(), async (_catalog, pool) => {
+        const question = await placementQuestion(pool, ref, { plan: opts.plan });
+        return { ...planPlacementPolicy().decide(question), clusters: question.clusters };
+      });
+      if (opts.json) {
+        console.log(JSON.stringify(decision, null, 2));
+        return;
+      }
+      const t = decision.target;
+      console.log(`target: ${t.tier} on cluster ${t.cluster}${t.schema ? `, schema ${t.schema}` : ''}${t.database ? `, database ${t.database}` : ''}`);
+      for (const reason of decision.reasons) console.log(`  - ${reason}`);
+      console.log('Apply it with: tenantry tenants move <tenant> --to <tier> …');
     });
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', 'refuse the tenant\'s requests until resumed (data kept)'],

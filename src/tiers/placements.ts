@@ -98,10 +98,17 @@ export class Placements {
     const sameDatabase = from === to;
     if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
     await this.setLocalState(next, tenantId, 'active', epoch);
+    // the route, and its display copy in the tenant's catalog row, in one statement
     await this.#catalog.query(
-      `insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
-       on conflict (tenant_id) do update set tier = excluded.tier, cluster = excluded.cluster, database = excluded.database,
-         schema = excluded.schema, epoch = excluded.epoch`,
+      `with placed as (
+         insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
+         on conflict (tenant_id) do update set tier = excluded.tier, cluster = excluded.cluster, database = excluded.database,
+           schema = excluded.schema, epoch = excluded.epoch
+         returning tenant_id, tier, cluster, database, schema, epoch)
+       update tenantry.tenants t
+          set placement = jsonb_strip_nulls(jsonb_build_object('tier', p.tier, 'cluster', p.cluster, 'database', p.database, 'schema', p.schema, 'epoch', p.epoch)),
+              updated_at = now()
+         from placed p where t.id = p.tenant_id`,
       [tenantId, next.tier, next.cluster, next.database, next.schema, epoch],
     );
     if (!sameDatabase) await this.setLocalState(previous, tenantId, 'moved', epoch);

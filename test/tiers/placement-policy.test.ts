@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Placements } from '../../src/tiers/placements.js';
+import { placementQuestion, planPlacementPolicy, type ClusterLoad } from '../../src/tiers/placement-policy.js';
+import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
+
+const cluster = (name: string, tenants: number, capacity = 100, status: ClusterLoad['status'] = 'active'): ClusterLoad => ({
+  name,
+  status,
+  capacity,
+  tenants,
+  load: capacity > 0 ? tenants / capacity : Infinity,
+});
+const tenant = (slug: string, settings: Record<string, unknown> = {}) => ({ id: '00000000-0000-4000-8000-000000000001', slug, settings });
+
+describe('the plan policy', () => {
+  const policy = planPlacementPolicy({ tiers: { enterprise: 'database', business: 'schema' } });
+
+  it('takes the tier from the plan and the least-loaded active cluster, and says why', () => {
+    const decision = policy.decide({ tenant: tenant('big-corp', { plan: 'enterprise' }), clusters: [cluster('home', 80), cluster('eu', 10, 50), cluster('us', 5, 100, 'draining')] });
+    expect(decision.target).toEqual({ tier: 'database', cluster: 'eu', database: 'tenant_big_corp' });
+    expect(decision.reasons[0]).toBe('plan enterprise → tier database');
+    expect(decision.reasons[1]).toMatch(/^cluster eu: least loaded \(10 tenants \/ capacity 50\)/);
+    expect(decision.reasons).toContain('cluster us skipped: draining');
+  });
+
+  it('places unknown plans and tenants without a plan in the default tier', () => {
+    expect(policy.decide({ tenant: tenant('small'), clusters: [cluster('home', 1)] }).target).toEqual({ tier: 'shared', cluster: 'home' });
+    const trial = policy.decide({ tenant: tenant('trial', { plan: 'trial' }), clusters: [cluster('home', 1)] });
+    expect(trial.target.tier).toBe('shared');
+    expect(trial.reasons[0]).toBe('plan trial has no tier of its own: the default tier shared');
+    expect(policy.decide({ tenant: tenant('mid-co'), plan: 'business', clusters: [cluster('home', 1)] }).target).toEqual({ tier: 'schema', cluster: 'home', schema: 't_mid_co' });
+  });
+
+  it('keeps tiers to their clusters, and refuses when none may take one', () => {
+    const pinned = planPlacementPolicy({ tiers: { enterprise: 'database' }, clustersByTier: { database: ['dedicated'] } });
+    expect(pinned.decide({ tenant: tenant('x', { plan: 'enterprise' }), clusters: [cluster('home', 0), cluster('dedicated', 90)] }).target.cluster).toBe('dedicated');
+    expect(() => pinned.decide({ tenant: tenant('x', { plan: 'enterprise' }), clusters: [cluster('home', 0), cluster('dedicated', 0, 100, 'disabled')] })).toThrow(/No active cluster/);
+    expect(() => planPlacementPolicy({ tiers: { gold: 'vault' as 'shared' } })).toThrow(/Unknown tier/);
+  });
+});
+
+describe('placement questions from the catalog, and `tenantry tenants place`', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let placements: Placements;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-place-'));
+    placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
+    await placements.addCluster('eu', { capacity: 10 });
+    for (const slug of ['a1', 'a2', 'a3']) await db.owner.query(`insert into tenantry.tenants (slug, name) values ($1, $1)`, [slug]);
+    await db.owner.query(`insert into tenantry.tenants (slug, name, settings) values ('mega', 'Mega', '{"plan":"enterprise"}')`);
+  });
+  afterAll(async () => {
+    await placements?.end();
+    await db?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('counts tenants without a placement on the home cluster', async () => {
+    const q = await placementQuestion(db.owner, 'mega');
+    expect(q.clusters.map((c) => [c.name, c.tenants, c.capacity])).toEqual([
+      ['eu', 0, 10],
+      ['home', 4, 1000],
+    ]);
+    expect(q.tenant.settings).toEqual({ plan: 'enterprise' });
+  });
+
+  it('explains where a tenant would go, changing nothing', async () => {
+    const exec = promisify(execFile);
+    const { stdout } = await exec(path.resolve('node_modules/.bin/tsx'), [path.resolve('src/cli/main.ts'), '--database-url', db.adminUrl, '--dir', dir, 'tenants', 'place', 'mega'], {
+      env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
+    });
+    // home holds 4 of 1000 (0.4%), eu none of 10: eu is the least loaded
+    expect(stdout).toContain('target: database on cluster eu, database tenant_mega');
+    expect(stdout).toContain('plan enterprise → tier database');
+    expect((await db.owner.query('select count(*)::int as n from tenantry.placements')).rows[0].n).toBe(0);
+  });
+});
