@@ -1,5 +1,6 @@
 import { identitySql } from '../identity/identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
+import { moveSql } from '../tiers/move/move-sql.js';
 import { quoteIdent, quoteLiteral, validIdentifier } from './identifiers.js';
 
 /** How policies trust the tenant context value. See docs/security.md. */
@@ -92,8 +93,9 @@ BEGIN
     RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
   END IF;
   -- one lookup for the key and for this tenant's local route (text key: no cast of unproven input)
-  SELECT c.ipad, c.opad, l.state, l.epoch INTO k
-    FROM tenantry_private.context_key c LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(v, 36);
+  SELECT c.ipad, c.opad, l.state, l.epoch, r.serves_default INTO k
+    FROM tenantry_private.context_key c CROSS JOIN tenantry.local_route r
+    LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(v, 36);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
       HINT = 'run tenantry install with a context secret';
@@ -107,7 +109,7 @@ BEGIN
   END IF;
   route := CASE WHEN split_part(v, '.', 4) = '' THEN 0 ELSE split_part(v, '.', 3)::bigint END;
   IF k.state IS NULL THEN
-    IF route <> 0 THEN
+    IF route <> 0 OR NOT k.serves_default THEN
       PERFORM tenantry.refuse_route('moved');
     END IF;
   ELSIF k.state <> 'active' OR k.epoch <> route THEN
@@ -126,7 +128,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
   SELECT CASE
            WHEN c.v IS NULL THEN NULL
-           WHEN l.state IS NULL AND c.route = 0 THEN c.v::uuid
+           WHEN l.state IS NULL AND c.route = 0 AND (SELECT r.serves_default FROM tenantry.local_route AS r) THEN c.v::uuid
            WHEN l.state = 'active' AND l.epoch = c.route THEN c.v::uuid
            ELSE tenantry.refuse_route(COALESCE(l.state, 'moved'))
          END
@@ -250,6 +252,7 @@ CREATE TABLE IF NOT EXISTS tenantry.tenants (
   add(`REVOKE ALL ON tenantry.tenants FROM PUBLIC, ${app};`);
   add(`GRANT SELECT ON tenantry.tenants TO ${app};`);
   add(placementSql({ appRole: o.appRole }));
+  add(moveSql({ appRole: o.appRole }));
 
   add(`-- the registry of tables: tenant-owned or global; anything else is unreachable`);
   add(`

@@ -108,6 +108,24 @@ CREATE TABLE IF NOT EXISTS tenantry.local_tenants (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON tenantry.local_tenants FROM PUBLIC, ${app};
+-- whether this database serves tenants on the default route (epoch 0: no placement): only the
+-- home cluster's shared database does; Placements turns it off in every other database it
+-- places a tenant in, so a misrouted default-route statement there is refused, not served
+CREATE TABLE IF NOT EXISTS tenantry.local_route (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  serves_default boolean NOT NULL DEFAULT true
+);
+INSERT INTO tenantry.local_route DEFAULT VALUES ON CONFLICT (id) DO NOTHING;
+REVOKE ALL ON tenantry.local_route FROM PUBLIC, ${app};
+GRANT SELECT ON tenantry.local_route TO ${readers};
+-- readable as a whole by the roles that run the (unsigned, caller-rights) check: explicit
+-- policies, so an event trigger that forces RLS on new tables cannot hide the rows from it
+ALTER TABLE tenantry.local_tenants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenantry.local_route ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS local_tenants_read ON tenantry.local_tenants;
+CREATE POLICY local_tenants_read ON tenantry.local_tenants FOR SELECT USING (true);
+DROP POLICY IF EXISTS local_route_read ON tenantry.local_route;
+CREATE POLICY local_route_read ON tenantry.local_route FOR SELECT USING (true);
 -- read by the unsigned-mode check (an inlined SQL function runs as its caller): tenant ids and
 -- route epochs only, never data
 GRANT SELECT ON tenantry.local_tenants TO ${readers};

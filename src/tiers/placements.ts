@@ -97,6 +97,8 @@ export class Placements {
     const epoch = Number(rows[0]!.epoch);
     const sameDatabase = from === to;
     if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
+    // only the home cluster's shared database serves the default route
+    if (to !== `${this.#home}/`) await this.#ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
     await this.setLocalState(next, tenantId, 'active', epoch);
     // the route, and its display copy in the tenant's catalog row, in one statement
     await this.#catalog.query(
