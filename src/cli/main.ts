@@ -6,6 +6,7 @@ import { tenantsCommand } from './tenants-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { guardCommand } from './guard-command.js';
 import { scanLogCommand } from './scan-log-command.js';
+import { migrateCommand } from './migrate-command.js';
 import type { ConnectionOptions } from './connection.js';
 
 const program = new Command('tenantry')
@@ -21,6 +22,7 @@ program.addCommand(doctorCommand(globals));
 program.addCommand(tenantsCommand(globals));
 program.addCommand(guardCommand(globals));
 program.addCommand(scanLogCommand(globals));
+program.addCommand(migrateCommand(globals));
 // addCommand does not pass these settings down: usage errors must throw (exit 2), not exit(1)
 const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
 for (const c of everyCommand(program)) c.exitOverride().showHelpAfterError();

@@ -1,5 +1,6 @@
 import { identitySql } from '../identity/identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
+import { migrateSql } from '../tiers/migrate/migrate-sql.js';
 import { moveSql } from '../tiers/move/move-sql.js';
 import { quoteIdent, quoteLiteral, validIdentifier } from './identifiers.js';
 
@@ -252,6 +253,7 @@ CREATE TABLE IF NOT EXISTS tenantry.tenants (
   add(`REVOKE ALL ON tenantry.tenants FROM PUBLIC, ${app};`);
   add(`GRANT SELECT ON tenantry.tenants TO ${app};`);
   add(placementSql({ appRole: o.appRole }));
+  add(migrateSql({ appRole: o.appRole }));
   add(moveSql({ appRole: o.appRole }));
 
   add(`-- the registry of tables: tenant-owned or global; anything else is unreachable`);

@@ -1,0 +1,140 @@
+import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import pg from 'pg';
+import { migrateEverywhere, type MigrationProgress, type TargetResult } from '../tiers/migrate/migrate-everywhere.js';
+import { migrationStatus } from '../tiers/migrate/migration-status.js';
+import { withDatabase, type ConnectionOptions } from './connection.js';
+
+interface MigrateFlags {
+  migrations: string;
+  clusters?: string;
+  concurrency: number;
+  json?: boolean;
+}
+
+const positive = (raw: string): number => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new CommanderArgumentError('a whole number from 1 to 256');
+  return n;
+};
+
+/**
+ * The cluster URLs: the home cluster is the command's own database (as the owner role when
+ * TENANTRY_OWNER_DATABASE_URL is set or the database is the embedded one, else the superuser URL:
+ * the migrator runs every transaction as the owner role anyway); other clusters come from
+ * `--clusters` or TENANTRY_CLUSTERS, JSON `{ "eu": "postgres://…" }` or `{ "eu": { "ownerUrl": "…" } }`.
+ */
+function clusterUrls(globals: ConnectionOptions, flags: MigrateFlags, db: { adminUrl: string; ownerUrl: string }): Record<string, string> {
+  const home = process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
+  const raw = flags.clusters ?? process.env.TENANTRY_CLUSTERS;
+  const urls: Record<string, string> = { home };
+  if (!raw) return urls;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new CommanderArgumentError('--clusters / TENANTRY_CLUSTERS must be JSON: { "name": "postgres://…" }');
+  }
+  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    const v = value as { ownerUrl?: unknown; adminUrl?: unknown } | string;
+    const url = typeof v === 'string' ? v : (v?.ownerUrl ?? v?.adminUrl);
+    if (typeof url !== 'string') throw new CommanderArgumentError(`cluster ${name}: give a URL, or { "ownerUrl": "…" }`);
+    urls[name] = url;
+  }
+  return urls;
+}
+
+async function withClusters<T>(globals: ConnectionOptions, flags: MigrateFlags, fn: (catalog: pg.Pool, clusters: Record<string, string>) => Promise<T>): Promise<T> {
+  return withDatabase(globals, async (db) => {
+    const clusters = clusterUrls(globals, flags, db);
+    const catalog = new pg.Pool({ connectionString: clusters.home, max: 2 });
+    try {
+      return await fn(catalog, clusters);
+    } finally {
+      await catalog.end();
+    }
+  });
+}
+
+/** A one-line progress bar on a TTY; plain lines (every tenth, and each failure) otherwise. */
+function progressPrinter(stream: NodeJS.WriteStream): (p: MigrationProgress) => void {
+  let lastTenth = -1;
+  return (p) => {
+    const failed = p.last.status === 'failed' || p.last.status === 'blocked';
+    if (stream.isTTY) {
+      const width = 30;
+      const filled = Math.round((p.done / p.total) * width);
+      const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total}${p.failed ? `  ${p.failed} failed` : ''}  ${p.last.target.key}`;
+      stream.write(`\r${line.slice(0, (stream.columns || 100) - 1).padEnd((stream.columns || 100) - 1)}`);
+      if (p.done === p.total) stream.write('\n');
+      return;
+    }
+    if (failed) stream.write(`${p.last.status} ${p.last.target.key}\n`);
+    const tenth = Math.floor((p.done / p.total) * 10);
+    if (tenth !== lastTenth) {
+      lastTenth = tenth;
+      stream.write(`${p.done}/${p.total} targets${p.failed ? `, ${p.failed} failed` : ''}\n`);
+    }
+  };
+}
+
+function failureLine(r: TargetResult): string {
+  const f = r.failure!;
+  return `${r.status.toUpperCase()} ${r.target.key}  ${f.migration ?? '-'}  ${f.sqlstate ?? '-'}  ${f.message.replace(/\s*\n\s*/g, ' ')}`;
+}
+
+/** `tenantry migrate` and `tenantry migrate status`. */
+export function migrateCommand(globals: () => ConnectionOptions): Command {
+  const common = (c: Command): Command =>
+    c
+      // not --dir: that global option names the embedded server's folder
+      .option('--migrations <path>', 'migrations directory (global/, tenant/)', process.env.TENANTRY_MIGRATIONS_DIR ?? 'migrations')
+      .option('--clusters <json>', 'other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)')
+      .option('--concurrency <n>', 'targets at once (and connections at work)', positive, 8)
+      .option('--json', 'print JSON');
+  // options live on the subcommands: on `migrate` itself they would swallow `migrate status --migrations x`
+  const cmd = new Command('migrate').description('apply the application\'s migrations everywhere (`migrate up`, the default), or show where each target stands (`migrate status`)');
+  common(cmd.command('up', { isDefault: true }))
+    .description('apply the migrations to the shared database, every tenant schema and every tenant database on every cluster; exits 1 when any target failed')
+    .action(async (flags: MigrateFlags) => {
+      const report = await withClusters(globals(), flags, (catalog, clusters) =>
+        migrateEverywhere({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency, onProgress: flags.json ? undefined : progressPrinter(process.stderr) }),
+      );
+      if (!report.ok) process.exitCode = 1;
+      if (flags.json) {
+        console.log(JSON.stringify(report, null, 2));
+        return;
+      }
+      const count = (s: string) => report.results.filter((r) => r.status === s).length;
+      for (const r of report.results.filter((r) => r.failure)) console.log(failureLine(r));
+      const seconds = report.durationMs / 1000;
+      console.log(
+        `tenantry migrate: ${report.results.length} targets in ${seconds.toFixed(1)} s (${(report.results.length / seconds).toFixed(0)} targets/s): ` +
+          `${count('applied')} migrated, ${count('current')} already current, ${count('failed')} failed, ${count('blocked')} blocked; latest version ${report.latest ?? 'none'}.`,
+      );
+    });
+  common(cmd.command('status'))
+    .description('show which target is at which version, its pending migrations and last failure')
+    .option('--behind', 'list only the targets not at the latest version or with a failure')
+    .action(async (flags: MigrateFlags & { behind?: boolean }) => {
+      const report = await withClusters(globals(), flags, (catalog, clusters) => migrationStatus({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency }));
+      if (flags.json) {
+        console.log(JSON.stringify(report, null, 2));
+        return;
+      }
+      const shown = report.targets.filter((t) => !flags.behind || t.pending > 0 || t.lastFailure || t.drift);
+      const rows = shown.map((t) => [
+        t.target.key,
+        t.target.kind,
+        t.version === null ? '-' : String(t.version),
+        String(t.pending),
+        t.drift ?? (t.lastFailure ? `${t.lastFailure.migration ?? '-'} ${t.lastFailure.sqlstate ?? '-'} ${t.lastFailure.message.replace(/\s*\n\s*/g, ' ')}` : ''),
+      ]);
+      const head = ['TARGET', 'KIND', 'VERSION', 'PENDING', 'LAST ERROR'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const r of [head, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+      const summary = report.byVersion.map((v) => `${v.version ?? 'none'}: ${v.targets}`).join(', ');
+      console.log(`latest version ${report.latest ?? 'none'}; targets by version: ${summary || '(no targets)'}`);
+      if (report.targets.some((t) => t.pending > 0 || t.lastFailure || t.drift)) process.exitCode = 1;
+    });
+  return cmd;
+}

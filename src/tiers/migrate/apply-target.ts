@@ -1,0 +1,73 @@
+import type pg from 'pg';
+import { sqlStateOf } from '../../errors/sqlstate.js';
+import { quoteIdent, quoteLiteral } from '../../policy/identifiers.js';
+import type { TargetFailure } from './database-state.js';
+import { MigrationError } from './migration-error.js';
+import type { Migration } from './migration-files.js';
+import type { TargetPlan } from './migration-plan.js';
+
+/** What one target's transaction did. */
+export type TargetOutcome = { ok: true; applied: Migration[]; version: number | null } | { ok: false; failure: TargetFailure; version: number | null };
+
+/**
+ * Applies a target's missing migrations (those in `migrations`, in order) in ONE transaction:
+ * all of them, or none. Under a per-target advisory lock, it re-reads what is applied (a
+ * concurrent run may just have done the work: then it does nothing), runs as the owner role with
+ * the target's search path set transaction-locally, and records the versions in the same
+ * transaction. Bookkeeping rides with the first and last statements: 2 round trips plus one per
+ * migration. A failure rolls everything back and is recorded in `tenantry.migration_failures`.
+ */
+export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[]): Promise<TargetOutcome> {
+  const lit = quoteLiteral;
+  const opening = await client.query(
+    `BEGIN;
+     SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext(${lit(plan.target.key)}));
+     SET LOCAL ROLE ${quoteIdent(plan.ownerRole, 'role')};
+     SELECT set_config('search_path', ${lit(plan.searchPath.map((s) => quoteIdent(s, 'schema')).join(', '))}, true);
+     SELECT version, name, checksum FROM tenantry.schema_migrations WHERE target = ${lit(plan.tracking)} ORDER BY version`,
+  ) as unknown as pg.QueryResult[];
+  const rows = opening.at(-1)!.rows as Array<{ version: number; name: string; checksum: string }>;
+  const done = new Map(rows.map((r) => [r.version, r]));
+  const version = (): number | null => (done.size === 0 ? null : Math.max(...done.keys()));
+  let current: Migration | null = null;
+  try {
+    for (const m of plan.migrations) {
+      const a = done.get(m.version);
+      if (a && (a.checksum !== m.checksum || a.name !== m.name)) {
+        throw new MigrationError('MIGRATION_CHANGED', `${m.scope}/${m.name} changed after ${plan.target.key} applied it`, { target: plan.target.key, migration: m.name });
+      }
+    }
+    const todo = migrations.filter((m) => !done.has(m.version));
+    for (const m of todo) {
+      current = m;
+      await client.query(m.sql);
+    }
+    current = null;
+    const values = todo.map((m) => `(${lit(plan.tracking)}, ${m.version}, ${lit(m.name)}, ${lit(m.scope)}, ${lit(m.checksum)})`);
+    await client.query(
+      `${values.length ? `INSERT INTO tenantry.schema_migrations (target, version, name, scope, checksum) VALUES ${values.join(', ')};` : ''}
+       DELETE FROM tenantry.migration_failures WHERE target = ${lit(plan.tracking)};
+       COMMIT; RESET ALL;`,
+    );
+    for (const m of todo) done.set(m.version, m);
+    return { ok: true, applied: todo, version: version() };
+  } catch (error) {
+    await client.query('ROLLBACK; RESET ALL').catch(() => undefined);
+    const code = (error as { code?: unknown }).code;
+    const failure: TargetFailure = {
+      version: current?.version ?? null,
+      migration: current?.name ?? null,
+      sqlstate: sqlStateOf(error) ?? (typeof code === 'string' ? code : null),
+      message: (error as Error).message,
+    };
+    await client
+      .query(
+        `INSERT INTO tenantry.migration_failures (target, version, name, sqlstate, message) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (target) DO UPDATE SET version = excluded.version, name = excluded.name, sqlstate = excluded.sqlstate,
+           message = excluded.message, failed_at = now()`,
+        [plan.tracking, failure.version, failure.migration, failure.sqlstate, failure.message],
+      )
+      .catch(() => undefined);
+    return { ok: false, failure, version: version() };
+  }
+}

@@ -1,0 +1,147 @@
+import type { Queryable } from '../../catalog/tenant-catalog.js';
+import { applyTarget } from './apply-target.js';
+import { DatabasePools } from './database-pools.js';
+import type { TargetFailure } from './database-state.js';
+import { loadMigrations, type Migration } from './migration-files.js';
+import { planMigrations, type TargetPlan } from './migration-plan.js';
+import { listMigrationTargets, type MigrationTarget } from './migration-target.js';
+import { runBounded } from './run-bounded.js';
+
+/** Options of {@link migrateEverywhere} and `migrationStatus`. */
+export interface MigrateEverywhereOptions {
+  /** The home database (the catalog of clusters and placements), owner role. */
+  catalog: Queryable;
+  /**
+   * Each cluster's shared database: `{ home: url, eu: url }`, as the owner role or a superuser
+   * (every transaction runs as the owner role recorded by `tenantry install`). Tenant databases
+   * are reached on the same server with the database name swapped.
+   */
+  clusters: Record<string, string>;
+  /** The migrations directory (`global/`, `tenant/`), or migrations already loaded. */
+  migrations: string | Migration[];
+  /** Targets migrated at once, and so connections at work (default 8). */
+  concurrency?: number;
+  /** Told after each target settles. */
+  onProgress?: (progress: MigrationProgress) => void;
+}
+
+/** How a target ended: `applied` (moved forward), `current` (nothing to do), `failed`, `blocked` (its database is behind). */
+export type TargetStatus = 'applied' | 'current' | 'failed' | 'blocked';
+
+/** One target's outcome. */
+export interface TargetResult {
+  target: MigrationTarget;
+  status: TargetStatus;
+  /** Names of the migrations this run applied to it. */
+  applied: string[];
+  /** Its latest applied version after the run (null: none). */
+  version: number | null;
+  failure: TargetFailure | null;
+}
+
+/** Progress after each target. */
+export interface MigrationProgress {
+  total: number;
+  done: number;
+  failed: number;
+  last: TargetResult;
+}
+
+/** The whole run: `ok` when no target failed or was blocked. */
+export interface MigrationReport {
+  ok: boolean;
+  results: TargetResult[];
+  /** Highest version in the directory. */
+  latest: number | null;
+  durationMs: number;
+}
+
+/**
+ * `tenantry migrate`: applies the application's migrations to every location the catalog knows:
+ * each cluster's shared database (global, then tenant migrations in its data schemas), each
+ * database-tier tenant's database (the same), each schema-tier tenant's schema (tenant
+ * migrations, the schema first on the search path, transaction-locally).
+ *
+ * - Each target in its own transaction under its own advisory lock: fully at a version or
+ *   untouched; two concurrent runs never apply a migration twice.
+ * - Databases first, then schemas, `concurrency` at a time over pooled connections (one pool
+ *   per database). A schema never gets ahead of its database's target (its tenant tables may
+ *   use what the global migrations create): behind a failed database, schemas are `blocked`.
+ * - A failure is reported (target, migration, SQLSTATE, message), recorded for `status`, and
+ *   does not stop the others. Re-running applies only what is missing.
+ * - An applied migration whose file changed, or that the directory lacks, refuses the run
+ *   before anything is applied ({@link MigrationError}).
+ *
+ * @example
+ * const report = await migrateEverywhere({ catalog: homeOwnerPool, clusters: { home: homeOwnerUrl }, migrations: 'migrations' });
+ * for (const r of report.results.filter((r) => r.failure)) console.error(r.target.key, r.failure);
+ */
+export async function migrateEverywhere(options: MigrateEverywhereOptions): Promise<MigrationReport> {
+  const started = performance.now();
+  const concurrency = Math.max(1, options.concurrency ?? 8);
+  const migrations = typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
+  const pools = new DatabasePools(options.clusters, concurrency);
+  try {
+    const targets = await listMigrationTargets(options.catalog, options.clusters);
+    const plans = await planMigrations(targets, migrations, pools, concurrency);
+    const drift = plans.find((p) => p.drift);
+    if (drift?.drift) throw drift.drift;
+
+    const results = new Map<string, TargetResult>();
+    let failed = 0;
+    const settle = (result: TargetResult): void => {
+      results.set(result.target.key, result);
+      if (result.status === 'failed' || result.status === 'blocked') failed++;
+      options.onProgress?.({ total: plans.length, done: results.size, failed, last: result });
+    };
+    const run = async (plan: TargetPlan, limit: number): Promise<void> => {
+      const wanted = plan.pending.filter((m) => m.version <= limit);
+      const version = plan.applied.at(-1)?.version ?? null;
+      if (wanted.length === 0) {
+        const status = plan.pending.length === 0 ? 'current' : 'blocked';
+        const failure = status === 'blocked' ? { version: null, migration: null, sqlstate: null, message: `its database ${plan.target.cluster}/${plan.target.database} is behind (version ${limit || 'none'})` } : null;
+        settle({ target: plan.target, status, applied: [], version, failure });
+        return;
+      }
+      let outcome;
+      try {
+        const client = await pools.pool(plan.target.cluster, plan.target.database).connect();
+        let broken = false;
+        try {
+          outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit));
+          broken = !outcome.ok && outcome.failure.sqlstate === null;
+        } finally {
+          client.release(broken);
+        }
+      } catch (error) {
+        outcome = { ok: false as const, version, failure: { version: null, migration: null, sqlstate: null, message: (error as Error).message } };
+      }
+      settle(
+        outcome.ok
+          ? { target: plan.target, status: outcome.applied.length ? 'applied' : 'current', applied: outcome.applied.map((m) => m.name), version: outcome.version, failure: null }
+          : { target: plan.target, status: 'failed', applied: [], version: outcome.version, failure: outcome.failure },
+      );
+    };
+
+    const latest = migrations.at(-1)?.version ?? null;
+    const databases = plans.filter((p) => p.target.schema === null);
+    const schemas = plans.filter((p) => p.target.schema !== null);
+    const waiting = (cluster: string, database: string) => schemas.some((s) => s.target.cluster === cluster && s.target.database === database && s.pending.length > 0);
+    for (const p of plans.filter((p) => p.unreachable)) {
+      settle({ target: p.target, status: 'failed', applied: [], version: null, failure: p.unreachable });
+    }
+    await runBounded(databases.filter((p) => !p.unreachable), concurrency, async (plan) => {
+      await run(plan, Number.MAX_SAFE_INTEGER);
+      if (!waiting(plan.target.cluster, plan.target.database)) await pools.close(plan.target.cluster, plan.target.database);
+    });
+    const databaseVersion = (s: TargetPlan): number => {
+      const db = [...results.values()].find((r) => r.target.schema === null && r.target.cluster === s.target.cluster && r.target.database === s.target.database);
+      return db?.version ?? 0;
+    };
+    await runBounded(schemas.filter((p) => !p.unreachable), concurrency, (plan) => run(plan, databaseVersion(plan)));
+    const ordered = plans.map((p) => results.get(p.target.key)!);
+    return { ok: ordered.every((r) => r.status === 'applied' || r.status === 'current'), results: ordered, latest, durationMs: performance.now() - started };
+  } finally {
+    await pools.end();
+  }
+}
