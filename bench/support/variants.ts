@@ -4,6 +4,8 @@ import { TenantPool } from '../../src/data/tenant-pool.js';
 import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
 import { QueryGuard } from '../../src/guard/query-guard.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
+import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
+import { TenantRouter } from '../../src/tiers/tenant-router.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -117,6 +119,41 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
   };
 }
 
+/**
+ * As tenantPoolVariant, through a RoutedTenantPool and its router (every tenant on the default
+ * route): the routing layer's client cost (route cache, slot semaphore, pool map) side by side
+ * with the plain pool. Each tenant's first statement reads its route from the catalog.
+ */
+function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
+  return {
+    key,
+    label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier)`,
+    open(t, max, prepared) {
+      const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
+      const home = new pg.Pool({ connectionString: url, max: 1 });
+      const router = new TenantRouter({ pool: home });
+      const pool = new RoutedTenantPool({
+        ...t.poolExtras,
+        router,
+        clusters: { home: url },
+        contextMode: mode,
+        contextSecret: t.contextSecret,
+        maxConnections: max,
+        poolSize: max,
+        idleTimeoutMillis: 0,
+      });
+      return {
+        key,
+        run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        async end() {
+          await pool.end();
+          await endPool(home);
+        },
+      };
+    },
+  };
+}
+
 /** Every variant the harness knows, by key. */
 export const VARIANTS: Record<string, VariantInfo> = {
   a: {
@@ -179,4 +216,7 @@ export const VARIANTS: Record<string, VariantInfo> = {
   'b-scoped+guard': guardedVariant('b-scoped+guard', 'signed', true),
   "b'-scoped": guardedVariant("b'-scoped", 'unsigned', false),
   "b'-scoped+guard": guardedVariant("b'-scoped+guard", 'unsigned', true),
+  // the router's cost: each -routed variant against the same variant through a plain TenantPool
+  'b-routed': routedVariant('b-routed', 'signed'),
+  "b'-routed": routedVariant("b'-routed", 'unsigned'),
 };

@@ -120,23 +120,93 @@ BEGIN
 END
 $fn$;`;
 
-const UNSIGNED_CONTEXT_FUNCTION = `
--- Unsigned mode: the context is '<tenant uuid>[.<route epoch>]'. Fast (plain SQL), but SQL that
--- can call set_config can choose its tenant: use only where no statement text is untrusted. The
--- route check is the signed mode's: a stale route fails with TR003, a frozen tenant with TR004.
-CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+/**
+ * Unsigned mode, fast form: inlined into each statement (no lookup). Used while this database
+ * serves only the default route (no tenantry.local_tenants row, serves_default): a context that
+ * names a route epoch is then refused as it would be by the checking form.
+ */
+const UNSIGNED_FAST_BODY = `CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
+AS $body$
+  SELECT CASE WHEN strpos(current_setting('${CONTEXT_SETTING}', true), '.') > 0 THEN tenantry.refuse_route('moved')
+              ELSE nullif(current_setting('${CONTEXT_SETTING}', true), '')::uuid END
+$body$`;
+
+/**
+ * Unsigned mode, checking form: once a tenant is placed here (or this database stops serving the
+ * default route), each statement looks its tenant up in tenantry.local_tenants (a plpgsql plan
+ * cached per session): a stale route fails with TR003, a frozen tenant with TR004.
+ */
+const UNSIGNED_CHECKING_BODY = `CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $body$
+DECLARE
+  v text := pg_catalog.current_setting('${CONTEXT_SETTING}', true);
+  tid text;
+  route bigint;
+  k record;
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  tid := pg_catalog.split_part(v, '.', 1);
+  route := COALESCE(NULLIF(pg_catalog.split_part(v, '.', 2), '')::bigint, 0);
+  SELECT l.state, l.epoch, r.serves_default INTO k
+    FROM tenantry.local_route r LEFT JOIN tenantry.local_tenants l ON l.tenant_key = tid;
+  IF k.state IS NULL THEN
+    IF route <> 0 OR NOT k.serves_default THEN
+      PERFORM tenantry.refuse_route('moved');
+    END IF;
+  ELSIF k.state <> 'active' OR k.epoch <> route THEN
+    PERFORM tenantry.refuse_route(k.state);
+  END IF;
+  RETURN tid::uuid;
+END
+$body$`;
+
+// In unsigned mode the function takes the fast form while it can, the checking form once it must:
+// the route check costs nothing in a database that serves only the default route.
+const UNSIGNED_CONTEXT_FUNCTION = `
+CREATE OR REPLACE FUNCTION tenantry.choose_route_check() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
-  SELECT CASE
-           WHEN c.v IS NULL THEN NULL
-           WHEN l.state IS NULL AND c.route = 0 AND (SELECT r.serves_default FROM tenantry.local_route AS r) THEN c.v::uuid
-           WHEN l.state = 'active' AND l.epoch = c.route THEN c.v::uuid
-           ELSE tenantry.refuse_route(COALESCE(l.state, 'moved'))
-         END
-    FROM (SELECT nullif(split_part(s, '.', 1), '') AS v, COALESCE(nullif(split_part(s, '.', 2), '')::bigint, 0) AS route
-            FROM (SELECT current_setting('${CONTEXT_SETTING}', true) AS s) AS raw) AS c
-    LEFT JOIN tenantry.local_tenants AS l ON l.tenant_key = c.v
-$fn$;`;
+BEGIN
+  IF (SELECT value FROM tenantry.meta WHERE key = 'context_mode') IS DISTINCT FROM 'unsigned' THEN
+    RETURN;
+  END IF;
+  IF EXISTS (SELECT FROM tenantry.local_tenants) OR NOT (SELECT r.serves_default FROM tenantry.local_route r) THEN
+    IF (SELECT p.prolang FROM pg_proc p WHERE p.oid = 'tenantry.current_tenant_id()'::regprocedure) <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') THEN
+      EXECUTE ${quoteDollar(UNSIGNED_CHECKING_BODY)};
+    END IF;
+  ELSIF (SELECT p.prolang FROM pg_proc p WHERE p.oid = 'tenantry.current_tenant_id()'::regprocedure) <> (SELECT oid FROM pg_language WHERE lanname = 'sql') THEN
+    EXECUTE ${quoteDollar(UNSIGNED_FAST_BODY)};
+  END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.choose_route_check() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION tenantry.local_routes_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM tenantry.choose_route_check();
+  RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.local_routes_changed() FROM PUBLIC;
+DROP TRIGGER IF EXISTS local_tenants_changed ON tenantry.local_tenants;
+CREATE TRIGGER local_tenants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry.local_tenants
+  FOR EACH STATEMENT EXECUTE FUNCTION tenantry.local_routes_changed();
+DROP TRIGGER IF EXISTS local_route_changed ON tenantry.local_route;
+CREATE TRIGGER local_route_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry.local_route
+  FOR EACH STATEMENT EXECUTE FUNCTION tenantry.local_routes_changed();
+${UNSIGNED_FAST_BODY};
+SELECT tenantry.choose_route_check();`;
+
+/** A dollar-quoted literal of `text` (which must not contain the tag). */
+function quoteDollar(text: string): string {
+  if (text.includes('$q$')) throw new Error('quoteDollar: the text contains the tag');
+  return `$q$${text}$q$`;
+}
 
 /**
  * The SQL of `tenantry install`: roles, schemas, catalog, registry, policies helpers,

@@ -1,6 +1,7 @@
 // The database's own route check, in both context modes: a statement carries the route epoch it
 // was sent on, and each database knows which tenants it serves under which epoch.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import type { ContextMode } from '../../src/policy/install-sql.js';
@@ -59,6 +60,32 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
     } finally {
       await db.owner.query('update tenantry.local_route set serves_default = true');
     }
+  });
+
+  it('costs nothing where only the default route is served: unsigned mode keeps the inlined form until a tenant is placed', async () => {
+    const language = async () => (await db.admin.query(`select l.lanname from pg_proc p join pg_language l on l.oid = p.prolang where p.oid = 'tenantry.current_tenant_id()'::regprocedure`)).rows[0].lanname;
+    await db.owner.query('delete from tenantry.local_tenants');
+    expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
+    const pool = db.appPool({ contextMode });
+    await expect(runAs(A, () => pool.query('select 1 from notes'))).resolves.toMatchObject({ rowCount: 1 });
+    if (contextMode === 'unsigned') {
+      // the fast form still refuses a context that names a route epoch (it lives nowhere here)
+      const client = new pg.Client({ connectionString: db.appUrl }); // plain: no prefix to override the value
+      await client.connect();
+      try {
+        await client.query('begin');
+        await client.query(`select set_config('tenantry.context', $1, true)`, [`${A}.5`]);
+        await expect(client.query('select 1 from notes')).rejects.toMatchObject({ code: 'TR003' });
+      } finally {
+        await client.query('rollback');
+        await client.end();
+      }
+    }
+    await setLocal(B, 'active', 3);
+    expect(await language()).toBe('plpgsql');
+    await expect(count(pool, B)).rejects.toMatchObject({ code: 'TR003' });
+    await db.owner.query('delete from tenantry.local_tenants');
+    expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
   });
 
   it('the app role cannot change where tenants live', async () => {
