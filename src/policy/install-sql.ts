@@ -70,6 +70,18 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
   };
 }
 
+/**
+ * The route check both context functions end with (plpgsql): `k` holds the tenant's local row
+ * (state, epoch) and the database's serves_default, `route` the epoch the statement was sent on.
+ */
+const ROUTE_CHECK = `  IF k.state IS NULL THEN
+    IF route <> 0 OR NOT k.serves_default THEN
+      PERFORM tenantry.refuse_route('moved');
+    END IF;
+  ELSIF k.state <> 'active' OR k.epoch <> route THEN
+    PERFORM tenantry.refuse_route(k.state);
+  END IF;`;
+
 /** The signed-mode policy function (exported for the benchmark study, not part of the API). */
 export const SIGNED_CONTEXT_FUNCTION = `
 -- Signed mode: the context is '<tenant uuid>.<expiry epoch>[.<route epoch>].<hex HMAC-SHA256>'
@@ -109,13 +121,7 @@ BEGIN
     RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
   END IF;
   route := CASE WHEN split_part(v, '.', 4) = '' THEN 0 ELSE split_part(v, '.', 3)::bigint END;
-  IF k.state IS NULL THEN
-    IF route <> 0 OR NOT k.serves_default THEN
-      PERFORM tenantry.refuse_route('moved');
-    END IF;
-  ELSIF k.state <> 'active' OR k.epoch <> route THEN
-    PERFORM tenantry.refuse_route(k.state);
-  END IF;
+${ROUTE_CHECK}
   RETURN left(v, 36)::uuid;
 END
 $fn$;`;
@@ -153,13 +159,7 @@ BEGIN
   route := COALESCE(NULLIF(pg_catalog.split_part(v, '.', 2), '')::bigint, 0);
   SELECT l.state, l.epoch, r.serves_default INTO k
     FROM tenantry.local_route r LEFT JOIN tenantry.local_tenants l ON l.tenant_key = tid;
-  IF k.state IS NULL THEN
-    IF route <> 0 OR NOT k.serves_default THEN
-      PERFORM tenantry.refuse_route('moved');
-    END IF;
-  ELSIF k.state <> 'active' OR k.epoch <> route THEN
-    PERFORM tenantry.refuse_route(k.state);
-  END IF;
+${ROUTE_CHECK}
   RETURN tid::uuid;
 END
 $body$`;

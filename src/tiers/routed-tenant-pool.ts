@@ -91,15 +91,7 @@ export class RoutedTenantPool {
     let delay = 25;
     for (let attempt = 0; ; attempt++) {
       const route = tenantId === undefined ? undefined : attempt === 0 ? await this.#router.resolve(tenantId) : await this.#router.refresh(tenantId);
-      // the slot first, then the pool, marked busy at once: a pool is never evicted between the two
-      await this.#slots.acquire();
-      let entry: Entry;
-      try {
-        entry = this.#entry(route);
-      } catch (error) {
-        this.#slots.release();
-        throw error;
-      }
+      const entry = await this.#checkout(route);
       try {
         return await entry.pool.query<R>(text as string, values);
       } catch (error) {
@@ -122,14 +114,7 @@ export class RoutedTenantPool {
   async connect(): Promise<pg.PoolClient> {
     const tenantId = tryCurrentTenant();
     const route = tenantId === undefined ? undefined : await this.#router.resolve(tenantId);
-    await this.#slots.acquire();
-    let entry: Entry;
-    try {
-      entry = this.#entry(route);
-    } catch (error) {
-      this.#slots.release();
-      throw error;
-    }
+    const entry = await this.#checkout(route);
     let client: pg.PoolClient;
     try {
       client = await entry.pool.connect();
@@ -156,6 +141,20 @@ export class RoutedTenantPool {
     const pools = [...this.#pools.values()].map((e) => e.pool);
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.end()));
+  }
+
+  /**
+   * A connection slot, then the route's pool marked busy at once (a pool is never evicted
+   * between the two). The caller releases the slot and decrements `active` when done.
+   */
+  async #checkout(route: Route | undefined): Promise<Entry> {
+    await this.#slots.acquire();
+    try {
+      return this.#entry(route);
+    } catch (error) {
+      this.#slots.release();
+      throw error;
+    }
   }
 
   /** The pool of the route's database, marked busy (the caller decrements `active` when done). */

@@ -9,15 +9,9 @@ import { Placements, type PlacementTarget } from '../../src/tiers/placements.js'
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
+import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
-const NOTES_DDL = `
-  create table notes (
-    tenant_id uuid not null default tenantry.current_tenant_id(),
-    id uuid not null default gen_random_uuid(),
-    body text not null,
-    primary key (tenant_id, id));
-  select tenantry.register_tenant_table('notes');`;
 
 type Tier = PlacementTarget['tier'];
 const TIERS: Tier[] = ['shared', 'schema', 'database'];
