@@ -14,6 +14,7 @@ export interface AppliedMigration {
 export interface TargetFailure {
   version: number | null;
   migration: string | null;
+  /** PostgreSQL's SQLSTATE (`42P07`…); for other errors their code (`MIGRATION_CHANGED`, `CLUSTER_UNKNOWN`, `ECONNREFUSED`), else null. */
   sqlstate: string | null;
   message: string;
   failedAt?: Date;

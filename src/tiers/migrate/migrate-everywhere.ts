@@ -106,12 +106,13 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
       let outcome;
       try {
         const client = await pools.pool(plan.target.cluster, plan.target.database).connect();
-        let broken = false;
+        let failed = true;
         try {
           outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit));
-          broken = !outcome.ok && outcome.failure.sqlstate === null;
+          failed = !outcome.ok;
         } finally {
-          client.release(broken);
+          // after a failure the session may be anything (a broken socket, a role a migration set): not reused
+          client.release(failed);
         }
       } catch (error) {
         outcome = { ok: false as const, version, failure: { version: null, migration: null, sqlstate: null, message: (error as Error).message } };
