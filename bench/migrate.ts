@@ -2,7 +2,7 @@
  * Migrations-everywhere benchmark: 1,000 schema-tier tenants (catalog placements + schemas) in
  * one database, an initial tenant migration applied to all of them, then the timed run: two new
  * tenant migrations applied to every schema (and the shared data schema) with `migrateEverywhere`
- * — one transaction per target, `concurrency` at once. Then `doctor` over every schema: RLS
+ * — one transaction per target, `concurrency` at once. Then `doctorEverywhere` (doctor in every placement of the catalog): RLS
  * forced and registered everywhere. Target: ≤ 60 s for 1,000 schemas.
  *
  *   npm run bench:migrate
@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { install } from '../src/policy/installer.js';
-import { runDoctor } from '../src/policy/doctor.js';
+import { doctorEverywhere } from '../src/tiers/migrate/doctor-everywhere.js';
 import { migrateEverywhere, type MigrationReport } from '../src/tiers/migrate/migrate-everywhere.js';
 import { benchRoles } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
@@ -120,9 +120,11 @@ async function main(): Promise<number> {
     log(summary('re-run (nothing to do)', noop));
 
     const d0 = performance.now();
-    const names = Array.from({ length: schemas }, (_, i) => `t_bench_${i + 1}`);
-    const doctor = await runDoctor(server.url(DATABASE), { schemas: ['public', ...names] });
-    const errors = doctor.findings.filter((f) => f.severity === 'error');
+    // doctor in every placement the catalog knows (here: the shared database with its 1,000 tenant schemas)
+    const audit = await doctorEverywhere({ catalog: owner, clusters: { home: server.url(DATABASE) } });
+    const findings = audit.databases.flatMap((d) => d.report?.findings ?? []);
+    const errors = [...findings.filter((f) => f.severity === 'error'), ...audit.databases.filter((d) => d.error).map((d) => ({ code: 'UNREACHABLE', object: d.database, message: d.error }))];
+    const audited = audit.databases.reduce((n, d) => n + d.schemas.length, 0);
     const check = await new pg.Client({ connectionString: server.url(DATABASE) });
     await check.connect();
     const { rows } = await check.query<{ n: number; forced: number; registered: number }>(
@@ -133,7 +135,7 @@ async function main(): Promise<number> {
         where c.relkind = 'r' and (s.nspname like 't_bench_%' or s.nspname = 'public')`,
     );
     await check.end();
-    log(`\ndoctor over public + ${schemas} schemas in ${((performance.now() - d0) / 1000).toFixed(1)} s: ${errors.length} errors, ${doctor.findings.length - errors.length} warnings`);
+    log(`\ndoctorEverywhere: ${audit.databases.length} database(s), ${audited} schemas in ${((performance.now() - d0) / 1000).toFixed(1)} s: ${errors.length} errors, ${findings.length - errors.length} warnings`);
     for (const f of errors.slice(0, 5)) log(`  ${f.code} ${f.object}: ${f.message}`);
     log(`tenant tables: ${rows[0]!.n}, RLS forced: ${rows[0]!.forced}, registered: ${rows[0]!.registered}`);
 

@@ -51,3 +51,4 @@ export { listMigrationTargets, type MigrationTarget, type TargetKind } from './t
 export { MigrationError, type MigrationErrorCode } from './tiers/migrate/migration-error.js';
 export { migrateSql } from './tiers/migrate/migrate-sql.js';
 export type { TargetFailure, AppliedMigration } from './tiers/migrate/database-state.js';
+export { doctorEverywhere, type PlacementsAudit, type DatabaseAudit } from './tiers/migrate/doctor-everywhere.js';

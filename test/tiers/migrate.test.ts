@@ -11,6 +11,7 @@ import { Placements } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
 import { migrateEverywhere, type MigrationReport } from '../../src/tiers/migrate/migrate-everywhere.js';
 import { migrationStatus } from '../../src/tiers/migrate/migration-status.js';
+import { doctorEverywhere } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 // One server: the shared database (public), three schema-tier tenants (t_a, t_b, t_c) in it,
@@ -130,6 +131,21 @@ describe('tenantry migrate', () => {
     expect(doctor.findings.filter((f) => f.severity === 'error')).toEqual([]);
     const doctorD = await runDoctor(withDatabase(db.adminUrl, dDatabase));
     expect(doctorD.findings.filter((f) => f.severity === 'error')).toEqual([]);
+
+    // the same audit driven by the catalog, every placement at once; and it sees a defect in one schema
+    const audit = await doctorEverywhere({ catalog: db.owner, clusters: { home: db.adminUrl } });
+    expect(audit.databases.map((d) => [d.database, d.schemas, d.report?.ok])).toEqual([
+      [db.name, ['public', ...SCHEMAS], true],
+      [dDatabase, ['public'], true],
+    ]);
+    await db.admin.query('alter table t_c.notes no force row level security');
+    try {
+      const broken = await doctorEverywhere({ catalog: db.owner, clusters: { home: db.adminUrl } });
+      expect(broken.ok).toBe(false);
+      expect(broken.databases[0]!.report!.findings.filter((f) => f.severity === 'error').map((f) => f.object)).toContain('t_c.notes');
+    } finally {
+      await db.admin.query('alter table t_c.notes force row level security');
+    }
   });
 
   it('a second run is a no-op', async () => {
