@@ -8,6 +8,7 @@ interface MigrateFlags {
   migrations: string;
   clusters?: string;
   concurrency: number;
+  lockTimeout?: number;
   json?: boolean;
 }
 
@@ -95,9 +96,14 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
   const cmd = new Command('migrate').description('apply the application\'s migrations everywhere (`migrate up`, the default), or show where each target stands (`migrate status`)');
   common(cmd.command('up', { isDefault: true }))
     .description('apply the migrations to the shared database, every tenant schema and every tenant database on every cluster; exits 1 when any target failed')
+    .option('--lock-timeout <ms>', 'fail a target whose migration waits longer than this for a table lock (default: the server\'s lock_timeout)', (raw: string) => {
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive number of milliseconds');
+      return n;
+    })
     .action(async (flags: MigrateFlags) => {
       const report = await withClusters(globals(), flags, (catalog, clusters) =>
-        migrateEverywhere({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency, onProgress: flags.json ? undefined : progressPrinter(process.stderr) }),
+        migrateEverywhere({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency, lockTimeoutMs: flags.lockTimeout, onProgress: flags.json ? undefined : progressPrinter(process.stderr) }),
       );
       if (!report.ok) process.exitCode = 1;
       if (flags.json) {

@@ -263,4 +263,28 @@ describe('tenantry migrate', () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('latest version 7; targets by version: 7: 5');
   });
+
+  it('with a lock timeout, a target whose table the application holds fails fast (55P03) and the others go on', async () => {
+    const dir = await migrationsWith({
+      'tenant/004_audit_events.sql': AUDIT,
+      'tenant/005_note_pins.sql': PINS,
+      'global/006_plan_limits.sql': 'create table plan_limits (plan text primary key references plans (code));',
+      'tenant/007_note_plan.sql': 'alter table notes add column plan text;',
+      'tenant/008_notes_pinned.sql': 'alter table notes add column pinned boolean not null default false;',
+    });
+    const holder = await db.admin.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table t_a.notes in access share mode'); // a long read in tenant A's schema (the CLI test above left every target at 7)
+      const report = await migrateEverywhere({ catalog: db.owner, clusters, migrations: dir, concurrency: 2, lockTimeoutMs: 200 });
+      expect(report.results.filter((r) => r.status !== 'applied').map((r) => [r.target.schema, r.status, r.failure?.sqlstate, r.failure?.migration])).toEqual([
+        ['t_a', 'failed', '55P03', '008_notes_pinned.sql'],
+      ]);
+    } finally {
+      await holder.query('rollback');
+      holder.release();
+    }
+    const again = await migrate(dir);
+    expect(again.results.filter((r) => r.status === 'applied').map((r) => r.target.schema)).toEqual(['t_a']);
+  });
 });

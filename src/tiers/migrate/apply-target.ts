@@ -17,12 +17,15 @@ export type TargetOutcome = { ok: true; applied: Migration[]; version: number | 
  * transaction. Bookkeeping rides with the first and last statements: 2 round trips plus one per
  * migration. A failure rolls everything back and is recorded in `tenantry.migration_failures`.
  */
-export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[]): Promise<TargetOutcome> {
+export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[], options: { lockTimeoutMs?: number } = {}): Promise<TargetOutcome> {
   const lit = quoteLiteral;
+  // after the advisory lock: waiting for another run is fine; queueing behind the app's locks is not
+  const lockTimeout = options.lockTimeoutMs === undefined ? '' : `SELECT set_config('lock_timeout', ${lit(`${Math.max(1, Math.floor(options.lockTimeoutMs))}ms`)}, true);`;
   const opening = await client.query(
     `BEGIN;
      SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext(${lit(plan.target.key)}));
      SET LOCAL ROLE ${quoteIdent(plan.ownerRole, 'role')};
+     ${lockTimeout}
      SELECT set_config('search_path', ${lit(plan.searchPath.map((s) => quoteIdent(s, 'schema')).join(', '))}, true);
      SELECT version, name, checksum FROM tenantry.schema_migrations WHERE target = ${lit(plan.tracking)} ORDER BY version`,
   ) as unknown as pg.QueryResult[];

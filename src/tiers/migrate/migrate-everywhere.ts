@@ -21,6 +21,12 @@ export interface MigrateEverywhereOptions {
   migrations: string | Migration[];
   /** Targets migrated at once, and so connections at work (default 8). */
   concurrency?: number;
+  /**
+   * `lock_timeout` of each target's transaction, in ms (default: the server's, usually none). A
+   * migration that would wait longer for a lock the application holds fails that target
+   * (SQLSTATE 55P03) instead of queueing every later statement on the table behind it.
+   */
+  lockTimeoutMs?: number;
   /** Told after each target settles. */
   onProgress?: (progress: MigrationProgress) => void;
 }
@@ -108,7 +114,7 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
         const client = await pools.pool(plan.target.cluster, plan.target.database).connect();
         let failed = true;
         try {
-          outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit));
+          outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit), { lockTimeoutMs: options.lockTimeoutMs });
           failed = !outcome.ok;
         } finally {
           // after a failure the session may be anything (a broken socket, a role a migration set): not reused
