@@ -59,9 +59,13 @@ async function withClusters<T>(globals: ConnectionOptions, flags: MigrateFlags, 
 /** A one-line progress bar on a TTY; plain lines (every tenth, and each failure) otherwise. */
 function progressPrinter(stream: NodeJS.WriteStream): (p: MigrationProgress) => void {
   let lastTenth = -1;
+  let drawn = 0;
   return (p) => {
     const failed = p.last.status === 'failed' || p.last.status === 'blocked';
     if (stream.isTTY) {
+      // redrawn at most every 50 ms: thousands of targets must not mean thousands of terminal writes
+      if (p.done < p.total && performance.now() - drawn < 50) return;
+      drawn = performance.now();
       const width = 30;
       const filled = Math.round((p.done / p.total) * width);
       const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total}${p.failed ? `  ${p.failed} failed` : ''}  ${p.last.target.key}`;
