@@ -102,7 +102,7 @@ BEGIN
   END IF;
   -- <uuid>.<expiry>[.<route>].<hex hmac> is 103..134 characters. No bounded repetitions ({64}):
   -- PostgreSQL's regex engine pays for them on every match; the HMAC below proves the value.
-  IF length(v) NOT BETWEEN 103 AND 134 OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' THEN
+  IF length(v) NOT BETWEEN 103 AND 134 OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' OR substr(v, length(v) - 64, 1) <> '.' THEN
     RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
   END IF;
   -- one lookup for the key and for this tenant's local route (text key: no cast of unproven input)
@@ -149,20 +149,56 @@ AS $body$
 DECLARE
   v text := pg_catalog.current_setting('${CONTEXT_SETTING}', true);
   tid text;
-  route bigint;
-  k record;
 BEGIN
   IF v IS NULL OR v = '' THEN
     RETURN NULL;
   END IF;
   tid := pg_catalog.split_part(v, '.', 1);
-  route := COALESCE(NULLIF(pg_catalog.split_part(v, '.', 2), '')::bigint, 0);
-  SELECT l.state, l.epoch, r.serves_default INTO k
-    FROM tenantry.local_route r LEFT JOIN tenantry.local_tenants l ON l.tenant_key = tid;
-${ROUTE_CHECK}
+  PERFORM tenantry.check_route(v);
   RETURN tid::uuid;
 END
 $body$`;
+
+/**
+ * The route check on its own (SECURITY DEFINER: the app role reads nothing of where tenants
+ * live), and the prefix of a RoutedTenantPool's statements: enter_route sets the context (and the
+ * schema tier's search path) and checks the route at once, so a statement sent on a stale route
+ * is refused before it runs even where its plan would never evaluate the policy (an index lookup
+ * by id that finds no row). No SET clause on enter_route: it must leave its search_path behind.
+ */
+const ROUTE_FUNCTIONS = `
+CREATE OR REPLACE FUNCTION tenantry.check_route(p_context text) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  parts integer;
+  route bigint;
+  k record;
+BEGIN
+  IF p_context IS NULL OR p_context = '' THEN
+    RETURN;
+  END IF;
+  -- signed: <id>.<expiry>[.<route>].<hmac>; unsigned: <id>[.<route>]
+  parts := array_length(string_to_array(p_context, '.'), 1);
+  route := CASE WHEN parts = 4 THEN split_part(p_context, '.', 3)::bigint
+                WHEN parts = 2 THEN split_part(p_context, '.', 2)::bigint
+                ELSE 0 END;
+  SELECT l.state, l.epoch, r.serves_default INTO k
+    FROM tenantry.local_route r LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(p_context, 36);
+${ROUTE_CHECK}
+END
+$fn$;
+CREATE OR REPLACE FUNCTION tenantry.enter_route(p_context text, p_search_path text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+  PERFORM pg_catalog.set_config('${CONTEXT_SETTING}', p_context, true);
+  IF p_search_path IS NOT NULL AND p_search_path <> '' THEN
+    PERFORM pg_catalog.set_config('search_path', p_search_path, true);
+  END IF;
+  PERFORM tenantry.check_route(p_context);
+END
+$fn$;`;
 
 // In unsigned mode the function takes the fast form while it can, the checking form once it must:
 // the route check costs nothing in a database that serves only the default route.
@@ -297,6 +333,9 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
   add(`REVOKE ALL ON ALL TABLES IN SCHEMA tenantry_private FROM PUBLIC, ${app};`);
 
   add(localRouteSql({ appRole: o.appRole, supportRole: o.supportRole }));
+  add(ROUTE_FUNCTIONS);
+  add(`REVOKE ALL ON FUNCTION tenantry.check_route(text), tenantry.enter_route(text, text) FROM PUBLIC;`);
+  add(`GRANT EXECUTE ON FUNCTION tenantry.check_route(text), tenantry.enter_route(text, text) TO ${[app, ...(support ? [support] : [])].join(', ')};`);
   add(o.contextMode === 'signed' ? SIGNED_CONTEXT_FUNCTION : UNSIGNED_CONTEXT_FUNCTION);
   add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);

@@ -1,0 +1,28 @@
+/** Stable codes of the errors a move raises. */
+export type MoveErrorCode =
+  | 'MOVE_NOT_FOUND'
+  | 'MOVE_BUSY'
+  | 'MOVE_SAME_PLACEMENT'
+  | 'MOVE_TARGET_NOT_READY'
+  | 'MOVE_VERIFICATION_FAILED'
+  | 'MOVE_ALREADY_SWITCHED'
+  | 'MOVE_NOT_FINISHED'
+  | 'MOVE_GRACE_PERIOD';
+
+/**
+ * An online move refused or failed a step. Branch on `code`; `moveId` names the record in
+ * `tenantry.moves` to resume or roll back.
+ */
+export class MoveError extends Error {
+  readonly code: MoveErrorCode;
+  readonly moveId: string | undefined;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: MoveErrorCode, message: string, options: { moveId?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.moveId = options.moveId;
+    this.details = Object.freeze({ ...options.details });
+  }
+}

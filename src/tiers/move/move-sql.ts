@@ -1,0 +1,87 @@
+import { quoteIdent } from '../../policy/identifiers.js';
+
+/**
+ * The moves part of `tenantry install`, run in every database Tenantry is installed in:
+ *
+ * - `tenantry.moves` (meaningful in the home database, next to the placements): one row per
+ *   online move of a tenant, with the step it has completed, its copy cursor and its error, so a
+ *   move killed at any step continues or rolls back on the next run. At most one open move per
+ *   tenant. The app role cannot see it.
+ * - `tenantry_private.move_changes` and `tenantry_private.capture_move_change()` (in every
+ *   database a tenant can move out of): the trigger-based change capture. A move installs
+ *   triggers on the source tables that call it for the moving tenant's rows only; it records the
+ *   primary key of each changed row, and the mover re-reads the row's current state from the
+ *   source when it applies the delta, so order and duplicates do not matter.
+ *
+ * The capture function also takes the tenant's `tenantry.local_tenants` row FOR SHARE and
+ * refuses the write unless the tenant is active here: the mover's freeze (an UPDATE of that row)
+ * therefore waits for every write already in flight to commit, and every later write sees the
+ * freeze (TR004, retried by the pool) — no write can slip past the final sync.
+ */
+export function moveSql(roles: { appRole: string }): string {
+  const app = quoteIdent(roles.appRole);
+  return `
+-- tiers: online moves (TenantMover): the move records, in the home catalog
+CREATE TABLE IF NOT EXISTS tenantry.moves (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id uuid NOT NULL REFERENCES tenantry.tenants (id) ON DELETE CASCADE,
+  source jsonb NOT NULL,
+  target jsonb NOT NULL,
+  step text NOT NULL DEFAULT 'created' CHECK (step IN ('created', 'prepared', 'capturing', 'copied', 'freezing', 'switched', 'done', 'cleaned', 'rolling_back', 'rolled_back')),
+  cursor jsonb NOT NULL DEFAULT '{}',
+  error text,
+  freeze_ms integer,
+  cleanup_after timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  switched_at timestamptz,
+  finished_at timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS moves_one_open_per_tenant ON tenantry.moves (tenant_id)
+  WHERE step NOT IN ('done', 'cleaned', 'rolled_back');
+REVOKE ALL ON tenantry.moves FROM PUBLIC, ${app};
+
+-- change capture for moves out of this database (private: the app never sees it)
+CREATE TABLE IF NOT EXISTS tenantry_private.move_changes (
+  seq bigserial PRIMARY KEY,
+  move_id uuid NOT NULL,
+  relid oid NOT NULL,
+  pk jsonb NOT NULL,
+  op "char" NOT NULL,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS move_changes_move_idx ON tenantry_private.move_changes (move_id, seq);
+REVOKE ALL ON tenantry_private.move_changes FROM PUBLIC, ${app};
+
+-- TG_ARGV: move id, tenant id, primary key columns (text[] literal)
+CREATE OR REPLACE FUNCTION tenantry_private.capture_move_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  cols text[] := TG_ARGV[2]::text[];
+  st text;
+  o jsonb;
+  n jsonb;
+BEGIN
+  -- ordered against the mover's freeze (see moveSql's comment)
+  SELECT l.state INTO st FROM tenantry.local_tenants l WHERE l.tenant_key = TG_ARGV[1] FOR SHARE;
+  IF st IS DISTINCT FROM 'active' THEN
+    PERFORM tenantry.refuse_route(coalesce(st, 'moved'));
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
+    SELECT jsonb_object_agg(c, to_jsonb(OLD) -> c) INTO o FROM unnest(cols) AS c;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    SELECT jsonb_object_agg(c, to_jsonb(NEW) -> c) INTO n FROM unnest(cols) AS c;
+  END IF;
+  IF o IS NOT NULL AND o IS DISTINCT FROM n THEN
+    INSERT INTO tenantry_private.move_changes (move_id, relid, pk, op) VALUES (TG_ARGV[0]::uuid, TG_RELID, o, left(TG_OP, 1));
+  END IF;
+  IF n IS NOT NULL THEN
+    INSERT INTO tenantry_private.move_changes (move_id, relid, pk, op) VALUES (TG_ARGV[0]::uuid, TG_RELID, n, left(TG_OP, 1));
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.capture_move_change() FROM PUBLIC;`;
+}

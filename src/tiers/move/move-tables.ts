@@ -1,0 +1,111 @@
+import type { Queryable } from '../../catalog/tenant-catalog.js';
+import { MoveError } from './move-error.js';
+
+/** One registered tenant table as a move sees it, at the source and at the target. */
+export interface MoveTable {
+  /** The table's name without schema: how source and target tables are paired. */
+  name: string;
+  /** Quoted, schema-qualified names. */
+  source: string;
+  target: string;
+  /** The source table's oid (what the capture trigger records). */
+  sourceOid: number;
+  tenantColumn: string;
+  /** Primary key columns, in key order. */
+  key: string[];
+  /** Columns copied: those of the target that the source has too, generated ones excepted. */
+  columns: string[];
+  /** Target columns fed by a sequence (serial or identity): bumped before the switch. */
+  sequences: Array<{ column: string; sequence: string }>;
+}
+
+interface TableRow {
+  oid: number;
+  schema: string;
+  name: string;
+  tenant_column: string;
+  key: string[] | null;
+  columns: string[];
+}
+
+/** Quotes a name read from the system catalogs (any spelling PostgreSQL accepted). */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+async function tablesIn(db: Queryable, schemas: string[]): Promise<TableRow[]> {
+  const { rows } = await db.query<TableRow>(
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as tenant_column,
+            (select array_agg(a.attname::text order by k.ord) from pg_index i
+               cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+              where i.indrelid = c.oid and i.indisprimary) as key,
+            (select array_agg(a.attname::text order by a.attnum) from pg_attribute a
+              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = '') as columns
+       from tenantry.registered_tables r join pg_class c on c.oid = r.relid join pg_namespace n on n.oid = c.relnamespace
+      where r.kind = 'tenant' and n.nspname = any($1)`,
+    [schemas],
+  );
+  return rows;
+}
+
+/**
+ * Pairs the registered tenant tables of the source (in `sourceSchemas`) with the target's, by
+ * name, parents before children (foreign keys among them). Every source table must exist at the
+ * target with a primary key.
+ */
+export async function moveTables(source: Queryable, sourceSchemas: string[], target: Queryable, targetSchemas: string[]): Promise<MoveTable[]> {
+  const [from, to] = await Promise.all([tablesIn(source, sourceSchemas), tablesIn(target, targetSchemas)]);
+  const byName = new Map(to.map((t) => [t.name, t]));
+  const tables: MoveTable[] = [];
+  for (const s of from) {
+    const t = byName.get(s.name);
+    if (!t) throw new MoveError('MOVE_TARGET_NOT_READY', `The target has no registered tenant table ${s.name}: create the tenant tables there first`, { details: { table: s.name } });
+    if (!s.key || !t.key || s.key.join() !== t.key.join()) {
+      throw new MoveError('MOVE_TARGET_NOT_READY', `Table ${s.name} needs the same primary key at the source and the target`, { details: { table: s.name } });
+    }
+    const sourceColumns = new Set(s.columns);
+    tables.push({
+      name: s.name,
+      source: `${ident(s.schema)}.${ident(s.name)}`,
+      target: `${ident(t.schema)}.${ident(t.name)}`,
+      sourceOid: s.oid,
+      tenantColumn: s.tenant_column,
+      key: s.key,
+      columns: t.columns.filter((c) => sourceColumns.has(c)),
+      sequences: [],
+    });
+  }
+  for (const table of tables) {
+    const { rows } = await target.query<{ column: string; sequence: string | null }>(
+      `select c as column, pg_get_serial_sequence($1, c) as sequence from unnest($2::text[]) as c`,
+      [table.target, table.columns],
+    );
+    table.sequences = rows.filter((r): r is { column: string; sequence: string } => r.sequence !== null);
+  }
+  return orderByForeignKeys(source, tables);
+}
+
+// Parents first: a child's rows are copied after the rows they reference.
+async function orderByForeignKeys(source: Queryable, tables: MoveTable[]): Promise<MoveTable[]> {
+  const oids = tables.map((t) => t.sourceOid);
+  const { rows } = await source.query<{ child: number; parent: number }>(
+    `select conrelid::int as child, confrelid::int as parent from pg_constraint
+      where contype = 'f' and conrelid = any($1::oid[]) and confrelid = any($1::oid[]) and conrelid <> confrelid`,
+    [oids],
+  );
+  const parents = new Map<number, number[]>();
+  for (const r of rows) parents.set(r.child, [...(parents.get(r.child) ?? []), r.parent]);
+  const byOid = new Map(tables.map((t) => [t.sourceOid, t]));
+  const ordered: MoveTable[] = [];
+  const seen = new Set<number>();
+  const visit = (oid: number, path: Set<number>): void => {
+    if (seen.has(oid) || path.has(oid)) return; // a cycle: keep the order we have
+    path.add(oid);
+    for (const p of parents.get(oid) ?? []) visit(p, path);
+    seen.add(oid);
+    ordered.push(byOid.get(oid)!);
+  };
+  for (const t of [...tables].sort((a, b) => a.name.localeCompare(b.name))) visit(t.sourceOid, new Set());
+  return ordered;
+}

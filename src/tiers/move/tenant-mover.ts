@@ -1,0 +1,427 @@
+import type pg from 'pg';
+import { toTenantId } from '../../context/tenant-id.js';
+import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { sqlStateOf } from '../../errors/sqlstate.js';
+import { validIdentifier } from '../../policy/identifiers.js';
+import type { Placement, PlacementTarget, Placements } from '../placements.js';
+import { dropCaptureTriggers, installCaptureTriggers } from './capture-triggers.js';
+import { MoveError } from './move-error.js';
+import { MOVE_COLUMNS, toMoveRecord, type MoveCursor, type MoveProgress, type MoveRecord, type MoveStep } from './move-record.js';
+import { moveTables, type MoveTable } from './move-tables.js';
+import { RowCopier } from './row-copier.js';
+
+/** Options of {@link TenantMover}. */
+export interface TenantMoverOptions {
+  /** Owner pools per location, and the route switch. */
+  placements: Placements;
+  /** The home database (the catalog, `tenantry.moves`) as the owner role. */
+  catalog: pg.Pool;
+  /** Schemas of the shared tier's tenant tables (default `['public']`). */
+  dataSchemas?: string[];
+  /** Rows per copy batch and changes per delta batch (default 5000). */
+  batchSize?: number;
+  /** The write freeze starts once fewer changes than this wait to be applied (default 500). */
+  freezeBelow?: number;
+  /** How long the source keeps the tenant's rows after the switch, before `cleanup` may delete them (default 1 hour). */
+  graceMs?: number;
+  onProgress?: (progress: MoveProgress) => void;
+  /** Called after each step is done and recorded (tests use it to kill the process at a step). */
+  onStep?: (step: MoveStep, move: MoveRecord) => void | Promise<void>;
+}
+
+interface Run {
+  move: MoveRecord;
+  source: pg.Pool;
+  target: pg.Pool;
+  tables: MoveTable[];
+  copiers: Map<number, RowCopier>;
+}
+
+const OPEN: MoveStep[] = ['created', 'prepared', 'capturing', 'copied', 'freezing'];
+
+/**
+ * Moves a tenant online between any two placements (shared, schema, database; any cluster):
+ * capture triggers on the source, bulk copy in primary-key order, deltas until small, a write
+ * freeze, the final delta, verification (row counts and checksums per table), the route switch
+ * (`Placements.assign`), then the source's rows are deleted by `cleanup` after a grace period.
+ * Each step is recorded in `tenantry.moves` before the next begins: a move killed at any step
+ * continues with `run(id)` or is undone with `rollback(id)` (possible until the switch).
+ *
+ * The application keeps running through a RoutedTenantPool: during the freeze its statements
+ * wait (TR004); after the switch a stale route is refused (TR003) and retried at the target.
+ *
+ * @example
+ * const mover = new TenantMover({ placements, catalog: homeOwnerPool, onProgress: console.log });
+ * const move = await mover.move(tenantId, { tier: 'schema', cluster: 'home', schema: 't_acme' });
+ * // … later: await mover.cleanup(move.id);
+ */
+export class TenantMover {
+  readonly #placements: Placements;
+  readonly #catalog: pg.Pool;
+  readonly #dataSchemas: string[];
+  readonly #batch: number;
+  readonly #freezeBelow: number;
+  readonly #graceMs: number;
+  readonly #progress: (p: MoveProgress) => void;
+  readonly #onStep: (step: MoveStep, move: MoveRecord) => void | Promise<void>;
+
+  constructor(options: TenantMoverOptions) {
+    this.#placements = options.placements;
+    this.#catalog = options.catalog;
+    this.#dataSchemas = (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema'));
+    this.#batch = options.batchSize ?? 5000;
+    this.#freezeBelow = options.freezeBelow ?? 500;
+    this.#graceMs = options.graceMs ?? 3_600_000;
+    this.#progress = options.onProgress ?? (() => undefined);
+    this.#onStep = options.onStep ?? (() => undefined);
+  }
+
+  /** Starts a move and runs it to the end (`done`: switched, source kept until `cleanup`). */
+  async move(tenant: string, target: PlacementTarget): Promise<MoveRecord> {
+    const move = await this.start(tenant, target);
+    return this.run(move.id);
+  }
+
+  /** Records a move (or returns the tenant's open move to the same target) without running it. */
+  async start(tenant: string, target: PlacementTarget): Promise<MoveRecord> {
+    const tenantId = toTenantId(tenant);
+    const to = normalize(target);
+    const from = await this.#placements.get(tenantId);
+    const open = await this.openMove(tenantId);
+    if (open) {
+      if (sameLocation(open.target, to) && open.target.schema === to.schema) return open;
+      throw new MoveError('MOVE_BUSY', 'The tenant has another move open: resume or roll it back first', { moveId: open.id });
+    }
+    if (sameLocation(from, to) && (from.schema ?? null) === to.schema) throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant already lives there');
+    const source = { tier: from.tier, cluster: from.cluster, database: from.database, schema: from.schema, epoch: from.epoch };
+    const { rows } = await this.#catalog.query(`insert into tenantry.moves (tenant_id, source, target) values ($1, $2, $3) returning ${MOVE_COLUMNS}`, [tenantId, source, to]);
+    return toMoveRecord(rows[0]!);
+  }
+
+  /** The move record. */
+  async get(id: string): Promise<MoveRecord> {
+    const { rows } = await this.#catalog.query(`select ${MOVE_COLUMNS} from tenantry.moves where id = $1`, [toTenantId(id)]);
+    if (!rows[0]) throw new MoveError('MOVE_NOT_FOUND', 'No such move', { moveId: id });
+    return toMoveRecord(rows[0]);
+  }
+
+  /** The tenant's move that has not switched or rolled back yet, if any. */
+  async openMove(tenant: string): Promise<MoveRecord | undefined> {
+    const { rows } = await this.#catalog.query(
+      `select ${MOVE_COLUMNS} from tenantry.moves where tenant_id = $1 and step not in ('done', 'cleaned', 'rolled_back')`,
+      [toTenantId(tenant)],
+    );
+    return rows[0] ? toMoveRecord(rows[0]) : undefined;
+  }
+
+  /** Continues a move from its last recorded step to `done` (or finishes a rollback in progress). */
+  async run(id: string): Promise<MoveRecord> {
+    return this.#locked(id, async () => {
+      let move = await this.get(id);
+      if (move.step === 'rolling_back') return this.#rollback(move);
+      move = await this.#detectSwitch(move);
+      if (!OPEN.includes(move.step) && move.step !== 'switched') return move;
+      try {
+        const run = await this.#open(move);
+        if (run.move.step === 'created') await this.#prepare(run);
+        if (run.move.step === 'prepared') await this.#capture(run);
+        if (run.move.step === 'capturing') await this.#copy(run);
+        if (run.move.step === 'copied' || run.move.step === 'freezing') await this.#switch(run);
+        if (run.move.step === 'switched') await this.#finish(run);
+        return run.move;
+      } catch (error) {
+        await this.#catalog.query('update tenantry.moves set error = $2, updated_at = now() where id = $1', [id, String((error as Error)?.message ?? error).slice(0, 1000)]).catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  /** Alias of `run`, or of `rollback` with `{ rollback: true }`: what to call after a crash. */
+  async resume(id: string, options: { rollback?: boolean } = {}): Promise<MoveRecord> {
+    return options.rollback ? this.rollback(id) : this.run(id);
+  }
+
+  /**
+   * Undoes a move that has not switched: drops the capture, deletes what was copied to the
+   * target, unfreezes the source. Refused once the route has switched (the target is live).
+   */
+  async rollback(id: string): Promise<MoveRecord> {
+    return this.#locked(id, async () => this.#rollback(await this.#detectSwitch(await this.get(id))));
+  }
+
+  /**
+   * Deletes the tenant's rows at the source of a finished move, once its grace period is over
+   * (or at once with `force`). Never before the switch.
+   */
+  async cleanup(id: string, options: { force?: boolean } = {}): Promise<MoveRecord> {
+    return this.#locked(id, async () => {
+      const move = await this.get(id);
+      if (move.step === 'cleaned') return move;
+      if (move.step !== 'done') throw new MoveError('MOVE_NOT_FINISHED', 'Only a finished move (switched) can clean up its source', { moveId: id, details: { step: move.step } });
+      if (!options.force && move.cleanupAfter && move.cleanupAfter.getTime() > Date.now()) {
+        throw new MoveError('MOVE_GRACE_PERIOD', `The source is kept until ${move.cleanupAfter.toISOString()}`, { moveId: id });
+      }
+      const now = await this.#placements.get(move.tenantId);
+      // the tenant came back to where this move took it from: those rows are live again
+      if (!(sameLocation(now, move.source) && (now.schema ?? null) === (move.source.schema ?? null))) {
+        const source = this.#placements.ownerPool(move.source);
+        const tables = await moveTables(source, this.#schemas(move.source), source, this.#schemas(move.source));
+        for (const t of [...tables].reverse()) {
+          const copier = new RowCopier(t, move.tenantId);
+          let deleted = 0;
+          for (let n = -1; n !== 0; ) {
+            n = await copier.deleteSome(source, 'source', this.#batch);
+            deleted += n;
+            this.#progress({ moveId: id, step: 'cleaning', table: t.name, copied: deleted });
+          }
+        }
+      }
+      return this.#record(move, 'cleaned', { finished_at: new Date() });
+    });
+  }
+
+  async #prepare(run: Run): Promise<void> {
+    const { move } = run;
+    const now = await this.#placements.get(move.tenantId);
+    if (!sameLocation(now, move.source) || (now.schema ?? null) !== (move.source.schema ?? null) || now.epoch !== move.source.epoch) {
+      throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant moved since this move was recorded: roll it back and start again', { moveId: move.id });
+    }
+    // the capture triggers and the freeze lock this row: it must exist (the default route has none)
+    await run.source.query(
+      `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'active', $2, $3) on conflict (tenant_key) do nothing`,
+      [move.tenantId, move.source.epoch, move.source.schema ?? null],
+    );
+    // until the switch, a route to the target database is refused (nobody should have one)
+    if (!sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
+    // the tenant does not live at the target: any of its rows there are leftovers of an earlier move
+    await this.#deleteAtTarget(run);
+    await this.#catalog.query(
+      `update tenantry.moves set step = 'cleaned', finished_at = now(), updated_at = now()
+        where tenant_id = $1 and step = 'done' and source->>'cluster' = $2 and coalesce(source->>'database', '') = $3 and coalesce(source->>'schema', '') = $4`,
+      [move.tenantId, move.target.cluster, move.target.database ?? '', move.target.schema ?? ''],
+    );
+    await this.#advance(run, 'prepared');
+  }
+
+  async #capture(run: Run): Promise<void> {
+    await installCaptureTriggers(run.source, run.move.id, run.move.tenantId, run.tables);
+    await this.#advance(run, 'capturing', { cursor: {} });
+  }
+
+  async #copy(run: Run): Promise<void> {
+    const cursor: MoveCursor = { copied: {}, ...run.move.cursor };
+    let started = cursor.table === undefined;
+    for (const t of run.tables) {
+      if (!started && t.name !== cursor.table) continue;
+      const resuming = !started;
+      started = true;
+      const copier = run.copiers.get(t.sourceOid)!;
+      const total = await copier.count(run.source, 'source');
+      let after = resuming ? (cursor.after ?? null) : null;
+      let copied = resuming ? (cursor.copied?.[t.name] ?? 0) : 0;
+      this.#progress({ moveId: run.move.id, step: 'copying', table: t.name, copied, total });
+      for (;;) {
+        const batch = await copier.readBatch(run.source, after, this.#batch);
+        if (batch.count === 0) break;
+        await this.#upsertCopied(run, copier, batch.rows);
+        after = batch.last;
+        copied += batch.count;
+        cursor.table = t.name;
+        cursor.after = after;
+        cursor.copied = { ...cursor.copied, [t.name]: copied };
+        await this.#catalog.query('update tenantry.moves set cursor = $2, updated_at = now() where id = $1', [run.move.id, cursor]);
+        this.#progress({ moveId: run.move.id, step: 'copying', table: t.name, copied, total: Math.max(total, copied) });
+        if (batch.count < this.#batch) break;
+      }
+    }
+    await this.#advance(run, 'copied', { cursor });
+  }
+
+  /** Deltas until small, the freeze, the final delta, verification, the route switch. */
+  async #switch(run: Run): Promise<void> {
+    const { move } = run;
+    if (move.step === 'copied') {
+      for (let round = 0; round < 100; round++) {
+        const backlog = await this.#backlog(run);
+        this.#progress({ moveId: move.id, step: 'catching_up', deltaBacklog: backlog });
+        if (backlog < this.#freezeBelow) break;
+        await this.#applyDelta(run, backlog);
+      }
+      await this.#record(move, 'freezing');
+      run.move.step = 'freezing';
+    }
+    const frozenAt = Date.now();
+    // waits for every write in flight (they hold the row FOR SHARE in the capture trigger)
+    await this.#placements.setLocalState(move.source, move.tenantId, 'frozen', move.source.epoch);
+    await this.#onStep('freezing', run.move);
+    while ((await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
+    this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
+    const mismatch = await this.#verify(run);
+    if (mismatch) {
+      await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
+      const message = `Verification failed for table ${mismatch.table}: the route was not switched and the source is serving again; roll the move back or run it again`;
+      run.move = await this.#record(move, 'copied', { error: message });
+      throw new MoveError('MOVE_VERIFICATION_FAILED', message, { moveId: move.id, details: mismatch });
+    }
+    for (const copier of run.copiers.values()) await copier.bumpSequences(run.target);
+    await this.#placements.assign(move.tenantId, move.target);
+    await this.#advance(run, 'switched', { freeze_ms: Date.now() - frozenAt, switched_at: new Date(), error: null });
+  }
+
+  async #finish(run: Run): Promise<void> {
+    await dropCaptureTriggers(run.source, run.move.id);
+    await this.#advance(run, 'done', { cleanup_after: new Date(Date.now() + this.#graceMs), finished_at: new Date() });
+  }
+
+  async #rollback(move: MoveRecord): Promise<MoveRecord> {
+    if (move.step === 'rolled_back') return move;
+    if (!OPEN.includes(move.step) && move.step !== 'rolling_back') {
+      throw new MoveError('MOVE_ALREADY_SWITCHED', 'The route has switched: the target is live; move the tenant back instead', { moveId: move.id });
+    }
+    move = await this.#record(move, 'rolling_back');
+    const source = this.#placements.ownerPool(move.source);
+    await dropCaptureTriggers(source, move.id);
+    const run = await this.#open(move).catch(() => undefined); // the target may never have been made ready
+    if (run) await this.#deleteAtTarget(run);
+    if (!sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
+    await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
+    const done = await this.#record(move, 'rolled_back', { finished_at: new Date() });
+    await this.#onStep('rolled_back', done);
+    return done;
+  }
+
+  // A child row read from the source may reference a parent written after the parent table's
+  // copy passed it: that parent is in the captured changes, so apply them and try again.
+  async #upsertCopied(run: Run, copier: RowCopier, rows: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await copier.upsert(run.target, rows);
+        return;
+      } catch (error) {
+        if (sqlStateOf(error) !== '23503' || attempt >= 5) throw error;
+        await this.#applyDelta(run, Number.POSITIVE_INFINITY);
+      }
+    }
+  }
+
+  /** Applies up to `limit` captured changes; returns how many it applied. */
+  async #applyDelta(run: Run, limit: number): Promise<number> {
+    let applied = 0;
+    while (applied < limit) {
+      const { rows } = await run.source.query<{ seq: string; relid: number; pk: string }>(
+        'select seq, relid::int as relid, pk::text as pk from tenantry_private.move_changes where move_id = $1 order by seq limit $2',
+        [run.move.id, this.#batch],
+      );
+      if (rows.length === 0) break;
+      const keys = new Map<number, Set<string>>();
+      for (const r of rows) keys.set(r.relid, (keys.get(r.relid) ?? new Set()).add(r.pk));
+      const present = new Map<number, string>();
+      // current state at the source, read after the change records: upserts parents first, deletes children first
+      for (const t of run.tables) {
+        const k = keys.get(t.sourceOid);
+        if (!k) continue;
+        const copier = run.copiers.get(t.sourceOid)!;
+        const rowsNow = await copier.readKeys(run.source, `[${[...k].join(',')}]`);
+        present.set(t.sourceOid, rowsNow);
+        await copier.upsert(run.target, rowsNow);
+      }
+      for (const t of [...run.tables].reverse()) {
+        const k = keys.get(t.sourceOid);
+        if (k) await run.copiers.get(t.sourceOid)!.deleteMissing(run.target, `[${[...k].join(',')}]`, present.get(t.sourceOid)!);
+      }
+      // only now: a crash before this line replays the same changes, which is harmless
+      await run.source.query('delete from tenantry_private.move_changes where move_id = $1 and seq = any($2::bigint[])', [run.move.id, rows.map((r) => r.seq)]);
+      applied += rows.length;
+      if (rows.length < this.#batch) break;
+    }
+    return applied;
+  }
+
+  async #backlog(run: Run): Promise<number> {
+    const { rows } = await run.source.query<{ n: number }>('select count(*)::int as n from tenantry_private.move_changes where move_id = $1', [run.move.id]);
+    return rows[0]!.n;
+  }
+
+  async #verify(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
+    const results = await Promise.all(
+      run.tables.map(async (t) => {
+        const copier = run.copiers.get(t.sourceOid)!;
+        const [source, target] = await Promise.all([copier.checksum(run.source, 'source'), copier.checksum(run.target, 'target')]);
+        return { table: t.name, source, target };
+      }),
+    );
+    return results.find((r) => r.source.rows !== r.target.rows || r.source.hash !== r.target.hash);
+  }
+
+  async #deleteAtTarget(run: Run): Promise<void> {
+    for (const t of [...run.tables].reverse()) {
+      const copier = run.copiers.get(t.sourceOid)!;
+      while ((await copier.deleteSome(run.target, 'target', this.#batch * 4)) > 0);
+    }
+  }
+
+  // The catalog may have switched before a crash let the step be recorded.
+  async #detectSwitch(move: MoveRecord): Promise<MoveRecord> {
+    if (!OPEN.includes(move.step)) return move;
+    const now = await this.#placements.get(move.tenantId);
+    if (sameLocation(now, move.target) && (now.schema ?? null) === (move.target.schema ?? null)) {
+      await this.#placements.setLocalState(move.source, move.tenantId, 'moved', now.epoch).catch(() => undefined);
+      return this.#record(move, 'switched', { switched_at: new Date() });
+    }
+    return move;
+  }
+
+  async #open(move: MoveRecord): Promise<Run> {
+    const source = this.#placements.ownerPool(move.source);
+    const target = this.#placements.ownerPool(move.target);
+    const tables = await moveTables(source, this.#schemas(move.source), target, this.#schemas(move.target));
+    return { move, source, target, tables, copiers: new Map(tables.map((t) => [t.sourceOid, new RowCopier(t, move.tenantId)])) };
+  }
+
+  #schemas(where: PlacementTarget): string[] {
+    return where.schema ? [where.schema] : this.#dataSchemas;
+  }
+
+  async #advance(run: Run, step: MoveStep, fields: Record<string, unknown> = {}): Promise<void> {
+    run.move = await this.#record(run.move, step, fields);
+    await this.#onStep(step, run.move);
+  }
+
+  async #record(move: MoveRecord, step: MoveStep, fields: Record<string, unknown> = {}): Promise<MoveRecord> {
+    const names = Object.keys(fields);
+    const { rows } = await this.#catalog.query(
+      `update tenantry.moves set step = $2, updated_at = now()${names.map((n, i) => `, ${n} = $${i + 3}`).join('')} where id = $1 returning ${MOVE_COLUMNS}`,
+      [move.id, step, ...names.map((n) => fields[n])],
+    );
+    return toMoveRecord(rows[0]!);
+  }
+
+  // One runner per move at a time, across processes: a session advisory lock, released by a crash too.
+  async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const client = await this.#catalog.connect();
+    try {
+      const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`, [id]);
+      if (!rows[0]!.ok) throw new MoveError('MOVE_BUSY', 'Another process is running this move', { moveId: id });
+      try {
+        return await fn();
+      } finally {
+        await client.query(`select pg_advisory_unlock(hashtextextended('tenantry.move:' || $1, 0))`, [id]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+}
+
+function normalize(target: PlacementTarget): Required<PlacementTarget> {
+  if (!target || !['shared', 'schema', 'database'].includes(target.tier)) throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
+  const schema = target.schema ? validIdentifier(target.schema, 'schema') : null;
+  const database = target.database ? validIdentifier(target.database, 'database') : null;
+  if ((target.tier === 'schema') !== (schema !== null)) throw new InvalidArgumentError('the schema tier, and only it, names a schema', 'schema');
+  if (target.tier === 'database' && !database) throw new InvalidArgumentError('the database tier needs a database', 'database');
+  return { tier: target.tier, cluster: target.cluster, database, schema };
+}
+
+function sameLocation(a: PlacementTarget | Placement, b: PlacementTarget): boolean {
+  return a.cluster === b.cluster && (a.database ?? null) === (b.database ?? null);
+}
