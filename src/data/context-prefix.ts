@@ -12,17 +12,18 @@ import { CrossTenantRowError } from '../errors/tenantry-error.js';
 export const CONTEXT_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true)`;
 
 /**
- * The prefix of a tenant in the schema tier: the context and, transaction-locally too, the
- * tenant's schema first on the search path (never a session-level search_path, which would
- * outlive the statement on a pooled or pgbouncer connection).
+ * The prefix of a RoutedTenantPool's statements: sets the context and, for the schema tier, the
+ * tenant's schema first on the search path (transaction-locally too: never a session-level
+ * search_path, which would outlive the statement on a pooled or pgbouncer connection), then
+ * checks the route at once, so a statement on a stale route is refused before it runs.
  */
-export const ROUTED_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true), set_config('search_path', $2, true)`;
+export const ROUTED_PREFIX_SQL = `select tenantry.enter_route($1, $2)`;
 
 /** Name of the prefix when it is prepared once per connection (`prepareContextStatement`). */
 export const CONTEXT_PREFIX_STATEMENT = 'tenantry_context';
 export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
 
-/** A context value with the search path of the tenant's schema. */
+/** A context value for a routed statement, with the search path of the tenant's schema ('' for none). */
 export interface RoutedContext {
   value: string;
   searchPath: string;

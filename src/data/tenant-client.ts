@@ -217,7 +217,6 @@ export class TenantClient extends pg.Client {
     if (route.location !== this.#routing.location) {
       return new TenantryError('TENANT_ROUTE_MISMATCH', "This connection serves another database than the tenant's: check out connections inside runAs(tenant)", { status: 500 });
     }
-    const value = this.#encoder.encode(tenantId, route.epoch);
-    return route.searchPath === null ? value : { value, searchPath: route.searchPath };
+    return { value: this.#encoder.encode(tenantId, route.epoch), searchPath: route.searchPath ?? '' };
   }
 }

@@ -116,19 +116,14 @@ CREATE TABLE IF NOT EXISTS tenantry.local_route (
   serves_default boolean NOT NULL DEFAULT true
 );
 INSERT INTO tenantry.local_route DEFAULT VALUES ON CONFLICT (id) DO NOTHING;
-REVOKE ALL ON tenantry.local_route FROM PUBLIC, ${app};
-GRANT SELECT ON tenantry.local_route TO ${readers};
--- readable as a whole by the roles that run the (unsigned, caller-rights) check: explicit
--- policies, so an event trigger that forces RLS on new tables cannot hide the rows from it
+REVOKE ALL ON tenantry.local_route FROM PUBLIC, ${readers};
+-- only the owner reads them (through the SECURITY DEFINER checks): where tenants live is nobody
+-- else's business; RLS on with no policy, like every table nobody configured
 ALTER TABLE tenantry.local_tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenantry.local_route ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS local_tenants_read ON tenantry.local_tenants;
-CREATE POLICY local_tenants_read ON tenantry.local_tenants FOR SELECT USING (true);
 DROP POLICY IF EXISTS local_route_read ON tenantry.local_route;
-CREATE POLICY local_route_read ON tenantry.local_route FOR SELECT USING (true);
--- read by the unsigned-mode check (an inlined SQL function runs as its caller): tenant ids and
--- route epochs only, never data
-GRANT SELECT ON tenantry.local_tenants TO ${readers};
+REVOKE ALL ON tenantry.local_tenants FROM ${readers};
 
 -- STABLE, not IMMUTABLE: never folded (and so raised) while a statement is planned
 CREATE OR REPLACE FUNCTION tenantry.refuse_route(p_state text) RETURNS uuid
