@@ -133,19 +133,18 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
     const latest = migrations.at(-1)?.version ?? null;
     const databases = plans.filter((p) => p.target.schema === null);
     const schemas = plans.filter((p) => p.target.schema !== null);
-    const waiting = (cluster: string, database: string) => schemas.some((s) => s.target.cluster === cluster && s.target.database === database && s.pending.length > 0);
+    const where = (t: MigrationTarget) => `${t.cluster}/${t.database}`;
+    const awaited = new Set(schemas.filter((s) => s.pending.length > 0).map((s) => where(s.target)));
     for (const p of plans.filter((p) => p.unreachable)) {
       settle({ target: p.target, status: 'failed', applied: [], version: null, failure: p.unreachable });
     }
     await runBounded(databases.filter((p) => !p.unreachable), concurrency, async (plan) => {
       await run(plan, Number.MAX_SAFE_INTEGER);
-      if (!waiting(plan.target.cluster, plan.target.database)) await pools.close(plan.target.cluster, plan.target.database);
+      if (!awaited.has(where(plan.target))) await pools.close(plan.target.cluster, plan.target.database);
     });
-    const databaseVersion = (s: TargetPlan): number => {
-      const db = [...results.values()].find((r) => r.target.schema === null && r.target.cluster === s.target.cluster && r.target.database === s.target.database);
-      return db?.version ?? 0;
-    };
-    await runBounded(schemas.filter((p) => !p.unreachable), concurrency, (plan) => run(plan, databaseVersion(plan)));
+    // each database's version after its own target ran: its schemas go no further
+    const reached = new Map(databases.map((p) => [where(p.target), results.get(p.target.key)?.version ?? 0]));
+    await runBounded(schemas.filter((p) => !p.unreachable), concurrency, (plan) => run(plan, reached.get(where(plan.target)) ?? 0));
     const ordered = plans.map((p) => results.get(p.target.key)!);
     return { ok: ordered.every((r) => r.status === 'applied' || r.status === 'current'), results: ordered, latest, durationMs: performance.now() - started };
   } finally {

@@ -34,7 +34,9 @@ export async function planMigrations(targets: MigrationTarget[], migrations: Mig
   const byDatabase = new Map<string, MigrationTarget[]>();
   for (const t of targets) {
     const key = `${t.cluster}/${t.database}`;
-    byDatabase.set(key, [...(byDatabase.get(key) ?? []), t]);
+    const group = byDatabase.get(key);
+    if (group) group.push(t);
+    else byDatabase.set(key, [t]);
   }
   const plans = new Map<string, TargetPlan>();
   await runBounded([...byDatabase.values()], concurrency, async (group) => {
