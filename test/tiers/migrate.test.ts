@@ -148,6 +148,20 @@ describe('tenantry migrate', () => {
     }
   });
 
+  it('the bookkeeping is out of the application role\'s reach', async () => {
+    const app = new pg.Client({ connectionString: db.appUrl });
+    await app.connect();
+    try {
+      for (const table of ['tenantry.schema_migrations', 'tenantry.migration_failures']) {
+        await expect(app.query(`select * from ${table}`)).rejects.toMatchObject({ code: '42501' });
+        await expect(app.query(`delete from ${table}`)).rejects.toMatchObject({ code: '42501' });
+      }
+    } finally {
+      await app.end();
+    }
+    expect((await db.admin.query('select count(*)::int as n from tenantry.schema_migrations')).rows[0]!.n).toBe(9);
+  });
+
   it('a second run is a no-op', async () => {
     const before = (await db.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows;
     const report = await migrate(FIXTURES);
