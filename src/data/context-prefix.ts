@@ -70,6 +70,8 @@ function isServerError(error: unknown): boolean {
 export class ContextPrefixWriter {
   #prepared = false;
   #preparedRouted = false;
+  /** Which named prefix the last write used: the one a failure concerns. */
+  #lastRouted = false;
 
   constructor(private readonly prepare: boolean) {}
 
@@ -77,6 +79,7 @@ export class ContextPrefixWriter {
     const routed = typeof context !== 'string';
     const text = routed ? ROUTED_PREFIX_SQL : CONTEXT_PREFIX_SQL;
     const values = routed ? [context.value, context.searchPath] : [context];
+    this.#lastRouted = routed;
     if (!this.prepare) {
       connection.parse({ text, types: [] });
       connection.bind({ values });
@@ -95,8 +98,10 @@ export class ContextPrefixWriter {
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
   failed(error: unknown): void {
     const code = (error as { code?: string }).code;
-    if (code === '26000') this.#prepared = this.#preparedRouted = false;
-    else if (code === '42P05') this.#prepared = this.#preparedRouted = true;
+    const prepared = code === '26000' ? false : code === '42P05' ? true : undefined;
+    if (prepared === undefined) return;
+    if (this.#lastRouted) this.#preparedRouted = prepared;
+    else this.#prepared = prepared;
   }
 }
 

@@ -210,6 +210,8 @@ BEGIN
   IF (SELECT value FROM tenantry.meta WHERE key = 'context_mode') IS DISTINCT FROM 'unsigned' THEN
     RETURN;
   END IF;
+  -- two first placements at once would both replace the function ("tuple concurrently updated")
+  PERFORM pg_advisory_xact_lock(hashtext('tenantry.route_check'));
   IF EXISTS (SELECT FROM tenantry.local_tenants) OR NOT (SELECT r.serves_default FROM tenantry.local_route r) THEN
     IF (SELECT p.prolang FROM pg_proc p WHERE p.oid = 'tenantry.current_tenant_id()'::regprocedure) <> (SELECT oid FROM pg_language WHERE lanname = 'plpgsql') THEN
       EXECUTE ${quoteDollar(UNSIGNED_CHECKING_BODY)};

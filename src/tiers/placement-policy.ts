@@ -66,11 +66,12 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
     decide({ tenant, plan, clusters }) {
       const reasons: string[] = [];
       const chosenPlan = plan ?? (typeof tenant.settings.plan === 'string' ? tenant.settings.plan : undefined);
-      const tier = (chosenPlan !== undefined ? tiers[chosenPlan] : undefined) ?? defaultTier;
+      const ownTier = chosenPlan !== undefined && Object.hasOwn(tiers, chosenPlan) ? tiers[chosenPlan] : undefined;
+      const tier = ownTier ?? defaultTier;
       reasons.push(
         chosenPlan === undefined
           ? `no plan: the default tier ${tier}`
-          : tiers[chosenPlan] !== undefined
+          : ownTier !== undefined
             ? `plan ${chosenPlan} → tier ${tier}`
             : `plan ${chosenPlan} has no tier of its own: the default tier ${tier}`,
       );
@@ -86,6 +87,10 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
           : `cluster ${best.name}: least loaded (${best.tenants} tenants / capacity ${best.capacity}) of ${candidates.map((c) => `${c.name} ${(c.load * 100).toFixed(1)}%`).join(', ')}`,
       );
       for (const c of clusters.filter((c) => c.status !== 'active')) reasons.push(`cluster ${c.name} skipped: ${c.status}`);
+      const name = tier === 'schema' ? schemaName(tenant.slug) : tier === 'database' ? databaseName(tenant.slug) : undefined;
+      if (name !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+        throw new TenantryError('INVALID_IDENTIFIER', `The ${tier} name for tenant ${tenant.slug} is not a valid name of 1-63 characters: give the policy a schemaName/databaseName`, { status: 400 });
+      }
       const target: PlacementTarget =
         tier === 'schema'
           ? { tier, cluster: best.name, schema: schemaName(tenant.slug) }

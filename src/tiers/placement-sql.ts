@@ -54,8 +54,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
   -- a caller may take the epoch first (tenantry.next_route_epoch) to prepare the target database
-  IF TG_OP = 'UPDATE' AND NEW.epoch <= OLD.epoch THEN
+  IF TG_OP = 'UPDATE' AND NEW.epoch = OLD.epoch THEN
     NEW.epoch := nextval('tenantry.route_epoch');
+  ELSIF TG_OP = 'UPDATE' AND NEW.epoch < OLD.epoch THEN
+    -- an epoch taken before a later switch committed: the caller must take a new one (Placements serialises)
+    RAISE EXCEPTION 'tenantry: route epoch % is older than the placement''s %', NEW.epoch, OLD.epoch USING ERRCODE = '40001';
   END IF;
   NEW.updated_at := now();
   PERFORM pg_notify('${ROUTES_CHANNEL}', NEW.epoch::text);

@@ -69,9 +69,9 @@ export class Placements {
   }
 
   /** The tenant's placement; the default (shared, home cluster, epoch 0) when it has none. */
-  async get(tenant: string): Promise<Placement> {
+  async get(tenant: string, catalog: Queryable = this.#catalog): Promise<Placement> {
     const tenantId = toTenantId(tenant);
-    const { rows } = await this.#catalog.query<{ tier: Tier; cluster: string; database: string | null; schema: string | null; epoch: string }>(
+    const { rows } = await catalog.query<{ tier: Tier; cluster: string; database: string | null; schema: string | null; epoch: string }>(
       'select tier, cluster, database, schema, epoch from tenantry.placements where tenant_id = $1',
       [tenantId],
     );
@@ -90,18 +90,47 @@ export class Placements {
   async assign(tenant: string, target: PlacementTarget): Promise<number> {
     const tenantId = toTenantId(tenant);
     const next = checkTarget(target);
-    const previous = await this.get(tenantId);
+    // one assign of a tenant at a time (across processes): epochs then grow in the order the
+    // switches happen, and the catalog and the databases never disagree
+    return this.#withTenantLock(tenantId, (catalog) => this.#assign(tenantId, next, catalog));
+  }
+
+  // fn gets the connection holding the lock, for its catalog statements: with a small pool,
+  // concurrent assigns each holding one connection could otherwise wait for one another forever
+  async #withTenantLock<T>(tenantId: string, fn: (catalog: Queryable) => Promise<T>): Promise<T> {
+    const key = `tenantry.placement:${tenantId}`;
+    const catalog = this.#catalog as Queryable & { connect?: () => Promise<pg.PoolClient> };
+    const holder = typeof catalog.connect === 'function' ? await catalog.connect() : undefined;
+    const on: Queryable = holder ?? this.#catalog;
+    await on.query('select pg_advisory_lock(hashtext($1))', [key]);
+    try {
+      return await fn(on);
+    } finally {
+      await on.query('select pg_advisory_unlock(hashtext($1))', [key]).catch(() => undefined);
+      holder?.release();
+    }
+  }
+
+  async #assign(tenantId: string, next: Required<PlacementTarget>, catalog: Queryable): Promise<number> {
+    const previous = await this.get(tenantId, catalog);
     const from = locationOf(previous);
     const to = locationOf(next);
-    const { rows } = await this.#catalog.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
+    const { rows } = await catalog.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
     const epoch = Number(rows[0]!.epoch);
     const sameDatabase = from === to;
-    if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
-    // only the home cluster's shared database serves the default route
-    if (to !== `${this.#home}/`) await this.#ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
-    await this.setLocalState(next, tenantId, 'active', epoch);
+    const before = sameDatabase ? undefined : await this.#localRow(previous, tenantId);
+    try {
+      if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
+      // only the home cluster's shared database serves the default route
+      if (to !== `${this.#home}/`) await this.#ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
+      await this.setLocalState(next, tenantId, 'active', epoch);
+    } catch (error) {
+      // before the switch: the previous place serves the tenant again as it did
+      if (!sameDatabase) await this.#restoreLocalRow(previous, tenantId, before).catch(() => undefined);
+      throw error;
+    }
     // the route, and its display copy in the tenant's catalog row, in one statement
-    await this.#catalog.query(
+    await catalog.query(
       `with placed as (
          insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
          on conflict (tenant_id) do update set tier = excluded.tier, cluster = excluded.cluster, database = excluded.database,
@@ -115,6 +144,19 @@ export class Placements {
     );
     if (!sameDatabase) await this.setLocalState(previous, tenantId, 'moved', epoch);
     return epoch;
+  }
+
+  async #localRow(where: PlacementTarget, tenantId: string): Promise<{ state: LocalState; epoch: number; schema: string | null } | undefined> {
+    const { rows } = await this.#ownerPool(where).query<{ state: LocalState; epoch: string; schema: string | null }>(
+      'select state, epoch, schema from tenantry.local_tenants where tenant_key = $1',
+      [tenantId],
+    );
+    return rows[0] ? { state: rows[0].state, epoch: Number(rows[0].epoch), schema: rows[0].schema } : undefined;
+  }
+
+  async #restoreLocalRow(where: PlacementTarget, tenantId: string, row: { state: LocalState; epoch: number; schema: string | null } | undefined): Promise<void> {
+    if (!row) await this.#ownerPool(where).query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
+    else await this.setLocalState({ ...where, schema: row.schema }, tenantId, row.state, row.epoch);
   }
 
   /** Writes the tenant's route state in the database of `where` (owner role there). */

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { install, type InstallRunOptions } from '../policy/installer.js';
 import { quoteIdent, validIdentifier } from '../policy/identifiers.js';
+import { TenantryError } from '../errors/tenantry-error.js';
+
+/** Schemas that are never a tenant's: the shared tables, Tenantry's own, PostgreSQL's. */
+const RESERVED_SCHEMAS = /^(public|tenantry|tenantry_private|information_schema|pg_.*)$/;
 
 /**
  * Creates (idempotently) the schema of a schema-tier tenant in the database `owner` is connected
@@ -14,6 +18,7 @@ import { quoteIdent, validIdentifier } from '../policy/identifiers.js';
  */
 export async function createTenantSchema(owner: pg.Pool | pg.ClientBase, schema: string, ddl: string): Promise<void> {
   const s = quoteIdent(schema, 'schema');
+  if (RESERVED_SCHEMAS.test(schema)) throw new TenantryError('INVALID_IDENTIFIER', `${schema} is not a tenant schema name`, { status: 400, details: { what: 'schema' } });
   const client = owner instanceof pg.Pool ? await owner.connect() : owner;
   try {
     await client.query('BEGIN');

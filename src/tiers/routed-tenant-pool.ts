@@ -89,24 +89,35 @@ export class RoutedTenantPool {
     const tenantId = tryCurrentTenant();
     const deadline = Date.now() + this.#freezeWaitMs;
     let delay = 25;
-    for (let attempt = 0; ; attempt++) {
-      const route = tenantId === undefined ? undefined : attempt === 0 ? await this.#router.resolve(tenantId) : await this.#router.refresh(tenantId);
+    let stale = 0;
+    let fresh = false;
+    for (;;) {
+      const route = tenantId === undefined ? undefined : fresh ? await this.#router.refresh(tenantId) : await this.#router.resolve(tenantId);
       const entry = await this.#checkout(route);
+      let failure: unknown;
       try {
         return await entry.pool.query<R>(text as string, values);
       } catch (error) {
-        const state = sqlStateOf(error);
-        if (state === STALE_ROUTE && attempt < 3) continue;
-        if (state === FROZEN && Date.now() + delay <= deadline) {
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          delay = Math.min(delay * 2, 400);
-          continue;
-        }
-        throw routeError(error);
+        failure = error;
       } finally {
         entry.active--;
         this.#slots.release();
       }
+      // a refused statement did nothing (its implicit transaction rolled back): retrying cannot duplicate it
+      const state = sqlStateOf(failure) ?? (failure as { code?: unknown } | null)?.code;
+      if ((state === STALE_ROUTE || state === 'TENANT_ROUTE_MISMATCH' || state === 'TENANT_ROUTE_UNKNOWN') && stale < 3) {
+        stale++;
+        fresh = true;
+        continue;
+      }
+      if (state === FROZEN && Date.now() + delay <= deadline) {
+        // the slot is released while waiting: a frozen tenant does not hold up the others
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 400);
+        fresh = true;
+        continue;
+      }
+      throw routeError(failure);
     }
   }
 
@@ -123,6 +134,19 @@ export class RoutedTenantPool {
       this.#slots.release();
       throw error;
     }
+    // a refusal of a stale route refreshes the route before it reaches the caller, so the
+    // caller's retry of its transaction goes to the new place
+    const router = this.#router;
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      const result = query(...args);
+      if (!(result instanceof Promise)) return result;
+      return result.catch(async (error: unknown) => {
+        const tenant = tryCurrentTenant();
+        if (tenant !== undefined && sqlStateOf(error) === STALE_ROUTE) await router.refresh(tenant).catch(() => undefined);
+        throw error;
+      });
+    }) as typeof client.query;
     const release = client.release.bind(client);
     let released = false;
     client.release = (err?: Error | boolean) => {

@@ -88,9 +88,28 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
     expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
   });
 
+  // unsigned values are forgeable by design (docs/security.md): only signed ones can be tampered with
+  it.runIf(contextMode === 'signed')('a signed value cannot be reshaped to drop its route epoch', async () => {
+    const { ContextSigner } = await import('../../src/data/context-signer.js');
+    const value = new ContextSigner(db.contextSecret).encode(A, 12345);
+    const reshaped = `${value.slice(0, value.length - 65)}7${value.slice(value.length - 64)}`;
+    const client = new pg.Client({ connectionString: db.appUrl });
+    await client.connect();
+    try {
+      for (const v of [reshaped, value.replace('.12345.', '.12345..')]) {
+        await client.query('begin');
+        await client.query(`select set_config('tenantry.context', $1, true)`, [v]);
+        await expect(client.query('select tenantry.current_tenant_id()')).rejects.toMatchObject({ code: 'TR001' });
+        await client.query('rollback');
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
   it('the app role cannot change where tenants live', async () => {
     const pool = db.appPool({ contextMode });
-    for (const sql of [`update tenantry.local_tenants set state = 'active'`, `delete from tenantry.local_tenants`, `update tenantry.local_route set serves_default = true`, `insert into tenantry.local_tenants values ('${A}', 'active', 1)`]) {
+    for (const sql of [`select * from tenantry.local_tenants`, `update tenantry.local_tenants set state = 'active'`, `delete from tenantry.local_tenants`, `update tenantry.local_route set serves_default = true`, `insert into tenantry.local_tenants values ('${A}', 'active', 1)`]) {
       await expect(pool.query(sql), sql).rejects.toMatchObject({ code: '42501' });
     }
   });
