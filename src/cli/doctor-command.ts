@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { formatDoctorReport, runDoctor } from '../policy/doctor.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { withClusters } from './migrate-command.js';
+import { doctorEverywhere } from '../tiers/migrate/doctor-everywhere.js';
 
 /** `tenantry doctor`: audits the live database; exits 1 when any error-level finding exists. */
 export function doctorCommand(globals: () => ConnectionOptions): Command {
@@ -9,8 +11,22 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
     .option('--app-role <name>', 'application role (default: the one recorded by install)')
     .option('--schema <names...>', 'schemas to audit (default: the ones recorded by install)')
     .option('--citus', 'also check that the schema would distribute on Citus by tenant column (docs/citus.md)')
+    .option('--placements', 'audit every placement in the catalog: each cluster\'s shared database, each tenant database, each tenant schema')
+    .option('--clusters <json>', 'with --placements: other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)')
     .option('--json', 'print the report as JSON')
-    .action(async (flags: { appRole?: string; schema?: string[]; citus?: boolean; json?: boolean }) => {
+    .action(async (flags: { appRole?: string; schema?: string[]; citus?: boolean; json?: boolean; placements?: boolean; clusters?: string }) => {
+      if (flags.placements) {
+        const audit = await withClusters(globals(), flags, (catalog, clusters) => doctorEverywhere({ catalog, clusters }));
+        if (flags.json) console.log(JSON.stringify(audit, null, 2));
+        else {
+          for (const d of audit.databases) {
+            console.log(`== ${d.cluster}/${d.database} (schemas: ${d.schemas.join(', ') || '-'})`);
+            console.log(d.report ? formatDoctorReport(d.report) : `could not be audited: ${d.error}`);
+          }
+        }
+        if (!audit.ok) process.exitCode = 1;
+        return;
+      }
       const report = await withDatabase(globals(), (db) => runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema, citus: flags.citus === true }));
       console.log(flags.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
       if (!report.ok) process.exitCode = 1;

@@ -24,7 +24,7 @@ const positive = (raw: string): number => {
  * the migrator runs every transaction as the owner role anyway); other clusters come from
  * `--clusters` or TENANTRY_CLUSTERS, JSON `{ "eu": "postgres://…" }` or `{ "eu": { "ownerUrl": "…" } }`.
  */
-function clusterUrls(globals: ConnectionOptions, flags: MigrateFlags, db: { adminUrl: string; ownerUrl: string }): Record<string, string> {
+function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, db: { adminUrl: string; ownerUrl: string }): Record<string, string> {
   const home = process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
   const raw = flags.clusters ?? process.env.TENANTRY_CLUSTERS;
   const urls: Record<string, string> = { home };
@@ -44,7 +44,8 @@ function clusterUrls(globals: ConnectionOptions, flags: MigrateFlags, db: { admi
   return urls;
 }
 
-async function withClusters<T>(globals: ConnectionOptions, flags: MigrateFlags, fn: (catalog: pg.Pool, clusters: Record<string, string>) => Promise<T>): Promise<T> {
+/** Runs `fn` with the catalog (home, owner) and every cluster's URL: for `migrate` and `doctor --placements`. */
+export async function withClusters<T>(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, fn: (catalog: pg.Pool, clusters: Record<string, string>) => Promise<T>): Promise<T> {
   return withDatabase(globals, async (db) => {
     const clusters = clusterUrls(globals, flags, db);
     const catalog = new pg.Pool({ connectionString: clusters.home, max: 2 });

@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Placements } from '../../src/tiers/placements.js';
 import { placementQuestion, planPlacementPolicy, type ClusterLoad } from '../../src/tiers/placement-policy.js';
+import { createTenantSchema } from '../../src/tiers/provision.js';
+import { NOTES_DDL } from '../support/notes-table.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
 
 const cluster = (name: string, tenants: number, capacity = 100, status: ClusterLoad['status'] = 'active'): ClusterLoad => ({
@@ -72,14 +74,42 @@ describe('placement questions from the catalog, and `tenantry tenants place`', (
     expect(q.tenant.settings).toEqual({ plan: 'enterprise' });
   });
 
+  /** The CLI as a subprocess against the test database; never throws. */
+  async function tenantry(...args: string[]): Promise<{ code: number; stdout: string }> {
+    try {
+      const { stdout } = await promisify(execFile)(path.resolve('node_modules/.bin/tsx'), [path.resolve('src/cli/main.ts'), '--database-url', db.adminUrl, '--dir', dir, ...args], {
+        env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
+      });
+      return { code: 0, stdout };
+    } catch (error) {
+      const e = error as { code: number; stdout: string };
+      return { code: e.code, stdout: e.stdout };
+    }
+  }
+
   it('explains where a tenant would go, changing nothing', async () => {
-    const exec = promisify(execFile);
-    const { stdout } = await exec(path.resolve('node_modules/.bin/tsx'), [path.resolve('src/cli/main.ts'), '--database-url', db.adminUrl, '--dir', dir, 'tenants', 'place', 'mega'], {
-      env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
-    });
+    const { stdout } = await tenantry('tenants', 'place', 'mega');
     // home holds 4 of 1000 (0.4%), eu none of 10: eu is the least loaded
     expect(stdout).toContain('target: database on cluster eu, database tenant_mega');
     expect(stdout).toContain('plan enterprise → tier database');
     expect((await db.owner.query('select count(*)::int as n from tenantry.placements')).rows[0].n).toBe(0);
+  });
+
+  it('doctor --placements audits every tenant schema too, and finds a defect planted in one', async () => {
+    const { rows } = await db.owner.query<{ id: string }>(`select id from tenantry.tenants where slug = 'a1'`);
+    await createTenantSchema(db.owner, 't_a1', NOTES_DDL);
+    await placements.assign(rows[0]!.id, { tier: 'schema', cluster: 'home', schema: 't_a1' });
+    // a registered cluster without a connection is reported, never skipped silently
+    const unreachable = await tenantry('doctor', '--placements');
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stdout).toContain('could not be audited: No connection is configured for cluster eu');
+    const clusters = JSON.stringify({ eu: db.ownerUrl }); // this test's "eu" is the same server
+    const clean = await tenantry('doctor', '--placements', '--clusters', clusters);
+    expect(clean.code, clean.stdout).toBe(0);
+    expect(clean.stdout).toContain('schemas: public, t_a1');
+    await db.owner.query('alter table t_a1.notes no force row level security');
+    const dirty = await tenantry('doctor', '--placements', '--clusters', clusters);
+    expect(dirty.code).toBe(1);
+    expect(dirty.stdout).toMatch(/TENANT_TABLE_RLS_NOT_FORCED[\s\S]*t_a1\.notes/);
   });
 });
