@@ -13,6 +13,7 @@ import { checkDefinerFunctions } from './doctor/function-checks.js';
 import { checkRegistry } from './doctor/registry-checks.js';
 import { checkSettings } from './doctor/setting-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
+import { checkRoutes } from './doctor/route-checks.js';
 import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
 
 export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
@@ -42,6 +43,7 @@ const CHECKS: DoctorCheck[] = [
   checkRegistry,
   checkSettings,
   checkSupportRole,
+  checkRoutes,
 ];
 
 /**

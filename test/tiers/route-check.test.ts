@@ -107,6 +107,25 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
     }
   });
 
+  it('doctor flags a route check that cannot work and a tenant frozen for long, with working fixes', async () => {
+    const { runDoctor } = await import('../../src/policy/doctor.js');
+    const codes = async () => (await runDoctor(db.adminUrl)).findings.map((f) => [f.code, f.object]);
+    await setLocal(B, 'active', 0);
+    expect(await codes()).toEqual([]);
+    if (contextMode === 'unsigned') {
+      // the inlined form planted back while a tenant is placed here
+      await db.owner.query(`create or replace function tenantry.current_tenant_id() returns uuid language sql stable as $$ select nullif(current_setting('tenantry.context', true), '')::uuid $$`);
+      expect(await codes()).toEqual([['ROUTE_CHECK_INLINED_WITH_PLACEMENTS', 'tenantry.current_tenant_id()']]);
+      const report = await runDoctor(db.adminUrl);
+      await db.owner.query(report.findings[0]!.fix);
+      expect(await codes()).toEqual([]);
+    }
+    await db.owner.query(`update tenantry.local_tenants set state = 'frozen', updated_at = now() - interval '20 minutes' where tenant_key = $1`, [B]);
+    const found = (await runDoctor(db.adminUrl)).findings;
+    expect(found.map((f) => [f.code, f.severity, f.object])).toEqual([['TENANT_FROZEN_LONG', 'warning', B]]);
+    await setLocal(B, 'active', 0);
+  });
+
   it('the app role cannot change where tenants live', async () => {
     const pool = db.appPool({ contextMode });
     for (const sql of [`select * from tenantry.local_tenants`, `update tenantry.local_tenants set state = 'active'`, `delete from tenantry.local_tenants`, `update tenantry.local_route set serves_default = true`, `insert into tenantry.local_tenants values ('${A}', 'active', 1)`]) {

@@ -66,6 +66,9 @@ export type FindingCode =
   | 'SUPPORT_ROLE_CAN_WRITE'
   | 'SUPPORT_POLICY_MISSING'
   | 'SUPPORT_ROLE_REACHES_PRIVATE'
+  // tiers: the local route check
+  | 'ROUTE_CHECK_INLINED_WITH_PLACEMENTS'
+  | 'TENANT_FROZEN_LONG'
   // Citus readiness (`doctor --citus` only)
   | 'CITUS_EXCLUSION_WITHOUT_TENANT'
   | 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE'
