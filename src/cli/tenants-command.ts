@@ -3,6 +3,7 @@ import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { moveCommand } from './move-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 
 function printTenants(tenants: Tenant[], json: boolean): void {
@@ -83,6 +84,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
       for (const reason of decision.reasons) console.log(`  - ${reason}`);
       console.log('Apply it with: tenantry tenants move <tenant> --to <tier> …');
     });
+  cmd.addCommand(moveCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', 'refuse the tenant\'s requests until resumed (data kept)'],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -275,6 +278,12 @@ describe('crashes and verification', () => {
     const run = exec(process.execPath, ['--import', 'tsx', 'test/tiers/support/move-child.ts'], {
       env: { ...process.env, MOVE_ENV: JSON.stringify({ ownerUrl: db.ownerUrl, moveId, crashAt: step, batchSize: 200 }) },
     });
+    if (process.env.MOVE_DEBUG) {
+      run.child.stderr?.on('data', (d) => console.log(String(d)));
+      setTimeout(() => {
+        void db.admin.query(`select pid, usename, state, wait_event_type, wait_event, left(query, 120) as q, pg_blocking_pids(pid) as b from pg_stat_activity where datname like 'tt_%'`).then((r) => console.log(JSON.stringify(r.rows, null, 1)));
+      }, 8000);
+    }
     await expect(run).rejects.toMatchObject({ signal: 'SIGKILL' });
   }
 
@@ -334,5 +343,42 @@ describe('crashes and verification', () => {
     expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).not.toContain('tampered');
     expect((await mover().rollback(started.id)).step).toBe('rolled_back');
     expect(await bodiesAt(target, v)).toEqual([]);
+  });
+});
+
+describe('tenantry tenants move (CLI, as a subprocess)', () => {
+  it('moves a tenant with its progress shown, keeps the source until --cleanup, which waits for the grace period unless forced', async () => {
+    const t = await tenant('mover-cli');
+    const seeded = await seed({ tier: 'shared', cluster: 'home' }, t, 300);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-move-'));
+    try {
+      const ddl = path.join(dir, 'tenant.sql');
+      await writeFile(ddl, DDL);
+      const cli = async (...args: string[]) => {
+        try {
+          const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', db.adminUrl, '--dir', dir, 'tenants', 'move', 'mover-cli', ...args], {
+            env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
+          });
+          return { code: 0, stdout };
+        } catch (error) {
+          const e = error as { code: number; stdout: string; stderr: string };
+          return { code: e.code, stdout: e.stdout + e.stderr };
+        }
+      };
+      const moved = await cli('--to', 'schema', '--schema', 't_cli', '--ddl', ddl, '--batch-size', '100');
+      expect(moved.code).toBe(0);
+      expect(moved.stdout).toMatch(/copying\s+notes\s+\d+\/300 rows/);
+      expect(moved.stdout).toMatch(/: done \(schema on home schema t_cli\)/);
+      expect(moved.stdout).toMatch(/write freeze: \d+ ms/);
+      expect(new Set(await bodiesAt({ tier: 'schema', cluster: 'home', schema: 't_cli' }, t))).toEqual(new Set(seeded));
+      expect((await cli('--cleanup')).code).not.toBe(0);
+      expect((await bodiesAt({ tier: 'shared', cluster: 'home' }, t)).length).toBe(300);
+      expect((await cli('--cleanup', '--force')).code).toBe(0);
+      expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, t)).toEqual([]);
+      const { rows } = await runAs(t, () => pool.query<{ n: number }>('select count(*)::int as n from notes'));
+      expect(rows[0]!.n).toBe(300);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { toTenantId } from '../../context/tenant-id.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
 import { sqlStateOf } from '../../errors/sqlstate.js';
@@ -396,19 +396,29 @@ export class TenantMover {
     return toMoveRecord(rows[0]!);
   }
 
-  // One runner per move at a time, across processes: a session advisory lock, released by a crash too.
+  // One runner per move at a time, across processes: a session advisory lock, released by a crash
+  // too. Its own connection, not one of the catalog pool's: Placements.assign holds one of those.
   async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const client = await this.#catalog.connect();
+    const client = new pg.Client((this.#catalog as pg.Pool & { options: pg.ClientConfig }).options);
+    client.on('error', () => undefined);
+    await client.connect();
     try {
-      const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`, [id]);
-      if (!rows[0]!.ok) throw new MoveError('MOVE_BUSY', 'Another process is running this move', { moveId: id });
+      // a killed runner's session may take a moment to end: wait a little before calling it busy
+      let ok = false;
+      for (const deadline = Date.now() + 5000; !ok; ) {
+        const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`, [id]);
+        ok = rows[0]!.ok;
+        if (ok || Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      if (!ok) throw new MoveError('MOVE_BUSY', 'Another process is running this move', { moveId: id });
       try {
         return await fn();
       } finally {
         await client.query(`select pg_advisory_unlock(hashtextextended('tenantry.move:' || $1, 0))`, [id]);
       }
     } finally {
-      client.release();
+      await client.end().catch(() => undefined);
     }
   }
 }

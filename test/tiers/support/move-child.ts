@@ -11,7 +11,9 @@ const mover = new TenantMover({
   placements,
   catalog,
   batchSize: env.batchSize,
+  onProgress: process.env.MOVE_DEBUG ? (p) => console.error(JSON.stringify(p)) : undefined,
   onStep: (step) => {
+    if (process.env.MOVE_DEBUG) console.error('step', step);
     if (step === env.crashAt) process.kill(process.pid, 'SIGKILL');
   },
 });
