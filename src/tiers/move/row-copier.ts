@@ -100,7 +100,8 @@ export class RowCopier {
    * Count and checksum of the tenant's rows: the sum of a 64-bit hash of each row's copied
    * columns (sorted by name) as text, so it does not depend on scan order or column order.
    */
-  async checksum(db: pg.Pool, side: 'source' | 'target'): Promise<TableChecksum> {
+  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false): Promise<TableChecksum & { textHash: boolean }> {
+    let text = textHash;
     const t = this.table;
     const cols = [...t.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
     const client = await db.connect();
@@ -108,13 +109,20 @@ export class RowCopier {
       // the text of a row must not depend on the server's or the session's settings
       await client.query('begin read only');
       await client.query(`set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'`);
-      const { rows } = await client.query<{ n: number; h: string | null }>(
-        `select count(*)::int as n, sum(hashtextextended(row(${cols})::text, 0)::numeric)::text as h
-           from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`,
-        [this.tenantId],
-      );
+      // per-type binary hashes when every column type has one (fast, no text output), else the row's text
+      const hashed = `sum(hash_record_extended(row(${cols}), 0))::text`;
+      const texted = `sum(hashtextextended(row(${cols})::text, 0))::text`;
+      const sql = (h: string) => `select count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`;
+      await client.query('savepoint by_hash');
+      const { rows } = await client
+        .query<{ n: number; h: string | null }>(sql(text ? texted : hashed), [this.tenantId])
+        .catch(async () => {
+          text = true;
+          await client.query('rollback to savepoint by_hash');
+          return client.query<{ n: number; h: string | null }>(sql(texted), [this.tenantId]);
+        });
       await client.query('commit');
-      return { rows: rows[0]!.n, hash: rows[0]!.h ?? '0' };
+      return { rows: rows[0]!.n, hash: rows[0]!.h ?? '0', textHash: text };
     } finally {
       client.release();
     }

@@ -346,7 +346,9 @@ export class TenantMover {
     const results = await Promise.all(
       run.tables.map(async (t) => {
         const copier = run.copiers.get(t.sourceOid)!;
-        const [source, target] = await Promise.all([copier.checksum(run.source, 'source'), copier.checksum(run.target, 'target')]);
+        let [source, target] = await Promise.all([copier.checksum(run.source, 'source'), copier.checksum(run.target, 'target')]);
+        // both sides must hash the same way: when one could not hash by type, both hash the text
+        if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true), copier.checksum(run.target, 'target', true)]);
         return { table: t.name, source, target };
       }),
     );
