@@ -346,6 +346,34 @@ describe('crashes and verification', () => {
   });
 });
 
+describe('targets that are not ready', () => {
+  it('a target without the tenant tables fails the move before anything is copied; rollback leaves the tenant served at the source', async () => {
+    const n = await tenant('mover-n');
+    const seeded = await seed({ tier: 'shared', cluster: 'home' }, n, 20);
+    await db.owner.query('create schema if not exists t_empty');
+    const m = mover();
+    const started = await m.start(n, { tier: 'schema', cluster: 'home', schema: 't_empty' });
+    await expect(m.run(started.id)).rejects.toMatchObject({ code: 'MOVE_TARGET_NOT_READY' });
+    expect((await m.get(started.id)).error).toMatch(/no registered tenant table/);
+    // a second move of the same tenant is refused while this one is open
+    await expect(m.start(n, { tier: 'schema', cluster: 'home', schema: 't_other' })).rejects.toMatchObject({ code: 'MOVE_BUSY' });
+    expect((await m.rollback(started.id)).step).toBe('rolled_back');
+    await runAs(n, () => pool.query(WRITE, ['served']));
+    expect(new Set(await bodiesAt({ tier: 'shared', cluster: 'home' }, n))).toEqual(new Set([...seeded, 'served']));
+  });
+
+  it('a database that does not exist: the move fails, the rollback still completes', async () => {
+    const n = await tenant('mover-nodb');
+    await seed({ tier: 'shared', cluster: 'home' }, n, 5);
+    const m = mover();
+    const started = await m.start(n, { tier: 'database', cluster: 'home', database: `${db.name}_missing` });
+    await expect(m.run(started.id)).rejects.toMatchObject({ code: '3D000' });
+    expect((await m.rollback(started.id)).step).toBe('rolled_back');
+    expect((await bodiesAt({ tier: 'shared', cluster: 'home' }, n)).length).toBe(5);
+    await runAs(n, () => pool.query(WRITE, ['served']));
+  });
+});
+
 describe('tenantry tenants move (CLI, as a subprocess)', () => {
   it('moves a tenant with its progress shown, keeps the source until --cleanup, which waits for the grace period unless forced', async () => {
     const t = await tenant('mover-cli');

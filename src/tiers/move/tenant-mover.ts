@@ -254,16 +254,22 @@ export class TenantMover {
     // waits for every write in flight (they hold the row FOR SHARE in the capture trigger)
     await this.#placements.setLocalState(move.source, move.tenantId, 'frozen', move.source.epoch);
     await this.#onStep('freezing', run.move);
-    while ((await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
-    this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
-    const mismatch = await this.#verify(run);
-    if (mismatch) {
+    try {
+      while ((await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
+      this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
+      const mismatch = await this.#verify(run);
+      if (mismatch) {
+        const message = `Verification failed for table ${mismatch.table}: the route was not switched and the source is serving again; roll the move back or run it again`;
+        throw new MoveError('MOVE_VERIFICATION_FAILED', message, { moveId: move.id, details: mismatch });
+      }
+      for (const copier of run.copiers.values()) await copier.bumpSequences(run.target);
+    } catch (error) {
+      // nothing has switched: the source serves the tenant again while someone looks
       await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
-      const message = `Verification failed for table ${mismatch.table}: the route was not switched and the source is serving again; roll the move back or run it again`;
-      run.move = await this.#record(move, 'copied', { error: message });
-      throw new MoveError('MOVE_VERIFICATION_FAILED', message, { moveId: move.id, details: mismatch });
+      run.move = await this.#record(move, 'copied', { error: String((error as Error)?.message ?? error).slice(0, 1000) });
+      throw error;
     }
-    for (const copier of run.copiers.values()) await copier.bumpSequences(run.target);
+    // from here the catalog may switch: on an error the move stays frozen until run again (or rolled back)
     await this.#placements.assign(move.tenantId, move.target);
     await this.#advance(run, 'switched', { freeze_ms: Date.now() - frozenAt, switched_at: new Date(), error: null });
   }
@@ -283,7 +289,8 @@ export class TenantMover {
     await dropCaptureTriggers(source, move.id);
     const run = await this.#open(move).catch(() => undefined); // the target may never have been made ready
     if (run) await this.#deleteAtTarget(run);
-    if (!sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
+    // an unreachable target (never prepared) has no route to close
+    if (run && !sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
     await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
     const done = await this.#record(move, 'rolled_back', { finished_at: new Date() });
     await this.#onStep('rolled_back', done);
