@@ -65,6 +65,8 @@ function adminAt(where: PlacementTarget): pg.Pool {
   let p = (adminAt as any).cache?.get(url) as pg.Pool | undefined;
   if (!p) {
     p = new pg.Pool({ connectionString: url, max: 2 });
+    // DROP DATABASE … WITH (FORCE) at the end may terminate a socket pg-pool is still closing (57P01)
+    p.on('error', () => undefined);
     pools.push(p);
     ((adminAt as any).cache ??= new Map()).set(url, p);
   }
@@ -190,6 +192,7 @@ afterAll(async () => {
   await pool?.end();
   await router?.close();
   await placements?.end();
+  for (const p of pools) p.on('error', () => undefined);
   for (const p of pools) await p.end();
   if (db) {
     for (const d of databases) await db.admin.query(`drop database if exists ${d} with (force)`).catch(() => undefined);
