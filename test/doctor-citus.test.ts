@@ -7,9 +7,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { runAs } from '../src/context/tenant-context.js';
-import { formatDoctorReport, runDoctor, type DoctorReport, type FindingCode } from '../src/policy/doctor.js';
+import { runDoctor, type DoctorReport } from '../src/policy/doctor.js';
 import { ensureExtensions, migrate } from '../app/migrate.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+import { applyFixes, findingOf } from './support/doctor-findings.js';
 
 const exec = promisify(execFile);
 
@@ -18,23 +19,6 @@ function summary(report: DoctorReport): string[] {
   return report.findings.map((f) => `${f.code} ${f.object}`).sort();
 }
 
-function findingOf(report: DoctorReport, code: FindingCode, object: string) {
-  const found = report.findings.find((f) => f.code === code && f.object === object);
-  expect(found, `expected ${code} on ${object} in:\n${formatDoctorReport(report)}`).toBeDefined();
-  return found!;
-}
-
-/** Runs the fix of every finding with one of `codes`, in that order, as the superuser. */
-async function applyFixes(db: TestDatabase, report: DoctorReport, codes: FindingCode[]): Promise<number> {
-  let applied = 0;
-  for (const code of codes) {
-    for (const f of report.findings.filter((x) => x.code === code)) {
-      await db.admin.query(f.fix);
-      applied++;
-    }
-  }
-  return applied;
-}
 
 const CLEAN = { ok: true, findings: [] };
 let db: TestDatabase | undefined;

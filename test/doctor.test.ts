@@ -3,6 +3,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { formatDoctorReport, runDoctor, type DoctorReport, type FindingCode } from '../src/policy/doctor.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { applyFixes, findingOf } from './support/doctor-findings.js';
 
 /**
  * db.drop() ends its pools, then drops the database WITH (FORCE). pg-pool's end() resolves before
@@ -24,23 +25,6 @@ function objectsOf(report: DoctorReport, code: FindingCode): string[] {
   return report.findings.filter((f) => f.code === code).map((f) => f.object).sort();
 }
 
-function findingOf(report: DoctorReport, code: FindingCode, object: string) {
-  const found = report.findings.find((f) => f.code === code && f.object === object);
-  expect(found, `expected ${code} on ${object} in:\n${formatDoctorReport(report)}`).toBeDefined();
-  return found!;
-}
-
-/** Runs the fix of every finding with one of `codes`, in that order, as the superuser. */
-async function applyFixes(db: TestDatabase, report: DoctorReport, codes: FindingCode[]): Promise<number> {
-  let applied = 0;
-  for (const code of codes) {
-    for (const f of report.findings.filter((x) => x.code === code)) {
-      await db.admin.query(f.fix);
-      applied++;
-    }
-  }
-  return applied;
-}
 
 describe('doctor on a clean install', () => {
   let db: TestDatabase;
