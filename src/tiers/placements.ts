@@ -122,7 +122,7 @@ export class Placements {
     try {
       if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
       // only the home cluster's shared database serves the default route
-      if (to !== `${this.#home}/`) await this.#ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
+      if (to !== `${this.#home}/`) await this.ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
       await this.setLocalState(next, tenantId, 'active', epoch);
     } catch (error) {
       // before the switch: the previous place serves the tenant again as it did
@@ -147,7 +147,7 @@ export class Placements {
   }
 
   async #localRow(where: PlacementTarget, tenantId: string): Promise<{ state: LocalState; epoch: number; schema: string | null } | undefined> {
-    const { rows } = await this.#ownerPool(where).query<{ state: LocalState; epoch: string; schema: string | null }>(
+    const { rows } = await this.ownerPool(where).query<{ state: LocalState; epoch: string; schema: string | null }>(
       'select state, epoch, schema from tenantry.local_tenants where tenant_key = $1',
       [tenantId],
     );
@@ -155,13 +155,13 @@ export class Placements {
   }
 
   async #restoreLocalRow(where: PlacementTarget, tenantId: string, row: { state: LocalState; epoch: number; schema: string | null } | undefined): Promise<void> {
-    if (!row) await this.#ownerPool(where).query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
+    if (!row) await this.ownerPool(where).query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
     else await this.setLocalState({ ...where, schema: row.schema }, tenantId, row.state, row.epoch);
   }
 
   /** Writes the tenant's route state in the database of `where` (owner role there). */
   async setLocalState(where: PlacementTarget, tenantId: string, state: LocalState, epoch: number): Promise<void> {
-    const pool = this.#ownerPool(where);
+    const pool = this.ownerPool(where);
     await pool.query(
       `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, $2, $3, $4)
        on conflict (tenant_key) do update set state = excluded.state, epoch = excluded.epoch, schema = excluded.schema, updated_at = now()`,
@@ -169,10 +169,6 @@ export class Placements {
     );
   }
 
-  /** The owner pool of a placement's database (cached; closed by end()). */
-  ownerPool(where: PlacementTarget): pg.Pool {
-    return this.#ownerPool(where);
-  }
 
   async end(): Promise<void> {
     const pools = [...this.#pools.values()];
@@ -180,7 +176,8 @@ export class Placements {
     await Promise.all(pools.map((p) => p.end()));
   }
 
-  #ownerPool(where: PlacementTarget): pg.Pool {
+  /** The owner pool of a placement's database (cached; closed by end()). */
+  ownerPool(where: PlacementTarget): pg.Pool {
     const location = locationOf(where);
     let pool = this.#pools.get(location);
     if (!pool) {

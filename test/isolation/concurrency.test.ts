@@ -12,6 +12,7 @@ import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createNotesTable } from '../support/notes-table.js';
+import { codeOf } from '../support/refusal-code.js';
 
 let db: TestDatabase;
 const TENANT_COUNT = 60;
@@ -25,18 +26,6 @@ function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
   });
   return Promise.race([promise, hung]).finally(() => clearTimeout(timer));
-}
-
-/** The SQLSTATE or Tenantry code `promise` rejects with (fails if it resolves). */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    throw error;
-  }
-  throw new Error('expected the statement to be refused, but it succeeded');
 }
 
 /** Small deterministic PRNG so a failing interleaving can be replayed from its seed. */

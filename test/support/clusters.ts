@@ -20,8 +20,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll } from 'vitest';
 import { freePort, startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded/embedded-postgres.js';
 import { install, type InstallRunOptions } from '../../src/policy/installer.js';
-import { TenantPool } from '../../src/data/tenant-pool.js';
-import { ROLE_PASSWORD, type TestDatabase } from './test-database.js';
+import { openTestDatabase, ROLE_PASSWORD, type TestDatabase } from './test-database.js';
 
 /**
  * Settings of every embedded cluster. `wal_level = logical` and the slot/worker limits let a test
@@ -259,14 +258,10 @@ async function createClusterDatabase(
   const contextSecret = options.contextSecret ?? defaultSecret;
   await withClient(rootUrl, (c) => c.query(`create database ${name}`));
   const adminUrl = url(name);
-  const pools: pg.Pool[] = [];
-  const drop = async () => {
-    state.databases.delete(name);
-    for (const p of pools) p.on('error', () => undefined); // a closing socket may see 57P01 from the forced drop
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-    await withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`));
-  };
-  state.databases.set(name, drop);
+  let database: ClusterDatabase | undefined;
+  // until the handle exists (install may fail) dropping means dropping the database alone
+  const dropDatabase = () => withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
+  state.databases.set(name, () => (database ? database.drop() : dropDatabase()));
   if (!state.cluster.embedded) {
     const wanted = [appRole, ownerRole, supportRole].filter((r): r is string => r !== undefined);
     const existing = await withClient(rootUrl, (c) => c.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [wanted]));
@@ -274,30 +269,24 @@ async function createClusterDatabase(
     for (const r of wanted) if (!had.has(r)) state.createdRoles.add(r);
   }
   await install(adminUrl, { ...options, appRole, ownerRole, supportRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret });
-  const ownerUrl = url(name, ownerRole);
-  const appUrl = url(name, appRole);
-  const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
-  const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
-  pools.push(admin, owner);
-  return {
-    cluster: state.cluster,
-    name,
-    appRole,
-    ownerRole,
-    contextSecret,
-    adminUrl,
-    ownerUrl,
-    appUrl,
-    supportUrl: supportRole === undefined ? undefined : url(name, supportRole),
-    admin,
-    owner,
-    appPool(config = {}) {
-      const pool = new TenantPool({ connectionString: appUrl, contextSecret, max: 8, ...config });
-      pools.push(pool);
-      return pool;
+  const handle = openTestDatabase(
+    {
+      name,
+      appRole,
+      ownerRole,
+      contextSecret,
+      adminUrl,
+      ownerUrl: url(name, ownerRole),
+      appUrl: url(name, appRole),
+      supportUrl: supportRole === undefined ? undefined : url(name, supportRole),
     },
-    drop,
-  };
+    async () => {
+      state.databases.delete(name);
+      await dropDatabase();
+    },
+  );
+  database = { ...handle, cluster: state.cluster };
+  return database;
 }
 
 async function stopAll(states: ClusterState[]): Promise<void> {

@@ -52,33 +52,19 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
   const supportRole = options.supportRole;
   await install(adminUrl, { ...options, appRole, ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret });
-  const pools: pg.Pool[] = [];
-  const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
-  const ownerUrl = withDatabase(rootUrl, name, ownerRole);
-  const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
   const appUrl = withDatabase(rootUrl, name, appRole, process.env.TENANTRY_TEST_APP_PORT);
-  pools.push(admin, owner);
-  return {
-    name,
-    appRole,
-    ownerRole,
-    contextSecret,
-    adminUrl,
-    ownerUrl,
-    appUrl,
-    supportUrl: supportRole === undefined ? undefined : withDatabase(rootUrl, name, supportRole),
-    admin,
-    owner,
-    appPool(config = {}) {
-      const pool = new TenantPool({ connectionString: appUrl, contextSecret, max: 8, ...config });
-      pools.push(pool);
-      return pool;
+  return openTestDatabase(
+    {
+      name,
+      appRole,
+      ownerRole,
+      contextSecret,
+      adminUrl,
+      ownerUrl: withDatabase(rootUrl, name, ownerRole),
+      appUrl,
+      supportUrl: supportRole === undefined ? undefined : withDatabase(rootUrl, name, supportRole),
     },
-    async drop() {
-      // pg-pool's end() resolves before every socket has closed: a backend still closing can be
-      // terminated by DROP DATABASE ... WITH (FORCE) below (57P01), which is expected here.
-      for (const p of pools) p.on('error', () => undefined);
-      await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    async () => {
       const c = new pg.Client({ connectionString: rootUrl });
       await c.connect();
       try {
@@ -90,6 +76,38 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       } finally {
         await c.end();
       }
+    },
+  );
+}
+
+/**
+ * The pools and the clean-up of an installed test database, from its facts: admin and owner
+ * pools, `appPool()`, and `drop()`, which ends every pool, then runs `dropObjects` (the database,
+ * and whatever roles the caller created for it). Used by createTestDatabase and the clusters harness.
+ */
+export function openTestDatabase(
+  facts: Omit<TestDatabase, 'admin' | 'owner' | 'appPool' | 'drop'>,
+  dropObjects: () => Promise<void>,
+): TestDatabase {
+  const pools: pg.Pool[] = [];
+  const admin = new pg.Pool({ connectionString: facts.adminUrl, max: 4 });
+  const owner = new pg.Pool({ connectionString: facts.ownerUrl, max: 4 });
+  pools.push(admin, owner);
+  return {
+    ...facts,
+    admin,
+    owner,
+    appPool(config = {}) {
+      const pool = new TenantPool({ connectionString: facts.appUrl, contextSecret: facts.contextSecret, max: 8, ...config });
+      pools.push(pool);
+      return pool;
+    },
+    async drop() {
+      // pg-pool's end() resolves before every socket has closed: a backend still closing can be
+      // terminated by DROP DATABASE ... WITH (FORCE) in dropObjects (57P01), which is expected here.
+      for (const p of pools) p.on('error', () => undefined);
+      await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+      await dropObjects();
     },
   };
 }

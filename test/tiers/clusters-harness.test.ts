@@ -9,17 +9,7 @@ import { runAs } from '../../src/context/tenant-context.js';
 import { ContextSigner } from '../../src/data/context-signer.js';
 import { startTestClusters, useTestClusters, type ClusterDatabase, type TestClusters } from '../support/clusters.js';
 import { createNotesTable } from '../support/notes-table.js';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    throw error;
-  }
-  throw new Error('expected the statement to be refused, but it succeeded');
-}
+import { codeOf } from '../support/refusal-code.js';
 
 /** Runs `sql` on one plain connection as `url`'s role, after setting the raw context value in the same transaction. */
 async function withRawContext<R extends pg.QueryResultRow>(url: string, value: string, sql: string): Promise<R[]> {
