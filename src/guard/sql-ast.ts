@@ -77,7 +77,7 @@ export function functionName(call: AstNode): string | undefined {
   return stringValue((call.funcname as AstNode[] | undefined)?.at(-1))?.toLowerCase();
 }
 
-const TENANT_FUNCTIONS = new Set(['current_tenant_id']);
+const TENANT_FUNCTIONS = new Set(['current_tenant_id', 'home_tenant_id']);
 
 /**
  * A value that names one tenant: a parameter, a literal (not NULL), `current_tenant_id()`, or

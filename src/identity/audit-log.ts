@@ -62,7 +62,7 @@ export class AuditLog {
       // ordered by the bigint column, not the text alias (text order puts "9" after "10")
       `select a.id::text as id, a.occurred_at, a.actor_kind, a.actor_id, a.action, a.reason, a.detail
          from tenantry.audit_log a
-        where a.tenant_id = tenantry.current_tenant_id() and ($1::bigint is null or a.id < $1::bigint)
+        where a.tenant_id = tenantry.home_tenant_id() and ($1::bigint is null or a.id < $1::bigint)
         order by a.id desc limit $2`,
       [options.before ?? null, limit],
     );

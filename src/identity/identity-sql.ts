@@ -107,7 +107,7 @@ CREATE TABLE IF NOT EXISTS tenantry.audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_tenant_idx ON tenantry.audit_log (tenant_id, id DESC);
 ALTER TABLE tenantry.audit_log ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenantry_own_audit ON tenantry.audit_log;
-CREATE POLICY tenantry_own_audit ON tenantry.audit_log FOR SELECT USING (tenant_id = (SELECT tenantry.current_tenant_id()));
+CREATE POLICY tenantry_own_audit ON tenantry.audit_log FOR SELECT USING (tenant_id = (SELECT tenantry.home_tenant_id()));
 REVOKE ALL ON tenantry.audit_log FROM PUBLIC, ${app};
 GRANT SELECT ON tenantry.audit_log TO ${app};
 
@@ -133,13 +133,14 @@ ${grants(app)}`;
 
 // Every function: SECURITY DEFINER (runs as the owner, who can reach tenantry_private), a fixed
 // search_path, qualified names. Functions that act for a tenant take it from the signed context
-// (tenantry.current_tenant_id()), never from an argument, so the app can only act on its own.
+// (tenantry.home_tenant_id(): the identity tables never move, so no route check), never from an
+// argument, so the app can only act on its own.
 const IDENTITY_FUNCTIONS = `
 CREATE OR REPLACE FUNCTION tenantry.require_tenant() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-  t uuid := tenantry.current_tenant_id();
+  t uuid := tenantry.home_tenant_id();
 BEGIN
   IF t IS NULL THEN
     RAISE EXCEPTION 'tenantry: no tenant in context' USING ERRCODE = '42501';
@@ -442,7 +443,7 @@ AS $fn$
     SELECT FROM tenantry_private.staff_grants g
       JOIN tenantry_private.sessions s ON s.id = g.session_id AND s.revoked_at IS NULL AND s.expires_at > now()
       JOIN tenantry_private.staff st ON st.user_id = g.staff_id AND st.disabled_at IS NULL
-     WHERE g.tenant_id = tenantry.current_tenant_id() AND g.access = 'read'
+     WHERE g.tenant_id = tenantry.home_tenant_id() AND g.access = 'read'
        AND g.ended_at IS NULL AND g.expires_at > now());
 $fn$;
 

@@ -1,3 +1,4 @@
+import { homeTenantFunctionSql } from './home-tenant-sql.js';
 import { identitySql } from '../identity/identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
 import { migrateSql } from '../tiers/migrate/migrate-sql.js';
@@ -342,6 +343,10 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
   add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);
   if (support) add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${support};`);
+  // the tenant without the route check: for tables that never move (identity, pinned tables)
+  add(homeTenantFunctionSql(o.contextMode, CONTEXT_SETTING));
+  add(`REVOKE ALL ON FUNCTION tenantry.home_tenant_id() FROM PUBLIC;`);
+  add(`GRANT EXECUTE ON FUNCTION tenantry.home_tenant_id() TO ${[app, ...(support ? [support] : [])].join(', ')};`);
 
   add(`-- control plane: the tenant catalog`);
   add(`
