@@ -45,6 +45,7 @@ export { Placements, type Placement, type PlacementTarget, type LocalState, type
 export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';
 export { planPlacementPolicy, placementQuestion, type PlacementPolicy, type PlacementDecision, type PlacementQuestion, type ClusterLoad, type PlanPolicyOptions } from './tiers/placement-policy.js';
 export { migrateEverywhere, type MigrateEverywhereOptions, type MigrationReport, type MigrationProgress, type TargetResult, type TargetStatus } from './tiers/migrate/migrate-everywhere.js';
+export { migrateLocation, type MigrateLocationOptions } from './tiers/migrate/migrate-location.js';
 export { migrationStatus, type MigrationStatusReport, type TargetVersion } from './tiers/migrate/migration-status.js';
 export { loadMigrations, type Migration, type MigrationScope } from './tiers/migrate/migration-files.js';
 export { listMigrationTargets, type MigrationTarget, type TargetKind } from './tiers/migrate/migration-target.js';

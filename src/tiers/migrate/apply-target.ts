@@ -6,8 +6,25 @@ import { MigrationError } from './migration-error.js';
 import type { Migration } from './migration-files.js';
 import type { TargetPlan } from './migration-plan.js';
 
-/** What one target's transaction did. */
-export type TargetOutcome = { ok: true; applied: Migration[]; version: number | null } | { ok: false; failure: TargetFailure; version: number | null };
+/**
+ * What one target's transaction did: the migrations it ran (`applied`) and those it recorded
+ * without running (`baselined`, see {@link ApplyTargetOptions.baselineThrough}), in version order.
+ */
+export type TargetOutcome =
+  | { ok: true; applied: Migration[]; baselined: Migration[]; version: number | null }
+  | { ok: false; failure: TargetFailure; version: number | null };
+
+/** Options of {@link applyTarget}. */
+export interface ApplyTargetOptions {
+  /** `lock_timeout` of the transaction, in ms, set after the advisory lock (default: the server's). */
+  lockTimeoutMs?: number;
+  /**
+   * A baseline: the missing migrations with a version <= this are recorded as applied WITHOUT
+   * running their SQL (the target already has their objects), in the same transaction and under
+   * the same lock as the others, which then run normally. Default: none.
+   */
+  baselineThrough?: number;
+}
 
 /**
  * Applies a target's missing migrations (those in `migrations`, in order) in ONE transaction:
@@ -16,24 +33,33 @@ export type TargetOutcome = { ok: true; applied: Migration[]; version: number | 
  * the target's search path set transaction-locally, and records the versions in the same
  * transaction. Bookkeeping rides with the first and last statements: 2 round trips plus one per
  * migration. A failure rolls everything back and is recorded in `tenantry.migration_failures`.
+ *
+ * A schema target's schema must exist: otherwise PostgreSQL would create its tables in the next
+ * schema of the search path (a data schema), so the target fails instead (SQLSTATE 3F000).
  */
-export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[], options: { lockTimeoutMs?: number } = {}): Promise<TargetOutcome> {
+export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[], options: ApplyTargetOptions = {}): Promise<TargetOutcome> {
   const lit = quoteLiteral;
   // after the advisory lock: waiting for another run is fine; queueing behind the app's locks is not
   const lockTimeout = options.lockTimeoutMs === undefined ? '' : `SELECT set_config('lock_timeout', ${lit(`${Math.max(1, Math.floor(options.lockTimeoutMs))}ms`)}, true);`;
-  const opening = await client.query(
-    `BEGIN;
-     SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext(${lit(plan.target.key)}));
-     SET LOCAL ROLE ${quoteIdent(plan.ownerRole, 'role')};
-     ${lockTimeout}
-     SELECT set_config('search_path', ${lit(plan.searchPath.map((s) => quoteIdent(s, 'schema')).join(', '))}, true);
-     SELECT version, name, checksum FROM tenantry.schema_migrations WHERE target = ${lit(plan.tracking)} ORDER BY version`,
-  ) as unknown as pg.QueryResult[];
-  const rows = opening.at(-1)!.rows as Array<{ version: number; name: string; checksum: string }>;
-  const done = new Map(rows.map((r) => [r.version, r]));
+  // a missing schema fails the cast (3F000) before anything runs
+  const schemaExists = plan.target.schema === null ? '' : `SELECT ${lit(quoteIdent(plan.target.schema, 'schema'))}::regnamespace;`;
+  const baselineThrough = options.baselineThrough ?? -1;
+  // until the re-read under the lock: what the plan saw (the version reported if the opening fails)
+  const done = new Map<number, { version: number; name: string; checksum: string }>(plan.applied.map((a) => [a.version, a]));
   const version = (): number | null => (done.size === 0 ? null : Math.max(...done.keys()));
   let current: Migration | null = null;
   try {
+    const opening = (await client.query(
+      `BEGIN;
+       SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext(${lit(plan.target.key)}));
+       SET LOCAL ROLE ${quoteIdent(plan.ownerRole, 'role')};
+       ${lockTimeout}
+       ${schemaExists}
+       SELECT set_config('search_path', ${lit(plan.searchPath.map((s) => quoteIdent(s, 'schema')).join(', '))}, true);
+       SELECT version, name, checksum FROM tenantry.schema_migrations WHERE target = ${lit(plan.tracking)} ORDER BY version`,
+    )) as unknown as pg.QueryResult[];
+    done.clear();
+    for (const r of opening.at(-1)!.rows as Array<{ version: number; name: string; checksum: string }>) done.set(r.version, r);
     for (const m of plan.migrations) {
       const a = done.get(m.version);
       if (a && (a.checksum !== m.checksum || a.name !== m.name)) {
@@ -41,7 +67,9 @@ export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migra
       }
     }
     const todo = migrations.filter((m) => !done.has(m.version));
-    for (const m of todo) {
+    const baselined = todo.filter((m) => m.version <= baselineThrough);
+    const applied = todo.filter((m) => m.version > baselineThrough);
+    for (const m of applied) {
       current = m;
       await client.query(m.sql);
     }
@@ -53,7 +81,7 @@ export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migra
        COMMIT; RESET ALL;`,
     );
     for (const m of todo) done.set(m.version, m);
-    return { ok: true, applied: todo, version: version() };
+    return { ok: true, applied, baselined, version: version() };
   } catch (error) {
     await client.query('ROLLBACK; RESET ALL').catch(() => undefined);
     const code = (error as { code?: unknown }).code;

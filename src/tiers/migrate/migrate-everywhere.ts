@@ -31,15 +31,23 @@ export interface MigrateEverywhereOptions {
   onProgress?: (progress: MigrationProgress) => void;
 }
 
-/** How a target ended: `applied` (moved forward), `current` (nothing to do), `failed`, `blocked` (its database is behind). */
+/**
+ * How a target ended: `applied` (moved forward: migrations run, or recorded by a baseline of
+ * `migrateLocation`), `current` (nothing to do), `failed`, `blocked` (its database is behind).
+ */
 export type TargetStatus = 'applied' | 'current' | 'failed' | 'blocked';
 
 /** One target's outcome. */
 export interface TargetResult {
   target: MigrationTarget;
   status: TargetStatus;
-  /** Names of the migrations this run applied to it. */
+  /** Names of the migrations this run applied to it (ran their SQL). */
   applied: string[];
+  /**
+   * Names of the migrations this run recorded as applied without running them: a baseline of
+   * `migrateLocation` (`baselineThrough`); always empty for `migrateEverywhere`.
+   */
+  baselined: string[];
   /** Its latest applied version after the run (null: none). */
   version: number | null;
   failure: TargetFailure | null;
@@ -106,7 +114,7 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
       if (wanted.length === 0) {
         const status = plan.pending.length === 0 ? 'current' : 'blocked';
         const failure = status === 'blocked' ? { version: null, migration: null, sqlstate: null, message: `its database ${plan.target.cluster}/${plan.target.database} is behind (version ${limit || 'none'})` } : null;
-        settle({ target: plan.target, status, applied: [], version, failure });
+        settle({ target: plan.target, status, applied: [], baselined: [], version, failure });
         return;
       }
       let outcome;
@@ -125,8 +133,8 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
       }
       settle(
         outcome.ok
-          ? { target: plan.target, status: outcome.applied.length ? 'applied' : 'current', applied: outcome.applied.map((m) => m.name), version: outcome.version, failure: null }
-          : { target: plan.target, status: 'failed', applied: [], version: outcome.version, failure: outcome.failure },
+          ? { target: plan.target, status: outcome.applied.length ? 'applied' : 'current', applied: outcome.applied.map((m) => m.name), baselined: [], version: outcome.version, failure: null }
+          : { target: plan.target, status: 'failed', applied: [], baselined: [], version: outcome.version, failure: outcome.failure },
       );
     };
 
@@ -136,7 +144,7 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
     const where = (t: MigrationTarget) => `${t.cluster}/${t.database}`;
     const awaited = new Set(schemas.filter((s) => s.pending.length > 0).map((s) => where(s.target)));
     for (const p of plans.filter((p) => p.unreachable)) {
-      settle({ target: p.target, status: 'failed', applied: [], version: null, failure: p.unreachable });
+      settle({ target: p.target, status: 'failed', applied: [], baselined: [], version: null, failure: p.unreachable });
     }
     await runBounded(databases.filter((p) => !p.unreachable), concurrency, async (plan) => {
       await run(plan, Number.MAX_SAFE_INTEGER);

@@ -5,12 +5,17 @@ export type MigrationErrorCode =
   /** An applied migration's file changed (or its name did): add a new migration instead. */
   | 'MIGRATION_CHANGED'
   /** A target has applied a migration the directory no longer has (an older checkout?). */
-  | 'MIGRATION_UNKNOWN';
+  | 'MIGRATION_UNKNOWN'
+  /**
+   * `migrateLocation`: a target failed (rolled back, recorded in `tenantry.migration_failures`);
+   * `details`: `target`, `migration` (null when none was running), `version`, `sqlstate`.
+   */
+  | 'MIGRATION_FAILED';
 
 /**
- * A migration run refused to start (or a target refused to go on): stable `code`, the target
- * and migration concerned in `details`. Nothing was applied anywhere when `migrateEverywhere`
- * throws it.
+ * A migration run refused to start (or a target refused to go on, or failed: `MIGRATION_FAILED`,
+ * from `migrateLocation`): stable `code`, the target and migration concerned in `details`.
+ * Nothing was applied anywhere when `migrateEverywhere` throws it.
  */
 export class MigrationError extends Error {
   readonly code: MigrationErrorCode;
