@@ -382,9 +382,12 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
   registered_at timestamptz NOT NULL DEFAULT now(),
   CHECK ((kind = 'tenant') = (tenant_column IS NOT NULL))
 );`);
+  add(`-- a pinned tenant table stays in its database when a tenant moves (TenantMover skips it);
+-- a column added after the table's first release: ADD COLUMN IF NOT EXISTS upgrades an installed registry`);
+  add(`ALTER TABLE tenantry.registered_tables ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false;`);
   add(`REVOKE ALL ON tenantry.registered_tables, tenantry.meta FROM PUBLIC, ${app};`);
   add(REGISTER_FUNCTIONS);
-  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text) FROM PUBLIC;`);
+  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text), tenantry.pin_tenant_table(regclass, boolean) FROM PUBLIC;`);
   add(identitySql({ appRole: o.appRole, ownerRole: o.ownerRole, supportRole: o.supportRole }));
   if (support) {
     add(`GRANT EXECUTE ON FUNCTION tenantry.support_read_allowed() TO ${support};`);
@@ -461,7 +464,22 @@ BEGIN
   END IF;
   INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
   VALUES (tbl, 'tenant', tenant_column, true)
+  -- a re-registration (a migration run again, a new support role) keeps the table's pinned flag
   ON CONFLICT (relid) DO UPDATE SET kind = 'tenant', tenant_column = excluded.tenant_column, writable = true;
+END
+$fn$;
+
+-- pinned: the table stays in this database when one of its tenants moves to another placement
+-- (identity and control-plane tables the request path reads at home); only the flag changes
+CREATE OR REPLACE FUNCTION tenantry.pin_tenant_table(tbl regclass, pinned boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  UPDATE tenantry.registered_tables r SET pinned = pin_tenant_table.pinned WHERE r.relid = tbl AND r.kind = 'tenant';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: % is not registered as a tenant table', tbl USING ERRCODE = '55000',
+      HINT = format('SELECT tenantry.register_tenant_table(%L) first', tbl::text);
+  END IF;
 END
 $fn$;
 
@@ -486,7 +504,7 @@ BEGIN
   END IF;
   INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable)
   VALUES (tbl, 'global', NULL, writable)
-  ON CONFLICT (relid) DO UPDATE SET kind = 'global', tenant_column = NULL, writable = excluded.writable;
+  ON CONFLICT (relid) DO UPDATE SET kind = 'global', tenant_column = NULL, writable = excluded.writable, pinned = false;
 END
 $fn$;
 

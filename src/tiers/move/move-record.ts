@@ -25,6 +25,11 @@ export interface MoveRecord {
   updatedAt: Date;
   switchedAt: Date | null;
   finishedAt: Date | null;
+  /**
+   * The tables the move captures and copies (pinned ones are not), recorded with `capturing`;
+   * `cleanup` deletes from these only. Null for a move recorded before this field existed.
+   */
+  tables: string[] | null;
 }
 
 /** What `onProgress` receives while a move runs. */
@@ -38,7 +43,7 @@ export interface MoveProgress {
   deltaBacklog?: number;
 }
 
-export const MOVE_COLUMNS = `id, tenant_id, source, target, step, cursor, error, freeze_ms, cleanup_after, created_at, updated_at, switched_at, finished_at`;
+export const MOVE_COLUMNS = `id, tenant_id, source, target, step, cursor, error, freeze_ms, cleanup_after, created_at, updated_at, switched_at, finished_at, tables`;
 
 export function toMoveRecord(r: Record<string, any>): MoveRecord {
   return {
@@ -55,5 +60,6 @@ export function toMoveRecord(r: Record<string, any>): MoveRecord {
     updatedAt: r.updated_at,
     switchedAt: r.switched_at,
     finishedAt: r.finished_at,
+    tables: r.tables ?? null,
   };
 }

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS tenantry.moves (
   switched_at timestamptz,
   finished_at timestamptz
 );
+-- the tables the move copies (pinned ones stay): cleanup deletes from these only, whatever was pinned since
+ALTER TABLE tenantry.moves ADD COLUMN IF NOT EXISTS tables text[];
 CREATE UNIQUE INDEX IF NOT EXISTS moves_one_open_per_tenant ON tenantry.moves (tenant_id)
   WHERE step NOT IN ('done', 'cleaned', 'rolled_back');
 REVOKE ALL ON tenantry.moves FROM PUBLIC, ${app};

@@ -24,6 +24,7 @@ interface TableRow {
   schema: string;
   name: string;
   tenant_column: string;
+  pinned: boolean;
   key: string[] | null;
   columns: string[];
 }
@@ -33,9 +34,10 @@ export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+// Every registered tenant table in `schemas`, pinned ones included (the caller decides).
 async function tablesIn(db: Queryable, schemas: string[]): Promise<TableRow[]> {
   const { rows } = await db.query<TableRow>(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as tenant_column,
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as tenant_column, r.pinned,
             (select array_agg(a.attname::text order by k.ord) from pg_index i
                cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
@@ -52,15 +54,23 @@ async function tablesIn(db: Queryable, schemas: string[]): Promise<TableRow[]> {
 /**
  * Pairs the registered tenant tables of the source (in `sourceSchemas`) with the target's, by
  * name, parents before children (foreign keys among them). Every source table must exist at the
- * target with a primary key.
+ * target with a primary key. Tables pinned at the source (`tenantry.pin_tenant_table`) stay where
+ * they are: they are not in the list, so nothing of the move (capture, copy, verification,
+ * cleanup, rollback) touches them, and the target need not have them. A source table that is
+ * pinned at the target is refused: copying into it, or deleting "leftovers" from it, would
+ * change rows that live there.
  */
 export async function moveTables(source: Queryable, sourceSchemas: string[], target: Queryable, targetSchemas: string[]): Promise<MoveTable[]> {
   const [from, to] = await Promise.all([tablesIn(source, sourceSchemas), tablesIn(target, targetSchemas)]);
   const byName = new Map(to.map((t) => [t.name, t]));
   const tables: MoveTable[] = [];
   for (const s of from) {
+    if (s.pinned) continue;
     const t = byName.get(s.name);
     if (!t) throw new MoveError('MOVE_TARGET_NOT_READY', `The target has no registered tenant table ${s.name}: create the tenant tables there first`, { details: { table: s.name } });
+    if (t.pinned) {
+      throw new MoveError('MOVE_TARGET_NOT_READY', `Table ${s.name} is pinned at the target but not at the source: pin it at the source too (it then stays there), or drop it from the source`, { details: { table: s.name } });
+    }
     if (!s.key || !t.key || s.key.join() !== t.key.join()) {
       throw new MoveError('MOVE_TARGET_NOT_READY', `Table ${s.name} needs the same primary key at the source and the target`, { details: { table: s.name } });
     }

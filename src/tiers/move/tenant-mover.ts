@@ -165,8 +165,9 @@ export class TenantMover {
       // the tenant came back to where this move took it from: those rows are live again
       if (!(sameLocation(now, move.source) && (now.schema ?? null) === (move.source.schema ?? null))) {
         const source = this.#placements.ownerPool(move.source);
-        const tables = await moveTables(source, this.#schemas(move.source), source, this.#schemas(move.source));
-        for (const t of [...tables].reverse()) {
+        // the tables this move copied: not one pinned then, nor one unpinned since (its rows never left)
+        const moved = (await moveTables(source, this.#schemas(move.source), source, this.#schemas(move.source))).filter((t) => move.tables?.includes(t.name) ?? true);
+        for (const t of [...moved].reverse()) {
           const copier = new RowCopier(t, move.tenantId);
           let deleted = 0;
           for (let n = -1; n !== 0; ) {
@@ -205,7 +206,7 @@ export class TenantMover {
 
   async #capture(run: Run): Promise<void> {
     await installCaptureTriggers(run.source, run.move.id, run.move.tenantId, run.tables);
-    await this.#advance(run, 'capturing', { cursor: {} });
+    await this.#advance(run, 'capturing', { cursor: {}, tables: run.tables.map((t) => t.name) });
   }
 
   async #copy(run: Run): Promise<void> {
