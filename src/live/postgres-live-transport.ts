@@ -11,6 +11,18 @@ export interface PostgresLiveTransportOptions {
   clientConfig?: pg.ClientConfig;
   /** The deployment's one channel; must match `liveSchemaSql`. Default `tenantry_live`. */
   channel?: string;
+  /**
+   * Whether the database this transport listens on rings by itself (the NOTIFY of
+   * `emit_tenant_event`, sent at the writer's commit). Default `true`: every tenant's events
+   * are written in that one database.
+   *
+   * `false` when tenants' events are written elsewhere (tenant databases, other clusters: their
+   * NOTIFY reaches only their own database's listeners, not this one): the bus rings after
+   * each commit instead, `pg_notify(channel, route)` on this transport's listening connection,
+   * which every instance listening on the same database hears. As with Redis, `bus.publish()`
+   * does it; after your own transaction call `bus.announce()`.
+   */
+  databaseRings?: boolean;
   /** Reconnect delays: doubling from `minDelayMs` (default 100) up to `maxDelayMs` (default 5000). */
   minDelayMs?: number;
   maxDelayMs?: number;
@@ -21,9 +33,16 @@ export interface PostgresLiveTransportOptions {
  * channel for the whole deployment; the database NOTIFYs from `emit_tenant_event` at commit.
  * A lost connection is re-opened with backoff and LISTENs again, then the bus re-reads every
  * local stream, which closes the gap.
+ *
+ * With tenants in other databases or clusters (`RoutedTenantPool`), set `databaseRings: false`:
+ * the instances still meet on this one channel of this one database, and the writer's instance
+ * rings there after its commit.
+ *
+ * @example
+ * const transport = new PostgresLiveTransport({ connectionString: homeAppUrl, databaseRings: false });
  */
 export class PostgresLiveTransport implements LiveTransport {
-  readonly databaseRings = true;
+  readonly databaseRings: boolean;
   readonly #config: pg.ClientConfig;
   readonly #channel: string;
   readonly #minDelayMs: number;
@@ -33,10 +52,14 @@ export class PostgresLiveTransport implements LiveTransport {
   #timer: NodeJS.Timeout | undefined;
   #attempt = 0;
   #closed = false;
+  /** The last pg_notify queued on the listening connection, and the routes waiting for their turn. */
+  #sending: Promise<unknown> = Promise.resolve();
+  readonly #waiting = new Map<string, Promise<void>>();
 
   constructor(options: PostgresLiveTransportOptions) {
     this.#channel = options.channel ?? DEFAULT_LIVE_CHANNEL;
     quoteIdent(this.#channel, 'channel');
+    this.databaseRings = options.databaseRings ?? true;
     // keepAlive: a connection cut without a FIN (a dead NAT entry) is noticed, and re-opened
     this.#config = { application_name: 'tenantry-live', keepAlive: true, ...options.clientConfig, ...(options.connectionString ? { connectionString: options.connectionString } : {}) };
     this.#minDelayMs = options.minDelayMs ?? 100;
@@ -53,10 +76,24 @@ export class PostgresLiveTransport implements LiveTransport {
     await this.#connect();
   }
 
-  async publish(route: string): Promise<void> {
-    const client = this.#client;
-    if (!client) throw new Error('The live listener is not connected');
-    await client.query('select pg_notify($1, $2)', [this.#channel, route]);
+  /**
+   * Rings for `route` on the listening connection (`pg_notify`, delivered at once: no transaction
+   * is open there). One statement at a time on that connection; a route already waiting for
+   * its turn is rung once for every caller waiting on it (each of them committed before it goes).
+   */
+  publish(route: string): Promise<void> {
+    if (!this.#client) return Promise.reject(new Error('The live listener is not connected'));
+    const waiting = this.#waiting.get(route);
+    if (waiting) return waiting;
+    const sent = this.#sending.then(async () => {
+      this.#waiting.delete(route); // a caller from now on may have committed after this goes: it rings again
+      const client = this.#client;
+      if (!client) throw new Error('The live listener is not connected');
+      await client.query('select pg_notify($1, $2)', [this.#channel, route]);
+    });
+    this.#waiting.set(route, sent);
+    this.#sending = sent.catch(() => undefined);
+    return sent;
   }
 
   async close(): Promise<void> {

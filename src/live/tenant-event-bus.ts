@@ -1,21 +1,32 @@
 import { currentTenant } from '../context/tenant-context.js';
 import { toTenantId } from '../context/tenant-id.js';
-import type { TenantPool } from '../data/tenant-pool.js';
-import type { Queryable } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { LiveSubscriber, type SubscriptionEndReason, type TenantEventHandler } from './live-subscriber.js';
 import type { LiveTransport } from './live-transport.js';
 import { isRoute } from './tenant-event.js';
-import { TenantEventLog } from './tenant-event-log.js';
+import { TenantEventLog, type TenantQueryable } from './tenant-event-log.js';
 
 /** Options of {@link TenantEventBus}. */
 export interface TenantEventBusOptions {
-  /** A TenantPool as the app role: every event is read inside `runAs(subscriber's tenant)`. */
-  pool: TenantPool;
-  /** How doorbells travel between instances (PostgresLiveTransport, RedisLiveTransport). */
+  /**
+   * A TenantPool (one database) or a RoutedTenantPool (tenants in every tier, on any cluster), as
+   * the app role: every event is read inside `runAs(subscriber's tenant)`.
+   */
+  pool: TenantQueryable;
+  /**
+   * How doorbells travel between instances (PostgresLiveTransport, RedisLiveTransport). When
+   * tenants' events are written in other databases or clusters than the one a PostgreSQL
+   * transport listens on, give it `databaseRings: false` (or use Redis): the bus then rings
+   * after each commit itself.
+   */
   transport: LiveTransport;
-  /** Schema of the event tables (`liveSchemaSql`); default `public`. */
-  schema?: string;
+  /**
+   * Schema of the event tables and of `emit_tenant_event` (`liveSchemaSql`); default `public`.
+   * `null`: unqualified names resolved by each statement's search path, so that, through a
+   * RoutedTenantPool, a schema-tier tenant reads and appends in its own schema (see
+   * `liveSchemaSql({ followSearchPath: true })` and `liveTablesSql`).
+   */
+  schema?: string | null;
   /** Events a subscriber may fall behind before it is ended with `overflow`; default 256. */
   queueLimit?: number;
   /** Events read per statement; default 100. */
@@ -56,7 +67,7 @@ const MAX_CACHED_ROUTES = 10_000;
  * A tenant's events, live, on every server instance. A write appends an event row (RLS-checked,
  * in the writer's transaction) and rings the stream's random route; every instance with local
  * subscribers of that route re-reads the new events INSIDE `runAs(subscriber's tenant)` through
- * the TenantPool, once per tenant, and hands them to its subscribers. A doorbell carries no
+ * the pool, once per tenant, and hands them to its subscribers. A doorbell carries no
  * tenant id and no data; a wrong or forged one reads nothing.
  *
  * @example
@@ -64,6 +75,9 @@ const MAX_CACHED_ROUTES = 10_000;
  * await bus.start();
  * const unsubscribe = await bus.subscribe(tenantId, (event) => console.log(event.seq, event.topic));
  * await runAs(tenantId, () => bus.publish('invoice.paid', { id }));
+ *
+ * // tenants in every tier (shared, schema, database) and on several clusters
+ * const tiered = new TenantEventBus({ pool: routedPool, schema: null, transport: new PostgresLiveTransport({ connectionString: homeAppUrl, databaseRings: false }) });
  */
 export class TenantEventBus {
   readonly log: TenantEventLog;
@@ -138,9 +152,10 @@ export class TenantEventBus {
   /**
    * Appends an event for the current tenant (inside `runAs`) and rings. With `db` (a client in
    * your transaction) the event commits with your change; then call {@link announce} after
-   * COMMIT if the transport needs it (Redis). Returns the event's seq.
+   * COMMIT if the transport needs it (`databaseRings` false: Redis, or PostgreSQL for tenants in
+   * other databases or clusters). Returns the event's seq.
    */
-  async publish(topic: string, payload: Record<string, unknown> = {}, db?: Queryable): Promise<number> {
+  async publish(topic: string, payload: Record<string, unknown> = {}, db?: TenantQueryable): Promise<number> {
     const seq = await this.log.append(topic, payload, db);
     if (db === undefined) await this.announce();
     return seq;
@@ -148,8 +163,10 @@ export class TenantEventBus {
 
   /**
    * Rings the current tenant's stream after a commit that appended events (inside `runAs`). A
-   * no-op when the database rings itself (PostgreSQL transport). Never throws: a failure goes
-   * to `onError`, and subscribers get the events at the next doorbell or resync.
+   * no-op when the database rings itself (a PostgreSQL transport with `databaseRings`, the
+   * default); rings through the transport otherwise (Redis, or PostgreSQL with
+   * `databaseRings: false`). Never throws: a failure goes to `onError`, and subscribers get the
+   * events at the next doorbell or resync.
    */
   async announce(): Promise<void> {
     if (this.#transport.databaseRings || this.#closed) return;

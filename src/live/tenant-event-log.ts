@@ -1,6 +1,5 @@
+import type pg from 'pg';
 import { runAs } from '../context/tenant-context.js';
-import type { TenantPool } from '../data/tenant-pool.js';
-import type { Queryable } from '../catalog/tenant-catalog.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import type { TenantEvent } from './tenant-event.js';
 
@@ -8,6 +7,26 @@ import type { TenantEvent } from './tenant-event.js';
 export interface StreamHead {
   route: string;
   lastSeq: number;
+}
+
+/**
+ * What the event log needs of a pool: `query` (promise form) running each statement as the
+ * tenant in context. A `TenantPool` (one database) and a `RoutedTenantPool` (each tenant where it
+ * lives: shared tables, its own schema, its own database, on any cluster) both fit, and so does a
+ * client checked out of either inside your transaction.
+ */
+export interface TenantQueryable {
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** Options of {@link TenantEventLog}. */
+export interface TenantEventLogOptions {
+  /**
+   * Schema of the event tables and of `emit_tenant_event`; default `public`. `null`: unqualified
+   * names, resolved by the search path of each statement, so a schema-tier tenant reached through
+   * a `RoutedTenantPool` (search path `t_acme, public`) uses its own schema's tables.
+   */
+  schema?: string | null;
 }
 
 // The tenant in context as the policy reads it (an InitPlan). Statements name it too, so the
@@ -23,21 +42,23 @@ interface EventRow {
 }
 
 /**
- * Reads and appends a tenant's events (the tables of `liveSchemaSql`) through a TenantPool,
- * always inside `runAs(tenant)`: PostgreSQL's policies decide what comes back.
+ * Reads and appends a tenant's events (the tables of `liveSchemaSql`) through a TenantPool or a
+ * RoutedTenantPool, always inside `runAs(tenant)`: PostgreSQL's policies decide what comes back.
+ * Every method is one statement at a time (no transaction held), so a RoutedTenantPool may
+ * refresh a stale route and retry each one (a refused statement did nothing).
  */
 export class TenantEventLog {
-  readonly #pool: TenantPool;
+  readonly #pool: TenantQueryable;
   readonly #streams: string;
   readonly #events: string;
   readonly #emit: string;
 
-  constructor(pool: TenantPool, options: { schema?: string } = {}) {
-    const schema = quoteIdent(options.schema ?? 'public', 'schema');
+  constructor(pool: TenantQueryable, options: TenantEventLogOptions = {}) {
+    const schema = options.schema === null ? '' : `${quoteIdent(options.schema ?? 'public', 'schema')}.`;
     this.#pool = pool;
-    this.#streams = `${schema}.tenant_event_streams`;
-    this.#events = `${schema}.tenant_events`;
-    this.#emit = `${schema}.emit_tenant_event`;
+    this.#streams = `${schema}tenant_event_streams`;
+    this.#events = `${schema}tenant_events`;
+    this.#emit = `${schema}emit_tenant_event`;
   }
 
   /** The tenant's head, creating its stream row (and route) on first use. */
@@ -72,7 +93,7 @@ export class TenantEventLog {
    * Appends an event for the CURRENT tenant (call inside `runAs`) and returns its seq. Pass a
    * client inside your transaction to make the event part of it; the NOTIFY leaves at commit.
    */
-  async append(topic: string, payload: Record<string, unknown> = {}, db: Queryable = this.#pool): Promise<number> {
+  async append(topic: string, payload: Record<string, unknown> = {}, db: TenantQueryable = this.#pool): Promise<number> {
     const { rows } = await db.query<{ seq: string }>(`select ${this.#emit}($1, $2::jsonb)::text as seq`, [topic, JSON.stringify(payload)]);
     return Number(rows[0]!.seq);
   }
