@@ -263,6 +263,28 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     expect(resumed.events.every((e) => e.payload.tenant === 'D')).toBe(true);
   });
 
+  it('follows a tenant re-placed while the routers still hold its old route: refused there (TR003), refreshed, served at the new place', async () => {
+    const e = await tenant('live-moved');
+    const got1 = await subscribe(one.bus, e);
+    await runAs(e, () => two.bus.publish('thing.changed', { tenant: 'E', mark: 'e-before' }));
+    await got1.untilMark('e-before');
+    expect(router.peek(e)).toMatchObject({ tier: 'shared', epoch: 0 });
+    // the data moved by hand (as a move would copy it: route and last_seq come along), then the route switched
+    await createTenantSchema(db.owner, 't_e', liveTablesSql());
+    for (const table of ['tenant_event_streams', 'tenant_events']) {
+      await db.admin.query(`insert into t_e.${table} select * from public.${table} where tenant_id = $1`, [e]);
+      await db.admin.query(`delete from public.${table} where tenant_id = $1`, [e]);
+    }
+    await placements.assign(e, { tier: 'schema', cluster: 'home', schema: 't_e' });
+    expect(router.peek(e)).toMatchObject({ tier: 'shared', epoch: 0 }); // this router listens to nothing: still stale
+    await runAs(e, () => two.bus.publish('thing.changed', { tenant: 'E', mark: 'e-after' }));
+    await got1.untilMark('e-after');
+    expect(got1.seqs).toEqual([1, 2]);
+    expect(router.peek(e)).toMatchObject({ tier: 'schema', schema: 't_e' });
+    expect(await countsAt('public')).not.toHaveProperty(e);
+    expect((await db.admin.query('select count(*)::int as n from t_e.tenant_events where tenant_id = $1', [e])).rows[0].n).toBe(2);
+  });
+
   it("refuses an event for another tenant in every tier, and the other tenant's log is unchanged", async () => {
     const before = [await countsAt('public'), await countsAt('t_c'), await countsAt('d_db')];
     for (const [writer, victim] of [
