@@ -22,12 +22,13 @@ export default [
       // Raw pools are legitimate where the server acts as the OWNER role, outside any tenant:
       // main.ts opens the owner pool that runs migrations and seeds the demo before the
       // TenantPool serves requests; migrate.ts opens its own client (and an admin one to create
-      // extensions) when given a URL. Request handling never gets these.
-      'tenantry/no-raw-pool': ['error', { allow: ['app/main.ts', 'app/migrate.ts'] }],
+      // extensions) when given a URL; tiers/tenant-tiers.ts opens the owner pool of the catalog
+      // that migrations everywhere and moves run on. Request handling never gets these.
+      'tenantry/no-raw-pool': ['error', { allow: ['app/main.ts', 'app/migrate.ts', 'app/tiers/tenant-tiers.ts'] }],
     },
   },
   // CREATE TABLE in the migrations must have tenant_id, unless the table is global.
   // app_private.users holds identities: one person may belong to several tenants, so it is
   // global by design and never granted to the app role (see 001_identity.sql).
-  await sqlMigrationsConfig({ files: ['app/migrations/*.sql'], globalTables: ['app_private.users'] }),
+  await sqlMigrationsConfig({ files: ['app/migrations/*.sql', 'app/data-migrations/**/*.sql'], globalTables: ['app_private.users'] }),
 ];

@@ -8,14 +8,16 @@ export const DEMO_PASSWORD = 'tenantry-demo';
 export const DEMO_TENANTS = [
   { slug: 'acme', name: 'Acme Inc.' },
   { slug: 'globex', name: 'Globex Corporation' },
+  { slug: 'initech', name: 'Initech' },
 ] as const;
 
-/** Demo users; Sam is a member of both tenants (one identity, two memberships). */
+/** Demo users; Sam is a member of every tenant (one identity, three memberships, three tiers). */
 export const DEMO_USERS: ReadonlyArray<{ email: string; displayName: string; memberships: ReadonlyArray<readonly [string, MemberRole]> }> = [
   { email: 'alice@acme.example', displayName: 'Alice Archer', memberships: [['acme', 'owner']] },
   { email: 'bob@acme.example', displayName: 'Bob Baker', memberships: [['acme', 'member']] },
   { email: 'grace@globex.example', displayName: 'Grace Gold', memberships: [['globex', 'owner']] },
-  { email: 'sam@consultant.example', displayName: 'Sam Sterling', memberships: [['acme', 'admin'], ['globex', 'member']] },
+  { email: 'ian@initech.example', displayName: 'Ian Irving', memberships: [['initech', 'owner']] },
+  { email: 'sam@consultant.example', displayName: 'Sam Sterling', memberships: [['acme', 'admin'], ['globex', 'member'], ['initech', 'member']] },
 ];
 
 const DEMO_RECORDINGS: ReadonlyArray<{ tenant: string; owner: string; title: string; durationSeconds: number; mimeType: string }> = [
@@ -24,6 +26,8 @@ const DEMO_RECORDINGS: ReadonlyArray<{ tenant: string; owner: string; title: str
   { tenant: 'acme', owner: 'sam@consultant.example', title: 'Anvil supply chain review', durationSeconds: 960, mimeType: 'audio/wav' },
   { tenant: 'globex', owner: 'grace@globex.example', title: 'Board call (confidential)', durationSeconds: 3300, mimeType: 'audio/mpeg' },
   { tenant: 'globex', owner: 'sam@consultant.example', title: 'Hammock district site visit', durationSeconds: 1420, mimeType: 'audio/mp4' },
+  { tenant: 'initech', owner: 'ian@initech.example', title: 'TPS report cover sheets', durationSeconds: 610, mimeType: 'audio/ogg' },
+  { tenant: 'initech', owner: 'sam@consultant.example', title: 'Printer incident review', durationSeconds: 845, mimeType: 'audio/mpeg' },
 ];
 
 /**

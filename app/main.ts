@@ -5,7 +5,7 @@
  * pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
 import pg from 'pg';
-import { install, TenantPool } from '../src/index.js';
+import { install, RoutedTenantPool, TenantPool, TenantRouter, type InstallRunOptions } from '../src/index.js';
 import { openLocalDatabase } from '../src/embedded/index.js';
 import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { createLogger } from './logger.js';
@@ -15,6 +15,9 @@ import { createQueryGuard, guardModeFromEnv } from './query-guard.js';
 import { buildServer } from './server.js';
 import { TenantEventBus } from '../src/live/index.js';
 import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
+import { clustersFromEnv } from './tiers/clusters-from-env.js';
+import { placeDemoTenants } from './tiers/demo-placements.js';
+import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -29,12 +32,29 @@ let bus: TenantEventBus | undefined;
 let live: ConfiguredTransport | undefined;
 let closing: Promise<void> | undefined;
 let guard: QueryGuard | undefined;
+let tiers: TenantTiers | undefined;
+let router: TenantRouter | undefined;
+let dataPool: RoutedTenantPool | undefined;
+let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
+
+interface StartFacts {
+  applied: string[];
+  seeded: boolean;
+  placed: string[];
+  /** Where each tenant lives, for the banner. */
+  where: string[];
+  locations: number;
+  clusters: string[];
+}
 
 function close(): Promise<void> {
   closing ??= (async () => {
     await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
     await bus?.close().catch((err: unknown) => logger.warn({ err }, 'closing the event bus failed'));
     await live?.close();
+    await dataPool?.end().catch(() => undefined);
+    await router?.close().catch(() => undefined);
+    await tiers?.end().catch(() => undefined);
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
@@ -54,7 +74,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  await install(db.adminUrl, {
+  const installOptions: InstallRunOptions = {
     appRole: db.appRole,
     ownerRole: db.ownerRole,
     appPassword: db.appPassword,
@@ -62,8 +82,13 @@ try {
     supportRole: db.supportRole,
     supportPassword: db.supportPassword,
     contextSecret: db.contextSecret,
-  });
+  };
+  await install(db.adminUrl, installOptions);
   await ensureExtensions(db.adminUrl);
+  // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
+  const extra = clustersFromEnv();
+  for (const c of Object.values(extra)) if (c.adminUrl) await install(c.adminUrl, installOptions);
+  const clusters: Record<string, ClusterUrls> = { home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl, adminUrl: db.adminUrl }, ...extra };
 
   const track = <P extends pg.Pool>(pool: P): P => {
     pools.push(pool);
@@ -75,9 +100,19 @@ try {
     return pool;
   };
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
+  // the home database: identity, memberships and the shared tables (app/migrations)
   const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
+  // tenant data wherever tenants live: every cluster, tenant schema and tenant database (app/data-migrations)
+  tiers = new TenantTiers({ clusters, install: installOptions, onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant') });
+  const dataReport = await tiers.migrateData();
   const seeded = await seedDemo(ownerPool);
   await seedDemoStaff(ownerPool);
+  const placed = await placeDemoTenants(tiers, ownerPool);
+  const { rows: placements } = await ownerPool.query<{ slug: string; tier: string | null; cluster: string | null; schema: string | null; database: string | null }>(
+    `select t.slug, p.tier, p.cluster, p.schema, p.database from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
+      where t.deleted_at is null order by t.created_at limit 10`,
+  );
+  const where = placements.map((p) => `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`);
   // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)
   guard = await createQueryGuard(ownerPool, { mode: guardModeFromEnv(), logger });
   await ownerPool.end();
@@ -88,21 +123,34 @@ try {
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
   const supportPool = track(new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }));
   await supportPool.assertSafeRole();
+  // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN tenantry_routes)
+  const routesPool = track(new pg.Pool({ connectionString: db.appUrl, max: 2 }));
+  router = new TenantRouter({ pool: routesPool, listenConnectionString: db.appUrl, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router') });
+  await router.start();
+  dataPool = new RoutedTenantPool({
+    router,
+    clusters: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.appUrl])),
+    contextSecret: db.contextSecret,
+    maxConnections: 10,
+    guard,
+  });
 
-  // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set
-  live = await liveTransportFromEnv(db.appUrl);
-  bus = new TenantEventBus({ pool: appPool, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
+  // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
+  // the server rings after each write, since tenants' own databases NOTIFY where nobody listens
+  live = await liveTransportFromEnv(db.appUrl, process.env, { databaseRings: false });
+  bus = new TenantEventBus({ pool: dataPool, schema: null, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
   await bus.start();
-  app = buildServer({ appPool, supportPool, jwtSecret: db.jwtSecret, logger, events: { bus }, host: { baseDomain, customDomains: true } });
+  app = buildServer({ appPool, dataPool, supportPool, jwtSecret: db.jwtSecret, logger, events: { bus }, host: { baseDomain, customDomains: true } });
+  facts = { applied, seeded, placed, where, locations: dataReport.results.length, clusters: Object.keys(clusters) };
   await app.listen({ port, host });
-  process.stdout.write(await banner(app, { applied, seeded }));
+  process.stdout.write(await banner(app, facts));
 } catch (error) {
   logger.error({ err: error }, 'start-up failed');
   await close();
   process.exit(1);
 }
 
-async function banner(server: NonNullable<typeof app>, facts: { applied: string[]; seeded: boolean }): Promise<string> {
+async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promise<string> {
   const base = `http://${host}:${port}`;
   const signIn = async (email: string, tenant: string) => {
     const res = await server.inject({ method: 'POST', url: '/auth/sign-in', payload: { email, password: DEMO_PASSWORD, tenant } });
@@ -110,6 +158,7 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
   };
   const acme = await signIn('alice@acme.example', 'acme');
   const globex = await signIn('grace@globex.example', 'globex');
+  const initech = await signIn('ian@initech.example', 'initech');
   const users = DEMO_USERS.map((u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`).join('\n');
   const json = `-H 'content-type: application/json'`;
   const lines = [
@@ -118,6 +167,8 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
     `  database   ${db.embedded ? 'embedded PostgreSQL, data in .tenantry/pgdata' : 'DATABASE_URL'}`,
     `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
     `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
+    `  tiers      ${facts.where.join('; ')}`,
+    `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
     `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
     '',
     `Routes (docs/reference-server.md): POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
@@ -137,10 +188,12 @@ async function banner(server: NonNullable<typeof app>, facts: { applied: string[
       'Tokens minted just now (valid 1 hour):',
       `  export ACME_TOKEN=${acme}`,
       `  export GLOBEX_TOKEN=${globex}`,
+      ...(initech ? [`  export INITECH_TOKEN=${initech}`] : []),
       '',
       `  curl -s ${base}/me -H "authorization: Bearer $ACME_TOKEN"`,
       `  curl -s "${base}/recordings?limit=2" -H "authorization: Bearer $ACME_TOKEN"`,
-      `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"`,
+      `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"    # served from schema t_globex`,
+      `  curl -s "${base}/recordings" -H "authorization: Bearer $INITECH_TOKEN"   # served from database tenant_initech`,
       `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
       '  # live events of a tenant (Server-Sent Events; run it in another terminal, then write as globex)',
       `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,

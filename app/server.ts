@@ -11,12 +11,22 @@ import { TokenService, type TokenServiceOptions } from './auth/token-service.js'
 import { installErrorHandler } from './http/error-handler.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
+import type { DataPool } from './recordings/recording-store.js';
 import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
-  /** A TenantPool connected as the APP role: the only database access of the request path. */
+  /**
+   * A TenantPool connected as the APP role to the home database: identity, memberships, keys,
+   * domains, the audit log (the control plane, which never moves).
+   */
   appPool: TenantPool;
+  /**
+   * Where tenant data is read and written (recordings): a RoutedTenantPool as the app role, so
+   * each tenant's statements go to its placement (shared, schema or database tier, any cluster).
+   * Default: `appPool` (every tenant in the home database's shared tables).
+   */
+  dataPool?: DataPool;
   /** A TenantPool connected as the read-only SUPPORT role: staff's audited cross-tenant reads. Optional. */
   supportPool?: TenantPool;
   /** HS256 secret of the access tokens (≥ 32 characters). */
@@ -34,7 +44,8 @@ export interface ServerOptions {
 }
 
 /**
- * The reference server: a JSON API over one TenantPool.
+ * The reference server: a JSON API over a TenantPool (the home database: identity and the
+ * control plane) and a data pool (tenant data, routed to each tenant's placement).
  *
  * - Public: `POST /auth/sign-in`, `POST /invitations/accept`, `POST /staff/sign-in`.
  * - Staff routes (staff token): access grants with a reason, audited support reads.
@@ -67,7 +78,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     meRoutes(scope);
     memberRoutes(scope, { appPool });
     accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
-    recordingRoutes(scope, { appPool, events: options.events?.bus });
+    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

@@ -41,7 +41,7 @@ export { StaffDirectory } from './identity/staff-directory.js';
 export { AuditLog, type AuditEntry, type AuditActorKind } from './identity/audit-log.js';
 export { TenantRouter, type Route, type Tier, type TenantRouterOptions } from './tiers/tenant-router.js';
 export { RoutedTenantPool, isRetryableRouteError, type RoutedTenantPoolConfig } from './tiers/routed-tenant-pool.js';
-export { Placements, type Placement, type PlacementTarget, type LocalState, type PlacementsOptions } from './tiers/placements.js';
+export { Placements, MOVING_SETTING, type Placement, type PlacementTarget, type LocalState, type PlacementsOptions } from './tiers/placements.js';
 export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';
 export { planPlacementPolicy, placementQuestion, type PlacementPolicy, type PlacementDecision, type PlacementQuestion, type ClusterLoad, type PlanPolicyOptions } from './tiers/placement-policy.js';
 export { migrateEverywhere, type MigrateEverywhereOptions, type MigrationReport, type MigrationProgress, type TargetResult, type TargetStatus } from './tiers/migrate/migrate-everywhere.js';

@@ -22,7 +22,7 @@ interface MemberRow {
 
 const MEMBER_SQL = `select t.id, t.slug, t.name, m.role, m.display_name, m.email
    from public.members m join tenantry.tenants t on t.id = m.tenant_id
-  where m.tenant_id = tenantry.current_tenant_id() and m.user_id = $1 and m.removed_at is null`;
+  where m.tenant_id = tenantry.home_tenant_id() and m.user_id = $1 and m.removed_at is null`;
 
 /**
  * The resolver's membership lookup: the caller's active membership of the current tenant, with
@@ -41,7 +41,7 @@ export function memberLookup(pool: Queryable): NonNullable<TenantResolverOptions
 
 /** The tenant's public facts for a staff caller (who is no member): read as the tenant. */
 export async function staffCaller(pool: Queryable, staffId: string): Promise<Member> {
-  const { rows } = await pool.query<{ id: string; slug: string; name: string }>('select id, slug, name from tenantry.tenants where id = tenantry.current_tenant_id()');
+  const { rows } = await pool.query<{ id: string; slug: string; name: string }>('select id, slug, name from tenantry.tenants where id = tenantry.home_tenant_id()');
   const tenant = rows[0]!;
   return { userId: staffId, role: 'staff', displayName: 'Staff', email: '', tenant };
 }

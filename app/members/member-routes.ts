@@ -29,7 +29,7 @@ interface MemberRow {
 }
 
 // every statement names the tenant in context: RLS is the wall, the predicate keeps the guard quiet
-const ACTIVE = `from public.members where tenant_id = tenantry.current_tenant_id() and removed_at is null`;
+const ACTIVE = `from public.members where tenant_id = tenantry.home_tenant_id() and removed_at is null`;
 
 /**
  * Members, invitations and sign-out (tenant routes):
@@ -67,7 +67,7 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
     if (!current) throw notFound('Member');
     if ((current === 'owner' || next === 'owner') && actor.role !== 'owner' && actor.role !== 'staff') throw ownersOnly();
     if (current === 'owner' && next !== 'owner') await assertNotLastOwner(appPool);
-    await appPool.query(`update public.members set role = $2 where tenant_id = tenantry.current_tenant_id() and user_id = $1 and removed_at is null`, [userId, next]);
+    await appPool.query(`update public.members set role = $2 where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`, [userId, next]);
     await audit.record({ ...auditActor(request), action: 'member.role_changed', detail: { userId, from: current, to: next } });
     return { userId, role: next };
   });
@@ -79,7 +79,7 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
     if (!current) throw notFound('Member');
     if (current === 'owner' && actor.role !== 'owner' && actor.role !== 'staff') throw ownersOnly();
     if (current === 'owner') await assertNotLastOwner(appPool);
-    await appPool.query(`update public.members set removed_at = now() where tenant_id = tenantry.current_tenant_id() and user_id = $1 and removed_at is null`, [userId]);
+    await appPool.query(`update public.members set removed_at = now() where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`, [userId]);
     const ended = await sessions.endMemberSessions(userId);
     await audit.record({ ...auditActor(request), action: 'member.removed', detail: { userId, role: current, sessionsEnded: ended } });
     return reply.code(204).send();

@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { TenantPool } from '../../src/index.js';
 import { memberOf, realMemberOf } from '../auth/tenant-scope.js';
 import type { Member } from '../auth/member-context.js';
 import { ApiError, notFound } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
-import { RecordingStore, type Recording } from './recording-store.js';
+import { RecordingStore, type DataPool, type Recording } from './recording-store.js';
 import type { TenantEventBus } from '../../src/live/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -46,13 +45,15 @@ function assertMayChange(member: Member, recording: Recording): void {
  * Recordings CRUD. Registered inside the tenant scope: every handler runs as the caller's
  * tenant, so another tenant's recording answers 404 exactly like one that does not exist.
  */
-export function recordingRoutes(scope: FastifyInstance, { appPool, events }: { appPool: TenantPool; events?: Pick<TenantEventBus, 'announce'> }): void {
-  const store = new RecordingStore(appPool);
+export function recordingRoutes(scope: FastifyInstance, { dataPool, events }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'> }): void {
+  const store = new RecordingStore(dataPool);
 
   scope.post('/recordings', async (request, reply) => {
     const input = parseInput(newRecording, request.body, 'body');
     const recording = await store.create(realMemberOf(request).userId, input);
-    await events?.announce(); // rings Redis; a no-op with LISTEN/NOTIFY (004_events.sql's trigger rings)
+    // rings after the commit: Redis, or LISTEN/NOTIFY where tenants live in other databases (a
+    // no-op where the database's own NOTIFY is heard: one database, see app/live)
+    await events?.announce();
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
   });
 

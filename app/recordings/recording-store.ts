@@ -1,5 +1,13 @@
-import type { Queryable } from '../../src/index.js';
+import type pg from 'pg';
 import { validationFailed } from '../http/api-error.js';
+
+/**
+ * What the store sends its statements through: a TenantPool, a RoutedTenantPool (each tenant's
+ * statements go to its placement) or a client inside a transaction.
+ */
+export interface DataPool {
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
 
 /** A recording as the API shows it. */
 export interface Recording {
@@ -45,7 +53,7 @@ const TENANT = '(select tenantry.current_tenant_id())';
  * scoped even where RLS would not apply.
  */
 export class RecordingStore {
-  constructor(private readonly db: Queryable) {}
+  constructor(private readonly db: DataPool) {}
 
   async create(ownerId: string, input: NewRecording): Promise<Recording> {
     const { rows } = await this.db.query<RecordingRow>(

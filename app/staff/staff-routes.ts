@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { isTenantId, Sessions, StaffAccess, TenantNotFoundError, type Queryable } from '../../src/index.js';
+import { isTenantId, Sessions, sqlStateOf, StaffAccess, TenantNotFoundError, type Queryable } from '../../src/index.js';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -79,12 +79,19 @@ export function staffRoutes(app: FastifyInstance, options: { appPool: Queryable;
       if (!options.supportPool) throw new ApiError(501, 'NOT_CONFIGURED', 'Support reads need the support role');
       const tenantId = await tenantIdOf(appPool, tenant);
       return staff.read({ sessionId: request.staff!.sessionId, tenantId, reason, minutes: 5 }, async (db) => {
-        const { rows } = await db.query<{ members: number; recordings: number; seconds: number }>(
-          `select (select count(*)::int from public.members where tenant_id = tenantry.current_tenant_id() and removed_at is null) as members,
-                  (select count(*)::int from public.recordings where tenant_id = tenantry.current_tenant_id()) as recordings,
-                  (select coalesce(sum(duration_seconds), 0)::int from public.recordings where tenant_id = tenantry.current_tenant_id()) as seconds`,
-        );
-        return { tenantId, members: rows[0]!.members, recordings: rows[0]!.recordings, totalDurationSeconds: rows[0]!.seconds };
+        // memberships are pinned to the home database: readable whatever the tenant's tier
+        const members = await db.query<{ members: number }>(`select count(*)::int as members from public.members where tenant_id = tenantry.home_tenant_id() and removed_at is null`);
+        // recordings follow the tenant: the home database refuses them (TR003) once it lives in
+        // its own schema, database or cluster, where no staff grant reaches (support reads stay home)
+        const data = await db
+          .query<{ recordings: number; seconds: number }>(
+            `select count(*)::int as recordings, coalesce(sum(duration_seconds), 0)::int as seconds from public.recordings where tenant_id = tenantry.current_tenant_id()`,
+          )
+          .then((r) => r.rows[0]!, (error: unknown) => {
+            if (sqlStateOf(error) === 'TR003') return null;
+            throw error;
+          });
+        return { tenantId, members: members.rows[0]!.members, recordings: data?.recordings ?? null, totalDurationSeconds: data?.seconds ?? null, dataReadable: data !== null };
       });
     });
   });

@@ -365,7 +365,7 @@ CREATE TABLE IF NOT EXISTS tenantry.tenants (
   add(`CREATE INDEX IF NOT EXISTS tenants_status_idx ON tenantry.tenants (status);`);
   add(`ALTER TABLE tenantry.tenants ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;`);
   add(`DROP POLICY IF EXISTS tenantry_self ON tenantry.tenants;`);
-  add(`CREATE POLICY tenantry_self ON tenantry.tenants FOR SELECT USING (id = (SELECT tenantry.current_tenant_id()));`);
+  add(`CREATE POLICY tenantry_self ON tenantry.tenants FOR SELECT USING (id = (SELECT tenantry.home_tenant_id()));`);
   add(`REVOKE ALL ON tenantry.tenants FROM PUBLIC, ${app};`);
   add(`GRANT SELECT ON tenantry.tenants TO ${app};`);
   add(placementSql({ appRole: o.appRole }));
@@ -441,7 +441,11 @@ BEGIN
     RAISE EXCEPTION 'tenantry: %.% must be NOT NULL', tbl, tenant_column USING ERRCODE = '23502',
       HINT = format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column);
   END IF;
-  cond := format('%I = (SELECT tenantry.current_tenant_id())', tenant_column);
+  -- a pinned table never moves, so no statement can reach it on a stale route: its policy takes
+  -- the proven tenant without the route check (the control plane works for a tenant placed elsewhere)
+  cond := format('%I = (SELECT tenantry.%s())', tenant_column,
+                 CASE WHEN EXISTS (SELECT FROM tenantry.registered_tables r WHERE r.relid = tbl AND r.kind = 'tenant' AND r.pinned)
+                      THEN 'home_tenant_id' ELSE 'current_tenant_id' END);
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
   EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
   EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
@@ -470,16 +474,21 @@ END
 $fn$;
 
 -- pinned: the table stays in this database when one of its tenants moves to another placement
--- (identity and control-plane tables the request path reads at home); only the flag changes
+-- (identity and control-plane tables the request path reads at home). Its isolation policy is
+-- re-made with tenantry.home_tenant_id() (pinned) or tenantry.current_tenant_id() (unpinned).
 CREATE OR REPLACE FUNCTION tenantry.pin_tenant_table(tbl regclass, pinned boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  col name;
 BEGIN
-  UPDATE tenantry.registered_tables r SET pinned = pin_tenant_table.pinned WHERE r.relid = tbl AND r.kind = 'tenant';
+  UPDATE tenantry.registered_tables r SET pinned = pin_tenant_table.pinned WHERE r.relid = tbl AND r.kind = 'tenant'
+  RETURNING r.tenant_column INTO col;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'tenantry: % is not registered as a tenant table', tbl USING ERRCODE = '55000',
       HINT = format('SELECT tenantry.register_tenant_table(%L) first', tbl::text);
   END IF;
+  PERFORM tenantry.register_tenant_table(tbl, col);
 END
 $fn$;
 

@@ -6,6 +6,12 @@ import { validIdentifier } from '../policy/identifiers.js';
 import { withDatabase } from './provision.js';
 import type { Tier } from './tenant-router.js';
 
+/**
+ * The setting every connection of a move carries (`on`): application triggers skip their side
+ * effects for the rows a move copies or deletes (those rows' events travel as rows themselves).
+ */
+export const MOVING_SETTING = 'tenantry.moving';
+
 /** Where a tenant should live. */
 export interface PlacementTarget {
   tier: Tier;
@@ -183,7 +189,10 @@ export class Placements {
     if (!pool) {
       const base = this.#owners[where.cluster];
       if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, { status: 503, details: { cluster: where.cluster } });
-      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2 });
+      // tenantry.moving: what these connections write is a move copying or removing rows, not a
+      // change by the tenant; application triggers that derive rows (events, counters, audit)
+      // skip it with `current_setting('tenantry.moving', true) = 'on'` (MOVING_SETTING)
+      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2, options: `-c ${MOVING_SETTING}=on` });
       pool.on('error', () => undefined);
       this.#pools.set(location, pool);
     }

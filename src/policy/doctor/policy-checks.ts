@@ -71,7 +71,7 @@ function contextFindings(scope: DoctorScope, p: PolicyRow): Finding[] {
       fix: rewriteFix(p, wrapPerRowCalls),
     });
   }
-  const readsSetting = calls.some((c) => c.name === 'current_setting') && !calls.some((c) => c.name === 'tenantry.current_tenant_id');
+  const readsSetting = calls.some((c) => c.name === 'current_setting') && !calls.some((c) => c.name === 'tenantry.current_tenant_id' || c.name === 'tenantry.home_tenant_id');
   if (scope.contextMode === 'signed' && p.tenant_table && p.tenant_sql !== null && readsSetting && exprs.some((e) => mentionsColumn(e, p.tenant_sql!))) {
     findings.push({
       code: 'POLICY_READS_SETTING_DIRECTLY',

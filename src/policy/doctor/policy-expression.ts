@@ -6,13 +6,13 @@
 
 /** A call that reads the tenant context, and whether it is evaluated for every row. */
 export interface ContextCall {
-  /** `current_setting` or `tenantry.current_tenant_id`. */
+  /** `current_setting`, `tenantry.current_tenant_id` or `tenantry.home_tenant_id` (pinned tables: no route check). */
   name: string;
   /** True unless the call sits inside a scalar sub-select `( SELECT ...)`, which PostgreSQL runs once as an InitPlan. */
   perRow: boolean;
 }
 
-const CONTEXT_CALL = /(?<![\w$."])(?:(?:pg_catalog\.)?(current_setting)|(tenantry\.current_tenant_id))\s*\(/gi;
+const CONTEXT_CALL = /(?<![\w$."])(?:(?:pg_catalog\.)?(current_setting)|(tenantry\.(?:current|home)_tenant_id))\s*\(/gi;
 
 /** Replaces the content of every '...' literal with spaces (keeping offsets), so only code remains. */
 export function blankLiterals(expr: string): string {
@@ -43,7 +43,7 @@ export function contextCalls(expr: string): ContextCall[] {
   const code = blankLiterals(expr);
   const calls: ContextCall[] = [];
   for (const m of code.matchAll(CONTEXT_CALL)) {
-    calls.push({ name: m[1] ? 'current_setting' : 'tenantry.current_tenant_id', perRow: !insideSubSelect(code, m.index) });
+    calls.push({ name: m[1] ? 'current_setting' : m[2]!.toLowerCase(), perRow: !insideSubSelect(code, m.index) });
   }
   return calls;
 }

@@ -1,0 +1,132 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import {
+  createTenantDatabase,
+  createTenantSchema,
+  migrateEverywhere,
+  migrateLocation,
+  Placements,
+  TenantMover,
+  type InstallRunOptions,
+  type MigrationReport,
+  type MoveProgress,
+  type MoveRecord,
+  type PlacementTarget,
+} from '../../src/index.js';
+
+/** The reference server's tenant data migrations (`global/`, `tenant/`), applied wherever a tenant lives. */
+export const DATA_MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'data-migrations');
+
+/**
+ * The home database's shared tables were made by app/migrations (002 recordings, 004 events,
+ * 006 the search-path events): the same objects as data migrations 1 and 2, recorded as such
+ * (a baseline) instead of being created twice. Later data migrations run there like anywhere.
+ */
+const HOME_BASELINE = 2;
+
+/** One PostgreSQL server ("cluster") of the deployment: its shared database's URLs. */
+export interface ClusterUrls {
+  /** As the owner role: migrations, moves. */
+  ownerUrl: string;
+  /** As the app role: the request path (RoutedTenantPool). */
+  appUrl: string;
+  /** As a superuser: creating tenant databases (optional: without it, no database tier there). */
+  adminUrl?: string;
+}
+
+/** Options of {@link TenantTiers}. */
+export interface TenantTiersOptions {
+  /** Every cluster, `home` included. */
+  clusters: Record<string, ClusterUrls>;
+  /** The deployment's roles, passwords and context secret: a new tenant database is installed with them. */
+  install: InstallRunOptions;
+  /** Told each step of a move. */
+  onProgress?: (progress: MoveProgress) => void;
+}
+
+/**
+ * The reference server's side of isolation tiers: keeps its tenant data (recordings, events)
+ * migrated in every location the catalog knows, prepares a new location (a schema or a
+ * database, at the latest data migration) and moves tenants there online. Identity stays home:
+ * `members` is pinned (app/migrations/006_tiers.sql), so a move leaves the memberships where
+ * sign-in and the request path read them.
+ */
+export class TenantTiers {
+  readonly placements: Placements;
+  readonly #options: TenantTiersOptions;
+  readonly #catalog: pg.Pool;
+  readonly #mover: TenantMover;
+
+  constructor(options: TenantTiersOptions) {
+    if (!options.clusters.home) throw new Error('TenantTiers needs the home cluster');
+    this.#options = options;
+    this.#catalog = new pg.Pool({ connectionString: options.clusters.home.ownerUrl, max: 3 });
+    this.#catalog.on('error', () => undefined);
+    this.placements = new Placements({ catalog: this.#catalog, owners: this.#owners() });
+    this.#mover = new TenantMover({ placements: this.placements, catalog: this.#catalog, onProgress: options.onProgress });
+  }
+
+  #owners(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.#options.clusters).map(([name, c]) => [name, c.ownerUrl]));
+  }
+
+  /**
+   * Registers every configured cluster in the catalog (idempotent), records the home baseline,
+   * then brings every location the catalog knows to the latest data migration.
+   */
+  async migrateData(): Promise<MigrationReport> {
+    for (const name of Object.keys(this.#options.clusters)) if (name !== 'home') await this.placements.addCluster(name);
+    const owners = this.#owners();
+    await migrateLocation({ clusters: owners, cluster: 'home', migrations: DATA_MIGRATIONS_DIR, baselineThrough: HOME_BASELINE });
+    const report = await migrateEverywhere({ catalog: this.#catalog, clusters: owners, migrations: DATA_MIGRATIONS_DIR });
+    if (!report.ok) {
+      const failed = report.results.filter((r) => r.failure).map((r) => `${r.target.key}: ${r.failure!.migration ?? ''} ${r.failure!.message}`);
+      throw new Error(`Tenant data migrations failed: ${failed.join('; ')}`);
+    }
+    return report;
+  }
+
+  /**
+   * Makes `target` ready to receive a tenant: creates its schema (schema tier) or database
+   * (database tier, installed with the deployment's roles) and applies the data migrations.
+   * Idempotent. The shared tier of a cluster needs nothing: `migrateData` keeps it current.
+   */
+  async prepare(target: PlacementTarget): Promise<void> {
+    const cluster = this.#options.clusters[target.cluster];
+    if (!cluster) throw new Error(`Unknown cluster ${target.cluster}`);
+    const owners = this.#owners();
+    if (target.tier === 'schema') {
+      if (!target.schema) throw new Error('A schema-tier placement needs a schema');
+      // the schema alone (USAGE for the app role); its tables come from the data migrations
+      await createTenantSchema(this.placements.ownerPool(target), target.schema, 'select');
+      await migrateLocation({ clusters: owners, cluster: target.cluster, database: target.database ?? null, schema: target.schema, migrations: DATA_MIGRATIONS_DIR });
+    } else if (target.tier === 'database') {
+      if (!target.database) throw new Error('A database-tier placement needs a database');
+      if (!cluster.adminUrl) throw new Error(`Cluster ${target.cluster} has no admin URL: tenant databases cannot be created there`);
+      await createTenantDatabase({ ...this.#options.install, adminUrl: cluster.adminUrl, ownerUrl: cluster.ownerUrl, database: target.database, ddl: 'select' });
+      await migrateLocation({ clusters: owners, cluster: target.cluster, database: target.database, migrations: DATA_MIGRATIONS_DIR });
+    }
+  }
+
+  /** Prepares `target`, then moves the tenant there online (resumable: call again after a crash). */
+  async move(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
+    await this.prepare(target);
+    return this.#mover.move(tenantId, target);
+  }
+
+  /** Deletes what a finished move left at its source (at once: no grace period). */
+  cleanup(moveId: string): Promise<MoveRecord> {
+    return this.#mover.cleanup(moveId, { force: true });
+  }
+
+  /** Where the tenant lives now. */
+  where(tenantId: string): Promise<PlacementTarget> {
+    return this.placements.get(tenantId);
+  }
+
+  async end(): Promise<void> {
+    await this.placements.end();
+    await this.#catalog.end();
+  }
+}
