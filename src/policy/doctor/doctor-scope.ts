@@ -7,6 +7,8 @@ export interface RegisteredTable {
   kind: 'tenant' | 'global';
   tenantColumn: string | null;
   writable: boolean;
+  /** `tenantry.registered_tables.pinned`: the table stays in its database when a tenant moves (false before the column existed). */
+  pinned: boolean;
   /** False when the table was dropped and the registry row stayed behind. */
   present: boolean;
 }
@@ -28,6 +30,11 @@ export interface DoctorScope {
   ownerSql: string;
   contextMode: string | undefined;
   dataSchemas: string[];
+  /**
+   * The data schemas recorded by install (`tenantry.meta` `data_schemas`, default `public`),
+   * whatever schemas this run audits: where the shared tables are that a tenant schema must mirror.
+   */
+  installedDataSchemas: string[];
   registry: RegisteredTable[];
 }
 
@@ -66,11 +73,13 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
   }
   const registry: RegisteredTable[] = hasRegistry
     ? (
-        await db.query<{ relid: number; kind: 'tenant' | 'global'; tenant_column: string | null; writable: boolean; present: boolean }>(
-          `SELECT r.relid::oid AS relid, r.kind, r.tenant_column::text AS tenant_column, r.writable, c.oid IS NOT NULL AS present
+        await db.query<{ relid: number; kind: 'tenant' | 'global'; tenant_column: string | null; writable: boolean; pinned: boolean; present: boolean }>(
+          // pinned through to_jsonb: a registry installed before the column existed has none
+          `SELECT r.relid::oid AS relid, r.kind, r.tenant_column::text AS tenant_column, r.writable,
+                  coalesce((to_jsonb(r) ->> 'pinned')::boolean, false) AS pinned, c.oid IS NOT NULL AS present
              FROM tenantry.registered_tables r LEFT JOIN pg_class c ON c.oid = r.relid::oid ORDER BY 1`,
         )
-      ).rows.map((r) => ({ relid: r.relid, kind: r.kind, tenantColumn: r.tenant_column, writable: r.writable, present: r.present }))
+      ).rows.map((r) => ({ relid: r.relid, kind: r.kind, tenantColumn: r.tenant_column, writable: r.writable, pinned: r.pinned, present: r.present }))
     : [];
 
   const wantedApp = options.appRole ?? meta.get('app_role');
@@ -92,7 +101,9 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
   const wantedSupport = meta.get('support_role') || undefined;
   const supportExists =
     wantedSupport !== undefined && (await db.query('SELECT FROM pg_roles WHERE rolname = $1', [wantedSupport])).rowCount === 1;
-  const schemas = options.schemas ?? meta.get('data_schemas')?.split(',').filter((s) => s.length > 0) ?? ['public'];
+  const recorded = meta.get('data_schemas')?.split(',').filter((s) => s.length > 0);
+  const installedDataSchemas = recorded && recorded.length > 0 ? recorded : ['public'];
+  const schemas = options.schemas ?? recorded ?? ['public'];
   return {
     findings,
     scope: {
@@ -106,6 +117,7 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
       ownerSql: ownerSql ?? '<owner role>',
       contextMode: meta.get('context_mode'),
       dataSchemas: schemas,
+      installedDataSchemas,
       registry,
     },
   };

@@ -66,9 +66,12 @@ export type FindingCode =
   | 'SUPPORT_ROLE_CAN_WRITE'
   | 'SUPPORT_POLICY_MISSING'
   | 'SUPPORT_ROLE_REACHES_PRIVATE'
-  // tiers: the local route check
+  // tiers: the local route check, pinned tables, tenant schemas
   | 'ROUTE_CHECK_INLINED_WITH_PLACEMENTS'
   | 'TENANT_FROZEN_LONG'
+  | 'POLICY_SKIPS_ROUTE_CHECK'
+  | 'PINNED_TABLE_ROUTE_CHECKED'
+  | 'SCHEMA_TENANT_TABLE_MISSING'
   // Citus readiness (`doctor --citus` only)
   | 'CITUS_EXCLUSION_WITHOUT_TENANT'
   | 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE'

@@ -70,6 +70,22 @@ export function wrapPerRowCalls(expr: string): string {
   return out;
 }
 
+/**
+ * Rewrites every call of Tenantry's context function `from` in `expr` (outside string literals)
+ * into a call of `to`: `tenantry.home_tenant_id()` ⇄ `tenantry.current_tenant_id()`.
+ */
+export function replaceTenantFunction(expr: string, from: 'current_tenant_id' | 'home_tenant_id', to: 'current_tenant_id' | 'home_tenant_id'): string {
+  const code = blankLiterals(expr);
+  const call = new RegExp(`(?<![\\w$."])tenantry\\.${from}(?=\\s*\\()`, 'gi');
+  let out = '';
+  let last = 0;
+  for (const m of code.matchAll(call)) {
+    out += `${expr.slice(last, m.index)}tenantry.${to}`;
+    last = m.index + m[0].length;
+  }
+  return out + expr.slice(last);
+}
+
 /** True when offset `at` lies inside a parenthesised `SELECT` (a sub-query) of `code`. */
 function insideSubSelect(code: string, at: number): boolean {
   const stack: boolean[] = [];

@@ -1,8 +1,20 @@
 import type { Finding } from './finding.js';
 import type { DoctorScope } from './doctor-scope.js';
+import { checkPinnedTables } from './pinned-table-checks.js';
+import { checkTenantSchemas } from './tenant-schema-checks.js';
 
 /** How long a tenant may stay frozen before doctor warns: a move's freeze lasts about a second. */
 const FROZEN_WARN_MINUTES = 10;
+
+/**
+ * The tiers (docs/tiers.md): the local route check ({@link checkLocalRoutes}), the policies of
+ * pinned and unpinned tenant tables ({@link checkPinnedTables}), and schema-tier tenants' schemas
+ * missing a shared tenant table ({@link checkTenantSchemas}). Every database doctor audits runs
+ * them, so `doctor --placements` (one audit per database) reports them for every placement.
+ */
+export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
+  return [...(await checkLocalRoutes(scope)), ...(await checkPinnedTables(scope)), ...(await checkTenantSchemas(scope))];
+}
 
 /**
  * The local route check (docs/tiers.md): in unsigned mode, a database that hosts placed tenants
@@ -10,7 +22,7 @@ const FROZEN_WARN_MINUTES = 10;
  * `tenantry.current_tenant_id()`, not the inlined one; and no tenant should stay frozen long
  * (a move that died after its freeze leaves its tenant refusing every statement).
  */
-export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
+export async function checkLocalRoutes(scope: DoctorScope): Promise<Finding[]> {
   if (!scope.installed) return [];
   const { rows: state } = await scope.db.query<{ present: boolean }>(`SELECT to_regclass('tenantry.local_tenants') IS NOT NULL AND to_regclass('tenantry.local_route') IS NOT NULL AS present`);
   if (!state[0]?.present) return [];
