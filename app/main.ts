@@ -107,7 +107,7 @@ try {
   const dataReport = await tiers.migrateData();
   const seeded = await seedDemo(ownerPool);
   await seedDemoStaff(ownerPool);
-  const placed = await placeDemoTenants(tiers, ownerPool);
+  const placement = await placeDemoTenants(tiers, ownerPool, (message, err) => logger.warn({ err: { message: (err as Error | undefined)?.message } }, message));
   const { rows: placements } = await ownerPool.query<{ slug: string; tier: string | null; cluster: string | null; schema: string | null; database: string | null }>(
     `select t.slug, p.tier, p.cluster, p.schema, p.database from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
       where t.deleted_at is null order by t.created_at limit 10`,
@@ -141,7 +141,7 @@ try {
   bus = new TenantEventBus({ pool: dataPool, schema: null, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
   await bus.start();
   app = buildServer({ appPool, dataPool, supportPool, jwtSecret: db.jwtSecret, logger, events: { bus }, host: { baseDomain, customDomains: true } });
-  facts = { applied, seeded, placed, where, locations: dataReport.results.length, clusters: Object.keys(clusters) };
+  facts = { applied, seeded, placed: placement.moved, where, locations: dataReport.results.length, clusters: Object.keys(clusters) };
   await app.listen({ port, host });
   process.stdout.write(await banner(app, facts));
 } catch (error) {

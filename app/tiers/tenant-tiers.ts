@@ -115,6 +115,11 @@ export class TenantTiers {
     return this.#mover.move(tenantId, target);
   }
 
+  /** Continues a move that was interrupted (resumable at any step). */
+  resume(moveId: string): Promise<MoveRecord> {
+    return this.#mover.run(moveId);
+  }
+
   /** Deletes what a finished move left at its source (at once: no grace period). */
   cleanup(moveId: string): Promise<MoveRecord> {
     return this.#mover.cleanup(moveId, { force: true });

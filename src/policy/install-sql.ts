@@ -241,6 +241,22 @@ CREATE TRIGGER local_route_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 ${UNSIGNED_FAST_BODY};
 SELECT tenantry.choose_route_check();`;
 
+/**
+ * True while the session is a tenant move's (TenantMover's owner connections set
+ * `tenantry.moving = on`): application triggers that derive rows skip the rows a move copies or
+ * deletes. The setting alone proves nothing (any role may set a custom setting), so the session
+ * must also have logged in as the owner role or a superuser: the app role cannot switch a
+ * trigger off this way.
+ */
+const IS_MOVING_FUNCTION = `
+CREATE OR REPLACE FUNCTION tenantry.is_moving() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+  SELECT coalesce(current_setting('tenantry.moving', true), '') = 'on'
+     AND (session_user::text = (SELECT m.value FROM tenantry.meta m WHERE m.key = 'owner_role')
+          OR coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false))
+$fn$;`;
+
 /** A dollar-quoted literal of `text` (which must not contain the tag). */
 function quoteDollar(text: string): string {
   if (text.includes('$q$')) throw new Error('quoteDollar: the text contains the tag');
@@ -347,6 +363,9 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
   add(homeTenantFunctionSql(o.contextMode, CONTEXT_SETTING));
   add(`REVOKE ALL ON FUNCTION tenantry.home_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.home_tenant_id() TO ${[app, ...(support ? [support] : [])].join(', ')};`);
+  add(IS_MOVING_FUNCTION);
+  add(`REVOKE ALL ON FUNCTION tenantry.is_moving() FROM PUBLIC;`);
+  add(`GRANT EXECUTE ON FUNCTION tenantry.is_moving() TO ${[app, ...(support ? [support] : [])].join(', ')};`);
 
   add(`-- control plane: the tenant catalog`);
   add(`
@@ -482,6 +501,12 @@ AS $fn$
 DECLARE
   col name;
 BEGIN
+  -- a tenant that moved away (or is moving) left its rows of this table here, or took them along:
+  -- pinning now would make the leftovers live again, or strand the moved ones. Pin first, then move.
+  IF pin_tenant_table.pinned AND EXISTS (SELECT FROM tenantry.local_tenants l WHERE l.state <> 'active') THEN
+    RAISE EXCEPTION 'tenantry: % cannot be pinned while tenants have moved away from or are moving out of this database', tbl
+      USING ERRCODE = '55000', HINT = 'pin tables before any tenant moves; see docs/moves.md (Pinned tables)';
+  END IF;
   UPDATE tenantry.registered_tables r SET pinned = pin_tenant_table.pinned WHERE r.relid = tbl AND r.kind = 'tenant'
   RETURNING r.tenant_column INTO col;
   IF NOT FOUND THEN

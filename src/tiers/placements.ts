@@ -9,6 +9,8 @@ import type { Tier } from './tenant-router.js';
 /**
  * The setting every connection of a move carries (`on`): application triggers skip their side
  * effects for the rows a move copies or deletes (those rows' events travel as rows themselves).
+ * Triggers read it through `tenantry.is_moving()`, which also requires the session's role to be
+ * the owner or a superuser: the app role can set the setting, but cannot make it count.
  */
 export const MOVING_SETTING = 'tenantry.moving';
 
@@ -189,11 +191,16 @@ export class Placements {
     if (!pool) {
       const base = this.#owners[where.cluster];
       if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, { status: 503, details: { cluster: where.cluster } });
-      // tenantry.moving: what these connections write is a move copying or removing rows, not a
-      // change by the tenant; application triggers that derive rows (events, counters, audit)
-      // skip it with `current_setting('tenantry.moving', true) = 'on'` (MOVING_SETTING)
-      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2, options: `-c ${MOVING_SETTING}=on` });
+      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2 });
       pool.on('error', () => undefined);
+      // tenantry.moving: what these connections write is a move copying or removing rows, not a
+      // change by the tenant; application triggers that derive rows (events, counters) skip it
+      // with `tenantry.is_moving()` (true only for the owner or a superuser). Set on each new
+      // connection (queued before its first statement), not as a startup option, which a
+      // connection string's own `options` or a pooler could drop.
+      pool.on('connect', (client) => {
+        client.query(`select pg_catalog.set_config('${MOVING_SETTING}', 'on', false)`).catch(() => undefined);
+      });
       this.#pools.set(location, pool);
     }
     return pool;

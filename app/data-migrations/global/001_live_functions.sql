@@ -37,7 +37,7 @@ CREATE OR REPLACE FUNCTION app.recording_event() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER
 AS $fn$
 BEGIN
-  IF pg_catalog.current_setting('tenantry.moving', true) = 'on' THEN
+  IF tenantry.is_moving() THEN
     RETURN NULL;
   END IF;
   IF TG_OP = 'DELETE' THEN

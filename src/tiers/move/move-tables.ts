@@ -37,7 +37,9 @@ export function ident(name: string): string {
 // Every registered tenant table in `schemas`, pinned ones included (the caller decides).
 async function tablesIn(db: Queryable, schemas: string[]): Promise<TableRow[]> {
   const { rows } = await db.query<TableRow>(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as tenant_column, r.pinned,
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as tenant_column,
+            -- a registry installed before the flag existed (a tenant database not re-installed since) has no pinned column
+            coalesce((to_jsonb(r) ->> 'pinned')::boolean, false) as pinned,
             (select array_agg(a.attname::text order by k.ord) from pg_index i
                cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
@@ -93,7 +95,28 @@ export async function moveTables(source: Queryable, sourceSchemas: string[], tar
     );
     table.sequences = rows.filter((r): r is { column: string; sequence: string } => r.sequence !== null);
   }
+  await refusePinnedReferences(source, from, tables, 'source');
+  await refusePinnedReferences(target, to, tables.map((t) => ({ ...t, sourceOid: byName.get(t.name)!.oid })), 'target');
   return orderByForeignKeys(source, tables);
+}
+
+// A pinned table that references a table the move carries: deleting the moved rows (cleanup at
+// the source, the leftover sweep at the target) would cascade into the pinned rows, or be stuck
+// on the foreign key. Refused before anything starts.
+async function refusePinnedReferences(db: Queryable, all: TableRow[], moving: MoveTable[], side: 'source' | 'target'): Promise<void> {
+  const pinned = all.filter((t) => t.pinned);
+  if (pinned.length === 0 || moving.length === 0) return;
+  const { rows } = await db.query<{ child: string; parent: string }>(
+    `select conrelid::regclass::text as child, confrelid::regclass::text as parent from pg_constraint
+      where contype = 'f' and conrelid = any($1::oid[]) and confrelid = any($2::oid[])`,
+    [pinned.map((t) => t.oid), moving.map((t) => t.sourceOid)],
+  );
+  const first = rows[0];
+  if (first) {
+    throw new MoveError('MOVE_TARGET_NOT_READY', `Pinned table ${first.child} at the ${side} references ${first.parent}, which the move carries: its rows would be deleted or orphaned when the moved rows are removed. Drop the foreign key, or pin ${first.parent} too`, {
+      details: { table: first.child, references: first.parent, side },
+    });
+  }
 }
 
 // Parents first: a child's rows are copied after the rows they reference.
