@@ -110,7 +110,7 @@ try {
   const placement = await placeDemoTenants(tiers, ownerPool, (message, err) => logger.warn({ err: { message: (err as Error | undefined)?.message } }, message));
   const { rows: placements } = await ownerPool.query<{ slug: string; tier: string | null; cluster: string | null; schema: string | null; database: string | null }>(
     `select t.slug, p.tier, p.cluster, p.schema, p.database from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
-      where t.deleted_at is null order by t.created_at limit 10`,
+      where t.deleted_at is null order by t.slug limit 10`,
   );
   const where = placements.map((p) => `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`);
   // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)

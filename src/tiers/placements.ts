@@ -191,16 +191,19 @@ export class Placements {
     if (!pool) {
       const base = this.#owners[where.cluster];
       if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, { status: 503, details: { cluster: where.cluster } });
-      pool = new pg.Pool({ connectionString: where.database ? withDatabase(base, where.database) : base, max: 2 });
-      pool.on('error', () => undefined);
       // tenantry.moving: what these connections write is a move copying or removing rows, not a
       // change by the tenant; application triggers that derive rows (events, counters) skip it
       // with `tenantry.is_moving()` (true only for the owner or a superuser). Set on each new
-      // connection (queued before its first statement), not as a startup option, which a
-      // connection string's own `options` or a pooler could drop.
-      pool.on('connect', (client) => {
-        client.query(`select pg_catalog.set_config('${MOVING_SETTING}', 'on', false)`).catch(() => undefined);
+      // connection before it is handed out (pg-pool awaits onConnect), not as a startup option,
+      // which a connection string's own `options` or a pooler could drop.
+      pool = new pg.Pool({
+        connectionString: where.database ? withDatabase(base, where.database) : base,
+        max: 2,
+        onConnect: async (client) => {
+          await client.query(`select pg_catalog.set_config('${MOVING_SETTING}', 'on', false)`);
+        },
       });
+      pool.on('error', () => undefined);
       this.#pools.set(location, pool);
     }
     return pool;
