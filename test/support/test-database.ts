@@ -18,6 +18,8 @@ export interface TestDatabase {
   ownerUrl: string;
   /** The application role; through pgbouncer when TENANTRY_TEST_APP_PORT is set. */
   appUrl: string;
+  /** The application role straight to the server (LISTEN does not survive transaction pooling). */
+  directAppUrl?: string;
   /** The support role (only when created with `supportRole`). */
   supportUrl: string | undefined;
   admin: pg.Pool;
@@ -62,6 +64,7 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       adminUrl,
       ownerUrl: withDatabase(rootUrl, name, ownerRole),
       appUrl,
+      directAppUrl: withDatabase(rootUrl, name, appRole),
       supportUrl: supportRole === undefined ? undefined : withDatabase(rootUrl, name, supportRole),
     },
     async () => {

@@ -183,7 +183,8 @@ describe('stale routes', () => {
   it('routers hear a move at once through LISTEN/NOTIFY on the catalog', async () => {
     const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
     extra.push(home);
-    const listening = new TenantRouter({ pool: home, listenConnectionString: db.appUrl });
+    // LISTEN needs a session of its own: straight to the server, also when the pool goes through pgbouncer
+    const listening = new TenantRouter({ pool: home, listenConnectionString: db.directAppUrl ?? db.appUrl });
     await listening.start();
     try {
       const before = await listening.resolve(tenants.a);
