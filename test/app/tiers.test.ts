@@ -296,11 +296,25 @@ describe('staff', () => {
     const { sessionId } = await sessions.start({ userId: staffUser, kind: 'staff', ttlSeconds: 600 });
     const staffToken = await tokens.issueStaff({ userId: staffUser, sessionId });
     const reason = 'Ticket 42: checking the account';
+    expect((await call('POST', '/recordings', tenants.shared.token, { title: 'for the summary', durationSeconds: 1, mimeType: 'audio/ogg' })).statusCode).toBe(201);
     const placed = await call('POST', '/staff/tenants/database/summary', staffToken, { reason });
     expect(placed.statusCode).toBe(200);
     expect(placed.json()).toMatchObject({ members: 1, recordings: null, dataReadable: false });
     const local = await call('POST', '/staff/tenants/shared/summary', staffToken, { reason });
     expect(local.json()).toMatchObject({ members: 1, dataReadable: true });
     expect(local.json<{ recordings: number }>().recordings).toBeGreaterThanOrEqual(1);
+
+    // acting as a tenant in its own database: the grant is checked at home, the data read where it lives
+    const asIs = (token: string) => app.inject({ method: 'GET', url: '/recordings', headers: { authorization: `Bearer ${token}`, 'x-tenant': 'database' } });
+    expect((await asIs(staffToken)).statusCode).toBe(403);
+    const grant = await call('POST', '/staff/access', staffToken, { tenant: 'database', reason, minutes: 5 });
+    expect(grant.statusCode).toBe(201);
+    const seen = await asIs(staffToken);
+    expect(seen.statusCode).toBe(200);
+    const truth = await recordingsAt(PLACES.database, tenants.database.id);
+    expect(seen.json<{ items: Array<{ id: string }> }>().items.map((r) => r.id).sort()).toEqual(truth.map((r) => r.id as string).sort());
+    // and the audit log at home records the staff request, with its reason
+    const { rows } = await home.admin.query<{ n: number }>(`select count(*)::int as n from tenantry.audit_log where tenant_id = $1 and actor_kind = 'staff'`, [tenants.database.id]);
+    expect(rows[0]!.n).toBeGreaterThan(0);
   });
 });
