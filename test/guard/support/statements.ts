@@ -11,6 +11,8 @@ export const scoped: string[] = [
   'select * from notes where tenant_id = $1::uuid',
   'select * from notes where tenant_id = tenantry.current_tenant_id()',
   'select * from notes where tenant_id = (select tenantry.current_tenant_id())',
+  // the proven tenant without the route check (pinned tables): a tenant scope all the same
+  'select * from notes where tenant_id = (select tenantry.home_tenant_id())',
   'select * from notes where tenant_id in ($1)',
   'select * from notes where tenant_id is not distinct from $1',
   'select * from notes n join comments c on c.note_id = n.id and c.tenant_id = n.tenant_id where n.tenant_id = $1',
@@ -77,6 +79,7 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes where tenant_id = any($1)', ['public.notes']],
   ['select * from notes where tenant_id is null', ['public.notes']],
   ['select * from notes where tenant_id = evil.current_tenant_id()', ['public.notes']],
+  ['select * from notes where tenant_id = evil.home_tenant_id()', ['public.notes']],
   ['select * from notes n where tenant_id = n.tenant_id', ['public.notes']],
   ['select * from billing.invoices', ['billing.invoices']],
   ['select * from invoices where tenant_id = $1', ['billing.invoices']],
