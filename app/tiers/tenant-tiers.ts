@@ -19,11 +19,21 @@ import {
 export const DATA_MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'data-migrations');
 
 /**
- * The home database's shared tables were made by app/migrations (002 recordings, 004 events,
- * 006 the search-path events): the same objects as data migrations 1 and 2, recorded as such
- * (a baseline) instead of being created twice. Later data migrations run there like anywhere.
+ * The home database's shared tables were made by app/migrations (002 recordings, 004 events):
+ * the tables of data migration 1, recorded as applied there (a baseline) instead of being
+ * created twice. The home's recordings keep their foreign key to the memberships (in the same
+ * database); elsewhere there is none. Every later data migration runs at home like anywhere.
  */
-const HOME_BASELINE = 2;
+const HOME_BASELINE = 1;
+
+/**
+ * Brings the home database's shared tables to the latest data migration (the baseline first).
+ * `TenantTiers.migrateData` does it with every other location; a single-database deployment (and
+ * the tests' fixture) can call this alone. `ownerUrl`: the home database as the owner role.
+ */
+export async function migrateHomeData(ownerUrl: string): Promise<void> {
+  await migrateLocation({ clusters: { home: ownerUrl }, cluster: 'home', migrations: DATA_MIGRATIONS_DIR, baselineThrough: HOME_BASELINE });
+}
 
 /** One PostgreSQL server ("cluster") of the deployment: its shared database's URLs. */
 export interface ClusterUrls {
@@ -78,7 +88,7 @@ export class TenantTiers {
   async migrateData(): Promise<MigrationReport> {
     for (const name of Object.keys(this.#options.clusters)) if (name !== 'home') await this.placements.addCluster(name);
     const owners = this.#owners();
-    await migrateLocation({ clusters: owners, cluster: 'home', migrations: DATA_MIGRATIONS_DIR, baselineThrough: HOME_BASELINE });
+    await migrateHomeData(owners.home!);
     const report = await migrateEverywhere({ catalog: this.#catalog, clusters: owners, migrations: DATA_MIGRATIONS_DIR });
     if (!report.ok) {
       const failed = report.results.filter((r) => r.failure).map((r) => `${r.target.key}: ${r.failure!.migration ?? ''} ${r.failure!.message}`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { runAs, TenantCatalog } from '../../src/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { ensureExtensions, loadMigrations, migrate, substituteVariables } from '../../app/migrate.js';
+import { migrateHomeData } from '../../app/tiers/tenant-tiers.js';
 
 let db: TestDatabase;
 const extra: TestDatabase[] = [];
@@ -153,5 +154,30 @@ describe('the reference schema under doctor', () => {
     const report = await runDoctor(d.adminUrl);
     expect(report.findings).toEqual([]);
     expect(report.ok).toBe(true);
+  });
+
+  it('the tenant data migrations then run at home: the tables baselined, the functions and trigger replaced; doctor still clean', async () => {
+    const { runDoctor } = await import('../../src/policy/doctor.js');
+    const d = await freshDatabase();
+    await migrate(d.owner, { appRole: d.appRole });
+    await migrateHomeData(d.ownerUrl);
+    await migrateHomeData(d.ownerUrl); // again: nothing to do
+    const { rows } = await d.admin.query<{ version: number; name: string }>(`select version, name from tenantry.schema_migrations where target = 'public' order by version`);
+    expect(rows).toEqual([
+      { version: 1, name: '001_tenant_tables.sql' },
+      { version: 2, name: '002_live_functions.sql' },
+      { version: 3, name: '003_recording_events.sql' },
+    ]);
+    // the events function follows the caller's search path now (no pinned search_path), the trigger skips moves
+    const fn = await d.admin.query<{ config: string[] | null; body: string }>(
+      `select proconfig as config, prosrc as body from pg_proc where oid = 'public.emit_tenant_event(text, jsonb, uuid)'::regprocedure`,
+    );
+    expect(fn.rows[0]!.config).toBeNull();
+    expect((await d.admin.query<{ body: string }>(`select prosrc as body from pg_proc where oid = 'app.recording_event()'::regprocedure`)).rows[0]!.body).toContain('tenantry.is_moving()');
+    // members are pinned: their policy takes the tenant without the route check
+    const policy = await d.admin.query<{ qual: string }>(`select qual from pg_policies where tablename = 'members' and policyname = 'tenantry_isolation'`);
+    expect(policy.rows[0]!.qual).toContain('home_tenant_id');
+    const report = await runDoctor(d.adminUrl);
+    expect(report.findings).toEqual([]);
   });
 });

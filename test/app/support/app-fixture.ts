@@ -6,6 +6,7 @@ import type { GuardMode, QueryGuard } from '../../../src/guard/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 import { buildServer } from '../../../app/server.js';
 import { ensureExtensions, migrate } from '../../../app/migrate.js';
+import { migrateHomeData } from '../../../app/tiers/tenant-tiers.js';
 import { createQueryGuard, guardModeFromEnv } from '../../../app/query-guard.js';
 import { TokenService } from '../../../app/auth/token-service.js';
 import { addMember, createUser, type MemberRole } from '../../../app/identity/users.js';
@@ -67,6 +68,8 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
   await ensureExtensions(db.adminUrl);
   await migrate(db.owner, { appRole: db.appRole });
+  // the tenant data's migrations, as npm start runs them (here: the home database's shared tables only)
+  await migrateHomeData(db.ownerUrl);
   const catalog = new TenantCatalog(db.owner);
   const ta = await catalog.create({ slug: 'alpha', name: 'Alpha' });
   const tb = await catalog.create({ slug: 'bravo', name: 'Bravo' });

@@ -1,16 +1,16 @@
--- The reference server's tenant data, wherever a tenant lives: the shared tables of a cluster's
--- shared database, a schema-tier tenant's schema, a database-tier tenant's database. Applied by
--- `tenantry migrate` (migrateEverywhere) and, for a location being prepared for a move, by
--- migrateLocation. The home database got the same objects from app/migrations (002, 004, 006):
--- its shared tables are recorded as at version 2 (a baseline) by app/tiers/tenant-tiers.ts.
---
--- global/: once per database. The event function and the recordings trigger of 006_tiers.sql.
+-- global/: once per database, the home database included (where it replaces the functions of
+-- app/migrations/004_events.sql). Events are written next to the tenant's data, and the trigger
+-- stays silent while a move copies or deletes rows.
 
 CREATE SCHEMA IF NOT EXISTS app;
 REVOKE ALL ON SCHEMA app FROM PUBLIC;
 
--- SECURITY INVOKER, no pinned search path: events land in the event tables of the caller's
--- search path (its own schema first for a schema-tier tenant). See app/migrations/006_tiers.sql.
+-- Events land in the event tables the CALLER's search path finds first: a RoutedTenantPool sets
+-- a schema-tier tenant's search path (`t_acme, public`) transaction-locally, so its events go to
+-- t_acme.tenant_events; everyone else's to public. Hence no pinned search_path: this function is
+-- SECURITY INVOKER, it runs with the caller's own rights and RLS, so a caller who shadowed the
+-- tables would only redirect its own events (the app role can create no table anyway). Built-in
+-- functions are found first in pg_catalog regardless.
 CREATE OR REPLACE FUNCTION public.emit_tenant_event(topic text, payload jsonb DEFAULT '{}'::jsonb, tenant uuid DEFAULT tenantry.current_tenant_id())
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -33,6 +33,8 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION public.emit_tenant_event(text, jsonb, uuid) FROM PUBLIC;
 
+-- The writer's search path too; silent for the rows a tenant move copies or deletes
+-- (tenantry.is_moving(): the mover's owner sessions only): their events travel as rows.
 CREATE OR REPLACE FUNCTION app.recording_event() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER
 AS $fn$

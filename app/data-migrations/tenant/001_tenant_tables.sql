@@ -1,7 +1,14 @@
+-- The reference server's tenant data, wherever a tenant lives: the shared tables of a cluster's
+-- shared database, a schema-tier tenant's schema, a database-tier tenant's database. Applied by
+-- `tenantry migrate` (migrateEverywhere), and by migrateLocation for a location prepared for a
+-- move (app/tiers/tenant-tiers.ts).
+--
 -- tenant/: once per tenant location, unqualified names (the location's schema is first on the
 -- search path). The tables of app/migrations 002 and 004, minus one thing: the owner's foreign
 -- key to the memberships, which stay in the home database (pinned) and which another database
--- cannot reference. The server checks the owner (the caller, a member) itself.
+-- cannot reference; the server sets the owner to the caller, a member. The home database's
+-- shared tables came from app/migrations 002 and 004 (with that foreign key): there this
+-- migration is recorded as applied without running (a baseline), the later ones run as anywhere.
 
 CREATE TABLE recordings (
   tenant_id uuid NOT NULL DEFAULT tenantry.current_tenant_id(),
@@ -34,7 +41,3 @@ CREATE TABLE tenant_events (
   PRIMARY KEY (tenant_id, seq)
 );
 SELECT tenantry.register_tenant_table('tenant_events');
-
-CREATE TRIGGER recordings_emit_events
-AFTER INSERT OR UPDATE OR DELETE ON recordings
-FOR EACH ROW EXECUTE FUNCTION app.recording_event();
