@@ -1,4 +1,4 @@
-import { homeTenantFunctionSql } from './home-tenant-sql.js';
+import { homeTenantFunctionSql, NO_CONTEXT_KEY, SIGNED_FORMAT_CHECK, SIGNED_PROOF_CHECK } from './home-tenant-sql.js';
 import { identitySql } from '../identity/identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
 import { migrateSql } from '../tiers/migrate/migrate-sql.js';
@@ -101,26 +101,13 @@ BEGIN
   IF v IS NULL OR v = '' THEN
     RETURN NULL;
   END IF;
-  -- <uuid>.<expiry>[.<route>].<hex hmac> is 103..134 characters. No bounded repetitions ({64}):
-  -- PostgreSQL's regex engine pays for them on every match; the HMAC below proves the value.
-  IF length(v) NOT BETWEEN 103 AND 134 OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' OR substr(v, length(v) - 64, 1) <> '.' THEN
-    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
-  END IF;
+${SIGNED_FORMAT_CHECK}
   -- one lookup for the key and for this tenant's local route (text key: no cast of unproven input)
   SELECT c.ipad, c.opad, l.state, l.epoch, r.serves_default INTO k
     FROM tenantry_private.context_key c CROSS JOIN tenantry.local_route r
     LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(v, 36);
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
-      HINT = 'run tenantry install with a context secret';
-  END IF;
-  -- compared as hex text: a value that is not hex never reaches decode() to fail another way
-  IF encode(sha256(k.opad || sha256(k.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') <> right(v, 64) THEN
-    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
-  END IF;
-  IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
-    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
-  END IF;
+${NO_CONTEXT_KEY}
+${SIGNED_PROOF_CHECK}
   route := CASE WHEN split_part(v, '.', 4) = '' THEN 0 ELSE split_part(v, '.', 3)::bigint END;
 ${ROUTE_CHECK}
   RETURN left(v, 36)::uuid;
