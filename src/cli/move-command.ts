@@ -17,6 +17,8 @@ interface MoveOptions {
   database?: string;
   ddl?: string;
   clusterUrl: string[];
+  capture: string;
+  replicationUrl: string[];
   rollback?: boolean;
   cleanup?: boolean;
   cleanupAfter?: string;
@@ -85,6 +87,8 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option('--database <name>', 'target database (database tier)')
     .option('--ddl <file>', "create the target's tenant tables with this SQL first (schema or database tier)")
     .option('--cluster-url <name=url>', 'owner URL of another cluster (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--capture <mode>', 'change capture: triggers, or logical (logical replication, PG 15+, shared and database tiers)', 'triggers')
+    .option('--replication-url <name=url>', "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)", (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--rollback', "undo the tenant's open move (before its switch)")
     .option('--cleanup', "delete the source's rows of the tenant's last finished move (after the grace period)")
     .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source (default 1h)', '1h')
@@ -95,16 +99,13 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
       await withDatabase(globals(), async (db) => {
         const g = globals();
         const ownerUrl = process.env.TENANTRY_OWNER_DATABASE_URL ?? (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
-        const owners: Record<string, string> = { home: ownerUrl };
-        for (const pair of opts.clusterUrl) {
-          const at = pair.indexOf('=');
-          if (at < 1) throw new InvalidArgumentError('--cluster-url takes name=url', 'cluster-url');
-          owners[pair.slice(0, at)] = pair.slice(at + 1);
-        }
+        const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl, 'cluster-url') };
+        if (opts.capture !== 'triggers' && opts.capture !== 'logical') throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
+        const replication = { connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') } };
         const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
         const printer = progressPrinter();
-        const mover = new TenantMover({ placements, catalog, graceMs: parseDuration(opts.cleanupAfter ?? '1h'), batchSize: Number(opts.batchSize), onProgress: opts.json ? undefined : printer.show });
+        const mover = new TenantMover({ placements, catalog, graceMs: parseDuration(opts.cleanupAfter ?? '1h'), batchSize: Number(opts.batchSize), capture: opts.capture, replication, onProgress: opts.json ? undefined : printer.show });
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
           let move: MoveRecord;
@@ -131,6 +132,16 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         }
       });
     });
+}
+
+function namedUrls(pairs: string[], option: string): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new InvalidArgumentError(`--${option} takes name=url`, option);
+    urls[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return urls;
 }
 
 async function prepareTarget(target: PlacementTarget, ddl: string, placements: Placements, db: { adminUrl: string; appRole: string; ownerRole: string; appPassword: string; ownerPassword: string; contextSecret: string }, owners: Record<string, string>): Promise<void> {

@@ -7,7 +7,11 @@ export type MoveErrorCode =
   | 'MOVE_VERIFICATION_FAILED'
   | 'MOVE_ALREADY_SWITCHED'
   | 'MOVE_NOT_FINISHED'
-  | 'MOVE_GRACE_PERIOD';
+  | 'MOVE_GRACE_PERIOD'
+  /** `capture: 'logical'` cannot carry this move (schema tier, same database, PG < 15, replica identity, no replication connection). */
+  | 'MOVE_CAPTURE_UNSUPPORTED'
+  /** The logical replication of a move failed or did not catch up in time (see the target server's log). */
+  | 'MOVE_REPLICATION_FAILED';
 
 /**
  * An online move refused or failed a step. Branch on `code`; `moveId` names the record in

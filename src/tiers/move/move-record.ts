@@ -1,4 +1,5 @@
 import type { PlacementTarget } from '../placements.js';
+import type { MoveCapture } from './logical-capture.js';
 
 /** The steps of a move, in order; `rolling_back`/`rolled_back` leave the line before `switched`. */
 export type MoveStep = 'created' | 'prepared' | 'capturing' | 'copied' | 'freezing' | 'switched' | 'done' | 'cleaned' | 'rolling_back' | 'rolled_back';
@@ -30,6 +31,11 @@ export interface MoveRecord {
    * `cleanup` deletes from these only. Null for a move recorded before this field existed.
    */
   tables: string[] | null;
+  /**
+   * How the move captures changes, chosen when it starts (`triggers` for a move recorded before
+   * this field existed), with the names of its publication, slot and subscription when `logical`.
+   */
+  capture: MoveCapture;
 }
 
 /** What `onProgress` receives while a move runs. */
@@ -43,7 +49,8 @@ export interface MoveProgress {
   deltaBacklog?: number;
 }
 
-export const MOVE_COLUMNS = `id, tenant_id, source, target, step, cursor, error, freeze_ms, cleanup_after, created_at, updated_at, switched_at, finished_at, tables`;
+// `capture` read defensively: a home catalog installed before the column existed still runs trigger moves
+export const MOVE_COLUMNS = `id, tenant_id, source, target, step, cursor, error, freeze_ms, cleanup_after, created_at, updated_at, switched_at, finished_at, tables, to_jsonb(moves) -> 'capture' as capture`;
 
 export function toMoveRecord(r: Record<string, any>): MoveRecord {
   return {
@@ -61,5 +68,6 @@ export function toMoveRecord(r: Record<string, any>): MoveRecord {
     switchedAt: r.switched_at,
     finishedAt: r.finished_at,
     tables: r.tables ?? null,
+    capture: r.capture ?? { mode: 'triggers' },
   };
 }

@@ -13,6 +13,11 @@ import { quoteIdent } from '../../policy/identifiers.js';
  *   primary key of each changed row, and the mover re-reads the row's current state from the
  *   source when it applies the delta, so order and duplicates do not matter.
  *
+ * - `tenantry_private.move_marks` and `tenantry_private.fence_move_write()`: the logical
+ *   replication capture (`capture: 'logical'`, PG 15+): a marker row per move published with the
+ *   moving tables (its value seen at the target means every earlier change was applied), and
+ *   the fence triggers' function (the lock and the refusal below, nothing recorded).
+ *
  * The capture function also takes the tenant's `tenantry.local_tenants` row FOR SHARE and
  * refuses the write unless the tenant is active here: the mover's freeze (an UPDATE of that row)
  * therefore waits for every write already in flight to commit, and every later write sees the
@@ -39,6 +44,8 @@ CREATE TABLE IF NOT EXISTS tenantry.moves (
 );
 -- the tables the move copies (pinned ones stay): cleanup deletes from these only, whatever was pinned since
 ALTER TABLE tenantry.moves ADD COLUMN IF NOT EXISTS tables text[];
+-- the change capture chosen at the start ({"mode": "triggers"} or "logical" with its publication, slot, subscription)
+ALTER TABLE tenantry.moves ADD COLUMN IF NOT EXISTS capture jsonb;
 CREATE UNIQUE INDEX IF NOT EXISTS moves_one_open_per_tenant ON tenantry.moves (tenant_id)
   WHERE step NOT IN ('done', 'cleaned', 'rolled_back');
 REVOKE ALL ON tenantry.moves FROM PUBLIC, ${app};
@@ -85,5 +92,30 @@ BEGIN
   RETURN NULL;
 END
 $fn$;
-REVOKE ALL ON FUNCTION tenantry_private.capture_move_change() FROM PUBLIC;`;
+REVOKE ALL ON FUNCTION tenantry_private.capture_move_change() FROM PUBLIC;
+
+-- logical capture (PG 15+): one marker row per move, published with the moving tables; when the
+-- target shows the value set at the source after the freeze, every earlier change is applied
+CREATE TABLE IF NOT EXISTS tenantry_private.move_marks (
+  move_id uuid PRIMARY KEY,
+  n bigint NOT NULL DEFAULT 0
+);
+REVOKE ALL ON tenantry_private.move_marks FROM PUBLIC, ${app};
+
+-- logical capture's fence: the lock and the refusal of capture_move_change, nothing recorded
+-- (the WAL carries the change). TG_ARGV: tenant id
+CREATE OR REPLACE FUNCTION tenantry_private.fence_move_write() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  st text;
+BEGIN
+  SELECT l.state INTO st FROM tenantry.local_tenants l WHERE l.tenant_key = TG_ARGV[0] FOR SHARE;
+  IF st IS DISTINCT FROM 'active' THEN
+    PERFORM tenantry.refuse_route(coalesce(st, 'moved'));
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.fence_move_write() FROM PUBLIC;`;
 }

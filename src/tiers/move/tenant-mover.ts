@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { toTenantId } from '../../context/tenant-id.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
@@ -5,6 +6,7 @@ import { sqlStateOf } from '../../errors/sqlstate.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { Placement, PlacementTarget, Placements } from '../placements.js';
 import { dropCaptureTriggers, installCaptureTriggers } from './capture-triggers.js';
+import { LogicalCapture, logicalNames, refuseLogicalPlacements, type CaptureMode, type MoveCapture, type ReplicationOptions } from './logical-capture.js';
 import { MoveError } from './move-error.js';
 import { MOVE_COLUMNS, toMoveRecord, type MoveCursor, type MoveProgress, type MoveRecord, type MoveStep } from './move-record.js';
 import { moveTables, type MoveTable } from './move-tables.js';
@@ -27,6 +29,18 @@ export interface TenantMoverOptions {
   onProgress?: (progress: MoveProgress) => void;
   /** Called after each step is done and recorded (tests use it to kill the process at a step). */
   onStep?: (step: MoveStep, move: MoveRecord) => void | Promise<void>;
+  /**
+   * How changes made at the source during the copy reach the target (default `'triggers'`):
+   * `'triggers'` records them with capture triggers on the source tables (any tiers, any
+   * `wal_level`); `'logical'` streams them with logical replication, PostgreSQL 15+ (a
+   * publication with a row filter on the tenant column at the source, a subscription at the
+   * target whose initial sync is the bulk copy), between two different databases of the shared
+   * and database tiers, with `replication` connections. Recorded with the move: a resumed move
+   * keeps the mode it started with.
+   */
+  capture?: CaptureMode;
+  /** Connections for `capture: 'logical'` (per cluster; see {@link ReplicationOptions}). */
+  replication?: ReplicationOptions;
 }
 
 interface Run {
@@ -35,6 +49,8 @@ interface Run {
   target: pg.Pool;
   tables: MoveTable[];
   copiers: Map<number, RowCopier>;
+  /** The move's logical replication, when its capture is `logical`. */
+  logical?: LogicalCapture;
 }
 
 const OPEN: MoveStep[] = ['created', 'prepared', 'capturing', 'copied', 'freezing'];
@@ -46,6 +62,13 @@ const OPEN: MoveStep[] = ['created', 'prepared', 'capturing', 'copied', 'freezin
  * (`Placements.assign`), then the source's rows are deleted by `cleanup` after a grace period.
  * Each step is recorded in `tenantry.moves` before the next begins: a move killed at any step
  * continues with `run(id)` or is undone with `rollback(id)` (possible until the switch).
+ *
+ * With `capture: 'logical'` (PostgreSQL 15+, shared and database tiers, two different
+ * databases), logical replication replaces the capture triggers, the bulk copy and the deltas: a
+ * publication with a row filter on the tenant at the source, a subscription at the target (its
+ * initial sync is the copy); after the freeze, a marker row seen at the target proves every
+ * change applied; the subscription, its slot and the publication are dropped when done or
+ * rolled back.
  *
  * The application keeps running through a RoutedTenantPool: during the freeze its statements
  * wait (TR004); after the switch a stale route is refused (TR003) and retried at the target.
@@ -64,6 +87,8 @@ export class TenantMover {
   readonly #graceMs: number;
   readonly #progress: (p: MoveProgress) => void;
   readonly #onStep: (step: MoveStep, move: MoveRecord) => void | Promise<void>;
+  readonly #capture: CaptureMode;
+  readonly #replication: ReplicationOptions | undefined;
 
   constructor(options: TenantMoverOptions) {
     this.#placements = options.placements;
@@ -74,6 +99,9 @@ export class TenantMover {
     this.#graceMs = options.graceMs ?? 3_600_000;
     this.#progress = options.onProgress ?? (() => undefined);
     this.#onStep = options.onStep ?? (() => undefined);
+    if (options.capture !== undefined && options.capture !== 'triggers' && options.capture !== 'logical') throw new InvalidArgumentError("capture must be 'triggers' or 'logical'", 'capture');
+    this.#capture = options.capture ?? 'triggers';
+    this.#replication = options.replication;
   }
 
   /** Starts a move and runs it to the end (`done`: switched, source kept until `cleanup`). */
@@ -94,7 +122,28 @@ export class TenantMover {
     }
     if (sameLocation(from, to) && (from.schema ?? null) === to.schema) throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant already lives there');
     const source = { tier: from.tier, cluster: from.cluster, database: from.database, schema: from.schema, epoch: from.epoch };
-    const { rows } = await this.#catalog.query(`insert into tenantry.moves (tenant_id, source, target) values ($1, $2, $3) returning ${MOVE_COLUMNS}`, [tenantId, source, to]);
+    const id = randomUUID();
+    let capture: MoveCapture = { mode: 'triggers' };
+    if (this.#capture === 'logical') {
+      capture = { mode: 'logical', ...logicalNames(id) };
+      // refused before anything is recorded: placements, connections, versions, replica identities
+      refuseLogicalPlacements(source, to, this.#replication);
+      const sourcePool = this.#placements.ownerPool(source);
+      const targetPool = this.#placements.ownerPool(to);
+      const logical = await LogicalCapture.open({ id, tenantId, source, target: to }, { source: sourcePool, target: targetPool }, this.#replication);
+      try {
+        await logical.check(await moveTables(sourcePool, this.#schemas(source), targetPool, this.#schemas(to)));
+      } finally {
+        await logical.end();
+      }
+    }
+    // a trigger move leaves the column null (read as triggers): it runs on a catalog without it
+    const { rows } = await this.#catalog.query(
+      capture.mode === 'logical'
+        ? `insert into tenantry.moves (id, tenant_id, source, target, capture) values ($1, $2, $3, $4, $5) returning ${MOVE_COLUMNS}`
+        : `insert into tenantry.moves (id, tenant_id, source, target) values ($1, $2, $3, $4) returning ${MOVE_COLUMNS}`,
+      capture.mode === 'logical' ? [id, tenantId, source, to, capture] : [id, tenantId, source, to],
+    );
     return toMoveRecord(rows[0]!);
   }
 
@@ -121,17 +170,20 @@ export class TenantMover {
       if (move.step === 'rolling_back') return this.#rollback(move);
       move = await this.#detectSwitch(move);
       if (!OPEN.includes(move.step) && move.step !== 'switched') return move;
+      let run: Run | undefined;
       try {
-        const run = await this.#open(move);
+        run = await this.#open(move);
         if (run.move.step === 'created') await this.#prepare(run);
-        if (run.move.step === 'prepared') await this.#capture(run);
-        if (run.move.step === 'capturing') await this.#copy(run);
+        if (run.move.step === 'prepared') await this.#startCapture(run);
+        if (run.move.step === 'capturing') await (run.logical ? this.#copyLogical(run) : this.#copy(run));
         if (run.move.step === 'copied' || run.move.step === 'freezing') await this.#switch(run);
         if (run.move.step === 'switched') await this.#finish(run);
         return run.move;
       } catch (error) {
         await this.#catalog.query('update tenantry.moves set error = $2, updated_at = now() where id = $1', [id, String((error as Error)?.message ?? error).slice(0, 1000)]).catch(() => undefined);
         throw error;
+      } finally {
+        await run?.logical?.end();
       }
     });
   }
@@ -204,9 +256,51 @@ export class TenantMover {
     await this.#advance(run, 'prepared');
   }
 
-  async #capture(run: Run): Promise<void> {
-    await installCaptureTriggers(run.source, run.move.id, run.move.tenantId, run.tables);
+  async #startCapture(run: Run): Promise<void> {
+    if (run.logical) {
+      await run.logical.check(run.tables);
+      await run.logical.install(run.tables);
+    } else {
+      await installCaptureTriggers(run.source, run.move.id, run.move.tenantId, run.tables);
+    }
     await this.#advance(run, 'capturing', { cursor: {}, tables: run.tables.map((t) => t.name) });
+  }
+
+  /**
+   * Logical capture: the subscription's initial sync is the bulk copy (the row filter applies to
+   * it); done when every table of the subscription is ready ('r': copied, then streaming).
+   */
+  async #copyLogical(run: Run): Promise<void> {
+    const logical = run.logical!;
+    const { rows: oids } = await run.target.query<{ oid: number }>('select c::regclass::oid::int as oid from unnest($1::text[]) with ordinality as u(c, i) order by i', [run.tables.map((t) => t.target)]);
+    const totals = new Map<string, number>();
+    let baseline: number | undefined;
+    let failingSince: number | undefined;
+    for (;;) {
+      const state = await logical.syncState();
+      if (state.tables === run.tables.length + 1 && state.ready === state.tables) break;
+      if (state.tables === 0) {
+        throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} is missing at the target: roll the move back and start again`, { moveId: run.move.id });
+      }
+      baseline ??= state.errors;
+      // a failed sync or apply is retried by PostgreSQL; one that keeps failing needs a person
+      if (state.errors > baseline) {
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince > 10_000) {
+          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} keeps failing (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: run.move.id });
+        }
+      }
+      const i = run.tables.findIndex((_, k) => state.states.get(oids[k]!.oid) !== 'r');
+      const t = run.tables[i];
+      if (t) {
+        const copier = run.copiers.get(t.sourceOid)!;
+        if (!totals.has(t.name)) totals.set(t.name, await copier.count(run.source, 'source'));
+        const copied = await copier.count(run.target, 'target');
+        this.#progress({ moveId: run.move.id, step: 'copying', table: t.name, copied, total: Math.max(totals.get(t.name)!, copied) });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await this.#advance(run, 'copied', { cursor: {} });
   }
 
   async #copy(run: Run): Promise<void> {
@@ -241,7 +335,15 @@ export class TenantMover {
   /** Deltas until small, the freeze, the final delta, verification, the route switch. */
   async #switch(run: Run): Promise<void> {
     const { move } = run;
-    if (move.step === 'copied') {
+    if (move.step === 'copied' && run.logical) {
+      // caught up before the freeze, so that the frozen wait is short
+      this.#progress({ moveId: move.id, step: 'catching_up' });
+      if (!(await run.logical.waitApplied(await run.logical.mark(), 600_000))) {
+        throw new MoveError('MOVE_REPLICATION_FAILED', 'The subscription did not catch up within 10 minutes (see the target server\'s log)', { moveId: move.id });
+      }
+      await this.#record(move, 'freezing');
+      run.move.step = 'freezing';
+    } else if (move.step === 'copied') {
       for (let round = 0; round < 100; round++) {
         const backlog = await this.#backlog(run);
         this.#progress({ moveId: move.id, step: 'catching_up', deltaBacklog: backlog });
@@ -256,7 +358,15 @@ export class TenantMover {
     await this.#placements.setLocalState(move.source, move.tenantId, 'frozen', move.source.epoch);
     await this.#onStep('freezing', run.move);
     try {
-      while ((await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
+      if (run.logical) {
+        // the marker is set after every write of the tenant at the source has committed (the
+        // freeze waited for them): once the target shows it, the target has them all
+        const timeout = this.#replication?.freezeTimeoutMs ?? 30_000;
+        if (!(await run.logical.waitApplied(await run.logical.mark(), timeout))) {
+          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription did not apply the final changes within ${timeout} ms`, { moveId: move.id });
+        }
+      }
+      while (!run.logical && (await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
       this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
       const mismatch = await this.#verify(run);
       if (mismatch) {
@@ -276,6 +386,8 @@ export class TenantMover {
   }
 
   async #finish(run: Run): Promise<void> {
+    // the subscription goes before the move is done: cleanup's deletes at the source must not replicate
+    if (run.logical) await run.logical.drop();
     await dropCaptureTriggers(run.source, run.move.id);
     await this.#advance(run, 'done', { cleanup_after: new Date(Date.now() + this.#graceMs), finished_at: new Date() });
   }
@@ -288,7 +400,16 @@ export class TenantMover {
     move = await this.#record(move, 'rolling_back');
     const source = this.#placements.ownerPool(move.source);
     await dropCaptureTriggers(source, move.id);
-    const run = await this.#open(move).catch(() => undefined); // the target may never have been made ready
+    if (move.capture.mode === 'logical') {
+      // first: a running initial sync or apply would write at the target again after the delete below
+      const logical = await LogicalCapture.open(move, { source, target: this.#placements.ownerPool(move.target) }, this.#replication);
+      try {
+        await logical.drop();
+      } finally {
+        await logical.end();
+      }
+    }
+    const run = await this.#open(move, false).catch(() => undefined); // the target may never have been made ready
     if (run) await this.#deleteAtTarget(run);
     // an unreachable target (never prepared) has no route to close
     if (run && !sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
@@ -381,11 +502,12 @@ export class TenantMover {
     return move;
   }
 
-  async #open(move: MoveRecord): Promise<Run> {
+  async #open(move: MoveRecord, withCapture = true): Promise<Run> {
     const source = this.#placements.ownerPool(move.source);
     const target = this.#placements.ownerPool(move.target);
     const tables = await moveTables(source, this.#schemas(move.source), target, this.#schemas(move.target));
-    return { move, source, target, tables, copiers: new Map(tables.map((t) => [t.sourceOid, new RowCopier(t, move.tenantId)])) };
+    const logical = withCapture && move.capture.mode === 'logical' ? await LogicalCapture.open(move, { source, target }, this.#replication) : undefined;
+    return { move, source, target, tables, copiers: new Map(tables.map((t) => [t.sourceOid, new RowCopier(t, move.tenantId)])), logical };
   }
 
   #schemas(where: PlacementTarget): string[] {
