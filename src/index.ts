@@ -54,6 +54,7 @@ export { migrateSql } from './tiers/migrate/migrate-sql.js';
 export type { TargetFailure, AppliedMigration } from './tiers/migrate/database-state.js';
 export { doctorEverywhere, type PlacementsAudit, type DatabaseAudit } from './tiers/migrate/doctor-everywhere.js';
 export { TenantMover, type TenantMoverOptions } from './tiers/move/tenant-mover.js';
+export type { CaptureMode, MoveCapture, ReplicationOptions } from './tiers/move/logical-capture.js';
 export { MoveError, type MoveErrorCode } from './tiers/move/move-error.js';
 export type { MoveRecord, MoveStep, MoveProgress, MoveCursor } from './tiers/move/move-record.js';
 export { moveSql } from './tiers/move/move-sql.js';
