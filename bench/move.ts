@@ -7,17 +7,24 @@
  *   npm run bench:move
  *   npm run bench:move -- --rows=100000 --writers=4 --to=schema
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:move
+ *   npm run bench:move -- --clusters=3 --rows=300000
+ *
+ * `--clusters=3` then starts two more embedded servers and moves a tenant of the same size home
+ * shared → its own database on server 2 → the shared tables of server 3 under the same writers,
+ * with other tenants writing on all three, and prints both hops next to the single-server one.
+ * `--hop-timeout=300` (s): a move not switched by then has its writers stopped (FAIL: it did not
+ * converge under load), and is abandoned at twice that, so the run ends and its servers stop.
  */
 import os from 'node:os';
 import pg from 'pg';
-import { runAs } from '../src/context/tenant-context.js';
 import { install } from '../src/policy/installer.js';
-import { TenantMover } from '../src/tiers/move/tenant-mover.js';
 import { Placements, type PlacementTarget } from '../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema } from '../src/tiers/provision.js';
 import { RoutedTenantPool } from '../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../src/tiers/tenant-router.js';
 import { benchRoles } from './support/dataset.js';
+import { CLUSTER_HOME_DB, runClusterMoves } from './support/move-clusters.js';
+import { hopOk, runHop } from './support/move-hop.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { openServer } from './support/server.js';
 
@@ -43,6 +50,9 @@ async function main(): Promise<number> {
   const writers = Number(flag('writers', '4'));
   const to = flag('to', 'database') as 'database' | 'schema';
   const batchSize = Number(flag('batch', '5000'));
+  const timeoutMs = Number(flag('hop-timeout', '300')) * 1000;
+  const clusters = Number(flag('clusters', '1'));
+  if (clusters !== 1 && clusters !== 3) throw new Error('--clusters is 1 (one server, the default) or 3 (also home shared → own database on server 2 → shared on server 3)');
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   const pools: pg.Pool[] = [];
@@ -64,7 +74,7 @@ async function main(): Promise<number> {
     await owner.query(DDL);
     const tenant = (await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('big', 'Big') returning id`)).rows[0]!.id;
     const other = (await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('other', 'Other') returning id`)).rows[0]!.id;
-    let t0 = Date.now();
+    const t0 = Date.now();
     for (let done = 0; done < rows; done += 100_000) {
       await owner.query(`insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series($2::int, $3::int) g`, [tenant, done, Math.min(done + 100_000, rows) - 1]);
     }
@@ -86,70 +96,34 @@ async function main(): Promise<number> {
     router = new TenantRouter({ pool: appHome, listenConnectionString: appUrl });
     await router.start();
     app = new RoutedTenantPool({ router, clusters: { home: appUrl }, contextSecret: roles.contextSecret, maxConnections: writers + 2, freezeWaitMs: 10_000 });
-    const routed = app;
-
-    const acked: string[] = [];
-    let failed = 0;
-    let slowest = 0;
-    let stopped = false;
-    const loops = Array.from({ length: writers }, (_, w) =>
-      (async () => {
-        for (let i = 0; !stopped; i++) {
-          const body = `w-${w}-${i}`;
-          const start = Date.now();
-          try {
-            await runAs(tenant, () => routed.query('insert into notes (body) values ($1)', [body]));
-            acked.push(body);
-            slowest = Math.max(slowest, Date.now() - start);
-          } catch {
-            failed++;
-          }
-        }
-      })(),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // writes under way before the move starts
-
-    let lastLine = 0;
-    const mover = new TenantMover({
-      placements,
-      catalog: owner,
-      batchSize,
-      onProgress: (p) => {
-        if (Date.now() - lastLine < 2000 && (p.step === 'copying' || p.step === 'cleaning')) return;
-        lastLine = Date.now();
-        log(`  ${((Date.now() - t0) / 1000).toFixed(1)} s  ${p.step}${p.table ? ` ${p.table}` : ''}${p.copied !== undefined ? ` ${p.copied}/${p.total ?? '?'}` : ''}${p.deltaBacklog !== undefined ? ` backlog ${p.deltaBacklog}` : ''}`);
-      },
-    });
-    t0 = Date.now();
-    const move = await mover.move(tenant, target);
-    const totalMs = Date.now() - t0;
-    await new Promise((resolve) => setTimeout(resolve, 500)); // and writes at the new placement
-    stopped = true;
-    await Promise.all(loops);
-
-    const targetPool = placements.ownerPool(target);
-    const schema = to === 'schema' ? 't_big' : 'public';
-    const found = (await targetPool.query<{ n: string; d: string; total: string }>(
-      `select count(*) as n, count(distinct body) as d, (select count(*) from ${schema}.notes where tenant_id = $1) as total from ${schema}.notes where tenant_id = $1 and body = any($2)`,
-      [tenant, acked],
-    )).rows[0]!;
-    const foundCount = Number(found.n);
-    const lost = acked.length - Number(found.d);
-    const duplicated = foundCount - Number(found.d);
-    const expectedTotal = rows + acked.length;
-    t0 = Date.now();
-    await mover.cleanup(move.id, { force: true });
-    const cleanupMs = Date.now() - t0;
-    const atSource = Number((await owner.query(`select count(*) as n from public.notes where tenant_id = $1`, [tenant])).rows[0].n);
+    const single = await runHop({ placements, catalog: owner, pool: app, tenant, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, log });
 
     log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (batch ${batchSize})\n`);
     log('| rows | freeze ms | total s | slowest write ms | writes acked | found at target | lost | duplicated | failed (retryable) | rows at target | cleanup s |');
     log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    log(`| ${rows} | ${move.freezeMs} | ${(totalMs / 1000).toFixed(1)} | ${slowest} | ${acked.length} | ${Number(found.d)} | ${lost} | ${duplicated} | ${failed} | ${found.total} (expected ${expectedTotal}) | ${(cleanupMs / 1000).toFixed(1)} |`);
-    const ok = lost === 0 && duplicated === 0 && Number(found.total) === expectedTotal && atSource === 0;
-    log(`\n- ${move.freezeMs! <= TARGET_FREEZE_MS ? 'PASS' : 'FAIL'}: write freeze ${move.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`);
-    log(`- ${ok ? 'PASS' : 'FAIL'}: ${lost} lost, ${duplicated} duplicated, ${atSource} left at the source after cleanup`);
-    return ok ? 0 : 1;
+    log(`| ${rows} | ${single.freezeMs} | ${(single.totalMs / 1000).toFixed(1)} | ${single.slowestMs} | ${single.acked} | ${single.found} | ${single.lost} | ${single.duplicated} | ${single.failed} | ${single.rowsAtTarget} (expected ${single.expectedAtTarget}) | ${(single.cleanupMs / 1000).toFixed(1)} |`);
+    const ok = hopOk(single);
+    log(`\n- ${single.freezeMs <= TARGET_FREEZE_MS ? 'PASS' : 'FAIL'}: write freeze ${single.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`);
+    log(`- ${ok ? 'PASS' : 'FAIL'}: ${single.lost} lost, ${single.duplicated} duplicated, ${single.leftAtSource} left at the source after cleanup`);
+    if (single.writersStoppedMs !== undefined) log(`- FAIL: not switched after ${timeoutMs / 1000} s under load: the writers were stopped ${(single.writersStoppedMs / 1000).toFixed(1)} s into the move (step ${single.lastStep}, backlog ${single.lastBacklog})`);
+    if (!single.finished) return 1;
+    if (clusters === 1) return ok ? 0 : 1;
+
+    // the single-server hop's databases go before the cross-server run: server 1's cache holds only the latter's rows
+    await app.end();
+    await router.close();
+    await placements.end();
+    app = undefined;
+    router = undefined;
+    placements = undefined;
+    for (const p of pools.splice(0)) {
+      p.on('error', () => undefined);
+      await p.end();
+    }
+    await dropDatabases(server.adminUrl, [TARGET_DB, HOME]);
+    const across = await runClusterMoves({ server, roles, rows, writers, batchSize, timeoutMs, ddl: DDL, single, log });
+    log(`\nload avg (1 min) at the end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
+    return ok && across ? 0 : 1;
   } finally {
     await app?.end();
     await router?.close();
@@ -158,9 +132,22 @@ async function main(): Promise<number> {
       p.on('error', () => undefined); // the clean-up's forced drop may end a closing socket
       await p.end();
     }
-    await server.close({ databases: [TARGET_DB, HOME], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
+    await server.close({ databases: [TARGET_DB, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }
+
+async function dropDatabases(adminUrl: string, names: string[]): Promise<void> {
+  const root = new pg.Client({ connectionString: adminUrl });
+  await root.connect();
+  try {
+    for (const name of names) await root.query(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await root.end();
+  }
+}
+
+// Ctrl-C or a kill: exit through 'exit', whose handlers fast-shutdown the embedded servers started here
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 main().then(
   (code) => process.exit(code),
