@@ -248,6 +248,55 @@ describe('online moves under continuous writes', () => {
   });
 });
 
+describe('deletes and updates during the catch-up', () => {
+  it('rows deleted, updated and re-inserted while the capture is on: the target ends equal to the source, another tenant untouched', async () => {
+    const m = await tenant('mover-d');
+    const other = await tenant('mover-d-o');
+    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+    await seed(home, other, 30);
+    await seed(home, m, 1500);
+    const dbName = await newDatabase('d');
+    const to: PlacementTarget = { tier: 'database', cluster: 'home', database: dbName };
+    const deleted: number[] = [];
+    let updated = 0;
+    // one round of changes through the app: deletes (cascading to tags), updates, and an insert
+    // (a batch of captured changes then mixes keys still at the source with keys gone from it)
+    const churn = async (round: number) => {
+      await runAs(m, async () => {
+        const { rows } = await pool.query<{ id: string }>(`delete from notes where id in (select id from notes order by id offset $1 limit 40) returning id`, [round * 97]);
+        deleted.push(...rows.map((r) => Number(r.id)));
+        updated += (await pool.query(`update notes set body = body || '-u' || $1 where id in (select id from notes order by id desc limit 60)`, [round])).rowCount ?? 0;
+        await pool.query(WRITE, [`churn-${round}`]);
+      });
+    };
+    const move = await mover(async (step) => {
+      if (step === 'capturing') for (let i = 0; i < 6; i++) await churn(i);
+      if (step === 'copied') for (let i = 6; i < 9; i++) await churn(i);
+    }).move(m, to);
+    expect(move.step).toBe('done');
+    expect(deleted.length).toBe(9 * 40);
+    expect(updated).toBe(9 * 60);
+    const notesAt = async (where: PlacementTarget, tenantId: string) => {
+      const { rows } = await adminAt(where).query<{ id: string; body: string; tags: number }>(
+        `select n.id, n.body, (select count(*)::int from tags t where t.tenant_id = n.tenant_id and t.note_id = n.id) as tags
+           from notes n where n.tenant_id = $1 order by n.id`,
+        [tenantId],
+      );
+      return rows;
+    };
+    // the source is kept until cleanup: it is the truth the target must equal, row for row
+    const source = await notesAt(home, m);
+    const target = await notesAt(to, m);
+    expect(source.length).toBe(1500 - 9 * 40 + 9);
+    expect(target).toEqual(source);
+    const gone = new Set(target.map((r) => Number(r.id)));
+    expect(deleted.filter((id) => gone.has(id))).toEqual([]);
+    expect(target.filter((r) => r.body.includes('-u')).length).toBeGreaterThan(0);
+    expect((await notesAt(home, other)).length).toBe(30);
+    await mover().cleanup(move.id, { force: true });
+  });
+});
+
 describe('stale routes after a move', () => {
   it('a router that heard nothing sends a write to the old placement: refused there, retried at the new one, not lost', async () => {
     const s = await tenant('mover-s');

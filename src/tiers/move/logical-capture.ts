@@ -246,10 +246,10 @@ export class LogicalCapture {
 
   /** Waits until the target has applied the marker value `n`; false after `timeoutMs`. */
   async waitApplied(n: number, timeoutMs: number): Promise<boolean> {
-    for (const deadline = Date.now() + timeoutMs; ; ) {
+    for (const deadline = performance.now() + timeoutMs; ; ) {
       const { rows } = await this.#target.query<{ n: string }>('select n from tenantry_private.move_marks where move_id = $1', [this.#moveId]);
       if (rows[0] && Number(rows[0].n) >= n) return true;
-      if (Date.now() > deadline) return false;
+      if (performance.now() > deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
@@ -279,7 +279,7 @@ export class LogicalCapture {
       }
     }
     const prefix = sub ? `pg_${sub.oid}_sync_` : null;
-    for (const deadline = Date.now() + 30_000; ; ) {
+    for (const deadline = performance.now() + 30_000; ; ) {
       const { rows } = await this.#source.query<{ slot_name: string; active: boolean }>(
         'select slot_name::text, active from pg_replication_slots where slot_name = $1 or ($2::text is not null and starts_with(slot_name::text, $2))',
         [slot, prefix],
@@ -290,7 +290,7 @@ export class LogicalCapture {
           if (sqlStateOf(error) !== '42704' && sqlStateOf(error) !== '55006') throw error; // gone, or active again
         });
       }
-      if (Date.now() > deadline) throw new MoveError('MOVE_REPLICATION_FAILED', `Replication slot ${rows[0]!.slot_name} at the source stays active: drop it by hand`, { moveId: this.#moveId });
+      if (performance.now() > deadline) throw new MoveError('MOVE_REPLICATION_FAILED', `Replication slot ${rows[0]!.slot_name} at the source stays active: drop it by hand`, { moveId: this.#moveId });
       if (rows.some((x) => x.active)) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.#source.query(`drop publication if exists ${ident(publication)}`);

@@ -39,16 +39,16 @@ export class RowCopier {
     return rows[0]!;
   }
 
-  /** The tenant's current rows at the source for these primary keys (JSON array text). */
-  async readKeys(source: Queryable, keys: string): Promise<string> {
+  /** The tenant's current rows at the source for these primary keys (JSON array text) and how many there are. */
+  async readKeys(source: Queryable, keys: string): Promise<{ count: number; rows: string }> {
     const t = this.table;
-    const { rows } = await source.query<{ rows: string }>(
-      `select coalesce(jsonb_agg(to_jsonb(t)), '[]')::text as rows
+    const { rows } = await source.query<{ count: number; rows: string }>(
+      `select count(*)::int as count, coalesce(jsonb_agg(to_jsonb(t)), '[]')::text as rows
          from ${t.source} t join jsonb_populate_recordset(null::${t.source}, $2::jsonb) k on ${keyMatch(t, 't', 'k')}
         where t.${ident(t.tenantColumn)} = $1`,
       [this.tenantId, keys],
     );
-    return rows[0]!.rows;
+    return rows[0]!;
   }
 
   /** Inserts or updates rows (JSON array text) at the target; returns how many were written. */
@@ -71,10 +71,16 @@ export class RowCopier {
   /** Deletes at the target the tenant's rows with these keys that are absent from `present` (JSON array texts). */
   async deleteMissing(target: Queryable, keys: string, present: string): Promise<number> {
     const t = this.table;
+    const cols = t.key.map(ident).join(', ');
+    // the keys gone from the source first (a small set), then a delete by primary key: an anti-join
+    // of the target against the present rows lets the planner pick a nested loop over the whole
+    // tenant once the target is analyzed (seconds to minutes per batch under load)
     const result = await target.query(
-      `delete from ${t.target} t using jsonb_populate_recordset(null::${t.target}, $2::jsonb) k
-        where ${keyMatch(t, 't', 'k')} and t.${ident(t.tenantColumn)} = $1
-          and not exists (select from jsonb_populate_recordset(null::${t.target}, $3::jsonb) p where ${keyMatch(t, 't', 'p')})`,
+      `with gone as materialized (
+         select ${cols} from jsonb_populate_recordset(null::${t.target}, $2::jsonb)
+         except
+         select ${cols} from jsonb_populate_recordset(null::${t.target}, $3::jsonb))
+       delete from ${t.target} t using gone g where ${keyMatch(t, 't', 'g')} and t.${ident(t.tenantColumn)} = $1`,
       [this.tenantId, keys, present],
     );
     return result.rowCount ?? 0;

@@ -285,8 +285,8 @@ export class TenantMover {
       baseline ??= state.errors;
       // a failed sync or apply is retried by PostgreSQL; one that keeps failing needs a person
       if (state.errors > baseline) {
-        failingSince ??= Date.now();
-        if (Date.now() - failingSince > 10_000) {
+        failingSince ??= performance.now();
+        if (performance.now() - failingSince > 10_000) {
           throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} keeps failing (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: run.move.id });
         }
       }
@@ -353,7 +353,7 @@ export class TenantMover {
       await this.#record(move, 'freezing');
       run.move.step = 'freezing';
     }
-    const frozenAt = Date.now();
+    const frozenAt = performance.now();
     // waits for every write in flight (they hold the row FOR SHARE in the capture trigger)
     await this.#placements.setLocalState(move.source, move.tenantId, 'frozen', move.source.epoch);
     await this.#onStep('freezing', run.move);
@@ -382,7 +382,7 @@ export class TenantMover {
     }
     // from here the catalog may switch: on an error the move stays frozen until run again (or rolled back)
     await this.#placements.assign(move.tenantId, move.target);
-    await this.#advance(run, 'switched', { freeze_ms: Date.now() - frozenAt, switched_at: new Date(), error: null });
+    await this.#advance(run, 'switched', { freeze_ms: Math.round(performance.now() - frozenAt), switched_at: new Date(), error: null });
   }
 
   async #finish(run: Run): Promise<void> {
@@ -444,7 +444,7 @@ export class TenantMover {
       if (rows.length === 0) break;
       const keys = new Map<number, Set<string>>();
       for (const r of rows) keys.set(r.relid, (keys.get(r.relid) ?? new Set()).add(r.pk));
-      const present = new Map<number, string>();
+      const present = new Map<number, { count: number; rows: string }>();
       // current state at the source, read after the change records: upserts parents first, deletes children first
       for (const t of run.tables) {
         const k = keys.get(t.sourceOid);
@@ -452,11 +452,13 @@ export class TenantMover {
         const copier = run.copiers.get(t.sourceOid)!;
         const rowsNow = await copier.readKeys(run.source, `[${[...k].join(',')}]`);
         present.set(t.sourceOid, rowsNow);
-        await copier.upsert(run.target, rowsNow);
+        await copier.upsert(run.target, rowsNow.rows);
       }
       for (const t of [...run.tables].reverse()) {
         const k = keys.get(t.sourceOid);
-        if (k) await run.copiers.get(t.sourceOid)!.deleteMissing(run.target, `[${[...k].join(',')}]`, present.get(t.sourceOid)!);
+        const now = present.get(t.sourceOid);
+        // every changed key still at the source (keys are canonical jsonb text, so distinct): nothing to delete
+        if (k && now && now.count < k.size) await run.copiers.get(t.sourceOid)!.deleteMissing(run.target, `[${[...k].join(',')}]`, now.rows);
       }
       // only now: a crash before this line replays the same changes, which is harmless
       await run.source.query('delete from tenantry_private.move_changes where move_id = $1 and seq = any($2::bigint[])', [run.move.id, rows.map((r) => r.seq)]);
@@ -537,10 +539,10 @@ export class TenantMover {
     try {
       // a killed runner's session may take a moment to end: wait a little before calling it busy
       let ok = false;
-      for (const deadline = Date.now() + 5000; !ok; ) {
+      for (const deadline = performance.now() + 5000; !ok; ) {
         const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`, [id]);
         ok = rows[0]!.ok;
-        if (ok || Date.now() > deadline) break;
+        if (ok || performance.now() > deadline) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       if (!ok) throw new MoveError('MOVE_BUSY', 'Another process is running this move', { moveId: id });
