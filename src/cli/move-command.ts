@@ -18,6 +18,7 @@ interface MoveOptions {
   ddl?: string;
   clusterUrl: string[];
   capture: string;
+  verify: string;
   replicationUrl: string[];
   rollback?: boolean;
   cleanup?: boolean;
@@ -46,6 +47,7 @@ function progressPrinter(): { show: (p: MoveProgress) => void; end: () => void }
       if (p.table) parts.push(p.table);
       if (p.copied !== undefined) parts.push(p.total ? `${p.copied}/${p.total} rows (${Math.floor((100 * p.copied) / Math.max(p.total, 1))}%)` : `${p.copied} rows`);
       if (p.deltaBacklog !== undefined) parts.push(`backlog ${p.deltaBacklog}`);
+      if (p.ranges) parts.push(`key range ${p.ranges.checked + 1}/${p.ranges.total}`);
       const line = parts.join('  ');
       if (tty) {
         process.stdout.write(`\r\x1b[2K${line}`);
@@ -89,6 +91,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option('--cluster-url <name=url>', 'owner URL of another cluster (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--capture <mode>', 'change capture: triggers, or logical (logical replication, PG 15+, shared and database tiers)', 'triggers')
     .option('--replication-url <name=url>', "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--verify <mode>', 'verification in the freeze: ranges (key ranges checksummed before the freeze, only changed ones again) or full (every row, in the freeze)', 'ranges')
     .option('--rollback', "undo the tenant's open move (before its switch)")
     .option('--cleanup', "delete the source's rows of the tenant's last finished move (after the grace period)")
     .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source (default 1h)', '1h')
@@ -101,11 +104,12 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         const ownerUrl = process.env.TENANTRY_OWNER_DATABASE_URL ?? (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
         const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl, 'cluster-url') };
         if (opts.capture !== 'triggers' && opts.capture !== 'logical') throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
+        if (opts.verify !== 'ranges' && opts.verify !== 'full') throw new InvalidArgumentError('--verify takes ranges or full', 'verify');
         const replication = { connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') } };
         const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
         const printer = progressPrinter();
-        const mover = new TenantMover({ placements, catalog, graceMs: parseDuration(opts.cleanupAfter ?? '1h'), batchSize: Number(opts.batchSize), capture: opts.capture, replication, onProgress: opts.json ? undefined : printer.show });
+        const mover = new TenantMover({ placements, catalog, graceMs: parseDuration(opts.cleanupAfter ?? '1h'), batchSize: Number(opts.batchSize), capture: opts.capture, verify: opts.verify, replication, onProgress: opts.json ? undefined : printer.show });
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
           let move: MoveRecord;

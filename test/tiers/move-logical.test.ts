@@ -53,7 +53,7 @@ beforeAll(async () => {
   const [c1, c2] = fleet().clusters;
   dbs.home = await c1!.createDatabase('app');
   dbs.c2 = await c2!.createDatabase('app');
-  for (const name of ['tenant_l', 'tenant_r', 'tenant_b', 'tenant_cli']) dbs[name] = await c2!.createDatabase(name);
+  for (const name of ['tenant_l', 'tenant_r', 'tenant_b', 'tenant_cli', 'tenant_e']) dbs[name] = await c2!.createDatabase(name);
   dbs.tenant_h = await c1!.createDatabase('tenant_h');
   for (const db of Object.values(dbs)) await db.owner.query(DDL);
   placements = new Placements({ catalog: dbs.home.owner, owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl } });
@@ -95,13 +95,13 @@ function admin(where: PlacementTarget): pg.Pool {
   return p;
 }
 
-function mover(onStep?: (step: MoveStep) => void | Promise<void>): TenantMover {
+function mover(onStep?: (step: MoveStep) => void | Promise<void>, failAfterMs?: number): TenantMover {
   const [c1, c2] = fleet().clusters;
   return new TenantMover({
     placements,
     catalog: dbs.home!.owner,
     capture: 'logical',
-    replication: { connections: { home: c1!.adminUrl, c2: c2!.adminUrl } },
+    replication: { connections: { home: c1!.adminUrl, c2: c2!.adminUrl }, failAfterMs },
     onStep: (step) => onStep?.(step),
     onProgress: process.env.MOVE_DEBUG ? (p) => console.log(JSON.stringify(p)) : undefined,
   });
@@ -143,7 +143,7 @@ async function rowsAt(where: PlacementTarget, tenantId: string): Promise<Set<str
 /** Publications of every database, subscriptions and slots of both servers. */
 async function replicationObjects(): Promise<string[]> {
   const found: string[] = [];
-  const places: PlacementTarget[] = [HOME, { tier: 'shared', cluster: 'c2' }, ...['tenant_l', 'tenant_r', 'tenant_b', 'tenant_cli'].map((d) => ({ tier: 'database' as const, cluster: 'c2', database: d })), { tier: 'database', cluster: 'home', database: 'tenant_h' }];
+  const places: PlacementTarget[] = [HOME, { tier: 'shared', cluster: 'c2' }, ...['tenant_l', 'tenant_r', 'tenant_b', 'tenant_cli', 'tenant_e'].map((d) => ({ tier: 'database' as const, cluster: 'c2', database: d })), { tier: 'database', cluster: 'home', database: 'tenant_h' }];
   for (const where of places) {
     const { rows } = await admin(where).query<{ name: string }>('select pubname::text as name from pg_publication');
     found.push(...rows.map((r) => `publication ${where.cluster}/${where.database ?? 'app'}/${r.name}`));
@@ -312,6 +312,38 @@ describe('online moves with logical replication capture', () => {
       // the tenant writes at home as before
       await runAs(m, () => pool.query('insert into notes (project_id, body) values (1, $1)', [`after-${at}`]));
       await admin(HOME).query('delete from notes where tenant_id = $1 and body = $2', [m, `after-${at}`]);
+    }
+  });
+
+  it('a change the target keeps refusing while catching up: the move stops with MOVE_REPLICATION_FAILED instead of waiting 10 minutes; fixed, it resumes to done', { timeout: 120_000 }, async () => {
+    const m = await tenant('le');
+    await seed(m, 2, 200);
+    const to: PlacementTarget = { tier: 'database', cluster: 'c2', database: 'tenant_e' };
+    // the target refuses one row the app writes after the copy: every apply of it fails
+    await admin(to).query(`alter table notes add constraint no_boom check (body <> 'boom')`);
+    const mv = mover(async (step) => {
+      if (step === 'copied') await runAs(m, () => pool.query(`insert into notes (project_id, body) values (1, 'boom')`));
+    }, 1500);
+    const started = await mv.start(m, to);
+    try {
+      const failed = await mv.run(started.id).then(() => undefined, (error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'MOVE_REPLICATION_FAILED' });
+      const record = await mv.get(started.id);
+      expect(record.step).toBe('copied');
+      // still served at home, not frozen: the app goes on writing there
+      expect((await placements.get(m)).tier).toBe('shared');
+      await runAs(m, () => pool.query(`insert into notes (project_id, body) values (1, 'after-failure')`));
+      await admin(to).query('alter table notes drop constraint no_boom');
+      const done = await mv.run(started.id);
+      expect(done.step).toBe('done');
+      const there = await bodiesAt(to, m);
+      expect(there).toContain('boom');
+      expect(there).toContain('after-failure');
+      expect(there.length).toBe(202);
+      await mv.cleanup(done.id, { force: true });
+      expect(await replicationObjects()).toEqual([]);
+    } finally {
+      await admin(to).query('alter table notes drop constraint if exists no_boom');
     }
   });
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
-import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
+import { TenantMover, type TenantMoverOptions } from '../../src/tiers/move/tenant-mover.js';
 import type { MoveStep } from '../../src/tiers/move/move-record.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
@@ -162,12 +162,13 @@ function reader(tenantId: string, moving: string, schemas: string[]) {
   };
 }
 
-function mover(onStep?: (step: MoveStep) => void | Promise<void>): TenantMover {
+function mover(onStep?: (step: MoveStep) => void | Promise<void>, options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {}): TenantMover {
   return new TenantMover({
     placements,
     catalog: db.owner,
     batchSize: 500,
     freezeBelow: 50,
+    ...options,
     onStep: (step) => onStep?.(step),
     onProgress: process.env.MOVE_DEBUG ? (p) => console.log(JSON.stringify(p)) : undefined,
   });
@@ -249,13 +250,16 @@ describe('online moves under continuous writes', () => {
 });
 
 describe('deletes and updates during the catch-up', () => {
-  it('rows deleted, updated and re-inserted while the capture is on: the target ends equal to the source, another tenant untouched', async () => {
-    const m = await tenant('mover-d');
-    const other = await tenant('mover-d-o');
+  it.each([
+    ['key ranges of 100 rows', { verify: 'ranges', verifyRangeRows: 100 }],
+    ['every row in the freeze', { verify: 'full' }],
+  ] as const)('rows deleted, updated and re-inserted while the capture is on (verified by %s): the target ends equal to the source, another tenant untouched', async (label, options) => {
+    const m = await tenant(`mover-d-${options.verify}`);
+    const other = await tenant(`mover-d-o-${options.verify}`);
     const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
     await seed(home, other, 30);
     await seed(home, m, 1500);
-    const dbName = await newDatabase('d');
+    const dbName = await newDatabase(`d_${options.verify}`);
     const to: PlacementTarget = { tier: 'database', cluster: 'home', database: dbName };
     const deleted: number[] = [];
     let updated = 0;
@@ -272,7 +276,8 @@ describe('deletes and updates during the catch-up', () => {
     const move = await mover(async (step) => {
       if (step === 'capturing') for (let i = 0; i < 6; i++) await churn(i);
       if (step === 'copied') for (let i = 6; i < 9; i++) await churn(i);
-    }).move(m, to);
+    }, options).move(m, to);
+    expect(label).toBeTruthy();
     expect(move.step).toBe('done');
     expect(deleted.length).toBe(9 * 40);
     expect(updated).toBe(9 * 60);
@@ -395,6 +400,53 @@ describe('crashes and verification', () => {
     expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).not.toContain('tampered');
     expect((await mover().rollback(started.id)).step).toBe('rolled_back');
     expect(await bodiesAt(target, v)).toEqual([]);
+  });
+  // In the freeze, after the final delta, verify: 'ranges' checks again the key ranges a change
+  // applied since the pre-freeze checksums falls in. A change is simulated at the source (a row in
+  // the capture log for key K) and another row of K's range is broken at the target: caught.
+  it('verify ranges: a row broken at the target in a range a late change falls in is caught in the freeze; the source keeps serving', async () => {
+    const v = await tenant('mover-vr');
+    await seed({ tier: 'shared', cluster: 'home' }, v, 1000);
+    await createTenantSchema(db.owner, 't_vr', DDL);
+    const target = { tier: 'schema' as const, cluster: 'home', schema: 't_vr' };
+    const ids = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [v])).rows.map((r) => r.id);
+    let started: { id: string } | undefined;
+    const steps: string[] = [];
+    const tamper = mover(async (step) => {
+      steps.push(step);
+      if (step !== 'freezing') return;
+      // K = the 450th row, K' = the 460th: the same range of 100 rows; K' is not in the delta
+      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'notes'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'id', $3::bigint), 'U')`, [started!.id, v, ids[449]]);
+      await db.admin.query(`update t_vr.notes set body = 'tampered' where tenant_id = $1 and id = $2`, [v, ids[459]]);
+    }, { verify: 'ranges', verifyRangeRows: 100 });
+    started = await tamper.start(v, target);
+    const failure = await tamper.run(started.id).then(() => undefined, (e: unknown) => e);
+    expect(steps).toContain('freezing');
+    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED', details: { table: 'notes', source: { range: 4 }, target: { range: 4 } } });
+    expect((await placements.get(v)).tier).toBe('shared');
+    await runAs(v, () => pool.query(WRITE, ['still-served']));
+    expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).toContain('still-served');
+    expect((await mover().rollback(started.id)).step).toBe('rolled_back');
+    expect(await bodiesAt(target, v)).toEqual([]);
+  });
+
+  it('verify full: a row broken at the target in the freeze, where no change falls, is caught', async () => {
+    const v = await tenant('mover-vf');
+    await seed({ tier: 'shared', cluster: 'home' }, v, 300);
+    await createTenantSchema(db.owner, 't_vf', DDL);
+    const target = { tier: 'schema' as const, cluster: 'home', schema: 't_vf' };
+    const tamper = mover(async (step) => {
+      if (step === 'freezing') await db.admin.query(`update t_vf.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from t_vf.notes where tenant_id = $1)`, [v]);
+    }, { verify: 'full' });
+    const started = await tamper.start(v, target);
+    await expect(tamper.run(started.id)).rejects.toMatchObject({ code: 'MOVE_VERIFICATION_FAILED' });
+    expect((await placements.get(v)).tier).toBe('shared');
+    expect((await mover().rollback(started.id)).step).toBe('rolled_back');
+  });
+
+  it('refuses a verify mode or range size that does not exist', () => {
+    expect(() => mover(undefined, { verify: 'some' as 'full' })).toThrow(/verify must be/);
+    expect(() => mover(undefined, { verifyRangeRows: 0 })).toThrow(/verifyRangeRows/);
   });
 });
 

@@ -30,6 +30,13 @@ export interface ReplicationOptions {
   connections: Record<string, string>;
   /** How long the final sync may take while the tenant is frozen (default 30 s). */
   freezeTimeoutMs?: number;
+  /**
+   * How long the subscription may keep failing (its sync or apply error count grew and the move
+   * still waits) before the move stops with MOVE_REPLICATION_FAILED (default 10 s). PostgreSQL
+   * retries a failed apply by itself; one that keeps failing (a conflict at the target, a
+   * missing column) needs a person, not a longer wait.
+   */
+  failAfterMs?: number;
 }
 
 /** The names of a move's publication, slot and subscription (one set per move, under 63 bytes). */
@@ -244,12 +251,27 @@ export class LogicalCapture {
     return Number(rows[0].n);
   }
 
-  /** Waits until the target has applied the marker value `n`; false after `timeoutMs`. */
-  async waitApplied(n: number, timeoutMs: number): Promise<boolean> {
+  /**
+   * Waits until the target has applied the marker value `n`; false after `timeoutMs`. Throws
+   * MOVE_REPLICATION_FAILED once the subscription's error count has grown and it has still not
+   * applied the marker `failAfterMs` later: waiting longer would not help.
+   */
+  async waitApplied(n: number, timeoutMs: number, failAfterMs = 10_000): Promise<boolean> {
+    const baseline = (await this.syncState()).errors;
+    let failingSince: number | undefined;
+    let checked = performance.now();
     for (const deadline = performance.now() + timeoutMs; ; ) {
       const { rows } = await this.#target.query<{ n: string }>('select n from tenantry_private.move_marks where move_id = $1', [this.#moveId]);
       if (rows[0] && Number(rows[0].n) >= n) return true;
-      if (performance.now() > deadline) return false;
+      const now = performance.now();
+      if (now > deadline) return false;
+      if (now - checked >= 250) {
+        checked = now;
+        if (failingSince === undefined && (await this.syncState()).errors > baseline) failingSince = now;
+        if (failingSince !== undefined && now - failingSince > failAfterMs) {
+          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${this.names.subscription} keeps failing to apply the changes (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: this.#moveId });
+        }
+      }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }

@@ -47,6 +47,8 @@ export interface MoveProgress {
   total?: number;
   /** Changes captured at the source and not yet applied at the target. */
   deltaBacklog?: number;
+  /** While verifying per key range before the freeze: ranges of the table checked so far, and in all. */
+  ranges?: { checked: number; total: number };
 }
 
 // `capture` read defensively: a home catalog installed before the column existed still runs trigger moves

@@ -8,6 +8,12 @@ export interface TableChecksum {
   hash: string;
 }
 
+/** One key range of a table's rows: range `index` of those the cut points make (see `RowCopier.rangeCuts`). */
+export interface KeyRange {
+  cuts: string[];
+  index: number;
+}
+
 const keyList = (t: MoveTable, alias: string): string => t.key.map((k) => `${alias}.${ident(k)}`).join(', ');
 const keyMatch = (t: MoveTable, a: string, b: string): string => t.key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' and ');
 
@@ -106,9 +112,10 @@ export class RowCopier {
    * Count and checksum of the tenant's rows: the sum of a 64-bit hash of each row's copied
    * columns (sorted by name) as text, so it does not depend on scan order or column order.
    */
-  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false): Promise<TableChecksum & { textHash: boolean }> {
+  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false, range?: KeyRange): Promise<TableChecksum & { textHash: boolean }> {
     let text = textHash;
     const t = this.table;
+    const { where, params } = this.#rangeWhere(side, range);
     const cols = [...t.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
     const client = await db.connect();
     try {
@@ -118,20 +125,71 @@ export class RowCopier {
       // per-type binary hashes when every column type has one (fast, no text output), else the row's text
       const hashed = `sum(hash_record_extended(row(${cols}), 0))::text`;
       const texted = `sum(hashtextextended(row(${cols})::text, 0))::text`;
-      const sql = (h: string) => `select count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`;
+      const sql = (h: string) => `select count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1${where}`;
       await client.query('savepoint by_hash');
       const { rows } = await client
-        .query<{ n: number; h: string | null }>(sql(text ? texted : hashed), [this.tenantId])
+        .query<{ n: number; h: string | null }>(sql(text ? texted : hashed), [this.tenantId, ...params])
         .catch(async () => {
           text = true;
           await client.query('rollback to savepoint by_hash');
-          return client.query<{ n: number; h: string | null }>(sql(texted), [this.tenantId]);
+          return client.query<{ n: number; h: string | null }>(sql(texted), [this.tenantId, ...params]);
         });
       await client.query('commit');
       return { rows: rows[0]!.n, hash: rows[0]!.h ?? '0', textHash: text };
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * Cut points splitting the tenant's rows at the source into ranges of `size` rows in key order:
+   * every `size`-th key, each as JSON text (numbers stay exact: never parsed here). Range `i` holds
+   * the keys from cut `i - 1` (inclusive; the first range is open below) to cut `i` (exclusive;
+   * the last range is open above, where new identity keys land).
+   */
+  async rangeCuts(source: Queryable, size: number): Promise<string[]> {
+    const t = this.table;
+    const { rows } = await source.query<{ cuts: string[] | null }>(
+      `select array_agg(k::text order by rn) as cuts
+         from (select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', t.${ident(k)}`).join(', ')}) as k,
+                      row_number() over (order by ${keyList(t, 't')}) as rn
+                 from ${t.source} t where t.${ident(t.tenantColumn)} = $1) x
+        where rn % $2 = 0`,
+      [this.tenantId, size],
+    );
+    return rows[0]!.cuts ?? [];
+  }
+
+  /** The ranges (see {@link rangeCuts}) that these primary keys (JSON array text) fall in. */
+  async rangesOf(source: Queryable, cuts: string[], keys: string): Promise<number[]> {
+    const t = this.table;
+    const { rows } = await source.query<{ r: number }>(
+      `with c as materialized (
+         select ${keyList(t, 'c')} from jsonb_array_elements($1::jsonb) e(v) cross join lateral jsonb_populate_record(null::${t.source}, e.v) c)
+       select distinct (select count(*) from c where (${keyList(t, 'c')}) <= (${keyList(t, 'k')}))::int as r
+         from jsonb_populate_recordset(null::${t.source}, $2::jsonb) k`,
+      [`[${cuts.join(',')}]`, keys],
+    );
+    return rows.map((r) => r.r);
+  }
+
+  #rangeWhere(side: 'source' | 'target', range: KeyRange | undefined): { where: string; params: string[] } {
+    if (!range) return { where: '', params: [] };
+    const t = this.table;
+    const name = t[side];
+    let where = '';
+    const params: string[] = [];
+    const lo = range.index > 0 ? range.cuts[range.index - 1] : undefined;
+    const hi = range.cuts[range.index];
+    if (lo !== undefined) {
+      params.push(lo);
+      where += ` and (${keyList(t, 't')}) >= (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
+    }
+    if (hi !== undefined) {
+      params.push(hi);
+      where += ` and (${keyList(t, 't')}) < (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
+    }
+    return { where, params };
   }
 
   /** Moves the target's sequences past the largest value copied, so new rows do not collide. */

@@ -10,7 +10,7 @@ import { LogicalCapture, logicalNames, refuseLogicalPlacements, type CaptureMode
 import { MoveError } from './move-error.js';
 import { MOVE_COLUMNS, toMoveRecord, type MoveCursor, type MoveProgress, type MoveRecord, type MoveStep } from './move-record.js';
 import { moveTables, type MoveTable } from './move-tables.js';
-import { RowCopier } from './row-copier.js';
+import { RowCopier, type KeyRange, type TableChecksum } from './row-copier.js';
 
 /** Options of {@link TenantMover}. */
 export interface TenantMoverOptions {
@@ -41,6 +41,25 @@ export interface TenantMoverOptions {
   capture?: CaptureMode;
   /** Connections for `capture: 'logical'` (per cluster; see {@link ReplicationOptions}). */
   replication?: ReplicationOptions;
+  /**
+   * How the target is verified while the tenant is frozen (default `'ranges'`). `'ranges'`
+   * (trigger capture): just before the freeze, both sides are checksummed per key range of
+   * `verifyRangeRows` rows while writes go on; in the freeze only the ranges that differed then,
+   * or that a change captured since falls in, are checksummed again, so the freeze no longer
+   * grows with the tenant's size. `'full'`: every row of both sides is checksummed in the freeze
+   * (what logical capture, and a move resumed while frozen, always do).
+   */
+  verify?: 'ranges' | 'full';
+  /** Rows per range for `verify: 'ranges'` (default 20,000). */
+  verifyRangeRows?: number;
+}
+
+/** A table's checksums per key range, taken just before the freeze. */
+interface PreChecked {
+  cuts: string[];
+  /** Ranges whose checksums differed (changes in flight, or a real difference). */
+  differing: Set<number>;
+  textHash: boolean;
 }
 
 interface Run {
@@ -51,6 +70,10 @@ interface Run {
   copiers: Map<number, RowCopier>;
   /** The move's logical replication, when its capture is `logical`. */
   logical?: LogicalCapture;
+  /** Keys (per source table oid) of every change applied since the pre-freeze range checksums began. */
+  touched?: Map<number, Set<string>>;
+  /** The pre-freeze range checksums per source table oid (`verify: 'ranges'`, this process only). */
+  prechecked?: Map<number, PreChecked>;
 }
 
 const OPEN: MoveStep[] = ['created', 'prepared', 'capturing', 'copied', 'freezing'];
@@ -89,6 +112,8 @@ export class TenantMover {
   readonly #onStep: (step: MoveStep, move: MoveRecord) => void | Promise<void>;
   readonly #capture: CaptureMode;
   readonly #replication: ReplicationOptions | undefined;
+  readonly #verify: 'ranges' | 'full';
+  readonly #rangeRows: number;
 
   constructor(options: TenantMoverOptions) {
     this.#placements = options.placements;
@@ -102,6 +127,10 @@ export class TenantMover {
     if (options.capture !== undefined && options.capture !== 'triggers' && options.capture !== 'logical') throw new InvalidArgumentError("capture must be 'triggers' or 'logical'", 'capture');
     this.#capture = options.capture ?? 'triggers';
     this.#replication = options.replication;
+    if (options.verify !== undefined && options.verify !== 'ranges' && options.verify !== 'full') throw new InvalidArgumentError("verify must be 'ranges' or 'full'", 'verify');
+    this.#verify = options.verify ?? 'ranges';
+    if (options.verifyRangeRows !== undefined && (!Number.isInteger(options.verifyRangeRows) || options.verifyRangeRows < 1)) throw new InvalidArgumentError('verifyRangeRows must be a positive integer', 'verifyRangeRows');
+    this.#rangeRows = options.verifyRangeRows ?? 20_000;
   }
 
   /** Starts a move and runs it to the end (`done`: switched, source kept until `cleanup`). */
@@ -286,7 +315,7 @@ export class TenantMover {
       // a failed sync or apply is retried by PostgreSQL; one that keeps failing needs a person
       if (state.errors > baseline) {
         failingSince ??= performance.now();
-        if (performance.now() - failingSince > 10_000) {
+        if (performance.now() - failingSince > (this.#replication?.failAfterMs ?? 10_000)) {
           throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} keeps failing (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: run.move.id });
         }
       }
@@ -338,17 +367,16 @@ export class TenantMover {
     if (move.step === 'copied' && run.logical) {
       // caught up before the freeze, so that the frozen wait is short
       this.#progress({ moveId: move.id, step: 'catching_up' });
-      if (!(await run.logical.waitApplied(await run.logical.mark(), 600_000))) {
+      if (!(await run.logical.waitApplied(await run.logical.mark(), 600_000, this.#replication?.failAfterMs))) {
         throw new MoveError('MOVE_REPLICATION_FAILED', 'The subscription did not catch up within 10 minutes (see the target server\'s log)', { moveId: move.id });
       }
       await this.#record(move, 'freezing');
       run.move.step = 'freezing';
     } else if (move.step === 'copied') {
-      for (let round = 0; round < 100; round++) {
-        const backlog = await this.#backlog(run);
-        this.#progress({ moveId: move.id, step: 'catching_up', deltaBacklog: backlog });
-        if (backlog < this.#freezeBelow) break;
-        await this.#applyDelta(run, backlog);
+      await this.#catchUp(run);
+      if (this.#verify === 'ranges') {
+        await this.#precheck(run);
+        await this.#catchUp(run); // what was written meanwhile
       }
       await this.#record(move, 'freezing');
       run.move.step = 'freezing';
@@ -362,13 +390,13 @@ export class TenantMover {
         // the marker is set after every write of the tenant at the source has committed (the
         // freeze waited for them): once the target shows it, the target has them all
         const timeout = this.#replication?.freezeTimeoutMs ?? 30_000;
-        if (!(await run.logical.waitApplied(await run.logical.mark(), timeout))) {
+        if (!(await run.logical.waitApplied(await run.logical.mark(), timeout, this.#replication?.failAfterMs))) {
           throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription did not apply the final changes within ${timeout} ms`, { moveId: move.id });
         }
       }
       while (!run.logical && (await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
       this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
-      const mismatch = await this.#verify(run);
+      const mismatch = run.prechecked ? await this.#verifyRanges(run, run.prechecked) : await this.#verifyAll(run);
       if (mismatch) {
         const message = `Verification failed for table ${mismatch.table}: the route was not switched and the source is serving again; roll the move back or run it again`;
         throw new MoveError('MOVE_VERIFICATION_FAILED', message, { moveId: move.id, details: mismatch });
@@ -444,6 +472,8 @@ export class TenantMover {
       if (rows.length === 0) break;
       const keys = new Map<number, Set<string>>();
       for (const r of rows) keys.set(r.relid, (keys.get(r.relid) ?? new Set()).add(r.pk));
+      // before anything is applied: a range whose change is applied must be checked again
+      if (run.touched) for (const [relid, k] of keys) run.touched.set(relid, new Set([...(run.touched.get(relid) ?? []), ...k]));
       const present = new Map<number, { count: number; rows: string }>();
       // current state at the source, read after the change records: upserts parents first, deletes children first
       for (const t of run.tables) {
@@ -473,17 +503,81 @@ export class TenantMover {
     return rows[0]!.n;
   }
 
-  async #verify(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
+  /** Deltas until fewer than `freezeBelow` changes wait (at most 100 rounds). */
+  async #catchUp(run: Run): Promise<void> {
+    for (let round = 0; round < 100; round++) {
+      const backlog = await this.#backlog(run);
+      this.#progress({ moveId: run.move.id, step: 'catching_up', deltaBacklog: backlog });
+      if (backlog < this.#freezeBelow) break;
+      await this.#applyDelta(run, backlog);
+    }
+  }
+
+  /**
+   * Checksums both sides per key range while the tenant still writes (`verify: 'ranges'`). A range
+   * that matches now can only differ later through a change to one of its rows at the source,
+   * and every such change is captured: its key is in `run.touched` when applied (tracking starts
+   * before the first checksum, so a change committed after a range's snapshot is tracked). Ranges
+   * that differ now (a change in flight) are checked again in the freeze.
+   */
+  async #precheck(run: Run): Promise<void> {
+    run.touched = new Map();
+    const prechecked = new Map<number, PreChecked>();
+    for (const t of run.tables) {
+      const copier = run.copiers.get(t.sourceOid)!;
+      const cuts = await copier.rangeCuts(run.source, this.#rangeRows);
+      const differing = new Set<number>();
+      let textHash = false;
+      for (let index = 0; index <= cuts.length; index++) {
+        this.#progress({ moveId: run.move.id, step: 'verifying', table: t.name, ranges: { checked: index, total: cuts.length + 1 } });
+        const sums = await this.#rangeSums(run, copier, { cuts, index }, textHash);
+        textHash = sums.textHash;
+        if (!sums.same) differing.add(index);
+      }
+      prechecked.set(t.sourceOid, { cuts, differing, textHash });
+    }
+    run.prechecked = prechecked;
+  }
+
+  async #rangeSums(run: Run, copier: RowCopier, range: KeyRange | undefined, textHash: boolean): Promise<{ same: boolean; textHash: boolean; source: TableChecksum; target: TableChecksum }> {
+    let [source, target] = await Promise.all([copier.checksum(run.source, 'source', textHash, range), copier.checksum(run.target, 'target', textHash, range)]);
+    // both sides must hash the same way: when one could not hash by type, both hash the text
+    if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true, range), copier.checksum(run.target, 'target', true, range)]);
+    return { same: source.rows === target.rows && source.hash === target.hash, textHash: source.textHash, source, target };
+  }
+
+  /**
+   * In the freeze, after the final delta (`verify: 'ranges'`): the ranges that differed before
+   * the freeze and those a change applied since falls in, checksummed again; every other range
+   * matched before the freeze and has not changed since. A table where most ranges need it is
+   * checked whole (one scan is cheaper).
+   */
+  async #verifyRanges(run: Run, prechecked: Map<number, PreChecked>): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
+    for (const t of run.tables) {
+      const copier = run.copiers.get(t.sourceOid)!;
+      const pre = prechecked.get(t.sourceOid)!;
+      const again = new Set(pre.differing);
+      const keys = run.touched?.get(t.sourceOid);
+      if (keys?.size) for (const r of await copier.rangesOf(run.source, pre.cuts, `[${[...keys].join(',')}]`)) again.add(r);
+      if (again.size * 2 > pre.cuts.length + 1) {
+        const sums = await this.#rangeSums(run, copier, undefined, pre.textHash);
+        if (!sums.same) return { table: t.name, source: sums.source, target: sums.target };
+        continue;
+      }
+      for (const index of [...again].sort((a, b) => a - b)) {
+        const sums = await this.#rangeSums(run, copier, { cuts: pre.cuts, index }, pre.textHash);
+        if (!sums.same) return { table: t.name, source: { range: index, ...sums.source }, target: { range: index, ...sums.target } };
+      }
+    }
+    return undefined;
+  }
+
+  async #verifyAll(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
     const results = await Promise.all(
-      run.tables.map(async (t) => {
-        const copier = run.copiers.get(t.sourceOid)!;
-        let [source, target] = await Promise.all([copier.checksum(run.source, 'source'), copier.checksum(run.target, 'target')]);
-        // both sides must hash the same way: when one could not hash by type, both hash the text
-        if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true), copier.checksum(run.target, 'target', true)]);
-        return { table: t.name, source, target };
-      }),
+      run.tables.map(async (t) => ({ table: t.name, ...(await this.#rangeSums(run, run.copiers.get(t.sourceOid)!, undefined, false)) })),
     );
-    return results.find((r) => r.source.rows !== r.target.rows || r.source.hash !== r.target.hash);
+    const bad = results.find((r) => !r.same);
+    return bad && { table: bad.table, source: bad.source, target: bad.target };
   }
 
   async #deleteAtTarget(run: Run): Promise<void> {

@@ -1,0 +1,107 @@
+// Verification per key range (TenantMover verify: 'ranges'): the cut points split a tenant's rows
+// into ranges that cover every row exactly once, in the table's own key order (a text key with
+// its collation, a composite key), and a key is mapped to the range that holds it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { moveTables } from '../../src/tiers/move/move-tables.js';
+import { RowCopier } from '../../src/tiers/move/row-copier.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let copier: RowCopier;
+let otherCopier: RowCopier;
+const T = '00000000-0000-4000-8000-000000000001';
+const O = '00000000-0000-4000-8000-000000000002';
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.owner.query(`
+    create table items (
+      tenant_id uuid not null default tenantry.current_tenant_id(),
+      code text collate "C" not null,
+      n int not null,
+      body text,
+      primary key (tenant_id, code, n));
+    select tenantry.register_tenant_table('items');`);
+  for (const [id, slug] of [[T, 'ranges-t'], [O, 'ranges-o']]) await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, $2, $2)`, [id, slug]);
+  // 103 rows: codes in C order differ from a natural-language order ('B' < 'a'), 3 n per code
+  await db.owner.query(
+    `insert into items (tenant_id, code, n, body)
+     select $1, c, n, md5(c || n) from unnest(array['a','B','b','Z','_', 'é', 'aa', 'A'] || array(select 'k' || g from generate_series(1, 26) g)) c, generate_series(1, 3) n`,
+    [T],
+  );
+  await db.owner.query(`delete from items where tenant_id = $1 and code = 'k26' and n = 3`, [T]); // 101 rows
+  await db.owner.query(`insert into items (tenant_id, code, n, body) select $1, 'x' || g, 1, 'other' from generate_series(1, 40) g`, [O]);
+  const [table] = await moveTables(db.owner, ['public'], db.owner, ['public']);
+  copier = new RowCopier(table!, T);
+  otherCopier = new RowCopier(table!, O);
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function keysInOrder(): Promise<string[]> {
+  const { rows } = await db.owner.query<{ k: string }>(`select jsonb_build_object('tenant_id', tenant_id, 'code', code, 'n', n)::text as k from items where tenant_id = $1 order by code, n`, [T]);
+  return rows.map((r) => r.k);
+}
+
+describe('key ranges of one tenant', () => {
+  it('cuts every size-th key in the key order of the table (C collation, composite key); the other tenant adds none', async () => {
+    const keys = await keysInOrder();
+    expect(keys.length).toBe(102 - 1);
+    const cuts = await copier.rangeCuts(db.owner, 10);
+    expect(cuts.map((c) => JSON.parse(c))).toEqual(keys.filter((_, i) => (i + 1) % 10 === 0).map((k) => JSON.parse(k)));
+    expect(cuts.length).toBe(10);
+    expect(await otherCopier.rangeCuts(db.owner, 100)).toEqual([]);
+  });
+
+  it('the ranges cover each row once: counts add up to the whole, hash sums add up to the whole checksum', async () => {
+    const cuts = await copier.rangeCuts(db.owner, 7);
+    const whole = await copier.checksum(db.owner, 'source');
+    let rows = 0;
+    let hash = 0n;
+    for (let index = 0; index <= cuts.length; index++) {
+      const part = await copier.checksum(db.owner, 'source', false, { cuts, index });
+      // a cut opens its range: the first holds the keys before the first cut (one fewer)
+      expect(part.rows).toBe(index === 0 ? 6 : index < cuts.length ? 7 : 101 - 7 * cuts.length + 1);
+      rows += part.rows;
+      hash += BigInt(part.hash);
+    }
+    expect(rows).toBe(whole.rows);
+    expect(hash.toString()).toBe(whole.hash);
+    // the row-text hash partitions the same way
+    const wholeText = await copier.checksum(db.owner, 'source', true);
+    let textSum = 0n;
+    for (let index = 0; index <= cuts.length; index++) textSum += BigInt((await copier.checksum(db.owner, 'source', true, { cuts, index })).hash);
+    expect(textSum.toString()).toBe(wholeText.hash);
+  });
+
+  it('maps each key to the range holding it: a cut opens its range, keys past the last cut are in the last range', async () => {
+    const keys = await keysInOrder();
+    const cuts = await copier.rangeCuts(db.owner, 10);
+    for (const [i, k] of keys.entries()) {
+      const expected = Math.floor((i + 1) / 10); // the 10th key is the first cut: it opens range 1
+      expect(await copier.rangesOf(db.owner, cuts, `[${k}]`)).toEqual([expected]);
+    }
+    // a key that does not exist (deleted, or not yet inserted) still has a range
+    const after = JSON.stringify({ tenant_id: T, code: 'é', n: 99 }); // 'é' sorts after 'z' in C
+    const before = JSON.stringify({ tenant_id: T, code: '', n: 0 });
+    expect(await copier.rangesOf(db.owner, cuts, `[${after}]`)).toEqual([cuts.length]);
+    expect(await copier.rangesOf(db.owner, cuts, `[${before}]`)).toEqual([0]);
+    expect((await copier.rangesOf(db.owner, cuts, `[${keys.join(',')}]`)).sort((a, b) => a - b)).toEqual(Array.from({ length: cuts.length + 1 }, (_, i) => i));
+    // no cuts at all: one range, everything in it
+    expect(await copier.rangesOf(db.owner, [], `[${after},${before}]`)).toEqual([0]);
+  });
+
+  it('a changed row changes only its range’s checksum', async () => {
+    const cuts = await copier.rangeCuts(db.owner, 10);
+    const sums = async () => Promise.all(Array.from({ length: cuts.length + 1 }, (_, index) => copier.checksum(db.owner, 'source', false, { cuts, index })));
+    const before = await sums();
+    const keys = await keysInOrder();
+    const victim = JSON.parse(keys[55]!) as { code: string; n: number };
+    await db.owner.query(`update items set body = 'changed' where tenant_id = $1 and code = $2 and n = $3`, [T, victim.code, victim.n]);
+    const after = await sums();
+    const changed = after.map((s, i) => (s.hash === before[i]!.hash ? -1 : i)).filter((i) => i >= 0);
+    expect(changed).toEqual([5]);
+  });
+});
