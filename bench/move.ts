@@ -8,6 +8,12 @@
  *   npm run bench:move -- --rows=100000 --writers=4 --to=schema
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:move
  *   npm run bench:move -- --clusters=3 --rows=300000
+ *   npm run bench:move -- --verify=ranges
+ *
+ * `--verify=both` (default): two tenants of the same size move one after the other, the first
+ * verified in full in the freeze (every row of both sides), the second per key range (ranges
+ * checksummed before the freeze, only the changed ones again in it); the freeze ratio is printed.
+ * `--verify=full` or `--verify=ranges` runs one of them. Cross-server hops use `ranges`.
  *
  * `--clusters=3` then starts two more embedded servers and moves a tenant of the same size home
  * shared → its own database on server 2 → the shared tables of server 3 under the same writers,
@@ -24,12 +30,12 @@ import { RoutedTenantPool } from '../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../src/tiers/tenant-router.js';
 import { benchRoles } from './support/dataset.js';
 import { CLUSTER_HOME_DB, runClusterMoves } from './support/move-clusters.js';
-import { hopOk, runHop } from './support/move-hop.js';
+import { hopOk, runHop, type HopResult } from './support/move-hop.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const HOME = 'tenantry_bench_move';
-const TARGET_DB = 'tenantry_bench_move_t';
+const TARGET_DBS = ['tenantry_bench_move_t', 'tenantry_bench_move_t2'];
 const TARGET_FREEZE_MS = 1000;
 const DDL = `
   create table notes (
@@ -53,6 +59,9 @@ async function main(): Promise<number> {
   const timeoutMs = Number(flag('hop-timeout', '300')) * 1000;
   const clusters = Number(flag('clusters', '1'));
   if (clusters !== 1 && clusters !== 3) throw new Error('--clusters is 1 (one server, the default) or 3 (also home shared → own database on server 2 → shared on server 3)');
+  const verifyFlag = flag('verify', 'both');
+  if (!['both', 'full', 'ranges'].includes(verifyFlag)) throw new Error('--verify is both (the default), full or ranges');
+  const modes = (verifyFlag === 'both' ? ['full', 'ranges'] : [verifyFlag]) as Array<'full' | 'ranges'>;
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   const pools: pg.Pool[] = [];
@@ -72,41 +81,59 @@ async function main(): Promise<number> {
     const appHome = new pg.Pool({ connectionString: appUrl, max: 2 });
     pools.push(owner, appHome);
     await owner.query(DDL);
-    const tenant = (await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('big', 'Big') returning id`)).rows[0]!.id;
+    // one tenant of the same size per verification mode, moved one after the other
+    const tenants: string[] = [];
+    for (const mode of modes) tenants.push((await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [`big-${mode}`])).rows[0]!.id);
     const other = (await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('other', 'Other') returning id`)).rows[0]!.id;
-    const t0 = Date.now();
-    for (let done = 0; done < rows; done += 100_000) {
-      await owner.query(`insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series($2::int, $3::int) g`, [tenant, done, Math.min(done + 100_000, rows) - 1]);
+    const t0 = performance.now();
+    for (const tenant of tenants) {
+      for (let done = 0; done < rows; done += 100_000) {
+        await owner.query(`insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series($2::int, $3::int) g`, [tenant, done, Math.min(done + 100_000, rows) - 1]);
+      }
     }
     await owner.query(`insert into notes (tenant_id, body) select $1, 'other-' || g from generate_series(1, 10000) g`, [other]);
     await owner.query('vacuum analyze notes');
-    log(`seeded ${rows} rows for the moving tenant (+10,000 of another) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-
-    let target: PlacementTarget;
-    if (to === 'database') {
-      await server.createDatabase(TARGET_DB);
-      await createTenantDatabase({ adminUrl: server.adminUrl, ownerUrl, database: TARGET_DB, ddl: DDL, ...installOptions });
-      target = { tier: 'database', cluster: 'home', database: TARGET_DB };
-    } else {
-      await createTenantSchema(owner, 't_big', DDL);
-      target = { tier: 'schema', cluster: 'home', schema: 't_big' };
-    }
+    log(`seeded ${rows} rows for each of ${tenants.length} moving tenant(s) (+10,000 of another) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     placements = new Placements({ catalog: owner, owners: { home: ownerUrl } });
     router = new TenantRouter({ pool: appHome, listenConnectionString: appUrl });
     await router.start();
     app = new RoutedTenantPool({ router, clusters: { home: appUrl }, contextSecret: roles.contextSecret, maxConnections: writers + 2, freezeWaitMs: 10_000 });
-    const single = await runHop({ placements, catalog: owner, pool: app, tenant, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, log });
+    const hops: Array<{ mode: 'full' | 'ranges'; hop: HopResult }> = [];
+    for (const [i, mode] of modes.entries()) {
+      let target: PlacementTarget;
+      if (to === 'database') {
+        await server.createDatabase(TARGET_DBS[i]!);
+        await createTenantDatabase({ adminUrl: server.adminUrl, ownerUrl, database: TARGET_DBS[i]!, ddl: DDL, ...installOptions });
+        target = { tier: 'database', cluster: 'home', database: TARGET_DBS[i]! };
+      } else {
+        await createTenantSchema(owner, `t_big_${mode}`, DDL);
+        target = { tier: 'schema', cluster: 'home', schema: `t_big_${mode}` };
+      }
+      log(`\nverify ${mode}: shared → ${to}`);
+      hops.push({ mode, hop: await runHop({ placements, catalog: owner, pool: app, tenant: tenants[i]!, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, verify: mode, log }) });
+    }
 
-    log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (batch ${batchSize})\n`);
-    log('| rows | freeze ms | total s | slowest write ms | writes acked | found at target | lost | duplicated | failed (retryable) | rows at target | cleanup s |');
-    log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    log(`| ${rows} | ${single.freezeMs} | ${(single.totalMs / 1000).toFixed(1)} | ${single.slowestMs} | ${single.acked} | ${single.found} | ${single.lost} | ${single.duplicated} | ${single.failed} | ${single.rowsAtTarget} (expected ${single.expectedAtTarget}) | ${(single.cleanupMs / 1000).toFixed(1)} |`);
-    const ok = hopOk(single);
-    log(`\n- ${single.freezeMs <= TARGET_FREEZE_MS ? 'PASS' : 'FAIL'}: write freeze ${single.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`);
-    log(`- ${ok ? 'PASS' : 'FAIL'}: ${single.lost} lost, ${single.duplicated} duplicated, ${single.leftAtSource} left at the source after cleanup`);
-    if (single.writersStoppedMs !== undefined) log(`- FAIL: not switched after ${timeoutMs / 1000} s under load: the writers were stopped ${(single.writersStoppedMs / 1000).toFixed(1)} s into the move (step ${single.lastStep}, backlog ${single.lastBacklog})`);
-    if (!single.finished) return 1;
+    log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (batch ${batchSize}), once per verification mode${modes.length > 1 ? '; ratios against verify full' : ''}\n`);
+    log('| verify | rows | freeze ms | total s | slowest write ms | writes acked | found at target | lost | duplicated | failed (retryable) | rows at target | cleanup s | freeze ×full | total ×full |');
+    log('|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const full = hops.find((h) => h.mode === 'full')?.hop;
+    const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '–');
+    for (const { mode, hop } of hops) {
+      log(`| ${mode} | ${rows} | ${hop.freezeMs} | ${(hop.totalMs / 1000).toFixed(1)} | ${hop.slowestMs} | ${hop.acked} | ${hop.found} | ${hop.lost} | ${hop.duplicated} | ${hop.failed} | ${hop.rowsAtTarget} (expected ${hop.expectedAtTarget}) | ${(hop.cleanupMs / 1000).toFixed(1)} | ${ratio(hop.freezeMs, full?.freezeMs)} | ${ratio(hop.totalMs, full?.totalMs)} |`);
+    }
+    log('');
+    let ok = true;
+    for (const { mode, hop } of hops) {
+      const good = hopOk(hop);
+      ok &&= good;
+      // the target is for the default (ranges); full is printed for comparison
+      log(`- ${hop.freezeMs <= TARGET_FREEZE_MS ? 'PASS' : mode === 'ranges' ? 'FAIL' : 'over'}: verify ${mode}: write freeze ${hop.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`);
+      log(`- ${good ? 'PASS' : 'FAIL'}: verify ${mode}: ${hop.lost} lost, ${hop.duplicated} duplicated, ${hop.leftAtSource} left at the source after cleanup`);
+      if (hop.writersStoppedMs !== undefined) log(`- FAIL: verify ${mode}: not switched after ${timeoutMs / 1000} s under load: the writers were stopped ${(hop.writersStoppedMs / 1000).toFixed(1)} s into the move (step ${hop.lastStep}, backlog ${hop.lastBacklog})`);
+    }
+    const single = hops[hops.length - 1]!.hop;
+    if (hops.some((h) => !h.hop.finished)) return 1;
     if (clusters === 1) return ok ? 0 : 1;
 
     // the single-server hop's databases go before the cross-server run: server 1's cache holds only the latter's rows
@@ -120,7 +147,7 @@ async function main(): Promise<number> {
       p.on('error', () => undefined);
       await p.end();
     }
-    await dropDatabases(server.adminUrl, [TARGET_DB, HOME]);
+    await dropDatabases(server.adminUrl, [...TARGET_DBS, HOME]);
     const across = await runClusterMoves({ server, roles, rows, writers, batchSize, timeoutMs, ddl: DDL, single, log });
     log(`\nload avg (1 min) at the end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     return ok && across ? 0 : 1;
@@ -132,7 +159,7 @@ async function main(): Promise<number> {
       p.on('error', () => undefined); // the clean-up's forced drop may end a closing socket
       await p.end();
     }
-    await server.close({ databases: [TARGET_DB, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
+    await server.close({ databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }
 

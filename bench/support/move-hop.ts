@@ -48,6 +48,8 @@ export interface HopOptions {
   rowsBefore: number;
   writers: number;
   batchSize: number;
+  /** How the mover verifies in the freeze (TenantMoverOptions.verify; default its own, 'ranges'). */
+  verify?: 'ranges' | 'full';
   /** After this long without a switch the writers stop (the move did not converge under load); after twice this the hop is abandoned. */
   timeoutMs: number;
   log: (line: string) => void;
@@ -98,12 +100,13 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
       placements: o.placements,
       catalog: o.catalog,
       batchSize: o.batchSize,
+      verify: o.verify,
       onProgress: (p) => {
         lastStep = p.step;
         if (p.deltaBacklog !== undefined) lastBacklog = p.deltaBacklog;
-        if (Date.now() - lastLine < 2000 && (p.step === 'copying' || p.step === 'cleaning')) return;
+        if (Date.now() - lastLine < 2000 && (p.step === 'copying' || p.step === 'cleaning' || p.ranges)) return;
         lastLine = Date.now();
-        o.log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${p.step}${p.table ? ` ${p.table}` : ''}${p.copied !== undefined ? ` ${p.copied}/${p.total ?? '?'}` : ''}${p.deltaBacklog !== undefined ? ` backlog ${p.deltaBacklog}` : ''}`);
+        o.log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${p.step}${p.table ? ` ${p.table}` : ''}${p.copied !== undefined ? ` ${p.copied}/${p.total ?? '?'}` : ''}${p.deltaBacklog !== undefined ? ` backlog ${p.deltaBacklog}` : ''}${p.ranges ? ` key range ${p.ranges.checked + 1}/${p.ranges.total}` : ''}`);
       },
     });
     // durations on the monotonic clock: this VM's wall clock has been seen to jump
