@@ -58,22 +58,21 @@ describe('key ranges of one tenant', () => {
   it('the ranges cover each row once: counts add up to the whole, hash sums add up to the whole checksum', async () => {
     const cuts = await copier.rangeCuts(db.owner, 7);
     const whole = await copier.checksum(db.owner, 'source');
-    let rows = 0;
-    let hash = 0n;
-    for (let index = 0; index <= cuts.length; index++) {
-      const part = await copier.checksum(db.owner, 'source', false, { cuts, index });
-      // a cut opens its range: the first holds the keys before the first cut (one fewer)
-      expect(part.rows).toBe(index === 0 ? 6 : index < cuts.length ? 7 : 101 - 7 * cuts.length + 1);
-      rows += part.rows;
-      hash += BigInt(part.hash);
-    }
-    expect(rows).toBe(whole.rows);
-    expect(hash.toString()).toBe(whole.hash);
+    const all = Array.from({ length: cuts.length + 1 }, (_, i) => i);
+    const { sums, textHash } = await copier.checksumRanges(db.owner, 'source', cuts, all);
+    expect(textHash).toBe(false);
+    // a cut opens its range: the first holds the keys before the first cut (one fewer)
+    expect(sums.map((p) => p.rows)).toEqual(all.map((index) => (index === 0 ? 6 : index < cuts.length ? 7 : 101 - 7 * cuts.length + 1)));
+    expect(sums.reduce((n, p) => n + p.rows, 0)).toBe(whole.rows);
+    expect(sums.reduce((h, p) => h + BigInt(p.hash), 0n).toString()).toBe(whole.hash);
+    // asked in another order, or some of them: the same sums, in the order asked
+    const some = await copier.checksumRanges(db.owner, 'source', cuts, [3, 0, cuts.length]);
+    expect(some.sums).toEqual([sums[3], sums[0], sums[cuts.length]]);
     // the row-text hash partitions the same way
     const wholeText = await copier.checksum(db.owner, 'source', true);
-    let textSum = 0n;
-    for (let index = 0; index <= cuts.length; index++) textSum += BigInt((await copier.checksum(db.owner, 'source', true, { cuts, index })).hash);
-    expect(textSum.toString()).toBe(wholeText.hash);
+    const texts = await copier.checksumRanges(db.owner, 'source', cuts, all, true);
+    expect(texts.textHash).toBe(true);
+    expect(texts.sums.reduce((h, p) => h + BigInt(p.hash), 0n).toString()).toBe(wholeText.hash);
   });
 
   it('maps each key to the range holding it: a cut opens its range, keys past the last cut are in the last range', async () => {
@@ -88,14 +87,23 @@ describe('key ranges of one tenant', () => {
     const before = JSON.stringify({ tenant_id: T, code: '', n: 0 });
     expect(await copier.rangesOf(db.owner, cuts, `[${after}]`)).toEqual([cuts.length]);
     expect(await copier.rangesOf(db.owner, cuts, `[${before}]`)).toEqual([0]);
-    expect((await copier.rangesOf(db.owner, cuts, `[${keys.join(',')}]`)).sort((a, b) => a - b)).toEqual(Array.from({ length: cuts.length + 1 }, (_, i) => i));
+    // many at once: one range per key, in the keys' order
+    expect(await copier.rangesOf(db.owner, cuts, `[${[after, ...keys, before].join(',')}]`)).toEqual([cuts.length, ...keys.map((_, i) => Math.floor((i + 1) / 10)), 0]);
     // no cuts at all: one range, everything in it
-    expect(await copier.rangesOf(db.owner, [], `[${after},${before}]`)).toEqual([0]);
+    expect(await copier.rangesOf(db.owner, [], `[${after},${before}]`)).toEqual([0, 0]);
+  });
+
+  it('the greatest key above a cut, or none', async () => {
+    const keys = await keysInOrder();
+    expect(JSON.parse((await copier.lastKeyAfter(db.owner, null))!)).toEqual(JSON.parse(keys.at(-1)!));
+    expect(JSON.parse((await copier.lastKeyAfter(db.owner, keys[40]!))!)).toEqual(JSON.parse(keys.at(-1)!));
+    expect(await copier.lastKeyAfter(db.owner, keys.at(-1)!)).toBeNull();
+    expect(await otherCopier.lastKeyAfter(db.owner, JSON.stringify({ tenant_id: O, code: 'x9', n: 2 }))).toBeNull();
   });
 
   it('a changed row changes only its range’s checksum', async () => {
     const cuts = await copier.rangeCuts(db.owner, 10);
-    const sums = async () => Promise.all(Array.from({ length: cuts.length + 1 }, (_, index) => copier.checksum(db.owner, 'source', false, { cuts, index })));
+    const sums = async () => (await copier.checksumRanges(db.owner, 'source', cuts, Array.from({ length: cuts.length + 1 }, (_, i) => i))).sums;
     const before = await sums();
     const keys = await keysInOrder();
     const victim = JSON.parse(keys[55]!) as { code: string; n: number };

@@ -415,14 +415,15 @@ describe('crashes and verification', () => {
     const tamper = mover(async (step) => {
       steps.push(step);
       if (step !== 'freezing') return;
-      // K = the 450th row, K' = the 460th: the same range of 100 rows; K' is not in the delta
-      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'notes'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'id', $3::bigint), 'U')`, [started!.id, v, ids[449]]);
-      await db.admin.query(`update t_vr.notes set body = 'tampered' where tenant_id = $1 and id = $2`, [v, ids[459]]);
+      // K = the 450th row of tags, K' = the 460th: the same range of 100 rows; K' is not in the
+      // delta (tags: the table checked last before the freeze, so the change's stamp equals its check's)
+      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'tags'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'note_id', $3::bigint, 'tag', 'w'), 'U')`, [started!.id, v, ids[449]]);
+      await db.admin.query(`update t_vr.tags set tag = 'tampered' where tenant_id = $1 and note_id = $2`, [v, ids[459]]);
     }, { verify: 'ranges', verifyRangeRows: 100 });
     started = await tamper.start(v, target);
     const failure = await tamper.run(started.id).then(() => undefined, (e: unknown) => e);
     expect(steps).toContain('freezing');
-    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED', details: { table: 'notes', source: { range: 4 }, target: { range: 4 } } });
+    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED', details: { table: 'tags', source: { range: 4 }, target: { range: 4 } } });
     expect((await placements.get(v)).tier).toBe('shared');
     await runAs(v, () => pool.query(WRITE, ['still-served']));
     expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).toContain('still-served');

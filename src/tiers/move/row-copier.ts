@@ -8,12 +8,6 @@ export interface TableChecksum {
   hash: string;
 }
 
-/** One key range of a table's rows: range `index` of those the cut points make (see `RowCopier.rangeCuts`). */
-export interface KeyRange {
-  cuts: string[];
-  index: number;
-}
-
 const keyList = (t: MoveTable, alias: string): string => t.key.map((k) => `${alias}.${ident(k)}`).join(', ');
 const keyMatch = (t: MoveTable, a: string, b: string): string => t.key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' and ');
 
@@ -110,32 +104,68 @@ export class RowCopier {
 
   /**
    * Count and checksum of the tenant's rows: the sum of a 64-bit hash of each row's copied
-   * columns (sorted by name) as text, so it does not depend on scan order or column order.
+   * columns (sorted by name), so it does not depend on scan order or column order. Per-type
+   * binary hashes when every column type has one, else (or with `textHash`) the row's text.
    */
-  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false, range?: KeyRange): Promise<TableChecksum & { textHash: boolean }> {
-    let text = textHash;
+  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false): Promise<TableChecksum & { textHash: boolean }> {
     const t = this.table;
-    const { where, params } = this.#rangeWhere(side, range);
-    const cols = [...t.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
+    const { sums, textHash: text } = await this.#hashed(db, textHash, false, (h) => ({
+      sql: `select 0 as i, count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`,
+      params: [],
+    }));
+    return { rows: sums[0]!.rows, hash: sums[0]!.hash, textHash: text };
+  }
+
+  /**
+   * Count and checksum (as {@link checksum}) of each of these key ranges (see {@link rangeCuts}),
+   * in one statement: one snapshot, one index range scan per range. In the order asked.
+   */
+  async checksumRanges(db: pg.Pool, side: 'source' | 'target', cuts: string[], ranges: number[], textHash = false): Promise<{ sums: TableChecksum[]; textHash: boolean }> {
+    if (ranges.length === 0) return { sums: [], textHash };
+    const t = this.table;
+    const name = t[side];
+    const { sums, textHash: text } = await this.#hashed(db, textHash, true, (h) => {
+      const params: string[] = [];
+      const bound = (cut: string, op: '>=' | '<') => {
+        params.push(cut);
+        return ` and (${keyList(t, 't')}) ${op} (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
+      };
+      const parts = ranges.map((index) => {
+        let where = '';
+        if (index > 0) where += bound(cuts[index - 1]!, '>=');
+        if (index < cuts.length) where += bound(cuts[index]!, '<');
+        return `select ${Math.trunc(index)} as i, count(*)::int as n, ${h} as h from ${name} t where t.${ident(t.tenantColumn)} = $1${where}`;
+      });
+      return { sql: parts.join('\n union all\n'), params };
+    });
+    return { sums: ranges.map((r) => sums.find((x) => x.index === r)!), textHash: text };
+  }
+
+  async #hashed(db: pg.Pool, textHash: boolean, serial: boolean, build: (hash: string) => { sql: string; params: string[] }): Promise<{ sums: Array<TableChecksum & { index: number }>; textHash: boolean }> {
+    let text = textHash;
+    const cols = [...this.table.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
+    const hashed = `sum(hash_record_extended(row(${cols}), 0))::text`;
+    const texted = `sum(hashtextextended(row(${cols})::text, 0))::text`;
     const client = await db.connect();
     try {
       // the text of a row must not depend on the server's or the session's settings
       await client.query('begin read only');
       await client.query(`set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'`);
-      // per-type binary hashes when every column type has one (fast, no text output), else the row's text
-      const hashed = `sum(hash_record_extended(row(${cols}), 0))::text`;
-      const texted = `sum(hashtextextended(row(${cols})::text, 0))::text`;
-      const sql = (h: string) => `select count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1${where}`;
+      // many small range scans: parallel workers would cost more to start than they save
+      if (serial) await client.query('set local max_parallel_workers_per_gather = 0');
+      const run = (h: string) => {
+        const { sql, params } = build(h);
+        return client.query<{ i: number; n: number; h: string | null }>(sql, [this.tenantId, ...params]);
+      };
       await client.query('savepoint by_hash');
-      const { rows } = await client
-        .query<{ n: number; h: string | null }>(sql(text ? texted : hashed), [this.tenantId, ...params])
-        .catch(async () => {
-          text = true;
-          await client.query('rollback to savepoint by_hash');
-          return client.query<{ n: number; h: string | null }>(sql(texted), [this.tenantId, ...params]);
-        });
+      // a column type without a binary hash: the row's text, on both sides (the caller retries the other side)
+      const { rows } = await run(text ? texted : hashed).catch(async () => {
+        text = true;
+        await client.query('rollback to savepoint by_hash');
+        return run(texted);
+      });
       await client.query('commit');
-      return { rows: rows[0]!.n, hash: rows[0]!.h ?? '0', textHash: text };
+      return { sums: rows.map((r) => ({ index: r.i, rows: r.n, hash: r.h ?? '0' })), textHash: text };
     } finally {
       client.release();
     }
@@ -160,36 +190,31 @@ export class RowCopier {
     return rows[0]!.cuts ?? [];
   }
 
-  /** The ranges (see {@link rangeCuts}) that these primary keys (JSON array text) fall in. */
+  /** The range (see {@link rangeCuts}) each of these primary keys (JSON array text) falls in, in their order. */
   async rangesOf(source: Queryable, cuts: string[], keys: string): Promise<number[]> {
     const t = this.table;
     const { rows } = await source.query<{ r: number }>(
       `with c as materialized (
          select ${keyList(t, 'c')} from jsonb_array_elements($1::jsonb) e(v) cross join lateral jsonb_populate_record(null::${t.source}, e.v) c)
-       select distinct (select count(*) from c where (${keyList(t, 'c')}) <= (${keyList(t, 'k')}))::int as r
-         from jsonb_populate_recordset(null::${t.source}, $2::jsonb) k`,
+       select (select count(*) from c where (${keyList(t, 'c')}) <= (${keyList(t, 'k')}))::int as r
+         from jsonb_array_elements($2::jsonb) with ordinality e(v, i) cross join lateral jsonb_populate_record(null::${t.source}, e.v) k
+        order by e.i`,
       [`[${cuts.join(',')}]`, keys],
     );
     return rows.map((r) => r.r);
   }
 
-  #rangeWhere(side: 'source' | 'target', range: KeyRange | undefined): { where: string; params: string[] } {
-    if (!range) return { where: '', params: [] };
+  /** The tenant's greatest key at the source above `after` (JSON text; any key when null), as JSON text, or null. */
+  async lastKeyAfter(source: Queryable, after: string | null): Promise<string | null> {
     const t = this.table;
-    const name = t[side];
-    let where = '';
-    const params: string[] = [];
-    const lo = range.index > 0 ? range.cuts[range.index - 1] : undefined;
-    const hi = range.cuts[range.index];
-    if (lo !== undefined) {
-      params.push(lo);
-      where += ` and (${keyList(t, 't')}) >= (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
-    }
-    if (hi !== undefined) {
-      params.push(hi);
-      where += ` and (${keyList(t, 't')}) < (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
-    }
-    return { where, params };
+    const above = after ? `and (${keyList(t, 't')}) > (select ${keyList(t, 'c')} from jsonb_populate_record(null::${t.source}, $2::jsonb) c)` : 'and $2::jsonb is null';
+    const { rows } = await source.query<{ k: string }>(
+      `select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', t.${ident(k)}`).join(', ')})::text as k
+         from ${t.source} t where t.${ident(t.tenantColumn)} = $1 ${above}
+        order by ${t.key.map((k) => `t.${ident(k)} desc`).join(', ')} limit 1`,
+      [this.tenantId, after],
+    );
+    return rows[0]?.k ?? null;
   }
 
   /** Moves the target's sequences past the largest value copied, so new rows do not collide. */

@@ -10,7 +10,7 @@ import { LogicalCapture, logicalNames, refuseLogicalPlacements, type CaptureMode
 import { MoveError } from './move-error.js';
 import { MOVE_COLUMNS, toMoveRecord, type MoveCursor, type MoveProgress, type MoveRecord, type MoveStep } from './move-record.js';
 import { moveTables, type MoveTable } from './move-tables.js';
-import { RowCopier, type KeyRange, type TableChecksum } from './row-copier.js';
+import { RowCopier, type TableChecksum } from './row-copier.js';
 
 /** Options of {@link TenantMover}. */
 export interface TenantMoverOptions {
@@ -54,11 +54,22 @@ export interface TenantMoverOptions {
   verifyRangeRows?: number;
 }
 
-/** A table's checksums per key range, taken just before the freeze. */
-interface PreChecked {
+/**
+ * A table's key ranges checked before the freeze (`verify: 'ranges'`). Every check of ranges
+ * takes a stamp (a counter, before its snapshot); every applied change is stamped with the counter
+ * as it is then. A range must be checked again when it differed at its last check, or when a change
+ * stamped at or after that check falls in it: the change may have committed after its snapshot.
+ */
+interface RangeCheck {
   cuts: string[];
-  /** Ranges whose checksums differed (changes in flight, or a real difference). */
+  /** Per range: the stamp of its last check. */
+  checkedAt: number[];
+  /** Ranges that differed at their last check (changes in flight, or a real difference). */
   differing: Set<number>;
+  /** Per range: the latest stamp of a change applied in it (mapped so far). */
+  changedAt: Map<number, number>;
+  /** Keys applied and not yet mapped to a range, with their stamps. */
+  pending: Array<{ key: string; stamp: number }>;
   textHash: boolean;
 }
 
@@ -70,10 +81,8 @@ interface Run {
   copiers: Map<number, RowCopier>;
   /** The move's logical replication, when its capture is `logical`. */
   logical?: LogicalCapture;
-  /** Keys (per source table oid) of every change applied since the pre-freeze range checksums began. */
-  touched?: Map<number, Set<string>>;
-  /** The pre-freeze range checksums per source table oid (`verify: 'ranges'`, this process only). */
-  prechecked?: Map<number, PreChecked>;
+  /** `verify: 'ranges'`: the range checks per source table oid and the stamp counter (this process only). */
+  ranges?: { clock: number; tables: Map<number, RangeCheck> };
 }
 
 const OPEN: MoveStep[] = ['created', 'prepared', 'capturing', 'copied', 'freezing'];
@@ -374,10 +383,7 @@ export class TenantMover {
       run.move.step = 'freezing';
     } else if (move.step === 'copied') {
       await this.#catchUp(run);
-      if (this.#verify === 'ranges') {
-        await this.#precheck(run);
-        await this.#catchUp(run); // what was written meanwhile
-      }
+      if (this.#verify === 'ranges') await this.#precheck(run);
       await this.#record(move, 'freezing');
       run.move.step = 'freezing';
     }
@@ -396,7 +402,7 @@ export class TenantMover {
       }
       while (!run.logical && (await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
       this.#progress({ moveId: move.id, step: 'verifying', deltaBacklog: 0 });
-      const mismatch = run.prechecked ? await this.#verifyRanges(run, run.prechecked) : await this.#verifyAll(run);
+      const mismatch = run.ranges ? await this.#verifyRanges(run) : await this.#verifyAll(run);
       if (mismatch) {
         const message = `Verification failed for table ${mismatch.table}: the route was not switched and the source is serving again; roll the move back or run it again`;
         throw new MoveError('MOVE_VERIFICATION_FAILED', message, { moveId: move.id, details: mismatch });
@@ -472,8 +478,11 @@ export class TenantMover {
       if (rows.length === 0) break;
       const keys = new Map<number, Set<string>>();
       for (const r of rows) keys.set(r.relid, (keys.get(r.relid) ?? new Set()).add(r.pk));
-      // before anything is applied: a range whose change is applied must be checked again
-      if (run.touched) for (const [relid, k] of keys) run.touched.set(relid, new Set([...(run.touched.get(relid) ?? []), ...k]));
+      // before anything is applied: a range a change is applied in may need checking again
+      if (run.ranges) {
+        const stamp = run.ranges.clock;
+        for (const [relid, k] of keys) run.ranges.tables.get(relid)?.pending.push(...[...k].map((key) => ({ key, stamp })));
+      }
       const present = new Map<number, { count: number; rows: string }>();
       // current state at the source, read after the change records: upserts parents first, deletes children first
       for (const t of run.tables) {
@@ -514,68 +523,109 @@ export class TenantMover {
   }
 
   /**
-   * Checksums both sides per key range while the tenant still writes (`verify: 'ranges'`). A range
-   * that matches now can only differ later through a change to one of its rows at the source,
-   * and every such change is captured: its key is in `run.touched` when applied (tracking starts
-   * before the first checksum, so a change committed after a range's snapshot is tracked). Ranges
-   * that differ now (a change in flight) are checked again in the freeze.
+   * Checksums both sides per key range while the tenant still writes (`verify: 'ranges'`), so that
+   * the freeze only checks again what may have changed since. Tracking starts before the first
+   * check. Then what was written meanwhile is applied, the tail range (open above, where new keys
+   * land) is cut at the source's greatest key, the ranges that differed are checked again, and
+   * the changes applied so far are mapped to their ranges: all of it before the freeze.
    */
   async #precheck(run: Run): Promise<void> {
-    run.touched = new Map();
-    const prechecked = new Map<number, PreChecked>();
+    const state = { clock: 0, tables: new Map<number, RangeCheck>() };
+    run.ranges = state;
     for (const t of run.tables) {
       const copier = run.copiers.get(t.sourceOid)!;
       const cuts = await copier.rangeCuts(run.source, this.#rangeRows);
-      const differing = new Set<number>();
-      let textHash = false;
-      for (let index = 0; index <= cuts.length; index++) {
-        this.#progress({ moveId: run.move.id, step: 'verifying', table: t.name, ranges: { checked: index, total: cuts.length + 1 } });
-        const sums = await this.#rangeSums(run, copier, { cuts, index }, textHash);
-        textHash = sums.textHash;
-        if (!sums.same) differing.add(index);
-      }
-      prechecked.set(t.sourceOid, { cuts, differing, textHash });
+      const check: RangeCheck = { cuts, checkedAt: [], differing: new Set(), changedAt: new Map(), pending: [], textHash: false };
+      state.tables.set(t.sourceOid, check);
+      this.#progress({ moveId: run.move.id, step: 'verifying', table: t.name, ranges: { checked: 0, total: cuts.length + 1 } });
+      await this.#checkRanges(run, t, check, Array.from({ length: cuts.length + 1 }, (_, i) => i));
     }
-    run.prechecked = prechecked;
+    await this.#catchUp(run);
+    for (const t of run.tables) {
+      const check = state.tables.get(t.sourceOid)!;
+      const tail = check.cuts.length;
+      const last = await run.copiers.get(t.sourceOid)!.lastKeyAfter(run.source, check.cuts[tail - 1] ?? null);
+      if (last) {
+        // the tail becomes [last cut, greatest key now) and a new tail opens at that key: both unchecked
+        check.cuts.push(last);
+        check.differing.add(tail).add(tail + 1);
+      }
+      await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
+    }
+    await this.#catchUp(run);
+    await this.#mapChanges(run);
   }
 
-  async #rangeSums(run: Run, copier: RowCopier, range: KeyRange | undefined, textHash: boolean): Promise<{ same: boolean; textHash: boolean; source: TableChecksum; target: TableChecksum }> {
-    let [source, target] = await Promise.all([copier.checksum(run.source, 'source', textHash, range), copier.checksum(run.target, 'target', textHash, range)]);
+  /** Checks these ranges of a table on both sides (one statement each side, in parallel), with a new stamp. */
+  async #checkRanges(run: Run, t: MoveTable, check: RangeCheck, ranges: number[]): Promise<Array<{ range: number; source: TableChecksum; target: TableChecksum }>> {
+    if (ranges.length === 0) return [];
+    const copier = run.copiers.get(t.sourceOid)!;
+    const stamp = ++run.ranges!.clock;
+    const both = (text: boolean) => Promise.all([copier.checksumRanges(run.source, 'source', check.cuts, ranges, text), copier.checksumRanges(run.target, 'target', check.cuts, ranges, text)]);
+    let [source, target] = await both(check.textHash);
     // both sides must hash the same way: when one could not hash by type, both hash the text
-    if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true, range), copier.checksum(run.target, 'target', true, range)]);
-    return { same: source.rows === target.rows && source.hash === target.hash, textHash: source.textHash, source, target };
+    if (source.textHash !== target.textHash) [source, target] = await both(true);
+    check.textHash = source.textHash;
+    const differing: Array<{ range: number; source: TableChecksum; target: TableChecksum }> = [];
+    for (const [i, range] of ranges.entries()) {
+      const s = source.sums[i]!;
+      const g = target.sums[i]!;
+      check.checkedAt[range] = stamp;
+      if (s.rows === g.rows && s.hash === g.hash) check.differing.delete(range);
+      else {
+        check.differing.add(range);
+        differing.push({ range, source: s, target: g });
+      }
+    }
+    return differing;
+  }
+
+  /** Maps the changes applied since the last call to their ranges (latest stamp per range). */
+  async #mapChanges(run: Run): Promise<void> {
+    for (const t of run.tables) {
+      const check = run.ranges!.tables.get(t.sourceOid)!;
+      const pending = check.pending.splice(0);
+      for (let i = 0; i < pending.length; i += this.#batch) {
+        const part = pending.slice(i, i + this.#batch);
+        const ranges = await run.copiers.get(t.sourceOid)!.rangesOf(run.source, check.cuts, `[${part.map((p) => p.key).join(',')}]`);
+        for (const [k, range] of ranges.entries()) check.changedAt.set(range, Math.max(check.changedAt.get(range) ?? 0, part[k]!.stamp));
+      }
+    }
   }
 
   /**
-   * In the freeze, after the final delta (`verify: 'ranges'`): the ranges that differed before
-   * the freeze and those a change applied since falls in, checksummed again; every other range
-   * matched before the freeze and has not changed since. A table where most ranges need it is
+   * In the freeze, after the final delta (`verify: 'ranges'`): the ranges that differed at their
+   * last check, and those a change applied at or after that check falls in, are checked again;
+   * every other range matched and has not changed since. A table where most ranges need it is
    * checked whole (one scan is cheaper).
    */
-  async #verifyRanges(run: Run, prechecked: Map<number, PreChecked>): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
+  async #verifyRanges(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
+    await this.#mapChanges(run);
     for (const t of run.tables) {
-      const copier = run.copiers.get(t.sourceOid)!;
-      const pre = prechecked.get(t.sourceOid)!;
-      const again = new Set(pre.differing);
-      const keys = run.touched?.get(t.sourceOid);
-      if (keys?.size) for (const r of await copier.rangesOf(run.source, pre.cuts, `[${[...keys].join(',')}]`)) again.add(r);
-      if (again.size * 2 > pre.cuts.length + 1) {
-        const sums = await this.#rangeSums(run, copier, undefined, pre.textHash);
-        if (!sums.same) return { table: t.name, source: sums.source, target: sums.target };
+      const check = run.ranges!.tables.get(t.sourceOid)!;
+      const again = new Set(check.differing);
+      for (const [range, stamp] of check.changedAt) if (stamp >= (check.checkedAt[range] ?? 0)) again.add(range);
+      if (again.size * 2 > check.cuts.length + 1) {
+        const whole = await this.#wholeSums(run, t, check.textHash);
+        if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
         continue;
       }
-      for (const index of [...again].sort((a, b) => a - b)) {
-        const sums = await this.#rangeSums(run, copier, { cuts: pre.cuts, index }, pre.textHash);
-        if (!sums.same) return { table: t.name, source: { range: index, ...sums.source }, target: { range: index, ...sums.target } };
-      }
+      const [bad] = await this.#checkRanges(run, t, check, [...again].sort((a, b) => a - b));
+      if (bad) return { table: t.name, source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } };
     }
     return undefined;
   }
 
+  async #wholeSums(run: Run, t: MoveTable, textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
+    const copier = run.copiers.get(t.sourceOid)!;
+    let [source, target] = await Promise.all([copier.checksum(run.source, 'source', textHash), copier.checksum(run.target, 'target', textHash)]);
+    // both sides must hash the same way: when one could not hash by type, both hash the text
+    if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true), copier.checksum(run.target, 'target', true)]);
+    return { same: source.rows === target.rows && source.hash === target.hash, source: { rows: source.rows, hash: source.hash }, target: { rows: target.rows, hash: target.hash } };
+  }
+
   async #verifyAll(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
-    const results = await Promise.all(
-      run.tables.map(async (t) => ({ table: t.name, ...(await this.#rangeSums(run, run.copiers.get(t.sourceOid)!, undefined, false)) })),
-    );
+    const results = await Promise.all(run.tables.map(async (t) => ({ table: t.name, ...(await this.#wholeSums(run, t, false)) })));
     const bad = results.find((r) => !r.same);
     return bad && { table: bad.table, source: bad.source, target: bad.target };
   }
