@@ -9,6 +9,21 @@ export interface TableChecksum {
 }
 
 const keyList = (t: MoveTable, alias: string): string => t.key.map((k) => `${alias}.${ident(k)}`).join(', ');
+/**
+ * `t.key <op> the key in a JSON parameter`, written so that a B-tree range scan can start at the
+ * bound: when the key begins with the tenant column (whose equality the query already states),
+ * the comparison leaves it out — a row comparison that includes it makes PostgreSQL 15 start the
+ * scan at the tenant's first entry and filter up to the bound, so each batch of a copy, and each
+ * key range of a verification, would read the tenant's index from its beginning.
+ */
+function keyBound(t: MoveTable, alias: string, op: '>' | '>=' | '<', param: string, rowType: string): string {
+  const cols = t.key[0] === t.tenantColumn && t.key.length > 1 ? t.key.slice(1) : t.key;
+  const left = cols.map((k) => `${alias}.${ident(k)}`).join(', ');
+  const right = cols.map((k) => `b.${ident(k)}`).join(', ');
+  const bound = `(select ${right} from jsonb_populate_record(null::${rowType}, ${param}::jsonb) b)`;
+  return cols.length === 1 ? `${left} ${op} ${bound}` : `(${left}) ${op} ${bound}`;
+}
+
 const keyMatch = (t: MoveTable, a: string, b: string): string => t.key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' and ');
 
 /**
@@ -26,7 +41,7 @@ export class RowCopier {
   /** The tenant's rows at the source after `after` (a primary key as JSON), in key order. */
   async readBatch(source: Queryable, after: Record<string, unknown> | null, limit: number): Promise<{ count: number; rows: string; last: Record<string, unknown> | null }> {
     const t = this.table;
-    const cursor = after ? `and (${keyList(t, 't')}) > (select ${keyList(t, 'c')} from jsonb_populate_record(null::${t.source}, $2::jsonb) c)` : 'and $2::jsonb is null';
+    const cursor = after ? `and ${keyBound(t, 't', '>', '$2', t.source)}` : 'and $2::jsonb is null';
     const { rows } = await source.query<{ count: number; rows: string; last: Record<string, unknown> | null }>(
       `with b as materialized (
          select t.* from ${t.source} t where t.${ident(t.tenantColumn)} = $1 ${cursor} order by ${keyList(t, 't')} limit $3)
@@ -128,7 +143,7 @@ export class RowCopier {
       const params: string[] = [];
       const bound = (cut: string, op: '>=' | '<') => {
         params.push(cut);
-        return ` and (${keyList(t, 't')}) ${op} (select ${keyList(t, 'c')} from jsonb_populate_record(null::${name}, $${params.length + 1}::jsonb) c)`;
+        return ` and ${keyBound(t, 't', op, `$${params.length + 1}`, name)}`;
       };
       const parts = ranges.map((index) => {
         let where = '';
@@ -207,7 +222,7 @@ export class RowCopier {
   /** The tenant's greatest key at the source above `after` (JSON text; any key when null), as JSON text, or null. */
   async lastKeyAfter(source: Queryable, after: string | null): Promise<string | null> {
     const t = this.table;
-    const above = after ? `and (${keyList(t, 't')}) > (select ${keyList(t, 'c')} from jsonb_populate_record(null::${t.source}, $2::jsonb) c)` : 'and $2::jsonb is null';
+    const above = after ? `and ${keyBound(t, 't', '>', '$2', t.source)}` : 'and $2::jsonb is null';
     const { rows } = await source.query<{ k: string }>(
       `select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', t.${ident(k)}`).join(', ')})::text as k
          from ${t.source} t where t.${ident(t.tenantColumn)} = $1 ${above}
