@@ -236,8 +236,10 @@ export class RowCopier {
   async bumpSequences(target: Queryable): Promise<void> {
     for (const s of this.table.sequences) {
       await target.query(
-        `select setval($1::regclass, greatest((select max(${ident(s.column)}) from ${this.table.target})::bigint, (select last_value from ${s.sequence})), true)`,
-        [s.sequence],
+        // the moved rows' greatest value (an index scan when the key is (tenant, column)); other
+        // tenants' rows there came from this sequence, or were moved in and bumped it then
+        `select setval($1::regclass, greatest((select max(t.${ident(s.column)}) from ${this.table.target} t where t.${ident(this.table.tenantColumn)} = $2)::bigint, (select last_value from ${s.sequence})), true)`,
+        [s.sequence, this.tenantId],
       );
     }
   }
