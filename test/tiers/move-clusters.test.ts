@@ -9,6 +9,7 @@ import { Placements, type PlacementTarget } from '../../src/tiers/placements.js'
 import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
+import { moveWriter } from './support/move-writer.js';
 
 const DDL = `
   create table notes (
@@ -68,36 +69,10 @@ async function bodiesAt(where: PlacementTarget, tenantId: string): Promise<strin
 }
 
 function writer(tenantId: string, prefix: string) {
-  const acked: string[] = [];
-  const failed: unknown[] = [];
-  let stopped = false;
-  const loop = (async () => {
-    for (let i = 0; !stopped; i++) {
-      try {
-        await runAs(tenantId, () => pool.query('insert into notes (body) values ($1)', [`${prefix}-${i}`]));
-        acked.push(`${prefix}-${i}`);
-      } catch (error) {
-        failed.push(error);
-        if (!isRetryableRouteError(error)) return;
-      }
-    }
-  })().finally(() => {
-    stopped = true;
-  });
-  const stop = async () => {
-    stopped = true;
-    await loop;
-  };
-  stops.push(stop);
-  return {
-    acked,
-    failed,
-    async more(n: number) {
-      const goal = acked.length + n;
-      while (acked.length < goal && !stopped) await new Promise((r) => setTimeout(r, 5));
-    },
-    stop,
-  };
+  return moveWriter(async (i) => {
+    await runAs(tenantId, () => pool.query('insert into notes (body) values ($1)', [`${prefix}-${i}`]));
+    return `${prefix}-${i}`;
+  }, (stop) => stops.push(stop));
 }
 
 describe('online moves across servers', () => {

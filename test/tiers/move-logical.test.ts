@@ -19,6 +19,7 @@ import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
 import { ROLE_PASSWORD } from '../support/test-database.js';
+import { moveWriter } from './support/move-writer.js';
 
 const exec = promisify(execFile);
 
@@ -160,48 +161,24 @@ async function replicationObjects(): Promise<string[]> {
 // seed notes, as the tenant through the routed pool; records what was acknowledged.
 function writer(tenantId: string, prefix: string, hop: number) {
   const base = hop * 1_000_000;
-  const acked: string[] = [];
   const deleted: string[] = [];
-  const failed: unknown[] = [];
-  let stopped = false;
   let project = 1;
-  const loop = (async () => {
-    for (let i = 0; !stopped; i++) {
-      try {
-        if (i % 10 === 0) {
-          await runAs(tenantId, () => pool.query('insert into projects (id, name) values ($1, $2)', [base + i, `${prefix}-p${i}`]));
-          project = base + i;
-        } else if (i % 7 === 0) {
-          const body = `seed-${hop + i}`;
-          const r = await runAs(tenantId, () => pool.query('delete from notes where body = $1', [body]));
-          if (r.rowCount) deleted.push(body);
-        } else {
-          await runAs(tenantId, () => pool.query('insert into notes (project_id, body) values ($1, $2)', [project, `${prefix}-${i}`]));
-          acked.push(`${prefix}-${i}`);
-        }
-      } catch (error) {
-        failed.push(error);
-        if (!isRetryableRouteError(error)) return;
-      }
+  const w = moveWriter(async (i) => {
+    if (i % 10 === 0) {
+      await runAs(tenantId, () => pool.query('insert into projects (id, name) values ($1, $2)', [base + i, `${prefix}-p${i}`]));
+      project = base + i;
+      return undefined;
     }
-  })().finally(() => {
-    stopped = true;
-  });
-  const stop = async () => {
-    stopped = true;
-    await loop;
-  };
-  stops.push(stop);
-  return {
-    acked,
-    deleted,
-    failed,
-    async more(n: number) {
-      const goal = acked.length + n;
-      while (acked.length < goal && !stopped) await new Promise((r) => setTimeout(r, 5));
-    },
-    stop,
-  };
+    if (i % 7 === 0) {
+      const body = `seed-${hop + i}`;
+      const r = await runAs(tenantId, () => pool.query('delete from notes where body = $1', [body]));
+      if (r.rowCount) deleted.push(body);
+      return undefined;
+    }
+    await runAs(tenantId, () => pool.query('insert into notes (project_id, body) values ($1, $2)', [project, `${prefix}-${i}`]));
+    return `${prefix}-${i}`;
+  }, (stop) => stops.push(stop));
+  return { ...w, deleted };
 }
 
 describe('online moves with logical replication capture', () => {

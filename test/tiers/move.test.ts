@@ -13,6 +13,7 @@ import { createTenantDatabase, createTenantSchema, withDatabase } from '../../sr
 import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { moveWriter } from './support/move-writer.js';
 
 // Moves on one server: the shared tables, schemas, and separate databases for the database tier.
 // (test/support/clusters.ts runs several servers; cross-server moves are the same code with a
@@ -93,42 +94,12 @@ async function seed(where: PlacementTarget, tenantId: string, n: number): Promis
   return bodies;
 }
 
-/** The app writing continuously as one tenant: every acknowledged write is counted. */
+/** The app writing continuously as one tenant (a note and its tag per write): every acknowledged write is counted. */
 function writer(tenantId: string, prefix: string) {
-  const acked: string[] = [];
-  const failed: unknown[] = [];
-  let stopped = false;
-  const loop = (async () => {
-    for (let i = 0; !stopped; i++) {
-      const body = `${prefix}-${i}`;
-      try {
-        await runAs(tenantId, () => pool.query(WRITE, [body]));
-        acked.push(body);
-      } catch (error) {
-        failed.push(error);
-        if (!isRetryableRouteError(error)) return; // a defect: stop and let the test report it
-      }
-    }
-  })().finally(() => {
-    stopped = true;
-  });
-  writers.push(() => {
-    stopped = true;
-    return loop;
-  });
-  return {
-    acked,
-    failed,
-    /** Resolves once `n` more writes were acknowledged. */
-    async more(n: number) {
-      const goal = acked.length + n;
-      while (acked.length < goal && !stopped) await new Promise((r) => setTimeout(r, 5));
-    },
-    async stop() {
-      stopped = true;
-      await loop;
-    },
-  };
+  return moveWriter(async (i) => {
+    await runAs(tenantId, () => pool.query(WRITE, [`${prefix}-${i}`]));
+    return `${prefix}-${i}`;
+  }, (stop) => writers.push(stop));
 }
 
 /** Another tenant reading all the while: it must never see the moving tenant's rows. */
