@@ -355,65 +355,58 @@ describe('crashes and verification', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  /**
+   * A move to its own schema whose target `tamper` breaks at step `at`: the switch must be refused
+   * (MOVE_VERIFICATION_FAILED), the tenant served at its source, and a rollback empty the target.
+   */
+  async function refusedMove(slug: string, rows: number, at: MoveStep, tamper: (c: { tenantId: string; moveId: string; schema: string }) => Promise<void>, options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {}): Promise<unknown> {
+    const tenantId = await tenant(slug);
+    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+    await seed(home, tenantId, rows);
+    const schema = `t_${slug.replaceAll('-', '_')}`;
+    await createTenantSchema(db.owner, schema, DDL);
+    const target: PlacementTarget = { tier: 'schema', cluster: 'home', schema };
+    let moveId = '';
+    const steps: MoveStep[] = [];
+    const m = mover(async (step) => {
+      steps.push(step);
+      if (step === at) await tamper({ tenantId, moveId, schema });
+    }, options);
+    moveId = (await m.start(tenantId, target)).id;
+    const failure = await m.run(moveId).then(() => undefined, (e: unknown) => e);
+    expect(steps).toContain(at);
+    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED' });
+    expect((await placements.get(tenantId)).tier).toBe('shared');
+    await runAs(tenantId, () => pool.query(WRITE, ['still-served']));
+    expect(await bodiesAt(home, tenantId)).toContain('still-served');
+    expect(await bodiesAt(home, tenantId)).not.toContain('tampered');
+    expect((await mover().rollback(moveId)).step).toBe('rolled_back');
+    expect(await bodiesAt(target, tenantId)).toEqual([]);
+    return failure;
+  }
+
   it('a row tampered with at the target before verification: the move refuses to switch, the source keeps serving', async () => {
-    const v = await tenant('mover-v');
-    await seed({ tier: 'shared', cluster: 'home' }, v, 300);
-    await createTenantSchema(db.owner, 't_v', DDL);
-    const target = { tier: 'schema' as const, cluster: 'home', schema: 't_v' };
-    const tamper = mover(async (step) => {
-      if (step === 'copied') await db.admin.query(`update t_v.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from t_v.notes where tenant_id = $1)`, [v]);
-    });
-    const started = await tamper.start(v, target);
-    await expect(tamper.run(started.id)).rejects.toMatchObject({ code: 'MOVE_VERIFICATION_FAILED' });
-    expect((await placements.get(v)).tier).toBe('shared');
-    await runAs(v, () => pool.query(WRITE, ['still-served']));
-    expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).toContain('still-served');
-    expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).not.toContain('tampered');
-    expect((await mover().rollback(started.id)).step).toBe('rolled_back');
-    expect(await bodiesAt(target, v)).toEqual([]);
+    await refusedMove('mover-v', 300, 'copied', ({ tenantId, schema }) =>
+      db.admin.query(`update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`, [tenantId]).then(() => undefined));
   });
+
   // In the freeze, after the final delta, verify: 'ranges' checks again the key ranges a change
   // applied since the pre-freeze checksums falls in. A change is simulated at the source (a row in
   // the capture log for key K) and another row of K's range is broken at the target: caught.
   it('verify ranges: a row broken at the target in a range a late change falls in is caught in the freeze; the source keeps serving', async () => {
-    const v = await tenant('mover-vr');
-    await seed({ tier: 'shared', cluster: 'home' }, v, 1000);
-    await createTenantSchema(db.owner, 't_vr', DDL);
-    const target = { tier: 'schema' as const, cluster: 'home', schema: 't_vr' };
-    const ids = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [v])).rows.map((r) => r.id);
-    let started: { id: string } | undefined;
-    const steps: string[] = [];
-    const tamper = mover(async (step) => {
-      steps.push(step);
-      if (step !== 'freezing') return;
+    const failure = await refusedMove('mover-vr', 1000, 'freezing', async ({ tenantId, moveId, schema }) => {
+      const ids = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [tenantId])).rows.map((r) => r.id);
       // K = the 450th row of tags, K' = the 460th: the same range of 100 rows; K' is not in the
       // delta (tags: the table checked last before the freeze, so the change's stamp equals its check's)
-      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'tags'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'note_id', $3::bigint, 'tag', 'w'), 'U')`, [started!.id, v, ids[449]]);
-      await db.admin.query(`update t_vr.tags set tag = 'tampered' where tenant_id = $1 and note_id = $2`, [v, ids[459]]);
+      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'tags'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'note_id', $3::bigint, 'tag', 'w'), 'U')`, [moveId, tenantId, ids[449]]);
+      await db.admin.query(`update ${schema}.tags set tag = 'tampered' where tenant_id = $1 and note_id = $2`, [tenantId, ids[459]]);
     }, { verify: 'ranges', verifyRangeRows: 100 });
-    started = await tamper.start(v, target);
-    const failure = await tamper.run(started.id).then(() => undefined, (e: unknown) => e);
-    expect(steps).toContain('freezing');
-    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED', details: { table: 'tags', source: { range: 4 }, target: { range: 4 } } });
-    expect((await placements.get(v)).tier).toBe('shared');
-    await runAs(v, () => pool.query(WRITE, ['still-served']));
-    expect(await bodiesAt({ tier: 'shared', cluster: 'home' }, v)).toContain('still-served');
-    expect((await mover().rollback(started.id)).step).toBe('rolled_back');
-    expect(await bodiesAt(target, v)).toEqual([]);
+    expect(failure).toMatchObject({ details: { table: 'tags', source: { range: 4 }, target: { range: 4 } } });
   });
 
   it('verify full: a row broken at the target in the freeze, where no change falls, is caught', async () => {
-    const v = await tenant('mover-vf');
-    await seed({ tier: 'shared', cluster: 'home' }, v, 300);
-    await createTenantSchema(db.owner, 't_vf', DDL);
-    const target = { tier: 'schema' as const, cluster: 'home', schema: 't_vf' };
-    const tamper = mover(async (step) => {
-      if (step === 'freezing') await db.admin.query(`update t_vf.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from t_vf.notes where tenant_id = $1)`, [v]);
-    }, { verify: 'full' });
-    const started = await tamper.start(v, target);
-    await expect(tamper.run(started.id)).rejects.toMatchObject({ code: 'MOVE_VERIFICATION_FAILED' });
-    expect((await placements.get(v)).tier).toBe('shared');
-    expect((await mover().rollback(started.id)).step).toBe('rolled_back');
+    await refusedMove('mover-vf', 300, 'freezing', ({ tenantId, schema }) =>
+      db.admin.query(`update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`, [tenantId]).then(() => undefined), { verify: 'full' });
   });
 
   it('refuses a verify mode or range size that does not exist', () => {
