@@ -616,7 +616,12 @@ export class TenantMover {
         continue;
       }
       const [bad] = await this.#checkRanges(run, t, check, [...again].sort((a, b) => a - b));
-      if (bad) return { table: t.name, source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } };
+      if (bad) {
+        // a range also differs when the target orders keys otherwise (a text key of another
+        // collation): ranges only narrow the check, the whole table decides a failure
+        const whole = await this.#wholeSums(run, t, check.textHash);
+        if (!whole.same) return { table: t.name, source: { range: bad.range, ...bad.source, table: whole.source }, target: { range: bad.range, ...bad.target, table: whole.target } };
+      }
     }
     return undefined;
   }
