@@ -462,9 +462,13 @@ describe('tenantry tenants move (CLI, as a subprocess)', () => {
           return { code: e.code, stdout: e.stdout + e.stderr };
         }
       };
+      const refused = await cli('--to', 'schema', '--schema', 't_cli', '--verify', 'some');
+      expect(refused.code).not.toBe(0);
+      expect(refused.stdout).toMatch(/--verify takes ranges or full/);
       const moved = await cli('--to', 'schema', '--schema', 't_cli', '--ddl', ddl, '--batch-size', '100');
       expect(moved.code).toBe(0);
       expect(moved.stdout).toMatch(/copying\s+notes\s+\d+\/300 rows/);
+      expect(moved.stdout).toMatch(/verifying\s+notes\s+key range 1\/\d+/);
       expect(moved.stdout).toMatch(/: done \(schema on home schema t_cli\)/);
       expect(moved.stdout).toMatch(/write freeze: \d+ ms/);
       expect(new Set(await bodiesAt({ tier: 'schema', cluster: 'home', schema: 't_cli' }, t))).toEqual(new Set(seeded));
