@@ -273,6 +273,43 @@ describe('deletes and updates during the catch-up', () => {
   });
 });
 
+describe('updates all over the tenant while its ranges are checked', () => {
+  it('every acknowledged update and insert is at the target once the move is done (verify ranges of 100 keys, writes never paused)', async () => {
+    const m = await tenant('mover-u');
+    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+    await seed(home, m, 2000);
+    const seeded = (await adminAt(home).query<{ id: string; body: string }>('select id::text as id, body from notes where tenant_id = $1', [m])).rows;
+    const updates = new Map<string, number>();
+    const w = moveWriter(async (i) => {
+      if (i % 3 === 0) {
+        await runAs(m, () => pool.query(WRITE, [`u-${i}`]));
+        return `u-${i}`;
+      }
+      // a seeded row anywhere in the key space: its range changes while the move checks ranges
+      const row = seeded[(i * 7919) % seeded.length]!;
+      await runAs(m, () => pool.query(`update notes set body = body || '.' where id = $1`, [row.id]));
+      updates.set(row.id, (updates.get(row.id) ?? 0) + 1);
+      return undefined;
+    }, (stop) => writers.push(stop));
+    await createTenantSchema(db.owner, 't_u', DDL);
+    const to: PlacementTarget = { tier: 'schema', cluster: 'home', schema: 't_u' };
+    const move = await mover(async (step) => {
+      if (step === 'capturing' || step === 'copied') await w.more(20);
+    }, { verify: 'ranges', verifyRangeRows: 100 }).move(m, to);
+    await w.more(5);
+    await w.stop();
+    expect(move.step).toBe('done');
+    expect(w.failed.filter((e) => !isRetryableRouteError(e))).toEqual([]);
+    expect(updates.size).toBeGreaterThan(10);
+    const there = new Map((await adminAt(to).query<{ id: string; body: string }>('select id::text as id, body from t_u.notes where tenant_id = $1', [m])).rows.map((r) => [r.id, r.body]));
+    for (const row of seeded) expect(there.get(row.id)).toBe(row.body + '.'.repeat(updates.get(row.id) ?? 0));
+    const bodies = [...there.values()];
+    for (const body of w.acked) expect(bodies.filter((b) => b === body)).toHaveLength(1);
+    expect(there.size).toBe(seeded.length + w.acked.length);
+    await mover().cleanup(move.id, { force: true });
+  });
+});
+
 describe('stale routes after a move', () => {
   it('a router that heard nothing sends a write to the old placement: refused there, retried at the new one, not lost', async () => {
     const s = await tenant('mover-s');

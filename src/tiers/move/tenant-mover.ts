@@ -73,6 +73,13 @@ interface RangeCheck {
   textHash: boolean;
 }
 
+/** The ranges to check again, in order: those that differed at their last check, and those a change stamped at or after that check falls in. */
+function rangesDue(check: RangeCheck): number[] {
+  const due = new Set(check.differing);
+  for (const [range, stamp] of check.changedAt) if (stamp >= (check.checkedAt[range] ?? 0)) due.add(range);
+  return [...due].sort((a, b) => a - b);
+}
+
 interface Run {
   move: MoveRecord;
   source: pg.Pool;
@@ -559,6 +566,16 @@ export class TenantMover {
     }
     await this.#catchUp(run);
     await this.#mapChanges(run);
+    // ranges written to during the checks (updates all over the keys, not only new rows at the
+    // tail) are checked again while the tenant still writes, a few rounds, so that the freeze is
+    // left with the ranges of the last moments rather than most of the table
+    for (let round = 0; round < 3; round++) {
+      const due = run.tables.map((t) => ({ t, check: state.tables.get(t.sourceOid)!, ranges: rangesDue(state.tables.get(t.sourceOid)!) }));
+      if (due.every((d) => d.ranges.length <= 2)) break;
+      for (const d of due) if (d.ranges.length > 2) await this.#checkRanges(run, d.t, d.check, d.ranges);
+      await this.#catchUp(run);
+      await this.#mapChanges(run);
+    }
   }
 
   /** Checks these ranges of a table on both sides (one statement each side, in parallel), with a new stamp. */
@@ -608,14 +625,13 @@ export class TenantMover {
     await this.#mapChanges(run);
     for (const t of run.tables) {
       const check = run.ranges!.tables.get(t.sourceOid)!;
-      const again = new Set(check.differing);
-      for (const [range, stamp] of check.changedAt) if (stamp >= (check.checkedAt[range] ?? 0)) again.add(range);
-      if (again.size * 2 > check.cuts.length + 1) {
+      const again = rangesDue(check);
+      if (again.length * 2 > check.cuts.length + 1) {
         const whole = await this.#wholeSums(run, t, check.textHash);
         if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
         continue;
       }
-      const [bad] = await this.#checkRanges(run, t, check, [...again].sort((a, b) => a - b));
+      const [bad] = await this.#checkRanges(run, t, check, again);
       if (bad) {
         // a range also differs when the target orders keys otherwise (a text key of another
         // collation): ranges only narrow the check, the whole table decides a failure
