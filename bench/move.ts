@@ -9,6 +9,7 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:move
  *   npm run bench:move -- --clusters=3 --rows=300000
  *   npm run bench:move -- --verify=ranges
+ *   npm run bench:move -- --writes=mixed     # every other write updates a random seeded row
  *
  * `--verify=both` (default): two tenants of the same size move one after the other, the first
  * verified in full in the freeze (every row of both sides), the second per key range (ranges
@@ -62,6 +63,8 @@ async function main(): Promise<number> {
   const verifyFlag = flag('verify', 'both');
   if (!['both', 'full', 'ranges'].includes(verifyFlag)) throw new Error('--verify is both (the default), full or ranges');
   const modes = (verifyFlag === 'both' ? ['full', 'ranges'] : [verifyFlag]) as Array<'full' | 'ranges'>;
+  const writes = flag('writes', 'inserts');
+  if (writes !== 'inserts' && writes !== 'mixed') throw new Error('--writes is inserts (the default) or mixed (every other write updates a random seeded row)');
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   const pools: pg.Pool[] = [];
@@ -111,16 +114,18 @@ async function main(): Promise<number> {
         target = { tier: 'schema', cluster: 'home', schema: `t_big_${mode}` };
       }
       log(`\nverify ${mode}: shared → ${to}`);
-      hops.push({ mode, hop: await runHop({ placements, catalog: owner, pool: app, tenant: tenants[i]!, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, verify: mode, log }) });
+      const ids = (await owner.query<{ min: string; max: string }>('select min(id) as min, max(id) as max from notes where tenant_id = $1', [tenants[i]])).rows[0]!;
+      const updateIds = writes === 'mixed' ? { min: Number(ids.min), max: Number(ids.max) } : undefined;
+      hops.push({ mode, hop: await runHop({ placements, catalog: owner, pool: app, tenant: tenants[i]!, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, verify: mode, updateIds, log }) });
     }
 
-    log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (batch ${batchSize}), once per verification mode${modes.length > 1 ? '; ratios against verify full' : ''}\n`);
-    log('| verify | rows | freeze ms | total s | slowest write ms | writes acked | found at target | lost | duplicated | failed (retryable) | rows at target | cleanup s | freeze ×full | total ×full |');
-    log('|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (${writes === 'mixed' ? 'every other write an update of a random seeded row' : 'inserts'}; batch ${batchSize}), once per verification mode${modes.length > 1 ? '; ratios against verify full' : ''}\n`);
+    log('| verify | rows | freeze ms | total s | slowest write ms | inserts acked | found at target | lost | duplicated | updates acked | failed (retryable) | rows at target | cleanup s | freeze ×full | total ×full |');
+    log('|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const full = hops.find((h) => h.mode === 'full')?.hop;
     const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '–');
     for (const { mode, hop } of hops) {
-      log(`| ${mode} | ${rows} | ${hop.freezeMs} | ${(hop.totalMs / 1000).toFixed(1)} | ${hop.slowestMs} | ${hop.acked} | ${hop.found} | ${hop.lost} | ${hop.duplicated} | ${hop.failed} | ${hop.rowsAtTarget} (expected ${hop.expectedAtTarget}) | ${(hop.cleanupMs / 1000).toFixed(1)} | ${ratio(hop.freezeMs, full?.freezeMs)} | ${ratio(hop.totalMs, full?.totalMs)} |`);
+      log(`| ${mode} | ${rows} | ${hop.freezeMs} | ${(hop.totalMs / 1000).toFixed(1)} | ${hop.slowestMs} | ${hop.acked} | ${hop.found} | ${hop.lost} | ${hop.duplicated} | ${hop.updated} | ${hop.failed} | ${hop.rowsAtTarget} (expected ${hop.expectedAtTarget}) | ${(hop.cleanupMs / 1000).toFixed(1)} | ${ratio(hop.freezeMs, full?.freezeMs)} | ${ratio(hop.totalMs, full?.totalMs)} |`);
     }
     log('');
     let ok = true;

@@ -21,6 +21,8 @@ export interface HopResult {
   duplicated: number;
   /** Writes that failed (retryable route errors past `freezeWaitMs`). */
   failed: number;
+  /** Acknowledged updates of seeded rows (with `updateIds`; not looked up one by one). */
+  updated: number;
   /** The tenant's rows at the target, and what they should be (rowsBefore + acked). */
   rowsAtTarget: number;
   expectedAtTarget: number;
@@ -48,6 +50,11 @@ export interface HopOptions {
   rowsBefore: number;
   writers: number;
   batchSize: number;
+  /**
+   * When set, every other write of each writer updates a random seeded row of the tenant (ids in
+   * this range, appending to its body) instead of inserting: changes all over the key space.
+   */
+  updateIds?: { min: number; max: number };
   /** How the mover verifies in the freeze (TenantMoverOptions.verify; default its own, 'ranges'). */
   verify?: 'ranges' | 'full';
   /** After this long without a switch the writers stop (the move did not converge under load); after twice this the hop is abandoned. */
@@ -66,6 +73,7 @@ export const notesSchema = (where: PlacementTarget) => (where.tier === 'schema' 
 export async function runHop(o: HopOptions): Promise<HopResult> {
   const acked: string[] = [];
   let failed = 0;
+  let updated = 0;
   let slowest = 0;
   let stopped = false;
   const tag = Math.random().toString(36).slice(2, 6); // bodies stay distinct across hops
@@ -75,8 +83,14 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
         const body = `w-${tag}-${w}-${i}`;
         const start = performance.now();
         try {
-          await runAs(o.tenant, () => o.pool.query('insert into notes (body) values ($1)', [body]));
-          acked.push(body);
+          if (o.updateIds && i % 2 === 1) {
+            const id = o.updateIds.min + Math.floor(Math.random() * (o.updateIds.max - o.updateIds.min + 1));
+            await runAs(o.tenant, () => o.pool.query(`update notes set body = body || '.' where id = $1`, [id]));
+            updated++;
+          } else {
+            await runAs(o.tenant, () => o.pool.query('insert into notes (body) values ($1)', [body]));
+            acked.push(body);
+          }
           slowest = Math.max(slowest, Math.round(performance.now() - start));
         } catch {
           failed++;
@@ -130,7 +144,7 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
   const nan = Number.NaN;
   if (!move) {
     o.log(`  ${(totalMs / 1000).toFixed(1)} s  abandoned: not done after ${(2 * o.timeoutMs) / 1000} s (step ${lastStep ?? '?'}, backlog ${lastBacklog ?? '?'})`);
-    return { from: o.from, to: o.to, rowsBefore: o.rowsBefore, freezeMs: nan, totalMs, slowestMs: slowest, acked: acked.length, found: nan, lost: nan, duplicated: nan, failed, rowsAtTarget: nan, expectedAtTarget: o.rowsBefore + acked.length, cleanupMs: nan, leftAtSource: nan, finished: false, writersStoppedMs, lastStep: stalledAt?.step ?? lastStep, lastBacklog: stalledAt?.backlog ?? lastBacklog };
+    return { from: o.from, to: o.to, rowsBefore: o.rowsBefore, freezeMs: nan, totalMs, slowestMs: slowest, acked: acked.length, found: nan, lost: nan, duplicated: nan, failed, updated, rowsAtTarget: nan, expectedAtTarget: o.rowsBefore + acked.length, cleanupMs: nan, leftAtSource: nan, finished: false, writersStoppedMs, lastStep: stalledAt?.step ?? lastStep, lastBacklog: stalledAt?.backlog ?? lastBacklog };
   }
 
   const schema = notesSchema(o.to);
@@ -154,6 +168,7 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
     lost: acked.length - Number(found.d),
     duplicated: Number(found.n) - Number(found.d),
     failed,
+    updated,
     rowsAtTarget: Number(found.total),
     expectedAtTarget: o.rowsBefore + acked.length,
     cleanupMs,
