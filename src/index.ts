@@ -17,7 +17,7 @@ export { SqlState, sqlStateOf } from './errors/sqlstate.js';
 export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
-export { installSql, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions, type ContextMode } from './policy/install-sql.js';
+export { installSql, installDigest, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions, type ContextMode } from './policy/install-sql.js';
 export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
@@ -53,6 +53,7 @@ export { MigrationError, type MigrationErrorCode } from './tiers/migrate/migrati
 export { migrateSql } from './tiers/migrate/migrate-sql.js';
 export type { TargetFailure, AppliedMigration } from './tiers/migrate/database-state.js';
 export { doctorEverywhere, type PlacementsAudit, type DatabaseAudit } from './tiers/migrate/doctor-everywhere.js';
+export { installEverywhere, type InstallEverywhereOptions, type InstallEverywhereReport, type DatabaseInstall } from './tiers/install-everywhere.js';
 export { TenantMover, type TenantMoverOptions } from './tiers/move/tenant-mover.js';
 export type { CaptureMode, MoveCapture, ReplicationOptions } from './tiers/move/logical-capture.js';
 export { MoveError, type MoveErrorCode } from './tiers/move/move-error.js';

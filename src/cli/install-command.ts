@@ -1,7 +1,9 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { installSql, type InstallOptions } from '../policy/install-sql.js';
 import { install } from '../policy/installer.js';
+import { installEverywhere, type InstallEverywhereReport } from '../tiers/install-everywhere.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { withClusters } from './migrate-command.js';
 
 interface InstallFlags {
   dryRun?: boolean;
@@ -11,6 +13,30 @@ interface InstallFlags {
   schema?: string[];
   unsigned?: boolean;
   eventTrigger: boolean;
+  everywhere?: boolean;
+  clusters?: string;
+  concurrency: number;
+  json?: boolean;
+}
+
+/** Options `--everywhere` takes from the home database instead (`tenantry.meta`). */
+const RECORDED_OPTIONS = { appRole: '--app-role', ownerRole: '--owner-role', supportRole: '--support-role', schema: '--schema', unsigned: '--unsigned' } as const;
+
+const positive = (raw: string): number => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new CommanderArgumentError('a whole number from 1 to 64');
+  return n;
+};
+
+/** One line per database, then a summary. */
+function formatInstallReport(report: InstallEverywhereReport): string {
+  const lines = report.databases.map((d) => `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? '' : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`);
+  const failed = report.databases.filter((d) => !d.ok).length;
+  lines.push(
+    `tenantry install --everywhere: ${report.databases.length} database${report.databases.length === 1 ? '' : 's'}, ${report.databases.length - failed} installed, ${failed} failed ` +
+      `(${report.roles.contextMode} context, app role ${report.roles.appRole}, owner role ${report.roles.ownerRole}; install digest ${report.installDigest.slice(0, 12)}).`,
+  );
+  return lines.join('\n');
 }
 
 /** `tenantry install`: roles, catalog, registry, deny-by-default, private schema. Idempotent. */
@@ -24,7 +50,38 @@ export function installCommand(globals: () => ConnectionOptions): Command {
     .option('--schema <names...>', 'schemas holding application tables', ['public'])
     .option('--unsigned', 'unsigned tenant context: faster, but injected SQL can choose its tenant (see docs/security.md)')
     .option('--no-event-trigger', 'skip the event trigger that locks new tables (it needs a superuser)')
-    .action(async (flags: InstallFlags) => {
+    .option('--everywhere', 'install (again) in every database the catalog knows: this one (home), each cluster\'s shared database, each tenant database; with the roles and context mode recorded here')
+    .option('--clusters <json>', 'with --everywhere: other clusters\' superuser URLs, JSON { "name": "postgres://…" } or { "name": { "adminUrl": "…" } } (default: TENANTRY_CLUSTERS)')
+    .option('--concurrency <n>', 'with --everywhere: databases installed at once', positive, 4)
+    .option('--json', 'with --everywhere: print the report as JSON')
+    .action(async (flags: InstallFlags, cmd: Command) => {
+      if (flags.everywhere) {
+        const given = Object.entries(RECORDED_OPTIONS).filter(([key]) => cmd.getOptionValueSource(key) === 'cli').map(([, flag]) => flag);
+        if (given.length > 0) cmd.error(`--everywhere takes the roles and context mode recorded in the home database, and each database's own data schemas: leave out ${given.join(', ')}`);
+        if (flags.dryRun) cmd.error('--dry-run prints the SQL of one install: leave out --everywhere');
+        const report = await withClusters(
+          globals(),
+          flags,
+          async (catalog, clusters, db) => {
+            const { rows } = await catalog.query<{ value: string }>(`select value from tenantry.meta where key = 'support_role'`);
+            const supportRole = rows[0]?.value || undefined;
+            return installEverywhere({
+              catalog,
+              clusters,
+              appPassword: db.appPassword,
+              ownerPassword: db.ownerPassword,
+              supportPassword: supportRole !== undefined && supportRole === db.supportRole ? db.supportPassword : undefined,
+              contextSecret: db.contextSecret,
+              eventTrigger: flags.eventTrigger,
+              concurrency: flags.concurrency,
+            });
+          },
+          'admin',
+        );
+        console.log(flags.json ? JSON.stringify(report, null, 2) : formatInstallReport(report));
+        if (!report.ok) process.exitCode = 1;
+        return;
+      }
       const options: InstallOptions = {
         appRole: flags.appRole,
         ownerRole: flags.ownerRole,

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import pg from 'pg';
 import { migrateEverywhere, type MigrationProgress, type TargetResult } from '../tiers/migrate/migrate-everywhere.js';
 import { migrationStatus } from '../tiers/migrate/migration-status.js';
+import type { LocalDatabase } from '../embedded/local-database.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 
 interface MigrateFlags {
@@ -19,13 +20,20 @@ const positive = (raw: string): number => {
 };
 
 /**
+ * Which role a command needs on every cluster: `owner` (migrate, doctor: the owner role is enough)
+ * or `admin` (install: a superuser, who creates roles and the event trigger).
+ */
+export type ClusterRole = 'owner' | 'admin';
+
+/**
  * The cluster URLs: the home cluster is the command's own database (as the owner role when
  * TENANTRY_OWNER_DATABASE_URL is set or the database is the embedded one, else the superuser URL:
- * the migrator runs every transaction as the owner role anyway); other clusters come from
- * `--clusters` or TENANTRY_CLUSTERS, JSON `{ "eu": "postgres://…" }` or `{ "eu": { "ownerUrl": "…" } }`.
+ * the migrator runs every transaction as the owner role anyway; always the superuser URL for
+ * `admin`); other clusters come from `--clusters` or TENANTRY_CLUSTERS, JSON
+ * `{ "eu": "postgres://…" }` or `{ "eu": { "ownerUrl": "…", "adminUrl": "…" } }` (`admin` takes adminUrl).
  */
-function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, db: { adminUrl: string; ownerUrl: string }): Record<string, string> {
-  const home = process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
+function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, db: { adminUrl: string; ownerUrl: string }, as: ClusterRole): Record<string, string> {
+  const home = as === 'admin' ? db.adminUrl : (process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl));
   const raw = flags.clusters ?? process.env.TENANTRY_CLUSTERS;
   const urls: Record<string, string> = { home };
   if (!raw) return urls;
@@ -37,20 +45,30 @@ function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clus
   }
   for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
     const v = value as { ownerUrl?: unknown; adminUrl?: unknown } | string;
-    const url = typeof v === 'string' ? v : (v?.ownerUrl ?? v?.adminUrl);
-    if (typeof url !== 'string') throw new CommanderArgumentError(`cluster ${name}: give a URL, or { "ownerUrl": "…" }`);
+    const url = typeof v === 'string' ? v : as === 'admin' ? v?.adminUrl : (v?.ownerUrl ?? v?.adminUrl);
+    if (typeof url !== 'string') {
+      throw new CommanderArgumentError(as === 'admin' ? `cluster ${name}: give a superuser URL, or { "adminUrl": "…" }` : `cluster ${name}: give a URL, or { "ownerUrl": "…" }`);
+    }
     urls[name] = url;
   }
   return urls;
 }
 
-/** Runs `fn` with the catalog (home, owner) and every cluster's URL: for `migrate` and `doctor --placements`. */
-export async function withClusters<T>(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, fn: (catalog: pg.Pool, clusters: Record<string, string>) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the catalog (home, owner; superuser for `admin`) and every cluster's URL: for
+ * `migrate`, `doctor --placements` and (`admin`) `install --everywhere`.
+ */
+export async function withClusters<T>(
+  globals: ConnectionOptions,
+  flags: Pick<MigrateFlags, 'clusters'>,
+  fn: (catalog: pg.Pool, clusters: Record<string, string>, db: LocalDatabase) => Promise<T>,
+  as: ClusterRole = 'owner',
+): Promise<T> {
   return withDatabase(globals, async (db) => {
-    const clusters = clusterUrls(globals, flags, db);
+    const clusters = clusterUrls(globals, flags, db, as);
     const catalog = new pg.Pool({ connectionString: clusters.home, max: 2 });
     try {
-      return await fn(catalog, clusters);
+      return await fn(catalog, clusters, db);
     } finally {
       await catalog.end();
     }

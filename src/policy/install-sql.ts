@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { homeTenantFunctionSql, NO_CONTEXT_KEY, SIGNED_FORMAT_CHECK, SIGNED_PROOF_CHECK } from './home-tenant-sql.js';
 import { identitySql } from '../identity/identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
@@ -45,7 +46,11 @@ export interface ResolvedInstallOptions {
   eventTrigger: boolean;
 }
 
-/** Version of the objects `installSql` creates; stored in `tenantry.meta`. */
+/**
+ * Version of the objects `installSql` creates; stored in `tenantry.meta` (key `version`). Kept for
+ * readers of that row: an install's SQL is told apart by {@link installDigest}, which changes with
+ * every change of the SQL without anyone bumping a number.
+ */
 export const INSTALL_VERSION = '2';
 
 /** The GUC that carries the tenant context, transaction-locally. */
@@ -256,7 +261,35 @@ function quoteDollar(text: string): string {
  * (it takes an advisory lock). Passwords appear only when given; the context secret never does.
  */
 export function installSql(input: InstallOptions = {}): string {
-  const o = resolveInstallOptions(input);
+  return renderInstallSql(resolveInstallOptions(input), installDigest());
+}
+
+/**
+ * The canonical options the install digest is taken with: the defaults (roles `tenantry_app` and
+ * `tenantry_owner`, no support role, no passwords, data schema `public`, signed mode, the event
+ * trigger), so the digest names the library's install SQL, not a deployment's options or secrets.
+ */
+const DIGEST_OPTIONS: InstallOptions = Object.freeze({});
+
+let digest: string | undefined;
+
+/**
+ * SHA-256 (hex) of this library version's install SQL, rendered with fixed canonical options.
+ * `tenantry install` stores it in `tenantry.meta` (key `install_digest`); `tenantry doctor` reports
+ * `INSTALL_OUTDATED` where the stored one differs (a database installed by another Tenantry
+ * version, that `tenantry install --everywhere` brings up to date).
+ *
+ * @example
+ * const { rows } = await admin.query(`select value from tenantry.meta where key = 'install_digest'`);
+ * const stale = rows[0]?.value !== installDigest();
+ */
+export function installDigest(): string {
+  digest ??= createHash('sha256').update(renderInstallSql(resolveInstallOptions(DIGEST_OPTIONS), undefined)).digest('hex');
+  return digest;
+}
+
+/** The install SQL for resolved options; `installDigestValue` undefined leaves the digest's meta row out (the digest's own input). */
+function renderInstallSql(o: ResolvedInstallOptions, installDigestValue: string | undefined): string {
   const app = quoteIdent(o.appRole);
   const owner = quoteIdent(o.ownerRole);
   const lines: string[] = [];
@@ -326,7 +359,8 @@ INSERT INTO tenantry.meta (key, value) VALUES
   ('owner_role', ${quoteLiteral(o.ownerRole)}),
   ('support_role', ${quoteLiteral(o.supportRole ?? '')}),
   ('context_mode', ${quoteLiteral(o.contextMode)}),
-  ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})
+  ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})${installDigestValue === undefined ? '' : `,
+  ('install_digest', ${quoteLiteral(installDigestValue)})`}
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;`);
 
   add(`

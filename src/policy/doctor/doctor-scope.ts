@@ -29,6 +29,8 @@ export interface DoctorScope {
   /** The owner role quoted for SQL, or a placeholder when unknown. */
   ownerSql: string;
   contextMode: string | undefined;
+  /** `tenantry.meta` `install_digest`: the digest of the install SQL that last ran here (none before digests were recorded). */
+  installDigest: string | undefined;
   dataSchemas: string[];
   /**
    * The data schemas recorded by install (`tenantry.meta` `data_schemas`, default `public`),
@@ -116,6 +118,7 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
       supportRole: supportExists ? wantedSupport : undefined,
       ownerSql: ownerSql ?? '<owner role>',
       contextMode: meta.get('context_mode'),
+      installDigest: meta.get('install_digest'),
       dataSchemas: schemas,
       installedDataSchemas,
       registry,

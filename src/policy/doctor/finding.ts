@@ -61,6 +61,7 @@ export type FindingCode =
   | 'EVENT_TRIGGER_MISSING'
   | 'EVENT_TRIGGER_DISABLED'
   | 'CONTEXT_KEY_MISSING'
+  | 'INSTALL_OUTDATED'
   // the support role (audited staff reads)
   | 'SUPPORT_ROLE_UNSAFE'
   | 'SUPPORT_ROLE_CAN_WRITE'
