@@ -75,6 +75,10 @@ describe('tenantry CLI', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('TENANT_NOT_FOUND');
     expect((await tenantry('tenants', 'frobnicate')).code).toBe(2);
+    // a usage error found by a command's action (not by commander's parser) is printed too
+    const badClusters = await tenantry('migrate', 'status', '--clusters', 'not json');
+    expect(badClusters.code).toBe(2);
+    expect(badClusters.stderr).toContain('--clusters / TENANTRY_CLUSTERS must be JSON');
   });
 
   it('doctor passes on a clean install and fails on a planted defect', async () => {

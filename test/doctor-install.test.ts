@@ -35,10 +35,13 @@ describe('install digest', () => {
       // the digest is not taken over what it is stored in (it cannot be), nor over this deployment's SQL
       expect(createHash('sha256').update(sql).digest('hex')).not.toBe(digest);
     }
-    // the digest's input is the default install with the digest row left out
-    const canonical = rendered[0]!.replace(`,\n  ('install_digest', '${digest}')`, '');
-    expect(canonical).not.toContain('install_digest');
-    expect(createHash('sha256').update(canonical).digest('hex')).toBe(digest);
+    // the digest's input: the default install, the unsigned one and one with a support role, each
+    // with the digest row left out (a change to any mode's SQL changes it)
+    const canonical = [installSql(), installSql({ contextMode: 'unsigned' }), installSql({ supportRole: 'tenantry_support' })].map((sql) => sql.replace(`,\n  ('install_digest', '${digest}')`, ''));
+    for (const sql of canonical) expect(sql).not.toContain('install_digest');
+    const hash = createHash('sha256');
+    for (const sql of canonical) hash.update(sql).update('\0');
+    expect(hash.digest('hex')).toBe(digest);
   });
 });
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { installCommand } from './install-command.js';
 import { tenantsCommand } from './tenants-command.js';
@@ -31,6 +31,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
+    // commander prints the usage errors it finds itself; one thrown by a command's action is not printed yet
+    if (error instanceof InvalidArgumentError) console.error(`error: ${error.message}`);
     process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else if (error instanceof TenantryError) {
     console.error(`error ${error.code}: ${error.message}`);

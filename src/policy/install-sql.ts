@@ -265,11 +265,12 @@ export function installSql(input: InstallOptions = {}): string {
 }
 
 /**
- * The canonical options the install digest is taken with: the defaults (roles `tenantry_app` and
- * `tenantry_owner`, no support role, no passwords, data schema `public`, signed mode, the event
- * trigger), so the digest names the library's install SQL, not a deployment's options or secrets.
+ * The canonical renderings the install digest is taken over: the defaults (roles `tenantry_app`
+ * and `tenantry_owner`, no passwords, data schema `public`, the event trigger) in signed mode, in
+ * unsigned mode, and with a support role, so that a change to any mode's SQL changes the digest;
+ * never a deployment's own options or secrets.
  */
-const DIGEST_OPTIONS: InstallOptions = Object.freeze({});
+const DIGEST_OPTIONS: InstallOptions[] = [{}, { contextMode: 'unsigned' }, { supportRole: 'tenantry_support' }];
 
 let digest: string | undefined;
 
@@ -284,7 +285,11 @@ let digest: string | undefined;
  * const stale = rows[0]?.value !== installDigest();
  */
 export function installDigest(): string {
-  digest ??= createHash('sha256').update(renderInstallSql(resolveInstallOptions(DIGEST_OPTIONS), undefined)).digest('hex');
+  if (digest === undefined) {
+    const hash = createHash('sha256');
+    for (const options of DIGEST_OPTIONS) hash.update(renderInstallSql(resolveInstallOptions(options), undefined)).update('\0');
+    digest = hash.digest('hex');
+  }
   return digest;
 }
 
