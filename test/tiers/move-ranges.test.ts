@@ -158,3 +158,34 @@ describe('a move verified by key ranges to a target that orders keys otherwise',
     await mover.cleanup(move.id, { force: true });
   });
 });
+
+describe('the freeze of a move verified by key ranges', () => {
+  it('compares the keys changed at or after their range\'s check: a change applied with the same stamp as that check, written wrongly at the target, is caught', async () => {
+    const V = '00000000-0000-4000-8000-000000000004';
+    await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'ranges-v', 'ranges-v')`, [V]);
+    await db.owner.query(`insert into items (tenant_id, code, n, body) select $1, 'v' || lpad(g::text, 3, '0'), 1, 'v' from generate_series(1, 300) g`, [V]);
+    await createTenantSchema(db.owner, 't_v', `
+      create table items (tenant_id uuid not null default tenantry.current_tenant_id(), code text collate "C" not null, n int not null, body text, primary key (tenant_id, code, n));
+      select tenantry.register_tenant_table('items');
+      create function spoil() returns trigger language plpgsql as $f$ begin new.body := 'spoiled'; return new; end $f$;
+      create trigger spoil before update on items for each row when (new.code = 'v150') execute function spoil();`);
+    placements ??= new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
+    let moveId = '';
+    // one table, no writes: a single check of every range (stamp 1); the final delta's change is
+    // stamped 1 as well, so only a comparison of stamps "at or after" sees it
+    const mover = new TenantMover({
+      placements,
+      catalog: db.owner,
+      verify: 'ranges',
+      verifyRangeRows: 10,
+      onStep: async (step) => {
+        if (step === 'freezing') await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'public.items'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'code', 'v150', 'n', 1), 'U')`, [moveId, V]);
+      },
+    });
+    moveId = (await mover.start(V, { tier: 'schema', cluster: 'home', schema: 't_v' })).id;
+    const failure = await mover.run(moveId).then(() => undefined, (e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED', details: { table: 'items', source: { keys: 1, rows: 1 }, target: { keys: 1, rows: 1 } } });
+    expect((await placements.get(V)).tier).toBe('shared');
+    expect((await mover.rollback(moveId)).step).toBe('rolled_back');
+  });
+});

@@ -427,18 +427,17 @@ describe('crashes and verification', () => {
       db.admin.query(`update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`, [tenantId]).then(() => undefined));
   });
 
-  // In the freeze, after the final delta, verify: 'ranges' checks again the key ranges a change
-  // applied since the pre-freeze checksums falls in. A change is simulated at the source (a row in
-  // the capture log for key K) and another row of K's range is broken at the target: caught.
-  it('verify ranges: a row broken at the target in a range a late change falls in is caught in the freeze; the source keeps serving', async () => {
+  // In the freeze, verify: 'ranges' compares row by row the keys changed since their range's last
+  // check. A change is simulated at the source (a row in the capture log for key K) and the target
+  // writes it wrongly (a trigger there): the final delta applies it, the comparison catches it.
+  it('verify ranges: a change the final delta writes wrongly at the target is caught in the freeze; the source keeps serving', async () => {
     const failure = await refusedMove('mover-vr', 1000, 'freezing', async ({ tenantId, moveId, schema }) => {
       const ids = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [tenantId])).rows.map((r) => r.id);
-      // K = the 450th row of tags, K' = the 460th: the same range of 100 rows; K' is not in the
-      // delta (tags: the table checked last before the freeze, so the change's stamp equals its check's)
-      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'tags'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'note_id', $3::bigint, 'tag', 'w'), 'U')`, [moveId, tenantId, ids[449]]);
-      await db.admin.query(`update ${schema}.tags set tag = 'tampered' where tenant_id = $1 and note_id = $2`, [tenantId, ids[459]]);
+      await db.admin.query(`create function ${schema}.spoil() returns trigger language plpgsql as $f$ begin new.body := 'tampered'; return new; end $f$`);
+      await db.admin.query(`create trigger spoil before update on ${schema}.notes for each row when (new.id = ${Number(ids[449])}) execute function ${schema}.spoil()`);
+      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'notes'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'id', $3::bigint), 'U')`, [moveId, tenantId, ids[449]]);
     }, { verify: 'ranges', verifyRangeRows: 100 });
-    expect(failure).toMatchObject({ details: { table: 'tags', source: { range: 4 }, target: { range: 4 } } });
+    expect(failure).toMatchObject({ details: { table: 'notes', source: { keys: 1 }, target: { keys: 1 } } });
   });
 
   it('verify full: a row broken at the target in the freeze, where no change falls, is caught', async () => {

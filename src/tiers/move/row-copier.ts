@@ -156,6 +156,19 @@ export class RowCopier {
     return { sums: ranges.map((r) => sums.find((x) => x.index === r)!), textHash: text };
   }
 
+  /** Count and checksum (as {@link checksum}) of the rows with these primary keys (JSON array text). */
+  async checksumKeys(db: pg.Pool, side: 'source' | 'target', keys: string, textHash = false): Promise<TableChecksum & { textHash: boolean }> {
+    const t = this.table;
+    const name = t[side];
+    const { sums, textHash: text } = await this.#hashed(db, textHash, true, (h) => ({
+      sql: `select 0 as i, count(*)::int as n, ${h} as h
+              from ${name} t join (select distinct ${keyList(t, 'p')} from jsonb_populate_recordset(null::${name}, $2::jsonb) p) k on ${keyMatch(t, 't', 'k')}
+             where t.${ident(t.tenantColumn)} = $1`,
+      params: [keys],
+    }));
+    return { rows: sums[0]!.rows, hash: sums[0]!.hash, textHash: text };
+  }
+
   async #hashed(db: pg.Pool, textHash: boolean, serial: boolean, build: (hash: string) => { sql: string; params: string[] }): Promise<{ sums: Array<TableChecksum & { index: number }>; textHash: boolean }> {
     let text = textHash;
     const cols = [...this.table.columns].sort().map((c) => `t.${ident(c)}`).join(', ');

@@ -66,8 +66,8 @@ interface RangeCheck {
   checkedAt: number[];
   /** Ranges that differed at their last check (changes in flight, or a real difference). */
   differing: Set<number>;
-  /** Per range: the latest stamp of a change applied in it (mapped so far). */
-  changedAt: Map<number, number>;
+  /** Per key changed (JSON text), mapped so far: the latest stamp it was applied with, and its range. */
+  changed: Map<string, { stamp: number; range: number }>;
   /** Keys applied and not yet mapped to a range, with their stamps. */
   pending: Array<{ key: string; stamp: number }>;
   textHash: boolean;
@@ -76,7 +76,7 @@ interface RangeCheck {
 /** The ranges to check again, in order: those that differed at their last check, and those a change stamped at or after that check falls in. */
 function rangesDue(check: RangeCheck): number[] {
   const due = new Set(check.differing);
-  for (const [range, stamp] of check.changedAt) if (stamp >= (check.checkedAt[range] ?? 0)) due.add(range);
+  for (const c of check.changed.values()) if (c.stamp >= (check.checkedAt[c.range] ?? 0)) due.add(c.range);
   return [...due].sort((a, b) => a - b);
 }
 
@@ -542,7 +542,7 @@ export class TenantMover {
     for (const t of run.tables) {
       const copier = run.copiers.get(t.sourceOid)!;
       const cuts = await copier.rangeCuts(run.source, this.#rangeRows);
-      const check: RangeCheck = { cuts, checkedAt: [], differing: new Set(), changedAt: new Map(), pending: [], textHash: false };
+      const check: RangeCheck = { cuts, checkedAt: [], differing: new Set(), changed: new Map(), pending: [], textHash: false };
       state.tables.set(t.sourceOid, check);
       this.#progress({ moveId: run.move.id, step: 'verifying', table: t.name, ranges: { checked: 0, total: cuts.length + 1 } });
       await this.#checkRanges(run, t, check, Array.from({ length: cuts.length + 1 }, (_, i) => i));
@@ -610,36 +610,80 @@ export class TenantMover {
       for (let i = 0; i < pending.length; i += this.#batch) {
         const part = pending.slice(i, i + this.#batch);
         const ranges = await run.copiers.get(t.sourceOid)!.rangesOf(run.source, check.cuts, `[${part.map((p) => p.key).join(',')}]`);
-        for (const [k, range] of ranges.entries()) check.changedAt.set(range, Math.max(check.changedAt.get(range) ?? 0, part[k]!.stamp));
+        for (const [k, range] of ranges.entries()) {
+          const { key, stamp } = part[k]!;
+          check.changed.set(key, { stamp: Math.max(check.changed.get(key)?.stamp ?? 0, stamp), range });
+        }
       }
     }
   }
 
   /**
-   * In the freeze, after the final delta (`verify: 'ranges'`): the ranges that differed at their
-   * last check, and those a change applied at or after that check falls in, are checked again;
-   * every other range matched and has not changed since. A table where most ranges need it is
-   * checked whole (one scan is cheaper).
+   * In the freeze, after the final delta (`verify: 'ranges'`). A range that matched at its last
+   * check had every row equal on both sides then; since, only the keys of changes applied at or
+   * after that check can have changed on either side (every write at the source is captured, the
+   * target is written only by the mover, for those keys). So: the ranges that differed at their
+   * last check are checked again whole, and for the others only those keys, row by row. A table
+   * where most ranges differ, or with more such keys than `verifyRangeRows` × 5, is checked whole;
+   * so is one where anything differs before the move fails (a target whose text key has another
+   * collation orders keys otherwise: ranges only narrow the check, the whole table decides).
    */
   async #verifyRanges(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
     await this.#mapChanges(run);
     for (const t of run.tables) {
       const check = run.ranges!.tables.get(t.sourceOid)!;
-      const again = rangesDue(check);
-      if (again.length * 2 > check.cuts.length + 1) {
+      const confirm = async (found: { source: Record<string, unknown>; target: Record<string, unknown> }) => {
+        const whole = await this.#wholeSums(run, t, check.textHash);
+        return whole.same ? undefined : { table: t.name, source: { ...found.source, table: whole.source }, target: { ...found.target, table: whole.target } };
+      };
+      if (check.differing.size * 2 > check.cuts.length + 1) {
         const whole = await this.#wholeSums(run, t, check.textHash);
         if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
         continue;
       }
-      const [bad] = await this.#checkRanges(run, t, check, again);
+      // the differing ranges whole (their checks' new stamps put their keys out of the list below)
+      const [bad] = await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
       if (bad) {
-        // a range also differs when the target orders keys otherwise (a text key of another
-        // collation): ranges only narrow the check, the whole table decides a failure
+        const failed = await confirm({ source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } });
+        if (failed) return failed;
+        continue;
+      }
+      const keys = [...check.changed].filter(([, c]) => c.stamp >= (check.checkedAt[c.range] ?? 0)).map(([key]) => key);
+      if (keys.length > this.#rangeRows * 5) {
         const whole = await this.#wholeSums(run, t, check.textHash);
-        if (!whole.same) return { table: t.name, source: { range: bad.range, ...bad.source, table: whole.source }, target: { range: bad.range, ...bad.target, table: whole.target } };
+        if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
+        continue;
+      }
+      const sums = await this.#keySums(run, t, keys, check.textHash);
+      if (!sums.same) {
+        const failed = await confirm({ source: { keys: keys.length, ...sums.source }, target: { keys: keys.length, ...sums.target } });
+        if (failed) return failed;
       }
     }
     return undefined;
+  }
+
+  /** Count and checksum of these keys' rows (JSON texts) on both sides, in batches. */
+  async #keySums(run: Run, t: MoveTable, keys: string[], textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
+    const copier = run.copiers.get(t.sourceOid)!;
+    const total = { source: { rows: 0, hash: 0n }, target: { rows: 0, hash: 0n } };
+    let text = textHash;
+    for (let i = 0; i < keys.length; i += this.#batch) {
+      const part = `[${keys.slice(i, i + this.#batch).join(',')}]`;
+      const both = (h: boolean) => Promise.all([copier.checksumKeys(run.source, 'source', part, h), copier.checksumKeys(run.target, 'target', part, h)]);
+      let [source, target] = await both(text);
+      // both sides must hash the same way: when one could not hash by type, both hash the text
+      if (source.textHash !== target.textHash) [source, target] = await both(true);
+      if (source.textHash && !text && i > 0) return this.#keySums(run, t, keys, true); // earlier batches hashed otherwise
+      text = source.textHash;
+      total.source.rows += source.rows;
+      total.source.hash += BigInt(source.hash);
+      total.target.rows += target.rows;
+      total.target.hash += BigInt(target.hash);
+    }
+    const source = { rows: total.source.rows, hash: total.source.hash.toString() };
+    const target = { rows: total.target.rows, hash: total.target.hash.toString() };
+    return { same: source.rows === target.rows && source.hash === target.hash, source, target };
   }
 
   async #wholeSums(run: Run, t: MoveTable, textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
