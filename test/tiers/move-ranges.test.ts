@@ -81,6 +81,35 @@ describe('key ranges of one tenant', () => {
     expect(texts.sums.reduce((h, p) => h + BigInt(p.hash), 0n).toString()).toBe(wholeText.hash);
   });
 
+  it('leaves out the keys of a move\'s pending changes, read in the same snapshot (source), or given (target)', async () => {
+    const cuts = await copier.rangeCuts(db.owner, 10);
+    const all = Array.from({ length: cuts.length + 1 }, (_, i) => i);
+    const keys = await keysInOrder();
+    const moveId = '00000000-0000-4000-8000-0000000000aa';
+    const plain = await copier.checksumRanges(db.owner, 'source', cuts, all);
+    // two changes of one key and one of another, in ranges 2 and 7
+    await db.owner.query(
+      `insert into tenantry_private.move_changes (move_id, relid, pk, op) select $1, 'public.items'::regclass, k::jsonb, 'U' from unnest($2::text[]) k`,
+      [moveId, [keys[25]!, keys[25]!, keys[75]!]],
+    );
+    try {
+      const source = await copier.checksumRanges(db.owner, 'source', cuts, all, false, { pendingOf: { moveId, relid: (await db.owner.query<{ oid: number }>(`select 'public.items'::regclass::oid::int as oid`)).rows[0]!.oid } });
+      expect((JSON.parse(source.pending!) as unknown[]).length).toBe(2);
+      const changed = all.filter((i) => source.sums[i]!.hash !== plain.sums[i]!.hash || source.sums[i]!.rows !== plain.sums[i]!.rows);
+      expect(changed).toEqual([2, 7]);
+      expect(source.sums[2]!.rows).toBe(plain.sums[2]!.rows - 1);
+      // the same keys given: the same sums (the target's side of the check)
+      const given = await copier.checksumRanges(db.owner, 'source', cuts, all, false, { keys: source.pending! });
+      expect(given.sums).toEqual(source.sums);
+      // another move's changes are not this one's
+      const other = await copier.checksumRanges(db.owner, 'source', cuts, all, false, { pendingOf: { moveId: '00000000-0000-4000-8000-0000000000bb', relid: 1 } });
+      expect(other.sums.map((x) => x.rows)).toEqual(plain.sums.map((x) => x.rows));
+      expect(other.pending).toBe('[]');
+    } finally {
+      await db.owner.query('delete from tenantry_private.move_changes where move_id = $1', [moveId]);
+    }
+  });
+
   it('maps each key to the range holding it: a cut opens its range, keys past the last cut are in the last range', async () => {
     const keys = await keysInOrder();
     const cuts = await copier.rangeCuts(db.owner, 10);

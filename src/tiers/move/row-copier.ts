@@ -125,7 +125,7 @@ export class RowCopier {
   async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false): Promise<TableChecksum & { textHash: boolean }> {
     const t = this.table;
     const { sums, textHash: text } = await this.#hashed(db, textHash, false, (h) => ({
-      sql: `select 0 as i, count(*)::int as n, ${h} as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`,
+      sql: `select 0 as i, count(*)::int as n, ${h}::text as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`,
       params: [],
     }));
     return { rows: sums[0]!.rows, hash: sums[0]!.hash, textHash: text };
@@ -134,26 +134,61 @@ export class RowCopier {
   /**
    * Count and checksum (as {@link checksum}) of each of these key ranges (see {@link rangeCuts}),
    * in one statement: one snapshot, one index range scan per range. In the order asked.
+   *
+   * `exclude` leaves keys out of every range's sums. `{ pendingOf }` (the source): the keys of the
+   * move's changes not yet applied, read in the statement's own snapshot, and returned as
+   * `pending` (JSON array text); `{ keys }` (the target): those keys. The target holds, for every
+   * other key, what the source held at that snapshot, so that the two sums match exactly while
+   * the tenant writes on: what is in flight is left out, and checked by key later.
    */
-  async checksumRanges(db: pg.Pool, side: 'source' | 'target', cuts: string[], ranges: number[], textHash = false): Promise<{ sums: TableChecksum[]; textHash: boolean }> {
-    if (ranges.length === 0) return { sums: [], textHash };
+  async checksumRanges(
+    db: pg.Pool,
+    side: 'source' | 'target',
+    cuts: string[],
+    ranges: number[],
+    textHash = false,
+    exclude?: { pendingOf: { moveId: string; relid: number } } | { keys: string },
+  ): Promise<{ sums: TableChecksum[]; textHash: boolean; pending?: string }> {
+    if (ranges.length === 0) return { sums: [], textHash, pending: exclude && 'keys' in exclude ? exclude.keys : undefined };
     const t = this.table;
     const name = t[side];
+    const tenant = `t.${ident(t.tenantColumn)} = $1`;
     const { sums, textHash: text } = await this.#hashed(db, textHash, true, (h) => {
       const params: string[] = [];
-      const bound = (cut: string, op: '>=' | '<') => {
-        params.push(cut);
-        return ` and ${keyBound(t, 't', op, `$${params.length + 1}`, name)}`;
+      const param = (value: string) => {
+        params.push(value);
+        return `$${params.length + 1}`;
       };
+      let prefix = '';
+      let pendingRow = '';
+      if (exclude) {
+        const keys = 'pendingOf' in exclude
+          ? `select coalesce(jsonb_agg(distinct c.pk), '[]'::jsonb) as keys from tenantry_private.move_changes c where c.move_id = ${param(exclude.pendingOf.moveId)}::uuid and c.relid = ${param(String(exclude.pendingOf.relid))}::oid`
+          : `select ${param(exclude.keys)}::jsonb as keys`;
+        prefix = `with x as materialized (${keys}),
+          xk as materialized (select distinct ${keyList(t, 'p')} from x, jsonb_populate_recordset(null::${name}, x.keys) p)
+`;
+        if ('pendingOf' in exclude) pendingRow = `select -1 as i, 0 as n, (select keys::text from x) as h
+ union all
+`;
+      }
       const parts = ranges.map((index) => {
         let where = '';
-        if (index > 0) where += bound(cuts[index - 1]!, '>=');
-        if (index < cuts.length) where += bound(cuts[index]!, '<');
-        return `select ${Math.trunc(index)} as i, count(*)::int as n, ${h} as h from ${name} t where t.${ident(t.tenantColumn)} = $1${where}`;
+        if (index > 0) where += ` and ${keyBound(t, 't', '>=', param(cuts[index - 1]!), name)}`;
+        if (index < cuts.length) where += ` and ${keyBound(t, 't', '<', param(cuts[index]!), name)}`;
+        const all = `select count(*)::int as n, ${h} as h from ${name} t where ${tenant}${where}`;
+        if (!exclude) return `select ${Math.trunc(index)} as i, n, h::text as h from (${all}) a`;
+        const left = `select count(*)::int as n, ${h} as h from ${name} t join xk k on ${keyMatch(t, 't', 'k')} where ${tenant}${where}`;
+        return `select ${Math.trunc(index)} as i, a.n - e.n as n, (coalesce(a.h, 0) - coalesce(e.h, 0))::text as h from (${all}) a, (${left}) e`;
       });
-      return { sql: parts.join('\n union all\n'), params };
+      return { sql: prefix + pendingRow + parts.join('\n union all\n'), params };
     });
-    return { sums: ranges.map((r) => sums.find((x) => x.index === r)!), textHash: text };
+    const pending = sums.find((x) => x.index === -1);
+    return {
+      sums: ranges.map((r) => sums.find((x) => x.index === r)!),
+      textHash: text,
+      pending: exclude ? ('keys' in exclude ? exclude.keys : (pending?.hash ?? '[]')) : undefined,
+    };
   }
 
   /** Count and checksum (as {@link checksum}) of the rows with these primary keys (JSON array text). */
@@ -161,7 +196,7 @@ export class RowCopier {
     const t = this.table;
     const name = t[side];
     const { sums, textHash: text } = await this.#hashed(db, textHash, true, (h) => ({
-      sql: `select 0 as i, count(*)::int as n, ${h} as h
+      sql: `select 0 as i, count(*)::int as n, ${h}::text as h
               from ${name} t join (select distinct ${keyList(t, 'p')} from jsonb_populate_recordset(null::${name}, $2::jsonb) p) k on ${keyMatch(t, 't', 'k')}
              where t.${ident(t.tenantColumn)} = $1`,
       params: [keys],
@@ -172,8 +207,8 @@ export class RowCopier {
   async #hashed(db: pg.Pool, textHash: boolean, serial: boolean, build: (hash: string) => { sql: string; params: string[] }): Promise<{ sums: Array<TableChecksum & { index: number }>; textHash: boolean }> {
     let text = textHash;
     const cols = [...this.table.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
-    const hashed = `sum(hash_record_extended(row(${cols}), 0))::text`;
-    const texted = `sum(hashtextextended(row(${cols})::text, 0))::text`;
+    const hashed = `sum(hash_record_extended(row(${cols}), 0))`;
+    const texted = `sum(hashtextextended(row(${cols})::text, 0))`;
     const client = await db.connect();
     try {
       // the text of a row must not depend on the server's or the session's settings

@@ -583,7 +583,13 @@ export class TenantMover {
     if (ranges.length === 0) return [];
     const copier = run.copiers.get(t.sourceOid)!;
     const stamp = ++run.ranges!.clock;
-    const both = (text: boolean) => Promise.all([copier.checksumRanges(run.source, 'source', check.cuts, ranges, text), copier.checksumRanges(run.target, 'target', check.cuts, ranges, text)]);
+    // the source first, leaving out the keys of changes not applied yet (read in its snapshot);
+    // then the target without those keys: nothing writes the target in between (the mover is here)
+    const both = async (text: boolean) => {
+      const source = await copier.checksumRanges(run.source, 'source', check.cuts, ranges, text, { pendingOf: { moveId: run.move.id, relid: t.sourceOid } });
+      const target = await copier.checksumRanges(run.target, 'target', check.cuts, ranges, text, { keys: source.pending! });
+      return [source, target] as const;
+    };
     let [source, target] = await both(check.textHash);
     // both sides must hash the same way: when one could not hash by type, both hash the text
     if (source.textHash !== target.textHash) [source, target] = await both(true);
