@@ -46,6 +46,9 @@ function outdated(audit: PlacementsAudit): string[] {
 }
 
 const clusters = () => ({ home: home.adminUrl, eu: eu.adminUrl });
+/** installEverywhere over both clusters, with the fleet's passwords and context secret. */
+const reinstall = (concurrency: number) =>
+  installEverywhere({ catalog: home.owner, clusters: clusters(), appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: fleet().contextSecret, concurrency });
 
 async function digestOf(db: ClusterDatabase): Promise<string | undefined> {
   const { rows } = await db.admin.query<{ value: string }>(`select value from tenantry.meta where key = 'install_digest'`);
@@ -134,14 +137,7 @@ describe('install digest in every placement', () => {
 
   it('installEverywhere fixes every placement; a database dropped after it was placed is reported while the others succeed; doctor is clean after', async () => {
     await homeTenantDb.admin.query(`delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade`);
-    const report = await installEverywhere({
-      catalog: home.owner,
-      clusters: clusters(),
-      appPassword: ROLE_PASSWORD,
-      ownerPassword: ROLE_PASSWORD,
-      contextSecret: fleet().contextSecret,
-      concurrency: 3,
-    });
+    const report = await reinstall(3);
     expect(report.ok).toBe(false);
     expect(report.installDigest).toBe(installDigest());
     expect(report.roles).toEqual({ appRole: fleet().roles.app, ownerRole: fleet().roles.owner, supportRole: undefined, contextMode: 'signed' });
@@ -201,14 +197,7 @@ describe('install digest in every placement', () => {
     for (const [i, db] of more.entries()) await placements.assign(await tenant(`eu-more-${i}`), { tier: 'database', cluster: 'eu', database: db.name });
     for (const db of more) await db.admin.query(`delete from tenantry.meta where key = 'install_digest'`);
     for (let round = 0; round < 2; round++) {
-      const report = await installEverywhere({
-        catalog: home.owner,
-        clusters: clusters(),
-        appPassword: ROLE_PASSWORD,
-        ownerPassword: ROLE_PASSWORD,
-        contextSecret: fleet().contextSecret,
-        concurrency: 8,
-      });
+      const report = await reinstall(8);
       expect(report.databases.filter((d) => !d.ok).map((d) => [d.database, d.error])).toEqual([[goneDb, `database "${goneDb}" does not exist`]]);
       expect(report.databases).toHaveLength(10);
     }

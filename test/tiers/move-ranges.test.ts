@@ -15,16 +15,19 @@ let otherCopier: RowCopier;
 const T = '00000000-0000-4000-8000-000000000001';
 const O = '00000000-0000-4000-8000-000000000002';
 
+/** The test table, its text key under this collation. */
+const itemsDdl = (collation: string) => `
+  create table items (
+    tenant_id uuid not null default tenantry.current_tenant_id(),
+    code text collate "${collation}" not null,
+    n int not null,
+    body text,
+    primary key (tenant_id, code, n));
+  select tenantry.register_tenant_table('items');`;
+
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.owner.query(`
-    create table items (
-      tenant_id uuid not null default tenantry.current_tenant_id(),
-      code text collate "C" not null,
-      n int not null,
-      body text,
-      primary key (tenant_id, code, n));
-    select tenantry.register_tenant_table('items');`);
+  await db.owner.query(itemsDdl('C'));
   for (const [id, slug] of [[T, 'ranges-t'], [O, 'ranges-o']]) await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, $2, $2)`, [id, slug]);
   // 103 rows: codes in C order differ from a natural-language order ('B' < 'a'), 3 n per code
   await db.owner.query(
@@ -155,14 +158,7 @@ describe('a move verified by key ranges to a target that orders keys otherwise',
     await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'ranges-u', 'ranges-u')`, [U]);
     // 'Z0' sorts before the m-codes in "C" and after them in ICU: the first and last ranges differ
     await db.owner.query(`insert into items (tenant_id, code, n, body) select $1, c, 1, 'u-' || c from unnest(array(select 'm' || lpad(g::text, 3, '0') from generate_series(0, 199) g) || array['Z0', 'a0']) c`, [U]);
-    await createTenantSchema(db.owner, 't_icu', `
-      create table items (
-        tenant_id uuid not null default tenantry.current_tenant_id(),
-        code text collate "und-x-icu" not null,
-        n int not null,
-        body text,
-        primary key (tenant_id, code, n));
-      select tenantry.register_tenant_table('items');`);
+    await createTenantSchema(db.owner, 't_icu', itemsDdl('und-x-icu'));
     const order = async (schema: string) =>
       (await db.owner.query<{ code: string }>(`select code from ${schema}.items where tenant_id = $1 order by code, n`, [U])).rows.map((r) => r.code);
     placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
@@ -193,9 +189,7 @@ describe('the freeze of a move verified by key ranges', () => {
     const V = '00000000-0000-4000-8000-000000000004';
     await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'ranges-v', 'ranges-v')`, [V]);
     await db.owner.query(`insert into items (tenant_id, code, n, body) select $1, 'v' || lpad(g::text, 3, '0'), 1, 'v' from generate_series(1, 300) g`, [V]);
-    await createTenantSchema(db.owner, 't_v', `
-      create table items (tenant_id uuid not null default tenantry.current_tenant_id(), code text collate "C" not null, n int not null, body text, primary key (tenant_id, code, n));
-      select tenantry.register_tenant_table('items');
+    await createTenantSchema(db.owner, 't_v', `${itemsDdl('C')}
       create function spoil() returns trigger language plpgsql as $f$ begin new.body := 'spoiled'; return new; end $f$;
       create trigger spoil before update on items for each row when (new.code = 'v150') execute function spoil();`);
     placements ??= new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
