@@ -212,3 +212,23 @@ describe('the freeze of a move verified by key ranges', () => {
     expect((await mover.rollback(moveId)).step).toBe('rolled_back');
   });
 });
+
+describe('a source installed before the TRUNCATE guard', () => {
+  it('refuses to start capturing, telling to re-install, and can be rolled back', async () => {
+    const W = '00000000-0000-4000-8000-000000000005';
+    await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'ranges-w', 'ranges-w')`, [W]);
+    await db.owner.query(`insert into items (tenant_id, code, n, body) values ($1, 'w', 1, 'w')`, [W]);
+    await createTenantSchema(db.owner, 't_w', itemsDdl('C'));
+    placements ??= new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
+    const mover = new TenantMover({ placements, catalog: db.owner });
+    await db.admin.query('alter function tenantry_private.refuse_move_truncate() rename to refuse_move_truncate_hidden');
+    try {
+      const started = await mover.start(W, { tier: 'schema', cluster: 'home', schema: 't_w' });
+      await expect(mover.run(started.id)).rejects.toMatchObject({ code: 'MOVE_CAPTURE_UNSUPPORTED', message: expect.stringMatching(/tenantry install/) });
+      expect((await mover.rollback(started.id)).step).toBe('rolled_back');
+      expect((await placements.get(W)).tier).toBe('shared');
+    } finally {
+      await db.admin.query('alter function tenantry_private.refuse_move_truncate_hidden() rename to refuse_move_truncate');
+    }
+  });
+});

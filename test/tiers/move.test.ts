@@ -310,6 +310,38 @@ describe('updates all over the tenant while its ranges are checked', () => {
   });
 });
 
+describe('writes that row triggers could miss', () => {
+  it('during a move, TRUNCATE of a source table is refused, and a write under session_replication_role = replica is captured', async () => {
+    const m = await tenant('mover-tr');
+    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+    await seed(home, m, 200);
+    await createTenantSchema(db.owner, 't_tr', DDL);
+    const to: PlacementTarget = { tier: 'schema', cluster: 'home', schema: 't_tr' };
+    let truncate: unknown;
+    const move = await mover(async (step) => {
+      if (step !== 'copied') return;
+      truncate = await db.admin.query('truncate tags').then(() => undefined, (e: unknown) => e);
+      const client = await adminAt(home).connect();
+      try {
+        // a superuser session that disables ordinary triggers (what a replication or restore tool does)
+        await client.query(`set session_replication_role = replica`);
+        await client.query(`update notes set body = 'written-as-replica' where tenant_id = $1 and id = (select min(id) from notes where tenant_id = $1)`, [m]);
+      } finally {
+        await client.query('reset session_replication_role');
+        client.release();
+      }
+    }).move(m, to);
+    expect(move.step).toBe('done');
+    expect(truncate).toMatchObject({ code: '55006' });
+    expect(String((truncate as Error).message)).toMatch(/TRUNCATE of public\.tags refused: move .* is capturing/);
+    expect(await bodiesAt(to, m)).toContain('written-as-replica');
+    expect((await bodiesAt(home, m)).length).toBe(200); // nothing truncated
+    const { rows } = await adminAt(home).query('select count(*)::int as n from pg_trigger where tgname::text like $1', [`tenantry_move_${move.id.replaceAll('-', '')}%`]);
+    expect(rows[0].n).toBe(0);
+    await mover().cleanup(move.id, { force: true });
+  });
+});
+
 describe('stale routes after a move', () => {
   it('a router that heard nothing sends a write to the old placement: refused there, retried at the new one, not lost', async () => {
     const s = await tenant('mover-s');

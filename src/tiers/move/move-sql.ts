@@ -94,6 +94,18 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION tenantry_private.capture_move_change() FROM PUBLIC;
 
+-- a move's TRUNCATE guard: row triggers do not see a TRUNCATE, which would empty the source under
+-- the capture's feet; while a move captures a table's changes, it is refused. TG_ARGV: move id
+CREATE OR REPLACE FUNCTION tenantry_private.refuse_move_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  RAISE EXCEPTION 'TRUNCATE of %.% refused: move % is capturing its changes (finish or roll the move back first)', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[0]
+    USING ERRCODE = '55006';
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.refuse_move_truncate() FROM PUBLIC;
+
 -- logical capture (PG 15+): one marker row per move, published with the moving tables; when the
 -- target shows the value set at the source after the freeze, every earlier change is applied
 CREATE TABLE IF NOT EXISTS tenantry_private.move_marks (
