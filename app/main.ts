@@ -5,7 +5,7 @@
  * pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
 import pg from 'pg';
-import { install, RoutedTenantPool, TenantPool, TenantRouter, type InstallRunOptions } from '../src/index.js';
+import { install, installEverywhere, RoutedTenantPool, TenantPool, TenantRouter, type InstallRunOptions } from '../src/index.js';
 import { openLocalDatabase } from '../src/embedded/index.js';
 import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { createLogger } from './logger.js';
@@ -100,6 +100,11 @@ try {
     return pool;
   };
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
+  // databases an earlier version provisioned (tenant databases, other clusters' shared ones) get
+  // this version's install SQL: new functions, the moves' guards (idempotent where current)
+  const adminUrls = Object.fromEntries(Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])));
+  const reinstalled = await installEverywhere({ ...installOptions, catalog: ownerPool, clusters: adminUrls });
+  for (const d of reinstalled.databases.filter((x) => !x.ok)) logger.warn({ cluster: d.cluster, database: d.database, err: { message: d.error } }, 'install in a placed database failed');
   // the home database: identity, memberships and the shared tables (app/migrations)
   const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
   // tenant data wherever tenants live: every cluster, tenant schema and tenant database (app/data-migrations)
