@@ -145,7 +145,7 @@ describe.each([
       if (step !== 'capturing') return;
       sawCapture = true;
       // the capture is on notes only: memberships keeps changing at home and nothing records it
-      expect(await captureTriggers(admin(HOME), 'notes')).toBe(3);
+      expect(await captureTriggers(admin(HOME), 'notes')).toBe(4); // insert, update, delete, and the TRUNCATE guard
       expect(await captureTriggers(admin(HOME), 'memberships')).toBe(0);
       const { rows } = await admin(HOME).query<{ id: string }>(`insert into memberships (tenant_id, user_name, role) values ($1, 'late', 'admin') returning id`, [m]);
       await admin(HOME).query(`update memberships set role = 'owner' where tenant_id = $1 and user_name = 'user-1'`, [m]);
