@@ -9,6 +9,8 @@ export interface TableChecksum {
 }
 
 const keyList = (t: MoveTable, alias: string): string => t.key.map((k) => `${alias}.${ident(k)}`).join(', ');
+/** The primary key of row `alias` as a JSON object (the form cursors, cuts and captured changes take). */
+const keyObject = (t: MoveTable, alias: string): string => `jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', ${alias}.${ident(k)}`).join(', ')})`;
 /**
  * `t.key <op> the key in a JSON parameter`, written so that a B-tree range scan can start at the
  * bound: when the key begins with the tenant column (whose equality the query already states),
@@ -46,7 +48,7 @@ export class RowCopier {
       `with b as materialized (
          select t.* from ${t.source} t where t.${ident(t.tenantColumn)} = $1 ${cursor} order by ${keyList(t, 't')} limit $3)
        select count(*)::int as count, coalesce(jsonb_agg(to_jsonb(b)), '[]')::text as rows,
-              (select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', l.${ident(k)}`).join(', ')})
+              (select ${keyObject(t, 'l')}
                  from b l order by ${t.key.map((k) => `l.${ident(k)} desc`).join(', ')} limit 1) as last
          from b`,
       [this.tenantId, after ? JSON.stringify(after) : null, limit],
@@ -244,7 +246,7 @@ export class RowCopier {
     const t = this.table;
     const { rows } = await source.query<{ cuts: string[] | null }>(
       `select array_agg(k::text order by rn) as cuts
-         from (select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', t.${ident(k)}`).join(', ')}) as k,
+         from (select ${keyObject(t, 't')} as k,
                       row_number() over (order by ${keyList(t, 't')}) as rn
                  from ${t.source} t where t.${ident(t.tenantColumn)} = $1) x
         where rn % $2 = 0`,
@@ -272,7 +274,7 @@ export class RowCopier {
     const t = this.table;
     const above = after ? `and ${keyBound(t, 't', '>', '$2', t.source)}` : 'and $2::jsonb is null';
     const { rows } = await source.query<{ k: string }>(
-      `select jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', t.${ident(k)}`).join(', ')})::text as k
+      `select ${keyObject(t, 't')}::text as k
          from ${t.source} t where t.${ident(t.tenantColumn)} = $1 ${above}
         order by ${t.key.map((k) => `t.${ident(k)} desc`).join(', ')} limit 1`,
       [this.tenantId, after],

@@ -73,11 +73,23 @@ interface RangeCheck {
   textHash: boolean;
 }
 
+/** Whether a changed key was applied at or after its range's last check (it may have committed after that snapshot). */
+const sinceCheck = (check: RangeCheck, c: { stamp: number; range: number }): boolean => c.stamp >= (check.checkedAt[c.range] ?? 0);
+
 /** The ranges to check again, in order: those that differed at their last check, and those a change stamped at or after that check falls in. */
 function rangesDue(check: RangeCheck): number[] {
   const due = new Set(check.differing);
-  for (const c of check.changed.values()) if (c.stamp >= (check.checkedAt[c.range] ?? 0)) due.add(c.range);
+  for (const c of check.changed.values()) if (sinceCheck(check, c)) due.add(c.range);
   return [...due].sort((a, b) => a - b);
+}
+
+/**
+ * Runs a checksum on both sides (`run(textHash)` answers [source, target]); when one side could
+ * not hash by type and the other could, both again by the row's text: both must hash the same way.
+ */
+async function bothSides<T extends { textHash: boolean }>(run: (textHash: boolean) => Promise<readonly [T, T]>, textHash: boolean): Promise<readonly [T, T]> {
+  const first = await run(textHash);
+  return first[0].textHash === first[1].textHash ? first : run(true);
 }
 
 interface Run {
@@ -570,7 +582,10 @@ export class TenantMover {
     // tail) are checked again while the tenant still writes, a few rounds, so that the freeze is
     // left with the ranges of the last moments rather than most of the table
     for (let round = 0; round < 3; round++) {
-      const due = run.tables.map((t) => ({ t, check: state.tables.get(t.sourceOid)!, ranges: rangesDue(state.tables.get(t.sourceOid)!) }));
+      const due = run.tables.map((t) => {
+        const check = state.tables.get(t.sourceOid)!;
+        return { t, check, ranges: rangesDue(check) };
+      });
       if (due.every((d) => d.ranges.length <= 2)) break;
       for (const d of due) if (d.ranges.length > 2) await this.#checkRanges(run, d.t, d.check, d.ranges);
       await this.#catchUp(run);
@@ -578,21 +593,18 @@ export class TenantMover {
     }
   }
 
-  /** Checks these ranges of a table on both sides (one statement each side, in parallel), with a new stamp. */
+  /** Checks these ranges of a table on both sides (one statement each side, the source first), with a new stamp. */
   async #checkRanges(run: Run, t: MoveTable, check: RangeCheck, ranges: number[]): Promise<Array<{ range: number; source: TableChecksum; target: TableChecksum }>> {
     if (ranges.length === 0) return [];
     const copier = run.copiers.get(t.sourceOid)!;
     const stamp = ++run.ranges!.clock;
     // the source first, leaving out the keys of changes not applied yet (read in its snapshot);
     // then the target without those keys: nothing writes the target in between (the mover is here)
-    const both = async (text: boolean) => {
+    const [source, target] = await bothSides(async (text) => {
       const source = await copier.checksumRanges(run.source, 'source', check.cuts, ranges, text, { pendingOf: { moveId: run.move.id, relid: t.sourceOid } });
       const target = await copier.checksumRanges(run.target, 'target', check.cuts, ranges, text, { keys: source.pending! });
       return [source, target] as const;
-    };
-    let [source, target] = await both(check.textHash);
-    // both sides must hash the same way: when one could not hash by type, both hash the text
-    if (source.textHash !== target.textHash) [source, target] = await both(true);
+    }, check.textHash);
     check.textHash = source.textHash;
     const differing: Array<{ range: number; source: TableChecksum; target: TableChecksum }> = [];
     for (const [i, range] of ranges.entries()) {
@@ -638,65 +650,42 @@ export class TenantMover {
     await this.#mapChanges(run);
     for (const t of run.tables) {
       const check = run.ranges!.tables.get(t.sourceOid)!;
-      const confirm = async (found: { source: Record<string, unknown>; target: Record<string, unknown> }) => {
-        const whole = await this.#wholeSums(run, t, check.textHash);
-        return whole.same ? undefined : { table: t.name, source: { ...found.source, table: whole.source }, target: { ...found.target, table: whole.target } };
+      // the whole table decides: instead of the narrower check, or to confirm what it found
+      const whole = async (found?: { source: Record<string, unknown>; target: Record<string, unknown> }) => {
+        const sums = await this.#wholeSums(run, t, check.textHash);
+        if (sums.same) return undefined;
+        return found ? { table: t.name, source: { ...found.source, table: sums.source }, target: { ...found.target, table: sums.target } } : { table: t.name, source: sums.source, target: sums.target };
       };
-      if (check.differing.size * 2 > check.cuts.length + 1) {
-        const whole = await this.#wholeSums(run, t, check.textHash);
-        if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
-        continue;
+      let failed: { table: string; source: unknown; target: unknown } | undefined;
+      if (check.differing.size * 2 > check.cuts.length + 1) failed = await whole();
+      else {
+        // the differing ranges whole (their checks' new stamps put their keys out of the list below)
+        const [bad] = await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
+        const keys = bad ? [] : [...check.changed].filter(([, c]) => sinceCheck(check, c)).map(([key]) => key);
+        if (bad) failed = await whole({ source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } });
+        else if (keys.length > this.#rangeRows * 5) failed = await whole();
+        else {
+          const sums = await this.#keySums(run, t, keys, check.textHash);
+          if (!sums.same) failed = await whole({ source: { keys: keys.length, ...sums.source }, target: { keys: keys.length, ...sums.target } });
+        }
       }
-      // the differing ranges whole (their checks' new stamps put their keys out of the list below)
-      const [bad] = await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
-      if (bad) {
-        const failed = await confirm({ source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } });
-        if (failed) return failed;
-        continue;
-      }
-      const keys = [...check.changed].filter(([, c]) => c.stamp >= (check.checkedAt[c.range] ?? 0)).map(([key]) => key);
-      if (keys.length > this.#rangeRows * 5) {
-        const whole = await this.#wholeSums(run, t, check.textHash);
-        if (!whole.same) return { table: t.name, source: whole.source, target: whole.target };
-        continue;
-      }
-      const sums = await this.#keySums(run, t, keys, check.textHash);
-      if (!sums.same) {
-        const failed = await confirm({ source: { keys: keys.length, ...sums.source }, target: { keys: keys.length, ...sums.target } });
-        if (failed) return failed;
-      }
+      if (failed) return failed;
     }
     return undefined;
   }
 
-  /** Count and checksum of these keys' rows (JSON texts) on both sides, in batches. */
+  /** Count and checksum of these keys' rows (JSON texts) on both sides, in one statement each. */
   async #keySums(run: Run, t: MoveTable, keys: string[], textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
+    if (keys.length === 0) return { same: true, source: { rows: 0, hash: '0' }, target: { rows: 0, hash: '0' } };
     const copier = run.copiers.get(t.sourceOid)!;
-    const total = { source: { rows: 0, hash: 0n }, target: { rows: 0, hash: 0n } };
-    let text = textHash;
-    for (let i = 0; i < keys.length; i += this.#batch) {
-      const part = `[${keys.slice(i, i + this.#batch).join(',')}]`;
-      const both = (h: boolean) => Promise.all([copier.checksumKeys(run.source, 'source', part, h), copier.checksumKeys(run.target, 'target', part, h)]);
-      let [source, target] = await both(text);
-      // both sides must hash the same way: when one could not hash by type, both hash the text
-      if (source.textHash !== target.textHash) [source, target] = await both(true);
-      if (source.textHash && !text && i > 0) return this.#keySums(run, t, keys, true); // earlier batches hashed otherwise
-      text = source.textHash;
-      total.source.rows += source.rows;
-      total.source.hash += BigInt(source.hash);
-      total.target.rows += target.rows;
-      total.target.hash += BigInt(target.hash);
-    }
-    const source = { rows: total.source.rows, hash: total.source.hash.toString() };
-    const target = { rows: total.target.rows, hash: total.target.hash.toString() };
-    return { same: source.rows === target.rows && source.hash === target.hash, source, target };
+    const list = `[${keys.join(',')}]`;
+    const [source, target] = await bothSides((text) => Promise.all([copier.checksumKeys(run.source, 'source', list, text), copier.checksumKeys(run.target, 'target', list, text)]), textHash);
+    return { same: source.rows === target.rows && source.hash === target.hash, source: { rows: source.rows, hash: source.hash }, target: { rows: target.rows, hash: target.hash } };
   }
 
   async #wholeSums(run: Run, t: MoveTable, textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
     const copier = run.copiers.get(t.sourceOid)!;
-    let [source, target] = await Promise.all([copier.checksum(run.source, 'source', textHash), copier.checksum(run.target, 'target', textHash)]);
-    // both sides must hash the same way: when one could not hash by type, both hash the text
-    if (source.textHash !== target.textHash) [source, target] = await Promise.all([copier.checksum(run.source, 'source', true), copier.checksum(run.target, 'target', true)]);
+    const [source, target] = await bothSides((text) => Promise.all([copier.checksum(run.source, 'source', text), copier.checksum(run.target, 'target', text)]), textHash);
     return { same: source.rows === target.rows && source.hash === target.hash, source: { rows: source.rows, hash: source.hash }, target: { rows: target.rows, hash: target.hash } };
   }
 
