@@ -31,6 +31,8 @@ export interface DoctorScope {
   contextMode: string | undefined;
   /** `tenantry.meta` `install_digest`: the digest of the install SQL that last ran here (none before digests were recorded). */
   installDigest: string | undefined;
+  /** Everything `tenantry.meta` records, as read (role names whether or not the roles exist). */
+  meta: ReadonlyMap<string, string>;
   dataSchemas: string[];
   /**
    * The data schemas recorded by install (`tenantry.meta` `data_schemas`, default `public`),
@@ -119,6 +121,7 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
       ownerSql: ownerSql ?? '<owner role>',
       contextMode: meta.get('context_mode'),
       installDigest: meta.get('install_digest'),
+      meta,
       dataSchemas: schemas,
       installedDataSchemas,
       registry,

@@ -12,10 +12,7 @@ export async function checkInstallDigest(scope: DoctorScope): Promise<Finding[]>
   if (!scope.installed) return [];
   const current = installDigest();
   if (scope.installDigest === current) return [];
-  const { rows } = await scope.db.query<{ key: string; value: string }>(
-    `SELECT key, value FROM tenantry.meta WHERE key IN ('app_role', 'owner_role', 'support_role', 'context_mode')`,
-  );
-  const meta = new Map(rows.map((r) => [r.key, r.value]));
+  const { meta } = scope;
   const flags = [
     ...(meta.get('app_role') ? [`--app-role ${meta.get('app_role')}`] : []),
     ...(meta.get('owner_role') ? [`--owner-role ${meta.get('owner_role')}`] : []),
