@@ -94,6 +94,16 @@ async function seed(where: PlacementTarget, tenantId: string, n: number): Promis
   return bodies;
 }
 
+/** A tenant with `rows` seeded notes in the home shared tables, and an empty schema of its own (`t_<slug>`) to move to. */
+async function tenantWithSchema(slug: string, rows: number): Promise<{ tenantId: string; home: PlacementTarget; schema: string; to: PlacementTarget }> {
+  const tenantId = await tenant(slug);
+  const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+  await seed(home, tenantId, rows);
+  const schema = `t_${slug.replaceAll('-', '_')}`;
+  await createTenantSchema(db.owner, schema, DDL);
+  return { tenantId, home, schema, to: { tier: 'schema', cluster: 'home', schema } };
+}
+
 /** The app writing continuously as one tenant (a note and its tag per write): every acknowledged write is counted. */
 function writer(tenantId: string, prefix: string) {
   return moveWriter(async (i) => {
@@ -275,9 +285,7 @@ describe('deletes and updates during the catch-up', () => {
 
 describe('updates all over the tenant while its ranges are checked', () => {
   it('every acknowledged update and insert is at the target once the move is done (verify ranges of 100 keys, writes never paused)', async () => {
-    const m = await tenant('mover-u');
-    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
-    await seed(home, m, 2000);
+    const { tenantId: m, home, schema, to } = await tenantWithSchema('mover-u', 2000);
     const seeded = (await adminAt(home).query<{ id: string; body: string }>('select id::text as id, body from notes where tenant_id = $1', [m])).rows;
     const updates = new Map<string, number>();
     const w = moveWriter(async (i) => {
@@ -291,8 +299,6 @@ describe('updates all over the tenant while its ranges are checked', () => {
       updates.set(row.id, (updates.get(row.id) ?? 0) + 1);
       return undefined;
     }, (stop) => writers.push(stop));
-    await createTenantSchema(db.owner, 't_u', DDL);
-    const to: PlacementTarget = { tier: 'schema', cluster: 'home', schema: 't_u' };
     const move = await mover(async (step) => {
       if (step === 'capturing' || step === 'copied') await w.more(20);
     }, { verify: 'ranges', verifyRangeRows: 100 }).move(m, to);
@@ -301,7 +307,7 @@ describe('updates all over the tenant while its ranges are checked', () => {
     expect(move.step).toBe('done');
     expect(w.failed.filter((e) => !isRetryableRouteError(e))).toEqual([]);
     expect(updates.size).toBeGreaterThan(10);
-    const there = new Map((await adminAt(to).query<{ id: string; body: string }>('select id::text as id, body from t_u.notes where tenant_id = $1', [m])).rows.map((r) => [r.id, r.body]));
+    const there = new Map((await adminAt(to).query<{ id: string; body: string }>(`select id::text as id, body from ${schema}.notes where tenant_id = $1`, [m])).rows.map((r) => [r.id, r.body]));
     for (const row of seeded) expect(there.get(row.id)).toBe(row.body + '.'.repeat(updates.get(row.id) ?? 0));
     const bodies = [...there.values()];
     for (const body of w.acked) expect(bodies.filter((b) => b === body)).toHaveLength(1);
@@ -312,11 +318,7 @@ describe('updates all over the tenant while its ranges are checked', () => {
 
 describe('writes that row triggers could miss', () => {
   it('during a move, TRUNCATE of a source table is refused, and a write under session_replication_role = replica is captured', async () => {
-    const m = await tenant('mover-tr');
-    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
-    await seed(home, m, 200);
-    await createTenantSchema(db.owner, 't_tr', DDL);
-    const to: PlacementTarget = { tier: 'schema', cluster: 'home', schema: 't_tr' };
+    const { tenantId: m, home, to } = await tenantWithSchema('mover-tr', 200);
     let truncate: unknown;
     const move = await mover(async (step) => {
       if (step !== 'copied') return;
@@ -429,12 +431,7 @@ describe('crashes and verification', () => {
    * (MOVE_VERIFICATION_FAILED), the tenant served at its source, and a rollback empty the target.
    */
   async function refusedMove(slug: string, rows: number, at: MoveStep, tamper: (c: { tenantId: string; moveId: string; schema: string }) => Promise<void>, options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {}): Promise<unknown> {
-    const tenantId = await tenant(slug);
-    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
-    await seed(home, tenantId, rows);
-    const schema = `t_${slug.replaceAll('-', '_')}`;
-    await createTenantSchema(db.owner, schema, DDL);
-    const target: PlacementTarget = { tier: 'schema', cluster: 'home', schema };
+    const { tenantId, home, schema, to: target } = await tenantWithSchema(slug, rows);
     let moveId = '';
     const steps: MoveStep[] = [];
     const m = mover(async (step) => {
