@@ -5,21 +5,13 @@ import { installDigest, installSql } from '../src/policy/install-sql.js';
 import { install } from '../src/policy/installer.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
 import { findingOf } from './support/doctor-findings.js';
+import { hasFunction, storedDigest } from './support/install-probes.js';
 
 // INSTALL_OUTDATED: a database whose last install ran another Tenantry version's install SQL
 // (tenantry.meta install_digest missing or different from this library's installDigest()).
 
 const outdated = (report: DoctorReport) => report.findings.filter((f) => f.code === 'INSTALL_OUTDATED');
 
-async function storedDigest(db: TestDatabase): Promise<string | undefined> {
-  const { rows } = await db.admin.query<{ value: string }>(`select value from tenantry.meta where key = 'install_digest'`);
-  return rows[0]?.value;
-}
-
-async function hasFunction(db: TestDatabase, signature: string): Promise<boolean> {
-  const { rows } = await db.admin.query<{ present: boolean }>('select to_regprocedure($1) is not null as present', [signature]);
-  return rows[0]!.present;
-}
 
 describe('install digest', () => {
   it('is the SHA-256 of the install SQL, the same whatever the options and secrets', () => {

@@ -12,6 +12,7 @@ import { Placements } from '../../src/tiers/placements.js';
 import { installEverywhere } from '../../src/tiers/install-everywhere.js';
 import { doctorEverywhere, type PlacementsAudit } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
+import { hasFunction, storedDigest } from '../support/install-probes.js';
 import { ROLE_PASSWORD } from '../support/test-database.js';
 
 // Two real PostgreSQL servers: `home` (c1: the catalog's database and a tenant database) and `eu`
@@ -50,15 +51,6 @@ const clusters = () => ({ home: home.adminUrl, eu: eu.adminUrl });
 const reinstall = (concurrency: number) =>
   installEverywhere({ catalog: home.owner, clusters: clusters(), appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: fleet().contextSecret, concurrency });
 
-async function digestOf(db: ClusterDatabase): Promise<string | undefined> {
-  const { rows } = await db.admin.query<{ value: string }>(`select value from tenantry.meta where key = 'install_digest'`);
-  return rows[0]?.value;
-}
-
-async function hasFunction(db: ClusterDatabase, signature: string): Promise<boolean> {
-  const { rows } = await db.admin.query<{ present: boolean }>('select to_regprocedure($1) is not null as present', [signature]);
-  return rows[0]!.present;
-}
 
 /** Runs the CLI as a subprocess against the home database; never throws. */
 async function tenantry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -97,7 +89,7 @@ afterAll(async () => {
 
 describe('install digest in every placement', () => {
   it('a fresh install records this version\'s digest everywhere: doctor finds no INSTALL_OUTDATED', async () => {
-    for (const db of [home, homeTenantDb, eu, euTenantDb]) expect(await digestOf(db)).toBe(installDigest());
+    for (const db of [home, homeTenantDb, eu, euTenantDb]) expect(await storedDigest(db)).toBe(installDigest());
     const audit = await doctorEverywhere({ catalog: home.owner, clusters: clusters() });
     expect(audit.databases.map((d) => `${d.cluster}/${d.database}`).sort()).toEqual(
       [`eu/${eu.name}`, `eu/${euTenantDb.name}`, `home/${goneDb}`, `home/${home.name}`, `home/${homeTenantDb.name}`].sort(),
@@ -132,7 +124,7 @@ describe('install digest in every placement', () => {
       ]),
     );
     expect(await hasFunction(homeTenantDb, 'tenantry.home_tenant_id()')).toBe(true);
-    expect(await digestOf(euTenantDb)).toBe('old');
+    expect(await storedDigest(euTenantDb)).toBe('old');
   });
 
   it('installEverywhere fixes every placement; a database dropped after it was placed is reported while the others succeed; doctor is clean after', async () => {
@@ -154,7 +146,7 @@ describe('install digest in every placement', () => {
     expect(report.databases.find((d) => d.database === goneDb)!.error).toMatch(/database "[a-z0-9_]+" does not exist/);
 
     for (const db of [home, homeTenantDb, eu, euTenantDb]) {
-      expect(await digestOf(db)).toBe(installDigest());
+      expect(await storedDigest(db)).toBe(installDigest());
       expect(await hasFunction(db, 'tenantry.home_tenant_id()')).toBe(true);
       expect(await hasFunction(db, 'tenantry.is_moving()')).toBe(true);
       expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
@@ -182,7 +174,7 @@ describe('install digest in every placement', () => {
     expect(failed[0]).toMatch(new RegExp(`^FAILED home/${goneDb} \\(database\\): database "${goneDb}" does not exist$`));
     expect(lines).toHaveLength(6);
     expect(lines.at(-1)).toContain('tenantry install --everywhere: 5 databases, 4 installed, 1 failed (signed context');
-    expect(await digestOf(euTenantDb)).toBe(installDigest());
+    expect(await storedDigest(euTenantDb)).toBe(installDigest());
 
     const usage = await tenantry('install', '--everywhere', '--app-role', 'someone_else');
     expect(usage.code).toBe(2);
@@ -201,6 +193,6 @@ describe('install digest in every placement', () => {
       expect(report.databases.filter((d) => !d.ok).map((d) => [d.database, d.error])).toEqual([[goneDb, `database "${goneDb}" does not exist`]]);
       expect(report.databases).toHaveLength(10);
     }
-    for (const db of more) expect(await digestOf(db)).toBe(installDigest());
+    for (const db of more) expect(await storedDigest(db)).toBe(installDigest());
   });
 });
