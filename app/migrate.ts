@@ -78,16 +78,22 @@ export async function migrate(owner: string | pg.Pool, options: MigrateOptions):
           checksum text NOT NULL,
           applied_at timestamptz NOT NULL DEFAULT now()
         )`);
-      const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM public.app_migrations');
+      const { rows } = await client.query<{ name: string; checksum: string }>(
+        'SELECT name, checksum FROM public.app_migrations',
+      );
       const done = new Map(rows.map((r) => [r.name, r.checksum]));
       for (const migration of migrations) {
         const checksum = done.get(migration.name);
         if (checksum !== undefined) {
-          if (checksum !== migration.checksum) throw new Error(`Migration ${migration.name} changed after it was applied: add a new migration instead`);
+          if (checksum !== migration.checksum)
+            throw new Error(`Migration ${migration.name} changed after it was applied: add a new migration instead`);
           continue;
         }
         await client.query(substituteVariables(migration.sql, { app_role: options.appRole }));
-        await client.query('INSERT INTO public.app_migrations (name, checksum) VALUES ($1, $2)', [migration.name, migration.checksum]);
+        await client.query('INSERT INTO public.app_migrations (name, checksum) VALUES ($1, $2)', [
+          migration.name,
+          migration.checksum,
+        ]);
         applied.push(migration.name);
         options.onApply?.(migration.name);
       }
@@ -112,8 +118,10 @@ async function checkRoles(client: pg.ClientBase, appRole: string): Promise<void>
             (SELECT value FROM tenantry.meta WHERE key = 'app_role') AS app_role`,
   );
   const row = rows[0]!;
-  if (row.me !== row.owner_role) throw new Error(`Run migrations as the owner role ${row.owner_role ?? '?'}, not ${row.me}`);
-  if (appRole !== row.app_role) throw new Error(`appRole ${appRole} is not the app role Tenantry was installed with (${row.app_role ?? '?'})`);
+  if (row.me !== row.owner_role)
+    throw new Error(`Run migrations as the owner role ${row.owner_role ?? '?'}, not ${row.me}`);
+  if (appRole !== row.app_role)
+    throw new Error(`appRole ${appRole} is not the app role Tenantry was installed with (${row.app_role ?? '?'})`);
 }
 
 /** Creates the extensions the migrations need. Run as a superuser (or a role allowed to). */
@@ -122,9 +130,12 @@ export async function ensureExtensions(adminUrl: string): Promise<void> {
   await client.connect();
   try {
     // pgcrypto's crypt() is called as public.crypt by app.sign_in
-    const { rows } = await client.query<{ schema: string }>(`SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pgcrypto'`);
+    const { rows } = await client.query<{ schema: string }>(
+      `SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pgcrypto'`,
+    );
     if (!rows[0]) await client.query('CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public');
-    else if (rows[0].schema !== 'public') throw new Error(`pgcrypto is installed in schema ${rows[0].schema}; the migrations expect it in public`);
+    else if (rows[0].schema !== 'public')
+      throw new Error(`pgcrypto is installed in schema ${rows[0].schema}; the migrations expect it in public`);
   } finally {
     await client.end();
   }

@@ -1,5 +1,5 @@
-import { ConfigurationError } from '../src/index.js';
-import { loadTenantTables, QueryGuard, type GuardLogger, type GuardMode, type Queryable } from '../src/guard/index.js';
+import { ConfigurationError } from 'tenantry';
+import { loadTenantTables, QueryGuard, type GuardLogger, type GuardMode, type Queryable } from 'tenantry/guard';
 
 const MODES: readonly GuardMode[] = ['off', 'report', 'enforce'];
 
@@ -10,7 +10,8 @@ const MODES: readonly GuardMode[] = ['off', 'report', 'enforce'];
  */
 export function guardModeFromEnv(env: NodeJS.ProcessEnv = process.env): GuardMode {
   const raw = env.TENANTRY_GUARD?.trim().toLowerCase() || 'enforce';
-  if (!(MODES as readonly string[]).includes(raw)) throw new ConfigurationError(`TENANTRY_GUARD must be one of ${MODES.join(', ')}, got ${raw}`);
+  if (!(MODES as readonly string[]).includes(raw))
+    throw new ConfigurationError(`TENANTRY_GUARD must be one of ${MODES.join(', ')}, got ${raw}`);
   return raw as GuardMode;
 }
 
@@ -18,7 +19,10 @@ export function guardModeFromEnv(env: NodeJS.ProcessEnv = process.env): GuardMod
  * The query guard of the reference server's TenantPool: tenant tables read from the registry
  * (`ownerPool`: the app role cannot read it), so call after the migrations.
  */
-export async function createQueryGuard(ownerPool: Queryable, options: { mode: GuardMode; logger?: GuardLogger }): Promise<QueryGuard> {
+export async function createQueryGuard(
+  ownerPool: Queryable,
+  options: { mode: GuardMode; logger?: GuardLogger },
+): Promise<QueryGuard> {
   await QueryGuard.ready();
   const tables = await loadTenantTables(ownerPool);
   return new QueryGuard({ mode: options.mode, tables, ...(options.logger ? { logger: options.logger } : {}) });

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { TenantResolver, type TenantPool, type TxtResolver } from '../src/index.js';
+import { TenantResolver, type TenantPool, type TxtResolver } from 'tenantry';
 import { accessRoutes } from './access/access-routes.js';
 import { memberLookup, type Member } from './auth/member-context.js';
 import { memberRoutes } from './members/member-routes.js';
@@ -69,7 +69,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
-  const resolver = new TenantResolver<Member>({ pool: appPool, tokens: tokens.verifier, membership: memberLookup(appPool), ...(options.host ? { host: options.host } : {}) });
+  const resolver = new TenantResolver<Member>({
+    pool: appPool,
+    tokens: tokens.verifier,
+    membership: memberLookup(appPool),
+    ...(options.host ? { host: options.host } : {}),
+  });
 
   authRoutes(app, { appPool, tokens });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });

@@ -11,7 +11,7 @@ const statements = {
   'join + subquery': `select n.id, n.body, (select count(*) from comments c where c.note_id = n.id and c.tenant_id = n.tenant_id)
       from notes n join recordings r on r.id = n.recording_id and r.tenant_id = n.tenant_id
      where n.tenant_id = $1 and n.created_at > $2 order by n.created_at desc limit 20`,
-  'insert': 'insert into notes (tenant_id, recording_id, body) values ($1, $2, $3) returning id',
+  insert: 'insert into notes (tenant_id, recording_id, body) values ($1, $2, $3) returning id',
 };
 
 function perCall(fn: (i: number) => void, iterations: number): number {
@@ -22,7 +22,10 @@ function perCall(fn: (i: number) => void, iterations: number): number {
 }
 
 await QueryGuard.ready();
-const rows: string[] = ['| statement | uncached analysis (µs) | cached analysis (µs) | enforce check, cached (µs) | report, sampleRate 0.01 (µs) |', '|---|---|---|---|---|'];
+const rows: string[] = [
+  '| statement | uncached analysis (µs) | cached analysis (µs) | enforce check, cached (µs) | report, sampleRate 0.01 (µs) |',
+  '|---|---|---|---|---|',
+];
 for (const [name, sql] of Object.entries(statements)) {
   const uncached = perCall(() => analyzeUncached(sql, tables), 2_000);
   const cached = perCall(() => analyzeStatement(sql, tables), 200_000);
@@ -30,7 +33,9 @@ for (const [name, sql] of Object.entries(statements)) {
   const checked = perCall(() => enforce.check(sql), 200_000);
   const sampled = new QueryGuard({ mode: 'report', tables, sampleRate: 0.01 });
   const sampling = perCall(() => sampled.check(sql), 200_000);
-  rows.push(`| ${name} | ${uncached.toFixed(1)} | ${cached.toFixed(2)} | ${checked.toFixed(2)} | ${sampling.toFixed(2)} |`);
+  rows.push(
+    `| ${name} | ${uncached.toFixed(1)} | ${cached.toFixed(2)} | ${checked.toFixed(2)} | ${sampling.toFixed(2)} |`,
+  );
 }
 console.log(rows.join('\n'));
 console.log(`\nnode ${process.version}, ${process.platform}/${process.arch}`);

@@ -21,7 +21,14 @@ import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
 import { explainSigned } from './support/explain.js';
 import { LatencyRecorder } from './support/latency.js';
 import { readOptions, type BenchOptions } from './support/options.js';
-import { guardPairsTable, machineLine, ratiosTable, resultsTable, vitestProcesses, type CellResult } from './support/report.js';
+import {
+  guardPairsTable,
+  machineLine,
+  ratiosTable,
+  resultsTable,
+  vitestProcesses,
+  type CellResult,
+} from './support/report.js';
 import { runFor } from './support/runner.js';
 import { clientCpuUs, ServerCpu } from './support/cpu.js';
 import { openServer, type BenchServer } from './support/server.js';
@@ -38,7 +45,8 @@ const log = (line = '') => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<number> {
   const opts = readOptions();
-  for (const v of opts.variants) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+  for (const v of opts.variants)
+    if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
   if (opts.variants.some((v) => v.endsWith('+guard'))) await QueryGuard.ready();
   const vitestAtStart = vitestProcesses();
   const loadAtStart = os.loadavg()[0]!;
@@ -55,8 +63,12 @@ async function main(): Promise<number> {
     log(`command: ${process.argv.slice(1).join(' ')}`);
     log(`load avg (1 min) at start: ${loadAtStart.toFixed(2)}; other vitest processes at start: ${vitestAtStart}`);
     const shape = { tenants: opts.tenants, rowsPerTenant: opts.rowsPerTenant };
-    log(`data: items(tenant_id uuid, id bigint, payload text, primary key (tenant_id, id)), ${shape.tenants * shape.rowsPerTenant} rows, ${shape.tenants} tenants`);
-    log(`timing: ${opts.seconds}s per cell in ${opts.rounds} round(s), ${opts.warmupSeconds}s warm-up, pool = min(concurrency, ${opts.poolMax})`);
+    log(
+      `data: items(tenant_id uuid, id bigint, payload text, primary key (tenant_id, id)), ${shape.tenants * shape.rowsPerTenant} rows, ${shape.tenants} tenants`,
+    );
+    log(
+      `timing: ${opts.seconds}s per cell in ${opts.rounds} round(s), ${opts.warmupSeconds}s warm-up, pool = min(concurrency, ${opts.poolMax})`,
+    );
 
     let t = Date.now();
     await prepareDatabase(server, SIGNED_DB, 'signed', roles, shape);
@@ -93,7 +105,9 @@ async function main(): Promise<number> {
       const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB]);
       if (!cpu) log('(server CPU not measurable: the server is not on this machine)');
       for (const style of opts.statements) {
-        log(`\n## ${style === 'prepared' ? 'Prepared (named) statements' : 'Unnamed statements (parsed and planned per query)'}\n`);
+        log(
+          `\n## ${style === 'prepared' ? 'Prepared (named) statements' : 'Unnamed statements (parsed and planned per query)'}\n`,
+        );
         const results = await measure(opts, targets, pick, cpu, style === 'prepared');
         log('\n### Throughput and latency\n');
         log(resultsTable(results));
@@ -103,7 +117,9 @@ async function main(): Promise<number> {
         if (guardPairs) log('\n### Query guard: with / without\n\n' + guardPairs);
       }
       await cpu?.close();
-      log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);
+      log(
+        `\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`,
+      );
     }
 
     if (opts.clientCost && !opts.skipMain) {
@@ -125,7 +141,16 @@ async function main(): Promise<number> {
 
     if (opts.study) {
       t = Date.now();
-      await runSignedStudy({ server, database: STUDY_DB, unsignedDatabase: UNSIGNED_DB, roles, shape, pick, opts, log });
+      await runSignedStudy({
+        server,
+        database: STUDY_DB,
+        unsignedDatabase: UNSIGNED_DB,
+        roles,
+        shape,
+        pick,
+        opts,
+        log,
+      });
       log(`study took ${((Date.now() - t) / 1000).toFixed(0)}s`);
     }
   } finally {
@@ -151,7 +176,9 @@ async function measure(
       for (const v of open) await check(v.key, await runFor(v.run, pick, concurrency, opts.warmupSeconds));
       // Room for 150k queries/s: far above what 2 cores reach; past it, samples are counted, not kept.
       const recorders = new Map(open.map((v) => [v.key, new LatencyRecorder(Math.ceil(opts.seconds * 150_000))]));
-      const totals = new Map(open.map((v) => [v.key, { queries: 0, seconds: 0, rounds: [] as number[], clientUs: 0, serverNs: 0 }]));
+      const totals = new Map(
+        open.map((v) => [v.key, { queries: 0, seconds: 0, rounds: [] as number[], clientUs: 0, serverNs: 0 }]),
+      );
       for (let round = 0; round < opts.rounds; round++) {
         const order = open.map((_, i) => open[(i + round) % open.length]!);
         for (const v of order) {
@@ -166,7 +193,9 @@ async function measure(
           total.seconds += outcome.elapsedSeconds;
           total.rounds.push(outcome.queries / outcome.elapsedSeconds);
         }
-        log(`  c=${concurrency} round ${round + 1}/${opts.rounds}: ${order.map((v) => `${v.key} ${Math.round(totals.get(v.key)!.rounds.at(-1)!)}/s`).join(', ')}`);
+        log(
+          `  c=${concurrency} round ${round + 1}/${opts.rounds}: ${order.map((v) => `${v.key} ${Math.round(totals.get(v.key)!.rounds.at(-1)!)}/s`).join(', ')}`,
+        );
       }
       for (const v of open) {
         const total = totals.get(v.key)!;
@@ -194,21 +223,26 @@ async function measure(
 }
 
 async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): Promise<void> {
-  if (outcome.errors > 0) throw new Error(`variant ${key}: ${outcome.errors} queries failed`, { cause: outcome.firstError });
-  if (outcome.wrongRows > 0) throw new Error(`variant ${key}: ${outcome.wrongRows} point selects did not return exactly one row`);
+  if (outcome.errors > 0)
+    throw new Error(`variant ${key}: ${outcome.errors} queries failed`, { cause: outcome.firstError });
+  if (outcome.wrongRows > 0)
+    throw new Error(`variant ${key}: ${outcome.wrongRows} point selects did not return exactly one row`);
 }
 
 async function closeQuietly(server: BenchServer): Promise<void> {
-  await server.close({ databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB], roles: ['tenantry_bench_app', 'tenantry_bench_owner'] }).catch((e: unknown) => {
-    process.stderr.write(`cleanup failed: ${String(e)}\n`);
-  });
+  await server
+    .close({ databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB], roles: ['tenantry_bench_app', 'tenantry_bench_owner'] })
+    .catch((e: unknown) => {
+      process.stderr.write(`cleanup failed: ${String(e)}\n`);
+    });
 }
 
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    if (error instanceof Error && error.cause) process.stderr.write(`cause: ${String((error.cause as Error).stack ?? error.cause)}\n`);
+    if (error instanceof Error && error.cause)
+      process.stderr.write(`cause: ${String((error.cause as Error).stack ?? error.cause)}\n`);
     process.exit(1);
   },
 );

@@ -89,7 +89,10 @@ async function main(): Promise<number> {
     const admin = new pg.Client({ connectionString: server.url(DATABASE) });
     await admin.connect();
     try {
-      await admin.query(`insert into tenantry.tenants (slug, name) select 'bench-' || i, 'Bench ' || i from generate_series(1, $1) i`, [schemas]);
+      await admin.query(
+        `insert into tenantry.tenants (slug, name) select 'bench-' || i, 'Bench ' || i from generate_series(1, $1) i`,
+        [schemas],
+      );
       await admin.query(`do $do$ declare i int; begin
         for i in 1..${schemas} loop
           execute format('create schema %I authorization %I', 't_bench_' || i, '${roles.owner.name}');
@@ -112,7 +115,9 @@ async function main(): Promise<number> {
     const timed = await migrateEverywhere({ catalog: owner, clusters, migrations: dir, concurrency });
     const noop = await migrateEverywhere({ catalog: owner, clusters, migrations: dir, concurrency });
 
-    log(`\nmigrateEverywhere, concurrency ${concurrency}, ${schemas} tenant schemas + the shared database (one pool of ≤ ${concurrency} connections)\n`);
+    log(
+      `\nmigrateEverywhere, concurrency ${concurrency}, ${schemas} tenant schemas + the shared database (one pool of ≤ ${concurrency} connections)\n`,
+    );
     log('| run | targets | migrated | failed | total s | targets/s |');
     log('|---|---:|---:|---:|---:|---:|');
     log(summary('initial: 001 (1 table)', initial));
@@ -123,7 +128,12 @@ async function main(): Promise<number> {
     // doctor in every placement the catalog knows (here: the shared database with its 1,000 tenant schemas)
     const audit = await doctorEverywhere({ catalog: owner, clusters: { home: server.url(DATABASE) } });
     const findings = audit.databases.flatMap((d) => d.report?.findings ?? []);
-    const errors = [...findings.filter((f) => f.severity === 'error'), ...audit.databases.filter((d) => d.error).map((d) => ({ code: 'UNREACHABLE', object: d.database, message: d.error }))];
+    const errors = [
+      ...findings.filter((f) => f.severity === 'error'),
+      ...audit.databases
+        .filter((d) => d.error)
+        .map((d) => ({ code: 'UNREACHABLE', object: d.database, message: d.error })),
+    ];
     const audited = audit.databases.reduce((n, d) => n + d.schemas.length, 0);
     const check = await new pg.Client({ connectionString: server.url(DATABASE) });
     await check.connect();
@@ -135,19 +145,34 @@ async function main(): Promise<number> {
         where c.relkind = 'r' and (s.nspname like 't_bench_%' or s.nspname = 'public')`,
     );
     await check.end();
-    log(`\ndoctorEverywhere: ${audit.databases.length} database(s), ${audited} schemas in ${((performance.now() - d0) / 1000).toFixed(1)} s: ${errors.length} errors, ${findings.length - errors.length} warnings`);
+    log(
+      `\ndoctorEverywhere: ${audit.databases.length} database(s), ${audited} schemas in ${((performance.now() - d0) / 1000).toFixed(1)} s: ${errors.length} errors, ${findings.length - errors.length} warnings`,
+    );
     for (const f of errors.slice(0, 5)) log(`  ${f.code} ${f.object}: ${f.message}`);
     log(`tenant tables: ${rows[0]!.n}, RLS forced: ${rows[0]!.forced}, registered: ${rows[0]!.registered}`);
 
     const seconds = timed.durationMs / 1000;
-    const ok = timed.ok && initial.ok && noop.ok && seconds <= TARGET_S && errors.length === 0 && rows[0]!.n === rows[0]!.forced && rows[0]!.n === rows[0]!.registered;
-    log(`\n- ${seconds <= TARGET_S ? 'PASS' : 'FAIL'}: two migrations on ${schemas} schemas in ${seconds.toFixed(2)} s (target ≤ ${TARGET_S} s${schemas === 1000 ? '' : ', scaled run'})`);
-    log(`- ${errors.length === 0 && rows[0]!.n === rows[0]!.forced ? 'PASS' : 'FAIL'}: doctor clean, RLS forced and registered on every tenant table`);
+    const ok =
+      timed.ok &&
+      initial.ok &&
+      noop.ok &&
+      seconds <= TARGET_S &&
+      errors.length === 0 &&
+      rows[0]!.n === rows[0]!.forced &&
+      rows[0]!.n === rows[0]!.registered;
+    log(
+      `\n- ${seconds <= TARGET_S ? 'PASS' : 'FAIL'}: two migrations on ${schemas} schemas in ${seconds.toFixed(2)} s (target ≤ ${TARGET_S} s${schemas === 1000 ? '' : ', scaled run'})`,
+    );
+    log(
+      `- ${errors.length === 0 && rows[0]!.n === rows[0]!.forced ? 'PASS' : 'FAIL'}: doctor clean, RLS forced and registered on every tenant table`,
+    );
     return ok ? 0 : 1;
   } finally {
     await owner?.end();
     await rm(dir, { recursive: true, force: true });
-    await server.close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
+    await server
+      .close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] })
+      .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }
 

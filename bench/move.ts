@@ -59,12 +59,17 @@ async function main(): Promise<number> {
   const batchSize = Number(flag('batch', '5000'));
   const timeoutMs = Number(flag('hop-timeout', '300')) * 1000;
   const clusters = Number(flag('clusters', '1'));
-  if (clusters !== 1 && clusters !== 3) throw new Error('--clusters is 1 (one server, the default) or 3 (also home shared → own database on server 2 → shared on server 3)');
+  if (clusters !== 1 && clusters !== 3)
+    throw new Error(
+      '--clusters is 1 (one server, the default) or 3 (also home shared → own database on server 2 → shared on server 3)',
+    );
   const verifyFlag = flag('verify', 'both');
-  if (!['both', 'full', 'ranges'].includes(verifyFlag)) throw new Error('--verify is both (the default), full or ranges');
+  if (!['both', 'full', 'ranges'].includes(verifyFlag))
+    throw new Error('--verify is both (the default), full or ranges');
   const modes = (verifyFlag === 'both' ? ['full', 'ranges'] : [verifyFlag]) as Array<'full' | 'ranges'>;
   const writes = flag('writes', 'inserts');
-  if (writes !== 'inserts' && writes !== 'mixed') throw new Error('--writes is inserts (the default) or mixed (every other write updates a random seeded row)');
+  if (writes !== 'inserts' && writes !== 'mixed')
+    throw new Error('--writes is inserts (the default) or mixed (every other write updates a random seeded row)');
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   const pools: pg.Pool[] = [];
@@ -76,7 +81,13 @@ async function main(): Promise<number> {
     log(`machine: ${machineLine(server.version, server.embedded)}`);
     log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     await server.createDatabase(HOME);
-    const installOptions = { appRole: roles.app.name, ownerRole: roles.owner.name, appPassword: roles.app.password, ownerPassword: roles.owner.password, contextSecret: roles.contextSecret };
+    const installOptions = {
+      appRole: roles.app.name,
+      ownerRole: roles.owner.name,
+      appPassword: roles.app.password,
+      ownerPassword: roles.owner.password,
+      contextSecret: roles.contextSecret,
+    };
     await install(server.url(HOME), installOptions);
     const ownerUrl = server.url(HOME, roles.owner);
     const appUrl = server.url(HOME, roles.app);
@@ -86,46 +97,104 @@ async function main(): Promise<number> {
     await owner.query(DDL);
     // one tenant of the same size per verification mode, moved one after the other
     const tenants: string[] = [];
-    for (const mode of modes) tenants.push((await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [`big-${mode}`])).rows[0]!.id);
-    const other = (await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('other', 'Other') returning id`)).rows[0]!.id;
+    for (const mode of modes)
+      tenants.push(
+        (
+          await owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [
+            `big-${mode}`,
+          ])
+        ).rows[0]!.id,
+      );
+    const other = (
+      await owner.query<{ id: string }>(
+        `insert into tenantry.tenants (slug, name) values ('other', 'Other') returning id`,
+      )
+    ).rows[0]!.id;
     const t0 = performance.now();
     for (const tenant of tenants) {
       for (let done = 0; done < rows; done += 100_000) {
-        await owner.query(`insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series($2::int, $3::int) g`, [tenant, done, Math.min(done + 100_000, rows) - 1]);
+        await owner.query(
+          `insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series($2::int, $3::int) g`,
+          [tenant, done, Math.min(done + 100_000, rows) - 1],
+        );
       }
     }
-    await owner.query(`insert into notes (tenant_id, body) select $1, 'other-' || g from generate_series(1, 10000) g`, [other]);
+    await owner.query(`insert into notes (tenant_id, body) select $1, 'other-' || g from generate_series(1, 10000) g`, [
+      other,
+    ]);
     await owner.query('vacuum analyze notes');
-    log(`seeded ${rows} rows for each of ${tenants.length} moving tenant(s) (+10,000 of another) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      `seeded ${rows} rows for each of ${tenants.length} moving tenant(s) (+10,000 of another) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
 
     placements = new Placements({ catalog: owner, owners: { home: ownerUrl } });
     router = new TenantRouter({ pool: appHome, listenConnectionString: appUrl });
     await router.start();
-    app = new RoutedTenantPool({ router, clusters: { home: appUrl }, contextSecret: roles.contextSecret, maxConnections: writers + 2, freezeWaitMs: 10_000 });
+    app = new RoutedTenantPool({
+      router,
+      clusters: { home: appUrl },
+      contextSecret: roles.contextSecret,
+      maxConnections: writers + 2,
+      freezeWaitMs: 10_000,
+    });
     const hops: Array<{ mode: 'full' | 'ranges'; hop: HopResult }> = [];
     for (const [i, mode] of modes.entries()) {
       let target: PlacementTarget;
       if (to === 'database') {
         await server.createDatabase(TARGET_DBS[i]!);
-        await createTenantDatabase({ adminUrl: server.adminUrl, ownerUrl, database: TARGET_DBS[i]!, ddl: DDL, ...installOptions });
+        await createTenantDatabase({
+          adminUrl: server.adminUrl,
+          ownerUrl,
+          database: TARGET_DBS[i]!,
+          ddl: DDL,
+          ...installOptions,
+        });
         target = { tier: 'database', cluster: 'home', database: TARGET_DBS[i]! };
       } else {
         await createTenantSchema(owner, `t_big_${mode}`, DDL);
         target = { tier: 'schema', cluster: 'home', schema: `t_big_${mode}` };
       }
       log(`\nverify ${mode}: shared → ${to}`);
-      const ids = (await owner.query<{ min: string; max: string }>('select min(id) as min, max(id) as max from notes where tenant_id = $1', [tenants[i]])).rows[0]!;
+      const ids = (
+        await owner.query<{ min: string; max: string }>(
+          'select min(id) as min, max(id) as max from notes where tenant_id = $1',
+          [tenants[i]],
+        )
+      ).rows[0]!;
       const updateIds = writes === 'mixed' ? { min: Number(ids.min), max: Number(ids.max) } : undefined;
-      hops.push({ mode, hop: await runHop({ placements, catalog: owner, pool: app, tenant: tenants[i]!, from: { tier: 'shared', cluster: 'home' }, to: target, rowsBefore: rows, writers, batchSize, timeoutMs, verify: mode, updateIds, log }) });
+      hops.push({
+        mode,
+        hop: await runHop({
+          placements,
+          catalog: owner,
+          pool: app,
+          tenant: tenants[i]!,
+          from: { tier: 'shared', cluster: 'home' },
+          to: target,
+          rowsBefore: rows,
+          writers,
+          batchSize,
+          timeoutMs,
+          verify: mode,
+          updateIds,
+          log,
+        }),
+      });
     }
 
-    log(`\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (${writes === 'mixed' ? 'every other write an update of a random seeded row' : 'inserts'}; batch ${batchSize}), once per verification mode${modes.length > 1 ? '; ratios against verify full' : ''}\n`);
-    log('| verify | rows | freeze ms | total s | slowest write ms | inserts acked | found at target | lost | duplicated | updates acked | failed (retryable) | rows at target | cleanup s | freeze ×full | total ×full |');
+    log(
+      `\nmoved ${rows} rows shared → ${to} under ${writers} continuous writers (${writes === 'mixed' ? 'every other write an update of a random seeded row' : 'inserts'}; batch ${batchSize}), once per verification mode${modes.length > 1 ? '; ratios against verify full' : ''}\n`,
+    );
+    log(
+      '| verify | rows | freeze ms | total s | slowest write ms | inserts acked | found at target | lost | duplicated | updates acked | failed (retryable) | rows at target | cleanup s | freeze ×full | total ×full |',
+    );
     log('|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const full = hops.find((h) => h.mode === 'full')?.hop;
     const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '–');
     for (const { mode, hop } of hops) {
-      log(`| ${mode} | ${rows} | ${hop.freezeMs} | ${(hop.totalMs / 1000).toFixed(1)} | ${hop.slowestMs} | ${hop.acked} | ${hop.found} | ${hop.lost} | ${hop.duplicated} | ${hop.updated} | ${hop.failed} | ${hop.rowsAtTarget} (expected ${hop.expectedAtTarget}) | ${(hop.cleanupMs / 1000).toFixed(1)} | ${ratio(hop.freezeMs, full?.freezeMs)} | ${ratio(hop.totalMs, full?.totalMs)} |`);
+      log(
+        `| ${mode} | ${rows} | ${hop.freezeMs} | ${(hop.totalMs / 1000).toFixed(1)} | ${hop.slowestMs} | ${hop.acked} | ${hop.found} | ${hop.lost} | ${hop.duplicated} | ${hop.updated} | ${hop.failed} | ${hop.rowsAtTarget} (expected ${hop.expectedAtTarget}) | ${(hop.cleanupMs / 1000).toFixed(1)} | ${ratio(hop.freezeMs, full?.freezeMs)} | ${ratio(hop.totalMs, full?.totalMs)} |`,
+      );
     }
     log('');
     let ok = true;
@@ -133,9 +202,16 @@ async function main(): Promise<number> {
       const good = hopOk(hop);
       ok &&= good;
       // the target is for the default (ranges); full is printed for comparison
-      log(`- ${hop.freezeMs <= TARGET_FREEZE_MS ? 'PASS' : mode === 'ranges' ? 'FAIL' : 'over'}: verify ${mode}: write freeze ${hop.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`);
-      log(`- ${good ? 'PASS' : 'FAIL'}: verify ${mode}: ${hop.lost} lost, ${hop.duplicated} duplicated, ${hop.leftAtSource} left at the source after cleanup`);
-      if (hop.writersStoppedMs !== undefined) log(`- FAIL: verify ${mode}: not switched after ${timeoutMs / 1000} s under load: the writers were stopped ${(hop.writersStoppedMs / 1000).toFixed(1)} s into the move (step ${hop.lastStep}, backlog ${hop.lastBacklog})`);
+      log(
+        `- ${hop.freezeMs <= TARGET_FREEZE_MS ? 'PASS' : mode === 'ranges' ? 'FAIL' : 'over'}: verify ${mode}: write freeze ${hop.freezeMs} ms (target ≤ ${TARGET_FREEZE_MS} ms)`,
+      );
+      log(
+        `- ${good ? 'PASS' : 'FAIL'}: verify ${mode}: ${hop.lost} lost, ${hop.duplicated} duplicated, ${hop.leftAtSource} left at the source after cleanup`,
+      );
+      if (hop.writersStoppedMs !== undefined)
+        log(
+          `- FAIL: verify ${mode}: not switched after ${timeoutMs / 1000} s under load: the writers were stopped ${(hop.writersStoppedMs / 1000).toFixed(1)} s into the move (step ${hop.lastStep}, backlog ${hop.lastBacklog})`,
+        );
     }
     const single = hops[hops.length - 1]!.hop;
     if (hops.some((h) => !h.hop.finished)) return 1;
@@ -164,7 +240,9 @@ async function main(): Promise<number> {
       p.on('error', () => undefined); // the clean-up's forced drop may end a closing socket
       await p.end();
     }
-    await server.close({ databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
+    await server
+      .close({ databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] })
+      .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }
 

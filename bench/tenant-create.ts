@@ -31,7 +31,9 @@ async function serverSettings(url: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query(`select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method') order by name`);
+    const { rows } = await client.query(
+      `select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method') order by name`,
+    );
     return rows.map((r) => `${r.name}=${r.setting}`);
   } finally {
     await client.end();
@@ -84,23 +86,33 @@ async function main(): Promise<number> {
     await Promise.all(Array.from({ length: concurrency }, worker));
     const totalSeconds = Number(process.hrtime.bigint() - start) / 1e9;
 
-    const created = Number((await pool.query(`select count(*) as n from tenantry.tenants where slug like 'tenant-%'`)).rows[0].n);
+    const created = Number(
+      (await pool.query(`select count(*) as n from tenantry.tenants where slug like 'tenant-%'`)).rows[0].n,
+    );
     if (created !== count) throw new Error(`expected ${count} tenants, found ${created}`);
     const [p50, p99, max] = recorder.percentiles(50, 99, 100);
     const [firstP50] = firstThousand.percentiles(50);
     const [lastP50] = lastThousand.percentiles(50);
-    log(`\ncreated ${count} tenants with TenantCatalog.create, concurrency ${concurrency} (owner pool of ${concurrency})\n`);
+    log(
+      `\ncreated ${count} tenants with TenantCatalog.create, concurrency ${concurrency} (owner pool of ${concurrency})\n`,
+    );
     log('| tenants | total s | creates/s | p50 ms | p99 ms | max ms | p50 first 1,000 | p50 last 1,000 |');
     log('|---:|---:|---:|---:|---:|---:|---:|---:|');
-    log(`| ${count} | ${totalSeconds.toFixed(2)} | ${Math.round(count / totalSeconds)} | ${p50!.toFixed(3)} | ${p99!.toFixed(3)} | ${max!.toFixed(1)} | ${firstP50!.toFixed(3)} | ${lastP50!.toFixed(3)} |`);
+    log(
+      `| ${count} | ${totalSeconds.toFixed(2)} | ${Math.round(count / totalSeconds)} | ${p50!.toFixed(3)} | ${p99!.toFixed(3)} | ${max!.toFixed(1)} | ${firstP50!.toFixed(3)} | ${lastP50!.toFixed(3)} |`,
+    );
     const okP50 = p50! <= TARGET_P50_MS;
     const okTotal = totalSeconds <= TARGET_TOTAL_S;
     log(`\n- ${okP50 ? 'PASS' : 'FAIL'}: p50 per create ${p50!.toFixed(3)} ms (target ≤ ${TARGET_P50_MS} ms)`);
-    log(`- ${okTotal ? 'PASS' : 'FAIL'}: total ${totalSeconds.toFixed(2)} s for ${count} (target ≤ ${TARGET_TOTAL_S} s${count === 10_000 ? '' : ', scaled run'})`);
+    log(
+      `- ${okTotal ? 'PASS' : 'FAIL'}: total ${totalSeconds.toFixed(2)} s for ${count} (target ≤ ${TARGET_TOTAL_S} s${count === 10_000 ? '' : ', scaled run'})`,
+    );
     return okP50 && okTotal ? 0 : 1;
   } finally {
     await pool?.end();
-    await server.close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] }).catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
+    await server
+      .close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] })
+      .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }
 

@@ -17,19 +17,39 @@ export { SqlState, sqlStateOf } from './errors/sqlstate.js';
 export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
-export { installSql, installDigest, resolveInstallOptions, CONTEXT_SETTING, type InstallOptions, type ContextMode } from './policy/install-sql.js';
+export {
+  installSql,
+  installDigest,
+  resolveInstallOptions,
+  CONTEXT_SETTING,
+  type InstallOptions,
+  type ContextMode,
+} from './policy/install-sql.js';
 export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
 export { runDoctor, formatDoctorReport } from './policy/doctor.js';
 export { TokenVerifier, type VerifiedToken } from './identity/token-verifier.js';
-export type { TokenVerifierConfig, TenantClaimMode, SecretKeySource, PublicKeySource, JwksKeySource } from './identity/token-verifier-config.js';
+export type {
+  TokenVerifierConfig,
+  TenantClaimMode,
+  SecretKeySource,
+  PublicKeySource,
+  JwksKeySource,
+} from './identity/token-verifier-config.js';
 export type { JwksOptions } from './identity/jwks-key-set.js';
 export { TokenIssuer, type TokenIssuerConfig, type IssueTokenInput } from './identity/token-issuer.js';
 export { TokenError, type TokenErrorCode, type TokenErrorReason } from './identity/token-error.js';
 export { TOKEN_ALGORITHMS, type TokenAlgorithm } from './identity/token-algorithms.js';
 export type { TokenSecret, TokenKeyInput } from './identity/token-keys.js';
-export { TenantResolver, type TenantResolverOptions, type Resolution, type Principal, type ResolverName, type BearerTokenVerifier } from './identity/tenant-resolver.js';
+export {
+  TenantResolver,
+  type TenantResolverOptions,
+  type Resolution,
+  type Principal,
+  type ResolverName,
+  type BearerTokenVerifier,
+} from './identity/tenant-resolver.js';
 export type { RequestFacts } from './identity/request-facts.js';
 export { AccessError, type AccessErrorCode } from './identity/access-error.js';
 export { ApiKeys, type ApiKeyInfo, type VerifiedApiKey } from './identity/api-keys.js';
@@ -41,10 +61,32 @@ export { StaffDirectory } from './identity/staff-directory.js';
 export { AuditLog, type AuditEntry, type AuditActorKind } from './identity/audit-log.js';
 export { TenantRouter, type Route, type Tier, type TenantRouterOptions } from './tiers/tenant-router.js';
 export { RoutedTenantPool, isRetryableRouteError, type RoutedTenantPoolConfig } from './tiers/routed-tenant-pool.js';
-export { Placements, MOVING_SETTING, type Placement, type PlacementTarget, type LocalState, type PlacementsOptions } from './tiers/placements.js';
+export {
+  Placements,
+  MOVING_SETTING,
+  type Placement,
+  type PlacementTarget,
+  type LocalState,
+  type PlacementsOptions,
+} from './tiers/placements.js';
 export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';
-export { planPlacementPolicy, placementQuestion, type PlacementPolicy, type PlacementDecision, type PlacementQuestion, type ClusterLoad, type PlanPolicyOptions } from './tiers/placement-policy.js';
-export { migrateEverywhere, type MigrateEverywhereOptions, type MigrationReport, type MigrationProgress, type TargetResult, type TargetStatus } from './tiers/migrate/migrate-everywhere.js';
+export {
+  planPlacementPolicy,
+  placementQuestion,
+  type PlacementPolicy,
+  type PlacementDecision,
+  type PlacementQuestion,
+  type ClusterLoad,
+  type PlanPolicyOptions,
+} from './tiers/placement-policy.js';
+export {
+  migrateEverywhere,
+  type MigrateEverywhereOptions,
+  type MigrationReport,
+  type MigrationProgress,
+  type TargetResult,
+  type TargetStatus,
+} from './tiers/migrate/migrate-everywhere.js';
 export { migrateLocation, type MigrateLocationOptions } from './tiers/migrate/migrate-location.js';
 export { migrationStatus, type MigrationStatusReport, type TargetVersion } from './tiers/migrate/migration-status.js';
 export { loadMigrations, type Migration, type MigrationScope } from './tiers/migrate/migration-files.js';
@@ -53,7 +95,12 @@ export { MigrationError, type MigrationErrorCode } from './tiers/migrate/migrati
 export { migrateSql } from './tiers/migrate/migrate-sql.js';
 export type { TargetFailure, AppliedMigration } from './tiers/migrate/database-state.js';
 export { doctorEverywhere, type PlacementsAudit, type DatabaseAudit } from './tiers/migrate/doctor-everywhere.js';
-export { installEverywhere, type InstallEverywhereOptions, type InstallEverywhereReport, type DatabaseInstall } from './tiers/install-everywhere.js';
+export {
+  installEverywhere,
+  type InstallEverywhereOptions,
+  type InstallEverywhereReport,
+  type DatabaseInstall,
+} from './tiers/install-everywhere.js';
 export { TenantMover, type TenantMoverOptions } from './tiers/move/tenant-mover.js';
 export type { CaptureMode, MoveCapture, ReplicationOptions } from './tiers/move/logical-capture.js';
 export { MoveError, type MoveErrorCode } from './tiers/move/move-error.js';

@@ -15,7 +15,13 @@ afterAll(() => db?.drop());
 describe('TenantCatalog', () => {
   it('creates a tenant in the shared tier and finds it by id and slug', async () => {
     const t = await catalog.create({ slug: 'acme', name: 'Acme Inc.', settings: { plan: 'pro' } });
-    expect(t).toMatchObject({ slug: 'acme', name: 'Acme Inc.', status: 'active', placement: { tier: 'shared' }, settings: { plan: 'pro' } });
+    expect(t).toMatchObject({
+      slug: 'acme',
+      name: 'Acme Inc.',
+      status: 'active',
+      placement: { tier: 'shared' },
+      settings: { plan: 'pro' },
+    });
     expect((await catalog.get(t.id)).slug).toBe('acme');
     expect((await catalog.get('acme')).id).toBe(t.id);
     expect(await catalog.find('nope')).toBeUndefined();
@@ -23,10 +29,22 @@ describe('TenantCatalog', () => {
 
   it('refuses a taken slug and bad input with stable codes', async () => {
     await catalog.create({ slug: 'taken', name: 'One' });
-    await expect(catalog.create({ slug: 'taken', name: 'Two' })).rejects.toMatchObject({ code: 'TENANT_SLUG_TAKEN', status: 409 });
-    await expect(catalog.create({ slug: 'Bad Slug', name: 'x' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'slug' } });
-    await expect(catalog.create({ slug: 'ok', name: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'name' } });
-    await expect(catalog.get('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ code: 'TENANT_NOT_FOUND', status: 404 });
+    await expect(catalog.create({ slug: 'taken', name: 'Two' })).rejects.toMatchObject({
+      code: 'TENANT_SLUG_TAKEN',
+      status: 409,
+    });
+    await expect(catalog.create({ slug: 'Bad Slug', name: 'x' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'slug' },
+    });
+    await expect(catalog.create({ slug: 'ok', name: '' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'name' },
+    });
+    await expect(catalog.get('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+      status: 404,
+    });
   });
 
   it('suspends, resumes and soft-deletes, refusing impossible moves', async () => {
@@ -46,7 +64,9 @@ describe('TenantCatalog', () => {
 
   it('lists every tenant exactly once across pages, even within one millisecond', async () => {
     const before = (await catalog.list({ limit: 1000 })).tenants.length;
-    await db.owner.query(`insert into tenantry.tenants (slug, name) select 'bulk-' || g, 'Bulk ' || g from generate_series(1, 57) g`);
+    await db.owner.query(
+      `insert into tenantry.tenants (slug, name) select 'bulk-' || g, 'Bulk ' || g from generate_series(1, 57) g`,
+    );
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
@@ -69,7 +89,11 @@ describe('TenantCatalog', () => {
     const mine = await runAs(a.id, () => pool.query('select slug from tenantry.tenants'));
     expect(mine.rows).toEqual([{ slug: 'self-a' }]);
     expect((await pool.query('select * from tenantry.tenants')).rowCount).toBe(0);
-    await expect(runAs(a.id, () => pool.query(`update tenantry.tenants set name = 'x'`))).rejects.toMatchObject({ code: '42501' });
-    await expect(runAs(a.id, () => pool.query(`insert into tenantry.tenants (slug, name) values ('evil', 'x')`))).rejects.toMatchObject({ code: '42501' });
+    await expect(runAs(a.id, () => pool.query(`update tenantry.tenants set name = 'x'`))).rejects.toMatchObject({
+      code: '42501',
+    });
+    await expect(
+      runAs(a.id, () => pool.query(`insert into tenantry.tenants (slug, name) values ('evil', 'x')`)),
+    ).rejects.toMatchObject({ code: '42501' });
   });
 });

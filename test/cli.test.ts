@@ -17,7 +17,14 @@ let dir: string;
 async function tenantry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(TSX, [CLI, '--database-url', db.adminUrl, '--dir', dir, ...args], {
-      env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
+      env: {
+        ...process.env,
+        TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+        TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+        TENANTRY_APP_ROLE: db.appRole,
+        TENANTRY_OWNER_ROLE: db.ownerRole,
+        TENANTRY_CONTEXT_SECRET: db.contextSecret,
+      },
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -85,7 +92,9 @@ describe('tenantry CLI', () => {
     const clean = await tenantry('doctor');
     expect(clean.code).toBe(0);
     await db.owner.query('create table cli_leaky (tenant_id uuid not null, v int)');
-    await db.admin.query(`alter table cli_leaky no force row level security, disable row level security; grant select on cli_leaky to ${db.appRole}`);
+    await db.admin.query(
+      `alter table cli_leaky no force row level security, disable row level security; grant select on cli_leaky to ${db.appRole}`,
+    );
     const dirty = await tenantry('doctor', '--json');
     expect(dirty.code).toBe(1);
     const report = JSON.parse(dirty.stdout) as { ok: boolean; findings: Array<{ object: string; fix: string }> };

@@ -19,7 +19,6 @@ function summary(report: DoctorReport): string[] {
   return report.findings.map((f) => `${f.code} ${f.object}`).sort();
 }
 
-
 const CLEAN = { ok: true, findings: [] };
 let db: TestDatabase | undefined;
 
@@ -59,26 +58,36 @@ describe('doctor --citus', () => {
       select tenantry.register_tenant_table('lines');`);
     const plain = await runDoctor(d.adminUrl);
     const citus = await runDoctor(d.adminUrl, { citus: true });
-    const keys = ['FOREIGN_KEY_WITHOUT_TENANT lines_order_id_fkey on public.lines', 'PRIMARY_KEY_WITHOUT_TENANT orders_pkey on public.orders', 'UNIQUE_WITHOUT_TENANT orders_code_key on public.orders'];
+    const keys = [
+      'FOREIGN_KEY_WITHOUT_TENANT lines_order_id_fkey on public.lines',
+      'PRIMARY_KEY_WITHOUT_TENANT orders_pkey on public.orders',
+      'UNIQUE_WITHOUT_TENANT orders_code_key on public.orders',
+    ];
     expect(summary(plain)).toEqual(keys);
     expect(summary(citus)).toEqual(keys);
     expect(plain.findings.map((f) => f.severity).sort()).toEqual(['error', 'warning', 'warning']);
     expect(citus.findings.map((f) => f.severity)).toEqual(['error', 'error', 'error']);
-    expect(findingOf(citus, 'PRIMARY_KEY_WITHOUT_TENANT', 'orders_pkey on public.orders').message).toContain('On Citus, create_distributed_table refuses it');
+    expect(findingOf(citus, 'PRIMARY_KEY_WITHOUT_TENANT', 'orders_pkey on public.orders').message).toContain(
+      'On Citus, create_distributed_table refuses it',
+    );
     // the same fixes as without Citus, same order: the referenced side first gets a key with the tenant
     await d.admin.query('alter table orders add unique (tenant_id, id)');
-    expect(await applyFixes(d, citus, ['FOREIGN_KEY_WITHOUT_TENANT', 'UNIQUE_WITHOUT_TENANT', 'PRIMARY_KEY_WITHOUT_TENANT'])).toBe(3);
+    expect(
+      await applyFixes(d, citus, ['FOREIGN_KEY_WITHOUT_TENANT', 'UNIQUE_WITHOUT_TENANT', 'PRIMARY_KEY_WITHOUT_TENANT']),
+    ).toBe(3);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
   });
 
   it('flags an exclusion constraint that does not compare the tenant column with =, and its fix scopes it to one tenant', async () => {
-    const d = await plant(`
+    const d = await plant(
+      `
       create table bookings (tenant_id uuid not null default tenantry.current_tenant_id(), id uuid not null default gen_random_uuid(),
                              room text not null, during tstzrange not null, primary key (tenant_id, id),
                              exclude using gist (room with =, during with &&));
       select tenantry.register_tenant_table('bookings');`,
       // GiST compares text and uuid with = only through btree_gist, as the finding's message says
-      'create extension btree_gist');
+      'create extension btree_gist',
+    );
     expect(await runDoctor(d.adminUrl)).toEqual(CLEAN); // a Citus-only check
     const report = await runDoctor(d.adminUrl, { citus: true });
     expect(summary(report)).toEqual(['CITUS_EXCLUSION_WITHOUT_TENANT bookings_room_during_excl on public.bookings']);
@@ -125,11 +134,18 @@ describe('doctor --citus', () => {
       select tenantry.register_tenant_table('files');`);
     expect(await runDoctor(d.adminUrl)).toEqual(CLEAN);
     const report = await runDoctor(d.adminUrl, { citus: true });
-    expect(summary(report)).toEqual(['CITUS_FOREIGN_KEY_ACTION files_tenant_id_folder_fkey on public.files', 'CITUS_FOREIGN_KEY_ACTION folders_tenant_id_parent_fkey on public.folders']);
-    expect(findingOf(report, 'CITUS_FOREIGN_KEY_ACTION', 'folders_tenant_id_parent_fkey on public.folders').message).toContain('ON DELETE SET NULL (parent)');
+    expect(summary(report)).toEqual([
+      'CITUS_FOREIGN_KEY_ACTION files_tenant_id_folder_fkey on public.files',
+      'CITUS_FOREIGN_KEY_ACTION folders_tenant_id_parent_fkey on public.folders',
+    ]);
+    expect(
+      findingOf(report, 'CITUS_FOREIGN_KEY_ACTION', 'folders_tenant_id_parent_fkey on public.folders').message,
+    ).toContain('ON DELETE SET NULL (parent)');
     await applyFixes(d, report, ['CITUS_FOREIGN_KEY_ACTION']);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
-    const defs = await d.admin.query(`select pg_get_constraintdef(oid) as def from pg_constraint where contype = 'f' and conrelid in ('files'::regclass, 'folders'::regclass) order by conname`);
+    const defs = await d.admin.query(
+      `select pg_get_constraintdef(oid) as def from pg_constraint where contype = 'f' and conrelid in ('files'::regclass, 'folders'::regclass) order by conname`,
+    );
     expect(defs.rows.map((r) => r.def)).toEqual([
       'FOREIGN KEY (tenant_id, folder) REFERENCES folders(tenant_id, id) ON DELETE CASCADE',
       'FOREIGN KEY (tenant_id, parent) REFERENCES folders(tenant_id, id)',
@@ -144,10 +160,13 @@ describe('doctor --citus', () => {
       select tenantry.register_tenant_table('accounts');
       select tenantry.register_global_table('featured');`);
     const report = await runDoctor(d.adminUrl, { citus: true });
-    expect(summary(report)).toEqual(['CITUS_GLOBAL_TABLE_REFERENCES_TENANT featured_tenant_id_account_id_fkey on public.featured']);
-    expect(findingOf(report, 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT', 'featured_tenant_id_account_id_fkey on public.featured').fix).toBe(
-      'ALTER TABLE public.featured DROP CONSTRAINT featured_tenant_id_account_id_fkey;',
-    );
+    expect(summary(report)).toEqual([
+      'CITUS_GLOBAL_TABLE_REFERENCES_TENANT featured_tenant_id_account_id_fkey on public.featured',
+    ]);
+    expect(
+      findingOf(report, 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT', 'featured_tenant_id_account_id_fkey on public.featured')
+        .fix,
+    ).toBe('ALTER TABLE public.featured DROP CONSTRAINT featured_tenant_id_account_id_fkey;');
     await applyFixes(d, report, ['CITUS_GLOBAL_TABLE_REFERENCES_TENANT']);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
   });
@@ -165,11 +184,17 @@ describe('doctor --citus', () => {
     const report = await runDoctor(d.adminUrl, { citus: true });
     expect(summary(report)).toEqual(['CITUS_NO_PRIMARY_KEY public.events', 'CITUS_NO_PRIMARY_KEY public.tags']);
     expect(report.ok).toBe(true); // it distributes; moving its shards online is what fails
-    expect(findingOf(report, 'CITUS_NO_PRIMARY_KEY', 'public.events').fix).toBe('ALTER TABLE public.events REPLICA IDENTITY FULL;');
-    expect(findingOf(report, 'CITUS_NO_PRIMARY_KEY', 'public.tags').fix).toBe('ALTER TABLE public.tags ADD PRIMARY KEY USING INDEX tags_tenant_name;');
+    expect(findingOf(report, 'CITUS_NO_PRIMARY_KEY', 'public.events').fix).toBe(
+      'ALTER TABLE public.events REPLICA IDENTITY FULL;',
+    );
+    expect(findingOf(report, 'CITUS_NO_PRIMARY_KEY', 'public.tags').fix).toBe(
+      'ALTER TABLE public.tags ADD PRIMARY KEY USING INDEX tags_tenant_name;',
+    );
     await applyFixes(d, report, ['CITUS_NO_PRIMARY_KEY']);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
-    const pk = await d.admin.query(`select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'tags'::regclass and contype = 'p'`);
+    const pk = await d.admin.query(
+      `select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'tags'::regclass and contype = 'p'`,
+    );
     expect(pk.rows).toEqual([{ def: 'PRIMARY KEY (tenant_id, name)' }]);
   });
 
@@ -179,9 +204,13 @@ describe('doctor --citus', () => {
       select tenantry.register_tenant_table('orders');`);
     const cli = async (...args: string[]) => {
       try {
-        const { stdout } = await exec(path.resolve('node_modules/.bin/tsx'), [path.resolve('src/cli/main.ts'), '--database-url', d.adminUrl, 'doctor', ...args], {
-          env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD },
-        });
+        const { stdout } = await exec(
+          path.resolve('node_modules/.bin/tsx'),
+          [path.resolve('src/cli/main.ts'), '--database-url', d.adminUrl, 'doctor', ...args],
+          {
+            env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD },
+          },
+        );
         return { code: 0, stdout };
       } catch (error) {
         const e = error as { code: number; stdout: string };
@@ -191,7 +220,10 @@ describe('doctor --citus', () => {
     const plain = await cli('--json');
     const citus = await cli('--citus', '--json');
     expect([plain.code, citus.code]).toEqual([0, 1]);
-    expect(JSON.parse(citus.stdout)).toMatchObject({ ok: false, findings: [{ code: 'PRIMARY_KEY_WITHOUT_TENANT', severity: 'error' }] });
+    expect(JSON.parse(citus.stdout)).toMatchObject({
+      ok: false,
+      findings: [{ code: 'PRIMARY_KEY_WITHOUT_TENANT', severity: 'error' }],
+    });
   });
 });
 
@@ -208,6 +240,8 @@ describe('doctor --citus on the reference server’s schema', () => {
     // members.user_id references app_private.users: global by design (one person, many tenants),
     // and never granted to the app, so it is not registered as a global table
     expect(summary(report)).toEqual(['CITUS_FOREIGN_KEY_TO_LOCAL_TABLE members_user_id_fkey on public.members']);
-    expect(report.findings[0]!.fix).toBe(`SELECT create_reference_table('app_private.users'); -- on the Citus coordinator`);
+    expect(report.findings[0]!.fix).toBe(
+      `SELECT create_reference_table('app_private.users'); -- on the Citus coordinator`,
+    );
   });
 });

@@ -12,14 +12,20 @@ import { hasFunction, storedDigest } from './support/install-probes.js';
 
 const outdated = (report: DoctorReport) => report.findings.filter((f) => f.code === 'INSTALL_OUTDATED');
 
-
 describe('install digest', () => {
   it('is the SHA-256 of the install SQL, the same whatever the options and secrets', () => {
     const digest = installDigest();
     expect(digest).toMatch(/^[0-9a-f]{64}$/);
     const rendered = [
       installSql(),
-      installSql({ appRole: 'my_app', ownerRole: 'my_owner', supportRole: 'my_support', appPassword: 'secret-1', ownerPassword: 'secret-2', supportPassword: 'secret-3' }),
+      installSql({
+        appRole: 'my_app',
+        ownerRole: 'my_owner',
+        supportRole: 'my_support',
+        appPassword: 'secret-1',
+        ownerPassword: 'secret-2',
+        supportPassword: 'secret-3',
+      }),
       installSql({ contextMode: 'unsigned', dataSchemas: ['public', 'app'], eventTrigger: false }),
     ];
     for (const sql of rendered) {
@@ -29,7 +35,11 @@ describe('install digest', () => {
     }
     // the digest's input: the default install, the unsigned one and one with a support role, each
     // with the digest row left out (a change to any mode's SQL changes it)
-    const canonical = [installSql(), installSql({ contextMode: 'unsigned' }), installSql({ supportRole: 'tenantry_support' })].map((sql) => sql.replace(`,\n  ('install_digest', '${digest}')`, ''));
+    const canonical = [
+      installSql(),
+      installSql({ contextMode: 'unsigned' }),
+      installSql({ supportRole: 'tenantry_support' }),
+    ].map((sql) => sql.replace(`,\n  ('install_digest', '${digest}')`, ''));
     for (const sql of canonical) expect(sql).not.toContain('install_digest');
     const hash = createHash('sha256');
     for (const sql of canonical) hash.update(sql).update('\0');
@@ -44,12 +54,12 @@ describe('doctor: INSTALL_OUTDATED', () => {
   });
   afterAll(() => db?.drop());
 
-  it('finds nothing after a fresh install, which records this version\'s digest', async () => {
+  it("finds nothing after a fresh install, which records this version's digest", async () => {
     expect(await storedDigest(db)).toBe(installDigest());
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 
-  it('warns when the recorded digest is another version\'s', async () => {
+  it("warns when the recorded digest is another version's", async () => {
     await db.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
     const report = await runDoctor(db.adminUrl);
     expect(outdated(report)).toHaveLength(1);
@@ -78,14 +88,29 @@ describe('doctor: INSTALL_OUTDATED', () => {
   });
 
   it('names the recorded support role, data schemas and unsigned mode in the fix', async () => {
-    const other = await createTestDatabase({ contextMode: 'unsigned', dataSchemas: ['public', 'app'], supportRole: `s_${Date.now().toString(36)}` });
+    const other = await createTestDatabase({
+      contextMode: 'unsigned',
+      dataSchemas: ['public', 'app'],
+      supportRole: `s_${Date.now().toString(36)}`,
+    });
     try {
       expect(outdated(await runDoctor(other.adminUrl))).toEqual([]);
       await other.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
       const finding = findingOf(await runDoctor(other.adminUrl), 'INSTALL_OUTDATED', other.name);
-      const { rows } = await other.admin.query<{ value: string }>(`select value from tenantry.meta where key = 'support_role'`);
-      expect(finding.fix).toContain(`install --app-role ${other.appRole} --owner-role ${other.ownerRole} --support-role ${rows[0]!.value} --schema public app --unsigned (`);
-      await install(other.adminUrl, { appRole: other.appRole, ownerRole: other.ownerRole, supportRole: rows[0]!.value, supportPassword: ROLE_PASSWORD, contextMode: 'unsigned', dataSchemas: ['public', 'app'] });
+      const { rows } = await other.admin.query<{ value: string }>(
+        `select value from tenantry.meta where key = 'support_role'`,
+      );
+      expect(finding.fix).toContain(
+        `install --app-role ${other.appRole} --owner-role ${other.ownerRole} --support-role ${rows[0]!.value} --schema public app --unsigned (`,
+      );
+      await install(other.adminUrl, {
+        appRole: other.appRole,
+        ownerRole: other.ownerRole,
+        supportRole: rows[0]!.value,
+        supportPassword: ROLE_PASSWORD,
+        contextMode: 'unsigned',
+        dataSchemas: ['public', 'app'],
+      });
       expect(outdated(await runDoctor(other.adminUrl))).toEqual([]);
     } finally {
       await other.drop();

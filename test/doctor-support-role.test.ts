@@ -16,7 +16,10 @@ beforeAll(async () => {
   support = `ts_${randomBytes(5).toString('hex')}_support`;
   db = await createTestDatabase({ supportRole: support });
   await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'support-a', 'A')`, [A]);
-  await createNotesTable(db, [[A, 'a1'], [A, 'a2']]);
+  await createNotesTable(db, [
+    [A, 'a1'],
+    [A, 'a2'],
+  ]);
   supportPool = new TenantPool({ connectionString: db.supportUrl!, contextSecret: db.contextSecret, max: 2 });
 });
 
@@ -64,6 +67,8 @@ describe('doctor: the support role', () => {
     await plantAndFix(`alter role ${support} bypassrls`, [['SUPPORT_ROLE_UNSAFE', support]]);
     await plantAndFix(`grant ${db.ownerRole} to ${support}`, [['SUPPORT_ROLE_UNSAFE', support]]);
     await plantAndFix(`grant insert, update on notes to ${support}`, [['SUPPORT_ROLE_CAN_WRITE', 'public.notes']]);
-    await plantAndFix(`grant usage on schema tenantry_private to ${support}`, [['SUPPORT_ROLE_REACHES_PRIVATE', 'tenantry_private']]);
+    await plantAndFix(`grant usage on schema tenantry_private to ${support}`, [
+      ['SUPPORT_ROLE_REACHES_PRIVATE', 'tenantry_private'],
+    ]);
   });
 });

@@ -14,11 +14,18 @@ import { applyFixes, findingOf } from './support/doctor-findings.js';
 // The tiers' doctor findings: policies that skip (or keep) the route check against the table's
 // pinned flag, and schema-tier tenants whose schema lacks a shared tenant table.
 
-const TIER_CODES: FindingCode[] = ['POLICY_SKIPS_ROUTE_CHECK', 'PINNED_TABLE_ROUTE_CHECKED', 'SCHEMA_TENANT_TABLE_MISSING'];
+const TIER_CODES: FindingCode[] = [
+  'POLICY_SKIPS_ROUTE_CHECK',
+  'PINNED_TABLE_ROUTE_CHECKED',
+  'SCHEMA_TENANT_TABLE_MISSING',
+];
 
 /** The objects of every finding with `code`, sorted: asserts presence and absence at once. */
 function objectsOf(report: DoctorReport, code: FindingCode): string[] {
-  return report.findings.filter((f) => f.code === code).map((f) => f.object).sort();
+  return report.findings
+    .filter((f) => f.code === code)
+    .map((f) => f.object)
+    .sort();
 }
 
 /** The isolation policy's USING expression, as PostgreSQL stores it. */
@@ -60,7 +67,11 @@ describe('doctor: pinned tables and the route check', () => {
       drop policy tenantry_isolation on tasks;
       create policy tenantry_isolation on tasks using (org_id = (select tenantry.home_tenant_id())) with check (org_id = (select tenantry.home_tenant_id()));`);
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'POLICY_SKIPS_ROUTE_CHECK')).toEqual(['notes_home_read on public.notes', 'tenantry_isolation on public.notes', 'tenantry_isolation on public.tasks']);
+    expect(objectsOf(report, 'POLICY_SKIPS_ROUTE_CHECK')).toEqual([
+      'notes_home_read on public.notes',
+      'tenantry_isolation on public.notes',
+      'tenantry_isolation on public.tasks',
+    ]);
     expect(objectsOf(report, 'PINNED_TABLE_ROUTE_CHECKED')).toEqual([]);
     expect(report.ok).toBe(false);
     const isolation = findingOf(report, 'POLICY_SKIPS_ROUTE_CHECK', 'tenantry_isolation on public.notes');
@@ -69,20 +80,28 @@ describe('doctor: pinned tables and the route check', () => {
     expect(isolation.message).toContain('tenantry.current_tenant_id()');
     expect(isolation.message).toContain(`tenantry.pin_tenant_table('public.notes')`);
     expect(isolation.fix).toBe(`SELECT tenantry.register_tenant_table('public.notes');`);
-    expect(findingOf(report, 'POLICY_SKIPS_ROUTE_CHECK', 'tenantry_isolation on public.tasks').fix).toBe(`SELECT tenantry.register_tenant_table('public.tasks', 'org_id');`);
+    expect(findingOf(report, 'POLICY_SKIPS_ROUTE_CHECK', 'tenantry_isolation on public.tasks').fix).toBe(
+      `SELECT tenantry.register_tenant_table('public.tasks', 'org_id');`,
+    );
     // a policy Tenantry did not write is rewritten in place; the string literal is left alone
     const own = findingOf(report, 'POLICY_SKIPS_ROUTE_CHECK', 'notes_home_read on public.notes');
-    expect(own.fix).toMatch(/^ALTER POLICY notes_home_read ON public\.notes USING \(.*tenantry\.current_tenant_id\(\).*'tenantry\.home_tenant_id\(\)'.*\);$/);
+    expect(own.fix).toMatch(
+      /^ALTER POLICY notes_home_read ON public\.notes USING \(.*tenantry\.current_tenant_id\(\).*'tenantry\.home_tenant_id\(\)'.*\);$/,
+    );
 
     expect(await applyFixes(db, report, ['POLICY_SKIPS_ROUTE_CHECK'])).toBe(3);
     expect(await isolationUsing(db, 'notes')).toContain('current_tenant_id()');
-    expect(await isolationUsing(db, 'tasks')).toBe('(org_id = ( SELECT tenantry.current_tenant_id() AS current_tenant_id))');
+    expect(await isolationUsing(db, 'tasks')).toBe(
+      '(org_id = ( SELECT tenantry.current_tenant_id() AS current_tenant_id))',
+    );
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
     await db.owner.query('drop policy notes_home_read on notes');
   });
 
   it('flags a table unpinned by hand whose policy still skips the route check', async () => {
-    await db.admin.query(`update tenantry.registered_tables set pinned = false where relid = 'public.members'::regclass`);
+    await db.admin.query(
+      `update tenantry.registered_tables set pinned = false where relid = 'public.members'::regclass`,
+    );
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'POLICY_SKIPS_ROUTE_CHECK')).toEqual(['tenantry_isolation on public.members']);
     expect(report.ok).toBe(false);
@@ -96,9 +115,14 @@ describe('doctor: pinned tables and the route check', () => {
   it('warns about a pinned table whose policy still checks the route; pin_tenant_table re-makes it', async () => {
     // the flag set by hand, the policy left as it was: works until a tenant moves away, then TR003 at home
     await db.admin.query(`update tenantry.registered_tables set pinned = true where relid = 'public.notes'::regclass`);
-    await db.owner.query(`create policy notes_checked_read on notes for select using (tenant_id = (select tenantry.current_tenant_id()))`);
+    await db.owner.query(
+      `create policy notes_checked_read on notes for select using (tenant_id = (select tenantry.current_tenant_id()))`,
+    );
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'PINNED_TABLE_ROUTE_CHECKED')).toEqual(['notes_checked_read on public.notes', 'tenantry_isolation on public.notes']);
+    expect(objectsOf(report, 'PINNED_TABLE_ROUTE_CHECKED')).toEqual([
+      'notes_checked_read on public.notes',
+      'tenantry_isolation on public.notes',
+    ]);
     expect(objectsOf(report, 'POLICY_SKIPS_ROUTE_CHECK')).toEqual([]);
     expect(report.ok).toBe(true);
     const isolation = findingOf(report, 'PINNED_TABLE_ROUTE_CHECKED', 'tenantry_isolation on public.notes');
@@ -138,7 +162,9 @@ describe('doctor: schema-tier tenants missing a shared tenant table', () => {
     // pinned: stays in public by design, never in a tenant schema
     await db.owner.query(MEMBERS_DDL);
     placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
-    const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('acme', 'Acme') returning id`);
+    const { rows } = await db.owner.query<{ id: string }>(
+      `insert into tenantry.tenants (slug, name) values ('acme', 'Acme') returning id`,
+    );
     await createTenantSchema(db.owner, 't_acme', 'select 1');
     await placements.assign(rows[0]!.id, { tier: 'schema', cluster: 'home', schema: 't_acme' });
     await migrate();
@@ -159,7 +185,9 @@ describe('doctor: schema-tier tenants missing a shared tenant table', () => {
 
   it('flags a tenant schema a migration did not reach, in doctor and doctor --placements; the re-migration clears it', async () => {
     // a lagging schema: the tenant's table and its bookkeeping gone, as if 002 never ran there
-    await db.admin.query(`drop table t_acme.tasks; delete from tenantry.schema_migrations where target = 't_acme' and version = 2`);
+    await db.admin.query(
+      `drop table t_acme.tasks; delete from tenantry.schema_migrations where target = 't_acme' and version = 2`,
+    );
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'SCHEMA_TENANT_TABLE_MISSING')).toEqual(['t_acme.tasks']);
     expect(report.ok).toBe(false);

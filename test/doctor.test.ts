@@ -22,9 +22,11 @@ async function drop(db: TestDatabase | undefined): Promise<void> {
 
 /** The objects of every finding with `code`, sorted: asserts presence and absence at once. */
 function objectsOf(report: DoctorReport, code: FindingCode): string[] {
-  return report.findings.filter((f) => f.code === code).map((f) => f.object).sort();
+  return report.findings
+    .filter((f) => f.code === code)
+    .map((f) => f.object)
+    .sort();
 }
-
 
 describe('doctor on a clean install', () => {
   let db: TestDatabase;
@@ -61,7 +63,9 @@ describe('doctor on a clean install', () => {
   it('audits the schemas it is given instead of tenantry.meta data_schemas', async () => {
     const report = await runDoctor(db.adminUrl, { schemas: ['public', 'extra'] });
     expect(objectsOf(report, 'TENANT_TABLE_UNREGISTERED')).toEqual(['extra.items']);
-    expect(findingOf(report, 'TENANT_TABLE_UNREGISTERED', 'extra.items').fix).toBe(`SELECT tenantry.register_tenant_table('extra.items');`);
+    expect(findingOf(report, 'TENANT_TABLE_UNREGISTERED', 'extra.items').fix).toBe(
+      `SELECT tenantry.register_tenant_table('extra.items');`,
+    );
     expect(report.ok).toBe(false);
   });
 
@@ -75,7 +79,9 @@ describe('doctor on a clean install', () => {
 
   it('flags an app role that does not exist', async () => {
     const report = await runDoctor(db.adminUrl, { appRole: `${db.name}_nobody` });
-    expect(report.findings).toEqual([expect.objectContaining({ code: 'APP_ROLE_MISSING', severity: 'error', object: `${db.name}_nobody` })]);
+    expect(report.findings).toEqual([
+      expect.objectContaining({ code: 'APP_ROLE_MISSING', severity: 'error', object: `${db.name}_nobody` }),
+    ]);
     expect(report.ok).toBe(false);
   });
 });
@@ -119,7 +125,9 @@ describe('doctor on the app role', () => {
     db = await createTestDatabase();
     const [ops, team, readers] = ['ops', 'team', 'readers'].map((r) => `${db.name}_${r}`) as [string, string, string];
     extraRoles = [ops, team, readers];
-    await db.owner.query(`create table owned_by_app (id int); create function public.app_fn() returns int language sql as 'select 1';`);
+    await db.owner.query(
+      `create table owned_by_app (id int); create function public.app_fn() returns int language sql as 'select 1';`,
+    );
     await db.admin.query(`
       alter role ${db.appRole} superuser bypassrls createrole replication;
       create role ${ops} nologin bypassrls;
@@ -144,7 +152,12 @@ describe('doctor on the app role', () => {
 
   it('flags superuser, BYPASSRLS, CREATEROLE and REPLICATION', async () => {
     const report = await runDoctor(db.adminUrl);
-    for (const code of ['APP_ROLE_SUPERUSER', 'APP_ROLE_BYPASSRLS', 'APP_ROLE_CREATEROLE', 'APP_ROLE_REPLICATION'] as const) {
+    for (const code of [
+      'APP_ROLE_SUPERUSER',
+      'APP_ROLE_BYPASSRLS',
+      'APP_ROLE_CREATEROLE',
+      'APP_ROLE_REPLICATION',
+    ] as const) {
       expect(objectsOf(report, code)).toEqual([db.appRole]);
     }
     expect(findingOf(report, 'APP_ROLE_BYPASSRLS', db.appRole).fix).toBe(`ALTER ROLE ${db.appRole} NOBYPASSRLS;`);
@@ -153,8 +166,12 @@ describe('doctor on the app role', () => {
 
   it('flags a table, a function and the database owned by the app role', async () => {
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'APP_ROLE_OWNS_OBJECT')).toEqual([db.name, 'public.app_fn()', 'public.owned_by_app'].sort());
-    expect(findingOf(report, 'APP_ROLE_OWNS_OBJECT', 'public.owned_by_app').fix).toBe(`ALTER TABLE public.owned_by_app OWNER TO ${db.ownerRole};`);
+    expect(objectsOf(report, 'APP_ROLE_OWNS_OBJECT')).toEqual(
+      [db.name, 'public.app_fn()', 'public.owned_by_app'].sort(),
+    );
+    expect(findingOf(report, 'APP_ROLE_OWNS_OBJECT', 'public.owned_by_app').fix).toBe(
+      `ALTER TABLE public.owned_by_app OWNER TO ${db.ownerRole};`,
+    );
   });
 
   it('flags membership of a BYPASSRLS role and, through another role, of the owner role, but not of a harmless role', async () => {
@@ -168,7 +185,14 @@ describe('doctor on the app role', () => {
 
   it('clears every finding once the fixes are applied', async () => {
     const before = await runDoctor(db.adminUrl);
-    const codes: FindingCode[] = ['APP_ROLE_SUPERUSER', 'APP_ROLE_BYPASSRLS', 'APP_ROLE_CREATEROLE', 'APP_ROLE_REPLICATION', 'APP_ROLE_MEMBER_OF_PRIVILEGED_ROLE', 'APP_ROLE_OWNS_OBJECT'];
+    const codes: FindingCode[] = [
+      'APP_ROLE_SUPERUSER',
+      'APP_ROLE_BYPASSRLS',
+      'APP_ROLE_CREATEROLE',
+      'APP_ROLE_REPLICATION',
+      'APP_ROLE_MEMBER_OF_PRIVILEGED_ROLE',
+      'APP_ROLE_OWNS_OBJECT',
+    ];
     expect(await applyFixes(db, before, codes)).toBe(9);
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
@@ -180,7 +204,9 @@ describe('doctor on tenant tables and privileges', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     helper = `${db.name}_helper`;
-    const notes = (t: string) => `create table ${t} (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
+    const notes = (
+      t: string,
+    ) => `create table ${t} (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
       select tenantry.register_tenant_table('${t}');`;
     await db.owner.query(`
       ${notes('notes')} ${notes('open_notes')} ${notes('bare_notes')}
@@ -220,7 +246,9 @@ describe('doctor on tenant tables and privileges', () => {
   it('flags tenant tables without RLS, forced RLS, a policy or a tenant index', async () => {
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'TENANT_TABLE_RLS_NOT_FORCED')).toEqual(['public.notes']);
-    expect(findingOf(report, 'TENANT_TABLE_RLS_NOT_FORCED', 'public.notes').fix).toBe('ALTER TABLE public.notes FORCE ROW LEVEL SECURITY;');
+    expect(findingOf(report, 'TENANT_TABLE_RLS_NOT_FORCED', 'public.notes').fix).toBe(
+      'ALTER TABLE public.notes FORCE ROW LEVEL SECURITY;',
+    );
     expect(objectsOf(report, 'TENANT_TABLE_RLS_DISABLED')).toEqual(['public.open_notes']);
     expect(objectsOf(report, 'TENANT_TABLE_NO_POLICY')).toEqual(['public.bare_notes']);
     expect(objectsOf(report, 'TENANT_INDEX_MISSING')).toEqual(['public.slow_notes']);
@@ -241,8 +269,12 @@ describe('doctor on tenant tables and privileges', () => {
     expect(objectsOf(report, 'APP_CAN_TRUNCATE')).toEqual(['public.notes', 'public.open_notes']);
     expect(objectsOf(report, 'APP_CAN_REFERENCE')).toEqual(['public.notes', 'public.slow_notes']);
     expect(objectsOf(report, 'APP_CAN_TRIGGER')).toEqual(['public.notes']);
-    expect(findingOf(report, 'APP_CAN_TRUNCATE', 'public.open_notes').fix).toBe(`REVOKE TRUNCATE ON TABLE public.open_notes FROM ${helper};`);
-    expect(findingOf(report, 'APP_CAN_REFERENCE', 'public.slow_notes').fix).toBe('REVOKE REFERENCES ON TABLE public.slow_notes FROM PUBLIC;');
+    expect(findingOf(report, 'APP_CAN_TRUNCATE', 'public.open_notes').fix).toBe(
+      `REVOKE TRUNCATE ON TABLE public.open_notes FROM ${helper};`,
+    );
+    expect(findingOf(report, 'APP_CAN_REFERENCE', 'public.slow_notes').fix).toBe(
+      'REVOKE REFERENCES ON TABLE public.slow_notes FROM PUBLIC;',
+    );
   });
 
   it('flags the private schema and its key table when the app can reach them, and CREATE on a data schema', async () => {
@@ -257,9 +289,20 @@ describe('doctor on tenant tables and privileges', () => {
   it('clears every finding whose fix is SQL once the fixes are applied', async () => {
     const before = await runDoctor(db.adminUrl);
     await applyFixes(db, before, [
-      'TENANT_COLUMN_NOT_UUID', 'TENANT_COLUMN_NULLABLE', 'TENANT_TABLE_UNREGISTERED', 'TENANT_TABLE_RLS_DISABLED', 'TENANT_TABLE_RLS_NOT_FORCED',
-      'TENANT_TABLE_NO_POLICY', 'TENANT_INDEX_MISSING', 'APP_CAN_TRUNCATE', 'APP_CAN_REFERENCE', 'APP_CAN_TRIGGER', 'PRIVATE_SCHEMA_REACHABLE',
-      'PRIVATE_OBJECT_REACHABLE', 'APP_CAN_CREATE_IN_SCHEMA', 'APP_CAN_CREATE_TEMP',
+      'TENANT_COLUMN_NOT_UUID',
+      'TENANT_COLUMN_NULLABLE',
+      'TENANT_TABLE_UNREGISTERED',
+      'TENANT_TABLE_RLS_DISABLED',
+      'TENANT_TABLE_RLS_NOT_FORCED',
+      'TENANT_TABLE_NO_POLICY',
+      'TENANT_INDEX_MISSING',
+      'APP_CAN_TRUNCATE',
+      'APP_CAN_REFERENCE',
+      'APP_CAN_TRIGGER',
+      'PRIVATE_SCHEMA_REACHABLE',
+      'PRIVATE_OBJECT_REACHABLE',
+      'APP_CAN_CREATE_IN_SCHEMA',
+      'APP_CAN_CREATE_TEMP',
     ]);
     const after = await runDoctor(db.adminUrl);
     // the renamed column needs a human to pick the column: its fix is a template
@@ -288,7 +331,12 @@ describe('doctor on keys', () => {
   it('flags unique constraints and unique indexes without the tenant column as errors', async () => {
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'UNIQUE_WITHOUT_TENANT')).toEqual(
-      ['accounts_code_tenant_id_key on public.accounts', 'accounts_email_key on public.accounts', 'accounts_id_key on public.accounts', 'public.accounts_lower_email'].sort(),
+      [
+        'accounts_code_tenant_id_key on public.accounts',
+        'accounts_email_key on public.accounts',
+        'accounts_id_key on public.accounts',
+        'public.accounts_lower_email',
+      ].sort(),
     );
     expect(findingOf(report, 'UNIQUE_WITHOUT_TENANT', 'accounts_email_key on public.accounts').fix).toBe(
       'ALTER TABLE public.accounts DROP CONSTRAINT accounts_email_key, ADD CONSTRAINT accounts_email_key UNIQUE (tenant_id, email);',
@@ -296,13 +344,18 @@ describe('doctor on keys', () => {
     expect(findingOf(report, 'UNIQUE_WITHOUT_TENANT', 'public.accounts_lower_email').fix).toBe(
       'DROP INDEX public.accounts_lower_email; CREATE UNIQUE INDEX accounts_lower_email ON public.accounts USING btree (tenant_id, lower(email));',
     );
-    expect(report.findings.filter((f) => f.code === 'UNIQUE_WITHOUT_TENANT').every((f) => f.severity === 'error')).toBe(true);
+    expect(report.findings.filter((f) => f.code === 'UNIQUE_WITHOUT_TENANT').every((f) => f.severity === 'error')).toBe(
+      true,
+    );
   });
 
   it('warns about a primary key and foreign keys that ignore the tenant column', async () => {
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'PRIMARY_KEY_WITHOUT_TENANT')).toEqual(['orders_pkey on public.orders']);
-    expect(objectsOf(report, 'FOREIGN_KEY_WITHOUT_TENANT')).toEqual(['lines_order_id_fkey on public.lines', 'orders_account_id_fkey on public.orders']);
+    expect(objectsOf(report, 'FOREIGN_KEY_WITHOUT_TENANT')).toEqual([
+      'lines_order_id_fkey on public.lines',
+      'orders_account_id_fkey on public.orders',
+    ]);
     const fk = findingOf(report, 'FOREIGN_KEY_WITHOUT_TENANT', 'orders_account_id_fkey on public.orders');
     expect(fk.severity).toBe('warning');
     expect(fk.fix).toBe(
@@ -313,10 +366,18 @@ describe('doctor on keys', () => {
   it('clears every finding once the fixes are applied in dependency order', async () => {
     const before = await runDoctor(db.adminUrl);
     // as the foreign key message says, the referenced side needs a key that includes the tenant first
-    expect(findingOf(before, 'FOREIGN_KEY_WITHOUT_TENANT', 'lines_order_id_fkey on public.lines').message).toContain('public.orders (tenant_id, id)');
+    expect(findingOf(before, 'FOREIGN_KEY_WITHOUT_TENANT', 'lines_order_id_fkey on public.lines').message).toContain(
+      'public.orders (tenant_id, id)',
+    );
     await db.admin.query('ALTER TABLE public.orders ADD UNIQUE (tenant_id, id)');
     // foreign keys first: they hold on to the unique indexes the other fixes drop
-    expect(await applyFixes(db, before, ['FOREIGN_KEY_WITHOUT_TENANT', 'UNIQUE_WITHOUT_TENANT', 'PRIMARY_KEY_WITHOUT_TENANT'])).toBe(7);
+    expect(
+      await applyFixes(db, before, [
+        'FOREIGN_KEY_WITHOUT_TENANT',
+        'UNIQUE_WITHOUT_TENANT',
+        'PRIMARY_KEY_WITHOUT_TENANT',
+      ]),
+    ).toBe(7);
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 });
@@ -326,11 +387,24 @@ describe('doctor on policies', () => {
   const isolation = '(tenant_id = ( SELECT tenantry.current_tenant_id() AS current_tenant_id))';
   beforeAll(async () => {
     db = await createTestDatabase();
-    const tables = ['per_row', 'raw_setting', 'shared_notes', 'loose_writes', 'guarded', 'other_role', 'literal_trap', 'implicit_check'];
+    const tables = [
+      'per_row',
+      'raw_setting',
+      'shared_notes',
+      'loose_writes',
+      'guarded',
+      'other_role',
+      'literal_trap',
+      'implicit_check',
+    ];
     await db.owner.query(
       tables
-        .map((t) => `create table ${t} (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
-                     select tenantry.register_tenant_table('${t}');`)
+        .map(
+          (
+            t,
+          ) => `create table ${t} (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
+                     select tenantry.register_tenant_table('${t}');`,
+        )
         .join('\n'),
     );
     await db.admin.query(`
@@ -358,7 +432,10 @@ describe('doctor on policies', () => {
 
   it('warns about context read per row, not once in a sub-select, and ignores string literals', async () => {
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'POLICY_PER_ROW_CONTEXT')).toEqual(['raw on public.raw_setting', 'row_policy on public.per_row']);
+    expect(objectsOf(report, 'POLICY_PER_ROW_CONTEXT')).toEqual([
+      'raw on public.raw_setting',
+      'row_policy on public.per_row',
+    ]);
     const perRow = findingOf(report, 'POLICY_PER_ROW_CONTEXT', 'row_policy on public.per_row');
     expect(perRow.severity).toBe('warning');
     expect(perRow.fix).toBe(
@@ -384,17 +461,29 @@ describe('doctor on policies', () => {
 
   it('warns about write policies without an explicit WITH CHECK', async () => {
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'POLICY_WITHOUT_WITH_CHECK')).toEqual(['implicit on public.implicit_check', 'raw on public.raw_setting']);
-    expect(findingOf(report, 'POLICY_WITHOUT_WITH_CHECK', 'implicit on public.implicit_check').severity).toBe('warning');
+    expect(objectsOf(report, 'POLICY_WITHOUT_WITH_CHECK')).toEqual([
+      'implicit on public.implicit_check',
+      'raw on public.raw_setting',
+    ]);
+    expect(findingOf(report, 'POLICY_WITHOUT_WITH_CHECK', 'implicit on public.implicit_check').severity).toBe(
+      'warning',
+    );
   });
 
   it('clears every finding once the fixes are applied', async () => {
     const before = await runDoctor(db.adminUrl);
-    const order: FindingCode[] = ['POLICY_PER_ROW_CONTEXT', 'POLICY_READS_SETTING_DIRECTLY', 'POLICY_WITHOUT_WITH_CHECK', 'POLICY_ALLOWS_ALL', 'POLICY_IGNORES_TENANT'];
+    const order: FindingCode[] = [
+      'POLICY_PER_ROW_CONTEXT',
+      'POLICY_READS_SETTING_DIRECTLY',
+      'POLICY_WITHOUT_WITH_CHECK',
+      'POLICY_ALLOWS_ALL',
+      'POLICY_IGNORES_TENANT',
+    ];
     expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set(order));
     await applyFixes(db, before, order);
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
-    const { rows } = await db.admin.query(`select pg_get_expr(polqual, polrelid) as q, pg_get_expr(polwithcheck, polrelid) as c
+    const { rows } = await db.admin
+      .query(`select pg_get_expr(polqual, polrelid) as q, pg_get_expr(polwithcheck, polrelid) as c
                                              from pg_policy where polname = 'raw'`);
     expect(rows).toEqual([{ q: isolation, c: isolation }]);
   });
@@ -455,7 +544,9 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
   it('flags views the app can read that run as their owner, and readable materialized views', async () => {
     const report = await runDoctor(db.adminUrl);
     expect(objectsOf(report, 'VIEW_NOT_SECURITY_INVOKER')).toEqual(['public.note_bodies', 'public.off_bodies']);
-    expect(findingOf(report, 'VIEW_NOT_SECURITY_INVOKER', 'public.note_bodies').fix).toBe('ALTER VIEW public.note_bodies SET (security_invoker = true);');
+    expect(findingOf(report, 'VIEW_NOT_SECURITY_INVOKER', 'public.note_bodies').fix).toBe(
+      'ALTER VIEW public.note_bodies SET (security_invoker = true);',
+    );
     expect(objectsOf(report, 'MATERIALIZED_VIEW_REACHABLE')).toEqual(['public.note_counts']);
   });
 
@@ -466,9 +557,13 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
       'ALTER FUNCTION public.count_notes() SET search_path = pg_catalog, pg_temp;',
     );
     expect(objectsOf(report, 'DEFINER_SEARCH_PATH_UNSAFE')).toEqual(['public.loose_path()']);
-    expect(findingOf(report, 'DEFINER_SEARCH_PATH_UNSAFE', 'public.loose_path()').fix).toBe('ALTER FUNCTION public.loose_path() SET search_path = public, pg_temp;');
+    expect(findingOf(report, 'DEFINER_SEARCH_PATH_UNSAFE', 'public.loose_path()').fix).toBe(
+      'ALTER FUNCTION public.loose_path() SET search_path = public, pg_temp;',
+    );
     expect(objectsOf(report, 'DEFINER_EXECUTABLE_BY_PUBLIC')).toEqual(['public.admin_tool()']);
-    expect(findingOf(report, 'DEFINER_EXECUTABLE_BY_PUBLIC', 'public.admin_tool()').fix).toBe('REVOKE EXECUTE ON FUNCTION public.admin_tool() FROM PUBLIC;');
+    expect(findingOf(report, 'DEFINER_EXECUTABLE_BY_PUBLIC', 'public.admin_tool()').fix).toBe(
+      'REVOKE EXECUTE ON FUNCTION public.admin_tool() FROM PUBLIC;',
+    );
   });
 
   it('flags a read-only global table the app can write, and a registry row whose table is gone', async () => {
@@ -484,8 +579,15 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
 
   it('flags unregistered tables the app can reach, and unregistered tables without forced RLS', async () => {
     const report = await runDoctor(db.adminUrl);
-    expect(objectsOf(report, 'UNREGISTERED_TABLE_REACHABLE')).toEqual(['public.open_lookup', 'public.policy_lookup', 'public.remote_lookup', 'public.truncatable']);
-    expect(findingOf(report, 'UNREGISTERED_TABLE_REACHABLE', 'public.remote_lookup').message).toContain('foreign table');
+    expect(objectsOf(report, 'UNREGISTERED_TABLE_REACHABLE')).toEqual([
+      'public.open_lookup',
+      'public.policy_lookup',
+      'public.remote_lookup',
+      'public.truncatable',
+    ]);
+    expect(findingOf(report, 'UNREGISTERED_TABLE_REACHABLE', 'public.remote_lookup').message).toContain(
+      'foreign table',
+    );
     expect(findingOf(report, 'UNREGISTERED_TABLE_REACHABLE', 'public.truncatable').message).toContain('TRUNCATE');
     expect(objectsOf(report, 'UNREGISTERED_TABLE_NOT_FORCED')).toEqual(['public.legacy', 'public.open_lookup']);
     expect(findingOf(report, 'UNREGISTERED_TABLE_NOT_FORCED', 'public.legacy').severity).toBe('warning');
@@ -496,8 +598,15 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
   it('clears every finding once the fixes are applied', async () => {
     const before = await runDoctor(db.adminUrl);
     const codes: FindingCode[] = [
-      'VIEW_NOT_SECURITY_INVOKER', 'MATERIALIZED_VIEW_REACHABLE', 'DEFINER_WITHOUT_SEARCH_PATH', 'DEFINER_SEARCH_PATH_UNSAFE', 'DEFINER_EXECUTABLE_BY_PUBLIC',
-      'GLOBAL_TABLE_WRITABLE', 'REGISTRY_STALE_ENTRY', 'UNREGISTERED_TABLE_REACHABLE', 'UNREGISTERED_TABLE_NOT_FORCED',
+      'VIEW_NOT_SECURITY_INVOKER',
+      'MATERIALIZED_VIEW_REACHABLE',
+      'DEFINER_WITHOUT_SEARCH_PATH',
+      'DEFINER_SEARCH_PATH_UNSAFE',
+      'DEFINER_EXECUTABLE_BY_PUBLIC',
+      'GLOBAL_TABLE_WRITABLE',
+      'REGISTRY_STALE_ENTRY',
+      'UNREGISTERED_TABLE_REACHABLE',
+      'UNREGISTERED_TABLE_NOT_FORCED',
     ];
     expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set(codes));
     await applyFixes(db, before, codes);
@@ -525,7 +634,9 @@ describe('doctor on settings and install state', () => {
     expect(objectsOf(report, 'PERSISTENT_TENANT_CONTEXT')).toEqual(
       [`role ${db.appRole}`, `role ${db.ownerRole} in database ${db.name}`, `database ${db.name}`].sort(),
     );
-    expect(findingOf(report, 'PERSISTENT_TENANT_CONTEXT', `role ${db.appRole}`).fix).toBe(`ALTER ROLE ${db.appRole} RESET tenantry.context;`);
+    expect(findingOf(report, 'PERSISTENT_TENANT_CONTEXT', `role ${db.appRole}`).fix).toBe(
+      `ALTER ROLE ${db.appRole} RESET tenantry.context;`,
+    );
     expect(JSON.stringify(report)).not.toContain(forged);
     expect(formatDoctorReport(report)).not.toContain(forged);
   });
@@ -542,7 +653,9 @@ describe('doctor on settings and install state', () => {
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
     const lines = formatDoctorReport(report).split('\n');
     expect(lines).toHaveLength(report.findings.length + 1);
-    expect(lines[0]).toMatch(/^ERROR {3}CONTEXT_KEY_MISSING tenantry_private\.context_key: .* Fix: TENANTRY_CONTEXT_SECRET=/);
+    expect(lines[0]).toMatch(
+      /^ERROR {3}CONTEXT_KEY_MISSING tenantry_private\.context_key: .* Fix: TENANTRY_CONTEXT_SECRET=/,
+    );
     expect(lines).toContain(
       `WARNING EVENT_TRIGGER_DISABLED tenantry_lock_new_table: ${findingOf(report, 'EVENT_TRIGGER_DISABLED', 'tenantry_lock_new_table').message} Fix: ALTER EVENT TRIGGER tenantry_lock_new_table ENABLE;`,
     );
@@ -589,7 +702,9 @@ describe('doctor and other databases on the same cluster', () => {
     const other = await createTestDatabase();
     try {
       await other.admin.query(`alter role ${other.appRole} set tenantry.context = 'elsewhere'`);
-      expect((await runDoctor(mine.adminUrl)).findings.filter((f) => f.code === 'PERSISTENT_TENANT_CONTEXT')).toEqual([]);
+      expect((await runDoctor(mine.adminUrl)).findings.filter((f) => f.code === 'PERSISTENT_TENANT_CONTEXT')).toEqual(
+        [],
+      );
       await mine.admin.query(`alter role ${mine.appRole} set tenantry.context = 'here'`);
       expect(objectsOf(await runDoctor(mine.adminUrl), 'PERSISTENT_TENANT_CONTEXT')).toEqual([`role ${mine.appRole}`]);
     } finally {

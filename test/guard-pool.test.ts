@@ -13,7 +13,10 @@ const B = randomUUID();
 beforeAll(async () => {
   await QueryGuard.ready();
   db = await createTestDatabase();
-  await createNotesTable(db, [[A, 'a1'], [B, 'b1']]);
+  await createNotesTable(db, [
+    [A, 'a1'],
+    [B, 'b1'],
+  ]);
 });
 afterAll(() => db?.drop());
 
@@ -24,13 +27,20 @@ describe('TenantPool with a query guard', () => {
     const guard = new QueryGuard({ mode: 'enforce', tables: tables() });
     const pool = db.appPool({ guard });
     const marker = `guard-${randomUUID()}`;
-    await expect(runAs(A, () => pool.query(`update notes set body = '${marker}'`))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
-    const seen = await db.admin.query(`select count(*)::int as n from pg_stat_activity where query like $1 and query not like '%pg_stat_activity%'`, [`%${marker}%`]);
+    await expect(runAs(A, () => pool.query(`update notes set body = '${marker}'`))).rejects.toMatchObject({
+      code: 'TENANT_SCOPE_MISSING',
+    });
+    const seen = await db.admin.query(
+      `select count(*)::int as n from pg_stat_activity where query like $1 and query not like '%pg_stat_activity%'`,
+      [`%${marker}%`],
+    );
     expect(seen.rows[0].n).toBe(0);
     expect((await db.admin.query('select count(*)::int as n from notes where body = $1', [marker])).rows[0].n).toBe(0);
     const ok = await runAs(A, () => pool.query('select body from notes where tenant_id = $1', [A]));
     expect(ok.rows).toEqual([{ body: 'a1' }]);
-    await expect(runAs(A, () => pool.query(`select set_config('tenantry.context', $1, true)`, [B]))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+    await expect(
+      runAs(A, () => pool.query(`select set_config('tenantry.context', $1, true)`, [B])),
+    ).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
     expect(guard.stats().refused).toBe(2);
   });
 
@@ -67,9 +77,13 @@ describe('TenantPool with a query guard', () => {
     const enforcing = db.appPool({ guard: enforce, max: 1 });
     const c = await enforcing.connect();
     try {
-      await expect(runAs(A, () => c.query('delete from notes'))).rejects.toMatchObject({ code: 'TENANT_SCOPE_MISSING' });
+      await expect(runAs(A, () => c.query('delete from notes'))).rejects.toMatchObject({
+        code: 'TENANT_SCOPE_MISSING',
+      });
       // the refusal wrote nothing: the connection is still in step
-      expect((await runAs(A, () => c.query('select body from notes where tenant_id = $1', [A]))).rows).toEqual([{ body: 'a1' }]);
+      expect((await runAs(A, () => c.query('select body from notes where tenant_id = $1', [A]))).rows).toEqual([
+        { body: 'a1' },
+      ]);
     } finally {
       c.release();
     }

@@ -10,7 +10,10 @@ const B = randomUUID();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await createNotesTable(db, [[A, 'a-secret'], [B, 'b-secret']]);
+  await createNotesTable(db, [
+    [A, 'a-secret'],
+    [B, 'b-secret'],
+  ]);
   await db.owner.query(`
     -- a defect the result check must catch: a view owned by the owner role (BYPASSRLS), without
     -- security_invoker, handed to the app: it shows every tenant's rows
@@ -26,7 +29,9 @@ afterAll(() => db?.drop());
 describe('result check', () => {
   it('fails a query that returns another tenant’s row, naming the table and column but no data', async () => {
     const pool = db.appPool();
-    const error = (await runAs(A, () => pool.query('select tenant_id, body from leaky_notes order by body')).catch((e: unknown) => e)) as {
+    const error = (await runAs(A, () => pool.query('select tenant_id, body from leaky_notes order by body')).catch(
+      (e: unknown) => e,
+    )) as {
       code?: string;
       message: string;
       details: Record<string, unknown>;
@@ -56,7 +61,9 @@ describe('result check', () => {
     const pool = db.appPool({ max: 1 });
     const computed = await runAs(A, () => pool.query(`select $1::uuid as tenant_id`, [B]));
     expect(computed.rows).toEqual([{ tenant_id: B }]); // not read from a table: not a row of B
-    await expect(runAs(A, () => pool.query('select tenant_id from leaky_notes'))).rejects.toMatchObject({ code: 'CROSS_TENANT_ROW' });
+    await expect(runAs(A, () => pool.query('select tenant_id from leaky_notes'))).rejects.toMatchObject({
+      code: 'CROSS_TENANT_ROW',
+    });
     const after = await runAs(A, () => pool.query('select body from notes'));
     expect(after.rows).toEqual([{ body: 'a-secret' }]);
   });
@@ -72,7 +79,9 @@ describe('result check', () => {
           details: { table: 'public.leaky_notes' },
         });
         // a callback caller gets the named error too
-        const viaCallback = await new Promise<unknown>((resolve) => client.query('select tenant_id from leaky_notes', (err: unknown) => resolve(err)));
+        const viaCallback = await new Promise<unknown>((resolve) =>
+          client.query('select tenant_id from leaky_notes', (err: unknown) => resolve(err)),
+        );
         expect(viaCallback).toMatchObject({ code: 'CROSS_TENANT_ROW', details: { table: 'public.leaky_notes' } });
         const own = await client.query('select body from notes');
         expect(own.rows).toEqual([{ body: 'a-secret' }]);
@@ -92,7 +101,11 @@ describe('result check', () => {
         // queued on the client before the first answers: it runs (and fails) before the lookup
         const first = client.query('select tenant_id from leaky_notes').catch((e: unknown) => e);
         const second = client.query('select 1 / 0').catch((e: unknown) => e);
-        const [error, failed] = (await Promise.all([first, second])) as Array<{ code?: string; details?: Record<string, unknown>; message: string }>;
+        const [error, failed] = (await Promise.all([first, second])) as Array<{
+          code?: string;
+          details?: Record<string, unknown>;
+          message: string;
+        }>;
         expect(failed!.code).toBe('22012');
         expect(error!.code).toBe('CROSS_TENANT_ROW');
         expect(error!.details).toEqual({ tableOid: expect.any(Number), column: 'tenant_id' });

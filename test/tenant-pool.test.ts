@@ -12,7 +12,11 @@ const B = randomUUID();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await createNotesTable(db, [[A, 'a1'], [A, 'a2'], [B, 'b1']]);
+  await createNotesTable(db, [
+    [A, 'a1'],
+    [A, 'a2'],
+    [B, 'b1'],
+  ]);
   pool = db.appPool();
 });
 afterAll(() => db?.drop());
@@ -39,7 +43,9 @@ describe('TenantPool', () => {
         expect(inTx.rows[0].n).toBe(2);
         await client.query('commit');
       });
-      const after = await client.query(`select current_setting('tenantry.context', true) as v, (select count(*)::int from notes) as n`);
+      const after = await client.query(
+        `select current_setting('tenantry.context', true) as v, (select count(*)::int from notes) as n`,
+      );
       expect(after.rows[0]).toEqual({ v: '', n: 0 });
     } finally {
       client.release();
@@ -51,8 +57,12 @@ describe('TenantPool edge cases', () => {
   it('re-parses a named statement whose first Parse failed', async () => {
     const client = await pool.connect();
     try {
-      await expect(runAs(A, () => client.query({ name: 'broken', text: 'select * from no_such_table' }))).rejects.toMatchObject({ code: '42P01' });
-      await db.owner.query(`create table no_such_table (tenant_id uuid not null, v int); select tenantry.register_tenant_table('no_such_table')`);
+      await expect(
+        runAs(A, () => client.query({ name: 'broken', text: 'select * from no_such_table' })),
+      ).rejects.toMatchObject({ code: '42P01' });
+      await db.owner.query(
+        `create table no_such_table (tenant_id uuid not null, v int); select tenantry.register_tenant_table('no_such_table')`,
+      );
       await db.owner.query(`insert into no_such_table values ('${A}', 1), ('${B}', 2)`);
       const r = await runAs(A, () => client.query({ name: 'broken', text: 'select * from no_such_table' }));
       expect(r.rows.map((x: { v: number }) => x.v)).toEqual([1]);
@@ -62,14 +72,26 @@ describe('TenantPool edge cases', () => {
   });
 
   it('runs named prepared statements repeatedly under different tenants', async () => {
-    for (const [t, n] of [[A, 2], [B, 1], [A, 2]] as const) {
-      const r = await runAs(t, () => pool.query({ name: 'count-notes', text: 'select count(*)::int as n from notes where $1::int = 1', values: [1] }));
+    for (const [t, n] of [
+      [A, 2],
+      [B, 1],
+      [A, 2],
+    ] as const) {
+      const r = await runAs(t, () =>
+        pool.query({
+          name: 'count-notes',
+          text: 'select count(*)::int as n from notes where $1::int = 1',
+          values: [1],
+        }),
+      );
       expect(r.rows[0].n).toBe(n);
     }
   });
 
   it('runs multi-statement text only inside a transaction that carries the tenant', async () => {
-    await expect(runAs(A, () => pool.query('select 1 as x; select count(*)::int as n from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(
+      runAs(A, () => pool.query('select 1 as x; select count(*)::int as n from notes')),
+    ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     const client = await pool.connect();
     try {
       const r = await runAs(A, async () => {
@@ -81,13 +103,19 @@ describe('TenantPool edge cases', () => {
       expect((r as unknown as Array<{ rows: unknown[] }>)[1]!.rows).toEqual([{ n: 2 }]);
       await runAs(A, () => client.query('begin'));
       await expect(runAs(A, () => client.query('select 1; select 1/0'))).rejects.toMatchObject({ code: '22012' });
-      await expect(runAs(A, () => client.query('rollback; select * from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await expect(runAs(A, () => client.query('rollback; select * from notes'))).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
       await runAs(A, () => client.query('rollback'));
       // outside a transaction nothing would override a planted session value: refused even with no tenant
-      await expect(client.query('select 1; select count(*)::int as n from notes')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await expect(client.query('select 1; select count(*)::int as n from notes')).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
       // inside one, text that would end the transaction is refused too
       await runAs(A, () => client.query('begin'));
-      await expect(runAs(A, () => client.query('commit; select * from notes'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await expect(runAs(A, () => client.query('commit; select * from notes'))).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
       await runAs(A, () => client.query('rollback'));
       expect((await client.query('')).rowCount).toBeNull();
     } finally {
@@ -110,7 +138,12 @@ describe('TenantPool edge cases', () => {
 
   it('starts a lazy thenable returned to runAs inside the tenant scope', async () => {
     let ran: string | undefined;
-    const lazy = { then(resolve: (v: string) => void) { ran = 'started'; void pool.query('select body from notes order by body limit 1').then((r) => resolve(r.rows[0]?.body)); } };
+    const lazy = {
+      then(resolve: (v: string) => void) {
+        ran = 'started';
+        void pool.query('select body from notes order by body limit 1').then((r) => resolve(r.rows[0]?.body));
+      },
+    };
     const body = await runAs(A, () => lazy);
     expect(ran).toBe('started');
     expect(body).toBe('a1');
@@ -119,17 +152,27 @@ describe('TenantPool edge cases', () => {
 
 describe('registration', () => {
   it('lets the app insert into serial columns of a registered table', async () => {
-    await db.owner.query(`create table counters (tenant_id uuid not null, n bigserial, primary key (tenant_id, n)); select tenantry.register_tenant_table('counters')`);
+    await db.owner.query(
+      `create table counters (tenant_id uuid not null, n bigserial, primary key (tenant_id, n)); select tenantry.register_tenant_table('counters')`,
+    );
     const r = await runAs(A, () => pool.query(`insert into counters (tenant_id) values ($1) returning n`, [A]));
     expect(Number(r.rows[0].n)).toBeGreaterThan(0);
   });
 
   it('forgets a dropped table, and refuses temporary objects to the app', async () => {
-    await db.owner.query(`create table ephemeral (tenant_id uuid not null); select tenantry.register_tenant_table('ephemeral')`);
+    await db.owner.query(
+      `create table ephemeral (tenant_id uuid not null); select tenantry.register_tenant_table('ephemeral')`,
+    );
     const count = `select count(*)::int as n from tenantry.registered_tables where relid::text = 'ephemeral'`;
     expect((await db.admin.query(count)).rows[0].n).toBe(1);
     await db.owner.query('drop table ephemeral');
-    expect((await db.admin.query(`select count(*)::int as n from tenantry.registered_tables r left join pg_class c on c.oid = r.relid where c.oid is null`)).rows[0].n).toBe(0);
+    expect(
+      (
+        await db.admin.query(
+          `select count(*)::int as n from tenantry.registered_tables r left join pg_class c on c.oid = r.relid where c.oid is null`,
+        )
+      ).rows[0].n,
+    ).toBe(0);
     await expect(pool.query('create temp table scratchpad (v int)')).rejects.toMatchObject({ code: '42501' });
   });
 });
@@ -137,16 +180,23 @@ describe('registration', () => {
 describe('prepareContextStatement', () => {
   it('parses the prefix once per connection, isolates tenants, and recovers from DEALLOCATE ALL', async () => {
     const prepared = db.appPool({ prepareContextStatement: true, max: 1 });
-    const stored = async (t: string) => (await db.admin.query('select count(*)::int as n from notes where tenant_id = $1', [t])).rows[0].n as number;
+    const stored = async (t: string) =>
+      (await db.admin.query('select count(*)::int as n from notes where tenant_id = $1', [t])).rows[0].n as number;
     for (const t of [A, B, A]) {
       const r = await runAs(t, () => prepared.query('select count(*)::int as n from notes'));
       expect(r.rows[0].n).toBe(await stored(t));
     }
-    const names = await runAs(A, () => prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`));
+    const names = await runAs(A, () =>
+      prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`),
+    );
     expect(names.rowCount).toBe(1);
     // injected SQL that drops prepared statements fails that statement, then the prefix is parsed again
     await runAs(A, () => prepared.query('deallocate all'));
-    await expect(runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rejects.toMatchObject({ code: '26000' });
-    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(await stored(B));
+    await expect(runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rejects.toMatchObject({
+      code: '26000',
+    });
+    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
+      await stored(B),
+    );
   });
 });

@@ -1,20 +1,30 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ApiKeys, AuditLog, TenantDomains, type Queryable, type TxtResolver } from '../../src/index.js';
+import { ApiKeys, AuditLog, TenantDomains, type Queryable, type TxtResolver } from 'tenantry';
 import { adminOf } from '../auth/tenant-scope.js';
 import { auditActor } from '../auth/audit-actor.js';
 import { notFound } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const idParams = z.object({ id: z.string().regex(UUID, 'id must be a UUID').transform((id) => id.toLowerCase()) });
-const newKey = z.object({ name: z.string().trim().min(1).max(200), expiresInDays: z.number().int().min(1).max(3650).optional() }).strict();
+const idParams = z.object({
+  id: z
+    .string()
+    .regex(UUID, 'id must be a UUID')
+    .transform((id) => id.toLowerCase()),
+});
+const newKey = z
+  .object({ name: z.string().trim().min(1).max(200), expiresInDays: z.number().int().min(1).max(3650).optional() })
+  .strict();
 const domainBody = z.object({ domain: z.string().trim().min(3).max(253) }).strict();
 const domainParams = z.object({ domain: z.string().min(3).max(253) });
 const auditQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(500).default(50),
-    before: z.string().regex(/^\d{1,19}$/, 'before must be an entry id').optional(),
+    before: z
+      .string()
+      .regex(/^\d{1,19}$/, 'before must be an entry id')
+      .optional(),
   })
   .strict();
 
@@ -24,7 +34,10 @@ const auditQuery = z
  * - custom domains: `GET /domains`, `POST /domains`, `POST /domains/:domain/verify` (DNS TXT), `DELETE /domains/:domain`;
  * - the audit log: `GET /audit-log?limit&before` (staff access included, newest first).
  */
-export function accessRoutes(scope: FastifyInstance, { appPool, resolveTxt }: { appPool: Queryable; resolveTxt?: TxtResolver }): void {
+export function accessRoutes(
+  scope: FastifyInstance,
+  { appPool, resolveTxt }: { appPool: Queryable; resolveTxt?: TxtResolver },
+): void {
   const keys = new ApiKeys(appPool);
   const domains = new TenantDomains(appPool, resolveTxt ? { resolveTxt } : {});
   const audit = new AuditLog(appPool);
@@ -38,7 +51,11 @@ export function accessRoutes(scope: FastifyInstance, { appPool, resolveTxt }: { 
     adminOf(request);
     const { name, expiresInDays } = parseInput(newKey, request.body, 'body');
     const who = auditActor(request);
-    const created = await keys.create({ name, createdBy: who.actorKind === 'user' ? who.actorId : undefined, expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : undefined });
+    const created = await keys.create({
+      name,
+      createdBy: who.actorKind === 'user' ? who.actorId : undefined,
+      expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : undefined,
+    });
     await audit.record({ ...who, action: 'api_key.created', detail: { keyId: created.id, name } });
     return reply.code(201).send(created);
   });

@@ -1,12 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Queryable } from '../../src/index.js';
-import { OneTimeCodes, sqlStateOf } from '../../src/index.js';
+import type { Queryable } from 'tenantry';
+import { OneTimeCodes, sqlStateOf } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
 import type { TokenService } from './token-service.js';
 
-const email = z.string().trim().toLowerCase().min(3).max(254).regex(/^[^@\s]+@[^@\s]+$/, 'email must be an email address');
+const email = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(3)
+  .max(254)
+  .regex(/^[^@\s]+@[^@\s]+$/, 'email must be an email address');
 // bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated
 const password = z.string().min(1, 'password must not be empty').max(72);
 
@@ -44,7 +50,10 @@ interface SessionRow {
  * - `POST /invitations/accept`: spends an invitation code (once), creates the identity if the
  *   email is new, makes the membership and signs in — one statement, so a refusal spends nothing.
  */
-export function authRoutes(app: FastifyInstance, { appPool, tokens }: { appPool: Queryable; tokens: TokenService }): void {
+export function authRoutes(
+  app: FastifyInstance,
+  { appPool, tokens }: { appPool: Queryable; tokens: TokenService },
+): void {
   const answer = async (row: SessionRow) => ({
     token: await tokens.issue({ userId: row.user_id, tenantId: row.tenant_id, sessionId: row.session_id }),
     tokenType: 'Bearer',
@@ -57,19 +66,18 @@ export function authRoutes(app: FastifyInstance, { appPool, tokens }: { appPool:
     const body = parseInput(signInBody, request.body, 'body');
     if (Buffer.byteLength(body.password, 'utf8') > 72) throw invalidCredentials();
     // no tenant in context yet: the function finds the user's membership itself
-    const { rows } = await appPool.query<SessionRow>('select user_id, tenant_id, session_id, expires_at from app.sign_in($1, $2, $3, $4)', [
-      body.email,
-      body.password,
-      body.tenant,
-      tokens.ttlSeconds,
-    ]);
+    const { rows } = await appPool.query<SessionRow>(
+      'select user_id, tenant_id, session_id, expires_at from app.sign_in($1, $2, $3, $4)',
+      [body.email, body.password, body.tenant, tokens.ttlSeconds],
+    );
     if (!rows[0]) throw invalidCredentials();
     return answer(rows[0]);
   });
 
   app.post('/invitations/accept', async (request, reply) => {
     const body = parseInput(acceptBody, request.body, 'body');
-    if (Buffer.byteLength(body.password, 'utf8') > 72) throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
+    if (Buffer.byteLength(body.password, 'utf8') > 72)
+      throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
     try {
       const { rows } = await appPool.query<SessionRow>(
         'select user_id, tenant_id, session_id, expires_at from app.accept_invitation($1, $2, $3, $4, $5)',
@@ -77,7 +85,8 @@ export function authRoutes(app: FastifyInstance, { appPool, tokens }: { appPool:
       );
       return reply.code(201).send(await answer(rows[0]!));
     } catch (error) {
-      if (sqlStateOf(error) === 'AP001') throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
+      if (sqlStateOf(error) === 'AP001')
+        throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
       throw error;
     }
   });

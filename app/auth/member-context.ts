@@ -1,4 +1,4 @@
-import type { Queryable, TenantResolverOptions } from '../../src/index.js';
+import type { Queryable, TenantResolverOptions } from 'tenantry';
 import type { MemberRole } from '../identity/users.js';
 
 /** The caller of a tenant route: a member, or staff acting as the tenant under a grant. */
@@ -35,13 +35,21 @@ export function memberLookup(pool: Queryable): NonNullable<TenantResolverOptions
     const { rows } = await pool.query<MemberRow>(MEMBER_SQL, [userId]);
     const row = rows[0];
     if (!row) return null;
-    return { userId, role: row.role, displayName: row.display_name, email: row.email, tenant: { id: row.id, slug: row.slug, name: row.name } };
+    return {
+      userId,
+      role: row.role,
+      displayName: row.display_name,
+      email: row.email,
+      tenant: { id: row.id, slug: row.slug, name: row.name },
+    };
   };
 }
 
 /** The tenant's public facts for a staff caller (who is no member): read as the tenant. */
 export async function staffCaller(pool: Queryable, staffId: string): Promise<Member> {
-  const { rows } = await pool.query<{ id: string; slug: string; name: string }>('select id, slug, name from tenantry.tenants where id = tenantry.home_tenant_id()');
+  const { rows } = await pool.query<{ id: string; slug: string; name: string }>(
+    'select id, slug, name from tenantry.tenants where id = tenantry.home_tenant_id()',
+  );
   const tenant = rows[0]!;
   return { userId: staffId, role: 'staff', displayName: 'Staff', email: '', tenant };
 }

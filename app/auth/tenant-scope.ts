@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { TenantResolver } from '../../src/index.js';
-import { resolutionOf, tenantRoutes } from '../../src/identity/fastify.js';
+import type { TenantResolver } from 'tenantry';
+import { resolutionOf, tenantRoutes } from 'tenantry/fastify';
 import { ApiError } from '../http/api-error.js';
 import { staffCaller, type Member } from './member-context.js';
-import type { Queryable } from '../../src/index.js';
+import type { Queryable } from 'tenantry';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,20 +43,23 @@ export function tenantScope(scope: FastifyInstance, { appPool, resolver }: Tenan
 
 /** The caller of a tenant route; API keys are refused here (routes that need a person). */
 export function memberOf(request: FastifyRequest): Member {
-  if (!request.member) throw new ApiError(403, 'MEMBERS_ONLY', 'This route needs a signed-in member (an API key is not enough)');
+  if (!request.member)
+    throw new ApiError(403, 'MEMBERS_ONLY', 'This route needs a signed-in member (an API key is not enough)');
   return request.member;
 }
 
 /** The caller when it must be a member of the tenant (not staff acting as it): e.g. to own a resource. */
 export function realMemberOf(request: FastifyRequest): Member & { role: Exclude<Member['role'], 'staff'> } {
   const member = memberOf(request);
-  if (member.role === 'staff') throw new ApiError(403, 'MEMBERS_ONLY', 'Staff act as the tenant but cannot own its resources');
+  if (member.role === 'staff')
+    throw new ApiError(403, 'MEMBERS_ONLY', 'Staff act as the tenant but cannot own its resources');
   return member as Member & { role: Exclude<Member['role'], 'staff'> };
 }
 
 /** Refuses callers who are not an owner or admin of the tenant (staff under a grant count as admin). */
 export function adminOf(request: FastifyRequest): Member {
   const member = memberOf(request);
-  if (member.role === 'member') throw new ApiError(403, 'FORBIDDEN', 'Only an owner or admin of the tenant can do this');
+  if (member.role === 'member')
+    throw new ApiError(403, 'FORBIDDEN', 'Only an owner or admin of the tenant can do this');
   return member;
 }

@@ -1,4 +1,4 @@
-import { TokenIssuer, TokenVerifier } from '../../src/index.js';
+import { TokenIssuer, TokenVerifier } from 'tenantry';
 
 /** Options of {@link TokenService}. */
 export interface TokenServiceOptions {
@@ -28,11 +28,18 @@ export class TokenService {
   readonly verifier: TokenVerifier<'optional'>;
 
   constructor(secret: string, options: TokenServiceOptions = {}) {
-    if (typeof secret !== 'string' || secret.length < 32) throw new Error('The JWT secret must be at least 32 characters');
+    if (typeof secret !== 'string' || secret.length < 32)
+      throw new Error('The JWT secret must be at least 32 characters');
     this.ttlSeconds = options.ttlSeconds ?? 3600;
     this.issuer = options.issuer ?? TOKEN_ISSUER;
     this.audience = options.audience ?? TOKEN_AUDIENCE;
-    this.#issuer = new TokenIssuer({ algorithm: 'HS256', secret, issuer: this.issuer, audience: this.audience, ttlSeconds: this.ttlSeconds });
+    this.#issuer = new TokenIssuer({
+      algorithm: 'HS256',
+      secret,
+      issuer: this.issuer,
+      audience: this.audience,
+      ttlSeconds: this.ttlSeconds,
+    });
     this.verifier = new TokenVerifier({
       algorithms: ['HS256'],
       secret,

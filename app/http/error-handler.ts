@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { TenantryError } from '../../src/index.js';
+import { TenantryError } from 'tenantry';
 import { ApiError } from './api-error.js';
 
 /** The body of every error answer. */
@@ -25,13 +25,18 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status === 401) reply.header('www-authenticate', 'Bearer');
     return reply.code(status).send(body);
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: 'No such route' } } satisfies ErrorBody));
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: 'No such route' } } satisfies ErrorBody),
+  );
 }
 
 /** The status and body an error is answered with. */
 export function toErrorAnswer(error: unknown): { status: number; body: ErrorBody } {
   if (error instanceof ApiError) {
-    return { status: error.status, body: { error: withField({ code: error.code, message: error.message }, error.field) } };
+    return {
+      status: error.status,
+      body: { error: withField({ code: error.code, message: error.message }, error.field) },
+    };
   }
   if (error instanceof TenantryError) {
     if (error.status >= 500) return { status: error.status, body: { error: { code: error.code } } };
@@ -41,7 +46,10 @@ export function toErrorAnswer(error: unknown): { status: number; body: ErrorBody
   const statusCode = (error as { statusCode?: unknown } | null)?.statusCode;
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
     const known = CLIENT_ERRORS[statusCode] ?? { code: 'BAD_REQUEST', message: 'The request is malformed' };
-    return { status: statusCode, body: { error: withField({ code: known.code, message: known.message }, known.field) } };
+    return {
+      status: statusCode,
+      body: { error: withField({ code: known.code, message: known.message }, known.field) },
+    };
   }
   return { status: 500, body: { error: { code: 'INTERNAL' } } };
 }

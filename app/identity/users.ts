@@ -1,4 +1,4 @@
-import type { Queryable } from '../../src/index.js';
+import type { Queryable } from 'tenantry';
 
 /** Roles a member can hold in a tenant. */
 export type MemberRole = 'owner' | 'admin' | 'member';
@@ -25,7 +25,12 @@ export async function createUser(owner: Queryable, user: NewUser): Promise<strin
 }
 
 /** Makes `userId` a member of `tenantId`, copying the identity's name and email. Run as the OWNER role. */
-export async function addMember(owner: Queryable, tenantId: string, userId: string, role: MemberRole = 'member'): Promise<void> {
+export async function addMember(
+  owner: Queryable,
+  tenantId: string,
+  userId: string,
+  role: MemberRole = 'member',
+): Promise<void> {
   const { rowCount } = await owner.query(
     `insert into public.members (tenant_id, user_id, role, display_name, email)
      select $1, u.id, $3, u.display_name, u.email from app_private.users u where u.id = $2`,

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { currentTenant, TenantryError, type TenantResolver } from '../../src/index.js';
-import type { TenantEvent, TenantEventBus } from '../../src/live/index.js';
+import { currentTenant, TenantryError, type TenantResolver } from 'tenantry';
+import type { TenantEvent, TenantEventBus } from 'tenantry/live';
 import { validationFailed } from '../http/api-error.js';
 
 /** Options of {@link eventRoutes}. */
@@ -77,7 +77,11 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
         begin();
         await write(raw, frame(event));
       },
-      { ...(after === undefined ? {} : { after }), ...(queueLimit === undefined ? {} : { queueLimit }), onEnd: () => end() },
+      {
+        ...(after === undefined ? {} : { after }),
+        ...(queueLimit === undefined ? {} : { queueLimit }),
+        onEnd: () => end(),
+      },
     );
     begin();
     if (ended) return; // the subscription already ended (the bus is closing)
@@ -85,16 +89,25 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
     // the response's 'close' is the client going away (the request's fires once it was read)
     raw.on('close', end);
     if (raw.destroyed || request.raw.socket.destroyed) return end();
-    timers.push(setInterval(() => void write(raw, ': ping\n\n'), heartbeatMs), setTimeout(end, maxStreamMs));
+    timers.push(
+      setInterval(() => void write(raw, ': ping\n\n'), heartbeatMs),
+      setTimeout(end, maxStreamMs),
+    );
     if (resolver) {
-      const facts = { host: request.headers.host, headers: { ...request.headers }, method: request.method, path: request.routeOptions.url };
+      const facts = {
+        host: request.headers.host,
+        headers: { ...request.headers },
+        method: request.method,
+        path: request.routeOptions.url,
+      };
       timers.push(
         setInterval(() => {
           resolver.resolve(facts).then(
             (resolution) => {
               if (resolution.tenantId !== tenant) void write(raw, endFrame('TENANT_CONFLICT')).then(end);
             },
-            (error: unknown) => void write(raw, endFrame(error instanceof TenantryError ? error.code : 'INTERNAL')).then(end),
+            (error: unknown) =>
+              void write(raw, endFrame(error instanceof TenantryError ? error.code : 'INTERNAL')).then(end),
           );
         }, recheckMs),
       );
@@ -104,7 +117,8 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
 
 function lastEventId(header: string | string[] | undefined): number | undefined {
   if (header === undefined || header === '') return undefined;
-  if (typeof header !== 'string' || !LAST_EVENT_ID.test(header)) throw validationFailed('Last-Event-ID must be the id of an event this stream sent', 'last-event-id');
+  if (typeof header !== 'string' || !LAST_EVENT_ID.test(header))
+    throw validationFailed('Last-Event-ID must be the id of an event this stream sent', 'last-event-id');
   return Number(header);
 }
 
@@ -114,7 +128,12 @@ function endFrame(code: string): string {
 }
 
 function frame(event: TenantEvent): string {
-  const data = JSON.stringify({ seq: event.seq, topic: event.topic, data: event.payload, createdAt: event.createdAt.toISOString() });
+  const data = JSON.stringify({
+    seq: event.seq,
+    topic: event.topic,
+    data: event.payload,
+    createdAt: event.createdAt.toISOString(),
+  });
   return `id: ${event.seq}\nevent: ${event.topic}\ndata: ${data}\n\n`;
 }
 

@@ -1,4 +1,4 @@
-import { PostgresLiveTransport, type LiveTransport } from '../../src/live/index.js';
+import { PostgresLiveTransport, type LiveTransport } from 'tenantry/live';
 
 /** What {@link liveTransportFromEnv} made, and how to release it. */
 export interface ConfiguredTransport {
@@ -15,17 +15,24 @@ export interface ConfiguredTransport {
  * databases: the server then rings after each commit (TenantEventBus.announce) on the listener's
  * connection, as it does over Redis.
  */
-export async function liveTransportFromEnv(appUrl: string, env: NodeJS.ProcessEnv = process.env, options: { databaseRings?: boolean } = {}): Promise<ConfiguredTransport> {
+export async function liveTransportFromEnv(
+  appUrl: string,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { databaseRings?: boolean } = {},
+): Promise<ConfiguredTransport> {
   const redisUrl = env.REDIS_URL?.trim();
   if (!redisUrl) {
     // databaseRings false: tenants in their own databases NOTIFY where this listener is not; the server rings after commit
-    const transport = new PostgresLiveTransport({ connectionString: appUrl, databaseRings: options.databaseRings ?? true });
+    const transport = new PostgresLiveTransport({
+      connectionString: appUrl,
+      databaseRings: options.databaseRings ?? true,
+    });
     return { transport, kind: 'postgres', close: async () => undefined };
   }
   const { Redis } = await import('ioredis');
   const subscriber = new Redis(redisUrl);
   const publisher = new Redis(redisUrl);
-  const { RedisLiveTransport } = await import('../../src/live/index.js');
+  const { RedisLiveTransport } = await import('tenantry/live');
   return {
     transport: new RedisLiveTransport({ subscriber, publisher }),
     kind: 'redis',

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { currentTenant } from '../../src/index.js';
+import { currentTenant } from 'tenantry';
 import { memberOf } from '../auth/tenant-scope.js';
 
 /** `GET /me`: the caller, their role, and the tenant of the token. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { AuditLog, OneTimeCodes, Sessions, type Queryable } from '../../src/index.js';
-import { resolutionOf } from '../../src/identity/fastify.js';
+import { AuditLog, OneTimeCodes, Sessions, type Queryable } from 'tenantry';
+import { resolutionOf } from 'tenantry/fastify';
 import { adminOf, memberOf } from '../auth/tenant-scope.js';
 import { auditActor } from '../auth/audit-actor.js';
 import { ApiError, notFound } from '../http/api-error.js';
@@ -9,11 +9,22 @@ import { parseInput } from '../http/validation.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const role = z.enum(['owner', 'admin', 'member']);
-const userParams = z.object({ userId: z.string().regex(UUID, 'userId must be a UUID').transform((id) => id.toLowerCase()) });
+const userParams = z.object({
+  userId: z
+    .string()
+    .regex(UUID, 'userId must be a UUID')
+    .transform((id) => id.toLowerCase()),
+});
 const roleBody = z.object({ role }).strict();
 const inviteBody = z
   .object({
-    email: z.string().trim().toLowerCase().min(3).max(254).regex(/^[^@\s]+@[^@\s]+$/, 'email must be an email address'),
+    email: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .min(3)
+      .max(254)
+      .regex(/^[^@\s]+@[^@\s]+$/, 'email must be an email address'),
     role: role.default('member'),
   })
   .strict();
@@ -48,15 +59,26 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
 
   scope.post('/auth/sign-out', async (request, reply) => {
     const principal = resolutionOf(request).principal;
-    if (principal.kind !== 'user' || principal.sessionId === undefined) throw new ApiError(400, 'NO_SESSION', 'This credential has no session to end');
+    if (principal.kind !== 'user' || principal.sessionId === undefined)
+      throw new ApiError(400, 'NO_SESSION', 'This credential has no session to end');
     await sessions.end(principal.sessionId);
     return reply.code(204).send();
   });
 
   scope.get('/members', async (request) => {
     memberOf(request);
-    const { rows } = await appPool.query<MemberRow>(`select user_id, role, display_name, email, created_at ${ACTIVE} order by created_at, user_id`);
-    return { items: rows.map((r) => ({ userId: r.user_id, role: r.role, displayName: r.display_name, email: r.email, joinedAt: r.created_at })) };
+    const { rows } = await appPool.query<MemberRow>(
+      `select user_id, role, display_name, email, created_at ${ACTIVE} order by created_at, user_id`,
+    );
+    return {
+      items: rows.map((r) => ({
+        userId: r.user_id,
+        role: r.role,
+        displayName: r.display_name,
+        email: r.email,
+        joinedAt: r.created_at,
+      })),
+    };
   });
 
   scope.patch('/members/:userId', async (request) => {
@@ -65,10 +87,18 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
     const { role: next } = parseInput(roleBody, request.body, 'body');
     const current = await roleOf(appPool, userId);
     if (!current) throw notFound('Member');
-    if ((current === 'owner' || next === 'owner') && actor.role !== 'owner' && actor.role !== 'staff') throw ownersOnly();
+    if ((current === 'owner' || next === 'owner') && actor.role !== 'owner' && actor.role !== 'staff')
+      throw ownersOnly();
     if (current === 'owner' && next !== 'owner') await assertNotLastOwner(appPool);
-    await appPool.query(`update public.members set role = $2 where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`, [userId, next]);
-    await audit.record({ ...auditActor(request), action: 'member.role_changed', detail: { userId, from: current, to: next } });
+    await appPool.query(
+      `update public.members set role = $2 where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`,
+      [userId, next],
+    );
+    await audit.record({
+      ...auditActor(request),
+      action: 'member.role_changed',
+      detail: { userId, from: current, to: next },
+    });
     return { userId, role: next };
   });
 
@@ -79,9 +109,16 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
     if (!current) throw notFound('Member');
     if (current === 'owner' && actor.role !== 'owner' && actor.role !== 'staff') throw ownersOnly();
     if (current === 'owner') await assertNotLastOwner(appPool);
-    await appPool.query(`update public.members set removed_at = now() where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`, [userId]);
+    await appPool.query(
+      `update public.members set removed_at = now() where tenant_id = tenantry.home_tenant_id() and user_id = $1 and removed_at is null`,
+      [userId],
+    );
     const ended = await sessions.endMemberSessions(userId);
-    await audit.record({ ...auditActor(request), action: 'member.removed', detail: { userId, role: current, sessionsEnded: ended } });
+    await audit.record({
+      ...auditActor(request),
+      action: 'member.removed',
+      detail: { userId, role: current, sessionsEnded: ended },
+    });
     return reply.code(204).send();
   });
 
@@ -90,7 +127,12 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
     const { email, role: invitedRole } = parseInput(inviteBody, request.body, 'body');
     if (invitedRole === 'owner' && actor.role !== 'owner') throw ownersOnly();
     const who = auditActor(request);
-    const { code, expiresAt } = await codes.issue({ purpose: 'invite', payload: { email, role: invitedRole }, ttlSeconds: INVITATION_TTL_SECONDS, createdBy: who.actorId });
+    const { code, expiresAt } = await codes.issue({
+      purpose: 'invite',
+      payload: { email, role: invitedRole },
+      ttlSeconds: INVITATION_TTL_SECONDS,
+      createdBy: who.actorId,
+    });
     await audit.record({ ...who, action: 'member.invited', detail: { email, role: invitedRole } });
     // a real deployment e-mails the code; the reference server answers it so the API can be tried
     return reply.code(201).send({ code, email, role: invitedRole, expiresAt });
@@ -99,7 +141,16 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
   scope.get('/invitations', async (request) => {
     adminOf(request);
     const items = await codes.list('invite');
-    return { items: items.map((c) => ({ email: c.payload.email, role: c.payload.role, invitedBy: c.createdBy, createdAt: c.createdAt, expiresAt: c.expiresAt, acceptedAt: c.consumedAt })) };
+    return {
+      items: items.map((c) => ({
+        email: c.payload.email,
+        role: c.payload.role,
+        invitedBy: c.createdBy,
+        createdAt: c.createdAt,
+        expiresAt: c.expiresAt,
+        acceptedAt: c.consumedAt,
+      })),
+    };
   });
 }
 

@@ -5,11 +5,16 @@ import type { Member } from '../auth/member-context.js';
 import { ApiError, notFound } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
 import { RecordingStore, type DataPool, type Recording } from './recording-store.js';
-import type { TenantEventBus } from '../../src/live/index.js';
+import type { TenantEventBus } from 'tenantry/live';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const idParams = z.object({ id: z.string().regex(UUID, 'id must be a UUID').transform((id) => id.toLowerCase()) });
+const idParams = z.object({
+  id: z
+    .string()
+    .regex(UUID, 'id must be a UUID')
+    .transform((id) => id.toLowerCase()),
+});
 
 const recordingFields = {
   title: z.string().trim().min(1, 'title must not be empty').max(200),
@@ -29,7 +34,12 @@ const recordingChanges = z
 
 const listQuery = z
   .object({
-    limit: z.coerce.number().int().min(1, 'limit must be from 1 to 100').max(100, 'limit must be from 1 to 100').default(20),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1, 'limit must be from 1 to 100')
+      .max(100, 'limit must be from 1 to 100')
+      .default(20),
     cursor: z.string().min(1).max(200).optional(),
   })
   .strict();
@@ -45,7 +55,10 @@ function assertMayChange(member: Member, recording: Recording): void {
  * Recordings CRUD. Registered inside the tenant scope: every handler runs as the caller's
  * tenant, so another tenant's recording answers 404 exactly like one that does not exist.
  */
-export function recordingRoutes(scope: FastifyInstance, { dataPool, events }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'> }): void {
+export function recordingRoutes(
+  scope: FastifyInstance,
+  { dataPool, events }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'> },
+): void {
   const store = new RecordingStore(dataPool);
 
   scope.post('/recordings', async (request, reply) => {

@@ -64,7 +64,10 @@ export class RecordingStore {
   }
 
   async find(id: string): Promise<Recording | undefined> {
-    const { rows } = await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where tenant_id = ${TENANT} and id = $1`, [id]);
+    const { rows } = await this.db.query<RecordingRow>(
+      `select ${COLUMNS} from recordings where tenant_id = ${TENANT} and id = $1`,
+      [id],
+    );
     return rows[0] && toRecording(rows[0]);
   }
 
@@ -79,10 +82,16 @@ export class RecordingStore {
             order by created_at desc, id desc limit $1`,
           [limit + 1, after.micros, after.id],
         )
-      : await this.db.query<RecordingRow>(`select ${COLUMNS} from recordings where tenant_id = ${TENANT} order by created_at desc, id desc limit $1`, [limit + 1]);
+      : await this.db.query<RecordingRow>(
+          `select ${COLUMNS} from recordings where tenant_id = ${TENANT} order by created_at desc, id desc limit $1`,
+          [limit + 1],
+        );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page.map(toRecording), nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : null };
+    return {
+      items: page.map(toRecording),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : null,
+    };
   }
 
   /** Changes the given fields; undefined when the recording is not there. */
@@ -127,7 +136,9 @@ function encodeCursor(micros: string, id: string): string {
 }
 
 function decodeCursor(cursor: string): { micros: string; id: string } {
-  const match = /^[A-Za-z0-9_-]{1,100}$/.test(cursor) ? CURSOR.exec(Buffer.from(cursor, 'base64url').toString('utf8')) : null;
+  const match = /^[A-Za-z0-9_-]{1,100}$/.test(cursor)
+    ? CURSOR.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
+    : null;
   if (!match) throw validationFailed('cursor is not a cursor this API returned', 'cursor');
   return { micros: match[1]!, id: match[2]! };
 }

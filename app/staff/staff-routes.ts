@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { isTenantId, Sessions, sqlStateOf, StaffAccess, TenantNotFoundError, type Queryable } from '../../src/index.js';
+import { isTenantId, Sessions, sqlStateOf, StaffAccess, TenantNotFoundError, type Queryable } from 'tenantry';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -13,8 +13,12 @@ declare module 'fastify' {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const tenantName = z.string().regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/, 'tenant must be a tenant id or slug');
-const signInBody = z.object({ email: z.string().trim().toLowerCase().min(3).max(254), password: z.string().min(1).max(72) }).strict();
+const tenantName = z
+  .string()
+  .regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/, 'tenant must be a tenant id or slug');
+const signInBody = z
+  .object({ email: z.string().trim().toLowerCase().min(3).max(254), password: z.string().min(1).max(72) })
+  .strict();
 const accessBody = z
   .object({
     tenant: tenantName,
@@ -23,8 +27,15 @@ const accessBody = z
     minutes: z.number().int().min(1).max(480).default(30),
   })
   .strict();
-const grantParams = z.object({ grantId: z.string().regex(UUID, 'grantId must be a UUID').transform((id) => id.toLowerCase()) });
-const summaryBody = z.object({ reason: z.string().trim().min(10, 'reason must be at least 10 characters').max(500) }).strict();
+const grantParams = z.object({
+  grantId: z
+    .string()
+    .regex(UUID, 'grantId must be a UUID')
+    .transform((id) => id.toLowerCase()),
+});
+const summaryBody = z
+  .object({ reason: z.string().trim().min(10, 'reason must be at least 10 characters').max(500) })
+  .strict();
 const tenantParams = z.object({ tenant: tenantName });
 
 /**
@@ -36,17 +47,29 @@ const tenantParams = z.object({ tenant: tenantName });
  * - `POST /staff/access` { tenant, access, reason, minutes } → grant; `DELETE /staff/access/:grantId`
  * - `POST /staff/tenants/:tenant/summary` { reason }: an audited cross-tenant read (counts only)
  */
-export function staffRoutes(app: FastifyInstance, options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService }): void {
+export function staffRoutes(
+  app: FastifyInstance,
+  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService },
+): void {
   const { appPool, tokens } = options;
   const staff = new StaffAccess({ appPool, supportPool: options.supportPool });
   const sessions = new Sessions(appPool);
 
   app.post('/staff/sign-in', async (request) => {
     const { email, password } = parseInput(signInBody, request.body, 'body');
-    const { rows } = await appPool.query<{ user_id: string; session_id: string }>('select user_id, session_id from app.staff_sign_in($1, $2, $3)', [email, password, tokens.ttlSeconds]);
+    const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
+      'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
+      [email, password, tokens.ttlSeconds],
+    );
     const row = rows[0];
-    if (!row) throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
-    return { token: await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id }), tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: row.user_id };
+    if (!row)
+      throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
+    return {
+      token: await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id }),
+      tokenType: 'Bearer',
+      expiresIn: tokens.ttlSeconds,
+      userId: row.user_id,
+    };
   });
 
   app.register(async (scope) => {
@@ -63,13 +86,20 @@ export function staffRoutes(app: FastifyInstance, options: { appPool: Queryable;
     scope.post('/staff/access', async (request, reply) => {
       const body = parseInput(accessBody, request.body, 'body');
       const tenantId = await tenantIdOf(appPool, body.tenant);
-      const grant = await staff.begin({ sessionId: request.staff!.sessionId, tenantId, access: body.access, reason: body.reason, minutes: body.minutes });
+      const grant = await staff.begin({
+        sessionId: request.staff!.sessionId,
+        tenantId,
+        access: body.access,
+        reason: body.reason,
+        minutes: body.minutes,
+      });
       return reply.code(201).send({ ...grant, tenantId, access: body.access });
     });
 
     scope.delete('/staff/access/:grantId', async (request, reply) => {
       const { grantId } = parseInput(grantParams, request.params, 'params');
-      if (!(await staff.end({ sessionId: request.staff!.sessionId, grantId }))) throw new ApiError(404, 'NOT_FOUND', 'No open grant with this id');
+      if (!(await staff.end({ sessionId: request.staff!.sessionId, grantId })))
+        throw new ApiError(404, 'NOT_FOUND', 'No open grant with this id');
       return reply.code(204).send();
     });
 
@@ -80,37 +110,59 @@ export function staffRoutes(app: FastifyInstance, options: { appPool: Queryable;
       const tenantId = await tenantIdOf(appPool, tenant);
       return staff.read({ sessionId: request.staff!.sessionId, tenantId, reason, minutes: 5 }, async (db) => {
         // memberships are pinned to the home database: readable whatever the tenant's tier
-        const members = await db.query<{ members: number }>(`select count(*)::int as members from public.members where tenant_id = tenantry.home_tenant_id() and removed_at is null`);
+        const members = await db.query<{ members: number }>(
+          `select count(*)::int as members from public.members where tenant_id = tenantry.home_tenant_id() and removed_at is null`,
+        );
         // recordings follow the tenant: the home database refuses them (TR003) once it lives in
         // its own schema, database or cluster, where no staff grant reaches (support reads stay home)
         const data = await db
           .query<{ recordings: number; seconds: number }>(
             `select count(*)::int as recordings, coalesce(sum(duration_seconds), 0)::int as seconds from public.recordings where tenant_id = tenantry.current_tenant_id()`,
           )
-          .then((r) => r.rows[0]!, (error: unknown) => {
-            if (sqlStateOf(error) === 'TR003') return null;
-            throw error;
-          });
-        return { tenantId, members: members.rows[0]!.members, recordings: data?.recordings ?? null, totalDurationSeconds: data?.seconds ?? null, dataReadable: data !== null };
+          .then(
+            (r) => r.rows[0]!,
+            (error: unknown) => {
+              if (sqlStateOf(error) === 'TR003') return null;
+              throw error;
+            },
+          );
+        return {
+          tenantId,
+          members: members.rows[0]!.members,
+          recordings: data?.recordings ?? null,
+          totalDurationSeconds: data?.seconds ?? null,
+          dataReadable: data !== null,
+        };
       });
     });
   });
 }
 
-async function verifyStaff(request: FastifyRequest, appPool: Queryable, tokens: TokenService): Promise<{ userId: string; sessionId: string }> {
+async function verifyStaff(
+  request: FastifyRequest,
+  appPool: Queryable,
+  tokens: TokenService,
+): Promise<{ userId: string; sessionId: string }> {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/.exec(header) : null;
   if (!match) throw new ApiError(401, 'UNAUTHENTICATED', 'Send a staff token: Authorization: Bearer <token>');
   const { claims } = await tokens.verifier.verify(match[1]!);
-  if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid)) throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
-  const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>('select session_user_id, session_kind from tenantry.authorize_request(null, $1)', [claims.sid]);
-  if (rows[0]?.session_kind !== 'staff' || rows[0].session_user_id !== claims.sub) throw new ApiError(401, 'SESSION_REVOKED', 'The session has ended: sign in again');
+  if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid))
+    throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
+  const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>(
+    'select session_user_id, session_kind from tenantry.authorize_request(null, $1)',
+    [claims.sid],
+  );
+  if (rows[0]?.session_kind !== 'staff' || rows[0].session_user_id !== claims.sub)
+    throw new ApiError(401, 'SESSION_REVOKED', 'The session has ended: sign in again');
   return { userId: claims.sub, sessionId: claims.sid };
 }
 
 async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {
   if (isTenantId(name)) return name.toLowerCase();
-  const { rows } = await appPool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [name]);
+  const { rows } = await appPool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [
+    name,
+  ]);
   if (!rows[0]) throw new TenantNotFoundError();
   return rows[0].tenant_id;
 }

@@ -22,9 +22,13 @@ export function clustersFromEnv(env: NodeJS.ProcessEnv = process.env): Record<st
     throw new Error('TENANTRY_CLUSTERS is not JSON: {"<name>": {"ownerUrl": …, "appUrl": …, "adminUrl": …}}');
   }
   const parsed = z.record(z.string(), clusterUrls).safeParse(json);
-  if (!parsed.success) throw new Error(`TENANTRY_CLUSTERS: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new Error(
+      `TENANTRY_CLUSTERS: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   for (const name of Object.keys(parsed.data)) {
-    if (!NAME.test(name) || name === 'home') throw new Error(`TENANTRY_CLUSTERS: ${name} is not a cluster name (lower-case letters, digits, _; not "home")`);
+    if (!NAME.test(name) || name === 'home')
+      throw new Error(`TENANTRY_CLUSTERS: ${name} is not a cluster name (lower-case letters, digits, _; not "home")`);
   }
   return parsed.data;
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { PlacementTarget } from '../../src/index.js';
+import type { PlacementTarget } from 'tenantry';
 import type { TenantTiers } from './tenant-tiers.js';
 
 /** Where `npm start` puts the demo tenants: one per tier, all served by the same server. */
@@ -24,7 +24,11 @@ export interface DemoPlacementOutcome {
  * put. A failing move does not stop the server: it is reported, and the tenant is served where
  * it is.
  */
-export async function placeDemoTenants(tiers: TenantTiers, owner: pg.Pool, log: (message: string, error?: unknown) => void = () => undefined): Promise<DemoPlacementOutcome> {
+export async function placeDemoTenants(
+  tiers: TenantTiers,
+  owner: pg.Pool,
+  log: (message: string, error?: unknown) => void = () => undefined,
+): Promise<DemoPlacementOutcome> {
   const outcome: DemoPlacementOutcome = { moved: [], failed: [] };
   for (const { slug, target } of DEMO_PLACEMENTS) {
     const { rows } = await owner.query<{ id: string; placed: boolean; move_id: string | null; step: string | null }>(
@@ -40,12 +44,20 @@ export async function placeDemoTenants(tiers: TenantTiers, owner: pg.Pool, log: 
     const where = `${slug} → ${target.tier}${target.schema ? ` ${target.schema}` : ''}${target.database ? ` ${target.database}` : ''}`;
     try {
       // an open move is resumed where it stopped; a finished one is only cleaned up
-      const move = tenant.step === 'done' ? { id: tenant.move_id!, step: 'done' } : tenant.move_id ? await tiers.resume(tenant.move_id) : await tiers.move(tenant.id, target);
+      const move =
+        tenant.step === 'done'
+          ? { id: tenant.move_id!, step: 'done' }
+          : tenant.move_id
+            ? await tiers.resume(tenant.move_id)
+            : await tiers.move(tenant.id, target);
       if (move.step === 'done') await tiers.cleanup(move.id);
       outcome.moved.push(where);
     } catch (error) {
       outcome.failed.push(where);
-      log(`moving a demo tenant failed (${where}); it is served where it is, and the move is retried at the next start`, error);
+      log(
+        `moving a demo tenant failed (${where}); it is served where it is, and the move is retried at the next start`,
+        error,
+      );
     }
   }
   return outcome;

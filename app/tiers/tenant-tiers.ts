@@ -13,7 +13,7 @@ import {
   type MoveProgress,
   type MoveRecord,
   type PlacementTarget,
-} from '../../src/index.js';
+} from 'tenantry';
 
 /** The reference server's tenant data migrations (`global/`, `tenant/`), applied wherever a tenant lives. */
 export const DATA_MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'data-migrations');
@@ -32,7 +32,12 @@ const HOME_BASELINE = 1;
  * the tests' fixture) can call this alone. `ownerUrl`: the home database as the owner role.
  */
 export async function migrateHomeData(ownerUrl: string): Promise<void> {
-  await migrateLocation({ clusters: { home: ownerUrl }, cluster: 'home', migrations: DATA_MIGRATIONS_DIR, baselineThrough: HOME_BASELINE });
+  await migrateLocation({
+    clusters: { home: ownerUrl },
+    cluster: 'home',
+    migrations: DATA_MIGRATIONS_DIR,
+    baselineThrough: HOME_BASELINE,
+  });
 }
 
 /** One PostgreSQL server ("cluster") of the deployment: its shared database's URLs. */
@@ -74,7 +79,11 @@ export class TenantTiers {
     this.#catalog = new pg.Pool({ connectionString: options.clusters.home.ownerUrl, max: 3 });
     this.#catalog.on('error', () => undefined);
     this.placements = new Placements({ catalog: this.#catalog, owners: this.#owners() });
-    this.#mover = new TenantMover({ placements: this.placements, catalog: this.#catalog, onProgress: options.onProgress });
+    this.#mover = new TenantMover({
+      placements: this.placements,
+      catalog: this.#catalog,
+      onProgress: options.onProgress,
+    });
   }
 
   #owners(): Record<string, string> {
@@ -89,9 +98,15 @@ export class TenantTiers {
     for (const name of Object.keys(this.#options.clusters)) if (name !== 'home') await this.placements.addCluster(name);
     const owners = this.#owners();
     await migrateHomeData(owners.home!);
-    const report = await migrateEverywhere({ catalog: this.#catalog, clusters: owners, migrations: DATA_MIGRATIONS_DIR });
+    const report = await migrateEverywhere({
+      catalog: this.#catalog,
+      clusters: owners,
+      migrations: DATA_MIGRATIONS_DIR,
+    });
     if (!report.ok) {
-      const failed = report.results.filter((r) => r.failure).map((r) => `${r.target.key}: ${r.failure!.migration ?? ''} ${r.failure!.message}`);
+      const failed = report.results
+        .filter((r) => r.failure)
+        .map((r) => `${r.target.key}: ${r.failure!.migration ?? ''} ${r.failure!.message}`);
       throw new Error(`Tenant data migrations failed: ${failed.join('; ')}`);
     }
     return report;
@@ -110,12 +125,30 @@ export class TenantTiers {
       if (!target.schema) throw new Error('A schema-tier placement needs a schema');
       // the schema alone (USAGE for the app role); its tables come from the data migrations
       await createTenantSchema(this.placements.ownerPool(target), target.schema, 'select');
-      await migrateLocation({ clusters: owners, cluster: target.cluster, database: target.database ?? null, schema: target.schema, migrations: DATA_MIGRATIONS_DIR });
+      await migrateLocation({
+        clusters: owners,
+        cluster: target.cluster,
+        database: target.database ?? null,
+        schema: target.schema,
+        migrations: DATA_MIGRATIONS_DIR,
+      });
     } else if (target.tier === 'database') {
       if (!target.database) throw new Error('A database-tier placement needs a database');
-      if (!cluster.adminUrl) throw new Error(`Cluster ${target.cluster} has no admin URL: tenant databases cannot be created there`);
-      await createTenantDatabase({ ...this.#options.install, adminUrl: cluster.adminUrl, ownerUrl: cluster.ownerUrl, database: target.database, ddl: 'select' });
-      await migrateLocation({ clusters: owners, cluster: target.cluster, database: target.database, migrations: DATA_MIGRATIONS_DIR });
+      if (!cluster.adminUrl)
+        throw new Error(`Cluster ${target.cluster} has no admin URL: tenant databases cannot be created there`);
+      await createTenantDatabase({
+        ...this.#options.install,
+        adminUrl: cluster.adminUrl,
+        ownerUrl: cluster.ownerUrl,
+        database: target.database,
+        ddl: 'select',
+      });
+      await migrateLocation({
+        clusters: owners,
+        cluster: target.cluster,
+        database: target.database,
+        migrations: DATA_MIGRATIONS_DIR,
+      });
     }
   }
 

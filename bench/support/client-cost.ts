@@ -31,7 +31,8 @@ export async function measureClientCost(
     await runFor(v.run, pick, opts.concurrency, Math.min(0.5, seconds));
     const cpu0 = clientCpuUs();
     const out = await runFor(v.run, pick, opts.concurrency, seconds);
-    if (out.errors || out.wrongRows) throw new Error(`client-cost ${v.key}: ${out.errors} errors, ${out.wrongRows} wrong`, { cause: out.firstError });
+    if (out.errors || out.wrongRows)
+      throw new Error(`client-cost ${v.key}: ${out.errors} errors, ${out.wrongRows} wrong`, { cause: out.firstError });
     return { us: clientCpuUs() - cpu0, queries: out.queries };
   };
   const results: ClientCost[] = [];

@@ -28,7 +28,8 @@ export class ServerCpu {
     await admin.connect();
     try {
       const pid = Number((await admin.query('select pg_backend_pid() as pid')).rows[0].pid);
-      if (/postgres/.test(readFileSync(`/proc/${pid}/comm`, 'utf8')) && runNs(pid) > 0) return new ServerCpu(admin, databases);
+      if (/postgres/.test(readFileSync(`/proc/${pid}/comm`, 'utf8')) && runNs(pid) > 0)
+        return new ServerCpu(admin, databases);
     } catch {
       // not local
     }
@@ -38,7 +39,10 @@ export class ServerCpu {
 
   /** Total CPU nanoseconds so far of the backends now connected to the databases. */
   async nanoseconds(): Promise<number> {
-    const { rows } = await this.admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = any($1)', [this.databases]);
+    const { rows } = await this.admin.query<{ pid: number }>(
+      'select pid from pg_stat_activity where datname = any($1)',
+      [this.databases],
+    );
     return rows.reduce((sum, r) => sum + runNs(r.pid), 0);
   }
 

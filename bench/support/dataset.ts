@@ -47,7 +47,13 @@ export function pairPicker(shape: DatasetShape): () => { tenant: string; id: num
  * insert ... select from generate_series, the primary key built afterwards, then
  * `tenantry.register_tenant_table('items')` and VACUUM ANALYZE.
  */
-export async function prepareDatabase(server: BenchServer, database: string, mode: ContextMode, roles: BenchRoles, shape: DatasetShape): Promise<void> {
+export async function prepareDatabase(
+  server: BenchServer,
+  database: string,
+  mode: ContextMode,
+  roles: BenchRoles,
+  shape: DatasetShape,
+): Promise<void> {
   await server.createDatabase(database);
   await install(server.url(database), {
     appRole: roles.app.name,

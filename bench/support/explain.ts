@@ -42,10 +42,18 @@ export async function explainSigned(opts: {
     await app.query('begin');
     await app.query(`select set_config('${CONTEXT_SETTING}', $1, true)`, [value]);
     const plan = async (sql: string, values: unknown[] = []) =>
-      (await app.query(`explain (analyze, verbose, buffers) ${sql}`, values)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+      (await app.query(`explain (analyze, verbose, buffers) ${sql}`, values)).rows
+        .map((r) => r['QUERY PLAN'] as string)
+        .join('\n');
     const pointPlan = await plan(RLS_SQL, [opts.id]);
     const calls = async () =>
-      Number((await app.query(`select coalesce(pg_stat_get_xact_function_calls('tenantry.current_tenant_id()'::regprocedure), 0) as n`)).rows[0].n);
+      Number(
+        (
+          await app.query(
+            `select coalesce(pg_stat_get_xact_function_calls('tenantry.current_tenant_id()'::regprocedure), 0) as n`,
+          )
+        ).rows[0].n,
+      );
     const before = await calls();
     const counted = Number((await app.query('select count(*) as n from items')).rows[0].n);
     const after = await calls();

@@ -120,20 +120,29 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
         if (p.deltaBacklog !== undefined) lastBacklog = p.deltaBacklog;
         if (Date.now() - lastLine < 2000 && (p.step === 'copying' || p.step === 'cleaning' || p.ranges)) return;
         lastLine = Date.now();
-        o.log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${p.step}${p.table ? ` ${p.table}` : ''}${p.copied !== undefined ? ` ${p.copied}/${p.total ?? '?'}` : ''}${p.deltaBacklog !== undefined ? ` backlog ${p.deltaBacklog}` : ''}${p.ranges ? ` key range ${p.ranges.checked + 1}/${p.ranges.total}` : ''}`);
+        o.log(
+          `  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${p.step}${p.table ? ` ${p.table}` : ''}${p.copied !== undefined ? ` ${p.copied}/${p.total ?? '?'}` : ''}${p.deltaBacklog !== undefined ? ` backlog ${p.deltaBacklog}` : ''}${p.ranges ? ` key range ${p.ranges.checked + 1}/${p.ranges.total}` : ''}`,
+        );
       },
     });
     // durations on the monotonic clock: this VM's wall clock has been seen to jump
     t0 = performance.now();
     const moving = mover.move(o.tenant, o.to);
     moving.catch(() => undefined); // raced below: an abandoned move fails once its pools close
-    timers.push(setTimeout(() => {
-      writersStoppedMs = performance.now() - t0;
-      stopped = true;
-      stalledAt = { step: lastStep, backlog: lastBacklog };
-      o.log(`  ${(writersStoppedMs / 1000).toFixed(1)} s  not switched after ${o.timeoutMs / 1000} s: writers stopped (step ${lastStep ?? '?'}, backlog ${lastBacklog ?? '?'})`);
-    }, o.timeoutMs));
-    move = await Promise.race([moving, new Promise<undefined>((resolve) => timers.push(setTimeout(() => resolve(undefined), 2 * o.timeoutMs)))]);
+    timers.push(
+      setTimeout(() => {
+        writersStoppedMs = performance.now() - t0;
+        stopped = true;
+        stalledAt = { step: lastStep, backlog: lastBacklog };
+        o.log(
+          `  ${(writersStoppedMs / 1000).toFixed(1)} s  not switched after ${o.timeoutMs / 1000} s: writers stopped (step ${lastStep ?? '?'}, backlog ${lastBacklog ?? '?'})`,
+        );
+      }, o.timeoutMs),
+    );
+    move = await Promise.race([
+      moving,
+      new Promise<undefined>((resolve) => timers.push(setTimeout(() => resolve(undefined), 2 * o.timeoutMs))),
+    ]);
     totalMs = performance.now() - t0;
     if (move) await new Promise((resolve) => setTimeout(resolve, writersStoppedMs === undefined ? 500 : 0)); // and writes at the new placement
   } finally {
@@ -143,19 +152,48 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
   }
   const nan = Number.NaN;
   if (!move) {
-    o.log(`  ${(totalMs / 1000).toFixed(1)} s  abandoned: not done after ${(2 * o.timeoutMs) / 1000} s (step ${lastStep ?? '?'}, backlog ${lastBacklog ?? '?'})`);
-    return { from: o.from, to: o.to, rowsBefore: o.rowsBefore, freezeMs: nan, totalMs, slowestMs: slowest, acked: acked.length, found: nan, lost: nan, duplicated: nan, failed, updated, rowsAtTarget: nan, expectedAtTarget: o.rowsBefore + acked.length, cleanupMs: nan, leftAtSource: nan, finished: false, writersStoppedMs, lastStep: stalledAt?.step ?? lastStep, lastBacklog: stalledAt?.backlog ?? lastBacklog };
+    o.log(
+      `  ${(totalMs / 1000).toFixed(1)} s  abandoned: not done after ${(2 * o.timeoutMs) / 1000} s (step ${lastStep ?? '?'}, backlog ${lastBacklog ?? '?'})`,
+    );
+    return {
+      from: o.from,
+      to: o.to,
+      rowsBefore: o.rowsBefore,
+      freezeMs: nan,
+      totalMs,
+      slowestMs: slowest,
+      acked: acked.length,
+      found: nan,
+      lost: nan,
+      duplicated: nan,
+      failed,
+      updated,
+      rowsAtTarget: nan,
+      expectedAtTarget: o.rowsBefore + acked.length,
+      cleanupMs: nan,
+      leftAtSource: nan,
+      finished: false,
+      writersStoppedMs,
+      lastStep: stalledAt?.step ?? lastStep,
+      lastBacklog: stalledAt?.backlog ?? lastBacklog,
+    };
   }
 
   const schema = notesSchema(o.to);
-  const found = (await o.placements.ownerPool(o.to).query<{ n: string; d: string; total: string }>(
-    `select count(*) as n, count(distinct body) as d, (select count(*) from ${schema}.notes where tenant_id = $1) as total from ${schema}.notes where tenant_id = $1 and body = any($2)`,
-    [o.tenant, acked],
-  )).rows[0]!;
+  const found = (
+    await o.placements
+      .ownerPool(o.to)
+      .query<{ n: string; d: string; total: string }>(
+        `select count(*) as n, count(distinct body) as d, (select count(*) from ${schema}.notes where tenant_id = $1) as total from ${schema}.notes where tenant_id = $1 and body = any($2)`,
+        [o.tenant, acked],
+      )
+  ).rows[0]!;
   const t1 = performance.now();
   await mover.cleanup(move.id, { force: true });
   const cleanupMs = performance.now() - t1;
-  const left = await o.placements.ownerPool(o.from).query<{ n: string }>(`select count(*) as n from ${notesSchema(o.from)}.notes where tenant_id = $1`, [o.tenant]);
+  const left = await o.placements
+    .ownerPool(o.from)
+    .query<{ n: string }>(`select count(*) as n from ${notesSchema(o.from)}.notes where tenant_id = $1`, [o.tenant]);
   return {
     from: o.from,
     to: o.to,
@@ -181,4 +219,5 @@ export async function runHop(o: HopOptions): Promise<HopResult> {
 }
 
 /** Not finished, lost, duplicated, wrong count at the target or rows left at the source: the hop failed. */
-export const hopOk = (h: HopResult) => h.finished && h.lost === 0 && h.duplicated === 0 && h.rowsAtTarget === h.expectedAtTarget && h.leftAtSource === 0;
+export const hopOk = (h: HopResult) =>
+  h.finished && h.lost === 0 && h.duplicated === 0 && h.rowsAtTarget === h.expectedAtTarget && h.leftAtSource === 0;

@@ -65,8 +65,13 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
   const flags = flagValues(argv);
   const get = (flag: string, envName: string) => flags.get(flag) ?? env[envName];
   const base = { ...DEFAULTS, ...(flags.has('quick') || env.BENCH_QUICK === '1' ? QUICK : {}) };
-  const list = (raw: string | undefined) => raw?.split(',').map((s) => s.trim()).filter(Boolean);
-  const concurrency = list(get('concurrency', 'BENCH_CONCURRENCY'))?.map((s) => number('concurrency', s, 1, 1)) ?? base.concurrency;
+  const list = (raw: string | undefined) =>
+    raw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const concurrency =
+    list(get('concurrency', 'BENCH_CONCURRENCY'))?.map((s) => number('concurrency', s, 1, 1)) ?? base.concurrency;
   const variants = list(get('variants', 'BENCH_VARIANTS')) ?? base.variants;
   return {
     seconds: number('seconds', get('seconds', 'BENCH_SECONDS'), base.seconds, 0.1),
@@ -75,9 +80,16 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     concurrency,
     poolMax: Math.floor(number('pool-max', get('pool-max', 'BENCH_POOL_MAX'), base.poolMax, 1)),
     tenants: Math.floor(number('tenants', get('tenants', 'BENCH_TENANTS'), base.tenants, 1)),
-    rowsPerTenant: Math.floor(number('rows-per-tenant', get('rows-per-tenant', 'BENCH_ROWS_PER_TENANT'), base.rowsPerTenant, 1)),
+    rowsPerTenant: Math.floor(
+      number('rows-per-tenant', get('rows-per-tenant', 'BENCH_ROWS_PER_TENANT'), base.rowsPerTenant, 1),
+    ),
     variants,
-    statements: flags.has('prepared-only') || env.BENCH_PREPARED === 'only' ? ['prepared'] : flags.has('prepared') || env.BENCH_PREPARED === '1' ? ['unnamed', 'prepared'] : base.statements,
+    statements:
+      flags.has('prepared-only') || env.BENCH_PREPARED === 'only'
+        ? ['prepared']
+        : flags.has('prepared') || env.BENCH_PREPARED === '1'
+          ? ['unnamed', 'prepared']
+          : base.statements,
     databaseUrl: flags.get('database-url') ?? env.DATABASE_URL ?? undefined,
     clientCost: !(flags.has('no-client-cost') || env.BENCH_CLIENT_COST === '0'),
     study: flags.has('study') || flags.has('study-only') || env.BENCH_STUDY === '1' || env.BENCH_STUDY_ONLY === '1',

@@ -61,10 +61,22 @@ export function resultsTable(results: CellResult[]): string {
 /** Throughput ratios b/a, b'/a, b/c, b'/c per concurrency, plus any other variant against (a). */
 export function ratiosTable(results: CellResult[]): string {
   const concurrencies = [...new Set(results.map((r) => r.concurrency))];
-  const pairs: Array<[string, string]> = [['b', 'a'], ["b'", 'a'], ['b', 'c'], ["b'", 'c'], ['b', "b'"]];
-  for (const v of new Set(results.map((r) => r.variant))) if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '')]);
-  const present = pairs.filter(([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y);
-  const lines = [`| conc. | ${present.map(([x, y]) => `${x}/${y}`).join(' | ')} |`, `|---:|${present.map(() => '---:').join('|')}|`];
+  const pairs: Array<[string, string]> = [
+    ['b', 'a'],
+    ["b'", 'a'],
+    ['b', 'c'],
+    ["b'", 'c'],
+    ['b', "b'"],
+  ];
+  for (const v of new Set(results.map((r) => r.variant)))
+    if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '')]);
+  const present = pairs.filter(
+    ([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y,
+  );
+  const lines = [
+    `| conc. | ${present.map(([x, y]) => `${x}/${y}`).join(' | ')} |`,
+    `|---:|${present.map(() => '---:').join('|')}|`,
+  ];
   for (const c of concurrencies) {
     const q = (v: string) => results.find((r) => r.variant === v && r.concurrency === c)?.qps ?? Number.NaN;
     lines.push(`| ${c} | ${present.map(([x, y]) => fmt(q(x) / q(y), 2)).join(' | ')} |`);
@@ -79,10 +91,17 @@ export function ratiosTable(results: CellResult[]): string {
  * query (client + server), steadier than throughput on a loaded machine. Undefined when no such pair ran.
  */
 export function guardPairsTable(results: CellResult[]): string | undefined {
-  const pairs = [...new Set(results.map((r) => r.variant))].filter((v) => v.endsWith('+guard')).map((v) => [v, v.slice(0, -'+guard'.length)] as const);
-  const present = pairs.filter(([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x));
+  const pairs = [...new Set(results.map((r) => r.variant))]
+    .filter((v) => v.endsWith('+guard'))
+    .map((v) => [v, v.slice(0, -'+guard'.length)] as const);
+  const present = pairs.filter(
+    ([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x),
+  );
   if (present.length === 0) return undefined;
-  const lines = ['| conc. | pair | throughput ratio | median of per-round ratios | CPU per query ratio |', '|---:|:--|---:|---:|---:|'];
+  const lines = [
+    '| conc. | pair | throughput ratio | median of per-round ratios | CPU per query ratio |',
+    '|---:|:--|---:|---:|---:|',
+  ];
   for (const c of new Set(results.map((r) => r.concurrency))) {
     for (const [x, y] of present) {
       const with_ = results.find((r) => r.variant === x && r.concurrency === c);

@@ -30,10 +30,18 @@ async function adminQuery(url: string, sql: string): Promise<pg.QueryResult> {
 }
 
 /** Opens `databaseUrl` when given (a superuser URL), otherwise starts an embedded PostgreSQL in a temp folder with `settings`. */
-export async function openServer(databaseUrl: string | undefined, settings: Record<string, string> = {}): Promise<BenchServer> {
-  const embedded = databaseUrl ? undefined : await startEmbeddedPostgres({ settings: { ...EMBEDDED_SETTINGS, ...settings } });
+export async function openServer(
+  databaseUrl: string | undefined,
+  settings: Record<string, string> = {},
+): Promise<BenchServer> {
+  const embedded = databaseUrl
+    ? undefined
+    : await startEmbeddedPostgres({ settings: { ...EMBEDDED_SETTINGS, ...settings } });
   const adminUrl = databaseUrl ?? embedded!.adminUrl;
-  const { rows } = await adminQuery(adminUrl, `select current_setting('server_version') as v, rolsuper from pg_roles where rolname = current_user`);
+  const { rows } = await adminQuery(
+    adminUrl,
+    `select current_setting('server_version') as v, rolsuper from pg_roles where rolname = current_user`,
+  );
   if (!rows[0]?.rolsuper) {
     await embedded?.stop();
     throw new Error('The benchmark needs a superuser URL (it creates databases and roles)');

@@ -15,7 +15,10 @@ export interface SignedCandidate {
  */
 export const CHEAP_FORMAT_CHECK = SIGNED_CONTEXT_FUNCTION;
 
-const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(/\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/, '');
+const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(
+  /\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/,
+  '',
+);
 
 /**
  * The same checks, errors and SQLSTATEs as a SQL-standard body (PostgreSQL 14+): parsed when
@@ -55,7 +58,15 @@ END;`;
 
 /** Candidates after the installed function (which the study reads from the database). */
 export const SIGNED_CANDIDATES: SignedCandidate[] = [
-  { name: 'cheap-format-check', note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare', sql: CHEAP_FORMAT_CHECK },
+  {
+    name: 'cheap-format-check',
+    note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare',
+    sql: CHEAP_FORMAT_CHECK,
+  },
   { name: 'no-format-check', note: 'reference: no format check at all (HMAC alone decides)', sql: NO_FORMAT_CHECK },
-  { name: 'sql-standard-body', note: 'proposal B (PostgreSQL 14+): same checks as a LANGUAGE sql BEGIN ATOMIC body, no SET clause needed', sql: SQL_STANDARD_BODY },
+  {
+    name: 'sql-standard-body',
+    note: 'proposal B (PostgreSQL 14+): same checks as a LANGUAGE sql BEGIN ATOMIC body, no SET clause needed',
+    sql: SQL_STANDARD_BODY,
+  },
 ];

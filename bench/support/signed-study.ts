@@ -58,8 +58,13 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
   await owner.connect();
   await admin.connect();
   try {
-    const installed = (await owner.query(`select pg_get_functiondef('tenantry.current_tenant_id()'::regprocedure) as def`)).rows[0].def as string;
-    const candidates: SignedCandidate[] = [{ name: 'installed', note: 'src/policy/install-sql.ts as it is', sql: installed }, ...SIGNED_CANDIDATES];
+    const installed = (
+      await owner.query(`select pg_get_functiondef('tenantry.current_tenant_id()'::regprocedure) as def`)
+    ).rows[0].def as string;
+    const candidates: SignedCandidate[] = [
+      { name: 'installed', note: 'src/policy/install-sql.ts as it is', sql: installed },
+      ...SIGNED_CANDIDATES,
+    ];
     const value = new ContextSigner(roles.contextSecret).encode(input.pick().tenant);
 
     log('\n## Signed-mode study: cost of one tenantry.current_tenant_id() call\n');
@@ -72,12 +77,16 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
     }
     const regex = async (pattern: string) => {
       const t0 = process.hrtime.bigint();
-      await admin.query(`do $$ declare b boolean; v text := ${pg.Client.prototype.escapeLiteral(value)}; begin for i in 1..${MICRO_CALLS} loop b := v ~ ${pg.Client.prototype.escapeLiteral(pattern)}; end loop; end $$`);
+      await admin.query(
+        `do $$ declare b boolean; v text := ${pg.Client.prototype.escapeLiteral(value)}; begin for i in 1..${MICRO_CALLS} loop b := v ~ ${pg.Client.prototype.escapeLiteral(pattern)}; end loop; end $$`,
+      );
       return Number(process.hrtime.bigint() - t0) / 1e3 / MICRO_CALLS;
     };
     const bounded = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\.[0-9]{1,12}\\.[0-9a-f]{64}$';
     const unbounded = '^[0-9a-f-]+\\.[0-9]+\\.[0-9a-f]+$';
-    log(`\nregex alone, µs per match (loop included): installed pattern ${(await regex(bounded)).toFixed(1)}, unbounded pattern ${(await regex(unbounded)).toFixed(1)}`);
+    log(
+      `\nregex alone, µs per match (loop included): installed pattern ${(await regex(bounded)).toFixed(1)}, unbounded pattern ${(await regex(unbounded)).toFixed(1)}`,
+    );
 
     const cpu = await ServerCpu.find(server.adminUrl, [database, input.unsignedDatabase]);
     const concurrencies = opts.concurrency.filter((c) => c <= 16);
@@ -91,8 +100,22 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
       };
       const unsigned: OpenVariant = VARIANTS["b'"]!.open(targets, poolSize, false);
       const signed: OpenVariant = VARIANTS.b!.open(targets, poolSize, false);
-      const turns = [{ name: "b' (unsigned)", sql: undefined as string | undefined }, ...candidates.map((c) => ({ name: `b with ${c.name}`, sql: c.sql }))];
-      const stats = new Map(turns.map((t) => [t.name, { queries: 0, seconds: 0, clientUs: 0, serverNs: 0, rec: new LatencyRecorder(Math.ceil(opts.seconds * 150_000)) }]));
+      const turns = [
+        { name: "b' (unsigned)", sql: undefined as string | undefined },
+        ...candidates.map((c) => ({ name: `b with ${c.name}`, sql: c.sql })),
+      ];
+      const stats = new Map(
+        turns.map((t) => [
+          t.name,
+          {
+            queries: 0,
+            seconds: 0,
+            clientUs: 0,
+            serverNs: 0,
+            rec: new LatencyRecorder(Math.ceil(opts.seconds * 150_000)),
+          },
+        ]),
+      );
       try {
         for (let round = 0; round < opts.rounds; round++) {
           for (const turn of turns) {
@@ -105,7 +128,10 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
             const out = await runFor(v.run, input.pick, concurrency, opts.seconds / opts.rounds, s.rec);
             s.serverNs += ((await cpu?.nanoseconds()) ?? Number.NaN) - server0;
             s.clientUs += clientCpuUs() - client0;
-            if (out.errors || out.wrongRows) throw new Error(`${turn.name}: ${out.errors} errors, ${out.wrongRows} wrong results`, { cause: out.firstError });
+            if (out.errors || out.wrongRows)
+              throw new Error(`${turn.name}: ${out.errors} errors, ${out.wrongRows} wrong results`, {
+                cause: out.firstError,
+              });
             s.queries += out.queries;
             s.seconds += out.elapsedSeconds;
           }
@@ -113,8 +139,12 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
       } finally {
         await Promise.all([unsigned.end(), signed.end()]);
       }
-      log(`\n### Point select at concurrency ${concurrency} (pool ${poolSize}), ${opts.seconds}s each in ${opts.rounds} round(s)\n`);
-      log("| variant | queries/s | p50 ms | p99 ms | vs b' | client CPU µs/q | server CPU µs/q |\n|:--|---:|---:|---:|---:|---:|---:|");
+      log(
+        `\n### Point select at concurrency ${concurrency} (pool ${poolSize}), ${opts.seconds}s each in ${opts.rounds} round(s)\n`,
+      );
+      log(
+        "| variant | queries/s | p50 ms | p99 ms | vs b' | client CPU µs/q | server CPU µs/q |\n|:--|---:|---:|---:|---:|---:|---:|",
+      );
       const base = stats.get(turns[0]!.name)!;
       for (const turn of turns) {
         const s = stats.get(turn.name)!;

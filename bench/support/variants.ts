@@ -80,7 +80,10 @@ function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigne
       });
       return {
         key,
-        run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        run: (tenant, id) =>
+          runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then(
+            (r: pg.QueryResult) => r.rowCount ?? 0,
+          ),
         end: () => endPool(pool),
       };
     },
@@ -98,7 +101,9 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
     key,
     label: `TenantPool ${mode}, RLS, WHERE tenant_id = $1 AND id = $2${guarded ? ', QueryGuard enforce' : ''}`,
     open(t, max, prepared) {
-      const guard = guarded ? new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.items']) }) : undefined;
+      const guard = guarded
+        ? new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.items']) })
+        : undefined;
       const pool = new TenantPool({
         ...poolOptions(mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl, max, t.poolExtras),
         contextMode: mode,
@@ -107,12 +112,16 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
       });
       return {
         key,
-        run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        run: (tenant, id) =>
+          runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then(
+            (r: pg.QueryResult) => r.rowCount ?? 0,
+          ),
         async end() {
           await endPool(pool);
           // the guard must have checked every statement and refused none, or the pair compares nothing
           const stats = guard?.stats();
-          if (stats && (stats.checked === 0 || stats.refused > 0 || stats.unscoped > 0)) throw new Error(`${key}: guard ${JSON.stringify(stats)}`);
+          if (stats && (stats.checked === 0 || stats.refused > 0 || stats.unscoped > 0))
+            throw new Error(`${key}: guard ${JSON.stringify(stats)}`);
         },
       };
     },
@@ -144,7 +153,10 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
       });
       return {
         key,
-        run: (tenant, id) => runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        run: (tenant, id) =>
+          runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then(
+            (r: pg.QueryResult) => r.rowCount ?? 0,
+          ),
         async end() {
           await pool.end();
           await endPool(home);
@@ -169,10 +181,14 @@ export const VARIANTS: Record<string, VariantInfo> = {
     },
   },
   b: tenantPoolVariant('b', 'TenantPool signed, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'signed'),
-  "b'": tenantPoolVariant("b'", 'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'unsigned'),
+  "b'": tenantPoolVariant(
+    "b'",
+    'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)',
+    'unsigned',
+  ),
   c: {
     key: 'c',
-    label: "plain pg.Pool as app role, BEGIN; set_config(…, true); query; COMMIT (4 round trips), unsigned db",
+    label: 'plain pg.Pool as app role, BEGIN; set_config(…, true); query; COMMIT (4 round trips), unsigned db',
     open(t, max, prepared) {
       const pool = new pg.Pool(poolOptions(t.unsignedAppUrl, max, t.poolExtras));
       const setContext = `select set_config('${CONTEXT_SETTING}', $1, true)`;
@@ -204,13 +220,26 @@ export const VARIANTS: Record<string, VariantInfo> = {
       const pool = new TenantPool({ ...poolOptions(t.signedOwnerUrl, max, t.poolExtras), contextMode: 'unsigned' });
       return {
         key: 'a+prefix',
-        run: (tenant, id) => runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0),
+        run: (tenant, id) =>
+          runAs(tenant, () => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared))).then(
+            (r: pg.QueryResult) => r.rowCount ?? 0,
+          ),
         end: () => endPool(pool),
       };
     },
   },
-  'b-named': tenantPoolVariant('b-named', 'as b, prefixes prepared once per connection (prepareContextStatement: true)', 'signed', true),
-  "b'-named": tenantPoolVariant("b'-named", "as b', prefixes prepared once per connection (prepareContextStatement: true)", 'unsigned', true),
+  'b-named': tenantPoolVariant(
+    'b-named',
+    'as b, prefixes prepared once per connection (prepareContextStatement: true)',
+    'signed',
+    true,
+  ),
+  "b'-named": tenantPoolVariant(
+    "b'-named",
+    "as b', prefixes prepared once per connection (prepareContextStatement: true)",
+    'unsigned',
+    true,
+  ),
   // the query guard's cost: each +guard variant against the same variant without it
   'b-scoped': guardedVariant('b-scoped', 'signed', false),
   'b-scoped+guard': guardedVariant('b-scoped+guard', 'signed', true),

@@ -17,7 +17,9 @@ try {
 
   const keys = new ApiKeys(db.app); // the app role: create, list and revoke act on the tenant in context
   const created = await runAs(acme.id, () => keys.create({ name: 'CI upload' }));
-  console.log(`acme created "${created.name}": ${created.key.slice(0, 14)}… (${created.key.length} characters, shown once)`);
+  console.log(
+    `acme created "${created.name}": ${created.key.slice(0, 14)}… (${created.key.length} characters, shown once)`,
+  );
 
   // no token verifier configured: this resolver takes API keys (X-Api-Key or Bearer tnry_…) and hosts
   const resolver = new TenantResolver({ pool: db.app, host: { baseDomain: 'example.app' } });
@@ -41,7 +43,9 @@ try {
   // what each tenant sees: never the secret, never the other tenant's keys
   const acmeList = await runAs(acme.id, () => keys.list());
   const globexList = await runAs(globex.id, () => keys.list());
-  console.log(`acme lists ${acmeList.length} key(s): ${acmeList.map((k) => k.name).join(', ')}; the secret is in none: ${!JSON.stringify(acmeList).includes(created.key.slice(-43))}`);
+  console.log(
+    `acme lists ${acmeList.length} key(s): ${acmeList.map((k) => k.name).join(', ')}; the secret is in none: ${!JSON.stringify(acmeList).includes(created.key.slice(-43))}`,
+  );
   console.log(`globex lists ${globexList.length} key(s)`);
 
   // the other tenant's side: globex revokes acme's key → refused (false), the key still works
@@ -59,7 +63,9 @@ try {
   await show('X-Api-Key: <key> (revoked)', { headers: { 'x-api-key': created.key } });
 
   // a key of a suspended tenant verifies, but the resolver refuses the tenant
-  const second = await runAs(acme.id, () => keys.create({ name: 'nightly export', expiresAt: new Date(Date.now() + 86_400_000) }));
+  const second = await runAs(acme.id, () =>
+    keys.create({ name: 'nightly export', expiresAt: new Date(Date.now() + 86_400_000) }),
+  );
   await catalog.suspend(acme.id);
   await show('another acme key, acme suspended', { headers: { 'x-api-key': second.key } });
 } finally {

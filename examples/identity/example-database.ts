@@ -46,7 +46,13 @@ export async function openExampleDatabase(): Promise<ExampleDatabase> {
   await root.connect();
   await root.query(`create database ${name}`);
   await root.end();
-  await install(urlOf(), { ...roles, appPassword: password, ownerPassword: password, supportPassword: password, contextSecret });
+  await install(urlOf(), {
+    ...roles,
+    appPassword: password,
+    ownerPassword: password,
+    supportPassword: password,
+    contextSecret,
+  });
 
   const owner = new pg.Pool({ connectionString: urlOf(roles.ownerRole), max: 2 });
   await owner.query(`

@@ -5,7 +5,14 @@
  *
  *   npx tsx examples/identity/hosts.ts
  */
-import { normalizeHost, runAs, TenantCatalog, TenantDomains, TenantResolver, type RequestFacts } from '../../src/index.js';
+import {
+  normalizeHost,
+  runAs,
+  TenantCatalog,
+  TenantDomains,
+  TenantResolver,
+  type RequestFacts,
+} from '../../src/index.js';
 import { openExampleDatabase } from './example-database.js';
 
 const db = await openExampleDatabase();
@@ -31,7 +38,8 @@ try {
       console.log(`${label} → ${e.status} ${e.code}`);
     }
   };
-  for (const host of ['acme.example.app', 'Globex.Example.App:443', 'nobody.example.app', 'a.acme.example.app']) await show(host);
+  for (const host of ['acme.example.app', 'Globex.Example.App:443', 'nobody.example.app', 'a.acme.example.app'])
+    await show(host);
   await show('www.example.app', ' (reserved: names no tenant)');
 
   // custom domains: claim, publish the TXT record, verify

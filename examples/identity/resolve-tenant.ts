@@ -8,7 +8,16 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
-import { currentTenant, Sessions, TenantryError, TenantCatalog, TenantResolver, TokenIssuer, TokenVerifier, type RequestFacts } from '../../src/index.js';
+import {
+  currentTenant,
+  Sessions,
+  TenantryError,
+  TenantCatalog,
+  TenantResolver,
+  TokenIssuer,
+  TokenVerifier,
+  type RequestFacts,
+} from '../../src/index.js';
 import { resolutionOf, tenantRoutes } from '../../src/identity/fastify.js';
 import { openExampleDatabase } from './example-database.js';
 
@@ -19,7 +28,10 @@ try {
   const acme = await catalog.create({ slug: 'acme', name: 'Acme' });
   const globex = await catalog.create({ slug: 'globex', name: 'Globex' });
   const alice = randomUUID();
-  await db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'admin')`, [acme.id, alice]);
+  await db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'admin')`, [
+    acme.id,
+    alice,
+  ]);
 
   // tokens: HS256 here; any TokenVerifier (JWKS, public key) fits (docs/identity-jwt.md)
   const jwt = { issuer: 'https://auth.example.app/', audience: 'api.example.app' };
@@ -33,13 +45,21 @@ try {
     host: { baseDomain: 'example.app' },
     // runs inside runAs(tenant): RLS shows this tenant's members only
     membership: async ({ userId }) => {
-      const { rows } = await db.app.query<{ role: string }>('select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1', [userId]);
+      const { rows } = await db.app.query<{ role: string }>(
+        'select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1',
+        [userId],
+      );
       return rows[0] ?? null;
     },
   });
 
   // sign-in (owner role): a server-side session, and a token naming it
-  const { sessionId } = await new Sessions(db.owner).start({ userId: alice, tenantId: acme.id, kind: 'user', ttlSeconds: 3600 });
+  const { sessionId } = await new Sessions(db.owner).start({
+    userId: alice,
+    tenantId: acme.id,
+    kind: 'user',
+    ttlSeconds: 3600,
+  });
   const token = await issuer.issue({ subject: alice, tenantId: acme.id, sessionId });
   const auth = { authorization: `Bearer ${token}` };
 
@@ -63,8 +83,17 @@ try {
   await show('no credentials on nobody.example.app', { host: 'nobody.example.app', headers: {} });
 
   // a genuine token for globex, where alice is no member
-  const elsewhere = await new Sessions(db.owner).start({ userId: alice, tenantId: globex.id, kind: 'user', ttlSeconds: 3600 });
-  await show("alice's token for globex", { headers: { authorization: `Bearer ${await issuer.issue({ subject: alice, tenantId: globex.id, sessionId: elsewhere.sessionId })}` } });
+  const elsewhere = await new Sessions(db.owner).start({
+    userId: alice,
+    tenantId: globex.id,
+    kind: 'user',
+    ttlSeconds: 3600,
+  });
+  await show("alice's token for globex", {
+    headers: {
+      authorization: `Bearer ${await issuer.issue({ subject: alice, tenantId: globex.id, sessionId: elsewhere.sessionId })}`,
+    },
+  });
 
   // the status is read on every request: suspending acme takes effect at once
   await catalog.suspend(acme.id);
@@ -82,8 +111,14 @@ try {
   app.register(async (scope) => {
     tenantRoutes(scope, { resolver });
     scope.get('/whoami', async (request) => {
-      const { rows } = await db.app.query<{ n: number }>('select count(*)::int as n from public.members where tenant_id = tenantry.current_tenant_id()');
-      return { tenant: currentTenant() === acme.id ? 'acme' : currentTenant(), principal: resolutionOf(request).principal.kind, members: rows[0]!.n };
+      const { rows } = await db.app.query<{ n: number }>(
+        'select count(*)::int as n from public.members where tenant_id = tenantry.current_tenant_id()',
+      );
+      return {
+        tenant: currentTenant() === acme.id ? 'acme' : currentTenant(),
+        principal: resolutionOf(request).principal.kind,
+        members: rows[0]!.n,
+      };
     });
   });
   for (const [label, headers] of [

@@ -7,7 +7,15 @@
  *   npx tsx examples/identity/sessions.ts
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { OneTimeCodes, runAs, Sessions, TenantCatalog, TenantResolver, TokenIssuer, TokenVerifier } from '../../src/index.js';
+import {
+  OneTimeCodes,
+  runAs,
+  Sessions,
+  TenantCatalog,
+  TenantResolver,
+  TokenIssuer,
+  TokenVerifier,
+} from '../../src/index.js';
 import { openExampleDatabase } from './example-database.js';
 
 const db = await openExampleDatabase();
@@ -16,7 +24,10 @@ try {
   const acme = await catalog.create({ slug: 'acme', name: 'Acme' });
   const globex = await catalog.create({ slug: 'globex', name: 'Globex' });
   const alice = randomUUID();
-  await db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'admin')`, [acme.id, alice]);
+  await db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'admin')`, [
+    acme.id,
+    alice,
+  ]);
 
   const jwt = { issuer: 'https://auth.example.app/', audience: 'api.example.app' };
   const secret = randomBytes(32);
@@ -25,7 +36,12 @@ try {
     pool: db.app,
     tokens: new TokenVerifier({ ...jwt, algorithms: ['HS256'], secret }),
     membership: async ({ userId }) =>
-      (await db.app.query<{ role: string }>('select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1', [userId])).rows[0] ?? null,
+      (
+        await db.app.query<{ role: string }>(
+          'select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1',
+          [userId],
+        )
+      ).rows[0] ?? null,
   });
   const check = async (label: string, token: string): Promise<void> => {
     const outcome = await resolver.resolve({ headers: { authorization: `Bearer ${token}` } }).then(
@@ -37,15 +53,22 @@ try {
 
   // sign-in runs as the owner role (in practice: the application's SECURITY DEFINER sign-in function)
   const signIn = async (): Promise<{ token: string; sessionId: string }> => {
-    const { sessionId } = await new Sessions(db.owner).start({ userId: alice, tenantId: acme.id, kind: 'user', ttlSeconds: 3600 });
+    const { sessionId } = await new Sessions(db.owner).start({
+      userId: alice,
+      tenantId: acme.id,
+      kind: 'user',
+      ttlSeconds: 3600,
+    });
     return { sessionId, token: await issuer.issue({ subject: alice, tenantId: acme.id, sessionId }) };
   };
 
   // the app role cannot mint a session for anyone
-  const forged = await new Sessions(db.app).start({ userId: alice, tenantId: acme.id, kind: 'user', ttlSeconds: 3600 }).then(
-    () => 'started',
-    (error: { code: string }) => error.code,
-  );
+  const forged = await new Sessions(db.app)
+    .start({ userId: alice, tenantId: acme.id, kind: 'user', ttlSeconds: 3600 })
+    .then(
+      () => 'started',
+      (error: { code: string }) => error.code,
+    );
   console.log(`app role starts a session → ${forged} (permission denied)`);
 
   const first = await signIn();
@@ -58,7 +81,9 @@ try {
 
   // removing a member ends their sessions in that tenant; the other tenant cannot end them
   const second = await signIn();
-  console.log(`globex ends alice's sessions → ${await runAs(globex.id, () => appSessions.endMemberSessions(alice))} ended`);
+  console.log(
+    `globex ends alice's sessions → ${await runAs(globex.id, () => appSessions.endMemberSessions(alice))} ended`,
+  );
   await check("alice's new token", second.token);
   await db.owner.query('delete from public.members where tenant_id = $1 and user_id = $2', [acme.id, alice]);
   await check("alice's new token, membership removed", second.token);
@@ -67,25 +92,44 @@ try {
 
   // one-time codes: an invitation issued inside acme, spent once, by whoever holds the code
   const codes = new OneTimeCodes(db.app);
-  const invite = await runAs(acme.id, () => codes.issue({ purpose: 'invite', payload: { email: 'newbie@example.test', role: 'member' }, ttlSeconds: 3600 }));
-  console.log(`acme issues an invitation: a code of ${invite.code.length} characters (128 bits), expires ${invite.expiresAt.toISOString().slice(0, 10)}`);
+  const invite = await runAs(acme.id, () =>
+    codes.issue({ purpose: 'invite', payload: { email: 'newbie@example.test', role: 'member' }, ttlSeconds: 3600 }),
+  );
+  console.log(
+    `acme issues an invitation: a code of ${invite.code.length} characters (128 bits), expires ${invite.expiresAt.toISOString().slice(0, 10)}`,
+  );
   const acmeList = await runAs(acme.id, () => codes.list('invite'));
   const globexList = await runAs(globex.id, () => codes.list('invite'));
-  console.log(`acme lists ${acmeList.length} invitation(s) for ${String(acmeList[0]!.payload.email)}, the code in none: ${!JSON.stringify(acmeList).includes(invite.code)}; globex lists ${globexList.length}`);
-  console.log(`spent as another purpose → ${JSON.stringify(await codes.consume({ purpose: 'email-confirm', code: invite.code }))}`);
+  console.log(
+    `acme lists ${acmeList.length} invitation(s) for ${String(acmeList[0]!.payload.email)}, the code in none: ${!JSON.stringify(acmeList).includes(invite.code)}; globex lists ${globexList.length}`,
+  );
+  console.log(
+    `spent as another purpose → ${JSON.stringify(await codes.consume({ purpose: 'email-confirm', code: invite.code }))}`,
+  );
   const spent = await codes.consume({ purpose: 'invite', code: invite.code });
-  console.log(`spent → tenant ${spent?.tenantId === acme.id ? 'acme' : spent?.tenantId}, payload ${JSON.stringify(spent?.payload)}`);
-  console.log(`spent again (a replay) → ${JSON.stringify(await codes.consume({ purpose: 'invite', code: invite.code }))}`);
+  console.log(
+    `spent → tenant ${spent?.tenantId === acme.id ? 'acme' : spent?.tenantId}, payload ${JSON.stringify(spent?.payload)}`,
+  );
+  console.log(
+    `spent again (a replay) → ${JSON.stringify(await codes.consume({ purpose: 'invite', code: invite.code }))}`,
+  );
 
-  const pending = await runAs(globex.id, () => codes.issue({ purpose: 'invite', payload: { email: 'late@example.test' } }));
+  const pending = await runAs(globex.id, () =>
+    codes.issue({ purpose: 'invite', payload: { email: 'late@example.test' } }),
+  );
   await catalog.suspend(globex.id);
-  console.log(`a code of a suspended tenant → ${JSON.stringify(await codes.consume({ purpose: 'invite', code: pending.code }))}`);
+  console.log(
+    `a code of a suspended tenant → ${JSON.stringify(await codes.consume({ purpose: 'invite', code: pending.code }))}`,
+  );
 
   // without a tenant in context nothing is issued, and tenantry_private stays closed
   for (const [what, attempt] of [
     ['issue a code with no tenant in context', () => codes.issue({ purpose: 'invite' })],
     ['select from tenantry_private.sessions', () => db.app.query('select * from tenantry_private.sessions')],
-    ['select from tenantry_private.one_time_codes', () => db.app.query('select * from tenantry_private.one_time_codes')],
+    [
+      'select from tenantry_private.one_time_codes',
+      () => db.app.query('select * from tenantry_private.one_time_codes'),
+    ],
   ] as const) {
     const outcome = await (attempt as () => Promise<unknown>)().then(
       () => 'done',

@@ -3,7 +3,15 @@ import type { z } from 'zod';
 import { isTenantId } from '../context/tenant-id.js';
 import { sqlStateOf, SqlState } from '../errors/sqlstate.js';
 import { InvalidArgumentError, TenantNotFoundError, TenantryError } from '../errors/tenantry-error.js';
-import { newTenantSchema, slugSchema, tenantFromRow, type NewTenant, type Tenant, type TenantRow, type TenantStatus } from './tenant.js';
+import {
+  newTenantSchema,
+  slugSchema,
+  tenantFromRow,
+  type NewTenant,
+  type Tenant,
+  type TenantRow,
+  type TenantStatus,
+} from './tenant.js';
 
 /** Anything with pg's `query`: a pg.Pool, pg.Client or PoolClient connected as the owner role. */
 export type Queryable = Pick<pg.Pool, 'query'>;
@@ -50,7 +58,11 @@ export class TenantCatalog {
       return tenantFromRow(rows[0]!);
     } catch (error) {
       if (sqlStateOf(error) === SqlState.uniqueViolation) {
-        throw new TenantryError('TENANT_SLUG_TAKEN', 'A tenant with this slug exists', { status: 409, details: { slug: tenant.slug }, cause: error });
+        throw new TenantryError('TENANT_SLUG_TAKEN', 'A tenant with this slug exists', {
+          status: 409,
+          details: { slug: tenant.slug },
+          cause: error,
+        });
       }
       throw error;
     }
@@ -77,18 +89,22 @@ export class TenantCatalog {
   /** Tenants ordered by creation, a page at a time (keyset pagination). */
   async list(options: ListTenantsOptions = {}): Promise<{ tenants: Tenant[]; nextCursor: string | undefined }> {
     const limit = options.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be an integer from 1 to 1000', 'limit');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new InvalidArgumentError('limit must be an integer from 1 to 1000', 'limit');
     const params: unknown[] = [];
     const where: string[] = [];
     if (options.status) {
-      if (!['active', 'suspended', 'deleted'].includes(options.status)) throw new InvalidArgumentError('unknown status', 'status');
+      if (!['active', 'suspended', 'deleted'].includes(options.status))
+        throw new InvalidArgumentError('unknown status', 'status');
       params.push(options.status);
       where.push(`status = $${params.length}`);
     }
     if (options.cursor) {
       const [created, id] = decodeCursor(options.cursor);
       params.push(created, id);
-      where.push(`(created_at, id) > (timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::uuid)`);
+      where.push(
+        `(created_at, id) > (timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::uuid)`,
+      );
     }
     params.push(limit + 1);
     const { rows } = await this.db.query<TenantRow & { micros: string }>(
@@ -98,7 +114,10 @@ export class TenantCatalog {
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { tenants: page.map(tenantFromRow), nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : undefined };
+    return {
+      tenants: page.map(tenantFromRow),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.micros, last.id) : undefined,
+    };
   }
 
   /** Suspends an active tenant: its requests are refused until resumed; data is kept. */
@@ -126,7 +145,10 @@ export class TenantCatalog {
     if (rows[0]) return tenantFromRow(rows[0]);
     const now = await this.get(current.id);
     if (now.status === to) return now; // already there: idempotent
-    throw new TenantryError('INVALID_ARGUMENT', `Cannot move a ${now.status} tenant to ${to}`, { status: 409, details: { status: now.status } });
+    throw new TenantryError('INVALID_ARGUMENT', `Cannot move a ${now.status} tenant to ${to}`, {
+      status: 409,
+      details: { status: now.status },
+    });
   }
 }
 
@@ -137,6 +159,7 @@ function encodeCursor(micros: string, id: string): string {
 
 function decodeCursor(cursor: string): [string, string] {
   const [created, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!created || !id || !/^-?\d{1,19}$/.test(created) || !isTenantId(id)) throw new InvalidArgumentError('invalid cursor', 'cursor');
+  if (!created || !id || !/^-?\d{1,19}$/.test(created) || !isTenantId(id))
+    throw new InvalidArgumentError('invalid cursor', 'cursor');
   return [created, id];
 }

@@ -26,7 +26,10 @@ export interface Tenant {
 /** Slugs: lower-case letters, digits and inner hyphens, 1-63 characters (usable as a subdomain). */
 export const slugSchema = z
   .string()
-  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'slug: 1-63 of [a-z0-9-], starting and ending with a letter or digit');
+  .regex(
+    /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+    'slug: 1-63 of [a-z0-9-], starting and ending with a letter or digit',
+  );
 
 /** Input of TenantCatalog.create. */
 export const newTenantSchema = z

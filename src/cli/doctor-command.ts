@@ -11,24 +11,43 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
     .option('--app-role <name>', 'application role (default: the one recorded by install)')
     .option('--schema <names...>', 'schemas to audit (default: the ones recorded by install)')
     .option('--citus', 'also check that the schema would distribute on Citus by tenant column (docs/citus.md)')
-    .option('--placements', 'audit every placement in the catalog: each cluster\'s shared database, each tenant database, each tenant schema')
-    .option('--clusters <json>', 'with --placements: other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)')
+    .option(
+      '--placements',
+      "audit every placement in the catalog: each cluster's shared database, each tenant database, each tenant schema",
+    )
+    .option(
+      '--clusters <json>',
+      'with --placements: other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
+    )
     .option('--json', 'print the report as JSON')
-    .action(async (flags: { appRole?: string; schema?: string[]; citus?: boolean; json?: boolean; placements?: boolean; clusters?: string }) => {
-      if (flags.placements) {
-        const audit = await withClusters(globals(), flags, (catalog, clusters) => doctorEverywhere({ catalog, clusters }));
-        if (flags.json) console.log(JSON.stringify(audit, null, 2));
-        else {
-          for (const d of audit.databases) {
-            console.log(`== ${d.cluster}/${d.database} (schemas: ${d.schemas.join(', ') || '-'})`);
-            console.log(d.report ? formatDoctorReport(d.report) : `could not be audited: ${d.error}`);
+    .action(
+      async (flags: {
+        appRole?: string;
+        schema?: string[];
+        citus?: boolean;
+        json?: boolean;
+        placements?: boolean;
+        clusters?: string;
+      }) => {
+        if (flags.placements) {
+          const audit = await withClusters(globals(), flags, (catalog, clusters) =>
+            doctorEverywhere({ catalog, clusters }),
+          );
+          if (flags.json) console.log(JSON.stringify(audit, null, 2));
+          else {
+            for (const d of audit.databases) {
+              console.log(`== ${d.cluster}/${d.database} (schemas: ${d.schemas.join(', ') || '-'})`);
+              console.log(d.report ? formatDoctorReport(d.report) : `could not be audited: ${d.error}`);
+            }
           }
+          if (!audit.ok) process.exitCode = 1;
+          return;
         }
-        if (!audit.ok) process.exitCode = 1;
-        return;
-      }
-      const report = await withDatabase(globals(), (db) => runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema, citus: flags.citus === true }));
-      console.log(flags.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
-      if (!report.ok) process.exitCode = 1;
-    });
+        const report = await withDatabase(globals(), (db) =>
+          runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema, citus: flags.citus === true }),
+        );
+        console.log(flags.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+        if (!report.ok) process.exitCode = 1;
+      },
+    );
 }

@@ -20,7 +20,13 @@ interface InstallFlags {
 }
 
 /** Options `--everywhere` takes from the home database instead (`tenantry.meta`). */
-const RECORDED_OPTIONS = { appRole: '--app-role', ownerRole: '--owner-role', supportRole: '--support-role', schema: '--schema', unsigned: '--unsigned' } as const;
+const RECORDED_OPTIONS = {
+  appRole: '--app-role',
+  ownerRole: '--owner-role',
+  supportRole: '--support-role',
+  schema: '--schema',
+  unsigned: '--unsigned',
+} as const;
 
 const positive = (raw: string): number => {
   const n = Number(raw);
@@ -30,7 +36,10 @@ const positive = (raw: string): number => {
 
 /** One line per database, then a summary. */
 function formatInstallReport(report: InstallEverywhereReport): string {
-  const lines = report.databases.map((d) => `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? '' : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`);
+  const lines = report.databases.map(
+    (d) =>
+      `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? '' : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`,
+  );
   const failed = report.databases.filter((d) => !d.ok).length;
   lines.push(
     `tenantry install --everywhere: ${report.databases.length} database${report.databases.length === 1 ? '' : 's'}, ${report.databases.length - failed} installed, ${failed} failed ` +
@@ -45,32 +54,57 @@ export function installCommand(globals: () => ConnectionOptions): Command {
     .description('install the isolation layer into the database (idempotent)')
     .option('--dry-run', 'print the SQL instead of running it (passwords and secrets masked)')
     .option('--app-role <name>', 'role the application connects as', process.env.TENANTRY_APP_ROLE ?? 'tenantry_app')
-    .option('--owner-role <name>', 'role that owns tables and runs DDL', process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner')
-    .option('--support-role <name>', 'read-only role for audited staff reads across tenants (not created when omitted)', process.env.TENANTRY_SUPPORT_ROLE)
+    .option(
+      '--owner-role <name>',
+      'role that owns tables and runs DDL',
+      process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner',
+    )
+    .option(
+      '--support-role <name>',
+      'read-only role for audited staff reads across tenants (not created when omitted)',
+      process.env.TENANTRY_SUPPORT_ROLE,
+    )
     .option('--schema <names...>', 'schemas holding application tables', ['public'])
-    .option('--unsigned', 'unsigned tenant context: faster, but injected SQL can choose its tenant (see docs/security.md)')
+    .option(
+      '--unsigned',
+      'unsigned tenant context: faster, but injected SQL can choose its tenant (see docs/security.md)',
+    )
     .option('--no-event-trigger', 'skip the event trigger that locks new tables (it needs a superuser)')
-    .option('--everywhere', 'install (again) in every database the catalog knows: this one (home), each cluster\'s shared database, each tenant database; with the roles and context mode recorded here')
-    .option('--clusters <json>', 'with --everywhere: other clusters\' superuser URLs, JSON { "name": "postgres://…" } or { "name": { "adminUrl": "…" } } (default: TENANTRY_CLUSTERS)')
+    .option(
+      '--everywhere',
+      "install (again) in every database the catalog knows: this one (home), each cluster's shared database, each tenant database; with the roles and context mode recorded here",
+    )
+    .option(
+      '--clusters <json>',
+      'with --everywhere: other clusters\' superuser URLs, JSON { "name": "postgres://…" } or { "name": { "adminUrl": "…" } } (default: TENANTRY_CLUSTERS)',
+    )
     .option('--concurrency <n>', 'with --everywhere: databases installed at once', positive, 4)
     .option('--json', 'with --everywhere: print the report as JSON')
     .action(async (flags: InstallFlags, cmd: Command) => {
       if (flags.everywhere) {
-        const given = Object.entries(RECORDED_OPTIONS).filter(([key]) => cmd.getOptionValueSource(key) === 'cli').map(([, flag]) => flag);
-        if (given.length > 0) cmd.error(`--everywhere takes the roles and context mode recorded in the home database, and each database's own data schemas: leave out ${given.join(', ')}`);
+        const given = Object.entries(RECORDED_OPTIONS)
+          .filter(([key]) => cmd.getOptionValueSource(key) === 'cli')
+          .map(([, flag]) => flag);
+        if (given.length > 0)
+          cmd.error(
+            `--everywhere takes the roles and context mode recorded in the home database, and each database's own data schemas: leave out ${given.join(', ')}`,
+          );
         if (flags.dryRun) cmd.error('--dry-run prints the SQL of one install: leave out --everywhere');
         const report = await withClusters(
           globals(),
           flags,
           async (catalog, clusters, db) => {
-            const { rows } = await catalog.query<{ value: string }>(`select value from tenantry.meta where key = 'support_role'`);
+            const { rows } = await catalog.query<{ value: string }>(
+              `select value from tenantry.meta where key = 'support_role'`,
+            );
             const supportRole = rows[0]?.value || undefined;
             return installEverywhere({
               catalog,
               clusters,
               appPassword: db.appPassword,
               ownerPassword: db.ownerPassword,
-              supportPassword: supportRole !== undefined && supportRole === db.supportRole ? db.supportPassword : undefined,
+              supportPassword:
+                supportRole !== undefined && supportRole === db.supportRole ? db.supportPassword : undefined,
               contextSecret: db.contextSecret,
               eventTrigger: flags.eventTrigger,
               concurrency: flags.concurrency,
@@ -91,8 +125,15 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         eventTrigger: flags.eventTrigger,
       };
       if (flags.dryRun) {
-        const masked = installSql({ ...options, appPassword: '********', ownerPassword: '********', ...(options.supportRole ? { supportPassword: '********' } : {}) });
-        process.stdout.write(`${masked}-- then, in signed mode: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`);
+        const masked = installSql({
+          ...options,
+          appPassword: '********',
+          ownerPassword: '********',
+          ...(options.supportRole ? { supportPassword: '********' } : {}),
+        });
+        process.stdout.write(
+          `${masked}-- then, in signed mode: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`,
+        );
         return;
       }
       await withDatabase(globals(), async (db) => {
@@ -100,10 +141,14 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           ...options,
           appPassword: db.appPassword,
           ownerPassword: db.ownerPassword,
-          ...(options.supportRole ? { supportPassword: options.supportRole === db.supportRole ? db.supportPassword : undefined } : {}),
+          ...(options.supportRole
+            ? { supportPassword: options.supportRole === db.supportRole ? db.supportPassword : undefined }
+            : {}),
           contextSecret: db.contextSecret,
         });
-        console.log(`tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`);
+        console.log(
+          `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
+        );
       });
     });
 }

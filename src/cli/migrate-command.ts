@@ -32,8 +32,17 @@ export type ClusterRole = 'owner' | 'admin';
  * `admin`); other clusters come from `--clusters` or TENANTRY_CLUSTERS, JSON
  * `{ "eu": "postgres://…" }` or `{ "eu": { "ownerUrl": "…", "adminUrl": "…" } }` (`admin` takes adminUrl).
  */
-function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clusters'>, db: { adminUrl: string; ownerUrl: string }, as: ClusterRole): Record<string, string> {
-  const home = as === 'admin' ? db.adminUrl : (process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl));
+function clusterUrls(
+  globals: ConnectionOptions,
+  flags: Pick<MigrateFlags, 'clusters'>,
+  db: { adminUrl: string; ownerUrl: string },
+  as: ClusterRole,
+): Record<string, string> {
+  const home =
+    as === 'admin'
+      ? db.adminUrl
+      : (process.env.TENANTRY_OWNER_DATABASE_URL ??
+        (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl));
   const raw = flags.clusters ?? process.env.TENANTRY_CLUSTERS;
   const urls: Record<string, string> = { home };
   if (!raw) return urls;
@@ -47,7 +56,11 @@ function clusterUrls(globals: ConnectionOptions, flags: Pick<MigrateFlags, 'clus
     const v = value as { ownerUrl?: unknown; adminUrl?: unknown } | string;
     const url = typeof v === 'string' ? v : as === 'admin' ? v?.adminUrl : (v?.ownerUrl ?? v?.adminUrl);
     if (typeof url !== 'string') {
-      throw new CommanderArgumentError(as === 'admin' ? `cluster ${name}: give a superuser URL, or { "adminUrl": "…" }` : `cluster ${name}: give a URL, or { "ownerUrl": "…" }`);
+      throw new CommanderArgumentError(
+        as === 'admin'
+          ? `cluster ${name}: give a superuser URL, or { "adminUrl": "…" }`
+          : `cluster ${name}: give a URL, or { "ownerUrl": "…" }`,
+      );
     }
     urls[name] = url;
   }
@@ -111,22 +124,44 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
   const common = (c: Command): Command =>
     c
       // not --dir: that global option names the embedded server's folder
-      .option('--migrations <path>', 'migrations directory (global/, tenant/)', process.env.TENANTRY_MIGRATIONS_DIR ?? 'migrations')
-      .option('--clusters <json>', 'other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)')
+      .option(
+        '--migrations <path>',
+        'migrations directory (global/, tenant/)',
+        process.env.TENANTRY_MIGRATIONS_DIR ?? 'migrations',
+      )
+      .option(
+        '--clusters <json>',
+        'other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
+      )
       .option('--concurrency <n>', 'targets at once (and connections at work)', positive, 8)
       .option('--json', 'print JSON');
   // options live on the subcommands: on `migrate` itself they would swallow `migrate status --migrations x`
-  const cmd = new Command('migrate').description('apply the application\'s migrations everywhere (`migrate up`, the default), or show where each target stands (`migrate status`)');
+  const cmd = new Command('migrate').description(
+    "apply the application's migrations everywhere (`migrate up`, the default), or show where each target stands (`migrate status`)",
+  );
   common(cmd.command('up', { isDefault: true }))
-    .description('apply the migrations to the shared database, every tenant schema and every tenant database on every cluster; exits 1 when any target failed')
-    .option('--lock-timeout <ms>', 'fail a target whose migration waits longer than this for a table lock (default: the server\'s lock_timeout)', (raw: string) => {
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive number of milliseconds');
-      return n;
-    })
+    .description(
+      'apply the migrations to the shared database, every tenant schema and every tenant database on every cluster; exits 1 when any target failed',
+    )
+    .option(
+      '--lock-timeout <ms>',
+      "fail a target whose migration waits longer than this for a table lock (default: the server's lock_timeout)",
+      (raw: string) => {
+        const n = Number(raw);
+        if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive number of milliseconds');
+        return n;
+      },
+    )
     .action(async (flags: MigrateFlags) => {
       const report = await withClusters(globals(), flags, (catalog, clusters) =>
-        migrateEverywhere({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency, lockTimeoutMs: flags.lockTimeout, onProgress: flags.json ? undefined : progressPrinter(process.stderr) }),
+        migrateEverywhere({
+          catalog,
+          clusters,
+          migrations: flags.migrations,
+          concurrency: flags.concurrency,
+          lockTimeoutMs: flags.lockTimeout,
+          onProgress: flags.json ? undefined : progressPrinter(process.stderr),
+        }),
       );
       if (!report.ok) process.exitCode = 1;
       if (flags.json) {
@@ -145,7 +180,9 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
     .description('show which target is at which version, its pending migrations and last failure')
     .option('--behind', 'list only the targets not at the latest version or with a failure')
     .action(async (flags: MigrateFlags & { behind?: boolean }) => {
-      const report = await withClusters(globals(), flags, (catalog, clusters) => migrationStatus({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency }));
+      const report = await withClusters(globals(), flags, (catalog, clusters) =>
+        migrationStatus({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency }),
+      );
       if (flags.json) {
         console.log(JSON.stringify(report, null, 2));
         return;
@@ -156,11 +193,20 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
         t.target.kind,
         t.version === null ? '-' : String(t.version),
         String(t.pending),
-        t.drift ?? (t.lastFailure ? `${t.lastFailure.migration ?? '-'} ${t.lastFailure.sqlstate ?? '-'} ${t.lastFailure.message.replace(/\s*\n\s*/g, ' ')}` : ''),
+        t.drift ??
+          (t.lastFailure
+            ? `${t.lastFailure.migration ?? '-'} ${t.lastFailure.sqlstate ?? '-'} ${t.lastFailure.message.replace(/\s*\n\s*/g, ' ')}`
+            : ''),
       ]);
       const head = ['TARGET', 'KIND', 'VERSION', 'PENDING', 'LAST ERROR'];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [head, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+      for (const r of [head, ...rows])
+        console.log(
+          r
+            .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+            .join('  ')
+            .trimEnd(),
+        );
       const summary = report.byVersion.map((v) => `${v.version ?? 'none'}: ${v.targets}`).join(', ');
       console.log(`latest version ${report.latest ?? 'none'}; targets by version: ${summary || '(no targets)'}`);
       if (report.targets.some((t) => t.pending > 0 || t.lastFailure || t.drift)) process.exitCode = 1;

@@ -45,13 +45,21 @@ function progressPrinter(): { show: (p: MoveProgress) => void; end: () => void }
     show(p) {
       const parts = [`move ${p.moveId.slice(0, 8)}`, p.step];
       if (p.table) parts.push(p.table);
-      if (p.copied !== undefined) parts.push(p.total ? `${p.copied}/${p.total} rows (${Math.floor((100 * p.copied) / Math.max(p.total, 1))}%)` : `${p.copied} rows`);
+      if (p.copied !== undefined)
+        parts.push(
+          p.total
+            ? `${p.copied}/${p.total} rows (${Math.floor((100 * p.copied) / Math.max(p.total, 1))}%)`
+            : `${p.copied} rows`,
+        );
       if (p.deltaBacklog !== undefined) parts.push(`backlog ${p.deltaBacklog}`);
       if (p.ranges) parts.push(`key range ${p.ranges.checked + 1}/${p.ranges.total}`);
       const line = parts.join('  ');
       if (tty) {
         process.stdout.write(`\r\x1b[2K${line}`);
-      } else if (line.split('  ').slice(0, 3).join() !== last.split('  ').slice(0, 3).join() || Date.now() - lastAt > 1000) {
+      } else if (
+        line.split('  ').slice(0, 3).join() !== last.split('  ').slice(0, 3).join() ||
+        Date.now() - lastAt > 1000
+      ) {
         console.log(line); // a log: a new line when the step or table changes, else once a second
         lastAt = Date.now();
       }
@@ -69,7 +77,10 @@ function summary(move: MoveRecord): string {
   const lines = [`move ${move.id}: ${move.step} (${where})`];
   if (move.freezeMs !== null) lines.push(`  write freeze: ${move.freezeMs} ms`);
   if (move.switchedAt) lines.push(`  total: ${move.switchedAt.getTime() - move.createdAt.getTime()} ms to the switch`);
-  if (move.step === 'done' && move.cleanupAfter) lines.push(`  source kept until ${move.cleanupAfter.toISOString()}: tenantry tenants move ${move.tenantId} --cleanup`);
+  if (move.step === 'done' && move.cleanupAfter)
+    lines.push(
+      `  source kept until ${move.cleanupAfter.toISOString()}: tenantry tenants move ${move.tenantId} --cleanup`,
+    );
   if (move.error) lines.push(`  last error: ${move.error}`);
   return lines.join('\n');
 }
@@ -88,10 +99,28 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option('--schema <name>', 'target schema (schema tier)')
     .option('--database <name>', 'target database (database tier)')
     .option('--ddl <file>', "create the target's tenant tables with this SQL first (schema or database tier)")
-    .option('--cluster-url <name=url>', 'owner URL of another cluster (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('--capture <mode>', 'change capture: triggers, or logical (logical replication, PG 15+, shared and database tiers)', 'triggers')
-    .option('--replication-url <name=url>', "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)", (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('--verify <mode>', 'verification in the freeze: ranges (key ranges checksummed before the freeze, only changed ones again) or full (every row, in the freeze)', 'ranges')
+    .option(
+      '--cluster-url <name=url>',
+      'owner URL of another cluster (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
+      '--capture <mode>',
+      'change capture: triggers, or logical (logical replication, PG 15+, shared and database tiers)',
+      'triggers',
+    )
+    .option(
+      '--replication-url <name=url>',
+      "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
+      '--verify <mode>',
+      'verification in the freeze: ranges (key ranges checksummed before the freeze, only changed ones again) or full (every row, in the freeze)',
+      'ranges',
+    )
     .option('--rollback', "undo the tenant's open move (before its switch)")
     .option('--cleanup', "delete the source's rows of the tenant's last finished move (after the grace period)")
     .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source (default 1h)', '1h')
@@ -101,15 +130,30 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .action(async (ref: string, opts: MoveOptions) => {
       await withDatabase(globals(), async (db) => {
         const g = globals();
-        const ownerUrl = process.env.TENANTRY_OWNER_DATABASE_URL ?? (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
+        const ownerUrl =
+          process.env.TENANTRY_OWNER_DATABASE_URL ??
+          (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
         const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl, 'cluster-url') };
-        if (opts.capture !== 'triggers' && opts.capture !== 'logical') throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
-        if (opts.verify !== 'ranges' && opts.verify !== 'full') throw new InvalidArgumentError('--verify takes ranges or full', 'verify');
-        const replication = { connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') } };
+        if (opts.capture !== 'triggers' && opts.capture !== 'logical')
+          throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
+        if (opts.verify !== 'ranges' && opts.verify !== 'full')
+          throw new InvalidArgumentError('--verify takes ranges or full', 'verify');
+        const replication = {
+          connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') },
+        };
         const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
         const printer = progressPrinter();
-        const mover = new TenantMover({ placements, catalog, graceMs: parseDuration(opts.cleanupAfter ?? '1h'), batchSize: Number(opts.batchSize), capture: opts.capture, verify: opts.verify, replication, onProgress: opts.json ? undefined : printer.show });
+        const mover = new TenantMover({
+          placements,
+          catalog,
+          graceMs: parseDuration(opts.cleanupAfter ?? '1h'),
+          batchSize: Number(opts.batchSize),
+          capture: opts.capture,
+          verify: opts.verify,
+          replication,
+          onProgress: opts.json ? undefined : printer.show,
+        });
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
           let move: MoveRecord;
@@ -119,10 +163,17 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
               [tenant.id],
             );
             if (!rows[0]) throw new InvalidArgumentError('The tenant has no move to roll back or clean up', 'tenant');
-            move = opts.rollback ? await mover.rollback(rows[0].id) : await mover.cleanup(rows[0].id, { force: !!opts.force });
+            move = opts.rollback
+              ? await mover.rollback(rows[0].id)
+              : await mover.cleanup(rows[0].id, { force: !!opts.force });
           } else {
             if (!opts.to) throw new InvalidArgumentError('--to shared|schema|database is required', 'to');
-            const target: PlacementTarget = { tier: opts.to, cluster: opts.cluster, schema: opts.schema ?? null, database: opts.database ?? null };
+            const target: PlacementTarget = {
+              tier: opts.to,
+              cluster: opts.cluster,
+              schema: opts.schema ?? null,
+              database: opts.database ?? null,
+            };
             if (opts.ddl) await prepareTarget(target, await readFile(opts.ddl, 'utf8'), placements, db, owners);
             move = await mover.start(tenant.id, target);
             move = await mover.run(move.id);
@@ -148,11 +199,28 @@ function namedUrls(pairs: string[], option: string): Record<string, string> {
   return urls;
 }
 
-async function prepareTarget(target: PlacementTarget, ddl: string, placements: Placements, db: { adminUrl: string; appRole: string; ownerRole: string; appPassword: string; ownerPassword: string; contextSecret: string }, owners: Record<string, string>): Promise<void> {
+async function prepareTarget(
+  target: PlacementTarget,
+  ddl: string,
+  placements: Placements,
+  db: {
+    adminUrl: string;
+    appRole: string;
+    ownerRole: string;
+    appPassword: string;
+    ownerPassword: string;
+    contextSecret: string;
+  },
+  owners: Record<string, string>,
+): Promise<void> {
   if (target.tier === 'schema' && target.schema) {
     await createTenantSchema(placements.ownerPool(target), target.schema, ddl);
   } else if (target.tier === 'database' && target.database) {
-    if (target.cluster !== 'home') throw new InvalidArgumentError('--ddl creates databases on the home cluster only: create it with createTenantDatabase elsewhere', 'ddl');
+    if (target.cluster !== 'home')
+      throw new InvalidArgumentError(
+        '--ddl creates databases on the home cluster only: create it with createTenantDatabase elsewhere',
+        'ddl',
+      );
     await createTenantDatabase({
       adminUrl: db.adminUrl,
       ownerUrl: owners.home!,

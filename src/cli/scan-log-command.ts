@@ -32,26 +32,46 @@ export function scanLogCommand(globals: () => ConnectionOptions): Command {
   return new Command('scan-log')
     .description('report unscoped statements on tenant tables in a PostgreSQL log; exits 1 when any is found')
     .argument('<file>', 'PostgreSQL log file')
-    .addOption(new Option('--format <format>', 'log format (default: .csv csvlog, .json jsonlog, else stderr)').choices(['stderr', 'csvlog', 'jsonlog']))
-    .option('--tables <list>', 'tenant tables, comma-separated [schema.]table[:column] (column default tenant_id); default: read the registry')
+    .addOption(
+      new Option('--format <format>', 'log format (default: .csv csvlog, .json jsonlog, else stderr)').choices([
+        'stderr',
+        'csvlog',
+        'jsonlog',
+      ]),
+    )
+    .option(
+      '--tables <list>',
+      'tenant tables, comma-separated [schema.]table[:column] (column default tenant_id); default: read the registry',
+    )
     .option('--search-path <list>', 'schemas for unqualified names with --tables', 'public')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, flags: { format?: LogFormat; tables?: string; searchPath: string; json?: boolean }) => {
-      const text = await readFile(file, 'utf8');
-      await loadSqlParser();
-      const tables = flags.tables ? tablesOf(flags.tables, flags.searchPath) : await registryTables(globals());
-      const result = scanLog(text, flags.format ?? formatOfFile(file), tables);
-      console.log(flags.json ? JSON.stringify(result, null, 2) : formatScanResult(result, file));
-      if (result.findings.length > 0) process.exitCode = 1;
-    });
+    .action(
+      async (file: string, flags: { format?: LogFormat; tables?: string; searchPath: string; json?: boolean }) => {
+        const text = await readFile(file, 'utf8');
+        await loadSqlParser();
+        const tables = flags.tables ? tablesOf(flags.tables, flags.searchPath) : await registryTables(globals());
+        const result = scanLog(text, flags.format ?? formatOfFile(file), tables);
+        console.log(flags.json ? JSON.stringify(result, null, 2) : formatScanResult(result, file));
+        if (result.findings.length > 0) process.exitCode = 1;
+      },
+    );
 }
 
 function tablesOf(list: string, searchPath: string): TenantTableMap {
-  const entries = list.split(',').map((s) => s.trim()).filter(Boolean).map((item) => {
-    const [table, column] = item.split(':');
-    return { table: table!, column: column || undefined };
+  const entries = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const [table, column] = item.split(':');
+      return { table: table!, column: column || undefined };
+    });
+  return TenantTableMap.from(entries, {
+    searchPath: searchPath
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   });
-  return TenantTableMap.from(entries, { searchPath: searchPath.split(',').map((s) => s.trim()).filter(Boolean) });
 }
 
 async function registryTables(options: ConnectionOptions): Promise<TenantTableMap> {

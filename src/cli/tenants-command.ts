@@ -18,13 +18,24 @@ function printTenants(tenants: Tenant[], json: boolean): void {
   const rows = tenants.map((t) => [t.id, t.slug, t.status, t.placement.tier, t.createdAt.toISOString(), t.name]);
   const head = ['ID', 'SLUG', 'STATUS', 'TIER', 'CREATED', 'NAME'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const r of [head, ...rows])
+    console.log(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 /** Runs `fn` with a catalog on the owner role (or the admin URL when only DATABASE_URL is known). */
-async function withCatalog<T>(globals: ConnectionOptions, fn: (catalog: TenantCatalog, pool: pg.Pool) => Promise<T>): Promise<T> {
+async function withCatalog<T>(
+  globals: ConnectionOptions,
+  fn: (catalog: TenantCatalog, pool: pg.Pool) => Promise<T>,
+): Promise<T> {
   return withDatabase(globals, async (db) => {
-    const url = process.env.TENANTRY_OWNER_DATABASE_URL ?? (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
+    const url =
+      process.env.TENANTRY_OWNER_DATABASE_URL ??
+      (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     try {
       return await fn(new TenantCatalog(pool), pool);
@@ -61,7 +72,9 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     .option('--cursor <cursor>', 'continue after a previous page')
     .option('--json', 'print JSON')
     .action(async (opts: { status?: TenantStatus; limit: string; cursor?: string; json?: boolean }) => {
-      const page = await withCatalog(globals(), (c) => c.list({ status: opts.status, limit: Number(opts.limit), cursor: opts.cursor }));
+      const page = await withCatalog(globals(), (c) =>
+        c.list({ status: opts.status, limit: Number(opts.limit), cursor: opts.cursor }),
+      );
       printTenants(page.tenants, !!opts.json);
       if (page.nextCursor && !opts.json) console.log(`more: --cursor ${page.nextCursor}`);
     });
@@ -80,13 +93,15 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
         return;
       }
       const t = decision.target;
-      console.log(`target: ${t.tier} on cluster ${t.cluster}${t.schema ? `, schema ${t.schema}` : ''}${t.database ? `, database ${t.database}` : ''}`);
+      console.log(
+        `target: ${t.tier} on cluster ${t.cluster}${t.schema ? `, schema ${t.schema}` : ''}${t.database ? `, database ${t.database}` : ''}`,
+      );
       for (const reason of decision.reasons) console.log(`  - ${reason}`);
       console.log('Apply it with: tenantry tenants move <tenant> --to <tier> …');
     });
   cmd.addCommand(moveCommand(globals));
   for (const [name, verb, describe] of [
-    ['suspend', 'suspend', 'refuse the tenant\'s requests until resumed (data kept)'],
+    ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],
     ['delete', 'softDelete', 'soft-delete: the tenant answers as not found; rows stay until purged'],
   ] as const) {

@@ -30,7 +30,8 @@ export function runAs<T>(tenant: TenantRef, fn: () => T): T {
 // here, inside the scope, or the caller's await would run them without it. The caller gets a
 // Promise of the same value (typed as T: awaiting it gives what awaiting the builder would).
 function startInScope<T>(value: T): T {
-  if (value instanceof Promise || value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
+  if (value instanceof Promise || value === null || (typeof value !== 'object' && typeof value !== 'function'))
+    return value;
   const then = (value as { then?: unknown }).then;
   if (typeof then !== 'function') return value;
   return new Promise((resolve, reject) => then.call(value, resolve, reject)) as T;

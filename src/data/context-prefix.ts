@@ -133,7 +133,12 @@ class PrefixedSubmission {
     private readonly writer: ContextPrefixWriter,
   ) {}
 
-  submit(query: Submittable, connection: WireConnection, submit: () => Error | null | undefined | void, checkFirst: boolean) {
+  submit(
+    query: Submittable,
+    connection: WireConnection,
+    submit: () => Error | null | undefined | void,
+    checkFirst: boolean,
+  ) {
     const value = this.decide();
     if (value instanceof Error) return value;
     if (value === null) return submit();
@@ -217,7 +222,8 @@ export class ContextQuery extends PgQueryClass {
       const fields = (msg as { fields: Array<{ name: string; tableID: number }> }).fields;
       this.#checked = [];
       fields.forEach((f, index) => {
-        if (f.tableID !== 0 && this.#tenantColumns!.has(f.name)) this.#checked.push({ index, tableOid: f.tableID, column: f.name });
+        if (f.tableID !== 0 && this.#tenantColumns!.has(f.name))
+          this.#checked.push({ index, tableOid: f.tableID, column: f.name });
       });
     }
     super.handleRowDescription(msg);

@@ -41,7 +41,8 @@ export class ContextSigner implements ContextEncoder {
     const key = routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`;
     const hit = this.#cache.get(key);
     if (hit && hit.refreshAt > now) return hit.value;
-    if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0) throw new ConfigurationError('routeEpoch must be a non-negative integer');
+    if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)
+      throw new ConfigurationError('routeEpoch must be a non-negative integer');
     const expiry = Math.floor(now / 1000) + this.#ttlSeconds;
     const payload = routeEpoch === 0 ? `${tenantId}.${expiry}` : `${tenantId}.${expiry}.${routeEpoch}`;
     const value = `${payload}.${createHmac('sha256', this.#secret).update(payload).digest('hex')}`;

@@ -91,8 +91,10 @@ function skipQuoted(sql: string, i: number, quote: string, backslashEscapes: boo
   return i;
 }
 
-const ENDS_TRANSACTION = /^\s*(?:rollback|abort|commit|end)(?:\s+(?:work|transaction))?(?:\s+and\s+(?:no\s+)?chain)?\s*;?\s*$/i;
-const ROLLBACK_TO = /^\s*rollback(?:\s+(?:work|transaction))?\s+to\s+(?:savepoint\s+)?[A-Za-z_][A-Za-z0-9_$]*\s*;?\s*$/i;
+const ENDS_TRANSACTION =
+  /^\s*(?:rollback|abort|commit|end)(?:\s+(?:work|transaction))?(?:\s+and\s+(?:no\s+)?chain)?\s*;?\s*$/i;
+const ROLLBACK_TO =
+  /^\s*rollback(?:\s+(?:work|transaction))?\s+to\s+(?:savepoint\s+)?[A-Za-z_][A-Za-z0-9_$]*\s*;?\s*$/i;
 
 /** True when `sql` is exactly one ROLLBACK / ABORT / COMMIT / END, or ROLLBACK TO SAVEPOINT. */
 export function isLoneTransactionEnd(sql: unknown): boolean {

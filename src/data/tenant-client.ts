@@ -4,7 +4,13 @@ import { CrossTenantRowError, TenantContextMismatchError, TenantryError } from '
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
-import { ContextPrefixWriter, ContextQuery, prefixWithContext, type RoutedContext, type Submittable } from './context-prefix.js';
+import {
+  ContextPrefixWriter,
+  ContextQuery,
+  prefixWithContext,
+  type RoutedContext,
+  type Submittable,
+} from './context-prefix.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
@@ -116,13 +122,22 @@ export class TenantClient extends pg.Client {
       // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
       // is assumed to send a simple Query, which cannot share the prefix's transaction
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
-      prefixWithContext(config as Submittable, () => refusal ?? this.#contextFor(tenantId, config as Submittable, !extended), this.#prefix);
+      prefixWithContext(
+        config as Submittable,
+        () => refusal ?? this.#contextFor(tenantId, config as Submittable, !extended),
+        this.#prefix,
+      );
       return super.query(config, values, callback);
     }
     const query = new ContextQuery(config, values, callback);
     // A statement without parameters would go as a simple Query: send it with the extended
     // protocol instead so it shares the prefix's Sync. Only multi-statement text stays simple.
-    if (!query.requiresPreparation() && typeof query.text === 'string' && query.text.trim() !== '' && !hasMultipleStatements(query.text)) {
+    if (
+      !query.requiresPreparation() &&
+      typeof query.text === 'string' &&
+      query.text.trim() !== '' &&
+      !hasMultipleStatements(query.text)
+    ) {
       query.queryMode = 'extended';
     }
     const simple = !query.requiresPreparation();
@@ -145,7 +160,8 @@ export class TenantClient extends pg.Client {
       // pool, still holds this client until the callback runs)
       const deliver = query.callback!;
       query.callback = (err: unknown, res: unknown) => {
-        if (err instanceof CrossTenantRowError && err.details.table === undefined) void this.#nameTable(err).then((named) => deliver(named, undefined));
+        if (err instanceof CrossTenantRowError && err.details.table === undefined)
+          void this.#nameTable(err).then((named) => deliver(named, undefined));
         else deliver(err, res);
       };
     }
@@ -174,7 +190,11 @@ export class TenantClient extends pg.Client {
    * simple-protocol submittables) cannot carry a prefix and run only inside a transaction that
    * already carries the right context and that they do not end.
    */
-  #contextFor(tenantId: string | undefined, query: Submittable, simple: boolean): string | RoutedContext | null | Error {
+  #contextFor(
+    tenantId: string | undefined,
+    query: Submittable,
+    simple: boolean,
+  ): string | RoutedContext | null | Error {
     if (simple && query.text === '') return null; // an empty query runs nothing
     switch (this.#status) {
       case 'E':
@@ -182,15 +202,23 @@ export class TenantClient extends pg.Client {
         // (and fails as it would have), or refused when it cannot be: "rollback; select …"
         // must not run its select with whatever value the session holds.
         if (isLoneTransactionEnd(query.text)) return null;
-        if (simple) return new TenantryError('UNSUPPORTED', 'In a failed transaction only a lone ROLLBACK can run', { status: 500 });
+        if (simple)
+          return new TenantryError('UNSUPPORTED', 'In a failed transaction only a lone ROLLBACK can run', {
+            status: 500,
+          });
         break;
       case 'T':
-        if (tenantId !== this.#transactionTenant) return isLoneTransactionEnd(query.text) ? null : new TenantContextMismatchError();
+        if (tenantId !== this.#transactionTenant)
+          return isLoneTransactionEnd(query.text) ? null : new TenantContextMismatchError();
         if (simple) {
           // the open transaction carries this tenant's context, but only until it ends: the
           // statements after a COMMIT inside the text would run with the session's value
           if (typeof query.text !== 'string' || controlsTransaction(query.text)) {
-            return new TenantryError('UNSUPPORTED', 'Multi-statement text inside a transaction must not begin or end transactions: send COMMIT / ROLLBACK on their own', { status: 500 });
+            return new TenantryError(
+              'UNSUPPORTED',
+              'Multi-statement text inside a transaction must not begin or end transactions: send COMMIT / ROLLBACK on their own',
+              { status: 500 },
+            );
           }
           return null;
         }
@@ -213,9 +241,18 @@ export class TenantClient extends pg.Client {
     if (tenantId === undefined) return '';
     if (!this.#routing) return this.#encoder.encode(tenantId);
     const route = this.#routing.peek(tenantId);
-    if (!route) return new TenantryError('TENANT_ROUTE_UNKNOWN', "The tenant's route is not known to this connection: query through the RoutedTenantPool", { status: 503 });
+    if (!route)
+      return new TenantryError(
+        'TENANT_ROUTE_UNKNOWN',
+        "The tenant's route is not known to this connection: query through the RoutedTenantPool",
+        { status: 503 },
+      );
     if (route.location !== this.#routing.location) {
-      return new TenantryError('TENANT_ROUTE_MISMATCH', "This connection serves another database than the tenant's: check out connections inside runAs(tenant)", { status: 500 });
+      return new TenantryError(
+        'TENANT_ROUTE_MISMATCH',
+        "This connection serves another database than the tenant's: check out connections inside runAs(tenant)",
+        { status: 500 },
+      );
     }
     return { value: this.#encoder.encode(tenantId, route.epoch), searchPath: route.searchPath ?? '' };
   }

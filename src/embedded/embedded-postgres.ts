@@ -83,7 +83,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -99,10 +101,22 @@ export async function freePort(): Promise<number> {
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const persistent = options.persistent ?? options.dataDir !== undefined;
-  const dataDir = path.resolve(options.dataDir ?? path.join(os.tmpdir(), `tenantry-pg-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`));
+  const dataDir = path.resolve(
+    options.dataDir ??
+      path.join(
+        os.tmpdir(),
+        `tenantry-pg-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      ),
+  );
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
-  const flags = Object.entries({ fsync: persistent ? 'on' : 'off', max_connections: '300', unix_socket_directories: '', listen_addresses: '127.0.0.1', ...options.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const flags = Object.entries({
+    fsync: persistent ? 'on' : 'off',
+    max_connections: '300',
+    unix_socket_directories: '',
+    listen_addresses: '127.0.0.1',
+    ...options.settings,
+  }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,

@@ -71,7 +71,13 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
     await writeFile(file, JSON.stringify(upgraded, null, 2) + '\n', { mode: 0o600 });
     return upgraded;
   }
-  const config: LocalConfig = { contextSecret: secret(), jwtSecret: secret(), appPassword: secret(), ownerPassword: secret(), supportPassword: secret() };
+  const config: LocalConfig = {
+    contextSecret: secret(),
+    jwtSecret: secret(),
+    appPassword: secret(),
+    ownerPassword: secret(),
+    supportPassword: secret(),
+  };
   await mkdir(dir, { recursive: true });
   await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   return config;
@@ -123,7 +129,11 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     if (running && alive(running.pid)) {
       adminUrl = `postgres://postgres:tenantry-embedded@127.0.0.1:${running.port}/${database}`;
     } else {
-      server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), persistent: true, onLog: options.onLog });
+      server = await startEmbeddedPostgres({
+        dataDir: path.join(dir, 'pgdata'),
+        persistent: true,
+        onLog: options.onLog,
+      });
       await writeFile(serverFile, JSON.stringify({ pid: process.pid, port: server.port } satisfies ServerFile));
       const root = new pg.Client({ connectionString: server.adminUrl });
       await root.connect();

@@ -47,7 +47,11 @@ export class TenantryError extends Error {
   /** Extra, non-secret facts about the failure (field names, table names, ids of the caller's own tenant). */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: TenantryErrorCode, message: string, options: { status?: number; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    code: TenantryErrorCode,
+    message: string,
+    options: { status?: number; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -73,7 +77,11 @@ export class InvalidTenantIdError extends TenantryError {
 /** A statement in an open transaction was issued under a different tenant than the one that began it. */
 export class TenantContextMismatchError extends TenantryError {
   constructor() {
-    super('TENANT_CONTEXT_MISMATCH', 'This transaction was begun for another tenant (or none); a transaction never spans tenants', { status: 500 });
+    super(
+      'TENANT_CONTEXT_MISMATCH',
+      'This transaction was begun for another tenant (or none); a transaction never spans tenants',
+      { status: 500 },
+    );
   }
 }
 
@@ -122,6 +130,9 @@ export class CrossTenantRowError extends TenantryError {
 
   constructor(details: { tableOid: number; table?: string; column: string }) {
     const table = details.table ?? `table OID ${details.tableOid}`;
-    super('CROSS_TENANT_ROW', `A row of ${table} came back with another tenant's ${details.column}`, { status: 500, details });
+    super('CROSS_TENANT_ROW', `A row of ${table} came back with another tenant's ${details.column}`, {
+      status: 500,
+      details,
+    });
   }
 }

@@ -68,7 +68,8 @@ export function acceptFingerprint(
   file: AcceptedFile,
   entry: { fingerprint: string; reason: string; sample?: string; now?: Date },
 ): { file: AcceptedFile; added: boolean } {
-  if (!isFingerprint(entry.fingerprint)) throw new InvalidArgumentError(`Not a statement fingerprint: ${entry.fingerprint}`, 'fingerprint');
+  if (!isFingerprint(entry.fingerprint))
+    throw new InvalidArgumentError(`Not a statement fingerprint: ${entry.fingerprint}`, 'fingerprint');
   if (!entry.reason?.trim()) throw new InvalidArgumentError('A reviewed exception needs a reason', 'reason');
   if (file.accepted.some((a) => a.fingerprint === entry.fingerprint)) return { file, added: false };
   const added: AcceptedException = {

@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import { fingerprintSync, parseSync } from 'libpg-query';
 import { LruCache } from './lru-cache.js';
 import { assertSqlParserLoaded } from './sql-parser.js';
-import { conjuncts, constantText, columnRefNames, equalityPairs, functionName, isTenantValue, stringValue, type AstNode } from './sql-ast.js';
+import {
+  conjuncts,
+  constantText,
+  columnRefNames,
+  equalityPairs,
+  functionName,
+  isTenantValue,
+  stringValue,
+  type AstNode,
+} from './sql-ast.js';
 import type { TenantTable, TenantTableMap } from './tenant-table-map.js';
 
 // The setting that carries the tenant (defined once, by the install SQL): statements that set
@@ -52,7 +61,10 @@ export function analyzeStatement(sql: string, tables: TenantTableMap): Analysis 
   if (hit) return hit;
   // shared by every caller of the same text: frozen all the way down
   const fresh = analyzeUncached(sql, tables);
-  const analysis = Object.freeze({ ...fresh, unscoped: Object.freeze(fresh.unscoped.map((u) => Object.freeze(u))) as UnscopedReference[] });
+  const analysis = Object.freeze({
+    ...fresh,
+    unscoped: Object.freeze(fresh.unscoped.map((u) => Object.freeze(u))) as UnscopedReference[],
+  });
   cache.set(sql, analysis);
   return analysis;
 }
@@ -148,8 +160,7 @@ function visit(node: unknown, ctx: Ctx): void {
   for (const [key, value] of Object.entries(node as AstNode)) {
     if (key in QUERY_KINDS) {
       if (!analyzed.has(value)) analyzeQuery(key, value as AstNode, ctx);
-    }
-    else if (key === 'CopyStmt') analyzeCopy(value as AstNode, ctx);
+    } else if (key === 'CopyStmt') analyzeCopy(value as AstNode, ctx);
     else if (key === 'TruncateStmt') {
       for (const rel of (value.relations ?? []) as AstNode[]) {
         const table = ctx.tables.resolve(rel.RangeVar?.schemaname, rel.RangeVar?.relname);
@@ -166,7 +177,8 @@ function visit(node: unknown, ctx: Ctx): void {
 }
 
 function checkSet(stmt: AstNode, ctx: Ctx): void {
-  if (stmt.kind === 'VAR_RESET_ALL' || String(stmt.name ?? '').toLowerCase() === CONTEXT_SETTING) ctx.out.setsContext = true;
+  if (stmt.kind === 'VAR_RESET_ALL' || String(stmt.name ?? '').toLowerCase() === CONTEXT_SETTING)
+    ctx.out.setsContext = true;
 }
 
 // set_config with a name that is not a constant could name the setting: flagged too.
@@ -203,11 +215,16 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
   const ctes = (stmt.withClause?.ctes ?? []) as AstNode[];
   if (ctes.length > 0) {
     // CTE bodies see the CTE names (recursive CTEs) but not the main query's relations
-    const withLevel: Level = { instances: [], parent, ctes: new Map(ctes.map((c) => [c.CommonTableExpr.ctename as string, undefined])) };
+    const withLevel: Level = {
+      instances: [],
+      parent,
+      ctes: new Map(ctes.map((c) => [c.CommonTableExpr.ctename as string, undefined])),
+    };
     for (const c of ctes) {
       const body = c.CommonTableExpr.ctequery as AstNode;
       const cteCtx = { ...ctx, level: withLevel, where: 'CTE' };
-      if (body.SelectStmt) withLevel.ctes.set(c.CommonTableExpr.ctename, analyzeQuery('SelectStmt', body.SelectStmt, cteCtx));
+      if (body.SelectStmt)
+        withLevel.ctes.set(c.CommonTableExpr.ctename, analyzeQuery('SelectStmt', body.SelectStmt, cteCtx));
       else visit(body, cteCtx);
     }
     parent = withLevel;
@@ -231,7 +248,14 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
     return instance;
   };
   const derived = (ref: string, column: string): Instance => {
-    const instance: Instance = { ref, schemaname: undefined, table: { schema: '', name: ref, column }, scoped: true, derived: true, kind };
+    const instance: Instance = {
+      ref,
+      schemaname: undefined,
+      table: { schema: '', name: ref, column },
+      scoped: true,
+      derived: true,
+      kind,
+    };
     level.instances.push(instance);
     return instance;
   };
@@ -248,7 +272,15 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
     if (!j) return [];
     const left = fromItem(j.larg);
     const right = fromItem(j.rarg);
-    const allowed = new Set(j.jointype === 'JOIN_LEFT' ? right : j.jointype === 'JOIN_RIGHT' ? left : j.jointype === 'JOIN_FULL' ? [] : [...left, ...right]);
+    const allowed = new Set(
+      j.jointype === 'JOIN_LEFT'
+        ? right
+        : j.jointype === 'JOIN_RIGHT'
+          ? left
+          : j.jointype === 'JOIN_FULL'
+            ? []
+            : [...left, ...right],
+    );
     if (j.quals) conditions.push({ expr: j.quals, allowed });
     const using = new Set(((j.usingClause ?? []) as AstNode[]).map(stringValue));
     for (const a of left) {
@@ -275,7 +307,12 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
     case 'InsertStmt': {
       const target = relation(stmt.relation, 'insert');
       const columns = ((stmt.cols ?? []) as AstNode[]).map((c) => c.ResTarget?.name);
-      if (target?.table && (columns.includes(target.table.column) || (columns.length === 0 && setsPosition(stmt.selectStmt, target.table.position)))) target.scoped = true;
+      if (
+        target?.table &&
+        (columns.includes(target.table.column) ||
+          (columns.length === 0 && setsPosition(stmt.selectStmt, target.table.position)))
+      )
+        target.scoped = true;
       break;
     }
     case 'MergeStmt': {
@@ -285,8 +322,14 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
       mergeScopes(level, target, source, clauses, stmt.joinCondition, conditions, edges);
       const column = target?.table?.column;
       const inserts = clauses.filter((c) => c.commandType === 'CMD_INSERT');
-      if (column && inserts.some((c) => !((c.targetList ?? []) as AstNode[]).some((t) => t.ResTarget?.name === column))) {
-        ctx.out.add(target.table!, `merge insert does not set ${column}${ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`}`);
+      if (
+        column &&
+        inserts.some((c) => !((c.targetList ?? []) as AstNode[]).some((t) => t.ResTarget?.name === column))
+      ) {
+        ctx.out.add(
+          target.table!,
+          `merge insert does not set ${column}${ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`}`,
+        );
       }
       break;
     }
@@ -297,7 +340,8 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
   const where = ctx.where === 'statement' ? '' : ` (in a ${ctx.where})`;
   for (const i of level.instances) {
     if (!i.table || i.scoped || i.derived) continue;
-    const reason = i.kind === 'insert' ? `insert does not set ${i.table.column}` : `${i.kind} has no ${i.table.column} predicate`;
+    const reason =
+      i.kind === 'insert' ? `insert does not set ${i.table.column}` : `${i.kind} has no ${i.table.column} predicate`;
     ctx.out.add(i.table, reason + where);
   }
 
@@ -307,7 +351,8 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
   const childCtx: Ctx = { ...ctx, level, where: setOperation ? ctx.where : 'subquery' };
   for (const [key, value] of Object.entries(stmt)) {
     // set operations hold their branches as bare SelectStmt structs
-    if ((key === 'larg' || key === 'rarg') && type === 'SelectStmt') analyzeQuery('SelectStmt', value as AstNode, childCtx);
+    if ((key === 'larg' || key === 'rarg') && type === 'SelectStmt')
+      analyzeQuery('SelectStmt', value as AstNode, childCtx);
     else if (key !== 'withClause' && key !== 'relation') visit(value, childCtx);
   }
   const plainSelect = type === 'SelectStmt' && !setOperation;
@@ -322,7 +367,15 @@ function analyzeQuery(type: string, stmt: AstNode, ctx: Ctx): string | undefined
  * The join itself reads the target to decide what is not matched (a NOT MATCHED [BY TARGET]
  * insert), and the source for NOT MATCHED BY SOURCE: ON must scope them then. DO NOTHING acts on nothing.
  */
-function mergeScopes(level: Level, target: Instance | undefined, source: Instance[], clauses: AstNode[], on: AstNode | undefined, base: Condition[], edges: Edge[]): void {
+function mergeScopes(
+  level: Level,
+  target: Instance | undefined,
+  source: Instance[],
+  clauses: AstNode[],
+  on: AstNode | undefined,
+  base: Condition[],
+  edges: Edge[],
+): void {
   const acting = clauses.filter((c) => c.commandType !== 'CMD_NOTHING');
   const own = (c: AstNode): Condition[] => (c.condition ? [{ expr: c.condition, allowed: undefined }] : []);
   const join: Condition[] = on ? [{ expr: on, allowed: undefined }] : [];
@@ -364,7 +417,9 @@ function setsPosition(source: AstNode | undefined, position: number | undefined)
   const rows = select.valuesLists as AstNode[] | undefined;
   if (rows) return rows.every((r) => ((r.List?.items ?? []) as AstNode[]).length >= position);
   // `*` may expand to nothing: only the other targets count (an expansion only adds columns)
-  const targets = ((select.targetList ?? []) as AstNode[]).filter((t) => !(t.ResTarget?.val?.ColumnRef?.fields as AstNode[] | undefined)?.some((f) => f.A_Star));
+  const targets = ((select.targetList ?? []) as AstNode[]).filter(
+    (t) => !(t.ResTarget?.val?.ColumnRef?.fields as AstNode[] | undefined)?.some((f) => f.A_Star),
+  );
   return targets.length >= position;
 }
 
@@ -375,11 +430,14 @@ function tenantOutput(stmt: AstNode, level: Level): string | undefined {
     const fields = rt?.val?.ColumnRef?.fields as AstNode[] | undefined;
     if (fields?.at(-1)?.A_Star) {
       const qualifier = stringValue(fields.at(-2));
-      const source = level.instances.find((i) => i.scoped && i.table && (qualifier === undefined || i.ref === qualifier));
+      const source = level.instances.find(
+        (i) => i.scoped && i.table && (qualifier === undefined || i.ref === qualifier),
+      );
       if (source) return source.table!.column;
       continue;
     }
-    if (rt?.val && resolveTenantColumn(rt.val, level).local.some((i) => i.scoped)) return rt.name ?? columnRefNames(rt.val)!.at(-1);
+    if (rt?.val && resolveTenantColumn(rt.val, level).local.some((i) => i.scoped))
+      return rt.name ?? columnRefNames(rt.val)!.at(-1);
   }
   return undefined;
 }
@@ -392,12 +450,17 @@ function resolveTenantColumn(node: AstNode, level: Level): { local: Instance[]; 
   const column = names.at(-1)!;
   const qualifier = names.at(-2);
   const schema = names.at(-3);
-  if (qualifier === undefined) return { local: level.instances.filter((i) => i.table?.column === column), outerScoped: false };
+  if (qualifier === undefined)
+    return { local: level.instances.filter((i) => i.table?.column === column), outerScoped: false };
   for (let l: Level | undefined = level, depth = 0; l; l = l.parent, depth++) {
-    const matches = l.instances.filter((i) => i.ref === qualifier && (!schema || (i.schemaname ?? i.table?.schema) === schema));
+    const matches = l.instances.filter(
+      (i) => i.ref === qualifier && (!schema || (i.schemaname ?? i.table?.schema) === schema),
+    );
     if (matches.length === 0) continue;
     const tenant = matches.filter((i) => i.table?.column === column);
-    return depth === 0 ? { local: tenant, outerScoped: false } : { local: [], outerScoped: tenant.some((i) => i.scoped) };
+    return depth === 0
+      ? { local: tenant, outerScoped: false }
+      : { local: [], outerScoped: tenant.some((i) => i.scoped) };
   }
   return none;
 }
@@ -416,14 +479,17 @@ function solve(level: Level, conditions: Condition[], edges: Edge[]): void {
   const mark = (instances: Instance[], allowed: Set<Instance> | undefined) => {
     for (const i of instances) if (!allowed || allowed.has(i)) i.scoped = true;
   };
-  const equalities = conditions.flatMap(({ expr, allowed }) => conjuncts(expr).flatMap((c) => equalityPairs(c).map((operands) => ({ operands, allowed }))));
+  const equalities = conditions.flatMap(({ expr, allowed }) =>
+    conjuncts(expr).flatMap((c) => equalityPairs(c).map((operands) => ({ operands, allowed }))),
+  );
   // Columns pinned to one value by `col = $n` where it filters (tenants.id = $1): a tenant
   // column equal to one of them is scoped too (members.tenant_id = tenants.id).
   const pinned = new Map<Instance, Set<string>>();
   for (const { operands, allowed } of equalities) {
     for (const [column, value] of [operands, [operands[1], operands[0]]] as const) {
       const ref = isTenantValue(value) ? resolveColumn(column, level) : undefined;
-      if (ref && (!allowed || allowed.has(ref.instance))) pinned.set(ref.instance, (pinned.get(ref.instance) ?? new Set()).add(ref.column));
+      if (ref && (!allowed || allowed.has(ref.instance)))
+        pinned.set(ref.instance, (pinned.get(ref.instance) ?? new Set()).add(ref.column));
     }
   }
   const isPinned = (node: AstNode) => {
@@ -431,16 +497,22 @@ function solve(level: Level, conditions: Condition[], edges: Edge[]): void {
     return !!ref && !!pinned.get(ref.instance)?.has(ref.column);
   };
   for (const { operands, allowed } of equalities) {
-    const [l, r] = operands.map((o) => resolveTenantColumn(o, level)) as [ReturnType<typeof resolveTenantColumn>, ReturnType<typeof resolveTenantColumn>];
+    const [l, r] = operands.map((o) => resolveTenantColumn(o, level)) as [
+      ReturnType<typeof resolveTenantColumn>,
+      ReturnType<typeof resolveTenantColumn>,
+    ];
     if (isTenantValue(operands[1]) || r.outerScoped || isPinned(operands[1])) mark(l.local, allowed);
     if (isTenantValue(operands[0]) || l.outerScoped || isPinned(operands[0])) mark(r.local, allowed);
     for (const a of l.local) for (const b of r.local) if (a !== b) edges.push({ a, b, allowed });
   }
   // a = b where b is scoped scopes a: propagate until nothing changes
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const { a, b, allowed } of edges) {
-      for (const [from, to] of [[a, b], [b, a]] as const) {
+      for (const [from, to] of [
+        [a, b],
+        [b, a],
+      ] as const) {
         if (from.scoped && !to.scoped && (!allowed || allowed.has(to))) {
           to.scoped = true;
           changed = true;

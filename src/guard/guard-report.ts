@@ -41,7 +41,10 @@ export async function readGuardReport(file = DEFAULT_REPORT_FILE): Promise<Guard
   try {
     data = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigurationError(`No guard report at ${file}: run the app with the guard in report mode and call guard.writeReport()`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ConfigurationError(
+        `No guard report at ${file}: run the app with the guard in report mode and call guard.writeReport()`,
+      );
     throw new ConfigurationError(`${file} is not valid JSON`, error);
   }
   const result = reportSchema.safeParse(data);
@@ -62,7 +65,12 @@ export function mergeGuardEntries(lists: GuardReportEntry[][]): GuardReportEntry
       continue;
     }
     known.count += entry.count;
-    if (entry.firstSeen < known.firstSeen) Object.assign(known, { firstSeen: entry.firstSeen, sample: entry.sample, callSite: entry.callSite ?? known.callSite });
+    if (entry.firstSeen < known.firstSeen)
+      Object.assign(known, {
+        firstSeen: entry.firstSeen,
+        sample: entry.sample,
+        callSite: entry.callSite ?? known.callSite,
+      });
     if (entry.lastSeen > known.lastSeen) known.lastSeen = entry.lastSeen;
     known.accepted = known.accepted || entry.accepted;
   }

@@ -14,7 +14,8 @@ export interface LoggedStatement {
 // (parse/bind lines of log_min_duration_statement repeat the statement and are skipped)
 const STATEMENT_MESSAGE = /^(?:duration: [\d.]+ ms\s+)?(?:statement|execute [^:\n]*): ([\s\S]*)$/;
 // A stderr entry: any log_line_prefix, then the severity and two spaces.
-const STDERR_ENTRY = /^(.*?)\b(DEBUG[1-5]?|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  (.*)$/;
+const STDERR_ENTRY =
+  /^(.*?)\b(DEBUG[1-5]?|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  (.*)$/;
 
 /** The statement in one log message, or undefined when the message is not a logged statement. */
 export function statementOfMessage(severity: string, message: string): string | undefined {

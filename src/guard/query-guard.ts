@@ -74,7 +74,8 @@ export class QueryGuard {
   #warnedNotReady = false;
 
   constructor(options: QueryGuardOptions) {
-    if (!['off', 'report', 'enforce'].includes(options.mode)) throw new InvalidArgumentError(`Unknown guard mode ${String(options.mode)}`, 'mode');
+    if (!['off', 'report', 'enforce'].includes(options.mode))
+      throw new InvalidArgumentError(`Unknown guard mode ${String(options.mode)}`, 'mode');
     const rate = options.sampleRate ?? 1;
     if (!(rate >= 0 && rate <= 1)) throw new InvalidArgumentError('sampleRate must be between 0 and 1', 'sampleRate');
     this.mode = options.mode;
@@ -126,7 +127,8 @@ export class QueryGuard {
     if (this.mode === 'report' && !isSqlParserLoaded()) {
       // start loading; statements until it is ready are not inspected
       void loadSqlParser();
-      if (!this.#warnedNotReady) this.#options.logger?.warn({}, 'tenantry guard: SQL parser not loaded yet (await QueryGuard.ready())');
+      if (!this.#warnedNotReady)
+        this.#options.logger?.warn({}, 'tenantry guard: SQL parser not loaded yet (await QueryGuard.ready())');
       this.#warnedNotReady = true;
       this.#stats.skipped++;
       return;
@@ -154,7 +156,10 @@ export class QueryGuard {
     const entry: GuardReportEntry = {
       fingerprint: analysis.fingerprint,
       tables: tableNames(analysis),
-      reasons: [...new Set(analysis.unscoped.map((u) => u.reason)), ...(analysis.setsContext ? ['sets or resets tenantry.context'] : [])],
+      reasons: [
+        ...new Set(analysis.unscoped.map((u) => u.reason)),
+        ...(analysis.setsContext ? ['sets or resets tenantry.context'] : []),
+      ],
       setsContext: analysis.setsContext,
       count: 1,
       firstSeen: now,
@@ -168,7 +173,13 @@ export class QueryGuard {
     }
     this.#entries.set(entry.fingerprint, entry);
     this.#options.logger?.warn(
-      { fingerprint: entry.fingerprint, tables: entry.tables, reasons: entry.reasons, callSite: entry.callSite, mode: this.mode },
+      {
+        fingerprint: entry.fingerprint,
+        tables: entry.tables,
+        reasons: entry.reasons,
+        callSite: entry.callSite,
+        mode: this.mode,
+      },
       'tenantry guard: statement not scoped by tenant',
     );
     this.#options.onReport?.({ ...entry });
@@ -206,7 +217,13 @@ function callSite(origin: Error | undefined): string | undefined {
   for (const raw of stack.split('\n').slice(1)) {
     const line = raw.trim();
     if (!line.startsWith('at ')) continue;
-    if (line.includes('node_modules') || line.includes('node:') || line.includes(`${PACKAGE_ROOT}${path.sep}src${path.sep}`) || line.includes(`${PACKAGE_ROOT}${path.sep}dist${path.sep}`)) continue;
+    if (
+      line.includes('node_modules') ||
+      line.includes('node:') ||
+      line.includes(`${PACKAGE_ROOT}${path.sep}src${path.sep}`) ||
+      line.includes(`${PACKAGE_ROOT}${path.sep}dist${path.sep}`)
+    )
+      continue;
     return line.slice(3).replace(`${process.cwd()}${path.sep}`, '');
   }
   return undefined;

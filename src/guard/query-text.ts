@@ -5,6 +5,7 @@
  */
 export function queryText(config: unknown): string | undefined {
   if (typeof config === 'string') return config;
-  if (config && typeof config === 'object' && typeof (config as { text?: unknown }).text === 'string') return (config as { text: string }).text;
+  if (config && typeof config === 'object' && typeof (config as { text?: unknown }).text === 'string')
+    return (config as { text: string }).text;
   return undefined;
 }

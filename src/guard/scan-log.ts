@@ -45,7 +45,10 @@ export function scanStatements(statements: LoggedStatement[], tables: TenantTabl
       fingerprint: a.fingerprint,
       count: 1,
       tables: [...new Set(a.unscoped.map((u) => u.table))],
-      reasons: [...new Set(a.unscoped.map((u) => u.reason)), ...(a.setsContext ? ['sets or resets tenantry.context'] : [])],
+      reasons: [
+        ...new Set(a.unscoped.map((u) => u.reason)),
+        ...(a.setsContext ? ['sets or resets tenantry.context'] : []),
+      ],
       setsContext: a.setsContext,
       sample: statementSample(sql),
       firstLine: line,

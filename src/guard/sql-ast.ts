@@ -91,7 +91,10 @@ export function isTenantValue(node: AstNode | undefined): boolean {
   if (n.FuncCall) {
     // current_tenant_id() or tenantry.current_tenant_id(), not some_schema.current_tenant_id()
     const parts = ((n.FuncCall.funcname ?? []) as AstNode[]).map((p) => stringValue(p)?.toLowerCase());
-    return TENANT_FUNCTIONS.has(parts.at(-1) ?? '') && (parts.length === 1 || (parts.length === 2 && parts[0] === 'tenantry'));
+    return (
+      TENANT_FUNCTIONS.has(parts.at(-1) ?? '') &&
+      (parts.length === 1 || (parts.length === 2 && parts[0] === 'tenantry'))
+    );
   }
   const sub = n.SubLink;
   if (sub?.subLinkType === 'EXPR_SUBLINK') {

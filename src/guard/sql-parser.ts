@@ -22,5 +22,8 @@ export function isSqlParserLoaded(): boolean {
 
 /** Throws a ConfigurationError when the parser is not loaded yet. */
 export function assertSqlParserLoaded(): void {
-  if (!loaded) throw new ConfigurationError('The SQL parser is not loaded: await loadSqlParser() (or QueryGuard.ready()) once at start-up');
+  if (!loaded)
+    throw new ConfigurationError(
+      'The SQL parser is not loaded: await loadSqlParser() (or QueryGuard.ready()) once at start-up',
+    );
 }

@@ -39,13 +39,18 @@ export class TenantTableMap {
    * search path) or `{ table, column, position }` (column default `tenant_id`; position: see
    * {@link TenantTable.position}). For the app role, which cannot read the registry.
    */
-  static from(list: ReadonlyArray<string | { table: string; column?: string; position?: number }>, options: { searchPath?: readonly string[] } = {}): TenantTableMap {
+  static from(
+    list: ReadonlyArray<string | { table: string; column?: string; position?: number }>,
+    options: { searchPath?: readonly string[] } = {},
+  ): TenantTableMap {
     const searchPath = options.searchPath ?? ['public'];
     const tables = list.map((item) => {
       const { table, column = 'tenant_id', position } = typeof item === 'string' ? { table: item } : item;
       const parts = table.trim().split('.');
-      if (parts.length > 2 || parts.some((p) => p === '')) throw new InvalidArgumentError(`Not a table name: ${table}`, 'tables');
-      if (position !== undefined && !(Number.isInteger(position) && position >= 1)) throw new InvalidArgumentError(`Not a column position: ${position}`, 'tables');
+      if (parts.length > 2 || parts.some((p) => p === ''))
+        throw new InvalidArgumentError(`Not a table name: ${table}`, 'tables');
+      if (position !== undefined && !(Number.isInteger(position) && position >= 1))
+        throw new InvalidArgumentError(`Not a column position: ${position}`, 'tables');
       const [schema, name] = parts.length === 2 ? [parts[0]!, parts[1]!] : [searchPath[0] ?? 'public', parts[0]!];
       return position === undefined ? { schema, name, column } : { schema, name, column, position };
     });
@@ -89,12 +94,18 @@ export async function loadTenantTables(db: Queryable): Promise<TenantTableMap> {
      order by 1, 2`);
   const path = await db.query('select current_schemas(false) as path');
   const searchPath = (path.rows[0] as { path: string[] | string } | undefined)?.path;
-  const tables = (rows as Array<TenantTable & { position: number | null }>).map(({ position, ...t }) => (position ? { ...t, position } : t));
+  const tables = (rows as Array<TenantTable & { position: number | null }>).map(({ position, ...t }) =>
+    position ? { ...t, position } : t,
+  );
   return new TenantTableMap(tables, { searchPath: Array.isArray(searchPath) ? searchPath : parseArray(searchPath) });
 }
 
 // pg returns name[] as a string when no type parser is registered for it
 function parseArray(text: string | undefined): string[] {
   if (!text) return ['public'];
-  return text.replace(/^\{|\}$/g, '').split(',').filter(Boolean).map((s) => s.replace(/^"|"$/g, ''));
+  return text
+    .replace(/^\{|\}$/g, '')
+    .split(',')
+    .filter(Boolean)
+    .map((s) => s.replace(/^"|"$/g, ''));
 }

@@ -28,7 +28,10 @@ export type AccessErrorCode = keyof typeof ACCESS_ERRORS;
 export class AccessError extends TenantryError {
   declare readonly code: AccessErrorCode;
 
-  constructor(code: AccessErrorCode, options: { message?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    code: AccessErrorCode,
+    options: { message?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     const [status, message] = ACCESS_ERRORS[code];
     super(code, options.message ?? message, { status, details: options.details, cause: options.cause });
   }

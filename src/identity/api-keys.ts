@@ -39,9 +39,14 @@ export class ApiKeys {
   constructor(private readonly db: Queryable) {}
 
   /** A new key of the current tenant. `key` is the only time the secret is visible. */
-  async create(input: { name: string; createdBy?: string; expiresAt?: Date }): Promise<{ id: string; name: string; key: string; expiresAt: Date | null }> {
+  async create(input: {
+    name: string;
+    createdBy?: string;
+    expiresAt?: Date;
+  }): Promise<{ id: string; name: string; key: string; expiresAt: Date | null }> {
     const name = typeof input?.name === 'string' ? input.name.trim() : '';
-    if (name.length < 1 || name.length > 200) throw new InvalidArgumentError('name must be 1 to 200 characters', 'name');
+    if (name.length < 1 || name.length > 200)
+      throw new InvalidArgumentError('name must be 1 to 200 characters', 'name');
     if (input.expiresAt !== undefined && !(input.expiresAt instanceof Date && input.expiresAt.getTime() > Date.now())) {
       throw new InvalidArgumentError('expiresAt must be a future date', 'expiresAt');
     }
@@ -94,7 +99,9 @@ export class ApiKeys {
       [parsed.keyId, hashSecret(parsed.secret)],
     );
     const row = rows[0];
-    return row ? { keyId: parsed.keyId, name: row.key_name, tenantId: row.tenant_id, tenantStatus: row.tenant_status } : undefined;
+    return row
+      ? { keyId: parsed.keyId, name: row.key_name, tenantId: row.tenant_id, tenantStatus: row.tenant_status }
+      : undefined;
   }
 
   /** Splits a key into its id and secret; undefined when it is not a Tenantry key. */

@@ -35,20 +35,32 @@ export class AuditLog {
    * Appends an entry. A staff entry must pass the staff member's `sessionId`: the database accepts
    * it only while that session holds an open grant on the current tenant.
    */
-  async record(entry: { actorKind: Exclude<AuditActorKind, 'system'>; actorId?: string; action: string; reason?: string; detail?: Record<string, unknown>; sessionId?: string }): Promise<string> {
-    if (!ACTION.test(entry.action ?? '')) throw new InvalidArgumentError('action must be a short lower-case word such as member.removed', 'action');
+  async record(entry: {
+    actorKind: Exclude<AuditActorKind, 'system'>;
+    actorId?: string;
+    action: string;
+    reason?: string;
+    detail?: Record<string, unknown>;
+    sessionId?: string;
+  }): Promise<string> {
+    if (!ACTION.test(entry.action ?? ''))
+      throw new InvalidArgumentError('action must be a short lower-case word such as member.removed', 'action');
     try {
-      const { rows } = await this.db.query<{ id: string }>('select tenantry.record_audit($1, $2, $3, $4, $5, $6)::text as id', [
-        entry.actorKind,
-        entry.actorId ?? null,
-        entry.action,
-        entry.reason ?? null,
-        JSON.stringify(entry.detail ?? {}),
-        entry.sessionId ?? null,
-      ]);
+      const { rows } = await this.db.query<{ id: string }>(
+        'select tenantry.record_audit($1, $2, $3, $4, $5, $6)::text as id',
+        [
+          entry.actorKind,
+          entry.actorId ?? null,
+          entry.action,
+          entry.reason ?? null,
+          JSON.stringify(entry.detail ?? {}),
+          entry.sessionId ?? null,
+        ],
+      );
       return rows[0]!.id;
     } catch (error) {
-      if (sqlStateOf(error) === SqlState.insufficientPrivilege && entry.actorKind === 'staff') throw new AccessError('STAFF_ACCESS_REQUIRED', { cause: error });
+      if (sqlStateOf(error) === SqlState.insufficientPrivilege && entry.actorKind === 'staff')
+        throw new AccessError('STAFF_ACCESS_REQUIRED', { cause: error });
       throw error;
     }
   }
@@ -56,9 +68,19 @@ export class AuditLog {
   /** Newest first; `before` is the `id` of the last entry of the previous page. */
   async list(options: { limit?: number; before?: string } = {}): Promise<AuditEntry[]> {
     const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidArgumentError('limit must be 1 to 500', 'limit');
-    if (options.before !== undefined && !/^\d{1,19}$/.test(options.before)) throw new InvalidArgumentError('before must be an entry id', 'before');
-    const { rows } = await this.db.query<{ id: string; occurred_at: Date; actor_kind: AuditActorKind; actor_id: string | null; action: string; reason: string | null; detail: Record<string, unknown> }>(
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+      throw new InvalidArgumentError('limit must be 1 to 500', 'limit');
+    if (options.before !== undefined && !/^\d{1,19}$/.test(options.before))
+      throw new InvalidArgumentError('before must be an entry id', 'before');
+    const { rows } = await this.db.query<{
+      id: string;
+      occurred_at: Date;
+      actor_kind: AuditActorKind;
+      actor_id: string | null;
+      action: string;
+      reason: string | null;
+      detail: Record<string, unknown>;
+    }>(
       // ordered by the bigint column, not the text alias (text order puts "9" after "10")
       `select a.id::text as id, a.occurred_at, a.actor_kind, a.actor_id, a.action, a.reason, a.detail
          from tenantry.audit_log a
@@ -66,6 +88,14 @@ export class AuditLog {
         order by a.id desc limit $2`,
       [options.before ?? null, limit],
     );
-    return rows.map((r) => ({ id: r.id, occurredAt: r.occurred_at, actorKind: r.actor_kind, actorId: r.actor_id, action: r.action, reason: r.reason, detail: r.detail }));
+    return rows.map((r) => ({
+      id: r.id,
+      occurredAt: r.occurred_at,
+      actorKind: r.actor_kind,
+      actorId: r.actor_id,
+      action: r.action,
+      reason: r.reason,
+      detail: r.detail,
+    }));
   }
 }

@@ -44,10 +44,15 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
         path: request.baseUrl,
       })
       .then(async (resolution) => {
-        if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) throw new AccessError('UNAUTHENTICATED');
+        if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous)
+          throw new AccessError('UNAUTHENTICATED');
         (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
         await runAs(resolution.tenantId, async () => {
-          if (audit) await auditStaffRequest(audit, resolution as Resolution<unknown>, { method: request.method, route: request.baseUrl + request.path });
+          if (audit)
+            await auditStaffRequest(audit, resolution as Resolution<unknown>, {
+              method: request.method,
+              route: request.baseUrl + request.path,
+            });
           next();
         });
       })
@@ -74,8 +79,15 @@ export function tenantryErrorHandler(): ErrorRequestHandler {
       return response.status(error.status).json({ error: { code: error.code, message: error.message } });
     }
     // another library's client error (express.json on bad JSON, a body too large…) keeps its status
-    const clientStatus = (error as { status?: unknown; statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode;
-    if (!(error instanceof TenantryError) && typeof clientStatus === 'number' && clientStatus >= 400 && clientStatus < 500) {
+    const clientStatus =
+      (error as { status?: unknown; statusCode?: unknown } | null)?.status ??
+      (error as { statusCode?: unknown } | null)?.statusCode;
+    if (
+      !(error instanceof TenantryError) &&
+      typeof clientStatus === 'number' &&
+      clientStatus >= 400 &&
+      clientStatus < 500
+    ) {
       return response.status(clientStatus).json({ error: { code: 'BAD_REQUEST' } });
     }
     const status = error instanceof TenantryError ? error.status : 500;

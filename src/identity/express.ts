@@ -1,2 +1,7 @@
 /** `tenantry/express`: tenant middleware for Express (see docs/identity.md). */
-export { tenantMiddleware, resolutionOfRequest, tenantryErrorHandler, type ExpressTenantOptions } from './express-adapter.js';
+export {
+  tenantMiddleware,
+  resolutionOfRequest,
+  tenantryErrorHandler,
+  type ExpressTenantOptions,
+} from './express-adapter.js';

@@ -58,7 +58,8 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       const resolution = request.tenantry;
       if (!resolution) throw new AccessError('UNAUTHENTICATED');
       return runAs(resolution.tenantId, async () => {
-        if (audit) await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
+        if (audit)
+          await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
         return handler.call(this, request, reply);
       });
     };

@@ -499,7 +499,11 @@ function grants(app: string): string {
     'tenantry.end_staff_access(uuid, uuid)',
     'tenantry.record_audit(text, uuid, text, text, jsonb, uuid)',
   ];
-  const ownerOnly = ['tenantry.start_session(uuid, uuid, text, integer)', 'tenantry.support_read_allowed()', 'tenantry.refuse_audit_change()'];
+  const ownerOnly = [
+    'tenantry.start_session(uuid, uuid, text, integer)',
+    'tenantry.support_read_allowed()',
+    'tenantry.refuse_audit_change()',
+  ];
   return [
     `REVOKE ALL ON FUNCTION ${[...forApp, ...ownerOnly].join(', ')} FROM PUBLIC;`,
     `GRANT EXECUTE ON FUNCTION ${forApp.join(', ')} TO ${app};`,

@@ -35,7 +35,11 @@ type LocalSet = ReturnType<typeof createLocalJWKSet>;
 
 // Errors that are about the token (its kid/alg), not about reaching the endpoint.
 function isKeyMatchError(error: unknown): boolean {
-  return error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys || error instanceof errors.JOSENotSupported;
+  return (
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    error instanceof errors.JOSENotSupported
+  );
 }
 
 /**
@@ -69,7 +73,8 @@ export class JwksKeySet {
 
   /** jose's key-resolver signature: pass `keySet.getKey` to `jwtVerify`. */
   readonly getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
-    if (this.#failedAt !== undefined && Date.now() - this.#failedAt < this.#cooldownMs) return this.#fromLastKnown(header, token, undefined);
+    if (this.#failedAt !== undefined && Date.now() - this.#failedAt < this.#cooldownMs)
+      return this.#fromLastKnown(header, token, undefined);
     try {
       const key = await this.#remote(header, token);
       this.#failedAt = undefined;

@@ -26,26 +26,41 @@ export interface ConsumedCode {
 export class OneTimeCodes {
   constructor(private readonly db: Queryable) {}
 
-  async issue(input: { purpose: string; payload?: Record<string, unknown>; ttlSeconds?: number; createdBy?: string }): Promise<{ code: string; expiresAt: Date }> {
-    if (!PURPOSE.test(input.purpose ?? '')) throw new InvalidArgumentError('purpose must be a short lower-case word', 'purpose');
+  async issue(input: {
+    purpose: string;
+    payload?: Record<string, unknown>;
+    ttlSeconds?: number;
+    createdBy?: string;
+  }): Promise<{ code: string; expiresAt: Date }> {
+    if (!PURPOSE.test(input.purpose ?? ''))
+      throw new InvalidArgumentError('purpose must be a short lower-case word', 'purpose');
     const code = randomSecret(16);
-    const { rows } = await this.db.query<{ expires_at: Date }>('select tenantry.issue_code($1, $2, $3, $4, $5) as expires_at', [
-      input.purpose,
-      hashSecret(code),
-      JSON.stringify(input.payload ?? {}),
-      input.ttlSeconds ?? 7 * 24 * 3600,
-      input.createdBy ?? null,
-    ]);
+    const { rows } = await this.db.query<{ expires_at: Date }>(
+      'select tenantry.issue_code($1, $2, $3, $4, $5) as expires_at',
+      [
+        input.purpose,
+        hashSecret(code),
+        JSON.stringify(input.payload ?? {}),
+        input.ttlSeconds ?? 7 * 24 * 3600,
+        input.createdBy ?? null,
+      ],
+    );
     return { code, expiresAt: rows[0]!.expires_at };
   }
 
   /** Spends a code once; undefined when it is malformed, unknown, expired, spent, or of another purpose. */
   async consume(input: { purpose: string; code: string; consumer?: string }): Promise<ConsumedCode | undefined> {
-    if (!PURPOSE.test(input.purpose ?? '') || typeof input.code !== 'string' || !CODE.test(input.code)) return undefined;
-    const { rows } = await this.db.query<{ tenant_id: string; payload: Record<string, unknown>; created_by: string | null }>(
-      'select tenant_id, payload, created_by from tenantry.consume_code($1, $2, $3)',
-      [input.purpose, hashSecret(input.code), input.consumer ?? null],
-    );
+    if (!PURPOSE.test(input.purpose ?? '') || typeof input.code !== 'string' || !CODE.test(input.code))
+      return undefined;
+    const { rows } = await this.db.query<{
+      tenant_id: string;
+      payload: Record<string, unknown>;
+      created_by: string | null;
+    }>('select tenant_id, payload, created_by from tenantry.consume_code($1, $2, $3)', [
+      input.purpose,
+      hashSecret(input.code),
+      input.consumer ?? null,
+    ]);
     const row = rows[0];
     return row ? { tenantId: row.tenant_id, payload: row.payload, createdBy: row.created_by } : undefined;
   }
@@ -59,11 +74,35 @@ export class OneTimeCodes {
   }
 
   /** The current tenant's codes (never the codes themselves), newest first. */
-  async list(purpose?: string): Promise<Array<{ purpose: string; payload: Record<string, unknown>; createdBy: string | null; createdAt: Date; expiresAt: Date; consumedAt: Date | null }>> {
-    const { rows } = await this.db.query<{ purpose: string; payload: Record<string, unknown>; created_by: string | null; created_at: Date; expires_at: Date; consumed_at: Date | null }>(
-      'select purpose, payload, created_by, created_at, expires_at, consumed_at from tenantry.list_codes($1)',
-      [purpose ?? null],
-    );
-    return rows.map((r) => ({ purpose: r.purpose, payload: r.payload, createdBy: r.created_by, createdAt: r.created_at, expiresAt: r.expires_at, consumedAt: r.consumed_at }));
+  async list(
+    purpose?: string,
+  ): Promise<
+    Array<{
+      purpose: string;
+      payload: Record<string, unknown>;
+      createdBy: string | null;
+      createdAt: Date;
+      expiresAt: Date;
+      consumedAt: Date | null;
+    }>
+  > {
+    const { rows } = await this.db.query<{
+      purpose: string;
+      payload: Record<string, unknown>;
+      created_by: string | null;
+      created_at: Date;
+      expires_at: Date;
+      consumed_at: Date | null;
+    }>('select purpose, payload, created_by, created_at, expires_at, consumed_at from tenantry.list_codes($1)', [
+      purpose ?? null,
+    ]);
+    return rows.map((r) => ({
+      purpose: r.purpose,
+      payload: r.payload,
+      createdBy: r.created_by,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      consumedAt: r.consumed_at,
+    }));
   }
 }

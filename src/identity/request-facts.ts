@@ -19,7 +19,8 @@ const MAX_CREDENTIAL_LENGTH = 8192;
 /** The one value of a header (a repeated header is ambiguous: treated as malformed → undefined plus a flag). */
 export function headerValue(facts: RequestFacts, name: string): { value: string | undefined; repeated: boolean } {
   const raw = facts.headers[name];
-  if (Array.isArray(raw)) return raw.length === 1 ? { value: raw[0], repeated: false } : { value: undefined, repeated: raw.length > 1 };
+  if (Array.isArray(raw))
+    return raw.length === 1 ? { value: raw[0], repeated: false } : { value: undefined, repeated: raw.length > 1 };
   return { value: raw === '' ? undefined : raw, repeated: false };
 }
 

@@ -21,9 +21,15 @@ export class Sessions {
   constructor(private readonly db: Queryable) {}
 
   /** Starts a session (owner role). Staff sessions have no tenant. */
-  async start(input: { userId: string; tenantId?: string; kind: SessionKind; ttlSeconds: number }): Promise<{ sessionId: string; expiresAt: Date }> {
+  async start(input: {
+    userId: string;
+    tenantId?: string;
+    kind: SessionKind;
+    ttlSeconds: number;
+  }): Promise<{ sessionId: string; expiresAt: Date }> {
     if (!isTenantId(input.userId)) throw new InvalidArgumentError('userId must be a uuid', 'userId');
-    if (input.kind !== 'staff' && !isTenantId(input.tenantId)) throw new InvalidArgumentError('tenantId must be a uuid', 'tenantId');
+    if (input.kind !== 'staff' && !isTenantId(input.tenantId))
+      throw new InvalidArgumentError('tenantId must be a uuid', 'tenantId');
     const { rows } = await this.db.query<{ session_id: string; expires_at: Date }>(
       'select session_id, expires_at from tenantry.start_session($1, $2, $3, $4)',
       [input.userId, input.kind === 'staff' ? null : input.tenantId, input.kind, input.ttlSeconds],
@@ -41,7 +47,9 @@ export class Sessions {
   /** Ends every session a user has in the current tenant (call inside `runAs`), e.g. when removing the member. */
   async endMemberSessions(userId: string): Promise<number> {
     if (!isTenantId(userId)) throw new InvalidArgumentError('userId must be a uuid', 'userId');
-    const { rows } = await this.db.query<{ ended: number }>('select tenantry.end_member_sessions($1) as ended', [userId]);
+    const { rows } = await this.db.query<{ ended: number }>('select tenantry.end_member_sessions($1) as ended', [
+      userId,
+    ]);
     return rows[0]!.ended;
   }
 }

@@ -41,14 +41,19 @@ export class StaffAccess {
   }
 
   /** Opens a grant (audited as `staff.access.begin`). Throws STAFF_ACCESS_REQUIRED without an active staff session. */
-  async begin(request: StaffAccessRequest & { access: StaffAccessKind }): Promise<{ grantId: string; expiresAt: Date }> {
-    if (request.access !== 'act_as' && request.access !== 'read') throw new InvalidArgumentError('access must be act_as or read', 'access');
+  async begin(
+    request: StaffAccessRequest & { access: StaffAccessKind },
+  ): Promise<{ grantId: string; expiresAt: Date }> {
+    if (request.access !== 'act_as' && request.access !== 'read')
+      throw new InvalidArgumentError('access must be act_as or read', 'access');
     if (!isTenantId(request.sessionId)) throw new AccessError('STAFF_ACCESS_REQUIRED');
     if (!isTenantId(request.tenantId)) throw new TenantNotFoundError();
     const reason = typeof request.reason === 'string' ? request.reason.trim() : '';
-    if (reason.length < 10 || reason.length > 500) throw new InvalidArgumentError('A reason of 10 to 500 characters is required for staff access', 'reason');
+    if (reason.length < 10 || reason.length > 500)
+      throw new InvalidArgumentError('A reason of 10 to 500 characters is required for staff access', 'reason');
     const minutes = request.minutes ?? 30;
-    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 480) throw new InvalidArgumentError('minutes must be an integer from 1 to 480', 'minutes');
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 480)
+      throw new InvalidArgumentError('minutes must be an integer from 1 to 480', 'minutes');
     try {
       const { rows } = await this.#appPool.query<{ grant_id: string; expires_at: Date }>(
         'select grant_id, expires_at from tenantry.begin_staff_access($1, $2, $3, $4, $5)',
@@ -66,7 +71,10 @@ export class StaffAccess {
   /** Closes a grant early (audited as `staff.access.end`); false when it was not open. */
   async end(input: { sessionId: string; grantId: string }): Promise<boolean> {
     if (!isTenantId(input.sessionId) || !isTenantId(input.grantId)) return false;
-    const { rows } = await this.#appPool.query<{ ended: boolean }>('select tenantry.end_staff_access($1, $2) as ended', [input.sessionId, input.grantId]);
+    const { rows } = await this.#appPool.query<{ ended: boolean }>(
+      'select tenantry.end_staff_access($1, $2) as ended',
+      [input.sessionId, input.grantId],
+    );
     return rows[0]!.ended;
   }
 
@@ -77,7 +85,11 @@ export class StaffAccess {
    */
   async read<T>(request: StaffAccessRequest, fn: (db: Queryable) => Promise<T>): Promise<T> {
     const support = this.#supportPool;
-    if (!support) throw new InvalidArgumentError('StaffAccess.read needs a supportPool (a TenantPool connected as the support role)', 'supportPool');
+    if (!support)
+      throw new InvalidArgumentError(
+        'StaffAccess.read needs a supportPool (a TenantPool connected as the support role)',
+        'supportPool',
+      );
     const { grantId } = await this.begin({ ...request, access: 'read', minutes: request.minutes ?? 15 });
     try {
       return await runAs(request.tenantId, () => fn(support));

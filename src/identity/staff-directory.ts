@@ -23,13 +23,19 @@ export class StaffDirectory {
 
   async disable(userId: string): Promise<boolean> {
     if (!isTenantId(userId)) return false;
-    const { rowCount } = await this.db.query('update tenantry_private.staff set disabled_at = now() where user_id = $1 and disabled_at is null', [userId]);
+    const { rowCount } = await this.db.query(
+      'update tenantry_private.staff set disabled_at = now() where user_id = $1 and disabled_at is null',
+      [userId],
+    );
     return rowCount === 1;
   }
 
   async isActive(userId: string): Promise<boolean> {
     if (!isTenantId(userId)) return false;
-    const { rowCount } = await this.db.query('select from tenantry_private.staff where user_id = $1 and disabled_at is null', [userId]);
+    const { rowCount } = await this.db.query(
+      'select from tenantry_private.staff where user_id = $1 and disabled_at is null',
+      [userId],
+    );
     return rowCount === 1;
   }
 }

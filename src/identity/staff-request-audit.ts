@@ -6,7 +6,11 @@ import { AuditLog } from './audit-log.js';
  * the grant's id, never bodies or query strings). Call inside `runAs(resolution.tenantId)`.
  * Does nothing for other principals.
  */
-export async function auditStaffRequest(log: AuditLog, resolution: Resolution<unknown>, request: { method?: string; route?: string }): Promise<void> {
+export async function auditStaffRequest(
+  log: AuditLog,
+  resolution: Resolution<unknown>,
+  request: { method?: string; route?: string },
+): Promise<void> {
   const principal = resolution.principal;
   if (principal.kind !== 'staff') return;
   await log.record({

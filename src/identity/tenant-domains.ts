@@ -61,7 +61,10 @@ export class TenantDomains {
   /** Claims a domain for the current tenant; throws DOMAIN_TAKEN when another tenant holds it. Idempotent. */
   async add(domain: string): Promise<TenantDomain> {
     const name = TenantDomains.#valid(domain);
-    const { rows } = await this.db.query<{ added: boolean }>('select tenantry.add_domain($1, $2) as added', [name, randomSecret(24)]);
+    const { rows } = await this.db.query<{ added: boolean }>('select tenantry.add_domain($1, $2) as added', [
+      name,
+      randomSecret(24),
+    ]);
     if (!rows[0]!.added) throw new AccessError('DOMAIN_TAKEN', { details: { domain: name } });
     const found = (await this.list()).find((d) => d.domain === name);
     return found!;
@@ -71,7 +74,11 @@ export class TenantDomains {
   async verify(domain: string): Promise<TenantDomain> {
     const name = TenantDomains.#valid(domain);
     const claimed = (await this.list()).find((d) => d.domain === name);
-    if (!claimed) throw new AccessError('DOMAIN_UNVERIFIED', { message: 'This tenant has not added the domain', details: { domain: name } });
+    if (!claimed)
+      throw new AccessError('DOMAIN_UNVERIFIED', {
+        message: 'This tenant has not added the domain',
+        details: { domain: name },
+      });
     if (claimed.verifiedAt) return claimed;
     let records: string[][] = [];
     try {
@@ -79,7 +86,8 @@ export class TenantDomains {
     } catch {
       records = []; // NXDOMAIN, timeouts: not verified
     }
-    if (!records.some((chunks) => chunks.join('') === claimed.txtValue)) throw new AccessError('DOMAIN_UNVERIFIED', { details: { domain: name } });
+    if (!records.some((chunks) => chunks.join('') === claimed.txtValue))
+      throw new AccessError('DOMAIN_UNVERIFIED', { details: { domain: name } });
     await this.db.query('select tenantry.confirm_domain($1)', [name]);
     return { ...claimed, verifiedAt: new Date() };
   }
@@ -93,9 +101,12 @@ export class TenantDomains {
   }
 
   async list(): Promise<TenantDomain[]> {
-    const { rows } = await this.db.query<{ domain: string; verification_token: string; created_at: Date; verified_at: Date | null }>(
-      'select domain, verification_token, created_at, verified_at from tenantry.list_domains()',
-    );
+    const { rows } = await this.db.query<{
+      domain: string;
+      verification_token: string;
+      created_at: Date;
+      verified_at: Date | null;
+    }>('select domain, verification_token, created_at, verified_at from tenantry.list_domains()');
     return rows.map((r) => ({
       domain: r.domain,
       txtName: `_tenantry.${r.domain}`,
@@ -109,7 +120,10 @@ export class TenantDomains {
   async resolve(host: string): Promise<{ tenantId: string; tenantStatus: string } | undefined> {
     const name = normalizeHost(host);
     if (!name) return undefined;
-    const { rows } = await this.db.query<{ tenant_id: string; tenant_status: string }>('select tenant_id, tenant_status from tenantry.resolve_domain($1)', [name]);
+    const { rows } = await this.db.query<{ tenant_id: string; tenant_status: string }>(
+      'select tenant_id, tenant_status from tenantry.resolve_domain($1)',
+      [name],
+    );
     return rows[0] ? { tenantId: rows[0].tenant_id, tenantStatus: rows[0].tenant_status } : undefined;
   }
 

@@ -43,13 +43,22 @@ export interface TenantResolverOptions<M> {
    * The signed-in user's membership of the resolved tenant, or null when they are not a member.
    * Called inside `runAs(tenantId)` on every request: removing a member takes effect at once.
    */
-  membership?: (input: { userId: string; tenantId: string; claims: Readonly<Record<string, unknown>> }) => Promise<M | null>;
+  membership?: (input: {
+    userId: string;
+    tenantId: string;
+    claims: Readonly<Record<string, unknown>>;
+  }) => Promise<M | null>;
 }
 
 /** Who is calling, once resolved. */
 export type Principal<M> =
   | { kind: 'user'; userId: string; sessionId: string | undefined; member: M }
-  | { kind: 'staff'; userId: string; sessionId: string; grant: { id: string; access: 'act_as' | 'read'; expiresAt: Date; reason: string } }
+  | {
+      kind: 'staff';
+      userId: string;
+      sessionId: string;
+      grant: { id: string; access: 'act_as' | 'read'; expiresAt: Date; reason: string };
+    }
   | { kind: 'apiKey'; keyId: string; name: string }
   | { kind: 'anonymous' };
 
@@ -71,7 +80,13 @@ interface Signal {
 }
 
 type Caller =
-  | { kind: 'user'; userId: string; tenantId: string; sessionId: string | undefined; claims: Readonly<Record<string, unknown>> }
+  | {
+      kind: 'user';
+      userId: string;
+      tenantId: string;
+      sessionId: string | undefined;
+      claims: Readonly<Record<string, unknown>>;
+    }
   | { kind: 'staff'; userId: string; sessionId: string }
   | { kind: 'apiKey'; keyId: string; name: string; tenantId: string }
   | { kind: 'anonymous' };
@@ -126,7 +141,10 @@ export class TenantResolver<M = unknown> {
     this.#apiKeys = options.apiKeys === false ? undefined : new ApiKeys(options.pool);
     this.#apiKeyHeader = (typeof options.apiKeys === 'object' && options.apiKeys.header) || 'x-api-key';
     const base = options.host?.baseDomain;
-    if (base !== undefined && !(base.length <= 200 && base.split('.').every((label) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(label)))) {
+    if (
+      base !== undefined &&
+      !(base.length <= 200 && base.split('.').every((label) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(label)))
+    ) {
       throw new ConfigurationError('host.baseDomain must be a lower-case host name such as example.app (or localhost)');
     }
     this.#baseDomain = base;
@@ -135,7 +153,8 @@ export class TenantResolver<M = unknown> {
     this.#hostCacheMs = (options.host?.cacheSeconds ?? 30) * 1000;
     this.#header = options.header === false ? undefined : (options.header ?? 'x-tenant').toLowerCase();
     this.#membership = options.membership;
-    if (this.#tokens && !this.#membership) throw new ConfigurationError('Token resolution needs a membership lookup: a user must be a member of the tenant');
+    if (this.#tokens && !this.#membership)
+      throw new ConfigurationError('Token resolution needs a membership lookup: a user must be a member of the tenant');
     const available: ResolverName[] = [];
     if (this.#tokens) available.push('token');
     if (this.#apiKeys) available.push('apiKey');
@@ -158,7 +177,8 @@ export class TenantResolver<M = unknown> {
     let caller: Caller = { kind: 'anonymous' };
     const signals: Signal[] = [];
     const bearer = bearerCredential(facts);
-    if (bearer === 'malformed') throw new AccessError('UNAUTHENTICATED', { message: 'The Authorization header is malformed' });
+    if (bearer === 'malformed')
+      throw new AccessError('UNAUTHENTICATED', { message: 'The Authorization header is malformed' });
 
     for (const resolver of this.#order) {
       switch (resolver) {
@@ -175,8 +195,10 @@ export class TenantResolver<M = unknown> {
           if (key === undefined) break;
           const verified = await this.#apiKeys!.verify(key);
           if (!verified) throw new AccessError('API_KEY_INVALID');
-          if (caller.kind === 'anonymous') caller = { kind: 'apiKey', keyId: verified.keyId, name: verified.name, tenantId: verified.tenantId };
-          else if (caller.kind === 'staff') throw new AccessError('TENANT_CONFLICT', { message: 'Send either a staff token or an API key, not both' });
+          if (caller.kind === 'anonymous')
+            caller = { kind: 'apiKey', keyId: verified.keyId, name: verified.name, tenantId: verified.tenantId };
+          else if (caller.kind === 'staff')
+            throw new AccessError('TENANT_CONFLICT', { message: 'Send either a staff token or an API key, not both' });
           signals.push({ source: 'apiKey', tenantId: verified.tenantId, selection: false });
           break;
         }
@@ -188,15 +210,18 @@ export class TenantResolver<M = unknown> {
         case 'header': {
           const { value, repeated } = headerValue(facts, this.#header!);
           if (repeated) throw new AccessError('TENANT_CONFLICT', { message: `The ${this.#header} header is repeated` });
-          if (value !== undefined) signals.push({ source: 'header', tenantId: await this.#lookupName(value), selection: true });
+          if (value !== undefined)
+            signals.push({ source: 'header', tenantId: await this.#lookupName(value), selection: true });
           break;
         }
         case 'path':
-          if (facts.pathTenant !== undefined) signals.push({ source: 'path', tenantId: await this.#lookupName(facts.pathTenant), selection: true });
+          if (facts.pathTenant !== undefined)
+            signals.push({ source: 'path', tenantId: await this.#lookupName(facts.pathTenant), selection: true });
           break;
       }
     }
-    if (bearer !== undefined && !looksLikeApiKey(bearer) && !this.#order.includes('token')) throw new AccessError('UNAUTHENTICATED', { message: 'Bearer tokens are not accepted here' });
+    if (bearer !== undefined && !looksLikeApiKey(bearer) && !this.#order.includes('token'))
+      throw new AccessError('UNAUTHENTICATED', { message: 'Bearer tokens are not accepted here' });
 
     const tenantId = this.#agree(signals, caller);
     const sessionId = caller.kind === 'user' || caller.kind === 'staff' ? caller.sessionId : undefined;
@@ -212,7 +237,10 @@ export class TenantResolver<M = unknown> {
 
     switch (caller.kind) {
       case 'user': {
-        if (this.#sessions && (row.session_user_id !== caller.userId || row.session_tenant_id !== tenantId || row.session_kind !== 'user')) {
+        if (
+          this.#sessions &&
+          (row.session_user_id !== caller.userId || row.session_tenant_id !== tenantId || row.session_kind !== 'user')
+        ) {
           throw new AccessError('SESSION_REVOKED');
         }
         const claims = caller.claims;
@@ -220,17 +248,38 @@ export class TenantResolver<M = unknown> {
         const member = await runAs(tenantId, () => this.#membership!({ userId, tenantId, claims }));
         if (member === null || member === undefined) throw new AccessError('NOT_A_MEMBER');
         if (status !== 'active') throw new TenantSuspendedError();
-        return { tenantId, tenantStatus: status, principal: { kind: 'user', userId, sessionId: caller.sessionId, member }, sources };
+        return {
+          tenantId,
+          tenantStatus: status,
+          principal: { kind: 'user', userId, sessionId: caller.sessionId, member },
+          sources,
+        };
       }
       case 'staff': {
-        if (row.session_user_id !== caller.userId || row.session_kind !== 'staff') throw new AccessError('SESSION_REVOKED');
+        if (row.session_user_id !== caller.userId || row.session_kind !== 'staff')
+          throw new AccessError('SESSION_REVOKED');
         if (row.grant_id === null || row.grant_access !== 'act_as') throw new AccessError('STAFF_ACCESS_REQUIRED');
-        const grant = { id: row.grant_id, access: row.grant_access, expiresAt: row.grant_expires_at!, reason: row.grant_reason! };
-        return { tenantId, tenantStatus: status, principal: { kind: 'staff', userId: caller.userId, sessionId: caller.sessionId, grant }, sources };
+        const grant = {
+          id: row.grant_id,
+          access: row.grant_access,
+          expiresAt: row.grant_expires_at!,
+          reason: row.grant_reason!,
+        };
+        return {
+          tenantId,
+          tenantStatus: status,
+          principal: { kind: 'staff', userId: caller.userId, sessionId: caller.sessionId, grant },
+          sources,
+        };
       }
       case 'apiKey':
         if (status !== 'active') throw new TenantSuspendedError();
-        return { tenantId, tenantStatus: status, principal: { kind: 'apiKey', keyId: caller.keyId, name: caller.name }, sources };
+        return {
+          tenantId,
+          tenantStatus: status,
+          principal: { kind: 'apiKey', keyId: caller.keyId, name: caller.name },
+          sources,
+        };
       default:
         if (status !== 'active') throw new TenantSuspendedError();
         return { tenantId, tenantStatus: status, principal: { kind: 'anonymous' }, sources };
@@ -241,12 +290,21 @@ export class TenantResolver<M = unknown> {
     const { sub, sid, tid, kind } = claims;
     // a verified token of the wrong shape is an invalid token (never echoing the claim's value)
     if (!isTenantId(sub)) throw invalidToken(sub === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'sub' });
-    if (kind !== undefined && kind !== 'user' && kind !== 'staff') throw invalidToken('claim_invalid', { claim: 'kind' });
-    if (kind === 'staff' ? tid !== undefined : !isTenantId(tid)) throw invalidToken(tid === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'tid' });
+    if (kind !== undefined && kind !== 'user' && kind !== 'staff')
+      throw invalidToken('claim_invalid', { claim: 'kind' });
+    if (kind === 'staff' ? tid !== undefined : !isTenantId(tid))
+      throw invalidToken(tid === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'tid' });
     if (sid !== undefined && !isTenantId(sid)) throw new AccessError('SESSION_REVOKED');
-    if ((this.#sessions || kind === 'staff') && sid === undefined) throw new AccessError('SESSION_REVOKED', { message: 'The token names no session: sign in again' });
+    if ((this.#sessions || kind === 'staff') && sid === undefined)
+      throw new AccessError('SESSION_REVOKED', { message: 'The token names no session: sign in again' });
     if (kind === 'staff') return { kind: 'staff', userId: sub.toLowerCase(), sessionId: (sid as string).toLowerCase() };
-    return { kind: 'user', userId: sub.toLowerCase(), tenantId: (tid as string).toLowerCase(), sessionId: (sid as string | undefined)?.toLowerCase(), claims };
+    return {
+      kind: 'user',
+      userId: sub.toLowerCase(),
+      tenantId: (tid as string).toLowerCase(),
+      sessionId: (sid as string | undefined)?.toLowerCase(),
+      claims,
+    };
   }
 
   /** The one tenant every signal names; refuses conflicts, unknown names and selections nobody may make. */
@@ -257,7 +315,8 @@ export class TenantResolver<M = unknown> {
     // a header or path choice is trusted only from staff; from anyone else it must repeat what a
     // credential proves (a Host header is no credential: the client writes it too)
     const credentialed = signals.some((s) => s.source === 'token' || s.source === 'apiKey');
-    if (signals.some((s) => s.selection) && !credentialed && caller.kind !== 'staff') throw new AccessError('TENANT_SELECTION_FORBIDDEN');
+    if (signals.some((s) => s.selection) && !credentialed && caller.kind !== 'staff')
+      throw new AccessError('TENANT_SELECTION_FORBIDDEN');
     const [tenantId] = named;
     if (tenantId === undefined) {
       if (caller.kind === 'anonymous') throw new AccessError('UNAUTHENTICATED');
@@ -274,7 +333,11 @@ export class TenantResolver<M = unknown> {
       const sub = name === base ? '' : name.slice(0, -(base.length + 1));
       if (sub === '' || this.#reserved.has(sub)) return undefined;
       // only one level: a.b.example.app is no tenant's
-      return { source: 'host', tenantId: sub.includes('.') ? undefined : await this.#cached(`s:${sub}`, () => this.#bySlug(sub)), selection: false };
+      return {
+        source: 'host',
+        tenantId: sub.includes('.') ? undefined : await this.#cached(`s:${sub}`, () => this.#bySlug(sub)),
+        selection: false,
+      };
     }
     if (!this.#customDomains) return undefined;
     return { source: 'host', tenantId: await this.#cached(`d:${name}`, () => this.#byDomain(name)), selection: false };
@@ -291,17 +354,25 @@ export class TenantResolver<M = unknown> {
     if (hit && hit.until > Date.now()) return hit.tenantId;
     const tenantId = await load();
     // unknown names are remembered briefly too, so a flood of made-up hosts costs one query each per second at most
-    this.#hostCache.set(key, { tenantId, until: Date.now() + (tenantId ? this.#hostCacheMs : Math.min(1000, this.#hostCacheMs)) });
+    this.#hostCache.set(key, {
+      tenantId,
+      until: Date.now() + (tenantId ? this.#hostCacheMs : Math.min(1000, this.#hostCacheMs)),
+    });
     return tenantId;
   }
 
   async #bySlug(slug: string): Promise<string | undefined> {
-    const { rows } = await this.#pool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [slug]);
+    const { rows } = await this.#pool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [
+      slug,
+    ]);
     return rows[0]?.tenant_id;
   }
 
   async #byDomain(domain: string): Promise<string | undefined> {
-    const { rows } = await this.#pool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_domain($1)', [domain]);
+    const { rows } = await this.#pool.query<{ tenant_id: string }>(
+      'select tenant_id from tenantry.resolve_domain($1)',
+      [domain],
+    );
     return rows[0]?.tenant_id;
   }
 

@@ -4,13 +4,28 @@ import type { KeyObject } from 'node:crypto';
 export const SYMMETRIC_TOKEN_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 
 /** Asymmetric JWS algorithms: verified with a public key, signed with its private key. */
-export const ASYMMETRIC_TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export const ASYMMETRIC_TOKEN_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
 
 /** A JWS algorithm a verifier or issuer may be pinned to. `none` is not one, by construction. */
 export type TokenAlgorithm = (typeof SYMMETRIC_TOKEN_ALGORITHMS)[number] | (typeof ASYMMETRIC_TOKEN_ALGORITHMS)[number];
 
 /** Every supported algorithm (the ones {@link TokenAlgorithm} names). */
-export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = [...SYMMETRIC_TOKEN_ALGORITHMS, ...ASYMMETRIC_TOKEN_ALGORITHMS];
+export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = [
+  ...SYMMETRIC_TOKEN_ALGORITHMS,
+  ...ASYMMETRIC_TOKEN_ALGORITHMS,
+];
 
 export function isSymmetric(alg: TokenAlgorithm): alg is (typeof SYMMETRIC_TOKEN_ALGORITHMS)[number] {
   return alg.startsWith('HS');

@@ -61,7 +61,11 @@ export class TokenError extends TenantryError {
   /** Why the token was refused; also in `details.reason`. */
   readonly reason: TokenErrorReason;
 
-  constructor(code: TokenErrorCode, reason: TokenErrorReason, options: { claim?: string; joseCode?: string; cause?: unknown } = {}) {
+  constructor(
+    code: TokenErrorCode,
+    reason: TokenErrorReason,
+    options: { claim?: string; joseCode?: string; cause?: unknown } = {},
+  ) {
     const [status, message] = TOKEN_ERRORS[code];
     const details: Record<string, unknown> = { reason };
     if (options.claim !== undefined) details.claim = options.claim;
@@ -72,6 +76,9 @@ export class TokenError extends TenantryError {
 }
 
 /** Shorthand for a `TOKEN_INVALID` refusal. */
-export function invalidToken(reason: TokenErrorReason, options: { claim?: string; joseCode?: string } = {}): TokenError {
+export function invalidToken(
+  reason: TokenErrorReason,
+  options: { claim?: string; joseCode?: string } = {},
+): TokenError {
   return new TokenError('TOKEN_INVALID', reason, options);
 }

@@ -57,11 +57,13 @@ export class TokenIssuer {
 
   constructor(config: TokenIssuerConfig) {
     const [algorithm] = checkAlgorithms([config.algorithm], WHO) as [TokenAlgorithm];
-    if (typeof config.issuer !== 'string' || config.issuer.length === 0) throw new ConfigurationError(`${WHO}: issuer is required`);
+    if (typeof config.issuer !== 'string' || config.issuer.length === 0)
+      throw new ConfigurationError(`${WHO}: issuer is required`);
     const audience = typeof config.audience === 'string' ? config.audience : [...config.audience];
     if (audience.length === 0) throw new ConfigurationError(`${WHO}: audience is required`);
     const ttl = config.ttlSeconds ?? 3600;
-    if (!Number.isInteger(ttl) || ttl <= 0) throw new ConfigurationError(`${WHO}: ttlSeconds must be a positive integer`);
+    if (!Number.isInteger(ttl) || ttl <= 0)
+      throw new ConfigurationError(`${WHO}: ttlSeconds must be a positive integer`);
     if (isSymmetric(algorithm)) {
       if (config.secret === undefined) throw new ConfigurationError(`${WHO}: ${algorithm} signs with a secret`);
       this.#key = secretKey(config.secret, [algorithm], WHO);
@@ -79,10 +81,12 @@ export class TokenIssuer {
 
   /** A signed compact JWT with `iss`, `aud`, `sub`, `iat`, `exp`, the tenant claim and `sid` when given. */
   async issue(input: IssueTokenInput): Promise<string> {
-    if (typeof input.subject !== 'string' || input.subject.length === 0) throw new InvalidArgumentError('subject is required', 'subject');
+    if (typeof input.subject !== 'string' || input.subject.length === 0)
+      throw new InvalidArgumentError('subject is required', 'subject');
     const payload: JWTPayload = {};
     for (const [name, value] of Object.entries(input.claims ?? {})) {
-      if (RESERVED.has(name) || name === this.tenantClaim) throw new InvalidArgumentError(`claims.${name} is set by the issuer`, `claims.${name}`);
+      if (RESERVED.has(name) || name === this.tenantClaim)
+        throw new InvalidArgumentError(`claims.${name} is set by the issuer`, `claims.${name}`);
       payload[name] = value;
     }
     if (input.tenantId !== undefined) payload[this.tenantClaim] = toTenantId(input.tenantId);
@@ -104,7 +108,8 @@ export class TokenIssuer {
    * ready for a JWKS endpoint. Throws for HS* issuers: a shared secret is never published.
    */
   publicJwk(): JWK {
-    if (this.#key instanceof Uint8Array) throw new ConfigurationError(`${WHO}: an ${this.algorithm} secret has no public half to publish`);
+    if (this.#key instanceof Uint8Array)
+      throw new ConfigurationError(`${WHO}: an ${this.algorithm} secret has no public half to publish`);
     const jwk = createPublicKey(this.#key).export({ format: 'jwk' }) as JWK;
     return { ...jwk, ...(this.keyId === undefined ? {} : { kid: this.keyId }), alg: this.algorithm, use: 'sig' };
   }

@@ -63,7 +63,8 @@ export interface JwksKeySource {
 }
 
 /** Configuration of a {@link TokenVerifier}: the common checks and exactly one key source. */
-export type TokenVerifierConfig<Mode extends TenantClaimMode = TenantClaimMode> = TokenVerifierCommon<Mode> & (SecretKeySource | PublicKeySource | JwksKeySource);
+export type TokenVerifierConfig<Mode extends TenantClaimMode = TenantClaimMode> = TokenVerifierCommon<Mode> &
+  (SecretKeySource | PublicKeySource | JwksKeySource);
 
 const nonEmpty = z.string().min(1);
 const oneOrMore = z.union([nonEmpty, z.array(nonEmpty).min(1)]);
@@ -75,12 +76,17 @@ const schema = z.object({
   audience: oneOrMore,
   clockToleranceSeconds: z.number().min(0).max(300).optional(),
   maxTokenAgeSeconds: z.number().positive().optional(),
-  tenantClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/, 'must be a claim name').optional(),
+  tenantClaim: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/, 'must be a claim name')
+    .optional(),
   tenant: z.enum(['required', 'optional']).optional(),
   type: nonEmpty.optional(),
   maxTokenLength: z.number().int().min(256).max(65_536).optional(),
   secret: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
-  publicKey: z.union([z.string(), z.custom<KeyObject>((value) => value instanceof KeyObject), z.looseObject({ kty: z.string() })]).optional(),
+  publicKey: z
+    .union([z.string(), z.custom<KeyObject>((value) => value instanceof KeyObject), z.looseObject({ kty: z.string() })])
+    .optional(),
   jwksUrl: z.union([z.string(), z.instanceof(URL)]).optional(),
   jwks: z
     .strictObject({
@@ -119,10 +125,17 @@ export function resolveVerifierConfig(config: TokenVerifierConfig): ResolvedVeri
   const c = parsed.data;
   const algorithms = checkAlgorithms(c.algorithms);
   const sources = [c.secret, c.publicKey, c.jwksUrl].filter((s) => s !== undefined).length;
-  if (sources !== 1) throw new ConfigurationError(`${WHO}: configure exactly one key source: secret, publicKey or jwksUrl`);
+  if (sources !== 1)
+    throw new ConfigurationError(`${WHO}: configure exactly one key source: secret, publicKey or jwksUrl`);
   const symmetric = isSymmetric(algorithms[0]!);
-  if (c.secret !== undefined && !symmetric) throw new ConfigurationError(`${WHO}: a secret verifies HS* algorithms only; asymmetric algorithms need publicKey or jwksUrl`);
-  if (c.secret === undefined && symmetric) throw new ConfigurationError(`${WHO}: HS* algorithms need a secret; publicKey and jwksUrl are for asymmetric algorithms`);
+  if (c.secret !== undefined && !symmetric)
+    throw new ConfigurationError(
+      `${WHO}: a secret verifies HS* algorithms only; asymmetric algorithms need publicKey or jwksUrl`,
+    );
+  if (c.secret === undefined && symmetric)
+    throw new ConfigurationError(
+      `${WHO}: HS* algorithms need a secret; publicKey and jwksUrl are for asymmetric algorithms`,
+    );
 
   let source: ResolvedVerifierConfig['source'];
   if (c.secret !== undefined) source = { secret: c.secret };
@@ -146,8 +159,10 @@ export function resolveVerifierConfig(config: TokenVerifierConfig): ResolvedVeri
 export function checkAlgorithms(input: readonly string[], who = WHO): TokenAlgorithm[] {
   if (input.length === 0) throw new ConfigurationError(`${who}: algorithms must list at least one algorithm`);
   for (const alg of input) {
-    if (alg.toLowerCase() === 'none') throw new ConfigurationError(`${who}: algorithm "none" (unsigned tokens) is never accepted`);
-    if (!TOKEN_ALGORITHMS.includes(alg as TokenAlgorithm)) throw new ConfigurationError(`${who}: unsupported algorithm "${alg}"; supported: ${TOKEN_ALGORITHMS.join(', ')}`);
+    if (alg.toLowerCase() === 'none')
+      throw new ConfigurationError(`${who}: algorithm "none" (unsigned tokens) is never accepted`);
+    if (!TOKEN_ALGORITHMS.includes(alg as TokenAlgorithm))
+      throw new ConfigurationError(`${who}: unsupported algorithm "${alg}"; supported: ${TOKEN_ALGORITHMS.join(', ')}`);
   }
   const algorithms = [...new Set(input)] as TokenAlgorithm[];
   const symmetric = algorithms.filter(isSymmetric);
@@ -168,8 +183,11 @@ function jwksUrl(input: string | URL): URL {
   }
   const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new ConfigurationError(`${WHO}: jwksUrl must use https: (plain http is allowed for loopback hosts only): keys fetched in clear could be replaced in transit`);
+    throw new ConfigurationError(
+      `${WHO}: jwksUrl must use https: (plain http is allowed for loopback hosts only): keys fetched in clear could be replaced in transit`,
+    );
   }
-  if (url.username || url.password) throw new ConfigurationError(`${WHO}: jwksUrl must not carry credentials; use jwks.headers`);
+  if (url.username || url.password)
+    throw new ConfigurationError(`${WHO}: jwksUrl must not carry credentials; use jwks.headers`);
   return url;
 }

@@ -1,5 +1,12 @@
 import type { KeyObject } from 'node:crypto';
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type JWTVerifyResult } from 'jose';
+import {
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  type JWTVerifyResult,
+} from 'jose';
 import { isTenantId } from '../context/tenant-id.js';
 import { JwksKeySet } from './jwks-key-set.js';
 import type { TokenAlgorithm } from './token-algorithms.js';
@@ -80,7 +87,8 @@ export class TokenVerifier<Mode extends TenantClaimMode = 'required'> {
    */
   async verify(token: string): Promise<VerifiedToken<Mode extends 'optional' ? string | undefined : string>> {
     // Size first: nothing of an oversized token is decoded, hashed or fetched for.
-    if (typeof token !== 'string' || token.length === 0 || token.length > this.#maxTokenLength) throw invalidToken('malformed');
+    if (typeof token !== 'string' || token.length === 0 || token.length > this.#maxTokenLength)
+      throw invalidToken('malformed');
     let result: JWTVerifyResult;
     try {
       result = await this.#verifySignature(token, this.#options);
@@ -114,7 +122,8 @@ export class TokenVerifier<Mode extends TenantClaimMode = 'required'> {
   #readClaims({ payload, protectedHeader }: JWTVerifyResult): VerifiedToken<string | undefined> {
     const { sub, sid, exp, iat } = payload;
     if (typeof sub !== 'string' || sub.length === 0) throw invalidToken('claim_invalid', { claim: 'sub' });
-    if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalidToken('claim_invalid', { claim: 'sid' });
+    if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0))
+      throw invalidToken('claim_invalid', { claim: 'sid' });
     const tid = payload[this.tenantClaim];
     if (tid !== undefined && !isTenantId(tid)) throw invalidToken('claim_invalid', { claim: this.tenantClaim });
     return {
@@ -134,18 +143,27 @@ export class TokenVerifier<Mode extends TenantClaimMode = 'required'> {
 function toTokenError(error: unknown): unknown {
   if (error instanceof TokenError || !(error instanceof errors.JOSEError)) return error;
   const joseCode = error.code;
-  if (error instanceof errors.JWTExpired) return new TokenError('TOKEN_EXPIRED', error.claim === 'iat' ? 'too_old' : 'expired', { joseCode });
+  if (error instanceof errors.JWTExpired)
+    return new TokenError('TOKEN_EXPIRED', error.claim === 'iat' ? 'too_old' : 'expired', { joseCode });
   if (error instanceof errors.JWTClaimValidationFailed) {
     const { claim, reason } = error;
     if (reason === 'missing') return invalidToken('claim_missing', { claim, joseCode });
     if (reason === 'check_failed') {
-      const byClaim = { nbf: 'not_yet_valid', iat: 'issued_in_future', iss: 'issuer', aud: 'audience', typ: 'type' } as const;
+      const byClaim = {
+        nbf: 'not_yet_valid',
+        iat: 'issued_in_future',
+        iss: 'issuer',
+        aud: 'audience',
+        typ: 'type',
+      } as const;
       if (claim in byClaim) return invalidToken(byClaim[claim as keyof typeof byClaim], { joseCode });
     }
     return invalidToken('claim_invalid', { claim, joseCode });
   }
-  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) return invalidToken('algorithm', { joseCode });
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported)
+    return invalidToken('algorithm', { joseCode });
   if (error instanceof errors.JWSSignatureVerificationFailed) return invalidToken('signature', { joseCode });
-  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return invalidToken('unknown_key', { joseCode });
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys)
+    return invalidToken('unknown_key', { joseCode });
   return invalidToken('malformed', { joseCode });
 }

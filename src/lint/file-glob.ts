@@ -42,5 +42,7 @@ export function matchesAnyGlob(filename: string, globs: readonly string[], cwd: 
 
 /** True when `name` matches one of `patterns`, where `*` stands for any run of characters. */
 export function matchesAnyName(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(name));
+  return patterns.some((p) =>
+    new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(name),
+  );
 }

@@ -25,7 +25,12 @@ export class LiveSubscriber {
   #ended = false;
   #idle: Array<() => void> = [];
 
-  constructor(cursor: number, limit: number, handler: TenantEventHandler, onEnd: (reason: SubscriptionEndReason, error?: unknown) => void) {
+  constructor(
+    cursor: number,
+    limit: number,
+    handler: TenantEventHandler,
+    onEnd: (reason: SubscriptionEndReason, error?: unknown) => void,
+  ) {
     this.cursor = cursor;
     this.#limit = limit;
     this.#handler = handler;

@@ -61,7 +61,12 @@ export class PostgresLiveTransport implements LiveTransport {
     quoteIdent(this.#channel, 'channel');
     this.databaseRings = options.databaseRings ?? true;
     // keepAlive: a connection cut without a FIN (a dead NAT entry) is noticed, and re-opened
-    this.#config = { application_name: 'tenantry-live', keepAlive: true, ...options.clientConfig, ...(options.connectionString ? { connectionString: options.connectionString } : {}) };
+    this.#config = {
+      application_name: 'tenantry-live',
+      keepAlive: true,
+      ...options.clientConfig,
+      ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+    };
     this.#minDelayMs = options.minDelayMs ?? 100;
     this.#maxDelayMs = options.maxDelayMs ?? 5000;
   }
@@ -110,7 +115,8 @@ export class PostgresLiveTransport implements LiveTransport {
     client.on('error', (error) => this.#dropped(client, error));
     client.on('end', () => this.#dropped(client));
     client.on('notification', (message) => {
-      if (client === this.#client && message.channel === this.#channel && message.payload !== undefined) this.#handlers?.signal(message.payload);
+      if (client === this.#client && message.channel === this.#channel && message.payload !== undefined)
+        this.#handlers?.signal(message.payload);
     });
     try {
       await client.connect();

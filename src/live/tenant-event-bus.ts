@@ -125,7 +125,8 @@ export class TenantEventBus {
   async subscribe(tenantId: string, handler: TenantEventHandler, options: SubscribeOptions = {}): Promise<Unsubscribe> {
     const tenant = toTenantId(tenantId);
     const { after } = options;
-    if (after !== undefined && (!Number.isSafeInteger(after) || after < 0)) throw new InvalidArgumentError('after must be a non-negative integer', 'after');
+    if (after !== undefined && (!Number.isSafeInteger(after) || after < 0))
+      throw new InvalidArgumentError('after must be a non-negative integer', 'after');
     const limit = positive(options.queueLimit ?? this.#queueLimit, 'queueLimit');
     await this.start();
     let stream: TenantStream;
@@ -196,12 +197,17 @@ export class TenantEventBus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const stream of [...this.#streams.values()]) for (const subscriber of [...stream.subscribers]) subscriber.end('bus-closed');
+    for (const stream of [...this.#streams.values()])
+      for (const subscriber of [...stream.subscribers]) subscriber.end('bus-closed');
     for (const stream of this.#streams.values()) clearTimeout(stream.retry);
     this.#streams.clear();
     this.#byRoute.clear();
     const started = this.#started;
-    if (started) await started.then(() => this.#transport.close(), () => undefined);
+    if (started)
+      await started.then(
+        () => this.#transport.close(),
+        () => undefined,
+      );
   }
 
   #stream(tenant: string): Promise<TenantStream> {
@@ -211,7 +217,14 @@ export class TenantEventBus {
     if (!opening) {
       opening = (async () => {
         const head = await this.log.head(tenant);
-        const stream: TenantStream = { tenantId: tenant, route: head.route, cursor: head.lastSeq, subscribers: new Set(), pumping: false, again: false };
+        const stream: TenantStream = {
+          tenantId: tenant,
+          route: head.route,
+          cursor: head.lastSeq,
+          subscribers: new Set(),
+          pumping: false,
+          again: false,
+        };
         this.#streams.set(tenant, stream);
         this.#byRoute.set(stream.route, stream);
         // a doorbell rung between reading the head and mapping the route was not heard: read once
@@ -284,7 +297,8 @@ export class TenantEventBus {
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer`, name);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${name} must be a positive integer`, name);
   return value;
 }
 

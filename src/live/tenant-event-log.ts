@@ -65,10 +65,15 @@ export class TenantEventLog {
   head(tenantId: string): Promise<StreamHead> {
     return runAs(tenantId, async () => {
       const read = () =>
-        this.#pool.query<{ route: string; last_seq: string }>(`select route, last_seq::text from ${this.#streams} where tenant_id = ${TENANT} and tenant_id = $1`, [tenantId]);
+        this.#pool.query<{ route: string; last_seq: string }>(
+          `select route, last_seq::text from ${this.#streams} where tenant_id = ${TENANT} and tenant_id = $1`,
+          [tenantId],
+        );
       let { rows } = await read();
       if (!rows[0]) {
-        await this.#pool.query(`insert into ${this.#streams} (tenant_id) values (${TENANT}) on conflict (tenant_id) do nothing`);
+        await this.#pool.query(
+          `insert into ${this.#streams} (tenant_id) values (${TENANT}) on conflict (tenant_id) do nothing`,
+        );
         ({ rows } = await read());
       }
       const row = rows[0];
@@ -85,7 +90,14 @@ export class TenantEventLog {
           where e.tenant_id = ${TENANT} and e.tenant_id = $1 and e.seq > $2 order by e.seq limit $3`,
         [tenantId, afterSeq, limit],
       );
-      return rows.map((r) => Object.freeze({ seq: Number(r.seq), topic: r.topic, payload: Object.freeze(r.payload), createdAt: r.created_at }));
+      return rows.map((r) =>
+        Object.freeze({
+          seq: Number(r.seq),
+          topic: r.topic,
+          payload: Object.freeze(r.payload),
+          createdAt: r.created_at,
+        }),
+      );
     });
   }
 
@@ -93,8 +105,15 @@ export class TenantEventLog {
    * Appends an event for the CURRENT tenant (call inside `runAs`) and returns its seq. Pass a
    * client inside your transaction to make the event part of it; the NOTIFY leaves at commit.
    */
-  async append(topic: string, payload: Record<string, unknown> = {}, db: TenantQueryable = this.#pool): Promise<number> {
-    const { rows } = await db.query<{ seq: string }>(`select ${this.#emit}($1, $2::jsonb)::text as seq`, [topic, JSON.stringify(payload)]);
+  async append(
+    topic: string,
+    payload: Record<string, unknown> = {},
+    db: TenantQueryable = this.#pool,
+  ): Promise<number> {
+    const { rows } = await db.query<{ seq: string }>(`select ${this.#emit}($1, $2::jsonb)::text as seq`, [
+      topic,
+      JSON.stringify(payload),
+    ]);
     return Number(rows[0]!.seq);
   }
 }

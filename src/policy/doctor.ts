@@ -67,12 +67,16 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     // pg_get_expr and regclass output then name every object outside pg_catalog with its schema
     await client.query('SET LOCAL search_path = pg_catalog, pg_temp');
     const { scope, findings } = await loadScope(client, options);
-    for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS) findings.push(...(await check(scope)));
+    for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS)
+      findings.push(...(await check(scope)));
     await client.query('COMMIT');
     return doctorReport(options.citus ? findings.map(citusSeverity) : findings);
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {
-      throw new ConfigurationError('tenantry doctor needs to read the Tenantry catalog: connect as a superuser or as the owner role', error);
+      throw new ConfigurationError(
+        'tenantry doctor needs to read the Tenantry catalog: connect as a superuser or as the owner role',
+        error,
+      );
     }
     throw error;
   } finally {
@@ -85,7 +89,10 @@ const SEVERITY_ORDER = { error: 0, warning: 1 } as const;
 /** Builds a report from findings: sorted (errors first, then by code and object), `ok` when none is an error. */
 export function doctorReport(findings: Finding[]): DoctorReport {
   const sorted = [...findings].sort(
-    (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.code.localeCompare(b.code) || a.object.localeCompare(b.object),
+    (a, b) =>
+      SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] ||
+      a.code.localeCompare(b.code) ||
+      a.object.localeCompare(b.object),
   );
   return { ok: !sorted.some((f) => f.severity === 'error'), findings: sorted };
 }
@@ -97,7 +104,8 @@ export function doctorReport(findings: Finding[]): DoctorReport {
 export function formatDoctorReport(report: DoctorReport): string {
   const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ');
   const lines = report.findings.map(
-    (f) => `${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.code} ${f.object}: ${oneLine(f.message)} Fix: ${oneLine(f.fix)}`,
+    (f) =>
+      `${f.severity === 'error' ? 'ERROR  ' : 'WARNING'} ${f.code} ${f.object}: ${oneLine(f.message)} Fix: ${oneLine(f.fix)}`,
   );
   const errors = report.findings.filter((f) => f.severity === 'error').length;
   const warnings = report.findings.length - errors;

@@ -61,8 +61,10 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
   const appRole = validIdentifier(options.appRole ?? 'tenantry_app', 'app role');
   const ownerRole = validIdentifier(options.ownerRole ?? 'tenantry_owner', 'owner role');
   if (appRole === ownerRole) throw new Error('The app role and the owner role must differ');
-  const supportRole = options.supportRole === undefined ? undefined : validIdentifier(options.supportRole, 'support role');
-  if (supportRole !== undefined && (supportRole === appRole || supportRole === ownerRole)) throw new Error('The support role must differ from the app and owner roles');
+  const supportRole =
+    options.supportRole === undefined ? undefined : validIdentifier(options.supportRole, 'support role');
+  if (supportRole !== undefined && (supportRole === appRole || supportRole === ownerRole))
+    throw new Error('The support role must differ from the app and owner roles');
   return {
     appRole,
     ownerRole,
@@ -287,7 +289,8 @@ let digest: string | undefined;
 export function installDigest(): string {
   if (digest === undefined) {
     const hash = createHash('sha256');
-    for (const options of DIGEST_OPTIONS) hash.update(renderInstallSql(resolveInstallOptions(options), undefined)).update('\0');
+    for (const options of DIGEST_OPTIONS)
+      hash.update(renderInstallSql(resolveInstallOptions(options), undefined)).update('\0');
     digest = hash.digest('hex');
   }
   return digest;
@@ -303,16 +306,45 @@ function renderInstallSql(o: ResolvedInstallOptions, installDigestValue: string 
   add(`-- tenantry install v${INSTALL_VERSION} (context mode: ${o.contextMode})`);
   add(`SELECT pg_advisory_xact_lock(hashtext('tenantry.install'));`);
   add(`-- the owner runs DDL and the control plane (it may bypass RLS); the app owns nothing and never bypasses`);
-  add(roleSql(o.ownerRole, 'NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB', { rolsuper: false, rolbypassrls: true, rolcreaterole: false, rolcreatedb: false }));
-  add(roleSql(o.appRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', { rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolinherit: false }));
+  add(
+    roleSql(o.ownerRole, 'NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB', {
+      rolsuper: false,
+      rolbypassrls: true,
+      rolcreaterole: false,
+      rolcreatedb: false,
+    }),
+  );
+  add(
+    roleSql(o.appRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', {
+      rolsuper: false,
+      rolbypassrls: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+      rolreplication: false,
+      rolinherit: false,
+    }),
+  );
   if (o.ownerPassword !== undefined) add(`ALTER ROLE ${owner} PASSWORD ${quoteLiteral(o.ownerPassword)};`);
   if (o.appPassword !== undefined) add(`ALTER ROLE ${app} PASSWORD ${quoteLiteral(o.appPassword)};`);
   const support = o.supportRole === undefined ? undefined : quoteIdent(o.supportRole);
   if (o.supportRole !== undefined && support !== undefined) {
-    add(`-- the support role reads (never writes) one tenant at a time, under the same policies, while a staff grant is open`);
-    add(roleSql(o.supportRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', { rolsuper: false, rolbypassrls: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolinherit: false }));
+    add(
+      `-- the support role reads (never writes) one tenant at a time, under the same policies, while a staff grant is open`,
+    );
+    add(
+      roleSql(o.supportRole, 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT', {
+        rolsuper: false,
+        rolbypassrls: false,
+        rolcreaterole: false,
+        rolcreatedb: false,
+        rolreplication: false,
+        rolinherit: false,
+      }),
+    );
     if (o.supportPassword !== undefined) add(`ALTER ROLE ${support} PASSWORD ${quoteLiteral(o.supportPassword)};`);
-    add(`DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${support}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${support}', current_database()); END $do$;`);
+    add(
+      `DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${support}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${support}', current_database()); END $do$;`,
+    );
   }
   add(`
 DO $do$
@@ -364,8 +396,12 @@ INSERT INTO tenantry.meta (key, value) VALUES
   ('owner_role', ${quoteLiteral(o.ownerRole)}),
   ('support_role', ${quoteLiteral(o.supportRole ?? '')}),
   ('context_mode', ${quoteLiteral(o.contextMode)}),
-  ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})${installDigestValue === undefined ? '' : `,
-  ('install_digest', ${quoteLiteral(installDigestValue)})`}
+  ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})${
+    installDigestValue === undefined
+      ? ''
+      : `,
+  ('install_digest', ${quoteLiteral(installDigestValue)})`
+  }
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;`);
 
   add(`
@@ -380,7 +416,9 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_key (
   add(localRouteSql({ appRole: o.appRole, supportRole: o.supportRole }));
   add(ROUTE_FUNCTIONS);
   add(`REVOKE ALL ON FUNCTION tenantry.check_route(text), tenantry.enter_route(text, text) FROM PUBLIC;`);
-  add(`GRANT EXECUTE ON FUNCTION tenantry.check_route(text), tenantry.enter_route(text, text) TO ${[app, ...(support ? [support] : [])].join(', ')};`);
+  add(
+    `GRANT EXECUTE ON FUNCTION tenantry.check_route(text), tenantry.enter_route(text, text) TO ${[app, ...(support ? [support] : [])].join(', ')};`,
+  );
   add(o.contextMode === 'signed' ? SIGNED_CONTEXT_FUNCTION : UNSIGNED_CONTEXT_FUNCTION);
   add(`REVOKE ALL ON FUNCTION tenantry.current_tenant_id() FROM PUBLIC;`);
   add(`GRANT EXECUTE ON FUNCTION tenantry.current_tenant_id() TO ${app};`);
@@ -432,12 +470,16 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
   add(`ALTER TABLE tenantry.registered_tables ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false;`);
   add(`REVOKE ALL ON tenantry.registered_tables, tenantry.meta FROM PUBLIC, ${app};`);
   add(REGISTER_FUNCTIONS);
-  add(`REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text), tenantry.pin_tenant_table(regclass, boolean) FROM PUBLIC;`);
+  add(
+    `REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text), tenantry.pin_tenant_table(regclass, boolean) FROM PUBLIC;`,
+  );
   add(identitySql({ appRole: o.appRole, ownerRole: o.ownerRole, supportRole: o.supportRole }));
   if (support) {
     add(`GRANT EXECUTE ON FUNCTION tenantry.support_read_allowed() TO ${support};`);
     add(`-- tables registered before the support role existed get its grant and policy now`);
-    add(`SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`);
+    add(
+      `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
+    );
   }
   add(`RESET ROLE;`);
 
@@ -627,7 +669,9 @@ CREATE EVENT TRIGGER tenantry_forget_dropped_table ON sql_drop
 
 /** Creates a login role when missing and sets its attributes only when they differ (concurrent installs then write nothing). */
 function roleSql(role: string, attributes: string, expected: Record<string, boolean>): string {
-  const checks = Object.entries(expected).map(([k, v]) => `${v ? '' : 'NOT '}${k}`).join(' AND ');
+  const checks = Object.entries(expected)
+    .map(([k, v]) => `${v ? '' : 'NOT '}${k}`)
+    .join(' AND ');
   return `
 DO $do$
 BEGIN

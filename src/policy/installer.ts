@@ -18,14 +18,23 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = current_user');
+    const { rows } = await client.query<{ rolsuper: boolean }>(
+      'select rolsuper from pg_roles where rolname = current_user',
+    );
     if (resolved.eventTrigger && !rows[0]?.rolsuper) {
-      throw new ConfigurationError('The deny-by-default event trigger needs a superuser: run install as one, or pass eventTrigger: false (--no-event-trigger)');
+      throw new ConfigurationError(
+        'The deny-by-default event trigger needs a superuser: run install as one, or pass eventTrigger: false (--no-event-trigger)',
+      );
     }
     if (resolved.contextMode === 'signed' && !options.contextSecret) {
       const existing = await client.query(`select to_regclass('tenantry_private.context_key') is not null as present`);
-      const hasKey = existing.rows[0]?.present ? (await client.query('select 1 from tenantry_private.context_key')).rowCount! > 0 : false;
-      if (!hasKey) throw new ConfigurationError('Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)');
+      const hasKey = existing.rows[0]?.present
+        ? (await client.query('select 1 from tenantry_private.context_key')).rowCount! > 0
+        : false;
+      if (!hasKey)
+        throw new ConfigurationError(
+          'Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)',
+        );
     }
     try {
       await client.query(installSql(options));
@@ -41,7 +50,8 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
 
 /** Stores (or rotates) the signed-mode key. Values signed with the old key stop verifying at once. */
 export async function setContextSecret(admin: Pick<pg.Client, 'query'>, secret: string): Promise<void> {
-  if (typeof secret !== 'string' || secret.length < 32) throw new ConfigurationError('The tenant context secret must be at least 32 characters');
+  if (typeof secret !== 'string' || secret.length < 32)
+    throw new ConfigurationError('The tenant context secret must be at least 32 characters');
   const { ipad, opad } = hmacPads(secret);
   await admin.query(
     `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2)

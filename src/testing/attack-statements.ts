@@ -46,21 +46,40 @@ export function keyedStatements(
     const forms: Array<[string, string, unknown[]]> = [];
     if (kind === 'read') {
       forms.push([`select by id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
-      if (withTenant) forms.push([`select by id and A's tenant id`, `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
+      if (withTenant)
+        forms.push([
+          `select by id and A's tenant id`,
+          `select ${tt} from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`,
+          [...values, A],
+        ]);
     } else if (kind === 'update') {
       const set = `update ${table.sql} set ${table.updateSql} = $1`;
       forms.push([`update by id`, `${set} where ${keyPredicate(table, 2)}`, [table.spec.update.value, ...values]]);
       if (withTenant) {
-        forms.push([`update by id and A's tenant id`, `${set} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $${k + 2}`, [table.spec.update.value, ...values, A]]);
+        forms.push([
+          `update by id and A's tenant id`,
+          `${set} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $${k + 2}`,
+          [table.spec.update.value, ...values, A],
+        ]);
         if (actorTenant) {
-          forms.push([`update the tenant column to B`, `update ${table.sql} set ${table.tenantSql} = $1 where ${keyPredicate(table, 2)}`, [actorTenant, ...values]]);
+          forms.push([
+            `update the tenant column to B`,
+            `update ${table.sql} set ${table.tenantSql} = $1 where ${keyPredicate(table, 2)}`,
+            [actorTenant, ...values],
+          ]);
         }
       }
     } else {
       forms.push([`delete by id`, `delete from ${table.sql} where ${keyPredicate(table, 1)}`, values]);
-      if (withTenant) forms.push([`delete by id and A's tenant id`, `delete from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`, [...values, A]]);
+      if (withTenant)
+        forms.push([
+          `delete by id and A's tenant id`,
+          `delete from ${table.sql} where ${keyPredicate(table, 1)} and ${table.tenantSql} = $${k + 1}`,
+          [...values, A],
+        ]);
     }
-    for (const [label, sql, vals] of forms) out.push({ label: `${label} (row ${n + 1})`, sql, values: vals, refusal: kind === 'read' ? 'rows' : 'writes' });
+    for (const [label, sql, vals] of forms)
+      out.push({ label: `${label} (row ${n + 1})`, sql, values: vals, refusal: kind === 'read' ? 'rows' : 'writes' });
   });
   return out;
 }
@@ -69,7 +88,12 @@ export function keyedStatements(
 export function listStatements(table: ResolvedTable, A: string): AttackStatement[] {
   const tt = tenantOut(table);
   return [
-    { label: 'select all, grouped by tenant', sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} group by 1`, values: [], refusal: 'rows' },
+    {
+      label: 'select all, grouped by tenant',
+      sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} group by 1`,
+      values: [],
+      refusal: 'rows',
+    },
     {
       label: "count where tenant is A's",
       sql: `select ${tt}, count(*)::int as ${COUNT_OUT} from ${table.sql} where ${table.tenantSql} = $1 group by 1`,
@@ -80,23 +104,33 @@ export function listStatements(table: ResolvedTable, A: string): AttackStatement
 }
 
 /** Refused, or the words for how the statement got through. */
-export function judgeStatement(s: AttackStatement, result: SqlResult | undefined, failure: unknown, actorTenant: string | undefined): string | undefined {
+export function judgeStatement(
+  s: AttackStatement,
+  result: SqlResult | undefined,
+  failure: unknown,
+  actorTenant: string | undefined,
+): string | undefined {
   if (failure !== undefined) {
     const code = errorCode(failure);
     // 42501: the row policy or a missing grant; TENANT_SCOPE_MISSING: the app refused to run it
     if (code === SqlState.insufficientPrivilege || code === 'TENANT_SCOPE_MISSING') return undefined;
-    if (code === 'CROSS_TENANT_ROW') return `${s.label}: PostgreSQL returned another tenant's row (the pool's result check stopped it)`;
+    if (code === 'CROSS_TENANT_ROW')
+      return `${s.label}: PostgreSQL returned another tenant's row (the pool's result check stopped it)`;
     const what = code ?? (failure instanceof Error ? failure.name : 'an error');
     if (s.refusal === 'policy') return `${s.label}: not refused by the row policy (it failed later, with ${what})`;
     return `${s.label}: failed with ${what} instead of being refused, so it proves nothing (check the table spec: ${(failure as Error).message})`;
   }
   const rows = result?.rows ?? [];
-  if (s.refusal === 'policy') return `${s.label}: succeeded (${result?.rowCount ?? 0} row(s)) instead of being refused with 42501`;
-  if (s.refusal === 'writes') return (result?.rowCount ?? 0) > 0 ? `${s.label}: changed ${result!.rowCount} row(s) of another tenant` : undefined;
+  if (s.refusal === 'policy')
+    return `${s.label}: succeeded (${result?.rowCount ?? 0} row(s)) instead of being refused with 42501`;
+  if (s.refusal === 'writes')
+    return (result?.rowCount ?? 0) > 0 ? `${s.label}: changed ${result!.rowCount} row(s) of another tenant` : undefined;
   let foreign = 0;
   for (const row of rows) {
     if (actorTenant !== undefined && row[TENANT_OUT] === actorTenant) continue;
     foreign += typeof row[COUNT_OUT] === 'number' ? row[COUNT_OUT] : 1;
   }
-  return foreign > 0 ? `${s.label}: reached ${foreign} row(s) ${actorTenant ? 'of another tenant' : 'with no tenant in context'}` : undefined;
+  return foreign > 0
+    ? `${s.label}: reached ${foreign} row(s) ${actorTenant ? 'of another tenant' : 'with no tenant in context'}`
+    : undefined;
 }

@@ -26,8 +26,12 @@ export function actorLabel(actor: AttemptActor): string {
 
 /** A one-paragraph account of a result, for an assertion message. */
 export function formatResult(result: AttemptResult): string {
-  if (result.leaks.length === 0) return `${result.attempt} (${actorLabel(result.actor)}): refused (${result.tries} tries)`;
-  return [`${result.attempt} (${actorLabel(result.actor)}): ${result.leaks.length} leak(s) in ${result.tries} tries`, ...result.leaks.map((l) => `  - ${l}`)].join('\n');
+  if (result.leaks.length === 0)
+    return `${result.attempt} (${actorLabel(result.actor)}): refused (${result.tries} tries)`;
+  return [
+    `${result.attempt} (${actorLabel(result.actor)}): ${result.leaks.length} leak(s) in ${result.tries} tries`,
+    ...result.leaks.map((l) => `  - ${l}`),
+  ].join('\n');
 }
 
 /** The stable code of an error: Tenantry's `code` or PostgreSQL's SQLSTATE. */

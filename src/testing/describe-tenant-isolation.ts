@@ -61,7 +61,10 @@ export class TenantIsolationLeakError extends Error {
  *   tables: [{ table: 'notes', columns: () => ({ body: 'hello' }), update: { column: 'body', value: 'changed' } }],
  * });
  */
-export function describeTenantIsolation<User>(suite: TenantIsolationSuite<User>, runner: SuiteRunner = vitestRunner): void {
+export function describeTenantIsolation<User>(
+  suite: TenantIsolationSuite<User>,
+  runner: SuiteRunner = vitestRunner,
+): void {
   const tables = suite.tables.map((t) => resolveTable(t));
   const routes = (suite.routes ?? []).map((r) => resolveRoute(r, tables));
   let context: IsolationContext<User> | undefined;
@@ -102,9 +105,12 @@ export function describeTenantIsolation<User>(suite: TenantIsolationSuite<User>,
           });
         }
         const target = route.hasId ? "A's ids and guessed ids" : 'the route';
-        runner.it(`tenant B: ${describeStatus(route.crossTenant)} for ${target}, nothing of A in the answer, nothing changed`, async () => {
-          assertRefused(await runRouteAttempt(route, 'tenant-b', ready(), probes));
-        });
+        runner.it(
+          `tenant B: ${describeStatus(route.crossTenant)} for ${target}, nothing of A in the answer, nothing changed`,
+          async () => {
+            assertRefused(await runRouteAttempt(route, 'tenant-b', ready(), probes));
+          },
+        );
         runner.it(`no credentials: ${describeStatus(route.noTenant)} for ${target}, nothing changed`, async () => {
           assertRefused(await runRouteAttempt(route, 'no-tenant', ready(), probes));
         });

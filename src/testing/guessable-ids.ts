@@ -16,7 +16,9 @@ export function neighbourValues(value: string): string[] {
   const uuid = UUID.exec(value);
   if (uuid) {
     const tail = BigInt(`0x${uuid[2]}`);
-    return [tail - 1n, tail + 1n].map((t) => `${uuid[1]}${((t + UUID_TAIL) % UUID_TAIL).toString(16).padStart(12, '0')}`.toLowerCase());
+    return [tail - 1n, tail + 1n].map((t) =>
+      `${uuid[1]}${((t + UUID_TAIL) % UUID_TAIL).toString(16).padStart(12, '0')}`.toLowerCase(),
+    );
   }
   return [];
 }

@@ -19,7 +19,12 @@ export interface HttpDriver {
 
 /** The part of a Fastify instance (or anything with light-my-request's `inject`) the driver uses. */
 export interface InjectTarget {
-  inject(options: { method: any; url: string; headers: Record<string, string>; payload?: any }): PromiseLike<{ statusCode: number; body: string }>;
+  inject(options: {
+    method: any;
+    url: string;
+    headers: Record<string, string>;
+    payload?: any;
+  }): PromiseLike<{ statusCode: number; body: string }>;
 }
 
 /**
@@ -31,7 +36,12 @@ export interface InjectTarget {
 export function fastifyDriver(app: InjectTarget): HttpDriver {
   return {
     async request({ method, path, headers, body }) {
-      const res = await app.inject({ method, url: path, headers, ...(body === undefined ? {} : { payload: body as object }) });
+      const res = await app.inject({
+        method,
+        url: path,
+        headers,
+        ...(body === undefined ? {} : { payload: body as object }),
+      });
       return { status: res.statusCode, body: res.body };
     },
   };

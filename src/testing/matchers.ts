@@ -46,14 +46,19 @@ type Settled = { threw: boolean; error?: unknown; value?: unknown };
  * `expect(() => …).toThrowTenantScopeMissing()` needs no `await`.
  */
 function settle<T>(received: unknown, then: (settled: Settled) => T): T | Promise<T> {
-  if (typeof received !== 'function') return then(received instanceof Error ? { threw: true, error: received } : { threw: false, value: received });
+  if (typeof received !== 'function')
+    return then(received instanceof Error ? { threw: true, error: received } : { threw: false, value: received });
   let value: unknown;
   try {
     value = (received as () => unknown)();
   } catch (error) {
     return then({ threw: true, error });
   }
-  if (value instanceof Promise) return value.then((v) => then({ threw: false, value: v }), (error: unknown) => then({ threw: true, error }));
+  if (value instanceof Promise)
+    return value.then(
+      (v) => then({ threw: false, value: v }),
+      (error: unknown) => then({ threw: true, error }),
+    );
   return then({ threw: false, value });
 }
 
@@ -63,9 +68,14 @@ function describe(error: unknown): string {
   return code ? `${name} with code ${code}` : name;
 }
 
-function codeMatcher(received: unknown, code: string, extra?: (error: unknown) => string | undefined): MatcherResult | Promise<MatcherResult> {
+function codeMatcher(
+  received: unknown,
+  code: string,
+  extra?: (error: unknown) => string | undefined,
+): MatcherResult | Promise<MatcherResult> {
   return settle(received, (settled): MatcherResult => {
-    if (!settled.threw) return { pass: false, message: () => `expected an error with code ${code}, but nothing was thrown` };
+    if (!settled.threw)
+      return { pass: false, message: () => `expected an error with code ${code}, but nothing was thrown` };
     const actual = errorCode(settled.error);
     const mismatch = actual === code ? extra?.(settled.error) : undefined;
     const pass = actual === code && mismatch === undefined;
@@ -91,8 +101,10 @@ export const tenantryMatchers = {
   toThrowCrossTenantRow(received: unknown, expected: { table?: string; column?: string } = {}) {
     return codeMatcher(received, 'CROSS_TENANT_ROW', (error) => {
       const details = (error as { details?: { table?: string; column?: string } }).details ?? {};
-      if (expected.table !== undefined && details.table !== expected.table) return `for table ${expected.table}, got table ${details.table ?? '(unnamed)'}`;
-      if (expected.column !== undefined && details.column !== expected.column) return `for column ${expected.column}, got column ${details.column}`;
+      if (expected.table !== undefined && details.table !== expected.table)
+        return `for table ${expected.table}, got table ${details.table ?? '(unnamed)'}`;
+      if (expected.column !== undefined && details.column !== expected.column)
+        return `for column ${expected.column}, got column ${details.column}`;
       return undefined;
     });
   },
@@ -102,15 +114,22 @@ export const tenantryMatchers = {
         const pass = errorCode(settled.error) === SqlState.insufficientPrivilege;
         return {
           pass,
-          message: () => (pass ? 'expected the statement not to be refused, but it failed with 42501' : `expected a refusal (42501 or no rows), got ${describe(settled.error)}`),
+          message: () =>
+            pass
+              ? 'expected the statement not to be refused, but it failed with 42501'
+              : `expected a refusal (42501 or no rows), got ${describe(settled.error)}`,
         };
       }
       const result = settled.value as { rows?: unknown[]; rowCount?: number | null } | undefined;
-      if (!result || !Array.isArray(result.rows)) return { pass: false, message: () => 'expected a query result or an error with SQLSTATE 42501' };
+      if (!result || !Array.isArray(result.rows))
+        return { pass: false, message: () => 'expected a query result or an error with SQLSTATE 42501' };
       const pass = result.rows.length === 0 && (result.rowCount ?? 0) === 0;
       return {
         pass,
-        message: () => (pass ? 'expected rows, but the statement reached none' : `expected a refusal (42501 or no rows), but it reached ${result.rowCount ?? result.rows?.length} row(s)`),
+        message: () =>
+          pass
+            ? 'expected rows, but the statement reached none'
+            : `expected a refusal (42501 or no rows), but it reached ${result.rowCount ?? result.rows?.length} row(s)`,
       };
     });
   },

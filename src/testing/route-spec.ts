@@ -67,7 +67,8 @@ export function resolveRoute(spec: RouteSpec, tables: readonly ResolvedTable[]):
   } else if (tables.length === 1) table = tables[0];
   if (hasId && !table) throw new InvalidArgumentError(`route ${name}: name the table whose ids fill ${param}`, 'table');
   const idColumn = table ? (spec.idColumn ?? table.idColumns[0]) : undefined;
-  if (table && idColumn && !table.idColumns.includes(idColumn)) throw new InvalidArgumentError(`route ${name}: ${idColumn} is not an id column of ${table.name}`, 'idColumn');
+  if (table && idColumn && !table.idColumns.includes(idColumn))
+    throw new InvalidArgumentError(`route ${name}: ${idColumn} is not an id column of ${table.name}`, 'idColumn');
   return {
     spec,
     name,

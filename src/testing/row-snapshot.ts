@@ -13,7 +13,11 @@ export interface RowSnapshot {
  * every column, as the privileged connection sees them. An attempt must leave this unchanged:
  * the intruder may change its own rows, never anyone else's.
  */
-export async function snapshotRows(privileged: SqlQueryable, table: ResolvedTable, exceptTenant: string | undefined): Promise<RowSnapshot> {
+export async function snapshotRows(
+  privileged: SqlQueryable,
+  table: ResolvedTable,
+  exceptTenant: string | undefined,
+): Promise<RowSnapshot> {
   const { rows } = await privileged.query(
     `select coalesce(jsonb_agg(to_jsonb(x) order by to_jsonb(x)::text), '[]'::jsonb)::text as rows
        from ${table.sql} x where x.${table.tenantSql}::text is distinct from $1::text`,
@@ -29,8 +33,10 @@ export async function snapshotRows(privileged: SqlQueryable, table: ResolvedTabl
  */
 export function diffSnapshots(table: ResolvedTable, before: RowSnapshot, after: RowSnapshot): string | undefined {
   if (before.text === after.text) return undefined;
-  const identity = (row: Record<string, unknown>) => JSON.stringify([row[table.tenantColumn], ...table.idColumns.map((c) => row[c])]);
-  const index = (rows: ReadonlyArray<Record<string, unknown>>) => new Map(rows.map((r) => [identity(r), JSON.stringify(r)]));
+  const identity = (row: Record<string, unknown>) =>
+    JSON.stringify([row[table.tenantColumn], ...table.idColumns.map((c) => row[c])]);
+  const index = (rows: ReadonlyArray<Record<string, unknown>>) =>
+    new Map(rows.map((r) => [identity(r), JSON.stringify(r)]));
   const old = index(before.rows);
   const now = index(after.rows);
   let added = 0;

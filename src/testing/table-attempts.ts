@@ -18,9 +18,17 @@ const KINDS: ReadonlyArray<{ kind: TableAttemptKind; title: string; noTenant: bo
   { kind: 'list', title: "lists and counts none of A's rows", noTenant: true },
   { kind: 'insert', title: "cannot insert a row carrying A's tenant id (42501)", noTenant: true },
   { kind: 'move', title: 'cannot move its own row into A (42501)', noTenant: false },
-  { kind: 'update', title: "updates none of A's rows (by id, by id and A's tenant id, nor moving them out)", noTenant: true },
+  {
+    kind: 'update',
+    title: "updates none of A's rows (by id, by id and A's tenant id, nor moving them out)",
+    noTenant: true,
+  },
   { kind: 'delete', title: "deletes none of A's rows", noTenant: true },
-  { kind: 'guess', title: "reaches nothing by guessed ids (A's ids and the neighbours of A's and B's ids)", noTenant: true },
+  {
+    kind: 'guess',
+    title: "reaches nothing by guessed ids (A's ids and the neighbours of A's and B's ids)",
+    noTenant: true,
+  },
 ];
 
 /** Every attempt, tenant B's first, then the ones with no tenant in context. */

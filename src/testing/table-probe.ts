@@ -2,7 +2,14 @@ import { runAs, runWithoutTenant } from '../context/tenant-context.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { errorCode, type Actor, type AttemptResult } from './attempt-result.js';
-import { judgeStatement, keyedStatements, listStatements, tenantOut, TENANT_OUT, type AttackStatement } from './attack-statements.js';
+import {
+  judgeStatement,
+  keyedStatements,
+  listStatements,
+  tenantOut,
+  TENANT_OUT,
+  type AttackStatement,
+} from './attack-statements.js';
 import { guessKeys } from './guessable-ids.js';
 import type { IsolationContext, IsolationTenant, SqlResult } from './isolation-context.js';
 import { diffSnapshots, snapshotRows } from './row-snapshot.js';
@@ -33,7 +40,10 @@ export interface TableProbe {
  * key of A exists in B, and tenant A reads its own rows through the pool (the control). Throws
  * `CONFIGURATION_ERROR` otherwise.
  */
-export async function prepareTableProbe<User>(table: ResolvedTable<User>, context: IsolationContext<User>): Promise<TableProbe> {
+export async function prepareTableProbe<User>(
+  table: ResolvedTable<User>,
+  context: IsolationContext<User>,
+): Promise<TableProbe> {
   const { pool, privileged, tenantA, tenantB } = context;
   const A = tenantA.tenant.id;
   const B = tenantB.tenant.id;
@@ -55,7 +65,10 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
   const canonicalKey = async (tenant: string, raw: Record<string, unknown>, who: string): Promise<RowKey> => {
     const values = table.idColumns.map((c) => {
       const v = raw[c];
-      if (v === undefined || v === null) throw new ConfigurationError(`table ${table.name}: the seed for ${who} returned no ${c} (return the id columns ${table.idColumns.join(', ')})`);
+      if (v === undefined || v === null)
+        throw new ConfigurationError(
+          `table ${table.name}: the seed for ${who} returned no ${c} (return the id columns ${table.idColumns.join(', ')})`,
+        );
       return v instanceof Date ? v.toISOString() : String(v);
     });
     const { rows } = await privileged.query(
@@ -100,7 +113,10 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
   // by key in either tenant: a leaking attack may have moved a seeded row from one to the other
   const cleanup = async (): Promise<void> => {
     for (const { key } of seeded.splice(0).reverse()) {
-      await privileged.query(`delete from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = any($1::uuid[])`, [[A, B], ...keyValues(table, key)]);
+      await privileged.query(
+        `delete from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = any($1::uuid[])`,
+        [[A, B], ...keyValues(table, key)],
+      );
     }
   };
 
@@ -112,16 +128,28 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
 
     // a key of A that also exists in B would make "B reached it" ambiguous
     for (const key of keysA) {
-      const { rows } = await privileged.query(`select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [B, ...keyValues(table, key)]);
-      if (rows.length > 0) throw new ConfigurationError(`table ${table.name}: a row seeded in tenant A has the same id columns as a row of tenant B: seed distinct rows`);
+      const { rows } = await privileged.query(
+        `select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`,
+        [B, ...keyValues(table, key)],
+      );
+      if (rows.length > 0)
+        throw new ConfigurationError(
+          `table ${table.name}: a row seeded in tenant A has the same id columns as a row of tenant B: seed distinct rows`,
+        );
     }
 
     // the control: without it, a pool that never sets the tenant would pass every attack
     for (const key of keysA) {
-      const own = await runAs(A, () => pool.query(`select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, keyValues(table, key))).catch((error: unknown) => {
+      const own = await runAs(A, () =>
+        pool.query(`select ${tt} from ${table.sql} where ${keyPredicate(table, 1)}`, keyValues(table, key)),
+      ).catch((error: unknown) => {
         const code = errorCode(error);
-        const hint = code === 'TENANT_SCOPE_MISSING' ? ': the pool has a query guard in enforce mode; pass one without it' : '';
-        throw new ConfigurationError(`table ${table.name}: control failed: tenant A cannot read its own row through the pool (${code ?? String(error)})${hint}`, error);
+        const hint =
+          code === 'TENANT_SCOPE_MISSING' ? ': the pool has a query guard in enforce mode; pass one without it' : '';
+        throw new ConfigurationError(
+          `table ${table.name}: control failed: tenant A cannot read its own row through the pool (${code ?? String(error)})${hint}`,
+          error,
+        );
       });
       if (own.rows.length !== 1 || own.rows[0][TENANT_OUT] !== A) {
         throw new ConfigurationError(
@@ -138,17 +166,22 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
   const columns = await columnsOf();
   const rowOfA = async (): Promise<string> => {
     for (const key of keysA) {
-      const { rows } = await privileged.query(`select to_jsonb(x)::text as row from ${table.sql} x where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [
-        A,
-        ...keyValues(table, key),
-      ]);
+      const { rows } = await privileged.query(
+        `select to_jsonb(x)::text as row from ${table.sql} x where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`,
+        [A, ...keyValues(table, key)],
+      );
       if (rows[0]) return rows[0].row as string;
     }
-    throw new ConfigurationError(`table ${table.name}: tenant A's seeded rows are gone: an earlier attempt deleted them (see the first failure)`);
+    throw new ConfigurationError(
+      `table ${table.name}: tenant A's seeded rows are gone: an earlier attempt deleted them (see the first failure)`,
+    );
   };
 
   const existsIn = async (tenant: string, key: RowKey): Promise<boolean> => {
-    const { rows } = await privileged.query(`select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`, [tenant, ...keyValues(table, key)]);
+    const { rows } = await privileged.query(
+      `select 1 from ${table.sql} where ${keyPredicate(table, 2)} and ${table.tenantSql} = $1`,
+      [tenant, ...keyValues(table, key)],
+    );
     return rows.length > 0;
   };
 
@@ -185,7 +218,9 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
         for (const key of candidates) if (!actorTenant || !(await existsIn(actorTenant, key))) guesses.push(key);
         // with no tenant, B's rows are targets too
         return [...keysA, ...(actorTenant ? [] : keysB), ...guesses].flatMap((key) =>
-          (['read', 'update', 'delete'] as const).flatMap((k) => keyedStatements(table, k, [key], { tenantA: A, withTenant: false, actorTenant })).map((s) => ({ ...s, label: `${s.label.replace(/ \(row 1\)$/, '')} [${describeKey(key)}]` })),
+          (['read', 'update', 'delete'] as const)
+            .flatMap((k) => keyedStatements(table, k, [key], { tenantA: A, withTenant: false, actorTenant }))
+            .map((s) => ({ ...s, label: `${s.label.replace(/ \(row 1\)$/, '')} [${describeKey(key)}]` })),
         );
       }
     }
@@ -204,7 +239,10 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
     seedRow,
     async run(kind, actor) {
       // each attack starts from the seeded state: an earlier leak may have deleted or moved the targets
-      for (const [keys, tenant, party] of [[keysA, A, tenantA], [keysB, B, tenantB]] as const) {
+      for (const [keys, tenant, party] of [
+        [keysA, A, tenantA],
+        [keysB, B, tenantB],
+      ] as const) {
         for (let i = 0; i < keys.length; i++) if (!(await existsIn(tenant, keys[i]!))) keys[i] = await seedRow(party);
       }
       const actorTenant = actor === 'tenant-b' ? B : undefined;
@@ -234,4 +272,3 @@ export async function prepareTableProbe<User>(table: ResolvedTable<User>, contex
 function sameKey(table: ResolvedTable, a: RowKey, b: RowKey): boolean {
   return table.idColumns.every((c) => a[c] === b[c]);
 }
-

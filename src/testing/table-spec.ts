@@ -56,13 +56,16 @@ export interface ResolvedTable<User = any> {
 
 /** Validates a spec once, when the suite is declared, so a typo fails at collection time. */
 export function resolveTable<User>(spec: TenantTableSpec<User>): ResolvedTable<User> {
-  if (!spec.columns === !spec.seed) throw new InvalidArgumentError(`table ${spec.table}: give exactly one of columns or seed`, 'seed');
+  if (!spec.columns === !spec.seed)
+    throw new InvalidArgumentError(`table ${spec.table}: give exactly one of columns or seed`, 'seed');
   const tenantColumn = spec.tenantColumn ?? 'tenant_id';
   const idColumns = spec.idColumns ?? ['id'];
   if (idColumns.length === 0) throw new InvalidArgumentError(`table ${spec.table}: idColumns is empty`, 'idColumns');
-  if (idColumns.includes(tenantColumn)) throw new InvalidArgumentError(`table ${spec.table}: idColumns must not include the tenant column`, 'idColumns');
+  if (idColumns.includes(tenantColumn))
+    throw new InvalidArgumentError(`table ${spec.table}: idColumns must not include the tenant column`, 'idColumns');
   const rowsPerTenant = spec.rowsPerTenant ?? 2;
-  if (!Number.isInteger(rowsPerTenant) || rowsPerTenant < 1 || rowsPerTenant > 100) throw new InvalidArgumentError('rowsPerTenant: 1 to 100', 'rowsPerTenant');
+  if (!Number.isInteger(rowsPerTenant) || rowsPerTenant < 1 || rowsPerTenant > 100)
+    throw new InvalidArgumentError('rowsPerTenant: 1 to 100', 'rowsPerTenant');
   return {
     spec,
     name: spec.table,

@@ -59,11 +59,19 @@ export function createTenantFactory<User = undefined>(options: TenantFactoryOpti
   const created: Array<TenantFixture<User>> = [];
   let count = 0;
 
-  const create = async (input: { name?: string; settings?: Record<string, unknown> } = {}): Promise<TenantFixture<User>> => {
+  const create = async (
+    input: { name?: string; settings?: Record<string, unknown> } = {},
+  ): Promise<TenantFixture<User>> => {
     const index = count++;
     const slug = `${prefix}-${run}-${index}`;
-    const tenant = await catalog.create({ slug, name: input.name ?? slug, ...(input.settings ? { settings: input.settings } : {}) });
-    const user = options.createUser ? await runAs(tenant.id, () => options.createUser!(tenant, index)) : (undefined as User);
+    const tenant = await catalog.create({
+      slug,
+      name: input.name ?? slug,
+      ...(input.settings ? { settings: input.settings } : {}),
+    });
+    const user = options.createUser
+      ? await runAs(tenant.id, () => options.createUser!(tenant, index))
+      : (undefined as User);
     const fixture: TenantFixture<User> = { tenant, user, runAs: (fn) => runAs(tenant.id, fn) };
     created.push(fixture);
     return fixture;

@@ -73,7 +73,13 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
   const results = new Map<string, DatabaseInstall>();
 
   const installOne = async (target: MigrationTarget, setRoles: boolean): Promise<boolean> => {
-    const result: DatabaseInstall = { cluster: target.cluster, database: target.database, kind: target.kind === 'shared' ? 'shared' : 'database', ok: false, error: null };
+    const result: DatabaseInstall = {
+      cluster: target.cluster,
+      database: target.database,
+      kind: target.kind === 'shared' ? 'shared' : 'database',
+      ok: false,
+      error: null,
+    };
     results.set(target.key, result);
     try {
       const base = options.clusters[target.cluster];
@@ -84,7 +90,13 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
         dataSchemas: (await recordedDataSchemas(url)) ?? roles.dataSchemas,
         eventTrigger: options.eventTrigger ?? true,
         contextSecret: options.contextSecret,
-        ...(setRoles ? { appPassword: options.appPassword, ownerPassword: options.ownerPassword, supportPassword: options.supportPassword } : {}),
+        ...(setRoles
+          ? {
+              appPassword: options.appPassword,
+              ownerPassword: options.ownerPassword,
+              supportPassword: options.supportPassword,
+            }
+          : {}),
       });
       result.ok = true;
     } catch (error) {
@@ -107,18 +119,34 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
 
   const databases = targets.map((t) => results.get(t.key)!);
   const { appRole, ownerRole, supportRole, contextMode } = roles;
-  return { ok: databases.every((d) => d.ok), installDigest: installDigest(), roles: { appRole, ownerRole, supportRole, contextMode }, databases };
+  return {
+    ok: databases.every((d) => d.ok),
+    installDigest: installDigest(),
+    roles: { appRole, ownerRole, supportRole, contextMode },
+    databases,
+  };
 }
 
 /** The install options recorded in the home database's `tenantry.meta`. */
-async function homeInstallOptions(catalog: Queryable): Promise<{ appRole: string; ownerRole: string; supportRole: string | undefined; contextMode: ContextMode; dataSchemas: string[] }> {
+async function homeInstallOptions(
+  catalog: Queryable,
+): Promise<{
+  appRole: string;
+  ownerRole: string;
+  supportRole: string | undefined;
+  contextMode: ContextMode;
+  dataSchemas: string[];
+}> {
   const { rows } = await catalog.query<{ key: string; value: string }>(
     `select key, value from tenantry.meta where key in ('app_role', 'owner_role', 'support_role', 'context_mode', 'data_schemas')`,
   );
   const meta = new Map(rows.map((r) => [r.key, r.value]));
   const appRole = meta.get('app_role');
   const ownerRole = meta.get('owner_role');
-  if (!appRole || !ownerRole) throw new ConfigurationError('The home database records no app and owner roles (tenantry.meta): run tenantry install there first');
+  if (!appRole || !ownerRole)
+    throw new ConfigurationError(
+      'The home database records no app and owner roles (tenantry.meta): run tenantry install there first',
+    );
   return {
     appRole,
     ownerRole,
@@ -133,9 +161,13 @@ async function recordedDataSchemas(url: string): Promise<string[] | undefined> {
   const client = new pg.Client({ connectionString: url, application_name: 'tenantry install' });
   await client.connect();
   try {
-    const installed = await client.query<{ present: boolean }>(`select to_regclass('tenantry.meta') is not null as present`);
+    const installed = await client.query<{ present: boolean }>(
+      `select to_regclass('tenantry.meta') is not null as present`,
+    );
     if (!installed.rows[0]?.present) return undefined;
-    const { rows } = await client.query<{ value: string }>(`select value from tenantry.meta where key = 'data_schemas'`);
+    const { rows } = await client.query<{ value: string }>(
+      `select value from tenantry.meta where key = 'data_schemas'`,
+    );
     const schemas = (rows[0]?.value ?? '').split(',').filter(Boolean);
     return schemas.length > 0 ? schemas : undefined;
   } finally {

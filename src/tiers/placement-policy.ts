@@ -58,7 +58,8 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
   const tiers = options.tiers ?? { enterprise: 'database', business: 'schema' };
   const defaultTier = options.defaultTier ?? 'shared';
   for (const tier of [...Object.values(tiers), defaultTier]) {
-    if (tier !== 'shared' && tier !== 'schema' && tier !== 'database') throw new ConfigurationError(`Unknown tier ${String(tier)}`);
+    if (tier !== 'shared' && tier !== 'schema' && tier !== 'database')
+      throw new ConfigurationError(`Unknown tier ${String(tier)}`);
   }
   const schemaName = options.schemaName ?? ((slug) => `t_${slug.replaceAll('-', '_')}`);
   const databaseName = options.databaseName ?? ((slug) => `tenant_${slug.replaceAll('-', '_')}`);
@@ -76,9 +77,14 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
             : `plan ${chosenPlan} has no tier of its own: the default tier ${tier}`,
       );
       const allowed = options.clustersByTier?.[tier];
-      const candidates = clusters.filter((c) => c.status === 'active' && (allowed === undefined || allowed.includes(c.name)));
+      const candidates = clusters.filter(
+        (c) => c.status === 'active' && (allowed === undefined || allowed.includes(c.name)),
+      );
       if (candidates.length === 0) {
-        throw new TenantryError('CLUSTER_UNKNOWN', `No active cluster may take the ${tier} tier`, { status: 503, details: { tier } });
+        throw new TenantryError('CLUSTER_UNKNOWN', `No active cluster may take the ${tier} tier`, {
+          status: 503,
+          details: { tier },
+        });
       }
       const best = [...candidates].sort((a, b) => a.load - b.load || a.name.localeCompare(b.name))[0]!;
       reasons.push(
@@ -86,10 +92,16 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
           ? `cluster ${best.name}: the only active cluster${allowed ? ' allowed for this tier' : ''}`
           : `cluster ${best.name}: least loaded (${best.tenants} tenants / capacity ${best.capacity}) of ${candidates.map((c) => `${c.name} ${(c.load * 100).toFixed(1)}%`).join(', ')}`,
       );
-      for (const c of clusters.filter((c) => c.status !== 'active')) reasons.push(`cluster ${c.name} skipped: ${c.status}`);
-      const name = tier === 'schema' ? schemaName(tenant.slug) : tier === 'database' ? databaseName(tenant.slug) : undefined;
+      for (const c of clusters.filter((c) => c.status !== 'active'))
+        reasons.push(`cluster ${c.name} skipped: ${c.status}`);
+      const name =
+        tier === 'schema' ? schemaName(tenant.slug) : tier === 'database' ? databaseName(tenant.slug) : undefined;
       if (name !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
-        throw new TenantryError('INVALID_IDENTIFIER', `The ${tier} name for tenant ${tenant.slug} is not a valid name of 1-63 characters: give the policy a schemaName/databaseName`, { status: 400 });
+        throw new TenantryError(
+          'INVALID_IDENTIFIER',
+          `The ${tier} name for tenant ${tenant.slug} is not a valid name of 1-63 characters: give the policy a schemaName/databaseName`,
+          { status: 400 },
+        );
       }
       const target: PlacementTarget =
         tier === 'schema'
@@ -106,14 +118,23 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
  * Reads what a policy needs from the catalog (home database, owner role): the tenant and every
  * cluster's load. Tenants without a placement count on the home cluster.
  */
-export async function placementQuestion(catalog: Queryable, tenantRef: string, options: { plan?: string; homeCluster?: string } = {}): Promise<PlacementQuestion> {
+export async function placementQuestion(
+  catalog: Queryable,
+  tenantRef: string,
+  options: { plan?: string; homeCluster?: string } = {},
+): Promise<PlacementQuestion> {
   const byId = isTenantId(tenantRef);
   const { rows: tenants } = await catalog.query<{ id: string; slug: string; settings: Record<string, unknown> }>(
     `select id, slug, settings from tenantry.tenants where ${byId ? 'id = $1::uuid' : 'slug = $1'}`,
     [byId ? tenantRef.toLowerCase() : tenantRef],
   );
   if (!tenants[0]) throw new TenantryError('TENANT_NOT_FOUND', 'Tenant not found', { status: 404 });
-  const { rows } = await catalog.query<{ name: string; status: ClusterLoad['status']; capacity: number; tenants: string }>(
+  const { rows } = await catalog.query<{
+    name: string;
+    status: ClusterLoad['status'];
+    capacity: number;
+    tenants: string;
+  }>(
     `select c.name, c.status, c.capacity,
             (select count(*) from tenantry.placements p where p.cluster = c.name)
               + case when c.name = $1 then (select count(*) from tenantry.tenants t
@@ -124,7 +145,13 @@ export async function placementQuestion(catalog: Queryable, tenantRef: string, o
   );
   const clusters = rows.map((r) => {
     const count = Number(r.tenants);
-    return { name: r.name, status: r.status, capacity: r.capacity, tenants: count, load: r.capacity > 0 ? count / r.capacity : Infinity };
+    return {
+      name: r.name,
+      status: r.status,
+      capacity: r.capacity,
+      tenants: count,
+      load: r.capacity > 0 ? count / r.capacity : Infinity,
+    };
   });
   return { tenant: tenants[0], ...(options.plan ? { plan: options.plan } : {}), clusters };
 }

@@ -67,8 +67,12 @@ export class Placements {
   }
 
   /** Registers (or updates) a cluster in the catalog. */
-  async addCluster(name: string, options: { capacity?: number; status?: 'active' | 'draining' | 'disabled' } = {}): Promise<void> {
-    if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) throw new InvalidArgumentError('cluster names are 1-63 of [a-z0-9_-], starting with a letter', 'name');
+  async addCluster(
+    name: string,
+    options: { capacity?: number; status?: 'active' | 'draining' | 'disabled' } = {},
+  ): Promise<void> {
+    if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name))
+      throw new InvalidArgumentError('cluster names are 1-63 of [a-z0-9_-], starting with a letter', 'name');
     await this.#catalog.query(
       `insert into tenantry.clusters (name, capacity, status) values ($1, coalesce($2, 1000), coalesce($3, 'active'))
        on conflict (name) do update set capacity = coalesce($2, clusters.capacity), status = coalesce($3, clusters.status)`,
@@ -79,10 +83,13 @@ export class Placements {
   /** The tenant's placement; the default (shared, home cluster, epoch 0) when it has none. */
   async get(tenant: string, catalog: Queryable = this.#catalog): Promise<Placement> {
     const tenantId = toTenantId(tenant);
-    const { rows } = await catalog.query<{ tier: Tier; cluster: string; database: string | null; schema: string | null; epoch: string }>(
-      'select tier, cluster, database, schema, epoch from tenantry.placements where tenant_id = $1',
-      [tenantId],
-    );
+    const { rows } = await catalog.query<{
+      tier: Tier;
+      cluster: string;
+      database: string | null;
+      schema: string | null;
+      epoch: string;
+    }>('select tier, cluster, database, schema, epoch from tenantry.placements where tenant_id = $1', [tenantId]);
     const r = rows[0];
     return r
       ? { tenantId, tier: r.tier, cluster: r.cluster, database: r.database, schema: r.schema, epoch: Number(r.epoch) }
@@ -130,7 +137,8 @@ export class Placements {
     try {
       if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);
       // only the home cluster's shared database serves the default route
-      if (to !== `${this.#home}/`) await this.ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
+      if (to !== `${this.#home}/`)
+        await this.ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
       await this.setLocalState(next, tenantId, 'active', epoch);
     } catch (error) {
       // before the switch: the previous place serves the tenant again as it did
@@ -154,7 +162,10 @@ export class Placements {
     return epoch;
   }
 
-  async #localRow(where: PlacementTarget, tenantId: string): Promise<{ state: LocalState; epoch: number; schema: string | null } | undefined> {
+  async #localRow(
+    where: PlacementTarget,
+    tenantId: string,
+  ): Promise<{ state: LocalState; epoch: number; schema: string | null } | undefined> {
     const { rows } = await this.ownerPool(where).query<{ state: LocalState; epoch: string; schema: string | null }>(
       'select state, epoch, schema from tenantry.local_tenants where tenant_key = $1',
       [tenantId],
@@ -162,7 +173,11 @@ export class Placements {
     return rows[0] ? { state: rows[0].state, epoch: Number(rows[0].epoch), schema: rows[0].schema } : undefined;
   }
 
-  async #restoreLocalRow(where: PlacementTarget, tenantId: string, row: { state: LocalState; epoch: number; schema: string | null } | undefined): Promise<void> {
+  async #restoreLocalRow(
+    where: PlacementTarget,
+    tenantId: string,
+    row: { state: LocalState; epoch: number; schema: string | null } | undefined,
+  ): Promise<void> {
     if (!row) await this.ownerPool(where).query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
     else await this.setLocalState({ ...where, schema: row.schema }, tenantId, row.state, row.epoch);
   }
@@ -177,7 +192,6 @@ export class Placements {
     );
   }
 
-
   async end(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
@@ -190,7 +204,11 @@ export class Placements {
     let pool = this.#pools.get(location);
     if (!pool) {
       const base = this.#owners[where.cluster];
-      if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, { status: 503, details: { cluster: where.cluster } });
+      if (base === undefined)
+        throw new TenantryError('CLUSTER_UNKNOWN', `No owner connection is configured for cluster ${where.cluster}`, {
+          status: 503,
+          details: { cluster: where.cluster },
+        });
       // tenantry.moving: what these connections write is a move copying or removing rows, not a
       // change by the tenant; application triggers that derive rows (events, counters) skip it
       // with `tenantry.is_moving()` (true only for the owner or a superuser). Set on each new
@@ -212,13 +230,16 @@ export class Placements {
 
 function checkTarget(target: PlacementTarget): Required<PlacementTarget> {
   const tier = target?.tier;
-  if (tier !== 'shared' && tier !== 'schema' && tier !== 'database') throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
-  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(target.cluster ?? '')) throw new InvalidArgumentError('cluster must be a cluster name', 'cluster');
+  if (tier !== 'shared' && tier !== 'schema' && tier !== 'database')
+    throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
+  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(target.cluster ?? ''))
+    throw new InvalidArgumentError('cluster must be a cluster name', 'cluster');
   const database = target.database ? validIdentifier(target.database, 'database') : null;
   const schema = target.schema ? validIdentifier(target.schema, 'schema') : null;
   if (tier === 'schema' && !schema) throw new InvalidArgumentError('the schema tier needs a schema', 'schema');
   if (tier !== 'schema' && schema) throw new InvalidArgumentError('only the schema tier names a schema', 'schema');
-  if (tier === 'database' && !database) throw new InvalidArgumentError('the database tier needs a database', 'database');
+  if (tier === 'database' && !database)
+    throw new InvalidArgumentError('the database tier needs a database', 'database');
   return { tier, cluster: target.cluster, database, schema };
 }
 

@@ -18,7 +18,11 @@ const RESERVED_SCHEMAS = /^(public|tenantry|tenantry_private|information_schema|
  */
 export async function createTenantSchema(owner: pg.Pool | pg.ClientBase, schema: string, ddl: string): Promise<void> {
   const s = quoteIdent(schema, 'schema');
-  if (RESERVED_SCHEMAS.test(schema)) throw new TenantryError('INVALID_IDENTIFIER', `${schema} is not a tenant schema name`, { status: 400, details: { what: 'schema' } });
+  if (RESERVED_SCHEMAS.test(schema))
+    throw new TenantryError('INVALID_IDENTIFIER', `${schema} is not a tenant schema name`, {
+      status: 400,
+      details: { what: 'schema' },
+    });
   const client = owner instanceof pg.Pool ? await owner.connect() : owner;
   try {
     await client.query('BEGIN');
@@ -26,7 +30,9 @@ export async function createTenantSchema(owner: pg.Pool | pg.ClientBase, schema:
       `select (select value from tenantry.meta where key = 'app_role') as app,
               (select nullif(value, '') from tenantry.meta where key = 'support_role') as support`,
     );
-    const readers = [rows[0]!.app, ...(rows[0]!.support ? [rows[0]!.support] : [])].map((r) => quoteIdent(r, 'role')).join(', ');
+    const readers = [rows[0]!.app, ...(rows[0]!.support ? [rows[0]!.support] : [])]
+      .map((r) => quoteIdent(r, 'role'))
+      .join(', ');
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(`REVOKE ALL ON SCHEMA ${s} FROM PUBLIC`);
     await client.query(`GRANT USAGE ON SCHEMA ${s} TO ${readers}`);

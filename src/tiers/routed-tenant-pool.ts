@@ -62,9 +62,11 @@ export class RoutedTenantPool {
   constructor(config: RoutedTenantPoolConfig) {
     const { router, clusters, maxConnections = 20, poolSize = 5, maxPools = 20, freezeWaitMs = 2000, ...rest } = config;
     if (!router) throw new ConfigurationError('RoutedTenantPool needs a router');
-    if (!clusters || Object.keys(clusters).length === 0) throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');
+    if (!clusters || Object.keys(clusters).length === 0)
+      throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');
     for (const name of Object.keys(clusters)) validIdentifier(name.replaceAll('-', '_'), 'cluster name');
-    if (!(maxConnections >= 1 && poolSize >= 1 && maxPools >= 1)) throw new ConfigurationError('maxConnections, poolSize and maxPools must be at least 1');
+    if (!(maxConnections >= 1 && poolSize >= 1 && maxPools >= 1))
+      throw new ConfigurationError('maxConnections, poolSize and maxPools must be at least 1');
     this.#router = router;
     this.#clusters = clusters;
     this.#config = rest;
@@ -85,14 +87,22 @@ export class RoutedTenantPool {
   }
 
   /** Runs one statement where the current tenant lives (or on the home cluster's shared database without a tenant). */
-  async query<R extends pg.QueryResultRow = any>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow = any>(
+    text: string | pg.QueryConfig,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     const tenantId = tryCurrentTenant();
     const deadline = Date.now() + this.#freezeWaitMs;
     let delay = 25;
     let stale = 0;
     let fresh = false;
     for (;;) {
-      const route = tenantId === undefined ? undefined : fresh ? await this.#router.refresh(tenantId) : await this.#router.resolve(tenantId);
+      const route =
+        tenantId === undefined
+          ? undefined
+          : fresh
+            ? await this.#router.refresh(tenantId)
+            : await this.#router.resolve(tenantId);
       const entry = await this.#checkout(route);
       let failure: unknown;
       try {
@@ -105,7 +115,10 @@ export class RoutedTenantPool {
       }
       // a refused statement did nothing (its implicit transaction rolled back): retrying cannot duplicate it
       const state = sqlStateOf(failure) ?? (failure as { code?: unknown } | null)?.code;
-      if ((state === STALE_ROUTE || state === 'TENANT_ROUTE_MISMATCH' || state === 'TENANT_ROUTE_UNKNOWN') && stale < 3) {
+      if (
+        (state === STALE_ROUTE || state === 'TENANT_ROUTE_MISMATCH' || state === 'TENANT_ROUTE_UNKNOWN') &&
+        stale < 3
+      ) {
         stale++;
         fresh = true;
         continue;
@@ -143,7 +156,8 @@ export class RoutedTenantPool {
       if (!(result instanceof Promise)) return result;
       return result.catch(async (error: unknown) => {
         const tenant = tryCurrentTenant();
-        if (tenant !== undefined && sqlStateOf(error) === STALE_ROUTE) await router.refresh(tenant).catch(() => undefined);
+        if (tenant !== undefined && sqlStateOf(error) === STALE_ROUTE)
+          await router.refresh(tenant).catch(() => undefined);
         throw error;
       });
     }) as typeof client.query;
@@ -194,7 +208,11 @@ export class RoutedTenantPool {
     }
     const [cluster, database] = location.split('/') as [string, string];
     const base = this.#clusters[cluster];
-    if (base === undefined) throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, { status: 503, details: { cluster } });
+    if (base === undefined)
+      throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, {
+        status: 503,
+        details: { cluster },
+      });
     const url = new URL(base);
     if (database !== '') url.pathname = `/${validIdentifier(database, 'database')}`;
     const router = this.#router;
@@ -231,7 +249,15 @@ export function isRetryableRouteError(error: unknown): boolean {
 
 function routeError(error: unknown): unknown {
   const state = sqlStateOf(error);
-  if (state === STALE_ROUTE) return new TenantryError('TENANT_ROUTE_STALE', "The tenant's route kept changing: retry", { status: 503, cause: error });
-  if (state === FROZEN) return new TenantryError('TENANT_FROZEN', 'The tenant is being moved: retry shortly', { status: 503, cause: error });
+  if (state === STALE_ROUTE)
+    return new TenantryError('TENANT_ROUTE_STALE', "The tenant's route kept changing: retry", {
+      status: 503,
+      cause: error,
+    });
+  if (state === FROZEN)
+    return new TenantryError('TENANT_FROZEN', 'The tenant is being moved: retry shortly', {
+      status: 503,
+      cause: error,
+    });
   return error;
 }

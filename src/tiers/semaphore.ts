@@ -19,7 +19,8 @@ export class Semaphore {
 
   release(): void {
     const next = this.#waiting.shift();
-    if (next) next(); // the slot passes on directly
+    if (next)
+      next(); // the slot passes on directly
     else this.#inUse--;
   }
 }

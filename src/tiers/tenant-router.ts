@@ -81,7 +81,9 @@ export class TenantRouter {
     this.#after = (options.dataSchemas ?? ['public']).map((s) => quoteIdent(s, 'schema')).join(', ');
     this.#cache = new LruCache(options.cacheSize ?? 100_000);
     this.#onError = options.onError ?? (() => undefined);
-    this.#transport = options.listenConnectionString ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL }) : undefined;
+    this.#transport = options.listenConnectionString
+      ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL })
+      : undefined;
   }
 
   /** Starts hearing route changes (when a listen connection was configured). */
@@ -121,11 +123,21 @@ export class TenantRouter {
 
   /** The route of a tenant without a placement row. */
   defaultRoute(tenantId: string): Route {
-    return this.#route({ tenant_id: tenantId, tier: 'shared', cluster: this.#home, database: null, schema: null, epoch: '0' });
+    return this.#route({
+      tenant_id: tenantId,
+      tier: 'shared',
+      cluster: this.#home,
+      database: null,
+      schema: null,
+      epoch: '0',
+    });
   }
 
   async #load(tenantId: string): Promise<Route> {
-    const { rows } = await this.#pool.query<RouteRow>('select tenant_id, tier, cluster, database, schema, epoch from tenantry.route_of($1)', [tenantId]);
+    const { rows } = await this.#pool.query<RouteRow>(
+      'select tenant_id, tier, cluster, database, schema, epoch from tenantry.route_of($1)',
+      [tenantId],
+    );
     const route = rows[0] ? this.#route(rows[0]) : this.defaultRoute(tenantId);
     this.#store(route);
     return this.#cache.get(tenantId) ?? route;
@@ -139,7 +151,16 @@ export class TenantRouter {
   #route(row: RouteRow): Route {
     const location = `${row.cluster}/${row.database ?? ''}`;
     const searchPath = row.schema === null ? null : `${quoteIdent(row.schema, 'schema')}, ${this.#after}`;
-    return { tenantId: row.tenant_id, tier: row.tier, cluster: row.cluster, database: row.database, schema: row.schema, epoch: Number(row.epoch), location, searchPath };
+    return {
+      tenantId: row.tenant_id,
+      tier: row.tier,
+      cluster: row.cluster,
+      database: row.database,
+      schema: row.schema,
+      epoch: Number(row.epoch),
+      location,
+      searchPath,
+    };
   }
 
   // One refresh at a time; a notification during one schedules another.
@@ -165,7 +186,10 @@ export class TenantRouter {
 
   async #catchUp(): Promise<void> {
     for (;;) {
-      const { rows } = await this.#pool.query<RouteRow>('select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)', [this.#seen]);
+      const { rows } = await this.#pool.query<RouteRow>(
+        'select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)',
+        [this.#seen],
+      );
       for (const row of rows) {
         const route = this.#route(row);
         // only routes in use are kept fresh; others are read when first needed

@@ -16,7 +16,10 @@ async function signIn(email: string, tenant: string, password = PASSWORD): Promi
 }
 
 async function members(tenantId: string): Promise<Array<Record<string, unknown>>> {
-  const { rows } = await f.db.admin.query('select user_id, role, removed_at from public.members where tenant_id = $1 order by user_id', [tenantId]);
+  const { rows } = await f.db.admin.query(
+    'select user_id, role, removed_at from public.members where tenant_id = $1 order by user_id',
+    [tenantId],
+  );
   return rows;
 }
 
@@ -39,17 +42,27 @@ describe('invitations', () => {
 
     const sam = await f.token(f.users.sam, f.a); // admin of A
     // an admin cannot hand out the owner role
-    expect((await f.call('POST', '/invitations', { token: sam, payload: { email: 'boss@example.test', role: 'owner' } })).statusCode).toBe(403);
-    const invited = await f.call('POST', '/invitations', { token: sam, payload: { email: 'Newbie@Example.test', role: 'member' } });
+    expect(
+      (await f.call('POST', '/invitations', { token: sam, payload: { email: 'boss@example.test', role: 'owner' } }))
+        .statusCode,
+    ).toBe(403);
+    const invited = await f.call('POST', '/invitations', {
+      token: sam,
+      payload: { email: 'Newbie@Example.test', role: 'member' },
+    });
     expect(invited.statusCode).toBe(201);
     const { code } = invited.json() as { code: string };
 
     // wrong email: refused, and the code is NOT spent
-    const wrong = await f.call('POST', '/invitations/accept', { payload: { code, email: 'someone-else@example.test', password: 'long enough pw', displayName: 'X' } });
+    const wrong = await f.call('POST', '/invitations/accept', {
+      payload: { code, email: 'someone-else@example.test', password: 'long enough pw', displayName: 'X' },
+    });
     expect(wrong.statusCode).toBe(400);
     expect(wrong.json().error.code).toBe('CODE_INVALID');
 
-    const accepted = await f.call('POST', '/invitations/accept', { payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' } });
+    const accepted = await f.call('POST', '/invitations/accept', {
+      payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' },
+    });
     expect(accepted.statusCode, accepted.body).toBe(201);
     const { token, tenantId } = accepted.json() as { token: string; tenantId: string };
     expect(tenantId).toBe(f.a.id);
@@ -58,7 +71,9 @@ describe('invitations', () => {
 
     // replay: refused, nothing changes
     const before = await members(f.a.id);
-    const replay = await f.call('POST', '/invitations/accept', { payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' } });
+    const replay = await f.call('POST', '/invitations/accept', {
+      payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' },
+    });
     expect(replay.statusCode).toBe(400);
     expect(replay.json().error.code).toBe('CODE_INVALID');
     expect(await members(f.a.id)).toEqual(before);
@@ -74,11 +89,17 @@ describe('invitations', () => {
 
   it('an existing user must prove their password to join', async () => {
     const carol = await f.token(f.users.carol, f.b);
-    const { code } = (await f.call('POST', '/invitations', { token: carol, payload: { email: f.users.bob.email } })).json() as { code: string };
-    const bad = await f.call('POST', '/invitations/accept', { payload: { code, email: f.users.bob.email, password: 'not bobs password' } });
+    const { code } = (
+      await f.call('POST', '/invitations', { token: carol, payload: { email: f.users.bob.email } })
+    ).json() as { code: string };
+    const bad = await f.call('POST', '/invitations/accept', {
+      payload: { code, email: f.users.bob.email, password: 'not bobs password' },
+    });
     expect(bad.statusCode).toBe(400);
     expect((await members(f.b.id)).map((m) => m.user_id)).not.toContain(f.users.bob.id);
-    const good = await f.call('POST', '/invitations/accept', { payload: { code, email: f.users.bob.email, password: PASSWORD } });
+    const good = await f.call('POST', '/invitations/accept', {
+      payload: { code, email: f.users.bob.email, password: PASSWORD },
+    });
     expect(good.statusCode).toBe(201);
     expect((await members(f.b.id)).map((m) => m.user_id)).toContain(f.users.bob.id);
   });
@@ -97,14 +118,20 @@ describe('member management', () => {
     expect(fresh.json().error.code).toBe('NOT_A_MEMBER');
     expect((await f.call('GET', '/me', { token: await f.token(f.users.sam, f.a) })).statusCode).toBe(200);
     const audit = await f.call('GET', '/audit-log?limit=5', { token: carol });
-    expect(audit.json().items[0]).toMatchObject({ action: 'member.removed', actorId: f.users.carol.id, detail: { userId: f.users.sam.id } });
+    expect(audit.json().items[0]).toMatchObject({
+      action: 'member.removed',
+      actorId: f.users.carol.id,
+      detail: { userId: f.users.sam.id },
+    });
   });
 
   it("another tenant's member cannot be changed or removed: 404, nothing changes", async () => {
     const alice = await f.token(f.users.alice, f.a);
     const before = await members(f.b.id);
     expect((await f.call('DELETE', `/members/${f.users.carol.id}`, { token: alice })).statusCode).toBe(404);
-    expect((await f.call('PATCH', `/members/${f.users.carol.id}`, { token: alice, payload: { role: 'member' } })).statusCode).toBe(404);
+    expect(
+      (await f.call('PATCH', `/members/${f.users.carol.id}`, { token: alice, payload: { role: 'member' } })).statusCode,
+    ).toBe(404);
     expect((await f.call('DELETE', `/members/${nobody()}`, { token: alice })).statusCode).toBe(404);
     expect(await members(f.b.id)).toEqual(before);
   });
@@ -115,7 +142,9 @@ describe('member management', () => {
     expect(last.statusCode).toBe(409);
     expect(last.json().error.code).toBe('LAST_OWNER');
     const bob = await f.token(f.users.bob, f.a);
-    expect((await f.call('PATCH', `/members/${f.users.bob.id}`, { token: bob, payload: { role: 'admin' } })).statusCode).toBe(403);
+    expect(
+      (await f.call('PATCH', `/members/${f.users.bob.id}`, { token: bob, payload: { role: 'admin' } })).statusCode,
+    ).toBe(403);
     const sam = await f.token(f.users.sam, f.a);
     expect((await f.call('DELETE', `/members/${f.users.alice.id}`, { token: sam })).statusCode).toBe(403); // admins do not touch owners
   });
@@ -138,7 +167,9 @@ describe('API keys through the API', () => {
     expect((await f.call('DELETE', `/api-keys/${id}`, { token: carol })).statusCode).toBe(404);
     expect((await f.call('GET', '/recordings', { headers: { 'x-api-key': key } })).statusCode).toBe(200);
     // an API key is no person: it cannot manage keys
-    expect((await f.call('POST', '/api-keys', { headers: { 'x-api-key': key }, payload: { name: 'self-made' } })).statusCode).toBe(403);
+    expect(
+      (await f.call('POST', '/api-keys', { headers: { 'x-api-key': key }, payload: { name: 'self-made' } })).statusCode,
+    ).toBe(403);
     expect((await f.call('DELETE', `/api-keys/${id}`, { token: alice })).statusCode).toBe(204);
     const revoked = await f.call('GET', '/recordings', { headers: { 'x-api-key': key } });
     expect(revoked.statusCode).toBe(401);
@@ -156,43 +187,78 @@ describe('staff', () => {
     expect(refused.json().error.code).toBe('STAFF_ACCESS_REQUIRED');
     const noReason = await f.call('POST', '/staff/access', { token: staff, payload: { tenant: 'alpha' } });
     expect(noReason.statusCode).toBe(400);
-    const shortReason = await f.call('POST', '/staff/access', { token: staff, payload: { tenant: 'alpha', reason: 'because' } });
+    const shortReason = await f.call('POST', '/staff/access', {
+      token: staff,
+      payload: { tenant: 'alpha', reason: 'because' },
+    });
     expect(shortReason.statusCode).toBe(400);
-    const tooLong = await f.call('POST', '/staff/access', { token: staff, payload: { tenant: 'alpha', reason, minutes: 10_000 } });
+    const tooLong = await f.call('POST', '/staff/access', {
+      token: staff,
+      payload: { tenant: 'alpha', reason, minutes: 10_000 },
+    });
     expect(tooLong.statusCode).toBe(400);
 
-    const grant = await f.call('POST', '/staff/access', { token: staff, payload: { tenant: 'alpha', reason, minutes: 10 } });
+    const grant = await f.call('POST', '/staff/access', {
+      token: staff,
+      payload: { tenant: 'alpha', reason, minutes: 10 },
+    });
     expect(grant.statusCode).toBe(201);
     const listed = await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'alpha' } });
     expect(listed.statusCode).toBe(200);
     // not B: the grant names A
-    expect((await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'bravo' } })).statusCode).toBe(403);
+    expect((await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'bravo' } })).statusCode).toBe(
+      403,
+    );
     // staff cannot own a tenant's resources
-    expect((await f.call('POST', '/recordings', { token: staff, headers: { 'x-tenant': 'alpha' }, payload: { title: 'x', durationSeconds: 1, mimeType: 'audio/ogg' } })).statusCode).toBe(403);
+    expect(
+      (
+        await f.call('POST', '/recordings', {
+          token: staff,
+          headers: { 'x-tenant': 'alpha' },
+          payload: { title: 'x', durationSeconds: 1, mimeType: 'audio/ogg' },
+        })
+      ).statusCode,
+    ).toBe(403);
 
     const alice = await f.token(f.users.alice, f.a);
-    const log = (await f.call('GET', '/audit-log?limit=10', { token: alice })).json().items as Array<{ action: string; actorKind: string; reason: string }>;
-    expect(log.filter((e) => e.actorKind === 'staff').map((e) => e.action)).toEqual(expect.arrayContaining(['staff.access.begin', 'staff.request']));
+    const log = (await f.call('GET', '/audit-log?limit=10', { token: alice })).json().items as Array<{
+      action: string;
+      actorKind: string;
+      reason: string;
+    }>;
+    expect(log.filter((e) => e.actorKind === 'staff').map((e) => e.action)).toEqual(
+      expect.arrayContaining(['staff.access.begin', 'staff.request']),
+    );
     expect(log.find((e) => e.action === 'staff.access.begin')?.reason).toBe(reason);
     const carol = await f.token(f.users.carol, f.b);
-    const bLog = (await f.call('GET', '/audit-log?limit=100', { token: carol })).json().items as Array<{ actorKind: string }>;
+    const bLog = (await f.call('GET', '/audit-log?limit=100', { token: carol })).json().items as Array<{
+      actorKind: string;
+    }>;
     expect(bLog.filter((e) => e.actorKind === 'staff')).toEqual([]);
     // a plain member cannot read the audit log
     expect((await f.call('GET', '/audit-log', { token: await f.token(f.users.bob, f.a) })).statusCode).toBe(403);
 
     const { grantId } = grant.json() as { grantId: string };
     expect((await f.call('DELETE', `/staff/access/${grantId}`, { token: staff })).statusCode).toBe(204);
-    expect((await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'alpha' } })).statusCode).toBe(403);
+    expect((await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'alpha' } })).statusCode).toBe(
+      403,
+    );
   });
 
   it('support reads are audited and read-only; a member token cannot reach staff routes', async () => {
     const staff = await f.staffToken();
     await f.insertRecordings(f.b, f.users.carol, 2);
-    const summary = await f.call('POST', '/staff/tenants/bravo/summary', { token: staff, payload: { reason: 'Billing report for December' } });
+    const summary = await f.call('POST', '/staff/tenants/bravo/summary', {
+      token: staff,
+      payload: { reason: 'Billing report for December' },
+    });
     expect(summary.statusCode, summary.body).toBe(200);
     expect(summary.json()).toMatchObject({ tenantId: f.b.id, recordings: (await f.recordingsOf(f.b)).length });
     const carol = await f.token(f.users.carol, f.b);
-    const log = (await f.call('GET', '/audit-log?limit=5', { token: carol })).json().items as Array<{ action: string; detail: { access?: string } }>;
+    const log = (await f.call('GET', '/audit-log?limit=5', { token: carol })).json().items as Array<{
+      action: string;
+      detail: { access?: string };
+    }>;
     expect(log.slice(0, 2).map((e) => e.action)).toEqual(['staff.access.end', 'staff.access.begin']);
     expect(log[1]!.detail.access).toBe('read');
 
@@ -209,7 +275,10 @@ describe('staff', () => {
   });
 
   it('staff sign-in refuses members and wrong passwords alike', async () => {
-    for (const payload of [{ email: f.users.alice.email, password: PASSWORD }, { email: f.staff.email, password: 'wrong password' }]) {
+    for (const payload of [
+      { email: f.users.alice.email, password: PASSWORD },
+      { email: f.staff.email, password: 'wrong password' },
+    ]) {
       const res = await f.call('POST', '/staff/sign-in', { payload });
       expect(res.statusCode).toBe(401);
       expect(res.json().error.code).toBe('INVALID_CREDENTIALS');

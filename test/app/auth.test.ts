@@ -3,7 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../app/auth/token-service.js';
 import { addMember } from '../../app/identity/users.js';
-import { createAppFixture, PASSWORD, tenantRoutes, type AppFixture, type FixtureTenant } from './support/app-fixture.js';
+import {
+  createAppFixture,
+  PASSWORD,
+  tenantRoutes,
+  type AppFixture,
+  type FixtureTenant,
+} from './support/app-fixture.js';
 
 let f: AppFixture;
 let suspended: FixtureTenant;
@@ -39,7 +45,11 @@ describe('POST /auth/sign-in', () => {
     expect(claims.exp! - claims.iat!).toBe(3600);
     const me = await f.call('GET', '/me', { token });
     expect(me.statusCode).toBe(200);
-    expect(me.json()).toMatchObject({ user: { id: f.users.alice.id, email: f.users.alice.email }, role: 'owner', tenant: { id: f.a.id, slug: 'alpha' } });
+    expect(me.json()).toMatchObject({
+      user: { id: f.users.alice.id, email: f.users.alice.email },
+      role: 'owner',
+      tenant: { id: f.a.id, slug: 'alpha' },
+    });
   });
 
   it('gives a person of two tenants a token for the tenant asked for', async () => {
@@ -66,7 +76,9 @@ describe('POST /auth/sign-in', () => {
     const answers = await Promise.all(attempts.map(signIn));
     for (const res of answers) {
       expect(res.statusCode).toBe(401);
-      expect(res.json()).toEqual({ error: { code: 'INVALID_CREDENTIALS', message: 'Email, password or tenant is incorrect' } });
+      expect(res.json()).toEqual({
+        error: { code: 'INVALID_CREDENTIALS', message: 'Email, password or tenant is incorrect' },
+      });
     }
     expect(new Set(answers.map((r) => r.body)).size).toBe(1);
   });
@@ -117,21 +129,73 @@ describe('access tokens on every tenant route', () => {
     return [
       { name: 'no token', code: 'UNAUTHENTICATED' },
       { name: 'empty authorization', header: '', code: 'UNAUTHENTICATED' },
-      { name: 'not a bearer token', header: `Basic ${Buffer.from('alice:pw').toString('base64')}`, code: 'UNAUTHENTICATED' },
+      {
+        name: 'not a bearer token',
+        header: `Basic ${Buffer.from('alice:pw').toString('base64')}`,
+        code: 'UNAUTHENTICATED',
+      },
       { name: 'garbage', header: 'Bearer not.a.jwt', code: 'TOKEN_INVALID' },
       { name: 'alg none', header: `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${p}.`, code: 'TOKEN_INVALID' },
-      { name: 'alg none with the real signature', header: `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${p}.${s}`, code: 'TOKEN_INVALID' },
-      { name: 'signed with another key', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 }, randomBytes(32))}`, code: 'TOKEN_INVALID' },
-      { name: 'HS512 with the right key', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 }, key, 'HS512')}`, code: 'TOKEN_INVALID' },
-      { name: 'expired', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now - 7200, exp: now - 3600 })}`, code: 'TOKEN_EXPIRED' },
-      { name: 'issued too long ago', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now - 7200, exp: now + 600 })}`, code: 'TOKEN_EXPIRED' },
-      { name: 'wrong audience', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: 'another-api', iat: now, exp: now + 600 })}`, code: 'TOKEN_INVALID' },
-      { name: 'wrong issuer', header: `Bearer ${await sign({ ...claims, iss: 'someone-else', aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`, code: 'TOKEN_INVALID' },
-      { name: 'no exp', header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now })}`, code: 'TOKEN_INVALID' },
-      { name: 'no tid', header: `Bearer ${await sign({ sub: f.users.alice.id, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`, code: 'TOKEN_INVALID' },
-      { name: 'tid not a uuid', header: `Bearer ${await sign({ ...claims, tid: 'alpha', iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`, code: 'TOKEN_INVALID' },
-      { name: 'tid tampered to B', header: `Bearer ${h}.${b64({ ...decodeJwt(valid), tid: f.b.id })}.${s}`, code: 'TOKEN_INVALID' },
-      { name: 'sub tampered to carol', header: `Bearer ${h}.${b64({ ...decodeJwt(valid), sub: f.users.carol.id })}.${s}`, code: 'TOKEN_INVALID' },
+      {
+        name: 'alg none with the real signature',
+        header: `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${p}.${s}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'signed with another key',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 }, randomBytes(32))}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'HS512 with the right key',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 }, key, 'HS512')}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'expired',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now - 7200, exp: now - 3600 })}`,
+        code: 'TOKEN_EXPIRED',
+      },
+      {
+        name: 'issued too long ago',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now - 7200, exp: now + 600 })}`,
+        code: 'TOKEN_EXPIRED',
+      },
+      {
+        name: 'wrong audience',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: 'another-api', iat: now, exp: now + 600 })}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'wrong issuer',
+        header: `Bearer ${await sign({ ...claims, iss: 'someone-else', aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'no exp',
+        header: `Bearer ${await sign({ ...claims, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now })}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'no tid',
+        header: `Bearer ${await sign({ sub: f.users.alice.id, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'tid not a uuid',
+        header: `Bearer ${await sign({ ...claims, tid: 'alpha', iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, iat: now, exp: now + 600 })}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'tid tampered to B',
+        header: `Bearer ${h}.${b64({ ...decodeJwt(valid), tid: f.b.id })}.${s}`,
+        code: 'TOKEN_INVALID',
+      },
+      {
+        name: 'sub tampered to carol',
+        header: `Bearer ${h}.${b64({ ...decodeJwt(valid), sub: f.users.carol.id })}.${s}`,
+        code: 'TOKEN_INVALID',
+      },
     ];
   }
 
@@ -141,7 +205,12 @@ describe('access tokens on every tenant route', () => {
     for (const variant of await variants()) {
       for (const route of tenantRoutes(bRecording)) {
         const headers = variant.header === undefined ? {} : { authorization: variant.header };
-        const res = await f.app.inject({ method: route.method, url: route.url, headers, ...(route.payload ? { payload: route.payload as object } : {}) });
+        const res = await f.app.inject({
+          method: route.method,
+          url: route.url,
+          headers,
+          ...(route.payload ? { payload: route.payload as object } : {}),
+        });
         expect(res.statusCode, `${variant.name}: ${route.method} ${route.url}`).toBe(401);
         expect(res.json().error.code, `${variant.name}: ${route.method} ${route.url}`).toBe(variant.code);
         expect(res.headers['www-authenticate']).toBe('Bearer');
@@ -165,10 +234,18 @@ describe('access tokens on every tenant route', () => {
   it('carries the tenant of the token into the handler, under concurrency', async () => {
     const tokenA = await f.token(f.users.sam, f.a);
     const tokenB = await f.token(f.users.sam, f.b);
-    const calls = Array.from({ length: 40 }, (_, i): ['A' | 'B', string] => (i % 2 === 0 ? ['A', tokenA] : ['B', tokenB]));
+    const calls = Array.from({ length: 40 }, (_, i): ['A' | 'B', string] =>
+      i % 2 === 0 ? ['A', tokenA] : ['B', tokenB],
+    );
     const answers = await Promise.all(
       calls.map(async ([which, token], i) => {
-        const res = i % 4 < 2 ? await f.call('GET', '/me', { token }) : await f.call('POST', '/recordings', { token, payload: { title: `c${i}`, durationSeconds: i, mimeType: 'audio/ogg' } });
+        const res =
+          i % 4 < 2
+            ? await f.call('GET', '/me', { token })
+            : await f.call('POST', '/recordings', {
+                token,
+                payload: { title: `c${i}`, durationSeconds: i, mimeType: 'audio/ogg' },
+              });
         return { which, res };
       }),
     );
@@ -177,7 +254,9 @@ describe('access tokens on every tenant route', () => {
       const body = res.json();
       if ('tenant' in body) expect(body.tenant.id).toBe(which === 'A' ? f.a.id : f.b.id);
     }
-    const { rows } = await f.db.admin.query<{ tenant_id: string; title: string }>(`select tenant_id, title from recordings where title ~ '^c[0-9]+$'`);
+    const { rows } = await f.db.admin.query<{ tenant_id: string; title: string }>(
+      `select tenant_id, title from recordings where title ~ '^c[0-9]+$'`,
+    );
     expect(rows).toHaveLength(20);
     for (const row of rows) expect(row.tenant_id).toBe(Number(row.title.slice(1)) % 2 === 0 ? f.a.id : f.b.id);
   });

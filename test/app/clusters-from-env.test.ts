@@ -4,7 +4,11 @@ import { clustersFromEnv } from '../../app/tiers/clusters-from-env.js';
 // TENANTRY_CLUSTERS: more PostgreSQL servers for the reference server. Bad input fails start-up
 // with a message that says what is wrong, and never echoes a URL (it may hold a password).
 describe('clustersFromEnv', () => {
-  const eu = { ownerUrl: 'postgres://o:secret-o@eu/app', appUrl: 'postgres://a:secret-a@eu/app', adminUrl: 'postgres://postgres@eu/app' };
+  const eu = {
+    ownerUrl: 'postgres://o:secret-o@eu/app',
+    appUrl: 'postgres://a:secret-a@eu/app',
+    adminUrl: 'postgres://postgres@eu/app',
+  };
 
   it('is empty without the variable, or when it is blank', () => {
     expect(clustersFromEnv({})).toEqual({});
@@ -13,7 +17,10 @@ describe('clustersFromEnv', () => {
 
   it('reads each cluster, the admin URL optional', () => {
     const { adminUrl: _, ...noAdmin } = eu;
-    expect(clustersFromEnv({ TENANTRY_CLUSTERS: JSON.stringify({ eu, us_east: noAdmin }) })).toEqual({ eu, us_east: noAdmin });
+    expect(clustersFromEnv({ TENANTRY_CLUSTERS: JSON.stringify({ eu, us_east: noAdmin }) })).toEqual({
+      eu,
+      us_east: noAdmin,
+    });
   });
 
   it.each([

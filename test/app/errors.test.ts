@@ -49,9 +49,16 @@ describe('unknown errors', () => {
   });
 
   it('fail closed when the pool signs the tenant context with the wrong key', async () => {
-    const forged = buildServer({ appPool: f.db.appPool({ contextSecret: 'a-different-secret-of-at-least-32-chars' }), jwtSecret: f.jwtSecret });
+    const forged = buildServer({
+      appPool: f.db.appPool({ contextSecret: 'a-different-secret-of-at-least-32-chars' }),
+      jwtSecret: f.jwtSecret,
+    });
     try {
-      const res = await forged.inject({ method: 'GET', url: '/recordings', headers: { authorization: `Bearer ${await f.token(f.users.alice, f.a)}` } });
+      const res = await forged.inject({
+        method: 'GET',
+        url: '/recordings',
+        headers: { authorization: `Bearer ${await f.token(f.users.alice, f.a)}` },
+      });
       expect(res.statusCode).toBe(500);
       expect(res.json()).toEqual({ error: { code: 'INTERNAL' } });
     } finally {
@@ -64,7 +71,9 @@ describe('Tenantry errors', () => {
   it('map a 4xx to its status, code, message and field', async () => {
     const res = await f.call('GET', '/test/bad-argument');
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ error: { code: 'INVALID_ARGUMENT', message: 'limit must be positive', field: 'limit' } });
+    expect(res.json()).toEqual({
+      error: { code: 'INVALID_ARGUMENT', message: 'limit must be positive', field: 'limit' },
+    });
   });
 
   it('map a 5xx to its status and code, without the message', async () => {
@@ -77,26 +86,51 @@ describe('Tenantry errors', () => {
 describe('logs', () => {
   it('never contain a password or a token', async () => {
     lines.length = 0;
-    const signIn = await f.call('POST', '/auth/sign-in', { payload: { email: f.users.alice.email, password: PASSWORD, tenant: 'alpha' } });
+    const signIn = await f.call('POST', '/auth/sign-in', {
+      payload: { email: f.users.alice.email, password: PASSWORD, tenant: 'alpha' },
+    });
     expect(signIn.statusCode).toBe(200);
     const { token } = signIn.json() as { token: string };
     await f.call('GET', '/me', { token });
     await f.call('GET', '/recordings/not-a-uuid', { token });
     await f.call('GET', '/me', { token: `${token}x` });
-    await f.call('POST', '/auth/sign-in', { payload: { email: f.users.alice.email, password: 'the wrong one', tenant: 'alpha' } });
-    const { key } = (await f.call('POST', '/api-keys', { token, payload: { name: 'log check' } })).json() as { key: string };
+    await f.call('POST', '/auth/sign-in', {
+      payload: { email: f.users.alice.email, password: 'the wrong one', tenant: 'alpha' },
+    });
+    const { key } = (await f.call('POST', '/api-keys', { token, payload: { name: 'log check' } })).json() as {
+      key: string;
+    };
     expect((await f.call('GET', '/recordings', { headers: { 'x-api-key': key } })).statusCode).toBe(200);
     expect((await f.call('GET', '/recordings', { headers: { 'x-api-key': `${key}x` } })).statusCode).toBe(401);
-    const { code } = (await f.call('POST', '/invitations', { token, payload: { email: 'logcheck@example.test' } })).json() as { code: string };
+    const { code } = (
+      await f.call('POST', '/invitations', { token, payload: { email: 'logcheck@example.test' } })
+    ).json() as { code: string };
     expect(lines.length).toBeGreaterThan(5);
     const all = lines.join('\n');
     expect(all).toContain('incoming request');
-    for (const secret of [PASSWORD, 'the wrong one', token, token.split('.')[2]!, 'Bearer', key.split('_').slice(2).join('_'), code]) expect(all).not.toContain(secret);
+    for (const secret of [
+      PASSWORD,
+      'the wrong one',
+      token,
+      token.split('.')[2]!,
+      'Bearer',
+      key.split('_').slice(2).join('_'),
+      code,
+    ])
+      expect(all).not.toContain(secret);
   });
 
   it('redact secrets even when code logs headers or bodies', () => {
     lines.length = 0;
-    logger.info({ req: { headers: { authorization: 'Bearer abc.def.ghi', cookie: 'sid=s3cr3t', 'x-api-key': 'tnry_abc_def' } }, body: { email: 'a@b.c', password: 'hunter3' }, token: 'tok-123', created: { key: 'tnry_x_y' } }, 'careless');
+    logger.info(
+      {
+        req: { headers: { authorization: 'Bearer abc.def.ghi', cookie: 'sid=s3cr3t', 'x-api-key': 'tnry_abc_def' } },
+        body: { email: 'a@b.c', password: 'hunter3' },
+        token: 'tok-123',
+        created: { key: 'tnry_x_y' },
+      },
+      'careless',
+    );
     const line = JSON.parse(lines[0]!) as Record<string, any>;
     expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
     expect(line.created).toEqual({ key: '[redacted]' });

@@ -18,16 +18,25 @@ describe('the reference server under the query guard (enforce)', () => {
   it('drives sign-in, /me and every recording route without a refusal or a recorded statement', async () => {
     expect(f.guard.mode).toBe('enforce');
     // read from the registry: every tenant table the migrations made (others may follow)
-    expect(f.guard.tables.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(['public.members', 'public.recordings']));
+    expect(f.guard.tables.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(
+      expect.arrayContaining(['public.members', 'public.recordings']),
+    );
 
-    const signIn = await f.call('POST', '/auth/sign-in', { payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug } });
+    const signIn = await f.call('POST', '/auth/sign-in', {
+      payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug },
+    });
     expect(signIn.statusCode).toBe(200);
     const bob = signIn.json().token as string;
-    const wrong = await f.call('POST', '/auth/sign-in', { payload: { email: f.users.bob.email, password: 'not the password', tenant: f.a.slug } });
+    const wrong = await f.call('POST', '/auth/sign-in', {
+      payload: { email: f.users.bob.email, password: 'not the password', tenant: f.a.slug },
+    });
     expect(wrong.statusCode).toBe(401);
 
     expect((await f.call('GET', '/me', { token: bob })).statusCode).toBe(200);
-    const created = await f.call('POST', '/recordings', { token: bob, payload: { title: 'Guarded', durationSeconds: 60, mimeType: 'audio/ogg' } });
+    const created = await f.call('POST', '/recordings', {
+      token: bob,
+      payload: { title: 'Guarded', durationSeconds: 60, mimeType: 'audio/ogg' },
+    });
     expect(created.statusCode).toBe(201);
     const id = created.json().id as string;
     await f.insertRecordings(f.a, f.users.bob, 3);
@@ -41,13 +50,17 @@ describe('the reference server under the query guard (enforce)', () => {
     expect(second.json().items).toHaveLength(2);
 
     expect((await f.call('GET', `/recordings/${id}`, { token: bob })).statusCode).toBe(200);
-    expect((await f.call('PATCH', `/recordings/${id}`, { token: bob, payload: { title: 'Guarded (2)' } })).statusCode).toBe(200);
+    expect(
+      (await f.call('PATCH', `/recordings/${id}`, { token: bob, payload: { title: 'Guarded (2)' } })).statusCode,
+    ).toBe(200);
     expect((await f.call('DELETE', `/recordings/${id}`, { token: bob })).statusCode).toBe(204);
 
     // refusals run statements too: another tenant's recording, no membership, no tenant
     const [carols] = await f.insertRecordings(f.b, f.users.carol, 1);
     expect((await f.call('GET', `/recordings/${carols}`, { token: bob })).statusCode).toBe(404);
-    expect((await f.call('PATCH', `/recordings/${carols}`, { token: bob, payload: { title: 'x' } })).statusCode).toBe(404);
+    expect((await f.call('PATCH', `/recordings/${carols}`, { token: bob, payload: { title: 'x' } })).statusCode).toBe(
+      404,
+    );
     expect((await f.call('DELETE', `/recordings/${carols}`, { token: bob })).statusCode).toBe(404);
     expect((await f.call('GET', '/me', { token: await f.token(f.users.bob, f.b) })).statusCode).toBe(403);
     expect((await f.call('GET', '/me', { token: await f.token(f.users.bob, nobody()) })).statusCode).toBe(404);
@@ -69,6 +82,8 @@ describe('the reference server under the query guard (enforce)', () => {
     const other = await createAppFixture({ guard: 'report' });
     // report mode lets it run (RLS still isolates) and records it
     await runAs(other.a.id, () => other.serverPool.query('select title from recordings'));
-    await expect(other.close()).rejects.toThrow('statements the query guard flags: select title from recordings [public.recordings]');
+    await expect(other.close()).rejects.toThrow(
+      'statements the query guard flags: select title from recordings [public.recordings]',
+    );
   });
 });

@@ -4,7 +4,12 @@
 // Hand-written cross-tenant cases live in isolation.test.ts.
 import { afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { createTenantFactory, describeTenantIsolation, fastifyDriver, type TenantFactory } from '../../src/testing/index.js';
+import {
+  createTenantFactory,
+  describeTenantIsolation,
+  fastifyDriver,
+  type TenantFactory,
+} from '../../src/testing/index.js';
 import { addMember, createUser } from '../../app/identity/users.js';
 import { createAppFixture, PASSWORD, type AppFixture, type FixtureUser } from './support/app-fixture.js';
 
@@ -51,7 +56,12 @@ describeTenantIsolation<FixtureUser>({
   tables: [
     {
       table: 'recordings',
-      columns: ({ user }, i) => ({ owner_id: user!.id, title: `kit recording ${i}`, duration_seconds: 10, mime_type: 'audio/ogg' }),
+      columns: ({ user }, i) => ({
+        owner_id: user!.id,
+        title: `kit recording ${i}`,
+        duration_seconds: 10,
+        mime_type: 'audio/ogg',
+      }),
       update: { column: 'title', value: 'changed by an intruder' },
     },
     {
@@ -70,7 +80,13 @@ describeTenantIsolation<FixtureUser>({
     { method: 'PATCH', path: '/recordings/:id', table: 'recordings', body: { title: 'changed by an intruder' } },
     { method: 'DELETE', path: '/recordings/:id', table: 'recordings' },
     { method: 'GET', path: '/recordings?limit=100' },
-    { method: 'POST', path: '/recordings', body: { title: 'mine', durationSeconds: 1, mimeType: 'audio/ogg' }, crossTenant: 201, control: 201 },
+    {
+      method: 'POST',
+      path: '/recordings',
+      body: { title: 'mine', durationSeconds: 1, mimeType: 'audio/ogg' },
+      crossTenant: 201,
+      control: 201,
+    },
     { method: 'GET', path: '/members' },
     { method: 'PATCH', path: '/members/:userId', table: 'members', body: { role: 'admin' } },
     { method: 'DELETE', path: '/members/:userId', table: 'members' },

@@ -45,7 +45,10 @@ describe("tenant A's token against tenant B's recordings", () => {
   it('refuses a body that names a tenant (400) and creates nothing in B', async () => {
     const before = await f.recordingsOf(f.b);
     for (const extra of [{ tenantId: f.b.id }, { tenant_id: f.b.id }, { ownerId: f.users.carol.id }]) {
-      const res = await f.call('POST', '/recordings', { token: tokenA, payload: { title: 'sneaky', durationSeconds: 1, mimeType: 'audio/ogg', ...extra } });
+      const res = await f.call('POST', '/recordings', {
+        token: tokenA,
+        payload: { title: 'sneaky', durationSeconds: 1, mimeType: 'audio/ogg', ...extra },
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', field: Object.keys(extra)[0] });
     }
@@ -53,7 +56,10 @@ describe("tenant A's token against tenant B's recordings", () => {
   });
 
   it("stores what A creates in A, owned by the caller, whatever B's state", async () => {
-    const res = await f.call('POST', '/recordings', { token: tokenA, payload: { title: 'mine', durationSeconds: 3, mimeType: 'audio/ogg' } });
+    const res = await f.call('POST', '/recordings', {
+      token: tokenA,
+      payload: { title: 'mine', durationSeconds: 3, mimeType: 'audio/ogg' },
+    });
     expect(res.statusCode).toBe(201);
     const { id } = res.json() as { id: string };
     const { rows } = await f.db.admin.query('select tenant_id, owner_id from recordings where id = $1', [id]);
@@ -79,11 +85,18 @@ describe('the database refuses what the API would never send', () => {
     const before = await f.recordingsOf(f.b);
     await expect(
       runAs(f.a.id, () =>
-        f.appPool.query(`insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type) values ($1, $2, 'x', 1, 'audio/ogg')`, [f.b.id, f.users.carol.id]),
+        f.appPool.query(
+          `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type) values ($1, $2, 'x', 1, 'audio/ogg')`,
+          [f.b.id, f.users.carol.id],
+        ),
       ),
     ).rejects.toMatchObject({ code: '42501' });
-    await expect(runAs(f.a.id, () => f.appPool.query('update recordings set tenant_id = $1 where id = $2', [f.b.id, aIds[0]]))).rejects.toMatchObject({ code: '42501' });
-    const touched = await runAs(f.a.id, () => f.appPool.query(`update recordings set title = 'x' where id = any($1::uuid[])`, [bIds]));
+    await expect(
+      runAs(f.a.id, () => f.appPool.query('update recordings set tenant_id = $1 where id = $2', [f.b.id, aIds[0]])),
+    ).rejects.toMatchObject({ code: '42501' });
+    const touched = await runAs(f.a.id, () =>
+      f.appPool.query(`update recordings set title = 'x' where id = any($1::uuid[])`, [bIds]),
+    );
     expect(touched.rowCount).toBe(0);
     expect(await f.recordingsOf(f.b)).toEqual(before);
   });
@@ -91,7 +104,12 @@ describe('the database refuses what the API would never send', () => {
   it("refuses an owner of another tenant's member (composite foreign key)", async () => {
     // carol is a member of B only: a recording of A cannot name her as its owner
     await expect(
-      runAs(f.a.id, () => f.appPool.query(`insert into recordings (owner_id, title, duration_seconds, mime_type) values ($1, 'x', 1, 'audio/ogg')`, [f.users.carol.id])),
+      runAs(f.a.id, () =>
+        f.appPool.query(
+          `insert into recordings (owner_id, title, duration_seconds, mime_type) values ($1, 'x', 1, 'audio/ogg')`,
+          [f.users.carol.id],
+        ),
+      ),
     ).rejects.toMatchObject({ code: '23503' });
   });
 });

@@ -27,7 +27,10 @@ describe.skipIf(!reachable)('GET /events with Redis pub/sub between two instance
     const guard = await createQueryGuard(f.db.owner, { mode: 'enforce' });
     for (let i = 0; i < 2; i++) {
       const pool = f.db.appPool({ guard });
-      const bus = new TenantEventBus({ pool, transport: new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel }) });
+      const bus = new TenantEventBus({
+        pool,
+        transport: new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel }),
+      });
       const app = buildServer({ appPool: pool, jwtSecret: f.jwtSecret, events: { bus } });
       await app.listen({ port: 0, host: '127.0.0.1' });
       servers.push({ app, bus, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` });
@@ -53,14 +56,28 @@ describe.skipIf(!reachable)('GET /events with Redis pub/sub between two instance
       await c.response;
       return c;
     };
-    const s = { a0: await open(0, tokenA), a1: await open(1, tokenA), b0: await open(0, tokenB), b1: await open(1, tokenB) };
+    const s = {
+      a0: await open(0, tokenA),
+      a1: await open(1, tokenA),
+      b0: await open(0, tokenB),
+      b1: await open(1, tokenB),
+    };
     const post = async (i: number, token: string, title: string) => {
-      const res = await servers[i]!.app.inject({ method: 'POST', url: '/recordings', headers: { authorization: `Bearer ${token}` }, payload: { title, durationSeconds: 1, mimeType: 'audio/ogg' } });
+      const res = await servers[i]!.app.inject({
+        method: 'POST',
+        url: '/recordings',
+        headers: { authorization: `Bearer ${token}` },
+        payload: { title, durationSeconds: 1, mimeType: 'audio/ogg' },
+      });
       expect(res.statusCode).toBe(201);
       return (res.json() as { id: string }).id;
     };
     const aIds = [await post(0, tokenA, 'a one'), await post(1, tokenA, 'a two')];
-    const del = await servers[1]!.app.inject({ method: 'DELETE', url: `/recordings/${aIds[0]}`, headers: { authorization: `Bearer ${tokenA}` } });
+    const del = await servers[1]!.app.inject({
+      method: 'DELETE',
+      url: `/recordings/${aIds[0]}`,
+      headers: { authorization: `Bearer ${tokenA}` },
+    });
     expect(del.statusCode).toBe(204);
     const bId = await post(0, tokenB, 'b one');
     await Promise.all([s.a0, s.a1].map((c) => c.until(() => c.events.length >= 3)));

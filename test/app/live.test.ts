@@ -22,7 +22,10 @@ let spy: Awaited<ReturnType<typeof listenAsStranger>>;
 let tokenA: string;
 let tokenB: string;
 
-async function startServer(transport: LiveTransport, options: { heartbeatMs?: number; maxStreamMs?: number; recheckMs?: number } = {}) {
+async function startServer(
+  transport: LiveTransport,
+  options: { heartbeatMs?: number; maxStreamMs?: number; recheckMs?: number } = {},
+) {
   const pool = f.db.appPool({ guard });
   const bus = new TenantEventBus({ pool, transport });
   const app = buildServer({ appPool: pool, jwtSecret: f.jwtSecret, events: { bus, ...options } });
@@ -32,15 +35,29 @@ async function startServer(transport: LiveTransport, options: { heartbeatMs?: nu
   return server;
 }
 
-async function stream(server: { url: string }, options: ConstructorParameters<typeof SseClient>[1]): Promise<SseClient> {
+async function stream(
+  server: { url: string },
+  options: ConstructorParameters<typeof SseClient>[1],
+): Promise<SseClient> {
   const client = new SseClient(server.url, options);
   clients.push(client);
   await client.response;
   return client;
 }
 
-async function call(server: { app: FastifyInstance }, method: 'POST' | 'PATCH' | 'DELETE', url: string, token: string, payload?: unknown) {
-  const res = await server.app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload ? { payload: payload as object } : {}) });
+async function call(
+  server: { app: FastifyInstance },
+  method: 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  token: string,
+  payload?: unknown,
+) {
+  const res = await server.app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${token}` },
+    ...(payload ? { payload: payload as object } : {}),
+  });
   expect(res.statusCode).toBeLessThan(300);
   return res;
 }
@@ -93,10 +110,18 @@ describe('GET /events on two instances, two tenants', () => {
   });
 
   it("delivers A's recording events to A's streams on both instances and never to B's", async () => {
-    for (const title of titles.slice(0, 3)) aIds.push((await call(one, 'POST', '/recordings', tokenA, { title, durationSeconds: 5, mimeType: 'audio/ogg' })).json().id);
+    for (const title of titles.slice(0, 3))
+      aIds.push(
+        (await call(one, 'POST', '/recordings', tokenA, { title, durationSeconds: 5, mimeType: 'audio/ogg' })).json()
+          .id,
+      );
     await call(two, 'PATCH', `/recordings/${aIds[0]}`, tokenA, { durationSeconds: 6 });
     await call(one, 'DELETE', `/recordings/${aIds[1]}`, tokenA);
-    for (const title of titles.slice(3)) bIds.push((await call(two, 'POST', '/recordings', tokenB, { title, durationSeconds: 5, mimeType: 'audio/ogg' })).json().id);
+    for (const title of titles.slice(3))
+      bIds.push(
+        (await call(two, 'POST', '/recordings', tokenB, { title, durationSeconds: 5, mimeType: 'audio/ogg' })).json()
+          .id,
+      );
     // sync point: B's last write comes after all of A's; then wait for each stream's own last event
     await Promise.all([s.a1, s.a2].map((c) => c.until(() => c.events.some((e) => e.event === 'recording.deleted'))));
     await Promise.all([s.b1, s.b2].map((c) => c.until(() => c.events.some((e) => e.data.data.id === bIds[2]))));
@@ -113,7 +138,9 @@ describe('GET /events on two instances, two tenants', () => {
       expect(c.events.every((e) => e.data.data.ownerId === f.users.alice.id)).toBe(true);
     }
     for (const c of [s.b1, s.b2]) {
-      expect(c.events.map((e) => [e.id, e.event, e.data.data.id])).toEqual(bIds.map((id, i) => [String(i + 1), 'recording.created', id]));
+      expect(c.events.map((e) => [e.id, e.event, e.data.data.id])).toEqual(
+        bIds.map((id, i) => [String(i + 1), 'recording.created', id]),
+      );
       for (const secret of [f.a.id, f.users.alice.id, ...aIds]) expect(c.body).not.toContain(secret);
     }
     for (const c of Object.values(s)) for (const title of titles) expect(c.body).not.toContain(title);
@@ -191,14 +218,21 @@ describe('GET /events on two instances, two tenants', () => {
 
   it("ends a signed-out member's stream at the next re-check, with an end frame naming the refusal", async () => {
     const quick = await startServer(new PostgresLiveTransport({ connectionString: f.db.appUrl }), { recheckMs: 25 });
-    const signIn = await quick.app.inject({ method: 'POST', url: '/auth/sign-in', payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug } });
+    const signIn = await quick.app.inject({
+      method: 'POST',
+      url: '/auth/sign-in',
+      payload: { email: f.users.bob.email, password: PASSWORD, tenant: f.a.slug },
+    });
     const token = signIn.json().token as string;
     const c = await stream(quick, { token });
     expect(c.status).toBe(200);
     // still open across several re-checks while the session lives
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect(c.ended).toBe(false);
-    expect((await quick.app.inject({ method: 'POST', url: '/auth/sign-out', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(204);
+    expect(
+      (await quick.app.inject({ method: 'POST', url: '/auth/sign-out', headers: { authorization: `Bearer ${token}` } }))
+        .statusCode,
+    ).toBe(204);
     await c.until(() => c.ended);
     expect(c.events.at(-1)).toMatchObject({ event: 'end', data: { code: 'SESSION_REVOKED' } });
     // and a write of A after that reaches nothing of this stream

@@ -66,7 +66,11 @@ describe('migrate', () => {
 
   it('applies concurrent runs exactly once', async () => {
     const d = await freshDatabase();
-    const results = await Promise.all([migrate(d.owner, { appRole: d.appRole }), migrate(d.ownerUrl, { appRole: d.appRole }), migrate(d.owner, { appRole: d.appRole })]);
+    const results = await Promise.all([
+      migrate(d.owner, { appRole: d.appRole }),
+      migrate(d.ownerUrl, { appRole: d.appRole }),
+      migrate(d.owner, { appRole: d.appRole }),
+    ]);
     const all = (await loadMigrations()).map((m) => m.name);
     expect(results.flat().sort()).toEqual(all);
     expect(results.filter((r) => r.length > 0)).toHaveLength(1);
@@ -79,7 +83,9 @@ describe('migrate', () => {
     await writeFile(path.join(dir, '900_ok.sql'), 'create table public.should_not_stay (x int);');
     await writeFile(path.join(dir, '901_bad.sql'), 'create tabel oops;');
     await expect(migrate(db.owner, { appRole: db.appRole, dir })).rejects.toMatchObject({ code: '42601' });
-    const { rows } = await db.admin.query(`select to_regclass('public.should_not_stay') as t, (select count(*)::int from app_migrations where name like '90%') as n`);
+    const { rows } = await db.admin.query(
+      `select to_regclass('public.should_not_stay') as t, (select count(*)::int from app_migrations where name like '90%') as n`,
+    );
     expect(rows[0]).toEqual({ t: null, n: 0 });
   });
 
@@ -99,7 +105,9 @@ describe('migrate', () => {
   });
 
   it('substitutes only known :"variables" and leaves ::casts alone', () => {
-    expect(substituteVariables(`grant x to :"app_role"; select 1::"int4";`, { app_role: 'r_app' })).toBe(`grant x to "r_app"; select 1::"int4";`);
+    expect(substituteVariables(`grant x to :"app_role"; select 1::"int4";`, { app_role: 'r_app' })).toBe(
+      `grant x to "r_app"; select 1::"int4";`,
+    );
     expect(() => substituteVariables('grant x to :"other"', { app_role: 'r' })).toThrow(/Unknown migration variable/);
   });
 });
@@ -108,7 +116,9 @@ describe('privileges of the app role', () => {
   it('cannot read app_private.users, even inside a tenant', async () => {
     const tenant = await new TenantCatalog(db.owner).create({ slug: 'priv', name: 'Priv' });
     const pool = db.appPool();
-    await expect(runAs(tenant.id, () => pool.query('select * from app_private.users'))).rejects.toMatchObject({ code: '42501' });
+    await expect(runAs(tenant.id, () => pool.query('select * from app_private.users'))).rejects.toMatchObject({
+      code: '42501',
+    });
     await expect(pool.query('select password_hash from app_private.users')).rejects.toMatchObject({ code: '42501' });
     await expect(pool.query('select * from public.app_migrations')).rejects.toMatchObject({ code: '42501' });
     const { rows } = await db.admin.query(
@@ -139,7 +149,12 @@ describe('privileges of the app role', () => {
     const theirs = await catalog.create({ slug: 'theirs', name: 'Theirs' });
     const pool = db.appPool();
     await expect(
-      runAs(mine.id, () => pool.query(`insert into members (tenant_id, user_id, display_name, email) values ($1, gen_random_uuid(), 'x', 'x@x')`, [theirs.id])),
+      runAs(mine.id, () =>
+        pool.query(
+          `insert into members (tenant_id, user_id, display_name, email) values ($1, gen_random_uuid(), 'x', 'x@x')`,
+          [theirs.id],
+        ),
+      ),
     ).rejects.toMatchObject({ code: '42501' });
     const { rows } = await db.admin.query('select count(*)::int as n from members where tenant_id = $1', [theirs.id]);
     expect(rows[0].n).toBe(0);
@@ -162,7 +177,9 @@ describe('the reference schema under doctor', () => {
     await migrate(d.owner, { appRole: d.appRole });
     await migrateHomeData(d.ownerUrl);
     await migrateHomeData(d.ownerUrl); // again: nothing to do
-    const { rows } = await d.admin.query<{ version: number; name: string }>(`select version, name from tenantry.schema_migrations where target = 'public' order by version`);
+    const { rows } = await d.admin.query<{ version: number; name: string }>(
+      `select version, name from tenantry.schema_migrations where target = 'public' order by version`,
+    );
     expect(rows).toEqual([
       { version: 1, name: '001_tenant_tables.sql' },
       { version: 2, name: '002_live_functions.sql' },
@@ -173,9 +190,17 @@ describe('the reference schema under doctor', () => {
       `select proconfig as config, prosrc as body from pg_proc where oid = 'public.emit_tenant_event(text, jsonb, uuid)'::regprocedure`,
     );
     expect(fn.rows[0]!.config).toBeNull();
-    expect((await d.admin.query<{ body: string }>(`select prosrc as body from pg_proc where oid = 'app.recording_event()'::regprocedure`)).rows[0]!.body).toContain('tenantry.is_moving()');
+    expect(
+      (
+        await d.admin.query<{ body: string }>(
+          `select prosrc as body from pg_proc where oid = 'app.recording_event()'::regprocedure`,
+        )
+      ).rows[0]!.body,
+    ).toContain('tenantry.is_moving()');
     // members are pinned: their policy takes the tenant without the route check
-    const policy = await d.admin.query<{ qual: string }>(`select qual from pg_policies where tablename = 'members' and policyname = 'tenantry_isolation'`);
+    const policy = await d.admin.query<{ qual: string }>(
+      `select qual from pg_policies where tablename = 'members' and policyname = 'tenantry_isolation'`,
+    );
     expect(policy.rows[0]!.qual).toContain('home_tenant_id');
     const report = await runDoctor(d.adminUrl);
     expect(report.findings).toEqual([]);

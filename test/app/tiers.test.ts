@@ -9,7 +9,16 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RoutedTenantPool, runAs, Sessions, StaffDirectory, TenantCatalog, TenantPool, TenantRouter, type PlacementTarget } from '../../src/index.js';
+import {
+  RoutedTenantPool,
+  runAs,
+  Sessions,
+  StaffDirectory,
+  TenantCatalog,
+  TenantPool,
+  TenantRouter,
+  type PlacementTarget,
+} from '../../src/index.js';
 import { PostgresLiveTransport, TenantEventBus } from '../../src/live/index.js';
 import type { QueryGuard } from '../../src/guard/index.js';
 import { buildServer } from '../../app/server.js';
@@ -65,7 +74,12 @@ const tenants = {} as Record<Place, Tenant>;
 const clients: SseClient[] = [];
 
 function call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, token?: string, payload?: unknown) {
-  return app.inject({ method, url: path, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(payload === undefined ? {} : { payload: payload as object }) });
+  return app.inject({
+    method,
+    url: path,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
 }
 
 /** Every column of a tenant's recordings where it lives, read as the superuser (the ground truth). */
@@ -102,10 +116,22 @@ beforeAll(async () => {
   await ensureExtensions(home.adminUrl);
   await migrate(home.owner, { appRole: home.appRole });
   const roles = fleet().roles;
-  const urls = (db: ClusterDatabase, cluster: number): ClusterUrls => ({ ownerUrl: db.ownerUrl, appUrl: db.appUrl, adminUrl: fleet().clusters[cluster]!.url('postgres') });
+  const urls = (db: ClusterDatabase, cluster: number): ClusterUrls => ({
+    ownerUrl: db.ownerUrl,
+    appUrl: db.appUrl,
+    adminUrl: fleet().clusters[cluster]!.url('postgres'),
+  });
   tiers = new TenantTiers({
     clusters: { home: urls(home, 0), c2: urls(shared.c2, 1), c3: urls(shared.c3, 2) },
-    install: { appRole: roles.app, ownerRole: roles.owner, supportRole: roles.support, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret: fleet().contextSecret },
+    install: {
+      appRole: roles.app,
+      ownerRole: roles.owner,
+      supportRole: roles.support,
+      appPassword: ROLE_PASSWORD,
+      ownerPassword: ROLE_PASSWORD,
+      supportPassword: ROLE_PASSWORD,
+      contextSecret: fleet().contextSecret,
+    },
   });
   await tiers.migrateData();
 
@@ -123,7 +149,11 @@ beforeAll(async () => {
     freezeWaitMs: 15_000,
     guard,
   });
-  bus = new TenantEventBus({ pool: dataPool, schema: null, transport: new PostgresLiveTransport({ connectionString: home.appUrl, databaseRings: false }) });
+  bus = new TenantEventBus({
+    pool: dataPool,
+    schema: null,
+    transport: new PostgresLiveTransport({ connectionString: home.appUrl, databaseRings: false }),
+  });
   const jwtSecret = randomBytes(32).toString('base64url');
   tokens = new TokenService(jwtSecret);
   sessions = new Sessions(home.owner);
@@ -158,19 +188,27 @@ describe('each tenant is served from where it lives', () => {
 
   it.each(NAMES)('%s: create, list, read, change and delete recordings through the server', async (name) => {
     const t = tenants[name];
-    const made = await call('POST', '/recordings', t.token, { title: `${name} secret`, durationSeconds: 42, mimeType: 'audio/ogg' });
+    const made = await call('POST', '/recordings', t.token, {
+      title: `${name} secret`,
+      durationSeconds: 42,
+      mimeType: 'audio/ogg',
+    });
     expect(made.statusCode).toBe(201);
     const id = made.json<{ id: string }>().id;
     created[name] = id;
     const list = await call('GET', '/recordings', t.token);
-    expect(list.json<{ items: Array<{ id: string; title: string }> }>().items.map((r) => r.title)).toEqual([`${name} secret`]);
+    expect(list.json<{ items: Array<{ id: string; title: string }> }>().items.map((r) => r.title)).toEqual([
+      `${name} secret`,
+    ]);
     expect((await call('PATCH', `/recordings/${id}`, t.token, { title: `${name} secret v2` })).statusCode).toBe(200);
     expect((await call('GET', `/recordings/${id}`, t.token)).json<{ title: string }>().title).toBe(`${name} secret v2`);
     // physically where the placement says, and nowhere else
     const here = await recordingsAt(PLACES[name], t.id);
     expect(here.map((r) => r.title)).toEqual([`${name} secret v2`]);
     if (name !== 'shared') expect(await recordingsAt(PLACES.shared, t.id)).toEqual([]);
-    const scratch = (await call('POST', '/recordings', t.token, { title: 'to delete', durationSeconds: 1, mimeType: 'audio/ogg' })).json<{ id: string }>().id;
+    const scratch = (
+      await call('POST', '/recordings', t.token, { title: 'to delete', durationSeconds: 1, mimeType: 'audio/ogg' })
+    ).json<{ id: string }>().id;
     expect((await call('DELETE', `/recordings/${scratch}`, t.token)).statusCode).toBe(204);
     expect((await recordingsAt(PLACES[name], t.id)).length).toBe(1);
   });
@@ -181,30 +219,45 @@ describe('each tenant is served from where it lives', () => {
       expect(me.statusCode).toBe(200);
       expect(JSON.stringify(me.json())).toContain(tenants[name].slug);
     }
-    const { rows } = await home.admin.query<{ n: number }>('select count(*)::int as n from public.members where tenant_id = any($1)', [NAMES.map((n) => tenants[n].id)]);
+    const { rows } = await home.admin.query<{ n: number }>(
+      'select count(*)::int as n from public.members where tenant_id = any($1)',
+      [NAMES.map((n) => tenants[n].id)],
+    );
     expect(rows[0]!.n).toBe(NAMES.length);
   });
 
-  it.each(NAMES.flatMap((a) => NAMES.filter((b) => b !== a).map((b) => [a, b] as const)))("%s's recording is not there for %s", async (a, b) => {
-    const id = created[a]!;
-    const before = await recordingsAt(PLACES[a], tenants[a].id);
-    const token = tenants[b].token;
-    expect((await call('GET', `/recordings/${id}`, token)).statusCode).toBe(404);
-    expect((await call('PATCH', `/recordings/${id}`, token, { title: 'overwritten' })).statusCode).toBe(404);
-    expect((await call('DELETE', `/recordings/${id}`, token)).statusCode).toBe(404);
-    const list = (await call('GET', '/recordings', token)).json<{ items: Array<{ id: string }> }>();
-    expect(list.items.map((r) => r.id)).not.toContain(id);
-    expect(await recordingsAt(PLACES[a], tenants[a].id)).toEqual(before);
-  });
+  it.each(NAMES.flatMap((a) => NAMES.filter((b) => b !== a).map((b) => [a, b] as const)))(
+    "%s's recording is not there for %s",
+    async (a, b) => {
+      const id = created[a]!;
+      const before = await recordingsAt(PLACES[a], tenants[a].id);
+      const token = tenants[b].token;
+      expect((await call('GET', `/recordings/${id}`, token)).statusCode).toBe(404);
+      expect((await call('PATCH', `/recordings/${id}`, token, { title: 'overwritten' })).statusCode).toBe(404);
+      expect((await call('DELETE', `/recordings/${id}`, token)).statusCode).toBe(404);
+      const list = (await call('GET', '/recordings', token)).json<{ items: Array<{ id: string }> }>();
+      expect(list.items.map((r) => r.id)).not.toContain(id);
+      expect(await recordingsAt(PLACES[a], tenants[a].id)).toEqual(before);
+    },
+  );
 
   it('no tenant, a forged token, or another tenant named by the token: refused', async () => {
     const id = created.database!;
     expect((await call('GET', `/recordings/${id}`)).statusCode).toBe(401);
     const forged = new TokenService(randomBytes(32).toString('base64url'));
-    const fake = await forged.issue({ userId: tenants.database.owner, tenantId: tenants.database.id, sessionId: crypto.randomUUID() });
+    const fake = await forged.issue({
+      userId: tenants.database.owner,
+      tenantId: tenants.database.id,
+      sessionId: crypto.randomUUID(),
+    });
     expect((await call('GET', `/recordings/${id}`, fake)).statusCode).toBe(401);
     // a genuine session of the shared tenant's owner, but the token names the database tenant: not a member there
-    const { sessionId } = await sessions.start({ userId: tenants.shared.owner, tenantId: tenants.database.id, kind: 'user', ttlSeconds: 60 });
+    const { sessionId } = await sessions.start({
+      userId: tenants.shared.owner,
+      tenantId: tenants.database.id,
+      kind: 'user',
+      ttlSeconds: 60,
+    });
     const stranger = await tokens.issue({ userId: tenants.shared.owner, tenantId: tenants.database.id, sessionId });
     expect((await call('GET', `/recordings/${id}`, stranger)).statusCode).toBe(403);
   });
@@ -212,10 +265,16 @@ describe('each tenant is served from where it lives', () => {
   it('raw SQL through the data pool, as another tenant, reaches nothing of the database tenant', async () => {
     const id = created.database!;
     // the remote tenant's statements go to its own placement (c2): the row is simply not there
-    const seen = await runAs(tenants.remote.id, () => dataPool.query('select id from recordings where id = $1 and tenant_id = (select tenantry.current_tenant_id())', [id]));
+    const seen = await runAs(tenants.remote.id, () =>
+      dataPool.query('select id from recordings where id = $1 and tenant_id = (select tenantry.current_tenant_id())', [
+        id,
+      ]),
+    );
     expect(seen.rows).toEqual([]);
     // even naming the other tenant outright (bypassing the guard with a statement it accepts) reads nothing
-    const named = await runAs(tenants.remote.id, () => dataPool.query('select id from recordings where tenant_id = $1', [tenants.database.id]));
+    const named = await runAs(tenants.remote.id, () =>
+      dataPool.query('select id from recordings where tenant_id = $1', [tenants.database.id]),
+    );
     expect(named.rows).toEqual([]);
   });
 });
@@ -228,7 +287,11 @@ describe('a tenant moved while the server writes for it', () => {
     let stop = false;
     const writer = (async () => {
       for (let i = 0; !stop; i++) {
-        const res = await call('POST', '/recordings', t.token, { title: `w${i}`, durationSeconds: i, mimeType: 'audio/ogg' });
+        const res = await call('POST', '/recordings', t.token, {
+          title: `w${i}`,
+          durationSeconds: i,
+          mimeType: 'audio/ogg',
+        });
         if (res.statusCode === 201) acked.push(`w${i}`);
         else failures.push(`${res.statusCode} ${res.body}`);
       }
@@ -275,7 +338,13 @@ describe('live events from every placement', () => {
     }
     const ids = {} as Record<Place, string>;
     for (const name of NAMES) {
-      ids[name] = (await call('POST', '/recordings', tenants[name].token, { title: `live ${name}`, durationSeconds: 1, mimeType: 'audio/ogg' })).json<{ id: string }>().id;
+      ids[name] = (
+        await call('POST', '/recordings', tenants[name].token, {
+          title: `live ${name}`,
+          durationSeconds: 1,
+          mimeType: 'audio/ogg',
+        })
+      ).json<{ id: string }>().id;
     }
     for (const name of NAMES) {
       const s = streams[name];
@@ -291,12 +360,24 @@ describe('live events from every placement', () => {
 
 describe('staff', () => {
   it("a support summary counts a placed tenant's members (home) and says its data is not readable from home", async () => {
-    const staffUser = await createUser(home.owner, { email: 'staff@example.test', password: PASSWORD, displayName: 'Staff' });
+    const staffUser = await createUser(home.owner, {
+      email: 'staff@example.test',
+      password: PASSWORD,
+      displayName: 'Staff',
+    });
     await new StaffDirectory(home.owner).add(staffUser);
     const { sessionId } = await sessions.start({ userId: staffUser, kind: 'staff', ttlSeconds: 600 });
     const staffToken = await tokens.issueStaff({ userId: staffUser, sessionId });
     const reason = 'Ticket 42: checking the account';
-    expect((await call('POST', '/recordings', tenants.shared.token, { title: 'for the summary', durationSeconds: 1, mimeType: 'audio/ogg' })).statusCode).toBe(201);
+    expect(
+      (
+        await call('POST', '/recordings', tenants.shared.token, {
+          title: 'for the summary',
+          durationSeconds: 1,
+          mimeType: 'audio/ogg',
+        })
+      ).statusCode,
+    ).toBe(201);
     const placed = await call('POST', '/staff/tenants/database/summary', staffToken, { reason });
     expect(placed.statusCode).toBe(200);
     expect(placed.json()).toMatchObject({ members: 1, recordings: null, dataReadable: false });
@@ -305,16 +386,29 @@ describe('staff', () => {
     expect(local.json<{ recordings: number }>().recordings).toBeGreaterThanOrEqual(1);
 
     // acting as a tenant in its own database: the grant is checked at home, the data read where it lives
-    const asIs = (token: string) => app.inject({ method: 'GET', url: '/recordings', headers: { authorization: `Bearer ${token}`, 'x-tenant': 'database' } });
+    const asIs = (token: string) =>
+      app.inject({
+        method: 'GET',
+        url: '/recordings',
+        headers: { authorization: `Bearer ${token}`, 'x-tenant': 'database' },
+      });
     expect((await asIs(staffToken)).statusCode).toBe(403);
     const grant = await call('POST', '/staff/access', staffToken, { tenant: 'database', reason, minutes: 5 });
     expect(grant.statusCode).toBe(201);
     const seen = await asIs(staffToken);
     expect(seen.statusCode).toBe(200);
     const truth = await recordingsAt(PLACES.database, tenants.database.id);
-    expect(seen.json<{ items: Array<{ id: string }> }>().items.map((r) => r.id).sort()).toEqual(truth.map((r) => r.id as string).sort());
+    expect(
+      seen
+        .json<{ items: Array<{ id: string }> }>()
+        .items.map((r) => r.id)
+        .sort(),
+    ).toEqual(truth.map((r) => r.id as string).sort());
     // and the audit log at home records the staff request, with its reason
-    const { rows } = await home.admin.query<{ n: number }>(`select count(*)::int as n from tenantry.audit_log where tenant_id = $1 and actor_kind = 'staff'`, [tenants.database.id]);
+    const { rows } = await home.admin.query<{ n: number }>(
+      `select count(*)::int as n from tenantry.audit_log where tenant_id = $1 and actor_kind = 'staff'`,
+      [tenants.database.id],
+    );
     expect(rows[0]!.n).toBeGreaterThan(0);
   });
 });

@@ -16,7 +16,10 @@ async function runExample(name: string): Promise<string[]> {
     env: { ...process.env, DATABASE_URL: inject('adminUrl') },
     timeout: 60_000,
   });
-  return stdout.trimEnd().split('\n').map((line) => line.replace(/ {2,}/g, ' '));
+  return stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => line.replace(/ {2,}/g, ' '));
 }
 
 describe('identity examples (docs/identity*.md)', () => {
@@ -110,7 +113,9 @@ describe('identity examples (docs/identity*.md)', () => {
 
   it('sessions: revocation on the next request, codes spent once, what the app role cannot do', async () => {
     const out = await runExample('sessions');
-    expect(out[10]).toMatch(/^acme issues an invitation: a code of 22 characters \(128 bits\), expires \d{4}-\d{2}-\d{2}$/);
+    expect(out[10]).toMatch(
+      /^acme issues an invitation: a code of 22 characters \(128 bits\), expires \d{4}-\d{2}-\d{2}$/,
+    );
     out.splice(10, 1);
     expect(out).toEqual([
       'app role starts a session → 42501 (permission denied)',

@@ -32,7 +32,9 @@ beforeAll(async () => {
     insert into comments values (1, '${A}', 1, 'a'), (1, '${B}', 1, 'b');
     insert into billing.invoices values (1, '${A}'), (1, '${B}');
     insert into users values (1, '${A}'), (1, '${B}');`);
-  const oids = await db.owner.query("select oid::int from pg_class where oid in ('public.notes'::regclass, 'public.comments'::regclass, 'billing.invoices'::regclass)");
+  const oids = await db.owner.query(
+    "select oid::int from pg_class where oid in ('public.notes'::regclass, 'public.comments'::regclass, 'billing.invoices'::regclass)",
+  );
   tenantTableIds = new Set(oids.rows.map((r: { oid: number }) => r.oid));
 });
 afterAll(() => db?.drop());
@@ -44,13 +46,19 @@ async function tenantsSeen(sql: string): Promise<string[]> {
     await client.query('set search_path = public, billing');
     // PostgreSQL infers each parameter's type: tenant A for uuid ones, 1 or 'a' for the others
     await client.query(`prepare probe as ${sql}`);
-    const types = (await client.query("select parameter_types::text[] as t from pg_prepared_statements where name = 'probe'")).rows[0].t as string[];
+    const types = (
+      await client.query("select parameter_types::text[] as t from pg_prepared_statements where name = 'probe'")
+    ).rows[0].t as string[];
     await client.query('deallocate probe');
     const params = types.map((t) => (t === 'uuid' ? A : t === 'uuid[]' ? `{${A}}` : t === 'text' ? 'a' : '1'));
     const result = await client.query({ text: sql, values: params, rowMode: 'array' });
     // tenant columns of tenant tables only (users.tenant_id is not one)
-    const columns = result.fields.map((f, i) => (tenantTableIds.has(f.tableID) && ['tenant_id', 'org_id'].includes(f.name) ? i : -1)).filter((i) => i >= 0);
-    return (result.rows as unknown[][]).flatMap((row) => columns.map((i) => row[i])).filter((v): v is string => typeof v === 'string');
+    const columns = result.fields
+      .map((f, i) => (tenantTableIds.has(f.tableID) && ['tenant_id', 'org_id'].includes(f.name) ? i : -1))
+      .filter((i) => i >= 0);
+    return (result.rows as unknown[][])
+      .flatMap((row) => columns.map((i) => row[i]))
+      .filter((v): v is string => typeof v === 'string');
   } finally {
     client.release();
   }
@@ -62,7 +70,10 @@ describe('the analyzer agrees with PostgreSQL', () => {
     for (const sql of scoped.filter(readOnly)) {
       expect(analyzeStatement(sql, tables).unscoped, sql).toEqual([]);
       const seen = await tenantsSeen(sql);
-      expect(seen.filter((t) => t !== A), sql).toEqual([]);
+      expect(
+        seen.filter((t) => t !== A),
+        sql,
+      ).toEqual([]);
       observed += seen.length;
     }
     expect(observed).toBeGreaterThan(10); // the check above saw real tenant columns
@@ -79,6 +90,11 @@ describe('the analyzer agrees with PostgreSQL', () => {
       });
       if (seen.includes(B)) leaking.push(sql);
     }
-    expect(leaking).toEqual(expect.arrayContaining(['select * from notes', 'select * from notes n join comments c on c.note_id = n.id where n.tenant_id = $1']));
+    expect(leaking).toEqual(
+      expect.arrayContaining([
+        'select * from notes',
+        'select * from notes n join comments c on c.note_id = n.id where n.tenant_id = $1',
+      ]),
+    );
   });
 });

@@ -59,14 +59,18 @@ describe('analyzeStatement', () => {
 
   it('flags an INSERT without a column list when the tenant column’s place is not known', () => {
     const unknown = TenantTableMap.from(['public.notes']);
-    expect(analyzeStatement('insert into notes values (1, $1, $2)', unknown).unscoped).toEqual([{ table: 'public.notes', reason: 'insert does not set tenant_id' }]);
+    expect(analyzeStatement('insert into notes values (1, $1, $2)', unknown).unscoped).toEqual([
+      { table: 'public.notes', reason: 'insert does not set tenant_id' },
+    ]);
     expect(analyzeStatement('insert into notes values (1, $1, $2)', tables).unscoped).toEqual([]);
     expect(() => TenantTableMap.from([{ table: 'notes', position: 0 }])).toThrow(/position/);
   });
 
   it('resolves unqualified names through the search path, and a CTE shadows a table', () => {
     const other = TenantTableMap.from(['app.notes'], { searchPath: ['app'] });
-    expect(analyzeStatement('select * from notes', other).unscoped).toEqual([{ table: 'app.notes', reason: 'select has no tenant_id predicate' }]);
+    expect(analyzeStatement('select * from notes', other).unscoped).toEqual([
+      { table: 'app.notes', reason: 'select has no tenant_id predicate' },
+    ]);
     expect(analyzeStatement('select * from public.notes', other).unscoped).toEqual([]);
     expect(analyzeStatement('with notes as (select 1 as id) select * from notes', other).unscoped).toEqual([]);
     expect(analyzeStatement('with notes as (select 1 as id) select * from app.notes', other).unscoped).toHaveLength(1);

@@ -32,7 +32,10 @@ async function tenantry(...args: string[]): Promise<{ code: number; stdout: stri
 }
 
 /** Runs a command builder in-process, capturing what it prints and the exit code it sets. */
-async function run(command: ReturnType<typeof guardCommand>, args: string[]): Promise<{ code: number; stdout: string }> {
+async function run(
+  command: ReturnType<typeof guardCommand>,
+  args: string[],
+): Promise<{ code: number; stdout: string }> {
   const out: string[] = [];
   const log = vi.spyOn(console, 'log').mockImplementation((line: unknown) => void out.push(String(line)));
   const before = process.exitCode;
@@ -85,15 +88,27 @@ describe('tenantry guard report / accept', () => {
     const again = await tenantry('guard', 'accept', fingerprint, '--reason', 'twice');
     expect(again.stdout).toContain('already accepted');
     const file = JSON.parse(await readFile(path.join(dir, 'tenantry.guard.json'), 'utf8'));
-    expect(file.accepted).toEqual([{ fingerprint, reason: 'admin export, reviewed', sample: 'select * from notes where body = $1', acceptedAt: expect.any(String) }]);
+    expect(file.accepted).toEqual([
+      {
+        fingerprint,
+        reason: 'admin export, reviewed',
+        sample: 'select * from notes where body = $1',
+        acceptedAt: expect.any(String),
+      },
+    ]);
 
-    const json = JSON.parse((await tenantry('guard', 'report', '--json')).stdout) as Array<{ fingerprint: string; accepted: boolean }>;
+    const json = JSON.parse((await tenantry('guard', 'report', '--json')).stdout) as Array<{
+      fingerprint: string;
+      accepted: boolean;
+    }>;
     expect(json.find((e) => e.fingerprint === fingerprint)!.accepted).toBe(true);
     expect(json.filter((e) => !e.accepted)).toHaveLength(1);
 
     const enforce = new QueryGuard({ mode: 'enforce', tables, accepted: file });
     expect(() => enforce.check("select * from notes where body = 'other'")).not.toThrow();
-    expect(() => enforce.check('delete from comments where id = $1')).toThrow(expect.objectContaining({ code: 'TENANT_SCOPE_MISSING' }));
+    expect(() => enforce.check('delete from comments where id = $1')).toThrow(
+      expect.objectContaining({ code: 'TENANT_SCOPE_MISSING' }),
+    );
   });
 
   it('merges several report files (in-process)', async () => {
@@ -103,20 +118,31 @@ describe('tenantry guard report / accept', () => {
       for (let n = 0; n <= i; n++) guard.check('select * from comments');
       await guard.writeReport(file);
     }
-    const r = await run(guardCommand(() => ({})), ['report', '--file', ...files, '--accepted', path.join(dir, 'none.json'), '--json']);
+    const r = await run(
+      guardCommand(() => ({})),
+      ['report', '--file', ...files, '--accepted', path.join(dir, 'none.json'), '--json'],
+    );
     const entries = JSON.parse(r.stdout) as Array<{ count: number; tables: string[] }>;
     expect(entries.map((e) => [e.count, e.tables])).toEqual([[3, ['public.comments']]]);
   });
 
   it('fails clearly without a report, and refuses to accept a context setter (in-process)', async () => {
-    const missing = run(guardCommand(() => ({})), ['report', '--file', path.join(dir, 'nope.json')]);
+    const missing = run(
+      guardCommand(() => ({})),
+      ['report', '--file', path.join(dir, 'nope.json')],
+    );
     await expect(missing).rejects.toMatchObject({ code: 'CONFIGURATION_ERROR' });
     const guard = new QueryGuard({ mode: 'report', tables });
     guard.check("set tenantry.context = 'x'");
     const reportFile = path.join(dir, 'setter-report.json');
     await guard.writeReport(reportFile);
     const setter = guard.report()[0]!.fingerprint;
-    await expect(run(guardCommand(() => ({})), ['accept', setter, '--reason', 'x', '--report', reportFile, '--file', path.join(dir, 'g.json')])).rejects.toThrow(/cannot be accepted/);
+    await expect(
+      run(
+        guardCommand(() => ({})),
+        ['accept', setter, '--reason', 'x', '--report', reportFile, '--file', path.join(dir, 'g.json')],
+      ),
+    ).rejects.toThrow(/cannot be accepted/);
   });
 });
 
@@ -138,7 +164,11 @@ describe('the tenantry binary', () => {
 describe('tenantry scan-log', () => {
   it('reports unscoped statements by fingerprint and exits 1, for each format (subprocess)', async () => {
     // the body = '…' select: how often, and where first, in each fixture
-    const notes: Record<string, [number, number]> = { 'postgresql.log': [2, 2], 'postgresql.csv': [1, 1], 'postgresql.json': [2, 1] };
+    const notes: Record<string, [number, number]> = {
+      'postgresql.log': [2, 2],
+      'postgresql.csv': [1, 1],
+      'postgresql.json': [2, 1],
+    };
     for (const [name, [count, line]] of Object.entries(notes)) {
       await copyFile(path.join(FIXTURES, name), path.join(dir, name));
       const r = await tenantry('scan-log', name, '--tables', 'public.notes,comments');
@@ -151,13 +181,22 @@ describe('tenantry scan-log', () => {
 
   it('exits 0 on a clean log; --json; --format overrides the extension (in-process)', async () => {
     const clean = path.join(dir, 'clean.txt');
-    await writeFile(clean, '2026-11-22 07:46:33.124 UTC [1] LOG:  statement: select * from notes where tenant_id = $1\n');
-    const ok = await run(scanLogCommand(() => ({})), [clean, '--tables', 'notes']);
+    await writeFile(
+      clean,
+      '2026-11-22 07:46:33.124 UTC [1] LOG:  statement: select * from notes where tenant_id = $1\n',
+    );
+    const ok = await run(
+      scanLogCommand(() => ({})),
+      [clean, '--tables', 'notes'],
+    );
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('1 statement scanned, 0 unscoped on tenant tables');
     const jsonlog = path.join(dir, 'log.txt');
     await copyFile(path.join(FIXTURES, 'postgresql.json'), jsonlog);
-    const r = await run(scanLogCommand(() => ({})), [jsonlog, '--format', 'jsonlog', '--tables', 'notes,comments', '--json']);
+    const r = await run(
+      scanLogCommand(() => ({})),
+      [jsonlog, '--format', 'jsonlog', '--tables', 'notes,comments', '--json'],
+    );
     expect(r.code).toBe(1);
     const result = JSON.parse(r.stdout) as { statements: number; findings: Array<{ count: number; tables: string[] }> };
     expect(result.statements).toBe(4);
@@ -168,7 +207,13 @@ describe('tenantry scan-log', () => {
   });
 
   it('reads the tenant tables from the registry with --database-url', async () => {
-    const r = await tenantry('--database-url', db.adminUrl, 'scan-log', path.join(FIXTURES, 'postgresql.log'), '--json');
+    const r = await tenantry(
+      '--database-url',
+      db.adminUrl,
+      'scan-log',
+      path.join(FIXTURES, 'postgresql.log'),
+      '--json',
+    );
     expect(r.code).toBe(1);
     const result = JSON.parse(r.stdout) as { findings: Array<{ tables: string[] }> };
     expect(new Set(result.findings.flatMap((f) => f.tables))).toEqual(new Set(['public.notes', 'public.comments']));

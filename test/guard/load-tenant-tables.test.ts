@@ -23,7 +23,10 @@ afterAll(() => db?.drop());
 describe('loadTenantTables', () => {
   it('reads the tenant tables and their column from the registry, with the search path', async () => {
     const map = await loadTenantTables(db.owner);
-    expect(map.tables.map((t) => `${t.schema}.${t.name}:${t.column}`)).toEqual(['billing.invoices:org_id', 'public.notes:tenant_id']);
+    expect(map.tables.map((t) => `${t.schema}.${t.name}:${t.column}`)).toEqual([
+      'billing.invoices:org_id',
+      'public.notes:tenant_id',
+    ]);
     expect(map.searchPath).toContain('public');
     expect(map.resolve(undefined, 'notes')?.schema).toBe('public');
     expect(map.resolve(undefined, 'plans')).toBeUndefined();

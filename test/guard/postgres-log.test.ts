@@ -56,7 +56,11 @@ describe('PostgreSQL log reading', () => {
   });
 
   it('picks the format from the file name', () => {
-    expect([formatOfFile('postgresql-Mon.csv'), formatOfFile('x.json'), formatOfFile('postgresql.log')]).toEqual(['csvlog', 'jsonlog', 'stderr']);
+    expect([formatOfFile('postgresql-Mon.csv'), formatOfFile('x.json'), formatOfFile('postgresql.log')]).toEqual([
+      'csvlog',
+      'jsonlog',
+      'stderr',
+    ]);
   });
 });
 
@@ -75,7 +79,9 @@ describe('scanLog', () => {
     ]);
     expect(result.findings[0]!.sample).toBe('select * from notes where body = $1');
     expect(result.findings[0]!.firstLine).toBe(2);
-    expect(result.findings.find((f) => f.sample.startsWith('with'))!.reasons).toEqual(['select has no tenant_id predicate (in a CTE)']);
+    expect(result.findings.find((f) => f.sample.startsWith('with'))!.reasons).toEqual([
+      'select has no tenant_id predicate (in a CTE)',
+    ]);
     expect(JSON.stringify(result)).not.toMatch(/secret-|forged/);
   });
 

@@ -3,7 +3,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { TenantryError } from '../../src/errors/tenantry-error.js';
-import { acceptFingerprint, readAcceptedFile, writeAcceptedFile, type AcceptedFile } from '../../src/guard/accepted-file.js';
+import {
+  acceptFingerprint,
+  readAcceptedFile,
+  writeAcceptedFile,
+  type AcceptedFile,
+} from '../../src/guard/accepted-file.js';
 import { analyzeStatement } from '../../src/guard/analyze-statement.js';
 import { mergeGuardEntries, readGuardReport } from '../../src/guard/guard-report.js';
 import { queryText } from '../../src/guard/query-text.js';
@@ -38,7 +43,12 @@ describe('QueryGuard', () => {
   it('report: records each distinct unscoped fingerprint once, with count, first/last seen, sample and call site', () => {
     const seen: GuardReportEntry[] = [];
     const warnings: object[] = [];
-    const guard = new QueryGuard({ mode: 'report', tables, onReport: (e) => seen.push(e), logger: { warn: (d) => warnings.push(d) } });
+    const guard = new QueryGuard({
+      mode: 'report',
+      tables,
+      onReport: (e) => seen.push(e),
+      logger: { warn: (d) => warnings.push(d) },
+    });
     guard.check(unscopedSql);
     guard.check("select * from notes where body = 'other'");
     guard.check('select * from notes where body = $1');
@@ -55,7 +65,9 @@ describe('QueryGuard', () => {
     expect(literal.callSite).toMatch(/test\/guard\/query-guard\.test\.ts:\d+:\d+/);
     expect(Date.parse(literal.lastSeen)).toBeGreaterThanOrEqual(Date.parse(literal.firstSeen));
     expect(literal.accepted).toBe(false);
-    expect(report.find((e) => e.tables[0] === 'public.comments')!.reasons).toEqual(['delete has no tenant_id predicate']);
+    expect(report.find((e) => e.tables[0] === 'public.comments')!.reasons).toEqual([
+      'delete has no tenant_id predicate',
+    ]);
     expect(seen).toHaveLength(2);
     expect(warnings).toHaveLength(2);
     expect(JSON.stringify([report, seen, warnings])).not.toContain(SECRET);
@@ -74,7 +86,12 @@ describe('QueryGuard', () => {
     expect(() => guard.check("set tenantry.context = 'x'")).not.toThrow();
     expect(() => guard.check('selec broken')).not.toThrow();
     expect(() => guard.check('select * from notes')).not.toThrow();
-    expect(guard.report().map((e) => e.setsContext).sort()).toEqual([false, true]);
+    expect(
+      guard
+        .report()
+        .map((e) => e.setsContext)
+        .sort(),
+    ).toEqual([false, true]);
   });
 
   it('enforce: refuses unscoped statements with TENANT_SCOPE_MISSING, table names and fingerprint, no values', () => {
@@ -85,7 +102,11 @@ describe('QueryGuard', () => {
     const e = error as UnscopedStatementError;
     expect(e.code).toBe('TENANT_SCOPE_MISSING');
     expect(e.status).toBe(500);
-    expect(e.details).toEqual({ fingerprint: analyzeStatement(unscopedSql, tables).fingerprint, tables: ['public.notes'], setsContext: false });
+    expect(e.details).toEqual({
+      fingerprint: analyzeStatement(unscopedSql, tables).fingerprint,
+      tables: ['public.notes'],
+      setsContext: false,
+    });
     expect(e.message).toContain('public.notes');
     expect(`${e.message} ${JSON.stringify(e.details)} ${e.stack}`).not.toContain(SECRET);
     expect(() => guard.check(`select * from notes where tenant_id = $1 and body = '${SECRET}'`)).not.toThrow();
@@ -99,7 +120,10 @@ describe('QueryGuard', () => {
     const setter = "select set_config('tenantry.context', $1, false)";
     let accepted: AcceptedFile = { accepted: [] };
     for (const sql of ['select count(*) from notes', setter]) {
-      accepted = acceptFingerprint(accepted, { fingerprint: analyzeStatement(sql, tables).fingerprint, reason: 'reviewed: admin report' }).file;
+      accepted = acceptFingerprint(accepted, {
+        fingerprint: analyzeStatement(sql, tables).fingerprint,
+        reason: 'reviewed: admin report',
+      }).file;
     }
     const guard = new QueryGuard({ mode: 'enforce', tables, accepted });
     expect(() => guard.check('select count(*) from notes')).not.toThrow();
@@ -164,7 +188,10 @@ describe('accepted file', () => {
       const file = path.join(dir, 'tenantry.guard.json');
       expect(await readAcceptedFile(file)).toEqual({ accepted: [] });
       const now = new Date('2026-01-02T03:04:05Z');
-      const first = acceptFingerprint({ accepted: [] }, { fingerprint: 'ffffffffffffffff', reason: ' nightly job ', sample: 'select 1', now });
+      const first = acceptFingerprint(
+        { accepted: [] },
+        { fingerprint: 'ffffffffffffffff', reason: ' nightly job ', sample: 'select 1', now },
+      );
       expect(first.added).toBe(true);
       const second = acceptFingerprint(first.file, { fingerprint: '0000000000000000', reason: 'admin', now });
       const again = acceptFingerprint(second.file, { fingerprint: 'ffffffffffffffff', reason: 'other reason' });
@@ -173,20 +200,33 @@ describe('accepted file', () => {
       await writeAcceptedFile(file, again.file);
       const read = await readAcceptedFile(file);
       expect(read.accepted.map((a) => a.fingerprint)).toEqual(['0000000000000000', 'ffffffffffffffff']);
-      expect(read.accepted[1]).toEqual({ fingerprint: 'ffffffffffffffff', reason: 'nightly job', sample: 'select 1', acceptedAt: '2026-01-02T03:04:05.000Z' });
+      expect(read.accepted[1]).toEqual({
+        fingerprint: 'ffffffffffffffff',
+        reason: 'nightly job',
+        sample: 'select 1',
+        acceptedAt: '2026-01-02T03:04:05.000Z',
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('refuses an empty reason, a bad fingerprint and a malformed file', async () => {
-    expect(() => acceptFingerprint({ accepted: [] }, { fingerprint: 'ffffffffffffffff', reason: '   ' })).toThrow(/reason/);
+    expect(() => acceptFingerprint({ accepted: [] }, { fingerprint: 'ffffffffffffffff', reason: '   ' })).toThrow(
+      /reason/,
+    );
     expect(() => acceptFingerprint({ accepted: [] }, { fingerprint: 'nope', reason: 'x' })).toThrow(/fingerprint/);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-accepted-'));
     try {
       const file = path.join(dir, 'tenantry.guard.json');
-      await writeFile(file, JSON.stringify({ accepted: [{ fingerprint: 'ffffffffffffffff', reason: '', sample: '', acceptedAt: 'x' }] }));
-      await expect(readAcceptedFile(file)).rejects.toMatchObject({ code: 'CONFIGURATION_ERROR', message: expect.stringMatching(/accepted\.0\.reason/) });
+      await writeFile(
+        file,
+        JSON.stringify({ accepted: [{ fingerprint: 'ffffffffffffffff', reason: '', sample: '', acceptedAt: 'x' }] }),
+      );
+      await expect(readAcceptedFile(file)).rejects.toMatchObject({
+        code: 'CONFIGURATION_ERROR',
+        message: expect.stringMatching(/accepted\.0\.reason/),
+      });
       await writeFile(file, '{ not json');
       await expect(readAcceptedFile(file)).rejects.toMatchObject({ code: 'CONFIGURATION_ERROR' });
     } finally {
@@ -207,14 +247,47 @@ describe('helpers for wiring and review', () => {
   it('mergeGuardEntries adds counts and widens first/last seen across instances', () => {
     const base = { tables: ['public.notes'], reasons: ['r'], setsContext: false, accepted: false };
     const merged = mergeGuardEntries([
-      [{ ...base, fingerprint: 'aaaaaaaaaaaaaaaa', count: 2, firstSeen: '2026-01-02T00:00:00Z', lastSeen: '2026-01-03T00:00:00Z', sample: 'late', callSite: 'b.ts:1' }],
       [
-        { ...base, fingerprint: 'aaaaaaaaaaaaaaaa', count: 3, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-02T00:00:00Z', sample: 'early', callSite: 'a.ts:1' },
-        { ...base, fingerprint: 'bbbbbbbbbbbbbbbb', count: 1, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z', sample: 's' },
+        {
+          ...base,
+          fingerprint: 'aaaaaaaaaaaaaaaa',
+          count: 2,
+          firstSeen: '2026-01-02T00:00:00Z',
+          lastSeen: '2026-01-03T00:00:00Z',
+          sample: 'late',
+          callSite: 'b.ts:1',
+        },
+      ],
+      [
+        {
+          ...base,
+          fingerprint: 'aaaaaaaaaaaaaaaa',
+          count: 3,
+          firstSeen: '2026-01-01T00:00:00Z',
+          lastSeen: '2026-01-02T00:00:00Z',
+          sample: 'early',
+          callSite: 'a.ts:1',
+        },
+        {
+          ...base,
+          fingerprint: 'bbbbbbbbbbbbbbbb',
+          count: 1,
+          firstSeen: '2026-01-01T00:00:00Z',
+          lastSeen: '2026-01-01T00:00:00Z',
+          sample: 's',
+        },
       ],
     ]);
-    expect(merged.map((e) => [e.fingerprint, e.count])).toEqual([['aaaaaaaaaaaaaaaa', 5], ['bbbbbbbbbbbbbbbb', 1]]);
-    expect(merged[0]).toMatchObject({ firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-03T00:00:00Z', sample: 'early', callSite: 'a.ts:1' });
+    expect(merged.map((e) => [e.fingerprint, e.count])).toEqual([
+      ['aaaaaaaaaaaaaaaa', 5],
+      ['bbbbbbbbbbbbbbbb', 1],
+    ]);
+    expect(merged[0]).toMatchObject({
+      firstSeen: '2026-01-01T00:00:00Z',
+      lastSeen: '2026-01-03T00:00:00Z',
+      sample: 'early',
+      callSite: 'a.ts:1',
+    });
   });
 });
 

@@ -20,7 +20,9 @@ beforeAll(async () => {
   app.use('/api', tenantMiddleware({ resolver: f.resolver() }));
   // the tenant reaches the handler (after the body parser) and every query it makes
   app.post('/api/echo', async (req, res) => {
-    const { rows } = await f.pool.query<{ n: number }>('select count(*)::int as n from public.members where tenant_id = tenantry.current_tenant_id()');
+    const { rows } = await f.pool.query<{ n: number }>(
+      'select count(*)::int as n from public.members where tenant_id = tenantry.current_tenant_id()',
+    );
     const resolution = resolutionOfRequest(req);
     res.json({ tenant: currentTenant(), principal: resolution.principal.kind, members: rows[0]!.n, body: req.body });
   });
@@ -41,8 +43,15 @@ afterAll(async () => {
   await f?.close();
 });
 
-async function post(headers: Record<string, string>, body: unknown = { hello: 'world' }): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
-  const res = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+async function post(
+  headers: Record<string, string>,
+  body: unknown = { hello: 'world' },
+): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
+  const res = await fetch(`${base}/api/echo`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, any>, headers: res.headers };
 }
 
@@ -77,25 +86,45 @@ describe('Express adapter', () => {
       const res = await fetch(`${base}${path}`, { headers });
       return { status: res.status, json: (await res.json()) as Record<string, any> };
     };
-    expect(await get('/t/acme/whoami', { authorization: `Bearer ${token}` })).toEqual({ status: 200, json: { tenant: f.acme.id, principal: 'user' } });
-    expect((await get('/t/globex/whoami', { authorization: `Bearer ${token}` })).json.error.code).toBe('TENANT_CONFLICT');
+    expect(await get('/t/acme/whoami', { authorization: `Bearer ${token}` })).toEqual({
+      status: 200,
+      json: { tenant: f.acme.id, principal: 'user' },
+    });
+    expect((await get('/t/globex/whoami', { authorization: `Bearer ${token}` })).json.error.code).toBe(
+      'TENANT_CONFLICT',
+    );
     expect((await get('/t/nobody-here/whoami', { authorization: `Bearer ${token}` })).status).toBe(404);
     expect((await get('/t/acme/whoami')).json.error.code).toBe('TENANT_SELECTION_FORBIDDEN');
   });
 
   it("keeps other libraries' client errors as 4xx (bad JSON from express.json)", async () => {
     const { token } = await f.signIn(f.users.alice, f.acme.id);
-    const res = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{not json' });
+    const res = await fetch(`${base}/api/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{not json',
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: { code: 'BAD_REQUEST' } });
   });
 
   it('writes an audit entry for each staff request', async () => {
     const { token, sessionId } = await f.staffSignIn();
-    await new StaffAccess({ appPool: f.pool }).begin({ sessionId, tenantId: f.globex.id, access: 'act_as', reason: 'Ticket 99: export stuck', minutes: 5 });
+    await new StaffAccess({ appPool: f.pool }).begin({
+      sessionId,
+      tenantId: f.globex.id,
+      access: 'act_as',
+      reason: 'Ticket 99: export stuck',
+      minutes: 5,
+    });
     const res = await post({ authorization: `Bearer ${token}`, 'x-tenant': 'globex' });
     expect(res).toMatchObject({ status: 200, json: { tenant: f.globex.id, principal: 'staff' } });
     const log = await runAs(f.globex.id, () => new AuditLog(f.pool).list({ limit: 1 }));
-    expect(log[0]).toMatchObject({ action: 'staff.request', actorKind: 'staff', actorId: f.users.staff, detail: { method: 'POST', route: '/api/echo' } });
+    expect(log[0]).toMatchObject({
+      action: 'staff.request',
+      actorKind: 'staff',
+      actorId: f.users.staff,
+      detail: { method: 'POST', route: '/api/echo' },
+    });
   });
 });

@@ -36,26 +36,46 @@ describe('member tokens', () => {
   });
 
   it('a signed token naming a tenant the user is not a member of is refused (403 NOT_A_MEMBER)', async () => {
-    const { sessionId } = await new Sessions(f.db.owner).start({ userId: f.users.alice, tenantId: f.globex.id, kind: 'user', ttlSeconds: 600 });
+    const { sessionId } = await new Sessions(f.db.owner).start({
+      userId: f.users.alice,
+      tenantId: f.globex.id,
+      kind: 'user',
+      ttlSeconds: 600,
+    });
     const token = await f.sign({ sub: f.users.alice, tid: f.globex.id, sid: sessionId });
-    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'NOT_A_MEMBER', status: 403 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({
+      code: 'NOT_A_MEMBER',
+      status: 403,
+    });
   });
 
   it('a token of tenant A with a session of tenant B is refused (the session binds the tenant)', async () => {
     const { sessionId } = await f.signIn(f.users.sam, f.globex.id);
     const token = await f.sign({ sub: f.users.sam, tid: f.acme.id, sid: sessionId });
-    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'SESSION_REVOKED', status: 401 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({
+      code: 'SESSION_REVOKED',
+      status: 401,
+    });
   });
 
   it('a removed member is refused on the next request, with the same unexpired token', async () => {
     const { token } = await f.signIn(f.users.sam, f.acme.id);
     const resolver = f.resolver();
     expect((await resolver.resolve({ headers: bearer(token) })).tenantId).toBe(f.acme.id);
-    await f.db.owner.query('delete from public.members where tenant_id = $1 and user_id = $2', [f.acme.id, f.users.sam]);
+    await f.db.owner.query('delete from public.members where tenant_id = $1 and user_id = $2', [
+      f.acme.id,
+      f.users.sam,
+    ]);
     try {
-      expect(await refusal(resolver.resolve({ headers: bearer(token) }))).toMatchObject({ code: 'NOT_A_MEMBER', status: 403 });
+      expect(await refusal(resolver.resolve({ headers: bearer(token) }))).toMatchObject({
+        code: 'NOT_A_MEMBER',
+        status: 403,
+      });
     } finally {
-      await f.db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'member')`, [f.acme.id, f.users.sam]);
+      await f.db.owner.query(`insert into public.members (tenant_id, user_id, role) values ($1, $2, 'member')`, [
+        f.acme.id,
+        f.users.sam,
+      ]);
     }
   });
 
@@ -64,7 +84,10 @@ describe('member tokens', () => {
     const resolver = f.resolver();
     await resolver.resolve({ headers: bearer(token) });
     expect(await new Sessions(f.pool).end(sessionId)).toBe(true);
-    expect(await refusal(resolver.resolve({ headers: bearer(token) }))).toMatchObject({ code: 'SESSION_REVOKED', status: 401 });
+    expect(await refusal(resolver.resolve({ headers: bearer(token) }))).toMatchObject({
+      code: 'SESSION_REVOKED',
+      status: 401,
+    });
     expect(await new Sessions(f.pool).end(sessionId)).toBe(false);
   });
 
@@ -84,22 +107,40 @@ describe('member tokens', () => {
   it('unknown and deleted tenants answer 404, a suspended one 403 TENANT_SUSPENDED (members only)', async () => {
     const ghost = randomUUID();
     const token = await f.sign({ sub: f.users.alice, tid: ghost, sid: randomUUID() });
-    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'TENANT_NOT_FOUND', status: 404 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+      status: 404,
+    });
 
     const doomed = await f.catalog.create({ slug: 'doomed', name: 'Doomed' });
-    await f.db.owner.query(`insert into public.members (tenant_id, user_id) values ($1, $2)`, [doomed.id, f.users.alice]);
+    await f.db.owner.query(`insert into public.members (tenant_id, user_id) values ($1, $2)`, [
+      doomed.id,
+      f.users.alice,
+    ]);
     const { token: doomedToken } = await f.signIn(f.users.alice, doomed.id);
     const { token: outsider } = await f.signIn(f.users.grace, doomed.id);
     await f.catalog.suspend(doomed.id);
-    expect(await refusal(f.resolver().resolve({ headers: bearer(doomedToken) }))).toMatchObject({ code: 'TENANT_SUSPENDED', status: 403 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(doomedToken) }))).toMatchObject({
+      code: 'TENANT_SUSPENDED',
+      status: 403,
+    });
     // a non-member learns nothing about the tenant's state
-    expect(await refusal(f.resolver().resolve({ headers: bearer(outsider) }))).toMatchObject({ code: 'NOT_A_MEMBER', status: 403 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(outsider) }))).toMatchObject({
+      code: 'NOT_A_MEMBER',
+      status: 403,
+    });
     await f.catalog.softDelete(doomed.id);
-    expect(await refusal(f.resolver().resolve({ headers: bearer(doomedToken) }))).toMatchObject({ code: 'TENANT_NOT_FOUND', status: 404 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(doomedToken) }))).toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+      status: 404,
+    });
   });
 
   it('no credentials: 401; a malformed Authorization header: 401; the credential never appears in the message', async () => {
-    expect(await refusal(f.resolver().resolve({ headers: {} }))).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+    expect(await refusal(f.resolver().resolve({ headers: {} }))).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      status: 401,
+    });
     const garbage = 'Bearer not a token at all';
     const r = await refusal(f.resolver().resolve({ headers: { authorization: garbage } }));
     expect(r).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
@@ -109,9 +150,19 @@ describe('member tokens', () => {
   it('staff-shaped claims in a member token (kind staff with a tid) are refused', async () => {
     const { sessionId } = await f.staffSignIn();
     const token = await f.sign({ sub: f.users.staff, sid: sessionId, kind: 'staff', tid: f.acme.id });
-    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({ code: 'TOKEN_INVALID', status: 401 });
-    for (const claims of [{ sub: 'alice', tid: f.acme.id, sid: sessionId }, { sub: f.users.alice, sid: sessionId }, { sub: f.users.alice, tid: f.acme.id, sid: sessionId, kind: 'robot' }]) {
-      expect(await refusal(f.resolver().resolve({ headers: bearer(await f.sign(claims)) }))).toMatchObject({ code: 'TOKEN_INVALID', status: 401 });
+    expect(await refusal(f.resolver().resolve({ headers: bearer(token) }))).toMatchObject({
+      code: 'TOKEN_INVALID',
+      status: 401,
+    });
+    for (const claims of [
+      { sub: 'alice', tid: f.acme.id, sid: sessionId },
+      { sub: f.users.alice, sid: sessionId },
+      { sub: f.users.alice, tid: f.acme.id, sid: sessionId, kind: 'robot' },
+    ]) {
+      expect(await refusal(f.resolver().resolve({ headers: bearer(await f.sign(claims)) }))).toMatchObject({
+        code: 'TOKEN_INVALID',
+        status: 401,
+      });
     }
   });
 });
@@ -120,43 +171,69 @@ describe('conflicting signals are refused, never resolved by precedence', () => 
   it("a token of tenant A on tenant B's subdomain", async () => {
     const { token } = await f.signIn(f.users.alice, f.acme.id);
     const resolver = f.resolver({ host: { baseDomain: 'example.test' } });
-    expect((await resolver.resolve({ host: 'acme.example.test', headers: bearer(token) })).sources).toEqual(['token', 'host']);
-    expect(await refusal(resolver.resolve({ host: 'globex.example.test', headers: bearer(token) }))).toMatchObject({ code: 'TENANT_CONFLICT', status: 400 });
+    expect((await resolver.resolve({ host: 'acme.example.test', headers: bearer(token) })).sources).toEqual([
+      'token',
+      'host',
+    ]);
+    expect(await refusal(resolver.resolve({ host: 'globex.example.test', headers: bearer(token) }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+      status: 400,
+    });
   });
 
   it("a token of tenant A with tenant B's API key", async () => {
     const { key } = await runAs(f.globex.id, () => new ApiKeys(f.pool).create({ name: 'globex ci' }));
     const { token } = await f.signIn(f.users.alice, f.acme.id);
-    expect(await refusal(f.resolver().resolve({ headers: { ...bearer(token), 'x-api-key': key } }))).toMatchObject({ code: 'TENANT_CONFLICT' });
+    expect(await refusal(f.resolver().resolve({ headers: { ...bearer(token), 'x-api-key': key } }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+    });
   });
 
-  it("a token of tenant A with tenant B named in the header or the path", async () => {
+  it('a token of tenant A with tenant B named in the header or the path', async () => {
     const { token } = await f.signIn(f.users.sam, f.acme.id);
     const resolver = f.resolver();
-    expect(await refusal(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': 'globex' } }))).toMatchObject({ code: 'TENANT_CONFLICT' });
-    expect(await refusal(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': f.globex.id } }))).toMatchObject({ code: 'TENANT_CONFLICT' });
-    expect(await refusal(resolver.resolve({ headers: bearer(token), pathTenant: 'globex' }))).toMatchObject({ code: 'TENANT_CONFLICT' });
+    expect(await refusal(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': 'globex' } }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+    });
+    expect(await refusal(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': f.globex.id } }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+    });
+    expect(await refusal(resolver.resolve({ headers: bearer(token), pathTenant: 'globex' }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+    });
     // naming the token's own tenant is fine
     expect((await resolver.resolve({ headers: { ...bearer(token), 'x-tenant': 'acme' } })).tenantId).toBe(f.acme.id);
   });
 
   it('a header or path naming a tenant is never trusted on its own', async () => {
     const resolver = f.resolver({ host: { baseDomain: 'example.test' } });
-    expect(await refusal(resolver.resolve({ headers: { 'x-tenant': 'acme' } }))).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN', status: 403 });
-    expect(await refusal(resolver.resolve({ headers: {}, pathTenant: f.acme.id }))).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN' });
+    expect(await refusal(resolver.resolve({ headers: { 'x-tenant': 'acme' } }))).toMatchObject({
+      code: 'TENANT_SELECTION_FORBIDDEN',
+      status: 403,
+    });
+    expect(await refusal(resolver.resolve({ headers: {}, pathTenant: f.acme.id }))).toMatchObject({
+      code: 'TENANT_SELECTION_FORBIDDEN',
+    });
     // not even with a host that agrees: a host is no credential
-    expect(await refusal(resolver.resolve({ host: 'acme.example.test', headers: { 'x-tenant': 'acme' } }))).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN' });
+    expect(
+      await refusal(resolver.resolve({ host: 'acme.example.test', headers: { 'x-tenant': 'acme' } })),
+    ).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN' });
   });
 
   it('a repeated tenant header is refused', async () => {
     const { token } = await f.signIn(f.users.alice, f.acme.id);
-    expect(await refusal(f.resolver().resolve({ headers: { ...bearer(token), 'x-tenant': ['acme', 'globex'] } }))).toMatchObject({ code: 'TENANT_CONFLICT' });
+    expect(
+      await refusal(f.resolver().resolve({ headers: { ...bearer(token), 'x-tenant': ['acme', 'globex'] } })),
+    ).toMatchObject({ code: 'TENANT_CONFLICT' });
   });
 
   it('an unknown subdomain answers 404 even with a valid token', async () => {
     const { token } = await f.signIn(f.users.alice, f.acme.id);
     const resolver = f.resolver({ host: { baseDomain: 'example.test' } });
-    expect(await refusal(resolver.resolve({ host: 'nobody.example.test', headers: bearer(token) }))).toMatchObject({ code: 'TENANT_NOT_FOUND', status: 404 });
+    expect(await refusal(resolver.resolve({ host: 'nobody.example.test', headers: bearer(token) }))).toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+      status: 404,
+    });
     // reserved and bare hosts name no tenant
     expect((await resolver.resolve({ host: 'www.example.test', headers: bearer(token) })).sources).toEqual(['token']);
     expect((await resolver.resolve({ host: 'example.test:8443', headers: bearer(token) })).sources).toEqual(['token']);
@@ -168,23 +245,41 @@ describe('host resolution', () => {
     const txt = new Map<string, string[][]>();
     const domains = new TenantDomains(f.pool, { resolveTxt: async (name) => txt.get(name) ?? [] });
     const claimed = await runAs(f.acme.id, () => domains.add('Files.Acme-Corp.TEST'));
-    expect(claimed).toMatchObject({ domain: 'files.acme-corp.test', txtName: '_tenantry.files.acme-corp.test', verifiedAt: null });
+    expect(claimed).toMatchObject({
+      domain: 'files.acme-corp.test',
+      txtName: '_tenantry.files.acme-corp.test',
+      verifiedAt: null,
+    });
     const { token } = await f.signIn(f.users.alice, f.acme.id);
     const resolver = f.resolver({ host: { customDomains: true, cacheSeconds: 0 } });
     // unverified: no tenant by that name
-    expect(await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: bearer(token) }))).toMatchObject({ code: 'TENANT_NOT_FOUND' });
+    expect(await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: bearer(token) }))).toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+    });
     // globex cannot take it, nor verify it
-    expect(await refusal(runAs(f.globex.id, () => domains.add('files.acme-corp.test')))).toMatchObject({ code: 'DOMAIN_TAKEN', status: 409 });
-    expect(await refusal(runAs(f.globex.id, () => domains.verify('files.acme-corp.test')))).toMatchObject({ code: 'DOMAIN_UNVERIFIED' });
+    expect(await refusal(runAs(f.globex.id, () => domains.add('files.acme-corp.test')))).toMatchObject({
+      code: 'DOMAIN_TAKEN',
+      status: 409,
+    });
+    expect(await refusal(runAs(f.globex.id, () => domains.verify('files.acme-corp.test')))).toMatchObject({
+      code: 'DOMAIN_UNVERIFIED',
+    });
     // a wrong record does not verify
     txt.set(claimed.txtName, [['tenantry-verify=wrong']]);
-    expect(await refusal(runAs(f.acme.id, () => domains.verify('files.acme-corp.test')))).toMatchObject({ code: 'DOMAIN_UNVERIFIED' });
+    expect(await refusal(runAs(f.acme.id, () => domains.verify('files.acme-corp.test')))).toMatchObject({
+      code: 'DOMAIN_UNVERIFIED',
+    });
     txt.set(claimed.txtName, [[claimed.txtValue.slice(0, 10), claimed.txtValue.slice(10)]]);
     expect((await runAs(f.acme.id, () => domains.verify('files.acme-corp.test'))).verifiedAt).toBeInstanceOf(Date);
 
-    expect((await resolver.resolve({ host: 'files.acme-corp.test:443', headers: bearer(token) })).sources).toEqual(['token', 'host']);
+    expect((await resolver.resolve({ host: 'files.acme-corp.test:443', headers: bearer(token) })).sources).toEqual([
+      'token',
+      'host',
+    ]);
     const { token: graceToken } = await f.signIn(f.users.grace, f.globex.id);
-    expect(await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: bearer(graceToken) }))).toMatchObject({ code: 'TENANT_CONFLICT' });
+    expect(
+      await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: bearer(graceToken) })),
+    ).toMatchObject({ code: 'TENANT_CONFLICT' });
     // globex sees none of acme's domains, and cannot remove them
     expect(await runAs(f.globex.id, () => domains.list())).toEqual([]);
     expect(await runAs(f.globex.id, () => domains.remove('files.acme-corp.test'))).toBe(false);
@@ -197,7 +292,8 @@ describe('host resolution', () => {
     const { normalizeHost } = await import('../../src/identity/tenant-domains.js');
     expect(normalizeHost('ACME.Example.test.:8080')).toBe('acme.example.test');
     expect(normalizeHost('bücher.example')).toBe('xn--bcher-kva.example');
-    for (const junk of ['127.0.0.1', '[::1]:80', 'localhost', '', 'a..b', '-a.b', 'a_b.example', 'x'.repeat(300)]) expect(normalizeHost(junk)).toBeUndefined();
+    for (const junk of ['127.0.0.1', '[::1]:80', 'localhost', '', 'a..b', '-a.b', 'a_b.example', 'x'.repeat(300)])
+      expect(normalizeHost(junk)).toBeUndefined();
   });
 });
 
@@ -208,7 +304,10 @@ describe('API keys', () => {
     expect(created.key).toMatch(/^tnry_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);
     const resolver = f.resolver();
     const r = await resolver.resolve({ headers: { 'x-api-key': created.key } });
-    expect(r).toMatchObject({ tenantId: f.acme.id, principal: { kind: 'apiKey', keyId: created.id, name: 'uploader' } });
+    expect(r).toMatchObject({
+      tenantId: f.acme.id,
+      principal: { kind: 'apiKey', keyId: created.id, name: 'uploader' },
+    });
     // also as a bearer credential
     expect((await resolver.resolve({ headers: bearer(created.key) })).principal.kind).toBe('apiKey');
 
@@ -224,16 +323,25 @@ describe('API keys', () => {
     expect((await resolver.resolve({ headers: { 'x-api-key': created.key } })).tenantId).toBe(f.acme.id);
 
     const listed = await runAs(f.acme.id, () => keys.list());
-    expect(listed.find((k) => k.id === created.id)).toMatchObject({ name: 'uploader', createdBy: f.users.alice, revokedAt: null });
+    expect(listed.find((k) => k.id === created.id)).toMatchObject({
+      name: 'uploader',
+      createdBy: f.users.alice,
+      revokedAt: null,
+    });
     expect(listed.find((k) => k.id === created.id)!.lastUsedAt).toBeInstanceOf(Date);
     expect(await runAs(f.acme.id, () => keys.revoke(created.id))).toBe(true);
-    expect(await refusal(resolver.resolve({ headers: { 'x-api-key': created.key } }))).toMatchObject({ code: 'API_KEY_INVALID' });
+    expect(await refusal(resolver.resolve({ headers: { 'x-api-key': created.key } }))).toMatchObject({
+      code: 'API_KEY_INVALID',
+    });
   });
 
   it('are stored only as a hash', async () => {
     const created = await runAs(f.acme.id, () => new ApiKeys(f.pool).create({ name: 'hash check' }));
     const secret = created.key.split('_').slice(2).join('_'); // the secret (base64url) may hold '_' itself
-    const { rows } = await f.db.admin.query(`select to_jsonb(k)::text as row from tenantry_private.api_keys k where id = $1`, [created.id]);
+    const { rows } = await f.db.admin.query(
+      `select to_jsonb(k)::text as row from tenantry_private.api_keys k where id = $1`,
+      [created.id],
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0].row).not.toContain(secret);
   });
@@ -242,7 +350,10 @@ describe('API keys', () => {
     const paused = await f.catalog.create({ slug: 'paused', name: 'Paused' });
     const { key } = await runAs(paused.id, () => new ApiKeys(f.pool).create({ name: 'k' }));
     await f.catalog.suspend(paused.id);
-    expect(await refusal(f.resolver().resolve({ headers: { 'x-api-key': key } }))).toMatchObject({ code: 'TENANT_SUSPENDED', status: 403 });
+    expect(await refusal(f.resolver().resolve({ headers: { 'x-api-key': key } }))).toMatchObject({
+      code: 'TENANT_SUSPENDED',
+      status: 403,
+    });
   });
 
   it('cannot be created without a tenant in context', async () => {
@@ -252,8 +363,12 @@ describe('API keys', () => {
 
 describe('configuration', () => {
   it('refuses resolvers that are listed but not configured, and tokens without a membership lookup', () => {
-    expect(() => new TenantResolver({ pool: f.pool, resolvers: ['host'] })).toThrow(/host is listed but not configured/);
-    expect(() => new TenantResolver({ pool: f.pool, tokens: { verify: async () => ({ claims: {} }) } })).toThrow(/membership/);
+    expect(() => new TenantResolver({ pool: f.pool, resolvers: ['host'] })).toThrow(
+      /host is listed but not configured/,
+    );
+    expect(() => new TenantResolver({ pool: f.pool, tokens: { verify: async () => ({ claims: {} }) } })).toThrow(
+      /membership/,
+    );
     expect(() => new TenantResolver({ pool: f.pool, host: { baseDomain: 'Not A Host' } })).toThrow(/baseDomain/);
   });
 });

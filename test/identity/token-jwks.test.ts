@@ -56,17 +56,32 @@ function signer(keyId: string): TokenIssuer {
 }
 
 function verifier(url: string, jwks: JwksOptions = {}): TokenVerifier {
-  return new TokenVerifier({ algorithms: ['RS256'], jwksUrl: url, jwks: { cacheMaxAgeMs: CACHE_MS, cooldownMs: COOLDOWN_MS, ...jwks }, issuer: ISSUER, audience: AUDIENCE });
+  return new TokenVerifier({
+    algorithms: ['RS256'],
+    jwksUrl: url,
+    jwks: { cacheMaxAgeMs: CACHE_MS, cooldownMs: COOLDOWN_MS, ...jwks },
+    issuer: ISSUER,
+    audience: AUDIENCE,
+  });
 }
 
-async function refused(attempt: Promise<unknown>, code: TokenError['code'], reason: TokenErrorReason, token: string): Promise<void> {
+async function refused(
+  attempt: Promise<unknown>,
+  code: TokenError['code'],
+  reason: TokenErrorReason,
+  token: string,
+): Promise<void> {
   const error = await attempt.then(
     () => expect.fail('the token was accepted'),
     (e: unknown) => e,
   );
   expect(error).toBeInstanceOf(TokenError);
   const e = error as TokenError;
-  expect({ code: e.code, reason: e.reason, status: e.status }).toEqual({ code, reason, status: code === 'TOKEN_KEYS_UNAVAILABLE' ? 503 : 401 });
+  expect({ code: e.code, reason: e.reason, status: e.status }).toEqual({
+    code,
+    reason,
+    status: code === 'TOKEN_KEYS_UNAVAILABLE' ? 503 : 401,
+  });
   expect(`${e.message} ${JSON.stringify(e.details)} ${String(e.cause ?? '')}`).not.toContain(token.split('.')[1]);
   expect(e.message).not.toContain(token);
 }
@@ -97,7 +112,11 @@ describe('TokenVerifier with a JWKS endpoint', () => {
     const endpoint = await jwksEndpoint([k1.publicJwk()]);
     const v = verifier(endpoint.url);
     for (let i = 0; i < 5; i++) {
-      await expect(v.verify(await k1.issue({ subject: USER, tenantId: TENANT }))).resolves.toMatchObject({ subject: USER, tenantId: TENANT, keyId: 'k1' });
+      await expect(v.verify(await k1.issue({ subject: USER, tenantId: TENANT }))).resolves.toMatchObject({
+        subject: USER,
+        tenantId: TENANT,
+        keyId: 'k1',
+      });
     }
     expect(endpoint.fetches).toBe(1);
   });
@@ -139,7 +158,13 @@ describe('TokenVerifier with a JWKS endpoint', () => {
 
   it('refuses HS256 signed with a published public key, before fetching anything', async () => {
     const endpoint = await jwksEndpoint([k1.publicJwk()]);
-    const forged = await new SignJWT({ sub: USER, tid: TENANT, iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 600 })
+    const forged = await new SignJWT({
+      sub: USER,
+      tid: TENANT,
+      iss: ISSUER,
+      aud: AUDIENCE,
+      exp: Math.floor(Date.now() / 1000) + 600,
+    })
       .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
       .sign(new TextEncoder().encode(JSON.stringify(k1.publicJwk())));
     await refused(verifier(endpoint.url).verify(forged), 'TOKEN_INVALID', 'algorithm', forged);
@@ -154,7 +179,10 @@ describe('TokenVerifier with a JWKS endpoint', () => {
     const v = verifier(endpoint.url);
     await refused(v.verify(unpublished), 'TOKEN_INVALID', 'signature', unpublished);
     endpoint.keys = [k1.publicJwk(), { ...noKid.publicJwk(), kid: undefined }];
-    await expect(verifier(endpoint.url).verify(unpublished)).resolves.toMatchObject({ subject: USER, keyId: undefined });
+    await expect(verifier(endpoint.url).verify(unpublished)).resolves.toMatchObject({
+      subject: USER,
+      keyId: undefined,
+    });
   });
 
   it('answers TOKEN_KEYS_UNAVAILABLE (503) when the endpoint is unreachable', async () => {

@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, type JsonWebKey } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  type JsonWebKey,
+} from 'node:crypto';
 import { base64url, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -40,27 +47,57 @@ beforeAll(() => {
 const now = () => Math.floor(Date.now() / 1000);
 
 /** A token signed with `key` under `alg`, with sane defaults for every claim unless overridden. */
-function forge(key: Uint8Array | string, alg: string, claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
-  const payload: JWTPayload = { iss: ISSUER, aud: AUDIENCE, sub: USER, tid: TENANT_A, iat: now(), exp: now() + 600, ...claims };
+function forge(
+  key: Uint8Array | string,
+  alg: string,
+  claims: JWTPayload = {},
+  header: Record<string, unknown> = {},
+): Promise<string> {
+  const payload: JWTPayload = {
+    iss: ISSUER,
+    aud: AUDIENCE,
+    sub: USER,
+    tid: TENANT_A,
+    iat: now(),
+    exp: now() + 600,
+    ...claims,
+  };
   for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
   // A PEM private key signs as itself; any other string (a secret, or a public PEM) is HMAC bytes.
-  const signingKey = typeof key !== 'string' ? key : key.includes('PRIVATE KEY') ? createPrivateKey(key) : new TextEncoder().encode(key);
+  const signingKey =
+    typeof key !== 'string' ? key : key.includes('PRIVATE KEY') ? createPrivateKey(key) : new TextEncoder().encode(key);
   return new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT', ...header }).sign(signingKey);
 }
 
 function hsVerifier(overrides: Partial<TokenVerifierConfig> = {}): TokenVerifier {
-  return new TokenVerifier({ algorithms: ['HS256'], secret: SECRET, issuer: ISSUER, audience: AUDIENCE, ...overrides } as TokenVerifierConfig<'required'>);
+  return new TokenVerifier({
+    algorithms: ['HS256'],
+    secret: SECRET,
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    ...overrides,
+  } as TokenVerifierConfig<'required'>);
 }
 
 /** Asserts the refusal's code, reason and status, and that it leaks nothing of the token. */
-async function refused(attempt: Promise<unknown>, code: TokenErrorCode, reason: TokenErrorReason, token: string, secrets: string[] = []): Promise<TokenError> {
+async function refused(
+  attempt: Promise<unknown>,
+  code: TokenErrorCode,
+  reason: TokenErrorReason,
+  token: string,
+  secrets: string[] = [],
+): Promise<TokenError> {
   const error = await attempt.then(
     () => expect.fail('the token was accepted'),
     (e: unknown) => e,
   );
   expect(error).toBeInstanceOf(TokenError);
   const e = error as TokenError;
-  expect({ code: e.code, reason: e.reason, status: e.status }).toEqual({ code, reason, status: code === 'TOKEN_KEYS_UNAVAILABLE' ? 503 : 401 });
+  expect({ code: e.code, reason: e.reason, status: e.status }).toEqual({
+    code,
+    reason,
+    status: code === 'TOKEN_KEYS_UNAVAILABLE' ? 503 : 401,
+  });
   const visible = `${e.message}\n${JSON.stringify(e.details)}\n${e.stack ?? ''}\n${String(e.cause ?? '')}`;
   expect(visible).not.toContain(token);
   for (const part of token.split('.')) if (part.length >= 8) expect(visible).not.toContain(part);
@@ -80,7 +117,8 @@ function configError(build: () => unknown, pattern: RegExp, secrets: string[] = 
   expect(error).toBeInstanceOf(ConfigurationError);
   const message = (error as Error).message;
   expect(message).toMatch(pattern);
-  for (const secret of secrets) for (const line of secret.split('\n')) if (line.length > 20) expect(message).not.toContain(line);
+  for (const secret of secrets)
+    for (const line of secret.split('\n')) if (line.length > 20) expect(message).not.toContain(line);
 }
 
 describe('TokenVerifier configuration', () => {
@@ -91,13 +129,33 @@ describe('TokenVerifier configuration', () => {
   });
 
   it('refuses HS* and asymmetric algorithms in one verifier, and keys of the other kind', () => {
-    configError(() => new TokenVerifier({ algorithms: ['HS256', 'RS256'], publicKey: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }), /mix HS\* with asymmetric/);
-    configError(() => new TokenVerifier({ algorithms: ['HS256'], publicKey: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }), /need a secret/);
-    configError(() => new TokenVerifier({ algorithms: ['RS256'], secret: SECRET, issuer: ISSUER, audience: AUDIENCE }), /HS\* algorithms only/, [SECRET]);
+    configError(
+      () =>
+        new TokenVerifier({
+          algorithms: ['HS256', 'RS256'],
+          publicKey: rsa.publicKey,
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        }),
+      /mix HS\* with asymmetric/,
+    );
+    configError(
+      () => new TokenVerifier({ algorithms: ['HS256'], publicKey: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }),
+      /need a secret/,
+    );
+    configError(
+      () => new TokenVerifier({ algorithms: ['RS256'], secret: SECRET, issuer: ISSUER, audience: AUDIENCE }),
+      /HS\* algorithms only/,
+      [SECRET],
+    );
   });
 
   it('refuses the RS256 public key PEM configured as an HS256 secret (HS/RS confusion from the config side)', () => {
-    configError(() => new TokenVerifier({ algorithms: ['HS256'], secret: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }), /looks like a PEM or JWK/, [rsa.publicKey]);
+    configError(
+      () => new TokenVerifier({ algorithms: ['HS256'], secret: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }),
+      /looks like a PEM or JWK/,
+      [rsa.publicKey],
+    );
   });
 
   it('refuses secrets shorter than the hash, without printing them', () => {
@@ -108,24 +166,68 @@ describe('TokenVerifier configuration', () => {
 
   it('refuses private keys, weak RSA keys and keys that do not fit the algorithm', () => {
     const base = { issuer: ISSUER, audience: AUDIENCE };
-    configError(() => new TokenVerifier({ ...base, algorithms: ['RS256'], publicKey: rsa.privateKey }), /private key PEM/, [rsa.privateKey]);
-    configError(() => new TokenVerifier({ ...base, algorithms: ['ES256'], publicKey: rsa.publicKey }), /cannot be used with ES256/);
+    configError(
+      () => new TokenVerifier({ ...base, algorithms: ['RS256'], publicKey: rsa.privateKey }),
+      /private key PEM/,
+      [rsa.privateKey],
+    );
+    configError(
+      () => new TokenVerifier({ ...base, algorithms: ['ES256'], publicKey: rsa.publicKey }),
+      /cannot be used with ES256/,
+    );
     const weak = pemPair('rsa', { modulusLength: 1024 });
-    configError(() => new TokenVerifier({ ...base, algorithms: ['RS256'], publicKey: weak.publicKey }), /at least 2048 bits/);
+    configError(
+      () => new TokenVerifier({ ...base, algorithms: ['RS256'], publicKey: weak.publicKey }),
+      /at least 2048 bits/,
+    );
     const p384 = pemPair('ec', { namedCurve: 'P-384' });
-    configError(() => new TokenVerifier({ ...base, algorithms: ['ES256'], publicKey: p384.publicKey }), /cannot be used with ES256/);
+    configError(
+      () => new TokenVerifier({ ...base, algorithms: ['ES256'], publicKey: p384.publicKey }),
+      /cannot be used with ES256/,
+    );
   });
 
   it('requires exactly one key source, an issuer, an audience and https for a remote JWKS', () => {
-    configError(() => new TokenVerifier({ algorithms: ['RS256'], issuer: ISSUER, audience: AUDIENCE } as unknown as TokenVerifierConfig), /exactly one key source/);
     configError(
-      () => new TokenVerifier({ algorithms: ['RS256'], publicKey: rsa.publicKey, jwksUrl: 'https://x.test/jwks', issuer: ISSUER, audience: AUDIENCE } as unknown as TokenVerifierConfig),
+      () =>
+        new TokenVerifier({
+          algorithms: ['RS256'],
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        } as unknown as TokenVerifierConfig),
+      /exactly one key source/,
+    );
+    configError(
+      () =>
+        new TokenVerifier({
+          algorithms: ['RS256'],
+          publicKey: rsa.publicKey,
+          jwksUrl: 'https://x.test/jwks',
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        } as unknown as TokenVerifierConfig),
       /exactly one key source/,
     );
     configError(() => hsVerifier({ issuer: undefined }), /^TokenVerifier: issuer:/);
     configError(() => hsVerifier({ audience: [] }), /^TokenVerifier: audience:/);
-    configError(() => new TokenVerifier({ algorithms: ['RS256'], jwksUrl: 'http://idp.example.test/jwks', issuer: ISSUER, audience: AUDIENCE }), /must use https/);
-    expect(new TokenVerifier({ algorithms: ['RS256'], jwksUrl: 'http://127.0.0.1:1/jwks', issuer: ISSUER, audience: AUDIENCE }).algorithms).toEqual(['RS256']);
+    configError(
+      () =>
+        new TokenVerifier({
+          algorithms: ['RS256'],
+          jwksUrl: 'http://idp.example.test/jwks',
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        }),
+      /must use https/,
+    );
+    expect(
+      new TokenVerifier({
+        algorithms: ['RS256'],
+        jwksUrl: 'http://127.0.0.1:1/jwks',
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      }).algorithms,
+    ).toEqual(['RS256']);
   });
 });
 
@@ -134,7 +236,13 @@ describe('TokenVerifier with an HS256 secret', () => {
     const sid = randomUUID();
     const token = await forge(SECRET, 'HS256', { tid: TENANT_A.toUpperCase(), sid, kind: 'user', scopes: ['read'] });
     const verified = await hsVerifier().verify(token);
-    expect(verified).toMatchObject({ subject: USER, tenantId: TENANT_A, sessionId: sid, keyId: undefined, algorithm: 'HS256' });
+    expect(verified).toMatchObject({
+      subject: USER,
+      tenantId: TENANT_A,
+      sessionId: sid,
+      keyId: undefined,
+      algorithm: 'HS256',
+    });
     expect(verified.claims).toMatchObject({ kind: 'user', scopes: ['read'], tid: TENANT_A.toUpperCase() });
     expect(verified.expiresAt.getTime()).toBe((verified.claims.exp ?? 0) * 1000);
     expect(Object.isFrozen(verified.claims)).toBe(true);
@@ -165,15 +273,27 @@ describe('TokenVerifier with an HS256 secret', () => {
     const token = await forge(SECRET, 'HS256', { iat: now() - 7200, exp: now() - 3600 });
     await refused(hsVerifier().verify(token), 'TOKEN_EXPIRED', 'expired', token);
     const justExpired = await forge(SECRET, 'HS256', { exp: now() - 1 });
-    await refused(hsVerifier({ clockToleranceSeconds: 0 }).verify(justExpired), 'TOKEN_EXPIRED', 'expired', justExpired);
-    await expect(hsVerifier({ clockToleranceSeconds: 60 }).verify(justExpired)).resolves.toMatchObject({ subject: USER });
+    await refused(
+      hsVerifier({ clockToleranceSeconds: 0 }).verify(justExpired),
+      'TOKEN_EXPIRED',
+      'expired',
+      justExpired,
+    );
+    await expect(hsVerifier({ clockToleranceSeconds: 60 }).verify(justExpired)).resolves.toMatchObject({
+      subject: USER,
+    });
   });
 
   it('refuses a token older than maxTokenAgeSeconds, and one without iat when an age is required', async () => {
     const old = await forge(SECRET, 'HS256', { iat: now() - 3600 });
     await refused(hsVerifier({ maxTokenAgeSeconds: 600 }).verify(old), 'TOKEN_EXPIRED', 'too_old', old);
     const noIat = await forge(SECRET, 'HS256', { iat: undefined });
-    const e = await refused(hsVerifier({ maxTokenAgeSeconds: 600 }).verify(noIat), 'TOKEN_INVALID', 'claim_missing', noIat);
+    const e = await refused(
+      hsVerifier({ maxTokenAgeSeconds: 600 }).verify(noIat),
+      'TOKEN_INVALID',
+      'claim_missing',
+      noIat,
+    );
     expect(e.details.claim).toBe('iat');
   });
 
@@ -189,27 +309,45 @@ describe('TokenVerifier with an HS256 secret', () => {
     await refused(hsVerifier().verify(wrongIss), 'TOKEN_INVALID', 'issuer', wrongIss, ['evil.example']);
     const wrongAud = await forge(SECRET, 'HS256', { aud: ['billing-api', 'other-api'] });
     await refused(hsVerifier().verify(wrongAud), 'TOKEN_INVALID', 'audience', wrongAud, ['billing-api', 'other-api']);
-    await expect(hsVerifier({ audience: ['other-api', 'x'] }).verify(wrongAud)).resolves.toMatchObject({ subject: USER });
+    await expect(hsVerifier({ audience: ['other-api', 'x'] }).verify(wrongAud)).resolves.toMatchObject({
+      subject: USER,
+    });
   });
 
   it('refuses a missing or non-UUID tid, a missing sub or exp, and a malformed sid', async () => {
     const noTid = await forge(SECRET, 'HS256', { tid: undefined });
-    expect((await refused(hsVerifier().verify(noTid), 'TOKEN_INVALID', 'claim_missing', noTid)).details.claim).toBe('tid');
+    expect((await refused(hsVerifier().verify(noTid), 'TOKEN_INVALID', 'claim_missing', noTid)).details.claim).toBe(
+      'tid',
+    );
     const badTid = await forge(SECRET, 'HS256', { tid: 'acme' });
-    expect((await refused(hsVerifier().verify(badTid), 'TOKEN_INVALID', 'claim_invalid', badTid, ['acme'])).details.claim).toBe('tid');
+    expect(
+      (await refused(hsVerifier().verify(badTid), 'TOKEN_INVALID', 'claim_invalid', badTid, ['acme'])).details.claim,
+    ).toBe('tid');
     const noSub = await forge(SECRET, 'HS256', { sub: undefined });
-    expect((await refused(hsVerifier().verify(noSub), 'TOKEN_INVALID', 'claim_missing', noSub)).details.claim).toBe('sub');
+    expect((await refused(hsVerifier().verify(noSub), 'TOKEN_INVALID', 'claim_missing', noSub)).details.claim).toBe(
+      'sub',
+    );
     const noExp = await forge(SECRET, 'HS256', { exp: undefined });
-    expect((await refused(hsVerifier().verify(noExp), 'TOKEN_INVALID', 'claim_missing', noExp)).details.claim).toBe('exp');
+    expect((await refused(hsVerifier().verify(noExp), 'TOKEN_INVALID', 'claim_missing', noExp)).details.claim).toBe(
+      'exp',
+    );
     const badSid = await forge(SECRET, 'HS256', { sid: 42 });
-    expect((await refused(hsVerifier().verify(badSid), 'TOKEN_INVALID', 'claim_invalid', badSid)).details.claim).toBe('sid');
+    expect((await refused(hsVerifier().verify(badSid), 'TOKEN_INVALID', 'claim_invalid', badSid)).details.claim).toBe(
+      'sid',
+    );
   });
 
   it('reads the tenant from a configured claim, and accepts no tenant only when configured so', async () => {
     const custom = await forge(SECRET, 'HS256', { tid: undefined, org: TENANT_B });
     await expect(hsVerifier({ tenantClaim: 'org' }).verify(custom)).resolves.toMatchObject({ tenantId: TENANT_B });
     const staff = await forge(SECRET, 'HS256', { tid: undefined, kind: 'staff' });
-    const optional = new TokenVerifier({ algorithms: ['HS256'], secret: SECRET, issuer: ISSUER, audience: AUDIENCE, tenant: 'optional' });
+    const optional = new TokenVerifier({
+      algorithms: ['HS256'],
+      secret: SECRET,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      tenant: 'optional',
+    });
     const verified = await optional.verify(staff);
     expect(verified.tenantId).toBeUndefined();
     expect(verified.claims.kind).toBe('staff');
@@ -227,7 +365,12 @@ describe('TokenVerifier with an HS256 secret', () => {
     }
     // A garbled payload fails the signature check first: nothing unsigned is ever decoded.
     const [header, , signature] = valid.split('.');
-    await refused(hsVerifier().verify(`${header}.!!!.${signature}`), 'TOKEN_INVALID', 'signature', `${header}.!!!.${signature}`);
+    await refused(
+      hsVerifier().verify(`${header}.!!!.${signature}`),
+      'TOKEN_INVALID',
+      'signature',
+      `${header}.!!!.${signature}`,
+    );
   });
 
   it('checks the typ header when configured', async () => {
@@ -244,7 +387,12 @@ describe('TokenVerifier with an RS256 public key', () => {
 
   it('accepts a token of the key pair, from a PEM or a JWK', async () => {
     const token = await forge(rsa.privateKey, 'RS256', {}, { kid: 'k1' });
-    await expect(rsVerifier().verify(token)).resolves.toMatchObject({ subject: USER, tenantId: TENANT_A, keyId: 'k1', algorithm: 'RS256' });
+    await expect(rsVerifier().verify(token)).resolves.toMatchObject({
+      subject: USER,
+      tenantId: TENANT_A,
+      keyId: 'k1',
+      algorithm: 'RS256',
+    });
     const jwk = createPublicKey(rsa.publicKey).export({ format: 'jwk' });
     await expect(rsVerifier(jwk).verify(token)).resolves.toMatchObject({ subject: USER });
   });
@@ -269,12 +417,40 @@ describe('TokenVerifier with ES256 and EdDSA keys', () => {
   ] as const) {
     it(`${alg}: verifies the issuer's tokens and refuses another key's and a tampered tid`, async () => {
       const pair = pemPair(type, options);
-      const issuer = new TokenIssuer({ algorithm: alg, privateKey: pair.privateKey, keyId: `${alg}-1`, issuer: ISSUER, audience: AUDIENCE });
-      const verifier = new TokenVerifier({ algorithms: [alg], publicKey: issuer.publicJwk(), issuer: ISSUER, audience: AUDIENCE });
-      const token = await issuer.issue({ subject: USER, tenantId: TENANT_A, sessionId: 's-1', claims: { kind: 'user' } });
-      await expect(verifier.verify(token)).resolves.toMatchObject({ subject: USER, tenantId: TENANT_A, sessionId: 's-1', keyId: `${alg}-1`, algorithm: alg });
+      const issuer = new TokenIssuer({
+        algorithm: alg,
+        privateKey: pair.privateKey,
+        keyId: `${alg}-1`,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      });
+      const verifier = new TokenVerifier({
+        algorithms: [alg],
+        publicKey: issuer.publicJwk(),
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      });
+      const token = await issuer.issue({
+        subject: USER,
+        tenantId: TENANT_A,
+        sessionId: 's-1',
+        claims: { kind: 'user' },
+      });
+      await expect(verifier.verify(token)).resolves.toMatchObject({
+        subject: USER,
+        tenantId: TENANT_A,
+        sessionId: 's-1',
+        keyId: `${alg}-1`,
+        algorithm: alg,
+      });
 
-      const stranger = new TokenIssuer({ algorithm: alg, privateKey: pemPair(type, options).privateKey, keyId: `${alg}-1`, issuer: ISSUER, audience: AUDIENCE });
+      const stranger = new TokenIssuer({
+        algorithm: alg,
+        privateKey: pemPair(type, options).privateKey,
+        keyId: `${alg}-1`,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      });
       const forged = await stranger.issue({ subject: USER, tenantId: TENANT_A });
       await refused(verifier.verify(forged), 'TOKEN_INVALID', 'signature', forged);
 
@@ -287,22 +463,51 @@ describe('TokenVerifier with ES256 and EdDSA keys', () => {
 
 describe('TokenIssuer', () => {
   it('issues tokens a matching verifier accepts, and refuses to let claims override registered ones', async () => {
-    const issuer = new TokenIssuer({ algorithm: 'HS256', secret: SECRET, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 120 });
-    const verified = await hsVerifier().verify(await issuer.issue({ subject: USER, tenantId: TENANT_B, claims: { kind: 'service' } }));
+    const issuer = new TokenIssuer({
+      algorithm: 'HS256',
+      secret: SECRET,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      ttlSeconds: 120,
+    });
+    const verified = await hsVerifier().verify(
+      await issuer.issue({ subject: USER, tenantId: TENANT_B, claims: { kind: 'service' } }),
+    );
     expect(verified).toMatchObject({ subject: USER, tenantId: TENANT_B, claims: { kind: 'service' } });
     expect(verified.expiresAt.getTime() - (verified.issuedAt?.getTime() ?? 0)).toBe(120_000);
-    await expect(issuer.issue({ subject: USER, claims: { tid: TENANT_B } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(issuer.issue({ subject: USER, claims: { exp: 1 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(issuer.issue({ subject: USER, tenantId: 'acme' })).rejects.toMatchObject({ code: 'INVALID_TENANT_ID' });
+    await expect(issuer.issue({ subject: USER, claims: { tid: TENANT_B } })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(issuer.issue({ subject: USER, claims: { exp: 1 } })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(issuer.issue({ subject: USER, tenantId: 'acme' })).rejects.toMatchObject({
+      code: 'INVALID_TENANT_ID',
+    });
   });
 
   it('publishes only the public half of an asymmetric key, and nothing for a secret', () => {
-    const issuer = new TokenIssuer({ algorithm: 'RS256', privateKey: rsa.privateKey, keyId: 'k1', issuer: ISSUER, audience: AUDIENCE });
+    const issuer = new TokenIssuer({
+      algorithm: 'RS256',
+      privateKey: rsa.privateKey,
+      keyId: 'k1',
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    });
     const jwk = issuer.publicJwk();
     expect(jwk).toMatchObject({ kty: 'RSA', kid: 'k1', alg: 'RS256', use: 'sig' });
     expect(jwk).not.toHaveProperty('d');
-    configError(() => new TokenIssuer({ algorithm: 'HS256', secret: SECRET, issuer: ISSUER, audience: AUDIENCE }).publicJwk(), /no public half/);
-    configError(() => new TokenIssuer({ algorithm: 'RS256', privateKey: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }), /PEM private key/);
-    configError(() => new TokenIssuer({ algorithm: 'none' as 'HS256', secret: SECRET, issuer: ISSUER, audience: AUDIENCE }), /"none"/);
+    configError(
+      () => new TokenIssuer({ algorithm: 'HS256', secret: SECRET, issuer: ISSUER, audience: AUDIENCE }).publicJwk(),
+      /no public half/,
+    );
+    configError(
+      () => new TokenIssuer({ algorithm: 'RS256', privateKey: rsa.publicKey, issuer: ISSUER, audience: AUDIENCE }),
+      /PEM private key/,
+    );
+    configError(
+      () => new TokenIssuer({ algorithm: 'none' as 'HS256', secret: SECRET, issuer: ISSUER, audience: AUDIENCE }),
+      /"none"/,
+    );
   });
 });

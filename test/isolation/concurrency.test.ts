@@ -100,21 +100,32 @@ describe('thousands of interleaved operations on a small pool', () => {
         }
       },
       async multiStatementRefusedOutsideTransaction(t) {
-        expect(await codeOf(pool.query(`select tenant_id from notes; insert into notes (tenant_id, body) values ('${t}', 'never-sent')`))).toBe(
-          'UNSUPPORTED',
-        );
+        expect(
+          await codeOf(
+            pool.query(
+              `select tenant_id from notes; insert into notes (tenant_id, body) values ('${t}', 'never-sent')`,
+            ),
+          ),
+        ).toBe('UNSUPPORTED');
         const client = await pool.connect();
         try {
           expect(await codeOf(client.query(`select 1; select tenant_id from notes`))).toBe('UNSUPPORTED');
           // nothing was sent: the client is idle and serves the next statement at once
           expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
-          expectOwn((await within(5_000, client.query('select tenant_id from notes'), 'statement after a refusal')).rows, t, 'after refusal');
+          expectOwn(
+            (await within(5_000, client.query('select tenant_id from notes'), 'statement after a refusal')).rows,
+            t,
+            'after refusal',
+          );
         } finally {
           client.release();
         }
       },
       async insertAutocommit(t) {
-        const r = await pool.query('insert into notes (tenant_id, body) values ($1, $2) returning tenant_id', [t, 'auto']);
+        const r = await pool.query('insert into notes (tenant_id, body) values ($1, $2) returning tenant_id', [
+          t,
+          'auto',
+        ]);
         expectOwn(r.rows, t, 'insert returning');
         committed.set(t, committed.get(t)! + 1);
       },
@@ -166,7 +177,11 @@ describe('thousands of interleaved operations on a small pool', () => {
           await client.query('begin');
           await client.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'sp-1']);
           await client.query('savepoint s');
-          expect(await codeOf(client.query('insert into notes (tenant_id, body) values ($1::uuid, $2)', ['not-a-uuid', 'x']))).toBe('22P02');
+          expect(
+            await codeOf(
+              client.query('insert into notes (tenant_id, body) values ($1::uuid, $2)', ['not-a-uuid', 'x']),
+            ),
+          ).toBe('22P02');
           await within(5_000, client.query('rollback to savepoint s'), 'ROLLBACK TO SAVEPOINT');
           await client.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'sp-2']);
           expectOwn((await client.query('select tenant_id from notes')).rows, t, 'read after savepoint');
@@ -181,13 +196,19 @@ describe('thousands of interleaved operations on a small pool', () => {
           expect((await pool.query('select tenant_id from notes where body <> $1', [''])).rows).toEqual([]);
           expect((await pool.query('select tenant_id from notes')).rows).toEqual([]);
           // with no tenant, a multi-statement string outside a transaction is refused as well
-          expect(await codeOf(pool.query('select tenant_id from notes; select count(*)::int as n from notes'))).toBe('UNSUPPORTED');
-          expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'orphan']))).toBe('42501');
+          expect(await codeOf(pool.query('select tenant_id from notes; select count(*)::int as n from notes'))).toBe(
+            'UNSUPPORTED',
+          );
+          expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [t, 'orphan']))).toBe(
+            '42501',
+          );
         });
       },
       async foreignInsert(t) {
         const other = pick(tenants.filter((x) => x !== t));
-        expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [other, 'forged']))).toBe('42501');
+        expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [other, 'forged']))).toBe(
+          '42501',
+        );
       },
       async nestedTenants(t) {
         const other = pick(tenants);
@@ -224,7 +245,9 @@ describe('thousands of interleaved operations on a small pool', () => {
       }
     });
     const settled = await Promise.allSettled(workers);
-    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => String(s.reason));
+    const failures = settled
+      .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
+      .map((s) => String(s.reason));
     expect(failures, `seed ${seed}`).toEqual([]);
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(WORKERS * OPS_PER_WORKER);
 
@@ -236,7 +259,10 @@ describe('thousands of interleaved operations on a small pool', () => {
     const clients = await Promise.all(Array.from({ length: 6 }, () => pool.connect()));
     try {
       for (const client of clients) {
-        const seen = await client.query(`select current_setting('tenantry.context', true) as v, (select count(*)::int from notes) as n, $1::int as one`, [1]);
+        const seen = await client.query(
+          `select current_setting('tenantry.context', true) as v, (select count(*)::int from notes) as n, $1::int as one`,
+          [1],
+        );
         expect(seen.rows[0]).toEqual({ v: '', n: 0, one: 1 });
         // the session as it is, without the pool's prefix: no session-level value, no rows, idle
         const bare = await (pg.Client.prototype.query as (this: unknown, q: string) => Promise<pg.QueryResult>).call(
@@ -274,13 +300,19 @@ describe('transaction rules of the pool', () => {
         expect(r.rows[0].n).toBe(0);
         await second.query('begin');
         await second.query(`set local lock_timeout = '10s'`);
-        await within(15_000, second.query(`update notes set body = body where body = $1`, ['seed-1']), 'taking the lock the old transaction held');
+        await within(
+          15_000,
+          second.query(`update notes set body = body where body = $1`, ['seed-1']),
+          'taking the lock the old transaction held',
+        );
         await second.query('commit');
       });
     } finally {
       second.release();
     }
-    expect((await db.admin.query(`select count(*)::int as n from notes where body = 'never-committed'`)).rows[0].n).toBe(0);
+    expect(
+      (await db.admin.query(`select count(*)::int as n from notes where body = 'never-committed'`)).rows[0].n,
+    ).toBe(0);
   });
 
   it('a client released inside a failed transaction is destroyed too', async () => {
@@ -312,25 +344,39 @@ describe('transaction rules of the pool', () => {
         await client.query('begin');
         await client.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'tx-of-a']);
       });
-      expect(await codeOf(runAs(B, () => client.query('select tenant_id from notes where body <> $1', [''])))).toBe('TENANT_CONTEXT_MISMATCH');
-      expect(await codeOf(runAs(B, () => client.query('select tenant_id from notes')))).toBe('TENANT_CONTEXT_MISMATCH');
-      expect(await codeOf(runAs(B, () => client.query('insert into notes (tenant_id, body) values ($1, $2)', [B, 'b-in-a'])))).toBe(
+      expect(await codeOf(runAs(B, () => client.query('select tenant_id from notes where body <> $1', [''])))).toBe(
         'TENANT_CONTEXT_MISMATCH',
       );
-      expect(await codeOf(runWithoutTenant(() => client.query('select tenant_id from notes where body <> $1', ['']))))
-        .toBe('TENANT_CONTEXT_MISMATCH');
+      expect(await codeOf(runAs(B, () => client.query('select tenant_id from notes')))).toBe('TENANT_CONTEXT_MISMATCH');
+      expect(
+        await codeOf(
+          runAs(B, () => client.query('insert into notes (tenant_id, body) values ($1, $2)', [B, 'b-in-a'])),
+        ),
+      ).toBe('TENANT_CONTEXT_MISMATCH');
+      expect(
+        await codeOf(runWithoutTenant(() => client.query('select tenant_id from notes where body <> $1', ['']))),
+      ).toBe('TENANT_CONTEXT_MISMATCH');
       // the refusals wrote nothing: A's transaction goes on and commits
       await runAs(A, async () => {
-        const r = await within(5_000, client.query('select tenant_id from notes where body = $1', ['tx-of-a']), 'A after refusals');
+        const r = await within(
+          5_000,
+          client.query('select tenant_id from notes where body = $1', ['tx-of-a']),
+          'A after refusals',
+        );
         expect(r.rows).toEqual([{ tenant_id: A }]);
         await client.query('commit');
       });
       // a transaction begun with no tenant refuses a tenant too
       await runWithoutTenant(() => client.query('begin'));
-      expect(await codeOf(runAs(A, () => client.query('select tenant_id from notes where body <> $1', ['']))))
-        .toBe('TENANT_CONTEXT_MISMATCH');
+      expect(await codeOf(runAs(A, () => client.query('select tenant_id from notes where body <> $1', [''])))).toBe(
+        'TENANT_CONTEXT_MISMATCH',
+      );
       // ROLLBACK needs no tenant: it is allowed from any context
-      await within(5_000, runAs(B, () => client.query('rollback')), 'ROLLBACK under another tenant');
+      await within(
+        5_000,
+        runAs(B, () => client.query('rollback')),
+        'ROLLBACK under another tenant',
+      );
       expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I');
     } finally {
       client.release();
@@ -350,8 +396,16 @@ describe('transaction rules of the pool', () => {
           await client.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'rolled-back']);
           expect(await codeOf(client.query('select * from no_such_table'))).toBe('42P01');
         });
-        await within(5_000, runAs(rollbackAs, () => client.query('rollback')), 'ROLLBACK after an error');
-        const r = await within(5_000, runAs(B, () => client.query('select tenant_id from notes where body <> $1', [''])), 'next statement');
+        await within(
+          5_000,
+          runAs(rollbackAs, () => client.query('rollback')),
+          'ROLLBACK after an error',
+        );
+        const r = await within(
+          5_000,
+          runAs(B, () => client.query('select tenant_id from notes where body <> $1', [''])),
+          'next statement',
+        );
         expect(r.rows.every((row) => row.tenant_id === B)).toBe(true);
       }
     } finally {
@@ -369,11 +423,19 @@ describe('transaction rules of the pool', () => {
     const before = (await db.admin.query(indexes)).rows[0].n;
     const client = await pool.connect();
     try {
-      for (const text of ['vacuum notes', 'create index concurrently on notes (body)', 'reindex table concurrently notes']) {
+      for (const text of [
+        'vacuum notes',
+        'create index concurrently on notes (body)',
+        'reindex table concurrently notes',
+      ]) {
         expect(await within(5_000, codeOf(runAs(A, () => client.query(text))), text)).toBe('25001');
         expect(await within(5_000, codeOf(runWithoutTenant(() => client.query(text))), text)).toBe('25001');
       }
-      const r = await within(5_000, runAs(A, () => client.query('select tenant_id from notes where body <> $1', [''])), 'after 25001');
+      const r = await within(
+        5_000,
+        runAs(A, () => client.query('select tenant_id from notes where body <> $1', [''])),
+        'after 25001',
+      );
       expect(r.rows.length).toBeGreaterThan(0);
       expect(r.rows.every((row) => row.tenant_id === A)).toBe(true);
     } finally {
@@ -391,7 +453,9 @@ describe('transaction rules of the pool', () => {
     let removed = 0;
     pool.on('remove', () => removed++);
     await runAs(A, () => pool.query(`insert into notes (tenant_id, body) values ('${A}', 'simple-autocommit')`));
-    expect((await db.admin.query(`select count(*)::int as n from notes where body = 'simple-autocommit'`)).rows[0].n).toBe(1);
+    expect(
+      (await db.admin.query(`select count(*)::int as n from notes where body = 'simple-autocommit'`)).rows[0].n,
+    ).toBe(1);
     for (let i = 0; i < 3; i++) await runAs(A, () => pool.query('select 1'));
     await runWithoutTenant(() => pool.query(`update notes set body = body where body = 'simple-autocommit'`));
     expect(removed, 'autocommit statements must not cost a new connection').toBe(0);
@@ -437,25 +501,57 @@ describe('an error in the context prefix itself', () => {
       await broken.admin.query('revoke execute on function pg_catalog.set_config(text, text, boolean) from public');
       try {
         await runAs(A, async () => {
-          expect(await within(5_000, codeOf(client.query('select body from notes')), 'parameterless statement')).toBe('42501');
-          expect(await within(5_000, codeOf(client.query('select body from notes where body <> $1', [''])), 'parameterised statement')).toBe('42501');
+          expect(await within(5_000, codeOf(client.query('select body from notes')), 'parameterless statement')).toBe(
+            '42501',
+          );
+          expect(
+            await within(
+              5_000,
+              codeOf(client.query('select body from notes where body <> $1', [''])),
+              'parameterised statement',
+            ),
+          ).toBe('42501');
           expect(await within(5_000, codeOf(client.query('begin')), 'BEGIN')).toBe('42501');
           expect((client as unknown as { transactionStatus: string }).transactionStatus).toBe('I'); // BEGIN never ran
           // a multi-statement string under a tenant outside a transaction gets no prefix: refused before it is sent
-          expect(await within(5_000, codeOf(client.query('select 1; select 2')), 'multi-statement')).toBe('UNSUPPORTED');
+          expect(await within(5_000, codeOf(client.query('select 1; select 2')), 'multi-statement')).toBe(
+            'UNSUPPORTED',
+          );
         });
         // with no tenant too: outside a transaction nothing could override a planted session value
-        expect(await within(5_000, codeOf(runWithoutTenant(() => client.query('select 1 as one; select body from notes'))), 'multi-statement, no tenant')).toBe('UNSUPPORTED');
+        expect(
+          await within(
+            5_000,
+            codeOf(runWithoutTenant(() => client.query('select 1 as one; select body from notes'))),
+            'multi-statement, no tenant',
+          ),
+        ).toBe('UNSUPPORTED');
         const other = broken.appPool({ max: 1 });
-        expect(await within(5_000, codeOf(other.query('select body from notes')), 'pool.query with no tenant')).toBe('42501');
-        expect(await within(5_000, codeOf(other.query('select body from notes where body <> $1', [''])), 'pool.query, parameterised')).toBe('42501');
+        expect(await within(5_000, codeOf(other.query('select body from notes')), 'pool.query with no tenant')).toBe(
+          '42501',
+        );
+        expect(
+          await within(
+            5_000,
+            codeOf(other.query('select body from notes where body <> $1', [''])),
+            'pool.query, parameterised',
+          ),
+        ).toBe('42501');
       } finally {
         await broken.admin.query('grant execute on function pg_catalog.set_config(text, text, boolean) to public');
       }
       // the same connection works again at once: nothing was left unread or unsynced on it
-      const r = await within(5_000, runAs(A, () => client.query('select body from notes where body <> $1', [''])), 'after repair');
+      const r = await within(
+        5_000,
+        runAs(A, () => client.query('select body from notes where body <> $1', [''])),
+        'after repair',
+      );
       expect(r.rows).toEqual([{ body: 'mine' }]);
-      const r2 = await within(5_000, runAs(A, () => client.query('select body from notes')), 'parameterless after repair');
+      const r2 = await within(
+        5_000,
+        runAs(A, () => client.query('select body from notes')),
+        'parameterless after repair',
+      );
       expect(r2.rows).toEqual([{ body: 'mine' }]);
     } finally {
       client.release();

@@ -49,16 +49,30 @@ beforeAll(async () => {
     create table task_links (tenant_id uuid not null, id uuid primary key default gen_random_uuid(), task_id uuid not null references tasks (id));
     select tenantry.register_tenant_table('task_links');
   `);
-  await db.owner.query(`insert into notes (tenant_id, id, body) values ($1, $3, 'a-note'), ($2, $4, 'b-note')`, [A, B, ids.noteA, ids.noteB]);
-  await db.owner.query(`insert into tasks (id, tenant_id, title) values ($1, $3, 'a-task'), ($2, $4, 'b-task')`, [ids.taskA, ids.taskB, A, B]);
-  await db.owner.query(`insert into invoices (id, org_id, memo, amount) values ($1, $3, 'a-invoice', 10), ($2, $4, 'b-invoice', 20)`, [
-    ids.invoiceA,
-    ids.invoiceB,
+  await db.owner.query(`insert into notes (tenant_id, id, body) values ($1, $3, 'a-note'), ($2, $4, 'b-note')`, [
+    A,
+    B,
+    ids.noteA,
+    ids.noteB,
+  ]);
+  await db.owner.query(`insert into tasks (id, tenant_id, title) values ($1, $3, 'a-task'), ($2, $4, 'b-task')`, [
+    ids.taskA,
+    ids.taskB,
     A,
     B,
   ]);
-  await db.owner.query(`insert into task_comments (tenant_id, task_id, body) values ($1, $2, 'b-comment')`, [B, ids.taskB]);
-  await db.admin.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'tenant-a', 'A'), ($2, 'tenant-b', 'B')`, [A, B]);
+  await db.owner.query(
+    `insert into invoices (id, org_id, memo, amount) values ($1, $3, 'a-invoice', 10), ($2, $4, 'b-invoice', 20)`,
+    [ids.invoiceA, ids.invoiceB, A, B],
+  );
+  await db.owner.query(`insert into task_comments (tenant_id, task_id, body) values ($1, $2, 'b-comment')`, [
+    B,
+    ids.taskB,
+  ]);
+  await db.admin.query(
+    `insert into tenantry.tenants (id, slug, name) values ($1, 'tenant-a', 'A'), ($2, 'tenant-b', 'B')`,
+    [A, B],
+  );
   pool = db.appPool();
 });
 afterAll(() => db?.drop());
@@ -70,7 +84,9 @@ interface Outcome {
 }
 
 /** Runs an attack and reports its rows, or the SQLSTATE / Tenantry code it failed with. */
-async function attempt(fn: () => Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>): Promise<Outcome> {
+async function attempt(
+  fn: () => Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>,
+): Promise<Outcome> {
   try {
     const r = await fn();
     return { rows: r.rows, rowCount: r.rowCount };
@@ -84,7 +100,15 @@ async function attempt(fn: () => Promise<{ rows: Record<string, unknown>[]; rowC
 /** Everything stored in the tenant tables, read by the superuser (who skips RLS). */
 async function snapshot(): Promise<string> {
   const parts: string[] = [];
-  for (const t of ['notes', 'tasks', 'invoices', 'task_comments', 'task_links', 'tenantry.tenants', 'tenantry.registered_tables']) {
+  for (const t of [
+    'notes',
+    'tasks',
+    'invoices',
+    'task_comments',
+    'task_links',
+    'tenantry.tenants',
+    'tenantry.registered_tables',
+  ]) {
     const { rows } = await db.admin.query(`select to_jsonb(x) as j from ${t} x order by to_jsonb(x)::text`);
     parts.push(`${t}:${JSON.stringify(rows.map((r) => r.j))}`);
   }
@@ -123,20 +147,26 @@ describe('the harness can see a change (positive control)', () => {
 });
 
 describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text }) => {
-  const asA = <T,>(fn: () => T): T => runAs(A, fn);
+  const asA = <T>(fn: () => T): T => runAs(A, fn);
 
   it('A reads only its own rows (parameterised, parameterless, and a multi-statement string in a transaction)', async () => {
-    const extended: pg.QueryResult = await asA(() => pool.query(`select ${column} as t from ${table} where ${text} <> $1 order by id`, ['']));
+    const extended: pg.QueryResult = await asA(() =>
+      pool.query(`select ${column} as t from ${table} where ${text} <> $1 order by id`, ['']),
+    );
     expect(extended.rows.length).toBeGreaterThan(0);
     expect(extended.rows.every((r) => r.t === A)).toBe(true);
-    const parameterless: pg.QueryResult = await asA(() => pool.query(`select ${column} as t from ${table} order by id`));
+    const parameterless: pg.QueryResult = await asA(() =>
+      pool.query(`select ${column} as t from ${table} order by id`),
+    );
     expect(parameterless.rows.map((r) => r.t)).toEqual(extended.rows.map((r) => r.t));
     // the simple protocol: several statements in one string, inside a transaction begun under A
     const client = await pool.connect();
     try {
       const results = await asA(async () => {
         await client.query('begin');
-        const r = (await client.query(`select ${column} as t from ${table} order by id; select count(*)::int as n from ${table}`)) as unknown as pg.QueryResult[];
+        const r = (await client.query(
+          `select ${column} as t from ${table} order by id; select count(*)::int as n from ${table}`,
+        )) as unknown as pg.QueryResult[];
         await client.query('commit');
         return r;
       });
@@ -148,33 +178,64 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
   });
 
   it('A cannot read B row by key, by tenant, or through a join, CTE or locking read', async () => {
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`select * from ${table} where id = $1`, [idB])), { rows: 'none' });
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`select * from ${table} where ${column} = $1`, [B])), { rows: 'none' });
+    await expectRefusedAndUnchanged(() => asA(() => pool.query(`select * from ${table} where id = $1`, [idB])), {
+      rows: 'none',
+    });
+    await expectRefusedAndUnchanged(() => asA(() => pool.query(`select * from ${table} where ${column} = $1`, [B])), {
+      rows: 'none',
+    });
     await expectRefusedAndUnchanged(
-      () => asA(() => pool.query(`with x as (select * from ${table}) select x.* from x join ${table} y on y.id = x.id where x.${column} = $1`, [B])),
+      () =>
+        asA(() =>
+          pool.query(
+            `with x as (select * from ${table}) select x.* from x join ${table} y on y.id = x.id where x.${column} = $1`,
+            [B],
+          ),
+        ),
       { rows: 'none' },
     );
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`select * from ${table} where id = $1 for update`, [idB])), { rows: 'none' });
+    await expectRefusedAndUnchanged(
+      () => asA(() => pool.query(`select * from ${table} where id = $1 for update`, [idB])),
+      { rows: 'none' },
+    );
   });
 
   it('A cannot update B rows', async () => {
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`update ${table} set ${text} = 'pwned' where id = $1`, [idB])), { rowCount: 0 });
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`update ${table} set ${text} = 'pwned' where ${column} = $1`, [B])), { rowCount: 0 });
     await expectRefusedAndUnchanged(
-      () => asA(() => pool.query(`with u as (update ${table} set ${text} = 'pwned' where id = $1 returning *) select * from u`, [idB])),
+      () => asA(() => pool.query(`update ${table} set ${text} = 'pwned' where id = $1`, [idB])),
+      { rowCount: 0 },
+    );
+    await expectRefusedAndUnchanged(
+      () => asA(() => pool.query(`update ${table} set ${text} = 'pwned' where ${column} = $1`, [B])),
+      { rowCount: 0 },
+    );
+    await expectRefusedAndUnchanged(
+      () =>
+        asA(() =>
+          pool.query(`with u as (update ${table} set ${text} = 'pwned' where id = $1 returning *) select * from u`, [
+            idB,
+          ]),
+        ),
       { rows: 'none' },
     );
   });
 
   it('A cannot move its own row into B (WITH CHECK)', async () => {
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`update ${table} set ${column} = $1 where id = $2`, [B, idA])), {
-      code: '42501',
-    });
+    await expectRefusedAndUnchanged(
+      () => asA(() => pool.query(`update ${table} set ${column} = $1 where id = $2`, [B, idA])),
+      {
+        code: '42501',
+      },
+    );
   });
 
   it('A cannot delete B rows', async () => {
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`delete from ${table} where id = $1`, [idB])), { rowCount: 0 });
-    await expectRefusedAndUnchanged(() => asA(() => pool.query(`delete from ${table} where ${column} = $1`, [B])), { rowCount: 0 });
+    await expectRefusedAndUnchanged(() => asA(() => pool.query(`delete from ${table} where id = $1`, [idB])), {
+      rowCount: 0,
+    });
+    await expectRefusedAndUnchanged(() => asA(() => pool.query(`delete from ${table} where ${column} = $1`, [B])), {
+      rowCount: 0,
+    });
   });
 
   it('A cannot insert a row carrying B as tenant (WITH CHECK, error 42501)', async () => {
@@ -183,7 +244,11 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
         ? () => pool.query(`insert into notes (tenant_id, id, body) values ($1, gen_random_uuid(), 'forged')`, [B])
         : table === 'tasks'
           ? () => pool.query(`insert into tasks (id, tenant_id, title) values (gen_random_uuid(), $1, 'forged')`, [B])
-          : () => pool.query(`insert into invoices (id, org_id, memo, amount) values (gen_random_uuid(), $1, 'forged', 1)`, [B]);
+          : () =>
+              pool.query(
+                `insert into invoices (id, org_id, memo, amount) values (gen_random_uuid(), $1, 'forged', 1)`,
+                [B],
+              );
     await expectRefusedAndUnchanged(() => asA(insert), { code: '42501' });
   });
 
@@ -194,14 +259,21 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
   it('with no tenant, reads see nothing and writes change nothing', async () => {
     await runWithoutTenant(async () => {
       await expectRefusedAndUnchanged(() => pool.query(`select * from ${table}`), { rows: 'none' });
-      await expectRefusedAndUnchanged(() => pool.query(`select * from ${table} where id = any($1)`, [[idA, idB]]), { rows: 'none' });
-      await expectRefusedAndUnchanged(() => pool.query(`update ${table} set ${text} = 'pwned' where id = any($1)`, [[idA, idB]]), {
-        rowCount: 0,
+      await expectRefusedAndUnchanged(() => pool.query(`select * from ${table} where id = any($1)`, [[idA, idB]]), {
+        rows: 'none',
       });
+      await expectRefusedAndUnchanged(
+        () => pool.query(`update ${table} set ${text} = 'pwned' where id = any($1)`, [[idA, idB]]),
+        {
+          rowCount: 0,
+        },
+      );
       await expectRefusedAndUnchanged(() => pool.query(`delete from ${table}`), { rowCount: 0 });
       // a multi-statement string with no tenant cannot carry a prefix: refused before it is sent
       const before = await snapshot();
-      await expect(pool.query(`select * from ${table}; update ${table} set ${text} = 'pwned'; delete from ${table}`)).rejects.toMatchObject({
+      await expect(
+        pool.query(`select * from ${table}; update ${table} set ${text} = 'pwned'; delete from ${table}`),
+      ).rejects.toMatchObject({
         code: 'UNSUPPORTED',
       });
       expect(await snapshot()).toBe(before);
@@ -220,7 +292,8 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
         await client.query('rollback');
         return r;
       });
-      const ownRows = (await db.admin.query(`select count(*)::int as n from ${table} where ${column} = $1`, [A])).rows[0].n;
+      const ownRows = (await db.admin.query(`select count(*)::int as n from ${table} where ${column} = $1`, [A]))
+        .rows[0].n;
       expect(results.map((r) => r.rowCount)).toEqual([ownRows, 0, ownRows]);
       expect(results[2]!.rows.every((r) => r.t === A)).toBe(true);
     } finally {
@@ -233,9 +306,12 @@ describe.each(TABLES)('tenant table $table', ({ table, column, idA, idB, text })
 describe('inserts and upserts across tenants', () => {
   it('with no tenant, an insert for any tenant is refused', async () => {
     for (const tenant of [A, B]) {
-      await expectRefusedAndUnchanged(() => pool.query(`insert into notes (tenant_id, id, body) values ($1, gen_random_uuid(), 'x')`, [tenant]), {
-        code: '42501',
-      });
+      await expectRefusedAndUnchanged(
+        () => pool.query(`insert into notes (tenant_id, id, body) values ($1, gen_random_uuid(), 'x')`, [tenant]),
+        {
+          code: '42501',
+        },
+      );
     }
   });
 
@@ -244,22 +320,31 @@ describe('inserts and upserts across tenants', () => {
     await expectRefusedAndUnchanged(
       () =>
         runAs(A, () =>
-          pool.query(`insert into tasks (id, tenant_id, title) values ($1, $2, 'mine now') on conflict (id) do update set title = 'pwned', tenant_id = excluded.tenant_id`, [
-            ids.taskB,
-            A,
-          ]),
+          pool.query(
+            `insert into tasks (id, tenant_id, title) values ($1, $2, 'mine now') on conflict (id) do update set title = 'pwned', tenant_id = excluded.tenant_id`,
+            [ids.taskB, A],
+          ),
         ),
       { code: '42501' },
     );
     await expectRefusedAndUnchanged(
-      () => runAs(A, () => pool.query(`insert into tasks (id, tenant_id, title) values ($1, $2, 'x') on conflict (id) do nothing`, [ids.taskB, B])),
+      () =>
+        runAs(A, () =>
+          pool.query(`insert into tasks (id, tenant_id, title) values ($1, $2, 'x') on conflict (id) do nothing`, [
+            ids.taskB,
+            B,
+          ]),
+        ),
       { code: '42501' },
     );
   });
 
   it('A cannot attach a child row to B parent when the foreign key includes the tenant', async () => {
     await expectRefusedAndUnchanged(
-      () => runAs(A, () => pool.query(`insert into task_comments (tenant_id, task_id, body) values ($1, $2, 'spam')`, [A, ids.taskB])),
+      () =>
+        runAs(A, () =>
+          pool.query(`insert into task_comments (tenant_id, task_id, body) values ($1, $2, 'spam')`, [A, ids.taskB]),
+        ),
       { code: '23503' },
     );
   });
@@ -267,10 +352,14 @@ describe('inserts and upserts across tenants', () => {
   it('KNOWN LIMIT (docs/security.md): a single-column foreign key lets A point at B row, because RI checks skip RLS', async () => {
     // Documented so the doc's advice (include tenant_id in foreign keys) stays true: if this
     // starts failing, PostgreSQL or the install changed and docs/security.md must change too.
-    const r = await runAs(A, () => pool.query(`insert into task_links (tenant_id, task_id) values ($1, $2) returning task_id`, [A, ids.taskB]));
+    const r = await runAs(A, () =>
+      pool.query(`insert into task_links (tenant_id, task_id) values ($1, $2) returning task_id`, [A, ids.taskB]),
+    );
     expect(r.rows).toEqual([{ task_id: ids.taskB }]);
     // A still cannot read B's task through the link
-    const joined = await runAs(A, () => pool.query(`select t.title from task_links l join tasks t on t.id = l.task_id`));
+    const joined = await runAs(A, () =>
+      pool.query(`select t.title from task_links l join tasks t on t.id = l.task_id`),
+    );
     expect(joined.rows).toEqual([]);
     await db.admin.query('delete from task_links');
   });
@@ -281,13 +370,17 @@ describe('statistics', () => {
     await db.owner.query('analyze notes');
     const admin = await db.admin.query(`select count(*)::int as n from pg_stats where tablename = 'notes'`);
     expect(admin.rows[0].n).toBeGreaterThan(0); // control: there are statistics to hide
-    const app = await runAs(A, () => pool.query(`select attname, most_common_vals::text from pg_stats where tablename = 'notes'`));
+    const app = await runAs(A, () =>
+      pool.query(`select attname, most_common_vals::text from pg_stats where tablename = 'notes'`),
+    );
     expect(app.rows).toEqual([]);
   });
 
   it('KNOWN LIMIT (docs/security.md): table sizes across all tenants are visible in pg_class', async () => {
     await db.owner.query('analyze notes');
-    const r = await runAs(A, () => pool.query(`select reltuples::int as n from pg_class where oid = 'notes'::regclass`));
+    const r = await runAs(A, () =>
+      pool.query(`select reltuples::int as n from pg_class where oid = 'notes'::regclass`),
+    );
     expect(r.rows[0].n).toBe(2); // both tenants' rows are counted: volume leaks, contents do not
   });
 });
@@ -298,9 +391,12 @@ describe('the tenant catalog', () => {
     expect(a.rows).toEqual([{ id: A }]);
     const none = await pool.query(`select id from tenantry.tenants`);
     expect(none.rows).toEqual([]);
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`update tenantry.tenants set name = 'pwned' where id = $1`, [B])), {
-      code: '42501',
-    });
+    await expectRefusedAndUnchanged(
+      () => runAs(A, () => pool.query(`update tenantry.tenants set name = 'pwned' where id = $1`, [B])),
+      {
+        code: '42501',
+      },
+    );
   });
 });
 
@@ -316,23 +412,36 @@ describe('a table nobody registered', () => {
   it('is unreachable by the app role: permission denied', async () => {
     await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`select * from secrets`)), { code: '42501' });
     await expectRefusedAndUnchanged(() => pool.query(`select * from secrets`), { code: '42501' });
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`insert into secrets values ($1, 'x')`, [A])), { code: '42501' });
+    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`insert into secrets values ($1, 'x')`, [A])), {
+      code: '42501',
+    });
   });
 
   it('stays closed after GRANT to the app: RLS was forced with no policy, so 0 rows and no writes', async () => {
-    const { rows } = await db.admin.query(`select relrowsecurity, relforcerowsecurity from pg_class where oid = 'secrets'::regclass`);
+    const { rows } = await db.admin.query(
+      `select relrowsecurity, relforcerowsecurity from pg_class where oid = 'secrets'::regclass`,
+    );
     expect(rows[0]).toEqual({ relrowsecurity: true, relforcerowsecurity: true });
     await db.owner.query(`grant select, insert, update, delete on secrets to ${db.appRole}`);
     await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`select * from secrets`)), { rows: 'none' });
-    await expectRefusedAndUnchanged(() => runAs(B, () => pool.query(`select * from secrets where tenant_id = $1`, [B])), { rows: 'none' });
+    await expectRefusedAndUnchanged(
+      () => runAs(B, () => pool.query(`select * from secrets where tenant_id = $1`, [B])),
+      { rows: 'none' },
+    );
     await expectRefusedAndUnchanged(() => pool.query(`select * from secrets`), { rows: 'none' });
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`update secrets set body = 'pwned'`)), { rowCount: 0 });
+    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`update secrets set body = 'pwned'`)), {
+      rowCount: 0,
+    });
     await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`delete from secrets`)), { rowCount: 0 });
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`insert into secrets values ($1, 'x')`, [A])), { code: '42501' });
+    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`insert into secrets values ($1, 'x')`, [A])), {
+      code: '42501',
+    });
   });
 
   it('is also locked when a superuser creates it', async () => {
-    await db.admin.query(`drop table if exists admin_made; create table admin_made (tenant_id uuid not null, body text); grant select on admin_made to ${db.appRole}`);
+    await db.admin.query(
+      `drop table if exists admin_made; create table admin_made (tenant_id uuid not null, body text); grant select on admin_made to ${db.appRole}`,
+    );
     await db.admin.query(`insert into admin_made values ($1, 'a')`, [A]);
     await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`select * from admin_made`)), { rows: 'none' });
   });
@@ -405,11 +514,16 @@ describe('the app role cannot reach around the policies', () => {
         await client.query('rollback');
         await client.query('begin');
         await client.query(`select set_config('row_security', 'off', true)`);
-        await expectRefusedAndUnchanged(() => client.query(`update notes set body = 'pwned' where id = $1`, [ids.noteB]), { code: '42501' });
+        await expectRefusedAndUnchanged(
+          () => client.query(`update notes set body = 'pwned' where id = $1`, [ids.noteB]),
+          { code: '42501' },
+        );
         await client.query('rollback');
         // as one string in a transaction begun under A (sent without a prefix)
         await client.query('begin');
-        await expectRefusedAndUnchanged(() => client.query(`set local row_security = off; select * from notes`), { code: '42501' });
+        await expectRefusedAndUnchanged(() => client.query(`set local row_security = off; select * from notes`), {
+          code: '42501',
+        });
         await client.query('rollback');
         // inside a single statement
         await expectRefusedAndUnchanged(
@@ -424,11 +538,18 @@ describe('the app role cannot reach around the policies', () => {
     // to PostgreSQL: behind pgbouncer the setting would stay on a server session other tests use.
     const direct = new URL(db.appUrl);
     direct.port = new URL(db.adminUrl).port;
-    const single = new TenantPoolClass({ connectionString: direct.toString(), contextSecret: db.contextSecret, max: 1 });
+    const single = new TenantPoolClass({
+      connectionString: direct.toString(),
+      contextSecret: db.contextSecret,
+      max: 1,
+    });
     const held = await single.connect(); // pool.query would discard the session after its first error
     try {
       await runAs(A, () => held.query(`set row_security = off`));
-      await expectRefusedAndUnchanged(() => runAs(A, () => held.query(`select * from notes where id = $1`, [ids.noteB])), { code: '42501' });
+      await expectRefusedAndUnchanged(
+        () => runAs(A, () => held.query(`select * from notes where id = $1`, [ids.noteB])),
+        { code: '42501' },
+      );
       await expectRefusedAndUnchanged(() => runAs(B, () => held.query(`delete from notes`)), { code: '42501' });
       await expectRefusedAndUnchanged(() => held.query(`select * from notes`), { code: '42501' });
       expect((await held.query(`select current_setting('row_security') as v`)).rows).toEqual([{ v: 'off' }]); // still the same session
@@ -437,12 +558,18 @@ describe('the app role cannot reach around the policies', () => {
       await single.end();
     }
     // as one string outside a transaction it never leaves the client
-    await expectRefusedAndUnchanged(() => runAs(A, () => pool.query(`set local row_security = off; select * from notes`)), { code: 'UNSUPPORTED' });
+    await expectRefusedAndUnchanged(
+      () => runAs(A, () => pool.query(`set local row_security = off; select * from notes`)),
+      { code: 'UNSUPPORTED' },
+    );
   });
 
   it('the app role is NOSUPERUSER, NOBYPASSRLS and owns no table', async () => {
     await expect(pool.assertSafeRole()).resolves.toBeUndefined();
-    const owned = await db.admin.query(`select count(*)::int as n from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1`, [db.appRole]);
+    const owned = await db.admin.query(
+      `select count(*)::int as n from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1`,
+      [db.appRole],
+    );
     expect(owned.rows[0].n).toBe(0);
   });
 });

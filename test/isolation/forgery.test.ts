@@ -103,7 +103,10 @@ async function statusOf(client: pg.PoolClient): Promise<string> {
  */
 async function lastActivity(client: pg.PoolClient): Promise<string> {
   const pid = (client as unknown as { processID: number }).processID;
-  const { rows } = await db.admin.query(`select state_change::text || ' | ' || coalesce(query, '') as seen from pg_stat_activity where pid = $1`, [pid]);
+  const { rows } = await db.admin.query(
+    `select state_change::text || ' | ' || coalesce(query, '') as seen from pg_stat_activity where pid = $1`,
+    [pid],
+  );
   expect(rows, `backend ${pid} is visible to the superuser`).toHaveLength(1);
   return rows[0].seen;
 }
@@ -118,7 +121,8 @@ async function seed(target: TestDatabase): Promise<void> {
     select tenantry.register_tenant_table('notes');
   `);
   for (const [tenant, bodies] of Object.entries(BODIES)) {
-    for (const body of bodies) await target.owner.query(`insert into notes (tenant_id, body) values ($1, $2)`, [tenant, body]);
+    for (const body of bodies)
+      await target.owner.query(`insert into notes (tenant_id, body) values ($1, $2)`, [tenant, body]);
   }
 }
 
@@ -132,27 +136,50 @@ afterAll(() => db?.drop());
 describe('signed mode: injected SQL cannot choose another tenant', () => {
   // [name, payload, is it several statements]
   const payloads: [string, string, boolean][] = [
-    ['set_config(…, true) before the read', `select set_config('tenantry.context', ${lit(B)}, true); select body from notes`, true],
+    [
+      'set_config(…, true) before the read',
+      `select set_config('tenantry.context', ${lit(B)}, true); select body from notes`,
+      true,
+    ],
     ['SET LOCAL before the read', `set local tenantry.context = ${lit(B)}; select body from notes`, true],
     ['SET SESSION before the read', `set session tenantry.context = ${lit(B)}; select body from notes`, true],
-    ['set_config(…, false) before the read', `select set_config('tenantry.context', ${lit(B)}, false); select body from notes`, true],
+    [
+      'set_config(…, false) before the read',
+      `select set_config('tenantry.context', ${lit(B)}, false); select body from notes`,
+      true,
+    ],
     ['a DO block that leaks through an error message', doBlockLeak(B), false],
-    ['a DO block that sets SET LOCAL through EXECUTE', `do $$ begin execute format('set local tenantry.context = %L', ${lit(B)}); raise exception 'leak: %', (select string_agg(body, ',') from notes); end $$`, false],
-    ['set_config inside the same statement', `select n.body from (select set_config('tenantry.context', ${lit(B)}, true) as s) s, notes n`, false],
-    ['set_config in a CTE', `with s as materialized (select set_config('tenantry.context', ${lit(B)}, true)) select body from notes, s`, false],
+    [
+      'a DO block that sets SET LOCAL through EXECUTE',
+      `do $$ begin execute format('set local tenantry.context = %L', ${lit(B)}); raise exception 'leak: %', (select string_agg(body, ',') from notes); end $$`,
+      false,
+    ],
+    [
+      'set_config inside the same statement',
+      `select n.body from (select set_config('tenantry.context', ${lit(B)}, true) as s) s, notes n`,
+      false,
+    ],
+    [
+      'set_config in a CTE',
+      `with s as materialized (select set_config('tenantry.context', ${lit(B)}, true)) select body from notes, s`,
+      false,
+    ],
     ['RESET before the read', `reset tenantry.context; select body from notes`, true],
   ];
 
-  it.each(payloads)('%s, sent as one string under A outside a transaction: refused before it is sent, or never gains B rows', async (_name, sql, multi) => {
-    expect(hasMultipleStatements(sql), 'the payload is (or is not) several statements').toBe(multi);
-    const o = await outcome(() => runAs(A, () => pool.query(sql)));
-    if (multi) {
-      expect(o).toEqual({ bodies: [], code: 'UNSUPPORTED' });
-    } else {
-      expectNoForeignRows(o, A);
-      expect(o.code, 'a forged bare uuid must be rejected by PostgreSQL, not silently read').not.toBe('P0001');
-    }
-  });
+  it.each(payloads)(
+    '%s, sent as one string under A outside a transaction: refused before it is sent, or never gains B rows',
+    async (_name, sql, multi) => {
+      expect(hasMultipleStatements(sql), 'the payload is (or is not) several statements').toBe(multi);
+      const o = await outcome(() => runAs(A, () => pool.query(sql)));
+      if (multi) {
+        expect(o).toEqual({ bodies: [], code: 'UNSUPPORTED' });
+      } else {
+        expectNoForeignRows(o, A);
+        expect(o.code, 'a forged bare uuid must be rejected by PostgreSQL, not silently read').not.toBe('P0001');
+      }
+    },
+  );
 
   it('a refused multi-statement string never reaches the server (and the check would see it if it did)', async () => {
     const single = directSinglePool();
@@ -163,11 +190,16 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
       expect(multiPayloads.length).toBeGreaterThan(3);
       for (const [name, sql] of multiPayloads) {
         const before = await lastActivity(client);
-        expect(await outcome(() => runAs(A, () => client.query(sql))), name).toEqual({ bodies: [], code: 'UNSUPPORTED' });
+        expect(await outcome(() => runAs(A, () => client.query(sql))), name).toEqual({
+          bodies: [],
+          code: 'UNSUPPORTED',
+        });
         expect(await lastActivity(client), `${name}: nothing was sent`).toBe(before);
       }
       // no session-level value was planted (the SET SESSION / set_config(…, false) payloads did not run)
-      expect((await bare(client, `select coalesce(current_setting('tenantry.context', true), '') as v`)).rows).toEqual([{ v: '' }]);
+      expect((await bare(client, `select coalesce(current_setting('tenantry.context', true), '') as v`)).rows).toEqual([
+        { v: '' },
+      ]);
       // control: a statement that is sent does change what the server recorded
       const before = await lastActivity(client);
       await runAs(A, () => client.query('select body from notes'));
@@ -195,24 +227,27 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
     }
   });
 
-  it.each(payloads)('%s, sent as one string inside a transaction begun under A: reaches PostgreSQL, never gains B rows', async (_name, sql) => {
-    const client = await pool.connect();
-    try {
-      await runAs(A, async () => {
-        await client.query('begin');
-        const o = await outcome(() => client.query(sql));
-        expectNoForeignRows(o, A);
-        expect(o.code, 'a forged bare uuid must be rejected by PostgreSQL, not silently read').not.toBe('P0001');
-        await client.query('rollback');
-        expect(await statusOf(client)).toBe('I');
-        // nothing the payload did outlives A's transaction
-        expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
-      });
-      expect((await runWithoutTenant(() => client.query('select body from notes'))).rows).toEqual([]);
-    } finally {
-      client.release();
-    }
-  });
+  it.each(payloads)(
+    '%s, sent as one string inside a transaction begun under A: reaches PostgreSQL, never gains B rows',
+    async (_name, sql) => {
+      const client = await pool.connect();
+      try {
+        await runAs(A, async () => {
+          await client.query('begin');
+          const o = await outcome(() => client.query(sql));
+          expectNoForeignRows(o, A);
+          expect(o.code, 'a forged bare uuid must be rejected by PostgreSQL, not silently read').not.toBe('P0001');
+          await client.query('rollback');
+          expect(await statusOf(client)).toBe('I');
+          // nothing the payload did outlives A's transaction
+          expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
+        });
+        expect((await runWithoutTenant(() => client.query('select body from notes'))).rows).toEqual([]);
+      } finally {
+        client.release();
+      }
+    },
+  );
 
   it('set_config, SET LOCAL, SET SESSION, RESET or a DO block as their own statements in A’s transaction are overridden by the next statement’s context', async () => {
     const client = await pool.connect();
@@ -231,7 +266,10 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
         for (const [plant, values] of plants) {
           await client.query(plant, values); // setting a value is not checked; reading with it is
           expect(bodiesOf(await client.query('select body from notes order by body')), plant).toEqual(BODIES[A]);
-          expect(bodiesOf(await client.query('select body from notes where body <> $1 order by body', [''])), plant).toEqual(BODIES[A]);
+          expect(
+            bodiesOf(await client.query('select body from notes where body <> $1 order by body', [''])),
+            plant,
+          ).toEqual(BODIES[A]);
         }
         await client.query('rollback');
       });
@@ -277,7 +315,9 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
   });
 
   it('ALTER ROLE current_user SET tenantry.context is refused to the app role, or changes nothing', async () => {
-    const attempt = await outcome(() => runAs(A, () => pool.query(`alter role current_user set tenantry.context = ${lit(B)}`)));
+    const attempt = await outcome(() =>
+      runAs(A, () => pool.query(`alter role current_user set tenantry.context = ${lit(B)}`)),
+    );
     if (attempt.code !== undefined) {
       expect(attempt.code).toBe('42501');
     } else {
@@ -294,7 +334,9 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
   });
 
   it('even a valid B value as the role default (planted by someone with more rights) is overridden on new connections', async () => {
-    await db.admin.query(`alter role ${db.appRole} set tenantry.context = ${lit(sign(B, inFiveMinutes(), db.contextSecret))}`);
+    await db.admin.query(
+      `alter role ${db.appRole} set tenantry.context = ${lit(sign(B, inFiveMinutes(), db.contextSecret))}`,
+    );
     try {
       if (!behindPgbouncer) {
         // control: a bare app connection now reads B's rows, so only the pool's override protects
@@ -309,7 +351,9 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
       expect((await fresh.query('select body from notes')).rows).toEqual([]);
       expect((await fresh.query('select body from notes where body <> $1', [''])).rows).toEqual([]);
       expect(bodiesOf(await runAs(A, () => fresh.query('select body from notes order by body')))).toEqual(BODIES[A]);
-      expect(bodiesOf(await runAs(C, () => fresh.query('select body from notes where body <> $1', [''])))).toEqual(BODIES[C]);
+      expect(bodiesOf(await runAs(C, () => fresh.query('select body from notes where body <> $1', [''])))).toEqual(
+        BODIES[C],
+      );
       await fresh.end();
     } finally {
       await db.admin.query(`alter role ${db.appRole} reset tenantry.context`);
@@ -321,16 +365,22 @@ describe('signed mode: replayed, tampered and expired values', () => {
   const now = () => Math.floor(Date.now() / 1000);
   const forgeries: [string, () => string][] = [
     ['a bare uuid', () => B],
-    ['a flipped signature digit', () => {
-      const v = sign(B, inFiveMinutes(), db.contextSecret);
-      return v.slice(0, -1) + (v.endsWith('0') ? '1' : '0');
-    }],
+    [
+      'a flipped signature digit',
+      () => {
+        const v = sign(B, inFiveMinutes(), db.contextSecret);
+        return v.slice(0, -1) + (v.endsWith('0') ? '1' : '0');
+      },
+    ],
     ['A’s signature on B’s uuid', () => B + sign(A, inFiveMinutes(), db.contextSecret).slice(36)],
-    ['a later expiry under the old signature', () => {
-      const v = sign(B, inFiveMinutes(), db.contextSecret);
-      const [uuid, expiry, mac] = v.split('.') as [string, string, string];
-      return `${uuid}.${Number(expiry) + 86_400}.${mac}`;
-    }],
+    [
+      'a later expiry under the old signature',
+      () => {
+        const v = sign(B, inFiveMinutes(), db.contextSecret);
+        const [uuid, expiry, mac] = v.split('.') as [string, string, string];
+        return `${uuid}.${Number(expiry) + 86_400}.${mac}`;
+      },
+    ],
     ['an expired value (correctly signed)', () => sign(B, now() - 5, db.contextSecret)],
     ['a value signed with another secret', () => sign(B, inFiveMinutes(), randomBytes(32).toString('base64url'))],
     ['an upper-case copy of a valid value', () => sign(B, inFiveMinutes(), db.contextSecret).toUpperCase()],
@@ -365,32 +415,44 @@ describe('signed mode: replayed, tampered and expired values', () => {
     }
   });
 
-  it.each(forgeries)('%s is rejected with TR001 when injected under tenant A (DO block; one string in A’s transaction)', async (_name, forge) => {
-    const value = forge();
-    // a single statement that sets the value and reads with it
-    expect(await outcome(() => runAs(A, () => pool.query(doBlockLeak(value))))).toEqual({ bodies: [], code: 'TR001' });
-    // set_config and the read in one string, inside a transaction begun under A (sent without a prefix)
-    const client = await pool.connect();
-    try {
-      await runAs(A, async () => {
-        await client.query('begin');
-        const o = await outcome(() => client.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`));
-        expect(o).toEqual({ bodies: [], code: 'TR001' });
-        expect(await statusOf(client)).toBe('E');
-        await client.query('rollback');
-        // set_config on its own, then a separate read: the read's prefix sets A again
-        await client.query('begin');
-        await client.query(`select set_config('tenantry.context', $1, true)`, [value]);
-        expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
-        await client.query('commit');
+  it.each(forgeries)(
+    '%s is rejected with TR001 when injected under tenant A (DO block; one string in A’s transaction)',
+    async (_name, forge) => {
+      const value = forge();
+      // a single statement that sets the value and reads with it
+      expect(await outcome(() => runAs(A, () => pool.query(doBlockLeak(value))))).toEqual({
+        bodies: [],
+        code: 'TR001',
       });
-    } finally {
-      client.release();
-    }
-    // the same string outside a transaction never leaves the client
-    const refused = await outcome(() => runAs(A, () => pool.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`)));
-    expect(refused).toEqual({ bodies: [], code: 'UNSUPPORTED' });
-  });
+      // set_config and the read in one string, inside a transaction begun under A (sent without a prefix)
+      const client = await pool.connect();
+      try {
+        await runAs(A, async () => {
+          await client.query('begin');
+          const o = await outcome(() =>
+            client.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`),
+          );
+          expect(o).toEqual({ bodies: [], code: 'TR001' });
+          expect(await statusOf(client)).toBe('E');
+          await client.query('rollback');
+          // set_config on its own, then a separate read: the read's prefix sets A again
+          await client.query('begin');
+          await client.query(`select set_config('tenantry.context', $1, true)`, [value]);
+          expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
+          await client.query('commit');
+        });
+      } finally {
+        client.release();
+      }
+      // the same string outside a transaction never leaves the client
+      const refused = await outcome(() =>
+        runAs(A, () =>
+          pool.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`),
+        ),
+      );
+      expect(refused).toEqual({ bodies: [], code: 'UNSUPPORTED' });
+    },
+  );
 
   it('rotating the secret makes values signed with the old one fail at once', async () => {
     const rotated = await createTestDatabase();
@@ -445,7 +507,9 @@ describe('signed mode: a spy session watching pg_stat_activity', () => {
         for (let round = 0; round < 6; round++) {
           // parameterless (sent with the extended protocol behind the prefix) and parameterised
           const parameterless = await workload.query(`select body, pg_sleep(0.002) from notes`);
-          const parameterised = await workload.query(`select body, pg_sleep(0.002) from notes where body = $1`, ['spy-target']);
+          const parameterised = await workload.query(`select body, pg_sleep(0.002) from notes where body = $1`, [
+            'spy-target',
+          ]);
           expect(bodiesOf(parameterless)).toEqual(['spy-target']);
           expect(bodiesOf(parameterised)).toEqual(['spy-target']);
           const client = await workload.connect();
@@ -454,7 +518,9 @@ describe('signed mode: a spy session watching pg_stat_activity', () => {
             await client.query(`select body, pg_sleep(0.002) from notes where body like $1`, ['spy%']);
             await client.query(`select count(*), pg_sleep(0.002) from notes`);
             // a multi-statement string: a simple Query, sent without a prefix inside the transaction
-            const multi = await client.query(`select body, pg_sleep(0.002) from notes where body like 'spy%'; select count(*) from notes`);
+            const multi = await client.query(
+              `select body, pg_sleep(0.002) from notes where body like 'spy%'; select count(*) from notes`,
+            );
             expect(bodiesOf(multi)).toEqual(['spy-target']);
             await client.query(i % 2 ? 'commit' : 'rollback');
           } finally {
@@ -488,18 +554,26 @@ describe('signed mode: a spy session watching pg_stat_activity', () => {
     expect(polls).toBeGreaterThan(10);
     expect(workloadSightings).toBeGreaterThan(10);
     expect([...found]).toEqual([]);
-    expect(SIGNED_VALUE.test(sign(B, inFiveMinutes(), db.contextSecret)), 'the spy’s pattern matches a real value').toBe(true);
+    expect(
+      SIGNED_VALUE.test(sign(B, inFiveMinutes(), db.contextSecret)),
+      'the spy’s pattern matches a real value',
+    ).toBe(true);
 
     // anything found (nothing, above) and anything an attacker can make up must fail on replay:
     // in a DO block, and as one string inside a transaction begun under A
     const replays = [...found, B, sign(B, inFiveMinutes(), randomBytes(32).toString('hex'))];
     for (const value of replays) {
-      expect(await outcome(() => runAs(A, () => pool.query(doBlockLeak(value))))).toEqual({ bodies: [], code: 'TR001' });
+      expect(await outcome(() => runAs(A, () => pool.query(doBlockLeak(value))))).toEqual({
+        bodies: [],
+        code: 'TR001',
+      });
       const client = await pool.connect();
       try {
         const o = await runAs(A, async () => {
           await client.query('begin');
-          const read = await outcome(() => client.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`));
+          const read = await outcome(() =>
+            client.query(`select set_config('tenantry.context', ${lit(value)}, true); select body from notes`),
+          );
           await client.query('rollback');
           return read;
         });
@@ -536,7 +610,9 @@ describe('signed mode: session state planted on a pooled connection', () => {
   }
 
   it('the app role cannot plant a temp table, view or pg_temp function (42501), so nothing captures A’s writes or reads', async () => {
-    const has = await db.admin.query(`select has_database_privilege($1, current_database(), 'TEMPORARY') as temp`, [db.appRole]);
+    const has = await db.admin.query(`select has_database_privilege($1, current_database(), 'TEMPORARY') as temp`, [
+      db.appRole,
+    ]);
     expect(has.rows).toEqual([{ temp: false }]);
     const single = directSinglePool();
     // one held session for every step (pool.query would discard the session after each refusal)
@@ -555,15 +631,28 @@ describe('signed mode: session state planted on a pooled connection', () => {
       });
       expect(inTx).toEqual({ bodies: [], code: '42501' });
       // and as one string outside a transaction, it never leaves the client
-      expect(await outcome(() => runAs(B, () => client.query(PLANTS.join(';\n'))))).toEqual({ bodies: [], code: 'UNSUPPORTED' });
+      expect(await outcome(() => runAs(B, () => client.query(PLANTS.join(';\n'))))).toEqual({
+        bodies: [],
+        code: 'UNSUPPORTED',
+      });
       expect(await temporaryObjects()).toBe(0);
 
       // A then writes and reads on that same session: the real table gets the row, nothing else
-      await runAs(A, () => client.query(`insert into notes (tenant_id, body) values ($1, $2)`, [A, 'a-written-secret']));
-      expect(bodiesOf(await runAs(A, () => client.query(`select body from notes where body = $1`, ['a-written-secret'])))).toEqual(['a-written-secret']);
-      expect((await db.admin.query(`select tenant_id from public.notes where body = 'a-written-secret'`)).rows).toEqual([{ tenant_id: A }]);
-      expect(await outcome(() => runAs(B, () => client.query(`select body from pg_temp.notes where body <> $1`, [''])))).toEqual({ bodies: [], code: '42P01' });
-      expect(await outcome(() => runAs(B, () => client.query(`select body from pg_temp.loot where body <> $1`, [''])))).toEqual({ bodies: [], code: '42P01' });
+      await runAs(A, () =>
+        client.query(`insert into notes (tenant_id, body) values ($1, $2)`, [A, 'a-written-secret']),
+      );
+      expect(
+        bodiesOf(await runAs(A, () => client.query(`select body from notes where body = $1`, ['a-written-secret']))),
+      ).toEqual(['a-written-secret']);
+      expect((await db.admin.query(`select tenant_id from public.notes where body = 'a-written-secret'`)).rows).toEqual(
+        [{ tenant_id: A }],
+      );
+      expect(
+        await outcome(() => runAs(B, () => client.query(`select body from pg_temp.notes where body <> $1`, ['']))),
+      ).toEqual({ bodies: [], code: '42P01' });
+      expect(
+        await outcome(() => runAs(B, () => client.query(`select body from pg_temp.loot where body <> $1`, ['']))),
+      ).toEqual({ bodies: [], code: '42P01' });
       expect(await temporaryObjects()).toBe(0);
     } finally {
       client.release();
@@ -581,15 +670,22 @@ describe('signed mode: session state planted on a pooled connection', () => {
       const captured = await runAs(B, () => single.query(`select body from pg_temp.notes where body <> $1`, ['']));
       expect(captured.rows).toEqual([{ body: 'a-captured' }]);
       // the result check (on by default) still refuses B a row carrying A's tenant_id, even from a temp table
-      await expect(runAs(B, () => single.query(`select tenant_id, body from pg_temp.notes where body <> $1`, ['']))).rejects.toMatchObject({
+      await expect(
+        runAs(B, () => single.query(`select tenant_id, body from pg_temp.notes where body <> $1`, [''])),
+      ).rejects.toMatchObject({
         code: 'CROSS_TENANT_ROW',
       });
-      expect((await db.admin.query(`select count(*)::int as n from public.notes where body = 'a-captured'`)).rows).toEqual([{ n: 0 }]);
+      expect(
+        (await db.admin.query(`select count(*)::int as n from public.notes where body = 'a-captured'`)).rows,
+      ).toEqual([{ n: 0 }]);
     } finally {
       await single.end();
       await db.admin.query(`revoke temporary on database ${db.name} from ${db.appRole}`);
     }
-    expect((await db.admin.query(`select has_database_privilege($1, current_database(), 'TEMPORARY') as temp`, [db.appRole])).rows).toEqual([{ temp: false }]);
+    expect(
+      (await db.admin.query(`select has_database_privilege($1, current_database(), 'TEMPORARY') as temp`, [db.appRole]))
+        .rows,
+    ).toEqual([{ temp: false }]);
   });
 
   /**
@@ -599,7 +695,9 @@ describe('signed mode: session state planted on a pooled connection', () => {
    */
   async function withPlantedSession<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const single = directSinglePool();
-    await runAs(A, () => single.query(`select set_config('tenantry.context', current_setting('tenantry.context'), $1)`, [false]));
+    await runAs(A, () =>
+      single.query(`select set_config('tenantry.context', current_setting('tenantry.context'), $1)`, [false]),
+    );
     const client = await single.connect();
     try {
       const planted = (await bare(client, `select current_setting('tenantry.context', true) as v`)).rows[0].v as string;
@@ -633,7 +731,9 @@ describe('signed mode: session state planted on a pooled connection', () => {
         await client.query('rollback');
         expect(await statusOf(client)).toBe('I');
         expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[B]);
-        expect(bodiesOf(await client.query('select body from notes where body <> $1 order by body', ['']))).toEqual(BODIES[B]);
+        expect(bodiesOf(await client.query('select body from notes where body <> $1 order by body', ['']))).toEqual(
+          BODIES[B],
+        );
       }),
     );
   });
@@ -646,7 +746,11 @@ describe('signed mode: session state planted on a pooled connection', () => {
     const reads = await withPlantedSession((client) =>
       runAs(B, async () => {
         const seen: string[] = [];
-        for (const text of ['commit; select body from notes order by body', 'rollback; select body from notes', 'commit and chain; select body from notes']) {
+        for (const text of [
+          'commit; select body from notes order by body',
+          'rollback; select body from notes',
+          'commit and chain; select body from notes',
+        ]) {
           await client.query('begin');
           const o = await outcome(() => client.query(text));
           expect(o.code).toBe('UNSUPPORTED');
@@ -671,7 +775,11 @@ describe('signed mode: session state planted on a pooled connection', () => {
         runWithoutTenant(async () => ({
           read: await outcome(() => client.query('select 1 as one; select body from notes order by body')),
           inTx: await outcome(() => client.query('begin; select body from notes; commit')),
-          write: await outcome(() => client.query(`insert into notes (tenant_id, body) select tenantry.current_tenant_id(), 'orphan-landed'; select 1 as one`)),
+          write: await outcome(() =>
+            client.query(
+              `insert into notes (tenant_id, body) select tenantry.current_tenant_id(), 'orphan-landed'; select 1 as one`,
+            ),
+          ),
         })),
       );
     } finally {
@@ -700,20 +808,28 @@ describe('unsigned mode (documented trade-off)', () => {
   it('KNOWN WEAKNESS: within one statement, injected set_config under A DOES choose tenant B (docs/security.md says so)', async () => {
     // set_config in the reading statement itself (a sub-select, a CTE)
     const sameStatement = await runAs(A, () =>
-      upool.query(`select n.body from (select set_config('tenantry.context', ${lit(B)}, true) as s) s, notes n order by n.body`),
+      upool.query(
+        `select n.body from (select set_config('tenantry.context', ${lit(B)}, true) as s) s, notes n order by n.body`,
+      ),
     );
     expect(bodiesOf(sameStatement)).toEqual(BODIES[B]);
     const cte = await runAs(A, () =>
-      upool.query(`with s as materialized (select set_config('tenantry.context', ${lit(B)}, true)) select body from notes, s order by body`),
+      upool.query(
+        `with s as materialized (select set_config('tenantry.context', ${lit(B)}, true)) select body from notes, s order by body`,
+      ),
     );
     expect(bodiesOf(cte)).toEqual(BODIES[B]);
     // a DO block: it reads B's rows (leaked through an error message) ...
-    const leak = await runAs(A, () => upool.query(doBlockLeak(B))).catch((e: unknown) => e as { code?: string; message?: string });
+    const leak = await runAs(A, () => upool.query(doBlockLeak(B))).catch(
+      (e: unknown) => e as { code?: string; message?: string },
+    );
     expect(leak).toMatchObject({ code: 'P0001', message: `leak: ${BODIES[B]!.join(',')}` });
     // ... and changes them
     try {
       await runAs(A, () =>
-        upool.query(`do $$ begin perform set_config('tenantry.context', ${lit(B)}, true); update notes set body = body || '!'; end $$`),
+        upool.query(
+          `do $$ begin perform set_config('tenantry.context', ${lit(B)}, true); update notes set body = body || '!'; end $$`,
+        ),
       );
       const stored = await udb.admin.query(`select body from notes where tenant_id = $1 order by body`, [B]);
       expect(stored.rows.map((r) => r.body)).toEqual(BODIES[B]!.map((b) => `${b}!`));
@@ -727,9 +843,13 @@ describe('unsigned mode (documented trade-off)', () => {
     try {
       await runAs(A, async () => {
         await client.query('begin');
-        const viaSetConfig = await client.query(`select set_config('tenantry.context', ${lit(B)}, true); select body from notes order by body`);
+        const viaSetConfig = await client.query(
+          `select set_config('tenantry.context', ${lit(B)}, true); select body from notes order by body`,
+        );
         expect(bodiesOf(viaSetConfig)).toEqual(BODIES[B]);
-        const viaSetLocal = await client.query(`set local tenantry.context = ${lit(B)}; select body from notes order by body`);
+        const viaSetLocal = await client.query(
+          `set local tenantry.context = ${lit(B)}; select body from notes order by body`,
+        );
         expect(bodiesOf(viaSetLocal)).toEqual(BODIES[B]);
         await client.query('rollback');
       });
@@ -746,13 +866,17 @@ describe('unsigned mode (documented trade-off)', () => {
         await client.query(`select set_config('tenantry.context', $1, true)`, [B]);
         expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
         await client.query(`set local tenantry.context = ${lit(B)}`);
-        expect(bodiesOf(await client.query('select body from notes where body <> $1 order by body', ['']))).toEqual(BODIES[A]);
+        expect(bodiesOf(await client.query('select body from notes where body <> $1 order by body', ['']))).toEqual(
+          BODIES[A],
+        );
         await client.query('rollback');
       });
     } finally {
       client.release();
     }
-    const refused = await outcome(() => runAs(A, () => upool.query(`set local tenantry.context = ${lit(B)}; select body from notes`)));
+    const refused = await outcome(() =>
+      runAs(A, () => upool.query(`set local tenantry.context = ${lit(B)}; select body from notes`)),
+    );
     expect(refused).toEqual({ bodies: [], code: 'UNSUPPORTED' });
   });
 
@@ -774,13 +898,19 @@ describe('unsigned mode (documented trade-off)', () => {
     await runAs(A, () => single.query(`select set_config('tenantry.context', $1, false)`, [B]));
     expect((await single.query('select body from notes')).rows).toEqual([]);
     expect((await single.query('select body from notes where body <> $1', [''])).rows).toEqual([]);
-    expect(bodiesOf(await runAs(C, () => single.query('select body from notes where body <> $1', [''])))).toEqual(BODIES[C]);
+    expect(bodiesOf(await runAs(C, () => single.query('select body from notes where body <> $1', [''])))).toEqual(
+      BODIES[C],
+    );
   });
 
   it('still: statements without injection see only their tenant', async () => {
     expect(bodiesOf(await runAs(A, () => upool.query('select body from notes order by body')))).toEqual(BODIES[A]);
-    expect(bodiesOf(await runAs(B, () => upool.query('select body from notes where body <> $1 order by body', [''])))).toEqual(BODIES[B]);
-    const forged = await outcome(() => runAs(A, () => upool.query(`insert into notes (tenant_id, body) values ($1, 'x')`, [B])));
+    expect(
+      bodiesOf(await runAs(B, () => upool.query('select body from notes where body <> $1 order by body', ['']))),
+    ).toEqual(BODIES[B]);
+    const forged = await outcome(() =>
+      runAs(A, () => upool.query(`insert into notes (tenant_id, body) values ($1, 'x')`, [B])),
+    );
     expect(forged.code).toBe('42501');
   });
 });

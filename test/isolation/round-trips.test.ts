@@ -28,8 +28,9 @@ interface Measure {
 
 /** Wraps a connected client's socket and counts what crosses it while `fn` runs. */
 function instrument(client: pg.Client | pg.PoolClient) {
-  const connection = (client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.WritableStream & NodeJS.EventEmitter } })
-    .connection;
+  const connection = (
+    client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.WritableStream & NodeJS.EventEmitter } }
+  ).connection;
   const stream = connection.stream;
   let log: ('W' | 'R')[] = [];
   let written: Buffer[] = [];
@@ -80,7 +81,10 @@ const carriesContext = (m: Measure) => m.parsed.some((text) => text.includes('te
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await createNotesTable(db, [[A, 'a1'], [A, 'a2']]);
+  await createNotesTable(db, [
+    [A, 'a1'],
+    [A, 'a2'],
+  ]);
   pool = db.appPool({ max: 1 });
 });
 afterAll(() => db?.drop());
@@ -116,26 +120,31 @@ describe('round trips', () => {
   it.each([
     ['parameterless', 'select body from notes', undefined],
     ['parameterised', 'select body from notes where body <> $1', ['']],
-  ] as const)('an autocommit statement (%s) costs one round trip and one ReadyForQuery, like plain pg', async (_name, text, values) => {
-    const baseline = await measurePlain(() => plain.query(text, values as unknown[] | undefined));
-    const tenant = await measureTenant(() => runAs(A, () => held.query(text, values as unknown[] | undefined)));
-    expect(baseline).toMatchObject({ flights: 1, readyForQuery: 1 });
-    expect(tenant).toMatchObject({ flights: 1, readyForQuery: 1 });
-    expect(terminators(tenant)).toBe(1);
-    expect(carriesContext(tenant), 'the context went out in that flight').toBe(true);
-    expect(carriesContext(baseline)).toBe(false);
-    // with or without parameters, the statement goes out with the extended protocol, behind the
-    // prefix and before the one Sync (plain pg sends a parameterless one as a simple Query)
-    expect(tenant.messages.at(-1)).toBe('S');
-    expect(tenant.messages).not.toContain('Q');
-    expect(tenant.parsed).toEqual([expect.stringContaining('tenantry.context'), text]);
-    expect(baseline.messages).toEqual(values ? ['P', 'B', 'D', 'E', 'S'] : ['Q']);
-  });
+  ] as const)(
+    'an autocommit statement (%s) costs one round trip and one ReadyForQuery, like plain pg',
+    async (_name, text, values) => {
+      const baseline = await measurePlain(() => plain.query(text, values as unknown[] | undefined));
+      const tenant = await measureTenant(() => runAs(A, () => held.query(text, values as unknown[] | undefined)));
+      expect(baseline).toMatchObject({ flights: 1, readyForQuery: 1 });
+      expect(tenant).toMatchObject({ flights: 1, readyForQuery: 1 });
+      expect(terminators(tenant)).toBe(1);
+      expect(carriesContext(tenant), 'the context went out in that flight').toBe(true);
+      expect(carriesContext(baseline)).toBe(false);
+      // with or without parameters, the statement goes out with the extended protocol, behind the
+      // prefix and before the one Sync (plain pg sends a parameterless one as a simple Query)
+      expect(tenant.messages.at(-1)).toBe('S');
+      expect(tenant.messages).not.toContain('Q');
+      expect(tenant.parsed).toEqual([expect.stringContaining('tenantry.context'), text]);
+      expect(baseline.messages).toEqual(values ? ['P', 'B', 'D', 'E', 'S'] : ['Q']);
+    },
+  );
 
   it('a multi-statement string outside a transaction is refused before anything is written, with or without a tenant', async () => {
     for (const run of [(f: () => unknown) => runAs(A, f), (f: () => unknown) => runWithoutTenant(f)]) {
       const m = await measureTenant(async () => {
-        const error = await (run(() => held.query('select 1; select body from notes')) as Promise<unknown>).catch((e: unknown) => e);
+        const error = await (run(() => held.query('select 1; select body from notes')) as Promise<unknown>).catch(
+          (e: unknown) => e,
+        );
         expect((error as { code?: string }).code).toBe('UNSUPPORTED');
       });
       expect(m).toEqual({ flights: 0, readyForQuery: 0, messages: [], parsed: [] });
@@ -148,7 +157,9 @@ describe('round trips', () => {
   it('a multi-statement string inside a transaction is one simple Query, without a prefix: the transaction carries the tenant', async () => {
     await runAs(A, () => held.query('begin'));
     try {
-      const m = await measureTenant(() => runAs(A, () => held.query('select body from notes; select tenantry.current_tenant_id()')));
+      const m = await measureTenant(() =>
+        runAs(A, () => held.query('select body from notes; select tenantry.current_tenant_id()')),
+      );
       expect(m).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [] });
     } finally {
       await runAs(A, () => held.query('rollback'));
@@ -156,7 +167,9 @@ describe('round trips', () => {
   });
 
   it('a statement with no tenant costs one round trip too (it still sends the empty context)', async () => {
-    const m = await measureTenant(() => runWithoutTenant(() => held.query('select body from notes where body <> $1', [''])));
+    const m = await measureTenant(() =>
+      runWithoutTenant(() => held.query('select body from notes where body <> $1', [''])),
+    );
     expect(m).toMatchObject({ flights: 1, readyForQuery: 1 });
     expect(carriesContext(m)).toBe(true);
   });
@@ -199,8 +212,12 @@ describe('where the app connections go', () => {
     const behindPgbouncer = Boolean(process.env.TENANTRY_TEST_APP_PORT);
     const client = await pool.connect();
     try {
-      const localPort = (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
-      const { rows } = await client.query('select inet_server_port() as server_port, inet_client_port() as client_port where $1', [true]);
+      const localPort = (client as unknown as { connection: { stream: { localPort: number } } }).connection.stream
+        .localPort;
+      const { rows } = await client.query(
+        'select inet_server_port() as server_port, inet_client_port() as client_port where $1',
+        [true],
+      );
       // a pooler makes its own connection to PostgreSQL: the server sees another client port
       expect(rows[0].client_port !== localPort).toBe(behindPgbouncer);
       expect(String(rows[0].server_port) === new URL(db.appUrl).port).toBe(!behindPgbouncer);

@@ -11,13 +11,21 @@ const tables = async (sql: string, options?: Parameters<typeof checkMigrationSql
 
 describe('checkMigrationSql', () => {
   it('reports CREATE TABLE without tenant_id, at the table name', async () => {
-    const findings = await checkMigrationSql('-- notes\ncreate table recordings (\n  id uuid primary key,\n  title text\n);\n');
-    expect(findings).toEqual([expect.objectContaining({ code: 'MISSING_TENANT_COLUMN', table: 'recordings', line: 2, column: 14 })]);
+    const findings = await checkMigrationSql(
+      '-- notes\ncreate table recordings (\n  id uuid primary key,\n  title text\n);\n',
+    );
+    expect(findings).toEqual([
+      expect.objectContaining({ code: 'MISSING_TENANT_COLUMN', table: 'recordings', line: 2, column: 14 }),
+    ]);
     expect(findings[0]!.message).toContain('register_global_table');
   });
 
   it('passes tables with tenant_id and keeps schema-qualified names', async () => {
-    expect(await tables('CREATE TABLE public.members (tenant_id uuid NOT NULL, user_id uuid, PRIMARY KEY (tenant_id, user_id));')).toEqual([]);
+    expect(
+      await tables(
+        'CREATE TABLE public.members (tenant_id uuid NOT NULL, user_id uuid, PRIMARY KEY (tenant_id, user_id));',
+      ),
+    ).toEqual([]);
     expect(await tables('CREATE TABLE IF NOT EXISTS audit.events (id bigint);')).toEqual(['audit.events']);
     expect(await tables('CREATE UNLOGGED TABLE "Quoted" (id int);')).toEqual(['Quoted']);
   });
@@ -25,8 +33,12 @@ describe('checkMigrationSql', () => {
   it('skips global tables: the option and register_global_table in the same file', async () => {
     expect(await tables('create table plans (id text);', { globalTables: ['plans'] })).toEqual([]);
     expect(await tables('create table billing.plans (id text);', { globalTables: ['billing.*'] })).toEqual([]);
-    expect(await tables('create table public.plans (id text); select tenantry.register_global_table(\'public.plans\');')).toEqual([]);
-    expect(await tables("create table plans (id text); select tenantry.register_tenant_table('plans');")).toEqual(['plans']);
+    expect(
+      await tables("create table public.plans (id text); select tenantry.register_global_table('public.plans');"),
+    ).toEqual([]);
+    expect(await tables("create table plans (id text); select tenantry.register_tenant_table('plans');")).toEqual([
+      'plans',
+    ]);
     expect(await tables('create table users (id int);', { globalTables: ['app_private.users'] })).toEqual(['users']);
   });
 
@@ -41,7 +53,9 @@ describe('checkMigrationSql', () => {
   });
 
   it('counts a column added by ALTER TABLE in the same file', async () => {
-    expect(await tables('create table t (id int); alter table public.t add column tenant_id uuid not null;')).toEqual([]);
+    expect(await tables('create table t (id int); alter table public.t add column tenant_id uuid not null;')).toEqual(
+      [],
+    );
     expect(await tables('create table t (id int); alter table t add column owner uuid;')).toEqual(['t']);
   });
 
@@ -58,7 +72,8 @@ describe('checkMigrationSql', () => {
   });
 
   it('tolerates psql variables and meta-commands, and reports positions after multi-byte text', async () => {
-    const sql = "\\set ON_ERROR_STOP on\n-- café ☕\nGRANT USAGE ON SCHEMA app TO :\"app_role\";\nselect :'x';\ncreate table é (id int);";
+    const sql =
+      '\\set ON_ERROR_STOP on\n-- café ☕\nGRANT USAGE ON SCHEMA app TO :"app_role";\nselect :\'x\';\ncreate table é (id int);';
     expect(await checkMigrationSql(sql)).toEqual([expect.objectContaining({ table: 'é', line: 5, column: 14 })]);
   });
 

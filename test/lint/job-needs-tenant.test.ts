@@ -21,8 +21,14 @@ runRule('job-needs-tenant', jobNeedsTenant, {
     { code: `withTenant(t, () => queue.add('x', { a: 1 }));`, options: [{ scopeFunctions: ['withTenant'] }] },
   ],
   invalid: [
-    { code: `queue.add('transcribe', { recordingId });`, errors: [{ messageId: 'jobWithoutTenant', line: 1, column: 25 }] },
-    { code: `await boss.send('transcribe', { recordingId }, { retryLimit: 3 });`, errors: [{ messageId: 'jobWithoutTenant', column: 31 }] },
+    {
+      code: `queue.add('transcribe', { recordingId });`,
+      errors: [{ messageId: 'jobWithoutTenant', line: 1, column: 25 }],
+    },
+    {
+      code: `await boss.send('transcribe', { recordingId }, { retryLimit: 3 });`,
+      errors: [{ messageId: 'jobWithoutTenant', column: 31 }],
+    },
     { code: `enqueue({ recordingId });`, errors: [{ messageId: 'jobWithoutTenant' }] },
     { code: `await workerUtils.addJob('send_email', { to });`, errors: [{ messageId: 'jobWithoutTenant' }] },
     { code: `this.emailQueue.add('welcome', { userId });`, errors: [{ messageId: 'jobWithoutTenant' }] },
@@ -30,6 +36,10 @@ runRule('job-needs-tenant', jobNeedsTenant, {
     { code: `setTimeout(() => queue.add('x', { a: 1 }), 10);`, errors: [{ messageId: 'jobWithoutTenant' }] },
     // runAs' tenant argument is not its callback
     { code: `runAs(queue.add('x', { a: 1 }), () => 1);`, errors: [{ messageId: 'jobWithoutTenant' }] },
-    { code: `jobs.schedule('x', { tenantId: k });`, options: [{ methods: ['schedule'], tenantKeys: ['tenantKey'] }], errors: [{ messageId: 'jobWithoutTenant', data: { key: 'tenantKey' } }] },
+    {
+      code: `jobs.schedule('x', { tenantId: k });`,
+      options: [{ methods: ['schedule'], tenantKeys: ['tenantKey'] }],
+      errors: [{ messageId: 'jobWithoutTenant', data: { key: 'tenantKey' } }],
+    },
   ],
 });

@@ -26,8 +26,8 @@ runRule('no-sql-concat', noSqlConcat, {
     `client.query(\`select * from t limit \${Number(limit)}\`);`,
     `client.query('drop schema ' + client.escapeIdentifier(name));`,
     // tagged templates parameterise
-    "db.execute(sql`select * from recordings where id = ${id}`);",
-    "await sql`select * from t where id = ${id}`.execute(db);",
+    'db.execute(sql`select * from recordings where id = ${id}`);',
+    'await sql`select * from t where id = ${id}`.execute(db);',
     'const q = sql`select ${sql.id(column)} from t`;',
     // not SQL; not a SQL method
     'logger.query(`hello ${name}, welcome`);',
@@ -47,13 +47,31 @@ runRule('no-sql-concat', noSqlConcat, {
     { code: 'pool.run(`select * from t where id = ${id}`);', options: [{ methods: ['query'] }] },
   ],
   invalid: [
-    { code: `pool.query('select * from recordings where id = ' + id);`, errors: [{ messageId: 'concat', data: { sink: 'pool.query', how: 'concatenation' } }] },
-    { code: 'await this.db.query(`select * from recordings where title = \'${title}\'`);', errors: [{ messageId: 'concat', data: { sink: 'this.db.query', how: 'template interpolation' } }] },
-    { code: 'const q = `delete from recordings where id = ${id}`; await client.query(q);', errors: [{ messageId: 'concat', column: 73 }] },
-    { code: `const where = ' where owner_id = ' + owner; pool.query('select * from t' + where);`, errors: [{ messageId: 'concat' }] },
+    {
+      code: `pool.query('select * from recordings where id = ' + id);`,
+      errors: [{ messageId: 'concat', data: { sink: 'pool.query', how: 'concatenation' } }],
+    },
+    {
+      code: "await this.db.query(`select * from recordings where title = '${title}'`);",
+      errors: [{ messageId: 'concat', data: { sink: 'this.db.query', how: 'template interpolation' } }],
+    },
+    {
+      code: 'const q = `delete from recordings where id = ${id}`; await client.query(q);',
+      errors: [{ messageId: 'concat', column: 73 }],
+    },
+    {
+      code: `const where = ' where owner_id = ' + owner; pool.query('select * from t' + where);`,
+      errors: [{ messageId: 'concat' }],
+    },
     { code: 'pool.query(`${base} where id = ${id}`);', errors: [{ messageId: 'concat' }] },
-    { code: 'pool.query({ text: `select * from t where id = ${id}`, values: [] });', errors: [{ messageId: 'concat' }] },
-    { code: 'kysely.executeQuery; conn.execute(`update t set a = ${a}`);', errors: [{ messageId: 'concat', data: { sink: 'conn.execute', how: 'template interpolation' } }] },
+    {
+      code: 'pool.query({ text: `select * from t where id = ${id}`, values: [] });',
+      errors: [{ messageId: 'concat' }],
+    },
+    {
+      code: 'kysely.executeQuery; conn.execute(`update t set a = ${a}`);',
+      errors: [{ messageId: 'concat', data: { sink: 'conn.execute', how: 'template interpolation' } }],
+    },
     // a mutable variable is not a constant
     { code: `let T = 'recordings'; pool.query('select * from ' + T);`, errors: [{ messageId: 'concat' }] },
     // a let accumulating values
@@ -61,14 +79,31 @@ runRule('no-sql-concat', noSqlConcat, {
       code: "let q = 'select * from recordings where true'; if (title) q += ` and title = '${title}'`; await pool.query(q);",
       errors: [{ messageId: 'concat', data: { sink: 'pool.query', how: 'concatenation' } }],
     },
-    { code: "let q = 'select * from t'; q = q + ' where id = ' + id; pool.query(q);", errors: [{ messageId: 'concat' }] },
+    {
+      code: "let q = 'select * from t'; q = q + ' where id = ' + id; pool.query(q);",
+      errors: [{ messageId: 'concat' }],
+    },
     // raw splicing of non-constants
     { code: 'sql.raw(`select * from t where id = ${id}`);', errors: [{ messageId: 'raw', data: { sink: 'sql.raw' } }] },
-    { code: 'db.select().from(t).orderBy(sql.raw(sortColumn));', errors: [{ messageId: 'raw', data: { sink: 'sql.raw' } }] },
+    {
+      code: 'db.select().from(t).orderBy(sql.raw(sortColumn));',
+      errors: [{ messageId: 'raw', data: { sink: 'sql.raw' } }],
+    },
     { code: 'sql.lit(userInput);', errors: [{ messageId: 'raw', data: { sink: 'sql.lit' } }] },
-    { code: 'await sql.unsafe(`select * from t where name = \'${name}\'`);', errors: [{ messageId: 'raw', data: { sink: 'sql.unsafe' } }] },
-    { code: "sql`select * from t order by ${sql.raw(req.query.sort)}`;", errors: [{ messageId: 'raw' }] },
-    { code: 'pool.run(`select * from t where id = ${id}`);', options: [{ methods: ['run'] }], errors: [{ messageId: 'concat' }] },
-    { code: 'pool.query(`set role ${quoteIdent(role)}`);', options: [{ safeFunctions: [] }], errors: [{ messageId: 'concat' }] },
+    {
+      code: "await sql.unsafe(`select * from t where name = '${name}'`);",
+      errors: [{ messageId: 'raw', data: { sink: 'sql.unsafe' } }],
+    },
+    { code: 'sql`select * from t order by ${sql.raw(req.query.sort)}`;', errors: [{ messageId: 'raw' }] },
+    {
+      code: 'pool.run(`select * from t where id = ${id}`);',
+      options: [{ methods: ['run'] }],
+      errors: [{ messageId: 'concat' }],
+    },
+    {
+      code: 'pool.query(`set role ${quoteIdent(role)}`);',
+      options: [{ safeFunctions: [] }],
+      errors: [{ messageId: 'concat' }],
+    },
   ],
 });

@@ -6,7 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { plugin, rules, sqlMigrationsConfig } from '../../src/lint/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RULES = ['tenant-table-has-tenant-id', 'no-raw-pool', 'no-sql-concat', 'restricted-escape-hatch', 'job-needs-tenant'];
+const RULES = [
+  'tenant-table-has-tenant-id',
+  'no-raw-pool',
+  'no-sql-concat',
+  'restricted-escape-hatch',
+  'job-needs-tenant',
+];
 
 // one flat-config object; the plugin's configs are typed by @typescript-eslint/utils, a structural twin
 type Config = Linter.Config;
@@ -52,13 +58,17 @@ describe('plugin', () => {
   });
 
   it('checks SQL migrations through sqlMigrationsConfig', async () => {
-    const eslint = eslintWith([(await sqlMigrationsConfig({ files: ['db/migrations/*.sql'], globalTables: ['plans'] })) as unknown as Config]);
+    const eslint = eslintWith([
+      (await sqlMigrationsConfig({ files: ['db/migrations/*.sql'], globalTables: ['plans'] })) as unknown as Config,
+    ]);
     const sql = 'create table plans (id text);\ncreate table recordings (id uuid);\n';
     const [result] = await eslint.lintText(sql, { filePath: path.join(ROOT, 'db/migrations/001_init.sql') });
     expect(result!.messages).toEqual([
       expect.objectContaining({ ruleId: 'tenantry/tenant-table-has-tenant-id', severity: 2, line: 2, column: 14 }),
     ]);
-    const [broken] = await eslint.lintText('create table (;', { filePath: path.join(ROOT, 'db/migrations/002_bad.sql') });
+    const [broken] = await eslint.lintText('create table (;', {
+      filePath: path.join(ROOT, 'db/migrations/002_bad.sql'),
+    });
     expect(broken!.messages).toEqual([expect.objectContaining({ fatal: true, severity: 2 })]);
   });
 });
@@ -70,6 +80,10 @@ describe('the reference server', () => {
     const linted = results.map((r) => path.relative(ROOT, r.filePath));
     expect(linted).toContain('app/main.ts');
     expect(linted).toContain('app/migrations/001_identity.sql');
-    expect(results.flatMap((r) => r.messages.map((m) => `${path.relative(ROOT, r.filePath)}:${m.line} ${m.ruleId} ${m.message}`))).toEqual([]);
+    expect(
+      results.flatMap((r) =>
+        r.messages.map((m) => `${path.relative(ROOT, r.filePath)}:${m.line} ${m.ruleId} ${m.message}`),
+      ),
+    ).toEqual([]);
   }, 60_000);
 });

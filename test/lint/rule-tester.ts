@@ -14,6 +14,10 @@ const tester = new RuleTester(); // the TypeScript parser, without type informat
  * Runs RuleTester on `rule`. The cast bridges two installed copies of @typescript-eslint's
  * scope-manager types (rule-tester pins its own utils); the rule objects are the same at run time.
  */
-export function runRule<M extends string, O extends readonly unknown[]>(name: string, rule: RuleModule<M, O>, tests: RunTests<M, O>): void {
+export function runRule<M extends string, O extends readonly unknown[]>(
+  name: string,
+  rule: RuleModule<M, O>,
+  tests: RunTests<M, O>,
+): void {
   tester.run(name, rule as unknown as Parameters<typeof tester.run<M, O>>[1], tests);
 }

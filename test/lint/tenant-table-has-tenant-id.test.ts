@@ -16,7 +16,10 @@ describe('isGlobalTable', () => {
   });
 });
 
-const missing = (table: string) => ({ messageId: 'missingTenantColumn' as const, data: { table, columns: 'tenant_id or tenantId' } });
+const missing = (table: string) => ({
+  messageId: 'missingTenantColumn' as const,
+  data: { table, columns: 'tenant_id or tenantId' },
+});
 
 runRule('tenant-table-has-tenant-id', tenantTableHasTenantId, {
   valid: [
@@ -31,13 +34,25 @@ runRule('tenant-table-has-tenant-id', tenantTableHasTenantId, {
     // columns the rule cannot see are not judged
     `pgTable('recordings', { ...tenantColumns, id: uuid('id') });`,
     `pgTable('recordings', columns);`,
-    { code: `pgTable('plans', { id: text('id'), priceCents: integer('price_cents') });`, options: [{ globalTables: ['plans'] }] },
-    { code: `pgTable('recordings', { accountId: uuid('account_id') });`, options: [{ columns: ['account_id', 'accountId'] }] },
+    {
+      code: `pgTable('plans', { id: text('id'), priceCents: integer('price_cents') });`,
+      options: [{ globalTables: ['plans'] }],
+    },
+    {
+      code: `pgTable('recordings', { accountId: uuid('account_id') });`,
+      options: [{ columns: ['account_id', 'accountId'] }],
+    },
     `table('recordings', { id: uuid() });`,
     `import { pgTable as table } from 'drizzle-orm/pg-core'; table('recordings', { tenantId: uuid() });`,
-    { code: `const billing = pgSchema('billing'); billing.table('plans', { id: text() });`, options: [{ globalTables: ['billing.*'] }] },
+    {
+      code: `const billing = pgSchema('billing'); billing.table('plans', { id: text() });`,
+      options: [{ globalTables: ['billing.*'] }],
+    },
     `const app = pgSchema('app'); app.table('recordings', { tenant_id: uuid(), id: uuid() });`,
-    { code: `const app = pgSchema('app'); app.table('users', { id: uuid() });`, options: [{ globalTables: ['users'] }] },
+    {
+      code: `const app = pgSchema('app'); app.table('users', { id: uuid() });`,
+      options: [{ globalTables: ['users'] }],
+    },
     // not a schema made by pgSchema
     `other.table('recordings', { id: uuid() });`,
     // Kysely
@@ -50,29 +65,75 @@ runRule('tenant-table-has-tenant-id', tenantTableHasTenantId, {
     // imported table types cannot be seen: not judged
     `import type { RecordingTable } from './tables'; interface Database { recordings: RecordingTable }`,
     `interface RecordingTable extends Imported { id: string } interface Database { recordings: RecordingTable }`,
-    { code: `interface Database { 'app_private.users': { id: string }; plans: { id: string } }`, options: [{ globalTables: ['app_private.users', 'plans'] }] },
+    {
+      code: `interface Database { 'app_private.users': { id: string }; plans: { id: string } }`,
+      options: [{ globalTables: ['app_private.users', 'plans'] }],
+    },
     // not a database interface
     `interface Recording { id: string; title: string }`,
     { code: `interface Database { recordings: { id: string } }`, options: [{ interfaces: ['Schema'] }] },
   ],
   invalid: [
-    { code: `pgTable('recordings', { id: uuid('id'), title: text('title') });`, errors: [{ ...missing('recordings'), line: 1, column: 9 }] },
-    { code: `pgTable('recordings', (t) => ({ id: t.uuid(), ownerId: t.uuid('owner_id') }));`, errors: [missing('recordings')] },
+    {
+      code: `pgTable('recordings', { id: uuid('id'), title: text('title') });`,
+      errors: [{ ...missing('recordings'), line: 1, column: 9 }],
+    },
+    {
+      code: `pgTable('recordings', (t) => ({ id: t.uuid(), ownerId: t.uuid('owner_id') }));`,
+      errors: [missing('recordings')],
+    },
     { code: `pgTable(\`recordings\`, { id: uuid() });`, errors: [missing('recordings')] },
     { code: `pgTable(name, { id: uuid() });`, errors: [missing('(dynamic)')] },
-    { code: `import { pgTable as table } from 'drizzle-orm/pg-core'; table('recordings', { id: uuid() });`, errors: [missing('recordings')] },
-    { code: `const app = pgSchema('app'); export const users = app.table('users', { id: uuid() });`, errors: [missing('app.users')] },
+    {
+      code: `import { pgTable as table } from 'drizzle-orm/pg-core'; table('recordings', { id: uuid() });`,
+      errors: [missing('recordings')],
+    },
+    {
+      code: `const app = pgSchema('app'); export const users = app.table('users', { id: uuid() });`,
+      errors: [missing('app.users')],
+    },
     // tenant-looking names are not the tenant column
     { code: `pgTable('recordings', { tenant: uuid('tenant'), id: uuid() });`, errors: [missing('recordings')] },
-    { code: `pgTable('users', { id: uuid() });`, options: [{ globalTables: ['app_private.users'] }], errors: [missing('users')] },
-    { code: `schema.table('recordings', { id: uuid() });`, options: [{ tableFunctions: ['table'] }], errors: [missing('recordings')] },
-    { code: `pgTable('recordings', { tenantId: uuid() });`, options: [{ columns: ['account_id'] }], errors: [{ messageId: 'missingTenantColumn', data: { table: 'recordings', columns: 'account_id' } }] },
+    {
+      code: `pgTable('users', { id: uuid() });`,
+      options: [{ globalTables: ['app_private.users'] }],
+      errors: [missing('users')],
+    },
+    {
+      code: `schema.table('recordings', { id: uuid() });`,
+      options: [{ tableFunctions: ['table'] }],
+      errors: [missing('recordings')],
+    },
+    {
+      code: `pgTable('recordings', { tenantId: uuid() });`,
+      options: [{ columns: ['account_id'] }],
+      errors: [{ messageId: 'missingTenantColumn', data: { table: 'recordings', columns: 'account_id' } }],
+    },
     // Kysely
-    { code: `interface RecordingTable { id: string; title: string } interface Database { recordings: RecordingTable }`, errors: [{ ...missing('recordings'), column: 77 }] },
-    { code: `export interface DB { 'public.recordings': { id: string }; 'public.members': { tenant_id: string } }`, errors: [missing('public.recordings')] },
-    { code: `type Database = { recordings: Selectable<RecordingTable> }; interface RecordingTable { id: string }`, errors: [missing('recordings')] },
-    { code: `interface Base { id: string } interface RecordingTable extends Base { title: string } interface Database { recordings: RecordingTable }`, errors: [missing('recordings')] },
-    { code: `type T = { id: string } & { title: string }; interface Database { a: T; b: T }`, errors: [missing('a'), missing('b')] },
-    { code: `interface Schema { recordings: { id: string } }`, options: [{ interfaces: ['Schema'] }], errors: [missing('recordings')] },
+    {
+      code: `interface RecordingTable { id: string; title: string } interface Database { recordings: RecordingTable }`,
+      errors: [{ ...missing('recordings'), column: 77 }],
+    },
+    {
+      code: `export interface DB { 'public.recordings': { id: string }; 'public.members': { tenant_id: string } }`,
+      errors: [missing('public.recordings')],
+    },
+    {
+      code: `type Database = { recordings: Selectable<RecordingTable> }; interface RecordingTable { id: string }`,
+      errors: [missing('recordings')],
+    },
+    {
+      code: `interface Base { id: string } interface RecordingTable extends Base { title: string } interface Database { recordings: RecordingTable }`,
+      errors: [missing('recordings')],
+    },
+    {
+      code: `type T = { id: string } & { title: string }; interface Database { a: T; b: T }`,
+      errors: [missing('a'), missing('b')],
+    },
+    {
+      code: `interface Schema { recordings: { id: string } }`,
+      options: [{ interfaces: ['Schema'] }],
+      errors: [missing('recordings')],
+    },
   ],
 });

@@ -24,7 +24,10 @@ beforeAll(async () => {
   proxy = net.createServer((client) => {
     if (!up) return client.destroy();
     const server = net.connect(Number(target.port || 5432), target.hostname);
-    for (const [from, to] of [[client, server], [server, client]] as const) {
+    for (const [from, to] of [
+      [client, server],
+      [server, client],
+    ] as const) {
       sockets.add(from);
       from.on('error', () => to.destroy());
       from.on('close', () => {
@@ -62,7 +65,10 @@ describe('a listener that cannot reconnect for a while', () => {
     try {
       const got = new Collector();
       await bus.subscribe(tenant, got.handle);
-      const emit = (payload: object) => runAs(tenant, () => pool.query('select emit_tenant_event($1, $2::jsonb)', ['thing.changed', JSON.stringify(payload)]));
+      const emit = (payload: object) =>
+        runAs(tenant, () =>
+          pool.query('select emit_tenant_event($1, $2::jsonb)', ['thing.changed', JSON.stringify(payload)]),
+        );
       await emit({ n: 0 });
       await got.until((events) => events.length === 1);
 

@@ -26,7 +26,10 @@ describe.skipIf(!reachable)('RedisLiveTransport: two instances, two tenants', ()
 
   function instance() {
     const pool = db.appPool();
-    const bus = new TenantEventBus({ pool, transport: new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel }) });
+    const bus = new TenantEventBus({
+      pool,
+      transport: new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel }),
+    });
     buses.push(bus);
     return { pool, bus };
   }
@@ -58,15 +61,26 @@ describe.skipIf(!reachable)('RedisLiveTransport: two instances, two tenants', ()
   });
 
   it("delivers A's events to A's subscribers on both instances and never to B's; Redis carries only routes", async () => {
-    const got = { a1: await subscribe(one.bus, a), a2: await subscribe(two.bus, a), b1: await subscribe(one.bus, b), b2: await subscribe(two.bus, b) };
-    const publish = (inst: typeof one, tenant: string, payload: Record<string, unknown>) => runAs(tenant, () => inst.bus.publish('thing.changed', payload));
+    const got = {
+      a1: await subscribe(one.bus, a),
+      a2: await subscribe(two.bus, a),
+      b1: await subscribe(one.bus, b),
+      b2: await subscribe(two.bus, b),
+    };
+    const publish = (inst: typeof one, tenant: string, payload: Record<string, unknown>) =>
+      runAs(tenant, () => inst.bus.publish('thing.changed', payload));
     await Promise.all([
       ...Array.from({ length: 8 }, (_, i) => publish(i % 2 ? one : two, a, { tenant: 'A', n: i })),
       ...Array.from({ length: 4 }, (_, i) => publish(i % 2 ? two : one, b, { tenant: 'B', n: i })),
     ]);
     await publish(two, a, { tenant: 'A', mark: 'a-done' });
     await publish(one, b, { tenant: 'B', mark: 'b-done' });
-    await Promise.all([got.a1.untilMark('a-done'), got.a2.untilMark('a-done'), got.b1.untilMark('b-done'), got.b2.untilMark('b-done')]);
+    await Promise.all([
+      got.a1.untilMark('a-done'),
+      got.a2.untilMark('a-done'),
+      got.b1.untilMark('b-done'),
+      got.b2.untilMark('b-done'),
+    ]);
 
     for (const c of [got.a1, got.a2]) {
       expect(c.seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { runAs, TenantCatalog, type TenantPool } from '../../src/index.js';
-import { liveSchemaSql, PostgresLiveTransport, TenantEventBus, type SubscriptionEndReason } from '../../src/live/index.js';
+import {
+  liveSchemaSql,
+  PostgresLiveTransport,
+  TenantEventBus,
+  type SubscriptionEndReason,
+} from '../../src/live/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { Collector, dropRole, listenAsStranger } from './support/live-helpers.js';
 
@@ -10,13 +15,17 @@ import { Collector, dropRole, listenAsStranger } from './support/live-helpers.js
 let db: TestDatabase;
 let a: string;
 let b: string;
-const instances: Array<{ pool: TenantPool; transport: PostgresLiveTransport; bus: TenantEventBus; errors: unknown[] }> = [];
+const instances: Array<{ pool: TenantPool; transport: PostgresLiveTransport; bus: TenantEventBus; errors: unknown[] }> =
+  [];
 const unsubscribes: Array<() => void> = [];
 let spy: Awaited<ReturnType<typeof listenAsStranger>>;
 
 function instance(options: { minDelayMs?: number; onError?: (error: unknown) => void } = {}) {
   const pool = db.appPool();
-  const transport = new PostgresLiveTransport({ connectionString: db.appUrl, ...(options.minDelayMs ? { minDelayMs: options.minDelayMs } : {}) });
+  const transport = new PostgresLiveTransport({
+    connectionString: db.appUrl,
+    ...(options.minDelayMs ? { minDelayMs: options.minDelayMs } : {}),
+  });
   const errors: unknown[] = [];
   const bus = new TenantEventBus({
     pool,
@@ -31,7 +40,11 @@ function instance(options: { minDelayMs?: number; onError?: (error: unknown) => 
   return made;
 }
 
-async function subscribe(bus: TenantEventBus, tenant: string, options: Parameters<TenantEventBus['subscribe']>[2] = {}): Promise<Collector> {
+async function subscribe(
+  bus: TenantEventBus,
+  tenant: string,
+  options: Parameters<TenantEventBus['subscribe']>[2] = {},
+): Promise<Collector> {
   const collector = new Collector();
   unsubscribes.push(await bus.subscribe(tenant, collector.handle, options));
   return collector;
@@ -82,13 +95,23 @@ describe('two instances, two tenants', () => {
     // sync point: a last event per tenant, written after all the others committed
     await publish(one.pool, a, { tenant: 'A', mark: 'a-done' });
     await publish(two.pool, b, { tenant: 'B', mark: 'b-done' });
-    await Promise.all([got.a1.untilMark('a-done'), got.a2.untilMark('a-done'), got.b1.untilMark('b-done'), got.b2.untilMark('b-done')]);
+    await Promise.all([
+      got.a1.untilMark('a-done'),
+      got.a2.untilMark('a-done'),
+      got.b1.untilMark('b-done'),
+      got.b2.untilMark('b-done'),
+    ]);
 
     for (const c of [got.a1, got.a2]) {
       expect(c.events).toHaveLength(11);
       expect(c.seqs).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
       expect(c.events.every((e) => e.payload.tenant === 'A')).toBe(true);
-      expect(c.events.map((e) => e.payload.n).filter((n) => n !== undefined).sort((x, y) => Number(x) - Number(y))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(
+        c.events
+          .map((e) => e.payload.n)
+          .filter((n) => n !== undefined)
+          .sort((x, y) => Number(x) - Number(y)),
+      ).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     }
     for (const c of [got.b1, got.b2]) {
       expect(c.events).toHaveLength(7);
@@ -117,14 +140,23 @@ describe('two instances, two tenants', () => {
     await expect(spy.client.query('select * from tenant_events')).rejects.toMatchObject({ code: '42501' });
     const pool = db.appPool();
     expect((await pool.query('select * from tenant_event_streams')).rowCount).toBe(0);
-    const { rows } = await runAs(a, () => pool.query<{ tenant_id: string }>('select tenant_id from tenant_event_streams'));
+    const { rows } = await runAs(a, () =>
+      pool.query<{ tenant_id: string }>('select tenant_id from tenant_event_streams'),
+    );
     expect(rows).toEqual([{ tenant_id: a }]);
   });
 
   it('delivers nothing on forged or garbage doorbells', async () => {
     const routeOfA = (await one.bus.log.head(a)).route;
     const before = { a1: got.a1.events.length, b1: got.b1.events.length };
-    for (const payload of [routeOfA, routeOfA, 'not a route', '0'.repeat(32), routeOfA.toUpperCase(), 'x'.repeat(7000)]) {
+    for (const payload of [
+      routeOfA,
+      routeOfA,
+      'not a route',
+      '0'.repeat(32),
+      routeOfA.toUpperCase(),
+      'x'.repeat(7000),
+    ]) {
       await spy.client.query('select pg_notify($1, $2)', ['tenantry_live', payload]);
     }
     await publish(one.pool, a, { tenant: 'A', mark: 'after-forgery' });
@@ -136,9 +168,13 @@ describe('two instances, two tenants', () => {
   it("refuses an event for another tenant, or for none, and B's stream is unchanged", async () => {
     const pool = one.pool;
     const before = await db.admin.query('select count(*)::int as n from tenant_events where tenant_id = $1', [b]);
-    await expect(runAs(a, () => pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [b]))).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      runAs(a, () => pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [b])),
+    ).rejects.toMatchObject({ code: '42501' });
     await expect(pool.query(`select emit_tenant_event('thing.changed')`)).rejects.toMatchObject({ code: '42501' });
-    await expect(runAs(a, () => pool.query('update tenant_events set payload = $2 where tenant_id = $1', [b, '{"x":1}']))).resolves.toMatchObject({ rowCount: 0 });
+    await expect(
+      runAs(a, () => pool.query('update tenant_events set payload = $2 where tenant_id = $1', [b, '{"x":1}'])),
+    ).resolves.toMatchObject({ rowCount: 0 });
     const after = await db.admin.query('select count(*)::int as n from tenant_events where tenant_id = $1', [b]);
     expect(after.rows).toEqual(before.rows);
   });
@@ -188,15 +224,21 @@ describe('two instances, two tenants', () => {
 
   it('validates its arguments', async () => {
     await expect(one.bus.subscribe('not-a-uuid', () => undefined)).rejects.toMatchObject({ code: 'INVALID_TENANT_ID' });
-    await expect(one.bus.subscribe(a, () => undefined, { after: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(one.bus.subscribe(a, () => undefined, { queueLimit: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(one.bus.subscribe(a, () => undefined, { after: -1 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(one.bus.subscribe(a, () => undefined, { queueLimit: 0 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   });
 });
 
 describe('catch-up, closing and start-up', () => {
   it('replays a resume longer than the queue in batches the subscriber can take, then goes live', async () => {
     const inst = instance();
-    const c = await runAs(a, () => inst.pool.query<{ s: string }>('select last_seq::text as s from tenant_event_streams'));
+    const c = await runAs(a, () =>
+      inst.pool.query<{ s: string }>('select last_seq::text as s from tenant_event_streams'),
+    );
     const head = Number(c.rows[0]!.s);
     let handled = 0;
     const slow = new Collector();
@@ -227,7 +269,10 @@ describe('catch-up, closing and start-up', () => {
   it('fails start-up when the listener cannot connect', async () => {
     const url = new URL(db.appUrl);
     url.pathname = `/${db.name}_missing`;
-    const bus = new TenantEventBus({ pool: db.appPool(), transport: new PostgresLiveTransport({ connectionString: url.toString() }) });
+    const bus = new TenantEventBus({
+      pool: db.appPool(),
+      transport: new PostgresLiveTransport({ connectionString: url.toString() }),
+    });
     await expect(bus.start()).rejects.toMatchObject({ code: '3D000' });
     await bus.close();
   });
@@ -237,7 +282,10 @@ describe('the listener connection', () => {
   it('is re-opened after pg_terminate_backend, and the events of the gap arrive, once each, in order', async () => {
     let dropped!: () => void;
     const droppedNow = new Promise<void>((resolve) => (dropped = resolve));
-    const listening = instance({ minDelayMs: 300, onError: (error) => (error as { code?: string }).code === '57P01' && dropped() });
+    const listening = instance({
+      minDelayMs: 300,
+      onError: (error) => (error as { code?: string }).code === '57P01' && dropped(),
+    });
     const writer = instance();
     const got = await subscribe(listening.bus, a);
     const oldPid = listening.transport.backendPid;

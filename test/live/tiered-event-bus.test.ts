@@ -40,12 +40,20 @@ const buses: TenantEventBus[] = [];
 const unsubscribes: Array<() => void> = [];
 
 async function tenant(slug: string): Promise<string> {
-  const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [slug]);
+  const { rows } = await db.owner.query<{ id: string }>(
+    `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+    [slug],
+  );
   return rows[0]!.id;
 }
 
 function routedPool(maxConnections = 4): RoutedTenantPool {
-  const pool = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections });
+  const pool = new RoutedTenantPool({
+    router,
+    clusters: { home: db.appUrl },
+    contextSecret: db.contextSecret,
+    maxConnections,
+  });
   pools.push(pool);
   return pool;
 }
@@ -58,7 +66,11 @@ function instance(transport: LiveTransport) {
   return { pool, bus, errors };
 }
 
-async function subscribe(bus: TenantEventBus, tenantId: string, options: Parameters<TenantEventBus['subscribe']>[2] = {}): Promise<Collector> {
+async function subscribe(
+  bus: TenantEventBus,
+  tenantId: string,
+  options: Parameters<TenantEventBus['subscribe']>[2] = {},
+): Promise<Collector> {
   const collector = new Collector();
   unsubscribes.push(await bus.subscribe(tenantId, collector.handle, options));
   return collector;
@@ -124,8 +136,12 @@ afterAll(async () => {
 describe('liveSchemaSql', () => {
   it('is unchanged for existing callers (a migration repeats it byte for byte)', () => {
     const sha = (text: string) => createHash('sha256').update(text).digest('hex');
-    expect(sha(liveSchemaSql({ appRole: 'tenantry_app' }))).toBe('596fa2d2b88628fcd02429decb4b5fc89c8e9e71eabe9c4583eeb3b0c435abf6');
-    expect(sha(liveSchemaSql({ appRole: 'x_app', schema: 'ev', channel: 'chan_x' }))).toBe('d6f44c4cf36dc586831d70ff19526f506fe9c2178fee33c953540386b0a1cfaa');
+    expect(sha(liveSchemaSql({ appRole: 'tenantry_app' }))).toBe(
+      '596fa2d2b88628fcd02429decb4b5fc89c8e9e71eabe9c4583eeb3b0c435abf6',
+    );
+    expect(sha(liveSchemaSql({ appRole: 'x_app', schema: 'ev', channel: 'chan_x' }))).toBe(
+      'd6f44c4cf36dc586831d70ff19526f506fe9c2178fee33c953540386b0a1cfaa',
+    );
     expect(liveSchemaSql({ appRole: 'a', followSearchPath: false })).toBe(liveSchemaSql({ appRole: 'a' }));
   });
 
@@ -175,17 +191,29 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
       runAs(t[key], () => inst.bus.publish('thing.changed', { tenant: label[key], ...payload }));
     // interleaved writers of the three tiers on both instances
     await Promise.all(
-      (['s', 'c', 'd'] as const).flatMap((key) => Array.from({ length: 6 }, (_, i) => publish(i % 2 ? one : two, key, { n: i }))),
+      (['s', 'c', 'd'] as const).flatMap((key) =>
+        Array.from({ length: 6 }, (_, i) => publish(i % 2 ? one : two, key, { n: i })),
+      ),
     );
     // sync point: a last event per tenant, written after the others committed
     for (const key of ['s', 'c', 'd'] as const) await publish(key === 'c' ? one : two, key, { mark: `${key}-done` });
-    await Promise.all((['s', 'c', 'd'] as const).flatMap((key) => [got[`${key}1`].untilMark(`${key}-done`), got[`${key}2`].untilMark(`${key}-done`)]));
+    await Promise.all(
+      (['s', 'c', 'd'] as const).flatMap((key) => [
+        got[`${key}1`].untilMark(`${key}-done`),
+        got[`${key}2`].untilMark(`${key}-done`),
+      ]),
+    );
 
     for (const key of ['s', 'c', 'd'] as const) {
       for (const c of [got[`${key}1`], got[`${key}2`]]) {
         expect(c.seqs).toEqual([1, 2, 3, 4, 5, 6, 7]);
         expect(c.events.every((e) => e.payload.tenant === label[key])).toBe(true);
-        expect(c.events.map((e) => e.payload.n).filter((n) => n !== undefined).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+        expect(
+          c.events
+            .map((e) => e.payload.n)
+            .filter((n) => n !== undefined)
+            .sort(),
+        ).toEqual([0, 1, 2, 3, 4, 5]);
       }
     }
     expect(one.errors).toEqual([]);
@@ -205,14 +233,21 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     // one connection for both (same database): the function's cached plans follow each statement's search path
     const single = routedPool(1);
     const log = new TenantEventLog(single, { schema: null });
-    const pid = async (tenantId: string) => (await runAs(tenantId, () => single.query<{ pid: number }>('select pg_backend_pid() as pid'))).rows[0]!.pid;
+    const pid = async (tenantId: string) =>
+      (await runAs(tenantId, () => single.query<{ pid: number }>('select pg_backend_pid() as pid'))).rows[0]!.pid;
     const first = await pid(t.s);
-    for (const [i, key] of (['s', 'c', 's', 'c'] as const).entries()) await runAs(t[key], () => log.append('thing.changed', { tenant: label[key], mark: `single-${key}-${i}` }));
+    for (const [i, key] of (['s', 'c', 's', 'c'] as const).entries())
+      await runAs(t[key], () => log.append('thing.changed', { tenant: label[key], mark: `single-${key}-${i}` }));
     expect(await pid(t.c)).toBe(first);
     expect(await countsAt('public')).toEqual({ [t.s]: 9 });
     expect(await countsAt('t_c')).toEqual({ [t.c]: 9 });
     // (the home database rang for these two itself: the LISTEN connections are on it)
-    await Promise.all([got.s1.untilMark('single-s-2'), got.s2.untilMark('single-s-2'), got.c1.untilMark('single-c-3'), got.c2.untilMark('single-c-3')]);
+    await Promise.all([
+      got.s1.untilMark('single-s-2'),
+      got.s2.untilMark('single-s-2'),
+      got.c1.untilMark('single-c-3'),
+      got.c2.untilMark('single-c-3'),
+    ]);
   });
 
   it("rings after the caller's own transaction with announce(): a database-tier tenant's event, committed with its change", async () => {
@@ -232,14 +267,16 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     expect(got.d2.events.length).toBe(before + 1);
   });
 
-  it('puts only routes on the channel, and a forged doorbell (another tenant\'s route, garbage) delivers nothing foreign', async () => {
+  it("puts only routes on the channel, and a forged doorbell (another tenant's route, garbage) delivers nothing foreign", async () => {
     await spy.client.query('select 1'); // notifications queued before this answer have been read
     expect(spy.seen.length).toBeGreaterThan(0);
     for (const n of spy.seen) {
       expect(n.payload).toMatch(/^[0-9a-f]{32}$/);
       for (const id of Object.values(t)) expect(n.payload).not.toContain(id.replace(/-/g, '').slice(0, 12));
     }
-    const routes = await Promise.all((['s', 'c', 'd'] as const).map(async (key) => (await one.bus.log.head(t[key])).route));
+    const routes = await Promise.all(
+      (['s', 'c', 'd'] as const).map(async (key) => (await one.bus.log.head(t[key])).route),
+    );
     expect(new Set(routes).size).toBe(3);
     const counts = Object.fromEntries(Object.entries(got).map(([k, c]) => [k, c.events.length]));
     for (const payload of [...routes, ...routes, 'not a route', '0'.repeat(32), routes[2]!.toUpperCase()]) {
@@ -282,7 +319,9 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     expect(got1.seqs).toEqual([1, 2]);
     expect(router.peek(e)).toMatchObject({ tier: 'schema', schema: 't_e' });
     expect(await countsAt('public')).not.toHaveProperty(e);
-    expect((await db.admin.query('select count(*)::int as n from t_e.tenant_events where tenant_id = $1', [e])).rows[0].n).toBe(2);
+    expect(
+      (await db.admin.query('select count(*)::int as n from t_e.tenant_events where tenant_id = $1', [e])).rows[0].n,
+    ).toBe(2);
   });
 
   it("refuses an event for another tenant in every tier, and the other tenant's log is unchanged", async () => {
@@ -293,7 +332,11 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
       ['c', 'd'],
       ['d', 's'],
     ] as const) {
-      await expect(runAs(t[writer], () => one.pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]))).rejects.toMatchObject({ code: '42501' });
+      await expect(
+        runAs(t[writer], () =>
+          one.pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]),
+        ),
+      ).rejects.toMatchObject({ code: '42501' });
     }
     expect([await countsAt('public'), await countsAt('t_c'), await countsAt('d_db')]).toEqual(before);
   });
@@ -311,11 +354,25 @@ describe.skipIf(!reachable)('the same over Redis', () => {
   });
 
   it("delivers each tier's events to its own subscribers only, across instances", async () => {
-    const [one, two] = [0, 1].map(() => instance(new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel })));
+    const [one, two] = [0, 1].map(() =>
+      instance(new RedisLiveTransport({ subscriber: connect(opened), publisher: connect(opened), channel })),
+    );
     mine.push(one!.bus, two!.bus);
-    const got = { s: await subscribe(two!.bus, t.s), c: await subscribe(two!.bus, t.c), d: await subscribe(two!.bus, t.d) };
-    const heads = { s: (await one!.bus.log.head(t.s)).lastSeq, c: (await one!.bus.log.head(t.c)).lastSeq, d: (await one!.bus.log.head(t.d)).lastSeq };
-    for (let i = 0; i < 3; i++) for (const key of ['d', 'c', 's'] as const) await runAs(t[key], () => one!.bus.publish('thing.changed', { tenant: key, n: i, ...(i === 2 ? { mark: 'redis-done' } : {}) }));
+    const got = {
+      s: await subscribe(two!.bus, t.s),
+      c: await subscribe(two!.bus, t.c),
+      d: await subscribe(two!.bus, t.d),
+    };
+    const heads = {
+      s: (await one!.bus.log.head(t.s)).lastSeq,
+      c: (await one!.bus.log.head(t.c)).lastSeq,
+      d: (await one!.bus.log.head(t.d)).lastSeq,
+    };
+    for (let i = 0; i < 3; i++)
+      for (const key of ['d', 'c', 's'] as const)
+        await runAs(t[key], () =>
+          one!.bus.publish('thing.changed', { tenant: key, n: i, ...(i === 2 ? { mark: 'redis-done' } : {}) }),
+        );
     await Promise.all(Object.values(got).map((c) => c.untilMark('redis-done')));
     for (const key of ['s', 'c', 'd'] as const) {
       expect(got[key].seqs).toEqual([1, 2, 3].map((n) => heads[key] + n));

@@ -31,7 +31,10 @@ async function stored(): Promise<{ tenant_id: string; body: string }[]> {
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  await createNotesTable(tdb, [[A, 'a-seed'], [B, 'b-seed']]);
+  await createNotesTable(tdb, [
+    [A, 'a-seed'],
+    [B, 'b-seed'],
+  ]);
   pool = tdb.appPool({ max: 4 });
   db = drizzle(pool);
 });
@@ -50,22 +53,32 @@ describe('Drizzle on a TenantPool', () => {
   });
 
   it('inserts take the tenant from context and return it', async () => {
-    const rows = await runAs(A, async () => await db.insert(notes).values({ body: 'a-drizzle' }).returning({ tenantId: notes.tenantId, body: notes.body }));
+    const rows = await runAs(
+      A,
+      async () =>
+        await db.insert(notes).values({ body: 'a-drizzle' }).returning({ tenantId: notes.tenantId, body: notes.body }),
+    );
     expect(rows).toEqual([{ tenantId: A, body: 'a-drizzle' }]);
     expect(await stored()).toContainEqual({ tenant_id: A, body: 'a-drizzle' });
   });
 
   it('an insert naming another tenant is refused (42501) and nothing is stored', async () => {
     const before = await stored();
-    const error = await runAs(A, async () => await db.insert(notes).values({ tenantId: B, body: 'forged' })).catch((e: unknown) => e);
-    const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+    const error = await runAs(A, async () => await db.insert(notes).values({ tenantId: B, body: 'forged' })).catch(
+      (e: unknown) => e,
+    );
+    const code =
+      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
     expect(code).toBe('42501');
     expect(await stored()).toEqual(before);
   });
 
   it('updates and deletes of another tenant’s rows touch nothing', async () => {
     const before = await stored();
-    const updated = await runAs(A, async () => await db.update(notes).set({ body: 'pwned' }).where(eq(notes.tenantId, B)).returning());
+    const updated = await runAs(
+      A,
+      async () => await db.update(notes).set({ body: 'pwned' }).where(eq(notes.tenantId, B)).returning(),
+    );
     const deleted = await runAs(A, async () => await db.delete(notes).where(eq(notes.body, 'b-seed')).returning());
     expect(updated).toEqual([]);
     expect(deleted).toEqual([]);
@@ -100,7 +113,9 @@ describe('Drizzle on a TenantPool', () => {
           if (i % 2) await db.insert(notes).values({ body: `own-${t}` });
           else await db.transaction((tx) => tx.insert(notes).values({ body: `own-${t}` }));
           for (let round = 0; round < 5; round++) {
-            expect(await db.select({ tenantId: notes.tenantId, body: notes.body }).from(notes)).toEqual([{ tenantId: t, body: `own-${t}` }]);
+            expect(await db.select({ tenantId: notes.tenantId, body: notes.body }).from(notes)).toEqual([
+              { tenantId: t, body: `own-${t}` },
+            ]);
           }
         }),
       ),
@@ -111,34 +126,41 @@ describe('Drizzle on a TenantPool', () => {
 
   // pgbouncer 1.18 in transaction mode does not carry named prepared statements across
   // server sessions (protocol-level prepared statements arrived in pgbouncer 1.21).
-  it.skipIf(Boolean(process.env.TENANTRY_TEST_APP_PORT))('a named prepared statement reused across tenants returns each tenant its rows', async () => {
-    const single = drizzle(tdb.appPool({ max: 1 }));
-    const byBody = single
-      .select({ tenantId: notes.tenantId, body: notes.body })
-      .from(notes)
-      .where(ne(notes.body, sql.placeholder('not')))
-      .prepare('notes_by_body');
-    for (let round = 0; round < 3; round++) {
-      expect(await runAs(A, () => byBody.execute({ not: 'x' }))).toContainEqual({ tenantId: A, body: 'a-seed' });
-      const b = await runAs(B, () => byBody.execute({ not: 'x' }));
-      expect(b.length).toBeGreaterThan(0);
-      expect(b.every((r) => r.tenantId === B)).toBe(true);
-      expect(await runWithoutTenant(() => byBody.execute({ not: 'x' }))).toEqual([]);
-    }
-  });
+  it.skipIf(Boolean(process.env.TENANTRY_TEST_APP_PORT))(
+    'a named prepared statement reused across tenants returns each tenant its rows',
+    async () => {
+      const single = drizzle(tdb.appPool({ max: 1 }));
+      const byBody = single
+        .select({ tenantId: notes.tenantId, body: notes.body })
+        .from(notes)
+        .where(ne(notes.body, sql.placeholder('not')))
+        .prepare('notes_by_body');
+      for (let round = 0; round < 3; round++) {
+        expect(await runAs(A, () => byBody.execute({ not: 'x' }))).toContainEqual({ tenantId: A, body: 'a-seed' });
+        const b = await runAs(B, () => byBody.execute({ not: 'x' }));
+        expect(b.length).toBeGreaterThan(0);
+        expect(b.every((r) => r.tenantId === B)).toBe(true);
+        expect(await runWithoutTenant(() => byBody.execute({ not: 'x' }))).toEqual([]);
+      }
+    },
+  );
 
   // Drizzle's query builders are lazy thenables that start only when `.then` is called. runAs
   // starts a non-Promise thenable that fn returns inside the tenant scope and returns a Promise
   // of its value; before that, the caller's `await` started it outside the scope, with no tenant.
   it('runAs(t, () => lazyDrizzleQuery) runs the query as t', async () => {
-    const rows = await runAs(A, () => db.select({ tenantId: notes.tenantId, body: notes.body }).from(notes).where(eq(notes.body, 'a-seed')));
+    const rows = await runAs(A, () =>
+      db.select({ tenantId: notes.tenantId, body: notes.body }).from(notes).where(eq(notes.body, 'a-seed')),
+    );
     expect(rows).toEqual([{ tenantId: A, body: 'a-seed' }]);
     const returned = runAs(B, () => db.select({ tenantId: notes.tenantId }).from(notes).where(ne(notes.body, '')));
     expect(returned).toBeInstanceOf(Promise); // already started, inside B's scope
     const bRows = await returned;
     expect(bRows.length).toBeGreaterThan(0);
     expect(bRows.every((r) => r.tenantId === B)).toBe(true);
-    const inserted = await runAs(B, () => db.insert(notes).values({ body: 'b-lazy' }).returning({ tenantId: notes.tenantId }));
+    const inserted = await runAs(B, () =>
+      db.insert(notes).values({ body: 'b-lazy' }).returning({ tenantId: notes.tenantId }),
+    );
     expect(inserted).toEqual([{ tenantId: B }]);
     expect(await stored()).toContainEqual({ tenant_id: B, body: 'b-lazy' });
     await tdb.admin.query(`delete from notes where body = 'b-lazy'`);
@@ -154,9 +176,13 @@ describe('Drizzle on a TenantPool', () => {
     expect(read.length).toBeGreaterThan(0);
     expect(read.every((r) => r.tenantId === A)).toBe(true);
     const before = await stored();
-    const write = await runAs(B, () => db.insert(notes).values({ tenantId: A, body: 'lazy-forged' })).catch((e: unknown) => e);
+    const write = await runAs(B, () => db.insert(notes).values({ tenantId: A, body: 'lazy-forged' })).catch(
+      (e: unknown) => e,
+    );
     expect(((write as { cause?: { code?: string } }).cause ?? (write as { code?: string })).code).toBe('42501');
-    const update = await runAs(B, () => db.update(notes).set({ body: 'pwned' }).where(eq(notes.tenantId, A)).returning());
+    const update = await runAs(B, () =>
+      db.update(notes).set({ body: 'pwned' }).where(eq(notes.tenantId, A)).returning(),
+    );
     expect(update).toEqual([]);
     expect(await stored()).toEqual(before);
   });
@@ -197,9 +223,14 @@ describe('raw node-postgres, callback style', () => {
           new Promise<{ t: string; rows: { tenant_id: string }[] }>((resolve, reject) =>
             runAs(t, () =>
               i % 2
-                ? pool.query('select tenant_id from notes', (err: Error | undefined, res: pg.QueryResult) => (err ? reject(err) : resolve({ t, rows: res.rows })))
-                : pool.query('select tenant_id from notes where body <> $1', [''], (err: Error | undefined, res: pg.QueryResult) =>
+                ? pool.query('select tenant_id from notes', (err: Error | undefined, res: pg.QueryResult) =>
                     err ? reject(err) : resolve({ t, rows: res.rows }),
+                  )
+                : pool.query(
+                    'select tenant_id from notes where body <> $1',
+                    [''],
+                    (err: Error | undefined, res: pg.QueryResult) =>
+                      err ? reject(err) : resolve({ t, rows: res.rows }),
                   ),
             ),
           ),
@@ -216,10 +247,14 @@ describe('raw node-postgres, callback style', () => {
       return new Promise<{ tenant_id: string }[]>((resolve, reject) => {
         pool.connect((err, client, done) => {
           if (err || !client) return reject(err);
-          client.query('select tenant_id from notes where body <> $1', [''], (qerr: Error | undefined, res: pg.QueryResult) => {
-            done();
-            return qerr ? reject(qerr) : resolve(res.rows);
-          });
+          client.query(
+            'select tenant_id from notes where body <> $1',
+            [''],
+            (qerr: Error | undefined, res: pg.QueryResult) => {
+              done();
+              return qerr ? reject(qerr) : resolve(res.rows);
+            },
+          );
         });
       });
     });

@@ -30,7 +30,10 @@ async function stored(): Promise<{ tenant_id: string; body: string }[]> {
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  await createNotesTable(tdb, [[A, 'a-seed'], [B, 'b-seed']]);
+  await createNotesTable(tdb, [
+    [A, 'a-seed'],
+    [B, 'b-seed'],
+  ]);
   pool = tdb.appPool({ max: 4 });
   db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 });
@@ -50,21 +53,27 @@ describe('Kysely on a TenantPool', () => {
   });
 
   it('inserts take the tenant from context (column default) and return it', async () => {
-    const row = await runAs(A, () => db.insertInto('notes').values({ body: 'a-kysely' }).returning(['tenant_id', 'body']).executeTakeFirstOrThrow());
+    const row = await runAs(A, () =>
+      db.insertInto('notes').values({ body: 'a-kysely' }).returning(['tenant_id', 'body']).executeTakeFirstOrThrow(),
+    );
     expect(row).toEqual({ tenant_id: A, body: 'a-kysely' });
     expect(await stored()).toContainEqual({ tenant_id: A, body: 'a-kysely' });
   });
 
   it('an insert naming another tenant is refused by PostgreSQL (42501), and nothing is stored', async () => {
     const before = await stored();
-    const error = await runAs(A, () => db.insertInto('notes').values({ tenant_id: B, body: 'forged' }).execute()).catch((e: unknown) => e);
+    const error = await runAs(A, () => db.insertInto('notes').values({ tenant_id: B, body: 'forged' }).execute()).catch(
+      (e: unknown) => e,
+    );
     expect((error as { code?: string }).code).toBe('42501');
     expect(await stored()).toEqual(before);
   });
 
   it('updates and deletes of another tenant’s rows touch nothing', async () => {
     const before = await stored();
-    const updated = await runAs(A, () => db.updateTable('notes').set({ body: 'pwned' }).where('tenant_id', '=', B).executeTakeFirst());
+    const updated = await runAs(A, () =>
+      db.updateTable('notes').set({ body: 'pwned' }).where('tenant_id', '=', B).executeTakeFirst(),
+    );
     const deleted = await runAs(A, () => db.deleteFrom('notes').where('body', '=', 'b-seed').executeTakeFirst());
     expect(updated.numUpdatedRows).toBe(0n);
     expect(deleted.numDeletedRows).toBe(0n);
@@ -107,7 +116,9 @@ describe('Kysely on a TenantPool', () => {
     ).catch((e: unknown) => e);
     expect((error as { code?: string }).code).toBe('22012');
     expect(await stored()).toEqual(before);
-    expect(await runAs(A, () => db.selectFrom('notes').select('body').where('body', '=', 'a-seed').execute())).toEqual([{ body: 'a-seed' }]);
+    expect(await runAs(A, () => db.selectFrom('notes').select('body').where('body', '=', 'a-seed').execute())).toEqual([
+      { body: 'a-seed' },
+    ]);
   });
 
   it('many tenants at once, mixing transactions and plain statements, stay apart', async () => {
@@ -115,8 +126,18 @@ describe('Kysely on a TenantPool', () => {
     await Promise.all(
       tenants.map((t, i) =>
         runAs(t, async () => {
-          if (i % 2) await db.insertInto('notes').values({ body: `own-${t}` }).execute();
-          else await db.transaction().execute((trx) => trx.insertInto('notes').values({ body: `own-${t}` }).execute());
+          if (i % 2)
+            await db
+              .insertInto('notes')
+              .values({ body: `own-${t}` })
+              .execute();
+          else
+            await db.transaction().execute((trx) =>
+              trx
+                .insertInto('notes')
+                .values({ body: `own-${t}` })
+                .execute(),
+            );
           for (let round = 0; round < 5; round++) {
             const rows = await db.selectFrom('notes').select(['tenant_id', 'body']).execute();
             expect(rows).toEqual([{ tenant_id: t, body: `own-${t}` }]);

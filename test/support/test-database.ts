@@ -53,7 +53,15 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
   const ownerRole = options.ownerRole ?? `${name}_owner`;
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
   const supportRole = options.supportRole;
-  await install(adminUrl, { ...options, appRole, ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret });
+  await install(adminUrl, {
+    ...options,
+    appRole,
+    ownerRole,
+    appPassword: ROLE_PASSWORD,
+    ownerPassword: ROLE_PASSWORD,
+    supportPassword: ROLE_PASSWORD,
+    contextSecret,
+  });
   const appUrl = withDatabase(rootUrl, name, appRole, process.env.TENANTRY_TEST_APP_PORT);
   return openTestDatabase(
     {
@@ -101,7 +109,12 @@ export function openTestDatabase(
     admin,
     owner,
     appPool(config = {}) {
-      const pool = new TenantPool({ connectionString: facts.appUrl, contextSecret: facts.contextSecret, max: 8, ...config });
+      const pool = new TenantPool({
+        connectionString: facts.appUrl,
+        contextSecret: facts.contextSecret,
+        max: 8,
+        ...config,
+      });
       pools.push(pool);
       return pool;
     },

@@ -33,13 +33,19 @@ describe('toThrowTenantScopeMissing', () => {
 
   it('passes for a statement the query guard refuses in enforce mode', async () => {
     await QueryGuard.ready();
-    const guarded = db.appPool({ guard: new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.notes']) }) });
+    const guarded = db.appPool({
+      guard: new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.notes']) }),
+    });
     await expect(runAs(A, () => guarded.query('select * from notes'))).rejects.toThrowTenantScopeMissing();
-    await expect(runAs(A, () => guarded.query('select * from notes where tenant_id = $1', [A]))).resolves.not.toThrowTenantScopeMissing();
+    await expect(
+      runAs(A, () => guarded.query('select * from notes where tenant_id = $1', [A])),
+    ).resolves.not.toThrowTenantScopeMissing();
   });
 
   it('fails, with a message naming what was thrown, for another error or none', async () => {
-    expect(() => expect(() => undefined).toThrowTenantScopeMissing()).toThrow('expected an error with code TENANT_SCOPE_MISSING, but nothing was thrown');
+    expect(() => expect(() => undefined).toThrowTenantScopeMissing()).toThrow(
+      'expected an error with code TENANT_SCOPE_MISSING, but nothing was thrown',
+    );
     await expect(expect(Promise.reject(new TenantNotFoundError())).rejects.toThrowTenantScopeMissing()).rejects.toThrow(
       'expected an error with code TENANT_SCOPE_MISSING, got TenantNotFoundError with code TENANT_NOT_FOUND',
     );
@@ -57,22 +63,30 @@ describe('toThrowCrossTenantRow', () => {
   });
 
   it('fails for other errors', () => {
-    expect(new CrossTenantRowError({ tableOid: 1, column: 'tenant_id' })).toThrowCrossTenantRow({ column: 'tenant_id' });
-    expect(() => expect(new TenantNotFoundError()).toThrowCrossTenantRow()).toThrow(/got TenantNotFoundError with code TENANT_NOT_FOUND/);
+    expect(new CrossTenantRowError({ tableOid: 1, column: 'tenant_id' })).toThrowCrossTenantRow({
+      column: 'tenant_id',
+    });
+    expect(() => expect(new TenantNotFoundError()).toThrowCrossTenantRow()).toThrow(
+      /got TenantNotFoundError with code TENANT_NOT_FOUND/,
+    );
   });
 });
 
 describe('toBeRefusedByRls', () => {
   it('passes for a WITH CHECK refusal (42501) and for a statement that reached no row', async () => {
-    await expect(runAs(B, () => pool.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'forged']))).rejects.toBeRefusedByRls();
-    await expect(runAs(B, () => pool.query(`update notes set body = 'x' where tenant_id = $1`, [A]))).resolves.toBeRefusedByRls();
+    await expect(
+      runAs(B, () => pool.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'forged'])),
+    ).rejects.toBeRefusedByRls();
+    await expect(
+      runAs(B, () => pool.query(`update notes set body = 'x' where tenant_id = $1`, [A])),
+    ).resolves.toBeRefusedByRls();
     await expect(pool.query('select * from notes')).resolves.toBeRefusedByRls();
   });
 
   it('fails when the statement reached rows, or failed for another reason', async () => {
-    await expect(expect(runAs(A, () => pool.query('select body from notes'))).resolves.toBeRefusedByRls()).rejects.toThrow(
-      'expected a refusal (42501 or no rows), but it reached 1 row(s)',
-    );
+    await expect(
+      expect(runAs(A, () => pool.query('select body from notes'))).resolves.toBeRefusedByRls(),
+    ).rejects.toThrow('expected a refusal (42501 or no rows), but it reached 1 row(s)');
     await expect(expect(runAs(A, () => pool.query('select 1/0'))).rejects.toBeRefusedByRls()).rejects.toThrow(
       'expected a refusal (42501 or no rows), got error with code 22012',
     );
@@ -83,7 +97,9 @@ describe('toBeRefusedByRls', () => {
 describe('toHaveTenantryCode', () => {
   it("matches Tenantry's codes and SQLSTATEs", async () => {
     expect(new TenantNotFoundError()).toHaveTenantryCode('TENANT_NOT_FOUND');
-    await expect(runAs(A, () => pool.query('insert into notes (tenant_id, id, body) select tenant_id, id, body from notes'))).rejects.toHaveTenantryCode('23505');
+    await expect(
+      runAs(A, () => pool.query('insert into notes (tenant_id, id, body) select tenant_id, id, body from notes')),
+    ).rejects.toHaveTenantryCode('23505');
     expect(new TenantNotFoundError()).not.toHaveTenantryCode('TENANT_SUSPENDED');
   });
 });

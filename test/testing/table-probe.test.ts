@@ -24,7 +24,11 @@ let pool: TenantPool;
 let tenants: TenantFactory<undefined>;
 let context: IsolationContext;
 
-const notes = (table: string): TenantTableSpec => ({ table, columns: (_, i) => ({ body: `secret ${i}` }), update: { column: 'body', value: 'changed' } });
+const notes = (table: string): TenantTableSpec => ({
+  table,
+  columns: (_, i) => ({ body: `secret ${i}` }),
+  update: { column: 'body', value: 'changed' },
+});
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -84,7 +88,9 @@ describe('a correctly registered table', () => {
   it('seeded rows in both tenants and leaves them as they were', async () => {
     expect(probe.keysA).toHaveLength(2);
     expect(probe.keysB).toHaveLength(1);
-    const { rows } = await db.admin.query('select tenant_id, body from notes order by tenant_id = $1 desc, body', [context.tenantA.tenant.id]);
+    const { rows } = await db.admin.query('select tenant_id, body from notes order by tenant_id = $1 desc, body', [
+      context.tenantA.tenant.id,
+    ]);
     expect(rows).toEqual([
       { tenant_id: context.tenantA.tenant.id, body: 'secret 0' },
       { tenant_id: context.tenantA.tenant.id, body: 'secret 1' },
@@ -115,14 +121,19 @@ describe('a table with another tenant column and a composite text key', () => {
         { book: 'main', code: 'entry-0' },
         { book: 'main', code: 'entry-1' },
       ]);
-      for (const attempt of TABLE_ATTEMPTS) expect((await probe.run(attempt.kind, attempt.actor)).leaks, `${attempt.kind} as ${attempt.actor}`).toEqual([]);
+      for (const attempt of TABLE_ATTEMPTS)
+        expect((await probe.run(attempt.kind, attempt.actor)).leaks, `${attempt.kind} as ${attempt.actor}`).toEqual([]);
       expect(await probe.run('guess', 'tenant-b')).toMatchObject({ tries: 2 * 3 });
       // and the same table with its policy opened is caught
       await db.owner.query('create policy open_door on ledger using (true) with check (true)');
       // B takes A's rows into B: from the outside, two rows are gone
-      expect((await probe.run('update', 'tenant-b')).leaks).toContain('rows of other tenants in public.ledger changed: 0 added, 2 removed, 0 modified');
+      expect((await probe.run('update', 'tenant-b')).leaks).toContain(
+        'rows of other tenants in public.ledger changed: 0 added, 2 removed, 0 modified',
+      );
       // with no tenant, A's rows (seeded again) are changed in place
-      expect((await probe.run('update', 'no-tenant')).leaks).toContain('rows of other tenants in public.ledger changed: 0 added, 0 removed, 2 modified');
+      expect((await probe.run('update', 'no-tenant')).leaks).toContain(
+        'rows of other tenants in public.ledger changed: 0 added, 0 removed, 2 modified',
+      );
     } finally {
       await db.owner.query('drop policy if exists open_door on ledger');
       await probe.cleanup();
@@ -135,10 +146,13 @@ describe('a permissive policy planted next to the isolation policy', () => {
     await db.owner.query('create policy open_door on open_notes using (true) with check (true)');
   });
 
-  it.each(['read', 'list', 'insert', 'move', 'update', 'delete', 'guess'] as const)('tenant B: %s is reported as a leak', async (kind) => {
-    const leaks = await attack(notes('open_notes'), kind, 'tenant-b');
-    expect(leaks.length).toBeGreaterThan(0);
-  });
+  it.each(['read', 'list', 'insert', 'move', 'update', 'delete', 'guess'] as const)(
+    'tenant B: %s is reported as a leak',
+    async (kind) => {
+      const leaks = await attack(notes('open_notes'), kind, 'tenant-b');
+      expect(leaks.length).toBeGreaterThan(0);
+    },
+  );
 
   it('reports what got through in words, without data', async () => {
     const read = await attack(notes('open_notes'), 'read', 'tenant-b');
@@ -147,7 +161,11 @@ describe('a permissive policy planted next to the isolation policy', () => {
     const del = await attack(notes('open_notes'), 'delete', 'tenant-b');
     expect(del).toContain('rows of other tenants in open_notes changed: 0 added, 2 removed, 0 modified');
     const insert = await attack(notes('open_notes'), 'insert', 'tenant-b');
-    expect(insert).toEqual([expect.stringMatching(/insert a copy of A's row \(tenant A\): not refused by the row policy \(it failed later, with 23505\)/)]);
+    expect(insert).toEqual([
+      expect.stringMatching(
+        /insert a copy of A's row \(tenant A\): not refused by the row policy \(it failed later, with 23505\)/,
+      ),
+    ]);
     expect(JSON.stringify([read, del, insert])).not.toMatch(/secret|[0-9a-f]{8}-[0-9a-f]{4}-/);
   });
 
@@ -165,7 +183,10 @@ describe('row level security disabled by hand', () => {
 
   it('makes every attempt of tenant B and of no tenant fail', async () => {
     for (const attempt of TABLE_ATTEMPTS) {
-      expect(await attack(notes('norls_notes'), attempt.kind, attempt.actor), `${attempt.kind} as ${attempt.actor}`).not.toEqual([]);
+      expect(
+        await attack(notes('norls_notes'), attempt.kind, attempt.actor),
+        `${attempt.kind} as ${attempt.actor}`,
+      ).not.toEqual([]);
     }
   });
 });
@@ -182,7 +203,8 @@ describe('a policy whose WITH CHECK lets any row in', () => {
     // SELECT policies' USING too, so the kit reports only what really gets through
     const leaking = [];
     for (const attempt of TABLE_ATTEMPTS) {
-      if ((await attack(notes('nocheck_notes'), attempt.kind, attempt.actor)).length > 0) leaking.push(`${attempt.actor} ${attempt.kind}`);
+      if ((await attack(notes('nocheck_notes'), attempt.kind, attempt.actor)).length > 0)
+        leaking.push(`${attempt.actor} ${attempt.kind}`);
     }
     expect(leaking).toEqual(['tenant-b insert', 'no-tenant insert']);
   });
@@ -212,11 +234,13 @@ describe('guessable ids', () => {
     }
   });
 
-  it("reports a row of A that only a guessed id reaches (a policy that shows it to everyone)", async () => {
+  it('reports a row of A that only a guessed id reaches (a policy that shows it to everyone)', async () => {
     const probe = await prepareTableProbe(resolveTable(notes('peek_notes')), context);
     try {
       // the next id after B's seeded row (3) belongs to A and is not one of the seeded rows
-      await db.admin.query(`insert into peek_notes (tenant_id, body) values ($1, 'hidden')`, [context.tenantA.tenant.id]);
+      await db.admin.query(`insert into peek_notes (tenant_id, body) values ($1, 'hidden')`, [
+        context.tenantA.tenant.id,
+      ]);
       await db.owner.query(`create policy peek on peek_notes for select using (body = 'hidden')`);
       expect((await probe.run('read', 'tenant-b')).leaks).toEqual([]);
       const guess = await probe.run('guess', 'tenant-b');
@@ -229,7 +253,9 @@ describe('guessable ids', () => {
 
 describe('a suite that could pass for the wrong reason refuses to run', () => {
   it('a privileged connection that does not see through RLS', async () => {
-    await expect(prepareTableProbe(resolveTable(notes('notes')), { ...context, privileged: pool })).rejects.toMatchObject({
+    await expect(
+      prepareTableProbe(resolveTable(notes('notes')), { ...context, privileged: pool }),
+    ).rejects.toMatchObject({
       code: 'CONFIGURATION_ERROR',
       message: expect.stringContaining('not visible to the privileged connection'),
     });
@@ -240,7 +266,13 @@ describe('a suite that could pass for the wrong reason refuses to run', () => {
     try {
       const spec: TenantTableSpec = {
         table: 'notes',
-        seed: async ({ party, privileged, index }) => (await privileged.query('insert into notes (tenant_id, body) values ($1, $2) returning id', [party.tenant.id, `raw ${index}`])).rows[0],
+        seed: async ({ party, privileged, index }) =>
+          (
+            await privileged.query('insert into notes (tenant_id, body) values ($1, $2) returning id', [
+              party.tenant.id,
+              `raw ${index}`,
+            ])
+          ).rows[0],
         update: { column: 'body', value: 'x' },
       };
       await expect(prepareTableProbe(resolveTable(spec), { ...context, pool: raw })).rejects.toMatchObject({
@@ -254,7 +286,9 @@ describe('a suite that could pass for the wrong reason refuses to run', () => {
 
   it('a pool whose query guard (enforce) refuses the statements before PostgreSQL sees them', async () => {
     await QueryGuard.ready();
-    const guarded = db.appPool({ guard: new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.notes']) }) });
+    const guarded = db.appPool({
+      guard: new QueryGuard({ mode: 'enforce', tables: TenantTableMap.from(['public.notes']) }),
+    });
     await expect(prepareTableProbe(resolveTable(notes('notes')), { ...context, pool: guarded })).rejects.toMatchObject({
       code: 'CONFIGURATION_ERROR',
       message: expect.stringContaining('the pool has a query guard in enforce mode'),
@@ -262,14 +296,24 @@ describe('a suite that could pass for the wrong reason refuses to run', () => {
   });
 
   it('an update value the column refuses is a failure, not a pass', async () => {
-    const leaks = await attack({ ...notes('notes'), update: { column: 'id', value: 'not a uuid' } }, 'update', 'tenant-b');
+    const leaks = await attack(
+      { ...notes('notes'), update: { column: 'id', value: 'not a uuid' } },
+      'update',
+      'tenant-b',
+    );
     expect(leaks.length).toBeGreaterThan(0);
-    expect(leaks[0]).toMatch(/update by id \(row 1\): failed with 22P02 instead of being refused, so it proves nothing/);
+    expect(leaks[0]).toMatch(
+      /update by id \(row 1\): failed with 22P02 instead of being refused, so it proves nothing/,
+    );
   });
 
   it('a spec without a way to seed, or with an unsafe identifier, is refused when declared', () => {
-    expect(() => resolveTable({ table: 'notes', update: { column: 'body', value: 'x' } })).toThrow(/exactly one of columns or seed/);
+    expect(() => resolveTable({ table: 'notes', update: { column: 'body', value: 'x' } })).toThrow(
+      /exactly one of columns or seed/,
+    );
     expect(() => resolveTable({ ...notes('notes'), table: 'notes; drop table notes' })).toThrow(/Invalid table name/);
-    expect(() => resolveTable({ ...notes('notes'), idColumns: ['tenant_id'] })).toThrow(/must not include the tenant column/);
+    expect(() => resolveTable({ ...notes('notes'), idColumns: ['tenant_id'] })).toThrow(
+      /must not include the tenant column/,
+    );
   });
 });

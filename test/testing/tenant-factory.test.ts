@@ -7,7 +7,9 @@ let db: TestDatabase;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.owner.query(`create table people (id uuid primary key default gen_random_uuid(), tenant_id uuid not null, email text not null)`);
+  await db.owner.query(
+    `create table people (id uuid primary key default gen_random_uuid(), tenant_id uuid not null, email text not null)`,
+  );
 });
 afterAll(() => db?.drop());
 
@@ -19,7 +21,10 @@ describe('createTenantFactory', () => {
       slugPrefix: 'shop',
       createUser: async (tenant, index) => {
         seen.push(tryCurrentTenant());
-        const { rows } = await db.owner.query<{ id: string }>('insert into people (tenant_id, email) values ($1, $2) returning id', [tenant.id, `user${index}@${tenant.slug}.test`]);
+        const { rows } = await db.owner.query<{ id: string }>(
+          'insert into people (tenant_id, email) values ($1, $2) returning id',
+          [tenant.id, `user${index}@${tenant.slug}.test`],
+        );
         return { id: rows[0]!.id, email: `user${index}@${tenant.slug}.test` };
       },
     });

@@ -66,7 +66,9 @@ describe('three PostgreSQL servers for one test file', () => {
       expect(alive(c.pid!)).toBe(true);
     }
     for (const db of dbs) {
-      const { rows } = await db.admin.query<{ port: number; body: string }>('select inet_server_port() as port, body from notes order by body');
+      const { rows } = await db.admin.query<{ port: number; body: string }>(
+        'select inet_server_port() as port, body from notes order by body',
+      );
       expect(rows.map((r) => r.port)).toEqual([db.cluster.port, db.cluster.port]);
       expect(rows.map((r) => r.body)).toEqual([`a-on-${db.cluster.name}`, `b-on-${db.cluster.name}`]);
     }
@@ -75,7 +77,9 @@ describe('three PostgreSQL servers for one test file', () => {
   it('installs Tenantry on each server with the same role names', async () => {
     for (const db of dbs) {
       expect([db.appRole, db.ownerRole]).toEqual([fleet.roles.app, fleet.roles.owner]);
-      const { rows } = await db.admin.query<{ key: string; value: string }>(`select key, value from tenantry.meta where key in ('app_role', 'owner_role') order by key`);
+      const { rows } = await db.admin.query<{ key: string; value: string }>(
+        `select key, value from tenantry.meta where key in ('app_role', 'owner_role') order by key`,
+      );
       expect(rows).toEqual([
         { key: 'app_role', value: fleet.roles.app },
         { key: 'owner_role', value: fleet.roles.owner },
@@ -87,12 +91,16 @@ describe('three PostgreSQL servers for one test file', () => {
     for (const db of dbs) {
       const pool = db.appPool();
       const aRow = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1', [A])).rows[0]!.id;
-      expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([{ body: `a-on-${db.cluster.name}` }]);
+      expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([
+        { body: `a-on-${db.cluster.name}` },
+      ]);
       await runAs(B, async () => {
         expect((await pool.query('select body from notes where id = $1', [aRow])).rowCount).toBe(0);
         expect((await pool.query(`update notes set body = 'taken' where id = $1`, [aRow])).rowCount).toBe(0);
         expect((await pool.query('delete from notes where id = $1', [aRow])).rowCount).toBe(0);
-        expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'forged']))).toBe('42501');
+        expect(await codeOf(pool.query('insert into notes (tenant_id, body) values ($1, $2)', [A, 'forged']))).toBe(
+          '42501',
+        );
       });
       const truth = await db.admin.query('select tenant_id, body from notes order by body');
       expect(truth.rows).toEqual([
@@ -107,8 +115,14 @@ describe('three PostgreSQL servers for one test file', () => {
     await runAs(A, async () => {
       await one.query('insert into notes (body) values ($1)', ['a-written-to-c1']);
       await two.query('insert into notes (body) values ($1)', ['a-written-to-c2']);
-      expect((await one.query('select body from notes order by body')).rows.map((r) => r.body)).toEqual(['a-on-c1', 'a-written-to-c1']);
-      expect((await two.query('select body from notes order by body')).rows.map((r) => r.body)).toEqual(['a-on-c2', 'a-written-to-c2']);
+      expect((await one.query('select body from notes order by body')).rows.map((r) => r.body)).toEqual([
+        'a-on-c1',
+        'a-written-to-c1',
+      ]);
+      expect((await two.query('select body from notes order by body')).rows.map((r) => r.body)).toEqual([
+        'a-on-c2',
+        'a-written-to-c2',
+      ]);
     });
     expect((await dbs[2]!.admin.query('select body from notes where body like $1', ['a-written%'])).rowCount).toBe(0);
   });
@@ -116,7 +130,11 @@ describe('three PostgreSQL servers for one test file', () => {
   it('a context value signed once is accepted on every server; one signed with another secret is refused', async () => {
     const value = new ContextSigner(fleet.contextSecret).encode(A);
     for (const db of dbs.slice(0, 2)) {
-      const rows = await withRawContext<{ tenant: string; body: string }>(db.appUrl, value, 'select tenantry.current_tenant_id() as tenant, body from notes order by body');
+      const rows = await withRawContext<{ tenant: string; body: string }>(
+        db.appUrl,
+        value,
+        'select tenantry.current_tenant_id() as tenant, body from notes order by body',
+      );
       expect(rows.map((r) => r.tenant)).toEqual(rows.map(() => A));
       expect(rows.map((r) => r.body)).toContain(`a-on-${db.cluster.name}`);
     }
@@ -132,11 +150,16 @@ describe('three PostgreSQL servers for one test file', () => {
     const [x, y] = await Promise.all([cluster.createDatabase(), cluster.createDatabase()]);
     for (const db of [x!, y!]) {
       await createNotesTable(db, [[A, `a-in-${db.name}`]]);
-      expect((await runAs(A, () => db.appPool().query('select body from notes'))).rows).toEqual([{ body: `a-in-${db.name}` }]);
+      expect((await runAs(A, () => db.appPool().query('select body from notes'))).rows).toEqual([
+        { body: `a-in-${db.name}` },
+      ]);
       expect((await runAs(B, () => db.appPool().query('select body from notes'))).rowCount).toBe(0);
     }
     await x!.drop();
-    const left = await dbs[0]!.admin.query<{ n: number }>('select count(*)::int as n from pg_database where datname = any($1)', [[x!.name, y!.name]]);
+    const left = await dbs[0]!.admin.query<{ n: number }>(
+      'select count(*)::int as n from pg_database where datname = any($1)',
+      [[x!.name, y!.name]],
+    );
     expect(left.rows[0]!.n).toBe(1);
   });
 
@@ -146,7 +169,9 @@ describe('three PostgreSQL servers for one test file', () => {
     const pids: number[] = [];
     for (const c of embedded) {
       pids.push(c.pid!);
-      const backends = await dbs.find((d) => d.cluster === c)!.admin.query<{ pid: number }>('select pid from pg_stat_activity');
+      const backends = await dbs
+        .find((d) => d.cluster === c)!
+        .admin.query<{ pid: number }>('select pid from pg_stat_activity');
       pids.push(...backends.rows.map((r) => r.pid));
     }
     expect(pids.length).toBeGreaterThan(embedded.length * 3); // postmaster, checkpointer, walwriter, … per server
@@ -155,13 +180,18 @@ describe('three PostgreSQL servers for one test file', () => {
     expect(pids.filter(alive)).toEqual([]);
     for (const c of embedded) expect(existsSync(c.dataDir!)).toBe(false);
     for (const c of embedded) {
-      expect(await codeOf(new pg.Client({ connectionString: c.adminUrl, connectionTimeoutMillis: 2000 }).connect())).toBe('ECONNREFUSED');
+      expect(
+        await codeOf(new pg.Client({ connectionString: c.adminUrl, connectionTimeoutMillis: 2000 }).connect()),
+      ).toBe('ECONNREFUSED');
     }
   });
 });
 
 describe('useTestClusters', () => {
-  const fleet = useTestClusters(1, { rolePrefix: `tc_${randomBytes(3).toString('hex')}_own`, settings: { max_connections: '50' } });
+  const fleet = useTestClusters(1, {
+    rolePrefix: `tc_${randomBytes(3).toString('hex')}_own`,
+    settings: { max_connections: '50' },
+  });
 
   it('starts the clusters before the tests, with the settings and role prefix it was given', async () => {
     const [cluster] = fleet().clusters;

@@ -20,7 +20,11 @@ const DDL = `
   select tenantry.register_tenant_table('notes');`;
 
 async function tenant(db: TestDatabase, slug: string): Promise<string> {
-  return (await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [slug])).rows[0]!.id;
+  return (
+    await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [
+      slug,
+    ])
+  ).rows[0]!.id;
 }
 
 describe('signed mode', () => {
@@ -40,7 +44,17 @@ describe('signed mode', () => {
     await db.admin.query(`insert into memberships values ($1, 'ann'), ($2, 'bob')`, [a, b]);
     await db.admin.query(`insert into notes values ($1, 1, 'a at home'), ($2, 1, 'b at home')`, [a, b]);
     // A is placed in a database of its own: the home database now refuses A's route-checked statements
-    await createTenantDatabase({ adminUrl: db.adminUrl, ownerUrl: db.ownerUrl, database: database(), ddl: DDL.split('select tenantry.pin_tenant_table')[0]!, appRole: db.appRole, ownerRole: db.ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: db.contextSecret });
+    await createTenantDatabase({
+      adminUrl: db.adminUrl,
+      ownerUrl: db.ownerUrl,
+      database: database(),
+      ddl: DDL.split('select tenantry.pin_tenant_table')[0]!,
+      appRole: db.appRole,
+      ownerRole: db.ownerRole,
+      appPassword: ROLE_PASSWORD,
+      ownerPassword: ROLE_PASSWORD,
+      contextSecret: db.contextSecret,
+    });
     const placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
     await placements.assign(a, { tier: 'database', cluster: 'home', database: database() });
     await placements.end();
@@ -64,7 +78,7 @@ describe('signed mode', () => {
     }
   };
 
-  it("returns the proven tenant where current_tenant_id() refuses its route: the pinned table answers, the moving one refuses", async () => {
+  it('returns the proven tenant where current_tenant_id() refuses its route: the pinned table answers, the moving one refuses', async () => {
     const context = signer.encode(a);
     expect(await as(context, 'select tenantry.home_tenant_id()::text as t')).toEqual([{ t: a }]);
     expect(await codeOf(as(context, 'select tenantry.current_tenant_id()'))).toBe('TR003');
@@ -97,16 +111,22 @@ describe('signed mode', () => {
     await app.query('begin');
     try {
       await app.query('select set_config($1, $2, true)', [CONTEXT_SETTING, signer.encode(b)]);
-      expect(await codeOf(app.query(`insert into memberships (tenant_id, user_name) values ('${a}', 'intruder')`))).toBe('42501');
+      expect(
+        await codeOf(app.query(`insert into memberships (tenant_id, user_name) values ('${a}', 'intruder')`)),
+      ).toBe('42501');
     } finally {
       await app.query('rollback');
     }
-    expect((await db.admin.query('select user_name from memberships where tenant_id = $1', [a])).rows).toEqual([{ user_name: 'ann' }]);
+    expect((await db.admin.query('select user_name from memberships where tenant_id = $1', [a])).rows).toEqual([
+      { user_name: 'ann' },
+    ]);
   });
 
   it('a TenantPool reads the pinned table at home for the placed tenant', async () => {
     const pool = db.appPool();
-    const rows = await runAs(a, () => pool.query('select user_name from memberships where tenant_id = (select tenantry.home_tenant_id())'));
+    const rows = await runAs(a, () =>
+      pool.query('select user_name from memberships where tenant_id = (select tenantry.home_tenant_id())'),
+    );
     expect(rows.rows).toEqual([{ user_name: 'ann' }]);
   });
 });

@@ -43,20 +43,35 @@ async function tenant(slug: string): Promise<string> {
 
 /** `cluster/database` of every audited database with an INSTALL_OUTDATED finding, sorted. */
 function outdated(audit: PlacementsAudit): string[] {
-  return audit.databases.filter((d) => d.report?.findings.some((f) => f.code === 'INSTALL_OUTDATED')).map((d) => `${d.cluster}/${d.database}`).sort();
+  return audit.databases
+    .filter((d) => d.report?.findings.some((f) => f.code === 'INSTALL_OUTDATED'))
+    .map((d) => `${d.cluster}/${d.database}`)
+    .sort();
 }
 
 const clusters = () => ({ home: home.adminUrl, eu: eu.adminUrl });
 /** installEverywhere over both clusters, with the fleet's passwords and context secret. */
 const reinstall = (concurrency: number) =>
-  installEverywhere({ catalog: home.owner, clusters: clusters(), appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: fleet().contextSecret, concurrency });
-
+  installEverywhere({
+    catalog: home.owner,
+    clusters: clusters(),
+    appPassword: ROLE_PASSWORD,
+    ownerPassword: ROLE_PASSWORD,
+    contextSecret: fleet().contextSecret,
+    concurrency,
+  });
 
 /** Runs the CLI as a subprocess against the home database; never throws. */
 async function tenantry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(TSX, [CLI, '--database-url', home.adminUrl, '--dir', dir, ...args], {
-      env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_CONTEXT_SECRET: fleet().contextSecret, TENANTRY_CLUSTERS: '' },
+      env: {
+        ...process.env,
+        TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+        TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+        TENANTRY_CONTEXT_SECRET: fleet().contextSecret,
+        TENANTRY_CLUSTERS: '',
+      },
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -88,11 +103,17 @@ afterAll(async () => {
 });
 
 describe('install digest in every placement', () => {
-  it('a fresh install records this version\'s digest everywhere: doctor finds no INSTALL_OUTDATED', async () => {
+  it("a fresh install records this version's digest everywhere: doctor finds no INSTALL_OUTDATED", async () => {
     for (const db of [home, homeTenantDb, eu, euTenantDb]) expect(await storedDigest(db)).toBe(installDigest());
     const audit = await doctorEverywhere({ catalog: home.owner, clusters: clusters() });
     expect(audit.databases.map((d) => `${d.cluster}/${d.database}`).sort()).toEqual(
-      [`eu/${eu.name}`, `eu/${euTenantDb.name}`, `home/${goneDb}`, `home/${home.name}`, `home/${homeTenantDb.name}`].sort(),
+      [
+        `eu/${eu.name}`,
+        `eu/${euTenantDb.name}`,
+        `home/${goneDb}`,
+        `home/${home.name}`,
+        `home/${homeTenantDb.name}`,
+      ].sort(),
     );
     expect(outdated(audit)).toEqual([]);
     expect(audit.databases.find((d) => d.database === goneDb)?.error).toMatch(/does not exist/);
@@ -102,17 +123,25 @@ describe('install digest in every placement', () => {
     await euTenantDb.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
     await eu.admin.query(`delete from tenantry.meta where key = 'install_digest'`);
     // an install from before home_tenant_id() and is_moving() existed (tenantry_self and tenantry_own_audit go with the first)
-    await homeTenantDb.admin.query(`delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade; drop function tenantry.is_moving()`);
+    await homeTenantDb.admin.query(
+      `delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade; drop function tenantry.is_moving()`,
+    );
     const audit = await doctorEverywhere({ catalog: home.owner, clusters: clusters() });
     expect(outdated(audit)).toEqual([`eu/${eu.name}`, `eu/${euTenantDb.name}`, `home/${homeTenantDb.name}`].sort());
-    const finding = audit.databases.find((d) => d.database === euTenantDb.name)!.report!.findings.find((f) => f.code === 'INSTALL_OUTDATED')!;
+    const finding = audit.databases
+      .find((d) => d.database === euTenantDb.name)!
+      .report!.findings.find((f) => f.code === 'INSTALL_OUTDATED')!;
     expect(finding).toMatchObject({ severity: 'warning', object: euTenantDb.name });
     expect(finding.message).toContain('installed by another Tenantry version');
     expect(finding.fix).toContain('tenantry install --everywhere');
   });
 
   it('installEverywhere re-installs every database; a cluster without a URL fails alone', async () => {
-    const partial = await installEverywhere({ catalog: home.owner, clusters: { home: home.adminUrl }, contextSecret: fleet().contextSecret });
+    const partial = await installEverywhere({
+      catalog: home.owner,
+      clusters: { home: home.adminUrl },
+      contextSecret: fleet().contextSecret,
+    });
     expect(partial.ok).toBe(false);
     const rows = partial.databases.map((d) => [`${d.cluster}/${d.database}`, d.kind, d.ok, d.error]);
     expect(rows).toEqual(
@@ -128,11 +157,18 @@ describe('install digest in every placement', () => {
   });
 
   it('installEverywhere fixes every placement; a database dropped after it was placed is reported while the others succeed; doctor is clean after', async () => {
-    await homeTenantDb.admin.query(`delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade`);
+    await homeTenantDb.admin.query(
+      `delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade`,
+    );
     const report = await reinstall(3);
     expect(report.ok).toBe(false);
     expect(report.installDigest).toBe(installDigest());
-    expect(report.roles).toEqual({ appRole: fleet().roles.app, ownerRole: fleet().roles.owner, supportRole: undefined, contextMode: 'signed' });
+    expect(report.roles).toEqual({
+      appRole: fleet().roles.app,
+      ownerRole: fleet().roles.owner,
+      supportRole: undefined,
+      contextMode: 'signed',
+    });
     const byName = (rows: Array<[string, ...unknown[]]>) => [...rows].sort((a, b) => a[0].localeCompare(b[0]));
     expect(byName(report.databases.map((d) => [`${d.cluster}/${d.database}`, d.kind, d.ok]))).toEqual(
       byName([
@@ -157,21 +193,35 @@ describe('install digest in every placement', () => {
 
     // the same context secret: a context signed for the deployment still verifies in the re-installed database
     const pool = homeTenantDb.appPool();
-    const { rows } = await runAs(tenants['home-db']!, () => pool.query<{ id: string }>('select tenantry.home_tenant_id() as id'));
+    const { rows } = await runAs(tenants['home-db']!, () =>
+      pool.query<{ id: string }>('select tenantry.home_tenant_id() as id'),
+    );
     expect(rows).toEqual([{ id: tenants['home-db'] }]);
   });
 
   it('tenantry install --everywhere prints a line per database and exits 1 when one failed', async () => {
     await euTenantDb.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
-    const r = await tenantry('install', '--everywhere', '--clusters', JSON.stringify({ eu: { adminUrl: eu.adminUrl } }));
+    const r = await tenantry(
+      'install',
+      '--everywhere',
+      '--clusters',
+      JSON.stringify({ eu: { adminUrl: eu.adminUrl } }),
+    );
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('ok ')).sort()).toEqual(
-      [`ok     eu/${eu.name} (shared)`, `ok     eu/${euTenantDb.name} (database)`, `ok     home/${home.name} (shared)`, `ok     home/${homeTenantDb.name} (database)`].sort(),
+      [
+        `ok     eu/${eu.name} (shared)`,
+        `ok     eu/${euTenantDb.name} (database)`,
+        `ok     home/${home.name} (shared)`,
+        `ok     home/${homeTenantDb.name} (database)`,
+      ].sort(),
     );
     const failed = lines.filter((l) => l.startsWith('FAILED'));
     expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatch(new RegExp(`^FAILED home/${goneDb} \\(database\\): database "${goneDb}" does not exist$`));
+    expect(failed[0]).toMatch(
+      new RegExp(`^FAILED home/${goneDb} \\(database\\): database "${goneDb}" does not exist$`),
+    );
     expect(lines).toHaveLength(6);
     expect(lines.at(-1)).toContain('tenantry install --everywhere: 5 databases, 4 installed, 1 failed (signed context');
     expect(await storedDigest(euTenantDb)).toBe(installDigest());
@@ -186,11 +236,14 @@ describe('install digest in every placement', () => {
     // "tuple concurrently updated": each cluster's roles are set by one database's install first
     const c2 = fleet().clusters[1]!;
     const more = await Promise.all(Array.from({ length: 5 }, () => c2.createDatabase()));
-    for (const [i, db] of more.entries()) await placements.assign(await tenant(`eu-more-${i}`), { tier: 'database', cluster: 'eu', database: db.name });
+    for (const [i, db] of more.entries())
+      await placements.assign(await tenant(`eu-more-${i}`), { tier: 'database', cluster: 'eu', database: db.name });
     for (const db of more) await db.admin.query(`delete from tenantry.meta where key = 'install_digest'`);
     for (let round = 0; round < 2; round++) {
       const report = await reinstall(8);
-      expect(report.databases.filter((d) => !d.ok).map((d) => [d.database, d.error])).toEqual([[goneDb, `database "${goneDb}" does not exist`]]);
+      expect(report.databases.filter((d) => !d.ok).map((d) => [d.database, d.error])).toEqual([
+        [goneDb, `database "${goneDb}" does not exist`],
+      ]);
       expect(report.databases).toHaveLength(10);
     }
     for (const db of more) expect(await storedDigest(db)).toBe(installDigest());

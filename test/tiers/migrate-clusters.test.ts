@@ -51,45 +51,59 @@ async function tables(db: ClusterDatabase): Promise<string[]> {
 }
 
 it('migrates every cluster from the catalog; a cluster without a connection is reported, not skipped', async () => {
-  const partial = await migrateEverywhere({ catalog: home.owner, clusters: { home: home.ownerUrl }, migrations: FIXTURES });
+  const partial = await migrateEverywhere({
+    catalog: home.owner,
+    clusters: { home: home.ownerUrl },
+    migrations: FIXTURES,
+  });
   expect(partial.ok).toBe(false);
   // databases first, then schemas, each group by key (the databases' names are random: compare sorted)
   const sorted = <T extends unknown[]>(rows: T[]) => [...rows].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-  expect(sorted(partial.results.map((r) => [r.target.key, r.status, r.failure?.sqlstate ?? null]))).toEqual(sorted([
-    [`eu/?`, 'failed', 'CLUSTER_UNKNOWN'],
-    [`eu/${euTenantDb.name}`, 'failed', 'CLUSTER_UNKNOWN'],
-    [`home/${home.name}`, 'applied', null],
-    [`eu/?/t_eu`, 'failed', 'CLUSTER_UNKNOWN'],
-    [`home/${home.name}/t_home`, 'applied', null],
-  ]));
+  expect(sorted(partial.results.map((r) => [r.target.key, r.status, r.failure?.sqlstate ?? null]))).toEqual(
+    sorted([
+      [`eu/?`, 'failed', 'CLUSTER_UNKNOWN'],
+      [`eu/${euTenantDb.name}`, 'failed', 'CLUSTER_UNKNOWN'],
+      [`home/${home.name}`, 'applied', null],
+      [`eu/?/t_eu`, 'failed', 'CLUSTER_UNKNOWN'],
+      [`home/${home.name}/t_home`, 'applied', null],
+    ]),
+  );
   expect(partial.results.map((r) => r.target.schema === null)).toEqual([true, true, true, false, false]);
 
   const clusters = { home: home.ownerUrl, eu: eu.ownerUrl };
   const full = await migrateEverywhere({ catalog: home.owner, clusters, migrations: FIXTURES });
   expect(full.ok).toBe(true);
-  expect(sorted(full.results.map((r) => [r.target.key, r.target.kind, r.status, r.version]))).toEqual(sorted([
-    [`eu/${eu.name}`, 'shared', 'applied', 3],
-    [`eu/${euTenantDb.name}`, 'database', 'applied', 3],
-    [`home/${home.name}`, 'shared', 'current', 3],
-    [`eu/${eu.name}/t_eu`, 'schema', 'applied', 3],
-    [`home/${home.name}/t_home`, 'schema', 'current', 3],
-  ]));
+  expect(sorted(full.results.map((r) => [r.target.key, r.target.kind, r.status, r.version]))).toEqual(
+    sorted([
+      [`eu/${eu.name}`, 'shared', 'applied', 3],
+      [`eu/${euTenantDb.name}`, 'database', 'applied', 3],
+      [`home/${home.name}`, 'shared', 'current', 3],
+      [`eu/${eu.name}/t_eu`, 'schema', 'applied', 3],
+      [`home/${home.name}/t_home`, 'schema', 'current', 3],
+    ]),
+  );
   expect(await tables(home)).toEqual(['public.note_tags', 'public.notes', 't_home.note_tags', 't_home.notes']);
   expect(await tables(eu)).toEqual(['public.note_tags', 'public.notes', 't_eu.note_tags', 't_eu.notes']);
   expect(await tables(euTenantDb)).toEqual(['public.note_tags', 'public.notes']);
 
   const adminUrls = { home: home.adminUrl, eu: eu.adminUrl };
   const audit = await doctorEverywhere({ catalog: home.owner, clusters: adminUrls });
-  expect(sorted(audit.databases.map((d) => [`${d.cluster}/${d.database}`, d.schemas, d.report?.ok, d.error]))).toEqual(sorted([
-    [`eu/${eu.name}`, ['public', 't_eu'], true, null],
-    [`eu/${euTenantDb.name}`, ['public'], true, null],
-    [`home/${home.name}`, ['public', 't_home'], true, null],
-  ]));
+  expect(sorted(audit.databases.map((d) => [`${d.cluster}/${d.database}`, d.schemas, d.report?.ok, d.error]))).toEqual(
+    sorted([
+      [`eu/${eu.name}`, ['public', 't_eu'], true, null],
+      [`eu/${euTenantDb.name}`, ['public'], true, null],
+      [`home/${home.name}`, ['public', 't_home'], true, null],
+    ]),
+  );
   const client = new pg.Client({ connectionString: euTenantDb.adminUrl });
   await client.connect();
   try {
     const { rows } = await client.query(`select target, version from tenantry.schema_migrations order by version`);
-    expect(rows).toEqual([{ target: 'public', version: 1 }, { target: 'public', version: 2 }, { target: 'public', version: 3 }]);
+    expect(rows).toEqual([
+      { target: 'public', version: 1 },
+      { target: 'public', version: 2 },
+      { target: 'public', version: 3 },
+    ]);
   } finally {
     await client.end();
   }

@@ -34,7 +34,9 @@ let dir: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.admin.query(`insert into tenantry.tenants (slug, name) select 'crash-' || i, 'crash' from generate_series(1, ${SCHEMAS}) i`);
+  await db.admin.query(
+    `insert into tenantry.tenants (slug, name) select 'crash-' || i, 'crash' from generate_series(1, ${SCHEMAS}) i`,
+  );
   await db.admin.query(`do $do$ declare i int; begin
     for i in 1..${SCHEMAS} loop
       execute format('create schema %I authorization %I', 't_crash_' || i, '${db.ownerRole}');
@@ -55,11 +57,26 @@ afterAll(async () => {
 });
 
 it('a run killed mid-way leaves each target at a version or untouched; the next run completes the rest', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', db.adminUrl, 'migrate', '--migrations', dir, '--concurrency', '2'], {
-    cwd: ROOT,
-    env: { ...process.env, TENANTRY_OWNER_DATABASE_URL: db.ownerUrl, TENANTRY_CLUSTERS: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      '--database-url',
+      db.adminUrl,
+      'migrate',
+      '--migrations',
+      dir,
+      '--concurrency',
+      '2',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, TENANTRY_OWNER_DATABASE_URL: db.ownerUrl, TENANTRY_CLUSTERS: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   // progress lines on a pipe: "n/41 targets" every tenth; kill after the third tenth
   await new Promise<void>((resolve, reject) => {
@@ -75,7 +92,9 @@ it('a run killed mid-way leaves each target at a version or untouched; the next 
   expect(await exited).toBe('SIGKILL');
   // the server rolls back the killed run's open transactions as their backends notice the lost client
   for (let i = 0; i < 100; i++) {
-    const { rows } = await db.admin.query(`select count(*)::int as n from pg_stat_activity where application_name = 'tenantry migrate' and datname = current_database()`);
+    const { rows } = await db.admin.query(
+      `select count(*)::int as n from pg_stat_activity where application_name = 'tenantry migrate' and datname = current_database()`,
+    );
     if (rows[0]!.n === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -98,7 +117,12 @@ it('a run killed mid-way leaves each target at a version or untouched; the next 
   expect(migrated).toBeGreaterThanOrEqual(13);
   expect(migrated).toBeLessThan(SCHEMAS + 1);
 
-  const rerun = await migrateEverywhere({ catalog: db.owner, clusters: { home: db.ownerUrl }, migrations: dir, concurrency: 4 });
+  const rerun = await migrateEverywhere({
+    catalog: db.owner,
+    clusters: { home: db.ownerUrl },
+    migrations: dir,
+    concurrency: 4,
+  });
   expect(rerun.ok).toBe(true);
   expect(rerun.results.filter((r) => r.status === 'applied')).toHaveLength(SCHEMAS + 1 - migrated);
   expect((await state()).every((r) => r.recorded && r.title && r.comments)).toBe(true);

@@ -29,7 +29,8 @@ const databases: string[] = [];
 const pools: pg.Pool[] = [];
 const dirs: string[] = [];
 
-const provision = (options: Partial<MigrateLocationOptions> = {}) => migrateLocation({ clusters, cluster: 'home', migrations: FIXTURES, ...options });
+const provision = (options: Partial<MigrateLocationOptions> = {}) =>
+  migrateLocation({ clusters, cluster: 'home', migrations: FIXTURES, ...options });
 const fixture = (file: string) => readFile(path.join(FIXTURES, file), 'utf8');
 
 /** A copy of the fixture migrations plus `extra` files (`tenant/004_x.sql`: sql). */
@@ -42,7 +43,11 @@ async function migrationsWith(extra: Record<string, string> = {}): Promise<strin
 }
 
 /** A tenant database `<test db>_<suffix>` with Tenantry installed and `ddl` run as the owner; its superuser pool. */
-async function tenantDatabase(suffix: string, ddl: string, dataSchemas?: string[]): Promise<{ name: string; admin: pg.Pool }> {
+async function tenantDatabase(
+  suffix: string,
+  ddl: string,
+  dataSchemas?: string[],
+): Promise<{ name: string; admin: pg.Pool }> {
   const name = `${db.name}_${suffix}`;
   databases.push(name);
   await createTenantDatabase({
@@ -66,7 +71,9 @@ async function tenantDatabase(suffix: string, ddl: string, dataSchemas?: string[
 
 /** `tenantry.schema_migrations` of a database: versions per tracking target. */
 async function versions(admin: pg.Pool): Promise<Record<string, number[]>> {
-  const { rows } = await admin.query<{ target: string; v: number[] }>('select target, array_agg(version order by version) as v from tenantry.schema_migrations group by target');
+  const { rows } = await admin.query<{ target: string; v: number[] }>(
+    'select target, array_agg(version order by version) as v from tenantry.schema_migrations group by target',
+  );
   return Object.fromEntries(rows.map((r) => [r.target, r.v]));
 }
 
@@ -92,7 +99,8 @@ afterAll(async () => {
   await placements?.end();
   await Promise.all(pools.map((p) => p.end()));
   if (db) {
-    for (const name of databases) await db.admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+    for (const name of databases)
+      await db.admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
     await db.drop();
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -106,7 +114,14 @@ describe('migrateLocation', () => {
     expect(report).toMatchObject({ ok: true, latest: 3 });
     expect(report.results).toEqual([
       {
-        target: { key: shared, kind: 'shared', cluster: 'home', database: db.name, schema: null, scopes: ['global', 'tenant'] },
+        target: {
+          key: shared,
+          kind: 'shared',
+          cluster: 'home',
+          database: db.name,
+          schema: null,
+          scopes: ['global', 'tenant'],
+        },
         status: 'applied',
         applied: ['001_plans.sql', '002_notes.sql', '003_note_tags.sql'],
         baselined: [],
@@ -114,7 +129,14 @@ describe('migrateLocation', () => {
         failure: null,
       },
       {
-        target: { key: `${shared}/t_new`, kind: 'schema', cluster: 'home', database: db.name, schema: 't_new', scopes: ['tenant'] },
+        target: {
+          key: `${shared}/t_new`,
+          kind: 'schema',
+          cluster: 'home',
+          database: db.name,
+          schema: 't_new',
+          scopes: ['tenant'],
+        },
         status: 'applied',
         applied: ['002_notes.sql', '003_note_tags.sql'],
         baselined: [],
@@ -128,14 +150,31 @@ describe('migrateLocation', () => {
     ]);
     // the same bookkeeping as migrateEverywhere: names, scopes and checksums of the files
     const files = new Map((await loadMigrations(FIXTURES)).map((m) => [m.version, m]));
-    const { rows } = await db.admin.query<{ target: string; version: number; name: string; scope: string; checksum: string }>(
-      'select target, version, name, scope, checksum from tenantry.schema_migrations order by target, version',
-    );
-    expect(rows.map((r) => [r.target, r.version])).toEqual([['public', 1], ['public', 2], ['public', 3], ['t_new', 2], ['t_new', 3]]);
-    for (const r of rows) expect([r.name, r.scope, r.checksum]).toEqual([files.get(r.version)!.name, files.get(r.version)!.scope, files.get(r.version)!.checksum]);
+    const { rows } = await db.admin.query<{
+      target: string;
+      version: number;
+      name: string;
+      scope: string;
+      checksum: string;
+    }>('select target, version, name, scope, checksum from tenantry.schema_migrations order by target, version');
+    expect(rows.map((r) => [r.target, r.version])).toEqual([
+      ['public', 1],
+      ['public', 2],
+      ['public', 3],
+      ['t_new', 2],
+      ['t_new', 3],
+    ]);
+    for (const r of rows)
+      expect([r.name, r.scope, r.checksum]).toEqual([
+        files.get(r.version)!.name,
+        files.get(r.version)!.scope,
+        files.get(r.version)!.checksum,
+      ]);
 
     // placed there afterwards: the catalog-wide run sees the location, already current
-    const { rows: tenant } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('loc-new', 'loc-new') returning id`);
+    const { rows: tenant } = await db.owner.query<{ id: string }>(
+      `insert into tenantry.tenants (slug, name) values ('loc-new', 'loc-new') returning id`,
+    );
     await placements.assign(tenant[0]!.id, { tier: 'schema', cluster: 'home', schema: 't_new' });
     const everywhere = await migrateEverywhere({ catalog: db.owner, clusters, migrations: FIXTURES, concurrency: 2 });
     expect(everywhere.ok).toBe(true);
@@ -145,11 +184,17 @@ describe('migrateLocation', () => {
     ]);
   });
 
-  it('provisions a database-tier tenant\'s empty database (global + tenant migrations); a re-run applies nothing', async () => {
+  it("provisions a database-tier tenant's empty database (global + tenant migrations); a re-run applies nothing", async () => {
     const d = await tenantDatabase('new', '', ['public', 'app']);
     const report = await provision({ database: d.name });
     expect(report.results).toMatchObject([
-      { target: { key: `home/${d.name}`, kind: 'database', database: d.name, schema: null }, status: 'applied', applied: ['001_plans.sql', '002_notes.sql', '003_note_tags.sql'], baselined: [], version: 3 },
+      {
+        target: { key: `home/${d.name}`, kind: 'database', database: d.name, schema: null },
+        status: 'applied',
+        applied: ['001_plans.sql', '002_notes.sql', '003_note_tags.sql'],
+        baselined: [],
+        version: 3,
+      },
     ]);
     expect(await tables(d.admin, 'public')).toEqual([
       ['note_tags', true, true],
@@ -158,11 +203,15 @@ describe('migrateLocation', () => {
     ]);
     expect(await versions(d.admin)).toEqual({ public: [1, 2, 3] });
 
-    const before = (await d.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows;
+    const before = (
+      await d.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')
+    ).rows;
     const again = await provision({ database: d.name });
     expect(again.ok).toBe(true);
     expect(again.results.map((r) => [r.status, r.applied, r.baselined, r.version])).toEqual([['current', [], [], 3]]);
-    expect((await d.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows).toEqual(before);
+    expect(
+      (await d.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows,
+    ).toEqual(before);
 
     // one of the database's data schemas is not a tenant schema: refused before anything runs
     const refused = await provision({ database: d.name, schema: 'app' }).catch((e: unknown) => e);
@@ -173,10 +222,19 @@ describe('migrateLocation', () => {
 
   it('a baseline records the versions whose objects already exist without running them, then applies the rest', async () => {
     // an older tool created what 001 and 002 create: running 001 again would fail (plans exists, 42P07)
-    const d = await tenantDatabase('base', `${await fixture('global/001_plans.sql')}\n${await fixture('tenant/002_notes.sql')}`);
+    const d = await tenantDatabase(
+      'base',
+      `${await fixture('global/001_plans.sql')}\n${await fixture('tenant/002_notes.sql')}`,
+    );
     const report = await provision({ database: d.name, baselineThrough: 2 });
     expect(report.results).toMatchObject([
-      { target: { kind: 'database' }, status: 'applied', baselined: ['001_plans.sql', '002_notes.sql'], applied: ['003_note_tags.sql'], version: 3 },
+      {
+        target: { kind: 'database' },
+        status: 'applied',
+        baselined: ['001_plans.sql', '002_notes.sql'],
+        applied: ['003_note_tags.sql'],
+        version: 3,
+      },
     ]);
     expect(await versions(d.admin)).toEqual({ public: [1, 2, 3] });
     expect((await d.admin.query('select count(*)::int as n from public.plans')).rows[0]!.n).toBe(2); // 001's insert did not run twice
@@ -214,10 +272,14 @@ describe('migrateLocation', () => {
       details: { target: `home/${d.name}`, migration: '004_audit_events.sql', version: null, sqlstate: '42P07' },
     });
     const message = (error as Error).message;
-    for (const part of [`home/${d.name}`, '004_audit_events.sql', '42P07', 'relation "audit_events" already exists']) expect(message).toContain(part);
+    for (const part of [`home/${d.name}`, '004_audit_events.sql', '42P07', 'relation "audit_events" already exists'])
+      expect(message).toContain(part);
     // one transaction: 001-003 of the same run rolled back too; the schema was never started
     expect(await versions(d.admin)).toEqual({});
-    expect((await d.admin.query(`select to_regclass('public.plans') as plans, to_regclass('public.notes') as notes`)).rows[0]).toEqual({ plans: null, notes: null });
+    expect(
+      (await d.admin.query(`select to_regclass('public.plans') as plans, to_regclass('public.notes') as notes`))
+        .rows[0],
+    ).toEqual({ plans: null, notes: null });
     expect(await tables(d.admin, 't_f')).toEqual([]);
     const failures = await d.admin.query('select target, version, name, sqlstate from tenantry.migration_failures');
     expect(failures.rows).toEqual([{ target: 'public', version: 4, name: '004_audit_events.sql', sqlstate: '42P07' }]);
@@ -237,10 +299,17 @@ describe('migrateLocation', () => {
     await createTenantSchema(db.owner, 't_drift', '');
     const changed = await migrationsWith({ 'tenant/004_audit_events.sql': AUDIT });
     await appendFile(path.join(changed, 'tenant', '002_notes.sql'), '-- edited after the fact\n');
-    await expect(provision({ schema: 't_drift', migrations: changed })).rejects.toMatchObject({ name: 'MigrationError', code: 'MIGRATION_CHANGED', details: { migration: '002_notes.sql' } });
+    await expect(provision({ schema: 't_drift', migrations: changed })).rejects.toMatchObject({
+      name: 'MigrationError',
+      code: 'MIGRATION_CHANGED',
+      details: { migration: '002_notes.sql' },
+    });
     const unknown = await migrationsWith();
     await unlink(path.join(unknown, 'tenant', '003_note_tags.sql'));
-    await expect(provision({ schema: 't_drift', migrations: unknown })).rejects.toMatchObject({ code: 'MIGRATION_UNKNOWN', details: { migration: '003_note_tags.sql' } });
+    await expect(provision({ schema: 't_drift', migrations: unknown })).rejects.toMatchObject({
+      code: 'MIGRATION_UNKNOWN',
+      details: { migration: '003_note_tags.sql' },
+    });
     const v = await versions(db.admin);
     expect(v.public).toEqual([1, 2, 3]);
     expect(v.t_drift).toBeUndefined();
@@ -253,18 +322,24 @@ describe('migrateLocation', () => {
     expect(await codeOf(provision({ schema: 'tenantry' }))).toBe('INVALID_IDENTIFIER');
     expect(await codeOf(provision({ schema: 'public' }))).toBe('INVALID_IDENTIFIER');
     expect(await codeOf(provision({ database: 'x"; drop database y; --' }))).toBe('INVALID_IDENTIFIER');
-    for (const baselineThrough of [-1, 1.5, Number.NaN]) expect(await codeOf(provision({ baselineThrough }))).toBe('INVALID_ARGUMENT');
+    for (const baselineThrough of [-1, 1.5, Number.NaN])
+      expect(await codeOf(provision({ baselineThrough }))).toBe('INVALID_ARGUMENT');
     // a schema not created yet: its tables would land in the next schema of the search path
     const missing = await provision({ schema: 't_missing' }).catch((e: unknown) => e);
     expect(missing).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'schema' } });
     expect((missing as Error).message).toContain('createTenantSchema');
     // a database not created yet: the database target fails (3D000)
     const noDatabase = await provision({ database: `${db.name}_nowhere` }).catch((e: unknown) => e);
-    expect(noDatabase).toMatchObject({ code: 'MIGRATION_FAILED', details: { target: `home/${db.name}_nowhere`, sqlstate: '3D000' } });
+    expect(noDatabase).toMatchObject({
+      code: 'MIGRATION_FAILED',
+      details: { target: `home/${db.name}_nowhere`, sqlstate: '3D000' },
+    });
   });
 
   it('migrateEverywhere fails a placement whose schema is missing (3F000) instead of creating its tables in a data schema', async () => {
-    const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('loc-ghost', 'loc-ghost') returning id`);
+    const { rows } = await db.owner.query<{ id: string }>(
+      `insert into tenantry.tenants (slug, name) values ('loc-ghost', 'loc-ghost') returning id`,
+    );
     await placements.assign(rows[0]!.id, { tier: 'schema', cluster: 'home', schema: 't_ghost' });
     try {
       const report = await migrateEverywhere({ catalog: db.owner, clusters, migrations: FIXTURES, concurrency: 2 });
@@ -273,7 +348,9 @@ describe('migrateLocation', () => {
       expect(ghost).toMatchObject({ status: 'failed', applied: [], baselined: [], failure: { sqlstate: '3F000' } });
       expect(report.results.filter((r) => r !== ghost).every((r) => r.status === 'current')).toBe(true);
       expect((await versions(db.admin)).t_ghost).toBeUndefined();
-      expect((await db.admin.query(`select sqlstate from tenantry.migration_failures where target = 't_ghost'`)).rows).toEqual([{ sqlstate: '3F000' }]);
+      expect(
+        (await db.admin.query(`select sqlstate from tenantry.migration_failures where target = 't_ghost'`)).rows,
+      ).toEqual([{ sqlstate: '3F000' }]);
     } finally {
       await db.admin.query('delete from tenantry.placements where tenant_id = $1', [rows[0]!.id]);
     }

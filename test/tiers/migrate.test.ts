@@ -50,9 +50,14 @@ async function migrationsWith(extra: Record<string, string> = {}): Promise<strin
   return dir;
 }
 
-const migrate = (migrations: string, concurrency = 4): Promise<MigrationReport> => migrateEverywhere({ catalog: db.owner, clusters, migrations, concurrency });
+const migrate = (migrations: string, concurrency = 4): Promise<MigrationReport> =>
+  migrateEverywhere({ catalog: db.owner, clusters, migrations, concurrency });
 const byKey = (report: MigrationReport) => Object.fromEntries(report.results.map((r) => [r.target.key, r]));
-const keys = () => ({ shared: `home/${db.name}`, database: `home/${dDatabase}`, schemas: SCHEMAS.map((s) => `home/${db.name}/${s}`) });
+const keys = () => ({
+  shared: `home/${db.name}`,
+  database: `home/${dDatabase}`,
+  schemas: SCHEMAS.map((s) => `home/${db.name}/${s}`),
+});
 
 /** Versions applied per tracking target, in the shared database and the tenant database. */
 async function versions(): Promise<Record<string, number[]>> {
@@ -67,7 +72,10 @@ beforeAll(async () => {
   clusters = { home: db.ownerUrl };
   placements = new Placements({ catalog: db.owner, owners: clusters });
   for (const [i, schema] of SCHEMAS.entries()) {
-    const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [`mig-${i}`]);
+    const { rows } = await db.owner.query<{ id: string }>(
+      `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+      [`mig-${i}`],
+    );
     await createTenantSchema(db.owner, schema, 'select 1');
     await placements.assign(rows[0]!.id, { tier: 'schema', cluster: 'home', schema });
   }
@@ -83,7 +91,9 @@ beforeAll(async () => {
     ownerPassword: ROLE_PASSWORD,
     contextSecret: db.contextSecret,
   });
-  const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('mig-d', 'mig-d') returning id`);
+  const { rows } = await db.owner.query<{ id: string }>(
+    `insert into tenantry.tenants (slug, name) values ('mig-d', 'mig-d') returning id`,
+  );
   await placements.assign(rows[0]!.id, { tier: 'database', cluster: 'home', database: dDatabase });
   dAdmin = new pg.Pool({ connectionString: withDatabase(db.adminUrl, dDatabase), max: 2 });
   // its sockets may still be closing when the database is dropped WITH (FORCE) below (57P01): expected
@@ -103,16 +113,33 @@ afterAll(async () => {
 describe('tenantry migrate', () => {
   it('migrates the shared database, every tenant schema and every tenant database to the latest version, RLS forced everywhere', async () => {
     const progress: number[] = [];
-    const report = await migrateEverywhere({ catalog: db.owner, clusters, migrations: FIXTURES, concurrency: 2, onProgress: (p) => progress.push(p.done) });
+    const report = await migrateEverywhere({
+      catalog: db.owner,
+      clusters,
+      migrations: FIXTURES,
+      concurrency: 2,
+      onProgress: (p) => progress.push(p.done),
+    });
     const k = keys();
     expect(report.ok).toBe(true);
     expect(report.results.map((r) => r.target.key)).toEqual([k.shared, k.database, ...k.schemas]);
     const results = byKey(report);
     expect(results[k.shared]!.applied).toEqual(['001_plans.sql', '002_notes.sql', '003_note_tags.sql']);
     expect(results[k.database]!.applied).toEqual(['001_plans.sql', '002_notes.sql', '003_note_tags.sql']);
-    for (const s of k.schemas) expect(results[s]).toMatchObject({ status: 'applied', applied: ['002_notes.sql', '003_note_tags.sql'], version: 3 });
+    for (const s of k.schemas)
+      expect(results[s]).toMatchObject({
+        status: 'applied',
+        applied: ['002_notes.sql', '003_note_tags.sql'],
+        version: 3,
+      });
     expect(progress).toEqual([1, 2, 3, 4, 5]);
-    expect(await versions()).toEqual({ public: [1, 2, 3], t_a: [2, 3], t_b: [2, 3], t_c: [2, 3], 'db:public': [1, 2, 3] });
+    expect(await versions()).toEqual({
+      public: [1, 2, 3],
+      t_a: [2, 3],
+      t_b: [2, 3],
+      t_c: [2, 3],
+      'db:public': [1, 2, 3],
+    });
 
     // the tenant tables of every location: RLS enabled and forced, registered; global tables only per database
     const tables = `select n.nspname as schema, c.relname as table, c.relrowsecurity and c.relforcerowsecurity as forced,
@@ -125,7 +152,11 @@ describe('tenantry migrate', () => {
     expect(tenantTables.every((r) => r.forced && r.registered)).toBe(true);
     expect(shared.filter((r) => r.table === 'plans').map((r) => r.schema)).toEqual(['public']);
     const own = (await dAdmin.query(tables)).rows;
-    expect(own.map((r) => [r.table, r.forced, r.registered])).toEqual([['note_tags', true, true], ['notes', true, true], ['plans', true, false]]);
+    expect(own.map((r) => [r.table, r.forced, r.registered])).toEqual([
+      ['note_tags', true, true],
+      ['notes', true, true],
+      ['plans', true, false],
+    ]);
 
     const doctor = await runDoctor(db.adminUrl, { schemas: ['public', ...SCHEMAS] });
     expect(doctor.findings.filter((f) => f.severity === 'error')).toEqual([]);
@@ -142,13 +173,15 @@ describe('tenantry migrate', () => {
     try {
       const broken = await doctorEverywhere({ catalog: db.owner, clusters: { home: db.adminUrl } });
       expect(broken.ok).toBe(false);
-      expect(broken.databases[0]!.report!.findings.filter((f) => f.severity === 'error').map((f) => f.object)).toContain('t_c.notes');
+      expect(
+        broken.databases[0]!.report!.findings.filter((f) => f.severity === 'error').map((f) => f.object),
+      ).toContain('t_c.notes');
     } finally {
       await db.admin.query('alter table t_c.notes force row level security');
     }
   });
 
-  it('the bookkeeping is out of the application role\'s reach', async () => {
+  it("the bookkeeping is out of the application role's reach", async () => {
     const app = new pg.Client({ connectionString: db.appUrl });
     await app.connect();
     try {
@@ -163,11 +196,15 @@ describe('tenantry migrate', () => {
   });
 
   it('a second run is a no-op', async () => {
-    const before = (await db.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows;
+    const before = (
+      await db.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')
+    ).rows;
     const report = await migrate(FIXTURES);
     expect(report.ok).toBe(true);
     expect(report.results.map((r) => [r.status, r.applied])).toEqual(report.results.map(() => ['current', []]));
-    expect((await db.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows).toEqual(before);
+    expect(
+      (await db.admin.query('select target, version, applied_at from tenantry.schema_migrations order by 1, 2')).rows,
+    ).toEqual(before);
   });
 
   it('a migration failing in one target is reported, leaves that target unchanged, and the others complete; a re-run after the fix completes it', async () => {
@@ -186,21 +223,35 @@ describe('tenantry migrate', () => {
     });
     expect(failed[0]!.failure!.message).toContain('audit_events');
     // unchanged: not even the migration's first statement stayed
-    const cols = await db.admin.query(`select table_schema from information_schema.columns where column_name = 'archived' order by 1`);
+    const cols = await db.admin.query(
+      `select table_schema from information_schema.columns where column_name = 'archived' order by 1`,
+    );
     expect(cols.rows.map((r) => r.table_schema)).toEqual(['public', 't_a', 't_c']);
     expect((await versions()).t_b).toEqual([2, 3]);
 
     const status = await migrationStatus({ catalog: db.owner, clusters, migrations: dir });
     expect(status.latest).toBe(4);
-    expect(status.byVersion).toEqual([{ version: 4, targets: 4 }, { version: 3, targets: 1 }]);
+    expect(status.byVersion).toEqual([
+      { version: 4, targets: 4 },
+      { version: 3, targets: 1 },
+    ]);
     const tb = status.targets.find((t) => t.target.schema === 't_b')!;
-    expect(tb).toMatchObject({ version: 3, latestApplied: '003_note_tags.sql', pending: 1, lastFailure: { migration: '004_audit_events.sql', sqlstate: '42P07' } });
-    expect(status.targets.filter((t) => t !== tb).every((t) => t.version === 4 && t.pending === 0 && t.lastFailure === null)).toBe(true);
+    expect(tb).toMatchObject({
+      version: 3,
+      latestApplied: '003_note_tags.sql',
+      pending: 1,
+      lastFailure: { migration: '004_audit_events.sql', sqlstate: '42P07' },
+    });
+    expect(
+      status.targets.filter((t) => t !== tb).every((t) => t.version === 4 && t.pending === 0 && t.lastFailure === null),
+    ).toBe(true);
 
     await db.admin.query('drop table t_b.audit_events');
     const again = await migrate(dir);
     expect(again.ok).toBe(true);
-    expect(again.results.filter((r) => r.status === 'applied').map((r) => [r.target.key, r.applied])).toEqual([[k.schemas[1], ['004_audit_events.sql']]]);
+    expect(again.results.filter((r) => r.status === 'applied').map((r) => [r.target.key, r.applied])).toEqual([
+      [k.schemas[1], ['004_audit_events.sql']],
+    ]);
     const after = await migrationStatus({ catalog: db.owner, clusters, migrations: dir });
     expect(after.byVersion).toEqual([{ version: 4, targets: 5 }]);
     expect(after.targets.every((t) => t.lastFailure === null)).toBe(true);
@@ -209,7 +260,11 @@ describe('tenantry migrate', () => {
   it('refuses to run when an applied migration changed, before applying anything anywhere', async () => {
     const dir = await migrationsWith({ 'tenant/004_audit_events.sql': AUDIT, 'tenant/005_note_pins.sql': PINS });
     await appendFile(path.join(dir, 'tenant', '002_notes.sql'), '-- edited after the fact\n');
-    await expect(migrate(dir)).rejects.toMatchObject({ name: 'MigrationError', code: 'MIGRATION_CHANGED', details: { migration: '002_notes.sql' } });
+    await expect(migrate(dir)).rejects.toMatchObject({
+      name: 'MigrationError',
+      code: 'MIGRATION_CHANGED',
+      details: { migration: '002_notes.sql' },
+    });
     const dropped = await migrationsWith({}); // 004 was applied everywhere: a directory without it is refused too
     await expect(migrate(dropped)).rejects.toMatchObject({ code: 'MIGRATION_UNKNOWN' });
     expect(Object.values(await versions()).every((v) => !v.includes(5))).toBe(true);
@@ -241,7 +296,11 @@ describe('tenantry migrate', () => {
       const k = keys();
       const results = byKey(report);
       expect(report.ok).toBe(false);
-      expect(results[k.shared]).toMatchObject({ status: 'failed', version: 5, failure: { migration: '006_plan_limits.sql', sqlstate: '42P07' } });
+      expect(results[k.shared]).toMatchObject({
+        status: 'failed',
+        version: 5,
+        failure: { migration: '006_plan_limits.sql', sqlstate: '42P07' },
+      });
       expect(results[k.database]).toMatchObject({ status: 'applied', version: 7 });
       for (const s of k.schemas) expect(results[s]).toMatchObject({ status: 'blocked', version: 5 });
     } finally {
@@ -258,20 +317,30 @@ describe('tenantry migrate', () => {
     });
     const env = { ...process.env, TENANTRY_OWNER_DATABASE_URL: db.ownerUrl, TENANTRY_CLUSTERS: '' };
     const cli = (...args: string[]) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', db.adminUrl, ...args], { cwd: ROOT, env }).then(
+      promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', '--database-url', db.adminUrl, ...args],
+        { cwd: ROOT, env },
+      ).then(
         (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
       );
     const behind = await cli('migrate', 'status', '--migrations', dir, '--behind');
-    expect(behind.stderr).toBe("");
+    expect(behind.stderr).toBe('');
     expect(behind.code).toBe(1);
     expect(behind.stdout).toMatch(new RegExp(`\\nhome/${db.name}/t_a +schema +5 +1\\n`));
-    expect(behind.stdout).toMatch(new RegExp(`\\nhome/${db.name} +shared +5 +2 +006_plan_limits.sql 42P07 relation "plan_limits" already exists\\n`));
+    expect(behind.stdout).toMatch(
+      new RegExp(
+        `\\nhome/${db.name} +shared +5 +2 +006_plan_limits.sql 42P07 relation "plan_limits" already exists\\n`,
+      ),
+    );
     expect(behind.stdout).not.toContain(`home/${dDatabase} `); // at the latest version: not listed with --behind
     expect(behind.stdout).toContain('latest version 7; targets by version: 7: 1, 5: 4');
     const run = await cli('migrate', '--migrations', dir, '--concurrency', '2');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/5 targets in .* 4 migrated, 1 already current, 0 failed, 0 blocked; latest version 7\./);
+    expect(run.stdout).toMatch(
+      /5 targets in .* 4 migrated, 1 already current, 0 failed, 0 blocked; latest version 7\./,
+    );
     expect(run.stderr).toContain('5/5 targets');
     const status = await cli('migrate', 'status', '--migrations', dir);
     expect(status.code).toBe(0);
@@ -290,10 +359,18 @@ describe('tenantry migrate', () => {
     try {
       await holder.query('begin');
       await holder.query('lock table t_a.notes in access share mode'); // a long read in tenant A's schema (the CLI test above left every target at 7)
-      const report = await migrateEverywhere({ catalog: db.owner, clusters, migrations: dir, concurrency: 2, lockTimeoutMs: 200 });
-      expect(report.results.filter((r) => r.status !== 'applied').map((r) => [r.target.schema, r.status, r.failure?.sqlstate, r.failure?.migration])).toEqual([
-        ['t_a', 'failed', '55P03', '008_notes_pinned.sql'],
-      ]);
+      const report = await migrateEverywhere({
+        catalog: db.owner,
+        clusters,
+        migrations: dir,
+        concurrency: 2,
+        lockTimeoutMs: 200,
+      });
+      expect(
+        report.results
+          .filter((r) => r.status !== 'applied')
+          .map((r) => [r.target.schema, r.status, r.failure?.sqlstate, r.failure?.migration]),
+      ).toEqual([['t_a', 'failed', '55P03', '008_notes_pinned.sql']]);
     } finally {
       await holder.query('rollback');
       holder.release();

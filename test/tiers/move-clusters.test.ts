@@ -33,7 +33,10 @@ beforeAll(async () => {
   dbs.c2 = await c2!.createDatabase('app');
   dbs.c3 = await c3!.createDatabase('tenant_m');
   for (const db of Object.values(dbs)) await db.owner.query(DDL);
-  placements = new Placements({ catalog: dbs.home.owner, owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl, c3: dbs.c3.ownerUrl } });
+  placements = new Placements({
+    catalog: dbs.home.owner,
+    owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl, c3: dbs.c3.ownerUrl },
+  });
   await placements.addCluster('c2');
   await placements.addCluster('c3');
   catalogApp = new pg.Pool({ connectionString: dbs.home.appUrl, max: 2 });
@@ -64,25 +67,44 @@ function dbOf(where: PlacementTarget): ClusterDatabase {
 }
 
 async function bodiesAt(where: PlacementTarget, tenantId: string): Promise<string[]> {
-  const { rows } = await dbOf(where).admin.query<{ body: string }>('select body from notes where tenant_id = $1', [tenantId]);
+  const { rows } = await dbOf(where).admin.query<{ body: string }>('select body from notes where tenant_id = $1', [
+    tenantId,
+  ]);
   return rows.map((r) => r.body);
 }
 
 function writer(tenantId: string, prefix: string) {
-  return moveWriter(async (i) => {
-    await runAs(tenantId, () => pool.query('insert into notes (body) values ($1)', [`${prefix}-${i}`]));
-    return `${prefix}-${i}`;
-  }, (stop) => stops.push(stop));
+  return moveWriter(
+    async (i) => {
+      await runAs(tenantId, () => pool.query('insert into notes (body) values ($1)', [`${prefix}-${i}`]));
+      return `${prefix}-${i}`;
+    },
+    (stop) => stops.push(stop),
+  );
 }
 
 describe('online moves across servers', () => {
   it('home shared → own database on c3 → shared on c2 → home shared: every acknowledged write exactly once at the target, none left at the source', async () => {
     const home = dbs.home!;
-    const m = (await home.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('xm', 'xm') returning id`)).rows[0]!.id;
-    const other = (await home.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ('xo', 'xo') returning id`)).rows[0]!.id;
+    const m = (
+      await home.owner.query<{ id: string }>(
+        `insert into tenantry.tenants (slug, name) values ('xm', 'xm') returning id`,
+      )
+    ).rows[0]!.id;
+    const other = (
+      await home.owner.query<{ id: string }>(
+        `insert into tenantry.tenants (slug, name) values ('xo', 'xo') returning id`,
+      )
+    ).rows[0]!.id;
     await placements.assign(other, { tier: 'shared', cluster: 'c2' });
-    await dbs.c2!.admin.query(`insert into notes (tenant_id, body) select $1, 'other-' || g from generate_series(1, 20) g`, [other]);
-    await home.admin.query(`insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series(1, 1500) g`, [m]);
+    await dbs.c2!.admin.query(
+      `insert into notes (tenant_id, body) select $1, 'other-' || g from generate_series(1, 20) g`,
+      [other],
+    );
+    await home.admin.query(
+      `insert into notes (tenant_id, body) select $1, 'seed-' || g from generate_series(1, 1500) g`,
+      [m],
+    );
     const all = Array.from({ length: 1500 }, (_, i) => `seed-${i + 1}`);
     let from: PlacementTarget = { tier: 'shared', cluster: 'home' };
     const hops: PlacementTarget[] = [
@@ -113,7 +135,9 @@ describe('online moves across servers', () => {
       await mover.cleanup(move.id, { force: true });
       expect(await bodiesAt(from, m)).toEqual([]);
       // the other tenant, on c2 all along, sees only its own rows, wherever the mover is
-      const { rows } = await runAs(other, () => pool.query<{ tenant_id: string }>('select distinct tenant_id from notes'));
+      const { rows } = await runAs(other, () =>
+        pool.query<{ tenant_id: string }>('select distinct tenant_id from notes'),
+      );
       expect(rows).toEqual([{ tenant_id: other }]);
       from = to;
     }

@@ -76,19 +76,30 @@ async function openHome(ddl: string, options: { supportRole?: string } = {}): Pr
       const database = `${db.name}_${suffix}`;
       databases.push(database);
       await createTenantDatabase({
-        adminUrl: db.adminUrl, ownerUrl: db.ownerUrl, database, ddl: tenantDdl,
-        appRole: db.appRole, ownerRole: db.ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: db.contextSecret,
+        adminUrl: db.adminUrl,
+        ownerUrl: db.ownerUrl,
+        database,
+        ddl: tenantDdl,
+        appRole: db.appRole,
+        ownerRole: db.ownerRole,
+        appPassword: ROLE_PASSWORD,
+        ownerPassword: ROLE_PASSWORD,
+        contextSecret: db.contextSecret,
       });
       return { tier: 'database', cluster: 'home', database };
     },
     async tenant(slug) {
-      const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [slug]);
+      const { rows } = await db.owner.query<{ id: string }>(
+        `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+        [slug],
+      );
       return rows[0]!.id;
     },
     async close() {
       await placements.end();
       for (const p of admins.values()) await p.end().catch(() => undefined);
-      for (const d of databases) await db.admin.query(`drop database if exists ${d} with (force)`).catch(() => undefined);
+      for (const d of databases)
+        await db.admin.query(`drop database if exists ${d} with (force)`).catch(() => undefined);
       await db.drop();
     },
   };
@@ -113,7 +124,10 @@ async function rowsOf(admin: pg.Pool, table: 'memberships' | 'notes', tenantId: 
 
 /** The move's capture triggers on a table of the home database. */
 async function captureTriggers(admin: pg.Pool, table: string): Promise<number> {
-  const { rows } = await admin.query<{ n: number }>(`select count(*)::int as n from pg_trigger where tgrelid = $1::regclass and tgname like 'tenantry_move_%'`, [table]);
+  const { rows } = await admin.query<{ n: number }>(
+    `select count(*)::int as n from pg_trigger where tgrelid = $1::regclass and tgname like 'tenantry_move_%'`,
+    [table],
+  );
   return rows[0]!.n;
 }
 
@@ -135,7 +149,10 @@ describe.each([
     const other = await home.tenant('pinned-o');
     await seed(admin(HOME), m, 3, 40);
     await seed(admin(HOME), other, 2, 10);
-    const otherBefore = { memberships: await rowsOf(admin(HOME), 'memberships', other), notes: await rowsOf(admin(HOME), 'notes', other) };
+    const otherBefore = {
+      memberships: await rowsOf(admin(HOME), 'memberships', other),
+      notes: await rowsOf(admin(HOME), 'notes', other),
+    };
     // the target database has the tenant's data tables only
     const target = await home.newDatabase(fk ? 'fk' : 'plain', notesDdl(false));
     expect((await admin(target).query(`select to_regclass('memberships') as t`)).rows[0].t).toBeNull();
@@ -147,10 +164,20 @@ describe.each([
       // the capture is on notes only: memberships keeps changing at home and nothing records it
       expect(await captureTriggers(admin(HOME), 'notes')).toBe(4); // insert, update, delete, and the TRUNCATE guard
       expect(await captureTriggers(admin(HOME), 'memberships')).toBe(0);
-      const { rows } = await admin(HOME).query<{ id: string }>(`insert into memberships (tenant_id, user_name, role) values ($1, 'late', 'admin') returning id`, [m]);
-      await admin(HOME).query(`update memberships set role = 'owner' where tenant_id = $1 and user_name = 'user-1'`, [m]);
-      await admin(HOME).query(`insert into notes (tenant_id, owner_id, body) values ($1, $2, 'written-while-capturing')`, [m, rows[0]!.id]);
-      const changes = await admin(HOME).query<{ n: number }>(`select count(*)::int as n from tenantry_private.move_changes where relid = 'memberships'::regclass`);
+      const { rows } = await admin(HOME).query<{ id: string }>(
+        `insert into memberships (tenant_id, user_name, role) values ($1, 'late', 'admin') returning id`,
+        [m],
+      );
+      await admin(HOME).query(`update memberships set role = 'owner' where tenant_id = $1 and user_name = 'user-1'`, [
+        m,
+      ]);
+      await admin(HOME).query(
+        `insert into notes (tenant_id, owner_id, body) values ($1, $2, 'written-while-capturing')`,
+        [m, rows[0]!.id],
+      );
+      const changes = await admin(HOME).query<{ n: number }>(
+        `select count(*)::int as n from tenantry_private.move_changes where relid = 'memberships'::regclass`,
+      );
       expect(changes.rows[0]!.n).toBe(0);
     }).move(m, target);
     expect(sawCapture).toBe(true);
@@ -173,7 +200,10 @@ describe.each([
 
     // at the database tier the tenant writes a note owned by an existing membership
     const owner = (memberships[0] as { id: string }).id;
-    await admin(target).query(`insert into notes (tenant_id, owner_id, body) values ($1, $2, 'written-at-the-database-tier')`, [m, owner]);
+    await admin(target).query(
+      `insert into notes (tenant_id, owner_id, body) values ($1, $2, 'written-at-the-database-tier')`,
+      [m, owner],
+    );
     const notesThere = await rowsOf(admin(target), 'notes', m);
     expect(notesThere).toHaveLength(42);
 
@@ -197,7 +227,10 @@ describe.each([
     const { admin, mover } = home;
     const r = await home.tenant('pinned-r');
     await seed(admin(HOME), r, 2, 15);
-    const before = { memberships: await rowsOf(admin(HOME), 'memberships', r), notes: await rowsOf(admin(HOME), 'notes', r) };
+    const before = {
+      memberships: await rowsOf(admin(HOME), 'memberships', r),
+      notes: await rowsOf(admin(HOME), 'notes', r),
+    };
     const target = await home.newDatabase(fk ? 'fk_rb' : 'plain_rb', notesDdl(false));
     const m = mover();
     const move = await m.start(r, target);
@@ -249,7 +282,9 @@ describe('a table of the same name at the target', () => {
     expect(move.tables).toEqual(['notes']);
     expect(await rowsOf(admin(target), 'memberships', t)).toEqual([]);
     expect(await rowsOf(admin(target), 'notes', t)).toHaveLength(12);
-    await admin(target).query(`insert into memberships (tenant_id, user_name, role) values ($1, 'db-only', 'member')`, [t]);
+    await admin(target).query(`insert into memberships (tenant_id, user_name, role) values ($1, 'db-only', 'member')`, [
+      t,
+    ]);
 
     // back home, the database's memberships would be copied into the pinned home table (and the
     // tenant's home memberships deleted as "leftovers"): refused before anything is done
@@ -274,7 +309,9 @@ describe('a table of the same name at the target', () => {
     expect(await rowsOf(admin(HOME), 'memberships', t)).toEqual(memberships);
     expect((await mover().cleanup(again.id, { force: true })).step).toBe('cleaned');
     expect(await rowsOf(admin(target), 'notes', t)).toEqual([]);
-    expect((await rowsOf(admin(target), 'memberships', t)).map((r) => (r as { user_name: string }).user_name)).toEqual(['db-only']);
+    expect((await rowsOf(admin(target), 'memberships', t)).map((r) => (r as { user_name: string }).user_name)).toEqual([
+      'db-only',
+    ]);
   });
 });
 
@@ -282,19 +319,32 @@ describe('tenantry.pin_tenant_table', () => {
   let home: Home;
   const supportRole = `tt_${randomBytes(5).toString('hex')}_support`;
   const pinnedOf = async (table: string): Promise<boolean | undefined> =>
-    (await home.db.admin.query<{ pinned: boolean }>(`select pinned from tenantry.registered_tables where relid = $1::regclass`, [table])).rows[0]?.pinned;
+    (
+      await home.db.admin.query<{ pinned: boolean }>(
+        `select pinned from tenantry.registered_tables where relid = $1::regclass`,
+        [table],
+      )
+    ).rows[0]?.pinned;
   const reinstall = () =>
     install(home.db.adminUrl, {
-      appRole: home.db.appRole, ownerRole: home.db.ownerRole, supportRole,
-      appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, supportPassword: ROLE_PASSWORD, contextSecret: home.db.contextSecret,
+      appRole: home.db.appRole,
+      ownerRole: home.db.ownerRole,
+      supportRole,
+      appPassword: ROLE_PASSWORD,
+      ownerPassword: ROLE_PASSWORD,
+      supportPassword: ROLE_PASSWORD,
+      contextSecret: home.db.contextSecret,
     });
 
   beforeAll(async () => {
     // with a support role, install re-registers every tenant table: the flag must survive that too
-    home = await openHome(`${MEMBERSHIPS}\n${notesDdl(false)}
+    home = await openHome(
+      `${MEMBERSHIPS}\n${notesDdl(false)}
       create table scratch (tenant_id uuid not null, id int primary key);
       create table countries (code text primary key);
-      select tenantry.register_global_table('countries');`, { supportRole });
+      select tenantry.register_global_table('countries');`,
+      { supportRole },
+    );
   });
   afterAll(async () => {
     await home?.close();
@@ -317,8 +367,13 @@ describe('tenantry.pin_tenant_table', () => {
   it('refuses a table that is not a registered tenant table (55000), with a hint', async () => {
     const { db } = home;
     for (const table of ['scratch', 'countries']) {
-      const error = await db.owner.query(`select tenantry.pin_tenant_table($1)`, [table]).catch((e: unknown) => e as pg.DatabaseError);
-      expect(error).toMatchObject({ code: '55000', message: `tenantry: public.${table} is not registered as a tenant table` });
+      const error = await db.owner
+        .query(`select tenantry.pin_tenant_table($1)`, [table])
+        .catch((e: unknown) => e as pg.DatabaseError);
+      expect(error).toMatchObject({
+        code: '55000',
+        message: `tenantry: public.${table} is not registered as a tenant table`,
+      });
       expect((error as pg.DatabaseError).hint).toContain('register_tenant_table');
     }
     expect(await pinnedOf('scratch')).toBeUndefined();
@@ -345,7 +400,9 @@ describe('tenantry.pin_tenant_table', () => {
     const { db } = home;
     await db.admin.query(`alter table tenantry.registered_tables drop column pinned`);
     await reinstall();
-    const { rows } = await db.admin.query<{ relid: string; pinned: boolean }>(`select relid::text, pinned from tenantry.registered_tables order by 1`);
+    const { rows } = await db.admin.query<{ relid: string; pinned: boolean }>(
+      `select relid::text, pinned from tenantry.registered_tables order by 1`,
+    );
     expect(rows).toEqual([
       { relid: 'countries', pinned: false },
       { relid: 'memberships', pinned: false },
@@ -379,12 +436,27 @@ describe('what a pinned table must not do, and who counts as a move', () => {
 
   it('a move is refused before it starts when a pinned table references a table the move carries; nothing changes', async () => {
     const tenant = await home.tenant('fk-cascade');
-    const { rows } = await home.db.admin.query<{ id: string }>(`insert into teams (tenant_id, name) values ($1, 'red') returning id`, [tenant]);
-    await home.db.admin.query(`insert into memberships (tenant_id, user_name, role, team_id) values ($1, 'ann', 'owner', $2)`, [tenant, rows[0]!.id]);
+    const { rows } = await home.db.admin.query<{ id: string }>(
+      `insert into teams (tenant_id, name) values ($1, 'red') returning id`,
+      [tenant],
+    );
+    await home.db.admin.query(
+      `insert into memberships (tenant_id, user_name, role, team_id) values ($1, 'ann', 'owner', $2)`,
+      [tenant, rows[0]!.id],
+    );
     const before = await rowsOf(home.db.admin, 'memberships', tenant);
-    const target = await home.newDatabase('fkc', `create table teams (tenant_id uuid not null, id bigint, name text not null, primary key (tenant_id, id));
-      select tenantry.register_tenant_table('teams'); ${notesDdl(false)}`);
-    const refused = await home.mover().move(tenant, target).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+    const target = await home.newDatabase(
+      'fkc',
+      `create table teams (tenant_id uuid not null, id bigint, name text not null, primary key (tenant_id, id));
+      select tenantry.register_tenant_table('teams'); ${notesDdl(false)}`,
+    );
+    const refused = await home
+      .mover()
+      .move(tenant, target)
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: string },
+      );
     expect(refused?.code).toBe('MOVE_TARGET_NOT_READY');
     expect(refused?.message).toMatch(/memberships.*references.*teams/);
     expect(await rowsOf(home.db.admin, 'memberships', tenant)).toEqual(before);
@@ -393,10 +465,18 @@ describe('what a pinned table must not do, and who counts as a move', () => {
 
   it('pin_tenant_table is refused (55000) while a tenant has moved away from the database; unpinning is not', async () => {
     const tenant = await home.tenant('gone');
-    await home.db.owner.query(`insert into tenantry.local_tenants (tenant_key, state, epoch) values ($1, 'moved', 1)`, [tenant]);
+    await home.db.owner.query(`insert into tenantry.local_tenants (tenant_key, state, epoch) values ($1, 'moved', 1)`, [
+      tenant,
+    ]);
     try {
       expect(await codeOf(home.db.owner.query(`select tenantry.pin_tenant_table('notes')`))).toBe('55000');
-      expect((await home.db.admin.query<{ pinned: boolean }>(`select pinned from tenantry.registered_tables where relid = 'notes'::regclass`)).rows[0]!.pinned).toBe(false);
+      expect(
+        (
+          await home.db.admin.query<{ pinned: boolean }>(
+            `select pinned from tenantry.registered_tables where relid = 'notes'::regclass`,
+          )
+        ).rows[0]!.pinned,
+      ).toBe(false);
       await home.db.owner.query(`select tenantry.pin_tenant_table('memberships', false)`);
       expect(await codeOf(home.db.owner.query(`select tenantry.pin_tenant_table('memberships', true)`))).toBe('55000');
     } finally {
@@ -406,13 +486,17 @@ describe('what a pinned table must not do, and who counts as a move', () => {
   });
 
   it('tenantry.is_moving(): true on a move connection (owner), false for the app role even when it sets the setting', async () => {
-    const mine = await home.placements.ownerPool({ tier: 'shared', cluster: 'home' }).query<{ moving: boolean }>('select tenantry.is_moving() as moving');
+    const mine = await home.placements
+      .ownerPool({ tier: 'shared', cluster: 'home' })
+      .query<{ moving: boolean }>('select tenantry.is_moving() as moving');
     expect(mine.rows[0]!.moving).toBe(true);
     const app = new pg.Client({ connectionString: home.db.appUrl });
     await app.connect();
     try {
       await app.query(`select set_config('tenantry.moving', 'on', false)`);
-      expect((await app.query<{ moving: boolean }>('select tenantry.is_moving() as moving')).rows[0]!.moving).toBe(false);
+      expect((await app.query<{ moving: boolean }>('select tenantry.is_moving() as moving')).rows[0]!.moving).toBe(
+        false,
+      );
     } finally {
       await app.end();
     }

@@ -46,7 +46,10 @@ const databases: string[] = [];
 const writers: Array<() => Promise<void>> = [];
 
 async function tenant(slug: string): Promise<string> {
-  const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [slug]);
+  const { rows } = await db.owner.query<{ id: string }>(
+    `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+    [slug],
+  );
   return rows[0]!.id;
 }
 
@@ -54,8 +57,15 @@ async function newDatabase(suffix: string): Promise<string> {
   const name = `${db.name}_${suffix}`;
   databases.push(name);
   await createTenantDatabase({
-    adminUrl: db.adminUrl, ownerUrl: db.ownerUrl, database: name, ddl: DDL,
-    appRole: db.appRole, ownerRole: db.ownerRole, appPassword: ROLE_PASSWORD, ownerPassword: ROLE_PASSWORD, contextSecret: db.contextSecret,
+    adminUrl: db.adminUrl,
+    ownerUrl: db.ownerUrl,
+    database: name,
+    ddl: DDL,
+    appRole: db.appRole,
+    ownerRole: db.ownerRole,
+    appPassword: ROLE_PASSWORD,
+    ownerPassword: ROLE_PASSWORD,
+    contextSecret: db.contextSecret,
   });
   return name;
 }
@@ -95,7 +105,10 @@ async function seed(where: PlacementTarget, tenantId: string, n: number): Promis
 }
 
 /** A tenant with `rows` seeded notes in the home shared tables, and an empty schema of its own (`t_<slug>`) to move to. */
-async function tenantWithSchema(slug: string, rows: number): Promise<{ tenantId: string; home: PlacementTarget; schema: string; to: PlacementTarget }> {
+async function tenantWithSchema(
+  slug: string,
+  rows: number,
+): Promise<{ tenantId: string; home: PlacementTarget; schema: string; to: PlacementTarget }> {
   const tenantId = await tenant(slug);
   const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
   await seed(home, tenantId, rows);
@@ -106,10 +119,13 @@ async function tenantWithSchema(slug: string, rows: number): Promise<{ tenantId:
 
 /** The app writing continuously as one tenant (a note and its tag per write): every acknowledged write is counted. */
 function writer(tenantId: string, prefix: string) {
-  return moveWriter(async (i) => {
-    await runAs(tenantId, () => pool.query(WRITE, [`${prefix}-${i}`]));
-    return `${prefix}-${i}`;
-  }, (stop) => writers.push(stop));
+  return moveWriter(
+    async (i) => {
+      await runAs(tenantId, () => pool.query(WRITE, [`${prefix}-${i}`]));
+      return `${prefix}-${i}`;
+    },
+    (stop) => writers.push(stop),
+  );
 }
 
 /** Another tenant reading all the while: it must never see the moving tenant's rows. */
@@ -120,7 +136,9 @@ function reader(tenantId: string, moving: string, schemas: string[]) {
   const loop = (async () => {
     while (!stopped) {
       for (const s of ['notes', ...schemas.map((x) => `${x}.notes`)]) {
-        const { rows } = await runAs(tenantId, () => pool.query<{ tenant_id: string }>(`select distinct tenant_id from ${s}`));
+        const { rows } = await runAs(tenantId, () =>
+          pool.query<{ tenant_id: string }>(`select distinct tenant_id from ${s}`),
+        );
         for (const r of rows) if (r.tenant_id !== tenantId) seen.push(r.tenant_id);
         reads++;
       }
@@ -143,7 +161,10 @@ function reader(tenantId: string, moving: string, schemas: string[]) {
   };
 }
 
-function mover(onStep?: (step: MoveStep) => void | Promise<void>, options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {}): TenantMover {
+function mover(
+  onStep?: (step: MoveStep) => void | Promise<void>,
+  options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {},
+): TenantMover {
   return new TenantMover({
     placements,
     catalog: db.owner,
@@ -163,7 +184,13 @@ beforeAll(async () => {
   pools.push(home);
   router = new TenantRouter({ pool: home, listenConnectionString: db.appUrl });
   await router.start();
-  pool = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections: 6, freezeWaitMs: 15_000 });
+  pool = new RoutedTenantPool({
+    router,
+    clusters: { home: db.appUrl },
+    contextSecret: db.contextSecret,
+    maxConnections: 6,
+    freezeWaitMs: 15_000,
+  });
 });
 
 afterEach(async () => {
@@ -234,80 +261,110 @@ describe('deletes and updates during the catch-up', () => {
   it.each([
     ['key ranges of 100 rows', { verify: 'ranges', verifyRangeRows: 100 }],
     ['every row in the freeze', { verify: 'full' }],
-  ] as const)('rows deleted, updated and re-inserted while the capture is on (verified by %s): the target ends equal to the source, another tenant untouched', async (label, options) => {
-    const m = await tenant(`mover-d-${options.verify}`);
-    const other = await tenant(`mover-d-o-${options.verify}`);
-    const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
-    await seed(home, other, 30);
-    await seed(home, m, 1500);
-    const dbName = await newDatabase(`d_${options.verify}`);
-    const to: PlacementTarget = { tier: 'database', cluster: 'home', database: dbName };
-    const deleted: number[] = [];
-    let updated = 0;
-    // one round of changes through the app: deletes (cascading to tags), updates, and an insert
-    // (a batch of captured changes then mixes keys still at the source with keys gone from it)
-    const churn = async (round: number) => {
-      await runAs(m, async () => {
-        const { rows } = await pool.query<{ id: string }>(`delete from notes where id in (select id from notes order by id offset $1 limit 40) returning id`, [round * 97]);
-        deleted.push(...rows.map((r) => Number(r.id)));
-        updated += (await pool.query(`update notes set body = body || '-u' || $1 where id in (select id from notes order by id desc limit 60)`, [round])).rowCount ?? 0;
-        await pool.query(WRITE, [`churn-${round}`]);
-      });
-    };
-    const move = await mover(async (step) => {
-      if (step === 'capturing') for (let i = 0; i < 6; i++) await churn(i);
-      if (step === 'copied') for (let i = 6; i < 9; i++) await churn(i);
-    }, options).move(m, to);
-    expect(label).toBeTruthy();
-    expect(move.step).toBe('done');
-    expect(deleted.length).toBe(9 * 40);
-    expect(updated).toBe(9 * 60);
-    const notesAt = async (where: PlacementTarget, tenantId: string) => {
-      const { rows } = await adminAt(where).query<{ id: string; body: string; tags: number }>(
-        `select n.id, n.body, (select count(*)::int from tags t where t.tenant_id = n.tenant_id and t.note_id = n.id) as tags
+  ] as const)(
+    'rows deleted, updated and re-inserted while the capture is on (verified by %s): the target ends equal to the source, another tenant untouched',
+    async (label, options) => {
+      const m = await tenant(`mover-d-${options.verify}`);
+      const other = await tenant(`mover-d-o-${options.verify}`);
+      const home: PlacementTarget = { tier: 'shared', cluster: 'home' };
+      await seed(home, other, 30);
+      await seed(home, m, 1500);
+      const dbName = await newDatabase(`d_${options.verify}`);
+      const to: PlacementTarget = { tier: 'database', cluster: 'home', database: dbName };
+      const deleted: number[] = [];
+      let updated = 0;
+      // one round of changes through the app: deletes (cascading to tags), updates, and an insert
+      // (a batch of captured changes then mixes keys still at the source with keys gone from it)
+      const churn = async (round: number) => {
+        await runAs(m, async () => {
+          const { rows } = await pool.query<{ id: string }>(
+            `delete from notes where id in (select id from notes order by id offset $1 limit 40) returning id`,
+            [round * 97],
+          );
+          deleted.push(...rows.map((r) => Number(r.id)));
+          updated +=
+            (
+              await pool.query(
+                `update notes set body = body || '-u' || $1 where id in (select id from notes order by id desc limit 60)`,
+                [round],
+              )
+            ).rowCount ?? 0;
+          await pool.query(WRITE, [`churn-${round}`]);
+        });
+      };
+      const move = await mover(async (step) => {
+        if (step === 'capturing') for (let i = 0; i < 6; i++) await churn(i);
+        if (step === 'copied') for (let i = 6; i < 9; i++) await churn(i);
+      }, options).move(m, to);
+      expect(label).toBeTruthy();
+      expect(move.step).toBe('done');
+      expect(deleted.length).toBe(9 * 40);
+      expect(updated).toBe(9 * 60);
+      const notesAt = async (where: PlacementTarget, tenantId: string) => {
+        const { rows } = await adminAt(where).query<{ id: string; body: string; tags: number }>(
+          `select n.id, n.body, (select count(*)::int from tags t where t.tenant_id = n.tenant_id and t.note_id = n.id) as tags
            from notes n where n.tenant_id = $1 order by n.id`,
-        [tenantId],
-      );
-      return rows;
-    };
-    // the source is kept until cleanup: it is the truth the target must equal, row for row
-    const source = await notesAt(home, m);
-    const target = await notesAt(to, m);
-    expect(source.length).toBe(1500 - 9 * 40 + 9);
-    expect(target).toEqual(source);
-    const gone = new Set(target.map((r) => Number(r.id)));
-    expect(deleted.filter((id) => gone.has(id))).toEqual([]);
-    expect(target.filter((r) => r.body.includes('-u')).length).toBeGreaterThan(0);
-    expect((await notesAt(home, other)).length).toBe(30);
-    await mover().cleanup(move.id, { force: true });
-  });
+          [tenantId],
+        );
+        return rows;
+      };
+      // the source is kept until cleanup: it is the truth the target must equal, row for row
+      const source = await notesAt(home, m);
+      const target = await notesAt(to, m);
+      expect(source.length).toBe(1500 - 9 * 40 + 9);
+      expect(target).toEqual(source);
+      const gone = new Set(target.map((r) => Number(r.id)));
+      expect(deleted.filter((id) => gone.has(id))).toEqual([]);
+      expect(target.filter((r) => r.body.includes('-u')).length).toBeGreaterThan(0);
+      expect((await notesAt(home, other)).length).toBe(30);
+      await mover().cleanup(move.id, { force: true });
+    },
+  );
 });
 
 describe('updates all over the tenant while its ranges are checked', () => {
   it('every acknowledged update and insert is at the target once the move is done (verify ranges of 100 keys, writes never paused)', async () => {
     const { tenantId: m, home, schema, to } = await tenantWithSchema('mover-u', 2000);
-    const seeded = (await adminAt(home).query<{ id: string; body: string }>('select id::text as id, body from notes where tenant_id = $1', [m])).rows;
+    const seeded = (
+      await adminAt(home).query<{ id: string; body: string }>(
+        'select id::text as id, body from notes where tenant_id = $1',
+        [m],
+      )
+    ).rows;
     const updates = new Map<string, number>();
-    const w = moveWriter(async (i) => {
-      if (i % 3 === 0) {
-        await runAs(m, () => pool.query(WRITE, [`u-${i}`]));
-        return `u-${i}`;
-      }
-      // a seeded row anywhere in the key space: its range changes while the move checks ranges
-      const row = seeded[(i * 7919) % seeded.length]!;
-      await runAs(m, () => pool.query(`update notes set body = body || '.' where id = $1`, [row.id]));
-      updates.set(row.id, (updates.get(row.id) ?? 0) + 1);
-      return undefined;
-    }, (stop) => writers.push(stop));
-    const move = await mover(async (step) => {
-      if (step === 'capturing' || step === 'copied') await w.more(20);
-    }, { verify: 'ranges', verifyRangeRows: 100 }).move(m, to);
+    const w = moveWriter(
+      async (i) => {
+        if (i % 3 === 0) {
+          await runAs(m, () => pool.query(WRITE, [`u-${i}`]));
+          return `u-${i}`;
+        }
+        // a seeded row anywhere in the key space: its range changes while the move checks ranges
+        const row = seeded[(i * 7919) % seeded.length]!;
+        await runAs(m, () => pool.query(`update notes set body = body || '.' where id = $1`, [row.id]));
+        updates.set(row.id, (updates.get(row.id) ?? 0) + 1);
+        return undefined;
+      },
+      (stop) => writers.push(stop),
+    );
+    const move = await mover(
+      async (step) => {
+        if (step === 'capturing' || step === 'copied') await w.more(20);
+      },
+      { verify: 'ranges', verifyRangeRows: 100 },
+    ).move(m, to);
     await w.more(5);
     await w.stop();
     expect(move.step).toBe('done');
     expect(w.failed.filter((e) => !isRetryableRouteError(e))).toEqual([]);
     expect(updates.size).toBeGreaterThan(10);
-    const there = new Map((await adminAt(to).query<{ id: string; body: string }>(`select id::text as id, body from ${schema}.notes where tenant_id = $1`, [m])).rows.map((r) => [r.id, r.body]));
+    const there = new Map(
+      (
+        await adminAt(to).query<{ id: string; body: string }>(
+          `select id::text as id, body from ${schema}.notes where tenant_id = $1`,
+          [m],
+        )
+      ).rows.map((r) => [r.id, r.body]),
+    );
     for (const row of seeded) expect(there.get(row.id)).toBe(row.body + '.'.repeat(updates.get(row.id) ?? 0));
     const bodies = [...there.values()];
     for (const body of w.acked) expect(bodies.filter((b) => b === body)).toHaveLength(1);
@@ -322,12 +379,18 @@ describe('writes that row triggers could miss', () => {
     let truncate: unknown;
     const move = await mover(async (step) => {
       if (step !== 'copied') return;
-      truncate = await db.admin.query('truncate tags').then(() => undefined, (e: unknown) => e);
+      truncate = await db.admin.query('truncate tags').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       const client = await adminAt(home).connect();
       try {
         // a superuser session that disables ordinary triggers (what a replication or restore tool does)
         await client.query(`set session_replication_role = replica`);
-        await client.query(`update notes set body = 'written-as-replica' where tenant_id = $1 and id = (select min(id) from notes where tenant_id = $1)`, [m]);
+        await client.query(
+          `update notes set body = 'written-as-replica' where tenant_id = $1 and id = (select min(id) from notes where tenant_id = $1)`,
+          [m],
+        );
       } finally {
         await client.query('reset session_replication_role');
         client.release();
@@ -338,7 +401,9 @@ describe('writes that row triggers could miss', () => {
     expect(String((truncate as Error).message)).toMatch(/TRUNCATE of public\.tags refused: move .* is capturing/);
     expect(await bodiesAt(to, m)).toContain('written-as-replica');
     expect((await bodiesAt(home, m)).length).toBe(200); // nothing truncated
-    const { rows } = await adminAt(home).query('select count(*)::int as n from pg_trigger where tgname::text like $1', [`tenantry_move_${move.id.replaceAll('-', '')}%`]);
+    const { rows } = await adminAt(home).query('select count(*)::int as n from pg_trigger where tgname::text like $1', [
+      `tenantry_move_${move.id.replaceAll('-', '')}%`,
+    ]);
     expect(rows[0].n).toBe(0);
     await mover().cleanup(move.id, { force: true });
   });
@@ -351,7 +416,12 @@ describe('stale routes after a move', () => {
     const home = new pg.Pool({ connectionString: db.appUrl, max: 1 });
     pools.push(home);
     const deaf = new TenantRouter({ pool: home }); // no LISTEN
-    const stalePool = new RoutedTenantPool({ router: deaf, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections: 2 });
+    const stalePool = new RoutedTenantPool({
+      router: deaf,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+      maxConnections: 2,
+    });
     try {
       await runAs(s, () => stalePool.query('select 1 from notes limit 1'));
       expect(deaf.peek(s)?.location).toBe('home/');
@@ -375,36 +445,46 @@ describe('crashes and verification', () => {
   async function crashAt(step: MoveStep, moveId: string): Promise<void> {
     // node itself (not the tsx wrapper, which reports a child's signal as an exit code)
     const run = exec(process.execPath, ['--import', 'tsx', 'test/tiers/support/move-child.ts'], {
-      env: { ...process.env, MOVE_ENV: JSON.stringify({ ownerUrl: db.ownerUrl, moveId, crashAt: step, batchSize: 200 }) },
+      env: {
+        ...process.env,
+        MOVE_ENV: JSON.stringify({ ownerUrl: db.ownerUrl, moveId, crashAt: step, batchSize: 200 }),
+      },
     });
     if (process.env.MOVE_DEBUG) {
       run.child.stderr?.on('data', (d) => console.log(String(d)));
       setTimeout(() => {
-        void db.admin.query(`select pid, usename, state, wait_event_type, wait_event, left(query, 120) as q, pg_blocking_pids(pid) as b from pg_stat_activity where datname like 'tt_%'`).then((r) => console.log(JSON.stringify(r.rows, null, 1)));
+        void db.admin
+          .query(
+            `select pid, usename, state, wait_event_type, wait_event, left(query, 120) as q, pg_blocking_pids(pid) as b from pg_stat_activity where datname like 'tt_%'`,
+          )
+          .then((r) => console.log(JSON.stringify(r.rows, null, 1)));
       }, 8000);
     }
     await expect(run).rejects.toMatchObject({ signal: 'SIGKILL' });
   }
 
-  it.each(['prepared', 'capturing', 'copied', 'freezing', 'switched'] as const)('killed after %s, then resumed: completes with verified data and no lost write', async (step) => {
-    const c = await tenant(`mover-c-${step}`);
-    const seeded = await seed({ tier: 'shared', cluster: 'home' }, c, 1000);
-    const schema = `t_c_${step}`;
-    await createTenantSchema(db.owner, schema, DDL);
-    const target = { tier: 'schema' as const, cluster: 'home', schema };
-    const w = writer(c, 'crash');
-    const started = await mover().start(c, target);
-    await crashAt(step, started.id);
-    expect((await mover().get(started.id)).step).toBe(step);
-    // the app keeps writing while nobody runs the move (frozen: its writes wait, then fail retryably)
-    if (step !== 'freezing') await w.more(10);
-    const done = await mover().resume(started.id);
-    await w.stop();
-    expect(done.step).toBe('done');
-    const there = await bodiesAt(target, c);
-    expect(there.length).toBe(new Set(there).size);
-    expect(new Set(there)).toEqual(new Set([...seeded, ...w.acked]));
-  });
+  it.each(['prepared', 'capturing', 'copied', 'freezing', 'switched'] as const)(
+    'killed after %s, then resumed: completes with verified data and no lost write',
+    async (step) => {
+      const c = await tenant(`mover-c-${step}`);
+      const seeded = await seed({ tier: 'shared', cluster: 'home' }, c, 1000);
+      const schema = `t_c_${step}`;
+      await createTenantSchema(db.owner, schema, DDL);
+      const target = { tier: 'schema' as const, cluster: 'home', schema };
+      const w = writer(c, 'crash');
+      const started = await mover().start(c, target);
+      await crashAt(step, started.id);
+      expect((await mover().get(started.id)).step).toBe(step);
+      // the app keeps writing while nobody runs the move (frozen: its writes wait, then fail retryably)
+      if (step !== 'freezing') await w.more(10);
+      const done = await mover().resume(started.id);
+      await w.stop();
+      expect(done.step).toBe('done');
+      const there = await bodiesAt(target, c);
+      expect(there.length).toBe(new Set(there).size);
+      expect(new Set(there)).toEqual(new Set([...seeded, ...w.acked]));
+    },
+  );
 
   it('killed after the freeze, then rolled back: the source is intact and serving again, the target emptied', async () => {
     const c = await tenant('mover-rb');
@@ -413,16 +493,21 @@ describe('crashes and verification', () => {
     const target = { tier: 'database' as const, cluster: 'home', database: dbName };
     const started = await mover().start(c, target);
     await crashAt('freezing', started.id);
-    await expect(runAs(c, () => db.appPool({ max: 1 }).query('select 1 from notes'))).rejects.toMatchObject({ code: 'TR004' });
+    await expect(runAs(c, () => db.appPool({ max: 1 }).query('select 1 from notes'))).rejects.toMatchObject({
+      code: 'TR004',
+    });
     const back = await mover().resume(started.id, { rollback: true });
     expect(back.step).toBe('rolled_back');
     await runAs(c, () => pool.query(WRITE, ['after-rollback']));
-    expect(new Set(await bodiesAt({ tier: 'shared', cluster: 'home' }, c))).toEqual(new Set([...seeded, 'after-rollback']));
+    expect(new Set(await bodiesAt({ tier: 'shared', cluster: 'home' }, c))).toEqual(
+      new Set([...seeded, 'after-rollback']),
+    );
     expect(await bodiesAt(target, c)).toEqual([]);
     expect((await placements.get(c)).tier).toBe('shared');
-    const { rows } = await adminAt({ tier: 'shared', cluster: 'home' }).query(`select count(*)::int as n from pg_trigger where tgname like $1`, [
-      `tenantry_move_${started.id.replaceAll('-', '')}%`,
-    ]);
+    const { rows } = await adminAt({ tier: 'shared', cluster: 'home' }).query(
+      `select count(*)::int as n from pg_trigger where tgname like $1`,
+      [`tenantry_move_${started.id.replaceAll('-', '')}%`],
+    );
     expect(rows[0].n).toBe(0);
   });
 
@@ -430,7 +515,13 @@ describe('crashes and verification', () => {
    * A move to its own schema whose target `tamper` breaks at step `at`: the switch must be refused
    * (MOVE_VERIFICATION_FAILED), the tenant served at its source, and a rollback empty the target.
    */
-  async function refusedMove(slug: string, rows: number, at: MoveStep, tamper: (c: { tenantId: string; moveId: string; schema: string }) => Promise<void>, options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {}): Promise<unknown> {
+  async function refusedMove(
+    slug: string,
+    rows: number,
+    at: MoveStep,
+    tamper: (c: { tenantId: string; moveId: string; schema: string }) => Promise<void>,
+    options: Pick<TenantMoverOptions, 'verify' | 'verifyRangeRows'> = {},
+  ): Promise<unknown> {
     const { tenantId, home, schema, to: target } = await tenantWithSchema(slug, rows);
     let moveId = '';
     const steps: MoveStep[] = [];
@@ -439,7 +530,10 @@ describe('crashes and verification', () => {
       if (step === at) await tamper({ tenantId, moveId, schema });
     }, options);
     moveId = (await m.start(tenantId, target)).id;
-    const failure = await m.run(moveId).then(() => undefined, (e: unknown) => e);
+    const failure = await m.run(moveId).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(steps).toContain(at);
     expect(failure).toMatchObject({ code: 'MOVE_VERIFICATION_FAILED' });
     expect((await placements.get(tenantId)).tier).toBe('shared');
@@ -453,25 +547,57 @@ describe('crashes and verification', () => {
 
   it('a row tampered with at the target before verification: the move refuses to switch, the source keeps serving', async () => {
     await refusedMove('mover-v', 300, 'copied', ({ tenantId, schema }) =>
-      db.admin.query(`update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`, [tenantId]).then(() => undefined));
+      db.admin
+        .query(
+          `update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`,
+          [tenantId],
+        )
+        .then(() => undefined),
+    );
   });
 
   // In the freeze, verify: 'ranges' compares row by row the keys changed since their range's last
   // check. A change is simulated at the source (a row in the capture log for key K) and the target
   // writes it wrongly (a trigger there): the final delta applies it, the comparison catches it.
   it('verify ranges: a change the final delta writes wrongly at the target is caught in the freeze; the source keeps serving', async () => {
-    const failure = await refusedMove('mover-vr', 1000, 'freezing', async ({ tenantId, moveId, schema }) => {
-      const ids = (await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [tenantId])).rows.map((r) => r.id);
-      await db.admin.query(`create function ${schema}.spoil() returns trigger language plpgsql as $f$ begin new.body := 'tampered'; return new; end $f$`);
-      await db.admin.query(`create trigger spoil before update on ${schema}.notes for each row when (new.id = ${Number(ids[449])}) execute function ${schema}.spoil()`);
-      await db.admin.query(`insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'notes'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'id', $3::bigint), 'U')`, [moveId, tenantId, ids[449]]);
-    }, { verify: 'ranges', verifyRangeRows: 100 });
+    const failure = await refusedMove(
+      'mover-vr',
+      1000,
+      'freezing',
+      async ({ tenantId, moveId, schema }) => {
+        const ids = (
+          await db.admin.query<{ id: string }>('select id from notes where tenant_id = $1 order by id', [tenantId])
+        ).rows.map((r) => r.id);
+        await db.admin.query(
+          `create function ${schema}.spoil() returns trigger language plpgsql as $f$ begin new.body := 'tampered'; return new; end $f$`,
+        );
+        await db.admin.query(
+          `create trigger spoil before update on ${schema}.notes for each row when (new.id = ${Number(ids[449])}) execute function ${schema}.spoil()`,
+        );
+        await db.admin.query(
+          `insert into tenantry_private.move_changes (move_id, relid, pk, op) values ($1, 'notes'::regclass, jsonb_build_object('tenant_id', $2::uuid, 'id', $3::bigint), 'U')`,
+          [moveId, tenantId, ids[449]],
+        );
+      },
+      { verify: 'ranges', verifyRangeRows: 100 },
+    );
     expect(failure).toMatchObject({ details: { table: 'notes', source: { keys: 1 }, target: { keys: 1 } } });
   });
 
   it('verify full: a row broken at the target in the freeze, where no change falls, is caught', async () => {
-    await refusedMove('mover-vf', 300, 'freezing', ({ tenantId, schema }) =>
-      db.admin.query(`update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`, [tenantId]).then(() => undefined), { verify: 'full' });
+    await refusedMove(
+      'mover-vf',
+      300,
+      'freezing',
+      ({ tenantId, schema }) =>
+        db.admin
+          .query(
+            `update ${schema}.notes set body = 'tampered' where tenant_id = $1 and id = (select min(id) from ${schema}.notes where tenant_id = $1)`,
+            [tenantId],
+          )
+          .then(() => undefined),
+      { verify: 'full' },
+    );
   });
 
   it('refuses a verify mode or range size that does not exist', () => {
@@ -490,7 +616,9 @@ describe('targets that are not ready', () => {
     await expect(m.run(started.id)).rejects.toMatchObject({ code: 'MOVE_TARGET_NOT_READY' });
     expect((await m.get(started.id)).error).toMatch(/no registered tenant table/);
     // a second move of the same tenant is refused while this one is open
-    await expect(m.start(n, { tier: 'schema', cluster: 'home', schema: 't_other' })).rejects.toMatchObject({ code: 'MOVE_BUSY' });
+    await expect(m.start(n, { tier: 'schema', cluster: 'home', schema: 't_other' })).rejects.toMatchObject({
+      code: 'MOVE_BUSY',
+    });
     expect((await m.rollback(started.id)).step).toBe('rolled_back');
     await runAs(n, () => pool.query(WRITE, ['served']));
     expect(new Set(await bodiesAt({ tier: 'shared', cluster: 'home' }, n))).toEqual(new Set([...seeded, 'served']));
@@ -518,9 +646,32 @@ describe('tenantry tenants move (CLI, as a subprocess)', () => {
       await writeFile(ddl, DDL);
       const cli = async (...args: string[]) => {
         try {
-          const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', db.adminUrl, '--dir', dir, 'tenants', 'move', 'mover-cli', ...args], {
-            env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
-          });
+          const { stdout } = await exec(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              'src/cli/main.ts',
+              '--database-url',
+              db.adminUrl,
+              '--dir',
+              dir,
+              'tenants',
+              'move',
+              'mover-cli',
+              ...args,
+            ],
+            {
+              env: {
+                ...process.env,
+                TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+                TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+                TENANTRY_APP_ROLE: db.appRole,
+                TENANTRY_OWNER_ROLE: db.ownerRole,
+                TENANTRY_CONTEXT_SECRET: db.contextSecret,
+              },
+            },
+          );
           return { code: 0, stdout };
         } catch (error) {
           const e = error as { code: number; stdout: string; stderr: string };

@@ -27,9 +27,16 @@ beforeAll(async () => {
   tenantDb = await c3.createDatabase('tenant_c');
   for (const db of [home, second, tenantDb]) await createNotesTable(db);
   for (const slug of ['a', 'b', 'c'] as const) {
-    t[slug] = (await home.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [`mc-${slug}`])).rows[0]!.id;
+    t[slug] = (
+      await home.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [
+        `mc-${slug}`,
+      ])
+    ).rows[0]!.id;
   }
-  placements = new Placements({ catalog: home.owner, owners: { home: home.ownerUrl, c2: second.ownerUrl, c3: tenantDb.ownerUrl } });
+  placements = new Placements({
+    catalog: home.owner,
+    owners: { home: home.ownerUrl, c2: second.ownerUrl, c3: tenantDb.ownerUrl },
+  });
   await placements.addCluster('c2');
   await placements.addCluster('c3');
   await placements.assign(t.b, { tier: 'shared', cluster: 'c2' });
@@ -37,7 +44,12 @@ beforeAll(async () => {
   catalogApp = new pg.Pool({ connectionString: home.appUrl, max: 2 });
   router = new TenantRouter({ pool: catalogApp, listenConnectionString: home.appUrl });
   await router.start();
-  pool = new RoutedTenantPool({ router, clusters: { home: home.appUrl, c2: second.appUrl, c3: tenantDb.appUrl }, contextSecret: fleet().contextSecret, maxConnections: 6 });
+  pool = new RoutedTenantPool({
+    router,
+    clusters: { home: home.appUrl, c2: second.appUrl, c3: tenantDb.appUrl },
+    contextSecret: fleet().contextSecret,
+    maxConnections: 6,
+  });
 });
 
 afterAll(async () => {
@@ -52,9 +64,11 @@ async function bodiesOn(db: ClusterDatabase): Promise<Array<{ tenant_id: string;
 }
 
 describe('one pool, three servers', () => {
-  it("serves every tenant where it lives, with the same code", async () => {
+  it('serves every tenant where it lives, with the same code', async () => {
     await Promise.all(
-      (['a', 'b', 'c'] as const).map((k) => runAs(t[k], () => pool.query('insert into notes (body) values ($1)', [`hello from ${k}`]))),
+      (['a', 'b', 'c'] as const).map((k) =>
+        runAs(t[k], () => pool.query('insert into notes (body) values ($1)', [`hello from ${k}`])),
+      ),
     );
     expect(await bodiesOn(home)).toEqual([{ tenant_id: t.a, body: 'hello from a' }]);
     expect(await bodiesOn(second)).toEqual([{ tenant_id: t.b, body: 'hello from b' }]);
@@ -69,7 +83,9 @@ describe('one pool, three servers', () => {
     // B's context sent to the home server and to C's database: the route epoch does not match
     for (const db of [home, tenantDb]) {
       const direct = db.appPool();
-      await expect(runAs(t.b, () => direct.query('select count(*) from notes'))).rejects.toMatchObject({ code: 'TR003' });
+      await expect(runAs(t.b, () => direct.query('select count(*) from notes'))).rejects.toMatchObject({
+        code: 'TR003',
+      });
     }
   });
 
@@ -77,10 +93,14 @@ describe('one pool, three servers', () => {
     // B's rows are copied by hand here (the mover does this online); then the route switches
     await home.owner.query(`insert into notes (tenant_id, body) values ($1, 'hello from b')`, [t.b]);
     const epoch = await placements.assign(t.b, { tier: 'shared', cluster: 'home' });
-    for (let i = 0; i < 100 && router.peek(t.b)?.epoch !== epoch; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 100 && router.peek(t.b)?.epoch !== epoch; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     expect(router.peek(t.b)).toMatchObject({ cluster: 'home', epoch });
     await runAs(t.b, () => pool.query(`insert into notes (body) values ('b after the move')`));
-    expect((await bodiesOn(home)).filter((r) => r.tenant_id === t.b).map((r) => r.body)).toEqual(['b after the move', 'hello from b']);
+    expect((await bodiesOn(home)).filter((r) => r.tenant_id === t.b).map((r) => r.body)).toEqual([
+      'b after the move',
+      'hello from b',
+    ]);
     // the old cluster refuses B from now on, even to a router that missed the change
     const stale = second.appPool();
     await expect(runAs(t.b, () => stale.query('select count(*) from notes'))).rejects.toMatchObject({ code: 'TR003' });

@@ -10,20 +10,32 @@ import { createTenantSchema } from '../../src/tiers/provision.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
 
-const cluster = (name: string, tenants: number, capacity = 100, status: ClusterLoad['status'] = 'active'): ClusterLoad => ({
+const cluster = (
+  name: string,
+  tenants: number,
+  capacity = 100,
+  status: ClusterLoad['status'] = 'active',
+): ClusterLoad => ({
   name,
   status,
   capacity,
   tenants,
   load: capacity > 0 ? tenants / capacity : Infinity,
 });
-const tenant = (slug: string, settings: Record<string, unknown> = {}) => ({ id: '00000000-0000-4000-8000-000000000001', slug, settings });
+const tenant = (slug: string, settings: Record<string, unknown> = {}) => ({
+  id: '00000000-0000-4000-8000-000000000001',
+  slug,
+  settings,
+});
 
 describe('the plan policy', () => {
   const policy = planPlacementPolicy({ tiers: { enterprise: 'database', business: 'schema' } });
 
   it('takes the tier from the plan and the least-loaded active cluster, and says why', () => {
-    const decision = policy.decide({ tenant: tenant('big-corp', { plan: 'enterprise' }), clusters: [cluster('home', 80), cluster('eu', 10, 50), cluster('us', 5, 100, 'draining')] });
+    const decision = policy.decide({
+      tenant: tenant('big-corp', { plan: 'enterprise' }),
+      clusters: [cluster('home', 80), cluster('eu', 10, 50), cluster('us', 5, 100, 'draining')],
+    });
     expect(decision.target).toEqual({ tier: 'database', cluster: 'eu', database: 'tenant_big_corp' });
     expect(decision.reasons[0]).toBe('plan enterprise → tier database');
     expect(decision.reasons[1]).toMatch(/^cluster eu: least loaded \(10 tenants \/ capacity 50\)/);
@@ -31,17 +43,35 @@ describe('the plan policy', () => {
   });
 
   it('places unknown plans and tenants without a plan in the default tier', () => {
-    expect(policy.decide({ tenant: tenant('small'), clusters: [cluster('home', 1)] }).target).toEqual({ tier: 'shared', cluster: 'home' });
+    expect(policy.decide({ tenant: tenant('small'), clusters: [cluster('home', 1)] }).target).toEqual({
+      tier: 'shared',
+      cluster: 'home',
+    });
     const trial = policy.decide({ tenant: tenant('trial', { plan: 'trial' }), clusters: [cluster('home', 1)] });
     expect(trial.target.tier).toBe('shared');
     expect(trial.reasons[0]).toBe('plan trial has no tier of its own: the default tier shared');
-    expect(policy.decide({ tenant: tenant('mid-co'), plan: 'business', clusters: [cluster('home', 1)] }).target).toEqual({ tier: 'schema', cluster: 'home', schema: 't_mid_co' });
+    expect(
+      policy.decide({ tenant: tenant('mid-co'), plan: 'business', clusters: [cluster('home', 1)] }).target,
+    ).toEqual({ tier: 'schema', cluster: 'home', schema: 't_mid_co' });
   });
 
   it('keeps tiers to their clusters, and refuses when none may take one', () => {
-    const pinned = planPlacementPolicy({ tiers: { enterprise: 'database' }, clustersByTier: { database: ['dedicated'] } });
-    expect(pinned.decide({ tenant: tenant('x', { plan: 'enterprise' }), clusters: [cluster('home', 0), cluster('dedicated', 90)] }).target.cluster).toBe('dedicated');
-    expect(() => pinned.decide({ tenant: tenant('x', { plan: 'enterprise' }), clusters: [cluster('home', 0), cluster('dedicated', 0, 100, 'disabled')] })).toThrow(/No active cluster/);
+    const pinned = planPlacementPolicy({
+      tiers: { enterprise: 'database' },
+      clustersByTier: { database: ['dedicated'] },
+    });
+    expect(
+      pinned.decide({
+        tenant: tenant('x', { plan: 'enterprise' }),
+        clusters: [cluster('home', 0), cluster('dedicated', 90)],
+      }).target.cluster,
+    ).toBe('dedicated');
+    expect(() =>
+      pinned.decide({
+        tenant: tenant('x', { plan: 'enterprise' }),
+        clusters: [cluster('home', 0), cluster('dedicated', 0, 100, 'disabled')],
+      }),
+    ).toThrow(/No active cluster/);
     expect(() => planPlacementPolicy({ tiers: { gold: 'vault' as 'shared' } })).toThrow(/Unknown tier/);
   });
 });
@@ -56,8 +86,11 @@ describe('placement questions from the catalog, and `tenantry tenants place`', (
     dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-place-'));
     placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
     await placements.addCluster('eu', { capacity: 10 });
-    for (const slug of ['a1', 'a2', 'a3']) await db.owner.query(`insert into tenantry.tenants (slug, name) values ($1, $1)`, [slug]);
-    await db.owner.query(`insert into tenantry.tenants (slug, name, settings) values ('mega', 'Mega', '{"plan":"enterprise"}')`);
+    for (const slug of ['a1', 'a2', 'a3'])
+      await db.owner.query(`insert into tenantry.tenants (slug, name) values ($1, $1)`, [slug]);
+    await db.owner.query(
+      `insert into tenantry.tenants (slug, name, settings) values ('mega', 'Mega', '{"plan":"enterprise"}')`,
+    );
   });
   afterAll(async () => {
     await placements?.end();
@@ -77,9 +110,20 @@ describe('placement questions from the catalog, and `tenantry tenants place`', (
   /** The CLI as a subprocess against the test database; never throws. */
   async function tenantry(...args: string[]): Promise<{ code: number; stdout: string }> {
     try {
-      const { stdout } = await promisify(execFile)(path.resolve('node_modules/.bin/tsx'), [path.resolve('src/cli/main.ts'), '--database-url', db.adminUrl, '--dir', dir, ...args], {
-        env: { ...process.env, TENANTRY_APP_PASSWORD: ROLE_PASSWORD, TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD, TENANTRY_APP_ROLE: db.appRole, TENANTRY_OWNER_ROLE: db.ownerRole, TENANTRY_CONTEXT_SECRET: db.contextSecret },
-      });
+      const { stdout } = await promisify(execFile)(
+        path.resolve('node_modules/.bin/tsx'),
+        [path.resolve('src/cli/main.ts'), '--database-url', db.adminUrl, '--dir', dir, ...args],
+        {
+          env: {
+            ...process.env,
+            TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+            TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+            TENANTRY_APP_ROLE: db.appRole,
+            TENANTRY_OWNER_ROLE: db.ownerRole,
+            TENANTRY_CONTEXT_SECRET: db.contextSecret,
+          },
+        },
+      );
       return { code: 0, stdout };
     } catch (error) {
       const e = error as { code: number; stdout: string };

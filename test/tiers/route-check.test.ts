@@ -15,7 +15,10 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
 
   beforeAll(async () => {
     db = await createTestDatabase({ contextMode });
-    await createNotesTable(db, [[A, 'a1'], [B, 'b1']]);
+    await createNotesTable(db, [
+      [A, 'a1'],
+      [B, 'b1'],
+    ]);
   });
   afterAll(async () => {
     await db?.drop();
@@ -40,14 +43,18 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
     await expect(count(pool, B)).rejects.toMatchObject({ code: 'TR003' }); // sent on the default route, epoch 0
     await setLocal(B, 'frozen', 0);
     await expect(count(pool, B)).rejects.toMatchObject({ code: 'TR004' });
-    await expect(runAs(B, () => pool.query(`insert into notes (body) values ('during freeze')`))).rejects.toMatchObject({ code: 'TR004' });
+    await expect(runAs(B, () => pool.query(`insert into notes (body) values ('during freeze')`))).rejects.toMatchObject(
+      { code: 'TR004' },
+    );
     await setLocal(B, 'moved', 8);
     await expect(count(pool, B)).rejects.toMatchObject({ code: 'TR003' });
     await setLocal(B, 'active', 0);
     expect(await count(pool, B)).toBe(1);
     // A is untouched by B's states, and nothing B tried was written
     expect(await count(pool, A)).toBe(1);
-    expect((await db.admin.query(`select count(*)::int as n from notes where body = 'during freeze'`)).rows[0].n).toBe(0);
+    expect((await db.admin.query(`select count(*)::int as n from notes where body = 'during freeze'`)).rows[0].n).toBe(
+      0,
+    );
   });
 
   it('refuses the default route in a database that does not serve it', async () => {
@@ -63,7 +70,12 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
   });
 
   it('costs nothing where only the default route is served: unsigned mode keeps the inlined form until a tenant is placed', async () => {
-    const language = async () => (await db.admin.query(`select l.lanname from pg_proc p join pg_language l on l.oid = p.prolang where p.oid = 'tenantry.current_tenant_id()'::regprocedure`)).rows[0].lanname;
+    const language = async () =>
+      (
+        await db.admin.query(
+          `select l.lanname from pg_proc p join pg_language l on l.oid = p.prolang where p.oid = 'tenantry.current_tenant_id()'::regprocedure`,
+        )
+      ).rows[0].lanname;
     await db.owner.query('delete from tenantry.local_tenants');
     expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
     const pool = db.appPool({ contextMode });
@@ -114,13 +126,18 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
     expect(await codes()).toEqual([]);
     if (contextMode === 'unsigned') {
       // the inlined form planted back while a tenant is placed here
-      await db.owner.query(`create or replace function tenantry.current_tenant_id() returns uuid language sql stable as $$ select nullif(current_setting('tenantry.context', true), '')::uuid $$`);
+      await db.owner.query(
+        `create or replace function tenantry.current_tenant_id() returns uuid language sql stable as $$ select nullif(current_setting('tenantry.context', true), '')::uuid $$`,
+      );
       expect(await codes()).toEqual([['ROUTE_CHECK_INLINED_WITH_PLACEMENTS', 'tenantry.current_tenant_id()']]);
       const report = await runDoctor(db.adminUrl);
       await db.owner.query(report.findings[0]!.fix);
       expect(await codes()).toEqual([]);
     }
-    await db.owner.query(`update tenantry.local_tenants set state = 'frozen', updated_at = now() - interval '20 minutes' where tenant_key = $1`, [B]);
+    await db.owner.query(
+      `update tenantry.local_tenants set state = 'frozen', updated_at = now() - interval '20 minutes' where tenant_key = $1`,
+      [B],
+    );
     const found = (await runDoctor(db.adminUrl)).findings;
     expect(found.map((f) => [f.code, f.severity, f.object])).toEqual([['TENANT_FROZEN_LONG', 'warning', B]]);
     await setLocal(B, 'active', 0);
@@ -128,7 +145,13 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
 
   it('the app role cannot change where tenants live', async () => {
     const pool = db.appPool({ contextMode });
-    for (const sql of [`select * from tenantry.local_tenants`, `update tenantry.local_tenants set state = 'active'`, `delete from tenantry.local_tenants`, `update tenantry.local_route set serves_default = true`, `insert into tenantry.local_tenants values ('${A}', 'active', 1)`]) {
+    for (const sql of [
+      `select * from tenantry.local_tenants`,
+      `update tenantry.local_tenants set state = 'active'`,
+      `delete from tenantry.local_tenants`,
+      `update tenantry.local_route set serves_default = true`,
+      `insert into tenantry.local_tenants values ('${A}', 'active', 1)`,
+    ]) {
       await expect(pool.query(sql), sql).rejects.toMatchObject({ code: '42501' });
     }
   });

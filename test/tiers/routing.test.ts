@@ -21,7 +21,10 @@ let cDatabase: string;
 const extra: pg.Pool[] = [];
 
 async function tenant(slug: string): Promise<string> {
-  const { rows } = await db.owner.query<{ id: string }>(`insert into tenantry.tenants (slug, name) values ($1, $1) returning id`, [slug]);
+  const { rows } = await db.owner.query<{ id: string }>(
+    `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+    [slug],
+  );
   return rows[0]!.id;
 }
 
@@ -36,7 +39,11 @@ async function notesAt(where: 'public' | 'b_schema' | 'c_db'): Promise<Array<{ t
       await c.end();
     }
   }
-  return (await db.admin.query(`select tenant_id, body from ${where === 'public' ? 'public.notes' : 't_b.notes'} order by body`)).rows;
+  return (
+    await db.admin.query(
+      `select tenant_id, body from ${where === 'public' ? 'public.notes' : 't_b.notes'} order by body`,
+    )
+  ).rows;
 }
 
 beforeAll(async () => {
@@ -66,7 +73,12 @@ beforeAll(async () => {
   extra.push(home);
   router = new TenantRouter({ pool: home });
   await router.start();
-  pool = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections: 4 });
+  pool = new RoutedTenantPool({
+    router,
+    clusters: { home: db.appUrl },
+    contextSecret: db.contextSecret,
+    maxConnections: 4,
+  });
 });
 
 afterAll(async () => {
@@ -102,11 +114,23 @@ describe('routing by tier', () => {
 
   it("a schema tenant's search path lives only as long as the statement's transaction", async () => {
     // one connection: B's statement, then a statement without a tenant on the very same session
-    const single = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections: 1 });
+    const single = new RoutedTenantPool({
+      router,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+      maxConnections: 1,
+    });
     try {
-      const during = await runAs(tenants.b, () => single.query<{ path: string; pid: number }>('select current_setting($1) as path, pg_backend_pid() as pid', ['search_path']));
+      const during = await runAs(tenants.b, () =>
+        single.query<{ path: string; pid: number }>('select current_setting($1) as path, pg_backend_pid() as pid', [
+          'search_path',
+        ]),
+      );
       expect(during.rows[0]!.path).toContain('t_b');
-      const after = await single.query<{ path: string; pid: number }>('select current_setting($1) as path, pg_backend_pid() as pid', ['search_path']);
+      const after = await single.query<{ path: string; pid: number }>(
+        'select current_setting($1) as path, pg_backend_pid() as pid',
+        ['search_path'],
+      );
       expect(after.rows[0]!.pid).toBe(during.rows[0]!.pid);
       expect(after.rows[0]!.path).not.toContain('t_b');
     } finally {
@@ -117,13 +141,19 @@ describe('routing by tier', () => {
   it('the second wall stands in every tier: a tenant naming another tier by hand reads nothing, writes nothing', async () => {
     const { rows } = await runAs(tenants.a, () => pool.query('select count(*)::int as n from t_b.notes'));
     expect(rows[0]!.n).toBe(0);
-    await expect(runAs(tenants.a, () => pool.query(`insert into t_b.notes (tenant_id, body) values ($1, 'planted')`, [tenants.b]))).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      runAs(tenants.a, () => pool.query(`insert into t_b.notes (tenant_id, body) values ($1, 'planted')`, [tenants.b])),
+    ).rejects.toMatchObject({ code: '42501' });
     // B's context is only valid on B's route: B on the shared tables (epoch 0) is refused, not served
     const plain = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 1 });
     extra.push(plain);
-    await expect(runAs(tenants.b, () => plain.query('select count(*) from public.notes'))).rejects.toMatchObject({ code: 'TR003' });
+    await expect(runAs(tenants.b, () => plain.query('select count(*) from public.notes'))).rejects.toMatchObject({
+      code: 'TR003',
+    });
     // and C, who lives elsewhere, is refused in the home database
-    await expect(runAs(tenants.c, () => plain.query('select count(*) from public.notes'))).rejects.toMatchObject({ code: 'TR003' });
+    await expect(runAs(tenants.c, () => plain.query('select count(*) from public.notes'))).rejects.toMatchObject({
+      code: 'TR003',
+    });
     expect(await notesAt('b_schema')).toEqual([{ tenant_id: tenants.b, body: 'note of b' }]);
   });
 
@@ -145,7 +175,9 @@ describe('stale routes', () => {
     await runAs(tenants.d, () => pool.query(`insert into notes (body) values ('d after')`));
     expect(router.peek(tenants.d)?.schema).toBe('t_d');
     expect((await db.admin.query('select body from t_d.notes')).rows).toEqual([{ body: 'd after' }]);
-    expect((await db.admin.query('select count(*)::int as n from public.notes where tenant_id = $1', [tenants.d])).rows[0].n).toBe(0);
+    expect(
+      (await db.admin.query('select count(*)::int as n from public.notes where tenant_id = $1', [tenants.d])).rows[0].n,
+    ).toBe(0);
   });
 
   it('inside a transaction the refusal reaches the caller, retryable', async () => {
@@ -159,23 +191,58 @@ describe('stale routes', () => {
       client.release();
     }
     // a retry through the pool refreshes the route
-    expect((await runAs(tenants.d, () => pool.query<{ n: number }>('select count(*)::int as n from notes'))).rows[0]!.n).toBe(1);
+    expect(
+      (await runAs(tenants.d, () => pool.query<{ n: number }>('select count(*)::int as n from notes'))).rows[0]!.n,
+    ).toBe(1);
   });
 
   it('a frozen tenant waits, then is served once unfrozen; frozen for too long it fails with TENANT_FROZEN', async () => {
     const route = await router.resolve(tenants.d);
-    await placements.setLocalState({ tier: 'schema', cluster: 'home', schema: 't_d' }, tenants.d, 'frozen', route.epoch);
+    await placements.setLocalState(
+      { tier: 'schema', cluster: 'home', schema: 't_d' },
+      tenants.d,
+      'frozen',
+      route.epoch,
+    );
     const waiting = runAs(tenants.d, () => pool.query<{ n: number }>('select count(*)::int as n from notes'));
-    setTimeout(() => void placements.setLocalState({ tier: 'schema', cluster: 'home', schema: 't_d' }, tenants.d, 'active', route.epoch), 150);
+    setTimeout(
+      () =>
+        void placements.setLocalState(
+          { tier: 'schema', cluster: 'home', schema: 't_d' },
+          tenants.d,
+          'active',
+          route.epoch,
+        ),
+      150,
+    );
     expect((await waiting).rows[0]!.n).toBe(1);
 
-    const short = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, freezeWaitMs: 100 });
+    const short = new RoutedTenantPool({
+      router,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+      freezeWaitMs: 100,
+    });
     try {
-      await placements.setLocalState({ tier: 'schema', cluster: 'home', schema: 't_d' }, tenants.d, 'frozen', route.epoch);
-      await expect(runAs(tenants.d, () => short.query(`insert into notes (body) values ('during freeze')`))).rejects.toMatchObject({ code: 'TENANT_FROZEN', status: 503 });
-      expect((await db.admin.query(`select count(*)::int as n from t_d.notes where body = 'during freeze'`)).rows[0].n).toBe(0);
+      await placements.setLocalState(
+        { tier: 'schema', cluster: 'home', schema: 't_d' },
+        tenants.d,
+        'frozen',
+        route.epoch,
+      );
+      await expect(
+        runAs(tenants.d, () => short.query(`insert into notes (body) values ('during freeze')`)),
+      ).rejects.toMatchObject({ code: 'TENANT_FROZEN', status: 503 });
+      expect(
+        (await db.admin.query(`select count(*)::int as n from t_d.notes where body = 'during freeze'`)).rows[0].n,
+      ).toBe(0);
     } finally {
-      await placements.setLocalState({ tier: 'schema', cluster: 'home', schema: 't_d' }, tenants.d, 'active', route.epoch);
+      await placements.setLocalState(
+        { tier: 'schema', cluster: 'home', schema: 't_d' },
+        tenants.d,
+        'active',
+        route.epoch,
+      );
       await short.end();
     }
   });
@@ -190,7 +257,8 @@ describe('stale routes', () => {
       const before = await listening.resolve(tenants.a);
       await createTenantSchema(db.owner, 't_a', NOTES_DDL);
       const epoch = await placements.assign(tenants.a, { tier: 'schema', cluster: 'home', schema: 't_a' });
-      for (let i = 0; i < 100 && listening.peek(tenants.a)?.epoch !== epoch; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 100 && listening.peek(tenants.a)?.epoch !== epoch; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       expect(listening.peek(tenants.a)).toMatchObject({ tier: 'schema', schema: 't_a', epoch });
       expect(before.epoch).toBe(0);
       // no tenant id travels on the channel: the payload is the epoch alone
@@ -212,24 +280,40 @@ describe('stale routes', () => {
 
 describe('review findings, pinned', () => {
   it('a stale route is refused even where the plan never evaluates the policy (update by id, row absent)', async () => {
-    await db.owner.query(`create table tasks (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default tenantry.current_tenant_id(), title text not null);
+    await db.owner
+      .query(`create table tasks (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default tenantry.current_tenant_id(), title text not null);
       select tenantry.register_tenant_table('tasks');`);
     const e = await tenant('tier-e');
     const stale = new TenantRouter({ pool: extra[0] as pg.Pool });
-    const routed = new RoutedTenantPool({ router: stale, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });
+    const routed = new RoutedTenantPool({
+      router: stale,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+    });
     try {
       // E's route (default) is cached; E then moves to its schema, where its task lives
       await runAs(e, () => routed.query('select count(*) from notes'));
-      await createTenantSchema(db.owner, 't_e', `${NOTES_DDL}
+      await createTenantSchema(
+        db.owner,
+        't_e',
+        `${NOTES_DDL}
         create table tasks (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default tenantry.current_tenant_id(), title text not null);
-        select tenantry.register_tenant_table('tasks');`);
-      const id = (await db.owner.query<{ id: string }>(`insert into t_e.tasks (tenant_id, title) values ($1, 'todo') returning id`, [e])).rows[0]!.id;
+        select tenantry.register_tenant_table('tasks');`,
+      );
+      const id = (
+        await db.owner.query<{ id: string }>(
+          `insert into t_e.tasks (tenant_id, title) values ($1, 'todo') returning id`,
+          [e],
+        )
+      ).rows[0]!.id;
       await placements.assign(e, { tier: 'schema', cluster: 'home', schema: 't_e' });
       expect(stale.peek(e)?.epoch).toBe(0);
       // public.tasks has no such id: on the stale route the index finds nothing and the policy never runs
       const done = await runAs(e, () => routed.query(`update tasks set title = 'done' where id = $1`, [id]));
       expect(done.rowCount).toBe(1);
-      expect((await db.admin.query('select title from t_e.tasks where id = $1', [id])).rows).toEqual([{ title: 'done' }]);
+      expect((await db.admin.query('select title from t_e.tasks where id = $1', [id])).rows).toEqual([
+        { title: 'done' },
+      ]);
     } finally {
       await routed.end();
     }
@@ -238,18 +322,29 @@ describe('review findings, pinned', () => {
   it('concurrent assigns of one tenant leave the catalog and the database agreeing', async () => {
     const f = await tenant('tier-f');
     for (const s of ['t_f1', 't_f2']) await createTenantSchema(db.owner, s, NOTES_DDL);
-    const epochs = await Promise.all(['t_f1', 't_f2', 't_f1', 't_f2'].map((schema) => placements.assign(f, { tier: 'schema', cluster: 'home', schema })));
+    const epochs = await Promise.all(
+      ['t_f1', 't_f2', 't_f1', 't_f2'].map((schema) =>
+        placements.assign(f, { tier: 'schema', cluster: 'home', schema }),
+      ),
+    );
     const placed = await placements.get(f);
     expect(placed.epoch).toBe(Math.max(...epochs));
-    const local = await db.admin.query('select state, epoch, schema from tenantry.local_tenants where tenant_key = $1', [f]);
+    const local = await db.admin.query(
+      'select state, epoch, schema from tenantry.local_tenants where tenant_key = $1',
+      [f],
+    );
     expect(local.rows).toEqual([{ state: 'active', epoch: String(placed.epoch), schema: placed.schema }]);
     await expect(runAs(f, () => pool.query('select count(*) from notes'))).resolves.toMatchObject({ rowCount: 1 });
   });
 
-  it("a transaction refused on a stale route is retried at the new place (connect refreshes the route)", async () => {
+  it('a transaction refused on a stale route is retried at the new place (connect refreshes the route)', async () => {
     const g = await tenant('tier-g');
     const stale = new TenantRouter({ pool: extra[0] as pg.Pool });
-    const routed = new RoutedTenantPool({ router: stale, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });
+    const routed = new RoutedTenantPool({
+      router: stale,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+    });
     try {
       await runAs(g, () => routed.query('select 1'));
       await createTenantSchema(db.owner, 't_g', NOTES_DDL);
@@ -273,7 +368,9 @@ describe('review findings, pinned', () => {
       expect(isRetryableRouteError(first)).toBe(true);
       await transaction();
       expect((await db.admin.query('select body from t_g.notes')).rows).toEqual([{ body: 'in a transaction' }]);
-      expect((await db.admin.query('select count(*)::int as n from public.notes where tenant_id = $1', [g])).rows[0].n).toBe(0);
+      expect(
+        (await db.admin.query('select count(*)::int as n from public.notes where tenant_id = $1', [g])).rows[0].n,
+      ).toBe(0);
     } finally {
       await routed.end();
     }
@@ -288,7 +385,13 @@ describe('review findings, pinned', () => {
 
 describe('connections', () => {
   it('are bounded in total, whatever the number of tenants and databases', async () => {
-    const bounded = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret, maxConnections: 3, maxPools: 1 });
+    const bounded = new RoutedTenantPool({
+      router,
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+      maxConnections: 3,
+      maxPools: 1,
+    });
     try {
       let peak = 0;
       const sample = setInterval(() => (peak = Math.max(peak, bounded.activeConnections)), 2);
@@ -309,7 +412,9 @@ describe('connections', () => {
   it('a client checked out for one tenant refuses another tenant living elsewhere', async () => {
     const client = await runAs(tenants.a, () => pool.connect());
     try {
-      await expect(runAs(tenants.c, () => client.query('select 1'))).rejects.toMatchObject({ code: 'TENANT_ROUTE_MISMATCH' });
+      await expect(runAs(tenants.c, () => client.query('select 1'))).rejects.toMatchObject({
+        code: 'TENANT_ROUTE_MISMATCH',
+      });
     } finally {
       client.release();
     }
@@ -318,7 +423,13 @@ describe('connections', () => {
   it('refuses an unknown cluster clearly', async () => {
     const ghost = await tenant(`ghost-${randomBytes(3).toString('hex')}`);
     await placements.addCluster('elsewhere');
-    await db.owner.query(`insert into tenantry.placements (tenant_id, tier, cluster) values ($1, 'shared', 'elsewhere')`, [ghost]);
-    await expect(runAs(ghost, () => pool.query('select 1'))).rejects.toMatchObject({ code: 'CLUSTER_UNKNOWN', status: 503 });
+    await db.owner.query(
+      `insert into tenantry.placements (tenant_id, tier, cluster) values ($1, 'shared', 'elsewhere')`,
+      [ghost],
+    );
+    await expect(runAs(ghost, () => pool.query('select 1'))).rejects.toMatchObject({
+      code: 'CLUSTER_UNKNOWN',
+      status: 503,
+    });
   });
 });

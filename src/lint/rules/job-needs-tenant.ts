@@ -76,7 +76,11 @@ export const jobNeedsTenant = createRule<Options, MessageIds>({
     function insideScope(node: TSESTree.Node): boolean {
       for (let n: TSESTree.Node | undefined = node.parent; n; n = n.parent) {
         const fn = n.type === AST_NODE_TYPES.ArrowFunctionExpression || n.type === AST_NODE_TYPES.FunctionExpression;
-        if (fn && n.parent?.type === AST_NODE_TYPES.CallExpression && n.parent.arguments.includes(n as TSESTree.CallExpressionArgument)) {
+        if (
+          fn &&
+          n.parent?.type === AST_NODE_TYPES.CallExpression &&
+          n.parent.arguments.includes(n as TSESTree.CallExpressionArgument)
+        ) {
           const name = calleeName(n.parent.callee);
           if (name !== undefined && scopeFunctions.has(name)) return true;
         }
@@ -89,7 +93,9 @@ export const jobNeedsTenant = createRule<Options, MessageIds>({
         if (!isEnqueue(node.callee)) return;
         // the payload is the first object literal argument (pg-boss send(name, data), BullMQ
         // add(name, data), enqueue(data)); a payload the rule cannot see is not judged
-        const payload = node.arguments.find((a): a is TSESTree.ObjectExpression => a.type === AST_NODE_TYPES.ObjectExpression);
+        const payload = node.arguments.find(
+          (a): a is TSESTree.ObjectExpression => a.type === AST_NODE_TYPES.ObjectExpression,
+        );
         if (!payload) return;
         for (const p of payload.properties) {
           if (p.type === AST_NODE_TYPES.SpreadElement) return;
@@ -97,7 +103,11 @@ export const jobNeedsTenant = createRule<Options, MessageIds>({
           if (key === undefined || tenantKeys.has(key)) return;
         }
         if (insideScope(node)) return;
-        context.report({ node: payload, messageId: 'jobWithoutTenant', data: { key: [...tenantKeys][0] ?? 'tenantId' } });
+        context.report({
+          node: payload,
+          messageId: 'jobWithoutTenant',
+          data: { key: [...tenantKeys][0] ?? 'tenantId' },
+        });
       },
     };
   },

@@ -38,7 +38,9 @@ export const noRawPool = createRule<Options, MessageIds>({
   meta: {
     type: 'problem',
     hasSuggestions: true,
-    docs: { description: 'Disallow opening PostgreSQL pools or clients straight from a driver outside allowed modules' },
+    docs: {
+      description: 'Disallow opening PostgreSQL pools or clients straight from a driver outside allowed modules',
+    },
     schema: [
       {
         type: 'object',
@@ -107,7 +109,9 @@ export const noRawPool = createRule<Options, MessageIds>({
         const driver = DRIVERS[b.module]!;
         // `pg.Pool` / `pg.native.Pool` on the module, or `native.Pool` on pg's named `native`
         const opens =
-          b.kind === 'default' ? prop !== undefined && driver.exports.includes(prop) : b.name === 'native' && (prop === 'Pool' || prop === 'Client');
+          b.kind === 'default'
+            ? prop !== undefined && driver.exports.includes(prop)
+            : b.name === 'native' && (prop === 'Pool' || prop === 'Client');
         if (opens) {
           report(node, `${verb}${context.sourceCode.getText(callee)}(…)`, b.module, prop === 'Pool');
         }
@@ -116,7 +120,12 @@ export const noRawPool = createRule<Options, MessageIds>({
 
     // With TenantPool imported here, `new pg.Pool(config)` → `new TenantPool(config)` is one
     // edit (a suggestion, not a fix: TenantPool also wants a contextSecret in its config).
-    function report(node: TSESTree.NewExpression | TSESTree.CallExpression, what: string, module: string, isPool: boolean): void {
+    function report(
+      node: TSESTree.NewExpression | TSESTree.CallExpression,
+      what: string,
+      module: string,
+      isPool: boolean,
+    ): void {
       const suggest: TSESLint.SuggestionReportDescriptor<MessageIds>[] =
         isPool && tenantPoolName !== undefined && node.type === AST_NODE_TYPES.NewExpression && module === 'pg'
           ? [{ messageId: 'useTenantPool', fix: (fixer) => fixer.replaceText(node.callee, tenantPoolName!) }]
@@ -128,7 +137,12 @@ export const noRawPool = createRule<Options, MessageIds>({
       ImportDeclaration(node) {
         const module = node.source.value;
         for (const s of node.specifiers) {
-          if (s.type === AST_NODE_TYPES.ImportSpecifier && s.importKind !== 'type' && s.imported.type === AST_NODE_TYPES.Identifier && s.imported.name === 'TenantPool') {
+          if (
+            s.type === AST_NODE_TYPES.ImportSpecifier &&
+            s.importKind !== 'type' &&
+            s.imported.type === AST_NODE_TYPES.Identifier &&
+            s.imported.name === 'TenantPool'
+          ) {
             tenantPoolName = s.local.name;
           }
         }
@@ -137,7 +151,11 @@ export const noRawPool = createRule<Options, MessageIds>({
           if (s.type === AST_NODE_TYPES.ImportSpecifier) {
             if (s.importKind === 'type') continue;
             const imported = s.imported.type === AST_NODE_TYPES.Identifier ? s.imported.name : s.imported.value;
-            bind(s, s.local.name, imported === 'default' ? { module, kind: 'default' } : { module, kind: 'named', name: imported });
+            bind(
+              s,
+              s.local.name,
+              imported === 'default' ? { module, kind: 'default' } : { module, kind: 'named', name: imported },
+            );
           } else {
             bind(s, s.local.name, { module, kind: 'default' });
           }
@@ -150,7 +168,8 @@ export const noRawPool = createRule<Options, MessageIds>({
         else if (node.id.type === AST_NODE_TYPES.ObjectPattern) {
           for (const p of node.id.properties) {
             if (p.type !== AST_NODE_TYPES.Property || p.value.type !== AST_NODE_TYPES.Identifier) continue;
-            const name = p.key.type === AST_NODE_TYPES.Identifier ? p.key.name : String((p.key as TSESTree.Literal).value);
+            const name =
+              p.key.type === AST_NODE_TYPES.Identifier ? p.key.name : String((p.key as TSESTree.Literal).value);
             bind(node, p.value.name, { module, kind: 'named', name });
           }
         }

@@ -19,13 +19,22 @@ export type MessageIds = 'concat' | 'raw';
 const DEFAULTS = {
   methods: ['query', 'execute'],
   rawMethods: ['raw', 'unsafe', 'lit'],
-  safeFunctions: ['quoteIdent', 'quoteLiteral', 'quoteQualified', 'escapeIdentifier', 'escapeLiteral', 'Number', 'parseInt'],
+  safeFunctions: [
+    'quoteIdent',
+    'quoteLiteral',
+    'quoteQualified',
+    'escapeIdentifier',
+    'escapeLiteral',
+    'Number',
+    'parseInt',
+  ],
 };
 
 // Statements start with one of these; a fragment (a WHERE clause built apart) contains a clause word.
 const STARTS_SQL =
   /^(select|insert|update|delete|with|merge|create|alter|drop|truncate|grant|revoke|copy|call|do|explain|values|table|lock|set|reset|prepare|execute|declare|refresh|comment|analyze|vacuum|notify|begin|start|commit|rollback|savepoint|release)\b/i;
-const CLAUSE = /\b(select|from|where|into|values|join|returning|order\s+by|group\s+by|limit|offset|having|on\s+conflict)\b/i;
+const CLAUSE =
+  /\b(select|from|where|into|values|join|returning|order\s+by|group\s+by|limit|offset|having|on\s+conflict)\b/i;
 
 /** True when `text` (with `?` where values go) reads like SQL. */
 export function looksLikeSql(text: string): boolean {
@@ -159,7 +168,8 @@ export const noSqlConcat = createRule<Options, MessageIds>({
     function accumulated(id: TSESTree.Identifier): Shape | undefined {
       const variable = ASTUtils.findVariable(source.getScope(id), id);
       const def = variable?.defs.length === 1 ? variable.defs[0] : undefined;
-      if (def?.type !== 'Variable' || def.parent.kind === 'const' || def.node.id.type !== AST_NODE_TYPES.Identifier) return undefined;
+      if (def?.type !== 'Variable' || def.parent.kind === 'const' || def.node.id.type !== AST_NODE_TYPES.Identifier)
+        return undefined;
       const writes = variable!.references.flatMap((r) => (r.isWrite() && r.writeExpr ? [r.writeExpr] : []));
       if (writes.length === 0) return undefined;
       const parts = writes.map((w) => shape(w));

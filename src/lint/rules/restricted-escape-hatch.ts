@@ -32,7 +32,7 @@ export const restrictedEscapeHatch = createRule<Options, MessageIds>({
     ],
     messages: {
       escapeHatch:
-        '{{name}}() leaves the current tenant\'s isolation: call it only from reviewed modules listed in the rule\'s `allow` option.',
+        "{{name}}() leaves the current tenant's isolation: call it only from reviewed modules listed in the rule's `allow` option.",
     },
   },
   defaultOptions: [{ names: DEFAULT_ESCAPE_HATCHES, allow: [] }],

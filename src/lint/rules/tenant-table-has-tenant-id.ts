@@ -113,7 +113,9 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
       if (arg?.type === AST_NODE_TYPES.ArrowFunctionExpression || arg?.type === AST_NODE_TYPES.FunctionExpression) {
         if (arg.body.type === AST_NODE_TYPES.ObjectExpression) return arg.body;
         if (arg.body.type === AST_NODE_TYPES.BlockStatement) {
-          const ret = arg.body.body.find((s): s is TSESTree.ReturnStatement => s.type === AST_NODE_TYPES.ReturnStatement);
+          const ret = arg.body.body.find(
+            (s): s is TSESTree.ReturnStatement => s.type === AST_NODE_TYPES.ReturnStatement,
+          );
           if (ret?.argument?.type === AST_NODE_TYPES.ObjectExpression) return ret.argument;
         }
       }
@@ -144,13 +146,15 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
         case AST_NODE_TYPES.TSUnionType: {
           const parts = type.types.map((t) => typeVerdict(t, seen));
           // a union needs the column in every member; an intersection in one
-          if (type.type === AST_NODE_TYPES.TSUnionType) return parts.includes('missing') ? 'missing' : parts.includes('unknown') ? 'unknown' : 'has';
+          if (type.type === AST_NODE_TYPES.TSUnionType)
+            return parts.includes('missing') ? 'missing' : parts.includes('unknown') ? 'unknown' : 'has';
           return parts.includes('has') ? 'has' : parts.includes('unknown') ? 'unknown' : 'missing';
         }
         case AST_NODE_TYPES.TSTypeReference: {
           const name = type.typeName.type === AST_NODE_TYPES.Identifier ? type.typeName.name : undefined;
           const declaration = name === undefined ? undefined : declarations.get(name);
-          if (declaration && name !== undefined && !seen.has(name)) return declarationVerdict(declaration, new Set([...seen, name]));
+          if (declaration && name !== undefined && !seen.has(name))
+            return declarationVerdict(declaration, new Set([...seen, name]));
           // Selectable<RecordingTable>, Readonly<…>: judge the wrapped type
           const wrapped = type.typeArguments?.params[0];
           return wrapped ? typeVerdict(wrapped, seen) : 'unknown';
@@ -161,12 +165,16 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
     }
 
     function declarationVerdict(declaration: TypeDeclaration, seen: Set<string>): Verdict {
-      if (declaration.type === AST_NODE_TYPES.TSTypeAliasDeclaration) return typeVerdict(declaration.typeAnnotation, seen);
+      if (declaration.type === AST_NODE_TYPES.TSTypeAliasDeclaration)
+        return typeVerdict(declaration.typeAnnotation, seen);
       const own = membersVerdict(declaration.body.body);
       if (own === 'has') return 'has';
       let verdict = own;
       for (const heritage of declaration.extends) {
-        const base = heritage.expression.type === AST_NODE_TYPES.Identifier ? declarations.get(heritage.expression.name) : undefined;
+        const base =
+          heritage.expression.type === AST_NODE_TYPES.Identifier
+            ? declarations.get(heritage.expression.name)
+            : undefined;
         const name = heritage.expression.type === AST_NODE_TYPES.Identifier ? heritage.expression.name : '';
         const v = base && !seen.has(name) ? declarationVerdict(base, new Set([...seen, name])) : 'unknown';
         if (v === 'has') return 'has';
@@ -189,7 +197,8 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
         // table types are declared at the top level of the module, usually next to the Database
         for (const statement of program.body) {
           const d =
-            statement.type === AST_NODE_TYPES.ExportNamedDeclaration || statement.type === AST_NODE_TYPES.ExportDefaultDeclaration
+            statement.type === AST_NODE_TYPES.ExportNamedDeclaration ||
+            statement.type === AST_NODE_TYPES.ExportDefaultDeclaration
               ? statement.declaration
               : statement;
           if (d?.type === AST_NODE_TYPES.TSInterfaceDeclaration || d?.type === AST_NODE_TYPES.TSTypeAliasDeclaration) {
@@ -201,7 +210,8 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
         if (interfaces.has(node.id.name)) checkDatabase(node.body.body);
       },
       TSTypeAliasDeclaration(node) {
-        if (interfaces.has(node.id.name) && node.typeAnnotation.type === AST_NODE_TYPES.TSTypeLiteral) checkDatabase(node.typeAnnotation.members);
+        if (interfaces.has(node.id.name) && node.typeAnnotation.type === AST_NODE_TYPES.TSTypeLiteral)
+          checkDatabase(node.typeAnnotation.members);
       },
       ImportSpecifier(node) {
         const from = node.parent.type === AST_NODE_TYPES.ImportDeclaration ? node.parent.source.value : '';
@@ -225,10 +235,13 @@ export const tenantTableHasTenantId = createRule<Options, MessageIds>({
         const name = calleeName(callee);
         if (name === undefined) return;
         const schema =
-          callee.type === AST_NODE_TYPES.MemberExpression && callee.object.type === AST_NODE_TYPES.Identifier && name === 'table'
+          callee.type === AST_NODE_TYPES.MemberExpression &&
+          callee.object.type === AST_NODE_TYPES.Identifier &&
+          name === 'table'
             ? schemas.get(callee.object.name)
             : undefined;
-        const builder = tableFunctions.has(name) || (callee.type === AST_NODE_TYPES.Identifier && builderAliases.has(name));
+        const builder =
+          tableFunctions.has(name) || (callee.type === AST_NODE_TYPES.Identifier && builderAliases.has(name));
         if (!builder && schema === undefined) return;
         const object = columnsObject(node.arguments[1]);
         if (!object || objectVerdict(object) !== 'missing') return;

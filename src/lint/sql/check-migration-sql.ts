@@ -67,16 +67,25 @@ export function checkMigrationSqlSync(sql: string, options: MigrationCheckOption
   for (const stmt of statements) {
     walk(stmt, (key, node) => {
       if (key !== 'FuncCall') return;
-      const call = node as { funcname?: Array<{ String?: { sval?: string } }>; args?: Array<{ A_Const?: { sval?: { sval?: string } } }> };
+      const call = node as {
+        funcname?: Array<{ String?: { sval?: string } }>;
+        args?: Array<{ A_Const?: { sval?: { sval?: string } } }>;
+      };
       const name = call.funcname?.[call.funcname.length - 1]?.String?.sval;
       const arg = call.args?.[0]?.A_Const?.sval?.sval;
       if (name === 'register_global_table' && arg) registeredGlobal.push(arg, bareName(arg));
     });
-    const alter = stmt.AlterTableStmt as { relation?: RangeVar; cmds?: Array<{ AlterTableCmd?: { subtype?: string; def?: { ColumnDef?: { colname?: string } } } }> } | undefined;
+    const alter = stmt.AlterTableStmt as
+      | {
+          relation?: RangeVar;
+          cmds?: Array<{ AlterTableCmd?: { subtype?: string; def?: { ColumnDef?: { colname?: string } } } }>;
+        }
+      | undefined;
     if (alter?.relation) {
       const table = bareName(qualifiedName(alter.relation));
       for (const cmd of alter.cmds ?? []) {
-        const colname = cmd.AlterTableCmd?.subtype === 'AT_AddColumn' ? cmd.AlterTableCmd.def?.ColumnDef?.colname : undefined;
+        const colname =
+          cmd.AlterTableCmd?.subtype === 'AT_AddColumn' ? cmd.AlterTableCmd.def?.ColumnDef?.colname : undefined;
         if (colname) addedColumns.set(table, (addedColumns.get(table) ?? new Set()).add(colname));
       }
     }
@@ -105,10 +114,14 @@ export function checkMigrationSqlSync(sql: string, options: MigrationCheckOption
 }
 
 /** Runs {@link checkMigrationSql} on files; each finding names its file. */
-export async function checkMigrationFiles(files: readonly string[], options: MigrationCheckOptions = {}): Promise<Array<MigrationFinding & { file: string }>> {
+export async function checkMigrationFiles(
+  files: readonly string[],
+  options: MigrationCheckOptions = {},
+): Promise<Array<MigrationFinding & { file: string }>> {
   const out: Array<MigrationFinding & { file: string }> = [];
   for (const file of files) {
-    for (const finding of await checkMigrationSql(await readFile(file, 'utf8'), options)) out.push({ file, ...finding });
+    for (const finding of await checkMigrationSql(await readFile(file, 'utf8'), options))
+      out.push({ file, ...finding });
   }
   return out;
 }
@@ -131,7 +144,16 @@ interface CreateStmt {
 interface CreateTableAs {
   objtype?: string;
   into?: { rel?: RangeVar; colNames?: Array<{ String?: { sval?: string } }> };
-  query?: { SelectStmt?: { targetList?: Array<{ ResTarget?: { name?: string; val?: { ColumnRef?: { fields?: Array<{ String?: { sval?: string }; A_Star?: unknown }> } } } }> } };
+  query?: {
+    SelectStmt?: {
+      targetList?: Array<{
+        ResTarget?: {
+          name?: string;
+          val?: { ColumnRef?: { fields?: Array<{ String?: { sval?: string }; A_Star?: unknown }> } };
+        };
+      }>;
+    };
+  };
 }
 
 // The columns a CREATE TABLE declares itself; undefined when some come from elsewhere.

@@ -1,5 +1,10 @@
 import type { TSESLint } from '@typescript-eslint/utils';
-import { checkMigrationSqlSync, loadSqlParser, type MigrationCheckOptions, type MigrationFinding } from './check-migration-sql.js';
+import {
+  checkMigrationSqlSync,
+  loadSqlParser,
+  type MigrationCheckOptions,
+  type MigrationFinding,
+} from './check-migration-sql.js';
 
 /** Options of {@link sqlMigrationsConfig}. */
 export interface SqlMigrationsConfigOptions extends MigrationCheckOptions {

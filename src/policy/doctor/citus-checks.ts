@@ -25,9 +25,12 @@ export async function checkCitusReadiness(scope: DoctorScope): Promise<Finding[]
 }
 
 const CITUS_NOTE: Partial<Record<Finding['code'], string>> = {
-  UNIQUE_WITHOUT_TENANT: 'On Citus, create_distributed_table refuses it: a unique key must include the distribution column.',
-  PRIMARY_KEY_WITHOUT_TENANT: 'On Citus, create_distributed_table refuses it: a primary key must include the distribution column.',
-  FOREIGN_KEY_WITHOUT_TENANT: 'On Citus, a foreign key between two distributed tables must include the distribution column on both sides, at the same position.',
+  UNIQUE_WITHOUT_TENANT:
+    'On Citus, create_distributed_table refuses it: a unique key must include the distribution column.',
+  PRIMARY_KEY_WITHOUT_TENANT:
+    'On Citus, create_distributed_table refuses it: a primary key must include the distribution column.',
+  FOREIGN_KEY_WITHOUT_TENANT:
+    'On Citus, a foreign key between two distributed tables must include the distribution column on both sides, at the same position.',
 };
 
 /** In Citus mode, the key findings that block `create_distributed_table` become errors, and say so. */
@@ -38,15 +41,25 @@ export function citusSeverity(finding: Finding): Finding {
 
 /** Oids of Citus reference tables, when the database is a Citus coordinator (never on plain PostgreSQL). */
 async function citusReferenceTables(scope: DoctorScope): Promise<number[]> {
-  const { rows } = await scope.db.query<{ citus: boolean }>(`SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS citus`);
+  const { rows } = await scope.db.query<{ citus: boolean }>(
+    `SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS citus`,
+  );
   if (!rows[0]?.citus) return [];
   // Not exercised by the tests (no Citus here): reference tables are 'n' (no distribution column) replicated with 2PC ('t')
-  const ref = await scope.db.query<{ oid: number }>(`SELECT logicalrelid::oid AS oid FROM pg_catalog.pg_dist_partition WHERE partmethod = 'n' AND repmodel = 't'`);
+  const ref = await scope.db.query<{ oid: number }>(
+    `SELECT logicalrelid::oid AS oid FROM pg_catalog.pg_dist_partition WHERE partmethod = 'n' AND repmodel = 't'`,
+  );
   return ref.rows.map((r) => r.oid);
 }
 
 async function exclusionConstraints(scope: DoctorScope): Promise<Finding[]> {
-  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; tenant_sql: string; definition: string }>(
+  const rows = await scopedRows<{
+    table_name: string;
+    constraint_name: string;
+    constraint_sql: string;
+    tenant_sql: string;
+    definition: string;
+  }>(
     scope,
     `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql, t.tenant_sql,
             pg_get_constraintdef(con.oid) AS definition
@@ -67,7 +80,12 @@ async function exclusionConstraints(scope: DoctorScope): Promise<Finding[]> {
 }
 
 async function foreignKeysToLocalTables(scope: DoctorScope, referenceTables: number[]): Promise<Finding[]> {
-  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; ref_name: string }>(
+  const rows = await scopedRows<{
+    table_name: string;
+    constraint_name: string;
+    constraint_sql: string;
+    ref_name: string;
+  }>(
     scope,
     `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
             format('%I.%I', rn.nspname, rc.relname) AS ref_name
@@ -92,10 +110,16 @@ async function foreignKeysToLocalTables(scope: DoctorScope, referenceTables: num
 
 // Citus refuses these actions on a foreign key that includes the distribution column: they would
 // set it to NULL or a default, or cascade a change of it (src/backend/distributed/commands/foreign_constraint.c)
-const DISALLOWED_ACTION = / ON (?:UPDATE (?:CASCADE|SET NULL|SET DEFAULT)|DELETE (?:SET NULL|SET DEFAULT))(?: \([^)]*\))?/g;
+const DISALLOWED_ACTION =
+  / ON (?:UPDATE (?:CASCADE|SET NULL|SET DEFAULT)|DELETE (?:SET NULL|SET DEFAULT))(?: \([^)]*\))?/g;
 
 async function foreignKeyActionsOnTenant(scope: DoctorScope): Promise<Finding[]> {
-  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; definition: string }>(
+  const rows = await scopedRows<{
+    table_name: string;
+    constraint_name: string;
+    constraint_sql: string;
+    definition: string;
+  }>(
     scope,
     `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
             pg_get_constraintdef(con.oid) AS definition
@@ -118,7 +142,12 @@ async function foreignKeyActionsOnTenant(scope: DoctorScope): Promise<Finding[]>
 }
 
 async function globalTablesReferencingTenants(scope: DoctorScope): Promise<Finding[]> {
-  const rows = await scopedRows<{ table_name: string; constraint_name: string; constraint_sql: string; ref_name: string }>(
+  const rows = await scopedRows<{
+    table_name: string;
+    constraint_name: string;
+    constraint_sql: string;
+    ref_name: string;
+  }>(
     scope,
     `SELECT format('%I.%I', n.nspname, c.relname) AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
             t.name AS ref_name
@@ -160,6 +189,8 @@ async function tablesWithoutPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
     severity: 'warning',
     object: r.table_name,
     message: `${r.table_name} has no primary key (nor another replica identity): it distributes, but Citus moves and rebalances shards with logical replication, which cannot carry an UPDATE or DELETE of a row it cannot identify: by default Citus refuses to move the shard (forced, such writes fail during the move, or all writes wait). ${r.candidate ? `The unique index ${r.candidate} includes the tenant column and can become the primary key.` : 'Best: a primary key led by the tenant column; the fix below is the fallback that logs whole rows.'}`,
-    fix: r.candidate ? `ALTER TABLE ${r.table_name} ADD PRIMARY KEY USING INDEX ${r.candidate};` : `ALTER TABLE ${r.table_name} REPLICA IDENTITY FULL;`,
+    fix: r.candidate
+      ? `ALTER TABLE ${r.table_name} ADD PRIMARY KEY USING INDEX ${r.candidate};`
+      : `ALTER TABLE ${r.table_name} REPLICA IDENTITY FULL;`,
   }));
 }

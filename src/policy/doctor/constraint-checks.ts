@@ -92,7 +92,9 @@ async function foreignKeys(scope: DoctorScope): Promise<Finding[]> {
       ORDER BY t.name, con.conname`,
   );
   return rows.map((r) => {
-    const pairs = r.columns.map((c, i) => [c, r.ref_columns[i]!] as const).filter(([c, rc]) => c !== r.tenant_sql && rc !== r.ref_tenant_sql);
+    const pairs = r.columns
+      .map((c, i) => [c, r.ref_columns[i]!] as const)
+      .filter(([c, rc]) => c !== r.tenant_sql && rc !== r.ref_tenant_sql);
     const columns = [r.tenant_sql, ...pairs.map(([c]) => c)].join(', ');
     const refColumns = [r.ref_tenant_sql, ...pairs.map(([, rc]) => rc)].join(', ');
     // keep ON DELETE / ON UPDATE / MATCH / DEFERRABLE clauses as they are

@@ -55,7 +55,10 @@ export interface ScopeOptions {
  * Reads `tenantry.meta` and the registry, and returns the scope plus the findings that stop
  * the audit from being complete (Tenantry not installed, app role missing).
  */
-export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promise<{ scope: DoctorScope; findings: Finding[] }> {
+export async function loadScope(
+  db: pg.ClientBase,
+  options: ScopeOptions,
+): Promise<{ scope: DoctorScope; findings: Finding[] }> {
   const findings: Finding[] = [];
   const head = await db.query<{ database_sql: string; meta: boolean; registry: boolean }>(
     `SELECT quote_ident(current_database()) AS database_sql,
@@ -65,25 +68,41 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
   const { database_sql: databaseSql, meta: installed, registry: hasRegistry } = head.rows[0]!;
   const meta = new Map<string, string>();
   if (installed) {
-    for (const row of (await db.query<{ key: string; value: string }>('SELECT key, value FROM tenantry.meta')).rows) meta.set(row.key, row.value);
+    for (const row of (await db.query<{ key: string; value: string }>('SELECT key, value FROM tenantry.meta')).rows)
+      meta.set(row.key, row.value);
   } else {
     findings.push({
       code: 'TENANTRY_NOT_INSTALLED',
       severity: 'error',
       object: databaseSql,
-      message: 'Tenantry is not installed in this database (no tenantry.meta): there is no app role, registry or policy function to audit against.',
+      message:
+        'Tenantry is not installed in this database (no tenantry.meta): there is no app role, registry or policy function to audit against.',
       fix: 'tenantry install',
     });
   }
   const registry: RegisteredTable[] = hasRegistry
     ? (
-        await db.query<{ relid: number; kind: 'tenant' | 'global'; tenant_column: string | null; writable: boolean; pinned: boolean; present: boolean }>(
+        await db.query<{
+          relid: number;
+          kind: 'tenant' | 'global';
+          tenant_column: string | null;
+          writable: boolean;
+          pinned: boolean;
+          present: boolean;
+        }>(
           // pinned through to_jsonb: a registry installed before the column existed has none
           `SELECT r.relid::oid AS relid, r.kind, r.tenant_column::text AS tenant_column, r.writable,
                   coalesce((to_jsonb(r) ->> 'pinned')::boolean, false) AS pinned, c.oid IS NOT NULL AS present
              FROM tenantry.registered_tables r LEFT JOIN pg_class c ON c.oid = r.relid::oid ORDER BY 1`,
         )
-      ).rows.map((r) => ({ relid: r.relid, kind: r.kind, tenantColumn: r.tenant_column, writable: r.writable, pinned: r.pinned, present: r.present }))
+      ).rows.map((r) => ({
+        relid: r.relid,
+        kind: r.kind,
+        tenantColumn: r.tenant_column,
+        writable: r.writable,
+        pinned: r.pinned,
+        present: r.present,
+      }))
     : [];
 
   const wantedApp = options.appRole ?? meta.get('app_role');
@@ -104,8 +123,12 @@ export async function loadScope(db: pg.ClientBase, options: ScopeOptions): Promi
   }
   const wantedSupport = meta.get('support_role') || undefined;
   const supportExists =
-    wantedSupport !== undefined && (await db.query('SELECT FROM pg_roles WHERE rolname = $1', [wantedSupport])).rowCount === 1;
-  const recorded = meta.get('data_schemas')?.split(',').filter((s) => s.length > 0);
+    wantedSupport !== undefined &&
+    (await db.query('SELECT FROM pg_roles WHERE rolname = $1', [wantedSupport])).rowCount === 1;
+  const recorded = meta
+    .get('data_schemas')
+    ?.split(',')
+    .filter((s) => s.length > 0);
   const installedDataSchemas = recorded && recorded.length > 0 ? recorded : ['public'];
   const schemas = options.schemas ?? recorded ?? ['public'];
   return {
@@ -161,7 +184,11 @@ tenant_table AS (
 )`;
 
 /** Runs `sql` (which may use the scope CTEs; its own parameters start at $7) and returns its rows. */
-export async function scopedRows<R extends object>(scope: DoctorScope, sql: string, params: unknown[] = []): Promise<R[]> {
+export async function scopedRows<R extends object>(
+  scope: DoctorScope,
+  sql: string,
+  params: unknown[] = [],
+): Promise<R[]> {
   const present = scope.registry.filter((r) => r.present);
   const result = await scope.db.query<R>(`${SCOPE_CTE}\n${sql}`, [
     present.map((r) => r.relid),

@@ -51,7 +51,10 @@ export async function checkDefinerFunctions(scope: DoctorScope): Promise<Finding
 }
 
 function schemasOf(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0 && s !== '""');
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0 && s !== '""');
 }
 
 function pgTempLast(value: string): boolean {

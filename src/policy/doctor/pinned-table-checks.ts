@@ -74,11 +74,17 @@ export async function checkPinnedTables(scope: DoctorScope): Promise<Finding[]> 
 
 /** The arguments of `register_tenant_table` for the table: its tenant column only when it is not the default. */
 function registerArgs(p: TablePolicy): string {
-  return p.tenant_column === 'tenant_id' ? p.table_literal : `${p.table_literal}, '${p.tenant_column.replaceAll("'", "''")}'`;
+  return p.tenant_column === 'tenant_id'
+    ? p.table_literal
+    : `${p.table_literal}, '${p.tenant_column.replaceAll("'", "''")}'`;
 }
 
 /** `ALTER POLICY` with the tenant function swapped in both expressions: for a policy Tenantry did not write. */
-function rewriteFix(p: TablePolicy, from: 'current_tenant_id' | 'home_tenant_id', to: 'current_tenant_id' | 'home_tenant_id'): string {
+function rewriteFix(
+  p: TablePolicy,
+  from: 'current_tenant_id' | 'home_tenant_id',
+  to: 'current_tenant_id' | 'home_tenant_id',
+): string {
   const parts: string[] = [];
   if (p.using_expr !== null) parts.push(`USING (${replaceTenantFunction(p.using_expr, from, to)})`);
   if (p.check_expr !== null) parts.push(`WITH CHECK (${replaceTenantFunction(p.check_expr, from, to)})`);

@@ -16,7 +16,13 @@ interface PolicyRow {
 }
 
 type Command = 'r' | 'a' | 'w' | 'd';
-const COMMANDS: Record<PolicyRow['cmd'], Command[]> = { '*': ['r', 'a', 'w', 'd'], r: ['r'], a: ['a'], w: ['w'], d: ['d'] };
+const COMMANDS: Record<PolicyRow['cmd'], Command[]> = {
+  '*': ['r', 'a', 'w', 'd'],
+  r: ['r'],
+  a: ['a'],
+  w: ['w'],
+  d: ['d'],
+};
 const CMD_SQL: Record<PolicyRow['cmd'], string> = { '*': 'ALL', r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE' };
 /** The commands an expression kind filters: USING filters reads, updates and deletes; WITH CHECK filters new rows. */
 const KIND_COMMANDS = { using: ['r', 'w', 'd'], check: ['a', 'w'] } as const satisfies Record<string, Command[]>;
@@ -52,7 +58,13 @@ export async function checkPolicies(scope: DoctorScope): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const p of rows) {
     findings.push(...contextFindings(scope, p));
-    if (p.tenant_table && p.permissive && p.applies_to_app) findings.push(...tenantFindings(p, rows.filter((r) => r.table_name === p.table_name)));
+    if (p.tenant_table && p.permissive && p.applies_to_app)
+      findings.push(
+        ...tenantFindings(
+          p,
+          rows.filter((r) => r.table_name === p.table_name),
+        ),
+      );
   }
   return findings;
 }
@@ -71,8 +83,16 @@ function contextFindings(scope: DoctorScope, p: PolicyRow): Finding[] {
       fix: rewriteFix(p, wrapPerRowCalls),
     });
   }
-  const readsSetting = calls.some((c) => c.name === 'current_setting') && !calls.some((c) => c.name === 'tenantry.current_tenant_id' || c.name === 'tenantry.home_tenant_id');
-  if (scope.contextMode === 'signed' && p.tenant_table && p.tenant_sql !== null && readsSetting && exprs.some((e) => mentionsColumn(e, p.tenant_sql!))) {
+  const readsSetting =
+    calls.some((c) => c.name === 'current_setting') &&
+    !calls.some((c) => c.name === 'tenantry.current_tenant_id' || c.name === 'tenantry.home_tenant_id');
+  if (
+    scope.contextMode === 'signed' &&
+    p.tenant_table &&
+    p.tenant_sql !== null &&
+    readsSetting &&
+    exprs.some((e) => mentionsColumn(e, p.tenant_sql!))
+  ) {
     findings.push({
       code: 'POLICY_READS_SETTING_DIRECTLY',
       severity: 'error',
@@ -98,12 +118,20 @@ function tenantFindings(p: PolicyRow, tablePolicies: PolicyRow[]): Finding[] {
       const scopeText = kind === 'using' ? 'see, update or delete' : 'write';
       findings.push(
         isTrueLiteral(expr)
-          ? { code: 'POLICY_ALLOWS_ALL', severity: 'error', object: p.object,
+          ? {
+              code: 'POLICY_ALLOWS_ALL',
+              severity: 'error',
+              object: p.object,
               message: `Permissive policy ${p.object} has ${clause} (true) on a tenant table: the app can ${scopeText} rows of every tenant (permissive policies are OR-ed together).`,
-              fix: rewriteFix(p, () => isolation, kind) }
-          : { code: 'POLICY_IGNORES_TENANT', severity: 'error', object: p.object,
+              fix: rewriteFix(p, () => isolation, kind),
+            }
+          : {
+              code: 'POLICY_IGNORES_TENANT',
+              severity: 'error',
+              object: p.object,
               message: `Permissive policy ${p.object} has a ${clause} expression that never looks at ${column}: the app can ${scopeText} rows of other tenants that match it.`,
-              fix: rewriteFix(p, (e) => `(${e}) AND ${isolation}`, kind) },
+              fix: rewriteFix(p, (e) => `(${e}) AND ${isolation}`, kind),
+            },
       );
     }
   }

@@ -66,7 +66,8 @@ export function wrapPerRowCalls(expr: string): string {
     spans.push([m.index, end + 1]);
   }
   let out = expr;
-  for (const [from, to] of spans.reverse()) out = `${out.slice(0, from)}(SELECT ${out.slice(from, to)})${out.slice(to)}`;
+  for (const [from, to] of spans.reverse())
+    out = `${out.slice(0, from)}(SELECT ${out.slice(from, to)})${out.slice(to)}`;
   return out;
 }
 
@@ -74,7 +75,11 @@ export function wrapPerRowCalls(expr: string): string {
  * Rewrites every call of Tenantry's context function `from` in `expr` (outside string literals)
  * into a call of `to`: `tenantry.home_tenant_id()` ⇄ `tenantry.current_tenant_id()`.
  */
-export function replaceTenantFunction(expr: string, from: 'current_tenant_id' | 'home_tenant_id', to: 'current_tenant_id' | 'home_tenant_id'): string {
+export function replaceTenantFunction(
+  expr: string,
+  from: 'current_tenant_id' | 'home_tenant_id',
+  to: 'current_tenant_id' | 'home_tenant_id',
+): string {
   const code = blankLiterals(expr);
   const call = new RegExp(`(?<![\\w$."])tenantry\\.${from}(?=\\s*\\()`, 'gi');
   let out = '';

@@ -2,9 +2,21 @@ import type { Finding, FindingCode } from './finding.js';
 import { appGranteesSql, scopedRows, tableAclItems, type DoctorScope } from './doctor-scope.js';
 
 const TABLE_PRIVILEGES: { privilege: string; code: FindingCode; why: string }[] = [
-  { privilege: 'TRUNCATE', code: 'APP_CAN_TRUNCATE', why: "TRUNCATE ignores row level security: the app can empty every tenant's rows at once" },
-  { privilege: 'REFERENCES', code: 'APP_CAN_REFERENCE', why: 'foreign key checks ignore row level security: a referencing table answers whether another tenant\'s key exists' },
-  { privilege: 'TRIGGER', code: 'APP_CAN_TRIGGER', why: "a trigger runs on every tenant's writes: the app could copy other tenants' rows out" },
+  {
+    privilege: 'TRUNCATE',
+    code: 'APP_CAN_TRUNCATE',
+    why: "TRUNCATE ignores row level security: the app can empty every tenant's rows at once",
+  },
+  {
+    privilege: 'REFERENCES',
+    code: 'APP_CAN_REFERENCE',
+    why: "foreign key checks ignore row level security: a referencing table answers whether another tenant's key exists",
+  },
+  {
+    privilege: 'TRIGGER',
+    code: 'APP_CAN_TRIGGER',
+    why: "a trigger runs on every tenant's writes: the app could copy other tenants' rows out",
+  },
 ];
 
 /**
@@ -12,14 +24,22 @@ const TABLE_PRIVILEGES: { privilege: string; code: FindingCode; why: string }[] 
  * tenant tables, CREATE on the data and Tenantry schemas, and anything in `tenantry_private`.
  */
 export async function checkPrivileges(scope: DoctorScope): Promise<Finding[]> {
-  return [...(await tablePrivileges(scope)), ...(await schemaPrivileges(scope)), ...(await privateObjects(scope)), ...(await temporaryObjects(scope))];
+  return [
+    ...(await tablePrivileges(scope)),
+    ...(await schemaPrivileges(scope)),
+    ...(await privateObjects(scope)),
+    ...(await temporaryObjects(scope)),
+  ];
 }
 
 // Temporary relations come first on the search path: a temp table or view named like a tenant
 // table, planted by injected SQL in a pooled session, captures the next borrower's rows.
 async function temporaryObjects(scope: DoctorScope): Promise<Finding[]> {
   if (!scope.appRole) return [];
-  const { rows } = await scope.db.query<{ temp: boolean }>(`SELECT has_database_privilege($1, current_database(), 'TEMPORARY') AS temp`, [scope.appRole]);
+  const { rows } = await scope.db.query<{ temp: boolean }>(
+    `SELECT has_database_privilege($1, current_database(), 'TEMPORARY') AS temp`,
+    [scope.appRole],
+  );
   if (!rows[0]?.temp) return [];
   return [
     {

@@ -64,8 +64,20 @@ async function unregisteredTables(scope: DoctorScope): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const t of rows) {
     // without RLS (or through a policy) any privilege reaches rows; TRUNCATE reaches them regardless
-    const openTo = t.kind === 'f' ? 'it is a foreign table, without row level security' : !t.rls ? 'row level security is disabled' : t.policy_for_app ? 'a policy lets the app in' : null;
-    const via = t.grantees !== null && openTo !== null ? openTo : t.truncaters !== null ? 'TRUNCATE ignores row level security' : null;
+    const openTo =
+      t.kind === 'f'
+        ? 'it is a foreign table, without row level security'
+        : !t.rls
+          ? 'row level security is disabled'
+          : t.policy_for_app
+            ? 'a policy lets the app in'
+            : null;
+    const via =
+      t.grantees !== null && openTo !== null
+        ? openTo
+        : t.truncaters !== null
+          ? 'TRUNCATE ignores row level security'
+          : null;
     if (via !== null) {
       findings.push({
         code: 'UNREGISTERED_TABLE_REACHABLE',

@@ -2,10 +2,30 @@ import type { Finding } from './finding.js';
 import { scopedRows, type DoctorScope } from './doctor-scope.js';
 
 const ATTRIBUTES = [
-  { column: 'rolsuper', code: 'APP_ROLE_SUPERUSER', clause: 'NOSUPERUSER', why: 'is a superuser: it skips every row level security policy' },
-  { column: 'rolbypassrls', code: 'APP_ROLE_BYPASSRLS', clause: 'NOBYPASSRLS', why: 'has BYPASSRLS: it skips every row level security policy' },
-  { column: 'rolcreaterole', code: 'APP_ROLE_CREATEROLE', clause: 'NOCREATEROLE', why: 'has CREATEROLE: it can create or (before PostgreSQL 16) grant itself roles that bypass row level security' },
-  { column: 'rolreplication', code: 'APP_ROLE_REPLICATION', clause: 'NOREPLICATION', why: "has REPLICATION: it can stream every tenant's rows through a replication slot" },
+  {
+    column: 'rolsuper',
+    code: 'APP_ROLE_SUPERUSER',
+    clause: 'NOSUPERUSER',
+    why: 'is a superuser: it skips every row level security policy',
+  },
+  {
+    column: 'rolbypassrls',
+    code: 'APP_ROLE_BYPASSRLS',
+    clause: 'NOBYPASSRLS',
+    why: 'has BYPASSRLS: it skips every row level security policy',
+  },
+  {
+    column: 'rolcreaterole',
+    code: 'APP_ROLE_CREATEROLE',
+    clause: 'NOCREATEROLE',
+    why: 'has CREATEROLE: it can create or (before PostgreSQL 16) grant itself roles that bypass row level security',
+  },
+  {
+    column: 'rolreplication',
+    code: 'APP_ROLE_REPLICATION',
+    clause: 'NOREPLICATION',
+    why: "has REPLICATION: it can stream every tenant's rows through a replication slot",
+  },
 ] as const;
 
 /**

@@ -13,7 +13,11 @@ const FROZEN_WARN_MINUTES = 10;
  * them, so `doctor --placements` (one audit per database) reports them for every placement.
  */
 export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
-  return [...(await checkLocalRoutes(scope)), ...(await checkPinnedTables(scope)), ...(await checkTenantSchemas(scope))];
+  return [
+    ...(await checkLocalRoutes(scope)),
+    ...(await checkPinnedTables(scope)),
+    ...(await checkTenantSchemas(scope)),
+  ];
 }
 
 /**
@@ -24,7 +28,9 @@ export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
  */
 export async function checkLocalRoutes(scope: DoctorScope): Promise<Finding[]> {
   if (!scope.installed) return [];
-  const { rows: state } = await scope.db.query<{ present: boolean }>(`SELECT to_regclass('tenantry.local_tenants') IS NOT NULL AND to_regclass('tenantry.local_route') IS NOT NULL AS present`);
+  const { rows: state } = await scope.db.query<{ present: boolean }>(
+    `SELECT to_regclass('tenantry.local_tenants') IS NOT NULL AND to_regclass('tenantry.local_route') IS NOT NULL AS present`,
+  );
   if (!state[0]?.present) return [];
   const findings: Finding[] = [];
   if (scope.contextMode === 'unsigned') {
@@ -38,7 +44,8 @@ export async function checkLocalRoutes(scope: DoctorScope): Promise<Finding[]> {
         code: 'ROUTE_CHECK_INLINED_WITH_PLACEMENTS',
         severity: 'error',
         object: 'tenantry.current_tenant_id()',
-        message: 'This database hosts placed tenants (or does not serve the default route), but tenantry.current_tenant_id() is the inlined form, which does not check routes: a stale router could read or write here.',
+        message:
+          'This database hosts placed tenants (or does not serve the default route), but tenantry.current_tenant_id() is the inlined form, which does not check routes: a stale router could read or write here.',
         fix: 'SELECT tenantry.choose_route_check();',
       });
     }

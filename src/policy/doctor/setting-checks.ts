@@ -31,7 +31,10 @@ export async function checkSettings(scope: DoctorScope): Promise<Finding[]> {
         ? [`database ${s.database_sql}`, `ALTER DATABASE ${s.database_sql}`]
         : s.database_sql === null
           ? [`role ${s.role_name}`, `ALTER ROLE ${s.role_sql}`]
-          : [`role ${s.role_name} in database ${s.database_sql}`, `ALTER ROLE ${s.role_sql} IN DATABASE ${s.database_sql}`];
+          : [
+              `role ${s.role_name} in database ${s.database_sql}`,
+              `ALTER ROLE ${s.role_sql} IN DATABASE ${s.database_sql}`,
+            ];
     findings.push({
       code: 'PERSISTENT_TENANT_CONTEXT',
       severity: 'error',
@@ -48,7 +51,9 @@ export async function checkSettings(scope: DoctorScope): Promise<Finding[]> {
             to_regclass('tenantry_private.context_key') IS NOT NULL AS key_table`,
     [EVENT_TRIGGER],
   );
-  const hasKey = state?.key_table === true && (await scope.db.query('SELECT FROM tenantry_private.context_key LIMIT 1')).rowCount! > 0;
+  const hasKey =
+    state?.key_table === true &&
+    (await scope.db.query('SELECT FROM tenantry_private.context_key LIMIT 1')).rowCount! > 0;
   if (state?.trigger == null) {
     findings.push({
       code: 'EVENT_TRIGGER_MISSING',
@@ -71,7 +76,8 @@ export async function checkSettings(scope: DoctorScope): Promise<Finding[]> {
       code: 'CONTEXT_KEY_MISSING',
       severity: 'error',
       object: 'tenantry_private.context_key',
-      message: 'Signed context mode is installed but no signing key is stored: tenantry.current_tenant_id() raises on every tenant-scoped query.',
+      message:
+        'Signed context mode is installed but no signing key is stored: tenantry.current_tenant_id() raises on every tenant-scoped query.',
       fix: 'TENANTRY_CONTEXT_SECRET=<secret of 32+ characters> tenantry install',
     });
   }

@@ -13,7 +13,13 @@ export async function checkSupportRole(scope: DoctorScope): Promise<Finding[]> {
   const findings: Finding[] = [];
   const quoted = (await scope.db.query<{ q: string }>('SELECT quote_ident($1) AS q', [support])).rows[0]!.q;
 
-  const { rows: attributes } = await scope.db.query<{ rolsuper: boolean; rolbypassrls: boolean; rolcreaterole: boolean; rolreplication: boolean; member_of: string[] }>(
+  const { rows: attributes } = await scope.db.query<{
+    rolsuper: boolean;
+    rolbypassrls: boolean;
+    rolcreaterole: boolean;
+    rolreplication: boolean;
+    member_of: string[];
+  }>(
     `SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolreplication,
             ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1) AS member_of
        FROM pg_roles r WHERE r.rolname = $1`,

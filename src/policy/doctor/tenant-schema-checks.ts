@@ -14,7 +14,9 @@ export async function checkTenantSchemas(scope: DoctorScope): Promise<Finding[]>
   if (!scope.installed) return [];
   const shared = scope.registry.filter((r) => r.present && r.kind === 'tenant' && !r.pinned).map((r) => r.relid);
   if (shared.length === 0) return [];
-  const { rows: present } = await scope.db.query<{ present: boolean }>(`SELECT to_regclass('tenantry.local_tenants') IS NOT NULL AS present`);
+  const { rows: present } = await scope.db.query<{ present: boolean }>(
+    `SELECT to_regclass('tenantry.local_tenants') IS NOT NULL AS present`,
+  );
   if (!present[0]?.present) return [];
   const { rows } = await scope.db.query<{ schema: string; object: string; table_name: string; shared_name: string }>(
     `WITH tenant_schema AS (

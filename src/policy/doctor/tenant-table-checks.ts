@@ -52,38 +52,81 @@ function tableFindings(t: TenantTableRow): Finding[] {
       : `SELECT tenantry.register_tenant_table(${quoteLiteral(t.name)}, ${quoteLiteral(t.tenant_column)});`;
 
   if (!t.registered) {
-    const reach = t.reachable_by === null ? 'the app role has no privilege on it yet' : `the app role can already reach it (granted to ${t.reachable_by})`;
-    add('TENANT_TABLE_UNREGISTERED', 'error', t.name,
-      `${t.name} has a ${t.tenant_column} column but is not registered as a tenant table, so it has no Tenantry isolation policy; ${reach}.`, register);
+    const reach =
+      t.reachable_by === null
+        ? 'the app role has no privilege on it yet'
+        : `the app role can already reach it (granted to ${t.reachable_by})`;
+    add(
+      'TENANT_TABLE_UNREGISTERED',
+      'error',
+      t.name,
+      `${t.name} has a ${t.tenant_column} column but is not registered as a tenant table, so it has no Tenantry isolation policy; ${reach}.`,
+      register,
+    );
   }
   if (!t.has_column) {
-    add('TENANT_COLUMN_MISSING', 'error', t.name,
+    add(
+      'TENANT_COLUMN_MISSING',
+      'error',
+      t.name,
       `${t.name} is registered as a tenant table with tenant column ${t.tenant_column}, but has no such column (renamed or dropped).`,
-      `SELECT tenantry.register_tenant_table(${quoteLiteral(t.name)}, '<tenant column>');`);
+      `SELECT tenantry.register_tenant_table(${quoteLiteral(t.name)}, '<tenant column>');`,
+    );
     return findings;
   }
   if (!t.is_uuid) {
-    add('TENANT_COLUMN_NOT_UUID', 'error', column, `${column} is of type ${t.type}, not uuid: Tenantry's policies compare it with a uuid.`,
-      `ALTER TABLE ${t.name} ALTER COLUMN ${t.tenant_sql} TYPE uuid USING ${t.tenant_sql}::uuid;`);
+    add(
+      'TENANT_COLUMN_NOT_UUID',
+      'error',
+      column,
+      `${column} is of type ${t.type}, not uuid: Tenantry's policies compare it with a uuid.`,
+      `ALTER TABLE ${t.name} ALTER COLUMN ${t.tenant_sql} TYPE uuid USING ${t.tenant_sql}::uuid;`,
+    );
   }
   if (!t.not_null) {
-    add('TENANT_COLUMN_NULLABLE', 'error', column, `${column} allows NULL: a row without a tenant belongs to nobody, and no policy can place it.`,
-      `ALTER TABLE ${t.name} ALTER COLUMN ${t.tenant_sql} SET NOT NULL;`);
+    add(
+      'TENANT_COLUMN_NULLABLE',
+      'error',
+      column,
+      `${column} allows NULL: a row without a tenant belongs to nobody, and no policy can place it.`,
+      `ALTER TABLE ${t.name} ALTER COLUMN ${t.tenant_sql} SET NOT NULL;`,
+    );
   }
   if (!t.rls) {
-    add('TENANT_TABLE_RLS_DISABLED', 'error', t.name, `Row level security is disabled on ${t.name}: its policies are ignored and every role with a grant sees every tenant's rows.`,
-      `ALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY;`);
+    add(
+      'TENANT_TABLE_RLS_DISABLED',
+      'error',
+      t.name,
+      `Row level security is disabled on ${t.name}: its policies are ignored and every role with a grant sees every tenant's rows.`,
+      `ALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY;`,
+    );
   }
   if (!t.forced) {
-    add('TENANT_TABLE_RLS_NOT_FORCED', 'error', t.name, `Row level security is not forced on ${t.name}: its owner (and any role acting as the owner) skips the policies.`,
-      `ALTER TABLE ${t.name} FORCE ROW LEVEL SECURITY;`);
+    add(
+      'TENANT_TABLE_RLS_NOT_FORCED',
+      'error',
+      t.name,
+      `Row level security is not forced on ${t.name}: its owner (and any role acting as the owner) skips the policies.`,
+      `ALTER TABLE ${t.name} FORCE ROW LEVEL SECURITY;`,
+    );
   }
   if (t.registered && !t.has_policy) {
-    add('TENANT_TABLE_NO_POLICY', 'error', t.name, `${t.name} is registered as a tenant table but has no policy: the app sees no row at all (and any policy added later decides alone).`, register);
+    add(
+      'TENANT_TABLE_NO_POLICY',
+      'error',
+      t.name,
+      `${t.name} is registered as a tenant table but has no policy: the app sees no row at all (and any policy added later decides alone).`,
+      register,
+    );
   }
   if (t.registered && !t.has_index) {
-    add('TENANT_INDEX_MISSING', 'warning', t.name, `No valid index on ${t.name} starts with ${t.tenant_column}: every query filtered by the policy scans the whole table.`,
-      `CREATE INDEX ON ${t.name} (${t.tenant_sql});`);
+    add(
+      'TENANT_INDEX_MISSING',
+      'warning',
+      t.name,
+      `No valid index on ${t.name} starts with ${t.tenant_column}: every query filtered by the policy scans the whole table.`,
+      `CREATE INDEX ON ${t.name} (${t.tenant_sql});`,
+    );
   }
   return findings;
 }

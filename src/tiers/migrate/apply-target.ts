@@ -37,15 +37,26 @@ export interface ApplyTargetOptions {
  * A schema target's schema must exist: otherwise PostgreSQL would create its tables in the next
  * schema of the search path (a data schema), so the target fails instead (SQLSTATE 3F000).
  */
-export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migrations: Migration[], options: ApplyTargetOptions = {}): Promise<TargetOutcome> {
+export async function applyTarget(
+  client: pg.ClientBase,
+  plan: TargetPlan,
+  migrations: Migration[],
+  options: ApplyTargetOptions = {},
+): Promise<TargetOutcome> {
   const lit = quoteLiteral;
   // after the advisory lock: waiting for another run is fine; queueing behind the app's locks is not
-  const lockTimeout = options.lockTimeoutMs === undefined ? '' : `SELECT set_config('lock_timeout', ${lit(`${Math.max(1, Math.floor(options.lockTimeoutMs))}ms`)}, true);`;
+  const lockTimeout =
+    options.lockTimeoutMs === undefined
+      ? ''
+      : `SELECT set_config('lock_timeout', ${lit(`${Math.max(1, Math.floor(options.lockTimeoutMs))}ms`)}, true);`;
   // a missing schema fails the cast (3F000) before anything runs
-  const schemaExists = plan.target.schema === null ? '' : `SELECT ${lit(quoteIdent(plan.target.schema, 'schema'))}::regnamespace;`;
+  const schemaExists =
+    plan.target.schema === null ? '' : `SELECT ${lit(quoteIdent(plan.target.schema, 'schema'))}::regnamespace;`;
   const baselineThrough = options.baselineThrough ?? -1;
   // until the re-read under the lock: what the plan saw (the version reported if the opening fails)
-  const done = new Map<number, { version: number; name: string; checksum: string }>(plan.applied.map((a) => [a.version, a]));
+  const done = new Map<number, { version: number; name: string; checksum: string }>(
+    plan.applied.map((a) => [a.version, a]),
+  );
   const version = (): number | null => (done.size === 0 ? null : Math.max(...done.keys()));
   let current: Migration | null = null;
   try {
@@ -59,11 +70,16 @@ export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migra
        SELECT version, name, checksum FROM tenantry.schema_migrations WHERE target = ${lit(plan.tracking)} ORDER BY version`,
     )) as unknown as pg.QueryResult[];
     done.clear();
-    for (const r of opening.at(-1)!.rows as Array<{ version: number; name: string; checksum: string }>) done.set(r.version, r);
+    for (const r of opening.at(-1)!.rows as Array<{ version: number; name: string; checksum: string }>)
+      done.set(r.version, r);
     for (const m of plan.migrations) {
       const a = done.get(m.version);
       if (a && (a.checksum !== m.checksum || a.name !== m.name)) {
-        throw new MigrationError('MIGRATION_CHANGED', `${m.scope}/${m.name} changed after ${plan.target.key} applied it`, { target: plan.target.key, migration: m.name });
+        throw new MigrationError(
+          'MIGRATION_CHANGED',
+          `${m.scope}/${m.name} changed after ${plan.target.key} applied it`,
+          { target: plan.target.key, migration: m.name },
+        );
       }
     }
     const todo = migrations.filter((m) => !done.has(m.version));
@@ -74,7 +90,9 @@ export async function applyTarget(client: pg.ClientBase, plan: TargetPlan, migra
       await client.query(m.sql);
     }
     current = null;
-    const values = todo.map((m) => `(${lit(plan.tracking)}, ${m.version}, ${lit(m.name)}, ${lit(m.scope)}, ${lit(m.checksum)})`);
+    const values = todo.map(
+      (m) => `(${lit(plan.tracking)}, ${m.version}, ${lit(m.name)}, ${lit(m.scope)}, ${lit(m.checksum)})`,
+    );
     await client.query(
       `${values.length ? `INSERT INTO tenantry.schema_migrations (target, version, name, scope, checksum) VALUES ${values.join(', ')};` : ''}
        DELETE FROM tenantry.migration_failures WHERE target = ${lit(plan.tracking)};

@@ -30,10 +30,18 @@ export class DatabasePools {
     if (!pool) {
       const base = this.#clusters[cluster];
       if (base === undefined) {
-        throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, { status: 503, details: { cluster } });
+        throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, {
+          status: 503,
+          details: { cluster },
+        });
       }
       const url = database === this.sharedDatabase(cluster) ? base : withDatabase(base, database);
-      pool = new pg.Pool({ connectionString: url, max: this.#max, idleTimeoutMillis: 5_000, application_name: 'tenantry migrate' });
+      pool = new pg.Pool({
+        connectionString: url,
+        max: this.#max,
+        idleTimeoutMillis: 5_000,
+        application_name: 'tenantry migrate',
+      });
       pool.on('error', () => undefined);
       this.#pools.set(key, pool);
     }

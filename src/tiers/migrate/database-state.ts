@@ -37,14 +37,20 @@ export interface DatabaseState {
  * Two round trips for the whole database, whatever the number of tenant schemas in it.
  */
 export async function readDatabaseState(client: pg.ClientBase): Promise<DatabaseState> {
-  const { rows } = await client.query<{ owner: string | null; app: string | null; schemas: string | null; tracked: boolean }>(
+  const { rows } = await client.query<{
+    owner: string | null;
+    app: string | null;
+    schemas: string | null;
+    tracked: boolean;
+  }>(
     `select (select value from tenantry.meta where key = 'owner_role') as owner,
             (select value from tenantry.meta where key = 'app_role') as app,
             (select value from tenantry.meta where key = 'data_schemas') as schemas,
             to_regclass('tenantry.migration_failures') is not null as tracked`,
   );
   const meta = rows[0]!;
-  if (!meta.owner || !meta.app) throw new Error('Tenantry is not installed in this database (tenantry.meta has no roles): run tenantry install');
+  if (!meta.owner || !meta.app)
+    throw new Error('Tenantry is not installed in this database (tenantry.meta has no roles): run tenantry install');
   if (!meta.tracked) {
     await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate.setup')); SET LOCAL ROLE ${quoteIdent(meta.owner, 'role')};
       ${migrateSql({ appRole: meta.app })}
@@ -54,9 +60,14 @@ export async function readDatabaseState(client: pg.ClientBase): Promise<Database
     client.query<{ target: string; version: number; name: string; checksum: string; applied_at: Date }>(
       'select target, version, name, checksum, applied_at from tenantry.schema_migrations order by target, version',
     ),
-    client.query<{ target: string; version: number | null; name: string | null; sqlstate: string | null; message: string; failed_at: Date }>(
-      'select target, version, name, sqlstate, message, failed_at from tenantry.migration_failures',
-    ),
+    client.query<{
+      target: string;
+      version: number | null;
+      name: string | null;
+      sqlstate: string | null;
+      message: string;
+      failed_at: Date;
+    }>('select target, version, name, sqlstate, message, failed_at from tenantry.migration_failures'),
   ]);
   const byTarget = new Map<string, AppliedMigration[]>();
   for (const r of applied.rows) {
@@ -69,6 +80,11 @@ export async function readDatabaseState(client: pg.ClientBase): Promise<Database
     appRole: meta.app,
     dataSchemas: (meta.schemas || 'public').split(',').filter(Boolean),
     applied: byTarget,
-    failures: new Map(failures.rows.map((r) => [r.target, { version: r.version, migration: r.name, sqlstate: r.sqlstate, message: r.message, failedAt: r.failed_at }])),
+    failures: new Map(
+      failures.rows.map((r) => [
+        r.target,
+        { version: r.version, migration: r.name, sqlstate: r.sqlstate, message: r.message, failedAt: r.failed_at },
+      ]),
+    ),
   };
 }

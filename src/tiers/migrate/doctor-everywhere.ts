@@ -31,12 +31,18 @@ export interface PlacementsAudit {
  * const audit = await doctorEverywhere({ catalog: homeOwnerPool, clusters: { home: adminUrl } });
  * for (const d of audit.databases) if (!d.report?.ok) console.log(d.database, d.error ?? formatDoctorReport(d.report!));
  */
-export async function doctorEverywhere(options: { catalog: Queryable; clusters: Record<string, string>; concurrency?: number }): Promise<PlacementsAudit> {
+export async function doctorEverywhere(options: {
+  catalog: Queryable;
+  clusters: Record<string, string>;
+  concurrency?: number;
+}): Promise<PlacementsAudit> {
   const targets = await listMigrationTargets(options.catalog, options.clusters);
   const databases = targets.filter((t) => t.schema === null);
   const audits: DatabaseAudit[] = [];
   await runBounded(databases, Math.max(1, options.concurrency ?? 4), async (db) => {
-    const tenantSchemas = targets.filter((t) => t.schema !== null && t.cluster === db.cluster && t.database === db.database).map((t) => t.schema!);
+    const tenantSchemas = targets
+      .filter((t) => t.schema !== null && t.cluster === db.cluster && t.database === db.database)
+      .map((t) => t.schema!);
     const audit: DatabaseAudit = { cluster: db.cluster, database: db.database, schemas: [], report: null, error: null };
     audits.push(audit);
     try {
@@ -50,7 +56,11 @@ export async function doctorEverywhere(options: { catalog: Queryable; clusters: 
       audit.error = (error as Error).message;
     }
   });
-  audits.sort((a, b) => databases.findIndex((d) => d.cluster === a.cluster && d.database === a.database) - databases.findIndex((d) => d.cluster === b.cluster && d.database === b.database));
+  audits.sort(
+    (a, b) =>
+      databases.findIndex((d) => d.cluster === a.cluster && d.database === a.database) -
+      databases.findIndex((d) => d.cluster === b.cluster && d.database === b.database),
+  );
   return { ok: audits.every((a) => a.report?.ok === true), databases: audits };
 }
 
@@ -58,7 +68,9 @@ async function readDataSchemas(url: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ value: string | null }>(`select value from tenantry.meta where key = 'data_schemas'`);
+    const { rows } = await client.query<{ value: string | null }>(
+      `select value from tenantry.meta where key = 'data_schemas'`,
+    );
     return (rows[0]?.value || 'public').split(',').filter(Boolean);
   } finally {
     await client.end();

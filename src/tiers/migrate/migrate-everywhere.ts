@@ -93,7 +93,8 @@ export interface MigrationReport {
 export async function migrateEverywhere(options: MigrateEverywhereOptions): Promise<MigrationReport> {
   const started = performance.now();
   const concurrency = Math.max(1, options.concurrency ?? 8);
-  const migrations = typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
+  const migrations =
+    typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
   const pools = new DatabasePools(options.clusters, concurrency);
   try {
     const targets = await listMigrationTargets(options.catalog, options.clusters);
@@ -113,7 +114,15 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
       const version = plan.applied.at(-1)?.version ?? null;
       if (wanted.length === 0) {
         const status = plan.pending.length === 0 ? 'current' : 'blocked';
-        const failure = status === 'blocked' ? { version: null, migration: null, sqlstate: null, message: `its database ${plan.target.cluster}/${plan.target.database} is behind (version ${limit || 'none'})` } : null;
+        const failure =
+          status === 'blocked'
+            ? {
+                version: null,
+                migration: null,
+                sqlstate: null,
+                message: `its database ${plan.target.cluster}/${plan.target.database} is behind (version ${limit || 'none'})`,
+              }
+            : null;
         settle({ target: plan.target, status, applied: [], baselined: [], version, failure });
         return;
       }
@@ -122,19 +131,42 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
         const client = await pools.pool(plan.target.cluster, plan.target.database).connect();
         let failed = true;
         try {
-          outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit), { lockTimeoutMs: options.lockTimeoutMs });
+          outcome = await applyTarget(
+            client,
+            plan,
+            plan.migrations.filter((m) => m.version <= limit),
+            { lockTimeoutMs: options.lockTimeoutMs },
+          );
           failed = !outcome.ok;
         } finally {
           // after a failure the session may be anything (a broken socket, a role a migration set): not reused
           client.release(failed);
         }
       } catch (error) {
-        outcome = { ok: false as const, version, failure: { version: null, migration: null, sqlstate: null, message: (error as Error).message } };
+        outcome = {
+          ok: false as const,
+          version,
+          failure: { version: null, migration: null, sqlstate: null, message: (error as Error).message },
+        };
       }
       settle(
         outcome.ok
-          ? { target: plan.target, status: outcome.applied.length ? 'applied' : 'current', applied: outcome.applied.map((m) => m.name), baselined: [], version: outcome.version, failure: null }
-          : { target: plan.target, status: 'failed', applied: [], baselined: [], version: outcome.version, failure: outcome.failure },
+          ? {
+              target: plan.target,
+              status: outcome.applied.length ? 'applied' : 'current',
+              applied: outcome.applied.map((m) => m.name),
+              baselined: [],
+              version: outcome.version,
+              failure: null,
+            }
+          : {
+              target: plan.target,
+              status: 'failed',
+              applied: [],
+              baselined: [],
+              version: outcome.version,
+              failure: outcome.failure,
+            },
       );
     };
 
@@ -146,15 +178,28 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
     for (const p of plans.filter((p) => p.unreachable)) {
       settle({ target: p.target, status: 'failed', applied: [], baselined: [], version: null, failure: p.unreachable });
     }
-    await runBounded(databases.filter((p) => !p.unreachable), concurrency, async (plan) => {
-      await run(plan, Number.MAX_SAFE_INTEGER);
-      if (!awaited.has(where(plan.target))) await pools.close(plan.target.cluster, plan.target.database);
-    });
+    await runBounded(
+      databases.filter((p) => !p.unreachable),
+      concurrency,
+      async (plan) => {
+        await run(plan, Number.MAX_SAFE_INTEGER);
+        if (!awaited.has(where(plan.target))) await pools.close(plan.target.cluster, plan.target.database);
+      },
+    );
     // each database's version after its own target ran: its schemas go no further
     const reached = new Map(databases.map((p) => [where(p.target), results.get(p.target.key)?.version ?? 0]));
-    await runBounded(schemas.filter((p) => !p.unreachable), concurrency, (plan) => run(plan, reached.get(where(plan.target)) ?? 0));
+    await runBounded(
+      schemas.filter((p) => !p.unreachable),
+      concurrency,
+      (plan) => run(plan, reached.get(where(plan.target)) ?? 0),
+    );
     const ordered = plans.map((p) => results.get(p.target.key)!);
-    return { ok: ordered.every((r) => r.status === 'applied' || r.status === 'current'), results: ordered, latest, durationMs: performance.now() - started };
+    return {
+      ok: ordered.every((r) => r.status === 'applied' || r.status === 'current'),
+      results: ordered,
+      latest,
+      durationMs: performance.now() - started,
+    };
   } finally {
     await pools.end();
   }

@@ -65,30 +65,56 @@ export async function migrateLocation(options: MigrateLocationOptions): Promise<
   const database = options.database == null ? null : validIdentifier(options.database, 'database');
   const schema = options.schema == null ? null : tenantSchema(options.schema);
   if (baselineThrough !== undefined && !(Number.isSafeInteger(baselineThrough) && baselineThrough >= 0)) {
-    throw new InvalidArgumentError('baselineThrough must be a non-negative integer (a migration version)', 'baselineThrough');
+    throw new InvalidArgumentError(
+      'baselineThrough must be a non-negative integer (a migration version)',
+      'baselineThrough',
+    );
   }
   if (typeof clusters[cluster] !== 'string') {
-    throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, { status: 503, details: { cluster } });
+    throw new TenantryError('CLUSTER_UNKNOWN', `No connection is configured for cluster ${cluster}`, {
+      status: 503,
+      details: { cluster },
+    });
   }
-  const migrations = typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
+  const migrations =
+    typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
   const pools = new DatabasePools(clusters, 1);
   try {
     const shared = pools.sharedDatabase(cluster)!;
     const name = database ?? shared;
     const targets: MigrationTarget[] = [
-      { key: `${cluster}/${name}`, kind: name === shared ? 'shared' : 'database', cluster, database: name, schema: null, scopes: ['global', 'tenant'] },
+      {
+        key: `${cluster}/${name}`,
+        kind: name === shared ? 'shared' : 'database',
+        cluster,
+        database: name,
+        schema: null,
+        scopes: ['global', 'tenant'],
+      },
     ];
-    if (schema) targets.push({ key: `${cluster}/${name}/${schema}`, kind: 'schema', cluster, database: name, schema, scopes: ['tenant'] });
+    if (schema)
+      targets.push({
+        key: `${cluster}/${name}/${schema}`,
+        kind: 'schema',
+        cluster,
+        database: name,
+        schema,
+        scopes: ['tenant'],
+      });
     const plans = await planMigrations(targets, migrations, pools, 1);
 
     // everything refused before anything runs: bad input, an unreachable database, drift
     const schemaPlan = plans[1];
-    if (schemaPlan?.unreachable && schemaPlan.searchPath.indexOf(schema!, 1) > 0) throw new InvalidArgumentError(schemaPlan.unreachable.message, 'schema');
+    if (schemaPlan?.unreachable && schemaPlan.searchPath.indexOf(schema!, 1) > 0)
+      throw new InvalidArgumentError(schemaPlan.unreachable.message, 'schema');
     if (plans[0]!.unreachable) throw failed(plans[0]!.target.key, plans[0]!.unreachable, null);
     const drift = plans.find((p) => p.drift)?.drift;
     if (drift) throw drift;
     if (schemaPlan && schemaPlan.pending.length > 0 && !(await schemaExists(pools, cluster, name, schema!))) {
-      throw new InvalidArgumentError(`schema ${schema} does not exist in ${cluster}/${name}: create it first (createTenantSchema)`, 'schema');
+      throw new InvalidArgumentError(
+        `schema ${schema} does not exist in ${cluster}/${name}: create it first (createTenantSchema)`,
+        'schema',
+      );
     }
 
     const results: TargetResult[] = [];
@@ -106,12 +132,26 @@ export async function migrateLocation(options: MigrateLocationOptions): Promise<
 }
 
 /** One target, up to version `limit`: its result, or MIGRATION_FAILED. */
-async function migrateTarget(pools: DatabasePools, plan: TargetPlan, limit: number, options: { lockTimeoutMs?: number; baselineThrough?: number }): Promise<TargetResult> {
+async function migrateTarget(
+  pools: DatabasePools,
+  plan: TargetPlan,
+  limit: number,
+  options: { lockTimeoutMs?: number; baselineThrough?: number },
+): Promise<TargetResult> {
   const { target } = plan;
   const version = plan.applied.at(-1)?.version ?? null;
   if (!plan.pending.some((m) => m.version <= limit)) {
     if (plan.pending.length > 0) {
-      throw failed(target.key, { version: null, migration: null, sqlstate: null, message: `its database ${target.cluster}/${target.database} is behind (version ${limit || 'none'})` }, version);
+      throw failed(
+        target.key,
+        {
+          version: null,
+          migration: null,
+          sqlstate: null,
+          message: `its database ${target.cluster}/${target.database} is behind (version ${limit || 'none'})`,
+        },
+        version,
+      );
     }
     return { target, status: 'current', applied: [], baselined: [], version, failure: null };
   }
@@ -120,7 +160,12 @@ async function migrateTarget(pools: DatabasePools, plan: TargetPlan, limit: numb
     const client = await pools.pool(target.cluster, target.database).connect();
     let broken = true;
     try {
-      outcome = await applyTarget(client, plan, plan.migrations.filter((m) => m.version <= limit), options);
+      outcome = await applyTarget(
+        client,
+        plan,
+        plan.migrations.filter((m) => m.version <= limit),
+        options,
+      );
       broken = !outcome.ok;
     } finally {
       // after a failure the session may be anything (a broken socket, a role a migration set): not reused
@@ -128,7 +173,16 @@ async function migrateTarget(pools: DatabasePools, plan: TargetPlan, limit: numb
     }
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    outcome = { ok: false, version, failure: { version: null, migration: null, sqlstate: sqlStateOf(error) ?? (typeof code === 'string' ? code : null), message: (error as Error).message } };
+    outcome = {
+      ok: false,
+      version,
+      failure: {
+        version: null,
+        migration: null,
+        sqlstate: sqlStateOf(error) ?? (typeof code === 'string' ? code : null),
+        message: (error as Error).message,
+      },
+    };
   }
   if (!outcome.ok) throw failed(target.key, outcome.failure, outcome.version);
   const moved = outcome.applied.length + outcome.baselined.length > 0;
@@ -144,12 +198,18 @@ async function migrateTarget(pools: DatabasePools, plan: TargetPlan, limit: numb
 
 function tenantSchema(schema: string): string {
   validIdentifier(schema, 'schema');
-  if (RESERVED_SCHEMAS.test(schema)) throw new TenantryError('INVALID_IDENTIFIER', `${schema} is not a tenant schema name`, { status: 400, details: { what: 'schema' } });
+  if (RESERVED_SCHEMAS.test(schema))
+    throw new TenantryError('INVALID_IDENTIFIER', `${schema} is not a tenant schema name`, {
+      status: 400,
+      details: { what: 'schema' },
+    });
   return schema;
 }
 
 async function schemaExists(pools: DatabasePools, cluster: string, database: string, schema: string): Promise<boolean> {
-  const { rows } = await pools.pool(cluster, database).query<{ present: boolean }>('select to_regnamespace($1) is not null as present', [schema]);
+  const { rows } = await pools
+    .pool(cluster, database)
+    .query<{ present: boolean }>('select to_regnamespace($1) is not null as present', [schema]);
   return rows[0]!.present;
 }
 

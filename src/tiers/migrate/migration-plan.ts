@@ -30,7 +30,12 @@ export interface TargetPlan {
  * database's bookkeeping is read in one query for all its targets, so 1,000 schemas cost no
  * per-schema round trip before the work starts. Pools of databases with nothing to do are closed.
  */
-export async function planMigrations(targets: MigrationTarget[], migrations: Migration[], pools: DatabasePools, concurrency: number): Promise<TargetPlan[]> {
+export async function planMigrations(
+  targets: MigrationTarget[],
+  migrations: Migration[],
+  pools: DatabasePools,
+  concurrency: number,
+): Promise<TargetPlan[]> {
   const byDatabase = new Map<string, MigrationTarget[]>();
   for (const t of targets) {
     const key = `${t.cluster}/${t.database}`;
@@ -52,21 +57,38 @@ export async function planMigrations(targets: MigrationTarget[], migrations: Mig
       }
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      unreachable = { version: null, migration: null, sqlstate: sqlStateOf(error) ?? (typeof code === 'string' ? code : null), message: (error as Error).message };
+      unreachable = {
+        version: null,
+        migration: null,
+        sqlstate: sqlStateOf(error) ?? (typeof code === 'string' ? code : null),
+        message: (error as Error).message,
+      };
     }
     for (const target of group) plans.set(target.key, planTarget(target, migrations, state, unreachable));
-    if (group.every((t) => plans.get(t.key)!.pending.length === 0 || plans.get(t.key)!.unreachable)) await pools.close(cluster, database);
+    if (group.every((t) => plans.get(t.key)!.pending.length === 0 || plans.get(t.key)!.unreachable))
+      await pools.close(cluster, database);
   });
   return targets.map((t) => plans.get(t.key)!);
 }
 
-function planTarget(target: MigrationTarget, all: Migration[], state: DatabaseState | undefined, unreachable: TargetFailure | null): TargetPlan {
+function planTarget(
+  target: MigrationTarget,
+  all: Migration[],
+  state: DatabaseState | undefined,
+  unreachable: TargetFailure | null,
+): TargetPlan {
   const migrations = all.filter((m) => target.scopes.includes(m.scope));
   const base = { target, migrations, drift: null, lastFailure: null, applied: [], pending: [] };
   if (!state) return { ...base, tracking: target.schema ?? '', searchPath: [], ownerRole: '', unreachable };
   const tracking = target.schema ?? state.dataSchemas[0]!;
   const searchPath = target.schema ? [target.schema, ...state.dataSchemas] : state.dataSchemas;
-  const common = { ...base, tracking, searchPath, ownerRole: state.ownerRole, lastFailure: state.failures.get(tracking) ?? null };
+  const common = {
+    ...base,
+    tracking,
+    searchPath,
+    ownerRole: state.ownerRole,
+    lastFailure: state.failures.get(tracking) ?? null,
+  };
   if (target.schema && state.dataSchemas.includes(target.schema)) {
     const message = `schema ${target.schema} is a data schema of the database, not a tenant schema`;
     return { ...common, unreachable: { version: null, migration: null, sqlstate: null, message } };
@@ -77,9 +99,17 @@ function planTarget(target: MigrationTarget, all: Migration[], state: DatabaseSt
   for (const a of applied) {
     const m = byVersion.get(a.version);
     if (!m) {
-      drift = new MigrationError('MIGRATION_UNKNOWN', `${target.key} has applied ${a.name}, which the migrations directory does not have`, { target: target.key, migration: a.name });
+      drift = new MigrationError(
+        'MIGRATION_UNKNOWN',
+        `${target.key} has applied ${a.name}, which the migrations directory does not have`,
+        { target: target.key, migration: a.name },
+      );
     } else if (m.checksum !== a.checksum || m.name !== a.name) {
-      drift = new MigrationError('MIGRATION_CHANGED', `${m.scope}/${m.name} changed after ${target.key} applied it: add a new migration instead`, { target: target.key, migration: m.name });
+      drift = new MigrationError(
+        'MIGRATION_CHANGED',
+        `${m.scope}/${m.name} changed after ${target.key} applied it: add a new migration instead`,
+        { target: target.key, migration: m.name },
+      );
     }
     if (drift) break;
   }

@@ -32,12 +32,20 @@ export interface MigrationStatusReport {
  * `tenantry migrate status`: each target's version, pending count and last failure, read without
  * changing anything but the bookkeeping tables' existence (one query per database).
  */
-export async function migrationStatus(options: Omit<MigrateEverywhereOptions, 'onProgress'>): Promise<MigrationStatusReport> {
+export async function migrationStatus(
+  options: Omit<MigrateEverywhereOptions, 'onProgress'>,
+): Promise<MigrationStatusReport> {
   const concurrency = Math.max(1, options.concurrency ?? 8);
-  const migrations = typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
+  const migrations =
+    typeof options.migrations === 'string' ? await loadMigrations(options.migrations) : options.migrations;
   const pools = new DatabasePools(options.clusters, 1);
   try {
-    const plans = await planMigrations(await listMigrationTargets(options.catalog, options.clusters), migrations, pools, concurrency);
+    const plans = await planMigrations(
+      await listMigrationTargets(options.catalog, options.clusters),
+      migrations,
+      pools,
+      concurrency,
+    );
     const targets = plans.map((p) => ({
       target: p.target,
       version: p.applied.at(-1)?.version ?? null,
@@ -48,7 +56,9 @@ export async function migrationStatus(options: Omit<MigrateEverywhereOptions, 'o
     }));
     const counts = new Map<number | null, number>();
     for (const t of targets) counts.set(t.version, (counts.get(t.version) ?? 0) + 1);
-    const byVersion = [...counts].map(([version, n]) => ({ version, targets: n })).sort((a, b) => (b.version ?? -1) - (a.version ?? -1));
+    const byVersion = [...counts]
+      .map(([version, n]) => ({ version, targets: n }))
+      .sort((a, b) => (b.version ?? -1) - (a.version ?? -1));
     return { latest: migrations.at(-1)?.version ?? null, targets, byVersion };
   } finally {
     await pools.end();

@@ -31,7 +31,10 @@ export interface MigrationTarget {
  * a target (database `?`), which then fails with CLUSTER_UNKNOWN rather than being skipped silently.
  * Database targets come before schema targets, each group sorted by key.
  */
-export async function listMigrationTargets(catalog: Queryable, clusters: Record<string, string>): Promise<MigrationTarget[]> {
+export async function listMigrationTargets(
+  catalog: Queryable,
+  clusters: Record<string, string>,
+): Promise<MigrationTarget[]> {
   const [{ rows: clusterRows }, { rows: placements }] = await Promise.all([
     catalog.query<{ name: string }>(`select name from tenantry.clusters where status <> 'disabled'`),
     catalog.query<{ tier: 'schema' | 'database'; cluster: string; database: string | null; schema: string | null }>(

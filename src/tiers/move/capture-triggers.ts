@@ -19,10 +19,21 @@ function triggerName(moveId: string, op: (typeof OPS)[number]): string {
  * write of the tenant at the source escapes the capture but one made with the trigger disabled
  * by its owner.
  */
-export async function installCaptureTriggers(source: Queryable, moveId: string, tenantId: string, tables: MoveTable[]): Promise<void> {
-  const { rows } = await source.query<{ ok: boolean }>(`select to_regprocedure('tenantry_private.refuse_move_truncate()') is not null as ok`);
+export async function installCaptureTriggers(
+  source: Queryable,
+  moveId: string,
+  tenantId: string,
+  tables: MoveTable[],
+): Promise<void> {
+  const { rows } = await source.query<{ ok: boolean }>(
+    `select to_regprocedure('tenantry_private.refuse_move_truncate()') is not null as ok`,
+  );
   if (!rows[0]!.ok) {
-    throw new MoveError('MOVE_CAPTURE_UNSUPPORTED', "The source database's Tenantry install predates the move's TRUNCATE guard: run tenantry install there (or tenantry install --everywhere), then the move again", { moveId });
+    throw new MoveError(
+      'MOVE_CAPTURE_UNSUPPORTED',
+      "The source database's Tenantry install predates the move's TRUNCATE guard: run tenantry install there (or tenantry install --everywhere), then the move again",
+      { moveId },
+    );
   }
   for (const t of tables) {
     const col = ident(t.tenantColumn);

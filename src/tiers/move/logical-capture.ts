@@ -55,7 +55,11 @@ const unsupported = (message: string, details: Record<string, unknown> = {}, mov
  * tables by schema-qualified name, so the source and the target must be the same tables in two
  * different databases (the shared and database tiers); a database cannot subscribe to itself.
  */
-export function refuseLogicalPlacements(source: PlacementTarget, target: PlacementTarget, options: ReplicationOptions | undefined): void {
+export function refuseLogicalPlacements(
+  source: PlacementTarget,
+  target: PlacementTarget,
+  options: ReplicationOptions | undefined,
+): void {
   if (source.tier === 'schema' || target.tier === 'schema') {
     throw unsupported(
       "capture 'logical' cannot move a tenant to or from the schema tier: logical replication pairs tables by schema-qualified name, and a tenant schema's tables have other names than the shared ones. Use capture 'triggers'",
@@ -63,11 +67,16 @@ export function refuseLogicalPlacements(source: PlacementTarget, target: Placeme
     );
   }
   if (source.cluster === target.cluster && (source.database ?? null) === (target.database ?? null)) {
-    throw unsupported("capture 'logical' needs the source and the target in different databases: a database cannot subscribe to its own tables. Use capture 'triggers'");
+    throw unsupported(
+      "capture 'logical' needs the source and the target in different databases: a database cannot subscribe to its own tables. Use capture 'triggers'",
+    );
   }
   for (const cluster of new Set([source.cluster, target.cluster])) {
     if (!options?.connections?.[cluster]) {
-      throw unsupported(`capture 'logical' needs a replication connection for cluster ${cluster} (TenantMoverOptions.replication.connections, CLI --replication-url ${cluster}=URL)`, { cluster });
+      throw unsupported(
+        `capture 'logical' needs a replication connection for cluster ${cluster} (TenantMoverOptions.replication.connections, CLI --replication-url ${cluster}=URL)`,
+        { cluster },
+      );
     }
   }
 }
@@ -114,14 +123,23 @@ export class LogicalCapture {
     refuseLogicalPlacements(move.source, move.target, options);
     const dbOf = async (where: PlacementTarget, owner: pg.Pool) =>
       where.database ?? (await owner.query<{ db: string }>('select current_database() as db')).rows[0]!.db;
-    const [sourceDb, targetDb] = await Promise.all([dbOf(move.source, owners.source), dbOf(move.target, owners.target)]);
+    const [sourceDb, targetDb] = await Promise.all([
+      dbOf(move.source, owners.source),
+      dbOf(move.target, owners.target),
+    ]);
     const sourceUrl = withDatabase(options!.connections[move.source.cluster]!, sourceDb);
     const pool = (url: string) => {
       const p = new pg.Pool({ connectionString: url, max: 2 });
       p.on('error', () => undefined);
       return p;
     };
-    return new LogicalCapture(move.id, move.tenantId, pool(sourceUrl), pool(withDatabase(options!.connections[move.target.cluster]!, targetDb)), sourceUrl);
+    return new LogicalCapture(
+      move.id,
+      move.tenantId,
+      pool(sourceUrl),
+      pool(withDatabase(options!.connections[move.target.cluster]!, targetDb)),
+      sourceUrl,
+    );
   }
 
   async end(): Promise<void> {
@@ -136,15 +154,32 @@ export class LogicalCapture {
    */
   async check(tables: MoveTable[]): Promise<void> {
     const info = async (db: pg.Pool) =>
-      (await db.query<{ version: number; wal: string; fence: boolean; marks: boolean }>(
-        `select current_setting('server_version_num')::int as version, current_setting('wal_level') as wal,
+      (
+        await db.query<{ version: number; wal: string; fence: boolean; marks: boolean }>(
+          `select current_setting('server_version_num')::int as version, current_setting('wal_level') as wal,
                 to_regprocedure('tenantry_private.fence_move_write()') is not null as fence,
                 to_regclass('tenantry_private.move_marks') is not null as marks`,
-      )).rows[0]!;
+        )
+      ).rows[0]!;
     const [source, target] = await Promise.all([info(this.#source), info(this.#target)]);
-    if (source.version < 150000 || target.version < 150000) throw unsupported("capture 'logical' needs PostgreSQL 15 or later on both servers (row filters)", {}, this.#moveId);
-    if (source.wal !== 'logical') throw unsupported(`capture 'logical' needs wal_level = logical at the source (it is ${source.wal})`, {}, this.#moveId);
-    if (!source.fence || !source.marks || !target.marks) throw unsupported("capture 'logical' needs a recent tenantry install in both databases: run tenantry install again", {}, this.#moveId);
+    if (source.version < 150000 || target.version < 150000)
+      throw unsupported(
+        "capture 'logical' needs PostgreSQL 15 or later on both servers (row filters)",
+        {},
+        this.#moveId,
+      );
+    if (source.wal !== 'logical')
+      throw unsupported(
+        `capture 'logical' needs wal_level = logical at the source (it is ${source.wal})`,
+        {},
+        this.#moveId,
+      );
+    if (!source.fence || !source.marks || !target.marks)
+      throw unsupported(
+        "capture 'logical' needs a recent tenantry install in both databases: run tenantry install again",
+        {},
+        this.#moveId,
+      );
     for (const t of tables) {
       const { rows } = await this.#source.query<{ ident: string; covered: boolean; columns: string[] }>(
         `select c.relreplident::text as ident,
@@ -156,10 +191,18 @@ export class LogicalCapture {
       );
       const r = rows[0]!;
       if (r.ident !== 'f' && !r.covered) {
-        throw unsupported(`Table ${t.name}: its replica identity does not include ${t.tenantColumn}, which the publication's row filter reads (make the primary key start with it, or use capture 'triggers')`, { table: t.name }, this.#moveId);
+        throw unsupported(
+          `Table ${t.name}: its replica identity does not include ${t.tenantColumn}, which the publication's row filter reads (make the primary key start with it, or use capture 'triggers')`,
+          { table: t.name },
+          this.#moveId,
+        );
       }
       if (r.ident === 'f' && r.columns.length !== t.columns.length) {
-        throw unsupported(`Table ${t.name} has REPLICA IDENTITY FULL and columns the target lacks: a publication column list must then cover every column`, { table: t.name }, this.#moveId);
+        throw unsupported(
+          `Table ${t.name} has REPLICA IDENTITY FULL and columns the target lacks: a publication column list must then cover every column`,
+          { table: t.name },
+          this.#moveId,
+        );
       }
     }
   }
@@ -181,45 +224,68 @@ export class LogicalCapture {
          create or replace trigger ${fenceName(this.#moveId, 'd')} after delete on ${t.source} for each row when (old.${col} = ${tenant}) ${fn};`,
       );
     }
-    await this.#source.query('insert into tenantry_private.move_marks (move_id) values ($1) on conflict (move_id) do nothing', [this.#moveId]);
+    await this.#source.query(
+      'insert into tenantry_private.move_marks (move_id) values ($1) on conflict (move_id) do nothing',
+      [this.#moveId],
+    );
     const exists = await this.#source.query('select from pg_publication where pubname = $1', [publication]);
     if (exists.rowCount === 0) {
       const columnsOf = new Map(
-        (await this.#source.query<{ oid: number; columns: string[] }>(
-          `select c.oid::int as oid, array_agg(a.attname::text) as columns from pg_class c join pg_attribute a on a.attrelid = c.oid
+        (
+          await this.#source.query<{ oid: number; columns: string[] }>(
+            `select c.oid::int as oid, array_agg(a.attname::text) as columns from pg_class c join pg_attribute a on a.attrelid = c.oid
             where c.oid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped and a.attgenerated = '' group by c.oid`,
-          [tables.map((t) => t.sourceOid)],
-        )).rows.map((r) => [r.oid, r.columns]),
+            [tables.map((t) => t.sourceOid)],
+          )
+        ).rows.map((r) => [r.oid, r.columns]),
       );
       const members = tables.map((t) => {
         // a column list only when the source has columns the target lacks (the apply would fail on them)
-        const list = columnsOf.get(t.sourceOid)!.length === t.columns.length ? '' : ` (${t.columns.map(ident).join(', ')})`;
+        const list =
+          columnsOf.get(t.sourceOid)!.length === t.columns.length ? '' : ` (${t.columns.map(ident).join(', ')})`;
         return `${t.source}${list} where (${ident(t.tenantColumn)} = ${tenant})`;
       });
       members.push(`tenantry_private.move_marks where (move_id = ${quoteLiteral(this.#moveId)}::uuid)`);
-      await this.#source.query(`create publication ${ident(publication)} for table ${members.join(', ')} with (publish = 'insert, update, delete')`);
+      await this.#source.query(
+        `create publication ${ident(publication)} for table ${members.join(', ')} with (publish = 'insert, update, delete')`,
+      );
     }
     // created here, not by CREATE SUBSCRIPTION: that would wait for its own transaction when
     // both databases are on one server; after the publication, which decoding must find
     const slots = await this.#source.query('select from pg_replication_slots where slot_name = $1', [slot]);
-    if (slots.rowCount === 0) await this.#source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-    const subs = await this.#target.query('select from pg_subscription where subname = $1 and subdbid = (select oid from pg_database where datname = current_database())', [subscription]);
+    if (slots.rowCount === 0)
+      await this.#source.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    const subs = await this.#target.query(
+      'select from pg_subscription where subname = $1 and subdbid = (select oid from pg_database where datname = current_database())',
+      [subscription],
+    );
     if (subs.rowCount === 0) {
       // the statement carries the source's password: keep it out of the target server's log
       // (log_statement, and the STATEMENT line of a failure); superuser-only settings
       const client = await this.#target.connect();
       try {
         // a role that is not a superuser (pg_create_subscription, PG 16+) may not change them
-        await client.query(`set log_statement = 'none'; set log_min_error_statement = 'panic'; set log_min_duration_statement = -1`).catch((error) => {
-          if (sqlStateOf(error) !== '42501') throw error;
-        });
+        await client
+          .query(
+            `set log_statement = 'none'; set log_min_error_statement = 'panic'; set log_min_duration_statement = -1`,
+          )
+          .catch((error) => {
+            if (sqlStateOf(error) !== '42501') throw error;
+          });
         await client.query(
           `create subscription ${ident(subscription)} connection ${quoteLiteral(this.#conninfo)} publication ${ident(publication)}
              with (create_slot = false, slot_name = ${quoteLiteral(slot)}, copy_data = true, enabled = true)`,
         );
       } finally {
         // a connection whose settings could not be reset is closed, not pooled
-        client.release(await client.query('reset log_statement; reset log_min_error_statement; reset log_min_duration_statement').then(() => undefined, (error: Error) => error));
+        client.release(
+          await client
+            .query('reset log_statement; reset log_min_error_statement; reset log_min_duration_statement')
+            .then(
+              () => undefined,
+              (error: Error) => error,
+            ),
+        );
       }
     }
   }
@@ -246,8 +312,16 @@ export class LogicalCapture {
    * the source before it has been applied (a subscription applies transactions in commit order).
    */
   async mark(): Promise<number> {
-    const { rows } = await this.#source.query<{ n: string }>('update tenantry_private.move_marks set n = n + 1 where move_id = $1 returning n', [this.#moveId]);
-    if (!rows[0]) throw new MoveError('MOVE_REPLICATION_FAILED', 'The move marker row is missing at the source: roll the move back and start again', { moveId: this.#moveId });
+    const { rows } = await this.#source.query<{ n: string }>(
+      'update tenantry_private.move_marks set n = n + 1 where move_id = $1 returning n',
+      [this.#moveId],
+    );
+    if (!rows[0])
+      throw new MoveError(
+        'MOVE_REPLICATION_FAILED',
+        'The move marker row is missing at the source: roll the move back and start again',
+        { moveId: this.#moveId },
+      );
     return Number(rows[0].n);
   }
 
@@ -260,8 +334,11 @@ export class LogicalCapture {
     const baseline = (await this.syncState()).errors;
     let failingSince: number | undefined;
     let checked = performance.now();
-    for (const deadline = performance.now() + timeoutMs; ; ) {
-      const { rows } = await this.#target.query<{ n: string }>('select n from tenantry_private.move_marks where move_id = $1', [this.#moveId]);
+    for (const deadline = performance.now() + timeoutMs; ;) {
+      const { rows } = await this.#target.query<{ n: string }>(
+        'select n from tenantry_private.move_marks where move_id = $1',
+        [this.#moveId],
+      );
       if (rows[0] && Number(rows[0].n) >= n) return true;
       const now = performance.now();
       if (now > deadline) return false;
@@ -269,7 +346,11 @@ export class LogicalCapture {
         checked = now;
         if (failingSince === undefined && (await this.syncState()).errors > baseline) failingSince = now;
         if (failingSince !== undefined && now - failingSince > failAfterMs) {
-          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${this.names.subscription} keeps failing to apply the changes (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: this.#moveId });
+          throw new MoveError(
+            'MOVE_REPLICATION_FAILED',
+            `The subscription ${this.names.subscription} keeps failing to apply the changes (see the target server's log): fix the cause and run the move again, or roll it back`,
+            { moveId: this.#moveId },
+          );
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -288,7 +369,10 @@ export class LogicalCapture {
       return undefined;
     };
     const sub = await this.#target
-      .query<{ oid: number }>('select oid::int as oid from pg_subscription where subname = $1 and subdbid = (select oid from pg_database where datname = current_database())', [subscription])
+      .query<{ oid: number }>(
+        'select oid::int as oid from pg_subscription where subname = $1 and subdbid = (select oid from pg_database where datname = current_database())',
+        [subscription],
+      )
       .then((r) => r.rows[0], missing);
     if (sub) {
       try {
@@ -301,7 +385,7 @@ export class LogicalCapture {
       }
     }
     const prefix = sub ? `pg_${sub.oid}_sync_` : null;
-    for (const deadline = performance.now() + 30_000; ; ) {
+    for (const deadline = performance.now() + 30_000; ;) {
       const { rows } = await this.#source.query<{ slot_name: string; active: boolean }>(
         'select slot_name::text, active from pg_replication_slots where slot_name = $1 or ($2::text is not null and starts_with(slot_name::text, $2))',
         [slot, prefix],
@@ -312,7 +396,12 @@ export class LogicalCapture {
           if (sqlStateOf(error) !== '42704' && sqlStateOf(error) !== '55006') throw error; // gone, or active again
         });
       }
-      if (performance.now() > deadline) throw new MoveError('MOVE_REPLICATION_FAILED', `Replication slot ${rows[0]!.slot_name} at the source stays active: drop it by hand`, { moveId: this.#moveId });
+      if (performance.now() > deadline)
+        throw new MoveError(
+          'MOVE_REPLICATION_FAILED',
+          `Replication slot ${rows[0]!.slot_name} at the source stays active: drop it by hand`,
+          { moveId: this.#moveId },
+        );
       if (rows.some((x) => x.active)) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.#source.query(`drop publication if exists ${ident(publication)}`);
@@ -324,6 +413,8 @@ export class LogicalCapture {
     );
     for (const r of rows) await this.#source.query(`drop trigger if exists ${ident(r.name)} on ${r.tbl}`);
     await this.#source.query('delete from tenantry_private.move_marks where move_id = $1', [this.#moveId]);
-    await this.#target.query('delete from tenantry_private.move_marks where move_id = $1', [this.#moveId]).catch(missing);
+    await this.#target
+      .query('delete from tenantry_private.move_marks where move_id = $1', [this.#moveId])
+      .catch(missing);
   }
 }

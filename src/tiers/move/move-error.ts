@@ -22,7 +22,11 @@ export class MoveError extends Error {
   readonly moveId: string | undefined;
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: MoveErrorCode, message: string, options: { moveId?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    code: MoveErrorCode,
+    message: string,
+    options: { moveId?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

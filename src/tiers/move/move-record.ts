@@ -2,7 +2,17 @@ import type { PlacementTarget } from '../placements.js';
 import type { MoveCapture } from './logical-capture.js';
 
 /** The steps of a move, in order; `rolling_back`/`rolled_back` leave the line before `switched`. */
-export type MoveStep = 'created' | 'prepared' | 'capturing' | 'copied' | 'freezing' | 'switched' | 'done' | 'cleaned' | 'rolling_back' | 'rolled_back';
+export type MoveStep =
+  | 'created'
+  | 'prepared'
+  | 'capturing'
+  | 'copied'
+  | 'freezing'
+  | 'switched'
+  | 'done'
+  | 'cleaned'
+  | 'rolling_back'
+  | 'rolled_back';
 
 /** Where the bulk copy has got to: the table being copied and the last primary key written. */
 export interface MoveCursor {

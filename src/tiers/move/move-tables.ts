@@ -62,19 +62,37 @@ async function tablesIn(db: Queryable, schemas: string[]): Promise<TableRow[]> {
  * pinned at the target is refused: copying into it, or deleting "leftovers" from it, would
  * change rows that live there.
  */
-export async function moveTables(source: Queryable, sourceSchemas: string[], target: Queryable, targetSchemas: string[]): Promise<MoveTable[]> {
+export async function moveTables(
+  source: Queryable,
+  sourceSchemas: string[],
+  target: Queryable,
+  targetSchemas: string[],
+): Promise<MoveTable[]> {
   const [from, to] = await Promise.all([tablesIn(source, sourceSchemas), tablesIn(target, targetSchemas)]);
   const byName = new Map(to.map((t) => [t.name, t]));
   const tables: MoveTable[] = [];
   for (const s of from) {
     if (s.pinned) continue;
     const t = byName.get(s.name);
-    if (!t) throw new MoveError('MOVE_TARGET_NOT_READY', `The target has no registered tenant table ${s.name}: create the tenant tables there first`, { details: { table: s.name } });
+    if (!t)
+      throw new MoveError(
+        'MOVE_TARGET_NOT_READY',
+        `The target has no registered tenant table ${s.name}: create the tenant tables there first`,
+        { details: { table: s.name } },
+      );
     if (t.pinned) {
-      throw new MoveError('MOVE_TARGET_NOT_READY', `Table ${s.name} is pinned at the target but not at the source: pin it at the source too (it then stays there), or drop it from the source`, { details: { table: s.name } });
+      throw new MoveError(
+        'MOVE_TARGET_NOT_READY',
+        `Table ${s.name} is pinned at the target but not at the source: pin it at the source too (it then stays there), or drop it from the source`,
+        { details: { table: s.name } },
+      );
     }
     if (!s.key || !t.key || s.key.join() !== t.key.join()) {
-      throw new MoveError('MOVE_TARGET_NOT_READY', `Table ${s.name} needs the same primary key at the source and the target`, { details: { table: s.name } });
+      throw new MoveError(
+        'MOVE_TARGET_NOT_READY',
+        `Table ${s.name} needs the same primary key at the source and the target`,
+        { details: { table: s.name } },
+      );
     }
     const sourceColumns = new Set(s.columns);
     tables.push({
@@ -96,14 +114,24 @@ export async function moveTables(source: Queryable, sourceSchemas: string[], tar
     table.sequences = rows.filter((r): r is { column: string; sequence: string } => r.sequence !== null);
   }
   await refusePinnedReferences(source, from, tables, 'source');
-  await refusePinnedReferences(target, to, tables.map((t) => ({ ...t, sourceOid: byName.get(t.name)!.oid })), 'target');
+  await refusePinnedReferences(
+    target,
+    to,
+    tables.map((t) => ({ ...t, sourceOid: byName.get(t.name)!.oid })),
+    'target',
+  );
   return orderByForeignKeys(source, tables);
 }
 
 // A pinned table that references a table the move carries: deleting the moved rows (cleanup at
 // the source, the leftover sweep at the target) would cascade into the pinned rows, or be stuck
 // on the foreign key. Refused before anything starts.
-async function refusePinnedReferences(db: Queryable, all: TableRow[], moving: MoveTable[], side: 'source' | 'target'): Promise<void> {
+async function refusePinnedReferences(
+  db: Queryable,
+  all: TableRow[],
+  moving: MoveTable[],
+  side: 'source' | 'target',
+): Promise<void> {
   const pinned = all.filter((t) => t.pinned);
   if (pinned.length === 0 || moving.length === 0) return;
   const { rows } = await db.query<{ child: string; parent: string }>(
@@ -113,9 +141,13 @@ async function refusePinnedReferences(db: Queryable, all: TableRow[], moving: Mo
   );
   const first = rows[0];
   if (first) {
-    throw new MoveError('MOVE_TARGET_NOT_READY', `Pinned table ${first.child} at the ${side} references ${first.parent}, which the move carries: its rows would be deleted or orphaned when the moved rows are removed. Drop the foreign key, or pin ${first.parent} too`, {
-      details: { table: first.child, references: first.parent, side },
-    });
+    throw new MoveError(
+      'MOVE_TARGET_NOT_READY',
+      `Pinned table ${first.child} at the ${side} references ${first.parent}, which the move carries: its rows would be deleted or orphaned when the moved rows are removed. Drop the foreign key, or pin ${first.parent} too`,
+      {
+        details: { table: first.child, references: first.parent, side },
+      },
+    );
   }
 }
 

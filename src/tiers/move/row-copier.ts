@@ -10,7 +10,8 @@ export interface TableChecksum {
 
 const keyList = (t: MoveTable, alias: string): string => t.key.map((k) => `${alias}.${ident(k)}`).join(', ');
 /** The primary key of row `alias` as a JSON object (the form cursors, cuts and captured changes take). */
-const keyObject = (t: MoveTable, alias: string): string => `jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', ${alias}.${ident(k)}`).join(', ')})`;
+const keyObject = (t: MoveTable, alias: string): string =>
+  `jsonb_build_object(${t.key.map((k) => `'${k.replaceAll("'", "''")}', ${alias}.${ident(k)}`).join(', ')})`;
 /**
  * `t.key <op> the key in a JSON parameter`, written so that a B-tree range scan can start at the
  * bound: when the key begins with the tenant column (whose equality the query already states),
@@ -26,7 +27,8 @@ function keyBound(t: MoveTable, alias: string, op: '>' | '>=' | '<', param: stri
   return cols.length === 1 ? `${left} ${op} ${bound}` : `(${left}) ${op} ${bound}`;
 }
 
-const keyMatch = (t: MoveTable, a: string, b: string): string => t.key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' and ');
+const keyMatch = (t: MoveTable, a: string, b: string): string =>
+  t.key.map((k) => `${a}.${ident(k)} = ${b}.${ident(k)}`).join(' and ');
 
 /**
  * Reads and writes one table's rows of one tenant for a move, as the owner role (no RLS), rows
@@ -41,7 +43,11 @@ export class RowCopier {
   ) {}
 
   /** The tenant's rows at the source after `after` (a primary key as JSON), in key order. */
-  async readBatch(source: Queryable, after: Record<string, unknown> | null, limit: number): Promise<{ count: number; rows: string; last: Record<string, unknown> | null }> {
+  async readBatch(
+    source: Queryable,
+    after: Record<string, unknown> | null,
+    limit: number,
+  ): Promise<{ count: number; rows: string; last: Record<string, unknown> | null }> {
     const t = this.table;
     const cursor = after ? `and ${keyBound(t, 't', '>', '$2', t.source)}` : 'and $2::jsonb is null';
     const { rows } = await source.query<{ count: number; rows: string; last: Record<string, unknown> | null }>(
@@ -73,9 +79,10 @@ export class RowCopier {
     const t = this.table;
     const cols = t.columns.map(ident).join(', ');
     const rest = t.columns.filter((c) => !t.key.includes(c));
-    const onConflict = rest.length === 0
-      ? 'do nothing'
-      : `do update set ${rest.map((c) => `${ident(c)} = excluded.${ident(c)}`).join(', ')} where d.${ident(t.tenantColumn)} = excluded.${ident(t.tenantColumn)}`;
+    const onConflict =
+      rest.length === 0
+        ? 'do nothing'
+        : `do update set ${rest.map((c) => `${ident(c)} = excluded.${ident(c)}`).join(', ')} where d.${ident(t.tenantColumn)} = excluded.${ident(t.tenantColumn)}`;
     const result = await target.query(
       `insert into ${t.target} as d (${cols}) overriding system value
        select ${cols} from jsonb_populate_recordset(null::${t.target}, $2::jsonb) r where r.${ident(t.tenantColumn)} = $1
@@ -115,7 +122,10 @@ export class RowCopier {
 
   /** Rows of the tenant in the table (source or target side). */
   async count(db: Queryable, side: 'source' | 'target'): Promise<number> {
-    const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from ${this.table[side]} where ${ident(this.table.tenantColumn)} = $1`, [this.tenantId]);
+    const { rows } = await db.query<{ n: number }>(
+      `select count(*)::int as n from ${this.table[side]} where ${ident(this.table.tenantColumn)} = $1`,
+      [this.tenantId],
+    );
     return rows[0]!.n;
   }
 
@@ -124,7 +134,11 @@ export class RowCopier {
    * columns (sorted by name), so it does not depend on scan order or column order. Per-type
    * binary hashes when every column type has one, else (or with `textHash`) the row's text.
    */
-  async checksum(db: pg.Pool, side: 'source' | 'target', textHash = false): Promise<TableChecksum & { textHash: boolean }> {
+  async checksum(
+    db: pg.Pool,
+    side: 'source' | 'target',
+    textHash = false,
+  ): Promise<TableChecksum & { textHash: boolean }> {
     const t = this.table;
     const { sums, textHash: text } = await this.#hashed(db, textHash, false, (h) => ({
       sql: `select 0 as i, count(*)::int as n, ${h}::text as h from ${t[side]} t where t.${ident(t.tenantColumn)} = $1`,
@@ -151,7 +165,8 @@ export class RowCopier {
     textHash = false,
     exclude?: { pendingOf: { moveId: string; relid: number } } | { keys: string },
   ): Promise<{ sums: TableChecksum[]; textHash: boolean; pending?: string }> {
-    if (ranges.length === 0) return { sums: [], textHash, pending: exclude && 'keys' in exclude ? exclude.keys : undefined };
+    if (ranges.length === 0)
+      return { sums: [], textHash, pending: exclude && 'keys' in exclude ? exclude.keys : undefined };
     const t = this.table;
     const name = t[side];
     const tenant = `t.${ident(t.tenantColumn)} = $1`;
@@ -164,13 +179,15 @@ export class RowCopier {
       let prefix = '';
       let pendingRow = '';
       if (exclude) {
-        const keys = 'pendingOf' in exclude
-          ? `select coalesce(jsonb_agg(distinct c.pk), '[]'::jsonb) as keys from tenantry_private.move_changes c where c.move_id = ${param(exclude.pendingOf.moveId)}::uuid and c.relid = ${param(String(exclude.pendingOf.relid))}::oid`
-          : `select ${param(exclude.keys)}::jsonb as keys`;
+        const keys =
+          'pendingOf' in exclude
+            ? `select coalesce(jsonb_agg(distinct c.pk), '[]'::jsonb) as keys from tenantry_private.move_changes c where c.move_id = ${param(exclude.pendingOf.moveId)}::uuid and c.relid = ${param(String(exclude.pendingOf.relid))}::oid`
+            : `select ${param(exclude.keys)}::jsonb as keys`;
         prefix = `with x as materialized (${keys}),
           xk as materialized (select distinct ${keyList(t, 'p')} from x, jsonb_populate_recordset(null::${name}, x.keys) p)
 `;
-        if ('pendingOf' in exclude) pendingRow = `select -1 as i, 0 as n, (select keys::text from x) as h
+        if ('pendingOf' in exclude)
+          pendingRow = `select -1 as i, 0 as n, (select keys::text from x) as h
  union all
 `;
       }
@@ -194,7 +211,12 @@ export class RowCopier {
   }
 
   /** Count and checksum (as {@link checksum}) of the rows with these primary keys (JSON array text). */
-  async checksumKeys(db: pg.Pool, side: 'source' | 'target', keys: string, textHash = false): Promise<TableChecksum & { textHash: boolean }> {
+  async checksumKeys(
+    db: pg.Pool,
+    side: 'source' | 'target',
+    keys: string,
+    textHash = false,
+  ): Promise<TableChecksum & { textHash: boolean }> {
     const t = this.table;
     const name = t[side];
     const { sums, textHash: text } = await this.#hashed(db, textHash, true, (h) => ({
@@ -206,16 +228,26 @@ export class RowCopier {
     return { rows: sums[0]!.rows, hash: sums[0]!.hash, textHash: text };
   }
 
-  async #hashed(db: pg.Pool, textHash: boolean, serial: boolean, build: (hash: string) => { sql: string; params: string[] }): Promise<{ sums: Array<TableChecksum & { index: number }>; textHash: boolean }> {
+  async #hashed(
+    db: pg.Pool,
+    textHash: boolean,
+    serial: boolean,
+    build: (hash: string) => { sql: string; params: string[] },
+  ): Promise<{ sums: Array<TableChecksum & { index: number }>; textHash: boolean }> {
     let text = textHash;
-    const cols = [...this.table.columns].sort().map((c) => `t.${ident(c)}`).join(', ');
+    const cols = [...this.table.columns]
+      .sort()
+      .map((c) => `t.${ident(c)}`)
+      .join(', ');
     const hashed = `sum(hash_record_extended(row(${cols}), 0))`;
     const texted = `sum(hashtextextended(row(${cols})::text, 0))`;
     const client = await db.connect();
     try {
       // the text of a row must not depend on the server's or the session's settings
       await client.query('begin read only');
-      await client.query(`set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'`);
+      await client.query(
+        `set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'`,
+      );
       // many small range scans: parallel workers would cost more to start than they save
       if (serial) await client.query('set local max_parallel_workers_per_gather = 0');
       const run = (h: string) => {

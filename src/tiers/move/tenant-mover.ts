@@ -6,9 +6,23 @@ import { sqlStateOf } from '../../errors/sqlstate.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { Placement, PlacementTarget, Placements } from '../placements.js';
 import { dropCaptureTriggers, installCaptureTriggers } from './capture-triggers.js';
-import { LogicalCapture, logicalNames, refuseLogicalPlacements, type CaptureMode, type MoveCapture, type ReplicationOptions } from './logical-capture.js';
+import {
+  LogicalCapture,
+  logicalNames,
+  refuseLogicalPlacements,
+  type CaptureMode,
+  type MoveCapture,
+  type ReplicationOptions,
+} from './logical-capture.js';
 import { MoveError } from './move-error.js';
-import { MOVE_COLUMNS, toMoveRecord, type MoveCursor, type MoveProgress, type MoveRecord, type MoveStep } from './move-record.js';
+import {
+  MOVE_COLUMNS,
+  toMoveRecord,
+  type MoveCursor,
+  type MoveProgress,
+  type MoveRecord,
+  type MoveStep,
+} from './move-record.js';
 import { moveTables, type MoveTable } from './move-tables.js';
 import { RowCopier, type TableChecksum } from './row-copier.js';
 
@@ -74,7 +88,8 @@ interface RangeCheck {
 }
 
 /** Whether a changed key was applied at or after its range's last check (it may have committed after that snapshot). */
-const sinceCheck = (check: RangeCheck, c: { stamp: number; range: number }): boolean => c.stamp >= (check.checkedAt[c.range] ?? 0);
+const sinceCheck = (check: RangeCheck, c: { stamp: number; range: number }): boolean =>
+  c.stamp >= (check.checkedAt[c.range] ?? 0);
 
 /** The ranges to check again, in order: those that differed at their last check, and those a change stamped at or after that check falls in. */
 function rangesDue(check: RangeCheck): number[] {
@@ -87,7 +102,10 @@ function rangesDue(check: RangeCheck): number[] {
  * Runs a checksum on both sides (`run(textHash)` answers [source, target]); when one side could
  * not hash by type and the other could, both again by the row's text: both must hash the same way.
  */
-async function bothSides<T extends { textHash: boolean }>(run: (textHash: boolean) => Promise<readonly [T, T]>, textHash: boolean): Promise<readonly [T, T]> {
+async function bothSides<T extends { textHash: boolean }>(
+  run: (textHash: boolean) => Promise<readonly [T, T]>,
+  textHash: boolean,
+): Promise<readonly [T, T]> {
   const first = await run(textHash);
   return first[0].textHash === first[1].textHash ? first : run(true);
 }
@@ -152,12 +170,18 @@ export class TenantMover {
     this.#graceMs = options.graceMs ?? 3_600_000;
     this.#progress = options.onProgress ?? (() => undefined);
     this.#onStep = options.onStep ?? (() => undefined);
-    if (options.capture !== undefined && options.capture !== 'triggers' && options.capture !== 'logical') throw new InvalidArgumentError("capture must be 'triggers' or 'logical'", 'capture');
+    if (options.capture !== undefined && options.capture !== 'triggers' && options.capture !== 'logical')
+      throw new InvalidArgumentError("capture must be 'triggers' or 'logical'", 'capture');
     this.#capture = options.capture ?? 'triggers';
     this.#replication = options.replication;
-    if (options.verify !== undefined && options.verify !== 'ranges' && options.verify !== 'full') throw new InvalidArgumentError("verify must be 'ranges' or 'full'", 'verify');
+    if (options.verify !== undefined && options.verify !== 'ranges' && options.verify !== 'full')
+      throw new InvalidArgumentError("verify must be 'ranges' or 'full'", 'verify');
     this.#verify = options.verify ?? 'ranges';
-    if (options.verifyRangeRows !== undefined && (!Number.isInteger(options.verifyRangeRows) || options.verifyRangeRows < 1)) throw new InvalidArgumentError('verifyRangeRows must be a positive integer', 'verifyRangeRows');
+    if (
+      options.verifyRangeRows !== undefined &&
+      (!Number.isInteger(options.verifyRangeRows) || options.verifyRangeRows < 1)
+    )
+      throw new InvalidArgumentError('verifyRangeRows must be a positive integer', 'verifyRangeRows');
     this.#rangeRows = options.verifyRangeRows ?? 20_000;
   }
 
@@ -175,10 +199,19 @@ export class TenantMover {
     const open = await this.openMove(tenantId);
     if (open) {
       if (sameLocation(open.target, to) && open.target.schema === to.schema) return open;
-      throw new MoveError('MOVE_BUSY', 'The tenant has another move open: resume or roll it back first', { moveId: open.id });
+      throw new MoveError('MOVE_BUSY', 'The tenant has another move open: resume or roll it back first', {
+        moveId: open.id,
+      });
     }
-    if (sameLocation(from, to) && (from.schema ?? null) === to.schema) throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant already lives there');
-    const source = { tier: from.tier, cluster: from.cluster, database: from.database, schema: from.schema, epoch: from.epoch };
+    if (sameLocation(from, to) && (from.schema ?? null) === to.schema)
+      throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant already lives there');
+    const source = {
+      tier: from.tier,
+      cluster: from.cluster,
+      database: from.database,
+      schema: from.schema,
+      epoch: from.epoch,
+    };
     const id = randomUUID();
     let capture: MoveCapture = { mode: 'triggers' };
     if (this.#capture === 'logical') {
@@ -187,7 +220,11 @@ export class TenantMover {
       refuseLogicalPlacements(source, to, this.#replication);
       const sourcePool = this.#placements.ownerPool(source);
       const targetPool = this.#placements.ownerPool(to);
-      const logical = await LogicalCapture.open({ id, tenantId, source, target: to }, { source: sourcePool, target: targetPool }, this.#replication);
+      const logical = await LogicalCapture.open(
+        { id, tenantId, source, target: to },
+        { source: sourcePool, target: targetPool },
+        this.#replication,
+      );
       try {
         await logical.check(await moveTables(sourcePool, this.#schemas(source), targetPool, this.#schemas(to)));
       } finally {
@@ -206,7 +243,9 @@ export class TenantMover {
 
   /** The move record. */
   async get(id: string): Promise<MoveRecord> {
-    const { rows } = await this.#catalog.query(`select ${MOVE_COLUMNS} from tenantry.moves where id = $1`, [toTenantId(id)]);
+    const { rows } = await this.#catalog.query(`select ${MOVE_COLUMNS} from tenantry.moves where id = $1`, [
+      toTenantId(id),
+    ]);
     if (!rows[0]) throw new MoveError('MOVE_NOT_FOUND', 'No such move', { moveId: id });
     return toMoveRecord(rows[0]);
   }
@@ -237,7 +276,12 @@ export class TenantMover {
         if (run.move.step === 'switched') await this.#finish(run);
         return run.move;
       } catch (error) {
-        await this.#catalog.query('update tenantry.moves set error = $2, updated_at = now() where id = $1', [id, String((error as Error)?.message ?? error).slice(0, 1000)]).catch(() => undefined);
+        await this.#catalog
+          .query('update tenantry.moves set error = $2, updated_at = now() where id = $1', [
+            id,
+            String((error as Error)?.message ?? error).slice(0, 1000),
+          ])
+          .catch(() => undefined);
         throw error;
       } finally {
         await run?.logical?.end();
@@ -266,20 +310,28 @@ export class TenantMover {
     return this.#locked(id, async () => {
       const move = await this.get(id);
       if (move.step === 'cleaned') return move;
-      if (move.step !== 'done') throw new MoveError('MOVE_NOT_FINISHED', 'Only a finished move (switched) can clean up its source', { moveId: id, details: { step: move.step } });
+      if (move.step !== 'done')
+        throw new MoveError('MOVE_NOT_FINISHED', 'Only a finished move (switched) can clean up its source', {
+          moveId: id,
+          details: { step: move.step },
+        });
       if (!options.force && move.cleanupAfter && move.cleanupAfter.getTime() > Date.now()) {
-        throw new MoveError('MOVE_GRACE_PERIOD', `The source is kept until ${move.cleanupAfter.toISOString()}`, { moveId: id });
+        throw new MoveError('MOVE_GRACE_PERIOD', `The source is kept until ${move.cleanupAfter.toISOString()}`, {
+          moveId: id,
+        });
       }
       const now = await this.#placements.get(move.tenantId);
       // the tenant came back to where this move took it from: those rows are live again
       if (!(sameLocation(now, move.source) && (now.schema ?? null) === (move.source.schema ?? null))) {
         const source = this.#placements.ownerPool(move.source);
         // the tables this move copied: not one pinned then, nor one unpinned since (its rows never left)
-        const moved = (await moveTables(source, this.#schemas(move.source), source, this.#schemas(move.source))).filter((t) => move.tables?.includes(t.name) ?? true);
+        const moved = (await moveTables(source, this.#schemas(move.source), source, this.#schemas(move.source))).filter(
+          (t) => move.tables?.includes(t.name) ?? true,
+        );
         for (const t of [...moved].reverse()) {
           const copier = new RowCopier(t, move.tenantId);
           let deleted = 0;
-          for (let n = -1; n !== 0; ) {
+          for (let n = -1; n !== 0;) {
             n = await copier.deleteSome(source, 'source', this.#batch);
             deleted += n;
             this.#progress({ moveId: id, step: 'cleaning', table: t.name, copied: deleted });
@@ -293,8 +345,16 @@ export class TenantMover {
   async #prepare(run: Run): Promise<void> {
     const { move } = run;
     const now = await this.#placements.get(move.tenantId);
-    if (!sameLocation(now, move.source) || (now.schema ?? null) !== (move.source.schema ?? null) || now.epoch !== move.source.epoch) {
-      throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant moved since this move was recorded: roll it back and start again', { moveId: move.id });
+    if (
+      !sameLocation(now, move.source) ||
+      (now.schema ?? null) !== (move.source.schema ?? null) ||
+      now.epoch !== move.source.epoch
+    ) {
+      throw new MoveError(
+        'MOVE_SAME_PLACEMENT',
+        'The tenant moved since this move was recorded: roll it back and start again',
+        { moveId: move.id },
+      );
     }
     // the capture triggers and the freeze lock this row: it must exist (the default route has none)
     await run.source.query(
@@ -302,7 +362,8 @@ export class TenantMover {
       [move.tenantId, move.source.epoch, move.source.schema ?? null],
     );
     // until the switch, a route to the target database is refused (nobody should have one)
-    if (!sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
+    if (!sameLocation(move.source, move.target))
+      await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
     // the tenant does not live at the target: any of its rows there are leftovers of an earlier move
     await this.#deleteAtTarget(run);
     await this.#catalog.query(
@@ -329,7 +390,10 @@ export class TenantMover {
    */
   async #copyLogical(run: Run): Promise<void> {
     const logical = run.logical!;
-    const { rows: oids } = await run.target.query<{ oid: number }>('select c::regclass::oid::int as oid from unnest($1::text[]) with ordinality as u(c, i) order by i', [run.tables.map((t) => t.target)]);
+    const { rows: oids } = await run.target.query<{ oid: number }>(
+      'select c::regclass::oid::int as oid from unnest($1::text[]) with ordinality as u(c, i) order by i',
+      [run.tables.map((t) => t.target)],
+    );
     const totals = new Map<string, number>();
     let baseline: number | undefined;
     let failingSince: number | undefined;
@@ -337,14 +401,22 @@ export class TenantMover {
       const state = await logical.syncState();
       if (state.tables === run.tables.length + 1 && state.ready === state.tables) break;
       if (state.tables === 0) {
-        throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} is missing at the target: roll the move back and start again`, { moveId: run.move.id });
+        throw new MoveError(
+          'MOVE_REPLICATION_FAILED',
+          `The subscription ${logical.names.subscription} is missing at the target: roll the move back and start again`,
+          { moveId: run.move.id },
+        );
       }
       baseline ??= state.errors;
       // a failed sync or apply is retried by PostgreSQL; one that keeps failing needs a person
       if (state.errors > baseline) {
         failingSince ??= performance.now();
         if (performance.now() - failingSince > (this.#replication?.failAfterMs ?? 10_000)) {
-          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription ${logical.names.subscription} keeps failing (see the target server's log): fix the cause and run the move again, or roll it back`, { moveId: run.move.id });
+          throw new MoveError(
+            'MOVE_REPLICATION_FAILED',
+            `The subscription ${logical.names.subscription} keeps failing (see the target server's log): fix the cause and run the move again, or roll it back`,
+            { moveId: run.move.id },
+          );
         }
       }
       const i = run.tables.findIndex((_, k) => state.states.get(oids[k]!.oid) !== 'r');
@@ -353,7 +425,13 @@ export class TenantMover {
         const copier = run.copiers.get(t.sourceOid)!;
         if (!totals.has(t.name)) totals.set(t.name, await copier.count(run.source, 'source'));
         const copied = await copier.count(run.target, 'target');
-        this.#progress({ moveId: run.move.id, step: 'copying', table: t.name, copied, total: Math.max(totals.get(t.name)!, copied) });
+        this.#progress({
+          moveId: run.move.id,
+          step: 'copying',
+          table: t.name,
+          copied,
+          total: Math.max(totals.get(t.name)!, copied),
+        });
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -381,7 +459,10 @@ export class TenantMover {
         cursor.table = t.name;
         cursor.after = after;
         cursor.copied = { ...cursor.copied, [t.name]: copied };
-        await this.#catalog.query('update tenantry.moves set cursor = $2, updated_at = now() where id = $1', [run.move.id, cursor]);
+        await this.#catalog.query('update tenantry.moves set cursor = $2, updated_at = now() where id = $1', [
+          run.move.id,
+          cursor,
+        ]);
         this.#progress({ moveId: run.move.id, step: 'copying', table: t.name, copied, total: Math.max(total, copied) });
         if (batch.count < this.#batch) break;
       }
@@ -396,7 +477,11 @@ export class TenantMover {
       // caught up before the freeze, so that the frozen wait is short
       this.#progress({ moveId: move.id, step: 'catching_up' });
       if (!(await run.logical.waitApplied(await run.logical.mark(), 600_000, this.#replication?.failAfterMs))) {
-        throw new MoveError('MOVE_REPLICATION_FAILED', 'The subscription did not catch up within 10 minutes (see the target server\'s log)', { moveId: move.id });
+        throw new MoveError(
+          'MOVE_REPLICATION_FAILED',
+          "The subscription did not catch up within 10 minutes (see the target server's log)",
+          { moveId: move.id },
+        );
       }
       await this.#record(move, 'freezing');
       run.move.step = 'freezing';
@@ -416,7 +501,11 @@ export class TenantMover {
         // freeze waited for them): once the target shows it, the target has them all
         const timeout = this.#replication?.freezeTimeoutMs ?? 30_000;
         if (!(await run.logical.waitApplied(await run.logical.mark(), timeout, this.#replication?.failAfterMs))) {
-          throw new MoveError('MOVE_REPLICATION_FAILED', `The subscription did not apply the final changes within ${timeout} ms`, { moveId: move.id });
+          throw new MoveError(
+            'MOVE_REPLICATION_FAILED',
+            `The subscription did not apply the final changes within ${timeout} ms`,
+            { moveId: move.id },
+          );
         }
       }
       while (!run.logical && (await this.#applyDelta(run, Number.POSITIVE_INFINITY)) > 0);
@@ -430,12 +519,18 @@ export class TenantMover {
     } catch (error) {
       // nothing has switched: the source serves the tenant again while someone looks
       await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
-      run.move = await this.#record(move, 'copied', { error: String((error as Error)?.message ?? error).slice(0, 1000) });
+      run.move = await this.#record(move, 'copied', {
+        error: String((error as Error)?.message ?? error).slice(0, 1000),
+      });
       throw error;
     }
     // from here the catalog may switch: on an error the move stays frozen until run again (or rolled back)
     await this.#placements.assign(move.tenantId, move.target);
-    await this.#advance(run, 'switched', { freeze_ms: Math.round(performance.now() - frozenAt), switched_at: new Date(), error: null });
+    await this.#advance(run, 'switched', {
+      freeze_ms: Math.round(performance.now() - frozenAt),
+      switched_at: new Date(),
+      error: null,
+    });
   }
 
   async #finish(run: Run): Promise<void> {
@@ -448,14 +543,22 @@ export class TenantMover {
   async #rollback(move: MoveRecord): Promise<MoveRecord> {
     if (move.step === 'rolled_back') return move;
     if (!OPEN.includes(move.step) && move.step !== 'rolling_back') {
-      throw new MoveError('MOVE_ALREADY_SWITCHED', 'The route has switched: the target is live; move the tenant back instead', { moveId: move.id });
+      throw new MoveError(
+        'MOVE_ALREADY_SWITCHED',
+        'The route has switched: the target is live; move the tenant back instead',
+        { moveId: move.id },
+      );
     }
     move = await this.#record(move, 'rolling_back');
     const source = this.#placements.ownerPool(move.source);
     await dropCaptureTriggers(source, move.id);
     if (move.capture.mode === 'logical') {
       // first: a running initial sync or apply would write at the target again after the delete below
-      const logical = await LogicalCapture.open(move, { source, target: this.#placements.ownerPool(move.target) }, this.#replication);
+      const logical = await LogicalCapture.open(
+        move,
+        { source, target: this.#placements.ownerPool(move.target) },
+        this.#replication,
+      );
       try {
         await logical.drop();
       } finally {
@@ -465,7 +568,8 @@ export class TenantMover {
     const run = await this.#open(move, false).catch(() => undefined); // the target may never have been made ready
     if (run) await this.#deleteAtTarget(run);
     // an unreachable target (never prepared) has no route to close
-    if (run && !sameLocation(move.source, move.target)) await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
+    if (run && !sameLocation(move.source, move.target))
+      await this.#placements.setLocalState(move.target, move.tenantId, 'moved', 0);
     await this.#placements.setLocalState(move.source, move.tenantId, 'active', move.source.epoch);
     const done = await this.#record(move, 'rolled_back', { finished_at: new Date() });
     await this.#onStep('rolled_back', done);
@@ -500,7 +604,8 @@ export class TenantMover {
       // before anything is applied: a range a change is applied in may need checking again
       if (run.ranges) {
         const stamp = run.ranges.clock;
-        for (const [relid, k] of keys) run.ranges.tables.get(relid)?.pending.push(...[...k].map((key) => ({ key, stamp })));
+        for (const [relid, k] of keys)
+          run.ranges.tables.get(relid)?.pending.push(...[...k].map((key) => ({ key, stamp })));
       }
       const present = new Map<number, { count: number; rows: string }>();
       // current state at the source, read after the change records: upserts parents first, deletes children first
@@ -516,10 +621,14 @@ export class TenantMover {
         const k = keys.get(t.sourceOid);
         const now = present.get(t.sourceOid);
         // every changed key still at the source (keys are canonical jsonb text, so distinct): nothing to delete
-        if (k && now && now.count < k.size) await run.copiers.get(t.sourceOid)!.deleteMissing(run.target, `[${[...k].join(',')}]`, now.rows);
+        if (k && now && now.count < k.size)
+          await run.copiers.get(t.sourceOid)!.deleteMissing(run.target, `[${[...k].join(',')}]`, now.rows);
       }
       // only now: a crash before this line replays the same changes, which is harmless
-      await run.source.query('delete from tenantry_private.move_changes where move_id = $1 and seq = any($2::bigint[])', [run.move.id, rows.map((r) => r.seq)]);
+      await run.source.query(
+        'delete from tenantry_private.move_changes where move_id = $1 and seq = any($2::bigint[])',
+        [run.move.id, rows.map((r) => r.seq)],
+      );
       applied += rows.length;
       if (rows.length < this.#batch) break;
     }
@@ -527,7 +636,10 @@ export class TenantMover {
   }
 
   async #backlog(run: Run): Promise<number> {
-    const { rows } = await run.source.query<{ n: number }>('select count(*)::int as n from tenantry_private.move_changes where move_id = $1', [run.move.id]);
+    const { rows } = await run.source.query<{ n: number }>(
+      'select count(*)::int as n from tenantry_private.move_changes where move_id = $1',
+      [run.move.id],
+    );
     return rows[0]!.n;
   }
 
@@ -554,10 +666,27 @@ export class TenantMover {
     for (const t of run.tables) {
       const copier = run.copiers.get(t.sourceOid)!;
       const cuts = await copier.rangeCuts(run.source, this.#rangeRows);
-      const check: RangeCheck = { cuts, checkedAt: [], differing: new Set(), changed: new Map(), pending: [], textHash: false };
+      const check: RangeCheck = {
+        cuts,
+        checkedAt: [],
+        differing: new Set(),
+        changed: new Map(),
+        pending: [],
+        textHash: false,
+      };
       state.tables.set(t.sourceOid, check);
-      this.#progress({ moveId: run.move.id, step: 'verifying', table: t.name, ranges: { checked: 0, total: cuts.length + 1 } });
-      await this.#checkRanges(run, t, check, Array.from({ length: cuts.length + 1 }, (_, i) => i));
+      this.#progress({
+        moveId: run.move.id,
+        step: 'verifying',
+        table: t.name,
+        ranges: { checked: 0, total: cuts.length + 1 },
+      });
+      await this.#checkRanges(
+        run,
+        t,
+        check,
+        Array.from({ length: cuts.length + 1 }, (_, i) => i),
+      );
     }
     for (const t of run.tables) {
       const check = state.tables.get(t.sourceOid)!;
@@ -574,7 +703,12 @@ export class TenantMover {
     await this.#applyDelta(run, Number.POSITIVE_INFINITY);
     for (const t of run.tables) {
       const check = state.tables.get(t.sourceOid)!;
-      await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
+      await this.#checkRanges(
+        run,
+        t,
+        check,
+        [...check.differing].sort((a, b) => a - b),
+      );
     }
     await this.#catchUp(run);
     await this.#mapChanges(run);
@@ -594,15 +728,24 @@ export class TenantMover {
   }
 
   /** Checks these ranges of a table on both sides (one statement each side, the source first), with a new stamp. */
-  async #checkRanges(run: Run, t: MoveTable, check: RangeCheck, ranges: number[]): Promise<Array<{ range: number; source: TableChecksum; target: TableChecksum }>> {
+  async #checkRanges(
+    run: Run,
+    t: MoveTable,
+    check: RangeCheck,
+    ranges: number[],
+  ): Promise<Array<{ range: number; source: TableChecksum; target: TableChecksum }>> {
     if (ranges.length === 0) return [];
     const copier = run.copiers.get(t.sourceOid)!;
     const stamp = ++run.ranges!.clock;
     // the source first, leaving out the keys of changes not applied yet (read in its snapshot);
     // then the target without those keys: nothing writes the target in between (the mover is here)
     const [source, target] = await bothSides(async (text) => {
-      const source = await copier.checksumRanges(run.source, 'source', check.cuts, ranges, text, { pendingOf: { moveId: run.move.id, relid: t.sourceOid } });
-      const target = await copier.checksumRanges(run.target, 'target', check.cuts, ranges, text, { keys: source.pending! });
+      const source = await copier.checksumRanges(run.source, 'source', check.cuts, ranges, text, {
+        pendingOf: { moveId: run.move.id, relid: t.sourceOid },
+      });
+      const target = await copier.checksumRanges(run.target, 'target', check.cuts, ranges, text, {
+        keys: source.pending!,
+      });
       return [source, target] as const;
     }, check.textHash);
     check.textHash = source.textHash;
@@ -627,7 +770,9 @@ export class TenantMover {
       const pending = check.pending.splice(0);
       for (let i = 0; i < pending.length; i += this.#batch) {
         const part = pending.slice(i, i + this.#batch);
-        const ranges = await run.copiers.get(t.sourceOid)!.rangesOf(run.source, check.cuts, `[${part.map((p) => p.key).join(',')}]`);
+        const ranges = await run.copiers
+          .get(t.sourceOid)!
+          .rangesOf(run.source, check.cuts, `[${part.map((p) => p.key).join(',')}]`);
         for (const [k, range] of ranges.entries()) {
           const { key, stamp } = part[k]!;
           check.changed.set(key, { stamp: Math.max(check.changed.get(key)?.stamp ?? 0, stamp), range });
@@ -654,19 +799,38 @@ export class TenantMover {
       const whole = async (found?: { source: Record<string, unknown>; target: Record<string, unknown> }) => {
         const sums = await this.#wholeSums(run, t, check.textHash);
         if (sums.same) return undefined;
-        return found ? { table: t.name, source: { ...found.source, table: sums.source }, target: { ...found.target, table: sums.target } } : { table: t.name, source: sums.source, target: sums.target };
+        return found
+          ? {
+              table: t.name,
+              source: { ...found.source, table: sums.source },
+              target: { ...found.target, table: sums.target },
+            }
+          : { table: t.name, source: sums.source, target: sums.target };
       };
       let failed: { table: string; source: unknown; target: unknown } | undefined;
       if (check.differing.size * 2 > check.cuts.length + 1) failed = await whole();
       else {
         // the differing ranges whole (their checks' new stamps put their keys out of the list below)
-        const [bad] = await this.#checkRanges(run, t, check, [...check.differing].sort((a, b) => a - b));
+        const [bad] = await this.#checkRanges(
+          run,
+          t,
+          check,
+          [...check.differing].sort((a, b) => a - b),
+        );
         const keys = bad ? [] : [...check.changed].filter(([, c]) => sinceCheck(check, c)).map(([key]) => key);
-        if (bad) failed = await whole({ source: { range: bad.range, ...bad.source }, target: { range: bad.range, ...bad.target } });
+        if (bad)
+          failed = await whole({
+            source: { range: bad.range, ...bad.source },
+            target: { range: bad.range, ...bad.target },
+          });
         else if (keys.length > this.#rangeRows * 5) failed = await whole();
         else {
           const sums = await this.#keySums(run, t, keys, check.textHash);
-          if (!sums.same) failed = await whole({ source: { keys: keys.length, ...sums.source }, target: { keys: keys.length, ...sums.target } });
+          if (!sums.same)
+            failed = await whole({
+              source: { keys: keys.length, ...sums.source },
+              target: { keys: keys.length, ...sums.target },
+            });
         }
       }
       if (failed) return failed;
@@ -675,22 +839,51 @@ export class TenantMover {
   }
 
   /** Count and checksum of these keys' rows (JSON texts) on both sides, in one statement each. */
-  async #keySums(run: Run, t: MoveTable, keys: string[], textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
+  async #keySums(
+    run: Run,
+    t: MoveTable,
+    keys: string[],
+    textHash: boolean,
+  ): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
     if (keys.length === 0) return { same: true, source: { rows: 0, hash: '0' }, target: { rows: 0, hash: '0' } };
     const copier = run.copiers.get(t.sourceOid)!;
     const list = `[${keys.join(',')}]`;
-    const [source, target] = await bothSides((text) => Promise.all([copier.checksumKeys(run.source, 'source', list, text), copier.checksumKeys(run.target, 'target', list, text)]), textHash);
-    return { same: source.rows === target.rows && source.hash === target.hash, source: { rows: source.rows, hash: source.hash }, target: { rows: target.rows, hash: target.hash } };
+    const [source, target] = await bothSides(
+      (text) =>
+        Promise.all([
+          copier.checksumKeys(run.source, 'source', list, text),
+          copier.checksumKeys(run.target, 'target', list, text),
+        ]),
+      textHash,
+    );
+    return {
+      same: source.rows === target.rows && source.hash === target.hash,
+      source: { rows: source.rows, hash: source.hash },
+      target: { rows: target.rows, hash: target.hash },
+    };
   }
 
-  async #wholeSums(run: Run, t: MoveTable, textHash: boolean): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
+  async #wholeSums(
+    run: Run,
+    t: MoveTable,
+    textHash: boolean,
+  ): Promise<{ same: boolean; source: TableChecksum; target: TableChecksum }> {
     const copier = run.copiers.get(t.sourceOid)!;
-    const [source, target] = await bothSides((text) => Promise.all([copier.checksum(run.source, 'source', text), copier.checksum(run.target, 'target', text)]), textHash);
-    return { same: source.rows === target.rows && source.hash === target.hash, source: { rows: source.rows, hash: source.hash }, target: { rows: target.rows, hash: target.hash } };
+    const [source, target] = await bothSides(
+      (text) => Promise.all([copier.checksum(run.source, 'source', text), copier.checksum(run.target, 'target', text)]),
+      textHash,
+    );
+    return {
+      same: source.rows === target.rows && source.hash === target.hash,
+      source: { rows: source.rows, hash: source.hash },
+      target: { rows: target.rows, hash: target.hash },
+    };
   }
 
   async #verifyAll(run: Run): Promise<{ table: string; source: unknown; target: unknown } | undefined> {
-    const results = await Promise.all(run.tables.map(async (t) => ({ table: t.name, ...(await this.#wholeSums(run, t, false)) })));
+    const results = await Promise.all(
+      run.tables.map(async (t) => ({ table: t.name, ...(await this.#wholeSums(run, t, false)) })),
+    );
     const bad = results.find((r) => !r.same);
     return bad && { table: bad.table, source: bad.source, target: bad.target };
   }
@@ -717,8 +910,18 @@ export class TenantMover {
     const source = this.#placements.ownerPool(move.source);
     const target = this.#placements.ownerPool(move.target);
     const tables = await moveTables(source, this.#schemas(move.source), target, this.#schemas(move.target));
-    const logical = withCapture && move.capture.mode === 'logical' ? await LogicalCapture.open(move, { source, target }, this.#replication) : undefined;
-    return { move, source, target, tables, copiers: new Map(tables.map((t) => [t.sourceOid, new RowCopier(t, move.tenantId)])), logical };
+    const logical =
+      withCapture && move.capture.mode === 'logical'
+        ? await LogicalCapture.open(move, { source, target }, this.#replication)
+        : undefined;
+    return {
+      move,
+      source,
+      target,
+      tables,
+      copiers: new Map(tables.map((t) => [t.sourceOid, new RowCopier(t, move.tenantId)])),
+      logical,
+    };
   }
 
   #schemas(where: PlacementTarget): string[] {
@@ -748,8 +951,11 @@ export class TenantMover {
     try {
       // a killed runner's session may take a moment to end: wait a little before calling it busy
       let ok = false;
-      for (const deadline = performance.now() + 5000; !ok; ) {
-        const { rows } = await client.query<{ ok: boolean }>(`select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`, [id]);
+      for (const deadline = performance.now() + 5000; !ok;) {
+        const { rows } = await client.query<{ ok: boolean }>(
+          `select pg_try_advisory_lock(hashtextextended('tenantry.move:' || $1, 0)) as ok`,
+          [id],
+        );
         ok = rows[0]!.ok;
         if (ok || performance.now() > deadline) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -767,11 +973,14 @@ export class TenantMover {
 }
 
 function normalize(target: PlacementTarget): Required<PlacementTarget> {
-  if (!target || !['shared', 'schema', 'database'].includes(target.tier)) throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
+  if (!target || !['shared', 'schema', 'database'].includes(target.tier))
+    throw new InvalidArgumentError('tier must be shared, schema or database', 'tier');
   const schema = target.schema ? validIdentifier(target.schema, 'schema') : null;
   const database = target.database ? validIdentifier(target.database, 'database') : null;
-  if ((target.tier === 'schema') !== (schema !== null)) throw new InvalidArgumentError('the schema tier, and only it, names a schema', 'schema');
-  if (target.tier === 'database' && !database) throw new InvalidArgumentError('the database tier needs a database', 'database');
+  if ((target.tier === 'schema') !== (schema !== null))
+    throw new InvalidArgumentError('the schema tier, and only it, names a schema', 'schema');
+  if (target.tier === 'database' && !database)
+    throw new InvalidArgumentError('the database tier needs a database', 'database');
   return { tier: target.tier, cluster: target.cluster, database, schema };
 }
 

@@ -55,16 +55,27 @@ export interface AppFixture {
   /** The server's read-only support pool. */
   supportPool: TenantPool;
   /** `app.inject` with an optional bearer token. */
-  call(method: InjectOptions['method'], url: string, options?: { token?: string; payload?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  call(
+    method: InjectOptions['method'],
+    url: string,
+    options?: { token?: string; payload?: unknown; headers?: Record<string, string> },
+  ): Promise<LightMyRequestResponse>;
   /** Inserts recordings as the owner role (explicit tenant); returns their ids. */
-  insertRecordings(tenant: FixtureTenant, owner: FixtureUser, count: number, options?: { sameTimestamp?: boolean; prefix?: string }): Promise<string[]>;
+  insertRecordings(
+    tenant: FixtureTenant,
+    owner: FixtureUser,
+    count: number,
+    options?: { sameTimestamp?: boolean; prefix?: string },
+  ): Promise<string[]>;
   /** Every column of every recording of `tenant`, read as the superuser (the ground truth). */
   recordingsOf(tenant: FixtureTenant): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
 }
 
 /** Builds the fixture. `configure` may add routes before the server is made ready. */
-export async function createAppFixture(options: { logger?: Logger; configure?: (app: FastifyInstance) => void; guard?: GuardMode } = {}): Promise<AppFixture> {
+export async function createAppFixture(
+  options: { logger?: Logger; configure?: (app: FastifyInstance) => void; guard?: GuardMode } = {},
+): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
   await ensureExtensions(db.adminUrl);
   await migrate(db.owner, { appRole: db.appRole });
@@ -77,7 +88,11 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
   const b = { id: tb.id, slug: tb.slug };
   const person = async (name: string, memberships: Array<[FixtureTenant, MemberRole]>): Promise<FixtureUser> => {
     const email = `${name}@example.test`;
-    const id = await createUser(db.owner, { email, password: PASSWORD, displayName: name[0]!.toUpperCase() + name.slice(1) });
+    const id = await createUser(db.owner, {
+      email,
+      password: PASSWORD,
+      displayName: name[0]!.toUpperCase() + name.slice(1),
+    });
     for (const [tenant, role] of memberships) await addMember(db.owner, tenant.id, id, role);
     return { id, email };
   };
@@ -85,14 +100,20 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     alice: await person('alice', [[a, 'owner']]),
     bob: await person('bob', [[a, 'member']]),
     carol: await person('carol', [[b, 'owner']]),
-    sam: await person('sam', [[a, 'admin'], [b, 'member']]),
+    sam: await person('sam', [
+      [a, 'admin'],
+      [b, 'member'],
+    ]),
   };
   const staff = await person('staff', []);
   await new StaffDirectory(db.owner).add(staff.id);
   const sessions = new Sessions(db.owner);
   const supportPool = new TenantPool({ connectionString: db.supportUrl!, contextSecret: db.contextSecret, max: 4 });
   const appPool = db.appPool();
-  const guard = await createQueryGuard(db.owner, { mode: options.guard ?? guardModeFromEnv(), ...(options.logger ? { logger: options.logger } : {}) });
+  const guard = await createQueryGuard(db.owner, {
+    mode: options.guard ?? guardModeFromEnv(),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   const serverPool = db.appPool({ guard });
   const jwtSecret = randomBytes(32).toString('base64url');
   const tokens = new TokenService(jwtSecret);
@@ -117,7 +138,9 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     supportPool,
     async token(user, tenant) {
       const tenantId = typeof tenant === 'string' ? tenant : tenant.id;
-      const started = await sessions.start({ userId: user.id, tenantId, kind: 'user', ttlSeconds: 3600 }).catch(() => undefined); // no such tenant
+      const started = await sessions
+        .start({ userId: user.id, tenantId, kind: 'user', ttlSeconds: 3600 })
+        .catch(() => undefined); // no such tenant
       return tokens.issue({ userId: user.id, tenantId, sessionId: started?.sessionId ?? randomUUID() });
     },
     async staffToken() {
@@ -126,7 +149,12 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
     },
     call(method, url, { token, payload, headers = {} } = {}) {
       const all = token === undefined ? headers : { authorization: `Bearer ${token}`, ...headers };
-      return app.inject({ method, url, headers: all, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) });
+      return app.inject({
+        method,
+        url,
+        headers: all,
+        ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }),
+      });
     },
     async insertRecordings(tenant, owner, count, { sameTimestamp = false, prefix = tenant.slug } = {}) {
       const { rows } = await db.owner.query<{ id: string }>(
@@ -153,7 +181,9 @@ export async function createAppFixture(options: { logger?: Logger; configure?: (
       // tests drove, the guard recorded (or, in enforce, refused) nothing. Samples hold no values.
       const unscoped = guard.report();
       if (unscoped.length > 0) {
-        throw new Error(`the reference server sent statements the query guard flags: ${unscoped.map((e) => `${e.sample} [${e.tables.join(', ')}]`).join('; ')}`);
+        throw new Error(
+          `the reference server sent statements the query guard flags: ${unscoped.map((e) => `${e.sample} [${e.tables.join(', ')}]`).join('; ')}`,
+        );
       }
     },
   };

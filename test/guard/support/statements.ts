@@ -85,21 +85,52 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from invoices where tenant_id = $1', ['billing.invoices']],
   ['with all_notes as (select * from notes) select * from all_notes', ['public.notes'], /in a CTE/],
   ['select * from (select * from notes) x where x.tenant_id = $1', ['public.notes'], /in a subquery/],
-  ['select * from comments c where c.tenant_id = $1 and c.note_id in (select id from notes)', ['public.notes'], /in a subquery/],
-  ['select id, (select count(*) from comments where note_id = n.id) from notes n where n.tenant_id = $1', ['public.comments']],
+  [
+    'select * from comments c where c.tenant_id = $1 and c.note_id in (select id from notes)',
+    ['public.notes'],
+    /in a subquery/,
+  ],
+  [
+    'select id, (select count(*) from comments where note_id = n.id) from notes n where n.tenant_id = $1',
+    ['public.comments'],
+  ],
   ['select * from notes n join comments c on c.note_id = n.id where n.tenant_id = $1', ['public.comments']],
   ['select * from notes n join comments c on c.tenant_id = n.tenant_id', ['public.notes', 'public.comments']],
-  ['with all_notes as (select * from notes) select * from all_notes a join comments c on c.tenant_id = a.tenant_id', ['public.notes', 'public.comments']],
-  ['with mine as (select * from notes where tenant_id = $1 and id in (select note_id from comments)) select * from mine m join comments c on c.tenant_id = m.tenant_id', ['public.comments']],
-  ['select * from (select id from notes where tenant_id = $1) x join comments c on c.note_id = x.id', ['public.comments']],
-  ['select * from (select id, tenant_id from notes where tenant_id = $1 union select id, tenant_id from notes) x join comments c on c.tenant_id = x.tenant_id', ['public.notes', 'public.comments']],
-  ['select * from notes n, lateral (select * from comments c where c.tenant_id = n.tenant_id) x', ['public.notes', 'public.comments']],
+  [
+    'with all_notes as (select * from notes) select * from all_notes a join comments c on c.tenant_id = a.tenant_id',
+    ['public.notes', 'public.comments'],
+  ],
+  [
+    'with mine as (select * from notes where tenant_id = $1 and id in (select note_id from comments)) select * from mine m join comments c on c.tenant_id = m.tenant_id',
+    ['public.comments'],
+  ],
+  [
+    'select * from (select id from notes where tenant_id = $1) x join comments c on c.note_id = x.id',
+    ['public.comments'],
+  ],
+  [
+    'select * from (select id, tenant_id from notes where tenant_id = $1 union select id, tenant_id from notes) x join comments c on c.tenant_id = x.tenant_id',
+    ['public.notes', 'public.comments'],
+  ],
+  [
+    'select * from notes n, lateral (select * from comments c where c.tenant_id = n.tenant_id) x',
+    ['public.notes', 'public.comments'],
+  ],
   // documented false positive: c is in fact limited to $1 through n, which itself is not scoped
-  ['select * from notes n left join comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id', ['public.notes', 'public.comments']],
-  ['select * from notes n full join comments c on c.tenant_id = n.tenant_id where n.tenant_id = $1', ['public.comments']],
+  [
+    'select * from notes n left join comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id',
+    ['public.notes', 'public.comments'],
+  ],
+  [
+    'select * from notes n full join comments c on c.tenant_id = n.tenant_id where n.tenant_id = $1',
+    ['public.comments'],
+  ],
   ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.id = $1', ['public.notes']],
   ['select * from users u left join notes n on n.tenant_id = u.tenant_id and u.tenant_id = $1', ['public.notes']],
-  ['select * from notes n join users u on u.tenant_id = n.tenant_id where u.tenant_id = $1 or u.id = $2', ['public.notes']],
+  [
+    'select * from notes n join users u on u.tenant_id = n.tenant_id where u.tenant_id = $1 or u.id = $2',
+    ['public.notes'],
+  ],
   ['select id from notes where tenant_id = $1 union select id from comments', ['public.comments']],
   ['insert into notes (body) values ($1)', ['public.notes'], /insert does not set tenant_id/],
   ['insert into notes values ($1)', ['public.notes'], /insert does not set tenant_id/],
@@ -110,12 +141,27 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['select * from notes where (tenant_id, id) in (($1, 1), ($2, 2))', ['public.notes']],
   ['select * from notes where (tenant_id, id) > ($1, $2)', ['public.notes']],
   ['select * from notes where (tenant_id, id) = ($1, $2) or id = $3', ['public.notes']],
-  ['select * from notes n join comments c on (c.tenant_id, c.note_id) = (n.id, n.id) where n.tenant_id = $1', ['public.comments']],
-  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and n.id = 2 then delete', ['public.notes']],
-  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and (n.tenant_id = $1 or n.id = 2) then delete', ['public.notes']],
+  [
+    'select * from notes n join comments c on (c.tenant_id, c.note_id) = (n.id, n.id) where n.tenant_id = $1',
+    ['public.comments'],
+  ],
+  [
+    'merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and n.id = 2 then delete',
+    ['public.notes'],
+  ],
+  [
+    'merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source and (n.tenant_id = $1 or n.id = 2) then delete',
+    ['public.notes'],
+  ],
   // the join decides what is not matched: the insert depends on every tenant's rows
-  ['merge into notes n using (values (1)) s(id) on n.id = s.id when matched and n.tenant_id = $1 then delete when not matched then insert (tenant_id, id) values ($1, s.id)', ['public.notes']],
-  ['merge into notes n using comments c on n.tenant_id = $1 and n.id = c.note_id when matched and c.tenant_id = $1 then delete when not matched by source and n.tenant_id = $1 then delete', ['public.comments']],
+  [
+    'merge into notes n using (values (1)) s(id) on n.id = s.id when matched and n.tenant_id = $1 then delete when not matched then insert (tenant_id, id) values ($1, s.id)',
+    ['public.notes'],
+  ],
+  [
+    'merge into notes n using comments c on n.tenant_id = $1 and n.id = c.note_id when matched and c.tenant_id = $1 then delete when not matched by source and n.tenant_id = $1 then delete',
+    ['public.comments'],
+  ],
   ['insert into notes (tenant_id, body) select tenant_id, body from comments', ['public.comments']],
   ['insert into notes (body) select body from comments where tenant_id = $1', ['public.notes']],
   ['update notes set body = $1 where id = $2', ['public.notes'], /update has no tenant_id predicate/],
@@ -123,18 +169,41 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['update notes n set body = c.body from comments c where c.note_id = n.id and n.tenant_id = $1', ['public.comments']],
   ['delete from notes where id = $1', ['public.notes'], /delete has no tenant_id predicate/],
   ['delete from notes n using comments c where c.note_id = n.id and c.tenant_id = $1', ['public.notes']],
-  ['merge into notes n using comments c on n.id = c.note_id when matched then delete', ['public.notes', 'public.comments'], /merge has no tenant_id predicate/],
-  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source then delete', ['public.notes'], /merge has no tenant_id predicate/],
-  ['merge into notes n using comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id when not matched then insert (tenant_id, id) values (c.tenant_id, c.id)', ['public.comments']],
-  ['merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched then insert (id) values (s.id)', ['public.notes'], /merge insert does not set tenant_id/],
+  [
+    'merge into notes n using comments c on n.id = c.note_id when matched then delete',
+    ['public.notes', 'public.comments'],
+    /merge has no tenant_id predicate/,
+  ],
+  [
+    'merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched by source then delete',
+    ['public.notes'],
+    /merge has no tenant_id predicate/,
+  ],
+  [
+    'merge into notes n using comments c on n.tenant_id = $1 and c.tenant_id = n.tenant_id when not matched then insert (tenant_id, id) values (c.tenant_id, c.id)',
+    ['public.comments'],
+  ],
+  [
+    'merge into notes n using (values (1)) s(id) on n.tenant_id = $1 and n.id = s.id when not matched then insert (id) values (s.id)',
+    ['public.notes'],
+    /merge insert does not set tenant_id/,
+  ],
   ['copy notes to stdout', ['public.notes'], /copy of a whole tenant table/],
   ['copy notes from stdin', ['public.notes'], /copy into a whole tenant table/],
   ['copy (select * from notes) to stdout', ['public.notes'], /in a copy query/],
   ['truncate notes', ['public.notes'], /truncate/],
   ['explain analyze select * from notes', ['public.notes']],
-  ['with d as (delete from notes where id = $1 returning *) select * from d', ['public.notes'], /delete has no tenant_id predicate \(in a CTE\)/],
+  [
+    'with d as (delete from notes where id = $1 returning *) select * from d',
+    ['public.notes'],
+    /delete has no tenant_id predicate \(in a CTE\)/,
+  ],
   ['select * from notes where tenant_id = $1; select * from comments', ['public.comments']],
 ];
 
 /** The analyzer tests' map: notes' tenant column is its 2nd (for INSERT without a column list). */
-export const TABLES = [{ table: 'public.notes', position: 2 }, 'public.comments', { table: 'billing.invoices', column: 'org_id' }];
+export const TABLES = [
+  { table: 'public.notes', position: 2 },
+  'public.comments',
+  { table: 'billing.invoices', column: 'org_id' },
+];

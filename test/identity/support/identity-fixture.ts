@@ -56,7 +56,13 @@ export async function createIdentityFixture() {
       .sign(key);
   }
   // the library's verifier: pinned HS256, staff tokens (no tid) allowed through to the resolver
-  const verifier = new TokenVerifier({ algorithms: ['HS256'], secret: key, issuer: ISSUER, audience: AUDIENCE, tenant: 'optional' });
+  const verifier = new TokenVerifier({
+    algorithms: ['HS256'],
+    secret: key,
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    tenant: 'optional',
+  });
 
   /** A real session and a token naming it. */
   async function signIn(userId: string, tenantId: string): Promise<{ token: string; sessionId: string }> {
@@ -69,7 +75,10 @@ export async function createIdentityFixture() {
   }
 
   const membership: TenantResolverOptions<MemberRow>['membership'] = async ({ userId }) => {
-    const { rows } = await pool.query<MemberRow>('select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1', [userId]);
+    const { rows } = await pool.query<MemberRow>(
+      'select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1',
+      [userId],
+    );
     return rows[0] ?? null;
   };
   function resolver(options: Partial<TenantResolverOptions<MemberRow>> = {}): TenantResolver<MemberRow> {

@@ -29,7 +29,10 @@ export class Collector {
 }
 
 /** A raw session of a fresh role that may only connect: LISTENs on `channel` and keeps every notification. */
-export async function listenAsStranger(db: TestDatabase, channel: string): Promise<{ role: string; client: pg.Client; seen: pg.Notification[]; close(): Promise<void> }> {
+export async function listenAsStranger(
+  db: TestDatabase,
+  channel: string,
+): Promise<{ role: string; client: pg.Client; seen: pg.Notification[]; close(): Promise<void> }> {
   const role = `${db.name}_spy_${randomBytes(2).toString('hex')}`;
   await db.admin.query(`create role ${role} login password '${ROLE_PASSWORD}'`);
   await db.admin.query(`grant connect on database ${db.name} to ${role}`);

@@ -5,7 +5,13 @@ export const REDIS_URL = process.env.TENANTRY_TEST_REDIS_URL ?? 'redis://127.0.0
 
 /** A connection that fails fast instead of retrying (for the reachability probe). */
 function probe(): Redis {
-  return new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null, enableOfflineQueue: false });
+  return new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
 }
 
 /** Whether Redis answers PING. Redis is optional for the project: its tests skip when it does not. */

@@ -50,8 +50,14 @@ export class SseClient {
   }
 
   /** Frames whose data parsed as JSON. */
-  get events(): Array<{ id: string; event: string; data: { seq: number; topic: string; data: Record<string, unknown>; createdAt: string } }> {
-    return this.frames.filter((f) => f.data !== undefined).map((f) => ({ id: f.id!, event: f.event!, data: JSON.parse(f.data!) }));
+  get events(): Array<{
+    id: string;
+    event: string;
+    data: { seq: number; topic: string; data: Record<string, unknown>; createdAt: string };
+  }> {
+    return this.frames
+      .filter((f) => f.data !== undefined)
+      .map((f) => ({ id: f.id!, event: f.event!, data: JSON.parse(f.data!) }));
   }
 
   until(test: () => boolean): Promise<void> {

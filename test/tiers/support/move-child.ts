@@ -4,7 +4,12 @@ import pg from 'pg';
 import { Placements } from '../../../src/tiers/placements.js';
 import { TenantMover } from '../../../src/tiers/move/tenant-mover.js';
 
-const env = JSON.parse(process.env.MOVE_ENV ?? '{}') as { ownerUrl: string; moveId: string; crashAt: string; batchSize: number };
+const env = JSON.parse(process.env.MOVE_ENV ?? '{}') as {
+  ownerUrl: string;
+  moveId: string;
+  crashAt: string;
+  batchSize: number;
+};
 const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 2 });
 const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
 const mover = new TenantMover({

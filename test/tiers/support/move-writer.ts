@@ -17,7 +17,10 @@ export interface MoveWriter {
  * fails with anything but a retryable route error stops the loop: a defect, for the test to
  * report through `failed`. `register` receives the stop function (tests stop leftovers in afterEach).
  */
-export function moveWriter(write: (i: number) => Promise<string | undefined>, register: (stop: () => Promise<void>) => void): MoveWriter {
+export function moveWriter(
+  write: (i: number) => Promise<string | undefined>,
+  register: (stop: () => Promise<void>) => void,
+): MoveWriter {
   const acked: string[] = [];
   const failed: unknown[] = [];
   let stopped = false;
