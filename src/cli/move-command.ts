@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
-import { createTenantDatabase, createTenantSchema } from '../tiers/provision.js';
 import type { MoveProgress, MoveRecord } from '../tiers/move/move-record.js';
 import { TenantMover } from '../tiers/move/tenant-mover.js';
 import type { Tier } from '../tiers/tenant-router.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { prepareMoveTarget } from './prepare-move-target.js';
+import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
 interface MoveOptions {
   to?: Tier;
@@ -16,10 +16,10 @@ interface MoveOptions {
   schema?: string;
   database?: string;
   ddl?: string;
-  clusterUrl: string[];
+  clusterUrl?: string[];
   capture: string;
   verify: string;
-  replicationUrl: string[];
+  replicationUrl?: string[];
   rollback?: boolean;
   cleanup?: boolean;
   cleanupAfter?: string;
@@ -36,39 +36,14 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
-/** One line per state; on a terminal, the line is rewritten in place. */
-function progressPrinter(): { show: (p: MoveProgress) => void; end: () => void } {
-  const tty = process.stdout.isTTY;
-  let last = '';
-  let lastAt = 0;
-  return {
-    show(p) {
-      const parts = [`move ${p.moveId.slice(0, 8)}`, p.step];
-      if (p.table) parts.push(p.table);
-      if (p.copied !== undefined)
-        parts.push(
-          p.total
-            ? `${p.copied}/${p.total} rows (${Math.floor((100 * p.copied) / Math.max(p.total, 1))}%)`
-            : `${p.copied} rows`,
-        );
-      if (p.deltaBacklog !== undefined) parts.push(`backlog ${p.deltaBacklog}`);
-      if (p.ranges) parts.push(`key range ${p.ranges.checked + 1}/${p.ranges.total}`);
-      const line = parts.join('  ');
-      if (tty) {
-        process.stdout.write(`\r\x1b[2K${line}`);
-      } else if (
-        line.split('  ').slice(0, 3).join() !== last.split('  ').slice(0, 3).join() ||
-        Date.now() - lastAt > 1000
-      ) {
-        console.log(line); // a log: a new line when the step or table changes, else once a second
-        lastAt = Date.now();
-      }
-      last = line;
-    },
-    end() {
-      if (tty && last) process.stdout.write('\n');
-    },
-  };
+/** The move's progress, as the reporter shows it. */
+export function moveProgressUpdate(p: MoveProgress): ProgressUpdate {
+  const phase = `move ${p.moveId.slice(0, 8)}  ${[p.step.replace('_', ' '), p.table].filter(Boolean).join(' ')}`;
+  const detail = p.deltaBacklog === undefined ? undefined : `backlog ${p.deltaBacklog}`;
+  if (p.ranges) return { phase, done: p.ranges.checked, total: p.ranges.total, unit: 'key ranges', detail };
+  if (p.copied !== undefined)
+    return { phase, done: p.copied, total: p.total, unit: p.step === 'cleaning' ? 'rows deleted' : 'rows', detail };
+  return { phase, detail };
 }
 
 function summary(move: MoveRecord): string {
@@ -98,12 +73,14 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option('--cluster <name>', 'target cluster', 'home')
     .option('--schema <name>', 'target schema (schema tier)')
     .option('--database <name>', 'target database (database tier)')
-    .option('--ddl <file>', "create the target's tenant tables with this SQL first (schema or database tier)")
+    .option(
+      '--ddl <path>',
+      'create the target first: a migrations directory (global/, tenant/; applied and recorded as `tenantry migrate` does), or one SQL file (deployments not versioned by `tenantry migrate`)',
+    )
     .option(
       '--cluster-url <name=url>',
       'owner URL of another cluster (repeatable)',
-      (v: string, all: string[]) => [...all, v],
-      [] as string[],
+      (v: string, all: string[] = []) => [...all, v],
     )
     .option(
       '--capture <mode>',
@@ -113,8 +90,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option(
       '--replication-url <name=url>',
       "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)",
-      (v: string, all: string[]) => [...all, v],
-      [] as string[],
+      (v: string, all: string[] = []) => [...all, v],
     )
     .option(
       '--verify <mode>',
@@ -123,7 +99,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     )
     .option('--rollback', "undo the tenant's open move (before its switch)")
     .option('--cleanup', "delete the source's rows of the tenant's last finished move (after the grace period)")
-    .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source (default 1h)', '1h')
+    .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source', '1h')
     .option('--force', 'with --cleanup: do not wait for the grace period')
     .option('--batch-size <n>', 'rows per copy batch', '5000')
     .option('--json', 'print the move record as JSON')
@@ -133,17 +109,17 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         const ownerUrl =
           process.env.TENANTRY_OWNER_DATABASE_URL ??
           (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
-        const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl, 'cluster-url') };
+        const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? [], 'cluster-url') };
         if (opts.capture !== 'triggers' && opts.capture !== 'logical')
           throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
         if (opts.verify !== 'ranges' && opts.verify !== 'full')
           throw new InvalidArgumentError('--verify takes ranges or full', 'verify');
         const replication = {
-          connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') },
+          connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl ?? [], 'replication-url') },
         };
         const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
-        const printer = progressPrinter();
+        const progress = progressReporter();
         const mover = new TenantMover({
           placements,
           catalog,
@@ -152,7 +128,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
           capture: opts.capture,
           verify: opts.verify,
           replication,
-          onProgress: opts.json ? undefined : printer.show,
+          onProgress: (p) => progress.update(moveProgressUpdate(p)),
         });
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
@@ -174,14 +150,22 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
               schema: opts.schema ?? null,
               database: opts.database ?? null,
             };
-            if (opts.ddl) await prepareTarget(target, await readFile(opts.ddl, 'utf8'), placements, db, owners);
+            if (opts.ddl) {
+              const prepared = await prepareMoveTarget({ target, path: opts.ddl, placements, catalog, db, owners });
+              if (prepared.kind === 'migrations') {
+                const applied = prepared.report.results.flatMap((r) => r.applied.map((m) => `${r.target.key}: ${m}`));
+                progress.note(
+                  `target at migration version ${prepared.report.results.at(-1)?.version ?? 'none'}${applied.length ? ` (applied ${applied.join(', ')})` : ''}`,
+                );
+              }
+            }
             move = await mover.start(tenant.id, target);
             move = await mover.run(move.id);
           }
-          printer.end();
+          progress.stop();
           console.log(opts.json ? JSON.stringify(move, null, 2) : summary(move));
         } finally {
-          printer.end();
+          progress.stop();
           await placements.end();
           await catalog.end();
         }
@@ -197,40 +181,4 @@ function namedUrls(pairs: string[], option: string): Record<string, string> {
     urls[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return urls;
-}
-
-async function prepareTarget(
-  target: PlacementTarget,
-  ddl: string,
-  placements: Placements,
-  db: {
-    adminUrl: string;
-    appRole: string;
-    ownerRole: string;
-    appPassword: string;
-    ownerPassword: string;
-    contextSecret: string;
-  },
-  owners: Record<string, string>,
-): Promise<void> {
-  if (target.tier === 'schema' && target.schema) {
-    await createTenantSchema(placements.ownerPool(target), target.schema, ddl);
-  } else if (target.tier === 'database' && target.database) {
-    if (target.cluster !== 'home')
-      throw new InvalidArgumentError(
-        '--ddl creates databases on the home cluster only: create it with createTenantDatabase elsewhere',
-        'ddl',
-      );
-    await createTenantDatabase({
-      adminUrl: db.adminUrl,
-      ownerUrl: owners.home!,
-      database: target.database,
-      ddl,
-      appRole: db.appRole,
-      ownerRole: db.ownerRole,
-      appPassword: db.appPassword,
-      ownerPassword: db.ownerPassword,
-      contextSecret: db.contextSecret,
-    });
-  }
 }
