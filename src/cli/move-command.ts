@@ -46,12 +46,24 @@ export function moveProgressUpdate(p: MoveProgress): ProgressUpdate {
   return { phase, detail };
 }
 
-function summary(move: MoveRecord): string {
+/** How this command's run went: `resumed` when it continued a move recorded by an earlier attempt, and how long it took. */
+interface RunFacts {
+  resumed: boolean;
+  ms: number;
+}
+
+function summary(move: MoveRecord, run?: RunFacts): string {
   const t = move.target;
   const where = `${t.tier} on ${t.cluster}${t.schema ? ` schema ${t.schema}` : ''}${t.database ? ` database ${t.database}` : ''}`;
   const lines = [`move ${move.id}: ${move.step} (${where})`];
   if (move.freezeMs !== null) lines.push(`  write freeze: ${move.freezeMs} ms`);
-  if (move.switchedAt) lines.push(`  total: ${move.switchedAt.getTime() - move.createdAt.getTime()} ms to the switch`);
+  // the record's times span every attempt: a resumed move reports this run's own time
+  if (move.switchedAt && run?.resumed)
+    lines.push(
+      `  this run: ${Math.round(run.ms)} ms (resumed a move recorded at ${move.createdAt.toISOString()}; earlier attempts not counted)`,
+    );
+  else if (move.switchedAt)
+    lines.push(`  total: ${move.switchedAt.getTime() - move.createdAt.getTime()} ms to the switch`);
   if (move.step === 'done' && move.cleanupAfter)
     lines.push(
       `  source kept until ${move.cleanupAfter.toISOString()}: tenantry tenants move ${move.tenantId} --cleanup`,
@@ -133,6 +145,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
           let move: MoveRecord;
+          let facts: RunFacts | undefined;
           if (opts.rollback || opts.cleanup) {
             const { rows } = await catalog.query<{ id: string }>(
               `select id from tenantry.moves where tenant_id = $1 and step <> 'cleaned' order by created_at desc limit 1`,
@@ -159,11 +172,14 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
                 );
               }
             }
+            const resumed = (await mover.openMove(tenant.id)) !== undefined;
+            const began = performance.now();
             move = await mover.start(tenant.id, target);
             move = await mover.run(move.id);
+            facts = { resumed, ms: performance.now() - began };
           }
           progress.stop();
-          console.log(opts.json ? JSON.stringify(move, null, 2) : summary(move));
+          console.log(opts.json ? JSON.stringify(move, null, 2) : summary(move, facts));
         } finally {
           progress.stop();
           await placements.end();

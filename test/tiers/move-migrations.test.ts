@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Placements } from '../../src/tiers/placements.js';
+import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
 import { withDatabase } from '../../src/tiers/provision.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -151,5 +153,42 @@ describe('tenants move --ddl with a migrations directory', () => {
     again = await tenantry('migrate', '--migrations', migrations);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/0 migrated, \d+ already current, 0 failed/);
+  });
+
+  it('a move recorded by an earlier attempt and resumed by the command reports its own run, not the time since the record', async () => {
+    const { rows } = await db.owner.query<{ id: string }>(
+      `insert into tenantry.tenants (slug, name) values ('mig-resume', 'R') returning id`,
+    );
+    await db.admin.query(`insert into notes (tenant_id, body) select $1, 'r' || g from generate_series(1, 5) g`, [
+      rows[0]!.id,
+    ]);
+    const placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
+    try {
+      // an earlier attempt: recorded, then nothing ran
+      await new TenantMover({ placements, catalog: db.owner }).start(rows[0]!.id, {
+        tier: 'schema',
+        cluster: 'home',
+        schema: 't_resume',
+      });
+      const resumed = await tenantry(
+        'tenants',
+        'move',
+        'mig-resume',
+        '--to',
+        'schema',
+        '--schema',
+        't_resume',
+        '--ddl',
+        migrations,
+      );
+      expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+      expect(resumed.stdout).toMatch(
+        /this run: \d+ ms \(resumed a move recorded at .*; earlier attempts not counted\)/,
+      );
+      expect(resumed.stdout).not.toContain('ms to the switch');
+      expect(resumed.stderr).toMatch(/copying notes {2}5\/5 rows \(100%\)\n/);
+    } finally {
+      await placements.end();
+    }
   });
 });

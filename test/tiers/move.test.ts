@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantMover, type TenantMoverOptions } from '../../src/tiers/move/tenant-mover.js';
-import type { MoveStep } from '../../src/tiers/move/move-record.js';
+import type { MoveProgress, MoveStep } from '../../src/tiers/move/move-record.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-tenant-pool.js';
@@ -485,6 +485,36 @@ describe('crashes and verification', () => {
       expect(new Set(there)).toEqual(new Set([...seeded, ...w.acked]));
     },
   );
+
+  it('a copy stopped after its first batch counts on from the cursor when resumed: never past its total, ending at every row', async () => {
+    const { tenantId, to } = await tenantWithSchema('mover-count', 250);
+    const stopping = new TenantMover({
+      placements,
+      catalog: db.owner,
+      batchSize: 100,
+      onProgress: (p) => {
+        if (p.step === 'copying' && p.table === 'notes' && (p.copied ?? 0) >= 100) throw new Error('stopped');
+      },
+    });
+    const started = await stopping.start(tenantId, to);
+    await expect(stopping.run(started.id)).rejects.toThrow('stopped');
+    // a count carried in the cursor (as an earlier runner may have left it) is not trusted: the key is
+    await db.owner.query(
+      `update tenantry.moves set cursor = jsonb_set(cursor, '{copied,notes}', '200') where id = $1`,
+      [started.id],
+    );
+    const seen: MoveProgress[] = [];
+    const resumed = new TenantMover({ placements, catalog: db.owner, batchSize: 100, onProgress: (p) => seen.push(p) });
+    expect((await resumed.run(started.id)).step).toBe('done');
+    const notes = seen.filter((p) => p.step === 'copying' && p.table === 'notes');
+    expect(notes[0]).toMatchObject({ copied: 100, total: 250 });
+    expect(notes.at(-1)).toMatchObject({ copied: 250, total: 250 });
+    for (const p of notes) expect(p.copied!).toBeLessThanOrEqual(p.total!);
+    expect(seen.filter((p) => p.step === 'copying' && p.table === 'tags').at(-1)).toMatchObject({
+      copied: 250,
+      total: 250,
+    });
+  });
 
   it('killed after the freeze, then rolled back: the source is intact and serving again, the target emptied', async () => {
     const c = await tenant('mover-rb');
