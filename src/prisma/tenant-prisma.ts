@@ -40,7 +40,8 @@ function isRequestLoader(value: unknown): value is RequestLoader {
  *
  * Throws `PRISMA_CLIENT_UNSUPPORTED` when the client has no such loader (a Prisma version this
  * was not built for): silently leaving the cross-tenant batching in place is not an option.
- * Pass the client as constructed (before `$extends`): extended clients share its loader.
+ * Works on the client as constructed or on one made by `$extends` (it reaches the same loader,
+ * which every client extended from it shares).
  *
  * @example
  * const prisma = tenantPrisma(new PrismaClient({ adapter: prismaAdapter(PrismaPg, pool) }));

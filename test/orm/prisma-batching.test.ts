@@ -190,6 +190,22 @@ describe('Prisma requests of several tenants in the same tick', () => {
     }
   });
 
+  it('tenantPrisma also takes a client already extended ($extends shares the base client’s loader)', async () => {
+    const base = new PrismaClient({ adapter: prismaAdapter(PrismaPg, pool) });
+    const extended = tenantPrisma(base.$extends({ query: { $allOperations: ({ args, query }) => query(args) } }));
+    try {
+      for (const [x, y] of pairs.slice(0, 5)) {
+        const [rx, ry] = await sameTick(
+          () => runAs(x.tenant, () => extended.project.findUnique({ where: { id: x.project } })),
+          () => runAs(y.tenant, () => base.project.findUnique({ where: { id: y.project } })),
+        );
+        expect([rx?.tenantId, ry?.tenantId]).toEqual([x.tenant, y.tenant]);
+      }
+    } finally {
+      await base.$disconnect();
+    }
+  });
+
   it('all tenants at once, mixing findUnique, batch and interactive transactions, nested writes and raw SQL, stay apart', async () => {
     const seeds = pairs.flat();
     const results = await Promise.all(
