@@ -277,6 +277,18 @@ describe('Prisma on a TenantPool (tenantry/prisma)', () => {
       expect(result).toEqual({ read: [], updated: { count: 0 }, deleted: { count: 0 }, raw: 0 });
       expect(await stored()).toEqual(before);
     });
+    it('a query under another tenant on A’s transaction is refused (TENANT_CONTEXT_MISMATCH), and the transaction rolls back', async () => {
+      const before = await stored();
+      const error = await runAs(A, () =>
+        prisma.$transaction(async (tx) => {
+          await tx.project.create({ data: { name: 'a-doomed' } });
+          await runAs(B, () => tx.project.create({ data: { name: 'b-smuggled' } }));
+        }),
+      ).catch((e: unknown) => e);
+      // Prisma re-raises the pool's error with its code (a PrismaClientKnownRequestError)
+      expect((error as { code?: string }).code).toBe('TENANT_CONTEXT_MISMATCH');
+      expect(await stored()).toEqual(before);
+    });
   });
 
   describe('$queryRaw and $executeRaw', () => {
