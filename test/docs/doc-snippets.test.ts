@@ -1,3 +1,4 @@
+import { parse } from 'libpg-query';
 import { describe, expect, it } from 'vitest';
 import { checkSnippets, docSnippets } from './doc-snippets.js';
 
@@ -6,6 +7,16 @@ describe('docs snippets', () => {
     const snippets = docSnippets();
     expect(snippets.length).toBeGreaterThan(10);
     const problems = checkSnippets(snippets).map((p) => `${p.where}: ${p.message}`);
+    expect(problems).toEqual([]);
+  });
+
+  it('every ```sql block of docs/*.md parses as PostgreSQL', async () => {
+    const snippets = docSnippets('sql');
+    expect(snippets.length).toBeGreaterThan(5);
+    const problems: string[] = [];
+    for (const snippet of snippets) {
+      await parse(snippet.code).catch((error: Error) => problems.push(`${snippet.where}: ${error.message}`));
+    }
     expect(problems).toEqual([]);
   });
 

@@ -24,11 +24,12 @@ export interface SnippetProblem {
 }
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const FENCE = /^```(ts|typescript)\s*$/;
+const FENCES = { ts: /^```(ts|typescript)\s*$/, sql: /^```sql\s*$/ };
 const SKIP = /<!--\s*snippet:\s*skip\b/;
 
-/** Every ```ts block of docs/*.md, except those marked skip. */
-export function docSnippets(docsDir = path.join(ROOT, 'docs')): DocSnippet[] {
+/** Every ```ts (or ```sql) block of docs/*.md, except those marked skip. */
+export function docSnippets(language: keyof typeof FENCES = 'ts', docsDir = path.join(ROOT, 'docs')): DocSnippet[] {
+  const FENCE = FENCES[language];
   const snippets: DocSnippet[] = [];
   for (const file of readdirSync(docsDir).filter((f) => f.endsWith('.md'))) {
     const lines = readFileSync(path.join(docsDir, file), 'utf8').split('\n');
