@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAs } from '../../src/index.js';
 import { createAppFixture, nobody, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 let f: AppFixture;
@@ -34,8 +35,46 @@ describe('sessions', () => {
   });
 });
 
+interface Mail {
+  template: 'invitation' | 'address_confirmation' | 'invitation_existing_account';
+  data: { code?: string; confirmation?: string; tenant?: string; role?: string };
+}
+
+/** What the server sent to `recipient`, oldest first (read as the owner: a mailer's view). */
+async function mailTo(recipient: string): Promise<Mail[]> {
+  const { rows } = await f.db.owner.query<Mail>(
+    'select template, data from app_private.outbox where recipient = $1 order by id',
+    [recipient],
+  );
+  return rows;
+}
+
+async function invite(token: string, email: string, role = 'member'): Promise<string> {
+  const res = await f.call('POST', '/invitations', { token, payload: { email, role } });
+  expect(res.statusCode, res.body).toBe(201);
+  return (res.json() as { code: string }).code;
+}
+
+const accept = (payload: Record<string, unknown>) => f.call('POST', '/invitations/accept', { payload });
+
+async function identity(email: string): Promise<{ id: string; password_hash: string } | undefined> {
+  const { rows } = await f.db.admin.query<{ id: string; password_hash: string }>(
+    'select id, password_hash from app_private.users where email = $1',
+    [email],
+  );
+  return rows[0];
+}
+
+async function codeSpent(code: string): Promise<boolean> {
+  const { rows } = await f.db.admin.query<{ spent: boolean }>(
+    `select consumed_at is not null as spent from tenantry_private.one_time_codes where code_hash = sha256(convert_to($1, 'UTF8'))`,
+    [code],
+  );
+  return rows[0]!.spent;
+}
+
 describe('invitations', () => {
-  it('a member may not invite; an admin may, and the code works once, for the invited email only', async () => {
+  it('a member may not invite; an admin may; the code goes to the address and works once, for it only', async () => {
     const bob = await f.token(f.users.bob, f.a);
     const denied = await f.call('POST', '/invitations', { token: bob, payload: { email: 'newbie@example.test' } });
     expect(denied.statusCode).toBe(403);
@@ -46,22 +85,31 @@ describe('invitations', () => {
       (await f.call('POST', '/invitations', { token: sam, payload: { email: 'boss@example.test', role: 'owner' } }))
         .statusCode,
     ).toBe(403);
-    const invited = await f.call('POST', '/invitations', {
-      token: sam,
-      payload: { email: 'Newbie@Example.test', role: 'member' },
-    });
-    expect(invited.statusCode).toBe(201);
-    const { code } = invited.json() as { code: string };
+    const code = await invite(sam, 'Newbie@Example.test');
+    expect(await mailTo('newbie@example.test')).toEqual([
+      { template: 'invitation', data: { code, role: 'member', tenant: 'alpha' } },
+    ]);
 
     // wrong email: refused, and the code is NOT spent
-    const wrong = await f.call('POST', '/invitations/accept', {
-      payload: { code, email: 'someone-else@example.test', password: 'long enough pw', displayName: 'X' },
-    });
+    const wrong = await accept({ code, email: 'someone-else@example.test', password: 'long enough pw' });
     expect(wrong.statusCode).toBe(400);
     expect(wrong.json().error.code).toBe('CODE_INVALID');
 
-    const accepted = await f.call('POST', '/invitations/accept', {
-      payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' },
+    // a new identity first proves the address: the confirmation goes there, nothing is created yet
+    const first = await accept({ code, email: 'newbie@example.test', password: 'long enough pw' });
+    expect(first.statusCode, first.body).toBe(202);
+    expect(first.json().status).toBe('confirmation_sent');
+    expect(await identity('newbie@example.test')).toBeUndefined();
+    expect(await codeSpent(code)).toBe(false);
+    const confirmation = (await mailTo('newbie@example.test')).at(-1)!;
+    expect(confirmation).toMatchObject({ template: 'address_confirmation', data: { tenant: 'alpha' } });
+
+    const accepted = await accept({
+      code,
+      email: 'newbie@example.test',
+      password: 'long enough pw',
+      displayName: 'Newbie',
+      confirmation: confirmation.data.confirmation,
     });
     expect(accepted.statusCode, accepted.body).toBe(201);
     const { token, tenantId } = accepted.json() as { token: string; tenantId: string };
@@ -71,8 +119,11 @@ describe('invitations', () => {
 
     // replay: refused, nothing changes
     const before = await members(f.a.id);
-    const replay = await f.call('POST', '/invitations/accept', {
-      payload: { code, email: 'newbie@example.test', password: 'long enough pw', displayName: 'Newbie' },
+    const replay = await accept({
+      code,
+      email: 'newbie@example.test',
+      password: 'long enough pw',
+      confirmation: confirmation.data.confirmation,
     });
     expect(replay.statusCode).toBe(400);
     expect(replay.json().error.code).toBe('CODE_INVALID');
@@ -87,21 +138,143 @@ describe('invitations', () => {
     expect(listA.body).not.toContain(code);
   });
 
-  it('an existing user must prove their password to join', async () => {
+  it('an existing user joins with their password, which the accept never changes', async () => {
     const carol = await f.token(f.users.carol, f.b);
-    const { code } = (
-      await f.call('POST', '/invitations', { token: carol, payload: { email: f.users.bob.email } })
-    ).json() as { code: string };
-    const bad = await f.call('POST', '/invitations/accept', {
-      payload: { code, email: f.users.bob.email, password: 'not bobs password' },
-    });
-    expect(bad.statusCode).toBe(400);
+    const code = await invite(carol, f.users.bob.email);
+    const { password_hash: hash } = (await identity(f.users.bob.email))!;
+    const bad = await accept({ code, email: f.users.bob.email, password: 'not bobs password' });
+    expect(bad.statusCode).toBe(202); // the same answer as an address without an account
     expect((await members(f.b.id)).map((m) => m.user_id)).not.toContain(f.users.bob.id);
-    const good = await f.call('POST', '/invitations/accept', {
-      payload: { code, email: f.users.bob.email, password: PASSWORD },
+    // bob is told, at his address, to accept with his password (no code: he has nothing to create)
+    expect((await mailTo(f.users.bob.email)).at(-1)).toEqual({
+      template: 'invitation_existing_account',
+      data: { tenant: 'bravo' },
     });
+    const good = await accept({ code, email: f.users.bob.email, password: PASSWORD, displayName: 'Not Bob' });
     expect(good.statusCode).toBe(201);
     expect((await members(f.b.id)).map((m) => m.user_id)).toContain(f.users.bob.id);
+    expect((await identity(f.users.bob.email))!.password_hash).toBe(hash);
+    const joined = await f.db.admin.query(
+      'select display_name from public.members where tenant_id = $1 and user_id = $2',
+      [f.b.id, f.users.bob.id],
+    );
+    expect(joined.rows[0].display_name).toBe('Bob'); // the identity's, not the caller's
+  });
+});
+
+describe("invitations, from the inviting admin's side", () => {
+  const attackerPassword = 'chosen by the admin';
+
+  it('an admin holding the code cannot create the identity of an address he does not control', async () => {
+    const sam = await f.token(f.users.sam, f.a); // admin of A: invites an address, keeps the code
+    const victim = 'victim@example.test';
+    const code = await invite(sam, victim);
+    expect((await accept({ code, email: victim, password: attackerPassword, displayName: 'Victim' })).statusCode).toBe(
+      202,
+    );
+    // guessed, made-up and other invitations' confirmations: refused, nothing created or spent
+    const other = await invite(sam, 'other-victim@example.test');
+    await accept({ code: other, email: 'other-victim@example.test', password: attackerPassword });
+    const foreign = (await mailTo('other-victim@example.test')).at(-1)!.data.confirmation!;
+    for (const confirmation of [foreign, code, 'A'.repeat(22), other]) {
+      const res = await accept({ code, email: victim, password: attackerPassword, confirmation });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('CONFIRMATION_INVALID');
+    }
+    expect(await identity(victim)).toBeUndefined();
+    expect(await codeSpent(code)).toBe(false);
+    // the confirmation went to the address only; the app role (the server, injected SQL) cannot read it
+    expect((await mailTo(victim)).map((m) => m.template)).toEqual(['invitation', 'address_confirmation']);
+    await expect(f.appPool.query('select data from app_private.outbox')).rejects.toMatchObject({ code: '42501' });
+    await expect(f.appPool.query('select * from app_private.address_confirmations')).rejects.toMatchObject({
+      code: '42501',
+    });
+
+    // the address's owner accepts with the confirmation, and the password is theirs
+    const confirmation = (await mailTo(victim)).at(-1)!.data.confirmation!;
+    const owned = await accept({ code, email: victim, password: 'the owner chose this', confirmation });
+    expect(owned.statusCode, owned.body).toBe(201);
+    const signIn = (password: string) =>
+      f.call('POST', '/auth/sign-in', { payload: { email: victim, password, tenant: 'alpha' } });
+    expect((await signIn(attackerPassword)).statusCode).toBe(401);
+    expect((await signIn('the owner chose this')).statusCode).toBe(200);
+    // the same confirmation does not serve twice, nor another invitation to the same address
+    const again = await invite(await f.token(f.users.carol, f.b), victim);
+    expect((await accept({ code: again, email: victim, password: attackerPassword, confirmation })).statusCode).toBe(
+      400,
+    );
+  });
+
+  it('answers an address with an account exactly like one without: status, body, headers, timing', async () => {
+    const sam = await f.token(f.users.sam, f.a);
+    const fresh = 'nobody-yet@example.test';
+    const existing = f.users.carol.email; // an account, not a member of A
+    const codes = { fresh: await invite(sam, fresh), existing: await invite(sam, existing) };
+    const hashBefore = (await identity(existing))!.password_hash;
+    const shape = (res: Awaited<ReturnType<typeof accept>>) => {
+      const { date: _date, ...headers } = res.headers;
+      return { status: res.statusCode, body: res.body, headers };
+    };
+    const attempts: Array<(email: 'fresh' | 'existing') => Record<string, unknown>> = [
+      (w) => ({ code: codes[w], email: w === 'fresh' ? fresh : existing, password: attackerPassword }),
+      (w) => ({
+        code: codes[w],
+        email: w === 'fresh' ? fresh : existing,
+        password: attackerPassword,
+        displayName: 'X',
+      }),
+      (w) => ({
+        code: codes[w],
+        email: w === 'fresh' ? fresh : existing,
+        password: attackerPassword,
+        confirmation: 'B'.repeat(22),
+      }),
+    ];
+    for (const attempt of attempts) {
+      const a = shape(await accept(attempt('fresh')));
+      const b = shape(await accept(attempt('existing')));
+      expect(b).toEqual(a);
+      expect(a.status === 202 || a.status === 400).toBe(true);
+    }
+
+    // timing: one bcrypt comparison either way (a dummy hash for the address without an account)
+    const times = { fresh: [] as number[], existing: [] as number[] };
+    for (let i = 0; i < 7; i++) {
+      for (const which of ['fresh', 'existing'] as const) {
+        const t0 = performance.now();
+        expect((await accept(attempts[0]!(which))).statusCode).toBe(202);
+        times[which].push(performance.now() - t0);
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[3]!;
+    const ratio = median(times.fresh) / median(times.existing);
+    // generous bounds for a noisy machine; skipping bcrypt for one side would be ~10x
+    expect(ratio).toBeGreaterThan(0.4);
+    expect(ratio).toBeLessThan(2.5);
+
+    // nothing created, nothing joined, nothing spent, the existing password untouched; the
+    // addresses got at most one message each a minute, however often the admin called
+    expect(await identity(fresh)).toBeUndefined();
+    expect((await identity(existing))!.password_hash).toBe(hashBefore);
+    expect((await members(f.a.id)).map((m) => m.user_id)).not.toContain(f.users.carol.id);
+    expect(await codeSpent(codes.fresh)).toBe(false);
+    expect(await codeSpent(codes.existing)).toBe(false);
+    expect((await mailTo(fresh)).map((m) => m.template)).toEqual(['invitation', 'address_confirmation']);
+    expect((await mailTo(existing)).filter((m) => m.data.tenant === 'alpha').map((m) => m.template)).toEqual([
+      'invitation',
+      'invitation_existing_account',
+    ]);
+  });
+
+  it("the app role delivers only its own tenant's live invitations, once each", async () => {
+    const sam = await f.token(f.users.sam, f.a);
+    const code = await invite(sam, 'once@example.test');
+    const send = (tenantId: string, value: string) =>
+      runAs(tenantId, () => f.appPool.query<{ sent: boolean }>('select app.send_invitation($1) as sent', [value]));
+    expect((await send(f.b.id, code)).rows[0]!.sent).toBe(false); // another tenant's code
+    expect((await send(f.a.id, code)).rows[0]!.sent).toBe(false); // already sent
+    expect((await send(f.a.id, 'C'.repeat(22))).rows[0]!.sent).toBe(false); // unknown
+    expect((await mailTo('once@example.test')).length).toBe(1);
   });
 });
 
