@@ -323,6 +323,37 @@ describe('member management', () => {
   });
 });
 
+describe('audit log ids', () => {
+  it("number each tenant's log on its own: B's activity leaves no gap in A's ids; before pages", async () => {
+    const alice = await f.token(f.users.alice, f.a);
+    const carol = await f.token(f.users.carol, f.b);
+    const key = async (token: string, name: string) =>
+      expect((await f.call('POST', '/api-keys', { token, payload: { name } })).statusCode).toBe(201);
+    const ids = async (token: string, query = 'limit=500') =>
+      (
+        (await f.call('GET', `/audit-log?${query}`, { token })).json().items as Array<{ id: string; action: string }>
+      ).map((e) => Number(e.id));
+    await key(alice, 'a-1');
+    for (let i = 0; i < 25; i++) await key(carol, `b-${i}`); // B is busy
+    await key(alice, 'a-2');
+    const [second, first] = await ids(alice, 'limit=2');
+    expect(second).toBe(first! + 1); // nothing of B's 25 entries shows
+
+    // A's whole log: 1..n, every number once; paging with before walks it all
+    const all = await ids(alice);
+    expect([...all].sort((x, y) => x - y)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+    const paged: number[] = [];
+    let before: string | null = null;
+    do {
+      const res = await f.call('GET', `/audit-log?limit=3${before ? `&before=${before}` : ''}`, { token: alice });
+      const body = res.json() as { items: Array<{ id: string }>; nextBefore: string | null };
+      paged.push(...body.items.map((e) => Number(e.id)));
+      before = body.nextBefore;
+    } while (before !== null);
+    expect(paged).toEqual(all);
+  });
+});
+
 describe('API keys through the API', () => {
   it('are shown once, work until revoked, and never cross tenants', async () => {
     const alice = await f.token(f.users.alice, f.a);
@@ -445,6 +476,30 @@ describe('staff', () => {
       expect(res.json().error.code).toBe('STAFF_ONLY');
     }
     expect((await f.call('POST', '/staff/access', { payload: { tenant: 'bravo', reason } })).statusCode).toBe(401);
+  });
+
+  it('refuses invisible reasons with REASON_INVALID on every staff route, and records nothing', async () => {
+    const staff = await f.staffToken();
+    const state = async () =>
+      (
+        await f.db.admin.query(
+          `select (select count(*) from tenantry_private.staff_grants)::int as grants, (select count(*) from tenantry.audit_log)::int as entries`,
+        )
+      ).rows[0];
+    const before = await state();
+    for (const reason of ['\u200B'.repeat(12), ' '.repeat(12), '\u0301'.repeat(12), '\u3164'.repeat(12), 'short']) {
+      for (const [url, payload] of [
+        ['/staff/access', { tenant: 'alpha', reason }],
+        ['/staff/access', { tenant: 'alpha', access: 'read', reason }],
+        ['/staff/tenants/bravo/summary', { reason }],
+        ['/staff/tenants/no-such-tenant/summary', { reason }], // refused before the tenant is looked up
+      ] as const) {
+        const res = await f.call('POST', url, { token: staff, payload });
+        expect(res.statusCode, `${url} ${JSON.stringify(reason)}`).toBe(400);
+        expect(res.json().error).toMatchObject({ code: 'REASON_INVALID', field: 'reason' });
+      }
+    }
+    expect(await state()).toEqual(before);
   });
 
   it('staff sign-in refuses members and wrong passwords alike', async () => {

@@ -292,6 +292,62 @@ describe('the audit log', () => {
     expect(Number(next[0]!.id)).toBeLessThan(Number(first.at(-1)!.id));
   });
 
+  it("numbers each tenant's entries on their own: ids show nothing of another tenant's volume", async () => {
+    const log = new AuditLog(f.pool);
+    const write = (tenantId: string, action: string) =>
+      runAs(tenantId, () => log.record({ actorKind: 'user', actorId: f.users.sam, action }));
+    const acmeIds: string[] = [];
+    acmeIds.push(await write(f.acme.id, 'volume.probe'));
+    // globex is busy in between: 40 entries, some of them concurrently, one rolled back
+    await Promise.all(Array.from({ length: 40 }, () => write(f.globex.id, 'volume.noise')));
+    await runAs(f.globex.id, async () => {
+      const client = await f.pool.connect();
+      try {
+        await client.query('begin');
+        await client.query(`select tenantry.record_audit('user', null, 'volume.rolled-back', null, '{}')`);
+        await client.query('rollback');
+      } finally {
+        client.release();
+      }
+    });
+    await write(f.globex.id, 'volume.noise'); // takes the rolled-back entry's number
+    acmeIds.push(await write(f.acme.id, 'volume.probe'));
+    acmeIds.push(await write(f.acme.id, 'volume.probe'));
+    // consecutive: globex's 41 entries left no trace in acme's numbers
+    const numbers = acmeIds.map(Number);
+    expect(numbers).toEqual([numbers[0]!, numbers[0]! + 1, numbers[0]! + 2]);
+    const listed = await runAs(f.acme.id, () => log.list({ limit: 3 }));
+    expect(listed.map((e) => e.id)).toEqual([...acmeIds].reverse());
+
+    // globex's own numbers: 1..n with no gap, the rolled-back entry's number given to the next
+    const globex = await runAs(f.globex.id, () => log.list({ limit: 500 }));
+    const own = globex.map((e) => Number(e.id)).sort((x, y) => x - y);
+    expect(own).toEqual(Array.from({ length: own.length }, (_, i) => i + 1));
+    expect(globex.map((e) => e.action)).not.toContain('volume.rolled-back');
+
+    // the global key is out of the app role's reach, even for its own rows
+    await expect(runAs(f.acme.id, () => f.pool.query('select id from tenantry.audit_log'))).rejects.toMatchObject({
+      code: '42501',
+    });
+    await expect(runAs(f.acme.id, () => f.pool.query('select * from tenantry.audit_log'))).rejects.toMatchObject({
+      code: '42501',
+    });
+    // and a number given by a writer is not kept (the owner writes, the trigger numbers)
+    const { rows } = await f.db.owner.query<{ seq: string }>(
+      `insert into tenantry.audit_log (tenant_id, actor_kind, action, seq) values ($1, 'system', 'volume.forged', 999999) returning seq::text`,
+      [f.acme.id],
+    );
+    expect(Number(rows[0]!.seq)).toBe(numbers[2]! + 1);
+  });
+
+  it('refuses a before cursor PostgreSQL could not hold, with INVALID_ARGUMENT (never a database error)', async () => {
+    const log = new AuditLog(f.pool);
+    for (const before of ['9223372036854775808', '9999999999999999999', '0', '-1', '1.5', '', 'abc']) {
+      await expect(runAs(f.acme.id, () => log.list({ before }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(await runAs(f.acme.id, () => log.list({ before: '9223372036854775807', limit: 1 }))).toHaveLength(1);
+  });
+
   it("refuses staff entries that do not name the grant's live session, even while the grant is open", async () => {
     const { sessionId } = await f.staffSignIn();
     const { grantId } = await staff.begin({ sessionId, tenantId: f.acme.id, access: 'act_as', reason: REASON });
