@@ -4,6 +4,7 @@ import { AuditLog } from '../../src/identity/audit-log.js';
 import { Sessions } from '../../src/identity/sessions.js';
 import { StaffAccess } from '../../src/identity/staff-access.js';
 import { StaffDirectory } from '../../src/identity/staff-directory.js';
+import { visibleLength } from '../../src/identity/visible-length.js';
 import { bearer, createIdentityFixture, type IdentityFixture } from './support/identity-fixture.js';
 
 let f: IdentityFixture;
@@ -130,6 +131,42 @@ describe('staff act-as', () => {
       await staff.end({ sessionId, grantId });
     }
     expect(await grantsOf()).toBe(accepted.length);
+  });
+
+  it('the database refuses invisible reasons from raw SQL too, and never refuses one the library accepts', async () => {
+    const { sessionId } = await f.staffSignIn();
+    const raw = (reason: string) =>
+      f.pool.query('select * from tenantry.begin_staff_access($1, $2, $3, $4, $5)', [
+        sessionId,
+        f.acme.id,
+        'act_as',
+        reason,
+        30,
+      ]);
+    for (const reason of [
+      '\u200B'.repeat(12),
+      '\u0301'.repeat(12),
+      '\u3164\u2800'.repeat(6),
+      `abc${'\u2060'.repeat(10)}`,
+      '\u{E0041}'.repeat(12),
+    ]) {
+      await expect(raw(reason), JSON.stringify(reason)).rejects.toMatchObject({ code: '23514' });
+    }
+    // every code point PostgreSQL can store: each one the database strips, the library does not
+    // count either (so the database's approximation never refuses what the library accepted)
+    const chunk = 4096;
+    for (let start = 1; start < 0x110000; start += chunk) {
+      const chars: string[] = [];
+      for (let cp = start; cp < Math.min(start + chunk, 0x110000); cp++)
+        if (cp < 0xd800 || cp > 0xdfff) chars.push(String.fromCodePoint(cp));
+      const { rows } = await f.db.admin.query<{ stripped: string[] }>(
+        `select array(select c from regexp_split_to_table($1, '') c where tenantry.visible_length(c) = 0) as stripped`,
+        [chars.join('')],
+      );
+      expect(
+        rows[0]!.stripped.filter((c) => visibleLength(c) > 0).map((c) => `U+${c.codePointAt(0)!.toString(16)}`),
+      ).toEqual([]);
+    }
   });
 
   it('with a grant, acts as the tenant; every request is audited in that tenant only', async () => {
