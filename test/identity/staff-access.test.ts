@@ -5,6 +5,9 @@ import { Sessions } from '../../src/identity/sessions.js';
 import { StaffAccess } from '../../src/identity/staff-access.js';
 import { StaffDirectory } from '../../src/identity/staff-directory.js';
 import { visibleLength } from '../../src/identity/visible-length.js';
+import { TenantCatalog } from '../../src/index.js';
+import { install } from '../../src/policy/installer.js';
+import { createTestDatabase } from '../support/test-database.js';
 import { bearer, createIdentityFixture, type IdentityFixture } from './support/identity-fixture.js';
 
 let f: IdentityFixture;
@@ -375,6 +378,49 @@ describe('the audit log', () => {
       [f.acme.id],
     );
     expect(Number(rows[0]!.seq)).toBe(numbers[2]! + 1);
+  });
+
+  it('an install over a log written before the numbering numbers it per tenant, in id order, and goes on from there', async () => {
+    const db = await createTestDatabase();
+    try {
+      // the log as an older install left it: no seq, no counters, no numbering trigger
+      await db.admin.query(`
+        drop trigger audit_log_number on tenantry.audit_log;
+        alter table tenantry.audit_log drop column seq;
+        drop table tenantry_private.audit_counters;`);
+      const catalog = new TenantCatalog(db.owner);
+      const [one, two] = [
+        await catalog.create({ slug: 'one', name: 'One' }),
+        await catalog.create({ slug: 'two', name: 'Two' }),
+      ];
+      for (const tenant of [one, two, one, one, two, one])
+        await db.admin.query(
+          `insert into tenantry.audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'old')`,
+          [tenant.id],
+        );
+      await install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole });
+      await install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole }); // and again: nothing changes
+      const { rows } = await db.admin.query<{ tenant_id: string; seq: string }>(
+        'select tenant_id, seq::text from tenantry.audit_log order by id',
+      );
+      expect(rows.map((r) => [r.tenant_id === one.id ? 'one' : 'two', Number(r.seq)])).toEqual([
+        ['one', 1],
+        ['two', 1],
+        ['one', 2],
+        ['one', 3],
+        ['two', 2],
+        ['one', 4],
+      ]);
+      const pool = db.appPool();
+      try {
+        const next = await runAs(one.id, () => new AuditLog(pool).record({ actorKind: 'user', action: 'new' }));
+        expect(next).toBe('5');
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await db.drop();
+    }
   });
 
   it('refuses a before cursor PostgreSQL could not hold, with INVALID_ARGUMENT (never a database error)', async () => {
