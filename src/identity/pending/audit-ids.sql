@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS tenantry_private.audit_counters (
   tenant_id uuid PRIMARY KEY,
   last_seq bigint NOT NULL CHECK (last_seq >= 0)
 );
-REVOKE ALL ON tenantry_private.audit_counters FROM PUBLIC, :"app_role";
+REVOKE ALL ON tenantry_private.audit_counters FROM PUBLIC, :TENANTRY_APP_ROLE;
 
 ALTER TABLE tenantry.audit_log ADD COLUMN IF NOT EXISTS seq bigint;
 
@@ -63,8 +63,8 @@ CREATE TRIGGER audit_log_number BEFORE INSERT ON tenantry.audit_log
   FOR EACH ROW EXECUTE FUNCTION tenantry.number_audit_entry();
 
 -- The app role reads every column but the global id.
-REVOKE SELECT ON tenantry.audit_log FROM :"app_role";
-GRANT SELECT (tenant_id, seq, occurred_at, actor_kind, actor_id, action, reason, detail) ON tenantry.audit_log TO :"app_role";
+REVOKE SELECT ON tenantry.audit_log FROM :TENANTRY_APP_ROLE;
+GRANT SELECT (tenant_id, seq, occurred_at, actor_kind, actor_id, action, reason, detail) ON tenantry.audit_log TO :TENANTRY_APP_ROLE;
 
 -- record_audit answers the entry's number in the tenant's log (was: the global id). The rest is
 -- the function of identity-sql.ts unchanged.
@@ -92,4 +92,4 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION tenantry.record_audit(text, uuid, text, text, jsonb, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenantry.record_audit(text, uuid, text, text, jsonb, uuid) TO :"app_role";
+GRANT EXECUTE ON FUNCTION tenantry.record_audit(text, uuid, text, text, jsonb, uuid) TO :TENANTRY_APP_ROLE;
