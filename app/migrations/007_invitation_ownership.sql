@@ -130,7 +130,7 @@ DROP FUNCTION app.accept_invitation(bytea, text, text, text, integer);
 -- - 'confirmation_sent': a valid invitation, but nothing proved the identity yet (no account and
 --   no confirmation, or an account and a wrong password). A message went to the address: a
 --   confirmation code when it has no account, a notice to accept with its password when it has
---   one; at most one a minute per invitation. Same answer, same work, for both;
+--   one; at most one a minute and ten in all per invitation. Same answer, same work, for both;
 -- - AP001 (raised): the invitation is invalid, expired, spent, or for another address;
 -- - AP002 (raised): a confirmation was sent and nothing proved the identity (a wrong or expired
 --   confirmation, or an account and a wrong password): again the same for both.
@@ -170,9 +170,12 @@ BEGIN
     IF accept_invitation.confirmation_hash IS NOT NULL THEN
       RAISE EXCEPTION 'confirmation refused' USING ERRCODE = 'AP002';
     END IF;
+    -- at most one message a minute, and ten in all, per invitation: its holder cannot flood the address
     IF NOT EXISTS (SELECT FROM app_private.outbox AS o
                     WHERE o.invitation = accept_invitation.code_hash AND o.template <> 'invitation'
-                      AND o.created_at > pg_catalog.now() - interval '1 minute') THEN
+                      AND o.created_at > pg_catalog.now() - interval '1 minute')
+       AND (SELECT pg_catalog.count(*) FROM app_private.outbox AS o
+             WHERE o.invitation = accept_invitation.code_hash AND o.template <> 'invitation') < 10 THEN
       SELECT t.slug INTO v_slug FROM tenantry.tenants AS t WHERE t.id = v_invite.tenant_id;
       IF v_existing IS NULL THEN
         v_code := app_private.new_code();

@@ -266,6 +266,24 @@ describe("invitations, from the inviting admin's side", () => {
     ]);
   });
 
+  it('bounds the mail one invitation can cause: one message a minute, ten in all', async () => {
+    const sam = await f.token(f.users.sam, f.a);
+    const target = 'flooded@example.test';
+    const code = await invite(sam, target);
+    for (let i = 0; i < 15; i++) {
+      expect((await accept({ code, email: target, password: attackerPassword })).statusCode).toBe(202);
+      expect((await accept({ code, email: target, password: attackerPassword })).statusCode).toBe(202); // same minute
+      // a minute passes (the outbox's clock moved back instead of waiting)
+      await f.db.owner.query(
+        `update app_private.outbox set created_at = created_at - interval '2 minutes' where recipient = $1`,
+        [target],
+      );
+    }
+    const mail = await mailTo(target);
+    expect(mail.filter((m) => m.template === 'address_confirmation')).toHaveLength(10);
+    expect(mail.filter((m) => m.template === 'invitation')).toHaveLength(1);
+  });
+
   it("the app role delivers only its own tenant's live invitations, once each", async () => {
     const sam = await f.token(f.users.sam, f.a);
     const code = await invite(sam, 'once@example.test');
