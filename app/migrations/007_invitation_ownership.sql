@@ -206,9 +206,15 @@ BEGIN
       RAISE EXCEPTION 'invitation refused' USING ERRCODE = 'AP001';
     END IF;
     v_name := COALESCE(NULLIF(pg_catalog.btrim(accept_invitation.display_name), ''), pg_catalog.split_part(v_email, '@', 1));
+    -- an identity made for this address meanwhile (a concurrent accept of another invitation)
+    -- is not taken over: this accept is refused, and its owner signs in with that password
     INSERT INTO app_private.users (email, password_hash, display_name)
     VALUES (v_email, public.crypt(accept_invitation.password, public.gen_salt('bf', 8)), pg_catalog.left(v_name, 200))
+    ON CONFLICT ON CONSTRAINT users_email_key DO NOTHING
     RETURNING id INTO v_proven;
+    IF v_proven IS NULL THEN
+      RAISE EXCEPTION 'confirmation refused' USING ERRCODE = 'AP002';
+    END IF;
   END IF;
   SELECT u.display_name INTO v_name FROM app_private.users AS u WHERE u.id = v_proven;
   INSERT INTO public.members (tenant_id, user_id, role, display_name, email)

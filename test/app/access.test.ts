@@ -266,6 +266,47 @@ describe("invitations, from the inviting admin's side", () => {
     ]);
   });
 
+  it('does not take over an identity made for the address while the confirmed accept runs', async () => {
+    const sam = await f.token(f.users.sam, f.a);
+    const address = 'racing@example.test';
+    const code = await invite(sam, address);
+    await accept({ code, email: address, password: attackerPassword });
+    const confirmation = (await mailTo(address)).at(-1)!.data.confirmation!;
+    const other = await f.db.owner.connect();
+    try {
+      // another path creates the identity and has not committed yet: the accept cannot see it
+      await other.query('begin');
+      await other.query(
+        `insert into app_private.users (email, password_hash, display_name)
+         values ($1, public.crypt('made elsewhere', public.gen_salt('bf', 8)), 'First')`,
+        [address],
+      );
+      const pending = accept({ code, email: address, password: 'the owner chose this', confirmation });
+      // bounded: until the accept waits on the uncommitted row
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const { rows } = await f.db.admin.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%accept_invitation%'`,
+        );
+        if (rows[0]!.n > 0) break;
+        if (Date.now() > deadline) throw new Error('the accept never waited on the row');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await other.query('commit');
+      const res = await pending;
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('CONFIRMATION_INVALID');
+    } finally {
+      other.release();
+    }
+    const { rows } = await f.db.admin.query<{ kept: boolean }>(
+      `select password_hash = public.crypt('made elsewhere', password_hash) as kept from app_private.users where email = $1`,
+      [address],
+    );
+    expect(rows[0]!.kept).toBe(true);
+    expect(await codeSpent(code)).toBe(false);
+  });
+
   it('bounds the mail one invitation can cause: one message a minute, ten in all', async () => {
     const sam = await f.token(f.users.sam, f.a);
     const target = 'flooded@example.test';
