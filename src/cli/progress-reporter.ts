@@ -115,10 +115,12 @@ function barReporter(stream: NodeJS.WriteStream, label: string | undefined): Pro
           stream,
           format,
           barsize: 30,
+          // the cursor is left as it is, so nothing to restore on Ctrl-C: no SIGINT handler of its
+          // own (one would swallow the first Ctrl-C, and a move would go on)
           hideCursor: null,
+          gracefulExit: false,
           linewrap: true,
           clearOnComplete: false,
-          gracefulExit: true,
         });
         bar.start(state.total ?? 0, state.done ?? 0, state);
         phase = state.phase;
