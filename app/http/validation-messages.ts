@@ -17,11 +17,14 @@ const ARTICLE: Record<string, string> = {
 };
 
 /**
- * A schema-level message that names the field, e.g.
+ * A schema-level message that names the field ("<field> is required" when it is missing), e.g.
  * `z.string().regex(UUID, { error: say((field) => `${field} must be a UUID`) })`.
  */
 export function say(message: (field: string) => string): (issue: RawIssue) => string {
-  return (issue) => message(pathName(issue.path) ?? 'value');
+  return (issue) => {
+    const field = pathName(issue.path) ?? 'value';
+    return issue.code === 'invalid_type' && issue.input === undefined ? `${field} is required` : message(field);
+  };
 }
 
 /** The field an issue is about: its path, a plainly named unknown key, or the part of the request. */
