@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import type { InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildServer } from '../../app/server.js';
 import { createAppFixture, type AppFixture } from './support/app-fixture.js';
 import { rawRequest, type RawAnswer } from './support/raw-http.js';
 import { routeTable, type TableRoute } from './support/route-table.js';
@@ -25,6 +26,7 @@ const MARKER = '§echo§';
 const CODE = /^[A-Z][A-Z0-9_]{2,40}$/;
 
 let f: AppFixture;
+let app: FastifyInstance;
 let routes: TableRoute[];
 let recordingId: string;
 let apiKey: string;
@@ -33,17 +35,29 @@ const codesSeen = new Map<string, number>();
 
 beforeAll(async () => {
   f = await createAppFixture();
-  routes = routeTable(f.app);
+  // the server as npm start builds it: tenants by host too (<slug>.localhost, custom domains)
+  app = buildServer({
+    appPool: f.serverPool,
+    supportPool: f.supportPool,
+    jwtSecret: f.jwtSecret,
+    host: { baseDomain: 'localhost', customDomains: true },
+    resolveTxt: async () => [],
+  });
+  await app.ready();
+  routes = routeTable(app);
   recordingId = (await f.insertRecordings(f.a, f.users.alice, 3))[0]!;
   const created = await f.call('POST', '/api-keys', {
     token: await f.token(f.users.alice, f.a),
     payload: { name: 'fuzz' },
   });
   apiKey = (created.json() as { key: string }).key;
-  await f.app.listen({ port: 0, host: '127.0.0.1' });
-  port = (f.app.server.address() as { port: number }).port;
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  port = (app.server.address() as { port: number }).port;
 }, 120_000);
-afterAll(() => f?.close());
+afterAll(async () => {
+  await app?.close();
+  await f?.close();
+});
 
 // ---- values ------------------------------------------------------------------------------
 
@@ -321,7 +335,19 @@ function fuzzRequest(): fc.Arbitrary<FuzzRequest> {
         body: fc.option(bodyFor(ROUTE_FIELDS[`${route.method} ${route.url}`] ?? FIELDS), { freq: 5 }),
         auth,
         xTenant: sometimes(fc.oneof(fc.constantFrom('alpha', 'bravo', 'alpha, bravo'), headerText), 8),
-        host: sometimes(fc.oneof(fc.constantFrom('alpha.localhost', 'localhost:3000'), headerText), 6),
+        host: sometimes(
+          fc.oneof(
+            fc.constantFrom(
+              'alpha.localhost',
+              'bravo.localhost:3000',
+              'nope.localhost',
+              'a.b.localhost',
+              'fuzz.example',
+            ),
+            headerText,
+          ),
+          4,
+        ),
         lastEventId: sometimes(headerText, 10),
       }),
     )
@@ -403,7 +429,7 @@ async function credentials(): Promise<Credentials> {
 async function injectOne(request: FuzzRequest, c: Credentials): Promise<string | undefined> {
   const headers = { ...request.headers, ...authHeaders(request.auth, c) };
   if (request.body?.contentType !== undefined) headers['content-type'] = request.body.contentType;
-  const answer = await f.app.inject({
+  const answer = await app.inject({
     method: request.method as InjectOptions['method'],
     url: request.url,
     headers,
@@ -580,7 +606,11 @@ describe('fuzzing every route', () => {
 
   it('is healthy after: a normal request works, through inject and through the socket', async () => {
     const token = await f.token(f.users.alice, f.a);
-    expect((await f.call('GET', '/me', { token })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}`, host: 'alpha.localhost' } }))
+        .statusCode,
+    ).toBe(200);
     const answer = await rawRequest(
       port,
       `GET /recordings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
