@@ -43,13 +43,28 @@ afterAll(async () => {
 });
 
 describe('tenantry CLI', () => {
-  it('prints the install SQL with secrets masked on --dry-run', async () => {
+  it('prints what is pending on --dry-run, passwords masked, secrets never', async () => {
     const r = await tenantry('install', '--dry-run', '--app-role', 'my_app');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('CREATE POLICY tenantry_self ON tenantry.tenants');
+    // the test database is current: the roles and grants steps, no migration
+    expect(r.stdout).toContain('-- pending library migrations: none');
+    expect(r.stdout).not.toContain('CREATE POLICY tenantry_self ON tenantry.tenants');
     expect(r.stdout).toContain('"my_app"');
     expect(r.stdout).toContain("PASSWORD '********'");
+    expect(r.stdout).not.toContain(ROLE_PASSWORD);
     expect(r.stdout).not.toContain(db.contextSecret);
+    // and printed nothing: the role it would create does not exist
+    const { rows } = await db.admin.query(`select 1 from pg_roles where rolname = 'my_app'`);
+    expect(rows).toEqual([]);
+
+    await db.admin.query(`delete from tenantry.library_migrations where feature = 'identity'`);
+    const pending = await tenantry('install', '--dry-run', '--app-role', db.appRole, '--owner-role', db.ownerRole);
+    expect(pending.stdout).toContain('-- pending library migrations: identity/001_identity\n');
+    expect(pending.stdout).toContain('-- migration identity/001_identity');
+    expect(pending.stdout).toContain('CREATE OR REPLACE FUNCTION tenantry.authorize_request');
+    const applied = await tenantry('install');
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('applied 1 library migration: identity/001_identity');
   });
 
   it('installs idempotently', async () => {

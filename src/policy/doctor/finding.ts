@@ -62,6 +62,8 @@ export type FindingCode =
   | 'EVENT_TRIGGER_DISABLED'
   | 'CONTEXT_KEY_MISSING'
   | 'INSTALL_OUTDATED'
+  | 'LIBRARY_MIGRATION_CHANGED'
+  | 'APP_ROLE_TIMEOUTS_MISSING'
   // the support role (audited staff reads)
   | 'SUPPORT_ROLE_UNSAFE'
   | 'SUPPORT_ROLE_CAN_WRITE'
