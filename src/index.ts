@@ -26,7 +26,7 @@ export {
   type AppRoleTimeouts,
   type ContextMode,
 } from './policy/install-sql.js';
-export { install, setContextSecret, type InstallRunOptions, type InstallReport } from './policy/installer.js';
+export { install, planInstall, setContextSecret, type InstallRunOptions, type InstallReport } from './policy/installer.js';
 export {
   libraryMigrations,
   appliedLibraryMigrations,

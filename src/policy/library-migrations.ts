@@ -46,9 +46,17 @@ export function libraryMigrations(): readonly LibraryMigration[] {
   const all: LibraryMigration[] = [];
   for (const { feature, folder } of LIBRARY_FEATURES) {
     const dir = fileURLToPath(new URL(folder, import.meta.url));
-    const files = readdirSync(dir)
-      .filter((f) => f.endsWith('.sql'))
-      .sort();
+    let files: string[];
+    try {
+      files = readdirSync(dir)
+        .filter((f) => f.endsWith('.sql'))
+        .sort();
+    } catch (error) {
+      throw new Error(
+        `tenantry: the ${feature} migrations folder ${dir} cannot be read: a build must copy src/**/migrations (npm run build does)`,
+        { cause: error },
+      );
+    }
     let expected = 1;
     for (const file of files) {
       const match = FILE.exec(file);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,6 +9,7 @@ import { runAs } from '../../src/context/tenant-context.js';
 import { runDoctor } from '../../src/policy/doctor.js';
 import { Placements } from '../../src/tiers/placements.js';
 import { installEverywhere } from '../../src/tiers/install-everywhere.js';
+import { rotateContextSecretEverywhere } from '../../src/tiers/rotate-everywhere.js';
 import { doctorEverywhere, type PlacementsAudit } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
 import { ALL_MIGRATIONS, appliedLabels, hasFunction } from '../support/install-probes.js';
@@ -248,5 +249,29 @@ describe('library migrations in every placement', () => {
       expect(report.databases).toHaveLength(10);
     }
     for (const db of more) expect(await appliedLabels(db)).toEqual(ALL_MIGRATIONS);
+  });
+
+  it('rotateContextSecretEverywhere rotates the key in every database; the old secret verifies during the overlap', async () => {
+    const next = randomBytes(24).toString('base64url');
+    const report = await rotateContextSecretEverywhere({
+      catalog: home.owner,
+      clusters: clusters(),
+      secret: next,
+      overlapSeconds: 300,
+    });
+    expect(report.ok).toBe(false);
+    expect(report.databases.filter((d) => !d.ok).map((d) => d.database)).toEqual([goneDb]);
+    expect(report.databases.filter((d) => d.ok).every((d) => d.rotated)).toBe(true);
+    for (const [db, slug] of [
+      [homeTenantDb, 'home-db'],
+      [euTenantDb, 'eu-db'],
+    ] as const)
+      for (const secret of [fleet().contextSecret, next]) {
+        const pool = db.appPool({ contextSecret: secret });
+        const { rows } = await runAs(tenants[slug]!, () =>
+          pool.query<{ id: string }>('select tenantry.home_tenant_id() as id'),
+        );
+        expect(rows).toEqual([{ id: tenants[slug] }]);
+      }
   });
 });
