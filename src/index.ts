@@ -26,7 +26,13 @@ export {
   type AppRoleTimeouts,
   type ContextMode,
 } from './policy/install-sql.js';
-export { install, planInstall, setContextSecret, type InstallRunOptions, type InstallReport } from './policy/installer.js';
+export {
+  install,
+  planInstall,
+  setContextSecret,
+  type InstallRunOptions,
+  type InstallReport,
+} from './policy/installer.js';
 export {
   libraryMigrations,
   appliedLibraryMigrations,
