@@ -73,17 +73,18 @@ async function seed(db: Fresh): Promise<{ a: string; b: string }> {
 /** A digest of every row of the seeded tables, read as the superuser. */
 async function rows(db: Fresh): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const table of [
-    'tenantry.tenants',
-    'public.notes',
-    'tenantry.clusters',
-    'tenantry_private.api_keys',
-    'tenantry.audit_log',
-    'tenantry.registered_tables',
-    'tenantry.local_route',
-  ]) {
+  // the columns the old layout had (a migration may add columns: identity/002 numbers the audit log)
+  for (const [table, columns] of [
+    ['tenantry.tenants', 't.*'],
+    ['public.notes', 't.*'],
+    ['tenantry.clusters', 't.*'],
+    ['tenantry_private.api_keys', 't.*'],
+    ['tenantry.audit_log', 't.id, t.tenant_id, t.occurred_at, t.actor_kind, t.actor_id, t.action, t.reason, t.detail'],
+    ['tenantry.registered_tables', 't.*'],
+    ['tenantry.local_route', 't.*'],
+  ] as const) {
     const { rows: r } = await db.admin.query<{ n: string; h: string }>(
-      `select count(*)::text as n, md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as h from ${table} t`,
+      `select count(*)::text as n, md5(coalesce(string_agg(row(${columns})::text, '|' order by row(${columns})::text), '')) as h from ${table} t`,
     );
     out[table] = `${r[0]!.n}:${r[0]!.h}`;
   }
