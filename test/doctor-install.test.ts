@@ -74,6 +74,20 @@ describe('doctor: INSTALL_OUTDATED (pending library migrations)', () => {
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 
+  it('reports migrations this version does not know (a newer Tenantry installed the database)', async () => {
+    await db.admin.query(
+      `insert into tenantry.library_migrations (feature, version, name, checksum) values ('core', 999, 'future', 'x')`,
+    );
+    try {
+      const finding = findingOf(await runDoctor(db.adminUrl), 'LIBRARY_MIGRATION_UNKNOWN', db.name);
+      expect(finding.message).toContain('core/999');
+      // install of this version leaves it alone
+      expect((await install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole })).applied).toEqual([]);
+    } finally {
+      await db.admin.query(`delete from tenantry.library_migrations where version = 999`);
+    }
+  });
+
   it('names the recorded support role, data schemas and unsigned mode in the fix', async () => {
     const other = await createTestDatabase({
       contextMode: 'unsigned',

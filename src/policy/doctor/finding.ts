@@ -63,6 +63,7 @@ export type FindingCode =
   | 'CONTEXT_KEY_MISSING'
   | 'INSTALL_OUTDATED'
   | 'LIBRARY_MIGRATION_CHANGED'
+  | 'LIBRARY_MIGRATION_UNKNOWN'
   | 'APP_ROLE_TIMEOUTS_MISSING'
   // the support role (audited staff reads)
   | 'SUPPORT_ROLE_UNSAFE'

@@ -1,11 +1,18 @@
 import type { Finding } from './finding.js';
 import type { DoctorScope } from './doctor-scope.js';
-import { appliedLibraryMigrations, changedOf, migrationLabel, pendingOf } from '../library-migrations.js';
+import {
+  appliedLibraryMigrations,
+  changedOf,
+  libraryMigrations,
+  migrationLabel,
+  pendingOf,
+} from '../library-migrations.js';
 
 /**
  * Whether this database's Tenantry schema is this library version's: pending library migrations
  * (INSTALL_OUTDATED, naming each `feature/NNN_name`), applied ones whose file changed since
- * (LIBRARY_MIGRATION_CHANGED), and the app role's timeouts (APP_ROLE_TIMEOUTS_MISSING). A
+ * (LIBRARY_MIGRATION_CHANGED) or that this version does not know (LIBRARY_MIGRATION_UNKNOWN: a
+ * newer version installed it), and the app role's timeouts (APP_ROLE_TIMEOUTS_MISSING). A
  * database placed (tier `database`, another cluster's shared database) keeps an earlier
  * version's schema until `tenantry install` runs there again: nothing else would tell.
  */
@@ -45,6 +52,16 @@ export async function checkInstall(scope: DoctorScope): Promise<Finding[]> {
       object: `tenantry.library_migrations ${migrationLabel(m)}`,
       message: `Library migration ${migrationLabel(m)} was applied here from a file whose checksum differs from this library version's: a released migration was edited, so this database may differ from a fresh install.`,
       fix: 'Compare the two versions of the migration; a released migration must never change (add a new one instead).',
+    });
+  const known = new Set(libraryMigrations().map((m) => `${m.feature}/${m.version}`));
+  const unknown = applied.filter((a) => !known.has(`${a.feature}/${a.version}`));
+  if (unknown.length > 0)
+    findings.push({
+      code: 'LIBRARY_MIGRATION_UNKNOWN',
+      severity: 'warning',
+      object: scope.databaseSql,
+      message: `Library migrations applied here that this Tenantry version does not know: ${unknown.map((u) => `${u.feature}/${String(u.version).padStart(3, '0')}`).join(', ')}. A newer version installed this database: this one's checks and functions may not match it.`,
+      fix: 'Run doctor (and the application) with the Tenantry version that installed this database, or newer.',
     });
   if (scope.appRole) findings.push(...(await checkAppRoleTimeouts(scope, scope.appRole)));
   return findings;
