@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { install, type InstallRunOptions } from '../../src/policy/installer.js';
-import { migrationStepSql } from '../../src/policy/install-sql.js';
+import { install, setContextSecret, type InstallRunOptions } from '../../src/policy/installer.js';
+import { installSql, migrationStepSql } from '../../src/policy/install-sql.js';
 import { libraryMigrations, migrationLabel, renderMigration } from '../../src/policy/library-migrations.js';
 import { runDoctor } from '../../src/policy/doctor.js';
 import { catalogListing } from '../support/catalog-listing.js';
@@ -109,6 +109,25 @@ describe('library migrations', () => {
       client.release();
     }
     expect(await catalogListing(db.admin, db.roles)).toEqual(before);
+  });
+
+  it('installSql() is the whole first install as one script: run by hand, it ends like install()', async () => {
+    const [byScript, byInstall] = [await createEmptyDatabase(cleanups), await createEmptyDatabase(cleanups)];
+    const secret = randomBytes(24).toString('base64url');
+    await byScript.admin.query(
+      installSql({ appRole: byScript.roles.app, ownerRole: byScript.roles.owner, appPassword: ROLE_PASSWORD }),
+    );
+    await setContextSecret(byScript.admin, secret);
+    await install(byInstall.adminUrl, {
+      appRole: byInstall.roles.app,
+      ownerRole: byInstall.roles.owner,
+      appPassword: ROLE_PASSWORD,
+      contextSecret: secret,
+    });
+    expect(await catalogListing(byScript.admin, byScript.roles)).toEqual(
+      await catalogListing(byInstall.admin, byInstall.roles),
+    );
+    expect(await runDoctor(byScript.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 
   it('renders only validated, quoted role names into the placeholders', () => {
