@@ -79,13 +79,17 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
     if (options.contextSecret !== undefined) {
       const { ipad, opad } = checkedPads(options.contextSecret);
       const current = await readContextKey(client);
-      if (!current) {
-        await client.query(
-          `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2) on conflict (id) do nothing`,
-          [ipad, opad],
-        );
-        contextSecret = 'set';
-      } else contextSecret = current.ipad.equals(ipad) && current.opad.equals(opad) ? 'unchanged' : 'kept';
+      // a concurrent first install may store its key between the read and the insert: then that one is kept
+      const stored = current
+        ? 0
+        : (
+            await client.query(
+              `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2) on conflict (id) do nothing`,
+              [ipad, opad],
+            )
+          ).rowCount;
+      const key = stored ? undefined : (current ?? (await readContextKey(client)));
+      contextSecret = !key ? 'set' : key.ipad.equals(ipad) && key.opad.equals(opad) ? 'unchanged' : 'kept';
     }
     return { applied, baselined, passwords, contextSecret };
   } finally {

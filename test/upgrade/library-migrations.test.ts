@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hmacPads } from '../../src/data/context-signer.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { install, setContextSecret, type InstallRunOptions } from '../../src/policy/installer.js';
 import { installSql, migrationStepSql } from '../../src/policy/install-sql.js';
@@ -38,7 +39,15 @@ describe('library migrations', () => {
   it('concurrent installs of one database apply each migration once, in order, and all succeed', async () => {
     const db = await createEmptyDatabase(cleanups);
     const options = optionsFor(db);
-    const reports = await Promise.all(Array.from({ length: 4 }, () => install(db.adminUrl, options)));
+    // each with its own secret (deploy jobs that disagree): exactly one is stored, the others kept out
+    const secrets = Array.from({ length: 4 }, () => randomBytes(24).toString('base64url'));
+    const reports = await Promise.all(
+      secrets.map((contextSecret) => install(db.adminUrl, { ...options, contextSecret })),
+    );
+    expect(reports.map((r) => r.contextSecret).sort()).toEqual(['kept', 'kept', 'kept', 'set']);
+    const winner = secrets[reports.findIndex((r) => r.contextSecret === 'set')]!;
+    const { rows: key } = await db.admin.query<{ ipad: Buffer }>('select ipad from tenantry_private.context_key');
+    expect(key[0]!.ipad.equals(hmacPads(winner).ipad)).toBe(true);
     const applied = reports.flatMap((r) => r.applied);
     expect([...applied].sort()).toEqual([...ALL].sort());
     // each install applied a run of consecutive migrations, in the library's order
