@@ -57,14 +57,15 @@ describe('tenantry CLI', () => {
     const { rows } = await db.admin.query(`select 1 from pg_roles where rolname = 'my_app'`);
     expect(rows).toEqual([]);
 
-    await db.admin.query(`delete from tenantry.library_migrations where feature = 'identity'`);
+    await db.admin.query(`delete from tenantry.library_migrations where feature = 'identity' and version = 3`);
     const pending = await tenantry('install', '--dry-run', '--app-role', db.appRole, '--owner-role', db.ownerRole);
-    expect(pending.stdout).toContain('-- pending library migrations: identity/001_identity\n');
-    expect(pending.stdout).toContain('-- migration identity/001_identity');
-    expect(pending.stdout).toContain('CREATE OR REPLACE FUNCTION tenantry.authorize_request');
+    expect(pending.stdout).toContain('-- pending library migrations: identity/003_visible_reasons\n');
+    expect(pending.stdout).toContain('-- migration identity/003_visible_reasons');
+    expect(pending.stdout).toContain('CREATE OR REPLACE FUNCTION tenantry.visible_length');
+    expect(pending.stdout).not.toContain('-- migration identity/001_identity');
     const applied = await tenantry('install');
     expect(applied.code).toBe(0);
-    expect(applied.stdout).toContain('applied 1 library migration: identity/001_identity');
+    expect(applied.stdout).toContain('applied 1 library migration: identity/003_visible_reasons');
   });
 
   it('installs idempotently', async () => {
