@@ -19,13 +19,35 @@ export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export {
   installSql,
-  installDigest,
   resolveInstallOptions,
   CONTEXT_SETTING,
+  DEFAULT_APP_ROLE_TIMEOUTS,
   type InstallOptions,
+  type AppRoleTimeouts,
   type ContextMode,
 } from './policy/install-sql.js';
-export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
+export {
+  install,
+  planInstall,
+  setContextSecret,
+  type InstallRunOptions,
+  type InstallReport,
+} from './policy/installer.js';
+export {
+  libraryMigrations,
+  appliedLibraryMigrations,
+  pendingOf as pendingLibraryMigrations,
+  migrationLabel,
+  type LibraryMigration,
+  type AppliedMigration as AppliedLibraryMigration,
+} from './policy/library-migrations.js';
+export {
+  rotateContextSecret,
+  rotatePassword,
+  type RotateContextSecretOptions,
+  type ContextSecretRotation,
+} from './policy/rotation.js';
+export { rotateContextSecretEverywhere, type DatabaseRotation } from './tiers/rotate-everywhere.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
 export { runDoctor, formatDoctorReport } from './policy/doctor.js';
