@@ -7,6 +7,8 @@ export type TenantRef = string | { readonly id: string };
 
 interface Scope {
   readonly tenantId: string | undefined;
+  /** The work's AbortSignal (a request's disconnect or deadline), if any: see {@link runWithSignal}. */
+  readonly signal?: AbortSignal;
 }
 
 const storage = new AsyncLocalStorage<Scope>();
@@ -23,7 +25,30 @@ const NO_TENANT: Scope = Object.freeze({ tenantId: undefined });
  */
 export function runAs<T>(tenant: TenantRef, fn: () => T): T {
   const tenantId = toTenantId(typeof tenant === 'string' ? tenant : tenant?.id);
-  return storage.run({ tenantId }, () => startInScope(fn()));
+  const signal = storage.getStore()?.signal;
+  return storage.run(signal ? { tenantId, signal } : { tenantId }, () => startInScope(fn()));
+}
+
+/**
+ * Runs `fn` with `signal` as the work's AbortSignal, keeping the current tenant (and `runAs`
+ * inside keeps the signal). Tenantry's pools honour it: a statement not yet sent when the signal
+ * aborts is never sent (REQUEST_ABORTED, or the signal's reason when it is a TenantryError such as
+ * DEADLINE_EXCEEDED), and one that is running is cancelled with a PostgreSQL cancel request. The
+ * HTTP adapters pass a signal that aborts when the client disconnects.
+ *
+ * @example
+ * const controller = new AbortController();
+ * request.raw.once('close', () => controller.abort());
+ * await runWithSignal(controller.signal, () => runAs(tenantId, () => pool.query('select …')));
+ */
+export function runWithSignal<T>(signal: AbortSignal, fn: () => T): T {
+  const tenantId = storage.getStore()?.tenantId;
+  return storage.run({ tenantId, signal }, () => startInScope(fn()));
+}
+
+/** The AbortSignal of the current work (see {@link runWithSignal}), or `undefined`. */
+export function currentSignal(): AbortSignal | undefined {
+  return storage.getStore()?.signal;
 }
 
 // Query builders (Drizzle's, for one) are thenables that start only when awaited: start them
@@ -39,7 +64,8 @@ function startInScope<T>(value: T): T {
 
 /** Runs `fn` with no tenant in context, e.g. inside a tenant's work to call a tenant-less API. */
 export function runWithoutTenant<T>(fn: () => T): T {
-  return storage.run(NO_TENANT, () => startInScope(fn()));
+  const signal = storage.getStore()?.signal;
+  return storage.run(signal ? { tenantId: undefined, signal } : NO_TENANT, () => startInScope(fn()));
 }
 
 /** The current tenant's id; throws `TENANT_SCOPE_MISSING` when there is none. */

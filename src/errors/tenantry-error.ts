@@ -34,7 +34,13 @@ export type TenantryErrorCode =
   | 'TENANT_FROZEN'
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
-  | 'CLUSTER_UNKNOWN';
+  | 'CLUSTER_UNKNOWN'
+  // bounded waits (see src/errors/wait-errors.ts)
+  | 'POOL_TIMEOUT'
+  | 'STATEMENT_TIMEOUT'
+  | 'LOCK_TIMEOUT'
+  | 'REQUEST_ABORTED'
+  | 'DEADLINE_EXCEEDED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

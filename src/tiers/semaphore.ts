@@ -1,26 +1,43 @@
-/** A counting semaphore: at most `size` holders at once, the rest wait in arrival order. */
+import { Semaphore as QueueSemaphore, withTimeout } from 'async-mutex';
+
+/**
+ * A counting semaphore whose waits end: at most `size` holders at once, the rest wait in arrival
+ * order until a deadline. The queue is async-mutex's; this adds the deadline per wait (the time
+ * left of one checkout, which spans several semaphores) and a cheap path when a slot is free.
+ */
 export class Semaphore {
-  #inUse = 0;
-  readonly #waiting: Array<() => void> = [];
+  readonly #queue: QueueSemaphore;
 
-  constructor(readonly size: number) {}
-
-  get inUse(): number {
-    return this.#inUse;
+  constructor(readonly size: number) {
+    this.#queue = new QueueSemaphore(size);
   }
 
-  acquire(): Promise<void> {
-    if (this.#inUse < this.size) {
-      this.#inUse++;
-      return Promise.resolve();
+  /** Slots held right now. */
+  get inUse(): number {
+    return this.size - this.#queue.getValue();
+  }
+
+  /** True when nobody holds or waits for a slot. */
+  get idle(): boolean {
+    return this.#queue.getValue() === this.size;
+  }
+
+  /**
+   * Resolves holding a slot; rejects with `onTimeout()` when none is free by `deadline`
+   * (Date.now() milliseconds). A slot granted after the deadline is passed on at once.
+   */
+  async acquire(deadline: number, onTimeout: () => Error): Promise<void> {
+    // a free slot means nobody waits (a release hands it straight to the next waiter)
+    if (this.#queue.getValue() > 0) {
+      await this.#queue.acquire();
+      return;
     }
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    const left = deadline - Date.now();
+    if (left <= 0) throw onTimeout();
+    await withTimeout(this.#queue, left, onTimeout()).acquire();
   }
 
   release(): void {
-    const next = this.#waiting.shift();
-    if (next)
-      next(); // the slot passes on directly
-    else this.#inUse--;
+    this.#queue.release();
   }
 }
