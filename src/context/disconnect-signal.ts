@@ -1,0 +1,29 @@
+import { RequestAbortedError } from '../errors/wait-errors.js';
+import { currentSignal } from './tenant-context.js';
+
+/** The slice of Node's http.ServerResponse that tells a finished answer from a client gone away. */
+export interface ClosableResponse {
+  readonly writableFinished: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * An AbortSignal that aborts (REQUEST_ABORTED) when the client goes away before its answer is
+ * written: the response closes unfinished. Listening on the response, not the request: Node
+ * closes an IncomingMessage as soon as its body has been read, while the client is still there.
+ * Combined with the signal already in context (a deadline, an outer adapter), if any. Run the
+ * request's work under it with `runWithSignal`: what it has not sent is not sent, what runs is
+ * cancelled.
+ *
+ * @example
+ * app.get('/report', (req, res) =>
+ *   runWithSignal(disconnectSignal(res), () => runAs(tenantId, () => pool.query('select …'))));
+ */
+export function disconnectSignal(response: ClosableResponse): AbortSignal {
+  const controller = new AbortController();
+  response.once('close', () => {
+    if (!response.writableFinished) controller.abort(new RequestAbortedError());
+  });
+  const outer = currentSignal();
+  return outer ? AbortSignal.any([outer, controller.signal]) : controller.signal;
+}
