@@ -1,4 +1,5 @@
 import { Semaphore as QueueSemaphore, withTimeout } from 'async-mutex';
+import { abortError } from '../errors/wait-errors.js';
 
 /**
  * A counting semaphore whose waits end: at most `size` holders at once, the rest wait in arrival
@@ -24,9 +25,10 @@ export class Semaphore {
 
   /**
    * Resolves holding a slot; rejects with `onTimeout()` when none is free by `deadline`
-   * (Date.now() milliseconds). A slot granted after the deadline is passed on at once.
+   * (Date.now() milliseconds), or with the work's abort error when `signal` aborts first. A slot
+   * granted to a waiter that gave up is passed on at once.
    */
-  async acquire(deadline: number, onTimeout: () => Error): Promise<void> {
+  async acquire(deadline: number, onTimeout: () => Error, signal?: AbortSignal): Promise<void> {
     // a free slot means nobody waits (a release hands it straight to the next waiter)
     if (this.#queue.getValue() > 0) {
       await this.#queue.acquire();
@@ -34,7 +36,37 @@ export class Semaphore {
     }
     const left = deadline - Date.now();
     if (left <= 0) throw onTimeout();
-    await withTimeout(this.#queue, left, onTimeout()).acquire();
+    const ticket = withTimeout(this.#queue, left, onTimeout()).acquire();
+    if (!signal) {
+      await ticket;
+      return;
+    }
+    if (signal.aborted) {
+      void ticket.then(
+        () => this.#queue.release(),
+        () => undefined,
+      );
+      throw abortError(signal);
+    }
+    await new Promise<void>((resolve, reject) => {
+      let gaveUp = false;
+      const onAbort = () => {
+        gaveUp = true;
+        reject(abortError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      ticket.then(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          if (gaveUp) this.#queue.release();
+          else resolve();
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          if (!gaveUp) reject(error);
+        },
+      );
+    });
   }
 
   release(): void {
