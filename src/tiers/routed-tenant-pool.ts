@@ -261,7 +261,7 @@ export class RoutedTenantPool {
     };
     try {
       for (const semaphore of [own, slots.location, this.#slots]) {
-        await semaphore.acquire(deadline, timeout, signal);
+        if (!semaphore.tryAcquire()) await semaphore.acquire(deadline, timeout, signal);
         held.push(semaphore);
       }
       if (signal?.aborted) throw abortError(signal);

@@ -1,10 +1,15 @@
-import { Semaphore as QueueSemaphore, withTimeout } from 'async-mutex';
+import { Semaphore as QueueSemaphore } from 'async-mutex';
 import { abortError } from '../errors/wait-errors.js';
 
 /**
  * A counting semaphore whose waits end: at most `size` holders at once, the rest wait in arrival
- * order until a deadline. The queue is async-mutex's; this adds the deadline per wait (the time
- * left of one checkout, which spans several semaphores) and a cheap path when a slot is free.
+ * order until a deadline or until their work's signal aborts. The queue is async-mutex's; this
+ * adds a synchronous path when a slot is free, and a deadline and a signal per wait (the time
+ * left of one checkout, which spans several semaphores). Not async-mutex's `withTimeout`: it
+ * builds its timeout error up front and runs a generator on every wait: 80–130 µs per contended
+ * acquire here (64 waiters on 20 slots, 2 cores, 2026-12) against ~20 µs for this one. Uncontended,
+ * tryAcquire + release cost ~0.7 µs (the hand-written semaphore this replaced: ~0.3 µs); a
+ * RoutedTenantPool statement takes three, ~1% of a point select's round trip: kept the library.
  */
 export class Semaphore {
   readonly #queue: QueueSemaphore;
@@ -24,48 +29,42 @@ export class Semaphore {
   }
 
   /**
+   * Takes a free slot now, if there is one (true). A free slot means nobody waits: a release
+   * hands its slot straight to the next waiter. async-mutex grants it synchronously then.
+   */
+  tryAcquire(): boolean {
+    if (this.#queue.getValue() <= 0) return false;
+    void this.#queue.acquire();
+    return true;
+  }
+
+  /**
    * Resolves holding a slot; rejects with `onTimeout()` when none is free by `deadline`
    * (Date.now() milliseconds), or with the work's abort error when `signal` aborts first. A slot
    * granted to a waiter that gave up is passed on at once.
    */
-  async acquire(deadline: number, onTimeout: () => Error, signal?: AbortSignal): Promise<void> {
-    // a free slot means nobody waits (a release hands it straight to the next waiter)
-    if (this.#queue.getValue() > 0) {
-      await this.#queue.acquire();
-      return;
-    }
+  acquire(deadline: number, onTimeout: () => Error, signal?: AbortSignal): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     const left = deadline - Date.now();
-    if (left <= 0) throw onTimeout();
-    const ticket = withTimeout(this.#queue, left, onTimeout()).acquire();
-    if (!signal) {
-      await ticket;
-      return;
-    }
-    if (signal.aborted) {
-      void ticket.then(
-        () => this.#queue.release(),
-        () => undefined,
-      );
-      throw abortError(signal);
-    }
-    await new Promise<void>((resolve, reject) => {
+    if (left <= 0) return Promise.reject(onTimeout());
+    return new Promise<void>((resolve, reject) => {
       let gaveUp = false;
-      const onAbort = () => {
+      const giveUp = (error: Error) => {
         gaveUp = true;
-        reject(abortError(signal));
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        reject(error);
       };
-      signal.addEventListener('abort', onAbort, { once: true });
-      ticket.then(
-        () => {
-          signal.removeEventListener('abort', onAbort);
-          if (gaveUp) this.#queue.release();
-          else resolve();
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          if (!gaveUp) reject(error);
-        },
-      );
+      const onAbort = () => giveUp(abortError(signal!));
+      const timer = setTimeout(() => giveUp(onTimeout()), left);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void this.#queue.acquire().then(() => {
+        if (gaveUp) return this.#queue.release();
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
     });
   }
 
