@@ -6,6 +6,7 @@ export {
   tryCurrentTenant,
   currentSignal,
   type TenantRef,
+  type RunAsOptions,
 } from './context/tenant-context.js';
 export { disconnectSignal, type ClosableResponse } from './context/disconnect-signal.js';
 export { isTenantId, toTenantId } from './context/tenant-id.js';

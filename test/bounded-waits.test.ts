@@ -147,22 +147,34 @@ describe('lock timeout', () => {
 });
 
 describe('aborted work', () => {
+  it('runAs starts a unit of work: it does not inherit the signal around it; runWithSignal keeps the tenant', async () => {
+    const { currentSignal, tryCurrentTenant } = await import('../src/context/tenant-context.js');
+    const outer = new AbortController();
+    runWithSignal(outer.signal, () => {
+      expect(currentSignal()).toBe(outer.signal);
+      runAs(A, () => expect(currentSignal()).toBeUndefined());
+      runAs(A, () =>
+        runWithSignal(outer.signal, () => expect([tryCurrentTenant(), currentSignal()]).toEqual([A, outer.signal])),
+      );
+    });
+  });
+
   it('a statement whose signal aborted before it was sent is never sent (REQUEST_ABORTED)', async () => {
     const pool = db.appPool({ max: 1 });
     const controller = new AbortController();
     controller.abort();
     const refused = await failure(
-      runWithSignal(controller.signal, () =>
-        runAs(A, () => pool.query(`insert into notes (body) values ('written after abort')`)),
-      ),
+      runAs(A, () => pool.query(`insert into notes (body) values ('written after abort')`), {
+        signal: controller.signal,
+      }),
     );
     expect(refused.error).toMatchObject({ code: 'REQUEST_ABORTED' });
 
     // waiting for a connection when the client goes away: refused when its turn comes
     const held = await pool.connect();
     const controller2 = new AbortController();
-    const waiting = runWithSignal(controller2.signal, () =>
-      runAs(A, () => pool.query(`insert into notes (body) values ('queued then aborted')`)),
+    const waiting = runAs(A, () =>
+      runWithSignal(controller2.signal, () => pool.query(`insert into notes (body) values ('queued then aborted')`)),
     );
     await new Promise((r) => setTimeout(r, 100));
     controller2.abort();
@@ -175,9 +187,9 @@ describe('aborted work', () => {
     const pool = db.appPool({ max: 1 });
     const { rows } = await pool.query<{ pid: number }>('select pg_backend_pid() as pid');
     const controller = new AbortController();
-    const write = runWithSignal(controller.signal, () =>
-      runAs(A, () => pool.query(`insert into notes (body) select 'cancelled write' from pg_sleep(10)`)),
-    );
+    const write = runAs(A, () => pool.query(`insert into notes (body) select 'cancelled write' from pg_sleep(10)`), {
+      signal: controller.signal,
+    });
     await until('the statement to run', async () => (await running('cancelled write')) === 1);
     controller.abort();
     const cancelled = await failure(write);
@@ -199,7 +211,7 @@ describe('aborted work', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(new DeadlineExceededError(200)), 200);
     const late = await failure(
-      runWithSignal(controller.signal, () => runAs(A, () => pool.query(`select 'deadline', pg_sleep(10)`))),
+      runAs(A, () => pool.query(`select 'deadline', pg_sleep(10)`), { signal: controller.signal }),
     );
     expect(late.error).toMatchObject({ code: 'DEADLINE_EXCEEDED', status: 504 });
     expect(late.ms).toBeLessThan(3000);
@@ -210,8 +222,9 @@ describe('aborted work', () => {
     const pool = db.appPool({ max: 1 });
     const controller = new AbortController();
     const client = await pool.connect();
-    const work = runWithSignal(controller.signal, () =>
-      runAs(A, async () => {
+    const work = runAs(
+      A,
+      async () => {
         await client.query('begin');
         await client.query(`insert into notes (body) values ('in aborted transaction')`);
         try {
@@ -219,7 +232,8 @@ describe('aborted work', () => {
         } finally {
           await client.query('rollback').catch(() => undefined);
         }
-      }),
+      },
+      { signal: controller.signal },
     );
     await until('the statement to run', async () => (await running('long in tx')) === 1);
     controller.abort();

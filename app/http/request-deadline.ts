@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DeadlineExceededError, disconnectSignal, runWithSignal } from 'tenantry';
+import { currentSignal, DeadlineExceededError, disconnectSignal, runWithSignal } from 'tenantry';
 
 /** Default of {@link installRequestDeadline}'s `deadlineMs`. */
 export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
@@ -22,7 +22,11 @@ export function installRequestDeadline(app: FastifyInstance, { deadlineMs }: { d
       const controller = new AbortController();
       const left = (arrivals.get(request) ?? Date.now()) + deadlineMs - Date.now();
       const timer = setTimeout(() => controller.abort(new DeadlineExceededError(deadlineMs)), Math.max(0, left));
-      const signal = AbortSignal.any([controller.signal, disconnectSignal(reply.raw)]);
+      // with the tenant adapter's signal when inside a tenant route (it aborts on disconnect too)
+      const outer = currentSignal();
+      const signal = AbortSignal.any(
+        outer ? [controller.signal, outer] : [controller.signal, disconnectSignal(reply.raw)],
+      );
       const work = Promise.resolve().then(() => runWithSignal(signal, () => handler.call(this, request, reply)));
       const aborted = new Promise<never>((_, reject) => {
         if (signal.aborted) reject(signal.reason);

@@ -1,5 +1,4 @@
 import { RequestAbortedError } from '../errors/wait-errors.js';
-import { currentSignal } from './tenant-context.js';
 
 /** The slice of Node's http.ServerResponse that tells a finished answer from a client gone away. */
 export interface ClosableResponse {
@@ -11,19 +10,17 @@ export interface ClosableResponse {
  * An AbortSignal that aborts (REQUEST_ABORTED) when the client goes away before its answer is
  * written: the response closes unfinished. Listening on the response, not the request: Node
  * closes an IncomingMessage as soon as its body has been read, while the client is still there.
- * Combined with the signal already in context (a deadline, an outer adapter), if any. Run the
- * request's work under it with `runWithSignal`: what it has not sent is not sent, what runs is
- * cancelled.
+ * Run the request's work under it (`runAs(tenant, fn, { signal })` or `runWithSignal`): what it
+ * has not sent is not sent, what runs is cancelled.
  *
  * @example
  * app.get('/report', (req, res) =>
- *   runWithSignal(disconnectSignal(res), () => runAs(tenantId, () => pool.query('select …'))));
+ *   runAs(tenantId, () => pool.query('select count(*) from recordings'), { signal: disconnectSignal(res) }));
  */
 export function disconnectSignal(response: ClosableResponse): AbortSignal {
   const controller = new AbortController();
   response.once('close', () => {
     if (!response.writableFinished) controller.abort(new RequestAbortedError());
   });
-  const outer = currentSignal();
-  return outer ? AbortSignal.any([outer, controller.signal]) : controller.signal;
+  return controller.signal;
 }

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { runAs, runWithSignal } from '../context/tenant-context.js';
+import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
@@ -50,15 +50,17 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
           throw new AccessError('UNAUTHENTICATED');
         (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
         // a client that goes away: its statements not yet sent are not sent, running ones cancelled
-        await runWithSignal(disconnectSignal(response), () =>
-          runAs(resolution.tenantId, async () => {
+        await runAs(
+          resolution.tenantId,
+          async () => {
             if (audit)
               await auditStaffRequest(audit, resolution as Resolution<unknown>, {
                 method: request.method,
                 route: request.baseUrl + request.path,
               });
             next();
-          }),
+          },
+          { signal: disconnectSignal(response) },
         );
       })
       .catch(next);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
-import { runAs, runWithSignal } from '../context/tenant-context.js';
+import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
@@ -59,12 +59,14 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       const resolution = request.tenantry;
       if (!resolution) throw new AccessError('UNAUTHENTICATED');
       // a client that goes away: its statements not yet sent are not sent, running ones cancelled
-      return runWithSignal(disconnectSignal(reply.raw), () =>
-        runAs(resolution.tenantId, async () => {
+      return runAs(
+        resolution.tenantId,
+        async () => {
           if (audit)
             await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
           return handler.call(this, request, reply);
-        }),
+        },
+        { signal: disconnectSignal(reply.raw) },
       );
     };
   });

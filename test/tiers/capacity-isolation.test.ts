@@ -5,7 +5,7 @@
 // and statements whose clients gave up are never written when the lock clears.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAs, runWithSignal } from '../../src/context/tenant-context.js';
+import { runAs } from '../../src/context/tenant-context.js';
 import { Placements } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
@@ -145,9 +145,7 @@ describe('capacity isolation', () => {
               const signal = AbortSignal.timeout(GIVE_UP_MS);
               gaveUp.push(
                 await timed(() =>
-                  runWithSignal(signal, () =>
-                    runAs(t.locked, () => pool.query(`insert into notes (body) values ('given up')`)),
-                  ),
+                  runAs(t.locked, () => pool.query(`insert into notes (body) values ('given up')`), { signal }),
                 ),
               );
             }
