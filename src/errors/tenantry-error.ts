@@ -23,6 +23,7 @@ export type TenantryErrorCode =
   | 'API_KEY_INVALID'
   | 'STAFF_ACCESS_REQUIRED'
   | 'CODE_INVALID'
+  | 'REASON_INVALID'
   | 'DOMAIN_TAKEN'
   | 'DOMAIN_UNVERIFIED'
   // JWT verification (see src/identity/token-verifier.ts)
@@ -35,6 +36,9 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
+  // Prisma (see src/prisma)
+  | 'PRISMA_POOL_REPLACED'
+  | 'PRISMA_CLIENT_UNSUPPORTED'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'
   | 'STATEMENT_TIMEOUT'
