@@ -27,8 +27,9 @@ export interface FastifyTenantOptions<M> {
 /**
  * Makes every route registered in `scope` (an encapsulated plugin context) a tenant route: the
  * tenant is resolved in `onRequest` (before the body is read) and each handler runs inside
- * `runAs(tenant)`, with a signal that aborts if the client disconnects (see `disconnectSignal`). The handler is wrapped rather than the context entered in a hook: Fastify
- * resumes after hooks and body parsing from callbacks whose async context is not the hook's.
+ * `runAs(tenant)`, with a signal that aborts if the client disconnects (see `disconnectSignal`).
+ * The handler is wrapped rather than the context entered in a hook: Fastify resumes after hooks
+ * and body parsing from callbacks whose async context is not the hook's.
  * Register it before the scope's routes (`onRoute` sees only routes added after it).
  *
  * @example
@@ -46,6 +47,8 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
     const resolution = await resolver.resolve({
       host: request.headers.host,
       headers: request.headers,
+      // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
+      rawHeaders: request.raw.rawHeaders,
       pathTenant: pathParam ? params?.[pathParam] : undefined,
       method: request.method,
       path: request.routeOptions.url,
