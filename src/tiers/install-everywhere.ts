@@ -5,7 +5,7 @@ import { installDigest, type ContextMode } from '../policy/install-sql.js';
 import { install } from '../policy/installer.js';
 import { withDatabase } from './provision.js';
 import { listMigrationTargets, type MigrationTarget } from './migrate/migration-target.js';
-import { runBounded } from './migrate/run-bounded.js';
+import pLimit from 'p-limit';
 
 /** Options of {@link installEverywhere}. */
 export interface InstallEverywhereOptions {
@@ -109,13 +109,13 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
   const byCluster = new Map<string, MigrationTarget[]>();
   for (const t of targets) byCluster.set(t.cluster, [...(byCluster.get(t.cluster) ?? []), t]);
   const rest: MigrationTarget[] = [];
-  await runBounded([...byCluster.values()], limit, async (list) => {
+  await pLimit(limit).map([...byCluster.values()], async (list) => {
     const ordered = [...list.filter((t) => t.kind === 'shared'), ...list.filter((t) => t.kind !== 'shared')];
     let next = 0;
     while (next < ordered.length && !(await installOne(ordered[next++]!, true)));
     rest.push(...ordered.slice(next));
   });
-  await runBounded(rest, limit, (t) => installOne(t, false).then(() => undefined));
+  await pLimit(limit).map(rest, (t) => installOne(t, false).then(() => undefined));
 
   const databases = targets.map((t) => results.get(t.key)!);
   const { appRole, ownerRole, supportRole, contextMode } = roles;
