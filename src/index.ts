@@ -1,4 +1,14 @@
-export { runAs, runWithoutTenant, currentTenant, tryCurrentTenant, type TenantRef } from './context/tenant-context.js';
+export {
+  runAs,
+  runWithoutTenant,
+  runWithSignal,
+  currentTenant,
+  tryCurrentTenant,
+  currentSignal,
+  type TenantRef,
+  type RunAsOptions,
+} from './context/tenant-context.js';
+export { disconnectSignal, type ClosableResponse } from './context/disconnect-signal.js';
 export { isTenantId, toTenantId } from './context/tenant-id.js';
 export {
   TenantryError,
@@ -14,6 +24,13 @@ export {
   type TenantryErrorCode,
 } from './errors/tenantry-error.js';
 export { SqlState, sqlStateOf } from './errors/sqlstate.js';
+export {
+  PoolTimeoutError,
+  StatementTimeoutError,
+  LockTimeoutError,
+  RequestAbortedError,
+  DeadlineExceededError,
+} from './errors/wait-errors.js';
 export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';

@@ -38,7 +38,13 @@ export type TenantryErrorCode =
   | 'CLUSTER_UNKNOWN'
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
-  | 'PRISMA_CLIENT_UNSUPPORTED';
+  | 'PRISMA_CLIENT_UNSUPPORTED'
+  // bounded waits (see src/errors/wait-errors.ts)
+  | 'POOL_TIMEOUT'
+  | 'STATEMENT_TIMEOUT'
+  | 'LOCK_TIMEOUT'
+  | 'REQUEST_ABORTED'
+  | 'DEADLINE_EXCEEDED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
