@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { formatDoctorReport, runDoctor, type DoctorReport, type FindingCode } from '../src/policy/doctor.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { applyFixes, findingOf } from './support/doctor-findings.js';
+import type { TestDatabase } from './support/test-database.js';
+import { applyFixes, createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 
 /**
  * db.drop() ends its pools, then drops the database WITH (FORCE). pg-pool's end() resolves before
@@ -31,7 +31,7 @@ function objectsOf(report: DoctorReport, code: FindingCode): string[] {
 describe('doctor on a clean install', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.owner.query(`
       create table accounts (tenant_id uuid not null, id uuid not null default gen_random_uuid(), email text not null,
                              primary key (tenant_id, id), unique (tenant_id, email));
@@ -122,7 +122,7 @@ describe('doctor on the app role', () => {
   let db: TestDatabase;
   let extraRoles: string[];
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const [ops, team, readers] = ['ops', 'team', 'readers'].map((r) => `${db.name}_${r}`) as [string, string, string];
     extraRoles = [ops, team, readers];
     await db.owner.query(
@@ -202,7 +202,7 @@ describe('doctor on tenant tables and privileges', () => {
   let db: TestDatabase;
   let helper: string;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     helper = `${db.name}_helper`;
     const notes = (
       t: string,
@@ -313,7 +313,7 @@ describe('doctor on tenant tables and privileges', () => {
 describe('doctor on keys', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.owner.query(`
       create table accounts (tenant_id uuid not null, id uuid not null default gen_random_uuid(), email text not null, handle text, code text,
                              primary key (tenant_id, id), unique (id), unique (email), unique (tenant_id, handle), unique (code) include (tenant_id));
@@ -386,7 +386,7 @@ describe('doctor on policies', () => {
   let db: TestDatabase;
   const isolation = '(tenant_id = ( SELECT tenantry.current_tenant_id() AS current_tenant_id))';
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const tables = [
       'per_row',
       'raw_setting',
@@ -492,7 +492,7 @@ describe('doctor on policies', () => {
 describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const app = db.appRole;
     await db.owner.query(`
       create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
@@ -618,7 +618,7 @@ describe('doctor on settings and install state', () => {
   let db: TestDatabase;
   const forged = `forged-${randomBytes(6).toString('hex')}`;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.admin.query(`
       alter role ${db.appRole} set tenantry.context = '${forged}';
       alter role ${db.ownerRole} in database ${db.name} set tenantry.context = '${forged}';
@@ -673,7 +673,7 @@ describe('doctor on settings and install state', () => {
 describe('doctor on an unsigned install without the event trigger', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase({ contextMode: 'unsigned', eventTrigger: false });
+    db = await createDoctorTestDatabase({ contextMode: 'unsigned', eventTrigger: false });
     await db.owner.query(`
       create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), primary key (tenant_id, id));
       select tenantry.register_tenant_table('notes');
@@ -698,8 +698,8 @@ describe('doctor on an unsigned install without the event trigger', () => {
 
 describe('doctor and other databases on the same cluster', () => {
   it('ignores a context stored for another database’s role, and still sees one stored for its own app role', async () => {
-    const mine = await createTestDatabase();
-    const other = await createTestDatabase();
+    const mine = await createDoctorTestDatabase();
+    const other = await createDoctorTestDatabase();
     try {
       await other.admin.query(`alter role ${other.appRole} set tenantry.context = 'elsewhere'`);
       expect((await runDoctor(mine.adminUrl)).findings.filter((f) => f.code === 'PERSISTENT_TENANT_CONTEXT')).toEqual(

@@ -16,8 +16,18 @@ import { checkInstallDigest } from './doctor/install-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
 import { checkRoutes } from './doctor/route-checks.js';
 import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
+import { checkDefinerReach } from './doctor/definer-review-checks.js';
+import { checkTableShape } from './doctor/table-shape-checks.js';
+import { checkLeastPrivilege } from './doctor/least-privilege-checks.js';
+import { loadSqlParser } from '../guard/sql-parser.js';
 
 export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
+export {
+  acceptDefinerFunction,
+  recordReviewedFunctions,
+  type AcceptFunctionOptions,
+  type ReviewedFunction,
+} from './doctor/reviewed-functions.js';
 
 /** Options of {@link runDoctor}. */
 export interface DoctorOptions {
@@ -41,6 +51,9 @@ const CHECKS: DoctorCheck[] = [
   checkPolicies,
   checkViews,
   checkDefinerFunctions,
+  checkDefinerReach,
+  checkTableShape,
+  checkLeastPrivilege,
   checkRegistry,
   checkSettings,
   checkInstallDigest,
@@ -60,6 +73,8 @@ const CHECKS: DoctorCheck[] = [
  * process.exitCode = report.ok ? 0 : 1;
  */
 export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): Promise<DoctorReport> {
+  // policy expressions and function bodies are read with PostgreSQL's own parser
+  await loadSqlParser();
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry doctor' });
   await client.connect();
   try {

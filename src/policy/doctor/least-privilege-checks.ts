@@ -1,0 +1,123 @@
+import type { Finding } from './finding.js';
+import { appGranteesSql, scopedRows, type DoctorScope } from './doctor-scope.js';
+
+/** Functions that create a large object: storage outside every tenant, without row level security. */
+const LARGE_OBJECT_CREATORS = [
+  'pg_catalog.lo_create(oid)',
+  'pg_catalog.lo_creat(integer)',
+  'pg_catalog.lo_from_bytea(oid, bytea)',
+  'pg_catalog.lo_import(text)',
+  'pg_catalog.lo_import(text, oid)',
+];
+
+/** Functions that signal another backend: PostgreSQL lets a role signal every session of its own role. */
+const SIGNAL_FUNCTIONS = [
+  'pg_catalog.pg_terminate_backend(integer, bigint)',
+  'pg_catalog.pg_terminate_backend(integer)',
+  'pg_catalog.pg_cancel_backend(integer)',
+];
+
+/** Timeouts a role's sessions must start with; 0 (the default) means no bound. */
+const REQUIRED_TIMEOUTS = ['statement_timeout', 'lock_timeout'] as const;
+
+/**
+ * What the app role can do to other tenants without reading a row (docs/security.md, "What
+ * remains possible"): create large objects (EXECUTE on the `lo_*` creators), cancel or terminate
+ * its sibling sessions, which serve other tenants (EXECUTE on `pg_cancel_backend` /
+ * `pg_terminate_backend`, or membership of `pg_signal_backend`), and hold locks without a bound
+ * (no `statement_timeout` / `lock_timeout` stored for its sessions). Taking an ACCESS EXCLUSIVE
+ * lock on a tenant table is allowed by any UPDATE or DELETE grant: PostgreSQL cannot prevent it,
+ * only bound it, which is what the timeout finding is about.
+ */
+export async function checkLeastPrivilege(scope: DoctorScope): Promise<Finding[]> {
+  if (!scope.appRole) return [];
+  return [...(await executableFunctions(scope)), ...(await timeouts(scope))];
+}
+
+async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ signature: string; creates: boolean; grantees: string | null }>(
+    scope,
+    `SELECT p.oid::regprocedure::text AS signature, f.creates,
+            ${appGranteesSql(`aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))`, `x.privilege_type = 'EXECUTE'`, 'p.proowner')} AS grantees
+       FROM unnest($7::text[], $8::boolean[]) AS f(signature, creates)
+       JOIN pg_proc p ON p.oid = to_regprocedure(f.signature)
+      ORDER BY 1`,
+    [
+      [...LARGE_OBJECT_CREATORS, ...SIGNAL_FUNCTIONS],
+      [...LARGE_OBJECT_CREATORS.map(() => true), ...SIGNAL_FUNCTIONS.map(() => false)],
+    ],
+  );
+  const [signaller] = await scopedRows<{ member: boolean }>(
+    scope,
+    `SELECT pg_has_role((SELECT oid FROM app), 'pg_signal_backend', 'MEMBER') AS member`,
+  );
+  const findings: Finding[] = [];
+  const creators = rows.filter((r) => r.creates && r.grantees !== null);
+  if (creators.length > 0) {
+    findings.push({
+      code: 'APP_CAN_CREATE_LARGE_OBJECTS',
+      severity: 'warning',
+      object: scope.databaseSql,
+      message: `The application role can create large objects (EXECUTE on ${creators.map((r) => r.signature).join(', ')}): they live outside every table, without row level security, readable by every session of the app role whatever its tenant, and their storage counts against no tenant.`,
+      fix: creators.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`).join(' '),
+    });
+  }
+  const signals = rows.filter((r) => !r.creates && r.grantees !== null);
+  if (signals.length > 0 || signaller?.member) {
+    const via = [
+      ...(signals.length > 0 ? [`EXECUTE on ${signals.map((r) => r.signature).join(', ')}`] : []),
+      ...(signaller?.member ? ['membership of pg_signal_backend'] : []),
+    ].join(' and ');
+    findings.push({
+      code: 'APP_CAN_SIGNAL_SESSIONS',
+      severity: 'warning',
+      object: scope.appRole!,
+      message: `The application role can cancel or terminate other sessions of its own role (${via}): injected SQL under one tenant could end the statements and connections serving other tenants. The pool's own query cancellation uses the protocol's cancel request, not these functions.`,
+      fix: [
+        ...signals.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`),
+        ...(signaller?.member ? [`REVOKE pg_signal_backend FROM ${scope.appSql};`] : []),
+      ].join(' '),
+    });
+  }
+  return findings;
+}
+
+async function timeouts(scope: DoctorScope): Promise<Finding[]> {
+  // What a new session of the app role starts with, most specific first: the role in this
+  // database, the role, this database, then the server's configuration.
+  const rows = await scopedRows<{ name: string; value: string | null }>(
+    scope,
+    `SELECT t.name,
+            coalesce(
+              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c, pg_database d
+                WHERE d.datname = current_database() AND s.setrole = (SELECT oid FROM app) AND s.setdatabase = d.oid
+                  AND lower(split_part(c, '=', 1)) = t.name),
+              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c
+                WHERE s.setrole = (SELECT oid FROM app) AND s.setdatabase = 0 AND lower(split_part(c, '=', 1)) = t.name),
+              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c, pg_database d
+                WHERE d.datname = current_database() AND s.setrole = 0 AND s.setdatabase = d.oid
+                  AND lower(split_part(c, '=', 1)) = t.name),
+              (SELECT CASE WHEN g.source IN ('configuration file', 'command line', 'environment variable') THEN g.reset_val
+                           ELSE g.boot_val END
+                 FROM pg_settings g WHERE g.name = t.name)
+            ) AS value
+       FROM unnest($7::text[]) AS t(name)
+      ORDER BY 1`,
+    [[...REQUIRED_TIMEOUTS]],
+  );
+  const missing = rows.filter((r) => r.value === null || /^0+\s*(ms|s|min|h|d)?$/i.test(r.value.trim()));
+  if (missing.length === 0) return [];
+  const names = missing.map((r) => r.name);
+  return [
+    {
+      code: 'APP_ROLE_NO_TIMEOUTS',
+      severity: 'warning',
+      object: scope.appRole!,
+      message: `Sessions of the application role start without ${names.join(' or ')}: a statement or a lock wait has no bound, and a lock taken under one tenant (any UPDATE or DELETE grant allows LOCK TABLE … IN ACCESS EXCLUSIVE MODE; PostgreSQL cannot prevent this) can stall every tenant of the table for as long as the transaction lives. These defaults bound accidents; injected SQL can lift them with SET, so against it the bound is an outside watchdog (pgbouncer query_timeout / idle_transaction_timeout, or a monitor that ends long lock holders).`,
+      fix: [
+        ...names.map((n) => `ALTER ROLE ${scope.appSql} SET ${n} = '${n === 'lock_timeout' ? '5s' : '30s'}';`),
+        `ALTER ROLE ${scope.appSql} SET idle_in_transaction_session_timeout = '60s';`,
+      ].join(' '),
+    },
+  ];
+}
