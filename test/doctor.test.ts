@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { formatDoctorReport, runDoctor, type DoctorReport, type FindingCode } from '../src/policy/doctor.js';
+import {
+  acceptDefinerFunction,
+  formatDoctorReport,
+  runDoctor,
+  type DoctorReport,
+  type FindingCode,
+} from '../src/policy/doctor.js';
 import type { TestDatabase } from './support/test-database.js';
 import { applyFixes, createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 
@@ -39,6 +45,7 @@ describe('doctor on a clean install', () => {
                           primary key (tenant_id, id), foreign key (tenant_id, account_id) references accounts (tenant_id, id) on delete cascade);
       create table plans (id text primary key, price int not null);
       create table internal_jobs (id int primary key);
+      create index on notes (tenant_id, account_id);
       create view account_emails with (security_invoker = true) as select tenant_id, email from accounts;
       create function public.note_count() returns bigint language sql security definer set search_path = pg_catalog, pg_temp
         as 'select count(*) from public.notes';
@@ -50,6 +57,13 @@ describe('doctor on a clean install', () => {
       create schema extra;
       create table extra.items (tenant_id uuid not null, name text);
     `);
+    // counts every tenant's notes on purpose: a reviewer accepted it (test/doctor-definer.test.ts)
+    const owner = await db.owner.connect();
+    try {
+      await acceptDefinerFunction(owner, 'public.note_count()', 'a global statistic, no tenant data');
+    } finally {
+      owner.release();
+    }
   });
   afterAll(() => drop(db));
 
@@ -216,7 +230,7 @@ describe('doctor on tenant tables and privileges', () => {
       create table renamed_notes (tenant_id uuid not null, body text);
       select tenantry.register_tenant_table('renamed_notes');
       alter table renamed_notes rename column tenant_id to org_id;
-      create table custom_col (org uuid not null, body text);
+      create table custom_col (org uuid not null, id int, body text, primary key (org, id));
       select tenantry.register_tenant_table('custom_col', 'org');
     `);
     await db.admin.query(`
@@ -305,8 +319,13 @@ describe('doctor on tenant tables and privileges', () => {
       'APP_CAN_CREATE_TEMP',
     ]);
     const after = await runDoctor(db.adminUrl);
-    // the renamed column needs a human to pick the column: its fix is a template
-    expect(after.findings.map((f) => `${f.code} ${f.object}`)).toEqual(['TENANT_COLUMN_MISSING public.renamed_notes']);
+    // the renamed column and the missing primary keys need a human to pick the columns: their fixes are templates
+    expect(after.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'TENANT_COLUMN_MISSING public.renamed_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.loose_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.renamed_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.slow_notes',
+    ]);
   });
 });
 
@@ -378,6 +397,16 @@ describe('doctor on keys', () => {
         'PRIMARY_KEY_WITHOUT_TENANT',
       ]),
     ).toBe(7);
+    // the keys now include the tenant: what is left is their shape (an index for each foreign key,
+    // and the keys made twice over: unique (tenant_id, id) beside the primary key)
+    const shaped = await runDoctor(db.adminUrl);
+    expect(shaped.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'DUPLICATE_INDEX public.accounts_id_key',
+      'DUPLICATE_INDEX public.orders_tenant_id_id_key',
+      'FOREIGN_KEY_UNINDEXED orders_account_id_fkey on public.orders',
+      'FOREIGN_KEY_UNINDEXED orders_tenant_id_owner_id_fkey on public.orders',
+    ]);
+    expect(await applyFixes(db, shaped, ['DUPLICATE_INDEX', 'FOREIGN_KEY_UNINDEXED'])).toBe(4);
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 });
@@ -608,8 +637,20 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
       'UNREGISTERED_TABLE_REACHABLE',
       'UNREGISTERED_TABLE_NOT_FORCED',
     ];
-    expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set(codes));
+    expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set([...codes, 'DEFINER_NOT_REVIEWED']));
     await applyFixes(db, before, codes);
+    // granted to the app on purpose, each still counts every tenant's notes: a reviewer must say so
+    const fixed = await runDoctor(db.adminUrl);
+    expect(fixed.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'DEFINER_NOT_REVIEWED public.count_notes()',
+      'DEFINER_NOT_REVIEWED public.loose_path()',
+    ]);
+    const owner = await db.owner.connect();
+    try {
+      for (const f of fixed.findings) await acceptDefinerFunction(owner, f.object, 'global statistics, no tenant data');
+    } finally {
+      owner.release();
+    }
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 });

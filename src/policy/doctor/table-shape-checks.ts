@@ -48,7 +48,12 @@ async function duplicateIndexes(scope: DoctorScope): Promise<Finding[]> {
     scope,
     `, idx AS (
        SELECT t.name AS table_name, i.indexrelid, format('%I.%I', n.nspname, ic.relname) AS index_name,
-              (SELECT quote_ident(con.conname) FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = t.oid LIMIT 1) AS constraint_sql,
+              (SELECT quote_ident(con.conname) FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = t.oid AND con.contype IN ('p', 'u', 'x') LIMIT 1) AS constraint_sql,
+              i.indisprimary AS is_primary,
+              -- foreign keys of other tables stand on the index of the referenced key
+              (SELECT coalesce(jsonb_agg(jsonb_build_object('table', f.conrelid::regclass::text, 'name', quote_ident(f.conname),
+                                                            'definition', pg_get_constraintdef(f.oid)) ORDER BY f.conname), '[]')
+                 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid) AS dependents,
               -- two indexes are the same when key, included columns, operator classes, collations,
               -- expressions, predicate, access method and uniqueness all are
               concat_ws('|', i.indkey::text, i.indnkeyatts, i.indclass::text, i.indcollation::text, i.indoption::text,
@@ -59,22 +64,31 @@ async function duplicateIndexes(scope: DoctorScope): Promise<Finding[]> {
          JOIN pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_namespace n ON n.oid = ic.relnamespace
      ), ranked AS (
-       -- keep the one a constraint stands on, else the oldest
+       -- keep the primary key, else one a constraint stands on, else the oldest
        SELECT idx.*, first_value(index_name) OVER w AS kept, row_number() OVER w AS rank
-         FROM idx WINDOW w AS (PARTITION BY table_name, shape ORDER BY constraint_sql IS NULL, indexrelid)
+         FROM idx WINDOW w AS (PARTITION BY table_name, shape ORDER BY is_primary DESC, constraint_sql IS NULL, indexrelid)
      )
-     SELECT table_name, index_name, kept, constraint_sql FROM ranked WHERE rank > 1 ORDER BY 1, 2`,
+     SELECT table_name, index_name, kept, constraint_sql, dependents FROM ranked WHERE rank > 1 ORDER BY 1, 2`,
   );
-  return rows.map((r) => ({
-    code: 'DUPLICATE_INDEX',
-    severity: 'warning',
-    object: r.index_name,
-    message: `Index ${r.index_name} on ${r.table_name} has the same definition as ${r.kept}: every write of every tenant maintains both.${r.constraint_sql === null ? '' : ` Constraint ${r.constraint_sql} stands on it: dropping the constraint drops the index, ${r.kept} keeps enforcing the same.`}`,
-    fix:
+  return rows.map((r) => {
+    const drop =
       r.constraint_sql === null
         ? `DROP INDEX ${r.index_name};`
-        : `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql};`,
-  }));
+        : `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql};`;
+    // a foreign key holds on to the index it was created against: drop it, then add it back against the index kept
+    const fix = [
+      ...r.dependents.map((f) => `ALTER TABLE ${f.table} DROP CONSTRAINT ${f.name};`),
+      drop,
+      ...r.dependents.map((f) => `ALTER TABLE ${f.table} ADD CONSTRAINT ${f.name} ${f.definition};`),
+    ].join(' ');
+    return {
+      code: 'DUPLICATE_INDEX',
+      severity: 'warning',
+      object: r.index_name,
+      message: `Index ${r.index_name} on ${r.table_name} has the same definition as ${r.kept}: every write of every tenant maintains both.${r.constraint_sql === null ? '' : ` Constraint ${r.constraint_sql} stands on it: dropping the constraint drops the index, ${r.kept} keeps enforcing the same.`}${r.dependents.length === 0 ? '' : ` Foreign key${r.dependents.length === 1 ? '' : 's'} ${r.dependents.map((f) => `${f.name} on ${f.table}`).join(', ')} stand${r.dependents.length === 1 ? 's' : ''} on it and ${r.dependents.length === 1 ? 'is' : 'are'} re-created.`}`,
+      fix,
+    } satisfies Finding;
+  });
 }
 
 async function noPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
