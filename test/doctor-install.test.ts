@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDoctor, type DoctorReport } from '../src/policy/doctor.js';
 import { installDigest, installSql } from '../src/policy/install-sql.js';
 import { install } from '../src/policy/installer.js';
-import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
-import { findingOf } from './support/doctor-findings.js';
+import { ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+import { createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 import { hasFunction, storedDigest } from './support/install-probes.js';
 
 // INSTALL_OUTDATED: a database whose last install ran another Tenantry version's install SQL
@@ -50,7 +50,7 @@ describe('install digest', () => {
 describe('doctor: INSTALL_OUTDATED', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
   });
   afterAll(() => db?.drop());
 
@@ -88,7 +88,7 @@ describe('doctor: INSTALL_OUTDATED', () => {
   });
 
   it('names the recorded support role, data schemas and unsigned mode in the fix', async () => {
-    const other = await createTestDatabase({
+    const other = await createDoctorTestDatabase({
       contextMode: 'unsigned',
       dataSchemas: ['public', 'app'],
       supportRole: `s_${Date.now().toString(36)}`,

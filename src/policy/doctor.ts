@@ -85,7 +85,12 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS)
       findings.push(...(await check(scope)));
     await client.query('COMMIT');
-    return doctorReport(options.citus ? findings.map(citusSeverity) : findings);
+    if (!options.citus) return doctorReport(findings);
+    // CITUS_NO_PRIMARY_KEY says the same of a table, with the fix Citus needs
+    const citusNoKey = new Set(findings.filter((f) => f.code === 'CITUS_NO_PRIMARY_KEY').map((f) => f.object));
+    return doctorReport(
+      findings.filter((f) => f.code !== 'TENANT_TABLE_NO_PRIMARY_KEY' || !citusNoKey.has(f.object)).map(citusSeverity),
+    );
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {
       throw new ConfigurationError(

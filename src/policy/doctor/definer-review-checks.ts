@@ -107,7 +107,7 @@ export async function checkDefinerReach(scope: DoctorScope): Promise<Finding[]> 
       code: changed ? 'DEFINER_CHANGED_SINCE_REVIEW' : 'DEFINER_NOT_REVIEWED',
       severity,
       object: f.signature,
-      message: `${changed ? `SECURITY DEFINER ${f.keyword.toLowerCase()} ${f.signature} changed since it was reviewed (${f.reviewed_at}): its body hash is now ${f.sha256}.` : `The application role can execute SECURITY DEFINER ${f.keyword.toLowerCase()} ${f.signature} (granted to ${f.grantees}) with its owner's rights, and ${owner}.`} It ${what}${how}. A definer function that reads or writes rows of other tenants than the caller's is a way around every policy: review what it returns and to whom, then accept it or make it safe.`,
+      message: `${changed ? `SECURITY DEFINER ${f.keyword.toLowerCase()} ${f.signature} changed since it was reviewed (${f.reviewed_at}): its body hash is now ${f.sha256}.` : `The application role can execute SECURITY DEFINER ${f.keyword.toLowerCase()} ${f.signature} (granted to ${f.grantees}) with its owner's rights, and ${owner}; its body hash is ${f.sha256}.`} It ${what}${how}. A definer function that reads or writes rows of other tenants than the caller's is a way around every policy: review what it returns and to whom, then accept it or make it safe.`,
       fix: `tenantry doctor accept-function ${quoteLiteral(f.signature)} --reason '<why it may reach these rows>'${changed ? '' : ` (after review), or REVOKE EXECUTE ON ${f.keyword} ${f.signature} FROM ${f.grantees};`}`,
     });
   }

@@ -41,7 +41,18 @@ CREATE TABLE IF NOT EXISTS tenantry.reviewed_functions (
   reviewed_by name NOT NULL DEFAULT current_user,
   reviewed_at timestamptz NOT NULL DEFAULT now()
 );
-REVOKE ALL ON tenantry.reviewed_functions FROM PUBLIC;`;
+REVOKE ALL ON tenantry.reviewed_functions FROM PUBLIC;
+-- created by a superuser (the CLI): hand it to the owner role, which migrations run as
+DO $do$
+DECLARE
+  owner_oid oid := (SELECT r.oid FROM tenantry.meta m JOIN pg_roles r ON r.rolname = m.value WHERE m.key = 'owner_role');
+BEGIN
+  IF owner_oid IS NOT NULL AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+     AND (SELECT relowner FROM pg_class WHERE oid = 'tenantry.reviewed_functions'::regclass) <> owner_oid THEN
+    EXECUTE format('ALTER TABLE tenantry.reviewed_functions OWNER TO %I', pg_get_userbyid(owner_oid));
+  END IF;
+END
+$do$;`;
 
 /** A SECURITY DEFINER function a reviewer accepted, as recorded. */
 export interface ReviewedFunction {

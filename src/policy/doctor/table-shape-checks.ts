@@ -2,9 +2,9 @@ import type { Finding } from './finding.js';
 import { scopedRows, type DoctorScope } from './doctor-scope.js';
 
 /**
- * The shape of tenant tables, where one tenant's work costs the others: a foreign key whose
- * columns lead no index (a delete or key update of the referenced row scans the referencing
- * table, every tenant's rows, under lock), two indexes with the same definition (every tenant's
+ * The shape of tenant tables, where one tenant's work costs the others: a foreign key none of
+ * whose columns leads an index (a delete or key update of the referenced row scans the
+ * referencing table, every tenant's rows, under lock), two indexes with the same definition (every tenant's
  * writes pay twice), and no primary key (rows a tenant export, a move or logical replication
  * cannot identify). Warnings.
  */
@@ -21,19 +21,18 @@ async function unindexedForeignKeys(scope: DoctorScope): Promise<Finding[]> {
        FROM tenant_table t
        JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'f'
       WHERE NOT EXISTS (
-        -- an index whose leading key columns are exactly the foreign key's columns, in any order
+        -- an index led by one of the foreign key's columns narrows the lookup: for a key that pairs
+        -- the tenant columns, the tenant index every registered table has confines it to the rows
+        -- of the tenant whose delete causes it, so its cost stays with that tenant
         SELECT FROM pg_index i
-         WHERE i.indrelid = t.oid AND i.indisvalid AND i.indpred IS NULL
-           AND i.indnkeyatts >= cardinality(con.conkey)
-           AND (SELECT array_agg(i.indkey[k] ORDER BY i.indkey[k]) FROM generate_series(0, cardinality(con.conkey) - 1) k)
-               = (SELECT array_agg(c ORDER BY c) FROM unnest(con.conkey) c))
+         WHERE i.indrelid = t.oid AND i.indisvalid AND i.indpred IS NULL AND i.indkey[0] = ANY (con.conkey))
       ORDER BY 1, 2`,
   );
   return rows.map((r) => ({
     code: 'FOREIGN_KEY_UNINDEXED',
     severity: 'warning',
     object: `${r.constraint_sql} on ${r.table_name}`,
-    message: `No index on ${r.table_name} starts with the columns of foreign key ${r.constraint_sql} (${r.columns.join(', ')}): deleting or re-keying a referenced row scans ${r.table_name} across every tenant while holding its locks, so one tenant's delete slows the others.`,
+    message: `No index on ${r.table_name} starts with a column of foreign key ${r.constraint_sql} (${r.columns.join(', ')}): deleting or re-keying a referenced row scans ${r.table_name} across every tenant while holding its locks, so one tenant's delete slows the others.`,
     fix: `CREATE INDEX ON ${r.table_name} (${r.columns.join(', ')});`,
   }));
 }
@@ -44,6 +43,7 @@ async function duplicateIndexes(scope: DoctorScope): Promise<Finding[]> {
     index_name: string;
     kept: string;
     constraint_sql: string | null;
+    dependents: { table: string; name: string; definition: string }[];
   }>(
     scope,
     `, idx AS (
@@ -94,8 +94,10 @@ async function duplicateIndexes(scope: DoctorScope): Promise<Finding[]> {
 async function noPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
   const rows = await scopedRows<{ name: string; tenant_sql: string }>(
     scope,
-    `SELECT t.name, t.tenant_sql FROM tenant_table t
-      WHERE NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indisprimary)
+    // a replica identity (FULL, or a unique index) identifies rows for moves and exports as well
+    `SELECT t.name, t.tenant_sql FROM tenant_table t JOIN pg_class c ON c.oid = t.oid
+      WHERE NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident)))
+        AND c.relreplident <> 'f'
       ORDER BY 1`,
   );
   return rows.map((r) => ({
@@ -103,6 +105,6 @@ async function noPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
     severity: 'warning',
     object: r.name,
     message: `Tenant table ${r.name} has no primary key: a tenant's rows cannot be told apart by key when they are exported, moved to another placement (logical replication needs a replica identity) or compared after a move.`,
-    fix: `ALTER TABLE ${r.name} ADD PRIMARY KEY (${r.tenant_sql}, <key columns>);`,
+    fix: `ALTER TABLE ${r.name} ADD PRIMARY KEY (${r.tenant_sql}, <key columns>); -- or, when no columns identify a row: ALTER TABLE ${r.name} REPLICA IDENTITY FULL;`,
   }));
 }
