@@ -37,7 +37,7 @@ export async function checkLeastPrivilege(scope: DoctorScope): Promise<Finding[]
 async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
   const rows = await scopedRows<{ signature: string; creates: boolean; grantees: string | null }>(
     scope,
-    `SELECT p.oid::regprocedure::text AS signature, f.creates,
+    `SELECT f.signature, f.creates,
             ${appGranteesSql(`aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))`, `x.privilege_type = 'EXECUTE'`, 'p.proowner')} AS grantees
        FROM unnest($7::text[], $8::boolean[]) AS f(signature, creates)
        JOIN pg_proc p ON p.oid = to_regprocedure(f.signature)
@@ -47,9 +47,13 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
       [...LARGE_OBJECT_CREATORS.map(() => true), ...SIGNAL_FUNCTIONS.map(() => false)],
     ],
   );
-  const [signaller] = await scopedRows<{ member: boolean }>(
+  // the roles holding pg_signal_backend directly that the app role is (or is a member of)
+  const [signaller] = await scopedRows<{ member: boolean; holders: string | null }>(
     scope,
-    `SELECT pg_has_role((SELECT oid FROM app), 'pg_signal_backend', 'MEMBER') AS member`,
+    `SELECT pg_has_role((SELECT oid FROM app), 'pg_signal_backend', 'MEMBER') AS member,
+            (SELECT string_agg(DISTINCT quote_ident(pg_get_userbyid(m.member)), ', ')
+               FROM pg_auth_members m
+              WHERE m.roleid = 'pg_signal_backend'::regrole AND pg_has_role((SELECT oid FROM app), m.member, 'MEMBER')) AS holders`,
   );
   const findings: Finding[] = [];
   const creators = rows.filter((r) => r.creates && r.grantees !== null);
@@ -75,7 +79,7 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
       message: `The application role can cancel or terminate other sessions of its own role (${via}): injected SQL under one tenant could end the statements and connections serving other tenants. The pool's own query cancellation uses the protocol's cancel request, not these functions.`,
       fix: [
         ...signals.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`),
-        ...(signaller?.member ? [`REVOKE pg_signal_backend FROM ${scope.appSql};`] : []),
+        ...(signaller?.member ? [`REVOKE pg_signal_backend FROM ${signaller.holders ?? scope.appSql};`] : []),
       ].join(' '),
     });
   }
