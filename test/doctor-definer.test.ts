@@ -68,6 +68,10 @@ describe('doctor on SECURITY DEFINER functions the app role can run', () => {
       -- not reachable by the app: no grant, or a schema it cannot use
       create function public.not_granted() returns bigint language sql ${definer} as 'select count(*) from public.notes';
       create function hidden.no_usage() returns bigint language sql ${definer} as 'select count(*) from public.notes';
+      -- a trigger function cannot be called by the app, whatever its grants
+      create function public.stamp() returns trigger language plpgsql ${definer}
+        as $f$ begin perform count(*) from public.notes; return new; end $f$;
+      grant execute on function public.stamp() to ${db.appRole};
       -- the safe forms: invoker rights (row level security applies)
       create function public.my_note_count() returns bigint language sql security invoker as 'select count(*) from public.notes';
       revoke all on function public.all_note_bodies(), public.note_total(), public.tag_total(), public.by_name(text),

@@ -58,6 +58,8 @@ export async function checkDefinerReach(scope: DoctorScope): Promise<Finding[]> 
        SELECT p.*, ${appGranteesSql(`aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))`, `x.privilege_type = 'EXECUTE'`, 'p.proowner')} AS grantees
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE p.prosecdef
+          -- a trigger function cannot be called, only fired by a trigger its table's owner made
+          AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenantry', 'tenantry_private')
           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
           AND (pg_has_role((SELECT oid FROM app), n.nspowner, 'MEMBER')
