@@ -35,7 +35,8 @@ export async function closeLeastPrivilege(db: TestDatabase): Promise<void> {
     REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer),
                                pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
     ALTER ROLE ${db.appRole} SET statement_timeout = '30s';
-    ALTER ROLE ${db.appRole} SET lock_timeout = '5s';`);
+    ALTER ROLE ${db.appRole} SET lock_timeout = '5s';
+    ALTER ROLE ${db.appRole} SET idle_in_transaction_session_timeout = '60s';`);
 }
 
 /** A test database (see createTestDatabase) with {@link closeLeastPrivilege} applied. */

@@ -26,7 +26,6 @@ export type FindingCode =
   // least privilege: what the app role can do to other tenants without reading their rows
   | 'APP_CAN_CREATE_LARGE_OBJECTS'
   | 'APP_CAN_SIGNAL_SESSIONS'
-  | 'APP_ROLE_NO_TIMEOUTS'
   | 'PRIVATE_SCHEMA_REACHABLE'
   | 'PRIVATE_OBJECT_REACHABLE'
   // tenant tables

@@ -17,21 +17,18 @@ const SIGNAL_FUNCTIONS = [
   'pg_catalog.pg_cancel_backend(integer)',
 ];
 
-/** Timeouts a role's sessions must start with; 0 (the default) means no bound. */
-const REQUIRED_TIMEOUTS = ['statement_timeout', 'lock_timeout'] as const;
-
 /**
- * What the app role can do to other tenants without reading a row (docs/security.md, "What
- * remains possible"): create large objects (EXECUTE on the `lo_*` creators), cancel or terminate
- * its sibling sessions, which serve other tenants (EXECUTE on `pg_cancel_backend` /
- * `pg_terminate_backend`, or membership of `pg_signal_backend`), and hold locks without a bound
- * (no `statement_timeout` / `lock_timeout` stored for its sessions). Taking an ACCESS EXCLUSIVE
- * lock on a tenant table is allowed by any UPDATE or DELETE grant: PostgreSQL cannot prevent it,
- * only bound it, which is what the timeout finding is about.
+ * What the app role can do to other tenants without reading a row (docs/security.md, "What the
+ * app role can still do"): create large objects (EXECUTE on the `lo_*` creators), and cancel or
+ * terminate its sibling sessions, which serve other tenants (EXECUTE on `pg_cancel_backend` /
+ * `pg_terminate_backend`, or membership of `pg_signal_backend`). Locks without a bound (no
+ * timeouts stored for the app role) are the install checks' APP_ROLE_TIMEOUTS_MISSING: taking an
+ * ACCESS EXCLUSIVE lock on a tenant table is allowed by any UPDATE or DELETE grant, and
+ * PostgreSQL cannot prevent it, only bound it.
  */
 export async function checkLeastPrivilege(scope: DoctorScope): Promise<Finding[]> {
   if (!scope.appRole) return [];
-  return [...(await executableFunctions(scope)), ...(await timeouts(scope))];
+  return executableFunctions(scope);
 }
 
 async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
@@ -84,44 +81,4 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
     });
   }
   return findings;
-}
-
-async function timeouts(scope: DoctorScope): Promise<Finding[]> {
-  // What a new session of the app role starts with, most specific first: the role in this
-  // database, the role, this database, then the server's configuration.
-  const rows = await scopedRows<{ name: string; value: string | null }>(
-    scope,
-    `SELECT t.name,
-            coalesce(
-              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c, pg_database d
-                WHERE d.datname = current_database() AND s.setrole = (SELECT oid FROM app) AND s.setdatabase = d.oid
-                  AND lower(split_part(c, '=', 1)) = t.name),
-              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c
-                WHERE s.setrole = (SELECT oid FROM app) AND s.setdatabase = 0 AND lower(split_part(c, '=', 1)) = t.name),
-              (SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c, pg_database d
-                WHERE d.datname = current_database() AND s.setrole = 0 AND s.setdatabase = d.oid
-                  AND lower(split_part(c, '=', 1)) = t.name),
-              (SELECT CASE WHEN g.source IN ('configuration file', 'command line', 'environment variable') THEN g.reset_val
-                           ELSE g.boot_val END
-                 FROM pg_settings g WHERE g.name = t.name)
-            ) AS value
-       FROM unnest($7::text[]) AS t(name)
-      ORDER BY 1`,
-    [[...REQUIRED_TIMEOUTS]],
-  );
-  const missing = rows.filter((r) => r.value === null || /^0+\s*(ms|s|min|h|d)?$/i.test(r.value.trim()));
-  if (missing.length === 0) return [];
-  const names = missing.map((r) => r.name);
-  return [
-    {
-      code: 'APP_ROLE_NO_TIMEOUTS',
-      severity: 'warning',
-      object: scope.appRole!,
-      message: `Sessions of the application role start without ${names.join(' or ')}: a statement or a lock wait has no bound, and a lock taken under one tenant (any UPDATE or DELETE grant allows LOCK TABLE … IN ACCESS EXCLUSIVE MODE; PostgreSQL cannot prevent this) can stall every tenant of the table for as long as the transaction lives. These defaults bound accidents; injected SQL can lift them with SET, so against it the bound is an outside watchdog (pgbouncer query_timeout / idle_transaction_timeout, or a monitor that ends long lock holders).`,
-      fix: [
-        ...names.map((n) => `ALTER ROLE ${scope.appSql} SET ${n} = '${n === 'lock_timeout' ? '5s' : '30s'}';`),
-        `ALTER ROLE ${scope.appSql} SET idle_in_transaction_session_timeout = '60s';`,
-      ].join(' '),
-    },
-  ];
 }
