@@ -36,8 +36,8 @@ export interface DoctorScope {
   dataSchemas: string[];
   /**
    * Schemas the app role can use (USAGE directly, through PUBLIC or a role it is a member of)
-   * that are not data schemas, nor Tenantry's, nor PostgreSQL's own: audited like data schemas,
-   * since a table there is as reachable as one in a declared schema.
+   * that are not data schemas, nor Tenantry's, PostgreSQL's or an extension's own: audited like
+   * data schemas, since a table there is as reachable as one in a declared schema.
    */
   undeclaredSchemas: string[];
   /**
@@ -144,6 +144,8 @@ export async function loadScope(
             WHERE n.nspname <> ALL ($2::name[])
               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenantry', 'tenantry_private')
               AND n.nspname !~ '^pg_(toast_)?temp_'
+              -- a schema an extension created holds the extension's objects, not the application's
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
               AND EXISTS (SELECT FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x
                            WHERE x.privilege_type = 'USAGE'
                              AND (x.grantee = 0 OR pg_has_role($1::name, x.grantee, 'MEMBER')))
