@@ -21,9 +21,15 @@ export const REVIEWED_FUNCTIONS: ReviewedFunction[] = [
     reason: 'Staff sign-in: checks the password and starts a staff session for active staff only; no tenant table.',
   },
   {
-    signature: 'app.accept_invitation(bytea, text, text, text, integer)',
-    bodySha256: '496e82b1740a252304bb5929261ca63f58aa9f0d9a31d4d21b0a062d5a030e49',
+    signature: 'app.send_invitation(text)',
+    bodySha256: 'af2412cd54f50410bf556e30edaa6f645d14a645bb995651fc5bb1be823b3253',
     reason:
-      "Accepting an invitation: spends a one-time code bound to the invited email and writes one membership (public.members) in the code's own tenant; every refusal raises AP001.",
+      "Delivers an invitation the caller's own tenant issued (checked against tenantry.home_tenant_id()) to the outbox, once; another tenant's or a spent code writes nothing. No tenant table.",
+  },
+  {
+    signature: 'app.accept_invitation(bytea, text, text, text, bytea, integer)',
+    bodySha256: 'fb4ee91e499c96da30833ab28b92c5f3a241eadc239bb2c54f21057cf17ccd6b',
+    reason:
+      "Accepting an invitation: the caller proves the identity (its password, or the confirmation sent to the invited address) before the code is spent; then writes one membership (public.members) in the code's own tenant. The same answer whether or not the address has an account.",
   },
 ];

@@ -239,7 +239,8 @@ describe('doctor on the reference server’s definer functions', () => {
       'select signature from tenantry.reviewed_functions order by 1',
     );
     expect(rows.map((r) => r.signature)).toEqual([
-      'app.accept_invitation(bytea, text, text, text, integer)',
+      'app.accept_invitation(bytea, text, text, text, bytea, integer)',
+      'app.send_invitation(text)',
       'app.sign_in(text, text, text, integer)',
       'app.staff_sign_in(text, text, integer)',
     ]);
