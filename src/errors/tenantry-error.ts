@@ -35,7 +35,10 @@ export type TenantryErrorCode =
   | 'TENANT_FROZEN'
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
-  | 'CLUSTER_UNKNOWN';
+  | 'CLUSTER_UNKNOWN'
+  // Prisma (see src/prisma)
+  | 'PRISMA_POOL_REPLACED'
+  | 'PRISMA_CLIENT_UNSUPPORTED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
