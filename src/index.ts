@@ -67,7 +67,13 @@ export {
 export { rotateContextSecretEverywhere, type DatabaseRotation } from './tiers/rotate-everywhere.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
-export { runDoctor, formatDoctorReport } from './policy/doctor.js';
+export {
+  runDoctor,
+  formatDoctorReport,
+  acceptDefinerFunction,
+  recordReviewedFunctions,
+  type ReviewedFunction,
+} from './policy/doctor.js';
 export { TokenVerifier, type VerifiedToken } from './identity/token-verifier.js';
 export type {
   TokenVerifierConfig,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDoctor, type DoctorReport } from '../src/policy/doctor.js';
 import { install } from '../src/policy/installer.js';
-import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
-import { findingOf } from './support/doctor-findings.js';
+import { ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+import { createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 import { ALL_MIGRATIONS, appliedLabels, hasFunction } from './support/install-probes.js';
 
 // INSTALL_OUTDATED: library migrations pending in a database (an install of an older version, or
@@ -13,7 +13,7 @@ const outdated = (report: DoctorReport) => report.findings.filter((f) => f.code 
 describe('doctor: INSTALL_OUTDATED (pending library migrations)', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
   });
   afterAll(() => db?.drop());
 
@@ -89,7 +89,7 @@ describe('doctor: INSTALL_OUTDATED (pending library migrations)', () => {
   });
 
   it('names the recorded support role, data schemas and unsigned mode in the fix', async () => {
-    const other = await createTestDatabase({
+    const other = await createDoctorTestDatabase({
       contextMode: 'unsigned',
       dataSchemas: ['public', 'app'],
       supportRole: `s_${Date.now().toString(36)}`,
@@ -123,7 +123,7 @@ describe('doctor: INSTALL_OUTDATED (pending library migrations)', () => {
 describe('doctor: APP_ROLE_TIMEOUTS_MISSING', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
   });
   afterAll(() => db?.drop());
 
