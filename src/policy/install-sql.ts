@@ -213,12 +213,34 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
     add(`-- bounded waits: the app role's statements, lock waits and idle transactions end on their own`);
     for (const t of o.appRoleTimeouts) add(timeoutSql(o.appRole, t.setting, t.value, t.force));
   }
+  add(`-- least privilege: no large objects created and no session signalled through PUBLIC's EXECUTE (doctor:`);
+  add(`-- APP_CAN_CREATE_LARGE_OBJECTS, APP_CAN_SIGNAL_SESSIONS); only a superuser may revoke them`);
+  add(LEAST_PRIVILEGE);
   if (o.eventTrigger) {
     add(`-- deny by default, second wall: every new table starts with RLS forced and no policy`);
     add(EVENT_TRIGGER);
   }
   return lines.join('\n');
 }
+
+/**
+ * What PUBLIC may EXECUTE in pg_catalog that a tenant's injected SQL could abuse: creating large
+ * objects (storage outside every table and policy) and cancelling or terminating sibling sessions
+ * of the same role (other tenants' requests). The protocol-level cancel request the pools send is
+ * not a function call and is unaffected. An application that needs either grants it to its own
+ * role explicitly. Per database; skipped (and reported by doctor) when not run as a superuser.
+ */
+const LEAST_PRIVILEGE = `
+DO $do$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
+                               pg_catalog.lo_from_bytea(oid, bytea) FROM PUBLIC;
+    REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer),
+                               pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC;
+  END IF;
+END
+$do$;`;
 
 /** `ALTER ROLE … SET` of one timeout: always when forced, otherwise only where the role has no value of its own yet. */
 function timeoutSql(role: string, setting: string, value: string, force: boolean): string {
