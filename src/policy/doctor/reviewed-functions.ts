@@ -32,7 +32,8 @@ export function functionSignatureSql(p: string): string {
  * changed body is reported again. Readable and writable by its owner only (the owner role when
  * Tenantry's owner role creates it, which migrations do).
  */
-// TODO(schema): becomes a migration of Tenantry's versioned install once that layout exists.
+// The core migration 003_reviewed_functions.sql creates it on install; this copy (the same table)
+// serves a database whose install predates that migration, when the CLI records a review there.
 export const REVIEWED_FUNCTIONS_TABLE_SQL = `
 CREATE TABLE IF NOT EXISTS tenantry.reviewed_functions (
   signature text PRIMARY KEY,
