@@ -14,6 +14,7 @@ export {
   type TenantryErrorCode,
 } from './errors/tenantry-error.js';
 export { SqlState, sqlStateOf } from './errors/sqlstate.js';
+export { DatabaseUnavailableError, isDatabaseUnavailable } from './errors/database-unavailable-error.js';
 export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';

@@ -34,7 +34,10 @@ export type TenantryErrorCode =
   | 'TENANT_FROZEN'
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
-  | 'CLUSTER_UNKNOWN';
+  | 'CLUSTER_UNKNOWN'
+  // outages (see src/errors/database-unavailable-error.ts)
+  | 'DATABASE_UNAVAILABLE'
+  | 'EMBEDDED_START_FAILED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
