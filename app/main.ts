@@ -35,7 +35,9 @@ const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
 // the project folder of the embedded server and the secrets (default .tenantry in the working directory)
 const dataFolder = process.env.TENANTRY_DIR ?? '.tenantry';
 // a stop that does not finish in this time ends the process anyway (the embedded server is still stopped)
-const STOP_TIMEOUT_MS = 45_000;
+const STOP_TIMEOUT_MS = 60_000;
+// one step of the stop (closing a pool, the server…) that takes longer than this is left behind
+const STEP_TIMEOUT_MS = 5_000;
 
 let db: LocalDatabase | undefined;
 const pools: pg.Pool[] = [];
@@ -61,17 +63,36 @@ interface StartFacts {
 
 function close(): Promise<void> {
   closing ??= (async () => {
-    await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
-    await bus?.close().catch((err: unknown) => logger.warn({ err }, 'closing the event bus failed'));
-    await live?.close();
-    await dataPool?.end().catch(() => undefined);
-    await router?.close().catch(() => undefined);
-    await tiers?.end().catch(() => undefined);
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    // each step bounded: a dead or restarting database must not hold the stop (a pool's end()
+    // waits for its connections; a connection being opened to a dead server waits for its timeout)
+    const step = async (what: string, work: () => Promise<unknown> | undefined, timeoutMs = STEP_TIMEOUT_MS) => {
+      let timer: NodeJS.Timeout | undefined;
+      const started = Date.now();
+      await Promise.race([
+        Promise.resolve()
+          .then(work)
+          .catch((err: unknown) => logger.warn({ err }, `${what} failed`)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn({ ms: timeoutMs }, `${what}: still not done, going on`);
+            resolve();
+          }, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      logger.debug({ ms: Date.now() - started }, what);
+    };
+    await step('closing the HTTP server', () => app?.close());
+    await step('closing the event bus', () => bus?.close());
+    await step('closing the live transport', () => live?.close());
+    await step('closing the data pool', () => dataPool?.end());
+    await step('closing the tenant router', () => router?.close());
+    await step('closing the tiers', () => tiers?.end());
+    await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
-    if (guard?.mode === 'report')
-      await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
-    await db?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping PostgreSQL failed'));
+    if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
+    // bounded inside: a fast shutdown, then an immediate one, then SIGKILL
+    await step('stopping PostgreSQL', () => db?.stop(), 40_000);
   })();
   return closing;
 }

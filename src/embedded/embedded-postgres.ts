@@ -214,6 +214,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   // supervision: a server that dies while running is started again on the same port
   let stopping = false;
   let restarting: Promise<void> | undefined;
+  let pending: EmbeddedInstance | undefined; // the server a restart is starting right now
   const supervise = (c: ChildProcess) => {
     c.once('exit', (code, signal) => {
       if (stopping || child !== c || options.restartOnCrash === false) return;
@@ -233,6 +234,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
               takeOver: true, // the server that died was ours
               log,
               make: (p) => make(p, 'unused'),
+              onAttempt: (server) => (pending = server),
             });
             if (stopping) {
               await stopChild(started.child);
@@ -248,6 +250,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
         }
       })().finally(() => {
         restarting = undefined;
+        pending = undefined;
       });
     });
   };
@@ -272,7 +275,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     async stop() {
       stopping = true;
       process.removeListener('exit', stopOnExit);
-      await restarting?.catch(() => undefined);
+      if (restarting) {
+        // a restart under way (crash recovery can take a while): stop the server it is starting
+        const starting = pending && processOf(pending);
+        if (starting) await stopChild(starting);
+        await restarting.catch(() => undefined);
+      }
       await stopChild(child);
       if (!persistent) await rm(dataDir, { recursive: true, force: true });
     },
@@ -320,6 +328,8 @@ interface StartAttempt {
   takeOver: boolean;
   log: (line: string) => void;
   make: (port: number) => EmbeddedInstance;
+  /** Told of each server being started, so that a stop meanwhile can reach its process. */
+  onAttempt?: (server: EmbeddedInstance) => void;
 }
 
 // Refusals that pass by themselves: the processes of a server that was just killed or stopped
@@ -341,6 +351,7 @@ async function startWithRetries(attempt: StartAttempt): Promise<{ child: ChildPr
       attempt.log(line);
     };
     let timer: NodeJS.Timeout | undefined;
+    attempt.onAttempt?.(server);
     try {
       await Promise.race([
         server.start(),
@@ -348,11 +359,11 @@ async function startWithRetries(attempt: StartAttempt): Promise<{ child: ChildPr
           timer = setTimeout(() => reject(new Error('timeout')), attempt.startTimeoutMs);
         }),
       ]);
-      const child = (server as unknown as { process?: ChildProcess }).process;
+      const child = processOf(server);
       if (!child) throw new Error('no server process');
       return { child, port };
     } catch (error) {
-      const child = (server as unknown as { process?: ChildProcess }).process;
+      const child = processOf(server);
       if (child) await stopChild(child);
       const fatal = fatalLine(lines) ?? (error instanceof Error ? error.message : 'the server exited during start');
       if (PORT_TAKEN.test(fatal) && !attempt.portGiven && n < 5) {
@@ -416,6 +427,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
     clearTimeout(timer);
     if (done) return;
   }
+}
+
+function processOf(server: EmbeddedInstance): ChildProcess | undefined {
+  return (server as unknown as { process?: ChildProcess }).process;
 }
 
 function describe(error: unknown): string {

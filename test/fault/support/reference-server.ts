@@ -77,12 +77,13 @@ export async function startServer(options: {
     exited,
   };
   const deadline = Date.now() + (options.timeoutMs ?? 150_000);
-  let gone = false;
-  void exited.then(() => (gone = true));
+  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void exited.then((exit) => (gone = exit));
   while (!text.includes('Tenantry reference server:')) {
     if (gone || Date.now() > deadline) {
       if (!gone) child.kill('SIGKILL');
-      throw new Error(`the reference server did not start:\n${text.slice(-3000)}`);
+      const how = gone ? `exit code ${gone.code}, signal ${gone.signal}` : 'timed out';
+      throw new Error(`the reference server did not start (${how}):\n${text.slice(-3000)}`);
     }
     await sleep(200);
   }
