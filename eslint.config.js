@@ -29,9 +29,11 @@ export default [
   },
   // CREATE TABLE in the migrations must have tenant_id, unless the table is global.
   // app_private.users holds identities: one person may belong to several tenants, so it is
-  // global by design and never granted to the app role (see 001_identity.sql).
+  // global by design and never granted to the app role (see 001_identity.sql). The outbox and the
+  // address confirmations (007) are mail to addresses, before any identity or membership exists:
+  // global too, and likewise unreachable for the app role.
   await sqlMigrationsConfig({
     files: ['app/migrations/*.sql', 'app/data-migrations/**/*.sql'],
-    globalTables: ['app_private.users'],
+    globalTables: ['app_private.users', 'app_private.outbox', 'app_private.address_confirmations'],
   }),
 ];

@@ -57,7 +57,14 @@ export { ApiKeys, type ApiKeyInfo, type VerifiedApiKey } from './identity/api-ke
 export { Sessions, type SessionKind } from './identity/sessions.js';
 export { OneTimeCodes, type ConsumedCode } from './identity/one-time-codes.js';
 export { TenantDomains, normalizeHost, type TenantDomain, type TxtResolver } from './identity/tenant-domains.js';
-export { StaffAccess, type StaffAccessKind, type StaffAccessRequest } from './identity/staff-access.js';
+export {
+  StaffAccess,
+  REASON_MIN_VISIBLE,
+  REASON_MAX_LENGTH,
+  type StaffAccessKind,
+  type StaffAccessRequest,
+} from './identity/staff-access.js';
+export { visibleLength } from './identity/visible-length.js';
 export { StaffDirectory } from './identity/staff-directory.js';
 export { AuditLog, type AuditEntry, type AuditActorKind } from './identity/audit-log.js';
 export { TenantRouter, type Route, type Tier, type TenantRouterOptions } from './tiers/tenant-router.js';

@@ -24,16 +24,36 @@ const signInBody = z
   })
   .strict();
 
+const oneTimeCode = /^[A-Za-z0-9_-]{22}$/;
 const acceptBody = z
   .object({
-    code: z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'code must be an invitation code'),
+    code: z.string().regex(oneTimeCode, 'code must be an invitation code'),
     email,
     password: z.string().min(8, 'password must be at least 8 characters').max(72),
     displayName: z.string().trim().min(1).max(200).optional(),
+    // the code sent to the invited address: needed only to create a new identity
+    confirmation: z.string().regex(oneTimeCode, 'confirmation must be the code sent to the address').optional(),
   })
   .strict();
 
+const invitationInvalid = () =>
+  new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
+
+/**
+ * The one answer to an accept that proved no identity yet, whether or not the address has an
+ * account: same status, same body, same headers (nothing here depends on the account).
+ */
+const CONFIRMATION_SENT = {
+  status: 'confirmation_sent',
+  message:
+    'A message was sent to the invited address: accept again with the confirmation it carries, or with the password of the existing account it names',
+} as const;
+
 const invalidCredentials = () => new ApiError(401, 'INVALID_CREDENTIALS', 'Email, password or tenant is incorrect');
+
+interface AcceptRow extends Partial<SessionRow> {
+  outcome: 'joined' | 'confirmation_sent';
+}
 
 interface SessionRow {
   user_id: string;
@@ -47,8 +67,10 @@ interface SessionRow {
  * - `POST /auth/sign-in`: the password is checked inside PostgreSQL (app.sign_in, SECURITY
  *   DEFINER), which also starts the server-side session the token names. One answer for every
  *   kind of refusal.
- * - `POST /invitations/accept`: spends an invitation code (once), creates the identity if the
- *   email is new, makes the membership and signs in — one statement, so a refusal spends nothing.
+ * - `POST /invitations/accept`: joins the inviting tenant once the caller proved the identity is
+ *   theirs: an existing identity by its password (never changed here), a new one by the
+ *   confirmation code sent to the invited address (app.accept_invitation, migration 007). Until
+ *   then every valid invitation gets the same 202, account or not; a refusal spends nothing.
  */
 export function authRoutes(
   app: FastifyInstance,
@@ -76,18 +98,33 @@ export function authRoutes(
 
   app.post('/invitations/accept', async (request, reply) => {
     const body = parseInput(acceptBody, request.body, 'body');
-    if (Buffer.byteLength(body.password, 'utf8') > 72)
-      throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
+    if (Buffer.byteLength(body.password, 'utf8') > 72) throw invitationInvalid();
+    let row: AcceptRow;
     try {
-      const { rows } = await appPool.query<SessionRow>(
-        'select user_id, tenant_id, session_id, expires_at from app.accept_invitation($1, $2, $3, $4, $5)',
-        [OneTimeCodes.hash(body.code), body.email, body.password, body.displayName ?? null, tokens.ttlSeconds],
+      const { rows } = await appPool.query<AcceptRow>(
+        'select outcome, user_id, tenant_id, session_id, expires_at from app.accept_invitation($1, $2, $3, $4, $5, $6)',
+        [
+          OneTimeCodes.hash(body.code),
+          body.email,
+          body.password,
+          body.displayName ?? null,
+          body.confirmation === undefined ? null : OneTimeCodes.hash(body.confirmation),
+          tokens.ttlSeconds,
+        ],
       );
-      return reply.code(201).send(await answer(rows[0]!));
+      row = rows[0]!;
     } catch (error) {
-      if (sqlStateOf(error) === 'AP001')
-        throw new ApiError(400, 'CODE_INVALID', 'The invitation is invalid, expired, used, or for another email');
+      const state = sqlStateOf(error);
+      if (state === 'AP001') throw invitationInvalid();
+      if (state === 'AP002')
+        throw new ApiError(
+          400,
+          'CONFIRMATION_INVALID',
+          'The confirmation is invalid or expired, or the password does not match the existing account',
+        );
       throw error;
     }
+    if (row.outcome === 'confirmation_sent') return reply.code(202).send(CONFIRMATION_SENT);
+    return reply.code(201).send(await answer(row as SessionRow));
   });
 }

@@ -47,8 +47,8 @@ const ACTIVE = `from public.members where tenant_id = tenantry.home_tenant_id() 
  * - `GET /members`; `PATCH /members/:userId` (role), `DELETE /members/:userId` (admins; only an
  *   owner touches owners; the last owner stays). Removal ends the member's sessions in this
  *   tenant at once.
- * - `POST /invitations` (admins; owners alone invite owners) answers a one-time code bound to the
- *   email; `GET /invitations` lists them (never the codes).
+ * - `POST /invitations` (admins; owners alone invite owners) issues a one-time code bound to the
+ *   email and sends it there (the outbox); `GET /invitations` lists them (never the codes).
  * - `POST /auth/sign-out` ends the caller's session.
  * Every change is written to the tenant's audit log.
  */
@@ -133,8 +133,12 @@ export function memberRoutes(scope: FastifyInstance, { appPool }: { appPool: Que
       ttlSeconds: INVITATION_TTL_SECONDS,
       createdBy: who.actorId,
     });
+    // the code goes to the address (app_private.outbox, for the mailer) in its own statement: a
+    // failure here leaves an issued, undelivered code that expires, never a delivered stray one
+    await appPool.query('select app.send_invitation($1)', [code]);
     await audit.record({ ...who, action: 'member.invited', detail: { email, role: invitedRole } });
-    // a real deployment e-mails the code; the reference server answers it so the API can be tried
+    // the reference server also answers the code, so the API can be tried without a mailer: it
+    // opens nothing by itself (an existing identity still signs in, a new one confirms its address)
     return reply.code(201).send({ code, email, role: invitedRole, expiresAt });
   });
 

@@ -23,6 +23,7 @@ export type TenantryErrorCode =
   | 'API_KEY_INVALID'
   | 'STAFF_ACCESS_REQUIRED'
   | 'CODE_INVALID'
+  | 'REASON_INVALID'
   | 'DOMAIN_TAKEN'
   | 'DOMAIN_UNVERIFIED'
   // JWT verification (see src/identity/token-verifier.ts)

@@ -11,6 +11,7 @@ const ACCESS_ERRORS = {
   API_KEY_INVALID: [401, 'The API key is invalid, revoked or expired'],
   STAFF_ACCESS_REQUIRED: [403, 'Staff need an open access grant (with a reason) on this tenant'],
   CODE_INVALID: [400, 'The code is invalid, expired or already used'],
+  REASON_INVALID: [400, 'A reason of 10 to 500 characters, at least 10 of them visible, is required'],
   DOMAIN_TAKEN: [409, 'This domain belongs to another tenant'],
   DOMAIN_UNVERIFIED: [409, 'The domain has not been verified: publish the TXT record first'],
 } as const satisfies Partial<Record<TenantryErrorCode, readonly [number, string]>>;

@@ -8,6 +8,10 @@ export type AuditActorKind = 'user' | 'staff' | 'service' | 'system';
 
 /** One entry of a tenant's audit log. */
 export interface AuditEntry {
+  /**
+   * The entry's number in its own tenant's log: 1, 2, 3, … with no gaps, in commit order. Never
+   * the table's global key, whose gaps would show how much other tenants write.
+   */
   id: string;
   occurredAt: Date;
   actorKind: AuditActorKind;
@@ -32,8 +36,9 @@ export class AuditLog {
   constructor(private readonly db: Queryable) {}
 
   /**
-   * Appends an entry. A staff entry must pass the staff member's `sessionId`: the database accepts
-   * it only while that session holds an open grant on the current tenant.
+   * Appends an entry and answers its number in the tenant's log (its `id` in `list`). A staff
+   * entry must pass the staff member's `sessionId`: the database accepts it only while that
+   * session holds an open grant on the current tenant.
    */
   async record(entry: {
     actorKind: Exclude<AuditActorKind, 'system'>;
@@ -65,12 +70,19 @@ export class AuditLog {
     }
   }
 
-  /** Newest first; `before` is the `id` of the last entry of the previous page. */
+  /**
+   * Newest first; `before` is the `id` of the last entry of the previous page. Numbers are given
+   * under a per-tenant lock and in commit order, so a page never skips an entry that committed late.
+   */
   async list(options: { limit?: number; before?: string } = {}): Promise<AuditEntry[]> {
     const limit = options.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > 500)
       throw new InvalidArgumentError('limit must be 1 to 500', 'limit');
-    if (options.before !== undefined && !/^\d{1,19}$/.test(options.before))
+    // a number PostgreSQL's bigint holds (past it, 22003 would answer 500): 1 to 2^63 - 1
+    if (
+      options.before !== undefined &&
+      (!/^[1-9]\d{0,18}$/.test(options.before) || BigInt(options.before) > 9_223_372_036_854_775_807n)
+    )
       throw new InvalidArgumentError('before must be an entry id', 'before');
     const { rows } = await this.db.query<{
       id: string;
@@ -81,11 +93,12 @@ export class AuditLog {
       reason: string | null;
       detail: Record<string, unknown>;
     }>(
-      // ordered by the bigint column, not the text alias (text order puts "9" after "10")
-      `select a.id::text as id, a.occurred_at, a.actor_kind, a.actor_id, a.action, a.reason, a.detail
+      // the tenant's own numbering (seq), never the global id; ordered by the bigint column, not
+      // the text alias (text order puts "9" after "10"); served by the (tenant_id, seq) index
+      `select a.seq::text as id, a.occurred_at, a.actor_kind, a.actor_id, a.action, a.reason, a.detail
          from tenantry.audit_log a
-        where a.tenant_id = tenantry.home_tenant_id() and ($1::bigint is null or a.id < $1::bigint)
-        order by a.id desc limit $2`,
+        where a.tenant_id = tenantry.home_tenant_id() and ($1::bigint is null or a.seq < $1::bigint)
+        order by a.seq desc limit $2`,
       [options.before ?? null, limit],
     );
     return rows.map((r) => ({

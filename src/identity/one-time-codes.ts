@@ -74,9 +74,7 @@ export class OneTimeCodes {
   }
 
   /** The current tenant's codes (never the codes themselves), newest first. */
-  async list(
-    purpose?: string,
-  ): Promise<
+  async list(purpose?: string): Promise<
     Array<{
       purpose: string;
       payload: Record<string, unknown>;

@@ -4,6 +4,12 @@ import type { Queryable } from '../catalog/tenant-catalog.js';
 import { sqlStateOf, SqlState } from '../errors/sqlstate.js';
 import { InvalidArgumentError, TenantNotFoundError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
+import { visibleLength } from './visible-length.js';
+
+/** A staff reason's bounds: at least this many visible characters ({@link visibleLength})… */
+export const REASON_MIN_VISIBLE = 10;
+/** … and at most this many characters in all, once trimmed. */
+export const REASON_MAX_LENGTH = 500;
 
 /** What a staff grant allows: acting as the tenant (through the app role) or reading it (through the support role). */
 export type StaffAccessKind = 'act_as' | 'read';
@@ -13,7 +19,10 @@ export interface StaffAccessRequest {
   /** The staff member's session (`sid` of their token): grants die with it. */
   sessionId: string;
   tenantId: string;
-  /** Why: 10 to 500 characters, shown to the tenant's admins in their audit log. */
+  /**
+   * Why: at most 500 characters, at least 10 of them visible (zero-width, blank and combining-only
+   * text does not count), shown to the tenant's admins in their audit log.
+   */
   reason: string;
   /** How long, 1 to 480 minutes; default 30. */
   minutes?: number;
@@ -48,9 +57,7 @@ export class StaffAccess {
       throw new InvalidArgumentError('access must be act_as or read', 'access');
     if (!isTenantId(request.sessionId)) throw new AccessError('STAFF_ACCESS_REQUIRED');
     if (!isTenantId(request.tenantId)) throw new TenantNotFoundError();
-    const reason = typeof request.reason === 'string' ? request.reason.trim() : '';
-    if (reason.length < 10 || reason.length > 500)
-      throw new InvalidArgumentError('A reason of 10 to 500 characters is required for staff access', 'reason');
+    const reason = StaffAccess.checkReason(request.reason);
     const minutes = request.minutes ?? 30;
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 480)
       throw new InvalidArgumentError('minutes must be an integer from 1 to 480', 'minutes');
@@ -66,6 +73,25 @@ export class StaffAccess {
       if (state === 'P0002') throw new TenantNotFoundError();
       throw error;
     }
+  }
+
+  /**
+   * The reason as it will be recorded (trimmed), or 400 `REASON_INVALID` (field `reason`) when it
+   * is not a string, has fewer than {@link REASON_MIN_VISIBLE} visible characters, or is longer
+   * than {@link REASON_MAX_LENGTH}. `begin` and `read` (act-as and support reads) call it; an
+   * application may call it to refuse early with the same code.
+   *
+   * @example
+   * StaffAccess.checkReason('\u200B'.repeat(12)); // throws AccessError REASON_INVALID
+   */
+  static checkReason(reason: unknown): string {
+    const trimmed = typeof reason === 'string' ? reason.trim() : '';
+    // code points, as PostgreSQL's length() counts them (the table's own limit)
+    if (visibleLength(trimmed) < REASON_MIN_VISIBLE || [...trimmed].length > REASON_MAX_LENGTH)
+      throw new AccessError('REASON_INVALID', {
+        details: { field: 'reason', minVisible: REASON_MIN_VISIBLE, maxLength: REASON_MAX_LENGTH },
+      });
+    return trimmed;
   }
 
   /** Closes a grant early (audited as `staff.access.end`); false when it was not open. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { homeTenantFunctionSql, NO_CONTEXT_KEY, SIGNED_FORMAT_CHECK, SIGNED_PROOF_CHECK } from './home-tenant-sql.js';
 import { identitySql } from '../identity/identity-sql.js';
+import { pendingIdentitySql } from '../identity/pending/pending-identity-sql.js';
 import { localRouteSql, placementSql } from '../tiers/placement-sql.js';
 import { migrateSql } from '../tiers/migrate/migrate-sql.js';
 import { moveSql } from '../tiers/move/move-sql.js';
@@ -474,6 +475,7 @@ CREATE TABLE IF NOT EXISTS tenantry.registered_tables (
     `REVOKE ALL ON FUNCTION tenantry.register_tenant_table(regclass, name), tenantry.register_global_table(regclass, boolean), tenantry.unregister_table(regclass), tenantry.grant_column_sequences(regclass, text), tenantry.pin_tenant_table(regclass, boolean) FROM PUBLIC;`,
   );
   add(identitySql({ appRole: o.appRole, ownerRole: o.ownerRole, supportRole: o.supportRole }));
+  add(pendingIdentitySql(o.appRole)); // pending: audit numbers, visible reasons; to become identity migrations
   if (support) {
     add(`GRANT EXECUTE ON FUNCTION tenantry.support_read_allowed() TO ${support};`);
     add(`-- tables registered before the support role existed get its grant and policy now`);

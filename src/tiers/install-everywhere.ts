@@ -128,9 +128,7 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
 }
 
 /** The install options recorded in the home database's `tenantry.meta`. */
-async function homeInstallOptions(
-  catalog: Queryable,
-): Promise<{
+async function homeInstallOptions(catalog: Queryable): Promise<{
   appRole: string;
   ownerRole: string;
   supportRole: string | undefined;

@@ -93,7 +93,7 @@ describe('identity examples (docs/identity*.md)', () => {
     expect(out).toEqual([
       'staff token, no tenant named → 400 TENANT_REQUIRED',
       'staff token + X-Tenant: acme, no grant → 403 STAFF_ACCESS_REQUIRED',
-      'grant with reason "because", 30 min → INVALID_ARGUMENT',
+      'grant with reason "because", 30 min → REASON_INVALID',
       'grant with reason "Ticket #4711", 600 min → INVALID_ARGUMENT',
       'staff token + X-Tenant: acme, with the grant → 200 members: 1',
       'staff token + X-Tenant: globex (no grant there) → 403 STAFF_ACCESS_REQUIRED',

@@ -4,6 +4,7 @@ import { AuditLog } from '../../src/identity/audit-log.js';
 import { Sessions } from '../../src/identity/sessions.js';
 import { StaffAccess } from '../../src/identity/staff-access.js';
 import { StaffDirectory } from '../../src/identity/staff-directory.js';
+import { visibleLength } from '../../src/identity/visible-length.js';
 import { bearer, createIdentityFixture, type IdentityFixture } from './support/identity-fixture.js';
 
 let f: IdentityFixture;
@@ -47,9 +48,11 @@ describe('staff act-as', () => {
 
   it('needs a reason and a bounded time', async () => {
     const { sessionId } = await f.staffSignIn();
-    for (const reason of ['', '   ', 'because', undefined as unknown as string]) {
+    for (const reason of ['', '   ', 'because', undefined as unknown as string, 'x'.repeat(501)]) {
       await expect(staff.begin({ sessionId, tenantId: f.acme.id, access: 'act_as', reason })).rejects.toMatchObject({
-        code: 'INVALID_ARGUMENT',
+        code: 'REASON_INVALID',
+        status: 400,
+        details: { field: 'reason' },
       });
     }
     for (const minutes of [0, 481, 1.5, -1]) {
@@ -76,6 +79,94 @@ describe('staff act-as', () => {
         100000,
       ]),
     ).rejects.toMatchObject({ code: '22023' });
+  });
+
+  it('counts visible characters: invisible, blank and combining-only reasons are refused and nothing is recorded', async () => {
+    const { sessionId } = await f.staffSignIn();
+    const invisible = [
+      '\u200B'.repeat(12), // zero-width spaces (Cf)
+      '\u200B\u200C\u200D\u2060\uFEFF'.repeat(4), // zero-width joiners, word joiner, BOM (Cf)
+      '\u202E\u202D\u2066\u2069\u061C'.repeat(4), // bidi controls (Cf)
+      ' \t\n\u00A0\u2003\u3000'.repeat(4), // whitespace of every kind (Cc, Zs)
+      '\u2028\u2029'.repeat(6), // line and paragraph separators (Zl, Zp)
+      '\u0001\u007F\u0085'.repeat(5), // controls (Cc)
+      '\u0301\u0308\u20DD\u0489'.repeat(4), // combining marks with no base (Mn, Me)
+      '\u3164\u115F\uFFA0\u2800'.repeat(4), // letters and symbols that render blank
+      '\uE000\uF8FF'.repeat(6), // private use (Co)
+      `abc${'\u200B'.repeat(20)}def`, // 6 visible among 26
+    ];
+    const grantsOf = async () =>
+      (
+        await f.db.admin.query<{ n: number }>(
+          'select count(*)::int as n from tenantry_private.staff_grants where session_id = $1',
+          [sessionId],
+        )
+      ).rows[0]!.n;
+    const entries = async () =>
+      (await f.db.admin.query<{ n: number }>('select count(*)::int as n from tenantry.audit_log')).rows[0]!.n;
+    const before = await entries();
+    for (const reason of invisible) {
+      for (const access of ['act_as', 'read'] as const) {
+        await expect(
+          staff.begin({ sessionId, tenantId: f.acme.id, access, reason }),
+          JSON.stringify(reason),
+        ).rejects.toMatchObject({ code: 'REASON_INVALID', status: 400 });
+      }
+      // a support read checks the reason before it opens anything, and never runs the function
+      let ran = false;
+      await expect(
+        staff.read({ sessionId, tenantId: f.acme.id, reason }, async () => {
+          ran = true;
+        }),
+      ).rejects.toMatchObject({ code: 'REASON_INVALID' });
+      expect(ran).toBe(false);
+    }
+    expect(await grantsOf()).toBe(0);
+    expect(await entries()).toBe(before);
+
+    // visible text in any script passes; combining marks count with their base, once
+    const accepted = ['Ticket #4711', 'チケット四七一一番の調査', 'e\u0301'.repeat(10), `\u200B${REASON}\u200B`];
+    for (const reason of accepted) {
+      const { grantId } = await staff.begin({ sessionId, tenantId: f.acme.id, access: 'act_as', reason });
+      await staff.end({ sessionId, grantId });
+    }
+    expect(await grantsOf()).toBe(accepted.length);
+  });
+
+  it('the database refuses invisible reasons from raw SQL too, and never refuses one the library accepts', async () => {
+    const { sessionId } = await f.staffSignIn();
+    const raw = (reason: string) =>
+      f.pool.query('select * from tenantry.begin_staff_access($1, $2, $3, $4, $5)', [
+        sessionId,
+        f.acme.id,
+        'act_as',
+        reason,
+        30,
+      ]);
+    for (const reason of [
+      '\u200B'.repeat(12),
+      '\u0301'.repeat(12),
+      '\u3164\u2800'.repeat(6),
+      `abc${'\u2060'.repeat(10)}`,
+      '\u{E0041}'.repeat(12),
+    ]) {
+      await expect(raw(reason), JSON.stringify(reason)).rejects.toMatchObject({ code: '23514' });
+    }
+    // every code point PostgreSQL can store: each one the database strips, the library does not
+    // count either (so the database's approximation never refuses what the library accepted)
+    const chunk = 4096;
+    for (let start = 1; start < 0x110000; start += chunk) {
+      const chars: string[] = [];
+      for (let cp = start; cp < Math.min(start + chunk, 0x110000); cp++)
+        if (cp < 0xd800 || cp > 0xdfff) chars.push(String.fromCodePoint(cp));
+      const { rows } = await f.db.admin.query<{ stripped: string[] }>(
+        `select array(select c from regexp_split_to_table($1, '') c where tenantry.visible_length(c) = 0) as stripped`,
+        [chars.join('')],
+      );
+      expect(
+        rows[0]!.stripped.filter((c) => visibleLength(c) > 0).map((c) => `U+${c.codePointAt(0)!.toString(16)}`),
+      ).toEqual([]);
+    }
   });
 
   it('with a grant, acts as the tenant; every request is audited in that tenant only', async () => {
