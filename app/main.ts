@@ -120,6 +120,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 try {
   db = await openLocalDatabase({
     dir: dataFolder,
+    // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
+    onLog: (line) => logger.debug({ line: line.trimEnd() }, 'embedded PostgreSQL'),
     onCrash: ({ restarted, code, signal }) =>
       restarted
         ? logger.warn('embedded PostgreSQL is back after a crash (crash recovery done)')

@@ -31,8 +31,10 @@ afterAll(async () => {
     server.child.kill('SIGTERM');
     await Promise.race([server.exited, sleep(30_000)]);
     server.child.kill('SIGKILL');
+    step('server stopped');
   }
   await database?.stop();
+  step('PostgreSQL stopped at the end');
   await project.remove();
 }, 90_000);
 
