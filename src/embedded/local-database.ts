@@ -6,7 +6,7 @@ import pg from 'pg';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { runningPostmaster, startEmbeddedPostgres, superuserUrl, type EmbeddedServer } from './embedded-postgres.js';
 import { EmbeddedStartError } from './embedded-start-error.js';
-import { processAlive } from './postmaster-lock.js';
+import { isNodeProcess } from './postmaster-lock.js';
 import { makePrivateDir, writePrivateFile } from './private-files.js';
 
 /** Connection facts of the project's database, embedded or given by DATABASE_URL. */
@@ -200,7 +200,7 @@ async function reuseRunning(
   const running = await runningPostmaster(dataDir);
   if (!running) return undefined;
   const owner = await readServerFile(serverFile);
-  if (!owner || !processAlive(owner.pid) || owner.port !== running.port) return undefined;
+  if (!owner || owner.port !== running.port || !(await isNodeProcess(owner.pid))) return undefined;
   const url = await superuserUrl(dataDir, running.port, database);
   if (url === undefined)
     throw new EmbeddedStartError(

@@ -57,6 +57,18 @@ export async function isPostgresOf(pid: number, dataDir: string): Promise<boolea
   return cwd === want;
 }
 
+/**
+ * True when `pid` is alive and runs Node (the owner recorded in server.json): a pid that came
+ * round again for another program is not mistaken for a live owner. Where the command line
+ * cannot be read, a live pid counts.
+ */
+export async function isNodeProcess(pid: number): Promise<boolean> {
+  if (!processAlive(pid)) return false;
+  const argv = await commandLine(pid);
+  if (argv === undefined || argv.length === 0) return true;
+  return /node|tsx|tenantry/i.test(argv.slice(0, 3).join(' '));
+}
+
 // /proc on Linux; `ps` elsewhere (macOS), whose output loses the argument boundaries (good enough for -D)
 async function commandLine(pid: number): Promise<string[] | undefined> {
   try {

@@ -41,6 +41,14 @@ describe('the embedded superuser and the .tenantry files', () => {
       expect(await mode(path.join(project.dir, 'pgdata', SUPERUSER_PASSWORD_FILE))).toBe(0o600);
       expect(await mode(path.join(project.dir, 'pgdata'))).toBe(0o700);
 
+      // while its owner lives, another opener reuses the server (with the recorded password)
+      const reuser = await openLocalDatabase({ dir: project.dir });
+      expect(reuser.embedded).toBe(false);
+      expect(new URL(reuser.adminUrl).port).toBe(String(port));
+      expect(await refuses(port, decodeURIComponent(new URL(reuser.adminUrl).password))).toBeUndefined();
+      await reuser.stop(); // not its server: a no-op
+      expect(await refuses(port, password)).toBeUndefined();
+
       // make the folder look like one of the earlier version: the constant password, no file
       const admin = new pg.Client({ connectionString: first.adminUrl });
       await admin.connect();
