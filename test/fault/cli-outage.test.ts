@@ -64,6 +64,36 @@ describe('the CLI when the database goes away', () => {
     expectCleanFailure(result);
   }, 90_000);
 
+  it("an idle pool's 'error' event with no listener (57P01): one line naming DATABASE_UNAVAILABLE, exit 1", async () => {
+    // inside the CLI's process: a server that accepts and never answers keeps the command waiting;
+    // when the command has connected, a pg.Pool with no 'error' listener emits one, as an idle
+    // pooled connection does when the server stops
+    const code = `
+            import pg from 'pg';
+      const silent = net.createServer(() => {
+        const error = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+        new pg.Pool().emit('error', error);
+      });
+      await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      silent.unref();
+      process.argv.push('--database-url', 'postgres://u:pw@127.0.0.1:' + silent.address().port + '/x', 'tenants', 'list');
+      await import(${JSON.stringify(CLI)});
+    `;
+    const result = await exec(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code, 'cli', '--dir', dir],
+      {
+        timeout: 60_000,
+      },
+    ).then(
+      ({ stderr }) => ({ code: 0, stderr }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error DATABASE_UNAVAILABLE: .*57P01/m);
+    expectCleanFailure(result);
+  }, 90_000);
+
   it('connections terminated (57P01) while commands run: a clear failure or a success, never a crash', async () => {
     const admin = new pg.Client({ connectionString: db.adminUrl });
     admin.on('error', () => undefined);
