@@ -91,6 +91,9 @@ const unscoped = await pool.query('select count(*)::int as n from notes').catch(
 console.log(`a query outside any tenant → ${typeof unscoped === 'string' ? unscoped : `${unscoped.rows[0].n} rows`}`);
 
 await app.close();
+// end() resolves before every socket has closed: DROP DATABASE … WITH (FORCE) may end a backend
+// still closing (57P01), which an idle client reports as an 'error' event
+for (const p of [pool, owner]) p.on('error', () => undefined);
 await Promise.all([pool.end(), owner.end()]);
 await admin.query(`drop database ${database} with (force)`);
 await admin.query(`drop role ${roles.appRole}; drop role ${roles.ownerRole}`);

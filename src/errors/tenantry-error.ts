@@ -38,7 +38,10 @@ export type TenantryErrorCode =
   | 'CLUSTER_UNKNOWN'
   // outages (see src/errors/database-unavailable-error.ts)
   | 'DATABASE_UNAVAILABLE'
-  | 'EMBEDDED_START_FAILED';
+  | 'EMBEDDED_START_FAILED'
+  // Prisma (see src/prisma)
+  | 'PRISMA_POOL_REPLACED'
+  | 'PRISMA_CLIENT_UNSUPPORTED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
