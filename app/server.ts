@@ -8,7 +8,9 @@ import { staffRoutes } from './staff/staff-routes.js';
 import { authRoutes } from './auth/auth-routes.js';
 import { tenantScope } from './auth/tenant-scope.js';
 import { TokenService, type TokenServiceOptions } from './auth/token-service.js';
-import { installErrorHandler } from './http/error-handler.js';
+import { clientErrorHandler } from './http/client-error-handler.js';
+import { frameworkErrors, installErrorHandler } from './http/error-handler.js';
+import { installJsonBodyParser } from './http/json-body-parser.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
@@ -66,9 +68,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     bodyLimit: 64 * 1024,
     // ids come from the path: refuse absurd ones before routing
     routerOptions: { maxParamLength: 100 },
+    // what Fastify and Node answer on their own (bad URL, headers too large…) keeps the error shape
+    frameworkErrors,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
+  installJsonBodyParser(app);
   const resolver = new TenantResolver<Member>({
     pool: appPool,
     tokens: tokens.verifier,

@@ -51,7 +51,7 @@ export {
   type ResolverName,
   type BearerTokenVerifier,
 } from './identity/tenant-resolver.js';
-export type { RequestFacts } from './identity/request-facts.js';
+export { bearerCredential, type RequestFacts } from './identity/request-facts.js';
 export { AccessError, type AccessErrorCode } from './identity/access-error.js';
 export { ApiKeys, type ApiKeyInfo, type VerifiedApiKey } from './identity/api-keys.js';
 export { Sessions, type SessionKind } from './identity/sessions.js';

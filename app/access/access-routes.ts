@@ -4,29 +4,13 @@ import { ApiKeys, AuditLog, TenantDomains, type Queryable, type TxtResolver } fr
 import { adminOf } from '../auth/tenant-scope.js';
 import { auditActor } from '../auth/audit-actor.js';
 import { notFound } from '../http/api-error.js';
-import { parseInput } from '../http/validation.js';
+import { bigintId, int, parseInput, queryInt, text, uuid } from '../http/validation.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const idParams = z.object({
-  id: z
-    .string()
-    .regex(UUID, 'id must be a UUID')
-    .transform((id) => id.toLowerCase()),
-});
-const newKey = z
-  .object({ name: z.string().trim().min(1).max(200), expiresInDays: z.number().int().min(1).max(3650).optional() })
-  .strict();
-const domainBody = z.object({ domain: z.string().trim().min(3).max(253) }).strict();
-const domainParams = z.object({ domain: z.string().min(3).max(253) });
-const auditQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(500).default(50),
-    before: z
-      .string()
-      .regex(/^\d{1,19}$/, 'before must be an entry id')
-      .optional(),
-  })
-  .strict();
+const idParams = z.object({ id: uuid() });
+const newKey = z.object({ name: text().trim().min(1).max(200), expiresInDays: int(1, 3650).optional() }).strict();
+const domainBody = z.object({ domain: text().trim().min(3).max(253) }).strict();
+const domainParams = z.object({ domain: text().min(3).max(253) });
+const auditQuery = z.object({ limit: queryInt(1, 500).default(50), before: bigintId().optional() }).strict();
 
 /**
  * The tenant's access settings (owners and admins; staff under a grant):

@@ -3,36 +3,35 @@ import { z } from 'zod';
 import type { Queryable } from 'tenantry';
 import { OneTimeCodes, sqlStateOf } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
-import { parseInput } from '../http/validation.js';
+import { parseInput, text } from '../http/validation.js';
 import type { TokenService } from './token-service.js';
 
-const email = z
-  .string()
+const email = text()
   .trim()
   .toLowerCase()
   .min(3)
   .max(254)
   .regex(/^[^@\s]+@[^@\s]+$/, 'email must be an email address');
 // bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated
-const password = z.string().min(1, 'password must not be empty').max(72);
+const password = text().min(1, 'password must not be empty').max(72);
 
 const signInBody = z
   .object({
     email,
     password,
-    tenant: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'tenant must be a tenant slug'),
+    tenant: text().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'tenant must be a tenant slug'),
   })
   .strict();
 
 const oneTimeCode = /^[A-Za-z0-9_-]{22}$/;
 const acceptBody = z
   .object({
-    code: z.string().regex(oneTimeCode, 'code must be an invitation code'),
+    code: text().regex(oneTimeCode, 'code must be an invitation code'),
     email,
-    password: z.string().min(8, 'password must be at least 8 characters').max(72),
-    displayName: z.string().trim().min(1).max(200).optional(),
+    password: text().min(8, 'password must be at least 8 characters').max(72),
+    displayName: text().trim().min(1).max(200).optional(),
     // the code sent to the invited address: needed only to create a new identity
-    confirmation: z.string().regex(oneTimeCode, 'confirmation must be the code sent to the address').optional(),
+    confirmation: text().regex(oneTimeCode, 'confirmation must be the code sent to the address').optional(),
   })
   .strict();
 

@@ -5,21 +5,14 @@ import { resolutionOf } from 'tenantry/fastify';
 import { adminOf, memberOf } from '../auth/tenant-scope.js';
 import { auditActor } from '../auth/audit-actor.js';
 import { ApiError, notFound } from '../http/api-error.js';
-import { parseInput } from '../http/validation.js';
+import { parseInput, text, uuid } from '../http/validation.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const role = z.enum(['owner', 'admin', 'member']);
-const userParams = z.object({
-  userId: z
-    .string()
-    .regex(UUID, 'userId must be a UUID')
-    .transform((id) => id.toLowerCase()),
-});
+const userParams = z.object({ userId: uuid() });
 const roleBody = z.object({ role }).strict();
 const inviteBody = z
   .object({
-    email: z
-      .string()
+    email: text()
       .trim()
       .toLowerCase()
       .min(3)

@@ -3,24 +3,17 @@ import { z } from 'zod';
 import { memberOf, realMemberOf } from '../auth/tenant-scope.js';
 import type { Member } from '../auth/member-context.js';
 import { ApiError, notFound } from '../http/api-error.js';
-import { parseInput } from '../http/validation.js';
+import { cursor } from '../http/keyset-cursor.js';
+import { int, INT4_MAX, parseInput, queryInt, text, uuid } from '../http/validation.js';
 import { RecordingStore, type DataPool, type Recording } from './recording-store.js';
 import type { TenantEventBus } from 'tenantry/live';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-const idParams = z.object({
-  id: z
-    .string()
-    .regex(UUID, 'id must be a UUID')
-    .transform((id) => id.toLowerCase()),
-});
+const idParams = z.object({ id: uuid() });
 
 const recordingFields = {
-  title: z.string().trim().min(1, 'title must not be empty').max(200),
-  durationSeconds: z.number().int().min(0).max(2_147_483_647),
-  mimeType: z
-    .string()
+  title: text().trim().min(1, 'title must not be empty').max(200),
+  durationSeconds: int(0, INT4_MAX),
+  mimeType: text()
     .trim()
     .toLowerCase()
     .regex(/^audio\/[a-z0-9][a-z0-9.+-]{0,62}$/, 'mimeType must be an audio/* media type'),
@@ -34,13 +27,8 @@ const recordingChanges = z
 
 const listQuery = z
   .object({
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1, 'limit must be from 1 to 100')
-      .max(100, 'limit must be from 1 to 100')
-      .default(20),
-    cursor: z.string().min(1).max(200).optional(),
+    limit: queryInt(1, 100).default(20),
+    cursor: cursor().optional(),
   })
   .strict();
 

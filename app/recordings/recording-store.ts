@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { validationFailed } from '../http/api-error.js';
+import { encodeCursor, type KeysetCursor } from '../http/keyset-cursor.js';
 
 /**
  * What the store sends its statements through: a TenantPool, a RoutedTenantPool (each tenant's
@@ -71,9 +71,8 @@ export class RecordingStore {
     return rows[0] && toRecording(rows[0]);
   }
 
-  /** Newest first; `cursor` is the `nextCursor` of the previous page. */
-  async list(limit: number, cursor?: string): Promise<{ items: Recording[]; nextCursor: string | null }> {
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+  /** Newest first; `after` is the decoded `nextCursor` of the previous page. */
+  async list(limit: number, after?: KeysetCursor): Promise<{ items: Recording[]; nextCursor: string | null }> {
     const { rows } = after
       ? await this.db.query<RecordingRow>(
           `select ${COLUMNS} from recordings
@@ -126,19 +125,4 @@ function toRecording(row: RecordingRow): Recording {
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
-}
-
-const CURSOR = /^(-?\d{1,19})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-
-// Opaque to clients: base64url of "<created_at micros>.<id>" of the last row of a page
-function encodeCursor(micros: string, id: string): string {
-  return Buffer.from(`${micros}.${id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { micros: string; id: string } {
-  const match = /^[A-Za-z0-9_-]{1,100}$/.test(cursor)
-    ? CURSOR.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
-    : null;
-  if (!match) throw validationFailed('cursor is not a cursor this API returned', 'cursor');
-  return { micros: match[1]!, id: match[2]! };
 }

@@ -1,9 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { isTenantId, Sessions, sqlStateOf, StaffAccess, TenantNotFoundError, type Queryable } from 'tenantry';
+import {
+  bearerCredential,
+  isTenantId,
+  Sessions,
+  sqlStateOf,
+  StaffAccess,
+  TenantNotFoundError,
+  type Queryable,
+} from 'tenantry';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
-import { parseInput } from '../http/validation.js';
+import { int, parseInput, text, uuid } from '../http/validation.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,29 +20,25 @@ declare module 'fastify' {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const tenantName = z
-  .string()
-  .regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/, 'tenant must be a tenant id or slug');
+const tenantName = text().regex(
+  /^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/,
+  'tenant must be a tenant id or slug',
+);
 const signInBody = z
-  .object({ email: z.string().trim().toLowerCase().min(3).max(254), password: z.string().min(1).max(72) })
+  .object({ email: text().trim().toLowerCase().min(3).max(254), password: text().min(1).max(72) })
   .strict();
 const accessBody = z
   .object({
     tenant: tenantName,
     access: z.enum(['act_as', 'read']).default('act_as'),
-    // the library's rule (StaffAccess.checkReason): visible characters, one code, REASON_INVALID
-    reason: z.string(),
-    minutes: z.number().int().min(1).max(480).default(30),
+    // the library's rule (StaffAccess.checkReason): visible characters, one code, REASON_INVALID;
+    // storable text is this layer's (a NUL would reach PostgreSQL)
+    reason: text(),
+    minutes: int(1, 480).default(30),
   })
   .strict();
-const grantParams = z.object({
-  grantId: z
-    .string()
-    .regex(UUID, 'grantId must be a UUID')
-    .transform((id) => id.toLowerCase()),
-});
-const summaryBody = z.object({ reason: z.string() }).strict();
+const grantParams = z.object({ grantId: uuid() });
+const summaryBody = z.object({ reason: text() }).strict();
 const tenantParams = z.object({ tenant: tenantName });
 
 /**
@@ -144,10 +148,11 @@ async function verifyStaff(
   appPool: Queryable,
   tokens: TokenService,
 ): Promise<{ userId: string; sessionId: string }> {
-  const header = request.headers.authorization;
-  const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/.exec(header) : null;
-  if (!match) throw new ApiError(401, 'UNAUTHENTICATED', 'Send a staff token: Authorization: Bearer <token>');
-  const { claims } = await tokens.verifier.verify(match[1]!);
+  // the library's reading of Authorization: scheme in any case, refused when sent twice
+  const token = bearerCredential({ headers: request.headers, rawHeaders: request.raw.rawHeaders });
+  if (token === undefined || token === 'malformed')
+    throw new ApiError(401, 'UNAUTHENTICATED', 'Send one staff token: Authorization: Bearer <token>');
+  const { claims } = await tokens.verifier.verify(token);
   if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid))
     throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
   const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>(

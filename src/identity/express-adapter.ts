@@ -39,6 +39,8 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
       .resolve({
         host: request.headers.host,
         headers: request.headers,
+        // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
+        rawHeaders: request.rawHeaders,
         pathTenant: pathParam ? (request.params as Record<string, string | undefined>)[pathParam] : undefined,
         method: request.method,
         path: request.baseUrl,
@@ -88,9 +90,26 @@ export function tenantryErrorHandler(): ErrorRequestHandler {
       clientStatus >= 400 &&
       clientStatus < 500
     ) {
-      return response.status(clientStatus).json({ error: { code: 'BAD_REQUEST' } });
+      // a fixed sentence by status: body-parser's messages may quote the body
+      const [code, message] = CLIENT_ERRORS[clientStatus] ?? CLIENT_ERRORS[400]!;
+      return response.status(clientStatus).json({ error: { code, message } });
     }
+    // a PostgreSQL data exception (NUL in text, a number out of range) is the input's fault
+    if (isDataException(error))
+      return response.status(400).json({ error: { code: 'BAD_REQUEST', message: CLIENT_ERRORS[400]![1] } });
     const status = error instanceof TenantryError ? error.status : 500;
     return response.status(status).json({ error: { code: error instanceof TenantryError ? error.code : 'INTERNAL' } });
   };
+}
+
+const CLIENT_ERRORS: Record<number, [string, string]> = {
+  400: ['BAD_REQUEST', 'The request is malformed'],
+  413: ['PAYLOAD_TOO_LARGE', 'The request body is too large'],
+  415: ['UNSUPPORTED_MEDIA_TYPE', 'The request body has a media type or charset this route does not read'],
+};
+
+// SQLSTATE class 22 (data exception), on a pg error (which carries `severity`)
+function isDataException(error: unknown): boolean {
+  const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code) && typeof severity === 'string';
 }

@@ -45,6 +45,8 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
     const resolution = await resolver.resolve({
       host: request.headers.host,
       headers: request.headers,
+      // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
+      rawHeaders: request.raw.rawHeaders,
       pathTenant: pathParam ? params?.[pathParam] : undefined,
       method: request.method,
       path: request.routeOptions.url,

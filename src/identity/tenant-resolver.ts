@@ -178,7 +178,18 @@ export class TenantResolver<M = unknown> {
     const signals: Signal[] = [];
     const bearer = bearerCredential(facts);
     if (bearer === 'malformed')
-      throw new AccessError('UNAUTHENTICATED', { message: 'The Authorization header is malformed' });
+      throw new AccessError('UNAUTHENTICATED', {
+        message: 'The Authorization header is malformed or repeated: send one, as Bearer <credential>',
+      });
+    // two credentials (a key in X-Api-Key and a key or token in Authorization) leave the principal
+    // ambiguous: refused, never settled by ignoring one
+    if (bearer !== undefined && this.#order.includes('apiKey')) {
+      const fromHeader = headerValue(facts, this.#apiKeyHeader);
+      if (fromHeader.value !== undefined || fromHeader.repeated)
+        throw new AccessError('TENANT_CONFLICT', {
+          message: `Send one credential: in Authorization or in ${this.#apiKeyHeader}, not both`,
+        });
+    }
 
     for (const resolver of this.#order) {
       switch (resolver) {
@@ -203,6 +214,8 @@ export class TenantResolver<M = unknown> {
           break;
         }
         case 'host': {
+          if (headerValue(facts, 'host').repeated)
+            throw new AccessError('TENANT_CONFLICT', { message: 'The Host header is repeated' });
           const signal = await this.#hostSignal(facts.host);
           if (signal) signals.push(signal);
           break;
@@ -289,11 +302,28 @@ export class TenantResolver<M = unknown> {
   #callerFromClaims(claims: Readonly<Record<string, unknown>>): Caller {
     const { sub, sid, tid, kind } = claims;
     // a verified token of the wrong shape is an invalid token (never echoing the claim's value)
-    if (!isTenantId(sub)) throw invalidToken(sub === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'sub' });
+    if (sub === undefined) throw invalidToken('claim_missing', { claim: 'sub' });
+    if (!isTenantId(sub))
+      throw invalidToken('claim_invalid', {
+        claim: 'sub',
+        message: 'The access token is invalid: its sub claim (the user) must be a UUID',
+      });
     if (kind !== undefined && kind !== 'user' && kind !== 'staff')
-      throw invalidToken('claim_invalid', { claim: 'kind' });
-    if (kind === 'staff' ? tid !== undefined : !isTenantId(tid))
-      throw invalidToken(tid === undefined ? 'claim_missing' : 'claim_invalid', { claim: 'tid' });
+      throw invalidToken('claim_invalid', {
+        claim: 'kind',
+        message: 'The access token is invalid: its kind claim must be "user" or "staff"',
+      });
+    if (kind === 'staff' && tid !== undefined)
+      throw invalidToken('claim_invalid', {
+        claim: 'tid',
+        message: 'The access token is invalid: a staff token names no tenant (no tid claim)',
+      });
+    if (kind !== 'staff' && tid === undefined) throw invalidToken('claim_missing', { claim: 'tid' });
+    if (kind !== 'staff' && !isTenantId(tid))
+      throw invalidToken('claim_invalid', {
+        claim: 'tid',
+        message: 'The access token is invalid: its tid claim (the tenant) must be a UUID',
+      });
     if (sid !== undefined && !isTenantId(sid)) throw new AccessError('SESSION_REVOKED');
     if ((this.#sessions || kind === 'staff') && sid === undefined)
       throw new AccessError('SESSION_REVOKED', { message: 'The token names no session: sign in again' });

@@ -64,9 +64,10 @@ export class TokenError extends TenantryError {
   constructor(
     code: TokenErrorCode,
     reason: TokenErrorReason,
-    options: { claim?: string; joseCode?: string; cause?: unknown } = {},
+    options: { claim?: string; joseCode?: string; cause?: unknown; message?: string } = {},
   ) {
-    const [status, message] = TOKEN_ERRORS[code];
+    const [status, fixed] = TOKEN_ERRORS[code];
+    const message = options.message ?? claimMessage(reason, options.claim) ?? fixed;
     const details: Record<string, unknown> = { reason };
     if (options.claim !== undefined) details.claim = options.claim;
     if (options.joseCode !== undefined) details.joseCode = options.joseCode;
@@ -75,10 +76,21 @@ export class TokenError extends TenantryError {
   }
 }
 
-/** Shorthand for a `TOKEN_INVALID` refusal. */
+/**
+ * Shorthand for a `TOKEN_INVALID` refusal. `message` says why in the API's words (e.g. "the sub
+ * claim must be a UUID"); it may name a claim, never a claim's value.
+ */
 export function invalidToken(
   reason: TokenErrorReason,
-  options: { claim?: string; joseCode?: string } = {},
+  options: { claim?: string; joseCode?: string; message?: string } = {},
 ): TokenError {
   return new TokenError('TOKEN_INVALID', reason, options);
+}
+
+// a claim's NAME (one the verifier checks, never read from the token) says why; its value never
+function claimMessage(reason: TokenErrorReason, claim: string | undefined): string | undefined {
+  if (claim === undefined) return undefined;
+  if (reason === 'claim_missing') return `The access token is invalid: it has no ${claim} claim`;
+  if (reason === 'claim_invalid') return `The access token is invalid: its ${claim} claim has the wrong form`;
+  return undefined;
 }

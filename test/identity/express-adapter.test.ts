@@ -105,7 +105,7 @@ describe('Express adapter', () => {
       body: '{not json',
     });
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ error: { code: 'BAD_REQUEST' } });
+    expect(await res.json()).toEqual({ error: { code: 'BAD_REQUEST', message: 'The request is malformed' } });
   });
 
   it('writes an audit entry for each staff request', async () => {
