@@ -136,7 +136,13 @@ try {
     supportPassword: db.supportPassword,
     contextSecret: db.contextSecret,
   };
-  await install(db.adminUrl, installOptions);
+  const installed = await install(db.adminUrl, installOptions);
+  // install keeps the stored key: a secret that differs (a lost .tenantry/config.json, a missing
+  // TENANTRY_CONTEXT_SECRET) would make every tenant request fail with TR001
+  if (installed.contextSecret === 'kept')
+    logger.warn(
+      'the context secret differs from the key installed in the database, which was kept: use the deployment secret, or tenantry rotate context-secret',
+    );
   await ensureExtensions(db.adminUrl);
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
   const extra = clustersFromEnv();
@@ -161,7 +167,7 @@ try {
   };
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
   // databases an earlier version provisioned (tenant databases, other clusters' shared ones) get
-  // this version's install SQL: new functions, the moves' guards (idempotent where current)
+  // this version's pending library migrations (nothing where current)
   const adminUrls = Object.fromEntries(
     Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
   );

@@ -86,7 +86,8 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     else if (sqlStateOfChain(error) !== undefined) request.log.warn({ err: error }, 'database refused a value');
     if (status === 401) reply.header('www-authenticate', 'Bearer');
-    if (body.error.code === 'DATABASE_UNAVAILABLE') reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+    // 503: try again later (the database down or restarting, no connection free in time)
+    if (status === 503) reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(answerBody(CLIENT_STATUS_ERRORS[404]!)));

@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DatabaseUnavailableError } from '../errors/database-unavailable-error.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { installCommand } from './install-command.js';
+import { rotateCommand } from './rotate-command.js';
 import { tenantsCommand } from './tenants-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { guardCommand } from './guard-command.js';
@@ -44,6 +45,7 @@ const program = new Command('tenantry')
 
 const globals = (): ConnectionOptions => program.opts<ConnectionOptions>();
 program.addCommand(installCommand(globals));
+program.addCommand(rotateCommand(globals));
 program.addCommand(doctorCommand(globals));
 program.addCommand(tenantsCommand(globals));
 program.addCommand(guardCommand(globals));

@@ -61,7 +61,7 @@ export class DatabaseUnavailableError extends TenantryError {
   /**
    * `error` as a DatabaseUnavailableError when it (or an error in its `cause` chain, or one of
    * an AggregateError's errors) is a connection failure; `undefined` for anything else, which
-   * includes every refusal a caller caused (a TenantryError of status below 500).
+   * includes every other TenantryError (a refusal, a POOL_TIMEOUT), whatever its cause.
    */
   static from(error: unknown): DatabaseUnavailableError | undefined {
     const reason = connectionFailureOf(error, 0);
@@ -80,7 +80,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 function connectionFailureOf(error: unknown, depth: number): string | undefined {
   if (depth > 8 || error === null || typeof error !== 'object') return undefined;
   if (error instanceof DatabaseUnavailableError) return error.reason ?? '';
-  if (error instanceof TenantryError && error.status < 500) return undefined;
+  // a Tenantry error already says what happened (a refusal, POOL_TIMEOUT…): never reclassified
+  if (error instanceof TenantryError) return undefined;
   const { code, message, cause, errors } = error as {
     code?: unknown;
     message?: unknown;

@@ -41,7 +41,13 @@ export type TenantryErrorCode =
   | 'EMBEDDED_START_FAILED'
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
-  | 'PRISMA_CLIENT_UNSUPPORTED';
+  | 'PRISMA_CLIENT_UNSUPPORTED'
+  // bounded waits (see src/errors/wait-errors.ts)
+  | 'POOL_TIMEOUT'
+  | 'STATEMENT_TIMEOUT'
+  | 'LOCK_TIMEOUT'
+  | 'REQUEST_ABORTED'
+  | 'DEADLINE_EXCEEDED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -12,7 +12,7 @@ import { checkViews } from './doctor/view-checks.js';
 import { checkDefinerFunctions } from './doctor/function-checks.js';
 import { checkRegistry } from './doctor/registry-checks.js';
 import { checkSettings } from './doctor/setting-checks.js';
-import { checkInstallDigest } from './doctor/install-checks.js';
+import { checkInstall } from './doctor/install-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
 import { checkRoutes } from './doctor/route-checks.js';
 import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
@@ -43,7 +43,7 @@ const CHECKS: DoctorCheck[] = [
   checkDefinerFunctions,
   checkRegistry,
   checkSettings,
-  checkInstallDigest,
+  checkInstall,
   checkSupportRole,
   checkRoutes,
 ];

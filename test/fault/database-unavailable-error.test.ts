@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { toErrorAnswer } from '../../app/http/error-handler.js';
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../../src/errors/database-unavailable-error.js';
 import { TenantNotFoundError, TenantryError } from '../../src/errors/tenantry-error.js';
+import { PoolTimeoutError } from '../../src/errors/wait-errors.js';
 
 const withCode = (code: string, message = 'x') => Object.assign(new Error(message), { code });
 
@@ -29,6 +30,10 @@ describe('DatabaseUnavailableError.from', () => {
     // a refusal of the caller stays a refusal even when a connection failure caused it
     expect(
       isDatabaseUnavailable(new TenantryError('UNAUTHENTICATED', 'no', { status: 401, cause: withCode('57P01') })),
+    ).toBe(false);
+    // and a Tenantry error keeps its own code (a checkout timeout is POOL_TIMEOUT, not an outage)
+    expect(
+      isDatabaseUnavailable(new PoolTimeoutError(1000, new Error('timeout exceeded when trying to connect'))),
     ).toBe(false);
   });
 
