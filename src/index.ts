@@ -24,6 +24,7 @@ export {
   type TenantryErrorCode,
 } from './errors/tenantry-error.js';
 export { SqlState, sqlStateOf } from './errors/sqlstate.js';
+export { DatabaseUnavailableError, isDatabaseUnavailable } from './errors/database-unavailable-error.js';
 export {
   PoolTimeoutError,
   StatementTimeoutError,

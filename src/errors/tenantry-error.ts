@@ -36,6 +36,9 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
+  // outages (see src/errors/database-unavailable-error.ts)
+  | 'DATABASE_UNAVAILABLE'
+  | 'EMBEDDED_START_FAILED'
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
   | 'PRISMA_CLIENT_UNSUPPORTED'
