@@ -1,6 +1,7 @@
-// ESLint flat config: lints the reference server (app/) with Tenantry's own plugin, so the
-// example application proves the rules run clean on code that isolates tenants correctly.
-// `npx eslint app`.
+// ESLint flat config. Everything that ships or tests it (src, app, test, bench, examples) gets
+// typescript-eslint's recommended rules; the reference server (app/) also gets Tenantry's own
+// plugin, so the example application proves the rules run clean on code that isolates tenants
+// correctly. `npm run lint`.
 import tseslint from 'typescript-eslint';
 import { tsImport } from 'tsx/esm/api';
 
@@ -9,7 +10,21 @@ import { tsImport } from 'tsx/esm/api';
 const { plugin: tenantry, sqlMigrationsConfig } = await tsImport('./src/lint/index.ts', import.meta.url);
 
 export default [
-  { ignores: ['dist/**', 'node_modules/**', '.tenantry/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tenantry/**', 'test/orm/prisma/generated/**'] },
+  ...tseslint.configs.recommended.map((config) => ({
+    ...config,
+    files: ['src/**/*.ts', 'app/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
+  })),
+  {
+    files: ['src/**/*.ts', 'app/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
+    rules: {
+      // `_`-prefixed names are deliberately unused (a parameter kept for its position)
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
+    },
+  },
   {
     files: ['app/**/*.ts'],
     languageOptions: { parser: tseslint.parser, ecmaVersion: 2023, sourceType: 'module' },

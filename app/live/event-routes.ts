@@ -49,6 +49,7 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
     const after = lastEventId(request.headers['last-event-id']);
     const tenant = currentTenant();
     const raw = reply.raw;
+    // eslint-disable-next-line prefer-const -- assigned once later, read by the cleanup defined before it
     let unsubscribe: (() => void) | undefined;
     let ended = false;
     const timers: NodeJS.Timeout[] = [];

@@ -6,6 +6,7 @@ import { encodeCursor, type KeysetCursor } from '../http/keyset-cursor.js';
  * statements go to its placement) or a client inside a transaction.
  */
 export interface DataPool {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' QueryResultRow default (any)
   query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 

@@ -145,6 +145,7 @@ export class TenantClient extends pg.Client {
   // processed, and an error seen meanwhile rejects the connect instead.
   override connect(): Promise<pg.Client>;
   override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
   override connect(callback?: Function): Promise<pg.Client> | void {
     const settle = (done: (err: Error | null) => void) => (err: Error | null) => {
       if (err) return done(err);
@@ -171,6 +172,7 @@ export class TenantClient extends pg.Client {
   }
 
   // pg.Client.query has many overloads; this one accepts them all and returns what pg would.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   override query(config: any, values?: any, callback?: any): any {
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
     const tagged = typeof config === 'object' && TENANT_OF_QUERY in config;

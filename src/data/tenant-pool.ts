@@ -159,6 +159,7 @@ export class TenantPool extends pg.Pool {
         ? new PoolTimeoutError(timeout, err)
         : err;
     if (callback) {
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
       return (pg.Pool.prototype.connect as Function).call(
         this,
         (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) =>
@@ -182,6 +183,7 @@ export class TenantPool extends pg.Pool {
     idleListener: (err: Error) => void,
     err?: unknown,
   ): unknown {
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
     const release = (pg.Pool.prototype as unknown as { _release: Function })._release;
     const judge = (): unknown => {
       const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
@@ -226,6 +228,7 @@ export class TenantPool extends pg.Pool {
 // runs now too, in the caller's stack (its call sites), and its verdict travels with the query.
 // Assigned on the prototype (not declared in the class) so pg.Pool's typed overloads stay.
 const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
 TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
   const tenantId = tryCurrentTenant();
   const signal = currentSignal();

@@ -2,6 +2,7 @@
 // some fields (InsertStmt.relation, MergeStmt.relation…) hold the struct without the wrapper.
 
 /** A node or struct of the parse tree; fields vary by node type. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- libpg-query's JSON AST: fields vary by node type
 export type AstNode = Record<string, any>;
 
 /** The `sval` of a String node, or undefined. */

@@ -16,6 +16,7 @@ export interface StreamHead {
  * client checked out of either inside your transaction.
  */
 export interface TenantQueryable {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 

@@ -20,9 +20,11 @@ export interface HttpDriver {
 /** The part of a Fastify instance (or anything with light-my-request's `inject`) the driver uses. */
 export interface InjectTarget {
   inject(options: {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- light-my-request's own option types, structurally
     method: any;
     url: string;
     headers: Record<string, string>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- light-my-request's own option types, structurally
     payload?: any;
   }): PromiseLike<{ statusCode: number; body: string }>;
 }

@@ -2,6 +2,7 @@ import type { HttpDriver } from './http-driver.js';
 
 /** The result shape the kit reads from a query: node-postgres' `QueryResult`, structurally. */
 export interface SqlResult {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- node-postgres' QueryResult rows, structurally
   rows: any[];
   rowCount: number | null;
 }

@@ -41,6 +41,7 @@ export interface TenantTableSpec<User = unknown> {
 
 /** A table spec with its identifiers validated and quoted. */
 // `any` by default: helpers take a table of any user type (the callbacks make `unknown` invariant)
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- helpers take a table of any user type (the callbacks make unknown invariant)
 export interface ResolvedTable<User = any> {
   spec: TenantTableSpec<User>;
   name: string;

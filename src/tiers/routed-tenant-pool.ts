@@ -136,6 +136,7 @@ export class RoutedTenantPool {
   }
 
   /** Runs one statement where the current tenant lives (or on the home cluster's shared database without a tenant). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   async query<R extends pg.QueryResultRow = any>(
     text: string | pg.QueryConfig,
     values?: unknown[],

@@ -131,6 +131,7 @@ describe('logs', () => {
       },
       'careless',
     );
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
     const line = JSON.parse(lines[0]!) as Record<string, any>;
     expect(line.req.headers).toEqual({ authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
     expect(line.created).toEqual({ key: '[redacted]' });

@@ -47,7 +47,6 @@ const PLACES = {
 } satisfies Record<string, PlacementTarget>;
 type Place = keyof typeof PLACES;
 const NAMES = Object.keys(PLACES) as Place[];
-const placeOf = (name: Place): PlacementTarget => PLACES[name];
 
 interface Tenant {
   id: string;

@@ -46,12 +46,14 @@ afterAll(async () => {
 async function post(
   headers: Record<string, string>,
   body: unknown = { hello: 'world' },
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
 ): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
   const res = await fetch(`${base}/api/echo`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
   return { status: res.status, json: (await res.json()) as Record<string, any>, headers: res.headers };
 }
 
@@ -84,6 +86,7 @@ describe('Express adapter', () => {
     const { token } = await f.signIn(f.users.sam, f.acme.id);
     const get = async (path: string, headers: Record<string, string> = {}) => {
       const res = await fetch(`${base}${path}`, { headers });
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
       return { status: res.status, json: (await res.json()) as Record<string, any> };
     };
     expect(await get('/t/acme/whoami', { authorization: `Bearer ${token}` })).toEqual({

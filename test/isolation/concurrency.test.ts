@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
-import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createNotesTable } from '../support/notes-table.js';
 import { codeOf } from '../support/refusal-code.js';

@@ -282,6 +282,7 @@ async function createClusterDatabase(
   const contextSecret = options.contextSecret ?? defaultSecret;
   await withClient(rootUrl, (c) => c.query(`create database ${name}`));
   const adminUrl = url(name);
+  // eslint-disable-next-line prefer-const -- assigned once later, read by the drop closure registered before it
   let database: ClusterDatabase | undefined;
   // until the handle exists (install may fail) dropping means dropping the database alone
   const dropDatabase = () =>

@@ -73,12 +73,14 @@ async function newDatabase(suffix: string): Promise<string> {
 /** A superuser pool on a placement's database: the ground truth. */
 function adminAt(where: PlacementTarget): pg.Pool {
   const url = where.database ? withDatabase(db.adminUrl, where.database) : db.adminUrl;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
   let p = (adminAt as any).cache?.get(url) as pg.Pool | undefined;
   if (!p) {
     p = new pg.Pool({ connectionString: url, max: 2 });
     // DROP DATABASE … WITH (FORCE) at the end may terminate a socket pg-pool is still closing (57P01)
     p.on('error', () => undefined);
     pools.push(p);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
     ((adminAt as any).cache ??= new Map()).set(url, p);
   }
   return p;

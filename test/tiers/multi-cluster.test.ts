@@ -21,6 +21,7 @@ let catalogApp: pg.Pool;
 const t: Record<'a' | 'b' | 'c', string> = { a: '', b: '', c: '' };
 
 beforeAll(async () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test double of an untyped shape
   const [c1, c2, c3] = fleet().clusters as [NonNullable<ReturnType<typeof fleet>['clusters'][0]>, any, any];
   home = await c1.createDatabase('app');
   second = await c2.createDatabase('app');

@@ -64,6 +64,7 @@ export interface MoveProgress {
 // `capture` read defensively: a home catalog installed before the column existed still runs trigger moves
 export const MOVE_COLUMNS = `id, tenant_id, source, target, step, cursor, error, freeze_ms, cleanup_after, created_at, updated_at, switched_at, finished_at, tables, to_jsonb(moves) -> 'capture' as capture`;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a row as node-postgres returns it
 export function toMoveRecord(r: Record<string, any>): MoveRecord {
   return {
     id: r.id,
