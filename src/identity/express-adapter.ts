@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { runAs } from '../context/tenant-context.js';
+import { actorOf, runWithLogContext } from '../observe/log-context.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
@@ -49,14 +50,21 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
         if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous)
           throw new AccessError('UNAUTHENTICATED');
         (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
-        await runAs(resolution.tenantId, async () => {
-          if (audit)
-            await auditStaffRequest(audit, resolution as Resolution<unknown>, {
-              method: request.method,
-              route: request.baseUrl + request.path,
-            });
-          next();
-        });
+        // lines written by the rest of the chain (any logger) name the request and its actor
+        const logContext = {
+          requestId: typeof (request as { id?: unknown }).id === 'string' ? (request as { id?: string }).id : undefined,
+          actor: actorOf(resolution.principal),
+        };
+        await runAs(resolution.tenantId, () =>
+          runWithLogContext(logContext, async () => {
+            if (audit)
+              await auditStaffRequest(audit, resolution as Resolution<unknown>, {
+                method: request.method,
+                route: request.baseUrl + request.path,
+              });
+            next();
+          }),
+        );
       })
       .catch(next);
   };
