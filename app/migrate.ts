@@ -3,6 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { recordReviewedFunctions } from 'tenantry';
+import { REVIEWED_FUNCTIONS } from './reviewed-functions.js';
 
 /** The reference server's migrations, `NNN_name.sql`, applied in name order. */
 export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -97,6 +99,8 @@ export async function migrate(owner: string | pg.Pool, options: MigrateOptions):
         applied.push(migration.name);
         options.onApply?.(migration.name);
       }
+      // the SECURITY DEFINER functions above, as reviewed (tenantry doctor: DEFINER_NOT_REVIEWED)
+      await recordReviewedFunctions(client, REVIEWED_FUNCTIONS);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);

@@ -15,6 +15,7 @@ import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
 import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
+import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -46,6 +47,11 @@ export interface ServerOptions {
   tokens?: TokenServiceOptions;
   /** Live channels: `GET /events` (SSE) over this event bus; the route is absent without it. */
   events?: EventRoutesOptions;
+  /**
+   * How long a request may take (default 10 s): past it, 504 DEADLINE_EXCEEDED, and its
+   * statements are not sent or are cancelled. A client that disconnects aborts them too.
+   */
+  requestDeadlineMs?: number;
 }
 
 /**
@@ -78,6 +84,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.decorateRequest('member', null);
   installErrorHandler(app);
   installJsonBodyParser(app);
+  installRequestDeadline(app, { deadlineMs: options.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS });
   const resolver = new TenantResolver<Member>({
     pool: appPool,
     tokens: tokens.verifier,

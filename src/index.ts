@@ -1,4 +1,14 @@
-export { runAs, runWithoutTenant, currentTenant, tryCurrentTenant, type TenantRef } from './context/tenant-context.js';
+export {
+  runAs,
+  runWithoutTenant,
+  runWithSignal,
+  currentTenant,
+  tryCurrentTenant,
+  currentSignal,
+  type TenantRef,
+  type RunAsOptions,
+} from './context/tenant-context.js';
+export { disconnectSignal, type ClosableResponse } from './context/disconnect-signal.js';
 export { isTenantId, toTenantId } from './context/tenant-id.js';
 export {
   TenantryError,
@@ -14,21 +24,57 @@ export {
   type TenantryErrorCode,
 } from './errors/tenantry-error.js';
 export { SqlState, sqlStateOf } from './errors/sqlstate.js';
+export { DatabaseUnavailableError, isDatabaseUnavailable } from './errors/database-unavailable-error.js';
+export {
+  PoolTimeoutError,
+  StatementTimeoutError,
+  LockTimeoutError,
+  RequestAbortedError,
+  DeadlineExceededError,
+} from './errors/wait-errors.js';
 export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export {
   installSql,
-  installDigest,
   resolveInstallOptions,
   CONTEXT_SETTING,
+  DEFAULT_APP_ROLE_TIMEOUTS,
   type InstallOptions,
+  type AppRoleTimeouts,
   type ContextMode,
 } from './policy/install-sql.js';
-export { install, setContextSecret, type InstallRunOptions } from './policy/installer.js';
+export {
+  install,
+  planInstall,
+  setContextSecret,
+  type InstallRunOptions,
+  type InstallReport,
+} from './policy/installer.js';
+export {
+  libraryMigrations,
+  appliedLibraryMigrations,
+  pendingOf as pendingLibraryMigrations,
+  migrationLabel,
+  type LibraryMigration,
+  type AppliedMigration as AppliedLibraryMigration,
+} from './policy/library-migrations.js';
+export {
+  rotateContextSecret,
+  rotatePassword,
+  type RotateContextSecretOptions,
+  type ContextSecretRotation,
+} from './policy/rotation.js';
+export { rotateContextSecretEverywhere, type DatabaseRotation } from './tiers/rotate-everywhere.js';
 export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
-export { runDoctor, formatDoctorReport } from './policy/doctor.js';
+export {
+  runDoctor,
+  formatDoctorReport,
+  acceptDefinerFunction,
+  recordReviewedFunctions,
+  type ReviewedFunction,
+} from './policy/doctor.js';
 export { TokenVerifier, type VerifiedToken } from './identity/token-verifier.js';
 export type {
   TokenVerifierConfig,

@@ -43,13 +43,29 @@ afterAll(async () => {
 });
 
 describe('tenantry CLI', () => {
-  it('prints the install SQL with secrets masked on --dry-run', async () => {
+  it('prints what is pending on --dry-run, passwords masked, secrets never', async () => {
     const r = await tenantry('install', '--dry-run', '--app-role', 'my_app');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('CREATE POLICY tenantry_self ON tenantry.tenants');
+    // the test database is current: the roles and grants steps, no migration
+    expect(r.stdout).toContain('-- pending library migrations: none');
+    expect(r.stdout).not.toContain('CREATE POLICY tenantry_self ON tenantry.tenants');
     expect(r.stdout).toContain('"my_app"');
     expect(r.stdout).toContain("PASSWORD '********'");
+    expect(r.stdout).not.toContain(ROLE_PASSWORD);
     expect(r.stdout).not.toContain(db.contextSecret);
+    // and printed nothing: the role it would create does not exist
+    const { rows } = await db.admin.query(`select 1 from pg_roles where rolname = 'my_app'`);
+    expect(rows).toEqual([]);
+
+    await db.admin.query(`delete from tenantry.library_migrations where feature = 'identity' and version = 3`);
+    const pending = await tenantry('install', '--dry-run', '--app-role', db.appRole, '--owner-role', db.ownerRole);
+    expect(pending.stdout).toContain('-- pending library migrations: identity/003_visible_reasons\n');
+    expect(pending.stdout).toContain('-- migration identity/003_visible_reasons');
+    expect(pending.stdout).toContain('CREATE OR REPLACE FUNCTION tenantry.visible_length');
+    expect(pending.stdout).not.toContain('-- migration identity/001_identity');
+    const applied = await tenantry('install');
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('applied 1 library migration: identity/003_visible_reasons');
   });
 
   it('installs idempotently', async () => {

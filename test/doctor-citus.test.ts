@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { runAs } from '../src/context/tenant-context.js';
 import { runDoctor, type DoctorReport } from '../src/policy/doctor.js';
 import { ensureExtensions, migrate } from '../app/migrate.js';
-import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+import { ROLE_PASSWORD, type TestDatabase } from './support/test-database.js';
+import { createDoctorTestDatabase } from './support/doctor-findings.js';
 import { applyFixes, findingOf } from './support/doctor-findings.js';
 
 const exec = promisify(execFile);
@@ -24,7 +25,7 @@ let db: TestDatabase | undefined;
 
 /** A fresh database with `sql` run as the owner (like a migration), after `adminSql` as the superuser; dropped after the test. */
 async function plant(sql: string, adminSql?: string): Promise<TestDatabase> {
-  db = await createTestDatabase();
+  db = await createDoctorTestDatabase();
   if (adminSql) await db.admin.query(adminSql);
   await db.owner.query(sql);
   return db;
@@ -44,6 +45,7 @@ describe('doctor --citus', () => {
                              primary key (tenant_id, id), unique (tenant_id, email));
       create table notes (tenant_id uuid not null, id bigint generated always as identity, account_id uuid not null, body text,
                           primary key (tenant_id, id), foreign key (tenant_id, account_id) references accounts (tenant_id, id) on delete cascade);
+      create index on accounts (plan);
       select tenantry.register_global_table('plans');
       select tenantry.register_tenant_table('accounts');
       select tenantry.register_tenant_table('notes');`);
@@ -54,6 +56,7 @@ describe('doctor --citus', () => {
     const d = await plant(`
       create table orders (tenant_id uuid not null, id uuid primary key default gen_random_uuid(), code text unique);
       create table lines (tenant_id uuid not null, order_id uuid not null references orders (id), n int not null, primary key (tenant_id, order_id, n));
+      create index on lines (order_id);
       select tenantry.register_tenant_table('orders');
       select tenantry.register_tenant_table('lines');`);
     const plain = await runDoctor(d.adminUrl);
@@ -75,6 +78,8 @@ describe('doctor --citus', () => {
     expect(
       await applyFixes(d, citus, ['FOREIGN_KEY_WITHOUT_TENANT', 'UNIQUE_WITHOUT_TENANT', 'PRIMARY_KEY_WITHOUT_TENANT']),
     ).toBe(3);
+    // the unique key added for the foreign key now duplicates the primary key: one goes
+    await applyFixes(d, await runDoctor(d.adminUrl, { citus: true }), ['DUPLICATE_INDEX']);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
   });
 
@@ -111,6 +116,7 @@ describe('doctor --citus', () => {
     const d = await plant(`
       create table warehouses (id int primary key, city text not null);
       create table stock (tenant_id uuid not null, warehouse int not null references warehouses (id), n int not null, primary key (tenant_id, warehouse));
+      create index on stock (warehouse);
       select tenantry.register_tenant_table('stock');`);
     expect(await runDoctor(d.adminUrl)).toEqual(CLEAN);
     const report = await runDoctor(d.adminUrl, { citus: true });
@@ -232,7 +238,7 @@ describe('doctor --citus on the reference server’s schema', () => {
   afterAll(() => ref?.drop());
 
   it('reports only the foreign key to the private users table, which would have to become a reference table', async () => {
-    ref = await createTestDatabase();
+    ref = await createDoctorTestDatabase();
     await ensureExtensions(ref.adminUrl);
     await migrate(ref.owner, { appRole: ref.appRole });
     expect(await runDoctor(ref.adminUrl)).toEqual(CLEAN);

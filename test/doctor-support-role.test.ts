@@ -5,7 +5,8 @@ import { TenantPool } from '../src/data/tenant-pool.js';
 import { runDoctor } from '../src/policy/doctor.js';
 import type { Finding } from '../src/policy/doctor/finding.js';
 import { createNotesTable } from './support/notes-table.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import type { TestDatabase } from './support/test-database.js';
+import { createDoctorTestDatabase } from './support/doctor-findings.js';
 
 const A = randomUUID();
 let db: TestDatabase;
@@ -14,7 +15,7 @@ let supportPool: TenantPool;
 
 beforeAll(async () => {
   support = `ts_${randomBytes(5).toString('hex')}_support`;
-  db = await createTestDatabase({ supportRole: support });
+  db = await createDoctorTestDatabase({ supportRole: support });
   await db.owner.query(`insert into tenantry.tenants (id, slug, name) values ($1, 'support-a', 'A')`, [A]);
   await createNotesTable(db, [
     [A, 'a1'],

@@ -8,8 +8,8 @@ import { createTenantSchema } from '../src/tiers/provision.js';
 import { migrateEverywhere } from '../src/tiers/migrate/migrate-everywhere.js';
 import { doctorEverywhere } from '../src/tiers/migrate/doctor-everywhere.js';
 import { NOTES_DDL } from './support/notes-table.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { applyFixes, findingOf } from './support/doctor-findings.js';
+import type { TestDatabase } from './support/test-database.js';
+import { applyFixes, createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 
 // The tiers' doctor findings: policies that skip (or keep) the route check against the table's
 // pinned flag, and schema-tier tenants whose schema lacks a shared tenant table.
@@ -45,7 +45,7 @@ const MEMBERS_DDL = `
 describe('doctor: pinned tables and the route check', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.owner.query(`${MEMBERS_DDL}
       ${NOTES_DDL}
       create table tasks (org_id uuid not null, id bigint generated always as identity, title text not null, primary key (org_id, id));
@@ -158,7 +158,7 @@ describe('doctor: schema-tier tenants missing a shared tenant table', () => {
       `create table tasks (tenant_id uuid not null default tenantry.current_tenant_id(), id bigint generated always as identity, title text not null, primary key (tenant_id, id));
        select tenantry.register_tenant_table('tasks');`,
     );
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     // pinned: stays in public by design, never in a tenant schema
     await db.owner.query(MEMBERS_DDL);
     placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });

@@ -1,9 +1,15 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { formatDoctorReport, runDoctor, type DoctorReport, type FindingCode } from '../src/policy/doctor.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { applyFixes, findingOf } from './support/doctor-findings.js';
+import {
+  acceptDefinerFunction,
+  formatDoctorReport,
+  runDoctor,
+  type DoctorReport,
+  type FindingCode,
+} from '../src/policy/doctor.js';
+import type { TestDatabase } from './support/test-database.js';
+import { applyFixes, createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
 
 /**
  * db.drop() ends its pools, then drops the database WITH (FORCE). pg-pool's end() resolves before
@@ -31,7 +37,7 @@ function objectsOf(report: DoctorReport, code: FindingCode): string[] {
 describe('doctor on a clean install', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.owner.query(`
       create table accounts (tenant_id uuid not null, id uuid not null default gen_random_uuid(), email text not null,
                              primary key (tenant_id, id), unique (tenant_id, email));
@@ -39,6 +45,7 @@ describe('doctor on a clean install', () => {
                           primary key (tenant_id, id), foreign key (tenant_id, account_id) references accounts (tenant_id, id) on delete cascade);
       create table plans (id text primary key, price int not null);
       create table internal_jobs (id int primary key);
+      create index on notes (tenant_id, account_id);
       create view account_emails with (security_invoker = true) as select tenant_id, email from accounts;
       create function public.note_count() returns bigint language sql security definer set search_path = pg_catalog, pg_temp
         as 'select count(*) from public.notes';
@@ -50,6 +57,13 @@ describe('doctor on a clean install', () => {
       create schema extra;
       create table extra.items (tenant_id uuid not null, name text);
     `);
+    // counts every tenant's notes on purpose: a reviewer accepted it (test/doctor-definer.test.ts)
+    const owner = await db.owner.connect();
+    try {
+      await acceptDefinerFunction(owner, 'public.note_count()', 'a global statistic, no tenant data');
+    } finally {
+      owner.release();
+    }
   });
   afterAll(() => drop(db));
 
@@ -122,7 +136,7 @@ describe('doctor on the app role', () => {
   let db: TestDatabase;
   let extraRoles: string[];
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const [ops, team, readers] = ['ops', 'team', 'readers'].map((r) => `${db.name}_${r}`) as [string, string, string];
     extraRoles = [ops, team, readers];
     await db.owner.query(
@@ -202,7 +216,7 @@ describe('doctor on tenant tables and privileges', () => {
   let db: TestDatabase;
   let helper: string;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     helper = `${db.name}_helper`;
     const notes = (
       t: string,
@@ -216,7 +230,7 @@ describe('doctor on tenant tables and privileges', () => {
       create table renamed_notes (tenant_id uuid not null, body text);
       select tenantry.register_tenant_table('renamed_notes');
       alter table renamed_notes rename column tenant_id to org_id;
-      create table custom_col (org uuid not null, body text);
+      create table custom_col (org uuid not null, id int, body text, primary key (org, id));
       select tenantry.register_tenant_table('custom_col', 'org');
     `);
     await db.admin.query(`
@@ -305,15 +319,20 @@ describe('doctor on tenant tables and privileges', () => {
       'APP_CAN_CREATE_TEMP',
     ]);
     const after = await runDoctor(db.adminUrl);
-    // the renamed column needs a human to pick the column: its fix is a template
-    expect(after.findings.map((f) => `${f.code} ${f.object}`)).toEqual(['TENANT_COLUMN_MISSING public.renamed_notes']);
+    // the renamed column and the missing primary keys need a human to pick the columns: their fixes are templates
+    expect(after.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'TENANT_COLUMN_MISSING public.renamed_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.loose_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.renamed_notes',
+      'TENANT_TABLE_NO_PRIMARY_KEY public.slow_notes',
+    ]);
   });
 });
 
 describe('doctor on keys', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.owner.query(`
       create table accounts (tenant_id uuid not null, id uuid not null default gen_random_uuid(), email text not null, handle text, code text,
                              primary key (tenant_id, id), unique (id), unique (email), unique (tenant_id, handle), unique (code) include (tenant_id));
@@ -378,6 +397,18 @@ describe('doctor on keys', () => {
         'PRIMARY_KEY_WITHOUT_TENANT',
       ]),
     ).toBe(7);
+    // the keys now include the tenant: what is left is their shape (an index for each foreign key,
+    // and the keys made twice over: unique (tenant_id, id) beside the primary key)
+    const shaped = await runDoctor(db.adminUrl);
+    expect(shaped.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'DUPLICATE_INDEX public.accounts_id_key',
+      'DUPLICATE_INDEX public.orders_tenant_id_id_key',
+    ]);
+    // the lines' foreign key stands on the duplicate: the fix moves it onto the primary key
+    expect(findingOf(shaped, 'DUPLICATE_INDEX', 'public.orders_tenant_id_id_key').fix).toBe(
+      'ALTER TABLE public.lines DROP CONSTRAINT lines_order_id_fkey; ALTER TABLE public.orders DROP CONSTRAINT orders_tenant_id_id_key; ALTER TABLE public.lines ADD CONSTRAINT lines_order_id_fkey FOREIGN KEY (tenant_id, order_id) REFERENCES public.orders(tenant_id, id);',
+    );
+    expect(await applyFixes(db, shaped, ['DUPLICATE_INDEX'])).toBe(2);
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 });
@@ -386,7 +417,7 @@ describe('doctor on policies', () => {
   let db: TestDatabase;
   const isolation = '(tenant_id = ( SELECT tenantry.current_tenant_id() AS current_tenant_id))';
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const tables = [
       'per_row',
       'raw_setting',
@@ -492,7 +523,7 @@ describe('doctor on policies', () => {
 describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     const app = db.appRole;
     await db.owner.query(`
       create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), body text, primary key (tenant_id, id));
@@ -608,8 +639,20 @@ describe('doctor on views, SECURITY DEFINER functions and the registry', () => {
       'UNREGISTERED_TABLE_REACHABLE',
       'UNREGISTERED_TABLE_NOT_FORCED',
     ];
-    expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set(codes));
+    expect(new Set(before.findings.map((f) => f.code))).toEqual(new Set([...codes, 'DEFINER_NOT_REVIEWED']));
     await applyFixes(db, before, codes);
+    // granted to the app on purpose, each still counts every tenant's notes: a reviewer must say so
+    const fixed = await runDoctor(db.adminUrl);
+    expect(fixed.findings.map((f) => `${f.code} ${f.object}`)).toEqual([
+      'DEFINER_NOT_REVIEWED public.count_notes()',
+      'DEFINER_NOT_REVIEWED public.loose_path()',
+    ]);
+    const owner = await db.owner.connect();
+    try {
+      for (const f of fixed.findings) await acceptDefinerFunction(owner, f.object, 'global statistics, no tenant data');
+    } finally {
+      owner.release();
+    }
     expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
   });
 });
@@ -618,7 +661,7 @@ describe('doctor on settings and install state', () => {
   let db: TestDatabase;
   const forged = `forged-${randomBytes(6).toString('hex')}`;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createDoctorTestDatabase();
     await db.admin.query(`
       alter role ${db.appRole} set tenantry.context = '${forged}';
       alter role ${db.ownerRole} in database ${db.name} set tenantry.context = '${forged}';
@@ -673,7 +716,7 @@ describe('doctor on settings and install state', () => {
 describe('doctor on an unsigned install without the event trigger', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase({ contextMode: 'unsigned', eventTrigger: false });
+    db = await createDoctorTestDatabase({ contextMode: 'unsigned', eventTrigger: false });
     await db.owner.query(`
       create table notes (tenant_id uuid not null, id uuid not null default gen_random_uuid(), primary key (tenant_id, id));
       select tenantry.register_tenant_table('notes');
@@ -698,8 +741,8 @@ describe('doctor on an unsigned install without the event trigger', () => {
 
 describe('doctor and other databases on the same cluster', () => {
   it('ignores a context stored for another database’s role, and still sees one stored for its own app role', async () => {
-    const mine = await createTestDatabase();
-    const other = await createTestDatabase();
+    const mine = await createDoctorTestDatabase();
+    const other = await createDoctorTestDatabase();
     try {
       await other.admin.query(`alter role ${other.appRole} set tenantry.context = 'elsewhere'`);
       expect((await runDoctor(mine.adminUrl)).findings.filter((f) => f.code === 'PERSISTENT_TENANT_CONTEXT')).toEqual(

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { TenantryError } from 'tenantry';
+import { DatabaseUnavailableError, TenantryError } from 'tenantry';
 import { ApiError } from './api-error.js';
 
 /** The body of every error answer. */
@@ -70,6 +70,9 @@ export const SQLSTATE_ERRORS: Record<string, ErrorAnswer> = {
   },
 };
 
+/** Seconds a client waits before retrying while the database is down (restarts take a few seconds). */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 /**
  * Installs the error answers: known errors map to their status and code; anything else is a
  * generic 500 `{ error: { code: 'INTERNAL' } }` with no detail (the detail goes to the log).
@@ -83,6 +86,8 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     else if (sqlStateOfChain(error) !== undefined) request.log.warn({ err: error }, 'database refused a value');
     if (status === 401) reply.header('www-authenticate', 'Bearer');
+    // 503: try again later (the database down or restarting, no connection free in time)
+    if (status === 503) reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(answerBody(CLIENT_STATUS_ERRORS[404]!)));
@@ -101,6 +106,11 @@ export function toErrorAnswer(error: unknown): { status: number; body: ErrorBody
       status: error.status,
       body: { error: withField({ code: error.code, message: error.message }, error.field) },
     };
+  }
+  // the database is down, restarting or unreachable: a 503 the client retries, not a 500
+  const unavailable = DatabaseUnavailableError.from(error);
+  if (unavailable) {
+    return { status: 503, body: { error: { code: unavailable.code, message: unavailable.message } } };
   }
   if (error instanceof TenantryError) {
     if (error.status >= 500) return { status: error.status, body: { error: { code: error.code } } };

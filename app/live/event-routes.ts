@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { currentTenant, TenantryError, type TenantResolver } from 'tenantry';
+import { currentTenant, isDatabaseUnavailable, TenantryError, type TenantResolver } from 'tenantry';
 import type { TenantEvent, TenantEventBus } from 'tenantry/live';
 import { validationFailed } from '../http/api-error.js';
 
@@ -20,7 +20,8 @@ export interface EventRoutesOptions {
   /**
    * Re-resolves the stream's request this often (default 15 s): a signed-out session, a removed
    * member, a revoked API key, a closed staff grant or a suspended tenant ends the stream within
-   * this bound, with a final `event: end` frame naming the refusal's code.
+   * this bound, with a final `event: end` frame naming the refusal's code. A re-check that fails
+   * because the database is unavailable ends nothing: the stream stays open through an outage.
    */
   resolver?: TenantResolver<unknown>;
   recheckMs?: number;
@@ -106,8 +107,12 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
             (resolution) => {
               if (resolution.tenantId !== tenant) void write(raw, endFrame('TENANT_CONFLICT')).then(end);
             },
-            (error: unknown) =>
-              void write(raw, endFrame(error instanceof TenantryError ? error.code : 'INTERNAL')).then(end),
+            (error: unknown) => {
+              // the database is down or restarting: not a refusal. The stream stays open (the bus
+              // catches up when it is back) and the next re-check decides
+              if (isDatabaseUnavailable(error)) return;
+              void write(raw, endFrame(error instanceof TenantryError ? error.code : 'INTERNAL')).then(end);
+            },
           );
         }, recheckMs),
       );

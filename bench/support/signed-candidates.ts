@@ -1,4 +1,6 @@
-import { CONTEXT_SETTING, SIGNED_CONTEXT_FUNCTION } from '../../src/policy/install-sql.js';
+import { CONTEXT_SETTING, signedContextFunctionSql } from '../../src/policy/install-sql.js';
+
+const SIGNED_CONTEXT_FUNCTION = signedContextFunctionSql();
 
 /** A formulation of `tenantry.current_tenant_id()` for signed mode, tried by the study. */
 export interface SignedCandidate {

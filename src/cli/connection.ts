@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { openLocalDatabase, type LocalDatabase } from '../embedded/local-database.js';
 
 /** Global options every command accepts. */
@@ -17,4 +18,16 @@ export async function withDatabase<T>(options: ConnectionOptions, fn: (db: Local
   } finally {
     await db.stop();
   }
+}
+
+/**
+ * A pg.Pool for a command, with an 'error' listener: a connection that dies while idle (the
+ * server stopping, 57P01) must not end the CLI with an unhandled 'error' event. The failure
+ * still reaches the command through the query that needed the connection; the listener only
+ * keeps the idle one's from crashing the process.
+ */
+export function commandPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on('error', () => undefined);
+  return pool;
 }

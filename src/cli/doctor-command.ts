@@ -3,10 +3,12 @@ import { formatDoctorReport, runDoctor } from '../policy/doctor.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 import { withClusters } from './migrate-command.js';
 import { doctorEverywhere } from '../tiers/migrate/doctor-everywhere.js';
+import pg from 'pg';
+import { acceptDefinerFunction } from '../policy/doctor/reviewed-functions.js';
 
 /** `tenantry doctor`: audits the live database; exits 1 when any error-level finding exists. */
 export function doctorCommand(globals: () => ConnectionOptions): Command {
-  return new Command('doctor')
+  const doctor = new Command('doctor')
     .description('audit the database for isolation defects; exits non-zero when any is found')
     .option('--app-role <name>', 'application role (default: the one recorded by install)')
     .option('--schema <names...>', 'schemas to audit (default: the ones recorded by install)')
@@ -50,4 +52,31 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
         if (!report.ok) process.exitCode = 1;
       },
     );
+  doctor.addCommand(acceptFunctionCommand(globals));
+  return doctor;
+}
+
+/**
+ * `tenantry doctor accept-function <signature> --reason <why>`: records that a reviewer accepted
+ * a SECURITY DEFINER function the app role can run (DEFINER_NOT_REVIEWED), bound to the hash of
+ * its body: doctor reports it again once the body changes.
+ */
+function acceptFunctionCommand(globals: () => ConnectionOptions): Command {
+  return new Command('accept-function')
+    .description('record the review of a SECURITY DEFINER function the app role can run (until its body changes)')
+    .argument('<signature>', "the function with its argument types, e.g. 'app.sign_in(text, text, text, integer)'")
+    .requiredOption('--reason <text>', 'why the function may reach the rows it reaches (stored with the review)')
+    .option('--sha256 <hash>', 'the body hash that was reviewed, as doctor printed it (default: the current body)')
+    .action(async (signature: string, flags: { reason: string; sha256?: string }) => {
+      const reviewed = await withDatabase(globals(), async (db) => {
+        const client = new pg.Client({ connectionString: db.adminUrl, application_name: 'tenantry doctor' });
+        await client.connect();
+        try {
+          return await acceptDefinerFunction(client, signature, flags.reason, { bodySha256: flags.sha256 });
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      });
+      console.log(`accepted ${reviewed.signature} (body sha256 ${reviewed.bodySha256})`);
+    });
 }

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
-import { installSql, type InstallOptions } from '../policy/install-sql.js';
-import { install } from '../policy/installer.js';
+import type { InstallOptions } from '../policy/install-sql.js';
+import { install, planInstall, type InstallReport } from '../policy/installer.js';
 import { installEverywhere, type InstallEverywhereReport } from '../tiers/install-everywhere.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 import { withClusters } from './migrate-command.js';
@@ -38,21 +38,42 @@ const positive = (raw: string): number => {
 function formatInstallReport(report: InstallEverywhereReport): string {
   const lines = report.databases.map(
     (d) =>
-      `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? '' : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`,
+      `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? (d.applied.length > 0 ? `: applied ${d.applied.join(', ')}` : ': current') : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`,
   );
   const failed = report.databases.filter((d) => !d.ok).length;
   lines.push(
     `tenantry install --everywhere: ${report.databases.length} database${report.databases.length === 1 ? '' : 's'}, ${report.databases.length - failed} installed, ${failed} failed ` +
-      `(${report.roles.contextMode} context, app role ${report.roles.appRole}, owner role ${report.roles.ownerRole}; install digest ${report.installDigest.slice(0, 12)}).`,
+      `(${report.roles.contextMode} context, app role ${report.roles.appRole}, owner role ${report.roles.ownerRole}).`,
   );
   return lines.join('\n');
+}
+
+/** What one install did, for people: migrations applied, and every credential it kept. */
+export function formatSingleInstall(report: InstallReport): string[] {
+  const lines = [
+    report.applied.length > 0
+      ? `applied ${report.applied.length} library migration${report.applied.length === 1 ? '' : 's'}${report.baselined ? ' (an install from before the versioned schema, now versioned)' : ''}: ${report.applied.join(', ')}`
+      : 'library schema current: no pending migration',
+  ];
+  for (const p of report.passwords)
+    lines.push(
+      p.action === 'set'
+        ? `password of ${p.role} set (the role had none)`
+        : `password of ${p.role} kept (install never changes an existing one: tenantry rotate password --role …)`,
+    );
+  if (report.contextSecret === 'kept')
+    lines.push(
+      'WARNING: the context secret given differs from the key installed here, which was kept: an app signing with the given secret would fail with TR001. ' +
+        "Use the deployment's TENANTRY_CONTEXT_SECRET, or change it with tenantry rotate context-secret.",
+    );
+  return lines;
 }
 
 /** `tenantry install`: roles, catalog, registry, deny-by-default, private schema. Idempotent. */
 export function installCommand(globals: () => ConnectionOptions): Command {
   return new Command('install')
     .description('install the isolation layer into the database (idempotent)')
-    .option('--dry-run', 'print the SQL instead of running it (passwords and secrets masked)')
+    .option('--dry-run', 'print what is pending (SQL) instead of running it (passwords masked, secrets never printed)')
     .option('--app-role <name>', 'role the application connects as', process.env.TENANTRY_APP_ROLE ?? 'tenantry_app')
     .option(
       '--owner-role <name>',
@@ -89,7 +110,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           cmd.error(
             `--everywhere takes the roles and context mode recorded in the home database, and each database's own data schemas: leave out ${given.join(', ')}`,
           );
-        if (flags.dryRun) cmd.error('--dry-run prints the SQL of one install: leave out --everywhere');
+        if (flags.dryRun) cmd.error('--dry-run prints what one database has pending: leave out --everywhere');
         const report = await withClusters(
           globals(),
           flags,
@@ -125,19 +146,22 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         eventTrigger: flags.eventTrigger,
       };
       if (flags.dryRun) {
-        const masked = installSql({
-          ...options,
-          appPassword: '********',
-          ownerPassword: '********',
-          ...(options.supportRole ? { supportPassword: '********' } : {}),
+        await withDatabase(globals(), async (db) => {
+          const plan = await planInstall(db.adminUrl, {
+            ...options,
+            appPassword: db.appPassword,
+            ownerPassword: db.ownerPassword,
+            ...(options.supportRole ? { supportPassword: db.supportPassword } : {}),
+          });
+          process.stdout.write(
+            `-- pending library migrations: ${plan.pending.length === 0 ? 'none' : plan.pending.join(', ')}\n${plan.sql}` +
+              `-- then, in signed mode on a first install: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`,
+          );
         });
-        process.stdout.write(
-          `${masked}-- then, in signed mode: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`,
-        );
         return;
       }
       await withDatabase(globals(), async (db) => {
-        await install(db.adminUrl, {
+        const report = await install(db.adminUrl, {
           ...options,
           appPassword: db.appPassword,
           ownerPassword: db.ownerPassword,
@@ -149,6 +173,8 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         console.log(
           `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
         );
+        for (const line of formatSingleInstall(report))
+          (line.startsWith('WARNING') ? console.error : console.log)(line);
       });
     });
 }

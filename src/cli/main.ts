@@ -1,13 +1,40 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { DatabaseUnavailableError } from '../errors/database-unavailable-error.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { installCommand } from './install-command.js';
+import { rotateCommand } from './rotate-command.js';
 import { tenantsCommand } from './tenants-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { guardCommand } from './guard-command.js';
 import { scanLogCommand } from './scan-log-command.js';
 import { migrateCommand } from './migrate-command.js';
 import type { ConnectionOptions } from './connection.js';
+
+/**
+ * The last word on any failure: one clear line on stderr and exit code 1, never a stack trace.
+ * A pg Pool or Client whose connection dies while idle (the server stopping: 57P01) emits
+ * 'error'; with no listener that event used to end the CLI with "Unhandled 'error' event".
+ * connection.ts gives every pool it opens a listener; this catches what any other one raises.
+ */
+function fail(error: unknown): never {
+  console.error(describeFailure(error));
+  process.exit(1);
+}
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+
+function describeFailure(error: unknown): string {
+  const unavailable = DatabaseUnavailableError.from(error);
+  if (unavailable) {
+    const reason = unavailable.reason ? ` (${unavailable.reason})` : '';
+    return `error ${unavailable.code}: the database went away or cannot be reached${reason}; nothing after the last completed step was done, run the command again`;
+  }
+  if (error instanceof TenantryError) return `error ${error.code}: ${error.message}`;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return `error${typeof code === 'string' ? ` ${code}` : ''}: ${message}`;
+}
 
 const program = new Command('tenantry')
   .description('Tenant isolation for PostgreSQL: install, audit and manage tenants')
@@ -18,6 +45,7 @@ const program = new Command('tenantry')
 
 const globals = (): ConnectionOptions => program.opts<ConnectionOptions>();
 program.addCommand(installCommand(globals));
+program.addCommand(rotateCommand(globals));
 program.addCommand(doctorCommand(globals));
 program.addCommand(tenantsCommand(globals));
 program.addCommand(guardCommand(globals));
@@ -34,12 +62,8 @@ try {
     // commander prints the usage errors it finds itself; one thrown by a command's action is not printed yet
     if (error instanceof InvalidArgumentError) console.error(`error: ${error.message}`);
     process.exitCode = error.exitCode === 0 ? 0 : 2;
-  } else if (error instanceof TenantryError) {
-    console.error(`error ${error.code}: ${error.message}`);
-    process.exitCode = 1;
   } else {
-    const code = (error as { code?: string }).code;
-    console.error(`error${code ? ` ${code}` : ''}: ${(error as Error).message ?? String(error)}`);
+    console.error(describeFailure(error));
     process.exitCode = 1;
   }
 }

@@ -4,6 +4,8 @@ import { migrateEverywhere, type MigrationProgress, type TargetResult } from '..
 import { migrationStatus } from '../tiers/migrate/migration-status.js';
 import type { LocalDatabase } from '../embedded/local-database.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { progressReporter, type ProgressReporter } from './progress-reporter.js';
+import { textTable } from './text-table.js';
 
 interface MigrateFlags {
   migrations: string;
@@ -88,29 +90,18 @@ export async function withClusters<T>(
   });
 }
 
-/** A one-line progress bar on a TTY; plain lines (every tenth, and each failure) otherwise. */
-function progressPrinter(stream: NodeJS.WriteStream): (p: MigrationProgress) => void {
-  let lastTenth = -1;
-  let drawn = 0;
+/** `migrate`'s progress: targets done of all, failures so far; each failed target as a line of its own. */
+function migrateProgress(progress: ProgressReporter): (p: MigrationProgress) => void {
   return (p) => {
-    const failed = p.last.status === 'failed' || p.last.status === 'blocked';
-    if (stream.isTTY) {
-      // redrawn at most every 50 ms: thousands of targets must not mean thousands of terminal writes
-      if (p.done < p.total && performance.now() - drawn < 50) return;
-      drawn = performance.now();
-      const width = 30;
-      const filled = Math.round((p.done / p.total) * width);
-      const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total}${p.failed ? `  ${p.failed} failed` : ''}  ${p.last.target.key}`;
-      stream.write(`\r${line.slice(0, (stream.columns || 100) - 1).padEnd((stream.columns || 100) - 1)}`);
-      if (p.done === p.total) stream.write('\n');
-      return;
-    }
-    if (failed) stream.write(`${p.last.status} ${p.last.target.key}\n`);
-    const tenth = Math.floor((p.done / p.total) * 10);
-    if (tenth !== lastTenth) {
-      lastTenth = tenth;
-      stream.write(`${p.done}/${p.total} targets${p.failed ? `, ${p.failed} failed` : ''}\n`);
-    }
+    if (p.last.status === 'failed' || p.last.status === 'blocked')
+      progress.note(`${p.last.status} ${p.last.target.key}`);
+    progress.update({
+      phase: 'migrate',
+      done: p.done,
+      total: p.total,
+      unit: 'targets',
+      detail: [p.failed ? `${p.failed} failed` : '', p.last.target.key].filter(Boolean).join('  '),
+    });
   };
 }
 
@@ -153,6 +144,7 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
       },
     )
     .action(async (flags: MigrateFlags) => {
+      const progress = progressReporter();
       const report = await withClusters(globals(), flags, (catalog, clusters) =>
         migrateEverywhere({
           catalog,
@@ -160,9 +152,9 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
           migrations: flags.migrations,
           concurrency: flags.concurrency,
           lockTimeoutMs: flags.lockTimeout,
-          onProgress: flags.json ? undefined : progressPrinter(process.stderr),
+          onProgress: migrateProgress(progress),
         }),
-      );
+      ).finally(() => progress.stop());
       if (!report.ok) process.exitCode = 1;
       if (flags.json) {
         console.log(JSON.stringify(report, null, 2));
@@ -198,15 +190,7 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
             ? `${t.lastFailure.migration ?? '-'} ${t.lastFailure.sqlstate ?? '-'} ${t.lastFailure.message.replace(/\s*\n\s*/g, ' ')}`
             : ''),
       ]);
-      const head = ['TARGET', 'KIND', 'VERSION', 'PENDING', 'LAST ERROR'];
-      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [head, ...rows])
-        console.log(
-          r
-            .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-            .join('  ')
-            .trimEnd(),
-        );
+      console.log(textTable(['TARGET', 'KIND', 'VERSION', 'PENDING', 'LAST ERROR'], rows));
       const summary = report.byVersion.map((v) => `${v.version ?? 'none'}: ${v.targets}`).join(', ');
       console.log(`latest version ${report.latest ?? 'none'}; targets by version: ${summary || '(no targets)'}`);
       if (report.targets.some((t) => t.pending > 0 || t.lastFailure || t.drift)) process.exitCode = 1;

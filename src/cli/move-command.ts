@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
-import { createTenantDatabase, createTenantSchema } from '../tiers/provision.js';
 import type { MoveProgress, MoveRecord } from '../tiers/move/move-record.js';
 import { TenantMover } from '../tiers/move/tenant-mover.js';
 import type { Tier } from '../tiers/tenant-router.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { prepareMoveTarget } from './prepare-move-target.js';
+import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
 interface MoveOptions {
   to?: Tier;
@@ -16,10 +16,10 @@ interface MoveOptions {
   schema?: string;
   database?: string;
   ddl?: string;
-  clusterUrl: string[];
+  clusterUrl?: string[];
   capture: string;
   verify: string;
-  replicationUrl: string[];
+  replicationUrl?: string[];
   rollback?: boolean;
   cleanup?: boolean;
   cleanupAfter?: string;
@@ -36,47 +36,34 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
-/** One line per state; on a terminal, the line is rewritten in place. */
-function progressPrinter(): { show: (p: MoveProgress) => void; end: () => void } {
-  const tty = process.stdout.isTTY;
-  let last = '';
-  let lastAt = 0;
-  return {
-    show(p) {
-      const parts = [`move ${p.moveId.slice(0, 8)}`, p.step];
-      if (p.table) parts.push(p.table);
-      if (p.copied !== undefined)
-        parts.push(
-          p.total
-            ? `${p.copied}/${p.total} rows (${Math.floor((100 * p.copied) / Math.max(p.total, 1))}%)`
-            : `${p.copied} rows`,
-        );
-      if (p.deltaBacklog !== undefined) parts.push(`backlog ${p.deltaBacklog}`);
-      if (p.ranges) parts.push(`key range ${p.ranges.checked + 1}/${p.ranges.total}`);
-      const line = parts.join('  ');
-      if (tty) {
-        process.stdout.write(`\r\x1b[2K${line}`);
-      } else if (
-        line.split('  ').slice(0, 3).join() !== last.split('  ').slice(0, 3).join() ||
-        Date.now() - lastAt > 1000
-      ) {
-        console.log(line); // a log: a new line when the step or table changes, else once a second
-        lastAt = Date.now();
-      }
-      last = line;
-    },
-    end() {
-      if (tty && last) process.stdout.write('\n');
-    },
-  };
+/** The move's progress, as the reporter shows it. */
+export function moveProgressUpdate(p: MoveProgress): ProgressUpdate {
+  const phase = `move ${p.moveId.slice(0, 8)}  ${[p.step.replace('_', ' '), p.table].filter(Boolean).join(' ')}`;
+  const detail = p.deltaBacklog === undefined ? undefined : `backlog ${p.deltaBacklog}`;
+  if (p.ranges) return { phase, done: p.ranges.checked, total: p.ranges.total, unit: 'key ranges', detail };
+  if (p.copied !== undefined)
+    return { phase, done: p.copied, total: p.total, unit: p.step === 'cleaning' ? 'rows deleted' : 'rows', detail };
+  return { phase, detail };
 }
 
-function summary(move: MoveRecord): string {
+/** How this command's run went: `resumed` when it continued a move recorded by an earlier attempt, and how long it took. */
+interface RunFacts {
+  resumed: boolean;
+  ms: number;
+}
+
+function summary(move: MoveRecord, run?: RunFacts): string {
   const t = move.target;
   const where = `${t.tier} on ${t.cluster}${t.schema ? ` schema ${t.schema}` : ''}${t.database ? ` database ${t.database}` : ''}`;
   const lines = [`move ${move.id}: ${move.step} (${where})`];
   if (move.freezeMs !== null) lines.push(`  write freeze: ${move.freezeMs} ms`);
-  if (move.switchedAt) lines.push(`  total: ${move.switchedAt.getTime() - move.createdAt.getTime()} ms to the switch`);
+  // the record's times span every attempt: a resumed move reports this run's own time
+  if (move.switchedAt && run?.resumed)
+    lines.push(
+      `  this run: ${Math.round(run.ms)} ms (resumed a move recorded at ${move.createdAt.toISOString()}; earlier attempts not counted)`,
+    );
+  else if (move.switchedAt)
+    lines.push(`  total: ${move.switchedAt.getTime() - move.createdAt.getTime()} ms to the switch`);
   if (move.step === 'done' && move.cleanupAfter)
     lines.push(
       `  source kept until ${move.cleanupAfter.toISOString()}: tenantry tenants move ${move.tenantId} --cleanup`,
@@ -98,12 +85,14 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option('--cluster <name>', 'target cluster', 'home')
     .option('--schema <name>', 'target schema (schema tier)')
     .option('--database <name>', 'target database (database tier)')
-    .option('--ddl <file>', "create the target's tenant tables with this SQL first (schema or database tier)")
+    .option(
+      '--ddl <path>',
+      'create the target first: a migrations directory (global/, tenant/; applied and recorded as `tenantry migrate` does), or one SQL file (deployments not versioned by `tenantry migrate`)',
+    )
     .option(
       '--cluster-url <name=url>',
       'owner URL of another cluster (repeatable)',
-      (v: string, all: string[]) => [...all, v],
-      [] as string[],
+      (v: string, all: string[] = []) => [...all, v],
     )
     .option(
       '--capture <mode>',
@@ -113,8 +102,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     .option(
       '--replication-url <name=url>',
       "with --capture logical: a superuser URL of a cluster (repeatable; home defaults to the command's admin URL)",
-      (v: string, all: string[]) => [...all, v],
-      [] as string[],
+      (v: string, all: string[] = []) => [...all, v],
     )
     .option(
       '--verify <mode>',
@@ -123,7 +111,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     )
     .option('--rollback', "undo the tenant's open move (before its switch)")
     .option('--cleanup', "delete the source's rows of the tenant's last finished move (after the grace period)")
-    .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source (default 1h)', '1h')
+    .option('--cleanup-after <duration>', 'grace period before --cleanup may delete the source', '1h')
     .option('--force', 'with --cleanup: do not wait for the grace period')
     .option('--batch-size <n>', 'rows per copy batch', '5000')
     .option('--json', 'print the move record as JSON')
@@ -133,17 +121,17 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         const ownerUrl =
           process.env.TENANTRY_OWNER_DATABASE_URL ??
           (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
-        const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl, 'cluster-url') };
+        const owners: Record<string, string> = { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? [], 'cluster-url') };
         if (opts.capture !== 'triggers' && opts.capture !== 'logical')
           throw new InvalidArgumentError('--capture takes triggers or logical', 'capture');
         if (opts.verify !== 'ranges' && opts.verify !== 'full')
           throw new InvalidArgumentError('--verify takes ranges or full', 'verify');
         const replication = {
-          connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl, 'replication-url') },
+          connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl ?? [], 'replication-url') },
         };
         const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
-        const printer = progressPrinter();
+        const progress = progressReporter();
         const mover = new TenantMover({
           placements,
           catalog,
@@ -152,11 +140,12 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
           capture: opts.capture,
           verify: opts.verify,
           replication,
-          onProgress: opts.json ? undefined : printer.show,
+          onProgress: (p) => progress.update(moveProgressUpdate(p)),
         });
         try {
           const tenant = await new TenantCatalog(catalog).get(ref);
           let move: MoveRecord;
+          let facts: RunFacts | undefined;
           if (opts.rollback || opts.cleanup) {
             const { rows } = await catalog.query<{ id: string }>(
               `select id from tenantry.moves where tenant_id = $1 and step <> 'cleaned' order by created_at desc limit 1`,
@@ -174,14 +163,25 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
               schema: opts.schema ?? null,
               database: opts.database ?? null,
             };
-            if (opts.ddl) await prepareTarget(target, await readFile(opts.ddl, 'utf8'), placements, db, owners);
+            if (opts.ddl) {
+              const prepared = await prepareMoveTarget({ target, path: opts.ddl, placements, catalog, db, owners });
+              if (prepared.kind === 'migrations') {
+                const applied = prepared.report.results.flatMap((r) => r.applied.map((m) => `${r.target.key}: ${m}`));
+                progress.note(
+                  `target at migration version ${prepared.report.results.at(-1)?.version ?? 'none'}${applied.length ? ` (applied ${applied.join(', ')})` : ''}`,
+                );
+              }
+            }
+            const resumed = (await mover.openMove(tenant.id)) !== undefined;
+            const began = performance.now();
             move = await mover.start(tenant.id, target);
             move = await mover.run(move.id);
+            facts = { resumed, ms: performance.now() - began };
           }
-          printer.end();
-          console.log(opts.json ? JSON.stringify(move, null, 2) : summary(move));
+          progress.stop();
+          console.log(opts.json ? JSON.stringify(move, null, 2) : summary(move, facts));
         } finally {
-          printer.end();
+          progress.stop();
           await placements.end();
           await catalog.end();
         }
@@ -197,40 +197,4 @@ function namedUrls(pairs: string[], option: string): Record<string, string> {
     urls[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return urls;
-}
-
-async function prepareTarget(
-  target: PlacementTarget,
-  ddl: string,
-  placements: Placements,
-  db: {
-    adminUrl: string;
-    appRole: string;
-    ownerRole: string;
-    appPassword: string;
-    ownerPassword: string;
-    contextSecret: string;
-  },
-  owners: Record<string, string>,
-): Promise<void> {
-  if (target.tier === 'schema' && target.schema) {
-    await createTenantSchema(placements.ownerPool(target), target.schema, ddl);
-  } else if (target.tier === 'database' && target.database) {
-    if (target.cluster !== 'home')
-      throw new InvalidArgumentError(
-        '--ddl creates databases on the home cluster only: create it with createTenantDatabase elsewhere',
-        'ddl',
-      );
-    await createTenantDatabase({
-      adminUrl: db.adminUrl,
-      ownerUrl: owners.home!,
-      database: target.database,
-      ddl,
-      appRole: db.appRole,
-      ownerRole: db.ownerRole,
-      appPassword: db.appPassword,
-      ownerPassword: db.ownerPassword,
-      contextSecret: db.contextSecret,
-    });
-  }
 }

@@ -5,6 +5,7 @@ import { formatOfFile, type LogFormat } from '../guard/postgres-log.js';
 import { scanLog, type ScanResult } from '../guard/scan-log.js';
 import { loadSqlParser } from '../guard/sql-parser.js';
 import { loadTenantTables, TenantTableMap } from '../guard/tenant-table-map.js';
+import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 
 /** Text form of a scan: one block per distinct unscoped statement. */
@@ -47,7 +48,7 @@ export function scanLogCommand(globals: () => ConnectionOptions): Command {
     .option('--json', 'print the result as JSON')
     .action(
       async (file: string, flags: { format?: LogFormat; tables?: string; searchPath: string; json?: boolean }) => {
-        const text = await readFile(file, 'utf8');
+        const text = await readLog(file);
         await loadSqlParser();
         const tables = flags.tables ? tablesOf(flags.tables, flags.searchPath) : await registryTables(globals());
         const result = scanLog(text, flags.format ?? formatOfFile(file), tables);
@@ -55,6 +56,24 @@ export function scanLogCommand(globals: () => ConnectionOptions): Command {
         if (result.findings.length > 0) process.exitCode = 1;
       },
     );
+}
+
+/** The log's text; a file that cannot be read is a plain usage error (exit 1, no stack). */
+async function readLog(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (code ?? 'unreadable');
+    throw new InvalidArgumentError(`Cannot read the log file ${file}: ${why}`, 'file');
+  }
 }
 
 function tablesOf(list: string, searchPath: string): TenantTableMap {

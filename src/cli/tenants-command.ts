@@ -3,8 +3,10 @@ import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
+import { textTable } from './text-table.js';
 import { moveCommand } from './move-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
+import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
 function printTenants(tenants: Tenant[], json: boolean): void {
   if (json) {
@@ -16,15 +18,12 @@ function printTenants(tenants: Tenant[], json: boolean): void {
     return;
   }
   const rows = tenants.map((t) => [t.id, t.slug, t.status, t.placement.tier, t.createdAt.toISOString(), t.name]);
-  const head = ['ID', 'SLUG', 'STATUS', 'TIER', 'CREATED', 'NAME'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows])
-    console.log(
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    );
+  console.log(textTable(['ID', 'SLUG', 'STATUS', 'TIER', 'CREATED', 'NAME'], rows));
+}
+
+/** `schema on cluster home, schema t_acme`. */
+function describePlacement(p: PlacementTarget): string {
+  return `${p.tier} on cluster ${p.cluster}${p.schema ? `, schema ${p.schema}` : ''}${p.database ? `, database ${p.database}` : ''}`;
 }
 
 /** Runs `fn` with a catalog on the owner role (or the admin URL when only DATABASE_URL is known). */
@@ -80,24 +79,56 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     });
   cmd
     .command('place <idOrSlug>')
-    .description('explain where the placement policy would put the tenant, and why (changes nothing)')
+    .description(
+      'show where the tenant lives now (and any move under way), and where the placement policy would put it, and why (changes nothing)',
+    )
     .option('--plan <plan>', "place for this plan instead of the tenant's settings.plan")
     .option('--json', 'print JSON')
     .action(async (ref: string, opts: { plan?: string; json?: boolean }) => {
-      const decision = await withCatalog(globals(), async (_catalog, pool) => {
+      const answer = await withCatalog(globals(), async (_catalog, pool) => {
         const question = await placementQuestion(pool, ref, { plan: opts.plan });
-        return { ...planPlacementPolicy().decide(question), clusters: question.clusters };
+        const current = await new Placements({ catalog: pool, owners: {} }).get(question.tenant.id);
+        const { rows } = await pool.query<{ id: string; step: string; target: PlacementTarget }>(
+          `select id, step, target from tenantry.moves
+            where tenant_id = $1 and step not in ('done', 'cleaned', 'rolled_back') order by created_at desc limit 1`,
+          [question.tenant.id],
+        );
+        const { tenantId: _, ...where } = current;
+        return {
+          tenant: { id: question.tenant.id, slug: question.tenant.slug },
+          current: where,
+          openMove: rows[0] ?? null,
+          ...planPlacementPolicy().decide(question),
+          clusters: question.clusters,
+        };
       });
+      const t = answer.target;
+      const there =
+        answer.current.tier === t.tier &&
+        answer.current.cluster === t.cluster &&
+        (answer.current.schema ?? null) === (t.schema ?? null) &&
+        (answer.current.database ?? null) === (t.database ?? null);
       if (opts.json) {
-        console.log(JSON.stringify(decision, null, 2));
+        console.log(JSON.stringify({ ...answer, alreadyThere: there }, null, 2));
         return;
       }
-      const t = decision.target;
-      console.log(
-        `target: ${t.tier} on cluster ${t.cluster}${t.schema ? `, schema ${t.schema}` : ''}${t.database ? `, database ${t.database}` : ''}`,
-      );
-      for (const reason of decision.reasons) console.log(`  - ${reason}`);
-      console.log('Apply it with: tenantry tenants move <tenant> --to <tier> …');
+      console.log(`now:    ${describePlacement(answer.current)}`);
+      if (answer.openMove)
+        console.log(
+          `moving: to ${describePlacement(answer.openMove.target)} (move ${answer.openMove.id}, step ${answer.openMove.step})`,
+        );
+      console.log(`target: ${describePlacement(t)}`);
+      for (const reason of answer.reasons) console.log(`  - ${reason}`);
+      if (there) console.log('The tenant is already where the policy would put it: nothing to do.');
+      else {
+        const flags = [
+          `--to ${t.tier}`,
+          t.cluster !== 'home' ? `--cluster ${t.cluster}` : '',
+          t.schema ? `--schema ${t.schema}` : '',
+          t.database ? `--database ${t.database}` : '',
+        ];
+        console.log(`Apply it with: tenantry tenants move ${answer.tenant.slug} ${flags.filter(Boolean).join(' ')}`);
+      }
     });
   cmd.addCommand(moveCommand(globals));
   for (const [name, verb, describe] of [

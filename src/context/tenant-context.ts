@@ -7,10 +7,21 @@ export type TenantRef = string | { readonly id: string };
 
 interface Scope {
   readonly tenantId: string | undefined;
+  /** The work's AbortSignal (a request's disconnect or deadline), if any: see {@link runWithSignal}. */
+  readonly signal?: AbortSignal;
 }
 
 const storage = new AsyncLocalStorage<Scope>();
 const NO_TENANT: Scope = Object.freeze({ tenantId: undefined });
+
+/** Options of {@link runAs}. */
+export interface RunAsOptions {
+  /**
+   * The work's AbortSignal (a request's disconnect or deadline): Tenantry's pools send none of
+   * the work's statements once it aborts and cancel the one running (see {@link runWithSignal}).
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * Runs `fn` with `tenant` as the current tenant. Everything `fn` starts (awaits, timers,
@@ -18,12 +29,39 @@ const NO_TENANT: Scope = Object.freeze({ tenantId: undefined });
  * for their own extent only. A lazy thenable that `fn` returns (a query builder) is started
  * inside the scope, and a Promise of its value is returned.
  *
+ * `runAs` starts a unit of work: it does not inherit the signal of the code around it (background
+ * work started lazily inside a request, such as a listener's connection, would otherwise be
+ * stopped by that request's disconnect); pass the work's own in `options.signal`.
+ *
  * @example
  * await runAs(tenantId, () => pool.query('select * from recordings'));
+ * await runAs(tenantId, () => pool.query('select * from recordings'), { signal: disconnectSignal(res) });
  */
-export function runAs<T>(tenant: TenantRef, fn: () => T): T {
+export function runAs<T>(tenant: TenantRef, fn: () => T, options?: RunAsOptions): T {
   const tenantId = toTenantId(typeof tenant === 'string' ? tenant : tenant?.id);
-  return storage.run({ tenantId }, () => startInScope(fn()));
+  const signal = options?.signal;
+  return storage.run(signal ? { tenantId, signal } : { tenantId }, () => startInScope(fn()));
+}
+
+/**
+ * Runs `fn` with `signal` as the work's AbortSignal, keeping the current tenant. Tenantry's
+ * pools honour it: a statement not yet sent when the signal aborts is never sent
+ * (REQUEST_ABORTED, or the signal's reason when it is a TenantryError such as
+ * DEADLINE_EXCEEDED), and one that is running is cancelled with a PostgreSQL cancel request.
+ * Use it inside `runAs` (which starts a unit of work without a signal), or pass the signal to
+ * `runAs` directly.
+ *
+ * @example
+ * await runAs(tenantId, () => runWithSignal(AbortSignal.timeout(5000), () => pool.query('select pg_sleep(1)')));
+ */
+export function runWithSignal<T>(signal: AbortSignal, fn: () => T): T {
+  const tenantId = storage.getStore()?.tenantId;
+  return storage.run({ tenantId, signal }, () => startInScope(fn()));
+}
+
+/** The AbortSignal of the current work (see {@link runWithSignal}), or `undefined`. */
+export function currentSignal(): AbortSignal | undefined {
+  return storage.getStore()?.signal;
 }
 
 // Query builders (Drizzle's, for one) are thenables that start only when awaited: start them
@@ -37,9 +75,13 @@ function startInScope<T>(value: T): T {
   return new Promise((resolve, reject) => then.call(value, resolve, reject)) as T;
 }
 
-/** Runs `fn` with no tenant in context, e.g. inside a tenant's work to call a tenant-less API. */
+/**
+ * Runs `fn` with no tenant in context, e.g. inside a tenant's work to call a tenant-less API. Part
+ * of the same work: it keeps the work's signal.
+ */
 export function runWithoutTenant<T>(fn: () => T): T {
-  return storage.run(NO_TENANT, () => startInScope(fn()));
+  const signal = storage.getStore()?.signal;
+  return storage.run(signal ? { tenantId: undefined, signal } : NO_TENANT, () => startInScope(fn()));
 }
 
 /** The current tenant's id; throws `TENANT_SCOPE_MISSING` when there is none. */

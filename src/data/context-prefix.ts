@@ -23,6 +23,14 @@ export const ROUTED_PREFIX_SQL = `select tenantry.enter_route($1, $2)`;
 export const CONTEXT_PREFIX_STATEMENT = 'tenantry_context';
 export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
 
+/**
+ * What a prefix adds for a pool's `statementTimeoutMs`: the timeout, transaction-locally, as one
+ * more call in the same SELECT (no extra message, no round trip, no startup parameter, so it
+ * works behind pgbouncer in transaction mode). PostgreSQL disarms the statement timer after each
+ * Execute and arms it again, with the new value, for the caller's statement that follows.
+ */
+const STATEMENT_TIMEOUT_CALL = (param: number) => `, set_config('statement_timeout', $${param}, true)`;
+
 /** A context value for a routed statement, with the search path of the tenant's schema ('' for none). */
 export interface RoutedContext {
   value: string;
@@ -72,19 +80,36 @@ export class ContextPrefixWriter {
   #preparedRouted = false;
   /** Which named prefix the last write used: the one a failure concerns. */
   #lastRouted = false;
+  readonly #text: string;
+  readonly #routedText: string;
+  /** statement_timeout as sent (milliseconds as text), or undefined for none. */
+  readonly #timeout: string | undefined;
+  readonly #suffix: string;
 
-  constructor(private readonly prepare: boolean) {}
+  /** `statementTimeoutMs`: a positive whole number of milliseconds, sent with every prefix. */
+  constructor(
+    private readonly prepare: boolean,
+    statementTimeoutMs?: number,
+  ) {
+    if (statementTimeoutMs !== undefined && !(Number.isInteger(statementTimeoutMs) && statementTimeoutMs > 0))
+      throw new TypeError('statementTimeoutMs must be a positive whole number of milliseconds');
+    this.#timeout = statementTimeoutMs === undefined ? undefined : String(statementTimeoutMs);
+    this.#text = this.#timeout ? CONTEXT_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(2) : CONTEXT_PREFIX_SQL;
+    this.#routedText = this.#timeout ? ROUTED_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : ROUTED_PREFIX_SQL;
+    this.#suffix = this.#timeout ? '_timed' : '';
+  }
 
   write(connection: WireConnection, context: string | RoutedContext): void {
     const routed = typeof context !== 'string';
-    const text = routed ? ROUTED_PREFIX_SQL : CONTEXT_PREFIX_SQL;
+    const text = routed ? this.#routedText : this.#text;
     const values = routed ? [context.value, context.searchPath] : [context];
+    if (this.#timeout) values.push(this.#timeout);
     this.#lastRouted = routed;
     if (!this.prepare) {
       connection.parse({ text, types: [] });
       connection.bind({ values });
     } else {
-      const name = routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT;
+      const name = (routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT) + this.#suffix;
       if (!(routed ? this.#preparedRouted : this.#prepared)) {
         connection.parse({ text, name, types: [] });
         if (routed) this.#preparedRouted = true;
@@ -198,6 +223,8 @@ const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unkno
  * PostgreSQL 18 leaves its transaction open.
  */
 export class ContextQuery extends PgQueryClass {
+  /** True once the statement was written to the connection (it may be running): a cancel may concern it. */
+  submitted = false;
   #prefix: PrefixedSubmission | undefined;
   #tenantId: string | undefined;
   #tenantColumns: ReadonlySet<string> | undefined;
@@ -230,7 +257,10 @@ export class ContextQuery extends PgQueryClass {
   }
 
   override submit(connection: WireConnection): Error | null | undefined {
-    const submit = () => super.submit(connection);
+    const submit = () => {
+      this.submitted = true;
+      return super.submit(connection);
+    };
     return this.#prefix ? (this.#prefix.submit(this, connection, submit, true) as Error | null | undefined) : submit();
   }
 

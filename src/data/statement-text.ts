@@ -2,16 +2,39 @@
  * Lexical facts about SQL text, for choosing how to send it: not a parser. Knows string
  * literals ('' and E'' escapes), quoted identifiers, dollar quotes, line and nested block
  * comments. A wrong guess makes Tenantry refuse text or PostgreSQL reject it; see tenant-client.ts.
+ *
+ * Written by hand, not PostgreSQL's own scanner (libpg-query's scanSync), because this runs on
+ * every statement a tenant sends: measured here (2026-12-06, Node 20, 2 cores, four typical
+ * statements) about 1.5 µs per statement by hand against 100-170 µs with scanSync (the
+ * WebAssembly call and its JSON). test/statement-text-scanner.test.ts checks with generated SQL (comments,
+ * nested comments, dollar quotes, E'' and '' strings, quoted identifiers) that both find the
+ * same statements, starting at the same offsets.
  */
 
 const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
+
+// PostgreSQL's whitespace (scan.l's `space`): not /\s/, which takes U+00A0 and other Unicode
+// spaces that PostgreSQL reads as identifier characters
+const isSpace = (c: string): boolean => c === ' ' || c === '\n' || c === '\t' || c === '\r' || c === '\f' || c === '\v';
+// scan.l's ident_start and ident_cont: letters, `_`, any non-ASCII character; then digits and `$`
+const isIdentStart = (c: string): boolean =>
+  (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c === '_' || c.charCodeAt(0) >= 0x80;
+const isIdentPart = (c: string): boolean => isIdentStart(c) || (c >= '0' && c <= '9') || c === '$';
 
 /**
  * The first word (lower-case) of each statement in `sql`, in order; empty statements are
  * skipped. `["select"]` for one statement, `["begin", "insert", "commit"]` for a script.
  */
 export function statementHeads(sql: string): string[] {
-  const heads: string[] = [];
+  return statementStarts(sql).map((i) => (/^[A-Za-z_]+/.exec(sql.slice(i, i + 32))?.[0] ?? sql[i]!).toLowerCase());
+}
+
+/**
+ * Where each statement of `sql` starts: the offset of its first token (after comments and
+ * whitespace), in order; empty statements (`;;`) are skipped.
+ */
+export function statementStarts(sql: string): number[] {
+  const starts: number[] = [];
   let inStatement = false;
   let i = 0;
   const n = sql.length;
@@ -19,8 +42,9 @@ export function statementHeads(sql: string): string[] {
     const c = sql[i]!;
     const next = sql[i + 1];
     if (c === '-' && next === '-') {
-      const end = sql.indexOf('\n', i);
-      i = end < 0 ? n : end + 1;
+      // to the end of the line: a \r ends it too (scan.l's non_newline is [^\n\r])
+      i += 2;
+      while (i < n && sql[i] !== '\n' && sql[i] !== '\r') i++;
       continue;
     }
     if (c === '/' && next === '*') {
@@ -33,7 +57,7 @@ export function statementHeads(sql: string): string[] {
       }
       continue;
     }
-    if (/\s/.test(c)) {
+    if (isSpace(c)) {
       i++;
       continue;
     }
@@ -44,11 +68,22 @@ export function statementHeads(sql: string): string[] {
     }
     if (!inStatement) {
       inStatement = true;
-      heads.push((/^[A-Za-z_]+/.exec(sql.slice(i, i + 32))?.[0] ?? c).toLowerCase());
+      starts.push(i);
+    }
+    if (isIdentStart(c)) {
+      // a keyword or identifier whole: a `$` inside one (`x$a$`) does not open a dollar quote
+      let end = i + 1;
+      while (end < n && isIdentPart(sql[end]!)) end++;
+      // E'…' (the identifier is exactly E): backslash escapes in the string
+      if (end === i + 1 && (c === 'E' || c === 'e') && sql[end] === "'") {
+        i = skipQuoted(sql, end + 1, "'", true);
+        continue;
+      }
+      i = end;
+      continue;
     }
     if (c === "'") {
-      const escapes = i > 0 && (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? '');
-      i = skipQuoted(sql, i + 1, "'", escapes);
+      i = skipQuoted(sql, i + 1, "'", false);
       continue;
     }
     if (c === '"') {
@@ -57,7 +92,7 @@ export function statementHeads(sql: string): string[] {
     }
     if (c === '$') {
       const tag = DOLLAR_TAG.exec(sql.slice(i, i + 64));
-      if (tag && !/[A-Za-z0-9_]/.test(sql[i - 1] ?? '')) {
+      if (tag) {
         const end = sql.indexOf(tag[0], i + tag[0].length);
         i = end < 0 ? n : end + tag[0].length;
         continue;
@@ -65,12 +100,12 @@ export function statementHeads(sql: string): string[] {
     }
     i++;
   }
-  return heads;
+  return starts;
 }
 
 /** True when `sql` holds more than one statement. */
 export function hasMultipleStatements(sql: string): boolean {
-  return statementHeads(sql).length > 1;
+  return statementStarts(sql).length > 1;
 }
 
 const ENDS_OR_STARTS_TRANSACTION = new Set(['commit', 'rollback', 'end', 'abort', 'prepare', 'begin', 'start']);
@@ -80,13 +115,24 @@ export function controlsTransaction(sql: string): boolean {
   return statementHeads(sql).some((head) => ENDS_OR_STARTS_TRANSACTION.has(head));
 }
 
+// SQL's string continuation (scan.l's quotecontinue): a closing quote, blanks with at least one
+// line break (not a comment: PostgreSQL's scanner ends the literal there), and an opening quote
+// continue the SAME literal, in its mode: `E'a'<newline>'\' ; …'` is one E'' string in which `\'` is an escaped quote. (Found by
+// the differential test against PostgreSQL's scanner: read as two strings, the `;` after it would
+// have been taken for text inside the second one.)
+const CONTINUATION = /[ \t\f]*[\n\r][ \t\n\r\f\v]*'/y;
+
 function skipQuoted(sql: string, i: number, quote: string, backslashEscapes: boolean): number {
   while (i < sql.length) {
     const c = sql[i]!;
     if (backslashEscapes && c === '\\') i += 2;
     else if (c === quote && sql[i + 1] === quote) i += 2;
-    else if (c === quote) return i + 1;
-    else i++;
+    else if (c === quote) {
+      if (quote !== "'") return i + 1;
+      CONTINUATION.lastIndex = i + 1;
+      if (!CONTINUATION.test(sql)) return i + 1;
+      i = CONTINUATION.lastIndex;
+    } else i++;
   }
   return i;
 }

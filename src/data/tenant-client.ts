@@ -1,6 +1,8 @@
 import pg from 'pg';
-import { tryCurrentTenant } from '../context/tenant-context.js';
+import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { CrossTenantRowError, TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
+import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
+import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
@@ -19,6 +21,11 @@ export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
  * client that sends the statement after the pool hand-over: `null` passed, an Error refused.
  */
 export const GUARD_VERDICT = Symbol.for('tenantry.guardVerdict');
+/** Carries the work's AbortSignal (see runWithSignal), captured with the tenant, to the client. */
+export const SIGNAL_OF_QUERY = Symbol.for('tenantry.signalOfQuery');
+
+/** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
+const ROLLBACK = /^\s*(?:rollback|abort)\b/i;
 
 /**
  * Runs the guard on a statement's text: `null` when it may go, the refusal (enforce mode) when not.
@@ -46,6 +53,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryResultColumns?: ReadonlySet<string>;
   /** Set by a RoutedTenantPool: where this connection is, and where each tenant lives. */
   tenantryRouting?: ClientRouting;
+  /** statement_timeout (ms) sent transaction-locally in every statement's prefix (see TenantPoolConfig). */
+  tenantryStatementTimeoutMs?: number;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -65,6 +74,13 @@ export interface ClientRouting {
 
 type TxStatus = 'I' | 'T' | 'E';
 
+/** The slice of pg's Connection a cancel request uses. */
+interface CancelConnection extends NodeJS.EventEmitter {
+  stream: { destroy(): void };
+  connect(port: number | string, host?: string): void;
+  cancel(processID: number, secretKey: number): void;
+}
+
 /** Qualified name of a table by OID, for CROSS_TENANT_ROW (a name, never data). */
 const TABLE_NAME_SQL = `select format('%I.%I', n.nspname, c.relname) as name
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -83,6 +99,8 @@ export class TenantClient extends pg.Client {
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
+  /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
+  #cancelSent = false;
 
   constructor(config: TenantClientConfig) {
     if ((config as { pipeline?: boolean }).pipeline) {
@@ -90,7 +108,7 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true);
+    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true, config.tenantryStatementTimeoutMs);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -106,11 +124,58 @@ export class TenantClient extends pg.Client {
     return this.#status;
   }
 
+  /** True once a cancel request was sent for this session: the pool destroys it instead of reusing it. */
+  get cancelSent(): boolean {
+    return this.#cancelSent;
+  }
+
+  /**
+   * True while replies are still due on this connection: a statement running or queued, or an
+   * error delivered before its ReadyForQuery (pg calls back on ErrorResponse). Such a client must
+   * not be handed to another borrower until it is idle (see TenantPool's release).
+   */
+  get repliesPending(): boolean {
+    const self = this as unknown as { _activeQuery: unknown; _queryQueue: unknown[]; readyForQuery: boolean };
+    return self._activeQuery != null || self._queryQueue.length > 0 || self.readyForQuery !== true;
+  }
+
+  // pg resolves connect() at ReadyForQuery; when the server sends a FATAL error in the same
+  // socket read (a backend dying while it starts), pg would emit 'error' on a client nobody holds
+  // yet, which crashes the process. The success is reported after the rest of that read has been
+  // processed, and an error seen meanwhile rejects the connect instead.
+  override connect(): Promise<pg.Client>;
+  override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
+  override connect(callback?: Function): Promise<pg.Client> | void {
+    const settle = (done: (err: Error | null) => void) => (err: Error | null) => {
+      if (err) return done(err);
+      let early: Error | undefined;
+      const onEarly = (e: Error) => (early ??= e);
+      this.on('error', onEarly);
+      setImmediate(() => {
+        if (!early) {
+          this.removeListener('error', onEarly);
+          return done(null);
+        }
+        // onEarly stays: the socket's end follows the FATAL, and end() closes it quietly
+        void this.end().catch(() => undefined);
+        done(early);
+      });
+    };
+    if (callback) {
+      super.connect(settle((err) => (err ? callback(err) : callback(null, this))) as (err: Error) => void);
+      return;
+    }
+    return new Promise<pg.Client>((resolve, reject) => {
+      super.connect(settle((err) => (err ? reject(err) : resolve(this))) as (err: Error) => void);
+    });
+  }
+
   // pg.Client.query has many overloads; this one accepts them all and returns what pg would.
   override query(config: any, values?: any, callback?: any): any {
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
-    const tenantId: string | undefined =
-      typeof config === 'object' && TENANT_OF_QUERY in config ? config[TENANT_OF_QUERY] : tryCurrentTenant();
+    const tagged = typeof config === 'object' && TENANT_OF_QUERY in config;
+    const tenantId: string | undefined = tagged ? config[TENANT_OF_QUERY] : tryCurrentTenant();
+    const signal: AbortSignal | undefined = tagged ? config[SIGNAL_OF_QUERY] : currentSignal();
     // checked now, in the caller's stack (or already by TenantPool.query, before its hand-over);
     // a refusal is delivered at submit time, so nothing is written
     const refusal = !this.#guard
@@ -124,7 +189,8 @@ export class TenantClient extends pg.Client {
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
       prefixWithContext(
         config as Submittable,
-        () => refusal ?? this.#contextFor(tenantId, config as Submittable, !extended),
+        () =>
+          refusal ?? this.#aborted(signal, config.text) ?? this.#contextFor(tenantId, config as Submittable, !extended),
         this.#prefix,
       );
       return super.query(config, values, callback);
@@ -153,7 +219,25 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    query.withContext(() => refusal ?? this.#contextFor(tenantId, query, simple), this.#prefix);
+    query.withContext(
+      () => refusal ?? this.#aborted(signal, query.text) ?? this.#contextFor(tenantId, query, simple),
+      this.#prefix,
+    );
+    {
+      // waits end as errors with codes; a statement that started when the signal aborts is cancelled
+      const deliver = query.callback!;
+      let onAbort: (() => void) | undefined;
+      if (signal && !signal.aborted) {
+        onAbort = () => {
+          if (query.submitted) this.#cancel();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      query.callback = (err: unknown, res: unknown) => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+        deliver(err === undefined || err === null ? err : this.#waitError(err, signal), res);
+      };
+    }
     if (tenantId !== undefined && this.#resultColumns.size > 0) {
       query.checkResults(tenantId, this.#resultColumns);
       // failure path only: name the table before the error is delivered (the caller, or the
@@ -167,6 +251,43 @@ export class TenantClient extends pg.Client {
     }
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */
+  #aborted(signal: AbortSignal | undefined, text: unknown): Error | undefined {
+    if (!signal?.aborted) return undefined;
+    if (typeof text === 'string' && ROLLBACK.test(text) && isLoneTransactionEnd(text)) return undefined;
+    return abortError(signal);
+  }
+
+  /** PostgreSQL's cancellations and lock refusals as errors with codes; anything else unchanged. */
+  #waitError(error: unknown, signal: AbortSignal | undefined): unknown {
+    const state = sqlStateOf(error);
+    if (state === SqlState.queryCanceled)
+      return this.#cancelSent && signal?.aborted ? abortError(signal) : new StatementTimeoutError(error);
+    if (state === SqlState.lockNotAvailable) return new LockTimeoutError(error);
+    return error;
+  }
+
+  /**
+   * Sends PostgreSQL a cancel request for this session's running statement, over a connection of
+   * its own (as pg's and libpq's cancel do). Once sent, this session is never reused: a cancel
+   * that arrives late would hit whatever runs next on it.
+   */
+  #cancel(): void {
+    const session = this as unknown as { processID: number | null; secretKey: number };
+    if (this.#cancelSent || session.processID == null) return;
+    this.#cancelSent = true;
+    const Connection = (pg as unknown as { Connection: new () => CancelConnection }).Connection;
+    const con = new Connection();
+    const timer = setTimeout(() => con.stream.destroy(), 5000);
+    timer.unref();
+    con.on('error', () => undefined);
+    con.on('end', () => clearTimeout(timer));
+    con.once('connect', () => con.cancel(session.processID!, session.secretKey));
+    const host = this.host;
+    if (host && host.startsWith('/')) con.connect(`${host}/.s.PGSQL.${this.port}`);
+    else con.connect(this.port, host);
   }
 
   /**

@@ -1,10 +1,13 @@
 import pg from 'pg';
-import { tryCurrentTenant } from '../context/tenant-context.js';
-import { ConfigurationError } from '../errors/tenantry-error.js';
+import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
+import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
+import { sqlStateOf } from '../errors/sqlstate.js';
+import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
 import {
   GUARD_VERDICT,
   guardVerdict,
+  SIGNAL_OF_QUERY,
   TENANT_OF_QUERY,
   TenantClient,
   type ClientRouting,
@@ -13,8 +16,26 @@ import {
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 
+/** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
+export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
+
+/** How long a released client may take to deliver the ReadyForQuery still due before it is destroyed. */
+const DRAIN_TIMEOUT_MS = 1000;
+
 /** Options of {@link TenantPool}: every pg.Pool option, plus how the context is encoded. */
 export interface TenantPoolConfig extends pg.PoolConfig {
+  /**
+   * pg's option, bounded by default here: how long `query` / `connect` wait for a free connection
+   * (or for a new one to open) before failing with POOL_TIMEOUT (503). Default 5000 ms; 0 waits
+   * for ever (not advised).
+   */
+  connectionTimeoutMillis?: number;
+  /**
+   * statement_timeout (ms) applied to every statement, transaction-locally, in the same prefix
+   * (and round trip) as the tenant context: pooler-safe (no startup parameter). A statement past
+   * it fails with STATEMENT_TIMEOUT (504). Default: none (the role's default applies).
+   */
+  statementTimeoutMs?: number;
   /** Must match the mode the database was installed with. Default `signed`. */
   contextMode?: ContextMode;
   /** Secret shared with `tenantry install` in signed mode (≥ 32 characters). Never sent to the database. */
@@ -71,6 +92,7 @@ export class TenantPool extends pg.Pool {
       guard,
       checkResults = true,
       routing,
+      statementTimeoutMs,
       ...poolConfig
     } = config;
     const resultColumns = new Set(
@@ -85,7 +107,9 @@ export class TenantPool extends pg.Pool {
     } else throw new ConfigurationError(`Unknown contextMode ${String(contextMode)}`);
     super({
       ...poolConfig,
+      connectionTimeoutMillis: poolConfig.connectionTimeoutMillis ?? DEFAULT_CHECKOUT_TIMEOUT_MS,
       Client: TenantClient,
+      tenantryStatementTimeoutMs: statementTimeoutMs,
       tenantryEncoder: encoder,
       tenantryPrepareContext: prepareContextStatement,
       tenantryGuard: guard,
@@ -111,12 +135,89 @@ export class TenantPool extends pg.Pool {
     }
   }
 
+  /**
+   * A client where the current tenant's statements run; release it as with pg.Pool. Fails with
+   * POOL_TIMEOUT (503) when none is free within `connectionTimeoutMillis`, and with the work's
+   * abort error when its signal (see runWithSignal) has already aborted.
+   */
+  override connect(): Promise<pg.PoolClient>;
+  override connect(
+    callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
+  ): void;
+  override connect(
+    callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
+  ): Promise<pg.PoolClient> | void {
+    const started = performance.now();
+    const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
+    // pg-pool's checkout timeouts carry no code: a failure without a SQLSTATE that ends the full
+    // wait is that timeout (a refused login, a dead server carry their own error sooner)
+    const classify = (err: Error): Error =>
+      timeout > 0 &&
+      !(err instanceof TenantryError) &&
+      sqlStateOf(err) === undefined &&
+      performance.now() - started >= timeout - 1
+        ? new PoolTimeoutError(timeout, err)
+        : err;
+    if (callback) {
+      return (pg.Pool.prototype.connect as Function).call(
+        this,
+        (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) =>
+          callback(err ? classify(err) : err, client, done),
+      );
+    }
+    const signal = currentSignal();
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this).catch((err: Error) => {
+      throw classify(err);
+    });
+  }
+
   // A client handed back inside a transaction would carry that transaction (and its tenant)
-  // to the next borrower: destroy it instead, so PostgreSQL rolls the transaction back.
-  _release(client: pg.PoolClient & { transactionStatus?: string }, idleListener: unknown, err?: unknown): unknown {
-    const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
-    const reason = err ?? (open ? new Error('client released inside an open transaction') : undefined);
-    return (pg.Pool.prototype as unknown as { _release: Function })._release.call(this, client, idleListener, reason);
+  // to the next borrower: destroy it instead, so PostgreSQL rolls the transaction back. One with
+  // replies still due (a statement running or queued, or an error delivered before its
+  // ReadyForQuery) waits until it is idle, briefly, and is then judged by its transaction status;
+  // one with a statement still in flight, or that sent a cancel request, is destroyed.
+  _release(
+    client: pg.PoolClient & { transactionStatus?: string; repliesPending?: boolean; cancelSent?: boolean },
+    idleListener: (err: Error) => void,
+    err?: unknown,
+  ): unknown {
+    const release = (pg.Pool.prototype as unknown as { _release: Function })._release;
+    const judge = (): unknown => {
+      const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
+      const reason =
+        err ??
+        (client.cancelSent
+          ? new Error('client sent a cancel request')
+          : open
+            ? new Error('client released inside an open transaction')
+            : undefined);
+      return release.call(this, client, idleListener, reason);
+    };
+    if (err || !client.repliesPending) return judge();
+    const inner = client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] };
+    if (inner._activeQuery != null || inner._queryQueue.length > 0) {
+      return release.call(this, client, idleListener, new Error('client released with statements in flight'));
+    }
+    // only the ReadyForQuery of a failed statement is due: wait for it (the client stays counted
+    // as busy), then judge the transaction status it reports
+    let settled = false;
+    const finish = (reason?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.removeListener('drain', onDrain);
+      client.removeListener('error', onError);
+      if (reason) release.call(this, client, idleListener, reason);
+      else judge();
+    };
+    const onDrain = () => finish();
+    const onError = (e: Error) => finish(e);
+    const timer = setTimeout(() => finish(new Error('client did not become idle after release')), DRAIN_TIMEOUT_MS);
+    timer.unref();
+    client.on('drain', onDrain);
+    client.on('error', onError);
+    return undefined;
   }
 }
 
@@ -127,18 +228,28 @@ export class TenantPool extends pg.Pool {
 const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
 TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
   const tenantId = tryCurrentTenant();
+  const signal = currentSignal();
   const guard = this.tenantryGuard;
   let tagged = config;
   if (typeof config === 'string') {
     tagged = guard
-      ? { text: config, [TENANT_OF_QUERY]: tenantId, [GUARD_VERDICT]: guardVerdict(guard, config) }
-      : { text: config, [TENANT_OF_QUERY]: tenantId };
+      ? {
+          text: config,
+          [TENANT_OF_QUERY]: tenantId,
+          [SIGNAL_OF_QUERY]: signal,
+          [GUARD_VERDICT]: guardVerdict(guard, config),
+        }
+      : { text: config, [TENANT_OF_QUERY]: tenantId, [SIGNAL_OF_QUERY]: signal };
   } else if (config && typeof config === 'object') {
     // a copy, not the caller's object (a submittable is tagged in place). Object.assign, not
     // spread: V8 copies this shape in ~50 ns against ~1 µs for {...config, [symbol]: …}
     tagged = typeof config.submit === 'function' ? config : Object.assign({}, config);
     tagged[TENANT_OF_QUERY] = tenantId;
+    tagged[SIGNAL_OF_QUERY] = signal;
     if (guard) tagged[GUARD_VERDICT] = guardVerdict(guard, config.text);
   }
+  // aborted work never waits for a connection (the client refuses it at submit time as well)
+  if (signal?.aborted && typeof callback !== 'function' && typeof values !== 'function')
+    return Promise.reject(abortError(signal));
   return poolQuery.call(this, tagged, values, callback);
 } as pg.Pool['query'];

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { ConfigurationError } from '../errors/tenantry-error.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
+import { runningPostmaster, startEmbeddedPostgres, superuserUrl, type EmbeddedServer } from './embedded-postgres.js';
+import { EmbeddedStartError } from './embedded-start-error.js';
+import { isNodeProcess } from './postmaster-lock.js';
+import { makePrivateDir, writePrivateFile } from './private-files.js';
 
 /** Connection facts of the project's database, embedded or given by DATABASE_URL. */
 export interface LocalDatabase {
@@ -39,6 +42,8 @@ export interface LocalDatabaseOptions {
   /** Database to create and use on the embedded server. Default `tenantry`. */
   database?: string;
   onLog?: (line: string) => void;
+  /** Told when the embedded server died and when it was started again (see `EmbeddedOptions.onCrash`). */
+  onCrash?: (event: { restarted: boolean; code: number | null; signal: NodeJS.Signals | null }) => void;
 }
 
 interface LocalConfig {
@@ -49,7 +54,9 @@ interface LocalConfig {
   supportPassword: string;
 }
 
+/** `<dir>/server.json`: which process owns the running embedded server, and its port. */
 interface ServerFile {
+  /** The Node process that started the server and will stop it. */
   pid: number;
   port: number;
 }
@@ -68,7 +75,7 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
     if (parsed.supportPassword) return parsed as LocalConfig;
     // a config written before the support role existed: add its password, keep the rest
     const upgraded: LocalConfig = { ...(parsed as LocalConfig), supportPassword: secret() };
-    await writeFile(file, JSON.stringify(upgraded, null, 2) + '\n', { mode: 0o600 });
+    await writePrivateFile(file, JSON.stringify(upgraded, null, 2) + '\n');
     return upgraded;
   }
   const config: LocalConfig = {
@@ -78,17 +85,16 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
     ownerPassword: secret(),
     supportPassword: secret(),
   };
-  await mkdir(dir, { recursive: true });
-  await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  await writePrivateFile(file, JSON.stringify(config, null, 2) + '\n');
   return config;
 }
 
-function alive(pid: number): boolean {
+async function readServerFile(file: string): Promise<ServerFile | undefined> {
   try {
-    process.kill(pid, 0);
-    return true;
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<ServerFile>;
+    return Number.isSafeInteger(parsed.pid) && Number.isSafeInteger(parsed.port) ? (parsed as ServerFile) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -108,6 +114,8 @@ function asRole(url: string, role: string, password: string): string {
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
+  // secrets live here: the folder 0700 and its files 0600, also those an earlier version left readable
+  await makePrivateDir(dir, [path.join(dir, 'pgdata')]);
   const config = await loadConfig(dir);
   const contextSecret = process.env.TENANTRY_CONTEXT_SECRET ?? config.contextSecret;
   const appPassword = process.env.TENANTRY_APP_PASSWORD ?? config.appPassword;
@@ -124,26 +132,34 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   if (databaseUrl) {
     adminUrl = databaseUrl;
   } else {
-    const running = existsSync(serverFile) ? (JSON.parse(await readFile(serverFile, 'utf8')) as ServerFile) : undefined;
+    const dataDir = path.join(dir, 'pgdata');
     const database = options.database ?? 'tenantry';
-    if (running && alive(running.pid)) {
-      adminUrl = `postgres://postgres:tenantry-embedded@127.0.0.1:${running.port}/${database}`;
+    const reused = await reuseRunning(dir, dataDir, serverFile, database);
+    if (reused) {
+      adminUrl = reused;
     } else {
+      // no live process of ours owns a server of this folder: start one (a server left running by a
+      // killed process is stopped first, see startEmbeddedPostgres)
       server = await startEmbeddedPostgres({
-        dataDir: path.join(dir, 'pgdata'),
+        dataDir,
         persistent: true,
+        takeOver: true,
         onLog: options.onLog,
+        onCrash: options.onCrash,
       });
-      await writeFile(serverFile, JSON.stringify({ pid: process.pid, port: server.port } satisfies ServerFile));
-      const root = new pg.Client({ connectionString: server.adminUrl });
-      await root.connect();
+      const started = server;
       try {
-        const exists = await root.query('select 1 from pg_database where datname = $1', [database]);
-        if (exists.rowCount === 0) await root.query(`create database ${database}`);
-      } finally {
-        await root.end();
+        await writePrivateFile(
+          serverFile,
+          JSON.stringify({ pid: process.pid, port: started.port } satisfies ServerFile),
+        );
+        await createDatabase(started.adminUrl, database);
+      } catch (error) {
+        await rm(serverFile, { force: true });
+        await started.stop().catch(() => undefined);
+        throw error;
       }
-      const u = new URL(server.adminUrl);
+      const u = new URL(started.adminUrl);
       u.pathname = `/${database}`;
       adminUrl = u.toString();
     }
@@ -168,4 +184,40 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
       await server.stop();
     },
   };
+}
+
+/**
+ * The superuser URL of a server of this folder that a live process of ours runs (the server's
+ * own lock names a live postgres of the folder, and server.json a live owner on its port):
+ * reuse it, the owner stops it. Undefined otherwise, so the caller starts one.
+ */
+async function reuseRunning(
+  dir: string,
+  dataDir: string,
+  serverFile: string,
+  database: string,
+): Promise<string | undefined> {
+  const running = await runningPostmaster(dataDir);
+  if (!running) return undefined;
+  const owner = await readServerFile(serverFile);
+  if (!owner || owner.port !== running.port || !(await isNodeProcess(owner.pid))) return undefined;
+  const url = await superuserUrl(dataDir, running.port, database);
+  if (url === undefined)
+    throw new EmbeddedStartError(
+      `The embedded PostgreSQL of ${dir} runs (owned by pid ${owner.pid}) but its superuser password is not recorded yet; try again`,
+      { dataDir },
+    );
+  return url;
+}
+
+async function createDatabase(adminUrl: string, database: string): Promise<void> {
+  const root = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 30_000 });
+  root.on('error', () => undefined); // the server going away mid-query rejects the query; nothing else to do
+  await root.connect();
+  try {
+    const exists = await root.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount === 0) await root.query(`create database ${root.escapeIdentifier(database)}`);
+  } finally {
+    await root.end().catch(() => undefined);
+  }
 }

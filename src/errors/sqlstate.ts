@@ -10,6 +10,7 @@ export const SqlState = Object.freeze({
   serializationFailure: '40001',
   deadlockDetected: '40P01',
   queryCanceled: '57014',
+  lockNotAvailable: '55P03',
   /** Raised by tenantry.current_tenant_id() when the context value is forged, expired or malformed. */
   tenantContextRejected: 'TR001',
   /** Raised when signed mode is installed but no context key was set. */

@@ -36,9 +36,18 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
+  // outages (see src/errors/database-unavailable-error.ts)
+  | 'DATABASE_UNAVAILABLE'
+  | 'EMBEDDED_START_FAILED'
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
-  | 'PRISMA_CLIENT_UNSUPPORTED';
+  | 'PRISMA_CLIENT_UNSUPPORTED'
+  // bounded waits (see src/errors/wait-errors.ts)
+  | 'POOL_TIMEOUT'
+  | 'STATEMENT_TIMEOUT'
+  | 'LOCK_TIMEOUT'
+  | 'REQUEST_ABORTED'
+  | 'DEADLINE_EXCEEDED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

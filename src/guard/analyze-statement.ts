@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { fingerprintSync, parseSync } from 'libpg-query';
-import { LruCache } from './lru-cache.js';
+import { LRUCache } from 'lru-cache';
 import { assertSqlParserLoaded } from './sql-parser.js';
 import {
   conjuncts,
@@ -41,7 +41,7 @@ export interface Analysis {
 /** Default number of analyses kept per table map. */
 export const DEFAULT_CACHE_SIZE = 5_000;
 
-const caches = new WeakMap<TenantTableMap, LruCache<string, Analysis>>();
+const caches = new WeakMap<TenantTableMap, LRUCache<string, Analysis>>();
 
 /**
  * Parses `sql` with PostgreSQL's own parser and reports every reference to a tenant table that
@@ -56,7 +56,7 @@ const caches = new WeakMap<TenantTableMap, LruCache<string, Analysis>>();
  */
 export function analyzeStatement(sql: string, tables: TenantTableMap): Analysis {
   let cache = caches.get(tables);
-  if (!cache) caches.set(tables, (cache = new LruCache(DEFAULT_CACHE_SIZE)));
+  if (!cache) caches.set(tables, (cache = new LRUCache({ max: DEFAULT_CACHE_SIZE })));
   const hit = cache.get(sql);
   if (hit) return hit;
   // shared by every caller of the same text: frozen all the way down

@@ -1,3 +1,4 @@
+import { parse as parseCsv } from 'csv-parse/sync';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 
 /** PostgreSQL's log formats (`log_destination`). */
@@ -79,50 +80,23 @@ function csvStatements(text: string): LoggedStatement[] {
   return out;
 }
 
-/** RFC 4180 records: quoted fields may hold commas, `""` and newlines. */
+/**
+ * RFC 4180 records (csv-parse): quoted fields may hold commas, `""` and newlines. Each record comes
+ * with the line it starts on; a torn last record (the server still writing it) is left out.
+ */
 export function csvRecords(text: string): Array<{ fields: string[]; line: number }> {
-  const records: Array<{ fields: string[]; line: number }> = [];
-  let fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  let line = 1;
-  let start = 1;
-  let any = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else {
-        if (c === '\n') line++;
-        field += c;
-      }
-      continue;
-    }
-    if (c === '"') {
-      quoted = true;
-      any = true;
-    } else if (c === ',') {
-      fields.push(field);
-      field = '';
-      any = true;
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      if (any || field !== '') records.push({ fields: [...fields, field], line: start });
-      fields = [];
-      field = '';
-      any = false;
-      line++;
-      start = line;
-    } else {
-      field += c;
-      any = true;
-    }
-  }
-  if (any || field !== '') records.push({ fields: [...fields, field], line: start });
-  return records;
+  const rows = parseCsv(text, {
+    relax_column_count: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    record_delimiter: ['\r\n', '\n', '\r'],
+    info: true,
+  }) as unknown as Array<{ record: string[]; info: { lines: number } }>;
+  // info.lines is the line a record ends on: back up over the line breaks inside its quoted fields
+  return rows.map(({ record, info }) => ({
+    fields: record,
+    line: info.lines - record.reduce((n, field) => n + (field.match(/\n/g)?.length ?? 0), 0),
+  }));
 }
 
 function jsonStatements(text: string): LoggedStatement[] {

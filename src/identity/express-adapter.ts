@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { runAs } from '../context/tenant-context.js';
+import { disconnectSignal } from '../context/disconnect-signal.js';
 import { actorOf, runWithLogContext } from '../observe/log-context.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
@@ -22,7 +23,8 @@ export interface ExpressTenantOptions<M> {
 export const RESOLUTION = Symbol.for('tenantry.resolution');
 
 /**
- * Express middleware: resolves the tenant and runs the rest of the chain inside `runAs(tenant)`.
+ * Express middleware: resolves the tenant and runs the rest of the chain inside `runAs(tenant)`,
+ * with a signal that aborts if the client disconnects (see `disconnectSignal`).
  * Mount it AFTER body parsers: a parser that reads the body from stream events resumes in the
  * socket's async context and would drop the tenant for what follows it.
  *
@@ -35,7 +37,7 @@ export const RESOLUTION = Symbol.for('tenantry.resolution');
 export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHandler {
   const { resolver, pathParam } = options;
   const audit = options.auditStaffRequests === false ? undefined : new AuditLog(resolver.pool);
-  return (request, _response, next) => {
+  return (request, response, next) => {
     resolver
       .resolve({
         host: request.headers.host,
@@ -55,15 +57,19 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
           requestId: typeof (request as { id?: unknown }).id === 'string' ? (request as { id?: string }).id : undefined,
           actor: actorOf(resolution.principal),
         };
-        await runAs(resolution.tenantId, () =>
-          runWithLogContext(logContext, async () => {
-            if (audit)
-              await auditStaffRequest(audit, resolution as Resolution<unknown>, {
-                method: request.method,
-                route: request.baseUrl + request.path,
-              });
-            next();
-          }),
+        // a client that goes away: its statements not yet sent are not sent, running ones cancelled
+        await runAs(
+          resolution.tenantId,
+          () =>
+            runWithLogContext(logContext, async () => {
+              if (audit)
+                await auditStaffRequest(audit, resolution as Resolution<unknown>, {
+                  method: request.method,
+                  route: request.baseUrl + request.path,
+                });
+              next();
+            }),
+          { signal: disconnectSignal(response) },
         );
       })
       .catch(next);

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { runAs } from '../context/tenant-context.js';
+import { disconnectSignal } from '../context/disconnect-signal.js';
 import { actorOf, runWithLogContext, tagRequestLogger, type LogContext } from '../observe/log-context.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
@@ -27,8 +28,9 @@ export interface FastifyTenantOptions<M> {
 /**
  * Makes every route registered in `scope` (an encapsulated plugin context) a tenant route: the
  * tenant is resolved in `onRequest` (before the body is read) and each handler runs inside
- * `runAs(tenant)`. The handler is wrapped rather than the context entered in a hook: Fastify
- * resumes after hooks and body parsing from callbacks whose async context is not the hook's.
+ * `runAs(tenant)`, with a signal that aborts if the client disconnects (see `disconnectSignal`).
+ * The handler is wrapped rather than the context entered in a hook: Fastify resumes after hooks
+ * and body parsing from callbacks whose async context is not the hook's.
  * Register it before the scope's routes (`onRoute` sees only routes added after it).
  *
  * @example
@@ -62,12 +64,16 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
     route.handler = function tenantHandler(this: FastifyInstance, request, reply) {
       const resolution = request.tenantry;
       if (!resolution) throw new AccessError('UNAUTHENTICATED');
-      return runAs(resolution.tenantId, () =>
-        runWithLogContext(logContextOf(request.id, resolution), async () => {
-          if (audit)
-            await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
-          return handler.call(this, request, reply);
-        }),
+      // a client that goes away: its statements not yet sent are not sent, running ones cancelled
+      return runAs(
+        resolution.tenantId,
+        () =>
+          runWithLogContext(logContextOf(request.id, resolution), async () => {
+            if (audit)
+              await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
+            return handler.call(this, request, reply);
+          }),
+        { signal: disconnectSignal(reply.raw) },
       );
     };
   });

@@ -2,7 +2,7 @@ import { runAs } from '../context/tenant-context.js';
 import { isTenantId } from '../context/tenant-id.js';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError, TenantNotFoundError, TenantSuspendedError } from '../errors/tenantry-error.js';
-import { LruCache } from '../guard/lru-cache.js';
+import { LRUCache } from 'lru-cache';
 import { AccessError } from './access-error.js';
 import { ApiKeys } from './api-keys.js';
 import { bearerCredential, headerValue, looksLikeApiKey, type RequestFacts } from './request-facts.js';
@@ -129,7 +129,7 @@ export class TenantResolver<M = unknown> {
   readonly #customDomains: boolean;
   readonly #reserved: ReadonlySet<string>;
   readonly #hostCacheMs: number;
-  readonly #hostCache = new LruCache<string, { tenantId: string | undefined; until: number }>(10_000);
+  readonly #hostCache = new LRUCache<string, { tenantId: string | undefined; until: number }>({ max: 10_000 });
   readonly #header: string | undefined;
   readonly #membership: TenantResolverOptions<M>['membership'];
 

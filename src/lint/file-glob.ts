@@ -1,32 +1,17 @@
 import path from 'node:path';
+import picomatch from 'picomatch';
 
-// One glob dialect for every `allow` option: `**` any folders, `*` within one path segment,
-// `?` one character. Patterns are matched against the path relative to ESLint's cwd (posix
-// separators) and, for absolute patterns, against the absolute path.
-const cache = new Map<string, RegExp>();
+// One glob dialect for every `allow` option (picomatch's, as ESLint's own config globs): `**` any
+// folders, `*` within one path segment, `?` one character, dotfiles included. Patterns are matched
+// against the path relative to ESLint's cwd (posix separators) and, for absolute patterns, against
+// the absolute path.
+const matchers = new Map<string, picomatch.Matcher>();
 
-function toRegExp(glob: string): RegExp {
-  let re = cache.get(glob);
-  if (re) return re;
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      // `**/` matches zero or more whole folders; a trailing `**` anything
-      if (glob[i + 2] === '/') {
-        out += '(?:.*/)?';
-        i += 2;
-      } else {
-        out += '.*';
-        i += 1;
-      }
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  re = new RegExp(`^${out}$`);
-  cache.set(glob, re);
-  return re;
+function matcher(glob: string, options: picomatch.PicomatchOptions): picomatch.Matcher {
+  const key = `${options.nocase ? 'i' : ''}:${glob}`;
+  let m = matchers.get(key);
+  if (!m) matchers.set(key, (m = picomatch(glob, options)));
+  return m;
 }
 
 /** True when `filename` (absolute, as ESLint gives it) matches one of `globs`. */
@@ -36,13 +21,11 @@ export function matchesAnyGlob(filename: string, globs: readonly string[], cwd: 
   const relative = path.relative(cwd, filename).split(path.sep).join('/');
   return globs.some((glob) => {
     const pattern = glob.replace(/^\.\//, '');
-    return toRegExp(pattern).test(path.isAbsolute(pattern) ? absolute : relative);
+    return matcher(pattern, { dot: true })(path.isAbsolute(pattern) ? absolute : relative);
   });
 }
 
-/** True when `name` matches one of `patterns`, where `*` stands for any run of characters. */
+/** True when `name` (a table, `schema.table`) matches one of `patterns`, case-insensitively, `*` standing for any run of characters. */
 export function matchesAnyName(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) =>
-    new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(name),
-  );
+  return patterns.some((p) => matcher(p, { dot: true, nocase: true })(name));
 }

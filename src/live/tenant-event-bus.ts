@@ -1,5 +1,6 @@
 import { currentTenant } from '../context/tenant-context.js';
 import { toTenantId } from '../context/tenant-id.js';
+import { isDatabaseUnavailable } from '../errors/database-unavailable-error.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { LiveSubscriber, type SubscriptionEndReason, type TenantEventHandler } from './live-subscriber.js';
 import type { LiveTransport } from './live-transport.js';
@@ -62,6 +63,8 @@ interface TenantStream {
 }
 
 const MAX_CACHED_ROUTES = 10_000;
+/** Failed catch-up reads (database unavailable) before a resuming subscriber is ended `unavailable`: about a minute at the default delay. */
+const MAX_CATCH_UP_RETRIES = 60;
 
 /**
  * A tenant's events, live, on every server instance. A write appends an event row (RLS-checked,
@@ -281,17 +284,25 @@ export class TenantEventBus {
   // events wait in its pending list; batches never exceed its queue.
   async #catchUp(stream: TenantStream, subscriber: LiveSubscriber, limit: number): Promise<void> {
     const batch = Math.min(this.#batchSize, limit);
-    try {
-      for (;;) {
-        const events = await this.log.readAfter(stream.tenantId, subscriber.cursor, batch);
-        for (const event of events) subscriber.offer(event);
-        if (subscriber.ended || events.length < batch) break;
-        await subscriber.idle();
+    for (let failures = 0; ;) {
+      try {
+        for (;;) {
+          const events = await this.log.readAfter(stream.tenantId, subscriber.cursor, batch);
+          for (const event of events) subscriber.offer(event);
+          if (subscriber.ended || events.length < batch) break;
+          await subscriber.idle();
+        }
+        subscriber.finishCatchUp();
+        return;
+      } catch (error) {
+        this.#onError(error);
+        // a database that is down or restarting: read again later, from where it got (live events
+        // wait in the subscriber's bounded pending list meanwhile); anything else ends it
+        if (!isDatabaseUnavailable(error) || this.#closed || subscriber.ended || ++failures > MAX_CATCH_UP_RETRIES)
+          return subscriber.end('unavailable', error);
+        await new Promise((resolve) => setTimeout(resolve, this.#retryDelayMs));
+        if (subscriber.ended) return;
       }
-      subscriber.finishCatchUp();
-    } catch (error) {
-      this.#onError(error);
-      subscriber.end('unavailable', error);
     }
   }
 }

@@ -12,12 +12,22 @@ import { checkViews } from './doctor/view-checks.js';
 import { checkDefinerFunctions } from './doctor/function-checks.js';
 import { checkRegistry } from './doctor/registry-checks.js';
 import { checkSettings } from './doctor/setting-checks.js';
-import { checkInstallDigest } from './doctor/install-checks.js';
+import { checkInstall } from './doctor/install-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
 import { checkRoutes } from './doctor/route-checks.js';
 import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
+import { checkDefinerReach } from './doctor/definer-review-checks.js';
+import { checkTableShape } from './doctor/table-shape-checks.js';
+import { checkLeastPrivilege } from './doctor/least-privilege-checks.js';
+import { loadSqlParser } from '../guard/sql-parser.js';
 
 export type { DoctorReport, Finding, FindingCode, FindingSeverity } from './doctor/finding.js';
+export {
+  acceptDefinerFunction,
+  recordReviewedFunctions,
+  type AcceptFunctionOptions,
+  type ReviewedFunction,
+} from './doctor/reviewed-functions.js';
 
 /** Options of {@link runDoctor}. */
 export interface DoctorOptions {
@@ -41,9 +51,12 @@ const CHECKS: DoctorCheck[] = [
   checkPolicies,
   checkViews,
   checkDefinerFunctions,
+  checkDefinerReach,
+  checkTableShape,
+  checkLeastPrivilege,
   checkRegistry,
   checkSettings,
-  checkInstallDigest,
+  checkInstall,
   checkSupportRole,
   checkRoutes,
 ];
@@ -60,6 +73,8 @@ const CHECKS: DoctorCheck[] = [
  * process.exitCode = report.ok ? 0 : 1;
  */
 export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): Promise<DoctorReport> {
+  // policy expressions and function bodies are read with PostgreSQL's own parser
+  await loadSqlParser();
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry doctor' });
   await client.connect();
   try {
@@ -70,7 +85,12 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS)
       findings.push(...(await check(scope)));
     await client.query('COMMIT');
-    return doctorReport(options.citus ? findings.map(citusSeverity) : findings);
+    if (!options.citus) return doctorReport(findings);
+    // CITUS_NO_PRIMARY_KEY says the same of a table, with the fix Citus needs
+    const citusNoKey = new Set(findings.filter((f) => f.code === 'CITUS_NO_PRIMARY_KEY').map((f) => f.object));
+    return doctorReport(
+      findings.filter((f) => f.code !== 'TENANT_TABLE_NO_PRIMARY_KEY' || !citusNoKey.has(f.object)).map(citusSeverity),
+    );
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {
       throw new ConfigurationError(

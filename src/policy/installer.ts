@@ -1,61 +1,263 @@
 import pg from 'pg';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { hmacPads } from '../data/context-signer.js';
-import { installSql, resolveInstallOptions, type InstallOptions } from './install-sql.js';
+import {
+  INSTALL_LOCK_SQL,
+  grantsStepSql,
+  migrationStepSql,
+  resolveInstallOptions,
+  rolesStepSql,
+  type InstallOptions,
+  type ResolvedInstallOptions,
+} from './install-sql.js';
+import { appliedLibraryMigrations, migrationLabel, pendingOf } from './library-migrations.js';
 
 /** Options of {@link install}: the install options plus the signed-mode secret. */
 export interface InstallRunOptions extends InstallOptions {
-  /** Secret of signed mode (≥ 32 characters). Stored as HMAC pads in the private schema, never printed. */
+  /**
+   * Secret of signed mode (≥ 32 characters), stored as HMAC pads in the private schema, never
+   * printed. Stored on the first install only: a database that has a key keeps it (a different
+   * secret is reported, not applied: change it with `tenantry rotate context-secret`).
+   */
   contextSecret?: string;
+}
+
+/** What one {@link install} did. */
+export interface InstallReport {
+  /** The library migrations applied by this install (`feature/NNN_name`), in order; empty when the database was current. */
+  applied: string[];
+  /** True when the database held an install of before the versioned schema (no `tenantry.library_migrations`), now brought to it. */
+  baselined: boolean;
+  /** Per login role given a password: `set` (the role had none, e.g. just created) or `kept` (its existing password was left alone). */
+  passwords: { role: string; action: 'set' | 'kept' }[];
+  /**
+   * `set`: stored (none was there); `unchanged`: the stored key is this secret's; `kept`: another
+   * key is stored and was kept (the given secret is NOT the one PostgreSQL verifies); `none`: no
+   * secret given.
+   */
+  contextSecret: 'set' | 'unchanged' | 'kept' | 'none';
 }
 
 /**
  * Runs `tenantry install` against the database `adminUrl` points to (connect as a superuser,
- * or as a role allowed to create roles, schemas and event triggers). Idempotent.
+ * or as a role allowed to create roles, schemas and event triggers): the roles step, then each
+ * pending library migration in its own transaction, then the grants step (see docs/upgrades.md).
+ * Idempotent, and safe to run concurrently (an advisory lock serializes installs of a database).
+ * Never changes what a running application depends on: existing passwords and the context key
+ * are kept ({@link InstallReport}).
  */
-export async function install(adminUrl: string, options: InstallRunOptions = {}): Promise<void> {
+export async function install(adminUrl: string, options: InstallRunOptions = {}): Promise<InstallReport> {
   const resolved = resolveInstallOptions(options);
-  const client = new pg.Client({ connectionString: adminUrl });
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry install' });
   await client.connect();
   try {
     const { rows } = await client.query<{ rolsuper: boolean }>(
       'select rolsuper from pg_roles where rolname = current_user',
     );
-    if (resolved.eventTrigger && !rows[0]?.rolsuper) {
+    const superuser = rows[0]?.rolsuper === true;
+    if (resolved.eventTrigger && !superuser) {
       throw new ConfigurationError(
         'The deny-by-default event trigger needs a superuser: run install as one, or pass eventTrigger: false (--no-event-trigger)',
       );
     }
-    if (resolved.contextMode === 'signed' && !options.contextSecret) {
-      const existing = await client.query(`select to_regclass('tenantry_private.context_key') is not null as present`);
-      const hasKey = existing.rows[0]?.present
-        ? (await client.query('select 1 from tenantry_private.context_key')).rowCount! > 0
-        : false;
-      if (!hasKey)
-        throw new ConfigurationError(
-          'Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)',
-        );
+    const storedKey = await readContextKey(client);
+    if (resolved.contextMode === 'signed' && !options.contextSecret && !storedKey)
+      throw new ConfigurationError(
+        'Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)',
+      );
+    const { options: withPasswords, passwords } = await passwordsToSet(client, resolved, superuser);
+    const old = await client.query<{ meta: boolean; versioned: boolean }>(
+      `select to_regclass('tenantry.meta') is not null as meta, to_regclass('tenantry.library_migrations') is not null as versioned`,
+    );
+    const baselined = old.rows[0]!.meta && !old.rows[0]!.versioned;
+
+    await inTransaction(client, rolesStepSql(withPasswords));
+    const applied = await applyPendingMigrations(client, resolved);
+    await inTransaction(client, grantsStepSql(resolved));
+
+    let contextSecret: InstallReport['contextSecret'] = 'none';
+    if (options.contextSecret !== undefined) {
+      const { ipad, opad } = checkedPads(options.contextSecret);
+      const current = await readContextKey(client);
+      // a concurrent first install may store its key between the read and the insert: then that one is kept
+      const stored = current
+        ? 0
+        : (
+            await client.query(
+              `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2) on conflict (id) do nothing`,
+              [ipad, opad],
+            )
+          ).rowCount;
+      const key = stored ? undefined : (current ?? (await readContextKey(client)));
+      contextSecret = !key ? 'set' : key.ipad.equals(ipad) && key.opad.equals(opad) ? 'unchanged' : 'kept';
     }
-    try {
-      await client.query(installSql(options));
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-    if (options.contextSecret) await setContextSecret(client, options.contextSecret);
+    return { applied, baselined, passwords, contextSecret };
   } finally {
     await client.end();
   }
 }
 
-/** Stores (or rotates) the signed-mode key. Values signed with the old key stop verifying at once. */
-export async function setContextSecret(admin: Pick<pg.Client, 'query'>, secret: string): Promise<void> {
+/**
+ * What {@link install} would run against this database, without running it (`tenantry install
+ * --dry-run`): the roles step, the pending migrations (`pending`, `feature/NNN_name`) and the
+ * grants step. Passwords are masked; the context secret never appears.
+ */
+export async function planInstall(
+  adminUrl: string,
+  options: InstallOptions = {},
+): Promise<{ pending: string[]; sql: string }> {
+  const masked = resolveInstallOptions({
+    ...options,
+    ...(options.appPassword !== undefined ? { appPassword: '********' } : {}),
+    ...(options.ownerPassword !== undefined ? { ownerPassword: '********' } : {}),
+    ...(options.supportPassword !== undefined ? { supportPassword: '********' } : {}),
+  });
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry install --dry-run' });
+  await client.connect();
+  try {
+    const pending = pendingOf(await appliedLibraryMigrations(client));
+    const sql = [
+      '-- passwords are set only where a role has none yet (masked here); the context secret is never printed',
+      'BEGIN;',
+      rolesStepSql(masked),
+      'COMMIT;',
+      ...(pending.length === 0
+        ? ['-- no pending library migration']
+        : pending.map(
+            (m) => `BEGIN;
+${INSTALL_LOCK_SQL}
+${migrationStepSql(m, masked)}
+COMMIT;`,
+          )),
+      'BEGIN;',
+      grantsStepSql(masked),
+      'COMMIT;',
+      '',
+    ].join('\n');
+    return { pending: pending.map(migrationLabel), sql };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Applies the library migrations this database has not applied, each in its own transaction
+ * that first takes the install lock and checks again (a concurrent install may have applied it
+ * meanwhile), so each is applied once, in order, and a failed one leaves nothing half-applied:
+ * the next install starts again from it.
+ */
+export async function applyPendingMigrations(
+  client: pg.Client,
+  roles: Pick<ResolvedInstallOptions, 'appRole' | 'ownerRole'>,
+): Promise<string[]> {
+  const applied: string[] = [];
+  for (const m of pendingOf(await appliedLibraryMigrations(client))) {
+    await client.query('BEGIN');
+    try {
+      await client.query(INSTALL_LOCK_SQL);
+      const done = await client.query('select 1 from tenantry.library_migrations where feature = $1 and version = $2', [
+        m.feature,
+        m.version,
+      ]);
+      if (done.rowCount === 0) {
+        await client.query(migrationStepSql(m, roles));
+        applied.push(migrationLabel(m));
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+  return applied;
+}
+
+async function inTransaction(client: pg.Client, sql: string): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(sql);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Keeps only the passwords of roles that have none yet (missing, or created without one): an
+ * existing password is never changed by install. Without the superuser's view of pg_authid, a
+ * role that exists is assumed to have one.
+ */
+async function passwordsToSet(
+  client: pg.Client,
+  o: ResolvedInstallOptions,
+  superuser: boolean,
+): Promise<{ options: ResolvedInstallOptions; passwords: InstallReport['passwords'] }> {
+  const given = (
+    [
+      ['appPassword', o.appRole],
+      ['ownerPassword', o.ownerRole],
+      ['supportPassword', o.supportRole],
+    ] as const
+  ).filter(([key, role]) => role !== undefined && o[key] !== undefined) as [
+    'appPassword' | 'ownerPassword' | 'supportPassword',
+    string,
+  ][];
+  if (given.length === 0) return { options: o, passwords: [] };
+  const roles = given.map(([, role]) => role);
+  const { rows } = superuser
+    ? await client.query<{ rolname: string; has: boolean }>(
+        'select rolname, rolpassword is not null as has from pg_authid where rolname = any($1)',
+        [roles],
+      )
+    : await client.query<{ rolname: string; has: boolean }>(
+        'select rolname, true as has from pg_roles where rolname = any($1)',
+        [roles],
+      );
+  const hasPassword = new Set(rows.filter((r) => r.has).map((r) => r.rolname));
+  const options = { ...o };
+  const passwords: InstallReport['passwords'] = [];
+  for (const [key, role] of given) {
+    if (hasPassword.has(role)) {
+      options[key] = undefined;
+      passwords.push({ role, action: 'kept' });
+    } else passwords.push({ role, action: 'set' });
+  }
+  return { options, passwords };
+}
+
+/** The stored signed-mode key's pads, or undefined when none is stored (or Tenantry is not installed). */
+export async function readContextKey(
+  client: Pick<pg.Client, 'query'>,
+): Promise<{ ipad: Buffer; opad: Buffer } | undefined> {
+  const present = await client.query<{ present: boolean }>(
+    `select to_regclass('tenantry_private.context_key') is not null as present`,
+  );
+  if (!present.rows[0]?.present) return undefined;
+  const { rows } = await client.query<{ ipad: Buffer; opad: Buffer }>(
+    'select ipad, opad from tenantry_private.context_key',
+  );
+  return rows[0];
+}
+
+/** The HMAC pads of a secret, after checking its length. */
+export function checkedPads(secret: string): { ipad: Buffer; opad: Buffer } {
   if (typeof secret !== 'string' || secret.length < 32)
     throw new ConfigurationError('The tenant context secret must be at least 32 characters');
-  const { ipad, opad } = hmacPads(secret);
+  return hmacPads(secret);
+}
+
+/**
+ * Replaces the signed-mode key at once, with no overlap: values signed with the old secret stop
+ * verifying immediately. For a running application use `tenantry rotate context-secret`
+ * ({@link rotateContextSecret}), which keeps the old key valid for a while.
+ */
+export async function setContextSecret(admin: Pick<pg.Client, 'query'>, secret: string): Promise<void> {
+  const { ipad, opad } = checkedPads(secret);
   await admin.query(
     `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2)
-     on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, created_at = now()`,
+     on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, created_at = now(),
+       previous_ipad = null, previous_opad = null, previous_until = null`,
     [ipad, opad],
   );
 }

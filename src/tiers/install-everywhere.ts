@@ -1,11 +1,11 @@
 import pg from 'pg';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
-import { installDigest, type ContextMode } from '../policy/install-sql.js';
+import type { ContextMode } from '../policy/install-sql.js';
 import { install } from '../policy/installer.js';
 import { withDatabase } from './provision.js';
 import { listMigrationTargets, type MigrationTarget } from './migrate/migration-target.js';
-import { runBounded } from './migrate/run-bounded.js';
+import pLimit from 'p-limit';
 
 /** Options of {@link installEverywhere}. */
 export interface InstallEverywhereOptions {
@@ -37,13 +37,13 @@ export interface DatabaseInstall {
   kind: 'shared' | 'database';
   ok: boolean;
   error: string | null;
+  /** The library migrations this install applied there (`feature/NNN_name`); empty when it was current. */
+  applied: string[];
 }
 
 /** The answer of {@link installEverywhere}: `ok` when every database was installed. */
 export interface InstallEverywhereReport {
   ok: boolean;
-  /** The digest every installed database now records ({@link installDigest}). */
-  installDigest: string;
   /** What every database was installed with: the home database's roles and context mode. */
   roles: { appRole: string; ownerRole: string; supportRole: string | undefined; contextMode: ContextMode };
   databases: DatabaseInstall[];
@@ -52,9 +52,9 @@ export interface InstallEverywhereReport {
 /**
  * `tenantry install` again in every database the catalog knows: the home database, each cluster's
  * shared database and each database-tier tenant's database (the databases `tenantry migrate` and
- * `doctorEverywhere` work on), so a library upgrade's install SQL (new functions, columns, fixes)
- * reaches the databases provisioned by an earlier version. Install is idempotent: a database
- * already current is left as it is. Each database takes the home database's role names and
+ * `doctorEverywhere` work on), so a library upgrade's pending migrations (new functions, columns, fixes)
+ * reach the databases provisioned by an earlier version. Install is idempotent: a database
+ * already current gets no migration. Each database takes the home database's role names and
  * context mode, and keeps its own data schemas. One failure (a database dropped since it was
  * placed, a cluster without a URL) is reported and does not stop the others.
  *
@@ -79,13 +79,14 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
       kind: target.kind === 'shared' ? 'shared' : 'database',
       ok: false,
       error: null,
+      applied: [],
     };
     results.set(target.key, result);
     try {
       const base = options.clusters[target.cluster];
       if (base === undefined) throw new ConfigurationError(`No connection is configured for cluster ${target.cluster}`);
       const url = target.kind === 'shared' ? base : withDatabase(base, target.database);
-      await install(url, {
+      const report = await install(url, {
         ...roles,
         dataSchemas: (await recordedDataSchemas(url)) ?? roles.dataSchemas,
         eventTrigger: options.eventTrigger ?? true,
@@ -98,6 +99,7 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
             }
           : {}),
       });
+      result.applied = report.applied;
       result.ok = true;
     } catch (error) {
       result.error = (error as Error).message;
@@ -109,19 +111,18 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
   const byCluster = new Map<string, MigrationTarget[]>();
   for (const t of targets) byCluster.set(t.cluster, [...(byCluster.get(t.cluster) ?? []), t]);
   const rest: MigrationTarget[] = [];
-  await runBounded([...byCluster.values()], limit, async (list) => {
+  await pLimit(limit).map([...byCluster.values()], async (list) => {
     const ordered = [...list.filter((t) => t.kind === 'shared'), ...list.filter((t) => t.kind !== 'shared')];
     let next = 0;
     while (next < ordered.length && !(await installOne(ordered[next++]!, true)));
     rest.push(...ordered.slice(next));
   });
-  await runBounded(rest, limit, (t) => installOne(t, false).then(() => undefined));
+  await pLimit(limit).map(rest, (t) => installOne(t, false).then(() => undefined));
 
   const databases = targets.map((t) => results.get(t.key)!);
   const { appRole, ownerRole, supportRole, contextMode } = roles;
   return {
     ok: databases.every((d) => d.ok),
-    installDigest: installDigest(),
     roles: { appRole, ownerRole, supportRole, contextMode },
     databases,
   };

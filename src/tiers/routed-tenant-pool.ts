@@ -1,8 +1,9 @@
 import type pg from 'pg';
-import { tryCurrentTenant } from '../context/tenant-context.js';
+import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
-import { TenantPool, type TenantPoolConfig } from '../data/tenant-pool.js';
+import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
+import { DEFAULT_CHECKOUT_TIMEOUT_MS, TenantPool, type TenantPoolConfig } from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
 import type { Route, TenantRouter } from './tenant-router.js';
@@ -18,8 +19,24 @@ export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connecti
   clusters: Record<string, string>;
   /** Connections checked out at once across every database (default 20): thousands of tenants never mean thousands of connections. */
   maxConnections?: number;
-  /** Connections per database pool (default 5). */
+  /**
+   * Connections per database (default 5): also the most one location can hold of `maxConnections`,
+   * so a slow or stuck database leaves `maxConnections - poolSize` to the others. Keep it below
+   * `maxConnections`.
+   */
   poolSize?: number;
+  /**
+   * Connections one tenant can hold in its database at once (default `poolSize - 1`, at least 1):
+   * a tenant whose statements are stuck (a lock, a slow query) leaves the rest of its database's
+   * connections to the tenants in the other schemas or shared tables there.
+   */
+  maxConnectionsPerTenant?: number;
+  /**
+   * How long a statement (or `connect`) waits, in total, for its tenant's, its database's and the
+   * overall connection slots, and for a connection to open: past it, POOL_TIMEOUT (503). Default
+   * 5000 ms.
+   */
+  checkoutTimeoutMs?: number;
   /** Database pools kept open; beyond it the least recently used idle one is closed (default 20). */
   maxPools?: number;
   /** How long a statement waits, in total, for a tenant frozen by a move (default 2000 ms). */
@@ -29,6 +46,18 @@ export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connecti
 interface Entry {
   pool: TenantPool;
   active: number;
+}
+
+/** The slots of one database: its own bound, and one per tenant (created on demand, dropped when idle). */
+interface LocationSlots {
+  location: Semaphore;
+  tenants: Map<string, Semaphore>;
+}
+
+/** A checked-out slot in a database's pool: release it exactly once. */
+interface Lease {
+  entry: Entry;
+  release(): void;
 }
 
 /**
@@ -54,25 +83,45 @@ export class RoutedTenantPool {
   readonly #poolSize: number;
   readonly #maxPools: number;
   readonly #freezeWaitMs: number;
+  readonly #perTenant: number;
+  readonly #checkoutTimeoutMs: number;
+  /** Every connection checked out, across every database (`maxConnections`). */
   readonly #slots: Semaphore;
+  /** Each database's and each tenant's slots (`poolSize`, `maxConnectionsPerTenant`). */
+  readonly #locationSlots = new Map<string, LocationSlots>();
   /** Open database pools, least recently used first. */
   readonly #pools = new Map<string, Entry>();
   #ended = false;
 
   constructor(config: RoutedTenantPoolConfig) {
-    const { router, clusters, maxConnections = 20, poolSize = 5, maxPools = 20, freezeWaitMs = 2000, ...rest } = config;
+    const {
+      router,
+      clusters,
+      maxConnections = 20,
+      poolSize = 5,
+      maxPools = 20,
+      freezeWaitMs = 2000,
+      maxConnectionsPerTenant,
+      checkoutTimeoutMs = DEFAULT_CHECKOUT_TIMEOUT_MS,
+      ...rest
+    } = config;
     if (!router) throw new ConfigurationError('RoutedTenantPool needs a router');
     if (!clusters || Object.keys(clusters).length === 0)
       throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');
     for (const name of Object.keys(clusters)) validIdentifier(name.replaceAll('-', '_'), 'cluster name');
     if (!(maxConnections >= 1 && poolSize >= 1 && maxPools >= 1))
       throw new ConfigurationError('maxConnections, poolSize and maxPools must be at least 1');
+    if (maxConnectionsPerTenant !== undefined && !(maxConnectionsPerTenant >= 1))
+      throw new ConfigurationError('maxConnectionsPerTenant must be at least 1');
+    if (!(checkoutTimeoutMs > 0)) throw new ConfigurationError('checkoutTimeoutMs must be positive: every wait ends');
     this.#router = router;
     this.#clusters = clusters;
     this.#config = rest;
     this.#poolSize = Math.min(poolSize, maxConnections);
     this.#maxPools = maxPools;
     this.#freezeWaitMs = freezeWaitMs;
+    this.#perTenant = Math.min(maxConnectionsPerTenant ?? Math.max(1, this.#poolSize - 1), this.#poolSize);
+    this.#checkoutTimeoutMs = checkoutTimeoutMs;
     this.#slots = new Semaphore(maxConnections);
   }
 
@@ -103,15 +152,14 @@ export class RoutedTenantPool {
           : fresh
             ? await this.#router.refresh(tenantId)
             : await this.#router.resolve(tenantId);
-      const entry = await this.#checkout(route);
+      const lease = await this.#checkout(route, tenantId);
       let failure: unknown;
       try {
-        return await entry.pool.query<R>(text as string, values);
+        return await lease.entry.pool.query<R>(text as string, values);
       } catch (error) {
         failure = error;
       } finally {
-        entry.active--;
-        this.#slots.release();
+        lease.release();
       }
       // a refused statement did nothing (its implicit transaction rolled back): retrying cannot duplicate it
       const state = sqlStateOf(failure) ?? (failure as { code?: unknown } | null)?.code;
@@ -138,13 +186,12 @@ export class RoutedTenantPool {
   async connect(): Promise<pg.PoolClient> {
     const tenantId = tryCurrentTenant();
     const route = tenantId === undefined ? undefined : await this.#router.resolve(tenantId);
-    const entry = await this.#checkout(route);
+    const lease = await this.#checkout(route, tenantId);
     let client: pg.PoolClient;
     try {
-      client = await entry.pool.connect();
+      client = await lease.entry.pool.connect();
     } catch (error) {
-      entry.active--;
-      this.#slots.release();
+      lease.release();
       throw error;
     }
     // a refusal of a stale route refreshes the route before it reaches the caller, so the
@@ -166,8 +213,7 @@ export class RoutedTenantPool {
     client.release = (err?: Error | boolean) => {
       if (!released) {
         released = true;
-        entry.active--;
-        this.#slots.release();
+        lease.release();
       }
       return release(err);
     };
@@ -182,23 +228,63 @@ export class RoutedTenantPool {
   }
 
   /**
-   * A connection slot, then the route's pool marked busy at once (a pool is never evicted
-   * between the two). The caller releases the slot and decrements `active` when done.
+   * The slots of one checkout, in this order: the tenant's in its database, the database's, then
+   * one of `maxConnections`. Waiters queue at the first bound they meet, so the statements of a
+   * stuck tenant or database wait in their own queue and hold at most their share of the total.
+   * Every wait ends at one deadline (POOL_TIMEOUT). Then the route's pool, marked busy at once (a
+   * pool is never evicted between the two).
    */
-  async #checkout(route: Route | undefined): Promise<Entry> {
-    await this.#slots.acquire();
+  async #checkout(route: Route | undefined, tenantId: string | undefined): Promise<Lease> {
+    const signal = currentSignal();
+    if (signal?.aborted) throw abortError(signal);
+    const location = route?.location ?? `${this.#router.homeCluster}/`;
+    const deadline = Date.now() + this.#checkoutTimeoutMs;
+    const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
+    let slots = this.#locationSlots.get(location);
+    if (!slots) {
+      slots = { location: new Semaphore(this.#poolSize), tenants: new Map() };
+      this.#locationSlots.set(location, slots);
+    }
+    const key = tenantId ?? '';
+    let own = slots.tenants.get(key);
+    if (!own) {
+      own = new Semaphore(this.#perTenant);
+      slots.tenants.set(key, own);
+    }
+    const held: Semaphore[] = [];
+    const giveBack = () => {
+      while (held.length > 0) held.pop()!.release();
+      // dropped only when idle: nobody holds or waits, so nobody has a reference mid-checkout
+      if (own.idle && slots.tenants.get(key) === own) slots.tenants.delete(key);
+      if (slots.tenants.size === 0 && slots.location.idle && this.#locationSlots.get(location) === slots)
+        this.#locationSlots.delete(location);
+    };
     try {
-      return this.#entry(route);
+      for (const semaphore of [own, slots.location, this.#slots]) {
+        if (!semaphore.tryAcquire()) await semaphore.acquire(deadline, timeout, signal);
+        held.push(semaphore);
+      }
+      if (signal?.aborted) throw abortError(signal);
+      const entry = this.#entry(location);
+      let released = false;
+      return {
+        entry,
+        release: () => {
+          if (released) return;
+          released = true;
+          entry.active--;
+          giveBack();
+        },
+      };
     } catch (error) {
-      this.#slots.release();
+      giveBack();
       throw error;
     }
   }
 
-  /** The pool of the route's database, marked busy (the caller decrements `active` when done). */
-  #entry(route: Route | undefined): Entry {
+  /** The pool of the location's database, marked busy (the caller decrements `active` when done). */
+  #entry(location: string): Entry {
     if (this.#ended) throw new TenantryError('UNSUPPORTED', 'The pool has ended', { status: 500 });
-    const location = route?.location ?? `${this.#router.homeCluster}/`;
     const found = this.#pools.get(location);
     if (found) {
       this.#pools.delete(location); // most recently used goes last
@@ -220,6 +306,8 @@ export class RoutedTenantPool {
       ...this.#config,
       connectionString: url.toString(),
       max: this.#poolSize,
+      // the slots above keep at most poolSize statements here: this bounds opening a connection
+      connectionTimeoutMillis: this.#config.connectionTimeoutMillis ?? this.#checkoutTimeoutMs,
       idleTimeoutMillis: this.#config.idleTimeoutMillis ?? 10_000,
       routing: { location, peek: (tenantId) => router.peek(tenantId) },
     });

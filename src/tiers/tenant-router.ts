@@ -1,6 +1,6 @@
 import { toTenantId } from '../context/tenant-id.js';
 import type { Queryable } from '../catalog/tenant-catalog.js';
-import { LruCache } from '../guard/lru-cache.js';
+import { LRUCache } from 'lru-cache';
 import { PostgresLiveTransport } from '../live/postgres-live-transport.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { ROUTES_CHANNEL } from './placement-sql.js';
@@ -67,7 +67,7 @@ export class TenantRouter {
   readonly #pool: Queryable;
   readonly #home: string;
   readonly #after: string;
-  readonly #cache: LruCache<string, Route>;
+  readonly #cache: LRUCache<string, Route>;
   readonly #transport: PostgresLiveTransport | undefined;
   readonly #onError: (error: unknown) => void;
   /** The highest route epoch this router has applied from the change feed. */
@@ -79,7 +79,7 @@ export class TenantRouter {
     this.#pool = options.pool;
     this.#home = options.homeCluster ?? 'home';
     this.#after = (options.dataSchemas ?? ['public']).map((s) => quoteIdent(s, 'schema')).join(', ');
-    this.#cache = new LruCache(options.cacheSize ?? 100_000);
+    this.#cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? 100_000) });
     this.#onError = options.onError ?? (() => undefined);
     this.#transport = options.listenConnectionString
       ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL })

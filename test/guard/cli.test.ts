@@ -206,6 +206,13 @@ describe('tenantry scan-log', () => {
     ]);
   });
 
+  it('says plainly that a log file is missing: exit 1, one line, no stack (subprocess)', async () => {
+    const r = await tenantry('scan-log', 'no-such.log', '--tables', 'notes');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim()).toBe('error INVALID_ARGUMENT: Cannot read the log file no-such.log: no such file');
+  });
+
   it('reads the tenant tables from the registry with --database-url', async () => {
     const r = await tenantry(
       '--database-url',

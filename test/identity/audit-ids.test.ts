@@ -6,7 +6,7 @@ import { install } from '../../src/policy/installer.js';
 import { createTestDatabase } from '../support/test-database.js';
 import { createIdentityFixture, type IdentityFixture } from './support/identity-fixture.js';
 
-// Audit entry ids are per-tenant numbers (src/identity/pending/audit-ids.sql): a tenant sees
+// Audit entry ids are per-tenant numbers (src/identity/migrations/002_audit_ids.sql): a tenant sees
 // nothing of other tenants' volume in them.
 
 let f: IdentityFixture;
@@ -73,7 +73,8 @@ describe('audit entry ids', () => {
       await db.admin.query(`
         drop trigger audit_log_number on tenantry.audit_log;
         alter table tenantry.audit_log drop column seq;
-        drop table tenantry_private.audit_counters;`);
+        drop table tenantry_private.audit_counters;
+        delete from tenantry.library_migrations where feature = 'identity' and version = 2;`);
       const catalog = new TenantCatalog(db.owner);
       const [one, two] = [
         await catalog.create({ slug: 'one', name: 'One' }),

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -7,17 +7,17 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { runDoctor } from '../../src/policy/doctor.js';
-import { installDigest } from '../../src/policy/install-sql.js';
 import { Placements } from '../../src/tiers/placements.js';
 import { installEverywhere } from '../../src/tiers/install-everywhere.js';
+import { rotateContextSecretEverywhere } from '../../src/tiers/rotate-everywhere.js';
 import { doctorEverywhere, type PlacementsAudit } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
-import { hasFunction, storedDigest } from '../support/install-probes.js';
+import { ALL_MIGRATIONS, appliedLabels, hasFunction } from '../support/install-probes.js';
 import { ROLE_PASSWORD } from '../support/test-database.js';
 
 // Two real PostgreSQL servers: `home` (c1: the catalog's database and a tenant database) and `eu`
 // (c2: its shared database and a tenant database), plus a tenant database on c1 dropped after it
-// was placed. Databases installed by an "older version" (digest changed or removed, a function
+// was placed. Databases installed by an "older version" (library migrations pending, or no version table and a function
 // missing) are found by doctor in every placement and brought up to date by installEverywhere.
 
 const exec = promisify(execFile);
@@ -102,9 +102,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('install digest in every placement', () => {
-  it("a fresh install records this version's digest everywhere: doctor finds no INSTALL_OUTDATED", async () => {
-    for (const db of [home, homeTenantDb, eu, euTenantDb]) expect(await storedDigest(db)).toBe(installDigest());
+describe('library migrations in every placement', () => {
+  it('a fresh install records every library migration everywhere: doctor finds no INSTALL_OUTDATED', async () => {
+    for (const db of [home, homeTenantDb, eu, euTenantDb]) expect(await appliedLabels(db)).toEqual(ALL_MIGRATIONS);
     const audit = await doctorEverywhere({ catalog: home.owner, clusters: clusters() });
     expect(audit.databases.map((d) => `${d.cluster}/${d.database}`).sort()).toEqual(
       [
@@ -119,12 +119,12 @@ describe('install digest in every placement', () => {
     expect(audit.databases.find((d) => d.database === goneDb)?.error).toMatch(/does not exist/);
   });
 
-  it('doctor --placements reports each database installed by another version (digest changed or missing)', async () => {
-    await euTenantDb.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
-    await eu.admin.query(`delete from tenantry.meta where key = 'install_digest'`);
+  it('doctor --placements reports each database with pending library migrations', async () => {
+    await euTenantDb.admin.query(`delete from tenantry.library_migrations where feature = 'core' and version = 2`);
+    await eu.admin.query(`delete from tenantry.library_migrations where feature = 'identity'`);
     // an install from before home_tenant_id() and is_moving() existed (tenantry_self and tenantry_own_audit go with the first)
     await homeTenantDb.admin.query(
-      `delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade; drop function tenantry.is_moving()`,
+      `drop table tenantry.library_migrations; drop function tenantry.home_tenant_id() cascade; drop function tenantry.is_moving()`,
     );
     const audit = await doctorEverywhere({ catalog: home.owner, clusters: clusters() });
     expect(outdated(audit)).toEqual([`eu/${eu.name}`, `eu/${euTenantDb.name}`, `home/${homeTenantDb.name}`].sort());
@@ -132,7 +132,7 @@ describe('install digest in every placement', () => {
       .find((d) => d.database === euTenantDb.name)!
       .report!.findings.find((f) => f.code === 'INSTALL_OUTDATED')!;
     expect(finding).toMatchObject({ severity: 'warning', object: euTenantDb.name });
-    expect(finding.message).toContain('installed by another Tenantry version');
+    expect(finding.message).toContain('Pending library migrations: core/002_context_key_rotation.');
     expect(finding.fix).toContain('tenantry install --everywhere');
   });
 
@@ -153,16 +153,17 @@ describe('install digest in every placement', () => {
       ]),
     );
     expect(await hasFunction(homeTenantDb, 'tenantry.home_tenant_id()')).toBe(true);
-    expect(await storedDigest(euTenantDb)).toBe('old');
+    expect(await appliedLabels(euTenantDb)).not.toContain('core/002_context_key_rotation');
   });
 
   it('installEverywhere fixes every placement; a database dropped after it was placed is reported while the others succeed; doctor is clean after', async () => {
     await homeTenantDb.admin.query(
-      `delete from tenantry.meta where key = 'install_digest'; drop function tenantry.home_tenant_id() cascade`,
+      `drop table tenantry.library_migrations; drop function tenantry.home_tenant_id() cascade`,
     );
     const report = await reinstall(3);
     expect(report.ok).toBe(false);
-    expect(report.installDigest).toBe(installDigest());
+    expect(report.databases.find((d) => d.database === homeTenantDb.name)!.applied).toEqual(ALL_MIGRATIONS);
+    expect(report.databases.find((d) => d.database === home.name)!.applied).toEqual([]);
     expect(report.roles).toEqual({
       appRole: fleet().roles.app,
       ownerRole: fleet().roles.owner,
@@ -182,7 +183,7 @@ describe('install digest in every placement', () => {
     expect(report.databases.find((d) => d.database === goneDb)!.error).toMatch(/database "[a-z0-9_]+" does not exist/);
 
     for (const db of [home, homeTenantDb, eu, euTenantDb]) {
-      expect(await storedDigest(db)).toBe(installDigest());
+      expect(await appliedLabels(db)).toEqual(ALL_MIGRATIONS);
       expect(await hasFunction(db, 'tenantry.home_tenant_id()')).toBe(true);
       expect(await hasFunction(db, 'tenantry.is_moving()')).toBe(true);
       expect(await runDoctor(db.adminUrl)).toEqual({ ok: true, findings: [] });
@@ -200,7 +201,7 @@ describe('install digest in every placement', () => {
   });
 
   it('tenantry install --everywhere prints a line per database and exits 1 when one failed', async () => {
-    await euTenantDb.admin.query(`update tenantry.meta set value = 'old' where key = 'install_digest'`);
+    await euTenantDb.admin.query(`delete from tenantry.library_migrations where feature = 'core' and version = 2`);
     const r = await tenantry(
       'install',
       '--everywhere',
@@ -211,10 +212,10 @@ describe('install digest in every placement', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('ok ')).sort()).toEqual(
       [
-        `ok     eu/${eu.name} (shared)`,
-        `ok     eu/${euTenantDb.name} (database)`,
-        `ok     home/${home.name} (shared)`,
-        `ok     home/${homeTenantDb.name} (database)`,
+        `ok     eu/${eu.name} (shared): current`,
+        `ok     eu/${euTenantDb.name} (database): applied core/002_context_key_rotation`,
+        `ok     home/${home.name} (shared): current`,
+        `ok     home/${homeTenantDb.name} (database): current`,
       ].sort(),
     );
     const failed = lines.filter((l) => l.startsWith('FAILED'));
@@ -224,7 +225,7 @@ describe('install digest in every placement', () => {
     );
     expect(lines).toHaveLength(6);
     expect(lines.at(-1)).toContain('tenantry install --everywhere: 5 databases, 4 installed, 1 failed (signed context');
-    expect(await storedDigest(euTenantDb)).toBe(installDigest());
+    expect(await appliedLabels(euTenantDb)).toEqual(ALL_MIGRATIONS);
 
     const usage = await tenantry('install', '--everywhere', '--app-role', 'someone_else');
     expect(usage.code).toBe(2);
@@ -238,7 +239,8 @@ describe('install digest in every placement', () => {
     const more = await Promise.all(Array.from({ length: 5 }, () => c2.createDatabase()));
     for (const [i, db] of more.entries())
       await placements.assign(await tenant(`eu-more-${i}`), { tier: 'database', cluster: 'eu', database: db.name });
-    for (const db of more) await db.admin.query(`delete from tenantry.meta where key = 'install_digest'`);
+    for (const db of more)
+      await db.admin.query(`delete from tenantry.library_migrations where feature = 'core' and version = 2`);
     for (let round = 0; round < 2; round++) {
       const report = await reinstall(8);
       expect(report.databases.filter((d) => !d.ok).map((d) => [d.database, d.error])).toEqual([
@@ -246,6 +248,30 @@ describe('install digest in every placement', () => {
       ]);
       expect(report.databases).toHaveLength(10);
     }
-    for (const db of more) expect(await storedDigest(db)).toBe(installDigest());
+    for (const db of more) expect(await appliedLabels(db)).toEqual(ALL_MIGRATIONS);
+  });
+
+  it('rotateContextSecretEverywhere rotates the key in every database; the old secret verifies during the overlap', async () => {
+    const next = randomBytes(24).toString('base64url');
+    const report = await rotateContextSecretEverywhere({
+      catalog: home.owner,
+      clusters: clusters(),
+      secret: next,
+      overlapSeconds: 300,
+    });
+    expect(report.ok).toBe(false);
+    expect(report.databases.filter((d) => !d.ok).map((d) => d.database)).toEqual([goneDb]);
+    expect(report.databases.filter((d) => d.ok).every((d) => d.rotated)).toBe(true);
+    for (const [db, slug] of [
+      [homeTenantDb, 'home-db'],
+      [euTenantDb, 'eu-db'],
+    ] as const)
+      for (const secret of [fleet().contextSecret, next]) {
+        const pool = db.appPool({ contextSecret: secret });
+        const { rows } = await runAs(tenants[slug]!, () =>
+          pool.query<{ id: string }>('select tenantry.home_tenant_id() as id'),
+        );
+        expect(rows).toEqual([{ id: tenants[slug] }]);
+      }
   });
 });

@@ -398,7 +398,10 @@ describe('tenantry.pin_tenant_table', () => {
 
   it('install upgrades a registry that predates the flag: the column comes back, false for every table', async () => {
     const { db } = home;
-    await db.admin.query(`alter table tenantry.registered_tables drop column pinned`);
+    // an install of before the versioned library schema (which predates the flag)
+    await db.admin.query(
+      `alter table tenantry.registered_tables drop column pinned; drop table tenantry.library_migrations`,
+    );
     await reinstall();
     const { rows } = await db.admin.query<{ relid: string; pinned: boolean }>(
       `select relid::text, pinned from tenantry.registered_tables order by 1`,

@@ -131,12 +131,36 @@ describe('placement questions from the catalog, and `tenantry tenants place`', (
     }
   }
 
-  it('explains where a tenant would go, changing nothing', async () => {
+  it('explains where a tenant lives and where it would go, changing nothing', async () => {
     const { stdout } = await tenantry('tenants', 'place', 'mega');
+    expect(stdout).toContain('now:    shared on cluster home\n');
     // home holds 4 of 1000 (0.4%), eu none of 10: eu is the least loaded
     expect(stdout).toContain('target: database on cluster eu, database tenant_mega');
     expect(stdout).toContain('plan enterprise → tier database');
+    expect(stdout).toContain(
+      'Apply it with: tenantry tenants move mega --to database --cluster eu --database tenant_mega',
+    );
     expect((await db.owner.query('select count(*)::int as n from tenantry.placements')).rows[0].n).toBe(0);
+  });
+
+  it('says where a placed tenant lives now', async () => {
+    const { rows } = await db.owner.query<{ id: string }>(`select id from tenantry.tenants where slug = 'a2'`);
+    await createTenantSchema(db.owner, 't_a2', NOTES_DDL);
+    await placements.assign(rows[0]!.id, { tier: 'schema', cluster: 'home', schema: 't_a2' });
+    try {
+      const placed = await tenantry('tenants', 'place', 'a2', '--json');
+      const answer = JSON.parse(placed.stdout);
+      expect(answer.current).toMatchObject({ tier: 'schema', cluster: 'home', schema: 't_a2', database: null });
+      expect(answer.openMove).toBe(null);
+      expect(answer.alreadyThere).toBe(false);
+      const text = await tenantry('tenants', 'place', 'a2');
+      expect(text.stdout).toContain('now:    schema on cluster home, schema t_a2\n');
+      expect(text.stdout).toContain('target: shared on cluster eu\n');
+      expect(text.stdout).toContain('Apply it with: tenantry tenants move a2 --to shared --cluster eu\n');
+    } finally {
+      await db.owner.query('delete from tenantry.placements where tenant_id = $1', [rows[0]!.id]);
+      await db.owner.query('drop schema t_a2 cascade');
+    }
   });
 
   it('doctor --placements audits every tenant schema too, and finds a defect planted in one', async () => {

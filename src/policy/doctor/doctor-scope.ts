@@ -35,6 +35,12 @@ export interface DoctorScope {
   meta: ReadonlyMap<string, string>;
   dataSchemas: string[];
   /**
+   * Schemas the app role can use (USAGE directly, through PUBLIC or a role it is a member of)
+   * that are not data schemas, nor Tenantry's, PostgreSQL's or an extension's own: audited like
+   * data schemas, since a table there is as reachable as one in a declared schema.
+   */
+  undeclaredSchemas: string[];
+  /**
    * The data schemas recorded by install (`tenantry.meta` `data_schemas`, default `public`),
    * whatever schemas this run audits: where the shared tables are that a tenant schema must mirror.
    */
@@ -131,6 +137,23 @@ export async function loadScope(
     .filter((s) => s.length > 0);
   const installedDataSchemas = recorded && recorded.length > 0 ? recorded : ['public'];
   const schemas = options.schemas ?? recorded ?? ['public'];
+  const undeclaredSchemas = appExists
+    ? (
+        await db.query<{ nspname: string }>(
+          `SELECT n.nspname FROM pg_namespace n
+            WHERE n.nspname <> ALL ($2::name[])
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenantry', 'tenantry_private')
+              AND n.nspname !~ '^pg_(toast_)?temp_'
+              -- a schema an extension created holds the extension's objects, not the application's
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+              AND EXISTS (SELECT FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x
+                           WHERE x.privilege_type = 'USAGE'
+                             AND (x.grantee = 0 OR pg_has_role($1::name, x.grantee, 'MEMBER')))
+            ORDER BY 1`,
+          [wantedApp, schemas],
+        )
+      ).rows.map((r) => r.nspname)
+    : [];
   return {
     findings,
     scope: {
@@ -146,6 +169,7 @@ export async function loadScope(
       installDigest: meta.get('install_digest'),
       meta,
       dataSchemas: schemas,
+      undeclaredSchemas,
       installedDataSchemas,
       registry,
     },
@@ -155,7 +179,8 @@ export async function loadScope(
 /**
  * Common table expressions every check query starts with. Values travel as parameters $1-$6:
  *  - `registry(relid, kind, tenant_column, writable)`: the registry rows whose table exists;
- *  - `data_schema`, `scope_schema` (data schemas plus `tenantry` and `tenantry_private`);
+ *  - `data_schema` (the data schemas and the undeclared schemas the app can use), `scope_schema`
+ *    (those plus `tenantry` and `tenantry_private`);
  *  - `app(oid, rolname)`: the application role, empty when unknown;
  *  - `tenant_table`: registered tenant tables, plus unregistered tables of the data schemas
  *    (not partitions) that have a `tenant_id` column, with their tenant column's attnum.
@@ -195,7 +220,7 @@ export async function scopedRows<R extends object>(
     present.map((r) => r.kind),
     present.map((r) => r.tenantColumn),
     present.map((r) => r.writable),
-    scope.dataSchemas,
+    [...scope.dataSchemas, ...scope.undeclaredSchemas],
     scope.appRole ?? null,
     ...params,
   ]);

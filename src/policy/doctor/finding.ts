@@ -23,6 +23,9 @@ export type FindingCode =
   | 'APP_CAN_TRIGGER'
   | 'APP_CAN_CREATE_IN_SCHEMA'
   | 'APP_CAN_CREATE_TEMP'
+  // least privilege: what the app role can do to other tenants without reading their rows
+  | 'APP_CAN_CREATE_LARGE_OBJECTS'
+  | 'APP_CAN_SIGNAL_SESSIONS'
   | 'PRIVATE_SCHEMA_REACHABLE'
   | 'PRIVATE_OBJECT_REACHABLE'
   // tenant tables
@@ -38,11 +41,16 @@ export type FindingCode =
   | 'UNIQUE_WITHOUT_TENANT'
   | 'PRIMARY_KEY_WITHOUT_TENANT'
   | 'FOREIGN_KEY_WITHOUT_TENANT'
+  // the shape of tenant tables
+  | 'FOREIGN_KEY_UNINDEXED'
+  | 'DUPLICATE_INDEX'
+  | 'TENANT_TABLE_NO_PRIMARY_KEY'
   // policies
   | 'POLICY_PER_ROW_CONTEXT'
   | 'POLICY_READS_SETTING_DIRECTLY'
   | 'POLICY_ALLOWS_ALL'
   | 'POLICY_IGNORES_TENANT'
+  | 'POLICY_TENANT_NOT_BOUND'
   | 'POLICY_WITHOUT_WITH_CHECK'
   // views
   | 'VIEW_NOT_SECURITY_INVOKER'
@@ -51,6 +59,8 @@ export type FindingCode =
   | 'DEFINER_WITHOUT_SEARCH_PATH'
   | 'DEFINER_SEARCH_PATH_UNSAFE'
   | 'DEFINER_EXECUTABLE_BY_PUBLIC'
+  | 'DEFINER_NOT_REVIEWED'
+  | 'DEFINER_CHANGED_SINCE_REVIEW'
   // the registry and tables outside it
   | 'GLOBAL_TABLE_WRITABLE'
   | 'REGISTRY_STALE_ENTRY'
@@ -62,6 +72,9 @@ export type FindingCode =
   | 'EVENT_TRIGGER_DISABLED'
   | 'CONTEXT_KEY_MISSING'
   | 'INSTALL_OUTDATED'
+  | 'LIBRARY_MIGRATION_CHANGED'
+  | 'LIBRARY_MIGRATION_UNKNOWN'
+  | 'APP_ROLE_TIMEOUTS_MISSING'
   // the support role (audited staff reads)
   | 'SUPPORT_ROLE_UNSAFE'
   | 'SUPPORT_ROLE_CAN_WRITE'

@@ -1,17 +1,26 @@
 import type { Finding } from './finding.js';
 import type { DoctorScope } from './doctor-scope.js';
-import { installDigest } from '../install-sql.js';
+import {
+  appliedLibraryMigrations,
+  changedOf,
+  libraryMigrations,
+  migrationLabel,
+  pendingOf,
+} from '../library-migrations.js';
 
 /**
- * Whether the install SQL that last ran here is this library version's: `tenantry.meta`
- * `install_digest` against {@link installDigest}. A database placed (tier `database`, another
- * cluster's shared database) and installed by an earlier version keeps that version's functions
- * until `tenantry install` runs there again: nothing else would tell.
+ * Whether this database's Tenantry schema is this library version's: pending library migrations
+ * (INSTALL_OUTDATED, naming each `feature/NNN_name`), applied ones whose file changed since
+ * (LIBRARY_MIGRATION_CHANGED) or that this version does not know (LIBRARY_MIGRATION_UNKNOWN: a
+ * newer version installed it), and the app role's timeouts (APP_ROLE_TIMEOUTS_MISSING). A
+ * database placed (tier `database`, another cluster's shared database) keeps an earlier
+ * version's schema until `tenantry install` runs there again: nothing else would tell.
  */
-export async function checkInstallDigest(scope: DoctorScope): Promise<Finding[]> {
+export async function checkInstall(scope: DoctorScope): Promise<Finding[]> {
   if (!scope.installed) return [];
-  const current = installDigest();
-  if (scope.installDigest === current) return [];
+  const findings: Finding[] = [];
+  const applied = await appliedLibraryMigrations(scope.db);
+  const pending = pendingOf(applied);
   const { meta } = scope;
   const flags = [
     ...(meta.get('app_role') ? [`--app-role ${meta.get('app_role')}`] : []),
@@ -20,23 +29,65 @@ export async function checkInstallDigest(scope: DoctorScope): Promise<Finding[]>
     ...(scope.installedDataSchemas.join(',') === 'public' ? [] : [`--schema ${scope.installedDataSchemas.join(' ')}`]),
     ...(meta.get('context_mode') === 'unsigned' ? ['--unsigned'] : []),
   ];
-  const short = (d: string) => d.slice(0, 12);
-  const message =
-    scope.installDigest === undefined
-      ? `This database was installed by another (older) Tenantry version: tenantry.meta records no install digest. ` +
-        `Objects this version's install adds or changes (such as tenantry.home_tenant_id(), tenantry.is_moving(), ` +
-        `the pinned column of tenantry.registered_tables) may be missing or out of date here.`
-      : `This database was installed by another Tenantry version (install digest ${short(scope.installDigest)}…, this version's is ${short(current)}…): ` +
-        `its Tenantry functions, tables and grants may differ from the ones this version expects.`;
-  return [
-    {
+  if (pending.length > 0) {
+    const before = applied.length === 0;
+    findings.push({
       code: 'INSTALL_OUTDATED',
       severity: 'warning',
       object: scope.databaseSql,
-      message,
+      message:
+        `Pending library migrations: ${pending.map(migrationLabel).join(', ')}.` +
+        (before
+          ? ' This database was installed by a Tenantry version from before the versioned schema (no tenantry.library_migrations): install brings it to the current one and records it.'
+          : ' Tenantry functions, tables and grants here are older than this library version expects.'),
       fix:
         `tenantry --database-url <URL of database ${scope.databaseSql}> install ${flags.join(' ')} ` +
-        `(with the deployment's TENANTRY_CONTEXT_SECRET and role passwords), or every database the catalog knows at once: tenantry install --everywhere`,
+        `(existing passwords and the context key are kept), or every database the catalog knows at once: tenantry install --everywhere`,
+    });
+  }
+  for (const m of changedOf(applied))
+    findings.push({
+      code: 'LIBRARY_MIGRATION_CHANGED',
+      severity: 'warning',
+      object: `tenantry.library_migrations ${migrationLabel(m)}`,
+      message: `Library migration ${migrationLabel(m)} was applied here from a file whose checksum differs from this library version's: a released migration was edited, so this database may differ from a fresh install.`,
+      fix: 'Compare the two versions of the migration; a released migration must never change (add a new one instead).',
+    });
+  const known = new Set(libraryMigrations().map((m) => `${m.feature}/${m.version}`));
+  const unknown = applied.filter((a) => !known.has(`${a.feature}/${a.version}`));
+  if (unknown.length > 0)
+    findings.push({
+      code: 'LIBRARY_MIGRATION_UNKNOWN',
+      severity: 'warning',
+      object: scope.databaseSql,
+      message: `Library migrations applied here that this Tenantry version does not know: ${unknown.map((u) => `${u.feature}/${String(u.version).padStart(3, '0')}`).join(', ')}. A newer version installed this database: this one's checks and functions may not match it.`,
+      fix: 'Run doctor (and the application) with the Tenantry version that installed this database, or newer.',
+    });
+  if (scope.appRole) findings.push(...(await checkAppRoleTimeouts(scope, scope.appRole)));
+  return findings;
+}
+
+const TIMEOUTS = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'];
+
+/** The app role's timeouts, set for the role (any database) or for the role in this database. */
+async function checkAppRoleTimeouts(scope: DoctorScope, appRole: string): Promise<Finding[]> {
+  const { rows } = await scope.db.query<{ setting: string }>(
+    `SELECT split_part(c, '=', 1) AS setting
+       FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) c
+      WHERE r.rolname = $1 AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        AND split_part(c, '=', 2) NOT IN ('0', '')`,
+    [appRole],
+  );
+  const present = new Set(rows.map((r) => r.setting));
+  const missing = TIMEOUTS.filter((t) => !present.has(t));
+  if (missing.length === 0) return [];
+  return [
+    {
+      code: 'APP_ROLE_TIMEOUTS_MISSING',
+      severity: 'warning',
+      object: appRole,
+      message: `The app role has no ${missing.join(', ')}: a statement, a lock wait or an idle transaction of the application can last forever and hold locks other tenants wait on.`,
+      fix: `tenantry install (sets 30s / 5s / 60s where the role has none), or ALTER ROLE ${appRole} SET ${missing[0]} = '…'`,
     },
   ];
 }

@@ -1,6 +1,7 @@
 import type { Finding } from './finding.js';
 import { policyAppliesToAppSql, scopedRows, type DoctorScope } from './doctor-scope.js';
 import { contextCalls, isTrueLiteral, mentionsColumn, wrapPerRowCalls } from './policy-expression.js';
+import { tenantBinding } from './policy-binding.js';
 
 interface PolicyRow {
   object: string;
@@ -13,6 +14,7 @@ interface PolicyRow {
   check_expr: string | null;
   tenant_table: boolean;
   tenant_sql: string | null;
+  tenant_column: string | null;
 }
 
 type Command = 'r' | 'a' | 'w' | 'd';
@@ -47,7 +49,7 @@ export async function checkPolicies(scope: DoctorScope): Promise<Finding[]> {
             quote_ident(p.polname) AS policy_sql, p.polcmd AS cmd, p.polpermissive AS permissive,
             ${policyAppliesToAppSql('p')} AS applies_to_app,
             pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr,
-            t.oid IS NOT NULL AS tenant_table, t.tenant_sql
+            t.oid IS NOT NULL AS tenant_table, t.tenant_sql, t.tenant_column
        FROM pg_policy p
        JOIN pg_class c ON c.oid = p.polrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,10 +114,10 @@ function tenantFindings(p: PolicyRow, tablePolicies: PolicyRow[]): Finding[] {
     const commands = COMMANDS[p.cmd].filter((c) => (KIND_COMMANDS[kind] as readonly Command[]).includes(c));
     const expr = effective(p, kind);
     if (commands.length === 0 || expr === null) continue;
+    const clause = kind === 'using' ? 'USING' : 'WITH CHECK';
+    const scopeText = kind === 'using' ? 'see, update or delete' : 'write';
     if (isTrueLiteral(expr) || !mentionsColumn(expr, column)) {
-      if (commands.every((c) => guarded(tablePolicies, column, c, kind))) continue;
-      const clause = kind === 'using' ? 'USING' : 'WITH CHECK';
-      const scopeText = kind === 'using' ? 'see, update or delete' : 'write';
+      if (commands.every((c) => guarded(tablePolicies, p, c, kind))) continue;
       findings.push(
         isTrueLiteral(expr)
           ? {
@@ -133,7 +135,18 @@ function tenantFindings(p: PolicyRow, tablePolicies: PolicyRow[]): Finding[] {
               fix: rewriteFix(p, (e) => `(${e}) AND ${isolation}`, kind),
             },
       );
+      continue;
     }
+    const binding = tenantBinding(expr, p.tenant_column!);
+    if (!binding.parsed || binding.bound) continue;
+    if (commands.every((c) => guarded(tablePolicies, p, c, kind))) continue;
+    findings.push({
+      code: 'POLICY_TENANT_NOT_BOUND',
+      severity: 'error',
+      object: p.object,
+      message: `Permissive policy ${p.object} names ${column} in its ${clause} expression but does not bind it to the current tenant on every branch (an OR arm, a NOT, IS NOT NULL or a comparison with anything but tenantry.current_tenant_id()): the app can ${scopeText} rows of other tenants that match that branch. Permissive policies are OR-ed together, so one such branch widens every other policy of the table. If every tenant may really see these rows, the table is global: move them to a table registered with tenantry.register_global_table().`,
+      fix: rewriteFix(p, (e) => `(${e}) AND ${isolation}`, kind),
+    });
   }
   if (p.check_expr === null && p.cmd !== 'r' && p.cmd !== 'd') {
     findings.push({
@@ -150,12 +163,18 @@ function tenantFindings(p: PolicyRow, tablePolicies: PolicyRow[]): Finding[] {
   return findings;
 }
 
-/** True when a restrictive policy that applies to the app filters command `c` by the tenant column. */
-function guarded(policies: PolicyRow[], column: string, c: Command, kind: 'using' | 'check'): boolean {
+/**
+ * True when a restrictive policy that applies to the app filters command `c` by binding the tenant
+ * column to the current tenant (restrictive policies are AND-ed: one such policy narrows them all).
+ */
+function guarded(policies: PolicyRow[], p: PolicyRow, c: Command, kind: 'using' | 'check'): boolean {
   return policies.some((r) => {
     if (r.permissive || !r.applies_to_app || !COMMANDS[r.cmd].includes(c)) return false;
     const expr = effective(r, kind);
-    return expr !== null && !isTrueLiteral(expr) && mentionsColumn(expr, column);
+    if (expr === null || isTrueLiteral(expr) || !mentionsColumn(expr, p.tenant_sql!)) return false;
+    const binding = tenantBinding(expr, p.tenant_column!);
+    // an expression the parser cannot read keeps the old rule (it names the column)
+    return !binding.parsed || binding.bound;
   });
 }
 

@@ -3,7 +3,7 @@ import type { Queryable } from '../../catalog/tenant-catalog.js';
 import { runDoctor, type DoctorReport } from '../../policy/doctor.js';
 import { withDatabase } from '../provision.js';
 import { listMigrationTargets } from './migration-target.js';
-import { runBounded } from './run-bounded.js';
+import pLimit from 'p-limit';
 
 /** One database's audit: its data schemas and the tenant schemas the catalog places in it. */
 export interface DatabaseAudit {
@@ -39,7 +39,7 @@ export async function doctorEverywhere(options: {
   const targets = await listMigrationTargets(options.catalog, options.clusters);
   const databases = targets.filter((t) => t.schema === null);
   const audits: DatabaseAudit[] = [];
-  await runBounded(databases, Math.max(1, options.concurrency ?? 4), async (db) => {
+  await pLimit(Math.max(1, options.concurrency ?? 4)).map(databases, async (db) => {
     const tenantSchemas = targets
       .filter((t) => t.schema !== null && t.cluster === db.cluster && t.database === db.database)
       .map((t) => t.schema!);

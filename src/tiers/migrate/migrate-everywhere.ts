@@ -5,7 +5,7 @@ import type { TargetFailure } from './database-state.js';
 import { loadMigrations, type Migration } from './migration-files.js';
 import { planMigrations, type TargetPlan } from './migration-plan.js';
 import { listMigrationTargets, type MigrationTarget } from './migration-target.js';
-import { runBounded } from './run-bounded.js';
+import pLimit from 'p-limit';
 
 /** Options of {@link migrateEverywhere} and `migrationStatus`. */
 export interface MigrateEverywhereOptions {
@@ -178,9 +178,8 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
     for (const p of plans.filter((p) => p.unreachable)) {
       settle({ target: p.target, status: 'failed', applied: [], baselined: [], version: null, failure: p.unreachable });
     }
-    await runBounded(
+    await pLimit(concurrency).map(
       databases.filter((p) => !p.unreachable),
-      concurrency,
       async (plan) => {
         await run(plan, Number.MAX_SAFE_INTEGER);
         if (!awaited.has(where(plan.target))) await pools.close(plan.target.cluster, plan.target.database);
@@ -188,9 +187,8 @@ export async function migrateEverywhere(options: MigrateEverywhereOptions): Prom
     );
     // each database's version after its own target ran: its schemas go no further
     const reached = new Map(databases.map((p) => [where(p.target), results.get(p.target.key)?.version ?? 0]));
-    await runBounded(
+    await pLimit(concurrency).map(
       schemas.filter((p) => !p.unreachable),
-      concurrency,
       (plan) => run(plan, reached.get(where(plan.target)) ?? 0),
     );
     const ordered = plans.map((p) => results.get(p.target.key)!);

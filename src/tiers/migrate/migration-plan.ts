@@ -4,7 +4,7 @@ import { readDatabaseState, type AppliedMigration, type DatabaseState, type Targ
 import { MigrationError } from './migration-error.js';
 import type { Migration } from './migration-files.js';
 import type { MigrationTarget } from './migration-target.js';
-import { runBounded } from './run-bounded.js';
+import pLimit from 'p-limit';
 
 /** One target as the run found it: where it stands and what it still needs. */
 export interface TargetPlan {
@@ -44,7 +44,7 @@ export async function planMigrations(
     else byDatabase.set(key, [t]);
   }
   const plans = new Map<string, TargetPlan>();
-  await runBounded([...byDatabase.values()], concurrency, async (group) => {
+  await pLimit(concurrency).map([...byDatabase.values()], async (group) => {
     const { cluster, database } = group[0]!;
     let state: DatabaseState | undefined;
     let unreachable: TargetFailure | null = null;

@@ -130,6 +130,20 @@ export class RowCopier {
   }
 
   /**
+   * The tenant's rows at the source up to and including `through` (a primary key as JSON): how
+   * far a copy that has written up to that key has got, whatever earlier attempts wrote.
+   */
+  async countThrough(source: Queryable, through: Record<string, unknown>): Promise<number> {
+    const t = this.table;
+    const { rows } = await source.query<{ n: number }>(
+      `select count(*)::int as n from ${t.source} t
+        where t.${ident(t.tenantColumn)} = $1 and not ${keyBound(t, 't', '>', '$2', t.source)}`,
+      [this.tenantId, JSON.stringify(through)],
+    );
+    return rows[0]!.n;
+  }
+
+  /**
    * Count and checksum of the tenant's rows: the sum of a 64-bit hash of each row's copied
    * columns (sorted by name), so it does not depend on scan order or column order. Per-type
    * binary hashes when every column type has one, else (or with `textHash`) the row's text.

@@ -74,7 +74,13 @@ export interface AppFixture {
 
 /** Builds the fixture. `configure` may add routes before the server is made ready. */
 export async function createAppFixture(
-  options: { logger?: Logger; configure?: (app: FastifyInstance) => void; guard?: GuardMode } = {},
+  options: {
+    logger?: Logger;
+    configure?: (app: FastifyInstance) => void;
+    guard?: GuardMode;
+    /** The server's request deadline (ServerOptions.requestDeadlineMs). */
+    requestDeadlineMs?: number;
+  } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
   await ensureExtensions(db.adminUrl);
@@ -117,7 +123,13 @@ export async function createAppFixture(
   const serverPool = db.appPool({ guard });
   const jwtSecret = randomBytes(32).toString('base64url');
   const tokens = new TokenService(jwtSecret);
-  const app = buildServer({ appPool: serverPool, supportPool, jwtSecret, logger: options.logger });
+  const app = buildServer({
+    appPool: serverPool,
+    supportPool,
+    jwtSecret,
+    logger: options.logger,
+    ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
+  });
   options.configure?.(app);
   await app.ready();
   let sequence = 0;

@@ -1,5 +1,4 @@
--- Audit entry numbers per tenant (pending: to become a versioned identity migration; see
--- audit-ids.ts for how it is applied until then).
+-- identity 002: audit entry numbers per tenant. Runs as the owner role.
 --
 -- tenantry.audit_log.id comes from one identity sequence shared by every tenant: the ids a tenant
 -- saw had gaps made by the other tenants' entries, and the gap between two of its own entries
@@ -19,6 +18,9 @@ CREATE TABLE IF NOT EXISTS tenantry_private.audit_counters (
   last_seq bigint NOT NULL CHECK (last_seq >= 0)
 );
 REVOKE ALL ON tenantry_private.audit_counters FROM PUBLIC, :TENANTRY_APP_ROLE;
+-- RLS stated here (deny by default, as the event trigger would have it on an upgraded database,
+-- where it exists before this runs): only the owner's SECURITY DEFINER numbering touches it
+ALTER TABLE tenantry_private.audit_counters ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE tenantry.audit_log ADD COLUMN IF NOT EXISTS seq bigint;
 

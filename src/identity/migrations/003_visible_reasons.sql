@@ -1,5 +1,4 @@
--- Staff reasons must be readable, in the database too (pending: to become a versioned identity
--- migration; see pending-identity-sql.ts).
+-- identity 003: staff reasons must be readable, in the database too. Runs as the owner role.
 --
 -- StaffAccess.checkReason (the library) counts visible characters exactly, with Unicode
 -- properties: at least 10 letters, numbers, punctuation marks or symbols. PostgreSQL's regular

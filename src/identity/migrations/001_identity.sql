@@ -1,24 +1,6 @@
-import { quoteIdent } from '../policy/identifiers.js';
-
-/** Roles the identity objects grant to (quoted by the caller's resolver, validated before). */
-export interface IdentityRoles {
-  appRole: string;
-  ownerRole: string;
-  /** Read-only role for audited cross-tenant support reads; none when undefined. */
-  supportRole: string | undefined;
-}
-
-/**
- * The identity part of `tenantry install`: sessions, one-time codes, API keys, custom domains,
- * staff, staff grants and the audit log. The secrets (hashes, sessions, grants) live in
- * `tenantry_private`, which the app role cannot reach at all; the app reaches them only through
- * the SECURITY DEFINER functions below, each of which checks what its caller may do (most act
- * on the current tenant only). Runs as the owner (inside installSql's `SET LOCAL ROLE`).
- * Idempotent: CREATE … IF NOT EXISTS and CREATE OR REPLACE throughout.
- */
-export function identitySql(roles: IdentityRoles): string {
-  const app = quoteIdent(roles.appRole);
-  return `
+-- identity 001: sessions, one-time codes, API keys, domains, staff and the audit log
+-- The layout `tenantry install` created before the library schema was versioned; idempotent over
+-- it (an install of that era is brought here by running it again). Runs as the owner role.
 -- identity: sessions, one-time codes, API keys, domains, staff and the audit log
 CREATE TABLE IF NOT EXISTS tenantry_private.sessions (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -62,7 +44,7 @@ CREATE INDEX IF NOT EXISTS api_keys_tenant_idx ON tenantry_private.api_keys (ten
 
 -- a domain belongs to exactly one tenant (the primary key); it resolves only once verified
 CREATE TABLE IF NOT EXISTS tenantry_private.domains (
-  domain text PRIMARY KEY CHECK (length(domain) <= 253 AND domain ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'),
+  domain text PRIMARY KEY CHECK (length(domain) <= 253 AND domain ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'),
   tenant_id uuid NOT NULL REFERENCES tenantry.tenants (id) ON DELETE CASCADE,
   verification_token text NOT NULL CHECK (verification_token ~ '^[A-Za-z0-9_-]{16,64}$'),
   created_at timestamptz NOT NULL DEFAULT now(),
@@ -108,8 +90,8 @@ CREATE INDEX IF NOT EXISTS audit_log_tenant_idx ON tenantry.audit_log (tenant_id
 ALTER TABLE tenantry.audit_log ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenantry_own_audit ON tenantry.audit_log;
 CREATE POLICY tenantry_own_audit ON tenantry.audit_log FOR SELECT USING (tenant_id = (SELECT tenantry.home_tenant_id()));
-REVOKE ALL ON tenantry.audit_log FROM PUBLIC, ${app};
-GRANT SELECT ON tenantry.audit_log TO ${app};
+REVOKE ALL ON tenantry.audit_log FROM PUBLIC, :TENANTRY_APP_ROLE;
+GRANT SELECT ON tenantry.audit_log TO :TENANTRY_APP_ROLE;
 
 CREATE OR REPLACE FUNCTION tenantry.refuse_audit_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -126,16 +108,8 @@ DROP TRIGGER IF EXISTS audit_log_no_truncate ON tenantry.audit_log;
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenantry.audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION tenantry.refuse_audit_change();
 
-REVOKE ALL ON ALL TABLES IN SCHEMA tenantry_private FROM PUBLIC, ${app};
-${IDENTITY_FUNCTIONS}
-${grants(app)}`;
-}
+REVOKE ALL ON ALL TABLES IN SCHEMA tenantry_private FROM PUBLIC, :TENANTRY_APP_ROLE;
 
-// Every function: SECURITY DEFINER (runs as the owner, who can reach tenantry_private), a fixed
-// search_path, qualified names. Functions that act for a tenant take it from the signed context
-// (tenantry.home_tenant_id(): the identity tables never move, so no route check), never from an
-// argument, so the app can only act on its own.
-const IDENTITY_FUNCTIONS = `
 CREATE OR REPLACE FUNCTION tenantry.require_tenant() RETURNS uuid
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -474,38 +448,6 @@ BEGIN
   RETURNING id INTO v_id;
   RETURN v_id;
 END
-$fn$;`;
-
-function grants(app: string): string {
-  const forApp = [
-    'tenantry.require_tenant()',
-    'tenantry.authorize_request(uuid, uuid)',
-    'tenantry.end_session(uuid)',
-    'tenantry.end_member_sessions(uuid)',
-    'tenantry.issue_code(text, bytea, jsonb, integer, uuid)',
-    'tenantry.consume_code(text, bytea, uuid)',
-    'tenantry.list_codes(text)',
-    'tenantry.create_api_key(text, bytea, uuid, timestamptz)',
-    'tenantry.list_api_keys()',
-    'tenantry.revoke_api_key(uuid)',
-    'tenantry.verify_api_key(uuid, bytea)',
-    'tenantry.add_domain(text, text)',
-    'tenantry.confirm_domain(text)',
-    'tenantry.remove_domain(text)',
-    'tenantry.list_domains()',
-    'tenantry.resolve_domain(text)',
-    'tenantry.resolve_slug(text)',
-    'tenantry.begin_staff_access(uuid, uuid, text, text, integer)',
-    'tenantry.end_staff_access(uuid, uuid)',
-    'tenantry.record_audit(text, uuid, text, text, jsonb, uuid)',
-  ];
-  const ownerOnly = [
-    'tenantry.start_session(uuid, uuid, text, integer)',
-    'tenantry.support_read_allowed()',
-    'tenantry.refuse_audit_change()',
-  ];
-  return [
-    `REVOKE ALL ON FUNCTION ${[...forApp, ...ownerOnly].join(', ')} FROM PUBLIC;`,
-    `GRANT EXECUTE ON FUNCTION ${forApp.join(', ')} TO ${app};`,
-  ].join('\n');
-}
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.require_tenant(), tenantry.authorize_request(uuid, uuid), tenantry.end_session(uuid), tenantry.end_member_sessions(uuid), tenantry.issue_code(text, bytea, jsonb, integer, uuid), tenantry.consume_code(text, bytea, uuid), tenantry.list_codes(text), tenantry.create_api_key(text, bytea, uuid, timestamptz), tenantry.list_api_keys(), tenantry.revoke_api_key(uuid), tenantry.verify_api_key(uuid, bytea), tenantry.add_domain(text, text), tenantry.confirm_domain(text), tenantry.remove_domain(text), tenantry.list_domains(), tenantry.resolve_domain(text), tenantry.resolve_slug(text), tenantry.begin_staff_access(uuid, uuid, text, text, integer), tenantry.end_staff_access(uuid, uuid), tenantry.record_audit(text, uuid, text, text, jsonb, uuid), tenantry.start_session(uuid, uuid, text, integer), tenantry.support_read_allowed(), tenantry.refuse_audit_change() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenantry.require_tenant(), tenantry.authorize_request(uuid, uuid), tenantry.end_session(uuid), tenantry.end_member_sessions(uuid), tenantry.issue_code(text, bytea, jsonb, integer, uuid), tenantry.consume_code(text, bytea, uuid), tenantry.list_codes(text), tenantry.create_api_key(text, bytea, uuid, timestamptz), tenantry.list_api_keys(), tenantry.revoke_api_key(uuid), tenantry.verify_api_key(uuid, bytea), tenantry.add_domain(text, text), tenantry.confirm_domain(text), tenantry.remove_domain(text), tenantry.list_domains(), tenantry.resolve_domain(text), tenantry.resolve_slug(text), tenantry.begin_staff_access(uuid, uuid, text, text, integer), tenantry.end_staff_access(uuid, uuid), tenantry.record_audit(text, uuid, text, text, jsonb, uuid) TO :TENANTRY_APP_ROLE;

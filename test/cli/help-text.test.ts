@@ -1,0 +1,42 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { guardCommand } from '../../src/cli/guard-command.js';
+import { migrateCommand } from '../../src/cli/migrate-command.js';
+import { scanLogCommand } from '../../src/cli/scan-log-command.js';
+import { tenantsCommand } from '../../src/cli/tenants-command.js';
+
+const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
+const oneLine = (text: string) => text.replace(/\s+/g, ' ');
+
+/** A description's own "(default …)" followed by commander's, or commander's `[]` for a repeatable option. */
+function expectDefaultsOnce(name: string, text: string): void {
+  expect(oneLine(text), name).not.toMatch(/\(default[ :][^)]*\) \(default:/);
+  expect(text, name).not.toContain('(default: [])');
+}
+
+describe('help text', () => {
+  it('states each default once: commander prints "(default: …)" itself', () => {
+    const globals = () => ({});
+    for (const root of [
+      tenantsCommand(globals),
+      migrateCommand(globals),
+      scanLogCommand(globals),
+      guardCommand(globals),
+    ])
+      for (const c of everyCommand(root)) expectDefaultsOnce(c.name(), c.helpInformation());
+  });
+
+  it('tenants move --help, as a user runs it (subprocess)', async () => {
+    const { stdout } = await promisify(execFile)(path.resolve('node_modules/.bin/tsx'), [
+      path.resolve('src/cli/main.ts'),
+      'tenants',
+      'move',
+      '--help',
+    ]);
+    expectDefaultsOnce('tenants move', stdout);
+    expect(oneLine(stdout)).toContain('grace period before --cleanup may delete the source (default: "1h")');
+  });
+});
