@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { tenantLogOptions, type PiiScrubberOptions } from 'tenantry/pino';
 
 /**
  * Paths pino replaces with "[redacted]": tokens and passwords never reach a log line, even if
@@ -31,10 +32,20 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; default stdout. */
   destination?: DestinationStream;
+  /** Which personal data is scrubbed by value (default: every class, client IPs included). */
+  scrub?: PiiScrubberOptions;
 }
 
-/** The server's pino logger, with redaction. */
+/**
+ * The server's pino logger: secrets redacted by path (never logged at all), every line written for
+ * a tenant carries `tenant_id` (and the request's id and actor), and personal data anywhere in a
+ * line (a query string, an error message) is replaced by value (`[email]`, `[card]`…).
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const config = { level: options.level ?? 'info', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+  const config = {
+    ...tenantLogOptions({ scrub: options.scrub ?? {} }),
+    level: options.level ?? 'info',
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
   return options.destination ? pino(config, options.destination) : pino(config);
 }

@@ -38,7 +38,10 @@ export interface ServerOptions {
   host?: { baseDomain?: string; customDomains?: boolean };
   /** DNS TXT lookups for domain verification (tests pass a fake; node's resolver by default). */
   resolveTxt?: TxtResolver;
-  /** A pino logger (see createLogger, which redacts secrets); no logging when omitted. */
+  /**
+   * A pino logger (see createLogger: secrets redacted, `tenant_id`/request id/actor on every line
+   * of a tenant request, PII scrubbed by value); no logging when omitted.
+   */
   logger?: Logger;
   /** Token lifetime, issuer, audience. */
   tokens?: TokenServiceOptions;

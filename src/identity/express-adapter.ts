@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
+import { actorOf, runWithLogContext } from '../observe/log-context.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
@@ -51,17 +52,23 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
         if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous)
           throw new AccessError('UNAUTHENTICATED');
         (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
+        // lines written by the rest of the chain (any logger) name the request and its actor
+        const logContext = {
+          requestId: typeof (request as { id?: unknown }).id === 'string' ? (request as { id?: string }).id : undefined,
+          actor: actorOf(resolution.principal),
+        };
         // a client that goes away: its statements not yet sent are not sent, running ones cancelled
         await runAs(
           resolution.tenantId,
-          async () => {
-            if (audit)
-              await auditStaffRequest(audit, resolution as Resolution<unknown>, {
-                method: request.method,
-                route: request.baseUrl + request.path,
-              });
-            next();
-          },
+          () =>
+            runWithLogContext(logContext, async () => {
+              if (audit)
+                await auditStaffRequest(audit, resolution as Resolution<unknown>, {
+                  method: request.method,
+                  route: request.baseUrl + request.path,
+                });
+              next();
+            }),
           { signal: disconnectSignal(response) },
         );
       })

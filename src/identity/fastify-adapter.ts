@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
+import { actorOf, runWithLogContext, tagRequestLogger, type LogContext } from '../observe/log-context.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
 import { auditStaffRequest } from './staff-request-audit.js';
@@ -55,6 +56,8 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
     });
     if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) throw new AccessError('UNAUTHENTICATED');
     request.tenantry = resolution as Resolution<unknown>;
+    // the request's own lines (the framework's "request completed", errors) name the tenant too
+    tagRequestLogger(request.log, logContextOf(request.id, resolution));
   });
   scope.addHook('onRoute', (route) => {
     const handler = route.handler as RouteHandlerMethod;
@@ -64,15 +67,20 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       // a client that goes away: its statements not yet sent are not sent, running ones cancelled
       return runAs(
         resolution.tenantId,
-        async () => {
-          if (audit)
-            await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
-          return handler.call(this, request, reply);
-        },
+        () =>
+          runWithLogContext(logContextOf(request.id, resolution), async () => {
+            if (audit)
+              await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
+            return handler.call(this, request, reply);
+          }),
         { signal: disconnectSignal(reply.raw) },
       );
     };
   });
+}
+
+function logContextOf(requestId: string, resolution: Resolution<unknown>): LogContext {
+  return { requestId, actor: actorOf(resolution.principal), tenantId: resolution.tenantId };
 }
 
 /** The resolution of a tenant route; throws if called elsewhere (a wiring bug). */

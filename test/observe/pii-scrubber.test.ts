@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { passesLuhn, PiiScrubber } from '../../src/observe/index.js';
+
+const scrubber = new PiiScrubber();
+const text = (s: string): string => scrubber.text(s);
+
+describe('PiiScrubber: each class by value', () => {
+  it('emails, also percent-encoded in a query string', () => {
+    expect(text('invite alice.o+x@mail.example.co.uk now')).toBe('invite [email] now');
+    expect(text('/recordings?q=alice%40example.com&n=1')).toBe('/recordings?q=[email]&n=1');
+  });
+
+  it('phone numbers: international and grouped national forms', () => {
+    expect(text('call +44 20 7946 0958')).toBe('call [phone]');
+    expect(text('call +15558675309.')).toBe('call [phone].');
+    expect(text('call (555) 867-5309 or 555.867.5309')).toBe('call [phone] or [phone]');
+    expect(text('/x?p=%2B1%20555%20867%205309')).toBe('/x?p=[phone]');
+  });
+
+  it('card numbers that pass Luhn, plain or grouped; not order numbers that fail it', () => {
+    expect(text('card 4111111111111111')).toBe('card [card]');
+    expect(text('card 4111 1111 1111 1111 and 5500-0000-0000-0004')).toBe('card [card] and [card]');
+    expect(text('amex 3782 822463 10005')).toBe('amex [card]');
+    expect(text('order 4111111111111112')).toBe('order 4111111111111112');
+    expect(text('order 5500-0000-0000-0005')).toBe('order 5500-0000-0000-0005');
+    expect(passesLuhn('79927398713')).toBe(true);
+    expect(passesLuhn('79927398710')).toBe(false);
+  });
+
+  it('JWTs (three base64url parts), bearer and basic credentials', () => {
+    const jwt =
+      'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    expect(text(`token=${jwt};`)).toBe('token=[jwt];');
+    expect(text(`Authorization: Bearer ${jwt}`)).toBe('Authorization: Bearer [token]');
+    expect(text('Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l')).toBe('Authorization: Basic [token]');
+  });
+
+  it("API keys: Tenantry's tnry_ keys and common secret shapes", () => {
+    const key = `tnry_${'ab12'.repeat(8)}_${'Zz9-_'.repeat(8)}abc`;
+    expect(text(`key ${key} used`)).toBe('key [api-key] used');
+    expect(text('sk_live_4eC39HqLyjWDarjtT1zdp7dc')).toBe('[api-key]');
+    expect(text('AKIAIOSFODNN7EXAMPLE')).toBe('[api-key]');
+    expect(text('ghp_' + 'a1'.repeat(18))).toBe('[api-key]');
+  });
+
+  it('IPv4 and IPv6 addresses, and they can be kept', () => {
+    expect(text('from 203.0.113.7:443')).toBe('from [ip]:443');
+    expect(text('from 2001:db8::8a2e:370:7334 and ::1')).toBe('from [ip] and [ip]');
+    expect(text('mapped ::ffff:192.0.2.1')).toBe('mapped [ip]');
+    expect(new PiiScrubber({ classes: { ip: false } }).text('from 203.0.113.7 by bob@x.io')).toBe(
+      'from 203.0.113.7 by [email]',
+    );
+    expect(() => new PiiScrubber({ classes: { ssn: false } as never })).toThrow(/unknown class/);
+  });
+});
+
+describe('PiiScrubber: what must stay readable', () => {
+  it.each([
+    ['a UUID', '3f2b8c1e-4a5d-4f6e-9b7a-123456789012'],
+    ['an all-digit UUID', '12345678-1234-4123-8123-123456789012'],
+    ['an ISO timestamp', '2026-12-06T06:23:24.123Z'],
+    ['epoch milliseconds', '1765002204123'],
+    ['a compact tenant id', '3f2b8c1e4a5d4f6e9b7a123456789012'],
+    ['a time of day', 'at 06:23:24'],
+    ['a MAC address', '00:1a:2b:3c:4d:5e'],
+    ['a duration', 'took 12.345 ms, 1234567 rows'],
+    ['a version', 'node v20.20.2'],
+    ['a route', 'GET /recordings/:id'],
+  ])('%s', (_name, value) => {
+    expect(text(value)).toBe(value);
+    const line = JSON.stringify({ level: 30, time: 1765002204123, value, msg: value });
+    expect(scrubber.line(line)).toBe(line);
+  });
+});
+
+describe('PiiScrubber.line: a serialized JSON line stays valid JSON', () => {
+  it('scrubs string values and keys through their escapes', () => {
+    const line = JSON.stringify({ msg: 'quote "alice@example.com"\nnext\\bob@example.com', n: 1 }) + '\n';
+    const out = scrubber.line(line);
+    expect(out.endsWith('\n')).toBe(true);
+    expect(JSON.parse(out)).toEqual({ msg: 'quote "[email]"\nnext\\[email]', n: 1 });
+  });
+
+  it('turns a bare number that is a card number into a string', () => {
+    const out = scrubber.line('{"time":1765002204123,"card":4111111111111111,"order":4111111111111112}');
+    expect(JSON.parse(out)).toEqual({ time: 1765002204123, card: '[card]', order: 4111111111111112 });
+  });
+
+  it('leaves a line with nothing to scrub as the very same string', () => {
+    const line = '{"level":30,"time":1765002204123,"pid":42,"reqId":"req-1","msg":"request completed"}';
+    expect(scrubber.line(line)).toBe(line);
+  });
+});
