@@ -32,6 +32,11 @@ const host = process.env.HOST ?? '127.0.0.1';
 // tenants by host: http://acme.localhost:3000 (browsers and curl send *.localhost to loopback)
 const baseDomain = process.env.TENANTRY_BASE_DOMAIN ?? 'localhost';
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+// The first minute is the banner: start-up's routine lines (migrations applied, the demo moves'
+// steps, the banner's own sign-ins) stay below warn unless LOG_LEVEL asks for them; the banner
+// says what happened. Warnings and errors still show.
+const quietStart = process.env.LOG_LEVEL === undefined;
+if (quietStart) logger.level = 'warn';
 // the project folder of the embedded server and the secrets (default .tenantry in the working directory)
 const dataFolder = process.env.TENANTRY_DIR ?? '.tenantry';
 // a stop that does not finish in this time ends the process anyway (the embedded server is still stopped)
@@ -267,6 +272,7 @@ try {
   };
   await app.listen({ port, host });
   process.stdout.write(await banner(app, facts));
+  if (quietStart) logger.level = 'info';
 } catch (error) {
   logger.error({ err: error }, 'start-up failed');
   process.stderr.write(`Start failed: ${startFailure(error)}\n`);
@@ -296,6 +302,16 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
   const acme = await signIn('alice@acme.example', 'acme');
   const globex = await signIn('grace@globex.example', 'globex');
   const initech = await signIn('ian@initech.example', 'initech');
+  // a real id of globex's for the cross-tenant try, so every command below can be pasted
+  const globexRecording = globex
+    ? (
+        (
+          await server.inject({ url: '/recordings?limit=1', headers: { authorization: `Bearer ${globex}` } })
+        ).json() as { items?: { id: string }[] }
+      ).items?.[0]?.id
+    : undefined;
+  // reads one field of the JSON a command answers, with the node that runs this server
+  const field = (name: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${name}'`;
   const users = DEMO_USERS.map(
     (u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`,
   ).join('\n');
@@ -336,16 +352,20 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
       '  # live events of a tenant (Server-Sent Events; run it in another terminal, then write as globex)',
       `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,
-      "  # another tenant's recording answers 404: put a globex id where <id> is",
-      `  curl -s ${base}/recordings/<id> -H "authorization: Bearer $ACME_TOKEN"`,
+      ...(globexRecording
+        ? [
+            "  # one of globex's recordings: globex reads it, acme gets 404, exactly as for an id that does not exist",
+            `  curl -s ${base}/recordings/${globexRecording} -H "authorization: Bearer $GLOBEX_TOKEN"`,
+            `  curl -s ${base}/recordings/${globexRecording} -H "authorization: Bearer $ACME_TOKEN"`,
+          ]
+        : []),
       "  # the host names a tenant too: a token of acme on globex's host is refused (400 TENANT_CONFLICT)",
       `  curl -s http://globex.${baseDomain}:${port}/me -H "authorization: Bearer $ACME_TOKEN"`,
       '  # an API key of acme (shown once), then use it instead of a token',
-      `  curl -s -X POST ${base}/api-keys -H "authorization: Bearer $ACME_TOKEN" ${json} -d '{"name":"uploader"}'`,
-      `  curl -s ${base}/recordings -H "x-api-key: <key>"`,
+      `  export ACME_KEY=$(curl -s -X POST ${base}/api-keys -H "authorization: Bearer $ACME_TOKEN" ${json} -d '{"name":"uploader"}' | ${field('key')})`,
+      `  curl -s ${base}/recordings -H "x-api-key: $ACME_KEY"`,
       "  # staff: sign in, open an audited grant on acme with a reason, act as acme, then read acme's audit log",
-      `  curl -s -X POST ${base}/staff/sign-in ${json} -d '{"email":"${DEMO_STAFF.email}","password":"${DEMO_PASSWORD}"}'`,
-      '  export STAFF_TOKEN=<the token it answered>',
+      `  export STAFF_TOKEN=$(curl -s -X POST ${base}/staff/sign-in ${json} -d '{"email":"${DEMO_STAFF.email}","password":"${DEMO_PASSWORD}"}' | ${field('token')})`,
       `  curl -s -X POST ${base}/staff/access -H "authorization: Bearer $STAFF_TOKEN" ${json} -d '{"tenant":"acme","reason":"Ticket 4711: uploads missing","minutes":15}'`,
       `  curl -s ${base}/recordings -H "authorization: Bearer $STAFF_TOKEN" -H "x-tenant: acme"`,
       `  curl -s ${base}/audit-log -H "authorization: Bearer $ACME_TOKEN"`,
