@@ -3,7 +3,7 @@ import pg from 'pg';
 import { migrateEverywhere, type MigrationProgress, type TargetResult } from '../tiers/migrate/migrate-everywhere.js';
 import { migrationStatus } from '../tiers/migrate/migration-status.js';
 import type { LocalDatabase } from '../embedded/local-database.js';
-import { withDatabase, type ConnectionOptions } from './connection.js';
+import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { progressReporter, type ProgressReporter } from './progress-reporter.js';
 import { textTable } from './text-table.js';
 
@@ -81,7 +81,7 @@ export async function withClusters<T>(
 ): Promise<T> {
   return withDatabase(globals, async (db) => {
     const clusters = clusterUrls(globals, flags, db, as);
-    const catalog = new pg.Pool({ connectionString: clusters.home, max: 2 });
+    const catalog = commandPool({ connectionString: clusters.home, max: 2 });
     try {
       return await fn(catalog, clusters, db);
     } finally {

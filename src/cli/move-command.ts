@@ -1,12 +1,11 @@
 import { Command } from 'commander';
-import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 import type { MoveProgress, MoveRecord } from '../tiers/move/move-record.js';
 import { TenantMover } from '../tiers/move/tenant-mover.js';
 import type { Tier } from '../tiers/tenant-router.js';
-import { withDatabase, type ConnectionOptions } from './connection.js';
+import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { prepareMoveTarget } from './prepare-move-target.js';
 import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
@@ -129,7 +128,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
         const replication = {
           connections: { home: db.adminUrl, ...namedUrls(opts.replicationUrl ?? [], 'replication-url') },
         };
-        const catalog = new pg.Pool({ connectionString: ownerUrl, max: 3 });
+        const catalog = commandPool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
         const progress = progressReporter();
         const mover = new TenantMover({

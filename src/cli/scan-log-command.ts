@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import pg from 'pg';
 import { formatOfFile, type LogFormat } from '../guard/postgres-log.js';
 import { scanLog, type ScanResult } from '../guard/scan-log.js';
 import { loadSqlParser } from '../guard/sql-parser.js';
 import { loadTenantTables, TenantTableMap } from '../guard/tenant-table-map.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
-import { withDatabase, type ConnectionOptions } from './connection.js';
+import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 
 /** Text form of a scan: one block per distinct unscoped statement. */
 export function formatScanResult(result: ScanResult, source: string): string {
@@ -95,7 +94,7 @@ function tablesOf(list: string, searchPath: string): TenantTableMap {
 
 async function registryTables(options: ConnectionOptions): Promise<TenantTableMap> {
   return withDatabase(options, async (db) => {
-    const pool = new pg.Pool({ connectionString: db.adminUrl, max: 1 });
+    const pool = commandPool({ connectionString: db.adminUrl, max: 1 });
     try {
       return await loadTenantTables(pool);
     } finally {

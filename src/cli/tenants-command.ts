@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type { Tenant, TenantStatus } from '../catalog/tenant.js';
-import { withDatabase, type ConnectionOptions } from './connection.js';
+import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { textTable } from './text-table.js';
 import { moveCommand } from './move-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
@@ -35,7 +35,7 @@ async function withCatalog<T>(
     const url =
       process.env.TENANTRY_OWNER_DATABASE_URL ??
       (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
-    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const pool = commandPool({ connectionString: url, max: 2 });
     try {
       return await fn(new TenantCatalog(pool), pool);
     } finally {
