@@ -339,14 +339,19 @@ export class TenantResolver<M = unknown> {
 
   /** The one tenant every signal names; refuses conflicts, unknown names and selections nobody may make. */
   #agree(signals: Signal[], caller: Caller): string {
+    // Decided before any "not found", so that an answer never tells whether a tenant exists to
+    // someone who could not reach it anyway: a header or path choice is trusted only from staff,
+    // and from anyone else it must repeat what a credential proves (a Host header is no
+    // credential: the client writes it too); with a credential, every other signal must name the
+    // credential's tenant, an unknown one included.
+    const credential = signals.find((s) => s.source === 'token' || s.source === 'apiKey');
+    if (signals.some((s) => s.selection) && !credential && caller.kind !== 'staff')
+      throw new AccessError('TENANT_SELECTION_FORBIDDEN');
+    if (credential?.tenantId !== undefined && signals.some((s) => s.tenantId !== credential.tenantId))
+      throw new AccessError('TENANT_CONFLICT');
     if (signals.some((s) => s.tenantId === undefined)) throw new TenantNotFoundError();
     const named = new Set(signals.map((s) => s.tenantId!));
     if (named.size > 1) throw new AccessError('TENANT_CONFLICT');
-    // a header or path choice is trusted only from staff; from anyone else it must repeat what a
-    // credential proves (a Host header is no credential: the client writes it too)
-    const credentialed = signals.some((s) => s.source === 'token' || s.source === 'apiKey');
-    if (signals.some((s) => s.selection) && !credentialed && caller.kind !== 'staff')
-      throw new AccessError('TENANT_SELECTION_FORBIDDEN');
     const [tenantId] = named;
     if (tenantId === undefined) {
       if (caller.kind === 'anonymous') throw new AccessError('UNAUTHENTICATED');

@@ -227,13 +227,25 @@ describe('conflicting signals are refused, never resolved by precedence', () => 
     ).toMatchObject({ code: 'TENANT_CONFLICT' });
   });
 
-  it('an unknown subdomain answers 404 even with a valid token', async () => {
+  it("with a credential, an unknown subdomain is a conflict like another tenant's: whether a tenant exists is never told", async () => {
     const { token } = await f.signIn(f.users.alice, f.acme.id);
     const resolver = f.resolver({ host: { baseDomain: 'example.test' } });
-    expect(await refusal(resolver.resolve({ host: 'nobody.example.test', headers: bearer(token) }))).toMatchObject({
+    const unknown = await refusal(resolver.resolve({ host: 'nobody.example.test', headers: bearer(token) }));
+    const other = await refusal(resolver.resolve({ host: 'globex.example.test', headers: bearer(token) }));
+    expect(unknown).toMatchObject({ code: 'TENANT_CONFLICT', status: 400 });
+    expect(other).toMatchObject({ code: 'TENANT_CONFLICT', status: 400 });
+    // without a credential, an unknown host is 404: a host is a public name, like a workspace URL
+    expect(await refusal(resolver.resolve({ host: 'nobody.example.test', headers: {} }))).toMatchObject({
       code: 'TENANT_NOT_FOUND',
-      status: 404,
     });
+    // a non-staff X-Tenant choice is refused the same way whether the tenant exists or not
+    const chosen = (tenant: string) => refusal(resolver.resolve({ headers: { 'x-tenant': tenant } }));
+    expect(await chosen('globex')).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN' });
+    expect(await chosen('nobody')).toMatchObject({ code: 'TENANT_SELECTION_FORBIDDEN' });
+    const withToken = (tenant: string) =>
+      refusal(resolver.resolve({ headers: { ...bearer(token), 'x-tenant': tenant } }));
+    expect(await withToken('globex')).toMatchObject({ code: 'TENANT_CONFLICT' });
+    expect(await withToken('nobody')).toMatchObject({ code: 'TENANT_CONFLICT' });
     // reserved and bare hosts name no tenant
     expect((await resolver.resolve({ host: 'www.example.test', headers: bearer(token) })).sources).toEqual(['token']);
     expect((await resolver.resolve({ host: 'example.test:8443', headers: bearer(token) })).sources).toEqual(['token']);
@@ -252,8 +264,11 @@ describe('host resolution', () => {
     });
     const { token } = await f.signIn(f.users.alice, f.acme.id);
     const resolver = f.resolver({ host: { customDomains: true, cacheSeconds: 0 } });
-    // unverified: no tenant by that name
+    // unverified: no tenant by that name (with a credential, that is a conflict: existence is not told)
     expect(await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: bearer(token) }))).toMatchObject({
+      code: 'TENANT_CONFLICT',
+    });
+    expect(await refusal(resolver.resolve({ host: 'files.acme-corp.test', headers: {} }))).toMatchObject({
       code: 'TENANT_NOT_FOUND',
     });
     // globex cannot take it, nor verify it
