@@ -350,8 +350,8 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"    # served from schema t_globex`,
       `  curl -s "${base}/recordings" -H "authorization: Bearer $INITECH_TOKEN"   # served from database tenant_initech`,
       `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
-      '  # live events of a tenant (Server-Sent Events; run it in another terminal, then write as globex)',
-      `  curl -N ${base}/events -H "authorization: Bearer $GLOBEX_TOKEN"`,
+      '  # live events of a tenant (Server-Sent Events): paste in another terminal (the token is spelt out), then write as globex',
+      `  curl -N ${base}/events -H "authorization: Bearer ${globex}"`,
       ...(globexRecording
         ? [
             "  # one of globex's recordings: globex reads it, acme gets 404, exactly as for an id that does not exist",
