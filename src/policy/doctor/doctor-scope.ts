@@ -29,8 +29,6 @@ export interface DoctorScope {
   /** The owner role quoted for SQL, or a placeholder when unknown. */
   ownerSql: string;
   contextMode: string | undefined;
-  /** `tenantry.meta` `install_digest`: the digest of the install SQL that last ran here (none before digests were recorded). */
-  installDigest: string | undefined;
   /** Everything `tenantry.meta` records, as read (role names whether or not the roles exist). */
   meta: ReadonlyMap<string, string>;
   dataSchemas: string[];
@@ -166,7 +164,6 @@ export async function loadScope(
       supportRole: supportExists ? wantedSupport : undefined,
       ownerSql: ownerSql ?? '<owner role>',
       contextMode: meta.get('context_mode'),
-      installDigest: meta.get('install_digest'),
       meta,
       dataSchemas: schemas,
       undeclaredSchemas,

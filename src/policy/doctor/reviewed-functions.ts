@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { libraryMigrations } from '../library-migrations.js';
 
 /**
  * SQL expression: the hash a review of function `p` (pg_proc, with `l` its pg_language row) is
@@ -32,17 +33,13 @@ export function functionSignatureSql(p: string): string {
  * changed body is reported again. Readable and writable by its owner only (the owner role when
  * Tenantry's owner role creates it, which migrations do).
  */
-// The core migration 003_reviewed_functions.sql creates it on install; this copy (the same table)
-// serves a database whose install predates that migration, when the CLI records a review there.
-export const REVIEWED_FUNCTIONS_TABLE_SQL = `
-CREATE TABLE IF NOT EXISTS tenantry.reviewed_functions (
-  signature text PRIMARY KEY,
-  body_sha256 text NOT NULL CHECK (body_sha256 ~ '^[0-9a-f]{64}$'),
-  reason text NOT NULL CHECK (length(btrim(reason)) > 0),
-  reviewed_by name NOT NULL DEFAULT current_user,
-  reviewed_at timestamptz NOT NULL DEFAULT now()
-);
-REVOKE ALL ON tenantry.reviewed_functions FROM PUBLIC;
+// Core migration 003_reviewed_functions.sql creates it on install. A database installed before
+// that migration gets the same table from the same file when the CLI records a review there,
+// then handed to the owner role (which migrations run as) when a superuser created it.
+function reviewedFunctionsTableSql(): string {
+  const migration = libraryMigrations().find((m) => m.feature === 'core' && m.name === 'reviewed_functions');
+  if (!migration) throw new Error('tenantry: core migration reviewed_functions is missing from the package');
+  return `${migration.template}
 -- created by a superuser (the CLI): hand it to the owner role, which migrations run as
 DO $do$
 DECLARE
@@ -54,6 +51,7 @@ BEGIN
   END IF;
 END
 $do$;`;
+}
 
 /** A SECURITY DEFINER function a reviewer accepted, as recorded. */
 export interface ReviewedFunction {
@@ -119,7 +117,7 @@ export async function acceptDefinerFunction(
  * whose hash does not match the function's body leaves the function reported.
  */
 export async function recordReviewedFunctions(db: pg.ClientBase, reviewed: ReviewedFunction[]): Promise<void> {
-  await db.query(REVIEWED_FUNCTIONS_TABLE_SQL);
+  await db.query(reviewedFunctionsTableSql());
   if (reviewed.length === 0) return;
   await db.query(
     `INSERT INTO tenantry.reviewed_functions (signature, body_sha256, reason)
