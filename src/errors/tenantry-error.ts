@@ -47,7 +47,22 @@ export type TenantryErrorCode =
   | 'STATEMENT_TIMEOUT'
   | 'LOCK_TIMEOUT'
   | 'REQUEST_ABORTED'
-  | 'DEADLINE_EXCEEDED';
+  | 'DEADLINE_EXCEEDED'
+  // tenant export and import (see src/lifecycle/export)
+  | 'ARCHIVE_CORRUPT'
+  | 'ARCHIVE_TRUNCATED'
+  | 'ARCHIVE_VERSION_UNSUPPORTED'
+  | 'ARCHIVE_TABLE_MISMATCH'
+  | 'IMPORT_TENANT_EXISTS'
+  | 'IMPORT_TENANT_ACTIVE'
+  | 'IMPORT_REPLACE_UNSUPPORTED'
+  | 'IMPORT_TARGET_TAKEN'
+  | 'IMPORT_SCHEMA_MISMATCH'
+  | 'IMPORT_VERSION_MISMATCH'
+  | 'IMPORT_CONFLICT'
+  | 'IMPORT_REFERENCE_MISSING'
+  | 'IMPORT_VERIFICATION_FAILED'
+  | 'IMPORT_BUSY';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
