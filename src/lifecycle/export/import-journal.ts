@@ -99,11 +99,19 @@ export class ImportJournal {
   ): Promise<Tenant> {
     const { tenantId, slug, manifest, target, placements } = run;
     const c = this.#client;
-    const { rows: e } = await c.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
-    const epoch = Number(e[0]!.epoch);
-    if (target.cluster !== 'home' || target.database)
+    // the home cluster's shared database holds the catalog: the route change and the catalog row
+    // commit together there; elsewhere the target accepts the route first (no catalog row points there yet)
+    const atHome = target.cluster === 'home' && !target.database;
+    const defaultRoute = atHome && target.tier === 'shared';
+    let epoch = 0;
+    if (!defaultRoute) {
+      const { rows: e } = await c.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
+      epoch = Number(e[0]!.epoch);
+    }
+    if (!atHome) {
       await placements.ownerPool(target).query('update tenantry.local_route set serves_default = false where serves_default');
-    await placements.setLocalState(target, tenantId, 'active', epoch);
+      await placements.setLocalState(target, tenantId, 'active', epoch);
+    }
     const status = manifest.tenant.status === 'active' ? 'active' : 'suspended';
     await c.query('begin');
     try {
@@ -112,16 +120,26 @@ export class ImportJournal {
          values ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()), case when $4 = 'suspended' then now() end)`,
         [tenantId, slug, manifest.tenant.name, status, manifest.tenant.settings, tenantId === manifest.tenant.id ? manifest.tenant.createdAt : null],
       );
-      const { rows } = await c.query<TenantRow>(
-        `with placed as (
-           insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
-           returning tenant_id, tier, cluster, database, schema, epoch)
-         update tenantry.tenants t
-            set placement = jsonb_strip_nulls(jsonb_build_object('tier', p.tier, 'cluster', p.cluster, 'database', p.database, 'schema', p.schema, 'epoch', p.epoch))
-           from placed p where t.id = p.tenant_id
-         returning ${TENANT_COLUMNS.split(', ').map((x) => `t.${x}`).join(', ')}`,
-        [tenantId, target.tier, target.cluster, target.database, target.schema, epoch],
-      );
+      // a tenant of the home shared tables takes the default route (served by a plain TenantPool too): no placement
+      if (defaultRoute) await c.query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
+      else if (atHome)
+        await c.query(
+          `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'active', $2, $3)
+           on conflict (tenant_key) do update set state = 'active', epoch = excluded.epoch, schema = excluded.schema, updated_at = now()`,
+          [tenantId, epoch, target.schema],
+        );
+      const { rows } = defaultRoute
+        ? await c.query<TenantRow>(`select ${TENANT_COLUMNS} from tenantry.tenants where id = $1`, [tenantId])
+        : await c.query<TenantRow>(
+            `with placed as (
+               insert into tenantry.placements (tenant_id, tier, cluster, database, schema, epoch) values ($1, $2, $3, $4, $5, $6)
+               returning tenant_id, tier, cluster, database, schema, epoch)
+             update tenantry.tenants t
+                set placement = jsonb_strip_nulls(jsonb_build_object('tier', p.tier, 'cluster', p.cluster, 'database', p.database, 'schema', p.schema, 'epoch', p.epoch))
+               from placed p where t.id = p.tenant_id
+             returning ${TENANT_COLUMNS.split(', ').map((x) => `t.${x}`).join(', ')}`,
+            [tenantId, target.tier, target.cluster, target.database, target.schema, epoch],
+          );
       await c.query(`update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`, [id]);
       await c.query('commit');
       return tenantFromRow(rows[0]!);
