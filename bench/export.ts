@@ -75,10 +75,10 @@ async function seed(owner: pg.Pool, slug: string, rows: number): Promise<string>
   );
   const id = t[0]!.id;
   const projects = Math.max(1, Math.round(rows / 100));
-  await owner.query(
-    `insert into projects (tenant_id, name) select $1, 'project ' || i from generate_series(1, $2) i`,
-    [id, projects],
-  );
+  await owner.query(`insert into projects (tenant_id, name) select $1, 'project ' || i from generate_series(1, $2) i`, [
+    id,
+    projects,
+  ]);
   await owner.query(
     `insert into tasks (tenant_id, project_id, title, estimate, done)
      select $1, p.id, 'task ' || j || ' of ' || p.name || ': write the quarterly report', j * 0.25, j % 3 = 0
@@ -114,7 +114,9 @@ async function main(): Promise<number> {
       const seeded = performance.now();
       await seed(owner, 'big', rows);
       await seed(owner, 'neighbour', Math.round(rows / 10));
-      log(`seeded: tenant big ${rows} rows, tenant neighbour ${Math.round(rows / 10)} rows in ${((performance.now() - seeded) / 1000).toFixed(1)} s`);
+      log(
+        `seeded: tenant big ${rows} rows, tenant neighbour ${Math.round(rows / 10)} rows in ${((performance.now() - seeded) / 1000).toFixed(1)} s`,
+      );
       log();
       log('| run | rows | MB of rows | archive MB | wall s | MB/s | CPU ms / 1k rows | peak RSS MB |');
       log('|---|---|---|---|---|---|---|---|');

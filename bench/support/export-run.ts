@@ -24,9 +24,13 @@ let rows = 0;
 let archiveBytes = 0;
 if (env.mode === 'copy-out') {
   const client = await catalog.connect();
-  const { rows: t } = await client.query<{ id: string }>('select id from tenantry.tenants where slug = $1', [env.tenant]);
+  const { rows: t } = await client.query<{ id: string }>('select id from tenantry.tenants where slug = $1', [
+    env.tenant,
+  ]);
   for (const table of ['projects', 'tasks']) {
-    const stream = client.query(copyTo(`copy (select * from ${table} where tenant_id = '${t[0]!.id}'::uuid order by tenant_id, id) to stdout`));
+    const stream = client.query(
+      copyTo(`copy (select * from ${table} where tenant_id = '${t[0]!.id}'::uuid order by tenant_id, id) to stdout`),
+    );
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) rows++;

@@ -32,10 +32,11 @@ export function exportCommand(globals: () => ConnectionOptions): Command {
     .argument('<tenant>', 'tenant id or slug (any status)')
     .description('write a tenant to a portable archive (manifest, tables as COPY, SHA-256 per table; gzip)')
     .requiredOption('--out <file>', 'archive to write')
-    .option('--cluster-url <name=url>', 'owner URL of another cluster (repeatable)', (v: string, all: string[] = []) => [
-      ...all,
-      v,
-    ])
+    .option(
+      '--cluster-url <name=url>',
+      'owner URL of another cluster (repeatable)',
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option('--json', 'print the manifest as JSON')
     .action(async (ref: string, opts: { out: string; clusterUrl?: string[]; json?: boolean }) => {
       await withDatabase(globals(), async (db) => {
@@ -93,7 +94,9 @@ interface ImportOptions {
 export function importCommand(globals: () => ConnectionOptions): Command {
   return new Command('import')
     .argument('<file>', 'archive written by tenants export')
-    .description('load a tenant archive into any tier and cluster; visible only once verified (run again after a crash)')
+    .description(
+      'load a tenant archive into any tier and cluster; visible only once verified (run again after a crash)',
+    )
     .option('--as <slug>', 'restore as a new tenant: this slug, a fresh tenant id and fresh global ids')
     .option('--to <tier>', "shared | schema | database (default: the archive's tier)")
     .option('--cluster <name>', 'target cluster', 'home')
@@ -103,10 +106,11 @@ export function importCommand(globals: () => ConnectionOptions): Command {
       '--ddl <path>',
       'create the target schema or database first: a migrations directory (global/, tenant/) or one SQL file, as tenants move --ddl',
     )
-    .option('--cluster-url <name=url>', 'owner URL of another cluster (repeatable)', (v: string, all: string[] = []) => [
-      ...all,
-      v,
-    ])
+    .option(
+      '--cluster-url <name=url>',
+      'owner URL of another cluster (repeatable)',
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option('--replace', 'overwrite the existing tenant of the same id (it must be suspended or deleted)')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: ImportOptions) => {

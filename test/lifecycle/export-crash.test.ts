@@ -59,7 +59,9 @@ describe('an import killed mid-way leaves nothing visible, and a re-run complete
       expect((await f.db.owner.query('select from tenantry.tenants where slug = $1', [as])).rowCount).toBe(0);
       // other tenants untouched; rows of the attempt exist only once committed (switching), under a refused route
       const attempts = (
-        await f.db.owner.query<{ id: string }>('select tenant_id as id from tenantry.tenant_imports where slug = $1', [as])
+        await f.db.owner.query<{ id: string }>('select tenant_id as id from tenantry.tenant_imports where slug = $1', [
+          as,
+        ])
       ).rows.map((r) => r.id);
       expect(attempts).toHaveLength(1);
       expect(await othersChecksum(f, attempts, [HOME])).toBe(before);

@@ -20,7 +20,8 @@ beforeAll(async () => {
   await seedTenant(f, 'acme', 200, 5);
   await seedTenant(f, 'other', 20, 2);
   archive = path.join(dir, 'acme.tenant');
-  manifest = (await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'acme', out: archive })).manifest;
+  manifest = (await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'acme', out: archive }))
+    .manifest;
 });
 afterAll(async () => {
   await f?.end();
@@ -31,10 +32,14 @@ afterAll(async () => {
 async function refused(file: string, code: string, as = 'acme-new'): Promise<void> {
   const before = await othersChecksum(f, [], [HOME]);
   const routes = await f.db.owner.query('select tenant_key, state from tenantry.local_tenants order by 1');
-  await expect(importTenant({ file, catalog: f.db.owner, placements: f.placements, as })).rejects.toMatchObject({ code });
+  await expect(importTenant({ file, catalog: f.db.owner, placements: f.placements, as })).rejects.toMatchObject({
+    code,
+  });
   expect((await f.db.owner.query('select from tenantry.tenants where slug = $1', [as])).rowCount).toBe(0);
   expect(await othersChecksum(f, [], [HOME])).toBe(before);
-  expect((await f.db.owner.query('select tenant_key, state from tenantry.local_tenants order by 1')).rows).toEqual(routes.rows);
+  expect((await f.db.owner.query('select tenant_key, state from tenantry.local_tenants order by 1')).rows).toEqual(
+    routes.rows,
+  );
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -107,8 +112,9 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
     await refused(file, 'ARCHIVE_TABLE_MISMATCH');
   });
 
-  it("rows of another tenant, even with a manifest that matches them", async () => {
-    const other = (await f.db.owner.query<{ id: string }>(`select id from tenantry.tenants where slug = 'other'`)).rows[0]!.id;
+  it('rows of another tenant, even with a manifest that matches them', async () => {
+    const other = (await f.db.owner.query<{ id: string }>(`select id from tenantry.tenants where slug = 'other'`))
+      .rows[0]!.id;
     const file = path.join(dir, 'foreign.tenant');
     let edited: Buffer | undefined;
     await rewriteArchive(archive, path.join(dir, 'foreign-step.tenant'), (name, body) => {
@@ -140,7 +146,12 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
     const file = path.join(dir, 'unknown-table.tenant');
     await rewriteArchive(archive, file, (name, body) =>
       name === 'manifest.json'
-        ? Buffer.from(JSON.stringify({ ...manifest, tables: manifest.tables.map((t) => (t.name === 'tasks' ? { ...t, name: 'chores' } : t)) }))
+        ? Buffer.from(
+            JSON.stringify({
+              ...manifest,
+              tables: manifest.tables.map((t) => (t.name === 'tasks' ? { ...t, name: 'chores' } : t)),
+            }),
+          )
         : body,
     );
     await refused(file, 'IMPORT_SCHEMA_MISMATCH');

@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { exportTenant, importTenant, type ImportTenantOptions } from '../../src/lifecycle/index.js';
 import type { PlacementTarget } from '../../src/tiers/placements.js';
-import { exportFixture, othersChecksum, seedTenant, tenantDatabase, tenantSchema, type ExportFixture } from './support/export-fixture.js';
+import {
+  exportFixture,
+  othersChecksum,
+  seedTenant,
+  tenantDatabase,
+  tenantSchema,
+  type ExportFixture,
+} from './support/export-fixture.js';
 
 let f: ExportFixture;
 let dir: string;
@@ -34,7 +41,13 @@ async function rowsOf(tenantId: string, where: PlacementTarget = HOME) {
     `select id, name, budget from ${s}.projects where tenant_id = $1 order by name`,
     [tenantId],
   );
-  const tasks = await pool.query<{ id: string; title: string; project: string; tags: unknown; assignee: string | null }>(
+  const tasks = await pool.query<{
+    id: string;
+    title: string;
+    project: string;
+    tags: unknown;
+    assignee: string | null;
+  }>(
     `select t.id, t.title, p.name as project, t.tags, t.assignee from ${s}.tasks t
        join ${s}.projects p on p.tenant_id = t.tenant_id and p.id = t.project_id
       where t.tenant_id = $1 order by t.title`,
@@ -68,7 +81,12 @@ describe('export', () => {
     expect(m.library.core).toBeGreaterThanOrEqual(1);
     for (const t of m.tables) expect(t.sha256).toMatch(/^[0-9a-f]{64}$/);
     // the same tenant exports to the same table bytes
-    const again = await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: acme, out: path.join(dir, 'acme2.tenant') });
+    const again = await exportTenant({
+      catalog: f.db.owner,
+      placements: f.placements,
+      tenant: acme,
+      out: path.join(dir, 'acme2.tenant'),
+    });
     expect(again.manifest.tables.map((t) => t.sha256)).toEqual(m.tables.map((t) => t.sha256));
   });
 });

@@ -29,7 +29,11 @@ const STATUS: Record<ArchiveErrorCode, number> = {
 export class ArchiveError extends TenantryError {
   declare readonly code: ArchiveErrorCode;
 
-  constructor(code: ArchiveErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    code: ArchiveErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super(code, message, { status: STATUS[code], ...options });
   }
 }

@@ -35,7 +35,9 @@ export class ImportJournal {
   /** One import of a slug at a time, across processes; IMPORT_BUSY when another holds it. */
   async lock(slug: string): Promise<void> {
     const key = `tenantry.import:${slug}`;
-    const { rows } = await this.#client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [key]);
+    const { rows } = await this.#client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+      key,
+    ]);
     if (!rows[0]!.ok)
       throw new ArchiveError('IMPORT_BUSY', 'Another import of this slug is running', { details: { slug } });
     this.#locked = key;
@@ -74,7 +76,10 @@ export class ImportJournal {
   }
 
   async advance(id: string, step: 'loaded'): Promise<void> {
-    await this.#client.query(`update tenantry.tenant_imports set step = $2, updated_at = now() where id = $1`, [id, step]);
+    await this.#client.query(`update tenantry.tenant_imports set step = $2, updated_at = now() where id = $1`, [
+      id,
+      step,
+    ]);
   }
 
   /** Keeps the failure's code on the record (never row data: messages name tables only). */
@@ -95,7 +100,13 @@ export class ImportJournal {
    */
   async finishNew(
     id: string,
-    run: { tenantId: string; slug: string; manifest: ArchiveManifest; target: Required<PlacementTarget>; placements: Placements },
+    run: {
+      tenantId: string;
+      slug: string;
+      manifest: ArchiveManifest;
+      target: Required<PlacementTarget>;
+      placements: Placements;
+    },
   ): Promise<Tenant> {
     const { tenantId, slug, manifest, target, placements } = run;
     const c = this.#client;
@@ -109,7 +120,9 @@ export class ImportJournal {
       epoch = Number(e[0]!.epoch);
     }
     if (!atHome) {
-      await placements.ownerPool(target).query('update tenantry.local_route set serves_default = false where serves_default');
+      await placements
+        .ownerPool(target)
+        .query('update tenantry.local_route set serves_default = false where serves_default');
       await placements.setLocalState(target, tenantId, 'active', epoch);
     }
     const status = manifest.tenant.status === 'active' ? 'active' : 'suspended';
@@ -118,7 +131,14 @@ export class ImportJournal {
       await c.query(
         `insert into tenantry.tenants (id, slug, name, status, settings, created_at, suspended_at)
          values ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()), case when $4 = 'suspended' then now() end)`,
-        [tenantId, slug, manifest.tenant.name, status, manifest.tenant.settings, tenantId === manifest.tenant.id ? manifest.tenant.createdAt : null],
+        [
+          tenantId,
+          slug,
+          manifest.tenant.name,
+          status,
+          manifest.tenant.settings,
+          tenantId === manifest.tenant.id ? manifest.tenant.createdAt : null,
+        ],
       );
       // a tenant of the home shared tables takes the default route (served by a plain TenantPool too): no placement
       if (defaultRoute) await c.query('delete from tenantry.local_tenants where tenant_key = $1', [tenantId]);
@@ -137,10 +157,15 @@ export class ImportJournal {
              update tenantry.tenants t
                 set placement = jsonb_strip_nulls(jsonb_build_object('tier', p.tier, 'cluster', p.cluster, 'database', p.database, 'schema', p.schema, 'epoch', p.epoch))
                from placed p where t.id = p.tenant_id
-             returning ${TENANT_COLUMNS.split(', ').map((x) => `t.${x}`).join(', ')}`,
+             returning ${TENANT_COLUMNS.split(', ')
+               .map((x) => `t.${x}`)
+               .join(', ')}`,
             [tenantId, target.tier, target.cluster, target.database, target.schema, epoch],
           );
-      await c.query(`update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`, [id]);
+      await c.query(
+        `update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`,
+        [id],
+      );
       await c.query('commit');
       return tenantFromRow(rows[0]!);
     } catch (error) {
@@ -163,7 +188,10 @@ export class ImportJournal {
         `update tenantry.tenants set name = $2, settings = $3, updated_at = now() where id = $1 returning ${TENANT_COLUMNS}`,
         [tenantId, manifest.tenant.name, manifest.tenant.settings],
       );
-      await c.query(`update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`, [id]);
+      await c.query(
+        `update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`,
+        [id],
+      );
       await c.query('commit');
       return tenantFromRow(rows[0]!);
     } catch (error) {

@@ -10,7 +10,13 @@ import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { appliedLibraryMigrations } from '../../policy/library-migrations.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { Placements } from '../../tiers/placements.js';
-import { ARCHIVE_FORMAT, ARCHIVE_VERSION, MANIFEST_ENTRY, type ArchiveManifest, type ArchiveTable } from './manifest.js';
+import {
+  ARCHIVE_FORMAT,
+  ARCHIVE_VERSION,
+  MANIFEST_ENTRY,
+  type ArchiveManifest,
+  type ArchiveTable,
+} from './manifest.js';
 import { StreamDigest } from './row-digest.js';
 import { appMigrationVersion, tableSites } from './tenant-locations.js';
 import { COPY_SETTINGS, copyOutSql, planTables } from './tenant-tables.js';
@@ -78,8 +84,7 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
       try {
         await client.query('begin isolation level repeatable read read only');
         await client.query(COPY_SETTINGS);
-        if (site.where === placement || sites.length === 1)
-          appVersion = await appMigrationVersion(client, placement);
+        if (site.where === placement || sites.length === 1) appVersion = await appMigrationVersion(client, placement);
         for (const t of await planTables(client, site.tables)) {
           const file = `data/${String(tables.length + 1).padStart(4, '0')}-${t.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}.copy.gz`;
           const columns = t.columns.map((c) => c.name);

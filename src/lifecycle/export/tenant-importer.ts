@@ -105,9 +105,13 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
     const byId = fresh ? undefined : await catalog.find(manifest.tenant.id);
     const existing = byId ?? bySlug;
     if (existing && !options.replace)
-      throw new ArchiveError('IMPORT_TENANT_EXISTS', `A tenant with this ${byId ? 'id' : 'slug'} exists: pass --replace to overwrite it, or --as <new-slug>`, {
-        details: { slug },
-      });
+      throw new ArchiveError(
+        'IMPORT_TENANT_EXISTS',
+        `A tenant with this ${byId ? 'id' : 'slug'} exists: pass --replace to overwrite it, or --as <new-slug>`,
+        {
+          details: { slug },
+        },
+      );
     if (existing && (fresh || existing.id !== manifest.tenant.id || (bySlug && bySlug.id !== existing.id)))
       throw new ArchiveError(
         'IMPORT_REPLACE_UNSUPPORTED',
@@ -119,11 +123,15 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         details: { slug },
       });
     const tenantId = existing?.id ?? (fresh ? randomUUID() : manifest.tenant.id);
-    const target = existing
-      ? await replaceTarget(options, existing.id)
-      : await newTarget(options, manifest, slug);
+    const target = existing ? await replaceTarget(options, existing.id) : await newTarget(options, manifest, slug);
     await journal.abandonOpen(slug, async (open) => removeLeftovers(options.placements, open, dataSchemas));
-    const importId = await journal.start({ tenantId, slug, manifestSha256: archive.manifestSha256, target, replace: !!existing });
+    const importId = await journal.start({
+      tenantId,
+      slug,
+      manifestSha256: archive.manifestSha256,
+      target,
+      replace: !!existing,
+    });
     try {
       if (!existing) await options.prepareTarget?.(target);
       const sites = await tableSites(options.placements, target, dataSchemas);
@@ -209,7 +217,10 @@ async function newTarget(
 }
 
 /** Pairs each archived table with the target's table of the same name (pinned ones at home). */
-function planLoad(manifest: ArchiveManifest, sites: TableSite[]): Array<{ archived: ArchiveManifest['tables'][number]; site: TableSite; table: TenantTable }> {
+function planLoad(
+  manifest: ArchiveManifest,
+  sites: TableSite[],
+): Array<{ archived: ArchiveManifest['tables'][number]; site: TableSite; table: TenantTable }> {
   return manifest.tables.map((archived) => {
     const candidates = sites.flatMap((site) => site.tables.map((table) => ({ site, table })));
     const found =
@@ -222,13 +233,21 @@ function planLoad(manifest: ArchiveManifest, sites: TableSite[]): Array<{ archiv
     const have = new Set(found.table.columns.map((c) => c.name));
     const missing = archived.columns.find((c) => !have.has(c.name));
     if (missing)
-      throw new ArchiveError('IMPORT_SCHEMA_MISMATCH', `Table ${archived.name} at the target has no column ${missing.name}`, {
-        details: { table: archived.name, column: missing.name },
-      });
+      throw new ArchiveError(
+        'IMPORT_SCHEMA_MISMATCH',
+        `Table ${archived.name} at the target has no column ${missing.name}`,
+        {
+          details: { table: archived.name, column: missing.name },
+        },
+      );
     if (found.table.tenantColumn !== archived.tenantColumn)
-      throw new ArchiveError('IMPORT_SCHEMA_MISMATCH', `Table ${archived.name} has another tenant column at the target`, {
-        details: { table: archived.name },
-      });
+      throw new ArchiveError(
+        'IMPORT_SCHEMA_MISMATCH',
+        `Table ${archived.name} has another tenant column at the target`,
+        {
+          details: { table: archived.name },
+        },
+      );
     return { archived, ...found };
   });
 }
@@ -283,10 +302,20 @@ async function load(
     }
     await archive.end();
     for (const l of loaded) {
-      run.progress({ step: 'verifying', table: l.table.archived.name, rows: l.table.archived.rows, total: l.table.archived.rows });
+      run.progress({
+        step: 'verifying',
+        table: l.table.archived.name,
+        rows: l.table.archived.rows,
+        total: l.table.archived.rows,
+      });
       await verifyTable(l, run.tenantId);
     }
-    for (const p of plan) await bumpSequences(clients.get(p.site)!, p.table, p.archived.columns.map((c) => c.name));
+    for (const p of plan)
+      await bumpSequences(
+        clients.get(p.site)!,
+        p.table,
+        p.archived.columns.map((c) => c.name),
+      );
     await run.step('verified');
     for (const client of clients.values()) await client.query('commit');
     return bytes;

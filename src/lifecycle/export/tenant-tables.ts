@@ -93,7 +93,7 @@ function remapPlan(tables: TenantTable[], fks: ForeignKey[]): Map<number, Set<st
   for (const t of tables)
     for (const c of t.key)
       if (c !== t.tenantColumn && isUuid(t, c) && !referencesOutside(t.oid, c)) plan.get(t.oid)!.add(c);
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const fk of fks) {
       if (!inArchive.has(fk.parent)) continue;

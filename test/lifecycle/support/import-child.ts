@@ -5,7 +5,12 @@ import pg from 'pg';
 import { importTenant } from '../../../src/lifecycle/index.js';
 import { Placements } from '../../../src/tiers/placements.js';
 
-const env = JSON.parse(process.env.IMPORT_ENV ?? '{}') as { ownerUrl: string; file: string; as: string; crashAt: string };
+const env = JSON.parse(process.env.IMPORT_ENV ?? '{}') as {
+  ownerUrl: string;
+  file: string;
+  as: string;
+  crashAt: string;
+};
 const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
 const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
 await importTenant({
