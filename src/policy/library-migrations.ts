@@ -15,8 +15,9 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'tiers', folder: '../tiers/migrations/' },
   { feature: 'migrate', folder: '../tiers/migrate/migrations/' },
   { feature: 'move', folder: '../tiers/move/migrations/' },
-  { feature: 'identity', folder: '../identity/migrations/' },
+  // before identity (it needs only core): identity stays last, where the upgrade tests expect it
   { feature: 'export', folder: '../lifecycle/export/migrations/' },
+  { feature: 'identity', folder: '../identity/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
