@@ -43,7 +43,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('tenantry tenants export / import', () => {
+// each command is a tsx subprocess starting its own connections: slow on a loaded machine
+describe('tenantry tenants export / import', { timeout: 180_000 }, () => {
   it('exports, then imports as a new tenant into its own schema, with progress on stderr', async () => {
     const file = path.join(dir, 'acme.tenant');
     const exported = await tenantry('tenants', 'export', 'acme', '--out', file);
