@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import tar from 'tar-stream';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
+import { InvalidArgumentError } from '../../errors/tenantry-error.js';
 import { appliedLibraryMigrations } from '../../policy/library-migrations.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { Placements } from '../../tiers/placements.js';
@@ -75,7 +76,10 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
   const placement = await options.placements.get(tenant.id);
   const sites = await tableSites(options.placements, placement, dataSchemas);
   const out = path.resolve(options.out);
-  const work = await mkdtemp(path.join(path.dirname(out), '.tenantry-export-'));
+  // the temporary files go next to the archive: the final rename stays on one file system
+  const work = await mkdtemp(path.join(path.dirname(out), '.tenantry-export-')).catch((error: unknown) => {
+    throw new InvalidArgumentError(`Cannot write next to ${out}: ${(error as Error).message}`, 'out');
+  });
   try {
     const tables: ArchiveTable[] = [];
     let appVersion: number | null = null;
