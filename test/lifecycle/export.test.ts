@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,22 @@ describe('export', () => {
     });
     expect(again.manifest.tables.map((t) => t.sha256)).toEqual(m.tables.map((t) => t.sha256));
   });
+
+  it('refuses an unknown tenant and an unwritable place, writing nothing', async () => {
+    const out = path.join(dir, 'none.tenant');
+    await expect(
+      exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'nobody', out }),
+    ).rejects.toMatchObject({ code: 'TENANT_NOT_FOUND' });
+    await expect(
+      exportTenant({
+        catalog: f.db.owner,
+        placements: f.placements,
+        tenant: 'acme',
+        out: path.join(dir, 'no/such/dir/a.tenant'),
+      }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await readdir(dir)).filter((n) => n.startsWith('.tenantry-export-') || n === 'none.tenant')).toEqual([]);
+  });
 });
 
 describe('import', () => {
@@ -116,6 +132,9 @@ describe('import', () => {
     const app = f.db.appPool();
     const { rows } = await runAs(result.tenant.id, () => app.query('select count(*)::int as n from tasks'));
     expect(rows[0].n).toBe(120);
+    // and from the other side: another tenant still sees only its own rows
+    const theirs = await runAs(globex, () => app.query('select count(*)::int as n from tasks'));
+    expect(theirs.rows[0].n).toBe(20);
     // identity sequences were moved past the copied values
     await f.db.owner.query(`insert into tasks (tenant_id, project_id, title) values ($1, $2, 'new')`, [
       result.tenant.id,
@@ -138,7 +157,6 @@ describe('import', () => {
     const dWhere = { tier: 'database' as const, cluster: 'home', database: dbName };
     expect(d.placement).toMatchObject(dWhere);
     expect(strip(await rowsOf(d.tenant.id, dWhere))).toEqual(strip(await rowsOf(acme)));
-    // the app reaches it where it lives only with its route: the plain pool on the home database sees nothing of it
     const out = path.join(dir, 'acme-d.tenant');
     const back = await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'acme-d', out });
     expect(back.manifest.tenant.placement).toMatchObject({ tier: 'database', database: dbName });
