@@ -114,7 +114,7 @@ beforeAll(async () => {
     contextSecret: db.contextSecret,
   });
   await placements.assign(t.d, { tier: 'database', cluster: 'home', database: dDatabase });
-  const homePool = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const homePool = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   home.push(homePool);
   router = new TenantRouter({ pool: homePool });
   await router.start();

@@ -26,6 +26,7 @@ export type FindingCode =
   // least privilege: what the app role can do to other tenants without reading their rows
   | 'APP_CAN_CREATE_LARGE_OBJECTS'
   | 'APP_CAN_SIGNAL_SESSIONS'
+  | 'APP_CAN_READ_ROUTES'
   | 'PRIVATE_SCHEMA_REACHABLE'
   | 'PRIVATE_OBJECT_REACHABLE'
   // tenant tables
