@@ -82,7 +82,7 @@ export async function checkTenantSchemaGuards(scope: DoctorScope): Promise<Findi
     `WITH owner AS (
        SELECT DISTINCT ON (x.schema) x.schema, x.tenant_id FROM (
          ${claimed}
-         SELECT l.schema, l.tenant_key::uuid, CASE WHEN l.state = 'active' THEN 1 ELSE 2 END FROM tenantry.local_tenants l
+         SELECT l.schema, l.tenant_key::uuid AS tenant_id, CASE WHEN l.state = 'active' THEN 1 ELSE 2 END AS pref FROM tenantry.local_tenants l
           WHERE l.schema IS NOT NULL) x
         ORDER BY x.schema, x.pref
      )
@@ -105,7 +105,7 @@ export async function checkTenantSchemaGuards(scope: DoctorScope): Promise<Findi
     let why: string;
     let fix = `SELECT tenantry.guard_tenant_schema(${quoteLiteral(r.schema)});`;
     if (r.def === null) why = 'has no tenant guard';
-    else if (!bound) why = 'has a tenant guard that does not bind its tenant column to the schema\'s tenant';
+    else if (!bound) why = "has a tenant guard that does not bind its tenant column to the schema's tenant";
     else {
       const { rows: foreign } = await scope.db.query<{ any: boolean }>(
         `SELECT EXISTS (SELECT FROM ${r.object} WHERE ${quoteIdent(r.column)} <> $1::uuid) AS any`,
