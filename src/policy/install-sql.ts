@@ -218,7 +218,11 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
       `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
     );
   }
-  add(`-- routes (where each tenant lives) are the router role's alone: tiers/002 took them from the app role`);
+  add(`-- routes (where each tenant lives) are the router role's alone: tiers/002 took them from the app role (and`);
+  add(`-- every install does again: tiers/001 run again after its record was lost would give them back)`);
+  add(
+    `REVOKE ALL ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) FROM PUBLIC, ${quoteIdent(o.appRole)};`,
+  );
   add(
     `GRANT EXECUTE ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) TO ${quoteIdent(o.routerRole)};`,
   );
