@@ -334,7 +334,8 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     ] as const) {
       await expect(
         runAs(t[writer], () =>
-          one.pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]),
+          // named qualified: a schema-tier tenant's search path holds its own schema alone
+          one.pool.query(`select public.emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]),
         ),
       ).rejects.toMatchObject({ code: '42501' });
     }
