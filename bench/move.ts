@@ -244,7 +244,10 @@ async function main(): Promise<number> {
       await p.end();
     }
     await server
-      .close({ databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name, roles.router.name] })
+      .close({
+        databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB],
+        roles: [roles.app.name, roles.owner.name, roles.router.name],
+      })
       .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }

@@ -65,7 +65,8 @@ export class TenantEventLog {
     this.#pool = pool;
     this.#streams = `${schema}tenant_event_streams`;
     this.#events = `${schema}tenant_events`;
-    const emitSchema = options.schema === null ? `${quoteIdent(options.functionSchema ?? 'public', 'schema')}.` : schema;
+    const emitSchema =
+      options.schema === null ? `${quoteIdent(options.functionSchema ?? 'public', 'schema')}.` : schema;
     this.#emit = `${emitSchema}emit_tenant_event`;
   }
 
