@@ -70,7 +70,7 @@ export async function createTenantSchema(
   }
 }
 
-/** TR005 (tenantry.claim_tenant_schema): the schema belongs to another tenant. Other errors unchanged. */
+/** TR007 (tenantry.claim_tenant_schema): the schema belongs to another tenant. Other errors unchanged. */
 export function schemaTakenError(error: unknown, schema: string): unknown {
   if (sqlStateOf(error) !== SqlState.tenantSchemaTaken) return error;
   return new TenantryError('TENANT_SCHEMA_TAKEN', `Schema ${schema} belongs to another tenant`, {

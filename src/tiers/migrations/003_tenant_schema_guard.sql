@@ -87,7 +87,7 @@ END
 $fn$;
 
 -- Records that the schema belongs to the tenant, then guards its tables. A schema that belongs to
--- another tenant is refused (TR005); a schema that does not exist (yet) is left alone (0).
+-- another tenant is refused (TR007); a schema that does not exist (yet) is left alone (0).
 CREATE OR REPLACE FUNCTION tenantry.claim_tenant_schema(p_schema text, p_tenant uuid) RETURNS integer
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -101,7 +101,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('tenantry.tenant_schema:' || p_schema));
   SELECT s.tenant_id INTO v_owner FROM tenantry.tenant_schemas s WHERE s.schema = p_schema AND s.schema_oid = v_oid;
   IF v_owner IS NOT NULL AND v_owner <> p_tenant THEN
-    RAISE EXCEPTION 'tenantry: schema % belongs to another tenant', p_schema USING ERRCODE = 'TR005',
+    RAISE EXCEPTION 'tenantry: schema % belongs to another tenant', p_schema USING ERRCODE = 'TR007',
       HINT = 'give each tenant a schema of its own (drop the schema first to hand it over)';
   END IF;
   INSERT INTO tenantry.tenant_schemas (schema, schema_oid, tenant_id) VALUES (p_schema, v_oid, p_tenant)
