@@ -143,8 +143,8 @@ export function importCommand(globals: () => ConnectionOptions): Command {
                   }
                 : undefined,
             prepareTarget: opts.ddl
-              ? async (target) => {
-                  await prepareMoveTarget({ target, path: opts.ddl!, placements, catalog, db, owners });
+              ? async (target, tenant) => {
+                  await prepareMoveTarget({ target, tenant, path: opts.ddl!, placements, catalog, db, owners });
                 }
               : undefined,
             onProgress: (p) => progress.update(transferProgressUpdate(p)),

@@ -146,6 +146,9 @@ describe('import', () => {
     await tenantSchema(f, 't_acme_s');
     const s = await run(path.join(dir, 'acme.tenant'), { as: 'acme-s', to: { tier: 'schema', schema: 't_acme_s' } });
     expect(s.placement).toMatchObject({ tier: 'schema', schema: 't_acme_s' });
+    // the schema is the new tenant's: its tables refuse any other tenant's rows (tiers/003)
+    const claim = await f.db.owner.query(`select tenant_id from tenantry.tenant_schemas where schema = 't_acme_s'`);
+    expect(claim.rows).toEqual([{ tenant_id: s.tenant.id }]);
     const sWhere = { tier: 'schema' as const, cluster: 'home', schema: 't_acme_s' };
     expect(strip(await rowsOf(s.tenant.id, sWhere))).toEqual(strip(await rowsOf(acme)));
     const dbName = `${f.db.name}_acme_d`;

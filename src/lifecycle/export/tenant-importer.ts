@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { slugSchema, type Tenant } from '../../catalog/tenant.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { SqlState, sqlStateOf } from '../../errors/sqlstate.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { PlacementTarget, Placements } from '../../tiers/placements.js';
 import { normalizeTarget, samePlacement } from '../../tiers/move/move-location.js';
@@ -54,7 +55,7 @@ export interface ImportTenantOptions {
    * application's migrations, e.g. with `createTenantSchema` / `createTenantDatabase` and
    * `migrateLocation`). Called for a new tenant only; the tables must then exist.
    */
-  prepareTarget?: (target: Required<PlacementTarget>) => Promise<void>;
+  prepareTarget?: (target: Required<PlacementTarget>, tenantId: string) => Promise<void>;
   onProgress?: (progress: TransferProgress) => void;
   /** Called as each step begins (tests kill the process there). */
   onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
@@ -133,7 +134,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       replace: !!existing,
     });
     try {
-      if (!existing) await options.prepareTarget?.(target);
+      if (!existing) await options.prepareTarget?.(target, tenantId);
       const sites = await tableSites(options.placements, target, dataSchemas);
       const plan = planLoad(manifest, sites);
       const version = await appMigrationVersion(options.placements.ownerPool(target), target);
@@ -279,6 +280,8 @@ async function load(
       await client.query(COPY_SETTINGS);
       // the capture functions and app triggers skip what an import writes (its events are rows of the archive)
       await client.query(`select set_config('tenantry.moving', 'on', true)`);
+      if (run.guard && site.where === run.guard && run.guard.schema)
+        await claimSchema(client, run.guard.schema, run.tenantId);
       if (run.guard && site.where === run.guard)
         await client.query(
           `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', 0, $2)
@@ -351,14 +354,44 @@ async function removeLeftovers(
   if (open.replace) return;
   const sites = await tableSites(placements, open.target, dataSchemas).catch(() => []);
   for (const site of sites) await deleteTenantRows(site.pool, site.tables, open.tenantId);
-  await placements
-    .ownerPool(open.target)
-    .query('delete from tenantry.local_tenants where tenant_key = $1', [open.tenantId])
-    .catch(() => undefined);
+  const pool = placements.ownerPool(open.target);
+  await pool.query('delete from tenantry.local_tenants where tenant_key = $1', [open.tenantId]).catch(() => undefined);
+  // the schema's claim for the abandoned tenant id (a re-run with --as draws another id)
+  if (open.target.schema)
+    await pool
+      .query('delete from tenantry.tenant_schemas where schema = $1 and tenant_id = $2', [
+        open.target.schema,
+        open.tenantId,
+      ])
+      .catch(() => undefined);
 }
 
 /** Deletes a tenant's rows from tables of one database, children first. */
 async function deleteTenantRows(db: pg.Pool | pg.ClientBase, tables: TenantTable[], tenantId: string): Promise<void> {
   for (const t of (await planTables(db, tables)).reverse())
     await db.query(`delete from ${t.qualified} where ${ident(t.tenantColumn)} = $1`, [tenantId]);
+}
+
+/**
+ * A tenant schema's tables refuse every other tenant's rows once claimed (tiers/003): the schema
+ * is claimed for the imported tenant in the load's transaction (IMPORT_TARGET_TAKEN when it is
+ * another tenant's). Skipped on a database installed before the guard existed.
+ */
+async function claimSchema(client: pg.ClientBase, schema: string, tenantId: string): Promise<void> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `select to_regprocedure('tenantry.claim_tenant_schema(text, uuid)') is not null as ok`,
+  );
+  if (!rows[0]?.ok) return;
+  try {
+    await client.query('savepoint claim');
+    await client.query('select tenantry.claim_tenant_schema($1, $2)', [schema, tenantId]);
+    await client.query('release savepoint claim');
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.tenantSchemaTaken)
+      throw new ArchiveError('IMPORT_TARGET_TAKEN', `Schema ${schema} belongs to another tenant`, {
+        details: { schema },
+        cause: error,
+      });
+    throw error;
+  }
 }
