@@ -35,10 +35,9 @@ export async function fanOutTick(input: {
   let after = '00000000-0000-0000-0000-000000000000';
   let sent = 0;
   let skipped = 0;
-  await catalog.query(
-    `delete from tenantry_private.job_fanout where sent_at < now() - make_interval(days => $1)`,
-    [KEEP_DAYS],
-  );
+  await catalog.query(`delete from tenantry_private.job_fanout where sent_at < now() - make_interval(days => $1)`, [
+    KEEP_DAYS,
+  ]);
   for (;;) {
     const { rows } = await catalog.query<{ id: string }>(
       `select id from tenantry.tenants where status = 'active' and id > $1 order by id limit $2`,

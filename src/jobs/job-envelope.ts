@@ -93,7 +93,13 @@ export class JobEnvelopeSigner {
     } catch {
       throw new JobEnvelopeInvalidError(queue, 'payload is not JSON');
     }
-    return { queue: e.queue!, tenant: e.tenant ?? null, actor: e.actor ?? null, requestId: e.requestId ?? null, payload };
+    return {
+      queue: e.queue!,
+      tenant: e.tenant ?? null,
+      actor: e.actor ?? null,
+      requestId: e.requestId ?? null,
+      payload,
+    };
   }
 
   #sign(key: Buffer, e: Omit<JobEnvelope, 'sig'>, payload: string): string {

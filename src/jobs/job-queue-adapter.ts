@@ -3,7 +3,10 @@ import type { SealedJob } from './job-envelope.js';
 /** Something that runs SQL: a pg.Pool, or a pg.PoolClient inside a transaction. */
 export interface SqlExecutor {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' QueryResultRow default (any)
-  query<R extends Record<string, any> = any>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+  query<R extends Record<string, any> = any>(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: R[]; rowCount: number | null }>;
 }
 
 /** How a queue retries and where its exhausted jobs go. */

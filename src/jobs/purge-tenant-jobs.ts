@@ -34,7 +34,9 @@ export async function purgeTenantJobs(
     const result = await db.query(`delete from ${table} where data -> 'tenantry' ->> 'tenant' = $1`, [tenant]);
     removed += result.rowCount ?? 0;
   }
-  const ledgers = await db.query<{ ok: boolean }>(`select to_regclass('tenantry_private.job_backlog') is not null as ok`);
+  const ledgers = await db.query<{ ok: boolean }>(
+    `select to_regclass('tenantry_private.job_backlog') is not null as ok`,
+  );
   if (ledgers.rows[0]?.ok) {
     await db.query('delete from tenantry_private.job_backlog where tenant_key = $1', [tenant]);
     await db.query('delete from tenantry_private.job_fanout where tenant_id = $1', [tenant]);

@@ -167,7 +167,9 @@ export class TenantJobs {
   /** Defines a job: its name (its queue), handler and retry policy. Call before `start()`. */
   define<T>(name: string, handler: JobHandler<T>, options: DefineJobOptions<T> = {}): void {
     if (typeof name !== 'string' || !NAME.test(name) || name.includes('__'))
-      throw new ConfigurationError('A job name is 1-80 of [A-Za-z0-9_.-], starting with a letter or digit, without "__"');
+      throw new ConfigurationError(
+        'A job name is 1-80 of [A-Za-z0-9_.-], starting with a letter or digit, without "__"',
+      );
     if (this.#definitions.has(name)) throw new ConfigurationError(`Job ${name} is defined twice`);
     const retryLimit = options.retryLimit ?? 2;
     const retryDelaySeconds = options.retryDelaySeconds ?? 5;
@@ -245,7 +247,8 @@ export class TenantJobs {
     const definition = this.#definitions.get(name);
     if (!definition) throw new UnknownJobError(name);
     const tick = name + TICK;
-    if (!this.#routes.has(tick)) this.#routes.set(tick, { definition, handler: definition.handler, acceptFrom: [], fanOut: !definition.global });
+    if (!this.#routes.has(tick))
+      this.#routes.set(tick, { definition, handler: definition.handler, acceptFrom: [], fanOut: !definition.global });
     await this.#adapter.ensureQueue({ name: tick, ...definition.settings });
     const data = this.#signer.seal({ queue: tick, tenant: null, actor: 'cron', requestId: null }, payload);
     await this.#adapter.schedule(tick, cron, data, options.timezone ?? 'UTC');
@@ -358,10 +361,11 @@ export class TenantJobs {
   }
 
   async #refuse(job: ClaimedJob, tenantKey: string, code: TenantryErrorCode, tenantId?: string, cause?: unknown) {
-    await this.#adapter.refuse(job);
-    await this.#fair?.ended(job.queue, tenantKey);
+    // told before the state changes: whoever sees the job refused can already know why
     this.#options.onRefused?.({ queue: job.queue, jobId: job.id, code, ...(tenantId ? { tenantId } : {}) });
     if (cause !== undefined && !this.#options.onRefused) this.#options.onError?.(cause);
+    await this.#adapter.refuse(job);
+    await this.#fair?.ended(job.queue, tenantKey);
   }
 
   async #fail(route: Route, job: ClaimedJob, tenantKey: string, error: unknown): Promise<void> {
