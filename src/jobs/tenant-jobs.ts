@@ -143,7 +143,7 @@ export class TenantJobs {
   readonly #fair: FairOrder | undefined;
   readonly #definitions = new Map<string, Definition>();
   readonly #routes = new Map<string, Route>();
-  readonly #loops: WorkerLoop[] = [];
+  readonly #loops: { queue: string; loop: WorkerLoop }[] = [];
   readonly #options: TenantJobsOptions;
   #started = false;
 
@@ -235,7 +235,10 @@ export class TenantJobs {
       priority: priorities[i]!,
       startAfterSeconds: options.startAfterSeconds,
     }));
-    return this.#adapter.send(name, jobs);
+    const ids = await this.#adapter.send(name, jobs);
+    // workers of this process start at once instead of at their next poll
+    for (const w of this.#loops) if (w.queue === name) w.loop.wake();
+    return ids;
   }
 
   /**
@@ -298,20 +301,22 @@ export class TenantJobs {
     const queues = [...this.#routes.keys()].filter((q) => names.some((n) => q === n || q.startsWith(n + '__')));
     for (const queue of queues)
       for (let i = 0; i < concurrency; i++)
-        this.#loops.push(
-          new WorkerLoop({
+        this.#loops.push({
+          queue,
+          loop: new WorkerLoop({
             claim: () => this.#adapter.claim(queue),
             run: (job) => this.#run(this.#routes.get(queue)!, job),
             pollIntervalMs: this.#options.pollIntervalMs ?? 500,
             onError: (error) => this.#options.onError?.(error),
           }),
-        );
-    for (const loop of this.#loops) loop.start();
+        });
+    for (const w of this.#loops) w.loop.start();
   }
 
   /** Stops the workers (each finishes its current job, bounded by `timeoutMs`), then the queue. */
   async stop(timeoutMs = 10_000): Promise<void> {
-    await Promise.all(this.#loops.splice(0).map((loop) => loop.stop(timeoutMs)));
+    await Promise.all(this.#loops.splice(0).map((w) => w.loop.stop(timeoutMs)));
+    await this.#fair?.flush().catch((error: unknown) => this.#options.onError?.(error));
     if (this.#started) await this.#adapter.stop();
     this.#started = false;
   }
@@ -357,7 +362,7 @@ export class TenantJobs {
       return this.#fail(route, job, tenantKey, error);
     }
     await this.#adapter.complete(job);
-    await this.#fair?.ended(job.queue, tenantKey);
+    this.#fair?.ended(job.queue, tenantKey);
   }
 
   async #refuse(job: ClaimedJob, tenantKey: string, code: TenantryErrorCode, tenantId?: string, cause?: unknown) {
@@ -365,7 +370,7 @@ export class TenantJobs {
     this.#options.onRefused?.({ queue: job.queue, jobId: job.id, code, ...(tenantId ? { tenantId } : {}) });
     if (cause !== undefined && !this.#options.onRefused) this.#options.onError?.(cause);
     await this.#adapter.refuse(job);
-    await this.#fair?.ended(job.queue, tenantKey);
+    this.#fair?.ended(job.queue, tenantKey);
   }
 
   async #fail(route: Route, job: ClaimedJob, tenantKey: string, error: unknown): Promise<void> {
@@ -373,7 +378,7 @@ export class TenantJobs {
     // the message may carry a handler's data: only its class and code go to the queue
     const message = error instanceof Error ? `${error.name}${code ? ` ${code}` : ''}` : 'non-Error thrown';
     await this.#adapter.fail(job, { code, message });
-    if (job.retryCount >= job.retryLimit) await this.#fair?.ended(job.queue, tenantKey);
+    if (job.retryCount >= job.retryLimit) this.#fair?.ended(job.queue, tenantKey);
     this.#options.onError?.(error);
   }
 }

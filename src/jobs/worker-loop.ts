@@ -24,6 +24,11 @@ export class WorkerLoop {
     this.#done ??= this.#loop();
   }
 
+  /** Ends an idle wait now: a job was just enqueued in this process. */
+  wake(): void {
+    this.#wake?.();
+  }
+
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     this.#wake?.();
@@ -55,13 +60,13 @@ export class WorkerLoop {
 
   #sleep(): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.pollIntervalMs);
-      const wake = () => done();
-      this.#wake = wake;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.#wake = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, this.options.pollIntervalMs);
+      this.#wake = done;
     });
   }
 }
