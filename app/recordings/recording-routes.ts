@@ -65,6 +65,7 @@ export function recordingRoutes(
     // The recording is stored: a queue outage must not turn its creation into an error
     if (jobs)
       await jobs
+        // eslint-disable-next-line tenantry/job-needs-tenant -- the tenant scope runs this handler inside runAs; tenantry/jobs seals that tenant and refuses (JOB_TENANT_MISSING) without one
         .enqueue<ProcessRecording>(PROCESS_RECORDING, { recordingId: recording.id })
         .catch((err: unknown) =>
           request.log.warn(
