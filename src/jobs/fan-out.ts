@@ -56,7 +56,7 @@ export async function fanOutTick(input: {
       );
       await adapter.send(
         queue,
-        fresh.rows.map((r) => ({ data: input.seal(r.tenant_id), priority: 0 })),
+        fresh.rows.map((r) => ({ data: input.seal(r.tenant_id), priority: 0, key: `${queue}-${tick}-${r.tenant_id}` })),
         client,
       );
       await client.query('commit');

@@ -29,6 +29,11 @@ export interface JobToSend {
   /** Higher runs first; Tenantry's fair ordering uses 0 and below. */
   priority: number;
   startAfterSeconds?: number;
+  /**
+   * An idempotency key: a queue that cannot insert inside the caller's PostgreSQL transaction
+   * (Redis) ignores a second job with the same key, so a re-run after a crash adds no duplicate.
+   */
+  key?: string;
 }
 
 /** A job a worker has claimed (active in the queue until completed, failed or refused). */
@@ -58,7 +63,10 @@ export interface JobQueueAdapter {
   stop(): Promise<void>;
   /** Creates (or updates) a queue. */
   ensureQueue(settings: QueueSettings): Promise<void>;
-  /** Inserts jobs; inside `transaction` when given (same database), so they commit with it. */
+  /**
+   * Inserts jobs; inside `transaction` when given and the queue lives in that database (pg-boss),
+   * so they commit with it; otherwise once per `key`.
+   */
   send(queue: string, jobs: readonly JobToSend[], transaction?: SqlExecutor): Promise<string[]>;
   /** Claims the next job of `queue` (highest priority, then oldest), or undefined. */
   claim(queue: string): Promise<ClaimedJob | undefined>;
