@@ -279,7 +279,7 @@ try {
   if (role !== 'server') await jobs.work({ concurrency: 2 });
   if (role === 'worker') {
     process.stdout.write(
-      `\nTenantry worker: running background jobs (recording.process) against ${db.embedded ? `the embedded PostgreSQL in ${dataFolder}` : 'DATABASE_URL'}; no HTTP. Ctrl+C stops it.\n`,
+      `\nTenantry worker: running background jobs (recording.process) against ${process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`}; no HTTP. Ctrl+C stops it.\n`,
     );
     if (quietStart) logger.level = 'info';
   } else {
