@@ -90,6 +90,8 @@ describe('reference server: a new recording is processed by a background job, as
     ).json() as { id: string };
     await waitFor(() => processed.some((p) => p.recording.id === rb.id));
     await f.catalog.suspend(f.b.id);
+    // workers may see a status up to maxStalenessMs (500 ms by default) old: past that bound
+    await new Promise((r) => setTimeout(r, 600));
     const count = processed.length;
     // a re-processing queued for B (as a retry or a re-drive would) after the suspension
     const id = await runAs(f.b.id, () => jobs.enqueue(PROCESS_RECORDING, { recordingId: rb.id }));
