@@ -15,9 +15,10 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'tiers', folder: '../tiers/migrations/' },
   { feature: 'migrate', folder: '../tiers/migrate/migrations/' },
   { feature: 'move', folder: '../tiers/move/migrations/' },
-  // before identity (it needs only core): identity stays last, where the upgrade tests expect it
+  // needs only core; before identity, whose failure the upgrade tests stage
   { feature: 'export', folder: '../lifecycle/export/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
+  { feature: 'jobs', folder: '../jobs/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
