@@ -55,7 +55,9 @@ export interface DetectPoolerOptions {
 const DEFAULT_TIMEOUT_MS = 3000;
 /** How long one client connection's statement may wait for a server while the other holds a transaction. */
 const WAIT_FOR_SERVER_MS = 500;
-const ROUNDS = 3;
+const ROUNDS = 5;
+/** How long each of pgbouncer's signs (a refused startup parameter, its admin console) may take. */
+const SIGN_MS = 500;
 const APPLICATION_NAME = 'tenantry pooler self-test';
 
 class Stopped extends Error {}
@@ -101,12 +103,13 @@ export async function detectPooler(
   /** Every wait of the self-test also ends when it is stopped. */
   const bounded = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped]);
 
-  const open = async (database?: string): Promise<pg.Client> => {
+  const open = async (database?: string, extra: pg.ClientConfig = {}): Promise<pg.Client> => {
     const client = new pg.Client({
       ...base,
       ...(database === undefined ? {} : databaseOf(base, database)),
       application_name: APPLICATION_NAME,
       connectionTimeoutMillis: timeoutMs,
+      ...extra,
     });
     client.on('error', () => undefined); // a connection lost meanwhile fails the statement that needed it
     const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
@@ -129,35 +132,52 @@ export async function detectPooler(
     }
     evidence.push('the backend pid differs from the one announced at login: a pooler or proxy answers for PostgreSQL');
     const b = await open();
-    let mode: PoolingMode = 'session';
-    let last = first;
+    // Each round: A runs a statement (in transaction pooling its backend goes back to the pool,
+    // on top: pgbouncer reuses the most recently released one by default), then B opens a
+    // transaction and holds it while A runs another. A pooler that shares backends shows it by
+    // giving B the backend A just had, by giving A another backend (this round, or since the
+    // last), or by making A wait for one. A session pooler never does any of these.
+    let mode = 'session' as PoolingMode; // widened: shared() changes it
+    let previous = first;
+    const shared = (why: string) => {
+      mode = 'transaction';
+      evidence.push(why);
+    };
     for (let round = 0; round < ROUNDS && mode === 'session'; round++) {
-      await bounded(b.query('begin'));
+      const before = round === 0 ? first : await pidOf(a);
+      if (before !== previous) {
+        shared("a client connection's backend changed between two of its transactions: transaction pooling");
+        break;
+      }
+      if ((await within(bounded(b.query('begin')), WAIT_FOR_SERVER_MS)) === undefined) {
+        // a pool with no backend free for B: A keeps one while idle (session pooling, pool
+        // full) or other clients hold them all (a busy transaction pool): not conclusive
+        mode = 'unknown';
+        evidence.push(
+          'a second client connection got no backend in time while the first sat idle: session pooling with a full pool, or a busy pool',
+        );
+        break;
+      }
       const held = await pidOf(b);
       const next = pidOf(a);
       next.catch(() => undefined);
-      const waited = await Promise.race([
+      const waited = await within(
         next.then(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), WAIT_FOR_SERVER_MS).unref()),
-      ]);
-      if (held === last) {
-        mode = 'transaction';
-        evidence.push(
-          'a second client connection got the backend the first had used while the first stayed connected: server connections are shared per transaction',
+        WAIT_FOR_SERVER_MS,
+      );
+      if (held === before)
+        shared(
+          'a second client connection got the backend the first had just used, the first still connected: server connections are shared per transaction',
         );
-      } else if (waited) {
-        mode = 'transaction';
-        evidence.push(
+      else if (waited === undefined)
+        shared(
           'a client connection waited for a backend while another held a transaction: it has none of its own (transaction pooling, small pool)',
         );
-      }
       await bounded(b.query('commit'));
-      const now = await next;
-      if (mode === 'session' && now !== last) {
-        mode = 'transaction';
-        evidence.push("a client connection's backend changed between two of its transactions: transaction pooling");
-      }
-      last = now;
+      const after = await next;
+      if (mode === 'session' && after !== before)
+        shared("a client connection's backend changed between two of its transactions: transaction pooling");
+      previous = after;
     }
     if (mode === 'session')
       evidence.push(`each client connection kept its own backend over ${ROUNDS} rounds: session pooling`);
@@ -191,6 +211,10 @@ export async function detectPooler(
       }
       await bounded(a.query('commit'));
     }
+    if (pooler === 'proxy' && (await refusesStartupParameter(open, bounded))) {
+      pooler = 'pgbouncer';
+      evidence.push('a login with a statement_timeout startup parameter was refused as pgbouncer refuses it');
+    }
     if (options.adminConsole !== false) {
       const found = await askAdminConsole(open, bounded);
       if (found.version) {
@@ -202,7 +226,11 @@ export async function detectPooler(
         evidence.push(
           "pgbouncer's admin console refused this role (not in admin_users or stats_users): its version is not visible",
         );
-      } else evidence.push('no pgbouncer admin console answered');
+      } else if (found.silent)
+        evidence.push(
+          `no admin console answered within ${SIGN_MS} ms (pgbouncer leaves the login of a role it looks up hanging)`,
+        );
+      else evidence.push('no pgbouncer admin console answered');
     }
     return { pooler, mode, namedStatements, ...(version === undefined ? {} : { version }) };
   };
@@ -238,14 +266,60 @@ export async function detectPooler(
   }
 }
 
-/** SHOW VERSION on pgbouncer's admin console; `refused` when pgbouncer said "not allowed". */
+/** Races `p` against a local bound: `undefined` when it did not answer within `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  p.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p, silence]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * pgbouncer's sign on a normal login: it refuses startup parameters it does not know (unless
+ * listed in its ignore_startup_parameters) with its own text, where PostgreSQL accepts a
+ * `statement_timeout` given at login. The text is the only sign it gives (08P01 is any protocol
+ * violation). One login, bounded on its own.
+ */
+async function refusesStartupParameter(
+  open: (database: string | undefined, extra: pg.ClientConfig) => Promise<pg.Client>,
+  bounded: <T>(p: Promise<T>) => Promise<T>,
+): Promise<boolean> {
+  try {
+    await within(bounded(open(undefined, { statement_timeout: 60_000 })), SIGN_MS);
+    return false;
+  } catch (error) {
+    if (error instanceof Stopped) throw error;
+    return /^unsupported startup parameter: statement_timeout$/i.test((error as Error).message);
+  }
+}
+
+/**
+ * SHOW VERSION on pgbouncer's admin console; `refused` when pgbouncer said "not allowed". Bounded
+ * on its own (`SIGN_MS`): a pgbouncer that looks roles up with auth_query leaves the
+ * login of a role outside admin_users hanging instead of refusing it, and what the self-test
+ * found before must not be lost to that.
+ */
 async function askAdminConsole(
   open: (database: string) => Promise<pg.Client>,
   bounded: <T>(p: Promise<T>) => Promise<T>,
-): Promise<{ version?: string; refused?: boolean }> {
+): Promise<{ version?: string; refused?: boolean; silent?: boolean }> {
   try {
-    const admin = await open('pgbouncer');
-    const { rows } = await bounded(admin.query('SHOW VERSION'));
+    const answer = await within(
+      (async () => {
+        const admin = await open('pgbouncer');
+        return bounded(admin.query('SHOW VERSION'));
+      })(),
+      SIGN_MS,
+    );
+    if (answer === undefined) return { silent: true };
+    const { rows } = answer;
     const text = String(Object.values((rows[0] ?? {}) as Record<string, unknown>)[0] ?? '');
     const match = /PgBouncer\s+(\d+\.\d+(?:\.\d+)?)/i.exec(text);
     return match ? { version: match[1]! } : {};
