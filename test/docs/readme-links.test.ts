@@ -19,7 +19,8 @@ describe('README links', () => {
   it('every relative link names an existing file that ships in the package', () => {
     const broken = links.filter(
       (href) =>
-        !existsSync(href) || !shipped.some((entry) => href === entry || href.startsWith(`${entry.replace(/\/$/, '')}/`)),
+        !existsSync(href) ||
+        !shipped.some((entry) => href === entry || href.startsWith(`${entry.replace(/\/$/, '')}/`)),
     );
     expect(broken).toEqual([]);
   });

@@ -22,7 +22,9 @@ async function snapshot() {
     `select pg_get_functiondef(p.oid) as def from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname in ('tenantry', 'tenantry_private') order by p.oid`,
   );
-  const key = await db.admin.query('select ipad, opad, previous_ipad, previous_until from tenantry_private.context_key');
+  const key = await db.admin.query(
+    'select ipad, opad, previous_ipad, previous_until from tenantry_private.context_key',
+  );
   const role = await db.admin.query('select rolpassword from pg_authid where rolname = $1', [db.appRole]);
   const meta = await db.admin.query('select key, value from tenantry.meta order by key');
   return { functions: functions.rows.map((r) => r.def), key: key.rows, role: role.rows, meta: meta.rows };
