@@ -29,7 +29,7 @@ export function signedContextFunctionSql(): string {
 }
 
 /**
- * Refuses (SQLSTATE TR005, see NewerSchemaError) to go on when the database records a library
+ * Refuses (SQLSTATE TRI01, see NewerSchemaError) to go on when the database records a library
  * migration this version does not know: a newer Tenantry installed it, and this version's steps
  * would put back older bodies of functions it re-creates. Runs in the roles and grants steps
  * after the install lock, so a newer install that commits meanwhile is seen too.
@@ -43,7 +43,7 @@ BEGIN
     IF EXISTS (SELECT FROM tenantry.library_migrations m
                 WHERE m.feature || '/' || m.version <> ALL (ARRAY[${known.join(', ')}])) THEN
       RAISE EXCEPTION 'tenantry: this database was installed by a newer Tenantry version: nothing changed'
-        USING ERRCODE = 'TR005', HINT = 'install with that version or a newer one';
+        USING ERRCODE = 'TRI01', HINT = 'install with that version or a newer one';
     END IF;
   END IF;
 END
@@ -99,6 +99,7 @@ export function rolesStepSql(o: ResolvedInstallOptions): string {
   const app = quoteIdent(o.appRole);
   const owner = quoteIdent(o.ownerRole);
   const support = o.supportRole === undefined ? undefined : quoteIdent(o.supportRole);
+  const router = quoteIdent(o.routerRole);
   const lines: string[] = [];
   const add = (sql: string) => lines.push(sql.trim());
   const loginRole = 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT';
@@ -137,6 +138,14 @@ export function rolesStepSql(o: ResolvedInstallOptions): string {
       `DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${support}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${support}', current_database()); END $do$;`,
     );
   }
+  add(
+    `-- the router reads where tenants live (tenantry.route_of, tenantry.routes_since: EXECUTE in the grants step) and nothing else`,
+  );
+  add(roleSql(o.routerRole, loginRole, loginExpected));
+  if (o.routerPassword !== undefined) add(`ALTER ROLE ${router} PASSWORD ${quoteLiteral(o.routerPassword)};`);
+  add(
+    `DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${router}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${router}', current_database()); END $do$;`,
+  );
   add(`
 DO $do$
 BEGIN
@@ -172,6 +181,8 @@ $do$;`);
   add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${app};`);
   add(`GRANT USAGE ON SCHEMA tenantry TO ${app};`);
   if (support) add(`GRANT USAGE ON SCHEMA tenantry TO ${support};`);
+  add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${router};`);
+  add(`GRANT USAGE ON SCHEMA tenantry TO ${router};`);
 
   add(`-- the install's options, read by the migrations and the functions (owned by the owner role)`);
   add(`SET LOCAL ROLE ${owner};`);
@@ -185,6 +196,7 @@ INSERT INTO tenantry.meta (key, value) VALUES
   ('app_role', ${quoteLiteral(o.appRole)}),
   ('owner_role', ${quoteLiteral(o.ownerRole)}),
   ('support_role', ${quoteLiteral(o.supportRole ?? '')}),
+  ('router_role', ${quoteLiteral(o.routerRole)}),
   ('context_mode', ${quoteLiteral(o.contextMode)}),
   ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})
 ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE tenantry.meta.value IS DISTINCT FROM excluded.value;`);
@@ -231,6 +243,14 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
       `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
     );
   }
+  add(`-- routes (where each tenant lives) are the router role's alone: tiers/002 took them from the app role (and`);
+  add(`-- every install does again: tiers/001 run again after its record was lost would give them back)`);
+  add(
+    `REVOKE ALL ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) FROM PUBLIC, ${quoteIdent(o.appRole)};`,
+  );
+  add(
+    `GRANT EXECUTE ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) TO ${quoteIdent(o.routerRole)};`,
+  );
   add(`-- readers of an install of before the versioned schema: its digest means nothing now`);
   add(`DELETE FROM tenantry.meta WHERE key IN ('version', 'install_digest');`);
   add(`RESET ROLE;`);

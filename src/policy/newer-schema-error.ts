@@ -1,7 +1,8 @@
+import { SqlState } from '../errors/sqlstate.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 
 /** SQLSTATE the install steps raise when the database records library migrations this version does not know. */
-export const NEWER_SCHEMA_SQLSTATE = 'TR005';
+export const NEWER_SCHEMA_SQLSTATE = SqlState.schemaNewerThanLibrary;
 
 /**
  * `tenantry install` refused to run: the database records library migrations this Tenantry

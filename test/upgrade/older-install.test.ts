@@ -96,13 +96,13 @@ describe('an older install over a newer database', () => {
       expect(await snapshot()).toEqual(before);
 
       // the steps refuse by themselves too, after the install lock (a newer install that commits
-      // between the check and the step): TR005, rolled back
+      // between the check and the step): TRI01, rolled back
       const o = resolveInstallOptions({ appRole: db.appRole, ownerRole: db.ownerRole, appPassword: ROLE_PASSWORD });
       for (const step of [rolesStepSql(o), grantsStepSql(o)]) {
         const client = await db.admin.connect();
         try {
           await client.query('begin');
-          await expect(client.query(step)).rejects.toMatchObject({ code: 'TR005' });
+          await expect(client.query(step)).rejects.toMatchObject({ code: 'TRI01' });
         } finally {
           await client.query('rollback');
           client.release();
