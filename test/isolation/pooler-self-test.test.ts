@@ -99,7 +99,7 @@ describe.skipIf(!throughPgbouncer)('through pgbouncer in transaction pooling (sc
   });
 
   it('RoutedTenantPool: each location tests its own path', async () => {
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
     const router = new TenantRouter({ pool: home });
     await router.start();
     const routed = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });
@@ -117,7 +117,7 @@ describe.skipIf(!throughPgbouncer)('through pgbouncer in transaction pooling (sc
 
 describe('RoutedTenantPool on a direct connection', () => {
   it.skipIf(throughPgbouncer)('reports each open location', async () => {
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
     const router = new TenantRouter({ pool: home });
     await router.start();
     const routed = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });
