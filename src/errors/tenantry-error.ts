@@ -13,6 +13,8 @@ export type TenantryErrorCode =
   | 'INVALID_IDENTIFIER'
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
+  // install (see src/policy/newer-schema-error.ts)
+  | 'SCHEMA_NEWER_THAN_LIBRARY'
   // identity and access (see src/identity)
   | 'UNAUTHENTICATED'
   | 'TENANT_REQUIRED'

@@ -129,3 +129,11 @@ export function changedOf(applied: readonly AppliedMigration[]): LibraryMigratio
     return recorded !== undefined && recorded !== m.checksum;
   });
 }
+
+/** Applied migrations this library version does not know (`feature/NNN`): a newer version installed the database. */
+export function unknownOf(applied: readonly AppliedMigration[]): string[] {
+  const known = new Set(libraryMigrations().map((m) => `${m.feature}/${m.version}`));
+  return applied
+    .filter((a) => !known.has(`${a.feature}/${a.version}`))
+    .map((a) => `${a.feature}/${String(a.version).padStart(3, '0')}`);
+}
