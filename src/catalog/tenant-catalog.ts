@@ -264,7 +264,11 @@ export class TenantCatalog {
  * Placements.assign takes), on a connection of its own when `db` is a pool: status changes,
  * placement switches and hold repairs of one tenant happen one at a time.
  */
-export async function withTenantLock<T>(db: Queryable, tenantId: string, fn: (on: Queryable) => Promise<T>): Promise<T> {
+export async function withTenantLock<T>(
+  db: Queryable,
+  tenantId: string,
+  fn: (on: Queryable) => Promise<T>,
+): Promise<T> {
   const key = `tenantry.placement:${tenantId}`;
   const pool = db as Queryable & { connect?: () => Promise<pg.PoolClient>; totalCount?: number };
   const holder = typeof pool.connect === 'function' && 'totalCount' in pool ? await pool.connect() : undefined;
