@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
 import { runAs } from '../../src/context/tenant-context.js';
 import { ContextSigner } from '../../src/data/context-signer.js';
-import { TenantPool } from '../../src/data/tenant-pool.js';
 import { TenantDeletedError, TenantSuspendedError } from '../../src/errors/tenantry-error.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
@@ -122,11 +121,17 @@ async function truth(t: Placed): Promise<unknown[]> {
   ).rows;
 }
 
-const count = (pool: RoutedTenantPool | TenantPool, t: string) =>
-  runAs(t, () => pool.query<{ n: number }>('select count(*)::int as n from notes')).then((r) => r.rows[0]!.n);
+/** What both pools offer the app (TenantPool and RoutedTenantPool). */
+interface AppPool {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+  connect(): Promise<pg.PoolClient>;
+}
+
+const count = (pool: AppPool, t: string) =>
+  runAs(t, () => pool.query('select count(*)::int as n from notes')).then((r) => r.rows[0]!.n as number);
 
 /** Every way the app reaches its rows: read, insert, update, delete, a transaction. */
-function attempts(pool: RoutedTenantPool | TenantPool, t: string): Array<[string, () => Promise<unknown>]> {
+function attempts(pool: AppPool, t: string): Array<[string, () => Promise<unknown>]> {
   return [
     ['select', () => runAs(t, () => pool.query('select * from notes'))],
     ['insert', () => runAs(t, () => pool.query(`insert into notes (body) values ('written while inactive')`))],
