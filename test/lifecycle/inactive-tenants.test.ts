@@ -12,6 +12,7 @@ import { TenantDeletedError, TenantSuspendedError } from '../../src/errors/tenan
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
+import { doctorEverywhere } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { reconcileTenantHolds } from '../../src/tiers/tenant-holds.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
@@ -309,6 +310,12 @@ describe('a transition that stopped half-way', () => {
     await expect(count(one, t.id)).rejects.toBeInstanceOf(TenantSuspendedError);
 
     await there.query('delete from tenantry.inactive_tenants');
+    const audit = await doctorEverywhere({ catalog: db.owner, clusters: { home: db.adminUrl } });
+    const findings = audit.databases.find((d) => d.database === t.database)!.report!.findings;
+    expect(findings.filter((f) => f.code.startsWith('TENANT_HOLD_'))).toMatchObject([
+      { code: 'TENANT_HOLD_MISSING', severity: 'error' },
+    ]);
+    expect(audit.ok).toBe(false);
     const dry = await reconcileTenantHolds({ catalog: db.owner, clusters: { home: db.ownerUrl }, dryRun: true });
     expect(dry.databases.find((d) => d.database === t.database)).toMatchObject({ written: 1, released: 0 });
     expect(await count(one, t.id)).toBe(2);
