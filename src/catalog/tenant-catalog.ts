@@ -201,34 +201,29 @@ export class TenantCatalog {
    * becoming active is released there AFTER. A change that stopped half-way (a database
    * unreachable) is repaired by running the same transition again (it is idempotent) or by
    * `tenantry install --everywhere` (reconcileTenantHolds). One transition or placement switch
-   * of a tenant at a time: the same advisory lock as Placements.assign.
+   * of a tenant at a time: the same advisory lock as Placements.assign. Given a client inside the
+   * caller's own transaction, the placement database is written before that transaction commits
+   * (a rollback there leaves a hold to repair; a rolled-back resume, a release to repair).
    */
   async #transition(idOrSlug: string, from: TenantStatus[], to: TenantStatus, set: string): Promise<Tenant> {
     const current = await this.get(idOrSlug);
     return withTenantLock(this.db, current.id, async (on) => {
       const remote = await this.#remoteLocation(on, current.id);
-      await on.query('begin');
+      // no transaction of its own: `db` may be the caller's client inside the caller's transaction
+      const { rows: before } = await on.query<{ status: TenantStatus }>(
+        'select status from tenantry.tenants where id = $1',
+        [current.id],
+      );
       let changed: TenantRow | undefined;
-      try {
-        const { rows: locked } = await on.query<{ status: TenantStatus }>(
-          'select status from tenantry.tenants where id = $1 for update',
-          [current.id],
+      if (before[0] && from.includes(before[0].status)) {
+        // hold first: the placement database refuses the tenant before the catalog says so
+        if (remote && to !== 'active') await writeTenantHold(remote, current.id, to);
+        const { rows } = await on.query<TenantRow>(
+          `update tenantry.tenants set status = $2, updated_at = now(), ${set}
+            where id = $1 and status = any($3::text[]) returning ${COLUMNS}`,
+          [current.id, to, from],
         );
-        const status = locked[0]?.status;
-        if (status !== undefined && from.includes(status)) {
-          // hold first: the placement database refuses the tenant before the catalog says so
-          if (remote && to !== 'active') await writeTenantHold(remote, current.id, to);
-          const { rows } = await on.query<TenantRow>(
-            `update tenantry.tenants set status = $2, updated_at = now(), ${set}
-              where id = $1 returning ${COLUMNS}`,
-            [current.id, to],
-          );
-          changed = rows[0];
-        }
-        await on.query('commit');
-      } catch (error) {
-        await on.query('rollback').catch(() => undefined);
-        throw error;
+        changed = rows[0];
       }
       const now = changed ? tenantFromRow(changed) : await this.#get(current.id, on);
       if (now.status !== to)
@@ -236,7 +231,7 @@ export class TenantCatalog {
           status: 409,
           details: { status: now.status },
         });
-      // released after the commit; and a repeated transition (already there) repairs a half-done one
+      // released after the status change; and a repeated transition (already there) repairs a half-done one
       if (remote && (to === 'active' || !changed)) await writeTenantHold(remote, current.id, to);
       return now;
     });
