@@ -19,6 +19,8 @@ export const SqlState = Object.freeze({
   tenantSuspended: 'TR005',
   /** Raised by the context check for a tenant held as deleted in this database (see TenantDeletedError). */
   tenantDeleted: 'TR006',
+  /** Raised by tenantry.claim_tenant_schema() when the schema belongs to another tenant. */
+  tenantSchemaTaken: 'TR007',
 } as const);
 
 /** Returns the SQLSTATE of a node-postgres error, if it is one. */

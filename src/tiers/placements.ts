@@ -4,7 +4,7 @@ import { writeTenantHold, type Queryable } from '../catalog/tenant-catalog.js';
 import type { TenantStatus } from '../catalog/tenant.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { validIdentifier } from '../policy/identifiers.js';
-import { withDatabase } from './provision.js';
+import { schemaTakenError, withDatabase } from './provision.js';
 import type { Tier } from './tenant-router.js';
 
 /**
@@ -139,6 +139,13 @@ export class Placements {
     const { rows } = await catalog.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
     const epoch = Number(rows[0]!.epoch);
     const sameDatabase = from === to;
+    // the schema is the tenant's from now on: its tables refuse every other tenant's rows (tiers/003)
+    if (next.schema !== null)
+      await this.ownerPool(next)
+        .query('select tenantry.claim_tenant_schema($1, $2)', [next.schema, tenantId])
+        .catch((error: unknown) => {
+          throw schemaTakenError(error, next.schema!);
+        });
     const before = sameDatabase ? undefined : await this.#localRow(previous, tenantId);
     try {
       if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);

@@ -49,7 +49,7 @@ beforeAll(async () => {
   placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
   catalog = new TenantCatalog(db.owner, { placements });
   const instance = () => {
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
     extra.push(home);
     const pool = new RoutedTenantPool({
       router: new TenantRouter({ pool: home }),
