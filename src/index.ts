@@ -19,6 +19,7 @@ export {
   CrossTenantRowError,
   TenantNotFoundError,
   TenantSuspendedError,
+  TenantDeletedError,
   InvalidArgumentError,
   ConfigurationError,
   type TenantryErrorCode,
@@ -79,7 +80,13 @@ export {
   type ContextSecretRotation,
 } from './policy/rotation.js';
 export { rotateContextSecretEverywhere, type DatabaseRotation } from './tiers/rotate-everywhere.js';
-export { TenantCatalog, type Queryable, type ListTenantsOptions } from './catalog/tenant-catalog.js';
+export {
+  TenantCatalog,
+  type Queryable,
+  type ListTenantsOptions,
+  type TenantCatalogOptions,
+  type HoldPlacements,
+} from './catalog/tenant-catalog.js';
 export type { Tenant, TenantStatus, TenantPlacement, NewTenant } from './catalog/tenant.js';
 export {
   runDoctor,
@@ -172,6 +179,12 @@ export {
   type InstallEverywhereReport,
   type DatabaseInstall,
 } from './tiers/install-everywhere.js';
+export {
+  reconcileTenantHolds,
+  type ReconcileTenantHoldsOptions,
+  type HoldReconcileReport,
+  type HoldReconcile,
+} from './tiers/tenant-holds.js';
 export { TenantMover, type TenantMoverOptions } from './tiers/move/tenant-mover.js';
 export type { CaptureMode, MoveCapture, ReplicationOptions } from './tiers/move/logical-capture.js';
 export { MoveError, type MoveErrorCode } from './tiers/move/move-error.js';

@@ -61,6 +61,11 @@ END;`;
 /** Candidates after the installed function (which the study reads from the database). */
 export const SIGNED_CANDIDATES: SignedCandidate[] = [
   {
+    name: 'without-inactive-hold',
+    note: 'before core 004: the same function without the inactive-tenant probe (tenantry.inactive_tenants)',
+    sql: signedContextFunctionSql(2),
+  },
+  {
     name: 'cheap-format-check',
     note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare',
     sql: CHEAP_FORMAT_CHECK,

@@ -61,7 +61,9 @@ export async function openExampleDatabase(): Promise<ExampleDatabase> {
       user_id uuid not null,
       role text not null default 'member',
       primary key (tenant_id, user_id));
-    select tenantry.register_tenant_table('public.members');`);
+    select tenantry.register_tenant_table('public.members');
+    -- membership is control plane: pinned (home_tenant_id), readable while the tenant is suspended
+    select tenantry.pin_tenant_table('public.members');`);
   const app = new TenantPool({ connectionString: urlOf(roles.appRole), contextSecret, max: 4 });
   const support = new TenantPool({ connectionString: urlOf(roles.supportRole), contextSecret, max: 2 });
   await app.assertSafeRole();

@@ -46,7 +46,7 @@ try {
     // runs inside runAs(tenant): RLS shows this tenant's members only
     membership: async ({ userId }) => {
       const { rows } = await db.app.query<{ role: string }>(
-        'select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1',
+        'select role from public.members where tenant_id = tenantry.home_tenant_id() and user_id = $1',
         [userId],
       );
       return rows[0] ?? null;

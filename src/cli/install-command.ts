@@ -42,6 +42,15 @@ function formatInstallReport(report: InstallEverywhereReport): string {
     (d) =>
       `${d.ok ? 'ok    ' : 'FAILED'} ${d.cluster}/${d.database} (${d.kind})${d.ok ? (d.applied.length > 0 ? `: applied ${d.applied.join(', ')}` : ': current') : `: ${(d.error ?? '').replace(/\s*\n\s*/g, ' ')}`}`,
   );
+  // a database whose install failed has its line already
+  const notInstalled = new Set(report.databases.filter((d) => !d.ok).map((d) => `${d.cluster}/${d.database}`));
+  for (const h of report.holds.databases)
+    if (!notInstalled.has(`${h.cluster}/${h.database}`) && (h.error !== null || h.written + h.released > 0))
+      lines.push(
+        h.error === null
+          ? `holds  ${h.cluster}/${h.database}: ${h.written} suspended/deleted tenant(s) held, ${h.released} released (repaired to match the catalog)`
+          : `FAILED ${h.cluster}/${h.database}: holds of suspended/deleted tenants not checked: ${h.error.replace(/\s*\n\s*/g, ' ')}`,
+      );
   const failed = report.databases.filter((d) => !d.ok).length;
   lines.push(
     `tenantry install --everywhere: ${report.databases.length} database${report.databases.length === 1 ? '' : 's'}, ${report.databases.length - failed} installed, ${failed} failed ` +

@@ -196,7 +196,8 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
     });
 }
 
-function namedUrls(pairs: string[], option: string): Record<string, string> {
+/** `name=url` pairs of a repeatable option, as a map. */
+export function namedUrls(pairs: string[], option: string): Record<string, string> {
   const urls: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');

@@ -4,7 +4,7 @@ import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { textTable } from './text-table.js';
-import { moveCommand } from './move-command.js';
+import { moveCommand, namedUrls } from './move-command.js';
 import { exportCommand, importCommand } from './export-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
@@ -30,7 +30,7 @@ function describePlacement(p: PlacementTarget): string {
 /** Runs `fn` with a catalog on the owner role (or the admin URL when only DATABASE_URL is known). */
 async function withCatalog<T>(
   globals: ConnectionOptions,
-  fn: (catalog: TenantCatalog, pool: pg.Pool) => Promise<T>,
+  fn: (catalog: TenantCatalog, pool: pg.Pool, ownerUrl: string) => Promise<T>,
 ): Promise<T> {
   return withDatabase(globals, async (db) => {
     const url =
@@ -38,7 +38,7 @@ async function withCatalog<T>(
       (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
     const pool = commandPool({ connectionString: url, max: 2 });
     try {
-      return await fn(new TenantCatalog(pool), pool);
+      return await fn(new TenantCatalog(pool), pool, url);
     } finally {
       await pool.end();
     }
@@ -142,9 +142,26 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     cmd
       .command(`${name} <idOrSlug>`)
       .description(describe)
+      .option(
+        '--cluster-url <name=url>',
+        'owner URL of another cluster: a tenant placed there is held (or released) there too (repeatable)',
+        (v: string, all: string[] = []) => [...all, v],
+      )
       .option('--json', 'print JSON')
-      .action(async (ref: string, opts: { json?: boolean }) => {
-        printTenants([await withCatalog(globals(), (c) => c[verb](ref))], !!opts.json);
+      .action(async (ref: string, opts: { json?: boolean; clusterUrl?: string[] }) => {
+        const tenant = await withCatalog(globals(), async (_catalog, pool, ownerUrl) => {
+          // the tenant's placement database (its own database, another cluster) is held too
+          const placements = new Placements({
+            catalog: pool,
+            owners: { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? [], 'cluster-url') },
+          });
+          try {
+            return await new TenantCatalog(pool, { placements })[verb](ref);
+          } finally {
+            await placements.end();
+          }
+        });
+        printTenants([tenant], !!opts.json);
       });
   }
   return cmd;

@@ -1,6 +1,12 @@
 import pg from 'pg';
 import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
-import { CrossTenantRowError, TenantContextMismatchError, TenantryError } from '../errors/tenantry-error.js';
+import {
+  CrossTenantRowError,
+  TenantContextMismatchError,
+  TenantDeletedError,
+  TenantryError,
+  TenantSuspendedError,
+} from '../errors/tenantry-error.js';
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
@@ -269,6 +275,9 @@ export class TenantClient extends pg.Client {
     if (state === SqlState.queryCanceled)
       return this.#cancelSent && signal?.aborted ? abortError(signal) : new StatementTimeoutError(error);
     if (state === SqlState.lockNotAvailable) return new LockTimeoutError(error);
+    // the database's own refusal of an inactive tenant's context (core migration 005)
+    if (state === SqlState.tenantSuspended) return new TenantSuspendedError({}, error);
+    if (state === SqlState.tenantDeleted) return new TenantDeletedError({}, error);
     return error;
   }
 

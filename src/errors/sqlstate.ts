@@ -15,6 +15,10 @@ export const SqlState = Object.freeze({
   tenantContextRejected: 'TR001',
   /** Raised when signed mode is installed but no context key was set. */
   tenantContextKeyMissing: 'TR002',
+  /** Raised by the context check for a tenant held as suspended in this database (see TenantSuspendedError). */
+  tenantSuspended: 'TR005',
+  /** Raised by the context check for a tenant held as deleted in this database (see TenantDeletedError). */
+  tenantDeleted: 'TR006',
   /** Raised by tenantry.claim_tenant_schema() when the schema belongs to another tenant. */
   tenantSchemaTaken: 'TR007',
   /** Raised by `tenantry install`'s steps over a database a newer Tenantry installed (see NewerSchemaError). */

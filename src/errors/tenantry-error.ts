@@ -134,10 +134,24 @@ export class TenantNotFoundError extends TenantryError {
   }
 }
 
-/** The tenant exists but is suspended. */
+/**
+ * The tenant exists but is suspended: answered by the HTTP resolver, and by the tenant pools when
+ * a statement runs in a suspended tenant's context (the database refuses it: SQLSTATE TR005).
+ */
 export class TenantSuspendedError extends TenantryError {
-  constructor(details: Record<string, unknown> = {}) {
-    super('TENANT_SUSPENDED', 'Tenant is suspended', { status: 403, details });
+  constructor(details: Record<string, unknown> = {}, cause?: unknown) {
+    super('TENANT_SUSPENDED', 'Tenant is suspended', { status: 403, details, cause });
+  }
+}
+
+/**
+ * A statement ran in a soft-deleted tenant's context: the database refuses it (SQLSTATE TR006)
+ * until the tenant is restored. Only lifecycle operations (purge, export, restore), which run
+ * as the owner role, touch a deleted tenant's rows. HTTP answers a deleted tenant as not found.
+ */
+export class TenantDeletedError extends TenantryError {
+  constructor(details: Record<string, unknown> = {}, cause?: unknown) {
+    super('TENANT_DELETED', 'Tenant is deleted', { status: 404, details, cause });
   }
 }
 

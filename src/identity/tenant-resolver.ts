@@ -2,6 +2,7 @@ import { runAs } from '../context/tenant-context.js';
 import { isTenantId } from '../context/tenant-id.js';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError, TenantNotFoundError, TenantSuspendedError } from '../errors/tenantry-error.js';
+import { SqlState } from '../errors/sqlstate.js';
 import { LRUCache } from 'lru-cache';
 import { AccessError } from './access-error.js';
 import { ApiKeys } from './api-keys.js';
@@ -258,7 +259,17 @@ export class TenantResolver<M = unknown> {
         }
         const claims = caller.claims;
         const userId = caller.userId;
-        const member = await runAs(tenantId, () => this.#membership!({ userId, tenantId, claims }));
+        const member = await runAs(tenantId, () => this.#membership!({ userId, tenantId, claims })).catch(
+          (error: unknown) => {
+            // the database refuses a suspended tenant's (unpinned) tenant tables: a lookup that reads
+            // one cannot tell a member from a stranger, and must not tell a stranger the tenant is
+            // suspended. Read membership from a pinned table to answer members TENANT_SUSPENDED.
+            const code = (error as { code?: unknown } | null)?.code;
+            if (status === 'suspended' && (code === 'TENANT_SUSPENDED' || code === SqlState.tenantSuspended))
+              return null;
+            throw error;
+          },
+        );
         if (member === null || member === undefined) throw new AccessError('NOT_A_MEMBER');
         if (status !== 'active') throw new TenantSuspendedError();
         return {

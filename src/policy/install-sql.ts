@@ -18,11 +18,13 @@ export const CONTEXT_SETTING = 'tenantry.context';
 export const INSTALL_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext('tenantry.install'));`;
 
 /**
- * The signed-mode `tenantry.current_tenant_id()` as the latest core migration defines it (for the
- * benchmark study, not part of the API).
+ * The signed-mode `tenantry.current_tenant_id()` as the latest core migration defines it, or as
+ * core migration `version` did (for the benchmark study, not part of the API).
  */
-export function signedContextFunctionSql(): string {
-  const core = libraryMigrations().filter((m) => m.feature === 'core' && m.template.includes('use_context_mode'));
+export function signedContextFunctionSql(version?: number): string {
+  const core = libraryMigrations().filter(
+    (m) => m.feature === 'core' && m.template.includes('use_context_mode') && (version ?? m.version) === m.version,
+  );
   const template = core[core.length - 1]!.template;
   const start = template.indexOf('$q$CREATE OR REPLACE FUNCTION tenantry.current_tenant_id()');
   return `${template.slice(start + 3, template.indexOf('$q$', start + 3))};`;

@@ -6,6 +6,7 @@ import { install } from '../policy/installer.js';
 import { withDatabase } from './provision.js';
 import { listMigrationTargets, type MigrationTarget } from './migrate/migration-target.js';
 import pLimit from 'p-limit';
+import { reconcileTenantHolds, type HoldReconcileReport } from './tenant-holds.js';
 
 /** Options of {@link installEverywhere}. */
 export interface InstallEverywhereOptions {
@@ -48,6 +49,8 @@ export interface InstallEverywhereReport {
   /** What every database was installed with: the home database's roles and context mode. */
   roles: { appRole: string; ownerRole: string; supportRole: string | undefined; contextMode: ContextMode };
   databases: DatabaseInstall[];
+  /** Suspended and deleted tenants held where their data is (after the installs): see {@link reconcileTenantHolds}. */
+  holds: HoldReconcileReport;
 }
 
 /**
@@ -123,10 +126,13 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
 
   const databases = targets.map((t) => results.get(t.key)!);
   const { appRole, ownerRole, supportRole, contextMode } = roles;
+  // a status change that stopped half-way (a database unreachable then) is repaired here
+  const holds = await reconcileTenantHolds({ catalog: options.catalog, clusters: options.clusters });
   return {
-    ok: databases.every((d) => d.ok),
+    ok: databases.every((d) => d.ok) && holds.ok,
     roles: { appRole, ownerRole, supportRole, contextMode },
     databases,
+    holds,
   };
 }
 

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { toTenantId } from '../context/tenant-id.js';
-import type { Queryable } from '../catalog/tenant-catalog.js';
+import { writeTenantHold, type Queryable } from '../catalog/tenant-catalog.js';
+import type { TenantStatus } from '../catalog/tenant.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { schemaTakenError, withDatabase } from './provision.js';
@@ -64,6 +65,11 @@ export class Placements {
     this.#catalog = options.catalog;
     this.#owners = options.owners;
     this.#home = options.homeCluster ?? 'home';
+  }
+
+  /** The cluster whose shared database is the home database (tenants without a placement live there). */
+  get homeCluster(): string {
+    return this.#home;
   }
 
   /** Registers (or updates) a cluster in the catalog. */
@@ -146,6 +152,14 @@ export class Placements {
       // only the home cluster's shared database serves the default route
       if (to !== `${this.#home}/`)
         await this.ownerPool(next).query('update tenantry.local_route set serves_default = false where serves_default');
+      // a suspended or deleted tenant is held at its new place before that place serves it
+      // (TenantCatalog's transitions take the same lock, so the status cannot change meanwhile)
+      const { rows: status } = await catalog.query<{ status: TenantStatus }>(
+        'select status from tenantry.tenants where id = $1',
+        [tenantId],
+      );
+      if (status[0] && status[0].status !== 'active')
+        await writeTenantHold(this.ownerPool(next), tenantId, status[0].status);
       await this.setLocalState(next, tenantId, 'active', epoch);
     } catch (error) {
       // before the switch: the previous place serves the tenant again as it did

@@ -97,7 +97,7 @@ describe('identity examples (docs/identity*.md)', () => {
       'grant with reason "Ticket #4711", 600 min → INVALID_ARGUMENT',
       'staff token + X-Tenant: acme, with the grant → 200 members: 1',
       'staff token + X-Tenant: globex (no grant there) → 403 STAFF_ACCESS_REQUIRED',
-      'staff token + X-Tenant: acme, acme suspended → 200 members: 1',
+      'staff token + X-Tenant: acme, acme suspended → 403 TENANT_SUSPENDED',
       'staff token + X-Tenant: acme, grant ended → 403 STAFF_ACCESS_REQUIRED',
       'support role reads globex without a grant → 0 rows',
       'support read of globex with a reason → 1 member(s); an insert → 42501',

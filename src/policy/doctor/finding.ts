@@ -84,6 +84,9 @@ export type FindingCode =
   // tiers: the local route check, pinned tables, tenant schemas
   | 'ROUTE_CHECK_INLINED_WITH_PLACEMENTS'
   | 'TENANT_FROZEN_LONG'
+  // suspended and deleted tenants (doctor --placements: the catalog against each database's holds)
+  | 'TENANT_HOLD_MISSING'
+  | 'TENANT_HOLD_STALE'
   | 'POLICY_SKIPS_ROUTE_CHECK'
   | 'PINNED_TABLE_ROUTE_CHECKED'
   | 'SCHEMA_TENANT_TABLE_MISSING'

@@ -4,6 +4,7 @@ import { runDoctor, type DoctorReport } from '../../policy/doctor.js';
 import { withDatabase } from '../provision.js';
 import { listMigrationTargets } from './migration-target.js';
 import pLimit from 'p-limit';
+import { reconcileTenantHolds } from '../tenant-holds.js';
 
 /** One database's audit: its data schemas and the tenant schemas the catalog places in it. */
 export interface DatabaseAudit {
@@ -56,6 +57,30 @@ export async function doctorEverywhere(options: {
       audit.error = (error as Error).message;
     }
   });
+  // holds of suspended and deleted tenants that do not match the catalog (a status change that
+  // stopped half-way): reported on the database concerned; repaired by install --everywhere
+  const holds = await reconcileTenantHolds({ ...options, dryRun: true }).catch(() => undefined);
+  for (const h of holds?.databases ?? []) {
+    const audit = audits.find((a) => a.cluster === h.cluster && a.database === h.database);
+    if (!audit?.report || h.error !== null) continue;
+    if (h.written > 0)
+      audit.report.findings.push({
+        code: 'TENANT_HOLD_MISSING',
+        severity: 'error',
+        object: `${h.cluster}/${h.database}`,
+        message: `${h.written} suspended or deleted tenant(s) placed here are not held here (tenantry.inactive_tenants): their statements are served in this database. A status change stopped half-way.`,
+        fix: 'tenantry install --everywhere (reconcileTenantHolds), or run the same tenants suspend/delete again',
+      });
+    if (h.released > 0)
+      audit.report.findings.push({
+        code: 'TENANT_HOLD_STALE',
+        severity: 'warning',
+        object: `${h.cluster}/${h.database}`,
+        message: `${h.released} tenant(s) the catalog says are active are still held here: their statements are refused (TR005/TR006) in this database. A resume stopped half-way.`,
+        fix: 'tenantry install --everywhere (reconcileTenantHolds), or run the same tenants resume again',
+      });
+    audit.report.ok = audit.report.findings.every((f) => f.severity !== 'error');
+  }
   audits.sort(
     (a, b) =>
       databases.findIndex((d) => d.cluster === a.cluster && d.database === a.database) -

@@ -30,7 +30,9 @@ export async function createIdentityFixture() {
       user_id uuid not null,
       role text not null default 'member',
       primary key (tenant_id, user_id));
-    select tenantry.register_tenant_table('public.members');`);
+    select tenantry.register_tenant_table('public.members');
+    -- membership is control plane: pinned, so a suspended tenant's members can still be told apart
+    select tenantry.pin_tenant_table('public.members');`);
   const catalog = new TenantCatalog(db.owner);
   const acme = await catalog.create({ slug: 'acme', name: 'Acme' });
   const globex = await catalog.create({ slug: 'globex', name: 'Globex' });
@@ -76,7 +78,7 @@ export async function createIdentityFixture() {
 
   const membership: TenantResolverOptions<MemberRow>['membership'] = async ({ userId }) => {
     const { rows } = await pool.query<MemberRow>(
-      'select role from public.members where tenant_id = tenantry.current_tenant_id() and user_id = $1',
+      'select role from public.members where tenant_id = tenantry.home_tenant_id() and user_id = $1',
       [userId],
     );
     return rows[0] ?? null;
