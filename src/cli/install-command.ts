@@ -79,9 +79,7 @@ export function installSecrets(
     {};
   const origins: InstallSecretOrigins = { passwords: {}, missing: { passwords: {} } };
   const originOf = (name: LocalSecretName) =>
-    db.secretSources[name] === 'env'
-      ? secretVariable(name)
-      : `${db.configFile} (${secretVariable(name)} is not set)`;
+    db.secretSources[name] === 'env' ? secretVariable(name) : `${db.configFile} (${secretVariable(name)} is not set)`;
   const missingWords = (name: LocalSecretName) => `${secretVariable(name)} is not set and ${db.configFile} is missing`;
   const entries: [Exclude<LocalSecretName, 'jwtSecret'>, string | undefined][] = [
     ['contextSecret', undefined],
@@ -131,14 +129,17 @@ export function formatSingleInstall(report: InstallReport, origins: InstallSecre
       `WARNING: the context secret ${secretFrom} differs from the key installed here, which was kept: an app signing with that secret would fail with TR001. ` +
         "Use the deployment's TENANTRY_CONTEXT_SECRET, or change the key with tenantry rotate context-secret.",
     );
-  else if (report.contextSecret === 'unchanged') lines.push(`context secret: the installed key is the one ${secretFrom}`);
+  else if (report.contextSecret === 'unchanged')
+    lines.push(`context secret: the installed key is the one ${secretFrom}`);
   else if (report.contextSecret === 'set') lines.push(`context secret: stored, the one ${secretFrom}`);
   else if (origins.missing?.contextSecret)
-    lines.push(`context secret: none given (${origins.missing.contextSecret}); the key installed here, if any, is kept`);
+    lines.push(
+      `context secret: none given (${origins.missing.contextSecret}); the key installed here, if any, is kept`,
+    );
   if (origins.unrecordedConfig)
     lines.push(
       `WARNING: ${origins.unrecordedConfig} is missing and this database holds an install already, so it was not written ` +
-        '(new secrets would not match the credentials installed here). Give the deployment\'s TENANTRY_* secrets, ' +
+        "(new secrets would not match the credentials installed here). Give the deployment's TENANTRY_* secrets, " +
         'restore the file, or set new ones with tenantry rotate and record them.',
     );
   return lines;
@@ -245,7 +246,9 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           appRole: options.appRole!,
           ownerRole: options.ownerRole!,
           // a support role other than the local database's has no password of ours
-          ...(options.supportRole && options.supportRole === db.supportRole ? { supportRole: options.supportRole } : {}),
+          ...(options.supportRole && options.supportRole === db.supportRole
+            ? { supportRole: options.supportRole }
+            : {}),
         });
         const report = await install(db.adminUrl, { ...options, ...secrets });
         console.log(

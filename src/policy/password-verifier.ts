@@ -22,7 +22,9 @@ export function passwordMatchesVerifier(verifier: string, role: string, password
   }
   const md5 = /^md5([0-9a-f]{32})$/.exec(verifier);
   if (md5) {
-    const computed = createHash('md5').update(password + role).digest();
+    const computed = createHash('md5')
+      .update(password + role)
+      .digest();
     return timingSafeEqual(computed, Buffer.from(md5[1]!, 'hex'));
   }
   return undefined;
