@@ -11,6 +11,7 @@ import { TokenService, type TokenServiceOptions } from './auth/token-service.js'
 import { clientErrorHandler } from './http/client-error-handler.js';
 import { frameworkErrors, installErrorHandler } from './http/error-handler.js';
 import { installJsonBodyParser } from './http/json-body-parser.js';
+import { installRequestAuthorityCheck } from './http/request-authority.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
@@ -83,6 +84,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
+  installRequestAuthorityCheck(app);
   installJsonBodyParser(app);
   installRequestDeadline(app, { deadlineMs: options.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS });
   const resolver = new TenantResolver<Member>({
@@ -98,7 +100,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     tenantScope(scope, { appPool, resolver });
     meRoutes(scope);
     memberRoutes(scope, { appPool });
-    accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
+    accessRoutes(scope, {
+      appPool,
+      resolveTxt: options.resolveTxt,
+      ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
+    });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });

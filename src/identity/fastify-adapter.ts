@@ -50,6 +50,8 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       headers: request.headers,
       // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
       rawHeaders: request.raw.rawHeaders,
+      // as received: an absolute-form target's host is checked against Host
+      target: request.raw.url,
       pathTenant: pathParam ? params?.[pathParam] : undefined,
       method: request.method,
       path: request.routeOptions.url,
