@@ -11,6 +11,7 @@ import { TokenService, type TokenServiceOptions } from './auth/token-service.js'
 import { clientErrorHandler } from './http/client-error-handler.js';
 import { frameworkErrors, installErrorHandler } from './http/error-handler.js';
 import { installJsonBodyParser } from './http/json-body-parser.js';
+import { installQueryCheck } from './http/validation.js';
 import { installRequestAuthorityCheck } from './http/request-authority.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
@@ -86,6 +87,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   installErrorHandler(app);
   installRequestAuthorityCheck(app);
   installJsonBodyParser(app);
+  installQueryCheck(app);
   installRequestDeadline(app, { deadlineMs: options.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS });
   const resolver = new TenantResolver<Member>({
     pool: appPool,

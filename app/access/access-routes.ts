@@ -93,7 +93,7 @@ export function accessRoutes(
     return reply.code(204).send();
   });
 
-  scope.get('/audit-log', async (request) => {
+  scope.get('/audit-log', { config: { query: auditQuery } }, async (request) => {
     adminOf(request);
     const { limit, before } = parseInput(auditQuery, request.query, 'query');
     const items = await audit.list({ limit, before });
