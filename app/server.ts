@@ -1,6 +1,7 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { TenantResolver, type TenantPool, type TxtResolver } from 'tenantry';
+import { isTenantRoute } from 'tenantry/fastify';
 import { accessRoutes } from './access/access-routes.js';
 import { memberLookup, type Member } from './auth/member-context.js';
 import { memberRoutes } from './members/member-routes.js';
@@ -57,6 +58,18 @@ export interface ServerOptions {
 }
 
 /**
+ * Fastify's request lines, but the "incoming request" line of a tenant route is written by the
+ * adapter once the tenant is resolved (`logIncomingRequest`), so that it names the tenant like the
+ * request's other lines: Fastify writes its own before any hook, when no tenant is known yet.
+ */
+class TenantLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (isTenantRoute(request)) return;
+    super.incomingRequest(request, reply, metadata);
+  }
+}
+
+/**
  * The reference server: a JSON API over a TenantPool (the home database: identity and the
  * control plane) and a data pool (tenant data, routed to each tenant's placement).
  *
@@ -82,6 +95,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // what Fastify and Node answer on their own (bad URL, headers too large…) keeps the error shape
     frameworkErrors,
     clientErrorHandler,
+    logController: new TenantLogController(),
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
