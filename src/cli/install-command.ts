@@ -11,6 +11,7 @@ interface InstallFlags {
   appRole?: string;
   ownerRole?: string;
   supportRole?: string;
+  routerRole?: string;
   schema?: string[];
   unsigned?: boolean;
   eventTrigger: boolean;
@@ -25,6 +26,7 @@ const RECORDED_OPTIONS = {
   appRole: '--app-role',
   ownerRole: '--owner-role',
   supportRole: '--support-role',
+  routerRole: '--router-role',
   schema: '--schema',
   unsigned: '--unsigned',
 } as const;
@@ -63,6 +65,15 @@ export interface InstallSecretOrigins {
   unrecordedConfig?: string;
 }
 
+/** The secrets handed to install. */
+interface InstallSecrets {
+  contextSecret?: string;
+  appPassword?: string;
+  ownerPassword?: string;
+  supportPassword?: string;
+  routerPassword?: string;
+}
+
 /**
  * The secrets of `db` that install may use (those a variable or the config file gives; a secret
  * generated for this run only is not one: storing it would leave credentials nobody knows), and
@@ -70,13 +81,12 @@ export interface InstallSecretOrigins {
  */
 export function installSecrets(
   db: LocalDatabase,
-  roles: { appRole: string; ownerRole: string; supportRole?: string },
+  roles: { appRole: string; ownerRole: string; supportRole?: string; routerRole?: string },
 ): {
-  secrets: { contextSecret?: string; appPassword?: string; ownerPassword?: string; supportPassword?: string };
+  secrets: InstallSecrets;
   origins: InstallSecretOrigins;
 } {
-  const secrets: { contextSecret?: string; appPassword?: string; ownerPassword?: string; supportPassword?: string } =
-    {};
+  const secrets: InstallSecrets = {};
   const origins: InstallSecretOrigins = { passwords: {}, missing: { passwords: {} } };
   const originOf = (name: LocalSecretName) =>
     db.secretSources[name] === 'env' ? secretVariable(name) : `${db.configFile} (${secretVariable(name)} is not set)`;
@@ -86,9 +96,10 @@ export function installSecrets(
     ['appPassword', roles.appRole],
     ['ownerPassword', roles.ownerRole],
     ['supportPassword', roles.supportRole],
+    ['routerPassword', roles.routerRole],
   ];
   for (const [name, role] of entries) {
-    if (name === 'supportPassword' && role === undefined) continue;
+    if ((name === 'supportPassword' || name === 'routerPassword') && role === undefined) continue;
     const given = db.secretSources[name] !== 'generated';
     if (given) secrets[name] = db[name];
     if (name === 'contextSecret') {
@@ -161,6 +172,11 @@ export function installCommand(globals: () => ConnectionOptions): Command {
       'read-only role for audited staff reads across tenants (not created when omitted)',
       process.env.TENANTRY_SUPPORT_ROLE,
     )
+    .option(
+      '--router-role <name>',
+      "role the data plane's tenant router connects as: it reads where tenants live, nothing else",
+      process.env.TENANTRY_ROUTER_ROLE ?? 'tenantry_router',
+    )
     .option('--schema <names...>', 'schemas holding application tables', ['public'])
     .option(
       '--unsigned',
@@ -191,15 +207,18 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           globals(),
           flags,
           async (catalog, clusters, db) => {
-            const { rows } = await catalog.query<{ value: string }>(
-              `select value from tenantry.meta where key = 'support_role'`,
+            const { rows } = await catalog.query<{ key: string; value: string }>(
+              `select key, value from tenantry.meta where key in ('support_role', 'router_role')`,
             );
-            const supportRole = rows[0]?.value || undefined;
+            const meta = new Map(rows.map((r) => [r.key, r.value]));
+            const supportRole = meta.get('support_role') || undefined;
+            const routerRole = meta.get('router_role') || 'tenantry_router';
             // only secrets a variable or the config file gives (never ones made up for this run)
             const { secrets } = installSecrets(db, {
               appRole: db.appRole,
               ownerRole: db.ownerRole,
               ...(supportRole !== undefined && supportRole === db.supportRole ? { supportRole } : {}),
+              ...(routerRole === db.routerRole ? { routerRole } : {}),
             });
             return installEverywhere({
               catalog,
@@ -207,6 +226,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
               appPassword: secrets.appPassword,
               ownerPassword: secrets.ownerPassword,
               supportPassword: secrets.supportPassword,
+              routerPassword: secrets.routerPassword,
               contextSecret: secrets.contextSecret,
               eventTrigger: flags.eventTrigger,
               concurrency: flags.concurrency,
@@ -222,6 +242,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         appRole: flags.appRole,
         ownerRole: flags.ownerRole,
         supportRole: flags.supportRole,
+        routerRole: flags.routerRole,
         dataSchemas: flags.schema,
         contextMode: flags.unsigned ? 'unsigned' : 'signed',
         eventTrigger: flags.eventTrigger,
@@ -233,6 +254,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
             appPassword: db.appPassword,
             ownerPassword: db.ownerPassword,
             ...(options.supportRole ? { supportPassword: db.supportPassword } : {}),
+            routerPassword: db.routerPassword,
           });
           process.stdout.write(
             `-- pending library migrations: ${plan.pending.length === 0 ? 'none' : plan.pending.join(', ')}\n${plan.sql}` +
@@ -249,6 +271,8 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           ...(options.supportRole && options.supportRole === db.supportRole
             ? { supportRole: options.supportRole }
             : {}),
+          // the router role of the local database only: another one has no password of ours
+          ...(options.routerRole && options.routerRole === db.routerRole ? { routerRole: options.routerRole } : {}),
         });
         const report = await install(db.adminUrl, { ...options, ...secrets });
         console.log(

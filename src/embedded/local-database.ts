@@ -29,7 +29,13 @@ export type SecretSource =
   | 'generated';
 
 /** The secrets of {@link LocalDatabase}, by name. */
-export type LocalSecretName = 'contextSecret' | 'jwtSecret' | 'appPassword' | 'ownerPassword' | 'supportPassword';
+export type LocalSecretName =
+  | 'contextSecret'
+  | 'jwtSecret'
+  | 'appPassword'
+  | 'ownerPassword'
+  | 'supportPassword'
+  | 'routerPassword';
 
 /** Where the database of {@link LocalDatabase} is. */
 export type LocalDatabaseOrigin =
@@ -50,12 +56,16 @@ export interface LocalDatabase {
   appUrl: string;
   /** The read-only support role: audited cross-tenant reads by staff. */
   supportUrl: string;
+  /** The router role: the data plane's `TenantRouter` reads where tenants live (and nothing else). */
+  routerUrl: string;
   appRole: string;
   ownerRole: string;
   supportRole: string;
+  routerRole: string;
   appPassword: string;
   ownerPassword: string;
   supportPassword: string;
+  routerPassword: string;
   contextSecret: string;
   /** Secret for signing the reference server's JWTs (HS256). */
   jwtSecret: string;
@@ -91,6 +101,7 @@ interface LocalConfig {
   appPassword: string;
   ownerPassword: string;
   supportPassword: string;
+  routerPassword: string;
 }
 
 /** `<dir>/server.json`: which process owns the running embedded server, and its port. */
@@ -110,6 +121,7 @@ const ENV: Record<LocalSecretName, string> = {
   appPassword: 'TENANTRY_APP_PASSWORD',
   ownerPassword: 'TENANTRY_OWNER_PASSWORD',
   supportPassword: 'TENANTRY_SUPPORT_PASSWORD',
+  routerPassword: 'TENANTRY_ROUTER_PASSWORD',
 };
 
 /** The variable that overrides a secret of {@link LocalDatabase}, e.g. `TENANTRY_CONTEXT_SECRET`. */
@@ -117,38 +129,36 @@ export function secretVariable(name: LocalSecretName): string {
   return ENV[name];
 }
 
-/** `<dir>/config.json` as it is, or undefined when there is none (a new config is not written here). */
-async function loadConfig(dir: string): Promise<LocalConfig | undefined> {
+/**
+ * `<dir>/config.json` as it is (a file written before the support or router role existed lacks
+ * their passwords: added later, where the database has no such role yet), or undefined when
+ * there is none (a new one is not written here).
+ */
+async function loadConfig(dir: string): Promise<Partial<LocalConfig> | undefined> {
   const file = path.join(dir, 'config.json');
-  if (existsSync(file)) {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LocalConfig>;
-    if (!(parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword)) {
-      throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
-    }
-    if (parsed.supportPassword) return parsed as LocalConfig;
-    // a config written before the support role existed: add its password, keep the rest
-    const upgraded: LocalConfig = { ...(parsed as LocalConfig), supportPassword: secret() };
-    await writePrivateFile(file, JSON.stringify(upgraded, null, 2) + '\n');
-    return upgraded;
+  if (!existsSync(file)) return undefined;
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LocalConfig>;
+  if (!(parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword)) {
+    throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
   }
-  return undefined;
+  return parsed;
 }
 
 /**
- * Whether the database already holds a Tenantry install (one of the roles, or a stored context
- * key): then secrets generated now cannot be its credentials.
+ * What of a Tenantry install the database holds already (which of the roles exist, whether a
+ * context key is stored): secrets generated now cannot be those credentials.
  */
-async function hasInstall(adminUrl: string, roles: string[]): Promise<boolean> {
+async function installedParts(adminUrl: string, roles: string[]): Promise<{ roles: Set<string>; key: boolean }> {
   const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 30_000 });
   client.on('error', () => undefined);
   await client.connect();
   try {
-    const { rows } = await client.query<{ installed: boolean }>(
-      `select exists (select 1 from pg_roles where rolname = any($1))
-           or to_regclass('tenantry_private.context_key') is not null as installed`,
+    const { rows } = await client.query<{ roles: string[]; key: boolean }>(
+      `select array(select rolname::text from pg_roles where rolname = any($1)) as roles,
+              to_regclass('tenantry_private.context_key') is not null as key`,
       [roles],
     );
-    return rows[0]!.installed;
+    return { roles: new Set(rows[0]!.roles), key: rows[0]!.key };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -174,7 +184,8 @@ function asRole(url: string, role: string, password: string): string {
  * Opens the project's database: the server of `DATABASE_URL` when set, otherwise a real
  * embedded PostgreSQL whose data persists in `<dir>/pgdata` (a second process reuses the
  * server the first one started). `TENANTRY_CONTEXT_SECRET`, `TENANTRY_JWT_SECRET`,
- * `TENANTRY_APP_PASSWORD`, `TENANTRY_OWNER_PASSWORD` and `TENANTRY_SUPPORT_PASSWORD` give the
+ * `TENANTRY_APP_PASSWORD`, `TENANTRY_OWNER_PASSWORD`, `TENANTRY_SUPPORT_PASSWORD` and
+ * `TENANTRY_ROUTER_PASSWORD` give the
  * secrets; `<dir>/config.json` keeps them for the runs without the variables. It is written once,
  * for a database without a Tenantry install, with the secrets that database is about to get:
  * the variables' values where set, random ones otherwise. It is never written for a database
@@ -192,12 +203,13 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   for (const name of Object.keys(ENV) as LocalSecretName[]) {
     const fromEnv = process.env[ENV[name]];
     effective[name] = fromEnv || (stored?.[name] ?? secret());
-    secretSources[name] = fromEnv ? 'env' : stored ? 'config' : 'generated';
+    secretSources[name] = fromEnv ? 'env' : stored?.[name] !== undefined ? 'config' : 'generated';
   }
-  const { contextSecret, appPassword, ownerPassword, supportPassword } = effective;
+  const { contextSecret, appPassword, ownerPassword, supportPassword, routerPassword } = effective;
   const appRole = process.env.TENANTRY_APP_ROLE ?? 'tenantry_app';
   const ownerRole = process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner';
   const supportRole = process.env.TENANTRY_SUPPORT_ROLE ?? 'tenantry_support';
+  const routerRole = process.env.TENANTRY_ROUTER_ROLE ?? 'tenantry_router';
   const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
   let server: EmbeddedServer | undefined;
   let adminUrl: string;
@@ -244,14 +256,16 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
       origin = { kind: 'embedded', dataDir, port: started.port, recovered: started.recovered };
     }
   }
-  if (stored === undefined) {
-    // a new config.json records what the database is about to get, so that a later run without
-    // the variables uses the same secrets; a database installed already (a lost config.json, a
-    // folder pointed at another server) has credentials nobody here knows: nothing is written
-    // rather than secrets that mismatch it (28P01 / TR001 for whoever trusts the file)
-    let installed: boolean;
+  const missing = (Object.keys(ENV) as LocalSecretName[]).filter((name) => stored?.[name] === undefined);
+  if (missing.length > 0) {
+    // config.json records what the database is about to get, so that a later run without the
+    // variables uses the same secrets. What the database holds already (a lost config.json, a
+    // folder pointed at another server, a role created by a run that had its variable) has
+    // credentials nobody here knows: nothing is recorded for it rather than secrets that
+    // mismatch it (28P01 / TR001 for whoever trusts the file)
+    let parts: { roles: Set<string>; key: boolean };
     try {
-      installed = await hasInstall(adminUrl, [appRole, ownerRole, supportRole]);
+      parts = await installedParts(adminUrl, [appRole, ownerRole, supportRole, routerRole]);
     } catch (error) {
       if (server) {
         await rm(serverFile, { force: true });
@@ -259,10 +273,29 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
       }
       throw error;
     }
-    if (!installed) {
-      await writePrivateFile(configFile, JSON.stringify(effective, null, 2) + '\n');
-      for (const name of Object.keys(ENV) as LocalSecretName[])
-        if (secretSources[name] === 'generated') secretSources[name] = 'config';
+    const roleOf: Record<LocalSecretName, string | undefined> = {
+      contextSecret: undefined,
+      jwtSecret: undefined,
+      appPassword: appRole,
+      ownerPassword: ownerRole,
+      supportPassword: supportRole,
+      routerPassword: routerRole,
+    };
+    const unknown = (name: LocalSecretName) =>
+      name === 'contextSecret' ? parts.key : roleOf[name] !== undefined && parts.roles.has(roleOf[name]);
+    // a new file: all or nothing (a database with any part installed gets none); an older file
+    // lacking a later role's password: that password, where the role does not exist yet
+    const recordable =
+      stored === undefined
+        ? parts.key || parts.roles.size > 0
+          ? []
+          : missing
+        : missing.filter((name) => !unknown(name));
+    if (recordable.length > 0) {
+      const file = { ...stored } as Partial<LocalConfig>;
+      for (const name of recordable) file[name] = effective[name];
+      await writePrivateFile(configFile, JSON.stringify(file, null, 2) + '\n');
+      for (const name of recordable) if (secretSources[name] === 'generated') secretSources[name] = 'config';
     }
   }
   return {
@@ -270,12 +303,15 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     ownerUrl: process.env.TENANTRY_OWNER_DATABASE_URL ?? asRole(adminUrl, ownerRole, ownerPassword),
     appUrl: process.env.TENANTRY_APP_DATABASE_URL ?? asRole(adminUrl, appRole, appPassword),
     supportUrl: process.env.TENANTRY_SUPPORT_DATABASE_URL ?? asRole(adminUrl, supportRole, supportPassword),
+    routerUrl: process.env.TENANTRY_ROUTER_DATABASE_URL ?? asRole(adminUrl, routerRole, routerPassword),
     appRole,
     ownerRole,
     supportRole,
+    routerRole,
     appPassword,
     ownerPassword,
     supportPassword,
+    routerPassword,
     contextSecret,
     jwtSecret: effective.jwtSecret,
     embedded: server !== undefined,
