@@ -30,12 +30,7 @@ export type SecretSource =
 
 /** The secrets of {@link LocalDatabase}, by name. */
 export type LocalSecretName =
-  | 'contextSecret'
-  | 'jwtSecret'
-  | 'appPassword'
-  | 'ownerPassword'
-  | 'supportPassword'
-  | 'routerPassword';
+  'contextSecret' | 'jwtSecret' | 'appPassword' | 'ownerPassword' | 'supportPassword' | 'routerPassword';
 
 /** Where the database of {@link LocalDatabase} is. */
 export type LocalDatabaseOrigin =

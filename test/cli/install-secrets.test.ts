@@ -48,7 +48,13 @@ async function cli(dir: string, env: Record<string, string>, ...args: string[]) 
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
   try {
     const r = await exec(TSX, [CLI, '--database-url', db.adminUrl, '--dir', dir, ...args], {
-      env: { ...clean, TENANTRY_APP_ROLE: db.roles.app, TENANTRY_OWNER_ROLE: db.roles.owner, ...env },
+      env: {
+        ...clean,
+        TENANTRY_APP_ROLE: db.roles.app,
+        TENANTRY_OWNER_ROLE: db.roles.owner,
+        TENANTRY_ROUTER_ROLE: db.roles.router,
+        ...env,
+      },
     });
     return { code: 0, ...r };
   } catch (error) {
