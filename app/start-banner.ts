@@ -19,6 +19,8 @@ export interface BannerFacts {
   clusters: string[];
   guardMode: string;
   liveKind: string;
+  /** Where background jobs run (the jobs line). */
+  jobs?: string;
   /** Demo tokens minted just now (absent when the demo users could not sign in). */
   tokens?: { acme: string; globex: string; initech?: string };
   /** One of globex's recordings, for the cross-tenant try. */
@@ -66,6 +68,11 @@ export function startBanner(facts: BannerFacts): string {
     `  tiers      ${facts.where.join('; ')}`,
     `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
     `  guard      ${facts.guardMode} (TENANTRY_GUARD=off|report|enforce)`,
+    ...(facts.jobs
+      ? [
+          `  jobs       ${facts.jobs}: a new recording is processed in the background (recording.processed on GET /events)`,
+        ]
+      : []),
     '',
     `Routes (docs/reference-server.md): POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${facts.liveKind}),`,
     `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,

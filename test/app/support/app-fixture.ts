@@ -82,6 +82,8 @@ export async function createAppFixture(
     requestDeadlineMs?: number;
     /** Tenants by host (ServerOptions.host); off when omitted. */
     host?: ServerOptions['host'];
+    /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
+    jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -132,6 +134,7 @@ export async function createAppFixture(
     logger: options.logger,
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
     ...(options.host ? { host: options.host } : {}),
+    ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
   });
   options.configure?.(app);
   await app.ready();
