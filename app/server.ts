@@ -1,6 +1,7 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { TenantResolver, type TenantPool, type TxtResolver } from 'tenantry';
+import { isTenantRoute } from 'tenantry/fastify';
 import { accessRoutes } from './access/access-routes.js';
 import { memberLookup, type Member } from './auth/member-context.js';
 import { memberRoutes } from './members/member-routes.js';
@@ -11,6 +12,8 @@ import { TokenService, type TokenServiceOptions } from './auth/token-service.js'
 import { clientErrorHandler } from './http/client-error-handler.js';
 import { frameworkErrors, installErrorHandler } from './http/error-handler.js';
 import { installJsonBodyParser } from './http/json-body-parser.js';
+import { installQueryCheck } from './http/validation.js';
+import { installRequestAuthorityCheck } from './http/request-authority.js';
 import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
@@ -58,6 +61,18 @@ export interface ServerOptions {
 }
 
 /**
+ * Fastify's request lines, but the "incoming request" line of a tenant route is written by the
+ * adapter once the tenant is resolved (`logIncomingRequest`), so that it names the tenant like the
+ * request's other lines: Fastify writes its own before any hook, when no tenant is known yet.
+ */
+class TenantLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (isTenantRoute(request)) return;
+    super.incomingRequest(request, reply, metadata);
+  }
+}
+
+/**
  * The reference server: a JSON API over a TenantPool (the home database: identity and the
  * control plane) and a data pool (tenant data, routed to each tenant's placement).
  *
@@ -83,10 +98,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // what Fastify and Node answer on their own (bad URL, headers too large…) keeps the error shape
     frameworkErrors,
     clientErrorHandler,
+    logController: new TenantLogController(),
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
+  installRequestAuthorityCheck(app);
   installJsonBodyParser(app);
+  installQueryCheck(app);
   installRequestDeadline(app, { deadlineMs: options.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS });
   const resolver = new TenantResolver<Member>({
     pool: appPool,
@@ -101,7 +119,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     tenantScope(scope, { appPool, resolver });
     meRoutes(scope);
     memberRoutes(scope, { appPool });
-    accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
+    accessRoutes(scope, {
+      appPool,
+      resolveTxt: options.resolveTxt,
+      ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
+    });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });

@@ -116,12 +116,23 @@ export {
   type ResolverName,
   type BearerTokenVerifier,
 } from './identity/tenant-resolver.js';
-export { bearerCredential, type RequestFacts } from './identity/request-facts.js';
+export {
+  bearerCredential,
+  checkRequestAuthority,
+  isValidHostHeader,
+  type RequestFacts,
+} from './identity/request-facts.js';
 export { AccessError, type AccessErrorCode } from './identity/access-error.js';
 export { ApiKeys, type ApiKeyInfo, type VerifiedApiKey } from './identity/api-keys.js';
 export { Sessions, type SessionKind } from './identity/sessions.js';
 export { OneTimeCodes, type ConsumedCode } from './identity/one-time-codes.js';
-export { TenantDomains, normalizeHost, type TenantDomain, type TxtResolver } from './identity/tenant-domains.js';
+export {
+  TenantDomains,
+  normalizeHost,
+  type TenantDomain,
+  type TenantDomainsOptions,
+  type TxtResolver,
+} from './identity/tenant-domains.js';
 export {
   StaffAccess,
   REASON_MIN_VISIBLE,

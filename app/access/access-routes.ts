@@ -20,10 +20,22 @@ const auditQuery = z.object({ limit: queryInt(1, 500).default(50), before: bigin
  */
 export function accessRoutes(
   scope: FastifyInstance,
-  { appPool, resolveTxt }: { appPool: Queryable; resolveTxt?: TxtResolver },
+  {
+    appPool,
+    resolveTxt,
+    baseDomain,
+  }: {
+    appPool: Queryable;
+    resolveTxt?: TxtResolver;
+    /** The resolver's base domain: a custom domain under it is refused (400 DOMAIN_RESERVED). */
+    baseDomain?: string;
+  },
 ): void {
   const keys = new ApiKeys(appPool);
-  const domains = new TenantDomains(appPool, resolveTxt ? { resolveTxt } : {});
+  const domains = new TenantDomains(appPool, {
+    ...(resolveTxt ? { resolveTxt } : {}),
+    ...(baseDomain ? { baseDomain } : {}),
+  });
   const audit = new AuditLog(appPool);
 
   scope.get('/api-keys', async (request) => {
@@ -81,7 +93,7 @@ export function accessRoutes(
     return reply.code(204).send();
   });
 
-  scope.get('/audit-log', async (request) => {
+  scope.get('/audit-log', { config: { query: auditQuery } }, async (request) => {
     adminOf(request);
     const { limit, before } = parseInput(auditQuery, request.query, 'query');
     const items = await audit.list({ limit, before });

@@ -38,7 +38,8 @@ export function tenantScope(scope: FastifyInstance, { appPool, resolver }: Tenan
       return handler.call(this, request, reply);
     };
   });
-  tenantRoutes(scope, { resolver });
+  // the "incoming request" line once the tenant is known (server.ts skips Fastify's own for these routes)
+  tenantRoutes(scope, { resolver, logIncomingRequest: true });
 }
 
 /** The caller of a tenant route; API keys are refused here (routes that need a person). */

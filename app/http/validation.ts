@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { validationFailed } from './api-error.js';
 import { apiMessage, fieldOf, say } from './validation-messages.js';
@@ -83,4 +84,31 @@ export function parseInput<T extends z.ZodType>(
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   throw validationFailed(issue.message, fieldOf(issue, where));
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route's query string, as a strict zod object (`z.object({...}).strict()`): the one
+     * validation layer refuses any other parameter before the handler runs. A route without one
+     * takes no query parameter at all.
+     */
+    query?: z.ZodType;
+  }
+}
+
+// a route that reads no query string: any parameter is refused rather than ignored
+const NO_QUERY = z.object({}).strict();
+
+/**
+ * Refuses, for every route, a query parameter the route does not read (400 VALIDATION_FAILED
+ * naming it): `GET /events?tenant=globex` or `GET /recordings?limit=5&tenantId=…` must not look
+ * accepted. Routes declare what they read in `config.query` and parse it with {@link parseInput}
+ * as usual; routes that declare nothing take no parameter.
+ */
+export function installQueryCheck(app: FastifyInstance): void {
+  app.addHook('preValidation', async (request) => {
+    if (request.is404) return; // an unknown route stays 404, whatever its query string
+    parseInput(request.routeOptions.config.query ?? NO_QUERY, request.query, 'query');
+  });
 }

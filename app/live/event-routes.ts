@@ -99,6 +99,7 @@ export function eventRoutes(scope: FastifyInstance, options: EventRoutesOptions)
       const facts = {
         host: request.headers.host,
         headers: { ...request.headers },
+        target: request.raw.url,
         method: request.method,
         path: request.routeOptions.url,
       };

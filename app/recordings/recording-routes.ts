@@ -76,7 +76,7 @@ export function recordingRoutes(
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
   });
 
-  scope.get('/recordings', async (request) => {
+  scope.get('/recordings', { config: { query: listQuery } }, async (request) => {
     const { limit, cursor } = parseInput(listQuery, request.query, 'query');
     return store.list(limit, cursor);
   });

@@ -41,10 +41,21 @@ try {
   for (const host of ['acme.example.app', 'Globex.Example.App:443', 'nobody.example.app', 'a.acme.example.app'])
     await show(host);
   await show('www.example.app', ' (reserved: names no tenant)');
+  await show('acme..example.app', ' (malformed: refused, not ignored)');
 
   // custom domains: claim, publish the TXT record, verify
   const dns = new Map<string, string[][]>();
-  const domains = new TenantDomains(db.app, { resolveTxt: async (txtName) => dns.get(txtName) ?? [] });
+  // baseDomain as the resolver's: nobody claims a name under it (it would shadow a subdomain)
+  const domains = new TenantDomains(db.app, {
+    baseDomain: 'example.app',
+    resolveTxt: async (txtName) => dns.get(txtName) ?? [],
+  });
+  try {
+    await runAs(acme.id, () => domains.add('globex.example.app'));
+  } catch (error) {
+    const e = error as { code: string; status: number };
+    console.log(`acme claims globex.example.app → ${e.status} ${e.code}`);
+  }
   const claimed = await runAs(acme.id, () => domains.add('Portal.Acme-Corp.test'));
   console.log(`acme claims ${claimed.domain}: publish TXT ${claimed.txtName} "${claimed.txtValue.slice(0, 16)}…"`);
   await show('portal.acme-corp.test', ' (unverified)');

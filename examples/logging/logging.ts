@@ -13,12 +13,15 @@ const acme = '0b6f9c5e-1f55-4c1b-9d5a-5d2b8f0c7a11';
 const globex = '7e0c2d4a-93b1-4f0e-8a6c-2c9e1b5d3f22';
 
 // keep your redact paths (a secret is best never logged); scrubbing by value catches the rest
-const logger = pino({
-  ...tenantLogOptions({ scrub: { classes: { ip: false } } }),
-  redact: ['req.headers.authorization'],
-  base: undefined,
-  timestamp: false,
-});
+// your options go in (not spread over the result): tenantLogOptions composes its mixin and hooks with yours
+const logger = pino(
+  tenantLogOptions({
+    scrub: { classes: { ip: false } },
+    redact: ['req.headers.authorization'],
+    base: undefined,
+    timestamp: false,
+  }),
+);
 
 // somewhere deep in the code, with the module's logger
 function exportRecordings(requestedBy: string): void {

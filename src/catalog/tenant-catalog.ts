@@ -138,7 +138,14 @@ export class TenantCatalog {
     return tenant;
   }
 
-  /** Tenants ordered by creation, a page at a time (keyset pagination). */
+  /**
+   * Tenants ordered by creation, a page at a time (keyset pagination): `{ tenants, nextCursor }`,
+   * `nextCursor` undefined on the last page.
+   *
+   * @example
+   * const { tenants, nextCursor } = await catalog.list({ limit: 100 });
+   * const next = nextCursor ? await catalog.list({ limit: 100, cursor: nextCursor }) : undefined;
+   */
   async list(options: ListTenantsOptions = {}): Promise<{ tenants: Tenant[]; nextCursor: string | undefined }> {
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)

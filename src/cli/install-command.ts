@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import type { InstallOptions } from '../policy/install-sql.js';
 import { install, planInstall, type InstallReport } from '../policy/installer.js';
 import { installEverywhere, type InstallEverywhereReport } from '../tiers/install-everywhere.js';
+import { secretVariable, type LocalDatabase, type LocalSecretName } from '../embedded/local-database.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 import { withClusters } from './migrate-command.js';
 
@@ -59,23 +60,107 @@ function formatInstallReport(report: InstallEverywhereReport): string {
   return lines.join('\n');
 }
 
+/**
+ * Where the secrets handed to install came from, in words (`TENANTRY_CONTEXT_SECRET`, `.tenantry/config.json`),
+ * so that a warning names the real origin; a secret absent here was not given at all.
+ */
+export interface InstallSecretOrigins {
+  contextSecret?: string;
+  /** By role name. */
+  passwords?: Record<string, string>;
+  /** Secrets nobody gave (no variable, no config file): not passed to install. */
+  missing?: { contextSecret?: string; passwords?: Record<string, string> };
+  /** Set when the config file is missing and was not written because the database is installed already. */
+  unrecordedConfig?: string;
+}
+
+/** The secrets handed to install. */
+interface InstallSecrets {
+  contextSecret?: string;
+  appPassword?: string;
+  ownerPassword?: string;
+  supportPassword?: string;
+  routerPassword?: string;
+}
+
+/**
+ * The secrets of `db` that install may use (those a variable or the config file gives; a secret
+ * generated for this run only is not one: storing it would leave credentials nobody knows), and
+ * where each came from.
+ */
+export function installSecrets(
+  db: LocalDatabase,
+  roles: { appRole: string; ownerRole: string; supportRole?: string; routerRole?: string },
+): {
+  secrets: InstallSecrets;
+  origins: InstallSecretOrigins;
+} {
+  const secrets: InstallSecrets = {};
+  const origins: InstallSecretOrigins = { passwords: {}, missing: { passwords: {} } };
+  const originOf = (name: LocalSecretName) =>
+    db.secretSources[name] === 'env' ? secretVariable(name) : `${db.configFile} (${secretVariable(name)} is not set)`;
+  const missingWords = (name: LocalSecretName) => `${secretVariable(name)} is not set and ${db.configFile} is missing`;
+  const entries: [Exclude<LocalSecretName, 'jwtSecret'>, string | undefined][] = [
+    ['contextSecret', undefined],
+    ['appPassword', roles.appRole],
+    ['ownerPassword', roles.ownerRole],
+    ['supportPassword', roles.supportRole],
+    ['routerPassword', roles.routerRole],
+  ];
+  for (const [name, role] of entries) {
+    if ((name === 'supportPassword' || name === 'routerPassword') && role === undefined) continue;
+    const given = db.secretSources[name] !== 'generated';
+    if (given) secrets[name] = db[name];
+    if (name === 'contextSecret') {
+      if (given) origins.contextSecret = originOf(name);
+      else origins.missing!.contextSecret = missingWords(name);
+    } else if (given) origins.passwords![role!] = originOf(name);
+    else origins.missing!.passwords![role!] = missingWords(name);
+  }
+  if (Object.values(db.secretSources).includes('generated')) origins.unrecordedConfig = db.configFile;
+  return { secrets, origins };
+}
+
 /** What one install did, for people: migrations applied, and every credential it kept. */
-export function formatSingleInstall(report: InstallReport): string[] {
+export function formatSingleInstall(report: InstallReport, origins: InstallSecretOrigins = {}): string[] {
   const lines = [
     report.applied.length > 0
       ? `applied ${report.applied.length} library migration${report.applied.length === 1 ? '' : 's'}${report.baselined ? ' (an install from before the versioned schema, now versioned)' : ''}: ${report.applied.join(', ')}`
       : 'library schema current: no pending migration',
   ];
-  for (const p of report.passwords)
-    lines.push(
-      p.action === 'set'
-        ? `password of ${p.role} set (the role had none)`
-        : `password of ${p.role} kept (install never changes an existing one: tenantry rotate password --role …)`,
-    );
+  for (const p of report.passwords) {
+    const from = origins.passwords?.[p.role];
+    if (p.action === 'set') lines.push(`password of ${p.role} set (the role had none)${from ? `, from ${from}` : ''}`);
+    else if (p.matches === false)
+      lines.push(
+        `WARNING: password of ${p.role} kept, and the one ${from ? `from ${from}` : 'given'} is not it: a client connecting with that one is refused (28P01). ` +
+          `Use the deployment's password, or change the role's with tenantry rotate password --role ${p.role}.`,
+      );
+    else
+      lines.push(
+        `password of ${p.role} kept${p.matches ? ` (it is the one ${from ? `from ${from}` : 'given'})` : ''} (install never changes an existing one: tenantry rotate password --role …)`,
+      );
+  }
+  for (const [role, why] of Object.entries(origins.missing?.passwords ?? {}))
+    lines.push(`password of ${role}: none given (${why}); the role's own is left as it is`);
+  const secretFrom = origins.contextSecret ? `from ${origins.contextSecret}` : 'given';
   if (report.contextSecret === 'kept')
     lines.push(
-      'WARNING: the context secret given differs from the key installed here, which was kept: an app signing with the given secret would fail with TR001. ' +
-        "Use the deployment's TENANTRY_CONTEXT_SECRET, or change it with tenantry rotate context-secret.",
+      `WARNING: the context secret ${secretFrom} differs from the key installed here, which was kept: an app signing with that secret would fail with TR001. ` +
+        "Use the deployment's TENANTRY_CONTEXT_SECRET, or change the key with tenantry rotate context-secret.",
+    );
+  else if (report.contextSecret === 'unchanged')
+    lines.push(`context secret: the installed key is the one ${secretFrom}`);
+  else if (report.contextSecret === 'set') lines.push(`context secret: stored, the one ${secretFrom}`);
+  else if (origins.missing?.contextSecret)
+    lines.push(
+      `context secret: none given (${origins.missing.contextSecret}); the key installed here, if any, is kept`,
+    );
+  if (origins.unrecordedConfig)
+    lines.push(
+      `WARNING: ${origins.unrecordedConfig} is missing and this database holds an install already, so it was not written ` +
+        "(new secrets would not match the credentials installed here). Give the deployment's TENANTRY_* secrets, " +
+        'restore the file, or set new ones with tenantry rotate and record them.',
     );
   return lines;
 }
@@ -137,15 +222,21 @@ export function installCommand(globals: () => ConnectionOptions): Command {
             const meta = new Map(rows.map((r) => [r.key, r.value]));
             const supportRole = meta.get('support_role') || undefined;
             const routerRole = meta.get('router_role') || 'tenantry_router';
+            // only secrets a variable or the config file gives (never ones made up for this run)
+            const { secrets } = installSecrets(db, {
+              appRole: db.appRole,
+              ownerRole: db.ownerRole,
+              ...(supportRole !== undefined && supportRole === db.supportRole ? { supportRole } : {}),
+              ...(routerRole === db.routerRole ? { routerRole } : {}),
+            });
             return installEverywhere({
               catalog,
               clusters,
-              appPassword: db.appPassword,
-              ownerPassword: db.ownerPassword,
-              supportPassword:
-                supportRole !== undefined && supportRole === db.supportRole ? db.supportPassword : undefined,
-              routerPassword: routerRole === db.routerRole ? db.routerPassword : undefined,
-              contextSecret: db.contextSecret,
+              appPassword: secrets.appPassword,
+              ownerPassword: secrets.ownerPassword,
+              supportPassword: secrets.supportPassword,
+              routerPassword: secrets.routerPassword,
+              contextSecret: secrets.contextSecret,
               eventTrigger: flags.eventTrigger,
               concurrency: flags.concurrency,
             });
@@ -182,20 +273,21 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         return;
       }
       await withDatabase(globals(), async (db) => {
-        const report = await install(db.adminUrl, {
-          ...options,
-          appPassword: db.appPassword,
-          ownerPassword: db.ownerPassword,
-          ...(options.supportRole
-            ? { supportPassword: options.supportRole === db.supportRole ? db.supportPassword : undefined }
+        const { secrets, origins } = installSecrets(db, {
+          appRole: options.appRole!,
+          ownerRole: options.ownerRole!,
+          // a support role other than the local database's has no password of ours
+          ...(options.supportRole && options.supportRole === db.supportRole
+            ? { supportRole: options.supportRole }
             : {}),
-          routerPassword: options.routerRole === db.routerRole ? db.routerPassword : undefined,
-          contextSecret: db.contextSecret,
+          // the router role of the local database only: another one has no password of ours
+          ...(options.routerRole && options.routerRole === db.routerRole ? { routerRole: options.routerRole } : {}),
         });
+        const report = await install(db.adminUrl, { ...options, ...secrets });
         console.log(
           `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
         );
-        for (const line of formatSingleInstall(report))
+        for (const line of formatSingleInstall(report, origins))
           (line.startsWith('WARNING') ? console.error : console.log)(line);
       });
     });

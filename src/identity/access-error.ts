@@ -12,7 +12,13 @@ const ACCESS_ERRORS = {
   STAFF_ACCESS_REQUIRED: [403, 'Staff need an open access grant (with a reason) on this tenant'],
   CODE_INVALID: [400, 'The code is invalid, expired or already used'],
   REASON_INVALID: [400, 'A reason of 10 to 500 characters, at least 10 of them visible, is required'],
+  HOST_INVALID: [400, 'The Host header is not a host name or an IP address with an optional port'],
+  HOST_MISMATCH: [400, 'The request target names another host than the Host header'],
   DOMAIN_TAKEN: [409, 'This domain belongs to another tenant'],
+  DOMAIN_RESERVED: [
+    400,
+    "This domain is under the service's own base domain, whose subdomains name tenants by slug: use a domain of your own",
+  ],
   DOMAIN_UNVERIFIED: [409, 'The domain has not been verified: publish the TXT record first'],
 } as const satisfies Partial<Record<TenantryErrorCode, readonly [number, string]>>;
 

@@ -44,6 +44,8 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
         headers: request.headers,
         // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
         rawHeaders: request.rawHeaders,
+        // as received (req.url is rewritten under a mount path): an absolute-form target's host is checked against Host
+        target: request.originalUrl,
         pathTenant: pathParam ? (request.params as Record<string, string | undefined>)[pathParam] : undefined,
         method: request.method,
         path: request.baseUrl,

@@ -23,6 +23,21 @@ export interface FastifyTenantOptions<M> {
   pathParam?: string;
   /** Write a `staff.request` audit entry for every request staff make as a tenant. Default true. */
   auditStaffRequests?: boolean;
+  /**
+   * Write the request's "incoming request" line (info, `{ req }`, as Fastify does) once the tenant
+   * is resolved, so it carries `tenant_id` and `actor` like the request's other lines (or once
+   * resolution refused the request, without them). Fastify writes its own before any hook runs,
+   * when no tenant is known: skip that one for tenant routes with a `LogController` whose
+   * `incomingRequest` returns early when {@link isTenantRoute} (see docs/logging.md). Default false.
+   */
+  logIncomingRequest?: boolean;
+}
+
+const TENANT_ROUTE = Symbol.for('tenantry.tenantRoute');
+
+/** Whether the request's route is one {@link tenantRoutes} made a tenant route. */
+export function isTenantRoute(request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { [TENANT_ROUTE]?: boolean } | undefined)?.[TENANT_ROUTE] === true;
 }
 
 /**
@@ -45,21 +60,36 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
   if (!scope.hasRequestDecorator('tenantry')) scope.decorateRequest('tenantry', null);
   scope.addHook('onRequest', async (request) => {
     const params = request.params as Record<string, string | undefined> | undefined;
-    const resolution = await resolver.resolve({
-      host: request.headers.host,
-      headers: request.headers,
-      // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
-      rawHeaders: request.raw.rawHeaders,
-      pathTenant: pathParam ? params?.[pathParam] : undefined,
-      method: request.method,
-      path: request.routeOptions.url,
-    });
-    if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) throw new AccessError('UNAUTHENTICATED');
+    const incoming = () => {
+      if (options.logIncomingRequest) request.log.info({ req: request }, 'incoming request');
+    };
+    const resolution = await resolver
+      .resolve({
+        host: request.headers.host,
+        headers: request.headers,
+        // Node keeps one of two Authorization headers and joins two X-Tenant: the raw list shows both
+        rawHeaders: request.raw.rawHeaders,
+        // as received: an absolute-form target's host is checked against Host
+        target: request.raw.url,
+        pathTenant: pathParam ? params?.[pathParam] : undefined,
+        method: request.method,
+        path: request.routeOptions.url,
+      })
+      .catch((error: unknown) => {
+        incoming();
+        throw error;
+      });
+    if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous) {
+      incoming();
+      throw new AccessError('UNAUTHENTICATED');
+    }
     request.tenantry = resolution as Resolution<unknown>;
     // the request's own lines (the framework's "request completed", errors) name the tenant too
     tagRequestLogger(request.log, logContextOf(request.id, resolution));
+    incoming();
   });
   scope.addHook('onRoute', (route) => {
+    route.config = { ...(route.config as object | undefined), [TENANT_ROUTE]: true } as typeof route.config;
     const handler = route.handler as RouteHandlerMethod;
     route.handler = function tenantHandler(this: FastifyInstance, request, reply) {
       const resolution = request.tenantry;

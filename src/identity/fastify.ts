@@ -1,2 +1,2 @@
 /** `tenantry/fastify`: tenant routes for Fastify (see docs/identity.md). */
-export { tenantRoutes, resolutionOf, type FastifyTenantOptions } from './fastify-adapter.js';
+export { tenantRoutes, resolutionOf, isTenantRoute, type FastifyTenantOptions } from './fastify-adapter.js';

@@ -20,6 +20,18 @@ export interface TenantDomain {
 /** Looks TXT records up; node's `dns.promises.resolveTxt` by default. */
 export type TxtResolver = (name: string) => Promise<string[][]>;
 
+/** Options of {@link TenantDomains}. */
+export interface TenantDomainsOptions {
+  resolveTxt?: TxtResolver;
+  /**
+   * The service's own domain(s): the resolver's `host.baseDomain`, whose subdomains are tenant
+   * slugs. A custom domain equal to one or under one is refused (DOMAIN_RESERVED): it would
+   * shadow, or be shadowed by, a tenant's subdomain (`evil.example.app` claimed by tenant A while
+   * `evil` is, or later becomes, tenant B's slug).
+   */
+  baseDomain?: string | readonly string[];
+}
+
 /**
  * A request's Host as a domain: lower case, IDN to punycode, port and trailing dot removed.
  * Undefined when it is not a valid host name (an IP literal included).
@@ -50,17 +62,29 @@ export function normalizeHost(host: unknown): string | undefined {
  */
 export class TenantDomains {
   readonly #resolveTxt: TxtResolver;
+  readonly #bases: readonly string[];
 
   constructor(
     private readonly db: Queryable,
-    options: { resolveTxt?: TxtResolver } = {},
+    options: TenantDomainsOptions = {},
   ) {
     this.#resolveTxt = options.resolveTxt ?? ((name) => dns.resolveTxt(name));
+    const bases = options.baseDomain === undefined ? [] : [options.baseDomain].flat();
+    this.#bases = bases.map((base) => {
+      // as the resolver's host.baseDomain: lower-case labels, a single one allowed (localhost)
+      const name = domainToASCII(base.toLowerCase().replace(/\.$/, ''));
+      if (name.length > 253 || !name.split('.').every((label) => LABEL.test(label)))
+        throw new InvalidArgumentError('baseDomain must be a host name such as example.app', 'baseDomain');
+      return name;
+    });
   }
 
-  /** Claims a domain for the current tenant; throws DOMAIN_TAKEN when another tenant holds it. Idempotent. */
+  /**
+   * Claims a domain for the current tenant; throws DOMAIN_TAKEN when another tenant holds it, and
+   * DOMAIN_RESERVED when it is (under) the service's base domain. Idempotent.
+   */
   async add(domain: string): Promise<TenantDomain> {
-    const name = TenantDomains.#valid(domain);
+    const name = this.#claimable(domain);
     const { rows } = await this.db.query<{ added: boolean }>('select tenantry.add_domain($1, $2) as added', [
       name,
       randomSecret(24),
@@ -72,7 +96,8 @@ export class TenantDomains {
 
   /** Checks the TXT record and marks the domain verified; throws DOMAIN_UNVERIFIED when the record is missing. */
   async verify(domain: string): Promise<TenantDomain> {
-    const name = TenantDomains.#valid(domain);
+    // one added before the base domain was configured is never verified either
+    const name = this.#claimable(domain);
     const claimed = (await this.list()).find((d) => d.domain === name);
     if (!claimed)
       throw new AccessError('DOMAIN_UNVERIFIED', {
@@ -127,9 +152,12 @@ export class TenantDomains {
     return rows[0] ? { tenantId: rows[0].tenant_id, tenantStatus: rows[0].tenant_status } : undefined;
   }
 
-  static #valid(domain: string): string {
+  /** The normalized domain, if a tenant may claim it: a host name, not the service's own. */
+  #claimable(domain: string): string {
     const name = normalizeHost(domain);
     if (!name) throw new InvalidArgumentError('domain must be a host name such as app.example.com', 'domain');
+    if (this.#bases.some((base) => name === base || name.endsWith(`.${base}`)))
+      throw new AccessError('DOMAIN_RESERVED', { details: { domain: name } });
     return name;
   }
 }

@@ -6,7 +6,13 @@ import { SqlState } from '../errors/sqlstate.js';
 import { LRUCache } from 'lru-cache';
 import { AccessError } from './access-error.js';
 import { ApiKeys } from './api-keys.js';
-import { bearerCredential, headerValue, looksLikeApiKey, type RequestFacts } from './request-facts.js';
+import {
+  bearerCredential,
+  checkRequestAuthority,
+  headerValue,
+  looksLikeApiKey,
+  type RequestFacts,
+} from './request-facts.js';
 import { normalizeHost } from './tenant-domains.js';
 import { invalidToken } from './token-error.js';
 
@@ -175,6 +181,8 @@ export class TenantResolver<M = unknown> {
 
   /** Resolves a request; throws an AccessError / TokenError / TenantryError with a status and a stable code. */
   async resolve(facts: RequestFacts): Promise<Resolution<M>> {
+    // a malformed Host, or an absolute-form target naming another host: refused, never ignored
+    checkRequestAuthority(facts);
     let caller: Caller = { kind: 'anonymous' };
     const signals: Signal[] = [];
     const bearer = bearerCredential(facts);

@@ -13,6 +13,7 @@ import {
 import { appliedLibraryMigrations, migrationLabel, pendingOf, unknownOf } from './library-migrations.js';
 import { NEWER_SCHEMA_SQLSTATE, NewerSchemaError } from './newer-schema-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
+import { passwordMatchesVerifier } from './password-verifier.js';
 
 /** Options of {@link install}: the install options plus the signed-mode secret. */
 export interface InstallRunOptions extends InstallOptions {
@@ -30,8 +31,14 @@ export interface InstallReport {
   applied: string[];
   /** True when the database held an install of before the versioned schema (no `tenantry.library_migrations`), now brought to it. */
   baselined: boolean;
-  /** Per login role given a password: `set` (the role had none, e.g. just created) or `kept` (its existing password was left alone). */
-  passwords: { role: string; action: 'set' | 'kept' }[];
+  /**
+   * Per login role given a password: `set` (the role had none, e.g. just created) or `kept` (its
+   * existing password was left alone). For a kept one, `matches` says whether the given password
+   * is the role's (read from the stored SCRAM verifier; absent when it cannot be told: install
+   * not run as a superuser, or a format it does not check): `false` means a client using the
+   * given password is refused (28P01).
+   */
+  passwords: { role: string; action: 'set' | 'kept'; matches?: boolean }[];
   /**
    * `set`: stored (none was there); `unchanged`: the stored key is this secret's; `kept`: another
    * key is stored and was kept (the given secret is NOT the one PostgreSQL verifies); `none`: no
@@ -220,22 +227,25 @@ async function passwordsToSet(
   ][];
   if (given.length === 0) return { options: o, passwords: [] };
   const roles = given.map(([, role]) => role);
+  // the verifier is read to compare with the given password here, never printed or kept
   const { rows } = superuser
-    ? await client.query<{ rolname: string; has: boolean }>(
-        'select rolname, rolpassword is not null as has from pg_authid where rolname = any($1)',
+    ? await client.query<{ rolname: string; has: boolean; verifier: string | null }>(
+        'select rolname, rolpassword is not null as has, rolpassword as verifier from pg_authid where rolname = any($1)',
         [roles],
       )
-    : await client.query<{ rolname: string; has: boolean }>(
-        'select rolname, true as has from pg_roles where rolname = any($1)',
+    : await client.query<{ rolname: string; has: boolean; verifier: string | null }>(
+        'select rolname, true as has, null as verifier from pg_roles where rolname = any($1)',
         [roles],
       );
-  const hasPassword = new Set(rows.filter((r) => r.has).map((r) => r.rolname));
+  const existing = new Map(rows.filter((r) => r.has).map((r) => [r.rolname, r.verifier]));
   const options = { ...o };
   const passwords: InstallReport['passwords'] = [];
   for (const [key, role] of given) {
-    if (hasPassword.has(role)) {
+    if (existing.has(role)) {
+      const verifier = existing.get(role);
+      const matches = verifier ? passwordMatchesVerifier(verifier, role, o[key]!) : undefined;
       options[key] = undefined;
-      passwords.push({ role, action: 'kept' });
+      passwords.push({ role, action: 'kept', ...(matches === undefined ? {} : { matches }) });
     } else passwords.push({ role, action: 'set' });
   }
   return { options, passwords };

@@ -282,6 +282,37 @@ describe('validation errors speak the API language', () => {
   });
 });
 
+describe('query strings', () => {
+  it('a parameter the route does not read is 400 VALIDATION_FAILED naming it, on every route (one layer)', async () => {
+    for (const [method, url, field] of [
+      ['GET', '/me?tenant=bravo', 'tenant'],
+      ['HEAD', '/me?tenant=bravo', 'tenant'],
+      ['GET', '/recordings?limit=5&tenantId=x', 'tenantId'],
+      ['GET', '/audit-log?limit=5&all=1', 'all'],
+      ['GET', '/members?x', 'x'],
+      ['GET', '/api-keys?include=revoked', 'include'],
+    ] as const) {
+      const res = await f.call(method, url, { token: alice });
+      expect(res.statusCode, `${method} ${url} ${res.body}`).toBe(400);
+      if (method === 'GET') {
+        expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', field });
+        expect(res.json().error.message).toBe(`${field} is not a field of the query string`);
+      }
+    }
+    // a public route too, before anything is done
+    await refused(
+      'POST',
+      '/auth/sign-in?tenant=bravo',
+      { payload: { email: f.users.alice.email, password: PASSWORD, tenant: 'alpha' } },
+      { code: 'VALIDATION_FAILED', field: 'tenant' },
+    );
+    // the parameters a route reads still work, and an unknown route stays 404
+    expect((await f.call('GET', '/recordings?limit=5', { token: alice })).statusCode).toBe(200);
+    expect((await f.call('GET', '/me', { token: alice })).statusCode).toBe(200);
+    expect((await f.call('GET', '/no-such-route?x=1', { token: alice })).statusCode).toBe(404);
+  });
+});
+
 describe('bodies', () => {
   const valid = '{"title":"caf\u00e9","durationSeconds":1,"mimeType":"audio/ogg"}';
 
@@ -309,6 +340,53 @@ describe('bodies', () => {
     });
     expect(ok.statusCode).toBe(201);
     expect(ok.json().title).toBe('caf\u00e9');
+  });
+
+  it('a key twice in one object is 400 DUPLICATE_KEY, never "the last one wins"; nothing is written', async () => {
+    const json = { 'content-type': 'application/json' };
+    const before = await f.recordingsOf(f.a);
+    for (const [payload, field] of [
+      ['{"title":"first","title":"second","durationSeconds":1,"mimeType":"audio/ogg"}', 'title'],
+      // escaped, the same key: JSON.parse reads both as "title"
+      ['{"title":"first","\\u0074itle":"second","durationSeconds":1,"mimeType":"audio/ogg"}', 'title'],
+      ['{"title":"x","durationSeconds":1,"mimeType":"audio/ogg","meta":{"a":1,"a":2}}', 'meta.a'],
+      // a key that is no name of ours is not echoed
+      ['{"title":"x","durationSeconds":1,"mimeType":"audio/ogg","<b>x</b>":1,"<b>x</b>":2}', 'body'],
+    ] as const) {
+      const error = await refused(
+        'POST',
+        '/recordings',
+        { token: alice, payload, headers: json },
+        { code: 'DUPLICATE_KEY', field },
+      );
+      expect(error.message).not.toContain('<b>');
+    }
+    expect(await f.recordingsOf(f.a)).toEqual(before);
+
+    // a role change smuggled as a second key: refused, the member's role unchanged
+    const role = async () =>
+      (
+        await f.db.admin.query<{ role: string }>(
+          'select role from public.members where tenant_id = $1 and user_id = $2',
+          [f.a.id, f.users.bob.id],
+        )
+      ).rows[0]!.role;
+    const was = await role();
+    await refused(
+      'PATCH',
+      `/members/${f.users.bob.id}`,
+      { token: alice, payload: '{"role":"member","role":"admin"}', headers: json },
+      { code: 'DUPLICATE_KEY', field: 'role' },
+    );
+    expect(await role()).toBe(was);
+
+    // the same key in sibling objects, or once per nesting level, is fine
+    const ok = await f.call('POST', '/recordings', {
+      token: alice,
+      payload: '{"title":"siblings","durationSeconds":1,"mimeType":"audio/ogg"}',
+      headers: json,
+    });
+    expect(ok.statusCode, ok.body).toBe(201);
   });
 
   it('only JSON in UTF-8 is read', async () => {

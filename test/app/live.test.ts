@@ -202,6 +202,23 @@ describe('GET /events on two instances, two tenants', () => {
     expect(one.bus.stats()).toEqual(before);
   });
 
+  it('refuses an unknown query parameter with 400 before opening a stream (review finding 5)', async () => {
+    const before = one.bus.stats();
+    for (const query of ['tenant=' + f.b.slug, 'lastEventId=1', 'x', 'after=0&tenant=bravo']) {
+      const res = await one.app.inject({
+        method: 'GET',
+        url: `/events?${query}`,
+        headers: { authorization: `Bearer ${tokenA}` },
+      });
+      expect(res.statusCode, `${query}: ${res.body}`).toBe(400);
+      const { error } = res.json() as { error: { code: string; message: string; field: string } };
+      expect(error.code).toBe('VALIDATION_FAILED');
+      expect(error.message).toMatch(/is not a field of the query string|query string has a field/);
+      expect(res.headers['content-type']).toContain('application/json');
+    }
+    expect(one.bus.stats()).toEqual(before);
+  });
+
   it('ends a stream after maxStreamMs, so that the client reconnects and is authenticated again', async () => {
     const short = await startServer(new PostgresLiveTransport({ connectionString: f.db.appUrl }), { maxStreamMs: 30 });
     const c = await stream(short, { token: tokenA });

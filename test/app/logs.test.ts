@@ -173,6 +173,9 @@ describe('reference server logs', () => {
     for (const { n, caller } of sent) {
       const incoming = parsed.find((l) => (l.req as { url?: string } | undefined)?.url === `/recordings?limit=${n}`);
       expect(incoming, n).toBeDefined();
+      // the "incoming request" line too (written once the tenant is resolved), and only once
+      expect(incoming).toMatchObject({ msg: 'incoming request', tenant_id: caller.tenant, actor: caller.actor });
+      expect(parsed.filter((l) => l.reqId === incoming!.reqId && l.msg === 'incoming request')).toHaveLength(1);
       const ofRequest = parsed.filter((l) => l.reqId === incoming!.reqId);
       const completed = ofRequest.find((l) => l.msg === 'request completed');
       expect(completed).toMatchObject({ tenant_id: caller.tenant, actor: caller.actor, request_id: incoming!.reqId });

@@ -26,7 +26,12 @@ describe('docs snippets', () => {
       { where: 'docs/x.md:10', code: `import { NoSuchThing } from 'tenantry';\nNoSuchThing();` },
       { where: 'docs/x.md:20', code: `const c = new TenantCatalog(ownerPool);\nawait c.suspendd(id);` },
       { where: 'docs/x.md:30', code: `await runAs(tenantId, () => pool.query('select 1'));` },
+      // TenantCatalog.list() answers a page, { tenants, nextCursor }, not an array
+      {
+        where: 'docs/x.md:40',
+        code: `const c = new TenantCatalog(ownerPool);\nconst all = await c.list();\nall.map((t) => t.slug);`,
+      },
     ]);
-    expect(problems.map((p) => p.where)).toEqual(['docs/x.md:2', 'docs/x.md:11', 'docs/x.md:22']);
+    expect(problems.map((p) => p.where)).toEqual(['docs/x.md:2', 'docs/x.md:11', 'docs/x.md:22', 'docs/x.md:43']);
   });
 });

@@ -73,6 +73,8 @@ describe('identity examples (docs/identity*.md)', () => {
       'Host: nobody.example.app → 404 TENANT_NOT_FOUND',
       'Host: a.acme.example.app → 404 TENANT_NOT_FOUND',
       'Host: www.example.app (reserved: names no tenant) → 401 UNAUTHENTICATED',
+      'Host: acme..example.app (malformed: refused, not ignored) → 400 HOST_INVALID',
+      'acme claims globex.example.app → 400 DOMAIN_RESERVED',
       'acme claims portal.acme-corp.test: publish TXT _tenantry.portal.acme-corp.test "tenantry-verify=…"',
       'Host: portal.acme-corp.test (unverified) → 404 TENANT_NOT_FOUND',
       'globex claims portal.acme-corp.test → 409 DOMAIN_TAKEN',

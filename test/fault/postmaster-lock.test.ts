@@ -2,7 +2,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded/embedded-postgres.js';
+import {
+  startEmbeddedPostgres,
+  type EmbeddedProgress,
+  type EmbeddedServer,
+} from '../../src/embedded/embedded-postgres.js';
 import { isPostgresOf } from '../../src/embedded/postmaster-lock.js';
 import { tempProject } from './support/reference-server.js';
 
@@ -25,8 +29,12 @@ async function ping(server: EmbeddedServer): Promise<number> {
 
 describe('the data folder lock', () => {
   it('refuses a second server on a running folder, and removes a lock whose pid is not a postgres of it', async () => {
-    const first = await startEmbeddedPostgres({ dataDir, persistent: true });
+    const steps: EmbeddedProgress[] = [];
+    const first = await startEmbeddedPostgres({ dataDir, persistent: true, onProgress: (e) => steps.push(e) });
     servers.push(first);
+    // the slow part of a first start is announced before it runs; a clean folder recovered nothing
+    expect(steps.map((e) => e.step)).toEqual(['initdb', 'start']);
+    expect(first.recovered).toEqual({});
     expect(await isPostgresOf(first.pid!, dataDir)).toBe(true);
     expect(await isPostgresOf(process.pid, dataDir)).toBe(false); // alive, but not a postgres of it
 
@@ -41,9 +49,28 @@ describe('the data folder lock', () => {
     servers.length = 0;
     const lock = path.join(dataDir, 'postmaster.pid');
     await writeFile(lock, `${process.pid}\n${dataDir}\n0\n5432\n\n127.0.0.1\n0 0\nready\n`);
-    const second = await startEmbeddedPostgres({ dataDir, persistent: true });
+    const second = await startEmbeddedPostgres({ dataDir, persistent: true, restartOnCrash: false });
     servers.push(second);
     expect(await ping(second)).toBe(1);
     expect(Number((await readFile(lock, 'utf8')).split('\n')[0])).toBe(second.pid);
+    expect(second.recovered).toEqual({ staleLock: true });
+
+    // a server whose owner is gone (takeOver: what openLocalDatabase decides after a kill -9):
+    // stopped first, announced before, and said afterwards
+    const orphanPid = second.pid!;
+    const takeOverSteps: EmbeddedProgress[] = [];
+    const third = await startEmbeddedPostgres({
+      dataDir,
+      persistent: true,
+      takeOver: true,
+      onProgress: (e) => takeOverSteps.push(e),
+    });
+    servers.push(third);
+    expect(takeOverSteps).toEqual([
+      { step: 'start', dataDir },
+      { step: 'orphan', dataDir, pid: orphanPid },
+    ]);
+    expect(third.recovered).toEqual({ orphanPid });
+    expect(await ping(third)).toBe(1);
   }, 120_000);
 });

@@ -134,3 +134,37 @@ describe('Express adapter', () => {
     });
   });
 });
+
+describe('Express adapter: the request authority', () => {
+  /** A raw GET, so that the target and the Host can disagree (fetch would not send that). */
+  async function raw(target: string, host: string, token: string): Promise<{ status: number; body: string }> {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(base).port);
+    return new Promise((resolve, reject) => {
+      let text = '';
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write(
+          `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('error', reject);
+      socket.on('close', () =>
+        resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }),
+      );
+    });
+  }
+
+  it('refuses a malformed Host and an absolute-form target naming another host (originalUrl is passed)', async () => {
+    const { token } = await f.signIn(f.users.alice, f.acme.id);
+    const target = `/t/${f.acme.id}/whoami`;
+    const bad = await raw(target, 'acme example.test', token);
+    expect(bad.status).toBe(400);
+    expect(bad.body).toContain('HOST_INVALID');
+    const mismatch = await raw(`http://globex.example.test${target}`, 'acme.example.test', token);
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body).toContain('HOST_MISMATCH');
+    const same = await raw(`http://acme.example.test${target}`, 'acme.example.test', token);
+    expect(same.status, same.body).toBe(200);
+  });
+});

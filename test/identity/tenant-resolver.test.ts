@@ -253,6 +253,52 @@ describe('conflicting signals are refused, never resolved by precedence', () => 
 });
 
 describe('host resolution', () => {
+  it("a custom domain under the base domain is refused (DOMAIN_RESERVED), from the claimer's side and the slug owner's", async () => {
+    const domains = new TenantDomains(f.pool, { baseDomain: 'example.test', resolveTxt: async () => [] });
+    const before = await f.db.admin.query('select domain from tenantry_private.domains order by domain');
+    for (const domain of [`${f.globex.slug}.example.test`, 'example.test', 'x.y.EXAMPLE.test.']) {
+      expect(await refusal(runAs(f.acme.id, () => domains.add(domain)))).toMatchObject({
+        code: 'DOMAIN_RESERVED',
+        status: 400,
+      });
+    }
+    expect((await f.db.admin.query('select domain from tenantry_private.domains order by domain')).rows).toEqual(
+      before.rows,
+    );
+    // globex's subdomain still names globex
+    const resolver = f.resolver({ host: { baseDomain: 'example.test', cacheSeconds: 0 } });
+    const { token } = await f.signIn(f.users.grace, f.globex.id);
+    const r = await resolver.resolve({ host: `${f.globex.slug}.example.test`, headers: bearer(token) });
+    expect(r.tenantId).toBe(f.globex.id);
+    expect(() => new TenantDomains(f.pool, { baseDomain: 'not a domain' })).toThrow(/baseDomain/);
+  });
+
+  it('a malformed Host, or an absolute-form target naming another host, is refused before anything is looked up', async () => {
+    const resolver = f.resolver({ host: { baseDomain: 'example.test' } });
+    const { token } = await f.signIn(f.users.alice, f.acme.id);
+    for (const host of ['acme example.test', 'acme..example.test', 'acme.example.test:65536', '_x.example.test']) {
+      expect(await refusal(resolver.resolve({ host, headers: bearer(token) }))).toMatchObject({
+        code: 'HOST_INVALID',
+        status: 400,
+      });
+    }
+    expect(
+      await refusal(
+        resolver.resolve({
+          host: `${f.acme.slug}.example.test`,
+          target: `http://${f.globex.slug}.example.test/recordings`,
+          headers: bearer(token),
+        }),
+      ),
+    ).toMatchObject({ code: 'HOST_MISMATCH', status: 400 });
+    const same = await resolver.resolve({
+      host: `${f.acme.slug}.example.test`,
+      target: `http://${f.acme.slug}.example.test/recordings`,
+      headers: bearer(token),
+    });
+    expect(same.tenantId).toBe(f.acme.id);
+  });
+
   it('a custom domain resolves only once verified, and only to its tenant', async () => {
     const txt = new Map<string, string[][]>();
     const domains = new TenantDomains(f.pool, { resolveTxt: async (name) => txt.get(name) ?? [] });

@@ -89,3 +89,43 @@ describe('tenantLogOptions: tenant_id from the context', () => {
     expect(plain.raw[0]).toContain('bob@example.com');
   });
 });
+
+describe('tenantLogOptions(userOptions): merged with your own pino options', () => {
+  it("keeps the user's hooks, mixin and serializers, and adds the tenant and the scrubbing", async () => {
+    const called: string[] = [];
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      tenantLogOptions({
+        level: 'debug',
+        hooks: {
+          logMethod(args, method) {
+            called.push('logMethod');
+            method.apply(this, args);
+          },
+          // the user's own rewrite of the line runs first; what it adds is scrubbed too
+          streamWrite: (line: string) => line.replace('"msg":', '"note":"by bob@example.com","msg":'),
+        },
+        mixin: () => ({ service: 'api', tenant_id: 'spoofed' }),
+        serializers: { user: (u: { id: string; email: string }) => ({ id: u.id }) },
+      }),
+      { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+    );
+    const tenant = randomUUID();
+    await runAs(tenant, async () =>
+      logger.debug({ user: { id: 'u1', email: 'alice@example.com' } }, 'mail to carol@example.com'),
+    );
+    expect(called).toEqual(['logMethod']);
+    expect(lines).toHaveLength(1);
+    const [line] = lines;
+    expect(line).toMatchObject({ service: 'api', tenant_id: tenant, user: { id: 'u1' }, note: 'by [email]' });
+    expect(line!.msg).toBe('mail to [email]');
+    expect(JSON.stringify(line)).not.toContain('example.com');
+  });
+
+  it('scrub: false keeps only the user streamWrite; no user options still works as before', () => {
+    const opts = tenantLogOptions({ scrub: false, hooks: { streamWrite: (l: string) => l } });
+    expect(opts.hooks?.streamWrite?.('x')).toBe('x');
+    expect(tenantLogOptions({ scrub: false }).hooks).toBeUndefined();
+    expect(typeof tenantLogOptions().hooks?.streamWrite).toBe('function');
+  });
+});

@@ -98,8 +98,8 @@ describe('library migrations', () => {
       applied: [],
       baselined: false,
       passwords: [
-        { role: db.roles.app, action: 'kept' },
-        { role: db.roles.owner, action: 'kept' },
+        { role: db.roles.app, action: 'kept', matches: true },
+        { role: db.roles.owner, action: 'kept', matches: true },
       ],
       contextSecret: 'unchanged',
     });

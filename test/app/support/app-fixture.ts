@@ -80,6 +80,8 @@ export async function createAppFixture(
     guard?: GuardMode;
     /** The server's request deadline (ServerOptions.requestDeadlineMs). */
     requestDeadlineMs?: number;
+    /** Tenants by host (ServerOptions.host); off when omitted. */
+    host?: ServerOptions['host'];
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
   } = {},
@@ -131,6 +133,7 @@ export async function createAppFixture(
     jwtSecret,
     logger: options.logger,
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
+    ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
   });
   options.configure?.(app);

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { databaseLine, startBanner, type BannerFacts } from '../../app/start-banner.js';
+
+// The banner says what the server really uses, and its commands paste as they are (review
+// findings 7, 8 and 9).
+
+const facts: BannerFacts = {
+  host: '127.0.0.1',
+  port: 3000,
+  baseDomain: 'localhost',
+  dataFolder: '.tenantry',
+  origin: { kind: 'embedded', dataDir: '/p/.tenantry/pgdata', port: 45123, recovered: {} },
+  applied: [],
+  seeded: false,
+  placed: [],
+  where: ['acme: shared tables'],
+  locations: 3,
+  clusters: ['home'],
+  guardMode: 'enforce',
+  liveKind: 'postgres',
+  tokens: { acme: 'a.b.c', globex: 'd.e.f', initech: 'g.h.i' },
+  globexRecording: '0190a7a4-2d7e-7c6e-8d7c-2f1c3a4b5c6d',
+};
+
+describe('the start banner', () => {
+  it('names the database it uses: started here, reused from another process, or DATABASE_URL', () => {
+    expect(databaseLine(facts.origin, '.tenantry')).toBe('embedded PostgreSQL on port 45123, data in .tenantry/pgdata');
+    const reused = databaseLine(
+      { kind: 'reused', dataDir: '/p/.tenantry/pgdata', port: 45123, ownerPid: 4242 },
+      '.tenantry',
+    );
+    expect(reused).toContain('the embedded PostgreSQL of .tenantry/pgdata on port 45123');
+    expect(reused).toContain('another process (pid 4242)');
+    expect(reused).not.toContain('DATABASE_URL');
+    expect(databaseLine({ kind: 'url', host: 'db.internal', port: '5432', database: 'app' }, '.tenantry')).toBe(
+      'DATABASE_URL: db.internal:5432/app',
+    );
+    const banner = startBanner({ ...facts, origin: { kind: 'reused', dataDir: 'x', port: 1, ownerPid: 7 } });
+    expect(banner).toContain('Ctrl+C stops this server; the embedded PostgreSQL keeps running for process 7.');
+  });
+
+  it('says when the start recovered what a killed process left', () => {
+    const orphan = databaseLine(
+      { ...facts.origin, recovered: { orphanPid: 999 } } as BannerFacts['origin'],
+      '.tenantry',
+    );
+    expect(orphan).toContain('left running by a killed process (pid 999) was stopped and started anew');
+    const stale = databaseLine(
+      { ...facts.origin, recovered: { staleLock: true } } as BannerFacts['origin'],
+      '.tenantry',
+    );
+    expect(stale).toContain('a stale lock file of a killed server was removed');
+  });
+
+  it('every curl whose answer is printed ends it with a newline', () => {
+    const commands = startBanner(facts)
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.startsWith('curl '));
+    expect(commands.length).toBeGreaterThan(10);
+    for (const command of commands) {
+      // a stream (-N) prints its own frames, each ending in a blank line
+      if (command.startsWith('curl -N')) continue;
+      expect(command, command).toMatch(/^curl -s -w '\\n' /);
+    }
+  });
+});

@@ -1,0 +1,175 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { passwordMatchesVerifier } from '../../src/policy/password-verifier.js';
+import { createEmptyDatabase, type EmptyDatabase } from '../support/empty-database.js';
+
+// `tenantry install` without the TENANTRY_* secrets (a deploy job that misses them) keeps the
+// database's credentials and context key, never records secrets that do not match them in
+// .tenantry/config.json, and says where each secret it compared came from (review finding 6:
+// it wrote a new config.json whose secrets mismatched the database and warned about a "given"
+// secret nobody gave).
+
+const exec = promisify(execFile);
+const TSX = path.resolve('node_modules/.bin/tsx');
+const CLI = path.resolve('src/cli/main.ts');
+
+const cleanups: (() => Promise<void>)[] = [];
+const dirs: string[] = [];
+let db: EmptyDatabase;
+const secrets = {
+  TENANTRY_CONTEXT_SECRET: randomBytes(24).toString('base64url'),
+  TENANTRY_APP_PASSWORD: randomBytes(18).toString('base64url'),
+  TENANTRY_OWNER_PASSWORD: randomBytes(18).toString('base64url'),
+};
+
+beforeAll(async () => {
+  db = await createEmptyDatabase(cleanups);
+}, 60_000);
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function freshDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-install-secrets-'));
+  dirs.push(dir);
+  return path.join(dir, '.tenantry');
+}
+
+/** The CLI as a subprocess, with only the TENANTRY_* variables given here. */
+async function cli(dir: string, env: Record<string, string>, ...args: string[]) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
+  try {
+    const r = await exec(TSX, [CLI, '--database-url', db.adminUrl, '--dir', dir, ...args], {
+      env: {
+        ...clean,
+        TENANTRY_APP_ROLE: db.roles.app,
+        TENANTRY_OWNER_ROLE: db.roles.owner,
+        TENANTRY_ROUTER_ROLE: db.roles.router,
+        ...env,
+      },
+    });
+    return { code: 0, ...r };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function state() {
+  const key = (await db.admin.query<{ ipad: Buffer }>('select ipad from tenantry_private.context_key')).rows;
+  const verifiers = (
+    await db.admin.query<{ rolname: string; rolpassword: string }>(
+      'select rolname, rolpassword from pg_authid where rolname = any($1) order by rolname',
+      [[db.roles.app, db.roles.owner]],
+    )
+  ).rows;
+  return { key, verifiers };
+}
+
+async function connects(role: string, password: string): Promise<string> {
+  const u = new URL(db.adminUrl);
+  u.username = role;
+  u.password = password;
+  const client = new pg.Client({ connectionString: u.toString() });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return 'ok';
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+describe('tenantry install and the secrets of .tenantry/config.json', () => {
+  it('a first install with the variables records them, so a run without them matches and warns of nothing', async () => {
+    const dir = await freshDir();
+    const first = await cli(dir, secrets, 'install');
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('context secret: stored, the one from TENANTRY_CONTEXT_SECRET');
+    const recorded = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, string>;
+    expect(recorded.contextSecret).toBe(secrets.TENANTRY_CONTEXT_SECRET);
+    expect(recorded.appPassword).toBe(secrets.TENANTRY_APP_PASSWORD);
+    const before = await state();
+
+    const second = await cli(dir, {}, 'install');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).not.toContain('WARNING');
+    const file = path.join(dir, 'config.json');
+    expect(second.stdout).toContain(`context secret: the installed key is the one from ${file}`);
+    expect(second.stdout).toContain(`password of ${db.roles.app} kept (it is the one from ${file}`);
+    expect(await state()).toEqual(before);
+  }, 120_000);
+
+  it('without the variables and without config.json: nothing written, nothing changed, nothing said to be "given"', async () => {
+    const before = await state();
+    const dir = await freshDir();
+    const r = await cli(dir, {}, 'install');
+    expect(r.code, r.stderr).toBe(0);
+    // no config.json with made-up secrets that would mismatch the database (28P01 / TR001 later)
+    expect(existsSync(path.join(dir, 'config.json'))).toBe(false);
+    expect(r.stdout).toContain('context secret: none given (TENANTRY_CONTEXT_SECRET is not set and');
+    expect(r.stdout).toContain(`password of ${db.roles.app}: none given (TENANTRY_APP_PASSWORD is not set`);
+    expect(r.stderr).toContain('is missing and this database holds an install already, so it was not written');
+    expect(r.stdout + r.stderr).not.toMatch(/secret given differs|the one given/);
+    expect(await state()).toEqual(before);
+    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+  }, 120_000);
+
+  it('a config.json whose secrets are not the database’s: kept, and each warning names the file', async () => {
+    const before = await state();
+    const dir = await freshDir();
+    await cli(dir, secrets, 'install', '--dry-run'); // makes the private folder
+    const file = path.join(dir, 'config.json');
+    const wrong = {
+      contextSecret: randomBytes(24).toString('base64url'),
+      jwtSecret: randomBytes(24).toString('base64url'),
+      appPassword: 'not-the-app-password',
+      ownerPassword: secrets.TENANTRY_OWNER_PASSWORD,
+      supportPassword: 'x'.repeat(20),
+    };
+    await writeFile(file, JSON.stringify(wrong), { mode: 0o600 });
+    const r = await cli(dir, {}, 'install');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `WARNING: password of ${db.roles.app} kept, and the one from ${file} (TENANTRY_APP_PASSWORD is not set) is not it`,
+    );
+    expect(r.stdout).toContain(`password of ${db.roles.owner} kept (it is the one from ${file}`);
+    expect(r.stderr).toContain(
+      `WARNING: the context secret from ${file} (TENANTRY_CONTEXT_SECRET is not set) differs from the key installed here, which was kept`,
+    );
+    expect(r.stdout + r.stderr).not.toContain(wrong.contextSecret);
+    expect(r.stdout + r.stderr).not.toContain(wrong.appPassword);
+    expect(await state()).toEqual(before);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(wrong); // the file is not rewritten either
+    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+  }, 120_000);
+});
+
+describe('passwordMatchesVerifier', () => {
+  it("tells PostgreSQL's SCRAM and md5 verifiers of a password from others", async () => {
+    const role = `${db.name}_probe`;
+    cleanups.push(async () => {
+      await db.admin.query(`drop role if exists ${role}`);
+    });
+    await db.admin.query(`create role ${role} password 'the-password'`);
+    const { rows } = await db.admin.query<{ v: string }>('select rolpassword as v from pg_authid where rolname = $1', [
+      role,
+    ]);
+    expect(rows[0]!.v).toMatch(/^SCRAM-SHA-256\$/);
+    expect(passwordMatchesVerifier(rows[0]!.v, role, 'the-password')).toBe(true);
+    expect(passwordMatchesVerifier(rows[0]!.v, role, 'the-passwordx')).toBe(false);
+    expect(passwordMatchesVerifier(rows[0]!.v, role, 'pässword')).toBeUndefined(); // SASLprep not reproduced
+    expect(passwordMatchesVerifier('md5' + '0'.repeat(32), role, 'x')).toBe(false);
+    expect(passwordMatchesVerifier('plain', role, 'plain')).toBeUndefined();
+  });
+});
