@@ -135,6 +135,14 @@ export class TenantCatalog {
     return this.#transition(id, ['active', 'suspended'], 'deleted', 'deleted_at = now()');
   }
 
+  /**
+   * Restores a soft-deleted tenant (deleted → active) before its purge. Refused with
+   * TENANT_PURGING while a purge of it runs; after the purge the tenant is gone (TENANT_NOT_FOUND).
+   */
+  restore(id: string): Promise<Tenant> {
+    return this.#transition(id, ['deleted'], 'active', 'deleted_at = null').catch(refusePurging);
+  }
+
   async #transition(idOrSlug: string, from: TenantStatus[], to: TenantStatus, set: string): Promise<Tenant> {
     const current = await this.get(idOrSlug);
     const { rows } = await this.db.query<TenantRow>(
@@ -150,6 +158,16 @@ export class TenantCatalog {
       details: { status: now.status },
     });
   }
+}
+
+// lifecycle/purge's migration raises TR010 when a status change would bring back a tenant whose purge runs
+function refusePurging(error: unknown): never {
+  if (sqlStateOf(error) === 'TR010')
+    throw new TenantryError('TENANT_PURGING', 'The tenant is being purged and cannot be restored', {
+      status: 409,
+      cause: error,
+    });
+  throw error;
 }
 
 // created_at in whole microseconds since the epoch: exact, unlike a JavaScript Date

@@ -47,7 +47,18 @@ export type TenantryErrorCode =
   | 'STATEMENT_TIMEOUT'
   | 'LOCK_TIMEOUT'
   | 'REQUEST_ABORTED'
-  | 'DEADLINE_EXCEEDED';
+  | 'DEADLINE_EXCEEDED'
+  // off-boarding and purge (see src/lifecycle/purge)
+  | 'TENANT_NOT_DELETED'
+  | 'TENANT_PURGING'
+  | 'PURGE_RETENTION'
+  | 'PURGE_CONFIRMATION_REQUIRED'
+  | 'PURGE_UNACCOUNTED_TABLES'
+  | 'PURGE_BUSY'
+  | 'PURGE_NOT_READY'
+  | 'PURGE_INCOMPLETE'
+  | 'PURGE_REPORT_NOT_FOUND'
+  | 'PURGE_REPORT_INVALID';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
