@@ -15,8 +15,9 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'tiers', folder: '../tiers/migrations/' },
   { feature: 'migrate', folder: '../tiers/migrate/migrations/' },
   { feature: 'move', folder: '../tiers/move/migrations/' },
-  { feature: 'identity', folder: '../identity/migrations/' },
+  // purge needs only core's catalog; before identity, so identity stays the last feature
   { feature: 'purge', folder: '../lifecycle/purge/migrations/' },
+  { feature: 'identity', folder: '../identity/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
