@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
-import { TenantPurger, type PurgeParticipant } from '../../src/lifecycle/index.js';
+import { TenantPurger, tenantsDueForPurge, type PurgeParticipant } from '../../src/lifecycle/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { APP_DDL, nonEmpty, rowsOfTenant, seedTenant } from './support/purge-fixtures.js';
 
@@ -75,6 +75,11 @@ describe('purge', () => {
         code: 'TENANT_NOT_DELETED',
       });
       await catalog.softDelete(id);
+      // due 30 days after the soft delete, not before
+      const due = async (at: Date) =>
+        (await tenantsDueForPurge(db.owner, { retentionDays: 30 }, at)).map((d) => d.tenant.id).includes(id);
+      expect(await due(new Date())).toBe(false);
+      expect(await due(new Date(Date.now() + 31 * 86_400_000))).toBe(true);
       const plan = await p.plan('not-yet');
       expect(plan.blockers.map((b) => b.code)).toEqual(['PURGE_RETENTION']);
       expect(plan.retention).toMatchObject({ days: 30, source: 'default' });
@@ -155,9 +160,11 @@ describe('purge', () => {
     const app = db.appPool();
     let raced: unknown = 'not tried';
     let restoreDuring: unknown = 'not tried';
+    const noteProgress: number[] = [];
     const p = purger({
       onProgress: async (progress) => {
         // once the first batch of notes is gone: the tenant writes, and someone restores it
+        if (progress.step.table === 'public.notes' && progress.removed > 0) noteProgress.push(progress.removed);
         if (raced === 'not tried' && progress.step.table === 'public.notes' && progress.removed > 0) {
           raced = await runAs(gone, () => app.query(`insert into notes (body) values ('late')`)).catch(
             (e: unknown) => e,
@@ -173,6 +180,10 @@ describe('purge', () => {
     // tenant is deleted; either way the row is not there (the scan below)
     expect(['TR003', 'TENANT_DELETED', 'TENANT_ROUTE_STALE']).toContain((raced as { code?: string }).code);
     expect(restoreDuring).toMatchObject({ code: 'TENANT_PURGING' });
+    // in batches of at most batchSize (100) rows, each its own transaction
+    const batches = noteProgress.slice(0, -1).map((n, i) => n - (noteProgress[i - 1] ?? 0));
+    expect(batches.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(100);
     // as the owner, every table with a tenant_id column in the database: nothing of the tenant
     expect(nonEmpty(await rowsOfTenant(db.owner, gone))).toEqual({});
     expect(await rowsOfTenant(db.owner, other)).toEqual(otherBefore);

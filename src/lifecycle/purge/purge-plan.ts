@@ -107,6 +107,8 @@ export interface ScanInput {
   audit: AuditPolicy;
   /** Skip the participants (the verification pass counts them on its own). */
   withParticipants?: boolean;
+  /** The catalog's cluster (default `home`): its shared database lists every library table, even empty. */
+  homeCluster?: string;
 }
 
 interface Registered {
@@ -299,7 +301,7 @@ export async function scanPurge(input: ScanInput): Promise<PurgeScan> {
         ])
       ).rows.map((r) => r.t),
     );
-    const home = target.cluster === 'home' && target.kind === 'shared';
+    const home = target.cluster === (input.homeCluster ?? 'home') && target.kind === 'shared';
     for (const l of LIBRARY_TENANT_TABLES) {
       if (l.noStep || !present.has(l.table)) continue;
       const rows = await count(l.table, l.column, [tenantId], 'uuid');

@@ -25,6 +25,8 @@ export interface TenantPurgerOptions {
   catalog: pg.Pool;
   /** Each cluster's shared database as the owner role: `{ home: ownerUrl, eu: … }` (home is the catalog's database). */
   owners: Record<string, string>;
+  /** The catalog's cluster, as placements name it (default `home`). */
+  homeCluster?: string;
   /** A superuser URL per cluster whose database-tier tenants may be purged (DROP DATABASE needs one). */
   admins?: Record<string, string>;
   policy?: PurgePolicy;
@@ -255,7 +257,7 @@ export class TenantPurger {
   }
 
   #placement(tenantId: string): Promise<Placement> {
-    return new Placements({ catalog: this.#o.catalog, owners: {} }).get(tenantId);
+    return new Placements({ catalog: this.#o.catalog, owners: {}, homeCluster: this.#o.homeCluster }).get(tenantId);
   }
 
   #scan(tenantId: string, placement: Placement, withParticipants = true) {
@@ -269,6 +271,7 @@ export class TenantPurger {
       extraTables: this.#o.extraTables ?? [],
       audit: this.#policy.audit,
       withParticipants,
+      homeCluster: this.#o.homeCluster,
     });
   }
 
