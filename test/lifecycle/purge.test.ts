@@ -103,6 +103,19 @@ describe('purge', () => {
       ).rejects.toMatchObject({
         code: 'PURGE_CONFIRMATION_REQUIRED',
       });
+      // another purge of the same tenant holds its lock (another process): refused, not queued
+      const other = await db.owner.connect();
+      try {
+        await other.query('select pg_advisory_lock(hashtext($1))', [`tenantry.purge:${id}`]);
+        await expect(
+          p.run('not-yet', { confirm: 'not-yet', operator: 'ops', ignoreRetention: true }),
+        ).rejects.toMatchObject({
+          code: 'PURGE_BUSY',
+        });
+        await other.query('select pg_advisory_unlock(hashtext($1))', [`tenantry.purge:${id}`]);
+      } finally {
+        other.release();
+      }
       expect(nonEmpty(await rowsOfTenant(db.owner, id))).toMatchObject({ 'public.notes': 5, 'queue.jobs': 5 });
       expect((await db.owner.query('select 1 from tenantry.purges where tenant_id = $1', [id])).rows).toEqual([]);
     } finally {
