@@ -243,3 +243,46 @@ describe('purge', () => {
     await expect(app.query('select * from tenantry_private.purge_keys')).rejects.toMatchObject({ code: '42501' });
   });
 });
+
+describe('purge in unsigned context mode', () => {
+  it('the route fence refuses the purged tenant (a write during the purge and after it), the other tenant keeps working', async () => {
+    const udb = await createTestDatabase({ contextMode: 'unsigned' });
+    try {
+      await udb.owner.query(APP_DDL);
+      const c = new TenantCatalog(udb.owner);
+      const gone = (await c.create({ slug: 'u-gone', name: 'u-gone' })).id;
+      const other = (await c.create({ slug: 'u-other', name: 'u-other' })).id;
+      await seedTenant(udb.owner, gone, 300);
+      await seedTenant(udb.owner, other, 30);
+      const otherBefore = await rowsOfTenant(udb.owner, other);
+      await c.softDelete(gone);
+      const app = udb.appPool({ contextMode: 'unsigned' });
+      let raced: unknown = 'not tried';
+      const p = new TenantPurger({
+        catalog: udb.owner,
+        owners: { home: udb.ownerUrl },
+        batchSize: 50,
+        onProgress: async (progress) => {
+          if (raced === 'not tried' && progress.step.table === 'public.notes' && progress.removed > 0)
+            raced = await runAs(gone, () => app.query(`insert into notes (body) values ('late')`)).catch(
+              (e: unknown) => e,
+            );
+        },
+      });
+      const verified = await p.run('u-gone', { confirm: 'u-gone', operator: 'ops', ignoreRetention: true });
+      await p.end();
+      expect(verified.valid).toBe(true);
+      expect(['TR003', 'TENANT_DELETED', 'TENANT_ROUTE_STALE']).toContain((raced as { code?: string }).code);
+      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual({});
+      expect(await rowsOfTenant(udb.owner, other)).toEqual(otherBefore);
+      await expect(runAs(gone, () => app.query(`insert into notes (body) values ('after')`))).rejects.toMatchObject({
+        code: 'TR003',
+      });
+      const { rows } = await runAs(other, () => app.query<{ n: number }>('select count(*)::int as n from notes'));
+      expect(rows[0]!.n).toBe(30);
+      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual({});
+    } finally {
+      await udb.drop();
+    }
+  });
+});
