@@ -244,8 +244,8 @@ describe('purge', () => {
   });
 });
 
-describe('purge in unsigned context mode', () => {
-  it('the route fence refuses the purged tenant (a write during the purge and after it), the other tenant keeps working', async () => {
+describe('purge in unsigned context mode, audit entries kept', () => {
+  it('the route fence refuses the purged tenant (a write during the purge and after it), the other tenant keeps working; audit entries stay under policy keep', async () => {
     const udb = await createTestDatabase({ contextMode: 'unsigned' });
     try {
       await udb.owner.query(APP_DDL);
@@ -262,6 +262,7 @@ describe('purge in unsigned context mode', () => {
         catalog: udb.owner,
         owners: { home: udb.ownerUrl },
         batchSize: 50,
+        policy: { audit: 'keep' },
         onProgress: async (progress) => {
           if (raced === 'not tried' && progress.step.table === 'public.notes' && progress.removed > 0)
             raced = await runAs(gone, () => app.query(`insert into notes (body) values ('late')`)).catch(
@@ -273,14 +274,22 @@ describe('purge in unsigned context mode', () => {
       await p.end();
       expect(verified.valid).toBe(true);
       expect(['TR003', 'TENANT_DELETED', 'TENANT_ROUTE_STALE']).toContain((raced as { code?: string }).code);
-      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual({});
+      // policy keep: the audit log (and its counter) are the tables left holding the tenant's id, as the report says
+      const kept = { 'tenantry.audit_log': 4, 'tenantry_private.audit_counters': 1 };
+      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual(kept);
+      expect(verified.report.steps.find((s) => s.table === 'tenantry.audit_log')).toMatchObject({
+        action: 'keep',
+        rowsBefore: 4,
+        rowsAfter: 4,
+      });
+      expect(verified.report.policy.audit).toBe('keep');
       expect(await rowsOfTenant(udb.owner, other)).toEqual(otherBefore);
       await expect(runAs(gone, () => app.query(`insert into notes (body) values ('after')`))).rejects.toMatchObject({
         code: 'TR003',
       });
       const { rows } = await runAs(other, () => app.query<{ n: number }>('select count(*)::int as n from notes'));
       expect(rows[0]!.n).toBe(30);
-      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual({});
+      expect(nonEmpty(await rowsOfTenant(udb.owner, gone))).toEqual(kept);
     } finally {
       await udb.drop();
     }
