@@ -517,7 +517,15 @@ export class TenantPurger {
     }
     for (const step of record.plan) {
       if (step.kind === 'participant') {
-        const p = (this.#o.participants ?? []).find((x) => x.name === step.name)!;
+        const p = (this.#o.participants ?? []).find((x) => x.name === step.name);
+        if (!p)
+          throw new PurgeError(
+            'PURGE_NOT_READY',
+            `The purge began with participant ${step.name}: pass it again to resume`,
+            {
+              details: { participant: step.name },
+            },
+          );
         step.rowsAfter = await p.plan(record.tenant_id);
       } else if (step.kind === 'schema') {
         const { rows } = await this.#dbs
