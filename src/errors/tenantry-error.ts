@@ -36,6 +36,7 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
+  | 'TENANT_SCHEMA_TAKEN'
   // outages (see src/errors/database-unavailable-error.ts)
   | 'DATABASE_UNAVAILABLE'
   | 'EMBEDDED_START_FAILED'
