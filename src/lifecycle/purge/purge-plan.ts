@@ -79,6 +79,8 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry.audit_log', column: 'tenant_id', audit: true },
   { table: 'tenantry_private.audit_counters', column: 'tenant_id', auditCounter: true },
   { table: 'tenantry.moves', column: 'tenant_id' },
+  // which tenant a schema belongs to (tiers/003), in the database holding the schema
+  { table: 'tenantry.tenant_schemas', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);

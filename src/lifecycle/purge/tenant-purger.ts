@@ -446,8 +446,10 @@ export class TenantPurger {
     for (const t of targets) {
       if (t.kind === 'database' && !(await this.#dbs.databaseExists(t.cluster, t.database))) continue;
       await this.#dbs.pool(t.cluster, t.database).query(
-        `insert into tenantry.local_tenants (tenant_key, state, epoch) values ($1, 'moved', $2)
-         on conflict (tenant_key) do update set state = 'moved', updated_at = now()`,
+        // schema null: a schema of that name made later for another tenant must not be taken
+        // for this one's (tiers/003's guard falls back on local_tenants.schema)
+        `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', $2, null)
+         on conflict (tenant_key) do update set state = 'moved', schema = null, updated_at = now()`,
         [record.tenant_id, record.options.placement.epoch],
       );
       fenced++;
