@@ -15,6 +15,7 @@ import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
 import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
+import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 
 /** Options of {@link buildServer}. */
@@ -52,6 +53,8 @@ export interface ServerOptions {
    * statements are not sent or are cancelled. A client that disconnects aborts them too.
    */
   requestDeadlineMs?: number;
+  /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
+  jobs?: Pick<TenantJobs, 'enqueue'>;
 }
 
 /**
@@ -99,7 +102,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     meRoutes(scope);
     memberRoutes(scope, { appPool });
     accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
-    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus });
+    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

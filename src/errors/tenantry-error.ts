@@ -43,6 +43,10 @@ export type TenantryErrorCode =
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
   | 'PRISMA_CLIENT_UNSUPPORTED'
+  // background jobs (see src/jobs)
+  | 'JOB_TENANT_MISSING'
+  | 'JOB_ENVELOPE_INVALID'
+  | 'JOB_UNKNOWN'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'
   | 'STATEMENT_TIMEOUT'

@@ -18,6 +18,7 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   // purge needs only core's catalog; before identity, so identity stays the last feature
   { feature: 'purge', folder: '../lifecycle/purge/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
+  { feature: 'jobs', folder: '../jobs/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

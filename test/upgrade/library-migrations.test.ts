@@ -69,7 +69,9 @@ describe('library migrations', () => {
     const options = optionsFor(db);
     await expect(install(db.adminUrl, options)).rejects.toThrow(/view|cannot create index/i);
 
-    const before = ALL.filter((l) => !l.startsWith('identity/'));
+    // identity/001 fails: it and every migration after it (features in order) are pending
+    const failedAt = ALL.indexOf('identity/001_identity');
+    const before = ALL.slice(0, failedAt);
     expect((await recorded(db)).sort()).toEqual([...before].sort());
     // nothing of identity/001: neither its first tables, nor its functions, nor its grants
     expect(await exists(db, `to_regclass('tenantry_private.one_time_codes')`)).toBe(false);
@@ -80,7 +82,7 @@ describe('library migrations', () => {
 
     await db.admin.query(`drop view tenantry_private.sessions`);
     const retry = await install(db.adminUrl, options);
-    expect(retry.applied).toEqual(ALL.filter((l) => l.startsWith('identity/')));
+    expect(retry.applied).toEqual(ALL.slice(failedAt));
     expect((await recorded(db)).sort()).toEqual([...ALL].sort());
     const report = await runDoctor(db.adminUrl);
     expect(report.findings.filter((f) => f.severity === 'error' || f.code === 'INSTALL_OUTDATED')).toEqual([]);
@@ -155,6 +157,6 @@ describe('library migrations', () => {
     expect(() => renderMigration(m, { appRole: 'x"; drop table y; --', ownerRole: 'o' })).toThrow(/Invalid app role/);
     // numbered from 001 per feature, features in dependency order
     expect(ALL[0]).toBe('core/001_core');
-    expect(ALL.at(-1)).toMatch(/^identity\//);
+    expect(ALL.at(-1)).toMatch(/^jobs\//);
   });
 });

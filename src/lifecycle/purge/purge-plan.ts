@@ -58,6 +58,8 @@ export interface PurgeScan {
 interface LibraryTable {
   table: string;
   column: string;
+  /** the column's type when not uuid (the tenant's id as text) */
+  valueType?: 'text';
   /** the audit log: its action is the policy's */
   audit?: boolean;
   /** removed with the audit entries (delete, anonymise), kept with them (keep) */
@@ -81,6 +83,9 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry.moves', column: 'tenant_id' },
   // which tenant a schema belongs to (tiers/003), in the database holding the schema
   { table: 'tenantry.tenant_schemas', column: 'tenant_id' },
+  // tenantry/jobs' ledgers (its purgeTenantJobs clears them too; pg-boss's own tables need it as a participant)
+  { table: 'tenantry_private.job_backlog', column: 'tenant_key', valueType: 'text' },
+  { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);
@@ -306,7 +311,7 @@ export async function scanPurge(input: ScanInput): Promise<PurgeScan> {
     const home = target.cluster === (input.homeCluster ?? 'home') && target.kind === 'shared';
     for (const l of LIBRARY_TENANT_TABLES) {
       if (l.noStep || !present.has(l.table)) continue;
-      const rows = await count(l.table, l.column, [tenantId], 'uuid');
+      const rows = await count(l.table, l.column, [tenantId], l.valueType ?? 'uuid');
       if (rows === 0 && !home) continue;
       const action = l.audit ? input.audit : l.auditCounter && input.audit === 'keep' ? 'keep' : 'delete';
       steps.push({
@@ -319,6 +324,7 @@ export async function scanPurge(input: ScanInput): Promise<PurgeScan> {
         table: l.table,
         column: l.column,
         values: [tenantId],
+        valueType: l.valueType ?? 'uuid',
         rowsBefore: rows,
       });
     }
