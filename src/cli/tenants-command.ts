@@ -6,6 +6,7 @@ import { commandPool, withDatabase, type ConnectionOptions } from './connection.
 import { textTable } from './text-table.js';
 import { moveCommand } from './move-command.js';
 import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-command.js';
+import { exportCommand, importCommand } from './export-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -135,6 +136,8 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(restoreCommand(globals));
   cmd.addCommand(purgeCommand(globals));
   cmd.addCommand(purgeReportCommand(globals));
+  cmd.addCommand(exportCommand(globals));
+  cmd.addCommand(importCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -13,6 +13,8 @@ export type TenantryErrorCode =
   | 'INVALID_IDENTIFIER'
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
+  // install (see src/policy/newer-schema-error.ts)
+  | 'SCHEMA_NEWER_THAN_LIBRARY'
   // identity and access (see src/identity)
   | 'UNAUTHENTICATED'
   | 'TENANT_REQUIRED'
@@ -63,7 +65,22 @@ export type TenantryErrorCode =
   | 'PURGE_NOT_READY'
   | 'PURGE_INCOMPLETE'
   | 'PURGE_REPORT_NOT_FOUND'
-  | 'PURGE_REPORT_INVALID';
+  | 'PURGE_REPORT_INVALID'
+  // tenant export and import (see src/lifecycle/export)
+  | 'ARCHIVE_CORRUPT'
+  | 'ARCHIVE_TRUNCATED'
+  | 'ARCHIVE_VERSION_UNSUPPORTED'
+  | 'ARCHIVE_TABLE_MISMATCH'
+  | 'IMPORT_TENANT_EXISTS'
+  | 'IMPORT_TENANT_ACTIVE'
+  | 'IMPORT_REPLACE_UNSUPPORTED'
+  | 'IMPORT_TARGET_TAKEN'
+  | 'IMPORT_SCHEMA_MISMATCH'
+  | 'IMPORT_VERSION_MISMATCH'
+  | 'IMPORT_CONFLICT'
+  | 'IMPORT_REFERENCE_MISSING'
+  | 'IMPORT_VERIFICATION_FAILED'
+  | 'IMPORT_BUSY';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

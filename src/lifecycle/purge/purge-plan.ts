@@ -83,6 +83,8 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry.moves', column: 'tenant_id' },
   // which tenant a schema belongs to (tiers/003), in the database holding the schema
   { table: 'tenantry.tenant_schemas', column: 'tenant_id' },
+  // lifecycle/export's import journal
+  { table: 'tenantry.tenant_imports', column: 'tenant_id' },
   // tenantry/jobs' ledgers (its purgeTenantJobs clears them too; pg-boss's own tables need it as a participant)
   { table: 'tenantry_private.job_backlog', column: 'tenant_key', valueType: 'text' },
   { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
