@@ -201,6 +201,14 @@ export class TenantCatalog {
   }
 
   /**
+   * Restores a soft-deleted tenant (deleted → active) before its purge. Refused with
+   * TENANT_PURGING while a purge of it runs; after the purge the tenant is gone (TENANT_NOT_FOUND).
+   */
+  restore(id: string): Promise<Tenant> {
+    return this.#transition(id, ['deleted'], 'active', 'deleted_at = null').catch(refusePurging);
+  }
+
+  /**
    * Every status change goes through here, so the data plane follows it: the home database's
    * hold is written by a trigger in the status change's own transaction; a tenant placed in
    * another database (database tier, another cluster) is held there too. Order fails closed: a
@@ -291,6 +299,16 @@ export async function withTenantLock<T>(
     // a connection whose unlock failed must not go back to the pool still holding the lock
     holder?.release(!unlocked);
   }
+}
+
+// lifecycle/purge's migration raises TR010 when a status change would bring back a tenant whose purge runs
+function refusePurging(error: unknown): never {
+  if (sqlStateOf(error) === 'TR010')
+    throw new TenantryError('TENANT_PURGING', 'The tenant is being purged and cannot be restored', {
+      status: 409,
+      cause: error,
+    });
+  throw error;
 }
 
 // created_at in whole microseconds since the epoch: exact, unlike a JavaScript Date

@@ -5,6 +5,7 @@ import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { textTable } from './text-table.js';
 import { moveCommand, namedUrls } from './move-command.js';
+import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-command.js';
 import { exportCommand, importCommand } from './export-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
@@ -132,6 +133,9 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
       }
     });
   cmd.addCommand(moveCommand(globals));
+  cmd.addCommand(restoreCommand(globals));
+  cmd.addCommand(purgeCommand(globals));
+  cmd.addCommand(purgeReportCommand(globals));
   cmd.addCommand(exportCommand(globals));
   cmd.addCommand(importCommand(globals));
   for (const [name, verb, describe] of [

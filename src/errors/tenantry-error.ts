@@ -58,6 +58,17 @@ export type TenantryErrorCode =
   | 'LOCK_TIMEOUT'
   | 'REQUEST_ABORTED'
   | 'DEADLINE_EXCEEDED'
+  // off-boarding and purge (see src/lifecycle/purge)
+  | 'TENANT_NOT_DELETED'
+  | 'TENANT_PURGING'
+  | 'PURGE_RETENTION'
+  | 'PURGE_CONFIRMATION_REQUIRED'
+  | 'PURGE_UNACCOUNTED_TABLES'
+  | 'PURGE_BUSY'
+  | 'PURGE_NOT_READY'
+  | 'PURGE_INCOMPLETE'
+  | 'PURGE_REPORT_NOT_FOUND'
+  | 'PURGE_REPORT_INVALID'
   // tenant export and import (see src/lifecycle/export)
   | 'ARCHIVE_CORRUPT'
   | 'ARCHIVE_TRUNCATED'

@@ -1,1 +1,2 @@
+export * from './purge/index.js';
 export * from './export/index.js';

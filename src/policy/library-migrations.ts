@@ -17,6 +17,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'move', folder: '../tiers/move/migrations/' },
   // needs only core; before identity, whose failure the upgrade tests stage
   { feature: 'export', folder: '../lifecycle/export/migrations/' },
+  // purge needs only core's catalog; before identity, like export
+  { feature: 'purge', folder: '../lifecycle/purge/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
 ]);

@@ -1,0 +1,11 @@
+export { TenantPurger } from './tenant-purger.js';
+export type { TenantPurgerOptions, PurgeProgress, PurgePlan, PurgeRunOptions } from './tenant-purger.js';
+export type { PurgeParticipant } from './purge-participant.js';
+export { purgePolicy, retentionOf, tenantsDueForPurge, RETENTION_SETTING } from './purge-policy.js';
+export type { PurgePolicy, AuditPolicy, Retention } from './purge-policy.js';
+export { PurgeError } from './purge-error.js';
+export type { PurgeErrorCode } from './purge-error.js';
+export { LIBRARY_TENANT_TABLES } from './purge-plan.js';
+export type { PurgeStep, PurgeStepKind, PurgeAction, UnaccountedTable } from './purge-plan.js';
+export { PURGE_REPORT_FORMAT } from './purge-report.js';
+export type { PurgeReport, PurgeReportStep, VerifiedPurgeReport } from './purge-report.js';
