@@ -16,6 +16,7 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'migrate', folder: '../tiers/migrate/migrations/' },
   { feature: 'move', folder: '../tiers/move/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
+  { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
