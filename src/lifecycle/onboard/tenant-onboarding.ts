@@ -202,7 +202,7 @@ export class TenantOnboarding {
           target: record.target,
           outcome: 'already-onboarded',
           ran,
-          skipped: Object.keys(record.steps) as OnboardStep[],
+          skipped: ONBOARD_STEPS.filter((s) => record!.steps[s]),
           attempts: record.attempts,
           completedAt: record.completedAt,
         };
@@ -214,7 +214,7 @@ export class TenantOnboarding {
       const ownerEmail = record.ownerEmail ?? wanted.ownerEmail ?? null;
       await recordAttempt(client, record.tenantId, ownerEmail);
       record = { ...record, ownerEmail, attempts: record.attempts + 1 };
-      skipped = Object.keys(record.steps) as OnboardStep[];
+      skipped = ONBOARD_STEPS.filter((s) => record!.steps[s]);
       outcome = 'resumed';
     }
     if (record.ownerEmail && !this.#options.invitations)
