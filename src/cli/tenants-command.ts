@@ -5,6 +5,7 @@ import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { textTable } from './text-table.js';
 import { moveCommand } from './move-command.js';
+import { onboardCommand } from './onboard-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -131,6 +132,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
       }
     });
   cmd.addCommand(moveCommand(globals));
+  cmd.addCommand(onboardCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -31,11 +31,7 @@ export function parseOnboardInput(input: unknown): z.output<typeof onboardInputS
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || undefined;
     throw new InvalidArgumentError(
-      issue.code === 'unrecognized_keys'
-        ? issue.message
-        : issue.message.includes(':') || !field
-          ? issue.message
-          : `${field}: ${issue.message}`,
+      field && !issue.message.startsWith(field) ? `${field}: ${issue.message}` : issue.message,
       field,
     );
   }

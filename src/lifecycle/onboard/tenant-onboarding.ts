@@ -314,7 +314,7 @@ export class TenantOnboarding {
     const t = record.target;
     switch (step) {
       case 'provision':
-        if (t.tier === 'schema') return createTenantSchema(this.#placements.ownerPool(t), t.schema!, 'select');
+        if (t.tier === 'schema') return this.#createSchema(t);
         return this.#createDatabase(t);
       case 'migrate':
         await migrateLocation({
@@ -335,6 +335,30 @@ export class TenantOnboarding {
         return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!);
       default:
         return;
+    }
+  }
+
+  /**
+   * The schema, made by the owner role also when the cluster's URL is a superuser's: a schema
+   * owned by anyone else has no USAGE for the owner, whose migrations would then skip it on the
+   * search path and create their tables in `public`.
+   */
+  async #createSchema(t: PlacementTarget): Promise<void> {
+    const client = await this.#placements.ownerPool(t).connect();
+    let broken = false;
+    try {
+      const { rows } = await client.query<{ owner: string; me: string }>(
+        `select (select value from tenantry.meta where key = 'owner_role') as owner, current_user as me`,
+      );
+      const { owner, me } = rows[0]!;
+      if (owner !== me) await client.query(`select set_config('role', $1, false)`, [owner]);
+      await createTenantSchema(client, t.schema!, 'select');
+      if (owner !== me) await client.query('RESET ROLE');
+    } catch (error) {
+      broken = true;
+      throw error;
+    } finally {
+      client.release(broken);
     }
   }
 
