@@ -120,7 +120,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('tenantry tenants onboard', () => {
+// each run is a fresh Node process: slow on a loaded machine
+describe('tenantry tenants onboard', { timeout: 300_000 }, () => {
   it('onboards in one command, and says so when run again', async () => {
     const first = await onboard('cli-one');
     expect(first.stderr).not.toContain('    at ');
