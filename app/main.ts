@@ -26,6 +26,7 @@ import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-tran
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -54,6 +55,7 @@ let guard: QueryGuard | undefined;
 let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
+let signUp: TenantSignUp | undefined;
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
 
 interface StartFacts {
@@ -92,6 +94,7 @@ function close(): Promise<void> {
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
     await step('closing the tenant router', () => router?.close());
+    await step('closing the sign-up', () => signUp?.end());
     await step('closing the tiers', () => tiers?.end());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
@@ -253,7 +256,16 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel'),
   });
   await bus.start();
+  // POST /sign-up: the library's onboarding (a connection held per sign-up, on a pool of its own)
+  signUp = tenantSignUp({
+    catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    clusters,
+    install: installOptions,
+    appPool,
+    dataPool,
+  });
   app = buildServer({
+    signUp,
     appPool,
     dataPool,
     supportPool,
@@ -326,7 +338,7 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
     `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
     `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
     '',
-    `Routes (docs/reference-server.md): POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
+    `Routes (docs/reference-server.md): POST /sign-up, POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
     `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,
     `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
     '',
