@@ -193,6 +193,18 @@ describe('onboarding', () => {
     expect((await there.query('select body from public.notes')).rows).toEqual([{ body: 'Welcome' }]);
   });
 
+  it('needs one catalog connection: the route step runs on the one the onboarding holds', async () => {
+    const one = new pg.Pool({ connectionString: db.ownerUrl, max: 1 });
+    extra.push(one);
+    const single = new TenantOnboarding(options({ catalog: one, seed: undefined, lockWaitMs: 2000 }));
+    try {
+      const result = await single.run({ slug: 'solo', name: 'Solo', plan: 'business' });
+      expect(result).toMatchObject({ outcome: 'onboarded', ran: ['create', 'provision', 'migrate', 'route', 'done'] });
+    } finally {
+      await single.end();
+    }
+  });
+
   it('continues after a failed step: recorded steps are not run again, nothing is made twice', async () => {
     failSeedOnce = true;
     const failed = await onboarding

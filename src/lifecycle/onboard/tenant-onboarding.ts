@@ -230,7 +230,7 @@ export class TenantOnboarding {
         if (step === 'done') {
           await this.#finish(client, tenant, record);
         } else {
-          const result = await this.#step(step, tenant, record);
+          const result = await this.#step(client, step, tenant, record);
           if (result) invitation = result;
           await this.#emit(record.slug, tenantId, step, 'applied');
           await recordSteps(client, tenantId, [step]);
@@ -310,7 +310,31 @@ export class TenantOnboarding {
     });
   }
 
-  async #step(step: OnboardStep, tenant: Tenant, record: OnboardingRecord): Promise<OwnerInvitation | void> {
+  /**
+   * `Placements.assign` on the connection this onboarding holds: assign takes a connection of its
+   * catalog for its own lock, and from the catalog pool it would wait for ever on a pool of one
+   * (this run holds that one).
+   */
+  async #route(held: pg.PoolClient, tenantId: string, t: PlacementTarget): Promise<void> {
+    const placements = new Placements({
+      // only its query: a client's connect() is not a pool's (assign would call it for a connection)
+      catalog: { query: held.query.bind(held) } as Pick<pg.Pool, 'query'>,
+      owners: this.#options.owners,
+      homeCluster: this.#home,
+    });
+    try {
+      await placements.assign(tenantId, t);
+    } finally {
+      await placements.end();
+    }
+  }
+
+  async #step(
+    held: pg.PoolClient,
+    step: OnboardStep,
+    tenant: Tenant,
+    record: OnboardingRecord,
+  ): Promise<OwnerInvitation | void> {
     const t = record.target;
     switch (step) {
       case 'provision':
@@ -326,8 +350,7 @@ export class TenantOnboarding {
         });
         return;
       case 'route':
-        await this.#placements.assign(tenant.id, t);
-        return;
+        return this.#route(held, tenant.id, t);
       case 'seed':
         await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
         return;
