@@ -83,16 +83,17 @@ export async function insertOnboarding(
   return fromRow(rows[0]!);
 }
 
-/** Records completed steps (one statement: a crash records all of them or none). */
-export async function recordSteps(db: Queryable, tenantId: string, steps: OnboardStep[]): Promise<void> {
-  await db.query(
+/** Records completed steps (one statement: a crash records all of them or none); answers `completed_at`. */
+export async function recordSteps(db: Queryable, tenantId: string, steps: OnboardStep[]): Promise<Date | null> {
+  const { rows } = await db.query<{ completed_at: Date | null }>(
     `update tenantry.onboardings
         set steps = steps || (select jsonb_object_agg(s, now()) from unnest($2::text[]) as s),
             last_error = null, updated_at = now(),
             completed_at = case when 'done' = any($2::text[]) then now() else completed_at end
-      where tenant_id = $1`,
+      where tenant_id = $1 returning completed_at`,
     [tenantId, steps],
   );
+  return rows[0]?.completed_at ?? null;
 }
 
 /** A new attempt of an unfinished onboarding; the owner's email when this run gives the first one. */

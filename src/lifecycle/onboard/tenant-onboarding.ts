@@ -174,9 +174,12 @@ export class TenantOnboarding {
     const ran: OnboardStep[] = [];
     let skipped: OnboardStep[] = [];
     let outcome: OnboardResult['outcome'];
+    let created: Tenant | undefined;
     if (!record) {
       await this.#emit(wanted.slug, null, 'create', 'started');
-      record = await this.#create(client, wanted);
+      const made = await this.#create(client, wanted);
+      record = made.record;
+      created = made.tenant;
       await this.#emit(wanted.slug, record.tenantId, 'create', 'applied');
       await this.#emit(wanted.slug, record.tenantId, 'create', 'recorded');
       ran.push('create');
@@ -221,14 +224,15 @@ export class TenantOnboarding {
       throw new ConfigurationError('This onboarding invites an owner: pass the invitations option');
 
     const tenantId = record.tenantId;
-    const tenant = await catalog.get(tenantId);
+    const tenant = created ?? (await catalog.get(tenantId));
+    let completedAt: Date | null = null;
     let invitation: OwnerInvitation | undefined;
     for (const step of this.#plan(record)) {
       if (record.steps[step]) continue;
       await this.#emit(record.slug, tenantId, step, 'started');
       try {
         if (step === 'done') {
-          await this.#finish(client, tenant, record);
+          completedAt = await this.#finish(client, tenant, record);
         } else {
           const result = await this.#step(client, step, tenant, record);
           if (result) invitation = result;
@@ -248,21 +252,24 @@ export class TenantOnboarding {
       await this.#emit(record.slug, tenantId, step, 'recorded');
       ran.push(step);
     }
-    const done = (await findOnboarding(client, record.slug))!;
     return {
-      tenant: await catalog.get(tenantId),
+      // the route step wrote the placement into the tenant's row
+      tenant: ran.includes('route') ? await catalog.get(tenantId) : tenant,
       target: record.target,
       outcome,
       ran,
       skipped,
       ...(invitation ? { invitation } : {}),
-      attempts: done.attempts,
-      completedAt: done.completedAt,
+      attempts: record.attempts,
+      completedAt,
     };
   }
 
   /** The catalog row, the placement decision and the record: one transaction. */
-  async #create(client: pg.PoolClient, wanted: ReturnType<typeof parseOnboardInput>): Promise<OnboardingRecord> {
+  async #create(
+    client: pg.PoolClient,
+    wanted: ReturnType<typeof parseOnboardInput>,
+  ): Promise<{ record: OnboardingRecord; tenant: Tenant }> {
     await client.query('BEGIN');
     try {
       const tenant = await new TenantCatalog(client).create({
@@ -281,7 +288,7 @@ export class TenantOnboarding {
         target,
       });
       await client.query('COMMIT');
-      return record;
+      return { record, tenant };
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -402,10 +409,10 @@ export class TenantOnboarding {
   }
 
   /** The record closed and a `tenant.onboarded` entry in the tenant's audit log: one transaction. */
-  async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<void> {
+  async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<Date | null> {
     await client.query('BEGIN');
     try {
-      await recordSteps(client, tenant.id, ['done']);
+      const completedAt = await recordSteps(client, tenant.id, ['done']);
       await client.query(
         `insert into tenantry.audit_log (tenant_id, actor_kind, action, detail) values ($1, 'system', 'tenant.onboarded', $2)`,
         [
@@ -420,6 +427,7 @@ export class TenantOnboarding {
         ],
       );
       await client.query('COMMIT');
+      return completedAt;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
