@@ -142,6 +142,8 @@ try {
     ownerPassword: db.ownerPassword,
     supportRole: db.supportRole,
     supportPassword: db.supportPassword,
+    routerRole: db.routerRole,
+    routerPassword: db.routerPassword,
     contextSecret: db.contextSecret,
   };
   const installed = await install(db.adminUrl, installOptions);
@@ -230,11 +232,12 @@ try {
     new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }),
   );
   await supportPool.assertSafeRole();
-  // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN tenantry_routes)
-  const routesPool = track(new pg.Pool({ connectionString: db.appUrl, max: 2 }));
+  // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN
+  // tenantry_routes). Read as the router role: the app role cannot list where tenants live.
+  const routesPool = track(new pg.Pool({ connectionString: db.routerUrl, max: 2 }));
   router = new TenantRouter({
     pool: routesPool,
-    listenConnectionString: db.appUrl,
+    listenConnectionString: db.routerUrl,
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router'),
   });
   await router.start();

@@ -231,7 +231,10 @@ async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): 
 
 async function closeQuietly(server: BenchServer): Promise<void> {
   await server
-    .close({ databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB], roles: ['tenantry_bench_app', 'tenantry_bench_owner'] })
+    .close({
+      databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB],
+      roles: ['tenantry_bench_app', 'tenantry_bench_owner', 'tenantry_bench_router'],
+    })
     .catch((e: unknown) => {
       process.stderr.write(`cleanup failed: ${String(e)}\n`);
     });

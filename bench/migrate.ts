@@ -79,6 +79,8 @@ async function main(): Promise<number> {
       ownerRole: roles.owner.name,
       appPassword: roles.app.password,
       ownerPassword: roles.owner.password,
+      routerRole: roles.router.name,
+      routerPassword: roles.router.password,
       contextSecret: roles.contextSecret,
     });
     const ownerUrl = server.url(DATABASE, roles.owner);
@@ -171,7 +173,7 @@ async function main(): Promise<number> {
     await owner?.end();
     await rm(dir, { recursive: true, force: true });
     await server
-      .close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] })
+      .close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name, roles.router.name] })
       .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }

@@ -84,15 +84,18 @@ async function main(): Promise<number> {
     const installOptions = {
       appRole: roles.app.name,
       ownerRole: roles.owner.name,
+      routerRole: roles.router.name,
       appPassword: roles.app.password,
       ownerPassword: roles.owner.password,
+      routerPassword: roles.router.password,
       contextSecret: roles.contextSecret,
     };
     await install(server.url(HOME), installOptions);
     const ownerUrl = server.url(HOME, roles.owner);
     const appUrl = server.url(HOME, roles.app);
     const owner = new pg.Pool({ connectionString: ownerUrl, max: 4 });
-    const appHome = new pg.Pool({ connectionString: appUrl, max: 2 });
+    const routerUrl = server.url(HOME, roles.router);
+    const appHome = new pg.Pool({ connectionString: routerUrl, max: 2 });
     pools.push(owner, appHome);
     await owner.query(DDL);
     // one tenant of the same size per verification mode, moved one after the other
@@ -128,7 +131,7 @@ async function main(): Promise<number> {
     );
 
     placements = new Placements({ catalog: owner, owners: { home: ownerUrl } });
-    router = new TenantRouter({ pool: appHome, listenConnectionString: appUrl });
+    router = new TenantRouter({ pool: appHome, listenConnectionString: routerUrl });
     await router.start();
     app = new RoutedTenantPool({
       router,
@@ -241,7 +244,10 @@ async function main(): Promise<number> {
       await p.end();
     }
     await server
-      .close({ databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB], roles: [roles.app.name, roles.owner.name] })
+      .close({
+        databases: [...TARGET_DBS, HOME, CLUSTER_HOME_DB],
+        roles: [roles.app.name, roles.owner.name, roles.router.name],
+      })
       .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }

@@ -80,6 +80,8 @@ async function main(): Promise<number> {
       ownerRole: roles.owner.name,
       appPassword: roles.app.password,
       ownerPassword: roles.owner.password,
+      routerRole: roles.router.name,
+      routerPassword: roles.router.password,
       contextSecret: roles.contextSecret,
     });
     pool = new pg.Pool({ connectionString: server.url(DATABASE, roles.owner), max: concurrency });
@@ -150,7 +152,10 @@ async function main(): Promise<number> {
   } finally {
     await pool?.end();
     await server
-      .close({ databases: [DATABASE, ...tenantDatabases], roles: [roles.app.name, roles.owner.name] })
+      .close({
+        databases: [DATABASE, ...tenantDatabases],
+        roles: [roles.app.name, roles.owner.name, roles.router.name],
+      })
       .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }

@@ -122,7 +122,12 @@ export {
   type LocalState,
   type PlacementsOptions,
 } from './tiers/placements.js';
-export { createTenantSchema, createTenantDatabase, type TenantDatabaseOptions } from './tiers/provision.js';
+export {
+  createTenantSchema,
+  createTenantDatabase,
+  type TenantDatabaseOptions,
+  type TenantSchemaOptions,
+} from './tiers/provision.js';
 export {
   planPlacementPolicy,
   placementQuestion,

@@ -369,7 +369,7 @@ describe('a backend that dies while connecting', () => {
     const { RoutedTenantPool } = await import('../src/tiers/routed-tenant-pool.js');
     const { TenantRouter } = await import('../src/tiers/tenant-router.js');
     const server = await dyingServer();
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 1 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 1 });
     const router = new TenantRouter({ pool: home });
     const pool = new RoutedTenantPool({ router, clusters: { home: server.url }, contextMode: 'unsigned' });
     try {

@@ -117,14 +117,19 @@ export class TenantTiers {
    * (database tier, installed with the deployment's roles) and applies the data migrations.
    * Idempotent. The shared tier of a cluster needs nothing: `migrateData` keeps it current.
    */
-  async prepare(target: PlacementTarget): Promise<void> {
+  async prepare(target: PlacementTarget, tenantId?: string): Promise<void> {
     const cluster = this.#options.clusters[target.cluster];
     if (!cluster) throw new Error(`Unknown cluster ${target.cluster}`);
     const owners = this.#owners();
     if (target.tier === 'schema') {
       if (!target.schema) throw new Error('A schema-tier placement needs a schema');
       // the schema alone (USAGE for the app role); its tables come from the data migrations
-      await createTenantSchema(this.placements.ownerPool(target), target.schema, 'select');
+      await createTenantSchema(
+        this.placements.ownerPool(target),
+        target.schema,
+        'select',
+        tenantId === undefined ? {} : { tenant: tenantId },
+      );
       await migrateLocation({
         clusters: owners,
         cluster: target.cluster,
@@ -154,7 +159,7 @@ export class TenantTiers {
 
   /** Prepares `target`, then moves the tenant there online (resumable: call again after a crash). */
   async move(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
-    await this.prepare(target);
+    await this.prepare(target, tenantId);
     return this.#mover.move(tenantId, target);
   }
 

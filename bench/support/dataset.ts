@@ -8,6 +8,8 @@ import type { BenchServer } from './server.js';
 export interface BenchRoles {
   app: { name: string; password: string };
   owner: { name: string; password: string };
+  /** What a TenantRouter reads routes as (the app role may not). */
+  router: { name: string; password: string };
   contextSecret: string;
 }
 
@@ -16,6 +18,7 @@ export function benchRoles(): BenchRoles {
   return {
     app: { name: 'tenantry_bench_app', password },
     owner: { name: 'tenantry_bench_owner', password },
+    router: { name: 'tenantry_bench_router', password },
     contextSecret: randomBytes(24).toString('hex'),
   };
 }
@@ -58,8 +61,10 @@ export async function prepareDatabase(
   await install(server.url(database), {
     appRole: roles.app.name,
     ownerRole: roles.owner.name,
+    routerRole: roles.router.name,
     appPassword: roles.app.password,
     ownerPassword: roles.owner.password,
+    routerPassword: roles.router.password,
     contextMode: mode,
     ...(mode === 'signed' ? { contextSecret: roles.contextSecret } : {}),
   });

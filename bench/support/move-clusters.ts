@@ -59,8 +59,10 @@ export async function runClusterMoves(o: ClusterMovesOptions): Promise<boolean> 
   const installOptions: InstallRunOptions = {
     appRole: roles.app.name,
     ownerRole: roles.owner.name,
+    routerRole: roles.router.name,
     appPassword: roles.app.password,
     ownerPassword: roles.owner.password,
+    routerPassword: roles.router.password,
     contextSecret: roles.contextSecret,
   };
   const extra: BenchServer[] = [];
@@ -104,7 +106,8 @@ export async function runClusterMoves(o: ClusterMovesOptions): Promise<boolean> 
     });
 
     const catalog = new pg.Pool({ connectionString: owners.home, max: 4 });
-    const catalogApp = new pg.Pool({ connectionString: apps.home, max: 2 });
+    const routerHome = servers[0]!.url(sharedDb[0]!, roles.router);
+    const catalogApp = new pg.Pool({ connectionString: routerHome, max: 2 });
     pools.push(catalog, catalogApp);
     placements = new Placements({ catalog, owners });
     await placements.addCluster('c2');
@@ -144,7 +147,7 @@ export async function runClusterMoves(o: ClusterMovesOptions): Promise<boolean> 
       `seeded ${o.rows} rows for the moving tenant on c1 (+${OTHER_ROWS.toLocaleString('en')} for each of o1 on c1, o2 on c2, o3 on c3, shared tables) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
 
-    router = new TenantRouter({ pool: catalogApp, listenConnectionString: apps.home });
+    router = new TenantRouter({ pool: catalogApp, listenConnectionString: routerHome });
     await router.start();
     app = new RoutedTenantPool({
       router,
@@ -284,7 +287,7 @@ export async function runClusterMoves(o: ClusterMovesOptions): Promise<boolean> 
     }
     for (const s of extra)
       await s
-        .close({ databases: [OWN_DB, SHARED_DB], roles: [roles.app.name, roles.owner.name] })
+        .close({ databases: [OWN_DB, SHARED_DB], roles: [roles.app.name, roles.owner.name, roles.router.name] })
         .catch((e: unknown) => process.stderr.write(`stopping a server failed: ${String(e)}\n`));
   }
 }

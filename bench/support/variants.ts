@@ -139,7 +139,10 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
     label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier)`,
     open(t, max, prepared) {
       const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
-      const home = new pg.Pool({ connectionString: url, max: 1 });
+      // routes are read as the router role (the app role may not): benchRoles' router, same password
+      const routerUrl = new URL(url);
+      if (routerUrl.username === 'tenantry_bench_app') routerUrl.username = 'tenantry_bench_router';
+      const home = new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
       const router = new TenantRouter({ pool: home });
       const pool = new RoutedTenantPool({
         ...t.poolExtras,

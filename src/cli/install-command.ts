@@ -10,6 +10,7 @@ interface InstallFlags {
   appRole?: string;
   ownerRole?: string;
   supportRole?: string;
+  routerRole?: string;
   schema?: string[];
   unsigned?: boolean;
   eventTrigger: boolean;
@@ -24,6 +25,7 @@ const RECORDED_OPTIONS = {
   appRole: '--app-role',
   ownerRole: '--owner-role',
   supportRole: '--support-role',
+  routerRole: '--router-role',
   schema: '--schema',
   unsigned: '--unsigned',
 } as const;
@@ -85,6 +87,11 @@ export function installCommand(globals: () => ConnectionOptions): Command {
       'read-only role for audited staff reads across tenants (not created when omitted)',
       process.env.TENANTRY_SUPPORT_ROLE,
     )
+    .option(
+      '--router-role <name>',
+      "role the data plane's tenant router connects as: it reads where tenants live, nothing else",
+      process.env.TENANTRY_ROUTER_ROLE ?? 'tenantry_router',
+    )
     .option('--schema <names...>', 'schemas holding application tables', ['public'])
     .option(
       '--unsigned',
@@ -115,10 +122,12 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           globals(),
           flags,
           async (catalog, clusters, db) => {
-            const { rows } = await catalog.query<{ value: string }>(
-              `select value from tenantry.meta where key = 'support_role'`,
+            const { rows } = await catalog.query<{ key: string; value: string }>(
+              `select key, value from tenantry.meta where key in ('support_role', 'router_role')`,
             );
-            const supportRole = rows[0]?.value || undefined;
+            const meta = new Map(rows.map((r) => [r.key, r.value]));
+            const supportRole = meta.get('support_role') || undefined;
+            const routerRole = meta.get('router_role') || 'tenantry_router';
             return installEverywhere({
               catalog,
               clusters,
@@ -126,6 +135,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
               ownerPassword: db.ownerPassword,
               supportPassword:
                 supportRole !== undefined && supportRole === db.supportRole ? db.supportPassword : undefined,
+              routerPassword: routerRole === db.routerRole ? db.routerPassword : undefined,
               contextSecret: db.contextSecret,
               eventTrigger: flags.eventTrigger,
               concurrency: flags.concurrency,
@@ -141,6 +151,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         appRole: flags.appRole,
         ownerRole: flags.ownerRole,
         supportRole: flags.supportRole,
+        routerRole: flags.routerRole,
         dataSchemas: flags.schema,
         contextMode: flags.unsigned ? 'unsigned' : 'signed',
         eventTrigger: flags.eventTrigger,
@@ -152,6 +163,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
             appPassword: db.appPassword,
             ownerPassword: db.ownerPassword,
             ...(options.supportRole ? { supportPassword: db.supportPassword } : {}),
+            routerPassword: db.routerPassword,
           });
           process.stdout.write(
             `-- pending library migrations: ${plan.pending.length === 0 ? 'none' : plan.pending.join(', ')}\n${plan.sql}` +
@@ -168,6 +180,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           ...(options.supportRole
             ? { supportPassword: options.supportRole === db.supportRole ? db.supportPassword : undefined }
             : {}),
+          routerPassword: options.routerRole === db.routerRole ? db.routerPassword : undefined,
           contextSecret: db.contextSecret,
         });
         console.log(

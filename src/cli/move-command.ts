@@ -163,7 +163,15 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
               database: opts.database ?? null,
             };
             if (opts.ddl) {
-              const prepared = await prepareMoveTarget({ target, path: opts.ddl, placements, catalog, db, owners });
+              const prepared = await prepareMoveTarget({
+                target,
+                tenant: tenant.id,
+                path: opts.ddl,
+                placements,
+                catalog,
+                db,
+                owners,
+              });
               if (prepared.kind === 'migrations') {
                 const applied = prepared.report.results.flatMap((r) => r.applied.map((m) => `${r.target.key}: ${m}`));
                 progress.note(

@@ -33,6 +33,8 @@ async function managedByMigrate(catalog: pg.Pool): Promise<boolean> {
  */
 export async function prepareMoveTarget(options: {
   target: PlacementTarget;
+  /** The tenant the target is for: a schema target is claimed for it (its tables refuse other tenants' rows). */
+  tenant: string;
   path: string;
   placements: Placements;
   catalog: pg.Pool;
@@ -40,7 +42,7 @@ export async function prepareMoveTarget(options: {
   /** Each cluster's shared database as the owner role (what the mover uses). */
   owners: Record<string, string>;
 }): Promise<PreparedTarget> {
-  const { target, path, placements, catalog, db, owners } = options;
+  const { target, tenant, path, placements, catalog, db, owners } = options;
   const info = await stat(path).catch(() => {
     throw new InvalidArgumentError(`--ddl: no such file or directory: ${path}`, 'ddl');
   });
@@ -53,7 +55,7 @@ export async function prepareMoveTarget(options: {
     );
   const ddl = migrations ? '' : await readFile(path, 'utf8');
   if (target.tier === 'schema' && target.schema) {
-    await createTenantSchema(placements.ownerPool(target), target.schema, ddl);
+    await createTenantSchema(placements.ownerPool(target), target.schema, ddl, { tenant });
   } else if (target.tier === 'database' && target.database) {
     if (target.cluster !== 'home')
       throw new InvalidArgumentError(

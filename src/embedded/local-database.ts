@@ -19,12 +19,16 @@ export interface LocalDatabase {
   appUrl: string;
   /** The read-only support role: audited cross-tenant reads by staff. */
   supportUrl: string;
+  /** The router role: the data plane's `TenantRouter` reads where tenants live (and nothing else). */
+  routerUrl: string;
   appRole: string;
   ownerRole: string;
   supportRole: string;
+  routerRole: string;
   appPassword: string;
   ownerPassword: string;
   supportPassword: string;
+  routerPassword: string;
   contextSecret: string;
   /** Secret for signing the reference server's JWTs (HS256). */
   jwtSecret: string;
@@ -52,6 +56,7 @@ interface LocalConfig {
   appPassword: string;
   ownerPassword: string;
   supportPassword: string;
+  routerPassword: string;
 }
 
 /** `<dir>/server.json`: which process owns the running embedded server, and its port. */
@@ -72,9 +77,13 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
     if (!(parsed.contextSecret && parsed.jwtSecret && parsed.appPassword && parsed.ownerPassword)) {
       throw new ConfigurationError(`${file} is incomplete: delete it to generate new secrets`);
     }
-    if (parsed.supportPassword) return parsed as LocalConfig;
-    // a config written before the support role existed: add its password, keep the rest
-    const upgraded: LocalConfig = { ...(parsed as LocalConfig), supportPassword: secret() };
+    if (parsed.supportPassword && parsed.routerPassword) return parsed as LocalConfig;
+    // a config written before the support or router role existed: add its password, keep the rest
+    const upgraded: LocalConfig = {
+      ...(parsed as LocalConfig),
+      supportPassword: parsed.supportPassword || secret(),
+      routerPassword: parsed.routerPassword || secret(),
+    };
     await writePrivateFile(file, JSON.stringify(upgraded, null, 2) + '\n');
     return upgraded;
   }
@@ -84,6 +93,7 @@ async function loadConfig(dir: string): Promise<LocalConfig> {
     appPassword: secret(),
     ownerPassword: secret(),
     supportPassword: secret(),
+    routerPassword: secret(),
   };
   await writePrivateFile(file, JSON.stringify(config, null, 2) + '\n');
   return config;
@@ -110,7 +120,7 @@ function asRole(url: string, role: string, password: string): string {
  * embedded PostgreSQL whose data persists in `<dir>/pgdata` (a second process reuses the
  * server the first one started). Secrets are generated once into `<dir>/config.json`;
  * `TENANTRY_CONTEXT_SECRET`, `TENANTRY_JWT_SECRET`, `TENANTRY_APP_PASSWORD`, `TENANTRY_OWNER_PASSWORD` and
- * `TENANTRY_SUPPORT_PASSWORD` override them.
+ * `TENANTRY_SUPPORT_PASSWORD`, `TENANTRY_ROUTER_PASSWORD` override them.
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
@@ -124,6 +134,8 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   const ownerRole = process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner';
   const supportRole = process.env.TENANTRY_SUPPORT_ROLE ?? 'tenantry_support';
   const supportPassword = process.env.TENANTRY_SUPPORT_PASSWORD ?? config.supportPassword;
+  const routerRole = process.env.TENANTRY_ROUTER_ROLE ?? 'tenantry_router';
+  const routerPassword = process.env.TENANTRY_ROUTER_PASSWORD ?? config.routerPassword;
   const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
   let server: EmbeddedServer | undefined;
   let adminUrl: string;
@@ -169,12 +181,15 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     ownerUrl: process.env.TENANTRY_OWNER_DATABASE_URL ?? asRole(adminUrl, ownerRole, ownerPassword),
     appUrl: process.env.TENANTRY_APP_DATABASE_URL ?? asRole(adminUrl, appRole, appPassword),
     supportUrl: process.env.TENANTRY_SUPPORT_DATABASE_URL ?? asRole(adminUrl, supportRole, supportPassword),
+    routerUrl: process.env.TENANTRY_ROUTER_DATABASE_URL ?? asRole(adminUrl, routerRole, routerPassword),
     appRole,
     ownerRole,
     supportRole,
+    routerRole,
     appPassword,
     ownerPassword,
     supportPassword,
+    routerPassword,
     contextSecret,
     jwtSecret: process.env.TENANTRY_JWT_SECRET ?? config.jwtSecret,
     embedded: server !== undefined,

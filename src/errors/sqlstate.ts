@@ -15,6 +15,8 @@ export const SqlState = Object.freeze({
   tenantContextRejected: 'TR001',
   /** Raised when signed mode is installed but no context key was set. */
   tenantContextKeyMissing: 'TR002',
+  /** Raised by tenantry.claim_tenant_schema() when the schema belongs to another tenant. */
+  tenantSchemaTaken: 'TR007',
 } as const);
 
 /** Returns the SQLSTATE of a node-postgres error, if it is one. */

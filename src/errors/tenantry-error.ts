@@ -36,6 +36,7 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_UNKNOWN'
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
+  | 'TENANT_SCHEMA_TAKEN'
   // onboarding (see src/lifecycle/onboard)
   | 'ONBOARDING_CONFLICT'
   | 'ONBOARDING_BUSY'

@@ -13,7 +13,7 @@ export interface LiveSchemaOptions {
    * `true`: the function writes into the event tables found through the CALLER's search path
    * (no pinned `search_path`, unqualified table names), so one function in `public` serves the
    * shared tables and every tenant schema of the database: a schema-tier tenant reached through
-   * a `RoutedTenantPool` (search path `t_acme, public`) appends to `t_acme`'s tables. For
+   * a `RoutedTenantPool` (search path `t_acme`) appends to `t_acme`'s tables. For
    * deployments with schema-tier tenants (the schemas get their tables from
    * {@link liveTablesSql}). Default `false`: the tables of `schema`, whatever the path.
    */

@@ -28,6 +28,8 @@ export interface TenantEventBusOptions {
    * `liveSchemaSql({ followSearchPath: true })` and `liveTablesSql`).
    */
   schema?: string | null;
+  /** With `schema: null`: the schema of `emit_tenant_event` (default `public`; see `TenantEventLogOptions`). */
+  functionSchema?: string;
   /** Events a subscriber may fall behind before it is ended with `overflow`; default 256. */
   queueLimit?: number;
   /** Events read per statement; default 100. */
@@ -97,7 +99,10 @@ export class TenantEventBus {
   #closed = false;
 
   constructor(options: TenantEventBusOptions) {
-    this.log = new TenantEventLog(options.pool, { schema: options.schema });
+    this.log = new TenantEventLog(options.pool, {
+      schema: options.schema,
+      ...(options.functionSchema === undefined ? {} : { functionSchema: options.functionSchema }),
+    });
     this.#transport = options.transport;
     this.#queueLimit = positive(options.queueLimit ?? 256, 'queueLimit');
     this.#batchSize = positive(options.batchSize ?? 100, 'batchSize');

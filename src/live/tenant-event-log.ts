@@ -25,9 +25,15 @@ export interface TenantEventLogOptions {
   /**
    * Schema of the event tables and of `emit_tenant_event`; default `public`. `null`: unqualified
    * names, resolved by the search path of each statement, so a schema-tier tenant reached through
-   * a `RoutedTenantPool` (search path `t_acme, public`) uses its own schema's tables.
+   * a `RoutedTenantPool` (search path `t_acme`) uses its own schema's tables.
    */
   schema?: string | null;
+  /**
+   * With `schema: null`: the schema of `emit_tenant_event` (`liveSchemaSql({ followSearchPath:
+   * true })` makes it in `public` of each database), named qualified because a schema-tier
+   * tenant's search path holds its own schema alone. Default `public`.
+   */
+  functionSchema?: string;
 }
 
 // The tenant in context as the policy reads it (an InitPlan). Statements name it too, so the
@@ -59,7 +65,9 @@ export class TenantEventLog {
     this.#pool = pool;
     this.#streams = `${schema}tenant_event_streams`;
     this.#events = `${schema}tenant_events`;
-    this.#emit = `${schema}emit_tenant_event`;
+    const emitSchema =
+      options.schema === null ? `${quoteIdent(options.functionSchema ?? 'public', 'schema')}.` : schema;
+    this.#emit = `${emitSchema}emit_tenant_event`;
   }
 
   /** The tenant's head, creating its stream row (and route) on first use. */

@@ -36,6 +36,14 @@ export interface InstallOptions {
    */
   supportRole?: string;
   /**
+   * Role the data plane's `TenantRouter` connects as to read routes (where each tenant lives):
+   * NOSUPERUSER, NOBYPASSRLS, owns nothing, EXECUTE on `tenantry.route_of` and
+   * `tenantry.routes_since` and nothing else. Routing data is its own (not the app role's): SQL
+   * injected under one tenant cannot list every placed tenant's schema and database. Default
+   * `tenantry_router`.
+   */
+  routerRole?: string;
+  /**
    * Passwords for the login roles. Install sets one only where the role has none yet (it was just
    * created): an existing password is kept, so a deploy job that passes another one never locks
    * the running app out. Change one with `tenantry rotate password` ({@link rotatePassword}).
@@ -43,6 +51,7 @@ export interface InstallOptions {
   appPassword?: string;
   ownerPassword?: string;
   supportPassword?: string;
+  routerPassword?: string;
   /** Schemas holding application tables. Default `['public']`. */
   dataSchemas?: string[];
   /** `signed` (default): the context carries an HMAC PostgreSQL verifies. `unsigned`: a bare uuid, faster, forgeable by injected SQL. */
@@ -62,9 +71,11 @@ export interface ResolvedInstallOptions {
   appRole: string;
   ownerRole: string;
   supportRole: string | undefined;
+  routerRole: string;
   appPassword: string | undefined;
   ownerPassword: string | undefined;
   supportPassword: string | undefined;
+  routerPassword: string | undefined;
   dataSchemas: string[];
   contextMode: ContextMode;
   eventTrigger: boolean;
@@ -83,13 +94,18 @@ export function resolveInstallOptions(options: InstallOptions = {}): ResolvedIns
     options.supportRole === undefined ? undefined : validIdentifier(options.supportRole, 'support role');
   if (supportRole !== undefined && (supportRole === appRole || supportRole === ownerRole))
     throw new Error('The support role must differ from the app and owner roles');
+  const routerRole = validIdentifier(options.routerRole ?? 'tenantry_router', 'router role');
+  if (routerRole === appRole || routerRole === ownerRole || routerRole === supportRole)
+    throw new Error('The router role must differ from the app, owner and support roles');
   return {
     appRole,
     ownerRole,
     supportRole,
+    routerRole,
     appPassword: options.appPassword,
     ownerPassword: options.ownerPassword,
     supportPassword: options.supportPassword,
+    routerPassword: options.routerPassword,
     dataSchemas: (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema')),
     contextMode: options.contextMode ?? 'signed',
     eventTrigger: options.eventTrigger ?? true,

@@ -77,6 +77,7 @@ export function rolesStepSql(o: ResolvedInstallOptions): string {
   const app = quoteIdent(o.appRole);
   const owner = quoteIdent(o.ownerRole);
   const support = o.supportRole === undefined ? undefined : quoteIdent(o.supportRole);
+  const router = quoteIdent(o.routerRole);
   const lines: string[] = [];
   const add = (sql: string) => lines.push(sql.trim());
   const loginRole = 'NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT';
@@ -113,6 +114,14 @@ export function rolesStepSql(o: ResolvedInstallOptions): string {
       `DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${support}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${support}', current_database()); END $do$;`,
     );
   }
+  add(
+    `-- the router reads where tenants live (tenantry.route_of, tenantry.routes_since: EXECUTE in the grants step) and nothing else`,
+  );
+  add(roleSql(o.routerRole, loginRole, loginExpected));
+  if (o.routerPassword !== undefined) add(`ALTER ROLE ${router} PASSWORD ${quoteLiteral(o.routerPassword)};`);
+  add(
+    `DO $do$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO ${router}', current_database()); EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM ${router}', current_database()); END $do$;`,
+  );
   add(`
 DO $do$
 BEGIN
@@ -148,6 +157,8 @@ $do$;`);
   add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${app};`);
   add(`GRANT USAGE ON SCHEMA tenantry TO ${app};`);
   if (support) add(`GRANT USAGE ON SCHEMA tenantry TO ${support};`);
+  add(`REVOKE ALL ON SCHEMA tenantry_private FROM ${router};`);
+  add(`GRANT USAGE ON SCHEMA tenantry TO ${router};`);
 
   add(`-- the install's options, read by the migrations and the functions (owned by the owner role)`);
   add(`SET LOCAL ROLE ${owner};`);
@@ -161,6 +172,7 @@ INSERT INTO tenantry.meta (key, value) VALUES
   ('app_role', ${quoteLiteral(o.appRole)}),
   ('owner_role', ${quoteLiteral(o.ownerRole)}),
   ('support_role', ${quoteLiteral(o.supportRole ?? '')}),
+  ('router_role', ${quoteLiteral(o.routerRole)}),
   ('context_mode', ${quoteLiteral(o.contextMode)}),
   ('data_schemas', ${quoteLiteral(o.dataSchemas.join(','))})
 ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE tenantry.meta.value IS DISTINCT FROM excluded.value;`);
@@ -206,6 +218,14 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
       `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
     );
   }
+  add(`-- routes (where each tenant lives) are the router role's alone: tiers/002 took them from the app role (and`);
+  add(`-- every install does again: tiers/001 run again after its record was lost would give them back)`);
+  add(
+    `REVOKE ALL ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) FROM PUBLIC, ${quoteIdent(o.appRole)};`,
+  );
+  add(
+    `GRANT EXECUTE ON FUNCTION tenantry.route_of(uuid), tenantry.routes_since(bigint) TO ${quoteIdent(o.routerRole)};`,
+  );
   add(`-- readers of an install of before the versioned schema: its digest means nothing now`);
   add(`DELETE FROM tenantry.meta WHERE key IN ('version', 'install_digest');`);
   add(`RESET ROLE;`);

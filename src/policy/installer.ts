@@ -111,6 +111,7 @@ export async function planInstall(
     ...(options.appPassword !== undefined ? { appPassword: '********' } : {}),
     ...(options.ownerPassword !== undefined ? { ownerPassword: '********' } : {}),
     ...(options.supportPassword !== undefined ? { supportPassword: '********' } : {}),
+    ...(options.routerPassword !== undefined ? { routerPassword: '********' } : {}),
   });
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry install --dry-run' });
   await client.connect();
@@ -198,9 +199,10 @@ async function passwordsToSet(
       ['appPassword', o.appRole],
       ['ownerPassword', o.ownerRole],
       ['supportPassword', o.supportRole],
+      ['routerPassword', o.routerRole],
     ] as const
   ).filter(([key, role]) => role !== undefined && o[key] !== undefined) as [
-    'appPassword' | 'ownerPassword' | 'supportPassword',
+    'appPassword' | 'ownerPassword' | 'supportPassword' | 'routerPassword',
     string,
   ][];
   if (given.length === 0) return { options: o, passwords: [] };

@@ -21,6 +21,7 @@ export interface InstallEverywhereOptions {
   appPassword?: string;
   ownerPassword?: string;
   supportPassword?: string;
+  routerPassword?: string;
   /** The signed-mode secret, stored in every database (as the deployment's: a different one would stop its contexts verifying). Left unchanged when omitted. */
   contextSecret?: string;
   /** Install the deny-by-default event trigger (needs a superuser). Default true. */
@@ -96,6 +97,7 @@ export async function installEverywhere(options: InstallEverywhereOptions): Prom
               appPassword: options.appPassword,
               ownerPassword: options.ownerPassword,
               supportPassword: options.supportPassword,
+              routerPassword: options.routerPassword,
             }
           : {}),
       });
@@ -133,11 +135,12 @@ async function homeInstallOptions(catalog: Queryable): Promise<{
   appRole: string;
   ownerRole: string;
   supportRole: string | undefined;
+  routerRole: string | undefined;
   contextMode: ContextMode;
   dataSchemas: string[];
 }> {
   const { rows } = await catalog.query<{ key: string; value: string }>(
-    `select key, value from tenantry.meta where key in ('app_role', 'owner_role', 'support_role', 'context_mode', 'data_schemas')`,
+    `select key, value from tenantry.meta where key in ('app_role', 'owner_role', 'support_role', 'router_role', 'context_mode', 'data_schemas')`,
   );
   const meta = new Map(rows.map((r) => [r.key, r.value]));
   const appRole = meta.get('app_role');
@@ -150,6 +153,8 @@ async function homeInstallOptions(catalog: Queryable): Promise<{
     appRole,
     ownerRole,
     supportRole: meta.get('support_role') || undefined,
+    // an install of before the router role records none: the default then
+    routerRole: meta.get('router_role') || undefined,
     contextMode: meta.get('context_mode') === 'unsigned' ? 'unsigned' : 'signed',
     dataSchemas: (meta.get('data_schemas') || 'public').split(',').filter(Boolean),
   };

@@ -3,7 +3,7 @@ import { toTenantId } from '../context/tenant-id.js';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { validIdentifier } from '../policy/identifiers.js';
-import { withDatabase } from './provision.js';
+import { schemaTakenError, withDatabase } from './provision.js';
 import type { Tier } from './tenant-router.js';
 
 /**
@@ -133,6 +133,13 @@ export class Placements {
     const { rows } = await catalog.query<{ epoch: string }>('select tenantry.next_route_epoch() as epoch');
     const epoch = Number(rows[0]!.epoch);
     const sameDatabase = from === to;
+    // the schema is the tenant's from now on: its tables refuse every other tenant's rows (tiers/003)
+    if (next.schema !== null)
+      await this.ownerPool(next)
+        .query('select tenantry.claim_tenant_schema($1, $2)', [next.schema, tenantId])
+        .catch((error: unknown) => {
+          throw schemaTakenError(error, next.schema!);
+        });
     const before = sameDatabase ? undefined : await this.#localRow(previous, tenantId);
     try {
       if (!sameDatabase) await this.setLocalState(previous, tenantId, 'frozen', previous.epoch);

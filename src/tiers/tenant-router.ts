@@ -1,4 +1,6 @@
 import { toTenantId } from '../context/tenant-id.js';
+import { ConfigurationError } from '../errors/tenantry-error.js';
+import { sqlStateOf } from '../errors/sqlstate.js';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { LRUCache } from 'lru-cache';
 import { PostgresLiveTransport } from '../live/postgres-live-transport.js';
@@ -22,20 +24,34 @@ export interface Route {
   epoch: number;
   /** `<cluster>/<database>`: which pool serves it. */
   location: string;
-  /** Transaction-local search path for the schema tier, else null. */
+  /**
+   * Transaction-local search path for the schema tier (the tenant's schema alone, unless
+   * `extensionSchemas` were given), else null.
+   */
   searchPath: string | null;
 }
 
 /** Options of {@link TenantRouter}. */
 export interface TenantRouterOptions {
-  /** The home database (the catalog), as the app role: routes are read through definer functions. */
+  /**
+   * The home database (the catalog), as the ROUTER role (`tenantry_router`, install's
+   * `routerRole`): routes are read through definer functions only it (and the owner) may
+   * execute. Not the app role: it cannot read routes (42501), so that SQL injected under one
+   * tenant cannot list where every tenant lives.
+   */
   pool: Queryable;
-  /** Connection string (app role, home database) for the LISTEN connection that hears route changes; omit to rely on the database's stale-route check alone. */
+  /** Connection string (router role, home database) for the LISTEN connection that hears route changes; omit to rely on the database's stale-route check alone. */
   listenConnectionString?: string;
   /** The cluster of tenants without a placement (default `home`). */
   homeCluster?: string;
-  /** Schemas after the tenant's own on a schema-tier search path (default `['public']`). */
-  dataSchemas?: string[];
+  /**
+   * Schemas put after the tenant's own on a schema-tier search path, for the functions and types
+   * of extensions installed there (default none: the tenant's schema alone, `pg_catalog` being
+   * searched first anyway). Never a schema holding tenant tables (such as `public` with the shared
+   * tables): a table missing from the tenant's schema would be found there instead of failing
+   * (42P01). Prefer naming extension objects qualified (`public.crypt(…)`).
+   */
+  extensionSchemas?: string[];
   /** Routes kept in memory (default 100,000). */
   cacheSize?: number;
   onError?: (error: unknown) => void;
@@ -59,13 +75,14 @@ interface RouteRow {
  * and the RoutedTenantPool refreshes and retries.
  *
  * @example
- * const router = new TenantRouter({ pool: homeAppPool, listenConnectionString: homeAppUrl });
+ * const router = new TenantRouter({ pool: homeRouterPool, listenConnectionString: homeRouterUrl });
  * await router.start();
  * const route = await router.resolve(tenantId); // { tier: 'schema', cluster: 'home', schema: 't_acme', … }
  */
 export class TenantRouter {
   readonly #pool: Queryable;
   readonly #home: string;
+  /** `, "ext", …` after the tenant's schema: empty by default. */
   readonly #after: string;
   readonly #cache: LRUCache<string, Route>;
   readonly #transport: PostgresLiveTransport | undefined;
@@ -78,7 +95,7 @@ export class TenantRouter {
   constructor(options: TenantRouterOptions) {
     this.#pool = options.pool;
     this.#home = options.homeCluster ?? 'home';
-    this.#after = (options.dataSchemas ?? ['public']).map((s) => quoteIdent(s, 'schema')).join(', ');
+    this.#after = (options.extensionSchemas ?? []).map((s) => `, ${quoteIdent(s, 'schema')}`).join('');
     this.#cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? 100_000) });
     this.#onError = options.onError ?? (() => undefined);
     this.#transport = options.listenConnectionString
@@ -134,13 +151,26 @@ export class TenantRouter {
   }
 
   async #load(tenantId: string): Promise<Route> {
-    const { rows } = await this.#pool.query<RouteRow>(
+    const { rows } = await this.#read(
       'select tenant_id, tier, cluster, database, schema, epoch from tenantry.route_of($1)',
       [tenantId],
     );
     const route = rows[0] ? this.#route(rows[0]) : this.defaultRoute(tenantId);
     this.#store(route);
     return this.#cache.get(tenantId) ?? route;
+  }
+
+  async #read(sql: string, values: unknown[]): Promise<{ rows: RouteRow[] }> {
+    try {
+      return await this.#pool.query<RouteRow>(sql, values);
+    } catch (error) {
+      if (sqlStateOf(error) === '42501')
+        throw new ConfigurationError(
+          "The tenant router's pool may not read routes: connect it as the router role (install's routerRole, default tenantry_router), not the app role",
+          error,
+        );
+      throw error;
+    }
   }
 
   #store(route: Route): void {
@@ -150,7 +180,9 @@ export class TenantRouter {
 
   #route(row: RouteRow): Route {
     const location = `${row.cluster}/${row.database ?? ''}`;
-    const searchPath = row.schema === null ? null : `${quoteIdent(row.schema, 'schema')}, ${this.#after}`;
+    // the tenant's schema alone: a table it lacks is an error (42P01), never the shared table of
+    // the same name in a data schema further down the path
+    const searchPath = row.schema === null ? null : `${quoteIdent(row.schema, 'schema')}${this.#after}`;
     return {
       tenantId: row.tenant_id,
       tier: row.tier,
@@ -186,7 +218,7 @@ export class TenantRouter {
 
   async #catchUp(): Promise<void> {
     for (;;) {
-      const { rows } = await this.#pool.query<RouteRow>(
+      const { rows } = await this.#read(
         'select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)',
         [this.#seen],
       );

@@ -137,8 +137,8 @@ beforeAll(async () => {
   guard = await createQueryGuard(home.owner, { mode: 'enforce' });
   appPool = home.appPool({ guard });
   supportPool = new TenantPool({ connectionString: home.supportUrl!, contextSecret: fleet().contextSecret, max: 2 });
-  routesPool = new pg.Pool({ connectionString: home.appUrl, max: 2 });
-  router = new TenantRouter({ pool: routesPool, listenConnectionString: home.appUrl });
+  routesPool = new pg.Pool({ connectionString: home.routerUrl, max: 2 });
+  router = new TenantRouter({ pool: routesPool, listenConnectionString: home.routerUrl });
   await router.start();
   dataPool = new RoutedTenantPool({
     router,

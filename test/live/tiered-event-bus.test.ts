@@ -114,7 +114,7 @@ beforeAll(async () => {
     contextSecret: db.contextSecret,
   });
   await placements.assign(t.d, { tier: 'database', cluster: 'home', database: dDatabase });
-  const homePool = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const homePool = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   home.push(homePool);
   router = new TenantRouter({ pool: homePool });
   await router.start();
@@ -334,7 +334,8 @@ describe('a PostgreSQL transport that does not rely on the database ringing: thr
     ] as const) {
       await expect(
         runAs(t[writer], () =>
-          one.pool.query(`select emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]),
+          // named qualified: a schema-tier tenant's search path holds its own schema alone
+          one.pool.query(`select public.emit_tenant_event('thing.changed', '{}'::jsonb, $1)`, [t[victim]]),
         ),
       ).rejects.toMatchObject({ code: '42501' });
     }

@@ -9,7 +9,7 @@ import type pg from 'pg';
  */
 export async function catalogListing(
   admin: Pick<pg.Pool, 'query'>,
-  roles: { app: string; owner: string; support?: string },
+  roles: { app: string; owner: string; support?: string; router?: string },
 ): Promise<string[]> {
   const queries = [
     `SELECT 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '
@@ -59,6 +59,7 @@ export async function catalogListing(
     [roles.app, 'APP'],
     [roles.owner, 'OWNER'],
     ...(roles.support ? ([[roles.support, 'SUPPORT']] as [string, string][]) : []),
+    ...(roles.router ? ([[roles.router, 'ROUTER']] as [string, string][]) : []),
   ];
   return out.map((line) => names.reduce((l, [name, label]) => l.split(name).join(label), line)).sort();
 }

@@ -53,7 +53,7 @@ const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Options of {@link TestCluster.createDatabase}: install options; roles and secret default to the harness's. */
 export interface ClusterDatabaseOptions extends Omit<
   InstallRunOptions,
-  'appPassword' | 'ownerPassword' | 'supportPassword' | 'supportRole'
+  'appPassword' | 'ownerPassword' | 'supportPassword' | 'routerPassword' | 'supportRole'
 > {
   /** `true`: install the harness's support role (`<prefix>_support`); a string: that role. Default none. */
   supportRole?: boolean | string;
@@ -93,11 +93,11 @@ export interface TestClusters {
   readonly clusters: readonly TestCluster[];
   /**
    * Role names used by default on every cluster: `<prefix>_app`, `<prefix>_owner`,
-   * `<prefix>_support` with one random `tc_<hex>` prefix per harness. The same names on every
+   * `<prefix>_support`, `<prefix>_router` with one random `tc_<hex>` prefix per harness. The same names on every
    * cluster (so one set of credentials and one signed context work everywhere), and unique per
    * harness (so a shared server from {@link CLUSTER_URLS_ENV} never mixes two files' roles).
    */
-  readonly roles: { readonly app: string; readonly owner: string; readonly support: string };
+  readonly roles: { readonly app: string; readonly owner: string; readonly support: string; readonly router: string };
   /** The context secret every database is installed with by default. */
   readonly contextSecret: string;
   /** Wall-clock milliseconds `startTestClusters` took. */
@@ -131,7 +131,12 @@ export async function startTestClusters(count: number, options: StartClustersOpt
   const started = performance.now();
   const prefix = options.rolePrefix ?? `tc_${randomBytes(4).toString('hex')}`;
   if (!NAME.test(`${prefix}_support`)) throw new Error(`rolePrefix ${prefix} does not make valid role names`);
-  const roles = { app: `${prefix}_app`, owner: `${prefix}_owner`, support: `${prefix}_support` };
+  const roles = {
+    app: `${prefix}_app`,
+    owner: `${prefix}_owner`,
+    support: `${prefix}_support`,
+    router: `${prefix}_router`,
+  };
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
   const reused = (process.env[CLUSTER_URLS_ENV] ?? '')
     .split(',')
@@ -279,6 +284,7 @@ async function createClusterDatabase(
   const appRole = options.appRole ?? roles.app;
   const ownerRole = options.ownerRole ?? roles.owner;
   const supportRole = options.supportRole === true ? roles.support : options.supportRole || undefined;
+  const routerRole = options.routerRole ?? roles.router;
   const contextSecret = options.contextSecret ?? defaultSecret;
   await withClient(rootUrl, (c) => c.query(`create database ${name}`));
   const adminUrl = url(name);
@@ -289,7 +295,7 @@ async function createClusterDatabase(
     withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
   state.databases.set(name, () => (database ? database.drop() : dropDatabase()));
   if (!state.cluster.embedded) {
-    const wanted = [appRole, ownerRole, supportRole].filter((r): r is string => r !== undefined);
+    const wanted = [appRole, ownerRole, routerRole, supportRole].filter((r): r is string => r !== undefined);
     const existing = await withClient(rootUrl, (c) =>
       c.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [wanted]),
     );
@@ -301,9 +307,11 @@ async function createClusterDatabase(
     appRole,
     ownerRole,
     supportRole,
+    routerRole,
     appPassword: ROLE_PASSWORD,
     ownerPassword: ROLE_PASSWORD,
     supportPassword: ROLE_PASSWORD,
+    routerPassword: ROLE_PASSWORD,
     contextSecret,
   });
   const handle = openTestDatabase(
@@ -316,6 +324,8 @@ async function createClusterDatabase(
       ownerUrl: url(name, ownerRole),
       appUrl: url(name, appRole),
       supportUrl: supportRole === undefined ? undefined : url(name, supportRole),
+      routerRole,
+      routerUrl: url(name, routerRole),
     },
     async () => {
       state.databases.delete(name);

@@ -3,12 +3,12 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { ROLE_PASSWORD } from './test-database.js';
 
-/** An empty database (Tenantry not installed) with three role names of its own. */
+/** An empty database (Tenantry not installed) with four role names of its own. */
 export interface EmptyDatabase {
   name: string;
   adminUrl: string;
   admin: pg.Pool;
-  roles: { app: string; owner: string; support: string };
+  roles: { app: string; owner: string; support: string; router: string };
   url(role: string): string;
 }
 
@@ -24,7 +24,7 @@ export async function createEmptyDatabase(cleanups: (() => Promise<void>)[]): Pr
   u.pathname = `/${name}`;
   const adminUrl = u.toString();
   const admin = new pg.Pool({ connectionString: adminUrl, max: 3 });
-  const roles = { app: `${name}_app`, owner: `${name}_owner`, support: `${name}_support` };
+  const roles = { app: `${name}_app`, owner: `${name}_owner`, support: `${name}_support`, router: `${name}_router` };
   cleanups.push(async () => {
     await admin.end();
     const c = new pg.Client({ connectionString: rootUrl });

@@ -22,6 +22,9 @@ export interface TestDatabase {
   directAppUrl?: string;
   /** The support role (only when created with `supportRole`). */
   supportUrl: string | undefined;
+  /** The router role: what a TenantRouter reads routes as (the app role may not). */
+  routerRole: string;
+  routerUrl: string;
   admin: pg.Pool;
   owner: pg.Pool;
   /** A TenantPool connected as the app role. Closed by drop(). */
@@ -53,13 +56,16 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
   const ownerRole = options.ownerRole ?? `${name}_owner`;
   const contextSecret = options.contextSecret ?? randomBytes(24).toString('base64url');
   const supportRole = options.supportRole;
+  const routerRole = options.routerRole ?? `${name}_router`;
   await install(adminUrl, {
     ...options,
     appRole,
     ownerRole,
+    routerRole,
     appPassword: ROLE_PASSWORD,
     ownerPassword: ROLE_PASSWORD,
     supportPassword: ROLE_PASSWORD,
+    routerPassword: ROLE_PASSWORD,
     contextSecret,
   });
   const appUrl = withDatabase(rootUrl, name, appRole, process.env.TENANTRY_TEST_APP_PORT);
@@ -74,13 +80,15 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       appUrl,
       directAppUrl: withDatabase(rootUrl, name, appRole),
       supportUrl: supportRole === undefined ? undefined : withDatabase(rootUrl, name, supportRole),
+      routerRole,
+      routerUrl: withDatabase(rootUrl, name, routerRole),
     },
     async () => {
       const c = new pg.Client({ connectionString: rootUrl });
       await c.connect();
       try {
         await c.query(`drop database if exists ${name} with (force)`);
-        for (const role of [appRole, ownerRole, ...(supportRole === undefined ? [] : [supportRole])]) {
+        for (const role of [appRole, ownerRole, routerRole, ...(supportRole === undefined ? [] : [supportRole])]) {
           await c.query(`drop owned by ${role} cascade`).catch(() => undefined);
           await c.query(`drop role if exists ${role}`).catch(() => undefined);
         }

@@ -63,7 +63,7 @@ beforeAll(async () => {
   await placements.assign(t.database, { tier: 'database', cluster: 'home', database: `${db.name}_c` });
   await tenantDatabase(`${db.name}_d`);
   await placements.assign(t.stuckDb, { tier: 'database', cluster: 'home', database: `${db.name}_d` });
-  home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   router = new TenantRouter({ pool: home });
   await router.start();
   pool = new RoutedTenantPool({

@@ -26,7 +26,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await db.owner.query(NOTES_DDL);
   placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
-  const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   extra.push(home);
   router = new TenantRouter({ pool: home });
   pool = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });

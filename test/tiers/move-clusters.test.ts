@@ -39,8 +39,8 @@ beforeAll(async () => {
   });
   await placements.addCluster('c2');
   await placements.addCluster('c3');
-  catalogApp = new pg.Pool({ connectionString: dbs.home.appUrl, max: 2 });
-  router = new TenantRouter({ pool: catalogApp, listenConnectionString: dbs.home.appUrl });
+  catalogApp = new pg.Pool({ connectionString: dbs.home.routerUrl, max: 2 });
+  router = new TenantRouter({ pool: catalogApp, listenConnectionString: dbs.home.routerUrl });
   await router.start();
   pool = new RoutedTenantPool({
     router,

@@ -60,8 +60,8 @@ beforeAll(async () => {
   for (const db of Object.values(dbs)) await db.owner.query(DDL);
   placements = new Placements({ catalog: dbs.home.owner, owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl } });
   await placements.addCluster('c2');
-  catalogApp = new pg.Pool({ connectionString: dbs.home.appUrl, max: 2 });
-  router = new TenantRouter({ pool: catalogApp, listenConnectionString: dbs.home.appUrl });
+  catalogApp = new pg.Pool({ connectionString: dbs.home.routerUrl, max: 2 });
+  router = new TenantRouter({ pool: catalogApp, listenConnectionString: dbs.home.routerUrl });
   await router.start();
   pool = new RoutedTenantPool({
     router,

@@ -182,9 +182,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await db.owner.query(DDL);
   placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
-  const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   pools.push(home);
-  router = new TenantRouter({ pool: home, listenConnectionString: db.appUrl });
+  router = new TenantRouter({ pool: home, listenConnectionString: db.routerUrl });
   await router.start();
   pool = new RoutedTenantPool({
     router,
@@ -415,7 +415,7 @@ describe('stale routes after a move', () => {
   it('a router that heard nothing sends a write to the old placement: refused there, retried at the new one, not lost', async () => {
     const s = await tenant('mover-s');
     await seed({ tier: 'shared', cluster: 'home' }, s, 10);
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 1 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 1 });
     pools.push(home);
     const deaf = new TenantRouter({ pool: home }); // no LISTEN
     const stalePool = new RoutedTenantPool({

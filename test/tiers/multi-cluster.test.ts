@@ -42,8 +42,8 @@ beforeAll(async () => {
   await placements.addCluster('c3');
   await placements.assign(t.b, { tier: 'shared', cluster: 'c2' });
   await placements.assign(t.c, { tier: 'database', cluster: 'c3', database: 'tenant_c' });
-  catalogApp = new pg.Pool({ connectionString: home.appUrl, max: 2 });
-  router = new TenantRouter({ pool: catalogApp, listenConnectionString: home.appUrl });
+  catalogApp = new pg.Pool({ connectionString: home.routerUrl, max: 2 });
+  router = new TenantRouter({ pool: catalogApp, listenConnectionString: home.routerUrl });
   await router.start();
   pool = new RoutedTenantPool({
     router,

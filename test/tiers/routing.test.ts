@@ -69,7 +69,7 @@ beforeAll(async () => {
     contextSecret: db.contextSecret,
   });
   await placements.assign(tenants.c, { tier: 'database', cluster: 'home', database: cDatabase });
-  const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   extra.push(home);
   router = new TenantRouter({ pool: home });
   await router.start();
@@ -248,10 +248,10 @@ describe('stale routes', () => {
   });
 
   it('routers hear a move at once through LISTEN/NOTIFY on the catalog', async () => {
-    const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
     extra.push(home);
     // LISTEN needs a session of its own: straight to the server, also when the pool goes through pgbouncer
-    const listening = new TenantRouter({ pool: home, listenConnectionString: db.directAppUrl ?? db.appUrl });
+    const listening = new TenantRouter({ pool: home, listenConnectionString: db.routerUrl });
     await listening.start();
     try {
       const before = await listening.resolve(tenants.a);

@@ -21,6 +21,7 @@ const ALL = libraryMigrations().map(migrationLabel);
 const optionsFor = (db: EmptyDatabase): InstallRunOptions => ({
   appRole: db.roles.app,
   ownerRole: db.roles.owner,
+  routerRole: db.roles.router,
   appPassword: ROLE_PASSWORD,
   ownerPassword: ROLE_PASSWORD,
   contextSecret: randomBytes(24).toString('base64url'),
@@ -125,12 +126,18 @@ describe('library migrations', () => {
     const [byScript, byInstall] = [await createEmptyDatabase(cleanups), await createEmptyDatabase(cleanups)];
     const secret = randomBytes(24).toString('base64url');
     await byScript.admin.query(
-      installSql({ appRole: byScript.roles.app, ownerRole: byScript.roles.owner, appPassword: ROLE_PASSWORD }),
+      installSql({
+        appRole: byScript.roles.app,
+        ownerRole: byScript.roles.owner,
+        routerRole: byScript.roles.router,
+        appPassword: ROLE_PASSWORD,
+      }),
     );
     await setContextSecret(byScript.admin, secret);
     await install(byInstall.adminUrl, {
       appRole: byInstall.roles.app,
       ownerRole: byInstall.roles.owner,
+      routerRole: byInstall.roles.router,
       appPassword: ROLE_PASSWORD,
       contextSecret: secret,
     });

@@ -28,7 +28,9 @@ async function oldInstall(db: Fresh, mode: 'signed' | 'unsigned', secret: string
   const fixture = await readFile(new URL(`../fixtures/main-install-${mode}.sql`, import.meta.url), 'utf8');
   const sql = fixture.replace(/fixture_(app|owner|support)/g, (_, r: 'app' | 'owner' | 'support') => db.roles[r]);
   await db.admin.query(sql);
-  for (const role of Object.values(db.roles)) await db.admin.query(`alter role ${role} password '${ROLE_PASSWORD}'`);
+  // the roles the old install made (the router role came later: the upgrade's install makes it)
+  for (const role of [db.roles.app, db.roles.owner, db.roles.support])
+    await db.admin.query(`alter role ${role} password '${ROLE_PASSWORD}'`);
   const { ipad, opad } = hmacPads(secret);
   await db.admin.query(`insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2)`, [ipad, opad]);
 }
@@ -123,15 +125,20 @@ describe.each(['signed', 'unsigned'] as const)(
         appRole: old.roles.app,
         ownerRole: old.roles.owner,
         supportRole: old.roles.support,
+        routerRole: old.roles.router,
         contextMode: mode,
         appPassword: 'another-password-the-deploy-job-made-up',
+        routerPassword: ROLE_PASSWORD,
         contextSecret: mode === 'signed' ? randomBytes(24).toString('base64url') : undefined,
       };
       const report = await install(old.adminUrl, options);
       expect(report.baselined).toBe(true);
       expect(report.applied).toEqual(libraryMigrations().map(migrationLabel));
       // what the running app depends on is kept: its password and its context key
-      expect(report.passwords).toEqual([{ role: old.roles.app, action: 'kept' }]);
+      expect(report.passwords).toEqual([
+        { role: old.roles.app, action: 'kept' },
+        { role: old.roles.router, action: 'set' },
+      ]);
       if (mode === 'signed') expect(report.contextSecret).toBe('kept');
 
       const doctorAfter = await runDoctor(old.adminUrl);
@@ -148,6 +155,17 @@ describe.each(['signed', 'unsigned'] as const)(
       cleanups.push(() => pool.end());
       expect(await tenantRows(pool, a)).toHaveLength(20);
       expect(await tenantRows(pool, b)).toEqual(Array.from({ length: 7 }, (_, i) => `b${i + 1}`));
+      // routes are the router role's now (tiers/002): the app role, which could read them before, cannot
+      await expect(runAs(a, () => pool.query('select * from tenantry.routes_since(0)'))).rejects.toMatchObject({
+        code: '42501',
+      });
+      const router = new pg.Client({ connectionString: old.url(old.roles.router) });
+      await router.connect();
+      try {
+        expect((await router.query('select * from tenantry.routes_since(0)')).rows).toEqual([]);
+      } finally {
+        await router.end();
+      }
 
       // a second install changes nothing
       const again = await install(old.adminUrl, options);
@@ -160,6 +178,7 @@ describe.each(['signed', 'unsigned'] as const)(
         appRole: fresh.roles.app,
         ownerRole: fresh.roles.owner,
         supportRole: fresh.roles.support,
+        routerRole: fresh.roles.router,
         contextMode: mode,
         appPassword: ROLE_PASSWORD,
         contextSecret: mode === 'signed' ? secret : undefined,

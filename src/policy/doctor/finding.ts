@@ -26,6 +26,7 @@ export type FindingCode =
   // least privilege: what the app role can do to other tenants without reading their rows
   | 'APP_CAN_CREATE_LARGE_OBJECTS'
   | 'APP_CAN_SIGNAL_SESSIONS'
+  | 'APP_CAN_READ_ROUTES'
   | 'PRIVATE_SCHEMA_REACHABLE'
   | 'PRIVATE_OBJECT_REACHABLE'
   // tenant tables
@@ -86,6 +87,7 @@ export type FindingCode =
   | 'POLICY_SKIPS_ROUTE_CHECK'
   | 'PINNED_TABLE_ROUTE_CHECKED'
   | 'SCHEMA_TENANT_TABLE_MISSING'
+  | 'TENANT_SCHEMA_UNGUARDED'
   // Citus readiness (`doctor --citus` only)
   | 'CITUS_EXCLUSION_WITHOUT_TENANT'
   | 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE'

@@ -17,11 +17,17 @@ const SIGNAL_FUNCTIONS = [
   'pg_catalog.pg_cancel_backend(integer)',
 ];
 
+/** Definer functions that answer where tenants live: the router role's (tiers/002), never the app role's. */
+const ROUTE_FUNCTIONS = ['tenantry.route_of(uuid)', 'tenantry.routes_since(bigint)'];
+
+type Kind = 'creates' | 'signals' | 'routes';
+
 /**
  * What the app role can do to other tenants without reading a row (docs/security.md, "What the
  * app role can still do"): create large objects (EXECUTE on the `lo_*` creators), and cancel or
  * terminate its sibling sessions, which serve other tenants (EXECUTE on `pg_cancel_backend` /
- * `pg_terminate_backend`, or membership of `pg_signal_backend`). Locks without a bound (no
+ * `pg_terminate_backend`, or membership of `pg_signal_backend`), and list where every tenant lives
+ * (EXECUTE on the route functions, which belong to the router role). Locks without a bound (no
  * timeouts stored for the app role) are the install checks' APP_ROLE_TIMEOUTS_MISSING: taking an
  * ACCESS EXCLUSIVE lock on a tenant table is allowed by any UPDATE or DELETE grant, and
  * PostgreSQL cannot prevent it, only bound it.
@@ -32,17 +38,19 @@ export async function checkLeastPrivilege(scope: DoctorScope): Promise<Finding[]
 }
 
 async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
-  const rows = await scopedRows<{ signature: string; creates: boolean; grantees: string | null }>(
+  const kinds: [string, Kind][] = [
+    ...LARGE_OBJECT_CREATORS.map((f): [string, Kind] => [f, 'creates']),
+    ...SIGNAL_FUNCTIONS.map((f): [string, Kind] => [f, 'signals']),
+    ...ROUTE_FUNCTIONS.map((f): [string, Kind] => [f, 'routes']),
+  ];
+  const rows = await scopedRows<{ signature: string; kind: Kind; grantees: string | null }>(
     scope,
-    `SELECT f.signature, f.creates,
+    `SELECT f.signature, f.kind,
             ${appGranteesSql(`aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))`, `x.privilege_type = 'EXECUTE'`, 'p.proowner')} AS grantees
-       FROM unnest($7::text[], $8::boolean[]) AS f(signature, creates)
+       FROM unnest($7::text[], $8::text[]) AS f(signature, kind)
        JOIN pg_proc p ON p.oid = to_regprocedure(f.signature)
       ORDER BY 1`,
-    [
-      [...LARGE_OBJECT_CREATORS, ...SIGNAL_FUNCTIONS],
-      [...LARGE_OBJECT_CREATORS.map(() => true), ...SIGNAL_FUNCTIONS.map(() => false)],
-    ],
+    [kinds.map(([f]) => f), kinds.map(([, k]) => k)],
   );
   // the roles holding pg_signal_backend directly that the app role is (or is a member of)
   const [signaller] = await scopedRows<{ member: boolean; holders: string | null }>(
@@ -53,7 +61,7 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
               WHERE m.roleid = 'pg_signal_backend'::regrole AND pg_has_role((SELECT oid FROM app), m.member, 'MEMBER')) AS holders`,
   );
   const findings: Finding[] = [];
-  const creators = rows.filter((r) => r.creates && r.grantees !== null);
+  const creators = rows.filter((r) => r.kind === 'creates' && r.grantees !== null);
   if (creators.length > 0) {
     findings.push({
       code: 'APP_CAN_CREATE_LARGE_OBJECTS',
@@ -63,7 +71,7 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
       fix: creators.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`).join(' '),
     });
   }
-  const signals = rows.filter((r) => !r.creates && r.grantees !== null);
+  const signals = rows.filter((r) => r.kind === 'signals' && r.grantees !== null);
   if (signals.length > 0 || signaller?.member) {
     const via = [
       ...(signals.length > 0 ? [`EXECUTE on ${signals.map((r) => r.signature).join(', ')}`] : []),
@@ -78,6 +86,16 @@ async function executableFunctions(scope: DoctorScope): Promise<Finding[]> {
         ...signals.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`),
         ...(signaller?.member ? [`REVOKE pg_signal_backend FROM ${signaller.holders ?? scope.appSql};`] : []),
       ].join(' '),
+    });
+  }
+  const routes = rows.filter((r) => r.kind === 'routes' && r.grantees !== null);
+  if (routes.length > 0) {
+    findings.push({
+      code: 'APP_CAN_READ_ROUTES',
+      severity: 'warning',
+      object: scope.appRole!,
+      message: `The application role can execute ${routes.map((r) => r.signature).join(', ')}: injected SQL under one tenant could list every placed tenant's tier, cluster, database and schema. Routes are the router role's (install's routerRole, default tenantry_router), which the TenantRouter connects as.`,
+      fix: routes.map((r) => `REVOKE EXECUTE ON FUNCTION ${r.signature} FROM ${r.grantees};`).join(' '),
     });
   }
   return findings;

@@ -1,7 +1,7 @@
 import type { Finding } from './finding.js';
 import type { DoctorScope } from './doctor-scope.js';
 import { checkPinnedTables } from './pinned-table-checks.js';
-import { checkTenantSchemas } from './tenant-schema-checks.js';
+import { checkTenantSchemaGuards, checkTenantSchemas } from './tenant-schema-checks.js';
 
 /** How long a tenant may stay frozen before doctor warns: a move's freeze lasts about a second. */
 const FROZEN_WARN_MINUTES = 10;
@@ -9,7 +9,8 @@ const FROZEN_WARN_MINUTES = 10;
 /**
  * The tiers (docs/tiers.md): the local route check ({@link checkLocalRoutes}), the policies of
  * pinned and unpinned tenant tables ({@link checkPinnedTables}), and schema-tier tenants' schemas
- * missing a shared tenant table ({@link checkTenantSchemas}). Every database doctor audits runs
+ * missing a shared tenant table ({@link checkTenantSchemas}) or the guard binding their tables to
+ * their tenant ({@link checkTenantSchemaGuards}). Every database doctor audits runs
  * them, so `doctor --placements` (one audit per database) reports them for every placement.
  */
 export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
@@ -17,6 +18,7 @@ export async function checkRoutes(scope: DoctorScope): Promise<Finding[]> {
     ...(await checkLocalRoutes(scope)),
     ...(await checkPinnedTables(scope)),
     ...(await checkTenantSchemas(scope)),
+    ...(await checkTenantSchemaGuards(scope)),
   ];
 }
 

@@ -34,7 +34,8 @@ export interface ApplyTargetOptions {
  * transaction. Bookkeeping rides with the first and last statements: 2 round trips plus one per
  * migration. A failure rolls everything back and is recorded in `tenantry.migration_failures`.
  *
- * A schema target's schema must exist: otherwise PostgreSQL would create its tables in the next
+ * A schema target's new tables get their schema's tenant guard (`tenantry.guard_tenant_schema`)
+ * in the same transaction. A schema target's schema must exist: otherwise PostgreSQL would create its tables in the next
  * schema of the search path (a data schema), so the target fails instead (SQLSTATE 3F000).
  */
 export async function applyTarget(
@@ -90,11 +91,17 @@ export async function applyTarget(
       await client.query(m.sql);
     }
     current = null;
+    // a tenant schema's new tables refuse other tenants' rows too (tiers/003: tenantry.guard_tenant_schema)
+    const guard =
+      plan.target.schema === null || applied.length === 0
+        ? ''
+        : `DO $guard$ BEGIN IF to_regprocedure('tenantry.guard_tenant_schema(text)') IS NOT NULL THEN PERFORM tenantry.guard_tenant_schema(${lit(plan.target.schema)}); END IF; END $guard$;`;
     const values = todo.map(
       (m) => `(${lit(plan.tracking)}, ${m.version}, ${lit(m.name)}, ${lit(m.scope)}, ${lit(m.checksum)})`,
     );
     await client.query(
-      `${values.length ? `INSERT INTO tenantry.schema_migrations (target, version, name, scope, checksum) VALUES ${values.join(', ')};` : ''}
+      `${guard}
+       ${values.length ? `INSERT INTO tenantry.schema_migrations (target, version, name, scope, checksum) VALUES ${values.join(', ')};` : ''}
        DELETE FROM tenantry.migration_failures WHERE target = ${lit(plan.tracking)};
        COMMIT; RESET ALL;`,
     );
