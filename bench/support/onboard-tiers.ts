@@ -61,6 +61,8 @@ export async function benchOnboarding(
       ownerRole: roles.owner.name,
       appPassword: roles.app.password,
       ownerPassword: roles.owner.password,
+      routerRole: roles.router.name,
+      routerPassword: roles.router.password,
       contextSecret: roles.contextSecret,
     },
     policy: planPlacementPolicy({ databaseName: onboardDatabase }),

@@ -102,7 +102,7 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
       const hooks = await loadHooks(flags.hooks);
       const result = await withClusters(globals(), flags, async (catalog, owners, db) => {
         const { rows } = await catalog.query<{ key: string; value: string }>(
-          `select key, value from tenantry.meta where key in ('app_role', 'owner_role', 'support_role')`,
+          `select key, value from tenantry.meta where key in ('app_role', 'owner_role', 'support_role', 'router_role')`,
         );
         const meta = Object.fromEntries(rows.map((r) => [r.key, r.value]));
         const invitations = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 2 });
@@ -120,6 +120,8 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
             ownerRole: meta.owner_role ?? db.ownerRole,
             appPassword: db.appPassword,
             ownerPassword: db.ownerPassword,
+            routerRole: meta.router_role ?? db.routerRole,
+            routerPassword: db.routerPassword,
             ...(meta.support_role ? { supportRole: meta.support_role, supportPassword: db.supportPassword } : {}),
             contextSecret: db.contextSecret,
           },
@@ -128,7 +130,8 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
             ? {
                 seed: async (context: OnboardContext) => {
                   if (!data) {
-                    routes = commandPool({ connectionString: db.appUrl, max: 2 });
+                    // routes are the router role's to read (the app role may not)
+                    routes = commandPool({ connectionString: db.routerUrl, max: 2 });
                     router = new TenantRouter({ pool: routes });
                     await router.start();
                     data = new RoutedTenantPool({

@@ -128,7 +128,8 @@ export function sqlCommand(globals: () => ConnectionOptions): Command {
           process.env.TENANTRY_OWNER_DATABASE_URL ??
           (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
         const owner = commandPool({ connectionString: ownerUrl, max: 2 });
-        const routes = commandPool({ connectionString: db.appUrl, max: 1 });
+        // routes are the router role's to read (the app role may not)
+        const routes = commandPool({ connectionString: db.routerUrl, max: 1 });
         let router: TenantRouter | undefined;
         let pool: RoutedTenantPool | undefined;
         try {

@@ -23,7 +23,7 @@ beforeAll(async () => {
     // the route needs the fixture's database: it calls through a holder filled in below
     configure: (app) => signUpRoutes(app, { signUp: { signUp: (input) => signUp.signUp(input), end: async () => {} } }),
   });
-  const routes = new pg.Pool({ connectionString: f.db.appUrl, max: 2 });
+  const routes = new pg.Pool({ connectionString: f.db.routerUrl, max: 2 });
   extra.push(routes);
   router = new TenantRouter({ pool: routes });
   await router.start();
@@ -38,6 +38,8 @@ beforeAll(async () => {
       ownerRole: f.db.ownerRole,
       appPassword: ROLE_PASSWORD,
       ownerPassword: ROLE_PASSWORD,
+      routerRole: f.db.routerRole,
+      routerPassword: ROLE_PASSWORD,
       contextSecret: f.db.contextSecret,
     },
     appPool: f.serverPool,

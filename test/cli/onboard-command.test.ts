@@ -39,6 +39,8 @@ async function tenantry(args: string[], env: Record<string, string> = {}): Promi
           TENANTRY_APP_ROLE: db.appRole,
           TENANTRY_OWNER_ROLE: db.ownerRole,
           TENANTRY_CONTEXT_SECRET: db.contextSecret,
+          TENANTRY_ROUTER_ROLE: db.routerRole,
+          TENANTRY_ROUTER_PASSWORD: ROLE_PASSWORD,
           ...env,
         },
         timeout: 60_000,

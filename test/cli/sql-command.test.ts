@@ -34,6 +34,8 @@ async function sql(
           TENANTRY_APP_ROLE: db.appRole,
           TENANTRY_OWNER_ROLE: db.ownerRole,
           TENANTRY_CONTEXT_SECRET: db.contextSecret,
+          TENANTRY_ROUTER_ROLE: db.routerRole,
+          TENANTRY_ROUTER_PASSWORD: ROLE_PASSWORD,
           TENANTRY_OPERATOR: 'alice',
           ...env,
         },

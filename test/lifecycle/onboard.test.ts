@@ -50,6 +50,8 @@ function options(overrides: Partial<TenantOnboardingOptions> = {}): TenantOnboar
       ownerRole: db.ownerRole,
       appPassword: ROLE_PASSWORD,
       ownerPassword: ROLE_PASSWORD,
+      routerRole: db.routerRole,
+      routerPassword: ROLE_PASSWORD,
       contextSecret: db.contextSecret,
     },
     // tenant databases named after this test database: dropped with it
@@ -73,7 +75,7 @@ beforeAll(async () => {
   // the shared tables of the home database (`tenantry migrate` would have made them)
   await migrateLocation({ clusters: { home: db.ownerUrl }, cluster: 'home', migrations: MIGRATIONS });
   appPool = db.appPool();
-  const home = new pg.Pool({ connectionString: db.appUrl, max: 2 });
+  const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
   extra.push(home);
   router = new TenantRouter({ pool: home });
   await router.start();

@@ -345,7 +345,7 @@ export class TenantOnboarding {
     const t = record.target;
     switch (step) {
       case 'provision':
-        if (t.tier === 'schema') return this.#createSchema(t);
+        if (t.tier === 'schema') return this.#createSchema(t, tenant.id);
         return this.#createDatabase(t);
       case 'migrate':
         await migrateLocation({
@@ -373,7 +373,7 @@ export class TenantOnboarding {
    * owned by anyone else has no USAGE for the owner, whose migrations would then skip it on the
    * search path and create their tables in `public`.
    */
-  async #createSchema(t: PlacementTarget): Promise<void> {
+  async #createSchema(t: PlacementTarget, tenantId: string): Promise<void> {
     const client = await this.#placements.ownerPool(t).connect();
     let broken = false;
     try {
@@ -382,7 +382,8 @@ export class TenantOnboarding {
       );
       const { owner, me } = rows[0]!;
       if (owner !== me) await client.query(`select set_config('role', $1, false)`, [owner]);
-      await createTenantSchema(client, t.schema!, 'select');
+      // claimed for this tenant: no other tenant's route may point at it
+      await createTenantSchema(client, t.schema!, 'select', { tenant: tenantId });
       if (owner !== me) await client.query('RESET ROLE');
     } catch (error) {
       broken = true;
