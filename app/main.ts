@@ -27,6 +27,9 @@ import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
+import type { TenantJobs } from 'tenantry/jobs';
+import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
+import { defineRecordingJobs } from './jobs/recording-jobs.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -56,6 +59,9 @@ let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
 let signUp: TenantSignUp | undefined;
+let jobs: TenantJobs | undefined;
+// TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
+let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
 
 interface StartFacts {
@@ -90,6 +96,8 @@ function close(): Promise<void> {
       logger.debug({ ms: Date.now() - started }, what);
     };
     await step('closing the HTTP server', () => app?.close());
+    // before the pools: each worker finishes its job (bounded), then the queue stops
+    await step('stopping the job workers', () => jobs?.stop(STEP_TIMEOUT_MS - 1000));
     await step('closing the event bus', () => bus?.close());
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
@@ -126,6 +134,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
+  role = processRoleFromEnv();
   db = await openLocalDatabase({
     dir: dataFolder,
     // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
@@ -199,11 +208,15 @@ try {
     onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant'),
   });
   const dataReport = await tiers.migrateData();
-  const seeded = await seedDemo(ownerPool);
-  await seedDemoStaff(ownerPool);
-  const placement = await placeDemoTenants(tiers, ownerPool, (message, err) =>
-    logger.warn({ err: { message: (err as Error | undefined)?.message } }, message),
-  );
+  // a worker leaves the demo (seeding, moving tenants) to the server
+  const seeded = role === 'worker' ? false : await seedDemo(ownerPool);
+  if (role !== 'worker') await seedDemoStaff(ownerPool);
+  const placement =
+    role === 'worker'
+      ? { moved: [] as string[] }
+      : await placeDemoTenants(tiers, ownerPool, (message, err) =>
+          logger.warn({ err: { message: (err as Error | undefined)?.message } }, message),
+        );
   const { rows: placements } = await ownerPool.query<{
     slug: string;
     tier: string | null;
@@ -267,27 +280,46 @@ try {
     appPool,
     dataPool,
   });
-  app = buildServer({
-    signUp,
-    appPool,
+  // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
+  // pgboss schema); a new recording is processed by recording.process in the background
+  const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
+  jobs = createJobs({ ownerUrl: db.ownerUrl, catalog: jobsOwnerPool, contextSecret: db.contextSecret, logger });
+  defineRecordingJobs(jobs, {
     dataPool,
-    supportPool,
-    jwtSecret: db.jwtSecret,
-    logger,
-    events: { bus },
-    host: { baseDomain, customDomains: true },
+    events: bus,
+    onProcessed: (r, job) => logger.info({ recording: r.id, length: r.length, job: job.id }, 'recording processed'),
   });
-  facts = {
-    applied,
-    seeded,
-    placed: placement.moved,
-    where,
-    locations: dataReport.results.length,
-    clusters: Object.keys(clusters),
-  };
-  await app.listen({ port, host });
-  process.stdout.write(await banner(app, facts));
-  if (quietStart) logger.level = 'info';
+  await jobs.start();
+  if (role !== 'server') await jobs.work({ concurrency: 2 });
+  if (role === 'worker') {
+    process.stdout.write(
+      `\nTenantry worker: running background jobs (recording.process) against ${process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`}; no HTTP. Ctrl+C stops it.\n`,
+    );
+    if (quietStart) logger.level = 'info';
+  } else {
+    app = buildServer({
+      signUp,
+      appPool,
+      dataPool,
+      supportPool,
+      jwtSecret: db.jwtSecret,
+      logger,
+      events: { bus },
+      host: { baseDomain, customDomains: true },
+      jobs,
+    });
+    facts = {
+      applied,
+      seeded,
+      placed: placement.moved,
+      where,
+      locations: dataReport.results.length,
+      clusters: Object.keys(clusters),
+    };
+    await app.listen({ port, host });
+    process.stdout.write(await banner(app, facts));
+    if (quietStart) logger.level = 'info';
+  }
 } catch (error) {
   logger.error({ err: error }, 'start-up failed');
   process.stderr.write(`Start failed: ${startFailure(error)}\n`);
@@ -340,6 +372,7 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
     `  tiers      ${facts.where.join('; ')}`,
     `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
     `  guard      ${guard?.mode ?? 'off'} (TENANTRY_GUARD=off|report|enforce)`,
+    `  jobs       ${role === 'server' ? 'enqueued here, run by a worker (npm run worker)' : 'run in this process (TENANTRY_ROLE=server|worker to split)'}: a new recording is processed in the background (recording.processed on GET /events)`,
     '',
     `Routes (docs/reference-server.md): POST /sign-up, POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${live?.kind ?? 'postgres'}),`,
     `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,

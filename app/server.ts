@@ -15,6 +15,7 @@ import { meRoutes } from './members/me-routes.js';
 import { recordingRoutes } from './recordings/recording-routes.js';
 import type { DataPool } from './recordings/recording-store.js';
 import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
+import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
@@ -56,6 +57,8 @@ export interface ServerOptions {
   requestDeadlineMs?: number;
   /** `POST /sign-up` (public): onboards a tenant and invites its owner; the route is absent without it. */
   signUp?: TenantSignUp;
+  /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
+  jobs?: Pick<TenantJobs, 'enqueue'>;
 }
 
 /**
@@ -104,7 +107,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     meRoutes(scope);
     memberRoutes(scope, { appPool });
     accessRoutes(scope, { appPool, resolveTxt: options.resolveTxt });
-    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus });
+    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

@@ -32,7 +32,20 @@ export {
   RequestAbortedError,
   DeadlineExceededError,
 } from './errors/wait-errors.js';
-export { TenantPool, type TenantPoolConfig } from './data/tenant-pool.js';
+export {
+  TenantPool,
+  type TenantPoolConfig,
+  type TenantPoolLogger,
+  type PoolerInfo,
+  type PoolerSelfTestOptions,
+} from './data/tenant-pool.js';
+export {
+  detectPooler,
+  describePooler,
+  type DetectPoolerOptions,
+  type PoolerDetection,
+  type PoolingMode,
+} from './data/pooler-self-test.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export {

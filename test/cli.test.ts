@@ -107,6 +107,12 @@ describe('tenantry CLI', () => {
   it('doctor passes on a clean install and fails on a planted defect', async () => {
     const clean = await tenantry('doctor');
     expect(clean.code).toBe(0);
+    // the pooler self-test against the app role's URL (direct here): reported, never a failure
+    expect(clean.stdout).toContain("pooler (the app role's connections): no pooler (direct connection)");
+    expect(clean.stdout).not.toContain(ROLE_PASSWORD);
+    const unreachable = await tenantry('doctor', '--json', '--app-url', 'postgres://nobody@127.0.0.1:1/x');
+    expect(unreachable.code).toBe(0);
+    expect(JSON.parse(unreachable.stdout).pooler).toMatchObject({ pooler: 'unknown', mode: 'unknown' });
     await db.owner.query('create table cli_leaky (tenant_id uuid not null, v int)');
     await db.admin.query(
       `alter table cli_leaky no force row level security, disable row level security; grant select on cli_leaky to ${db.appRole}`,

@@ -81,8 +81,11 @@ describe('doctor: INSTALL_OUTDATED (pending library migrations)', () => {
     try {
       const finding = findingOf(await runDoctor(db.adminUrl), 'LIBRARY_MIGRATION_UNKNOWN', db.name);
       expect(finding.message).toContain('core/999');
-      // install of this version leaves it alone
-      expect((await install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole })).applied).toEqual([]);
+      // install of this version refuses to run over it (it would downgrade what it re-creates):
+      // test/upgrade/older-install.test.ts
+      await expect(install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole })).rejects.toMatchObject({
+        code: 'SCHEMA_NEWER_THAN_LIBRARY',
+      });
     } finally {
       await db.admin.query(`delete from tenantry.library_migrations where version = 999`);
     }

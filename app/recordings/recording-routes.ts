@@ -7,6 +7,8 @@ import { cursor } from '../http/keyset-cursor.js';
 import { int, INT4_MAX, parseInput, queryInt, text, uuid } from '../http/validation.js';
 import { RecordingStore, type DataPool, type Recording } from './recording-store.js';
 import type { TenantEventBus } from 'tenantry/live';
+import type { TenantJobs } from 'tenantry/jobs';
+import { PROCESS_RECORDING, type ProcessRecording } from '../jobs/recording-jobs.js';
 
 const idParams = z.object({ id: uuid() });
 
@@ -45,7 +47,11 @@ function assertMayChange(member: Member, recording: Recording): void {
  */
 export function recordingRoutes(
   scope: FastifyInstance,
-  { dataPool, events }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'> },
+  {
+    dataPool,
+    events,
+    jobs,
+  }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'>; jobs?: Pick<TenantJobs, 'enqueue'> },
 ): void {
   const store = new RecordingStore(dataPool);
 
@@ -55,6 +61,18 @@ export function recordingRoutes(
     // rings after the commit: Redis, or LISTEN/NOTIFY where tenants live in other databases (a
     // no-op where the database's own NOTIFY is heard: one database, see app/live)
     await events?.announce();
+    // processing runs in the background as this tenant (tenantry/jobs captures it from runAs).
+    // The recording is stored: a queue outage must not turn its creation into an error
+    if (jobs)
+      await jobs
+        // eslint-disable-next-line tenantry/job-needs-tenant -- the tenant scope runs this handler inside runAs; tenantry/jobs seals that tenant and refuses (JOB_TENANT_MISSING) without one
+        .enqueue<ProcessRecording>(PROCESS_RECORDING, { recordingId: recording.id })
+        .catch((err: unknown) =>
+          request.log.warn(
+            { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
+            'enqueue failed',
+          ),
+        );
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);
   });
 

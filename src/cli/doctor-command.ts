@@ -5,6 +5,7 @@ import { withClusters } from './migrate-command.js';
 import { doctorEverywhere } from '../tiers/migrate/doctor-everywhere.js';
 import pg from 'pg';
 import { acceptDefinerFunction } from '../policy/doctor/reviewed-functions.js';
+import { formatPoolerReport, poolerReport } from './pooler-report.js';
 
 /** `tenantry doctor`: audits the live database; exits 1 when any error-level finding exists. */
 export function doctorCommand(globals: () => ConnectionOptions): Command {
@@ -22,6 +23,11 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
       'with --placements: other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
     )
     .option('--json', 'print the report as JSON')
+    .option(
+      '--app-url <url>',
+      "URL the application connects with, for the pooler self-test (default: TENANTRY_APP_DATABASE_URL, or the app role's on this server)",
+    )
+    .option('--no-pooler', 'skip the pooler self-test')
     .action(
       async (flags: {
         appRole?: string;
@@ -30,6 +36,8 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
         json?: boolean;
         placements?: boolean;
         clusters?: string;
+        appUrl?: string;
+        pooler?: boolean;
       }) => {
         if (flags.placements) {
           const audit = await withClusters(globals(), flags, (catalog, clusters) =>
@@ -45,10 +53,23 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
           if (!audit.ok) process.exitCode = 1;
           return;
         }
-        const report = await withDatabase(globals(), (db) =>
-          runDoctor(db.adminUrl, { appRole: flags.appRole, schemas: flags.schema, citus: flags.citus === true }),
-        );
-        console.log(flags.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+        const { report, pooler } = await withDatabase(globals(), async (db) => ({
+          report: await runDoctor(db.adminUrl, {
+            appRole: flags.appRole,
+            schemas: flags.schema,
+            citus: flags.citus === true,
+          }),
+          pooler: flags.pooler === false ? undefined : await poolerReport(flags.appUrl ?? db.appUrl),
+        }));
+        if (flags.json) console.log(JSON.stringify(pooler ? { ...report, pooler } : report, null, 2));
+        else
+          console.log(
+            formatDoctorReport(report) +
+              (pooler
+                ? `
+${formatPoolerReport(pooler)}`
+                : ''),
+          );
         if (!report.ok) process.exitCode = 1;
       },
     );

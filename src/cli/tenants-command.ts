@@ -6,6 +6,7 @@ import { commandPool, withDatabase, type ConnectionOptions } from './connection.
 import { textTable } from './text-table.js';
 import { moveCommand } from './move-command.js';
 import { onboardCommand } from './onboard-command.js';
+import { exportCommand, importCommand } from './export-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -133,6 +134,8 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     });
   cmd.addCommand(moveCommand(globals));
   cmd.addCommand(onboardCommand(globals));
+  cmd.addCommand(exportCommand(globals));
+  cmd.addCommand(importCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -70,6 +70,14 @@ function isServerError(error: unknown): boolean {
 }
 
 /**
+ * Which form of the prefix a pool's connections write, shared by them and decided once (by the
+ * pooler self-test, see TenantPool's `poolerSelfTest`): `named` parses it once per connection.
+ */
+export interface PrefixForm {
+  named: boolean;
+}
+
+/**
  * Writes the prefix on one connection. Unnamed by default (parsed with every statement, works
  * behind any pooler); with `prepare`, parsed once per connection as a named statement and then
  * only bound and executed, which saves the server a parse and plan per statement but needs a
@@ -86,11 +94,15 @@ export class ContextPrefixWriter {
   readonly #timeout: string | undefined;
   readonly #suffix: string;
 
-  /** `statementTimeoutMs`: a positive whole number of milliseconds, sent with every prefix. */
-  constructor(
-    private readonly prepare: boolean,
-    statementTimeoutMs?: number,
-  ) {
+  readonly #form: PrefixForm;
+
+  /**
+   * `prepare`: the named form (true), the unnamed one (false), or the form a pool decides for its
+   * connections (read at each write). `statementTimeoutMs`: a positive whole number of
+   * milliseconds, sent with every prefix.
+   */
+  constructor(prepare: boolean | PrefixForm, statementTimeoutMs?: number) {
+    this.#form = typeof prepare === 'boolean' ? { named: prepare } : prepare;
     if (statementTimeoutMs !== undefined && !(Number.isInteger(statementTimeoutMs) && statementTimeoutMs > 0))
       throw new TypeError('statementTimeoutMs must be a positive whole number of milliseconds');
     this.#timeout = statementTimeoutMs === undefined ? undefined : String(statementTimeoutMs);
@@ -105,7 +117,7 @@ export class ContextPrefixWriter {
     const values = routed ? [context.value, context.searchPath] : [context];
     if (this.#timeout) values.push(this.#timeout);
     this.#lastRouted = routed;
-    if (!this.prepare) {
+    if (!this.#form.named) {
       connection.parse({ text, types: [] });
       connection.bind({ values });
     } else {

@@ -10,6 +10,7 @@ import {
   ContextPrefixWriter,
   ContextQuery,
   prefixWithContext,
+  type PrefixForm,
   type RoutedContext,
   type Submittable,
 } from './context-prefix.js';
@@ -45,8 +46,8 @@ export function guardVerdict(guard: QueryGuard, text: unknown): Error | null {
 /** Options a TenantClient reads from its pool's config. */
 export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
-  /** Parse the prefix once per connection as a named statement (see TenantPoolConfig). */
-  tenantryPrepareContext?: boolean;
+  /** Parse the prefix once per connection as a named statement (see TenantPoolConfig): fixed, or as the pool decides. */
+  tenantryPrepareContext?: boolean | PrefixForm;
   /** Checks every statement's text before it is sent (see TenantPoolConfig.guard). */
   tenantryGuard?: QueryGuard;
   /** Tenant columns checked in result rows; empty to check none (see TenantPoolConfig.checkResults). */
@@ -108,7 +109,7 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext === true, config.tenantryStatementTimeoutMs);
+    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;

@@ -15,12 +15,36 @@ import {
 } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
+import type { PrefixForm } from './context-prefix.js';
+import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
 
 /** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
 export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
 
 /** How long a released client may take to deliver the ReadyForQuery still due before it is destroyed. */
 const DRAIN_TIMEOUT_MS = 1000;
+
+/** The part of a logger (pino, console-like) a TenantPool uses: it logs only what its pooler self-test found. */
+export interface TenantPoolLogger {
+  info(details: object, message?: string): void;
+  warn(details: object, message?: string): void;
+}
+
+/** Options of the pooler self-test (see `TenantPoolConfig.poolerSelfTest`). */
+export interface PoolerSelfTestOptions {
+  /** Bound of the self-test in ms (default 3000): past it the pool reports `unknown` and uses the unnamed prefix. */
+  timeoutMs?: number;
+  /** Ask pgbouncer's admin console for its version when a pooler is seen (default true; see `detectPooler`). */
+  adminConsole?: boolean;
+}
+
+/** What a pool's pooler self-test found, and the context prefix form the pool chose from it. */
+export interface PoolerInfo extends PoolerDetection {
+  /** `named`: parsed once per connection (`prepareContextStatement`, where safe); `unnamed`: parsed with every statement. */
+  prefix: 'named' | 'unnamed';
+  /** The location (`<cluster>/<database>`) of a RoutedTenantPool's database pool. */
+  location?: string;
+}
 
 /** Options of {@link TenantPool}: every pg.Pool option, plus how the context is encoded. */
 export interface TenantPoolConfig extends pg.PoolConfig {
@@ -45,9 +69,23 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Parse the context statement once per connection (a named prepared statement) instead of
    * with every statement: less server CPU per statement. Off by default: behind pgbouncer in
-   * transaction mode it needs pgbouncer ≥ 1.21 with `max_prepared_statements` set.
+   * transaction mode it needs pgbouncer ≥ 1.21 with `max_prepared_statements` set. With the
+   * pooler self-test on (the default), the first checkout waits for it (bounded) and the named
+   * form is used only where it found it safe; elsewhere the prefix stays unnamed and `logger`
+   * is warned.
    */
   prepareContextStatement?: boolean;
+  /**
+   * The pooler self-test (docs/usage.md, "Behind a pooler"): at the pool's first checkout, in the
+   * background, it finds out whether a pooler sits in front of PostgreSQL, how it pools, and
+   * whether named prepared statements are safe there; it chooses the prefix form from that,
+   * tells `logger`, and answers `poolerInfo()`. Bounded, and never fails the pool: a self-test
+   * that fails reports `unknown` (and the unnamed prefix, safe everywhere). Default on; `false`
+   * skips it at start (`prepareContextStatement` is then used as given).
+   */
+  poolerSelfTest?: boolean | PoolerSelfTestOptions;
+  /** Where the pool says what its pooler self-test found (`info`, and `warn` for a prefix form it could not use). Default: nowhere. */
+  logger?: TenantPoolLogger;
   /**
    * A query guard (`tenantry/guard`) that checks each statement's text before it is sent:
    * `report` records unscoped statements, `enforce` refuses them with TENANT_SCOPE_MISSING.
@@ -82,6 +120,18 @@ export interface TenantPoolConfig extends pg.PoolConfig {
 export class TenantPool extends pg.Pool {
   /** The query guard, run by query() in the caller's stack before the connection hand-over. */
   readonly tenantryGuard: QueryGuard | undefined;
+  /** The prefix form every client of this pool writes (named only once the self-test found it safe). */
+  readonly #prefixForm: PrefixForm;
+  readonly #prepareRequested: boolean;
+  /** The self-test's options, or undefined when it does not run at start. */
+  readonly #selfTest: PoolerSelfTestOptions | undefined;
+  readonly #clientConfig: pg.ClientConfig;
+  readonly #logger: TenantPoolLogger | undefined;
+  readonly #location: string | undefined;
+  readonly #stopSelfTest = new AbortController();
+  #poolerInfo: Promise<PoolerInfo> | undefined;
+  /** True once the self-test answered (or when the first checkout need not wait for it). */
+  #selfTestSettled: boolean;
 
   constructor(config: TenantPoolConfig = {}) {
     const {
@@ -93,8 +143,13 @@ export class TenantPool extends pg.Pool {
       checkResults = true,
       routing,
       statementTimeoutMs,
+      poolerSelfTest = true,
+      logger,
       ...poolConfig
     } = config;
+    const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
+    // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
+    const prefixForm: PrefixForm = { named: prepareContextStatement === true && selfTest === undefined };
     const resultColumns = new Set(
       checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns,
     );
@@ -111,12 +166,84 @@ export class TenantPool extends pg.Pool {
       Client: TenantClient,
       tenantryStatementTimeoutMs: statementTimeoutMs,
       tenantryEncoder: encoder,
-      tenantryPrepareContext: prepareContextStatement,
+      tenantryPrepareContext: prefixForm,
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.tenantryGuard = guard;
+    this.#prefixForm = prefixForm;
+    this.#prepareRequested = prepareContextStatement === true;
+    this.#selfTest = selfTest;
+    this.#clientConfig = poolConfig;
+    this.#logger = logger;
+    this.#location = routing?.location;
+    // only the named form depends on the answer: without it, the first checkout does not wait
+    this.#selfTestSettled = !(this.#prepareRequested && selfTest !== undefined);
+  }
+
+  /**
+   * What the pooler self-test found (a pooler? which pooling mode? are named prepared statements
+   * safe?) and the prefix form this pool uses. Runs the self-test if it has not run yet (also
+   * when `poolerSelfTest: false`, without changing the prefix form then); never rejects, and
+   * answers within the self-test's bound.
+   *
+   * @example
+   * const info = await pool.poolerInfo(); // { pooler: 'pgbouncer', mode: 'transaction', namedStatements: 'unsafe', prefix: 'unnamed', … }
+   */
+  poolerInfo(): Promise<PoolerInfo> {
+    this.#poolerInfo ??= this.#runSelfTest();
+    return this.#poolerInfo;
+  }
+
+  async #runSelfTest(): Promise<PoolerInfo> {
+    const options = this.#selfTest ?? {};
+    const found = await detectPooler(this.#clientConfig, { ...options, signal: this.#stopSelfTest.signal });
+    if (this.#selfTest !== undefined)
+      this.#prefixForm.named = this.#prepareRequested && found.namedStatements === 'safe';
+    this.#selfTestSettled = true;
+    const info: PoolerInfo = {
+      ...found,
+      prefix: this.#prefixForm.named ? 'named' : 'unnamed',
+      ...(this.#location === undefined ? {} : { location: this.#location }),
+    };
+    const where = this.#location === undefined ? '' : ` (${this.#location})`;
+    try {
+      this.#logger?.info(
+        { pooler: info },
+        `tenantry pooler self-test${where}: ${describePooler(info)}; context prefix ${info.prefix}`,
+      );
+      if (this.#prepareRequested && info.prefix === 'unnamed')
+        this.#logger?.warn(
+          { pooler: info },
+          `tenantry: prepareContextStatement is not used${where}: named prepared statements are ${info.namedStatements} here, so the context prefix is parsed with every statement`,
+        );
+    } catch {
+      // a logger that throws must not fail the pool
+    }
+    return info;
+  }
+
+  /** Starts the self-test at the first checkout; the promise to wait for when the named form waits on it. */
+  #selfTestGate(): Promise<unknown> | undefined {
+    if (this.#selfTest === undefined) return undefined;
+    const info = this.poolerInfo();
+    return this.#selfTestSettled ? undefined : info;
+  }
+
+  /** Ends the pool, and its self-test if one is running (its connections closed). */
+  override end(): Promise<void>;
+  override end(callback: () => void): void;
+  override end(callback?: () => void): Promise<void> | void {
+    this.#stopSelfTest.abort();
+    const selfTest = this.#poolerInfo ?? Promise.resolve();
+    const ended = (pg.Pool.prototype.end as () => Promise<void>).call(this);
+    const both = Promise.all([ended, selfTest]).then(() => undefined);
+    if (!callback) return both;
+    void both.then(
+      () => callback(),
+      () => callback(),
+    );
   }
 
   /**
@@ -158,6 +285,15 @@ export class TenantPool extends pg.Pool {
       performance.now() - started >= timeout - 1
         ? new PoolTimeoutError(timeout, err)
         : err;
+    const gate = this.#selfTestGate();
+    if (gate) {
+      // with prepareContextStatement, the first checkouts wait (bounded) for the prefix form
+      if (callback) {
+        void gate.then(() => this.connect(callback));
+        return;
+      }
+      return gate.then(() => this.connect());
+    }
     if (callback) {
       // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
       return (pg.Pool.prototype.connect as Function).call(

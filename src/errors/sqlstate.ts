@@ -17,6 +17,8 @@ export const SqlState = Object.freeze({
   tenantContextKeyMissing: 'TR002',
   /** Raised by tenantry.claim_tenant_schema() when the schema belongs to another tenant. */
   tenantSchemaTaken: 'TR007',
+  /** Raised by `tenantry install`'s steps over a database a newer Tenantry installed (see NewerSchemaError). */
+  schemaNewerThanLibrary: 'TRI01',
 } as const);
 
 /** Returns the SQLSTATE of a node-postgres error, if it is one. */

@@ -13,6 +13,8 @@ export type TenantryErrorCode =
   | 'INVALID_IDENTIFIER'
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
+  // install (see src/policy/newer-schema-error.ts)
+  | 'SCHEMA_NEWER_THAN_LIBRARY'
   // identity and access (see src/identity)
   | 'UNAUTHENTICATED'
   | 'TENANT_REQUIRED'
@@ -49,12 +51,31 @@ export type TenantryErrorCode =
   // Prisma (see src/prisma)
   | 'PRISMA_POOL_REPLACED'
   | 'PRISMA_CLIENT_UNSUPPORTED'
+  // background jobs (see src/jobs)
+  | 'JOB_TENANT_MISSING'
+  | 'JOB_ENVELOPE_INVALID'
+  | 'JOB_UNKNOWN'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'
   | 'STATEMENT_TIMEOUT'
   | 'LOCK_TIMEOUT'
   | 'REQUEST_ABORTED'
-  | 'DEADLINE_EXCEEDED';
+  | 'DEADLINE_EXCEEDED'
+  // tenant export and import (see src/lifecycle/export)
+  | 'ARCHIVE_CORRUPT'
+  | 'ARCHIVE_TRUNCATED'
+  | 'ARCHIVE_VERSION_UNSUPPORTED'
+  | 'ARCHIVE_TABLE_MISMATCH'
+  | 'IMPORT_TENANT_EXISTS'
+  | 'IMPORT_TENANT_ACTIVE'
+  | 'IMPORT_REPLACE_UNSUPPORTED'
+  | 'IMPORT_TARGET_TAKEN'
+  | 'IMPORT_SCHEMA_MISMATCH'
+  | 'IMPORT_VERSION_MISMATCH'
+  | 'IMPORT_CONFLICT'
+  | 'IMPORT_REFERENCE_MISSING'
+  | 'IMPORT_VERIFICATION_FAILED'
+  | 'IMPORT_BUSY';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

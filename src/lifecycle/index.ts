@@ -1,1 +1,2 @@
 export * from './onboard/index.js';
+export * from './export/index.js';

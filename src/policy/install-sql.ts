@@ -28,6 +28,28 @@ export function signedContextFunctionSql(): string {
   return `${template.slice(start + 3, template.indexOf('$q$', start + 3))};`;
 }
 
+/**
+ * Refuses (SQLSTATE TRI01, see NewerSchemaError) to go on when the database records a library
+ * migration this version does not know: a newer Tenantry installed it, and this version's steps
+ * would put back older bodies of functions it re-creates. Runs in the roles and grants steps
+ * after the install lock, so a newer install that commits meanwhile is seen too.
+ */
+export function newerSchemaGuardSql(): string {
+  const known = libraryMigrations().map((m) => quoteLiteral(`${m.feature}/${m.version}`));
+  return `DO $guard$
+BEGIN
+  -- nested: the inner statement is planned only once the table is known to exist
+  IF to_regclass('tenantry.library_migrations') IS NOT NULL THEN
+    IF EXISTS (SELECT FROM tenantry.library_migrations m
+                WHERE m.feature || '/' || m.version <> ALL (ARRAY[${known.join(', ')}])) THEN
+      RAISE EXCEPTION 'tenantry: this database was installed by a newer Tenantry version: nothing changed'
+        USING ERRCODE = 'TRI01', HINT = 'install with that version or a newer one';
+    END IF;
+  END IF;
+END
+$guard$;`;
+}
+
 /** A dollar-quoted literal of `text` (which must not contain the tag). */
 function quoteDollar(text: string): string {
   if (text.includes('$q$')) throw new Error('quoteDollar: the text contains the tag');
@@ -92,6 +114,8 @@ export function rolesStepSql(o: ResolvedInstallOptions): string {
 
   add(`-- tenantry install: roles step (context mode: ${o.contextMode})`);
   add(INSTALL_LOCK_SQL);
+  add(`-- a database a newer Tenantry installed is left alone (this version would downgrade its functions)`);
+  add(newerSchemaGuardSql());
   add(`-- the owner runs DDL and the control plane (it may bypass RLS); the app owns nothing and never bypasses`);
   add(
     roleSql(o.ownerRole, 'NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB', {
@@ -206,6 +230,7 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
   const add = (sql: string) => lines.push(sql.trim());
   add(`-- tenantry install: grants step`);
   add(INSTALL_LOCK_SQL);
+  add(newerSchemaGuardSql());
   add(`SET LOCAL ROLE ${owner};`);
   add(`SELECT tenantry.use_context_mode(${quoteLiteral(o.contextMode)});`);
   if (support) {

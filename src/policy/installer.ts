@@ -10,7 +10,9 @@ import {
   type InstallOptions,
   type ResolvedInstallOptions,
 } from './install-sql.js';
-import { appliedLibraryMigrations, migrationLabel, pendingOf } from './library-migrations.js';
+import { appliedLibraryMigrations, migrationLabel, pendingOf, unknownOf } from './library-migrations.js';
+import { NEWER_SCHEMA_SQLSTATE, NewerSchemaError } from './newer-schema-error.js';
+import { sqlStateOf } from '../errors/sqlstate.js';
 
 /** Options of {@link install}: the install options plus the signed-mode secret. */
 export interface InstallRunOptions extends InstallOptions {
@@ -60,6 +62,9 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
         'The deny-by-default event trigger needs a superuser: run install as one, or pass eventTrigger: false (--no-event-trigger)',
       );
     }
+    // a database a newer version installed: this version would downgrade what it re-creates
+    const unknown = unknownOf(await appliedLibraryMigrations(client));
+    if (unknown.length > 0) throw new NewerSchemaError(unknown);
     const storedKey = await readContextKey(client);
     if (resolved.contextMode === 'signed' && !options.contextSecret && !storedKey)
       throw new ConfigurationError(
@@ -71,9 +76,17 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
     );
     const baselined = old.rows[0]!.meta && !old.rows[0]!.versioned;
 
-    await inTransaction(client, rolesStepSql(withPasswords));
-    const applied = await applyPendingMigrations(client, resolved);
-    await inTransaction(client, grantsStepSql(resolved));
+    let applied: string[];
+    try {
+      await inTransaction(client, rolesStepSql(withPasswords));
+      applied = await applyPendingMigrations(client, resolved);
+      await inTransaction(client, grantsStepSql(resolved));
+    } catch (error) {
+      // a newer install committed between the check above and a step's lock
+      if (sqlStateOf(error) === NEWER_SCHEMA_SQLSTATE)
+        throw new NewerSchemaError(unknownOf(await appliedLibraryMigrations(client)), error);
+      throw error;
+    }
 
     let contextSecret: InstallReport['contextSecret'] = 'none';
     if (options.contextSecret !== undefined) {

@@ -15,8 +15,11 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'tiers', folder: '../tiers/migrations/' },
   { feature: 'migrate', folder: '../tiers/migrate/migrations/' },
   { feature: 'move', folder: '../tiers/move/migrations/' },
+  // needs only core; before identity, whose failure the upgrade tests stage
+  { feature: 'export', folder: '../lifecycle/export/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
+  { feature: 'jobs', folder: '../jobs/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
@@ -126,4 +129,12 @@ export function changedOf(applied: readonly AppliedMigration[]): LibraryMigratio
     const recorded = byKey.get(`${m.feature}/${m.version}`);
     return recorded !== undefined && recorded !== m.checksum;
   });
+}
+
+/** Applied migrations this library version does not know (`feature/NNN`): a newer version installed the database. */
+export function unknownOf(applied: readonly AppliedMigration[]): string[] {
+  const known = new Set(libraryMigrations().map((m) => `${m.feature}/${m.version}`));
+  return applied
+    .filter((a) => !known.has(`${a.feature}/${a.version}`))
+    .map((a) => `${a.feature}/${String(a.version).padStart(3, '0')}`);
 }

@@ -3,7 +3,12 @@ import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
-import { DEFAULT_CHECKOUT_TIMEOUT_MS, TenantPool, type TenantPoolConfig } from '../data/tenant-pool.js';
+import {
+  DEFAULT_CHECKOUT_TIMEOUT_MS,
+  TenantPool,
+  type PoolerInfo,
+  type TenantPoolConfig,
+} from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
 import type { Route, TenantRouter } from './tenant-router.js';
@@ -219,6 +224,17 @@ export class RoutedTenantPool {
       return release(err);
     };
     return client;
+  }
+
+  /**
+   * What the pooler self-test of each open database pool found, by location (`<cluster>/<database>`):
+   * each location's pool tests its own path to PostgreSQL at its first checkout (see
+   * `TenantPool.poolerInfo`). Never rejects.
+   */
+  async poolerInfo(): Promise<Record<string, PoolerInfo>> {
+    const open = [...this.#pools.entries()];
+    const infos = await Promise.all(open.map(([, e]) => e.pool.poolerInfo()));
+    return Object.fromEntries(open.map(([location], i) => [location, infos[i]!]));
   }
 
   async end(): Promise<void> {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { Sessions, StaffDirectory, TenantCatalog, TenantPool } from '../../../src/index.js';
 import type { GuardMode, QueryGuard } from '../../../src/guard/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
-import { buildServer } from '../../../app/server.js';
+import { buildServer, type ServerOptions } from '../../../app/server.js';
 import { ensureExtensions, migrate } from '../../../app/migrate.js';
 import { migrateHomeData } from '../../../app/tiers/tenant-tiers.js';
 import { createQueryGuard, guardModeFromEnv } from '../../../app/query-guard.js';
@@ -80,6 +80,8 @@ export async function createAppFixture(
     guard?: GuardMode;
     /** The server's request deadline (ServerOptions.requestDeadlineMs). */
     requestDeadlineMs?: number;
+    /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
+    jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -129,6 +131,7 @@ export async function createAppFixture(
     jwtSecret,
     logger: options.logger,
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
+    ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
   });
   options.configure?.(app);
   await app.ready();

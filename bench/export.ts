@@ -1,0 +1,170 @@
+/**
+ * Tenant export and import benchmark: a tenant of N rows (default 1,000,000: 10,000 projects and
+ * 990,000 tasks referencing them, uuid keys) next to another tenant, exported to an archive and
+ * imported back, each run in its own process. Reports MB/s of rows (COPY text bytes per wall
+ * second), archive size, CPU per 1,000 rows and the process's peak RSS; targets ≥ 50 MB/s and
+ * ≤ 200 MB. Side by side: export at gzip levels 1, 3 (default) and 6; import as a new tenant (fresh
+ * ids: every uuid key and reference rewritten) and import over the tenant itself (`replace`, ids kept).
+ *
+ *   npm run bench:export
+ *   npm run bench:export -- --rows=100000
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:export
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { install } from '../src/policy/installer.js';
+import { benchRoles } from './support/dataset.js';
+import { machineLine, vitestProcesses } from './support/report.js';
+import { openServer } from './support/server.js';
+
+const DATABASE = 'tenantry_bench_export';
+const TARGET_MBPS = 50;
+const TARGET_RSS_MB = 200;
+const DDL = `
+  create table projects (
+    tenant_id uuid not null default tenantry.current_tenant_id(),
+    id uuid not null default gen_random_uuid(),
+    name text not null,
+    created_at timestamptz not null default now(),
+    primary key (tenant_id, id));
+  select tenantry.register_tenant_table('projects');
+  create table tasks (
+    tenant_id uuid not null default tenantry.current_tenant_id(),
+    id uuid not null default gen_random_uuid(),
+    project_id uuid not null,
+    title text not null,
+    estimate numeric(8, 2),
+    done boolean not null default false,
+    created_at timestamptz not null default now(),
+    primary key (tenant_id, id),
+    foreign key (tenant_id, project_id) references projects (tenant_id, id));
+  -- a foreign key's index: without it every deleted project scans the tenant's tasks (replace deletes them all)
+  create index tasks_project_idx on tasks (tenant_id, project_id);
+  select tenantry.register_tenant_table('tasks');`;
+
+const exec = promisify(execFile);
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const flag = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
+
+interface RunResult {
+  ms: number;
+  rows: number;
+  bytes: number;
+  archiveBytes: number;
+  cpuMs: number;
+  maxRssKb: number;
+}
+
+async function runChild(env: Record<string, unknown>): Promise<RunResult> {
+  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/support/export-run.ts'], {
+    env: { ...process.env, EXPORT_RUN: JSON.stringify(env) },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as RunResult;
+}
+
+async function seed(owner: pg.Pool, slug: string, rows: number): Promise<string> {
+  const { rows: t } = await owner.query<{ id: string }>(
+    `insert into tenantry.tenants (slug, name) values ($1, $1) returning id`,
+    [slug],
+  );
+  const id = t[0]!.id;
+  const projects = Math.max(1, Math.round(rows / 100));
+  await owner.query(`insert into projects (tenant_id, name) select $1, 'project ' || i from generate_series(1, $2) i`, [
+    id,
+    projects,
+  ]);
+  await owner.query(
+    `insert into tasks (tenant_id, project_id, title, estimate, done)
+     select $1, p.id, 'task ' || j || ' of ' || p.name || ': write the quarterly report', j * 0.25, j % 3 = 0
+       from projects p cross join generate_series(1, $2) j where p.tenant_id = $1`,
+    [id, Math.max(1, Math.round((rows - projects) / projects))],
+  );
+  await owner.query('analyze projects; analyze tasks');
+  return id;
+}
+
+async function main(): Promise<number> {
+  const rows = Number(flag('rows', '1000000'));
+  const roles = benchRoles();
+  const server = await openServer(process.env.DATABASE_URL);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-bench-export-'));
+  let failed = false;
+  try {
+    log(`# Tenantry tenant export/import benchmark — ${new Date().toISOString()}`);
+    log(`machine: ${machineLine(server.version, server.embedded)}`);
+    log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
+    await server.createDatabase(DATABASE);
+    await install(server.url(DATABASE), {
+      appRole: roles.app.name,
+      ownerRole: roles.owner.name,
+      appPassword: roles.app.password,
+      ownerPassword: roles.owner.password,
+      contextSecret: roles.contextSecret,
+    });
+    const ownerUrl = server.url(DATABASE, roles.owner);
+    const owner = new pg.Pool({ connectionString: ownerUrl, max: 2 });
+    try {
+      await owner.query(DDL);
+      const seeded = performance.now();
+      await seed(owner, 'big', rows);
+      await seed(owner, 'neighbour', Math.round(rows / 10));
+      log(
+        `seeded: tenant big ${rows} rows, tenant neighbour ${Math.round(rows / 10)} rows in ${((performance.now() - seeded) / 1000).toFixed(1)} s`,
+      );
+      log();
+      log('| run | rows | MB of rows | archive MB | wall s | MB/s | CPU ms / 1k rows | peak RSS MB |');
+      log('|---|---|---|---|---|---|---|---|');
+      const line = (name: string, r: RunResult) => {
+        const mbps = r.bytes / 1e6 / (r.ms / 1000);
+        log(
+          `| ${name} | ${r.rows} | ${(r.bytes / 1e6).toFixed(1)} | ${(r.archiveBytes / 1e6 || 0).toFixed(1)} | ${(r.ms / 1000).toFixed(2)} | ${mbps.toFixed(1)} | ${((r.cpuMs / r.rows) * 1000).toFixed(1)} | ${(r.maxRssKb / 1024).toFixed(0)} |`,
+        );
+        return { mbps, rss: r.maxRssKb / 1024 };
+      };
+      const results: Record<string, { mbps: number; rss: number }> = {};
+      const file = path.join(dir, 'big.tenant');
+      results['COPY only'] = line(
+        'baseline: the same COPY to nothing (no hash, gzip or file)',
+        await runChild({ mode: 'copy-out', ownerUrl, tenant: 'big', file }),
+      );
+      for (const level of [1, 6, 3]) {
+        const r = await runChild({ mode: 'export', ownerUrl, tenant: 'big', file, level });
+        results[`export gzip ${level}`] = line(`export (gzip ${level}${level === 3 ? ', default' : ''})`, r);
+      }
+      const asNew = await runChild({ mode: 'import', ownerUrl, file, as: 'big-copy' });
+      results['import as new'] = line('import as a new tenant (ids remapped)', asNew);
+      await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
+      const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
+      results['import replace'] = line('import over itself (replace, ids kept)', replace);
+      log();
+      const base = results['COPY only']!;
+      log(
+        `ratios (MB/s vs the COPY-only baseline): ${Object.entries(results)
+          .map(([k, v]) => `${k} ${(v.mbps / base.mbps).toFixed(2)}×`)
+          .join(', ')}`,
+      );
+      for (const [name, r] of Object.entries(results)) {
+        const ok = r.mbps >= TARGET_MBPS && r.rss <= TARGET_RSS_MB;
+        if (!ok && (name === 'export gzip 3' || name.startsWith('import'))) failed = true;
+        if (name === 'COPY only') continue;
+        log(
+          `${ok ? 'PASS' : 'MISS'} ${name}: ${r.mbps.toFixed(1)} MB/s (target ≥ ${TARGET_MBPS}), peak RSS ${r.rss.toFixed(0)} MB (target ≤ ${TARGET_RSS_MB})`,
+        );
+      }
+    } finally {
+      await owner.end();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await server.close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] });
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,56 @@
+// One export or import of the export benchmark, in its own process so that its peak RSS is its
+// own. Input: EXPORT_RUN (JSON); output: one JSON line on stdout.
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
+import { Placements } from '../../src/tiers/placements.js';
+
+const env = JSON.parse(process.env.EXPORT_RUN ?? '{}') as {
+  /** `copy-out`: the baseline, the same COPY statements streamed to nothing (no hash, no gzip, no file). */
+  mode: 'export' | 'import' | 'copy-out';
+  ownerUrl: string;
+  tenant: string;
+  file: string;
+  level?: number;
+  as?: string;
+  replace?: boolean;
+};
+const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
+const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+let bytes = 0;
+let rows = 0;
+let archiveBytes = 0;
+if (env.mode === 'copy-out') {
+  const client = await catalog.connect();
+  const { rows: t } = await client.query<{ id: string }>('select id from tenantry.tenants where slug = $1', [
+    env.tenant,
+  ]);
+  for (const table of ['projects', 'tasks']) {
+    const stream = client.query(
+      copyTo(`copy (select * from ${table} where tenant_id = '${t[0]!.id}'::uuid order by tenant_id, id) to stdout`),
+    );
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) rows++;
+    }
+  }
+  client.release();
+} else if (env.mode === 'export') {
+  const r = await exportTenant({ catalog, placements, tenant: env.tenant, out: env.file, compressionLevel: env.level });
+  bytes = r.manifest.tables.reduce((n, t) => n + t.bytes, 0);
+  rows = r.manifest.tables.reduce((n, t) => n + t.rows, 0);
+  archiveBytes = r.archiveBytes;
+} else {
+  const r = await importTenant({ catalog, placements, file: env.file, as: env.as, replace: env.replace });
+  bytes = r.bytes;
+  rows = r.tables.reduce((n, t) => n + t.rows, 0);
+}
+const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+await placements.end();
+await catalog.end();
+process.stdout.write(
+  `${JSON.stringify({ ms, rows, bytes, archiveBytes, cpuMs: (cpu.user + cpu.system) / 1000, maxRssKb: process.resourceUsage().maxRSS })}\n`,
+);

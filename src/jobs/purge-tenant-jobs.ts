@@ -1,0 +1,45 @@
+import { toTenantId } from '../context/tenant-id.js';
+import { quoteIdent } from '../policy/identifiers.js';
+import type { SqlExecutor } from './job-queue-adapter.js';
+
+/** Options of {@link purgeTenantJobs}. */
+export interface PurgeTenantJobsOptions {
+  /** pg-boss's schema (default `pgboss`). */
+  schema?: string;
+}
+
+/**
+ * Removes every job of one tenant from the queue tables (pg-boss's `job` and `archive`, any
+ * state: a finished job's payload is the tenant's data too) and its rows in Tenantry's job
+ * ledgers. Returns how many jobs it removed (0 where pg-boss was never installed). Run it as
+ * the owner role; the purge of a tenant calls it.
+ *
+ * @example
+ * const removed = await purgeTenantJobs(ownerPool, tenantId);
+ */
+export async function purgeTenantJobs(
+  db: SqlExecutor,
+  tenantId: string,
+  options: PurgeTenantJobsOptions = {},
+): Promise<number> {
+  const tenant = toTenantId(tenantId);
+  const schema = quoteIdent(options.schema ?? 'pgboss', 'schema');
+  const { rows } = await db.query<{ job: string | null; archive: string | null }>(
+    `select to_regclass($1)::text as job, to_regclass($2)::text as archive`,
+    [`${schema}.job`, `${schema}.archive`],
+  );
+  let removed = 0;
+  for (const table of [rows[0]?.job, rows[0]?.archive]) {
+    if (!table) continue;
+    const result = await db.query(`delete from ${table} where data -> 'tenantry' ->> 'tenant' = $1`, [tenant]);
+    removed += result.rowCount ?? 0;
+  }
+  const ledgers = await db.query<{ ok: boolean }>(
+    `select to_regclass('tenantry_private.job_backlog') is not null as ok`,
+  );
+  if (ledgers.rows[0]?.ok) {
+    await db.query('delete from tenantry_private.job_backlog where tenant_key = $1', [tenant]);
+    await db.query('delete from tenantry_private.job_fanout where tenant_id = $1', [tenant]);
+  }
+  return removed;
+}

@@ -1,0 +1,179 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import tar from 'tar-stream';
+import { TenantCatalog } from '../../catalog/tenant-catalog.js';
+import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { appliedLibraryMigrations } from '../../policy/library-migrations.js';
+import { validIdentifier } from '../../policy/identifiers.js';
+import type { Placements } from '../../tiers/placements.js';
+import {
+  ARCHIVE_FORMAT,
+  ARCHIVE_VERSION,
+  MANIFEST_ENTRY,
+  type ArchiveManifest,
+  type ArchiveTable,
+} from './manifest.js';
+import { StreamDigest } from './row-digest.js';
+import { appMigrationVersion, tableSites } from './tenant-locations.js';
+import { COPY_SETTINGS, copyOutSql, planTables } from './tenant-tables.js';
+
+/** Progress of an export or an import: the table being streamed and its rows so far. */
+export interface TransferProgress {
+  step: 'exporting' | 'packing' | 'loading' | 'verifying' | 'switching';
+  table?: string;
+  rows?: number;
+  /** The table's rows in the manifest (import). */
+  total?: number;
+}
+
+/** Options of {@link exportTenant}. */
+export interface ExportTenantOptions {
+  /** The home database (the catalog) as the owner role. */
+  catalog: pg.Pool;
+  /** Owner pools per location (the tenant is read wherever it lives). */
+  placements: Placements;
+  /** Tenant id or slug, whatever its status. */
+  tenant: string;
+  /** The archive to write (replaced atomically: written next to it, then renamed). */
+  out: string;
+  /** Schemas of the shared tier's tenant tables (default `['public']`). */
+  dataSchemas?: string[];
+  /** gzip level, 1 (fastest) to 9 (smallest); default 3. */
+  compressionLevel?: number;
+  onProgress?: (progress: TransferProgress) => void;
+}
+
+/** What an export wrote. */
+export interface ExportResult {
+  file: string;
+  manifest: ArchiveManifest;
+  /** Size of the archive file. */
+  archiveBytes: number;
+}
+
+/**
+ * Writes one tenant to a portable archive: a tar whose first entry is `manifest.json` (library
+ * schema, the app's migration version, the tenant's catalog row, the tables in foreign-key order
+ * with their columns, row counts, byte counts and a SHA-256 each), then one gzip entry per table
+ * holding the tenant's rows in COPY text format. Every table of a database is read in one
+ * REPEATABLE READ snapshot, as the owner role, `COPY (select … where tenant = '<id>') TO STDOUT`
+ * streamed to a temporary file (tar needs each entry's size first), so memory stays bounded
+ * whatever the tenant's size. Identity rows (sessions, API keys, one-time codes, domains, staff
+ * grants, the audit log) are not exported: see docs/export-import.md.
+ *
+ * @example
+ * await exportTenant({ catalog: ownerPool, placements, tenant: 'acme', out: 'acme.tenant' });
+ */
+export async function exportTenant(options: ExportTenantOptions): Promise<ExportResult> {
+  const dataSchemas = (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema'));
+  const progress = options.onProgress ?? (() => undefined);
+  const tenant = await new TenantCatalog(options.catalog).get(options.tenant);
+  const placement = await options.placements.get(tenant.id);
+  const sites = await tableSites(options.placements, placement, dataSchemas);
+  const out = path.resolve(options.out);
+  // the temporary files go next to the archive: the final rename stays on one file system
+  const work = await mkdtemp(path.join(path.dirname(out), '.tenantry-export-')).catch((error: unknown) => {
+    throw new InvalidArgumentError(`Cannot write next to ${out}: ${(error as Error).message}`, 'out');
+  });
+  try {
+    const tables: ArchiveTable[] = [];
+    let appVersion: number | null = null;
+    for (const site of sites) {
+      const client = await site.pool.connect();
+      try {
+        await client.query('begin isolation level repeatable read read only');
+        await client.query(COPY_SETTINGS);
+        if (site.where === placement || sites.length === 1) appVersion = await appMigrationVersion(client, placement);
+        for (const t of await planTables(client, site.tables)) {
+          const file = `data/${String(tables.length + 1).padStart(4, '0')}-${t.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}.copy.gz`;
+          const columns = t.columns.map((c) => c.name);
+          const digest = new StreamDigest(({ rows }) => progress({ step: 'exporting', table: t.name, rows }));
+          await pipeline(
+            client.query(copyTo(copyOutSql(t, columns, tenant.id, true))),
+            digest,
+            createGzip({ level: options.compressionLevel ?? 3 }),
+            createWriteStream(path.join(work, path.basename(file))),
+          );
+          const facts = digest.facts();
+          progress({ step: 'exporting', table: t.name, rows: facts.rows });
+          tables.push({
+            name: t.name,
+            pinned: t.pinned,
+            tenantColumn: t.tenantColumn,
+            columns: t.columns,
+            key: t.key,
+            remap: t.remap,
+            file,
+            ...facts,
+          });
+        }
+        await client.query('commit');
+      } finally {
+        client.release();
+      }
+    }
+    const library: Record<string, number> = {};
+    for (const m of await appliedLibraryMigrations(options.catalog))
+      library[m.feature] = Math.max(library[m.feature] ?? 0, m.version);
+    const manifest: ArchiveManifest = {
+      format: ARCHIVE_FORMAT,
+      version: ARCHIVE_VERSION,
+      createdAt: new Date().toISOString(),
+      tenant: {
+        id: tenant.id,
+        slug: tenant.slug,
+        name: tenant.name,
+        status: tenant.status,
+        settings: tenant.settings,
+        createdAt: tenant.createdAt.toISOString(),
+        placement: {
+          tier: placement.tier,
+          cluster: placement.cluster,
+          database: placement.database,
+          schema: placement.schema,
+        },
+      },
+      library,
+      appMigrationVersion: appVersion,
+      tables,
+    };
+    progress({ step: 'packing' });
+    const partial = path.join(work, 'archive.tar');
+    await writeTar(partial, manifest, work);
+    await rename(partial, out);
+    return { file: out, manifest, archiveBytes: (await stat(out)).size };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+// manifest first (the import checks it before loading anything), then the tables in order
+async function writeTar(file: string, manifest: ArchiveManifest, work: string): Promise<void> {
+  const pack = tar.pack();
+  const written = pipeline(pack, createWriteStream(file));
+  const addEntry = (name: string, size: number, body: NodeJS.ReadableStream | Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      const entry = pack.entry({ name, size, mode: 0o644, mtime: new Date(manifest.createdAt) }, (error) =>
+        error ? reject(error) : resolve(),
+      );
+      if (Buffer.isBuffer(body)) entry.end(body);
+      else pipeline(body, entry).catch(reject);
+    });
+  try {
+    const text = Buffer.from(JSON.stringify(manifest, null, 2));
+    await addEntry(MANIFEST_ENTRY, text.length, text);
+    for (const t of manifest.tables) {
+      const local = path.join(work, path.basename(t.file));
+      await addEntry(t.file, (await stat(local)).size, createReadStream(local));
+    }
+    pack.finalize();
+  } catch (error) {
+    pack.destroy(error as Error);
+  }
+  await written;
+}

@@ -1,0 +1,397 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { TenantCatalog } from '../../catalog/tenant-catalog.js';
+import { slugSchema, type Tenant } from '../../catalog/tenant.js';
+import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { SqlState, sqlStateOf } from '../../errors/sqlstate.js';
+import { validIdentifier } from '../../policy/identifiers.js';
+import type { PlacementTarget, Placements } from '../../tiers/placements.js';
+import { normalizeTarget, samePlacement } from '../../tiers/move/move-location.js';
+import { ident } from '../../tiers/move/move-tables.js';
+import type { Tier } from '../../tiers/tenant-router.js';
+import { ArchiveError } from './archive-error.js';
+import { ArchiveReader } from './archive-reader.js';
+import { IdRemap } from './id-remap.js';
+import { ImportJournal } from './import-journal.js';
+import type { ArchiveManifest } from './manifest.js';
+import { loadTable, verifyTable, type LoadTable, type LoadedTable } from './table-loader.js';
+import type { TransferProgress } from './tenant-exporter.js';
+import { appMigrationVersion, tableSites, type TableSite } from './tenant-locations.js';
+import { COPY_SETTINGS, planTables, type TenantTable } from './tenant-tables.js';
+
+/** Where an import puts the tenant: the tier, and the cluster, schema or database. */
+export interface ImportTarget {
+  tier: Tier;
+  /** Default `home`. */
+  cluster?: string;
+  /** Schema tier: default `t_<slug>` (hyphens as underscores). */
+  schema?: string | null;
+  /** Database tier: default `tenant_<slug>`. */
+  database?: string | null;
+}
+
+/** Options of {@link importTenant}. */
+export interface ImportTenantOptions {
+  /** The archive written by {@link exportTenant}. */
+  file: string;
+  /** The home database (the catalog) as the owner role. */
+  catalog: pg.Pool;
+  /** Owner pools per cluster and location. */
+  placements: Placements;
+  /** Restore as a new tenant with this slug: a fresh tenant id and fresh global ids (the manifest's `remap` columns). */
+  as?: string;
+  /** Where to put the tenant (default: the archive's tier on the home cluster). */
+  to?: ImportTarget;
+  /**
+   * Overwrite the existing tenant of the same id (restore a backup over itself): it must not be
+   * active (suspend it first), and is restored where it lives. Without it, an existing tenant of
+   * the same id or slug refuses the import (IMPORT_TENANT_EXISTS).
+   */
+  replace?: boolean;
+  /** Schemas of the shared tier's tenant tables (default `['public']`). */
+  dataSchemas?: string[];
+  /**
+   * Makes the target ready before loading (a new schema or database: create it and apply the
+   * application's migrations, e.g. with `createTenantSchema` / `createTenantDatabase` and
+   * `migrateLocation`). Called for a new tenant only; the tables must then exist.
+   */
+  prepareTarget?: (target: Required<PlacementTarget>, tenantId: string) => Promise<void>;
+  onProgress?: (progress: TransferProgress) => void;
+  /** Called as each step begins (tests kill the process there). */
+  onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
+}
+
+/** What an import did. */
+export interface ImportResult {
+  importId: string;
+  tenant: Tenant;
+  placement: Required<PlacementTarget>;
+  /** Rows loaded per table. */
+  tables: Array<{ name: string; rows: number }>;
+  /** Bytes of rows (COPY text) loaded. */
+  bytes: number;
+  replaced: boolean;
+}
+
+/**
+ * Loads a tenant archive into any tier and cluster, and makes it visible only once every table
+ * matches the manifest. In order: the manifest is checked (format version, the app's migration
+ * version at the target, every table and column present); the import is journaled
+ * (`tenantry.tenant_imports`) and its slug locked; each database's tables are loaded in ONE
+ * transaction (COPY FROM, rows checked to be the archived tenant's, ids remapped with `as`), the
+ * archive's bytes checked against the manifest's SHA-256 and counts, and the rows read back and
+ * compared with what was sent; then committed under a route nobody holds (the target refuses the
+ * tenant until the switch); then the switch: the target database accepts the new route and the
+ * catalog row and placement are inserted in one transaction. A crash before that leaves nothing
+ * visible, and the next run removes what an earlier attempt committed.
+ *
+ * @example
+ * const result = await importTenant({ file: 'acme.tenant', catalog: ownerPool, placements, as: 'acme-copy' });
+ */
+export async function importTenant(options: ImportTenantOptions): Promise<ImportResult> {
+  const dataSchemas = (options.dataSchemas ?? ['public']).map((s) => validIdentifier(s, 'schema'));
+  const progress = options.onProgress ?? (() => undefined);
+  const step = options.onStep ?? (() => undefined);
+  const catalog = new TenantCatalog(options.catalog);
+  if (options.as !== undefined && !slugSchema.safeParse(options.as).success)
+    throw new InvalidArgumentError('--as takes a slug: 1-63 of [a-z0-9-]', 'as');
+  const archive = await ArchiveReader.open(options.file);
+  const journal = await ImportJournal.open(options.catalog);
+  try {
+    const manifest = archive.manifest;
+    const slug = options.as ?? manifest.tenant.slug;
+    const fresh = options.as !== undefined;
+    await journal.lock(slug);
+    const bySlug = await catalog.find(slug);
+    const byId = fresh ? undefined : await catalog.find(manifest.tenant.id);
+    const existing = byId ?? bySlug;
+    if (existing && !options.replace)
+      throw new ArchiveError(
+        'IMPORT_TENANT_EXISTS',
+        `A tenant with this ${byId ? 'id' : 'slug'} exists: pass --replace to overwrite it, or --as <new-slug>`,
+        {
+          details: { slug },
+        },
+      );
+    if (existing && (fresh || existing.id !== manifest.tenant.id || (bySlug && bySlug.id !== existing.id)))
+      throw new ArchiveError(
+        'IMPORT_REPLACE_UNSUPPORTED',
+        '--replace restores a tenant over itself (same id); another tenant holds this slug: delete it first, or import --as another slug',
+        { details: { slug } },
+      );
+    if (existing?.status === 'active')
+      throw new ArchiveError('IMPORT_TENANT_ACTIVE', 'The tenant to replace is active: suspend it first', {
+        details: { slug },
+      });
+    const tenantId = existing?.id ?? (fresh ? randomUUID() : manifest.tenant.id);
+    const target = existing ? await replaceTarget(options, existing.id) : await newTarget(options, manifest, slug);
+    await journal.abandonOpen(slug, async (open) => removeLeftovers(options.placements, open, dataSchemas));
+    const importId = await journal.start({
+      tenantId,
+      slug,
+      manifestSha256: archive.manifestSha256,
+      target,
+      replace: !!existing,
+    });
+    try {
+      if (!existing) await options.prepareTarget?.(target, tenantId);
+      const sites = await tableSites(options.placements, target, dataSchemas);
+      const plan = planLoad(manifest, sites);
+      const version = await appMigrationVersion(options.placements.ownerPool(target), target);
+      if (manifest.appMigrationVersion !== null && version !== null && version < manifest.appMigrationVersion)
+        throw new ArchiveError(
+          'IMPORT_VERSION_MISMATCH',
+          `The archive was made at migration version ${manifest.appMigrationVersion}; the target is at ${version}: migrate it first`,
+          { details: { archive: manifest.appMigrationVersion, target: version } },
+        );
+      await step('loading');
+      const loaded = await load(archive, plan, sites, {
+        tenantId,
+        from: manifest.tenant.id,
+        remap: fresh ? new IdRemap() : undefined,
+        guard: existing ? undefined : target,
+        progress,
+        step,
+      });
+      await journal.advance(importId, 'loaded');
+      await step('switching');
+      progress({ step: 'switching' });
+      const tenant = existing
+        ? await journal.finishReplace(importId, existing.id, manifest)
+        : await journal.finishNew(importId, { tenantId, slug, manifest, target, placements: options.placements });
+      return {
+        importId,
+        tenant,
+        placement: target,
+        tables: manifest.tables.map((t) => ({ name: t.name, rows: t.rows })),
+        bytes: loaded,
+        replaced: !!existing,
+      };
+    } catch (error) {
+      await journal.recordError(importId, error);
+      throw error;
+    }
+  } finally {
+    archive.close();
+    await journal.close();
+  }
+}
+
+async function replaceTarget(options: ImportTenantOptions, tenantId: string): Promise<Required<PlacementTarget>> {
+  const now = await options.placements.get(tenantId);
+  const where = { tier: now.tier, cluster: now.cluster, database: now.database, schema: now.schema };
+  if (options.to) {
+    const asked = normalizeTarget({ ...options.to, cluster: options.to.cluster ?? 'home' });
+    if (!samePlacement(where, asked))
+      throw new ArchiveError(
+        'IMPORT_REPLACE_UNSUPPORTED',
+        '--replace restores the tenant where it lives: move it with `tenantry tenants move` afterwards',
+      );
+  }
+  return where;
+}
+
+async function newTarget(
+  options: ImportTenantOptions,
+  manifest: ArchiveManifest,
+  slug: string,
+): Promise<Required<PlacementTarget>> {
+  const tier = options.to?.tier ?? manifest.tenant.placement.tier;
+  const base = slug.replaceAll('-', '_');
+  const target = normalizeTarget({
+    tier,
+    cluster: options.to?.cluster ?? 'home',
+    schema: tier === 'schema' ? (options.to?.schema ?? `t_${base}`) : null,
+    database: tier === 'database' ? (options.to?.database ?? `tenant_${base}`) : null,
+  });
+  if (target.tier !== 'shared') {
+    const { rows } = await options.catalog.query(
+      `select from tenantry.placements where cluster = $1 and coalesce(database, '') = $2 and coalesce(schema, '') = $3 limit 1`,
+      [target.cluster, target.database ?? '', target.schema ?? ''],
+    );
+    if (rows.length)
+      throw new ArchiveError('IMPORT_TARGET_TAKEN', 'Another tenant lives in that schema or database', {
+        details: { schema: target.schema, database: target.database },
+      });
+  }
+  return target;
+}
+
+/** Pairs each archived table with the target's table of the same name (pinned ones at home). */
+function planLoad(
+  manifest: ArchiveManifest,
+  sites: TableSite[],
+): Array<{ archived: ArchiveManifest['tables'][number]; site: TableSite; table: TenantTable }> {
+  return manifest.tables.map((archived) => {
+    const candidates = sites.flatMap((site) => site.tables.map((table) => ({ site, table })));
+    const found =
+      candidates.find((c) => c.table.name === archived.name && c.table.pinned === archived.pinned) ??
+      candidates.find((c) => c.table.name === archived.name);
+    if (!found)
+      throw new ArchiveError('IMPORT_SCHEMA_MISMATCH', `The target has no registered tenant table ${archived.name}`, {
+        details: { table: archived.name },
+      });
+    const have = new Set(found.table.columns.map((c) => c.name));
+    const missing = archived.columns.find((c) => !have.has(c.name));
+    if (missing)
+      throw new ArchiveError(
+        'IMPORT_SCHEMA_MISMATCH',
+        `Table ${archived.name} at the target has no column ${missing.name}`,
+        {
+          details: { table: archived.name, column: missing.name },
+        },
+      );
+    if (found.table.tenantColumn !== archived.tenantColumn)
+      throw new ArchiveError(
+        'IMPORT_SCHEMA_MISMATCH',
+        `Table ${archived.name} has another tenant column at the target`,
+        {
+          details: { table: archived.name },
+        },
+      );
+    return { archived, ...found };
+  });
+}
+
+interface LoadRun {
+  tenantId: string;
+  from: string;
+  remap: IdRemap | undefined;
+  /** A new tenant: the target refuses its route until the switch. */
+  guard: Required<PlacementTarget> | undefined;
+  progress: (p: TransferProgress) => void;
+  step: NonNullable<ImportTenantOptions['onStep']>;
+}
+
+// One transaction per database: the tenant's rows there deleted (leftovers, or the tenant being
+// replaced), the archive loaded and checked; all committed only when every table matched.
+async function load(
+  archive: ArchiveReader,
+  plan: ReturnType<typeof planLoad>,
+  sites: TableSite[],
+  run: LoadRun,
+): Promise<number> {
+  const clients = new Map<TableSite, pg.PoolClient>();
+  try {
+    for (const site of sites) {
+      const client = await site.pool.connect();
+      clients.set(site, client);
+      await client.query('begin');
+      await client.query(COPY_SETTINGS);
+      // the capture functions and app triggers skip what an import writes (its events are rows of the archive)
+      await client.query(`select set_config('tenantry.moving', 'on', true)`);
+      if (run.guard && site.where === run.guard && run.guard.schema)
+        await claimSchema(client, run.guard.schema, run.tenantId);
+      if (run.guard && site.where === run.guard)
+        await client.query(
+          `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', 0, $2)
+           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = now()`,
+          [run.tenantId, run.guard.schema],
+        );
+      await deleteTenantRows(client, site.tables, run.tenantId);
+    }
+    const loaded: LoadedTable[] = [];
+    let bytes = 0;
+    for (const p of plan) {
+      const entry = await archive.next(p.archived.file);
+      const table: LoadTable = { archived: p.archived, target: p.table, client: clients.get(p.site)! };
+      run.progress({ step: 'loading', table: p.archived.name, rows: 0, total: p.archived.rows });
+      loaded.push(
+        await loadTable(entry, table, { from: run.from, to: run.tenantId, remap: run.remap }, (rows) =>
+          run.progress({ step: 'loading', table: p.archived.name, rows, total: p.archived.rows }),
+        ),
+      );
+      bytes += p.archived.bytes;
+    }
+    await archive.end();
+    for (const l of loaded) {
+      run.progress({
+        step: 'verifying',
+        table: l.table.archived.name,
+        rows: l.table.archived.rows,
+        total: l.table.archived.rows,
+      });
+      await verifyTable(l, run.tenantId);
+    }
+    for (const p of plan)
+      await bumpSequences(
+        clients.get(p.site)!,
+        p.table,
+        p.archived.columns.map((c) => c.name),
+      );
+    await run.step('verified');
+    for (const client of clients.values()) await client.query('commit');
+    return bytes;
+  } catch (error) {
+    for (const client of clients.values()) await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    for (const client of clients.values()) client.release();
+  }
+}
+
+// ids loaded as they were must not be handed out again by the target's sequences
+async function bumpSequences(client: pg.ClientBase, table: TenantTable, columns: string[]): Promise<void> {
+  const { rows } = await client.query<{ column: string; sequence: string }>(
+    `select c as column, pg_get_serial_sequence($1, c) as sequence from unnest($2::text[]) as c
+      where pg_get_serial_sequence($1, c) is not null`,
+    [table.qualified, columns],
+  );
+  for (const r of rows)
+    await client.query(
+      `select setval($1, greatest(m, nextval($1) - 1), true) from (select max("${r.column.replaceAll('"', '""')}") as m from ${table.qualified}) x where m is not null`,
+      [r.sequence],
+    );
+}
+
+/** Deletes what an abandoned attempt committed for a tenant the catalog never showed. */
+async function removeLeftovers(
+  placements: Placements,
+  open: { tenantId: string; target: Required<PlacementTarget>; replace: boolean },
+  dataSchemas: string[],
+): Promise<void> {
+  // a replace's rows are the tenant's (reloaded whole by the next run); a new tenant's are invisible leftovers
+  if (open.replace) return;
+  const sites = await tableSites(placements, open.target, dataSchemas).catch(() => []);
+  for (const site of sites) await deleteTenantRows(site.pool, site.tables, open.tenantId);
+  const pool = placements.ownerPool(open.target);
+  await pool.query('delete from tenantry.local_tenants where tenant_key = $1', [open.tenantId]).catch(() => undefined);
+  // the schema's claim for the abandoned tenant id (a re-run with --as draws another id)
+  if (open.target.schema)
+    await pool
+      .query('delete from tenantry.tenant_schemas where schema = $1 and tenant_id = $2', [
+        open.target.schema,
+        open.tenantId,
+      ])
+      .catch(() => undefined);
+}
+
+/** Deletes a tenant's rows from tables of one database, children first. */
+async function deleteTenantRows(db: pg.Pool | pg.ClientBase, tables: TenantTable[], tenantId: string): Promise<void> {
+  for (const t of (await planTables(db, tables)).reverse())
+    await db.query(`delete from ${t.qualified} where ${ident(t.tenantColumn)} = $1`, [tenantId]);
+}
+
+/**
+ * A tenant schema's tables refuse every other tenant's rows once claimed (tiers/003): the schema
+ * is claimed for the imported tenant in the load's transaction (IMPORT_TARGET_TAKEN when it is
+ * another tenant's). Skipped on a database installed before the guard existed.
+ */
+async function claimSchema(client: pg.ClientBase, schema: string, tenantId: string): Promise<void> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `select to_regprocedure('tenantry.claim_tenant_schema(text, uuid)') is not null as ok`,
+  );
+  if (!rows[0]?.ok) return;
+  try {
+    await client.query('savepoint claim');
+    await client.query('select tenantry.claim_tenant_schema($1, $2)', [schema, tenantId]);
+    await client.query('release savepoint claim');
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.tenantSchemaTaken)
+      throw new ArchiveError('IMPORT_TARGET_TAKEN', `Schema ${schema} belongs to another tenant`, {
+        details: { schema },
+        cause: error,
+      });
+    throw error;
+  }
+}

@@ -1,0 +1,311 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import type PgBoss from 'pg-boss';
+import { currentTenant, runAs, tryCurrentTenant, TenantCatalog, type TenantPool } from '../../src/index.js';
+import { purgeTenantJobs, type JobRefusal, type TenantJobs } from '../../src/jobs/index.js';
+import { createNotesTable } from '../support/notes-table.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { eventually, freshTenant, INACTIVE, settled, testJobs, type InactiveState } from './support/jobs-harness.js';
+
+const CODE: Record<InactiveState, string> = {
+  missing: 'TENANT_NOT_FOUND',
+  suspended: 'TENANT_SUSPENDED',
+  deleted: 'TENANT_DELETED',
+};
+
+describe('tenantry/jobs on pg-boss', () => {
+  let db: TestDatabase;
+  let app: TenantPool;
+  let jobs: TenantJobs;
+  let boss: PgBoss;
+  let refusals: JobRefusal[];
+  let a: string;
+  let b: string;
+  /** Handler calls per job name: the tenant each ran as. */
+  const calls: Record<string, (string | undefined)[]> = {};
+  const record = (name: string) => (calls[name] ??= []).push(tryCurrentTenant());
+  /** Tenants whose state a handler changes before failing (the retry and dead-letter paths). */
+  const deactivate = new Map<string, () => Promise<void>>();
+
+  async function notes(tenant: string): Promise<string[]> {
+    const { rows } = await db.owner.query<{ body: string }>(
+      'select body from notes where tenant_id = $1 order by body',
+      [tenant],
+    );
+    return rows.map((r) => r.body);
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createNotesTable(db);
+    app = db.appPool();
+    const catalog = new TenantCatalog(db.owner);
+    a = (await catalog.create({ slug: 'alpha', name: 'Alpha' })).id;
+    b = (await catalog.create({ slug: 'bravo', name: 'Bravo' })).id;
+    ({ jobs, boss, refusals } = testJobs(db));
+    jobs.define<{ body: string }>('note', async ({ body }) => {
+      record('note');
+      await app.query('insert into notes (body) values ($1)', [body]);
+    });
+    jobs.define('first', () => record('first'));
+    jobs.define(
+      'flaky',
+      async () => {
+        record('flaky');
+        await deactivate.get(currentTenant())?.();
+        throw new Error('first run fails');
+      },
+      { retryLimit: 1, retryDelaySeconds: 0, retryBackoff: false },
+    );
+    jobs.define(
+      'doomed',
+      async () => {
+        record('doomed');
+        await deactivate.get(currentTenant())?.();
+        throw new Error('always fails');
+      },
+      { retryLimit: 0, onDeadLetter: () => record('doomed.dead') },
+    );
+    jobs.define('nightly', () => record('nightly'));
+    jobs.define(
+      'redo',
+      () => {
+        record('redo');
+        if ((calls.redo ?? []).filter((t) => t === currentTenant()).length === 1) throw new Error('fails once');
+      },
+      { retryLimit: 0 },
+    );
+    jobs.define('sweep', () => record('sweep'), { global: true });
+    await jobs.start();
+    // every queue but the cron fan-out's (its test starts it after fanning out)
+    await jobs.work({ queues: ['note', 'first', 'flaky', 'doomed', 'redo', 'sweep'], concurrency: 2 });
+  });
+
+  afterAll(async () => {
+    await jobs?.stop();
+    await db?.drop();
+  });
+
+  it('runs a job as the tenant that enqueued it, with its actor and request id', async () => {
+    const id = await runAs(a, () => jobs.enqueue('note', { body: 'from a' }, { actor: 'user:1', requestId: 'req-1' }));
+    expect(await settled(jobs, 'note', id)).toBe('completed');
+    expect(await notes(a)).toEqual(['from a']);
+    expect(await notes(b)).toEqual([]);
+    const { rows } = await db.owner.query('select data from pgboss.job where id = $1', [id]);
+    expect(rows[0].data.tenantry).toMatchObject({ tenant: a, actor: 'user:1', requestId: 'req-1' });
+  });
+
+  it('refuses to enqueue a tenant job outside runAs (JOB_TENANT_MISSING), and an unknown job (JOB_UNKNOWN)', async () => {
+    await expect(jobs.enqueue('note', { body: 'x' })).rejects.toMatchObject({ code: 'JOB_TENANT_MISSING' });
+    await expect(runAs(a, () => jobs.enqueue('nope', {}))).rejects.toMatchObject({ code: 'JOB_UNKNOWN' });
+    const { rows } = await db.owner.query(
+      "select count(*)::int as n from pgboss.job where name = 'note' and data->'tenantry'->>'tenant' is null",
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('runs a global job with no tenant in context, enqueued outside runAs', async () => {
+    const id = await jobs.enqueue('sweep', {});
+    expect(await settled(jobs, 'sweep', id)).toBe('completed');
+    expect(calls.sweep).toEqual([undefined]);
+  });
+
+  it("B's side: a job row edited to name tenant B is refused, B's notes unchanged, nothing ran", async () => {
+    const before = await notes(b);
+    const ran = calls.note?.length ?? 0;
+    // enqueued as A but not yet runnable: edited in the queue table before a worker claims it
+    const id = await runAs(a, () => jobs.enqueue('note', { body: 'planted' }, { startAfterSeconds: 2 }));
+    await db.admin.query(
+      `update pgboss.job set data = jsonb_set(data, '{tenantry,tenant}', to_jsonb($2::text)), start_after = now() where id = $1`,
+      [id, b],
+    );
+    expect(await settled(jobs, 'note', id)).toBe('refused');
+    expect(refusals.find((r) => r.jobId === id)?.code).toBe('JOB_ENVELOPE_INVALID');
+    expect(calls.note?.length ?? 0).toBe(ran);
+    expect(await notes(b)).toEqual(before);
+    expect(await notes(a)).not.toContain('planted');
+  });
+
+  it('an edited payload does not verify either', async () => {
+    const id = await runAs(a, () => jobs.enqueue('note', { body: 'original' }, { startAfterSeconds: 2 }));
+    await db.admin.query(
+      `update pgboss.job set data = jsonb_set(data, '{payload}', to_jsonb('{"body":"edited"}'::text)), start_after = now() where id = $1`,
+      [id],
+    );
+    expect(await settled(jobs, 'note', id)).toBe('refused');
+    expect(await notes(a)).not.toContain('edited');
+  });
+
+  describe.each(INACTIVE)('a %s tenant: 0 handler calls on every path, and a terminal state', (state) => {
+    it('first run', async () => {
+      const t = await freshTenant(db, `first-${state}`);
+      await t.make(state);
+      const tenant = t.id;
+      const id = await runAs(tenant, () => jobs.enqueue('first', {}));
+      expect(await settled(jobs, 'first', id)).toBe('refused');
+      expect((calls.first ?? []).filter((x) => x === tenant)).toEqual([]);
+      expect(refusals.find((r) => r.jobId === id)).toMatchObject({ code: CODE[state], tenantId: tenant });
+    });
+
+    it('retry: the tenant turns inactive during the first run; the retry does not call the handler', async () => {
+      const t = await freshTenant(db, `retry-${state}`);
+      deactivate.set(t.id, () => t.make(state));
+      const id = await runAs(t.id, () => jobs.enqueue('flaky', {}));
+      expect(await settled(jobs, 'flaky', id)).toBe('refused');
+      // the one call is the first run, while the tenant was active
+      expect((calls.flaky ?? []).filter((x) => x === t.id)).toHaveLength(1);
+      expect(refusals.find((r) => r.jobId === id)?.code).toBe(CODE[state]);
+    });
+
+    it('dead letter: retries exhausted after the tenant turned inactive; the dead-letter handler is not called', async () => {
+      const t = await freshTenant(db, `dead-${state}`);
+      deactivate.set(t.id, () => t.make(state));
+      const id = await runAs(t.id, () => jobs.enqueue('doomed', {}));
+      expect(await settled(jobs, 'doomed', id)).toBe('failed');
+      let deadId: string | undefined;
+      await eventually(async () => {
+        const { rows } = await db.owner.query(
+          `select id from pgboss.job where name = 'doomed__dead' and data->'tenantry'->>'tenant' = $1`,
+          [t.id],
+        );
+        deadId = rows[0]?.id;
+        return deadId !== undefined;
+      });
+      expect(await settled(jobs, 'doomed__dead', deadId!)).toBe('refused');
+      expect((calls['doomed.dead'] ?? []).filter((x) => x === t.id)).toEqual([]);
+      expect(refusals.find((r) => r.jobId === deadId)?.code).toBe(CODE[state]);
+    });
+
+    it('manual re-drive of a failed job after the tenant turned inactive', async () => {
+      const t = await freshTenant(db, `redo-${state}`);
+      const id = await runAs(t.id, () => jobs.enqueue('redo', {}));
+      expect(await settled(jobs, 'redo', id)).toBe('failed');
+      await t.make(state);
+      expect(await jobs.redrive('redo', id)).toBe(true);
+      await eventually(async () => refusals.some((r) => r.jobId === id));
+      expect(await settled(jobs, 'redo', id)).toBe('refused');
+      expect((calls.redo ?? []).filter((x) => x === t.id)).toHaveLength(1);
+      // a refused job re-driven is refused again, never run
+      expect(await jobs.redrive('redo', id)).toBe(true);
+      await eventually(async () => refusals.filter((r) => r.jobId === id).length === 2);
+      expect((calls.redo ?? []).filter((x) => x === t.id)).toHaveLength(1);
+    });
+  });
+
+  it('positive controls: an active tenant runs on retry, in the dead-letter path and on re-drive', async () => {
+    const t = await freshTenant(db, 'control');
+    const flaky = await runAs(t.id, () => jobs.enqueue('flaky', {}));
+    expect(await settled(jobs, 'flaky', flaky)).toBe('failed');
+    expect((calls.flaky ?? []).filter((x) => x === t.id)).toHaveLength(2);
+    const doomed = await runAs(t.id, () => jobs.enqueue('doomed', {}));
+    expect(await settled(jobs, 'doomed', doomed)).toBe('failed');
+    await eventually(() => (calls['doomed.dead'] ?? []).includes(t.id));
+    const redo = await runAs(t.id, () => jobs.enqueue('redo', {}));
+    expect(await settled(jobs, 'redo', redo)).toBe('failed');
+    expect(await jobs.redrive('redo', redo)).toBe(true);
+    expect(await settled(jobs, 'redo', redo)).toBe('completed');
+  });
+
+  it('cron fan-out: the scheduled tick sends one job per active tenant, none to inactive ones', async () => {
+    const active = await freshTenant(db, 'cron-active');
+    const early = Object.fromEntries(
+      await Promise.all(INACTIVE.map(async (s) => [s, await freshTenant(db, `cron-early-${s}`)] as const)),
+    );
+    for (const s of INACTIVE) await early[s]!.make(s);
+    // the cron tick, as pg-boss's scheduler sends it: the data jobs.schedule() stored
+    await jobs.schedule('nightly', '0 3 * * *', { kind: 'nightly' });
+    const { rows } = await db.owner.query(`select data from pgboss.schedule where name = 'nightly__tick'`);
+    expect(rows).toHaveLength(1);
+    const tickId = await boss.send('nightly__tick', rows[0].data);
+    // the fan-out runs (its queue's worker) before the tenants' jobs do
+    await jobs.work({ queues: ['nightly'], concurrency: 1 });
+    expect(await settled(jobs, 'nightly__tick', tickId!)).toBe('completed');
+    await eventually(async () => {
+      const r = await db.owner.query(
+        `select count(*)::int as n from pgboss.job where name = 'nightly' and state not in ('completed', 'cancelled')`,
+      );
+      return r.rows[0].n === 0;
+    });
+    const { rows: sent } = await db.owner.query<{ tenant: string; state: string }>(
+      `select data->'tenantry'->>'tenant' as tenant, state from pgboss.job where name = 'nightly'`,
+    );
+    const tenantsSent = sent.map((r) => r.tenant);
+    expect(tenantsSent).toContain(active.id);
+    for (const s of INACTIVE) expect(tenantsSent).not.toContain(early[s]!.id);
+    expect(new Set(tenantsSent).size).toBe(tenantsSent.length);
+    for (const s of INACTIVE) expect(calls.nightly ?? []).not.toContain(early[s]!.id);
+    expect(calls.nightly ?? []).toContain(active.id);
+  });
+
+  it('cron fan-out: tenants that turn inactive between the fan-out and the run are refused', async () => {
+    const ts = Object.fromEntries(
+      await Promise.all(INACTIVE.map(async (s) => [s, await freshTenant(db, `cron-between-${s}`)] as const)),
+    );
+    // another TenantJobs with no worker: its fan-out's jobs wait until the tenants are inactive
+    const producer = testJobs(db);
+    producer.jobs.define('nightly', () => record('nightly'));
+    await producer.jobs.start();
+    await jobs.unschedule('nightly');
+    await jobs.stop().catch(() => undefined);
+    try {
+      const result = await producer.jobs.fanOut('nightly', 'tick-between', {});
+      expect(result.sent).toBeGreaterThanOrEqual(3);
+      for (const s of INACTIVE) await ts[s]!.make(s);
+      ({ jobs, boss, refusals } = restart());
+      await jobs.start();
+      await jobs.work({ queues: ['nightly'] });
+      for (const s of INACTIVE) {
+        const { rows } = await db.owner.query(
+          `select id from pgboss.job where name = 'nightly' and data->'tenantry'->>'tenant' = $1 and data->'tenantry'->>'requestId' = 'tick:tick-between'`,
+          [ts[s]!.id],
+        );
+        expect(rows).toHaveLength(1);
+        expect(await settled(jobs, 'nightly', rows[0].id)).toBe('refused');
+        expect(calls.nightly ?? []).not.toContain(ts[s]!.id);
+      }
+    } finally {
+      await producer.jobs.stop();
+    }
+  });
+
+  function restart() {
+    const next = testJobs(db);
+    next.jobs.define('nightly', () => record('nightly'));
+    return next;
+  }
+
+  it('cron fan-out is resumable: a re-run of the same tick sends nothing twice', async () => {
+    const again = await jobs.fanOut('nightly', 'tick-between', {});
+    expect(again.sent).toBe(0);
+    expect(again.skipped).toBeGreaterThan(0);
+    const { rows } = await db.owner.query(
+      `select data->'tenantry'->>'tenant' as tenant, count(*)::int as n from pgboss.job
+        where name = 'nightly' and data->'tenantry'->>'requestId' = 'tick:tick-between' group by 1 having count(*) > 1`,
+    );
+    expect(rows).toEqual([]);
+  });
+
+  it("purgeTenantJobs removes one tenant's jobs in any state, and no other tenant's", async () => {
+    const victim = randomUUID();
+    const { rows: before } = await db.owner.query(
+      `select count(*)::int as n from pgboss.job where data->'tenantry'->>'tenant' <> $1`,
+      [victim],
+    );
+    // queued (far in the future) and finished jobs of the victim
+    await runAs(victim, () => jobs.enqueue('nightly', {}, { startAfterSeconds: 3600 }));
+    await runAs(victim, () => jobs.enqueueMany('nightly', [{}, {}], { startAfterSeconds: 3600 }));
+    expect(await purgeTenantJobs(db.owner, victim)).toBe(3);
+    const { rows: after } = await db.owner.query(
+      `select count(*)::int as n from pgboss.job where data->'tenantry'->>'tenant' <> $1`,
+      [victim],
+    );
+    expect(after[0].n).toBe(before[0].n);
+    const { rows: left } = await db.owner.query(
+      `select count(*)::int as n from pgboss.job where data->'tenantry'->>'tenant' = $1`,
+      [victim],
+    );
+    expect(left[0].n).toBe(0);
+    expect(await purgeTenantJobs(db.owner, victim)).toBe(0);
+    await expect(purgeTenantJobs(db.owner, 'not-a-uuid')).rejects.toMatchObject({ code: 'INVALID_TENANT_ID' });
+  });
+});
