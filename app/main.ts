@@ -33,6 +33,7 @@ import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-tran
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
@@ -64,6 +65,7 @@ let guard: QueryGuard | undefined;
 let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
+let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
@@ -107,6 +109,7 @@ function close(): Promise<void> {
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
     await step('closing the tenant router', () => router?.close());
+    await step('closing the sign-up', () => signUp?.end());
     await step('closing the tiers', () => tiers?.end());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
@@ -280,6 +283,14 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel'),
   });
   await bus.start();
+  // POST /sign-up: the library's onboarding (a connection held per sign-up, on a pool of its own)
+  signUp = tenantSignUp({
+    catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    clusters,
+    install: installOptions,
+    appPool,
+    dataPool,
+  });
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
@@ -298,6 +309,7 @@ try {
     if (quietStart) logger.level = 'info';
   } else {
     app = buildServer({
+      signUp,
       appPool,
       dataPool,
       supportPool,

@@ -20,6 +20,8 @@ import type { DataPool } from './recordings/recording-store.js';
 import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
+import { signUpRoutes } from './signup/sign-up-routes.js';
+import type { TenantSignUp } from './signup/tenant-sign-up.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -56,6 +58,8 @@ export interface ServerOptions {
    * statements are not sent or are cancelled. A client that disconnects aborts them too.
    */
   requestDeadlineMs?: number;
+  /** `POST /sign-up` (public): onboards a tenant and invites its owner; the route is absent without it. */
+  signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
 }
@@ -76,7 +80,7 @@ class TenantLogController extends LogController {
  * The reference server: a JSON API over a TenantPool (the home database: identity and the
  * control plane) and a data pool (tenant data, routed to each tenant's placement).
  *
- * - Public: `POST /auth/sign-in`, `POST /invitations/accept`, `POST /staff/sign-in`.
+ * - Public: `POST /auth/sign-in`, `POST /invitations/accept`, `POST /staff/sign-in`, `POST /sign-up`.
  * - Staff routes (staff token): access grants with a reason, audited support reads.
  * - Every other route lives in the tenant scope: the library's TenantResolver finds the tenant
  *   (token, API key, host, staff's X-Tenant; conflicts refused), checks the session, the tenant's
@@ -114,6 +118,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   authRoutes(app, { appPool, tokens });
+  if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });

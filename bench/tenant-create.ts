@@ -3,8 +3,13 @@
  * (`new TenantCatalog(ownerPool).create({ slug, name })`), one after another by default,
  * and reports p50/p99 per create and the total. Targets: p50 ≤ 5 ms, total ≤ 60 s.
  *
+ * Then onboarding in one step (`TenantOnboarding.run`: create and place, provision, migrate,
+ * route, done) per tier, side by side with the plain create: p50 per tier against the targets
+ * shared ≤ 5 ms, schema ≤ 150 ms, database ≤ 2 s (`--onboard=shared,schema,database` counts,
+ * default 200,30,5; `--onboard=0,0,0` skips it).
+ *
  *   npm run bench:tenants
- *   npm run bench:tenants -- --count=1000 --concurrency=4
+ *   npm run bench:tenants -- --count=1000 --concurrency=4 --onboard=100,20,5
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:tenants
  */
 import os from 'node:os';
@@ -15,10 +20,20 @@ import { LatencyRecorder } from './support/latency.js';
 import { install } from '../src/policy/installer.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { openServer } from './support/server.js';
+import { benchOnboarding, onboardDatabase, type TierRun } from './support/onboard-tiers.js';
 
 const DATABASE = 'tenantry_bench_tenants';
 const TARGET_P50_MS = 5;
 const TARGET_TOTAL_S = 60;
+const ONBOARD_TARGET_MS: Record<TierRun['tier'], number> = { shared: 5, schema: 150, database: 2000 };
+
+function onboardCounts(): Record<TierRun['tier'], number> {
+  const raw = process.argv.find((a) => a.startsWith('--onboard='))?.split('=')[1] ?? '200,30,5';
+  const [shared, schema, database] = raw.split(',').map(Number);
+  for (const n of [shared, schema, database])
+    if (!Number.isInteger(n) || n! < 0) throw new Error('--onboard takes three counts: shared,schema,database');
+  return { shared: shared!, schema: schema!, database: database! };
+}
 
 function flag(name: string, envName: string, fallback: number): number {
   const raw = process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? process.env[envName];
@@ -44,6 +59,9 @@ const log = (line = '') => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<number> {
   const count = flag('count', 'BENCH_TENANT_COUNT', 10_000);
+  const onboard = onboardCounts();
+  const tenantDatabases = Array.from({ length: onboard.database }, (_, i) => onboardDatabase(`on-database-${i}`));
+  tenantDatabases.push(onboardDatabase('warm-database'));
   const concurrency = flag('concurrency', 'BENCH_TENANT_CONCURRENCY', 1);
   const vitest = vitestProcesses();
   const roles = benchRoles();
@@ -109,11 +127,35 @@ async function main(): Promise<number> {
     log(
       `- ${okTotal ? 'PASS' : 'FAIL'}: total ${totalSeconds.toFixed(2)} s for ${count} (target ≤ ${TARGET_TOTAL_S} s${count === 10_000 ? '' : ', scaled run'})`,
     );
-    return okP50 && okTotal ? 0 : 1;
+    let okOnboard = true;
+    if (onboard.shared + onboard.schema + onboard.database > 0) {
+      const runs = await benchOnboarding(server, DATABASE, roles, onboard);
+      log(
+        `\nonboarded one after another with TenantOnboarding.run (create + place, provision, migrate 1 tenant table, route, done; no seed or invitation hook), beside the plain create\n`,
+      );
+      log('| tier | tenants | p50 ms | p99 ms | max ms | × plain create p50 | client CPU ms/op | target p50 |');
+      log('|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const r of runs)
+        log(
+          `| ${r.tier} | ${r.count} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${(r.p50 / p50!).toFixed(1)}× | ${r.cpuMsPerOp.toFixed(2)} | ≤ ${ONBOARD_TARGET_MS[r.tier]} ms |`,
+        );
+      log('');
+      for (const r of runs) {
+        const ok = r.p50 <= ONBOARD_TARGET_MS[r.tier];
+        okOnboard &&= ok;
+        log(
+          `- ${ok ? 'PASS' : 'FAIL'}: onboarding p50 ${r.tier} ${r.p50.toFixed(3)} ms (target ≤ ${ONBOARD_TARGET_MS[r.tier]} ms)`,
+        );
+      }
+    }
+    return okP50 && okTotal && okOnboard ? 0 : 1;
   } finally {
     await pool?.end();
     await server
-      .close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name, roles.router.name] })
+      .close({
+        databases: [DATABASE, ...tenantDatabases],
+        roles: [roles.app.name, roles.owner.name, roles.router.name],
+      })
       .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`));
   }
 }

@@ -5,6 +5,7 @@ import type { Tenant, TenantStatus } from '../catalog/tenant.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { textTable } from './text-table.js';
 import { moveCommand, namedUrls } from './move-command.js';
+import { onboardCommand } from './onboard-command.js';
 import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-command.js';
 import { exportCommand, importCommand } from './export-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
@@ -133,6 +134,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
       }
     });
   cmd.addCommand(moveCommand(globals));
+  cmd.addCommand(onboardCommand(globals));
   cmd.addCommand(restoreCommand(globals));
   cmd.addCommand(purgeCommand(globals));
   cmd.addCommand(purgeReportCommand(globals));

@@ -42,6 +42,12 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
   | 'TENANT_SCHEMA_TAKEN'
+  // onboarding (see src/lifecycle/onboard)
+  | 'ONBOARDING_CONFLICT'
+  | 'ONBOARDING_BUSY'
+  | 'ONBOARDING_STEP_FAILED'
+  // support SQL (`tenantry sql`, see src/cli/sql-command.ts)
+  | 'SQL_FAILED'
   // outages (see src/errors/database-unavailable-error.ts)
   | 'DATABASE_UNAVAILABLE'
   | 'EMBEDDED_START_FAILED'

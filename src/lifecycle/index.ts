@@ -1,2 +1,3 @@
+export * from './onboard/index.js';
 export * from './purge/index.js';
 export * from './export/index.js';

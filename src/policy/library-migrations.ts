@@ -20,6 +20,7 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   // purge needs only core's catalog; before identity, like export
   { feature: 'purge', folder: '../lifecycle/purge/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
+  { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
 ]);
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { guardCommand } from '../../src/cli/guard-command.js';
 import { migrateCommand } from '../../src/cli/migrate-command.js';
 import { scanLogCommand } from '../../src/cli/scan-log-command.js';
+import { sqlCommand } from '../../src/cli/sql-command.js';
 import { tenantsCommand } from '../../src/cli/tenants-command.js';
 
 const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
@@ -25,6 +26,7 @@ describe('help text', () => {
       migrateCommand(globals),
       scanLogCommand(globals),
       guardCommand(globals),
+      sqlCommand(globals),
     ])
       for (const c of everyCommand(root)) expectDefaultsOnce(c.name(), c.helpInformation());
   });

@@ -157,6 +157,8 @@ describe('library migrations', () => {
     expect(() => renderMigration(m, { appRole: 'x"; drop table y; --', ownerRole: 'o' })).toThrow(/Invalid app role/);
     // numbered from 001 per feature, features in dependency order
     expect(ALL[0]).toBe('core/001_core');
+    expect(ALL.indexOf('identity/001_identity')).toBeGreaterThan(ALL.indexOf('tiers/001_placements'));
+    expect(ALL.indexOf('onboard/001_onboardings')).toBeGreaterThan(ALL.indexOf('core/001_core'));
     expect(ALL.at(-1)).toMatch(/^jobs\//);
   });
 });

@@ -1,0 +1,58 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { TenantryError } from 'tenantry';
+import { ApiError } from '../http/api-error.js';
+import { parseInput, text } from '../http/validation.js';
+import type { TenantSignUp } from './tenant-sign-up.js';
+
+const signUpBody = z
+  .object({
+    slug: text().regex(
+      /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+      'slug must be 1-63 lower-case letters, digits or inner hyphens',
+    ),
+    name: text().trim().min(1).max(200),
+    email: text()
+      .trim()
+      .toLowerCase()
+      .min(3)
+      .max(254)
+      .regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'email must be an email address'),
+    // a public sign-up gets shared tables or its own schema; its own database is an operator's
+    // decision (`tenantry tenants onboard --plan enterprise`)
+    plan: z.enum(['free', 'business']).default('free'),
+  })
+  .strict();
+
+const slugTaken = () => new ApiError(409, 'TENANT_SLUG_TAKEN', 'This slug is taken: choose another');
+
+/**
+ * `POST /sign-up` (public): a new tenant and its first owner in one request — the library's
+ * onboarding (create, place, provision, migrate, seed, invite). The owner's invitation goes to the
+ * outbox; as `POST /invitations`, the reference server also answers the code, which opens nothing
+ * by itself (accepting it as a new identity still needs the confirmation sent to the address).
+ * A slug taken, or being signed up with other details, answers 409 and changes nothing.
+ */
+export function signUpRoutes(app: FastifyInstance, { signUp }: { signUp: TenantSignUp }): void {
+  app.post('/sign-up', async (request, reply) => {
+    const body = parseInput(signUpBody, request.body, 'body');
+    let result;
+    try {
+      result = await signUp.signUp({ slug: body.slug, name: body.name, email: body.email, plan: body.plan });
+    } catch (error) {
+      if (
+        error instanceof TenantryError &&
+        ['TENANT_SLUG_TAKEN', 'ONBOARDING_CONFLICT', 'ONBOARDING_BUSY', 'TENANT_DELETED'].includes(error.code)
+      )
+        throw slugTaken();
+      throw error;
+    }
+    // the same details again after the tenant is complete: someone else's sign-up, not a retry
+    if (result.outcome === 'already-onboarded') throw slugTaken();
+    return reply.code(201).send({
+      tenant: result.tenant,
+      owner: { email: body.email, invitation: result.code ? 'sent' : 'sent earlier' },
+      ...(result.code ? { code: result.code, expiresAt: result.expiresAt } : {}),
+    });
+  });
+}

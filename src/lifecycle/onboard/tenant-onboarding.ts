@@ -1,0 +1,456 @@
+import type pg from 'pg';
+import { TenantCatalog } from '../../catalog/tenant-catalog.js';
+import type { Tenant } from '../../catalog/tenant.js';
+import { runAs } from '../../context/tenant-context.js';
+import { ConfigurationError, TenantryError } from '../../errors/tenantry-error.js';
+import type { InstallRunOptions } from '../../policy/installer.js';
+import { migrateLocation } from '../../tiers/migrate/migrate-location.js';
+import { loadMigrations, type Migration } from '../../tiers/migrate/migration-files.js';
+import { placementQuestion, planPlacementPolicy, type PlacementPolicy } from '../../tiers/placement-policy.js';
+import { Placements, type PlacementTarget } from '../../tiers/placements.js';
+import { createTenantDatabase, createTenantSchema } from '../../tiers/provision.js';
+import { inviteOwner, type OwnerInvitation, type OwnerInvitationOptions } from './invite-owner.js';
+import { parseOnboardInput, type OnboardInput } from './onboard-input.js';
+import { OnboardingError } from './onboarding-error.js';
+import {
+  findOnboarding,
+  insertOnboarding,
+  ONBOARD_STEPS,
+  recordAttempt,
+  recordFailure,
+  recordSteps,
+  type OnboardingRecord,
+  type OnboardStep,
+} from './onboarding-record.js';
+
+/** What the application's seed hook gets (it runs inside `runAs(tenant)`). */
+export interface OnboardContext {
+  tenant: Tenant;
+  target: PlacementTarget;
+  /** 1 on the first attempt; more when an earlier attempt stopped (at this step or before). */
+  attempt: number;
+}
+
+/** Told before a step runs (`started`), after its work (`applied`) and once it is recorded (`recorded`). */
+export interface OnboardStepEvent {
+  slug: string;
+  tenantId: string | null;
+  step: OnboardStep;
+  phase: 'started' | 'applied' | 'recorded';
+}
+
+/** Options of {@link TenantOnboarding} and {@link onboardTenant}. */
+export interface TenantOnboardingOptions {
+  /** The home database (catalog, placements, onboarding records) as the owner role. */
+  catalog: pg.Pool;
+  /** Each cluster's shared database as the owner role: `{ home: ownerUrl, eu: … }`. */
+  owners: Record<string, string>;
+  /** Each cluster's superuser URL, where the database tier may create tenant databases. */
+  admins?: Record<string, string>;
+  /** The deployment's roles, passwords and context secret: a new tenant database is installed with them. */
+  install?: InstallRunOptions;
+  /** Where a new tenant goes (default `planPlacementPolicy()`: enterprise → database, business → schema, else shared). */
+  policy?: PlacementPolicy;
+  /**
+   * The application's migrations (`global/`, `tenant/`, as `tenantry migrate` takes them), applied
+   * to a new schema or database. The shared tier's tables are the cluster's (`tenantry migrate`).
+   */
+  migrations?: string | Migration[];
+  /**
+   * Seeds the tenant's defaults, inside `runAs(tenant)`. Runs at least once: after a crash between
+   * its commit and the step's record it runs again, so write it idempotently (`on conflict do nothing`).
+   */
+  seed?: (context: OnboardContext) => Promise<void>;
+  /** Inviting the first owner (needed when an onboarding names `ownerEmail`). */
+  invitations?: OwnerInvitationOptions;
+  /** Progress, step by step (a CLI prints it; tests stop a process at a given step). */
+  onStep?: (event: OnboardStepEvent) => void | Promise<void>;
+  /** How long a second onboarding of the same slug waits for the first (default 10,000 ms): then ONBOARDING_BUSY. */
+  lockWaitMs?: number;
+  /** The cluster of tenants without a placement (default `home`). */
+  homeCluster?: string;
+}
+
+/** How an onboarding call ended. */
+export interface OnboardResult {
+  tenant: Tenant;
+  target: PlacementTarget;
+  /** `onboarded`: this call did it all; `resumed`: it finished an earlier attempt; `already-onboarded`: nothing to do. */
+  outcome: 'onboarded' | 'resumed' | 'already-onboarded';
+  /** Steps this call ran. */
+  ran: OnboardStep[];
+  /** Steps earlier attempts had recorded (not run again). */
+  skipped: OnboardStep[];
+  /** The owner's invitation, when this call ran the invite step. */
+  invitation?: OwnerInvitation;
+  attempts: number;
+  completedAt: Date | null;
+}
+
+const LOCK_NAMESPACE = 'tenantry.onboard';
+
+/**
+ * Onboarding in one step: creates the tenant, places it by the placement policy, provisions its
+ * schema or database, applies the application's migrations there, switches its route, seeds its
+ * defaults and invites its first owner. Each completed step is recorded in
+ * `tenantry.onboardings` (the first in the same transaction as the tenant's catalog row), so a
+ * crash at any point and a re-run continue where it stopped, with nothing made twice. A re-run of
+ * a finished onboarding does nothing (`already-onboarded`); one with another name, plan or owner
+ * is refused (ONBOARDING_CONFLICT). Two runs of one slug at once: the second waits for the first.
+ *
+ * @example
+ * const onboarding = new TenantOnboarding({ catalog: ownerPool, owners: { home: ownerUrl }, migrations: 'migrations' });
+ * const { tenant, target } = await onboarding.run({ slug: 'acme', name: 'Acme Inc.', plan: 'business' });
+ * await onboarding.end();
+ */
+export class TenantOnboarding {
+  readonly #options: TenantOnboardingOptions;
+  readonly #placements: Placements;
+  readonly #policy: PlacementPolicy;
+  readonly #home: string;
+  #migrations: Promise<Migration[]> | undefined;
+
+  constructor(options: TenantOnboardingOptions) {
+    if (!options.catalog)
+      throw new ConfigurationError('TenantOnboarding needs the catalog (home database, owner role)');
+    this.#options = options;
+    this.#home = options.homeCluster ?? 'home';
+    if (typeof options.owners?.[this.#home] !== 'string')
+      throw new ConfigurationError(`TenantOnboarding needs the owner URL of the ${this.#home} cluster`);
+    this.#policy = options.policy ?? planPlacementPolicy();
+    this.#placements = new Placements({ catalog: options.catalog, owners: options.owners, homeCluster: this.#home });
+  }
+
+  /** The onboarding record of a slug, or undefined (never onboarded, or made by `tenants create`). */
+  status(slug: string): Promise<OnboardingRecord | undefined> {
+    return findOnboarding(this.#options.catalog, parseOnboardInput({ slug, name: slug }).slug);
+  }
+
+  /** Onboards a tenant, or continues or confirms an earlier onboarding of the same slug. */
+  async run(input: OnboardInput): Promise<OnboardResult> {
+    const wanted = parseOnboardInput(input);
+    if (wanted.ownerEmail && !this.#options.invitations)
+      throw new ConfigurationError('An owner to invite needs the invitations option (an app-role TenantPool)');
+    const client = await this.#options.catalog.connect();
+    let broken = false;
+    try {
+      await this.#lock(client, wanted.slug);
+      try {
+        return await this.#run(client, wanted);
+      } finally {
+        await client
+          .query('select pg_advisory_unlock(hashtext($1), hashtext($2))', [LOCK_NAMESPACE, wanted.slug])
+          .catch(() => (broken = true));
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Closes the pools this onboarding opened (not the catalog pool). */
+  async end(): Promise<void> {
+    await this.#placements.end();
+  }
+
+  async #lock(client: pg.PoolClient, slug: string): Promise<void> {
+    const deadline = Date.now() + (this.#options.lockWaitMs ?? 10_000);
+    for (;;) {
+      const { rows } = await client.query<{ locked: boolean }>(
+        'select pg_try_advisory_lock(hashtext($1), hashtext($2)) as locked',
+        [LOCK_NAMESPACE, slug],
+      );
+      if (rows[0]!.locked) return;
+      if (Date.now() >= deadline)
+        throw new OnboardingError('ONBOARDING_BUSY', `Tenant ${slug} is being onboarded by another process right now`, {
+          details: { slug },
+        });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async #run(client: pg.PoolClient, wanted: ReturnType<typeof parseOnboardInput>): Promise<OnboardResult> {
+    const catalog = new TenantCatalog(client);
+    let record = await findOnboarding(client, wanted.slug);
+    const ran: OnboardStep[] = [];
+    let skipped: OnboardStep[] = [];
+    let outcome: OnboardResult['outcome'];
+    let created: Tenant | undefined;
+    if (!record) {
+      await this.#emit(wanted.slug, null, 'create', 'started');
+      const made = await this.#create(client, wanted);
+      record = made.record;
+      created = made.tenant;
+      await this.#emit(wanted.slug, record.tenantId, 'create', 'applied');
+      await this.#emit(wanted.slug, record.tenantId, 'create', 'recorded');
+      ran.push('create');
+      outcome = 'onboarded';
+    } else {
+      const differ = [
+        record.name !== wanted.name ? 'name' : '',
+        wanted.plan !== undefined && wanted.plan !== record.plan ? 'plan' : '',
+        wanted.ownerEmail !== undefined && record.ownerEmail !== null && wanted.ownerEmail !== record.ownerEmail
+          ? 'ownerEmail'
+          : '',
+      ].filter(Boolean);
+      if (differ.length > 0)
+        throw new OnboardingError(
+          'ONBOARDING_CONFLICT',
+          `Tenant ${wanted.slug} was onboarded with another ${differ.join(' and ')}: nothing was changed (pick another slug, or repeat the first onboarding's values)`,
+          { details: { slug: wanted.slug, fields: differ } },
+        );
+      const tenant = await catalog.get(record.tenantId);
+      if (record.completedAt)
+        return {
+          tenant,
+          target: record.target,
+          outcome: 'already-onboarded',
+          ran,
+          skipped: ONBOARD_STEPS.filter((s) => record!.steps[s]),
+          attempts: record.attempts,
+          completedAt: record.completedAt,
+        };
+      if (tenant.status === 'deleted')
+        throw new TenantryError('TENANT_DELETED', `Tenant ${wanted.slug} was deleted before its onboarding finished`, {
+          status: 410,
+          details: { slug: wanted.slug },
+        });
+      const ownerEmail = record.ownerEmail ?? wanted.ownerEmail ?? null;
+      await recordAttempt(client, record.tenantId, ownerEmail);
+      record = { ...record, ownerEmail, attempts: record.attempts + 1 };
+      skipped = ONBOARD_STEPS.filter((s) => record!.steps[s]);
+      outcome = 'resumed';
+    }
+    if (record.ownerEmail && !this.#options.invitations)
+      throw new ConfigurationError('This onboarding invites an owner: pass the invitations option');
+
+    const tenantId = record.tenantId;
+    const tenant = created ?? (await catalog.get(tenantId));
+    let completedAt: Date | null = null;
+    let invitation: OwnerInvitation | undefined;
+    for (const step of this.#plan(record)) {
+      if (record.steps[step]) continue;
+      await this.#emit(record.slug, tenantId, step, 'started');
+      try {
+        if (step === 'done') {
+          completedAt = await this.#finish(client, tenant, record);
+        } else {
+          const result = await this.#step(client, step, tenant, record);
+          if (result) invitation = result;
+          await this.#emit(record.slug, tenantId, step, 'applied');
+          await recordSteps(client, tenantId, [step]);
+        }
+      } catch (error) {
+        const cause = (error as { code?: unknown }).code;
+        const message = error instanceof Error ? error.message : String(error);
+        await recordFailure(client, tenantId, `${step}: ${message}`).catch(() => undefined);
+        throw new OnboardingError(
+          'ONBOARDING_STEP_FAILED',
+          `Onboarding ${record.slug} stopped at step ${step}: ${message}. The steps before it are recorded: run it again to continue`,
+          { details: { slug: record.slug, step, cause: typeof cause === 'string' ? cause : null }, cause: error },
+        );
+      }
+      await this.#emit(record.slug, tenantId, step, 'recorded');
+      ran.push(step);
+    }
+    return {
+      // the route step wrote the placement into the tenant's row
+      tenant: ran.includes('route') ? await catalog.get(tenantId) : tenant,
+      target: record.target,
+      outcome,
+      ran,
+      skipped,
+      ...(invitation ? { invitation } : {}),
+      attempts: record.attempts,
+      completedAt,
+    };
+  }
+
+  /** The catalog row, the placement decision and the record: one transaction. */
+  async #create(
+    client: pg.PoolClient,
+    wanted: ReturnType<typeof parseOnboardInput>,
+  ): Promise<{ record: OnboardingRecord; tenant: Tenant }> {
+    await client.query('BEGIN');
+    try {
+      const tenant = await new TenantCatalog(client).create({
+        slug: wanted.slug,
+        name: wanted.name,
+        settings: wanted.plan ? { plan: wanted.plan } : {},
+      });
+      const question = await placementQuestion(client, tenant.id, { homeCluster: this.#home });
+      const { target } = this.#policy.decide(question);
+      const record = await insertOnboarding(client, {
+        tenantId: tenant.id,
+        slug: tenant.slug,
+        name: tenant.name,
+        plan: wanted.plan ?? null,
+        ownerEmail: wanted.ownerEmail ?? null,
+        target,
+      });
+      await client.query('COMMIT');
+      return { record, tenant };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The steps this tenant needs, in order. */
+  #plan(record: OnboardingRecord): OnboardStep[] {
+    const own = record.target.tier !== 'shared';
+    const away = record.target.cluster !== this.#home;
+    return ONBOARD_STEPS.filter((s) => {
+      switch (s) {
+        case 'provision':
+          return own;
+        case 'migrate':
+          return own && this.#options.migrations !== undefined;
+        case 'route':
+          return own || away;
+        case 'seed':
+          return this.#options.seed !== undefined;
+        case 'invite':
+          return record.ownerEmail !== null;
+        default:
+          return true;
+      }
+    });
+  }
+
+  /**
+   * `Placements.assign` on the connection this onboarding holds: assign takes a connection of its
+   * catalog for its own lock, and from the catalog pool it would wait for ever on a pool of one
+   * (this run holds that one).
+   */
+  async #route(held: pg.PoolClient, tenantId: string, t: PlacementTarget): Promise<void> {
+    const placements = new Placements({
+      // only its query: a client's connect() is not a pool's (assign would call it for a connection)
+      catalog: { query: held.query.bind(held) } as Pick<pg.Pool, 'query'>,
+      owners: this.#options.owners,
+      homeCluster: this.#home,
+    });
+    try {
+      await placements.assign(tenantId, t);
+    } finally {
+      await placements.end();
+    }
+  }
+
+  async #step(
+    held: pg.PoolClient,
+    step: OnboardStep,
+    tenant: Tenant,
+    record: OnboardingRecord,
+  ): Promise<OwnerInvitation | void> {
+    const t = record.target;
+    switch (step) {
+      case 'provision':
+        if (t.tier === 'schema') return this.#createSchema(t, tenant.id);
+        return this.#createDatabase(t);
+      case 'migrate':
+        await migrateLocation({
+          clusters: this.#options.owners,
+          cluster: t.cluster,
+          database: t.tier === 'database' ? t.database : null,
+          schema: t.tier === 'schema' ? t.schema : null,
+          migrations: await this.#loadMigrations(),
+        });
+        return;
+      case 'route':
+        return this.#route(held, tenant.id, t);
+      case 'seed':
+        await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
+        return;
+      case 'invite':
+        return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!);
+      default:
+        return;
+    }
+  }
+
+  /**
+   * The schema, made by the owner role also when the cluster's URL is a superuser's: a schema
+   * owned by anyone else has no USAGE for the owner, whose migrations would then skip it on the
+   * search path and create their tables in `public`.
+   */
+  async #createSchema(t: PlacementTarget, tenantId: string): Promise<void> {
+    const client = await this.#placements.ownerPool(t).connect();
+    let broken = false;
+    try {
+      const { rows } = await client.query<{ owner: string; me: string }>(
+        `select (select value from tenantry.meta where key = 'owner_role') as owner, current_user as me`,
+      );
+      const { owner, me } = rows[0]!;
+      if (owner !== me) await client.query(`select set_config('role', $1, false)`, [owner]);
+      // claimed for this tenant: no other tenant's route may point at it
+      await createTenantSchema(client, t.schema!, 'select', { tenant: tenantId });
+      if (owner !== me) await client.query('RESET ROLE');
+    } catch (error) {
+      broken = true;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async #createDatabase(t: PlacementTarget): Promise<void> {
+    const adminUrl = this.#options.admins?.[t.cluster];
+    const ownerUrl = this.#options.owners[t.cluster];
+    if (!adminUrl || !ownerUrl || !this.#options.install)
+      throw new ConfigurationError(
+        `The database tier on cluster ${t.cluster} needs that cluster's admin and owner URLs and the install options`,
+      );
+    await createTenantDatabase({ ...this.#options.install, adminUrl, ownerUrl, database: t.database!, ddl: 'select' });
+  }
+
+  #loadMigrations(): Promise<Migration[]> {
+    const m = this.#options.migrations!;
+    this.#migrations ??= typeof m === 'string' ? loadMigrations(m) : Promise.resolve(m);
+    return this.#migrations;
+  }
+
+  /** The record closed and a `tenant.onboarded` entry in the tenant's audit log: one transaction. */
+  async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<Date | null> {
+    await client.query('BEGIN');
+    try {
+      const completedAt = await recordSteps(client, tenant.id, ['done']);
+      await client.query(
+        `insert into tenantry.audit_log (tenant_id, actor_kind, action, detail) values ($1, 'system', 'tenant.onboarded', $2)`,
+        [
+          tenant.id,
+          JSON.stringify({
+            plan: record.plan,
+            tier: record.target.tier,
+            cluster: record.target.cluster,
+            ownerInvited: record.ownerEmail !== null,
+            attempts: record.attempts,
+          }),
+        ],
+      );
+      await client.query('COMMIT');
+      return completedAt;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #emit(slug: string, tenantId: string | null, step: OnboardStep, phase: OnboardStepEvent['phase']) {
+    await this.#options.onStep?.({ slug, tenantId, step, phase });
+  }
+}
+
+/**
+ * Onboards one tenant with a {@link TenantOnboarding} made for the call (and closed after it).
+ *
+ * @example
+ * const { outcome } = await onboardTenant({ slug: 'acme', name: 'Acme Inc.' }, { catalog: ownerPool, owners: { home: ownerUrl } });
+ */
+export async function onboardTenant(input: OnboardInput, options: TenantOnboardingOptions): Promise<OnboardResult> {
+  const onboarding = new TenantOnboarding(options);
+  try {
+    return await onboarding.run(input);
+  } finally {
+    await onboarding.end();
+  }
+}

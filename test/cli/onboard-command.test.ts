@@ -1,0 +1,185 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateLocation } from '../../src/tiers/migrate/migrate-location.js';
+import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
+
+// `tenantry tenants onboard` as a subprocess (node --import tsx: the CLI is the child itself, so
+// its SIGKILL is the process dying, not a wrapper's), killed at every step and run again.
+const exec = promisify(execFile);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.resolve('src/cli/main.ts');
+const MIGRATIONS = path.join(HERE, 'fixtures', 'onboard-migrations');
+const HOOKS = path.join(HERE, 'fixtures', 'onboard-hooks.ts');
+
+let db: TestDatabase;
+let dir: string;
+
+interface Run {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function tenantry(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  try {
+    const { stdout, stderr } = await exec(
+      process.execPath,
+      ['--import', 'tsx', CLI, '--database-url', db.adminUrl, '--dir', dir, ...args],
+      {
+        env: {
+          ...process.env,
+          TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+          TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+          TENANTRY_APP_ROLE: db.appRole,
+          TENANTRY_OWNER_ROLE: db.ownerRole,
+          TENANTRY_CONTEXT_SECRET: db.contextSecret,
+          TENANTRY_ROUTER_ROLE: db.routerRole,
+          TENANTRY_ROUTER_PASSWORD: ROLE_PASSWORD,
+          ...env,
+        },
+        timeout: 60_000,
+      },
+    );
+    return { code: 0, signal: null, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number | null; signal: string | null; stdout: string; stderr: string };
+    return { code: e.code, signal: e.signal, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const onboard = (slug: string, extra: string[] = [], env: Record<string, string> = {}) =>
+  tenantry(
+    [
+      'tenants',
+      'onboard',
+      slug,
+      '--name',
+      `Tenant ${slug}`,
+      '--plan',
+      'business',
+      '--owner-email',
+      `owner@${slug}.test`,
+      '--migrations',
+      MIGRATIONS,
+      '--hooks',
+      HOOKS,
+      ...extra,
+    ],
+    env,
+  );
+
+/** Everything the onboarding of `slug` made, counted as the superuser. */
+async function footprint(slug: string) {
+  const schema = `t_${slug.replaceAll('-', '_')}`;
+  const q = async (sql: string, params: unknown[] = []) =>
+    Number((await db.admin.query<{ n: string }>(`select (${sql})::bigint as n`, params)).rows[0]!.n);
+  const tenant = (await db.admin.query<{ id: string }>('select id from tenantry.tenants where slug = $1', [slug]))
+    .rows[0]?.id;
+  return {
+    tenants: await q('select count(*) from tenantry.tenants where slug = $1', [slug]),
+    completed: await q('select count(*) from tenantry.onboardings where slug = $1 and completed_at is not null', [
+      slug,
+    ]),
+    schema: await q('select count(*) from pg_namespace where nspname = $1', [schema]),
+    placements: await q(`select count(*) from tenantry.placements where tenant_id = $1 and schema = $2`, [
+      tenant,
+      schema,
+    ]),
+    notes: (await q('select count(*) from pg_class where oid = to_regclass($1)', [`${schema}.notes`]))
+      ? await q(`select count(*) from ${schema}.notes`)
+      : 0,
+    codes: await q('select count(*) from tenantry_private.one_time_codes where tenant_id = $1', [tenant]),
+    delivered: await q('select count(*) from mail.outbox where tenant_id = $1', [tenant]),
+    audit: await q(`select count(*) from tenantry.audit_log where tenant_id = $1 and action = 'tenant.onboarded'`, [
+      tenant,
+    ]),
+  };
+}
+
+const COMPLETE = { tenants: 1, completed: 1, schema: 1, placements: 1, notes: 1, codes: 1, delivered: 1, audit: 1 };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-onboard-'));
+  await migrateLocation({ clusters: { home: db.ownerUrl }, cluster: 'home', migrations: MIGRATIONS });
+  // the application's outbox: written only through a definer function, as app.send_invitation
+  await db.owner.query(`
+    create schema mail;
+    create table mail.outbox (id bigint generated always as identity primary key, tenant_id uuid not null, recipient text not null);
+    create function public.send_invitation(p_email text) returns void language sql security definer
+      set search_path = pg_catalog, pg_temp
+      as $$ insert into mail.outbox (tenant_id, recipient) values (tenantry.home_tenant_id(), p_email) $$;
+    grant execute on function public.send_invitation(text) to ${db.appRole};`);
+});
+afterAll(async () => {
+  await db?.drop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+// each run is a fresh Node process: slow on a loaded machine
+describe('tenantry tenants onboard', { timeout: 300_000 }, () => {
+  it('onboards in one command, and says so when run again', async () => {
+    const first = await onboard('cli-one');
+    expect(first.stderr).not.toContain('    at ');
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^onboarded cli-one: tenant [0-9a-f-]{36}, schema on cluster home, schema t_cli_one/);
+    expect(first.stdout).toContain('ran: create, provision, migrate, route, seed, invite, done');
+    expect(first.stdout).toContain('owner invitation for owner@cli-one.test: delivered');
+    expect(await footprint('cli-one')).toEqual(COMPLETE);
+    const again = await onboard('cli-one');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(
+      /^cli-one is already onboarded \(schema on cluster home, schema t_cli_one, completed .*\): nothing to do/,
+    );
+    expect(await footprint('cli-one')).toEqual(COMPLETE);
+  });
+
+  it('refuses a conflicting re-run and bad input with a code and no stack trace, changing nothing', async () => {
+    const conflict = await tenantry(['tenants', 'onboard', 'cli-one', '--name', 'Another name']);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toMatch(/^error ONBOARDING_CONFLICT: Tenant cli-one was onboarded with another name/);
+    expect(conflict.stderr).not.toContain('    at ');
+    const bad = await tenantry(['tenants', 'onboard', 'Not A Slug', '--name', 'x']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error INVALID_ARGUMENT: slug: 1-63 of/);
+    const email = await tenantry(['tenants', 'onboard', 'cli-two', '--name', 'Two', '--owner-email', 'nope']);
+    expect(email.stderr).toMatch(/^error INVALID_ARGUMENT: ownerEmail must be an email address/);
+    const noName = await tenantry(['tenants', 'onboard', 'cli-two']);
+    expect(noName.code).toBe(2);
+    expect(noName.stderr).toContain("required option '--name <name>' not specified");
+    expect(await footprint('cli-one')).toEqual(COMPLETE);
+    expect((await db.admin.query(`select from tenantry.tenants where slug = 'cli-two'`)).rowCount).toBe(0);
+  });
+
+  // every step, killed after its work and before its record (the worst moment), and before it starts
+  const points = [
+    'create:started',
+    'create:applied',
+    'provision:applied',
+    'migrate:applied',
+    'route:applied',
+    'seed:inside',
+    'seed:applied',
+    'invite:inside',
+    'invite:applied',
+    'done:started',
+  ];
+  it.each(points)('killed with SIGKILL at %s, a re-run finishes with nothing made twice', async (point) => {
+    const slug = `crash-${point.replace(':', '-')}`;
+    const killed = await onboard(slug, [], { ONBOARD_CRASH: point });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const after = await footprint(slug);
+    expect(after.completed).toBe(0);
+    const rerun = await onboard(slug);
+    expect(rerun.stderr).not.toContain('    at ');
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toMatch(point === 'create:started' ? /^onboarded / : /^resumed and finished the onboarding/);
+    expect(await footprint(slug)).toEqual(COMPLETE);
+  });
+});

@@ -1,0 +1,249 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAs } from '../../src/context/tenant-context.js';
+import type { TenantPool } from '../../src/data/tenant-pool.js';
+import { OneTimeCodes } from '../../src/identity/one-time-codes.js';
+import { TenantOnboarding, type TenantOnboardingOptions } from '../../src/lifecycle/onboard/index.js';
+import { migrateLocation } from '../../src/tiers/migrate/migrate-location.js';
+import { planPlacementPolicy } from '../../src/tiers/placement-policy.js';
+import { withDatabase } from '../../src/tiers/provision.js';
+import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
+import { TenantRouter } from '../../src/tiers/tenant-router.js';
+import { codeOf } from '../support/refusal-code.js';
+import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+// The application of these tests: the tiers fixture migrations (a `notes` tenant table), a seed
+// that writes one welcome note (idempotently), owner invitations through the app role.
+const MIGRATIONS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'tiers', 'fixtures', 'migrations');
+
+let db: TestDatabase;
+let appPool: TenantPool;
+let router: TenantRouter;
+let data: RoutedTenantPool;
+let onboarding: TenantOnboarding;
+const databases: string[] = [];
+const extra: pg.Pool[] = [];
+let seedCalls = 0;
+let failSeedOnce = false;
+
+async function seed(): Promise<void> {
+  seedCalls++;
+  await data.query(
+    `insert into notes (id, body) select '00000000-0000-4000-8000-000000000001', 'Welcome'
+      where not exists (select from notes where tenant_id = tenantry.current_tenant_id() and id = '00000000-0000-4000-8000-000000000001')`,
+  );
+  if (failSeedOnce) {
+    failSeedOnce = false;
+    throw new Error('seed interrupted');
+  }
+}
+
+function options(overrides: Partial<TenantOnboardingOptions> = {}): TenantOnboardingOptions {
+  return {
+    catalog: db.owner,
+    owners: { home: db.ownerUrl },
+    admins: { home: db.adminUrl },
+    install: {
+      appRole: db.appRole,
+      ownerRole: db.ownerRole,
+      appPassword: ROLE_PASSWORD,
+      ownerPassword: ROLE_PASSWORD,
+      routerRole: db.routerRole,
+      routerPassword: ROLE_PASSWORD,
+      contextSecret: db.contextSecret,
+    },
+    // tenant databases named after this test database: dropped with it
+    policy: planPlacementPolicy({ databaseName: (slug) => `${db.name}_${slug.replaceAll('-', '_')}` }),
+    migrations: MIGRATIONS,
+    seed,
+    invitations: { pool: appPool },
+    ...overrides,
+  };
+}
+
+const notesOf = (tenantId: string) =>
+  runAs(tenantId, async () => (await data.query<{ body: string }>('select body from notes')).rows.map((r) => r.body));
+const onboardingRow = async (slug: string) =>
+  (await db.owner.query('select * from tenantry.onboardings where slug = $1', [slug])).rows[0];
+const count = async (sql: string, params: unknown[] = []) =>
+  Number((await db.admin.query<{ n: string }>(`select count(*) as n from (${sql}) x`, params)).rows[0]!.n);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // the shared tables of the home database (`tenantry migrate` would have made them)
+  await migrateLocation({ clusters: { home: db.ownerUrl }, cluster: 'home', migrations: MIGRATIONS });
+  appPool = db.appPool();
+  const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
+  extra.push(home);
+  router = new TenantRouter({ pool: home });
+  await router.start();
+  data = new RoutedTenantPool({ router, clusters: { home: db.appUrl }, contextSecret: db.contextSecret });
+  onboarding = new TenantOnboarding(options());
+});
+
+afterAll(async () => {
+  await onboarding?.end();
+  await data?.end();
+  await router?.close();
+  await Promise.all(extra.map((p) => p.end()));
+  if (db) {
+    const { rows } = await db.admin.query<{ datname: string }>(
+      `select datname from pg_database where datname like $1`,
+      [`${db.name}\\_%`],
+    );
+    for (const { datname } of [...rows, ...databases.map((datname) => ({ datname }))])
+      await db.admin.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
+    await db.drop();
+  }
+});
+
+describe('onboarding', () => {
+  it('onboards a shared-tier tenant in one call: catalog row, seed, owner invitation, audit entry', async () => {
+    const before = seedCalls;
+    const result = await onboarding.run({ slug: 'acme', name: 'Acme Inc.', ownerEmail: 'Owner@Acme.test' });
+    expect(result).toMatchObject({
+      outcome: 'onboarded',
+      ran: ['create', 'seed', 'invite', 'done'],
+      skipped: [],
+      target: { tier: 'shared', cluster: 'home' },
+      invitation: { email: 'owner@acme.test', issued: true, delivered: false },
+      attempts: 1,
+    });
+    expect(result.invitation!.code).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(result.completedAt).toBeInstanceOf(Date);
+    expect(result.tenant).toMatchObject({ slug: 'acme', name: 'Acme Inc.', status: 'active' });
+    expect(seedCalls - before).toBe(1);
+    expect(await notesOf(result.tenant.id)).toEqual(['Welcome']);
+    // the invitation is the tenant's, for the owner role, and spendable once
+    const codes = new OneTimeCodes(appPool);
+    const spent = await codes.consume({ purpose: 'invite', code: result.invitation!.code! });
+    expect(spent).toMatchObject({ tenantId: result.tenant.id, payload: { email: 'owner@acme.test', role: 'owner' } });
+    const audit = await db.admin.query(
+      'select actor_kind, action, detail from tenantry.audit_log where tenant_id = $1',
+      [result.tenant.id],
+    );
+    expect(audit.rows).toEqual([
+      {
+        actor_kind: 'system',
+        action: 'tenant.onboarded',
+        detail: { plan: null, tier: 'shared', cluster: 'home', ownerInvited: true, attempts: 1 },
+      },
+    ]);
+  });
+
+  it('a re-run of a finished onboarding is a no-op that says so; another name, plan or owner is a conflict', async () => {
+    const tenants = await count('select from tenantry.tenants');
+    const codes = await count('select from tenantry_private.one_time_codes');
+    const seeds = seedCalls;
+    const again = await onboarding.run({ slug: 'acme', name: 'Acme Inc.' });
+    expect(again).toMatchObject({ outcome: 'already-onboarded', ran: [], attempts: 1 });
+    for (const conflicting of [
+      { slug: 'acme', name: 'Acme Corp.' },
+      { slug: 'acme', name: 'Acme Inc.', plan: 'business' },
+      { slug: 'acme', name: 'Acme Inc.', ownerEmail: 'someone@else.test' },
+    ])
+      expect(await codeOf(onboarding.run(conflicting))).toBe('ONBOARDING_CONFLICT');
+    expect(await count('select from tenantry.tenants')).toBe(tenants);
+    expect(await count('select from tenantry_private.one_time_codes')).toBe(codes);
+    expect(seedCalls).toBe(seeds);
+    expect(await onboardingRow('acme')).toMatchObject({ name: 'Acme Inc.', plan: null, attempts: 1 });
+  });
+
+  it('refuses bad input and a slug taken outside onboarding, changing nothing', async () => {
+    const tenants = await count('select from tenantry.tenants');
+    await db.owner.query(`insert into tenantry.tenants (slug, name) values ('made-by-hand', 'By hand')`);
+    expect(await codeOf(onboarding.run({ slug: 'Bad Slug', name: 'x' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(onboarding.run({ slug: 'ok', name: '  ' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(onboarding.run({ slug: 'ok', name: 'Ok', ownerEmail: 'not-an-email' }))).toBe(
+      'INVALID_ARGUMENT',
+    );
+    expect(await codeOf(onboarding.run({ slug: 'ok', name: 'Ok', plan: 'Gold Plan' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(onboarding.run({ slug: 'made-by-hand', name: 'By hand' }))).toBe('TENANT_SLUG_TAKEN');
+    expect(await count('select from tenantry.tenants')).toBe(tenants + 1);
+    expect(await count('select from tenantry.onboardings where slug in ($1, $2)', ['ok', 'made-by-hand'])).toBe(0);
+  });
+
+  it('places a business tenant in its own schema: provisioned, migrated, routed, seeded there', async () => {
+    const result = await onboarding.run({ slug: 'globex', name: 'Globex', plan: 'business' });
+    expect(result).toMatchObject({
+      outcome: 'onboarded',
+      ran: ['create', 'provision', 'migrate', 'route', 'seed', 'done'],
+      target: { tier: 'schema', cluster: 'home', schema: 't_globex' },
+    });
+    expect(result.tenant.placement).toMatchObject({ tier: 'schema', schema: 't_globex' });
+    const inSchema = await db.admin.query(`select body, tenant_id from t_globex.notes`);
+    expect(inSchema.rows).toEqual([{ body: 'Welcome', tenant_id: result.tenant.id }]);
+    const versions = await db.admin.query(
+      `select version from tenantry.schema_migrations where target like '%t_globex' order by version`,
+    );
+    expect(versions.rows.map((r) => r.version)).toEqual([2, 3]);
+  });
+
+  it('places an enterprise tenant in its own database, installed and migrated', async () => {
+    const result = await onboarding.run({ slug: 'initech', name: 'Initech', plan: 'enterprise' });
+    const database = `${db.name}_initech`;
+    databases.push(database);
+    expect(result).toMatchObject({
+      outcome: 'onboarded',
+      target: { tier: 'database', cluster: 'home', database },
+    });
+    expect(await notesOf(result.tenant.id)).toEqual(['Welcome']);
+    const there = new pg.Pool({ connectionString: withDatabase(db.adminUrl, database), max: 1 });
+    extra.push(there);
+    expect((await there.query('select body from public.notes')).rows).toEqual([{ body: 'Welcome' }]);
+  });
+
+  it('needs one catalog connection: the route step runs on the one the onboarding holds', async () => {
+    const one = new pg.Pool({ connectionString: db.ownerUrl, max: 1 });
+    extra.push(one);
+    const single = new TenantOnboarding(options({ catalog: one, seed: undefined, lockWaitMs: 2000 }));
+    try {
+      const result = await single.run({ slug: 'solo', name: 'Solo', plan: 'business' });
+      expect(result).toMatchObject({ outcome: 'onboarded', ran: ['create', 'provision', 'migrate', 'route', 'done'] });
+    } finally {
+      await single.end();
+    }
+  });
+
+  it('continues after a failed step: recorded steps are not run again, nothing is made twice', async () => {
+    failSeedOnce = true;
+    const failed = await onboarding
+      .run({ slug: 'hooli', name: 'Hooli', plan: 'business', ownerEmail: 'o@hooli.test' })
+      .catch((e: unknown) => e);
+    expect(failed).toMatchObject({ code: 'ONBOARDING_STEP_FAILED', details: { slug: 'hooli', step: 'seed' } });
+    expect(String((failed as Error).message)).toContain('run it again');
+    expect(await onboardingRow('hooli')).toMatchObject({ completed_at: null, last_error: 'seed: seed interrupted' });
+    const resumed = await onboarding.run({ slug: 'hooli', name: 'Hooli' });
+    expect(resumed).toMatchObject({
+      outcome: 'resumed',
+      skipped: ['create', 'provision', 'migrate', 'route'],
+      ran: ['seed', 'invite', 'done'],
+      attempts: 2,
+    });
+    expect(await notesOf(resumed.tenant.id)).toEqual(['Welcome']);
+    expect(await count(`select from tenantry.tenants where slug = 'hooli'`)).toBe(1);
+    expect(await count(`select from tenantry_private.one_time_codes where tenant_id = $1`, [resumed.tenant.id])).toBe(
+      1,
+    );
+    expect(await onboardingRow('hooli')).toMatchObject({ last_error: null, attempts: 2 });
+  });
+
+  it('keeps each tenant to itself: the other tenant sees none of its notes or invitations, and the app role no onboarding record', async () => {
+    const acme = (await onboardingRow('acme')).tenant_id as string;
+    const hooli = (await onboardingRow('hooli')).tenant_id as string;
+    const codes = new OneTimeCodes(appPool);
+    // acme (shared tier, home database) reaches for hooli's schema, codes and record
+    expect((await runAs(acme, () => codes.list('invite'))).map((c) => c.payload.email)).toEqual(['owner@acme.test']);
+    expect(await runAs(acme, () => appPool.query('select * from t_hooli.notes'))).toMatchObject({ rowCount: 0 });
+    expect(await codeOf(runAs(acme, () => appPool.query('select * from tenantry.onboardings')))).toBe('42501');
+    expect(
+      await codeOf(runAs(acme, () => appPool.query(`update tenantry.onboardings set name = 'x' where slug = 'hooli'`))),
+    ).toBe('42501');
+    // and nothing changed on hooli's side
+    expect(await notesOf(hooli)).toEqual(['Welcome']);
+    expect((await runAs(hooli, () => codes.list('invite'))).map((c) => c.payload.email)).toEqual(['o@hooli.test']);
+    expect(await onboardingRow('hooli')).toMatchObject({ name: 'Hooli', attempts: 2 });
+  });
+});
