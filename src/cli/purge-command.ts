@@ -6,6 +6,7 @@ import { TenantPurger, type PurgePlan } from '../lifecycle/purge/tenant-purger.j
 import type { PurgeStep } from '../lifecycle/purge/purge-plan.js';
 import type { AuditPolicy } from '../lifecycle/purge/purge-policy.js';
 import type { VerifiedPurgeReport } from '../lifecycle/purge/purge-report.js';
+import { jobsPurgeParticipant } from '../jobs/purge-tenant-jobs.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { progressReporter } from './progress-reporter.js';
 import { textTable } from './text-table.js';
@@ -131,6 +132,8 @@ async function withPurger<T>(
         audit: audit as AuditPolicy,
       },
       extraTables: opts.alsoTable ?? [],
+      // tenantry/jobs' queue (pg-boss's tables in the home database; nothing where it was never installed)
+      participants: [jobsPurgeParticipant(catalog)],
       batchSize: wholeNumber(opts.batchSize ?? '1000', 'batch-size'),
       onProgress: (p) =>
         progress.update({

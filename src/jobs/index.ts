@@ -26,4 +26,9 @@ export { JobEnvelopeSigner, type JobEnvelope, type SealedJob, type OpenedJob } f
 export { JobTenantMissingError, JobEnvelopeInvalidError, UnknownJobError } from './job-errors.js';
 export { TenantStatusGate, type JobTenantStatus } from './tenant-status-gate.js';
 export type { FanOutResult, OwnerPool } from './fan-out.js';
-export { purgeTenantJobs, type PurgeTenantJobsOptions } from './purge-tenant-jobs.js';
+export {
+  purgeTenantJobs,
+  countTenantJobs,
+  jobsPurgeParticipant,
+  type PurgeTenantJobsOptions,
+} from './purge-tenant-jobs.js';

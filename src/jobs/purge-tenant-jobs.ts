@@ -23,14 +23,8 @@ export async function purgeTenantJobs(
   options: PurgeTenantJobsOptions = {},
 ): Promise<number> {
   const tenant = toTenantId(tenantId);
-  const schema = quoteIdent(options.schema ?? 'pgboss', 'schema');
-  const { rows } = await db.query<{ job: string | null; archive: string | null }>(
-    `select to_regclass($1)::text as job, to_regclass($2)::text as archive`,
-    [`${schema}.job`, `${schema}.archive`],
-  );
   let removed = 0;
-  for (const table of [rows[0]?.job, rows[0]?.archive]) {
-    if (!table) continue;
+  for (const table of await queueTables(db, options)) {
     const result = await db.query(`delete from ${table} where data -> 'tenantry' ->> 'tenant' = $1`, [tenant]);
     removed += result.rowCount ?? 0;
   }
@@ -42,4 +36,51 @@ export async function purgeTenantJobs(
     await db.query('delete from tenantry_private.job_fanout where tenant_id = $1', [tenant]);
   }
   return removed;
+}
+
+/** pg-boss's `job` and `archive` tables where they exist (none where pg-boss was never installed). */
+async function queueTables(db: SqlExecutor, options: PurgeTenantJobsOptions): Promise<string[]> {
+  const schema = quoteIdent(options.schema ?? 'pgboss', 'schema');
+  const { rows } = await db.query<{ job: string | null; archive: string | null }>(
+    `select to_regclass($1)::text as job, to_regclass($2)::text as archive`,
+    [`${schema}.job`, `${schema}.archive`],
+  );
+  return [rows[0]?.job, rows[0]?.archive].filter((t): t is string => !!t);
+}
+
+/** How many jobs of one tenant the queue tables hold, in any state (what purgeTenantJobs would remove). */
+export async function countTenantJobs(
+  db: SqlExecutor,
+  tenantId: string,
+  options: PurgeTenantJobsOptions = {},
+): Promise<number> {
+  const tenant = toTenantId(tenantId);
+  let count = 0;
+  for (const table of await queueTables(db, options)) {
+    const { rows } = await db.query<{ n: number }>(
+      `select count(*)::int as n from ${table} where data -> 'tenantry' ->> 'tenant' = $1`,
+      [tenant],
+    );
+    count += rows[0]?.n ?? 0;
+  }
+  return count;
+}
+
+/**
+ * The tenant purge's participant for the job queue (structurally a `PurgeParticipant` of
+ * `tenantry/lifecycle`): counts the tenant's jobs for the plan and removes them in the purge.
+ * `tenantry tenants purge` uses it on the home database.
+ *
+ * @example
+ * const purger = new TenantPurger({ ...options, participants: [jobsPurgeParticipant(ownerPool)] });
+ */
+export function jobsPurgeParticipant(
+  db: SqlExecutor,
+  options: PurgeTenantJobsOptions = {},
+): { name: string; plan(tenantId: string): Promise<number>; purge(tenantId: string): Promise<number> } {
+  return {
+    name: 'jobs',
+    plan: (tenantId) => countTenantJobs(db, tenantId, options),
+    purge: (tenantId) => purgeTenantJobs(db, tenantId, options),
+  };
 }

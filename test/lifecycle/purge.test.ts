@@ -284,8 +284,9 @@ describe('purge in unsigned context mode, audit entries kept', () => {
       });
       expect(verified.report.policy.audit).toBe('keep');
       expect(await rowsOfTenant(udb.owner, other)).toEqual(otherBefore);
+      // the purged tenant's 'deleted' hold (core migration 005) stays with the route fence: refused as deleted
       await expect(runAs(gone, () => app.query(`insert into notes (body) values ('after')`))).rejects.toMatchObject({
-        code: 'TR003',
+        code: 'TENANT_DELETED',
       });
       const { rows } = await runAs(other, () => app.query<{ n: number }>('select count(*)::int as n from notes'));
       expect(rows[0]!.n).toBe(30);

@@ -88,6 +88,8 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   // tenantry/jobs' ledgers (its purgeTenantJobs clears them too; pg-boss's own tables need it as a participant)
   { table: 'tenantry_private.job_backlog', column: 'tenant_key', valueType: 'text' },
   { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
+  // lifecycle/onboard's progress record (one row per tenant)
+  { table: 'tenantry.onboardings', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);
