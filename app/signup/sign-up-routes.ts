@@ -5,12 +5,17 @@ import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
 import type { TenantSignUp } from './tenant-sign-up.js';
 
+// host names that name no tenant (the resolver's reserved subdomains, docs/identity-hosts.md) and
+// names an operator would not want a customer to hold; punycode (xn--) could imitate another slug
+const RESERVED_SLUGS = new Set(['www', 'api', 'app', 'admin', 'staff', 'localhost', 'tenantry', 'postgres', 'console']);
+
 const signUpBody = z
   .object({
-    slug: text().regex(
-      /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
-      'slug must be 1-63 lower-case letters, digits or inner hyphens',
-    ),
+    // at most 48: the tenant's own schema or database is named after it (t_<slug>, tenant_<slug>,
+    // at most 63 characters in PostgreSQL)
+    slug: text()
+      .regex(/^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/, 'slug must be 1-48 lower-case letters, digits or inner hyphens')
+      .refine((slug) => !RESERVED_SLUGS.has(slug) && !slug.startsWith('xn--'), 'slug is reserved: choose another'),
     name: text().trim().min(1).max(200),
     email: text()
       .trim()

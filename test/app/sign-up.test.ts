@@ -132,6 +132,13 @@ describe('POST /sign-up', () => {
       { slug: 'ok-co', name: 'Ok', email: 'a@b.test', owner: 'me' },
       [1, 2],
       { slug: 'ok-co', name: 'Ok\u0000', email: 'a@b.test' },
+      // host names that name no tenant, punycode look-alikes, and a slug too long for its own schema
+      ...['www', 'api', 'admin', 'staff', 'xn--cme-fla', 'a'.repeat(49)].map((slug) => ({
+        slug,
+        name: 'Squatter',
+        email: 'a@b.test',
+        plan: 'business',
+      })),
     ]) {
       const res = await post(payload);
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);

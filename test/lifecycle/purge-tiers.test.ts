@@ -31,7 +31,7 @@ beforeAll(async () => {
   tenantDb.admin.on('error', () => undefined);
   placements = new Placements({ catalog: home.owner, owners: { home: home.ownerUrl, c2: c2.ownerUrl } });
   await placements.addCluster('c2');
-  catalog = new TenantCatalog(home.owner);
+  catalog = new TenantCatalog(home.owner, { placements });
   for (const slug of ['s', 'd', 'x', 'o-shared', 'o-schema', 'o-c2'])
     ids[slug] = (await catalog.create({ slug, name: slug })).id;
 

@@ -97,7 +97,7 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
             client.query(copyTo(copyOutSql(t, columns, tenant.id, true))),
             digest,
             createGzip({ level: options.compressionLevel ?? 3 }),
-            createWriteStream(path.join(work, path.basename(file))),
+            createWriteStream(path.join(work, path.basename(file)), { mode: 0o600 }),
           );
           const facts = digest.facts();
           progress({ step: 'exporting', table: t.name, rows: facts.rows });
@@ -155,7 +155,8 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
 // manifest first (the import checks it before loading anything), then the tables in order
 async function writeTar(file: string, manifest: ArchiveManifest, work: string): Promise<void> {
   const pack = tar.pack();
-  const written = pipeline(pack, createWriteStream(file));
+  // the archive holds the tenant's data (members' emails too): readable by its owner only
+  const written = pipeline(pack, createWriteStream(file, { mode: 0o600 }));
   const addEntry = (name: string, size: number, body: NodeJS.ReadableStream | Buffer) =>
     new Promise<void>((resolve, reject) => {
       const entry = pack.entry({ name, size, mode: 0o644, mtime: new Date(manifest.createdAt) }, (error) =>

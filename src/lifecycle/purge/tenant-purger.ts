@@ -145,7 +145,10 @@ export class TenantPurger {
     if (tenant.status !== 'deleted')
       blockers.push({ code: 'TENANT_NOT_DELETED', message: `the tenant is ${tenant.status}: soft-delete it first` });
     else if (!options.ignoreRetention && !running && retention.dueAt && retention.dueAt > new Date())
-      blockers.push({ code: 'PURGE_RETENTION', message: `retention runs until ${retention.dueAt.toISOString()}` });
+      blockers.push({
+        code: 'PURGE_RETENTION',
+        message: `retention runs until ${retention.dueAt.toISOString()} (to purge earlier: ignoreRetention, --ignore-retention on the CLI)`,
+      });
     if (scan.unaccounted.length > 0)
       blockers.push({
         code: 'PURGE_UNACCOUNTED_TABLES',
