@@ -8,6 +8,7 @@ import { runAs } from '../context/tenant-context.js';
 import { hasMultipleStatements } from '../data/statement-text.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { InvalidArgumentError, TenantryError, TenantSuspendedError } from '../errors/tenantry-error.js';
+import { checkSupportStatement } from './support-statement.js';
 import { QueryGuard, type GuardMode } from '../guard/query-guard.js';
 import { loadTenantTables } from '../guard/tenant-table-map.js';
 import { REASON_MAX_LENGTH, REASON_MIN_VISIBLE } from '../identity/staff-access.js';
@@ -122,6 +123,7 @@ export function sqlCommand(globals: () => ConnectionOptions): Command {
     .option('--json', 'print the rows as JSON')
     .action(async (sql: string, flags: SqlFlags) => {
       const { operator, reason } = checkInput(sql, flags);
+      await checkSupportStatement(sql);
       await withDatabase(globals(), async (db) => {
         const g = globals();
         const ownerUrl =

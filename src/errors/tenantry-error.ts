@@ -48,6 +48,7 @@ export type TenantryErrorCode =
   | 'ONBOARDING_STEP_FAILED'
   // support SQL (`tenantry sql`, see src/cli/sql-command.ts)
   | 'SQL_FAILED'
+  | 'SQL_STATEMENT_REFUSED'
   // outages (see src/errors/database-unavailable-error.ts)
   | 'DATABASE_UNAVAILABLE'
   | 'EMBEDDED_START_FAILED'

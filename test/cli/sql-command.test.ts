@@ -183,6 +183,24 @@ describe('tenantry sql', { timeout: 300_000 }, () => {
       [['--tenant', 'acme', '--reason', 'because', 'select 1'], /^error REASON_INVALID: --reason: say why/, 1],
       [['--tenant', 'acme', 'select 1'], /required option '--reason <text>' not specified/, 2],
       [['--tenant', 'Bad Slug', '--reason', REASON, 'select 1'], /^error INVALID_ARGUMENT: /, 1],
+      // statements that hide from the guard or outlive the command's transaction, refused before PostgreSQL
+      ...[
+        'do $$ declare n int; begin select count(*) into n from notes; raise exception $q$%$q$, n; end $$',
+        "select set_config('tenantry.context', 'forged', true)",
+        'select pg_advisory_lock(1)',
+        "select pg_notify('tenantry_routes', 'x')",
+        'begin',
+        'commit',
+        'listen tenantry_routes',
+        'set role postgres',
+        'reset all',
+        'create table t (id int)',
+        "copy notes to '/tmp/x'",
+      ].map((statement): [string[], RegExp, number] => [
+        ['--tenant', 'acme', '--reason', REASON, '--guard', 'off', statement],
+        /^error SQL_STATEMENT_REFUSED: tenantry sql /,
+        1,
+      ]),
     ];
     for (const [args, message, code] of cases) {
       const r = await sql(args);
