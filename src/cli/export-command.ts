@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { exportTenant, type TransferProgress } from '../lifecycle/export/tenant-exporter.js';
 import { importTenant } from '../lifecycle/export/tenant-importer.js';
+import { ArchiveReader } from '../lifecycle/export/archive-reader.js';
+import { TenantCatalog } from '../catalog/tenant-catalog.js';
+import type pg from 'pg';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements } from '../tiers/placements.js';
 import type { Tier } from '../tiers/tenant-router.js';
@@ -83,7 +86,7 @@ interface ImportOptions {
   database?: string;
   ddl?: string;
   clusterUrl?: string[];
-  replace?: boolean;
+  replace?: string;
   json?: boolean;
 }
 
@@ -111,7 +114,10 @@ export function importCommand(globals: () => ConnectionOptions): Command {
       'owner URL of another cluster (repeatable)',
       (v: string, all: string[] = []) => [...all, v],
     )
-    .option('--replace', 'overwrite the existing tenant of the same id (it must be suspended or deleted)')
+    .option(
+      '--replace <slug>',
+      "overwrite the existing tenant of the archive's id (it must be suspended or deleted); type its slug to confirm",
+    )
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: ImportOptions) => {
       if (opts.to !== undefined && !['shared', 'schema', 'database'].includes(opts.to))
@@ -127,6 +133,7 @@ export function importCommand(globals: () => ConnectionOptions): Command {
         const progress = progressReporter();
         const began = performance.now();
         try {
+          if (opts.replace !== undefined) await confirmReplace(file, opts.replace, catalog);
           const result = await importTenant({
             file,
             catalog,
@@ -167,4 +174,23 @@ export function importCommand(globals: () => ConnectionOptions): Command {
         }
       });
     });
+}
+
+/**
+ * `--replace <slug>` is a typed confirmation: the tenant the archive would overwrite (the
+ * catalog's tenant of the archive's id) must have that slug, so the operator sees which tenant's
+ * rows are about to be replaced before anything changes.
+ */
+async function confirmReplace(file: string, typed: string, catalog: pg.Pool): Promise<void> {
+  const reader = await ArchiveReader.open(file);
+  const { id } = reader.manifest.tenant;
+  reader.close();
+  const existing = await new TenantCatalog(catalog).find(id);
+  if (!existing || existing.slug !== typed)
+    throw new InvalidArgumentError(
+      existing
+        ? `--replace: this archive would replace the tenant ${existing.slug}: type that slug to confirm`
+        : "--replace: no tenant of this archive's id exists to replace (import it without --replace)",
+      'replace',
+    );
 }

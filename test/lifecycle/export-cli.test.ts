@@ -80,6 +80,13 @@ describe('tenantry tenants export / import', { timeout: 180_000 }, () => {
     expect(truncated.stderr).toMatch(/^error ARCHIVE_TRUNCATED: /m);
     expect(await othersChecksum(f, [], [{ tier: 'shared', cluster: 'home' }])).toBe(before);
     expect((await f.db.owner.query(`select from tenantry.tenants where slug = 'acme-cut'`)).rowCount).toBe(0);
+    // --replace is a typed confirmation: the slug of the tenant the archive would overwrite
+    for (const typed of ['globex', 'Acme', '']) {
+      const wrong = await tenantry('tenants', 'import', file, '--replace', typed);
+      expect(wrong.code, typed).toBe(1);
+      expect(wrong.stderr).toMatch(/^error INVALID_ARGUMENT: --replace: this archive would replace the tenant acme/m);
+    }
+    expect(await othersChecksum(f, [], [{ tier: 'shared', cluster: 'home' }])).toBe(before);
     const bad = await tenantry('tenants', 'import', file, '--to', 'nowhere');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/INVALID_ARGUMENT/);
