@@ -1,5 +1,6 @@
 import { parseSync } from 'libpg-query';
 import { TenantryError } from '../errors/tenantry-error.js';
+import { functionName, walkAst } from '../guard/sql-ast.js';
 import { loadSqlParser } from '../guard/sql-parser.js';
 
 // what support work needs: reading and changing rows. Anything else (DO blocks, transaction
@@ -45,24 +46,11 @@ export async function checkSupportStatement(sql: string): Promise<void> {
   }
 }
 
-function refusedFunction(node: unknown): string | undefined {
-  if (Array.isArray(node)) {
-    for (const n of node) {
-      const found = refusedFunction(n);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (!node || typeof node !== 'object') return undefined;
-  const record = node as Record<string, unknown>;
-  const call = record.FuncCall as { funcname?: { String?: { sval?: string } }[] } | undefined;
-  if (call?.funcname) {
-    const name = call.funcname[call.funcname.length - 1]?.String?.sval?.toLowerCase();
-    if (name && REFUSED_FUNCTION.test(name)) return name;
-  }
-  for (const value of Object.values(record)) {
-    const found = refusedFunction(value);
-    if (found) return found;
-  }
-  return undefined;
+function refusedFunction(stmt: unknown): string | undefined {
+  let refused: string | undefined;
+  walkAst(stmt, (node) => {
+    const name = node.FuncCall ? functionName(node.FuncCall) : undefined;
+    if (name && REFUSED_FUNCTION.test(name)) refused ??= name;
+  });
+  return refused;
 }

@@ -5,6 +5,17 @@
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- libpg-query's JSON AST: fields vary by node type
 export type AstNode = Record<string, any>;
 
+/** Calls `visit` on every node and struct of a parse tree, depth first, parents before children. */
+export function walkAst(node: unknown, visit: (node: AstNode) => void): void {
+  if (Array.isArray(node)) {
+    for (const item of node) walkAst(item, visit);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  visit(node as AstNode);
+  for (const value of Object.values(node)) walkAst(value, visit);
+}
+
 /** The `sval` of a String node, or undefined. */
 export function stringValue(node: AstNode | undefined): string | undefined {
   return node?.String?.sval;

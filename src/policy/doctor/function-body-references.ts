@@ -1,5 +1,5 @@
 import { parsePlPgSQLSync, parseSync } from 'libpg-query';
-import type { AstNode } from '../../guard/sql-ast.js';
+import { walkAst, type AstNode } from '../../guard/sql-ast.js';
 
 /** A name as written in a function body: `schema.name` or just `name` (resolved through the search path). */
 export interface NameReference {
@@ -53,7 +53,7 @@ export function bodyReferences(fn: FunctionSource): BodyReferences {
     return { ...NONE, parsed: false };
   }
   const out: BodyReferences = { relations: [], calls: [], dynamic: false, parsed: true };
-  walk(tree, (node) => {
+  walkAst(tree, (node) => {
     if (node.PLpgSQL_stmt_dynexecute || node.PLpgSQL_stmt_dynfors || node.dynquery) out.dynamic = true;
     const expr = node.PLpgSQL_expr as AstNode | undefined;
     if (typeof expr?.query !== 'string') return;
@@ -86,7 +86,7 @@ function statementReferences(sql: string): BodyReferences | undefined {
   const relations: NameReference[] = [];
   const calls: NameReference[] = [];
   const ctes = new Set<string>();
-  walk(tree, (node) => {
+  walkAst(tree, (node) => {
     if (typeof node.ctename === 'string') ctes.add(node.ctename);
     // RangeVar, wrapped or (InsertStmt.relation…) bare
     if (typeof node.relname === 'string') relations.push({ schema: node.schemaname ?? null, name: node.relname });
@@ -103,14 +103,4 @@ function statementReferences(sql: string): BodyReferences | undefined {
     dynamic: false,
     parsed: true,
   };
-}
-
-function walk(node: unknown, visit: (node: AstNode) => void): void {
-  if (Array.isArray(node)) {
-    for (const item of node) walk(item, visit);
-    return;
-  }
-  if (node === null || typeof node !== 'object') return;
-  visit(node as AstNode);
-  for (const value of Object.values(node)) walk(value, visit);
 }
