@@ -183,7 +183,7 @@ export function TenantPage(props: { tenant: string }) {
                   html`<tr key=${e.id}>
                     <td>${e.id}</td>
                     <td>${when(e.occurredAt)}</td>
-                    <td>${e.actorKind}</td>
+                    <td>${e.actorKind}${e.actorId ? html` <code>${e.actorId.slice(0, 8)}</code>` : ''}</td>
                     <td>${e.action}</td>
                     <td>${e.reason ?? ''}</td>
                   </tr>`,
