@@ -34,7 +34,8 @@ import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
-import type { TenantJobs } from 'tenantry/jobs';
+import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
+import { TenantPurger } from 'tenantry/lifecycle';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 
@@ -65,6 +66,7 @@ let guard: QueryGuard | undefined;
 let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
+let purger: TenantPurger | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
@@ -108,6 +110,7 @@ function close(): Promise<void> {
     await step('closing the event bus', () => bus?.close());
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
+    await step("closing the console's purger", () => purger?.end());
     await step('closing the tenant router', () => router?.close());
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the tiers', () => tiers?.end());
@@ -308,6 +311,8 @@ try {
     );
     if (quietStart) logger.level = 'info';
   } else {
+    // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
+    const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
     app = buildServer({
       signUp,
       appPool,
@@ -320,8 +325,16 @@ try {
       jobs,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
-        catalogPool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        catalogPool: consoleCatalog,
         placements: tiers.placements,
+        moves: tiers,
+        purger: (purger = new TenantPurger({
+          catalog: consoleCatalog,
+          owners: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.ownerUrl])),
+          admins: adminUrls,
+          participants: [jobsPurgeParticipant(consoleCatalog)],
+        })),
+        onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
       },
     });
     facts = {

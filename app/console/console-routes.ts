@@ -18,6 +18,7 @@ import { parseInput, text } from '../http/validation.js';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
+import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
 declare module 'fastify' {
@@ -35,6 +36,8 @@ export interface ConsoleOptions {
   placements?: HoldPlacements;
   /** Moves started, watched, resumed and rolled back from the console (the server's TenantTiers); none without it. */
   moves?: ConsoleMoves;
+  /** Purges of soft-deleted tenants from the console (a TenantPurger); none without it. */
+  purger?: ConsolePurger;
   /** Told what failed in the background (a move); default: nothing. */
   onError?: (error: unknown) => void;
 }
@@ -191,7 +194,7 @@ export function consoleRoutes(
             ? { ...placement[0], updatedAt: placement[0].updated_at, updated_at: undefined }
             : { tier: 'shared', cluster: 'home', database: null, schema: null, epoch: '0', updatedAt: null },
           audit: await auditOf(appPool, found.id),
-          features: { moves: options.moves !== undefined },
+          features: { moves: options.moves !== undefined, purge: options.purger !== undefined },
         };
       });
 
@@ -250,6 +253,8 @@ export function consoleRoutes(
           staffAccess,
           onError: options.onError ?? (() => undefined),
         });
+
+      if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });
 
       api.get('/console/api/clusters', async () => {
         const { rows } = await catalogPool.query<{ name: string; status: string; capacity: number; tenants: number }>(

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TenantPurger } from '../../src/lifecycle/index.js';
 import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
@@ -110,4 +111,69 @@ describe('moves in the console', () => {
     ]);
     expect(rows[0].n).toBe(0);
   });
+});
+
+describe('purge in the console', () => {
+  let purged: AppFixture;
+  let purger: TenantPurger | undefined;
+  beforeAll(async () => {
+    purged = await createAppFixture({
+      console: {
+        purger: (db) => (purger = new TenantPurger({ catalog: db.owner, owners: { home: db.ownerUrl } })),
+      },
+    });
+  });
+  afterAll(async () => {
+    await purger?.end();
+    await purged?.close();
+  });
+
+  it('purges a soft-deleted throwaway tenant with the slug typed and a reason; the other tenant keeps everything', async () => {
+    const g = purged;
+    const throwaway = await g.catalog.create({ slug: 'throwaway', name: 'Throwaway' });
+    await g.insertRecordings(g.a, g.users.alice, 2);
+    const alphaBefore = await g.recordingsOf(g.a);
+    const res = await g.call('POST', '/console/api/sign-in', { payload: { email: g.staff.email, password: PASSWORD } });
+    const headers = { cookie: String(res.headers['set-cookie']).split(';')[0]!, 'x-csrf-token': res.json().csrfToken };
+    // an active tenant is not purged
+    const active = await g.call('POST', '/console/api/tenants/throwaway/purge', {
+      headers,
+      payload: { confirm: 'throwaway', reason: 'test purge of a throwaway', ignoreRetention: true },
+    });
+    expect(active.statusCode).toBe(409);
+    await g.catalog.softDelete(throwaway.id);
+    // within retention, refused with the reason; a wrong slug refused
+    const early = await g.call('POST', '/console/api/tenants/throwaway/purge', {
+      headers,
+      payload: { confirm: 'throwaway', reason: 'test purge of a throwaway' },
+    });
+    expect(early.statusCode).toBe(409);
+    const wrong = await g.call('POST', '/console/api/tenants/throwaway/purge', {
+      headers,
+      payload: { confirm: 'alpha', reason: 'test purge of a throwaway', ignoreRetention: true },
+    });
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json().error.code).toBe('PURGE_CONFIRMATION_REQUIRED');
+    const plan = (await g.call('GET', '/console/api/tenants/throwaway/purge', { headers })).json();
+    expect(plan.plan.blockers.length).toBeGreaterThan(0);
+    const started = await g.call('POST', '/console/api/tenants/throwaway/purge', {
+      headers,
+      payload: { confirm: 'throwaway', reason: 'test purge of a throwaway', ignoreRetention: true },
+    });
+    expect(started.statusCode, started.body).toBe(202);
+    const deadline = Date.now() + 60_000;
+    let view: { status: string; run: { state: string } | null; report?: { operator: string; signatureValid: boolean } };
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      view = (await g.call('GET', '/console/api/tenants/throwaway/purge', { headers })).json();
+    } while (view.status !== 'purged' && view.run?.state !== 'failed' && Date.now() < deadline);
+    expect(view.status).toBe('purged');
+    expect(view.report!.signatureValid).toBe(true);
+    expect(view.report!.operator).toBe(`console staff ${g.staff.id}: test purge of a throwaway`);
+    const { rows } = await g.db.admin.query('select count(*)::int as n from recordings where tenant_id = $1', [
+      throwaway.id,
+    ]);
+    expect(rows[0].n).toBe(0);
+    expect(await g.recordingsOf(g.a)).toEqual(alphaBefore);
+  }, 120_000);
 });

@@ -2,6 +2,7 @@ import { html } from 'htm/preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.js';
 import { TenantMoves } from './tenant-moves.js';
+import { TenantPurge } from './tenant-purge.js';
 
 interface TenantDetail {
   tenant: {
@@ -25,7 +26,7 @@ interface TenantDetail {
         reason: string | null;
       }[]
     | null;
-  features: { moves: boolean };
+  features: { moves: boolean; purge: boolean };
 }
 
 type Action = 'suspend' | 'resume' | 'soft-delete' | 'restore';
@@ -167,6 +168,7 @@ export function TenantPage(props: { tenant: string }) {
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`
         : ''
     }
+    ${detail.features.purge && tenant.status === 'deleted' ? html`<${TenantPurge} tenant=${tenant.slug} />` : ''}
     <h2>Audit log</h2>
     ${
       audit === null

@@ -85,7 +85,12 @@ export async function createAppFixture(
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
-    console?: boolean | { moves: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'] };
+    console?:
+      | boolean
+      | {
+          moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
+          purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+        };
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -141,7 +146,12 @@ export async function createAppFixture(
       ? {
           console: {
             catalogPool: db.owner,
-            ...(typeof options.console === 'object' ? { moves: options.console.moves(db) } : {}),
+            ...(typeof options.console === 'object' && options.console.moves
+              ? { moves: options.console.moves(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.purger
+              ? { purger: options.console.purger(db) }
+              : {}),
           },
         }
       : {}),
