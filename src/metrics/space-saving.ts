@@ -70,10 +70,13 @@ export class SpaceSaving {
     }
   }
 
-  /** The `k` heaviest keys, heaviest first. */
+  /**
+   * The `k` heaviest keys, heaviest first, ranked by guaranteed weight (`count - error`): a light
+   * key that just took a heavy slot over does not outrank a key that earned its weight.
+   */
   top(k: number): SpaceSavingEntry[] {
     return [...this.#heap]
-      .sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1))
+      .sort((a, b) => b.count - b.error - (a.count - a.error) || (a.key < b.key ? -1 : 1))
       .slice(0, k)
       .map(({ key, count, error }) => ({ key, count, error }));
   }
