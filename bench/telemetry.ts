@@ -3,7 +3,8 @@
  * TenantPool with nothing installed (what an application without tenantry/otel and
  * tenantry/metrics pays: one check of a module variable per statement; `@opentelemetry/api` and
  * prom-client are not even loaded), with tracing through the API but no SDK (a no-op tracer),
- * with tracing into an SDK (TenantSpanProcessor + in-memory exporter, every span recorded), with
+ * with tracing into an SDK (TenantSpanProcessor + BatchSpanProcessor into an in-memory exporter,
+ * every span recorded), with
  * per-tenant metrics, and with both. Variants run interleaved, round after round, so a neighbour's
  * load on the shared machine hits them alike. Reported: wall time per statement, client CPU per
  * statement (process.cpuUsage), and the ratio of each to "none".
@@ -48,7 +49,7 @@ const VARIANTS: Variant[] = [
     },
   },
   {
-    name: 'otel + SDK (in-memory)',
+    name: 'otel + SDK (batch, in-memory)',
     setUp: async () => {
       const { installTenantTracing, TenantSpanProcessor } = await import('../src/otel/index.js');
       const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } =
@@ -61,6 +62,7 @@ const VARIANTS: Variant[] = [
       return async () => {
         tracing.uninstall();
         await provider.shutdown();
+        exporter.reset();
       };
     },
   },
