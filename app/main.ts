@@ -325,6 +325,11 @@ try {
       ...(telemetry.metrics
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
+      // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
+      console: {
+        catalogPool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        placements: tiers.placements,
+      },
     });
     facts = {
       applied,
