@@ -38,6 +38,7 @@ import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
+import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -69,6 +70,7 @@ let dataPool: RoutedTenantPool | undefined;
 let purger: TenantPurger | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
+let telemetry: TelemetryFromEnv | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -145,6 +147,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   role = processRoleFromEnv();
+  // per-tenant metrics (TENANTRY_METRICS_TOKEN) and spans (TENANTRY_TRACING): a bad value stops the start here
+  telemetry = telemetryFromEnv();
   db = await openLocalDatabase({
     dir: dataFolder,
     // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
@@ -323,6 +327,9 @@ try {
       events: { bus },
       host: { baseDomain, customDomains: true },
       jobs,
+      ...(telemetry.metrics
+        ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
+        : {}),
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,

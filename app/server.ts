@@ -23,6 +23,7 @@ import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
+import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -63,6 +64,11 @@ export interface ServerOptions {
   signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
+  /**
+   * `GET /metrics` (Prometheus): the per-tenant metrics' registry, served only to the bearer
+   * `token` (see app/observe/telemetry-from-env.ts). The route is absent without it.
+   */
+  metrics?: { registry: MetricsRegistry; token: string };
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -121,6 +127,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   authRoutes(app, { appPool, tokens });
+  if (options.metrics) metricsRoute(app, options.metrics);
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
   if (options.console) consoleRoutes(app, { ...options.console, appPool, tokens, secret: options.jwtSecret });

@@ -47,6 +47,17 @@ export {
   type PoolerDetection,
   type PoolingMode,
 } from './data/pooler-self-test.js';
+export {
+  recordRateLimited,
+  installTelemetry,
+  activeTelemetry,
+  telemetrySpan,
+  type TelemetrySink,
+  type TelemetryAttributes,
+  type StatementStart,
+  type StatementEnd,
+  type Annotate,
+} from './telemetry/telemetry-hooks.js';
 export { TenantClient } from './data/tenant-client.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export {

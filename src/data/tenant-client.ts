@@ -12,6 +12,7 @@ import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/w
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
+import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import {
   ContextPrefixWriter,
   ContextQuery,
@@ -30,6 +31,8 @@ export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
 export const GUARD_VERDICT = Symbol.for('tenantry.guardVerdict');
 /** Carries the work's AbortSignal (see runWithSignal), captured with the tenant, to the client. */
 export const SIGNAL_OF_QUERY = Symbol.for('tenantry.signalOfQuery');
+/** Carries what the telemetry sink captured where the statement was issued (its parent span), to the client. */
+export const TELEMETRY_OF_QUERY = Symbol.for('tenantry.telemetryOfQuery');
 
 /** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
 const ROLLBACK = /^\s*(?:rollback|abort)\b/i;
@@ -247,6 +250,28 @@ export class TenantClient extends pg.Client {
         deliver(err === undefined || err === null ? err : this.#waitError(err, signal), res);
       };
     }
+    const telemetry = activeTelemetry();
+    if (telemetry !== undefined) {
+      // one observation per statement (tenantry/otel, tenantry/metrics); outermost, so it sees
+      // the error the caller gets
+      const end = telemetry.statement({
+        tenantId,
+        text: typeof query.text === 'string' ? query.text : undefined,
+        location: this.#routing?.location,
+        parent: tagged ? config[TELEMETRY_OF_QUERY] : telemetry.capture(),
+      });
+      if (end !== undefined) {
+        const deliver = query.callback!;
+        query.callback = (err: unknown, res: unknown) => {
+          try {
+            end(err, rowCountOf(res));
+          } catch {
+            // an observer that throws must not fail the statement
+          }
+          deliver(err, res);
+        };
+      }
+    }
     if (tenantId !== undefined && this.#resultColumns.size > 0) {
       query.checkResults(tenantId, this.#resultColumns);
       // failure path only: name the table before the error is delivered (the caller, or the
@@ -389,4 +414,15 @@ export class TenantClient extends pg.Client {
     }
     return { value: this.#encoder.encode(tenantId, route.epoch), searchPath: route.searchPath ?? '' };
   }
+}
+
+/** Rows a result returned or changed (summed over a multi-statement result), if pg reported them. */
+function rowCountOf(res: unknown): number | undefined {
+  if (Array.isArray(res)) {
+    let rows = 0;
+    for (const r of res) rows += (r as { rowCount?: number | null } | null)?.rowCount ?? 0;
+    return rows;
+  }
+  const count = (res as { rowCount?: number | null } | null | undefined)?.rowCount;
+  return typeof count === 'number' ? count : undefined;
 }

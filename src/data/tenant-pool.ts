@@ -8,6 +8,7 @@ import {
   GUARD_VERDICT,
   guardVerdict,
   SIGNAL_OF_QUERY,
+  TELEMETRY_OF_QUERY,
   TENANT_OF_QUERY,
   TenantClient,
   type ClientRouting,
@@ -15,6 +16,7 @@ import {
 } from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
+import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import type { PrefixForm } from './context-prefix.js';
 import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
 
@@ -369,6 +371,8 @@ TenantPool.prototype.query = function query(this: TenantPool, config: any, value
   const tenantId = tryCurrentTenant();
   const signal = currentSignal();
   const guard = this.tenantryGuard;
+  // the statement's parent span is the caller's: captured here, before the hand-over
+  const telemetry = activeTelemetry()?.capture();
   let tagged = config;
   if (typeof config === 'string') {
     tagged = guard
@@ -379,12 +383,14 @@ TenantPool.prototype.query = function query(this: TenantPool, config: any, value
           [GUARD_VERDICT]: guardVerdict(guard, config),
         }
       : { text: config, [TENANT_OF_QUERY]: tenantId, [SIGNAL_OF_QUERY]: signal };
+    if (telemetry !== undefined) tagged[TELEMETRY_OF_QUERY] = telemetry;
   } else if (config && typeof config === 'object') {
     // a copy, not the caller's object (a submittable is tagged in place). Object.assign, not
     // spread: V8 copies this shape in ~50 ns against ~1 µs for {...config, [symbol]: …}
     tagged = typeof config.submit === 'function' ? config : Object.assign({}, config);
     tagged[TENANT_OF_QUERY] = tenantId;
     tagged[SIGNAL_OF_QUERY] = signal;
+    if (telemetry !== undefined) tagged[TELEMETRY_OF_QUERY] = telemetry;
     if (guard) tagged[GUARD_VERDICT] = guardVerdict(guard, config.text);
   }
   // aborted work never waits for a connection (the client refuses it at submit time as well)

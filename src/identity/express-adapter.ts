@@ -3,6 +3,7 @@ import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
 import { actorOf, runWithLogContext } from '../observe/log-context.js';
 import { TenantryError } from '../errors/tenantry-error.js';
+import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
 import { auditStaffRequest } from './staff-request-audit.js';
@@ -38,6 +39,14 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
   const { resolver, pathParam } = options;
   const audit = options.auditStaffRequests === false ? undefined : new AuditLog(resolver.pool);
   return (request, response, next) => {
+    let tenantId: string | undefined;
+    if (activeTelemetry() !== undefined) {
+      // the per-tenant request metrics: once the response is written, refused requests too
+      const started = performance.now();
+      response.once('finish', () =>
+        activeTelemetry()?.requestEnded(tenantId, response.statusCode, (performance.now() - started) / 1000),
+      );
+    }
     resolver
       .resolve({
         host: request.headers.host,
@@ -54,6 +63,8 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
         if (resolution.principal.kind === 'anonymous' && !options.allowAnonymous)
           throw new AccessError('UNAUTHENTICATED');
         (request as Request & { [RESOLUTION]?: Resolution<unknown> })[RESOLUTION] = resolution as Resolution<unknown>;
+        tenantId = resolution.tenantId;
+        activeTelemetry()?.requestTenant(resolution.tenantId);
         // lines written by the rest of the chain (any logger) name the request and its actor
         const logContext = {
           requestId: typeof (request as { id?: unknown }).id === 'string' ? (request as { id?: string }).id : undefined,

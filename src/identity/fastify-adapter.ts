@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastif
 import { runAs } from '../context/tenant-context.js';
 import { disconnectSignal } from '../context/disconnect-signal.js';
 import { actorOf, runWithLogContext, tagRequestLogger, type LogContext } from '../observe/log-context.js';
+import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import { AccessError } from './access-error.js';
 import { AuditLog } from './audit-log.js';
 import { auditStaffRequest } from './staff-request-audit.js';
@@ -84,9 +85,16 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       throw new AccessError('UNAUTHENTICATED');
     }
     request.tenantry = resolution as Resolution<unknown>;
+    // the HTTP server span (an OpenTelemetry instrumentation's), and the per-tenant metrics
+    activeTelemetry()?.requestTenant(resolution.tenantId);
     // the request's own lines (the framework's "request completed", errors) name the tenant too
     tagRequestLogger(request.log, logContextOf(request.id, resolution));
     incoming();
+  });
+  scope.addHook('onResponse', (request, reply, done) => {
+    // refused requests too (no tenant): the metrics count them apart from any tenant's
+    activeTelemetry()?.requestEnded(request.tenantry?.tenantId, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   scope.addHook('onRoute', (route) => {
     route.config = { ...(route.config as object | undefined), [TENANT_ROUTE]: true } as typeof route.config;
@@ -95,15 +103,28 @@ export function tenantRoutes<M>(scope: FastifyInstance, options: FastifyTenantOp
       const resolution = request.tenantry;
       if (!resolution) throw new AccessError('UNAUTHENTICATED');
       // a client that goes away: its statements not yet sent are not sent, running ones cancelled
-      return runAs(
-        resolution.tenantId,
-        () =>
-          runWithLogContext(logContextOf(request.id, resolution), async () => {
-            if (audit)
-              await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
-            return handler.call(this, request, reply);
-          }),
-        { signal: disconnectSignal(reply.raw) },
+      const run = () =>
+        runAs(
+          resolution.tenantId,
+          () =>
+            runWithLogContext(logContextOf(request.id, resolution), async () => {
+              if (audit)
+                await auditStaffRequest(audit, resolution, { method: request.method, route: request.routeOptions.url });
+              return handler.call(this, request, reply);
+            }),
+          { signal: disconnectSignal(reply.raw) },
+        );
+      const telemetry = activeTelemetry();
+      if (telemetry === undefined) return run();
+      // the handler's span: its statements' parent, under the HTTP server span when there is one
+      return telemetry.span(
+        'tenantry.request',
+        {
+          'tenant.id': resolution.tenantId,
+          'http.request.method': request.method,
+          'http.route': request.routeOptions.url,
+        },
+        run,
       );
     };
   });

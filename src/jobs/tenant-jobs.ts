@@ -1,6 +1,7 @@
 import { runAs, runWithoutTenant, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError, type TenantryErrorCode } from '../errors/tenantry-error.js';
 import { currentLogContext, runWithLogContext } from '../observe/log-context.js';
+import { telemetrySpan } from '../telemetry/telemetry-hooks.js';
 import { FairOrder } from './fair-order.js';
 import { fanOutTick, type FanOutResult, type OwnerPool } from './fan-out.js';
 import { JobEnvelopeSigner, type OpenedJob } from './job-envelope.js';
@@ -355,8 +356,22 @@ export class TenantJobs {
         ? () => this.fanOut(route.definition.name, job.id, opened.payload)
         : () => route.handler(opened.payload, context);
       const log = { requestId: opened.requestId ?? undefined, actor: opened.actor ?? undefined };
-      await runWithLogContext(log, () =>
-        opened.tenant === null || route.fanOut ? runWithoutTenant(work) : runAs(opened.tenant, work),
+      const run = () =>
+        runWithLogContext(log, () =>
+          opened.tenant === null || route.fanOut ? runWithoutTenant(work) : runAs(opened.tenant, work),
+        );
+      // a span per run (tenantry/otel): the job's statements are its children
+      await telemetrySpan(
+        'tenantry.job',
+        {
+          'tenant.id': opened.tenant ?? undefined,
+          'messaging.destination.name': route.definition.name,
+          'tenantry.job.id': job.id,
+          'tenantry.job.retry_count': job.retryCount,
+        },
+        async () => {
+          await run();
+        },
       );
     } catch (error) {
       return this.#fail(route, job, tenantKey, error);

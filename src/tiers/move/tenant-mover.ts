@@ -23,6 +23,7 @@ import { OPEN_STEPS, openMoveRun, schemasOf, type MoveContext, type MoveRun } fr
 import { finishMove, switchRoute } from './move-switch.js';
 import { moveTables } from './move-tables.js';
 import { cleanupSource } from './move-cleanup.js';
+import { telemetrySpan, type Annotate } from '../../telemetry/telemetry-hooks.js';
 
 /** Options of {@link TenantMover}. */
 export interface TenantMoverOptions {
@@ -187,9 +188,14 @@ export class TenantMover {
 
   /** Continues a move from its last recorded step to `done` (or finishes a rollback in progress). */
   async run(id: string): Promise<MoveRecord> {
+    return telemetrySpan('tenantry.move', { 'tenantry.move.id': id }, (annotate) => this.#run(id, annotate));
+  }
+
+  async #run(id: string, annotate: Annotate): Promise<MoveRecord> {
     const ctx = this.#ctx;
     return ctx.journal.locked(id, async () => {
       let move = await this.get(id);
+      annotate(moveAttributes(move));
       if (move.step === 'rolling_back') return rollbackMove(ctx, move);
       move = await this.#detectSwitch(move);
       if (!OPEN_STEPS.includes(move.step) && move.step !== 'switched') return move;
@@ -201,6 +207,7 @@ export class TenantMover {
         if (run.move.step === 'capturing') await (run.logical ? copyLogical(ctx, run) : copyTables(ctx, run));
         if (run.move.step === 'copied' || run.move.step === 'freezing') await switchRoute(ctx, run);
         if (run.move.step === 'switched') await finishMove(ctx, run);
+        annotate({ 'tenantry.move.step': run.move.step });
         return run.move;
       } catch (error) {
         await ctx.journal.recordError(id, error);
@@ -221,8 +228,12 @@ export class TenantMover {
    * target, unfreezes the source. Refused once the route has switched (the target is live).
    */
   async rollback(id: string): Promise<MoveRecord> {
-    return this.#ctx.journal.locked(id, async () =>
-      rollbackMove(this.#ctx, await this.#detectSwitch(await this.get(id))),
+    return telemetrySpan('tenantry.move.rollback', { 'tenantry.move.id': id }, (annotate) =>
+      this.#ctx.journal.locked(id, async () => {
+        const move = await this.get(id);
+        annotate(moveAttributes(move));
+        return rollbackMove(this.#ctx, await this.#detectSwitch(move));
+      }),
     );
   }
 
@@ -231,7 +242,13 @@ export class TenantMover {
    * (or at once with `force`). Never before the switch.
    */
   async cleanup(id: string, options: { force?: boolean } = {}): Promise<MoveRecord> {
-    return this.#ctx.journal.locked(id, async () => cleanupSource(this.#ctx, await this.get(id), options));
+    return telemetrySpan('tenantry.move.cleanup', { 'tenantry.move.id': id }, (annotate) =>
+      this.#ctx.journal.locked(id, async () => {
+        const move = await this.get(id);
+        annotate(moveAttributes(move));
+        return cleanupSource(this.#ctx, move, options);
+      }),
+    );
   }
 
   async #prepare(run: MoveRun): Promise<void> {
@@ -284,4 +301,14 @@ export class TenantMover {
     }
     return move;
   }
+}
+
+/** A move's span attributes: its tenant, tiers and step (ids and tier names, never schema or database names). */
+function moveAttributes(move: MoveRecord): Record<string, string> {
+  return {
+    'tenant.id': move.tenantId,
+    'tenantry.move.from_tier': move.source.tier,
+    'tenantry.move.to_tier': move.target.tier,
+    'tenantry.move.step': move.step,
+  };
 }
