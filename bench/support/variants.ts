@@ -6,6 +6,7 @@ import { QueryGuard } from '../../src/guard/query-guard.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
+import { floorQuery } from './floor-query.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -179,6 +180,22 @@ export const VARIANTS: Record<string, VariantInfo> = {
       return {
         key: 'a',
         run: (tenant, id) => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared)).then((r) => r.rowCount ?? 0),
+        end: () => endPool(pool),
+      };
+    },
+  },
+  floor: {
+    key: 'floor',
+    label:
+      'as (a) plus one pipelined set_config(…, true) before the query under the same Sync, raw pg (no TenantPool): the least a transaction-local context costs',
+    open(t, max, prepared) {
+      const pool = new pg.Pool(poolOptions(t.signedOwnerUrl, max, t.poolExtras));
+      return {
+        key: 'floor',
+        run: (tenant, id) =>
+          floorQuery(pool, statement(APP_FILTER_SQL, [tenant, id], prepared), tenant, prepared).then(
+            (r) => r.rowCount ?? 0,
+          ),
         end: () => endPool(pool),
       };
     },
