@@ -1,7 +1,5 @@
 import { CONTEXT_SETTING, signedContextFunctionSql } from '../../src/policy/install-sql.js';
 
-const SIGNED_CONTEXT_FUNCTION = signedContextFunctionSql();
-
 /** A formulation of `tenantry.current_tenant_id()` for signed mode, tried by the study. */
 export interface SignedCandidate {
   name: string;
@@ -10,17 +8,8 @@ export interface SignedCandidate {
   sql: string;
 }
 
-/**
- * The proposal this study produced, now the installed function: the format check made cheap.
- * PostgreSQL's regex engine pays per match for bounded repetitions (`{64}`, `{12}`…): the former
- * pattern cost ~40-45 µs per match on this machine, about half of the function's cost.
- */
-export const CHEAP_FORMAT_CHECK = SIGNED_CONTEXT_FUNCTION;
-
-const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(
-  /\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/,
-  '',
-);
+/** Core 005's signed check: PL/pgSQL SECURITY DEFINER with `SET search_path`, the design core 006 replaced. */
+export const PLPGSQL_005 = signedContextFunctionSql(5);
 
 /**
  * The same checks, errors and SQLSTATEs as a SQL-standard body (PostgreSQL 14+): parsed when
@@ -58,22 +47,21 @@ BEGIN ATOMIC
   LEFT JOIN tenantry_private.context_key k ON true;
 END;`;
 
-/** Candidates after the installed function (which the study reads from the database). */
+/** Candidates after the installed function (core 006's SQL-standard body, read from the database). */
 export const SIGNED_CANDIDATES: SignedCandidate[] = [
   {
     name: 'without-inactive-hold',
-    note: 'before core 004: the same function without the inactive-tenant probe (tenantry.inactive_tenants)',
+    note: 'core 002: PL/pgSQL + SET clause, without the inactive-tenant probe (tenantry.inactive_tenants)',
     sql: signedContextFunctionSql(2),
   },
   {
-    name: 'cheap-format-check',
-    note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare',
-    sql: CHEAP_FORMAT_CHECK,
+    name: 'plpgsql-005',
+    note: 'core 005: PL/pgSQL SECURITY DEFINER + SET search_path, same checks as installed (route, hold)',
+    sql: PLPGSQL_005,
   },
-  { name: 'no-format-check', note: 'reference: no format check at all (HMAC alone decides)', sql: NO_FORMAT_CHECK },
   {
-    name: 'sql-standard-body',
-    note: 'proposal B (PostgreSQL 14+): same checks as a LANGUAGE sql BEGIN ATOMIC body, no SET clause needed',
+    name: 'sql-standard-body-no-route',
+    note: 'reference: SQL-standard body without the route check and the hold (what those two add)',
     sql: SQL_STANDARD_BODY,
   },
 ];
