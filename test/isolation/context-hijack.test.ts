@@ -188,6 +188,19 @@ describe('core 006: the context checks are bound at creation (no SET clause, no 
       }
     });
 
+    it('control: a string-bodied SQL definer function without a SET clause DOES call the shadows (what core 006 avoids)', async () => {
+      await db.admin.query(
+        `create function public.naive_probe() returns text language sql stable security definer
+           as $$ select encode(sha256(convert_to('x', 'UTF8')), 'hex') $$`,
+      );
+      const client = await hijackedSession();
+      try {
+        expect(await codeOf(client.query('select public.naive_probe()'))).toBe('HJ001');
+      } finally {
+        await client.end();
+      }
+    });
+
     it('the TenantPool still works as before with the shadows in place', async () => {
       const pool = db.appPool({ options: '-c search_path=public,pg_catalog,tenantry' } as never);
       const { runAs } = await import('../../src/context/tenant-context.js');
