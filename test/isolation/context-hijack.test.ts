@@ -1,12 +1,13 @@
-// search_path hijacks against the context checks of core 006. Signed mode's
-// tenantry.current_tenant_id() / home_tenant_id() and the route check (tenantry.check_route,
-// tenantry.enter_route) are SECURITY DEFINER SQL-standard bodies WITHOUT a `SET search_path`
-// clause: what keeps a caller from substituting its own objects is that every name in a
-// `BEGIN ATOMIC` body was bound to its object when the function was created. These tests attack
-// that from the app role's side: the app role cannot plant anything (no CREATE, no TEMP), and even
-// with shadows planted by a superuser in public (what a careless `GRANT CREATE ON SCHEMA public`
-// would allow) and the caller's search_path putting them first, a forged context is still refused
-// and a valid one still reads its own rows only: the planted objects are never called.
+// search_path hijacks against the context checks: signed mode's tenantry.current_tenant_id() /
+// home_tenant_id() and the route check (tenantry.check_route, and tenantry.enter_route which
+// calls it) run as their owner (SECURITY DEFINER) and resolve names through the search_path they
+// pin (`pg_catalog, pg_temp`), never the caller's. These tests attack that from the app role's side:
+// the app role cannot plant anything (no CREATE, no TEMP), and even with shadows planted by a
+// superuser in public (what a careless `GRANT CREATE ON SCHEMA public` would allow) and the
+// caller's search_path putting them first, a forged context is still refused and a valid one
+// still reads its own rows only: the planted objects are never called. A control shows that a
+// definer function without a pinned path does call them. (Issue 15 tried SQL-standard bodies
+// without the SET clause as a cheaper design; measured slower, not adopted: docs/benchmarks.md.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { createHmac, randomUUID } from 'node:crypto';
@@ -83,24 +84,17 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-describe('core 006: the context checks are bound at creation (no SET clause, no run-time name lookup)', () => {
-  it('are SECURITY DEFINER SQL-standard bodies without a SET clause', async () => {
-    const { rows } = await db.admin.query<{
-      fn: string;
-      lang: string;
-      definer: boolean;
-      bound: boolean;
-      config: unknown;
-    }>(
-      `select p.oid::regprocedure::text as fn, l.lanname as lang, p.prosecdef as definer,
-              p.prosqlbody is not null as bound, p.proconfig as config
-         from pg_proc p join pg_language l on l.oid = p.prolang
+describe('the context checks resolve names through their own pinned search_path', () => {
+  it('are SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp', async () => {
+    const { rows } = await db.admin.query<{ fn: string; definer: boolean; config: string[] | null }>(
+      `select p.oid::regprocedure::text as fn, p.prosecdef as definer, p.proconfig as config
+         from pg_proc p
         where p.oid in ('tenantry.current_tenant_id()'::regprocedure, 'tenantry.home_tenant_id()'::regprocedure,
                         'tenantry.check_route(text)'::regprocedure)
         order by 1`,
     );
     expect(rows).toHaveLength(3);
-    for (const r of rows) expect(r, r.fn).toMatchObject({ lang: 'sql', definer: true, bound: true, config: null });
+    for (const r of rows) expect(r, r.fn).toMatchObject({ definer: true, config: ['search_path=pg_catalog, pg_temp'] });
   });
 
   it('the app role cannot plant a shadow: no CREATE in public or its own schemas, no TEMP (42501), and nothing changed', async () => {
@@ -178,7 +172,7 @@ describe('core 006: the context checks are bound at creation (no SET clause, no 
         ]);
         expect(await codeOf(client.query('select body from notes'))).toBe('TR001');
         await client.query('rollback');
-        // the routed prefix, with a route epoch A does not live under here
+        // the routed prefix (core 006 qualified its operators), with a route epoch A does not live under here
         expect(await codeOf(client.query(`select tenantry.enter_route($1, '')`, [`${A}.7`]))).toBe('TR003');
         expect(await codeOf(client.query(`select tenantry.check_route($1)`, [`${A}.7`]))).toBe('TR003');
         // and the default route still passes, without calling a shadow
@@ -188,7 +182,7 @@ describe('core 006: the context checks are bound at creation (no SET clause, no 
       }
     });
 
-    it('control: a string-bodied SQL definer function without a SET clause DOES call the shadows (what core 006 avoids)', async () => {
+    it('control: a definer function without a pinned search_path DOES call the shadows (what the pinned path prevents)', async () => {
       await db.admin.query(
         `create function public.naive_probe() returns text language sql stable security definer
            as $$ select encode(sha256(convert_to('x', 'UTF8')), 'hex') $$`,

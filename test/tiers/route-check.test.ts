@@ -77,8 +77,7 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
         )
       ).rows[0].lanname;
     await db.owner.query('delete from tenantry.local_tenants');
-    // signed mode's check is a SQL-standard body since core 006 (no PL/pgSQL call per statement)
-    expect(await language()).toBe('sql');
+    expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
     const pool = db.appPool({ contextMode });
     await expect(runAs(A, () => pool.query('select 1 from notes'))).resolves.toMatchObject({ rowCount: 1 });
     if (contextMode === 'unsigned') {
@@ -95,10 +94,10 @@ describe.each<ContextMode>(['signed', 'unsigned'])('the route check (%s context)
       }
     }
     await setLocal(B, 'active', 3);
-    expect(await language()).toBe(contextMode === 'unsigned' ? 'plpgsql' : 'sql');
+    expect(await language()).toBe('plpgsql');
     await expect(count(pool, B)).rejects.toMatchObject({ code: 'TR003' });
     await db.owner.query('delete from tenantry.local_tenants');
-    expect(await language()).toBe('sql');
+    expect(await language()).toBe(contextMode === 'unsigned' ? 'sql' : 'plpgsql');
   });
 
   // unsigned values are forgeable by design (docs/security.md): only signed ones can be tampered with
