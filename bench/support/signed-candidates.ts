@@ -8,7 +8,7 @@ export interface SignedCandidate {
   sql: string;
 }
 
-/** Core 005's signed check: PL/pgSQL SECURITY DEFINER with `SET search_path`, the design core 006 replaced. */
+/** Core 005's signed check (still the installed one): PL/pgSQL SECURITY DEFINER with `SET search_path`. */
 export const PLPGSQL_005 = signedContextFunctionSql(5);
 
 /**
@@ -48,7 +48,7 @@ BEGIN ATOMIC
 END;`;
 
 /**
- * The design tried as core 006 and measured slower (docs/benchmarks.md, issue 15): the same
+ * The design tried for core 006 (issue 15) and measured slower (docs/benchmarks.md, issue 15): the same
  * checks as the installed PL/pgSQL function as a SECURITY DEFINER SQL-standard body (`BEGIN
  * ATOMIC`: names bound at creation, no SET clause), failures raised by a PL/pgSQL helper.
  */
@@ -140,7 +140,7 @@ BEGIN ATOMIC
     FROM (SELECT current_setting('${CONTEXT_SETTING}', true) AS v) c;
 END;`;
 
-/** Candidates after the installed function (core 006's SQL-standard body, read from the database). */
+/** Candidates after the installed function (core 005's PL/pgSQL check, read from the database). */
 export const SIGNED_CANDIDATES: SignedCandidate[] = [
   {
     name: 'without-inactive-hold',
@@ -149,7 +149,7 @@ export const SIGNED_CANDIDATES: SignedCandidate[] = [
   },
   {
     name: 'sql-standard-body',
-    note: 'tried as core 006: the same checks (route, hold) as a SQL-standard body, no SET clause',
+    note: 'tried for core 006: the same checks (route, hold) as a SQL-standard body, no SET clause',
     sql: SQL_STANDARD_BODY_FULL,
   },
   {
