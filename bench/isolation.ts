@@ -5,6 +5,8 @@
  *   (b)  TenantPool, signed context (default), RLS, WHERE id = $1
  *   (b') TenantPool, unsigned context, RLS, WHERE id = $1 (its own database, installed unsigned)
  *   (c)  BEGIN; set_config(..., true); query; COMMIT with a plain pg.Pool (unsigned database)
+ *   floor: (a) plus one pipelined set_config(…, true) under the same Sync, raw pg, no TenantPool:
+ *        the least any transaction-local, pooler-safe context can cost (bench/support/floor-query.ts)
  * Variants run in rounds (order rotated each round) so machine noise hits all alike.
  *
  *   npm run bench:isolation                    # embedded PostgreSQL 18, ~2 minutes
@@ -12,12 +14,13 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:isolation
  * Flags / env: --seconds BENCH_SECONDS, --rounds BENCH_ROUNDS, --warmup BENCH_WARMUP,
  * --concurrency=1,16,64 BENCH_CONCURRENCY, --pool-max BENCH_POOL_MAX, --tenants, --rows-per-tenant,
- * --variants=a,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard,b-routed,b'-routed BENCH_VARIANTS
+ * --rows=10000000 BENCH_ROWS (total rows; tenants default to one per 1,000 rows: the P2 check at 10M / 10,000),
+ * --variants=a,floor,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard,b-routed,b'-routed BENCH_VARIANTS
  * (the -scoped pairs send `tenant_id = $1 and id = $2`, with and without a QueryGuard in enforce), --prepared (also a pass with named
  * statements; --prepared-only: only that), --no-client-cost, --study (signed-function study), --study-only.
  */
 import os from 'node:os';
-import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
+import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
 import { explainSigned } from './support/explain.js';
 import { LatencyRecorder } from './support/latency.js';
 import { readOptions, type BenchOptions } from './support/options.js';
@@ -108,7 +111,7 @@ async function main(): Promise<number> {
         log(
           `\n## ${style === 'prepared' ? 'Prepared (named) statements' : 'Unnamed statements (parsed and planned per query)'}\n`,
         );
-        const results = await measure(opts, targets, pick, cpu, style === 'prepared');
+        const results = await measure(opts, targets, pick, cpu, style === 'prepared', tenantsOf(shape.tenants));
         log('\n### Throughput and latency\n');
         log(resultsTable(results));
         log('\n### Ratios of throughput\n');
@@ -167,12 +170,14 @@ async function measure(
   pick: () => { tenant: string; id: number },
   cpu: ServerCpu | undefined,
   prepared: boolean,
+  tenants: readonly string[],
 ): Promise<CellResult[]> {
   const results: CellResult[] = [];
   for (const concurrency of opts.concurrency) {
     const poolSize = Math.min(concurrency, opts.poolMax);
     const open: OpenVariant[] = opts.variants.map((key) => VARIANTS[key]!.open(targets, poolSize, prepared));
     try {
+      for (const v of open) await v.prepare?.(tenants);
       for (const v of open) await check(v.key, await runFor(v.run, pick, concurrency, opts.warmupSeconds));
       // Room for 150k queries/s: far above what 2 cores reach; past it, samples are counted, not kept.
       const recorders = new Map(open.map((v) => [v.key, new LatencyRecorder(Math.ceil(opts.seconds * 150_000))]));
@@ -220,6 +225,10 @@ async function measure(
     }
   }
   return results;
+}
+
+function tenantsOf(count: number): string[] {
+  return Array.from({ length: count }, (_, k) => tenantIdOf(k));
 }
 
 async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): Promise<void> {

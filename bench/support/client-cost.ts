@@ -26,6 +26,7 @@ export async function measureClientCost(
     unsignedAppUrl: 'postgres://fake@fake/fake',
     contextSecret: opts.contextSecret,
     poolExtras: { stream: () => new FakePostgresStream() } as unknown as import('pg').PoolConfig,
+    fakeRoutes: true,
   };
   const measure = async (v: OpenVariant, seconds: number) => {
     await runFor(v.run, pick, opts.concurrency, Math.min(0.5, seconds));

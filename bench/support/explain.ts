@@ -34,7 +34,8 @@ export async function explainSigned(opts: {
   const admin = new pg.Client({ connectionString: opts.adminUrl });
   await admin.connect();
   const trackSql = (verb: string) => `alter role "${opts.appRole}" in database "${opts.database}" ${verb}`;
-  await admin.query(trackSql(`set track_functions = 'pl'`));
+  // 'all': since core 006 the signed check is a SQL function, which 'pl' does not count
+  await admin.query(trackSql(`set track_functions = 'all'`));
   const app = new pg.Client({ connectionString: opts.appUrl });
   await app.connect();
   try {

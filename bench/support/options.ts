@@ -33,7 +33,7 @@ const DEFAULTS: BenchOptions = {
   poolMax: 32,
   tenants: 1000,
   rowsPerTenant: 1000,
-  variants: ['a', 'b', "b'", 'c'],
+  variants: ['a', 'floor', 'b', "b'", 'c'],
   databaseUrl: undefined,
   statements: ['unnamed'],
   clientCost: true,
@@ -60,6 +60,30 @@ function number(name: string, raw: string | undefined, fallback: number, min: nu
   return n;
 }
 
+/**
+ * The data's shape. `--rows=N` (BENCH_ROWS) gives the total: the tenants then default to one per
+ * 1,000 rows (at least the default 1,000), so `--rows=10000000` is the 10M rows / 10,000 tenants
+ * of the P2 check; `--tenants` still wins, and `--rows-per-tenant` without `--rows`.
+ */
+function shapeOf(
+  get: (flag: string, envName: string) => string | undefined,
+  base: BenchOptions,
+): { tenants: number; rowsPerTenant: number } {
+  const rows = get('rows', 'BENCH_ROWS');
+  const tenantsRaw = get('tenants', 'BENCH_TENANTS');
+  if (rows !== undefined && rows !== '') {
+    const total = Math.floor(number('rows', rows, 0, 1));
+    const tenants = Math.floor(number('tenants', tenantsRaw, Math.max(base.tenants, Math.round(total / 1000)), 1));
+    return { tenants, rowsPerTenant: Math.max(1, Math.floor(total / tenants)) };
+  }
+  return {
+    tenants: Math.floor(number('tenants', tenantsRaw, base.tenants, 1)),
+    rowsPerTenant: Math.floor(
+      number('rows-per-tenant', get('rows-per-tenant', 'BENCH_ROWS_PER_TENANT'), base.rowsPerTenant, 1),
+    ),
+  };
+}
+
 /** Reads the options; flags win over environment variables. */
 export function readOptions(argv = process.argv.slice(2), env = process.env): BenchOptions {
   const flags = flagValues(argv);
@@ -79,10 +103,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     warmupSeconds: number('warmup', get('warmup', 'BENCH_WARMUP'), base.warmupSeconds, 0),
     concurrency,
     poolMax: Math.floor(number('pool-max', get('pool-max', 'BENCH_POOL_MAX'), base.poolMax, 1)),
-    tenants: Math.floor(number('tenants', get('tenants', 'BENCH_TENANTS'), base.tenants, 1)),
-    rowsPerTenant: Math.floor(
-      number('rows-per-tenant', get('rows-per-tenant', 'BENCH_ROWS_PER_TENANT'), base.rowsPerTenant, 1),
-    ),
+    ...shapeOf(get, base),
     variants,
     statements:
       flags.has('prepared-only') || env.BENCH_PREPARED === 'only'

@@ -46,13 +46,13 @@ function spread(rounds: number[]): string {
 /** The results as a Markdown table. */
 export function resultsTable(results: CellResult[]): string {
   const lines = [
-    '| conc. | pool | variant | queries/s | p50 ms | p99 ms | vs (a) | rounds spread | client CPU µs/q | server CPU µs/q |',
-    '|---:|---:|:--|---:|---:|---:|---:|---:|---:|---:|',
+    '| conc. | pool | variant | queries/s | p50 ms | p99 ms | vs (a) | p50 vs (a) | rounds spread | client CPU µs/q | server CPU µs/q |',
+    '|---:|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const a = results.find((x) => x.variant === 'a' && x.concurrency === r.concurrency);
     lines.push(
-      `| ${r.concurrency} | ${r.poolSize} | ${r.variant} | ${Math.round(r.qps)} | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)}${r.truncated ? '*' : ''} | ${a ? fmt(r.qps / a.qps, 2) : '-'} | ${spread(r.roundQps)} | ${fmt(r.clientCpuUs, 0)} | ${fmt(r.serverCpuUs, 0)} |`,
+      `| ${r.concurrency} | ${r.poolSize} | ${r.variant} | ${Math.round(r.qps)} | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)}${r.truncated ? '*' : ''} | ${a ? fmt(r.qps / a.qps, 2) : '-'} | ${a ? fmt(r.p50 / a.p50, 2) : '-'} | ${spread(r.roundQps)} | ${fmt(r.clientCpuUs, 0)} | ${fmt(r.serverCpuUs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -62,6 +62,8 @@ export function resultsTable(results: CellResult[]): string {
 export function ratiosTable(results: CellResult[]): string {
   const concurrencies = [...new Set(results.map((r) => r.concurrency))];
   const pairs: Array<[string, string]> = [
+    ['b', 'floor'],
+    ["b'", 'floor'],
     ['b', 'a'],
     ["b'", 'a'],
     ['b', 'c'],
@@ -69,7 +71,8 @@ export function ratiosTable(results: CellResult[]): string {
     ['b', "b'"],
   ];
   for (const v of new Set(results.map((r) => r.variant)))
-    if (!['a', 'b', "b'", 'c'].includes(v)) pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '')]);
+    if (!['a', 'b', "b'", 'c'].includes(v))
+      pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '').replace('-routed', '')]);
   const present = pairs.filter(
     ([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y,
   );

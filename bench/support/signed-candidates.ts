@@ -1,7 +1,5 @@
 import { CONTEXT_SETTING, signedContextFunctionSql } from '../../src/policy/install-sql.js';
 
-const SIGNED_CONTEXT_FUNCTION = signedContextFunctionSql();
-
 /** A formulation of `tenantry.current_tenant_id()` for signed mode, tried by the study. */
 export interface SignedCandidate {
   name: string;
@@ -10,17 +8,8 @@ export interface SignedCandidate {
   sql: string;
 }
 
-/**
- * The proposal this study produced, now the installed function: the format check made cheap.
- * PostgreSQL's regex engine pays per match for bounded repetitions (`{64}`, `{12}`…): the former
- * pattern cost ~40-45 µs per match on this machine, about half of the function's cost.
- */
-export const CHEAP_FORMAT_CHECK = SIGNED_CONTEXT_FUNCTION;
-
-const NO_FORMAT_CHECK = CHEAP_FORMAT_CHECK.replace(
-  /\n\s*-- <uuid>[^\n]*\n[^\n]*\n\s*IF length\(v\)[^\n]*\n[^\n]*\n\s*END IF;/,
-  '',
-);
+/** Core 005's signed check (still the installed one): PL/pgSQL SECURITY DEFINER with `SET search_path`. */
+export const PLPGSQL_005 = signedContextFunctionSql(5);
 
 /**
  * The same checks, errors and SQLSTATEs as a SQL-standard body (PostgreSQL 14+): parsed when
@@ -58,22 +47,124 @@ BEGIN ATOMIC
   LEFT JOIN tenantry_private.context_key k ON true;
 END;`;
 
-/** Candidates after the installed function (which the study reads from the database). */
+/**
+ * The design tried for core 006 (issue 15) and measured slower (docs/benchmarks.md, issue 15): the same
+ * checks as the installed PL/pgSQL function as a SECURITY DEFINER SQL-standard body (`BEGIN
+ * ATOMIC`: names bound at creation, no SET clause), failures raised by a PL/pgSQL helper.
+ */
+export const SQL_STANDARD_BODY_FULL = `
+CREATE OR REPLACE FUNCTION tenantry_private.refuse_context(p_reason text) RETURNS uuid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF p_reason = 'no key' THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  ELSIF p_reason = 'signature' THEN
+    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+  ELSIF p_reason = 'expired' THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.refuse_context(text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT CASE
+    WHEN c.v IS NULL OR c.v = '' THEN NULL::uuid
+    WHEN length(c.v) NOT BETWEEN 103 AND 134 OR c.v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$'
+         OR substr(c.v, length(c.v) - 64, 1) <> '.'
+      THEN tenantry_private.refuse_context('malformed')
+    WHEN k.ipad IS NULL THEN tenantry_private.refuse_context('no key')
+    -- the current key first; while a rotation's overlap lasts, the previous key too
+    WHEN encode(sha256(k.opad || sha256(k.ipad || convert_to(left(c.v, length(c.v) - 65), 'UTF8'))), 'hex') <> right(c.v, 64)
+         AND NOT (k.previous_until IS NOT NULL AND k.previous_until > now()
+                  AND encode(sha256(k.previous_opad || sha256(k.previous_ipad || convert_to(left(c.v, length(c.v) - 65), 'UTF8'))), 'hex') = right(c.v, 64))
+      THEN tenantry_private.refuse_context('signature')
+    WHEN split_part(c.v, '.', 2)::bigint < extract(epoch FROM now()) THEN tenantry_private.refuse_context('expired')
+    WHEN i.status IS NOT NULL THEN tenantry.refuse_inactive(i.status)
+    WHEN l.state IS NULL THEN
+      CASE WHEN CASE WHEN split_part(c.v, '.', 4) = '' THEN 0 ELSE split_part(c.v, '.', 3)::bigint END <> 0
+                OR NOT coalesce(r.serves_default, false)
+           THEN tenantry.refuse_route('moved') ELSE left(c.v, 36)::uuid END
+    WHEN l.state <> 'active'
+         OR l.epoch <> CASE WHEN split_part(c.v, '.', 4) = '' THEN 0 ELSE split_part(c.v, '.', 3)::bigint END
+      THEN tenantry.refuse_route(l.state)
+    ELSE left(c.v, 36)::uuid
+  END
+    FROM (SELECT current_setting('tenantry.context', true) AS v) c
+    LEFT JOIN (SELECT ck.ipad, ck.opad, ck.previous_ipad, ck.previous_opad, ck.previous_until
+                 FROM tenantry_private.context_key ck LIMIT 1) k ON true
+    LEFT JOIN (SELECT lr.serves_default FROM tenantry.local_route lr LIMIT 1) r ON true
+    LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(c.v, 36)
+    LEFT JOIN tenantry.inactive_tenants i ON i.tenant_key = left(c.v, 36);
+END;`;
+
+/**
+ * The same with scalar sub-selects instead of joins: each is planned on its own (no join
+ * search) and run only when its branch is reached. Same errors and SQLSTATEs as installed.
+ */
+export const SQL_BODY_SUBSELECTS = `
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT CASE
+    WHEN c.v IS NULL OR c.v = '' THEN NULL::uuid
+    WHEN length(c.v) NOT BETWEEN 103 AND 134 OR c.v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$'
+         OR substr(c.v, length(c.v) - 64, 1) <> '.'
+      THEN tenantry_private.refuse_context('malformed')
+    ELSE (SELECT CASE
+      WHEN k.ipad IS NULL THEN tenantry_private.refuse_context('no key')
+      WHEN encode(sha256(k.opad || sha256(k.ipad || convert_to(left(c.v, length(c.v) - 65), 'UTF8'))), 'hex') <> right(c.v, 64)
+           AND NOT (k.previous_until IS NOT NULL AND k.previous_until > now()
+                    AND encode(sha256(k.previous_opad || sha256(k.previous_ipad || convert_to(left(c.v, length(c.v) - 65), 'UTF8'))), 'hex') = right(c.v, 64))
+        THEN tenantry_private.refuse_context('signature')
+      WHEN split_part(c.v, '.', 2)::bigint < extract(epoch FROM now()) THEN tenantry_private.refuse_context('expired')
+      WHEN (SELECT i.status FROM tenantry.inactive_tenants i WHERE i.tenant_key = left(c.v, 36)) IS NOT NULL
+        THEN tenantry.refuse_inactive((SELECT i.status FROM tenantry.inactive_tenants i WHERE i.tenant_key = left(c.v, 36)))
+      ELSE (SELECT CASE
+        WHEN l.state IS NULL THEN
+          CASE WHEN CASE WHEN split_part(c.v, '.', 4) = '' THEN 0 ELSE split_part(c.v, '.', 3)::bigint END <> 0
+                    OR NOT coalesce((SELECT lr.serves_default FROM tenantry.local_route lr LIMIT 1), false)
+               THEN tenantry.refuse_route('moved') ELSE left(c.v, 36)::uuid END
+        WHEN l.state <> 'active'
+             OR l.epoch <> CASE WHEN split_part(c.v, '.', 4) = '' THEN 0 ELSE split_part(c.v, '.', 3)::bigint END
+          THEN tenantry.refuse_route(l.state)
+        ELSE left(c.v, 36)::uuid END
+        FROM (SELECT 1) one LEFT JOIN tenantry.local_tenants l ON l.tenant_key = left(c.v, 36))
+    END FROM (SELECT 1) one LEFT JOIN (SELECT ck.ipad, ck.opad, ck.previous_ipad, ck.previous_opad, ck.previous_until
+                                         FROM tenantry_private.context_key ck LIMIT 1) k ON true)
+  END
+    FROM (SELECT current_setting('${CONTEXT_SETTING}', true) AS v) c;
+END;`;
+
+/** Candidates after the installed function (core 005's PL/pgSQL check, read from the database). */
 export const SIGNED_CANDIDATES: SignedCandidate[] = [
   {
     name: 'without-inactive-hold',
-    note: 'before core 004: the same function without the inactive-tenant probe (tenantry.inactive_tenants)',
+    note: 'core 002: PL/pgSQL + SET clause, without the inactive-tenant probe (tenantry.inactive_tenants)',
     sql: signedContextFunctionSql(2),
   },
   {
-    name: 'cheap-format-check',
-    note: 'proposal A: the installed PL/pgSQL function, regex without bounded repetitions + length check, hex compare',
-    sql: CHEAP_FORMAT_CHECK,
-  },
-  { name: 'no-format-check', note: 'reference: no format check at all (HMAC alone decides)', sql: NO_FORMAT_CHECK },
-  {
     name: 'sql-standard-body',
-    note: 'proposal B (PostgreSQL 14+): same checks as a LANGUAGE sql BEGIN ATOMIC body, no SET clause needed',
+    note: 'tried for core 006: the same checks (route, hold) as a SQL-standard body, no SET clause',
+    sql: SQL_STANDARD_BODY_FULL,
+  },
+  {
+    name: 'sql-body-subselects',
+    note: 'as sql-standard-body, with scalar sub-selects instead of one join (no join search when planned)',
+    sql: SQL_BODY_SUBSELECTS,
+  },
+  {
+    name: 'installed-without-set',
+    note: 'reference only (NOT safe): the installed function without its SET search_path clause, what the clause costs',
+    sql: PLPGSQL_005.replace('SET search_path = pg_catalog, pg_temp\n', ''),
+  },
+  {
+    name: 'sql-standard-body-no-route',
+    note: 'reference: SQL-standard body without the route check and the hold (what those two add)',
     sql: SQL_STANDARD_BODY,
   },
 ];

@@ -6,6 +6,7 @@ import { QueryGuard } from '../../src/guard/query-guard.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
+import { floorQuery } from './floor-query.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -14,6 +15,8 @@ export type PointQuery = (tenant: string, id: number) => Promise<number>;
 export interface OpenVariant {
   readonly key: string;
   readonly run: PointQuery;
+  /** Called once with every tenant before the warm-up (the routed variants fill their route cache). */
+  prepare?(tenants: readonly string[]): Promise<void>;
   end(): Promise<void>;
 }
 
@@ -28,6 +31,8 @@ export interface VariantTargets {
   contextSecret: string;
   /** Extra pool options for every variant (the client-cost pass gives a fake server's `stream`). */
   poolExtras?: pg.PoolConfig;
+  /** The client-cost pass: the router reads no catalog (every tenant on the default route). */
+  fakeRoutes?: boolean;
 }
 
 export interface VariantInfo {
@@ -142,8 +147,10 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
       // routes are read as the router role (the app role may not): benchRoles' router, same password
       const routerUrl = new URL(url);
       if (routerUrl.username === 'tenantry_bench_app') routerUrl.username = 'tenantry_bench_router';
-      const home = new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
-      const router = new TenantRouter({ pool: home });
+      const home = t.fakeRoutes ? undefined : new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
+      const router = new TenantRouter({
+        pool: home ?? { query: async () => ({ rows: [] }) as unknown as pg.QueryResult },
+      });
       const pool = new RoutedTenantPool({
         ...t.poolExtras,
         router,
@@ -160,9 +167,14 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
           runAs(tenant, () => pool.query(statement(RLS_SQL, [id], prepared))).then(
             (r: pg.QueryResult) => r.rowCount ?? 0,
           ),
+        // every route read before the warm-up: the pair compares the cached path, not catalog reads
+        async prepare(tenants) {
+          for (let i = 0; i < tenants.length; i += 100)
+            await Promise.all(tenants.slice(i, i + 100).map((tenant) => router.resolve(tenant)));
+        },
         async end() {
           await pool.end();
-          await endPool(home);
+          if (home) await endPool(home);
         },
       };
     },
@@ -179,6 +191,22 @@ export const VARIANTS: Record<string, VariantInfo> = {
       return {
         key: 'a',
         run: (tenant, id) => pool.query(statement(APP_FILTER_SQL, [tenant, id], prepared)).then((r) => r.rowCount ?? 0),
+        end: () => endPool(pool),
+      };
+    },
+  },
+  floor: {
+    key: 'floor',
+    label:
+      'as (a) plus one pipelined set_config(…, true) before the query under the same Sync, raw pg (no TenantPool): the least a transaction-local context costs',
+    open(t, max, prepared) {
+      const pool = new pg.Pool(poolOptions(t.signedOwnerUrl, max, t.poolExtras));
+      return {
+        key: 'floor',
+        run: (tenant, id) =>
+          floorQuery(pool, statement(APP_FILTER_SQL, [tenant, id], prepared), tenant, prepared).then(
+            (r) => r.rowCount ?? 0,
+          ),
         end: () => endPool(pool),
       };
     },

@@ -7,9 +7,10 @@ import { CrossTenantRowError } from '../errors/tenantry-error.js';
  * in front of the caller's own extended-protocol messages, before their single Sync, so
  * PostgreSQL runs both in one implicit transaction: one round trip, and the setting
  * (transaction-local) is gone when that transaction ends. The value is a bind parameter, so
- * it never appears in query text (pg_stat_activity, logs of statements).
+ * it never appears in query text (pg_stat_activity, logs of statements). Schema-qualified: the
+ * session's search_path (which injected SQL may change) never decides which function runs.
  */
-export const CONTEXT_PREFIX_SQL = `select set_config('${CONTEXT_SETTING}', $1, true)`;
+export const CONTEXT_PREFIX_SQL = `select pg_catalog.set_config('${CONTEXT_SETTING}', $1, true)`;
 
 /**
  * The prefix of a RoutedTenantPool's statements: sets the context and, for the schema tier, the
@@ -29,7 +30,7 @@ export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
  * works behind pgbouncer in transaction mode). PostgreSQL disarms the statement timer after each
  * Execute and arms it again, with the new value, for the caller's statement that follows.
  */
-const STATEMENT_TIMEOUT_CALL = (param: number) => `, set_config('statement_timeout', $${param}, true)`;
+const STATEMENT_TIMEOUT_CALL = (param: number) => `, pg_catalog.set_config('statement_timeout', $${param}, true)`;
 
 /** A context value for a routed statement, with the search path of the tenant's schema ('' for none). */
 export interface RoutedContext {
