@@ -17,6 +17,7 @@ import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import type { PrefixForm } from './context-prefix.js';
 import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
+import type { TenantPoolObserver } from './pool-observer.js';
 
 /** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
 export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
@@ -105,6 +106,11 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * direct use.
    */
   routing?: ClientRouting;
+  /**
+   * Told each statement's tenant and duration once it completes (usage metering's database
+   * time: `tenantry/metering`'s `meterDatabaseTime`). Default: none, at no cost.
+   */
+  observer?: TenantPoolObserver;
 }
 
 /**
@@ -145,6 +151,7 @@ export class TenantPool extends pg.Pool {
       statementTimeoutMs,
       poolerSelfTest = true,
       logger,
+      observer,
       ...poolConfig
     } = config;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
@@ -170,6 +177,7 @@ export class TenantPool extends pg.Pool {
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
+      tenantryObserver: observer,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
