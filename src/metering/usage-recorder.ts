@@ -15,7 +15,7 @@ export interface UsageRecorderOptions {
   maxBuffered?: number;
   /** Events written per statement. Default 500. */
   maxBatch?: number;
-  /** How often buffered events are flushed, in ms. Default 1000. */
+  /** How often buffered events are flushed, in ms (a `record` waits at most about this long for its acknowledgement). Default 250. */
   flushIntervalMs?: number;
   /** Attempts of one batch before its events are rejected with USAGE_FLUSH_FAILED. Default 5. */
   maxAttempts?: number;
@@ -83,7 +83,7 @@ export class UsageRecorder {
     this.#maxBatch = positive('maxBatch', options.maxBatch, 500);
     this.#maxAttempts = positive('maxAttempts', options.maxAttempts, 5);
     this.#windowMs = positive('counterWindowMs', options.counterWindowMs, 60_000);
-    const interval = positive('flushIntervalMs', options.flushIntervalMs, 1000);
+    const interval = positive('flushIntervalMs', options.flushIntervalMs, 250);
     this.#instanceId = options.instanceId ?? randomUUID();
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(this.#instanceId))
       throw new ConfigurationError('UsageRecorder instanceId must be 1-64 letters, digits, _ . or -');

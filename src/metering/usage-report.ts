@@ -32,17 +32,18 @@ export interface UsageRow {
   quantity: number;
 }
 
-const MAX_RANGE_MS = 366 * 24 * 3600 * 1000;
+/** Hourly reports cover at most 92 days (2,208 windows per meter): a bounded answer. */
+const MAX_HOURLY_RANGE_MS = 92 * 24 * 3600 * 1000;
 
-/** Throws INVALID_ARGUMENT unless `from < to`, both valid, at most 366 days apart. */
-export function checkUsageRange(from: Date, to: Date): void {
+/** Throws INVALID_ARGUMENT unless `from < to`, both valid (and, when given, at most `maxMs` apart). */
+export function checkUsageRange(from: Date, to: Date, maxMs = Infinity): void {
   if (!(from instanceof Date) || Number.isNaN(from.getTime()))
     throw new InvalidArgumentError('from is not a valid time', 'from');
   if (!(to instanceof Date) || Number.isNaN(to.getTime()))
     throw new InvalidArgumentError('to is not a valid time', 'to');
   if (from.getTime() >= to.getTime()) throw new InvalidArgumentError('from must be before to', 'from');
-  if (to.getTime() - from.getTime() > MAX_RANGE_MS)
-    throw new InvalidArgumentError('a report covers at most 366 days', 'to');
+  if (to.getTime() - from.getTime() > maxMs)
+    throw new InvalidArgumentError(`the range covers at most ${Math.round(maxMs / 86_400_000)} days`, 'to');
 }
 
 // $4 null: one window, the range's start. Storage is a gauge: its largest sample per table and window.
@@ -72,8 +73,8 @@ const REPORT_SQL = `
  * const rows = await usageReport(ownerPool, { tenantId, from, to, granularity: 'day' });
  */
 export async function usageReport(db: Queryable, query: UsageReportQuery): Promise<UsageRow[]> {
-  checkUsageRange(query.from, query.to);
   const granularity = query.granularity ?? 'total';
+  checkUsageRange(query.from, query.to, granularity === 'hour' ? MAX_HOURLY_RANGE_MS : Infinity);
   if (!['hour', 'day', 'total'].includes(granularity))
     throw new InvalidArgumentError('granularity is hour, day or total', 'granularity');
   const { rows } = await db.query<{ w: Date; meter: string; subject: string | null; quantity: string }>(REPORT_SQL, [
