@@ -35,6 +35,7 @@ import { placeDemoTenants } from './tiers/demo-placements.js';
 import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import type { TenantJobs } from 'tenantry/jobs';
+import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 
@@ -67,6 +68,7 @@ let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
+let usage: UsageRecorder | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -111,6 +113,7 @@ function close(): Promise<void> {
     await step('closing the tenant router', () => router?.close());
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the tiers', () => tiers?.end());
+    await step('flushing usage', () => usage?.close());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -247,8 +250,14 @@ try {
   await ownerPool.end();
   pools.splice(pools.indexOf(ownerPool), 1);
 
+  // usage metering: requests and database time per tenant, written exactly once by the owner role
+  usage = new UsageRecorder({
+    pool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
+  });
+  const observer = meterDatabaseTime(usage);
   const appPool = track(
-    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }),
+    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard, observer }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
@@ -271,6 +280,7 @@ try {
     contextSecret: db.contextSecret,
     maxConnections: 10,
     guard,
+    observer,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -318,6 +328,7 @@ try {
       events: { bus },
       host: { baseDomain, customDomains: true },
       jobs,
+      usage,
     });
     facts = {
       applied,

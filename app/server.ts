@@ -22,6 +22,8 @@ import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
+import type { UsageRecorder } from 'tenantry/metering';
+import { usageRoutes } from './usage/usage-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -62,6 +64,8 @@ export interface ServerOptions {
   signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
+  /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
+  usage?: UsageRecorder;
 }
 
 /**
@@ -129,6 +133,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
+    usageRoutes(scope, { appPool, usage: options.usage });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });

@@ -126,10 +126,14 @@ describe('another tenant cannot read or write a tenant’s usage', () => {
   });
 
   it('B reads only its own rows, and a report or export for A as B is empty', async () => {
-    const events = await runAs(B, () => app.query<{ tenant_id: string }>('select tenant_id from tenantry.usage_events'));
+    const events = await runAs(B, () =>
+      app.query<{ tenant_id: string }>('select tenant_id from tenantry.usage_events'),
+    );
     expect(events.rows.length).toBeGreaterThan(0);
     expect(events.rows.every((r) => r.tenant_id === B)).toBe(true);
-    const deltas = await runAs(B, () => app.query<{ tenant_id: string }>('select tenant_id from tenantry.usage_row_deltas'));
+    const deltas = await runAs(B, () =>
+      app.query<{ tenant_id: string }>('select tenant_id from tenantry.usage_row_deltas'),
+    );
     expect(deltas.rows.every((r) => r.tenant_id === B)).toBe(true);
     expect(await runAs(B, () => usageReport(app, { tenantId: A, from: FROM, to: TO }))).toEqual([]);
     const exported: UsageCloudEvent[] = [];
@@ -152,8 +156,14 @@ describe('another tenant cannot read or write a tenant’s usage', () => {
   it('B cannot add, change or remove usage (its own or A’s), and nothing changes', async () => {
     const before = await ledgers();
     const attempts = [
-      [`insert into tenantry.usage_events (tenant_id, idempotency_key, meter, quantity, occurred_at) values ($1, 'forged', 'requests', 1, now())`, [A]],
-      [`insert into tenantry.usage_events (tenant_id, idempotency_key, meter, quantity, occurred_at) values ($1, 'forged', 'requests', 1, now())`, [B]],
+      [
+        `insert into tenantry.usage_events (tenant_id, idempotency_key, meter, quantity, occurred_at) values ($1, 'forged', 'requests', 1, now())`,
+        [A],
+      ],
+      [
+        `insert into tenantry.usage_events (tenant_id, idempotency_key, meter, quantity, occurred_at) values ($1, 'forged', 'requests', 1, now())`,
+        [B],
+      ],
       [`update tenantry.usage_events set quantity = 0`, []],
       [`delete from tenantry.usage_events where tenant_id = $1`, [A]],
       [`delete from tenantry.usage_row_deltas`, []],
@@ -176,7 +186,9 @@ describe('another tenant cannot read or write a tenant’s usage', () => {
     const before = await ledgers();
     const r = await runAs(B, () => app.query(`update notes set body = 'pwned' where tenant_id = $1`, [A]));
     expect(r.rowCount).toBe(0);
-    await expect(runAs(B, () => app.query(`insert into notes (tenant_id, body) values ($1, 'x')`, [A]))).rejects.toThrow();
+    await expect(
+      runAs(B, () => app.query(`insert into notes (tenant_id, body) values ($1, 'x')`, [A])),
+    ).rejects.toThrow();
     expect(await ledgers()).toBe(before);
   });
 });
@@ -185,7 +197,9 @@ describe('UsageRecorder: exactly once under idempotency keys', () => {
   it('the same key recorded twice (and in one batch) counts once; a report sums by meter', async () => {
     const usage = new UsageRecorder({ pool: db.owner, flushIntervalMs: 10_000 });
     const C = await tenant('initech');
-    const all = [1, 2, 2, 3, 3, 3].map((n) => usage.record({ tenantId: C, meter: 'requests', quantity: 1, key: `r${n}` }));
+    const all = [1, 2, 2, 3, 3, 3].map((n) =>
+      usage.record({ tenantId: C, meter: 'requests', quantity: 1, key: `r${n}` }),
+    );
     await usage.flush();
     await Promise.all(all);
     const again = usage.record({ tenantId: C, meter: 'requests', quantity: 1, key: 'r1' });
@@ -216,7 +230,9 @@ describe('UsageRecorder: exactly once under idempotency keys', () => {
     await expect(usage.record({ tenantId: A, meter: 'buffer_test', quantity: 1, key: 'b4' })).rejects.toMatchObject({
       code: 'USAGE_RECORDER_CLOSED',
     });
-    const { rows } = await db.admin.query(`select idempotency_key from tenantry.usage_events where meter = 'buffer_test' order by 1`);
+    const { rows } = await db.admin.query(
+      `select idempotency_key from tenantry.usage_events where meter = 'buffer_test' order by 1`,
+    );
     expect(rows.map((r: { idempotency_key: string }) => r.idempotency_key)).toEqual(['b1', 'b2']);
   });
 
@@ -280,7 +296,8 @@ describe('storage samples and the CloudEvents export', () => {
   it('exports CloudEvents with stable ids, page by page, every unit once', async () => {
     const collect = async (pageSize: number) => {
       const out: UsageCloudEvent[] = [];
-      for await (const e of exportUsage(db.owner, { from: FROM, to: TO, source: 'tenantry://test', pageSize })) out.push(e);
+      for await (const e of exportUsage(db.owner, { from: FROM, to: TO, source: 'tenantry://test', pageSize }))
+        out.push(e);
       return out;
     };
     const big = await collect(5000);
