@@ -98,6 +98,7 @@ async function main(): Promise<void> {
       max: concurrency,
       poolerSelfTest: false,
     });
+    pool.on('error', () => undefined); // idle connections cut when the server stops
     const cpu = await ServerCpu.find(server.adminUrl, [DATABASE]);
     const variants = ['plain', 'metered', 'hot'] as const;
     const results = new Map<string, Result>();
