@@ -329,6 +329,11 @@ try {
       host: { baseDomain, customDomains: true },
       jobs,
       usage,
+      // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
+      console: {
+        catalogPool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        placements: tiers.placements,
+      },
     });
     facts = {
       applied,

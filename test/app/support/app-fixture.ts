@@ -86,6 +86,8 @@ export async function createAppFixture(
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
     /** Usage metering for the server (ServerOptions.usage), made once the database is ready. */
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
+    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool. */
+    console?: boolean;
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -138,6 +140,7 @@ export async function createAppFixture(
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.usage ? { usage: options.usage(db) } : {}),
+    ...(options.console ? { console: { catalogPool: db.owner } } : {}),
   });
   options.configure?.(app);
   await app.ready();
