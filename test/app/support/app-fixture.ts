@@ -86,8 +86,8 @@ export async function createAppFixture(
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
     /** Usage metering for the server (ServerOptions.usage), made once the database is ready. */
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
-    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool. */
-    console?: boolean;
+    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
+    console?: boolean | { moves: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'] };
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -140,7 +140,14 @@ export async function createAppFixture(
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.usage ? { usage: options.usage(db) } : {}),
-    ...(options.console ? { console: { catalogPool: db.owner } } : {}),
+    ...(options.console
+      ? {
+          console: {
+            catalogPool: db.owner,
+            ...(typeof options.console === 'object' ? { moves: options.console.moves(db) } : {}),
+          },
+        }
+      : {}),
   });
   options.configure?.(app);
   await app.ready();
