@@ -36,6 +36,7 @@ import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
+import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
@@ -71,6 +72,7 @@ let purger: TenantPurger | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 let telemetry: TelemetryFromEnv | undefined;
+let usage: UsageRecorder | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -116,6 +118,7 @@ function close(): Promise<void> {
     await step('closing the tenant router', () => router?.close());
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the tiers', () => tiers?.end());
+    await step('flushing usage', () => usage?.close());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -254,8 +257,14 @@ try {
   await ownerPool.end();
   pools.splice(pools.indexOf(ownerPool), 1);
 
+  // usage metering: requests and database time per tenant, written exactly once by the owner role
+  usage = new UsageRecorder({
+    pool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
+  });
+  const observer = meterDatabaseTime(usage);
   const appPool = track(
-    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard }),
+    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard, observer }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
@@ -278,6 +287,7 @@ try {
     contextSecret: db.contextSecret,
     maxConnections: 10,
     guard,
+    observer,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -330,6 +340,7 @@ try {
       ...(telemetry.metrics
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
+      usage,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,

@@ -24,6 +24,8 @@ import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/requ
 import { signUpRoutes } from './signup/sign-up-routes.js';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
+import type { UsageRecorder } from 'tenantry/metering';
+import { usageRoutes } from './usage/usage-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -69,6 +71,8 @@ export interface ServerOptions {
    * `token` (see app/observe/telemetry-from-env.ts). The route is absent without it.
    */
   metrics?: { registry: MetricsRegistry; token: string };
+  /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
+  usage?: UsageRecorder;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -140,6 +144,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
+    usageRoutes(scope, { appPool, usage: options.usage });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });

@@ -40,6 +40,7 @@ export {
   type PoolerInfo,
   type PoolerSelfTestOptions,
 } from './data/tenant-pool.js';
+export type { StatementObservation, TenantPoolObserver } from './data/pool-observer.js';
 export {
   detectPooler,
   describePooler,

@@ -21,6 +21,7 @@ import {
   type RoutedContext,
   type Submittable,
 } from './context-prefix.js';
+import type { TenantPoolObserver } from './pool-observer.js';
 
 /**
  * What TenantPool.query captured in the caller's stack, carried to the client that sends the
@@ -75,6 +76,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryRouting?: ClientRouting;
   /** statement_timeout (ms) sent transaction-locally in every statement's prefix (see TenantPoolConfig). */
   tenantryStatementTimeoutMs?: number;
+  /** Told each statement's tenant and duration (see TenantPoolConfig.observer). */
+  tenantryObserver?: TenantPoolObserver;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -116,6 +119,7 @@ export class TenantClient extends pg.Client {
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
+  readonly #observer: TenantPoolObserver | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -132,6 +136,7 @@ export class TenantClient extends pg.Client {
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
+    this.#observer = config.tenantryObserver;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -293,8 +298,30 @@ export class TenantClient extends pg.Client {
         else deliver(err, res);
       };
     }
+    if (this.#observer) this.#observe(query, tenantId);
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /** Reports the statement's tenant and duration to the pool's observer when its reply is delivered. */
+  #observe(query: ContextQuery, tenantId: string | undefined): void {
+    const observer = this.#observer!;
+    const deliver = query.callback!;
+    const started = performance.now();
+    query.callback = (err: unknown, res: unknown) => {
+      try {
+        const rowCount = (res as { rowCount?: number | null } | undefined)?.rowCount;
+        observer.statementDone({
+          tenantId,
+          durationMs: performance.now() - started,
+          rowCount: typeof rowCount === 'number' ? rowCount : null,
+          failed: err !== undefined && err !== null,
+        });
+      } catch {
+        // an observer's failure never fails the statement
+      }
+      deliver(err, res);
+    };
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */

@@ -10,6 +10,7 @@ import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import type { PrefixForm } from './context-prefix.js';
 import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
+import type { TenantPoolObserver } from './pool-observer.js';
 
 /** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
 export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
@@ -98,6 +99,11 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * direct use.
    */
   routing?: ClientRouting;
+  /**
+   * Told each statement's tenant and duration once it completes (usage metering's database
+   * time: `tenantry/metering`'s `meterDatabaseTime`). Default: none, at no cost.
+   */
+  observer?: TenantPoolObserver;
 }
 
 /**
@@ -138,6 +144,7 @@ export class TenantPool extends pg.Pool {
       statementTimeoutMs,
       poolerSelfTest = true,
       logger,
+      observer,
       ...poolConfig
     } = config;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
@@ -163,6 +170,7 @@ export class TenantPool extends pg.Pool {
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
+      tenantryObserver: observer,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;

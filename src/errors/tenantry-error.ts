@@ -90,7 +90,11 @@ export type TenantryErrorCode =
   | 'IMPORT_CONFLICT'
   | 'IMPORT_REFERENCE_MISSING'
   | 'IMPORT_VERIFICATION_FAILED'
-  | 'IMPORT_BUSY';
+  | 'IMPORT_BUSY'
+  // usage metering (see src/metering)
+  | 'USAGE_BUFFER_FULL'
+  | 'USAGE_RECORDER_CLOSED'
+  | 'USAGE_FLUSH_FAILED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

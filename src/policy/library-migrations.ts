@@ -22,6 +22,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
+  // usage ledgers and the rows-written trigger: needs core's registry of tables
+  { feature: 'metering', folder: '../metering/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

@@ -184,6 +184,7 @@ describe('the reference schema under doctor', () => {
       { version: 1, name: '001_tenant_tables.sql' },
       { version: 2, name: '002_live_functions.sql' },
       { version: 3, name: '003_recording_events.sql' },
+      { version: 4, name: '004_recording_usage.sql' },
     ]);
     // the events function follows the caller's search path now (no pinned search_path), the trigger skips moves
     const fn = await d.admin.query<{ config: string[] | null; body: string }>(

@@ -90,6 +90,9 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
   // lifecycle/onboard's progress record (one row per tenant)
   { table: 'tenantry.onboardings', column: 'tenant_id' },
+  // tenantry/metering's ledgers: after the tenant's tables (whose deletes the trigger meters)
+  { table: 'tenantry.usage_row_deltas', column: 'tenant_id' },
+  { table: 'tenantry.usage_events', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);

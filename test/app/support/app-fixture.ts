@@ -84,6 +84,8 @@ export async function createAppFixture(
     host?: ServerOptions['host'];
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
+    /** Usage metering for the server (ServerOptions.usage), made once the database is ready. */
+    usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
@@ -142,6 +144,7 @@ export async function createAppFixture(
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
+    ...(options.usage ? { usage: options.usage(db) } : {}),
     ...(options.console
       ? {
           console: {

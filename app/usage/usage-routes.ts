@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { currentTenant, runAs, type Queryable } from 'tenantry';
+import { resolutionOf } from 'tenantry/fastify';
+import { exportUsage, METERS, usageReport, type UsageRecorder } from 'tenantry/metering';
+import { adminOf } from '../auth/tenant-scope.js';
+import { ApiError } from '../http/api-error.js';
+import { parseInput } from '../http/validation.js';
+
+const time = (field: string) =>
+  z
+    .string()
+    .max(40)
+    .regex(/^\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?$/, `${field} must be an ISO date or date-time`)
+    .transform((v) => new Date(/T/.test(v) ? v : `${v}T00:00:00Z`))
+    .refine((d) => !Number.isNaN(d.getTime()), `${field} must be a valid time`);
+
+const reportQuery = z
+  .object({
+    from: time('from'),
+    to: time('to'),
+    granularity: z.enum(['hour', 'day', 'total']).default('total'),
+    byTable: z.enum(['true', 'false']).default('false'),
+  })
+  .strict();
+const exportQuery = z.object({ from: time('from'), to: time('to') }).strict();
+
+/** Export ranges are bounded (the request deadline bounds the answer too): one billing month and a bit. */
+const MAX_EXPORT_DAYS = 31;
+
+function checkRange(from: Date, to: Date, maxDays: number): void {
+  if (from.getTime() >= to.getTime()) throw new ApiError(400, 'VALIDATION_FAILED', 'from must be before to');
+  if (to.getTime() - from.getTime() > maxDays * 86_400_000)
+    throw new ApiError(400, 'VALIDATION_FAILED', `the range covers at most ${maxDays} days`);
+}
+
+/**
+ * Usage metering (tenant routes, owners and admins of the tenant, and staff acting as it under a
+ * grant with `X-Tenant`):
+ * - `GET /usage?from=&to=&granularity=hour|day|total&byTable=` the tenant's usage per meter
+ * - `GET /usage/events?from=&to=` the tenant's usage records as CloudEvents, one JSON object a line
+ * Both read through the app role inside the tenant's context: the database's policies return this
+ * tenant's rows only, whatever the query asks.
+ *
+ * With a recorder, every tenant request is metered (`requests`, one per response, exactly once).
+ */
+export function usageRoutes(
+  scope: FastifyInstance,
+  { appPool, usage }: { appPool: Queryable; usage?: UsageRecorder },
+): void {
+  if (usage) {
+    scope.addHook('onResponse', async (request) => {
+      if (!request.tenantry) return; // refused before a tenant was resolved: nobody to bill
+      const tenantId = resolutionOf(request).tenantId;
+      // not awaited: the response is sent; a failure is logged, never the request's
+      usage
+        .record({ tenantId, meter: METERS.requests, quantity: 1, key: `req:${randomUUID()}`, subject: request.method })
+        .catch((error: unknown) => request.log.warn({ err: error }, 'usage: a request was not metered'));
+    });
+  }
+
+  scope.get('/usage', { config: { query: reportQuery } }, async (request) => {
+    adminOf(request);
+    const q = parseInput(reportQuery, request.query, 'query');
+    checkRange(q.from, q.to, q.granularity === 'hour' ? 92 : 366);
+    const rows = await usageReport(appPool, {
+      tenantId: currentTenant(),
+      from: q.from,
+      to: q.to,
+      granularity: q.granularity,
+      bySubject: q.byTable === 'true',
+    });
+    return {
+      from: q.from,
+      to: q.to,
+      granularity: q.granularity,
+      items: rows.map((r) => ({
+        windowStart: r.windowStart,
+        meter: r.meter,
+        subject: r.subject,
+        quantity: r.quantity,
+      })),
+    };
+  });
+
+  scope.get('/usage/events', { config: { query: exportQuery } }, async (request, reply) => {
+    adminOf(request);
+    const q = parseInput(exportQuery, request.query, 'query');
+    checkRange(q.from, q.to, MAX_EXPORT_DAYS);
+    const tenantId = currentTenant();
+    const events = exportUsage(appPool, { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' });
+    // each page is read inside the tenant's context (the stream is pulled by the socket, outside
+    // the handler's); the first one before answering, so a failure there is a proper API error
+    const next = () => runAs(tenantId, () => events.next());
+    const first = await next();
+    async function* lines(): AsyncGenerator<string> {
+      for (let r = first; !r.done; r = await next()) yield `${JSON.stringify(r.value)}\n`;
+    }
+    return reply.type('application/x-ndjson').send(Readable.from(lines()));
+  });
+}

@@ -1,0 +1,124 @@
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { Command } from 'commander';
+import { stringify } from 'csv-stringify/sync';
+import { TenantCatalog } from '../catalog/tenant-catalog.js';
+import { InvalidArgumentError } from '../errors/tenantry-error.js';
+import { exportUsage } from '../metering/usage-export.js';
+import { usageReport, type UsageGranularity } from '../metering/usage-report.js';
+import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
+import { textTable } from './text-table.js';
+
+/** A `--from` / `--to` value: an ISO date (`2026-12-01`, midnight UTC) or date-time. */
+export function parseUsageTime(value: string, option: string): Date {
+  const at = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at.getTime()))
+    throw new InvalidArgumentError(
+      `--${option} takes an ISO date or date-time (2026-12-01, 2026-12-01T10:00:00Z)`,
+      option,
+    );
+  return at;
+}
+
+/** The start of the current month, UTC: the default `--from` (a billing period). */
+function monthStart(now = new Date()): Date {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+}
+
+/** Runs `fn` with a pool on the owner role (it reads every tenant's usage), as the other tenants commands do. */
+async function withOwnerPool<T>(globals: ConnectionOptions, fn: (pool: ReturnType<typeof commandPool>) => Promise<T>) {
+  return withDatabase(globals, async (db) => {
+    const url =
+      process.env.TENANTRY_OWNER_DATABASE_URL ??
+      (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
+    const pool = commandPool({ connectionString: url, max: 2 });
+    try {
+      return await fn(pool);
+    } finally {
+      await pool.end();
+    }
+  });
+}
+
+interface UsageOptions {
+  from?: string;
+  to?: string;
+  granularity: string;
+  byTable?: boolean;
+  csv?: boolean;
+  json?: boolean;
+}
+
+/** `tenantry tenants usage <tenant> --from … --to … [--granularity day] [--by-table] [--csv | --json]`. */
+export function usageCommand(globals: () => ConnectionOptions): Command {
+  return new Command('usage')
+    .argument('<tenant>', 'tenant id or slug (any status)')
+    .description("a tenant's metered usage (requests, database time, rows written, storage, job runs) in [from, to)")
+    .option('--from <time>', 'start, inclusive (ISO date or date-time; default: the first of this month, UTC)')
+    .option('--to <time>', 'end, exclusive (default: now)')
+    .option('--granularity <g>', 'hour | day | total', 'total')
+    .option('--by-table', 'one line per table (rows written, storage) or queue (job runs)')
+    .option('--csv', 'print CSV (window_start,meter,subject,quantity)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: UsageOptions) => {
+      const from = opts.from === undefined ? monthStart() : parseUsageTime(opts.from, 'from');
+      const to = opts.to === undefined ? new Date() : parseUsageTime(opts.to, 'to');
+      if (!['hour', 'day', 'total'].includes(opts.granularity))
+        throw new InvalidArgumentError('--granularity is hour, day or total', 'granularity');
+      const rows = await withOwnerPool(globals(), async (pool) => {
+        const tenant = await new TenantCatalog(pool).get(ref);
+        return usageReport(pool, {
+          tenantId: tenant.id,
+          from,
+          to,
+          granularity: opts.granularity as UsageGranularity,
+          bySubject: !!opts.byTable,
+        });
+      });
+      if (opts.json) {
+        console.log(JSON.stringify(rows, null, 2));
+        return;
+      }
+      const lines = rows.map((r) => [r.windowStart.toISOString(), r.meter, r.subject ?? '', String(r.quantity)]);
+      if (opts.csv) {
+        process.stdout.write(
+          stringify(lines, { header: true, columns: ['window_start', 'meter', 'subject', 'quantity'] }),
+        );
+        return;
+      }
+      if (lines.length === 0) {
+        console.log('(no usage in this range)');
+        return;
+      }
+      console.log(textTable(['WINDOW', 'METER', 'SUBJECT', 'QUANTITY'], lines));
+    });
+}
+
+/** `tenantry tenants usage-export --from … --to … [--tenant t] [--source s] [--out file]`: CloudEvents as NDJSON. */
+export function usageExportCommand(globals: () => ConnectionOptions): Command {
+  return new Command('usage-export')
+    .description('every usage record of [from, to) as CloudEvents, one JSON object a line (OpenMeter, Lago, Stripe)')
+    .requiredOption('--from <time>', 'start, inclusive (ISO date or date-time)')
+    .requiredOption('--to <time>', 'end, exclusive')
+    .option('--tenant <tenant>', 'one tenant (id or slug) only')
+    .option('--source <source>', 'the CloudEvents source (name the deployment)', 'tenantry')
+    .option('--out <file>', 'write to this file (default: standard output)')
+    .action(async (opts: { from: string; to: string; tenant?: string; source: string; out?: string }) => {
+      const from = parseUsageTime(opts.from, 'from');
+      const to = parseUsageTime(opts.to, 'to');
+      const out = opts.out ? createWriteStream(opts.out, { mode: 0o600 }) : process.stdout;
+      let count = 0;
+      await withOwnerPool(globals(), async (pool) => {
+        const tenantId = opts.tenant === undefined ? undefined : (await new TenantCatalog(pool).get(opts.tenant)).id;
+        for await (const event of exportUsage(pool, { from, to, tenantId, source: opts.source })) {
+          count++;
+          if (!out.write(`${JSON.stringify(event)}\n`)) await once(out, 'drain');
+        }
+      });
+      if (opts.out) {
+        out.end();
+        await once(out, 'finish');
+        console.error(`${count} usage events written to ${opts.out}`);
+      }
+    });
+}
