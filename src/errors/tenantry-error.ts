@@ -8,6 +8,8 @@ export type TenantryErrorCode =
   | 'TENANT_NOT_FOUND'
   | 'TENANT_SUSPENDED'
   | 'TENANT_DELETED'
+  // onboarding has not finished (see src/lifecycle/onboard)
+  | 'TENANT_PROVISIONING'
   | 'TENANT_SLUG_TAKEN'
   | 'INVALID_ARGUMENT'
   | 'INVALID_IDENTIFIER'

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { TenantCatalog } from '../../catalog/tenant-catalog.js';
+import { TenantCatalog, withTenantLock, writeTenantHold, type Queryable } from '../../catalog/tenant-catalog.js';
 import type { Tenant } from '../../catalog/tenant.js';
 import { runAs } from '../../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../../errors/tenantry-error.js';
@@ -199,6 +199,9 @@ export class TenantOnboarding {
           { details: { slug: wanted.slug, fields: differ } },
         );
       const tenant = await catalog.get(record.tenantId);
+      // the done step committed but released a placement database's hold after: repeat the release
+      if (record.completedAt && tenant.status === 'active' && this.#remote(record.target))
+        await this.#catalog(client).activate(tenant.id);
       if (record.completedAt)
         return {
           tenant,
@@ -216,6 +219,10 @@ export class TenantOnboarding {
         });
       const ownerEmail = record.ownerEmail ?? wanted.ownerEmail ?? null;
       await recordAttempt(client, record.tenantId, ownerEmail);
+      // an attempt killed inside the seed hook left the hold lifted: put it back first
+      // (in its placement database once routed there: before, that database serves nobody)
+      const routed = record.steps.route !== undefined && this.#remote(record.target);
+      await this.#hold(client, record.tenantId, record.target, 'provisioning', routed);
       record = { ...record, ownerEmail, attempts: record.attempts + 1 };
       skipped = ONBOARD_STEPS.filter((s) => record!.steps[s]);
       outcome = 'resumed';
@@ -253,8 +260,8 @@ export class TenantOnboarding {
       ran.push(step);
     }
     return {
-      // the route step wrote the placement into the tenant's row
-      tenant: ran.includes('route') ? await catalog.get(tenantId) : tenant,
+      // the route step wrote the placement into the tenant's row, the done step its status
+      tenant: ran.includes('route') || ran.includes('done') ? await catalog.get(tenantId) : tenant,
       target: record.target,
       outcome,
       ran,
@@ -272,11 +279,11 @@ export class TenantOnboarding {
   ): Promise<{ record: OnboardingRecord; tenant: Tenant }> {
     await client.query('BEGIN');
     try {
-      const tenant = await new TenantCatalog(client).create({
-        slug: wanted.slug,
-        name: wanted.name,
-        settings: wanted.plan ? { plan: wanted.plan } : {},
-      });
+      // provisioning: held at the data plane and unknown to requests until the done step
+      const tenant = await new TenantCatalog(client).create(
+        { slug: wanted.slug, name: wanted.name, settings: wanted.plan ? { plan: wanted.plan } : {} },
+        { provisioning: true },
+      );
       const question = await placementQuestion(client, tenant.id, { homeCluster: this.#home });
       const { target } = this.#policy.decide(question);
       const record = await insertOnboarding(client, {
@@ -359,7 +366,14 @@ export class TenantOnboarding {
       case 'route':
         return this.#route(held, tenant.id, t);
       case 'seed':
-        await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
+        // the hook writes as the tenant through the app role: the data plane must serve it for the
+        // hook's duration (requests and jobs still see 'provisioning' in the catalog and stay out)
+        await this.#hold(held, tenant.id, t, 'active');
+        try {
+          await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
+        } finally {
+          await this.#hold(held, tenant.id, t, 'provisioning');
+        }
         return;
       case 'invite':
         return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!);
@@ -409,11 +423,52 @@ export class TenantOnboarding {
     return this.#migrations;
   }
 
-  /** The record closed and a `tenant.onboarded` entry in the tenant's audit log: one transaction. */
+  /** A placement database other than the home database (database tier, another cluster). */
+  #remote(t: PlacementTarget): boolean {
+    return t.tier === 'database' || t.cluster !== this.#home;
+  }
+
+  #catalog(client: pg.PoolClient): TenantCatalog {
+    return new TenantCatalog(client, { placements: this.#placements });
+  }
+
+  /**
+   * Lifts (`active`) or puts back (`provisioning`) a provisioning tenant's data-plane hold, at home
+   * and in its placement database, under the tenant's lock and only while the catalog still says
+   * provisioning (a delete meanwhile keeps its own hold).
+   */
+  async #hold(
+    client: pg.PoolClient,
+    tenantId: string,
+    t: PlacementTarget,
+    status: 'active' | 'provisioning',
+    remote = this.#remote(t),
+  ): Promise<void> {
+    await withTenantLock(client, tenantId, async (on) => {
+      const { rows } = await on.query<{ status: string }>('select status from tenantry.tenants where id = $1', [
+        tenantId,
+      ]);
+      if (rows[0]?.status !== 'provisioning') return;
+      const dbs: Queryable[] = [on];
+      if (remote) dbs.push(this.#placements.ownerPool(t));
+      for (const db of dbs) await writeTenantHold(db, tenantId, status);
+    });
+  }
+
+  /**
+   * The record closed, a `tenant.onboarded` entry in the tenant's audit log and the tenant
+   * activated (its home hold released by core's trigger): one transaction. A hold in its placement
+   * database is released after the commit (fail closed), again by a re-run if this one stops.
+   */
   async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<Date | null> {
     await client.query('BEGIN');
+    let completedAt: Date | null;
     try {
-      const completedAt = await recordSteps(client, tenant.id, ['done']);
+      completedAt = await recordSteps(client, tenant.id, ['done']);
+      await client.query(
+        `update tenantry.tenants set status = 'active', updated_at = now() where id = $1 and status = 'provisioning'`,
+        [tenant.id],
+      );
       await client.query(
         `insert into tenantry.audit_log (tenant_id, actor_kind, action, detail) values ($1, 'system', 'tenant.onboarded', $2)`,
         [
@@ -428,11 +483,12 @@ export class TenantOnboarding {
         ],
       );
       await client.query('COMMIT');
-      return completedAt;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
+    if (this.#remote(record.target)) await this.#catalog(client).activate(tenant.id);
+    return completedAt;
   }
 
   async #emit(slug: string, tenantId: string | null, step: OnboardStep, phase: OnboardStepEvent['phase']) {
