@@ -10,6 +10,12 @@ import type { ReviewedFunction } from 'tenantry';
  */
 export const REVIEWED_FUNCTIONS: ReviewedFunction[] = [
   {
+    signature: 'app.staff_profile(uuid)',
+    bodySha256: '3157c4134d16a6b288bd9f764c1b6c7eba9ceba850060b0f3d516821a20f14c5',
+    reason:
+      "GET /me for staff acting as a tenant: an active staff member's own email and display name (app_private.users); no tenant table.",
+  },
+  {
     signature: 'app.sign_in(text, text, text, integer)',
     bodySha256: 'fb78adfb974614c7bbc2991dbf937739a1469dbd8936a4bc777b70306c3fd579',
     reason:
