@@ -28,9 +28,9 @@ export const REVIEWED_FUNCTIONS: ReviewedFunction[] = [
   },
   {
     signature: 'app.send_invitation(text)',
-    bodySha256: 'af2412cd54f50410bf556e30edaa6f645d14a645bb995651fc5bb1be823b3253',
+    bodySha256: '087eacc59fc7273547be89630890be21908b7f85d34b5edd86dfd969524a7ae1',
     reason:
-      "Delivers an invitation the caller's own tenant issued (checked against tenantry.home_tenant_id()) to the outbox, once; another tenant's or a spent code writes nothing. No tenant table.",
+      "Delivers an invitation the caller's own tenant issued (checked against tenantry.home_tenant_id()) to the outbox, once, also while the tenant is being onboarded (migration 009); another tenant's or a spent code writes nothing. No tenant table.",
   },
   {
     signature: 'app.accept_invitation(bytea, text, text, text, bytea, integer)',

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { TenantCatalog, withTenantLock, writeTenantHold, type Queryable } from '../../catalog/tenant-catalog.js';
-import type { Tenant } from '../../catalog/tenant.js';
+import { tenantFromRow, type Tenant, type TenantRow } from '../../catalog/tenant.js';
+
+const TENANT_COLUMNS = 'id, slug, name, status, placement, settings, created_at, updated_at, suspended_at, deleted_at';
 import { runAs } from '../../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../../errors/tenantry-error.js';
 import type { InstallRunOptions } from '../../policy/installer.js';
@@ -233,13 +235,16 @@ export class TenantOnboarding {
     const tenantId = record.tenantId;
     const tenant = created ?? (await catalog.get(tenantId));
     let completedAt: Date | null = null;
+    let activated: Tenant | undefined;
     let invitation: OwnerInvitation | undefined;
     for (const step of this.#plan(record)) {
       if (record.steps[step]) continue;
       await this.#emit(record.slug, tenantId, step, 'started');
       try {
         if (step === 'done') {
-          completedAt = await this.#finish(client, tenant, record);
+          const finished = await this.#finish(client, tenant, record);
+          completedAt = finished.completedAt;
+          activated = finished.tenant;
         } else {
           const result = await this.#step(client, step, tenant, record);
           if (result) invitation = result;
@@ -261,7 +266,8 @@ export class TenantOnboarding {
     }
     return {
       // the route step wrote the placement into the tenant's row, the done step its status
-      tenant: ran.includes('route') || ran.includes('done') ? await catalog.get(tenantId) : tenant,
+      // the done step answers the activated row (with the placement the route step wrote)
+      tenant: activated ?? (ran.includes('route') || ran.includes('done') ? await catalog.get(tenantId) : tenant),
       target: record.target,
       outcome,
       ran,
@@ -457,38 +463,45 @@ export class TenantOnboarding {
 
   /**
    * The record closed, a `tenant.onboarded` entry in the tenant's audit log and the tenant
-   * activated (its home hold released by core's trigger): one transaction. A hold in its placement
-   * database is released after the commit (fail closed), again by a re-run if this one stops.
+   * activated (its home hold released by core's trigger): ONE statement (data-modifying CTEs
+   * commit together or not at all), so the step costs one round trip and one commit, and answers
+   * the activated row (no re-read). A hold in its placement database is released after the commit
+   * (fail closed), again by a re-run if this one stops.
    */
-  async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<Date | null> {
-    await client.query('BEGIN');
-    let completedAt: Date | null;
-    try {
-      completedAt = await recordSteps(client, tenant.id, ['done']);
-      await client.query(
-        `update tenantry.tenants set status = 'active', updated_at = now() where id = $1 and status = 'provisioning'`,
-        [tenant.id],
-      );
-      await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, detail) values ($1, 'system', 'tenant.onboarded', $2)`,
-        [
-          tenant.id,
-          JSON.stringify({
-            plan: record.plan,
-            tier: record.target.tier,
-            cluster: record.target.cluster,
-            ownerInvited: record.ownerEmail !== null,
-            attempts: record.attempts,
-          }),
-        ],
-      );
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
+  async #finish(
+    client: pg.PoolClient,
+    tenant: Tenant,
+    record: OnboardingRecord,
+  ): Promise<{ completedAt: Date | null; tenant: Tenant | undefined }> {
+    const { rows } = await client.query<TenantRow & { completed_at: Date | null }>(
+      `with done as (
+         update tenantry.onboardings
+            set steps = steps || jsonb_build_object('done', now()), last_error = null, updated_at = now(), completed_at = now()
+          where tenant_id = $1 returning completed_at),
+       activated as (
+         update tenantry.tenants set status = 'active', updated_at = now()
+          where id = $1 and status = 'provisioning' returning ${TENANT_COLUMNS}),
+       audit as (
+         insert into tenantry.audit_log (tenant_id, actor_kind, action, detail)
+         values ($1, 'system', 'tenant.onboarded', $2) returning 1)
+       select d.completed_at, a.* from done d left join activated a on true`,
+      [
+        tenant.id,
+        JSON.stringify({
+          plan: record.plan,
+          tier: record.target.tier,
+          cluster: record.target.cluster,
+          ownerInvited: record.ownerEmail !== null,
+          attempts: record.attempts,
+        }),
+      ],
+    );
+    const row = rows[0];
     if (this.#remote(record.target)) await this.#catalog(client).activate(tenant.id);
-    return completedAt;
+    return {
+      completedAt: row?.completed_at ?? null,
+      tenant: row?.id && !this.#remote(record.target) ? tenantFromRow(row) : undefined,
+    };
   }
 
   async #emit(slug: string, tenantId: string | null, step: OnboardStep, phase: OnboardStepEvent['phase']) {
