@@ -21,7 +21,7 @@ import {
   type LocalDatabase,
   type LocalSecretName,
 } from 'tenantry/embedded';
-import { DEMO_PASSWORD, seedDemo, seedDemoStaff } from './demo-seed.js';
+import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoStaff } from './demo-seed.js';
 import { startBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
@@ -238,6 +238,8 @@ try {
       : await placeDemoTenants(tiers, ownerPool, (message, err) =>
           logger.warn({ err: { message: (err as Error | undefined)?.message } }, message),
         );
+  // the demo tenants by name, every other tenant as a count per tier: the line stays one line
+  // however many sign-ups the server has had
   const { rows: placements } = await ownerPool.query<{
     slug: string;
     tier: string | null;
@@ -246,12 +248,20 @@ try {
     database: string | null;
   }>(
     `select t.slug, p.tier, p.cluster, p.schema, p.database from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
-      where t.deleted_at is null order by t.slug limit 10`,
+      where t.deleted_at is null and t.slug = any($1::text[]) order by t.slug`,
+    [DEMO_TENANTS.map((t) => t.slug)],
   );
-  const where = placements.map(
-    (p) =>
-      `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`,
+  const { rows: counts } = await ownerPool.query<{ tier: string; n: number }>(
+    `select coalesce(p.tier, 'shared') as tier, count(*)::int as n from tenantry.tenants t
+       left join tenantry.placements p on p.tenant_id = t.id where t.status = 'active' group by 1 order by 1`,
   );
+  const where = [
+    tierCounts(counts),
+    ...placements.map(
+      (p) =>
+        `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`,
+    ),
+  ];
   // the guard reads the tenant tables from the registry: after the migrations (TENANTRY_GUARD, default enforce)
   guard = await createQueryGuard(ownerPool, { mode: guardModeFromEnv(), logger });
   await ownerPool.end();
@@ -368,7 +378,8 @@ try {
     if (quietStart) logger.level = 'info';
   }
 } catch (error) {
-  logger.error({ err: error }, 'start-up failed');
+  // one clear line for the operator; the stack only when the log level asks for it (LOG_LEVEL=debug)
+  logger.debug({ err: error }, 'start-up failed');
   process.stderr.write(`Start failed: ${startFailure(error)}\n`);
   await close();
   process.exit(1);
@@ -449,4 +460,16 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
     ...(acme && globex ? { tokens: { acme, globex, ...(initech ? { initech } : {}) } } : {}),
     ...(globexRecording ? { globexRecording } : {}),
   });
+}
+
+/** `12 active tenants (10 in shared tables, 1 in own schemas, 1 in own databases)`. */
+function tierCounts(counts: Array<{ tier: string; n: number }>): string {
+  const total = counts.reduce((sum, c) => sum + c.n, 0);
+  const label: Record<string, string> = {
+    shared: 'in shared tables',
+    schema: 'in own schemas',
+    database: 'in own databases',
+  };
+  const parts = counts.map((c) => `${c.n} ${label[c.tier] ?? c.tier}`);
+  return `${total} active tenant${total === 1 ? '' : 's'}${parts.length ? ` (${parts.join(', ')})` : ''}`;
 }

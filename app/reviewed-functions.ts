@@ -10,6 +10,12 @@ import type { ReviewedFunction } from 'tenantry';
  */
 export const REVIEWED_FUNCTIONS: ReviewedFunction[] = [
   {
+    signature: 'app.staff_profile(uuid)',
+    bodySha256: '3157c4134d16a6b288bd9f764c1b6c7eba9ceba850060b0f3d516821a20f14c5',
+    reason:
+      "GET /me for staff acting as a tenant: an active staff member's own email and display name (app_private.users); no tenant table.",
+  },
+  {
     signature: 'app.sign_in(text, text, text, integer)',
     bodySha256: 'fb78adfb974614c7bbc2991dbf937739a1469dbd8936a4bc777b70306c3fd579',
     reason:
@@ -22,9 +28,9 @@ export const REVIEWED_FUNCTIONS: ReviewedFunction[] = [
   },
   {
     signature: 'app.send_invitation(text)',
-    bodySha256: 'af2412cd54f50410bf556e30edaa6f645d14a645bb995651fc5bb1be823b3253',
+    bodySha256: '087eacc59fc7273547be89630890be21908b7f85d34b5edd86dfd969524a7ae1',
     reason:
-      "Delivers an invitation the caller's own tenant issued (checked against tenantry.home_tenant_id()) to the outbox, once; another tenant's or a spent code writes nothing. No tenant table.",
+      "Delivers an invitation the caller's own tenant issued (checked against tenantry.home_tenant_id()) to the outbox, once, also while the tenant is being onboarded (migration 010); another tenant's or a spent code writes nothing. No tenant table.",
   },
   {
     signature: 'app.accept_invitation(bytea, text, text, text, bytea, integer)',

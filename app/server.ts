@@ -115,6 +115,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // what Fastify and Node answer on their own (bad URL, headers too large…) keeps the error shape
     frameworkErrors,
     clientErrorHandler,
+    // Node answers an HTTP/1.1 request without Host itself, 400 with an empty body: let it through
+    // to the authority check, which answers it in the API's shape (HOST_INVALID)
+    http: { requireHostHeader: false },
     logController: new TenantLogController(),
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ApiKeys, AuditLog, TenantDomains, type Queryable, type TxtResolver } from 'tenantry';
+import { ApiKeys, AuditLog, TenantDomains, TenantryError, type Queryable, type TxtResolver } from 'tenantry';
 import { adminOf } from '../auth/tenant-scope.js';
 import { auditActor } from '../auth/audit-actor.js';
-import { notFound } from '../http/api-error.js';
+import { notFound, validationFailed } from '../http/api-error.js';
 import { bigintId, int, parseInput, queryInt, text, uuid } from '../http/validation.js';
 
 const idParams = z.object({ id: uuid() });
@@ -72,7 +72,7 @@ export function accessRoutes(
   scope.post('/domains', async (request, reply) => {
     adminOf(request);
     const { domain } = parseInput(domainBody, request.body, 'body');
-    const added = await domains.add(domain);
+    const added = await domains.add(domain).catch(asValidation);
     await audit.record({ ...auditActor(request), action: 'domain.added', detail: { domain: added.domain } });
     return reply.code(201).send(added);
   });
@@ -80,7 +80,7 @@ export function accessRoutes(
   scope.post('/domains/:domain/verify', async (request) => {
     adminOf(request);
     const { domain } = parseInput(domainParams, request.params, 'params');
-    const verified = await domains.verify(domain);
+    const verified = await domains.verify(domain).catch(asValidation);
     await audit.record({ ...auditActor(request), action: 'domain.verified', detail: { domain: verified.domain } });
     return verified;
   });
@@ -88,7 +88,7 @@ export function accessRoutes(
   scope.delete('/domains/:domain', async (request, reply) => {
     adminOf(request);
     const { domain } = parseInput(domainParams, request.params, 'params');
-    if (!(await domains.remove(domain))) throw notFound('Domain');
+    if (!(await domains.remove(domain).catch(asValidation))) throw notFound('Domain');
     await audit.record({ ...auditActor(request), action: 'domain.removed', detail: { domain } });
     return reply.code(204).send();
   });
@@ -99,4 +99,14 @@ export function accessRoutes(
     const items = await audit.list({ limit, before });
     return { items, nextBefore: items.length === limit ? items.at(-1)!.id : null };
   });
+}
+
+/**
+ * The library refuses a domain it cannot take (INVALID_ARGUMENT naming the field): answered as
+ * every other route answers bad input, 400 VALIDATION_FAILED.
+ */
+function asValidation(error: unknown): never {
+  if (error instanceof TenantryError && error.code === 'INVALID_ARGUMENT' && error.status === 400)
+    throw validationFailed(error.message, typeof error.details.field === 'string' ? error.details.field : 'domain');
+  throw error;
 }

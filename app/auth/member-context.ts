@@ -51,5 +51,16 @@ export async function staffCaller(pool: Queryable, staffId: string): Promise<Mem
     'select id, slug, name from tenantry.tenants where id = tenantry.home_tenant_id()',
   );
   const tenant = rows[0]!;
-  return { userId: staffId, role: 'staff', displayName: 'Staff', email: '', tenant };
+  // their own profile (a definer function: the app role cannot read the users table)
+  const { rows: profile } = await pool.query<{ email: string; display_name: string }>(
+    'select email, display_name from app.staff_profile($1)',
+    [staffId],
+  );
+  return {
+    userId: staffId,
+    role: 'staff',
+    displayName: profile[0]?.display_name ?? 'Staff',
+    email: profile[0]?.email ?? '',
+    tenant,
+  };
 }

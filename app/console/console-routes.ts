@@ -49,7 +49,7 @@ const tenantName = text().regex(
 const listQuery = z
   .object({
     q: text().max(100).optional(),
-    status: z.enum(['active', 'suspended', 'deleted']).optional(),
+    status: z.enum(['active', 'suspended', 'deleted', 'provisioning']).optional(),
     tier: z.enum(['shared', 'schema', 'database']).optional(),
     plan: text().max(64).optional(),
     cluster: text().max(63).optional(),

@@ -91,13 +91,17 @@ export class TenantCatalog {
     this.#placements = options.placements;
   }
 
-  /** Creates an active tenant in the shared tier: one INSERT. Throws TENANT_SLUG_TAKEN. */
-  async create(input: NewTenant): Promise<Tenant> {
+  /**
+   * Creates an active tenant in the shared tier: one INSERT. Throws TENANT_SLUG_TAKEN. With
+   * `{ provisioning: true }` (onboarding) it is made `provisioning`: held at the data plane and
+   * answered as not found until {@link TenantCatalog.activate}.
+   */
+  async create(input: NewTenant, options: { provisioning?: boolean } = {}): Promise<Tenant> {
     const tenant = parse(newTenantSchema, input);
     try {
       const { rows } = await this.db.query<TenantRow>(
-        `insert into tenantry.tenants (slug, name, settings) values ($1, $2, $3) returning ${COLUMNS}`,
-        [tenant.slug, tenant.name, tenant.settings ?? {}],
+        `insert into tenantry.tenants (slug, name, settings, status) values ($1, $2, $3, $4) returning ${COLUMNS}`,
+        [tenant.slug, tenant.name, tenant.settings ?? {}, options.provisioning ? 'provisioning' : 'active'],
       );
       return tenantFromRow(rows[0]!);
     } catch (error) {
@@ -153,7 +157,7 @@ export class TenantCatalog {
     const params: unknown[] = [];
     const where: string[] = [];
     if (options.status) {
-      if (!['active', 'suspended', 'deleted'].includes(options.status))
+      if (!['active', 'suspended', 'deleted', 'provisioning'].includes(options.status))
         throw new InvalidArgumentError('unknown status', 'status');
       params.push(options.status);
       where.push(`status = $${params.length}`);
@@ -197,7 +201,16 @@ export class TenantCatalog {
    * tenant pools refuse its context from the commit on (TENANT_DELETED).
    */
   softDelete(id: string): Promise<Tenant> {
-    return this.#transition(id, ['active', 'suspended'], 'deleted', 'deleted_at = now()');
+    // a provisioning tenant too: an abandoned sign-up is deleted and purged like any other
+    return this.#transition(id, ['active', 'suspended', 'provisioning'], 'deleted', 'deleted_at = now()');
+  }
+
+  /**
+   * Activates a tenant whose onboarding finished (provisioning → active); idempotent (an active
+   * tenant is left as it is, and its holds in placement databases released again).
+   */
+  activate(id: string): Promise<Tenant> {
+    return this.#transition(id, ['provisioning'], 'active', 'suspended_at = null');
   }
 
   /**

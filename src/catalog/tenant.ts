@@ -1,7 +1,11 @@
 import { z } from 'zod';
 
-/** Lifecycle status of a tenant. `deleted` is a soft delete: rows stay until purged. */
-export type TenantStatus = 'active' | 'suspended' | 'deleted';
+/**
+ * Lifecycle status of a tenant. `deleted` is a soft delete: rows stay until purged.
+ * `provisioning`: onboarding made it and has not finished; it serves nothing (held at the data
+ * plane like a suspended tenant, answered as not found) until onboarding activates it.
+ */
+export type TenantStatus = 'active' | 'suspended' | 'deleted' | 'provisioning';
 
 /** Where a tenant's rows live. The foundation places every tenant in the shared tier. */
 export interface TenantPlacement {

@@ -87,6 +87,7 @@ interface ImportOptions {
   ddl?: string;
   clusterUrl?: string[];
   replace?: string;
+  allowUnsigned?: boolean;
   json?: boolean;
 }
 
@@ -118,6 +119,10 @@ export function importCommand(globals: () => ConnectionOptions): Command {
       '--replace <slug>',
       "overwrite the existing tenant of the archive's id (it must be suspended or deleted); type its slug to confirm",
     )
+    .option(
+      '--allow-unsigned',
+      'accept an archive without a signature, or signed by another deployment (not checkable here); an altered one is refused anyway',
+    )
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: ImportOptions) => {
       if (opts.to !== undefined && !['shared', 'schema', 'database'].includes(opts.to))
@@ -140,6 +145,7 @@ export function importCommand(globals: () => ConnectionOptions): Command {
             placements,
             as: opts.as,
             replace: !!opts.replace,
+            allowUnsigned: !!opts.allowUnsigned,
             to:
               opts.to || opts.cluster !== 'home' || opts.schema || opts.database
                 ? {
@@ -165,7 +171,8 @@ export function importCommand(globals: () => ConnectionOptions): Command {
             console.log(
               `imported ${result.tenant.slug} (${result.tenant.id}, ${result.tenant.status})${result.replaced ? ', replacing its rows' : ''}: ` +
                 `${rows} rows in ${result.tables.length} tables, ${mb(result.bytes)} MB, ${s.toFixed(1)} s; ` +
-                `${p.tier} on ${p.cluster}${p.schema ? ` schema ${p.schema}` : ''}${p.database ? ` database ${p.database}` : ''}`,
+                `${p.tier} on ${p.cluster}${p.schema ? ` schema ${p.schema}` : ''}${p.database ? ` database ${p.database}` : ''}; ` +
+                `signature ${result.signature === 'verified' ? 'verified' : `not checked (${result.signature}, --allow-unsigned)`}`,
             );
         } finally {
           progress.stop();

@@ -62,6 +62,11 @@ function checkInput(sql: string, flags: SqlFlags): { operator: string; reason: s
 
 function usable(tenant: Tenant): void {
   if (tenant.status === 'suspended') throw new TenantSuspendedError({ slug: tenant.slug });
+  if (tenant.status === 'provisioning')
+    throw new TenantryError('TENANT_PROVISIONING', 'Tenant is still being onboarded: run its onboarding again', {
+      status: 409,
+      details: { slug: tenant.slug },
+    });
   if (tenant.status === 'deleted')
     throw new TenantryError('TENANT_DELETED', 'Tenant is deleted', { status: 410, details: { slug: tenant.slug } });
 }

@@ -214,6 +214,13 @@ export class TenantClient extends pg.Client {
       // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
       // is assumed to send a simple Query, which cannot share the prefix's transaction
       const extended = 'values' in config || 'cursor' in config || 'portal' in config;
+      // the database's refusal of an inactive tenant reaches a cursor's or stream's reader with
+      // the codes pool.query gives (wrapped before the prefix, which sees the original error)
+      const onError = (config as Submittable).handleError;
+      if (typeof onError === 'function')
+        (config as Submittable).handleError = function (this: Submittable, error: unknown, connection) {
+          return onError.call(this, inactiveTenantError(error), connection);
+        };
       prefixWithContext(
         config as Submittable,
         () =>
@@ -337,10 +344,7 @@ export class TenantClient extends pg.Client {
     if (state === SqlState.queryCanceled)
       return this.#cancelSent && signal?.aborted ? abortError(signal) : new StatementTimeoutError(error);
     if (state === SqlState.lockNotAvailable) return new LockTimeoutError(error);
-    // the database's own refusal of an inactive tenant's context (core migration 005)
-    if (state === SqlState.tenantSuspended) return new TenantSuspendedError({}, error);
-    if (state === SqlState.tenantDeleted) return new TenantDeletedError({}, error);
-    return error;
+    return inactiveTenantError(error);
   }
 
   /**
@@ -462,4 +466,12 @@ function rowCountOf(res: unknown): number | undefined {
   }
   const count = (res as { rowCount?: number | null } | null | undefined)?.rowCount;
   return typeof count === 'number' ? count : undefined;
+}
+
+/** The database's own refusal of an inactive tenant's context (core migration 005) as the library's errors; anything else unchanged. */
+function inactiveTenantError(error: unknown): unknown {
+  const state = sqlStateOf(error);
+  if (state === SqlState.tenantSuspended) return new TenantSuspendedError({}, error);
+  if (state === SqlState.tenantDeleted) return new TenantDeletedError({}, error);
+  return error;
 }

@@ -8,6 +8,8 @@ export type TenantryErrorCode =
   | 'TENANT_NOT_FOUND'
   | 'TENANT_SUSPENDED'
   | 'TENANT_DELETED'
+  // onboarding has not finished (see src/lifecycle/onboard)
+  | 'TENANT_PROVISIONING'
   | 'TENANT_SLUG_TAKEN'
   | 'INVALID_ARGUMENT'
   | 'INVALID_IDENTIFIER'
@@ -81,6 +83,8 @@ export type TenantryErrorCode =
   | 'ARCHIVE_TRUNCATED'
   | 'ARCHIVE_VERSION_UNSUPPORTED'
   | 'ARCHIVE_TABLE_MISMATCH'
+  | 'ARCHIVE_UNSIGNED'
+  | 'ARCHIVE_SIGNATURE_INVALID'
   | 'IMPORT_TENANT_EXISTS'
   | 'IMPORT_TENANT_ACTIVE'
   | 'IMPORT_REPLACE_UNSUPPORTED'

@@ -253,7 +253,9 @@ export class TenantResolver<M = unknown> {
       this.#sessions || caller.kind === 'staff' ? (sessionId ?? null) : null,
     ]);
     const row = rows[0]!;
-    if (row.tenant_status === null || row.tenant_status === 'deleted') throw new TenantNotFoundError();
+    // a tenant whose onboarding has not finished does not exist yet, to a request
+    if (row.tenant_status === null || row.tenant_status === 'deleted' || row.tenant_status === 'provisioning')
+      throw new TenantNotFoundError();
     const status = row.tenant_status as 'active' | 'suspended';
     const sources = signals.map((s) => s.source);
 

@@ -116,7 +116,7 @@ const NAME = /^[a-z0-9][a-z0-9_.-]{0,79}$/i;
 const DEAD = '__dead';
 const TICK = '__tick';
 
-const REFUSAL: Record<Exclude<JobTenantStatus, 'active'>, TenantryErrorCode> = {
+const REFUSAL: Record<Exclude<JobTenantStatus, 'active' | 'provisioning'>, TenantryErrorCode> = {
   missing: 'TENANT_NOT_FOUND',
   suspended: 'TENANT_SUSPENDED',
   deleted: 'TENANT_DELETED',
@@ -341,6 +341,14 @@ export class TenantJobs {
         // the catalog is out of reach: the run fails (and is retried), the handler is not called
         return this.#fail(route, job, tenantKey, error);
       }
+      // a job enqueued while its tenant is onboarded (by a seed hook): not run, retried later
+      if (status === 'provisioning')
+        return this.#fail(
+          route,
+          job,
+          tenantKey,
+          new TenantryError('TENANT_PROVISIONING', 'The tenant is still being onboarded', { status: 409 }),
+        );
       if (status !== 'active') return this.#refuse(job, tenantKey, REFUSAL[status], opened.tenant);
     }
     const context: JobContext = {

@@ -468,6 +468,11 @@ describe('staff', () => {
     expect(grant.statusCode).toBe(201);
     const listed = await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'alpha' } });
     expect(listed.statusCode).toBe(200);
+    // GET /me names the staff member (their own email and name, not an empty one)
+    const me = await f.call('GET', '/me', { token: staff, headers: { 'x-tenant': 'alpha' } });
+    expect(me.statusCode, me.body).toBe(200);
+    expect(me.json()).toMatchObject({ role: 'staff', user: { email: expect.stringMatching(/@/) } });
+    expect(me.json().user.displayName).not.toBe('');
     // not B: the grant names A
     expect((await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'bravo' } })).statusCode).toBe(
       403,

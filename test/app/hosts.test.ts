@@ -46,6 +46,14 @@ describe('custom domains under the base domain', () => {
     expect(other.statusCode).toBe(400);
     expect(other.json().error.code).toBe('TENANT_CONFLICT');
 
+    // a domain that is no host name: VALIDATION_FAILED naming the field, as on every other route
+    for (const domain of ['not a domain', 'exa_mple.test', '-x.example.test']) {
+      const bad = await f.call('POST', '/domains', { token: alice, payload: { domain } });
+      expect(bad.statusCode, `${domain}: ${bad.body}`).toBe(400);
+      expect(bad.json().error).toMatchObject({ code: 'VALIDATION_FAILED', field: 'domain' });
+    }
+    expect(await storedDomains()).toEqual(before);
+
     // a domain of its own is still fine
     const ok = await f.call('POST', '/domains', { token: alice, payload: { domain: 'files.alpha-corp.test' } });
     expect(ok.statusCode, ok.body).toBe(201);
@@ -80,6 +88,21 @@ describe('the Host header', () => {
       expect(open.status, `${host}: ${open.body}`).toBe(400);
       expect(JSON.parse(open.body).error.code).toBe('HOST_INVALID');
     }
+  });
+
+  it('missing on HTTP/1.1: 400 HOST_INVALID with a JSON body (Node would answer an empty 400)', async () => {
+    const res = await get('/me', undefined);
+    expect(res.status, res.body).toBe(400);
+    expect(JSON.parse(res.body).error).toMatchObject({
+      code: 'HOST_INVALID',
+      message: expect.stringContaining('Host'),
+    });
+    const open = await rawRequest(
+      port,
+      `POST /auth/sign-in HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+    );
+    expect(open.status).toBe(400);
+    expect(JSON.parse(open.body).error.code).toBe('HOST_INVALID');
   });
 
   it('valid forms pass: a name with a port, an IP address, an IPv6 literal, localhost, a trailing dot', async () => {

@@ -176,10 +176,25 @@ describe('tenantry tenants onboard', { timeout: 300_000 }, () => {
     expect(killed.signal, killed.stderr).toBe('SIGKILL');
     const after = await footprint(slug);
     expect(after.completed).toBe(0);
+    // half-made: not an active tenant, and held at the data plane (an attempt killed inside the
+    // seed hook leaves the hold lifted: the re-run puts it back before anything else)
+    const made = await db.admin.query<{ status: string; held: string | null }>(
+      `select t.status, i.status as held from tenantry.tenants t
+         left join tenantry.inactive_tenants i on i.tenant_key = t.id::text where t.slug = $1`,
+      [slug],
+    );
+    if (point === 'create:started') expect(made.rows).toEqual([]);
+    else expect(made.rows).toEqual([{ status: 'provisioning', held: point === 'seed:inside' ? null : 'provisioning' }]);
     const rerun = await onboard(slug);
     expect(rerun.stderr).not.toContain('    at ');
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.stdout).toMatch(point === 'create:started' ? /^onboarded / : /^resumed and finished the onboarding/);
     expect(await footprint(slug)).toEqual(COMPLETE);
+    const active = await db.admin.query(
+      `select t.status, i.status as held from tenantry.tenants t
+         left join tenantry.inactive_tenants i on i.tenant_key = t.id::text where t.slug = $1`,
+      [slug],
+    );
+    expect(active.rows).toEqual([{ status: 'active', held: null }]);
   });
 });

@@ -40,6 +40,13 @@ async function refused(file: string, code: string, as = 'acme-new'): Promise<voi
   expect((await f.db.owner.query('select tenant_key, state from tenantry.local_tenants order by 1')).rows).toEqual(
     routes.rows,
   );
+  // a failed import does not stay open in the journal: closed as failed, with its reason
+  const journal = await f.db.owner.query<{ step: string; error: string | null }>(
+    `select step, error from tenantry.tenant_imports where slug = $1 order by created_at`,
+    [as],
+  );
+  expect(journal.rows.filter((r) => r.step === 'loading' || r.step === 'loaded')).toEqual([]);
+  for (const r of journal.rows.filter((r) => r.step === 'failed')) expect(r.error).toMatch(/^[A-Z0-9_]+: /);
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -81,8 +88,11 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
 
   it('an unknown format version', async () => {
     const file = path.join(dir, 'v2.tenant');
-    await rewriteArchive(archive, file, (name, body) =>
-      name === 'manifest.json' ? Buffer.from(JSON.stringify({ ...manifest, version: 2 })) : body,
+    await rewriteArchive(
+      archive,
+      file,
+      (name, body) => (name === 'manifest.json' ? Buffer.from(JSON.stringify({ ...manifest, version: 2 })) : body),
+      f.db.owner,
     );
     await refused(file, 'ARCHIVE_VERSION_UNSUPPORTED');
   });
@@ -92,8 +102,12 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
       `insert into tenantry.schema_migrations (target, version, name, scope, checksum) values ('home/' || current_database(), 3, 'x', 'global', 'x')`,
     );
     const file = path.join(dir, 'newer.tenant');
-    await rewriteArchive(archive, file, (name, body) =>
-      name === 'manifest.json' ? Buffer.from(JSON.stringify({ ...manifest, appMigrationVersion: 7 })) : body,
+    await rewriteArchive(
+      archive,
+      file,
+      (name, body) =>
+        name === 'manifest.json' ? Buffer.from(JSON.stringify({ ...manifest, appMigrationVersion: 7 })) : body,
+      f.db.owner,
     );
     try {
       await refused(file, 'IMPORT_VERSION_MISMATCH');
@@ -130,31 +144,104 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
       ...manifest,
       tables: manifest.tables.map((t) => (t === tasks ? { ...t, sha256: sha(edited!), bytes: edited!.length } : t)),
     };
-    await rewriteArchive(path.join(dir, 'foreign-step.tenant'), file, (name, body) =>
-      name === 'manifest.json' ? Buffer.from(JSON.stringify(fixed)) : body,
+    await rewriteArchive(
+      path.join(dir, 'foreign-step.tenant'),
+      file,
+      (name, body) => (name === 'manifest.json' ? Buffer.from(JSON.stringify(fixed)) : body),
+      f.db.owner,
     );
     await refused(file, 'ARCHIVE_TABLE_MISMATCH');
   });
 
   it('a manifest that is not JSON', async () => {
     const file = path.join(dir, 'nojson.tenant');
-    await rewriteArchive(archive, file, (name, body) => (name === 'manifest.json' ? Buffer.from('{oops') : body));
+    await rewriteArchive(
+      archive,
+      file,
+      (name, body) => (name === 'manifest.json' ? Buffer.from('{oops') : body),
+      f.db.owner,
+    );
     await refused(file, 'ARCHIVE_CORRUPT');
   });
 
   it('a target without the tables of the archive', async () => {
     const file = path.join(dir, 'unknown-table.tenant');
-    await rewriteArchive(archive, file, (name, body) =>
-      name === 'manifest.json'
-        ? Buffer.from(
-            JSON.stringify({
-              ...manifest,
-              tables: manifest.tables.map((t) => (t.name === 'tasks' ? { ...t, name: 'chores' } : t)),
-            }),
-          )
-        : body,
+    await rewriteArchive(
+      archive,
+      file,
+      (name, body) =>
+        name === 'manifest.json'
+          ? Buffer.from(
+              JSON.stringify({
+                ...manifest,
+                tables: manifest.tables.map((t) => (t.name === 'tasks' ? { ...t, name: 'chores' } : t)),
+              }),
+            )
+          : body,
+      f.db.owner,
     );
     await refused(file, 'IMPORT_SCHEMA_MISMATCH');
+  });
+
+  it('a manifest edited without the key: the signature no longer matches', async () => {
+    const file = path.join(dir, 'resigned-not.tenant');
+    await rewriteArchive(archive, file, (name, body) =>
+      name === 'manifest.json'
+        ? Buffer.from(JSON.stringify({ ...manifest, tenant: { ...manifest.tenant, name: 'X' } }))
+        : body,
+    );
+    await refused(file, 'ARCHIVE_SIGNATURE_INVALID');
+    // and --allow-unsigned does not let an altered archive in
+    await expect(
+      importTenant({ file, catalog: f.db.owner, placements: f.placements, as: 'acme-new', allowUnsigned: true }),
+    ).rejects.toMatchObject({ code: 'ARCHIVE_SIGNATURE_INVALID', details: { reason: 'mismatch' } });
+  });
+
+  it('an archive without its signature is refused, unless allowed', async () => {
+    const file = path.join(dir, 'unsigned.tenant');
+    await rewriteArchive(archive, file, (name, body) => (name === 'manifest.sig' ? undefined : body));
+    await refused(file, 'ARCHIVE_UNSIGNED');
+    const r = await importTenant({
+      file,
+      catalog: f.db.owner,
+      placements: f.placements,
+      as: 'acme-unsigned',
+      allowUnsigned: true,
+    });
+    expect(r).toMatchObject({ signature: 'unsigned', tables: [{ rows: 2 }, { rows: 200 }, { rows: 1000 }] });
+    const journal = await f.db.owner.query(`select step, signature from tenantry.tenant_imports where slug = $1`, [
+      'acme-unsigned',
+    ]);
+    expect(journal.rows).toEqual([{ step: 'done', signature: 'unsigned' }]);
+  });
+
+  it("an archive signed by another deployment's key is refused, unless allowed", async () => {
+    const file = path.join(dir, 'foreign-key.tenant');
+    const sig = 'hmac-sha256:1:0123456789abcdef:' + 'ab'.repeat(32);
+    await rewriteArchive(archive, file, (name, body) => (name === 'manifest.sig' ? Buffer.from(sig) : body));
+    await refused(file, 'ARCHIVE_SIGNATURE_INVALID');
+    const malformed = path.join(dir, 'malformed-sig.tenant');
+    await rewriteArchive(archive, malformed, (name, body) => (name === 'manifest.sig' ? Buffer.from('nope') : body));
+    await refused(malformed, 'ARCHIVE_SIGNATURE_INVALID');
+  });
+
+  it('a failed import is closed as failed with its reason, and a re-run loads it', async () => {
+    // fails after the journal opened it: a table's bytes differ from the manifest
+    const file = path.join(dir, 'tampered-again.tenant');
+    await rewriteArchive(archive, file, (name, body) =>
+      name.endsWith('tasks.copy.gz')
+        ? gzipSync(Buffer.from(gunzipSync(body).toString('utf8').replace('\t', '\t ')))
+        : body,
+    );
+    await refused(file, 'ARCHIVE_TABLE_MISMATCH', 'acme-fail');
+    const r = await importTenant({ file: archive, catalog: f.db.owner, placements: f.placements, as: 'acme-fail' });
+    expect(r.signature).toBe('verified');
+    const journal = await f.db.owner.query<{ step: string; error: string | null }>(
+      `select step, error from tenantry.tenant_imports where slug = 'acme-fail' order by created_at`,
+    );
+    expect(journal.rows.map((x) => x.step)).toEqual(['failed', 'done']);
+    expect(journal.rows[0]!.error).toMatch(/^ARCHIVE_TABLE_MISMATCH: /);
+    expect(journal.rows[1]!.error).toBeNull();
   });
 
   it('the good archive still imports afterwards', async () => {

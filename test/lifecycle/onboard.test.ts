@@ -232,6 +232,78 @@ describe('onboarding', () => {
     expect(await onboardingRow('hooli')).toMatchObject({ last_error: null, attempts: 2 });
   });
 
+  it('a half-made onboarding is not an active tenant: provisioning, held at the data plane, until done', async () => {
+    let stopAt: string | undefined = 'invite:applied';
+    const stopping = new TenantOnboarding(
+      options({
+        onStep: ({ step, phase }) => {
+          if (`${step}:${phase}` === stopAt) throw new Error(`stopped at ${stopAt}`);
+        },
+      }),
+    );
+    try {
+      expect(await codeOf(stopping.run({ slug: 'halfway', name: 'Halfway', ownerEmail: 'o@halfway.test' }))).toBe(
+        'ONBOARDING_STEP_FAILED',
+      );
+      const row = (await db.admin.query(`select id, status from tenantry.tenants where slug = 'halfway'`)).rows[0];
+      expect(row.status).toBe('provisioning');
+      const id = row.id as string;
+      const held = await db.admin.query('select status from tenantry.inactive_tenants where tenant_key = $1', [id]);
+      expect(held.rows).toEqual([{ status: 'provisioning' }]);
+      // the data plane refuses its context (like a suspended tenant's), and nothing is written
+      expect(await codeOf(runAs(id, () => appPool.query('select * from notes')))).toBe('TENANT_SUSPENDED');
+      expect(
+        await codeOf(runAs(id, () => appPool.query(`insert into notes (id, body) values (gen_random_uuid(), 'x')`))),
+      ).toBe('TENANT_SUSPENDED');
+      expect(await count('select from notes where tenant_id = $1', [id])).toBe(1);
+      // an operator cannot wake it by hand, the catalog does not list it as active
+      const { TenantCatalog } = await import('../../src/catalog/tenant-catalog.js');
+      const catalog = new TenantCatalog(db.owner);
+      expect(await codeOf(catalog.resume(id))).toBe('INVALID_ARGUMENT');
+      expect((await catalog.list({ status: 'active' })).tenants.map((t) => t.slug)).not.toContain('halfway');
+      expect((await catalog.get(id)).status).toBe('provisioning');
+      // the re-run finishes it and only then it serves
+      stopAt = undefined;
+      const done = await stopping.run({ slug: 'halfway', name: 'Halfway' });
+      expect(done).toMatchObject({ outcome: 'resumed', tenant: { status: 'active' } });
+      expect((await db.admin.query('select from tenantry.inactive_tenants where tenant_key = $1', [id])).rowCount).toBe(
+        0,
+      );
+      expect(await notesOf(id)).toEqual(['Welcome']);
+    } finally {
+      await stopping.end();
+    }
+  });
+
+  it('a half-made own-database tenant is held in its database too, and released by the done step', async () => {
+    const stopping = new TenantOnboarding(
+      options({
+        onStep: ({ step, phase }) => {
+          if (step === 'done' && phase === 'started') throw new Error('stopped before done');
+        },
+      }),
+    );
+    const database = `${db.name}_umbrella`;
+    databases.push(database);
+    const there = new pg.Pool({ connectionString: withDatabase(db.adminUrl, database), max: 1 });
+    there.on('error', () => undefined);
+    extra.push(there);
+    try {
+      await stopping.run({ slug: 'umbrella', name: 'Umbrella', plan: 'enterprise' }).catch(() => undefined);
+      const id = (await onboardingRow('umbrella')).tenant_id as string;
+      expect((await there.query('select status from tenantry.inactive_tenants')).rows).toEqual([
+        { status: 'provisioning' },
+      ]);
+      expect(await codeOf(notesOf(id))).toBe('TENANT_SUSPENDED');
+      const done = await onboarding.run({ slug: 'umbrella', name: 'Umbrella' });
+      expect(done).toMatchObject({ outcome: 'resumed', ran: ['done'], tenant: { status: 'active' } });
+      expect((await there.query('select status from tenantry.inactive_tenants')).rows).toEqual([]);
+      expect(await notesOf(id)).toEqual(['Welcome']);
+    } finally {
+      await stopping.end();
+    }
+  });
+
   it('keeps each tenant to itself: the other tenant sees none of its notes or invitations, and the app role no onboarding record', async () => {
     const acme = (await onboardingRow('acme')).tenant_id as string;
     const hooli = (await onboardingRow('hooli')).tenant_id as string;

@@ -9,7 +9,7 @@ interface TenantDetail {
     id: string;
     slug: string;
     name: string;
-    status: 'active' | 'suspended' | 'deleted';
+    status: 'active' | 'suspended' | 'deleted' | 'provisioning';
     plan: string | null;
     createdAt: string;
     suspendedAt: string | null;
@@ -35,6 +35,8 @@ const ACTIONS: Record<TenantDetail['tenant']['status'], Action[]> = {
   active: ['suspend', 'soft-delete'],
   suspended: ['resume', 'soft-delete'],
   deleted: ['restore'],
+  // an onboarding that has not finished: run it again, or delete the abandoned sign-up
+  provisioning: ['soft-delete'],
 };
 
 const LABEL: Record<Action, string> = {

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
 import { ArchiveError } from './archive-error.js';
+import { SIGNATURE_ENTRY } from './archive-signature.js';
 import { MANIFEST_ENTRY, MANIFEST_MAX_BYTES, parseManifest, type ArchiveManifest } from './manifest.js';
 
 type Entry = Readable & { header: tar.Headers };
@@ -32,14 +33,28 @@ export class ArchiveReader {
   readonly manifest: ArchiveManifest;
   /** SHA-256 of the manifest's bytes: names this archive in the import journal. */
   readonly manifestSha256: string;
+  /** The manifest's bytes, exactly as signed. */
+  readonly manifestBytes: Buffer;
+  /** The `manifest.sig` entry's text, when the archive has one (archives are signed since export/002). */
+  readonly signature: string | undefined;
   readonly #file: Readable;
   readonly #entries: AsyncIterator<Entry>;
+  // the entry read while looking for a signature (an unsigned archive's first table)
+  #pending: IteratorResult<Entry> | undefined;
 
-  private constructor(file: Readable, entries: AsyncIterator<Entry>, manifest: ArchiveManifest, sha: string) {
+  private constructor(
+    file: Readable,
+    entries: AsyncIterator<Entry>,
+    manifest: { parsed: ArchiveManifest; bytes: Buffer; signature: string | undefined },
+    pending: IteratorResult<Entry> | undefined,
+  ) {
     this.#file = file;
     this.#entries = entries;
-    this.manifest = manifest;
-    this.manifestSha256 = sha;
+    this.manifest = manifest.parsed;
+    this.manifestBytes = manifest.bytes;
+    this.manifestSha256 = createHash('sha256').update(manifest.bytes).digest('hex');
+    this.signature = manifest.signature;
+    this.#pending = pending;
   }
 
   static async open(file: string): Promise<ArchiveReader> {
@@ -65,7 +80,14 @@ export class ArchiveReader {
       }
       const text = Buffer.concat(chunks);
       const manifest = parseManifest(text.toString('utf8'));
-      return new ArchiveReader(stream, entries, manifest, createHash('sha256').update(text).digest('hex'));
+      const second = await entries.next();
+      let signature: string | undefined;
+      let pending: IteratorResult<Entry> | undefined = second;
+      if (!second.done && second.value.header.name === SIGNATURE_ENTRY) {
+        signature = await readSmall(second.value, 1024);
+        pending = undefined;
+      }
+      return new ArchiveReader(stream, entries, { parsed: manifest, bytes: text, signature }, pending);
     } catch (error) {
       stream.destroy();
       throw archiveFailure(error);
@@ -74,9 +96,7 @@ export class ArchiveReader {
 
   /** The next entry, which must be `name` (the manifest's next table). */
   async next(name: string): Promise<Readable> {
-    const r = await this.#entries.next().catch((error: unknown) => {
-      throw archiveFailure(error);
-    });
+    const r = await this.#nextEntry();
     if (r.done)
       throw new ArchiveError('ARCHIVE_TRUNCATED', `The archive ends before ${name}`, { details: { entry: name } });
     if (r.value.header.name !== name)
@@ -88,9 +108,7 @@ export class ArchiveReader {
 
   /** Checks that nothing follows the last table. */
   async end(): Promise<void> {
-    const r = await this.#entries.next().catch((error: unknown) => {
-      throw archiveFailure(error);
-    });
+    const r = await this.#nextEntry();
     if (!r.done) {
       r.value.resume();
       throw new ArchiveError('ARCHIVE_CORRUPT', 'The archive holds entries its manifest does not list');
@@ -100,4 +118,26 @@ export class ArchiveReader {
   close(): void {
     this.#file.destroy();
   }
+
+  #nextEntry(): Promise<IteratorResult<Entry>> {
+    const pending = this.#pending;
+    if (pending) {
+      this.#pending = undefined;
+      return Promise.resolve(pending);
+    }
+    return this.#entries.next().catch((error: unknown) => {
+      throw archiveFailure(error);
+    });
+  }
+}
+
+async function readSmall(entry: Entry, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of entry as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new ArchiveError('ARCHIVE_CORRUPT', `The archive's ${SIGNATURE_ENTRY} is too large`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

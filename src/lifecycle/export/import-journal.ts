@@ -67,10 +67,12 @@ export class ImportJournal {
     manifestSha256: string;
     target: Required<PlacementTarget>;
     replace: boolean;
+    signature: string;
   }): Promise<string> {
     const { rows } = await this.#client.query<{ id: string }>(
-      `insert into tenantry.tenant_imports (tenant_id, slug, manifest_sha256, target, replace) values ($1, $2, $3, $4, $5) returning id`,
-      [entry.tenantId, entry.slug, entry.manifestSha256, entry.target, entry.replace],
+      `insert into tenantry.tenant_imports (tenant_id, slug, manifest_sha256, target, replace, signature)
+       values ($1, $2, $3, $4, $5, $6) returning id`,
+      [entry.tenantId, entry.slug, entry.manifestSha256, entry.target, entry.replace, entry.signature],
     );
     return rows[0]!.id;
   }
@@ -82,15 +84,37 @@ export class ImportJournal {
     ]);
   }
 
-  /** Keeps the failure's code on the record (never row data: messages name tables only). */
-  async recordError(id: string, error: unknown): Promise<void> {
+  /**
+   * Closes a failed attempt as `failed` with its reason (the code and message: never row data,
+   * messages name tables only), after `cleanup` removed what it committed for a tenant the
+   * catalog does not show. When the clean-up itself fails (a database out of reach) the attempt
+   * stays open with its reason, and the next import of the slug abandons and cleans it.
+   */
+  async fail(id: string, error: unknown, cleanup: (open: OpenImport) => Promise<void>): Promise<void> {
     const code = error instanceof TenantryError ? error.code : (sqlStateOf(error) ?? 'ERROR');
-    await this.#client
-      .query(`update tenantry.tenant_imports set error = $2, updated_at = now() where id = $1`, [
-        id,
-        `${code}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 1000),
-      ])
-      .catch(() => undefined);
+    const reason = `${code}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 1000);
+    try {
+      const { rows } = await this.#client.query<OpenImport & { visible: boolean }>(
+        `select i.id, i.tenant_id as "tenantId", i.target, i.replace,
+                exists (select from tenantry.tenants t where t.id = i.tenant_id) as visible
+           from tenantry.tenant_imports i where i.id = $1 and i.step in ('loading', 'loaded')`,
+        [id],
+      );
+      const open = rows[0];
+      if (!open) return;
+      let closed = true;
+      if (!open.visible) await cleanup(open).catch(() => (closed = false));
+      await this.#client.query(
+        `update tenantry.tenant_imports
+            set error = $2, updated_at = now(),
+                step = case when $3 then 'failed' else step end,
+                finished_at = case when $3 then now() else finished_at end
+          where id = $1`,
+        [id, reason, closed],
+      );
+    } catch {
+      // the catalog itself is out of reach: the open attempt is abandoned by the next run
+    }
   }
 
   /**

@@ -47,7 +47,7 @@ export const manifestSchema = z.object({
     id: uuid,
     slug: z.string().min(1).max(63),
     name: z.string().min(1).max(200),
-    status: z.enum(['active', 'suspended', 'deleted']),
+    status: z.enum(['active', 'suspended', 'deleted', 'provisioning']),
     settings: z.record(z.string(), z.unknown()),
     createdAt: z.string(),
     placement: z.object({

@@ -18,6 +18,7 @@ import {
   type ArchiveManifest,
   type ArchiveTable,
 } from './manifest.js';
+import { SIGNATURE_ENTRY, signArchiveManifest } from './archive-signature.js';
 import { StreamDigest } from './row-digest.js';
 import { appMigrationVersion, tableSites } from './tenant-locations.js';
 import { COPY_SETTINGS, copyOutSql, planTables } from './tenant-tables.js';
@@ -59,7 +60,8 @@ export interface ExportResult {
 /**
  * Writes one tenant to a portable archive: a tar whose first entry is `manifest.json` (library
  * schema, the app's migration version, the tenant's catalog row, the tables in foreign-key order
- * with their columns, row counts, byte counts and a SHA-256 each), then one gzip entry per table
+ * with their columns, row counts, byte counts and a SHA-256 each), then `manifest.sig` (the
+ * manifest's HMAC-SHA256 with the deployment's archive key), then one gzip entry per table
  * holding the tenant's rows in COPY text format. Every table of a database is read in one
  * REPEATABLE READ snapshot, as the owner role, `COPY (select … where tenant = '<id>') TO STDOUT`
  * streamed to a temporary file (tar needs each entry's size first), so memory stays bounded
@@ -144,7 +146,11 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
     };
     progress({ step: 'packing' });
     const partial = path.join(work, 'archive.tar');
-    await writeTar(partial, manifest, work);
+    const text = Buffer.from(JSON.stringify(manifest, null, 2));
+    // signed with the deployment's archive key: an import refuses an edited manifest, and the
+    // manifest vouches for every table's bytes
+    const signature = await signArchiveManifest(options.catalog, text);
+    await writeTar(partial, manifest, text, signature, work);
     await rename(partial, out);
     return { file: out, manifest, archiveBytes: (await stat(out)).size };
   } finally {
@@ -153,7 +159,13 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
 }
 
 // manifest first (the import checks it before loading anything), then the tables in order
-async function writeTar(file: string, manifest: ArchiveManifest, work: string): Promise<void> {
+async function writeTar(
+  file: string,
+  manifest: ArchiveManifest,
+  text: Buffer,
+  signature: string,
+  work: string,
+): Promise<void> {
   const pack = tar.pack();
   // the archive holds the tenant's data (members' emails too): readable by its owner only
   const written = pipeline(pack, createWriteStream(file, { mode: 0o600 }));
@@ -166,8 +178,9 @@ async function writeTar(file: string, manifest: ArchiveManifest, work: string): 
       else pipeline(body, entry).catch(reject);
     });
   try {
-    const text = Buffer.from(JSON.stringify(manifest, null, 2));
     await addEntry(MANIFEST_ENTRY, text.length, text);
+    const sig = Buffer.from(signature);
+    await addEntry(SIGNATURE_ENTRY, sig.length, sig);
     for (const t of manifest.tables) {
       const local = path.join(work, path.basename(t.file));
       await addEntry(t.file, (await stat(local)).size, createReadStream(local));

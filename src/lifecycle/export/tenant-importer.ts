@@ -11,6 +11,7 @@ import { ident } from '../../tiers/move/move-tables.js';
 import type { Tier } from '../../tiers/tenant-router.js';
 import { ArchiveError } from './archive-error.js';
 import { ArchiveReader } from './archive-reader.js';
+import { verifyArchiveManifest, type ArchiveSignatureCheck } from './archive-signature.js';
 import { IdRemap } from './id-remap.js';
 import { ImportJournal } from './import-journal.js';
 import type { ArchiveManifest } from './manifest.js';
@@ -56,6 +57,12 @@ export interface ImportTenantOptions {
    * `migrateLocation`). Called for a new tenant only; the tables must then exist.
    */
   prepareTarget?: (target: Required<PlacementTarget>, tenantId: string) => Promise<void>;
+  /**
+   * Accept an archive without a signature (made before archives were signed) or signed by another
+   * deployment's key, which cannot be checked here. An archive whose signature does not match a
+   * key of this deployment is refused whatever this says (ARCHIVE_SIGNATURE_INVALID). Default false.
+   */
+  allowUnsigned?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   /** Called as each step begins (tests kill the process there). */
   onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
@@ -71,6 +78,8 @@ export interface ImportResult {
   /** Bytes of rows (COPY text) loaded. */
   bytes: number;
   replaced: boolean;
+  /** `verified` with this deployment's key; `unsigned` or `unverifiable` when `allowUnsigned` let it in. */
+  signature: ArchiveSignatureCheck;
 }
 
 /**
@@ -96,6 +105,19 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
   if (options.as !== undefined && !slugSchema.safeParse(options.as).success)
     throw new InvalidArgumentError('--as takes a slug: 1-63 of [a-z0-9-]', 'as');
   const archive = await ArchiveReader.open(options.file);
+  let signature: ArchiveSignatureCheck;
+  try {
+    // before anything else: an edited manifest (and so any table it vouches for) goes no further
+    signature = await verifyArchiveManifest(
+      options.catalog,
+      archive.manifestBytes,
+      archive.signature,
+      options.allowUnsigned,
+    );
+  } catch (error) {
+    archive.close();
+    throw error;
+  }
   const journal = await ImportJournal.open(options.catalog);
   try {
     const manifest = archive.manifest;
@@ -132,6 +154,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       manifestSha256: archive.manifestSha256,
       target,
       replace: !!existing,
+      signature,
     });
     try {
       if (!existing) await options.prepareTarget?.(target, tenantId);
@@ -166,9 +189,11 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         tables: manifest.tables.map((t) => ({ name: t.name, rows: t.rows })),
         bytes: loaded,
         replaced: !!existing,
+        signature,
       };
     } catch (error) {
-      await journal.recordError(importId, error);
+      // closed as failed, with its reason, once what it committed for an unseen tenant is gone
+      await journal.fail(importId, error, (open) => removeLeftovers(options.placements, open, dataSchemas));
       throw error;
     }
   } finally {

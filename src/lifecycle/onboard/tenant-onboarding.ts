@@ -1,6 +1,8 @@
 import type pg from 'pg';
-import { TenantCatalog } from '../../catalog/tenant-catalog.js';
-import type { Tenant } from '../../catalog/tenant.js';
+import { TenantCatalog, withTenantLock, writeTenantHold, type Queryable } from '../../catalog/tenant-catalog.js';
+import { tenantFromRow, type Tenant, type TenantRow } from '../../catalog/tenant.js';
+
+const TENANT_COLUMNS = 'id, slug, name, status, placement, settings, created_at, updated_at, suspended_at, deleted_at';
 import { runAs } from '../../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../../errors/tenantry-error.js';
 import type { InstallRunOptions } from '../../policy/installer.js';
@@ -199,6 +201,9 @@ export class TenantOnboarding {
           { details: { slug: wanted.slug, fields: differ } },
         );
       const tenant = await catalog.get(record.tenantId);
+      // the done step committed but released a placement database's hold after: repeat the release
+      if (record.completedAt && tenant.status === 'active' && this.#remote(record.target))
+        await this.#catalog(client).activate(tenant.id);
       if (record.completedAt)
         return {
           tenant,
@@ -216,6 +221,10 @@ export class TenantOnboarding {
         });
       const ownerEmail = record.ownerEmail ?? wanted.ownerEmail ?? null;
       await recordAttempt(client, record.tenantId, ownerEmail);
+      // an attempt killed inside the seed hook left the hold lifted: put it back first
+      // (in its placement database once routed there: before, that database serves nobody)
+      const routed = record.steps.route !== undefined && this.#remote(record.target);
+      await this.#hold(client, record.tenantId, record.target, 'provisioning', routed);
       record = { ...record, ownerEmail, attempts: record.attempts + 1 };
       skipped = ONBOARD_STEPS.filter((s) => record!.steps[s]);
       outcome = 'resumed';
@@ -226,13 +235,16 @@ export class TenantOnboarding {
     const tenantId = record.tenantId;
     const tenant = created ?? (await catalog.get(tenantId));
     let completedAt: Date | null = null;
+    let activated: Tenant | undefined;
     let invitation: OwnerInvitation | undefined;
     for (const step of this.#plan(record)) {
       if (record.steps[step]) continue;
       await this.#emit(record.slug, tenantId, step, 'started');
       try {
         if (step === 'done') {
-          completedAt = await this.#finish(client, tenant, record);
+          const finished = await this.#finish(client, tenant, record);
+          completedAt = finished.completedAt;
+          activated = finished.tenant;
         } else {
           const result = await this.#step(client, step, tenant, record);
           if (result) invitation = result;
@@ -253,8 +265,9 @@ export class TenantOnboarding {
       ran.push(step);
     }
     return {
-      // the route step wrote the placement into the tenant's row
-      tenant: ran.includes('route') ? await catalog.get(tenantId) : tenant,
+      // the route step wrote the placement into the tenant's row, the done step its status
+      // the done step answers the activated row (with the placement the route step wrote)
+      tenant: activated ?? (ran.includes('route') || ran.includes('done') ? await catalog.get(tenantId) : tenant),
       target: record.target,
       outcome,
       ran,
@@ -272,11 +285,11 @@ export class TenantOnboarding {
   ): Promise<{ record: OnboardingRecord; tenant: Tenant }> {
     await client.query('BEGIN');
     try {
-      const tenant = await new TenantCatalog(client).create({
-        slug: wanted.slug,
-        name: wanted.name,
-        settings: wanted.plan ? { plan: wanted.plan } : {},
-      });
+      // provisioning: held at the data plane and unknown to requests until the done step
+      const tenant = await new TenantCatalog(client).create(
+        { slug: wanted.slug, name: wanted.name, settings: wanted.plan ? { plan: wanted.plan } : {} },
+        { provisioning: true },
+      );
       const question = await placementQuestion(client, tenant.id, { homeCluster: this.#home });
       const { target } = this.#policy.decide(question);
       const record = await insertOnboarding(client, {
@@ -359,7 +372,14 @@ export class TenantOnboarding {
       case 'route':
         return this.#route(held, tenant.id, t);
       case 'seed':
-        await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
+        // the hook writes as the tenant through the app role: the data plane must serve it for the
+        // hook's duration (requests and jobs still see 'provisioning' in the catalog and stay out)
+        await this.#hold(held, tenant.id, t, 'active');
+        try {
+          await runAs(tenant.id, () => this.#options.seed!({ tenant, target: t, attempt: record.attempts }));
+        } finally {
+          await this.#hold(held, tenant.id, t, 'provisioning');
+        }
         return;
       case 'invite':
         return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!);
@@ -409,30 +429,79 @@ export class TenantOnboarding {
     return this.#migrations;
   }
 
-  /** The record closed and a `tenant.onboarded` entry in the tenant's audit log: one transaction. */
-  async #finish(client: pg.PoolClient, tenant: Tenant, record: OnboardingRecord): Promise<Date | null> {
-    await client.query('BEGIN');
-    try {
-      const completedAt = await recordSteps(client, tenant.id, ['done']);
-      await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, detail) values ($1, 'system', 'tenant.onboarded', $2)`,
-        [
-          tenant.id,
-          JSON.stringify({
-            plan: record.plan,
-            tier: record.target.tier,
-            cluster: record.target.cluster,
-            ownerInvited: record.ownerEmail !== null,
-            attempts: record.attempts,
-          }),
-        ],
-      );
-      await client.query('COMMIT');
-      return completedAt;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
+  /** A placement database other than the home database (database tier, another cluster). */
+  #remote(t: PlacementTarget): boolean {
+    return t.tier === 'database' || t.cluster !== this.#home;
+  }
+
+  #catalog(client: pg.PoolClient): TenantCatalog {
+    return new TenantCatalog(client, { placements: this.#placements });
+  }
+
+  /**
+   * Lifts (`active`) or puts back (`provisioning`) a provisioning tenant's data-plane hold, at home
+   * and in its placement database, under the tenant's lock and only while the catalog still says
+   * provisioning (a delete meanwhile keeps its own hold).
+   */
+  async #hold(
+    client: pg.PoolClient,
+    tenantId: string,
+    t: PlacementTarget,
+    status: 'active' | 'provisioning',
+    remote = this.#remote(t),
+  ): Promise<void> {
+    await withTenantLock(client, tenantId, async (on) => {
+      const { rows } = await on.query<{ status: string }>('select status from tenantry.tenants where id = $1', [
+        tenantId,
+      ]);
+      if (rows[0]?.status !== 'provisioning') return;
+      const dbs: Queryable[] = [on];
+      if (remote) dbs.push(this.#placements.ownerPool(t));
+      for (const db of dbs) await writeTenantHold(db, tenantId, status);
+    });
+  }
+
+  /**
+   * The record closed, a `tenant.onboarded` entry in the tenant's audit log and the tenant
+   * activated (its home hold released by core's trigger): ONE statement (data-modifying CTEs
+   * commit together or not at all), so the step costs one round trip and one commit, and answers
+   * the activated row (no re-read). A hold in its placement database is released after the commit
+   * (fail closed), again by a re-run if this one stops.
+   */
+  async #finish(
+    client: pg.PoolClient,
+    tenant: Tenant,
+    record: OnboardingRecord,
+  ): Promise<{ completedAt: Date | null; tenant: Tenant | undefined }> {
+    const { rows } = await client.query<TenantRow & { completed_at: Date | null }>(
+      `with done as (
+         update tenantry.onboardings
+            set steps = steps || jsonb_build_object('done', now()), last_error = null, updated_at = now(), completed_at = now()
+          where tenant_id = $1 returning completed_at),
+       activated as (
+         update tenantry.tenants set status = 'active', updated_at = now()
+          where id = $1 and status = 'provisioning' returning ${TENANT_COLUMNS}),
+       audit as (
+         insert into tenantry.audit_log (tenant_id, actor_kind, action, detail)
+         values ($1, 'system', 'tenant.onboarded', $2) returning 1)
+       select d.completed_at, a.* from done d left join activated a on true`,
+      [
+        tenant.id,
+        JSON.stringify({
+          plan: record.plan,
+          tier: record.target.tier,
+          cluster: record.target.cluster,
+          ownerInvited: record.ownerEmail !== null,
+          attempts: record.attempts,
+        }),
+      ],
+    );
+    const row = rows[0];
+    if (this.#remote(record.target)) await this.#catalog(client).activate(tenant.id);
+    return {
+      completedAt: row?.completed_at ?? null,
+      tenant: row?.id && !this.#remote(record.target) ? tenantFromRow(row) : undefined,
+    };
   }
 
   async #emit(slug: string, tenantId: string | null, step: OnboardStep, phase: OnboardStepEvent['phase']) {
