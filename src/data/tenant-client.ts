@@ -18,8 +18,11 @@ import {
   prefixWithContext,
   type PrefixForm,
   type RoutedContext,
+  type SettingsContext,
   type Submittable,
 } from './context-prefix.js';
+import { DB_LIMIT_SETTINGS, type TenantDbLimits } from './tenant-db-limits.js';
+import type { TenantActivity } from './tenant-activity.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
@@ -62,6 +65,10 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryRouting?: ClientRouting;
   /** statement_timeout (ms) sent transaction-locally in every statement's prefix (see TenantPoolConfig). */
   tenantryStatementTimeoutMs?: number;
+  /** Per-tenant statement_timeout, lock_timeout, work_mem sent in every statement's prefix (see TenantPoolConfig.dbLimits). */
+  tenantryDbLimits?: TenantDbLimits;
+  /** Where each statement's time, rows and failure are counted for its tenant (see TenantPoolConfig.activity). */
+  tenantryActivity?: TenantActivity;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -80,6 +87,9 @@ export interface ClientRouting {
 }
 
 type TxStatus = 'I' | 'T' | 'E';
+
+/** Statements without a tenant keep the connection's own limits (the role's defaults). */
+const NO_LIMITS: readonly null[] = Object.freeze(DB_LIMIT_SETTINGS.map(() => null));
 
 /** The slice of pg's Connection a cancel request uses. */
 interface CancelConnection extends NodeJS.EventEmitter {
@@ -103,6 +113,8 @@ export class TenantClient extends pg.Client {
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
+  readonly #dbLimits: TenantDbLimits | undefined;
+  readonly #activity: TenantActivity | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -115,7 +127,13 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs);
+    this.#dbLimits = config.tenantryDbLimits;
+    this.#activity = config.tenantryActivity;
+    this.#prefix = new ContextPrefixWriter(
+      config.tenantryPrepareContext ?? false,
+      config.tenantryStatementTimeoutMs,
+      this.#dbLimits ? DB_LIMIT_SETTINGS : [],
+    );
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -242,9 +260,22 @@ export class TenantClient extends pg.Client {
         };
         signal.addEventListener('abort', onAbort, { once: true });
       }
+      const activity = this.#activity;
+      const started = activity ? performance.now() : 0;
       query.callback = (err: unknown, res: unknown) => {
         if (onAbort) signal!.removeEventListener('abort', onAbort);
-        deliver(err === undefined || err === null ? err : this.#waitError(err, signal), res);
+        const failure = err === undefined || err === null ? err : this.#waitError(err, signal);
+        if (activity) {
+          const rows = (res as { rowCount?: number | null } | undefined)?.rowCount ?? 0;
+          const kind =
+            failure == null
+              ? undefined
+              : failure instanceof StatementTimeoutError || failure instanceof LockTimeoutError
+                ? 'timeout'
+                : 'error';
+          activity.statement(tenantId ?? '', performance.now() - started, rows, kind);
+        }
+        deliver(failure, res);
       };
     }
     if (tenantId !== undefined && this.#resultColumns.size > 0) {
@@ -327,7 +358,7 @@ export class TenantClient extends pg.Client {
     tenantId: string | undefined,
     query: Submittable,
     simple: boolean,
-  ): string | RoutedContext | null | Error {
+  ): string | RoutedContext | SettingsContext | null | Error {
     if (simple && query.text === '') return null; // an empty query runs nothing
     switch (this.#status) {
       case 'E':
@@ -371,8 +402,11 @@ export class TenantClient extends pg.Client {
     }
     // With no tenant, still send an empty value: it overrides any session-level value that
     // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
-    if (tenantId === undefined) return '';
-    if (!this.#routing) return this.#encoder.encode(tenantId);
+    if (tenantId === undefined) return this.#dbLimits ? { value: '', settings: NO_LIMITS } : '';
+    if (!this.#routing)
+      return this.#dbLimits
+        ? { value: this.#encoder.encode(tenantId), settings: this.#dbLimits.limitsOf(tenantId).values }
+        : this.#encoder.encode(tenantId);
     const route = this.#routing.peek(tenantId);
     if (!route)
       return new TenantryError(
@@ -387,6 +421,10 @@ export class TenantClient extends pg.Client {
         { status: 500 },
       );
     }
-    return { value: this.#encoder.encode(tenantId, route.epoch), searchPath: route.searchPath ?? '' };
+    const value = this.#encoder.encode(tenantId, route.epoch);
+    const searchPath = route.searchPath ?? '';
+    return this.#dbLimits
+      ? { value, searchPath, settings: this.#dbLimits.limitsOf(tenantId).values }
+      : { value, searchPath };
   }
 }

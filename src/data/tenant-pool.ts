@@ -17,6 +17,9 @@ import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import type { PrefixForm } from './context-prefix.js';
 import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
+import { FairCheckout } from './fair-checkout.js';
+import { TenantActivity } from './tenant-activity.js';
+import type { TenantDbLimits } from './tenant-db-limits.js';
 
 /** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
 export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
@@ -105,6 +108,26 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * direct use.
    */
   routing?: ClientRouting;
+  /**
+   * Per-tenant statement_timeout, lock_timeout and work_mem by plan (see TenantDbLimits), set
+   * transaction-locally in the same prefix (and round trip) as the context; their weights serve
+   * `fairCheckout`. Default: none (the role's defaults, and `statementTimeoutMs`).
+   */
+  dbLimits?: TenantDbLimits;
+  /**
+   * Weighted fair sharing of this pool's connections between tenants (see docs/noisy-neighbours.md):
+   * a free connection goes to the waiting tenant holding the fewest for its weight (`dbLimits`
+   * weights, 1 without), and one tenant holds at most `maxPerTenant` (default: `max` less a
+   * quarter, at least 1) so a tenant stuck on locks or slow queries leaves the rest to the others.
+   * Default off.
+   */
+  fairCheckout?: boolean | { maxPerTenant?: number };
+  /**
+   * Counts each tenant's DB time, statements, rows, errors, checkouts, waits and connections held
+   * (`pool.activity`, `tenantry tenants top`): pass a TenantActivity to share one between pools,
+   * or `true` for one of this pool's own. Default off.
+   */
+  activity?: boolean | TenantActivity;
 }
 
 /**
@@ -132,6 +155,10 @@ export class TenantPool extends pg.Pool {
   #poolerInfo: Promise<PoolerInfo> | undefined;
   /** True once the self-test answered (or when the first checkout need not wait for it). */
   #selfTestSettled: boolean;
+  readonly #fair: FairCheckout | undefined;
+  readonly #dbLimits: TenantDbLimits | undefined;
+  /** Each tenant's use of the database through this pool, when `activity` is on. */
+  readonly activity: TenantActivity | undefined;
 
   constructor(config: TenantPoolConfig = {}) {
     const {
@@ -145,8 +172,22 @@ export class TenantPool extends pg.Pool {
       statementTimeoutMs,
       poolerSelfTest = true,
       logger,
+      dbLimits,
+      fairCheckout,
+      activity,
       ...poolConfig
     } = config;
+    const max = poolConfig.max ?? 10;
+    let fair: FairCheckout | undefined;
+    if (fairCheckout) {
+      const cap = fairCheckout === true ? undefined : fairCheckout.maxPerTenant;
+      if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1 && cap <= max))
+        throw new ConfigurationError(`fairCheckout.maxPerTenant must be a whole number from 1 to max (${max})`);
+      fair = new FairCheckout(max, cap ?? Math.max(1, max - Math.ceil(max / 4)));
+    }
+    if (dbLimits !== undefined && typeof (dbLimits as { limitsOf?: unknown }).limitsOf !== 'function')
+      throw new ConfigurationError('dbLimits must be a TenantDbLimits');
+    const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
     const prefixForm: PrefixForm = { named: prepareContextStatement === true && selfTest === undefined };
@@ -170,7 +211,12 @@ export class TenantPool extends pg.Pool {
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
+      tenantryDbLimits: dbLimits,
+      tenantryActivity: counters,
     } as unknown as pg.PoolConfig & TenantClientConfig);
+    this.#fair = fair;
+    this.#dbLimits = dbLimits;
+    this.activity = counters;
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
     this.#prepareRequested = prepareContextStatement === true;
@@ -294,6 +340,20 @@ export class TenantPool extends pg.Pool {
       }
       return gate.then(() => this.connect());
     }
+    if (this.#fair || this.activity) {
+      // the tenant of a checkout is the caller's (pg-pool's query calls connect synchronously)
+      const checkout = this.#accountedConnect(tryCurrentTenant() ?? '', () =>
+        (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this).catch((err: Error) => {
+          throw classify(err);
+        }),
+      );
+      if (!callback) return checkout;
+      void checkout.then(
+        (client) => callback(undefined, client, client.release as (release?: unknown) => void),
+        (err: Error) => callback(err, undefined, () => undefined),
+      );
+      return;
+    }
     if (callback) {
       // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
       return (pg.Pool.prototype.connect as Function).call(
@@ -307,6 +367,55 @@ export class TenantPool extends pg.Pool {
     return (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this).catch((err: Error) => {
       throw classify(err);
     });
+  }
+
+  /** A checkout through the fair queue (when on) and the activity counters (when on). */
+  async #accountedConnect(tenant: string, inner: () => Promise<pg.PoolClient>): Promise<pg.PoolClient> {
+    const fair = this.#fair;
+    const activity = this.activity;
+    const started = performance.now();
+    const signal = currentSignal();
+    if (signal?.aborted) throw abortError(signal);
+    if (fair) {
+      const weight = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant).weight ?? 1;
+      if (!fair.tryAcquire(tenant, weight)) {
+        const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
+        try {
+          await fair.acquire(
+            tenant,
+            weight,
+            timeout > 0 ? Date.now() + timeout : Infinity,
+            () => new PoolTimeoutError(timeout),
+            signal,
+          );
+        } catch (error) {
+          activity?.waitFailed(tenant, performance.now() - started);
+          throw error;
+        }
+      }
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await inner();
+    } catch (error) {
+      fair?.release(tenant);
+      activity?.waitFailed(tenant, performance.now() - started);
+      throw error;
+    }
+    // under a millisecond is a free connection handed over, not a wait
+    const waited = performance.now() - started;
+    activity?.checkedOut(tenant, waited >= 1 ? waited : 0);
+    const release = client.release;
+    let released = false;
+    client.release = (err?: Error | boolean) => {
+      if (!released) {
+        released = true;
+        fair?.release(tenant);
+        activity?.checkedIn(tenant);
+      }
+      return release.call(client, err);
+    };
+    return client;
   }
 
   // A client handed back inside a transaction would carry that transaction (and its tenant)
