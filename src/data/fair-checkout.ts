@@ -9,6 +9,7 @@ interface Waiter {
 interface TenantSlots {
   held: number;
   weight: number;
+  cap: number;
   waiting: Waiter[];
 }
 
@@ -50,11 +51,11 @@ export class FairCheckout {
     return this.#tenants.get(key)?.held ?? 0;
   }
 
-  /** Takes a slot now when one is free, nobody waits, and `key` is under its cap. */
-  tryAcquire(key: string, weight: number): boolean {
+  /** Takes a slot now when one is free, nobody waits, and `key` is under its cap (`cap`, at most `maxPerTenant`). */
+  tryAcquire(key: string, weight: number, cap = Infinity): boolean {
     if (this.#inUse >= this.size || this.#waiters > 0) return false;
-    const t = this.#tenant(key, weight);
-    if (t.held >= this.maxPerTenant) return false;
+    const t = this.#tenant(key, weight, cap);
+    if (t.held >= t.cap) return false;
     t.held++;
     this.#inUse++;
     return true;
@@ -64,13 +65,20 @@ export class FairCheckout {
    * Resolves holding a slot for `key`; rejects with `onTimeout()` at `deadline` (Date.now() ms,
    * or Infinity) or with the work's abort error when `signal` aborts first.
    */
-  acquire(key: string, weight: number, deadline: number, onTimeout: () => Error, signal?: AbortSignal): Promise<void> {
-    if (this.tryAcquire(key, weight)) return Promise.resolve();
+  acquire(
+    key: string,
+    weight: number,
+    deadline: number,
+    onTimeout: () => Error,
+    signal?: AbortSignal,
+    cap = Infinity,
+  ): Promise<void> {
+    if (this.tryAcquire(key, weight, cap)) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const left = deadline - Date.now();
     if (left <= 0) return Promise.reject(onTimeout());
     return new Promise<void>((resolve, reject) => {
-      const t = this.#tenant(key, weight);
+      const t = this.#tenant(key, weight, cap);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const giveUp = (error: Error) => {
         if (waiter.done) return;
@@ -111,12 +119,16 @@ export class FairCheckout {
     this.#forget(key, t);
   }
 
-  #tenant(key: string, weight: number): TenantSlots {
+  #tenant(key: string, weight: number, cap: number): TenantSlots {
+    const limit = Math.min(cap, this.maxPerTenant);
     let t = this.#tenants.get(key);
     if (!t) {
-      t = { held: 0, weight, waiting: [] };
+      t = { held: 0, weight, cap: limit, waiting: [] };
       this.#tenants.set(key, t);
-    } else t.weight = weight;
+    } else {
+      t.weight = weight;
+      t.cap = limit;
+    }
     return t;
   }
 
@@ -129,7 +141,7 @@ export class FairCheckout {
     while (this.#inUse < this.size && this.#waiters > 0) {
       let best: TenantSlots | undefined;
       for (const t of this.#tenants.values()) {
-        if (t.waiting.length === 0 || t.held >= this.maxPerTenant) continue;
+        if (t.waiting.length === 0 || t.held >= t.cap) continue;
         if (
           !best ||
           t.held / t.weight < best.held / best.weight ||

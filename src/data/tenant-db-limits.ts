@@ -15,6 +15,8 @@ export interface DbLimits {
   workMem?: string;
   /** Share of a pool's connections when tenants compete for them (fair checkout), 1 … 1000; default 1. */
   weight?: number;
+  /** Most connections of one pool the tenant holds at once with fair checkout (1 … 10000); default the pool's `maxPerTenant`. */
+  maxConnections?: number;
 }
 
 /** Options of {@link TenantDbLimits}. */
@@ -34,6 +36,8 @@ export const DB_LIMIT_SETTINGS = ['statement_timeout', 'lock_timeout', 'work_mem
 export interface ResolvedDbLimits {
   readonly values: readonly (string | null)[];
   readonly weight: number;
+  /** Infinity when the plan sets none (the pool's own cap applies). */
+  readonly maxConnections: number;
   readonly plan: string;
 }
 
@@ -51,7 +55,7 @@ function checkMs(value: unknown, what: string): void {
 function checkLimits(limits: DbLimits, where: string): void {
   if (limits === null || typeof limits !== 'object') throw new ConfigurationError(`${where}: limits must be an object`);
   for (const key of Object.keys(limits)) {
-    if (!['statementTimeoutMs', 'lockTimeoutMs', 'workMem', 'weight'].includes(key))
+    if (!['statementTimeoutMs', 'lockTimeoutMs', 'workMem', 'weight', 'maxConnections'].includes(key))
       throw new ConfigurationError(`${where}: unknown limit ${key}`);
   }
   checkMs(limits.statementTimeoutMs, `${where}.statementTimeoutMs`);
@@ -64,12 +68,16 @@ function checkLimits(limits: DbLimits, where: string): void {
   }
   if (limits.weight !== undefined && !(Number.isInteger(limits.weight) && limits.weight >= 1 && limits.weight <= 1000))
     throw new ConfigurationError(`${where}.weight must be a whole number from 1 to 1000`);
+  const cap = limits.maxConnections;
+  if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1 && cap <= 10_000))
+    throw new ConfigurationError(`${where}.maxConnections must be a whole number from 1 to 10000`);
 }
 
 function resolve(plan: string, limits: DbLimits): ResolvedDbLimits {
   return Object.freeze({
     plan,
     weight: limits.weight ?? 1,
+    maxConnections: limits.maxConnections ?? Infinity,
     values: Object.freeze([
       limits.statementTimeoutMs === undefined ? null : String(limits.statementTimeoutMs),
       limits.lockTimeoutMs === undefined ? null : String(limits.lockTimeoutMs),

@@ -118,7 +118,7 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * Weighted fair sharing of this pool's connections between tenants (see docs/noisy-neighbours.md):
    * a free connection goes to the waiting tenant holding the fewest for its weight (`dbLimits`
    * weights, 1 without), and one tenant holds at most `maxPerTenant` (default: `max` less a
-   * quarter, at least 1) so a tenant stuck on locks or slow queries leaves the rest to the others.
+   * quarter, at least 1; lower for a plan's `maxConnections`) so a tenant stuck on locks or slow queries leaves the rest to the others.
    * Default off.
    */
   fairCheckout?: boolean | { maxPerTenant?: number };
@@ -377,8 +377,10 @@ export class TenantPool extends pg.Pool {
     const signal = currentSignal();
     if (signal?.aborted) throw abortError(signal);
     if (fair) {
-      const weight = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant).weight ?? 1;
-      if (!fair.tryAcquire(tenant, weight)) {
+      const limits = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant);
+      const weight = limits?.weight ?? 1;
+      const cap = limits?.maxConnections ?? Infinity;
+      if (!fair.tryAcquire(tenant, weight, cap)) {
         const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
         try {
           await fair.acquire(
@@ -387,6 +389,7 @@ export class TenantPool extends pg.Pool {
             timeout > 0 ? Date.now() + timeout : Infinity,
             () => new PoolTimeoutError(timeout),
             signal,
+            cap,
           );
         } catch (error) {
           activity?.waitFailed(tenant, performance.now() - started);
