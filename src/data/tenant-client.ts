@@ -23,6 +23,7 @@ import {
 } from './context-prefix.js';
 import { DB_LIMIT_SETTINGS, type TenantDbLimits } from './tenant-db-limits.js';
 import type { TenantActivity } from './tenant-activity.js';
+import { TaggedSettings } from './activity-tag.js';
 
 /** Carries the tenant captured by TenantPool.query to the client that runs it later. */
 export const TENANT_OF_QUERY = Symbol.for('tenantry.tenantOfQuery');
@@ -69,6 +70,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryDbLimits?: TenantDbLimits;
   /** Where each statement's time, rows and failure are counted for its tenant (see TenantPoolConfig.activity). */
   tenantryActivity?: TenantActivity;
+  /** Tag each tenant's statements in pg_stat_activity.application_name (see TenantPoolConfig.activityTag). */
+  tenantryActivityTag?: boolean;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -88,8 +91,9 @@ export interface ClientRouting {
 
 type TxStatus = 'I' | 'T' | 'E';
 
-/** Statements without a tenant keep the connection's own limits (the role's defaults). */
+/** Statements without a tenant keep the connection's own limits (the role's defaults) and application_name. */
 const NO_LIMITS: readonly null[] = Object.freeze(DB_LIMIT_SETTINGS.map(() => null));
+const NO_LIMITS_NO_TAG: readonly null[] = Object.freeze([...NO_LIMITS, null]);
 
 /** The slice of pg's Connection a cancel request uses. */
 interface CancelConnection extends NodeJS.EventEmitter {
@@ -115,6 +119,7 @@ export class TenantClient extends pg.Client {
   readonly #routing: ClientRouting | undefined;
   readonly #dbLimits: TenantDbLimits | undefined;
   readonly #activity: TenantActivity | undefined;
+  readonly #tagged: TaggedSettings | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -129,11 +134,12 @@ export class TenantClient extends pg.Client {
     this.#encoder = config.tenantryEncoder;
     this.#dbLimits = config.tenantryDbLimits;
     this.#activity = config.tenantryActivity;
-    this.#prefix = new ContextPrefixWriter(
-      config.tenantryPrepareContext ?? false,
-      config.tenantryStatementTimeoutMs,
-      this.#dbLimits ? DB_LIMIT_SETTINGS : [],
-    );
+    const tag = config.tenantryActivityTag === true;
+    this.#tagged = tag ? new TaggedSettings(this.#dbLimits, this.#dbLimits ? NO_LIMITS_NO_TAG : [null]) : undefined;
+    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs, [
+      ...(this.#dbLimits ? DB_LIMIT_SETTINGS : []),
+      ...(tag ? ['application_name'] : []),
+    ]);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -293,6 +299,13 @@ export class TenantClient extends pg.Client {
     return result;
   }
 
+  /** The values of the prefix's extra settings for a tenant's statement (limits, tag), or undefined for none. */
+  #settingsOf(tenantId: string | undefined): readonly (string | null)[] | undefined {
+    if (this.#tagged) return this.#tagged.valuesOf(tenantId);
+    if (!this.#dbLimits) return undefined;
+    return tenantId === undefined ? NO_LIMITS : this.#dbLimits.limitsOf(tenantId).values;
+  }
+
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */
   #aborted(signal: AbortSignal | undefined, text: unknown): Error | undefined {
     if (!signal?.aborted) return undefined;
@@ -402,11 +415,10 @@ export class TenantClient extends pg.Client {
     }
     // With no tenant, still send an empty value: it overrides any session-level value that
     // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
-    if (tenantId === undefined) return this.#dbLimits ? { value: '', settings: NO_LIMITS } : '';
+    const settings = this.#settingsOf(tenantId);
+    if (tenantId === undefined) return settings ? { value: '', settings } : '';
     if (!this.#routing)
-      return this.#dbLimits
-        ? { value: this.#encoder.encode(tenantId), settings: this.#dbLimits.limitsOf(tenantId).values }
-        : this.#encoder.encode(tenantId);
+      return settings ? { value: this.#encoder.encode(tenantId), settings } : this.#encoder.encode(tenantId);
     const route = this.#routing.peek(tenantId);
     if (!route)
       return new TenantryError(
@@ -423,8 +435,6 @@ export class TenantClient extends pg.Client {
     }
     const value = this.#encoder.encode(tenantId, route.epoch);
     const searchPath = route.searchPath ?? '';
-    return this.#dbLimits
-      ? { value, searchPath, settings: this.#dbLimits.limitsOf(tenantId).values }
-      : { value, searchPath };
+    return settings ? { value, searchPath, settings } : { value, searchPath };
   }
 }

@@ -128,6 +128,12 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * or `true` for one of this pool's own. Default off.
    */
   activity?: boolean | TenantActivity;
+  /**
+   * Tag each tenant's statements in `pg_stat_activity.application_name` (transaction-locally, in
+   * the prefix): `tenantry:<hash of the tenant id>` (see `activityTag`), never the context value,
+   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Default off.
+   */
+  activityTag?: boolean;
 }
 
 /**
@@ -175,6 +181,7 @@ export class TenantPool extends pg.Pool {
       dbLimits,
       fairCheckout,
       activity,
+      activityTag,
       ...poolConfig
     } = config;
     const max = poolConfig.max ?? 10;
@@ -213,6 +220,7 @@ export class TenantPool extends pg.Pool {
       tenantryRouting: routing,
       tenantryDbLimits: dbLimits,
       tenantryActivity: counters,
+      tenantryActivityTag: activityTag === true,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.#fair = fair;
     this.#dbLimits = dbLimits;
