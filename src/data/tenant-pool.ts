@@ -441,6 +441,11 @@ export class TenantPool extends pg.Pool {
   ): unknown {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
     const release = (pg.Pool.prototype as unknown as { _release: Function })._release;
+    // pg-pool's query hands every failed statement's error to release, which closes the connection:
+    // a tenant whose statements hit their timeouts would make every tenant pay reconnections
+    // (a fork and an authentication each). A statement error from a healthy session is not the
+    // connection's fault: the client is kept, once idle, by the same rules as any other.
+    if (err !== undefined && isStatementError(err)) err = undefined;
     const judge = (): unknown => {
       const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
       const reason =
@@ -477,6 +482,21 @@ export class TenantPool extends pg.Pool {
     client.on('error', onError);
     return undefined;
   }
+}
+
+/**
+ * True for an error PostgreSQL answered a statement with, the session still usable: a SQLSTATE
+ * outside connection exceptions (08), operator intervention (57, but 57014 query_canceled) and
+ * internal errors (XX), not FATAL; or a timeout error of ours wrapping one.
+ */
+function isStatementError(error: unknown): boolean {
+  const e = error as { severity?: unknown; cause?: unknown } | null;
+  if (error instanceof TenantryError)
+    return (error.code === 'STATEMENT_TIMEOUT' || error.code === 'LOCK_TIMEOUT') && isStatementError(e?.cause);
+  const state = sqlStateOf(error);
+  if (state === undefined || (e?.severity !== 'ERROR' && e?.severity !== undefined)) return false;
+  if (state === '57014') return true;
+  return !/^(08|57|XX|53)/.test(state);
 }
 
 // pg-pool runs the query in the callback of a connection hand-over, which may execute in

@@ -80,7 +80,9 @@ describe('per-tenant limits in the prefix', () => {
   });
 
   it("a tenant's lock wait ends at its plan's lock_timeout, and changed nothing", async () => {
-    const { pool } = await limitsPool();
+    const { dbLimits, pool } = await limitsPool();
+    // a statement timeout well past the lock timeout, so a loaded machine cannot swap them
+    dbLimits.setOverride(A, { statementTimeoutMs: 5000 });
     const locker = await db.owner.connect();
     try {
       await locker.query('begin');
