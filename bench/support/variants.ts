@@ -265,6 +265,13 @@ export const VARIANTS: Record<string, VariantInfo> = {
     activity: true,
     activityTag: true,
   })),
+  'b+limits': tenantPoolVariant('b+limits', 'as b, dbLimits only (3 settings in the prefix)', 'signed', false, () => ({
+    dbLimits: new TenantDbLimits({
+      plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },
+      defaultPlan: 'free',
+    }),
+  })),
+  'b+fair': tenantPoolVariant('b+fair', 'as b, fairCheckout only', 'signed', false, () => ({ fairCheckout: true })),
   'b+noisy': tenantPoolVariant(
     'b+noisy',
     'as b, activity + activityTag + dbLimits (3 settings in the prefix) + fairCheckout',
