@@ -60,6 +60,22 @@ export {
   type Annotate,
 } from './telemetry/telemetry-hooks.js';
 export { TenantClient } from './data/tenant-client.js';
+export {
+  TenantDbLimits,
+  DB_LIMIT_SETTINGS,
+  type DbLimits,
+  type TenantDbLimitsOptions,
+  type ResolvedDbLimits,
+} from './data/tenant-db-limits.js';
+export { FairCheckout } from './data/fair-checkout.js';
+export { TenantActivity, type TenantActivityRow } from './data/tenant-activity.js';
+export {
+  publishTenantActivity,
+  writeActivityWindow,
+  type PublishTenantActivityOptions,
+} from './data/tenant-activity-publisher.js';
+export { activityTag, ACTIVITY_TAG_PREFIX } from './data/activity-tag.js';
+export { adviseOnLoad, type TenantLoad, type LoadAdviceOptions } from './tiers/placement-advice.js';
 export { ContextSigner, type ContextEncoder } from './data/context-signer.js';
 export {
   installSql,

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { runAs } from '../../src/context/tenant-context.js';
-import { TenantPool } from '../../src/data/tenant-pool.js';
+import { TenantPool, type TenantPoolConfig } from '../../src/data/tenant-pool.js';
+import { TenantDbLimits } from '../../src/data/tenant-db-limits.js';
 import { CONTEXT_SETTING } from '../../src/policy/install-sql.js';
 import { QueryGuard } from '../../src/guard/query-guard.js';
 import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
@@ -71,7 +72,13 @@ function poolOptions(connectionString: string, max: number, extras?: pg.PoolConf
   return { connectionString, max, idleTimeoutMillis: 0, ...extras };
 }
 
-function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigned', namedPrefix = false): VariantInfo {
+function tenantPoolVariant(
+  key: string,
+  label: string,
+  mode: 'signed' | 'unsigned',
+  namedPrefix = false,
+  extra: () => Partial<TenantPoolConfig> = () => ({}),
+): VariantInfo {
   return {
     key,
     label,
@@ -82,6 +89,7 @@ function tenantPoolVariant(key: string, label: string, mode: 'signed' | 'unsigne
         contextMode: mode,
         contextSecret: t.contextSecret,
         prepareContextStatement: namedPrefix,
+        ...extra(),
       });
       return {
         key,
@@ -279,4 +287,32 @@ export const VARIANTS: Record<string, VariantInfo> = {
   // the router's cost: each -routed variant against the same variant through a plain TenantPool
   'b-routed': routedVariant('b-routed', 'signed'),
   "b'-routed": routedVariant("b'-routed", 'unsigned'),
+  // the cost of monitoring (per-tenant counters, the tag in application_name) and of the noisy-
+  // neighbour protection (per-tenant limits in the prefix, fair checkout), each against b
+  'b+monitor': tenantPoolVariant('b+monitor', 'as b, activity counters + activityTag', 'signed', false, () => ({
+    activity: true,
+    activityTag: true,
+  })),
+  'b+limits': tenantPoolVariant('b+limits', 'as b, dbLimits only (3 settings in the prefix)', 'signed', false, () => ({
+    dbLimits: new TenantDbLimits({
+      plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },
+      defaultPlan: 'free',
+    }),
+  })),
+  'b+fair': tenantPoolVariant('b+fair', 'as b, fairCheckout only', 'signed', false, () => ({ fairCheckout: true })),
+  'b+noisy': tenantPoolVariant(
+    'b+noisy',
+    'as b, activity + activityTag + dbLimits (3 settings in the prefix) + fairCheckout',
+    'signed',
+    false,
+    () => ({
+      activity: true,
+      activityTag: true,
+      fairCheckout: true,
+      dbLimits: new TenantDbLimits({
+        plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },
+        defaultPlan: 'free',
+      }),
+    }),
+  ),
 };

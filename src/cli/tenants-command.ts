@@ -9,6 +9,7 @@ import { onboardCommand } from './onboard-command.js';
 import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-command.js';
 import { exportCommand, importCommand } from './export-command.js';
 import { usageCommand, usageExportCommand } from './usage-command.js';
+import { topCommand } from './top-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -143,6 +144,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(importCommand(globals));
   cmd.addCommand(usageCommand(globals));
   cmd.addCommand(usageExportCommand(globals));
+  cmd.addCommand(topCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -32,10 +32,27 @@ export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
  */
 const STATEMENT_TIMEOUT_CALL = (param: number) => `, pg_catalog.set_config('statement_timeout', $${param}, true)`;
 
+/**
+ * What a prefix adds per extra setting (a tenant's limits, see TenantDbLimits): one more
+ * transaction-local set_config in the same SELECT, its value a bind parameter; a null value keeps
+ * the connection's own (the role's default). The names are fixed per pool, so the text is too.
+ */
+const EXTRA_SETTING_CALL = (name: string, param: number) =>
+  `, set_config('${name}', coalesce($${param}, current_setting('${name}')), true)`;
+
 /** A context value for a routed statement, with the search path of the tenant's schema ('' for none). */
 export interface RoutedContext {
   value: string;
   searchPath: string;
+  /** Values of the writer's extra settings, in order (see ContextPrefixWriter). */
+  settings?: readonly (string | null)[];
+}
+
+/** A context value with values for the writer's extra settings, in order (null: keep the connection's). */
+export interface SettingsContext {
+  value: string;
+  searchPath?: undefined;
+  settings: readonly (string | null)[];
 }
 
 /** The slice of node-postgres' connection used to write protocol messages. */
@@ -64,7 +81,7 @@ export interface Submittable {
  * Decides, at submit time, what to send in front of a statement: a context value, `null` for
  * no prefix, or an Error to refuse the statement without sending anything.
  */
-export type ContextDecision = () => string | RoutedContext | null | Error;
+export type ContextDecision = () => string | RoutedContext | SettingsContext | null | Error;
 
 function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
@@ -94,29 +111,39 @@ export class ContextPrefixWriter {
   /** statement_timeout as sent (milliseconds as text), or undefined for none. */
   readonly #timeout: string | undefined;
   readonly #suffix: string;
+  readonly #extra: readonly string[];
 
   readonly #form: PrefixForm;
 
   /**
    * `prepare`: the named form (true), the unnamed one (false), or the form a pool decides for its
    * connections (read at each write). `statementTimeoutMs`: a positive whole number of
-   * milliseconds, sent with every prefix.
+   * milliseconds, sent with every prefix. `extraSettings`: names of more settings set
+   * transaction-locally by every prefix, their values given with each context (`settings`).
    */
-  constructor(prepare: boolean | PrefixForm, statementTimeoutMs?: number) {
+  constructor(prepare: boolean | PrefixForm, statementTimeoutMs?: number, extraSettings: readonly string[] = []) {
     this.#form = typeof prepare === 'boolean' ? { named: prepare } : prepare;
     if (statementTimeoutMs !== undefined && !(Number.isInteger(statementTimeoutMs) && statementTimeoutMs > 0))
       throw new TypeError('statementTimeoutMs must be a positive whole number of milliseconds');
     this.#timeout = statementTimeoutMs === undefined ? undefined : String(statementTimeoutMs);
-    this.#text = this.#timeout ? CONTEXT_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(2) : CONTEXT_PREFIX_SQL;
-    this.#routedText = this.#timeout ? ROUTED_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : ROUTED_PREFIX_SQL;
-    this.#suffix = this.#timeout ? '_timed' : '';
+    for (const name of extraSettings)
+      if (!/^[a-z_]{1,63}$/.test(name)) throw new TypeError(`not a setting name: ${name}`);
+    this.#extra = extraSettings;
+    const extra = (first: number) => extraSettings.map((name, i) => EXTRA_SETTING_CALL(name, first + i)).join('');
+    const plain = this.#timeout ? CONTEXT_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(2) : CONTEXT_PREFIX_SQL;
+    const routed = this.#timeout ? ROUTED_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : ROUTED_PREFIX_SQL;
+    this.#text = plain + extra(this.#timeout ? 3 : 2);
+    this.#routedText = routed + extra(this.#timeout ? 4 : 3);
+    this.#suffix = (this.#timeout ? '_timed' : '') + (extraSettings.length > 0 ? `_x${extraSettings.length}` : '');
   }
 
-  write(connection: WireConnection, context: string | RoutedContext): void {
-    const routed = typeof context !== 'string';
+  write(connection: WireConnection, context: string | RoutedContext | SettingsContext): void {
+    const plain = typeof context === 'string';
+    const routed = !plain && context.searchPath !== undefined;
     const text = routed ? this.#routedText : this.#text;
-    const values = routed ? [context.value, context.searchPath] : [context];
+    const values: unknown[] = plain ? [context] : routed ? [context.value, context.searchPath] : [context.value];
     if (this.#timeout) values.push(this.#timeout);
+    for (let i = 0; i < this.#extra.length; i++) values.push((plain ? undefined : context.settings?.[i]) ?? null);
     this.#lastRouted = routed;
     if (!this.#form.named) {
       connection.parse({ text, types: [] });

@@ -19,9 +19,13 @@ import {
   prefixWithContext,
   type PrefixForm,
   type RoutedContext,
+  type SettingsContext,
   type Submittable,
 } from './context-prefix.js';
 import type { TenantPoolObserver } from './pool-observer.js';
+import { DB_LIMIT_SETTINGS, type TenantDbLimits } from './tenant-db-limits.js';
+import type { TenantActivity } from './tenant-activity.js';
+import { TaggedSettings } from './activity-tag.js';
 
 /**
  * What TenantPool.query captured in the caller's stack, carried to the client that sends the
@@ -78,6 +82,12 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryStatementTimeoutMs?: number;
   /** Told each statement's tenant and duration (see TenantPoolConfig.observer). */
   tenantryObserver?: TenantPoolObserver;
+  /** Per-tenant statement_timeout, lock_timeout, work_mem sent in every statement's prefix (see TenantPoolConfig.dbLimits). */
+  tenantryDbLimits?: TenantDbLimits;
+  /** Where each statement's time, rows and failure are counted for its tenant (see TenantPoolConfig.activity). */
+  tenantryActivity?: TenantActivity;
+  /** Tag each tenant's statements in pg_stat_activity.application_name (see TenantPoolConfig.activityTag). */
+  tenantryActivityTag?: boolean;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -96,6 +106,10 @@ export interface ClientRouting {
 }
 
 type TxStatus = 'I' | 'T' | 'E';
+
+/** Statements without a tenant keep the connection's own limits (the role's defaults) and application_name. */
+const NO_LIMITS: readonly null[] = Object.freeze(DB_LIMIT_SETTINGS.map(() => null));
+const NO_LIMITS_NO_TAG: readonly null[] = Object.freeze([...NO_LIMITS, null]);
 
 /** The slice of pg's Connection a cancel request uses. */
 interface CancelConnection extends NodeJS.EventEmitter {
@@ -120,6 +134,9 @@ export class TenantClient extends pg.Client {
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
   readonly #observer: TenantPoolObserver | undefined;
+  readonly #dbLimits: TenantDbLimits | undefined;
+  readonly #activity: TenantActivity | undefined;
+  readonly #tagged: TaggedSettings | undefined;
   #status: TxStatus = 'I';
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
@@ -132,7 +149,14 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs);
+    this.#dbLimits = config.tenantryDbLimits;
+    this.#activity = config.tenantryActivity;
+    const tag = config.tenantryActivityTag === true;
+    this.#tagged = tag ? new TaggedSettings(this.#dbLimits, this.#dbLimits ? NO_LIMITS_NO_TAG : [null]) : undefined;
+    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs, [
+      ...(this.#dbLimits ? DB_LIMIT_SETTINGS : []),
+      ...(tag ? ['application_name'] : []),
+    ]);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -267,9 +291,22 @@ export class TenantClient extends pg.Client {
         };
         signal.addEventListener('abort', onAbort, { once: true });
       }
+      const activity = this.#activity;
+      const started = activity ? performance.now() : 0;
       query.callback = (err: unknown, res: unknown) => {
         if (onAbort) signal!.removeEventListener('abort', onAbort);
-        deliver(err === undefined || err === null ? err : this.#waitError(err, signal), res);
+        const failure = err === undefined || err === null ? err : this.#waitError(err, signal);
+        if (activity) {
+          const rows = (res as { rowCount?: number | null } | undefined)?.rowCount ?? 0;
+          const kind =
+            failure == null
+              ? undefined
+              : failure instanceof StatementTimeoutError || failure instanceof LockTimeoutError
+                ? 'timeout'
+                : 'error';
+          activity.statement(tenantId ?? '', performance.now() - started, rows, kind);
+        }
+        deliver(failure, res);
       };
     }
     const telemetry = activeTelemetry();
@@ -329,6 +366,13 @@ export class TenantClient extends pg.Client {
       }
       deliver(err, res);
     };
+  }
+
+  /** The values of the prefix's extra settings for a tenant's statement (limits, tag), or undefined for none. */
+  #settingsOf(tenantId: string | undefined): readonly (string | null)[] | undefined {
+    if (this.#tagged) return this.#tagged.valuesOf(tenantId);
+    if (!this.#dbLimits) return undefined;
+    return tenantId === undefined ? NO_LIMITS : this.#dbLimits.limitsOf(tenantId).values;
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */
@@ -393,7 +437,7 @@ export class TenantClient extends pg.Client {
     tenantId: string | undefined,
     query: Submittable,
     simple: boolean,
-  ): string | RoutedContext | null | Error {
+  ): string | RoutedContext | SettingsContext | null | Error {
     if (simple && query.text === '') return null; // an empty query runs nothing
     switch (this.#status) {
       case 'E':
@@ -437,8 +481,10 @@ export class TenantClient extends pg.Client {
     }
     // With no tenant, still send an empty value: it overrides any session-level value that
     // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
-    if (tenantId === undefined) return '';
-    if (!this.#routing) return this.#encoder.encode(tenantId);
+    const settings = this.#settingsOf(tenantId);
+    if (tenantId === undefined) return settings ? { value: '', settings } : '';
+    if (!this.#routing)
+      return settings ? { value: this.#encoder.encode(tenantId), settings } : this.#encoder.encode(tenantId);
     const route = this.#routing.peek(tenantId);
     if (!route)
       return new TenantryError(
@@ -453,7 +499,9 @@ export class TenantClient extends pg.Client {
         { status: 500 },
       );
     }
-    return { value: this.#encoder.encode(tenantId, route.epoch), searchPath: route.searchPath ?? '' };
+    const value = this.#encoder.encode(tenantId, route.epoch);
+    const searchPath = route.searchPath ?? '';
+    return settings ? { value, searchPath, settings } : { value, searchPath };
   }
 }
 

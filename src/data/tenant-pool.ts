@@ -11,6 +11,9 @@ import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import type { PrefixForm } from './context-prefix.js';
 import { describePooler, detectPooler, type PoolerDetection } from './pooler-self-test.js';
 import type { TenantPoolObserver } from './pool-observer.js';
+import { FairCheckout } from './fair-checkout.js';
+import { TenantActivity } from './tenant-activity.js';
+import type { TenantDbLimits } from './tenant-db-limits.js';
 
 /** Default of `connectionTimeoutMillis` in a TenantPool (pg's default is to wait for ever). */
 export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
@@ -104,6 +107,32 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * time: `tenantry/metering`'s `meterDatabaseTime`). Default: none, at no cost.
    */
   observer?: TenantPoolObserver;
+  /**
+   * Per-tenant statement_timeout, lock_timeout and work_mem by plan (see TenantDbLimits), set
+   * transaction-locally in the same prefix (and round trip) as the context; their weights serve
+   * `fairCheckout`. Default: none (the role's defaults, and `statementTimeoutMs`).
+   */
+  dbLimits?: TenantDbLimits;
+  /**
+   * Weighted fair sharing of this pool's connections between tenants (see docs/noisy-neighbours.md):
+   * a free connection goes to the waiting tenant holding the fewest for its weight (`dbLimits`
+   * weights, 1 without), and one tenant holds at most `maxPerTenant` (default: `max` less a
+   * quarter, at least 1; lower for a plan's `maxConnections`) so a tenant stuck on locks or slow queries leaves the rest to the others.
+   * Default off.
+   */
+  fairCheckout?: boolean | { maxPerTenant?: number };
+  /**
+   * Counts each tenant's DB time, statements, rows, errors, checkouts, waits and connections held
+   * (`pool.activity`, `tenantry tenants top`): pass a TenantActivity to share one between pools,
+   * or `true` for one of this pool's own. Default off.
+   */
+  activity?: boolean | TenantActivity;
+  /**
+   * Tag each tenant's statements in `pg_stat_activity.application_name` (transaction-locally, in
+   * the prefix): `tenantry:<hash of the tenant id>` (see `activityTag`), never the context value,
+   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Default off.
+   */
+  activityTag?: boolean;
 }
 
 /**
@@ -131,6 +160,10 @@ export class TenantPool extends pg.Pool {
   #poolerInfo: Promise<PoolerInfo> | undefined;
   /** True once the self-test answered (or when the first checkout need not wait for it). */
   #selfTestSettled: boolean;
+  readonly #fair: FairCheckout | undefined;
+  readonly #dbLimits: TenantDbLimits | undefined;
+  /** Each tenant's use of the database through this pool, when `activity` is on. */
+  readonly activity: TenantActivity | undefined;
 
   constructor(config: TenantPoolConfig = {}) {
     const {
@@ -145,8 +178,23 @@ export class TenantPool extends pg.Pool {
       poolerSelfTest = true,
       logger,
       observer,
+      dbLimits,
+      fairCheckout,
+      activity,
+      activityTag,
       ...poolConfig
     } = config;
+    const max = poolConfig.max ?? 10;
+    let fair: FairCheckout | undefined;
+    if (fairCheckout) {
+      const cap = fairCheckout === true ? undefined : fairCheckout.maxPerTenant;
+      if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1 && cap <= max))
+        throw new ConfigurationError(`fairCheckout.maxPerTenant must be a whole number from 1 to max (${max})`);
+      fair = new FairCheckout(max, cap ?? Math.max(1, max - Math.ceil(max / 4)));
+    }
+    if (dbLimits !== undefined && typeof (dbLimits as { limitsOf?: unknown }).limitsOf !== 'function')
+      throw new ConfigurationError('dbLimits must be a TenantDbLimits');
+    const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
     const prefixForm: PrefixForm = { named: prepareContextStatement === true && selfTest === undefined };
@@ -171,7 +219,13 @@ export class TenantPool extends pg.Pool {
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
       tenantryObserver: observer,
+      tenantryDbLimits: dbLimits,
+      tenantryActivity: counters,
+      tenantryActivityTag: activityTag === true,
     } as unknown as pg.PoolConfig & TenantClientConfig);
+    this.#fair = fair;
+    this.#dbLimits = dbLimits;
+    this.activity = counters;
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
     this.#prepareRequested = prepareContextStatement === true;
@@ -295,6 +349,20 @@ export class TenantPool extends pg.Pool {
       }
       return gate.then(() => this.connect());
     }
+    if (this.#fair || this.activity) {
+      // the tenant of a checkout is the caller's (pg-pool's query calls connect synchronously)
+      const checkout = this.#accountedConnect(tryCurrentTenant() ?? '', () =>
+        (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this).catch((err: Error) => {
+          throw classify(err);
+        }),
+      );
+      if (!callback) return checkout;
+      void checkout.then(
+        (client) => callback(undefined, client, client.release as (release?: unknown) => void),
+        (err: Error) => callback(err, undefined, () => undefined),
+      );
+      return;
+    }
     if (callback) {
       // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
       return (pg.Pool.prototype.connect as Function).call(
@@ -310,6 +378,58 @@ export class TenantPool extends pg.Pool {
     });
   }
 
+  /** A checkout through the fair queue (when on) and the activity counters (when on). */
+  async #accountedConnect(tenant: string, inner: () => Promise<pg.PoolClient>): Promise<pg.PoolClient> {
+    const fair = this.#fair;
+    const activity = this.activity;
+    const started = performance.now();
+    const signal = currentSignal();
+    if (signal?.aborted) throw abortError(signal);
+    if (fair) {
+      const limits = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant);
+      const weight = limits?.weight ?? 1;
+      const cap = limits?.maxConnections ?? Infinity;
+      if (!fair.tryAcquire(tenant, weight, cap)) {
+        const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
+        try {
+          await fair.acquire(
+            tenant,
+            weight,
+            timeout > 0 ? Date.now() + timeout : Infinity,
+            () => new PoolTimeoutError(timeout),
+            signal,
+            cap,
+          );
+        } catch (error) {
+          activity?.waitFailed(tenant, performance.now() - started);
+          throw error;
+        }
+      }
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await inner();
+    } catch (error) {
+      fair?.release(tenant);
+      activity?.waitFailed(tenant, performance.now() - started);
+      throw error;
+    }
+    // under a millisecond is a free connection handed over, not a wait
+    const waited = performance.now() - started;
+    activity?.checkedOut(tenant, waited >= 1 ? waited : 0);
+    const release = client.release;
+    let released = false;
+    client.release = (err?: Error | boolean) => {
+      if (!released) {
+        released = true;
+        fair?.release(tenant);
+        activity?.checkedIn(tenant);
+      }
+      return release.call(client, err);
+    };
+    return client;
+  }
+
   // A client handed back inside a transaction would carry that transaction (and its tenant)
   // to the next borrower: destroy it instead, so PostgreSQL rolls the transaction back. One with
   // replies still due (a statement running or queued, or an error delivered before its
@@ -322,6 +442,11 @@ export class TenantPool extends pg.Pool {
   ): unknown {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- mirrors node-postgres' own signatures, which use any
     const release = (pg.Pool.prototype as unknown as { _release: Function })._release;
+    // pg-pool's query hands every failed statement's error to release, which closes the connection:
+    // a tenant whose statements hit their timeouts would make every tenant pay reconnections
+    // (a fork and an authentication each). A statement error from a healthy session is not the
+    // connection's fault: the client is kept, once idle, by the same rules as any other.
+    if (err !== undefined && isStatementError(err)) err = undefined;
     const judge = (): unknown => {
       const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
       const reason =
@@ -358,6 +483,21 @@ export class TenantPool extends pg.Pool {
     client.on('error', onError);
     return undefined;
   }
+}
+
+/**
+ * True for an error PostgreSQL answered a statement with, the session still usable: a SQLSTATE
+ * outside connection exceptions (08), operator intervention (57, but 57014 query_canceled) and
+ * internal errors (XX), not FATAL; or a timeout error of ours wrapping one.
+ */
+function isStatementError(error: unknown): boolean {
+  const e = error as { severity?: unknown; cause?: unknown } | null;
+  if (error instanceof TenantryError)
+    return (error.code === 'STATEMENT_TIMEOUT' || error.code === 'LOCK_TIMEOUT') && isStatementError(e?.cause);
+  const state = sqlStateOf(error);
+  if (state === undefined || (e?.severity !== 'ERROR' && e?.severity !== undefined)) return false;
+  if (state === '57014') return true;
+  return !/^(08|57|XX|53)/.test(state);
 }
 
 // pg-pool runs the query in the callback of a connection hand-over, which may execute in

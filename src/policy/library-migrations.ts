@@ -21,6 +21,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'purge', folder: '../lifecycle/purge/migrations/' },
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
+  // the pools' per-tenant activity (data/tenant-activity-publisher.ts), read by `tenantry tenants top`
+  { feature: 'activity', folder: '../data/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
   // usage ledgers and the rows-written trigger: needs core's registry of tables
   { feature: 'metering', folder: '../metering/migrations/' },

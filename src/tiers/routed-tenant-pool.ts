@@ -11,6 +11,8 @@ import {
 } from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
+import { FairCheckout } from '../data/fair-checkout.js';
+import { TenantActivity } from '../data/tenant-activity.js';
 import type { Route, TenantRouter } from './tenant-router.js';
 
 /** SQLSTATEs of the database's route check (see placement-sql.ts). */
@@ -57,7 +59,12 @@ interface Entry {
 interface LocationSlots {
   location: Semaphore;
   tenants: Map<string, Semaphore>;
+  /** With `fairCheckout`: the database's slots shared by weight, with each tenant's cap (instead of the two above). */
+  fair?: FairCheckout;
 }
+
+/** The part of a Semaphore a checkout uses, so a fair slot and a plain one queue alike. */
+type Slot = Pick<Semaphore, 'tryAcquire' | 'acquire' | 'release'>;
 
 /** A checked-out slot in a database's pool: release it exactly once. */
 interface Lease {
@@ -96,6 +103,7 @@ export class RoutedTenantPool {
   readonly #locationSlots = new Map<string, LocationSlots>();
   /** Open database pools, least recently used first. */
   readonly #pools = new Map<string, Entry>();
+  readonly #fair: boolean;
   #ended = false;
 
   constructor(config: RoutedTenantPoolConfig) {
@@ -108,8 +116,14 @@ export class RoutedTenantPool {
       freezeWaitMs = 2000,
       maxConnectionsPerTenant,
       checkoutTimeoutMs = DEFAULT_CHECKOUT_TIMEOUT_MS,
+      fairCheckout,
+      activity,
       ...rest
     } = config;
+    if (fairCheckout !== undefined && typeof fairCheckout === 'object')
+      throw new ConfigurationError(
+        "RoutedTenantPool takes fairCheckout: true; the cap per tenant is maxConnectionsPerTenant (and a plan's maxConnections)",
+      );
     if (!router) throw new ConfigurationError('RoutedTenantPool needs a router');
     if (!clusters || Object.keys(clusters).length === 0)
       throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');
@@ -121,7 +135,9 @@ export class RoutedTenantPool {
     if (!(checkoutTimeoutMs > 0)) throw new ConfigurationError('checkoutTimeoutMs must be positive: every wait ends');
     this.#router = router;
     this.#clusters = clusters;
-    this.#config = rest;
+    // one table of activity for every database's pool; fair sharing is done here, per database
+    this.#config = { ...rest, ...(activity ? { activity: activity === true ? new TenantActivity() : activity } : {}) };
+    this.#fair = fairCheckout === true;
     this.#poolSize = Math.min(poolSize, maxConnections);
     this.#maxPools = maxPools;
     this.#freezeWaitMs = freezeWaitMs;
@@ -138,6 +154,11 @@ export class RoutedTenantPool {
   /** Connections checked out right now, across every database. */
   get activeConnections(): number {
     return this.#slots.inUse;
+  }
+
+  /** The per-tenant activity of every database's pool (`activity` option), or undefined. */
+  get activity(): TenantActivity | undefined {
+    return this.#config.activity as TenantActivity | undefined;
   }
 
   /** Runs one statement where the current tenant lives (or on the home cluster's shared database without a tenant). */
@@ -259,7 +280,11 @@ export class RoutedTenantPool {
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
     let slots = this.#locationSlots.get(location);
     if (!slots) {
-      slots = { location: new Semaphore(this.#poolSize), tenants: new Map() };
+      slots = {
+        location: new Semaphore(this.#poolSize),
+        tenants: new Map(),
+        ...(this.#fair ? { fair: new FairCheckout(this.#poolSize, this.#perTenant) } : {}),
+      };
       this.#locationSlots.set(location, slots);
     }
     const key = tenantId ?? '';
@@ -268,16 +293,32 @@ export class RoutedTenantPool {
       own = new Semaphore(this.#perTenant);
       slots.tenants.set(key, own);
     }
-    const held: Semaphore[] = [];
+    const fair = slots.fair;
+    let order: Slot[] = [own, slots.location, this.#slots];
+    if (fair) {
+      const limits = this.#config.dbLimits?.limitsOf(tenantId);
+      const weight = limits?.weight ?? 1;
+      const cap = limits?.maxConnections ?? Infinity;
+      order = [
+        {
+          tryAcquire: () => fair.tryAcquire(key, weight, cap),
+          acquire: (deadline, onTimeout, signal) => fair.acquire(key, weight, deadline, onTimeout, signal, cap),
+          release: () => fair.release(key),
+        },
+        this.#slots,
+      ];
+    }
+    const held: Slot[] = [];
     const giveBack = () => {
       while (held.length > 0) held.pop()!.release();
       // dropped only when idle: nobody holds or waits, so nobody has a reference mid-checkout
       if (own.idle && slots.tenants.get(key) === own) slots.tenants.delete(key);
-      if (slots.tenants.size === 0 && slots.location.idle && this.#locationSlots.get(location) === slots)
+      const fairIdle = !fair || (fair.inUse === 0 && fair.waiting === 0);
+      if (slots.tenants.size === 0 && slots.location.idle && fairIdle && this.#locationSlots.get(location) === slots)
         this.#locationSlots.delete(location);
     };
     try {
-      for (const semaphore of [own, slots.location, this.#slots]) {
+      for (const semaphore of order) {
         if (!semaphore.tryAcquire()) await semaphore.acquire(deadline, timeout, signal);
         held.push(semaphore);
       }

@@ -87,6 +87,8 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry.tenant_imports', column: 'tenant_id' },
   // tenantry/jobs' ledgers (its purgeTenantJobs clears them too; pg-boss's own tables need it as a participant)
   { table: 'tenantry_private.job_backlog', column: 'tenant_key', valueType: 'text' },
+  // the pools' published per-tenant activity (data/migrations/001), read by `tenantry tenants top`
+  { table: 'tenantry_private.tenant_activity', column: 'tenant_key', valueType: 'text' },
   { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
   // lifecycle/onboard's progress record (one row per tenant)
   { table: 'tenantry.onboardings', column: 'tenant_id' },
