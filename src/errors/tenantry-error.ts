@@ -90,7 +90,9 @@ export type TenantryErrorCode =
   | 'IMPORT_CONFLICT'
   | 'IMPORT_REFERENCE_MISSING'
   | 'IMPORT_VERIFICATION_FAILED'
-  | 'IMPORT_BUSY';
+  | 'IMPORT_BUSY'
+  // rate limits (see src/limits)
+  | 'RATE_LIMITED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

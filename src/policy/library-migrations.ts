@@ -22,6 +22,7 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
+  { feature: 'limits', folder: '../limits/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */
