@@ -8,7 +8,7 @@ import { RateLimitedError } from './rate-limited-error.js';
  */
 export function rateLimitHeaders(outcome: RateLimitDecision | RateLimitedError): Record<string, string> {
   if (outcome instanceof RateLimitedError) return { 'retry-after': String(outcome.retryAfterSeconds) };
-  if (outcome.resetSeconds === 0) return {};
+  if (outcome.storeDown) return {};
   return {
     'ratelimit-limit': String(outcome.points),
     'ratelimit-remaining': String(outcome.remaining),

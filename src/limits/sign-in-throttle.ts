@@ -22,7 +22,7 @@ export interface SignInThrottleOptions {
   perAddress?: ThrottleWindow;
   /** A down store refuses sign-ins (`closed`, default: no brute force during an outage) or lets them through. */
   onStoreDown?: StoreDownPolicy;
-  /** Longest wait for the store. Default 250 ms. */
+  /** Longest wait for the store (pool queue included). Default 1000 ms. */
   storeTimeoutMs?: number;
   /** Called for each refused attempt (the `rate-limited requests` metric). */
   onLimited?: (event: { throttle: string; scope: 'account' | 'address'; storeDown: boolean }) => void;
@@ -62,7 +62,7 @@ export class SignInThrottle {
     this.#name = options.name ?? 'sign-in';
     if (!/^[a-z][a-z0-9_-]{0,39}$/.test(this.#name))
       throw new ConfigurationError('Sign-in throttle: name must be 1-40 of [a-z0-9_-], starting with a letter');
-    const timeoutMs = options.storeTimeoutMs ?? 250;
+    const timeoutMs = options.storeTimeoutMs ?? 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new ConfigurationError('Sign-in throttle: storeTimeoutMs must be a positive number');
     const make = (scope: string, window: ThrottleWindow) => {

@@ -22,7 +22,10 @@ export interface TenantRateLimitsOptions extends RateLimitConfig {
   listen?: TenantPlanCacheOptions['listen'];
   /** The oldest cached plan used while not listening. Default 1000 ms. */
   maxStaleMs?: number;
-  /** Longest wait for the store; past it the store counts as down (see `onStoreDown`). Default 250 ms. */
+  /**
+   * Longest wait for the store (pool queue included); past it the store counts as down (see
+   * `onStoreDown`). Default 1000 ms: a shorter one fails open under a burst that queues on the pool.
+   */
   storeTimeoutMs?: number;
   /** Called for each refused request (the `rate-limited requests` metric): never throws into the request. */
   onLimited?: (event: RateLimitedEvent) => void;
@@ -48,6 +51,8 @@ export interface RateLimitDecision {
   remaining: number;
   /** Seconds until the window resets (0 when unknown: the store was down and the limit failed open). */
   resetSeconds: number;
+  /** True when admitted only because the store is down and the limit fails open (nothing was counted). */
+  storeDown: boolean;
 }
 
 /** The points a tenant gets for each limit now. */
@@ -83,9 +88,9 @@ export class TenantRateLimits {
   readonly #plans: TenantPlanCache;
 
   constructor(options: TenantRateLimitsOptions) {
-    this.config = parseRateLimitConfig(options);
+    this.config = parseRateLimitConfig({ limits: options.limits, plans: options.plans, defaultPlan: options.defaultPlan });
     this.#options = options;
-    const timeoutMs = options.storeTimeoutMs ?? 250;
+    const timeoutMs = options.storeTimeoutMs ?? 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new ConfigurationError('Rate limits: storeTimeoutMs must be a positive number');
     if (options.maxStaleMs !== undefined && (!Number.isFinite(options.maxStaleMs) || options.maxStaleMs < 0))
@@ -172,7 +177,7 @@ export class TenantRateLimits {
       ]);
     } catch (error) {
       this.#options.onStoreError?.({ limit, policy: def.onStoreDown, error });
-      if (def.onStoreDown === 'open') return { limit, points: 0, remaining: 0, resetSeconds: 0 };
+      if (def.onStoreDown === 'open') return { limit, points: 0, remaining: 0, resetSeconds: 0, storeDown: true };
       this.#limited({ tenantId, limit, storeDown: true });
       throw new RateLimitedError({ limit, scope: 'tenant', retryAfterSeconds: 1, storeDown: true });
     }
@@ -181,7 +186,7 @@ export class TenantRateLimits {
       this.#limited({ tenantId, limit, storeDown: false });
       throw new RateLimitedError({ limit, scope: 'tenant', retryAfterSeconds: resetSeconds });
     }
-    return { limit, points, remaining: points - state.consumed, resetSeconds };
+    return { limit, points, remaining: points - state.consumed, resetSeconds, storeDown: false };
   }
 
   /** The tenant's plan and points per limit now (its overrides applied). */
