@@ -37,6 +37,7 @@ import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
+import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -67,6 +68,7 @@ let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
+let limits: ServerLimits | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -110,6 +112,7 @@ function close(): Promise<void> {
     await step('closing the data pool', () => dataPool?.end());
     await step('closing the tenant router', () => router?.close());
     await step('closing the sign-up', () => signUp?.end());
+    await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
@@ -308,7 +311,10 @@ try {
     );
     if (quietStart) logger.level = 'info';
   } else {
+    // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
+    limits = await limitsFromEnv(db.ownerUrl, logger);
     app = buildServer({
+      ...(limits ? { limits } : {}),
       signUp,
       appPool,
       dataPool,

@@ -21,6 +21,7 @@ import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
+import { fastifyTenantRateLimit, type SignInThrottle, type TenantRateLimits } from 'tenantry/limits';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 
 /** Options of {@link buildServer}. */
@@ -62,6 +63,12 @@ export interface ServerOptions {
   signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
+  /**
+   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
+   * plan (429 RATE_LIMITED with Retry-After); `signIn` / `staffSignIn` throttle the sign-ins per
+   * account and per address. Each is off when omitted.
+   */
+  limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
 }
 
 /**
@@ -117,11 +124,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     ...(options.host ? { host: options.host } : {}),
   });
 
-  authRoutes(app, { appPool, tokens });
+  authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
-  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
+  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
+    // after the resolver's onRequest: the tenant is known, the body not yet read
+    if (options.limits?.api) fastifyTenantRateLimit(scope, { limits: options.limits.api });
     meRoutes(scope);
     memberRoutes(scope, { appPool });
     accessRoutes(scope, {

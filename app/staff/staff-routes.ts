@@ -9,6 +9,7 @@ import {
   TenantNotFoundError,
   type Queryable,
 } from 'tenantry';
+import type { SignInThrottle } from 'tenantry/limits';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { int, parseInput, text, uuid } from '../http/validation.js';
@@ -52,7 +53,7 @@ const tenantParams = z.object({ tenant: tenantName });
  */
 export function staffRoutes(
   app: FastifyInstance,
-  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService },
+  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService; throttle?: SignInThrottle },
 ): void {
   const { appPool, tokens } = options;
   const staff = new StaffAccess({ appPool, supportPool: options.supportPool });
@@ -60,6 +61,8 @@ export function staffRoutes(
 
   app.post('/staff/sign-in', async (request) => {
     const { email, password } = parseInput(signInBody, request.body, 'body');
+    // counted before the password is checked (see SignInThrottle)
+    await options.throttle?.attempt({ account: email, address: request.ip });
     const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
       'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
       [email, password, tokens.ttlSeconds],
@@ -67,6 +70,7 @@ export function staffRoutes(
     const row = rows[0];
     if (!row)
       throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
+    await options.throttle?.succeeded({ account: email, address: request.ip });
     return {
       token: await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id }),
       tokenType: 'Bearer',

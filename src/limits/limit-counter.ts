@@ -6,11 +6,11 @@ import type * as Flexible from 'rate-limiter-flexible';
 // module loads the same under tsx, vitest and the compiled build
 const flexible = createRequire(import.meta.url)('rate-limiter-flexible') as typeof Flexible;
 
-/** The part of an ioredis (5) client the Redis store uses (rate-limiter-flexible runs a Lua script). */
+/** The part of an ioredis (5) client the Redis store is recognised by (rate-limiter-flexible runs a Lua script). */
 export interface RedisClientLike {
-  status?: string;
-  eval(...args: unknown[]): Promise<unknown>;
-  [key: string]: unknown;
+  status: string;
+  // rate-limiter-flexible defines its increment script as a command (`rlflxIncr`)
+  defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void;
 }
 
 /**

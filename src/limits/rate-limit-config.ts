@@ -97,7 +97,10 @@ export function parseRateLimitConfig(input: RateLimitConfig): ParsedRateLimitCon
   }
   return {
     limits: new Map(
-      Object.entries(limits).map(([k, v]) => [k, { durationSeconds: v.durationSeconds, onStoreDown: v.onStoreDown ?? 'open' }]),
+      Object.entries(limits).map(([k, v]) => [
+        k,
+        { durationSeconds: v.durationSeconds, onStoreDown: v.onStoreDown ?? 'open' },
+      ]),
     ),
     plans: new Map(Object.entries(plans).map(([k, v]) => [k, new Map(Object.entries(v))])),
     defaultPlan,

@@ -88,7 +88,11 @@ export class TenantRateLimits {
   readonly #plans: TenantPlanCache;
 
   constructor(options: TenantRateLimitsOptions) {
-    this.config = parseRateLimitConfig({ limits: options.limits, plans: options.plans, defaultPlan: options.defaultPlan });
+    this.config = parseRateLimitConfig({
+      limits: options.limits,
+      plans: options.plans,
+      defaultPlan: options.defaultPlan,
+    });
     this.#options = options;
     const timeoutMs = options.storeTimeoutMs ?? 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
@@ -171,10 +175,7 @@ export class TenantRateLimits {
     let state;
     try {
       // the plan (cached) and the count in parallel: no extra wait for the plan
-      [points, state] = await Promise.all([
-        this.#pointsOf(tenantId, limit),
-        counter.add(tenantId.toLowerCase(), cost),
-      ]);
+      [points, state] = await Promise.all([this.#pointsOf(tenantId, limit), counter.add(tenantId.toLowerCase(), cost)]);
     } catch (error) {
       this.#options.onStoreError?.({ limit, policy: def.onStoreDown, error });
       if (def.onStoreDown === 'open') return { limit, points: 0, remaining: 0, resetSeconds: 0, storeDown: true };

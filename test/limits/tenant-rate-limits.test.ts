@@ -73,7 +73,9 @@ describe('tenantry/limits: per-tenant rate limits', () => {
     expect(make({ plans: { free: { api: 1 } } })).toThrow(/plan free has no points for the limit export/);
     expect(make({ plans: { free: { api: 1, export: 1, moves: 1 } } })).toThrow(/unknown limit moves/);
     expect(make({ limits: { api: { durationSeconds: 0 } } })).toThrow(/durationSeconds must be at least 1/);
-    expect(make({ limits: { api: { durationSeconds: 60, onStoreDown: 'maybe' } } })).toThrow(/CONFIGURATION|onStoreDown/);
+    expect(make({ limits: { api: { durationSeconds: 60, onStoreDown: 'maybe' } } })).toThrow(
+      /CONFIGURATION|onStoreDown/,
+    );
     expect(make({ storeTimeoutMs: -5 })).toThrow(/storeTimeoutMs/);
     try {
       make({ defaultPlan: 'gold' })();
@@ -93,7 +95,9 @@ describe('tenantry/limits: per-tenant rate limits', () => {
         const limits = new TenantRateLimits({ ...CONFIG, store: { postgres: pool }, catalog: pool });
         await expect(limits.start()).rejects.toThrow(/plans this configuration does not know: "gold" \(1 tenants\)/);
         await other.owner.query(`update tenantry.tenants set settings = '{"limits": {"api": -3}}'`);
-        await expect(limits.start()).rejects.toThrow(/tenant gold-one: settings.limits api: points must not be negative/);
+        await expect(limits.start()).rejects.toThrow(
+          /tenant gold-one: settings.limits api: points must not be negative/,
+        );
         await other.owner.query(`update tenantry.tenants set settings = '{}'`);
         await limits.start();
         await limits.close();
@@ -175,7 +179,12 @@ describe('tenantry/limits: per-tenant rate limits', () => {
     await expect(limits.consume(t, 'api')).resolves.toMatchObject({ resetSeconds: 0, storeDown: true });
     const closed = await limits.consume(t, 'export').catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(2000);
-    expect(closed).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterSeconds: 1, details: { storeDown: true } });
+    expect(closed).toMatchObject({
+      code: 'RATE_LIMITED',
+      status: 429,
+      retryAfterSeconds: 1,
+      details: { storeDown: true },
+    });
     expect(errors).toEqual(['api:open', 'export:closed']);
     expect(events).toEqual([{ tenantId: t, limit: 'export', storeDown: true }]);
     // a refused connection (nothing listens on the port)

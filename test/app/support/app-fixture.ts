@@ -84,6 +84,8 @@ export async function createAppFixture(
     host?: ServerOptions['host'];
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
+    /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
+    limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -135,6 +137,7 @@ export async function createAppFixture(
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
+    ...(options.limits ? { limits: await options.limits(db) } : {}),
   });
   options.configure?.(app);
   await app.ready();
