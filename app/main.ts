@@ -312,7 +312,11 @@ try {
     if (quietStart) logger.level = 'info';
   } else {
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
-    limits = await limitsFromEnv(db.ownerUrl, logger);
+    const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
+    if (limitsSetting !== 'on' && limitsSetting !== 'off')
+      throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
+    if (limitsSetting === 'on')
+      limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
       ...(limits ? { limits } : {}),
       signUp,

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { SignInThrottle, TenantRateLimits, type RateLimitConfig } from 'tenantry/limits';
 
@@ -21,7 +21,7 @@ export const SERVER_LIMITS: RateLimitConfig = {
   defaultPlan: 'free',
 };
 
-/** What {@link limitsFromEnv} built: pass `api`, `signIn`, `staffSignIn` to buildServer; `close` at stop. */
+/** What {@link limitsFromEnv} built: pass `api`, `signIn`, `staffSignIn` to buildServer; `close` at stop (before the pool). */
 export interface ServerLimits {
   api: TenantRateLimits;
   signIn: SignInThrottle;
@@ -30,15 +30,11 @@ export interface ServerLimits {
 }
 
 /**
- * Rate limits of `npm start`, counted in the home database (owner role) and listening there for
- * plan changes. `TENANTRY_RATE_LIMITS=off` turns them off (undefined). A plan in the catalog that
- * SERVER_LIMITS does not know stops the start with CONFIGURATION_ERROR.
+ * Rate limits of `npm start`, counted in the home database (`pool`: the owner role, closed by the
+ * caller) and listening there for plan changes. A plan in the catalog that SERVER_LIMITS does not
+ * know stops the start with CONFIGURATION_ERROR.
  */
-export async function limitsFromEnv(ownerUrl: string, logger: Logger): Promise<ServerLimits | undefined> {
-  const setting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
-  if (setting === 'off') return undefined;
-  if (setting !== 'on') throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(setting)}`);
-  const pool = new pg.Pool({ connectionString: ownerUrl, max: 4 });
+export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Logger): Promise<ServerLimits> {
   const store = { postgres: pool };
   const api = new TenantRateLimits({
     ...SERVER_LIMITS,
@@ -64,16 +60,12 @@ export async function limitsFromEnv(ownerUrl: string, logger: Logger): Promise<S
     await api.start();
   } catch (error) {
     await api.close();
-    await pool.end();
     throw error;
   }
   return {
     api,
     signIn: throttle('sign-in'),
     staffSignIn: throttle('staff-sign-in'),
-    close: async () => {
-      await api.close();
-      await pool.end();
-    },
+    close: () => api.close(),
   };
 }
