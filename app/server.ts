@@ -6,6 +6,7 @@ import { accessRoutes } from './access/access-routes.js';
 import { memberLookup, type Member } from './auth/member-context.js';
 import { memberRoutes } from './members/member-routes.js';
 import { staffRoutes } from './staff/staff-routes.js';
+import { consoleRoutes, type ConsoleOptions } from './console/console-routes.js';
 import { authRoutes } from './auth/auth-routes.js';
 import { tenantScope } from './auth/tenant-scope.js';
 import { TokenService, type TokenServiceOptions } from './auth/token-service.js';
@@ -69,6 +70,8 @@ export interface ServerOptions {
    * account and per address. Each is off when omitted.
    */
   limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
+  /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
+  console?: ConsoleOptions;
 }
 
 /**
@@ -127,6 +130,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  if (options.console)
+    consoleRoutes(app, {
+      ...options.console,
+      appPool,
+      tokens,
+      secret: options.jwtSecret,
+      throttle: options.limits?.staffSignIn,
+    });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
     // after the resolver's onRequest: the tenant is known, the body not yet read
