@@ -20,6 +20,8 @@ beforeAll(async () => {
         limits: { api: { durationSeconds: 60 }, export: { durationSeconds: 3600, onStoreDown: 'closed' } },
         plans: { free: { api: 5, export: 1 }, business: { api: 50, export: 10 } },
         defaultPlan: 'free',
+        // a loaded test machine must not turn these tests into fail-open ones (tested in test/limits)
+        storeTimeoutMs: 10_000,
       });
       await limits.start();
       const throttle = (name: string) =>
@@ -28,6 +30,7 @@ beforeAll(async () => {
           name,
           perAccount: { points: 5, durationSeconds: 900 },
           perAddress: { points: 20, durationSeconds: 900 },
+          storeTimeoutMs: 10_000,
         });
       return { api: limits, signIn: throttle('sign-in'), staffSignIn: throttle('staff-sign-in') };
     },

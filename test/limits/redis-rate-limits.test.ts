@@ -27,7 +27,11 @@ describe.skipIf(!reachable)('tenantry/limits on Redis', () => {
     const storeErrors: unknown[] = [];
     const instances = await Promise.all(
       [1, 2, 3, 4].map(() =>
-        instance(db, opened, { store: { redis: connect(clients) }, onStoreError: (e) => storeErrors.push(e.error) }),
+        instance(db, opened, {
+          store: { redis: connect(clients) },
+          storeTimeoutMs: 10_000,
+          onStoreError: (e) => storeErrors.push(e.error),
+        }),
       ),
     );
     const t = await tenant(db, { plan: 'pro', limits: { api: 300 } });

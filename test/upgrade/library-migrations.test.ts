@@ -159,6 +159,7 @@ describe('library migrations', () => {
     expect(ALL[0]).toBe('core/001_core');
     expect(ALL.indexOf('identity/001_identity')).toBeGreaterThan(ALL.indexOf('tiers/001_placements'));
     expect(ALL.indexOf('onboard/001_onboardings')).toBeGreaterThan(ALL.indexOf('core/001_core'));
-    expect(ALL.at(-1)).toMatch(/^jobs\//);
+    expect(ALL.indexOf('limits/001_rate_limits')).toBeGreaterThan(ALL.indexOf('core/001_core'));
+    expect(ALL.at(-1)).toMatch(/^limits\//);
   });
 });
