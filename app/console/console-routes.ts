@@ -18,6 +18,7 @@ import { parseInput, text } from '../http/validation.js';
 import type { SignInThrottle } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
+import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
 declare module 'fastify' {
@@ -33,6 +34,10 @@ export interface ConsoleOptions {
   catalogPool: Queryable;
   /** Owner connections to placement databases, so a transition writes the tenant's hold where it lives. */
   placements?: HoldPlacements;
+  /** Moves started, watched, resumed and rolled back from the console (the server's TenantTiers); none without it. */
+  moves?: ConsoleMoves;
+  /** Told what failed in the background (a move); default: nothing. */
+  onError?: (error: unknown) => void;
 }
 
 const tenantName = text().regex(
@@ -191,6 +196,7 @@ export function consoleRoutes(
             ? { ...placement[0], updatedAt: placement[0].updated_at, updated_at: undefined }
             : { tier: 'shared', cluster: 'home', database: null, schema: null, epoch: '0', updatedAt: null },
           audit: await auditOf(appPool, found.id),
+          features: { moves: options.moves !== undefined },
         };
       });
 
@@ -241,6 +247,14 @@ export function consoleRoutes(
           if (grant) await staffAccess.end({ sessionId: staff.sessionId, grantId: grant.grantId });
         }
       });
+
+      if (options.moves)
+        consoleMoveRoutes(api, {
+          catalogPool,
+          moves: options.moves,
+          staffAccess,
+          onError: options.onError ?? (() => undefined),
+        });
 
       api.get('/console/api/clusters', async () => {
         const { rows } = await catalogPool.query<{ name: string; status: string; capacity: number; tenants: number }>(

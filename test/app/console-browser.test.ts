@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /**
@@ -16,11 +17,23 @@ if (!present) console.warn(`console-browser.test.ts skipped: no Chromium at ${CH
 
 let f: AppFixture;
 let browser: Browser;
+let tiers: TenantTiers | undefined;
 let base: string;
 
 beforeAll(async () => {
   if (!present) return;
-  f = await createAppFixture({ console: true });
+  f = await createAppFixture({
+    console: {
+      moves: (db) => {
+        tiers = new TenantTiers({
+          clusters: { home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl } },
+          install: { appRole: db.appRole, ownerRole: db.ownerRole, contextSecret: db.contextSecret },
+        });
+        return tiers;
+      },
+    },
+  });
+  await f.catalog.create({ slug: 'delta', name: 'Delta' });
   await f.app.listen({ port: 0, host: '127.0.0.1' });
   const address = f.app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
@@ -42,6 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  await tiers?.end();
   await f?.close();
 });
 
@@ -77,7 +91,7 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await expect.poll(() => page.getByRole('heading', { name: /Bravo/ }).count()).toBe(1);
     expect(page.url()).toBe(`${base}/console/tenants/bravo`);
     // keyboard only: the reason field, then the Suspend button
-    await page.getByLabel(/Reason/).focus();
+    await page.getByLabel(/Reason \(recorded/).focus();
     await page.keyboard.type('browser test: suspend for review');
     await page.getByRole('button', { name: 'Suspend' }).focus();
     await page.keyboard.press('Enter');
@@ -87,7 +101,7 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     expect(rows[0].status).toBe('suspended');
     await expect.poll(() => page.getByRole('cell', { name: /browser test: suspend for review/ }).count()).toBe(1);
     await shot(page, 'tenant');
-    await page.getByLabel(/Reason/).fill('browser test: resume after review');
+    await page.getByLabel(/Reason \(recorded/).fill('browser test: resume after review');
     await page.getByRole('button', { name: 'Resume' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Suspend' }).count()).toBe(1);
     const after = await f.db.admin.query('select status from tenantry.tenants where id = $1', [f.b.id]);
@@ -96,6 +110,23 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     expect(await page.evaluate('document.cookie')).toBe('');
     await page.context().close();
   });
+
+  it('staff start a move and watch it to the end', async () => {
+    const page = await newPage();
+    await signIn(page, f.staff.email);
+    await page.getByRole('link', { name: 'delta' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Moves' }).count()).toBe(1);
+    await page.getByLabel('Move to tier').selectOption('schema');
+    await page.getByLabel('Reason for the move').fill('browser test: own schema for delta');
+    await page.getByRole('button', { name: 'Start move' }).click();
+    await expect
+      .poll(() => page.locator('.step').first().textContent(), { timeout: 60_000, interval: 500 })
+      .toBe('done');
+    // the page reloads the placement when the move ends
+    await expect.poll(() => page.getByText('t_delta').count(), { timeout: 10_000 }).toBeGreaterThan(0);
+    await shot(page, 'move');
+    await page.context().close();
+  }, 120_000);
 
   it("a tenant's owner cannot sign in to the console", async () => {
     const page = await newPage();

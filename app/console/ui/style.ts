@@ -29,6 +29,8 @@ th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d0d0}
 .notice{color:#14532d}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
 dt{font-weight:600}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.step{font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}
 .card{border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
 `;

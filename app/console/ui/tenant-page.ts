@@ -1,6 +1,7 @@
 import { html } from 'htm/preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.js';
+import { TenantMoves } from './tenant-moves.js';
 
 interface TenantDetail {
   tenant: {
@@ -24,6 +25,7 @@ interface TenantDetail {
         reason: string | null;
       }[]
     | null;
+  features: { moves: boolean };
 }
 
 type Action = 'suspend' | 'resume' | 'soft-delete' | 'restore';
@@ -160,6 +162,11 @@ export function TenantPage(props: { tenant: string }) {
         </form>
       </div>
     </div>
+    ${
+      detail.features.moves && tenant.status === 'active'
+        ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`
+        : ''
+    }
     <h2>Audit log</h2>
     ${
       audit === null

@@ -86,8 +86,8 @@ export async function createAppFixture(
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
     /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
     limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
-    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool. */
-    console?: boolean;
+    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
+    console?: boolean | { moves: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'] };
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -140,7 +140,14 @@ export async function createAppFixture(
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.limits ? { limits: await options.limits(db) } : {}),
-    ...(options.console ? { console: { catalogPool: db.owner } } : {}),
+    ...(options.console
+      ? {
+          console: {
+            catalogPool: db.owner,
+            ...(typeof options.console === 'object' ? { moves: options.console.moves(db) } : {}),
+          },
+        }
+      : {}),
   });
   options.configure?.(app);
   await app.ready();
