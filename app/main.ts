@@ -40,6 +40,7 @@ import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
+import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -73,6 +74,7 @@ let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
+let limits: ServerLimits | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -117,6 +119,7 @@ function close(): Promise<void> {
     await step("closing the console's purger", () => purger?.end());
     await step('closing the tenant router', () => router?.close());
     await step('closing the sign-up', () => signUp?.end());
+    await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
     await step('flushing usage', () => usage?.close());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
@@ -337,7 +340,14 @@ try {
   } else {
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
+    // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
+    const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
+    if (limitsSetting !== 'on' && limitsSetting !== 'off')
+      throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
+    if (limitsSetting === 'on')
+      limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
+      ...(limits ? { limits } : {}),
       signUp,
       appPool,
       dataPool,

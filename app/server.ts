@@ -22,6 +22,7 @@ import { eventRoutes, type EventRoutesOptions } from './live/event-routes.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
+import { fastifyTenantRateLimit, type SignInThrottle, type TenantRateLimits } from 'tenantry/limits';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageRecorder } from 'tenantry/metering';
@@ -73,6 +74,12 @@ export interface ServerOptions {
   metrics?: { registry: MetricsRegistry; token: string };
   /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
   usage?: UsageRecorder;
+  /**
+   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
+   * plan (429 RATE_LIMITED with Retry-After); `signIn` / `staffSignIn` throttle the sign-ins per
+   * account and per address. Each is off when omitted.
+   */
+  limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -133,13 +140,22 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     ...(options.host ? { host: options.host } : {}),
   });
 
-  authRoutes(app, { appPool, tokens });
   if (options.metrics) metricsRoute(app, options.metrics);
+  authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
-  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
-  if (options.console) consoleRoutes(app, { ...options.console, appPool, tokens, secret: options.jwtSecret });
+  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  if (options.console)
+    consoleRoutes(app, {
+      ...options.console,
+      appPool,
+      tokens,
+      secret: options.jwtSecret,
+      throttle: options.limits?.staffSignIn,
+    });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
+    // after the resolver's onRequest: the tenant is known, the body not yet read
+    if (options.limits?.api) fastifyTenantRateLimit(scope, { limits: options.limits.api });
     meRoutes(scope);
     memberRoutes(scope, { appPool });
     accessRoutes(scope, {

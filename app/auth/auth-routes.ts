@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Queryable } from 'tenantry';
+import type { SignInThrottle } from 'tenantry/limits';
 import { OneTimeCodes, sqlStateOf } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
@@ -73,7 +74,7 @@ interface SessionRow {
  */
 export function authRoutes(
   app: FastifyInstance,
-  { appPool, tokens }: { appPool: Queryable; tokens: TokenService },
+  { appPool, tokens, throttle }: { appPool: Queryable; tokens: TokenService; throttle?: SignInThrottle },
 ): void {
   const answer = async (row: SessionRow) => ({
     token: await tokens.issue({ userId: row.user_id, tenantId: row.tenant_id, sessionId: row.session_id }),
@@ -86,12 +87,16 @@ export function authRoutes(
   app.post('/auth/sign-in', async (request) => {
     const body = parseInput(signInBody, request.body, 'body');
     if (Buffer.byteLength(body.password, 'utf8') > 72) throw invalidCredentials();
+    // counted before the password is checked: parallel guesses cannot slip between check and count
+    const attempt = { account: body.email, address: request.ip };
+    await throttle?.attempt(attempt);
     // no tenant in context yet: the function finds the user's membership itself
     const { rows } = await appPool.query<SessionRow>(
       'select user_id, tenant_id, session_id, expires_at from app.sign_in($1, $2, $3, $4)',
       [body.email, body.password, body.tenant, tokens.ttlSeconds],
     );
     if (!rows[0]) throw invalidCredentials();
+    await throttle?.succeeded(attempt);
     return answer(rows[0]);
   });
 

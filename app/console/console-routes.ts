@@ -15,6 +15,7 @@ import {
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
+import type { SignInThrottle } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
@@ -86,7 +87,7 @@ interface TenantListRow {
  */
 export function consoleRoutes(
   app: FastifyInstance,
-  options: ConsoleOptions & { appPool: Queryable; tokens: TokenService; secret: string },
+  options: ConsoleOptions & { appPool: Queryable; tokens: TokenService; secret: string; throttle?: SignInThrottle },
 ): void {
   const { appPool, tokens, catalogPool } = options;
   const catalog = new TenantCatalog(catalogPool, options.placements ? { placements: options.placements } : {});
@@ -112,7 +113,11 @@ export function consoleRoutes(
 
     scope.post('/console/api/sign-in', async (request, reply) => {
       const { email, password } = parseInput(signInBody, request.body, 'body');
-      const signedIn = await staffSignIn(appPool, tokens, email, password);
+      // the staff sign-in's throttle: the console is another door to the same accounts
+      const signedIn = await staffSignIn(appPool, tokens, email, password, {
+        throttle: options.throttle,
+        address: request.ip,
+      });
       setSessionCookie(request, reply, signedIn.token, tokens.ttlSeconds);
       return { userId: signedIn.userId, csrfToken: csrfToken(options.secret, signedIn.sessionId) };
     });

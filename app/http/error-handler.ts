@@ -88,6 +88,9 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status === 401) reply.header('www-authenticate', 'Bearer');
     // 503: try again later (the database down or restarting, no connection free in time)
     if (status === 503) reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+    // 429 (tenantry/limits' RATE_LIMITED): when to try again
+    const retryAfter = error instanceof TenantryError ? error.details.retryAfterSeconds : undefined;
+    if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(answerBody(CLIENT_STATUS_ERRORS[404]!)));

@@ -9,6 +9,7 @@ import {
   TenantNotFoundError,
   type Queryable,
 } from 'tenantry';
+import type { SignInThrottle } from 'tenantry/limits';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { int, parseInput, text, uuid } from '../http/validation.js';
@@ -52,7 +53,7 @@ const tenantParams = z.object({ tenant: tenantName });
  */
 export function staffRoutes(
   app: FastifyInstance,
-  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService },
+  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService; throttle?: SignInThrottle },
 ): void {
   const { appPool, tokens } = options;
   const staff = new StaffAccess({ appPool, supportPool: options.supportPool });
@@ -60,7 +61,10 @@ export function staffRoutes(
 
   app.post('/staff/sign-in', async (request) => {
     const { email, password } = parseInput(signInBody, request.body, 'body');
-    const signedIn = await staffSignIn(appPool, tokens, email, password);
+    const signedIn = await staffSignIn(appPool, tokens, email, password, {
+      throttle: options.throttle,
+      address: request.ip,
+    });
     return { token: signedIn.token, tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: signedIn.userId };
   });
 
@@ -166,13 +170,19 @@ export async function verifyStaffToken(
   return { userId: claims.sub, sessionId: claims.sid };
 }
 
-/** Signs a staff member in (`app.staff_sign_in`): their id and a new session, or 401 INVALID_CREDENTIALS. */
+/**
+ * Signs a staff member in (`app.staff_sign_in`): their id and a new session, or 401
+ * INVALID_CREDENTIALS; with a throttle, 429 RATE_LIMITED past its attempts per account or address
+ * (counted before the password is checked, see SignInThrottle).
+ */
 export async function staffSignIn(
   appPool: Queryable,
   tokens: TokenService,
   email: string,
   password: string,
+  guard?: { throttle?: SignInThrottle | undefined; address: string },
 ): Promise<{ userId: string; sessionId: string; token: string }> {
+  await guard?.throttle?.attempt({ account: email, address: guard.address });
   const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
     'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
     [email, password, tokens.ttlSeconds],
@@ -180,6 +190,7 @@ export async function staffSignIn(
   const row = rows[0];
   if (!row)
     throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
+  await guard?.throttle?.succeeded({ account: email, address: guard.address });
   const token = await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id });
   return { userId: row.user_id, sessionId: row.session_id, token };
 }

@@ -98,7 +98,9 @@ export type TenantryErrorCode =
   // usage metering (see src/metering)
   | 'USAGE_BUFFER_FULL'
   | 'USAGE_RECORDER_CLOSED'
-  | 'USAGE_FLUSH_FAILED';
+  | 'USAGE_FLUSH_FAILED'
+  // rate limits (see src/limits)
+  | 'RATE_LIMITED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -105,6 +105,9 @@ export function tenantryErrorHandler(): ErrorRequestHandler {
     if (response.headersSent) return next(error);
     if (error instanceof TenantryError && error.status < 500) {
       if (error.status === 401) response.setHeader('www-authenticate', 'Bearer');
+      // 429 (tenantry/limits' RATE_LIMITED): when to try again
+      if (error.status === 429 && typeof error.details.retryAfterSeconds === 'number')
+        response.setHeader('retry-after', String(error.details.retryAfterSeconds));
       return response.status(error.status).json({ error: { code: error.code, message: error.message } });
     }
     // another library's client error (express.json on bad JSON, a body too large…) keeps its status

@@ -26,6 +26,7 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'jobs', folder: '../jobs/migrations/' },
   // usage ledgers and the rows-written trigger: needs core's registry of tables
   { feature: 'metering', folder: '../metering/migrations/' },
+  { feature: 'limits', folder: '../limits/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

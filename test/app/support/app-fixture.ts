@@ -86,6 +86,8 @@ export async function createAppFixture(
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
     /** Usage metering for the server (ServerOptions.usage), made once the database is ready. */
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
+    /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
+    limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
@@ -145,6 +147,7 @@ export async function createAppFixture(
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.usage ? { usage: options.usage(db) } : {}),
+    ...(options.limits ? { limits: await options.limits(db) } : {}),
     ...(options.console
       ? {
           console: {

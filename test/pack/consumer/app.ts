@@ -11,9 +11,10 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { ApiKeys, install, runAs, TenantCatalog, TenantPool, TenantResolver } from 'tenantry';
 import { startEmbeddedPostgres } from 'tenantry/embedded';
-import { tenantMiddleware, tenantryErrorHandler } from 'tenantry/express';
+import { resolutionOfRequest, tenantMiddleware, tenantryErrorHandler } from 'tenantry/express';
 import { tenantRoutes } from 'tenantry/fastify';
 import { neighbourValues } from 'tenantry/testing';
+import { expressTenantRateLimit, fastifyTenantRateLimit, TenantRateLimits } from 'tenantry/limits';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`pack check failed: ${what}`);
@@ -61,10 +62,20 @@ try {
 
   const key = await runAs(acme.id, () => new ApiKeys(app).create({ name: 'pack check' }));
   const resolver = new TenantResolver({ pool: app });
+  // tenantry/limits: counters in the table the install created (limits migration 001)
+  const limits = new TenantRateLimits({
+    store: { postgres: owner },
+    catalog: owner,
+    limits: { api: { durationSeconds: 60 }, web: { durationSeconds: 60 } },
+    plans: { free: { api: 1, web: 5 } },
+    defaultPlan: 'free',
+  });
+  await limits.start();
 
   const fastify = Fastify();
   await fastify.register(async (scope) => {
     tenantRoutes(scope, { resolver });
+    fastifyTenantRateLimit(scope, { limits });
     scope.get('/notes', async () => (await app.query('select body from notes')).rows);
   });
   const viaFastify = await fastify.inject({ url: '/notes', headers: { 'x-api-key': key.key } });
@@ -74,10 +85,22 @@ try {
   );
   const anonymous = await fastify.inject({ url: '/notes' });
   check(anonymous.statusCode === 401, 'tenantry/fastify refuses no credential');
+  const limited = await fastify.inject({ url: '/notes', headers: { 'x-api-key': key.key } });
+  check(
+    limited.statusCode === 429 && Number(limited.headers['retry-after']) > 0,
+    'tenantry/limits answers 429 past the plan',
+  );
   await fastify.close();
 
   const web = express();
   web.use(tenantMiddleware({ resolver }));
+  web.use(
+    expressTenantRateLimit({
+      limits,
+      limit: 'web',
+      tenantOf: (req: express.Request) => resolutionOfRequest(req).tenantId,
+    }),
+  );
   web.get('/notes', (_req, res, next) => {
     app.query('select body from notes').then((r) => res.json(r.rows), next);
   });

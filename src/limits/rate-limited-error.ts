@@ -1,0 +1,32 @@
+import { TenantryError } from '../errors/tenantry-error.js';
+
+/** What was limited: a tenant's limit (`api`, `export`…), or a sign-in's account or address. */
+export type RateLimitScope = 'tenant' | 'account' | 'address';
+
+/**
+ * Too many requests: answer 429 with `Retry-After: retryAfterSeconds`. Also raised when the
+ * limit's store is down and the limit fails closed (`details.storeDown: true`), so an outage
+ * of the store is never a 5xx. The message names the limit, never the tenant, account or address.
+ */
+export class RateLimitedError extends TenantryError {
+  declare readonly details: Readonly<{
+    limit: string;
+    scope: RateLimitScope;
+    retryAfterSeconds: number;
+    storeDown?: boolean;
+  }>;
+
+  /** Whole seconds to wait (at least 1): the `Retry-After` header. */
+  readonly retryAfterSeconds: number;
+
+  constructor(details: { limit: string; scope: RateLimitScope; retryAfterSeconds: number; storeDown?: boolean }) {
+    super(
+      'RATE_LIMITED',
+      details.storeDown
+        ? `The ${details.limit} limit cannot be checked now: try again in ${details.retryAfterSeconds} s`
+        : `Too many requests (${details.limit} limit): try again in ${details.retryAfterSeconds} s`,
+      { status: 429, details },
+    );
+    this.retryAfterSeconds = details.retryAfterSeconds;
+  }
+}
