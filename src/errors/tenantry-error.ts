@@ -90,7 +90,14 @@ export type TenantryErrorCode =
   | 'IMPORT_CONFLICT'
   | 'IMPORT_REFERENCE_MISSING'
   | 'IMPORT_VERIFICATION_FAILED'
-  | 'IMPORT_BUSY';
+  | 'IMPORT_BUSY'
+  // settings, feature flags and the tenant cache (see src/settings, src/cache)
+  | 'CACHE_KEY_INVALID'
+  | 'SETTING_UNKNOWN'
+  | 'SETTING_INVALID'
+  | 'SETTINGS_VERSION_NOT_FOUND'
+  | 'FLAG_UNKNOWN'
+  | 'FLAG_VALUE_INVALID';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context
