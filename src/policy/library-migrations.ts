@@ -22,6 +22,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'identity', folder: '../identity/migrations/' },
   { feature: 'onboard', folder: '../lifecycle/onboard/migrations/' },
   { feature: 'jobs', folder: '../jobs/migrations/' },
+  // per-tenant settings and feature flags: reference core's tenants only
+  { feature: 'settings', folder: '../settings/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

@@ -90,6 +90,12 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry_private.job_fanout', column: 'tenant_id' },
   // lifecycle/onboard's progress record (one row per tenant)
   { table: 'tenantry.onboardings', column: 'tenant_id' },
+  // tenantry/settings: overrides, their history, flag overrides and the tenant's flag changes
+  { table: 'tenantry_private.tenant_settings_history', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_settings', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_settings_heads', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_flags', column: 'tenant_id' },
+  { table: 'tenantry_private.flag_changes', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);
