@@ -35,3 +35,17 @@ export {
   FlagUnknownError,
   FlagValueInvalidError,
 } from './settings-errors.js';
+export {
+  defineFlags,
+  rolloutBucket,
+  type FlagDeclaration,
+  type FlagsDefinition,
+  type FlagEvaluation,
+  type FlagFacts,
+  type FlagReason,
+  type FlagState,
+  type FlagValue,
+} from './flag-definition.js';
+export { TenantFlags, type TenantFlagsOptions } from './tenant-flags.js';
+export { FlagsAdmin, type FlagsAdminOptions, type FlagChange, type FlagChangeKind } from './flags-admin.js';
+export { TenantFlagProvider } from './tenant-flag-provider.js';
