@@ -37,6 +37,9 @@ import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import type { TenantJobs } from 'tenantry/jobs';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
+import { OpenFeature } from '@openfeature/server-sdk';
+import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import { flags, settings } from './settings/definition.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -65,6 +68,7 @@ let guard: QueryGuard | undefined;
 let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
+let settingsFeed: SettingsFeed | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
@@ -106,6 +110,8 @@ function close(): Promise<void> {
     // before the pools: each worker finishes its job (bounded), then the queue stops
     await step('stopping the job workers', () => jobs?.stop(STEP_TIMEOUT_MS - 1000));
     await step('closing the event bus', () => bus?.close());
+    await step('closing the settings feed', () => settingsFeed?.close());
+    await step('closing feature flags', () => OpenFeature.close());
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
     await step('closing the tenant router', () => router?.close());
@@ -291,6 +297,23 @@ try {
     appPool,
     dataPool,
   });
+  // per-tenant settings and flags: read and written in the catalog as the owner role (the control
+  // plane, like sign-up and jobs); every instance hears changes over LISTEN tenantry_settings
+  const settingsPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
+  settingsFeed = new SettingsFeed({
+    connectionString: db.ownerUrl,
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'settings feed'),
+  });
+  await settingsFeed.start();
+  const settingsReader = new TenantSettings({ definition: settings, db: settingsPool, feed: settingsFeed });
+  await OpenFeature.setProviderAndWait(
+    new TenantFlagProvider(new TenantFlags({ definition: flags, db: settingsPool, feed: settingsFeed })),
+  );
+  const settingsOptions = {
+    reader: settingsReader,
+    admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
+    features: OpenFeature.getClient(),
+  };
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
@@ -318,6 +341,7 @@ try {
       events: { bus },
       host: { baseDomain, customDomains: true },
       jobs,
+      settings: settingsOptions,
     });
     facts = {
       applied,

@@ -22,6 +22,7 @@ import type { TenantJobs } from 'tenantry/jobs';
 import { DEFAULT_REQUEST_DEADLINE_MS, installRequestDeadline } from './http/request-deadline.js';
 import { signUpRoutes } from './signup/sign-up-routes.js';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
+import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -62,6 +63,8 @@ export interface ServerOptions {
   signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
+  /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
+  settings?: SettingsRoutesOptions;
 }
 
 /**
@@ -130,6 +133,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
+    if (options.settings) settingsRoutes(scope, options.settings);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

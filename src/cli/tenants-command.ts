@@ -8,6 +8,7 @@ import { moveCommand, namedUrls } from './move-command.js';
 import { onboardCommand } from './onboard-command.js';
 import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-command.js';
 import { exportCommand, importCommand } from './export-command.js';
+import { settingsCommand } from './settings-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -140,6 +141,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(purgeReportCommand(globals));
   cmd.addCommand(exportCommand(globals));
   cmd.addCommand(importCommand(globals));
+  cmd.addCommand(settingsCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

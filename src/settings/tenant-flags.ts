@@ -66,7 +66,8 @@ export class TenantFlags {
   async evaluate(flag: string): Promise<FlagEvaluation> {
     this.definition.declaration(flag);
     const tenantId = currentTenant();
-    const [facts, state] = await Promise.all([this.#facts(tenantId), this.#flagState()]);
+    const facts = await this.#facts(tenantId);
+    const state = await this.#flagState();
     return this.definition.evaluate(flag, { tenantId, ...facts }, state.get(flag));
   }
 
@@ -75,7 +76,9 @@ export class TenantFlags {
     this.#unlisten?.();
   }
 
-  #facts(tenantId: string): Promise<TenantFacts> {
+  #facts(tenantId: string): Promise<TenantFacts> | TenantFacts {
+    const hit = this.#cache.backend.peek ? this.#cache.peek<TenantFacts>(KEY) : undefined;
+    if (hit) return hit;
     return this.#cache.getOrLoad<TenantFacts>(
       KEY,
       async () => {

@@ -54,6 +54,9 @@ export class TenantSettings<S extends SettingsSchema> {
   /** The current tenant's resolved settings, with where each value came from. */
   async explain(): Promise<SettingsSnapshot<S>> {
     const tenant = currentTenant();
+    // an in-process hit without the generation round of getOrLoad (the hot path)
+    const hit = this.#cache.backend.peek ? this.#cache.peek<SettingsSnapshot<S>>(KEY) : undefined;
+    if (hit) return hit;
     return this.#cache.getOrLoad(
       KEY,
       async () => {
