@@ -17,9 +17,7 @@ export interface SettingsRoutesOptions {
 
 const keyParams = z.object({ key: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'key must be a setting name') });
 const setBody = z.object({ value: z.unknown(), reason: text().max(500).optional() }).strict();
-const rollbackBody = z
-  .object({ version: z.number().int().min(0), reason: text().max(500).optional() })
-  .strict();
+const rollbackBody = z.object({ version: z.number().int().min(0), reason: text().max(500).optional() }).strict();
 const historyQuery = z.object({ key: z.string().max(128).optional() }).strict();
 
 /**

@@ -78,7 +78,10 @@ const show = (v: unknown) => (v === null || v === undefined ? '—' : JSON.strin
 export function settingsCommand(globals: () => ConnectionOptions): Command {
   const cmd = new Command('settings').description("read and change a tenant's settings (versioned, audited)");
   const withDefinition = (c: Command) =>
-    c.option('--definition <module>', 'module exporting the application’s settings definition (or TENANTRY_SETTINGS_MODULE)');
+    c.option(
+      '--definition <module>',
+      'module exporting the application’s settings definition (or TENANTRY_SETTINGS_MODULE)',
+    );
   const writer = (c: Command) =>
     withDefinition(c)
       .option('--actor <who>', 'who makes the change, kept in the history (default: cli:<login>)')
@@ -108,7 +111,7 @@ export function settingsCommand(globals: () => ConnectionOptions): Command {
     });
 
   writer(cmd.command('set <slug> <key> <value>'))
-    .description("override a setting for the tenant (the value is JSON when it parses, else text)")
+    .description('override a setting for the tenant (the value is JSON when it parses, else text)')
     .option('--string', 'take the value as text even when it parses as JSON')
     .action(async (slug: string, key: string, value: string, opts: WriteOptions & { string?: boolean }) => {
       const change = await withAdmin(globals(), opts, slug, (admin, id) =>
@@ -123,7 +126,11 @@ export function settingsCommand(globals: () => ConnectionOptions): Command {
       const change = await withAdmin(globals(), opts, slug, (admin, id) =>
         admin.unset(id, key, { actor: actorOf(opts), reason: opts.reason }),
       );
-      console.log(change.version === null ? `${slug}: ${key} had no override` : `${slug}: ${key} unset (change ${change.version})`);
+      console.log(
+        change.version === null
+          ? `${slug}: ${key} had no override`
+          : `${slug}: ${key} unset (change ${change.version})`,
+      );
     });
 
   withDefinition(cmd.command('history <slug>'))
