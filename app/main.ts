@@ -342,6 +342,11 @@ try {
       host: { baseDomain, customDomains: true },
       jobs,
       settings: settingsOptions,
+      // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
+      console: {
+        catalogPool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        placements: tiers.placements,
+      },
     });
     facts = {
       applied,

@@ -77,6 +77,7 @@ export function startBanner(facts: BannerFacts): string {
     `Routes (docs/reference-server.md): POST /sign-up, POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${facts.liveKind}),`,
     `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,
     `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
+    `Operator console (staff, docs/console.md): ${base}/console`,
     '',
     `Demo users (password for all: ${DEMO_PASSWORD}):`,
     users,
