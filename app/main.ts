@@ -41,6 +41,9 @@ import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-fr
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
+import { OpenFeature } from '@openfeature/server-sdk';
+import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import { flags, settings } from './settings/definition.js';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -70,6 +73,7 @@ let tiers: TenantTiers | undefined;
 let router: TenantRouter | undefined;
 let dataPool: RoutedTenantPool | undefined;
 let purger: TenantPurger | undefined;
+let settingsFeed: SettingsFeed | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
 let telemetry: TelemetryFromEnv | undefined;
@@ -114,6 +118,8 @@ function close(): Promise<void> {
     // before the pools: each worker finishes its job (bounded), then the queue stops
     await step('stopping the job workers', () => jobs?.stop(STEP_TIMEOUT_MS - 1000));
     await step('closing the event bus', () => bus?.close());
+    await step('closing the settings feed', () => settingsFeed?.close());
+    await step('closing feature flags', () => OpenFeature.close());
     await step('closing the live transport', () => live?.close());
     await step('closing the data pool', () => dataPool?.end());
     await step("closing the console's purger", () => purger?.end());
@@ -321,6 +327,23 @@ try {
     appPool,
     dataPool,
   });
+  // per-tenant settings and flags: read and written in the catalog as the owner role (the control
+  // plane, like sign-up and jobs); every instance hears changes over LISTEN tenantry_settings
+  const settingsPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
+  settingsFeed = new SettingsFeed({
+    connectionString: db.ownerUrl,
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'settings feed'),
+  });
+  await settingsFeed.start();
+  const settingsReader = new TenantSettings({ definition: settings, db: settingsPool, feed: settingsFeed });
+  await OpenFeature.setProviderAndWait(
+    new TenantFlagProvider(new TenantFlags({ definition: flags, db: settingsPool, feed: settingsFeed })),
+  );
+  const settingsOptions = {
+    reader: settingsReader,
+    admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
+    features: OpenFeature.getClient(),
+  };
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
@@ -361,6 +384,7 @@ try {
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
       usage,
+      settings: settingsOptions,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,

@@ -27,6 +27,7 @@ import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
+import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -80,6 +81,8 @@ export interface ServerOptions {
    * account and per address. Each is off when omitted.
    */
   limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
+  /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
+  settings?: SettingsRoutesOptions;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -165,6 +168,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
     usageRoutes(scope, { appPool, usage: options.usage });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
+    if (options.settings) settingsRoutes(scope, options.settings);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

@@ -10,6 +10,7 @@ import { purgeCommand, purgeReportCommand, restoreCommand } from './purge-comman
 import { exportCommand, importCommand } from './export-command.js';
 import { usageCommand, usageExportCommand } from './usage-command.js';
 import { topCommand } from './top-command.js';
+import { settingsCommand } from './settings-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -145,6 +146,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(usageCommand(globals));
   cmd.addCommand(usageExportCommand(globals));
   cmd.addCommand(topCommand(globals));
+  cmd.addCommand(settingsCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

@@ -100,7 +100,14 @@ export type TenantryErrorCode =
   | 'USAGE_RECORDER_CLOSED'
   | 'USAGE_FLUSH_FAILED'
   // rate limits (see src/limits)
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  // settings, feature flags and the tenant cache (see src/settings, src/cache)
+  | 'CACHE_KEY_INVALID'
+  | 'SETTING_UNKNOWN'
+  | 'SETTING_INVALID'
+  | 'SETTINGS_VERSION_NOT_FOUND'
+  | 'FLAG_UNKNOWN'
+  | 'FLAG_VALUE_INVALID';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

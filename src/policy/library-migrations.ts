@@ -27,6 +27,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   // usage ledgers and the rows-written trigger: needs core's registry of tables
   { feature: 'metering', folder: '../metering/migrations/' },
   { feature: 'limits', folder: '../limits/migrations/' },
+  // per-tenant settings and feature flags: reference core's tenants only
+  { feature: 'settings', folder: '../settings/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

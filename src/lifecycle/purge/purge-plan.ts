@@ -95,6 +95,12 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   // tenantry/metering's ledgers: after the tenant's tables (whose deletes the trigger meters)
   { table: 'tenantry.usage_row_deltas', column: 'tenant_id' },
   { table: 'tenantry.usage_events', column: 'tenant_id' },
+  // tenantry/settings: overrides, their history, flag overrides and the tenant's flag changes
+  { table: 'tenantry_private.tenant_settings_history', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_settings', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_settings_heads', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_flags', column: 'tenant_id' },
+  { table: 'tenantry_private.flag_changes', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { defineFlags, defineSettings } from 'tenantry/settings';
+
+/**
+ * The reference server's per-tenant settings and flags. `tenantry tenants settings …` loads this
+ * module (`--definition app/settings/definition.ts`, under `npm run tenantry`) to validate with
+ * the same schema the server reads with.
+ */
+export const settings = defineSettings({
+  schema: z.object({
+    /** Shown by GET /settings and the welcome line of GET /me-style pages. */
+    welcomeMessage: z.string().min(1).max(200).default('Welcome to your workspace'),
+    /** Recordings older than this are due for clean-up. */
+    recordingRetentionDays: z.number().int().min(1).max(3650).default(30),
+    maxRecordingMinutes: z.number().int().positive().max(600).default(30),
+  }),
+  defaults: { recordingRetentionDays: 90 },
+  plans: { pro: { maxRecordingMinutes: 240, recordingRetentionDays: 365 } },
+});
+
+/** Transcripts: the pro plan's, and any tenant an operator turns it on for. */
+export const flags = defineFlags({
+  transcripts: { off: false, plans: ['pro'], description: 'automatic transcripts of recordings' },
+});

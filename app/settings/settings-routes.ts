@@ -1,0 +1,72 @@
+import type { FastifyInstance } from 'fastify';
+import type { Client } from '@openfeature/server-sdk';
+import { z } from 'zod';
+import { currentTenant } from 'tenantry';
+import type { SettingsAdmin, TenantSettings } from 'tenantry/settings';
+import { adminOf, memberOf } from '../auth/tenant-scope.js';
+import { parseInput, text } from '../http/validation.js';
+import type { settings } from './definition.js';
+
+/** What the settings routes need. */
+export interface SettingsRoutesOptions {
+  reader: TenantSettings<typeof settings.schema>;
+  admin: SettingsAdmin<typeof settings.schema>;
+  /** An OpenFeature client over `TenantFlagProvider`. */
+  features: Client;
+}
+
+const keyParams = z.object({ key: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'key must be a setting name') });
+const setBody = z.object({ value: z.unknown(), reason: text().max(500).optional() }).strict();
+const rollbackBody = z.object({ version: z.number().int().min(0), reason: text().max(500).optional() }).strict();
+const historyQuery = z.object({ key: z.string().max(128).optional() }).strict();
+
+/**
+ * The tenant's settings and flags (tenant routes):
+ * - `GET /settings`: the resolved values, where each came from, and the tenant's features
+ *   (the `transcripts` flag, evaluated through OpenFeature for the current tenant).
+ * - `PUT /settings/:key` (admins): an override, validated by the schema (400 SETTING_INVALID
+ *   naming the key, nothing changed); `DELETE /settings/:key` removes it.
+ * - `GET /settings/history`, `POST /settings/rollback` (admins).
+ * Every write is versioned and audited; every instance sees it within a second.
+ */
+export function settingsRoutes(scope: FastifyInstance, options: SettingsRoutesOptions): void {
+  const { reader, admin, features } = options;
+  const actor = (userId: string) => `user:${userId}`;
+
+  scope.get('/settings', async (request) => {
+    memberOf(request);
+    const snap = await reader.explain();
+    return {
+      settings: snap.values,
+      sources: snap.sources,
+      plan: snap.plan,
+      version: snap.version,
+      features: { transcripts: await features.getBooleanValue('transcripts', false) },
+    };
+  });
+
+  scope.put('/settings/:key', async (request) => {
+    const member = adminOf(request);
+    const { key } = parseInput(keyParams, request.params, 'params');
+    const body = parseInput(setBody, request.body, 'body');
+    return admin.set(currentTenant(), key, body.value, { actor: actor(member.userId), reason: body.reason });
+  });
+
+  scope.delete('/settings/:key', async (request) => {
+    const member = adminOf(request);
+    const { key } = parseInput(keyParams, request.params, 'params');
+    return admin.unset(currentTenant(), key, { actor: actor(member.userId) });
+  });
+
+  scope.get('/settings/history', async (request) => {
+    adminOf(request);
+    const query = parseInput(historyQuery, request.query, 'query');
+    return { items: await admin.history(currentTenant(), { ...(query.key ? { key: query.key } : {}), limit: 100 }) };
+  });
+
+  scope.post('/settings/rollback', async (request) => {
+    const member = adminOf(request);
+    const body = parseInput(rollbackBody, request.body, 'body');
+    return admin.rollback(currentTenant(), body.version, { actor: actor(member.userId), reason: body.reason });
+  });
+}
