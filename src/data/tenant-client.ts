@@ -9,11 +9,13 @@ import {
 } from '../errors/tenantry-error.js';
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
+import { CitusContextWriter } from './citus-context-writer.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import {
   ContextPrefixWriter,
+  type PrefixWriter,
   ContextQuery,
   prefixWithContext,
   type PrefixForm,
@@ -62,6 +64,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryRouting?: ClientRouting;
   /** statement_timeout (ms) sent transaction-locally in every statement's prefix (see TenantPoolConfig). */
   tenantryStatementTimeoutMs?: number;
+  /** Citus mode (see TenantPoolConfig.citus): the context as SET LOCAL in a transaction block. */
+  tenantryCitus?: boolean;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -99,7 +103,8 @@ const TABLE_NAME_SQL = `select format('%I.%I', n.nspname, c.relname) as name
  */
 export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
-  readonly #prefix: ContextPrefixWriter;
+  readonly #prefix: PrefixWriter;
+  readonly #citus: boolean;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
@@ -115,7 +120,10 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs);
+    this.#citus = config.tenantryCitus === true;
+    this.#prefix = this.#citus
+      ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
+      : new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -199,7 +207,10 @@ export class TenantClient extends pg.Client {
       prefixWithContext(
         config as Submittable,
         () =>
-          refusal ?? this.#aborted(signal, config.text) ?? this.#contextFor(tenantId, config as Submittable, !extended),
+          refusal ??
+          this.#aborted(signal, config.text) ??
+          this.#citusSubmittable() ??
+          this.#contextFor(tenantId, config as Submittable, !extended),
         this.#prefix,
       );
       return super.query(config, values, callback);
@@ -244,6 +255,15 @@ export class TenantClient extends pg.Client {
       }
       query.callback = (err: unknown, res: unknown) => {
         if (onAbort) signal!.removeEventListener('abort', onAbort);
+        if (err !== undefined && err !== null && query.ownsTransaction) {
+          // Citus mode opened a transaction block for this statement, and its failure left the
+          // block aborted: roll it back before the error is delivered (and the client released)
+          void super.query('ROLLBACK').then(
+            () => deliver(this.#waitError(err, signal), res),
+            () => deliver(this.#waitError(err, signal), res),
+          );
+          return;
+        }
         deliver(err === undefined || err === null ? err : this.#waitError(err, signal), res);
       };
     }
@@ -260,6 +280,19 @@ export class TenantClient extends pg.Client {
     }
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /**
+   * Citus mode: a cursor or stream outside a transaction cannot be wrapped in a transaction block
+   * of the pool's (its Sync comes only when it closes): open one with BEGIN first.
+   */
+  #citusSubmittable(): Error | undefined {
+    if (!this.#citus || this.#status !== 'I') return undefined;
+    return new TenantryError(
+      'UNSUPPORTED',
+      'In Citus mode a cursor or stream runs inside a transaction: send BEGIN first, COMMIT after',
+      { status: 500 },
+    );
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */

@@ -105,6 +105,14 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * direct use.
    */
   routing?: ClientRouting;
+  /**
+   * Citus mode (docs/citus.md): Citus carries only `SET LOCAL` inside a transaction block to its
+   * workers, so each statement outside a transaction goes as BEGIN, SET LOCAL of the context,
+   * the statement and COMMIT, pipelined before one Sync (one round trip); inside the
+   * application's transaction, as SET LOCAL and the statement. Use it on a Citus coordinator
+   * installed with `tenantry install --citus`. Cursors and streams then need a transaction.
+   */
+  citus?: boolean;
 }
 
 /**
@@ -145,6 +153,7 @@ export class TenantPool extends pg.Pool {
       statementTimeoutMs,
       poolerSelfTest = true,
       logger,
+      citus = false,
       ...poolConfig
     } = config;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
@@ -170,6 +179,7 @@ export class TenantPool extends pg.Pool {
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
+      tenantryCitus: citus,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
