@@ -5,8 +5,8 @@ export const CITUS_URL = process.env.CITUS_URL || undefined;
 export const CITUS_SECRET = process.env.CITUS_CONTEXT_SECRET ?? 'citus-test-context-secret-0123456789abcdef';
 
 /** The coordinator's URL as the application role (trust or TENANTRY_CITUS_APP_PASSWORD). */
-export function citusAppUrl(role = 'tenantry_app'): string {
-  const url = new URL(CITUS_URL!);
+export function citusAppUrl(adminUrl = CITUS_URL!, role = 'tenantry_app'): string {
+  const url = new URL(adminUrl);
   url.username = role;
   url.password = process.env.TENANTRY_CITUS_APP_PASSWORD ?? '';
   return url.toString();
