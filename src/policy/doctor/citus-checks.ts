@@ -21,7 +21,7 @@ export async function checkCitusReadiness(scope: DoctorScope): Promise<Finding[]
     ...(await foreignKeyActionsOnTenant(scope)),
     ...(await globalTablesReferencingTenants(scope)),
     ...(await tablesWithoutPrimaryKey(scope)),
-    ...(await policiesWithSubqueries(scope)),
+    ...(await policiesWithSubqueries(scope, await isCitusCoordinator(scope))),
     ...(await triggersOnTenantTables(scope)),
   ];
 }
@@ -202,7 +202,19 @@ const SUBQUERY = /\(\s*SELECT\b/i;
 const WRAPPED_CONTEXT_CALL =
   /\(\s*SELECT\s+(tenantry\.(?:current_tenant_id|home_tenant_id|support_read_allowed)\(\))\s*(?:AS\s+\w+\s*)?\)/gi;
 
-async function policiesWithSubqueries(scope: DoctorScope): Promise<Finding[]> {
+async function isCitusCoordinator(scope: DoctorScope): Promise<boolean> {
+  const { rows } = await scope.db.query<{ citus: boolean }>(
+    `SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS citus`,
+  );
+  return rows[0]?.citus === true;
+}
+
+/**
+ * Sub-selects in policies of tenant tables. A registered table's InitPlan policy is reported on a
+ * Citus coordinator only: off Citus, `tenantry.citus_tenant_table` (after `install --citus`)
+ * rewrites it when the table is distributed, so it blocks nothing on the documented path.
+ */
+async function policiesWithSubqueries(scope: DoctorScope, onCitus: boolean): Promise<Finding[]> {
   const rows = await scopedRows<{
     object: string;
     table_name: string;
@@ -223,6 +235,7 @@ async function policiesWithSubqueries(scope: DoctorScope): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const r of rows) {
     if (![r.using_expr, r.check_expr].some((e) => e !== null && SUBQUERY.test(e))) continue;
+    if (r.registered && !onCitus) continue;
     const plain = (e: string | null) => (e === null ? null : e.replace(WRAPPED_CONTEXT_CALL, '$1'));
     const using = plain(r.using_expr);
     const check = plain(r.check_expr);
