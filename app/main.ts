@@ -318,6 +318,11 @@ try {
       events: { bus },
       host: { baseDomain, customDomains: true },
       jobs,
+      // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
+      console: {
+        catalogPool: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        placements: tiers.placements,
+      },
     });
     facts = {
       applied,

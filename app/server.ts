@@ -6,6 +6,7 @@ import { accessRoutes } from './access/access-routes.js';
 import { memberLookup, type Member } from './auth/member-context.js';
 import { memberRoutes } from './members/member-routes.js';
 import { staffRoutes } from './staff/staff-routes.js';
+import { consoleRoutes, type ConsoleOptions } from './console/console-routes.js';
 import { authRoutes } from './auth/auth-routes.js';
 import { tenantScope } from './auth/tenant-scope.js';
 import { TokenService, type TokenServiceOptions } from './auth/token-service.js';
@@ -62,6 +63,8 @@ export interface ServerOptions {
   signUp?: TenantSignUp;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
+  /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
+  console?: ConsoleOptions;
 }
 
 /**
@@ -120,6 +123,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   authRoutes(app, { appPool, tokens });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens });
+  if (options.console) consoleRoutes(app, { ...options.console, appPool, tokens, secret: options.jwtSecret });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
     meRoutes(scope);

@@ -24,7 +24,7 @@ const tenantName = text().regex(
   /^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/,
   'tenant must be a tenant id or slug',
 );
-const signInBody = z
+export const signInBody = z
   .object({ email: text().trim().toLowerCase().min(3).max(254), password: text().min(1).max(72) })
   .strict();
 const accessBody = z
@@ -60,19 +60,8 @@ export function staffRoutes(
 
   app.post('/staff/sign-in', async (request) => {
     const { email, password } = parseInput(signInBody, request.body, 'body');
-    const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
-      'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
-      [email, password, tokens.ttlSeconds],
-    );
-    const row = rows[0];
-    if (!row)
-      throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
-    return {
-      token: await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id }),
-      tokenType: 'Bearer',
-      expiresIn: tokens.ttlSeconds,
-      userId: row.user_id,
-    };
+    const signedIn = await staffSignIn(appPool, tokens, email, password);
+    return { token: signedIn.token, tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: signedIn.userId };
   });
 
   app.register(async (scope) => {
@@ -152,6 +141,19 @@ async function verifyStaff(
   const token = bearerCredential({ headers: request.headers, rawHeaders: request.raw.rawHeaders });
   if (token === undefined || token === 'malformed')
     throw new ApiError(401, 'UNAUTHENTICATED', 'Send one staff token: Authorization: Bearer <token>');
+  return verifyStaffToken(token, appPool, tokens);
+}
+
+/**
+ * A staff token's caller, or an ApiError: the token verifies, is a staff token, and its session
+ * is still open in the database (signed-out sessions are refused at once). The console's session
+ * cookie holds the same token.
+ */
+export async function verifyStaffToken(
+  token: string,
+  appPool: Queryable,
+  tokens: TokenService,
+): Promise<{ userId: string; sessionId: string }> {
   const { claims } = await tokens.verifier.verify(token);
   if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid))
     throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
@@ -164,7 +166,25 @@ async function verifyStaff(
   return { userId: claims.sub, sessionId: claims.sid };
 }
 
-async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {
+/** Signs a staff member in (`app.staff_sign_in`): their id and a new session, or 401 INVALID_CREDENTIALS. */
+export async function staffSignIn(
+  appPool: Queryable,
+  tokens: TokenService,
+  email: string,
+  password: string,
+): Promise<{ userId: string; sessionId: string; token: string }> {
+  const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
+    'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
+    [email, password, tokens.ttlSeconds],
+  );
+  const row = rows[0];
+  if (!row)
+    throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
+  const token = await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id });
+  return { userId: row.user_id, sessionId: row.session_id, token };
+}
+
+export async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {
   if (isTenantId(name)) return name.toLowerCase();
   const { rows } = await appPool.query<{ tenant_id: string }>('select tenant_id from tenantry.resolve_slug($1)', [
     name,

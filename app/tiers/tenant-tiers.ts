@@ -168,6 +168,11 @@ export class TenantTiers {
     return this.#mover.run(moveId);
   }
 
+  /** Undoes a move that has not switched yet: the tenant stays where it was. */
+  rollback(moveId: string): Promise<MoveRecord> {
+    return this.#mover.rollback(moveId);
+  }
+
   /** Deletes what a finished move left at its source (at once: no grace period). */
   cleanup(moveId: string): Promise<MoveRecord> {
     return this.#mover.cleanup(moveId, { force: true });

@@ -84,6 +84,8 @@ export async function createAppFixture(
     host?: ServerOptions['host'];
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
+    /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
+    console?: boolean | { moves: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'] };
   } = {},
 ): Promise<AppFixture> {
   const db = await createTestDatabase({ supportRole: `ts_${randomBytes(5).toString('hex')}_support` });
@@ -135,6 +137,14 @@ export async function createAppFixture(
     ...(options.requestDeadlineMs === undefined ? {} : { requestDeadlineMs: options.requestDeadlineMs }),
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
+    ...(options.console
+      ? {
+          console: {
+            catalogPool: db.owner,
+            ...(typeof options.console === 'object' ? { moves: options.console.moves(db) } : {}),
+          },
+        }
+      : {}),
   });
   options.configure?.(app);
   await app.ready();

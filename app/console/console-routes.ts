@@ -1,0 +1,295 @@
+import cookie from '@fastify/cookie';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  AuditLog,
+  runAs,
+  Sessions,
+  sqlStateOf,
+  StaffAccess,
+  TenantCatalog,
+  TenantNotFoundError,
+  type HoldPlacements,
+  type Queryable,
+} from 'tenantry';
+import type { TokenService } from '../auth/token-service.js';
+import { ApiError } from '../http/api-error.js';
+import { parseInput, text } from '../http/validation.js';
+import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
+import { consoleAssets } from './console-assets.js';
+import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
+import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The staff member of a console API request. */
+    consoleStaff: ConsoleStaff | null;
+  }
+}
+
+/** What the console reads and changes: the control plane, as the owner role. */
+export interface ConsoleOptions {
+  /** The home database as the OWNER role: the catalog of tenants, placements and clusters. */
+  catalogPool: Queryable;
+  /** Owner connections to placement databases, so a transition writes the tenant's hold where it lives. */
+  placements?: HoldPlacements;
+  /** Moves started, watched, resumed and rolled back from the console (the server's TenantTiers); none without it. */
+  moves?: ConsoleMoves;
+  /** Told what failed in the background (a move); default: nothing. */
+  onError?: (error: unknown) => void;
+}
+
+const tenantName = text().regex(
+  /^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/,
+  'tenant must be a tenant id or slug',
+);
+const listQuery = z
+  .object({
+    q: text().max(100).optional(),
+    status: z.enum(['active', 'suspended', 'deleted']).optional(),
+    tier: z.enum(['shared', 'schema', 'database']).optional(),
+    plan: text().max(64).optional(),
+    cluster: text().max(63).optional(),
+    sort: z.enum(['slug', 'created', 'status', 'tier']).default('slug'),
+  })
+  .strict();
+const tenantParams = z.object({ tenant: tenantName }).strict();
+const actionBody = z
+  .object({
+    action: z.enum(['suspend', 'resume', 'soft-delete', 'restore']),
+    reason: text(),
+    // typed confirmation of destructive actions: the tenant's slug
+    confirm: text().max(63).optional(),
+  })
+  .strict();
+
+interface TenantListRow {
+  id: string;
+  slug: string;
+  name: string;
+  status: string;
+  plan: string | null;
+  tier: string;
+  cluster: string;
+  created_at: Date;
+}
+
+/**
+ * The operator console (docs/console.md): a staff-only web app at `/console` and its JSON API at
+ * `/console/api`. Staff sign in with their staff account; the session lives in an HttpOnly
+ * SameSite=Strict cookie scoped to /console; every state change needs the session's CSRF token
+ * and a reason, and is written to the tenant's audit log (a one-minute staff grant carrying the
+ * reason, opened and closed around the change). A tenant's own users never get a staff session.
+ */
+export function consoleRoutes(
+  app: FastifyInstance,
+  options: ConsoleOptions & { appPool: Queryable; tokens: TokenService; secret: string },
+): void {
+  const { appPool, tokens, catalogPool } = options;
+  const catalog = new TenantCatalog(catalogPool, options.placements ? { placements: options.placements } : {});
+  const staffAccess = new StaffAccess({ appPool });
+  const sessions = new Sessions(appPool);
+  const assets = consoleAssets();
+
+  app.register(async (scope) => {
+    await scope.register(cookie);
+    scope.decorateRequest('consoleStaff', null);
+
+    scope.get('/console', async (_request, reply) => reply.type('text/html; charset=utf-8').send(assets.html()));
+    scope.get('/console/*', async (request, reply) => {
+      if (request.url.startsWith('/console/api/')) throw new ApiError(404, 'NOT_FOUND', 'No such console route');
+      return reply.type('text/html; charset=utf-8').send(assets.html());
+    });
+    scope.get('/console/assets/console.js', async (_request, reply) =>
+      reply
+        .type('text/javascript; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .send(await assets.script()),
+    );
+
+    scope.post('/console/api/sign-in', async (request, reply) => {
+      const { email, password } = parseInput(signInBody, request.body, 'body');
+      const signedIn = await staffSignIn(appPool, tokens, email, password);
+      setSessionCookie(request, reply, signedIn.token, tokens.ttlSeconds);
+      return { userId: signedIn.userId, csrfToken: csrfToken(options.secret, signedIn.sessionId) };
+    });
+
+    scope.register(async (api) => {
+      api.addHook('onRequest', async (request) => {
+        if (request.url.startsWith('/console/api/sign-in')) return;
+        request.consoleStaff = await consoleStaff(request, { appPool, tokens, secret: options.secret });
+      });
+
+      api.get('/console/api/session', async (request) => ({
+        userId: request.consoleStaff!.userId,
+        csrfToken: csrfToken(options.secret, request.consoleStaff!.sessionId),
+      }));
+
+      api.post('/console/api/sign-out', async (request, reply) => {
+        await sessions.end(request.consoleStaff!.sessionId);
+        clearSessionCookie(request, reply);
+        return reply.code(204).send();
+      });
+
+      api.get('/console/api/tenants', { config: { query: listQuery } }, async (request) => {
+        const query = parseInput(listQuery, request.query, 'query');
+        const { rows } = await catalogPool.query<TenantListRow>(
+          `select t.id, t.slug, t.name, t.status, t.settings->>'plan' as plan,
+                  coalesce(p.tier, 'shared') as tier, coalesce(p.cluster, 'home') as cluster, t.created_at
+             from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
+            where ($1::text is null or t.slug ilike '%' || $1 || '%' or t.name ilike '%' || $1 || '%' or t.id::text = $1)
+              and ($2::text is null or t.status = $2)
+              and ($3::text is null or coalesce(p.tier, 'shared') = $3)
+              and ($4::text is null or t.settings->>'plan' = $4)
+              and ($5::text is null or coalesce(p.cluster, 'home') = $5)
+            order by case when $6 = 'created' then t.created_at end desc,
+                     case when $6 = 'status' then t.status end,
+                     case when $6 = 'tier' then coalesce(p.tier, 'shared') end,
+                     t.slug
+            limit 500`,
+          [
+            escapeLike(query.q),
+            query.status ?? null,
+            query.tier ?? null,
+            query.plan ?? null,
+            query.cluster ?? null,
+            query.sort,
+          ],
+        );
+        return { tenants: rows.map(listItem) };
+      });
+
+      api.get('/console/api/tenants/:tenant', async (request) => {
+        const { tenant } = parseInput(tenantParams, request.params, 'params');
+        const id = await tenantIdOf(catalogPool, tenant).catch(() => undefined);
+        const found = id ? await catalog.find(id) : undefined;
+        if (!found) throw new TenantNotFoundError();
+        const { rows: placement } = await catalogPool.query<{
+          tier: string;
+          cluster: string;
+          database: string | null;
+          schema: string | null;
+          epoch: string;
+          updated_at: Date;
+        }>(
+          'select tier, cluster, database, schema, epoch::text, updated_at from tenantry.placements where tenant_id = $1',
+          [found.id],
+        );
+        return {
+          tenant: {
+            id: found.id,
+            slug: found.slug,
+            name: found.name,
+            status: found.status,
+            plan: (found.settings as { plan?: unknown }).plan ?? null,
+            createdAt: found.createdAt,
+            updatedAt: found.updatedAt,
+            suspendedAt: found.suspendedAt,
+            deletedAt: found.deletedAt,
+          },
+          placement: placement[0]
+            ? { ...placement[0], updatedAt: placement[0].updated_at, updated_at: undefined }
+            : { tier: 'shared', cluster: 'home', database: null, schema: null, epoch: '0', updatedAt: null },
+          audit: await auditOf(appPool, found.id),
+          features: { moves: options.moves !== undefined },
+        };
+      });
+
+      api.post('/console/api/tenants/:tenant/actions', async (request) => {
+        const { tenant } = parseInput(tenantParams, request.params, 'params');
+        const body = parseInput(actionBody, request.body, 'body');
+        const reason = StaffAccess.checkReason(body.reason);
+        const id = await tenantIdOf(catalogPool, tenant).catch(() => undefined);
+        const found = id ? await catalog.find(id) : undefined;
+        if (!found) throw new TenantNotFoundError();
+        if (body.action === 'soft-delete' && body.confirm !== found.slug)
+          throw new ApiError(400, 'CONFIRMATION_REQUIRED', 'Type the tenant slug to confirm', 'confirm');
+        const staff = request.consoleStaff!;
+        // the tenant's audit log records who and why: a one-minute grant carrying the reason
+        // (the database writes its opening and closing). Deleted tenants take no grant: their
+        // restore is recorded once it is active again.
+        const grant =
+          found.status === 'deleted'
+            ? undefined
+            : await staffAccess.begin({
+                sessionId: staff.sessionId,
+                tenantId: found.id,
+                access: 'act_as',
+                reason: `console ${body.action}: ${reason}`.slice(0, 500),
+                minutes: 1,
+              });
+        try {
+          const next =
+            body.action === 'suspend'
+              ? await catalog.suspend(found.id)
+              : body.action === 'resume'
+                ? await catalog.resume(found.id)
+                : body.action === 'soft-delete'
+                  ? await catalog.softDelete(found.id)
+                  : await catalog.restore(found.id);
+          if (body.action === 'restore')
+            await staffAccess
+              .begin({
+                sessionId: staff.sessionId,
+                tenantId: found.id,
+                access: 'act_as',
+                reason: `console restore: ${reason}`.slice(0, 500),
+                minutes: 1,
+              })
+              .then((g) => staffAccess.end({ sessionId: staff.sessionId, grantId: g.grantId }));
+          return { tenant: { id: next.id, slug: next.slug, status: next.status } };
+        } finally {
+          if (grant) await staffAccess.end({ sessionId: staff.sessionId, grantId: grant.grantId });
+        }
+      });
+
+      if (options.moves)
+        consoleMoveRoutes(api, {
+          catalogPool,
+          moves: options.moves,
+          staffAccess,
+          onError: options.onError ?? (() => undefined),
+        });
+
+      api.get('/console/api/clusters', async () => {
+        const { rows } = await catalogPool.query<{ name: string; status: string; capacity: number; tenants: number }>(
+          `select c.name, c.status, c.capacity,
+                  (select count(*)::int from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
+                    where coalesce(p.cluster, 'home') = c.name and t.status <> 'deleted') as tenants
+             from tenantry.clusters c order by c.name`,
+        );
+        return { clusters: rows };
+      });
+    });
+  });
+}
+
+function escapeLike(q: string | undefined): string | null {
+  if (q === undefined || q.trim() === '') return null;
+  return q.trim().replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function listItem(row: TenantListRow) {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    plan: row.plan,
+    tier: row.tier,
+    cluster: row.cluster,
+    createdAt: row.created_at,
+  };
+}
+
+/** The newest entries of the tenant's audit log, or null when the data plane holds the tenant (suspended, deleted). */
+async function auditOf(appPool: Queryable, tenantId: string) {
+  try {
+    return await runAs(tenantId, () => new AuditLog(appPool).list({ limit: 50 }));
+  } catch (error) {
+    const state = sqlStateOf(error) ?? (error as { code?: unknown }).code;
+    if (state === 'TR005' || state === 'TR006' || state === 'TENANT_SUSPENDED' || state === 'TENANT_DELETED')
+      return null;
+    throw error;
+  }
+}

@@ -1,0 +1,36 @@
+/** The console's styles: system fonts, AA contrast (text #1a1a1a on white, links #0b5cad), visible focus. */
+export const STYLE = `
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1a1a1a;background:#fff}
+header{background:#16213a;color:#fff;padding:.6rem 1rem}
+header nav{display:flex;gap:1.2rem;align-items:center;max-width:1240px;margin:auto}
+header a,header .link{color:#fff}
+header a[aria-current=page]{text-decoration:underline 2px}
+main{max-width:1240px;margin:1rem auto;padding:0 1rem}
+main.narrow{max-width:380px;margin-top:4rem}
+a{color:#0b5cad}
+:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
+label{display:block;font-weight:600;margin:.5rem 0 .2rem}
+input,select,textarea{font:inherit;padding:.35rem .5rem;border:1px solid #767676;border-radius:4px;min-width:12rem}
+button{font:inherit;padding:.4rem .9rem;border-radius:4px;border:1px solid #16213a;background:#16213a;color:#fff;cursor:pointer;margin-top:.6rem}
+button.danger{background:#a4161a;border-color:#a4161a}
+button.link{background:none;border:none;text-decoration:underline;padding:0;margin:0 0 0 auto}
+button[disabled]{opacity:.6;cursor:wait}
+.filters{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end}
+.filters label{margin:0}
+.filters>*{flex:0 0 auto}
+table{border-collapse:collapse;width:100%;margin-top:.5rem}
+caption{text-align:left;color:#454545;padding:.3rem 0}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d0d0}
+.status{padding:.05rem .4rem;border-radius:3px;background:#e8f1e8;color:#14532d}
+.status.suspended{background:#fff4d6;color:#6b4500}
+.status.deleted{background:#fde2e2;color:#7f1d1d}
+.error{color:#a4161a;min-height:1.2em}
+.notice{color:#14532d}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
+dt{font-weight:600}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.step{font-weight:600}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}
+.card{border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
+`;

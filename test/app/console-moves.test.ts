@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
+import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
+
+/** Moves from the operator console: start, watch to the end, refusals; audited in the tenant's log. */
+let f: AppFixture;
+let tiers: TenantTiers | undefined;
+let charlie: { id: string; slug: string };
+
+beforeAll(async () => {
+  f = await createAppFixture({
+    console: {
+      moves: (db) => {
+        tiers = new TenantTiers({
+          clusters: { home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl } },
+          install: { appRole: db.appRole, ownerRole: db.ownerRole, contextSecret: db.contextSecret },
+        });
+        return tiers;
+      },
+    },
+  });
+  const created = await f.catalog.create({ slug: 'charlie', name: 'Charlie' });
+  charlie = { id: created.id, slug: created.slug };
+});
+afterAll(async () => {
+  await tiers?.end();
+  await f?.close();
+});
+
+async function session(): Promise<{ cookie: string; csrf: string }> {
+  const res = await f.call('POST', '/console/api/sign-in', { payload: { email: f.staff.email, password: PASSWORD } });
+  expect(res.statusCode, res.body).toBe(200);
+  return { cookie: String(res.headers['set-cookie']).split(';')[0]!, csrf: res.json().csrfToken };
+}
+
+describe('moves in the console', () => {
+  it('starts a move, which runs to the end while the page watches; the tenant log records who and why', async () => {
+    const s = await session();
+    const headers = { cookie: s.cookie, 'x-csrf-token': s.csrf };
+    const started = await f.call('POST', '/console/api/tenants/charlie/moves', {
+      headers,
+      payload: { tier: 'schema', cluster: 'home', reason: 'bigger customer, own schema' },
+    });
+    expect(started.statusCode, started.body).toBe(202);
+    expect(started.json().target).toEqual({ tier: 'schema', cluster: 'home', schema: 't_charlie' });
+    const steps = new Set<string>();
+    const deadline = Date.now() + 60_000;
+    let last: { step: string; open: boolean } | undefined;
+    while (Date.now() < deadline) {
+      const res = await f.call('GET', '/console/api/tenants/charlie/moves', { headers });
+      expect(res.statusCode).toBe(200);
+      last = res.json().moves[0];
+      if (last) steps.add(last.step);
+      if (last && !last.open) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(last?.step).toBe('done');
+    const { rows } = await f.db.admin.query('select tier, schema from tenantry.placements where tenant_id = $1', [
+      charlie.id,
+    ]);
+    expect(rows[0]).toEqual({ tier: 'schema', schema: 't_charlie' });
+    const { rows: audit } = await f.db.admin.query<{ reason: string | null }>(
+      'select reason from tenantry.audit_log where tenant_id = $1',
+      [charlie.id],
+    );
+    expect(audit.map((a) => a.reason)).toContain('console move to schema on home: bigger customer, own schema');
+    // a finished move is neither resumed nor rolled back
+    const moveId = (await f.call('GET', '/console/api/tenants/charlie/moves', { headers })).json().moves[0].id;
+    const rollback = await f.call('POST', `/console/api/tenants/charlie/moves/${moveId}/rollback`, {
+      headers,
+      payload: { reason: 'too late to roll back' },
+    });
+    expect(rollback.statusCode).toBe(409);
+    // another tenant's route does not reach this move: 404, nothing done
+    const other = await f.call('POST', `/console/api/tenants/alpha/moves/${moveId}/resume`, {
+      headers,
+      payload: { reason: 'through the wrong tenant' },
+    });
+    expect(other.statusCode).toBe(404);
+    expect((await f.call('GET', '/console/api/tenants/alpha/moves', { headers })).json().moves).toEqual([]);
+  });
+
+  it('refuses bad input with 400, unknown clusters, inactive tenants, and a change without CSRF', async () => {
+    const s = await session();
+    const headers = { cookie: s.cookie, 'x-csrf-token': s.csrf };
+    for (const payload of [
+      { tier: 'moon', cluster: 'home', reason: 'a valid reason here' },
+      { tier: 'schema', cluster: 'Home!', reason: 'a valid reason here' },
+      { tier: 'schema', cluster: 'home', reason: '' },
+      { tier: 'schema', cluster: 'home', reason: 'a valid reason here', schema: 'public' },
+      { tier: 'schema', cluster: 'nowhere', reason: 'a valid reason here' },
+    ]) {
+      const res = await f.call('POST', '/console/api/tenants/alpha/moves', { headers, payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+    }
+    const noCsrf = await f.call('POST', '/console/api/tenants/alpha/moves', {
+      headers: { cookie: s.cookie },
+      payload: { tier: 'schema', cluster: 'home', reason: 'a valid reason here' },
+    });
+    expect(noCsrf.statusCode).toBe(403);
+    await f.catalog.suspend(f.b.id);
+    const suspended = await f.call('POST', '/console/api/tenants/bravo/moves', {
+      headers,
+      payload: { tier: 'schema', cluster: 'home', reason: 'a valid reason here' },
+    });
+    expect(suspended.statusCode).toBe(409);
+    await f.catalog.resume(f.b.id);
+    const { rows } = await f.db.admin.query('select count(*)::int as n from tenantry.moves where tenant_id <> $1', [
+      charlie.id,
+    ]);
+    expect(rows[0].n).toBe(0);
+  });
+});
