@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import type { ResolvedInstallOptions } from '../policy/install-sql.js';
-import { citusPrepareSql } from './citus-prepare-sql.js';
+import { CITUS_STEP_COMMIT, citusPrepareSql } from './citus-prepare-sql.js';
 import { splitStatements } from './split-statements.js';
 
 /**
@@ -59,12 +59,14 @@ export async function prepareCitus(
 ): Promise<void> {
   if ((await citusVersion(client)) === undefined)
     throw new ConfigurationError('tenantry citus prepare: the citus extension is not installed in this database');
-  await client.query('BEGIN');
-  try {
-    for (const statement of await splitStatements(citusPrepareSql(o))) await client.query(statement);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
+  for (const part of citusPrepareSql(o).split(CITUS_STEP_COMMIT)) {
+    await client.query('BEGIN');
+    try {
+      for (const statement of await splitStatements(part)) await client.query(statement);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
   }
 }

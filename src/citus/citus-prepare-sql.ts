@@ -1,6 +1,14 @@
 import { quoteIdent } from '../policy/identifiers.js';
 import { INSTALL_LOCK_SQL, type ResolvedInstallOptions } from '../policy/install-sql.js';
 
+/**
+ * Where the Citus step commits and begins again: a context function re-created in the same
+ * transaction as the policies of distributed tables that call it is propagated over one worker
+ * connection while the shards' policies wait for it over others (a distributed deadlock, seen
+ * on a re-install in unsigned mode).
+ */
+export const CITUS_STEP_COMMIT = '-- tenantry: commit';
+
 /** Library tables the context check reads on every node: reference tables on Citus. */
 export const CITUS_REFERENCE_TABLES = [
   'tenantry_private.context_key',
@@ -80,10 +88,13 @@ $body$;`);
   }
   add(CITUS_TENANT_TABLE_FUNCTIONS);
   add(`RESET ROLE;`);
+  // before the policies: Citus refuses a function command after parallel DDL on a distributed table
+  if (o.eventTrigger) add(CITUS_LOCK_NEW_TABLE);
+  add(CITUS_STEP_COMMIT);
+  add(INSTALL_LOCK_SQL);
   add(`-- tenant tables distributed before this step: their policies in the plain form
 SELECT tenantry.citus_policies(r.relid) FROM tenantry.registered_tables r
  WHERE r.kind = 'tenant' AND EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid);`);
-  if (o.eventTrigger) add(CITUS_LOCK_NEW_TABLE);
   return parts.join('\n');
 }
 

@@ -1,3 +1,5 @@
+// The Citus test files share the coordinator's database (installs, shard splits and moves are
+// cluster-wide): run them one file at a time, `npx vitest run test/citus/ --no-file-parallelism`.
 /** The coordinator's superuser URL (a database with the citus extension and its workers), or undefined. */
 export const CITUS_URL = process.env.CITUS_URL || undefined;
 

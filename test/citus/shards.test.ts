@@ -80,8 +80,10 @@ describe.skipIf(!CITUS_URL)(
         return reads;
       };
       const running = [traffic(A), traffic(B)];
-      const moved = await moveTenantShard(admin, T, A, { nodeName: target.nodename, nodePort: target.nodeport }, MODE);
-      stop = true;
+      const moving = moveTenantShard(admin, T, A, { nodeName: target.nodename, nodePort: target.nodeport }, MODE);
+      const moved = await moving.finally(() => {
+        stop = true;
+      });
       const reads = await Promise.all(running);
       expect(moved.nodePort).toBe(target.nodeport);
       expect(moved.shardId).toBe(isolated.shardId);
