@@ -15,6 +15,7 @@ interface InstallFlags {
   schema?: string[];
   unsigned?: boolean;
   eventTrigger: boolean;
+  citus?: boolean;
   everywhere?: boolean;
   clusters?: string;
   concurrency: number;
@@ -193,6 +194,10 @@ export function installCommand(globals: () => ConnectionOptions): Command {
     )
     .option('--no-event-trigger', 'skip the event trigger that locks new tables (it needs a superuser)')
     .option(
+      '--citus',
+      'on a Citus coordinator: roles and schemas first, one statement at a time, then the Citus step (docs/citus.md)',
+    )
+    .option(
       '--everywhere',
       "install (again) in every database the catalog knows: this one (home), each cluster's shared database, each tenant database; with the roles and context mode recorded here",
     )
@@ -283,7 +288,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           // the router role of the local database only: another one has no password of ours
           ...(options.routerRole && options.routerRole === db.routerRole ? { routerRole: options.routerRole } : {}),
         });
-        const report = await install(db.adminUrl, { ...options, ...secrets });
+        const report = await install(db.adminUrl, { ...options, ...secrets, citus: flags.citus === true });
         console.log(
           `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
         );

@@ -96,12 +96,33 @@ export interface PrefixForm {
 }
 
 /**
+ * What a prefix writer sent for one statement: how many CommandCompletes in front of the
+ * statement's own belong to it, and how many after (a suffix written just before the Sync).
+ */
+export interface PrefixWritten {
+  before: number;
+  after: number;
+  /** True when the writer opened a transaction block of its own (it must be rolled back when the statement fails). */
+  ownsTransaction: boolean;
+}
+
+/** Writes the context messages of one statement (ContextPrefixWriter, or Citus mode's writer). */
+export interface PrefixWriter {
+  write(
+    connection: WireConnection,
+    context: string | RoutedContext | SettingsContext,
+    statementText?: string,
+  ): PrefixWritten | void;
+  failed(error: unknown): void;
+}
+
+/**
  * Writes the prefix on one connection. Unnamed by default (parsed with every statement, works
  * behind any pooler); with `prepare`, parsed once per connection as a named statement and then
  * only bound and executed, which saves the server a parse and plan per statement but needs a
  * direct connection or pgbouncer ≥ 1.21 with `max_prepared_statements`.
  */
-export class ContextPrefixWriter {
+export class ContextPrefixWriter implements PrefixWriter {
   #prepared = false;
   #preparedRouted = false;
   /** Which named prefix the last write used: the one a failure concerns. */
@@ -190,13 +211,24 @@ function precheck(query: Submittable, connection: WireConnection): Error | null 
  * prefix is passed on (the statement's own Sync ends the pipeline).
  */
 class PrefixedSubmission {
-  pending = false;
+  /** CommandCompletes still due from the prefix (in front of the statement's own). */
+  #before = 0;
+  /** CommandCompletes due from a suffix, after the statement's own. */
+  #after = 0;
+  #statementCompleted = false;
+  /** The writer opened its own transaction block for this statement (Citus mode). */
+  ownsTransaction = false;
   #parsedBefore = true;
 
   constructor(
     private readonly decide: ContextDecision,
-    private readonly writer: ContextPrefixWriter,
+    private readonly writer: PrefixWriter,
   ) {}
+
+  /** True while the prefix's answers are still arriving. */
+  get pending(): boolean {
+    return this.#before > 0;
+  }
 
   submit(
     query: Submittable,
@@ -211,22 +243,35 @@ class PrefixedSubmission {
       const refused = precheck(query, connection);
       if (refused) return refused;
     }
-    this.pending = true;
     this.#parsedBefore = !query.name || connection.parsedStatements[query.name] !== undefined;
     connection.stream.cork?.();
     try {
-      this.writer.write(connection, value);
+      const written = this.writer.write(connection, value, query.text);
+      this.#before = written ? written.before : 1;
+      this.#after = written ? written.after : 0;
+      this.#statementCompleted = false;
+      this.ownsTransaction = written ? written.ownsTransaction : false;
       return submit();
     } finally {
       connection.stream.uncork?.();
     }
   }
 
-  /** True when the message belongs to the prefix and must not reach the statement. */
+  /** True when the message belongs to the prefix or the suffix and must not reach the statement. */
   swallowCommandComplete(): boolean {
-    if (!this.pending) return false;
-    this.pending = false;
-    return true;
+    if (this.#before > 0) {
+      this.#before--;
+      return true;
+    }
+    if (!this.#statementCompleted) {
+      this.#statementCompleted = true;
+      return false;
+    }
+    if (this.#after > 0) {
+      this.#after--;
+      return true;
+    }
+    return false;
   }
 
   error(query: Submittable, error: unknown, connection: WireConnection): void {
@@ -234,8 +279,10 @@ class PrefixedSubmission {
     // pg records a named statement as parsed on the first ParseComplete it sees, which is the
     // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
     if (query.name && !this.#parsedBefore) delete connection.parsedStatements[query.name];
-    if (this.pending) {
-      this.pending = false;
+    // the server skips everything up to the Sync: no more answers of the prefix or suffix
+    this.#after = 0;
+    if (this.#before > 0) {
+      this.#before = 0;
       this.writer.failed(error);
     }
   }
@@ -271,8 +318,13 @@ export class ContextQuery extends PgQueryClass {
   /** Indexes and table OIDs of the tenant columns in the current result, if any. */
   #checked: Array<{ index: number; tableOid: number; column: string }> = [];
 
+  /** True when the context writer opened a transaction block for this statement (Citus mode): roll it back on failure. */
+  get ownsTransaction(): boolean {
+    return this.#prefix?.ownsTransaction ?? false;
+  }
+
   /** Must be called once, before the query is handed to the client. */
-  withContext(decide: ContextDecision, writer: ContextPrefixWriter): this {
+  withContext(decide: ContextDecision, writer: PrefixWriter): this {
     this.#prefix = new PrefixedSubmission(decide, writer);
     return this;
   }
@@ -335,7 +387,7 @@ export class ContextQuery extends PgQueryClass {
  * Rewrites another submittable (pg-cursor, pg-query-stream…) in place so that, when
  * submitted, it first sets the tenant context. Extended-protocol submittables only.
  */
-export function prefixWithContext(query: Submittable, decide: ContextDecision, writer: ContextPrefixWriter): void {
+export function prefixWithContext(query: Submittable, decide: ContextDecision, writer: PrefixWriter): void {
   const state = new PrefixedSubmission(decide, writer);
   const submit = query.submit;
   const onDataRow = query.handleDataRow;

@@ -9,12 +9,14 @@ import {
 } from '../errors/tenantry-error.js';
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
+import { CitusContextWriter } from './citus-context-writer.js';
 import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import {
   ContextPrefixWriter,
+  type PrefixWriter,
   ContextQuery,
   prefixWithContext,
   type PrefixForm,
@@ -88,6 +90,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryActivity?: TenantActivity;
   /** Tag each tenant's statements in pg_stat_activity.application_name (see TenantPoolConfig.activityTag). */
   tenantryActivityTag?: boolean;
+  /** Citus mode (see TenantPoolConfig.citus): the context as SET LOCAL in a transaction block. */
+  tenantryCitus?: boolean;
 }
 
 /** A tenant's route as a connection needs it: where, under which epoch, with which search path. */
@@ -129,7 +133,8 @@ const TABLE_NAME_SQL = `select format('%I.%I', n.nspname, c.relname) as name
  */
 export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
-  readonly #prefix: ContextPrefixWriter;
+  readonly #prefix: PrefixWriter;
+  readonly #citus: boolean;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
@@ -153,10 +158,14 @@ export class TenantClient extends pg.Client {
     this.#activity = config.tenantryActivity;
     const tag = config.tenantryActivityTag === true;
     this.#tagged = tag ? new TaggedSettings(this.#dbLimits, this.#dbLimits ? NO_LIMITS_NO_TAG : [null]) : undefined;
-    this.#prefix = new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs, [
-      ...(this.#dbLimits ? DB_LIMIT_SETTINGS : []),
-      ...(tag ? ['application_name'] : []),
-    ]);
+    this.#citus = config.tenantryCitus === true;
+    // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
+    this.#prefix = this.#citus
+      ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
+      : new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs, [
+          ...(this.#dbLimits ? DB_LIMIT_SETTINGS : []),
+          ...(tag ? ['application_name'] : []),
+        ]);
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -248,7 +257,10 @@ export class TenantClient extends pg.Client {
       prefixWithContext(
         config as Submittable,
         () =>
-          refusal ?? this.#aborted(signal, config.text) ?? this.#contextFor(tenantId, config as Submittable, !extended),
+          refusal ??
+          this.#aborted(signal, config.text) ??
+          this.#citusSubmittable() ??
+          this.#contextFor(tenantId, config as Submittable, !extended),
         this.#prefix,
       );
       return super.query(config, values, callback);
@@ -305,6 +317,15 @@ export class TenantClient extends pg.Client {
                 ? 'timeout'
                 : 'error';
           activity.statement(tenantId ?? '', performance.now() - started, rows, kind);
+        }
+        if (failure !== undefined && failure !== null && query.ownsTransaction) {
+          // Citus mode opened a transaction block for this statement, and its failure left the
+          // block aborted: roll it back before the error is delivered (and the client released)
+          void super.query('ROLLBACK').then(
+            () => deliver(failure, res),
+            () => deliver(failure, res),
+          );
+          return;
         }
         deliver(failure, res);
       };
@@ -373,6 +394,19 @@ export class TenantClient extends pg.Client {
     if (this.#tagged) return this.#tagged.valuesOf(tenantId);
     if (!this.#dbLimits) return undefined;
     return tenantId === undefined ? NO_LIMITS : this.#dbLimits.limitsOf(tenantId).values;
+  }
+
+  /**
+   * Citus mode: a cursor or stream outside a transaction cannot be wrapped in a transaction block
+   * of the pool's (its Sync comes only when it closes): open one with BEGIN first.
+   */
+  #citusSubmittable(): Error | undefined {
+    if (!this.#citus || this.#status !== 'I') return undefined;
+    return new TenantryError(
+      'UNSUPPORTED',
+      'In Citus mode a cursor or stream runs inside a transaction: send BEGIN first, COMMIT after',
+      { status: 500 },
+    );
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */

@@ -133,6 +133,14 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * so `tenantry tenants top` shows what each tenant runs and waits on right now. Default off.
    */
   activityTag?: boolean;
+  /**
+   * Citus mode (docs/citus.md): Citus carries only `SET LOCAL` inside a transaction block to its
+   * workers, so each statement outside a transaction goes as BEGIN, SET LOCAL of the context,
+   * the statement and COMMIT, pipelined before one Sync (one round trip); inside the
+   * application's transaction, as SET LOCAL and the statement. Use it on a Citus coordinator
+   * installed with `tenantry install --citus`. Cursors and streams then need a transaction.
+   */
+  citus?: boolean;
 }
 
 /**
@@ -182,9 +190,14 @@ export class TenantPool extends pg.Pool {
       fairCheckout,
       activity,
       activityTag,
+      citus = false,
       ...poolConfig
     } = config;
     const max = poolConfig.max ?? 10;
+    if (citus && (dbLimits !== undefined || activityTag === true))
+      throw new ConfigurationError(
+        'Citus mode does not carry dbLimits or activityTag yet: leave them out with citus: true',
+      );
     let fair: FairCheckout | undefined;
     if (fairCheckout) {
       const cap = fairCheckout === true ? undefined : fairCheckout.maxPerTenant;
@@ -222,6 +235,7 @@ export class TenantPool extends pg.Pool {
       tenantryDbLimits: dbLimits,
       tenantryActivity: counters,
       tenantryActivityTag: activityTag === true,
+      tenantryCitus: citus,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.#fair = fair;
     this.#dbLimits = dbLimits;

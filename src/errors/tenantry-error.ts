@@ -15,6 +15,7 @@ export type TenantryErrorCode =
   | 'INVALID_IDENTIFIER'
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
+  | 'CITUS_SHARD'
   // install (see src/policy/newer-schema-error.ts)
   | 'SCHEMA_NEWER_THAN_LIBRARY'
   // identity and access (see src/identity)

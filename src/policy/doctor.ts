@@ -88,8 +88,13 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     if (!options.citus) return doctorReport(findings);
     // CITUS_NO_PRIMARY_KEY says the same of a table, with the fix Citus needs
     const citusNoKey = new Set(findings.filter((f) => f.code === 'CITUS_NO_PRIMARY_KEY').map((f) => f.object));
+    // POLICY_PER_ROW_CONTEXT's fix is the InitPlan form, which Citus refuses on distributed tables
+    // (CITUS_POLICY_SUBQUERY): on Citus the plain call is the form to keep
     return doctorReport(
-      findings.filter((f) => f.code !== 'TENANT_TABLE_NO_PRIMARY_KEY' || !citusNoKey.has(f.object)).map(citusSeverity),
+      findings
+        .filter((f) => f.code !== 'TENANT_TABLE_NO_PRIMARY_KEY' || !citusNoKey.has(f.object))
+        .filter((f) => f.code !== 'POLICY_PER_ROW_CONTEXT')
+        .map(citusSeverity),
     );
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {

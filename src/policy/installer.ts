@@ -23,7 +23,21 @@ export interface InstallRunOptions extends InstallOptions {
    * secret is reported, not applied: change it with `tenantry rotate context-secret`).
    */
   contextSecret?: string;
+  /**
+   * A Citus coordinator (docs/citus.md): roles and schemas are created and committed first (so
+   * Citus has them on every worker before anything depends on them), every step is sent one
+   * statement at a time (Citus forwards some commands' text as it is), and the Citus step runs
+   * last (reference tables, policies Citus accepts, worker settings). Default false.
+   */
+  citus?: boolean;
 }
+
+/** Runs a step's SQL on a connection: as one script, or statement by statement (Citus). */
+export type StepRunner = (client: pg.Client, sql: string) => Promise<void>;
+
+const runScript: StepRunner = async (client, sql) => {
+  await client.query(sql);
+};
 
 /** What one {@link install} did. */
 export interface InstallReport {
@@ -84,10 +98,13 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
     const baselined = old.rows[0]!.meta && !old.rows[0]!.versioned;
 
     let applied: string[];
+    const citus = options.citus ? await import('../citus/citus-install.js') : undefined;
+    const run = citus ? citus.runEachStatement : runScript;
     try {
-      await inTransaction(client, rolesStepSql(withPasswords));
-      applied = await applyPendingMigrations(client, resolved);
-      await inTransaction(client, grantsStepSql(resolved));
+      if (citus) await citus.createRolesAndSchemasFirst(client, withPasswords);
+      await inTransaction(client, rolesStepSql(withPasswords), run);
+      applied = await applyPendingMigrations(client, resolved, run);
+      await inTransaction(client, grantsStepSql(resolved), run);
     } catch (error) {
       // a newer install committed between the check above and a step's lock
       if (sqlStateOf(error) === NEWER_SCHEMA_SQLSTATE)
@@ -111,6 +128,8 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
       const key = stored ? undefined : (current ?? (await readContextKey(client)));
       contextSecret = !key ? 'set' : key.ipad.equals(ipad) && key.opad.equals(opad) ? 'unchanged' : 'kept';
     }
+    // after the key: a reference table is made from the table with its row
+    if (citus) await citus.prepareCitus(client, resolved);
     return { applied, baselined, passwords, contextSecret };
   } finally {
     await client.end();
@@ -170,6 +189,7 @@ COMMIT;`,
 export async function applyPendingMigrations(
   client: pg.Client,
   roles: Pick<ResolvedInstallOptions, 'appRole' | 'ownerRole'>,
+  run: StepRunner = runScript,
 ): Promise<string[]> {
   const applied: string[] = [];
   for (const m of pendingOf(await appliedLibraryMigrations(client))) {
@@ -181,7 +201,7 @@ export async function applyPendingMigrations(
         m.version,
       ]);
       if (done.rowCount === 0) {
-        await client.query(migrationStepSql(m, roles));
+        await run(client, migrationStepSql(m, roles));
         applied.push(migrationLabel(m));
       }
       await client.query('COMMIT');
@@ -193,10 +213,10 @@ export async function applyPendingMigrations(
   return applied;
 }
 
-async function inTransaction(client: pg.Client, sql: string): Promise<void> {
+async function inTransaction(client: pg.Client, sql: string, run: StepRunner = runScript): Promise<void> {
   await client.query('BEGIN');
   try {
-    await client.query(sql);
+    await run(client, sql);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

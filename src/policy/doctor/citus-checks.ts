@@ -21,6 +21,8 @@ export async function checkCitusReadiness(scope: DoctorScope): Promise<Finding[]
     ...(await foreignKeyActionsOnTenant(scope)),
     ...(await globalTablesReferencingTenants(scope)),
     ...(await tablesWithoutPrimaryKey(scope)),
+    ...(await policiesWithSubqueries(scope, await isCitusCoordinator(scope))),
+    ...(await triggersOnTenantTables(scope)),
   ];
 }
 
@@ -192,5 +194,81 @@ async function tablesWithoutPrimaryKey(scope: DoctorScope): Promise<Finding[]> {
     fix: r.candidate
       ? `ALTER TABLE ${r.table_name} ADD PRIMARY KEY USING INDEX ${r.candidate};`
       : `ALTER TABLE ${r.table_name} REPLICA IDENTITY FULL;`,
+  }));
+}
+
+// Tenantry's InitPlan form, `(SELECT tenantry.current_tenant_id())`, and any other sub-select
+const SUBQUERY = /\(\s*SELECT\b/i;
+const WRAPPED_CONTEXT_CALL =
+  /\(\s*SELECT\s+(tenantry\.(?:current_tenant_id|home_tenant_id|support_read_allowed)\(\))\s*(?:AS\s+\w+\s*)?\)/gi;
+
+async function isCitusCoordinator(scope: DoctorScope): Promise<boolean> {
+  const { rows } = await scope.db.query<{ citus: boolean }>(
+    `SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS citus`,
+  );
+  return rows[0]?.citus === true;
+}
+
+/**
+ * Sub-selects in policies of tenant tables. A registered table's InitPlan policy is reported on a
+ * Citus coordinator only: off Citus, `tenantry.citus_tenant_table` (after `install --citus`)
+ * rewrites it when the table is distributed, so it blocks nothing on the documented path.
+ */
+async function policiesWithSubqueries(scope: DoctorScope, onCitus: boolean): Promise<Finding[]> {
+  const rows = await scopedRows<{
+    object: string;
+    table_name: string;
+    policy_sql: string;
+    using_expr: string | null;
+    check_expr: string | null;
+    registered: boolean;
+  }>(
+    scope,
+    `SELECT format('%I on %s', p.polname, t.name) AS object, t.name AS table_name, quote_ident(p.polname) AS policy_sql,
+            pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr,
+            EXISTS (SELECT FROM registry r WHERE r.relid = t.oid AND r.kind = 'tenant') AS registered
+       FROM tenant_table t
+       JOIN pg_policy p ON p.polrelid = t.oid
+      WHERE t.tenant_attnum IS NOT NULL
+      ORDER BY t.name, p.polname`,
+  );
+  const findings: Finding[] = [];
+  for (const r of rows) {
+    if (![r.using_expr, r.check_expr].some((e) => e !== null && SUBQUERY.test(e))) continue;
+    if (r.registered && !onCitus) continue;
+    const plain = (e: string | null) => (e === null ? null : e.replace(WRAPPED_CONTEXT_CALL, '$1'));
+    const using = plain(r.using_expr);
+    const check = plain(r.check_expr);
+    const rewritable = ![using, check].some((e) => e !== null && SUBQUERY.test(e));
+    findings.push({
+      code: 'CITUS_POLICY_SUBQUERY',
+      severity: 'error',
+      object: r.object,
+      message: `Policy ${r.object} has a sub-select (Tenantry's InitPlan form is one): create_distributed_table refuses it ("Subqueries are not supported in policies on distributed tables"), and so does CREATE POLICY on a distributed table. On Citus the policy calls the context function directly; the workers evaluate it in each shard query.`,
+      fix: r.registered
+        ? `SELECT tenantry.citus_tenant_table(${quoteLiteral(r.table_name)}); -- after tenantry install --citus: plain policies, then distributed`
+        : rewritable
+          ? `ALTER POLICY ${r.policy_sql} ON ${r.table_name}${using === null ? '' : ` USING (${using})`}${check === null ? '' : ` WITH CHECK (${check})`};`
+          : `-- rewrite policy ${r.policy_sql} on ${r.table_name} without a sub-select (e.g. a SECURITY DEFINER function that does the lookup)`,
+    });
+  }
+  return findings;
+}
+
+async function triggersOnTenantTables(scope: DoctorScope): Promise<Finding[]> {
+  const rows = await scopedRows<{ table_name: string; trigger_name: string; trigger_sql: string }>(
+    scope,
+    `SELECT t.name AS table_name, tg.tgname AS trigger_name, quote_ident(tg.tgname) AS trigger_sql
+       FROM tenant_table t
+       JOIN pg_trigger tg ON tg.tgrelid = t.oid AND NOT tg.tgisinternal
+      WHERE t.tenant_attnum IS NOT NULL
+      ORDER BY t.name, tg.tgname`,
+  );
+  return rows.map((r) => ({
+    code: 'CITUS_TRIGGER_ON_TENANT_TABLE',
+    severity: 'error',
+    object: `${r.trigger_sql} on ${r.table_name}`,
+    message: `Tenant table ${r.table_name} has trigger ${r.trigger_name}: create_distributed_table refuses it ("triggers are not supported on distributed tables") unless citus.enable_unsafe_triggers is on, and then the trigger runs on the worker, in the shard, where other tables are shards or absent. Do its work in the application (or a statement the application sends), then drop the trigger before distributing.`,
+    fix: `DROP TRIGGER ${r.trigger_sql} ON ${r.table_name};`,
   }));
 }

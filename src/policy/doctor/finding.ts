@@ -96,7 +96,9 @@ export type FindingCode =
   | 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE'
   | 'CITUS_FOREIGN_KEY_ACTION'
   | 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT'
-  | 'CITUS_NO_PRIMARY_KEY';
+  | 'CITUS_NO_PRIMARY_KEY'
+  | 'CITUS_POLICY_SUBQUERY'
+  | 'CITUS_TRIGGER_ON_TENANT_TABLE';
 
 /** One thing `tenantry doctor` found wrong, with the SQL (or command) that fixes it. Plain data: JSON-serialisable. */
 export interface Finding {

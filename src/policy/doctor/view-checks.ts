@@ -14,6 +14,11 @@ export async function checkViews(scope: DoctorScope): Promise<Finding[]> {
             ${appGranteesSql(tableAclItems('c'), `x.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')`, 'c.relowner')} AS grantees
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('v', 'm') AND n.oid IN (SELECT oid FROM scope_schema)
+        -- Citus's own views (citus_tables, citus_schemas…, created in public by the extension):
+        -- catalog metadata of the cluster, not the application's rows
+        AND NOT EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+                           AND d.refclassid = 'pg_extension'::regclass AND e.extname IN ('citus', 'citus_columnar'))
       ORDER BY 1`,
   );
   const findings: Finding[] = [];

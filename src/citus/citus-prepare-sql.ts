@@ -1,0 +1,193 @@
+import { quoteIdent } from '../policy/identifiers.js';
+import { INSTALL_LOCK_SQL, type ResolvedInstallOptions } from '../policy/install-sql.js';
+
+/**
+ * Where the Citus step commits and begins again: a context function re-created in the same
+ * transaction as the policies of distributed tables that call it is propagated over one worker
+ * connection while the shards' policies wait for it over others (a distributed deadlock, seen
+ * on a re-install in unsigned mode).
+ */
+export const CITUS_STEP_COMMIT = '-- tenantry: commit';
+
+/** Library tables the context check reads on every node: reference tables on Citus. */
+export const CITUS_REFERENCE_TABLES = [
+  'tenantry_private.context_key',
+  'tenantry.local_route',
+  'tenantry.local_tenants',
+  'tenantry.inactive_tenants',
+] as const;
+
+/**
+ * The SQL of the Citus step (see `prepareCitus`), one statement per line group, every statement
+ * idempotent. Why each piece is there:
+ *
+ * - `citus.propagate_set_commands = 'local'` on the app role: only then does Citus send the
+ *   pool's `SET LOCAL tenantry.context` to the workers (the pool sets it per transaction too).
+ * - The route-check triggers on `tenantry.local_tenants`, `local_route`, `inactive_tenants` call
+ *   `tenantry.choose_route_check()`, which reads `tenantry.meta` (coordinator only): on a
+ *   reference table they would fire on the workers. Citus moves tenants itself (shards), so the
+ *   tables stay as installed (no tenant is placed elsewhere) and the triggers go.
+ * - Reference tables: the signed check (`tenantry.current_tenant_id()`) runs on the workers, in
+ *   the shard queries, and reads the key and the local routes there.
+ * - The signed functions read those reference tables from inside a shard query: Citus calls that
+ *   nested distributed execution and refuses it unless `citus.allow_nested_distributed_execution`
+ *   is on for the function (its reads are of reference tables with a placement on every node).
+ * - Unsigned mode: the inlined SQL form's `tenantry.refuse_route('moved')` has constant
+ *   arguments, which Citus evaluates on the coordinator for every write (TR003): a PL/pgSQL form
+ *   (never inlined) keeps the check inside the function.
+ * - `tenantry.citus_tenant_table()`: registration and distribution in either order, with the
+ *   policy in the form Citus accepts (a plain call, no InitPlan subquery).
+ * - The deny-by-default event trigger skips Citus's shards (their parent carries RLS and policy).
+ */
+export function citusPrepareSql(
+  o: Pick<ResolvedInstallOptions, 'appRole' | 'ownerRole' | 'contextMode' | 'eventTrigger'>,
+): string {
+  const app = quoteIdent(o.appRole);
+  const owner = quoteIdent(o.ownerRole);
+  const parts: string[] = [];
+  const add = (sql: string) => parts.push(sql.trim());
+  add(INSTALL_LOCK_SQL);
+  add(`ALTER ROLE ${app} SET citus.propagate_set_commands = 'local';`);
+  // only while still local: Citus refuses even DROP TRIGGER IF EXISTS on a reference table
+  add(`DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.local_tenants'::regclass) THEN
+    DROP TRIGGER IF EXISTS local_tenants_changed ON tenantry.local_tenants;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.local_route'::regclass) THEN
+    DROP TRIGGER IF EXISTS local_route_changed ON tenantry.local_route;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.inactive_tenants'::regclass) THEN
+    DROP TRIGGER IF EXISTS inactive_tenants_changed ON tenantry.inactive_tenants;
+  END IF;
+END
+$do$;`);
+  for (const table of CITUS_REFERENCE_TABLES)
+    add(`SELECT create_reference_table('${table}') WHERE NOT EXISTS (
+  SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = '${table}'::regclass);`);
+  add(`SET LOCAL ROLE ${owner};`);
+  if (o.contextMode === 'signed') {
+    add(`ALTER FUNCTION tenantry.current_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
+    add(`ALTER FUNCTION tenantry.home_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
+  } else {
+    add(`CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $body$
+DECLARE
+  v text := pg_catalog.current_setting('tenantry.context', true);
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  IF pg_catalog.strpos(v, '.') > 0 THEN
+    PERFORM tenantry.refuse_route('moved');
+  END IF;
+  RETURN v::uuid;
+END
+$body$;`);
+  }
+  add(CITUS_TENANT_TABLE_FUNCTIONS);
+  add(`RESET ROLE;`);
+  // before the policies: Citus refuses a function command after parallel DDL on a distributed table
+  if (o.eventTrigger) add(CITUS_LOCK_NEW_TABLE);
+  add(CITUS_STEP_COMMIT);
+  add(INSTALL_LOCK_SQL);
+  add(`-- tenant tables distributed before this step: their policies in the plain form
+SELECT tenantry.citus_policies(r.relid) FROM tenantry.registered_tables r
+ WHERE r.kind = 'tenant' AND EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid);`);
+  return parts.join('\n');
+}
+
+const CITUS_TENANT_TABLE_FUNCTIONS = `
+-- the isolation policies of a tenant table in the form Citus accepts on distributed tables: a
+-- plain call (no InitPlan subquery), evaluated on the workers in every shard query
+CREATE OR REPLACE FUNCTION tenantry.citus_policies(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  r record;
+  support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
+  cond text;
+BEGIN
+  SELECT t.tenant_column, t.pinned INTO r FROM tenantry.registered_tables t WHERE t.relid = tbl AND t.kind = 'tenant';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: % is not registered as a tenant table', tbl USING ERRCODE = '55000';
+  END IF;
+  cond := format('%I = tenantry.%s()', r.tenant_column, CASE WHEN r.pinned THEN 'home_tenant_id' ELSE 'current_tenant_id' END);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
+  EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
+  EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+  IF support IS NOT NULL THEN
+    EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING (tenantry.support_read_allowed()) WITH CHECK (false)', tbl, support);
+  END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.citus_policies(regclass) FROM PUBLIC;
+
+-- registers a tenant table and distributes it by its tenant column, in either order: a table
+-- Citus already distributes is registered on the coordinator alone (the registry's InitPlan
+-- policy would be refused), then its policies, RLS and grants are made again where Citus
+-- propagates them; a local table is registered, given the plain policies, then distributed
+-- (colocated with colocate_with, or with Citus's default group of its column type)
+CREATE OR REPLACE FUNCTION tenantry.citus_tenant_table(tbl regclass, tenant_column name DEFAULT 'tenant_id', colocate_with regclass DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
+  support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
+  distributed boolean := EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl);
+  propagate text := current_setting('citus.enable_ddl_propagation');
+BEGIN
+  IF distributed THEN
+    -- the index first, where Citus propagates it (register_tenant_table then finds it)
+    IF NOT EXISTS (
+      SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+       WHERE i.indrelid = tbl AND a.attname = tenant_column AND i.indisvalid AND i.indpred IS NULL
+    ) THEN
+      EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+    END IF;
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    PERFORM tenantry.register_tenant_table(tbl, tenant_column);
+    PERFORM set_config('citus.enable_ddl_propagation', propagate, true);
+    PERFORM tenantry.citus_policies(tbl);
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', tbl);
+    EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
+    IF support IS NOT NULL THEN
+      EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, support);
+      EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
+    END IF;
+  ELSE
+    PERFORM tenantry.register_tenant_table(tbl, tenant_column);
+    PERFORM tenantry.citus_policies(tbl);
+    IF colocate_with IS NULL THEN
+      PERFORM create_distributed_table(tbl, tenant_column::text);
+    ELSE
+      PERFORM create_distributed_table(tbl, tenant_column::text, colocate_with => colocate_with::text);
+    END IF;
+  END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.citus_tenant_table(regclass, name, regclass) FROM PUBLIC;`;
+
+const CITUS_LOCK_NEW_TABLE = `
+CREATE OR REPLACE FUNCTION tenantry.lock_new_table() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+            WHERE object_type IN ('table', 'partitioned table') AND schema_name NOT LIKE 'pg\\_temp%' LOOP
+    -- Citus's own shards (created here when the coordinator holds placements, and by splits and
+    -- moves): their Citus table carries the RLS and policies Citus gives them
+    CONTINUE WHEN pg_catalog.relation_is_a_known_shard(r.objid)
+               OR EXISTS (SELECT FROM pg_catalog.pg_dist_partition p JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
+                           WHERE c.relnamespace = (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid = r.objid)
+                             AND c.relname = regexp_replace((SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid = r.objid), '_[0-9]+$', ''));
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.object_identity);
+  END LOOP;
+END
+$fn$;`;
