@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { StaffAccess, TenantNotFoundError, type MoveRecord, type PlacementTarget, type Queryable } from 'tenantry';
+import { StaffAccess, type MoveRecord, type PlacementTarget, type Queryable } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
-import { tenantIdOf } from '../staff/staff-routes.js';
+import { consoleTenant, tenantRef } from './console-tenant.js';
 
 /** What the console needs to move tenants: the server's TenantTiers is one. */
 export interface ConsoleMoves {
@@ -15,8 +15,7 @@ export interface ConsoleMoves {
   rollback(moveId: string): Promise<MoveRecord>;
 }
 
-const tenantParams = z.object({ tenant: text().regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/) });
-const moveParams = z.object({ tenant: tenantParams.shape.tenant, moveId: z.uuid() }).strict();
+const moveParams = z.object({ tenant: tenantRef, moveId: z.uuid() }).strict();
 const startBody = z
   .object({
     tier: z.enum(['shared', 'schema', 'database']),
@@ -66,18 +65,7 @@ export function consoleMoveRoutes(
 ): void {
   const { catalogPool, moves, staffAccess } = options;
 
-  const tenantOf = async (request: FastifyRequest) => {
-    const { tenant } = parseInput(tenantParams, { tenant: (request.params as { tenant?: unknown }).tenant }, 'params');
-    const id = await tenantIdOf(catalogPool, tenant).catch(() => undefined);
-    const { rows } = id
-      ? await catalogPool.query<{ id: string; slug: string; status: string }>(
-          'select id, slug, status from tenantry.tenants where id = $1',
-          [id],
-        )
-      : { rows: [] };
-    if (!rows[0]) throw new TenantNotFoundError();
-    return rows[0];
-  };
+  const tenantOf = (request: FastifyRequest) => consoleTenant(catalogPool, request);
 
   const audited = async (sessionId: string, tenantId: string, what: string, reason: string) => {
     const grant = await staffAccess.begin({

@@ -1,16 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { StaffAccess, TenantNotFoundError, type Queryable } from 'tenantry';
+import { StaffAccess, type Queryable } from 'tenantry';
 import type { PurgePlan, TenantPurger } from 'tenantry/lifecycle';
 import { ApiError } from '../http/api-error.js';
+import { consoleTenant, tenantRef } from './console-tenant.js';
 import { parseInput, text } from '../http/validation.js';
 
 /** What the console needs to purge tenants: a TenantPurger. */
 export type ConsolePurger = Pick<TenantPurger, 'plan' | 'run' | 'report'>;
 
-const tenantParams = z
-  .object({ tenant: text().regex(/^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/) })
-  .strict();
+const tenantParams = z.object({ tenant: tenantRef }).strict();
 const purgeBody = z
   .object({
     confirm: text().max(63),
@@ -36,15 +35,7 @@ export function consolePurgeRoutes(
   // by tenant id: what this server's purges are doing (a restart forgets; run it again to resume)
   const states = new Map<string, PurgeState>();
 
-  const tenantOf = async (request: FastifyRequest) => {
-    const { tenant } = parseInput(tenantParams, request.params, 'params');
-    const { rows } = await catalogPool.query<{ id: string; slug: string; status: string }>(
-      'select id, slug, status from tenantry.tenants where slug = $1 or id::text = $1',
-      [tenant.toLowerCase()],
-    );
-    if (!rows[0]) throw new TenantNotFoundError();
-    return rows[0];
-  };
+  const tenantOf = (request: FastifyRequest) => consoleTenant(catalogPool, request);
 
   api.get('/console/api/tenants/:tenant/purge', async (request) => {
     const tenant = await tenantOf(request).catch(async (error: unknown) => {

@@ -18,6 +18,7 @@ import { parseInput, text } from '../http/validation.js';
 import type { SignInThrottle } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
+import { tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
@@ -43,10 +44,6 @@ export interface ConsoleOptions {
   onError?: (error: unknown) => void;
 }
 
-const tenantName = text().regex(
-  /^(?:[0-9a-fA-F-]{36}|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/,
-  'tenant must be a tenant id or slug',
-);
 const listQuery = z
   .object({
     q: text().max(100).optional(),
@@ -57,7 +54,7 @@ const listQuery = z
     sort: z.enum(['slug', 'created', 'status', 'tier']).default('slug'),
   })
   .strict();
-const tenantParams = z.object({ tenant: tenantName }).strict();
+const tenantParams = z.object({ tenant: tenantRef }).strict();
 const actionBody = z
   .object({
     action: z.enum(['suspend', 'resume', 'soft-delete', 'restore']),
