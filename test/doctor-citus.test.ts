@@ -249,6 +249,10 @@ describe('doctor --citus on the reference server’s schema', () => {
     expect(summary(report)).toEqual([
       'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE members_user_id_fkey on public.members',
       'CITUS_TRIGGER_ON_TENANT_TABLE recordings_emit_events on public.recordings',
+      // the usage meter's statement triggers (app/migrations/008_recording_usage.sql): refused too
+      'CITUS_TRIGGER_ON_TENANT_TABLE tenantry_meter_delete on public.recordings',
+      'CITUS_TRIGGER_ON_TENANT_TABLE tenantry_meter_insert on public.recordings',
+      'CITUS_TRIGGER_ON_TENANT_TABLE tenantry_meter_update on public.recordings',
     ]);
     expect(findingOf(report, 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE', 'members_user_id_fkey on public.members').fix).toBe(
       `SELECT create_reference_table('app_private.users'); -- on the Citus coordinator`,

@@ -242,6 +242,7 @@ describe('doctor on the reference server’s definer functions', () => {
       'app.accept_invitation(bytea, text, text, text, bytea, integer)',
       'app.send_invitation(text)',
       'app.sign_in(text, text, text, integer)',
+      'app.staff_profile(uuid)',
       'app.staff_sign_in(text, text, integer)',
     ]);
   });
