@@ -121,6 +121,13 @@ export function consoleMoveRoutes(
     ]);
     if (cluster.length === 0) throw new ApiError(400, 'VALIDATION_FAILED', 'No such cluster', 'cluster');
     const target = targetFor(tenant.slug, body.tier, body.cluster);
+    const { rows: here } = await catalogPool.query<{ tier: string; cluster: string }>(
+      `select coalesce(p.tier, 'shared') as tier, coalesce(p.cluster, 'home') as cluster
+         from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id where t.id = $1`,
+      [tenant.id],
+    );
+    if (here[0]?.tier === target.tier && here[0].cluster === target.cluster)
+      throw new ApiError(409, 'ALREADY_PLACED', 'The tenant already lives there');
     await audited(request.consoleStaff!.sessionId, tenant.id, `move to ${body.tier} on ${body.cluster}`, reason);
     background(moves.move(tenant.id, target));
     return reply.code(202).send({ target });

@@ -44,15 +44,18 @@ function checkRange(from: Date, to: Date, maxDays: number): void {
  * Both read through the app role inside the tenant's context: the database's policies return this
  * tenant's rows only, whatever the query asks.
  *
- * With a recorder, every tenant request is metered (`requests`, one per response, exactly once).
+ * With a recorder, every tenant request is metered (`requests`, one per response, exactly once),
+ * except those its rate limit refused (429).
  */
 export function usageRoutes(
   scope: FastifyInstance,
   { appPool, usage }: { appPool: Queryable; usage?: UsageRecorder },
 ): void {
   if (usage) {
-    scope.addHook('onResponse', async (request) => {
+    scope.addHook('onResponse', async (request, reply) => {
       if (!request.tenantry) return; // refused before a tenant was resolved: nobody to bill
+      // a request its rate limit refused did no work: not billed (docs/metrics.md, docs/metering.md)
+      if (reply.statusCode === 429) return;
       const tenantId = resolutionOf(request).tenantId;
       // not awaited: the response is sent; a failure is logged, never the request's
       usage

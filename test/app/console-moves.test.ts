@@ -79,6 +79,13 @@ describe('moves in the console', () => {
     });
     expect(other.statusCode).toBe(404);
     expect((await f.call('GET', '/console/api/tenants/alpha/moves', { headers })).json().moves).toEqual([]);
+    // where it already lives: refused at once, nothing started
+    const again = await f.call('POST', '/console/api/tenants/charlie/moves', {
+      headers,
+      payload: { tier: 'schema', cluster: 'home', reason: 'the same place again' },
+    });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('ALREADY_PLACED');
   });
 
   it('refuses bad input with 400, unknown clusters, inactive tenants, and a change without CSRF', async () => {

@@ -57,6 +57,9 @@ describe('console sign-in', () => {
     const page = await f.call('GET', '/console');
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toContain('text/html');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
     expect((await f.call('GET', '/console/tenants/alpha')).statusCode).toBe(200); // the same page: the app routes
     const script = await f.call('GET', '/console/assets/console.js');
     expect(script.statusCode).toBe(200);

@@ -108,7 +108,7 @@ export function TenantMoves(props: { tenant: string; currentTier: string; onChan
         ${clusters.map((c) => html`<option value=${c}>${c}</option>`)}
       </select>
       <label for="move-reason">Reason for the move</label>
-      <input id="move-reason" name="move-reason" minlength="8" maxlength="500" required />
+      <input id="move-reason" name="move-reason" minlength="10" maxlength="500" required />
       <button type="submit" disabled=${busy || watching}>Start move</button>
     </form>
     <table>

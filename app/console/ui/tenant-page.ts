@@ -141,7 +141,7 @@ export function TenantPage(props: { tenant: string }) {
         <h2>Actions</h2>
         <form onSubmit=${act}>
           <label for="reason">Reason (recorded in the tenant's audit log)</label>
-          <input id="reason" name="reason" required minlength="8" maxlength="500" />
+          <input id="reason" name="reason" required minlength="10" maxlength="500" />
           ${
             ACTIONS[tenant.status].includes('soft-delete')
               ? html`<label for="confirm">To soft-delete, type the slug <code>${tenant.slug}</code></label>

@@ -79,7 +79,7 @@ export function TenantPurge(props: { tenant: string }) {
             </ul>
             <form onSubmit=${purge}>
               <label for="purge-reason">Reason for the purge (kept in the signed purge report)</label>
-              <input id="purge-reason" name="purge-reason" minlength="8" maxlength="150" required />
+              <input id="purge-reason" name="purge-reason" minlength="10" maxlength="150" required />
               <label for="purge-confirm"
                 >Type the slug <code>${props.tenant}</code> to purge every row of it, for good</label
               >
