@@ -69,6 +69,8 @@ export function defineSettings<S extends SettingsSchema>(input: SettingsDefiniti
     if (!field) throw new SettingUnknownError(key);
     const parsed = field.safeParse(value);
     if (!parsed.success) throw new SettingInvalidError(key, problemOf(parsed.error), parsed.error);
+    // stored as jsonb, which refuses NUL and lone surrogates: refused here, naming the key
+    if (!storable(value)) throw new SettingInvalidError(key, 'text must not hold NUL characters or lone surrogates');
     // what is stored is what was given (a transform's output may not parse again), once it parses
     return value;
   };
@@ -122,4 +124,15 @@ export function defineSettings<S extends SettingsSchema>(input: SettingsDefiniti
 function problemOf(error: z.ZodError): string {
   const issue = error.issues[0];
   return issue ? issue.message : 'refused by the schema';
+}
+
+/** Whether every string in `value` (keys included) can be stored in jsonb: no NUL, no lone surrogate. */
+function storable(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  if (typeof value === 'string')
+    return !/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value);
+  if (Array.isArray(value)) return value.every((v) => storable(v, depth + 1));
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).every(([k, v]) => storable(k, depth + 1) && storable(v, depth + 1));
+  return true;
 }

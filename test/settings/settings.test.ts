@@ -100,6 +100,10 @@ describe('typed, versioned settings across two instances', () => {
     // valid alone, refused by the schema's refinement across keys (minSeats > seats)
     const cross = await admin.set(a, 'minSeats', 60, who).catch((e: unknown) => e as { code: string; key: string });
     expect(cross).toMatchObject({ code: 'SETTING_INVALID', key: 'minSeats' });
+    // text jsonb cannot hold: refused here, naming the key, before anything reaches PostgreSQL
+    expect(await codeOf(() => admin.set(a, 'greeting', 'hi\u0000there', who))).toBe('SETTING_INVALID');
+    expect(await codeOf(() => admin.set(a, 'greeting', 'hi\ud800', who))).toBe('SETTING_INVALID');
+    expect(await codeOf(() => admin.set(a, 'greeting', 'hi\udc00x', who))).toBe('SETTING_INVALID');
     expect(await codeOf(() => admin.set(a, 'noSuchKey', 1, who))).toBe('SETTING_UNKNOWN');
     expect(await codeOf(() => admin.set(a, 'constructor', 1, who))).toBe('SETTING_UNKNOWN');
     expect(await codeOf(() => admin.set(a, 'theme', 'dark', { actor: '' }))).toBe('INVALID_ARGUMENT');
