@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { StaffAccess, type MoveRecord, type PlacementTarget, type Queryable } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
-import { consoleTenant, tenantRef } from './console-tenant.js';
+import { consoleTenant, recordConsoleReason, tenantRef } from './console-tenant.js';
 
 /** What the console needs to move tenants: the server's TenantTiers is one. */
 export interface ConsoleMoves {
@@ -67,16 +67,8 @@ export function consoleMoveRoutes(
 
   const tenantOf = (request: FastifyRequest) => consoleTenant(catalogPool, request);
 
-  const audited = async (sessionId: string, tenantId: string, what: string, reason: string) => {
-    const grant = await staffAccess.begin({
-      sessionId,
-      tenantId,
-      access: 'act_as',
-      reason: `console ${what}: ${reason}`.slice(0, 500),
-      minutes: 1,
-    });
-    await staffAccess.end({ sessionId, grantId: grant.grantId });
-  };
+  const audited = (sessionId: string, tenantId: string, what: string, reason: string) =>
+    recordConsoleReason(staffAccess, { sessionId, tenantId }, what, reason);
 
   // runs in the background: the page watches the move's record; a failure is recorded there too
   const background = (work: Promise<unknown>) => void work.catch(options.onError);

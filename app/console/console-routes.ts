@@ -18,7 +18,7 @@ import { parseInput, text } from '../http/validation.js';
 import type { SignInThrottle } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
-import { tenantRef } from './console-tenant.js';
+import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
@@ -243,15 +243,12 @@ export function consoleRoutes(
                   ? await catalog.softDelete(found.id)
                   : await catalog.restore(found.id);
           if (body.action === 'restore')
-            await staffAccess
-              .begin({
-                sessionId: staff.sessionId,
-                tenantId: found.id,
-                access: 'act_as',
-                reason: `console restore: ${reason}`.slice(0, 500),
-                minutes: 1,
-              })
-              .then((g) => staffAccess.end({ sessionId: staff.sessionId, grantId: g.grantId }));
+            await recordConsoleReason(
+              staffAccess,
+              { sessionId: staff.sessionId, tenantId: found.id },
+              'restore',
+              reason,
+            );
           return { tenant: { id: next.id, slug: next.slug, status: next.status } };
         } finally {
           if (grant) await staffAccess.end({ sessionId: staff.sessionId, grantId: grant.grantId });

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { TenantNotFoundError, type Queryable } from 'tenantry';
+import { TenantNotFoundError, type Queryable, type StaffAccess } from 'tenantry';
 import { parseInput, text } from '../http/validation.js';
 
 /** A tenant named in a console path: its id or its slug. */
@@ -23,4 +23,23 @@ export async function consoleTenant(
   );
   if (!rows[0]) throw new TenantNotFoundError();
   return rows[0];
+}
+
+/**
+ * Writes a console action and its reason to the tenant's audit log: a one-minute staff grant
+ * carrying `console <what>: <reason>`, opened and closed at once (the database records both).
+ */
+export async function recordConsoleReason(
+  staffAccess: StaffAccess,
+  where: { sessionId: string; tenantId: string },
+  what: string,
+  reason: string,
+): Promise<void> {
+  const grant = await staffAccess.begin({
+    ...where,
+    access: 'act_as',
+    reason: `console ${what}: ${reason}`.slice(0, 500),
+    minutes: 1,
+  });
+  await staffAccess.end({ sessionId: where.sessionId, grantId: grant.grantId });
 }
