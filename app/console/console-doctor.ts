@@ -86,8 +86,9 @@ function summary(audit: PlacementsAudit | null): { ok: boolean | null; errors: n
   let warnings = 0;
   for (const d of audit.databases) {
     if (d.error !== null) errors++;
-    for (const f of d.report?.findings ?? []) if (f.severity === 'error') errors++;
-    else warnings++;
+    for (const f of d.report?.findings ?? [])
+      if (f.severity === 'error') errors++;
+      else warnings++;
   }
   return { ok: audit.ok, errors, warnings };
 }

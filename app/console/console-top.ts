@@ -60,7 +60,7 @@ const MOVE_SHARE = 0.25;
  */
 export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Queryable }): void {
   const { catalogPool } = options;
-  api.get('/console/api/top', async (request) => {
+  api.get('/console/api/top', { config: { query: topQuery } }, async (request) => {
     const q = parseInput(topQuery, request.query, 'query');
     const windowMinutes = Number(q.window);
     const { rows: tenants } = await catalogPool.query<{

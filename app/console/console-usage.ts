@@ -57,7 +57,7 @@ export function usageWindows(
  */
 export function consoleUsageRoutes(api: FastifyInstance, options: { catalogPool: Queryable }): void {
   const { catalogPool } = options;
-  api.get('/console/api/tenants/:tenant/usage', async (request) => {
+  api.get('/console/api/tenants/:tenant/usage', { config: { query: usageQuery } }, async (request) => {
     const { range } = parseInput(usageQuery, request.query, 'query');
     const tenant = await consoleTenant(catalogPool, request);
     const { hours, granularity } = USAGE_RANGES[range];
