@@ -33,7 +33,7 @@ dt{font-weight:600}
 .step{font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}
 .card{border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
-.num{text-align:right;font-variant-numeric:tabular-nums}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .muted{color:#454545}
 .charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}
 .chart{margin:0;border:1px solid #d0d0d0;border-radius:6px;padding:.6rem .8rem}

@@ -110,8 +110,7 @@ export function UsageChart(props: {
       </tbody>
     </table>
     <p class="muted">
-      ${props.title === 'Storage' ? 'Largest sample' : 'Total'}:
-      ${props.format(props.title === 'Storage' ? Math.max(0, ...props.values) : total)}
+      ${`${props.title === 'Storage' ? 'Largest sample' : 'Total'}: ${props.format(props.title === 'Storage' ? Math.max(0, ...props.values) : total)}`}
     </p>
   </figure>`;
 }
