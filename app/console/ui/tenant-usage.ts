@@ -80,7 +80,7 @@ export function TenantUsage(props: { tenant: string }) {
           ? ''
           : html`<p aria-busy="true">Loading usage…</p>`
         : usage.empty
-          ? html`<p class="empty" role="status">
+          ? html`<p class="empty">
               No usage recorded for this tenant in the ${RANGES[usage.range].toLowerCase()}. Requests, DB time, rows
               written and storage appear here once the server meters them (docs/metering.md).
             </p>`
