@@ -18,6 +18,9 @@ const present = existsSync(CHROMIUM);
 if (!present) console.warn(`console-observe-browser.test.ts skipped: no Chromium at ${CHROMIUM}`);
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
+/** expect.poll's default bound is 1 s: too short on a loaded machine (CI shares its cores). */
+const SLOW = { timeout: 15_000, interval: 100 };
+
 let f: AppFixture;
 let browser: Browser;
 let tiers: TenantTiers | undefined;
@@ -102,7 +105,7 @@ async function signIn(page: Page): Promise<void> {
   await page.getByLabel('Email').fill(f.staff.email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect.poll(() => page.getByRole('heading', { name: 'Tenants' }).count()).toBe(1);
+  await expect.poll(() => page.getByRole('heading', { name: 'Tenants' }).count(), SLOW).toBe(1);
 }
 
 /**
@@ -135,11 +138,11 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     await page.evaluate('document.activeElement?.blur()');
     await tabTo(page, () => page.evaluate<boolean>("document.activeElement?.id === 'q'"));
     await page.keyboard.type('alph');
-    await expect.poll(() => page.getByRole('link', { name: 'bravo' }).count()).toBe(0);
+    await expect.poll(() => page.getByRole('link', { name: 'bravo' }).count(), SLOW).toBe(0);
     await tabTo(page, () => page.evaluate<boolean>("document.activeElement?.textContent === 'alpha'"));
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.url()).toBe(`${base}/console/tenants/alpha`);
-    await expect.poll(() => page.getByRole('heading', { name: /Alpha/ }).count()).toBe(1);
+    await expect.poll(() => page.url(), SLOW).toBe(`${base}/console/tenants/alpha`);
+    await expect.poll(() => page.getByRole('heading', { name: /Alpha/ }).count(), SLOW).toBe(1);
     await page.context().close();
   });
 
@@ -147,12 +150,12 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     const page = await newPage();
     await signIn(page);
     await page.getByLabel('Sort by').selectOption('dbTime');
-    await expect.poll(() => page.locator('tbody tr').first().locator('td').first().textContent()).toBe('alpha');
+    await expect.poll(() => page.locator('tbody tr').first().locator('td').first().textContent(), SLOW).toBe('alpha');
     await page.getByLabel('Cluster').selectOption('home');
     await page.getByLabel('Plan').fill('no-such-plan');
-    await expect.poll(() => page.locator('tbody tr').count()).toBe(0);
+    await expect.poll(() => page.locator('tbody tr').count(), SLOW).toBe(0);
     await page.getByLabel('Plan').fill('');
-    await expect.poll(() => page.locator('tbody tr').count()).toBeGreaterThan(1);
+    await expect.poll(() => page.locator('tbody tr').count(), SLOW).toBeGreaterThan(1);
     expect(await axeViolations(page)).toEqual([]);
     // axe is really looking: an image without a text alternative is reported
     await page.evaluate("document.querySelector('main').append(document.createElement('img'))");
@@ -166,11 +169,11 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     const page = await newPage();
     await signIn(page);
     await page.goto(`${base}/console/tenants/alpha`);
-    await expect.poll(() => page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(4);
+    await expect.poll(() => page.locator('.chart canvas').count(), SLOW).toBeGreaterThanOrEqual(4);
     for (const name of ['Requests', 'DB time', 'Rows written', 'Storage'])
       expect(await page.getByRole('table', { name: new RegExp(`^${name} per hour`) }).count(), name).toBe(1);
     await page.getByRole('radio', { name: 'Last 30 days' }).check();
-    await expect.poll(() => page.getByRole('table', { name: /^Requests per day/ }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('table', { name: /^Requests per day/ }).count(), SLOW).toBe(1);
     expect(
       await page
         .getByRole('table', { name: /^Requests per day/ })
@@ -179,14 +182,14 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     ).toBe(30);
     // the figures can be shown to sighted users too
     await page.getByRole('button', { name: 'Show the figures' }).first().click();
-    await expect.poll(() => page.locator('#usage-requests-table').isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#usage-requests-table').isVisible(), SLOW).toBe(true);
     await page.getByRole('radio', { name: 'Last 24 hours' }).check();
-    await expect.poll(() => page.getByRole('table', { name: /^Requests per hour/ }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('table', { name: /^Requests per hour/ }).count(), SLOW).toBe(1);
     await page.getByRole('heading', { name: 'Usage' }).scrollIntoViewIfNeeded();
     expect(await axeViolations(page)).toEqual([]);
     await shot(page, 'usage');
     await page.goto(`${base}/console/tenants/bravo`);
-    await expect.poll(() => page.getByText(/No usage recorded for this tenant/).count()).toBe(1);
+    await expect.poll(() => page.getByText(/No usage recorded for this tenant/).count(), SLOW).toBe(1);
     expect(await page.locator('.chart canvas').count()).toBe(0);
     await page.context().close();
   });
@@ -195,8 +198,8 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     const page = await newPage();
     await signIn(page);
     await page.getByRole('link', { name: 'Top tenants' }).click();
-    await expect.poll(() => page.getByRole('heading', { name: 'Top tenants now' }).count()).toBe(1);
-    await expect.poll(() => page.locator('tbody tr').first().locator('td').first().textContent()).toBe('alpha');
+    await expect.poll(() => page.getByRole('heading', { name: 'Top tenants now' }).count(), SLOW).toBe(1);
+    await expect.poll(() => page.locator('tbody tr').first().locator('td').first().textContent(), SLOW).toBe('alpha');
     expect(await page.getByText(/alpha used 88 % of DB time/).count()).toBe(1);
     // the refresh choices are bounded: never faster than every 5 s
     const choices = await page
@@ -207,7 +210,7 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     expect(await axeViolations(page)).toEqual([]);
     await shot(page, 'top');
     await page.getByRole('link', { name: /Start moving alpha to its own database/ }).click();
-    await expect.poll(() => page.getByRole('heading', { name: 'Moves' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Moves' }).count(), SLOW).toBe(1);
     expect(page.url()).toContain('/console/tenants/alpha?move-tier=database');
     expect(await page.getByLabel('Move to tier').inputValue()).toBe('database');
     expect(await page.getByLabel('on cluster').inputValue()).toBe('home');
@@ -218,8 +221,8 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     const page = await newPage();
     await signIn(page);
     await page.getByRole('link', { name: 'Clusters' }).click();
-    await expect.poll(() => page.getByRole('rowheader', { name: 'home' }).count()).toBe(1);
-    await expect.poll(() => page.locator('tbody tr').first().locator('td').nth(5).textContent()).not.toBe('—');
+    await expect.poll(() => page.getByRole('rowheader', { name: 'home' }).count(), SLOW).toBe(1);
+    await expect.poll(() => page.locator('tbody tr').first().locator('td').nth(5).textContent(), SLOW).not.toBe('—');
     expect(await axeViolations(page)).toEqual([]);
     await shot(page, 'clusters');
 
@@ -233,7 +236,7 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     await expect
       .poll(() => page.getByRole('status').textContent(), { timeout: 60_000, interval: 500 })
       .toMatch(/^Done at/);
-    await expect.poll(() => page.getByRole('heading', { name: /home \/ / }).count()).toBeGreaterThan(0);
+    await expect.poll(() => page.getByRole('heading', { name: /home \/ / }).count(), SLOW).toBeGreaterThan(0);
     expect(await page.getByText('TENANT_TABLE_UNREGISTERED').count()).toBeGreaterThan(0);
     expect(await page.getByText(/^Fix: /).count()).toBeGreaterThan(0);
     expect(await axeViolations(page)).toEqual([]);
