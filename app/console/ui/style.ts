@@ -20,6 +20,7 @@ button[disabled]{opacity:.6;cursor:wait}
 .filters label{margin:0}
 .filters>*{flex:0 0 auto}
 .filters input,.filters select{min-width:9rem}
+.filters input{width:10rem}
 table{border-collapse:collapse;width:100%;margin-top:.5rem}
 caption{text-align:left;color:#454545;padding:.3rem 0}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d0d0}
