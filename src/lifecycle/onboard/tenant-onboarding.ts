@@ -1,14 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { TenantCatalog, withTenantLock, writeTenantHold, type Queryable } from '../../catalog/tenant-catalog.js';
 import { tenantFromRow, type Tenant, type TenantRow } from '../../catalog/tenant.js';
 
 const TENANT_COLUMNS = 'id, slug, name, status, placement, settings, created_at, updated_at, suspended_at, deleted_at';
 import { runAs } from '../../context/tenant-context.js';
+import { sqlStateOf, SqlState } from '../../errors/sqlstate.js';
 import { ConfigurationError, TenantryError } from '../../errors/tenantry-error.js';
 import type { InstallRunOptions } from '../../policy/installer.js';
 import { migrateLocation } from '../../tiers/migrate/migrate-location.js';
 import { loadMigrations, type Migration } from '../../tiers/migrate/migration-files.js';
-import { placementQuestion, planPlacementPolicy, type PlacementPolicy } from '../../tiers/placement-policy.js';
+import {
+  clusterTenantsSql,
+  placementQuestion,
+  planPlacementPolicy,
+  type ClusterLoad,
+  type PlacementPolicy,
+} from '../../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../../tiers/placements.js';
 import { createTenantDatabase, createTenantSchema } from '../../tiers/provision.js';
 import { inviteOwner, type OwnerInvitation, type OwnerInvitationOptions } from './invite-owner.js';
@@ -90,6 +98,12 @@ export interface OnboardResult {
 }
 
 const LOCK_NAMESPACE = 'tenantry.onboard';
+/**
+ * How long the one-step path reuses the clusters' tenant counts (their status and capacity are read
+ * every time): counting the home cluster's tenants reads the whole catalog, and a load a second
+ * old, plus this process's own placements since, is as good for balancing.
+ */
+const LOAD_COUNTS_TTL_MS = 1000;
 
 /**
  * Onboarding in one step: creates the tenant, places it by the placement policy, provisions its
@@ -111,6 +125,7 @@ export class TenantOnboarding {
   readonly #policy: PlacementPolicy;
   readonly #home: string;
   #migrations: Promise<Migration[]> | undefined;
+  #counts: { at: number; tenants: Map<string, number> } | undefined;
 
   constructor(options: TenantOnboardingOptions) {
     if (!options.catalog)
@@ -133,6 +148,10 @@ export class TenantOnboarding {
     const wanted = parseOnboardInput(input);
     if (wanted.ownerEmail && !this.#options.invitations)
       throw new ConfigurationError('An owner to invite needs the invitations option (an app-role TenantPool)');
+    if (!wanted.ownerEmail && !this.#options.seed) {
+      const done = await this.#oneStep(wanted);
+      if (done) return done;
+    }
     const client = await this.#options.catalog.connect();
     let broken = false;
     try {
@@ -275,6 +294,112 @@ export class TenantOnboarding {
       ...(invitation ? { invitation } : {}),
       attempts: record.attempts,
       completedAt,
+    };
+  }
+
+  /**
+   * A new tenant whose plan is `create` and `done` only (the shared tier of the home cluster, no
+   * seed hook, no owner to invite): two round trips and one commit instead of ≈10 and two. One
+   * read (is the slug onboarded already? the clusters' status, capacity and — at most once a
+   * second — tenant counts), the policy's decision here, then ONE statement: the slug's advisory
+   * lock (tried, transaction-scoped), the catalog row (active at once: nobody could see it
+   * half-made), the record with both steps done, the audit entry. Any other case — the slug is
+   * onboarded or being onboarded, its lock is held, the slug is taken, the policy says another
+   * tier or cluster — answers undefined and the step-by-step path runs (under the session lock,
+   * resumable). A crash leaves the statement committed or not at all.
+   */
+  async #oneStep(wanted: ReturnType<typeof parseOnboardInput>): Promise<OnboardResult | undefined> {
+    const db = this.#options.catalog;
+    const countsFresh = this.#counts !== undefined && Date.now() - this.#counts.at < LOAD_COUNTS_TTL_MS;
+    const { rows } = await db.query<{
+      onboarded: boolean;
+      clusters: { name: string; status: ClusterLoad['status']; capacity: number; tenants: number | null }[] | null;
+    }>(
+      `select exists (select from tenantry.onboardings where slug = $1) as onboarded,
+              (select json_agg(json_build_object('name', c.name, 'status', c.status, 'capacity', c.capacity,
+                        'tenants', case when $3 then null else ${clusterTenantsSql('c', '$2')} end) order by c.name)
+                 from tenantry.clusters c) as clusters`,
+      [wanted.slug, this.#home, countsFresh],
+    );
+    const read = rows[0]!;
+    if (read.onboarded) return undefined;
+    if (!countsFresh)
+      this.#counts = {
+        at: Date.now(),
+        tenants: new Map((read.clusters ?? []).map((c) => [c.name, Number(c.tenants)])),
+      };
+    const counts = this.#counts!.tenants;
+    const clusters: ClusterLoad[] = (read.clusters ?? []).map((c) => {
+      const tenants = counts.get(c.name) ?? 0;
+      return {
+        name: c.name,
+        status: c.status,
+        capacity: c.capacity,
+        tenants,
+        load: c.capacity > 0 ? tenants / c.capacity : Infinity,
+      };
+    });
+    const id = randomUUID();
+    const settings = wanted.plan ? { plan: wanted.plan } : {};
+    const { target } = this.#policy.decide({ tenant: { id, slug: wanted.slug, settings }, clusters });
+    if (target.tier !== 'shared' || target.cluster !== this.#home) return undefined;
+    await this.#emit(wanted.slug, null, 'create', 'started');
+    let made;
+    try {
+      made = await db.query<TenantRow & { completed_at: Date }>(
+        `with lock as (select pg_try_advisory_xact_lock(hashtext($1::text), hashtext($2::text)) as ok),
+         tenant as (
+           insert into tenantry.tenants (id, slug, name, settings, status)
+           select $3::uuid, $2::text, $4::text, $5::jsonb, 'active' from lock where lock.ok returning ${TENANT_COLUMNS}),
+         record as (
+           insert into tenantry.onboardings (tenant_id, slug, name, plan, owner_email, target, steps, completed_at)
+           select tenant.id, tenant.slug, tenant.name, $6::text, null, $7::jsonb, jsonb_build_object('create', now(), 'done', now()), now()
+             from tenant returning completed_at),
+         audit as (
+           insert into tenantry.audit_log (tenant_id, actor_kind, action, detail)
+           select tenant.id, 'system', 'tenant.onboarded', $8::jsonb from tenant returning 1)
+         select tenant.*, record.completed_at from tenant, record, audit`,
+        [
+          LOCK_NAMESPACE,
+          wanted.slug,
+          id,
+          wanted.name,
+          JSON.stringify(settings),
+          wanted.plan ?? null,
+          JSON.stringify(target),
+          JSON.stringify({
+            plan: wanted.plan ?? null,
+            tier: target.tier,
+            cluster: target.cluster,
+            ownerInvited: false,
+            attempts: 1,
+          }),
+        ],
+      );
+    } catch (error) {
+      // the slug was taken meanwhile (onboarded, or made outside onboarding): the full path says which
+      if (sqlStateOf(error) === SqlState.uniqueViolation) return undefined;
+      throw error;
+    }
+    const row = made.rows[0];
+    // the slug's lock is held: another run is onboarding it; the full path waits for it
+    if (!row) return undefined;
+    counts.set(target.cluster, (counts.get(target.cluster) ?? 0) + 1);
+    for (const [step, phase] of [
+      ['create', 'applied'],
+      ['create', 'recorded'],
+      ['done', 'started'],
+      ['done', 'recorded'],
+    ] as const)
+      await this.#emit(wanted.slug, row.id, step, phase);
+    return {
+      tenant: tenantFromRow(row),
+      target,
+      outcome: 'onboarded',
+      ran: ['create', 'done'],
+      skipped: [],
+      attempts: 1,
+      completedAt: row.completed_at,
     };
   }
 
