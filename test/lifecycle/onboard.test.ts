@@ -304,7 +304,7 @@ describe('onboarding', () => {
     }
   });
 
-  it('a shared tenant with nothing else to do: two statements on the catalog, one commit, the same end state', async () => {
+  it('a shared tenant with nothing else to do: one statement on the catalog, one commit, the same end state', async () => {
     const statements: string[] = [];
     const counting = {
       query: (...args: Parameters<pg.Pool['query']>) => {
@@ -319,7 +319,9 @@ describe('onboarding', () => {
     );
     try {
       const result = await fast.run({ slug: 'quick', name: 'Quick' });
-      expect(statements).toHaveLength(2);
+      // the clusters' view (at most once a second), then the onboarding's one statement
+      expect(statements.filter((q) => !q.includes('from tenantry.clusters'))).toHaveLength(1);
+      expect(statements.length).toBeLessThanOrEqual(2);
       expect(result).toMatchObject({
         outcome: 'onboarded',
         ran: ['create', 'done'],

@@ -73,7 +73,11 @@ export interface TenantOnboardingOptions {
   seed?: (context: OnboardContext) => Promise<void>;
   /** Inviting the first owner (needed when an onboarding names `ownerEmail`). */
   invitations?: OwnerInvitationOptions;
-  /** Progress, step by step (a CLI prints it; tests stop a process at a given step). */
+  /**
+   * Progress, step by step (a CLI prints it; tests stop a process at a given step). A plan of
+   * `create` and `done` only is one statement: `create:started` is told before it (also for a slug
+   * that turns out onboarded already), the other events once it committed.
+   */
   onStep?: (event: OnboardStepEvent) => void | Promise<void>;
   /** How long a second onboarding of the same slug waits for the first (default 10,000 ms): then ONBOARDING_BUSY. */
   lockWaitMs?: number;
@@ -99,11 +103,12 @@ export interface OnboardResult {
 
 const LOCK_NAMESPACE = 'tenantry.onboard';
 /**
- * How long the one-step path reuses the clusters' tenant counts (their status and capacity are read
- * every time): counting the home cluster's tenants reads the whole catalog, and a load a second
- * old, plus this process's own placements since, is as good for balancing.
+ * How long the one-step path reuses its view of the clusters (status, capacity, tenant counts):
+ * a cluster drained or disabled is seen within this bound (the bound every instance has for a
+ * tenant's status), and a load a second old, plus this process's own placements since, is as
+ * good for balancing.
  */
-const LOAD_COUNTS_TTL_MS = 1000;
+const CLUSTER_VIEW_TTL_MS = 1000;
 
 /**
  * Onboarding in one step: creates the tenant, places it by the placement policy, provisions its
@@ -125,7 +130,7 @@ export class TenantOnboarding {
   readonly #policy: PlacementPolicy;
   readonly #home: string;
   #migrations: Promise<Migration[]> | undefined;
-  #counts: { at: number; tenants: Map<string, number> } | undefined;
+  #view: { at: number; clusters: ClusterLoad[] } | undefined;
 
   constructor(options: TenantOnboardingOptions) {
     if (!options.catalog)
@@ -299,49 +304,22 @@ export class TenantOnboarding {
 
   /**
    * A new tenant whose plan is `create` and `done` only (the shared tier of the home cluster, no
-   * seed hook, no owner to invite): two round trips and one commit instead of ≈10 and two. One
-   * read (is the slug onboarded already? the clusters' status, capacity and — at most once a
-   * second — tenant counts), the policy's decision here, then ONE statement: the slug's advisory
-   * lock (tried, transaction-scoped), the catalog row (active at once: nobody could see it
-   * half-made), the record with both steps done, the audit entry. Any other case — the slug is
-   * onboarded or being onboarded, its lock is held, the slug is taken, the policy says another
-   * tier or cluster — answers undefined and the step-by-step path runs (under the session lock,
-   * resumable). A crash leaves the statement committed or not at all.
+   * seed hook, no owner to invite): ONE statement, one round trip and one commit instead of ≈10
+   * and two. The policy decides here, on the clusters as read at most {@link CLUSTER_VIEW_TTL_MS}
+   * ago (plus this process's placements since); then the statement takes the slug's advisory
+   * lock (tried, transaction-scoped), inserts the catalog row (active at once: nobody could see it
+   * half-made), the record with both steps done and the audit entry. Any other case — the slug is
+   * taken (onboarded already, or made outside onboarding), its lock is held (another run is
+   * onboarding it), the policy says another tier or cluster — answers undefined and the
+   * step-by-step path runs (under the session lock, resumable). A crash leaves the statement
+   * committed or not at all.
    */
   async #oneStep(wanted: ReturnType<typeof parseOnboardInput>): Promise<OnboardResult | undefined> {
     const db = this.#options.catalog;
-    const countsFresh = this.#counts !== undefined && Date.now() - this.#counts.at < LOAD_COUNTS_TTL_MS;
-    const { rows } = await db.query<{
-      onboarded: boolean;
-      clusters: { name: string; status: ClusterLoad['status']; capacity: number; tenants: number | null }[] | null;
-    }>(
-      `select exists (select from tenantry.onboardings where slug = $1) as onboarded,
-              (select json_agg(json_build_object('name', c.name, 'status', c.status, 'capacity', c.capacity,
-                        'tenants', case when $3 then null else ${clusterTenantsSql('c', '$2')} end) order by c.name)
-                 from tenantry.clusters c) as clusters`,
-      [wanted.slug, this.#home, countsFresh],
-    );
-    const read = rows[0]!;
-    if (read.onboarded) return undefined;
-    if (!countsFresh)
-      this.#counts = {
-        at: Date.now(),
-        tenants: new Map((read.clusters ?? []).map((c) => [c.name, Number(c.tenants)])),
-      };
-    const counts = this.#counts!.tenants;
-    const clusters: ClusterLoad[] = (read.clusters ?? []).map((c) => {
-      const tenants = counts.get(c.name) ?? 0;
-      return {
-        name: c.name,
-        status: c.status,
-        capacity: c.capacity,
-        tenants,
-        load: c.capacity > 0 ? tenants / c.capacity : Infinity,
-      };
-    });
+    const view = await this.#clusterView();
     const id = randomUUID();
     const settings = wanted.plan ? { plan: wanted.plan } : {};
-    const { target } = this.#policy.decide({ tenant: { id, slug: wanted.slug, settings }, clusters });
+    const { target } = this.#policy.decide({ tenant: { id, slug: wanted.slug, settings }, clusters: view.clusters });
     if (target.tier !== 'shared' || target.cluster !== this.#home) return undefined;
     await this.#emit(wanted.slug, null, 'create', 'started');
     let made;
@@ -384,7 +362,11 @@ export class TenantOnboarding {
     const row = made.rows[0];
     // the slug's lock is held: another run is onboarding it; the full path waits for it
     if (!row) return undefined;
-    counts.set(target.cluster, (counts.get(target.cluster) ?? 0) + 1);
+    const placed = view.clusters.find((c) => c.name === target.cluster);
+    if (placed) {
+      placed.tenants += 1;
+      placed.load = placed.capacity > 0 ? placed.tenants / placed.capacity : Infinity;
+    }
     for (const [step, phase] of [
       ['create', 'applied'],
       ['create', 'recorded'],
@@ -401,6 +383,38 @@ export class TenantOnboarding {
       attempts: 1,
       completedAt: row.completed_at,
     };
+  }
+
+  /**
+   * The clusters as a policy sees them (status, capacity, tenant counts), read at most once per
+   * {@link CLUSTER_VIEW_TTL_MS}: counting the home cluster's tenants reads the whole catalog, so
+   * the one-step path must not do it per onboarding.
+   */
+  async #clusterView(): Promise<{ at: number; clusters: ClusterLoad[] }> {
+    if (this.#view && Date.now() - this.#view.at < CLUSTER_VIEW_TTL_MS) return this.#view;
+    const { rows } = await this.#options.catalog.query<{
+      name: string;
+      status: ClusterLoad['status'];
+      capacity: number;
+      tenants: string;
+    }>(
+      `select c.name, c.status, c.capacity, ${clusterTenantsSql('c', '$1')} as tenants from tenantry.clusters c order by c.name`,
+      [this.#home],
+    );
+    this.#view = {
+      at: Date.now(),
+      clusters: rows.map((r) => {
+        const tenants = Number(r.tenants);
+        return {
+          name: r.name,
+          status: r.status,
+          capacity: r.capacity,
+          tenants,
+          load: r.capacity > 0 ? tenants / r.capacity : Infinity,
+        };
+      }),
+    };
+    return this.#view;
   }
 
   /** The catalog row, the placement decision and the record: one transaction. */
