@@ -7,12 +7,14 @@ import { eventually, freshTenant, INACTIVE, settled, type InactiveState } from '
 /**
  * The five paths × three tenant states, for any adapter: a kit says how to make a TenantJobs on
  * it and how to edit a queued job in the queue's own storage; the scenarios define the jobs and
- * assert 0 handler calls. (The pg-boss and BullMQ files predate it and spell the same scenarios
- * out; a new adapter plugs in here.)
+ * assert 0 handler calls. (BullMQ and graphile-worker plug in here; the pg-boss file predates it
+ * and spells the same scenarios out, with pg-boss-specific ones.)
  */
 export interface AdapterKit {
   /** Shown in the describe title. */
   name: string;
+  /** Why the adapter's tests are skipped here (e.g. no Redis), or false. */
+  skip?: string | false;
   /** A TenantJobs on the adapter; `space` names an isolated queue space when the adapter has them. */
   newJobs(db: TestDatabase, onRefused: (r: JobRefusal) => void, space?: string): TenantJobs;
   /** The attacker's move: rewrites the tenant in a queued job's stored envelope. */
@@ -29,7 +31,8 @@ const CODE: Record<InactiveState, string> = {
 };
 
 export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => ScenarioContext) => void): void {
-  describe(`tenantry/jobs on ${kit.name}: the inactive-tenant paths`, () => {
+  const title = `tenantry/jobs on ${kit.name}: the inactive-tenant paths${kit.skip ? ` (skipped: ${kit.skip})` : ''}`;
+  describe.skipIf(!!kit.skip)(title, () => {
     let db: TestDatabase;
     let jobs: TenantJobs;
     const refusals: JobRefusal[] = [];
