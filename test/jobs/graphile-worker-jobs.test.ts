@@ -51,7 +51,7 @@ describeAdapterScenarios(
       );
       expect(rowCount).toBe(1);
     },
-    async sendTick(jobs, name) {
+    async sendTick(_db, jobs, name) {
       const adapter = adapters.get(jobs)!;
       const data = adapter.scheduled.get(`${name}__tick`)!;
       // graphile-worker's cron adds `_cron` next to the stored payload

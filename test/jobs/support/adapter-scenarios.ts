@@ -7,8 +7,8 @@ import { eventually, freshTenant, INACTIVE, settled, type InactiveState } from '
 /**
  * The five paths × three tenant states, for any adapter: a kit says how to make a TenantJobs on
  * it and how to edit a queued job in the queue's own storage; the scenarios define the jobs and
- * assert 0 handler calls. (BullMQ and graphile-worker plug in here; the pg-boss file predates it
- * and spells the same scenarios out, with pg-boss-specific ones.)
+ * assert 0 handler calls. (pg-boss, BullMQ and graphile-worker plug in here; each file adds its
+ * adapter's own tests.)
  */
 export interface AdapterKit {
   /** Shown in the describe title. */
@@ -20,7 +20,7 @@ export interface AdapterKit {
   /** The attacker's move: rewrites the tenant in a queued job's stored envelope. */
   editTenant(db: TestDatabase, queue: string, id: string, tenant: string): Promise<void>;
   /** Sends one cron tick of `name` the way the adapter's scheduler would (after jobs.schedule). */
-  sendTick?(jobs: TenantJobs, name: string): Promise<string>;
+  sendTick?(db: TestDatabase, jobs: TenantJobs, name: string): Promise<string>;
   cleanup?(db: TestDatabase): Promise<void>;
 }
 
@@ -182,7 +182,7 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
         started.push(cron);
         await cron.start();
         await cron.schedule('nightly', '0 3 * * *', {});
-        const tickId = await kit.sendTick!(cron, 'nightly');
+        const tickId = await kit.sendTick!(db, cron, 'nightly');
         await cron.work({ queues: ['nightly'] });
         expect(await settled(cron, 'nightly__tick', tickId)).toBe('completed');
         await eventually(() => (calls.nightly ?? []).includes(active.id), 20_000);
