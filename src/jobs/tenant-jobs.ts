@@ -6,7 +6,7 @@ import { FairOrder } from './fair-order.js';
 import { fanOutTick, type FanOutResult, type OwnerPool } from './fan-out.js';
 import { JobEnvelopeSigner, type OpenedJob } from './job-envelope.js';
 import { JobTenantMissingError, UnknownJobError } from './job-errors.js';
-import type { ClaimedJob, JobQueueAdapter, JobState } from './job-queue-adapter.js';
+import type { ClaimedJob, JobQueueAdapter, JobRunner, JobState } from './job-queue-adapter.js';
 import { TenantStatusGate, type JobTenantStatus } from './tenant-status-gate.js';
 import { WorkerLoop } from './worker-loop.js';
 
@@ -145,6 +145,7 @@ export class TenantJobs {
   readonly #definitions = new Map<string, Definition>();
   readonly #routes = new Map<string, Route>();
   readonly #loops: { queue: string; loop: WorkerLoop }[] = [];
+  readonly #consumed = new Map<string, JobRunner>();
   readonly #options: TenantJobsOptions;
   #started = false;
 
@@ -300,6 +301,12 @@ export class TenantJobs {
     const names = options.queues ?? [...this.#definitions.keys()];
     for (const name of names) if (!this.#definitions.has(name)) throw new UnknownJobError(name);
     const queues = [...this.#routes.keys()].filter((q) => names.some((n) => q === n || q.startsWith(n + '__')));
+    if (this.#adapter.consume) {
+      // a push-style queue (graphile-worker): its runner hands each job to the same checks
+      for (const queue of queues) this.#consumed.set(queue, (job) => this.#run(this.#routes.get(queue)!, job));
+      await this.#adapter.consume(this.#consumed, concurrency);
+      return;
+    }
     for (const queue of queues)
       for (let i = 0; i < concurrency; i++)
         this.#loops.push({
@@ -317,6 +324,7 @@ export class TenantJobs {
   /** Stops the workers (each finishes its current job, bounded by `timeoutMs`), then the queue. */
   async stop(timeoutMs = 10_000): Promise<void> {
     await Promise.all(this.#loops.splice(0).map((w) => w.loop.stop(timeoutMs)));
+    this.#consumed.clear();
     await this.#fair?.flush().catch((error: unknown) => this.#options.onError?.(error));
     if (this.#started) await this.#adapter.stop();
     this.#started = false;
