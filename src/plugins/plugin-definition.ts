@@ -171,7 +171,8 @@ function checkMigrations(plugin: string, migrations: readonly PluginMigration[])
 
 // Not a SQL parser: a check that catches the usual slip (a table created, never registered).
 // The database's own deny-by-default trigger and `tenantry doctor` are the walls behind it.
-const CREATE_TABLE = /\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?("?[A-Za-z_][A-Za-z0-9_$]*"?(?:\."?[A-Za-z_][A-Za-z0-9_$]*"?)?)/gi;
+const CREATE_TABLE =
+  /\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?("?[A-Za-z_][A-Za-z0-9_$]*"?(?:\."?[A-Za-z_][A-Za-z0-9_$]*"?)?)/gi;
 
 function checkTables(plugin: string, version: number, scope: MigrationScope, sql: string): void {
   const text = sql.replace(/--[^\n]*/g, '');
