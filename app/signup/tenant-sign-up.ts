@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { InstallRunOptions, TenantPool } from 'tenantry';
+import type { InstallRunOptions, Migration, TenantPool } from 'tenantry';
 import { TenantOnboarding, type OnboardResult } from 'tenantry/lifecycle';
 import type { DataPool } from '../recordings/recording-store.js';
 import { DATA_MIGRATIONS_DIR, type ClusterUrls } from '../tiers/tenant-tiers.js';
@@ -42,6 +42,8 @@ export function tenantSignUp(options: {
   appPool: TenantPool;
   /** Where tenant data lives (the seed). */
   dataPool: DataPool;
+  /** The tenant data's migrations, plugins' included (`dataMigrations()`); default app/data-migrations alone. */
+  migrations?: Migration[];
 }): TenantSignUp {
   // codes delivered during a call, handed back to that call's answer (keyed by tenant)
   const delivered = new Map<string, { code: string; expiresAt: Date }>();
@@ -52,7 +54,7 @@ export function tenantSignUp(options: {
       Object.entries(options.clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
     ),
     install: options.install,
-    migrations: DATA_MIGRATIONS_DIR,
+    migrations: options.migrations ?? DATA_MIGRATIONS_DIR,
     // idempotent: a re-run after a crash finds the row
     seed: async () => {
       await options.dataPool.query(
