@@ -1,7 +1,7 @@
 // `tenantry tenants plugins list|enable|disable|reset` as a subprocess, with the reference
 // server's plugin registry module.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,13 @@ let dir: string;
 let other: string;
 
 async function tenantry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return tenantryWith({ TENANTRY_PLUGINS_MODULE: 'app/plugins/registry.ts' }, ...args);
+}
+
+async function tenantryWith(
+  extra: Record<string, string | undefined>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const argv = ['--import', 'tsx', '--conditions=tenantry-source', 'src/cli/main.ts', '--database-url', db.adminUrl];
   try {
     const { stdout, stderr } = await exec(process.execPath, [...argv, '--dir', dir, ...args], {
@@ -23,7 +30,8 @@ async function tenantry(...args: string[]): Promise<{ code: number; stdout: stri
       env: {
         ...process.env,
         TENANTRY_OWNER_DATABASE_URL: db.ownerUrl,
-        TENANTRY_PLUGINS_MODULE: 'app/plugins/registry.ts',
+        TENANTRY_PLUGINS_MODULE: undefined,
+        ...extra,
       },
     });
     return { code: 0, stdout, stderr };
@@ -92,5 +100,42 @@ describe('tenantry tenants plugins', () => {
     expect((await db.owner.query('select count(*)::int as n from tenantry_private.flag_changes')).rows[0].n).toBe(
       before,
     );
+  }, 120_000);
+
+  it("tenantry migrate --plugins applies the plugins' migrations with the directory's; without it the run is refused", async () => {
+    const migrations = path.join(dir, 'migrations');
+    await mkdir(path.join(migrations, 'tenant'), { recursive: true });
+    await writeFile(
+      path.join(migrations, 'tenant', '001_notes.sql'),
+      `create table notes (tenant_id uuid not null default tenantry.current_tenant_id(), id uuid not null, primary key (tenant_id, id));
+select tenantry.register_tenant_table('notes');`,
+    );
+    const up = await tenantry('migrate', '--migrations', migrations, '--plugins', 'app/plugins/registry.ts');
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const { rows } = await db.admin.query<{ name: string }>(
+      `select name from tenantry.schema_migrations order by version`,
+    );
+    expect(rows.map((r) => r.name)).toEqual([
+      '001_notes.sql',
+      '1001_transcripts_transcripts.sql',
+      '1101_webhooks_webhooks.sql',
+    ]);
+    const forced = await db.admin.query(
+      `select relname from pg_class where relname in ('transcripts', 'webhook_endpoints') and relforcerowsecurity order by 1`,
+    );
+    expect(forced.rows.map((r) => r.relname)).toEqual(['transcripts', 'webhook_endpoints']);
+    const status = await tenantry(
+      'migrate',
+      'status',
+      '--migrations',
+      migrations,
+      '--plugins',
+      'app/plugins/registry.ts',
+    );
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    // the directory alone no longer describes what was applied: refused, nothing run
+    const without = await tenantryWith({}, 'migrate', '--migrations', migrations);
+    expect(without.code).not.toBe(0);
+    expect(without.stdout + without.stderr).toContain('MIGRATION_UNKNOWN');
   }, 120_000);
 });
