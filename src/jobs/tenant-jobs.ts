@@ -41,6 +41,13 @@ export interface DefineJobOptions<T> {
    * through the same checks: never for an inactive tenant.
    */
   onDeadLetter?: JobHandler<T>;
+  /**
+   * A further check before each run of a tenant job, after the tenant's status (first runs,
+   * retries, dead-letter runs and re-drives alike): a code refuses the run — the handler is not
+   * called, the job ends `refused`, `onRefused` hears the code (tenantry/plugins answers
+   * PLUGIN_DISABLED for a tenant without the job's plugin). A throw fails the run (retried).
+   */
+  gate?: (tenantId: string) => Promise<TenantryErrorCode | undefined> | TenantryErrorCode | undefined;
 }
 
 /** Options of {@link TenantJobs.enqueue}. */
@@ -57,7 +64,7 @@ export interface EnqueueOptions {
 export interface JobRefusal {
   queue: string;
   jobId: string;
-  /** TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED or JOB_ENVELOPE_INVALID. */
+  /** TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID, or a gate's code. */
   code: TenantryErrorCode;
   /** The tenant the envelope names, when it verified. */
   tenantId?: string;
@@ -101,6 +108,7 @@ interface Definition {
   handler: JobHandler<unknown>;
   settings: { retryLimit: number; retryDelaySeconds: number; retryBackoff: boolean; expireInSeconds: number };
   onDeadLetter?: JobHandler<unknown>;
+  gate?: (tenantId: string) => Promise<TenantryErrorCode | undefined> | TenantryErrorCode | undefined;
 }
 
 interface Route {
@@ -188,6 +196,7 @@ export class TenantJobs {
       handler: handler as JobHandler<unknown>,
       settings: { retryLimit, retryDelaySeconds, retryBackoff: options.retryBackoff ?? true, expireInSeconds },
       onDeadLetter: options.onDeadLetter as JobHandler<unknown> | undefined,
+      ...(options.gate ? { gate: options.gate } : {}),
     };
     this.#definitions.set(name, definition);
     this.#routes.set(name, { definition, handler: definition.handler, acceptFrom: [] });
@@ -358,6 +367,15 @@ export class TenantJobs {
           new TenantryError('TENANT_PROVISIONING', 'The tenant is still being onboarded', { status: 409 }),
         );
       if (status !== 'active') return this.#refuse(job, tenantKey, REFUSAL[status], opened.tenant);
+      if (route.definition.gate && !route.fanOut) {
+        let code: TenantryErrorCode | undefined;
+        try {
+          code = await route.definition.gate(opened.tenant);
+        } catch (error) {
+          return this.#fail(route, job, tenantKey, error);
+        }
+        if (code !== undefined) return this.#refuse(job, tenantKey, code, opened.tenant);
+      }
     }
     const context: JobContext = {
       id: job.id,
