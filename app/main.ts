@@ -36,6 +36,7 @@ import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { dataMigrations, TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { PluginAdmin, PluginHost } from 'tenantry/plugins';
+import { publicOnlyFetch } from './plugins/egress-guard.js';
 import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
@@ -375,8 +376,13 @@ try {
   jobs = createJobs({ ownerUrl: db.ownerUrl, catalog: jobsOwnerPool, contextSecret: db.contextSecret, logger });
   // plugins per tenant (app/plugins): enablement follows the settings feed; their jobs are defined
   // here, before jobs.start(), each refused (PLUGIN_DISABLED) for a tenant without the plugin
+  const allowPrivate = process.env.WEBHOOKS_ALLOW_PRIVATE ?? '0';
+  if (allowPrivate !== '0' && allowPrivate !== '1')
+    throw new Error(`WEBHOOKS_ALLOW_PRIVATE must be 0 or 1, not ${JSON.stringify(allowPrivate)}`);
   const boundPlugins = createPlugins({
     dataPool: () => dataPool!,
+    // webhook endpoints are tenants' URLs: public addresses only, unless allowed for local work
+    fetch: publicOnlyFetch({ allowPrivate: allowPrivate === '1' }),
     setting: (key) => settingsReader.get(key as never),
   });
   plugins = new PluginHost({
