@@ -12,10 +12,10 @@ import { isolateTenantShard, moveTenantShard, tenantShardPlacement } from '../..
 import { citusAppUrl, CITUS_SECRET, CITUS_URL } from './citus-support.js';
 
 const T = 'citus_shard_notes';
-// PostgreSQL 15.20 refuses Citus's library as a logical decoding output plugin ('library "citus"
-// may not be used as an output plugin'), which auto/force_logical transfers need: CITUS_TRANSFER_MODE
-// chooses (default block_writes: writes to the shard wait during the copy, and still land)
-const MODE = (process.env.CITUS_TRANSFER_MODE ?? 'block_writes') as 'auto' | 'force_logical' | 'block_writes';
+// auto/force_logical transfers need `output_plugin_libraries` to name citus on every node (PostgreSQL
+// 15.20 refuses 'library "citus" may not be used as an output plugin' otherwise): CITUS_TRANSFER_MODE
+// chooses (default auto; block_writes: writes to the shard wait during the copy, and still land)
+const MODE = (process.env.CITUS_TRANSFER_MODE ?? 'auto') as 'auto' | 'force_logical' | 'block_writes';
 const A = randomUUID();
 const B = randomUUID();
 
@@ -92,6 +92,13 @@ describe.skipIf(!CITUS_URL)(
         const { rows } = await admin.query(`select count(*)::int as n from ${T} where tenant_id = $1`, [t]);
         expect(rows[0].n).toBe(written[t]);
       }
+      // FORCE ROW LEVEL SECURITY, lifted during a logical transfer, is back
+      const forced = await admin.query(`select relforcerowsecurity as f from pg_class where oid = '${T}'::regclass`);
+      expect(forced.rows[0].f).toBe(true);
+      const onShards = await admin.query<{ result: string }>(
+        `select result from run_command_on_placements('${T}', $$select relforcerowsecurity::text from pg_class where oid = '%s'::regclass$$)`,
+      );
+      expect(new Set(onShards.rows.map((r) => r.result))).toEqual(new Set(['true']));
       // after the move, still only A's rows for A (now served by the other worker)
       const after = await runAs(A, () => pool.query<{ tenant_id: string }>(`select distinct tenant_id from ${T}`));
       expect(after.rows).toEqual([{ tenant_id: A }]);
