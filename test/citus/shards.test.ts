@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
 import { install } from '../../src/policy/installer.js';
+import { applyCitusPlacement, citusPlacementPolicy, citusPlacementQuestion } from '../../src/citus/citus-placement.js';
 import { isolateTenantShard, moveTenantShard, tenantShardPlacement } from '../../src/citus/tenant-shards.js';
 import { citusAppUrl, CITUS_SECRET, CITUS_URL } from './citus-support.js';
 
@@ -18,6 +19,7 @@ const T = 'citus_shard_notes';
 const MODE = (process.env.CITUS_TRANSFER_MODE ?? 'auto') as 'auto' | 'force_logical' | 'block_writes';
 const A = randomUUID();
 const B = randomUUID();
+const C = randomUUID();
 
 describe.skipIf(!CITUS_URL)(
   CITUS_URL ? 'tenant shards on Citus' : 'tenant shards on Citus (skipped: CITUS_URL is not set)',
@@ -37,7 +39,7 @@ describe.skipIf(!CITUS_URL)(
       await admin.query(`set role tenantry_owner`);
       await admin.query(`select tenantry.citus_tenant_table('${T}')`);
       await admin.query(`reset role`);
-      for (const t of [A, B])
+      for (const t of [A, B, C])
         await admin.query(`insert into ${T} (tenant_id, body) select $1, 'seed-' || g from generate_series(1, 200) g`, [
           t,
         ]);
@@ -102,6 +104,49 @@ describe.skipIf(!CITUS_URL)(
       // after the move, still only A's rows for A (now served by the other worker)
       const after = await runAs(A, () => pool.query<{ tenant_id: string }>(`select distinct tenant_id from ${T}`));
       expect(after.rows).toEqual([{ tenant_id: A }]);
+    });
+
+    it('the placement policy gives a hot tenant a shard of its own on the least loaded worker, and leaves a quiet one', async () => {
+      const policy = citusPlacementPolicy();
+      const quiet = policy.decide(await citusPlacementQuestion(admin, T, B, { dbShare: 0.05 }));
+      expect(quiet.action).toBe('stay');
+      const question = await citusPlacementQuestion(admin, T, C, { dbShare: 0.6 });
+      expect(question.workers).toHaveLength(2);
+      const decision = policy.decide(question);
+      expect(decision.action).toBe('isolate');
+      const least = [...question.workers].sort((a, b) => a.shardBytes - b.shardBytes)[0]!;
+      const here = question.workers.find((w) => w.nodePort === question.current.nodePort)!;
+      expect(decision.worker!.nodePort).toBe(
+        here.shardBytes <= least.shardBytes ? question.current.nodePort : least.nodePort,
+      );
+      expect(policy.decide({ ...question, dbShare: undefined, plan: 'enterprise' }).action).toBe('isolate');
+
+      // B reads and writes while C is isolated and moved: B sees B's rows only, C's are all there after
+      let stop = false;
+      let bRows: number = (await admin.query(`select count(*)::int as n from ${T} where tenant_id = $1`, [B])).rows[0]
+        .n;
+      const reader = (async () => {
+        let reads = 0;
+        while (!stop) {
+          await runAs(B, async () => {
+            await pool.query(`insert into ${T} (tenant_id, body) values ($1, 'during-c')`, [B]);
+            bRows++;
+            const { rows } = await pool.query<{ tenant_id: string }>(`select tenant_id from ${T}`);
+            for (const r of rows) expect(r.tenant_id).toBe(B);
+            expect(rows.length).toBe(bRows);
+          });
+          reads++;
+        }
+        return reads;
+      })();
+      const placed = await applyCitusPlacement(admin, T, C, decision, MODE).finally(() => {
+        stop = true;
+      });
+      expect(await reader).toBeGreaterThan(0);
+      expect(placed.isolated).toBe(true);
+      expect(placed.nodePort).toBe(decision.worker!.nodePort);
+      const c = await runAs(C, () => pool.query<{ n: number }>(`select count(*)::int as n from ${T}`));
+      expect(c.rows[0]!.n).toBe(200);
     });
   },
 );
