@@ -125,15 +125,25 @@ describe.skipIf(!CITUS_URL)(
       let stop = false;
       let bRows: number = (await admin.query(`select count(*)::int as n from ${T} where tenant_id = $1`, [B])).rows[0]
         .n;
+      let transient = 0;
       const reader = (async () => {
         let reads = 0;
         while (!stop) {
           await runAs(B, async () => {
             await pool.query(`insert into ${T} (tenant_id, body) values ($1, 'during-c')`, [B]);
             bRows++;
-            const { rows } = await pool.query<{ tenant_id: string }>(`select tenant_id from ${T}`);
-            for (const r of rows) expect(r.tenant_id).toBe(B);
-            expect(rows.length).toBe(bRows);
+            // a multi-shard read planned just before the split swaps C's shard can fail with
+            // Citus's "could not find valid entry for shard" (XX000; seen with force_logical):
+            // it returns nothing, wrong or otherwise; any other error fails the test
+            const read = await pool.query<{ tenant_id: string }>(`select tenant_id from ${T}`).catch((e: Error) => {
+              expect(e.message).toMatch(/could not find valid entry for shard/);
+              transient++;
+              return undefined;
+            });
+            if (read) {
+              for (const r of read.rows) expect(r.tenant_id).toBe(B);
+              expect(read.rows.length).toBe(bRows);
+            }
           });
           reads++;
         }
@@ -142,7 +152,7 @@ describe.skipIf(!CITUS_URL)(
       const placed = await applyCitusPlacement(admin, T, C, decision, MODE).finally(() => {
         stop = true;
       });
-      expect(await reader).toBeGreaterThan(0);
+      expect(await reader).toBeGreaterThan(transient);
       expect(placed.isolated).toBe(true);
       expect(placed.nodePort).toBe(decision.worker!.nodePort);
       const c = await runAs(C, () => pool.query<{ n: number }>(`select count(*)::int as n from ${T}`));
