@@ -41,6 +41,8 @@ import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-fr
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
+import { monitoringFromEnv, startMonitoring, type Monitoring } from './observe/monitoring.js';
+import { trustProxyFromEnv } from './http/trust-proxy.js';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
@@ -79,6 +81,7 @@ let jobs: TenantJobs | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
+let monitoring: Monitoring | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -127,6 +130,8 @@ function close(): Promise<void> {
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
+    // after the data pools: their last statements are in the last window it writes
+    await step('publishing the last activity window', () => monitoring?.stop());
     await step('flushing usage', () => usage?.close());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
@@ -161,6 +166,12 @@ try {
   role = processRoleFromEnv();
   // per-tenant metrics (TENANTRY_METRICS_TOKEN) and spans (TENANTRY_TRACING): a bad value stops the start here
   telemetry = telemetryFromEnv();
+  // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT)
+  const monitoringSettings = monitoringFromEnv();
+  const trustProxy = trustProxyFromEnv();
+  const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
+  if (limitsSetting !== 'on' && limitsSetting !== 'off')
+    throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
   db = await openLocalDatabase({
     dir: dataFolder,
     // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
@@ -282,8 +293,21 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
+  // per-tenant activity (published for `tenantry tenants top`), database limits and fair shares by plan
+  monitoring = await startMonitoring(
+    track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    logger,
+    monitoringSettings,
+  );
   const appPool = track(
-    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard, observer }),
+    new TenantPool({
+      connectionString: db.appUrl,
+      contextSecret: db.contextSecret,
+      max: 10,
+      guard,
+      observer,
+      ...monitoring.poolOptions,
+    }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
@@ -307,6 +331,7 @@ try {
     maxConnections: 10,
     guard,
     observer,
+    ...monitoring.poolOptions,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -364,13 +389,11 @@ try {
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
-    const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
-    if (limitsSetting !== 'on' && limitsSetting !== 'off')
-      throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
     if (limitsSetting === 'on')
       limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
       ...(limits ? { limits } : {}),
+      trustProxy,
       signUp,
       appPool,
       dataPool,

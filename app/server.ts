@@ -77,14 +77,27 @@ export interface ServerOptions {
   usage?: UsageRecorder;
   /**
    * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
-   * plan (429 RATE_LIMITED with Retry-After); `signIn` / `staffSignIn` throttle the sign-ins per
-   * account and per address. Each is off when omitted.
+   * plan (429 RATE_LIMITED with Retry-After), and its `export` and `move` limits the usage export
+   * (`GET /usage/events`) and the console's moves; `signIn` / `staffSignIn` throttle the sign-ins,
+   * `invitations` `POST /invitations/accept` (it checks passwords too) and `signUp` `POST /sign-up`
+   * (the onboarding limit), per account and address. Each is off when omitted.
    */
-  limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
+  limits?: {
+    api?: TenantRateLimits;
+    signIn?: SignInThrottle;
+    staffSignIn?: SignInThrottle;
+    invitations?: SignInThrottle;
+    signUp?: SignInThrottle;
+  };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
+  /**
+   * Fastify's `trustProxy`: which proxies' X-Forwarded-For names the client (see
+   * app/http/trust-proxy.ts). Default false: the socket's address is the client's.
+   */
+  trustProxy?: boolean | number | string;
 }
 
 /**
@@ -129,6 +142,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // to the authority check, which answers it in the API's shape (HOST_INVALID)
     http: { requireHostHeader: false },
     logController: new TenantLogController(),
+    // a number of hops is accepted by Fastify (proxy-addr), though its types list only string | boolean
+    trustProxy: (options.trustProxy ?? false) as boolean | string,
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
@@ -144,8 +159,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   if (options.metrics) metricsRoute(app, options.metrics);
-  authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
-  if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
+  authRoutes(app, {
+    appPool,
+    tokens,
+    throttle: options.limits?.signIn,
+    invitationThrottle: options.limits?.invitations,
+  });
+  if (options.signUp) signUpRoutes(app, { signUp: options.signUp, throttle: options.limits?.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
   if (options.console)
     consoleRoutes(app, {
@@ -154,6 +174,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       tokens,
       secret: options.jwtSecret,
       throttle: options.limits?.staffSignIn,
+      ...(options.limits?.api ? { limits: options.limits.api } : {}),
     });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
@@ -166,7 +187,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
-    usageRoutes(scope, { appPool, usage: options.usage });
+    usageRoutes(scope, { appPool, usage: options.usage, limits: options.limits?.api });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.settings) settingsRoutes(scope, options.settings);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { currentTenant, runAs, type Queryable } from 'tenantry';
 import { resolutionOf } from 'tenantry/fastify';
 import { exportUsage, METERS, usageReport, type UsageRecorder } from 'tenantry/metering';
+import type { TenantRateLimits } from 'tenantry/limits';
 import { adminOf } from '../auth/tenant-scope.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -41,6 +42,7 @@ function checkRange(from: Date, to: Date, maxDays: number): void {
  * grant with `X-Tenant`):
  * - `GET /usage?from=&to=&granularity=hour|day|total&byTable=` the tenant's usage per meter
  * - `GET /usage/events?from=&to=` the tenant's usage records as CloudEvents, one JSON object a line
+ *   (an export: counted against the tenant's `export` limit when limits are on)
  * Both read through the app role inside the tenant's context: the database's policies return this
  * tenant's rows only, whatever the query asks.
  *
@@ -49,7 +51,16 @@ function checkRange(from: Date, to: Date, maxDays: number): void {
  */
 export function usageRoutes(
   scope: FastifyInstance,
-  { appPool, usage }: { appPool: Queryable; usage?: UsageRecorder },
+  {
+    appPool,
+    usage,
+    limits,
+  }: {
+    appPool: Queryable;
+    usage?: UsageRecorder | undefined;
+    /** Counts each `GET /usage/events` (an export) against the tenant's `export` limit. */
+    limits?: Pick<TenantRateLimits, 'consume'> | undefined;
+  },
 ): void {
   if (usage) {
     scope.addHook('onResponse', async (request, reply) => {
@@ -93,6 +104,8 @@ export function usageRoutes(
     const q = parseInput(exportQuery, request.query, 'query');
     checkRange(q.from, q.to, MAX_EXPORT_DAYS);
     const tenantId = currentTenant();
+    // an export reads a month of records: the plan's exports an hour (429 RATE_LIMITED past it)
+    await limits?.consume(tenantId, 'export');
     const events = exportUsage(appPool, { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' });
     // each page is read inside the tenant's context (the stream is pulled by the socket, outside
     // the handler's); the first one before answering, so a failure there is a proper API error
