@@ -82,6 +82,7 @@ let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
 let monitoring: Monitoring | undefined;
+let trustProxy: boolean | number | string = false;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -168,7 +169,7 @@ try {
   telemetry = telemetryFromEnv();
   // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT)
   const monitoringSettings = monitoringFromEnv();
-  const trustProxy = trustProxyFromEnv();
+  trustProxy = trustProxyFromEnv();
   const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
   if (limitsSetting !== 'on' && limitsSetting !== 'off')
     throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
@@ -514,6 +515,15 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       role === 'server'
         ? 'enqueued here, run by a worker (npm run worker)'
         : 'run in this process (TENANTRY_ROLE=server|worker to split)',
+    observe: {
+      metrics: telemetry?.metrics !== undefined,
+      tracing: telemetry?.tracing !== undefined,
+      rateLimits: limits !== undefined,
+      ...(monitoring?.settings.activity ? { activitySeconds: monitoring.settings.intervalMs / 1000 } : {}),
+      dbLimits: monitoring?.settings.dbLimits ?? false,
+      fairCheckout: monitoring?.settings.fairCheckout ?? false,
+      trustProxy,
+    },
     ...(acme && globex ? { tokens: { acme, globex, ...(initech ? { initech } : {}) } } : {}),
     ...(globexRecording ? { globexRecording } : {}),
   });
