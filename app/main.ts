@@ -408,6 +408,16 @@ try {
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
       usage,
+      // GET /usage: every database the tenant lives or has lived in (a move does not lose its usage)
+      usageEverywhere: {
+        catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        ownerPool: (where) =>
+          tiers!.placements.ownerPool({
+            tier: where.database ? 'database' : 'shared',
+            cluster: where.cluster,
+            database: where.database,
+          }),
+      },
       settings: settingsOptions,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {

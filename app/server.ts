@@ -25,7 +25,7 @@ import { signUpRoutes } from './signup/sign-up-routes.js';
 import { fastifyTenantRateLimit, type SignInThrottle, type TenantRateLimits } from 'tenantry/limits';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
-import type { UsageRecorder } from 'tenantry/metering';
+import type { UsageEverywhereOptions, UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
 
@@ -75,6 +75,11 @@ export interface ServerOptions {
   metrics?: { registry: MetricsRegistry; token: string };
   /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
   usage?: UsageRecorder;
+  /**
+   * `GET /usage` reads every database the tenant lives or has lived in (owner connections to the
+   * catalog and the placements); without it, the home database only.
+   */
+  usageEverywhere?: UsageEverywhereOptions;
   /**
    * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
    * plan (429 RATE_LIMITED with Retry-After), and its `export` and `move` limits the usage export
@@ -187,7 +192,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
-    usageRoutes(scope, { appPool, usage: options.usage, limits: options.limits?.api });
+    usageRoutes(scope, {
+      appPool,
+      usage: options.usage,
+      limits: options.limits?.api,
+      everywhere: options.usageEverywhere,
+    });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.settings) settingsRoutes(scope, options.settings);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
