@@ -36,7 +36,7 @@ import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
-import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
+import { meterDatabaseTime, UsageRecorder, type UsageLocation } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
@@ -294,7 +294,8 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
-  // per-tenant activity (published for `tenantry tenants top`), database limits and fair shares by plan
+  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`), database limits and
+  // fair shares by plan (docs/monitoring.md)
   monitoring = await startMonitoring(
     track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
     logger,
@@ -387,6 +388,13 @@ try {
     );
     if (quietStart) logger.level = 'info';
   } else {
+    // an owner connection to a placement's database: usage is read wherever the tenant lives or lived
+    const placementOwnerPool = (where: UsageLocation) =>
+      tiers!.placements.ownerPool({
+        tier: where.database ? 'database' : 'shared',
+        cluster: where.cluster,
+        database: where.database,
+      });
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
@@ -411,12 +419,7 @@ try {
       // GET /usage: every database the tenant lives or has lived in (a move does not lose its usage)
       usageEverywhere: {
         catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
-        ownerPool: (where) =>
-          tiers!.placements.ownerPool({
-            tier: where.database ? 'database' : 'shared',
-            cluster: where.cluster,
-            database: where.database,
-          }),
+        ownerPool: placementOwnerPool,
       },
       settings: settingsOptions,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
@@ -431,6 +434,7 @@ try {
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
+        observe: { clusterUrls: adminUrls, usageOwnerPool: placementOwnerPool },
       },
     });
     facts = {

@@ -96,6 +96,7 @@ export async function createAppFixture(
       | {
           moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+          observe?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['observe'];
         };
   } = {},
 ): Promise<AppFixture> {
@@ -159,6 +160,9 @@ export async function createAppFixture(
               : {}),
             ...(typeof options.console === 'object' && options.console.purger
               ? { purger: options.console.purger(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.observe
+              ? { observe: options.console.observe(db) }
               : {}),
           },
         }
