@@ -42,7 +42,14 @@ import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 import { OpenFeature } from '@openfeature/server-sdk';
-import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import {
+  FlagsAdmin,
+  SettingsAdmin,
+  SettingsFeed,
+  TenantFlagProvider,
+  TenantFlags,
+  TenantSettings,
+} from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -396,6 +403,9 @@ try {
           admins: adminUrls,
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
+        // settings and flags, exports (counted against the `export` rate limit): docs/console.md
+        settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
+        exports: { catalog: consoleCatalog, placements: tiers.placements, ...(limits ? { limits: limits.api } : {}) },
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
       },
     });

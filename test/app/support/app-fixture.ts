@@ -94,6 +94,8 @@ export async function createAppFixture(
       | {
           moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+          settings?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['settings'];
+          exports?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['exports'];
         };
   } = {},
 ): Promise<AppFixture> {
@@ -157,6 +159,12 @@ export async function createAppFixture(
               : {}),
             ...(typeof options.console === 'object' && options.console.purger
               ? { purger: options.console.purger(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.settings
+              ? { settings: options.console.settings(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.exports
+              ? { exports: options.console.exports(db) }
               : {}),
           },
         }
