@@ -118,8 +118,22 @@ const ACTIONS: Record<string, string | ((body: Record<string, unknown>) => strin
   'POST /console/api/act-as/end': 'act-as.end',
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 // what of a body or the params is worth keeping with the entry (never a value: it may be a secret)
-const DETAIL_KEYS = ['key', 'flag', 'state', 'version', 'tier', 'cluster', 'moveId', 'access', 'minutes', 'exportId'];
+const DETAIL_KEYS = [
+  'key',
+  'flag',
+  'state',
+  'version',
+  'tier',
+  'cluster',
+  'moveId',
+  'access',
+  'minutes',
+  'exportId',
+  'grantId',
+];
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -147,8 +161,19 @@ export function auditConsoleChanges(
   };
   api.addHook('preHandler', async (request) => {
     if (!request.consoleStaff || actionOf(request) === undefined) return;
-    if ((request.params as { tenant?: unknown }).tenant === undefined) return;
-    request.consoleTarget = await consoleTenant(options.catalogPool, request).catch(() => null);
+    if ((request.params as { tenant?: unknown }).tenant !== undefined) {
+      request.consoleTarget = await consoleTenant(options.catalogPool, request).catch(() => null);
+      return;
+    }
+    // the end of an act-as session names its grant: the tenant is the grant's
+    const grantId = bodyOf(request).grantId;
+    if (typeof grantId !== 'string' || !UUID.test(grantId)) return;
+    const { rows } = await options.catalogPool.query<{ id: string; slug: string }>(
+      `select t.id::text, t.slug from tenantry_private.staff_grants g join tenantry.tenants t on t.id = g.tenant_id
+        where g.id = $1 and g.session_id = $2`,
+      [grantId, request.consoleStaff.sessionId],
+    );
+    request.consoleTarget = rows[0] ?? null;
   });
   api.addHook('onSend', async (request, reply, payload) => {
     if (reply.statusCode >= 400 && typeof payload === 'string' && actionOf(request) !== undefined) {
