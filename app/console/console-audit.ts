@@ -45,7 +45,7 @@ export class ConsoleAudit {
 
   async record(entry: ConsoleAuditInput): Promise<void> {
     await this.db.query(
-      `insert into app_private.console_audit (staff_id, action, tenant_id, tenant_slug, reason, outcome, code, detail)
+      `insert into app_private.console_audit (staff_id, action, target_tenant_id, tenant_slug, reason, outcome, code, detail)
        values ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [
         entry.staffId,
@@ -80,9 +80,9 @@ export class ConsoleAudit {
       code: string | null;
       detail: Record<string, unknown>;
     }>(
-      `select id::text, occurred_at, staff_id::text, action, tenant_id::text, tenant_slug, reason, outcome, code, detail
+      `select id::text, occurred_at, staff_id::text, action, target_tenant_id::text as tenant_id, tenant_slug, reason, outcome, code, detail
          from app_private.console_audit
-        where ($1::uuid is null or tenant_id = $1) and ($2::uuid is null or staff_id = $2)
+        where ($1::uuid is null or target_tenant_id = $1) and ($2::uuid is null or staff_id = $2)
           and ($3::text is null or action = $3) and ($4::bigint is null or id < $4)
         order by id desc limit $5`,
       [filter.tenantId ?? null, filter.staffId ?? null, filter.action ?? null, filter.before ?? null, filter.limit],

@@ -2,20 +2,22 @@
 -- action, whatever its outcome, written by the console as the owner role. It is the control
 -- plane's, not a tenant's: it outlives a purged tenant (the tenant's own audit log goes with it)
 -- and records refusals and failures, which never reach a tenant's log. Append-only, like the
--- tenants' audit log; the app role has no access.
+-- tenants' audit log; the app role has no access. The tenant's column is `target_tenant_id`, not
+-- `tenant_id`: this is the operator's record about a tenant, kept after its purge like the purge
+-- report (which names the tenant too), so the purge's scan for tenant data rightly passes it by.
 CREATE TABLE app_private.console_audit (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   occurred_at timestamptz NOT NULL DEFAULT now(),
   staff_id uuid NOT NULL,
   action text NOT NULL CHECK (action ~ '^[a-z][a-z0-9_.-]{0,63}$'),
-  tenant_id uuid,
+  target_tenant_id uuid,
   tenant_slug text,
   reason text CHECK (reason IS NULL OR length(reason) <= 500),
   outcome text NOT NULL CHECK (outcome IN ('ok', 'refused', 'failed', 'started')),
   code text CHECK (code IS NULL OR length(code) <= 64),
   detail jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (octet_length(detail::text) <= 8192)
 );
-CREATE INDEX console_audit_tenant ON app_private.console_audit (tenant_id, id DESC);
+CREATE INDEX console_audit_tenant ON app_private.console_audit (target_tenant_id, id DESC);
 CREATE INDEX console_audit_staff ON app_private.console_audit (staff_id, id DESC);
 REVOKE ALL ON app_private.console_audit FROM PUBLIC;
 

@@ -79,7 +79,7 @@ async function consoleAudit(tenantId: string) {
     outcome: string;
     code: string | null;
   }>(
-    'select staff_id::text, action, reason, outcome, code from app_private.console_audit where tenant_id = $1 order by id',
+    'select staff_id::text, action, reason, outcome, code from app_private.console_audit where target_tenant_id = $1 order by id',
     [tenantId],
   );
   return rows;
