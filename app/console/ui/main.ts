@@ -5,6 +5,7 @@ import { navigate } from './navigate.js';
 import { STYLE } from './style.js';
 import { TenantPage } from './tenant-page.js';
 import { TenantsPage } from './tenants-page.js';
+import { ActAsBanner } from './act-as.js';
 
 /** The console's path below /console: '' (tenants), 'tenants/<slug>', 'clusters'. */
 function currentPath(): string {
@@ -128,6 +129,7 @@ function Console() {
         <button type="button" class="link" onClick=${signOut}>Sign out</button>
       </nav>
     </header>
+    <${ActAsBanner} />
     <main>
       ${
         slug !== undefined
