@@ -109,7 +109,13 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await expect.poll(() => page.getByRole('button', { name: 'Resume' }).count()).toBe(1);
     const { rows } = await f.db.admin.query('select status from tenantry.tenants where id = $1', [f.b.id]);
     expect(rows[0].status).toBe('suspended');
-    await expect.poll(() => page.getByRole('cell', { name: /browser test: suspend for review/ }).count()).toBe(1);
+    // in the console's own audit and in the tenant's log (with the action's prefix)
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'browser test: suspend for review', exact: true }).count())
+      .toBe(1);
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'console suspend: browser test: suspend for review' }).count())
+      .toBe(1);
     await shot(page, 'tenant');
     await page.getByLabel(/Reason \(recorded/).fill('browser test: resume after review');
     await page.getByRole('button', { name: 'Resume' }).click();
@@ -143,13 +149,15 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await signIn(page, f.staff.email);
     await page.getByLabel('Search').fill('alpha');
     await page.getByRole('link', { name: 'alpha' }).click();
-    await expect.poll(() => page.getByRole('heading', { name: 'Settings and flags' }).count()).toBe(1);
+    await expect
+      .poll(() => page.getByRole('heading', { name: 'Settings and flags' }).count(), { timeout: 15_000 })
+      .toBe(1);
     await page.getByLabel(/Reason for a settings or flag change/).fill('browser test: longer recordings');
     await page.getByLabel('Setting', { exact: true }).selectOption('maxRecordingMinutes');
     await page.getByLabel(/New value/).fill('5000');
     await page.getByRole('button', { name: 'Save setting' }).click();
     await expect
-      .poll(() => page.locator('#settings-panel [role=alert]').textContent())
+      .poll(() => page.locator('#settings-panel [role=alert]').textContent(), { timeout: 15_000 })
       .toContain('maxRecordingMinutes');
     const none = await f.db.admin.query('select 1 from tenantry_private.tenant_settings where tenant_id = $1', [
       f.a.id,
@@ -157,9 +165,13 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     expect(none.rows).toEqual([]);
     await page.getByLabel(/New value/).fill('120');
     await page.getByRole('button', { name: 'Save setting' }).click();
-    await expect.poll(() => page.locator('#settings-panel [role=status]').textContent()).toContain('saved');
-    await expect.poll(() => page.getByRole('cell', { name: 'tenant override' }).count()).toBe(1);
-    await expect.poll(() => page.getByRole('cell', { name: 'browser test: longer recordings' }).count()).toBe(1);
+    await expect
+      .poll(() => page.locator('#settings-panel [role=status]').textContent(), { timeout: 15_000 })
+      .toContain('saved');
+    await expect.poll(() => page.getByRole('cell', { name: 'tenant override' }).count(), { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'browser test: longer recordings' }).count(), { timeout: 15_000 })
+      .toBe(1);
     const { rows } = await f.db.admin.query<{ value: unknown }>(
       `select value from tenantry_private.tenant_settings where tenant_id = $1 and key = 'maxRecordingMinutes'`,
       [f.a.id],
@@ -170,11 +182,17 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     // act as alpha: the banner shows, the tenant's members are seen, stopping removes the banner
     await page.getByLabel('Reason to act as the tenant').fill('browser test: look at the members');
     await page.getByRole('button', { name: 'Act as (read-only)' }).click();
-    await expect.poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count()).toBe(1);
-    await expect.poll(() => page.locator('.act-as-view').textContent()).toContain(f.users.alice.id);
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count(), { timeout: 15_000 })
+      .toBe(1);
+    await expect
+      .poll(() => page.locator('.act-as-view').textContent(), { timeout: 15_000 })
+      .toContain(f.users.alice.id);
     await shot(page, 'act-as');
     await page.getByRole('button', { name: 'Stop acting as alpha' }).click();
-    await expect.poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count()).toBe(0);
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count(), { timeout: 15_000 })
+      .toBe(0);
     const open = await f.db.admin.query(
       'select 1 from tenantry_private.staff_grants where tenant_id = $1 and ended_at is null and expires_at > now()',
       [f.a.id],
@@ -189,11 +207,11 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await signIn(page, f.staff.email);
     await page.getByLabel('Search').fill('throwaway');
     await page.getByRole('link', { name: 'throwaway' }).click();
-    await expect.poll(() => page.getByRole('heading', { name: /Throwaway/ }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: /Throwaway/ }).count(), { timeout: 15_000 }).toBe(1);
     await page.getByLabel(/Reason \(recorded/).fill('browser test: throwaway tenant');
     await page.getByLabel(/To soft-delete, type the slug/).fill('throwaway');
     await page.getByRole('button', { name: 'Soft-delete' }).click();
-    await expect.poll(() => page.getByRole('heading', { name: 'Purge' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Purge' }).count(), { timeout: 15_000 }).toBe(1);
     await page.getByLabel(/Reason for the purge/).fill('browser test: purge the throwaway');
     await page.getByLabel(/Type the slug/).fill('throwaway');
     await page.getByLabel(/before the retention period/).check();
@@ -210,7 +228,9 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     for (const user of [f.users.sam, f.users.bob]) {
       const page = await newPage();
       await signIn(page, user.email);
-      await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('not a staff account');
+      await expect
+        .poll(() => page.getByRole('alert').first().textContent(), { timeout: 15_000 })
+        .toContain('not a staff account');
       expect(await page.getByRole('heading', { name: 'Tenants' }).count()).toBe(0);
       await page.context().close();
     }

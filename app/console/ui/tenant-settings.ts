@@ -124,13 +124,13 @@ export function TenantSettings(props: { tenant: string }) {
   return html`<section aria-labelledby="settings-heading" id="settings-panel">
     <h2 id="settings-heading">Settings and flags</h2>
     <p>
-      Plan <strong>${view.plan ?? 'none'}</strong>; change
-      ${view.version}.${view.ignored.length > 0 ? ` Ignored stored overrides: ${view.ignored.join(', ')}.` : ''}
+      ${`Plan: ${view.plan ?? 'none'}. Settings change number ${view.version}.`}
+      ${view.ignored.length > 0 ? ` Ignored stored overrides: ${view.ignored.join(', ')}.` : ''}
     </p>
     <p role="alert" class="error">${error}</p>
     <p role="status" class="notice">${notice}</p>
     <label for="settings-reason">Reason for a settings or flag change (kept in the history and the audit log)</label>
-    <input id="settings-reason" name="settings-reason" minlength="10" maxlength="500" required />
+    <input id="settings-reason" name="settings-reason" class="wide" minlength="10" maxlength="500" required />
     <table>
       <caption>
         Resolved values and the layer each comes from
