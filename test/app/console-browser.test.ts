@@ -188,6 +188,7 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await expect
       .poll(() => page.locator('.act-as-view').textContent(), { timeout: 15_000 })
       .toContain(f.users.alice.id);
+    await page.evaluate('window.scrollTo(0, 0)'); // the banner is at the top
     await shot(page, 'act-as');
     await page.getByRole('button', { name: 'Stop acting as alpha' }).click();
     await expect

@@ -61,9 +61,9 @@ export function ActAsBanner() {
     ${sessions.map(
       (s) =>
         html`<p key=${s.grantId}>
-          <strong>Acting as ${s.tenant}</strong> (read-only) until ${new Date(s.expiresAt).toLocaleTimeString()}:
-          ${s.reason}
-          <button type="button" onClick=${() => void end(s.grantId)}>Stop acting as ${s.tenant}</button>
+          <strong>Acting as ${s.tenant}</strong>
+          ${` (read-only) until ${new Date(s.expiresAt).toLocaleTimeString()}. Reason: ${s.reason} `}
+          <button type="button" class="inline" onClick=${() => void end(s.grantId)}>Stop acting as ${s.tenant}</button>
         </p>`,
     )}
   </div>`;
