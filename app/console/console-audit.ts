@@ -51,11 +51,11 @@ export class ConsoleAudit {
         entry.staffId,
         entry.action,
         entry.tenantId ?? null,
-        entry.tenantSlug ?? null,
-        entry.reason?.slice(0, 500) ?? null,
+        entry.tenantSlug ? storable(entry.tenantSlug) : null,
+        entry.reason ? storable(entry.reason).slice(0, 500) : null,
         entry.outcome,
         entry.code?.slice(0, 64) ?? null,
-        JSON.stringify(entry.detail ?? {}),
+        storable(JSON.stringify(entry.detail ?? {})),
       ],
     );
   }
@@ -139,15 +139,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The tenant a console change names, looked up before the handler runs (it may be purged after). */
     consoleTarget?: { id: string; slug: string } | null;
-    /** The error code of a refused console change. */
-    consoleErrorCode?: string;
   }
 }
 
 /**
  * Records every console state change in {@link ConsoleAudit}, whatever its outcome: the tenant is
  * looked up before the handler (a purge removes it), the outcome is read off the answer (2xx ok,
- * 202 started, 4xx refused with its code, 5xx failed). Downloads, which are GETs, record
+ * 202 started, 4xx refused with its code, 5xx failed) and written before the answer is sent. Downloads, which are GETs, record
  * themselves. Register on the console's API scope, before its routes.
  */
 export function auditConsoleChanges(
@@ -175,21 +173,22 @@ export function auditConsoleChanges(
     );
     request.consoleTarget = rows[0] ?? null;
   });
+  // written before the answer leaves: an action the client saw acknowledged is in the audit
+  // (a crash between the two loses the answer, not the entry)
   api.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode >= 400 && typeof payload === 'string' && actionOf(request) !== undefined) {
+    const staff = request.consoleStaff;
+    const action = actionOf(request);
+    if (!staff || action === undefined) return payload;
+    const status = reply.statusCode;
+    let code: string | null = null;
+    if (status >= 400 && typeof payload === 'string') {
       try {
-        const code = (JSON.parse(payload) as { error?: { code?: unknown } }).error?.code;
-        if (typeof code === 'string') request.consoleErrorCode = code;
+        const sent = (JSON.parse(payload) as { error?: { code?: unknown } }).error?.code;
+        if (typeof sent === 'string') code = sent;
       } catch {
         // not JSON: no code
       }
     }
-    return payload;
-  });
-  api.addHook('onResponse', async (request, reply) => {
-    const staff = request.consoleStaff;
-    const action = actionOf(request);
-    if (!staff || action === undefined) return;
     const body = bodyOf(request);
     const params = request.params as Record<string, unknown>;
     const detail: Record<string, unknown> = {};
@@ -198,7 +197,6 @@ export function auditConsoleChanges(
       if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
         detail[key] = typeof value === 'string' ? value.slice(0, 100) : value;
     }
-    const status = reply.statusCode;
     const ref = typeof params.tenant === 'string' ? params.tenant.slice(0, 63) : null;
     await options.audit
       .record({
@@ -208,11 +206,17 @@ export function auditConsoleChanges(
         tenantSlug: request.consoleTarget?.slug ?? ref,
         reason: typeof body.reason === 'string' ? body.reason.trim() : null,
         outcome: status >= 500 ? 'failed' : status >= 400 ? 'refused' : status === 202 ? 'started' : 'ok',
-        code: status >= 400 ? (request.consoleErrorCode ?? `HTTP_${status}`) : null,
+        code: status >= 400 ? (code ?? `HTTP_${status}`) : null,
         detail,
       })
       .catch(options.onError);
+    return payload;
   });
+}
+
+/** What a refused request sent may not be storable text (a NUL, a lone surrogate): recorded with U+FFFD instead. */
+function storable(value: string): string {
+  return value.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 }
 
 function bodyOf(request: FastifyRequest): Record<string, unknown> {

@@ -493,5 +493,10 @@ describe('refusals on the new routes', () => {
       expect(res.statusCode, `${url} ${JSON.stringify(payload)}`).toBe(400);
       expect(typeof res.json().error.code).toBe('string');
     }
+    // the refusal of a reason PostgreSQL cannot store is recorded all the same
+    const { rows } = await f.db.admin.query<{ reason: string }>(
+      `select reason from app_private.console_audit where action = 'flag.override' and code = 'VALIDATION_FAILED' order by id desc limit 1`,
+    );
+    expect(rows[0]?.reason).toBe('\uFFFD'.repeat(12));
   });
 });
