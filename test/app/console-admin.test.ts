@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Placements } from '../../src/index.js';
@@ -8,6 +9,7 @@ import { FlagsAdmin, SettingsAdmin } from '../../src/settings/index.js';
 import { TenantRateLimits } from '../../src/limits/index.js';
 import { flags, settings } from '../../app/settings/definition.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
+import { fuzzString, fuzzValue } from './support/fuzz-values.js';
 
 /**
  * The console's settings and flags, structured audit, exports and act-as (app/console), and the
@@ -499,4 +501,63 @@ describe('refusals on the new routes', () => {
     );
     expect(rows[0]?.reason).toBe('\uFFFD'.repeat(12));
   });
+});
+
+describe('fuzzed input on the new routes', () => {
+  it('never answers a 5xx, and every refusal has a code', async () => {
+    const s = await signIn();
+    const plausible: Record<string, unknown> = {
+      key: 'maxRecordingMinutes',
+      value: 60,
+      unset: true,
+      reason: 'fuzzing the console routes',
+      version: 0,
+      state: 'on',
+      minutes: 5,
+      grantId: '00000000-0000-4000-8000-000000000000',
+    };
+    const bodies: Record<string, string[]> = {
+      '/console/api/tenants/alpha/settings': ['key', 'value', 'unset', 'reason'],
+      '/console/api/tenants/alpha/settings/rollback': ['version', 'reason'],
+      '/console/api/tenants/alpha/flags/transcripts': ['state', 'reason'],
+      '/console/api/tenants/alpha/exports': ['reason'],
+      '/console/api/tenants/alpha/act-as': ['reason', 'minutes'],
+      '/console/api/act-as/end': ['grantId'],
+    };
+    const field = (name: string) => fc.oneof(fc.constant(plausible[name]), fuzzValue);
+    for (const [url, fields] of Object.entries(bodies)) {
+      await fc.assert(
+        fc.asyncProperty(fc.record(Object.fromEntries(fields.map((n) => [n, field(n)]))), async (payload) => {
+          const res = await call(s, 'POST', url, payload);
+          expect(res.statusCode, `${url} ${JSON.stringify(payload)}`).toBeLessThan(500);
+          if (res.statusCode >= 400) expect(typeof res.json().error.code).toBe('string');
+        }),
+        { numRuns: 40 },
+      );
+    }
+    const queries = [
+      '/console/api/audit?tenant=',
+      '/console/api/audit?action=',
+      '/console/api/audit?before=',
+      '/console/api/tenants/alpha/audit?before=',
+      '/console/api/tenants/alpha/settings/history?before=',
+      '/console/api/act-as/view?view=members&grant=',
+      '/console/api/tenants?q=',
+    ];
+    for (const prefix of queries) {
+      await fc.assert(
+        fc.asyncProperty(fuzzString, async (value) => {
+          let encoded: string;
+          try {
+            encoded = encodeURIComponent(value);
+          } catch {
+            encoded = '%ed%a0%80'; // a lone surrogate: what a client may send as bytes
+          }
+          const res = await call(s, 'GET', `${prefix}${encoded}`);
+          expect(res.statusCode, `${prefix}${encoded}`).toBeLessThan(500);
+        }),
+        { numRuns: 30 },
+      );
+    }
+  }, 120_000);
 });
