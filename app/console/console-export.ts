@@ -73,6 +73,11 @@ export function consoleExportRoutes(
   const keepMs = exports.keepMs ?? 60 * 60_000;
   const runs = new Map<string, ExportRun>();
 
+  // this server's archives go with it (a restart forgets them anyway)
+  api.addHook('onClose', async () => {
+    await Promise.all([...runs.values()].map((run) => rm(run.file, { force: true }).catch(options.onError)));
+  });
+
   const forget = (run: ExportRun) => {
     runs.delete(run.id);
     void rm(run.file, { force: true }).catch(options.onError);

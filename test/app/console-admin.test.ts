@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -48,6 +48,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await f?.app.close();
+  // the server's archives went with it
+  expect((await readdir(exportDir)).filter((name) => name.endsWith('.tenant'))).toEqual([]);
   await limits?.close();
   await limitsPool?.end();
   await placements?.end();
