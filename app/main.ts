@@ -9,7 +9,9 @@ import pg from 'pg';
 import {
   install,
   installEverywhere,
+  publishTenantActivity,
   RoutedTenantPool,
+  TenantActivity,
   TenantPool,
   TenantRouter,
   type InstallRunOptions,
@@ -86,6 +88,7 @@ let jobs: TenantJobs | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
+let stopActivity: (() => Promise<void>) | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -135,6 +138,7 @@ function close(): Promise<void> {
     await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
     await step('flushing usage', () => usage?.close());
+    await step('publishing the last tenant activity', () => stopActivity?.());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -289,8 +293,22 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
+  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`): counted in the
+  // pools, published every 15 s as the owner role, tagged in pg_stat_activity (docs/monitoring.md)
+  const activity = new TenantActivity();
+  stopActivity = publishTenantActivity(activity, track(new pg.Pool({ connectionString: db.ownerUrl, max: 1 })), {
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant activity'),
+  });
   const appPool = track(
-    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard, observer }),
+    new TenantPool({
+      connectionString: db.appUrl,
+      contextSecret: db.contextSecret,
+      max: 10,
+      guard,
+      observer,
+      activity,
+      activityTag: true,
+    }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
@@ -314,6 +332,8 @@ try {
     maxConnections: 10,
     guard,
     observer,
+    activity,
+    activityTag: true,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -407,6 +427,7 @@ try {
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
         exports: { catalog: consoleCatalog, placements: tiers.placements, ...(limits ? { limits: limits.api } : {}) },
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
+        observe: { clusterUrls: adminUrls },
       },
     });
     facts = {

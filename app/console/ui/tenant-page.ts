@@ -7,6 +7,7 @@ import { ActAs } from './act-as.js';
 import { TenantAudit } from './tenant-audit.js';
 import { TenantExport } from './tenant-export.js';
 import { TenantSettings } from './tenant-settings.js';
+import { TenantUsage } from './tenant-usage.js';
 
 interface TenantDetail {
   tenant: {
@@ -170,6 +171,7 @@ export function TenantPage(props: { tenant: string }) {
         </form>
       </div>
     </div>
+    <${TenantUsage} tenant=${tenant.slug} />
     ${
       detail.features.moves && tenant.status === 'active'
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`

@@ -96,6 +96,7 @@ export async function createAppFixture(
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
           settings?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['settings'];
           exports?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['exports'];
+          observe?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['observe'];
         };
   } = {},
 ): Promise<AppFixture> {
@@ -165,6 +166,9 @@ export async function createAppFixture(
               : {}),
             ...(typeof options.console === 'object' && options.console.exports
               ? { exports: options.console.exports(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.observe
+              ? { observe: options.console.observe(db) }
               : {}),
           },
         }
