@@ -23,7 +23,7 @@ import {
   type LocalDatabase,
   type LocalSecretName,
 } from 'tenantry/embedded';
-import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoStaff } from './demo-seed.js';
+import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoPlugins, seedDemoStaff } from './demo-seed.js';
 import { startBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
@@ -34,7 +34,9 @@ import { TenantEventBus } from 'tenantry/live';
 import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
-import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { dataMigrations, TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { PluginAdmin, PluginHost } from 'tenantry/plugins';
+import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
@@ -85,6 +87,7 @@ let purger: TenantPurger | undefined;
 let settingsFeed: SettingsFeed | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
+let plugins: PluginHost | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
@@ -128,6 +131,7 @@ function close(): Promise<void> {
     // before the pools: each worker finishes its job (bounded), then the queue stops
     await step('stopping the job workers', () => jobs?.stop(STEP_TIMEOUT_MS - 1000));
     await step('closing the event bus', () => bus?.close());
+    plugins?.close();
     await step('closing the settings feed', () => settingsFeed?.close());
     await step('closing feature flags', () => OpenFeature.close());
     await step('closing the live transport', () => live?.close());
@@ -353,6 +357,7 @@ try {
     install: installOptions,
     appPool,
     dataPool,
+    migrations: await dataMigrations(),
   });
   // per-tenant settings and flags: read and written in the catalog as the owner role (the control
   // plane, like sign-up and jobs); every instance hears changes over LISTEN tenantry_settings
@@ -375,6 +380,24 @@ try {
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
   jobs = createJobs({ ownerUrl: db.ownerUrl, catalog: jobsOwnerPool, contextSecret: db.contextSecret, logger });
+  // plugins per tenant (app/plugins): enablement follows the settings feed; their jobs are defined
+  // here, before jobs.start(), each refused (PLUGIN_DISABLED) for a tenant without the plugin
+  const boundPlugins = createPlugins({
+    dataPool: () => dataPool!,
+    setting: (key) => settingsReader.get(key as never),
+  });
+  plugins = new PluginHost({
+    registry: boundPlugins,
+    db: settingsPool,
+    feed: settingsFeed,
+    jobs,
+    onEventError: (err, where) =>
+      logger.warn(
+        { plugin: where.plugin, event: where.event, err: { name: (err as Error).name } },
+        'plugin event failed',
+      ),
+  });
+  if (seeded) await seedDemoPlugins(settingsPool, new PluginAdmin({ registry: boundPlugins, db: settingsPool }));
   defineRecordingJobs(jobs, {
     dataPool,
     events: bus,
@@ -412,6 +435,7 @@ try {
         : {}),
       usage,
       settings: settingsOptions,
+      plugins,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,
