@@ -47,7 +47,14 @@ import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 import { monitoringFromEnv, startMonitoring, type Monitoring } from './observe/monitoring.js';
 import { trustProxyFromEnv } from './http/trust-proxy.js';
 import { OpenFeature } from '@openfeature/server-sdk';
-import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import {
+  FlagsAdmin,
+  SettingsAdmin,
+  SettingsFeed,
+  TenantFlagProvider,
+  TenantFlags,
+  TenantSettings,
+} from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -463,6 +470,9 @@ try {
           admins: adminUrls,
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
+        // settings and flags, exports (counted against the `export` rate limit): docs/console.md
+        settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
+        exports: { catalog: consoleCatalog, placements: tiers.placements, ...(limits ? { limits: limits.api } : {}) },
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
         observe: { clusterUrls: adminUrls, usageOwnerPool: placementOwnerPool },
       },

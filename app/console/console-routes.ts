@@ -18,9 +18,14 @@ import { parseInput, text } from '../http/validation.js';
 import type { SignInThrottle, TenantRateLimits } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
+import { checkQueryEncoding } from './console-input.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
+import { auditConsoleChanges, ConsoleAudit, consoleAuditRoutes } from './console-audit.js';
+import { consoleSettingsRoutes, type ConsoleSettings } from './console-settings.js';
+import { consoleExportRoutes, type ConsoleExports } from './console-export.js';
+import { consoleActAsRoutes } from './console-act-as.js';
 import { consoleObserveRoutes, type ConsoleObserveOptions } from './console-observe.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
@@ -41,6 +46,10 @@ export interface ConsoleOptions {
   moves?: ConsoleMoves;
   /** Purges of soft-deleted tenants from the console (a TenantPurger); none without it. */
   purger?: ConsolePurger;
+  /** Settings and flags of a tenant, through the server's SettingsAdmin and FlagsAdmin; none without it. */
+  settings?: ConsoleSettings;
+  /** Tenant exports from the console (the library's exportTenant); none without it. */
+  exports?: ConsoleExports;
   /** Told what failed in the background (a move); default: nothing. */
   onError?: (error: unknown) => void;
   /** The tenant's `move` rate limit (its plan's moves an hour), counted for each move started. */
@@ -131,6 +140,7 @@ export function consoleRoutes(
       const signedIn = await staffSignIn(appPool, tokens, email, password, {
         throttle: options.throttle,
         request,
+        use: 'console',
       });
       setSessionCookie(request, reply, signedIn.token, tokens.ttlSeconds);
       return { userId: signedIn.userId, csrfToken: csrfToken(options.secret, signedIn.sessionId) };
@@ -140,7 +150,23 @@ export function consoleRoutes(
       api.addHook('onRequest', async (request) => {
         if (request.url.startsWith('/console/api/sign-in')) return;
         request.consoleStaff = await consoleStaff(request, { appPool, tokens, secret: options.secret });
+        checkQueryEncoding(request.url);
       });
+      const audit = new ConsoleAudit(catalogPool);
+      const onError = options.onError ?? (() => undefined);
+      auditConsoleChanges(api, { catalogPool, audit, onError });
+      consoleAuditRoutes(api, { catalogPool, appPool, audit });
+      consoleActAsRoutes(app, api, { catalogPool, staffAccess, tokens });
+      if (options.settings) consoleSettingsRoutes(api, { catalogPool, settings: options.settings, staffAccess });
+      if (options.exports)
+        consoleExportRoutes(api, {
+          catalogPool,
+          exports: options.exports,
+          staffAccess,
+          audit,
+          secret: options.secret,
+          onError,
+        });
 
       api.get('/console/api/session', async (request) => ({
         userId: request.consoleStaff!.userId,
@@ -217,7 +243,12 @@ export function consoleRoutes(
             ? { ...placement[0], updatedAt: placement[0].updated_at, updated_at: undefined }
             : { tier: 'shared', cluster: 'home', database: null, schema: null, epoch: '0', updatedAt: null },
           audit: await auditOf(appPool, found.id),
-          features: { moves: options.moves !== undefined, purge: options.purger !== undefined },
+          features: {
+            moves: options.moves !== undefined,
+            purge: options.purger !== undefined,
+            settings: options.settings !== undefined,
+            exports: options.exports !== undefined,
+          },
         };
       });
 

@@ -152,15 +152,18 @@ async function verifyStaff(
 /**
  * A staff token's caller, or an ApiError: the token verifies, is a staff token, and its session
  * is still open in the database (signed-out sessions are refused at once). The console's session
- * cookie holds the same token.
+ * cookie holds a token of the same session but of another audience and kind (`use: 'console'`).
  */
 export async function verifyStaffToken(
   token: string,
   appPool: Queryable,
   tokens: TokenService,
+  use: 'bearer' | 'console' = 'bearer',
 ): Promise<{ userId: string; sessionId: string }> {
-  const { claims } = await tokens.verifier.verify(token);
-  if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid))
+  // a bearer staff token and a console cookie are tokens of different audiences and kinds: each
+  // is refused in the other's place (the verifier refuses the audience, this the kind)
+  const { claims } = await (use === 'console' ? tokens.consoleVerifier : tokens.verifier).verify(token);
+  if (claims.kind !== (use === 'console' ? 'console' : 'staff') || !isTenantId(claims.sub) || !isTenantId(claims.sid))
     throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
   const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>(
     'select session_user_id, session_kind from tenantry.authorize_request(null, $1)',
@@ -181,7 +184,7 @@ export async function staffSignIn(
   tokens: TokenService,
   email: string,
   password: string,
-  guard?: { throttle?: SignInThrottle | undefined; request: FastifyRequest },
+  guard?: { throttle?: SignInThrottle | undefined; request: FastifyRequest; use?: 'bearer' | 'console' },
 ): Promise<{ userId: string; sessionId: string; token: string }> {
   const attempt = guard ? throttledAttempt(guard.request, email) : undefined;
   if (attempt) await guard?.throttle?.attempt(attempt);
@@ -193,8 +196,9 @@ export async function staffSignIn(
   if (!row)
     throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
   if (attempt) await guard?.throttle?.succeeded(attempt);
-  const token = await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id });
-  return { userId: row.user_id, sessionId: row.session_id, token };
+  const session = { userId: row.user_id, sessionId: row.session_id };
+  const token = await (guard?.use === 'console' ? tokens.issueConsole(session) : tokens.issueStaff(session));
+  return { ...session, token };
 }
 
 export async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {

@@ -242,5 +242,16 @@ describe('purge in the console', () => {
     ]);
     expect(rows[0].n).toBe(0);
     expect(await g.recordingsOf(g.a)).toEqual(alphaBefore);
+    // the console's audit outlives the tenant: every purge attempt, with its outcome
+    const { rows: audit } = await g.db.admin.query<{ action: string; outcome: string; code: string | null }>(
+      `select action, outcome, code from app_private.console_audit where target_tenant_id = $1 order by id`,
+      [throwaway.id],
+    );
+    expect(audit).toEqual([
+      { action: 'purge', outcome: 'refused', code: 'TENANT_NOT_DELETED' },
+      { action: 'purge', outcome: 'refused', code: 'PURGE_RETENTION' },
+      { action: 'purge', outcome: 'refused', code: 'PURGE_CONFIRMATION_REQUIRED' },
+      { action: 'purge', outcome: 'started', code: null },
+    ]);
   }, 120_000);
 });

@@ -98,6 +98,8 @@ export async function createAppFixture(
       | {
           moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+          settings?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['settings'];
+          exports?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['exports'];
           observe?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['observe'];
         };
   } = {},
@@ -163,6 +165,12 @@ export async function createAppFixture(
               : {}),
             ...(typeof options.console === 'object' && options.console.purger
               ? { purger: options.console.purger(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.settings
+              ? { settings: options.console.settings(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.exports
+              ? { exports: options.console.exports(db) }
               : {}),
             ...(typeof options.console === 'object' && options.console.observe
               ? { observe: options.console.observe(db) }
