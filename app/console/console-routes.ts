@@ -21,6 +21,7 @@ import { consoleAssets } from './console-assets.js';
 import { checkQueryEncoding } from './console-input.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
+import { consolePeopleRoutes } from './console-people.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
 import { auditConsoleChanges, ConsoleAudit, consoleAuditRoutes } from './console-audit.js';
 import { consoleSettingsRoutes, type ConsoleSettings } from './console-settings.js';
@@ -156,6 +157,7 @@ export function consoleRoutes(
       const onError = options.onError ?? (() => undefined);
       auditConsoleChanges(api, { catalogPool, audit, onError });
       consoleAuditRoutes(api, { catalogPool, appPool, audit });
+      consolePeopleRoutes(api, { catalogPool, appPool });
       consoleActAsRoutes(app, api, { catalogPool, staffAccess, tokens });
       if (options.settings) consoleSettingsRoutes(api, { catalogPool, settings: options.settings, staffAccess });
       if (options.exports)

@@ -8,6 +8,7 @@ import { TenantAudit } from './tenant-audit.js';
 import { TenantExport } from './tenant-export.js';
 import { TenantSettings } from './tenant-settings.js';
 import { TenantUsage } from './tenant-usage.js';
+import { TenantPeople } from './tenant-people.js';
 
 interface TenantDetail {
   tenant: {
@@ -172,6 +173,7 @@ export function TenantPage(props: { tenant: string }) {
       </div>
     </div>
     <${TenantUsage} tenant=${tenant.slug} />
+    <${TenantPeople} key=${`people-${tenant.status}-${tenant.updatedAt}`} tenant=${tenant.slug} />
     ${
       detail.features.moves && tenant.status === 'active'
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`
