@@ -108,7 +108,11 @@ export type TenantryErrorCode =
   | 'SETTING_INVALID'
   | 'SETTINGS_VERSION_NOT_FOUND'
   | 'FLAG_UNKNOWN'
-  | 'FLAG_VALUE_INVALID';
+  | 'FLAG_VALUE_INVALID'
+  // per-tenant branding (see src/branding)
+  | 'BRAND_INVALID'
+  | 'BRAND_LOGO_INVALID'
+  | 'BRAND_VERSION_NOT_FOUND';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -132,7 +132,7 @@ export class FlagsAdmin {
     set: { killed?: boolean; rolloutPercent?: number | null },
   ): Promise<void> {
     this.definition.declaration(flag);
-    const { actor, reason } = checkMeta(meta);
+    const { actor, reason, actorKind, actorId } = checkMeta(meta);
     await inTransaction(this.#db, async (client) => {
       await client.query('insert into tenantry_private.feature_flags (flag) values ($1) on conflict do nothing', [
         flag,
@@ -161,7 +161,7 @@ export class FlagsAdmin {
     value: unknown,
   ): Promise<void> {
     const tenant = toTenantId(tenantId);
-    const { actor, reason } = checkMeta(meta);
+    const { actor, reason, actorKind, actorId } = checkMeta(meta);
     await inTransaction(this.#db, async (client) => {
       const found = await client.query('select 1 from tenantry.tenants where id = $1 for key share', [tenant]);
       if (found.rows.length === 0) throw new TenantNotFoundError();
@@ -183,8 +183,8 @@ export class FlagsAdmin {
         );
       await this.#log(client, tenant, flag, change, old, value, actor, reason);
       await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, reason, detail) values ($1, 'system', 'flag.changed', $2, $3)`,
-        [tenant, reason, { actor, flag, change }],
+        `insert into tenantry.audit_log (tenant_id, actor_kind, actor_id, action, reason, detail) values ($1, $4, $5, 'flag.changed', $2, $3)`,
+        [tenant, reason, { actor, flag, change }, actorKind, actorId],
       );
       await client.query('select pg_notify($1, $2)', [this.#channel, settingsRouteOf(tenant)]);
     });
