@@ -44,6 +44,7 @@ import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
+import { BrandAdmin, TenantBrands } from 'tenantry/branding';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -344,6 +345,11 @@ try {
     admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
     features: OpenFeature.getClient(),
   };
+  // per-tenant brands: the same pool and doorbell as settings (a change drops the tenant's entry)
+  const branding = {
+    admin: new BrandAdmin({ db: settingsPool }),
+    brands: new TenantBrands({ db: settingsPool, feed: settingsFeed }),
+  };
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
@@ -385,6 +391,7 @@ try {
         : {}),
       usage,
       settings: settingsOptions,
+      branding,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,

@@ -28,6 +28,7 @@ import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
+import { brandAdminRoutes, brandPageRoutes, type BrandingOptions } from './branding/brand-routes.js';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -83,6 +84,11 @@ export interface ServerOptions {
   limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
+  /**
+   * Per-tenant branding: the branded `GET /sign-in` and `GET /brand/logo` by host, and the
+   * `/brand` admin API (docs/branding.md); the routes are absent without it.
+   */
+  branding?: BrandingOptions;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -146,6 +152,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   if (options.metrics) metricsRoute(app, options.metrics);
   authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
+  if (options.branding) brandPageRoutes(app, { ...options.branding, resolver: resolver as TenantResolver<unknown> });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
   if (options.console)
     consoleRoutes(app, {
@@ -169,6 +176,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     usageRoutes(scope, { appPool, usage: options.usage });
     recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
     if (options.settings) settingsRoutes(scope, options.settings);
+    if (options.branding) brandAdminRoutes(scope, options.branding);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

@@ -37,6 +37,8 @@ export interface BrandSnapshot {
   source: 'tenant' | 'default';
   /** The tenant's last brand change (0: none). */
   version: number;
+  /** The tenant's slug (a sign-in form names its tenant by it). */
+  slug: string;
 }
 
 /** Options of {@link BrandAdmin}. */
@@ -53,20 +55,20 @@ export interface BrandAdminOptions {
 
 /** Reads a tenant's stored brand (or its default) through any connection of the owner role. */
 export async function readBrand(db: Pick<pg.Pool, 'query'>, tenantId: string): Promise<BrandSnapshot | undefined> {
-  const { rows } = await db.query<{ name: string; brand: Brand | null; version: string | null }>(
-    `select t.name, b.brand, b.version::text from tenantry.tenants t
+  const { rows } = await db.query<{ name: string; slug: string; brand: Brand | null; version: string | null }>(
+    `select t.name, t.slug, b.brand, b.version::text from tenantry.tenants t
        left join tenantry_private.tenant_brands b on b.tenant_id = t.id
       where t.id = $1 and t.deleted_at is null`,
     [tenantId],
   );
   const row = rows[0];
   if (!row) return undefined;
-  if (row.brand) return { brand: row.brand, source: 'tenant', version: Number(row.version) };
+  if (row.brand) return { brand: row.brand, source: 'tenant', version: Number(row.version), slug: row.slug };
   const { rows: head } = await db.query<{ v: string | null }>(
     'select max(version)::text as v from tenantry_private.tenant_brand_history where tenant_id = $1',
     [tenantId],
   );
-  return { brand: defaultBrand(row.name), source: 'default', version: Number(head[0]?.v ?? 0) };
+  return { brand: defaultBrand(row.name), source: 'default', version: Number(head[0]?.v ?? 0), slug: row.slug };
 }
 
 /**

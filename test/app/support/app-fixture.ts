@@ -88,6 +88,10 @@ export async function createAppFixture(
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
     /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
     limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
+    /** Per-tenant branding (ServerOptions.branding), made once the database is ready. */
+    branding?: (db: TestDatabase) => NonNullable<ServerOptions['branding']>;
+    /** Settings and flags (ServerOptions.settings), made once the database is ready. */
+    settings?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['settings']>>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
@@ -148,6 +152,8 @@ export async function createAppFixture(
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.usage ? { usage: options.usage(db) } : {}),
     ...(options.limits ? { limits: await options.limits(db) } : {}),
+    ...(options.branding ? { branding: options.branding(db) } : {}),
+    ...(options.settings ? { settings: await options.settings(db) } : {}),
     ...(options.console
       ? {
           console: {
