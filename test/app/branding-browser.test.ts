@@ -91,23 +91,30 @@ async function visit(slug: string) {
   const response = await page.goto(`http://${slug}.localhost:${port}/sign-in`);
   expect(response?.status()).toBe(200);
   const logo = page.locator('img[data-brand=logo]');
-  await expect.poll(() => logo.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(24);
+  await expect
+    .poll(() =>
+      page.evaluate(
+        `(() => { const i = document.querySelector('img[data-brand=logo]'); return i.complete && i.naturalWidth; })()`,
+      ),
+    )
+    .toBe(24);
   const seen = {
     title: await page.title(),
     heading: await page.locator('h1[data-brand=name]').innerText(),
     button: await page.getByRole('button').innerText(),
-    buttonColour: await page.getByRole('button').evaluate((b) => getComputedStyle(b).backgroundColor),
+    buttonColour: await page.evaluate(`getComputedStyle(document.querySelector('button')).backgroundColor`),
     logoAlt: await logo.getAttribute('alt'),
     // the logo as decoded: drawn on a canvas, its centre pixel read back
-    logoPixel: await logo.evaluate((img: HTMLImageElement) => {
+    logoPixel: await page.evaluate(`(() => {
+      const img = document.querySelector('img[data-brand=logo]');
       const canvas = document.createElement('canvas');
       canvas.width = img.naturalWidth;
       canvas.height = img.naturalHeight;
-      const ctx = canvas.getContext('2d')!;
+      const ctx = canvas.getContext('2d');
       ctx.drawImage(img, 0, 0);
       return [...ctx.getImageData(12, 12, 1, 1).data.slice(0, 3)];
-    }),
-    owned: await page.evaluate(() => (window as unknown as { __owned?: number }).__owned),
+    })()`),
+    owned: await page.evaluate('window.__owned'),
     text: await page.locator('body').innerText(),
     errors,
   };
