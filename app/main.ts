@@ -42,7 +42,14 @@ import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
 import { OpenFeature } from '@openfeature/server-sdk';
-import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import {
+  FlagsAdmin,
+  SettingsAdmin,
+  SettingsFeed,
+  TenantFlagProvider,
+  TenantFlags,
+  TenantSettings,
+} from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
 import { BrandAdmin, TenantBrands } from 'tenantry/branding';
 
@@ -344,6 +351,7 @@ try {
     reader: settingsReader,
     admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
     features: OpenFeature.getClient(),
+    flagsAdmin: new FlagsAdmin({ definition: flags, db: settingsPool }),
   };
   // per-tenant brands: the same pool and doorbell as settings (a change drops the tenant's entry)
   const branding = {

@@ -28,6 +28,7 @@ import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
+import { staffFlagRoutes } from './settings/flag-routes.js';
 import { brandAdminRoutes, brandPageRoutes, type BrandingOptions } from './branding/brand-routes.js';
 
 /** Options of {@link buildServer}. */
@@ -154,6 +155,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
   if (options.branding) brandPageRoutes(app, { ...options.branding, resolver: resolver as TenantResolver<unknown> });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  if (options.settings?.flagsAdmin) staffFlagRoutes(app, { flagsAdmin: options.settings.flagsAdmin, appPool, tokens });
   if (options.console)
     consoleRoutes(app, {
       ...options.console,

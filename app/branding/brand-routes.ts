@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { currentTenant, type TenantResolver } from 'tenantry';
 import { tenantRoutes } from 'tenantry/fastify';
 import type { BrandAdmin, TenantBrands } from 'tenantry/branding';
-import { auditActor } from '../auth/audit-actor.js';
+import { changeMetaOf } from '../auth/audit-actor.js';
 import { adminOf, memberOf } from '../auth/tenant-scope.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
@@ -32,17 +32,6 @@ const setBody = z
   .strict();
 const rollbackBody = z.object({ version: z.number().int().min(0), reason: text().max(500).optional() }).strict();
 const reasonQuery = z.object({ reason: text().max(500).optional() }).strict();
-
-/** Who a change names: `user:<id>`, `staff:<id>` or `key:<id>` in the history, and the audit log's actor. */
-function metaOf(request: FastifyRequest, reason: string | undefined) {
-  const who = auditActor(request);
-  const prefix = who.actorKind === 'service' ? 'key' : who.actorKind;
-  return {
-    actor: `${prefix}:${who.actorId ?? 'unknown'}`,
-    ...(reason ? { reason } : who.reason ? { reason: who.reason } : {}),
-    auditActor: { kind: who.actorKind, id: who.actorId ?? null },
-  };
-}
 
 /**
  * The public, branded pages of a tenant, named by the request's host (`<slug>.<baseDomain>` or a
@@ -122,7 +111,7 @@ export function brandAdminRoutes(scope: FastifyInstance, options: BrandingOption
   scope.put('/brand', async (request) => {
     adminOf(request);
     const { reason, ...fields } = parseInput(setBody, request.body, 'body');
-    const snap = await admin.set(currentTenant(), fields as never, metaOf(request, reason));
+    const snap = await admin.set(currentTenant(), fields as never, changeMetaOf(request, reason));
     return { brand: snap.brand, source: snap.source, version: snap.version };
   });
 
@@ -139,7 +128,7 @@ export function brandAdminRoutes(scope: FastifyInstance, options: BrandingOption
       const snap = await admin.set(
         currentTenant(),
         { logo: body, logoContentType: request.headers['content-type'] ?? '' },
-        metaOf(request, reason),
+        changeMetaOf(request, reason),
       );
       return { brand: snap.brand, source: snap.source, version: snap.version };
     });
@@ -148,7 +137,7 @@ export function brandAdminRoutes(scope: FastifyInstance, options: BrandingOption
   scope.delete('/brand/logo', { config: { query: reasonQuery } }, async (request) => {
     adminOf(request);
     const { reason } = parseInput(reasonQuery, request.query, 'query');
-    const snap = await admin.set(currentTenant(), { logo: null }, metaOf(request, reason));
+    const snap = await admin.set(currentTenant(), { logo: null }, changeMetaOf(request, reason));
     return { brand: snap.brand, source: snap.source, version: snap.version };
   });
 
@@ -160,7 +149,7 @@ export function brandAdminRoutes(scope: FastifyInstance, options: BrandingOption
   scope.post('/brand/rollback', async (request) => {
     adminOf(request);
     const body = parseInput(rollbackBody, request.body, 'body');
-    const snap = await admin.rollback(currentTenant(), body.version, metaOf(request, body.reason));
+    const snap = await admin.rollback(currentTenant(), body.version, changeMetaOf(request, body.reason));
     return { brand: snap.brand, source: snap.source, version: snap.version };
   });
 }
