@@ -424,6 +424,16 @@ try {
     };
     await app.listen({ port, host });
     process.stdout.write(await banner(app, facts));
+    // moves a stop or a crash left open (started from the console, acknowledged with a 202) finish
+    // without a person: resumed in the background, one after another
+    void tiers.resumeOpenMoves().then(
+      ({ resumed, failed }) => {
+        if (resumed.length > 0) logger.info({ moves: resumed }, 'resumed moves left open by the last stop');
+        if (failed.length > 0)
+          logger.warn({ moves: failed }, 'moves left open could not be resumed: resume them from the console');
+      },
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open moves failed'),
+    );
     if (quietStart) logger.level = 'info';
   }
 } catch (error) {

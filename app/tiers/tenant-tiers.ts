@@ -157,20 +157,62 @@ export class TenantTiers {
     }
   }
 
-  /** Prepares `target`, then moves the tenant there online (resumable: call again after a crash). */
+  /**
+   * Records a move of the tenant to `target` (or returns its open move there) without running
+   * it: once this returns, the move is in `tenantry.moves`, so a crash before it runs leaves a
+   * move to resume, not nothing. Run it with {@link run}.
+   */
+  start(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
+    return this.#mover.start(tenantId, target);
+  }
+
+  /**
+   * Runs a recorded move to its end: prepares its target (idempotent), then copies, freezes and
+   * switches. Resumable at any step: call again after a crash. A rollback in progress is finished.
+   */
+  async run(moveId: string): Promise<MoveRecord> {
+    const move = await this.#mover.get(moveId);
+    const running = !['done', 'cleaned', 'rolled_back', 'rolling_back', 'switched'].includes(move.step);
+    if (running) await this.prepare(move.target, move.tenantId);
+    return this.#mover.run(moveId);
+  }
+
+  /** Records, prepares and runs a move of the tenant to `target` (resumable: call again after a crash). */
   async move(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
-    await this.prepare(target, tenantId);
-    return this.#mover.move(tenantId, target);
+    const move = await this.start(tenantId, target);
+    return this.run(move.id);
   }
 
   /** Continues a move that was interrupted (resumable at any step). */
   resume(moveId: string): Promise<MoveRecord> {
-    return this.#mover.run(moveId);
+    return this.run(moveId);
   }
 
   /** Undoes a move that has not switched yet: the tenant stays where it was. */
   rollback(moveId: string): Promise<MoveRecord> {
     return this.#mover.rollback(moveId);
+  }
+
+  /**
+   * Resumes every move that a stop or a crash left open (one after another): what a server does
+   * at start, so an acknowledged move needs no person to finish. Returns the ids it resumed and
+   * those that failed again (they stay open, resumable from the console or at the next start).
+   */
+  async resumeOpenMoves(): Promise<{ resumed: string[]; failed: string[] }> {
+    const { rows } = await this.#catalog.query<{ id: string }>(
+      `select id from tenantry.moves where step <> all ($1::text[]) order by created_at`,
+      [['done', 'cleaned', 'rolled_back']],
+    );
+    const outcome = { resumed: [] as string[], failed: [] as string[] };
+    for (const { id } of rows) {
+      try {
+        await this.run(id);
+        outcome.resumed.push(id);
+      } catch {
+        outcome.failed.push(id);
+      }
+    }
+    return outcome;
   }
 
   /** Deletes what a finished move left at its source (at once: no grace period). */
