@@ -173,7 +173,7 @@ export class FlagsAdmin {
     set: { killed?: boolean; rolloutPercent?: number | null },
   ): Promise<void> {
     this.definition.declaration(flag);
-    const { actor, reason, actorKind, actorId } = checkMeta(meta);
+    const { actor, reason } = checkMeta(meta);
     await inTransaction(this.#db, async (client) => {
       await client.query('insert into tenantry_private.feature_flags (flag) values ($1) on conflict do nothing', [
         flag,
