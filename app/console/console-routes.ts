@@ -21,6 +21,7 @@ import { consoleAssets } from './console-assets.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
+import { consoleBrandingRoutes } from './console-branding.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
 declare module 'fastify' {
@@ -264,6 +265,7 @@ export function consoleRoutes(
         });
 
       if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });
+      consoleBrandingRoutes(api, { catalogPool });
 
       api.get('/console/api/clusters', async () => {
         const { rows } = await catalogPool.query<{ name: string; status: string; capacity: number; tenants: number }>(

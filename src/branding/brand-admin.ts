@@ -5,7 +5,7 @@ import { checkMeta, inTransaction, type ChangeMeta, type TransactionPool } from 
 import { DEFAULT_SETTINGS_CHANNEL, settingsRouteOf, type SettingsFeed } from '../settings/settings-feed.js';
 import { applyBrandInput, checkContrast, defaultBrand, parseBrandInput, type Brand } from './brand-schema.js';
 import { BrandVersionNotFoundError } from './branding-errors.js';
-import { inspectLogo, type LogoLimits } from './logo.js';
+import { inspectLogo, type LogoContentType, type LogoLimits } from './logo.js';
 
 /** A brand change: any fields, and the logo's bytes (`null` removes it; absent keeps it). */
 export interface BrandChange {
@@ -69,6 +69,19 @@ export async function readBrand(db: Pick<pg.Pool, 'query'>, tenantId: string): P
     [tenantId],
   );
   return { brand: defaultBrand(row.name), source: 'default', version: Number(head[0]?.v ?? 0), slug: row.slug };
+}
+
+/** A tenant's logo of digest `sha256` (any version the history names), or `undefined`. */
+export async function readLogo(
+  db: Pick<pg.Pool, 'query'>,
+  tenantId: string,
+  sha256: string,
+): Promise<{ contentType: LogoContentType; sha256: string; bytes: Buffer } | undefined> {
+  const { rows } = await db.query<{ content_type: LogoContentType; bytes: Buffer }>(
+    'select content_type, bytes from tenantry_private.tenant_brand_logos where tenant_id = $1 and sha256 = $2',
+    [toTenantId(tenantId), sha256],
+  );
+  return rows[0] ? { contentType: rows[0].content_type, sha256, bytes: rows[0].bytes } : undefined;
 }
 
 /**

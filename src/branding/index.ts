@@ -27,6 +27,7 @@ export {
 export {
   BrandAdmin,
   readBrand,
+  readLogo,
   type BrandAdminOptions,
   type BrandChange,
   type BrandHistoryEntry,

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.js';
 import { TenantMoves } from './tenant-moves.js';
 import { TenantPurge } from './tenant-purge.js';
+import { TenantBranding } from './tenant-branding.js';
 
 interface TenantDetail {
   tenant: {
@@ -171,6 +172,7 @@ export function TenantPage(props: { tenant: string }) {
         : ''
     }
     ${detail.features.purge && tenant.status === 'deleted' ? html`<${TenantPurge} tenant=${tenant.slug} />` : ''}
+    <${TenantBranding} tenant=${tenant.slug} />
     <h2>Audit log</h2>
     ${
       audit === null
