@@ -73,8 +73,9 @@ export function TenantBranding(props: { tenant: string }) {
             (p) =>
               html`<dt>${p.pair}</dt>
                 <dd>
-                  ${p.ratio.toFixed(2)}:1
-                  ${p.ratio >= p.min ? `(AA ≥ ${p.min}:1)` : html`<strong>below AA ${p.min}:1</strong>`}
+                  ${`${p.ratio.toFixed(2)}:1 `}${
+                    p.ratio >= p.min ? `(AA ≥ ${p.min}:1)` : html`<strong>below AA ${p.min}:1</strong>`
+                  }
                 </dd>`,
           )}
         </dl>
