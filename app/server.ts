@@ -30,6 +30,7 @@ import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
 import { staffFlagRoutes } from './settings/flag-routes.js';
 import { brandAdminRoutes, brandPageRoutes, type BrandingOptions } from './branding/brand-routes.js';
+import { fastifyPluginRoutes, type PluginHost } from 'tenantry/plugins';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -90,6 +91,11 @@ export interface ServerOptions {
    * `/brand` admin API (docs/branding.md); the routes are absent without it.
    */
   branding?: BrandingOptions;
+  /**
+   * Plugins per tenant (tenantry/plugins, app/plugins): their routes in the tenant scope (404 for
+   * a tenant without the plugin), and the events recordings raise (`recording.created`).
+   */
+  plugins?: PluginHost;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -176,7 +182,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
     usageRoutes(scope, { appPool, usage: options.usage });
-    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
+    recordingRoutes(scope, {
+      dataPool: options.dataPool ?? appPool,
+      events: options.events?.bus,
+      jobs: options.jobs,
+      plugins: options.plugins,
+    });
+    if (options.plugins) fastifyPluginRoutes(scope, options.plugins);
     if (options.settings) settingsRoutes(scope, options.settings);
     if (options.branding) brandAdminRoutes(scope, options.branding);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });

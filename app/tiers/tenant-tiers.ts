@@ -1,14 +1,17 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { plugins } from '../plugins/registry.js';
 import {
   createTenantDatabase,
   createTenantSchema,
+  loadMigrations,
   migrateEverywhere,
   migrateLocation,
   Placements,
   TenantMover,
   type InstallRunOptions,
+  type Migration,
   type MigrationReport,
   type MoveProgress,
   type MoveRecord,
@@ -17,6 +20,20 @@ import {
 
 /** The reference server's tenant data migrations (`global/`, `tenant/`), applied wherever a tenant lives. */
 export const DATA_MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'data-migrations');
+
+let loaded: Promise<Migration[]> | undefined;
+
+/**
+ * The tenant data's migrations: app/data-migrations with the plugins' (app/plugins: versions
+ * 1000 and up), so plugin tables exist wherever tenants live. Every path that migrates tenant
+ * data uses this list: a location that applied a plugin migration would refuse the directory
+ * alone (MIGRATION_UNKNOWN). From the command line: `tenantry migrate --migrations
+ * app/data-migrations --plugins app/plugins/registry.ts`.
+ */
+export function dataMigrations(): Promise<Migration[]> {
+  loaded ??= loadMigrations(DATA_MIGRATIONS_DIR).then((own) => plugins.migrations(own));
+  return loaded;
+}
 
 /**
  * The home database's shared tables were made by app/migrations (002 recordings, 004 events):
@@ -35,7 +52,7 @@ export async function migrateHomeData(ownerUrl: string): Promise<void> {
   await migrateLocation({
     clusters: { home: ownerUrl },
     cluster: 'home',
-    migrations: DATA_MIGRATIONS_DIR,
+    migrations: await dataMigrations(),
     baselineThrough: HOME_BASELINE,
   });
 }
@@ -101,7 +118,7 @@ export class TenantTiers {
     const report = await migrateEverywhere({
       catalog: this.#catalog,
       clusters: owners,
-      migrations: DATA_MIGRATIONS_DIR,
+      migrations: await dataMigrations(),
     });
     if (!report.ok) {
       const failed = report.results
@@ -135,7 +152,7 @@ export class TenantTiers {
         cluster: target.cluster,
         database: target.database ?? null,
         schema: target.schema,
-        migrations: DATA_MIGRATIONS_DIR,
+        migrations: await dataMigrations(),
       });
     } else if (target.tier === 'database') {
       if (!target.database) throw new Error('A database-tier placement needs a database');
@@ -152,7 +169,7 @@ export class TenantTiers {
         clusters: owners,
         cluster: target.cluster,
         database: target.database,
-        migrations: DATA_MIGRATIONS_DIR,
+        migrations: await dataMigrations(),
       });
     }
   }

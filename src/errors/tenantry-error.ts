@@ -112,7 +112,13 @@ export type TenantryErrorCode =
   // per-tenant branding (see src/branding)
   | 'BRAND_INVALID'
   | 'BRAND_LOGO_INVALID'
-  | 'BRAND_VERSION_NOT_FOUND';
+  | 'BRAND_VERSION_NOT_FOUND'
+  // plugins per tenant (see src/plugins)
+  | 'PLUGIN_INVALID'
+  | 'PLUGIN_DUPLICATE'
+  | 'PLUGIN_MIGRATION_INVALID'
+  | 'PLUGIN_UNKNOWN'
+  | 'PLUGIN_DISABLED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -4,6 +4,7 @@ import { api, ApiFailure } from './api.js';
 import { TenantMoves } from './tenant-moves.js';
 import { TenantPurge } from './tenant-purge.js';
 import { TenantBranding } from './tenant-branding.js';
+import { TenantUsage } from './tenant-usage.js';
 
 interface TenantDetail {
   tenant: {
@@ -166,6 +167,7 @@ export function TenantPage(props: { tenant: string }) {
         </form>
       </div>
     </div>
+    <${TenantUsage} tenant=${tenant.slug} />
     ${
       detail.features.moves && tenant.status === 'active'
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`
