@@ -74,7 +74,13 @@ describe('the branded sign-in page', () => {
     expect(other.body).not.toContain('#8a1538');
   });
 
-  it('an unknown host is 404; a token must agree with the host', async () => {
+  it('an unknown host is 404; no tenant host is a 4xx; a token must agree with the host', async () => {
+    for (const host of ['127.0.0.1:3000', 'localhost']) {
+      const none = await f.call('GET', '/sign-in', { headers: { host } });
+      expect(none.statusCode).toBeGreaterThanOrEqual(400);
+      expect(none.statusCode).toBeLessThan(500);
+      expect((await f.call('GET', '/brand/logo', { headers: { host } })).statusCode).toBeLessThan(500);
+    }
     expect((await f.call('GET', '/sign-in', { headers: hostOf('nobody') })).json().error.code).toBe('TENANT_NOT_FOUND');
     const conflict = await f.call('GET', '/sign-in', { token: carol, headers: hostOf(f.a.slug) });
     expect(conflict.statusCode).toBe(400);
