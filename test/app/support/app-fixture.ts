@@ -94,6 +94,8 @@ export async function createAppFixture(
     branding?: (db: TestDatabase) => NonNullable<ServerOptions['branding']>;
     /** Settings and flags (ServerOptions.settings), made once the database is ready. */
     settings?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['settings']>>;
+    /** More server options (e.g. a `signUp` or `trustProxy`), spread over the fixture's. */
+    server?: Partial<ServerOptions>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
@@ -174,6 +176,7 @@ export async function createAppFixture(
           },
         }
       : {}),
+    ...options.server,
   });
   options.configure?.(app);
   await app.ready();
