@@ -56,6 +56,7 @@ import {
   TenantSettings,
 } from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
+import { BrandAdmin, TenantBrands } from 'tenantry/branding';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -383,6 +384,12 @@ try {
     reader: settingsReader,
     admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
     features: OpenFeature.getClient(),
+    flagsAdmin: new FlagsAdmin({ definition: flags, db: settingsPool }),
+  };
+  // per-tenant brands: the same pool and doorbell as settings (a change drops the tenant's entry)
+  const branding = {
+    admin: new BrandAdmin({ db: settingsPool }),
+    brands: new TenantBrands({ db: settingsPool, feed: settingsFeed }),
   };
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
@@ -458,6 +465,7 @@ try {
         ownerPool: placementOwnerPool,
       },
       settings: settingsOptions,
+      branding,
       plugins,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {

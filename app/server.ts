@@ -28,6 +28,8 @@ import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageEverywhereOptions, UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
+import { staffFlagRoutes } from './settings/flag-routes.js';
+import { brandAdminRoutes, brandPageRoutes, type BrandingOptions } from './branding/brand-routes.js';
 import { fastifyPluginRoutes, type PluginHost } from 'tenantry/plugins';
 
 /** Options of {@link buildServer}. */
@@ -97,6 +99,11 @@ export interface ServerOptions {
   };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
+  /**
+   * Per-tenant branding: the branded `GET /sign-in` and `GET /brand/logo` by host, and the
+   * `/brand` admin API (docs/branding.md); the routes are absent without it.
+   */
+  branding?: BrandingOptions;
   /**
    * Plugins per tenant (tenantry/plugins, app/plugins): their routes in the tenant scope (404 for
    * a tenant without the plugin), and the events recordings raise (`recording.created`).
@@ -177,7 +184,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     invitationThrottle: options.limits?.invitations,
   });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp, throttle: options.limits?.signUp });
+  if (options.branding) brandPageRoutes(app, { ...options.branding, resolver: resolver as TenantResolver<unknown> });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  if (options.settings?.flagsAdmin) staffFlagRoutes(app, { flagsAdmin: options.settings.flagsAdmin, appPool, tokens });
   if (options.console)
     consoleRoutes(app, {
       ...options.console,
@@ -212,6 +221,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
     if (options.plugins) fastifyPluginRoutes(scope, options.plugins);
     if (options.settings) settingsRoutes(scope, options.settings);
+    if (options.branding) brandAdminRoutes(scope, options.branding);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

@@ -27,6 +27,7 @@ import { auditConsoleChanges, ConsoleAudit, consoleAuditRoutes } from './console
 import { consoleSettingsRoutes, type ConsoleSettings } from './console-settings.js';
 import { consoleExportRoutes, type ConsoleExports } from './console-export.js';
 import { consoleActAsRoutes } from './console-act-as.js';
+import { consoleBrandingRoutes } from './console-branding.js';
 import { consoleObserveRoutes, type ConsoleObserveOptions } from './console-observe.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
@@ -309,6 +310,7 @@ export function consoleRoutes(
         });
 
       if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });
+      consoleBrandingRoutes(api, { catalogPool });
 
       consoleObserveRoutes(api, { ...options.observe, catalogPool, onError: options.onError ?? (() => undefined) });
 

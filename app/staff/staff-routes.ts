@@ -137,7 +137,7 @@ export function staffRoutes(
   });
 }
 
-async function verifyStaff(
+export async function verifyStaff(
   request: FastifyRequest,
   appPool: Queryable,
   tokens: TokenService,

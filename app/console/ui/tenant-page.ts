@@ -7,6 +7,7 @@ import { ActAs } from './act-as.js';
 import { TenantAudit } from './tenant-audit.js';
 import { TenantExport } from './tenant-export.js';
 import { TenantSettings } from './tenant-settings.js';
+import { TenantBranding } from './tenant-branding.js';
 import { TenantUsage } from './tenant-usage.js';
 import { TenantPeople } from './tenant-people.js';
 
@@ -180,6 +181,7 @@ export function TenantPage(props: { tenant: string }) {
         : ''
     }
     ${detail.features.purge && tenant.status === 'deleted' ? html`<${TenantPurge} tenant=${tenant.slug} />` : ''}
+    <${TenantBranding} tenant=${tenant.slug} />
     ${detail.features.settings && tenant.status !== 'deleted' ? html`<${TenantSettings} tenant=${tenant.slug} />` : ''}
     ${detail.features.exports && tenant.status !== 'deleted' ? html`<${TenantExport} tenant=${tenant.slug} />` : ''}
     ${tenant.status !== 'deleted' ? html`<${ActAs} tenant=${tenant.slug} />` : ''}
