@@ -30,6 +30,8 @@ export class FairCheckout {
   #waiters = 0;
   #seq = 0;
   readonly #tenants = new Map<string, TenantSlots>();
+  /** Token buckets of connection time (ms) of tenants with a budget; dropped once full again. */
+  readonly #budgets = new Map<string, { tokens: number; at: number; rate: number; burst: number }>();
 
   constructor(
     readonly size: number,
@@ -107,6 +109,39 @@ export class FairCheckout {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#dispatch();
     });
+  }
+
+  /**
+   * How long (ms) `key` must wait before its next checkout under a budget of `rate` ms of
+   * connection time per second (burst `burst` ms): 0 while its bucket is not in debt. `now` is
+   * performance.now().
+   */
+  budgetDelay(key: string, rate: number, burst: number, now: number): number {
+    const b = this.#budgets.get(key);
+    if (!b) return 0;
+    b.rate = rate;
+    b.burst = burst;
+    this.#refill(b, now);
+    if (b.tokens >= burst) {
+      this.#budgets.delete(key);
+      return 0;
+    }
+    return b.tokens >= 0 ? 0 : (-b.tokens * 1000) / rate;
+  }
+
+  /** Charges `ms` of connection time to `key`'s budget (`rate` ms per second, burst `burst`). */
+  charge(key: string, ms: number, rate: number, burst: number, now: number): void {
+    let b = this.#budgets.get(key);
+    if (!b) {
+      b = { tokens: burst, at: now, rate, burst };
+      this.#budgets.set(key, b);
+    } else this.#refill(b, now);
+    b.tokens -= ms;
+  }
+
+  #refill(b: { tokens: number; at: number; rate: number; burst: number }, now: number): void {
+    b.tokens = Math.min(b.burst, b.tokens + ((now - b.at) * b.rate) / 1000);
+    b.at = now;
   }
 
   /** Gives back a slot `key` held, and hands free slots to the waiters that deserve them most. */

@@ -207,6 +207,10 @@ export class TenantPool extends pg.Pool {
     }
     if (dbLimits !== undefined && typeof (dbLimits as { limitsOf?: unknown }).limitsOf !== 'function')
       throw new ConfigurationError('dbLimits must be a TenantDbLimits');
+    if (!fair && dbLimits?.hasDbTimeBudget === true)
+      throw new ConfigurationError(
+        'dbLimits with dbTimeMsPerSecond needs fairCheckout: true (the budget is kept there)',
+      );
     const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
@@ -401,47 +405,98 @@ export class TenantPool extends pg.Pool {
     classify: (err: Error) => Error,
     done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
   ): void {
-    const fair = this.#fair;
-    const activity = this.activity;
-    const started = activity ? performance.now() : 0;
+    const started = performance.now();
     const signal = currentSignal();
     if (signal?.aborted) {
       const error = abortError(signal);
       process.nextTick(() => done(error, undefined, noop));
       return;
     }
-    if (fair) {
-      const limits = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant);
-      const weight = limits?.weight ?? 1;
-      const cap = limits?.maxConnections ?? Infinity;
-      if (!fair.tryAcquire(tenant, weight, cap)) {
-        const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
-        fair
-          .acquire(
-            tenant,
-            weight,
-            timeout > 0 ? Date.now() + timeout : Infinity,
-            () => new PoolTimeoutError(timeout),
-            signal,
-            cap,
-          )
-          .then(
-            () => this.#checkout(tenant, started, classify, done),
-            (error: Error) => {
-              activity?.waitFailed(tenant, performance.now() - started);
-              done(error, undefined, noop);
-            },
-          );
+    if (this.#fair) this.#fairConnect(tenant, started, signal, classify, done);
+    else this.#checkout(tenant, started, false, classify, done);
+  }
+
+  /** The fair queue's part of a checkout: the tenant's DB time budget (if any), then its slot. */
+  #fairConnect(
+    tenant: string,
+    started: number,
+    signal: AbortSignal | undefined,
+    classify: (err: Error) => Error,
+    done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
+  ): void {
+    const fair = this.#fair!;
+    const activity = this.activity;
+    const limits = this.#dbLimits?.limitsOf(tenant === '' ? undefined : tenant);
+    const weight = limits?.weight ?? 1;
+    const cap = limits?.maxConnections ?? Infinity;
+    const rate = limits?.dbTimeMsPerSecond;
+    const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
+    if (rate !== undefined) {
+      // over its budget of connection time: an admission delay, within the checkout's bound
+      const now = performance.now();
+      const delay = fair.budgetDelay(tenant, rate, limits!.dbTimeBurstMs!, now);
+      if (delay > 0) {
+        this.#budgetWait(tenant, started, delay, timeout, signal, classify, done);
         return;
       }
     }
-    this.#checkout(tenant, started, classify, done);
+    if (fair.tryAcquire(tenant, weight, cap)) {
+      this.#checkout(tenant, started, rate !== undefined, classify, done);
+      return;
+    }
+    fair
+      .acquire(
+        tenant,
+        weight,
+        timeout > 0 ? Date.now() + timeout - (performance.now() - started) : Infinity,
+        () => new PoolTimeoutError(timeout),
+        signal,
+        cap,
+      )
+      .then(
+        () => this.#checkout(tenant, started, rate !== undefined, classify, done),
+        (error: Error) => {
+          activity?.waitFailed(tenant, performance.now() - started);
+          done(error, undefined, noop);
+        },
+      );
+  }
+
+  /** Waits `delay` ms (a tenant over its DB time budget), then checks out; bounded by the checkout timeout and the work's signal. */
+  #budgetWait(
+    tenant: string,
+    started: number,
+    delay: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    classify: (err: Error) => Error,
+    done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
+  ): void {
+    const activity = this.activity;
+    const waitedSoFar = performance.now() - started;
+    if (timeout > 0 && waitedSoFar + delay >= timeout) {
+      // it would still be over its budget when the checkout's bound ends: refuse now, not later
+      activity?.waitFailed(tenant, waitedSoFar);
+      process.nextTick(() => done(new PoolTimeoutError(timeout), undefined, noop));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      activity?.waitFailed(tenant, performance.now() - started);
+      done(abortError(signal!), undefined, noop);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      this.#fairConnect(tenant, started, signal, classify, done);
+    }, Math.ceil(delay));
+    signal?.addEventListener('abort', onAbort, { once: true });
   }
 
   /** pg-pool's checkout for `tenant`, whose fair slot (if any) is already held. */
   #checkout(
     tenant: string,
     started: number,
+    budgeted: boolean,
     classify: (err: Error) => Error,
     done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
   ): void {
@@ -461,6 +516,7 @@ export class TenantPool extends pg.Pool {
         activity.checkedOut(tenant, waited >= 1 ? waited : 0);
       }
       (client as AccountedClient)[CHECKOUT_KEY] = tenant;
+      if (budgeted) (client as AccountedClient)[CHECKOUT_AT] = performance.now();
       done(undefined, client, client.release as (release?: unknown) => void);
     });
   }
@@ -479,6 +535,15 @@ export class TenantPool extends pg.Pool {
     const key = (client as AccountedClient)[CHECKOUT_KEY];
     if (key !== undefined) {
       (client as AccountedClient)[CHECKOUT_KEY] = undefined;
+      const at = (client as AccountedClient)[CHECKOUT_AT];
+      if (at !== undefined) {
+        // the connection time of a tenant with a budget is charged to it
+        (client as AccountedClient)[CHECKOUT_AT] = undefined;
+        const limits = this.#dbLimits?.limitsOf(key === '' ? undefined : key);
+        const now = performance.now();
+        if (limits?.dbTimeMsPerSecond !== undefined)
+          this.#fair?.charge(key, now - at, limits.dbTimeMsPerSecond, limits.dbTimeBurstMs!, now);
+      }
       this.#fair?.release(key);
       this.activity?.checkedIn(key);
     }
@@ -531,7 +596,9 @@ const noop = (): void => undefined;
 
 /** Where an accounted checkout leaves its tenant key on the client, for `_release` to give back. */
 const CHECKOUT_KEY = Symbol('tenantry.checkoutKey');
-type AccountedClient = pg.PoolClient & { [CHECKOUT_KEY]?: string };
+/** When a tenant with a DB time budget got the connection (performance.now()), to charge it at release. */
+const CHECKOUT_AT = Symbol('tenantry.checkoutAt');
+type AccountedClient = pg.PoolClient & { [CHECKOUT_KEY]?: string; [CHECKOUT_AT]?: number };
 
 /**
  * True for an error PostgreSQL answered a statement with, the session still usable: a SQLSTATE
