@@ -183,9 +183,18 @@ async function clientCostOnly(opts: BenchOptions, loadAtStart: number, vitestAtS
       contextSecret: benchRoles().contextSecret,
     });
     log(`\n${style} statements, concurrency 16, ${opts.seconds}s per variant in ${opts.rounds} round(s):\n`);
-    const base = costs.find((c) => c.variant === 'b')?.us;
-    log('| variant | client CPU µs/query | × b |\n|:--|---:|---:|');
-    for (const c of costs) log(`| ${c.variant} | ${c.us.toFixed(1)} | ${base ? (c.us / base).toFixed(3) : '–'} |`);
+    // each round's ratio to b in the same round, then their median: the machine's drift (other
+    // processes, CPU frequency) cancels round by round
+    const base = costs.find((c) => c.variant === 'b');
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((x, y) => x - y);
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    log('| variant | client CPU µs/query | × b (total) | × b (median of rounds) |\n|:--|---:|---:|---:|');
+    for (const c of costs) {
+      const paired = base?.rounds && c.rounds ? median(c.rounds.map((us, i) => us / base.rounds![i]!)).toFixed(3) : '–';
+      log(`| ${c.variant} | ${c.us.toFixed(1)} | ${base ? (c.us / base.us).toFixed(3) : '–'} | ${paired} |`);
+    }
   }
   log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);
   return 0;
