@@ -120,7 +120,8 @@ async function main(): Promise<number> {
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
         const guardPairs = guardPairsTable(results);
-        if (guardPairs) log('\n### Query guard: with / without\n\n' + guardPairs);
+        if (guardPairs)
+          log('\n### Pairs: with / without (query guard; monitoring and protection against b)\n\n' + guardPairs);
       }
       await cpu?.close();
       log(
