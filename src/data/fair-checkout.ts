@@ -6,6 +6,9 @@ interface Waiter {
   done: boolean;
 }
 
+/** Buckets kept before the full ones are swept (each a few dozen bytes). */
+const MAX_BUDGETS = 10_000;
+
 interface TenantSlots {
   held: number;
   weight: number;
@@ -133,10 +136,19 @@ export class FairCheckout {
   charge(key: string, ms: number, rate: number, burst: number, now: number): void {
     let b = this.#budgets.get(key);
     if (!b) {
+      if (this.#budgets.size >= MAX_BUDGETS) this.#sweep(now);
       b = { tokens: burst, at: now, rate, burst };
       this.#budgets.set(key, b);
     } else this.#refill(b, now);
     b.tokens -= ms;
+  }
+
+  /** Forgets the buckets that are full again (tenants that stopped): a bucket is kept only while in use. */
+  #sweep(now: number): void {
+    for (const [key, b] of this.#budgets) {
+      this.#refill(b, now);
+      if (b.tokens >= b.burst) this.#budgets.delete(key);
+    }
   }
 
   #refill(b: { tokens: number; at: number; rate: number; burst: number }, now: number): void {
