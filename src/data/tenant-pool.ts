@@ -405,7 +405,8 @@ export class TenantPool extends pg.Pool {
     classify: (err: Error) => Error,
     done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
   ): void {
-    const started = performance.now();
+    // the clock is read for the activity counters; without them only a checkout that waits needs it
+    const started = this.activity ? performance.now() : 0;
     const signal = currentSignal();
     if (signal?.aborted) {
       const error = abortError(signal);
@@ -432,6 +433,7 @@ export class TenantPool extends pg.Pool {
     const rate = limits?.dbTimeMsPerSecond;
     const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
     if (rate !== undefined) {
+      if (started === 0) started = performance.now();
       // over its budget of connection time: an admission delay, within the checkout's bound
       const now = performance.now();
       const delay = fair.budgetDelay(tenant, rate, limits!.dbTimeBurstMs!, now);
@@ -448,7 +450,7 @@ export class TenantPool extends pg.Pool {
       .acquire(
         tenant,
         weight,
-        timeout > 0 ? Date.now() + timeout - (performance.now() - started) : Infinity,
+        timeout > 0 ? Date.now() + timeout - (started === 0 ? 0 : performance.now() - started) : Infinity,
         () => new PoolTimeoutError(timeout),
         signal,
         cap,
