@@ -20,6 +20,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // expect.poll gives up after 1 s by default: too short for a browser on a loaded CI machine
+    expect: { poll: { timeout: 15_000 } },
     allowOnly: !process.env.CI,
     pool: 'forks',
     maxWorkers: 2,

@@ -149,3 +149,25 @@ export async function seedDemoStaff(ownerPool: pg.Pool): Promise<void> {
     }));
   await new StaffDirectory(ownerPool).add(id);
 }
+
+/** Which demo tenant has which sample plugin (app/plugins): one each, by an operator's override. */
+export const DEMO_PLUGINS: ReadonlyArray<readonly [slug: string, plugin: string]> = [
+  ['acme', 'transcripts'],
+  ['globex', 'webhooks'],
+];
+
+/**
+ * Enables each sample plugin for its demo tenant (audited as `demo-seed`). Run after a first
+ * seed only: an operator's later change is never undone by a restart.
+ */
+export async function seedDemoPlugins(
+  ownerPool: pg.Pool,
+  admin: { enable(tenantId: string, plugin: string, meta: { actor: string; reason?: string }): Promise<void> },
+): Promise<void> {
+  const catalog = new TenantCatalog(ownerPool);
+  for (const [slug, plugin] of DEMO_PLUGINS) {
+    const tenant = await catalog.find(slug);
+    if (tenant)
+      await admin.enable(tenant.id, plugin, { actor: 'demo-seed', reason: 'the demo: one sample plugin each' });
+  }
+}

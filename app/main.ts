@@ -9,7 +9,9 @@ import pg from 'pg';
 import {
   install,
   installEverywhere,
+  publishTenantActivity,
   RoutedTenantPool,
+  TenantActivity,
   TenantPool,
   TenantRouter,
   type InstallRunOptions,
@@ -21,7 +23,7 @@ import {
   type LocalDatabase,
   type LocalSecretName,
 } from 'tenantry/embedded';
-import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoStaff } from './demo-seed.js';
+import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoPlugins, seedDemoStaff } from './demo-seed.js';
 import { startBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
@@ -32,7 +34,9 @@ import { TenantEventBus } from 'tenantry/live';
 import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
-import { TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { dataMigrations, TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
+import { PluginAdmin, PluginHost } from 'tenantry/plugins';
+import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
@@ -76,9 +80,11 @@ let purger: TenantPurger | undefined;
 let settingsFeed: SettingsFeed | undefined;
 let signUp: TenantSignUp | undefined;
 let jobs: TenantJobs | undefined;
+let plugins: PluginHost | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
+let stopActivity: (() => Promise<void>) | undefined;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -118,6 +124,7 @@ function close(): Promise<void> {
     // before the pools: each worker finishes its job (bounded), then the queue stops
     await step('stopping the job workers', () => jobs?.stop(STEP_TIMEOUT_MS - 1000));
     await step('closing the event bus', () => bus?.close());
+    plugins?.close();
     await step('closing the settings feed', () => settingsFeed?.close());
     await step('closing feature flags', () => OpenFeature.close());
     await step('closing the live transport', () => live?.close());
@@ -128,6 +135,7 @@ function close(): Promise<void> {
     await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
     await step('flushing usage', () => usage?.close());
+    await step('publishing the last tenant activity', () => stopActivity?.());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -282,8 +290,22 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
+  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`): counted in the
+  // pools, published every 15 s as the owner role, tagged in pg_stat_activity (docs/monitoring.md)
+  const activity = new TenantActivity();
+  stopActivity = publishTenantActivity(activity, track(new pg.Pool({ connectionString: db.ownerUrl, max: 1 })), {
+    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant activity'),
+  });
   const appPool = track(
-    new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 10, guard, observer }),
+    new TenantPool({
+      connectionString: db.appUrl,
+      contextSecret: db.contextSecret,
+      max: 10,
+      guard,
+      observer,
+      activity,
+      activityTag: true,
+    }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
@@ -307,6 +329,8 @@ try {
     maxConnections: 10,
     guard,
     observer,
+    activity,
+    activityTag: true,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -326,6 +350,7 @@ try {
     install: installOptions,
     appPool,
     dataPool,
+    migrations: await dataMigrations(),
   });
   // per-tenant settings and flags: read and written in the catalog as the owner role (the control
   // plane, like sign-up and jobs); every instance hears changes over LISTEN tenantry_settings
@@ -348,6 +373,24 @@ try {
   // pgboss schema); a new recording is processed by recording.process in the background
   const jobsOwnerPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
   jobs = createJobs({ ownerUrl: db.ownerUrl, catalog: jobsOwnerPool, contextSecret: db.contextSecret, logger });
+  // plugins per tenant (app/plugins): enablement follows the settings feed; their jobs are defined
+  // here, before jobs.start(), each refused (PLUGIN_DISABLED) for a tenant without the plugin
+  const boundPlugins = createPlugins({
+    dataPool: () => dataPool!,
+    setting: (key) => settingsReader.get(key as never),
+  });
+  plugins = new PluginHost({
+    registry: boundPlugins,
+    db: settingsPool,
+    feed: settingsFeed,
+    jobs,
+    onEventError: (err, where) =>
+      logger.warn(
+        { plugin: where.plugin, event: where.event, err: { name: (err as Error).name } },
+        'plugin event failed',
+      ),
+  });
+  if (seeded) await seedDemoPlugins(settingsPool, new PluginAdmin({ registry: boundPlugins, db: settingsPool }));
   defineRecordingJobs(jobs, {
     dataPool,
     events: bus,
@@ -385,6 +428,7 @@ try {
         : {}),
       usage,
       settings: settingsOptions,
+      plugins,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,
@@ -397,6 +441,7 @@ try {
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
+        observe: { clusterUrls: adminUrls },
       },
     });
     facts = {
@@ -409,6 +454,16 @@ try {
     };
     await app.listen({ port, host });
     process.stdout.write(await banner(app, facts));
+    // moves a stop or a crash left open (started from the console, acknowledged with a 202) finish
+    // without a person: resumed in the background, one after another
+    void tiers.resumeOpenMoves().then(
+      ({ resumed, failed }) => {
+        if (resumed.length > 0) logger.info({ moves: resumed }, 'resumed moves left open by the last stop');
+        if (failed.length > 0)
+          logger.warn({ moves: failed }, 'moves left open could not be resumed: resume them from the console');
+      },
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open moves failed'),
+    );
     if (quietStart) logger.level = 'info';
   }
 } catch (error) {

@@ -28,6 +28,7 @@ import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
 import type { UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
+import { fastifyPluginRoutes, type PluginHost } from 'tenantry/plugins';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -83,6 +84,11 @@ export interface ServerOptions {
   limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
+  /**
+   * Plugins per tenant (tenantry/plugins, app/plugins): their routes in the tenant scope (404 for
+   * a tenant without the plugin), and the events recordings raise (`recording.created`).
+   */
+  plugins?: PluginHost;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
 }
@@ -167,7 +173,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
     usageRoutes(scope, { appPool, usage: options.usage });
-    recordingRoutes(scope, { dataPool: options.dataPool ?? appPool, events: options.events?.bus, jobs: options.jobs });
+    recordingRoutes(scope, {
+      dataPool: options.dataPool ?? appPool,
+      events: options.events?.bus,
+      jobs: options.jobs,
+      plugins: options.plugins,
+    });
+    if (options.plugins) fastifyPluginRoutes(scope, options.plugins);
     if (options.settings) settingsRoutes(scope, options.settings);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });

@@ -36,6 +36,8 @@ export function consoleAssets(): { html(): string; script(): Promise<string> } {
         target: 'es2022',
         minify: true,
         legalComments: 'none',
+        // uPlot's stylesheet, imported as text and put in a <style> by the page (ui/usage-chart.ts)
+        loader: { '.css': 'text' },
         logLevel: 'silent',
       }).then(
         (result) => result.outputFiles[0]!.text,

@@ -7,9 +7,9 @@ import { consoleTenant, recordConsoleReason, tenantRef } from './console-tenant.
 
 /** What the console needs to move tenants: the server's TenantTiers is one. */
 export interface ConsoleMoves {
-  /** Prepares the target, then moves the tenant there online (resolves when the move is done). */
-  move(tenantId: string, target: PlacementTarget): Promise<MoveRecord>;
-  /** Continues an interrupted move. */
+  /** Records a move (resolves as soon as it is in `tenantry.moves`, before anything runs). */
+  start(tenantId: string, target: PlacementTarget): Promise<MoveRecord>;
+  /** Runs a recorded move, or continues an interrupted one, to its end (prepares its target first). */
   resume(moveId: string): Promise<MoveRecord>;
   /** Undoes a move that has not switched yet. */
   rollback(moveId: string): Promise<MoveRecord>;
@@ -121,8 +121,17 @@ export function consoleMoveRoutes(
     if (here[0]?.tier === target.tier && here[0].cluster === target.cluster)
       throw new ApiError(409, 'ALREADY_PLACED', 'The tenant already lives there');
     await audited(request.consoleStaff!.sessionId, tenant.id, `move to ${body.tier} on ${body.cluster}`, reason);
-    background(moves.move(tenant.id, target));
-    return reply.code(202).send({ target });
+    // recorded before the answer: a crash after the 202 leaves an open move (resumed at the next
+    // start, or from this page), never nothing
+    const move = await moves.start(tenant.id, target).catch((error: unknown) => {
+      // another request started a move between the checks above and this one
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === 'MOVE_BUSY') throw new ApiError(409, 'MOVE_IN_PROGRESS', 'This tenant has a move in progress');
+      if (code === 'MOVE_SAME_PLACEMENT') throw new ApiError(409, 'ALREADY_PLACED', 'The tenant already lives there');
+      throw error;
+    });
+    background(moves.resume(move.id));
+    return reply.code(202).send({ target, moveId: move.id });
   });
 
   for (const action of ['resume', 'rollback'] as const) {

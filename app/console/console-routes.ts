@@ -21,6 +21,7 @@ import { consoleAssets } from './console-assets.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
+import { consoleObserveRoutes, type ConsoleObserveOptions } from './console-observe.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
 declare module 'fastify' {
@@ -42,6 +43,8 @@ export interface ConsoleOptions {
   purger?: ConsolePurger;
   /** Told what failed in the background (a move); default: nothing. */
   onError?: (error: unknown) => void;
+  /** Usage, top tenants, cluster load and the doctor (console-observe.ts). */
+  observe?: ConsoleObserveOptions;
 }
 
 const listQuery = z
@@ -51,7 +54,7 @@ const listQuery = z
     tier: z.enum(['shared', 'schema', 'database']).optional(),
     plan: text().max(64).optional(),
     cluster: text().max(63).optional(),
-    sort: z.enum(['slug', 'created', 'status', 'tier']).default('slug'),
+    sort: z.enum(['slug', 'created', 'status', 'tier', 'requests', 'dbTime']).default('slug'),
   })
   .strict();
 const tenantParams = z.object({ tenant: tenantRef }).strict();
@@ -73,6 +76,8 @@ interface TenantListRow {
   tier: string;
   cluster: string;
   created_at: Date;
+  requests_24h: string;
+  db_time_us_24h: string;
 }
 
 /**
@@ -149,9 +154,11 @@ export function consoleRoutes(
       api.get('/console/api/tenants', { config: { query: listQuery } }, async (request) => {
         const query = parseInput(listQuery, request.query, 'query');
         const { rows } = await catalogPool.query<TenantListRow>(
-          `select t.id, t.slug, t.name, t.status, t.settings->>'plan' as plan,
-                  coalesce(p.tier, 'shared') as tier, coalesce(p.cluster, 'home') as cluster, t.created_at
-             from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
+          `with u as (${USAGE_24H_SQL})
+           select t.id, t.slug, t.name, t.status, t.settings->>'plan' as plan,
+                  coalesce(p.tier, 'shared') as tier, coalesce(p.cluster, 'home') as cluster, t.created_at,
+                  coalesce(u.requests, 0)::text as requests_24h, coalesce(u.db_time_us, 0)::text as db_time_us_24h
+             from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id left join u on u.tenant_id = t.id
             where ($1::text is null or t.slug ilike '%' || $1 || '%' or t.name ilike '%' || $1 || '%' or t.id::text = $1)
               and ($2::text is null or t.status = $2)
               and ($3::text is null or coalesce(p.tier, 'shared') = $3)
@@ -160,6 +167,8 @@ export function consoleRoutes(
             order by case when $6 = 'created' then t.created_at end desc,
                      case when $6 = 'status' then t.status end,
                      case when $6 = 'tier' then coalesce(p.tier, 'shared') end,
+                     case when $6 = 'requests' then coalesce(u.requests, 0) end desc,
+                     case when $6 = 'dbTime' then coalesce(u.db_time_us, 0) end desc,
                      t.slug
             limit 500`,
           [
@@ -265,6 +274,8 @@ export function consoleRoutes(
 
       if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });
 
+      consoleObserveRoutes(api, { ...options.observe, catalogPool, onError: options.onError ?? (() => undefined) });
+
       api.get('/console/api/clusters', async () => {
         const { rows } = await catalogPool.query<{ name: string; status: string; capacity: number; tenants: number }>(
           `select c.name, c.status, c.capacity,
@@ -277,6 +288,12 @@ export function consoleRoutes(
     });
   });
 }
+
+/** Each tenant's requests and DB time (µs) metered in the last 24 hours (tenantry/metering's ledger), for the list's usage sort. */
+const USAGE_24H_SQL = `select tenant_id, sum(quantity) filter (where meter = 'requests') as requests,
+         sum(quantity) filter (where meter = 'db_time_us') as db_time_us
+    from tenantry.usage_events where occurred_at >= now() - interval '24 hours' and meter in ('requests', 'db_time_us')
+   group by tenant_id`;
 
 function escapeLike(q: string | undefined): string | null {
   if (q === undefined || q.trim() === '') return null;
@@ -293,6 +310,8 @@ function listItem(row: TenantListRow) {
     tier: row.tier,
     cluster: row.cluster,
     createdAt: row.created_at,
+    requests24h: Number(row.requests_24h),
+    dbTimeMs24h: Math.round(Number(row.db_time_us_24h) / 100) / 10,
   };
 }
 

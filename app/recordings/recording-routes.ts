@@ -8,6 +8,7 @@ import { int, INT4_MAX, parseInput, queryInt, text, uuid } from '../http/validat
 import { RecordingStore, type DataPool, type Recording } from './recording-store.js';
 import type { TenantEventBus } from 'tenantry/live';
 import type { TenantJobs } from 'tenantry/jobs';
+import type { PluginHost } from 'tenantry/plugins';
 import { PROCESS_RECORDING, type ProcessRecording } from '../jobs/recording-jobs.js';
 
 const idParams = z.object({ id: uuid() });
@@ -51,7 +52,13 @@ export function recordingRoutes(
     dataPool,
     events,
     jobs,
-  }: { dataPool: DataPool; events?: Pick<TenantEventBus, 'announce'>; jobs?: Pick<TenantJobs, 'enqueue'> },
+    plugins,
+  }: {
+    dataPool: DataPool;
+    events?: Pick<TenantEventBus, 'announce'>;
+    jobs?: Pick<TenantJobs, 'enqueue'>;
+    plugins?: Pick<PluginHost, 'emit'>;
+  },
 ): void {
   const store = new RecordingStore(dataPool);
 
@@ -71,6 +78,17 @@ export function recordingRoutes(
           request.log.warn(
             { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
             'enqueue failed',
+          ),
+        );
+    // the tenant's plugins hear it (transcripts, webhooks): only those enabled for this tenant run.
+    // Like the job above, the recording is stored: a plugin's failure is logged, not answered
+    if (plugins)
+      await plugins
+        .emit('recording.created', { recordingId: recording.id })
+        .catch((err: unknown) =>
+          request.log.warn(
+            { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
+            'plugin event failed',
           ),
         );
     return reply.code(201).header('location', `/recordings/${recording.id}`).send(recording);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineFlags, defineSettings } from 'tenantry/settings';
+import { plugins } from '../plugins/registry.js';
 
 /**
  * The reference server's per-tenant settings and flags. `tenantry tenants settings …` loads this
@@ -13,6 +14,8 @@ export const settings = defineSettings({
     /** Recordings older than this are due for clean-up. */
     recordingRetentionDays: z.number().int().min(1).max(3650).default(30),
     maxRecordingMinutes: z.number().int().positive().max(600).default(30),
+    // the plugins' own settings, as `<plugin>.<key>` (transcripts.language, webhooks.timeoutMs)
+    ...plugins.settingsShape,
   }),
   defaults: { recordingRetentionDays: 90 },
   plans: { pro: { maxRecordingMinutes: 240, recordingRetentionDays: 365 } },

@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import type { InstallRunOptions, TenantPool } from 'tenantry';
+import type { InstallRunOptions, Migration, TenantPool } from 'tenantry';
 import { TenantOnboarding, type OnboardResult } from 'tenantry/lifecycle';
 import type { DataPool } from '../recordings/recording-store.js';
-import { DATA_MIGRATIONS_DIR, type ClusterUrls } from '../tiers/tenant-tiers.js';
+import { dataMigrations, type ClusterUrls } from '../tiers/tenant-tiers.js';
 
 /** A sign-up's input, validated by the route. */
 export interface SignUpInput {
@@ -42,34 +42,43 @@ export function tenantSignUp(options: {
   appPool: TenantPool;
   /** Where tenant data lives (the seed). */
   dataPool: DataPool;
+  /** The tenant data's migrations, plugins' included; default `dataMigrations()`. */
+  migrations?: Migration[];
 }): TenantSignUp {
   // codes delivered during a call, handed back to that call's answer (keyed by tenant)
   const delivered = new Map<string, { code: string; expiresAt: Date }>();
-  const onboarding = new TenantOnboarding({
-    catalog: options.catalog,
-    owners: Object.fromEntries(Object.entries(options.clusters).map(([name, c]) => [name, c.ownerUrl])),
-    admins: Object.fromEntries(
-      Object.entries(options.clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
-    ),
-    install: options.install,
-    migrations: DATA_MIGRATIONS_DIR,
-    // idempotent: a re-run after a crash finds the row
-    seed: async () => {
-      await options.dataPool.query(
-        `insert into tenant_event_streams (tenant_id) values (tenantry.current_tenant_id()) on conflict (tenant_id) do nothing`,
-      );
-    },
-    invitations: {
-      pool: options.appPool,
-      deliver: async ({ client, tenantId, code, expiresAt }) => {
-        await client.query('select app.send_invitation($1)', [code]);
-        delivered.set(tenantId, { code, expiresAt });
+  const build = (migrations: Migration[]) =>
+    new TenantOnboarding({
+      catalog: options.catalog,
+      owners: Object.fromEntries(Object.entries(options.clusters).map(([name, c]) => [name, c.ownerUrl])),
+      admins: Object.fromEntries(
+        Object.entries(options.clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
+      ),
+      install: options.install,
+      migrations,
+      // idempotent: a re-run after a crash finds the row
+      seed: async () => {
+        await options.dataPool.query(
+          `insert into tenant_event_streams (tenant_id) values (tenantry.current_tenant_id()) on conflict (tenant_id) do nothing`,
+        );
       },
-    },
-  });
+      invitations: {
+        pool: options.appPool,
+        deliver: async ({ client, tenantId, code, expiresAt }) => {
+          await client.query('select app.send_invitation($1)', [code]);
+          delivered.set(tenantId, { code, expiresAt });
+        },
+      },
+    });
+  // made on the first sign-up: the data migrations (the plugins' with app/data-migrations) load then
+  let onboarding: Promise<TenantOnboarding> | undefined;
+  const ready = () =>
+    (onboarding ??= (options.migrations ? Promise.resolve(options.migrations) : dataMigrations()).then(build));
   return {
     async signUp(input) {
-      const result = await onboarding.run({
+      const result = await (
+        await ready()
+      ).run({
         slug: input.slug,
         name: input.name,
         ownerEmail: input.email,
@@ -83,6 +92,8 @@ export function tenantSignUp(options: {
         ...(invitation ?? {}),
       };
     },
-    end: () => onboarding.end(),
+    end: async () => {
+      if (onboarding) await (await onboarding).end();
+    },
   };
 }

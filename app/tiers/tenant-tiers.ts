@@ -1,14 +1,17 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { plugins } from '../plugins/registry.js';
 import {
   createTenantDatabase,
   createTenantSchema,
+  loadMigrations,
   migrateEverywhere,
   migrateLocation,
   Placements,
   TenantMover,
   type InstallRunOptions,
+  type Migration,
   type MigrationReport,
   type MoveProgress,
   type MoveRecord,
@@ -17,6 +20,20 @@ import {
 
 /** The reference server's tenant data migrations (`global/`, `tenant/`), applied wherever a tenant lives. */
 export const DATA_MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'data-migrations');
+
+let loaded: Promise<Migration[]> | undefined;
+
+/**
+ * The tenant data's migrations: app/data-migrations with the plugins' (app/plugins: versions
+ * 1000 and up), so plugin tables exist wherever tenants live. Every path that migrates tenant
+ * data uses this list: a location that applied a plugin migration would refuse the directory
+ * alone (MIGRATION_UNKNOWN). From the command line: `tenantry migrate --migrations
+ * app/data-migrations --plugins app/plugins/registry.ts`.
+ */
+export function dataMigrations(): Promise<Migration[]> {
+  loaded ??= loadMigrations(DATA_MIGRATIONS_DIR).then((own) => plugins.migrations(own));
+  return loaded;
+}
 
 /**
  * The home database's shared tables were made by app/migrations (002 recordings, 004 events):
@@ -35,7 +52,7 @@ export async function migrateHomeData(ownerUrl: string): Promise<void> {
   await migrateLocation({
     clusters: { home: ownerUrl },
     cluster: 'home',
-    migrations: DATA_MIGRATIONS_DIR,
+    migrations: await dataMigrations(),
     baselineThrough: HOME_BASELINE,
   });
 }
@@ -101,7 +118,7 @@ export class TenantTiers {
     const report = await migrateEverywhere({
       catalog: this.#catalog,
       clusters: owners,
-      migrations: DATA_MIGRATIONS_DIR,
+      migrations: await dataMigrations(),
     });
     if (!report.ok) {
       const failed = report.results
@@ -135,7 +152,7 @@ export class TenantTiers {
         cluster: target.cluster,
         database: target.database ?? null,
         schema: target.schema,
-        migrations: DATA_MIGRATIONS_DIR,
+        migrations: await dataMigrations(),
       });
     } else if (target.tier === 'database') {
       if (!target.database) throw new Error('A database-tier placement needs a database');
@@ -152,25 +169,67 @@ export class TenantTiers {
         clusters: owners,
         cluster: target.cluster,
         database: target.database,
-        migrations: DATA_MIGRATIONS_DIR,
+        migrations: await dataMigrations(),
       });
     }
   }
 
-  /** Prepares `target`, then moves the tenant there online (resumable: call again after a crash). */
+  /**
+   * Records a move of the tenant to `target` (or returns its open move there) without running
+   * it: once this returns, the move is in `tenantry.moves`, so a crash before it runs leaves a
+   * move to resume, not nothing. Run it with {@link run}.
+   */
+  start(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
+    return this.#mover.start(tenantId, target);
+  }
+
+  /**
+   * Runs a recorded move to its end: prepares its target (idempotent), then copies, freezes and
+   * switches. Resumable at any step: call again after a crash. A rollback in progress is finished.
+   */
+  async run(moveId: string): Promise<MoveRecord> {
+    const move = await this.#mover.get(moveId);
+    const running = !['done', 'cleaned', 'rolled_back', 'rolling_back', 'switched'].includes(move.step);
+    if (running) await this.prepare(move.target, move.tenantId);
+    return this.#mover.run(moveId);
+  }
+
+  /** Records, prepares and runs a move of the tenant to `target` (resumable: call again after a crash). */
   async move(tenantId: string, target: PlacementTarget): Promise<MoveRecord> {
-    await this.prepare(target, tenantId);
-    return this.#mover.move(tenantId, target);
+    const move = await this.start(tenantId, target);
+    return this.run(move.id);
   }
 
   /** Continues a move that was interrupted (resumable at any step). */
   resume(moveId: string): Promise<MoveRecord> {
-    return this.#mover.run(moveId);
+    return this.run(moveId);
   }
 
   /** Undoes a move that has not switched yet: the tenant stays where it was. */
   rollback(moveId: string): Promise<MoveRecord> {
     return this.#mover.rollback(moveId);
+  }
+
+  /**
+   * Resumes every move that a stop or a crash left open (one after another): what a server does
+   * at start, so an acknowledged move needs no person to finish. Returns the ids it resumed and
+   * those that failed again (they stay open, resumable from the console or at the next start).
+   */
+  async resumeOpenMoves(): Promise<{ resumed: string[]; failed: string[] }> {
+    const { rows } = await this.#catalog.query<{ id: string }>(
+      `select id from tenantry.moves where step <> all ($1::text[]) order by created_at`,
+      [['done', 'cleaned', 'rolled_back']],
+    );
+    const outcome = { resumed: [] as string[], failed: [] as string[] };
+    for (const { id } of rows) {
+      try {
+        await this.run(id);
+        outcome.resumed.push(id);
+      } catch {
+        outcome.failed.push(id);
+      }
+    }
+    return outcome;
   }
 
   /** Deletes what a finished move left at its source (at once: no grace period). */

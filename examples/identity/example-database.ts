@@ -18,6 +18,8 @@ export interface ExampleDatabase {
   app: TenantPool;
   /** The read-only support role: staff's audited cross-tenant reads. */
   support: TenantPool;
+  /** The owner role's URL (migrations, LISTEN for the settings feed). */
+  ownerUrl: string;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function openExampleDatabase(): Promise<ExampleDatabase> {
     owner,
     app,
     support,
+    ownerUrl: urlOf(roles.ownerRole),
     async close() {
       // end() resolves before every socket has closed; DROP DATABASE … WITH (FORCE) below may
       // terminate a backend that is still closing (57P01): expected, not an error of the example

@@ -6,9 +6,12 @@ import type { LocalDatabase } from '../embedded/local-database.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { progressReporter, type ProgressReporter } from './progress-reporter.js';
 import { textTable } from './text-table.js';
+import { loadMigrations, type Migration } from '../tiers/migrate/migration-files.js';
+import { loadPluginRegistry } from './plugins-definition.js';
 
 interface MigrateFlags {
   migrations: string;
+  plugins?: string;
   clusters?: string;
   concurrency: number;
   lockTimeout?: number;
@@ -110,6 +113,14 @@ function failureLine(r: TargetResult): string {
   return `${r.status.toUpperCase()} ${r.target.key}  ${f.migration ?? '-'}  ${f.sqlstate ?? '-'}  ${f.message.replace(/\s*\n\s*/g, ' ')}`;
 }
 
+/** The directory's migrations, with the plugins' when `--plugins` (or TENANTRY_PLUGINS_MODULE) names them. */
+async function withPlugins(flags: MigrateFlags): Promise<string | Migration[]> {
+  const module = flags.plugins ?? process.env.TENANTRY_PLUGINS_MODULE;
+  if (!module) return flags.migrations;
+  const registry = await loadPluginRegistry(module);
+  return registry.migrations(await loadMigrations(flags.migrations));
+}
+
 /** `tenantry migrate` and `tenantry migrate status`. */
 export function migrateCommand(globals: () => ConnectionOptions): Command {
   const common = (c: Command): Command =>
@@ -125,6 +136,10 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
         'other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
       )
       .option('--concurrency <n>', 'targets at once (and connections at work)', positive, 8)
+      .option(
+        '--plugins <module>',
+        "also the migrations of the application's plugins (a module exporting definePlugins(…); or TENANTRY_PLUGINS_MODULE)",
+      )
       .option('--json', 'print JSON');
   // options live on the subcommands: on `migrate` itself they would swallow `migrate status --migrations x`
   const cmd = new Command('migrate').description(
@@ -145,11 +160,12 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
     )
     .action(async (flags: MigrateFlags) => {
       const progress = progressReporter();
+      const migrations = await withPlugins(flags);
       const report = await withClusters(globals(), flags, (catalog, clusters) =>
         migrateEverywhere({
           catalog,
           clusters,
-          migrations: flags.migrations,
+          migrations,
           concurrency: flags.concurrency,
           lockTimeoutMs: flags.lockTimeout,
           onProgress: migrateProgress(progress),
@@ -172,8 +188,9 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
     .description('show which target is at which version, its pending migrations and last failure')
     .option('--behind', 'list only the targets not at the latest version or with a failure')
     .action(async (flags: MigrateFlags & { behind?: boolean }) => {
+      const migrations = await withPlugins(flags);
       const report = await withClusters(globals(), flags, (catalog, clusters) =>
-        migrationStatus({ catalog, clusters, migrations: flags.migrations, concurrency: flags.concurrency }),
+        migrationStatus({ catalog, clusters, migrations, concurrency: flags.concurrency }),
       );
       if (flags.json) {
         console.log(JSON.stringify(report, null, 2));

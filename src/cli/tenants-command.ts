@@ -11,6 +11,7 @@ import { exportCommand, importCommand } from './export-command.js';
 import { usageCommand, usageExportCommand } from './usage-command.js';
 import { topCommand } from './top-command.js';
 import { settingsCommand } from './settings-command.js';
+import { pluginsCommand } from './plugins-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
@@ -147,6 +148,7 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(usageExportCommand(globals));
   cmd.addCommand(topCommand(globals));
   cmd.addCommand(settingsCommand(globals));
+  cmd.addCommand(pluginsCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],
     ['resume', 'resume', 'resume a suspended tenant'],

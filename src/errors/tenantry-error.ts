@@ -108,7 +108,13 @@ export type TenantryErrorCode =
   | 'SETTING_INVALID'
   | 'SETTINGS_VERSION_NOT_FOUND'
   | 'FLAG_UNKNOWN'
-  | 'FLAG_VALUE_INVALID';
+  | 'FLAG_VALUE_INVALID'
+  // plugins per tenant (see src/plugins)
+  | 'PLUGIN_INVALID'
+  | 'PLUGIN_DUPLICATE'
+  | 'PLUGIN_MIGRATION_INVALID'
+  | 'PLUGIN_UNKNOWN'
+  | 'PLUGIN_DISABLED';
 
 /**
  * Base class of Tenantry's errors: a stable `code`, an HTTP-ish `status`, readonly context

@@ -292,7 +292,12 @@ export class TenantResolver<M = unknown> {
       case 'staff': {
         if (row.session_user_id !== caller.userId || row.session_kind !== 'staff')
           throw new AccessError('SESSION_REVOKED');
-        if (row.grant_id === null || row.grant_access !== 'act_as') throw new AccessError('STAFF_ACCESS_REQUIRED');
+        if (row.grant_id === null) throw new AccessError('STAFF_ACCESS_REQUIRED');
+        // a read grant opens support reads (audit log, support SQL), not requests as the tenant
+        if (row.grant_access !== 'act_as')
+          throw new AccessError('STAFF_ACCESS_REQUIRED', {
+            message: 'Your open grant on this tenant is read-only: requests as the tenant need an act_as grant',
+          });
         const grant = {
           id: row.grant_id,
           access: row.grant_access,

@@ -19,6 +19,7 @@ export type {
   QueueSettings,
   JobToSend,
   ClaimedJob,
+  JobRunner,
   JobState,
   SqlExecutor,
 } from './job-queue-adapter.js';

@@ -51,10 +51,18 @@ export interface ClaimedJob {
 export type JobState = 'queued' | 'retry' | 'active' | 'completed' | 'refused' | 'failed';
 
 /**
- * What Tenantry needs of a job queue: thin files map it onto pg-boss (see pg-boss-adapter.ts),
- * and could onto graphile-worker or BullMQ. Claim-based: Tenantry's worker claims one job,
- * checks its envelope and tenant, runs the handler inside `runAs`, then reports the outcome, so
- * no queue library ever calls a handler directly.
+ * Runs one job through Tenantry's checks (envelope, tenant status, `runAs`); it ends the job with
+ * the adapter's complete, fail or refuse before it resolves.
+ */
+export type JobRunner = (job: ClaimedJob) => Promise<void>;
+
+/**
+ * What Tenantry needs of a job queue: thin files map it onto pg-boss (pg-boss-adapter.ts), BullMQ
+ * (bullmq-adapter.ts) and graphile-worker (graphile-worker-adapter.ts). Claim-based by default:
+ * Tenantry's worker claims one job, checks its envelope and tenant, runs the handler inside
+ * `runAs`, then reports the outcome. A push-style queue (graphile-worker calls task functions)
+ * implements `consume` instead: its runner hands each job to a {@link JobRunner}, which makes the
+ * same checks. Either way no queue library ever calls a handler directly.
  */
 export interface JobQueueAdapter {
   /** A short name for logs and benchmarks (`pg-boss`). */
@@ -68,6 +76,12 @@ export interface JobQueueAdapter {
    * so they commit with it; otherwise once per `key`.
    */
   send(queue: string, jobs: readonly JobToSend[], transaction?: SqlExecutor): Promise<string[]>;
+  /**
+   * Push-style queues only: runs `runners` (queue name → runner) with at most `concurrency` jobs
+   * at once per queue, until stop(). Called again with more queues, it takes them on too. When
+   * present, Tenantry never calls `claim`.
+   */
+  consume?(runners: ReadonlyMap<string, JobRunner>, concurrency: number): Promise<void>;
   /** Claims the next job of `queue` (highest priority, then oldest), or undefined. */
   claim(queue: string): Promise<ClaimedJob | undefined>;
   complete(job: ClaimedJob): Promise<void>;

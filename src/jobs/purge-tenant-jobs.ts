@@ -6,13 +6,16 @@ import type { SqlExecutor } from './job-queue-adapter.js';
 export interface PurgeTenantJobsOptions {
   /** pg-boss's schema (default `pgboss`). */
   schema?: string;
+  /** graphile-worker's schema (default `graphile_worker`). */
+  graphileSchema?: string;
 }
 
 /**
  * Removes every job of one tenant from the queue tables (pg-boss's `job` and `archive`, any
- * state: a finished job's payload is the tenant's data too) and its rows in Tenantry's job
- * ledgers. Returns how many jobs it removed (0 where pg-boss was never installed). Run it as
- * the owner role; the purge of a tenant calls it.
+ * state: a finished job's payload is the tenant's data too; graphile-worker's `_private_jobs`,
+ * which keeps failed and refused jobs) and its rows in Tenantry's job ledgers. Returns how many
+ * jobs it removed (0 where neither queue was ever installed). Run it as the owner role; the
+ * purge of a tenant calls it. (BullMQ's jobs live in Redis: not reached from here.)
  *
  * @example
  * const removed = await purgeTenantJobs(ownerPool, tenantId);
@@ -24,8 +27,8 @@ export async function purgeTenantJobs(
 ): Promise<number> {
   const tenant = toTenantId(tenantId);
   let removed = 0;
-  for (const table of await queueTables(db, options)) {
-    const result = await db.query(`delete from ${table} where data -> 'tenantry' ->> 'tenant' = $1`, [tenant]);
+  for (const { table, column } of await queueTables(db, options)) {
+    const result = await db.query(`delete from ${table} where ${column} -> 'tenantry' ->> 'tenant' = $1`, [tenant]);
     removed += result.rowCount ?? 0;
   }
   const ledgers = await db.query<{ ok: boolean }>(
@@ -38,14 +41,25 @@ export async function purgeTenantJobs(
   return removed;
 }
 
-/** pg-boss's `job` and `archive` tables where they exist (none where pg-boss was never installed). */
-async function queueTables(db: SqlExecutor, options: PurgeTenantJobsOptions): Promise<string[]> {
+/**
+ * The queue tables that exist, with their payload column: pg-boss's `job` and `archive` (`data`),
+ * graphile-worker's `_private_jobs` (`payload`, json).
+ */
+async function queueTables(
+  db: SqlExecutor,
+  options: PurgeTenantJobsOptions,
+): Promise<{ table: string; column: string }[]> {
   const schema = quoteIdent(options.schema ?? 'pgboss', 'schema');
-  const { rows } = await db.query<{ job: string | null; archive: string | null }>(
-    `select to_regclass($1)::text as job, to_regclass($2)::text as archive`,
-    [`${schema}.job`, `${schema}.archive`],
+  const graphile = quoteIdent(options.graphileSchema ?? 'graphile_worker', 'schema');
+  const { rows } = await db.query<{ job: string | null; archive: string | null; graphile: string | null }>(
+    `select to_regclass($1)::text as job, to_regclass($2)::text as archive, to_regclass($3)::text as graphile`,
+    [`${schema}.job`, `${schema}.archive`, `${graphile}._private_jobs`],
   );
-  return [rows[0]?.job, rows[0]?.archive].filter((t): t is string => !!t);
+  const r = rows[0];
+  return [
+    ...[r?.job, r?.archive].filter((t): t is string => !!t).map((table) => ({ table, column: 'data' })),
+    ...(r?.graphile ? [{ table: r.graphile, column: 'payload' }] : []),
+  ];
 }
 
 /** How many jobs of one tenant the queue tables hold, in any state (what purgeTenantJobs would remove). */
@@ -56,9 +70,9 @@ export async function countTenantJobs(
 ): Promise<number> {
   const tenant = toTenantId(tenantId);
   let count = 0;
-  for (const table of await queueTables(db, options)) {
+  for (const { table, column } of await queueTables(db, options)) {
     const { rows } = await db.query<{ n: number }>(
-      `select count(*)::int as n from ${table} where data -> 'tenantry' ->> 'tenant' = $1`,
+      `select count(*)::int as n from ${table} where ${column} -> 'tenantry' ->> 'tenant' = $1`,
       [tenant],
     );
     count += rows[0]?.n ?? 0;

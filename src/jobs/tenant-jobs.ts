@@ -6,7 +6,7 @@ import { FairOrder } from './fair-order.js';
 import { fanOutTick, type FanOutResult, type OwnerPool } from './fan-out.js';
 import { JobEnvelopeSigner, type OpenedJob } from './job-envelope.js';
 import { JobTenantMissingError, UnknownJobError } from './job-errors.js';
-import type { ClaimedJob, JobQueueAdapter, JobState } from './job-queue-adapter.js';
+import type { ClaimedJob, JobQueueAdapter, JobRunner, JobState } from './job-queue-adapter.js';
 import { TenantStatusGate, type JobTenantStatus } from './tenant-status-gate.js';
 import { WorkerLoop } from './worker-loop.js';
 
@@ -41,6 +41,13 @@ export interface DefineJobOptions<T> {
    * through the same checks: never for an inactive tenant.
    */
   onDeadLetter?: JobHandler<T>;
+  /**
+   * A further check before each run of a tenant job, after the tenant's status (first runs,
+   * retries, dead-letter runs and re-drives alike): a code refuses the run — the handler is not
+   * called, the job ends `refused`, `onRefused` hears the code (tenantry/plugins answers
+   * PLUGIN_DISABLED for a tenant without the job's plugin). A throw fails the run (retried).
+   */
+  gate?: (tenantId: string) => Promise<TenantryErrorCode | undefined> | TenantryErrorCode | undefined;
 }
 
 /** Options of {@link TenantJobs.enqueue}. */
@@ -57,7 +64,7 @@ export interface EnqueueOptions {
 export interface JobRefusal {
   queue: string;
   jobId: string;
-  /** TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED or JOB_ENVELOPE_INVALID. */
+  /** TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID, or a gate's code. */
   code: TenantryErrorCode;
   /** The tenant the envelope names, when it verified. */
   tenantId?: string;
@@ -101,6 +108,7 @@ interface Definition {
   handler: JobHandler<unknown>;
   settings: { retryLimit: number; retryDelaySeconds: number; retryBackoff: boolean; expireInSeconds: number };
   onDeadLetter?: JobHandler<unknown>;
+  gate?: (tenantId: string) => Promise<TenantryErrorCode | undefined> | TenantryErrorCode | undefined;
 }
 
 interface Route {
@@ -145,6 +153,7 @@ export class TenantJobs {
   readonly #definitions = new Map<string, Definition>();
   readonly #routes = new Map<string, Route>();
   readonly #loops: { queue: string; loop: WorkerLoop }[] = [];
+  readonly #consumed = new Map<string, JobRunner>();
   readonly #options: TenantJobsOptions;
   #started = false;
 
@@ -187,6 +196,7 @@ export class TenantJobs {
       handler: handler as JobHandler<unknown>,
       settings: { retryLimit, retryDelaySeconds, retryBackoff: options.retryBackoff ?? true, expireInSeconds },
       onDeadLetter: options.onDeadLetter as JobHandler<unknown> | undefined,
+      ...(options.gate ? { gate: options.gate } : {}),
     };
     this.#definitions.set(name, definition);
     this.#routes.set(name, { definition, handler: definition.handler, acceptFrom: [] });
@@ -300,6 +310,12 @@ export class TenantJobs {
     const names = options.queues ?? [...this.#definitions.keys()];
     for (const name of names) if (!this.#definitions.has(name)) throw new UnknownJobError(name);
     const queues = [...this.#routes.keys()].filter((q) => names.some((n) => q === n || q.startsWith(n + '__')));
+    if (this.#adapter.consume) {
+      // a push-style queue (graphile-worker): its runner hands each job to the same checks
+      for (const queue of queues) this.#consumed.set(queue, (job) => this.#run(this.#routes.get(queue)!, job));
+      await this.#adapter.consume(this.#consumed, concurrency);
+      return;
+    }
     for (const queue of queues)
       for (let i = 0; i < concurrency; i++)
         this.#loops.push({
@@ -317,6 +333,7 @@ export class TenantJobs {
   /** Stops the workers (each finishes its current job, bounded by `timeoutMs`), then the queue. */
   async stop(timeoutMs = 10_000): Promise<void> {
     await Promise.all(this.#loops.splice(0).map((w) => w.loop.stop(timeoutMs)));
+    this.#consumed.clear();
     await this.#fair?.flush().catch((error: unknown) => this.#options.onError?.(error));
     if (this.#started) await this.#adapter.stop();
     this.#started = false;
@@ -350,6 +367,15 @@ export class TenantJobs {
           new TenantryError('TENANT_PROVISIONING', 'The tenant is still being onboarded', { status: 409 }),
         );
       if (status !== 'active') return this.#refuse(job, tenantKey, REFUSAL[status], opened.tenant);
+      if (route.definition.gate && !route.fanOut) {
+        let code: TenantryErrorCode | undefined;
+        try {
+          code = await route.definition.gate(opened.tenant);
+        } catch (error) {
+          return this.#fail(route, job, tenantKey, error);
+        }
+        if (code !== undefined) return this.#refuse(job, tenantKey, code, opened.tenant);
+      }
     }
     const context: JobContext = {
       id: job.id,

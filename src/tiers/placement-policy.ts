@@ -115,6 +115,18 @@ export function planPlacementPolicy(options: PlanPolicyOptions = {}): PlacementP
 }
 
 /**
+ * SQL counting the tenants of cluster `<alias>.name`: its placements, plus (home cluster, whose
+ * name is the parameter `homeParam`) the tenants without a placement. Not cheap: the home count
+ * reads every tenant row (TenantOnboarding caches it, see there).
+ */
+export function clusterTenantsSql(alias: string, homeParam: string): string {
+  return `((select count(*) from tenantry.placements p where p.cluster = ${alias}.name)
+              + case when ${alias}.name = ${homeParam} then (select count(*) from tenantry.tenants t
+                                             where t.status <> 'deleted' and not exists (select from tenantry.placements p where p.tenant_id = t.id))
+                     else 0 end)`;
+}
+
+/**
  * Reads what a policy needs from the catalog (home database, owner role): the tenant and every
  * cluster's load. Tenants without a placement count on the home cluster.
  */
@@ -135,11 +147,7 @@ export async function placementQuestion(
     capacity: number;
     tenants: string;
   }>(
-    `select c.name, c.status, c.capacity,
-            (select count(*) from tenantry.placements p where p.cluster = c.name)
-              + case when c.name = $1 then (select count(*) from tenantry.tenants t
-                                             where t.status <> 'deleted' and not exists (select from tenantry.placements p where p.tenant_id = t.id))
-                     else 0 end as tenants
+    `select c.name, c.status, c.capacity, ${clusterTenantsSql('c', '$1')} as tenants
        from tenantry.clusters c order by c.name`,
     [options.homeCluster ?? 'home'],
   );

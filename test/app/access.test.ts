@@ -566,6 +566,19 @@ describe('staff', () => {
     expect(await state()).toEqual(before);
   });
 
+  it('a read grant does not open requests as the tenant, and the refusal says why', async () => {
+    const staff = await f.staffToken();
+    const grant = await f.call('POST', '/staff/access', {
+      token: staff,
+      payload: { tenant: 'bravo', access: 'read', reason, minutes: 5 },
+    });
+    expect(grant.statusCode).toBe(201);
+    const refused = await f.call('GET', '/recordings', { token: staff, headers: { 'x-tenant': 'bravo' } });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error.code).toBe('STAFF_ACCESS_REQUIRED');
+    expect(refused.json().error.message).toMatch(/read-only/);
+  });
+
   it('staff sign-in refuses members and wrong passwords alike', async () => {
     for (const payload of [
       { email: f.users.alice.email, password: PASSWORD },

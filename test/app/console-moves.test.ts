@@ -44,6 +44,11 @@ describe('moves in the console', () => {
     });
     expect(started.statusCode, started.body).toBe(202);
     expect(started.json().target).toEqual({ tier: 'schema', cluster: 'home', schema: 't_charlie' });
+    // recorded before the answer: a crash right after the 202 leaves a move to resume
+    const recorded = await f.db.admin.query('select tenant_id from tenantry.moves where id = $1', [
+      started.json().moveId,
+    ]);
+    expect(recorded.rows).toEqual([{ tenant_id: charlie.id }]);
     const steps = new Set<string>();
     const deadline = Date.now() + 60_000;
     let last: { step: string; open: boolean } | undefined;
@@ -88,6 +93,22 @@ describe('moves in the console', () => {
     expect(again.json().error.code).toBe('ALREADY_PLACED');
   });
 
+  it('a move recorded but never run (a crash after the 202) is finished by resumeOpenMoves at the next start', async () => {
+    const delta = await f.catalog.create({ slug: 'delta-moves', name: 'Delta' });
+    const recorded = await tiers!.start(delta.id, { tier: 'schema', cluster: 'home', schema: 't_delta_moves' });
+    expect(recorded.step).toBe('created');
+    const { resumed, failed } = await tiers!.resumeOpenMoves();
+    expect(failed).toEqual([]);
+    expect(resumed).toContain(recorded.id);
+    const { rows } = await f.db.admin.query<{ step: string; tier: string }>(
+      `select m.step, p.tier from tenantry.moves m join tenantry.placements p on p.tenant_id = m.tenant_id where m.id = $1`,
+      [recorded.id],
+    );
+    expect(rows).toEqual([{ step: 'done', tier: 'schema' }]);
+    // nothing left open to resume
+    expect((await tiers!.resumeOpenMoves()).resumed).toEqual([]);
+  });
+
   it('refuses bad input with 400, unknown clusters, inactive tenants, and a change without CSRF', async () => {
     const s = await session();
     const headers = { cookie: s.cookie, 'x-csrf-token': s.csrf };
@@ -113,9 +134,10 @@ describe('moves in the console', () => {
     });
     expect(suspended.statusCode).toBe(409);
     await f.catalog.resume(f.b.id);
-    const { rows } = await f.db.admin.query('select count(*)::int as n from tenantry.moves where tenant_id <> $1', [
-      charlie.id,
-    ]);
+    const { rows } = await f.db.admin.query(
+      `select count(*)::int as n from tenantry.moves m join tenantry.tenants t on t.id = m.tenant_id
+        where t.slug in ('alpha', 'bravo')`,
+    );
     expect(rows[0].n).toBe(0);
   });
 });

@@ -185,6 +185,9 @@ describe('the reference schema under doctor', () => {
       { version: 2, name: '002_live_functions.sql' },
       { version: 3, name: '003_recording_events.sql' },
       { version: 4, name: '004_recording_usage.sql' },
+      // the sample plugins' tables (app/plugins), with the data migrations wherever tenants live
+      { version: 1001, name: '1001_transcripts_transcripts.sql' },
+      { version: 1101, name: '1101_webhooks_webhooks.sql' },
     ]);
     // the events function follows the caller's search path now (no pinned search_path), the trigger skips moves
     const fn = await d.admin.query<{ config: string[] | null; body: string }>(

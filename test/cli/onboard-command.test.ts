@@ -15,6 +15,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve('src/cli/main.ts');
 const MIGRATIONS = path.join(HERE, 'fixtures', 'onboard-migrations');
 const HOOKS = path.join(HERE, 'fixtures', 'onboard-hooks.ts');
+const CRASH_ONLY = path.join(HERE, 'fixtures', 'onboard-crash-only.ts');
 
 let db: TestDatabase;
 let dir: string;
@@ -156,6 +157,36 @@ describe('tenantry tenants onboard', { timeout: 300_000 }, () => {
     expect(await footprint('cli-one')).toEqual(COMPLETE);
     expect((await db.admin.query(`select from tenantry.tenants where slug = 'cli-two'`)).rowCount).toBe(0);
   });
+
+  // the one-statement path (shared tier, no seed, no owner): killed before its statement, nothing
+  // is made; killed after it, everything is (one commit): a re-run says so
+  it.each(['create:started', 'create:applied'])(
+    'one-statement onboarding killed with SIGKILL at %s: all or nothing, a re-run finishes or confirms',
+    async (point) => {
+      const slug = `quick-${point.replace(':', '-')}`;
+      const args = ['tenants', 'onboard', slug, '--name', `Quick ${slug}`, '--hooks', CRASH_ONLY];
+      const killed = await tenantry(args, { ONBOARD_CRASH: point });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const state = async () =>
+        (
+          await db.admin.query<{ status: string; completed: boolean; held: string | null; audit: number }>(
+            `select t.status, o.completed_at is not null as completed, i.status as held,
+                    (select count(*)::int from tenantry.audit_log a where a.tenant_id = t.id and a.action = 'tenant.onboarded') as audit
+               from tenantry.tenants t join tenantry.onboardings o on o.tenant_id = t.id
+               left join tenantry.inactive_tenants i on i.tenant_key = t.id::text where t.slug = $1`,
+            [slug],
+          )
+        ).rows;
+      const done = [{ status: 'active', completed: true, held: null, audit: 1 }];
+      expect(await state()).toEqual(point === 'create:started' ? [] : done);
+      const rerun = await tenantry(args);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect(rerun.stdout).toMatch(
+        point === 'create:started' ? /^onboarded / : /is already onboarded \(shared on cluster home/,
+      );
+      expect(await state()).toEqual(done);
+    },
+  );
 
   // every step, killed after its work and before its record (the worst moment), and before it starts
   const points = [

@@ -8,6 +8,7 @@ import {
   signIn,
   startServer,
   step,
+  tearDownProject,
   tempProject,
   type ServerProcess,
 } from './support/reference-server.js';
@@ -19,19 +20,7 @@ import { Writers } from './support/writers.js';
 const project = await tempProject();
 let server: ServerProcess | undefined;
 
-afterAll(async () => {
-  server?.child.kill('SIGKILL');
-  const pid = await postmasterPid(project.dir);
-  if (pid) {
-    try {
-      process.kill(pid, 'SIGINT');
-    } catch {
-      // gone
-    }
-    await gone(pid, 20_000);
-  }
-  await project.remove();
-}, 60_000);
+afterAll(() => tearDownProject(project, server), 60_000);
 
 describe('crashes mid-write', () => {
   it('survives kill -9 of the postmaster and of the server, losing no acknowledged write', async () => {

@@ -5,6 +5,7 @@ import {
   serverPid,
   startServer,
   step,
+  tearDownProject,
   tempProject,
   type ServerProcess,
 } from './support/reference-server.js';
@@ -15,19 +16,7 @@ import {
 const project = await tempProject();
 let server: ServerProcess | undefined;
 
-afterAll(async () => {
-  server?.child.kill('SIGKILL');
-  const pid = await postmasterPid(project.dir);
-  if (pid) {
-    try {
-      process.kill(pid, 'SIGINT');
-    } catch {
-      // gone
-    }
-    await gone(pid, 20_000);
-  }
-  await project.remove();
-}, 60_000);
+afterAll(() => tearDownProject(project, server), 60_000);
 
 describe('npm start, stopped by a signal to npm', () => {
   {

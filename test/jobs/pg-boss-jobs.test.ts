@@ -1,17 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
-import { currentTenant, runAs, tryCurrentTenant, TenantCatalog, type TenantPool } from '../../src/index.js';
+import { runAs, tryCurrentTenant, TenantCatalog, type TenantPool } from '../../src/index.js';
 import { purgeTenantJobs, type JobRefusal, type TenantJobs } from '../../src/jobs/index.js';
 import { createNotesTable } from '../support/notes-table.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { eventually, freshTenant, INACTIVE, settled, testJobs, type InactiveState } from './support/jobs-harness.js';
+import { describeAdapterScenarios } from './support/adapter-scenarios.js';
+import { eventually, freshTenant, INACTIVE, settled, testJobs } from './support/jobs-harness.js';
 
-const CODE: Record<InactiveState, string> = {
-  missing: 'TENANT_NOT_FOUND',
-  suspended: 'TENANT_SUSPENDED',
-  deleted: 'TENANT_DELETED',
-};
+// The five paths × three tenant states (and their positive controls) run through the shared
+// harness at the end of this file, as for BullMQ and graphile-worker; what follows are
+// pg-boss's own: its table, its scheduler's stored tick, fan-out resumption, the purge.
 
 describe('tenantry/jobs on pg-boss', () => {
   let db: TestDatabase;
@@ -24,8 +23,6 @@ describe('tenantry/jobs on pg-boss', () => {
   /** Handler calls per job name: the tenant each ran as. */
   const calls: Record<string, (string | undefined)[]> = {};
   const record = (name: string) => (calls[name] ??= []).push(tryCurrentTenant());
-  /** Tenants whose state a handler changes before failing (the retry and dead-letter paths). */
-  const deactivate = new Map<string, () => Promise<void>>();
 
   async function notes(tenant: string): Promise<string[]> {
     const { rows } = await db.owner.query<{ body: string }>(
@@ -47,38 +44,11 @@ describe('tenantry/jobs on pg-boss', () => {
       record('note');
       await app.query('insert into notes (body) values ($1)', [body]);
     });
-    jobs.define('first', () => record('first'));
-    jobs.define(
-      'flaky',
-      async () => {
-        record('flaky');
-        await deactivate.get(currentTenant())?.();
-        throw new Error('first run fails');
-      },
-      { retryLimit: 1, retryDelaySeconds: 0, retryBackoff: false },
-    );
-    jobs.define(
-      'doomed',
-      async () => {
-        record('doomed');
-        await deactivate.get(currentTenant())?.();
-        throw new Error('always fails');
-      },
-      { retryLimit: 0, onDeadLetter: () => record('doomed.dead') },
-    );
     jobs.define('nightly', () => record('nightly'));
-    jobs.define(
-      'redo',
-      () => {
-        record('redo');
-        if ((calls.redo ?? []).filter((t) => t === currentTenant()).length === 1) throw new Error('fails once');
-      },
-      { retryLimit: 0 },
-    );
     jobs.define('sweep', () => record('sweep'), { global: true });
     await jobs.start();
     // every queue but the cron fan-out's (its test starts it after fanning out)
-    await jobs.work({ queues: ['note', 'first', 'flaky', 'doomed', 'redo', 'sweep'], concurrency: 2 });
+    await jobs.work({ queues: ['note', 'sweep'], concurrency: 2 });
   });
 
   afterAll(async () => {
@@ -134,76 +104,6 @@ describe('tenantry/jobs on pg-boss', () => {
     );
     expect(await settled(jobs, 'note', id)).toBe('refused');
     expect(await notes(a)).not.toContain('edited');
-  });
-
-  describe.each(INACTIVE)('a %s tenant: 0 handler calls on every path, and a terminal state', (state) => {
-    it('first run', async () => {
-      const t = await freshTenant(db, `first-${state}`);
-      await t.make(state);
-      const tenant = t.id;
-      const id = await runAs(tenant, () => jobs.enqueue('first', {}));
-      expect(await settled(jobs, 'first', id)).toBe('refused');
-      expect((calls.first ?? []).filter((x) => x === tenant)).toEqual([]);
-      expect(refusals.find((r) => r.jobId === id)).toMatchObject({ code: CODE[state], tenantId: tenant });
-    });
-
-    it('retry: the tenant turns inactive during the first run; the retry does not call the handler', async () => {
-      const t = await freshTenant(db, `retry-${state}`);
-      deactivate.set(t.id, () => t.make(state));
-      const id = await runAs(t.id, () => jobs.enqueue('flaky', {}));
-      expect(await settled(jobs, 'flaky', id)).toBe('refused');
-      // the one call is the first run, while the tenant was active
-      expect((calls.flaky ?? []).filter((x) => x === t.id)).toHaveLength(1);
-      expect(refusals.find((r) => r.jobId === id)?.code).toBe(CODE[state]);
-    });
-
-    it('dead letter: retries exhausted after the tenant turned inactive; the dead-letter handler is not called', async () => {
-      const t = await freshTenant(db, `dead-${state}`);
-      deactivate.set(t.id, () => t.make(state));
-      const id = await runAs(t.id, () => jobs.enqueue('doomed', {}));
-      expect(await settled(jobs, 'doomed', id)).toBe('failed');
-      let deadId: string | undefined;
-      await eventually(async () => {
-        const { rows } = await db.owner.query(
-          `select id from pgboss.job where name = 'doomed__dead' and data->'tenantry'->>'tenant' = $1`,
-          [t.id],
-        );
-        deadId = rows[0]?.id;
-        return deadId !== undefined;
-      });
-      expect(await settled(jobs, 'doomed__dead', deadId!)).toBe('refused');
-      expect((calls['doomed.dead'] ?? []).filter((x) => x === t.id)).toEqual([]);
-      expect(refusals.find((r) => r.jobId === deadId)?.code).toBe(CODE[state]);
-    });
-
-    it('manual re-drive of a failed job after the tenant turned inactive', async () => {
-      const t = await freshTenant(db, `redo-${state}`);
-      const id = await runAs(t.id, () => jobs.enqueue('redo', {}));
-      expect(await settled(jobs, 'redo', id)).toBe('failed');
-      await t.make(state);
-      expect(await jobs.redrive('redo', id)).toBe(true);
-      await eventually(async () => refusals.some((r) => r.jobId === id));
-      expect(await settled(jobs, 'redo', id)).toBe('refused');
-      expect((calls.redo ?? []).filter((x) => x === t.id)).toHaveLength(1);
-      // a refused job re-driven is refused again, never run
-      expect(await jobs.redrive('redo', id)).toBe(true);
-      await eventually(async () => refusals.filter((r) => r.jobId === id).length === 2);
-      expect((calls.redo ?? []).filter((x) => x === t.id)).toHaveLength(1);
-    });
-  });
-
-  it('positive controls: an active tenant runs on retry, in the dead-letter path and on re-drive', async () => {
-    const t = await freshTenant(db, 'control');
-    const flaky = await runAs(t.id, () => jobs.enqueue('flaky', {}));
-    expect(await settled(jobs, 'flaky', flaky)).toBe('failed');
-    expect((calls.flaky ?? []).filter((x) => x === t.id)).toHaveLength(2);
-    const doomed = await runAs(t.id, () => jobs.enqueue('doomed', {}));
-    expect(await settled(jobs, 'doomed', doomed)).toBe('failed');
-    await eventually(() => (calls['doomed.dead'] ?? []).includes(t.id));
-    const redo = await runAs(t.id, () => jobs.enqueue('redo', {}));
-    expect(await settled(jobs, 'redo', redo)).toBe('failed');
-    expect(await jobs.redrive('redo', redo)).toBe(true);
-    expect(await settled(jobs, 'redo', redo)).toBe('completed');
   });
 
   it('cron fan-out: the scheduled tick sends one job per active tenant, none to inactive ones', async () => {
@@ -308,4 +208,28 @@ describe('tenantry/jobs on pg-boss', () => {
     expect(await purgeTenantJobs(db.owner, victim)).toBe(0);
     await expect(purgeTenantJobs(db.owner, 'not-a-uuid')).rejects.toMatchObject({ code: 'INVALID_TENANT_ID' });
   });
+});
+
+const bosses = new WeakMap<TenantJobs, PgBoss>();
+
+describeAdapterScenarios({
+  name: 'pg-boss',
+  newJobs(db, onRefused) {
+    const made = testJobs(db, { onRefused });
+    bosses.set(made.jobs, made.boss);
+    return made.jobs;
+  },
+  async editTenant(db, _queue, id, tenant) {
+    const { rowCount } = await db.admin.query(
+      `update pgboss.job set data = jsonb_set(data, '{tenantry,tenant}', to_jsonb($2::text)), start_after = now() where id = $1`,
+      [id, tenant],
+    );
+    expect(rowCount).toBe(1);
+  },
+  async sendTick(db, jobs, name) {
+    // the tick as pg-boss's scheduler sends it: the data jobs.schedule() stored
+    const { rows } = await db.owner.query(`select data from pgboss.schedule where name = $1`, [`${name}__tick`]);
+    expect(rows).toHaveLength(1);
+    return (await bosses.get(jobs)!.send(`${name}__tick`, rows[0].data))!;
+  },
 });

@@ -304,6 +304,99 @@ describe('onboarding', () => {
     }
   });
 
+  it('a shared tenant with nothing else to do: one statement on the catalog, one commit, the same end state', async () => {
+    const statements: string[] = [];
+    const counting = {
+      query: (...args: Parameters<pg.Pool['query']>) => {
+        statements.push(String(args[0]));
+        return (db.owner.query as (...a: unknown[]) => unknown)(...args);
+      },
+      connect: () => db.owner.connect(),
+    } as unknown as pg.Pool;
+    const events: string[] = [];
+    const fast = new TenantOnboarding(
+      options({ catalog: counting, seed: undefined, onStep: (e) => void events.push(`${e.step}:${e.phase}`) }),
+    );
+    try {
+      const result = await fast.run({ slug: 'quick', name: 'Quick' });
+      // the clusters' view (at most once a second), then the onboarding's one statement
+      expect(statements.filter((q) => !q.includes('from tenantry.clusters'))).toHaveLength(1);
+      expect(statements.length).toBeLessThanOrEqual(2);
+      expect(result).toMatchObject({
+        outcome: 'onboarded',
+        ran: ['create', 'done'],
+        skipped: [],
+        target: { tier: 'shared', cluster: 'home' },
+        attempts: 1,
+        tenant: { slug: 'quick', name: 'Quick', status: 'active', placement: { tier: 'shared' } },
+      });
+      expect(result.completedAt).toBeInstanceOf(Date);
+      expect(events).toEqual(['create:started', 'create:applied', 'create:recorded', 'done:started', 'done:recorded']);
+      const id = result.tenant.id;
+      expect(await onboardingRow('quick')).toMatchObject({ tenant_id: id, attempts: 1, last_error: null });
+      expect(Object.keys((await onboardingRow('quick')).steps).sort()).toEqual(['create', 'done']);
+      expect(await count('select from tenantry.inactive_tenants where tenant_key = $1', [id])).toBe(0);
+      const audit = await db.admin.query(
+        'select actor_kind, action, detail from tenantry.audit_log where tenant_id = $1',
+        [id],
+      );
+      expect(audit.rows).toEqual([
+        {
+          actor_kind: 'system',
+          action: 'tenant.onboarded',
+          detail: { plan: null, tier: 'shared', cluster: 'home', ownerInvited: false, attempts: 1 },
+        },
+      ]);
+      // it serves at once, and a re-run is the usual no-op (or conflict)
+      expect(await runAs(id, () => appPool.query('select * from notes'))).toMatchObject({ rowCount: 0 });
+      statements.length = 0;
+      expect(await fast.run({ slug: 'quick', name: 'Quick' })).toMatchObject({ outcome: 'already-onboarded', ran: [] });
+      expect(await codeOf(fast.run({ slug: 'quick', name: 'Quicker' }))).toBe('ONBOARDING_CONFLICT');
+      expect(await count(`select from tenantry.tenants where slug = 'quick'`)).toBe(1);
+    } finally {
+      await fast.end();
+    }
+  });
+
+  it('the one-statement path leaves a taken, locked or stopped slug to the step-by-step path, changing nothing', async () => {
+    const fast = new TenantOnboarding(options({ seed: undefined, lockWaitMs: 200 }));
+    const holder = await db.owner.connect();
+    try {
+      await db.owner.query(`insert into tenantry.tenants (slug, name) values ('by-hand-2', 'By hand')`);
+      expect(await codeOf(fast.run({ slug: 'by-hand-2', name: 'By hand' }))).toBe('TENANT_SLUG_TAKEN');
+      expect(await count(`select from tenantry.onboardings where slug = 'by-hand-2'`)).toBe(0);
+      // another run holds the slug's lock: this one waits (bounded), makes nothing
+      await holder.query(`select pg_advisory_lock(hashtext('tenantry.onboard'), hashtext('busy-one'))`);
+      expect(await codeOf(fast.run({ slug: 'busy-one', name: 'Busy' }))).toBe('ONBOARDING_BUSY');
+      expect(await count(`select from tenantry.tenants where slug = 'busy-one'`)).toBe(0);
+      await holder.query(`select pg_advisory_unlock(hashtext('tenantry.onboard'), hashtext('busy-one'))`);
+      expect(await fast.run({ slug: 'busy-one', name: 'Busy' })).toMatchObject({ outcome: 'onboarded' });
+      // stopped before its statement: nothing made; a re-run onboards it
+      const stopping = new TenantOnboarding(
+        options({
+          seed: undefined,
+          onStep: ({ step, phase }) => {
+            if (step === 'create' && phase === 'started') throw new Error('stopped');
+          },
+        }),
+      );
+      try {
+        await expect(stopping.run({ slug: 'stopped-one', name: 'Stopped' })).rejects.toThrow('stopped');
+      } finally {
+        await stopping.end();
+      }
+      expect(await count(`select from tenantry.tenants where slug = 'stopped-one'`)).toBe(0);
+      expect(await fast.run({ slug: 'stopped-one', name: 'Stopped' })).toMatchObject({ outcome: 'onboarded' });
+      // a plan with its own tier takes the step-by-step path
+      expect(await fast.run({ slug: 'own-schema', name: 'Own', plan: 'business' })).toMatchObject({
+        ran: ['create', 'provision', 'migrate', 'route', 'done'],
+      });
+    } finally {
+      holder.release();
+      await fast.end();
+    }
+  });
+
   it('keeps each tenant to itself: the other tenant sees none of its notes or invitations, and the app role no onboarding record', async () => {
     const acme = (await onboardingRow('acme')).tenant_id as string;
     const hooli = (await onboardingRow('hooli')).tenant_id as string;

@@ -5,8 +5,11 @@ import { navigate } from './navigate.js';
 import { STYLE } from './style.js';
 import { TenantPage } from './tenant-page.js';
 import { TenantsPage } from './tenants-page.js';
+import { ClustersPage } from './clusters-page.js';
+import { DoctorPage } from './doctor-page.js';
+import { TopPage } from './top-page.js';
 
-/** The console's path below /console: '' (tenants), 'tenants/<slug>', 'clusters'. */
+/** The console's path below /console: '' (tenants), 'tenants/<slug>', 'top', 'clusters', 'doctor'. */
 function currentPath(): string {
   return location.pathname.replace(/^\/console\/?/, '');
 }
@@ -44,45 +47,6 @@ function SignIn(props: { onSignedIn: () => void }) {
       <p id="sign-in-error" role="alert" class="error">${error}</p>
     </form>
   </main>`;
-}
-
-function Clusters() {
-  const [clusters, setClusters] = useState<{ name: string; status: string; capacity: number; tenants: number }[]>();
-  const [error, setError] = useState('');
-  useEffect(() => {
-    api<{ clusters: typeof clusters }>('GET', '/clusters').then(
-      (r) => setClusters(r.clusters),
-      (e: Error) => setError(e.message),
-    );
-  }, []);
-  return html`<section>
-    <h1>Clusters</h1>
-    <p role="alert" class="error">${error}</p>
-    <table>
-      <caption>
-        Clusters and how many tenants live on each
-      </caption>
-      <thead>
-        <tr>
-          <th scope="col">Cluster</th>
-          <th scope="col">Status</th>
-          <th scope="col">Capacity</th>
-          <th scope="col">Tenants</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${(clusters ?? []).map(
-          (c) =>
-            html`<tr key=${c.name}>
-              <td>${c.name}</td>
-              <td>${c.status}</td>
-              <td>${c.capacity}</td>
-              <td>${c.tenants}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
-  </section>`;
 }
 
 function Console() {
@@ -124,7 +88,7 @@ function Console() {
     <header>
       <nav aria-label="Console">
         <strong>Tenantry console</strong>
-        ${link('', 'Tenants')} ${link('clusters', 'Clusters')}
+        ${link('', 'Tenants')} ${link('top', 'Top tenants')} ${link('clusters', 'Clusters')} ${link('doctor', 'Doctor')}
         <button type="button" class="link" onClick=${signOut}>Sign out</button>
       </nav>
     </header>
@@ -133,8 +97,12 @@ function Console() {
         slug !== undefined
           ? html`<${TenantPage} key=${slug} tenant=${slug} />`
           : path === 'clusters'
-            ? html`<${Clusters} />`
-            : html`<${TenantsPage} />`
+            ? html`<${ClustersPage} />`
+            : path === 'top'
+              ? html`<${TopPage} />`
+              : path === 'doctor'
+                ? html`<${DoctorPage} />`
+                : html`<${TenantsPage} />`
       }
     </main>
   </div>`;

@@ -19,6 +19,8 @@ button[disabled]{opacity:.6;cursor:wait}
 .filters{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end}
 .filters label{margin:0}
 .filters>*{flex:0 0 auto}
+.filters input,.filters select{min-width:9rem}
+.filters input{width:10rem}
 table{border-collapse:collapse;width:100%;margin-top:.5rem}
 caption{text-align:left;color:#454545;padding:.3rem 0}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d0d0}
@@ -33,4 +35,22 @@ dt{font-weight:600}
 .step{font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}
 .card{border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.muted{color:#454545}
+.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}
+.chart{margin:0;border:1px solid #d0d0d0;border-radius:6px;padding:.6rem .8rem}
+.chart-canvas{width:100%;min-height:180px}
+button.small{padding:.15rem .6rem;margin:.3rem 0;font-size:.9em}
+table.figures{font-size:.9em}
+fieldset.ranges{border:none;padding:0;margin:.2rem 0;display:flex;gap:1rem;align-items:center}
+fieldset.ranges legend{font-weight:600;float:left;margin-right:.6rem}
+label.inline{display:inline-flex;gap:.3rem;align-items:center;font-weight:400;margin:0}
+label.inline input{min-width:0}
+.empty{padding:1rem;border:1px dashed #767676;border-radius:6px}
+ul.advice li{margin:.3rem 0}
+a.button{display:inline-block;padding:.3rem .8rem;border-radius:4px;background:#16213a;color:#fff;text-decoration:none}
+.placement{margin:1rem 0}
+ul.findings li{margin:.4rem 0}
+.fix{color:#14532d}
+meter{width:5rem;margin-left:.4rem;vertical-align:middle}
 `;

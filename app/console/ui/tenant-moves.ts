@@ -32,6 +32,8 @@ export function TenantMoves(props: { tenant: string; currentTier: string; onChan
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const path = `/tenants/${encodeURIComponent(props.tenant)}/moves`;
+  // a move advised on the "Top tenants now" page arrives with its target: ?move-tier=&move-cluster=
+  const advised = new URLSearchParams(location.search);
   const { onChange } = props;
   const load = useCallback(async () => {
     try {
@@ -101,11 +103,11 @@ export function TenantMoves(props: { tenant: string; currentTier: string; onChan
       <select id="tier" name="tier">
         ${['shared', 'schema', 'database']
           .filter((t) => t !== props.currentTier)
-          .map((t) => html`<option value=${t}>${t}</option>`)}
+          .map((t) => html`<option value=${t} selected=${advised.get('move-tier') === t}>${t}</option>`)}
       </select>
       <label for="cluster">on cluster</label>
       <select id="cluster" name="cluster">
-        ${clusters.map((c) => html`<option value=${c}>${c}</option>`)}
+        ${clusters.map((c) => html`<option value=${c} selected=${advised.get('move-cluster') === c}>${c}</option>`)}
       </select>
       <label for="move-reason">Reason for the move</label>
       <input id="move-reason" name="move-reason" minlength="10" maxlength="500" required />

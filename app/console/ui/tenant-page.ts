@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.js';
 import { TenantMoves } from './tenant-moves.js';
 import { TenantPurge } from './tenant-purge.js';
+import { TenantUsage } from './tenant-usage.js';
 
 interface TenantDetail {
   tenant: {
@@ -165,6 +166,7 @@ export function TenantPage(props: { tenant: string }) {
         </form>
       </div>
     </div>
+    <${TenantUsage} tenant=${tenant.slug} />
     ${
       detail.features.moves && tenant.status === 'active'
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`

@@ -2,6 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { navigate } from './navigate.js';
+import { count, duration } from './format.js';
 
 export interface TenantItem {
   id: string;
@@ -12,15 +13,33 @@ export interface TenantItem {
   tier: string;
   cluster: string;
   createdAt: string;
+  requests24h: number;
+  dbTimeMs24h: number;
 }
 
-const SORTS = { slug: 'Slug', created: 'Newest', status: 'Status', tier: 'Tier' } as const;
+const SORTS = {
+  slug: 'Slug',
+  created: 'Newest',
+  status: 'Status',
+  tier: 'Tier',
+  requests: 'Requests (24 h)',
+  dbTime: 'DB time (24 h)',
+} as const;
 
-/** Tenants: search by slug, name or id; filter by status and tier; sort. */
+/** Tenants: search by slug, name or id; filter by status, tier, plan and cluster; sort (by usage too). */
 export function TenantsPage() {
   const [q, setQ] = useState('');
   const [status, setStatus] = useState('');
   const [tier, setTier] = useState('');
+  const [plan, setPlan] = useState('');
+  const [cluster, setCluster] = useState('');
+  const [clusters, setClusters] = useState<string[]>([]);
+  useEffect(() => {
+    api<{ clusters: { name: string }[] }>('GET', '/clusters').then(
+      (r) => setClusters(r.clusters.map((c) => c.name)),
+      () => undefined,
+    );
+  }, []);
   const [sort, setSort] = useState<keyof typeof SORTS>('slug');
   const [tenants, setTenants] = useState<TenantItem[]>();
   const [error, setError] = useState('');
@@ -29,6 +48,8 @@ export function TenantsPage() {
     if (q.trim()) params.set('q', q.trim());
     if (status) params.set('status', status);
     if (tier) params.set('tier', tier);
+    if (plan.trim()) params.set('plan', plan.trim());
+    if (cluster) params.set('cluster', cluster);
     const timer = setTimeout(() => {
       api<{ tenants: TenantItem[] }>('GET', `/tenants?${params}`).then(
         (r) => {
@@ -39,7 +60,7 @@ export function TenantsPage() {
       );
     }, 150);
     return () => clearTimeout(timer);
-  }, [q, status, tier, sort]);
+  }, [q, status, tier, plan, cluster, sort]);
   return html`<section>
     <h1>Tenants</h1>
     <form class="filters" role="search" onSubmit=${(e: Event) => e.preventDefault()}>
@@ -58,6 +79,13 @@ export function TenantsPage() {
         <option value="shared">Shared</option>
         <option value="schema">Schema</option>
         <option value="database">Database</option>
+      </select>
+      <label for="plan">Plan</label>
+      <input id="plan" value=${plan} onInput=${(e: Event) => setPlan((e.target as HTMLInputElement).value)} />
+      <label for="cluster">Cluster</label>
+      <select id="cluster" value=${cluster} onChange=${(e: Event) => setCluster((e.target as HTMLSelectElement).value)}>
+        <option value="">Any</option>
+        ${clusters.map((c) => html`<option value=${c}>${c}</option>`)}
       </select>
       <label for="sort">Sort by</label>
       <select
@@ -81,6 +109,8 @@ export function TenantsPage() {
           <th scope="col">Plan</th>
           <th scope="col">Tier</th>
           <th scope="col">Cluster</th>
+          <th scope="col" class="num">Requests (24 h)</th>
+          <th scope="col" class="num">DB time (24 h)</th>
         </tr>
       </thead>
       <tbody>
@@ -102,6 +132,8 @@ export function TenantsPage() {
               <td>${t.plan ?? '—'}</td>
               <td>${t.tier}</td>
               <td>${t.cluster}</td>
+              <td class="num">${count(t.requests24h)}</td>
+              <td class="num">${duration(t.dbTimeMs24h)}</td>
             </tr>`,
         )}
       </tbody>

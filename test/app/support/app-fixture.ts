@@ -84,6 +84,8 @@ export async function createAppFixture(
     host?: ServerOptions['host'];
     /** Background jobs for the server (ServerOptions.jobs), made once the database is ready. */
     jobs?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['jobs']>>;
+    /** Plugins per tenant (ServerOptions.plugins), made once the database is ready. */
+    plugins?: (db: TestDatabase, serverPool: TenantPool) => Promise<NonNullable<ServerOptions['plugins']>>;
     /** Usage metering for the server (ServerOptions.usage), made once the database is ready. */
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
     /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
@@ -94,6 +96,7 @@ export async function createAppFixture(
       | {
           moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+          observe?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['observe'];
         };
   } = {},
 ): Promise<AppFixture> {
@@ -147,6 +150,7 @@ export async function createAppFixture(
     ...(options.host ? { host: options.host } : {}),
     ...(options.jobs ? { jobs: await options.jobs(db, serverPool) } : {}),
     ...(options.usage ? { usage: options.usage(db) } : {}),
+    ...(options.plugins ? { plugins: await options.plugins(db, serverPool) } : {}),
     ...(options.limits ? { limits: await options.limits(db) } : {}),
     ...(options.console
       ? {
@@ -157,6 +161,9 @@ export async function createAppFixture(
               : {}),
             ...(typeof options.console === 'object' && options.console.purger
               ? { purger: options.console.purger(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.observe
+              ? { observe: options.console.observe(db) }
               : {}),
           },
         }

@@ -173,3 +173,24 @@ export async function call(
     return { status: 0, retryAfter: null, body: undefined };
   }
 }
+
+/**
+ * The `afterAll` of a fault test on its own project: kills the server if one is left, stops the
+ * postmaster on the project's data folder (SIGINT, then waits up to 20 s) and removes the folder.
+ */
+export async function tearDownProject(
+  project: { dir: string; remove(): Promise<void> },
+  server: ServerProcess | undefined,
+): Promise<void> {
+  server?.child.kill('SIGKILL');
+  const pid = await postmasterPid(project.dir);
+  if (pid) {
+    try {
+      process.kill(pid, 'SIGINT');
+    } catch {
+      // gone
+    }
+    await gone(pid, 20_000);
+  }
+  await project.remove();
+}

@@ -1,0 +1,203 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  activityTag,
+  adviseOnLoad,
+  placementQuestion,
+  planPlacementPolicy,
+  type PlacementTarget,
+  type Queryable,
+  type TenantLoad,
+} from 'tenantry';
+import { parseInput } from '../http/validation.js';
+
+const topQuery = z
+  .object({
+    window: z.enum(['5', '15', '60']).default('15'),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+  })
+  .strict();
+
+/** One tenant's line on the console's "Top tenants now" page. */
+export interface TopTenant {
+  tenantId: string;
+  slug: string;
+  plan: string | null;
+  tier: string;
+  cluster: string;
+  dbTimeMs: number;
+  dbShare: number;
+  statements: number;
+  rows: number;
+  errors: number;
+  timeouts: number;
+  waits: number;
+  waitMs: number;
+  connections: number;
+  activeNow: number;
+  lockWaitsNow: number;
+  longestNowMs: number;
+}
+
+/** The placement policy's advice to move a tenant, as the page links it to the move form. */
+export interface MoveAdvice {
+  slug: string;
+  dbShare: number;
+  target: PlacementTarget;
+  reasons: string[];
+}
+
+/** A tenant taking more than this share of DB time, outside a database of its own, is advised to move. */
+const MOVE_SHARE = 0.25;
+
+/**
+ * `GET /console/api/top?window=5|15|60&limit=`: the tenants using the database now, from the same
+ * sources as `tenantry tenants top` (docs/monitoring.md): the pools' counters published to
+ * `tenantry_private.tenant_activity`, and `pg_stat_activity`'s tags for what runs now. Written
+ * here rather than calling the CLI's reader because the console needs the advice as data (the
+ * tenant and the policy's target, for a one-click move) and the CLI's is text; the sentences
+ * themselves come from the library's `adviseOnLoad`, so both say the same thing.
+ */
+export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Queryable }): void {
+  const { catalogPool } = options;
+  api.get('/console/api/top', { config: { query: topQuery } }, async (request) => {
+    const q = parseInput(topQuery, request.query, 'query');
+    const windowMinutes = Number(q.window);
+    const { rows: tenants } = await catalogPool.query<{
+      id: string;
+      slug: string;
+      plan: string | null;
+      tier: string;
+      cluster: string;
+    }>(
+      `select t.id, t.slug, t.settings->>'plan' as plan, coalesce(p.tier, 'shared') as tier, coalesce(p.cluster, 'home') as cluster
+         from tenantry.tenants t left join tenantry.placements p on p.tenant_id = t.id
+        where t.status <> 'deleted'`,
+    );
+    const byId = new Map(tenants.map((t) => [t.id, t]));
+    const byTag = new Map(tenants.map((t) => [activityTag(t.id), t.id]));
+    const { rows: published } = await catalogPool.query<{
+      tenant_key: string;
+      db_time_ms: number;
+      statements: string;
+      rows: string;
+      errors: string;
+      timeouts: string;
+      waits: string;
+      wait_ms: number;
+      connections: string;
+      instances: string;
+    }>(
+      `with w as (
+         select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
+       ), latest as (
+         select distinct on (instance, tenant_key) instance, tenant_key, connections
+           from w order by instance, tenant_key, window_end desc
+       )
+       select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
+              sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
+              coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections,
+              (select count(distinct instance) from w) as instances
+         from w group by w.tenant_key`,
+      [windowMinutes],
+    );
+    const { rows: live } = await catalogPool.query<{
+      tag: string;
+      active: string;
+      locks: string;
+      longest_ms: number | null;
+    }>(
+      `select application_name as tag, count(*) filter (where state = 'active') as active,
+              count(*) filter (where wait_event_type = 'Lock') as locks,
+              max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms
+         from pg_stat_activity where application_name like 'tenantry:%' group by application_name`,
+    );
+    const total = published.reduce((sum, r) => sum + Number(r.db_time_ms), 0);
+    const lines = new Map<string, TopTenant>();
+    const line = (tenantId: string): TopTenant | undefined => {
+      const t = byId.get(tenantId);
+      // figures of statements without a tenant, or of a tenant deleted since: not a tenant to show
+      if (!t) return undefined;
+      let r = lines.get(tenantId);
+      if (!r) {
+        r = {
+          tenantId,
+          slug: t.slug,
+          plan: t.plan,
+          tier: t.tier,
+          cluster: t.cluster,
+          dbTimeMs: 0,
+          dbShare: 0,
+          statements: 0,
+          rows: 0,
+          errors: 0,
+          timeouts: 0,
+          waits: 0,
+          waitMs: 0,
+          connections: 0,
+          activeNow: 0,
+          lockWaitsNow: 0,
+          longestNowMs: 0,
+        };
+        lines.set(tenantId, r);
+      }
+      return r;
+    };
+    for (const p of published) {
+      const r = line(p.tenant_key);
+      if (!r) continue;
+      r.dbTimeMs = Math.round(Number(p.db_time_ms) * 10) / 10;
+      r.dbShare = total > 0 ? Number(p.db_time_ms) / total : 0;
+      r.statements = Number(p.statements);
+      r.rows = Number(p.rows);
+      r.errors = Number(p.errors);
+      r.timeouts = Number(p.timeouts);
+      r.waits = Number(p.waits);
+      r.waitMs = Math.round(Number(p.wait_ms));
+      r.connections = Number(p.connections);
+    }
+    for (const l of live) {
+      const id = byTag.get(l.tag);
+      const r = id === undefined ? undefined : line(id);
+      if (!r) continue;
+      r.activeNow = Number(l.active);
+      r.lockWaitsNow = Number(l.locks);
+      r.longestNowMs = Math.round(l.longest_ms ?? 0);
+    }
+    const sorted = [...lines.values()].sort(
+      (a, b) => b.dbTimeMs - a.dbTimeMs || b.activeNow - a.activeNow || a.slug.localeCompare(b.slug),
+    );
+
+    // the placement policy: a database of its own on the least-loaded active cluster
+    const policy = planPlacementPolicy({ tiers: {}, defaultTier: 'database' });
+    const moves: MoveAdvice[] = [];
+    const loads = sorted.map((r) => ({ ...r, tier: r.tier as TenantLoad['tier'] }));
+    const others = loads.length;
+    for (const load of loads)
+      if (load.dbShare >= MOVE_SHARE && load.tier !== 'database' && others > 1) {
+        const decision = await placementQuestion(catalogPool, load.tenantId)
+          .then((question) => policy.decide(question))
+          .catch(() => undefined);
+        if (decision?.target.tier === 'database')
+          moves.push({ slug: load.slug, dbShare: load.dbShare, target: decision.target, reasons: decision.reasons });
+      }
+    const window = windowMinutes === 60 ? 'this hour' : `in the last ${windowMinutes} min`;
+    const advice = adviseOnLoad(loads, {
+      window,
+      moveShare: MOVE_SHARE,
+      target: (load) => {
+        const m = moves.find((a) => a.slug === load.slug);
+        return m ? { target: m.target, reasons: m.reasons } : undefined;
+      },
+    });
+    return {
+      windowMinutes,
+      instances: Number(published[0]?.instances ?? 0),
+      totalDbTimeMs: Math.round(total * 10) / 10,
+      at: new Date().toISOString(),
+      tenants: sorted.slice(0, q.limit),
+      advice,
+      moves,
+    };
+  });
+}
