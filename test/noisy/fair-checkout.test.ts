@@ -146,7 +146,7 @@ describe('TenantPool with fairCheckout and activity', () => {
     await runAs(NOISY, () => pool.query('select pg_sleep(0.3)')); // 100 of burst, then ≈ 200 ms in debt
     let started = Date.now();
     const { rows } = await runAs(QUIET, () => pool.query('select body from notes order by body'));
-    expect(Date.now() - started).toBeLessThan(500); // no budget of its own, nothing to wait for
+    expect(Date.now() - started).toBeLessThan(1200); // no budget of its own: not the neighbour's ≈ 2 s
     expect(rows).toEqual([{ body: 'q1' }, { body: 'q2' }]);
     started = Date.now();
     await runAs(NOISY, () => pool.query('select 1'));
@@ -155,7 +155,7 @@ describe('TenantPool with fairCheckout and activity', () => {
     await runAs(NOISY, () => pool.query('select pg_sleep(0.4)'));
     started = Date.now();
     await expect(runAs(NOISY, () => pool.query('select 1'))).rejects.toMatchObject({ code: 'POOL_TIMEOUT' });
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(Date.now() - started).toBeLessThan(2000); // not the 3 s bound
     const noisy = activity.snapshot().find((r) => r.tenantId === NOISY)!;
     expect(noisy.waits).toBeGreaterThanOrEqual(2);
     expect(noisy.connections).toBe(0); // nothing held after a refusal
