@@ -39,12 +39,19 @@ export default [
       // TenantPool serves requests; migrate.ts opens its own client (and an admin one to create
       // extensions) when given a URL; tiers/tenant-tiers.ts opens the owner pool of the catalog
       // that migrations everywhere and moves run on; console/console-clusters.ts asks each cluster,
-      // as its admin, for its connections and database sizes (bounded, for staff). Request
-      // handling never gets these.
+      // as its admin, for its connections and database sizes (bounded, for staff);
+      // citus-distribution.ts distributes the tables on a Citus coordinator as its superuser
+      // (TENANTRY_CITUS). Request handling never gets these.
       'tenantry/no-raw-pool': [
         'error',
         {
-          allow: ['app/main.ts', 'app/migrate.ts', 'app/tiers/tenant-tiers.ts', 'app/console/console-clusters.ts'],
+          allow: [
+            'app/main.ts',
+            'app/migrate.ts',
+            'app/tiers/tenant-tiers.ts',
+            'app/console/console-clusters.ts',
+            'app/citus-distribution.ts',
+          ],
         },
       ],
     },

@@ -9,9 +9,7 @@ import pg from 'pg';
 import {
   install,
   installEverywhere,
-  publishTenantActivity,
   RoutedTenantPool,
-  TenantActivity,
   TenantPool,
   TenantRouter,
   type InstallRunOptions,
@@ -36,15 +34,18 @@ import { clustersFromEnv } from './tiers/clusters-from-env.js';
 import { placeDemoTenants } from './tiers/demo-placements.js';
 import { dataMigrations, TenantTiers, type ClusterUrls } from './tiers/tenant-tiers.js';
 import { PluginAdmin, PluginHost } from 'tenantry/plugins';
+import { publicOnlyFetch } from './plugins/egress-guard.js';
 import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
-import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
+import { meterDatabaseTime, UsageRecorder, type UsageLocation } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
+import { monitoringFromEnv, startMonitoring, type Monitoring } from './observe/monitoring.js';
+import { trustProxyFromEnv } from './http/trust-proxy.js';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
@@ -84,7 +85,8 @@ let plugins: PluginHost | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
-let stopActivity: (() => Promise<void>) | undefined;
+let monitoring: Monitoring | undefined;
+let trustProxy: boolean | number | string = false;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -134,8 +136,9 @@ function close(): Promise<void> {
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
+    // after the data pools: their last statements are in the last window it writes
+    await step('publishing the last activity window', () => monitoring?.stop());
     await step('flushing usage', () => usage?.close());
-    await step('publishing the last tenant activity', () => stopActivity?.());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -169,6 +172,12 @@ try {
   role = processRoleFromEnv();
   // per-tenant metrics (TENANTRY_METRICS_TOKEN) and spans (TENANTRY_TRACING): a bad value stops the start here
   telemetry = telemetryFromEnv();
+  // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT)
+  const monitoringSettings = monitoringFromEnv();
+  trustProxy = trustProxyFromEnv();
+  const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
+  if (limitsSetting !== 'on' && limitsSetting !== 'off')
+    throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
   db = await openLocalDatabase({
     dir: dataFolder,
     // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
@@ -290,12 +299,13 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
-  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`): counted in the
-  // pools, published every 15 s as the owner role, tagged in pg_stat_activity (docs/monitoring.md)
-  const activity = new TenantActivity();
-  stopActivity = publishTenantActivity(activity, track(new pg.Pool({ connectionString: db.ownerUrl, max: 1 })), {
-    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant activity'),
-  });
+  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`), database limits and
+  // fair shares by plan (docs/monitoring.md)
+  monitoring = await startMonitoring(
+    track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    logger,
+    monitoringSettings,
+  );
   const appPool = track(
     new TenantPool({
       connectionString: db.appUrl,
@@ -303,8 +313,7 @@ try {
       max: 10,
       guard,
       observer,
-      activity,
-      activityTag: true,
+      ...monitoring.poolOptions,
     }),
   );
   await appPool.assertSafeRole();
@@ -329,8 +338,7 @@ try {
     maxConnections: 10,
     guard,
     observer,
-    activity,
-    activityTag: true,
+    ...monitoring.poolOptions,
   });
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
@@ -375,8 +383,13 @@ try {
   jobs = createJobs({ ownerUrl: db.ownerUrl, catalog: jobsOwnerPool, contextSecret: db.contextSecret, logger });
   // plugins per tenant (app/plugins): enablement follows the settings feed; their jobs are defined
   // here, before jobs.start(), each refused (PLUGIN_DISABLED) for a tenant without the plugin
+  const allowPrivate = process.env.WEBHOOKS_ALLOW_PRIVATE ?? '0';
+  if (allowPrivate !== '0' && allowPrivate !== '1')
+    throw new Error(`WEBHOOKS_ALLOW_PRIVATE must be 0 or 1, not ${JSON.stringify(allowPrivate)}`);
   const boundPlugins = createPlugins({
     dataPool: () => dataPool!,
+    // webhook endpoints are tenants' URLs: public addresses only, unless allowed for local work
+    fetch: publicOnlyFetch({ allowPrivate: allowPrivate === '1' }),
     setting: (key) => settingsReader.get(key as never),
   });
   plugins = new PluginHost({
@@ -404,16 +417,21 @@ try {
     );
     if (quietStart) logger.level = 'info';
   } else {
+    // an owner connection to a placement's database: usage is read wherever the tenant lives or lived
+    const placementOwnerPool = (where: UsageLocation) =>
+      tiers!.placements.ownerPool({
+        tier: where.database ? 'database' : 'shared',
+        cluster: where.cluster,
+        database: where.database,
+      });
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
-    const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
-    if (limitsSetting !== 'on' && limitsSetting !== 'off')
-      throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
     if (limitsSetting === 'on')
       limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
       ...(limits ? { limits } : {}),
+      trustProxy,
       signUp,
       appPool,
       dataPool,
@@ -427,6 +445,11 @@ try {
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
       usage,
+      // GET /usage: every database the tenant lives or has lived in (a move does not lose its usage)
+      usageEverywhere: {
+        catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        ownerPool: placementOwnerPool,
+      },
       settings: settingsOptions,
       plugins,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
@@ -441,7 +464,7 @@ try {
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
-        observe: { clusterUrls: adminUrls },
+        observe: { clusterUrls: adminUrls, usageOwnerPool: placementOwnerPool },
       },
     });
     facts = {
@@ -546,6 +569,15 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       role === 'server'
         ? 'enqueued here, run by a worker (npm run worker)'
         : 'run in this process (TENANTRY_ROLE=server|worker to split)',
+    observe: {
+      metrics: telemetry?.metrics !== undefined,
+      tracing: telemetry?.tracing !== undefined,
+      rateLimits: limits !== undefined,
+      ...(monitoring?.settings.activity ? { activitySeconds: monitoring.settings.intervalMs / 1000 } : {}),
+      dbLimits: monitoring?.settings.dbLimits ?? false,
+      fairCheckout: monitoring?.settings.fairCheckout ?? false,
+      trustProxy,
+    },
     ...(acme && globex ? { tokens: { acme, globex, ...(initech ? { initech } : {}) } } : {}),
     ...(globexRecording ? { globexRecording } : {}),
   });

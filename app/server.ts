@@ -25,7 +25,7 @@ import { signUpRoutes } from './signup/sign-up-routes.js';
 import { fastifyTenantRateLimit, type SignInThrottle, type TenantRateLimits } from 'tenantry/limits';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
-import type { UsageRecorder } from 'tenantry/metering';
+import type { UsageEverywhereOptions, UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
 import { fastifyPluginRoutes, type PluginHost } from 'tenantry/plugins';
@@ -77,11 +77,24 @@ export interface ServerOptions {
   /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
   usage?: UsageRecorder;
   /**
-   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
-   * plan (429 RATE_LIMITED with Retry-After); `signIn` / `staffSignIn` throttle the sign-ins per
-   * account and per address. Each is off when omitted.
+   * `GET /usage` reads every database the tenant lives or has lived in (owner connections to the
+   * catalog and the placements); without it, the home database only.
    */
-  limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
+  usageEverywhere?: UsageEverywhereOptions;
+  /**
+   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
+   * plan (429 RATE_LIMITED with Retry-After), and its `export` and `move` limits the usage export
+   * (`GET /usage/events`) and the console's moves; `signIn` / `staffSignIn` throttle the sign-ins,
+   * `invitations` `POST /invitations/accept` (it checks passwords too) and `signUp` `POST /sign-up`
+   * (the onboarding limit), per account and address. Each is off when omitted.
+   */
+  limits?: {
+    api?: TenantRateLimits;
+    signIn?: SignInThrottle;
+    staffSignIn?: SignInThrottle;
+    invitations?: SignInThrottle;
+    signUp?: SignInThrottle;
+  };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
   /**
@@ -91,6 +104,11 @@ export interface ServerOptions {
   plugins?: PluginHost;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
+  /**
+   * Fastify's `trustProxy`: which proxies' X-Forwarded-For names the client (see
+   * app/http/trust-proxy.ts). Default false: the socket's address is the client's.
+   */
+  trustProxy?: boolean | number | string;
 }
 
 /**
@@ -135,6 +153,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // to the authority check, which answers it in the API's shape (HOST_INVALID)
     http: { requireHostHeader: false },
     logController: new TenantLogController(),
+    // a number of hops is accepted by Fastify (proxy-addr), though its types list only string | boolean
+    trustProxy: (options.trustProxy ?? false) as boolean | string,
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
@@ -150,8 +170,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   if (options.metrics) metricsRoute(app, options.metrics);
-  authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
-  if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
+  authRoutes(app, {
+    appPool,
+    tokens,
+    throttle: options.limits?.signIn,
+    invitationThrottle: options.limits?.invitations,
+  });
+  if (options.signUp) signUpRoutes(app, { signUp: options.signUp, throttle: options.limits?.signUp });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
   if (options.console)
     consoleRoutes(app, {
@@ -160,6 +185,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       tokens,
       secret: options.jwtSecret,
       throttle: options.limits?.staffSignIn,
+      ...(options.limits?.api ? { limits: options.limits.api } : {}),
     });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
@@ -172,7 +198,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
-    usageRoutes(scope, { appPool, usage: options.usage });
+    usageRoutes(scope, {
+      appPool,
+      usage: options.usage,
+      limits: options.limits?.api,
+      everywhere: options.usageEverywhere,
+    });
     recordingRoutes(scope, {
       dataPool: options.dataPool ?? appPool,
       events: options.events?.bus,

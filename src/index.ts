@@ -229,3 +229,20 @@ export type { CaptureMode, MoveCapture, ReplicationOptions } from './tiers/move/
 export { MoveError, type MoveErrorCode } from './tiers/move/move-error.js';
 export type { MoveRecord, MoveStep, MoveProgress, MoveCursor } from './tiers/move/move-record.js';
 export { moveSql } from './tiers/move/move-sql.js';
+export {
+  isolateTenantShard,
+  moveTenantShard,
+  tenantShardPlacement,
+  CitusShardError,
+  type TenantShardPlacement,
+  type ShardTransferMode,
+} from './citus/tenant-shards.js';
+export {
+  citusPlacementPolicy,
+  citusPlacementQuestion,
+  applyCitusPlacement,
+  type CitusPlacementQuestion,
+  type CitusPlacementDecision,
+  type CitusPlacementOptions,
+  type CitusWorkerLoad,
+} from './citus/citus-placement.js';

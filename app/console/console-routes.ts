@@ -15,7 +15,7 @@ import {
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
-import type { SignInThrottle } from 'tenantry/limits';
+import type { SignInThrottle, TenantRateLimits } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
@@ -43,6 +43,8 @@ export interface ConsoleOptions {
   purger?: ConsolePurger;
   /** Told what failed in the background (a move); default: nothing. */
   onError?: (error: unknown) => void;
+  /** The tenant's `move` rate limit (its plan's moves an hour), counted for each move started. */
+  limits?: Pick<TenantRateLimits, 'consume'>;
   /** Usage, top tenants, cluster load and the doctor (console-observe.ts). */
   observe?: ConsoleObserveOptions;
 }
@@ -128,7 +130,7 @@ export function consoleRoutes(
       // the staff sign-in's throttle: the console is another door to the same accounts
       const signedIn = await staffSignIn(appPool, tokens, email, password, {
         throttle: options.throttle,
-        address: request.ip,
+        request,
       });
       setSessionCookie(request, reply, signedIn.token, tokens.ttlSeconds);
       return { userId: signedIn.userId, csrfToken: csrfToken(options.secret, signedIn.sessionId) };
@@ -270,6 +272,7 @@ export function consoleRoutes(
           moves: options.moves,
           staffAccess,
           onError: options.onError ?? (() => undefined),
+          ...(options.limits ? { limits: options.limits } : {}),
         });
 
       if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });

@@ -12,6 +12,7 @@ import {
 import type { SignInThrottle } from 'tenantry/limits';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
+import { throttledAttempt } from '../http/client-address.js';
 import { int, parseInput, text, uuid } from '../http/validation.js';
 
 declare module 'fastify' {
@@ -63,7 +64,7 @@ export function staffRoutes(
     const { email, password } = parseInput(signInBody, request.body, 'body');
     const signedIn = await staffSignIn(appPool, tokens, email, password, {
       throttle: options.throttle,
-      address: request.ip,
+      request,
     });
     return { token: signedIn.token, tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: signedIn.userId };
   });
@@ -180,9 +181,10 @@ export async function staffSignIn(
   tokens: TokenService,
   email: string,
   password: string,
-  guard?: { throttle?: SignInThrottle | undefined; address: string },
+  guard?: { throttle?: SignInThrottle | undefined; request: FastifyRequest },
 ): Promise<{ userId: string; sessionId: string; token: string }> {
-  await guard?.throttle?.attempt({ account: email, address: guard.address });
+  const attempt = guard ? throttledAttempt(guard.request, email) : undefined;
+  if (attempt) await guard?.throttle?.attempt(attempt);
   const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
     'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
     [email, password, tokens.ttlSeconds],
@@ -190,7 +192,7 @@ export async function staffSignIn(
   const row = rows[0];
   if (!row)
     throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
-  await guard?.throttle?.succeeded({ account: email, address: guard.address });
+  if (attempt) await guard?.throttle?.succeeded(attempt);
   const token = await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id });
   return { userId: row.user_id, sessionId: row.session_id, token };
 }

@@ -1,5 +1,6 @@
 import { quoteIdent } from '../policy/identifiers.js';
 import { INSTALL_LOCK_SQL, type ResolvedInstallOptions } from '../policy/install-sql.js';
+import { libraryMigrations } from '../policy/library-migrations.js';
 
 /**
  * Where the Citus step commits and begins again: a context function re-created in the same
@@ -67,6 +68,7 @@ $do$;`);
   SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = '${table}'::regclass);`);
   add(`SET LOCAL ROLE ${owner};`);
   if (o.contextMode === 'signed') {
+    for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) add(citusBoundSignedFunction(fn));
     add(`ALTER FUNCTION tenantry.current_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
     add(`ALTER FUNCTION tenantry.home_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
   } else {
@@ -96,6 +98,42 @@ $body$;`);
 SELECT tenantry.citus_policies(r.relid) FROM tenantry.registered_tables r
  WHERE r.kind = 'tenant' AND EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid);`);
   return parts.join('\n');
+}
+
+/**
+ * What a signed value is bound to in Citus mode: the originating backend's global pid. Citus
+ * takes the global pid of a backend whose application_name is `citus_internal gpid=<n>` from
+ * that name, which any client may set: on the coordinator (where no worker routes tenant
+ * statements) such a backend is bound to nothing a pool signs for. On a worker it is what
+ * Citus's own connections look like: keep clients other than the coordinator away from the
+ * workers (pg_hba, docs/citus.md).
+ */
+export const CITUS_CONTEXT_BINDING_SQL = `'.' || CASE WHEN pg_catalog.current_setting('application_name') LIKE 'citus\\_internal%' AND pg_catalog.citus_is_coordinator() THEN 'internal-on-coordinator' ELSE pg_catalog.citus_backend_gpid()::text END`;
+
+/**
+ * The signed-mode context function `fn` as the latest core migration's `use_context_mode` makes
+ * it, with the signature checked over `<payload>.<citus_backend_gpid()>` instead of `<payload>`.
+ *
+ * Why: in Citus mode the value travels as the text of a `SET LOCAL` (SET takes no parameter),
+ * which `pg_stat_activity` and statement logs show, on the coordinator and on the workers. Bound
+ * to the global pid of the backend the pool signed it for (`TenantClient` reads it once per
+ * connection), a copy is refused (TR001) in any other session: the workers' connections opened
+ * for that backend carry its global pid (Citus puts it in their application_name), any other
+ * session has its own.
+ */
+export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_id'): string {
+  const core = libraryMigrations().filter((m) => m.feature === 'core' && m.template.includes('use_context_mode'));
+  const template = core[core.length - 1]!.template;
+  const signedBranch = template.indexOf(`IF p_mode = 'signed' THEN`);
+  const head = `$q$CREATE OR REPLACE FUNCTION tenantry.${fn}()`;
+  const start = template.indexOf(head, signedBranch);
+  if (signedBranch < 0 || start < 0)
+    throw new Error(`tenantry: the signed ${fn}() of the core migrations was not found`);
+  const body = template.slice(start + 3, template.indexOf('$q$', start + 3));
+  const proof = `convert_to(left(v, length(v) - 65), 'UTF8')`;
+  const proofs = body.split(proof).length - 1;
+  if (proofs !== 2) throw new Error(`tenantry: the signed ${fn}() has ${proofs} proofs, 2 expected`);
+  return `${body.replaceAll(proof, `convert_to(left(v, length(v) - 65) || ${CITUS_CONTEXT_BINDING_SQL}, 'UTF8')`)};`;
 }
 
 const CITUS_TENANT_TABLE_FUNCTIONS = `

@@ -68,9 +68,11 @@ export async function isolateTenantShard(
   const before = await tenantShardPlacement(admin, table, tenantId);
   if (before.isolated) return before;
   try {
-    await admin.query(
-      `SELECT isolate_tenant_to_new_shard($1::regclass, $2::uuid, 'CASCADE', shard_transfer_mode => $3::citus.shard_transfer_mode)`,
-      [table, tenantId, transferMode],
+    await withoutForcedRls(admin, table, transferMode, () =>
+      admin.query(
+        `SELECT isolate_tenant_to_new_shard($1::regclass, $2::uuid, 'CASCADE', shard_transfer_mode => $3::citus.shard_transfer_mode)`,
+        [table, tenantId, transferMode],
+      ),
     );
   } catch (error) {
     throw new CitusShardError('Citus refused to isolate the tenant to a shard of its own', error);
@@ -94,12 +96,92 @@ export async function moveTenantShard(
   const from = await tenantShardPlacement(admin, table, tenantId);
   if (from.nodeName === target.nodeName && from.nodePort === target.nodePort) return from;
   try {
-    await admin.query(
-      `SELECT citus_move_shard_placement($1::bigint, $2, $3, $4, $5, shard_transfer_mode => $6::citus.shard_transfer_mode)`,
-      [from.shardId, from.nodeName, from.nodePort, target.nodeName, target.nodePort, transferMode],
+    await withoutForcedRls(admin, table, transferMode, () =>
+      admin.query(
+        `SELECT citus_move_shard_placement($1::bigint, $2, $3, $4, $5, shard_transfer_mode => $6::citus.shard_transfer_mode)`,
+        [from.shardId, from.nodeName, from.nodePort, target.nodeName, target.nodePort, transferMode],
+      ),
     );
   } catch (error) {
     throw new CitusShardError('Citus refused to move the tenant shard', error);
   }
   return tenantShardPlacement(admin, table, tenantId);
+}
+
+/**
+ * The tables colocated with `table` (itself included) that FORCE row level security: Tenantry's
+ * tenant tables do, so that their owner role is held by the policy too.
+ */
+export async function forcedRlsColocatedTables(admin: Queryable, table: string): Promise<string[]> {
+  // and the registered tenant tables of the group without it: left so by a transfer that crashed
+  const { rows } = await admin.query<{ name: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS name
+       FROM pg_dist_partition p
+       JOIN pg_class c ON c.oid = p.logicalrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE p.colocationid = (SELECT x.colocationid FROM pg_dist_partition x WHERE x.logicalrelid = $1::regclass)
+        AND (c.relforcerowsecurity
+             OR EXISTS (SELECT FROM tenantry.registered_tables r WHERE r.relid = c.oid AND r.kind = 'tenant'))
+      ORDER BY 1`,
+    [table],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Runs a logical shard transfer (`auto`, `force_logical`) with FORCE ROW LEVEL SECURITY lifted
+ * from the colocated tables, and puts it back after (also when the transfer fails).
+ *
+ * Why: Citus applies the copied changes with a subscription owned by a role of its own that is a
+ * member of the table owner (`citus_shard_move_subscription_role_…`, no superuser), and
+ * PostgreSQL's apply worker refuses a table where row level security applies to that role:
+ * "cannot replicate into relation with row-level security enabled". With FORCE it applies to the
+ * owner too; without FORCE the owner (and members of it) are exempt, and RLS still applies to the
+ * application role (verified on Citus 13.2.2). While it runs, only the OWNER role reads and
+ * writes past the policy: the app role stays held. `block_writes` copies without a subscription,
+ * and needs none of this. A crash in between leaves FORCE off: the next call (and `tenantry
+ * citus prepare`) puts it back on the registered tenant tables.
+ */
+export async function withoutForcedRls<T>(
+  admin: Queryable,
+  table: string,
+  transferMode: ShardTransferMode,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (transferMode === 'block_writes') return run();
+  await assertCitusOutputPlugin(admin);
+  const forced = await forcedRlsColocatedTables(admin, table);
+  for (const t of forced) await admin.query(`ALTER TABLE ${t} NO FORCE ROW LEVEL SECURITY`);
+  try {
+    return await run();
+  } finally {
+    for (const t of forced) await admin.query(`ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`);
+  }
+}
+
+/**
+ * Logical transfers create replication slots with Citus's own output plugin (`citus`) on the
+ * source worker. PostgreSQL releases that have `output_plugin_libraries` (15.20 on Debian is one)
+ * refuse a library that setting does not name: 'library "citus" may not be used as an output
+ * plugin'. Checked on every worker before the transfer starts, so the refusal names the fix.
+ */
+export async function assertCitusOutputPlugin(admin: Queryable): Promise<void> {
+  const { rows } = await admin.query<{ nodename: string; nodeport: number; success: boolean; result: string }>(
+    `SELECT nodename, nodeport, success, result FROM run_command_on_workers($$SELECT coalesce(current_setting('output_plugin_libraries', true), '*')$$)`,
+  );
+  const refusing = rows.filter(
+    (r) =>
+      r.success &&
+      r.result !== '*' &&
+      !r.result
+        .split(',')
+        .map((x) => x.trim())
+        .includes('citus'),
+  );
+  if (refusing.length > 0)
+    throw new CitusShardError(
+      `Logical shard transfers need output_plugin_libraries to name citus on every node (missing on ${refusing
+        .map((r) => `${r.nodename}:${r.nodeport}`)
+        .join(', ')}): add citus to it in postgresql.conf and reload, or use --mode block_writes`,
+    );
 }

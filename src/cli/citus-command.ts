@@ -7,6 +7,7 @@ import {
   tenantShardPlacement,
   type TenantShardPlacement,
 } from '../citus/tenant-shards.js';
+import { applyCitusPlacement, citusPlacementPolicy, citusPlacementQuestion } from '../citus/citus-placement.js';
 import { withDatabase, type ConnectionOptions } from './connection.js';
 
 interface ShardFlags {
@@ -126,5 +127,47 @@ export function citusCommand(globals: () => ConnectionOptions): Command {
       console.log(`moved: ${describe(await moveTenantShard(admin, flags.table, id, flags.to!, flags.mode))}`);
     }),
   );
+  shardOptions(
+    citus
+      .command('place')
+      .argument('<tenant>', 'id or slug')
+      .description(
+        'where the Citus placement policy puts the tenant (a shard of its own on the least loaded worker for an isolating plan or a hot tenant), and why; --apply carries it out',
+      )
+      .option('--plan <plan>', "place for this plan instead of the tenant's settings.plan")
+      .option('--share <fraction>', "the tenant's share of DB time (0-1), e.g. from tenantry tenants top", share)
+      .option('--isolate-plans <plans>', 'plans that get a shard of their own (comma-separated)', 'enterprise')
+      .option('--apply', 'isolate and move as decided')
+      .option('--mode <mode>', 'shard_transfer_mode: auto, force_logical or block_writes', transferMode, 'auto'),
+  ).action(
+    async (
+      tenant: string,
+      flags: ShardFlags & { plan?: string; share?: number; isolatePlans: string; apply?: boolean },
+      cmd: Command,
+    ) =>
+      withTenant(globals, cmd, tenant, async (admin, id) => {
+        const question = await citusPlacementQuestion(admin, flags.table, id, {
+          ...(flags.plan ? { plan: flags.plan } : {}),
+          ...(flags.share !== undefined ? { dbShare: flags.share } : {}),
+        });
+        const policy = citusPlacementPolicy({ isolatePlans: flags.isolatePlans.split(',').map((p) => p.trim()) });
+        const decision = policy.decide(question);
+        console.log(`now:    ${describe(question.current)}`);
+        console.log(
+          `target: ${decision.action === 'stay' ? 'its shared shard' : `a shard of its own on ${decision.worker!.nodeName}:${decision.worker!.nodePort}`}`,
+        );
+        for (const reason of decision.reasons) console.log(`  - ${reason}`);
+        if (decision.action === 'isolate' && flags.apply)
+          console.log(`placed: ${describe(await applyCitusPlacement(admin, flags.table, id, decision, flags.mode))}`);
+        else if (decision.action === 'isolate')
+          console.log(`Apply it with: tenantry citus place ${tenant} --table ${flags.table} --apply`);
+      }),
+  );
   return citus;
 }
+
+const share = (raw: string): number => {
+  const n = Number(raw);
+  if (!(n >= 0 && n <= 1)) throw new CommanderArgumentError('a fraction between 0 and 1');
+  return n;
+};

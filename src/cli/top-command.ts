@@ -47,6 +47,8 @@ interface TopOptions {
   limit: number;
   storage: boolean;
   moveShare: number;
+  /** On Citus: a distributed tenant table, to advise a shard of its own instead of a database. */
+  citusTable?: string;
 }
 
 /** Reads the figures of `tenantry tenants top` (as the owner or a superuser of the home database). */
@@ -163,6 +165,7 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
     window,
     moveShare: options.moveShare,
     target: (load) => targets.get(load.tenantId),
+    ...(options.citusTable ? { citus: { table: options.citusTable } } : {}),
   });
   return {
     windowMinutes: options.windowMinutes,
@@ -288,6 +291,10 @@ export function topCommand(globals: () => ConnectionOptions): Command {
     .option('--limit <n>', 'tenants shown', positive('--limit', 10_000), 20)
     .option('--storage', "also measure each tenant's storage (reads every tenant table)")
     .option('--move-share <percent>', 'advise a move past this share of DB time', positive('--move-share', 100), 25)
+    .option(
+      '--citus-table <table>',
+      'on Citus: advise a shard of its own (tenantry citus place) for this distributed tenant table',
+    )
     .option('--watch <seconds>', 'refresh every so many seconds until interrupted', positive('--watch', 3600))
     .option('--json', 'print JSON')
     .action(
@@ -296,6 +303,7 @@ export function topCommand(globals: () => ConnectionOptions): Command {
         limit: number;
         storage?: boolean;
         moveShare: number;
+        citusTable?: string;
         watch?: number;
         json?: boolean;
       }) => {
@@ -311,6 +319,7 @@ export function topCommand(globals: () => ConnectionOptions): Command {
                 limit: Math.floor(opts.limit),
                 storage: !!opts.storage,
                 moveShare: opts.moveShare / 100,
+                ...(opts.citusTable ? { citusTable: opts.citusTable } : {}),
               });
               if (opts.json) console.log(JSON.stringify(report, null, 2));
               else {

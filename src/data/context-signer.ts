@@ -8,7 +8,12 @@ const BLOCK = 64;
  * the value placed in the `tenantry.context` setting.
  */
 export interface ContextEncoder {
-  encode(tenantId: string, routeEpoch?: number): string;
+  /**
+   * `binding`: what the value is bound to besides the tenant (Citus mode: the backend's global
+   * pid, see docs/citus.md). It is not in the value; the signature covers it, and the database
+   * verifies it against its own.
+   */
+  encode(tenantId: string, routeEpoch?: number, binding?: string): string;
 }
 
 /** Unsigned mode: the bare tenant id (`<id>.<route epoch>` off the default route). Fast; injected SQL can forge it. */
@@ -36,16 +41,18 @@ export class ContextSigner implements ContextEncoder {
     if (!(this.#ttlSeconds >= 5)) throw new ConfigurationError('ttlSeconds must be at least 5');
   }
 
-  encode(tenantId: string, routeEpoch = 0): string {
+  encode(tenantId: string, routeEpoch = 0, binding?: string): string {
     const now = Date.now();
-    const key = routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`;
+    const key = `${routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`}${binding === undefined ? '' : `/${binding}`}`;
     const hit = this.#cache.get(key);
     if (hit && hit.refreshAt > now) return hit.value;
     if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)
       throw new ConfigurationError('routeEpoch must be a non-negative integer');
     const expiry = Math.floor(now / 1000) + this.#ttlSeconds;
     const payload = routeEpoch === 0 ? `${tenantId}.${expiry}` : `${tenantId}.${expiry}.${routeEpoch}`;
-    const value = `${payload}.${createHmac('sha256', this.#secret).update(payload).digest('hex')}`;
+    // bound: the MAC covers `<payload>.<binding>`, the value carries the payload alone
+    const signed = binding === undefined ? payload : `${payload}.${binding}`;
+    const value = `${payload}.${createHmac('sha256', this.#secret).update(signed).digest('hex')}`;
     if (this.#cache.size > 100_000) this.#cache.clear();
     this.#cache.set(key, { value, refreshAt: now + 1000 });
     return value;

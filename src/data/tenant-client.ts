@@ -143,6 +143,8 @@ export class TenantClient extends pg.Client {
   readonly #activity: TenantActivity | undefined;
   readonly #tagged: TaggedSettings | undefined;
   #status: TxStatus = 'I';
+  /** Citus mode: this backend's global pid (`citus_backend_gpid()`), which signed values are bound to. */
+  #binding: string | undefined;
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
   /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
@@ -213,7 +215,23 @@ export class TenantClient extends pg.Client {
       setImmediate(() => {
         if (!early) {
           this.removeListener('error', onEarly);
-          return done(null);
+          if (!this.#citus) return done(null);
+          // Citus mode: the context value travels as SET LOCAL text (visible in pg_stat_activity
+          // and statement logs); signed values are bound to this backend's global pid, which the
+          // workers' connections of this backend carry too, so a copy fails in any other session
+          (pg.Client.prototype.query as (this: pg.Client, text: string) => Promise<pg.QueryResult<{ gpid: string }>>)
+            .call(this, 'select pg_catalog.citus_backend_gpid()::text as gpid')
+            .then(
+              (res) => {
+                this.#binding = res.rows[0]?.gpid;
+                done(null);
+              },
+              (error: Error) => {
+                void this.end().catch(() => undefined);
+                done(error);
+              },
+            );
+          return;
         }
         // onEarly stays: the socket's end follows the FATAL, and end() closes it quietly
         void this.end().catch(() => undefined);
@@ -518,7 +536,9 @@ export class TenantClient extends pg.Client {
     const settings = this.#settingsOf(tenantId);
     if (tenantId === undefined) return settings ? { value: '', settings } : '';
     if (!this.#routing)
-      return settings ? { value: this.#encoder.encode(tenantId), settings } : this.#encoder.encode(tenantId);
+      return settings
+        ? { value: this.#encoder.encode(tenantId, 0, this.#binding), settings }
+        : this.#encoder.encode(tenantId, 0, this.#binding);
     const route = this.#routing.peek(tenantId);
     if (!route)
       return new TenantryError(

@@ -22,6 +22,12 @@ export interface LoadAdviceOptions {
   window: string;
   /** Where the placement policy would put a tenant that gets a database of its own (see `planPlacementPolicy`). */
   target?: (load: TenantLoad) => PlacementDecision | undefined;
+  /**
+   * On a Citus cluster (docs/citus.md): a hot tenant is advised a shard of its own
+   * (`tenantry citus place … --apply`, the Citus placement policy) instead of a database.
+   * `table` is a distributed tenant table of the colocation group.
+   */
+  citus?: { table: string };
 }
 
 /**
@@ -39,7 +45,11 @@ export function adviseOnLoad(loads: TenantLoad[], options: LoadAdviceOptions): s
   for (const load of [...loads].sort((a, b) => b.dbShare - a.dbShare)) {
     if (load.tenantId === '') continue;
     const pct = Math.round(load.dbShare * 100);
-    if (load.dbShare >= moveShare && load.tier !== 'database' && others > 1) {
+    if (load.dbShare >= moveShare && options.citus && others > 1) {
+      advice.push(
+        `${load.slug} used ${pct} % of DB time ${options.window}: give it a shard of its own on the least loaded worker: tenantry citus place ${load.slug} --table ${options.citus.table} --share ${load.dbShare.toFixed(2)} --apply`,
+      );
+    } else if (load.dbShare >= moveShare && load.tier !== 'database' && others > 1) {
       const decision = options.target?.(load);
       const where =
         decision && decision.target.tier === 'database'

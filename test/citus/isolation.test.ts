@@ -18,9 +18,11 @@ const B = randomUUID();
 const NOTES = 'citus_iso_notes';
 const ITEMS = 'citus_iso_items';
 
-function sign(tenant: string, expiresAt: number, secret: string): string {
+/** A context value; `gpid`: bound to that backend's global pid, as the pool signs in Citus mode. */
+function sign(tenant: string, expiresAt: number, secret: string, gpid?: string): string {
   const payload = `${tenant}.${expiresAt}`;
-  return `${payload}.${createHmac('sha256', Buffer.from(secret, 'utf8')).update(payload).digest('hex')}`;
+  const signed = gpid === undefined ? payload : `${payload}.${gpid}`;
+  return `${payload}.${createHmac('sha256', Buffer.from(secret, 'utf8')).update(signed).digest('hex')}`;
 }
 
 const UNSIGNED_URL = process.env.CITUS_UNSIGNED_URL || undefined;
@@ -218,23 +220,92 @@ function isolationSuite(mode: 'signed' | 'unsigned', url: string | undefined, va
             }
           };
           try {
+            const gpid = (await raw.query<{ g: string }>('select citus_backend_gpid()::text as g')).rows[0]!.g;
             const future = Math.floor(Date.now() / 1000) + 300;
-            const forged = sign(B, future, 'not-the-secret-not-the-secret-not-the-secret');
+            const forged = sign(B, future, 'not-the-secret-not-the-secret-not-the-secret', gpid);
             expect(await attempt(forged, `select * from ${NOTES}`)).toBe('TR001');
             expect(await attempt(forged, `delete from ${ITEMS}`)).toBe('TR001');
             // a value signed with the real secret that expired: replayed later, refused
-            const replayed = sign(B, Math.floor(Date.now() / 1000) - 5, CITUS_SECRET);
+            const replayed = sign(B, Math.floor(Date.now() / 1000) - 5, CITUS_SECRET, gpid);
             expect(await attempt(replayed, `select * from ${NOTES} where tenant_id = '${B}'`)).toBe('TR001');
             // the bare tenant id (unsigned form) is malformed in signed mode
             expect(await attempt(B, `select * from ${NOTES}`)).toBe('TR001');
             // set_config() is a function call: Citus never carries it to the workers, which then see no tenant
             await raw.query('BEGIN');
-            await raw.query(`select set_config('tenantry.context', $1, true)`, [sign(B, future, CITUS_SECRET)]);
+            await raw.query(`select set_config('tenantry.context', $1, true)`, [sign(B, future, CITUS_SECRET, gpid)]);
             const viaFunction = await raw.query(`select * from ${NOTES}`);
             await raw.query('ROLLBACK');
             expect(viaFunction.rows).toEqual([]);
           } finally {
             await raw.end();
+          }
+          expect(await rowsOfB()).toEqual(before);
+        },
+      );
+
+      it.skipIf(mode === 'unsigned')(
+        "a spy of the same role copies B's live context value from pg_stat_activity and replays it from its own session: refused (TR001), nothing of B changes",
+        async () => {
+          const before = await rowsOfB();
+          const victim = await pool.connect();
+          const spy = new pg.Client({ connectionString: citusAppUrl(url!) });
+          await spy.connect();
+          try {
+            // B's transaction: BEGIN, then the two SET LOCALs after it in the same pipeline; while
+            // B's transaction waits for its next statement, the last text pg_stat_activity shows
+            // for B's backend is that SET LOCAL, with the value
+            await runAs(B, () => victim.query('BEGIN'));
+            const pid = (victim as unknown as { processID: number }).processID;
+            const { rows } = await spy.query<{ query: string }>(`select query from pg_stat_activity where pid = $1`, [
+              pid,
+            ]);
+            const leaked = /tenantry\.context = '([0-9a-f.-]+)'/.exec(rows[0]?.query ?? '')?.[1];
+            expect(leaked, 'pg_stat_activity shows the SET LOCAL text with the value to the same role').toBeDefined();
+            expect(leaked!.startsWith(B)).toBe(true);
+            const seen = await runAs(B, () =>
+              victim.query<{ body: string }>(`select body from ${NOTES} order by body`),
+            );
+            expect(seen.rows.map((r) => r.body)).toEqual(['b1', 'b2']);
+
+            const replay = async (sql: string) => {
+              await spy.query('BEGIN');
+              try {
+                await spy.query(`SET LOCAL citus.propagate_set_commands = 'local'`);
+                await spy.query(`SET LOCAL tenantry.context = '${leaked}'`);
+                const r = await spy.query(sql);
+                await spy.query('COMMIT');
+                return { rows: r.rows.length, rowCount: r.rowCount };
+              } catch (error) {
+                await spy.query('ROLLBACK');
+                return sqlStateOf(error);
+              }
+            };
+            expect(await replay(`select * from ${NOTES}`)).toBe('TR001');
+            expect(await replay(`select * from ${NOTES} where tenant_id = '${B}'`)).toBe('TR001');
+            expect(await replay(`update ${NOTES} set body = 'spy' where tenant_id = '${B}'`)).toBe('TR001');
+            expect(await replay(`delete from ${ITEMS}`)).toBe('TR001');
+            // posing as a Citus connection of B's backend (Citus takes the global pid from such an
+            // application_name) does not help on the coordinator
+            const gpid = (
+              await admin.query<{ g: string }>(`select global_pid::text as g from citus_stat_activity where pid = $1`, [
+                pid,
+              ])
+            ).rows[0]!.g;
+            await spy.query(`set application_name = 'citus_internal gpid=${gpid}'`);
+            expect((await spy.query<{ g: string }>('select citus_backend_gpid()::text as g')).rows[0]!.g).toBe(gpid);
+            // (TR001 from the context check, or Citus itself: "cannot execute a distributed query
+            // from a query on a shard", XX000, for a backend that claims to be its own)
+            expect(['TR001', 'XX000']).toContain(await replay(`select * from ${NOTES} where tenant_id = '${B}'`));
+            expect(['TR001', 'XX000']).toContain(await replay(`select * from ${NOTES}`));
+            expect(['TR001', 'XX000']).toContain(await replay(`delete from ${ITEMS}`));
+            await spy.query(`reset application_name`);
+            // the same value still serves B's own session (it is bound to that backend, not broken)
+            const still = await runAs(B, () => victim.query<{ n: number }>(`select count(*)::int as n from ${ITEMS}`));
+            expect(still.rows[0]!.n).toBe(2);
+            await victim.query('COMMIT');
+          } finally {
+            victim.release(true);
+            await spy.end();
           }
           expect(await rowsOfB()).toEqual(before);
         },

@@ -90,6 +90,8 @@ export async function createAppFixture(
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
     /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
     limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
+    /** More server options (e.g. a `signUp` or `trustProxy`), spread over the fixture's. */
+    server?: Partial<ServerOptions>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
@@ -168,6 +170,7 @@ export async function createAppFixture(
           },
         }
       : {}),
+    ...options.server,
   });
   options.configure?.(app);
   await app.ready();

@@ -1,0 +1,78 @@
+import pg from 'pg';
+
+/**
+ * TENANTRY_CITUS=1: the reference server's tables on a Citus coordinator, in the order Citus
+ * accepts (docs/citus.md, "The mapping"; verified on Citus 13.2.2). Run as a superuser after
+ * `tenantry install --citus` and the app migrations; idempotent (a table already distributed is
+ * left as it is).
+ *
+ * - The tenant tables' policies in the plain form first: `create_reference_table` converts the
+ *   tables connected to it by foreign keys, and refuses their InitPlan policies.
+ * - `app_private.users` (global: one person, many tenants) becomes a reference table.
+ * - `recordings` references `members`: a local table may not reference a distributed one, so the
+ *   key is dropped while `members` is distributed and added back once both are.
+ * - The row triggers on `recordings` (live events, the library's row metering) would run on the
+ *   workers, on the shards, and write to tables that are not there (42P01): they are dropped.
+ *   On Citus the server has no live recording events and no per-row write metering (the known
+ *   gap, docs/citus.md).
+ */
+export async function distributeAppTables(adminUrl: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry app citus' });
+  await client.connect();
+  const done: string[] = [];
+  // hash-distributed; a reference table is method n, replication model t (a Citus local table,
+  // which create_reference_table makes of the tables connected to it, is method n, model s)
+  const distributed = async (table: string) =>
+    (
+      await client.query(
+        `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass AND (partmethod = 'h' OR (partmethod = 'n' AND repmodel = 't'))`,
+        [table],
+      )
+    ).rowCount !== 0;
+  try {
+    const { rows } = await client.query<{ owner: string }>(
+      `SELECT value AS owner FROM tenantry.meta WHERE key = 'owner_role'`,
+    );
+    const owner = rows[0]?.owner;
+    if (!owner) throw new Error('tenantry is not installed in this database (tenantry install --citus first)');
+    const tenantTables = ['public.members', 'public.recordings', 'public.tenant_event_streams', 'public.tenant_events'];
+    if (!(await distributed('public.recordings'))) {
+      await client.query('DROP TRIGGER IF EXISTS recordings_emit_events ON public.recordings');
+      await client.query('DROP TRIGGER IF EXISTS tenantry_meter_insert ON public.recordings');
+      await client.query('DROP TRIGGER IF EXISTS tenantry_meter_update ON public.recordings');
+      await client.query('DROP TRIGGER IF EXISTS tenantry_meter_delete ON public.recordings');
+    }
+    await client.query('BEGIN');
+    await client.query(`SELECT set_config('role', $1, true)`, [owner]);
+    for (const t of tenantTables)
+      if (!(await distributed(t))) await client.query(`SELECT tenantry.citus_policies($1::regclass)`, [t]);
+    await client.query('COMMIT');
+    if (!(await distributed('app_private.users'))) {
+      await client.query(`SELECT create_reference_table('app_private.users')`);
+      done.push('app_private.users');
+    }
+    if (!(await distributed('public.recordings')) || !(await distributed('public.members'))) {
+      await client.query(`ALTER TABLE public.recordings DROP CONSTRAINT IF EXISTS recordings_tenant_id_owner_id_fkey`);
+      for (const t of tenantTables)
+        if (!(await distributed(t))) {
+          // also a Citus local table (create_reference_table made it one): distributed, colocated with members
+          await client.query(
+            t === 'public.members'
+              ? `SELECT create_distributed_table('public.members', 'tenant_id')`
+              : `SELECT create_distributed_table($1, 'tenant_id', colocate_with => 'public.members')`,
+            t === 'public.members' ? [] : [t],
+          );
+          done.push(t);
+        }
+      await client.query(
+        `ALTER TABLE public.recordings ADD CONSTRAINT recordings_tenant_id_owner_id_fkey FOREIGN KEY (tenant_id, owner_id) REFERENCES public.members (tenant_id, user_id)`,
+      );
+    }
+    return done;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
