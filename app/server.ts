@@ -67,6 +67,12 @@ export interface ServerOptions {
   requestDeadlineMs?: number;
   /** `POST /sign-up` (public): onboards a tenant and invites its owner; the route is absent without it. */
   signUp?: TenantSignUp;
+  /**
+   * Who writes recordings' live events: `database` (default: the row trigger
+   * `recordings_emit_events`, in the writing transaction) or `application` (the routes publish
+   * them on `events.bus` after the write commits; on Citus, where that trigger is dropped).
+   */
+  recordingEvents?: 'database' | 'application';
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
   /**
@@ -176,6 +182,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     recordingRoutes(scope, {
       dataPool: options.dataPool ?? appPool,
       events: options.events?.bus,
+      ...(options.recordingEvents === 'application' ? { publishWrites: true } : {}),
       jobs: options.jobs,
       plugins: options.plugins,
     });
