@@ -466,7 +466,7 @@ try {
       dataPool: tenantData,
       // on Citus the row trigger that writes recordings' events is dropped (distributeAppTables):
       // the routes publish them after the write commits
-      ...(citus ? { recordingEvents: 'application' as const } : {}),
+      ...(citus ? { citus: true } : {}),
       supportPool,
       jwtSecret: db.jwtSecret,
       logger,

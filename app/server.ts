@@ -68,11 +68,11 @@ export interface ServerOptions {
   /** `POST /sign-up` (public): onboards a tenant and invites its owner; the route is absent without it. */
   signUp?: TenantSignUp;
   /**
-   * Who writes recordings' live events: `database` (default: the row trigger
-   * `recordings_emit_events`, in the writing transaction) or `application` (the routes publish
-   * them on `events.bus` after the write commits; on Citus, where that trigger is dropped).
+   * The database is a Citus coordinator (TENANTRY_CITUS=1, docs/citus.md): recordings' live events
+   * are published by the routes after each write commits (the row trigger that writes them is
+   * dropped there), and the membership lookup reads members and the tenant in two statements.
    */
-  recordingEvents?: 'database' | 'application';
+  citus?: boolean;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
   /**
@@ -151,7 +151,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const resolver = new TenantResolver<Member>({
     pool: appPool,
     tokens: tokens.verifier,
-    membership: memberLookup(appPool),
+    membership: memberLookup(appPool, { separate: options.citus === true }),
     ...(options.host ? { host: options.host } : {}),
   });
 
@@ -182,7 +182,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     recordingRoutes(scope, {
       dataPool: options.dataPool ?? appPool,
       events: options.events?.bus,
-      ...(options.recordingEvents === 'application' ? { publishWrites: true } : {}),
+      ...(options.citus ? { publishWrites: true } : {}),
       jobs: options.jobs,
       plugins: options.plugins,
     });
