@@ -76,12 +76,14 @@ export function recordingRoutes(
     recording: Pick<Recording, 'id' | 'ownerId'>,
   ): Promise<void> => {
     if (!publishWrites || !events) return void (await events?.announce());
-    await events.publish(topic, { id: recording.id, ownerId: recording.ownerId }).catch((err: unknown) =>
-      request.log.warn(
-        { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
-        'publishing the live event failed',
-      ),
-    );
+    await events
+      .publish(topic, { id: recording.id, ownerId: recording.ownerId })
+      .catch((err: unknown) =>
+        request.log.warn(
+          { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
+          'publishing the live event failed',
+        ),
+      );
   };
 
   scope.post('/recordings', async (request, reply) => {

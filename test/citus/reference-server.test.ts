@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signIn, startServer, tempProject, type ServerProcess } from '../fault/support/reference-server.js';
 import { CITUS_SECRET, CITUS_URL } from './citus-support.js';
@@ -110,6 +111,8 @@ describe.skipIf(!CITUS_URL)(
     }, 300_000);
 
     afterAll(async () => {
+      // CITUS_SERVER_LOG=<file>: what the server printed, for reading after the run
+      if (server && process.env.CITUS_SERVER_LOG) await writeFile(process.env.CITUS_SERVER_LOG, server.output());
       if (server && server.child.exitCode === null) {
         server.child.kill('SIGTERM');
         const stopped = await Promise.race([server.exited, sleep(30_000).then(() => undefined)]);
@@ -129,7 +132,9 @@ describe.skipIf(!CITUS_URL)(
 
     it('starts on the coordinator: tables distributed, the banner says what is off', async () => {
       const out = server!.output();
-      expect(out).toContain(`citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over ${workers.length} workers`);
+      expect(out).toContain(
+        `citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over ${workers.length} workers`,
+      );
       expect(out).toContain('off in this mode: schema/database tiers');
       const { rows } = await admin.query<{ t: string; partmethod: string }>(
         `select logicalrelid::text as t, partmethod from pg_dist_partition
@@ -185,7 +190,14 @@ describe.skipIf(!CITUS_URL)(
         durationSeconds: 42,
         mimeType: 'audio/ogg',
       });
-      expect(created.status).toBe(201);
+      // on a failure, the server's log lines say why
+      const logLines = () =>
+        server!
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('{"level"'))
+          .join('\n');
+      expect(created.status, logLines()).toBe(201);
       const rec = created.body as Recording;
       expect((await http(`${base}/recordings/${rec.id}`, globex, 'GET')).status).toBe(404);
       expect((await http(`${base}/recordings/${rec.id}`, globex, 'PATCH', { title: 'taken by globex' })).status).toBe(
@@ -197,7 +209,13 @@ describe.skipIf(!CITUS_URL)(
       expect(globexIds.map((r) => r.id)).not.toContain(rec.id);
       const back = await http(`${base}/recordings/${rec.id}`, acme, 'GET');
       expect(back.status).toBe(200);
-      expect((back.body as Recording).title).toBe('On Citus');
+      expect(back.body).toEqual(rec);
+      // acme's own update and delete go through, as acme
+      const patched = await http(`${base}/recordings/${rec.id}`, acme, 'PATCH', { title: 'On Citus, renamed' });
+      expect(patched.status).toBe(200);
+      expect((patched.body as Recording).title).toBe('On Citus, renamed');
+      expect((await http(`${base}/recordings/${rec.id}`, acme, 'DELETE')).status).toBe(204);
+      expect((await http(`${base}/recordings/${rec.id}`, acme, 'GET')).status).toBe(404);
       const trig = await admin.query(
         `select tgname from pg_trigger where tgrelid = 'public.recordings'::regclass and not tgisinternal`,
       );
@@ -207,7 +225,10 @@ describe.skipIf(!CITUS_URL)(
           where t.slug = 'acme' and e.payload->>'id' = $1 order by e.seq`,
         [rec.id],
       );
-      expect(events.rows.map((r) => r.topic)).toContain('recording.created');
+      const topics = events.rows.map((r) => r.topic);
+      expect(topics).toContain('recording.created');
+      expect(topics).toContain('recording.updated');
+      expect(topics.at(-1)).toBe('recording.deleted');
     });
   },
 );
