@@ -304,7 +304,7 @@ try {
   );
   const where = [
     citus
-      ? `${tierCounts(counts).replace(/ \(.*\)$/, '')} in distributed tables (Citus, by tenant_id, ${citusWorkers} workers)`
+      ? tierCounts(counts).replace(/ \(.*\)$/, '')
       : tierCounts(counts),
     ...(citus ? [] : placements).map(
       (p) =>

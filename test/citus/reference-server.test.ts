@@ -210,6 +210,17 @@ describe.skipIf(!CITUS_URL)(
       const back = await http(`${base}/recordings/${rec.id}`, acme, 'GET');
       expect(back.status).toBe(200);
       expect(back.body).toEqual(rec);
+      // the background job (recording.process, through the same Citus pool) processes it and
+      // publishes recording.processed (bounded wait)
+      const processed = async () =>
+        (
+          await admin.query(
+            `select 1 from tenant_events where topic = 'recording.processed' and payload->>'id' = $1`,
+            [rec.id],
+          )
+        ).rowCount !== 0;
+      for (let i = 0; i < 120 && !(await processed()); i++) await sleep(250);
+      expect(await processed(), logLines()).toBe(true);
       // acme's own update and delete go through, as acme
       const patched = await http(`${base}/recordings/${rec.id}`, acme, 'PATCH', { title: 'On Citus, renamed' });
       expect(patched.status).toBe(200);
