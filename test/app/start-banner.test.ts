@@ -64,4 +64,24 @@ describe('the start banner', () => {
       expect(command, command).toMatch(/^curl -s -w '\\n' /);
     }
   });
+
+  it('on Citus (TENANTRY_CITUS=1) says so, and what the mode leaves off, instead of the tiers', () => {
+    const banner = startBanner({
+      ...facts,
+      origin: { kind: 'url', host: 'coordinator', port: '9700', database: 'app' },
+      where: ['3 active tenants'],
+      citus: { workers: 2 },
+    });
+    expect(banner).toContain(
+      '  citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over 2 workers; 3 active tenants',
+    );
+    expect(banner).toContain(
+      'off in this mode: schema/database tiers, demo placements and moves, sign-up, TENANTRY_CLUSTERS,',
+    );
+    expect(banner).toContain('live recording events are published by the app after each write');
+    expect(banner).not.toContain('  tiers      ');
+    expect(banner).not.toContain('POST /sign-up');
+    expect(banner).not.toContain('schema t_globex');
+    expect(startBanner(facts)).toContain('  tiers      acme: shared tables');
+  });
 });
