@@ -60,9 +60,15 @@ export default [
   // app_private.users holds identities: one person may belong to several tenants, so it is
   // global by design and never granted to the app role (see 001_identity.sql). The outbox and the
   // address confirmations (007) are mail to addresses, before any identity or membership exists:
-  // global too, and likewise unreachable for the app role.
+  // global too, and likewise unreachable for the app role. The console's audit (011) is the
+  // operator's record across tenants (kept after a purge), unreachable for the app role.
   await sqlMigrationsConfig({
     files: ['app/migrations/*.sql', 'app/data-migrations/**/*.sql'],
-    globalTables: ['app_private.users', 'app_private.outbox', 'app_private.address_confirmations'],
+    globalTables: [
+      'app_private.users',
+      'app_private.outbox',
+      'app_private.address_confirmations',
+      'app_private.console_audit',
+    ],
   }),
 ];

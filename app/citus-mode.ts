@@ -18,3 +18,17 @@ export function citusModeFromEnv(env: NodeJS.ProcessEnv = process.env): boolean 
     );
   return true;
 }
+
+/**
+ * The environment `monitoringFromEnv` reads in Citus mode: per-tenant database limits and fair
+ * checkout default to off (a Citus `TenantPool` carries neither yet); set to `on`, refused with
+ * one line. The activity counts (TENANTRY_ACTIVITY) stay as set: a Citus pool counts them, untagged.
+ */
+export function citusMonitoringEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  for (const name of ['TENANTRY_DB_LIMITS', 'TENANTRY_FAIR_CHECKOUT'])
+    if (![undefined, '', 'off'].includes(env[name]?.trim().toLowerCase()))
+      throw new Error(
+        `${name}=${env[name]} cannot be used with TENANTRY_CITUS=1: a Citus TenantPool carries no per-tenant database limits nor fair checkout yet (leave it out or set it off)`,
+      );
+  return { ...env, TENANTRY_DB_LIMITS: 'off', TENANTRY_FAIR_CHECKOUT: 'off' };
+}

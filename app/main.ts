@@ -9,9 +9,7 @@ import pg from 'pg';
 import {
   install,
   installEverywhere,
-  publishTenantActivity,
   RoutedTenantPool,
-  TenantActivity,
   TenantPool,
   TenantRouter,
   type InstallRunOptions,
@@ -41,17 +39,27 @@ import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
-import { meterDatabaseTime, UsageRecorder } from 'tenantry/metering';
+import { meterDatabaseTime, UsageRecorder, type UsageLocation } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
 import { telemetryFromEnv, type TelemetryFromEnv } from './observe/telemetry-from-env.js';
 import { limitsFromEnv, type ServerLimits } from './limits/limits-from-env.js';
+import { monitoringFromEnv, startMonitoring, type Monitoring } from './observe/monitoring.js';
+import { trustProxyFromEnv } from './http/trust-proxy.js';
 import { OpenFeature } from '@openfeature/server-sdk';
-import { SettingsAdmin, SettingsFeed, TenantFlagProvider, TenantFlags, TenantSettings } from 'tenantry/settings';
+import {
+  FlagsAdmin,
+  SettingsAdmin,
+  SettingsFeed,
+  TenantFlagProvider,
+  TenantFlags,
+  TenantSettings,
+} from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
-import { citusModeFromEnv } from './citus-mode.js';
+import { citusModeFromEnv, citusMonitoringEnv } from './citus-mode.js';
 import { distributeAppTables } from './citus-distribution.js';
 import { migrateHomeData } from './tiers/tenant-tiers.js';
+import { BrandAdmin, TenantBrands } from 'tenantry/branding';
 
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -88,7 +96,8 @@ let plugins: PluginHost | undefined;
 let telemetry: TelemetryFromEnv | undefined;
 let usage: UsageRecorder | undefined;
 let limits: ServerLimits | undefined;
-let stopActivity: (() => Promise<void>) | undefined;
+let monitoring: Monitoring | undefined;
+let trustProxy: boolean | number | string = false;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
@@ -142,8 +151,9 @@ function close(): Promise<void> {
     await step('closing the sign-up', () => signUp?.end());
     await step('closing the rate limits', () => limits?.close());
     await step('closing the tiers', () => tiers?.end());
+    // after the data pools: their last statements are in the last window it writes
+    await step('publishing the last activity window', () => monitoring?.stop());
     await step('flushing usage', () => usage?.close());
-    await step('publishing the last tenant activity', () => stopActivity?.());
     await step('closing the pools', () => Promise.all(pools.map((p) => p.end().catch(() => undefined))));
     // report mode: what it recorded, for `tenantry guard report`
     if (guard?.mode === 'report') await step('writing the guard report', () => guard?.writeReport());
@@ -178,6 +188,13 @@ try {
   // per-tenant metrics (TENANTRY_METRICS_TOKEN) and spans (TENANTRY_TRACING): a bad value stops the start here
   telemetry = telemetryFromEnv();
   citus = citusModeFromEnv();
+  // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT);
+  // on Citus the pools carry no database limits nor fair checkout yet (off unless asked for: then refused)
+  const monitoringSettings = monitoringFromEnv(citus ? citusMonitoringEnv(process.env) : process.env);
+  trustProxy = trustProxyFromEnv();
+  const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
+  if (limitsSetting !== 'on' && limitsSetting !== 'off')
+    throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
   db = await openLocalDatabase({
     dir: dataFolder,
     // the embedded server's own lines, and what start-up did about a server left running (LOG_LEVEL=debug)
@@ -303,9 +320,7 @@ try {
        left join tenantry.placements p on p.tenant_id = t.id where t.status = 'active' group by 1 order by 1`,
   );
   const where = [
-    citus
-      ? tierCounts(counts).replace(/ \(.*\)$/, '')
-      : tierCounts(counts),
+    citus ? tierCounts(counts).replace(/ \(.*\)$/, '') : tierCounts(counts),
     ...(citus ? [] : placements).map(
       (p) =>
         `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`,
@@ -322,14 +337,18 @@ try {
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'usage metering'),
   });
   const observer = meterDatabaseTime(usage);
-  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`): counted in the
-  // pools, published every 15 s as the owner role, tagged in pg_stat_activity (docs/monitoring.md)
-  const activity = new TenantActivity();
-  stopActivity = publishTenantActivity(activity, track(new pg.Pool({ connectionString: db.ownerUrl, max: 1 })), {
-    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant activity'),
-  });
+  // per-tenant activity (the console's "Top tenants now", `tenantry tenants top`), database limits and
+  // fair shares by plan (docs/monitoring.md)
+  monitoring = await startMonitoring(
+    track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+    logger,
+    monitoringSettings,
+  );
   // on Citus: the context goes as SET LOCAL in a transaction block to every worker (citus: true),
-  // which carries no activityTag (nor dbLimits) yet: the tag is off in this mode
+  // which carries no activityTag (nor dbLimits) yet: the activity is counted, not tagged
+  const poolOptions = citus
+    ? { ...(monitoring.poolOptions.activity ? { activity: monitoring.poolOptions.activity } : {}), citus: true }
+    : monitoring.poolOptions;
   const appPool = track(
     new TenantPool({
       connectionString: db.appUrl,
@@ -337,8 +356,7 @@ try {
       max: 10,
       guard,
       observer,
-      activity,
-      ...(citus ? { citus: true } : { activityTag: true }),
+      ...poolOptions,
     }),
   );
   await appPool.assertSafeRole();
@@ -364,8 +382,7 @@ try {
       maxConnections: 10,
       guard,
       observer,
-      activity,
-      activityTag: true,
+      ...monitoring.poolOptions,
     });
   }
   // where tenant data is read and written: each tenant's placement, or on Citus the coordinator
@@ -410,6 +427,12 @@ try {
     reader: settingsReader,
     admin: new SettingsAdmin({ definition: settings, db: settingsPool }),
     features: OpenFeature.getClient(),
+    flagsAdmin: new FlagsAdmin({ definition: flags, db: settingsPool }),
+  };
+  // per-tenant brands: the same pool and doorbell as settings (a change drops the tenant's entry)
+  const branding = {
+    admin: new BrandAdmin({ db: settingsPool }),
+    brands: new TenantBrands({ db: settingsPool, feed: settingsFeed }),
   };
   // background jobs (tenantry/jobs on pg-boss, as the owner role: its first start creates the
   // pgboss schema); a new recording is processed by recording.process in the background
@@ -451,17 +474,25 @@ try {
     );
     if (quietStart) logger.level = 'info';
   } else {
+    // an owner connection to a placement's database: usage is read wherever the tenant lives or lived
+    // (on Citus there are no placements: every tenant's usage is on the coordinator)
+    const coordinatorOwnerPool = citus ? track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })) : undefined;
+    const placementOwnerPool = (where: UsageLocation) =>
+      coordinatorOwnerPool ??
+      tiers!.placements.ownerPool({
+        tier: where.database ? 'database' : 'shared',
+        cluster: where.cluster,
+        database: where.database,
+      });
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
-    const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
-    if (limitsSetting !== 'on' && limitsSetting !== 'off')
-      throw new Error(`TENANTRY_RATE_LIMITS must be on or off, not ${JSON.stringify(limitsSetting)}`);
     if (limitsSetting === 'on')
       limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
       ...(limits ? { limits } : {}),
       ...(signUp ? { signUp } : {}),
+      trustProxy,
       appPool,
       dataPool: tenantData,
       // on Citus the row trigger that writes recordings' events is dropped (distributeAppTables):
@@ -477,7 +508,13 @@ try {
         ? { metrics: { registry: telemetry.metrics.metrics.registry, token: telemetry.metrics.token } }
         : {}),
       usage,
+      // GET /usage: every database the tenant lives or has lived in (a move does not lose its usage)
+      usageEverywhere: {
+        catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        ownerPool: placementOwnerPool,
+      },
       settings: settingsOptions,
+      branding,
       plugins,
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
@@ -489,8 +526,20 @@ try {
           admins: adminUrls,
           participants: [jobsPurgeParticipant(consoleCatalog)],
         })),
+        // settings and flags, exports (counted against the `export` rate limit): docs/console.md
+        settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
+        // (not on Citus: an export reads the tenant's placement)
+        ...(tiers
+          ? {
+              exports: {
+                catalog: consoleCatalog,
+                placements: tiers.placements,
+                ...(limits ? { limits: limits.api } : {}),
+              },
+            }
+          : {}),
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
-        observe: { clusterUrls: adminUrls },
+        observe: { clusterUrls: adminUrls, usageOwnerPool: placementOwnerPool },
       },
     });
     facts = {
@@ -596,6 +645,15 @@ async function banner(server: NonNullable<typeof app>, facts: StartFacts): Promi
       role === 'server'
         ? 'enqueued here, run by a worker (npm run worker)'
         : 'run in this process (TENANTRY_ROLE=server|worker to split)',
+    observe: {
+      metrics: telemetry?.metrics !== undefined,
+      tracing: telemetry?.tracing !== undefined,
+      rateLimits: limits !== undefined,
+      ...(monitoring?.settings.activity ? { activitySeconds: monitoring.settings.intervalMs / 1000 } : {}),
+      dbLimits: monitoring?.settings.dbLimits ?? false,
+      fairCheckout: monitoring?.settings.fairCheckout ?? false,
+      trustProxy,
+    },
     ...(acme && globex ? { tokens: { acme, globex, ...(initech ? { initech } : {}) } } : {}),
     ...(globexRecording ? { globexRecording } : {}),
   });

@@ -25,9 +25,11 @@ import { signUpRoutes } from './signup/sign-up-routes.js';
 import { fastifyTenantRateLimit, type SignInThrottle, type TenantRateLimits } from 'tenantry/limits';
 import type { TenantSignUp } from './signup/tenant-sign-up.js';
 import { metricsRoute, type MetricsRegistry } from './http/metrics-route.js';
-import type { UsageRecorder } from 'tenantry/metering';
+import type { UsageEverywhereOptions, UsageRecorder } from 'tenantry/metering';
 import { usageRoutes } from './usage/usage-routes.js';
 import { settingsRoutes, type SettingsRoutesOptions } from './settings/settings-routes.js';
+import { staffFlagRoutes } from './settings/flag-routes.js';
+import { brandAdminRoutes, brandPageRoutes, type BrandingOptions } from './branding/brand-routes.js';
 import { fastifyPluginRoutes, type PluginHost } from 'tenantry/plugins';
 
 /** Options of {@link buildServer}. */
@@ -83,13 +85,31 @@ export interface ServerOptions {
   /** Usage metering: each tenant request is recorded (`requests`). `GET /usage` works without it. */
   usage?: UsageRecorder;
   /**
-   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
-   * plan (429 RATE_LIMITED with Retry-After); `signIn` / `staffSignIn` throttle the sign-ins per
-   * account and per address. Each is off when omitted.
+   * `GET /usage` reads every database the tenant lives or has lived in (owner connections to the
+   * catalog and the placements); without it, the home database only.
    */
-  limits?: { api?: TenantRateLimits; signIn?: SignInThrottle; staffSignIn?: SignInThrottle };
+  usageEverywhere?: UsageEverywhereOptions;
+  /**
+   * Rate limits (tenantry/limits): `api` counts every tenant-route request against the tenant's
+   * plan (429 RATE_LIMITED with Retry-After), and its `export` and `move` limits the usage export
+   * (`GET /usage/events`) and the console's moves; `signIn` / `staffSignIn` throttle the sign-ins,
+   * `invitations` `POST /invitations/accept` (it checks passwords too) and `signUp` `POST /sign-up`
+   * (the onboarding limit), per account and address. Each is off when omitted.
+   */
+  limits?: {
+    api?: TenantRateLimits;
+    signIn?: SignInThrottle;
+    staffSignIn?: SignInThrottle;
+    invitations?: SignInThrottle;
+    signUp?: SignInThrottle;
+  };
   /** Per-tenant settings and flags (`GET/PUT /settings…`); the routes are absent without it. */
   settings?: SettingsRoutesOptions;
+  /**
+   * Per-tenant branding: the branded `GET /sign-in` and `GET /brand/logo` by host, and the
+   * `/brand` admin API (docs/branding.md); the routes are absent without it.
+   */
+  branding?: BrandingOptions;
   /**
    * Plugins per tenant (tenantry/plugins, app/plugins): their routes in the tenant scope (404 for
    * a tenant without the plugin), and the events recordings raise (`recording.created`).
@@ -97,6 +117,11 @@ export interface ServerOptions {
   plugins?: PluginHost;
   /** The operator console at `/console` (staff only, docs/console.md); absent without it. */
   console?: ConsoleOptions;
+  /**
+   * Fastify's `trustProxy`: which proxies' X-Forwarded-For names the client (see
+   * app/http/trust-proxy.ts). Default false: the socket's address is the client's.
+   */
+  trustProxy?: boolean | number | string;
 }
 
 /**
@@ -141,6 +166,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // to the authority check, which answers it in the API's shape (HOST_INVALID)
     http: { requireHostHeader: false },
     logController: new TenantLogController(),
+    // a number of hops is accepted by Fastify (proxy-addr), though its types list only string | boolean
+    trustProxy: (options.trustProxy ?? false) as boolean | string,
   }) as unknown as FastifyInstance;
   app.decorateRequest('member', null);
   installErrorHandler(app);
@@ -156,9 +183,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   if (options.metrics) metricsRoute(app, options.metrics);
-  authRoutes(app, { appPool, tokens, throttle: options.limits?.signIn });
-  if (options.signUp) signUpRoutes(app, { signUp: options.signUp });
+  authRoutes(app, {
+    appPool,
+    tokens,
+    throttle: options.limits?.signIn,
+    invitationThrottle: options.limits?.invitations,
+  });
+  if (options.signUp) signUpRoutes(app, { signUp: options.signUp, throttle: options.limits?.signUp });
+  if (options.branding) brandPageRoutes(app, { ...options.branding, resolver: resolver as TenantResolver<unknown> });
   staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  if (options.settings?.flagsAdmin) staffFlagRoutes(app, { flagsAdmin: options.settings.flagsAdmin, appPool, tokens });
   if (options.console)
     consoleRoutes(app, {
       ...options.console,
@@ -166,6 +200,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       tokens,
       secret: options.jwtSecret,
       throttle: options.limits?.staffSignIn,
+      ...(options.limits?.api ? { limits: options.limits.api } : {}),
     });
   app.register(async (scope) => {
     tenantScope(scope, { appPool, resolver });
@@ -178,7 +213,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       resolveTxt: options.resolveTxt,
       ...(options.host?.baseDomain ? { baseDomain: options.host.baseDomain } : {}),
     });
-    usageRoutes(scope, { appPool, usage: options.usage });
+    usageRoutes(scope, {
+      appPool,
+      usage: options.usage,
+      limits: options.limits?.api,
+      everywhere: options.usageEverywhere,
+    });
     recordingRoutes(scope, {
       dataPool: options.dataPool ?? appPool,
       events: options.events?.bus,
@@ -188,6 +228,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
     if (options.plugins) fastifyPluginRoutes(scope, options.plugins);
     if (options.settings) settingsRoutes(scope, options.settings);
+    if (options.branding) brandAdminRoutes(scope, options.branding);
     if (options.events) eventRoutes(scope, { resolver: resolver as TenantResolver<unknown>, ...options.events });
   });
   return app;

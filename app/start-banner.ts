@@ -21,12 +21,45 @@ export interface BannerFacts {
   liveKind: string;
   /** Where background jobs run (the jobs line). */
   jobs?: string;
+  /** What the server observes and bounds (the observe lines); absent: not said. */
+  observe?: ObserveFacts;
   /** Demo tokens minted just now (absent when the demo users could not sign in). */
   tokens?: { acme: string; globex: string; initech?: string };
   /** One of globex's recordings, for the cross-tenant try. */
   globexRecording?: string;
   /** TENANTRY_CITUS=1: DATABASE_URL is a Citus coordinator with this many workers. */
   citus?: { workers: number };
+}
+
+/** What is on for observing and bounding tenants (each from its variable). */
+export interface ObserveFacts {
+  /** GET /metrics is served (TENANTRY_METRICS_TOKEN set). */
+  metrics: boolean;
+  /** Spans are reported (TENANTRY_TRACING=on, with an SDK registered). */
+  tracing: boolean;
+  /** Rate limits by plan and sign-in throttles (TENANTRY_RATE_LIMITS). */
+  rateLimits: boolean;
+  /** Activity published for `tenantry tenants top` (TENANTRY_ACTIVITY), every so many seconds. */
+  activitySeconds?: number;
+  /** Per-tenant database limits by plan (TENANTRY_DB_LIMITS). */
+  dbLimits: boolean;
+  /** Fair checkout of connections (TENANTRY_FAIR_CHECKOUT). */
+  fairCheckout: boolean;
+  /** Fastify's trustProxy as configured (TENANTRY_TRUST_PROXY). */
+  trustProxy?: boolean | number | string;
+}
+
+/** The observe lines of the banner: what is on, and the variable that changes it. */
+export function observeLines(o: ObserveFacts): string[] {
+  const onOff = (on: boolean) => (on ? 'on' : 'off');
+  return [
+    `  metrics    ${o.metrics ? 'GET /metrics (bearer TENANTRY_METRICS_TOKEN)' : 'off (set TENANTRY_METRICS_TOKEN to serve GET /metrics)'}; ` +
+      `tracing ${o.tracing ? 'on' : 'off'} (TENANTRY_TRACING)`,
+    `  limits     rate limits ${onOff(o.rateLimits)} (TENANTRY_RATE_LIMITS; api, export, move by plan; sign-in, invitations, sign-up throttled); ` +
+      `client address ${o.trustProxy ? `from X-Forwarded-For of ${o.trustProxy === true ? 'any proxy' : `trusted proxies ${String(o.trustProxy)}`}` : 'of the socket'} (TENANTRY_TRUST_PROXY)`,
+    `  tenants    ${o.activitySeconds ? `activity published every ${o.activitySeconds} s: npm run tenantry -- tenants top` : 'activity off (TENANTRY_ACTIVITY)'}; ` +
+      `database limits by plan ${onOff(o.dbLimits)}; fair checkout ${onOff(o.fairCheckout)}`,
+  ];
 }
 
 /** The database line: what the server actually uses (never a password). */
@@ -83,9 +116,11 @@ export function startBanner(facts: BannerFacts): string {
           `  jobs       ${facts.jobs}: a new recording is processed in the background (recording.processed on GET /events)`,
         ]
       : []),
+    ...(facts.observe ? observeLines(facts.observe) : []),
     '',
     `Routes (docs/reference-server.md): ${facts.citus ? '' : 'POST /sign-up, '}POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${facts.liveKind}),`,
-    `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads`,
+    `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads,`,
+    `        GET /usage and /usage/events (metering), GET/PUT/DELETE /settings (per-tenant settings and history)${facts.observe?.metrics ? ', GET /metrics (Prometheus)' : ''}`,
     `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
     `Operator console (staff, docs/console.md): ${base}/console`,
     '',

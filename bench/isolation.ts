@@ -17,7 +17,9 @@
  * --rows=10000000 BENCH_ROWS (total rows; tenants default to one per 1,000 rows: the P2 check at 10M / 10,000),
  * --variants=a,floor,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard,b-routed,b'-routed BENCH_VARIANTS
  * (the -scoped pairs send `tenant_id = $1 and id = $2`, with and without a QueryGuard in enforce), --prepared (also a pass with named
- * statements; --prepared-only: only that), --no-client-cost, --study (signed-function study), --study-only.
+ * statements; --prepared-only: only that), --no-client-cost, --client-cost-only (no PostgreSQL: the client CPU
+ * per query of each variant against the in-process fake server, a steadier figure on a shared machine),
+ * --study (signed-function study), --study-only.
  */
 import os from 'node:os';
 import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
@@ -53,6 +55,7 @@ async function main(): Promise<number> {
   if (opts.variants.some((v) => v.endsWith('+guard'))) await QueryGuard.ready();
   const vitestAtStart = vitestProcesses();
   const loadAtStart = os.loadavg()[0]!;
+  if (opts.clientCostOnly) return clientCostOnly(opts, loadAtStart, vitestAtStart);
   const roles = benchRoles();
   const server = await openServer(opts.databaseUrl);
   // Ctrl-C: still drop what was created (or stop the embedded server) before leaving
@@ -117,7 +120,8 @@ async function main(): Promise<number> {
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
         const guardPairs = guardPairsTable(results);
-        if (guardPairs) log('\n### Query guard: with / without\n\n' + guardPairs);
+        if (guardPairs)
+          log('\n### Pairs: with / without (query guard; monitoring and protection against b)\n\n' + guardPairs);
       }
       await cpu?.close();
       log(
@@ -162,6 +166,39 @@ async function main(): Promise<number> {
     await closeQuietly(server);
   }
   return failed ? 1 : 0;
+}
+
+/** `--client-cost-only`: each variant's client CPU per query against the in-process fake server, nothing else. */
+async function clientCostOnly(opts: BenchOptions, loadAtStart: number, vitestAtStart: number): Promise<number> {
+  log(`# Tenantry isolation benchmark, client cost only — ${new Date().toISOString()}`);
+  log(`machine: ${machineLine('(none: in-process fake server)', false)}`);
+  log(`command: ${process.argv.slice(1).join(' ')}`);
+  log(`load avg (1 min) at start: ${loadAtStart.toFixed(2)}; other vitest processes at start: ${vitestAtStart}`);
+  const pick = pairPicker({ tenants: opts.tenants, rowsPerTenant: opts.rowsPerTenant });
+  for (const style of opts.statements) {
+    const costs = await measureClientCost(opts.variants, pick, {
+      concurrency: 16,
+      seconds: opts.seconds,
+      rounds: opts.rounds,
+      prepared: style === 'prepared',
+      contextSecret: benchRoles().contextSecret,
+    });
+    log(`\n${style} statements, concurrency 16, ${opts.seconds}s per variant in ${opts.rounds} round(s):\n`);
+    // each round's ratio to b in the same round, then their median: the machine's drift (other
+    // processes, CPU frequency) cancels round by round
+    const base = costs.find((c) => c.variant === 'b');
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((x, y) => x - y);
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    log('| variant | client CPU µs/query | × b (total) | × b (median of rounds) |\n|:--|---:|---:|---:|');
+    for (const c of costs) {
+      const paired = base?.rounds && c.rounds ? median(c.rounds.map((us, i) => us / base.rounds![i]!)).toFixed(3) : '–';
+      log(`| ${c.variant} | ${c.us.toFixed(1)} | ${base ? (c.us / base.us).toFixed(3) : '–'} | ${paired} |`);
+    }
+  }
+  log(`\nload avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes at end: ${vitestProcesses()}`);
+  return 0;
 }
 
 async function measure(

@@ -4,14 +4,19 @@
  *   load10x  runs 10× its load (20 workers, same think time) of a report over its rows,
  *   locks    holds a row lock for 2 s at a time while 10 workers update that row,
  *   slow     runs slow statements (10 workers, `pg_sleep(0.5)`),
- * each "without" protection (a plain TenantPool: the role's default timeouts, FIFO checkout) and
- * "with" it (TenantDbLimits by plan in the prefix + fairCheckout), side by side. Target: the
- * small tenant's p99 with protection ≤ 2× its baseline.
+ * each "without" protection (a plain TenantPool: the role's default timeouts, FIFO checkout),
+ * "with" it (TenantDbLimits by plan in the prefix + fairCheckout), and "budget": as "with", the
+ * neighbour's plan also holding a DB time budget (dbTimeMsPerSecond), side by side. Cells run in
+ * rounds (every cell once per round, the modes' order rotated) so the machine's drift hits all
+ * alike; each cell's samples are pooled over the rounds. Target: the small tenant's p99 with
+ * protection ≤ 2× its baseline (alone, same mode).
  *
- *   npm run bench:noisy                 # embedded PostgreSQL 18, ~1.5 minutes
+ *   npm run bench:noisy                 # embedded PostgreSQL 18, ~4 minutes
  *   npm run bench:noisy -- --quick      # smoke run
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:noisy
- * Flags / env: --seconds BENCH_SECONDS (per cell, default 6).
+ * Flags / env: --seconds BENCH_SECONDS (per cell and round, default 6), --rounds BENCH_ROUNDS
+ * (default 3), --modes=without,with,budget BENCH_MODES, --budget-ms BENCH_BUDGET_MS (the
+ * neighbour's dbTimeMsPerSecond in "budget", default 1000: one connection's worth).
  */
 import os from 'node:os';
 import pg from 'pg';
@@ -40,21 +45,43 @@ const PLANS = {
 };
 
 type Scenario = 'alone' | 'load10x' | 'locks' | 'slow';
+type Mode = 'without' | 'with' | 'budget';
+const MODES: readonly Mode[] = ['without', 'with', 'budget'];
 interface Cell {
   scenario: Scenario;
-  mode: 'without' | 'with';
-  p50: number;
-  p99: number;
-  max: number;
-  queries: number;
+  mode: Mode;
+  /** The small tenant's latencies (ns), pooled over the rounds. */
+  recorder: LatencyRecorder;
+  /** p99 of each round alone (ms). */
+  roundP99: number[];
+  seconds: number;
   neighbourOk: number;
   neighbourRefused: Record<string, number>;
 }
 
+function flag(name: string, envName: string): string | undefined {
+  return process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? process.env[envName];
+}
+
 function readSeconds(): number {
-  const arg = process.argv.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? process.env.BENCH_SECONDS;
+  const arg = flag('seconds', 'BENCH_SECONDS');
   if (arg !== undefined) return Number(arg);
   return process.argv.includes('--quick') ? 2 : 6;
+}
+
+function readRounds(): number {
+  const arg = flag('rounds', 'BENCH_ROUNDS');
+  if (arg !== undefined) return Math.max(1, Math.floor(Number(arg)));
+  return process.argv.includes('--quick') ? 1 : 3;
+}
+
+function readModes(): Mode[] {
+  const raw = flag('modes', 'BENCH_MODES');
+  if (raw === undefined) return [...MODES];
+  const modes = raw.split(',').map((m) => m.trim());
+  for (const m of modes)
+    if (!MODES.includes(m as Mode)) throw new Error(`unknown mode ${m}; known: ${MODES.join(', ')}`);
+  return modes as Mode[];
 }
 
 /** Runs `worker` in `n` loops until `stop.done`. */
@@ -66,26 +93,21 @@ function loops(n: number, stop: { done: boolean }, worker: (i: number) => Promis
   );
 }
 
-async function cell(
-  pool: TenantPool,
-  owner: pg.Pool,
-  scenario: Scenario,
-  mode: Cell['mode'],
-  seconds: number,
-): Promise<Cell> {
+async function runCell(pool: TenantPool, owner: pg.Pool, into: Cell, seconds: number): Promise<void> {
+  const scenario = into.scenario;
   const small = tenantIdOf(SMALL);
   const neighbour = tenantIdOf(NEIGHBOUR);
   const smallIds = (k: number) => SMALL + SHAPE.tenants * (k % SHAPE.rowsPerTenant);
   const stop = { done: false };
-  const refused: Record<string, number> = {};
-  let neighbourOk = 0;
+  const refused = into.neighbourRefused;
+  let measuring = false;
   const neighbourRun = async (sql: string, values: unknown[] = []) => {
     try {
       await runAs(neighbour, () => pool.query(sql, values));
-      neighbourOk++;
+      if (measuring) into.neighbourOk++;
     } catch (error) {
       const code = String((error as { code?: unknown }).code ?? 'ERROR');
-      refused[code] = (refused[code] ?? 0) + 1;
+      if (measuring) refused[code] = (refused[code] ?? 0) + 1;
       await sleep(THINK_MS); // a refused request is retried by its client a little later
     }
   };
@@ -118,33 +140,33 @@ async function cell(
     background.push(loops(10, stop, () => neighbourRun(`select pg_sleep(0.5)`)));
   }
   await sleep(scenario === 'alone' ? 200 : 600); // the neighbour gets going
-  const recorder = new LatencyRecorder(200_000);
+  measuring = true;
+  const round = new LatencyRecorder(100_000);
   let k = 0;
+  const started = performance.now();
   const measured = loops(2, stop, async () => {
     const id = smallIds(k++);
     const t = process.hrtime.bigint();
     await runAs(small, () => pool.query('select payload from items where id = $1', [id]));
-    recorder.record(Number(process.hrtime.bigint() - t));
+    const ns = Number(process.hrtime.bigint() - t);
+    into.recorder.record(ns);
+    round.record(ns);
     await sleep(THINK_MS);
   });
   await sleep(seconds * 1000);
   stop.done = true;
-  await Promise.all([measured, ...background]);
-  const [p50, p99, max] = recorder.percentiles(50, 99, 100);
-  return {
-    scenario,
-    mode,
-    p50: p50!,
-    p99: p99!,
-    max: max!,
-    queries: recorder.count,
-    neighbourOk,
-    neighbourRefused: refused,
-  };
+  await measured;
+  measuring = false;
+  into.seconds += (performance.now() - started) / 1000;
+  into.roundP99.push(round.percentiles(99)[0]!);
+  await Promise.all(background);
 }
 
 async function main(): Promise<void> {
   const seconds = readSeconds();
+  const rounds = readRounds();
+  const modes = readModes();
+  const budgetMs = Number(flag('budget-ms', 'BENCH_BUDGET_MS') ?? 1000);
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   try {
@@ -153,45 +175,69 @@ async function main(): Promise<void> {
     log(`command: ${process.argv.slice(1).join(' ')}`);
     log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     log(
-      `pool: TenantPool max ${POOL_MAX}, signed context; small tenant: 2 workers, point select, ${THINK_MS} ms think; ${seconds}s per cell`,
+      `pool: TenantPool max ${POOL_MAX}, signed context; small tenant: 2 workers, point select, ${THINK_MS} ms think; ${seconds}s per cell and round, ${rounds} round(s)`,
     );
+    const budgetPlans = { ...PLANS, free: { ...PLANS.free, dbTimeMsPerSecond: budgetMs } };
     log(`with protection: dbLimits ${JSON.stringify(PLANS)}, fairCheckout on (neighbour on free, small tenant on pro)`);
+    log(`budget: as with, the free plan also { dbTimeMsPerSecond: ${budgetMs} } (burst: one second's worth)`);
     await prepareDatabase(server, DB, 'signed', roles, SHAPE);
     const appUrl = server.url(DB, roles.app);
     const owner = new pg.Pool({ connectionString: server.url(DB, roles.owner), max: 2 });
-    const dbLimits = new TenantDbLimits({ plans: PLANS, defaultPlan: 'free' });
-    dbLimits.setPlan(tenantIdOf(SMALL), 'pro');
-    dbLimits.setPlan(tenantIdOf(NEIGHBOUR), 'free');
-    const base = { connectionString: appUrl, contextSecret: roles.contextSecret, max: POOL_MAX, poolerSelfTest: false };
-    const pools = {
-      without: new TenantPool(base),
-      with: new TenantPool({ ...base, dbLimits, fairCheckout: true }),
+    const limitsOf = (plans: typeof PLANS | typeof budgetPlans) => {
+      const dbLimits = new TenantDbLimits({ plans, defaultPlan: 'free' });
+      dbLimits.setPlan(tenantIdOf(SMALL), 'pro');
+      dbLimits.setPlan(tenantIdOf(NEIGHBOUR), 'free');
+      return dbLimits;
     };
-    for (const p of [pools.without, pools.with, owner]) p.on('error', () => undefined); // an idle connection dropped
-    const cells: Cell[] = [];
-    for (const scenario of ['alone', 'load10x', 'locks', 'slow'] as const) {
-      for (const mode of ['without', 'with'] as const) {
-        const c = await cell(pools[mode], owner, scenario, mode, seconds);
-        cells.push(c);
-        log(
-          `  ${scenario.padEnd(8)} ${mode.padEnd(8)} p50 ${c.p50.toFixed(2)} ms  p99 ${c.p99.toFixed(2)} ms  (${c.queries} queries)`,
-        );
+    const base = { connectionString: appUrl, contextSecret: roles.contextSecret, max: POOL_MAX, poolerSelfTest: false };
+    const pools: Record<Mode, TenantPool> = {
+      without: new TenantPool(base),
+      with: new TenantPool({ ...base, dbLimits: limitsOf(PLANS), fairCheckout: true }),
+      budget: new TenantPool({ ...base, dbLimits: limitsOf(budgetPlans), fairCheckout: true }),
+    };
+    for (const p of [...Object.values(pools), owner]) p.on('error', () => undefined); // an idle connection dropped
+    const scenarios = ['alone', 'load10x', 'locks', 'slow'] as const;
+    const cells: Cell[] = scenarios.flatMap((scenario) =>
+      modes.map((mode) => ({
+        scenario,
+        mode,
+        recorder: new LatencyRecorder(rounds * 100_000),
+        roundP99: [],
+        seconds: 0,
+        neighbourOk: 0,
+        neighbourRefused: {},
+      })),
+    );
+    for (let round = 0; round < rounds; round++) {
+      for (const scenario of scenarios) {
+        // the modes' order rotated each round
+        for (const mode of modes.map((_, i) => modes[(i + round) % modes.length]!)) {
+          const c = cells.find((x) => x.scenario === scenario && x.mode === mode)!;
+          await runCell(pools[mode], owner, c, seconds);
+          log(
+            `  round ${round + 1} ${scenario.padEnd(8)} ${mode.padEnd(8)} p99 ${c.roundP99.at(-1)!.toFixed(2)} ms  (load ${os.loadavg()[0]!.toFixed(1)})`,
+          );
+        }
       }
     }
-    await Promise.all([pools.without.end(), pools.with.end(), owner.end()]);
+    await Promise.all([...Object.values(pools).map((p) => p.end()), owner.end()]);
+    log();
+    log(`load avg (1 min) at end: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     log();
     log(
-      '| neighbour | protection | small p50 (ms) | small p99 (ms) | small max (ms) | p99 / baseline | small queries | neighbour ok | neighbour refused |',
+      '| neighbour | protection | small p50 (ms) | small p95 (ms) | small p99 (ms) | small max (ms) | p95 / baseline | p99 / baseline | p99 of each round (ms) | small queries | neighbour ok/s | neighbour refused |',
     );
-    log('|---|---|---:|---:|---:|---:|---:|---:|---|');
+    log('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|');
+    const pct = new Map(cells.map((c) => [c, c.recorder.percentiles(50, 95, 99, 100)]));
     for (const c of cells) {
-      const baseline = cells.find((b) => b.scenario === 'alone' && b.mode === c.mode)!;
+      const [p50, p95, p99, max] = pct.get(c)!;
+      const [, b95, b99] = pct.get(cells.find((b) => b.scenario === 'alone' && b.mode === c.mode)!)!;
       const refusedText =
         Object.entries(c.neighbourRefused)
           .map(([code, n]) => `${code} ${n}`)
           .join(', ') || '–';
       log(
-        `| ${c.scenario} | ${c.mode} | ${c.p50.toFixed(2)} | ${c.p99.toFixed(2)} | ${c.max.toFixed(1)} | ${(c.p99 / baseline.p99).toFixed(2)}× | ${c.queries} | ${c.neighbourOk} | ${refusedText} |`,
+        `| ${c.scenario} | ${c.mode} | ${p50!.toFixed(2)} | ${p95!.toFixed(2)} | ${p99!.toFixed(2)} | ${max!.toFixed(1)} | ${(p95! / b95!).toFixed(2)}× | ${(p99! / b99!).toFixed(2)}× | ${c.roundP99.map((x) => x.toFixed(1)).join(' / ')} | ${c.recorder.count} | ${(c.neighbourOk / c.seconds).toFixed(1)} | ${refusedText} |`,
       );
     }
   } finally {

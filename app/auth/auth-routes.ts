@@ -4,6 +4,7 @@ import type { Queryable } from 'tenantry';
 import type { SignInThrottle } from 'tenantry/limits';
 import { OneTimeCodes, sqlStateOf } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
+import { throttledAttempt } from '../http/client-address.js';
 import { parseInput, text } from '../http/validation.js';
 import type { TokenService } from './token-service.js';
 
@@ -74,7 +75,18 @@ interface SessionRow {
  */
 export function authRoutes(
   app: FastifyInstance,
-  { appPool, tokens, throttle }: { appPool: Queryable; tokens: TokenService; throttle?: SignInThrottle },
+  {
+    appPool,
+    tokens,
+    throttle,
+    invitationThrottle,
+  }: {
+    appPool: Queryable;
+    tokens: TokenService;
+    throttle?: SignInThrottle;
+    /** `POST /invitations/accept` checks an existing identity's password: throttled like a sign-in (per e-mail and address). */
+    invitationThrottle?: SignInThrottle | undefined;
+  },
 ): void {
   const answer = async (row: SessionRow) => ({
     token: await tokens.issue({ userId: row.user_id, tenantId: row.tenant_id, sessionId: row.session_id }),
@@ -88,7 +100,7 @@ export function authRoutes(
     const body = parseInput(signInBody, request.body, 'body');
     if (Buffer.byteLength(body.password, 'utf8') > 72) throw invalidCredentials();
     // counted before the password is checked: parallel guesses cannot slip between check and count
-    const attempt = { account: body.email, address: request.ip };
+    const attempt = throttledAttempt(request, body.email);
     await throttle?.attempt(attempt);
     // no tenant in context yet: the function finds the user's membership itself
     const { rows } = await appPool.query<SessionRow>(
@@ -103,6 +115,9 @@ export function authRoutes(
   app.post('/invitations/accept', async (request, reply) => {
     const body = parseInput(acceptBody, request.body, 'body');
     if (Buffer.byteLength(body.password, 'utf8') > 72) throw invitationInvalid();
+    // counted before the code and the password are checked, like a sign-in
+    const attempt = throttledAttempt(request, body.email);
+    await invitationThrottle?.attempt(attempt);
     let row: AcceptRow;
     try {
       const { rows } = await appPool.query<AcceptRow>(
@@ -129,6 +144,7 @@ export function authRoutes(
       throw error;
     }
     if (row.outcome === 'confirmation_sent') return reply.code(202).send(CONFIRMATION_SENT);
+    await invitationThrottle?.succeeded(attempt);
     return reply.code(201).send(await answer(row as SessionRow));
   });
 }

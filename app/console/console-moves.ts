@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { StaffAccess, type MoveRecord, type PlacementTarget, type Queryable } from 'tenantry';
+import type { TenantRateLimits } from 'tenantry/limits';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
 import { consoleTenant, recordConsoleReason, tenantRef } from './console-tenant.js';
@@ -61,6 +62,8 @@ export function consoleMoveRoutes(
     moves: ConsoleMoves;
     staffAccess: StaffAccess;
     onError: (error: unknown) => void;
+    /** Counts each move started against the tenant's `move` limit (429 RATE_LIMITED past it). */
+    limits?: Pick<TenantRateLimits, 'consume'>;
   },
 ): void {
   const { catalogPool, moves, staffAccess } = options;
@@ -120,6 +123,8 @@ export function consoleMoveRoutes(
     );
     if (here[0]?.tier === target.tier && here[0].cluster === target.cluster)
       throw new ApiError(409, 'ALREADY_PLACED', 'The tenant already lives there');
+    // the tenant's plan's moves an hour (a move copies all its data): counted once it would start
+    await options.limits?.consume(tenant.id, 'move');
     await audited(request.consoleStaff!.sessionId, tenant.id, `move to ${body.tier} on ${body.cluster}`, reason);
     // recorded before the answer: a crash after the 202 leaves an open move (resumed at the next
     // start, or from this page), never nothing

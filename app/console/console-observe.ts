@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Queryable } from 'tenantry';
+import type { UsageEverywhereOptions } from 'tenantry/metering';
 import { consoleClusterRoutes } from './console-clusters.js';
 import { consoleDoctorRoutes, type ConsoleDoctor } from './console-doctor.js';
 import { consoleTopRoutes } from './console-top.js';
@@ -11,6 +12,11 @@ export interface ConsoleObserveOptions {
   clusterUrls?: Record<string, string>;
   /** The doctor's bound and, for tests, its audit (default: `doctorEverywhere` over `clusterUrls`). */
   doctor?: Omit<ConsoleDoctor, 'clusters'>;
+  /**
+   * An owner connection to a placement's database: the usage charts then read every database the
+   * tenant lives or has lived in (`usageReportEverywhere`), not only the catalog's.
+   */
+  usageOwnerPool?: UsageEverywhereOptions['ownerPool'];
 }
 
 /**
@@ -24,7 +30,10 @@ export function consoleObserveRoutes(
 ): void {
   const { catalogPool } = options;
   const clusterUrls = options.clusterUrls ?? {};
-  consoleUsageRoutes(api, { catalogPool });
+  consoleUsageRoutes(api, {
+    catalogPool,
+    ...(options.usageOwnerPool ? { ownerPool: options.usageOwnerPool } : {}),
+  });
   consoleTopRoutes(api, { catalogPool });
   consoleClusterRoutes(api, { catalogPool, clusterUrls });
   if (options.clusterUrls)

@@ -15,12 +15,19 @@ import {
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
-import type { SignInThrottle } from 'tenantry/limits';
+import type { SignInThrottle, TenantRateLimits } from 'tenantry/limits';
 import { signInBody, staffSignIn, tenantIdOf } from '../staff/staff-routes.js';
 import { consoleAssets } from './console-assets.js';
+import { checkQueryEncoding } from './console-input.js';
 import { recordConsoleReason, tenantRef } from './console-tenant.js';
 import { consoleMoveRoutes, type ConsoleMoves } from './console-moves.js';
+import { consolePeopleRoutes } from './console-people.js';
 import { consolePurgeRoutes, type ConsolePurger } from './console-purge.js';
+import { auditConsoleChanges, ConsoleAudit, consoleAuditRoutes } from './console-audit.js';
+import { consoleSettingsRoutes, type ConsoleSettings } from './console-settings.js';
+import { consoleExportRoutes, type ConsoleExports } from './console-export.js';
+import { consoleActAsRoutes } from './console-act-as.js';
+import { consoleBrandingRoutes } from './console-branding.js';
 import { consoleObserveRoutes, type ConsoleObserveOptions } from './console-observe.js';
 import { clearSessionCookie, consoleStaff, csrfToken, setSessionCookie, type ConsoleStaff } from './console-session.js';
 
@@ -41,8 +48,14 @@ export interface ConsoleOptions {
   moves?: ConsoleMoves;
   /** Purges of soft-deleted tenants from the console (a TenantPurger); none without it. */
   purger?: ConsolePurger;
+  /** Settings and flags of a tenant, through the server's SettingsAdmin and FlagsAdmin; none without it. */
+  settings?: ConsoleSettings;
+  /** Tenant exports from the console (the library's exportTenant); none without it. */
+  exports?: ConsoleExports;
   /** Told what failed in the background (a move); default: nothing. */
   onError?: (error: unknown) => void;
+  /** The tenant's `move` rate limit (its plan's moves an hour), counted for each move started. */
+  limits?: Pick<TenantRateLimits, 'consume'>;
   /** Usage, top tenants, cluster load and the doctor (console-observe.ts). */
   observe?: ConsoleObserveOptions;
 }
@@ -128,7 +141,8 @@ export function consoleRoutes(
       // the staff sign-in's throttle: the console is another door to the same accounts
       const signedIn = await staffSignIn(appPool, tokens, email, password, {
         throttle: options.throttle,
-        address: request.ip,
+        request,
+        use: 'console',
       });
       setSessionCookie(request, reply, signedIn.token, tokens.ttlSeconds);
       return { userId: signedIn.userId, csrfToken: csrfToken(options.secret, signedIn.sessionId) };
@@ -138,7 +152,24 @@ export function consoleRoutes(
       api.addHook('onRequest', async (request) => {
         if (request.url.startsWith('/console/api/sign-in')) return;
         request.consoleStaff = await consoleStaff(request, { appPool, tokens, secret: options.secret });
+        checkQueryEncoding(request.url);
       });
+      const audit = new ConsoleAudit(catalogPool);
+      const onError = options.onError ?? (() => undefined);
+      auditConsoleChanges(api, { catalogPool, audit, onError });
+      consoleAuditRoutes(api, { catalogPool, appPool, audit });
+      consolePeopleRoutes(api, { catalogPool, appPool });
+      consoleActAsRoutes(app, api, { catalogPool, staffAccess, tokens });
+      if (options.settings) consoleSettingsRoutes(api, { catalogPool, settings: options.settings, staffAccess });
+      if (options.exports)
+        consoleExportRoutes(api, {
+          catalogPool,
+          exports: options.exports,
+          staffAccess,
+          audit,
+          secret: options.secret,
+          onError,
+        });
 
       api.get('/console/api/session', async (request) => ({
         userId: request.consoleStaff!.userId,
@@ -215,7 +246,12 @@ export function consoleRoutes(
             ? { ...placement[0], updatedAt: placement[0].updated_at, updated_at: undefined }
             : { tier: 'shared', cluster: 'home', database: null, schema: null, epoch: '0', updatedAt: null },
           audit: await auditOf(appPool, found.id),
-          features: { moves: options.moves !== undefined, purge: options.purger !== undefined },
+          features: {
+            moves: options.moves !== undefined,
+            purge: options.purger !== undefined,
+            settings: options.settings !== undefined,
+            exports: options.exports !== undefined,
+          },
         };
       });
 
@@ -270,9 +306,11 @@ export function consoleRoutes(
           moves: options.moves,
           staffAccess,
           onError: options.onError ?? (() => undefined),
+          ...(options.limits ? { limits: options.limits } : {}),
         });
 
       if (options.purger) consolePurgeRoutes(api, { catalogPool, purger: options.purger });
+      consoleBrandingRoutes(api, { catalogPool });
 
       consoleObserveRoutes(api, { ...options.observe, catalogPool, onError: options.onError ?? (() => undefined) });
 

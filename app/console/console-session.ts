@@ -5,7 +5,7 @@ import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
 import { verifyStaffToken } from '../staff/staff-routes.js';
 
-/** The console's session cookie: the staff token, readable by no script, sent only to /console. */
+/** The console's session cookie: a console token of a staff session (not a bearer token), readable by no script, sent only to /console. */
 export const CONSOLE_COOKIE = 'tenantry_console';
 
 /** The staff member behind a console request. */
@@ -66,14 +66,19 @@ export async function consoleStaff(
 ): Promise<ConsoleStaff> {
   const token = request.cookies[CONSOLE_COOKIE];
   if (!token) throw new ApiError(401, 'UNAUTHENTICATED', 'Sign in to the console');
-  const staff = await verifyStaffToken(token, options.appPool, options.tokens);
+  const staff = await verifyStaffToken(token, options.appPool, options.tokens, 'console');
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `${request.protocol}://${request.host}`)
       throw new ApiError(403, 'CSRF_REFUSED', 'This request came from another site');
-    const sent = request.headers['x-csrf-token'];
-    if (typeof sent !== 'string' || !sameToken(sent, csrfToken(options.secret, staff.sessionId)))
-      throw new ApiError(403, 'CSRF_REFUSED', 'Send the session CSRF token in X-CSRF-Token');
+    requireCsrf(request, options.secret, staff.sessionId);
   }
   return staff;
+}
+
+/** Refuses a request without the session's CSRF token in `X-CSRF-Token` (403 CSRF_REFUSED). */
+export function requireCsrf(request: FastifyRequest, secret: string, sessionId: string): void {
+  const sent = request.headers['x-csrf-token'];
+  if (typeof sent !== 'string' || !sameToken(sent, csrfToken(secret, sessionId)))
+    throw new ApiError(403, 'CSRF_REFUSED', 'Send the session CSRF token in X-CSRF-Token');
 }

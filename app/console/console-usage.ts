@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Queryable } from 'tenantry';
-import { METERS, usageReport } from 'tenantry/metering';
+import { METERS, usageReport, usageReportEverywhere, type UsageEverywhereOptions } from 'tenantry/metering';
 import { parseInput } from '../http/validation.js';
 import { consoleTenant } from './console-tenant.js';
 
@@ -55,7 +55,10 @@ export function usageWindows(
  * (tenantry/metering's `usageReport`, read as the owner role) per hour (24 h, 7 d) or per UTC day
  * (30 d), up to the end of the current hour or day, for the tenant page's charts.
  */
-export function consoleUsageRoutes(api: FastifyInstance, options: { catalogPool: Queryable }): void {
+export function consoleUsageRoutes(
+  api: FastifyInstance,
+  options: { catalogPool: Queryable; ownerPool?: UsageEverywhereOptions['ownerPool'] },
+): void {
   const { catalogPool } = options;
   api.get('/console/api/tenants/:tenant/usage', { config: { query: usageQuery } }, async (request) => {
     const { range } = parseInput(usageQuery, request.query, 'query');
@@ -65,7 +68,11 @@ export function consoleUsageRoutes(api: FastifyInstance, options: { catalogPool:
     // windows are UTC hours or days: the range ends with the window that holds now
     const to = new Date(Math.floor(Date.now() / stepMs) * stepMs + stepMs);
     const from = new Date(to.getTime() - hours * HOUR_MS);
-    const rows = await usageReport(catalogPool, { tenantId: tenant.id, from, to, granularity });
+    const query = { tenantId: tenant.id, from, to, granularity } as const;
+    // with owner connections to the placements: every database the tenant lives or lived in
+    const rows = options.ownerPool
+      ? await usageReportEverywhere({ catalog: catalogPool, ownerPool: options.ownerPool }, query)
+      : await usageReport(catalogPool, query);
     const windows = usageWindows(rows, from, to, stepMs);
     return {
       range,

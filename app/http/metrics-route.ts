@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { bearerCredential } from 'tenantry';
 import { ApiError } from './api-error.js';
 
 /** What the route serves: a prom-client registry (TenantMetrics.registry). */
@@ -16,8 +17,17 @@ export interface MetricsRegistry {
 export function metricsRoute(app: FastifyInstance, options: { registry: MetricsRegistry; token: string }): void {
   const expected = digest(options.token);
   app.get('/metrics', async (request, reply) => {
-    const header = request.headers.authorization;
-    const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
+    // read as the tenant routes read it (the library's parser): the scheme in any case, and an
+    // Authorization header sent twice refused, never settled by taking one of them
+    const presented = bearerCredential({ headers: request.headers, rawHeaders: request.raw.rawHeaders });
+    if (presented === 'malformed') {
+      reply.header('www-authenticate', 'Bearer');
+      throw new ApiError(
+        401,
+        'UNAUTHENTICATED',
+        'The Authorization header is malformed or repeated: send one, as Bearer <credential>',
+      );
+    }
     // compared as digests: constant time whatever the length presented
     if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
       reply.header('www-authenticate', 'Bearer');

@@ -1,11 +1,13 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { SignInThrottle, TenantRateLimits, type RateLimitConfig } from 'tenantry/limits';
+import { SignInThrottle, TenantRateLimits, type RateLimitConfig, type SignInThrottleOptions } from 'tenantry/limits';
+import { byPlan, DEFAULT_PLAN, PLAN_NAMES } from '../plans.js';
 
 /**
- * The reference server's plans (the same names as sign-up's and the placement policy's): `api`
- * requests per minute, `export` and `move` operations per hour. Expensive operations fail closed
- * when the store is down; the API fails open (an outage of the counters does not stop the API).
+ * The reference server's rate limits, by the server's plans (app/plans.ts, the one list of plan
+ * names): `api` requests per minute, `export` (usage exports) and `move` operations per hour.
+ * Expensive operations fail closed when the store is down; the API fails open (an outage of the
+ * counters does not stop the API).
  */
 export const SERVER_LIMITS: RateLimitConfig = {
   limits: {
@@ -13,26 +15,35 @@ export const SERVER_LIMITS: RateLimitConfig = {
     export: { durationSeconds: 3600, onStoreDown: 'closed' },
     move: { durationSeconds: 3600, onStoreDown: 'closed' },
   },
-  plans: {
-    free: { api: 600, export: 2, move: 1 },
-    business: { api: 6000, export: 20, move: 5 },
-    enterprise: { api: 60000, export: 100, move: 20 },
-  },
-  defaultPlan: 'free',
+  plans: byPlan((spec) => ({ ...spec.limits })),
+  defaultPlan: DEFAULT_PLAN,
 };
 
-/** What {@link limitsFromEnv} built: pass `api`, `signIn`, `staffSignIn` to buildServer; `close` at stop (before the pool). */
+/**
+ * The onboarding limit of `POST /sign-up` (each sign-up creates a tenant, and a schema or a
+ * database): per e-mail at one address, per e-mail, and per address, an hour.
+ */
+export const SIGN_UP_THROTTLE = {
+  perAccountAddress: { points: 3, durationSeconds: 3600 },
+  perAccount: { points: 5, durationSeconds: 3600 },
+  perAddress: { points: 20, durationSeconds: 3600 },
+} as const;
+
+/** What {@link limitsFromEnv} built: pass it as buildServer's `limits`; `close` at stop (before the pool). */
 export interface ServerLimits {
   api: TenantRateLimits;
   signIn: SignInThrottle;
   staffSignIn: SignInThrottle;
+  invitations: SignInThrottle;
+  signUp: SignInThrottle;
   close(): Promise<void>;
 }
 
 /**
  * Rate limits of `npm start`, counted in the home database (`pool`: the owner role, closed by the
- * caller) and listening there for plan changes. A plan in the catalog that SERVER_LIMITS does not
- * know stops the start with CONFIGURATION_ERROR.
+ * caller) and listening there for plan changes. A tenant whose plan the server does not know is
+ * served with the default plan's limits, and a warning names the plan (at start, and once per
+ * tenant when it is first served); it never stops the server.
  */
 export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Logger): Promise<ServerLimits> {
   const store = { postgres: pool };
@@ -47,14 +58,32 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
         { limit: e.limit, policy: e.policy, err: { message: (e.error as Error).message } },
         'rate limit store',
       ),
-    onBadTenantSettings: (e) => logger.warn({ problem: e.problem }, 'tenant rate limit settings'),
+    onBadTenantSettings: (e) =>
+      logger.warn({ tenant_id: e.tenantId, problem: e.problem }, 'tenant rate limit settings'),
+    onUnknownPlans: (e) =>
+      logger.warn(
+        { plans: e.plans, defaultPlan: e.defaultPlan, known: PLAN_NAMES },
+        `tenants have plans this server does not know: they get the ${e.defaultPlan} plan's limits`,
+      ),
   });
-  const throttle = (name: string) =>
+  // one warning per process, whichever throttle meets it first
+  let warnedProxy = false;
+  const onUntrustedProxy = () => {
+    if (warnedProxy) return;
+    warnedProxy = true;
+    logger.warn(
+      'X-Forwarded-For arrived but trustProxy is off: behind a proxy every client has its address, so the ' +
+        'sign-in throttles count all users as one address (set TENANTRY_TRUST_PROXY; see docs/rate-limits.md)',
+    );
+  };
+  const throttle = (name: string, windows: Partial<SignInThrottleOptions> = {}) =>
     new SignInThrottle({
       store,
       name,
+      ...windows,
       onLimited: (e) => logger.info({ throttle: e.throttle, scope: e.scope }, 'sign-in throttled'),
       onStoreError: (error) => logger.warn({ err: { message: (error as Error).message } }, 'sign-in throttle store'),
+      onUntrustedProxy,
     });
   try {
     await api.start();
@@ -66,6 +95,8 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
     api,
     signIn: throttle('sign-in'),
     staffSignIn: throttle('staff-sign-in'),
+    invitations: throttle('invitation-accept'),
+    signUp: throttle('sign-up', SIGN_UP_THROTTLE),
     close: () => api.close(),
   };
 }

@@ -1,13 +1,17 @@
 import { definePlugins } from 'tenantry/plugins';
+import type { PlanName } from '../plans.js';
 import { unboundServices, type PluginServices } from './plugin-services.js';
 import { transcriptsPlugin } from './transcripts-plugin.js';
 import { webhooksPlugin } from './webhooks-plugin.js';
 
 /**
- * The reference server's plugins and the plans that include them. Tenants without the plan get
+ * The reference server's plugins and the plans (app/plans.ts) that include them. Tenants without the plan get
  * a plugin only by an operator's override (`tenantry tenants plugins enable <slug> <plugin>`).
  */
-export const PLUGIN_PLANS = { pro: ['transcripts'], business: ['transcripts', 'webhooks'] } as const;
+export const PLUGIN_PLANS = {
+  business: ['transcripts'],
+  enterprise: ['transcripts', 'webhooks'],
+} as const satisfies Partial<Record<PlanName, readonly string[]>>;
 
 /** The plugins bound to the server's services. */
 export function createPlugins(services: PluginServices) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineFlags, defineSettings } from 'tenantry/settings';
 import { plugins } from '../plugins/registry.js';
+import { byPlan, PLAN_NAMES, PLANS } from '../plans.js';
 
 /**
  * The reference server's per-tenant settings and flags. `tenantry tenants settings …` loads this
@@ -18,10 +19,15 @@ export const settings = defineSettings({
     ...plugins.settingsShape,
   }),
   defaults: { recordingRetentionDays: 90 },
-  plans: { pro: { maxRecordingMinutes: 240, recordingRetentionDays: 365 } },
+  // by the server's plan names (app/plans.ts): the same names as rate limits and sign-up
+  plans: byPlan((spec) => spec.settings),
 });
 
-/** Transcripts: the pro plan's, and any tenant an operator turns it on for. */
+/** Transcripts: the plans that include them (app/plans.ts), and any tenant an operator turns it on for. */
 export const flags = defineFlags({
-  transcripts: { off: false, plans: ['pro'], description: 'automatic transcripts of recordings' },
+  transcripts: {
+    off: false,
+    plans: PLAN_NAMES.filter((plan) => PLANS[plan].transcripts),
+    description: 'automatic transcripts of recordings',
+  },
 });

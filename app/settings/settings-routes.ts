@@ -2,8 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Client } from '@openfeature/server-sdk';
 import { z } from 'zod';
 import { currentTenant } from 'tenantry';
-import type { SettingsAdmin, TenantSettings } from 'tenantry/settings';
+import type { FlagsAdmin, SettingsAdmin, TenantSettings } from 'tenantry/settings';
+import { changeMetaOf } from '../auth/audit-actor.js';
 import { adminOf, memberOf } from '../auth/tenant-scope.js';
+import { tenantFlagRoutes } from './flag-routes.js';
 import { parseInput, text } from '../http/validation.js';
 import type { settings } from './definition.js';
 
@@ -13,6 +15,8 @@ export interface SettingsRoutesOptions {
   admin: SettingsAdmin<typeof settings.schema>;
   /** An OpenFeature client over `TenantFlagProvider`. */
   features: Client;
+  /** Flag overrides and kill switches (`/flags`, `/staff/flags`); those routes are absent without it. */
+  flagsAdmin?: FlagsAdmin;
 }
 
 const keyParams = z.object({ key: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'key must be a setting name') });
@@ -31,7 +35,6 @@ const historyQuery = z.object({ key: z.string().max(128).optional() }).strict();
  */
 export function settingsRoutes(scope: FastifyInstance, options: SettingsRoutesOptions): void {
   const { reader, admin, features } = options;
-  const actor = (userId: string) => `user:${userId}`;
 
   scope.get('/settings', async (request) => {
     memberOf(request);
@@ -46,16 +49,16 @@ export function settingsRoutes(scope: FastifyInstance, options: SettingsRoutesOp
   });
 
   scope.put('/settings/:key', async (request) => {
-    const member = adminOf(request);
+    adminOf(request);
     const { key } = parseInput(keyParams, request.params, 'params');
     const body = parseInput(setBody, request.body, 'body');
-    return admin.set(currentTenant(), key, body.value, { actor: actor(member.userId), reason: body.reason });
+    return admin.set(currentTenant(), key, body.value, changeMetaOf(request, body.reason));
   });
 
   scope.delete('/settings/:key', async (request) => {
-    const member = adminOf(request);
+    adminOf(request);
     const { key } = parseInput(keyParams, request.params, 'params');
-    return admin.unset(currentTenant(), key, { actor: actor(member.userId) });
+    return admin.unset(currentTenant(), key, changeMetaOf(request));
   });
 
   scope.get('/settings/history', async (request) => {
@@ -65,8 +68,10 @@ export function settingsRoutes(scope: FastifyInstance, options: SettingsRoutesOp
   });
 
   scope.post('/settings/rollback', async (request) => {
-    const member = adminOf(request);
+    adminOf(request);
     const body = parseInput(rollbackBody, request.body, 'body');
-    return admin.rollback(currentTenant(), body.version, { actor: actor(member.userId), reason: body.reason });
+    return admin.rollback(currentTenant(), body.version, changeMetaOf(request, body.reason));
   });
+
+  if (options.flagsAdmin) tenantFlagRoutes(scope, { flagsAdmin: options.flagsAdmin });
 }

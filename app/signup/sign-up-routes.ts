@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { TenantryError } from 'tenantry';
 import { ApiError } from '../http/api-error.js';
 import { parseInput, text } from '../http/validation.js';
+import type { SignInThrottle } from 'tenantry/limits';
+import { throttledAttempt } from '../http/client-address.js';
+import { SIGN_UP_PLANS } from '../plans.js';
 import type { TenantSignUp } from './tenant-sign-up.js';
 
 // host names that name no tenant (the resolver's reserved subdomains, docs/identity-hosts.md) and
@@ -25,7 +28,7 @@ const signUpBody = z
       .regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'email must be an email address'),
     // a public sign-up gets shared tables or its own schema; its own database is an operator's
     // decision (`tenantry tenants onboard --plan enterprise`)
-    plan: z.enum(['free', 'business']).default('free'),
+    plan: z.enum(SIGN_UP_PLANS).default('free'),
   })
   .strict();
 
@@ -38,9 +41,21 @@ const slugTaken = () => new ApiError(409, 'TENANT_SLUG_TAKEN', 'This slug is tak
  * by itself (accepting it as a new identity still needs the confirmation sent to the address).
  * A slug taken, or being signed up with other details, answers 409 and changes nothing.
  */
-export function signUpRoutes(app: FastifyInstance, { signUp }: { signUp: TenantSignUp }): void {
+export function signUpRoutes(
+  app: FastifyInstance,
+  {
+    signUp,
+    throttle,
+  }: {
+    signUp: TenantSignUp;
+    /** The onboarding limit: sign-ups per e-mail and per address (each creates a schema or database). */
+    throttle?: SignInThrottle | undefined;
+  },
+): void {
   app.post('/sign-up', async (request, reply) => {
     const body = parseInput(signUpBody, request.body, 'body');
+    // counted once the body is valid, before anything is created; a sign-up never gives its point back
+    await throttle?.attempt(throttledAttempt(request, body.email));
     let result;
     try {
       result = await signUp.signUp({ slug: body.slug, name: body.name, email: body.email, plan: body.plan });

@@ -12,6 +12,7 @@ import {
 import type { SignInThrottle } from 'tenantry/limits';
 import type { TokenService } from '../auth/token-service.js';
 import { ApiError } from '../http/api-error.js';
+import { throttledAttempt } from '../http/client-address.js';
 import { int, parseInput, text, uuid } from '../http/validation.js';
 
 declare module 'fastify' {
@@ -63,7 +64,7 @@ export function staffRoutes(
     const { email, password } = parseInput(signInBody, request.body, 'body');
     const signedIn = await staffSignIn(appPool, tokens, email, password, {
       throttle: options.throttle,
-      address: request.ip,
+      request,
     });
     return { token: signedIn.token, tokenType: 'Bearer', expiresIn: tokens.ttlSeconds, userId: signedIn.userId };
   });
@@ -136,7 +137,7 @@ export function staffRoutes(
   });
 }
 
-async function verifyStaff(
+export async function verifyStaff(
   request: FastifyRequest,
   appPool: Queryable,
   tokens: TokenService,
@@ -151,15 +152,18 @@ async function verifyStaff(
 /**
  * A staff token's caller, or an ApiError: the token verifies, is a staff token, and its session
  * is still open in the database (signed-out sessions are refused at once). The console's session
- * cookie holds the same token.
+ * cookie holds a token of the same session but of another audience and kind (`use: 'console'`).
  */
 export async function verifyStaffToken(
   token: string,
   appPool: Queryable,
   tokens: TokenService,
+  use: 'bearer' | 'console' = 'bearer',
 ): Promise<{ userId: string; sessionId: string }> {
-  const { claims } = await tokens.verifier.verify(token);
-  if (claims.kind !== 'staff' || !isTenantId(claims.sub) || !isTenantId(claims.sid))
+  // a bearer staff token and a console cookie are tokens of different audiences and kinds: each
+  // is refused in the other's place (the verifier refuses the audience, this the kind)
+  const { claims } = await (use === 'console' ? tokens.consoleVerifier : tokens.verifier).verify(token);
+  if (claims.kind !== (use === 'console' ? 'console' : 'staff') || !isTenantId(claims.sub) || !isTenantId(claims.sid))
     throw new ApiError(403, 'STAFF_ONLY', 'This route is for staff');
   const { rows } = await appPool.query<{ session_user_id: string | null; session_kind: string | null }>(
     'select session_user_id, session_kind from tenantry.authorize_request(null, $1)',
@@ -180,9 +184,10 @@ export async function staffSignIn(
   tokens: TokenService,
   email: string,
   password: string,
-  guard?: { throttle?: SignInThrottle | undefined; address: string },
+  guard?: { throttle?: SignInThrottle | undefined; request: FastifyRequest; use?: 'bearer' | 'console' },
 ): Promise<{ userId: string; sessionId: string; token: string }> {
-  await guard?.throttle?.attempt({ account: email, address: guard.address });
+  const attempt = guard ? throttledAttempt(guard.request, email) : undefined;
+  if (attempt) await guard?.throttle?.attempt(attempt);
   const { rows } = await appPool.query<{ user_id: string; session_id: string }>(
     'select user_id, session_id from app.staff_sign_in($1, $2, $3)',
     [email, password, tokens.ttlSeconds],
@@ -190,9 +195,10 @@ export async function staffSignIn(
   const row = rows[0];
   if (!row)
     throw new ApiError(401, 'INVALID_CREDENTIALS', 'Email or password is incorrect, or this is not a staff account');
-  await guard?.throttle?.succeeded({ account: email, address: guard.address });
-  const token = await tokens.issueStaff({ userId: row.user_id, sessionId: row.session_id });
-  return { userId: row.user_id, sessionId: row.session_id, token };
+  if (attempt) await guard?.throttle?.succeeded(attempt);
+  const session = { userId: row.user_id, sessionId: row.session_id };
+  const token = await (guard?.use === 'console' ? tokens.issueConsole(session) : tokens.issueStaff(session));
+  return { ...session, token };
 }
 
 export async function tenantIdOf(appPool: Queryable, name: string): Promise<string> {

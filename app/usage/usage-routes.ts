@@ -4,7 +4,15 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { currentTenant, runAs, type Queryable } from 'tenantry';
 import { resolutionOf } from 'tenantry/fastify';
-import { exportUsage, METERS, usageReport, type UsageRecorder } from 'tenantry/metering';
+import {
+  exportUsage,
+  METERS,
+  usageReport,
+  usageReportEverywhere,
+  type UsageEverywhereOptions,
+  type UsageRecorder,
+} from 'tenantry/metering';
+import type { TenantRateLimits } from 'tenantry/limits';
 import { adminOf } from '../auth/tenant-scope.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -39,8 +47,10 @@ function checkRange(from: Date, to: Date, maxDays: number): void {
 /**
  * Usage metering (tenant routes, owners and admins of the tenant, and staff acting as it under a
  * grant with `X-Tenant`):
- * - `GET /usage?from=&to=&granularity=hour|day|total&byTable=` the tenant's usage per meter
+ * - `GET /usage?from=&to=&granularity=hour|day|total&byTable=` the tenant's usage per meter, from
+ *   every database it lives or has lived in when `everywhere` is given
  * - `GET /usage/events?from=&to=` the tenant's usage records as CloudEvents, one JSON object a line
+ *   (an export: counted against the tenant's `export` limit when limits are on)
  * Both read through the app role inside the tenant's context: the database's policies return this
  * tenant's rows only, whatever the query asks.
  *
@@ -49,7 +59,23 @@ function checkRange(from: Date, to: Date, maxDays: number): void {
  */
 export function usageRoutes(
   scope: FastifyInstance,
-  { appPool, usage }: { appPool: Queryable; usage?: UsageRecorder },
+  {
+    appPool,
+    usage,
+    limits,
+    everywhere,
+  }: {
+    appPool: Queryable;
+    usage?: UsageRecorder | undefined;
+    /** Counts each `GET /usage/events` (an export) against the tenant's `export` limit. */
+    limits?: Pick<TenantRateLimits, 'consume'> | undefined;
+    /**
+     * Where usage is read from for `GET /usage`: every database the tenant lives or has lived in
+     * (the catalog and placements as the owner role), so a tenant moved to its own database still
+     * sees what it wrote before. Without it, the home database only (through `appPool`).
+     */
+    everywhere?: UsageEverywhereOptions | undefined;
+  },
 ): void {
   if (usage) {
     scope.addHook('onResponse', async (request, reply) => {
@@ -68,13 +94,15 @@ export function usageRoutes(
     adminOf(request);
     const q = parseInput(reportQuery, request.query, 'query');
     checkRange(q.from, q.to, q.granularity === 'hour' ? 92 : 366);
-    const rows = await usageReport(appPool, {
+    const query = {
+      // the resolved tenant's id only: the owner-role reads below are filtered by it
       tenantId: currentTenant(),
       from: q.from,
       to: q.to,
       granularity: q.granularity,
       bySubject: q.byTable === 'true',
-    });
+    };
+    const rows = everywhere ? await usageReportEverywhere(everywhere, query) : await usageReport(appPool, query);
     return {
       from: q.from,
       to: q.to,
@@ -93,6 +121,8 @@ export function usageRoutes(
     const q = parseInput(exportQuery, request.query, 'query');
     checkRange(q.from, q.to, MAX_EXPORT_DAYS);
     const tenantId = currentTenant();
+    // an export reads a month of records: the plan's exports an hour (429 RATE_LIMITED past it)
+    await limits?.consume(tenantId, 'export');
     const events = exportUsage(appPool, { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' });
     // each page is read inside the tenant's context (the stream is pulled by the socket, outside
     // the handler's); the first one before answering, so a failure there is a proper API error

@@ -7,6 +7,8 @@ import { VARIANTS, type OpenVariant } from './variants.js';
 export interface ClientCost {
   variant: string;
   us: number;
+  /** µs/query of each round (in round order), for ratios paired round by round. */
+  rounds?: number[];
 }
 
 /**
@@ -45,19 +47,24 @@ export async function measureClientCost(
     await a.end();
   }
   const open = variants.map((k) => VARIANTS[k]!.open(targets, opts.concurrency, opts.prepared));
-  const totals = new Map(open.map((v) => [v.key, { us: 0, queries: 0 }]));
+  const totals = new Map(open.map((v) => [v.key, { us: 0, queries: 0, rounds: [] as number[] }]));
   try {
     for (let round = 0; round < opts.rounds; round++) {
-      for (const v of open) {
+      // order rotated each round, so drift in the machine's load hits every variant alike
+      for (const v of open.map((_, i) => open[(i + round) % open.length]!)) {
         const m = await measure(v, opts.seconds / opts.rounds);
         const t = totals.get(v.key)!;
         t.us += m.us;
         t.queries += m.queries;
+        t.rounds.push(m.us / m.queries);
       }
     }
   } finally {
     await Promise.all(open.map((v) => v.end()));
   }
-  for (const v of open) results.push({ variant: v.key, us: totals.get(v.key)!.us / totals.get(v.key)!.queries });
+  for (const v of open) {
+    const t = totals.get(v.key)!;
+    results.push({ variant: v.key, us: t.us / t.queries, rounds: t.rounds });
+  }
   return results;
 }

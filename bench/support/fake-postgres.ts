@@ -104,7 +104,14 @@ export class FakePostgresStream extends Duplex {
   }
 
   #handle(type: string, body: Buffer): void {
-    const strings = () => body.toString('utf8').split('\0');
+    // the first two C strings only (Parse: name, text; Bind: portal, statement), not a split of
+    // the whole body: a Bind's parameters (lengths full of NUL bytes) would otherwise be cut into
+    // many strings, a cost that grows with each parameter and is charged to the client's CPU
+    const strings = () => {
+      const end1 = body.indexOf(0);
+      const end2 = body.indexOf(0, end1 + 1);
+      return [body.toString('utf8', 0, end1), body.toString('utf8', end1 + 1, end2)];
+    };
     switch (type) {
       case 'P': {
         const [name, text] = strings();

@@ -23,6 +23,8 @@ export interface BenchOptions {
   study: boolean;
   /** Skip the throughput table (e.g. with --study to run the study alone). */
   skipMain: boolean;
+  /** Only the client-side CPU per query against the in-process fake server: no PostgreSQL at all. */
+  clientCostOnly: boolean;
 }
 
 const DEFAULTS: BenchOptions = {
@@ -39,6 +41,7 @@ const DEFAULTS: BenchOptions = {
   clientCost: true,
   study: false,
   skipMain: false,
+  clientCostOnly: false,
 };
 
 /** `--quick`: a smoke run of about a minute including data generation. */
@@ -115,5 +118,6 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     clientCost: !(flags.has('no-client-cost') || env.BENCH_CLIENT_COST === '0'),
     study: flags.has('study') || flags.has('study-only') || env.BENCH_STUDY === '1' || env.BENCH_STUDY_ONLY === '1',
     skipMain: flags.has('study-only') || env.BENCH_STUDY_ONLY === '1',
+    clientCostOnly: flags.has('client-cost-only') || env.BENCH_CLIENT_COST_ONLY === '1',
   };
 }

@@ -88,15 +88,17 @@ export function ratiosTable(results: CellResult[]): string {
 }
 
 /**
- * For each `+guard` variant against the same variant without the guard: the throughput ratio,
+ * For each `+guard` variant against the same variant without the guard, and each `b+…` variant
+ * (monitoring, noisy-neighbour protection) against b: the throughput ratio,
  * the median of the per-round throughput ratios (rounds run back to back, so a burst of other
  * work on a shared machine skews one round's pair, not the median), and the ratio of CPU per
  * query (client + server), steadier than throughput on a loaded machine. Undefined when no such pair ran.
  */
 export function guardPairsTable(results: CellResult[]): string | undefined {
-  const pairs = [...new Set(results.map((r) => r.variant))]
-    .filter((v) => v.endsWith('+guard'))
-    .map((v) => [v, v.slice(0, -'+guard'.length)] as const);
+  // +guard against the same variant without it; b+monitor, b+noisy, b+fair… against b
+  const pairs = [...new Set(results.map((r) => r.variant))].flatMap((v) =>
+    v.endsWith('+guard') ? [[v, v.slice(0, -'+guard'.length)] as const] : /^b\+/.test(v) ? [[v, 'b'] as const] : [],
+  );
   const present = pairs.filter(
     ([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x),
   );

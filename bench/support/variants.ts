@@ -293,6 +293,18 @@ export const VARIANTS: Record<string, VariantInfo> = {
     activity: true,
     activityTag: true,
   })),
+  'b+activity': tenantPoolVariant('b+activity', 'as b, activity counters only', 'signed', false, () => ({
+    activity: true,
+  })),
+  'b+tag': tenantPoolVariant(
+    'b+tag',
+    'as b, activityTag only (application_name in the prefix)',
+    'signed',
+    false,
+    () => ({
+      activityTag: true,
+    }),
+  ),
   'b+limits': tenantPoolVariant('b+limits', 'as b, dbLimits only (3 settings in the prefix)', 'signed', false, () => ({
     dbLimits: new TenantDbLimits({
       plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },

@@ -11,6 +11,7 @@ import { scanLogCommand } from './scan-log-command.js';
 import { migrateCommand } from './migrate-command.js';
 import { sqlCommand } from './sql-command.js';
 import { citusCommand } from './citus-command.js';
+import { flagsCommand } from './flags-command.js';
 import type { ConnectionOptions } from './connection.js';
 
 /**
@@ -55,6 +56,7 @@ program.addCommand(scanLogCommand(globals));
 program.addCommand(migrateCommand(globals));
 program.addCommand(sqlCommand(globals));
 program.addCommand(citusCommand(globals));
+program.addCommand(flagsCommand(globals));
 // addCommand does not pass these settings down: usage errors must throw (exit 2), not exit(1)
 const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
 for (const c of everyCommand(program)) c.exitOverride().showHelpAfterError();

@@ -11,6 +11,8 @@ import { exportCommand, importCommand } from './export-command.js';
 import { usageCommand, usageExportCommand } from './usage-command.js';
 import { topCommand } from './top-command.js';
 import { settingsCommand } from './settings-command.js';
+import { tenantFlagsCommand } from './flags-command.js';
+import { brandCommand } from './brand-command.js';
 import { pluginsCommand } from './plugins-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
@@ -148,6 +150,8 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
   cmd.addCommand(usageExportCommand(globals));
   cmd.addCommand(topCommand(globals));
   cmd.addCommand(settingsCommand(globals));
+  cmd.addCommand(tenantFlagsCommand(globals));
+  cmd.addCommand(brandCommand(globals));
   cmd.addCommand(pluginsCommand(globals));
   for (const [name, verb, describe] of [
     ['suspend', 'suspend', "refuse the tenant's requests until resumed (data kept)"],

@@ -17,6 +17,17 @@ export interface DbLimits {
   weight?: number;
   /** Most connections of one pool the tenant holds at once with fair checkout (1 … 10000); default the pool's `maxPerTenant`. */
   maxConnections?: number;
+  /**
+   * Budget of connection time with fair checkout: on average at most this many ms of connection
+   * time (from checkout to release: a statement's time, a transaction's whole time) per second,
+   * per pool (1 … 1,000,000; 1000 = one connection busy all the time, roughly one core of the
+   * server for CPU-bound statements). A tenant over it waits at checkout until it is back under
+   * (a token bucket of DB time), within `connectionTimeoutMillis`, else POOL_TIMEOUT. Not
+   * work-conserving: it throttles even an idle server, as a plan's quota does. Default: none.
+   */
+  dbTimeMsPerSecond?: number;
+  /** Connection time (ms) the tenant may use at once above its rate, e.g. after a quiet spell (1 … 24 h); default one second's worth of `dbTimeMsPerSecond`. */
+  dbTimeBurstMs?: number;
 }
 
 /** Options of {@link TenantDbLimits}. */
@@ -38,6 +49,10 @@ export interface ResolvedDbLimits {
   readonly weight: number;
   /** Infinity when the plan sets none (the pool's own cap applies). */
   readonly maxConnections: number;
+  /** Connection time budget (ms per second) with fair checkout; undefined: none. */
+  readonly dbTimeMsPerSecond: number | undefined;
+  /** Burst of that budget (ms); undefined without a budget. */
+  readonly dbTimeBurstMs: number | undefined;
   readonly plan: string;
 }
 
@@ -55,7 +70,17 @@ function checkMs(value: unknown, what: string): void {
 function checkLimits(limits: DbLimits, where: string): void {
   if (limits === null || typeof limits !== 'object') throw new ConfigurationError(`${where}: limits must be an object`);
   for (const key of Object.keys(limits)) {
-    if (!['statementTimeoutMs', 'lockTimeoutMs', 'workMem', 'weight', 'maxConnections'].includes(key))
+    if (
+      ![
+        'statementTimeoutMs',
+        'lockTimeoutMs',
+        'workMem',
+        'weight',
+        'maxConnections',
+        'dbTimeMsPerSecond',
+        'dbTimeBurstMs',
+      ].includes(key)
+    )
       throw new ConfigurationError(`${where}: unknown limit ${key}`);
   }
   checkMs(limits.statementTimeoutMs, `${where}.statementTimeoutMs`);
@@ -71,6 +96,10 @@ function checkLimits(limits: DbLimits, where: string): void {
   const cap = limits.maxConnections;
   if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1 && cap <= 10_000))
     throw new ConfigurationError(`${where}.maxConnections must be a whole number from 1 to 10000`);
+  const rate = limits.dbTimeMsPerSecond;
+  if (rate !== undefined && !(Number.isInteger(rate) && rate >= 1 && rate <= 1_000_000))
+    throw new ConfigurationError(`${where}.dbTimeMsPerSecond must be a whole number from 1 to 1000000`);
+  checkMs(limits.dbTimeBurstMs, `${where}.dbTimeBurstMs`);
 }
 
 function resolve(plan: string, limits: DbLimits): ResolvedDbLimits {
@@ -78,6 +107,9 @@ function resolve(plan: string, limits: DbLimits): ResolvedDbLimits {
     plan,
     weight: limits.weight ?? 1,
     maxConnections: limits.maxConnections ?? Infinity,
+    dbTimeMsPerSecond: limits.dbTimeMsPerSecond,
+    dbTimeBurstMs:
+      limits.dbTimeMsPerSecond === undefined ? undefined : (limits.dbTimeBurstMs ?? limits.dbTimeMsPerSecond),
     values: Object.freeze([
       limits.statementTimeoutMs === undefined ? null : String(limits.statementTimeoutMs),
       limits.lockTimeoutMs === undefined ? null : String(limits.lockTimeoutMs),
@@ -129,6 +161,13 @@ export class TenantDbLimits {
     this.#default = fallback;
     this.#plans = options.plans;
     for (const [tenantId, limits] of Object.entries(options.overrides ?? {})) this.setOverride(tenantId, limits);
+  }
+
+  /** True when a plan or an override sets a connection time budget (which needs fair checkout). */
+  get hasDbTimeBudget(): boolean {
+    for (const r of this.#byPlan.values()) if (r.dbTimeMsPerSecond !== undefined) return true;
+    for (const r of this.#byTenant.values()) if (r.dbTimeMsPerSecond !== undefined) return true;
+    return false;
   }
 
   /** The limits a statement of `tenantId` runs under (the default plan's for none, or not loaded). */

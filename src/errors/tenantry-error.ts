@@ -109,6 +109,10 @@ export type TenantryErrorCode =
   | 'SETTINGS_VERSION_NOT_FOUND'
   | 'FLAG_UNKNOWN'
   | 'FLAG_VALUE_INVALID'
+  // per-tenant branding (see src/branding)
+  | 'BRAND_INVALID'
+  | 'BRAND_LOGO_INVALID'
+  | 'BRAND_VERSION_NOT_FOUND'
   // plugins per tenant (see src/plugins)
   | 'PLUGIN_INVALID'
   | 'PLUGIN_DUPLICATE'

@@ -71,22 +71,66 @@ export function tenantMiddleware<M>(options: ExpressTenantOptions<M>): RequestHa
           actor: actorOf(resolution.principal),
         };
         // a client that goes away: its statements not yet sent are not sent, running ones cancelled
-        await runAs(
-          resolution.tenantId,
-          () =>
-            runWithLogContext(logContext, async () => {
-              if (audit)
-                await auditStaffRequest(audit, resolution as Resolution<unknown>, {
-                  method: request.method,
-                  route: request.baseUrl + request.path,
-                });
-              next();
-            }),
-          { signal: disconnectSignal(response) },
-        );
+        const chain = () =>
+          runAs(
+            resolution.tenantId,
+            () =>
+              runWithLogContext(logContext, async () => {
+                if (audit)
+                  await auditStaffRequest(audit, resolution as Resolution<unknown>, {
+                    method: request.method,
+                    route: request.baseUrl + request.path,
+                  });
+                next();
+              }),
+            { signal: disconnectSignal(response) },
+          );
+        const telemetry = activeTelemetry();
+        if (telemetry === undefined) return chain();
+        // the rest of the chain in a tenantry.request span (the parent of its statements, under the
+        // HTTP server span when there is one), ended when the response is written or abandoned:
+        // Express's next() returns before an async handler is done
+        let chained = false;
+        await telemetry
+          .span(
+            'tenantry.request',
+            { 'tenant.id': resolution.tenantId, 'http.request.method': request.method },
+            async (annotate) => {
+              const ended = new Promise<number>((resolve) => {
+                const done = () => resolve(response.statusCode);
+                response.once('finish', done);
+                response.once('close', done);
+              });
+              await chain();
+              chained = true;
+              const status = await ended;
+              // the route Express matched, known only now (a path template, never the path itself)
+              const route = (request as Request & { route?: { path?: unknown } }).route?.path;
+              annotate({
+                'http.response.status_code': status,
+                ...(typeof route === 'string' ? { 'http.route': request.baseUrl + route } : {}),
+              });
+              if (status >= 500) throw new ExpressServerError(status);
+            },
+          )
+          .catch((error: unknown) => {
+            // a failure before the chain ran is the request's (to the error handler); after it, the
+            // answer is already written and the span has recorded it
+            if (!chained) throw error;
+          });
       })
       .catch(next);
   };
+}
+
+/** A span's error for a request answered 5xx (its `error.type` is the code, never a message). */
+class ExpressServerError extends Error {
+  readonly code: string;
+  constructor(status: number) {
+    super(`answered ${status}`);
+    this.name = 'ExpressServerError';
+    this.code = `HTTP_${status}`;
+  }
 }
 
 /** The resolution the middleware found for this request; throws outside it (a wiring bug). */

@@ -23,6 +23,7 @@ export { LIMITS_CHANNEL } from './tenant-plan-cache.js';
 export {
   SignInThrottle,
   type SignInThrottleOptions,
+  type ThrottleScope,
   type SignInAttempt,
   type ThrottleWindow,
 } from './sign-in-throttle.js';

@@ -73,6 +73,11 @@ export class LimitCounter {
     return res ? stateOf(res) : { consumed: 0, msBeforeReset: 0 };
   }
 
+  /** Takes `points` back from the key's window (a successful sign-in is not held against its address). */
+  async reward(key: string, points: number): Promise<void> {
+    await this.#limiter.reward(key, points).catch(unwrap);
+  }
+
   /** Forgets the key's window (a successful sign-in clears its account's failures). */
   async reset(key: string): Promise<void> {
     await this.#limiter.delete(key).catch(unwrap);

@@ -10,40 +10,83 @@ export interface ThrottleWindow {
   durationSeconds: number;
 }
 
+/** Which count refused an attempt. */
+export type ThrottleScope = 'account' | 'address' | 'account-address';
+
 /** Options of {@link SignInThrottle}. */
 export interface SignInThrottleOptions {
   /** Where the counters live (the same stores as TenantRateLimits). */
   store: RateLimitStore;
   /** Separates throttles that share a store (`sign-in`, `staff-sign-in`). Default `sign-in`. */
   name?: string;
-  /** Attempts per account (e-mail). Default 10 per 15 minutes; a success clears the account's count. */
+  /**
+   * Attempts per account from one address (the account and the address together). Default 10 per
+   * 15 minutes; a success clears it. This is what a guesser at one address meets first, and it
+   * locks that account out at that address only.
+   */
+  perAccountAddress?: ThrottleWindow;
+  /**
+   * Attempts per account from every address together (guessing spread over many addresses).
+   * Default 50 per 15 minutes; a success clears it.
+   */
   perAccount?: ThrottleWindow;
-  /** Attempts per client address (shared NATs: higher). Default 100 per 15 minutes. */
+  /**
+   * Attempts per client address over every account (spraying one password over many accounts):
+   * a ceiling far above what one account may try, because every user behind one proxy or NAT
+   * shares it. A successful sign-in gives its point back, so the users who sign in do not use it
+   * up; only failures do. Default 500 per 15 minutes.
+   */
   perAddress?: ThrottleWindow;
   /** A down store refuses sign-ins (`closed`, default: no brute force during an outage) or lets them through. */
   onStoreDown?: StoreDownPolicy;
   /** Longest wait for the store (pool queue included). Default 1000 ms. */
   storeTimeoutMs?: number;
   /** Called for each refused attempt (the `rate-limited requests` metric). */
-  onLimited?: (event: { throttle: string; scope: 'account' | 'address'; storeDown: boolean }) => void;
+  onLimited?: (event: { throttle: string; scope: ThrottleScope; storeDown: boolean }) => void;
   /** The store failed or timed out. */
   onStoreError?: (error: unknown) => void;
+  /**
+   * An attempt came with an `X-Forwarded-For` its `address` was not taken from (see
+   * {@link SignInAttempt.forwardedFor}): the server sits behind a proxy it does not trust, and every
+   * user probably shares the proxy's address. Called once per throttle (log it as a warning).
+   */
+  onUntrustedProxy?: (event: { throttle: string }) => void;
 }
 
 /** Who is signing in: the account name as typed and the client's address. */
 export interface SignInAttempt {
   account: string;
   address: string;
+  /**
+   * The request's `X-Forwarded-For` header when `address` was NOT read from it (the framework's
+   * `trustProxy` is off): in Fastify `request.ips === undefined ? request.headers['x-forwarded-for'] : undefined`.
+   * Only its presence is used (never stored or logged): it triggers `onUntrustedProxy` once.
+   */
+  forwardedFor?: string | string[] | undefined;
 }
 
-const DEFAULT_ACCOUNT: ThrottleWindow = { points: 10, durationSeconds: 900 };
-const DEFAULT_ADDRESS: ThrottleWindow = { points: 100, durationSeconds: 900 };
+const DEFAULT_ACCOUNT_ADDRESS: ThrottleWindow = { points: 10, durationSeconds: 900 };
+const DEFAULT_ACCOUNT: ThrottleWindow = { points: 50, durationSeconds: 900 };
+const DEFAULT_ADDRESS: ThrottleWindow = { points: 500, durationSeconds: 900 };
+
+interface Count {
+  scope: ThrottleScope;
+  window: ThrottleWindow;
+  counter: LimitCounter;
+}
 
 /**
- * Throttles sign-in per account and per address. Every attempt is counted BEFORE the password
- * is checked (one atomic add per key), so a burst of parallel guesses cannot slip through
- * between a check and a count; a successful sign-in clears its account's count. Keys are
- * SHA-256 hashes: no e-mail or address is written to the store.
+ * Throttles sign-in on three counts: per account at one address, per account over every address,
+ * and per address over every account (a much higher ceiling). Every attempt is counted BEFORE the
+ * password is checked (one atomic add per key), so a burst of parallel guesses cannot slip
+ * through between a check and a count; a successful sign-in clears its account's counts and
+ * gives its point back to the address. Keys are SHA-256 hashes: no e-mail or address is written
+ * to the store.
+ *
+ * Behind a proxy whose client address is not trusted (Fastify/Express `trustProxy` off), every
+ * user has the proxy's address: an attacker's failures then lock only the accounts it guesses at
+ * (per account and address), and everyone else only past the address ceiling. Configure
+ * `trustProxy` for your proxy (see docs/rate-limits.md).
  *
  * @example
  * const throttle = new SignInThrottle({ store: { postgres: ownerPool } });
@@ -53,9 +96,11 @@ const DEFAULT_ADDRESS: ThrottleWindow = { points: 100, durationSeconds: 900 };
  */
 export class SignInThrottle {
   readonly #name: string;
-  readonly #account: { window: ThrottleWindow; counter: LimitCounter };
-  readonly #address: { window: ThrottleWindow; counter: LimitCounter };
+  readonly #accountAddress: Count;
+  readonly #account: Count;
+  readonly #address: Count;
   readonly #options: SignInThrottleOptions;
+  #warnedProxy = false;
 
   constructor(options: SignInThrottleOptions) {
     this.#options = options;
@@ -65,31 +110,48 @@ export class SignInThrottle {
     const timeoutMs = options.storeTimeoutMs ?? 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new ConfigurationError('Sign-in throttle: storeTimeoutMs must be a positive number');
-    const make = (scope: string, window: ThrottleWindow) => {
+    const make = (scope: ThrottleScope, option: string, window: ThrottleWindow): Count => {
       if (!Number.isInteger(window.points) || window.points < 1)
-        throw new ConfigurationError(`Sign-in throttle: ${scope}.points must be a whole number ≥ 1`);
+        throw new ConfigurationError(`Sign-in throttle: ${option}.points must be a whole number ≥ 1`);
       if (!Number.isInteger(window.durationSeconds) || window.durationSeconds < 1)
-        throw new ConfigurationError(`Sign-in throttle: ${scope}.durationSeconds must be a whole number ≥ 1`);
+        throw new ConfigurationError(`Sign-in throttle: ${option}.durationSeconds must be a whole number ≥ 1`);
       return {
+        scope,
         window,
         counter: new LimitCounter(options.store, {
-          keyPrefix: `tenantry:s:${this.#name}:${scope}`,
+          // the key prefixes of the two original counts are kept: a rolling upgrade shares them
+          keyPrefix: `tenantry:s:${this.#name}:${option}`,
           durationSeconds: window.durationSeconds,
           timeoutMs,
         }),
       };
     };
-    this.#account = make('perAccount', options.perAccount ?? DEFAULT_ACCOUNT);
-    this.#address = make('perAddress', options.perAddress ?? DEFAULT_ADDRESS);
+    this.#accountAddress = make(
+      'account-address',
+      'perAccountAddress',
+      options.perAccountAddress ?? DEFAULT_ACCOUNT_ADDRESS,
+    );
+    this.#account = make('account', 'perAccount', options.perAccount ?? DEFAULT_ACCOUNT);
+    this.#address = make('address', 'perAddress', options.perAddress ?? DEFAULT_ADDRESS);
   }
 
-  /** Counts an attempt for its account and its address; throws RateLimitedError when either is over. */
+  /** Counts an attempt on its three counts; throws RateLimitedError when any is over. */
   async attempt(attempt: SignInAttempt): Promise<void> {
-    let account, address;
+    if (!this.#warnedProxy && attempt.forwardedFor !== undefined && String(attempt.forwardedFor).trim() !== '') {
+      this.#warnedProxy = true;
+      try {
+        this.#options.onUntrustedProxy?.({ throttle: this.#name });
+      } catch {
+        // a log's failure must not change the answer
+      }
+    }
+    const keys = keysOf(attempt);
+    let pair, account, address;
     try {
-      [account, address] = await Promise.all([
-        this.#account.counter.add(accountKey(attempt.account), 1),
-        this.#address.counter.add(addressKey(attempt.address), 1),
+      [pair, account, address] = await Promise.all([
+        this.#accountAddress.counter.add(keys.pair, 1),
+        this.#account.counter.add(keys.account, 1),
+        this.#address.counter.add(keys.address, 1),
       ]);
     } catch (error) {
       this.#options.onStoreError?.(error);
@@ -98,29 +160,39 @@ export class SignInThrottle {
       throw new RateLimitedError({ limit: this.#name, scope: 'account', retryAfterSeconds: 1, storeDown: true });
     }
     // the address first: it says less about the account (no hint that this e-mail is targeted)
-    for (const [scope, state, window] of [
-      ['address', address, this.#address.window],
-      ['account', account, this.#account.window],
+    for (const [count, state] of [
+      [this.#address, address],
+      [this.#accountAddress, pair],
+      [this.#account, account],
     ] as const) {
-      if (state.consumed > window.points) {
-        this.#limited(scope, false);
+      if (state.consumed > count.window.points) {
+        this.#limited(count.scope, false);
         throw new RateLimitedError({
           limit: this.#name,
-          scope,
+          // the error's scope stays one of the two a client may see: the pair is the account's
+          scope: count.scope === 'address' ? 'address' : 'account',
           retryAfterSeconds: Math.max(1, Math.ceil(state.msBeforeReset / 1000)),
         });
       }
     }
   }
 
-  /** A successful sign-in: clears its account's count (the address keeps counting). Never throws. */
+  /**
+   * A successful sign-in: clears its account's counts and gives the address its point back (the
+   * users behind one address who sign in do not use up its ceiling). Never throws.
+   */
   async succeeded(attempt: SignInAttempt): Promise<void> {
-    await this.#account.counter.reset(accountKey(attempt.account)).catch((error: unknown) => {
+    const keys = keysOf(attempt);
+    await Promise.all([
+      this.#accountAddress.counter.reset(keys.pair),
+      this.#account.counter.reset(keys.account),
+      this.#address.counter.reward(keys.address, 1),
+    ]).catch((error: unknown) => {
       this.#options.onStoreError?.(error);
     });
   }
 
-  #limited(scope: 'account' | 'address', storeDown: boolean): void {
+  #limited(scope: ThrottleScope, storeDown: boolean): void {
     try {
       this.#options.onLimited?.({ throttle: this.#name, scope, storeDown });
     } catch {
@@ -130,10 +202,17 @@ export class SignInThrottle {
 }
 
 // accounts as typed differ by case and spaces only: one count for all of them
-function accountKey(account: string): string {
-  return createHash('sha256').update(account.trim().toLowerCase()).digest('hex');
+function keysOf(attempt: SignInAttempt): { account: string; address: string; pair: string } {
+  const account = attempt.account.trim().toLowerCase();
+  const address = attempt.address.trim().toLowerCase();
+  return {
+    account: sha256(account),
+    address: sha256(address),
+    // length-prefixed: no account and address pair can spell another pair
+    pair: sha256(`${account.length}:${account}\n${address}`),
+  };
 }
 
-function addressKey(address: string): string {
-  return createHash('sha256').update(address.trim().toLowerCase()).digest('hex');
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

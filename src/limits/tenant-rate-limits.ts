@@ -31,8 +31,19 @@ export interface TenantRateLimitsOptions extends RateLimitConfig {
   onLimited?: (event: RateLimitedEvent) => void;
   /** The store failed or timed out, and the limit's `onStoreDown` decided. */
   onStoreError?: (event: { limit: string; policy: StoreDownPolicy; error: unknown }) => void;
-  /** A tenant's plan or overrides in the catalog are not valid for this configuration (its default plan's points apply). */
+  /**
+   * A tenant's plan or overrides in the catalog are not valid for this configuration (its default
+   * plan's points apply). Heard once per tenant and problem by this instance, not per request.
+   */
   onBadTenantSettings?: (event: { tenantId: string; problem: string }) => void;
+  /**
+   * Tenants in the catalog whose plan this configuration does not know, found by `start()`:
+   * `'default'` (the default) serves them with `defaultPlan`'s points and reports them to
+   * `onUnknownPlans`; `'refuse'` makes `start()` throw CONFIGURATION_ERROR instead.
+   */
+  unknownPlans?: 'default' | 'refuse';
+  /** What `start()` found with `unknownPlans: 'default'`: each unknown plan and how many tenants have it. */
+  onUnknownPlans?: (event: { plans: Array<{ plan: unknown; tenants: number }>; defaultPlan: string }) => void;
 }
 
 /** What {@link TenantRateLimitsOptions.onLimited} hears. */
@@ -78,7 +89,7 @@ export interface EffectiveLimits {
  *   plans: { free: { api: 600, export: 2 }, pro: { api: 6000, export: 20 } },
  *   defaultPlan: 'free',
  * });
- * await limits.start(); // refuses plans in the catalog that the configuration does not know
+ * await limits.start(); // a plan in the catalog it does not know: defaultPlan, reported to onUnknownPlans
  * await limits.consume(tenantId, 'export'); // throws RateLimitedError (429 RATE_LIMITED)
  */
 export class TenantRateLimits {
@@ -86,6 +97,8 @@ export class TenantRateLimits {
   readonly #options: TenantRateLimitsOptions;
   readonly #counters = new Map<string, LimitCounter>();
   readonly #plans: TenantPlanCache;
+  /** `tenant problem` pairs reported to onBadTenantSettings: once each, not on every request. */
+  readonly #reported = new Set<string>();
 
   constructor(options: TenantRateLimitsOptions) {
     this.config = parseRateLimitConfig({
@@ -97,6 +110,8 @@ export class TenantRateLimits {
     const timeoutMs = options.storeTimeoutMs ?? 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
       throw new ConfigurationError('Rate limits: storeTimeoutMs must be a positive number');
+    if (options.unknownPlans !== undefined && options.unknownPlans !== 'default' && options.unknownPlans !== 'refuse')
+      throw new ConfigurationError("Rate limits: unknownPlans must be 'default' or 'refuse'");
     if (options.maxStaleMs !== undefined && (!Number.isFinite(options.maxStaleMs) || options.maxStaleMs < 0))
       throw new ConfigurationError('Rate limits: maxStaleMs must be a number ≥ 0');
     if (!options.store || !('postgres' in options.store || 'redis' in options.store))
@@ -123,8 +138,9 @@ export class TenantRateLimits {
 
   /**
    * Checks the configuration against the database, then listens: the counters' table exists
-   * (PostgreSQL store), every plan tenants have is configured and every override is valid.
-   * Throws CONFIGURATION_ERROR naming what is wrong.
+   * (PostgreSQL store) and every override is valid. A plan tenants have that is not configured is
+   * reported to `onUnknownPlans` (those tenants get `defaultPlan`), or refused with
+   * `unknownPlans: 'refuse'`. Throws CONFIGURATION_ERROR naming what is wrong.
    */
   async start(): Promise<void> {
     const store = this.#options.store;
@@ -142,7 +158,12 @@ export class TenantRateLimits {
         where status <> 'deleted' and settings ? 'plan' group by 1`,
     );
     const unknown = plans.filter((p) => typeof p.plan !== 'string' || !this.config.plans.has(p.plan));
-    if (unknown.length > 0)
+    if (unknown.length > 0 && this.#options.unknownPlans !== 'refuse')
+      this.#options.onUnknownPlans?.({
+        plans: unknown.map((p) => ({ plan: p.plan, tenants: Number(p.tenants) })),
+        defaultPlan: this.config.defaultPlan,
+      });
+    else if (unknown.length > 0)
       throw new ConfigurationError(
         `Rate limits: tenants have plans this configuration does not know: ${unknown
           .map((p) => `${JSON.stringify(p.plan)} (${p.tenants} tenants)`)
@@ -264,14 +285,27 @@ export class TenantRateLimits {
     let plan = this.config.defaultPlan;
     if (typeof facts.plan === 'string' && this.config.plans.has(facts.plan)) plan = facts.plan;
     else if (facts.plan !== null && facts.plan !== undefined)
-      this.#options.onBadTenantSettings?.({ tenantId, problem: 'settings.plan is not a configured plan' });
+      this.#badSettings(tenantId, `settings.plan is not a configured plan: ${this.config.defaultPlan}'s limits apply`);
     let overrides: Record<string, number> = {};
     if (facts.overrides !== null && facts.overrides !== undefined) {
       const problem = this.#overrideProblem(facts.overrides);
-      if (problem) this.#options.onBadTenantSettings?.({ tenantId, problem: `settings.limits ${problem}` });
+      if (problem) this.#badSettings(tenantId, `settings.limits ${problem}`);
       else overrides = facts.overrides as Record<string, number>;
     }
     return { plan, overrides };
+  }
+
+  #badSettings(tenantId: string, problem: string): void {
+    const key = `${tenantId} ${problem}`;
+    if (this.#reported.has(key)) return;
+    // bounded: a catalog full of bad plans is reported again after ten thousand, never grows memory
+    if (this.#reported.size >= 10_000) this.#reported.clear();
+    this.#reported.add(key);
+    try {
+      this.#options.onBadTenantSettings?.({ tenantId, problem });
+    } catch {
+      // a log's failure must not change the answer
+    }
   }
 
   #overrideProblem(value: unknown): string | undefined {

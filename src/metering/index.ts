@@ -16,6 +16,12 @@ export {
   type UsageReportQuery,
   type UsageRow,
 } from './usage-report.js';
+export {
+  usageLocations,
+  usageReportEverywhere,
+  type UsageEverywhereOptions,
+  type UsageLocation,
+} from './usage-everywhere.js';
 export { exportUsage, type UsageCloudEvent, type UsageExportQuery } from './usage-export.js';
 export { meterTenantTable } from './meter-tenant-table.js';
 export { UsageBufferFullError, UsageFlushFailedError, UsageRecorderClosedError } from './metering-errors.js';

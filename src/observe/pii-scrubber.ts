@@ -2,7 +2,7 @@ import { isIPv6 } from 'node:net';
 import { passesLuhn } from './luhn.js';
 
 /** The kinds of values {@link PiiScrubber} replaces, each with its placeholder (`[email]`, `[card]`…). */
-export type PiiClass = 'email' | 'phone' | 'card' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
+export type PiiClass = 'querySecret' | 'email' | 'phone' | 'card' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
 
 /** Options of {@link PiiScrubber}. */
 export interface PiiScrubberOptions {
@@ -41,8 +41,45 @@ const phoneOrKeep = (match: string): string | undefined => {
   return digits >= 8 && digits <= 15 ? '[phone]' : undefined;
 };
 
+// A secret in a URL's query string (or a form body): the value of a parameter whose name is a
+// secret's name, or ends with one after `_`, `-`, `.` or `[` (`?token=`, `&access_token=`, `;api_key=`, `&X-Amz-Signature=`,
+// `&client_secret=`, `&code=`), whatever the value looks like: a random token has no shape the
+// other classes would know. Exported for tests and for other loggers.
+export const QUERY_SECRET_NAMES = [
+  'token',
+  'key',
+  'apikey',
+  'api_key',
+  'api-key',
+  'secret',
+  'password',
+  'passwd',
+  'pwd',
+  'signature',
+  'sig',
+  'code',
+  'auth',
+  'session',
+  'sessionid',
+  'jwt',
+  'credential',
+  'credentials',
+  'accesstoken',
+] as const;
+const QUERY_SECRET = new RegExp(
+  `([?&;](?:[\\w.\\-\\[\\]]*[_.\\-\\[])?(?:${QUERY_SECRET_NAMES.map((n) => n.replace('-', '\\-')).join('|')})\\]?=)[^&#;\\s"'<>]+`,
+  'gi',
+);
+
 const RULES: readonly Rule[] = [
-  // first: a JWT's parts and an API key's secret may contain what looks like other classes
+  // before all: the whole value goes, whatever other classes it would contain
+  {
+    kind: 'querySecret',
+    pattern: QUERY_SECRET,
+    replace: (m) => `${m.slice(0, m.indexOf('=') + 1)}[redacted]`,
+    hint: /[?&;][^=\s]*?(?:token|key|secret|passw|pwd|sig|code|auth|session|jwt|credential)[^=\s]*=/i,
+  },
+  // then: a JWT's parts and an API key's secret may contain what looks like other classes
   {
     kind: 'bearer',
     pattern: /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi,

@@ -5,3 +5,4 @@
 export { installTenantTracing, type TenantTracing, type TenantTracingOptions } from './tenant-tracing.js';
 export { TenantSpanProcessor } from './tenant-span-processor.js';
 export { statementOperation } from './statement-operation.js';
+export { hasTracerProvider } from './tracer-provider-check.js';

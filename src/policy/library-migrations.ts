@@ -29,6 +29,8 @@ export const LIBRARY_FEATURES: readonly { feature: string; folder: string }[] = 
   { feature: 'limits', folder: '../limits/migrations/' },
   // per-tenant settings and feature flags: reference core's tenants only
   { feature: 'settings', folder: '../settings/migrations/' },
+  // per-tenant brand (tenantry/branding): references core's tenants only
+  { feature: 'branding', folder: '../branding/migrations/' },
 ]);
 
 /** One migration of the library's own schema. */

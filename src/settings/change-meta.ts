@@ -7,16 +7,38 @@ export interface ChangeMeta {
   actor: string;
   /** Why (up to 500 characters). */
   reason?: string;
+  /**
+   * Who the tenant's audit log names (`actor_kind`, `actor_id`): the member, the staff member or
+   * the API key behind an admin API call. Default `system` with no id (a CLI, a script).
+   */
+  auditActor?: { kind: 'user' | 'staff' | 'service' | 'system'; id?: string | null };
 }
 
+/** A change's meta, checked. */
+export interface CheckedMeta {
+  actor: string;
+  reason: string | null;
+  actorKind: 'user' | 'staff' | 'service' | 'system';
+  actorId: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const KINDS = new Set(['user', 'staff', 'service', 'system']);
+
 /** Validates a change's actor and reason. */
-export function checkMeta(meta: ChangeMeta): { actor: string; reason: string | null } {
+export function checkMeta(meta: ChangeMeta): CheckedMeta {
   const actor = typeof meta?.actor === 'string' ? meta.actor.trim() : '';
   if (actor.length < 1 || actor.length > 200) throw new InvalidArgumentError('actor must be 1-200 characters', 'actor');
   const reason = meta.reason?.trim() || null;
   if (reason !== null && reason.length > 500)
     throw new InvalidArgumentError('reason must be at most 500 characters', 'reason');
-  return { actor, reason };
+  const kind = meta.auditActor?.kind ?? 'system';
+  if (!KINDS.has(kind))
+    throw new InvalidArgumentError('auditActor.kind must be user, staff, service or system', 'auditActor');
+  const id = meta.auditActor?.id ?? null;
+  if (id !== null && (typeof id !== 'string' || !UUID.test(id)))
+    throw new InvalidArgumentError('auditActor.id must be a uuid', 'auditActor');
+  return { actor, reason, actorKind: kind, actorId: id === null ? null : id.toLowerCase() };
 }
 
 /** The part of a pg.Pool a writer needs: a client for one transaction. */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { toTenantId } from '../context/tenant-id.js';
 import { InvalidArgumentError, TenantNotFoundError } from '../errors/tenantry-error.js';
 import { checkMeta, inTransaction, type ChangeMeta, type TransactionPool } from './change-meta.js';
-import type { FlagsDefinition } from './flag-definition.js';
+import type { FlagEvaluation, FlagsDefinition, FlagState } from './flag-definition.js';
 import {
   DEFAULT_SETTINGS_CHANNEL,
   GLOBAL_SETTINGS_ROUTE,
@@ -25,6 +25,17 @@ export interface FlagChange {
   actor: string;
   reason: string | null;
   changedAt: Date;
+}
+
+/** One flag as a tenant gets it (see {@link FlagsAdmin.list}). */
+export interface TenantFlagView extends FlagEvaluation {
+  flag: string;
+  /** The tenant's own override, or `undefined`. */
+  override: unknown;
+  /** The deployment-wide state: kill switch, rollout (`null`: the declaration's). */
+  killed: boolean;
+  rolloutPercent: number | null;
+  description?: string;
 }
 
 /** Options of {@link FlagsAdmin}. */
@@ -87,6 +98,36 @@ export class FlagsAdmin {
   async clear(tenantId: string, flag: string, meta: ChangeMeta): Promise<void> {
     this.definition.declaration(flag);
     await this.#tenant(tenantId, flag, meta, 'clear', undefined);
+  }
+
+  /** Every declared flag as the tenant gets it now: value, why, its override, the global state. */
+  async list(tenantId: string): Promise<TenantFlagView[]> {
+    const tenant = toTenantId(tenantId);
+    const { rows } = await this.#db.query<{ plan: string | null; overrides: Record<string, unknown> }>(
+      `select t.settings ->> 'plan' as plan,
+              coalesce((select jsonb_object_agg(f.flag, f.value) from tenantry_private.tenant_flags f where f.tenant_id = t.id), '{}') as overrides
+         from tenantry.tenants t where t.id = $1`,
+      [tenant],
+    );
+    if (!rows[0]) throw new TenantNotFoundError();
+    const { rows: states } = await this.#db.query<{ flag: string; killed: boolean; rollout_percent: string | null }>(
+      'select flag, killed, rollout_percent::text from tenantry_private.feature_flags',
+    );
+    const state = new Map<string, FlagState>(
+      states.map((r) => [r.flag, { killed: r.killed, rolloutPercent: nullableNumber(r.rollout_percent) }]),
+    );
+    const facts = { tenantId: tenant, plan: rows[0].plan, overrides: rows[0].overrides };
+    return this.definition.names.map((flag) => {
+      const declared = this.definition.declaration(flag) as { description?: string };
+      return {
+        flag,
+        ...this.definition.evaluate(flag, facts, state.get(flag)),
+        override: rows[0]!.overrides[flag],
+        killed: state.get(flag)?.killed ?? false,
+        rolloutPercent: state.get(flag)?.rolloutPercent ?? null,
+        ...(declared.description ? { description: declared.description } : {}),
+      };
+    });
   }
 
   /** The change log, newest first: a tenant's (`tenantId`, with the deployment-wide ones unless `onlyTenant`), a flag's. */
@@ -161,7 +202,7 @@ export class FlagsAdmin {
     value: unknown,
   ): Promise<void> {
     const tenant = toTenantId(tenantId);
-    const { actor, reason } = checkMeta(meta);
+    const { actor, reason, actorKind, actorId } = checkMeta(meta);
     await inTransaction(this.#db, async (client) => {
       const found = await client.query('select 1 from tenantry.tenants where id = $1 for key share', [tenant]);
       if (found.rows.length === 0) throw new TenantNotFoundError();
@@ -183,8 +224,8 @@ export class FlagsAdmin {
         );
       await this.#log(client, tenant, flag, change, old, value, actor, reason);
       await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, reason, detail) values ($1, 'system', 'flag.changed', $2, $3)`,
-        [tenant, reason, { actor, flag, change }],
+        `insert into tenantry.audit_log (tenant_id, actor_kind, actor_id, action, reason, detail) values ($1, $4, $5, 'flag.changed', $2, $3)`,
+        [tenant, reason, { actor, flag, change }, actorKind, actorId],
       );
       await client.query('select pg_notify($1, $2)', [this.#channel, settingsRouteOf(tenant)]);
     });

@@ -47,5 +47,11 @@ export {
   type FlagValue,
 } from './flag-definition.js';
 export { TenantFlags, type TenantFlagsOptions } from './tenant-flags.js';
-export { FlagsAdmin, type FlagsAdminOptions, type FlagChange, type FlagChangeKind } from './flags-admin.js';
+export {
+  FlagsAdmin,
+  type FlagsAdminOptions,
+  type FlagChange,
+  type FlagChangeKind,
+  type TenantFlagView,
+} from './flags-admin.js';
 export { TenantFlagProvider } from './tenant-flag-provider.js';

@@ -154,7 +154,7 @@ export class SettingsAdmin<S extends SettingsSchema> {
    */
   async setPlan(tenantId: string, plan: string, meta: ChangeMeta): Promise<void> {
     const tenant = toTenantId(tenantId);
-    const { actor, reason } = checkMeta(meta);
+    const { actor, reason, actorKind, actorId } = checkMeta(meta);
     if (!PLAN.test(plan)) throw new InvalidArgumentError(`plan must match ${PLAN.source}`, 'plan');
     await inTransaction(this.#db, async (client) => {
       const { rows } = await client.query<{ old: string | null }>(
@@ -167,8 +167,8 @@ export class SettingsAdmin<S extends SettingsSchema> {
       // the new snapshot must resolve (a plan whose values the schema refuses is a deployment bug)
       snapshotOf(this.definition, { ...(await readSettingsRows(client, tenant)), plan });
       await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, reason, detail) values ($1, 'system', 'settings.plan_changed', $2, $3)`,
-        [tenant, reason, { actor, from: rows[0].old, to: plan }],
+        `insert into tenantry.audit_log (tenant_id, actor_kind, actor_id, action, reason, detail) values ($1, $4, $5, 'settings.plan_changed', $2, $3)`,
+        [tenant, reason, { actor, from: rows[0].old, to: plan }, actorKind, actorId],
       );
       await client.query('select pg_notify($1, $2)', [this.#channel, settingsRouteOf(tenant)]);
     });
@@ -187,7 +187,7 @@ export class SettingsAdmin<S extends SettingsSchema> {
       | Promise<Record<string, { value: unknown; action: SettingsHistoryEntry['action'] }>>,
   ): Promise<SettingsChange> {
     const tenant = toTenantId(tenantId);
-    const { actor, reason } = checkMeta(meta);
+    const { actor, reason, actorKind, actorId } = checkMeta(meta);
     const result = await inTransaction(this.#db, async (client) => {
       const found = await client.query('select 1 from tenantry.tenants where id = $1 for key share', [tenant]);
       if (found.rows.length === 0) throw new TenantNotFoundError();
@@ -248,8 +248,8 @@ export class SettingsAdmin<S extends SettingsSchema> {
       }
       // the audit entry names the keys and the change, not the values (the history has them)
       await client.query(
-        `insert into tenantry.audit_log (tenant_id, actor_kind, action, reason, detail) values ($1, 'system', 'settings.changed', $2, $3)`,
-        [tenant, reason, { actor, version, keys }],
+        `insert into tenantry.audit_log (tenant_id, actor_kind, actor_id, action, reason, detail) values ($1, $4, $5, 'settings.changed', $2, $3)`,
+        [tenant, reason, { actor, version, keys }, actorKind, actorId],
       );
       await client.query('select pg_notify($1, $2)', [this.#channel, settingsRouteOf(tenant)]);
       return { version, keys };

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
+import { TenantPurger } from '../../src/lifecycle/index.js';
+import { FlagsAdmin, SettingsAdmin } from '../../src/settings/index.js';
+import { flags, settings } from '../../app/settings/definition.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /**
@@ -18,6 +21,7 @@ if (!present) console.warn(`console-browser.test.ts skipped: no Chromium at ${CH
 let f: AppFixture;
 let browser: Browser;
 let tiers: TenantTiers | undefined;
+let purger: TenantPurger | undefined;
 let base: string;
 
 beforeAll(async () => {
@@ -31,6 +35,11 @@ beforeAll(async () => {
         });
         return tiers;
       },
+      purger: (db) => (purger = new TenantPurger({ catalog: db.owner, owners: { home: db.ownerUrl } })),
+      settings: (db) => ({
+        admin: new SettingsAdmin({ definition: settings, db: db.owner }),
+        flags: new FlagsAdmin({ definition: flags, db: db.owner }),
+      }),
     },
   });
   await f.catalog.create({ slug: 'delta', name: 'Delta' });
@@ -55,6 +64,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  await purger?.end();
   await tiers?.end();
   await f?.close();
 });
@@ -95,11 +105,17 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await page.keyboard.type('browser test: suspend for review');
     await page.getByRole('button', { name: 'Suspend' }).focus();
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByRole('status').textContent()).toContain('Suspend: done');
+    await expect.poll(() => page.getByRole('status').first().textContent()).toContain('Suspend: done');
     await expect.poll(() => page.getByRole('button', { name: 'Resume' }).count()).toBe(1);
     const { rows } = await f.db.admin.query('select status from tenantry.tenants where id = $1', [f.b.id]);
     expect(rows[0].status).toBe('suspended');
-    await expect.poll(() => page.getByRole('cell', { name: /browser test: suspend for review/ }).count()).toBe(1);
+    // in the console's own audit and in the tenant's log (with the action's prefix)
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'browser test: suspend for review', exact: true }).count())
+      .toBe(1);
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'console suspend: browser test: suspend for review' }).count())
+      .toBe(1);
     await shot(page, 'tenant');
     await page.getByLabel(/Reason \(recorded/).fill('browser test: resume after review');
     await page.getByRole('button', { name: 'Resume' }).click();
@@ -127,6 +143,99 @@ describe.skipIf(!present)('the operator console in Chromium', () => {
     await shot(page, 'move');
     await page.context().close();
   }, 120_000);
+
+  it('staff change a setting (a bad value is refused naming the key) and act as the tenant, read-only', async () => {
+    const page = await newPage();
+    await signIn(page, f.staff.email);
+    await page.getByLabel('Search').fill('alpha');
+    await page.getByRole('link', { name: 'alpha' }).click();
+    await expect
+      .poll(() => page.getByRole('heading', { name: 'Settings and flags' }).count(), { timeout: 15_000 })
+      .toBe(1);
+    await page.getByLabel(/Reason for a settings or flag change/).fill('browser test: longer recordings');
+    await page.getByLabel('Setting', { exact: true }).selectOption('maxRecordingMinutes');
+    await page.getByLabel(/New value/).fill('5000');
+    await page.getByRole('button', { name: 'Save setting' }).click();
+    await expect
+      .poll(() => page.locator('#settings-panel [role=alert]').textContent(), { timeout: 15_000 })
+      .toContain('maxRecordingMinutes');
+    const none = await f.db.admin.query('select 1 from tenantry_private.tenant_settings where tenant_id = $1', [
+      f.a.id,
+    ]);
+    expect(none.rows).toEqual([]);
+    await page.getByLabel(/New value/).fill('120');
+    await page.getByRole('button', { name: 'Save setting' }).click();
+    await expect
+      .poll(() => page.locator('#settings-panel [role=status]').textContent(), { timeout: 15_000 })
+      .toContain('saved');
+    await expect.poll(() => page.getByRole('cell', { name: 'tenant override' }).count(), { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(() => page.getByRole('cell', { name: 'browser test: longer recordings' }).count(), { timeout: 15_000 })
+      .toBe(1);
+    const { rows } = await f.db.admin.query<{ value: unknown }>(
+      `select value from tenantry_private.tenant_settings where tenant_id = $1 and key = 'maxRecordingMinutes'`,
+      [f.a.id],
+    );
+    expect(rows[0]?.value).toBe(120);
+    const folder = process.env.CONSOLE_SCREENSHOTS;
+    if (folder) await page.locator('#settings-panel').screenshot({ path: join(folder, 'settings.png') });
+    // act as alpha: the banner shows, the tenant's members are seen, stopping removes the banner
+    await page.getByLabel('Reason to act as the tenant').fill('browser test: look at the members');
+    await page.getByRole('button', { name: 'Act as (read-only)' }).click();
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count(), { timeout: 15_000 })
+      .toBe(1);
+    await expect
+      .poll(() => page.locator('.act-as-view').textContent(), { timeout: 15_000 })
+      .toContain(f.users.alice.id);
+    await page.evaluate('window.scrollTo(0, 0)'); // the banner is at the top
+    await shot(page, 'act-as');
+    await page.getByRole('button', { name: 'Stop acting as alpha' }).click();
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Acting as a tenant' }).count(), { timeout: 15_000 })
+      .toBe(0);
+    const open = await f.db.admin.query(
+      'select 1 from tenantry_private.staff_grants where tenant_id = $1 and ended_at is null and expires_at > now()',
+      [f.a.id],
+    );
+    expect(open.rows).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+
+  it('staff soft-delete and purge a throwaway tenant, typing its slug', async () => {
+    const throwaway = await f.catalog.create({ slug: 'throwaway', name: 'Throwaway' });
+    const page = await newPage();
+    await signIn(page, f.staff.email);
+    await page.getByLabel('Search').fill('throwaway');
+    await page.getByRole('link', { name: 'throwaway' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: /Throwaway/ }).count(), { timeout: 15_000 }).toBe(1);
+    await page.getByLabel(/Reason \(recorded/).fill('browser test: throwaway tenant');
+    await page.getByLabel(/To soft-delete, type the slug/).fill('throwaway');
+    await page.getByRole('button', { name: 'Soft-delete' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Purge' }).count(), { timeout: 15_000 }).toBe(1);
+    await page.getByLabel(/Reason for the purge/).fill('browser test: purge the throwaway');
+    await page.getByLabel(/Type the slug/).fill('throwaway');
+    await page.getByLabel(/before the retention period/).check();
+    await page.getByRole('button', { name: 'Purge', exact: true }).click();
+    await expect
+      .poll(() => page.getByRole('heading', { name: 'Purged' }).count(), { timeout: 60_000, interval: 500 })
+      .toBe(1);
+    const { rows } = await f.db.admin.query('select 1 from tenantry.tenants where id = $1', [throwaway.id]);
+    expect(rows).toEqual([]);
+    await page.context().close();
+  }, 90_000);
+
+  it("a tenant's admin and a tenant's member cannot sign in to the console either", async () => {
+    for (const user of [f.users.sam, f.users.bob]) {
+      const page = await newPage();
+      await signIn(page, user.email);
+      await expect
+        .poll(() => page.getByRole('alert').first().textContent(), { timeout: 15_000 })
+        .toContain('not a staff account');
+      expect(await page.getByRole('heading', { name: 'Tenants' }).count()).toBe(0);
+      await page.context().close();
+    }
+  });
 
   it("a tenant's owner cannot sign in to the console", async () => {
     const page = await newPage();

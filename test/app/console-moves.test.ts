@@ -1,15 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantPurger } from '../../src/lifecycle/index.js';
 import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
+import pg from 'pg';
+import { TenantRateLimits } from '../../src/limits/index.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /** Moves from the operator console: start, watch to the end, refusals; audited in the tenant's log. */
 let f: AppFixture;
 let tiers: TenantTiers | undefined;
 let charlie: { id: string; slug: string };
+let limitsPool: pg.Pool | undefined;
+let limits: TenantRateLimits | undefined;
 
 beforeAll(async () => {
   f = await createAppFixture({
+    // the move limit: one move an hour on the default plan
+    limits: async (db) => {
+      limitsPool = new pg.Pool({ connectionString: db.ownerUrl, max: 2 });
+      limits = new TenantRateLimits({
+        store: { postgres: limitsPool },
+        catalog: limitsPool,
+        limits: { api: { durationSeconds: 60 }, move: { durationSeconds: 3600, onStoreDown: 'closed' } },
+        plans: { free: { api: 10_000, move: 1 } },
+        defaultPlan: 'free',
+        storeTimeoutMs: 10_000,
+      });
+      await limits.start();
+      return { api: limits };
+    },
     console: {
       moves: (db) => {
         tiers = new TenantTiers({
@@ -25,6 +43,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await tiers?.end();
+  await f?.app.close();
+  await limits?.close();
+  await limitsPool?.end();
   await f?.close();
 });
 
@@ -91,6 +112,23 @@ describe('moves in the console', () => {
     });
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('ALREADY_PLACED');
+  });
+
+  it('a second move within the hour is refused by the tenant’s move limit (429), nothing started; another tenant’s limit is its own', async () => {
+    const s = await session();
+    const headers = { cookie: s.cookie, 'x-csrf-token': s.csrf };
+    const before = await f.db.admin.query('select id from tenantry.moves where tenant_id = $1', [charlie.id]);
+    const refused = await f.call('POST', '/console/api/tenants/charlie/moves', {
+      headers,
+      payload: { tier: 'shared', cluster: 'home', reason: 'back to the shared tables' },
+    });
+    expect(refused.statusCode, refused.body).toBe(429);
+    expect(refused.json().error.code).toBe('RATE_LIMITED');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(60);
+    const after = await f.db.admin.query('select id from tenantry.moves where tenant_id = $1', [charlie.id]);
+    expect(after.rows).toEqual(before.rows);
+    // from the other side: alpha's move limit is untouched (its one move an hour is still there)
+    await expect(limits!.consume(f.a.id, 'move')).resolves.toMatchObject({ points: 1, remaining: 0 });
   });
 
   it('a move recorded but never run (a crash after the 202) is finished by resumeOpenMoves at the next start', async () => {
@@ -204,5 +242,16 @@ describe('purge in the console', () => {
     ]);
     expect(rows[0].n).toBe(0);
     expect(await g.recordingsOf(g.a)).toEqual(alphaBefore);
+    // the console's audit outlives the tenant: every purge attempt, with its outcome
+    const { rows: audit } = await g.db.admin.query<{ action: string; outcome: string; code: string | null }>(
+      `select action, outcome, code from app_private.console_audit where target_tenant_id = $1 order by id`,
+      [throwaway.id],
+    );
+    expect(audit).toEqual([
+      { action: 'purge', outcome: 'refused', code: 'TENANT_NOT_DELETED' },
+      { action: 'purge', outcome: 'refused', code: 'PURGE_RETENTION' },
+      { action: 'purge', outcome: 'refused', code: 'PURGE_CONFIRMATION_REQUIRED' },
+      { action: 'purge', outcome: 'started', code: null },
+    ]);
   }, 120_000);
 });

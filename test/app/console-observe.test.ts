@@ -41,7 +41,7 @@ async function usageEvent(tenantId: string, meter: string, quantity: number, hou
 }
 
 describe('staff only', () => {
-  it('every new route needs the console cookie: 401 without, 403 with a member token', async () => {
+  it('every new route needs the console cookie: 401 without, 401 with a member token', async () => {
     const memberToken = await f.token(f.users.alice, f.a);
     for (const url of [
       `/console/api/tenants/${f.a.slug}/usage`,
@@ -51,8 +51,8 @@ describe('staff only', () => {
     ]) {
       expect((await get(url, null)).statusCode, url).toBe(401);
       const member = await f.call('GET', url, { headers: { cookie: `tenantry_console=${memberToken}` } });
-      expect(member.statusCode, url).toBe(403);
-      expect(member.json().error.code).toBe('STAFF_ONLY');
+      // a token of the API's audience: the console's verifier refuses it (console-admin.test.ts)
+      expect(member.statusCode, url).toBe(401);
     }
     // the tenant's own usage route does not name another tenant either: a bearer token is not a console session
     expect((await f.call('GET', '/console/api/top', { token: await f.staffToken() })).statusCode).toBe(401);

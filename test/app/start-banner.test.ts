@@ -84,4 +84,38 @@ describe('the start banner', () => {
     expect(banner).not.toContain('schema t_globex');
     expect(startBanner(facts)).toContain('  tiers      acme: shared tables');
   });
+
+  it('lists the routes added lately and says what is on: metrics, tracing, rate limits, activity, limits', () => {
+    const on = startBanner({
+      ...facts,
+      observe: {
+        metrics: true,
+        tracing: true,
+        rateLimits: true,
+        activitySeconds: 15,
+        dbLimits: true,
+        fairCheckout: true,
+        trustProxy: '10.0.0.0/8',
+      },
+    });
+    expect(on).toContain('GET /usage and /usage/events');
+    expect(on).toContain('/settings');
+    expect(on).toContain('GET /metrics (Prometheus)');
+    expect(on).toContain('/console');
+    expect(on).toMatch(/metrics +GET \/metrics \(bearer TENANTRY_METRICS_TOKEN\); tracing on/);
+    expect(on).toMatch(/limits +rate limits on/);
+    expect(on).toContain('trusted proxies 10.0.0.0/8');
+    expect(on).toMatch(
+      /tenants +activity published every 15 s: npm run tenantry -- tenants top; database limits by plan on; fair checkout on/,
+    );
+    const off = startBanner({
+      ...facts,
+      observe: { metrics: false, tracing: false, rateLimits: false, dbLimits: false, fairCheckout: false },
+    });
+    expect(off).toContain('off (set TENANTRY_METRICS_TOKEN to serve GET /metrics); tracing off');
+    expect(off).toContain('rate limits off');
+    expect(off).toContain('activity off (TENANTRY_ACTIVITY)');
+    expect(off).toContain('client address of the socket');
+    expect(off).not.toContain('GET /metrics (Prometheus)');
+  });
 });

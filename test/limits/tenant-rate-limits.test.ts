@@ -87,7 +87,7 @@ describe('tenantry/limits: per-tenant rate limits', () => {
     }
   });
 
-  it('start() refuses plans in the catalog the configuration does not know, and invalid overrides', async () => {
+  it('start() serves unknown plans with the default plan (reported), or refuses them when asked; refuses invalid overrides', async () => {
     const other = await createTestDatabase();
     try {
       const pool = new pg.Pool({ connectionString: other.ownerUrl, max: 2 });
@@ -95,7 +95,32 @@ describe('tenantry/limits: per-tenant rate limits', () => {
         const { TenantCatalog } = await import('../../src/index.js');
         const catalog = new TenantCatalog(other.owner);
         await catalog.create({ slug: 'gold-one', name: 'G', settings: { plan: 'gold' } });
-        const limits = new TenantRateLimits({ ...CONFIG, store: { postgres: pool }, catalog: pool });
+        const gold = (await catalog.get('gold-one')).id;
+        // by default: served with the default plan, reported at start and once per tenant after
+        const unknownPlans: unknown[] = [];
+        const bad: unknown[] = [];
+        const lenient = new TenantRateLimits({
+          ...CONFIG,
+          store: { postgres: pool },
+          catalog: pool,
+          onUnknownPlans: (e) => unknownPlans.push(e),
+          onBadTenantSettings: (e) => bad.push(e),
+        });
+        await lenient.start();
+        expect(unknownPlans).toEqual([{ plans: [{ plan: 'gold', tenants: 1 }], defaultPlan: 'free' }]);
+        expect((await lenient.limitsOf(gold)).plan).toBe('free');
+        await lenient.consume(gold, 'api');
+        await lenient.consume(gold, 'api');
+        expect(bad).toEqual([
+          { tenantId: gold, problem: "settings.plan is not a configured plan: free's limits apply" },
+        ]);
+        await lenient.close();
+        const limits = new TenantRateLimits({
+          ...CONFIG,
+          store: { postgres: pool },
+          catalog: pool,
+          unknownPlans: 'refuse',
+        });
         await expect(limits.start()).rejects.toThrow(/plans this configuration does not know: "gold" \(1 tenants\)/);
         await other.owner.query(`update tenantry.tenants set settings = '{"limits": {"api": -3}}'`);
         await expect(limits.start()).rejects.toThrow(

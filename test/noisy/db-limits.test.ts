@@ -148,6 +148,9 @@ describe('bad configuration fails at construction', () => {
     ['a zero weight', { plans: { x: { weight: 0 } }, defaultPlan: 'x' }],
     ['an unknown limit', { plans: { x: { statement_timeout: 5 } }, defaultPlan: 'x' }],
     ['a bad override', { plans: PLANS, defaultPlan: 'free', overrides: { t: { workMem: 'lots' } } }],
+    ['a zero DB time budget', { plans: { x: { dbTimeMsPerSecond: 0 } }, defaultPlan: 'x' }],
+    ['a fractional DB time budget', { plans: { x: { dbTimeMsPerSecond: 2.5 } }, defaultPlan: 'x' }],
+    ['a negative burst', { plans: { x: { dbTimeMsPerSecond: 100, dbTimeBurstMs: -1 } }, defaultPlan: 'x' }],
   ];
   it.each(bad)('%s', (_name, options) => {
     expect(() => new TenantDbLimits(options as never)).toThrow(ConfigurationError);
@@ -162,5 +165,9 @@ describe('bad configuration fails at construction', () => {
     expect(() => new TenantPool({ contextMode: 'unsigned', dbLimits: { free: {} } as never })).toThrow(
       ConfigurationError,
     );
+    // a DB time budget is kept by the fair queue: without it, an error at start, not a budget ignored
+    const budgeted = new TenantDbLimits({ plans: { free: { dbTimeMsPerSecond: 200 } }, defaultPlan: 'free' });
+    expect(() => new TenantPool({ contextMode: 'unsigned', dbLimits: budgeted })).toThrow(/fairCheckout/);
+    expect(() => new TenantPool({ contextMode: 'unsigned', dbLimits: budgeted, fairCheckout: true })).not.toThrow();
   });
 });

@@ -63,6 +63,21 @@ describe('FairCheckout', () => {
   });
 });
 
+describe('FairCheckout: budget of connection time', () => {
+  it('a tenant over its budget waits until it is back under, refilled at its rate up to its burst', () => {
+    const fair = new FairCheckout(4, 4);
+    expect(fair.budgetDelay('heavy', 100, 200, 0)).toBe(0); // never charged: a full bucket
+    fair.charge('heavy', 250, 100, 200, 0); // 200 - 250: 50 ms in debt
+    expect(fair.budgetDelay('heavy', 100, 200, 0)).toBeCloseTo(500); // 50 ms at 100 ms/s
+    expect(fair.budgetDelay('heavy', 100, 200, 300)).toBeCloseTo(200);
+    expect(fair.budgetDelay('heavy', 100, 200, 500)).toBe(0);
+    expect(fair.budgetDelay('other', 100, 200, 500)).toBe(0); // each tenant its own bucket
+    fair.charge('heavy', 10, 100, 200, 500); // refilled to 0, then 10 in debt
+    expect(fair.budgetDelay('heavy', 100, 200, 500)).toBeCloseTo(100);
+    expect(fair.budgetDelay('heavy', 100, 200, 10_000)).toBe(0); // full again (and forgotten)
+  });
+});
+
 describe('TenantPool with fairCheckout and activity', () => {
   let db: TestDatabase;
   const NOISY = randomUUID();
@@ -117,5 +132,33 @@ describe('TenantPool with fairCheckout and activity', () => {
     const taken = activity.take();
     expect(taken.rows).toHaveLength(2);
     expect(activity.snapshot()).toEqual([]); // a new window; idle tenants dropped
+  });
+
+  it("a tenant over its DB time budget waits at checkout (bounded); another tenant's statements do not", async () => {
+    const dbLimits = new TenantDbLimits({
+      plans: { free: { dbTimeMsPerSecond: 100, dbTimeBurstMs: 100 }, pro: {} },
+      defaultPlan: 'free',
+    });
+    dbLimits.setPlan(QUIET, 'pro');
+    const activity = new TenantActivity();
+    const pool = db.appPool({ max: 4, fairCheckout: true, dbLimits, activity, connectionTimeoutMillis: 3000 });
+    await runAs(QUIET, () => pool.query('select 1'));
+    await runAs(NOISY, () => pool.query('select pg_sleep(0.3)')); // 100 of burst, then ≈ 200 ms in debt
+    let started = Date.now();
+    const { rows } = await runAs(QUIET, () => pool.query('select body from notes order by body'));
+    expect(Date.now() - started).toBeLessThan(1200); // no budget of its own: not the neighbour's ≈ 2 s
+    expect(rows).toEqual([{ body: 'q1' }, { body: 'q2' }]);
+    started = Date.now();
+    await runAs(NOISY, () => pool.query('select 1'));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500); // ≈ 2 s until its debt is repaid at 100 ms/s
+    // deeper in debt than the checkout's bound: refused at once, not after the wait
+    await runAs(NOISY, () => pool.query('select pg_sleep(0.4)'));
+    started = Date.now();
+    await expect(runAs(NOISY, () => pool.query('select 1'))).rejects.toMatchObject({ code: 'POOL_TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(2000); // not the 3 s bound
+    const noisy = activity.snapshot().find((r) => r.tenantId === NOISY)!;
+    expect(noisy.waits).toBeGreaterThanOrEqual(2);
+    expect(noisy.connections).toBe(0); // nothing held after a refusal
+    expect(pool.totalCount - pool.idleCount).toBe(0);
   });
 });

@@ -54,6 +54,37 @@ describe('PiiScrubber: each class by value', () => {
   });
 });
 
+describe('PiiScrubber: secrets in query strings, by parameter name', () => {
+  it('token, access_token, api_key, key, signature, client_secret…: the value goes, the URL stays', () => {
+    expect(text('GET /metrics?token=abc123&x=1')).toBe('GET /metrics?token=[redacted]&x=1');
+    expect(text('/cb?access_token=opaque.value#top')).toBe('/cb?access_token=[redacted]#top');
+    expect(text('/a?api_key=k1&api-key=k2&apikey=k3&key=k4')).toBe(
+      '/a?api_key=[redacted]&api-key=[redacted]&apikey=[redacted]&key=[redacted]',
+    );
+    expect(text('/s3?X-Amz-Signature=deadbeef&X-Amz-Credential=AK%2F1')).toBe(
+      '/s3?X-Amz-Signature=[redacted]&X-Amz-Credential=[redacted]',
+    );
+    expect(text('/o?client_secret=s&code=c&password=p;session=z')).toBe(
+      '/o?client_secret=[redacted]&code=[redacted]&password=[redacted];session=[redacted]',
+    );
+    expect(text('/x?user[token]=t&accessToken=u')).toBe('/x?user[token]=[redacted]&accessToken=[redacted]');
+    // percent-encoded as a whole (a URL inside another URL's query string)
+    expect(text('/login?next=%2Fcb%3Ftoken%3Dsecretvalue')).toBe('/login?next=/cb?token=[redacted]');
+    // in a serialized line, as pino writes the request
+    const line = JSON.stringify({
+      req: { method: 'GET', url: '/metrics?token=s3cr3t-value' },
+      msg: 'incoming request',
+    });
+    expect(scrubber.line(line)).toBe(line.replace('s3cr3t-value', '[redacted]'));
+  });
+
+  it('parameters that only contain such a word stay, and the class can be turned off', () => {
+    for (const url of ['/x?limit=5&monkey=3', '/x?sort=keyword', '/x?tokens_used=4', '/x?q=token'])
+      expect(text(url)).toBe(url);
+    expect(new PiiScrubber({ classes: { querySecret: false } }).text('/m?token=abc')).toBe('/m?token=abc');
+  });
+});
+
 describe('PiiScrubber: what must stay readable', () => {
   it.each([
     ['a UUID', '3f2b8c1e-4a5d-4f6e-9b7a-123456789012'],

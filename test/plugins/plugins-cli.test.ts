@@ -44,7 +44,7 @@ async function tenantryWith(
 beforeAll(async () => {
   db = await createTestDatabase();
   const catalog = new TenantCatalog(db.owner);
-  await catalog.create({ slug: 'acme', name: 'Acme', settings: { plan: 'pro' } });
+  await catalog.create({ slug: 'acme', name: 'Acme', settings: { plan: 'business' } });
   other = (await catalog.create({ slug: 'other', name: 'Other' })).id;
   dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-plugins-'));
 });
@@ -58,8 +58,8 @@ describe('tenantry tenants plugins', () => {
     const listed = await tenantry('tenants', 'plugins', 'list', 'acme', '--json');
     expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual([
-      { plugin: 'transcripts', version: '1.0.0', enabled: true, source: 'plan', plans: ['pro', 'business'] },
-      { plugin: 'webhooks', version: '1.0.0', enabled: false, source: 'off', plans: ['business'] },
+      { plugin: 'transcripts', version: '1.0.0', enabled: true, source: 'plan', plans: ['business', 'enterprise'] },
+      { plugin: 'webhooks', version: '1.0.0', enabled: false, source: 'off', plans: ['enterprise'] },
     ]);
     const enabled = await tenantry(
       'tenants',

@@ -43,7 +43,7 @@ async function tenantry(...args: string[]): Promise<{ code: number; stdout: stri
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await new TenantCatalog(db.owner).create({ slug: 'acme', name: 'Acme', settings: { plan: 'pro' } });
+  await new TenantCatalog(db.owner).create({ slug: 'acme', name: 'Acme', settings: { plan: 'business' } });
   await new TenantCatalog(db.owner).create({ slug: 'other', name: 'Other' });
   dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-settings-'));
 });

@@ -47,6 +47,9 @@ beforeAll(async () => {
   app.get('/api/count', async (_req, res) => {
     res.json((await f.pool.query('select count(*)::int as n from members')).rows[0]);
   });
+  app.get('/api/fail', (_req, _res, next) => {
+    f.pool.query('select 1').then(() => next(new Error('boom: a value that must not reach a span')), next);
+  });
   app.use(tenantryErrorHandler());
   expressServer = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -88,7 +91,7 @@ describe('tenantry/otel on requests', () => {
     expect(otel.named('tenantry.request')).toHaveLength(0);
   });
 
-  it("Express: the HTTP server span gets the request's tenant.id, statements under it name the same tenant", async () => {
+  it("Express: a tenantry.request span of its own, under the HTTP server span, parent of the handler's statements", async () => {
     const res = await fetch(`http://127.0.0.1:${expressPort}/api/count`, {
       headers: { authorization: `Bearer ${keys.globex}` },
     });
@@ -97,11 +100,41 @@ describe('tenantry/otel on requests', () => {
     await new Promise((r) => setTimeout(r, 20));
     const [server] = otel.named('GET (server)');
     expect(server!.attributes['tenant.id']).toBe(f.globex.id);
-    const handlerStatements = otel
-      .named('SELECT')
-      .filter((s) => otel.parentOf(s) === server!.spanContext().spanId && s.attributes['tenant.id'] !== undefined);
+    const requests = otel.named('tenantry.request');
+    expect(requests).toHaveLength(1);
+    const request = requests[0]!;
+    expect(otel.parentOf(request)).toBe(server!.spanContext().spanId);
+    expect(request.attributes).toMatchObject({
+      'tenant.id': f.globex.id,
+      'http.request.method': 'GET',
+      'http.route': '/api/count',
+      'http.response.status_code': 200,
+    });
+    const handlerStatements = otel.named('SELECT').filter((s) => otel.parentOf(s) === request.spanContext().spanId);
     expect(handlerStatements.length).toBeGreaterThan(0);
     expect(handlerStatements.every((s) => s.attributes['tenant.id'] === f.globex.id)).toBe(true);
+    expect(everything(otel.spans())).not.toContain(keys.globex);
+  });
+
+  it('Express: a request answered 5xx ends its span as an error, by code only; a refused one has no span', async () => {
+    const res = await fetch(`http://127.0.0.1:${expressPort}/api/fail`, {
+      headers: { authorization: `Bearer ${keys.acme}` },
+    });
+    expect(res.status).toBe(500);
+    await res.text();
+    await new Promise((r) => setTimeout(r, 20));
+    const [request] = otel.named('tenantry.request');
+    expect(request!.attributes).toMatchObject({ 'tenant.id': f.acme.id, 'error.type': 'HTTP_500' });
+    expect(request!.status.code).toBe(2); // SpanStatusCode.ERROR
+    expect(everything(otel.spans())).not.toContain('boom');
+    otel.exporter.reset();
+    const refused = await fetch(`http://127.0.0.1:${expressPort}/api/count`, {
+      headers: { authorization: 'Bearer tnry_nope_nope' },
+    });
+    expect(refused.status).toBe(401);
+    await refused.text();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(otel.named('tenantry.request')).toHaveLength(0);
   });
 });
 

@@ -15,6 +15,11 @@ export function setCsrf(token: string): void {
   csrf = token;
 }
 
+/** The session's CSRF token, for the calls that are not JSON (a download). */
+export function csrfToken(): string {
+  return csrf;
+}
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';

@@ -5,6 +5,7 @@ import { navigate } from './navigate.js';
 import { STYLE } from './style.js';
 import { TenantPage } from './tenant-page.js';
 import { TenantsPage } from './tenants-page.js';
+import { ActAsBanner } from './act-as.js';
 import { ClustersPage } from './clusters-page.js';
 import { DoctorPage } from './doctor-page.js';
 import { TopPage } from './top-page.js';
@@ -92,6 +93,7 @@ function Console() {
         <button type="button" class="link" onClick=${signOut}>Sign out</button>
       </nav>
     </header>
+    <${ActAsBanner} />
     <main>
       ${
         slug !== undefined

@@ -35,6 +35,11 @@ dt{font-weight:600}
 .step{font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1rem}
 .card{border:1px solid #d0d0d0;border-radius:6px;padding:.8rem 1rem}
+.acting{background:#fff4d6;color:#4a3000;border-bottom:2px solid #6b4500;padding:.3rem 1rem}
+.acting p{max-width:1240px;margin:.2rem auto}
+.acting button{margin:0 0 0 .8rem}
+.wide{width:min(40rem,100%)}
+.act-as-view{max-height:20rem;overflow:auto;background:#f4f4f4;padding:.6rem}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .muted{color:#454545}
 .charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}

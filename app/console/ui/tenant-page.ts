@@ -3,7 +3,13 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.js';
 import { TenantMoves } from './tenant-moves.js';
 import { TenantPurge } from './tenant-purge.js';
+import { ActAs } from './act-as.js';
+import { TenantAudit } from './tenant-audit.js';
+import { TenantExport } from './tenant-export.js';
+import { TenantSettings } from './tenant-settings.js';
+import { TenantBranding } from './tenant-branding.js';
 import { TenantUsage } from './tenant-usage.js';
+import { TenantPeople } from './tenant-people.js';
 
 interface TenantDetail {
   tenant: {
@@ -13,6 +19,7 @@ interface TenantDetail {
     status: 'active' | 'suspended' | 'deleted' | 'provisioning';
     plan: string | null;
     createdAt: string;
+    updatedAt?: string;
     suspendedAt: string | null;
     deletedAt: string | null;
   };
@@ -27,7 +34,7 @@ interface TenantDetail {
         reason: string | null;
       }[]
     | null;
-  features: { moves: boolean; purge: boolean };
+  features: { moves: boolean; purge: boolean; settings?: boolean; exports?: boolean };
 }
 
 type Action = 'suspend' | 'resume' | 'soft-delete' | 'restore';
@@ -100,7 +107,7 @@ export function TenantPage(props: { tenant: string }) {
       <p role="alert" class="error">${error}</p>
       ${error ? '' : 'Loading…'}
     </section>`;
-  const { tenant, placement, audit } = detail;
+  const { tenant, placement } = detail;
   return html`<section>
     <h1>${tenant.name} <span class=${`status ${tenant.status}`}>${tenant.status}</span></h1>
     <p role="alert" class="error">${error}</p>
@@ -167,42 +174,22 @@ export function TenantPage(props: { tenant: string }) {
       </div>
     </div>
     <${TenantUsage} tenant=${tenant.slug} />
+    <${TenantPeople} key=${`people-${tenant.status}-${tenant.updatedAt}`} tenant=${tenant.slug} />
     ${
       detail.features.moves && tenant.status === 'active'
         ? html`<${TenantMoves} tenant=${tenant.slug} currentTier=${placement.tier} onChange=${load} />`
         : ''
     }
     ${detail.features.purge && tenant.status === 'deleted' ? html`<${TenantPurge} tenant=${tenant.slug} />` : ''}
-    <h2>Audit log</h2>
-    ${
-      audit === null
-        ? html`<p>The audit log is not readable while the tenant is ${tenant.status}.</p>`
-        : html`<table>
-            <caption>
-              Newest first
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Reason</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${audit.map(
-                (e) =>
-                  html`<tr key=${e.id}>
-                    <td>${e.id}</td>
-                    <td>${when(e.occurredAt)}</td>
-                    <td>${e.actorKind}${e.actorId ? html` <code>${e.actorId.slice(0, 8)}</code>` : ''}</td>
-                    <td>${e.action}</td>
-                    <td>${e.reason ?? ''}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
+    <${TenantBranding} tenant=${tenant.slug} />
+    ${detail.features.settings && tenant.status !== 'deleted' ? html`<${TenantSettings} tenant=${tenant.slug} />` : ''}
+    ${detail.features.exports && tenant.status !== 'deleted' ? html`<${TenantExport} tenant=${tenant.slug} />` : ''}
+    ${tenant.status !== 'deleted' ? html`<${ActAs} tenant=${tenant.slug} />` : ''}
+    <${TenantAudit}
+      key=${`${tenant.status}-${tenant.updatedAt}`}
+      tenant=${tenant.slug}
+      tenantId=${tenant.id}
+      status=${tenant.status}
+    />
   </section>`;
 }

@@ -101,6 +101,10 @@ export const LIBRARY_TENANT_TABLES: readonly LibraryTable[] = Object.freeze([
   { table: 'tenantry_private.tenant_settings_heads', column: 'tenant_id' },
   { table: 'tenantry_private.tenant_flags', column: 'tenant_id' },
   { table: 'tenantry_private.flag_changes', column: 'tenant_id' },
+  // tenantry/branding: the brand, its history and its logos
+  { table: 'tenantry_private.tenant_brand_history', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_brands', column: 'tenant_id' },
+  { table: 'tenantry_private.tenant_brand_logos', column: 'tenant_id' },
   { table: 'tenantry.placements', column: 'tenant_id', noStep: true },
   { table: 'tenantry.purges', column: 'tenant_id', noStep: true },
 ]);

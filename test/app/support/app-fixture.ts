@@ -90,12 +90,20 @@ export async function createAppFixture(
     usage?: (db: TestDatabase) => NonNullable<ServerOptions['usage']>;
     /** Rate limits for the server (ServerOptions.limits), made once the database is ready. */
     limits?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['limits']>>;
+    /** Per-tenant branding (ServerOptions.branding), made once the database is ready. */
+    branding?: (db: TestDatabase) => NonNullable<ServerOptions['branding']>;
+    /** Settings and flags (ServerOptions.settings), made once the database is ready. */
+    settings?: (db: TestDatabase) => Promise<NonNullable<ServerOptions['settings']>>;
+    /** More server options (e.g. a `signUp` or `trustProxy`), spread over the fixture's. */
+    server?: Partial<ServerOptions>;
     /** Serve the operator console (ServerOptions.console) over the fixture's owner pool, with moves if given. */
     console?:
       | boolean
       | {
           moves?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['moves'];
           purger?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['purger'];
+          settings?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['settings'];
+          exports?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['exports'];
           observe?: (db: TestDatabase) => NonNullable<ServerOptions['console']>['observe'];
         };
   } = {},
@@ -152,6 +160,8 @@ export async function createAppFixture(
     ...(options.usage ? { usage: options.usage(db) } : {}),
     ...(options.plugins ? { plugins: await options.plugins(db, serverPool) } : {}),
     ...(options.limits ? { limits: await options.limits(db) } : {}),
+    ...(options.branding ? { branding: options.branding(db) } : {}),
+    ...(options.settings ? { settings: await options.settings(db) } : {}),
     ...(options.console
       ? {
           console: {
@@ -162,12 +172,19 @@ export async function createAppFixture(
             ...(typeof options.console === 'object' && options.console.purger
               ? { purger: options.console.purger(db) }
               : {}),
+            ...(typeof options.console === 'object' && options.console.settings
+              ? { settings: options.console.settings(db) }
+              : {}),
+            ...(typeof options.console === 'object' && options.console.exports
+              ? { exports: options.console.exports(db) }
+              : {}),
             ...(typeof options.console === 'object' && options.console.observe
               ? { observe: options.console.observe(db) }
               : {}),
           },
         }
       : {}),
+    ...options.server,
   });
   options.configure?.(app);
   await app.ready();

@@ -15,6 +15,11 @@ import { resolutionOfRequest, tenantMiddleware, tenantryErrorHandler } from 'ten
 import { tenantRoutes } from 'tenantry/fastify';
 import { neighbourValues } from 'tenantry/testing';
 import { expressTenantRateLimit, fastifyTenantRateLimit, TenantRateLimits } from 'tenantry/limits';
+import { hasTracerProvider, installTenantTracing } from 'tenantry/otel';
+import { TenantMetrics } from 'tenantry/metrics';
+import { usageReport } from 'tenantry/metering';
+import { MemoryCacheBackend, TenantCache } from 'tenantry/cache';
+import { defineSettings } from 'tenantry/settings';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`pack check failed: ${what}`);
@@ -114,6 +119,21 @@ try {
   listener.close();
 
   check(neighbourValues('41').includes('42'), 'tenantry/testing loads');
+
+  // the newer subpaths load from the tarball and work with the consumer's own peers
+  const tracing = installTenantTracing();
+  check(!hasTracerProvider(), 'tenantry/otel loads (no SDK registered here: seen as such)');
+  tracing.uninstall();
+  const metrics = new TenantMetrics({ topK: 3 }).install();
+  await runAs(acme.id, () => app.query('select 1'));
+  check((await metrics.registry.metrics()).includes('tenantry_'), 'tenantry/metrics serves its registry');
+  metrics.uninstall();
+  const usage = await usageReport(owner, { tenantId: acme.id, from: new Date(0), to: new Date(Date.now() + 60_000) });
+  check(Array.isArray(usage), 'tenantry/metering reads the ledgers the install created');
+  const cache = new TenantCache({ backend: new MemoryCacheBackend() });
+  await runAs(acme.id, () => cache.set('k', 'acme value'));
+  check((await runAs(globex.id, () => cache.get('k'))) === undefined, 'tenantry/cache keeps tenants apart');
+  check(typeof defineSettings === 'function', 'tenantry/settings loads');
 } finally {
   // end() resolves before every socket has closed: DROP DATABASE … WITH (FORCE) below may end a
   // backend still closing (57P01), which an idle client reports as an 'error' event

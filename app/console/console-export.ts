@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { z } from 'zod';
+import { StaffAccess, type Placements, type Queryable } from 'tenantry';
+import { exportTenant } from 'tenantry/lifecycle';
+import type { TenantRateLimits } from 'tenantry/limits';
+import { ApiError } from '../http/api-error.js';
+import { parseInput, text, uuid } from '../http/validation.js';
+import type { ConsoleAudit } from './console-audit.js';
+import { requireCsrf } from './console-session.js';
+import { consoleTenant, recordConsoleReason } from './console-tenant.js';
+
+/** What the console needs to export tenants (the library's exportTenant, docs/export-import.md). */
+export interface ConsoleExports {
+  /** The home database (the catalog) as the owner role. */
+  catalog: pg.Pool;
+  /** Owner pools per location: the tenant is read wherever it lives. */
+  placements: Placements;
+  /** Where archives are written (default: a folder in the OS's temporary directory). */
+  dir?: string;
+  /** How long an export may run before it is given up (default 10 minutes). */
+  timeoutMs?: number;
+  /** How long a finished archive stays downloadable (default one hour); then it is deleted. */
+  keepMs?: number;
+  /** The tenant rate limits: an export costs one point of the `export` limit when it is configured. */
+  limits?: Pick<TenantRateLimits, 'consume' | 'config'>;
+}
+
+type ExportState =
+  | { state: 'running'; startedAt: Date }
+  | { state: 'ready'; startedAt: Date; finishedAt: Date; bytes: number; tables: number; rows: number }
+  | { state: 'failed'; startedAt: Date; code: string; message: string };
+
+interface ExportRun {
+  id: string;
+  tenantId: string;
+  slug: string;
+  staffId: string;
+  file: string;
+  status: ExportState;
+}
+
+const exportBody = z.object({ reason: text() }).strict();
+const exportParams = z.object({ tenant: z.string(), exportId: uuid() }).strict();
+
+/**
+ * Exports from the console: start one with a reason (202; it runs in the background, bounded by
+ * `timeoutMs`, one at a time per tenant, counted against the `export` rate limit when configured),
+ * follow it, and download the signed archive. The download is a GET that needs the session cookie
+ * AND the CSRF header (the page fetches it, then saves the blob), so no link on another site can
+ * start it, and each download is recorded in the console's audit. This server's exports only: a
+ * restart forgets them (their files are removed).
+ */
+export function consoleExportRoutes(
+  api: FastifyInstance,
+  options: {
+    catalogPool: Queryable;
+    exports: ConsoleExports;
+    staffAccess: StaffAccess;
+    audit: ConsoleAudit;
+    secret: string;
+    onError: (error: unknown) => void;
+  },
+): void {
+  const { exports, staffAccess } = options;
+  const dir = exports.dir ?? path.join(tmpdir(), `tenantry-console-exports-${process.pid}`);
+  const timeoutMs = exports.timeoutMs ?? 10 * 60_000;
+  const keepMs = exports.keepMs ?? 60 * 60_000;
+  const runs = new Map<string, ExportRun>();
+
+  // this server's archives go with it (a restart forgets them anyway)
+  api.addHook('onClose', async () => {
+    await Promise.all([...runs.values()].map((run) => rm(run.file, { force: true }).catch(options.onError)));
+  });
+
+  const forget = (run: ExportRun) => {
+    runs.delete(run.id);
+    void rm(run.file, { force: true }).catch(options.onError);
+  };
+
+  api.get('/console/api/tenants/:tenant/exports', async (request) => {
+    const tenant = await consoleTenant(options.catalogPool, request);
+    return {
+      exports: [...runs.values()]
+        .filter((r) => r.tenantId === tenant.id)
+        .map((r) => ({ id: r.id, staffId: r.staffId, ...r.status }))
+        .reverse(),
+    };
+  });
+
+  api.post('/console/api/tenants/:tenant/exports', async (request, reply) => {
+    const tenant = await consoleTenant(options.catalogPool, request);
+    const { reason } = parseInput(exportBody, request.body, 'body');
+    const checked = StaffAccess.checkReason(reason);
+    if (tenant.status === 'deleted')
+      throw new ApiError(409, 'TENANT_DELETED', 'A deleted tenant is exported with the CLI (tenantry tenants export)');
+    if ([...runs.values()].some((r) => r.tenantId === tenant.id && r.status.state === 'running'))
+      throw new ApiError(409, 'EXPORT_IN_PROGRESS', 'An export of this tenant is running');
+    if (exports.limits?.config.limits.has('export')) await exports.limits.consume(tenant.id, 'export');
+    const staff = request.consoleStaff!;
+    await recordConsoleReason(staffAccess, { sessionId: staff.sessionId, tenantId: tenant.id }, 'export', checked);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const run: ExportRun = {
+      id: randomUUID(),
+      tenantId: tenant.id,
+      slug: tenant.slug,
+      staffId: staff.userId,
+      file: path.join(dir, `${randomUUID()}.tenant`),
+      status: { state: 'running', startedAt: new Date() },
+    };
+    runs.set(run.id, run);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new ApiError(504, 'EXPORT_TIMEOUT', `The export took longer than ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    const work = exportTenant({
+      catalog: exports.catalog,
+      placements: exports.placements,
+      tenant: tenant.id,
+      out: run.file,
+    });
+    void Promise.race([work, timedOut])
+      .then(
+        async (result) => {
+          const { size } = await stat(result.file);
+          run.status = {
+            state: 'ready',
+            startedAt: run.status.startedAt,
+            finishedAt: new Date(),
+            bytes: size,
+            tables: result.manifest.tables.length,
+            rows: result.manifest.tables.reduce((sum, t) => sum + t.rows, 0),
+          };
+        },
+        (error: { code?: unknown }) => {
+          run.status = {
+            state: 'failed',
+            startedAt: run.status.startedAt,
+            code: typeof error?.code === 'string' ? error.code : 'EXPORT_FAILED',
+            message: 'The export did not finish; start another',
+          };
+          // a timed-out export still writing: its file is removed once it stops
+          void work.then(
+            () => rm(run.file, { force: true }),
+            () => undefined,
+          );
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        setTimeout(() => forget(run), keepMs).unref();
+      })
+      .catch(options.onError);
+    return reply.code(202).send({ exportId: run.id, state: 'running' });
+  });
+
+  api.get('/console/api/tenants/:tenant/exports/:exportId/download', async (request, reply) => {
+    const { exportId } = parseInput(exportParams, request.params, 'params');
+    const staff = request.consoleStaff!;
+    // a GET, but it hands out a tenant's data: the CSRF header as for a change, so only the
+    // console's own page (which fetches it) can ask
+    requireCsrf(request, options.secret, staff.sessionId);
+    const tenant = await consoleTenant(options.catalogPool, request);
+    const run = runs.get(exportId);
+    if (!run || run.tenantId !== tenant.id) throw new ApiError(404, 'NOT_FOUND', 'No such export of this tenant');
+    if (run.status.state !== 'ready') throw new ApiError(409, 'EXPORT_NOT_READY', `The export is ${run.status.state}`);
+    await options.audit.record({
+      staffId: staff.userId,
+      action: 'export.download',
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      outcome: 'ok',
+      detail: { exportId, bytes: run.status.bytes },
+    });
+    const name = `${run.slug}-${run.status.finishedAt.toISOString().replaceAll(':', '').slice(0, 15)}.tenant`;
+    return reply
+      .type('application/x-tar')
+      .header('content-disposition', `attachment; filename="${name}"`)
+      .header('cache-control', 'no-store')
+      .send(createReadStream(run.file));
+  });
+}
