@@ -3,7 +3,7 @@
 // before any database is opened). No cluster needed.
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { citusModeFromEnv } from '../../app/citus-mode.js';
+import { citusModeFromEnv, citusMonitoringEnv } from '../../app/citus-mode.js';
 import { ROOT } from '../fault/support/reference-server.js';
 
 const NEEDS_URL =
@@ -45,6 +45,20 @@ describe('TENANTRY_CITUS', () => {
     expect(() =>
       citusModeFromEnv({ TENANTRY_CITUS: '1', DATABASE_URL: 'postgres://c/db', TENANTRY_CLUSTERS: '{}' }),
     ).toThrow(NO_CLUSTERS);
+  });
+
+  it('database limits and fair checkout: off by default on Citus, refused when asked for', () => {
+    const env = citusMonitoringEnv({ TENANTRY_ACTIVITY: 'on' });
+    expect(env).toMatchObject({ TENANTRY_ACTIVITY: 'on', TENANTRY_DB_LIMITS: 'off', TENANTRY_FAIR_CHECKOUT: 'off' });
+    expect(citusMonitoringEnv({ TENANTRY_DB_LIMITS: 'OFF', TENANTRY_FAIR_CHECKOUT: '' }).TENANTRY_DB_LIMITS).toBe(
+      'off',
+    );
+    expect(() => citusMonitoringEnv({ TENANTRY_DB_LIMITS: 'on' })).toThrow(
+      'TENANTRY_DB_LIMITS=on cannot be used with TENANTRY_CITUS=1: a Citus TenantPool carries no per-tenant database limits nor fair checkout yet (leave it out or set it off)',
+    );
+    expect(() => citusMonitoringEnv({ TENANTRY_FAIR_CHECKOUT: 'on' })).toThrow(
+      'TENANTRY_FAIR_CHECKOUT=on cannot be used',
+    );
   });
 
   it('npm start refuses them with one line and exit code 1, before opening a database', async () => {
