@@ -124,7 +124,7 @@ export function consoleSettingsRoutes(
     const reason = StaffAccess.checkReason(body.reason);
     if (tenant.status === 'deleted') throw new ApiError(409, 'TENANT_DELETED', 'A deleted tenant is not changed');
     const staff = request.consoleStaff!;
-    const meta = { actor: actor(staff.userId), reason };
+    const meta = { actor: actor(staff.userId), reason, auditActor: { kind: 'staff' as const, id: staff.userId } };
     // validated (SETTING_UNKNOWN, SETTING_INVALID) before anything is written or audited
     if (body.unset !== true) admin.definition.check(body.key, body.value);
     const change =
@@ -147,7 +147,11 @@ export function consoleSettingsRoutes(
     const reason = StaffAccess.checkReason(body.reason);
     if (tenant.status === 'deleted') throw new ApiError(409, 'TENANT_DELETED', 'A deleted tenant is not changed');
     const staff = request.consoleStaff!;
-    const change = await admin.rollback(tenant.id, body.version, { actor: actor(staff.userId), reason });
+    const change = await admin.rollback(tenant.id, body.version, {
+      actor: actor(staff.userId),
+      reason,
+      auditActor: { kind: 'staff', id: staff.userId },
+    });
     if (change.version !== null)
       await recordConsoleReason(
         staffAccess,
@@ -166,7 +170,7 @@ export function consoleSettingsRoutes(
     if (tenant.status === 'deleted') throw new ApiError(409, 'TENANT_DELETED', 'A deleted tenant is not changed');
     const declaration = flags.definition.declaration(flag); // FLAG_UNKNOWN
     const staff = request.consoleStaff!;
-    const meta = { actor: actor(staff.userId), reason };
+    const meta = { actor: actor(staff.userId), reason, auditActor: { kind: 'staff' as const, id: staff.userId } };
     if (body.state === 'clear') await flags.clear(tenant.id, flag, meta);
     else {
       if (typeof declaration.off !== 'boolean')

@@ -191,6 +191,13 @@ describe('settings and flags', () => {
     );
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((r) => r.actor_kind === 'staff' && r.actor_id === f.staff.id)).toBe(true);
+    // the library's own settings.changed entry names the staff member too, not `system`
+    const { rows: changed } = await f.db.admin.query<{ actor_kind: string; actor_id: string | null }>(
+      `select actor_kind, actor_id::text from tenantry.audit_log where tenant_id = $1 and action = 'settings.changed'`,
+      [f.a.id],
+    );
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.every((r) => r.actor_kind === 'staff' && r.actor_id === f.staff.id)).toBe(true);
     expect(await overrides(f.b.id)).toEqual(bravoBefore);
     expect(await consoleAudit(f.a.id)).toContainEqual(
       expect.objectContaining({ action: 'settings.set', outcome: 'ok', staff_id: f.staff.id }),
