@@ -447,6 +447,7 @@ try {
     dataPool: () => tenantData,
     // webhook endpoints are tenants' URLs: public addresses only, unless allowed for local work
     fetch: publicOnlyFetch({ allowPrivate: allowPrivate === '1' }),
+    allowPrivateEgress: allowPrivate === '1',
     setting: (key) => settingsReader.get(key as never),
   });
   plugins = new PluginHost({

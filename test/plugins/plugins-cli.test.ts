@@ -127,6 +127,7 @@ select tenantry.register_tenant_table('notes');`,
       '001_notes.sql',
       '1001_transcripts_transcripts.sql',
       '1101_webhooks_webhooks.sql',
+      '1102_webhooks_webhook_delivery_errors.sql',
     ]);
     const forced = await db.admin.query(
       `select relname from pg_class where relname in ('transcripts', 'webhook_endpoints') and relforcerowsecurity order by 1`,
