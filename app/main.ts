@@ -564,6 +564,16 @@ try {
       },
       (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open moves failed'),
     );
+    // likewise purges started from the console (202) that a stop or a crash interrupted: finished
+    // as their operator started them (the record keeps who and why), in the background
+    void (purger?.resumeOpen() ?? Promise.resolve({ resumed: [], failed: [] })).then(
+      ({ resumed, failed }) => {
+        if (resumed.length > 0) logger.info({ purges: resumed }, 'resumed purges left open by the last stop');
+        if (failed.length > 0)
+          logger.warn({ purges: failed }, 'purges left open could not be resumed: run them again from the console');
+      },
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open purges failed'),
+    );
     if (quietStart) logger.level = 'info';
   }
 } catch (error) {
