@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -23,6 +24,11 @@ let exportDir: string;
 
 beforeAll(async () => {
   exportDir = await mkdtemp(path.join(tmpdir(), 'console-exports-'));
+  // what a server killed with -9 left in its folder: an archive and a half-written export
+  await writeFile(path.join(exportDir, `${randomUUID()}.${randomUUID()}.tenant`), 'a tenant');
+  await mkdir(path.join(exportDir, '.tenantry-export-left'));
+  await writeFile(path.join(exportDir, '.tenantry-export-left', 'members.ndjson'), 'a@example.com');
+  await writeFile(path.join(exportDir, 'not-an-archive.txt'), 'kept');
   f = await createAppFixture({
     console: {
       settings: (db) => ({
@@ -366,6 +372,16 @@ describe('the structured audit', () => {
 });
 
 describe('exports', () => {
+  it('what a killed server left in its export folder is removed at start (only its archives)', async () => {
+    const deadline = Date.now() + 10_000;
+    let left = await readdir(exportDir);
+    while (left.length > 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await readdir(exportDir);
+    }
+    expect(left).toEqual(['not-an-archive.txt']);
+  });
+
   it('starts an export with a reason, downloads the signed archive with the CSRF header, rate limited', async () => {
     const s = await signIn();
     const noReason = await call(s, 'POST', '/console/api/tenants/alpha/exports', { reason: 'short' });
