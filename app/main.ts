@@ -531,7 +531,7 @@ try {
           // the console's export archives of the tenant go with it
           participants: [jobsPurgeParticipant(consoleCatalog), consoleExportsPurgeParticipant(consoleExportDir)],
         })),
-        // settings and flags, exports (counted against the `export` rate limit): docs/console.md
+        // settings and flags, exports (counted against the console's own `console-export` limit, not the tenant's `export`): docs/console.md
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
         // (not on Citus: an export reads the tenant's placement)
         ...(tiers

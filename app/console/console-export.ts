@@ -33,8 +33,13 @@ export interface ConsoleExports {
   timeoutMs?: number;
   /** How long a finished archive stays downloadable (default one hour); then it is deleted. */
   keepMs?: number;
-  /** The tenant rate limits: an export costs one point of the `export` limit when it is configured. */
+  /**
+   * The tenant rate limits: an export costs one point of the `limit` limit when it is configured.
+   * Not the tenant's own `export` limit: staff must not use up the tenant's quota.
+   */
   limits?: Pick<TenantRateLimits, 'consume' | 'config'>;
+  /** The limit console exports count against (default `console-export`). */
+  limit?: string;
 }
 
 type ExportState =
@@ -111,7 +116,8 @@ const exportParams = z.object({ tenant: z.string(), exportId: uuid() }).strict()
 
 /**
  * Exports from the console: start one with a reason (202; it runs in the background, bounded by
- * `timeoutMs`, one at a time per tenant, counted against the `export` rate limit when configured),
+ * `timeoutMs`, one at a time per tenant, counted against the console's own `console-export` rate
+ * limit when configured, never the tenant's `export` quota),
  * follow it, and download the signed archive. The download is a GET that needs the session cookie
  * AND the CSRF header (the page fetches it, then saves the blob), so no link on another site can
  * start it, and each download is recorded in the console's audit. This server's exports only: a
@@ -167,7 +173,9 @@ export function consoleExportRoutes(
       throw new ApiError(409, 'TENANT_DELETED', 'A deleted tenant is exported with the CLI (tenantry tenants export)');
     if ([...runs.values()].some((r) => r.tenantId === tenant.id && r.status.state === 'running'))
       throw new ApiError(409, 'EXPORT_IN_PROGRESS', 'An export of this tenant is running');
-    if (exports.limits?.config.limits.has('export')) await exports.limits.consume(tenant.id, 'export');
+    // the console's own budget per tenant (not the tenant's `export` quota)
+    const limit = exports.limit ?? 'console-export';
+    if (exports.limits?.config.limits.has(limit)) await exports.limits.consume(tenant.id, limit);
     const staff = request.consoleStaff!;
     await recordConsoleReason(staffAccess, { sessionId: staff.sessionId, tenantId: tenant.id }, 'export', checked);
     await swept;

@@ -41,8 +41,12 @@ beforeAll(async () => {
         limits = new TenantRateLimits({
           store: { postgres: limitsPool },
           catalog: limitsPool,
-          limits: { api: { durationSeconds: 60 }, export: { durationSeconds: 3600, onStoreDown: 'closed' } },
-          plans: { free: { api: 1000, export: 1 } },
+          limits: {
+            api: { durationSeconds: 60 },
+            export: { durationSeconds: 3600, onStoreDown: 'closed' },
+            'console-export': { durationSeconds: 3600, onStoreDown: 'closed' },
+          },
+          plans: { free: { api: 1000, export: 1, 'console-export': 1 } },
           defaultPlan: 'free',
           storeTimeoutMs: 10_000,
         });
@@ -412,10 +416,13 @@ describe('exports', () => {
     expect(bytes.subarray(0, 13).toString()).toBe('manifest.json');
     expect(bytes.includes(Buffer.from('manifest.sig'))).toBe(true);
     expect(bytes.includes(Buffer.from(f.b.id))).toBe(false); // nothing of bravo
-    // the free plan's one export an hour is spent
+    // the console's one export an hour is spent
     const again = await call(s, 'POST', '/console/api/tenants/alpha/exports', { reason: 'ticket 9: one more copy' });
     expect(again.statusCode).toBe(429);
     expect(again.json().error.code).toBe('RATE_LIMITED');
+    expect(again.json().error.message).toContain('console-export');
+    // ...but not the tenant's own: its one usage export an hour is still there for its admins
+    await expect(limits!.consume(f.a.id, 'export')).resolves.toMatchObject({ points: 1, remaining: 0 });
     const audit = await consoleAudit(f.a.id);
     expect(audit).toContainEqual(expect.objectContaining({ action: 'export.start', outcome: 'started' }));
     expect(audit).toContainEqual(expect.objectContaining({ action: 'export.download', outcome: 'ok' }));
