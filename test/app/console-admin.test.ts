@@ -448,6 +448,14 @@ describe('act-as', () => {
     expect(members.statusCode, members.body).toBe(200);
     expect(JSON.stringify(members.json())).toContain(f.users.alice.id);
     expect(JSON.stringify(members.json())).not.toContain(f.users.carol.id); // bravo's owner
+    // the usage view asks for the last 24 hours (the tenant route needs from and to)
+    const usage = await call(s, 'GET', `/console/api/act-as/view?grant=${grantId}&view=usage`);
+    expect(usage.statusCode, usage.body).toBe(200);
+    const window = usage.json();
+    expect(window.granularity).toBe('hour');
+    expect(new Date(window.to).getTime() - new Date(window.from).getTime()).toBe(24 * 3600_000);
+    expect(Math.abs(Date.now() - new Date(window.to).getTime())).toBeLessThan(60_000);
+    expect(Array.isArray(window.items)).toBe(true);
     // only the listed views, only GET
     expect((await call(s, 'GET', `/console/api/act-as/view?grant=${grantId}&view=../staff`)).statusCode).toBe(400);
     const { rows } = await f.db.admin.query<{ action: string; reason: string | null }>(
