@@ -5,6 +5,7 @@
  * database (bounded), then print the "Stopped" line. A start that fails prints why on stderr and
  * exits 1. The app pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
+import path from 'node:path';
 import pg from 'pg';
 import {
   install,
@@ -28,6 +29,7 @@ import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from 'tenantry/guard';
 import { createQueryGuard, guardModeFromEnv } from './query-guard.js';
 import { buildServer } from './server.js';
+import { consoleExportsPurgeParticipant } from './console/console-export.js';
 import { TenantEventBus } from 'tenantry/live';
 import { liveTransportFromEnv, type ConfiguredTransport } from './live/live-transport-from-env.js';
 import { clustersFromEnv } from './tiers/clusters-from-env.js';
@@ -487,6 +489,7 @@ try {
       });
     // the console's catalog (owner role): reads, transitions and purges (which hold one connection for their lock)
     const consoleCatalog = track(new pg.Pool({ connectionString: db.ownerUrl, max: 3 }));
+    const consoleExportDir = path.resolve(dataFolder, 'console-exports');
     // per-tenant rate limits by plan and sign-in throttles (tenantry/limits; TENANTRY_RATE_LIMITS=off disables)
     if (limitsSetting === 'on')
       limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
@@ -525,9 +528,10 @@ try {
           catalog: consoleCatalog,
           owners: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.ownerUrl])),
           admins: adminUrls,
-          participants: [jobsPurgeParticipant(consoleCatalog)],
+          // the console's export archives of the tenant go with it
+          participants: [jobsPurgeParticipant(consoleCatalog), consoleExportsPurgeParticipant(consoleExportDir)],
         })),
-        // settings and flags, exports (counted against the `export` rate limit): docs/console.md
+        // settings and flags, exports (counted against the console's own `console-export` limit, not the tenant's `export`): docs/console.md
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
         // (not on Citus: an export reads the tenant's placement)
         ...(tiers
@@ -535,6 +539,8 @@ try {
               exports: {
                 catalog: consoleCatalog,
                 placements: tiers.placements,
+                // this server's own folder: what a crash left there is removed at the next start
+                dir: consoleExportDir,
                 ...(limits ? { limits: limits.api } : {}),
               },
             }
@@ -563,6 +569,16 @@ try {
           logger.warn({ moves: failed }, 'moves left open could not be resumed: resume them from the console');
       },
       (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open moves failed'),
+    );
+    // likewise purges started from the console (202) that a stop or a crash interrupted: finished
+    // as their operator started them (the record keeps who and why), in the background
+    void (purger?.resumeOpen() ?? Promise.resolve({ resumed: [], failed: [] })).then(
+      ({ resumed, failed }) => {
+        if (resumed.length > 0) logger.info({ purges: resumed }, 'resumed purges left open by the last stop');
+        if (failed.length > 0)
+          logger.warn({ purges: failed }, 'purges left open could not be resumed: run them again from the console');
+      },
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'looking for open purges failed'),
     );
     if (quietStart) logger.level = 'info';
   }

@@ -72,6 +72,9 @@ export { TenantActivity, type TenantActivityRow } from './data/tenant-activity.j
 export {
   publishTenantActivity,
   writeActivityWindow,
+  publishingInstances,
+  ACTIVITY_INTERVAL_MS,
+  type PublishingInstances,
   type PublishTenantActivityOptions,
 } from './data/tenant-activity-publisher.js';
 export { activityTag, ACTIVITY_TAG_PREFIX } from './data/activity-tag.js';

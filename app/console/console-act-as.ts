@@ -106,11 +106,18 @@ export function consoleActAsRoutes(
     const bearer = await tokens.issueStaff({ userId: staff.userId, sessionId: staff.sessionId });
     const answer = await app.inject({
       method: 'GET',
-      url: `/${q.view}`,
+      url: `/${q.view}${q.view === 'usage' ? usageWindow(new Date()) : ''}`,
       headers: { authorization: `Bearer ${bearer}`, 'x-tenant': grant.tenantId },
     });
     const type = String(answer.headers['content-type'] ?? '');
     if (!type.includes('json')) throw new ApiError(409, 'ACT_AS_VIEW_FAILED', 'The tenant route did not answer JSON');
     return reply.code(answer.statusCode).type('application/json; charset=utf-8').send(answer.body);
   });
+}
+
+/** The usage view's window: the last 24 hours, by the hour (the tenant route needs from and to). */
+export function usageWindow(now: Date): string {
+  const from = new Date(now.getTime() - 24 * 3600_000);
+  const query = new URLSearchParams({ from: from.toISOString(), to: now.toISOString(), granularity: 'hour' });
+  return `?${query.toString()}`;
 }

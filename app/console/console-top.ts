@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import {
+  ACTIVITY_INTERVAL_MS,
   activityTag,
+  publishingInstances,
   adviseOnLoad,
   placementQuestion,
   planPlacementPolicy,
@@ -86,21 +88,24 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
       waits: string;
       wait_ms: number;
       connections: string;
-      instances: string;
     }>(
       `with w as (
          select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
        ), latest as (
          select distinct on (instance, tenant_key) instance, tenant_key, connections
-           from w order by instance, tenant_key, window_end desc
+           from w
+          -- connections held by a live instance only: a killed one's went with it
+          where instance in (select instance from w group by instance
+                              having max(window_end) > now() - make_interval(secs => $2))
+          order by instance, tenant_key, window_end desc
        )
        select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
               sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
-              coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections,
-              (select count(distinct instance) from w) as instances
+              coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections
          from w group by w.tenant_key`,
-      [windowMinutes],
+      [windowMinutes, (2 * ACTIVITY_INTERVAL_MS) / 1000],
     );
+    const instances = await publishingInstances(catalogPool, windowMinutes);
     const { rows: live } = await catalogPool.query<{
       tag: string;
       active: string;
@@ -192,7 +197,9 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
     });
     return {
       windowMinutes,
-      instances: Number(published[0]?.instances ?? 0),
+      // live: published within the last two intervals; stale: killed (or idle) since
+      instances: instances.live,
+      staleInstances: instances.stale,
       totalDbTimeMs: Math.round(total * 10) / 10,
       at: new Date().toISOString(),
       tenants: sorted.slice(0, q.limit),

@@ -3,9 +3,13 @@ import type { Logger } from 'pino';
 import { SignInThrottle, TenantRateLimits, type RateLimitConfig, type SignInThrottleOptions } from 'tenantry/limits';
 import { byPlan, DEFAULT_PLAN, PLAN_NAMES } from '../plans.js';
 
+/** Console exports of one tenant an hour, by all staff together (whatever the tenant's plan). */
+export const CONSOLE_EXPORTS_PER_HOUR = 10;
+
 /**
  * The reference server's rate limits, by the server's plans (app/plans.ts, the one list of plan
- * names): `api` requests per minute, `export` (usage exports) and `move` operations per hour.
+ * names): `api` requests per minute, `export` (usage exports) and `move` operations per hour;
+ * `console-export` (exports staff start from the console) an hour, the same for every plan.
  * Expensive operations fail closed when the store is down; the API fails open (an outage of the
  * counters does not stop the API).
  */
@@ -14,8 +18,11 @@ export const SERVER_LIMITS: RateLimitConfig = {
     api: { durationSeconds: 60, onStoreDown: 'open' },
     export: { durationSeconds: 3600, onStoreDown: 'closed' },
     move: { durationSeconds: 3600, onStoreDown: 'closed' },
+    // exports started by staff from the console: their own budget, so staff never use up the
+    // tenant's `export` quota (the same for every plan: it is not the tenant's to buy)
+    'console-export': { durationSeconds: 3600, onStoreDown: 'closed' },
   },
-  plans: byPlan((spec) => ({ ...spec.limits })),
+  plans: byPlan((spec) => ({ ...spec.limits, 'console-export': CONSOLE_EXPORTS_PER_HOUR })),
   defaultPlan: DEFAULT_PLAN,
 };
 

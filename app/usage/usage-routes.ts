@@ -12,7 +12,7 @@ import {
   type UsageEverywhereOptions,
   type UsageRecorder,
 } from 'tenantry/metering';
-import type { TenantRateLimits } from 'tenantry/limits';
+import { RATE_LIMIT_HEADER_NAMES, RateLimitedError, rateLimitHeaders, type TenantRateLimits } from 'tenantry/limits';
 import { adminOf } from '../auth/tenant-scope.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -122,7 +122,19 @@ export function usageRoutes(
     checkRange(q.from, q.to, MAX_EXPORT_DAYS);
     const tenantId = currentTenant();
     // an export reads a month of records: the plan's exports an hour (429 RATE_LIMITED past it)
-    await limits?.consume(tenantId, 'export');
+    // the answer carries this limit's headers, not the `api` limit's the request hook set
+    if (limits) {
+      const answerFor = (outcome: Parameters<typeof rateLimitHeaders>[0]) => {
+        for (const name of RATE_LIMIT_HEADER_NAMES) reply.removeHeader(name);
+        reply.headers(rateLimitHeaders(outcome));
+      };
+      try {
+        answerFor(await limits.consume(tenantId, 'export'));
+      } catch (error) {
+        if (error instanceof RateLimitedError) answerFor(error);
+        throw error;
+      }
+    }
     const events = exportUsage(appPool, { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' });
     // each page is read inside the tenant's context (the stream is pulled by the socket, outside
     // the handler's); the first one before answering, so a failure there is a proper API error

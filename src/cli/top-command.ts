@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type pg from 'pg';
 import { activityTag } from '../data/activity-tag.js';
+import { ACTIVITY_INTERVAL_MS, publishingInstances } from '../data/tenant-activity-publisher.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { adviseOnLoad, type TenantLoad } from '../tiers/placement-advice.js';
@@ -36,7 +37,10 @@ export interface TopRow {
 /** What `tenantry tenants top` shows. */
 export interface TopReport {
   windowMinutes: number;
+  /** Instances that published within the last two intervals (30 s by default). */
   instances: number;
+  /** Instances with windows in the time window but none in the last two intervals: killed, or idle since. */
+  staleInstances: number;
   totalDbTimeMs: number;
   tenants: TopRow[];
   advice: string[];
@@ -75,19 +79,19 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
        select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
      ), latest as (
        select distinct on (instance, tenant_key) instance, tenant_key, connections
-         from w order by instance, tenant_key, window_end desc
+         from w
+        -- connections held by a live instance only: a killed one's went with it
+        where instance in (select instance from w group by instance
+                            having max(window_end) > now() - make_interval(secs => $2))
+        order by instance, tenant_key, window_end desc
      )
      select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
             sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
             coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections
        from w group by w.tenant_key`,
-    [options.windowMinutes],
+    [options.windowMinutes, (2 * ACTIVITY_INTERVAL_MS) / 1000],
   );
-  const { rows: instances } = await db.query<{ n: string }>(
-    `select count(distinct instance) as n from tenantry_private.tenant_activity
-      where window_end > now() - make_interval(mins => $1)`,
-    [options.windowMinutes],
-  );
+  const instances = await publishingInstances(db, options.windowMinutes);
   const { rows: live } = await db.query<{ tag: string; active: string; locks: string; longest_ms: number | null }>(
     `select application_name as tag, count(*) filter (where state = 'active') as active,
             count(*) filter (where wait_event_type = 'Lock') as locks,
@@ -169,7 +173,8 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
   });
   return {
     windowMinutes: options.windowMinutes,
-    instances: Number(instances[0]?.n ?? 0),
+    instances: instances.live,
+    staleInstances: instances.stale,
     totalDbTimeMs: total,
     tenants: sorted.slice(0, options.limit),
     advice,
@@ -223,9 +228,17 @@ function size(bytes: number | null): string {
   return `${n >= 10 || u === 0 ? Math.round(n) : n.toFixed(1)} ${units[u]}`;
 }
 
+/** "2 instance(s) publishing" and, when some stopped publishing, how many (a killed one ages out of the window). */
+export function instancesText(report: Pick<TopReport, 'instances' | 'staleInstances'>): string {
+  const live = `${report.instances} instance(s) publishing`;
+  return report.staleInstances > 0
+    ? `${live} (${report.staleInstances} stale: nothing published in the last ${(2 * ACTIVITY_INTERVAL_MS) / 1000} s, stopped or idle)`
+    : live;
+}
+
 function print(report: TopReport): void {
   console.log(
-    `tenantry tenants top — last ${report.windowMinutes} min, ${report.instances} instance(s) publishing, DB time ${(report.totalDbTimeMs / 1000).toFixed(1)} s`,
+    `tenantry tenants top — last ${report.windowMinutes} min, ${instancesText(report)}, DB time ${(report.totalDbTimeMs / 1000).toFixed(1)} s`,
   );
   if (report.tenants.length === 0) {
     console.log('(no activity: publish it from the app with publishTenantActivity, see docs/monitoring.md)');

@@ -3,6 +3,36 @@ import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import type { TenantActivity } from './tenant-activity.js';
 
+/** The default length of a published window (see {@link publishTenantActivity}). */
+export const ACTIVITY_INTERVAL_MS = 15_000;
+
+/** Instances that published in a time window: `live` ones within the last two intervals, the others `stale`. */
+export interface PublishingInstances {
+  live: number;
+  /** Published in the window but not in the last two intervals: stopped (killed), or idle since. */
+  stale: number;
+}
+
+/**
+ * How many instances published windows in the last `windowMinutes`, split into live (a window
+ * ended within `2 × intervalMs`) and stale ones: a killed instance stays in the window until it
+ * ages out, and must not be counted as running (nor its held connections).
+ */
+export async function publishingInstances(
+  db: Queryable,
+  windowMinutes: number,
+  intervalMs = ACTIVITY_INTERVAL_MS,
+): Promise<PublishingInstances> {
+  const { rows } = await db.query<{ live: string; stale: string }>(
+    `select count(*) filter (where last > now() - make_interval(secs => $2)) as live,
+            count(*) filter (where last <= now() - make_interval(secs => $2)) as stale
+       from (select instance, max(window_end) as last from tenantry_private.tenant_activity
+              where window_end > now() - make_interval(mins => $1) group by instance) i`,
+    [windowMinutes, (2 * intervalMs) / 1000],
+  );
+  return { live: Number(rows[0]?.live ?? 0), stale: Number(rows[0]?.stale ?? 0) };
+}
+
 /** Options of {@link publishTenantActivity}. */
 export interface PublishTenantActivityOptions {
   /** This process's name in the table (default `<hostname>:<pid>`), 1-200 characters. */
@@ -72,7 +102,7 @@ export function publishTenantActivity(
   options: PublishTenantActivityOptions = {},
 ): () => Promise<void> {
   const instance = options.instance ?? `${os.hostname()}:${process.pid}`;
-  const intervalMs = options.intervalMs ?? 15_000;
+  const intervalMs = options.intervalMs ?? ACTIVITY_INTERVAL_MS;
   const keepHours = options.keepHours ?? 48;
   if (!(instance.length >= 1 && instance.length <= 200))
     throw new ConfigurationError('publishTenantActivity: instance must be 1-200 characters');

@@ -27,6 +27,6 @@ export {
   type SignInAttempt,
   type ThrottleWindow,
 } from './sign-in-throttle.js';
-export { rateLimitHeaders } from './rate-limit-headers.js';
+export { rateLimitHeaders, RATE_LIMIT_HEADER_NAMES } from './rate-limit-headers.js';
 export { fastifyTenantRateLimit, type FastifyTenantRateLimitOptions } from './fastify-rate-limit.js';
 export { expressTenantRateLimit, type ExpressTenantRateLimitOptions } from './express-rate-limit.js';

@@ -14,12 +14,20 @@ export class RateLimitedError extends TenantryError {
     scope: RateLimitScope;
     retryAfterSeconds: number;
     storeDown?: boolean;
+    /** The refused limit's points per window, when known (a tenant limit that counted). */
+    points?: number;
   }>;
 
   /** Whole seconds to wait (at least 1): the `Retry-After` header. */
   readonly retryAfterSeconds: number;
 
-  constructor(details: { limit: string; scope: RateLimitScope; retryAfterSeconds: number; storeDown?: boolean }) {
+  constructor(details: {
+    limit: string;
+    scope: RateLimitScope;
+    retryAfterSeconds: number;
+    storeDown?: boolean;
+    points?: number;
+  }) {
     super(
       'RATE_LIMITED',
       details.storeDown

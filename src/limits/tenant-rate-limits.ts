@@ -206,7 +206,7 @@ export class TenantRateLimits {
     const resetSeconds = Math.max(1, Math.ceil(state.msBeforeReset / 1000));
     if (state.consumed > points) {
       this.#limited({ tenantId, limit, storeDown: false });
-      throw new RateLimitedError({ limit, scope: 'tenant', retryAfterSeconds: resetSeconds });
+      throw new RateLimitedError({ limit, scope: 'tenant', retryAfterSeconds: resetSeconds, points });
     }
     return { limit, points, remaining: points - state.consumed, resetSeconds, storeDown: false };
   }

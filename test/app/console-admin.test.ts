@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -23,6 +24,11 @@ let exportDir: string;
 
 beforeAll(async () => {
   exportDir = await mkdtemp(path.join(tmpdir(), 'console-exports-'));
+  // what a server killed with -9 left in its folder: an archive and a half-written export
+  await writeFile(path.join(exportDir, `${randomUUID()}.${randomUUID()}.tenant`), 'a tenant');
+  await mkdir(path.join(exportDir, '.tenantry-export-left'));
+  await writeFile(path.join(exportDir, '.tenantry-export-left', 'members.ndjson'), 'a@example.com');
+  await writeFile(path.join(exportDir, 'not-an-archive.txt'), 'kept');
   f = await createAppFixture({
     console: {
       settings: (db) => ({
@@ -35,8 +41,12 @@ beforeAll(async () => {
         limits = new TenantRateLimits({
           store: { postgres: limitsPool },
           catalog: limitsPool,
-          limits: { api: { durationSeconds: 60 }, export: { durationSeconds: 3600, onStoreDown: 'closed' } },
-          plans: { free: { api: 1000, export: 1 } },
+          limits: {
+            api: { durationSeconds: 60 },
+            export: { durationSeconds: 3600, onStoreDown: 'closed' },
+            'console-export': { durationSeconds: 3600, onStoreDown: 'closed' },
+          },
+          plans: { free: { api: 1000, export: 1, 'console-export': 1 } },
           defaultPlan: 'free',
           storeTimeoutMs: 10_000,
         });
@@ -366,6 +376,16 @@ describe('the structured audit', () => {
 });
 
 describe('exports', () => {
+  it('what a killed server left in its export folder is removed at start (only its archives)', async () => {
+    const deadline = Date.now() + 10_000;
+    let left = await readdir(exportDir);
+    while (left.length > 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await readdir(exportDir);
+    }
+    expect(left).toEqual(['not-an-archive.txt']);
+  });
+
   it('starts an export with a reason, downloads the signed archive with the CSRF header, rate limited', async () => {
     const s = await signIn();
     const noReason = await call(s, 'POST', '/console/api/tenants/alpha/exports', { reason: 'short' });
@@ -396,10 +416,13 @@ describe('exports', () => {
     expect(bytes.subarray(0, 13).toString()).toBe('manifest.json');
     expect(bytes.includes(Buffer.from('manifest.sig'))).toBe(true);
     expect(bytes.includes(Buffer.from(f.b.id))).toBe(false); // nothing of bravo
-    // the free plan's one export an hour is spent
+    // the console's one export an hour is spent
     const again = await call(s, 'POST', '/console/api/tenants/alpha/exports', { reason: 'ticket 9: one more copy' });
     expect(again.statusCode).toBe(429);
     expect(again.json().error.code).toBe('RATE_LIMITED');
+    expect(again.json().error.message).toContain('console-export');
+    // ...but not the tenant's own: its one usage export an hour is still there for its admins
+    await expect(limits!.consume(f.a.id, 'export')).resolves.toMatchObject({ points: 1, remaining: 0 });
     const audit = await consoleAudit(f.a.id);
     expect(audit).toContainEqual(expect.objectContaining({ action: 'export.start', outcome: 'started' }));
     expect(audit).toContainEqual(expect.objectContaining({ action: 'export.download', outcome: 'ok' }));
@@ -425,6 +448,14 @@ describe('act-as', () => {
     expect(members.statusCode, members.body).toBe(200);
     expect(JSON.stringify(members.json())).toContain(f.users.alice.id);
     expect(JSON.stringify(members.json())).not.toContain(f.users.carol.id); // bravo's owner
+    // the usage view asks for the last 24 hours (the tenant route needs from and to)
+    const usage = await call(s, 'GET', `/console/api/act-as/view?grant=${grantId}&view=usage`);
+    expect(usage.statusCode, usage.body).toBe(200);
+    const window = usage.json();
+    expect(window.granularity).toBe('hour');
+    expect(new Date(window.to).getTime() - new Date(window.from).getTime()).toBe(24 * 3600_000);
+    expect(Math.abs(Date.now() - new Date(window.to).getTime())).toBeLessThan(60_000);
+    expect(Array.isArray(window.items)).toBe(true);
     // only the listed views, only GET
     expect((await call(s, 'GET', `/console/api/act-as/view?grant=${grantId}&view=../staff`)).statusCode).toBe(400);
     const { rows } = await f.db.admin.query<{ action: string; reason: string | null }>(

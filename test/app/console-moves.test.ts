@@ -254,4 +254,46 @@ describe('purge in the console', () => {
       { action: 'purge', outcome: 'started', code: null },
     ]);
   }, 120_000);
+
+  it('a purge begun and abandoned midway (a crash after the 202) is finished by resumeOpen at the next start', async () => {
+    const g = purged;
+    const crashed = await g.catalog.create({ slug: 'crashed-purge', name: 'Crashed' });
+    await g.catalog.softDelete(crashed.id);
+    const alphaBefore = await g.recordingsOf(g.a);
+    // a purger that dies after its first step (the fence): the record stays open, as after kill -9
+    const dying = new TenantPurger({
+      catalog: g.db.owner,
+      owners: { home: g.db.ownerUrl },
+      onProgress: () => {
+        throw new Error('killed');
+      },
+    });
+    try {
+      await expect(
+        dying.run(crashed.id, {
+          confirm: 'crashed-purge',
+          operator: 'console staff x: crash test',
+          ignoreRetention: true,
+        }),
+      ).rejects.toThrow('killed');
+    } finally {
+      await dying.end();
+    }
+    const res = await g.call('POST', '/console/api/sign-in', { payload: { email: g.staff.email, password: PASSWORD } });
+    const headers = { cookie: String(res.headers['set-cookie']).split(';')[0]!, 'x-csrf-token': res.json().csrfToken };
+    const open = (await g.call('GET', '/console/api/tenants/crashed-purge/purge', { headers })).json();
+    expect(open.status).toBe('deleted');
+    expect(open.plan.resumes).toEqual(expect.any(String));
+    const { resumed, failed } = await purger!.resumeOpen();
+    expect(failed).toEqual([]);
+    expect(resumed).toEqual([open.plan.resumes]);
+    const view = (await g.call('GET', '/console/api/tenants/crashed-purge/purge', { headers })).json();
+    expect(view.status).toBe('purged');
+    expect(view.report.signatureValid).toBe(true);
+    expect(view.report.purgeId).toBe(open.plan.resumes);
+    expect(view.report.operator).toBe('console staff x: crash test');
+    // nothing left open, and the other tenant kept everything
+    expect(await purger!.resumeOpen()).toEqual({ resumed: [], failed: [] });
+    expect(await g.recordingsOf(g.a)).toEqual(alphaBefore);
+  }, 120_000);
 });

@@ -159,16 +159,20 @@ describe('top tenants now', () => {
     await f.db.admin.query(
       `insert into tenantry_private.tenant_activity
          (instance, tenant_key, window_start, window_end, db_time_ms, statements, rows, errors, timeouts, checkouts, waits, wait_ms, connections)
-       values ('test:1', $1, now() - interval '70 s', now() - interval '55 s', 900, 120, 4000, 0, 2, 120, 10, 800, 3),
-              ('test:1', $2, now() - interval '70 s', now() - interval '55 s', 100, 30, 50, 0, 0, 30, 0, 0, 1),
-              ('test:1', '', now() - interval '70 s', now() - interval '55 s', 5, 3, 0, 0, 0, 3, 0, 0, 0),
-              ('test:1', $1, now() - interval '3 h', now() - interval '3 h' + interval '15 s', 99999, 1, 1, 0, 0, 1, 0, 0, 9)`,
+       values ('test:1', $1, now() - interval '20 s', now() - interval '5 s', 900, 120, 4000, 0, 2, 120, 10, 800, 3),
+              ('test:1', $2, now() - interval '20 s', now() - interval '5 s', 100, 30, 50, 0, 0, 30, 0, 0, 1),
+              ('test:1', '', now() - interval '20 s', now() - interval '5 s', 5, 3, 0, 0, 0, 3, 0, 0, 0),
+              ('test:1', $1, now() - interval '3 h', now() - interval '3 h' + interval '15 s', 99999, 1, 1, 0, 0, 1, 0, 0, 9),
+              -- an instance killed two minutes ago: its windows are in the 15 minutes, but it runs no more
+              ('test:killed', $1, now() - interval '135 s', now() - interval '120 s', 0, 0, 0, 0, 0, 0, 0, 0, 7)`,
       [f.a.id, f.b.id],
     );
     const res = await get('/console/api/top?window=15');
     expect(res.statusCode, res.body).toBe(200);
     const top = res.json();
+    // the killed instance is not counted as publishing, nor the connections it held
     expect(top.instances).toBe(1);
+    expect(top.staleInstances).toBe(1);
     expect(top.tenants.map((t: { slug: string }) => t.slug)).toEqual(['alpha', 'bravo']); // no "(no tenant)" line
     const alpha = top.tenants[0];
     expect(alpha).toMatchObject({ dbTimeMs: 900, statements: 120, rows: 4000, timeouts: 2, waits: 10, connections: 3 });

@@ -78,10 +78,18 @@ describe('the export limit on GET /usage/events', () => {
   it('admits the plan’s exports an hour, then 429 with Retry-After; the other tenant’s exports are its own', async () => {
     const alice = await f.token(f.users.alice, f.a);
     const url = '/usage/events?from=2026-01-01&to=2026-01-31';
-    for (let i = 0; i < PLANS.free.limits.export; i++)
-      expect((await f.call('GET', url, { token: alice })).statusCode).toBe(200);
+    for (let i = 0; i < PLANS.free.limits.export; i++) {
+      const res = await f.call('GET', url, { token: alice });
+      expect(res.statusCode).toBe(200);
+      // the export limit's headers, not the api limit's
+      expect(res.headers['ratelimit-limit']).toBe(String(PLANS.free.limits.export));
+      expect(res.headers['ratelimit-remaining']).toBe(String(PLANS.free.limits.export - i - 1));
+    }
     const refused = await f.call('GET', url, { token: alice });
     expect(refused.statusCode).toBe(429);
+    expect(refused.headers['ratelimit-limit']).toBe(String(PLANS.free.limits.export));
+    expect(refused.headers['ratelimit-remaining']).toBe('0');
+    expect(refused.headers['ratelimit-reset']).toBe(refused.headers['retry-after']);
     expect(refused.json()).toMatchObject({
       error: { code: 'RATE_LIMITED', message: expect.stringContaining('export') },
     });

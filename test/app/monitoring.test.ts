@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
-import { readTop } from '../../src/cli/top-command.js';
+import { instancesText, readTop } from '../../src/cli/top-command.js';
 import { createLogger } from '../../app/logger.js';
 import { monitoringFromEnv, startMonitoring } from '../../app/observe/monitoring.js';
 import { trustProxyFromEnv } from '../../app/http/trust-proxy.js';
@@ -113,6 +113,21 @@ describe('startMonitoring', () => {
       const report = await readTop(db.admin, { windowMinutes: 60, limit: 20, storage: false, moveShare: 0.5 });
       const bySlug = new Map(report.tenants.map((t) => [t.slug, t]));
       expect(report.instances).toBe(1);
+      expect(report.staleInstances).toBe(0);
+      // an instance killed two minutes ago is stale, not publishing, and its connections are gone with it
+      await db.admin.query(
+        `insert into tenantry_private.tenant_activity (instance, tenant_key, window_start, window_end, connections)
+         values ('killed:1', $1, now() - interval '135 s', now() - interval '120 s', 5)`,
+        [business.id],
+      );
+      const withKilled = await readTop(db.admin, { windowMinutes: 60, limit: 20, storage: false, moveShare: 0.5 });
+      expect(withKilled).toMatchObject({ instances: 1, staleInstances: 1 });
+      expect(withKilled.tenants.find((t) => t.slug === business.slug)!.connections).toBe(
+        bySlug.get(business.slug)!.connections,
+      );
+      expect(instancesText(withKilled)).toBe(
+        '1 instance(s) publishing (1 stale: nothing published in the last 30 s, stopped or idle)',
+      );
       expect(bySlug.get(business.slug)).toMatchObject({ plan: 'business', statements: 4, rows: 7 });
       expect(bySlug.get(free.slug)).toMatchObject({ plan: 'free', statements: 2, rows: 2 });
       expect(bySlug.get(legacy.slug)).toMatchObject({ plan: 'pro', statements: 1 });

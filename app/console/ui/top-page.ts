@@ -27,6 +27,7 @@ interface TopTenant {
 interface Top {
   windowMinutes: number;
   instances: number;
+  staleInstances: number;
   totalDbTimeMs: number;
   at: string;
   tenants: TopTenant[];
@@ -96,7 +97,7 @@ export function TopPage() {
     <p class="muted">
       ${
         top
-          ? `Updated ${new Date(top.at).toLocaleTimeString()} · ${top.instances} instance(s) publishing · DB time ${duration(top.totalDbTimeMs)} in the window`
+          ? `Updated ${new Date(top.at).toLocaleTimeString()} · ${top.instances} instance(s) publishing${top.staleInstances > 0 ? ` (${top.staleInstances} stale: stopped or idle)` : ''} · DB time ${duration(top.totalDbTimeMs)} in the window`
           : 'Loading…'
       }
     </p>

@@ -221,6 +221,30 @@ export class TenantPurger {
     }
   }
 
+  /**
+   * Finishes every purge that a stop or a crash left open (one after another), as their operators
+   * started them: what a server does at start, so an acknowledged purge needs no person to finish.
+   * Returns the purge ids it finished and those that failed again (they stay open: a later run,
+   * or the next start, resumes them).
+   */
+  async resumeOpen(): Promise<{ resumed: string[]; failed: string[] }> {
+    const { rows } = await this.#o.catalog.query<{ id: string; tenant_id: string; slug: string; operator: string }>(
+      `select id, tenant_id, slug, operator from tenantry.purges where state = 'running' order by started_at`,
+    );
+    const outcome = { resumed: [] as string[], failed: [] as string[] };
+    for (const row of rows) {
+      try {
+        const tenant = await this.#catalog.find(row.tenant_id);
+        // the record was begun with the slug confirmed: the same confirmation resumes it
+        await this.run(row.tenant_id, { confirm: tenant?.slug ?? row.slug, operator: row.operator });
+        outcome.resumed.push(row.id);
+      } catch {
+        outcome.failed.push(row.id);
+      }
+    }
+    return outcome;
+  }
+
   /** The last completed purge's report of a tenant (id or slug), verified against its signature. */
   async report(ref: string): Promise<VerifiedPurgeReport> {
     return this.#completed(ref);
