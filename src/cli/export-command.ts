@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements } from '../tiers/placements.js';
 import type { Tier } from '../tiers/tenant-router.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
+import { PLUGINS_OPTION_HELP } from './plugins-definition.js';
 import { prepareMoveTarget } from './prepare-move-target.js';
 import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
@@ -85,6 +86,7 @@ interface ImportOptions {
   schema?: string;
   database?: string;
   ddl?: string;
+  plugins?: string;
   clusterUrl?: string[];
   replace?: string;
   allowUnsigned?: boolean;
@@ -110,6 +112,7 @@ export function importCommand(globals: () => ConnectionOptions): Command {
       '--ddl <path>',
       'create the target schema or database first: a migrations directory (global/, tenant/) or one SQL file, as tenants move --ddl',
     )
+    .option('--plugins <module>', `with --ddl <directory>: ${PLUGINS_OPTION_HELP}`)
     .option(
       '--cluster-url <name=url>',
       'owner URL of another cluster (repeatable)',
@@ -157,7 +160,16 @@ export function importCommand(globals: () => ConnectionOptions): Command {
                 : undefined,
             prepareTarget: opts.ddl
               ? async (target, tenant) => {
-                  await prepareMoveTarget({ target, tenant, path: opts.ddl!, placements, catalog, db, owners });
+                  await prepareMoveTarget({
+                    target,
+                    tenant,
+                    path: opts.ddl!,
+                    plugins: opts.plugins,
+                    placements,
+                    catalog,
+                    db,
+                    owners,
+                  });
                 }
               : undefined,
             onProgress: (p) => progress.update(transferProgressUpdate(p)),
