@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { exportTenant, type TransferProgress } from '../lifecycle/export/tenant-exporter.js';
 import { importTenant } from '../lifecycle/export/tenant-importer.js';
 import { ArchiveReader } from '../lifecycle/export/archive-reader.js';
+import { ArchiveError } from '../lifecycle/export/archive-error.js';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type pg from 'pg';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
@@ -141,6 +142,11 @@ export function importCommand(globals: () => ConnectionOptions): Command {
         const progress = progressReporter();
         const began = performance.now();
         try {
+          if (opts.replace !== undefined && opts.as !== undefined)
+            throw new ArchiveError(
+              'IMPORT_REPLACE_UNSUPPORTED',
+              '--replace restores the tenant over itself: it takes no --as (import --as alone makes a copy)',
+            );
           if (opts.replace !== undefined) await confirmReplace(file, opts.replace, catalog);
           const result = await importTenant({
             file,
