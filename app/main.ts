@@ -39,6 +39,7 @@ import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
+import { outboxPurgeParticipant } from './identity/outbox-purge.js';
 import { meterDatabaseTime, UsageRecorder, type UsageLocation } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
@@ -476,7 +477,7 @@ try {
           catalog: consoleCatalog,
           owners: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.ownerUrl])),
           admins: adminUrls,
-          participants: [jobsPurgeParticipant(consoleCatalog)],
+          participants: [jobsPurgeParticipant(consoleCatalog), outboxPurgeParticipant(consoleCatalog)],
         })),
         // settings and flags, exports (counted against the `export` rate limit): docs/console.md
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
