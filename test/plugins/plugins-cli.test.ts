@@ -171,6 +171,12 @@ select tenantry.register_tenant_table('notes');`,
     const stuck = await db.admin.query(`select status from tenantry.tenants where slug = 'nopl'`);
     expect(stuck.rows).toEqual([{ status: 'provisioning' }]);
     expect(await tablesOf('t_nopl')).toEqual([]);
+    // tenants list shows where it goes, not the shared tier it is held in meanwhile
+    const listed = await tenantryWith(roles, 'tenants', 'list');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.split('\n').find((l) => l.includes(' nopl '))).toMatch(
+      /provisioning\s+\(provisioning → schema\)/,
+    );
     // with them it finishes, the plugins' tables made in the new schema
     const done = await onboard('nopl', '--migrations', migrations, '--plugins', 'app/plugins/registry.ts');
     expect(done.code, done.stdout + done.stderr).toBe(0);
