@@ -22,7 +22,7 @@ import {
   type LocalSecretName,
 } from 'tenantry/embedded';
 import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoPlugins, seedDemoStaff } from './demo-seed.js';
-import { startBanner } from './start-banner.js';
+import { startBanner, workerBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from 'tenantry/guard';
@@ -428,7 +428,7 @@ try {
   if (role !== 'server') await jobs.work({ concurrency: 2 });
   if (role === 'worker') {
     process.stdout.write(
-      `\nTenantry worker: running background jobs (recording.process) against ${process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`}; no HTTP. Ctrl+C stops it.\n`,
+      workerBanner(jobs.names, process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`),
     );
     if (quietStart) logger.level = 'info';
   } else {
