@@ -13,8 +13,8 @@ import pg from 'pg';
  *   key is dropped while `members` is distributed and added back once both are.
  * - The row triggers on `recordings` (live events, the library's row metering) would run on the
  *   workers, on the shards, and write to tables that are not there (42P01): they are dropped.
- *   On Citus the server has no live recording events and no per-row write metering (the known
- *   gap, docs/citus.md).
+ *   On Citus the server has no per-row write metering, and its recording routes publish the live
+ *   events after each write commits instead (`buildServer({ citus: true })`, docs/citus.md).
  */
 export async function distributeAppTables(adminUrl: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry app citus' });

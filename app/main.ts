@@ -57,6 +57,9 @@ import {
   TenantSettings,
 } from 'tenantry/settings';
 import { flags, settings } from './settings/definition.js';
+import { citusModeFromEnv, citusMonitoringEnv } from './citus-mode.js';
+import { distributeAppTables } from './citus-distribution.js';
+import { migrateHomeData } from './tiers/tenant-tiers.js';
 import { BrandAdmin, TenantBrands } from 'tenantry/branding';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -99,6 +102,8 @@ let trustProxy: boolean | number | string = false;
 // TENANTRY_ROLE: all (HTTP and the job workers, default), server (HTTP only) or worker (jobs only)
 let role: ProcessRole = 'all';
 let facts: StartFacts = { applied: [], seeded: false, placed: [], where: [], locations: 0, clusters: [] };
+// TENANTRY_CITUS=1: DATABASE_URL is a Citus coordinator (docs/citus.md, "The reference server on Citus")
+let citus = false;
 
 interface StartFacts {
   applied: string[];
@@ -108,6 +113,8 @@ interface StartFacts {
   where: string[];
   locations: number;
   clusters: string[];
+  /** TENANTRY_CITUS=1: the coordinator's workers and what the mode leaves off. */
+  citus?: { workers: number };
 }
 
 function close(): Promise<void> {
@@ -181,8 +188,10 @@ try {
   role = processRoleFromEnv();
   // per-tenant metrics (TENANTRY_METRICS_TOKEN) and spans (TENANTRY_TRACING): a bad value stops the start here
   telemetry = telemetryFromEnv();
-  // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT)
-  const monitoringSettings = monitoringFromEnv();
+  citus = citusModeFromEnv();
+  // activity for `tenants top`, per-tenant database limits, fair checkout (TENANTRY_ACTIVITY, _DB_LIMITS, _FAIR_CHECKOUT);
+  // on Citus the pools carry no database limits nor fair checkout yet (off unless asked for: then refused)
+  const monitoringSettings = monitoringFromEnv(citus ? citusMonitoringEnv(process.env) : process.env);
   trustProxy = trustProxyFromEnv();
   const limitsSetting = process.env.TENANTRY_RATE_LIMITS ?? 'on';
   if (limitsSetting !== 'on' && limitsSetting !== 'off')
@@ -209,7 +218,8 @@ try {
     routerPassword: db.routerPassword,
     contextSecret: db.contextSecret,
   };
-  const installed = await install(db.adminUrl, installOptions);
+  // on Citus: `tenantry install --citus` (roles and schemas first, one statement at a time, the Citus step)
+  const installed = await install(db.adminUrl, citus ? { ...installOptions, citus: true } : installOptions);
   // install keeps what the database has: a secret of ours that is not the database's (a lost
   // .tenantry/config.json, a TENANTRY_* variable missing or wrong) would fail every request later
   // with 28P01 or TR001. Refused here, saying which one and where it came from.
@@ -220,7 +230,7 @@ try {
   if (mismatched.length > 0) throw new Error(secretsMismatch(mismatched, db));
   await ensureExtensions(db.adminUrl);
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
-  const extra = clustersFromEnv();
+  const extra = citus ? {} : clustersFromEnv();
   for (const c of Object.values(extra)) if (c.adminUrl) await install(c.adminUrl, installOptions);
   const clusters: Record<string, ClusterUrls> = {
     home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl, adminUrl: db.adminUrl },
@@ -246,7 +256,10 @@ try {
   const adminUrls = Object.fromEntries(
     Object.entries(clusters).flatMap(([name, c]) => (c.adminUrl ? [[name, c.adminUrl]] : [])),
   );
-  const reinstalled = await installEverywhere({ ...installOptions, catalog: ownerPool, clusters: adminUrls });
+  // (on Citus there are no placed databases: no tiers)
+  const reinstalled = citus
+    ? { databases: [] }
+    : await installEverywhere({ ...installOptions, catalog: ownerPool, clusters: adminUrls });
   for (const d of reinstalled.databases.filter((x) => !x.ok))
     logger.warn(
       { cluster: d.cluster, database: d.database, err: { message: d.error } },
@@ -257,18 +270,35 @@ try {
     appRole: db.appRole,
     onApply: (name) => logger.info({ migration: name }, 'migration applied'),
   });
-  // tenant data wherever tenants live: every cluster, tenant schema and tenant database (app/data-migrations)
-  tiers = new TenantTiers({
-    clusters,
-    install: installOptions,
-    onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant'),
-  });
-  const dataReport = await tiers.migrateData();
+  let dataReport: { results: unknown[] };
+  let citusWorkers = 0;
+  if (citus) {
+    // Citus: the home database's shared tables only (no schema or database tiers), then the
+    // tables distributed in the order Citus accepts (idempotent; drops the row triggers of
+    // recordings: live recording events are published by the application instead, and per-row
+    // write metering is off)
+    await migrateHomeData(db.ownerUrl);
+    const distributed = await distributeAppTables(db.adminUrl);
+    if (distributed.length > 0) logger.info({ tables: distributed }, 'distributed on Citus');
+    dataReport = { results: [{}] };
+    const { rows } = await ownerPool.query<{ n: number }>(
+      `select count(*)::int as n from pg_dist_node where groupid <> 0 and isactive and noderole = 'primary'`,
+    );
+    citusWorkers = rows[0]?.n ?? 0;
+  } else {
+    // tenant data wherever tenants live: every cluster, tenant schema and tenant database (app/data-migrations)
+    tiers = new TenantTiers({
+      clusters,
+      install: installOptions,
+      onProgress: (p) => logger.info({ move: p.moveId, step: p.step }, 'moving a demo tenant'),
+    });
+    dataReport = await tiers.migrateData();
+  }
   // a worker leaves the demo (seeding, moving tenants) to the server
   const seeded = role === 'worker' ? false : await seedDemo(ownerPool);
   if (role !== 'worker') await seedDemoStaff(ownerPool);
   const placement =
-    role === 'worker'
+    role === 'worker' || !tiers
       ? { moved: [] as string[] }
       : await placeDemoTenants(tiers, ownerPool, (message, err) =>
           logger.warn({ err: { message: (err as Error | undefined)?.message } }, message),
@@ -291,8 +321,8 @@ try {
        left join tenantry.placements p on p.tenant_id = t.id where t.status = 'active' group by 1 order by 1`,
   );
   const where = [
-    tierCounts(counts),
-    ...placements.map(
+    citus ? tierCounts(counts).replace(/ \(.*\)$/, '') : tierCounts(counts),
+    ...(citus ? [] : placements).map(
       (p) =>
         `${p.slug}: ${p.tier === 'schema' ? `schema ${p.schema}` : p.tier === 'database' ? `database ${p.database}` : 'shared tables'}${p.cluster && p.cluster !== 'home' ? ` on ${p.cluster}` : ''}`,
     ),
@@ -315,6 +345,11 @@ try {
     logger,
     monitoringSettings,
   );
+  // on Citus: the context goes as SET LOCAL in a transaction block to every worker (citus: true),
+  // which carries no activityTag (nor dbLimits) yet: the activity is counted, not tagged
+  const poolOptions = citus
+    ? { ...(monitoring.poolOptions.activity ? { activity: monitoring.poolOptions.activity } : {}), citus: true }
+    : monitoring.poolOptions;
   const appPool = track(
     new TenantPool({
       connectionString: db.appUrl,
@@ -322,53 +357,61 @@ try {
       max: 10,
       guard,
       observer,
-      ...monitoring.poolOptions,
+      ...poolOptions,
     }),
   );
   await appPool.assertSafeRole();
   // staff's audited cross-tenant reads: SELECT only, admitted only while a read grant is open
   const supportPool = track(
-    new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2 }),
+    new TenantPool({ connectionString: db.supportUrl, contextSecret: db.contextSecret, max: 2, citus }),
   );
   await supportPool.assertSafeRole();
-  // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN
-  // tenantry_routes). Read as the router role: the app role cannot list where tenants live.
-  const routesPool = track(new pg.Pool({ connectionString: db.routerUrl, max: 2 }));
-  router = new TenantRouter({
-    pool: routesPool,
-    listenConnectionString: db.routerUrl,
-    onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router'),
-  });
-  await router.start();
-  dataPool = new RoutedTenantPool({
-    router,
-    clusters: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.appUrl])),
-    contextSecret: db.contextSecret,
-    maxConnections: 10,
-    guard,
-    observer,
-    ...monitoring.poolOptions,
-  });
+  if (!citus) {
+    // tenant data goes where each tenant lives: routes cached, refreshed on every move (LISTEN
+    // tenantry_routes). Read as the router role: the app role cannot list where tenants live.
+    const routesPool = track(new pg.Pool({ connectionString: db.routerUrl, max: 2 }));
+    router = new TenantRouter({
+      pool: routesPool,
+      listenConnectionString: db.routerUrl,
+      onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'tenant router'),
+    });
+    await router.start();
+    dataPool = new RoutedTenantPool({
+      router,
+      clusters: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.appUrl])),
+      contextSecret: db.contextSecret,
+      maxConnections: 10,
+      guard,
+      observer,
+      ...monitoring.poolOptions,
+    });
+  }
+  // where tenant data is read and written: each tenant's placement, or on Citus the coordinator
+  // (one TenantPool; Citus routes each statement to the tenant's shard)
+  const tenantData = dataPool ?? appPool;
 
   // live channels (GET /events): LISTEN/NOTIFY as the app role, or Redis when REDIS_URL is set;
   // the server rings after each write, since tenants' own databases NOTIFY where nobody listens
   live = await liveTransportFromEnv(db.appUrl, process.env, { databaseRings: false });
   bus = new TenantEventBus({
-    pool: dataPool,
+    pool: tenantData,
     schema: null,
     transport: live.transport,
     onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'live channel'),
   });
   await bus.start();
   // POST /sign-up: the library's onboarding (a connection held per sign-up, on a pool of its own)
-  signUp = tenantSignUp({
-    catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
-    clusters,
-    install: installOptions,
-    appPool,
-    dataPool,
-    migrations: await dataMigrations(),
-  });
+  // (off on Citus: onboarding places tenants in the tiers, which are not for Citus)
+  signUp = citus
+    ? undefined
+    : tenantSignUp({
+        catalog: track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })),
+        clusters,
+        install: installOptions,
+        appPool,
+        dataPool: tenantData,
+        migrations: await dataMigrations(),
+      });
   // per-tenant settings and flags: read and written in the catalog as the owner role (the control
   // plane, like sign-up and jobs); every instance hears changes over LISTEN tenantry_settings
   const settingsPool = track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 }));
@@ -402,9 +445,10 @@ try {
   if (allowPrivate !== '0' && allowPrivate !== '1')
     throw new Error(`WEBHOOKS_ALLOW_PRIVATE must be 0 or 1, not ${JSON.stringify(allowPrivate)}`);
   const boundPlugins = createPlugins({
-    dataPool: () => dataPool!,
+    dataPool: () => tenantData,
     // webhook endpoints are tenants' URLs: public addresses only, unless allowed for local work
     fetch: publicOnlyFetch({ allowPrivate: allowPrivate === '1' }),
+    allowPrivateEgress: allowPrivate === '1',
     setting: (key) => settingsReader.get(key as never),
   });
   plugins = new PluginHost({
@@ -420,7 +464,7 @@ try {
   });
   if (seeded) await seedDemoPlugins(settingsPool, new PluginAdmin({ registry: boundPlugins, db: settingsPool }));
   defineRecordingJobs(jobs, {
-    dataPool,
+    dataPool: tenantData,
     events: bus,
     onProcessed: (r, job) => logger.info({ recording: r.id, length: r.length, job: job.id }, 'recording processed'),
   });
@@ -433,7 +477,10 @@ try {
     if (quietStart) logger.level = 'info';
   } else {
     // an owner connection to a placement's database: usage is read wherever the tenant lives or lived
+    // (on Citus there are no placements: every tenant's usage is on the coordinator)
+    const coordinatorOwnerPool = citus ? track(new pg.Pool({ connectionString: db.ownerUrl, max: 2 })) : undefined;
     const placementOwnerPool = (where: UsageLocation) =>
+      coordinatorOwnerPool ??
       tiers!.placements.ownerPool({
         tier: where.database ? 'database' : 'shared',
         cluster: where.cluster,
@@ -446,10 +493,13 @@ try {
       limits = await limitsFromEnv(track(new pg.Pool({ connectionString: db.ownerUrl, max: 4 })), db.ownerUrl, logger);
     app = buildServer({
       ...(limits ? { limits } : {}),
+      ...(signUp ? { signUp } : {}),
       trustProxy,
-      signUp,
       appPool,
-      dataPool,
+      dataPool: tenantData,
+      // on Citus the row trigger that writes recordings' events is dropped (distributeAppTables):
+      // the routes publish them after the write commits
+      ...(citus ? { citus: true } : {}),
       supportPool,
       jwtSecret: db.jwtSecret,
       logger,
@@ -471,8 +521,7 @@ try {
       // the operator console at /console: the catalog as the owner role, holds written where each tenant lives
       console: {
         catalogPool: consoleCatalog,
-        placements: tiers.placements,
-        moves: tiers,
+        ...(tiers ? { placements: tiers.placements, moves: tiers } : {}),
         purger: (purger = new TenantPurger({
           catalog: consoleCatalog,
           owners: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.ownerUrl])),
@@ -481,7 +530,16 @@ try {
         })),
         // settings and flags, exports (counted against the `export` rate limit): docs/console.md
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },
-        exports: { catalog: consoleCatalog, placements: tiers.placements, ...(limits ? { limits: limits.api } : {}) },
+        // (not on Citus: an export reads the tenant's placement)
+        ...(tiers
+          ? {
+              exports: {
+                catalog: consoleCatalog,
+                placements: tiers.placements,
+                ...(limits ? { limits: limits.api } : {}),
+              },
+            }
+          : {}),
         onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'console move failed'),
         observe: { clusterUrls: adminUrls, usageOwnerPool: placementOwnerPool },
       },
@@ -493,12 +551,13 @@ try {
       where,
       locations: dataReport.results.length,
       clusters: Object.keys(clusters),
+      ...(citus ? { citus: { workers: citusWorkers } } : {}),
     };
     await app.listen({ port, host });
     process.stdout.write(await banner(app, facts));
     // moves a stop or a crash left open (started from the console, acknowledged with a 202) finish
     // without a person: resumed in the background, one after another
-    void tiers.resumeOpenMoves().then(
+    void (tiers?.resumeOpenMoves() ?? Promise.resolve({ resumed: [], failed: [] })).then(
       ({ resumed, failed }) => {
         if (resumed.length > 0) logger.info({ moves: resumed }, 'resumed moves left open by the last stop');
         if (failed.length > 0)

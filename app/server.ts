@@ -69,6 +69,12 @@ export interface ServerOptions {
   requestDeadlineMs?: number;
   /** `POST /sign-up` (public): onboards a tenant and invites its owner; the route is absent without it. */
   signUp?: TenantSignUp;
+  /**
+   * The database is a Citus coordinator (TENANTRY_CITUS=1, docs/citus.md): recordings' live events
+   * are published by the routes after each write commits (the row trigger that writes them is
+   * dropped there), and the membership lookup reads members and the tenant in two statements.
+   */
+  citus?: boolean;
   /** Background jobs: a new recording is processed by `recording.process` (app/jobs). Optional. */
   jobs?: Pick<TenantJobs, 'enqueue'>;
   /**
@@ -172,7 +178,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const resolver = new TenantResolver<Member>({
     pool: appPool,
     tokens: tokens.verifier,
-    membership: memberLookup(appPool),
+    membership: memberLookup(appPool, { separate: options.citus === true }),
     ...(options.host ? { host: options.host } : {}),
   });
 
@@ -216,6 +222,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     recordingRoutes(scope, {
       dataPool: options.dataPool ?? appPool,
       events: options.events?.bus,
+      ...(options.citus ? { publishWrites: true } : {}),
       jobs: options.jobs,
       plugins: options.plugins,
     });

@@ -27,6 +27,8 @@ export interface BannerFacts {
   tokens?: { acme: string; globex: string; initech?: string };
   /** One of globex's recordings, for the cross-tenant try. */
   globexRecording?: string;
+  /** TENANTRY_CITUS=1: DATABASE_URL is a Citus coordinator with this many workers. */
+  citus?: { workers: number };
 }
 
 /** What is on for observing and bounding tenants (each from its variable). */
@@ -98,8 +100,17 @@ export function startBanner(facts: BannerFacts): string {
     `  database   ${databaseLine(facts.origin, dataFolder)}`,
     `  migrations ${facts.applied.length ? `applied ${facts.applied.join(', ')}` : 'up to date'}`,
     `  demo data  ${facts.seeded ? 'seeded now' : 'already present (kept, not re-seeded)'}`,
-    `  tiers      ${facts.where.join('; ')}`,
-    `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
+    ...(facts.citus
+      ? [
+          `  citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over ${facts.citus.workers} workers; ${facts.where.join('; ')}`,
+          '             off in this mode: schema/database tiers, demo placements and moves, sign-up, TENANTRY_CLUSTERS,',
+          '             console moves and exports, per-row write metering of recordings, the activity tag, database limits, fair checkout;',
+          '             live recording events are published by the app after each write',
+        ]
+      : [
+          `  tiers      ${facts.where.join('; ')}`,
+          `             ${facts.placed.length ? `moved online just now: ${facts.placed.join(', ')}` : 'placements kept as they are'}; clusters: ${facts.clusters.join(', ')}; ${facts.locations} data locations migrated`,
+        ]),
     `  guard      ${facts.guardMode} (TENANTRY_GUARD=off|report|enforce)`,
     ...(facts.jobs
       ? [
@@ -108,7 +119,7 @@ export function startBanner(facts: BannerFacts): string {
       : []),
     ...(facts.observe ? observeLines(facts.observe) : []),
     '',
-    `Routes (docs/reference-server.md): POST /sign-up, POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${facts.liveKind}),`,
+    `Routes (docs/reference-server.md): ${facts.citus ? '' : 'POST /sign-up, '}POST /auth/sign-in, /auth/sign-out, GET /me, recordings CRUD, GET /events (SSE, ${facts.liveKind}),`,
     `        members, invitations, API keys, domains, GET /audit-log, staff sign-in / access grants / support reads,`,
     `        GET /usage and /usage/events (metering), GET/PUT/DELETE /settings (per-tenant settings and history)${facts.observe?.metrics ? ', GET /metrics (Prometheus)' : ''}`,
     `  tenants by host: http://<slug>.${baseDomain}:${port} (must agree with the token), verified custom domains`,
@@ -131,8 +142,8 @@ export function startBanner(facts: BannerFacts): string {
       '',
       `  ${CURL} ${base}/me -H "authorization: Bearer $ACME_TOKEN"`,
       `  ${CURL} "${base}/recordings?limit=2" -H "authorization: Bearer $ACME_TOKEN"`,
-      `  ${CURL} "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"    # served from schema t_globex`,
-      `  ${CURL} "${base}/recordings" -H "authorization: Bearer $INITECH_TOKEN"   # served from database tenant_initech`,
+      `  ${CURL} "${base}/recordings" -H "authorization: Bearer $GLOBEX_TOKEN"    # served from ${facts.citus ? "globex's shard" : 'schema t_globex'}`,
+      `  ${CURL} "${base}/recordings" -H "authorization: Bearer $INITECH_TOKEN"   # served from ${facts.citus ? "initech's shard" : 'database tenant_initech'}`,
       `  ${CURL} -X POST ${base}/recordings -H "authorization: Bearer $GLOBEX_TOKEN" ${json} -d '{"title":"Standup","durationSeconds":300,"mimeType":"audio/ogg"}'`,
       '  # live events of a tenant (Server-Sent Events): paste in another terminal (the token is spelt out), then write as globex',
       `  curl -N ${base}/events -H "authorization: Bearer ${tokens.globex}"`,

@@ -24,16 +24,35 @@ const MEMBER_SQL = `select t.id, t.slug, t.name, m.role, m.display_name, m.email
    from public.members m join tenantry.tenants t on t.id = m.tenant_id
   where m.tenant_id = tenantry.home_tenant_id() and m.user_id = $1 and m.removed_at is null`;
 
+// On Citus (members distributed, tenantry.tenants local on the coordinator): the join of the two
+// crashed the coordinator's backend (Citus 13.2.2, signal 11, seen with this statement), so the
+// lookup reads the membership and the tenant in two statements there
+const MEMBER_ONLY_SQL = `select m.role, m.display_name, m.email from public.members m
+  where m.tenant_id = tenantry.home_tenant_id() and m.user_id = $1 and m.removed_at is null`;
+const TENANT_SQL = 'select id, slug, name from tenantry.tenants where id = tenantry.home_tenant_id()';
+
 /**
  * The resolver's membership lookup: the caller's active membership of the current tenant, with
- * the tenant's name, in ONE statement, or null. Runs inside `runAs(tenant)` on every request, so
- * a removed member is refused at once. RLS shows only the current tenant's rows anyway; the
- * explicit tenant predicate keeps the statement clean for the query guard.
+ * the tenant's name, in ONE statement (two with `separate: true`, for Citus), or null. Runs inside
+ * `runAs(tenant)` on every request, so a removed member is refused at once. RLS shows only the
+ * current tenant's rows anyway; the explicit tenant predicate keeps the statement clean for the
+ * query guard.
  */
-export function memberLookup(pool: Queryable): NonNullable<TenantResolverOptions<Member>['membership']> {
+export function memberLookup(
+  pool: Queryable,
+  options: { separate?: boolean } = {},
+): NonNullable<TenantResolverOptions<Member>['membership']> {
   return async ({ userId }) => {
-    const { rows } = await pool.query<MemberRow>(MEMBER_SQL, [userId]);
-    const row = rows[0];
+    let row: MemberRow | undefined;
+    if (options.separate) {
+      const { rows } = await pool.query<Omit<MemberRow, 'id' | 'slug' | 'name'>>(MEMBER_ONLY_SQL, [userId]);
+      if (!rows[0]) return null;
+      const tenant = (await pool.query<Pick<MemberRow, 'id' | 'slug' | 'name'>>(TENANT_SQL)).rows[0];
+      if (!tenant) return null;
+      row = { ...rows[0], ...tenant };
+    } else {
+      row = (await pool.query<MemberRow>(MEMBER_SQL, [userId])).rows[0];
+    }
     if (!row) return null;
     return {
       userId,

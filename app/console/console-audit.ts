@@ -84,7 +84,7 @@ export class ConsoleAudit {
          from app_private.console_audit
         where ($1::uuid is null or target_tenant_id = $1) and ($2::uuid is null or staff_id = $2)
           and ($3::text is null or action = $3) and ($4::bigint is null or id < $4)
-        order by id desc limit $5`,
+        order by console_audit.id desc limit $5`,
       [filter.tenantId ?? null, filter.staffId ?? null, filter.action ?? null, filter.before ?? null, filter.limit],
     );
     return rows.map((r) => ({

@@ -7,7 +7,8 @@ const MEMBERS_SHOWN = 200;
 
 /**
  * A tenant's members and its status history on the tenant page. Members are read as the tenant
- * (the app role in its context: RLS shows this tenant's rows only); the history is the catalog's
+ * (the app role in its context: RLS shows this tenant's rows only) in the home database, where
+ * they are pinned whatever the tenant's tier (`home_tenant_id()`: no route check); the history is the catalog's
  * times, the console's own audit of lifecycle actions (with staff and reason) and the moves.
  */
 export function consolePeopleRoutes(api: FastifyInstance, options: { catalogPool: Queryable; appPool: Queryable }) {
@@ -19,7 +20,7 @@ export function consolePeopleRoutes(api: FastifyInstance, options: { catalogPool
       const { rows } = await runAs(tenant.id, () =>
         appPool.query<{ user_id: string; display_name: string; email: string; role: string; created_at: Date }>(
           `select user_id, display_name, email, role, created_at from public.members
-            where tenant_id = (select tenantry.current_tenant_id())
+            where tenant_id = (select tenantry.home_tenant_id())
             order by case role when 'owner' then 0 when 'admin' then 1 else 2 end, created_at desc
             limit ${MEMBERS_SHOWN + 1}`,
         ),

@@ -72,7 +72,7 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
     if (warnedProxy) return;
     warnedProxy = true;
     logger.warn(
-      'X-Forwarded-For arrived but trustProxy is off: behind a proxy every client has its address, so the ' +
+      'X-Forwarded-For arrived but trustProxy is off: behind a proxy every client has the address of the proxy, so the ' +
         'sign-in throttles count all users as one address (set TENANTRY_TRUST_PROXY; see docs/rate-limits.md)',
     );
   };

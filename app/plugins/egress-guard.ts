@@ -10,10 +10,26 @@ import { Agent, fetch as undiciFetch } from 'undici';
  */
 export function isPublicAddress(address: string): boolean {
   try {
-    return ipaddr.process(address).range() === 'unicast';
+    const parsed = ipaddr.process(address);
+    // IPv4-compatible IPv6 (::/96, deprecated) carries an IPv4 address ipaddr.js calls unicast
+    if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) return false;
+    return parsed.range() === 'unicast';
   } catch {
     return false;
   }
+}
+
+/**
+ * What can be told of a URL without a lookup: false for an address literal that is not public and
+ * for `localhost` names; true otherwise (a name is checked where the connection is made).
+ */
+export function mayBePublic(url: URL): boolean {
+  const host = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return false;
+  return isIP(host) === 0 || isPublicAddress(host);
 }
 
 /** A request a tenant aimed at an address of the server's own network, refused before connecting. */

@@ -10,6 +10,11 @@ export interface PluginServices {
   dataPool(): DataPool;
   /** How webhooks are sent (the global fetch by default; tests pass their own). */
   fetch?: typeof fetch;
+  /**
+   * Whether webhook endpoints may name loopback or private addresses (local development,
+   * `WEBHOOKS_ALLOW_PRIVATE=1`); default false: such URLs are refused with `EGRESS_REFUSED`.
+   */
+  allowPrivateEgress?: boolean;
   /** Per-tenant settings, read at run time (`transcripts.language`, `webhooks.timeoutMs`…). */
   setting?(key: string): Promise<unknown>;
 }

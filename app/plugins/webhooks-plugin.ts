@@ -4,10 +4,11 @@ import { z } from 'zod';
 import { definePlugin } from 'tenantry/plugins';
 import type { JobContext } from 'tenantry/jobs';
 import { adminOf } from '../auth/tenant-scope.js';
-import { notFound } from '../http/api-error.js';
+import { ApiError, notFound } from '../http/api-error.js';
 import { parseInput, uuid } from '../http/validation.js';
 import type { PluginServices } from './plugin-services.js';
 import { signWebhook } from './webhook-signature.js';
+import { mayBePublic } from './egress-guard.js';
 
 /** Events a tenant can subscribe its endpoints to. */
 export const WEBHOOK_EVENTS = ['recording.created'] as const;
@@ -39,6 +40,17 @@ const newEndpoint = z
     events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length),
   })
   .strict();
+
+/** Why an attempt got no answer, as a code: the guard's refusal, a timeout, or anything else. */
+function deliveryFailure(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    const name = (e as { name?: unknown }).name;
+    if (code === 'EGRESS_REFUSED') return 'EGRESS_REFUSED';
+    if (name === 'TimeoutError' || name === 'AbortError') return 'TIMEOUT';
+  }
+  return 'UNREACHABLE';
+}
 
 /** A failed attempt: the queue stores this class and code only, never the URL, body or secret. */
 export class WebhookDeliveryError extends Error {
@@ -131,6 +143,13 @@ create table webhook_deliveries (
 create index webhook_deliveries_page_idx on webhook_deliveries (tenant_id, created_at desc);
 select tenantry.register_tenant_table('webhook_deliveries');`,
       },
+      {
+        version: 1102,
+        name: 'webhook_delivery_errors',
+        // why the last attempt failed, as a code (never the URL or the receiver's answer)
+        sql: `alter table webhook_deliveries add column last_error text
+  check (last_error is null or last_error ~ '^[A-Z_]{1,40}$');`,
+      },
     ],
     settings: z.object({
       /** How long one attempt may wait for the receiver (ms). */
@@ -140,6 +159,10 @@ select tenantry.register_tenant_table('webhook_deliveries');`,
       r.post('/webhooks/endpoints', async (request, reply) => {
         adminOf(request);
         const input = parseInput(newEndpoint, request.body, 'body');
+        // what is known without a lookup is refused at once (names are checked again where the
+        // delivery connects: a name's addresses can change)
+        if (!services.allowPrivateEgress && !mayBePublic(new URL(input.url)))
+          throw new ApiError(400, 'EGRESS_REFUSED', 'The URL leads to a private, loopback or reserved address', 'url');
         const { rows } = await db().query<EndpointRow>(
           `insert into webhook_endpoints (tenant_id, url, events) values (${TENANT}, $1, $2)
            returning id, url, events, created_at`,
@@ -173,7 +196,7 @@ select tenantry.register_tenant_table('webhook_deliveries');`,
         adminOf(request);
         const { rows } = await db().query(
           `select id, endpoint_id as "endpointId", event, status, attempts, last_status as "lastStatus",
-                  created_at as "createdAt", delivered_at as "deliveredAt"
+                  last_error as "lastError", created_at as "createdAt", delivered_at as "deliveredAt"
              from webhook_deliveries where tenant_id = ${TENANT} order by created_at desc limit 100`,
         );
         return { items: rows };
@@ -214,6 +237,7 @@ select tenantry.register_tenant_table('webhook_deliveries');`,
           const timeoutMs = Number((await services.setting?.('webhooks.timeoutMs')) ?? 5_000);
           const timestamp = Math.floor(Date.now() / 1000);
           let status: number | null = null;
+          let failure: string | null = null;
           try {
             const answer = await (services.fetch ?? fetch)(delivery.url, {
               method: 'POST',
@@ -229,18 +253,23 @@ select tenantry.register_tenant_table('webhook_deliveries');`,
             });
             status = answer.status;
             await answer.body?.cancel().catch(() => undefined);
-          } catch {
-            status = null; // refused, unreachable or timed out: the error may name the URL, so it is dropped
+          } catch (error) {
+            // refused, unreachable or timed out: the error may name the URL, so only a code is kept
+            status = null;
+            failure = deliveryFailure(error);
           }
           const ok = status !== null && status >= 200 && status < 300;
-          const last = job.retryCount >= WEBHOOK_RETRIES;
+          if (!ok && failure === null) failure = 'HTTP_STATUS';
+          // an address the guard refuses stays refused: no retry
+          const last = job.retryCount >= WEBHOOK_RETRIES || failure === 'EGRESS_REFUSED';
           await db().query(
-            `update webhook_deliveries set attempts = attempts + 1, last_status = $2,
+            `update webhook_deliveries set attempts = attempts + 1, last_status = $2, last_error = $5,
                     status = case when $3 then 'delivered' when $4 then 'failed' else status end,
                     delivered_at = case when $3 then now() else delivered_at end
               where tenant_id = ${TENANT} and id = $1`,
-            [deliveryId, status, ok, last],
+            [deliveryId, status, ok, last, ok ? null : failure],
           );
+          if (!ok && failure === 'EGRESS_REFUSED') return; // recorded as failed; nothing to retry
           if (!ok) throw new WebhookDeliveryError(status);
         },
         options: { retryLimit: WEBHOOK_RETRIES, retryDelaySeconds: 2, retryBackoff: true, expireInSeconds: 60 },

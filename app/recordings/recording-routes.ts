@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { memberOf, realMemberOf } from '../auth/tenant-scope.js';
 import type { Member } from '../auth/member-context.js';
@@ -51,23 +51,47 @@ export function recordingRoutes(
   {
     dataPool,
     events,
+    publishWrites = false,
     jobs,
     plugins,
   }: {
     dataPool: DataPool;
-    events?: Pick<TenantEventBus, 'announce'>;
+    events?: Pick<TenantEventBus, 'announce' | 'publish'>;
+    /**
+     * Publish `recording.created|updated|deleted` on `events` after each write commits (where the
+     * database's row trigger does not: on Citus). Not in the write's transaction: a crash between
+     * the two loses the event, never the write.
+     */
+    publishWrites?: boolean;
     jobs?: Pick<TenantJobs, 'enqueue'>;
     plugins?: Pick<PluginHost, 'emit'>;
   },
 ): void {
   const store = new RecordingStore(dataPool);
+  // the row trigger's events, from here (ids only: subscribers fetch what they may see); a failure
+  // is logged, the write stands
+  const written = async (
+    request: FastifyRequest,
+    topic: 'recording.created' | 'recording.updated' | 'recording.deleted',
+    recording: Pick<Recording, 'id' | 'ownerId'>,
+  ): Promise<void> => {
+    if (!publishWrites || !events) return void (await events?.announce());
+    await events
+      .publish(topic, { id: recording.id, ownerId: recording.ownerId })
+      .catch((err: unknown) =>
+        request.log.warn(
+          { err: { name: (err as Error).name, code: (err as { code?: string }).code } },
+          'publishing the live event failed',
+        ),
+      );
+  };
 
   scope.post('/recordings', async (request, reply) => {
     const input = parseInput(newRecording, request.body, 'body');
     const recording = await store.create(realMemberOf(request).userId, input);
     // rings after the commit: Redis, or LISTEN/NOTIFY where tenants live in other databases (a
     // no-op where the database's own NOTIFY is heard: one database, see app/live)
-    await events?.announce();
+    await written(request, 'recording.created', recording);
     // processing runs in the background as this tenant (tenantry/jobs captures it from runAs).
     // The recording is stored: a queue outage must not turn its creation into an error
     if (jobs)
@@ -114,7 +138,7 @@ export function recordingRoutes(
     assertMayChange(memberOf(request), existing);
     const updated = await store.update(id, changes);
     if (!updated) throw notFound('Recording');
-    await events?.announce();
+    await written(request, 'recording.updated', updated);
     return updated;
   });
 
@@ -124,7 +148,7 @@ export function recordingRoutes(
     if (!existing) throw notFound('Recording');
     assertMayChange(memberOf(request), existing);
     if (!(await store.delete(id))) throw notFound('Recording');
-    await events?.announce();
+    await written(request, 'recording.deleted', existing);
     return reply.code(204).send();
   });
 }

@@ -39,9 +39,11 @@ interface RecordingRow {
   micros: string;
 }
 
-// micros: created_at in whole microseconds since the epoch, exact (a JavaScript Date keeps milliseconds)
+// micros: created_at in whole microseconds since the epoch, exact (a JavaScript Date keeps milliseconds).
+// Through an interval: extract() of a timestamptz is STABLE, of an interval IMMUTABLE, and Citus
+// allows only IMMUTABLE functions in a RETURNING clause (the value is the same)
 const COLUMNS = `id, owner_id, title, duration_seconds, mime_type, created_at, updated_at,
-  (extract(epoch from created_at) * 1000000)::bigint::text as micros`;
+  (extract(epoch from created_at - '1970-01-01 00:00:00+00'::timestamptz) * 1000000)::bigint::text as micros`;
 
 // The tenant in context, as PostgreSQL's policy reads it: an InitPlan, evaluated once per statement
 const TENANT = '(select tenantry.current_tenant_id())';
@@ -57,8 +59,10 @@ export class RecordingStore {
   constructor(private readonly db: DataPool) {}
 
   async create(ownerId: string, input: NewRecording): Promise<Recording> {
+    // the plain call, not the sub-select: one VALUES row evaluates it once anyway, and Citus
+    // refuses subqueries in an INSERT ("subqueries are not supported within INSERT queries")
     const { rows } = await this.db.query<RecordingRow>(
-      `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type) values (${TENANT}, $1, $2, $3, $4) returning ${COLUMNS}`,
+      `insert into recordings (tenant_id, owner_id, title, duration_seconds, mime_type) values (tenantry.current_tenant_id(), $1, $2, $3, $4) returning ${COLUMNS}`,
       [ownerId, input.title, input.durationSeconds, input.mimeType],
     );
     return toRecording(rows[0]!);

@@ -3,11 +3,16 @@ import type { Client } from '@openfeature/server-sdk';
 import { z } from 'zod';
 import { currentTenant } from 'tenantry';
 import type { FlagsAdmin, SettingsAdmin, TenantSettings } from 'tenantry/settings';
-import { changeMetaOf } from '../auth/audit-actor.js';
+import { auditActor, changeMetaOf } from '../auth/audit-actor.js';
 import { adminOf, memberOf } from '../auth/tenant-scope.js';
 import { tenantFlagRoutes } from './flag-routes.js';
 import { parseInput, text } from '../http/validation.js';
-import type { settings } from './definition.js';
+import { settings } from './definition.js';
+import { ApiError } from '../http/api-error.js';
+import { PLANS } from '../plans.js';
+
+// settings whose value a plan sets (app/plans.ts): limits the plan sells
+const PLAN_CAPPED = new Set(Object.values(PLANS).flatMap((spec) => Object.keys(spec.settings ?? {})));
 
 /** What the settings routes need. */
 export interface SettingsRoutesOptions {
@@ -52,6 +57,25 @@ export function settingsRoutes(scope: FastifyInstance, options: SettingsRoutesOp
     adminOf(request);
     const { key } = parseInput(keyParams, request.params, 'params');
     const body = parseInput(setBody, request.body, 'body');
+    // what a plan sells is not the tenant's to raise: its admins may lower a plan's limit, and
+    // only staff (under a grant) may lift it above the plan
+    if (
+      PLAN_CAPPED.has(key) &&
+      auditActor(request).actorKind !== 'staff' &&
+      typeof body.value === 'number' &&
+      // a value the schema refuses gets its SETTING_INVALID from the library
+      settings.schema.shape[key as keyof typeof settings.schema.shape]?.safeParse(body.value).success
+    ) {
+      const { plan } = await reader.explain();
+      const ceiling = settings.resolve(plan ?? undefined, {}).values[key as keyof typeof settings.schema.shape];
+      if (typeof ceiling === 'number' && body.value > ceiling)
+        throw new ApiError(
+          403,
+          'SETTING_ABOVE_PLAN',
+          `${key} is at most ${ceiling} on this tenant's plan: a higher value is an operator's decision`,
+          key,
+        );
+    }
     return admin.set(currentTenant(), key, body.value, changeMetaOf(request, body.reason));
   });
 

@@ -103,10 +103,12 @@ export const brandInputSchema = z
       .optional(),
     // the display part of a From header: CR/LF (header injection) are control characters refused
     // above; quotes, backslashes and angle brackets are refused too, so the mailer's quoting is
-    // trivial and no one writes "Support <ceo@bank.example>" as a name
+    // trivial and no one writes "Support <ceo@bank.example>" as a name; so are `@` (a name that
+    // reads as another address) and `=?` (an RFC 2047 encoded word, which mail clients decode
+    // back into the refused characters)
     emailSenderName: safeText('emailSenderName', 64, {
-      pattern: /["\\<>]/,
-      message: 'must not hold quotes, backslashes or angle brackets',
+      pattern: /["\\<>@]|=\?/,
+      message: 'must not hold quotes, backslashes, angle brackets, @ or =? (an encoded word)',
     }).optional(),
   })
   .strict();
@@ -164,7 +166,7 @@ export function defaultBrand(tenantName: string): Brand {
   return {
     displayName: clean(tenantName, 80, unsafe),
     colors: { ...DEFAULT_BRAND_COLORS },
-    emailSenderName: clean(tenantName, 64, new RegExp(`${UNSAFE.source}|["\\\\<>]`, 'g')),
+    emailSenderName: clean(tenantName, 64, new RegExp(`${UNSAFE.source}|["\\\\<>@]|=\\?`, 'g')),
     logo: null,
   };
 }

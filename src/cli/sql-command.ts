@@ -12,7 +12,7 @@ import { checkSupportStatement } from './support-statement.js';
 import { QueryGuard, type GuardMode } from '../guard/query-guard.js';
 import { loadTenantTables } from '../guard/tenant-table-map.js';
 import { REASON_MAX_LENGTH, REASON_MIN_VISIBLE } from '../identity/staff-access.js';
-import { visibleLength } from '../identity/visible-length.js';
+import { hasDeceptiveCharacters, visibleLength } from '../identity/visible-length.js';
 import { RoutedTenantPool } from '../tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../tiers/tenant-router.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
@@ -48,10 +48,10 @@ function checkInput(sql: string, flags: SqlFlags): { operator: string; reason: s
   if (hasMultipleStatements(sql))
     throw new InvalidArgumentError('one statement at a time (it runs in a transaction of its own)', 'sql');
   const reason = (flags.reason ?? '').trim();
-  if (visibleLength(reason) < REASON_MIN_VISIBLE || reason.length > REASON_MAX_LENGTH)
+  if (visibleLength(reason) < REASON_MIN_VISIBLE || reason.length > REASON_MAX_LENGTH || hasDeceptiveCharacters(reason))
     throw new TenantryError(
       'REASON_INVALID',
-      `--reason: say why, in ${REASON_MIN_VISIBLE} to ${REASON_MAX_LENGTH} characters (it is written to the tenant's audit log)`,
+      `--reason: say why, in ${REASON_MIN_VISIBLE} to ${REASON_MAX_LENGTH} characters without control characters (it is written to the tenant's audit log)`,
       { status: 400 },
     );
   const operator = (flags.operator ?? process.env.TENANTRY_OPERATOR ?? os.userInfo().username).trim();

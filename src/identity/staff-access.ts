@@ -4,7 +4,7 @@ import type { Queryable } from '../catalog/tenant-catalog.js';
 import { sqlStateOf, SqlState } from '../errors/sqlstate.js';
 import { InvalidArgumentError, TenantNotFoundError } from '../errors/tenantry-error.js';
 import { AccessError } from './access-error.js';
-import { visibleLength } from './visible-length.js';
+import { hasDeceptiveCharacters, visibleLength } from './visible-length.js';
 
 /** A staff reason's bounds: at least this many visible characters ({@link visibleLength})… */
 export const REASON_MIN_VISIBLE = 10;
@@ -87,7 +87,11 @@ export class StaffAccess {
   static checkReason(reason: unknown): string {
     const trimmed = typeof reason === 'string' ? reason.trim() : '';
     // code points, as PostgreSQL's length() counts them (the table's own limit)
-    if (visibleLength(trimmed) < REASON_MIN_VISIBLE || [...trimmed].length > REASON_MAX_LENGTH)
+    if (
+      visibleLength(trimmed) < REASON_MIN_VISIBLE ||
+      [...trimmed].length > REASON_MAX_LENGTH ||
+      hasDeceptiveCharacters(trimmed)
+    )
       throw new AccessError('REASON_INVALID', {
         details: { field: 'reason', minVisible: REASON_MIN_VISIBLE, maxLength: REASON_MAX_LENGTH },
       });

@@ -24,3 +24,19 @@ export function visibleLength(text: string): number {
   for (const char of text) if (VISIBLE.test(char) && !BLANK.test(char)) count++;
   return count;
 }
+
+// Controls (C0, DEL, C1: line breaks, escape sequences) and the bidi embeddings, overrides and
+// isolates that reorder what follows them on screen.
+const DECEPTIVE = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * Whether `text` holds characters that change how a log line or a page shows what comes after
+ * them: control characters (CR/LF start a forged line, ESC a terminal colour) or bidi overrides.
+ * A reason, written to an audit log that people read, must hold none.
+ *
+ * @example
+ * hasDeceptiveCharacters('ticket 1\r\nInjected: yes'); // true
+ */
+export function hasDeceptiveCharacters(text: string): boolean {
+  return DECEPTIVE.test(text);
+}

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
+import { hasDeceptiveCharacters } from '../identity/visible-length.js';
 
 /** Who makes a change and why: kept in the history and the tenant's audit log. */
 export interface ChangeMeta {
@@ -32,6 +33,9 @@ export function checkMeta(meta: ChangeMeta): CheckedMeta {
   const reason = meta.reason?.trim() || null;
   if (reason !== null && reason.length > 500)
     throw new InvalidArgumentError('reason must be at most 500 characters', 'reason');
+  // the reason is shown in audit logs and consoles: no forged lines, escape sequences or bidi tricks
+  if (reason !== null && hasDeceptiveCharacters(reason))
+    throw new InvalidArgumentError('reason must not hold control characters or bidi overrides', 'reason');
   const kind = meta.auditActor?.kind ?? 'system';
   if (!KINDS.has(kind))
     throw new InvalidArgumentError('auditActor.kind must be user, staff, service or system', 'auditActor');

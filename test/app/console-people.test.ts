@@ -1,13 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /** The tenant page's members and status history: staff only, each tenant its own. */
 let f: AppFixture;
+let tiers: TenantTiers | undefined;
 
 beforeAll(async () => {
-  f = await createAppFixture({ console: true });
+  f = await createAppFixture({
+    console: {
+      moves: (db) => {
+        tiers = new TenantTiers({
+          clusters: { home: { ownerUrl: db.ownerUrl, appUrl: db.appUrl } },
+          install: { appRole: db.appRole, ownerRole: db.ownerRole, contextSecret: db.contextSecret },
+        });
+        return tiers;
+      },
+    },
+  });
 });
 afterAll(async () => {
+  await tiers?.end();
   await f?.close();
 });
 
@@ -49,7 +62,14 @@ describe('members and history on the tenant page', () => {
     expect(suspended.statusCode, suspended.body).toBe(200);
     const closed = await f.call('GET', '/console/api/tenants/bravo/members', { headers });
     expect(closed.statusCode).toBe(200);
-    expect(closed.json()).toMatchObject({ members: null, closed: 'suspended' });
+    // memberships are pinned identity (sign-in reads them to answer TENANT_SUSPENDED): the
+    // operator still sees whom to contact
+    expect(
+      closed
+        .json()
+        .members.map((m: { userId: string }) => m.userId)
+        .sort(),
+    ).toEqual(bravoRows.map((r) => r.user_id).sort());
     const history = (await f.call('GET', '/console/api/tenants/bravo/history', { headers })).json().history;
     expect(history[0]).toMatchObject({ kind: 'console', what: 'tenant.suspend', detail: 'chargeback under review' });
     expect(history.some((h: { what: string }) => h.what === 'created')).toBe(true);
@@ -62,11 +82,47 @@ describe('members and history on the tenant page', () => {
     });
   });
 
+  it("lists a moved tenant's members (pinned at home), and the move in its history", async () => {
+    const headers = await session();
+    const before = (await f.call('GET', '/console/api/tenants/alpha/members', { headers })).json().members;
+    const alpha = (await f.db.admin.query<{ id: string }>(`select id from tenantry.tenants where slug = 'alpha'`))
+      .rows[0]!;
+    await tiers!.move(alpha.id, { tier: 'schema', cluster: 'home', schema: 't_alpha_people' });
+    const after = await f.call('GET', '/console/api/tenants/alpha/members', { headers });
+    expect(after.statusCode, after.body).toBe(200);
+    expect(after.json().members).toEqual(before);
+    const history = (await f.call('GET', '/console/api/tenants/alpha/history', { headers })).json().history;
+    expect(history.some((h: { kind: string; what: string }) => h.kind === 'move' && h.what.endsWith('→ schema'))).toBe(
+      true,
+    );
+  });
+
   it('refuses a member, no session, and a malformed tenant', async () => {
     expect((await f.call('GET', '/console/api/tenants/alpha/members')).statusCode).toBe(401);
     expect((await f.call('GET', '/console/api/tenants/alpha/history')).statusCode).toBe(401);
     const headers = await session();
     expect((await f.call('GET', '/console/api/tenants/no-such/members', { headers })).statusCode).toBe(404);
     expect((await f.call('GET', '/console/api/tenants/Bad!Slug/history', { headers })).statusCode).toBe(400);
+  });
+
+  it('the console audit pages newest first by number, past id 9, and reaches every entry', async () => {
+    const headers = await session();
+    await f.db.admin.query(
+      `insert into app_private.console_audit (staff_id, action, outcome)
+       select $1, 'tenant.suspend', 'refused' from generate_series(1, 12)`,
+      [f.staff.id],
+    );
+    const { rows } = await f.db.admin.query<{ n: number }>('select count(*)::int as n from app_private.console_audit');
+    const seen: number[] = [];
+    let next: string | null = null;
+    do {
+      const page = (
+        await f.call('GET', `/console/api/audit?limit=5${next ? `&before=${next}` : ''}`, { headers })
+      ).json() as { entries: { id: string }[]; next: string | null };
+      seen.push(...page.entries.map((e) => Number(e.id)));
+      next = page.next;
+    } while (next !== null && seen.length < 1000);
+    expect(seen.length).toBe(rows[0]!.n);
+    expect(seen).toEqual([...seen].sort((a, b) => b - a));
   });
 });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPublicAddress, publicOnlyFetch } from '../../app/plugins/egress-guard.js';
+import { isPublicAddress, mayBePublic, publicOnlyFetch } from '../../app/plugins/egress-guard.js';
 
 // Webhook URLs are chosen by tenants: the server must not become their way into its own network.
 let receiver: Server;
@@ -39,6 +39,9 @@ describe('publicOnlyFetch', () => {
       '::ffff:127.0.0.1',
       '2002:7f00:1::1',
       '224.0.0.1',
+      '::7f00:1',
+      '::a9fe:a9fe',
+      '64:ff9b::7f00:1',
       'not an address',
     ])
       expect(isPublicAddress(a), a).toBe(false);
@@ -61,6 +64,24 @@ describe('publicOnlyFetch', () => {
       expect(error?.code ?? error?.cause?.code, url).toBe('EGRESS_REFUSED');
     }
     expect(hits).toBe(0);
+  });
+
+  it('refuses at registration what needs no lookup: non-public literals and localhost names', () => {
+    for (const url of [
+      'http://127.0.0.1/x',
+      'http://2130706433/x',
+      'http://127.1/x',
+      'http://0x7f000001/x',
+      'http://[::1]/x',
+      'http://[::169.254.169.254]/x',
+      'http://localhost/x',
+      'http://LOCALHOST./x',
+      'http://foo.localhost/x',
+      'http://169.254.169.254/latest/meta-data',
+    ])
+      expect(mayBePublic(new URL(url)), url).toBe(false);
+    for (const url of ['https://hooks.example.com/x', 'https://93.184.216.34/x'])
+      expect(mayBePublic(new URL(url)), url).toBe(true);
   });
 
   it('with allowPrivate (local development) it reaches the receiver', async () => {

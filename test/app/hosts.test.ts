@@ -105,6 +105,17 @@ describe('the Host header', () => {
     expect(JSON.parse(open.body).error.code).toBe('HOST_INVALID');
   });
 
+  it('more than one Host: 400 HOST_INVALID (a proxy may route by the other one)', async () => {
+    for (const target of ['/me', '/sign-in']) {
+      const res = await rawRequest(
+        port,
+        `GET ${target} HTTP/1.1\r\nHost: ${f.b.slug}.${BASE}\r\nHost: ${f.a.slug}.${BASE}\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(res.status, `${target}: ${res.body}`).toBe(400);
+      expect(JSON.parse(res.body).error.code).toBe('HOST_INVALID');
+    }
+  });
+
   it('valid forms pass: a name with a port, an IP address, an IPv6 literal, localhost, a trailing dot', async () => {
     for (const host of [
       `127.0.0.1:${port}`,

@@ -188,6 +188,7 @@ describe('the reference schema under doctor', () => {
       // the sample plugins' tables (app/plugins), with the data migrations wherever tenants live
       { version: 1001, name: '1001_transcripts_transcripts.sql' },
       { version: 1101, name: '1101_webhooks_webhooks.sql' },
+      { version: 1102, name: '1102_webhooks_webhook_delivery_errors.sql' },
     ]);
     // the events function follows the caller's search path now (no pinned search_path), the trigger skips moves
     const fn = await d.admin.query<{ config: string[] | null; body: string }>(

@@ -52,6 +52,8 @@ beforeAll(async () => {
       const registry = createPlugins({
         dataPool: () => serverPool,
         setting: async (key) => (key === 'webhooks.timeoutMs' ? 300 : undefined),
+        // the receiver is on 127.0.0.1 (the egress guard itself: egress-guard.test.ts)
+        allowPrivateEgress: true,
       });
       feed = new SettingsFeed({ connectionString: db.ownerUrl });
       await feed.start();

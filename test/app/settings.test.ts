@@ -91,22 +91,22 @@ describe('/settings', () => {
   it('set, history, rollback; the audit log names the member', async () => {
     const set = await f.call('PUT', '/settings/maxRecordingMinutes', {
       token: alice,
-      payload: { value: 120, reason: 'longer calls' },
+      payload: { value: 20, reason: 'shorter calls' },
     });
     expect(set.statusCode).toBe(200);
     expect(set.json()).toEqual({ version: 1, keys: ['maxRecordingMinutes'] });
     await eventually(
       async () => (await f.call('GET', '/settings', { token: bob })).json().settings.maxRecordingMinutes,
-      120,
+      20,
     );
     const history = await f.call('GET', '/settings/history', { token: alice });
     expect(history.json().items[0]).toMatchObject({
       version: 1,
       key: 'maxRecordingMinutes',
       oldValue: null,
-      newValue: 120,
+      newValue: 20,
       actor: `user:${f.users.alice.id}`,
-      reason: 'longer calls',
+      reason: 'shorter calls',
     });
     const back = await f.call('POST', '/settings/rollback', { token: alice, payload: { version: 0 } });
     expect(back.json()).toEqual({ version: 2, keys: ['maxRecordingMinutes'] });
@@ -125,6 +125,19 @@ describe('/settings', () => {
       { actor_kind: 'user', actor_id: f.users.alice.id },
       { actor_kind: 'user', actor_id: f.users.alice.id },
     ]);
+  });
+
+  it("a tenant's admin may lower what the plan sells but not raise it; nothing changes", async () => {
+    const before = await stored(f.a.id);
+    for (const [key, value] of [
+      ['maxRecordingMinutes', 600],
+      ['recordingRetentionDays', 3650],
+    ] as const) {
+      const above = await f.call('PUT', `/settings/${key}`, { token: alice, payload: { value } });
+      expect(above.statusCode, key).toBe(403);
+      expect(above.json().error).toMatchObject({ code: 'SETTING_ABOVE_PLAN', field: key });
+    }
+    expect(await stored(f.a.id)).toEqual(before);
   });
 
   it('a non-admin member is refused every write and the history; nothing changes', async () => {
@@ -154,10 +167,10 @@ describe('/settings', () => {
     });
     expect(rollback.statusCode).toBeGreaterThanOrEqual(400);
     expect(rollback.statusCode).toBeLessThan(500);
-    const own = await f.call('PUT', '/settings/maxRecordingMinutes', { token: carol, payload: { value: 60 } });
+    const own = await f.call('PUT', '/settings/maxRecordingMinutes', { token: carol, payload: { value: 15 } });
     expect(own.json()).toEqual({ version: 1, keys: ['maxRecordingMinutes'] });
     expect(await stored(f.a.id)).toEqual(before);
-    expect((await stored(f.b.id)).overrides).toEqual({ maxRecordingMinutes: 60 });
+    expect((await stored(f.b.id)).overrides).toEqual({ maxRecordingMinutes: 15 });
   });
 });
 

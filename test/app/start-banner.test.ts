@@ -65,6 +65,29 @@ describe('the start banner', () => {
     }
   });
 
+  it('on Citus (TENANTRY_CITUS=1) says so, and what the mode leaves off, instead of the tiers', () => {
+    const banner = startBanner({
+      ...facts,
+      origin: { kind: 'url', host: 'coordinator', port: '9700', database: 'app' },
+      where: ['3 active tenants'],
+      citus: { workers: 2 },
+    });
+    expect(banner).toContain(
+      '  citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over 2 workers; 3 active tenants',
+    );
+    expect(banner).toContain(
+      'off in this mode: schema/database tiers, demo placements and moves, sign-up, TENANTRY_CLUSTERS,',
+    );
+    expect(banner).toContain(
+      'console moves and exports, per-row write metering of recordings, the activity tag, database limits, fair checkout;',
+    );
+    expect(banner).toContain('live recording events are published by the app after each write');
+    expect(banner).not.toContain('  tiers      ');
+    expect(banner).not.toContain('POST /sign-up');
+    expect(banner).not.toContain('schema t_globex');
+    expect(startBanner(facts)).toContain('  tiers      acme: shared tables');
+  });
+
   it('lists the routes added lately and says what is on: metrics, tracing, rate limits, activity, limits', () => {
     const on = startBanner({
       ...facts,

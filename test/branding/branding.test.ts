@@ -63,6 +63,8 @@ describe('brand fields', () => {
       'A\u0000',
       'Acme "Support"',
       'Ceo <ceo@bank.test>',
+      'support@bank.example',
+      '=?utf-8?b?PGNlb0BiYW5rPg==?=',
       'x'.repeat(65),
     ])
       expect(await refusal(() => parseBrandInput({ emailSenderName: bad }))).toMatchObject({

@@ -2,8 +2,8 @@
 // a fresh database of the cluster gets `install --citus`, the app migrations and the step; the
 // tables are then a reference table (users) and four colocated distributed tables, and two
 // tenants' recordings and members are isolated through a Citus TenantPool: A's reads, updates,
-// deletes and inserts of B's rows are refused and nothing of B's changes. (The server itself is
-// not started on Citus yet: docs/citus.md, Limits.) Runs when CITUS_URL is set.
+// deletes and inserts of B's rows are refused and nothing of B's changes. (The server itself on
+// Citus: reference-server.test.ts.) Runs when CITUS_URL is set.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';

@@ -181,6 +181,8 @@ describe('tenantry sql', { timeout: 300_000 }, () => {
       [['--tenant', 'acme', '--reason', REASON, 'select * from no_such_table'], /^error SQL_FAILED: .*42P01/, 1],
       [['--tenant', 'acme', '--reason', REASON, 'select 1; select 2'], /^error INVALID_ARGUMENT: one statement/, 1],
       [['--tenant', 'acme', '--reason', 'because', 'select 1'], /^error REASON_INVALID: --reason: say why/, 1],
+      [['--tenant', 'acme', '--reason', 'ticket 1\r\nInjected: yes', 'select 1'], /^error REASON_INVALID: /, 1],
+      [['--tenant', 'acme', '--reason', 'ticket 1\u001b[31m red text long', 'select 1'], /^error REASON_INVALID: /, 1],
       [['--tenant', 'acme', 'select 1'], /required option '--reason <text>' not specified/, 2],
       [['--tenant', 'Bad Slug', '--reason', REASON, 'select 1'], /^error INVALID_ARGUMENT: /, 1],
       // statements that hide from the guard or outlive the command's transaction, refused before PostgreSQL
@@ -196,6 +198,14 @@ describe('tenantry sql', { timeout: 300_000 }, () => {
         'reset all',
         'create table t (id int)',
         "copy notes to '/tmp/x'",
+        // SQL text run out of the check's sight, and the session's signed context read out
+        "select query_to_xml('select count(*) from notes', true, false, '')",
+        "select pg_catalog.QUERY_TO_XML('select 1', true, false, '')",
+        "select table_to_xml('notes', true, false, '')",
+        "select query_to_xml_and_xmlschema('select 1', true, false, '')",
+        "select current_setting('tenantry.context', true)",
+        "select setting from pg_settings where name = 'tenantry.context'",
+        'select * from pg_catalog.pg_show_all_settings()',
       ].map((statement): [string[], RegExp, number] => [
         ['--tenant', 'acme', '--reason', REASON, '--guard', 'off', statement],
         /^error SQL_STATEMENT_REFUSED: tenantry sql /,

@@ -92,7 +92,12 @@ describe('checkMigrationSql', () => {
     expect(files.length).toBeGreaterThan(0);
     expect(
       await checkMigrationFiles(files, {
-        globalTables: ['app_private.users', 'app_private.outbox', 'app_private.address_confirmations'],
+        globalTables: [
+          'app_private.users',
+          'app_private.outbox',
+          'app_private.address_confirmations',
+          'app_private.console_audit',
+        ],
       }),
     ).toEqual([]);
     const unlisted = await checkMigrationFiles(files);
@@ -100,6 +105,7 @@ describe('checkMigrationSql', () => {
       ['001_identity.sql', 'app_private.users'],
       ['007_invitation_ownership.sql', 'app_private.outbox'],
       ['007_invitation_ownership.sql', 'app_private.address_confirmations'],
+      ['011_console_audit.sql', 'app_private.console_audit'],
     ]);
   });
 });

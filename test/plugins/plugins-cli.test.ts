@@ -68,19 +68,27 @@ describe('tenantry tenants plugins', () => {
       'acme',
       'webhooks',
       '--reason',
-      'ticket 88',
+      'ticket 88: trial',
       '--actor',
       'staff:ann',
     );
     expect(enabled.code, enabled.stderr).toBe(0);
     expect(enabled.stdout).toContain('acme: webhooks enable → enabled (override)');
-    const disabled = await tenantry('tenants', 'plugins', 'disable', 'acme', 'transcripts', '--reason', 'downgrade');
+    const disabled = await tenantry(
+      'tenants',
+      'plugins',
+      'disable',
+      'acme',
+      'transcripts',
+      '--reason',
+      'downgrade to free',
+    );
     expect(disabled.stdout).toContain('acme: transcripts disable → disabled (override)');
     const table = await tenantry('tenants', 'plugins', 'list', 'acme', '--history');
     expect(table.stdout).toMatch(/webhooks\s+1\.0\.0\s+yes\s+override/);
-    expect(table.stdout).toMatch(/transcripts\s+disable\s+cli:\S+\s+downgrade/);
-    expect(table.stdout).toMatch(/webhooks\s+enable\s+staff:ann\s+ticket 88/);
-    const reset = await tenantry('tenants', 'plugins', 'reset', 'acme', 'transcripts');
+    expect(table.stdout).toMatch(/transcripts\s+disable\s+cli:\S+\s+downgrade to free/);
+    expect(table.stdout).toMatch(/webhooks\s+enable\s+staff:ann\s+ticket 88: trial/);
+    const reset = await tenantry('tenants', 'plugins', 'reset', 'acme', 'transcripts', '--reason', 'back to the plan');
     expect(reset.stdout).toContain('acme: transcripts reset → enabled (plan)');
     // the other tenant is untouched
     const { rows } = await db.owner.query(
@@ -92,7 +100,7 @@ describe('tenantry tenants plugins', () => {
 
   it('refuses an unknown plugin or tenant, changing nothing', async () => {
     const before = (await db.owner.query('select count(*)::int as n from tenantry_private.flag_changes')).rows[0].n;
-    const unknown = await tenantry('tenants', 'plugins', 'enable', 'acme', 'nope', '--reason', 'x');
+    const unknown = await tenantry('tenants', 'plugins', 'enable', 'acme', 'nope', '--reason', 'ticket 90: no such');
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('PLUGIN_UNKNOWN');
     const missing = await tenantry('tenants', 'plugins', 'list', 'no-such-tenant');
@@ -119,6 +127,7 @@ select tenantry.register_tenant_table('notes');`,
       '001_notes.sql',
       '1001_transcripts_transcripts.sql',
       '1101_webhooks_webhooks.sql',
+      '1102_webhooks_webhook_delivery_errors.sql',
     ]);
     const forced = await db.admin.query(
       `select relname from pg_class where relname in ('transcripts', 'webhook_endpoints') and relforcerowsecurity order by 1`,
