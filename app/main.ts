@@ -23,7 +23,7 @@ import {
   type LocalSecretName,
 } from 'tenantry/embedded';
 import { DEMO_PASSWORD, DEMO_TENANTS, seedDemo, seedDemoPlugins, seedDemoStaff } from './demo-seed.js';
-import { startBanner } from './start-banner.js';
+import { startBanner, workerBanner } from './start-banner.js';
 import { createLogger } from './logger.js';
 import { ensureExtensions, migrate } from './migrate.js';
 import type { QueryGuard } from 'tenantry/guard';
@@ -41,6 +41,7 @@ import { createPlugins } from './plugins/registry.js';
 import { tenantSignUp, type TenantSignUp } from './signup/tenant-sign-up.js';
 import { jobsPurgeParticipant, type TenantJobs } from 'tenantry/jobs';
 import { TenantPurger } from 'tenantry/lifecycle';
+import { outboxPurgeParticipant } from './identity/outbox-purge.js';
 import { meterDatabaseTime, UsageRecorder, type UsageLocation } from 'tenantry/metering';
 import { createJobs, processRoleFromEnv, type ProcessRole } from './jobs/jobs-from-env.js';
 import { defineRecordingJobs } from './jobs/recording-jobs.js';
@@ -473,7 +474,7 @@ try {
   if (role !== 'server') await jobs.work({ concurrency: 2 });
   if (role === 'worker') {
     process.stdout.write(
-      `\nTenantry worker: running background jobs (recording.process) against ${process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`}; no HTTP. Ctrl+C stops it.\n`,
+      workerBanner(jobs.names, process.env.DATABASE_URL ? 'DATABASE_URL' : `the local database in ${dataFolder}`),
     );
     if (quietStart) logger.level = 'info';
   } else {
@@ -528,8 +529,12 @@ try {
           catalog: consoleCatalog,
           owners: Object.fromEntries(Object.entries(clusters).map(([name, c]) => [name, c.ownerUrl])),
           admins: adminUrls,
-          // the console's export archives of the tenant go with it
-          participants: [jobsPurgeParticipant(consoleCatalog), consoleExportsPurgeParticipant(consoleExportDir)],
+          // the console's export archives of the tenant and its mail in the outbox go with it
+          participants: [
+            jobsPurgeParticipant(consoleCatalog),
+            consoleExportsPurgeParticipant(consoleExportDir),
+            outboxPurgeParticipant(consoleCatalog),
+          ],
         })),
         // settings and flags, exports (counted against the console's own `console-export` limit, not the tenant's `export`): docs/console.md
         settings: { admin: settingsOptions.admin, flags: new FlagsAdmin({ definition: flags, db: settingsPool }) },

@@ -179,3 +179,12 @@ export function startBanner(facts: BannerFacts): string {
   );
   return lines.join('\n');
 }
+
+/**
+ * What `npm run worker` prints: every job it runs (the server's and the plugins'), as defined on
+ * its TenantJobs, and the database it works on.
+ */
+export function workerBanner(jobNames: readonly string[], where: string): string {
+  const jobs = jobNames.length ? jobNames.join(', ') : 'none defined';
+  return `\nTenantry worker: running background jobs (${jobs}) against ${where}; no HTTP. Ctrl+C stops it.\n`;
+}

@@ -2,12 +2,14 @@ import { Command } from 'commander';
 import { exportTenant, type TransferProgress } from '../lifecycle/export/tenant-exporter.js';
 import { importTenant } from '../lifecycle/export/tenant-importer.js';
 import { ArchiveReader } from '../lifecycle/export/archive-reader.js';
+import { ArchiveError } from '../lifecycle/export/archive-error.js';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import type pg from 'pg';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
 import { Placements } from '../tiers/placements.js';
 import type { Tier } from '../tiers/tenant-router.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
+import { PLUGINS_OPTION_HELP } from './plugins-definition.js';
 import { prepareMoveTarget } from './prepare-move-target.js';
 import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
@@ -85,6 +87,7 @@ interface ImportOptions {
   schema?: string;
   database?: string;
   ddl?: string;
+  plugins?: string;
   clusterUrl?: string[];
   replace?: string;
   allowUnsigned?: boolean;
@@ -110,6 +113,7 @@ export function importCommand(globals: () => ConnectionOptions): Command {
       '--ddl <path>',
       'create the target schema or database first: a migrations directory (global/, tenant/) or one SQL file, as tenants move --ddl',
     )
+    .option('--plugins <module>', `with --ddl <directory>: ${PLUGINS_OPTION_HELP}`)
     .option(
       '--cluster-url <name=url>',
       'owner URL of another cluster (repeatable)',
@@ -138,6 +142,11 @@ export function importCommand(globals: () => ConnectionOptions): Command {
         const progress = progressReporter();
         const began = performance.now();
         try {
+          if (opts.replace !== undefined && opts.as !== undefined)
+            throw new ArchiveError(
+              'IMPORT_REPLACE_UNSUPPORTED',
+              '--replace restores the tenant over itself: it takes no --as (import --as alone makes a copy)',
+            );
           if (opts.replace !== undefined) await confirmReplace(file, opts.replace, catalog);
           const result = await importTenant({
             file,
@@ -157,7 +166,16 @@ export function importCommand(globals: () => ConnectionOptions): Command {
                 : undefined,
             prepareTarget: opts.ddl
               ? async (target, tenant) => {
-                  await prepareMoveTarget({ target, tenant, path: opts.ddl!, placements, catalog, db, owners });
+                  await prepareMoveTarget({
+                    target,
+                    tenant,
+                    path: opts.ddl!,
+                    plugins: opts.plugins,
+                    placements,
+                    catalog,
+                    db,
+                    owners,
+                  });
                 }
               : undefined,
             onProgress: (p) => progress.update(transferProgressUpdate(p)),

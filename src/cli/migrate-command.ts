@@ -6,8 +6,8 @@ import type { LocalDatabase } from '../embedded/local-database.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { progressReporter, type ProgressReporter } from './progress-reporter.js';
 import { textTable } from './text-table.js';
-import { loadMigrations, type Migration } from '../tiers/migrate/migration-files.js';
-import { loadPluginRegistry } from './plugins-definition.js';
+import type { Migration } from '../tiers/migrate/migration-files.js';
+import { migrationsWithPlugins, PLUGINS_OPTION_HELP } from './plugins-definition.js';
 
 interface MigrateFlags {
   migrations: string;
@@ -114,11 +114,8 @@ function failureLine(r: TargetResult): string {
 }
 
 /** The directory's migrations, with the plugins' when `--plugins` (or TENANTRY_PLUGINS_MODULE) names them. */
-async function withPlugins(flags: MigrateFlags): Promise<string | Migration[]> {
-  const module = flags.plugins ?? process.env.TENANTRY_PLUGINS_MODULE;
-  if (!module) return flags.migrations;
-  const registry = await loadPluginRegistry(module);
-  return registry.migrations(await loadMigrations(flags.migrations));
+function withPlugins(flags: MigrateFlags): Promise<string | Migration[]> {
+  return migrationsWithPlugins(flags.migrations, flags.plugins);
 }
 
 /** `tenantry migrate` and `tenantry migrate status`. */
@@ -136,10 +133,7 @@ export function migrateCommand(globals: () => ConnectionOptions): Command {
         'other clusters\' URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
       )
       .option('--concurrency <n>', 'targets at once (and connections at work)', positive, 8)
-      .option(
-        '--plugins <module>',
-        "also the migrations of the application's plugins (a module exporting definePlugins(…); or TENANTRY_PLUGINS_MODULE)",
-      )
+      .option('--plugins <module>', PLUGINS_OPTION_HELP)
       .option('--json', 'print JSON');
   // options live on the subcommands: on `migrate` itself they would swallow `migrate status --migrations x`
   const cmd = new Command('migrate').description(

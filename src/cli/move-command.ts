@@ -6,6 +6,7 @@ import type { MoveProgress, MoveRecord } from '../tiers/move/move-record.js';
 import { TenantMover } from '../tiers/move/tenant-mover.js';
 import type { Tier } from '../tiers/tenant-router.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
+import { PLUGINS_OPTION_HELP } from './plugins-definition.js';
 import { prepareMoveTarget } from './prepare-move-target.js';
 import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
@@ -15,6 +16,7 @@ interface MoveOptions {
   schema?: string;
   database?: string;
   ddl?: string;
+  plugins?: string;
   clusterUrl?: string[];
   capture: string;
   verify: string;
@@ -88,6 +90,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
       '--ddl <path>',
       'create the target first: a migrations directory (global/, tenant/; applied and recorded as `tenantry migrate` does), or one SQL file (deployments not versioned by `tenantry migrate`)',
     )
+    .option('--plugins <module>', `with --ddl <directory>: ${PLUGINS_OPTION_HELP}`)
     .option(
       '--cluster-url <name=url>',
       'owner URL of another cluster (repeatable)',
@@ -167,6 +170,7 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
                 target,
                 tenant: tenant.id,
                 path: opts.ddl,
+                plugins: opts.plugins,
                 placements,
                 catalog,
                 db,

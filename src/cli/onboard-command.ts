@@ -16,12 +16,14 @@ import { TenantRouter } from '../tiers/tenant-router.js';
 import { commandPool, type ConnectionOptions } from './connection.js';
 import { withClusters } from './migrate-command.js';
 import { existsSync } from 'node:fs';
+import { migrationsWithPlugins, PLUGINS_OPTION_HELP } from './plugins-definition.js';
 
 interface OnboardFlags {
   name: string;
   plan?: string;
   ownerEmail?: string;
   migrations: string;
+  plugins?: string;
   hooks?: string;
   clusters?: string;
   json?: boolean;
@@ -89,6 +91,7 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
       "the application's migrations directory (global/, tenant/), applied to a new schema or database",
       process.env.TENANTRY_MIGRATIONS_DIR ?? 'migrations',
     )
+    .option('--plugins <module>', PLUGINS_OPTION_HELP)
     .option(
       '--hooks <module>',
       'a module exporting seed(context, { pool }), deliverInvitation(delivery), onStep(event)',
@@ -110,7 +113,9 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
         let routes: pg.Pool | undefined;
         let router: TenantRouter | undefined;
         let data: RoutedTenantPool | undefined;
-        const migrations = existsSync(flags.migrations) ? flags.migrations : undefined;
+        const migrations = existsSync(flags.migrations)
+          ? await migrationsWithPlugins(flags.migrations, flags.plugins)
+          : undefined;
         const onboarding = new TenantOnboarding({
           catalog,
           owners,

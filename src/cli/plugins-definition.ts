@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
+import { loadMigrations, type Migration } from '../tiers/migrate/migration-files.js';
 import { PluginAdmin } from '../plugins/plugin-admin.js';
 import type { PluginRegistry } from '../plugins/plugin-registry.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
@@ -44,4 +45,20 @@ export async function withPluginAdmin<T>(
       await pool.end();
     }
   });
+}
+
+/** The help text of `--plugins <module>` on the commands that apply migrations (migrate, onboard, import --ddl, move --ddl). */
+export const PLUGINS_OPTION_HELP =
+  "also the migrations of the application's plugins (a module exporting definePlugins(…); or TENANTRY_PLUGINS_MODULE)";
+
+/**
+ * A migrations directory, with the plugins' migrations when `plugins` (or
+ * TENANTRY_PLUGINS_MODULE) names the application's registry: what `tenantry migrate --plugins`
+ * applies, so a location made by another command is versioned the same way.
+ */
+export async function migrationsWithPlugins(dir: string, plugins: string | undefined): Promise<string | Migration[]> {
+  const module = plugins ?? process.env.TENANTRY_PLUGINS_MODULE;
+  if (!module) return dir;
+  const registry = await loadPluginRegistry(module);
+  return registry.migrations(await loadMigrations(dir));
 }

@@ -6,6 +6,7 @@ import type { PlacementTarget, Placements } from '../tiers/placements.js';
 import { createTenantDatabase, createTenantSchema } from '../tiers/provision.js';
 import { migrateLocation } from '../tiers/migrate/migrate-location.js';
 import type { MigrationReport } from '../tiers/migrate/migrate-everywhere.js';
+import { migrationsWithPlugins } from './plugins-definition.js';
 
 /** What `--ddl` did to the target before the move. */
 export type PreparedTarget =
@@ -36,6 +37,8 @@ export async function prepareMoveTarget(options: {
   /** The tenant the target is for: a schema target is claimed for it (its tables refuse other tenants' rows). */
   tenant: string;
   path: string;
+  /** The application's plugin registry module (`--plugins`, or TENANTRY_PLUGINS_MODULE): its migrations are applied too. */
+  plugins?: string;
   placements: Placements;
   catalog: pg.Pool;
   db: LocalDatabase;
@@ -82,7 +85,7 @@ export async function prepareMoveTarget(options: {
     cluster: target.cluster,
     database: target.tier === 'database' ? target.database : null,
     schema: target.tier === 'schema' ? target.schema : null,
-    migrations: path,
+    migrations: await migrationsWithPlugins(path, options.plugins),
   });
   return { kind: 'migrations', report };
 }

@@ -17,16 +17,42 @@ import { pluginsCommand } from './plugins-command.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { Placements, type PlacementTarget } from '../tiers/placements.js';
 
-function printTenants(tenants: Tenant[], json: boolean): void {
+/**
+ * Where each `provisioning` tenant is being onboarded to (its onboarding record's target): until
+ * its route step it is placed in the shared tier, which is not where it goes.
+ */
+async function onboardingTargets(pool: pg.Pool, tenants: Tenant[]): Promise<Map<string, PlacementTarget>> {
+  const ids = tenants.filter((t) => t.status === 'provisioning').map((t) => t.id);
+  if (ids.length === 0) return new Map();
+  const { rows } = await pool.query<{ tenant_id: string; target: PlacementTarget }>(
+    `select tenant_id, target from tenantry.onboardings where tenant_id = any($1::uuid[]) and completed_at is null`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.tenant_id, r.target]));
+}
+
+/** The TIER column: a tenant being onboarded shows where it goes, `(provisioning → schema)`. */
+function tierOf(t: Tenant, targets: Map<string, PlacementTarget>): string {
+  const target = targets.get(t.id);
+  return target ? `(provisioning → ${target.tier})` : t.placement.tier;
+}
+
+function printTenants(tenants: Tenant[], json: boolean, targets = new Map<string, PlacementTarget>()): void {
   if (json) {
-    console.log(JSON.stringify(tenants, null, 2));
+    console.log(
+      JSON.stringify(
+        tenants.map((t) => (targets.has(t.id) ? { ...t, onboardingTarget: targets.get(t.id) } : t)),
+        null,
+        2,
+      ),
+    );
     return;
   }
   if (tenants.length === 0) {
     console.log('(no tenants)');
     return;
   }
-  const rows = tenants.map((t) => [t.id, t.slug, t.status, t.placement.tier, t.createdAt.toISOString(), t.name]);
+  const rows = tenants.map((t) => [t.id, t.slug, t.status, tierOf(t, targets), t.createdAt.toISOString(), t.name]);
   console.log(textTable(['ID', 'SLUG', 'STATUS', 'TIER', 'CREATED', 'NAME'], rows));
 }
 
@@ -70,7 +96,11 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     .description('show one tenant, whatever its status')
     .option('--json', 'print JSON')
     .action(async (ref: string, opts: { json?: boolean }) => {
-      printTenants([await withCatalog(globals(), (c) => c.get(ref))], !!opts.json);
+      const [tenants, targets] = await withCatalog(globals(), async (c, pool) => {
+        const tenant = [await c.get(ref)];
+        return [tenant, await onboardingTargets(pool, tenant)] as const;
+      });
+      printTenants(tenants, !!opts.json, targets);
     });
   cmd
     .command('list')
@@ -80,10 +110,11 @@ export function tenantsCommand(globals: () => ConnectionOptions): Command {
     .option('--cursor <cursor>', 'continue after a previous page')
     .option('--json', 'print JSON')
     .action(async (opts: { status?: TenantStatus; limit: string; cursor?: string; json?: boolean }) => {
-      const page = await withCatalog(globals(), (c) =>
-        c.list({ status: opts.status, limit: Number(opts.limit), cursor: opts.cursor }),
-      );
-      printTenants(page.tenants, !!opts.json);
+      const [page, targets] = await withCatalog(globals(), async (c, pool) => {
+        const listed = await c.list({ status: opts.status, limit: Number(opts.limit), cursor: opts.cursor });
+        return [listed, await onboardingTargets(pool, listed.tenants)] as const;
+      });
+      printTenants(page.tenants, !!opts.json, targets);
       if (page.nextCursor && !opts.json) console.log(`more: --cursor ${page.nextCursor}`);
     });
   cmd

@@ -49,6 +49,7 @@ export type TenantryErrorCode =
   | 'ONBOARDING_CONFLICT'
   | 'ONBOARDING_BUSY'
   | 'ONBOARDING_STEP_FAILED'
+  | 'ONBOARDING_NO_MIGRATIONS'
   // support SQL (`tenantry sql`, see src/cli/sql-command.ts)
   | 'SQL_FAILED'
   | 'SQL_STATEMENT_REFUSED'

@@ -169,6 +169,11 @@ export class TenantJobs {
       throw new ConfigurationError('pollIntervalMs must be a whole number of milliseconds from 10 to 60000');
   }
 
+  /** The defined jobs' names, in the order they were defined (what `work()` runs by default). */
+  get names(): string[] {
+    return [...this.#definitions.keys()];
+  }
+
   /** The queue adapter's name (`pg-boss`). */
   get kind(): string {
     return this.#adapter.kind;

@@ -7,6 +7,7 @@ import { TenantPurger } from '../../src/lifecycle/index.js';
 import { FlagsAdmin, SettingsAdmin } from '../../src/settings/index.js';
 import { flags, settings } from '../../app/settings/definition.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
+import { outboxPurgeParticipant } from '../../app/identity/outbox-purge.js';
 
 /**
  * The operator console in a real browser: Debian's chromium driven by playwright-core. CI installs
@@ -35,7 +36,12 @@ beforeAll(async () => {
         });
         return tiers;
       },
-      purger: (db) => (purger = new TenantPurger({ catalog: db.owner, owners: { home: db.ownerUrl } })),
+      purger: (db) =>
+        (purger = new TenantPurger({
+          catalog: db.owner,
+          owners: { home: db.ownerUrl },
+          participants: [outboxPurgeParticipant(db.owner)],
+        })),
       settings: (db) => ({
         admin: new SettingsAdmin({ definition: settings, db: db.owner }),
         flags: new FlagsAdmin({ definition: flags, db: db.owner }),

@@ -4,6 +4,7 @@ import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
 import pg from 'pg';
 import { TenantRateLimits } from '../../src/limits/index.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
+import { outboxPurgeParticipant } from '../../app/identity/outbox-purge.js';
 
 /** Moves from the operator console: start, watch to the end, refusals; audited in the tenant's log. */
 let f: AppFixture;
@@ -186,7 +187,12 @@ describe('purge in the console', () => {
   beforeAll(async () => {
     purged = await createAppFixture({
       console: {
-        purger: (db) => (purger = new TenantPurger({ catalog: db.owner, owners: { home: db.ownerUrl } })),
+        purger: (db) =>
+          (purger = new TenantPurger({
+            catalog: db.owner,
+            owners: { home: db.ownerUrl },
+            participants: [outboxPurgeParticipant(db.owner)],
+          })),
       },
     });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { databaseLine, startBanner, type BannerFacts } from '../../app/start-banner.js';
+import { databaseLine, startBanner, workerBanner, type BannerFacts } from '../../app/start-banner.js';
 
 // The banner says what the server really uses, and its commands paste as they are (review
 // findings 7, 8 and 9).
@@ -120,5 +120,35 @@ describe('the start banner', () => {
     expect(off).toContain('activity off (TENANTRY_ACTIVITY)');
     expect(off).toContain('client address of the socket');
     expect(off).not.toContain('GET /metrics (Prometheus)');
+  });
+});
+
+describe('the worker banner', () => {
+  it("lists every job the worker runs: the recordings' and the plugins'", async () => {
+    // wired as app/main.ts wires them (nothing connects before start())
+    const { default: pg } = await import('pg');
+    const { createJobs } = await import('../../app/jobs/jobs-from-env.js');
+    const { defineRecordingJobs } = await import('../../app/jobs/recording-jobs.js');
+    const { PluginHost } = await import('../../src/plugins/index.js');
+    const { createPlugins } = await import('../../app/plugins/registry.js');
+    const { unboundServices } = await import('../../app/plugins/plugin-services.js');
+    const pool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none' });
+    const jobs = createJobs({
+      ownerUrl: 'postgres://nobody@127.0.0.1:1/none',
+      catalog: pool,
+      contextSecret: 'x'.repeat(32),
+    });
+    try {
+      new PluginHost({ registry: createPlugins(unboundServices), db: pool, jobs });
+      defineRecordingJobs(jobs, { dataPool: pool as never });
+      const banner = workerBanner(jobs.names, 'DATABASE_URL');
+      expect(jobs.names).toContain('recording.process');
+      expect(jobs.names.some((n) => n.startsWith('transcripts.'))).toBe(true);
+      expect(jobs.names.some((n) => n.startsWith('webhooks.'))).toBe(true);
+      for (const name of jobs.names) expect(banner).toContain(name);
+      expect(banner).toContain('against DATABASE_URL');
+    } finally {
+      await pool.end();
+    }
   });
 });

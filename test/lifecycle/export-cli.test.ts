@@ -91,4 +91,31 @@ describe('tenantry tenants export / import', { timeout: 180_000 }, () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/INVALID_ARGUMENT/);
   });
+
+  it('refuses --replace with --as, or with another tier, as IMPORT_REPLACE_UNSUPPORTED, changing nothing', async () => {
+    const file = path.join(dir, 'acme.tenant');
+    const tenants = async () =>
+      (await f.db.owner.query(`select slug, status, placement from tenantry.tenants order by slug`)).rows;
+    const before = await othersChecksum(f, [], [{ tier: 'shared', cluster: 'home' }]);
+    const catalog = await tenants();
+    const cases = [
+      ['--as', 'foo'],
+      ['--to', 'schema'],
+      ['--to', 'database'],
+    ];
+    // active (as the try-out had it) and suspended (as a replace wants it): refused either way
+    for (const status of ['active', 'suspended']) {
+      await f.db.owner.query(`update tenantry.tenants set status = $1 where slug = 'acme'`, [status]);
+      for (const extra of cases) {
+        const refused = await tenantry('tenants', 'import', file, '--replace', 'acme', ...extra);
+        expect(refused.code, `${status} ${extra.join(' ')}: ${refused.stderr}`).toBe(1);
+        expect(refused.stderr).toMatch(/^error IMPORT_REPLACE_UNSUPPORTED: /m);
+      }
+    }
+    await f.db.owner.query(`update tenantry.tenants set status = 'active' where slug = 'acme'`);
+    expect(await tenants()).toEqual(catalog);
+    expect((await f.db.owner.query(`select from tenantry.tenants where slug = 'foo'`)).rowCount).toBe(0);
+    expect(await othersChecksum(f, [], [{ tier: 'shared', cluster: 'home' }])).toBe(before);
+    expect((await f.db.admin.query(`select from pg_namespace where nspname = 't_acme'`)).rowCount).toBe(0);
+  });
 });

@@ -7,6 +7,7 @@ import type { TenantPool } from '../../src/data/tenant-pool.js';
 import { OneTimeCodes } from '../../src/identity/one-time-codes.js';
 import { TenantOnboarding, type TenantOnboardingOptions } from '../../src/lifecycle/onboard/index.js';
 import { migrateLocation } from '../../src/tiers/migrate/migrate-location.js';
+import { loadMigrations } from '../../src/tiers/migrate/migration-files.js';
 import { planPlacementPolicy } from '../../src/tiers/placement-policy.js';
 import { withDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
@@ -394,6 +395,57 @@ describe('onboarding', () => {
     } finally {
       holder.release();
       await fast.end();
+    }
+  });
+
+  it('refuses to activate a schema or database tenant without migrations: new or resumed, nothing activated', async () => {
+    const bare = new TenantOnboarding(options({ migrations: undefined, seed: undefined }));
+    const noTenantScope = new TenantOnboarding(
+      options({ migrations: (await loadMigrations(MIGRATIONS)).filter((m) => m.scope === 'global'), seed: undefined }),
+    );
+    try {
+      const tenants = await count('select from tenantry.tenants');
+      // a new tenant: refused before its catalog row commits
+      for (const plan of ['business', 'enterprise']) {
+        const refused = await bare.run({ slug: `bare-${plan}`, name: 'Bare', plan }).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ code: 'ONBOARDING_NO_MIGRATIONS', details: { slug: `bare-${plan}` } });
+        expect(String((refused as Error).message)).toContain('--migrations');
+      }
+      expect(await codeOf(noTenantScope.run({ slug: 'bare-global', name: 'Bare', plan: 'business' }))).toBe(
+        'ONBOARDING_NO_MIGRATIONS',
+      );
+      expect(await count('select from tenantry.tenants')).toBe(tenants);
+      expect(await count(`select from tenantry.onboardings where slug like 'bare-%'`)).toBe(0);
+      expect(await count(`select from pg_namespace where nspname like 't_bare%'`)).toBe(0);
+      // a shared tenant needs none (the shared tables are the cluster's)
+      expect((await bare.run({ slug: 'bare-shared', name: 'Bare' })).tenant.status).toBe('active');
+
+      // stopped at the migrate step (a migration the location refuses), then resumed without migrations
+      const broken = new TenantOnboarding(
+        options({
+          seed: undefined,
+          migrations: [
+            { version: 2, name: '002_broken.sql', scope: 'tenant', sql: 'select no_such_function()', checksum: 'x' },
+          ],
+        }),
+      );
+      try {
+        expect(
+          await broken.run({ slug: 'stuck', name: 'Stuck', plan: 'business' }).catch((e: unknown) => e),
+        ).toMatchObject({ code: 'ONBOARDING_STEP_FAILED', details: { step: 'migrate' } });
+      } finally {
+        await broken.end();
+      }
+      expect(await codeOf(bare.run({ slug: 'stuck', name: 'Stuck' }))).toBe('ONBOARDING_NO_MIGRATIONS');
+      expect(await count(`select from tenantry.tenants where slug = 'stuck' and status = 'provisioning'`)).toBe(1);
+      expect(await onboardingRow('stuck')).toMatchObject({ completed_at: null });
+      // with the migrations it finishes, its tables made
+      const resumed = await onboarding.run({ slug: 'stuck', name: 'Stuck' });
+      expect(resumed).toMatchObject({ outcome: 'resumed', tenant: { status: 'active' } });
+      expect(await count(`select from pg_tables where schemaname = 't_stuck' and tablename = 'notes'`)).toBe(1);
+    } finally {
+      await bare.end();
+      await noTenantScope.end();
     }
   });
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -147,4 +147,83 @@ select tenantry.register_tenant_table('notes');`,
     expect(without.code).not.toBe(0);
     expect(without.stdout + without.stderr).toContain('MIGRATION_UNKNOWN');
   }, 120_000);
+
+  it('tenants onboard and tenants import --ddl take --plugins too: the new schema gets the migrations migrate applied', async () => {
+    const migrations = path.join(dir, 'migrations'); // migrated with the plugins by the test above
+    const roles = {
+      TENANTRY_APP_PASSWORD: ROLE_PASSWORD,
+      TENANTRY_OWNER_PASSWORD: ROLE_PASSWORD,
+      TENANTRY_APP_ROLE: db.appRole,
+      TENANTRY_OWNER_ROLE: db.ownerRole,
+      TENANTRY_CONTEXT_SECRET: db.contextSecret,
+      TENANTRY_ROUTER_ROLE: db.routerRole,
+      TENANTRY_ROUTER_PASSWORD: ROLE_PASSWORD,
+    };
+    const onboard = (slug: string, ...extra: string[]) =>
+      tenantryWith(roles, 'tenants', 'onboard', slug, '--name', slug, '--plan', 'business', ...extra);
+    const TABLES = ['notes', 'transcripts', 'webhook_deliveries', 'webhook_endpoints', 'webhook_secrets'];
+    const tablesOf = async (schema: string) =>
+      (
+        await db.admin.query<{ tablename: string }>(
+          `select tablename from pg_tables where schemaname = $1 order by 1`,
+          [schema],
+        )
+      ).rows.map((r) => r.tablename);
+    // without the plugins the home database's applied plugin migrations are unknown: refused at migrate
+    const without = await onboard('nopl', '--migrations', migrations);
+    expect(without.code).not.toBe(0);
+    expect(without.stderr).toContain('ONBOARDING_STEP_FAILED');
+    // resumed with no migrations at all: refused with a code, not activated with an empty schema
+    const empty = await onboard('nopl');
+    expect(empty.code).not.toBe(0);
+    expect(empty.stderr).toContain('ONBOARDING_NO_MIGRATIONS');
+    const stuck = await db.admin.query(`select status from tenantry.tenants where slug = 'nopl'`);
+    expect(stuck.rows).toEqual([{ status: 'provisioning' }]);
+    expect(await tablesOf('t_nopl')).toEqual([]);
+    // tenants list shows where it goes, not the shared tier it is held in meanwhile
+    const listed = await tenantryWith(roles, 'tenants', 'list');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.split('\n').find((l) => l.includes(' nopl '))).toMatch(
+      /provisioning\s+\(provisioning → schema\)/,
+    );
+    // with them it finishes, the plugins' tables made in the new schema
+    const done = await onboard('nopl', '--migrations', migrations, '--plugins', 'app/plugins/registry.ts');
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(await tablesOf('t_nopl')).toEqual(TABLES);
+    // the env var names the module as well
+    const viaEnv = await tenantryWith(
+      { ...roles, TENANTRY_PLUGINS_MODULE: 'app/plugins/registry.ts' },
+      'tenants',
+      'onboard',
+      'viaenv',
+      '--name',
+      'viaenv',
+      '--plan',
+      'business',
+      '--migrations',
+      migrations,
+    );
+    expect(viaEnv.code, viaEnv.stdout + viaEnv.stderr).toBe(0);
+    expect(await tablesOf('t_viaenv')).toEqual(TABLES);
+
+    const archive = path.join(dir, 'nopl.tenant');
+    const exported = await tenantryWith(roles, 'tenants', 'export', 'nopl', '--out', archive);
+    expect(exported.code, exported.stdout + exported.stderr).toBe(0);
+    const imported = await tenantryWith(
+      roles,
+      'tenants',
+      'import',
+      archive,
+      '--as',
+      'copy',
+      '--to',
+      'schema',
+      '--ddl',
+      migrations,
+      '--plugins',
+      'app/plugins/registry.ts',
+    );
+    expect(imported.code, imported.stdout + imported.stderr).toBe(0);
+    expect(await tablesOf('t_copy')).toEqual(TABLES);
+  }, 180_000);
 });

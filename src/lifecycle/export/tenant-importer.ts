@@ -104,6 +104,12 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
   const catalog = new TenantCatalog(options.catalog);
   if (options.as !== undefined && !slugSchema.safeParse(options.as).success)
     throw new InvalidArgumentError('--as takes a slug: 1-63 of [a-z0-9-]', 'as');
+  // before anything is read or written: a replace is the tenant over itself, never a new copy
+  if (options.replace && options.as !== undefined)
+    throw new ArchiveError(
+      'IMPORT_REPLACE_UNSUPPORTED',
+      '--replace restores the tenant over itself: it takes no --as (import --as alone makes a copy)',
+    );
   const archive = await ArchiveReader.open(options.file);
   let signature: ArchiveSignatureCheck;
   try {
@@ -141,12 +147,14 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         '--replace restores a tenant over itself (same id); another tenant holds this slug: delete it first, or import --as another slug',
         { details: { slug } },
       );
+    // where it lives, or IMPORT_REPLACE_UNSUPPORTED: checked before its status (an unsupported ask whatever the status)
+    const replacing = existing ? await replaceTarget(options, existing.id) : undefined;
     if (existing?.status === 'active')
       throw new ArchiveError('IMPORT_TENANT_ACTIVE', 'The tenant to replace is active: suspend it first', {
         details: { slug },
       });
     const tenantId = existing?.id ?? (fresh ? randomUUID() : manifest.tenant.id);
-    const target = existing ? await replaceTarget(options, existing.id) : await newTarget(options, manifest, slug);
+    const target = replacing ?? (await newTarget(options, manifest, slug));
     await journal.abandonOpen(slug, async (open) => removeLeftovers(options.placements, open, dataSchemas));
     const importId = await journal.start({
       tenantId,
@@ -206,12 +214,20 @@ async function replaceTarget(options: ImportTenantOptions, tenantId: string): Pr
   const now = await options.placements.get(tenantId);
   const where = { tier: now.tier, cluster: now.cluster, database: now.database, schema: now.schema };
   if (options.to) {
-    const asked = normalizeTarget({ ...options.to, cluster: options.to.cluster ?? 'home' });
-    if (!samePlacement(where, asked))
-      throw new ArchiveError(
+    const refuse = () =>
+      new ArchiveError(
         'IMPORT_REPLACE_UNSUPPORTED',
         '--replace restores the tenant where it lives: move it with `tenantry tenants move` afterwards',
       );
+    // another tier is another placement: refused as such, before its schema or database is asked for
+    if (options.to.tier !== undefined && options.to.tier !== where.tier) throw refuse();
+    const asked = normalizeTarget({
+      tier: where.tier,
+      cluster: options.to.cluster ?? 'home',
+      schema: where.tier === 'schema' ? (options.to.schema ?? where.schema) : null,
+      database: where.tier === 'database' ? (options.to.database ?? where.database) : null,
+    });
+    if (!samePlacement(where, asked)) throw refuse();
   }
   return where;
 }

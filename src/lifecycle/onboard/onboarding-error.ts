@@ -10,7 +10,13 @@ export type OnboardingErrorCode =
    * A step failed: the steps before it are recorded, nothing after it ran. `details.step` names
    * it, `details.cause` the underlying code (a SQLSTATE, a Tenantry code); run the onboarding again.
    */
-  | 'ONBOARDING_STEP_FAILED';
+  | 'ONBOARDING_STEP_FAILED'
+  /**
+   * The tenant goes to the schema or database tier but the onboarding has no migrations of
+   * `tenant/` scope to create its tables there: nothing was activated (a new tenant is not
+   * created; a resumed one stays `provisioning`). Run it again with the migrations.
+   */
+  | 'ONBOARDING_NO_MIGRATIONS';
 
 /**
  * An onboarding refused to start (conflict, busy) or stopped at a step: stable `code`, the slug

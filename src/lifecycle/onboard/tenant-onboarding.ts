@@ -261,6 +261,7 @@ export class TenantOnboarding {
     let completedAt: Date | null = null;
     let activated: Tenant | undefined;
     let invitation: OwnerInvitation | undefined;
+    if (!record.steps.migrate) await this.#requireMigrations(record.slug, record.target);
     for (const step of this.#plan(record)) {
       if (record.steps[step]) continue;
       await this.#emit(record.slug, tenantId, step, 'started');
@@ -431,6 +432,8 @@ export class TenantOnboarding {
       );
       const question = await placementQuestion(client, tenant.id, { homeCluster: this.#home });
       const { target } = this.#policy.decide(question);
+      // before anything commits: a schema or database with nothing to create in it would be activated empty
+      await this.#requireMigrations(wanted.slug, target);
       const record = await insertOnboarding(client, {
         tenantId: tenant.id,
         slug: tenant.slug,
@@ -560,6 +563,28 @@ export class TenantOnboarding {
         `The database tier on cluster ${t.cluster} needs that cluster's admin and owner URLs and the install options`,
       );
     await createTenantDatabase({ ...this.#options.install, adminUrl, ownerUrl, database: t.database!, ddl: 'select' });
+  }
+
+  /**
+   * A schema or database tenant gets its tables from the migrations: without any (no
+   * `migrations` option, or none of `tenant/` scope) the onboarding would finish with an empty
+   * location and every request fail on a missing relation, so it is refused before that
+   * (`ONBOARDING_NO_MIGRATIONS`; a resumed one stays `provisioning`: run it again with them).
+   */
+  async #requireMigrations(slug: string, target: PlacementTarget): Promise<void> {
+    if (target.tier === 'shared') return;
+    const tenantScoped =
+      this.#options.migrations === undefined
+        ? 0
+        : (await this.#loadMigrations()).filter((m) => m.scope === 'tenant').length;
+    if (tenantScoped === 0)
+      throw new OnboardingError(
+        'ONBOARDING_NO_MIGRATIONS',
+        `Tenant ${slug} goes to the ${target.tier} tier, which needs the application's migrations to create its tables: ` +
+          `${this.#options.migrations === undefined ? 'none were given' : 'the given ones have no tenant/ migration'} ` +
+          '(pass --migrations <dir>, and --plugins <module> when plugins add migrations)',
+        { details: { slug, tier: target.tier } },
+      );
   }
 
   #loadMigrations(): Promise<Migration[]> {
