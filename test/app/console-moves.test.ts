@@ -270,6 +270,7 @@ describe('purge in the console', () => {
     const dying = new TenantPurger({
       catalog: g.db.owner,
       owners: { home: g.db.ownerUrl },
+      participants: [outboxPurgeParticipant(g.db.owner)],
       onProgress: () => {
         throw new Error('killed');
       },
