@@ -214,10 +214,9 @@ describe.skipIf(!CITUS_URL)(
       // publishes recording.processed (bounded wait)
       const processed = async () =>
         (
-          await admin.query(
-            `select 1 from tenant_events where topic = 'recording.processed' and payload->>'id' = $1`,
-            [rec.id],
-          )
+          await admin.query(`select 1 from tenant_events where topic = 'recording.processed' and payload->>'id' = $1`, [
+            rec.id,
+          ])
         ).rowCount !== 0;
       for (let i = 0; i < 120 && !(await processed()); i++) await sleep(250);
       expect(await processed(), logLines()).toBe(true);
