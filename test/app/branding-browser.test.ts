@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrandAdmin, TenantBrands } from '../../src/branding/index.js';
 import { SettingsFeed } from '../../src/settings/index.js';
 import { solidPng } from '../branding/images.js';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumPresent, listenOnLoopback } from './support/browser.js';
 import { createAppFixture, type AppFixture } from './support/app-fixture.js';
 
 /**
@@ -14,9 +15,7 @@ import { createAppFixture, type AppFixture } from './support/app-fixture.js';
  * the other's, and a display name holding `<script>` is shown as text, never run. Skipped with
  * the reason where chromium is absent.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present) console.warn(`branding-browser.test.ts skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+const present = chromiumPresent('branding-browser.test.ts');
 
 let f: AppFixture;
 let context: BrowserContext;
@@ -53,21 +52,12 @@ beforeAll(async () => {
     { displayName: 'Bravo Gardens', colors: { primary: '#006400' }, logo: solidPng(24, 24, GREEN) },
     who,
   );
-  await f.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = f.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  port = address.port;
+  port = Number(new URL(await listenOnLoopback(f.app)).port);
   profile = mkdtempSync(join(tmpdir(), 'tenantry-branding-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
+      ...CHROMIUM_ARGS,
       // *.localhost is loopback in Chromium; pin it to the IPv4 address the server listens on
       '--host-resolver-rules=MAP *.localhost 127.0.0.1',
     ],

@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrandAdmin } from '../../src/branding/index.js';
 import { solidPng } from '../branding/images.js';
+import { chromiumPresent, launchChromium, listenOnLoopback } from './support/browser.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /**
@@ -10,9 +10,7 @@ import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixtu
  * staff open a tenant and see its brand in its own colours, its logo and the WCAG ratios; a
  * `<script>` display name is text. Skipped with the reason where chromium is absent.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present) console.warn(`console-branding-browser.test.ts skipped: no Chromium at ${CHROMIUM}`);
+const present = chromiumPresent('console-branding-browser.test.ts');
 
 let f: AppFixture;
 let browser: Browser;
@@ -30,23 +28,8 @@ beforeAll(async () => {
     },
     { actor: 'test:setup' },
   );
-  await f.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = f.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  base = `http://127.0.0.1:${address.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    timeout: 30_000,
-  });
+  base = await listenOnLoopback(f.app);
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

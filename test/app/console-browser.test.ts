@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
 import { TenantPurger } from '../../src/lifecycle/index.js';
 import { FlagsAdmin, SettingsAdmin } from '../../src/settings/index.js';
 import { flags, settings } from '../../app/settings/definition.js';
+import { chromiumPresent, launchChromium, listenOnLoopback, newPage as openPage, shot } from './support/browser.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 import { outboxPurgeParticipant } from '../../app/identity/outbox-purge.js';
 
@@ -15,9 +15,7 @@ import { outboxPurgeParticipant } from '../../app/identity/outbox-purge.js';
  * Playwright launches it with a fresh temporary profile (user data dir) each time.
  * `CONSOLE_SCREENSHOTS=docs/console` writes the docs' screenshots.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present) console.warn(`console-browser.test.ts skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+const present = chromiumPresent('console-browser.test.ts');
 
 let f: AppFixture;
 let browser: Browser;
@@ -49,23 +47,8 @@ beforeAll(async () => {
     },
   });
   await f.catalog.create({ slug: 'delta', name: 'Delta' });
-  await f.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = f.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  base = `http://127.0.0.1:${address.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    timeout: 30_000,
-  });
+  base = await listenOnLoopback(f.app);
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -75,17 +58,7 @@ afterAll(async () => {
   await f?.close();
 });
 
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  return page;
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  const folder = process.env.CONSOLE_SCREENSHOTS;
-  if (folder) await page.screenshot({ path: join(folder, `${name}.png`) });
-}
+const newPage = () => openPage(browser);
 
 async function signIn(page: Page, email: string): Promise<void> {
   await page.goto(`${base}/console`);

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantTiers } from '../../app/tiers/tenant-tiers.js';
+import { chromiumPresent, launchChromium, listenOnLoopback, newPage as openPage, shot } from './support/browser.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 /**
@@ -13,9 +13,7 @@ import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixtu
  * violation); the keyboard alone finds and opens a tenant. Skipped where chromium is absent.
  * `CONSOLE_SCREENSHOTS=docs/console` writes the docs' screenshots of these pages.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present) console.warn(`console-observe-browser.test.ts skipped: no Chromium at ${CHROMIUM}`);
+const present = chromiumPresent('console-observe-browser.test.ts');
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /** expect.poll's default bound is 1 s: too short on a loaded machine (CI shares its cores). */
@@ -63,23 +61,8 @@ beforeAll(async () => {
             ('web-1', $2, now() - interval '40 s', now() - interval '25 s', 600, 210, 700, 0, 0, 210, 0, 0, 1)`,
     [f.a.id, f.b.id],
   );
-  await f.app.listen({ port: 0, host: '127.0.0.1' });
-  const address = f.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  base = `http://127.0.0.1:${address.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-    timeout: 30_000,
-  });
+  base = await listenOnLoopback(f.app);
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
@@ -88,17 +71,7 @@ afterAll(async () => {
   await f?.close();
 });
 
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  return page;
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  const folder = process.env.CONSOLE_SCREENSHOTS;
-  if (folder) await page.screenshot({ path: join(folder, `${name}.png`) });
-}
+const newPage = () => openPage(browser);
 
 async function signIn(page: Page): Promise<void> {
   await page.goto(`${base}/console`);
