@@ -49,6 +49,24 @@ export function citusPrepareSql(
   const add = (sql: string) => parts.push(sql.trim());
   add(INSTALL_LOCK_SQL);
   add(`ALTER ROLE ${app} SET citus.propagate_set_commands = 'local';`);
+  // Citus's "run this SQL text on the workers" functions are PUBLIC: through them any role runs
+  // statements on the workers' own connections, where it can set application_name and the context
+  // of another session (the gpid binding does not hold there) and read or change shards directly.
+  // Only superusers (and roles an operator grants them to) keep them.
+  add(`DO $do$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace = 'pg_catalog'::regnamespace
+              AND p.proname IN ('run_command_on_workers', 'run_command_on_all_nodes', 'run_command_on_coordinator',
+                                'run_command_on_shards', 'run_command_on_placements',
+                                'run_command_on_colocated_placements', 'master_run_on_worker', 'citus_run_local_command')
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$do$;`);
   // only while still local: Citus refuses even DROP TRIGGER IF EXISTS on a reference table
   add(`DO $do$
 BEGIN

@@ -167,6 +167,29 @@ function isolationSuite(mode: 'signed' | 'unsigned', url: string | undefined, va
         expect(again.rows[0].n).toBe(2);
       });
 
+      it("the app role cannot run SQL text on the workers (run_command_on_*): nothing of B's read or changed", async () => {
+        const before = await rowsOfB();
+        const app = new pg.Client({ connectionString: citusAppUrl(url!) });
+        await app.connect();
+        try {
+          for (const call of [
+            `select * from run_command_on_workers($$select count(*) from ${NOTES}$$)`,
+            `select * from run_command_on_shards('${NOTES}', $$update %s set body = 'pwned'$$)`,
+            `select * from run_command_on_placements('${NOTES}', $$select count(*) from %s$$)`,
+            `select * from run_command_on_colocated_placements('${NOTES}', '${ITEMS}', $$select 1$$)`,
+          ]) {
+            const state = await app.query(call).then(
+              () => 'ran',
+              (e: unknown) => sqlStateOf(e),
+            );
+            expect(state, call).toBe('42501');
+          }
+        } finally {
+          await app.end();
+        }
+        expect(await rowsOfB()).toEqual(before);
+      });
+
       it('sees nothing and writes nothing without a tenant', async () => {
         const before = await rowsOfB();
         const read = await runWithoutTenant(() => pool.query(`select * from ${NOTES}`));
