@@ -73,8 +73,12 @@ export {
   publishTenantActivity,
   writeActivityWindow,
   publishingInstances,
+  readPublishedActivity,
+  readLiveActivity,
   ACTIVITY_INTERVAL_MS,
   type PublishingInstances,
+  type PublishedTenantActivity,
+  type LiveTagActivity,
   type PublishTenantActivityOptions,
 } from './data/tenant-activity-publisher.js';
 export { activityTag, ACTIVITY_TAG_PREFIX } from './data/activity-tag.js';

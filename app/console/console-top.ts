@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import {
-  ACTIVITY_INTERVAL_MS,
   activityTag,
   publishingInstances,
+  readLiveActivity,
+  readPublishedActivity,
   adviseOnLoad,
   placementQuestion,
   planPlacementPolicy,
@@ -78,46 +79,10 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
     );
     const byId = new Map(tenants.map((t) => [t.id, t]));
     const byTag = new Map(tenants.map((t) => [activityTag(t.id), t.id]));
-    const { rows: published } = await catalogPool.query<{
-      tenant_key: string;
-      db_time_ms: number;
-      statements: string;
-      rows: string;
-      errors: string;
-      timeouts: string;
-      waits: string;
-      wait_ms: number;
-      connections: string;
-    }>(
-      `with w as (
-         select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
-       ), latest as (
-         select distinct on (instance, tenant_key) instance, tenant_key, connections
-           from w
-          -- connections held by a live instance only: a killed one's went with it
-          where instance in (select instance from w group by instance
-                              having max(window_end) > now() - make_interval(secs => $2))
-          order by instance, tenant_key, window_end desc
-       )
-       select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
-              sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
-              coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections
-         from w group by w.tenant_key`,
-      [windowMinutes, (2 * ACTIVITY_INTERVAL_MS) / 1000],
-    );
+    const published = await readPublishedActivity(catalogPool, windowMinutes);
     const instances = await publishingInstances(catalogPool, windowMinutes);
-    const { rows: live } = await catalogPool.query<{
-      tag: string;
-      active: string;
-      locks: string;
-      longest_ms: number | null;
-    }>(
-      `select application_name as tag, count(*) filter (where state = 'active') as active,
-              count(*) filter (where wait_event_type = 'Lock') as locks,
-              max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms
-         from pg_stat_activity where application_name like 'tenantry:%' group by application_name`,
-    );
-    const total = published.reduce((sum, r) => sum + Number(r.db_time_ms), 0);
+    const live = await readLiveActivity(catalogPool);
+    const total = published.reduce((sum, r) => sum + r.dbTimeMs, 0);
     const lines = new Map<string, TopTenant>();
     const line = (tenantId: string): TopTenant | undefined => {
       const t = byId.get(tenantId);
@@ -149,25 +114,25 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
       return r;
     };
     for (const p of published) {
-      const r = line(p.tenant_key);
+      const r = line(p.tenantKey);
       if (!r) continue;
-      r.dbTimeMs = Math.round(Number(p.db_time_ms) * 10) / 10;
-      r.dbShare = total > 0 ? Number(p.db_time_ms) / total : 0;
-      r.statements = Number(p.statements);
-      r.rows = Number(p.rows);
-      r.errors = Number(p.errors);
-      r.timeouts = Number(p.timeouts);
-      r.waits = Number(p.waits);
-      r.waitMs = Math.round(Number(p.wait_ms));
-      r.connections = Number(p.connections);
+      r.dbTimeMs = Math.round(p.dbTimeMs * 10) / 10;
+      r.dbShare = total > 0 ? p.dbTimeMs / total : 0;
+      r.statements = p.statements;
+      r.rows = p.rows;
+      r.errors = p.errors;
+      r.timeouts = p.timeouts;
+      r.waits = p.waits;
+      r.waitMs = Math.round(p.waitMs);
+      r.connections = p.connections;
     }
     for (const l of live) {
       const id = byTag.get(l.tag);
       const r = id === undefined ? undefined : line(id);
       if (!r) continue;
-      r.activeNow = Number(l.active);
-      r.lockWaitsNow = Number(l.locks);
-      r.longestNowMs = Math.round(l.longest_ms ?? 0);
+      r.activeNow = l.active;
+      r.lockWaitsNow = l.lockWaits;
+      r.longestNowMs = l.longestMs;
     }
     const sorted = [...lines.values()].sort(
       (a, b) => b.dbTimeMs - a.dbTimeMs || b.activeNow - a.activeNow || a.slug.localeCompare(b.slug),

@@ -1,7 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type pg from 'pg';
 import { activityTag } from '../data/activity-tag.js';
-import { ACTIVITY_INTERVAL_MS, publishingInstances } from '../data/tenant-activity-publisher.js';
+import {
+  ACTIVITY_INTERVAL_MS,
+  publishingInstances,
+  readLiveActivity,
+  readPublishedActivity,
+} from '../data/tenant-activity-publisher.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { adviseOnLoad, type TenantLoad } from '../tiers/placement-advice.js';
@@ -64,42 +69,11 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
   );
   const byId = new Map(tenants.map((t) => [t.id, t]));
   const byTag = new Map(tenants.map((t) => [activityTag(t.id), t.id]));
-  const { rows: published } = await db.query<{
-    tenant_key: string;
-    db_time_ms: number;
-    statements: string;
-    rows: string;
-    errors: string;
-    timeouts: string;
-    waits: string;
-    wait_ms: number;
-    connections: string;
-  }>(
-    `with w as (
-       select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
-     ), latest as (
-       select distinct on (instance, tenant_key) instance, tenant_key, connections
-         from w
-        -- connections held by a live instance only: a killed one's went with it
-        where instance in (select instance from w group by instance
-                            having max(window_end) > now() - make_interval(secs => $2))
-        order by instance, tenant_key, window_end desc
-     )
-     select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
-            sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
-            coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections
-       from w group by w.tenant_key`,
-    [options.windowMinutes, (2 * ACTIVITY_INTERVAL_MS) / 1000],
-  );
+  const published = await readPublishedActivity(db, options.windowMinutes);
   const instances = await publishingInstances(db, options.windowMinutes);
-  const { rows: live } = await db.query<{ tag: string; active: string; locks: string; longest_ms: number | null }>(
-    `select application_name as tag, count(*) filter (where state = 'active') as active,
-            count(*) filter (where wait_event_type = 'Lock') as locks,
-            max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms
-       from pg_stat_activity where application_name like 'tenantry:%' group by application_name`,
-  );
+  const live = await readLiveActivity(db);
   const storage = options.storage ? await readStorage(db) : new Map<string, number>();
-  const total = published.reduce((sum, r) => sum + Number(r.db_time_ms), 0);
+  const total = published.reduce((sum, r) => sum + r.dbTimeMs, 0);
   const rows = new Map<string, TopRow>();
   const row = (tenantId: string): TopRow => {
     let r = rows.get(tenantId);
@@ -129,24 +103,24 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
     return r;
   };
   for (const p of published) {
-    const r = row(p.tenant_key);
-    r.dbTimeMs = Number(p.db_time_ms);
-    r.dbShare = total > 0 ? r.dbTimeMs / total : 0;
-    r.statements = Number(p.statements);
-    r.rows = Number(p.rows);
-    r.errors = Number(p.errors);
-    r.timeouts = Number(p.timeouts);
-    r.waits = Number(p.waits);
-    r.waitMs = Number(p.wait_ms);
-    r.connections = Number(p.connections);
+    const r = row(p.tenantKey);
+    r.dbTimeMs = p.dbTimeMs;
+    r.dbShare = total > 0 ? p.dbTimeMs / total : 0;
+    r.statements = p.statements;
+    r.rows = p.rows;
+    r.errors = p.errors;
+    r.timeouts = p.timeouts;
+    r.waits = p.waits;
+    r.waitMs = p.waitMs;
+    r.connections = p.connections;
   }
   for (const l of live) {
     const id = byTag.get(l.tag);
     if (id === undefined) continue; // a tag of a tenant deleted since, or of another catalog
     const r = row(id);
-    r.activeNow = Number(l.active);
-    r.lockWaitsNow = Number(l.locks);
-    r.longestNowMs = Math.round(l.longest_ms ?? 0);
+    r.activeNow = l.active;
+    r.lockWaitsNow = l.lockWaits;
+    r.longestNowMs = l.longestMs;
   }
   for (const [id] of storage) if (byId.has(id)) row(id);
   const sorted = [...rows.values()].sort(

@@ -33,6 +33,97 @@ export async function publishingInstances(
   return { live: Number(rows[0]?.live ?? 0), stale: Number(rows[0]?.stale ?? 0) };
 }
 
+/** One tenant's published figures over a time window, summed across instances. */
+export interface PublishedTenantActivity {
+  /** The tenant id, or '' for statements without a tenant. */
+  tenantKey: string;
+  dbTimeMs: number;
+  statements: number;
+  rows: number;
+  errors: number;
+  timeouts: number;
+  waits: number;
+  waitMs: number;
+  /** Connections held now, by live instances only (a killed instance's went with it). */
+  connections: number;
+}
+
+/**
+ * The windows every instance published in the last `windowMinutes`, summed per tenant: what
+ * `tenantry tenants top` and the console's top page show. Read as the owner or a superuser.
+ */
+export async function readPublishedActivity(
+  db: Queryable,
+  windowMinutes: number,
+  intervalMs = ACTIVITY_INTERVAL_MS,
+): Promise<PublishedTenantActivity[]> {
+  const { rows } = await db.query<{
+    tenant_key: string;
+    db_time_ms: number;
+    statements: string;
+    rows: string;
+    errors: string;
+    timeouts: string;
+    waits: string;
+    wait_ms: number;
+    connections: string;
+  }>(
+    `with w as (
+       select * from tenantry_private.tenant_activity where window_end > now() - make_interval(mins => $1)
+     ), latest as (
+       select distinct on (instance, tenant_key) instance, tenant_key, connections
+         from w
+        -- connections held by a live instance only: a killed one's went with it
+        where instance in (select instance from w group by instance
+                            having max(window_end) > now() - make_interval(secs => $2))
+        order by instance, tenant_key, window_end desc
+     )
+     select w.tenant_key, sum(db_time_ms)::float8 as db_time_ms, sum(statements) as statements, sum(rows) as rows,
+            sum(errors) as errors, sum(timeouts) as timeouts, sum(waits) as waits, sum(wait_ms)::float8 as wait_ms,
+            coalesce((select sum(l.connections) from latest l where l.tenant_key = w.tenant_key), 0) as connections
+       from w group by w.tenant_key`,
+    [windowMinutes, (2 * intervalMs) / 1000],
+  );
+  return rows.map((r) => ({
+    tenantKey: r.tenant_key,
+    dbTimeMs: Number(r.db_time_ms),
+    statements: Number(r.statements),
+    rows: Number(r.rows),
+    errors: Number(r.errors),
+    timeouts: Number(r.timeouts),
+    waits: Number(r.waits),
+    waitMs: Number(r.wait_ms),
+    connections: Number(r.connections),
+  }));
+}
+
+/** What `pg_stat_activity` shows now for one activity tag (see `activityTag`). */
+export interface LiveTagActivity {
+  tag: string;
+  /** Backends running a statement now. */
+  active: number;
+  /** Backends waiting for a lock now. */
+  lockWaits: number;
+  /** The longest running statement's age, in ms (0 when none runs). */
+  longestMs: number;
+}
+
+/** Backends of tagged pools, now, per tag: the live part of `tenants top` (no extension needed). */
+export async function readLiveActivity(db: Queryable): Promise<LiveTagActivity[]> {
+  const { rows } = await db.query<{ tag: string; active: string; locks: string; longest_ms: number | null }>(
+    `select application_name as tag, count(*) filter (where state = 'active') as active,
+            count(*) filter (where wait_event_type = 'Lock') as locks,
+            max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms
+       from pg_stat_activity where application_name like 'tenantry:%' group by application_name`,
+  );
+  return rows.map((r) => ({
+    tag: r.tag,
+    active: Number(r.active),
+    lockWaits: Number(r.locks),
+    longestMs: Math.round(r.longest_ms ?? 0),
+  }));
+}
+
 /** Options of {@link publishTenantActivity}. */
 export interface PublishTenantActivityOptions {
   /** This process's name in the table (default `<hostname>:<pid>`), 1-200 characters. */
