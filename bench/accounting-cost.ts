@@ -44,7 +44,13 @@ const tags = new ActivityTags();
 const cases: Array<[string, (t: string) => void]> = [
   ['empty loop (tenant pick)', (t) => void (sink += t.length)],
   [
-    '4 × performance.now() (activity: checkout wait, statement time)',
+    '2 × performance.now() (activity, idle connection: statement time only)',
+    () => {
+      sink += performance.now() + performance.now();
+    },
+  ],
+  [
+    '4 × performance.now() (activity, a checkout that may wait: its wait and the statement time)',
     () => {
       sink += performance.now() + performance.now() + performance.now() + performance.now();
     },
