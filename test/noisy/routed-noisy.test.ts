@@ -91,4 +91,15 @@ it('sends each tenant its limits, shares a database fairly and counts every data
         fairCheckout: { maxPerTenant: 2 },
       }),
   ).toThrow(ConfigurationError);
+  // a DB time budget it would not keep is refused at start, not at the first statement of a database
+  expect(
+    () =>
+      new RoutedTenantPool({
+        router,
+        clusters: { home: db.appUrl },
+        contextSecret: db.contextSecret,
+        fairCheckout: true,
+        dbLimits: new TenantDbLimits({ plans: { free: { dbTimeMsPerSecond: 200 } }, defaultPlan: 'free' }),
+      }),
+  ).toThrow(/DB time budgets/);
 });
