@@ -130,7 +130,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Tag each tenant's statements in `pg_stat_activity.application_name` (transaction-locally, in
    * the prefix): `tenantry:<hash of the tenant id>` (see `activityTag`), never the context value,
-   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Default off.
+   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Set by a
+   * tenant's statement outside a transaction block (a BEGIN tags its whole block); statements
+   * without a tenant keep the connection's own name. Default off.
    */
   activityTag?: boolean;
   /**
