@@ -65,6 +65,22 @@ describe('activity tag in pg_stat_activity', () => {
     expect(activityTag(acme.id)).not.toBe(activityTag(small.id));
   });
 
+  it('tags with the named (prepared) prefix too, with and without a tenant on the same connection', async () => {
+    const pool = db.appPool({
+      max: 1,
+      activityTag: true,
+      prepareContextStatement: true,
+      poolerSelfTest: false,
+      application_name: 'my-app',
+    });
+    const show = `select current_setting('application_name') as a`;
+    for (let i = 0; i < 2; i++) {
+      expect((await runAs(acme.id, () => pool.query(show))).rows[0].a).toBe(activityTag(acme.id));
+      expect((await pool.query(show)).rows[0].a).toBe('my-app');
+      expect((await runAs(small.id, () => pool.query(show))).rows[0].a).toBe(activityTag(small.id));
+    }
+  });
+
   it('tags a whole transaction from its BEGIN (savepoints rolled back included), then the session name is back', async () => {
     const pool = db.appPool({ max: 1, activityTag: true, application_name: 'my-app' });
     const seen = await runAs(small.id, async () => {
