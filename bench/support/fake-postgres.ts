@@ -30,23 +30,9 @@ const PARSE_COMPLETE = message('1');
 const BIND_COMPLETE = message('2');
 const CLOSE_COMPLETE = message('3');
 const ROW_ITEM = message('T', int16(2), field('id', 20, 8), field('payload', 25, -1));
+const ROW_SET_CONFIG = message('T', int16(1), field('set_config', 25, -1));
 const DATA_ITEM = message('D', int16(2), int32(1), Buffer.from('1'), int32(6), Buffer.from('item 1'));
-// a prefix answers one text column per set_config call in it (the context, a timeout, the limits,
-// the tag), as PostgreSQL does: its client parses each of them
-const SET_CONFIG_VALUE = Buffer.from('00000000-0000-0000-0000-000000000000');
-const SET_CONFIG_ROWS: Array<{ description: Buffer; data: Buffer }> = Array.from({ length: 8 }, (_, i) => {
-  const n = Math.max(1, i);
-  return {
-    description: message('T', int16(n), ...Array.from({ length: n }, () => field('set_config', 25, -1))),
-    data: message(
-      'D',
-      int16(n),
-      ...Array.from({ length: n }, () => Buffer.concat([int32(SET_CONFIG_VALUE.length), SET_CONFIG_VALUE])),
-    ),
-  };
-});
-// the columns only: a set_config in a WHERE condition answers none
-const setConfigCalls = (text: string) => Math.min(7, text.split(' where ')[0]!.split('set_config(').length - 1);
+const DATA_SET_CONFIG = message('D', int16(1), int32(36), Buffer.from('00000000-0000-0000-0000-000000000000'));
 const SELECT_1 = message('C', cstring('SELECT 1'));
 const READY = { I: message('Z', Buffer.from('I')), T: message('Z', Buffer.from('T')) };
 
@@ -62,8 +48,7 @@ export class FakePostgresStream extends Duplex {
   #out: Buffer[] = [];
   #status: 'I' | 'T' = 'I';
   readonly #statements = new Map<string, string>();
-  /** set_config calls in the bound statement's text (0: the caller's own statement). */
-  #portalCalls = 0;
+  #portalText = '';
 
   setNoDelay(): this {
     return this;
@@ -136,15 +121,15 @@ export class FakePostgresStream extends Duplex {
       }
       case 'B': {
         const [, statement] = strings();
-        this.#portalCalls = setConfigCalls(this.#statements.get(statement!) ?? '');
+        this.#portalText = this.#statements.get(statement!) ?? '';
         this.#out.push(BIND_COMPLETE);
         break;
       }
       case 'D':
-        this.#out.push(this.#portalCalls > 0 ? SET_CONFIG_ROWS[this.#portalCalls]!.description : ROW_ITEM);
+        this.#out.push(this.#portalText.includes('set_config') ? ROW_SET_CONFIG : ROW_ITEM);
         break;
       case 'E':
-        this.#out.push(this.#portalCalls > 0 ? SET_CONFIG_ROWS[this.#portalCalls]!.data : DATA_ITEM, SELECT_1);
+        this.#out.push(this.#portalText.includes('set_config') ? DATA_SET_CONFIG : DATA_ITEM, SELECT_1);
         break;
       case 'S':
         this.#out.push(READY[this.#status]);

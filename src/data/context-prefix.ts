@@ -44,10 +44,9 @@ const EXTRA_SETTING_CALL = (name: string, param: number) =>
  * What a prefix adds for an activity tag (TenantPool's `activityTag`): application_name,
  * transaction-locally, in the same SELECT. Only in the prefix of a statement that has a tag to
  * set (see `tag` below), so the others do not pay for it. A condition rather than one more
- * column: the prefix's answer keeps its columns, so the client parses no more (a column costs
- * ≈ 1-2 µs of client CPU per statement, bench:isolation's fake server). Without a FROM the
- * condition is a one-time filter, evaluated once, before the columns; set_config never returns
- * null, so the row is always there.
+ * column: the prefix's answer keeps its columns (one field fewer for the client to parse per
+ * statement). Without a FROM the condition is a one-time filter, evaluated once, before the
+ * columns; set_config never returns null, so the row is always there.
  */
 const TAG_CALL = (param: number) => ` where pg_catalog.set_config('application_name', $${param}, true) is not null`;
 
