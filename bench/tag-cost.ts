@@ -26,6 +26,10 @@ const FORMS: Record<string, { text: string; tag: boolean }> = {
     text: `select pg_catalog.set_config('tenantry.context', $1, true), pg_catalog.set_config('application_name', $2, true)`,
     tag: true,
   },
+  '+ application_name (local, as a WHERE condition)': {
+    text: `select pg_catalog.set_config('tenantry.context', $1, true) where pg_catalog.set_config('application_name', $2, true) is not null`,
+    tag: true,
+  },
   '+ application_name (local, coalesce)': {
     text: `select pg_catalog.set_config('tenantry.context', $1, true), set_config('application_name', coalesce($2, current_setting('application_name')), true)`,
     tag: true,
