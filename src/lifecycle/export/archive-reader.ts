@@ -15,7 +15,8 @@ export function archiveFailure(error: unknown): unknown {
   if (error instanceof ArchiveError) return error;
   const e = error as { code?: string; message?: string } | null;
   const message = e?.message ?? '';
-  if (e?.code === 'Z_BUF_ERROR' || /unexpected end/i.test(message))
+  // a tar cut inside an entry: the entry closes without its end
+  if (e?.code === 'Z_BUF_ERROR' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE' || /unexpected end/i.test(message))
     return new ArchiveError('ARCHIVE_TRUNCATED', 'The archive is truncated: it ends inside a table', { cause: error });
   if (e?.code === 'Z_DATA_ERROR' || /tar|header|gzip|incorrect header|invalid/i.test(message))
     return new ArchiveError('ARCHIVE_CORRUPT', 'The archive is corrupt (not a readable tar of gzip entries)', {
