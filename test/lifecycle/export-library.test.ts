@@ -147,6 +147,19 @@ describe('export and import carry the tenant settings, flags, plugin enablement 
     expect((await f.db.owner.query(`select from tenantry.tenants where slug = 'acme-cut'`)).rowCount).toBe(0);
   });
 
+  it('an archive cut at any point is ARCHIVE_TRUNCATED at once (it used to wait forever for a cut entry)', async () => {
+    const whole = await readFile(path.join(dir, 'acme.tenant'));
+    for (let at = 0; at < whole.length; at += 700) {
+      const cut = path.join(dir, 'cut-anywhere.tenant');
+      await writeFile(cut, whole.subarray(0, at));
+      await expect(
+        importTenant({ file: cut, catalog: f.db.owner, placements: f.placements, as: 'acme-cut-anywhere' }),
+        `cut at ${at}`,
+      ).rejects.toMatchObject({ code: 'ARCHIVE_TRUNCATED' });
+    }
+    expect((await f.db.owner.query(`select from tenantry.tenants where slug = 'acme-cut-anywhere'`)).rowCount).toBe(0);
+  });
+
   it('a replace restores them over the tenant itself', async () => {
     const out = path.join(dir, 'globex.tenant');
     await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'globex', out });
