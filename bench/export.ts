@@ -154,6 +154,7 @@ async function main(): Promise<number> {
       await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
       const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
       results['import replace'] = line('import over itself (replace, ids kept)', replace);
+      split('import replace', replace);
       log();
       for (const p of phases) log(`phases, ${p}`);
       const base = results['COPY only']!;
