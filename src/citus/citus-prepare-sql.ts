@@ -156,7 +156,9 @@ export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_
 
 const CITUS_TENANT_TABLE_FUNCTIONS = `
 -- the isolation policies of a tenant table in the form Citus accepts on distributed tables: a
--- plain call (no InitPlan subquery), evaluated on the workers in every shard query
+-- plain call (no InitPlan subquery), evaluated on the workers in every shard query; and the
+-- support role's read grant. What is already as it should be is left alone: every install and
+-- restart runs this, and DDL on a distributed table is propagated to every shard
 CREATE OR REPLACE FUNCTION tenantry.citus_policies(tbl regclass) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -170,13 +172,41 @@ BEGIN
     RAISE EXCEPTION 'tenantry: % is not registered as a tenant table', tbl USING ERRCODE = '55000';
   END IF;
   cond := format('%I = tenantry.%s()', r.tenant_column, CASE WHEN r.pinned THEN 'home_tenant_id' ELSE 'current_tenant_id' END);
-  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
-  EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
-  EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
-  IF support IS NOT NULL THEN
-    EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING (tenantry.support_read_allowed()) WITH CHECK (false)', tbl, support);
+  IF NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+  END IF;
+  IF NOT (SELECT c.relforcerowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+  END IF;
+  IF NOT EXISTS (
+    SELECT FROM pg_policy p
+     WHERE p.polrelid = tbl AND p.polname = 'tenantry_isolation' AND p.polpermissive AND p.polcmd = '*'
+       AND p.polroles = '{0}'::oid[]
+       AND pg_get_expr(p.polqual, p.polrelid) = '(' || cond || ')'
+       AND pg_get_expr(p.polwithcheck, p.polrelid) = '(' || cond || ')'
+  ) THEN
+    EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
+    EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
+  END IF;
+  IF support IS NULL THEN
+    EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+  ELSE
+    IF NOT EXISTS (
+      SELECT FROM pg_policy p
+       WHERE p.polrelid = tbl AND p.polname = 'tenantry_support_read' AND NOT p.polpermissive AND p.polcmd = '*'
+         AND p.polroles = ARRAY[(SELECT o.oid FROM pg_roles o WHERE o.rolname = support)]
+         AND pg_get_expr(p.polqual, p.polrelid) = 'tenantry.support_read_allowed()'
+         AND pg_get_expr(p.polwithcheck, p.polrelid) = 'false'
+    ) THEN
+      EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+      EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING (tenantry.support_read_allowed()) WITH CHECK (false)', tbl, support);
+    END IF;
+    -- read only (a support role added after the table was distributed has no grant yet)
+    IF NOT has_table_privilege(support, tbl, 'SELECT')
+       OR has_table_privilege(support, tbl, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') THEN
+      EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, support);
+      EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
+    END IF;
   END IF;
 END
 $fn$;

@@ -122,7 +122,7 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
       if (citus) await citus.createRolesAndSchemasFirst(client, withPasswords);
       await inTransaction(client, rolesStepSql(withPasswords), run);
       applied = await applyPendingMigrations(client, resolved, run);
-      await inTransaction(client, grantsStepSql(resolved), run);
+      await inTransaction(client, grantsStepSql(resolved, { citus: citus !== undefined }), run);
     } catch (error) {
       // a newer install committed between the check above and a step's lock
       if (sqlStateOf(error) === NEWER_SCHEMA_SQLSTATE)
