@@ -43,8 +43,8 @@ export async function distributeAppTables(adminUrl: string): Promise<string[]> {
     if (!owner) throw new Error('tenantry is not installed in this database (tenantry install --citus first)');
     const tenantTables = ['public.members', 'public.recordings', 'public.tenant_event_streams', 'public.tenant_events'];
     // the registry as the app migrations left it (members pinned: app/migrations/006_tiers.sql)
-    const registered = new Map(
-      tenantTables.map((t) => [t, { tenantColumn: 'tenant_id', pinned: t === 'public.members' }] as const),
+    const registered = new Map<string, { tenantColumn: string; pinned: boolean }>(
+      tenantTables.map((t) => [t, { tenantColumn: 'tenant_id', pinned: t === 'public.members' }]),
     );
     for (const r of (
       await client.query<{ t: string; tenant_column: string; pinned: boolean }>(
