@@ -216,15 +216,21 @@ REVOKE ALL ON FUNCTION tenantry.citus_policies(regclass) FROM PUBLIC;
 -- Citus already distributes is registered on the coordinator alone (the registry's InitPlan
 -- policy would be refused), then its policies, RLS and grants are made again where Citus
 -- propagates them; a local table is registered, given the plain policies, then distributed
--- (colocated with colocate_with, or with Citus's default group of its column type)
+-- (colocated with colocate_with, or with Citus's default group of its column type). A Citus
+-- local table (what create_reference_table makes of a table that references it) is distributed
+-- too: Citus makes it again under a new oid, and the dropped one's registry row is put back
 CREATE OR REPLACE FUNCTION tenantry.citus_tenant_table(tbl regclass, tenant_column name DEFAULT 'tenant_id', colocate_with regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
   app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
   support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
-  distributed boolean := EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl);
+  -- a Citus local table (method n, model s) is not distributed yet
+  distributed boolean := EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl
+                                   AND NOT (p.partmethod = 'n' AND p.repmodel = 's'));
   propagate text := current_setting('citus.enable_ddl_propagation');
+  qualified text := tbl::text;
+  pinned boolean;
 BEGIN
   IF distributed THEN
     -- the index first, where Citus propagates it (register_tenant_table then finds it)
@@ -246,13 +252,31 @@ BEGIN
       EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
     END IF;
   ELSE
+    -- a Citus local table: the registry's InitPlan policy on the coordinator's table alone (its
+    -- shard refuses it), replaced by the plain one below
+    IF EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+      -- the index first, where Citus propagates it (as for a distributed table)
+      IF NOT EXISTS (
+        SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND a.attname = tenant_column AND i.indisvalid AND i.indpred IS NULL
+      ) THEN
+        EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+      END IF;
+      PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    END IF;
     PERFORM tenantry.register_tenant_table(tbl, tenant_column);
+    PERFORM set_config('citus.enable_ddl_propagation', propagate, true);
     PERFORM tenantry.citus_policies(tbl);
+    pinned := (SELECT r.pinned FROM tenantry.registered_tables r WHERE r.relid = tbl);
     IF colocate_with IS NULL THEN
       PERFORM create_distributed_table(tbl, tenant_column::text);
     ELSE
       PERFORM create_distributed_table(tbl, tenant_column::text, colocate_with => colocate_with::text);
     END IF;
+    -- a Citus local table was made again (new oid): the event trigger took its registry row out
+    INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable, pinned)
+    VALUES (qualified::regclass, 'tenant', tenant_column, true, pinned)
+    ON CONFLICT (relid) DO NOTHING;
   END IF;
 END
 $fn$;
