@@ -182,6 +182,23 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
   }, 120_000);
 });
 
+describe('the project folder', () => {
+  it('TENANTRY_DIR names it when --dir is not given, as for the reference server', async () => {
+    const dir = await freshDir();
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
+    await exec(TSX, [CLI, '--database-url', db.adminUrl, 'install', '--dry-run'], {
+      env: {
+        ...clean,
+        TENANTRY_DIR: dir,
+        TENANTRY_APP_ROLE: db.roles.app,
+        TENANTRY_OWNER_ROLE: db.roles.owner,
+        TENANTRY_ROUTER_ROLE: db.roles.router,
+      },
+    });
+    expect(existsSync(dir)).toBe(true);
+  }, 120_000);
+});
+
 describe('passwordMatchesVerifier', () => {
   it("tells PostgreSQL's SCRAM and md5 verifiers of a password from others", async () => {
     const role = `${db.name}_probe`;
