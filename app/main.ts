@@ -210,6 +210,12 @@ try {
     // a first start is initdb and a first boot, tens of seconds with nothing else to show: say so
     onProgress: (event) => process.stdout.write(`${startProgressLine(event)}\n`),
   });
+  // a secret made up for this start only (no variable, and config.json not written: the server's
+  // roles exist already) that install would STORE (a context key this database does not have, a
+  // password of a role to create) would be known to nobody after this run: the next start is
+  // refused (28P01 / TR001). Refused now, before anything is changed
+  const unrecordable = unrecordedSecretsToStore(db);
+  if (unrecordable.length > 0) throw new Error(unrecordedSecrets(unrecordable, db));
   const installOptions: InstallRunOptions = {
     appRole: db.appRole,
     ownerRole: db.ownerRole,
@@ -641,6 +647,34 @@ function secretsMismatch(what: string[], local: LocalDatabase, done: string): st
     `${what.join(' and ')} of this process ${what.length > 1 ? 'are' : 'is'} not the database's (${done}): ` +
     `the app would be refused (28P01) or every tenant request fail (TR001). Secrets used: ${sources.join(', ')}. ` +
     "Give the deployment's TENANTRY_* values, or change the database's with tenantry rotate password / context-secret."
+  );
+}
+
+/** The secrets of `local` made up for this start that install would store in the database. */
+function unrecordedSecretsToStore(local: LocalDatabase): LocalSecretName[] {
+  if (!local.held) return [];
+  const roleOf: Partial<Record<LocalSecretName, string>> = {
+    appPassword: local.appRole,
+    ownerPassword: local.ownerRole,
+    supportPassword: local.supportRole,
+    routerPassword: local.routerRole,
+  };
+  return (Object.keys(local.secretSources) as LocalSecretName[]).filter(
+    (name) =>
+      local.secretSources[name] === 'generated' &&
+      (name === 'contextSecret'
+        ? !local.held!.contextKey
+        : roleOf[name] !== undefined && !local.held!.roles.includes(roleOf[name])),
+  );
+}
+
+/** Why the start stops when it would store secrets nobody could give again. */
+function unrecordedSecrets(names: LocalSecretName[], local: LocalDatabase): string {
+  return (
+    `${names.map(secretVariable).join(', ')} ${names.length > 1 ? 'are' : 'is'} not set and ${local.configFile} was not written ` +
+    `(the roles ${local.held!.roles.join(', ')} exist on this server already; their passwords are not known here): ` +
+    `a secret made up now would be stored in the database and known to nobody after this start (nothing changed). ` +
+    "Give the deployment's TENANTRY_* values (all of them for a database of a server whose roles another install made)."
   );
 }
 

@@ -339,5 +339,31 @@ describe.skipIf(!CITUS_URL)(
       const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
       expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
     }, 180_000);
+    it('a first start on a new database of the cluster without TENANTRY_CONTEXT_SECRET is refused before it stores a secret nobody knows', async () => {
+      // the roles exist (cluster-wide): config.json is not written, so a context secret made up
+      // for this start would be the database's key and lost after it
+      const second = await createCitusDatabase('app_server_new');
+      const other = await tempProject();
+      try {
+        const u = new URL(second.url);
+        const refused = await startServer({
+          dir: other.dir,
+          timeoutMs: 120_000,
+          env: { ...ENV(), DATABASE_URL: u.toString(), TENANTRY_CONTEXT_SECRET: '' },
+        }).then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain(
+          `Start failed: TENANTRY_CONTEXT_SECRET is not set and ${other.dir}/config.json was not written (the roles `,
+        );
+        expect(refused).toContain('(nothing changed)');
+        const installed = await second.admin.query(`select to_regclass('tenantry.meta') is not null as meta`);
+        expect(installed.rows).toEqual([{ meta: false }]);
+      } finally {
+        await other.remove();
+        await second.drop();
+      }
+    }, 180_000);
   },
 );
