@@ -406,7 +406,7 @@ export class TenantJobs {
         status = await this.#gate.status(opened.tenant);
       } catch (error) {
         // the catalog is out of reach: the run fails (and is retried), the handler is not called
-        return this.#fail(route, job, tenantKey, error);
+        return this.#fail(route, job, tenantKey, error, opened.key);
       }
       // a job enqueued while its tenant is onboarded (by a seed hook): not run, retried later
       if (status === 'provisioning')
@@ -415,6 +415,7 @@ export class TenantJobs {
           job,
           tenantKey,
           new TenantryError('TENANT_PROVISIONING', 'The tenant is still being onboarded', { status: 409 }),
+          opened.key,
         );
       if (status !== 'active') return this.#refuse(job, tenantKey, REFUSAL[status], opened.tenant);
       if (route.definition.gate && !route.fanOut) {
@@ -422,7 +423,7 @@ export class TenantJobs {
         try {
           code = await route.definition.gate(opened.tenant);
         } catch (error) {
-          return this.#fail(route, job, tenantKey, error);
+          return this.#fail(route, job, tenantKey, error, opened.key);
         }
         if (code !== undefined) return this.#refuse(job, tenantKey, code, opened.tenant);
       }
@@ -486,7 +487,7 @@ export class TenantJobs {
       route.definition.onDeadLetter &&
       !route.acceptFrom.length
     )
-      await this.#keys.exhausted(key, job.queue);
+      await this.#keys.exhausted(key, job.queue).catch((e: unknown) => this.#options.onError?.(e));
     const code = error instanceof TenantryError ? error.code : undefined;
     // the message may carry a handler's data: only its class and code go to the queue
     const message = error instanceof Error ? `${error.name}${code ? ` ${code}` : ''}` : 'non-Error thrown';
