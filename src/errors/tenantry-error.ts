@@ -16,8 +16,9 @@ export type TenantryErrorCode =
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
   | 'CITUS_SHARD'
-  // install (see src/policy/newer-schema-error.ts)
+  // install (see src/policy/newer-schema-error.ts, src/policy/install-secrets-mismatch-error.ts)
   | 'SCHEMA_NEWER_THAN_LIBRARY'
+  | 'INSTALL_SECRETS_MISMATCH'
   // identity and access (see src/identity)
   | 'UNAUTHENTICATED'
   | 'TENANT_REQUIRED'
@@ -62,6 +63,7 @@ export type TenantryErrorCode =
   // background jobs (see src/jobs)
   | 'JOB_TENANT_MISSING'
   | 'JOB_ENVELOPE_INVALID'
+  | 'JOB_REPLAYED'
   | 'JOB_UNKNOWN'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'
