@@ -303,9 +303,26 @@ $fn$;`;
 
 /** Candidates of issue 15's second pass (2026-12-06 evening). */
 export const SIGNED_CANDIDATES_2: SignedCandidate[] = [
-  { name: 'sql-no-set', note: '(i) LANGUAGE sql string body, SECURITY DEFINER, no SET, all names qualified, no regex', sql: SQL_NO_SET },
+  {
+    name: 'sql-no-set',
+    note: '(i) LANGUAGE sql string body, SECURITY DEFINER, no SET, all names qualified, no regex',
+    sql: SQL_NO_SET,
+  },
   { name: 'sql-no-set-key-only', note: 'reference: sql-no-set without route check and hold', sql: SQL_NO_SET_KEY_ONLY },
-  { name: 'plpgsql-lean-set', note: 'PL/pgSQL + SET clause, the whole check as one query, no regex', sql: PLPGSQL_LEAN_SET },
-  { name: 'plpgsql-lean-no-set', note: 'as plpgsql-lean-set without the SET clause (names qualified)', sql: PLPGSQL_LEAN_NO_SET },
-  { name: 'token-lookup', note: '(iii) reference: SHA-256 of a random token looked up in an app-readable table, no definer call', sql: TOKEN_LOOKUP, microOnly: true },
+  {
+    name: 'plpgsql-lean-set',
+    note: 'PL/pgSQL + SET clause, the whole check as one query, no regex',
+    sql: PLPGSQL_LEAN_SET,
+  },
+  {
+    name: 'plpgsql-lean-no-set',
+    note: 'as plpgsql-lean-set without the SET clause (names qualified)',
+    sql: PLPGSQL_LEAN_NO_SET,
+  },
+  {
+    name: 'token-lookup',
+    note: '(iii) reference: SHA-256 of a random token looked up in an app-readable table, no definer call',
+    sql: TOKEN_LOOKUP,
+    microOnly: true,
+  },
 ];
