@@ -304,6 +304,11 @@ $fn$;`;
 /** Candidates of issue 15's second pass (2026-12-06 evening). */
 export const SIGNED_CANDIDATES_2: SignedCandidate[] = [
   {
+    name: 'core-005',
+    note: 'before core 007: PL/pgSQL + SET, key, local route, local tenants and holds in one 4-relation lookup',
+    sql: PLPGSQL_005,
+  },
+  {
     name: 'sql-no-set',
     note: '(i) LANGUAGE sql string body, SECURITY DEFINER, no SET, all names qualified, no regex',
     sql: SQL_NO_SET,
