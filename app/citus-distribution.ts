@@ -15,6 +15,12 @@ import pg from 'pg';
  *   workers, on the shards, and write to tables that are not there (42P01): they are dropped.
  *   On Citus the server has no per-row write metering, and its recording routes publish the live
  *   events after each write commits instead (`buildServer({ citus: true })`, docs/citus.md).
+ * - `create_reference_table('app_private.users')` makes Citus local tables of `members` and
+ *   `recordings` (connected to it by foreign keys); `create_distributed_table` then makes each of
+ *   them again as a new table (a new oid), and the library's event trigger takes the dropped one
+ *   out of `tenantry.registered_tables`. Their registry rows are put back under the new oid (as
+ *   they were before; `members` pinned) and the policies checked (`tenantry.citus_policies`):
+ *   found missing after the support-role step of a re-install skipped them.
  */
 export async function distributeAppTables(adminUrl: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry app citus' });
@@ -36,6 +42,18 @@ export async function distributeAppTables(adminUrl: string): Promise<string[]> {
     const owner = rows[0]?.owner;
     if (!owner) throw new Error('tenantry is not installed in this database (tenantry install --citus first)');
     const tenantTables = ['public.members', 'public.recordings', 'public.tenant_event_streams', 'public.tenant_events'];
+    // the registry as the app migrations left it (members pinned: app/migrations/006_tiers.sql)
+    const registered = new Map<string, { tenantColumn: string; pinned: boolean }>(
+      tenantTables.map((t) => [t, { tenantColumn: 'tenant_id', pinned: t === 'public.members' }]),
+    );
+    for (const r of (
+      await client.query<{ t: string; tenant_column: string; pinned: boolean }>(
+        `SELECT relid::regclass::text AS t, tenant_column, pinned FROM tenantry.registered_tables
+          WHERE kind = 'tenant' AND relid = ANY ($1::regclass[])`,
+        [tenantTables],
+      )
+    ).rows)
+      registered.set(r.t.includes('.') ? r.t : `public.${r.t}`, { tenantColumn: r.tenant_column, pinned: r.pinned });
     if (!(await distributed('public.recordings'))) {
       await client.query('DROP TRIGGER IF EXISTS recordings_emit_events ON public.recordings');
       await client.query('DROP TRIGGER IF EXISTS tenantry_meter_insert ON public.recordings');
@@ -68,6 +86,22 @@ export async function distributeAppTables(adminUrl: string): Promise<string[]> {
         `ALTER TABLE public.recordings ADD CONSTRAINT recordings_tenant_id_owner_id_fkey FOREIGN KEY (tenant_id, owner_id) REFERENCES public.members (tenant_id, user_id)`,
       );
     }
+    // tables Citus made again under a new oid (above; or by an earlier version of this step) are
+    // registered again, as they were
+    await client.query('BEGIN');
+    for (const [t, r] of registered) {
+      const { rowCount } = await client.query(
+        `INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable, pinned)
+         VALUES ($1::regclass, 'tenant', $2, true, $3) ON CONFLICT (relid) DO NOTHING`,
+        [t, r.tenantColumn, r.pinned],
+      );
+      if (rowCount !== 0) {
+        await client.query(`SELECT set_config('role', $1, true)`, [owner]);
+        await client.query(`SELECT tenantry.citus_policies($1::regclass)`, [t]);
+        await client.query('RESET ROLE');
+      }
+    }
+    await client.query('COMMIT');
     return done;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -1,14 +1,16 @@
 import pg from 'pg';
 import { StaffDirectory, TenantCatalog } from 'tenantry';
 import { addMember, createUser, type MemberRole } from './identity/users.js';
+import { DEFAULT_PLAN } from './plans.js';
 
 /** Password of every demo user. A demo: never use in production. */
 export const DEMO_PASSWORD = 'tenantry-demo';
 
+/** The demo tenants, each on the default plan, named (the console shows it; limits read it). */
 export const DEMO_TENANTS = [
-  { slug: 'acme', name: 'Acme Inc.' },
-  { slug: 'globex', name: 'Globex Corporation' },
-  { slug: 'initech', name: 'Initech' },
+  { slug: 'acme', name: 'Acme Inc.', settings: { plan: DEFAULT_PLAN } },
+  { slug: 'globex', name: 'Globex Corporation', settings: { plan: DEFAULT_PLAN } },
+  { slug: 'initech', name: 'Initech', settings: { plan: DEFAULT_PLAN } },
 ] as const;
 
 /** Demo users; Sam is a member of every tenant (one identity, three memberships, three tiers). */

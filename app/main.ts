@@ -10,6 +10,7 @@ import pg from 'pg';
 import {
   install,
   installEverywhere,
+  InstallSecretsMismatchError,
   RoutedTenantPool,
   TenantPool,
   TenantRouter,
@@ -209,6 +210,12 @@ try {
     // a first start is initdb and a first boot, tens of seconds with nothing else to show: say so
     onProgress: (event) => process.stdout.write(`${startProgressLine(event)}\n`),
   });
+  // a secret made up for this start only (no variable, and config.json not written: the server's
+  // roles exist already) that install would STORE (a context key this database does not have, a
+  // password of a role to create) would be known to nobody after this run: the next start is
+  // refused (28P01 / TR001). Refused now, before anything is changed
+  const unrecordable = unrecordedSecretsToStore(db);
+  if (unrecordable.length > 0) throw new Error(unrecordedSecrets(unrecordable, db));
   const installOptions: InstallRunOptions = {
     appRole: db.appRole,
     ownerRole: db.ownerRole,
@@ -220,16 +227,27 @@ try {
     routerPassword: db.routerPassword,
     contextSecret: db.contextSecret,
   };
-  // on Citus: `tenantry install --citus` (roles and schemas first, one statement at a time, the Citus step)
-  const installed = await install(db.adminUrl, citus ? { ...installOptions, citus: true } : installOptions);
   // install keeps what the database has: a secret of ours that is not the database's (a lost
-  // .tenantry/config.json, a TENANTRY_* variable missing or wrong) would fail every request later
-  // with 28P01 or TR001. Refused here, saying which one and where it came from.
+  // .tenantry/config.json, a TENANTRY_* variable missing or wrong, a database of a server or Citus
+  // cluster whose roles another install made) would fail every request later with 28P01 or
+  // TR001. Refused before install changes anything (secretsMustMatch), saying which one and where
+  // it came from; on Citus: `tenantry install --citus` (roles and schemas first, one statement at
+  // a time, the Citus step)
+  const installed = await install(db.adminUrl, {
+    ...installOptions,
+    secretsMustMatch: true,
+    ...(citus ? { citus: true } : {}),
+  }).catch((error: unknown) => {
+    if (error instanceof InstallSecretsMismatchError)
+      throw new Error(secretsMismatch([...error.mismatched], db!, 'nothing changed'));
+    throw error;
+  });
+  // (a concurrent change between install's check and its end: the same refusal)
   const mismatched = [
     ...installed.passwords.filter((p) => p.matches === false).map((p) => `the password of ${p.role}`),
     ...(installed.contextSecret === 'kept' ? ['the context secret'] : []),
   ];
-  if (mismatched.length > 0) throw new Error(secretsMismatch(mismatched, db));
+  if (mismatched.length > 0) throw new Error(secretsMismatch(mismatched, db, 'kept as it was'));
   await ensureExtensions(db.adminUrl);
   // more PostgreSQL servers (TENANTRY_CLUSTERS): installed with the same roles and context secret
   const extra = citus ? {} : clustersFromEnv();
@@ -608,7 +626,14 @@ function startProgressLine(event: EmbeddedProgress): string {
 }
 
 /** Why the start stops when the database's credentials are not the ones this process has. */
-function secretsMismatch(what: string[], local: LocalDatabase): string {
+function secretsMismatch(what: string[], local: LocalDatabase, done: string): string {
+  // a secret nobody gave was made up for this start: config.json is not written for a database
+  // that has an install, nor for a server (or Citus cluster) whose roles exist already
+  const unrecorded = !local.held
+    ? `no ${local.configFile}`
+    : local.held.contextKey
+      ? `no ${local.configFile}, not written: the database holds an install`
+      : `no ${local.configFile}, not written: the roles exist on the server already`;
   const sources = Object.entries(local.secretSources)
     .filter(([name]) => name !== 'jwtSecret')
     .map(([name, source]) =>
@@ -616,12 +641,40 @@ function secretsMismatch(what: string[], local: LocalDatabase): string {
         ? secretVariable(name as LocalSecretName)
         : source === 'config'
           ? `${secretVariable(name as LocalSecretName)} from ${local.configFile}`
-          : `${secretVariable(name as LocalSecretName)} (not set, no ${local.configFile})`,
+          : `${secretVariable(name as LocalSecretName)} (not set, ${unrecorded})`,
     );
   return (
-    `${what.join(' and ')} of this process ${what.length > 1 ? 'are' : 'is'} not the database's (kept as it was): ` +
+    `${what.join(' and ')} of this process ${what.length > 1 ? 'are' : 'is'} not the database's (${done}): ` +
     `the app would be refused (28P01) or every tenant request fail (TR001). Secrets used: ${sources.join(', ')}. ` +
     "Give the deployment's TENANTRY_* values, or change the database's with tenantry rotate password / context-secret."
+  );
+}
+
+/** The secrets of `local` made up for this start that install would store in the database. */
+function unrecordedSecretsToStore(local: LocalDatabase): LocalSecretName[] {
+  if (!local.held) return [];
+  const roleOf: Partial<Record<LocalSecretName, string>> = {
+    appPassword: local.appRole,
+    ownerPassword: local.ownerRole,
+    supportPassword: local.supportRole,
+    routerPassword: local.routerRole,
+  };
+  return (Object.keys(local.secretSources) as LocalSecretName[]).filter(
+    (name) =>
+      local.secretSources[name] === 'generated' &&
+      (name === 'contextSecret'
+        ? !local.held!.contextKey
+        : roleOf[name] !== undefined && !local.held!.roles.includes(roleOf[name])),
+  );
+}
+
+/** Why the start stops when it would store secrets nobody could give again. */
+function unrecordedSecrets(names: LocalSecretName[], local: LocalDatabase): string {
+  return (
+    `${names.map(secretVariable).join(', ')} ${names.length > 1 ? 'are' : 'is'} not set and ${local.configFile} was not written ` +
+    `(the roles ${local.held!.roles.join(', ')} exist on this server already; their passwords are not known here): ` +
+    `a secret made up now would be stored in the database and known to nobody after this start (nothing changed). ` +
+    "Give the deployment's TENANTRY_* values (all of them for a database of a server whose roles another install made)."
   );
 }
 

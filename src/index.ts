@@ -100,6 +100,7 @@ export {
   type InstallRunOptions,
   type InstallReport,
 } from './policy/installer.js';
+export { InstallSecretsMismatchError } from './policy/install-secrets-mismatch-error.js';
 export {
   libraryMigrations,
   appliedLibraryMigrations,

@@ -21,6 +21,7 @@ export interface BrandingOptions {
 /** A logo upload's largest body: the library's limit (256 KiB) plus room to answer its own refusal. */
 const LOGO_BODY_LIMIT = 512 * 1024;
 const LOGO_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
+const LOGO_TYPES_HINT = 'Send the logo itself as the body, with Content-Type image/png, image/jpeg or image/webp';
 
 const setBody = z
   .object({
@@ -120,11 +121,15 @@ export function brandAdminRoutes(scope: FastifyInstance, options: BrandingOption
     logoScope.addContentTypeParser(LOGO_TYPES, { parseAs: 'buffer', bodyLimit: LOGO_BODY_LIMIT }, (_r, body, done) =>
       done(null, body),
     );
+    // any other type (JSON, SVG, a form): the logo's own 415, naming the types it takes
+    logoScope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: LOGO_BODY_LIMIT }, (_r, _body, done) =>
+      done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', LOGO_TYPES_HINT)),
+    );
     logoScope.put('/brand/logo', { bodyLimit: LOGO_BODY_LIMIT, config: { query: reasonQuery } }, async (request) => {
       adminOf(request);
       const { reason } = parseInput(reasonQuery, request.query, 'query');
       const body = request.body;
-      if (!Buffer.isBuffer(body)) throw new ApiError(400, 'VALIDATION_FAILED', 'Send the logo as the body', 'body');
+      if (!Buffer.isBuffer(body)) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', LOGO_TYPES_HINT);
       const snap = await admin.set(
         currentTenant(),
         { logo: body, logoContentType: request.headers['content-type'] ?? '' },

@@ -103,9 +103,12 @@ export class ConsoleAudit {
 }
 
 // the console's state changes, by method and route: the action each is recorded as
+const TENANT_ACTIONS = new Set(['suspend', 'resume', 'soft-delete', 'restore']);
+
 const ACTIONS: Record<string, string | ((body: Record<string, unknown>) => string)> = {
+  // only a known action's name: a refused request with a made-up one is recorded as tenant.action
   'POST /console/api/tenants/:tenant/actions': (body) =>
-    typeof body.action === 'string' && /^[a-z-]{1,20}$/.test(body.action) ? `tenant.${body.action}` : 'tenant.action',
+    typeof body.action === 'string' && TENANT_ACTIONS.has(body.action) ? `tenant.${body.action}` : 'tenant.action',
   'POST /console/api/tenants/:tenant/moves': 'move.start',
   'POST /console/api/tenants/:tenant/moves/:moveId/resume': 'move.resume',
   'POST /console/api/tenants/:tenant/moves/:moveId/rollback': 'move.rollback',

@@ -56,6 +56,8 @@ export function inspectLogo(bytes: Uint8Array, options: LogoLimits & { declared?
     if (declared !== found.contentType)
       throw new BrandLogoInvalidError(`the content is ${found.contentType}, not the declared type`);
   }
+  if (!endsWhereItSays(buf, found.contentType))
+    throw new BrandLogoInvalidError('the image does not end where its format says (data after its end, or truncated)');
   if (!found.width || !found.height) throw new BrandLogoInvalidError('the image header has no dimensions');
   if (found.width > maxSide || found.height > maxSide)
     throw new BrandLogoInvalidError(`the image must be at most ${maxSide}×${maxSide} pixels`);
@@ -66,6 +68,22 @@ export function inspectLogo(bytes: Uint8Array, options: LogoLimits & { declared?
     width: found.width,
     height: found.height,
   };
+}
+
+const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/**
+ * True when the bytes end exactly where the format's own end marker says: PNG's IEND chunk, JPEG's
+ * EOI marker, WebP's RIFF length. Anything appended (another file: a zip, HTML, a script) would be
+ * served from the tenant's origin with the logo, so a polyglot is refused rather than stored.
+ */
+function endsWhereItSays(b: Buffer, type: LogoContentType): boolean {
+  if (type === 'image/png')
+    return b.length >= 8 + PNG_IEND.length && b.subarray(b.length - PNG_IEND.length).equals(PNG_IEND);
+  if (type === 'image/jpeg') return b.length >= 4 && b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9;
+  // RIFF: the size field counts what follows it; chunks are padded to even lengths
+  const riff = b.readUInt32LE(4) + 8;
+  return riff === b.length || riff + (riff % 2) === b.length;
 }
 
 interface Sniffed {

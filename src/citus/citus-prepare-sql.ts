@@ -171,7 +171,9 @@ export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_
 
 const CITUS_TENANT_TABLE_FUNCTIONS = `
 -- the isolation policies of a tenant table in the form Citus accepts on distributed tables: a
--- plain call (no InitPlan subquery), evaluated on the workers in every shard query
+-- plain call (no InitPlan subquery), evaluated on the workers in every shard query; and the
+-- support role's read grant. What is already as it should be is left alone: every install and
+-- restart runs this, and DDL on a distributed table is propagated to every shard
 CREATE OR REPLACE FUNCTION tenantry.citus_policies(tbl regclass) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -185,13 +187,41 @@ BEGIN
     RAISE EXCEPTION 'tenantry: % is not registered as a tenant table', tbl USING ERRCODE = '55000';
   END IF;
   cond := format('%I = tenantry.%s()', r.tenant_column, CASE WHEN r.pinned THEN 'home_tenant_id' ELSE 'current_tenant_id' END);
-  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
-  EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
-  EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
-  IF support IS NOT NULL THEN
-    EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING (tenantry.support_read_allowed()) WITH CHECK (false)', tbl, support);
+  IF NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+  END IF;
+  IF NOT (SELECT c.relforcerowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+  END IF;
+  IF NOT EXISTS (
+    SELECT FROM pg_policy p
+     WHERE p.polrelid = tbl AND p.polname = 'tenantry_isolation' AND p.polpermissive AND p.polcmd = '*'
+       AND p.polroles = '{0}'::oid[]
+       AND pg_get_expr(p.polqual, p.polrelid) = '(' || cond || ')'
+       AND pg_get_expr(p.polwithcheck, p.polrelid) = '(' || cond || ')'
+  ) THEN
+    EXECUTE format('DROP POLICY IF EXISTS tenantry_isolation ON %s', tbl);
+    EXECUTE format('CREATE POLICY tenantry_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)', tbl, cond, cond);
+  END IF;
+  IF support IS NULL THEN
+    EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+  ELSE
+    IF NOT EXISTS (
+      SELECT FROM pg_policy p
+       WHERE p.polrelid = tbl AND p.polname = 'tenantry_support_read' AND NOT p.polpermissive AND p.polcmd = '*'
+         AND p.polroles = ARRAY[(SELECT o.oid FROM pg_roles o WHERE o.rolname = support)]
+         AND pg_get_expr(p.polqual, p.polrelid) = 'tenantry.support_read_allowed()'
+         AND pg_get_expr(p.polwithcheck, p.polrelid) = 'false'
+    ) THEN
+      EXECUTE format('DROP POLICY IF EXISTS tenantry_support_read ON %s', tbl);
+      EXECUTE format('CREATE POLICY tenantry_support_read ON %s AS RESTRICTIVE FOR ALL TO %I USING (tenantry.support_read_allowed()) WITH CHECK (false)', tbl, support);
+    END IF;
+    -- read only (a support role added after the table was distributed has no grant yet)
+    IF NOT has_table_privilege(support, tbl, 'SELECT')
+       OR has_table_privilege(support, tbl, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') THEN
+      EXECUTE format('REVOKE ALL ON %s FROM %I', tbl, support);
+      EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
+    END IF;
   END IF;
 END
 $fn$;
@@ -201,15 +231,21 @@ REVOKE ALL ON FUNCTION tenantry.citus_policies(regclass) FROM PUBLIC;
 -- Citus already distributes is registered on the coordinator alone (the registry's InitPlan
 -- policy would be refused), then its policies, RLS and grants are made again where Citus
 -- propagates them; a local table is registered, given the plain policies, then distributed
--- (colocated with colocate_with, or with Citus's default group of its column type)
+-- (colocated with colocate_with, or with Citus's default group of its column type). A Citus
+-- local table (what create_reference_table makes of a table that references it) is distributed
+-- too: Citus makes it again under a new oid, and the dropped one's registry row is put back
 CREATE OR REPLACE FUNCTION tenantry.citus_tenant_table(tbl regclass, tenant_column name DEFAULT 'tenant_id', colocate_with regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
   app text := (SELECT value FROM tenantry.meta WHERE key = 'app_role');
   support text := (SELECT nullif(value, '') FROM tenantry.meta WHERE key = 'support_role');
-  distributed boolean := EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl);
+  -- a Citus local table (method n, model s) is not distributed yet
+  distributed boolean := EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl
+                                   AND NOT (p.partmethod = 'n' AND p.repmodel = 's'));
   propagate text := current_setting('citus.enable_ddl_propagation');
+  qualified text := tbl::text;
+  pinned boolean;
 BEGIN
   IF distributed THEN
     -- the index first, where Citus propagates it (register_tenant_table then finds it)
@@ -231,13 +267,31 @@ BEGIN
       EXECUTE format('GRANT SELECT ON %s TO %I', tbl, support);
     END IF;
   ELSE
+    -- a Citus local table: the registry's InitPlan policy on the coordinator's table alone (its
+    -- shard refuses it), replaced by the plain one below
+    IF EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+      -- the index first, where Citus propagates it (as for a distributed table)
+      IF NOT EXISTS (
+        SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND a.attname = tenant_column AND i.indisvalid AND i.indpred IS NULL
+      ) THEN
+        EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+      END IF;
+      PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    END IF;
     PERFORM tenantry.register_tenant_table(tbl, tenant_column);
+    PERFORM set_config('citus.enable_ddl_propagation', propagate, true);
     PERFORM tenantry.citus_policies(tbl);
+    pinned := (SELECT r.pinned FROM tenantry.registered_tables r WHERE r.relid = tbl);
     IF colocate_with IS NULL THEN
       PERFORM create_distributed_table(tbl, tenant_column::text);
     ELSE
       PERFORM create_distributed_table(tbl, tenant_column::text, colocate_with => colocate_with::text);
     END IF;
+    -- a Citus local table was made again (new oid): the event trigger took its registry row out
+    INSERT INTO tenantry.registered_tables (relid, kind, tenant_column, writable, pinned)
+    VALUES (qualified::regclass, 'tenant', tenant_column, true, pinned)
+    ON CONFLICT (relid) DO NOTHING;
   END IF;
 END
 $fn$;

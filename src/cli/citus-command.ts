@@ -159,12 +159,34 @@ export function citusCommand(globals: () => ConnectionOptions): Command {
         for (const reason of decision.reasons) console.log(`  - ${reason}`);
         if (decision.action === 'isolate' && flags.apply)
           console.log(`placed: ${describe(await applyCitusPlacement(admin, flags.table, id, decision, flags.mode))}`);
-        else if (decision.action === 'isolate')
-          console.log(`Apply it with: tenantry citus place ${tenant} --table ${flags.table} --apply`);
+        else if (decision.action === 'isolate') console.log(`Apply it with: ${citusPlaceCommand(tenant, flags)}`);
       }),
   );
   return citus;
 }
+
+/**
+ * The `tenantry citus place … --apply` that carries out the decision just printed: every option
+ * that shaped it (`--share`, `--plan`, `--isolate-plans`, `--mode`) given again, so that the
+ * command decides the same (without `--share` a hot tenant would be left in its shared shard).
+ */
+export function citusPlaceCommand(
+  tenant: string,
+  flags: { table: string; plan?: string; share?: number; isolatePlans?: string; mode?: ShardFlags['mode'] },
+): string {
+  const words = ['tenantry citus place', shellWord(tenant), '--table', shellWord(flags.table)];
+  if (flags.plan !== undefined) words.push('--plan', shellWord(flags.plan));
+  if (flags.share !== undefined) words.push('--share', String(flags.share));
+  if (flags.isolatePlans !== undefined && flags.isolatePlans !== 'enterprise')
+    words.push('--isolate-plans', shellWord(flags.isolatePlans));
+  if (flags.mode !== undefined && flags.mode !== 'auto') words.push('--mode', flags.mode);
+  words.push('--apply');
+  return words.join(' ');
+}
+
+/** A word as a POSIX shell reads it back: bare when plain, single-quoted otherwise. */
+const shellWord = (word: string): string =>
+  /^[A-Za-z0-9_.,:/@=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 
 const share = (raw: string): number => {
   const n = Number(raw);

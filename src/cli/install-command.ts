@@ -73,6 +73,8 @@ export interface InstallSecretOrigins {
   missing?: { contextSecret?: string; passwords?: Record<string, string> };
   /** Set when the config file is missing and was not written because the database is installed already. */
   unrecordedConfig?: string;
+  /** Why it was not written: the roles that exist on the server, and whether this database has a context key. */
+  held?: { roles: string[]; contextKey: boolean };
 }
 
 /** The secrets handed to install. */
@@ -118,7 +120,10 @@ export function installSecrets(
     } else if (given) origins.passwords![role!] = originOf(name);
     else origins.missing!.passwords![role!] = missingWords(name);
   }
-  if (Object.values(db.secretSources).includes('generated')) origins.unrecordedConfig = db.configFile;
+  if (Object.values(db.secretSources).includes('generated')) {
+    origins.unrecordedConfig = db.configFile;
+    if (db.held) origins.held = db.held;
+  }
   return { secrets, origins };
 }
 
@@ -157,7 +162,15 @@ export function formatSingleInstall(report: InstallReport, origins: InstallSecre
     lines.push(
       `context secret: none given (${origins.missing.contextSecret}); the key installed here, if any, is kept`,
     );
-  if (origins.unrecordedConfig)
+  // a new database of a server (or Citus cluster) whose roles exist already holds no install: say what is there
+  if (origins.unrecordedConfig && origins.held && !origins.held.contextKey && origins.held.roles.length > 0)
+    lines.push(
+      `WARNING: ${origins.unrecordedConfig} is missing and the role${origins.held.roles.length === 1 ? '' : 's'} ${origins.held.roles.join(', ')} ` +
+        `exist${origins.held.roles.length === 1 ? 's' : ''} already on this server (roles are shared by all its databases; this database had no install), so it was not written ` +
+        "(new passwords would not match theirs). Give the deployment's TENANTRY_* secrets, " +
+        'restore the file, or set new ones with tenantry rotate and record them.',
+    );
+  else if (origins.unrecordedConfig)
     lines.push(
       `WARNING: ${origins.unrecordedConfig} is missing and this database holds an install already, so it was not written ` +
         "(new secrets would not match the credentials installed here). Give the deployment's TENANTRY_* secrets, " +

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DatabaseUnavailableError } from '../errors/database-unavailable-error.js';
 import { TenantryError } from '../errors/tenantry-error.js';
 import { installCommand } from './install-command.js';
@@ -42,7 +42,14 @@ function describeFailure(error: unknown): string {
 const program = new Command('tenantry')
   .description('Tenant isolation for PostgreSQL: install, audit and manage tenants')
   .option('--database-url <url>', 'server to use (default: DATABASE_URL, else the embedded one in .tenantry/)')
-  .option('--dir <path>', 'project-local folder for the embedded server and secrets', '.tenantry')
+  .addOption(
+    new Option(
+      '--dir <path>',
+      'project-local folder for the embedded server and secrets (the reference server: TENANTRY_DIR)',
+    )
+      .env('TENANTRY_DIR')
+      .default('.tenantry'),
+  )
   .showHelpAfterError()
   .exitOverride();
 

@@ -72,6 +72,13 @@ export interface LocalDatabase {
   secretSources: Record<LocalSecretName, SecretSource>;
   /** `<dir>/config.json`, where the secrets are kept. */
   configFile: string;
+  /**
+   * Set when a secret is `generated` (not recorded): what was there already. `roles`: the
+   * Tenantry roles that exist on the server (roles are shared by every database of a server, or
+   * of a Citus cluster: a new database has them too); `contextKey`: whether this database stores
+   * a context key (an install of its own).
+   */
+  held?: { roles: string[]; contextKey: boolean };
   stop(): Promise<void>;
 }
 
@@ -252,6 +259,7 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     }
   }
   const missing = (Object.keys(ENV) as LocalSecretName[]).filter((name) => stored?.[name] === undefined);
+  let held: LocalDatabase['held'];
   if (missing.length > 0) {
     // config.json records what the database is about to get, so that a later run without the
     // variables uses the same secrets. What the database holds already (a lost config.json, a
@@ -292,6 +300,8 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
       await writePrivateFile(configFile, JSON.stringify(file, null, 2) + '\n');
       for (const name of recordable) if (secretSources[name] === 'generated') secretSources[name] = 'config';
     }
+    if (Object.values(secretSources).includes('generated'))
+      held = { roles: [...parts.roles].sort(), contextKey: parts.key };
   }
   return {
     adminUrl,
@@ -313,6 +323,7 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     origin,
     secretSources,
     configFile,
+    ...(held ? { held } : {}),
     async stop() {
       if (!server) return;
       await rm(serverFile, { force: true });

@@ -16,8 +16,9 @@ export type TenantryErrorCode =
   | 'CONFIGURATION_ERROR'
   | 'UNSUPPORTED'
   | 'CITUS_SHARD'
-  // install (see src/policy/newer-schema-error.ts)
+  // install (see src/policy/newer-schema-error.ts, src/policy/install-secrets-mismatch-error.ts)
   | 'SCHEMA_NEWER_THAN_LIBRARY'
+  | 'INSTALL_SECRETS_MISMATCH'
   // identity and access (see src/identity)
   | 'UNAUTHENTICATED'
   | 'TENANT_REQUIRED'

@@ -229,7 +229,7 @@ CREATE TABLE IF NOT EXISTS tenantry.library_migrations (
  * recorded mode, what the support role may use, the event trigger, the app role's timeouts.
  * Idempotent.
  */
-export function grantsStepSql(o: ResolvedInstallOptions): string {
+export function grantsStepSql(o: ResolvedInstallOptions, { citus = false }: { citus?: boolean } = {}): string {
   const owner = quoteIdent(o.ownerRole);
   const support = o.supportRole === undefined ? undefined : quoteIdent(o.supportRole);
   const lines: string[] = [];
@@ -245,9 +245,17 @@ export function grantsStepSql(o: ResolvedInstallOptions): string {
       `GRANT EXECUTE ON FUNCTION tenantry.refuse_route(text), tenantry.check_route(text), tenantry.enter_route(text, text), tenantry.current_tenant_id(), tenantry.home_tenant_id(), tenantry.is_moving(), tenantry.support_read_allowed() TO ${support};`,
     );
     add(`-- tables registered before the support role existed get its grant and policy now`);
-    add(
-      `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
-    );
+    if (citus)
+      // a distributed table keeps the policies in the form Citus accepts (no InitPlan subquery:
+      // register_tenant_table's would fail there): the Citus step gives it the support role's
+      add(
+        `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant'
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid);`,
+      );
+    else
+      add(
+        `SELECT tenantry.register_tenant_table(r.relid, r.tenant_column) FROM tenantry.registered_tables r WHERE r.kind = 'tenant';`,
+      );
   }
   add(`-- routes (where each tenant lives) are the router role's alone: tiers/002 took them from the app role (and`);
   add(`-- every install does again: tiers/001 run again after its record was lost would give them back)`);

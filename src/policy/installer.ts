@@ -12,6 +12,7 @@ import {
 } from './install-sql.js';
 import { appliedLibraryMigrations, migrationLabel, pendingOf, unknownOf } from './library-migrations.js';
 import { NEWER_SCHEMA_SQLSTATE, NewerSchemaError } from './newer-schema-error.js';
+import { InstallSecretsMismatchError } from './install-secrets-mismatch-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { passwordMatchesVerifier } from './password-verifier.js';
 
@@ -30,6 +31,14 @@ export interface InstallRunOptions extends InstallOptions {
    * last (reference tables, policies Citus accepts, worker settings). Default false.
    */
   citus?: boolean;
+  /**
+   * Refuse ({@link InstallSecretsMismatchError}), before changing anything, when a password given
+   * for a role that has one is not that role's (as far as the stored verifier tells) or the
+   * context secret given is not the stored key. A server that starts with `install` wants this:
+   * otherwise install keeps the database's and reports the mismatch after its steps ran. Default
+   * false.
+   */
+  secretsMustMatch?: boolean;
 }
 
 /** Runs a step's SQL on a connection: as one script, or statement by statement (Citus). */
@@ -92,6 +101,15 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
         'Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)',
       );
     const { options: withPasswords, passwords } = await passwordsToSet(client, resolved, superuser);
+    if (options.secretsMustMatch) {
+      const mismatched = [
+        ...passwords.filter((p) => p.matches === false).map((p) => `the password of ${p.role}`),
+        ...(options.contextSecret !== undefined && storedKey && !sameKey(storedKey, checkedPads(options.contextSecret))
+          ? ['the context secret']
+          : []),
+      ];
+      if (mismatched.length > 0) throw new InstallSecretsMismatchError(mismatched);
+    }
     const old = await client.query<{ meta: boolean; versioned: boolean }>(
       `select to_regclass('tenantry.meta') is not null as meta, to_regclass('tenantry.library_migrations') is not null as versioned`,
     );
@@ -104,7 +122,7 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
       if (citus) await citus.createRolesAndSchemasFirst(client, withPasswords);
       await inTransaction(client, rolesStepSql(withPasswords), run);
       applied = await applyPendingMigrations(client, resolved, run);
-      await inTransaction(client, grantsStepSql(resolved), run);
+      await inTransaction(client, grantsStepSql(resolved, { citus: citus !== undefined }), run);
     } catch (error) {
       // a newer install committed between the check above and a step's lock
       if (sqlStateOf(error) === NEWER_SCHEMA_SQLSTATE)
@@ -126,7 +144,7 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
             )
           ).rowCount;
       const key = stored ? undefined : (current ?? (await readContextKey(client)));
-      contextSecret = !key ? 'set' : key.ipad.equals(ipad) && key.opad.equals(opad) ? 'unchanged' : 'kept';
+      contextSecret = !key ? 'set' : sameKey(key, { ipad, opad }) ? 'unchanged' : 'kept';
     }
     // after the key: a reference table is made from the table with its row
     if (citus) await citus.prepareCitus(client, resolved);
@@ -283,6 +301,10 @@ export async function readContextKey(
     'select ipad, opad from tenantry_private.context_key',
   );
   return rows[0];
+}
+
+function sameKey(a: { ipad: Buffer; opad: Buffer }, b: { ipad: Buffer; opad: Buffer }): boolean {
+  return a.ipad.equals(b.ipad) && a.opad.equals(b.opad);
 }
 
 /** The HMAC pads of a secret, after checking its length. */

@@ -146,6 +146,11 @@ describe('logos', () => {
       headers: { 'content-type': 'image/svg+xml' },
     });
     expect(svgType.statusCode).toBe(415);
+    expect(svgType.json().error.message).toMatch(/image\/png, image\/jpeg or image\/webp/);
+    const json = await f.call('PUT', '/brand/logo', { token: alice, payload: { logo: 'aGk=' } });
+    expect(json.statusCode).toBe(415);
+    expect(json.json().error).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+    expect(json.json().error.message).toMatch(/image\/png/);
     expect(await stored(f.a.id)).toEqual(before);
   });
 });

@@ -320,6 +320,12 @@ describe('the structured audit', () => {
     const s = await signIn();
     await call(s, 'POST', '/console/api/tenants/bravo/actions', { action: 'suspend', reason: 'audit test: suspend' });
     await call(s, 'POST', '/console/api/tenants/bravo/actions', { action: 'resume', reason: 'audit test: resume' });
+    // a made-up action name is refused, and recorded under the generic name, not the client's
+    const madeUp = await call(s, 'POST', '/console/api/tenants/bravo/actions', {
+      action: 'wipe-everything',
+      reason: 'audit test: made up',
+    });
+    expect(madeUp.statusCode).toBe(400);
     await call(s, 'POST', '/console/api/tenants/bravo/actions', {
       action: 'soft-delete',
       reason: 'audit test: wrong slug',
@@ -338,10 +344,11 @@ describe('the structured audit', () => {
       outcome: 'refused',
       code: 'CONFIRMATION_REQUIRED',
     });
-    expect(page.entries[1]).toMatchObject({ action: 'tenant.resume', outcome: 'ok' });
+    expect(page.entries[1]).toMatchObject({ action: 'tenant.action', outcome: 'refused' });
     expect(typeof page.entries[0].occurredAt).toBe('string');
     const older = (await call(s, 'GET', `/console/api/audit?tenant=${f.b.id}&before=${page.next}`)).json();
-    expect(older.entries[0]).toMatchObject({ action: 'tenant.suspend', outcome: 'ok' });
+    expect(older.entries[0]).toMatchObject({ action: 'tenant.resume', outcome: 'ok' });
+    expect(older.entries[1]).toMatchObject({ action: 'tenant.suspend', outcome: 'ok' });
     const byAction = (await call(s, 'GET', `/console/api/audit?action=tenant.resume&staff=${f.staff.id}`)).json();
     expect(byAction.entries.every((e: { action: string }) => e.action === 'tenant.resume')).toBe(true);
     // nothing about bravo in alpha's entries

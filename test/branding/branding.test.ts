@@ -50,6 +50,19 @@ describe('logos are checked by their content', () => {
   });
 });
 
+describe('a logo ends where its format says (no polyglots)', () => {
+  it('refuses bytes after the end marker of each format, and a truncated image', async () => {
+    const trailer = Buffer.from('<html><script>alert(1)</script></html>');
+    for (const image of [solidPng(4, 4, [0, 0, 0]), jpegHeader(10, 10), webpHeader(10, 10)]) {
+      expect(inspectLogo(image).size).toBe(image.length);
+      const refused = await refusal(() => inspectLogo(Buffer.concat([image, trailer])));
+      expect(refused?.code).toBe('BRAND_LOGO_INVALID');
+      expect(refused?.message).toMatch(/does not end where its format says/);
+      expect((await refusal(() => inspectLogo(image.subarray(0, image.length - 1))))?.code).toBe('BRAND_LOGO_INVALID');
+    }
+  });
+});
+
 describe('brand fields', () => {
   it('computes WCAG 2.x contrast (white on #767676 is the classic 4.54:1)', () => {
     expect(contrastRatio('#ffffff', '#767676')).toBe(4.54);

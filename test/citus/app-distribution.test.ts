@@ -12,9 +12,15 @@ import { TenantPool } from '../../src/data/tenant-pool.js';
 import { install } from '../../src/policy/installer.js';
 import { ensureExtensions, migrate } from '../../app/migrate.js';
 import { distributeAppTables } from '../../app/citus-distribution.js';
-import { citusAppUrl, CITUS_SECRET, CITUS_URL, sqlStateOf } from './citus-support.js';
+import {
+  citusAppUrl,
+  createCitusDatabase,
+  CITUS_SECRET,
+  CITUS_URL,
+  sqlStateOf,
+  type CitusTestDatabase,
+} from './citus-support.js';
 
-const DB = `app_citus_${randomUUID().slice(0, 8)}`;
 const A = randomUUID();
 const B = randomUUID();
 
@@ -26,18 +32,9 @@ describe.skipIf(!CITUS_URL)(
     let url: string;
     let admin: pg.Client;
     let pool: TenantPool;
-    let workers: { nodename: string; nodeport: number }[] = [];
+    let cluster: CitusTestDatabase | undefined;
     const users: Record<string, string> = { [A]: randomUUID(), [B]: randomUUID() };
 
-    const onNode = async (host: string, port: number, database: string, sql: string[]) => {
-      const c = new pg.Client({ host, port, user: new URL(CITUS_URL!).username || 'postgres', database });
-      await c.connect();
-      try {
-        for (const s of sql) await c.query(s);
-      } finally {
-        await c.end();
-      }
-    };
     const rowsOfB = async () =>
       (
         await admin.query(
@@ -48,27 +45,8 @@ describe.skipIf(!CITUS_URL)(
       ).rows;
 
     beforeAll(async () => {
-      const root = new pg.Client({ connectionString: CITUS_URL });
-      await root.connect();
-      workers = (
-        await root.query<{ nodename: string; nodeport: number }>(
-          `select nodename, nodeport from pg_dist_node where groupid <> 0 and isactive order by nodeport`,
-        )
-      ).rows;
-      await root.query(`create database ${DB}`);
-      await root.end();
-      for (const w of workers)
-        await onNode(w.nodename, w.nodeport, 'postgres', [`create database ${DB}`]).then(() =>
-          onNode(w.nodename, w.nodeport, DB, ['create extension citus']),
-        );
-      const u = new URL(CITUS_URL!);
-      u.pathname = `/${DB}`;
-      url = u.toString();
-      admin = new pg.Client({ connectionString: url });
-      await admin.connect();
-      await admin.query('create extension citus');
-      await admin.query(`select citus_set_coordinator_host($1, $2)`, [u.hostname, Number(u.port || 5432)]);
-      for (const w of workers) await admin.query(`select citus_add_node($1, $2)`, [w.nodename, w.nodeport]);
+      cluster = await createCitusDatabase('app_citus');
+      ({ url, admin } = cluster);
       await install(url, { citus: true, contextSecret: CITUS_SECRET });
       await ensureExtensions(url);
       await migrate(citusAppUrl(url, 'tenantry_owner'), { appRole: 'tenantry_app' });
@@ -103,15 +81,7 @@ describe.skipIf(!CITUS_URL)(
 
     afterAll(async () => {
       await pool?.end();
-      await admin?.end();
-      const root = new pg.Client({ connectionString: CITUS_URL });
-      await root.connect();
-      await root.query(`drop database if exists ${DB} with (force)`).catch(() => undefined);
-      await root.end();
-      for (const w of workers)
-        await onNode(w.nodename, w.nodeport, 'postgres', [`drop database if exists ${DB} with (force)`]).catch(
-          () => undefined,
-        );
+      await cluster?.drop();
     });
 
     it('users is a reference table, the tenant tables are distributed by tenant_id in one colocation group', async () => {
@@ -128,6 +98,54 @@ describe.skipIf(!CITUS_URL)(
         'tenant_events h',
       ]);
       expect(new Set(rows.filter((r) => r.partmethod === 'h').map((r) => r.colocationid)).size).toBe(1);
+      // still registered as tenant tables (Citus makes members and recordings again under a new
+      // oid on the way: they had dropped out of the registry), members pinned
+      const registry = await admin.query<{ t: string; pinned: boolean }>(
+        `select r.relid::regclass::text as t, r.pinned from tenantry.registered_tables r
+          join pg_dist_partition d on d.logicalrelid = r.relid where r.kind = 'tenant' order by 1`,
+      );
+      expect(registry.rows).toEqual([
+        { t: 'members', pinned: true },
+        { t: 'recordings', pinned: false },
+        { t: 'tenant_event_streams', pinned: false },
+        { t: 'tenant_events', pinned: false },
+      ]);
+    });
+
+    it('install --citus with a support role, twice, after the tables are distributed: clean; the support role gets its read grant and policy in the form Citus accepts; the second leaves the policies alone', async () => {
+      // before the fix the second install failed: its support-role step re-registered every
+      // tenant table with the InitPlan policy ("unexpected non-SELECT command in SubLink")
+      const policies = async () =>
+        (
+          await admin.query<{ t: string; polname: string; oid: string; qual: string; roles: string }>(
+            `select p.polrelid::regclass::text as t, p.polname, p.oid::text as oid, pg_get_expr(p.polqual, p.polrelid) as qual,
+                    array_to_string(array(select coalesce((select rolname from pg_roles where oid = r), 'public') from unnest(p.polroles) r), ',') as roles
+               from pg_policy p join pg_dist_partition d on d.logicalrelid = p.polrelid and d.partmethod = 'h'
+              order by 1, 2`,
+          )
+        ).rows;
+      const options = { citus: true, contextSecret: CITUS_SECRET, supportRole: 'tenantry_support' };
+      await install(url, options);
+      const first = await policies();
+      const tables = [...new Set(first.map((p) => p.t))];
+      expect(tables).toEqual(['members', 'recordings', 'tenant_event_streams', 'tenant_events']);
+      expect(first.map((p) => `${p.t} ${p.polname} ${p.roles} ${p.qual}`)).toEqual(
+        tables.flatMap((t) => [
+          `${t} tenantry_isolation public (tenant_id = tenantry.${t === 'members' ? 'home' : 'current'}_tenant_id())`,
+          `${t} tenantry_support_read tenantry_support tenantry.support_read_allowed()`,
+        ]),
+      );
+      for (const t of tables) {
+        const { rows } = await admin.query<{ sel: boolean; ins: boolean }>(
+          `select has_table_privilege('tenantry_support', $1, 'SELECT') as sel,
+                  has_table_privilege('tenantry_support', $1, 'INSERT, UPDATE, DELETE, TRUNCATE') as ins`,
+          [t],
+        );
+        expect(rows[0], t).toEqual({ sel: true, ins: false });
+      }
+      await install(url, options);
+      // the same policies (same oids): nothing dropped and made again on the distributed tables
+      expect(await policies()).toEqual(first);
     });
 
     it("A reads only A's members and recordings; A's update, delete and insert into B are refused; nothing of B's changes", async () => {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { adviseOnLoad, type TenantLoad } from '../../src/tiers/placement-advice.js';
 import { citusPlacementPolicy, type CitusPlacementQuestion } from '../../src/citus/citus-placement.js';
+import { citusPlaceCommand } from '../../src/cli/citus-command.js';
 
 const load = (slug: string, dbShare: number): TenantLoad => ({
   tenantId: `id-${slug}`,
@@ -49,5 +50,24 @@ describe('Citus placement advice and policy', () => {
       workers: q.workers.map((w) => ({ ...w, shardBytes: 100 })),
     });
     expect(tie.worker).toEqual({ nodeName: 'w1', nodePort: 5432 });
+  });
+
+  it('the command `citus place` suggests repeats every option that shaped the decision', () => {
+    expect(
+      citusPlaceCommand('acme', { table: 'public.notes', share: 0.6, isolatePlans: 'enterprise', mode: 'auto' }),
+    ).toBe('tenantry citus place acme --table public.notes --share 0.6 --apply');
+    expect(
+      citusPlaceCommand('acme', {
+        table: 'public.notes',
+        plan: 'pro',
+        isolatePlans: 'pro,enterprise',
+        mode: 'block_writes',
+      }),
+    ).toBe(
+      'tenantry citus place acme --table public.notes --plan pro --isolate-plans pro,enterprise --mode block_writes --apply',
+    );
+    expect(citusPlaceCommand("o'hara", { table: 'public."My Notes"', share: 0.25 })).toBe(
+      `tenantry citus place 'o'\\''hara' --table 'public."My Notes"' --share 0.25 --apply`,
+    );
   });
 });

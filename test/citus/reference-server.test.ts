@@ -1,19 +1,20 @@
 // The reference server on Citus (TENANTRY_CITUS=1, docs/citus.md "The reference server on
 // Citus"): `app/main.ts` started as a child process, as `npm start` runs it, with DATABASE_URL
 // naming a fresh database of the cluster (citus and the workers added). It installs with
-// --citus, migrates, distributes the tables and seeds the demo; then, over HTTP, acme's list,
-// read, update and delete of globex's recordings are refused (404) and nothing of globex's
-// changes (read back as globex), and the other way round for a recording acme writes. Runs when
-// CITUS_URL is set.
+// --citus (and the support role), migrates, distributes the tables and seeds the demo; then, over
+// HTTP, acme's list, read, update and delete of globex's recordings are refused (404) and nothing
+// of globex's changes (read back as globex), and the other way round for a recording acme
+// writes; the other tenant routes (members, invitations, API keys, domains, settings, audit log)
+// the same way. A second start on the same database (a restart) is clean and leaves the
+// distributed tables' policies alone; a start whose secrets are not the database's is refused
+// before it changes anything. Runs when CITUS_URL is set.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signIn, startServer, tempProject, type ServerProcess } from '../fault/support/reference-server.js';
-import { CITUS_SECRET, CITUS_URL } from './citus-support.js';
+import { createCitusDatabase, CITUS_SECRET, CITUS_URL, type CitusTestDatabase } from './citus-support.js';
 
-const DB = `app_server_${randomUUID().slice(0, 8)}`;
 // roles are cluster-wide: the server's passwords are set on them first (the install refuses a
 // start whose passwords are not the database's); the app role keeps the other Citus tests' one
 const PASSWORDS = {
@@ -34,7 +35,7 @@ interface Recording {
 async function http(
   url: string,
   token: string,
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
   body?: unknown,
 ): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, {
@@ -56,78 +57,51 @@ describe.skipIf(!CITUS_URL)(
     let admin: pg.Client;
     let server: ServerProcess | undefined;
     let project: Awaited<ReturnType<typeof tempProject>> | undefined;
+    let cluster: CitusTestDatabase | undefined;
     let workers: { nodename: string; nodeport: number }[] = [];
-
-    const onNode = async (host: string, port: number, database: string, sql: string[]) => {
-      const c = new pg.Client({ host, port, user: new URL(CITUS_URL!).username || 'postgres', database });
-      await c.connect();
-      try {
-        for (const s of sql) await c.query(s);
-      } finally {
-        await c.end();
-      }
+    const ENV = () => ({
+      DATABASE_URL: url,
+      TENANTRY_CITUS: '1',
+      TENANTRY_CONTEXT_SECRET: CITUS_SECRET,
+      TENANTRY_APP_PASSWORD: PASSWORDS.tenantry_app,
+      TENANTRY_OWNER_PASSWORD: PASSWORDS.tenantry_owner,
+      TENANTRY_SUPPORT_PASSWORD: PASSWORDS.tenantry_support,
+      TENANTRY_ROUTER_PASSWORD: PASSWORDS.tenantry_router,
+    });
+    const stop = async (s: ServerProcess) => {
+      if (s.child.exitCode !== null) return;
+      s.child.kill('SIGTERM');
+      const stopped = await Promise.race([s.exited, sleep(30_000).then(() => undefined)]);
+      if (!stopped) s.child.kill('SIGKILL');
     };
+    // on a failure, the server's log lines say why
+    const logLines = () =>
+      server!
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{"level"'))
+        .join('\n');
 
     beforeAll(async () => {
+      // existing roles get the server's passwords (ALTER ROLE is propagated to the workers)
       const root = new pg.Client({ connectionString: CITUS_URL });
       await root.connect();
-      workers = (
-        await root.query<{ nodename: string; nodeport: number }>(
-          `select nodename, nodeport from pg_dist_node where groupid <> 0 and isactive order by nodeport`,
-        )
-      ).rows;
-      await root.query(`create database ${DB}`);
-      // existing roles get the server's passwords (ALTER ROLE is propagated to the workers)
       for (const [role, password] of Object.entries(PASSWORDS))
         if ((await root.query(`select 1 from pg_roles where rolname = $1`, [role])).rowCount)
           await root.query(`alter role ${role} password '${password.replace(/'/g, "''")}'`);
       await root.end();
-      for (const w of workers)
-        await onNode(w.nodename, w.nodeport, 'postgres', [`create database ${DB}`]).then(() =>
-          onNode(w.nodename, w.nodeport, DB, ['create extension citus']),
-        );
-      const u = new URL(CITUS_URL!);
-      u.pathname = `/${DB}`;
-      url = u.toString();
-      admin = new pg.Client({ connectionString: url });
-      await admin.connect();
-      await admin.query('create extension citus');
-      await admin.query(`select citus_set_coordinator_host($1, $2)`, [u.hostname, Number(u.port || 5432)]);
-      for (const w of workers) await admin.query(`select citus_add_node($1, $2)`, [w.nodename, w.nodeport]);
+      cluster = await createCitusDatabase('app_server');
+      ({ url, admin, workers } = cluster);
       project = await tempProject();
-      server = await startServer({
-        dir: project.dir,
-        timeoutMs: 240_000,
-        env: {
-          DATABASE_URL: url,
-          TENANTRY_CITUS: '1',
-          TENANTRY_CONTEXT_SECRET: CITUS_SECRET,
-          TENANTRY_APP_PASSWORD: PASSWORDS.tenantry_app,
-          TENANTRY_OWNER_PASSWORD: PASSWORDS.tenantry_owner,
-          TENANTRY_SUPPORT_PASSWORD: PASSWORDS.tenantry_support,
-          TENANTRY_ROUTER_PASSWORD: PASSWORDS.tenantry_router,
-        },
-      });
+      server = await startServer({ dir: project.dir, timeoutMs: 240_000, env: ENV() });
     }, 300_000);
 
     afterAll(async () => {
       // CITUS_SERVER_LOG=<file>: what the server printed, for reading after the run
       if (server && process.env.CITUS_SERVER_LOG) await writeFile(process.env.CITUS_SERVER_LOG, server.output());
-      if (server && server.child.exitCode === null) {
-        server.child.kill('SIGTERM');
-        const stopped = await Promise.race([server.exited, sleep(30_000).then(() => undefined)]);
-        if (!stopped) server.child.kill('SIGKILL');
-      }
-      await admin?.end();
+      if (server) await stop(server);
       await project?.remove();
-      const root = new pg.Client({ connectionString: CITUS_URL });
-      await root.connect();
-      await root.query(`drop database if exists ${DB} with (force)`).catch(() => undefined);
-      await root.end();
-      for (const w of workers)
-        await onNode(w.nodename, w.nodeport, 'postgres', [`drop database if exists ${DB} with (force)`]).catch(
-          () => undefined,
-        );
+      await cluster?.drop();
     }, 90_000);
 
     it('starts on the coordinator: tables distributed, the banner says what is off', async () => {
@@ -190,13 +164,6 @@ describe.skipIf(!CITUS_URL)(
         durationSeconds: 42,
         mimeType: 'audio/ogg',
       });
-      // on a failure, the server's log lines say why
-      const logLines = () =>
-        server!
-          .output()
-          .split('\n')
-          .filter((l) => l.startsWith('{"level"'))
-          .join('\n');
       expect(created.status, logLines()).toBe(201);
       const rec = created.body as Recording;
       expect((await http(`${base}/recordings/${rec.id}`, globex, 'GET')).status).toBe(404);
@@ -240,5 +207,163 @@ describe.skipIf(!CITUS_URL)(
       expect(topics).toContain('recording.updated');
       expect(topics.at(-1)).toBe('recording.deleted');
     });
+    it("the other tenant routes: members, invitations, API keys, domains, settings, audit log are each tenant's own; globex's writes to acme's are refused and nothing of acme's changes", async () => {
+      const base = server!.url;
+      const acme = await signIn(base, 'alice@acme.example', 'acme');
+      const globex = await signIn(base, 'grace@globex.example', 'globex');
+      const ok = async (res: Promise<{ status: number; body: unknown }>, status = 200) => {
+        const r = await res;
+        expect(r.status, `${JSON.stringify(r.body)}\n${logLines()}`).toBe(status);
+        return r.body as Record<string, unknown>;
+      };
+      const items = async (token: string, route: string) =>
+        ((await ok(http(`${base}${route}`, token, 'GET'))).items as Record<string, unknown>[]) ?? [];
+
+      // acme writes: an invitation, an API key, a domain, a setting
+      await ok(http(`${base}/invitations`, acme, 'POST', { email: 'new-on-citus@acme.example', role: 'member' }), 201);
+      const key = await ok(http(`${base}/api-keys`, acme, 'POST', { name: 'citus key' }), 201);
+      await ok(http(`${base}/domains`, acme, 'POST', { domain: 'citus.acme-example.com' }), 201);
+      await ok(http(`${base}/settings/welcomeMessage`, acme, 'PUT', { value: 'Hello from Citus' }));
+
+      // what acme has, read as acme
+      const acmeState = async () => ({
+        members: await items(acme, '/members'),
+        invitations: (await items(acme, '/invitations')).map((i) => i.email),
+        keys: (await items(acme, '/api-keys')).map((k) => `${String(k.id)} ${String(k.name)} ${String(k.revokedAt)}`),
+        domains: (await items(acme, '/domains')).map((d) => d.domain),
+        welcome: ((await ok(http(`${base}/settings`, acme, 'GET'))).settings as Record<string, unknown>).welcomeMessage,
+      });
+      const before = await acmeState();
+      // (sam the consultant is a member of both)
+      expect(before.members.map((m) => m.email).sort()).toEqual([
+        'alice@acme.example',
+        'bob@acme.example',
+        'sam@consultant.example',
+      ]);
+      expect(before.invitations).toContain('new-on-citus@acme.example');
+      expect(before.keys).toContain(`${String(key.id)} citus key null`);
+      expect(before.domains).toContain('citus.acme-example.com');
+      expect(before.welcome).toBe('Hello from Citus');
+
+      // globex sees none of it
+      const globexMembers = await items(globex, '/members');
+      expect(globexMembers.map((m) => m.email).sort()).toEqual(['grace@globex.example', 'sam@consultant.example']);
+      expect((await items(globex, '/invitations')).map((i) => i.email)).not.toContain('new-on-citus@acme.example');
+      expect((await items(globex, '/api-keys')).map((k) => k.id)).not.toContain(key.id);
+      expect((await items(globex, '/domains')).map((d) => d.domain)).not.toContain('citus.acme-example.com');
+      const globexSettings = (await ok(http(`${base}/settings`, globex, 'GET'))).settings as Record<string, unknown>;
+      expect(globexSettings.welcomeMessage).not.toBe('Hello from Citus');
+      const globexAudit = JSON.stringify(await items(globex, '/audit-log?limit=100'));
+      expect(globexAudit).not.toContain('citus key');
+      expect(globexAudit).not.toContain('new-on-citus@acme.example');
+      expect(globexAudit).not.toContain('citus.acme-example.com');
+
+      // globex's writes to acme's: refused (404), acme's unchanged
+      const bob = before.members.find((m) => m.email === 'bob@acme.example')!.userId as string;
+      expect((await http(`${base}/members/${bob}`, globex, 'PATCH', { role: 'admin' })).status).toBe(404);
+      expect((await http(`${base}/members/${bob}`, globex, 'DELETE')).status).toBe(404);
+      expect((await http(`${base}/api-keys/${String(key.id)}`, globex, 'DELETE')).status).toBe(404);
+      expect((await http(`${base}/domains/citus.acme-example.com`, globex, 'DELETE')).status).toBe(404);
+      expect(await acmeState()).toEqual(before);
+
+      // and acme's own: its key revoked, its domain removed, as acme
+      expect((await http(`${base}/api-keys/${String(key.id)}`, acme, 'DELETE')).status).toBe(204);
+      expect((await http(`${base}/domains/citus.acme-example.com`, acme, 'DELETE')).status).toBe(204);
+      expect((await items(acme, '/domains')).map((d) => d.domain)).not.toContain('citus.acme-example.com');
+      expect(await items(globex, '/members')).toEqual(globexMembers);
+    });
+
+    it('a second start on the same database (a restart) is clean: the policies of the distributed tables are left alone, the data is there', async () => {
+      // before the fix: "XX000: unexpected non-SELECT command in SubLink" (the support-role step
+      // of the install re-created the InitPlan policy on the distributed tables)
+      const policies = async () =>
+        (
+          await admin.query(
+            `select p.polrelid::regclass::text as t, p.polname, p.oid::text as oid from pg_policy p
+               join pg_dist_partition d on d.logicalrelid = p.polrelid and d.partmethod = 'h' order by 1, 2`,
+          )
+        ).rows;
+      const before = await policies();
+      expect(before.map((p) => `${p.t} ${p.polname}`)).toContain('recordings tenantry_support_read');
+      const globexBefore = await http(
+        `${server!.url}/recordings?limit=100`,
+        await signIn(server!.url, 'grace@globex.example', 'globex'),
+        'GET',
+      );
+      await stop(server!);
+      server = await startServer({ dir: project!.dir, timeoutMs: 240_000, env: ENV() });
+      expect(server.output()).toContain(
+        `citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over ${workers.length} workers`,
+      );
+      expect(await policies()).toEqual(before);
+      const globex = await signIn(server.url, 'grace@globex.example', 'globex');
+      expect(await http(`${server.url}/recordings?limit=100`, globex, 'GET')).toEqual(globexBefore);
+    }, 300_000);
+
+    it("a start whose secrets are not the database's is refused before it changes anything, saying which and where from", async () => {
+      // what an install changes on every run (the grants step re-creates the context functions)
+      const state = async () =>
+        (
+          await admin.query(
+            `select (select xmin::text from pg_proc where oid = 'tenantry.current_tenant_id()'::regprocedure) as fn,
+                    (select array_agg(oid::text order by oid) from pg_policy) as policies,
+                    (select array_agg(key || '=' || value order by key) from tenantry.meta) as meta`,
+          )
+        ).rows[0];
+      const before = await state();
+      const other = await tempProject();
+      try {
+        const refused = await startServer({
+          dir: other.dir,
+          timeoutMs: 120_000,
+          env: {
+            ...ENV(),
+            TENANTRY_APP_PASSWORD: 'not-the-app-password-of-the-database',
+            TENANTRY_CONTEXT_SECRET: 'not-the-context-secret-of-the-database-0123456789',
+          },
+        }).then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain(
+          "Start failed: the password of tenantry_app and the context secret of this process are not the database's (nothing changed)",
+        );
+        expect(refused).toContain('Secrets used: TENANTRY_CONTEXT_SECRET, ');
+        expect(refused).not.toContain('not-the-app-password-of-the-database');
+        expect(refused).not.toContain('not-the-context-secret-of-the-database');
+      } finally {
+        await other.remove();
+      }
+      expect(await state()).toEqual(before);
+      // the running server still serves
+      const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
+      expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
+    }, 180_000);
+    it('a first start on a new database of the cluster without TENANTRY_CONTEXT_SECRET is refused before it stores a secret nobody knows', async () => {
+      // the roles exist (cluster-wide): config.json is not written, so a context secret made up
+      // for this start would be the database's key and lost after it
+      const second = await createCitusDatabase('app_server_new');
+      const other = await tempProject();
+      try {
+        const u = new URL(second.url);
+        const refused = await startServer({
+          dir: other.dir,
+          timeoutMs: 120_000,
+          env: { ...ENV(), DATABASE_URL: u.toString(), TENANTRY_CONTEXT_SECRET: '' },
+        }).then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain(
+          `Start failed: TENANTRY_CONTEXT_SECRET is not set and ${other.dir}/config.json was not written (the roles `,
+        );
+        expect(refused).toContain('(nothing changed)');
+        const installed = await second.admin.query(`select to_regclass('tenantry.meta') is not null as meta`);
+        expect(installed.rows).toEqual([{ meta: false }]);
+      } finally {
+        await other.remove();
+        await second.drop();
+      }
+    }, 180_000);
   },
 );

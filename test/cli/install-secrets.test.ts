@@ -45,9 +45,14 @@ async function freshDir(): Promise<string> {
 
 /** The CLI as a subprocess, with only the TENANTRY_* variables given here. */
 async function cli(dir: string, env: Record<string, string>, ...args: string[]) {
+  return cliAt(db.adminUrl, dir, env, ...args);
+}
+
+/** {@link cli} against another database of the same server. */
+async function cliAt(url: string, dir: string, env: Record<string, string>, ...args: string[]) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
   try {
-    const r = await exec(TSX, [CLI, '--database-url', db.adminUrl, '--dir', dir, ...args], {
+    const r = await exec(TSX, [CLI, '--database-url', url, '--dir', dir, ...args], {
       env: {
         ...clean,
         TENANTRY_APP_ROLE: db.roles.app,
@@ -152,6 +157,45 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
     expect(await state()).toEqual(before);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(wrong); // the file is not rewritten either
     expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+  }, 120_000);
+
+  it('a new database of a server whose roles exist already: the warning says so, not that the database holds an install', async () => {
+    // roles are shared by every database of a server (and of a Citus cluster): a new database
+    // has them, with the passwords of the first install, and no install of its own
+    const name = `${db.name}_second`;
+    await db.admin.query(`create database ${name}`);
+    cleanups.push(async () => {
+      await db.admin.query(`drop database if exists ${name} with (force)`);
+    });
+    const u = new URL(db.adminUrl);
+    u.pathname = `/${name}`;
+    const dir = await freshDir();
+    const r = await cliAt(u.toString(), dir, { TENANTRY_CONTEXT_SECRET: secrets.TENANTRY_CONTEXT_SECRET }, 'install');
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(path.join(dir, 'config.json'))).toBe(false);
+    expect(r.stderr).toContain(
+      `is missing and the roles ${[db.roles.app, db.roles.owner, db.roles.router].sort().join(', ')} exist already on this server (roles are shared by all its databases; this database had no install), so it was not written`,
+    );
+    expect(r.stderr).not.toContain('holds an install already');
+    expect(r.stdout).toContain('context secret: stored, the one from TENANTRY_CONTEXT_SECRET');
+    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+  }, 120_000);
+});
+
+describe('the project folder', () => {
+  it('TENANTRY_DIR names it when --dir is not given, as for the reference server', async () => {
+    const dir = await freshDir();
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
+    await exec(TSX, [CLI, '--database-url', db.adminUrl, 'install', '--dry-run'], {
+      env: {
+        ...clean,
+        TENANTRY_DIR: dir,
+        TENANTRY_APP_ROLE: db.roles.app,
+        TENANTRY_OWNER_ROLE: db.roles.owner,
+        TENANTRY_ROUTER_ROLE: db.roles.router,
+      },
+    });
+    expect(existsSync(dir)).toBe(true);
   }, 120_000);
 });
 

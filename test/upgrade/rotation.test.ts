@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
 import { install } from '../../src/policy/installer.js';
+import { InstallSecretsMismatchError } from '../../src/policy/install-secrets-mismatch-error.js';
 import { rotateContextSecret, rotatePassword } from '../../src/policy/rotation.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
 
@@ -220,6 +221,44 @@ describe('tenantry install keeps what a running app depends on', () => {
     expect(await bodies(pool(db.contextSecret), tenants.a)).toEqual(['a1', 'a2']);
     expect(await bodies(pool(next), tenants.a)).toEqual(['a1', 'a2']);
     db.contextSecret = next;
+  });
+
+  it('install with secretsMustMatch refuses wrong secrets before changing anything (INSTALL_SECRETS_MISMATCH), and runs with the right ones', async () => {
+    // what every install changes: the grants step re-creates the context functions
+    const fnRow = async () =>
+      (
+        await db.admin.query<{ x: string }>(
+          `select xmin::text as x from pg_proc where oid = 'tenantry.current_tenant_id()'::regprocedure`,
+        )
+      ).rows[0]!.x;
+    const before = await fnRow();
+    const wrongSecret = randomBytes(24).toString('base64url');
+    const refused = await install(db.adminUrl, {
+      appRole: db.appRole,
+      ownerRole: db.ownerRole,
+      appPassword: 'not-the-app-password',
+      contextSecret: wrongSecret,
+      secretsMustMatch: true,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as InstallSecretsMismatchError,
+    );
+    expect(refused).toBeInstanceOf(InstallSecretsMismatchError);
+    expect(refused!.code).toBe('INSTALL_SECRETS_MISMATCH');
+    expect(refused!.mismatched).toEqual([`the password of ${db.appRole}`, 'the context secret']);
+    expect(refused!.message).not.toContain('not-the-app-password');
+    expect(refused!.message).not.toContain(wrongSecret);
+    expect(await fnRow()).toBe(before);
+    const ran = await install(db.adminUrl, {
+      appRole: db.appRole,
+      ownerRole: db.ownerRole,
+      appPassword: ROLE_PASSWORD,
+      contextSecret: db.contextSecret,
+      secretsMustMatch: true,
+    });
+    expect(ran.passwords).toEqual([{ role: db.appRole, action: 'kept', matches: true }]);
+    expect(ran.contextSecret).toBe('unchanged');
+    expect(await fnRow()).not.toBe(before);
   });
 
   it('install with explicitly new values still keeps them: a password is set only where the role has none', async () => {
