@@ -96,6 +96,9 @@ $do$;`);
     add(`SELECT create_reference_table('${table}') WHERE NOT EXISTS (
   SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = '${table}'::regclass);`);
   add(`SET LOCAL ROLE ${owner};`);
+  // the routed prefix's route check as core 005 wrote it: reading the tables themselves, not core
+  // 007's mirror of them (its triggers are dropped above, so it would not follow them here)
+  add(citusCheckRouteSql());
   if (o.contextMode === 'signed') {
     for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) add(citusBoundSignedFunction(fn));
     add(`ALTER FUNCTION tenantry.current_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
@@ -127,6 +130,16 @@ $body$;`);
 SELECT tenantry.citus_policies(r.relid) FROM tenantry.registered_tables r
  WHERE r.kind = 'tenant' AND EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid);`);
   return parts.join('\n');
+}
+
+/** `tenantry.check_route(text)` as core 005 defines it (the local routes and holds read directly). */
+export function citusCheckRouteSql(): string {
+  const core005 = libraryMigrations().find((m) => m.feature === 'core' && m.version === 5);
+  const template = core005?.template ?? '';
+  const start = template.indexOf('CREATE OR REPLACE FUNCTION tenantry.check_route(p_context text)');
+  const end = template.indexOf('$fn$;', start);
+  if (start < 0 || end < 0) throw new Error('tenantry: core 005 has no tenantry.check_route');
+  return template.slice(start, end + '$fn$;'.length);
 }
 
 /**
