@@ -81,25 +81,56 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION tenantry.refresh_context_gate(text), tenantry.rebuild_context_gate(),
   tenantry.context_gate_changed(), tenantry.context_key_written() FROM PUBLIC, :TENANTRY_APP_ROLE;
-DROP TRIGGER IF EXISTS context_gate_local ON tenantry.local_tenants;
-CREATE TRIGGER context_gate_local AFTER INSERT OR UPDATE OR DELETE ON tenantry.local_tenants
-  FOR EACH ROW EXECUTE FUNCTION tenantry.context_gate_changed();
-DROP TRIGGER IF EXISTS context_gate_local_truncate ON tenantry.local_tenants;
-CREATE TRIGGER context_gate_local_truncate AFTER TRUNCATE ON tenantry.local_tenants
-  FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
-DROP TRIGGER IF EXISTS context_gate_hold ON tenantry.inactive_tenants;
-CREATE TRIGGER context_gate_hold AFTER INSERT OR UPDATE OR DELETE ON tenantry.inactive_tenants
-  FOR EACH ROW EXECUTE FUNCTION tenantry.context_gate_changed();
-DROP TRIGGER IF EXISTS context_gate_hold_truncate ON tenantry.inactive_tenants;
-CREATE TRIGGER context_gate_hold_truncate AFTER TRUNCATE ON tenantry.inactive_tenants
-  FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
-DROP TRIGGER IF EXISTS context_gate_route ON tenantry.local_route;
-CREATE TRIGGER context_gate_route AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry.local_route
-  FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
-DROP TRIGGER IF EXISTS context_key_route ON tenantry_private.context_key;
-CREATE TRIGGER context_key_route BEFORE INSERT ON tenantry_private.context_key
-  FOR EACH ROW EXECUTE FUNCTION tenantry.context_key_written();
-SELECT tenantry.rebuild_context_gate();
+-- the triggers, on tables that are not Citus tables: Citus refuses trigger DDL on its reference
+-- tables (an install the Citus step prepared before this migration), and its signed check reads
+-- those tables themselves (src/citus/citus-prepare-sql.ts), so the mirror is not used there
+CREATE OR REPLACE FUNCTION tenantry.is_citus_table(p_table regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  found boolean;
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)' INTO found USING p_table;
+  RETURN found;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.is_citus_table(regclass) FROM PUBLIC, :TENANTRY_APP_ROLE;
+DO $do$
+BEGIN
+  IF NOT tenantry.is_citus_table('tenantry.local_tenants') THEN
+    DROP TRIGGER IF EXISTS context_gate_local ON tenantry.local_tenants;
+    CREATE TRIGGER context_gate_local AFTER INSERT OR UPDATE OR DELETE ON tenantry.local_tenants
+      FOR EACH ROW EXECUTE FUNCTION tenantry.context_gate_changed();
+    DROP TRIGGER IF EXISTS context_gate_local_truncate ON tenantry.local_tenants;
+    CREATE TRIGGER context_gate_local_truncate AFTER TRUNCATE ON tenantry.local_tenants
+      FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
+  END IF;
+  IF NOT tenantry.is_citus_table('tenantry.inactive_tenants') THEN
+    DROP TRIGGER IF EXISTS context_gate_hold ON tenantry.inactive_tenants;
+    CREATE TRIGGER context_gate_hold AFTER INSERT OR UPDATE OR DELETE ON tenantry.inactive_tenants
+      FOR EACH ROW EXECUTE FUNCTION tenantry.context_gate_changed();
+    DROP TRIGGER IF EXISTS context_gate_hold_truncate ON tenantry.inactive_tenants;
+    CREATE TRIGGER context_gate_hold_truncate AFTER TRUNCATE ON tenantry.inactive_tenants
+      FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
+  END IF;
+  IF NOT tenantry.is_citus_table('tenantry.local_route') THEN
+    DROP TRIGGER IF EXISTS context_gate_route ON tenantry.local_route;
+    CREATE TRIGGER context_gate_route AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry.local_route
+      FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_gate_changed();
+  END IF;
+  IF NOT tenantry.is_citus_table('tenantry_private.context_key') THEN
+    DROP TRIGGER IF EXISTS context_key_route ON tenantry_private.context_key;
+    CREATE TRIGGER context_key_route BEFORE INSERT ON tenantry_private.context_key
+      FOR EACH ROW EXECUTE FUNCTION tenantry.context_key_written();
+  END IF;
+  IF NOT tenantry.is_citus_table('tenantry.local_tenants') AND NOT tenantry.is_citus_table('tenantry_private.context_key') THEN
+    PERFORM tenantry.rebuild_context_gate();
+  END IF;
+END
+$do$;
 
 -- the route check of unsigned mode and of RoutedTenantPool's prefix (tenantry.enter_route): the
 -- gate instead of the two tables it mirrors (two relations read instead of three)
