@@ -46,34 +46,9 @@ export interface QueryTag {
 }
 const TAGS = new WeakMap<object, QueryTag>();
 
-/**
- * The copy TenantPool.query makes of a caller's query config, carrying the tag in a private
- * field: no WeakMap entry per statement (V8's WeakMap set was ~6 % of TenantPool's client CPU on
- * the fake server), nothing pg copies or reads, and nothing a config built elsewhere (parsed
- * input, another library) can carry: only this module makes them.
- */
-class TaggedConfig {
-  readonly #tag: QueryTag;
-  constructor(tag: QueryTag) {
-    this.#tag = tag;
-  }
-  static tagOf(config: object): QueryTag | undefined {
-    return #tag in config ? (config as TaggedConfig).#tag : undefined;
-  }
-}
-
-/** A copy of `config` (a plain query config object) tagged with `tag`, for TenantPool.query. */
-export function taggedCopy<T extends object>(config: T, tag: QueryTag): T {
-  return Object.assign(new TaggedConfig(tag), config) as unknown as T;
-}
-
 /** Attaches `tag` to a query config (a fresh object, or a submittable) for the client that runs it. */
 export function tagQuery(config: object, tag: QueryTag): void {
   TAGS.set(config, tag);
-}
-
-function tagOf(config: object): QueryTag | undefined {
-  return TaggedConfig.tagOf(config) ?? TAGS.get(config);
 }
 
 /** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
@@ -276,7 +251,7 @@ export class TenantClient extends pg.Client {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   override query(config: any, values?: any, callback?: any): any {
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
-    const tag = typeof config === 'object' ? tagOf(config as object) : undefined;
+    const tag = typeof config === 'object' ? TAGS.get(config) : undefined;
     const tenantId: string | undefined = tag ? tag.tenantId : tryCurrentTenant();
     const signal: AbortSignal | undefined = tag ? tag.signal : currentSignal();
     // checked now, in the caller's stack (or already by TenantPool.query, before its hand-over);

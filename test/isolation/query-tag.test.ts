@@ -1,5 +1,5 @@
-// TenantPool.query carries the caller's tenant to the connection in a tagged copy of the query
-// config (issue 15: a private class field instead of a WeakMap entry per statement). What a caller
+// TenantPool.query carries the caller’s tenant to the connection with a tag on its own copy of the query
+// config (issue 15 tried a private class field instead of its WeakMap: not cheaper). What a caller
 // passes cannot choose the tenant: a config carrying look-alike fields, a config reused for
 // another tenant at once, or a config copied from one that went through the pool runs as the
 // tenant of the runAs around the call, and the other tenant's rows are neither read nor changed.
