@@ -144,6 +144,39 @@ describe('the mirror follows the tables it mirrors, in the same transaction', ()
     await expectGateInStep();
   });
 
+  it('a hold and a route of one tenant written at once by two transactions: the second waits, and the mirror has both', async () => {
+    const X = randomUUID();
+    const one = await db.owner.connect();
+    const two = await db.owner.connect();
+    try {
+      await one.query('begin');
+      await one.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [X]);
+      await two.query('begin');
+      const second = two.query(
+        `insert into tenantry.local_tenants (tenant_key, state, epoch) values ($1, 'active', 2)`,
+        [X],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await one.query('commit');
+      await second;
+      await two.query('commit');
+      const { rows } = await db.admin.query(
+        `select state, epoch::int, hold from tenantry_private.context_gate where tenant_key = $1`,
+        [X],
+      );
+      expect(rows).toEqual([{ state: 'active', epoch: 2, hold: 'suspended' }]);
+      await expectGateInStep();
+    } finally {
+      await one.query('rollback').catch(() => undefined);
+      await two.query('rollback').catch(() => undefined);
+      one.release();
+      two.release();
+      await db.owner.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [X]);
+      await db.owner.query(`delete from tenantry.local_tenants where tenant_key = $1`, [X]);
+    }
+    await expectGateInStep();
+  });
+
   it('a key written after the route flag changed takes the flag (install with a secret later, setContextSecret)', async () => {
     const { rows: key } = await db.admin.query(`select ipad, opad from tenantry_private.context_key`);
     await db.owner.query(`update tenantry.local_route set serves_default = false`);

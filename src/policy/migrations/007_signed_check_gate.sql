@@ -26,11 +26,15 @@ REVOKE ALL ON tenantry_private.context_gate FROM PUBLIC, :TENANTRY_APP_ROLE;
 -- read only by the owner (the SECURITY DEFINER checks); no policy, and the owner bypasses RLS
 ALTER TABLE tenantry_private.context_gate ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
--- one tenant's gate row from the two tables it mirrors (none when neither has a row)
+-- one tenant's gate row from the two tables it mirrors (none when neither has a row). Writers of
+-- one tenant's rows in the two tables take turns (a transaction-level lock per tenant): the one
+-- that waited then reads what the other committed (each statement reads afresh at READ
+-- COMMITTED), instead of failing on the other's gate row or writing a row that misses its change
 CREATE OR REPLACE FUNCTION tenantry.refresh_context_gate(p_key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(p_key));
   DELETE FROM tenantry_private.context_gate g WHERE g.tenant_key = p_key;
   INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
   SELECT p_key, l.state, l.epoch, i.status
@@ -45,6 +49,8 @@ CREATE OR REPLACE FUNCTION tenantry.rebuild_context_gate() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+  -- after every refresh in progress, before any that starts now
+  LOCK TABLE tenantry_private.context_gate IN SHARE ROW EXCLUSIVE MODE;
   DELETE FROM tenantry_private.context_gate;
   INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
   SELECT coalesce(l.tenant_key, i.tenant_key), l.state, l.epoch, i.status
