@@ -1,4 +1,4 @@
--- core 007: the signed check at half its cost (issue 15). Measured (docs/benchmarks.md, "The signed
+-- core 007: the signed check at a quarter to a third less per call (issue 15). Measured (docs/benchmarks.md, "The signed
 -- check, second pass"): what a SECURITY DEFINER check costs per statement is mostly the set-up of
 -- what it runs, once per statement: every relation its query reads (each a scan to open) and every
 -- function in every expression it evaluates (each looked up as the expression is prepared), while
