@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { recordRateLimited } from 'tenantry';
 import { SignInThrottle, TenantRateLimits, type RateLimitConfig, type SignInThrottleOptions } from 'tenantry/limits';
 import { byPlan, DEFAULT_PLAN, PLAN_NAMES } from '../plans.js';
 
@@ -59,7 +60,11 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
     store,
     catalog: pool,
     listen: { connectionString: ownerUrl },
-    onLimited: (e) => logger.info({ limit: e.limit, storeDown: e.storeDown }, 'rate limited'),
+    onLimited: (e) => {
+      // tenantry_tenant_rate_limited_total (when the metrics are installed; nothing otherwise)
+      recordRateLimited(e.tenantId);
+      logger.info({ limit: e.limit, storeDown: e.storeDown }, 'rate limited');
+    },
     onStoreError: (e) =>
       logger.warn(
         { limit: e.limit, policy: e.policy, err: { message: (e.error as Error).message } },

@@ -4,6 +4,7 @@
 // default plan, a warning, no crash), and the one-time warning for X-Forwarded-For without
 // trustProxy.
 import pg from 'pg';
+import { TenantMetrics } from 'tenantry/metrics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../app/logger.js';
 import { limitsFromEnv, SIGN_UP_THROTTLE, type ServerLimits } from '../../app/limits/limits-from-env.js';
@@ -101,6 +102,24 @@ describe('the export limit on GET /usage/events', () => {
     expect((await f.call('GET', url, { token: carol })).statusCode).toBe(200);
     // the usage report is not an export: still served to alice
     expect((await f.call('GET', '/usage?from=2026-01-01&to=2026-01-31', { token: alice })).statusCode).toBe(200);
+  });
+
+  it('a 429 increments tenantry_tenant_rate_limited_total for that tenant only', async () => {
+    const metrics = new TenantMetrics().install();
+    try {
+      const sample = async (tenant: string) =>
+        (await metrics.registry.getSingleMetric('tenantry_tenant_rate_limited_total')!.get()).values
+          .filter((v) => v.labels.tenant === tenant)
+          .reduce((sum, v) => sum + v.value, 0);
+      const alice = await f.token(f.users.alice, f.a);
+      // alice's exports are used up by the test above
+      const refused = await f.call('GET', '/usage/events?from=2026-01-01&to=2026-01-31', { token: alice });
+      expect(refused.statusCode).toBe(429);
+      expect(await sample(f.a.id)).toBe(1);
+      expect(await sample(f.b.id)).toBe(0);
+    } finally {
+      metrics.uninstall();
+    }
   });
 });
 
