@@ -75,6 +75,7 @@ export {
   publishingInstances,
   readPublishedActivity,
   readLiveActivity,
+  liveActivityBlindness,
   ACTIVITY_INTERVAL_MS,
   type PublishingInstances,
   type PublishedTenantActivity,

@@ -164,6 +164,19 @@ describe('doctor: APP_ROLE_TIMEOUTS_MISSING', () => {
     }
   });
 
+  it("reports an owner role that cannot read the app role's activity; install (as a superuser) grants pg_read_all_stats", async () => {
+    await db.admin.query(`revoke pg_read_all_stats from ${db.ownerRole}`);
+    const finding = findingOf(await runDoctor(db.adminUrl), 'OWNER_CANNOT_READ_ACTIVITY', db.ownerRole);
+    expect(finding.fix).toContain(`GRANT pg_read_all_stats TO ${db.ownerRole}`);
+    await install(db.adminUrl, { appRole: db.appRole, ownerRole: db.ownerRole });
+    const { rows } = await db.admin.query<{ member: boolean }>(
+      `select pg_has_role($1, 'pg_read_all_stats', 'USAGE') as member`,
+      [db.ownerRole],
+    );
+    expect(rows[0]!.member).toBe(true);
+    expect((await runDoctor(db.adminUrl)).findings.map((f) => f.code)).not.toContain('OWNER_CANNOT_READ_ACTIVITY');
+  });
+
   it('reports a missing timeout; install sets the default back and keeps a value an operator chose', async () => {
     await db.admin.query(`alter role ${db.appRole} reset lock_timeout`);
     await db.admin.query(`alter role ${db.appRole} set statement_timeout = '2min'`);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   activityTag,
   publishingInstances,
+  liveActivityBlindness,
   readLiveActivity,
   readPublishedActivity,
   adviseOnLoad,
@@ -82,6 +83,8 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
     const published = await readPublishedActivity(catalogPool, windowMinutes);
     const instances = await publishingInstances(catalogPool, windowMinutes);
     const live = await readLiveActivity(catalogPool);
+    // the catalog pool's role cannot see the app role's backends: say so rather than show 0
+    const liveUnavailable = await liveActivityBlindness(catalogPool, live);
     const total = published.reduce((sum, r) => sum + r.dbTimeMs, 0);
     const lines = new Map<string, TopTenant>();
     const line = (tenantId: string): TopTenant | undefined => {
@@ -170,6 +173,7 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
       tenants: sorted.slice(0, q.limit),
       advice,
       moves,
+      ...(liveUnavailable ? { liveUnavailable } : {}),
     };
   });
 }

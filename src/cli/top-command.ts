@@ -4,6 +4,7 @@ import { activityTag } from '../data/activity-tag.js';
 import {
   ACTIVITY_INTERVAL_MS,
   publishingInstances,
+  liveActivityBlindness,
   readLiveActivity,
   readPublishedActivity,
 } from '../data/tenant-activity-publisher.js';
@@ -49,6 +50,11 @@ export interface TopReport {
   totalDbTimeMs: number;
   tenants: TopRow[];
   advice: string[];
+  /**
+   * Set when this role cannot see other roles' backends in pg_stat_activity (not a superuser nor
+   * a member of pg_read_all_stats): NOW, LOCKED and LONGEST are unknown, not 0. Says how to fix it.
+   */
+  liveUnavailable?: string;
 }
 
 interface TopOptions {
@@ -72,6 +78,7 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
   const published = await readPublishedActivity(db, options.windowMinutes);
   const instances = await publishingInstances(db, options.windowMinutes);
   const live = await readLiveActivity(db);
+  const liveUnavailable = await liveActivityBlindness(db, live);
   const storage = options.storage ? await readStorage(db) : new Map<string, number>();
   const total = published.reduce((sum, r) => sum + r.dbTimeMs, 0);
   const rows = new Map<string, TopRow>();
@@ -152,6 +159,7 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
     totalDbTimeMs: total,
     tenants: sorted.slice(0, options.limit),
     advice,
+    ...(liveUnavailable ? { liveUnavailable } : {}),
   };
 }
 
@@ -214,6 +222,7 @@ function print(report: TopReport): void {
   console.log(
     `tenantry tenants top — last ${report.windowMinutes} min, ${instancesText(report)}, DB time ${(report.totalDbTimeMs / 1000).toFixed(1)} s`,
   );
+  if (report.liveUnavailable) console.log(report.liveUnavailable);
   if (report.tenants.length === 0) {
     console.log('(no activity: publish it from the app with publishTenantActivity, see docs/monitoring.md)');
     return;
@@ -249,9 +258,9 @@ function print(report: TopReport): void {
         String(r.timeouts),
         r.waits === 0 ? '0' : `${r.waits} (${Math.round(r.waitMs / r.waits)} ms)`,
         String(r.connections),
-        String(r.activeNow),
-        String(r.lockWaitsNow),
-        r.activeNow > 0 ? `${r.longestNowMs} ms` : '-',
+        ...(report.liveUnavailable
+          ? ['?', '?', '?']
+          : [String(r.activeNow), String(r.lockWaitsNow), r.activeNow > 0 ? `${r.longestNowMs} ms` : '-']),
         size(r.storageBytes),
       ]),
     ),

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
+import { quoteIdent } from '../policy/identifiers.js';
 import type { TenantActivity } from './tenant-activity.js';
 
 /** The default length of a published window (see {@link publishTenantActivity}). */
@@ -106,14 +107,28 @@ export interface LiveTagActivity {
   lockWaits: number;
   /** The longest running statement's age, in ms (0 when none runs). */
   longestMs: number;
+  /**
+   * Backends of the tag whose state the reading role may not see (another role's backends, and
+   * the reader neither a superuser nor a member of pg_read_all_stats): `active`, `lockWaits` and
+   * `longestMs` do not count them. See {@link liveActivityBlindness}.
+   */
+  hidden: number;
 }
 
 /** Backends of tagged pools, now, per tag: the live part of `tenants top` (no extension needed). */
 export async function readLiveActivity(db: Queryable): Promise<LiveTagActivity[]> {
-  const { rows } = await db.query<{ tag: string; active: string; locks: string; longest_ms: number | null }>(
+  const { rows } = await db.query<{
+    tag: string;
+    active: string;
+    locks: string;
+    longest_ms: number | null;
+    hidden: string;
+  }>(
     `select application_name as tag, count(*) filter (where state = 'active') as active,
             count(*) filter (where wait_event_type = 'Lock') as locks,
-            max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms
+            max(extract(epoch from clock_timestamp() - query_start) * 1000) filter (where state = 'active')::float8 as longest_ms,
+            -- another role's backend, unreadable to this one: state, wait_event and query_start are NULL
+            count(*) filter (where state is null) as hidden
        from pg_stat_activity where application_name like 'tenantry:%' group by application_name`,
   );
   return rows.map((r) => ({
@@ -121,7 +136,28 @@ export async function readLiveActivity(db: Queryable): Promise<LiveTagActivity[]
     active: Number(r.active),
     lockWaits: Number(r.locks),
     longestMs: Math.round(r.longest_ms ?? 0),
+    hidden: Number(r.hidden),
   }));
+}
+
+/**
+ * When `live` (from {@link readLiveActivity}) counted backends the reading role may not see, the
+ * sentence that says so and how to fix it (naming the role); `undefined` when the live figures
+ * are whole. Without it, such a role reads 0 for every tenant whatever runs.
+ */
+export async function liveActivityBlindness(
+  db: Queryable,
+  live: readonly LiveTagActivity[],
+): Promise<string | undefined> {
+  const hidden = live.reduce((sum, l) => sum + l.hidden, 0);
+  if (hidden === 0) return undefined;
+  const { rows } = await db.query<{ role: string }>('select current_user as role');
+  const name = rows[0]!.role;
+  const role = /^[a-z_][a-z0-9_]*$/.test(name) ? name : quoteIdent(name);
+  return (
+    `live columns unavailable: the role ${role} cannot read other roles' activity (${hidden} backend(s) of tagged pools hidden); ` +
+    `GRANT pg_read_all_stats TO ${role} (tenantry install does where it may)`
+  );
 }
 
 /** Options of {@link publishTenantActivity}. */

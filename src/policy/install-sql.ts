@@ -275,11 +275,35 @@ export function grantsStepSql(o: ResolvedInstallOptions, { citus = false }: { ci
   add(`-- least privilege: no large objects created and no session signalled through PUBLIC's EXECUTE (doctor:`);
   add(`-- APP_CAN_CREATE_LARGE_OBJECTS, APP_CAN_SIGNAL_SESSIONS); only a superuser may revoke them`);
   add(LEAST_PRIVILEGE);
+  add(`-- tenants top reads the app role's backends in pg_stat_activity as the owner: without pg_read_all_stats`);
+  add(`-- their state is hidden (doctor: OWNER_CANNOT_READ_ACTIVITY); granted where this role may (PostgreSQL >= 10)`);
+  add(readAllStatsSql(o.ownerRole));
   if (o.eventTrigger) {
     add(`-- deny by default, second wall: every new table starts with RLS forced and no policy`);
     add(EVENT_TRIGGER);
   }
   return lines.join('\n');
+}
+
+/**
+ * Makes the owner role a member of pg_read_all_stats (PostgreSQL 10 and later), when the installing
+ * role is a superuser or holds pg_read_all_stats WITH ADMIN OPTION; left alone (and reported by
+ * doctor) otherwise. The owner already bypasses RLS: reading other sessions' activity adds nothing
+ * it could not read in the tables.
+ */
+function readAllStatsSql(ownerRole: string): string {
+  const owner = quoteIdent(ownerRole);
+  return `
+DO $do$
+BEGIN
+  IF to_regrole('pg_read_all_stats') IS NOT NULL
+     AND NOT pg_has_role(${quoteLiteral(ownerRole)}, 'pg_read_all_stats', 'USAGE')
+     AND ((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+          OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE WITH ADMIN OPTION')) THEN
+    GRANT pg_read_all_stats TO ${owner};
+  END IF;
+END
+$do$;`;
 }
 
 /**

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PlacementsAudit } from '../../src/index.js';
+import { runAs, type PlacementsAudit } from '../../src/index.js';
 import { consoleDoctorRoutes } from '../../app/console/console-doctor.js';
 import { usageWindows } from '../../app/console/console-usage.js';
 import { installErrorHandler } from '../../app/http/error-handler.js';
@@ -185,6 +185,25 @@ describe('top tenants now', () => {
     expect(top.advice.join('\n')).toMatch(/alpha used 90 % of DB time in the last 15 min: move it to its own database/);
     expect(top.advice.join('\n')).toMatch(/alpha hit its statement or lock timeout 2 time/);
     expect(top.advice.join('\n')).toMatch(/alpha waited 80 ms on average/);
+  });
+
+  it("says the live columns are unavailable (not 0) when its role cannot read the app role's backends", async () => {
+    await f.db.admin.query(`revoke pg_read_all_stats from ${f.db.ownerRole}`);
+    const pool = f.db.appPool({ max: 1, activityTag: true });
+    try {
+      const running = runAs(f.a.id, () => pool.query('select pg_sleep(1)'));
+      await new Promise((r) => setTimeout(r, 300));
+      const blind = (await get('/console/api/top?window=15')).json();
+      expect(blind.liveUnavailable).toMatch(/cannot read other roles' activity.*GRANT pg_read_all_stats TO/);
+      await f.db.admin.query(`grant pg_read_all_stats to ${f.db.ownerRole}`);
+      const seeing = (await get('/console/api/top?window=15')).json();
+      expect(seeing.liveUnavailable).toBeUndefined();
+      expect(seeing.tenants.find((t: { slug: string }) => t.slug === 'alpha').activeNow).toBe(1);
+      await running;
+    } finally {
+      await f.db.admin.query(`grant pg_read_all_stats to ${f.db.ownerRole}`);
+      await pool.end();
+    }
   });
 
   it('bad input is a 400, never a 5xx', async () => {

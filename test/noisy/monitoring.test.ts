@@ -135,6 +135,31 @@ describe('published activity and tenants top', () => {
     );
   });
 
+  it('as an owner without pg_read_all_stats, top says the live columns are unavailable (not 0); granted, it shows them', async () => {
+    // install (as a superuser) granted it: take it away as an install by a non-superuser would leave it
+    await db.admin.query(`revoke pg_read_all_stats from ${db.ownerRole}`);
+    const pool = db.appPool({ max: 1, activityTag: true });
+    try {
+      const running = runAs(acme.id, () => pool.query('select pg_sleep(1.5)'));
+      await new Promise((r) => setTimeout(r, 400));
+      const options = { windowMinutes: 60, limit: 20, storage: false, moveShare: 0.25 };
+      const blind = await readTop(db.owner, options);
+      expect(blind.liveUnavailable).toMatch(
+        new RegExp(
+          `the role ${db.ownerRole} cannot read other roles' activity.*GRANT pg_read_all_stats TO ${db.ownerRole}`,
+        ),
+      );
+      await db.admin.query(`grant pg_read_all_stats to ${db.ownerRole}`);
+      const seeing = await readTop(db.owner, options);
+      expect(seeing.liveUnavailable).toBeUndefined();
+      expect(seeing.tenants.find((t) => t.slug === acme.slug)).toMatchObject({ activeNow: 1, lockWaitsNow: 0 });
+      await running;
+    } finally {
+      await db.admin.query(`grant pg_read_all_stats to ${db.ownerRole}`);
+      await pool.end();
+    }
+  });
+
   it('the app role can neither read nor write the published figures', async () => {
     const pool = db.appPool({ max: 1 });
     const before = await db.admin.query('select count(*)::int as n from tenantry_private.tenant_activity');

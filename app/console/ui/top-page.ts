@@ -32,6 +32,8 @@ interface Top {
   at: string;
   tenants: TopTenant[];
   advice: string[];
+  /** Set when the server's role cannot read the app role's backends: the live columns are unknown. */
+  liveUnavailable?: string;
   moves: { slug: string; dbShare: number; target: { tier: string; cluster: string; database?: string } }[];
 }
 
@@ -101,6 +103,7 @@ export function TopPage() {
           : 'Loading…'
       }
     </p>
+    ${top?.liveUnavailable ? html`<p role="status" class="error">${top.liveUnavailable}</p>` : ''}
     <h2>Advice</h2>
     ${
       top && (top.advice.length > 0 || top.moves.length > 0)
@@ -173,9 +176,9 @@ export function TopPage() {
                 ${t.waits === 0 ? '0' : `${count(t.waits)} (${Math.round(t.waitMs / t.waits)} ms avg)`}
               </td>
               <td class="num">${count(t.connections)}</td>
-              <td class="num">${count(t.activeNow)}</td>
-              <td class="num">${count(t.lockWaitsNow)}</td>
-              <td class="num">${t.activeNow > 0 ? duration(t.longestNowMs) : '—'}</td>
+              <td class="num">${top?.liveUnavailable ? '?' : count(t.activeNow)}</td>
+              <td class="num">${top?.liveUnavailable ? '?' : count(t.lockWaitsNow)}</td>
+              <td class="num">${top?.liveUnavailable ? '?' : t.activeNow > 0 ? duration(t.longestNowMs) : '—'}</td>
             </tr>`,
         )}
       </tbody>

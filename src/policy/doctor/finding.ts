@@ -76,6 +76,7 @@ export type FindingCode =
   | 'LIBRARY_MIGRATION_CHANGED'
   | 'LIBRARY_MIGRATION_UNKNOWN'
   | 'APP_ROLE_TIMEOUTS_MISSING'
+  | 'OWNER_CANNOT_READ_ACTIVITY'
   // the support role (audited staff reads)
   | 'SUPPORT_ROLE_UNSAFE'
   | 'SUPPORT_ROLE_CAN_WRITE'

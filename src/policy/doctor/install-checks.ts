@@ -64,7 +64,34 @@ export async function checkInstall(scope: DoctorScope): Promise<Finding[]> {
       fix: 'Run doctor (and the application) with the Tenantry version that installed this database, or newer.',
     });
   if (scope.appRole) findings.push(...(await checkAppRoleTimeouts(scope, scope.appRole)));
+  const ownerRole = meta.get('owner_role');
+  if (ownerRole) findings.push(...(await checkOwnerReadsActivity(scope, ownerRole)));
   return findings;
+}
+
+/**
+ * The owner role reads the app role's backends in pg_stat_activity (`tenantry tenants top`, the
+ * console's top page): without pg_read_all_stats (or superuser) their state, waits and start are
+ * NULL, and the live columns would read 0 (OWNER_CANNOT_READ_ACTIVITY). PostgreSQL 10 and later.
+ */
+async function checkOwnerReadsActivity(scope: DoctorScope, ownerRole: string): Promise<Finding[]> {
+  const { rows } = await scope.db.query<{ reads: boolean | null }>(
+    `SELECT CASE WHEN to_regrole('pg_read_all_stats') IS NULL THEN NULL
+                 ELSE r.rolsuper OR pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') END AS reads
+       FROM pg_roles r WHERE r.rolname = $1`,
+    [ownerRole],
+  );
+  if (rows.length === 0 || rows[0]!.reads !== false) return [];
+  return [
+    {
+      code: 'OWNER_CANNOT_READ_ACTIVITY',
+      severity: 'warning',
+      object: ownerRole,
+      message:
+        "The owner role is not a member of pg_read_all_stats: it cannot read the app role's backends in pg_stat_activity, so the live columns of tenants top (NOW, LOCKED, LONGEST) and of the console's top page are unavailable.",
+      fix: `tenantry install as a superuser (grants it), or GRANT pg_read_all_stats TO ${ownerRole}`,
+    },
+  ];
 }
 
 const TIMEOUTS = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'];
