@@ -2,7 +2,8 @@ import { isIPv6 } from 'node:net';
 import { passesLuhn } from './luhn.js';
 
 /** The kinds of values {@link PiiScrubber} replaces, each with its placeholder (`[email]`, `[card]`…). */
-export type PiiClass = 'querySecret' | 'email' | 'phone' | 'card' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
+export type PiiClass =
+  'urlCredentials' | 'querySecret' | 'email' | 'phone' | 'card' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
 
 /** Options of {@link PiiScrubber}. */
 export interface PiiScrubberOptions {
@@ -26,19 +27,26 @@ const fixed = (placeholder: string) => (): string => placeholder;
 
 // Card numbers: 13–19 digits, plain or in groups of 4 (Amex 4-6-5), starting with a digit an
 // issuer uses (2–6: so epoch milliseconds, which start with 1, never look like one), and passing
-// Luhn (so most order numbers do not). The lookarounds keep UUID groups and decimals out.
+// Luhn (so most order numbers do not). Groups are separated by spaces, dashes or dots. The
+// lookarounds keep UUID groups, decimals and digits inside hex or alphanumeric ids out; an
+// underscore may touch it (`card_4111111111111111`).
 const CARD =
-  /(?<![\w.-])(?:[2-6]\d{12,18}|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}|3\d{3}([ -])\d{6}\2\d{5})(?![\w-]|\.\d)/g;
+  /(?<![A-Za-z0-9.-])(?:[2-6]\d{12,18}|[2-6]\d{3}([ .-])\d{4}\1\d{4}\1\d{1,7}|3\d{3}([ .-])\d{6}\2\d{5})(?![A-Za-z0-9-]|\.\d)/g;
 const cardOrKeep = (match: string): string | undefined =>
-  passesLuhn(match.replace(/[ -]/g, '')) ? '[card]' : undefined;
+  passesLuhn(match.replace(/[ .-]/g, '')) ? '[card]' : undefined;
 
-// Phone numbers: international (`+` then 8–15 digits with spaces, dots, dashes, parentheses) or the
-// grouped national form `(555) 867-5309` / `555-867-5309`. Bare digit runs are not taken: they are
-// as often counts, ids or timestamps. ISO dates (4-2-2) and UUID groups never have the 3-3-4 shape.
-const PHONE = /(?<![\w+])(?:\+\d[\d ().-]{6,20}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w-])/g;
+// Phone numbers: international (`+` or `00` then 8–15 digits with spaces, dots, dashes,
+// parentheses), the grouped North American form `(555) 867-5309` / `555-867-5309`, and national
+// forms with a trunk 0 (`07700 900125`, `020 7946 0958`, `030 9018206`, `07700900125`). Other bare
+// digit runs are not taken (counts, byte sizes, ids, epoch seconds), except 10 digits right after a
+// word that says phone (PHONE_AFTER_WORD). ISO dates (4-2-2) and UUID groups never have these shapes.
+const PHONE =
+  /(?<![\w+])(?:\+\d[\d ().-]{6,20}\d|00[1-9][\d ().-]{6,20}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}|0[1-9]\d{1,4}[ .-]\d{3,4}(?:[ .-]?\d{3,4})?|0[1-9]\d{8,9})(?![\w-])/g;
+const PHONE_AFTER_WORD =
+  /(?<=\b(?:call|phone|tel|telephone|mobile|cell|fax|sms|whatsapp)[\s:=#.-]{1,3})[2-9]\d{9}(?![\w-])/gi;
 const phoneOrKeep = (match: string): string | undefined => {
   const digits = match.replace(/\D/g, '').length;
-  return digits >= 8 && digits <= 15 ? '[phone]' : undefined;
+  return digits >= 9 && digits <= 15 && (match.startsWith('0') ? digits >= 10 : true) ? '[phone]' : undefined;
 };
 
 // A secret in a URL's query string (or a form body): the value of a parameter whose name is a
@@ -65,19 +73,67 @@ export const QUERY_SECRET_NAMES = [
   'credential',
   'credentials',
   'accesstoken',
+  'authorization',
+  'otp',
+  'pass',
 ] as const;
+/** Parameter names ending in a secret's name in camelCase (`clientSecret`, `refreshToken`, `dbPassword`, `privateKey`). */
+const CAMEL_SECRET_ENDINGS = [
+  'Secret',
+  'Token',
+  'Password',
+  'Passwd',
+  'Pwd',
+  'Key',
+  'Signature',
+  'Credential',
+  'Credentials',
+  'Otp',
+];
+// a parameter follows `?`, `&` or `;` (not a space: `exit code=1` stays); the camelCase names
+// below may also start the text (a form body) or follow a space
 const QUERY_SECRET = new RegExp(
   `([?&;](?:[\\w.\\-\\[\\]]*[_.\\-\\[])?(?:${QUERY_SECRET_NAMES.map((n) => n.replace('-', '\\-')).join('|')})\\]?=)[^&#;\\s"'<>]+`,
   'gi',
 );
+// case-sensitive: `clientSecret=` but not `monkey=` (`mon` + `key`)
+const CAMEL_QUERY_SECRET = new RegExp(
+  `((?:^|[?&;\\s])[\\w.\\-\\[\\]]*[a-z0-9](?:${CAMEL_SECRET_ENDINGS.join('|')})\\]?=)[^&#;\\s"'<>]+`,
+  'g',
+);
+// credentials in a URL's userinfo (`postgres://user:pass@host`): the scheme and host stay
+const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#@:'"<>]*:[^\s/?#@'"<>]*@/g;
+// an Authorization header (or field) logged as text: its scheme stays, whatever it is (`Token`, `Digest`…)
+const AUTHORIZATION =
+  /\b(authorization["']?\s*[:=]\s*["']?)(?:([A-Za-z][A-Za-z0-9_-]*)\s+)?[A-Za-z0-9._~+/=:-][^\s"'&;,]{3,}/gi;
 
 const RULES: readonly Rule[] = [
   // before all: the whole value goes, whatever other classes it would contain
   {
+    kind: 'urlCredentials',
+    pattern: URL_CREDENTIALS,
+    replace: (m) => `${m.slice(0, m.indexOf('://') + 3)}[redacted]@`,
+    hint: /:\/\/[^\s/?#@]*:[^\s/?#@]*@/,
+  },
+  {
     kind: 'querySecret',
     pattern: QUERY_SECRET,
     replace: (m) => `${m.slice(0, m.indexOf('=') + 1)}[redacted]`,
-    hint: /[?&;][^=\s]*?(?:token|key|secret|passw|pwd|sig|code|auth|session|jwt|credential)[^=\s]*=/i,
+    hint: /[?&;][^=\s]*?(?:token|key|secret|pass|pwd|sig|code|auth|session|jwt|credential|otp)[^=\s]*=/i,
+  },
+  {
+    kind: 'querySecret',
+    pattern: CAMEL_QUERY_SECRET,
+    replace: (m) => `${m.slice(0, m.indexOf('=') + 1)}[redacted]`,
+    hint: /[a-z0-9](?:Secret|Token|Passw|Pwd|Key|Signature|Credential|Otp)[^=\s]*=/,
+  },
+  {
+    kind: 'bearer',
+    pattern: AUTHORIZATION,
+    replace: (m) => {
+      const [, head, scheme] = new RegExp(AUTHORIZATION.source, 'i').exec(m) ?? [];
+      return `${head ?? ''}${scheme ? `${scheme} ` : ''}[token]`;
+    },
   },
   // then: a JWT's parts and an API key's secret may contain what looks like other classes
   {
@@ -98,12 +154,16 @@ const RULES: readonly Rule[] = [
     kind: 'email',
     // the lookbehind starts a match only where a run of address characters starts: without it
     // the engine retries from every character of a long word (quadratic on a clean line)
-    pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g,
+    // (Unicode letters: an internationalized local part or domain, `jörg@müller.example`), and
+    // `name@localhost`
+    pattern:
+      /(?<![\p{L}\p{N}._%+-])[\p{L}\p{N}._%+-]+@(?:[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}|localhost\b)/gu,
     replace: fixed('[email]'),
     hint: /@|%40/i,
   },
   { kind: 'card', pattern: CARD, replace: cardOrKeep },
   { kind: 'phone', pattern: PHONE, replace: phoneOrKeep },
+  { kind: 'phone', pattern: PHONE_AFTER_WORD, replace: fixed('[phone]') },
   {
     kind: 'ip',
     pattern: /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]*\d)/g,

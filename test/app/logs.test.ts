@@ -20,6 +20,22 @@ const CARD = '4539 1488 0343 6467'; // passes Luhn
 const IP4 = '198.51.100.23';
 const IP6 = '2001:db8::4a:1234';
 const SECRET = `sk_live_${randomBytes(12).toString('hex')}`;
+// the observability try-out's values (issue 12): secrets in URL userinfo, camelCase keys, any
+// Authorization scheme, IDN and localhost e-mails, cards with dots or glued by `_`, national phones
+const TRYOUT_SECRET = `Tx${randomBytes(6).toString('hex')}`;
+const TRYOUT_ASCII = [
+  `postgres://tenantry_app:${TRYOUT_SECRET}@127.0.0.1:5432/tenantry`,
+  `https://user:${TRYOUT_SECRET}@db.example/x`,
+  `clientSecret=${TRYOUT_SECRET}&authorization=${TRYOUT_SECRET}&otp=${TRYOUT_SECRET}&pass=${TRYOUT_SECRET}`,
+  `Authorization: Token ${TRYOUT_SECRET}`,
+  'mail ann@localhost',
+  'card 4111.1111.1111.1111',
+  'card_4111111111111111',
+  'call 07700 900125',
+  'call 0049 30 9018206',
+  'call 4155550145',
+].join(' ');
+const TRYOUT = `${TRYOUT_ASCII} mail jörg@müller.example now`;
 
 let f: AppFixture;
 let routes: TableRoute[];
@@ -48,6 +64,14 @@ beforeAll(async () => {
     IP4,
     IP6,
     SECRET,
+    TRYOUT_SECRET,
+    'jörg@müller.example',
+    'ann@localhost',
+    '4111.1111.1111.1111',
+    '4111111111111111',
+    '07700 900125',
+    '0049 30 9018206',
+    '4155550145',
     token,
     jwtSignature,
     apiKey,
@@ -64,20 +88,20 @@ afterAll(async () => {
 let sequence = 0;
 const query = () =>
   `n=${++sequence}&email=${encodeURIComponent(EMAIL)}&phone=${encodeURIComponent(PHONE)}&card=${encodeURIComponent(CARD)}` +
-  `&ip=${IP4}&ip6=${encodeURIComponent(IP6)}&key=${SECRET}&jwt=${token}&apiKey=${apiKey}`;
+  `&ip=${IP4}&ip6=${encodeURIComponent(IP6)}&key=${SECRET}&jwt=${token}&apiKey=${apiKey}&note=${encodeURIComponent(TRYOUT)}`;
 
 const piiHeaders = (): Record<string, string> => ({
   'user-agent': `agent ${EMAIL}`,
   'x-forwarded-for': `${IP4}, ${IP6}`,
   referer: `https://example.org/?card=${CARD}&phone=${PHONE}`,
   cookie: `session=${token}; key=${apiKey}`,
-  'x-note': `${PHONE} ${CARD} ${SECRET}`,
+  'x-note': `${PHONE} ${CARD} ${SECRET} ${TRYOUT_ASCII}`,
 });
 
 const PII_VALUES = [EMAIL, PHONE, CARD, IP4, IP6, SECRET, `${EMAIL} ${CARD}`];
 function piiBody(route: TableRoute): Record<string, unknown> {
   const fields = ROUTE_FIELDS[`${route.method} ${route.url}`] ?? ['email', 'name', 'title'];
-  const body: Record<string, unknown> = { note: `${EMAIL} ${PHONE} ${CARD} ${IP4} ${SECRET} ${token}` };
+  const body: Record<string, unknown> = { note: `${EMAIL} ${PHONE} ${CARD} ${IP4} ${SECRET} ${token} ${TRYOUT}` };
   fields.forEach((name, i) => (body[name] = PII_VALUES[i % PII_VALUES.length]));
   body.password = `${EMAIL}:${SECRET}`;
   return body;

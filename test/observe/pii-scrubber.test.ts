@@ -122,3 +122,51 @@ describe('PiiScrubber.line: a serialized JSON line stays valid JSON', () => {
     expect(scrubber.line(line)).toBe(line);
   });
 });
+
+describe("PiiScrubber: the observability try-out's values (issue 12)", () => {
+  it.each([
+    [
+      'URL userinfo (postgres)',
+      'postgres://tenantry_app:S3cretPw@127.0.0.1:5432/tenantry',
+      'postgres://[redacted]@[ip]:5432/tenantry',
+    ],
+    ['URL userinfo (https)', 'https://user:hunter2@db.example/x', 'https://[redacted]@db.example/x'],
+    [
+      'camelCase and other secret keys',
+      'clientSecret=abc123xyz&authorization=xyz',
+      'clientSecret=[redacted]&authorization=[redacted]',
+    ],
+    ['otp and pass', '/v?otp=123456&pass=hunter2&x=1', '/v?otp=[redacted]&pass=[redacted]&x=1'],
+    [
+      'camelCase after a space',
+      'body refreshToken=r1 dbPassword=p2',
+      'body refreshToken=[redacted] dbPassword=[redacted]',
+    ],
+    ['Authorization with any scheme', 'Authorization: Token abcdef123456', 'Authorization: Token [token]'],
+    ['Authorization without a scheme', 'authorization=abcdef123456', 'authorization=[token]'],
+    ['an IDN e-mail', 'mail jörg@müller.example now', 'mail [email] now'],
+    ['a percent-encoded IDN e-mail', '/u?e=j%C3%B6rg%40m%C3%BCller.example', '/u?e=[email]'],
+    ['name@localhost', 'mail to ann@localhost', 'mail to [email]'],
+    ['a card with dots', 'card 4111.1111.1111.1111', 'card [card]'],
+    ['a card glued to a word by _', 'card_4111111111111111', 'card_[card]'],
+    ['a UK mobile', 'call 07700 900125', 'call [phone]'],
+    ['a 00 international prefix', 'call 0049 30 9018206', 'call [phone]'],
+    ['a bare national number with its trunk 0', 'phone=07700900125', 'phone=[phone]'],
+    ['a bare 10-digit number after a phone word', 'call 4155550145', 'call [phone]'],
+  ])('%s', (_name, value, expected) => {
+    expect(text(value)).toBe(expected);
+  });
+
+  it.each([
+    ['a URL with a user and no password', 'postgres://app@db:5432/x'],
+    ['a byte count', 'took 4294967296 bytes'],
+    ['epoch seconds', 'at 1765002204'],
+    ['a zero-padded id', 'id 0000012345'],
+    ['a bare 10-digit count', 'count=1234567890 rows 2345678901'],
+    ['a card-like run inside a hex id', 'sha 9f86d0818841111111111111111d015a'],
+    ['an exit code', 'exit code=1'],
+    ['a word ending in key', '/x?monkey=3&turnkey=4'],
+  ])('keeps %s', (_name, value) => {
+    expect(text(value)).toBe(value);
+  });
+});
