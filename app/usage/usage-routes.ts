@@ -22,8 +22,16 @@ const time = (field: string) =>
     .string()
     .max(40)
     .regex(/^\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?$/, `${field} must be an ISO date or date-time`)
+    // not rolled over: 2026-02-30 is refused, not read as March 2
+    .refine((v) => isCalendarDate(v.slice(0, 10)), `${field} is not a date on the calendar`)
     .transform((v) => new Date(/T/.test(v) ? v : `${v}T00:00:00Z`))
     .refine((d) => !Number.isNaN(d.getTime()), `${field} must be a valid time`);
+
+function isCalendarDate(ymd: string): boolean {
+  const [year, month, day] = ymd.split('-').map(Number) as [number, number, number];
+  const d = new Date(Date.UTC(year, month - 1, day));
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
 
 const reportQuery = z
   .object({

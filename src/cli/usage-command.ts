@@ -15,16 +15,44 @@ import { commandPool, withDatabase, type ConnectionOptions } from './connection.
 import { namedUrls } from './move-command.js';
 import { textTable } from './text-table.js';
 
-/** A `--from` / `--to` value: an ISO date (`2026-12-01`, midnight UTC) or date-time. */
+/**
+ * A `--from` / `--to` value: an ISO date (`2026-12-01`, midnight UTC) or date-time. A date that is
+ * not on the calendar (`2026-02-30`) is refused, not rolled over to the next month.
+ */
 export function parseUsageTime(value: string, option: string): Date {
   const at = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at.getTime()))
+  const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  if (!ymd || Number.isNaN(at.getTime()))
     throw new InvalidArgumentError(
       `--${option} takes an ISO date or date-time (2026-12-01, 2026-12-01T10:00:00Z)`,
       option,
     );
+  if (!isCalendarDate(Number(ymd[1]), Number(ymd[2]), Number(ymd[3])))
+    throw new InvalidArgumentError(`--${option}: ${ymd[0]} is not a date on the calendar`, option);
   return at;
 }
+
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const d = new Date(Date.UTC(year, month - 1, day));
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
+
+/** Days a range may cover, as the API's: 92 per hour, 366 per day, in total, or exported. */
+const MAX_DAYS = { hour: 92, day: 366, total: 366, export: 366 } as const;
+
+/** Refuses `[from, to)` when empty or longer than the API allows for `kind`. */
+export function checkUsageRange(from: Date, to: Date, kind: keyof typeof MAX_DAYS): void {
+  if (from.getTime() >= to.getTime()) throw new InvalidArgumentError('--from must be before --to', 'from');
+  const max = MAX_DAYS[kind];
+  if (to.getTime() - from.getTime() > max * 86_400_000)
+    throw new InvalidArgumentError(
+      `the range covers at most ${max} days${kind === 'export' ? '' : ` with --granularity ${kind}`}: split it`,
+      'to',
+    );
+}
+
+// RFC 3986 URI-reference characters (a CloudEvents `source`): no spaces, no controls, valid escapes
+const URI_REFERENCE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#[\]]|%[0-9A-Fa-f]{2})+$/;
 
 /** The start of the current month, UTC: the default `--from` (a billing period). */
 function monthStart(now = new Date()): Date {
@@ -94,6 +122,7 @@ export function usageCommand(globals: () => ConnectionOptions): Command {
       const to = opts.to === undefined ? new Date() : parseUsageTime(opts.to, 'to');
       if (!['hour', 'day', 'total'].includes(opts.granularity))
         throw new InvalidArgumentError('--granularity is hour, day or total', 'granularity');
+      checkUsageRange(from, to, opts.granularity as UsageGranularity);
       // every database the tenant lives or lived in (its tier's, and a move's source), merged
       const rows = await withUsageDatabases(globals(), opts.clusterUrl, async (pool, everywhere) => {
         const tenant = await new TenantCatalog(pool).get(ref);
@@ -145,6 +174,12 @@ export function usageExportCommand(globals: () => ConnectionOptions): Command {
       }) => {
         const from = parseUsageTime(opts.from, 'from');
         const to = parseUsageTime(opts.to, 'to');
+        checkUsageRange(from, to, 'export');
+        if (opts.source.length > 1000 || !URI_REFERENCE.test(opts.source))
+          throw new InvalidArgumentError(
+            '--source must be a URI-reference (CloudEvents): e.g. tenantry, /billing, https://app.example/usage',
+            'source',
+          );
         const out = opts.out ? createWriteStream(opts.out, { mode: 0o600 }) : process.stdout;
         let count = 0;
         await withUsageDatabases(globals(), opts.clusterUrl, async (pool, everywhere) => {

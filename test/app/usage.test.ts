@@ -112,4 +112,20 @@ describe('GET /usage and /usage/events', () => {
     const wide = await f.call('GET', '/usage/events?from=2026-01-01&to=2026-06-01', { token: alice });
     expect(wide.statusCode).toBe(400);
   });
+
+  it('refuses a date that is not on the calendar instead of rolling it over', async () => {
+    const alice = await f.token(f.users.alice, f.a);
+    for (const q of [
+      'from=2026-02-30&to=2026-03-10',
+      'from=2026-02-01&to=2026-04-31T00:00:00Z',
+      'from=2025-02-29&to=2025-03-10',
+    ]) {
+      const r = await f.call('GET', `/usage?${q}`, { token: alice });
+      expect(r.statusCode, q).toBe(400);
+      expect(r.json().error.code, q).toBe('VALIDATION_FAILED');
+      expect(r.body, q).toContain('not a date on the calendar');
+    }
+    // a leap day is one
+    expect((await f.call('GET', '/usage?from=2028-02-29&to=2028-03-01', { token: alice })).statusCode).toBe(200);
+  });
 });

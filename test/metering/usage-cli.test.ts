@@ -166,6 +166,43 @@ describe('tenantry tenants usage / usage-export', { timeout: 180_000 }, () => {
     expect(reversed.stderr).toContain('INVALID_ARGUMENT');
   });
 
+  it('refuses an impossible date, a range past the API caps, and a --source that is not a URI-reference', async () => {
+    const impossible = await tenantry('tenants', 'usage', 'acme', '--from', '2026-02-30', '--to', '2026-03-10');
+    expect(impossible.code).not.toBe(0);
+    expect(impossible.stderr).toContain('INVALID_ARGUMENT');
+    expect(impossible.stderr).toContain('2026-02-30 is not a date on the calendar');
+    for (const granularity of ['day', 'total']) {
+      const wide = await tenantry(
+        'tenants',
+        'usage',
+        'acme',
+        '--granularity',
+        granularity,
+        '--from',
+        '2020-01-01',
+        '--to',
+        '2026-01-01',
+      );
+      expect(wide.code, granularity).not.toBe(0);
+      expect(wide.stderr, granularity).toContain('at most 366 days');
+    }
+    const wideExport = await tenantry('tenants', 'usage-export', '--from', '2020-01-01', '--to', '2026-01-01');
+    expect(wideExport.code).not.toBe(0);
+    expect(wideExport.stderr).toContain('at most 366 days');
+    const badSource = await tenantry(
+      'tenants',
+      'usage-export',
+      '--from',
+      '2026-01-01',
+      '--to',
+      '2026-01-02',
+      '--source',
+      'not a uri',
+    );
+    expect(badSource.code).not.toBe(0);
+    expect(badSource.stderr).toContain('URI-reference');
+  });
+
   it('exports CloudEvents as NDJSON, one tenant or all', async () => {
     const all = await tenantry(
       'tenants',
