@@ -272,7 +272,7 @@ function positive(name: string, max: number) {
   return (raw: string): number => {
     const n = Number(raw);
     if (!Number.isFinite(n) || n <= 0 || n > max)
-      throw new InvalidArgumentError(`${name} must be a number from 0 to ${max}`);
+      throw new InvalidArgumentError(`${name} must be a number greater than 0 and at most ${max}`);
     return n;
   };
 }

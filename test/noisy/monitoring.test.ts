@@ -231,11 +231,15 @@ describe('published activity and tenants top', () => {
           'tenants',
           'top',
           '--window',
-          'x',
+          '0',
         ],
         { timeout: 60_000 },
       ).catch((e: { code: number; stderr: string }) => e);
       expect((text as { code: number }).code).toBe(2);
+      // the message says what is refused: 0 is not allowed
+      expect((text as { stderr: string }).stderr).toContain(
+        '--window must be a number greater than 0 and at most 10080',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
