@@ -67,7 +67,8 @@ export interface JobRefusal {
   jobId: string;
   /**
    * TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID,
-   * JOB_REPLAYED (a copy of a job under a new id), or a gate's code.
+   * JOB_REPLAYED (a copy of a job under a new id, or a completed job put back in the queue), or a
+   * gate's code.
    */
   code: TenantryErrorCode;
   /** The tenant the envelope names, when it verified. */
@@ -461,6 +462,9 @@ export class TenantJobs {
     } catch (error) {
       return this.#fail(route, job, tenantKey, error, opened.key);
     }
+    // the key's run is done: the row put back in the queue later (under any id) is refused
+    if (!route.fanOut)
+      await this.#keys.completed(opened.key, job.queue).catch((error: unknown) => this.#options.onError?.(error));
     await this.#adapter.complete(job);
     this.#fair?.ended(job.queue, tenantKey);
   }

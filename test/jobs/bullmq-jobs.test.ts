@@ -57,6 +57,17 @@ describeAdapterScenarios(
         await q.close();
       }
     },
+    async putBack(_db, queue, id) {
+      // BullMQ keeps a completed job: moved back to wait under its id, as BullMQ's own retry does
+      const q = new Queue(queue, { connection: client(), prefix });
+      try {
+        const job = await q.getJob(id);
+        expect(await job!.getState()).toBe('completed');
+        await job!.retry('completed');
+      } finally {
+        await q.close();
+      }
+    },
     async cleanup() {
       if (!redis) return;
       const keys = await redis.keys(`${prefix}*`);

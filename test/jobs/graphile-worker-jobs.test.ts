@@ -63,6 +63,18 @@ describeAdapterScenarios(
       );
       return rows[0]!.id;
     },
+    async putBack(db, queue, id, data) {
+      // graphile-worker deleted the completed row: its payload re-inserted under the old id
+      const { rows } = await db.admin.query<{ id: string }>(
+        'select (graphile_worker.add_job($1, $2::json, max_attempts => 1)).id::text as id',
+        [queue, JSON.stringify(data)],
+      );
+      const { rowCount } = await db.admin.query('update graphile_worker._private_jobs set id = $1 where id = $2', [
+        id,
+        rows[0]!.id,
+      ]);
+      expect(rowCount).toBe(1);
+    },
     async sendTick(_db, jobs, name) {
       const adapter = adapters.get(jobs)!;
       const data = adapter.scheduled.get(`${name}__tick`)!;

@@ -255,6 +255,15 @@ describeAdapterScenarios({
     );
     return rows[0]!.id;
   },
+  async putBack(db, _queue, id) {
+    // the try-out's move: a completed row reset to `created` in pg-boss's table
+    const { rowCount } = await db.admin.query(
+      `update pgboss.job set state = 'created', completed_on = null, started_on = null, retry_count = 0,
+              start_after = now() where id = $1`,
+      [id],
+    );
+    expect(rowCount).toBe(1);
+  },
   async sendTick(db, jobs, name) {
     // the tick as pg-boss's scheduler sends it: the data jobs.schedule() stored
     const { rows } = await db.owner.query(`select data from pgboss.schedule where name = $1`, [`${name}__tick`]);
