@@ -181,7 +181,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     }, STOP_TIMEOUT_MS);
     force.unref();
     void close().then(() => {
-      process.stdout.write('Stopped: HTTP server, pools and database closed.\n');
+      // a worker (TENANTRY_ROLE=worker) has no HTTP server: it stopped its job workers
+      process.stdout.write(
+        `Stopped: ${role === 'worker' ? 'job workers' : 'HTTP server'}, pools and database closed.\n`,
+      );
       process.exit(0);
     });
   });

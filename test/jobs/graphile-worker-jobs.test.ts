@@ -1,5 +1,4 @@
 import { expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { runAs } from '../../src/index.js';
 import { countTenantJobs, purgeTenantJobs, TenantJobs, type SealedJob } from '../../src/jobs/index.js';
@@ -64,15 +63,27 @@ describeAdapterScenarios(
       return rows[0]!.id;
     },
     async putBack(db, queue, id, data) {
-      // graphile-worker deleted the completed row: its payload re-inserted under the old id
+      // graphile-worker deleted the completed row: its payload re-inserted under the old id (a
+      // refused row, still there, is replaced); graphile's id is an identity column, overridden
       const { rows } = await db.admin.query<{ id: string }>(
         'select (graphile_worker.add_job($1, $2::json, max_attempts => 1)).id::text as id',
         [queue, JSON.stringify(data)],
       );
-      const { rowCount } = await db.admin.query('update graphile_worker._private_jobs set id = $1 where id = $2', [
-        id,
-        rows[0]!.id,
-      ]);
+      // every stored column but the generated ones, the id replaced by the old one
+      const { rows: columns } = await db.admin.query<{ name: string }>(
+        `select column_name as name from information_schema.columns
+          where table_schema = 'graphile_worker' and table_name = '_private_jobs' and is_generated = 'NEVER'
+          order by ordinal_position`,
+      );
+      const names = columns.map((c) => `"${c.name}"`);
+      const values = columns.map((c) => (c.name === 'id' ? '$1::bigint' : `f."${c.name}"`));
+      const { rowCount } = await db.admin.query(
+        `with old as (delete from graphile_worker._private_jobs where id = $1),
+              fresh as (delete from graphile_worker._private_jobs where id = $2 returning *)
+         insert into graphile_worker._private_jobs (${names.join(', ')}) overriding system value
+         select ${values.join(', ')} from fresh f`,
+        [id, rows[0]!.id],
+      );
       expect(rowCount).toBe(1);
     },
     async sendTick(_db, jobs, name) {
@@ -100,8 +111,9 @@ describeAdapterScenarios(
 
     it("purgeTenantJobs removes one tenant's graphile-worker jobs, and no other tenant's", async () => {
       const { db, jobs } = ctx();
-      const victim = randomUUID();
-      const other = randomUUID();
+      // real tenants: enqueue refuses one the catalog does not know
+      const victim = (await freshTenant(db, 'victim')).id;
+      const other = (await freshTenant(db, 'other')).id;
       await runAs(victim, () => jobs.enqueueMany('first', [{}, {}], { startAfterSeconds: 3600 }));
       await runAs(other, () => jobs.enqueue('first', {}, { startAfterSeconds: 3600 }));
       expect(await countTenantJobs(db.owner, victim)).toBe(2);

@@ -220,10 +220,12 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
     });
 
     describe.each(INACTIVE)('a %s tenant: 0 handler calls on every path, and a terminal state', (state) => {
-      it('first run', async () => {
+      it('first run (inactive between enqueue and run); and enqueue refused once inactive', async () => {
         const t = await freshTenant(db, `first-${state}`);
+        const id = await runAs(t.id, () => jobs.enqueue('first', {}, { startAfterSeconds: 1 }));
         await t.make(state);
-        const id = await runAs(t.id, () => jobs.enqueue('first', {}));
+        // enqueue itself refuses an inactive tenant, with the data plane's code
+        await expect(runAs(t.id, () => jobs.enqueue('first', {}))).rejects.toMatchObject({ code: CODE[state] });
         expect(await settled(jobs, 'first', id)).toBe('refused');
         expect(calls.first ?? []).not.toContain(t.id);
         expect(refusals.find((r) => r.jobId === id)).toMatchObject({ code: CODE[state], tenantId: t.id });
