@@ -66,7 +66,8 @@ describeAdapterScenarios(
       // graphile-worker deleted the completed row: its payload re-inserted under the old id (a
       // refused row, still there, is replaced); graphile's id is an identity column, overridden
       const { rows } = await db.admin.query<{ id: string }>(
-        'select (graphile_worker.add_job($1, $2::json, max_attempts => 1)).id::text as id',
+        // not runnable yet: no worker may take it before it is moved
+        `select (graphile_worker.add_job($1, $2::json, run_at => now() + interval '1 hour', max_attempts => 1)).id::text as id`,
         [queue, JSON.stringify(data)],
       );
       // every stored column but the generated ones, the id replaced by the old one
@@ -76,10 +77,12 @@ describeAdapterScenarios(
           order by ordinal_position`,
       );
       const names = columns.map((c) => `"${c.name}"`);
-      const values = columns.map((c) => (c.name === 'id' ? '$1::bigint' : `f."${c.name}"`));
+      const values = columns.map((c) =>
+        c.name === 'id' ? '$1::bigint' : c.name === 'run_at' ? 'now()' : `f."${c.name}"`,
+      );
+      await db.admin.query('delete from graphile_worker._private_jobs where id = $1', [id]);
       const { rowCount } = await db.admin.query(
-        `with old as (delete from graphile_worker._private_jobs where id = $1),
-              fresh as (delete from graphile_worker._private_jobs where id = $2 returning *)
+        `with fresh as (delete from graphile_worker._private_jobs where id = $2 returning *)
          insert into graphile_worker._private_jobs (${names.join(', ')}) overriding system value
          select ${values.join(', ')} from fresh f`,
         [id, rows[0]!.id],
