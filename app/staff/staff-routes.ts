@@ -122,7 +122,7 @@ export function staffRoutes(
         throw new ApiError(
           501,
           'NOT_ON_CITUS',
-          'Support reads are off on Citus: the support role\'s grant check reads staff grants kept on the coordinator only, which the workers cannot see',
+          "Support reads are off on Citus: the support role's grant check reads staff grants kept on the coordinator only, which the workers cannot see",
         );
       const tenantId = await tenantIdOf(appPool, tenant);
       return staff.read({ sessionId: request.staff!.sessionId, tenantId, reason, minutes: 5 }, async (db) => {

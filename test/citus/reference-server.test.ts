@@ -175,8 +175,7 @@ describe.skipIf(!CITUS_URL)(
         });
         expect(created.status, logLines()).toBe(201);
         const id = (created.body as Recording).id;
-        const mine = () =>
-          globexStream.events.some((e) => e.event === 'recording.created' && e.data.data.id === id);
+        const mine = () => globexStream.events.some((e) => e.event === 'recording.created' && e.data.data.id === id);
         await Promise.race([globexStream.until(mine), sleep(20_000)]);
         expect(mine(), globexStream.body).toBe(true);
         // acme's stream, open all along, got nothing of globex's (an event of acme's own, sent
