@@ -439,6 +439,39 @@ describe.skipIf(!CITUS_URL)(
       const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
       expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
     }, 180_000);
+    it('a start with no password given at all is refused saying so, not that its passwords are wrong', async () => {
+      // before: "the password of tenantry_app and … of this process are not the database's … would
+      // be refused (28P01)", though nothing was given (and the cluster authenticates by trust)
+      const other = await tempProject();
+      try {
+        const refused = await startServer({
+          dir: other.dir,
+          timeoutMs: 120_000,
+          env: {
+            ...ENV(),
+            TENANTRY_APP_PASSWORD: '',
+            TENANTRY_OWNER_PASSWORD: '',
+            TENANTRY_SUPPORT_PASSWORD: '',
+            TENANTRY_ROUTER_PASSWORD: '',
+          },
+        }).then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain('Start failed: no password was given for tenantry_app, tenantry_owner');
+        expect(refused).toContain('not set, no ');
+        expect(refused).toContain(
+          'on the server with passwords of their own: one made up for this start is not theirs (nothing changed)',
+        );
+        expect(refused).toContain('wherever the server checks passwords the app would be refused (28P01)');
+        expect(refused).not.toContain("of this process are not the database's");
+        expect(refused).not.toContain('TR001');
+      } finally {
+        await other.remove();
+      }
+      const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
+      expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
+    }, 180_000);
     it('a first start on a new database of the cluster without TENANTRY_CONTEXT_SECRET is refused before it stores a secret nobody knows', async () => {
       // the roles exist (cluster-wide): config.json is not written, so a context secret made up
       // for this start would be the database's key and lost after it
