@@ -21,6 +21,8 @@ import pg from 'pg';
  *   out of `tenantry.registered_tables`. Their registry rows are put back under the new oid (as
  *   they were before; `members` pinned) and the policies checked (`tenantry.citus_policies`):
  *   found missing after the support-role step of a re-install skipped them.
+ * - The plugins' tenant tables (and any other registered tenant table outside the library's
+ *   schemas) are distributed the same way, colocated with `members`, so `doctor --citus` is clean.
  */
 export async function distributeAppTables(adminUrl: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry app citus' });
@@ -86,6 +88,28 @@ export async function distributeAppTables(adminUrl: string): Promise<string[]> {
         `ALTER TABLE public.recordings ADD CONSTRAINT recordings_tenant_id_owner_id_fkey FOREIGN KEY (tenant_id, owner_id) REFERENCES public.members (tenant_id, user_id)`,
       );
     }
+    // the plugins' tenant tables (app/plugins: transcripts, webhook_*; their migrations ran with
+    // the home database's data migrations): every other registered tenant table outside the
+    // library's schemas, colocated with members. They have no triggers and no foreign keys, and
+    // stay the same table (a plain local table keeps its oid when distributed).
+    const others = (
+      await client.query<{ t: string; column: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS t, r.tenant_column AS column FROM tenantry.registered_tables r
+           JOIN pg_class c ON c.oid = r.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE r.kind = 'tenant' AND n.nspname NOT IN ('tenantry', 'tenantry_private')
+            AND r.relid <> ALL ($1::regclass[]) ORDER BY 1`,
+        [tenantTables],
+      )
+    ).rows;
+    for (const { t, column } of others)
+      if (!(await distributed(t))) {
+        await client.query('BEGIN');
+        await client.query(`SELECT set_config('role', $1, true)`, [owner]);
+        await client.query(`SELECT tenantry.citus_policies($1::regclass)`, [t]);
+        await client.query('COMMIT');
+        await client.query(`SELECT create_distributed_table($1, $2, colocate_with => 'public.members')`, [t, column]);
+        done.push(t);
+      }
     // tables Citus made again under a new oid (above; or by an earlier version of this step) are
     // registered again, as they were
     await client.query('BEGIN');

@@ -181,7 +181,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     }, STOP_TIMEOUT_MS);
     force.unref();
     void close().then(() => {
-      process.stdout.write('Stopped: HTTP server, pools and database closed.\n');
+      // a worker (TENANTRY_ROLE=worker) has no HTTP server: it stopped its job workers
+      process.stdout.write(
+        `Stopped: ${role === 'worker' ? 'job workers' : 'HTTP server'}, pools and database closed.\n`,
+      );
       process.exit(0);
     });
   });
@@ -643,9 +646,42 @@ function secretsMismatch(what: string[], local: LocalDatabase, done: string): st
           ? `${secretVariable(name as LocalSecretName)} from ${local.configFile}`
           : `${secretVariable(name as LocalSecretName)} (not set, ${unrecorded})`,
     );
+  // a password nobody gave (made up for this start) is not "wrong": say that none was given and
+  // that the role has its own, not that this process holds a bad one
+  const secretOfRole = new Map<string, LocalSecretName>([
+    [local.appRole, 'appPassword'],
+    [local.ownerRole, 'ownerPassword'],
+    ...(local.supportRole ? [[local.supportRole, 'supportPassword'] as [string, LocalSecretName]] : []),
+    [local.routerRole, 'routerPassword'],
+  ]);
+  const roleOf = (w: string) => (w.startsWith('the password of ') ? w.slice('the password of '.length) : undefined);
+  const madeUp = what.filter((w) => {
+    const name = secretOfRole.get(roleOf(w) ?? '');
+    return name !== undefined && local.secretSources[name] === 'generated';
+  });
+  const given = what.filter((w) => !madeUp.includes(w));
+  const roles = madeUp.map((w) => roleOf(w)!);
+  const parts = [
+    ...(madeUp.length > 0
+      ? [
+          `no password was given for ${roles.join(', ')} (${madeUp
+            .map((w) => secretVariable(secretOfRole.get(roleOf(w)!)!))
+            .join(', ')} not set, ${unrecorded}) and ${roles.length > 1 ? 'these roles exist' : 'the role exists'} ` +
+            `on the server with ${roles.length > 1 ? 'passwords of their own' : 'a password of its own'}: one made up for this start is not ${roles.length > 1 ? 'theirs' : 'its'}`,
+        ]
+      : []),
+    ...(given.length > 0
+      ? [`${given.join(' and ')} of this process ${given.length > 1 ? 'are' : 'is'} not the database's`]
+      : []),
+  ];
+  const consequences = [
+    ...(what.some((w) => roleOf(w) !== undefined)
+      ? ['wherever the server checks passwords the app would be refused (28P01)']
+      : []),
+    ...(what.includes('the context secret') ? ['every tenant request would fail (TR001)'] : []),
+  ];
   return (
-    `${what.join(' and ')} of this process ${what.length > 1 ? 'are' : 'is'} not the database's (${done}): ` +
-    `the app would be refused (28P01) or every tenant request fail (TR001). Secrets used: ${sources.join(', ')}. ` +
+    `${parts.join('; ')} (${done}): ${consequences.join(', and ')}. Secrets used: ${sources.join(', ')}. ` +
     "Give the deployment's TENANTRY_* values, or change the database's with tenantry rotate password / context-secret."
   );
 }

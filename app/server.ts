@@ -191,7 +191,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
   if (options.signUp) signUpRoutes(app, { signUp: options.signUp, throttle: options.limits?.signUp });
   if (options.branding) brandPageRoutes(app, { ...options.branding, resolver: resolver as TenantResolver<unknown> });
-  staffRoutes(app, { appPool, supportPool: options.supportPool, tokens, throttle: options.limits?.staffSignIn });
+  staffRoutes(app, {
+    appPool,
+    supportPool: options.supportPool,
+    tokens,
+    throttle: options.limits?.staffSignIn,
+    ...(options.citus ? { citus: true } : {}),
+  });
   if (options.settings?.flagsAdmin) staffFlagRoutes(app, { flagsAdmin: options.settings.flagsAdmin, appPool, tokens });
   if (options.console)
     consoleRoutes(app, {

@@ -104,7 +104,8 @@ export function startBanner(facts: BannerFacts): string {
       ? [
           `  citus      TENANTRY_CITUS=1: the tables distributed by tenant_id over ${facts.citus.workers} workers; ${facts.where.join('; ')}`,
           '             off in this mode: schema/database tiers, demo placements and moves, sign-up, TENANTRY_CLUSTERS,',
-          '             console moves and exports, per-row write metering of recordings, the activity tag, database limits, fair checkout;',
+          '             console moves and exports, support reads (501 NOT_ON_CITUS), per-row write metering of recordings,',
+          '             the activity tag, database limits, fair checkout;',
           '             live recording events are published by the app after each write',
         ]
       : [

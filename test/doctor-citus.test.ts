@@ -124,7 +124,15 @@ describe('doctor --citus', () => {
     const finding = findingOf(report, 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE', 'stock_warehouse_fkey on public.stock');
     expect(finding.severity).toBe('error');
     // the fix proper runs on Citus; here, the message's alternative for a table the app may read
-    expect(finding.fix).toBe(`SELECT create_reference_table('public.warehouses'); -- on the Citus coordinator`);
+    // in the order that works on a coordinator (the plain policies first: create_reference_table
+    // makes a Citus local table of stock, which refuses the InitPlan policy)
+    expect(finding.fix).toBe(
+      [
+        `SELECT tenantry.citus_policies('public.stock'); -- first, as the owner role: the policies in the form Citus accepts`,
+        `SELECT create_reference_table('public.warehouses'); -- public.stock becomes a Citus local table`,
+        `SELECT tenantry.citus_tenant_table('public.stock'); -- then distributed`,
+      ].join('\n'),
+    );
     expect(finding.message).toContain('register it as a global table');
     await d.owner.query(`select tenantry.register_global_table('warehouses')`);
     expect(await runDoctor(d.adminUrl, { citus: true })).toEqual(CLEAN);
@@ -255,7 +263,11 @@ describe('doctor --citus on the reference server’s schema', () => {
       'CITUS_TRIGGER_ON_TENANT_TABLE tenantry_meter_update on public.recordings',
     ]);
     expect(findingOf(report, 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE', 'members_user_id_fkey on public.members').fix).toBe(
-      `SELECT create_reference_table('app_private.users'); -- on the Citus coordinator`,
+      [
+        `SELECT tenantry.citus_policies('public.members'); -- first, as the owner role: the policies in the form Citus accepts`,
+        `SELECT create_reference_table('app_private.users'); -- public.members becomes a Citus local table`,
+        `SELECT tenantry.citus_tenant_table('public.members'); -- then distributed`,
+      ].join('\n'),
     );
   });
 });

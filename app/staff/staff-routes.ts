@@ -50,11 +50,23 @@ const tenantParams = z.object({ tenant: tenantName });
  * support role (SELECT only, admitted by the database only while a read grant is open).
  * - `POST /staff/sign-in` (public), `POST /staff/sign-out`
  * - `POST /staff/access` { tenant, access, reason, minutes } → grant; `DELETE /staff/access/:grantId`
- * - `POST /staff/tenants/:tenant/summary` { reason }: an audited cross-tenant read (counts only)
+ * - `POST /staff/tenants/:tenant/summary` { reason }: an audited cross-tenant read (counts only);
+ *   501 NOT_ON_CITUS on a Citus coordinator (docs/citus.md)
  */
 export function staffRoutes(
   app: FastifyInstance,
-  options: { appPool: Queryable; supportPool?: Queryable; tokens: TokenService; throttle?: SignInThrottle },
+  options: {
+    appPool: Queryable;
+    supportPool?: Queryable;
+    tokens: TokenService;
+    throttle?: SignInThrottle;
+    /**
+     * The database is a Citus coordinator: support reads are refused (501 NOT_ON_CITUS). The
+     * support role's grant check reads tables of the coordinator alone (staff grants, sessions,
+     * staff), which the workers evaluating the policy do not have.
+     */
+    citus?: boolean;
+  },
 ): void {
   const { appPool, tokens } = options;
   const staff = new StaffAccess({ appPool, supportPool: options.supportPool });
@@ -106,6 +118,12 @@ export function staffRoutes(
       const { reason } = parseInput(summaryBody, request.body, 'body');
       StaffAccess.checkReason(reason); // refused before the tenant is looked up, like /staff/access
       if (!options.supportPool) throw new ApiError(501, 'NOT_CONFIGURED', 'Support reads need the support role');
+      if (options.citus)
+        throw new ApiError(
+          501,
+          'NOT_ON_CITUS',
+          "Support reads are off on Citus: the support role's grant check reads staff grants kept on the coordinator only, which the workers cannot see",
+        );
       const tenantId = await tenantIdOf(appPool, tenant);
       return staff.read({ sessionId: request.staff!.sessionId, tenantId, reason, minutes: 5 }, async (db) => {
         // memberships are pinned to the home database: readable whatever the tenant's tier

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { quoteIdent } from '../policy/identifiers.js';
-import type { ResolvedInstallOptions } from '../policy/install-sql.js';
+import { grantsStepSql, rolesStepSql, type ResolvedInstallOptions } from '../policy/install-sql.js';
 import { CITUS_STEP_COMMIT, citusPrepareSql } from './citus-prepare-sql.js';
 import { splitStatements } from './split-statements.js';
 
@@ -69,4 +69,60 @@ export async function prepareCitus(
       throw error;
     }
   }
+}
+
+/**
+ * What `tenantry install --citus` runs, as text (`install --citus --dry-run`): each statement as
+ * it is sent, on its own (never a multi-statement script), under the transaction of its step;
+ * the roles and schemas first, each committed at once; the migrations given (`migrations`, the
+ * SQL of each pending one); the grants step in its Citus form; then the Citus step. `o` has its
+ * passwords masked already. Refused, as the install is, where the citus extension is missing.
+ */
+export async function planCitusInstall(
+  client: Pick<pg.Client, 'query'>,
+  o: ResolvedInstallOptions,
+  migrations: string[],
+): Promise<string> {
+  const version = await citusVersion(client);
+  if (version === undefined)
+    throw new ConfigurationError(
+      'tenantry install --citus: the citus extension is not installed in this database (CREATE EXTENSION citus on the coordinator first)',
+    );
+  const each = async (sql: string) =>
+    (await splitStatements(sql)).map((statement) => (statement.endsWith(';') ? statement : `${statement};`));
+  const step = async (title: string, sql: string) => [`-- ${title}`, 'BEGIN;', ...(await each(sql)), 'COMMIT;'];
+  const roles = [o.ownerRole, o.appRole, o.routerRole, ...(o.supportRole === undefined ? [] : [o.supportRole])];
+  const missing: string[] = [];
+  for (const role of roles)
+    if ((await client.query('select 1 from pg_catalog.pg_roles where rolname = $1', [role])).rowCount === 0)
+      missing.push(role);
+  const owner = quoteIdent(o.ownerRole);
+  const lines = [
+    `-- tenantry install --citus (citus ${version}): every statement below is sent on its own (Citus forwards`,
+    '-- some commands as it received them: a multi-statement script fails there); passwords are set only',
+    '-- where a role has none yet (masked here); the context secret is never printed',
+    '-- 1. roles and schemas first, each committed at once (Citus propagates them to the workers)',
+    ...missing.map((role) => `CREATE ROLE ${quoteIdent(role)} NOLOGIN;`),
+    ...['tenantry', 'tenantry_private'].map(
+      (schema) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)} AUTHORIZATION ${owner};`,
+    ),
+    ...o.dataSchemas.map((schema) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`),
+    ...(await step('2. the roles step', rolesStepSql(o))),
+  ];
+  if (migrations.length === 0) lines.push('-- 3. no pending library migration');
+  for (const [i, m] of migrations.entries())
+    lines.push(...(await step(`3. pending library migration ${i + 1} of ${migrations.length}`, m)));
+  lines.push(
+    ...(await step(
+      '4. the grants step (Citus form: distributed tables left to the Citus step)',
+      grantsStepSql(o, { citus: true }),
+    )),
+  );
+  lines.push(
+    "-- then, in signed mode on a first install: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)",
+  );
+  const parts = citusPrepareSql(o).split(CITUS_STEP_COMMIT);
+  for (const [i, part] of parts.entries())
+    lines.push(...(await step(`5. the Citus step (tenantry citus prepare), part ${i + 1} of ${parts.length}`, part)));
+  return `${lines.join('\n')}\n`;
 }

@@ -26,14 +26,63 @@ export class CitusShardError extends TenantryError {
 }
 
 /**
+ * Citus's reason for a refusal: its message and SQLSTATE, never its DETAIL (where PostgreSQL puts
+ * row values, e.g. a key's) nor its HINT. Citus's messages of these functions name tables,
+ * shards and nodes, never a tenant's rows.
+ */
+export function citusReason(error: unknown): string {
+  const e = error as { message?: unknown; code?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message.split('\n')[0]!.slice(0, 300) : 'unknown error';
+  return typeof e?.code === 'string' ? `${message} (SQLSTATE ${e.code})` : message;
+}
+
+/**
+ * Refuses a table that is not a distributed tenant table: it must exist, be registered as a
+ * tenant table and be hash-distributed by its tenant column. A reference table (one shard for
+ * every tenant: `tenantry.local_route`), a Citus local table or a plain one would otherwise
+ * answer a shard that is not the tenant's.
+ */
+export async function assertDistributedTenantTable(admin: Queryable, table: string): Promise<void> {
+  const { rows } = await admin.query<{ exists: boolean; tenant: boolean; method: string | null; column: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS exists,
+            EXISTS (SELECT FROM tenantry.registered_tables r WHERE r.relid = to_regclass($1) AND r.kind = 'tenant') AS tenant,
+            (SELECT p.partmethod::text FROM pg_dist_partition p WHERE p.logicalrelid = to_regclass($1)) AS method,
+            EXISTS (SELECT FROM pg_dist_partition p JOIN tenantry.registered_tables r ON r.relid = p.logicalrelid
+                     WHERE p.logicalrelid = to_regclass($1) AND p.partmethod = 'h'
+                       AND column_to_column_name(p.logicalrelid, p.partkey) = r.tenant_column) AS column`,
+    [table],
+  );
+  const r = rows[0]!;
+  if (!r.exists) throw new CitusShardError(`No table ${table}: name a distributed tenant table`);
+  const what =
+    r.method === 'n'
+      ? 'a reference table or a Citus local table (one shard for every tenant)'
+      : r.method === null
+        ? 'not distributed'
+        : r.method !== 'h'
+          ? `distributed by ${r.method === 'r' ? 'range' : r.method === 'a' ? 'append' : 'another method'}, not by hash`
+          : !r.tenant
+            ? 'not a registered tenant table'
+            : !r.column
+              ? 'not distributed by its tenant column'
+              : undefined;
+  if (what !== undefined)
+    throw new CitusShardError(
+      `${table} is ${what}: name a distributed tenant table (one made with tenantry.citus_tenant_table)`,
+    );
+}
+
+/**
  * Where `tenantId`'s rows of `table` (a distributed tenant table; every table colocated with it
- * follows) live: `get_shard_id_for_distribution_column` and the shard's placement.
+ * follows) live: `get_shard_id_for_distribution_column` and the shard's placement. Another
+ * table is refused ({@link assertDistributedTenantTable}).
  */
 export async function tenantShardPlacement(
   admin: Queryable,
   table: string,
   tenantId: string,
 ): Promise<TenantShardPlacement> {
+  await assertDistributedTenantTable(admin, table);
   const { rows } = await admin.query<{
     shard_id: string;
     isolated: boolean;
@@ -75,7 +124,11 @@ export async function isolateTenantShard(
       ),
     );
   } catch (error) {
-    throw new CitusShardError('Citus refused to isolate the tenant to a shard of its own', error);
+    if (error instanceof CitusShardError) throw error;
+    throw new CitusShardError(
+      `Citus refused to isolate the tenant to a shard of its own: ${citusReason(error)}`,
+      error,
+    );
   }
   return tenantShardPlacement(admin, table, tenantId);
 }
@@ -103,7 +156,8 @@ export async function moveTenantShard(
       ),
     );
   } catch (error) {
-    throw new CitusShardError('Citus refused to move the tenant shard', error);
+    if (error instanceof CitusShardError) throw error;
+    throw new CitusShardError(`Citus refused to move the tenant shard: ${citusReason(error)}`, error);
   }
   return tenantShardPlacement(admin, table, tenantId);
 }

@@ -282,10 +282,14 @@ export function installCommand(globals: () => ConnectionOptions): Command {
             ownerPassword: db.ownerPassword,
             ...(options.supportRole ? { supportPassword: db.supportPassword } : {}),
             routerPassword: db.routerPassword,
+            ...(flags.citus === true ? { citus: true } : {}),
           });
           process.stdout.write(
             `-- pending library migrations: ${plan.pending.length === 0 ? 'none' : plan.pending.join(', ')}\n${plan.sql}` +
-              `-- then, in signed mode on a first install: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`,
+              // with --citus the plan says it where the install does it (before the Citus step)
+              (flags.citus === true
+                ? ''
+                : `-- then, in signed mode on a first install: the context secret's HMAC pads are stored in tenantry_private.context_key (not printed)\n`),
           );
         });
         return;

@@ -26,6 +26,7 @@ interface OnboardFlags {
   plugins?: string;
   hooks?: string;
   clusters?: string;
+  reissueInvite?: boolean;
   json?: boolean;
 }
 
@@ -56,20 +57,28 @@ function describe(result: OnboardResult): string {
   const t = result.target;
   const where = `${t.tier} on cluster ${t.cluster}${t.schema ? `, schema ${t.schema}` : ''}${t.database ? `, database ${t.database}` : ''}`;
   const slug = result.tenant.slug;
-  if (result.outcome === 'already-onboarded')
-    return `${slug} is already onboarded (${where}, completed ${result.completedAt?.toISOString()}): nothing to do`;
-  const lines = [
-    `${result.outcome === 'resumed' ? `resumed and finished the onboarding of ${slug} (attempt ${result.attempts})` : `onboarded ${slug}`}: tenant ${result.tenant.id}, ${where}`,
-  ];
-  if (result.skipped.length) lines.push(`  recorded by an earlier attempt: ${result.skipped.join(', ')}`);
-  lines.push(`  ran: ${result.ran.join(', ')}`);
+  const lines =
+    result.outcome === 'already-onboarded'
+      ? [
+          `${slug} is already onboarded (${where}, completed ${result.completedAt?.toISOString()})${result.invitation ? '' : ': nothing to do'}`,
+        ]
+      : [
+          `${result.outcome === 'resumed' ? `resumed and finished the onboarding of ${slug} (attempt ${result.attempts})` : `onboarded ${slug}`}: tenant ${result.tenant.id}, ${where}`,
+        ];
+  if (result.outcome !== 'already-onboarded') {
+    if (result.skipped.length) lines.push(`  recorded by an earlier attempt: ${result.skipped.join(', ')}`);
+    lines.push(`  ran: ${result.ran.join(', ')}`);
+  }
   const inv = result.invitation;
+  if (inv?.replaced) lines.push(`  the earlier owner invitation for ${inv.email} was never shown: revoked`);
   if (inv?.code)
     lines.push(
       `  owner invitation for ${inv.email}: code ${inv.code} (expires ${inv.expiresAt.toISOString()}); pass it on, it is not shown again`,
     );
   else if (inv)
-    lines.push(`  owner invitation for ${inv.email}: ${inv.issued ? 'delivered' : 'issued by an earlier attempt'}`);
+    lines.push(
+      `  owner invitation for ${inv.email}: ${inv.accepted ? 'already accepted, nothing issued' : inv.issued ? 'delivered' : 'issued by an earlier attempt'}`,
+    );
   return lines.join('\n');
 }
 
@@ -99,6 +108,10 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
     .option(
       '--clusters <json>',
       'other clusters\' owner URLs, JSON { "name": "postgres://…" } (default: TENANTRY_CLUSTERS)',
+    )
+    .option(
+      '--reissue-invite',
+      "revoke the owner's unaccepted invitation and issue (print) a new one, also for a finished onboarding (a lost code)",
     )
     .option('--json', 'print JSON')
     .action(async (slug: string, flags: OnboardFlags) => {
@@ -158,12 +171,15 @@ export function onboardCommand(globals: () => ConnectionOptions): Command {
         try {
           if (!migrations && flags.migrations !== 'migrations')
             throw new ConfigurationError(`--migrations: no such directory: ${flags.migrations}`);
-          return await onboarding.run({
-            slug,
-            name: flags.name,
-            ...(flags.plan !== undefined ? { plan: flags.plan } : {}),
-            ...(flags.ownerEmail !== undefined ? { ownerEmail: flags.ownerEmail } : {}),
-          });
+          return await onboarding.run(
+            {
+              slug,
+              name: flags.name,
+              ...(flags.plan !== undefined ? { plan: flags.plan } : {}),
+              ...(flags.ownerEmail !== undefined ? { ownerEmail: flags.ownerEmail } : {}),
+            },
+            { reissueInvite: flags.reissueInvite === true },
+          );
         } finally {
           await onboarding.end();
           await data?.end();

@@ -65,6 +65,7 @@ export type TenantryErrorCode =
   | 'JOB_ENVELOPE_INVALID'
   | 'JOB_REPLAYED'
   | 'JOB_UNKNOWN'
+  | 'JOB_PAYLOAD_INVALID'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'
   | 'STATEMENT_TIMEOUT'

@@ -66,6 +66,21 @@ export class OneTimeCodes {
   }
 
   /**
+   * Revokes the current tenant's unspent codes of `purpose` whose payload contains `payload`
+   * (all of the purpose's when omitted): they expire now and can no longer be spent. Answers how
+   * many were revoked.
+   */
+  async revoke(input: { purpose: string; payload?: Record<string, unknown> }): Promise<number> {
+    if (!PURPOSE.test(input.purpose ?? ''))
+      throw new InvalidArgumentError('purpose must be a short lower-case word', 'purpose');
+    const { rows } = await this.db.query<{ n: number }>('select tenantry.revoke_codes($1, $2) as n', [
+      input.purpose,
+      JSON.stringify(input.payload ?? {}),
+    ]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
    * The stored form of a code (SHA-256), for an application's own SECURITY DEFINER function that
    * spends a code with `tenantry.consume_code` in the same statement as what the code unlocks.
    */

@@ -68,9 +68,12 @@ export class JobEnvelopeSigner {
     });
   }
 
-  /** The data to store for one job. */
-  seal(fields: Omit<JobEnvelope, 'v' | 'sig' | 'key' | 'iat'>, payload: unknown): SealedJob {
-    const text = JSON.stringify(payload ?? null);
+  /**
+   * The data to store for one job; `text` is the payload's JSON text when the caller serialised
+   * it already (enqueue does, to check it).
+   */
+  seal(fields: Omit<JobEnvelope, 'v' | 'sig' | 'key' | 'iat'>, payload: unknown, serialised?: string): SealedJob {
+    const text = serialised ?? JSON.stringify(payload ?? null);
     if (text === undefined) throw new ConfigurationError('A job payload must be JSON-serialisable');
     for (const [name, value] of [
       ['actor', fields.actor],

@@ -38,3 +38,17 @@ export class UnknownJobError extends TenantryError {
     });
   }
 }
+
+/**
+ * A job payload that cannot be stored as sent: undefined, not JSON-serialisable (a BigInt, a
+ * cycle, a function), or larger than `maxPayloadBytes` once serialised. Refused at enqueue;
+ * nothing is sent. The reason never quotes the payload.
+ */
+export class JobPayloadInvalidError extends TenantryError {
+  constructor(queue: string, reason: string, details: Record<string, unknown> = {}) {
+    super('JOB_PAYLOAD_INVALID', `Job ${queue}: payload refused: ${reason}`, {
+      status: 400,
+      details: { queue, reason, ...details },
+    });
+  }
+}

@@ -4,7 +4,10 @@ import type { SqlExecutor } from './job-queue-adapter.js';
 export type JobKeyVerdict =
   /** The key is this job's (first run, a retry, a re-drive): run it. */
   | 'ok'
-  /** The key is bound to another job id (a copied row), or a dead-letter copy of a job that never failed for good. */
+  /**
+   * The key is bound to another job id (a copied row), its run already completed (a finished row
+   * put back under its own id), or a dead-letter copy of a job that never failed for good.
+   */
   | 'replayed'
   /** The envelope is older than the keys' retention: its key may have been forgotten. */
   | 'expired';
@@ -13,7 +16,8 @@ export type JobKeyVerdict =
  * The single-use job keys (tenantry_private.job_keys): a job's key is bound to the id it first
  * ran under, in the queue it ran in. A row copied or re-inserted under a new id carries the same
  * signed key and is refused; the queue's own retries and an operator's re-drive keep the id and
- * run. A dead-letter queue's job is a copy by design: it runs once, and only when its source job
+ * run. Once a run completed, the key is refused under its own id too (a finished row put back in
+ * the queue): a key runs to completion at most once per queue. A dead-letter queue's job is a copy by design: it runs once, and only when its source job
  * was recorded as failed for good. Rows are kept `retentionDays` after their envelope was sealed;
  * an older envelope is refused (`expired`), so a forgotten key cannot be used again.
  */
@@ -53,11 +57,25 @@ export class JobKeyLedger {
     );
     if (inserted.rowCount === 1) return 'ok';
     // a separate statement: under READ COMMITTED it sees the row a concurrent claim committed
-    const { rows } = await this.#db.query<{ job_id: string }>(
-      'select job_id from tenantry_private.job_keys where job_key = $1 and queue = $2',
+    const { rows } = await this.#db.query<{ job_id: string; completed: boolean }>(
+      `select job_id, completed_at is not null as completed
+         from tenantry_private.job_keys where job_key = $1 and queue = $2`,
       [input.key, input.queue],
     );
-    return rows[0]?.job_id === input.jobId ? 'ok' : 'replayed';
+    const row = rows[0];
+    return row?.job_id === input.jobId && !row.completed ? 'ok' : 'replayed';
+  }
+
+  /**
+   * Records that the key's run in `queue` completed: any later run of the key there, under its own
+   * id or another, is refused. Called before the queue is told, so a crash in between leaves a
+   * completed key (the queue's re-run is refused) rather than a runnable one.
+   */
+  async completed(key: string, queue: string): Promise<void> {
+    await this.#db.query(
+      'update tenantry_private.job_keys set completed_at = now() where job_key = $1 and queue = $2 and completed_at is null',
+      [key, queue],
+    );
   }
 
   /** Records that the job failed for good: its dead-letter copy may run. */

@@ -5,7 +5,7 @@ import { telemetrySpan } from '../telemetry/telemetry-hooks.js';
 import { FairOrder } from './fair-order.js';
 import { fanOutTick, type FanOutResult, type OwnerPool } from './fan-out.js';
 import { JobEnvelopeSigner, type OpenedJob } from './job-envelope.js';
-import { JobTenantMissingError, UnknownJobError } from './job-errors.js';
+import { JobPayloadInvalidError, JobTenantMissingError, UnknownJobError } from './job-errors.js';
 import { JobKeyLedger } from './job-keys.js';
 import type { ClaimedJob, JobQueueAdapter, JobRunner, JobState } from './job-queue-adapter.js';
 import { TenantStatusGate, type JobTenantStatus } from './tenant-status-gate.js';
@@ -67,7 +67,8 @@ export interface JobRefusal {
   jobId: string;
   /**
    * TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID,
-   * JOB_REPLAYED (a copy of a job under a new id), or a gate's code.
+   * JOB_REPLAYED (a copy of a job under a new id, or a completed job put back in the queue), or a
+   * gate's code.
    */
   code: TenantryErrorCode;
   /** The tenant the envelope names, when it verified. */
@@ -92,6 +93,12 @@ export interface TenantJobsOptions {
    * `startAfterSeconds` may not reach past it. See docs/jobs.md, "Copies are refused".
    */
   jobKeyRetentionDays?: number;
+  /**
+   * The largest payload `enqueue` accepts, in bytes of its JSON text (1 … 16 MiB, default
+   * 256 KiB): a larger one is refused (JOB_PAYLOAD_INVALID). Queues keep payloads in rows (or
+   * Redis); store big data elsewhere and enqueue its key.
+   */
+  maxPayloadBytes?: number;
   /** How stale the worker's view of a tenant's status may be, in ms (0 … 1000, default 500). */
   maxStalenessMs?: number;
   /** Order jobs fairly across tenants (default true); false is the queue's plain FIFO. */
@@ -139,6 +146,11 @@ const REFUSAL: Record<Exclude<JobTenantStatus, 'active' | 'provisioning'>, Tenan
   suspended: 'TENANT_SUSPENDED',
   deleted: 'TENANT_DELETED',
 };
+const REFUSAL_MESSAGE: Record<keyof typeof REFUSAL, string> = {
+  missing: 'Tenant not found',
+  suspended: 'Tenant is suspended',
+  deleted: 'Tenant is deleted',
+};
 
 /**
  * Background jobs that always know their tenant. `enqueue` inside `runAs` seals the tenant (with
@@ -161,6 +173,7 @@ export class TenantJobs {
   readonly #gate: TenantStatusGate;
   readonly #keys: JobKeyLedger;
   readonly #keyRetentionDays: number;
+  readonly #maxPayloadBytes: number;
   readonly #fair: FairOrder | undefined;
   readonly #definitions = new Map<string, Definition>();
   readonly #routes = new Map<string, Route>();
@@ -181,6 +194,10 @@ export class TenantJobs {
       throw new ConfigurationError('jobKeyRetentionDays must be a whole number of days from 1 to 3650');
     this.#keyRetentionDays = retention;
     this.#keys = new JobKeyLedger(options.catalog, retention);
+    const maxPayload = options.maxPayloadBytes ?? 256 * 1024;
+    if (!Number.isInteger(maxPayload) || maxPayload < 1 || maxPayload > 16 * 1024 * 1024)
+      throw new ConfigurationError('maxPayloadBytes must be a whole number of bytes from 1 to 16 MiB');
+    this.#maxPayloadBytes = maxPayload;
     const poll = options.pollIntervalMs ?? 500;
     if (!Number.isInteger(poll) || poll < 10 || poll > 60_000)
       throw new ConfigurationError('pollIntervalMs must be a whole number of milliseconds from 10 to 60000');
@@ -239,7 +256,10 @@ export class TenantJobs {
 
   /**
    * Enqueues a job for the current tenant (inside `runAs`); a global job needs none. Throws
-   * JOB_TENANT_MISSING outside `runAs` for a tenant job, JOB_UNKNOWN for a name never defined.
+   * JOB_TENANT_MISSING outside `runAs` for a tenant job, JOB_UNKNOWN for a name never defined,
+   * TENANT_NOT_FOUND / TENANT_SUSPENDED / TENANT_DELETED for a tenant that is not (or no longer)
+   * active (as the worker would refuse it; a `provisioning` one is accepted), JOB_PAYLOAD_INVALID
+   * for a payload that is undefined, not JSON-serialisable or over `maxPayloadBytes`.
    */
   async enqueue<T>(name: string, payload: T, options: EnqueueOptions = {}): Promise<string> {
     const [id] = await this.enqueueMany(name, [payload], options);
@@ -253,6 +273,16 @@ export class TenantJobs {
     const tenant = definition.global ? null : (tryCurrentTenant() ?? null);
     if (!definition.global && tenant === null) throw new JobTenantMissingError(name);
     if (payloads.length === 0) return [];
+    // checked before anything is sent: the payloads, then the tenant's status (one cached read)
+    const texts = payloads.map((payload) => this.#serialise(name, payload));
+    if (tenant !== null) {
+      const status = await this.#gate.status(tenant);
+      if (status !== 'active' && status !== 'provisioning')
+        throw new TenantryError(REFUSAL[status], REFUSAL_MESSAGE[status], {
+          status: status === 'suspended' ? 403 : 404,
+          details: { queue: name },
+        });
+    }
     const delay = options.startAfterSeconds ?? 0;
     // a job must run while its key is remembered (a day of margin for the queue's own delays)
     if (!Number.isInteger(delay) || delay < 0 || delay > (this.#keyRetentionDays - 1) * 86_400)
@@ -270,7 +300,7 @@ export class TenantJobs {
       ? await this.#fair.priorities(name, tenant ?? '', payloads.length)
       : payloads.map(() => 0);
     const jobs = payloads.map((payload, i) => ({
-      data: this.#signer.seal(fields, payload),
+      data: this.#signer.seal(fields, payload, texts[i]),
       priority: priorities[i]!,
       startAfterSeconds: options.startAfterSeconds,
     }));
@@ -278,6 +308,30 @@ export class TenantJobs {
     // workers of this process start at once instead of at their next poll
     for (const w of this.#loops) if (w.queue === name) w.loop.wake();
     return ids;
+  }
+
+  /** The payload's JSON text, or JOB_PAYLOAD_INVALID (never quoting it). */
+  #serialise(name: string, payload: unknown): string {
+    if (payload === undefined)
+      throw new JobPayloadInvalidError(name, 'undefined (pass null or an object for a job without data)');
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(payload);
+    } catch (error) {
+      // a BigInt, a cycle, a throwing toJSON: only the error's class is told
+      throw new JobPayloadInvalidError(
+        name,
+        `not JSON-serialisable (${error instanceof Error ? error.name : 'error'})`,
+      );
+    }
+    if (text === undefined) throw new JobPayloadInvalidError(name, 'not JSON-serialisable');
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > this.#maxPayloadBytes)
+      throw new JobPayloadInvalidError(name, `${bytes} bytes, over maxPayloadBytes (${this.#maxPayloadBytes})`, {
+        bytes,
+        maxPayloadBytes: this.#maxPayloadBytes,
+      });
+    return text;
   }
 
   /**
@@ -461,6 +515,9 @@ export class TenantJobs {
     } catch (error) {
       return this.#fail(route, job, tenantKey, error, opened.key);
     }
+    // the key's run is done: the row put back in the queue later (under any id) is refused
+    if (!route.fanOut)
+      await this.#keys.completed(opened.key, job.queue).catch((error: unknown) => this.#options.onError?.(error));
     await this.#adapter.complete(job);
     this.#fair?.ended(job.queue, tenantKey);
   }

@@ -80,8 +80,10 @@ export class TenantEventLog {
         );
       let { rows } = await read();
       if (!rows[0]) {
+        // a plain call, not the InitPlan: Citus refuses a sub-select in an INSERT ("subqueries are
+        // not supported within INSERT queries"), and one VALUES row evaluates it once anyway
         await this.#pool.query(
-          `insert into ${this.#streams} (tenant_id) values (${TENANT}) on conflict (tenant_id) do nothing`,
+          `insert into ${this.#streams} (tenant_id) values (tenantry.current_tenant_id()) on conflict (tenant_id) do nothing`,
         );
         ({ rows } = await read());
       }

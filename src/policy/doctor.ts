@@ -15,7 +15,7 @@ import { checkSettings } from './doctor/setting-checks.js';
 import { checkInstall } from './doctor/install-checks.js';
 import { checkSupportRole } from './doctor/support-role-checks.js';
 import { checkRoutes } from './doctor/route-checks.js';
-import { checkCitusReadiness, citusSeverity } from './doctor/citus-checks.js';
+import { checkCitusReadiness, citusFix, citusSeverity } from './doctor/citus-checks.js';
 import { checkDefinerReach } from './doctor/definer-review-checks.js';
 import { checkTableShape } from './doctor/table-shape-checks.js';
 import { checkLeastPrivilege } from './doctor/least-privilege-checks.js';
@@ -84,6 +84,23 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
     const { scope, findings } = await loadScope(client, options);
     for (const check of options.citus ? [...CHECKS, checkCitusReadiness] : CHECKS)
       findings.push(...(await check(scope)));
+    // on a Citus coordinator: the registered tenant tables Citus distributes, whose fixes are Citus's own (citusFix)
+    const onCitus =
+      options.citus === true &&
+      (
+        await client.query<{ ok: boolean }>(
+          `SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AND to_regclass('tenantry.registered_tables') IS NOT NULL AS ok`,
+        )
+      ).rows[0]?.ok === true;
+    const registeredOnCitus = onCitus
+      ? (
+          await client.query<{ name: string }>(
+            `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM tenantry.registered_tables r
+               JOIN pg_class c ON c.oid = r.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE r.kind = 'tenant' AND EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = r.relid)`,
+          )
+        ).rows.map((r) => r.name)
+      : [];
     await client.query('COMMIT');
     if (!options.citus) return doctorReport(findings);
     // CITUS_NO_PRIMARY_KEY says the same of a table, with the fix Citus needs
@@ -94,7 +111,8 @@ export async function runDoctor(adminUrl: string, options: DoctorOptions = {}): 
       findings
         .filter((f) => f.code !== 'TENANT_TABLE_NO_PRIMARY_KEY' || !citusNoKey.has(f.object))
         .filter((f) => f.code !== 'POLICY_PER_ROW_CONTEXT')
-        .map(citusSeverity),
+        .map(citusSeverity)
+        .map((f) => citusFix(f, new Set(registeredOnCitus))),
     );
   } catch (error) {
     if (sqlStateOf(error) === SqlState.insufficientPrivilege) {

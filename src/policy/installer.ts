@@ -157,11 +157,13 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
 /**
  * What {@link install} would run against this database, without running it (`tenantry install
  * --dry-run`): the roles step, the pending migrations (`pending`, `feature/NNN_name`) and the
- * grants step. Passwords are masked; the context secret never appears.
+ * grants step. Passwords are masked; the context secret never appears. With `citus: true`, what
+ * `install --citus` runs: the roles and schemas first, every step one statement at a time, the
+ * grants step in its Citus form, then the Citus step.
  */
 export async function planInstall(
   adminUrl: string,
-  options: InstallOptions = {},
+  options: InstallOptions & { citus?: boolean } = {},
 ): Promise<{ pending: string[]; sql: string }> {
   const masked = resolveInstallOptions({
     ...options,
@@ -174,6 +176,15 @@ export async function planInstall(
   await client.connect();
   try {
     const pending = pendingOf(await appliedLibraryMigrations(client));
+    if (options.citus) {
+      const { planCitusInstall } = await import('../citus/citus-install.js');
+      const sql = await planCitusInstall(
+        client,
+        masked,
+        pending.map((m) => `${INSTALL_LOCK_SQL}\n${migrationStepSql(m, masked)}`),
+      );
+      return { pending: pending.map(migrationLabel), sql };
+    }
     const sql = [
       '-- passwords are set only where a role has none yet (masked here); the context secret is never printed',
       'BEGIN;',

@@ -89,12 +89,18 @@ describe('reference server: a new recording is processed by a background job, as
       })
     ).json() as { id: string };
     await waitFor(() => processed.some((p) => p.recording.id === rb.id));
+    // a re-processing queued for B (as a retry or a re-drive would), due after the suspension
+    const id = await runAs(f.b.id, () =>
+      jobs.enqueue(PROCESS_RECORDING, { recordingId: rb.id }, { startAfterSeconds: 2 }),
+    );
     await f.catalog.suspend(f.b.id);
     // workers may see a status up to maxStalenessMs (500 ms by default) old: past that bound
     await new Promise((r) => setTimeout(r, 600));
     const count = processed.length;
-    // a re-processing queued for B (as a retry or a re-drive would) after the suspension
-    const id = await runAs(f.b.id, () => jobs.enqueue(PROCESS_RECORDING, { recordingId: rb.id }));
+    // and once suspended, enqueue itself refuses B (the data plane's code)
+    await expect(runAs(f.b.id, () => jobs.enqueue(PROCESS_RECORDING, { recordingId: rb.id }))).rejects.toMatchObject({
+      code: 'TENANT_SUSPENDED',
+    });
     const until = Date.now() + 15_000;
     while ((await jobs.state(PROCESS_RECORDING, id)) !== 'refused') {
       if (Date.now() > until) throw new Error('job was not refused');

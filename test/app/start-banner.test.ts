@@ -79,8 +79,9 @@ describe('the start banner', () => {
       'off in this mode: schema/database tiers, demo placements and moves, sign-up, TENANTRY_CLUSTERS,',
     );
     expect(banner).toContain(
-      'console moves and exports, per-row write metering of recordings, the activity tag, database limits, fair checkout;',
+      'console moves and exports, support reads (501 NOT_ON_CITUS), per-row write metering of recordings,',
     );
+    expect(banner).toContain('the activity tag, database limits, fair checkout;');
     expect(banner).toContain('live recording events are published by the app after each write');
     expect(banner).not.toContain('  tiers      ');
     expect(banner).not.toContain('POST /sign-up');

@@ -14,6 +14,8 @@ import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signIn, startServer, tempProject, type ServerProcess } from '../fault/support/reference-server.js';
 import { createCitusDatabase, CITUS_SECRET, CITUS_URL, type CitusTestDatabase } from './citus-support.js';
+import { SseClient } from '../live/support/sse-client.js';
+import { runDoctor } from '../../src/policy/doctor.js';
 
 // roles are cluster-wide: the server's passwords are set on them first (the install refuses a
 // start whose passwords are not the database's); the app role keeps the other Citus tests' one
@@ -112,7 +114,8 @@ describe.skipIf(!CITUS_URL)(
       expect(out).toContain('off in this mode: schema/database tiers');
       const { rows } = await admin.query<{ t: string; partmethod: string }>(
         `select logicalrelid::text as t, partmethod from pg_dist_partition
-          where logicalrelid::text in ('app_private.users', 'members', 'recordings', 'tenant_event_streams', 'tenant_events')
+          where logicalrelid::text in ('app_private.users', 'members', 'recordings', 'tenant_event_streams', 'tenant_events',
+                                       'transcripts', 'webhook_deliveries', 'webhook_endpoints', 'webhook_secrets')
           order by 1`,
       );
       expect(rows.map((r) => `${r.t} ${r.partmethod}`)).toEqual([
@@ -121,10 +124,107 @@ describe.skipIf(!CITUS_URL)(
         'recordings h',
         'tenant_event_streams h',
         'tenant_events h',
+        // the plugins' tables (app/plugins), colocated with the app's
+        'transcripts h',
+        'webhook_deliveries h',
+        'webhook_endpoints h',
+        'webhook_secrets h',
       ]);
+      const groups = await admin.query<{ n: number }>(
+        `select count(distinct colocationid)::int as n from pg_dist_partition where partmethod = 'h'`,
+      );
+      expect(groups.rows).toEqual([{ n: 1 }]);
       // the demo tenants are in the shared, distributed tables (no placements)
       const placed = await admin.query(`select 1 from tenantry.placements where tier <> 'shared'`);
       expect(placed.rowCount).toBe(0);
+    });
+
+    it('its own doctor --citus is clean: the plugin tables are distributed like the app tables', async () => {
+      // before: CITUS_POLICY_SUBQUERY on transcripts and webhook_* (coordinator-only, InitPlan policy)
+      const report = await runDoctor(url, { citus: true });
+      const citusFindings = report.findings.filter((f) => f.code.startsWith('CITUS_'));
+      expect(citusFindings.map((f) => `${f.code} ${f.object}`)).toEqual([]);
+      expect(report.findings.filter((f) => f.severity === 'error').map((f) => `${f.code} ${f.object}`)).toEqual([]);
+    });
+
+    it("GET /events opens a tenant's stream on its first use (no stream row yet), and streams that tenant's events only", async () => {
+      // before: 500 "subqueries are not supported within INSERT queries" (the stream row's insert)
+      const base = server!.url;
+      const streamRow = async (slug: string) =>
+        (
+          await admin.query(
+            `select 1 from tenant_event_streams s join tenantry.tenants t on t.id = s.tenant_id where t.slug = $1`,
+            [slug],
+          )
+        ).rowCount;
+      expect(await streamRow('globex')).toBe(0);
+      const acme = await signIn(base, 'alice@acme.example', 'acme');
+      const globex = await signIn(base, 'grace@globex.example', 'globex');
+      const globexStream = new SseClient(base, { token: globex });
+      const acmeStream = new SseClient(base, { token: acme });
+      try {
+        await Promise.all([globexStream.response, acmeStream.response]);
+        expect(globexStream.status, logLines()).toBe(200);
+        expect(globexStream.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+        expect(acmeStream.status, logLines()).toBe(200);
+        expect(await streamRow('globex')).toBe(1);
+        const created = await http(`${base}/recordings`, globex, 'POST', {
+          title: 'Streamed on Citus',
+          durationSeconds: 7,
+          mimeType: 'audio/ogg',
+        });
+        expect(created.status, logLines()).toBe(201);
+        const id = (created.body as Recording).id;
+        const mine = () => globexStream.events.some((e) => e.event === 'recording.created' && e.data.data.id === id);
+        await Promise.race([globexStream.until(mine), sleep(20_000)]);
+        expect(mine(), globexStream.body).toBe(true);
+        // acme's stream, open all along, got nothing of globex's (an event of acme's own, sent
+        // after, marks that acme's stream has caught up)
+        const own = await http(`${base}/recordings`, acme, 'POST', {
+          title: 'Marker on Citus',
+          durationSeconds: 1,
+          mimeType: 'audio/ogg',
+        });
+        expect(own.status).toBe(201);
+        const ownId = (own.body as Recording).id;
+        const marker = () => acmeStream.events.some((e) => e.data.data.id === ownId);
+        await Promise.race([acmeStream.until(marker), sleep(20_000)]);
+        expect(marker(), acmeStream.body).toBe(true);
+        expect(acmeStream.body).not.toContain(id);
+        expect(acmeStream.body).not.toContain('Streamed on Citus');
+        expect((await http(`${base}/recordings/${ownId}`, acme, 'DELETE')).status).toBe(204);
+        expect((await http(`${base}/recordings/${id}`, globex, 'DELETE')).status).toBe(204);
+      } finally {
+        globexStream.close();
+        acmeStream.close();
+      }
+    });
+
+    it('a support read (staff with a read grant) is refused with 501 NOT_ON_CITUS, never a 500; nothing is read', async () => {
+      // before: 500, 42P01 relation "tenantry_private.staff_grants" does not exist (on the workers)
+      const base = server!.url;
+      const signedIn = await fetch(`${base}/staff/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'staff@tenantry.example', password: 'tenantry-demo' }),
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(signedIn.status).toBe(200);
+      const staff = ((await signedIn.json()) as { token: string }).token;
+      const grant = await http(`${base}/staff/access`, staff, 'POST', {
+        tenant: 'globex',
+        access: 'read',
+        reason: 'ticket 18: support read on Citus',
+      });
+      expect(grant.status, JSON.stringify(grant.body)).toBe(201);
+      const summary = await http(`${base}/staff/tenants/globex/summary`, staff, 'POST', {
+        reason: 'ticket 18: support read on Citus',
+      });
+      expect(summary.status, logLines()).toBe(501);
+      expect((summary.body as { error: { code: string; message: string } }).error.code).toBe('NOT_ON_CITUS');
+      expect(JSON.stringify(summary.body)).not.toMatch(/recordings"?\s*:\s*\d|members"?\s*:\s*\d/);
+      // bad input is still a 400, not the 501
+      expect((await http(`${base}/staff/tenants/globex/summary`, staff, 'POST', {})).status).toBe(400);
     });
 
     it("acme's list, read, update and delete of globex's recordings are refused (404); globex's stay as they were", async () => {
@@ -336,6 +436,39 @@ describe.skipIf(!CITUS_URL)(
       }
       expect(await state()).toEqual(before);
       // the running server still serves
+      const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
+      expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
+    }, 180_000);
+    it('a start with no password given at all is refused saying so, not that its passwords are wrong', async () => {
+      // before: "the password of tenantry_app and … of this process are not the database's … would
+      // be refused (28P01)", though nothing was given (and the cluster authenticates by trust)
+      const other = await tempProject();
+      try {
+        const refused = await startServer({
+          dir: other.dir,
+          timeoutMs: 120_000,
+          env: {
+            ...ENV(),
+            TENANTRY_APP_PASSWORD: '',
+            TENANTRY_OWNER_PASSWORD: '',
+            TENANTRY_SUPPORT_PASSWORD: '',
+            TENANTRY_ROUTER_PASSWORD: '',
+          },
+        }).then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain('Start failed: no password was given for tenantry_app, tenantry_owner');
+        expect(refused).toContain('not set, no ');
+        expect(refused).toContain(
+          'on the server with passwords of their own: one made up for this start is not theirs (nothing changed)',
+        );
+        expect(refused).toContain('wherever the server checks passwords the app would be refused (28P01)');
+        expect(refused).not.toContain("of this process are not the database's");
+        expect(refused).not.toContain('TR001');
+      } finally {
+        await other.remove();
+      }
       const acme = await signIn(server!.url, 'alice@acme.example', 'acme');
       expect((await http(`${server!.url}/recordings?limit=1`, acme, 'GET')).status).toBe(200);
     }, 180_000);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -228,4 +229,52 @@ describe('tenantry tenants onboard', { timeout: 300_000 }, () => {
     );
     expect(active.rows).toEqual([{ status: 'active', held: null }]);
   });
+});
+
+// Without a delivery hook the owner's code is printed once, at the end: a run killed after the
+// invite step never printed it. The re-run replaces it; --reissue-invite does so for a finished one.
+describe('tenantry tenants onboard: the owner invitation of a killed run is not lost', { timeout: 300_000 }, () => {
+  const valid = async (slug: string) =>
+    (
+      await db.admin.query<{ hash: Buffer }>(
+        `select c.code_hash as hash from tenantry_private.one_time_codes c join tenantry.tenants t on t.id = c.tenant_id
+          where t.slug = $1 and c.purpose = 'invite' and c.consumed_at is null and c.expires_at > now()`,
+        [slug],
+      )
+    ).rows.map((r) => r.hash.toString('hex'));
+  const printed = (stdout: string) => /code ([A-Za-z0-9_-]{22}) /.exec(stdout)?.[1];
+  const hashOf = (code: string) => createHash('sha256').update(code).digest('hex');
+
+  it.each(['invite:applied', 'invite:recorded'])(
+    'killed with SIGKILL at %s (no delivery hook): the re-run revokes the unseen invitation and prints a new code; exactly one valid',
+    async (point) => {
+      const slug = `lost-${point.replace(':', '-')}`;
+      const args = ['tenants', 'onboard', slug, '--name', `Lost ${slug}`, '--owner-email', `o@${slug}.test`];
+      const killed = await tenantry([...args, '--hooks', CRASH_ONLY], { ONBOARD_CRASH: point });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      if (point === 'invite:recorded') expect(killed.stderr).toContain('step invite: done');
+      expect(killed.stdout).not.toMatch(/code /);
+      const unseen = await valid(slug);
+      expect(unseen).toHaveLength(1);
+      const rerun = await tenantry(args);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect(rerun.stdout).toMatch(/^resumed and finished the onboarding/);
+      expect(rerun.stdout).toContain(`the earlier owner invitation for o@${slug}.test was never shown: revoked`);
+      const code = printed(rerun.stdout);
+      expect(code).toBeDefined();
+      expect(await valid(slug)).toEqual([hashOf(code!)]);
+      expect(unseen[0]).not.toBe(hashOf(code!));
+      // a finished onboarding: a plain re-run does nothing; --reissue-invite replaces a lost code
+      const again = await tenantry(args);
+      expect(again.stdout).toContain('nothing to do');
+      expect(await valid(slug)).toEqual([hashOf(code!)]);
+      const reissued = await tenantry([...args, '--reissue-invite']);
+      expect(reissued.code, reissued.stderr).toBe(0);
+      expect(reissued.stdout).toMatch(/is already onboarded/);
+      const fresh = printed(reissued.stdout);
+      expect(fresh).toBeDefined();
+      expect(fresh).not.toBe(code);
+      expect(await valid(slug)).toEqual([hashOf(fresh!)]);
+    },
+  );
 });

@@ -57,6 +57,18 @@ describeAdapterScenarios(
         await q.close();
       }
     },
+    async putBack(_db, queue, id) {
+      // BullMQ keeps a completed job: moved back to wait under its id, as BullMQ's own retry does
+      const q = new Queue(queue, { connection: client(), prefix });
+      try {
+        const job = await q.getJob(id);
+        const state = await job!.getState();
+        expect(['completed', 'failed']).toContain(state);
+        await job!.retry(state as 'completed' | 'failed');
+      } finally {
+        await q.close();
+      }
+    },
     async cleanup() {
       if (!redis) return;
       const keys = await redis.keys(`${prefix}*`);

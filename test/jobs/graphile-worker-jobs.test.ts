@@ -1,5 +1,4 @@
 import { expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { runAs } from '../../src/index.js';
 import { countTenantJobs, purgeTenantJobs, TenantJobs, type SealedJob } from '../../src/jobs/index.js';
@@ -63,6 +62,33 @@ describeAdapterScenarios(
       );
       return rows[0]!.id;
     },
+    async putBack(db, queue, id, data) {
+      // graphile-worker deleted the completed row: its payload re-inserted under the old id (a
+      // refused row, still there, is replaced); graphile's id is an identity column, overridden
+      const { rows } = await db.admin.query<{ id: string }>(
+        // not runnable yet: no worker may take it before it is moved
+        `select (graphile_worker.add_job($1, $2::json, run_at => now() + interval '1 hour', max_attempts => 1)).id::text as id`,
+        [queue, JSON.stringify(data)],
+      );
+      // every stored column but the generated ones, the id replaced by the old one
+      const { rows: columns } = await db.admin.query<{ name: string }>(
+        `select column_name as name from information_schema.columns
+          where table_schema = 'graphile_worker' and table_name = '_private_jobs' and is_generated = 'NEVER'
+          order by ordinal_position`,
+      );
+      const names = columns.map((c) => `"${c.name}"`);
+      const values = columns.map((c) =>
+        c.name === 'id' ? '$1::bigint' : c.name === 'run_at' ? 'now()' : `f."${c.name}"`,
+      );
+      await db.admin.query('delete from graphile_worker._private_jobs where id = $1', [id]);
+      const { rowCount } = await db.admin.query(
+        `with fresh as (delete from graphile_worker._private_jobs where id = $2 returning *)
+         insert into graphile_worker._private_jobs (${names.join(', ')}) overriding system value
+         select ${values.join(', ')} from fresh f`,
+        [id, rows[0]!.id],
+      );
+      expect(rowCount).toBe(1);
+    },
     async sendTick(_db, jobs, name) {
       const adapter = adapters.get(jobs)!;
       const data = adapter.scheduled.get(`${name}__tick`)!;
@@ -88,8 +114,9 @@ describeAdapterScenarios(
 
     it("purgeTenantJobs removes one tenant's graphile-worker jobs, and no other tenant's", async () => {
       const { db, jobs } = ctx();
-      const victim = randomUUID();
-      const other = randomUUID();
+      // real tenants: enqueue refuses one the catalog does not know
+      const victim = (await freshTenant(db, 'victim')).id;
+      const other = (await freshTenant(db, 'other')).id;
       await runAs(victim, () => jobs.enqueueMany('first', [{}, {}], { startAfterSeconds: 3600 }));
       await runAs(other, () => jobs.enqueue('first', {}, { startAfterSeconds: 3600 }));
       expect(await countTenantJobs(db.owner, victim)).toBe(2);

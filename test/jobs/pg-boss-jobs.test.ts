@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
 import { runAs, tryCurrentTenant, TenantCatalog, type TenantPool } from '../../src/index.js';
 import { JobEnvelopeSigner, purgeTenantJobs, type JobRefusal, type TenantJobs } from '../../src/jobs/index.js';
@@ -70,6 +69,56 @@ describe('tenantry/jobs on pg-boss', () => {
     await expect(runAs(a, () => jobs.enqueue('nope', {}))).rejects.toMatchObject({ code: 'JOB_UNKNOWN' });
     const { rows } = await db.owner.query(
       "select count(*)::int as n from pgboss.job where name = 'note' and data->'tenantry'->>'tenant' is null",
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('refuses at enqueue a payload that is undefined, not JSON-serialisable or too large (JOB_PAYLOAD_INVALID), sending nothing', async () => {
+    const before = await db.owner.query("select count(*)::int as n from pgboss.job where name = 'note'");
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const payload of [undefined, { n: 1n }, cyclic, { body: 'x'.repeat(256 * 1024) }]) {
+      const refused = await runAs(a, () => jobs.enqueue('note', payload as { body: string })).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'JOB_PAYLOAD_INVALID', status: 400 });
+      // the reason names the problem, never the payload
+      expect(String((refused as Error).message)).not.toContain('xxxx');
+    }
+    // one bad payload of several: none is sent
+    await expect(runAs(a, () => jobs.enqueueMany('note', [{ body: 'ok' }, undefined as never]))).rejects.toMatchObject({
+      code: 'JOB_PAYLOAD_INVALID',
+    });
+    const after = await db.owner.query("select count(*)::int as n from pgboss.job where name = 'note'");
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+    // null is a payload (a job without data); the limit is configurable, and checked
+    const id = await runAs(a, () => jobs.enqueue('note', null as never, { startAfterSeconds: 3600 }));
+    await purgeTenantJobs(db.owner, a);
+    expect(id).toBeTruthy();
+    const small = testJobs(db, { maxPayloadBytes: 16 });
+    small.jobs.define('tiny', () => undefined);
+    await small.jobs.start();
+    try {
+      await expect(runAs(a, () => small.jobs.enqueue('tiny', { body: 'more than sixteen' }))).rejects.toMatchObject({
+        code: 'JOB_PAYLOAD_INVALID',
+        details: { maxPayloadBytes: 16 },
+      });
+    } finally {
+      await small.jobs.stop();
+    }
+    expect(() => testJobs(db, { maxPayloadBytes: 0 })).toThrow(/maxPayloadBytes/);
+  });
+
+  it.each([
+    ['suspended', 'TENANT_SUSPENDED'],
+    ['deleted', 'TENANT_DELETED'],
+    ['missing', 'TENANT_NOT_FOUND'],
+  ] as const)('refuses at enqueue a %s tenant (%s), sending nothing', async (state, code) => {
+    const t = await freshTenant(db, `enq-${state}`);
+    await t.make(state);
+    await expect(runAs(t.id, () => jobs.enqueue('note', { body: 'x' }))).rejects.toMatchObject({ code });
+    await expect(runAs(t.id, () => jobs.enqueueMany('note', [{ body: 'x' }]))).rejects.toMatchObject({ code });
+    const { rows } = await db.owner.query(
+      `select count(*)::int as n from pgboss.job where data->'tenantry'->>'tenant' = $1`,
+      [t.id],
     );
     expect(rows[0].n).toBe(0);
   });
@@ -203,7 +252,8 @@ describe('tenantry/jobs on pg-boss', () => {
   });
 
   it("purgeTenantJobs removes one tenant's jobs in any state, and no other tenant's", async () => {
-    const victim = randomUUID();
+    // a real tenant: enqueue refuses one the catalog does not know
+    const victim = (await new TenantCatalog(db.owner).create({ slug: 'victim', name: 'Victim' })).id;
     const { rows: before } = await db.owner.query(
       `select count(*)::int as n from pgboss.job where data->'tenantry'->>'tenant' <> $1`,
       [victim],
@@ -254,6 +304,15 @@ describeAdapterScenarios({
       [queue, data],
     );
     return rows[0]!.id;
+  },
+  async putBack(db, _queue, id) {
+    // the try-out's move: a completed row reset to `created` in pg-boss's table
+    const { rowCount } = await db.admin.query(
+      `update pgboss.job set state = 'created', completed_on = null, started_on = null, retry_count = 0,
+              start_after = now() where id = $1`,
+      [id],
+    );
+    expect(rowCount).toBe(1);
   },
   async sendTick(db, jobs, name) {
     // the tick as pg-boss's scheduler sends it: the data jobs.schedule() stored

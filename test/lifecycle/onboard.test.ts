@@ -233,6 +233,50 @@ describe('onboarding', () => {
     expect(await onboardingRow('hooli')).toMatchObject({ last_error: null, attempts: 2 });
   });
 
+  it('an attempt stopped after the invite step (no delivery hook): the re-run revokes the unseen code and returns a new one; reissueInvite after acceptance issues nothing', async () => {
+    const stopping = new TenantOnboarding(
+      options({
+        seed: undefined,
+        onStep: ({ step, phase }) => {
+          if (`${step}:${phase}` === 'invite:recorded') throw new Error('stopped after the invite');
+        },
+      }),
+    );
+    const valid = async (tenantId: string) =>
+      (
+        await db.admin.query<{ hash: Buffer }>(
+          `select code_hash as hash from tenantry_private.one_time_codes
+            where tenant_id = $1 and purpose = 'invite' and consumed_at is null and expires_at > now()`,
+          [tenantId],
+        )
+      ).rows.map((r) => r.hash.toString('hex'));
+    try {
+      await expect(stopping.run({ slug: 'unseen', name: 'Unseen', ownerEmail: 'o@unseen.test' })).rejects.toThrow(
+        'stopped after the invite',
+      );
+      const id = (await onboardingRow('unseen')).tenant_id as string;
+      expect(await valid(id)).toHaveLength(1);
+      const resumed = await onboarding.run({ slug: 'unseen', name: 'Unseen' });
+      expect(resumed).toMatchObject({ outcome: 'resumed', invitation: { issued: true, replaced: true } });
+      expect(resumed.ran).toContain('invite');
+      const code = resumed.invitation!.code!;
+      expect(await valid(id)).toEqual([OneTimeCodes.hash(code).toString('hex')]);
+      // the owner accepts it: a reissue issues nothing, the accepted code stays the only one
+      expect(await new OneTimeCodes(appPool).consume({ purpose: 'invite', code })).toBeDefined();
+      const again = await onboarding.run({ slug: 'unseen', name: 'Unseen' }, { reissueInvite: true });
+      expect(again).toMatchObject({ outcome: 'already-onboarded', invitation: { issued: false, accepted: true } });
+      expect(again.invitation!.code).toBeUndefined();
+      expect(await valid(id)).toEqual([]);
+      // a finished onboarding without an owner has nothing to reissue
+      await onboarding.run({ slug: 'no-owner', name: 'No owner' });
+      await expect(
+        onboarding.run({ slug: 'no-owner', name: 'No owner' }, { reissueInvite: true }),
+      ).rejects.toMatchObject({ code: 'CONFIGURATION_ERROR' });
+    } finally {
+      await stopping.end();
+    }
+  });
+
   it('a half-made onboarding is not an active tenant: provisioning, held at the data plane, until done', async () => {
     let stopAt: string | undefined = 'invite:applied';
     const stopping = new TenantOnboarding(

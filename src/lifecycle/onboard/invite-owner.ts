@@ -34,6 +34,10 @@ export interface OwnerInvitation {
   email: string;
   /** False when an invitation of this owner was already issued by an earlier attempt. */
   issued: boolean;
+  /** True when an earlier, unspent invitation was revoked for this one (see `reissue`). */
+  replaced?: boolean;
+  /** True when the owner already accepted an invitation: nothing was issued. */
+  accepted?: boolean;
   delivered: boolean;
   /** Only when issued and not delivered by a hook: pass it on to the owner. */
   code?: string;
@@ -45,12 +49,15 @@ export interface OwnerInvitation {
  * owner invitation of this address (issued by an earlier attempt that crashed before recording
  * the step: its code and delivery committed together), else issues one (`OneTimeCodes`, purpose
  * `invite`, role `owner`) and hands it to `deliver`. A crash before the commit leaves nothing; a
- * crash after it is found by the next attempt.
+ * crash after it is found by the next attempt. With `reissue`, an earlier invitation not yet
+ * accepted is revoked and a new one issued in the same transaction (exactly one valid invitation
+ * at any time): for a code that was never shown (a run killed before it returned) or was lost.
  */
 export async function inviteOwner(
   tenantId: string,
   email: string,
   options: OwnerInvitationOptions,
+  reissue = false,
 ): Promise<OwnerInvitation> {
   return runAs(tenantId, async () => {
     const client = await options.pool.connect();
@@ -61,10 +68,18 @@ export async function inviteOwner(
       const earlier = (await codes.list('invite')).find(
         (c) => c.payload.email === email && c.payload.role === 'owner' && (c.consumedAt || c.expiresAt > new Date()),
       );
-      if (earlier) {
+      if (earlier?.consumedAt) {
+        await client.query('COMMIT');
+        return { email, issued: false, accepted: true, delivered: !!options.deliver, expiresAt: earlier.expiresAt };
+      }
+      if (earlier && !reissue) {
         await client.query('COMMIT');
         return { email, issued: false, delivered: !!options.deliver, expiresAt: earlier.expiresAt };
       }
+      // replacing an invitation nobody saw: revoked in the transaction that issues the new one
+      const replaced = earlier
+        ? (await codes.revoke({ purpose: 'invite', payload: { email, role: 'owner' } })) > 0
+        : false;
       const { code, expiresAt } = await codes.issue({
         purpose: 'invite',
         payload: { email, role: 'owner' },
@@ -72,9 +87,10 @@ export async function inviteOwner(
       });
       await options.deliver?.({ client, tenantId, email, code, expiresAt });
       await client.query('COMMIT');
+      const again = replaced ? { replaced } : {};
       return options.deliver
-        ? { email, issued: true, delivered: true, expiresAt }
-        : { email, issued: true, delivered: false, code, expiresAt };
+        ? { email, issued: true, ...again, delivered: true, expiresAt }
+        : { email, issued: true, ...again, delivered: false, code, expiresAt };
     } catch (error) {
       failed = true;
       await client.query('ROLLBACK').catch(() => undefined);

@@ -148,12 +148,18 @@ export class TenantOnboarding {
     return findOnboarding(this.#options.catalog, parseOnboardInput({ slug, name: slug }).slug);
   }
 
-  /** Onboards a tenant, or continues or confirms an earlier onboarding of the same slug. */
-  async run(input: OnboardInput): Promise<OnboardResult> {
+  /**
+   * Onboards a tenant, or continues or confirms an earlier onboarding of the same slug. Without a
+   * delivery hook the owner's code is only in the result: a resumed run (the earlier attempt never
+   * returned it) revokes that invitation and issues a new one; `reissueInvite` does it for a
+   * finished onboarding too (a code lost after it was printed), unless the owner accepted one.
+   */
+  async run(input: OnboardInput, options: { reissueInvite?: boolean } = {}): Promise<OnboardResult> {
     const wanted = parseOnboardInput(input);
+    const reissue = options.reissueInvite === true;
     if (wanted.ownerEmail && !this.#options.invitations)
       throw new ConfigurationError('An owner to invite needs the invitations option (an app-role TenantPool)');
-    if (!wanted.ownerEmail && !this.#options.seed) {
+    if (!wanted.ownerEmail && !this.#options.seed && !reissue) {
       const done = await this.#oneStep(wanted);
       if (done) return done;
     }
@@ -162,7 +168,7 @@ export class TenantOnboarding {
     try {
       await this.#lock(client, wanted.slug);
       try {
-        return await this.#run(client, wanted);
+        return await this.#run(client, wanted, reissue);
       } finally {
         await client
           .query('select pg_advisory_unlock(hashtext($1), hashtext($2))', [LOCK_NAMESPACE, wanted.slug])
@@ -194,7 +200,11 @@ export class TenantOnboarding {
     }
   }
 
-  async #run(client: pg.PoolClient, wanted: ReturnType<typeof parseOnboardInput>): Promise<OnboardResult> {
+  async #run(
+    client: pg.PoolClient,
+    wanted: ReturnType<typeof parseOnboardInput>,
+    reissueInvite: boolean,
+  ): Promise<OnboardResult> {
     const catalog = new TenantCatalog(client);
     let record = await findOnboarding(client, wanted.slug);
     const ran: OnboardStep[] = [];
@@ -228,16 +238,27 @@ export class TenantOnboarding {
       // the done step committed but released a placement database's hold after: repeat the release
       if (record.completedAt && tenant.status === 'active' && this.#remote(record.target))
         await this.#catalog(client).activate(tenant.id);
-      if (record.completedAt)
+      if (record.completedAt) {
+        // a finished onboarding's invitation, asked for again (its code was lost)
+        let again: OwnerInvitation | undefined;
+        if (reissueInvite) {
+          if (!record.ownerEmail || !this.#options.invitations)
+            throw new ConfigurationError(
+              `Tenant ${wanted.slug} has no owner invitation to reissue (onboarded without an owner email, or no invitations option)`,
+            );
+          again = await inviteOwner(tenant.id, record.ownerEmail, this.#options.invitations, true);
+        }
         return {
           tenant,
           target: record.target,
           outcome: 'already-onboarded',
           ran,
           skipped: ONBOARD_STEPS.filter((s) => record!.steps[s]),
+          ...(again ? { invitation: again } : {}),
           attempts: record.attempts,
           completedAt: record.completedAt,
         };
+      }
       if (tenant.status === 'deleted')
         throw new TenantryError('TENANT_DELETED', `Tenant ${wanted.slug} was deleted before its onboarding finished`, {
           status: 410,
@@ -261,9 +282,13 @@ export class TenantOnboarding {
     let completedAt: Date | null = null;
     let activated: Tenant | undefined;
     let invitation: OwnerInvitation | undefined;
+    // the owner's code reaches the caller only in this call's result: an earlier attempt that
+    // stopped never returned its code, so a resumed run without a delivery hook replaces it
+    // (and so does an explicit reissue)
+    const reissue = reissueInvite || (outcome === 'resumed' && !this.#options.invitations?.deliver);
     if (!record.steps.migrate) await this.#requireMigrations(record.slug, record.target);
     for (const step of this.#plan(record)) {
-      if (record.steps[step]) continue;
+      if (record.steps[step] && !(step === 'invite' && reissue)) continue;
       await this.#emit(record.slug, tenantId, step, 'started');
       try {
         if (step === 'done') {
@@ -271,7 +296,7 @@ export class TenantOnboarding {
           completedAt = finished.completedAt;
           activated = finished.tenant;
         } else {
-          const result = await this.#step(client, step, tenant, record);
+          const result = await this.#step(client, step, tenant, record, reissue);
           if (result) invitation = result;
           await this.#emit(record.slug, tenantId, step, 'applied');
           await recordSteps(client, tenantId, [step]);
@@ -296,7 +321,7 @@ export class TenantOnboarding {
       target: record.target,
       outcome,
       ran,
-      skipped,
+      skipped: skipped.filter((s) => !ran.includes(s)),
       ...(invitation ? { invitation } : {}),
       attempts: record.attempts,
       completedAt,
@@ -496,6 +521,7 @@ export class TenantOnboarding {
     step: OnboardStep,
     tenant: Tenant,
     record: OnboardingRecord,
+    reissue = false,
   ): Promise<OwnerInvitation | void> {
     const t = record.target;
     switch (step) {
@@ -524,7 +550,7 @@ export class TenantOnboarding {
         }
         return;
       case 'invite':
-        return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!);
+        return inviteOwner(tenant.id, record.ownerEmail!, this.#options.invitations!, reissue);
       default:
         return;
     }

@@ -87,10 +87,16 @@ async function foreignKeysToLocalTables(scope: DoctorScope, referenceTables: num
     constraint_name: string;
     constraint_sql: string;
     ref_name: string;
+    definition: string;
+    registered: boolean;
+    identity: string | null;
   }>(
     scope,
     `SELECT t.name AS table_name, con.conname AS constraint_name, quote_ident(con.conname) AS constraint_sql,
-            format('%I.%I', rn.nspname, rc.relname) AS ref_name
+            format('%I.%I', rn.nspname, rc.relname) AS ref_name, pg_get_constraintdef(con.oid) AS definition,
+            EXISTS (SELECT FROM registry r WHERE r.relid = t.oid AND r.kind = 'tenant') AS registered,
+            (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+              WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '') AS identity
        FROM tenant_table t
        JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'f'
        JOIN pg_class rc ON rc.oid = con.confrelid
@@ -101,13 +107,56 @@ async function foreignKeysToLocalTables(scope: DoctorScope, referenceTables: num
       ORDER BY t.name, con.conname`,
     [referenceTables],
   );
-  return rows.map((r) => ({
-    code: 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE',
-    severity: 'error',
-    object: `${r.constraint_sql} on ${r.table_name}`,
-    message: `Foreign key ${r.constraint_name} from tenant table ${r.table_name} references ${r.ref_name}, which is neither a tenant table nor a registered global table, so it would stay a local table on the coordinator: Citus supports foreign keys from a distributed table only to a colocated distributed table or to a reference table. Make ${r.ref_name} a reference table on Citus (or, only if the app may read it, register it as a global table).`,
-    fix: `SELECT create_reference_table(${quoteLiteral(r.ref_name)}); -- on the Citus coordinator`,
-  }));
+  return rows.map((r) => {
+    const table = quoteLiteral(r.table_name);
+    const reference = `SELECT create_reference_table(${quoteLiteral(r.ref_name)});`;
+    // create_reference_table makes a Citus local table of every table referencing the new
+    // reference table, and refuses the registry's InitPlan policy there ("cannot create
+    // policy"): the plain policies go first. Citus then cannot distribute that Citus local table
+    // if it has an identity column ("cannot complete operation on a table with identity
+    // column", seen on 13.2.2): the key is dropped while the tables are made, and added back.
+    const policiesFirst = r.registered
+      ? [
+          `SELECT tenantry.citus_policies(${table}); -- first, as the owner role: the policies in the form Citus accepts`,
+        ]
+      : [];
+    const fix =
+      r.identity === null
+        ? [
+            ...policiesFirst,
+            `${reference} -- ${r.table_name} becomes a Citus local table`,
+            ...(r.registered ? [`SELECT tenantry.citus_tenant_table(${table}); -- then distributed`] : []),
+          ]
+        : [
+            ...policiesFirst,
+            `ALTER TABLE ${r.table_name} DROP CONSTRAINT ${r.constraint_sql}; -- identity column ${r.identity}: kept a plain table`,
+            reference,
+            ...(r.registered ? [`SELECT tenantry.citus_tenant_table(${table});`] : []),
+            `ALTER TABLE ${r.table_name} ADD CONSTRAINT ${r.constraint_sql} ${r.definition};`,
+          ];
+    return {
+      code: 'CITUS_FOREIGN_KEY_TO_LOCAL_TABLE',
+      severity: 'error',
+      object: `${r.constraint_sql} on ${r.table_name}`,
+      message: `Foreign key ${r.constraint_name} from tenant table ${r.table_name} references ${r.ref_name}, which is neither a tenant table nor a registered global table, so it would stay a local table on the coordinator: Citus supports foreign keys from a distributed table only to a colocated distributed table or to a reference table. Make ${r.ref_name} a reference table on Citus (or, only if the app may read it, register it as a global table), in the order of the fix, on the Citus coordinator: create_reference_table turns ${r.table_name} into a Citus local table, which refuses a policy with a sub-select${r.identity === null ? '' : `, and a Citus local table with an identity column (${r.identity}) cannot be distributed after ("cannot complete operation on a table with identity column"): the key is dropped while the tables are made, and added back`}.`,
+      fix: fix.join('\n'),
+    };
+  });
+}
+
+/**
+ * The fix of a finding on a Citus coordinator, where it differs: FORCE ROW LEVEL SECURITY on a
+ * registered tenant table is put back on the table and every shard of it by `tenantry citus
+ * prepare` (Citus's own copies of the table are its shards; the setting is per shard).
+ */
+export function citusFix(finding: Finding, registeredTenantTables: ReadonlySet<string>): Finding {
+  if (finding.code === 'TENANT_TABLE_RLS_NOT_FORCED' && registeredTenantTables.has(finding.object))
+    return {
+      ...finding,
+      message: `${finding.message} On Citus, tenantry citus prepare puts FORCE back on the table and on its shards (a shard transfer that died lifts it: docs/citus.md).`,
+      fix: `-- tenantry citus prepare (on the coordinator; or SELECT tenantry.citus_policies(${quoteLiteral(finding.object)}) as the owner role)`,
+    };
+  return finding;
 }
 
 // Citus refuses these actions on a foreign key that includes the distribution column: they would

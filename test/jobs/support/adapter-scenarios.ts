@@ -24,6 +24,11 @@ export interface AdapterKit {
   readData(db: TestDatabase, queue: string, id: string): Promise<unknown>;
   /** The attacker's other move: inserts `data` into `queue` as a new job (a new id), runnable now. */
   insertCopy(db: TestDatabase, queue: string, data: unknown): Promise<string>;
+  /**
+   * The attacker's third move: puts a finished job back in `queue` under its OWN id, runnable now
+   * (`data`: what the row held, read while it waited).
+   */
+  putBack(db: TestDatabase, queue: string, id: string, data: unknown): Promise<void>;
   /** Sends one cron tick of `name` the way the adapter's scheduler would (after jobs.schedule). */
   sendTick?(db: TestDatabase, jobs: TenantJobs, name: string): Promise<string>;
   cleanup?(db: TestDatabase): Promise<void>;
@@ -44,6 +49,8 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
     const calls: Record<string, (string | undefined)[]> = {};
     const record = (name: string) => (calls[name] ??= []).push(tryCurrentTenant());
     const deactivate = new Map<string, () => Promise<void>>();
+    /** The dead-letter job each tenant's onDeadLetter ran as. */
+    const deadIds = new Map<string, string>();
     const started: TenantJobs[] = [];
     let app: TenantPool;
 
@@ -74,7 +81,13 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
           await deactivate.get(currentTenant())?.();
           throw new Error('always fails');
         },
-        { retryLimit: 0, onDeadLetter: () => record('doomed.dead') },
+        {
+          retryLimit: 0,
+          onDeadLetter: (_payload, job) => {
+            record('doomed.dead');
+            deadIds.set(currentTenant(), job.id);
+          },
+        },
       );
       j.define(
         'redo',
@@ -170,15 +183,49 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
       expect(await notes(a.id)).toEqual(['alive']);
     });
 
+    it("the attacker's side: a finished job put back under its OWN id is refused (JOB_REPLAYED), 0 handler calls, the tenant's data unchanged", async () => {
+      const a = await freshTenant(db, 'putback-a');
+      const id = await runAs(a.id, () => jobs.enqueue('write', { body: 'once' }, { startAfterSeconds: 1 }));
+      const data = await kit.readData(db, 'write', id);
+      expect(await settled(jobs, 'write', id)).toBe('completed');
+      const ran = (calls.write ?? []).length;
+      for (let round = 1; round <= 2; round++) {
+        await kit.putBack(db, 'write', id, data);
+        await eventually(() => refusals.filter((r) => r.jobId === id).length === round);
+        expect(refusals.filter((r) => r.jobId === id).at(-1)).toMatchObject({ code: 'JOB_REPLAYED', tenantId: a.id });
+        expect(await settled(jobs, 'write', id)).toBe('refused');
+        expect((calls.write ?? []).length).toBe(ran);
+        expect(await notes(a.id)).toEqual(['once']);
+      }
+    });
+
+    it("the attacker's side: a completed dead-letter run put back under its own id is refused, onDeadLetter ran once", async () => {
+      const a = await freshTenant(db, 'putback-dead');
+      const id = await runAs(a.id, () => jobs.enqueue('doomed', {}, { startAfterSeconds: 1 }));
+      const data = await kit.readData(db, 'doomed', id);
+      expect(await settled(jobs, 'doomed', id)).toBe('failed');
+      await eventually(() => deadIds.has(a.id));
+      const deadId = deadIds.get(a.id)!;
+      expect(await settled(jobs, 'doomed__dead', deadId)).toBe('completed');
+      await kit.putBack(db, 'doomed__dead', deadId, data);
+      await eventually(() => refusals.some((r) => r.jobId === deadId));
+      expect(refusals.find((r) => r.jobId === deadId)).toMatchObject({ code: 'JOB_REPLAYED', tenantId: a.id });
+      expect(await settled(jobs, 'doomed__dead', deadId)).toBe('refused');
+      expect((calls['doomed.dead'] ?? []).filter((t) => t === a.id)).toHaveLength(1);
+      expect((calls.doomed ?? []).filter((t) => t === a.id)).toHaveLength(1);
+    });
+
     it('refuses to enqueue a tenant job outside runAs (JOB_TENANT_MISSING)', async () => {
       await expect(jobs.enqueue('first', {})).rejects.toMatchObject({ code: 'JOB_TENANT_MISSING' });
     });
 
     describe.each(INACTIVE)('a %s tenant: 0 handler calls on every path, and a terminal state', (state) => {
-      it('first run', async () => {
+      it('first run (inactive between enqueue and run); and enqueue refused once inactive', async () => {
         const t = await freshTenant(db, `first-${state}`);
+        const id = await runAs(t.id, () => jobs.enqueue('first', {}, { startAfterSeconds: 1 }));
         await t.make(state);
-        const id = await runAs(t.id, () => jobs.enqueue('first', {}));
+        // enqueue itself refuses an inactive tenant, with the data plane's code
+        await expect(runAs(t.id, () => jobs.enqueue('first', {}))).rejects.toMatchObject({ code: CODE[state] });
         expect(await settled(jobs, 'first', id)).toBe('refused');
         expect(calls.first ?? []).not.toContain(t.id);
         expect(refusals.find((r) => r.jobId === id)).toMatchObject({ code: CODE[state], tenantId: t.id });
