@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * `TENANTRY_TRUST_PROXY`: which proxies' `X-Forwarded-For` gives the client's address (Fastify's
  * `trustProxy`). Unset or `off`: none (the socket's address is the client's); `on`: every proxy
@@ -15,11 +17,19 @@ export function trustProxyFromEnv(env: NodeJS.ProcessEnv = process.env): boolean
     return Number(value);
   }
   const entries = value.split(',').map((e) => e.trim());
-  const address = /^(?:\d{1,3}(?:\.\d{1,3}){3}(?:\/\d{1,2})?|[0-9a-f:]+(?:\/\d{1,3})?)$/i;
-  const bad = entries.find((e) => !address.test(e));
+  const bad = entries.find((e) => !addressOrRange(e));
   if (bad !== undefined)
     throw new Error(
       `TENANTRY_TRUST_PROXY must be off, on, a number of hops, or addresses / CIDR ranges separated by commas (got ${JSON.stringify(bad)})`,
     );
   return entries.join(',');
+}
+
+/** An IPv4 or IPv6 address (checked by node, so `999.1.1.1` is not one), optionally with a prefix length it can have. */
+function addressOrRange(entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
 }

@@ -81,6 +81,10 @@ describe('monitoringFromEnv and trustProxyFromEnv', () => {
     expect(trustProxyFromEnv({ TENANTRY_TRUST_PROXY: '2' })).toBe(2);
     expect(trustProxyFromEnv({ TENANTRY_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' })).toBe('10.0.0.0/8,127.0.0.1');
     expect(() => trustProxyFromEnv({ TENANTRY_TRUST_PROXY: 'yes please' })).toThrow(/TENANTRY_TRUST_PROXY/);
+    // refused at start, naming the variable: not left to the proxy library after the database started
+    for (const bad of ['999.1.1.1/8', '10.0.0.0/33', '2001:db8::/129', '1.2.3', '10.0.0.0/8/1', 'fe80::zz'])
+      expect(() => trustProxyFromEnv({ TENANTRY_TRUST_PROXY: bad }), bad).toThrow(/TENANTRY_TRUST_PROXY/);
+    expect(trustProxyFromEnv({ TENANTRY_TRUST_PROXY: '2001:db8::/32,::1' })).toBe('2001:db8::/32,::1');
   });
 });
 
