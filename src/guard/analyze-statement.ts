@@ -166,6 +166,13 @@ function visit(node: unknown, ctx: Ctx): void {
         const table = ctx.tables.resolve(rel.RangeVar?.schemaname, rel.RangeVar?.relname);
         if (table) ctx.out.add(table, 'truncate skips row level security');
       }
+    } else if (key === 'LockStmt') {
+      // a table lock is the whole table's, every tenant's rows: ACCESS EXCLUSIVE held in one
+      // tenant's transaction makes every co-located tenant's statement wait (LOCK_TIMEOUT)
+      for (const rel of (value.relations ?? []) as AstNode[]) {
+        const table = ctx.tables.resolve(rel.RangeVar?.schemaname, rel.RangeVar?.relname);
+        if (table) ctx.out.add(table, 'lock table locks every tenant sharing the table');
+      }
     } else {
       // a few fields hold the struct without its wrapper: ALTER ROLE/DATABASE … SET
       if (key === 'VariableSetStmt' || key === 'setstmt') checkSet(value as AstNode, ctx);

@@ -192,6 +192,8 @@ export const unscoped: Array<[string, string[], RegExp?]> = [
   ['copy notes from stdin', ['public.notes'], /copy into a whole tenant table/],
   ['copy (select * from notes) to stdout', ['public.notes'], /in a copy query/],
   ['truncate notes', ['public.notes'], /truncate/],
+  ['lock table notes in access exclusive mode', ['public.notes'], /lock table locks every tenant/],
+  ['lock notes', ['public.notes'], /lock table/],
   ['explain analyze select * from notes', ['public.notes']],
   [
     'with d as (delete from notes where id = $1 returning *) select * from d',
