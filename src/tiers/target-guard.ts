@@ -106,20 +106,16 @@ async function findInDatabase(
   dataSchemas: string[],
   where: string,
 ): Promise<SharedTarget | null> {
-  const { rows } = await pool.query<{
-    installed: boolean;
-    catalog: boolean;
-    claims: boolean;
-    schemas: string | null;
-  }>(
-    `select to_regclass('tenantry.local_tenants') is not null as installed,
-            to_regclass('tenantry.tenants') is not null as catalog,
+  const { rows: installed } = await pool.query<{ ok: boolean }>(
+    `select to_regclass('tenantry.local_tenants') is not null and to_regclass('tenantry.meta') is not null as ok`,
+  );
+  if (!installed[0]?.ok) return null;
+  const { rows } = await pool.query<{ catalog: boolean; claims: boolean; schemas: string | null }>(
+    `select to_regclass('tenantry.tenants') is not null as catalog,
             to_regclass('tenantry.tenant_schemas') is not null as claims,
-            case when to_regclass('tenantry.meta') is not null then
-              (select value from tenantry.meta where key = 'data_schemas') end as schemas`,
+            (select value from tenantry.meta where key = 'data_schemas') as schemas`,
   );
   const state = rows[0]!;
-  if (!state.installed) return null;
   const has = async (sql: string, params: unknown[]) => (await pool.query(sql, params)).rows.length > 0;
   if (target.schema) {
     const local = (state.schemas || 'public').split(',').filter(Boolean);

@@ -280,7 +280,11 @@ async function newTarget(
     );
     if (rows.length)
       throw new ArchiveError('IMPORT_TARGET_TAKEN', 'Another tenant lives in that schema or database', {
-        details: { schema: target.schema, database: target.database },
+        details: {
+          schema: target.schema,
+          database: target.database,
+          reason: target.database ? 'tenant_database' : 'tenant_schema',
+        },
       });
     // the catalog, a shared database or data schema, another tenant's place: refused before anything changes
     const shared = await findSharedTarget({
