@@ -62,14 +62,18 @@ async function othersState(): Promise<unknown> {
       places.map((p) => q(p, 'select tenant_key, state, epoch, schema from tenantry.local_tenants order by 1')),
     ),
     serves: await Promise.all(places.map((p) => q(p, 'select serves_default from tenantry.local_route'))),
-    claims: await Promise.all(places.map((p) => q(p, 'select schema, tenant_id from tenantry.tenant_schemas order by 1'))),
+    claims: await Promise.all(
+      places.map((p) => q(p, 'select schema, tenant_id from tenantry.tenant_schemas order by 1')),
+    ),
     checks: await q(
       HOME,
       `select conrelid::regclass::text as t, conname from pg_constraint where contype = 'c'
         and connamespace = 'public'::regnamespace order by 1, 2`,
     ),
     placements: (
-      await f.db.owner.query('select tenant_id, tier, cluster, database, schema, epoch from tenantry.placements order by 1')
+      await f.db.owner.query(
+        'select tenant_id, tier, cluster, database, schema, epoch from tenantry.placements order by 1',
+      )
     ).rows,
     tenants: (await f.db.owner.query('select id, slug, status from tenantry.tenants order by slug')).rows,
     databases: (await f.db.owner.query('select datname from pg_database order by 1')).rows,
@@ -88,7 +92,11 @@ async function otherStillWorks(): Promise<void> {
 }
 
 const IMPORT_TARGETS: Array<[string, () => PlacementTarget, string]> = [
-  ['the home database (the catalog)', () => ({ tier: 'database', cluster: 'home', database: home }), 'catalog_database'],
+  [
+    'the home database (the catalog)',
+    () => ({ tier: 'database', cluster: 'home', database: home }),
+    'catalog_database',
+  ],
   ["another tenant's database", () => OTHER_DB, 'tenant_database'],
   ['the shared data schema public', () => ({ tier: 'schema', cluster: 'home', schema: 'public' }), 'data_schema'],
   ["Tenantry's own schema", () => ({ tier: 'schema', cluster: 'home', schema: 'tenantry' }), 'reserved_schema'],
@@ -96,7 +104,7 @@ const IMPORT_TARGETS: Array<[string, () => PlacementTarget, string]> = [
   ["another tenant's schema", () => OTHER_SCHEMA, 'tenant_schema'],
 ];
 
-describe('import refuses a target that is not the new tenant\'s alone (IMPORT_TARGET_TAKEN), changing nothing', () => {
+describe("import refuses a target that is not the new tenant's alone (IMPORT_TARGET_TAKEN), changing nothing", () => {
   it.each(IMPORT_TARGETS)('%s', async (_, to, reason) => {
     const before = await othersState();
     await expect(
@@ -107,7 +115,7 @@ describe('import refuses a target that is not the new tenant\'s alone (IMPORT_TA
     await otherStillWorks();
   });
 
-  it('a schema holding another tenant\'s rows (not claimed, not a data schema)', async () => {
+  it("a schema holding another tenant's rows (not claimed, not a data schema)", async () => {
     await f.db.owner.query(`create schema loose; create table loose.notes (tenant_id uuid not null, body text)`);
     await f.db.owner.query(`insert into loose.notes values ($1, 'theirs')`, [other]);
     const before = await othersState();
