@@ -140,7 +140,10 @@ async function findInDatabase(
     if (state.catalog && (await has('select from tenantry.tenants where id::text <> $1 limit 1', [tenantId])))
       return { reason: 'catalog_database', message: `Database ${target.database} holds a tenant catalog` };
     if (
-      (await has('select from tenantry.local_tenants where tenant_key::text <> $1 limit 1', [tenantId])) ||
+      // `moved` rows are fences (a tenant moved away, or purged: its route refused everywhere), not tenants served
+      (await has(`select from tenantry.local_tenants where tenant_key::text <> $1 and state <> 'moved' limit 1`, [
+        tenantId,
+      ])) ||
       (state.claims &&
         (await has('select from tenantry.tenant_schemas where tenant_id::text <> $1 limit 1', [tenantId])))
     )
