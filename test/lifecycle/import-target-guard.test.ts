@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
-import type { PlacementTarget } from '../../src/tiers/placements.js';
+import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
 import {
   exportFixture,
@@ -130,6 +130,45 @@ describe("import refuses a target that is not the new tenant's alone (IMPORT_TAR
     ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'tenant_rows' } });
     expect(await othersState()).toEqual(before);
     expect((await f.db.owner.query('select count(*)::int as n from loose.notes')).rows[0]!.n).toBe(1);
+  });
+
+  it("a database serving a tenant the catalog does not know (another deployment's)", async () => {
+    await tenantDatabase(f, 'tg_foreign');
+    const foreign = f.placements.ownerPool({ tier: 'database', cluster: 'home', database: 'tg_foreign' });
+    await foreign.query(
+      `insert into tenantry.local_tenants (tenant_key, state, epoch) values (gen_random_uuid(), 'active', 3)`,
+    );
+    const before = await othersState();
+    await expect(
+      importTenant({
+        file: archive,
+        catalog: f.db.owner,
+        placements: f.placements,
+        as: 'hdb2',
+        to: { tier: 'database', cluster: 'home', database: 'tg_foreign' },
+      }),
+    ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'tenant_database' } });
+    expect(await othersState()).toEqual(before);
+  });
+
+  it('the home database reached through another cluster name', async () => {
+    const twice = new Placements({ catalog: f.db.owner, owners: { home: f.db.ownerUrl, eu: f.db.ownerUrl } });
+    try {
+      const before = await othersState();
+      await expect(
+        importTenant({
+          file: archive,
+          catalog: f.db.owner,
+          placements: twice,
+          as: 'hdb2',
+          to: { tier: 'database', cluster: 'eu', database: home },
+        }),
+      ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'catalog_database' } });
+      expect(await othersState()).toEqual(before);
+      await otherStillWorks();
+    } finally {
+      await twice.end();
+    }
   });
 
   it('a database without Tenantry: IMPORT_TARGET_NOT_INSTALLED, not a raw 42P01', async () => {
