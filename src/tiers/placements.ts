@@ -72,6 +72,11 @@ export class Placements {
     return this.#home;
   }
 
+  /** The clusters this process has an owner connection for. */
+  get clusters(): string[] {
+    return Object.keys(this.#owners);
+  }
+
   /** Registers (or updates) a cluster in the catalog. */
   async addCluster(
     name: string,
