@@ -1,4 +1,4 @@
-import { quoteIdent } from '../policy/identifiers.js';
+import { quoteIdent, quoteLiteral } from '../policy/identifiers.js';
 import { INSTALL_LOCK_SQL, type ResolvedInstallOptions } from '../policy/install-sql.js';
 import { libraryMigrations } from '../policy/library-migrations.js';
 
@@ -56,9 +56,14 @@ export function citusPrepareSql(
   // cannot turn it back on; Citus propagates ALTER ROLE … SET to the workers, whose connections
   // for the app role show nothing either. pg_stat_statements (track_utility) would keep the SET
   // LOCAL text too, readable by the same role: off for the role (a placeholder where the module
-  // is not loaded, taken when it is).
-  add(`ALTER ROLE ${app} SET track_activities = off;`);
-  add(`ALTER ROLE ${app} SET pg_stat_statements.track_utility = off;`);
+  // is not loaded, taken when it is). Both for this database only (roles are cluster-wide; Citus
+  // propagates ALTER ROLE … IN DATABASE of the current database).
+  add(`DO $do$
+BEGIN
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET track_activities = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET pg_stat_statements.track_utility = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
+END
+$do$;`);
   // Citus's "run this SQL text on the workers" functions are PUBLIC: through them any role runs
   // statements on the workers' own connections, where it can set application_name and the context
   // of another session (the gpid binding does not hold there) and read or change shards directly.
