@@ -1,4 +1,5 @@
-// Suspend, resume, soft-delete and restore, and the context secret's rotation, on a Citus cluster
+// Suspend, resume, soft-delete and restore, the context secret's rotation, and the doctor's
+// finding for the app role's visible statement text, on a Citus cluster
 // (a fresh database of it: `sec_holds_<random>`, dropped after). On Citus the holds table
 // (tenantry.inactive_tenants) and the key (tenantry_private.context_key) are reference tables,
 // where Citus refuses `now()` in the DO UPDATE SET clause of an INSERT (the suspend trigger
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
+import { runDoctor } from '../../src/policy/doctor.js';
 import { install } from '../../src/policy/installer.js';
 import { rotateContextSecret } from '../../src/policy/rotation.js';
 import {
@@ -184,6 +186,39 @@ describe.skipIf(!CITUS_URL)(
         await next.end();
       }
       expect(await rowsOf(B)).toEqual(before);
+    }, 60_000);
+
+    it("doctor --citus reports the app role's statement text visible (CITUS_CONTEXT_TEXT_VISIBLE) when track_activities is on for it, and its fix clears it", async () => {
+      const codes = async () =>
+        (await runDoctor(db.url, { citus: true })).findings
+          .filter((f) => f.code === 'CITUS_CONTEXT_TEXT_VISIBLE')
+          .map((f) => f.fix);
+      expect(await codes()).toEqual([]);
+      await db.admin.query(`alter role tenantry_app in database ${db.name} reset track_activities`);
+      try {
+        const fixes = await codes();
+        expect(fixes).toHaveLength(1);
+        expect(fixes[0]).toContain('SET track_activities = off');
+        // a second app-role session now sees the first one's statements (what the fix hides)
+        const victim = new pg.Client({ connectionString: citusAppUrl(db.url) });
+        const spy = new pg.Client({ connectionString: citusAppUrl(db.url) });
+        await victim.connect();
+        await spy.connect();
+        try {
+          await victim.query(`select 'visible-marker'`);
+          const { rows } = await spy.query<{ query: string }>(`select query from pg_stat_activity where pid = $1`, [
+            (victim as unknown as { processID: number }).processID,
+          ]);
+          expect(rows[0]!.query).toContain('visible-marker');
+        } finally {
+          await victim.end();
+          await spy.end();
+        }
+        for (const statement of fixes[0]!.split(/;\s*/).filter(Boolean)) await db.admin.query(statement);
+        expect(await codes()).toEqual([]);
+      } finally {
+        await db.admin.query(`alter role tenantry_app in database ${db.name} set track_activities = off`);
+      }
     }, 60_000);
   },
 );
