@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { TenantCatalog } from '../../src/catalog/tenant-catalog.js';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantPool } from '../../src/data/tenant-pool.js';
+import { TenantPurger } from '../../src/lifecycle/purge/tenant-purger.js';
 import { runDoctor } from '../../src/policy/doctor.js';
 import { install } from '../../src/policy/installer.js';
 import { rotateContextSecret } from '../../src/policy/rotation.js';
@@ -27,13 +28,15 @@ import {
 const NOTES = 'sec_holds_notes';
 
 describe.skipIf(!CITUS_URL)(
-  CITUS_URL ? 'holds and rotation on Citus' : 'holds and rotation on Citus (skipped: CITUS_URL is not set)',
+  CITUS_URL ? 'lifecycle and security on Citus' : 'lifecycle and security on Citus (skipped: CITUS_URL is not set)',
   () => {
     let db: CitusTestDatabase;
     let pool: TenantPool;
     let catalog: TenantCatalog;
     let A: string;
     let B: string;
+    /** The database's context secret (the rotation test changes it). */
+    let secret = CITUS_SECRET;
 
     const rowsOf = async (tenant: string) =>
       (await db.admin.query(`select id, body from ${NOTES} where tenant_id = $1 order by id`, [tenant])).rows;
@@ -145,6 +148,7 @@ describe.skipIf(!CITUS_URL)(
       const fresh = randomBytes(32).toString('base64url');
       const r = await rotateContextSecret(db.admin, fresh, { overlapSeconds: 4 });
       expect(r.rotated).toBe(true);
+      secret = fresh;
       // the key's placement on every node was rotated with it (two-phase commit)
       const u = new URL(db.url);
       for (const w of db.workers) {
@@ -187,6 +191,38 @@ describe.skipIf(!CITUS_URL)(
       }
       expect(await rowsOf(B)).toEqual(before);
     }, 60_000);
+
+    it("purges a soft-deleted tenant on Citus: its rows gone from the shards, the 'deleted' hold kept on every node (the trigger's DELETE branch), the other tenant untouched", async () => {
+      const C = (await catalog.create({ slug: 'initech', name: 'Initech' })).id;
+      await db.admin.query(`insert into ${NOTES} values ($1, 1, 'c1'), ($1, 2, 'c2')`, [C]);
+      const beforeA = await rowsOf(A);
+      expect((await catalog.softDelete('initech')).status).toBe('deleted');
+      const ownerUrl = citusAppUrl(db.url, 'tenantry_owner');
+      const owner = new pg.Pool({ connectionString: ownerUrl, max: 3 });
+      try {
+        const report = await new TenantPurger({ catalog: owner, owners: { home: ownerUrl }, batchSize: 100 }).run(
+          'initech',
+          { confirm: 'initech', operator: 'ops', ignoreRetention: true },
+        );
+        expect(report).toBeDefined();
+      } finally {
+        await owner.end();
+      }
+      expect(await rowsOf(C)).toEqual([]);
+      expect((await holdsEverywhere()).map((h) => h.split(',').filter((x) => x.startsWith(C)))).toEqual([
+        [`${C}=deleted`],
+        [`${C}=deleted`],
+        [`${C}=deleted`],
+      ]);
+      const current = new TenantPool({ connectionString: citusAppUrl(db.url), contextSecret: secret, citus: true });
+      try {
+        expect(await as(current, C, `select body from ${NOTES}`)).toBe('TR006');
+        expect(await as(current, A)).toEqual(['a1', 'a2']);
+      } finally {
+        await current.end();
+      }
+      expect(await rowsOf(A)).toEqual(beforeA);
+    }, 90_000);
 
     it("doctor --citus reports the app role's statement text visible (CITUS_CONTEXT_TEXT_VISIBLE) when track_activities is on for it, and its fix clears it", async () => {
       const codes = async () =>
