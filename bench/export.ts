@@ -58,6 +58,8 @@ interface RunResult {
   archiveBytes: number;
   cpuMs: number;
   maxRssKb: number;
+  /** Import only: ms from the start to each step (loading, verifying, verified, loaded, switching). */
+  phases?: Record<string, number>;
 }
 
 async function runChild(env: Record<string, unknown>): Promise<RunResult> {
@@ -127,6 +129,15 @@ async function main(): Promise<number> {
         );
         return { mbps, rss: r.maxRssKb / 1024 };
       };
+      const phases: string[] = [];
+      const split = (name: string, r: RunResult) => {
+        const p = r.phases ?? {};
+        const s = (a: number | undefined, b: number | undefined) =>
+          a === undefined || b === undefined ? '?' : ((b - a) / 1000).toFixed(2);
+        phases.push(
+          `${name}: before the load ${s(0, p.loading)} s, COPY in ${s(p.loading, p.verifying)} s, read-back ${s(p.verifying, p.verified)} s, commit and switch ${s(p.verified, r.ms)} s`,
+        );
+      };
       const results: Record<string, { mbps: number; rss: number }> = {};
       const file = path.join(dir, 'big.tenant');
       results['COPY only'] = line(
@@ -139,10 +150,13 @@ async function main(): Promise<number> {
       }
       const asNew = await runChild({ mode: 'import', ownerUrl, file, as: 'big-copy' });
       results['import as new'] = line('import as a new tenant (ids remapped)', asNew);
+      split('import as new', asNew);
       await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
       const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
       results['import replace'] = line('import over itself (replace, ids kept)', replace);
+      split('import replace', replace);
       log();
+      for (const p of phases) log(`phases, ${p}`);
       const base = results['COPY only']!;
       log(
         `ratios (MB/s vs the COPY-only baseline): ${Object.entries(results)

@@ -219,7 +219,10 @@ async function measure(
       // Room for 150k queries/s: far above what 2 cores reach; past it, samples are counted, not kept.
       const recorders = new Map(open.map((v) => [v.key, new LatencyRecorder(Math.ceil(opts.seconds * 150_000))]));
       const totals = new Map(
-        open.map((v) => [v.key, { queries: 0, seconds: 0, rounds: [] as number[], clientUs: 0, serverNs: 0 }]),
+        open.map((v) => [
+          v.key,
+          { queries: 0, seconds: 0, rounds: [] as number[], roundCpu: [] as number[], clientUs: 0, serverNs: 0 },
+        ]),
       );
       for (let round = 0; round < opts.rounds; round++) {
         const order = open.map((_, i) => open[(i + round) % open.length]!);
@@ -228,8 +231,11 @@ async function measure(
           const server0 = (await cpu?.nanoseconds()) ?? 0;
           const outcome = await runFor(v.run, pick, concurrency, opts.seconds / opts.rounds, recorders.get(v.key));
           const total = totals.get(v.key)!;
-          total.clientUs += clientCpuUs() - client0;
-          total.serverNs += ((await cpu?.nanoseconds()) ?? Number.NaN) - server0;
+          const clientUs = clientCpuUs() - client0;
+          const serverNs = ((await cpu?.nanoseconds()) ?? Number.NaN) - server0;
+          total.clientUs += clientUs;
+          total.serverNs += serverNs;
+          total.roundCpu.push((clientUs + serverNs / 1e3) / outcome.queries);
           await check(v.key, outcome);
           total.queries += outcome.queries;
           total.seconds += outcome.elapsedSeconds;
@@ -255,6 +261,7 @@ async function measure(
           truncated: recorder.truncated,
           clientCpuUs: total.clientUs / total.queries,
           serverCpuUs: total.serverNs / 1e3 / total.queries,
+          roundCpuUs: total.roundCpu,
         });
       }
     } finally {

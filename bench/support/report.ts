@@ -17,6 +17,8 @@ export interface CellResult {
   clientCpuUs: number;
   /** CPU time per query of the PostgreSQL server (postmaster and children), µs; NaN when not local. */
   serverCpuUs: number;
+  /** Client + server CPU per query of each round (µs), in round order, for ratios paired round by round. */
+  roundCpuUs?: number[];
 }
 
 /** Number of running processes whose command line mentions vitest (other engineers' test runs). */
@@ -104,19 +106,30 @@ export function guardPairsTable(results: CellResult[]): string | undefined {
   );
   if (present.length === 0) return undefined;
   const lines = [
-    '| conc. | pair | throughput ratio | median of per-round ratios | CPU per query ratio |',
-    '|---:|:--|---:|---:|---:|',
+    '| conc. | pair | throughput ratio | median of per-round ratios | CPU per query ratio | median of per-round CPU ratios |',
+    '|---:|:--|---:|---:|---:|---:|',
   ];
   for (const c of new Set(results.map((r) => r.concurrency))) {
     for (const [x, y] of present) {
       const with_ = results.find((r) => r.variant === x && r.concurrency === c);
       const without = results.find((r) => r.variant === y && r.concurrency === c);
       if (!with_ || !without) continue;
-      const perRound = with_.roundQps.map((q, i) => q / without.roundQps[i]!).sort((a, b) => a - b);
-      const mid = perRound.length / 2;
-      const median = perRound.length % 2 ? perRound[Math.floor(mid)]! : (perRound[mid - 1]! + perRound[mid]!) / 2;
+      const median = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b);
+        const mid = s.length / 2;
+        return s.length % 2 ? s[Math.floor(mid)]! : (s[mid - 1]! + s[mid]!) / 2;
+      };
+      const qpsRatio = median(with_.roundQps.map((q, i) => q / without.roundQps[i]!));
       const cpu = (with_.clientCpuUs + with_.serverCpuUs) / (without.clientCpuUs + without.serverCpuUs);
-      lines.push(`| ${c} | ${x} / ${y} | ${fmt(with_.qps / without.qps, 3)} | ${fmt(median, 3)} | ${fmt(cpu, 3)} |`);
+      // each round's CPU per query against the other's in the same round: the machine's drift
+      // (other processes, CPU frequency) cancels round by round, as for throughput
+      const cpuRatio =
+        with_.roundCpuUs && without.roundCpuUs
+          ? fmt(median(with_.roundCpuUs.map((u, i) => u / without.roundCpuUs![i]!)), 3)
+          : '–';
+      lines.push(
+        `| ${c} | ${x} / ${y} | ${fmt(with_.qps / without.qps, 3)} | ${fmt(qpsRatio, 3)} | ${fmt(cpu, 3)} | ${cpuRatio} |`,
+      );
     }
   }
   return lines.join('\n');

@@ -6,6 +6,8 @@ export interface SignedCandidate {
   note: string;
   /** Statements run as the owner role; the last one (re)defines tenantry.current_tenant_id(). */
   sql: string;
+  /** Only the per-call cost (the value it accepts is fixed: no throughput turn). */
+  microOnly?: boolean;
 }
 
 /** Core 005's signed check (still the installed one): PL/pgSQL SECURITY DEFINER with `SET search_path`. */
@@ -166,5 +168,166 @@ export const SIGNED_CANDIDATES: SignedCandidate[] = [
     name: 'sql-standard-body-no-route',
     note: 'reference: SQL-standard body without the route check and the hold (what those two add)',
     sql: SQL_STANDARD_BODY,
+  },
+];
+
+/**
+ * Raises the context errors of the signed check for the SQL bodies below (only their failure
+ * paths reach it). PL/pgSQL with a pinned search_path; STABLE (never folded while planning).
+ */
+export const REFUSE_CONTEXT_HELPER = `
+CREATE OR REPLACE FUNCTION tenantry_private.refuse_context(p_reason text) RETURNS uuid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF p_reason = 'no key' THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  ELSIF p_reason = 'signature' THEN
+    RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+  ELSIF p_reason = 'expired' THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry_private.refuse_context(text) FROM PUBLIC;`;
+
+/**
+ * Candidate (i) of issue 15: a plain-string LANGUAGE sql body, SECURITY DEFINER, no SET clause.
+ * Parsed when first called in a statement, through the caller's search_path, so every name is
+ * schema-qualified (functions, types, operators spelled OPERATOR(pg_catalog.=)) and no construct
+ * that looks an operator up by name is used (BETWEEN, NULLIF, IS DISTINCT FROM, IN, LIKE, regex):
+ * with no CREATE and no TEMP for the app role nothing can be planted anyway, and nothing planted
+ * would be called. No format regex: length and separator positions, then the HMAC over the text;
+ * only a proven value is cast.
+ */
+export const SQL_NO_SET = `${REFUSE_CONTEXT_HELPER}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+AS $fn$
+  SELECT CASE
+    WHEN c.v IS NULL OR c.v OPERATOR(pg_catalog.=) ''::pg_catalog.text THEN NULL::pg_catalog.uuid
+    WHEN pg_catalog.length(c.v) OPERATOR(pg_catalog.<) 103 OR pg_catalog.length(c.v) OPERATOR(pg_catalog.>) 134
+         OR pg_catalog.substr(c.v, 37, 1) OPERATOR(pg_catalog.<>) '.'::pg_catalog.text
+         OR pg_catalog.substr(c.v, pg_catalog.length(c.v) OPERATOR(pg_catalog.-) 64, 1) OPERATOR(pg_catalog.<>) '.'::pg_catalog.text
+      THEN tenantry_private.refuse_context('malformed')
+    WHEN k.ipad IS NULL THEN tenantry_private.refuse_context('no key')
+    WHEN pg_catalog.encode(pg_catalog.sha256(k.opad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.ipad OPERATOR(pg_catalog.||) pg_catalog.convert_to(pg_catalog."left"(c.v, pg_catalog.length(c.v) OPERATOR(pg_catalog.-) 65), 'UTF8'))), 'hex') OPERATOR(pg_catalog.<>) pg_catalog."right"(c.v, 64)
+         AND NOT (k.previous_until IS NOT NULL AND k.previous_until OPERATOR(pg_catalog.>) pg_catalog.now()
+                  AND pg_catalog.encode(pg_catalog.sha256(k.previous_opad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.previous_ipad OPERATOR(pg_catalog.||) pg_catalog.convert_to(pg_catalog."left"(c.v, pg_catalog.length(c.v) OPERATOR(pg_catalog.-) 65), 'UTF8'))), 'hex') OPERATOR(pg_catalog.=) pg_catalog."right"(c.v, 64))
+      THEN tenantry_private.refuse_context('signature')
+    WHEN pg_catalog.split_part(c.v, '.', 2)::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now())
+      THEN tenantry_private.refuse_context('expired')
+    WHEN i.status IS NOT NULL THEN tenantry.refuse_inactive(i.status)
+    WHEN l.state IS NULL THEN
+      CASE WHEN CASE WHEN pg_catalog.split_part(c.v, '.', 4) OPERATOR(pg_catalog.=) ''::pg_catalog.text THEN 0::pg_catalog.int8
+                     ELSE pg_catalog.split_part(c.v, '.', 3)::pg_catalog.int8 END OPERATOR(pg_catalog.<>) 0::pg_catalog.int8
+                OR NOT r.serves_default
+           THEN tenantry.refuse_route('moved') ELSE pg_catalog."left"(c.v, 36)::pg_catalog.uuid END
+    WHEN l.state OPERATOR(pg_catalog.<>) 'active'::pg_catalog.text
+         OR l.epoch OPERATOR(pg_catalog.<>) CASE WHEN pg_catalog.split_part(c.v, '.', 4) OPERATOR(pg_catalog.=) ''::pg_catalog.text THEN 0::pg_catalog.int8
+                                                ELSE pg_catalog.split_part(c.v, '.', 3)::pg_catalog.int8 END
+      THEN tenantry.refuse_route(l.state)
+    ELSE pg_catalog."left"(c.v, 36)::pg_catalog.uuid
+  END
+    FROM (SELECT pg_catalog.current_setting('tenantry.context', true) AS v) c
+    LEFT JOIN tenantry_private.context_key k ON true
+    LEFT JOIN tenantry.local_route r ON true
+    LEFT JOIN tenantry.local_tenants l ON l.tenant_key OPERATOR(pg_catalog.=) pg_catalog."left"(c.v, 36)
+    LEFT JOIN tenantry.inactive_tenants i ON i.tenant_key OPERATOR(pg_catalog.=) pg_catalog."left"(c.v, 36)
+$fn$;`;
+
+/** Reference: SQL_NO_SET without the route check and the hold (what those lookups add). */
+export const SQL_NO_SET_KEY_ONLY = `${REFUSE_CONTEXT_HELPER}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+AS $fn$
+  SELECT CASE
+    WHEN c.v IS NULL OR c.v OPERATOR(pg_catalog.=) ''::pg_catalog.text THEN NULL::pg_catalog.uuid
+    WHEN pg_catalog.length(c.v) OPERATOR(pg_catalog.<) 103 OR pg_catalog.length(c.v) OPERATOR(pg_catalog.>) 134
+         OR pg_catalog.substr(c.v, 37, 1) OPERATOR(pg_catalog.<>) '.'::pg_catalog.text
+         OR pg_catalog.substr(c.v, pg_catalog.length(c.v) OPERATOR(pg_catalog.-) 64, 1) OPERATOR(pg_catalog.<>) '.'::pg_catalog.text
+      THEN tenantry_private.refuse_context('malformed')
+    WHEN k.ipad IS NULL THEN tenantry_private.refuse_context('no key')
+    WHEN pg_catalog.encode(pg_catalog.sha256(k.opad OPERATOR(pg_catalog.||) pg_catalog.sha256(k.ipad OPERATOR(pg_catalog.||) pg_catalog.convert_to(pg_catalog."left"(c.v, pg_catalog.length(c.v) OPERATOR(pg_catalog.-) 65), 'UTF8'))), 'hex') OPERATOR(pg_catalog.<>) pg_catalog."right"(c.v, 64)
+      THEN tenantry_private.refuse_context('signature')
+    WHEN pg_catalog.split_part(c.v, '.', 2)::pg_catalog.int8 OPERATOR(pg_catalog.<) pg_catalog.date_part('epoch', pg_catalog.now())
+      THEN tenantry_private.refuse_context('expired')
+    ELSE pg_catalog."left"(c.v, 36)::pg_catalog.uuid
+  END
+    FROM (SELECT pg_catalog.current_setting('tenantry.context', true) AS v) c
+    LEFT JOIN tenantry_private.context_key k ON true
+$fn$;`;
+
+/**
+ * PL/pgSQL as installed, with the format regex replaced by length and separator checks and the
+ * whole check in ONE query (one SPI execution, one simple expression less per step). With and
+ * without the SET clause (without: every name qualified, as SQL_NO_SET).
+ */
+function plpgsqlLean(withSet: boolean): string {
+  return `${REFUSE_CONTEXT_HELPER}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+${withSet ? 'SET search_path = pg_catalog, pg_temp\n' : ''}AS $fn$
+DECLARE
+  r pg_catalog.uuid;
+BEGIN
+  SELECT ${SQL_NO_SET.slice(SQL_NO_SET.indexOf('CASE\n'), SQL_NO_SET.lastIndexOf('$fn$'))} INTO r;
+  RETURN r;
+END
+$fn$;`;
+}
+export const PLPGSQL_LEAN_SET = plpgsqlLean(true);
+export const PLPGSQL_LEAN_NO_SET = plpgsqlLean(false);
+
+/**
+ * Candidate (iii), reference only: no definer call at all. The context is a random per-tenant
+ * token; the check is the lookup of its SHA-256 in a table the app role may read. What one
+ * indexed lookup per statement costs (no route check, no hold, no issuance design: see the notes).
+ */
+export const TOKEN_LOOKUP = `
+CREATE TABLE IF NOT EXISTS tenantry.context_tokens (token_sha256 bytea PRIMARY KEY, tenant_id uuid NOT NULL, expires_at timestamptz NOT NULL);
+GRANT SELECT ON tenantry.context_tokens TO PUBLIC;
+ALTER TABLE tenantry.context_tokens DISABLE ROW LEVEL SECURITY;
+INSERT INTO tenantry.context_tokens
+  SELECT sha256(convert_to(current_setting('tenantry.study_value'), 'UTF8')), left(current_setting('tenantry.study_value'), 36)::uuid, now() + interval '1 hour'
+  ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+  SELECT t.tenant_id FROM tenantry.context_tokens t
+   WHERE t.token_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.current_setting('tenantry.context', true), 'UTF8'))
+     AND t.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$fn$;`;
+
+/** Candidates of issue 15's second pass (2026-12-06 evening). */
+export const SIGNED_CANDIDATES_2: SignedCandidate[] = [
+  {
+    name: 'core-005',
+    note: 'before core 007: PL/pgSQL + SET, key, local route, local tenants and holds in one 4-relation lookup',
+    sql: PLPGSQL_005,
+  },
+  {
+    name: 'sql-no-set',
+    note: '(i) LANGUAGE sql string body, SECURITY DEFINER, no SET, all names qualified, no regex',
+    sql: SQL_NO_SET,
+  },
+  { name: 'sql-no-set-key-only', note: 'reference: sql-no-set without route check and hold', sql: SQL_NO_SET_KEY_ONLY },
+  {
+    name: 'plpgsql-lean-set',
+    note: 'PL/pgSQL + SET clause, the whole check as one query, no regex',
+    sql: PLPGSQL_LEAN_SET,
+  },
+  {
+    name: 'plpgsql-lean-no-set',
+    note: 'as plpgsql-lean-set without the SET clause (names qualified)',
+    sql: PLPGSQL_LEAN_NO_SET,
+  },
+  {
+    name: 'token-lookup',
+    note: '(iii) reference: SHA-256 of a random token looked up in an app-readable table, no definer call',
+    sql: TOKEN_LOOKUP,
+    microOnly: true,
   },
 ];

@@ -87,12 +87,23 @@ $do$;`);
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.local_tenants'::regclass) THEN
     DROP TRIGGER IF EXISTS local_tenants_changed ON tenantry.local_tenants;
+    -- core 007's mirror of routes and holds (tenantry_private.context_gate) is not used on Citus:
+    -- its signed check reads the reference tables themselves (citusBoundSignedFunction)
+    DROP TRIGGER IF EXISTS context_gate_local ON tenantry.local_tenants;
+    DROP TRIGGER IF EXISTS context_gate_local_truncate ON tenantry.local_tenants;
+  END IF;
+  IF to_regclass('tenantry_private.context_key') IS NOT NULL AND NOT EXISTS (
+       SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry_private.context_key'::regclass) THEN
+    DROP TRIGGER IF EXISTS context_key_route ON tenantry_private.context_key;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.local_route'::regclass) THEN
     DROP TRIGGER IF EXISTS local_route_changed ON tenantry.local_route;
+    DROP TRIGGER IF EXISTS context_gate_route ON tenantry.local_route;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'tenantry.inactive_tenants'::regclass) THEN
     DROP TRIGGER IF EXISTS inactive_tenants_changed ON tenantry.inactive_tenants;
+    DROP TRIGGER IF EXISTS context_gate_hold ON tenantry.inactive_tenants;
+    DROP TRIGGER IF EXISTS context_gate_hold_truncate ON tenantry.inactive_tenants;
   END IF;
 END
 $do$;`);
@@ -100,6 +111,9 @@ $do$;`);
     add(`SELECT create_reference_table('${table}') WHERE NOT EXISTS (
   SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = '${table}'::regclass);`);
   add(`SET LOCAL ROLE ${owner};`);
+  // the routed prefix's route check as core 005 wrote it: reading the tables themselves, not core
+  // 007's mirror of them (its triggers are dropped above, so it would not follow them here)
+  add(citusCheckRouteSql());
   if (o.contextMode === 'signed') {
     for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) add(citusBoundSignedFunction(fn));
     add(`ALTER FUNCTION tenantry.current_tenant_id() SET citus.allow_nested_distributed_execution = on;`);
@@ -134,6 +148,16 @@ SELECT tenantry.citus_policies(r.relid) FROM tenantry.registered_tables r
   return parts.join('\n');
 }
 
+/** `tenantry.check_route(text)` as core 005 defines it (the local routes and holds read directly). */
+export function citusCheckRouteSql(): string {
+  const core005 = libraryMigrations().find((m) => m.feature === 'core' && m.version === 5);
+  const template = core005?.template ?? '';
+  const start = template.indexOf('CREATE OR REPLACE FUNCTION tenantry.check_route(p_context text)');
+  const end = template.indexOf('$fn$;', start);
+  if (start < 0 || end < 0) throw new Error('tenantry: core 005 has no tenantry.check_route');
+  return template.slice(start, end + '$fn$;'.length);
+}
+
 /**
  * What a signed value is bound to in Citus mode: the originating backend's global pid. Citus
  * takes the global pid of a backend whose application_name is `citus_internal gpid=<n>` from
@@ -156,7 +180,11 @@ export const CITUS_CONTEXT_BINDING_SQL = `'.' || CASE WHEN pg_catalog.current_se
  * session has its own.
  */
 export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_id'): string {
-  const core = libraryMigrations().filter((m) => m.feature === 'core' && m.template.includes('use_context_mode'));
+  // core 005's body: it reads the route and hold tables themselves (reference tables here), not
+  // core 007's mirror of them, whose triggers Citus would refuse on reference tables
+  const core = libraryMigrations().filter(
+    (m) => m.feature === 'core' && m.version <= 5 && m.template.includes('use_context_mode'),
+  );
   const template = core[core.length - 1]!.template;
   const signedBranch = template.indexOf(`IF p_mode = 'signed' THEN`);
   const head = `$q$CREATE OR REPLACE FUNCTION tenantry.${fn}()`;

@@ -4,9 +4,15 @@ import { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { TenantCatalog } from '../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../errors/tenantry-error.js';
-import { exportUsage } from '../metering/usage-export.js';
-import { usageReport, type UsageGranularity } from '../metering/usage-report.js';
+import {
+  exportUsageEverywhere,
+  usageReportEverywhere,
+  type UsageEverywhereOptions,
+} from '../metering/usage-everywhere.js';
+import type { UsageGranularity } from '../metering/usage-report.js';
+import { Placements } from '../tiers/placements.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
+import { namedUrls } from './move-command.js';
 import { textTable } from './text-table.js';
 
 /** A `--from` / `--to` value: an ISO date (`2026-12-01`, midnight UTC) or date-time. */
@@ -25,20 +31,37 @@ function monthStart(now = new Date()): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
 }
 
-/** Runs `fn` with a pool on the owner role (it reads every tenant's usage), as the other tenants commands do. */
-async function withOwnerPool<T>(globals: ConnectionOptions, fn: (pool: ReturnType<typeof commandPool>) => Promise<T>) {
+/**
+ * Runs `fn` with the owner role's view of every database holding usage (as the other tenants
+ * commands do): the catalog's database, and each placement's database through `Placements`
+ * (the home cluster's owner URL, and `--cluster-url name=url` for the others).
+ */
+async function withUsageDatabases<T>(
+  globals: ConnectionOptions,
+  clusterUrls: string[] | undefined,
+  fn: (catalog: ReturnType<typeof commandPool>, everywhere: UsageEverywhereOptions) => Promise<T>,
+) {
+  const others = namedUrls(clusterUrls ?? [], 'cluster-url');
   return withDatabase(globals, async (db) => {
     const url =
       process.env.TENANTRY_OWNER_DATABASE_URL ??
       (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
     const pool = commandPool({ connectionString: url, max: 2 });
+    const placements = new Placements({ catalog: pool, owners: { ...others, home: url } });
     try {
-      return await fn(pool);
+      return await fn(pool, {
+        catalog: pool,
+        ownerPool: (where) => placements.ownerPool({ tier: where.database ? 'database' : 'shared', ...where }),
+        homeCluster: placements.homeCluster,
+      });
     } finally {
+      await placements.end();
       await pool.end();
     }
   });
 }
+
+const collect = (v: string, all: string[] = []) => [...all, v];
 
 interface UsageOptions {
   from?: string;
@@ -47,6 +70,7 @@ interface UsageOptions {
   byTable?: boolean;
   csv?: boolean;
   json?: boolean;
+  clusterUrl?: string[];
 }
 
 /** `tenantry tenants usage <tenant> --from … --to … [--granularity day] [--by-table] [--csv | --json]`. */
@@ -60,14 +84,20 @@ export function usageCommand(globals: () => ConnectionOptions): Command {
     .option('--by-table', 'one line per table (rows written, storage) or queue (job runs)')
     .option('--csv', 'print CSV (window_start,meter,subject,quantity)')
     .option('--json', 'print JSON')
+    .option(
+      '--cluster-url <name=url>',
+      'owner URL of another cluster where the tenant lives or lived (repeatable)',
+      collect,
+    )
     .action(async (ref: string, opts: UsageOptions) => {
       const from = opts.from === undefined ? monthStart() : parseUsageTime(opts.from, 'from');
       const to = opts.to === undefined ? new Date() : parseUsageTime(opts.to, 'to');
       if (!['hour', 'day', 'total'].includes(opts.granularity))
         throw new InvalidArgumentError('--granularity is hour, day or total', 'granularity');
-      const rows = await withOwnerPool(globals(), async (pool) => {
+      // every database the tenant lives or lived in (its tier's, and a move's source), merged
+      const rows = await withUsageDatabases(globals(), opts.clusterUrl, async (pool, everywhere) => {
         const tenant = await new TenantCatalog(pool).get(ref);
-        return usageReport(pool, {
+        return usageReportEverywhere(everywhere, {
           tenantId: tenant.id,
           from,
           to,
@@ -103,22 +133,32 @@ export function usageExportCommand(globals: () => ConnectionOptions): Command {
     .option('--tenant <tenant>', 'one tenant (id or slug) only')
     .option('--source <source>', 'the CloudEvents source (name the deployment)', 'tenantry')
     .option('--out <file>', 'write to this file (default: standard output)')
-    .action(async (opts: { from: string; to: string; tenant?: string; source: string; out?: string }) => {
-      const from = parseUsageTime(opts.from, 'from');
-      const to = parseUsageTime(opts.to, 'to');
-      const out = opts.out ? createWriteStream(opts.out, { mode: 0o600 }) : process.stdout;
-      let count = 0;
-      await withOwnerPool(globals(), async (pool) => {
-        const tenantId = opts.tenant === undefined ? undefined : (await new TenantCatalog(pool).get(opts.tenant)).id;
-        for await (const event of exportUsage(pool, { from, to, tenantId, source: opts.source })) {
-          count++;
-          if (!out.write(`${JSON.stringify(event)}\n`)) await once(out, 'drain');
+    .option('--cluster-url <name=url>', 'owner URL of another cluster holding tenants (repeatable)', collect)
+    .action(
+      async (opts: {
+        from: string;
+        to: string;
+        tenant?: string;
+        source: string;
+        out?: string;
+        clusterUrl?: string[];
+      }) => {
+        const from = parseUsageTime(opts.from, 'from');
+        const to = parseUsageTime(opts.to, 'to');
+        const out = opts.out ? createWriteStream(opts.out, { mode: 0o600 }) : process.stdout;
+        let count = 0;
+        await withUsageDatabases(globals(), opts.clusterUrl, async (pool, everywhere) => {
+          const tenantId = opts.tenant === undefined ? undefined : (await new TenantCatalog(pool).get(opts.tenant)).id;
+          for await (const event of exportUsageEverywhere(everywhere, { from, to, tenantId, source: opts.source })) {
+            count++;
+            if (!out.write(`${JSON.stringify(event)}\n`)) await once(out, 'drain');
+          }
+        });
+        if (opts.out) {
+          out.end();
+          await once(out, 'finish');
+          console.error(`${count} usage events written to ${opts.out}`);
         }
-      });
-      if (opts.out) {
-        out.end();
-        await once(out, 'finish');
-        console.error(`${count} usage events written to ${opts.out}`);
-      }
-    });
+      },
+    );
 }

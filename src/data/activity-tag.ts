@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { ResolvedDbLimits, TenantDbLimits } from './tenant-db-limits.js';
 
 /** What the prefix puts in application_name for a tenant's statements: see {@link activityTag}. */
 export const ACTIVITY_TAG_PREFIX = 'tenantry:';
@@ -20,26 +19,17 @@ export function activityTag(tenantId: string): string {
 
 const MAX_CACHED = 10_000;
 
-/**
- * The extra prefix values of each tenant (its limits, then its tag), built once per tenant and
- * reused: a statement costs a map lookup, no hashing, no allocation.
- */
-export class TaggedSettings {
-  readonly #cache = new Map<string, { limits: ResolvedDbLimits | undefined; values: readonly (string | null)[] }>();
+/** Each tenant's tag, hashed once and reused: a statement costs a map lookup, no hashing, no allocation. */
+export class ActivityTags {
+  readonly #cache = new Map<string, string>();
 
-  constructor(
-    private readonly dbLimits: TenantDbLimits | undefined,
-    private readonly noTenant: readonly (string | null)[],
-  ) {}
-
-  valuesOf(tenantId: string | undefined): readonly (string | null)[] {
-    if (tenantId === undefined) return this.noTenant;
-    const limits = this.dbLimits?.limitsOf(tenantId);
-    const hit = this.#cache.get(tenantId);
-    if (hit && hit.limits === limits) return hit.values;
-    if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
-    const values = Object.freeze([...(limits?.values ?? []), activityTag(tenantId)]);
-    this.#cache.set(tenantId, { limits, values });
-    return values;
+  tagOf(tenantId: string): string {
+    let tag = this.#cache.get(tenantId);
+    if (tag === undefined) {
+      if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
+      tag = activityTag(tenantId);
+      this.#cache.set(tenantId, tag);
+    }
+    return tag;
   }
 }

@@ -40,19 +40,33 @@ const STATEMENT_TIMEOUT_CALL = (param: number) => `, pg_catalog.set_config('stat
 const EXTRA_SETTING_CALL = (name: string, param: number) =>
   `, set_config('${name}', coalesce($${param}, current_setting('${name}')), true)`;
 
+/**
+ * What a prefix adds for an activity tag (TenantPool's `activityTag`): application_name,
+ * transaction-locally, in the same SELECT. Only in the prefix of a statement that has a tag to
+ * set (see `tag` below), so the others do not pay for it. A condition rather than one more
+ * column: the prefix's answer keeps its columns (one field fewer for the client to parse per
+ * statement). Without a FROM the condition is a one-time filter, evaluated once, before the
+ * columns; set_config never returns null, so the row is always there.
+ */
+const TAG_CALL = (param: number) => ` where pg_catalog.set_config('application_name', $${param}, true) is not null`;
+
 /** A context value for a routed statement, with the search path of the tenant's schema ('' for none). */
 export interface RoutedContext {
   value: string;
   searchPath: string;
   /** Values of the writer's extra settings, in order (see ContextPrefixWriter). */
   settings?: readonly (string | null)[];
+  /** application_name to set transaction-locally (a writer made with `tag`), or undefined for none. */
+  tag?: string;
 }
 
-/** A context value with values for the writer's extra settings, in order (null: keep the connection's). */
+/** A context value with values for the writer's extra settings, in order (null: keep the connection's), and a tag. */
 export interface SettingsContext {
   value: string;
   searchPath?: undefined;
-  settings: readonly (string | null)[];
+  settings?: readonly (string | null)[];
+  /** application_name to set transaction-locally (a writer made with `tag`), or undefined for none. */
+  tag?: string;
 }
 
 /** The slice of node-postgres' connection used to write protocol messages. */
@@ -123,12 +137,12 @@ export interface PrefixWriter {
  * direct connection or pgbouncer ≥ 1.21 with `max_prepared_statements`.
  */
 export class ContextPrefixWriter implements PrefixWriter {
-  #prepared = false;
-  #preparedRouted = false;
+  /** Whether each form was parsed on this connection (named form), by index: routed 1, tagged 2. */
+  readonly #prepared = [false, false, false, false];
   /** Which named prefix the last write used: the one a failure concerns. */
-  #lastRouted = false;
-  readonly #text: string;
-  readonly #routedText: string;
+  #last = 0;
+  /** The prefix text of each form, by the same index. */
+  readonly #texts: readonly string[];
   /** statement_timeout as sent (milliseconds as text), or undefined for none. */
   readonly #timeout: string | undefined;
   readonly #suffix: string;
@@ -141,8 +155,14 @@ export class ContextPrefixWriter implements PrefixWriter {
    * connections (read at each write). `statementTimeoutMs`: a positive whole number of
    * milliseconds, sent with every prefix. `extraSettings`: names of more settings set
    * transaction-locally by every prefix, their values given with each context (`settings`).
+   * `tag`: a context may carry an application_name (`tag`), set by its prefix only.
    */
-  constructor(prepare: boolean | PrefixForm, statementTimeoutMs?: number, extraSettings: readonly string[] = []) {
+  constructor(
+    prepare: boolean | PrefixForm,
+    statementTimeoutMs?: number,
+    extraSettings: readonly string[] = [],
+    tag = false,
+  ) {
     this.#form = typeof prepare === 'boolean' ? { named: prepare } : prepare;
     if (statementTimeoutMs !== undefined && !(Number.isInteger(statementTimeoutMs) && statementTimeoutMs > 0))
       throw new TypeError('statementTimeoutMs must be a positive whole number of milliseconds');
@@ -153,28 +173,42 @@ export class ContextPrefixWriter implements PrefixWriter {
     const extra = (first: number) => extraSettings.map((name, i) => EXTRA_SETTING_CALL(name, first + i)).join('');
     const plain = this.#timeout ? CONTEXT_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(2) : CONTEXT_PREFIX_SQL;
     const routed = this.#timeout ? ROUTED_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : ROUTED_PREFIX_SQL;
-    this.#text = plain + extra(this.#timeout ? 3 : 2);
-    this.#routedText = routed + extra(this.#timeout ? 4 : 3);
-    this.#suffix = (this.#timeout ? '_timed' : '') + (extraSettings.length > 0 ? `_x${extraSettings.length}` : '');
+    const firstPlain = this.#timeout ? 3 : 2;
+    const firstRouted = this.#timeout ? 4 : 3;
+    const text = plain + extra(firstPlain);
+    const routedText = routed + extra(firstRouted);
+    const n = extraSettings.length;
+    this.#texts = [
+      text,
+      routedText,
+      tag ? text + TAG_CALL(firstPlain + n) : text,
+      tag ? routedText + TAG_CALL(firstRouted + n) : routedText,
+    ];
+    this.#suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
   }
 
   write(connection: WireConnection, context: string | RoutedContext | SettingsContext): void {
     const plain = typeof context === 'string';
     const routed = !plain && context.searchPath !== undefined;
-    const text = routed ? this.#routedText : this.#text;
+    const tag = plain ? undefined : context.tag;
+    const form = (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
+    const text = this.#texts[form]!;
     const values: unknown[] = plain ? [context] : routed ? [context.value, context.searchPath] : [context.value];
     if (this.#timeout) values.push(this.#timeout);
     for (let i = 0; i < this.#extra.length; i++) values.push((plain ? undefined : context.settings?.[i]) ?? null);
-    this.#lastRouted = routed;
+    if (tag !== undefined) values.push(tag);
+    this.#last = form;
     if (!this.#form.named) {
       connection.parse({ text, types: [] });
       connection.bind({ values });
     } else {
-      const name = (routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT) + this.#suffix;
-      if (!(routed ? this.#preparedRouted : this.#prepared)) {
+      const name =
+        (routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT) +
+        this.#suffix +
+        (tag === undefined ? '' : '_tag');
+      if (!this.#prepared[form]) {
         connection.parse({ text, name, types: [] });
-        if (routed) this.#preparedRouted = true;
-        else this.#prepared = true;
+        this.#prepared[form] = true;
       }
       connection.bind({ statement: name, values });
     }
@@ -186,8 +220,7 @@ export class ContextPrefixWriter implements PrefixWriter {
     const code = (error as { code?: string }).code;
     const prepared = code === '26000' ? false : code === '42P05' ? true : undefined;
     if (prepared === undefined) return;
-    if (this.#lastRouted) this.#preparedRouted = prepared;
-    else this.#prepared = prepared;
+    this.#prepared[this.#last] = prepared;
   }
 }
 

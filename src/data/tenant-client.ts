@@ -27,7 +27,7 @@ import {
 import type { TenantPoolObserver } from './pool-observer.js';
 import { DB_LIMIT_SETTINGS, type TenantDbLimits } from './tenant-db-limits.js';
 import type { TenantActivity } from './tenant-activity.js';
-import { TaggedSettings } from './activity-tag.js';
+import { ActivityTags } from './activity-tag.js';
 
 /**
  * What TenantPool.query captured in the caller's stack, carried to the client that sends the
@@ -111,9 +111,8 @@ export interface ClientRouting {
 
 type TxStatus = 'I' | 'T' | 'E';
 
-/** Statements without a tenant keep the connection's own limits (the role's defaults) and application_name. */
+/** Statements without a tenant keep the connection's own limits (the role's defaults). */
 const NO_LIMITS: readonly null[] = Object.freeze(DB_LIMIT_SETTINGS.map(() => null));
-const NO_LIMITS_NO_TAG: readonly null[] = Object.freeze([...NO_LIMITS, null]);
 
 /** The slice of pg's Connection a cancel request uses. */
 interface CancelConnection extends NodeJS.EventEmitter {
@@ -141,7 +140,7 @@ export class TenantClient extends pg.Client {
   readonly #observer: TenantPoolObserver | undefined;
   readonly #dbLimits: TenantDbLimits | undefined;
   readonly #activity: TenantActivity | undefined;
-  readonly #tagged: TaggedSettings | undefined;
+  readonly #tags: ActivityTags | undefined;
   #status: TxStatus = 'I';
   /** Citus mode: this backend's global pid (`citus_backend_gpid()`), which signed values are bound to. */
   #binding: string | undefined;
@@ -159,15 +158,17 @@ export class TenantClient extends pg.Client {
     this.#dbLimits = config.tenantryDbLimits;
     this.#activity = config.tenantryActivity;
     const tag = config.tenantryActivityTag === true;
-    this.#tagged = tag ? new TaggedSettings(this.#dbLimits, this.#dbLimits ? NO_LIMITS_NO_TAG : [null]) : undefined;
+    this.#tags = tag ? new ActivityTags() : undefined;
     this.#citus = config.tenantryCitus === true;
     // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
     this.#prefix = this.#citus
       ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
-      : new ContextPrefixWriter(config.tenantryPrepareContext ?? false, config.tenantryStatementTimeoutMs, [
-          ...(this.#dbLimits ? DB_LIMIT_SETTINGS : []),
-          ...(tag ? ['application_name'] : []),
-        ]);
+      : new ContextPrefixWriter(
+          config.tenantryPrepareContext ?? false,
+          config.tenantryStatementTimeoutMs,
+          this.#dbLimits ? DB_LIMIT_SETTINGS : [],
+          tag,
+        );
     this.#guard = config.tenantryGuard;
     this.#resultColumns = config.tenantryResultColumns ?? new Set(['tenant_id']);
     this.#routing = config.tenantryRouting;
@@ -407,9 +408,8 @@ export class TenantClient extends pg.Client {
     };
   }
 
-  /** The values of the prefix's extra settings for a tenant's statement (limits, tag), or undefined for none. */
+  /** The values of the prefix's extra settings for a tenant's statement (its limits), or undefined for none. */
   #settingsOf(tenantId: string | undefined): readonly (string | null)[] | undefined {
-    if (this.#tagged) return this.#tagged.valuesOf(tenantId);
     if (!this.#dbLimits) return undefined;
     return tenantId === undefined ? NO_LIMITS : this.#dbLimits.limitsOf(tenantId).values;
   }
@@ -535,10 +535,15 @@ export class TenantClient extends pg.Client {
     // injected SQL might have left behind (set_config(..., false) or ALTER ROLE ... SET).
     const settings = this.#settingsOf(tenantId);
     if (tenantId === undefined) return settings ? { value: '', settings } : '';
-    if (!this.#routing)
-      return settings
-        ? { value: this.#encoder.encode(tenantId, 0, this.#binding), settings }
-        : this.#encoder.encode(tenantId, 0, this.#binding);
+    // The tag goes with a tenant's statement outside a transaction block only: one that opens a
+    // block (BEGIN) sets it for the whole block (a transaction-local setting made before any
+    // savepoint lasts until the block ends), so the block's other statements, all of this tenant,
+    // need not set it again. Statements without a tenant set none: the connection's own shows.
+    const tag = this.#tags !== undefined && this.#status === 'I' ? this.#tags.tagOf(tenantId) : undefined;
+    if (!this.#routing) {
+      const value = this.#encoder.encode(tenantId, 0, this.#binding);
+      return settings || tag !== undefined ? { value, settings, tag } : value;
+    }
     const route = this.#routing.peek(tenantId);
     if (!route)
       return new TenantryError(
@@ -555,7 +560,7 @@ export class TenantClient extends pg.Client {
     }
     const value = this.#encoder.encode(tenantId, route.epoch);
     const searchPath = route.searchPath ?? '';
-    return settings ? { value, searchPath, settings } : { value, searchPath };
+    return settings || tag !== undefined ? { value, searchPath, settings, tag } : { value, searchPath };
   }
 }
 

@@ -130,7 +130,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Tag each tenant's statements in `pg_stat_activity.application_name` (transaction-locally, in
    * the prefix): `tenantry:<hash of the tenant id>` (see `activityTag`), never the context value,
-   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Default off.
+   * so `tenantry tenants top` shows what each tenant runs and waits on right now. Set by a
+   * tenant's statement outside a transaction block (a BEGIN tags its whole block); statements
+   * without a tenant keep the connection's own name. Default off.
    */
   activityTag?: boolean;
   /**
@@ -405,8 +407,10 @@ export class TenantPool extends pg.Pool {
     classify: (err: Error) => Error,
     done: (err: Error | undefined, client: pg.PoolClient | undefined, release: (release?: unknown) => void) => void,
   ): void {
-    // the clock is read for the activity counters; without them only a checkout that waits needs it
-    const started = this.activity ? performance.now() : 0;
+    // the clock is read for the activity counters' wait time (and the fair queue's deadlines),
+    // but not where pg-pool is about to hand over an idle connection: there is no wait to time
+    // (two of the four reads of performance.now() a statement cost, ~50 ns each: bench/accounting-cost.ts)
+    const started = this.activity && (this.#fair || !this.#idleAtOnce()) ? performance.now() : 0;
     const signal = currentSignal();
     if (signal?.aborted) {
       const error = abortError(signal);
@@ -415,6 +419,12 @@ export class TenantPool extends pg.Pool {
     }
     if (this.#fair) this.#fairConnect(tenant, started, signal, classify, done);
     else this.#checkout(tenant, started, false, classify, done);
+  }
+
+  /** True when pg-pool has an idle connection for this checkout and every one queued before it (handed over on the next tick). */
+  #idleAtOnce(): boolean {
+    const pool = this as unknown as { _idle: unknown[]; _pendingQueue: unknown[] };
+    return pool._idle.length > pool._pendingQueue.length;
   }
 
   /** The fair queue's part of a checkout: the tenant's DB time budget (if any), then its slot. */
@@ -508,13 +518,13 @@ export class TenantPool extends pg.Pool {
     ).call(this, (err, client) => {
       if (err || !client) {
         this.#fair?.release(tenant);
-        if (activity) activity.waitFailed(tenant, performance.now() - started);
+        if (activity) activity.waitFailed(tenant, started === 0 ? 0 : performance.now() - started);
         done(classify(err ?? new Error('no client')), undefined, noop);
         return;
       }
       if (activity) {
         // under a millisecond is a free connection handed over, not a wait
-        const waited = performance.now() - started;
+        const waited = started === 0 ? 0 : performance.now() - started;
         activity.checkedOut(tenant, waited >= 1 ? waited : 0);
       }
       (client as AccountedClient)[CHECKOUT_KEY] = tenant;

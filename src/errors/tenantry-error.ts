@@ -63,6 +63,7 @@ export type TenantryErrorCode =
   // background jobs (see src/jobs)
   | 'JOB_TENANT_MISSING'
   | 'JOB_ENVELOPE_INVALID'
+  | 'JOB_REPLAYED'
   | 'JOB_UNKNOWN'
   // bounded waits (see src/errors/wait-errors.ts)
   | 'POOL_TIMEOUT'

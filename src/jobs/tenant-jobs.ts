@@ -6,6 +6,7 @@ import { FairOrder } from './fair-order.js';
 import { fanOutTick, type FanOutResult, type OwnerPool } from './fan-out.js';
 import { JobEnvelopeSigner, type OpenedJob } from './job-envelope.js';
 import { JobTenantMissingError, UnknownJobError } from './job-errors.js';
+import { JobKeyLedger } from './job-keys.js';
 import type { ClaimedJob, JobQueueAdapter, JobRunner, JobState } from './job-queue-adapter.js';
 import { TenantStatusGate, type JobTenantStatus } from './tenant-status-gate.js';
 import { WorkerLoop } from './worker-loop.js';
@@ -64,7 +65,10 @@ export interface EnqueueOptions {
 export interface JobRefusal {
   queue: string;
   jobId: string;
-  /** TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID, or a gate's code. */
+  /**
+   * TENANT_NOT_FOUND (missing), TENANT_SUSPENDED, TENANT_DELETED, JOB_ENVELOPE_INVALID,
+   * JOB_REPLAYED (a copy of a job under a new id), or a gate's code.
+   */
   code: TenantryErrorCode;
   /** The tenant the envelope names, when it verified. */
   tenantId?: string;
@@ -82,6 +86,12 @@ export interface TenantJobsOptions {
   signingSecret: string;
   /** Earlier signing secrets, still accepted (a rotation's overlap). */
   previousSigningSecrets?: string[];
+  /**
+   * How long a job's key is remembered, in days (1 … 3650, default 30): a job sealed longer ago
+   * is refused (JOB_ENVELOPE_INVALID), its first run, retries and re-drives alike, and
+   * `startAfterSeconds` may not reach past it. See docs/jobs.md, "Copies are refused".
+   */
+  jobKeyRetentionDays?: number;
   /** How stale the worker's view of a tenant's status may be, in ms (0 … 1000, default 500). */
   maxStalenessMs?: number;
   /** Order jobs fairly across tenants (default true); false is the queue's plain FIFO. */
@@ -149,6 +159,8 @@ export class TenantJobs {
   readonly #catalog: OwnerPool;
   readonly #signer: JobEnvelopeSigner;
   readonly #gate: TenantStatusGate;
+  readonly #keys: JobKeyLedger;
+  readonly #keyRetentionDays: number;
   readonly #fair: FairOrder | undefined;
   readonly #definitions = new Map<string, Definition>();
   readonly #routes = new Map<string, Route>();
@@ -164,6 +176,11 @@ export class TenantJobs {
     this.#signer = new JobEnvelopeSigner(options.signingSecret, options.previousSigningSecrets);
     this.#gate = new TenantStatusGate(options.catalog, { maxStalenessMs: options.maxStalenessMs });
     this.#fair = options.fair === false ? undefined : new FairOrder(options.catalog);
+    const retention = options.jobKeyRetentionDays ?? 30;
+    if (!Number.isInteger(retention) || retention < 1 || retention > 3650)
+      throw new ConfigurationError('jobKeyRetentionDays must be a whole number of days from 1 to 3650');
+    this.#keyRetentionDays = retention;
+    this.#keys = new JobKeyLedger(options.catalog, retention);
     const poll = options.pollIntervalMs ?? 500;
     if (!Number.isInteger(poll) || poll < 10 || poll > 60_000)
       throw new ConfigurationError('pollIntervalMs must be a whole number of milliseconds from 10 to 60000');
@@ -236,6 +253,12 @@ export class TenantJobs {
     const tenant = definition.global ? null : (tryCurrentTenant() ?? null);
     if (!definition.global && tenant === null) throw new JobTenantMissingError(name);
     if (payloads.length === 0) return [];
+    const delay = options.startAfterSeconds ?? 0;
+    // a job must run while its key is remembered (a day of margin for the queue's own delays)
+    if (!Number.isInteger(delay) || delay < 0 || delay > (this.#keyRetentionDays - 1) * 86_400)
+      throw new ConfigurationError(
+        `startAfterSeconds must be a whole number of seconds within jobKeyRetentionDays - 1 (${this.#keyRetentionDays - 1} days)`,
+      );
     const log = currentLogContext();
     const fields = {
       queue: name,
@@ -355,13 +378,35 @@ export class TenantJobs {
       return this.#refuse(job, '', 'JOB_ENVELOPE_INVALID', undefined, error);
     }
     const tenantKey = opened.tenant ?? '';
+    // single use: the key is bound to the id the job first ran under (a cron tick's envelope is
+    // sent again on every tick by design: its fan-out is keyed by the tick instead)
+    if (!route.fanOut) {
+      let verdict;
+      try {
+        verdict = await this.#keys.claim({
+          key: opened.key,
+          iat: opened.iat,
+          queue: job.queue,
+          jobId: job.id,
+          ...(opened.queue !== job.queue ? { source: opened.queue } : {}),
+        });
+      } catch (error) {
+        // the ledger is out of reach: the run fails (and is retried), the handler is not called
+        return this.#fail(route, job, tenantKey, error);
+      }
+      this.#keys.prune().catch((error: unknown) => this.#options.onError?.(error));
+      // a copy never counted in the tenant's backlog: it does not count as one of its ends either
+      if (verdict === 'replayed') return this.#refuse(job, undefined, 'JOB_REPLAYED', opened.tenant ?? undefined);
+      if (verdict === 'expired')
+        return this.#refuse(job, tenantKey, 'JOB_ENVELOPE_INVALID', opened.tenant ?? undefined);
+    }
     if (opened.tenant !== null) {
       let status: JobTenantStatus;
       try {
         status = await this.#gate.status(opened.tenant);
       } catch (error) {
         // the catalog is out of reach: the run fails (and is retried), the handler is not called
-        return this.#fail(route, job, tenantKey, error);
+        return this.#fail(route, job, tenantKey, error, opened.key);
       }
       // a job enqueued while its tenant is onboarded (by a seed hook): not run, retried later
       if (status === 'provisioning')
@@ -370,6 +415,7 @@ export class TenantJobs {
           job,
           tenantKey,
           new TenantryError('TENANT_PROVISIONING', 'The tenant is still being onboarded', { status: 409 }),
+          opened.key,
         );
       if (status !== 'active') return this.#refuse(job, tenantKey, REFUSAL[status], opened.tenant);
       if (route.definition.gate && !route.fanOut) {
@@ -377,7 +423,7 @@ export class TenantJobs {
         try {
           code = await route.definition.gate(opened.tenant);
         } catch (error) {
-          return this.#fail(route, job, tenantKey, error);
+          return this.#fail(route, job, tenantKey, error, opened.key);
         }
         if (code !== undefined) return this.#refuse(job, tenantKey, code, opened.tenant);
       }
@@ -413,21 +459,35 @@ export class TenantJobs {
         },
       );
     } catch (error) {
-      return this.#fail(route, job, tenantKey, error);
+      return this.#fail(route, job, tenantKey, error, opened.key);
     }
     await this.#adapter.complete(job);
     this.#fair?.ended(job.queue, tenantKey);
   }
 
-  async #refuse(job: ClaimedJob, tenantKey: string, code: TenantryErrorCode, tenantId?: string, cause?: unknown) {
+  async #refuse(
+    job: ClaimedJob,
+    tenantKey: string | undefined,
+    code: TenantryErrorCode,
+    tenantId?: string,
+    cause?: unknown,
+  ) {
     // told before the state changes: whoever sees the job refused can already know why
     this.#options.onRefused?.({ queue: job.queue, jobId: job.id, code, ...(tenantId ? { tenantId } : {}) });
     if (cause !== undefined && !this.#options.onRefused) this.#options.onError?.(cause);
     await this.#adapter.refuse(job);
-    this.#fair?.ended(job.queue, tenantKey);
+    if (tenantKey !== undefined) this.#fair?.ended(job.queue, tenantKey);
   }
 
-  async #fail(route: Route, job: ClaimedJob, tenantKey: string, error: unknown): Promise<void> {
+  async #fail(route: Route, job: ClaimedJob, tenantKey: string, error: unknown, key?: string): Promise<void> {
+    // failing for good with a dead-letter queue: recorded first, so the copy the queue makes may run
+    if (
+      key !== undefined &&
+      job.retryCount >= job.retryLimit &&
+      route.definition.onDeadLetter &&
+      !route.acceptFrom.length
+    )
+      await this.#keys.exhausted(key, job.queue).catch((e: unknown) => this.#options.onError?.(e));
     const code = error instanceof TenantryError ? error.code : undefined;
     // the message may carry a handler's data: only its class and code go to the queue
     const message = error instanceof Error ? `${error.name}${code ? ` ${code}` : ''}` : 'non-Error thrown';

@@ -17,6 +17,8 @@ export {
   type UsageRow,
 } from './usage-report.js';
 export {
+  allUsageLocations,
+  exportUsageEverywhere,
   usageLocations,
   usageReportEverywhere,
   type UsageEverywhereOptions,

@@ -31,6 +31,12 @@ export interface UsageExportQuery {
   source?: string;
   /** Rows read per round trip (default 5000). */
   pageSize?: number;
+  /**
+   * Names the database read when it is not the catalog's (`<cluster>/<database>`, see
+   * `exportUsageEverywhere`): its rows-written ids become `<tenant>/rows_written@<ledger>:<ledger id>`,
+   * since each database numbers its own ledger. Default none (the catalog's database: ids unchanged).
+   */
+  ledger?: string;
 }
 
 const EVENTS_SQL = `
@@ -68,6 +74,7 @@ export async function* exportUsage(db: Queryable, query: UsageExportQuery): Asyn
     throw new ConfigurationError('The CloudEvents source must be 1-200 characters');
   const pageSize = query.pageSize ?? 5000;
   const tenant = query.tenantId ?? null;
+  const ledger = query.ledger === undefined ? '' : `@${query.ledger}`;
   // the cursor keeps PostgreSQL's microseconds (a Date has milliseconds only)
   let after: [string, string, string] = ['-infinity', '00000000-0000-0000-0000-000000000000', ''];
   for (;;) {
@@ -110,7 +117,7 @@ export async function* exportUsage(db: Queryable, query: UsageExportQuery): Asyn
     for (const r of rows) {
       yield {
         specversion: '1.0',
-        id: `${r.tenant_id}/${METERS.rowsWritten}:${r.id}`,
+        id: `${r.tenant_id}/${METERS.rowsWritten}${ledger}:${r.id}`,
         source,
         type: `tenantry.usage.${METERS.rowsWritten}`,
         subject: r.tenant_id,

@@ -26,7 +26,11 @@ export function signedContextFunctionSql(version?: number): string {
     (m) => m.feature === 'core' && m.template.includes('use_context_mode') && (version ?? m.version) === m.version,
   );
   const template = core[core.length - 1]!.template;
-  const start = template.indexOf('$q$CREATE OR REPLACE FUNCTION tenantry.current_tenant_id()');
+  // the signed branch of use_context_mode(): core 005 also holds unsigned mode's checking form
+  // (choose_route_check) earlier in the file, which a plain search would pick
+  const signed = template.indexOf("IF p_mode = 'signed' THEN", template.indexOf('FUNCTION tenantry.use_context_mode'));
+  if (signed < 0) throw new Error('signedContextFunctionSql: no signed branch in the migration');
+  const start = template.indexOf('$q$CREATE OR REPLACE FUNCTION tenantry.current_tenant_id()', signed);
   return `${template.slice(start + 3, template.indexOf('$q$', start + 3))};`;
 }
 

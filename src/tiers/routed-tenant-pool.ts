@@ -124,6 +124,10 @@ export class RoutedTenantPool {
       throw new ConfigurationError(
         "RoutedTenantPool takes fairCheckout: true; the cap per tenant is maxConnectionsPerTenant (and a plan's maxConnections)",
       );
+    if ((rest.dbLimits as { hasDbTimeBudget?: boolean } | undefined)?.hasDbTimeBudget === true)
+      throw new ConfigurationError(
+        'RoutedTenantPool does not keep DB time budgets (a plan with dbTimeMsPerSecond) yet: leave them out of its dbLimits, or use a TenantPool with fairCheckout',
+      );
     if (!router) throw new ConfigurationError('RoutedTenantPool needs a router');
     if (!clusters || Object.keys(clusters).length === 0)
       throw new ConfigurationError('RoutedTenantPool needs the connection string of at least one cluster');

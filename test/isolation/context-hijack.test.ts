@@ -37,6 +37,10 @@ const SHADOWS = [
   ['function', 'public.string_to_array(text, text)', 'text[]'],
   ['function', 'public.set_config(text, text, boolean)', 'text'],
   ['function', 'public.textregexne(text, text)', 'boolean'],
+  // what core 007's checks call (issue 15)
+  ['function', 'public.substr(text, integer, integer)', 'text'],
+  ['function', 'public.extract(text, timestamp with time zone)', 'numeric'],
+  ['function', 'public.array_length(anyarray, integer)', 'integer'],
 ] as const;
 
 async function plantShadows(): Promise<void> {
@@ -52,6 +56,13 @@ async function plantShadows(): Promise<void> {
     create operator public.<> (leftarg = text, rightarg = text, function = public.always_false);
     create operator public.= (leftarg = text, rightarg = text, function = public.always_false);
     create operator public.!~ (leftarg = text, rightarg = text, function = public.always_false);
+    create function public.always_false_int(integer, integer) returns boolean language plpgsql as $$ begin raise exception 'hijacked' using errcode = 'HJ001'; end $$;
+    create operator public.< (leftarg = integer, rightarg = integer, function = public.always_false_int);
+    create operator public.> (leftarg = integer, rightarg = integer, function = public.always_false_int);
+    create function public.always_false_bytea(bytea, bytea) returns bytea language plpgsql as $$ begin raise exception 'hijacked' using errcode = 'HJ001'; end $$;
+    create operator public.|| (leftarg = bytea, rightarg = bytea, function = public.always_false_bytea);
+    create table public.context_gate (tenant_key text, state text, epoch bigint, hold text);
+    grant select on public.context_gate to public;
     create table public.context_key (ipad bytea, opad bytea);
     create table public.local_tenants (tenant_key text, state text, epoch bigint);
     create table public.inactive_tenants (tenant_key text, status text);

@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { TenantJobs } from '../../src/jobs/index.js';
 import { BullMqAdapter } from '../../src/jobs/bullmq.js';
@@ -43,6 +44,18 @@ describeAdapterScenarios(
       const data = JSON.parse((await client().hget(key, 'data'))!);
       data.tenantry.tenant = tenant;
       await client().hset(key, 'data', JSON.stringify(data));
+    },
+    async readData(_db, queue, id) {
+      return JSON.parse((await client().hget(`${prefix}:${queue}:${id}`, 'data'))!);
+    },
+    async insertCopy(_db, queue, data) {
+      // BullMQ's own add, as someone with access to the Redis would call it
+      const q = new Queue(queue, { connection: client(), prefix });
+      try {
+        return (await q.add(queue, data)).id!;
+      } finally {
+        await q.close();
+      }
     },
     async cleanup() {
       if (!redis) return;

@@ -51,6 +51,18 @@ describeAdapterScenarios(
       );
       expect(rowCount).toBe(1);
     },
+    async readData(db, _queue, id) {
+      const { rows } = await db.admin.query('select payload from graphile_worker._private_jobs where id = $1', [id]);
+      return rows[0].payload;
+    },
+    async insertCopy(db, queue, data) {
+      // graphile-worker's own add_job, as someone with access to its schema would call it
+      const { rows } = await db.admin.query<{ id: string }>(
+        'select (graphile_worker.add_job($1, $2::json)).id::text as id',
+        [queue, JSON.stringify(data)],
+      );
+      return rows[0]!.id;
+    },
     async sendTick(_db, jobs, name) {
       const adapter = adapters.get(jobs)!;
       const data = adapter.scheduled.get(`${name}__tick`)!;

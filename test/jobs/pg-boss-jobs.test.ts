@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
 import { runAs, tryCurrentTenant, TenantCatalog, type TenantPool } from '../../src/index.js';
-import { purgeTenantJobs, type JobRefusal, type TenantJobs } from '../../src/jobs/index.js';
+import { JobEnvelopeSigner, purgeTenantJobs, type JobRefusal, type TenantJobs } from '../../src/jobs/index.js';
 import { createNotesTable } from '../support/notes-table.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { describeAdapterScenarios } from './support/adapter-scenarios.js';
@@ -94,6 +94,23 @@ describe('tenantry/jobs on pg-boss', () => {
     expect(calls.note?.length ?? 0).toBe(ran);
     expect(await notes(b)).toEqual(before);
     expect(await notes(a)).not.toContain('planted');
+  });
+
+  it('an envelope sealed longer ago than jobKeyRetentionDays is refused (its key may be forgotten)', async () => {
+    const signer = new JobEnvelopeSigner(db.contextSecret.padEnd(32, 'x'));
+    const now = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(now - 31 * 86_400_000);
+    const data = signer.seal({ queue: 'note', tenant: a, actor: null, requestId: null }, { body: 'stale' });
+    clock.mockRestore();
+    const id = (await boss.send('note', data as unknown as object))!;
+    expect(await settled(jobs, 'note', id)).toBe('refused');
+    expect(refusals.find((r) => r.jobId === id)?.code).toBe('JOB_ENVELOPE_INVALID');
+    expect(await notes(a)).not.toContain('stale');
+    await expect(
+      runAs(a, () => jobs.enqueue('note', { body: 'late' }, { startAfterSeconds: 30 * 86_400 })),
+    ).rejects.toMatchObject({
+      code: 'CONFIGURATION_ERROR',
+    });
   });
 
   it('an edited payload does not verify either', async () => {
@@ -225,6 +242,18 @@ describeAdapterScenarios({
       [id, tenant],
     );
     expect(rowCount).toBe(1);
+  },
+  async readData(db, _queue, id) {
+    const { rows } = await db.admin.query('select data from pgboss.job where id = $1', [id]);
+    return rows[0].data;
+  },
+  async insertCopy(db, queue, data) {
+    // a plain insert into pg-boss's table, as someone with write access to it would do
+    const { rows } = await db.admin.query<{ id: string }>(
+      'insert into pgboss.job (id, name, data) values (gen_random_uuid(), $1, $2) returning id',
+      [queue, data],
+    );
+    return rows[0]!.id;
   },
   async sendTick(db, jobs, name) {
     // the tick as pg-boss's scheduler sends it: the data jobs.schedule() stored

@@ -71,7 +71,12 @@ describe('a bad archive is refused with a code, and nothing becomes visible', ()
 
   it('truncated after a whole table (an entry missing)', async () => {
     const file = path.join(dir, 'short.tenant');
-    await rewriteArchive(archive, file, (name, body) => (name.endsWith('tasks.copy.gz') ? undefined : body));
+    // the file ends after projects: tasks and the library tables that follow it are gone
+    let cut = false;
+    await rewriteArchive(archive, file, (name, body) => {
+      if (name.endsWith('tasks.copy.gz')) cut = true;
+      return cut ? undefined : body;
+    });
     await refused(file, 'ARCHIVE_TRUNCATED');
   });
 

@@ -6,7 +6,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
-import { usageLocations, usageReport, usageReportEverywhere } from '../../src/metering/index.js';
+import {
+  allUsageLocations,
+  exportUsage,
+  exportUsageEverywhere,
+  usageLocations,
+  usageReport,
+  usageReportEverywhere,
+} from '../../src/metering/index.js';
 import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase, withDatabase } from '../../src/tiers/provision.js';
@@ -135,6 +142,28 @@ describe('usage follows placements', () => {
     // from the other tenant's side: its usage is its own, unchanged by the move, and not in m's
     expect(rowsWritten(await usageReportEverywhere(everywhere, { tenantId: other, ...range }))).toBe(5);
     expect(await usageLocations(db.owner, other)).toEqual([{ cluster: 'home', database: null }]);
+
+    // the export reads both ledgers too: each database numbers its own, so the other database's
+    // ids name it (and no id is exported twice); the catalog's ids are as before
+    const exported = async (tenantId?: string) => {
+      const events = [];
+      for await (const e of exportUsageEverywhere(everywhere, { ...range, tenantId })) events.push(e);
+      return events;
+    };
+    const mine = (await exported(m)).filter((e) => e.data.meter === 'rows_written');
+    expect(mine.reduce((n, e) => n + e.data.quantity, 0)).toBe(38);
+    expect(new Set(mine.map((e) => e.id)).size).toBe(mine.length);
+    expect(mine.every((e) => e.subject === m)).toBe(true);
+    expect(mine.filter((e) => e.id.includes(`@home/${targetDb}:`)).reduce((n, e) => n + e.data.quantity, 0)).toBe(8);
+    const homeIds = [];
+    for await (const e of exportUsage(db.owner, { ...range, tenantId: m })) homeIds.push(e.id);
+    expect(mine.filter((e) => !e.id.includes('@')).map((e) => e.id)).toEqual(homeIds);
+    // every tenant: both databases, each tenant's rows once; the other tenant's are its own
+    expect(await allUsageLocations(db.owner)).toHaveLength(2);
+    const all = (await exported()).filter((e) => e.data.meter === 'rows_written');
+    expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
+    expect(all.filter((e) => e.subject === m).reduce((n, e) => n + e.data.quantity, 0)).toBe(38);
+    expect(all.filter((e) => e.subject === other).reduce((n, e) => n + e.data.quantity, 0)).toBe(5);
   });
 
   it('the app role cannot set the move’s marker to write unbilled', async () => {

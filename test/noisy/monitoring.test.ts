@@ -64,6 +64,54 @@ describe('activity tag in pg_stat_activity', () => {
     // tags differ per tenant
     expect(activityTag(acme.id)).not.toBe(activityTag(small.id));
   });
+
+  it('tags with the named (prepared) prefix too, with and without a tenant on the same connection', async () => {
+    const pool = db.appPool({
+      max: 1,
+      activityTag: true,
+      prepareContextStatement: true,
+      poolerSelfTest: false,
+      application_name: 'my-app',
+    });
+    const show = `select current_setting('application_name') as a`;
+    for (let i = 0; i < 2; i++) {
+      expect((await runAs(acme.id, () => pool.query(show))).rows[0].a).toBe(activityTag(acme.id));
+      expect((await pool.query(show)).rows[0].a).toBe('my-app');
+      expect((await runAs(small.id, () => pool.query(show))).rows[0].a).toBe(activityTag(small.id));
+    }
+  });
+
+  it('tags a whole transaction from its BEGIN (savepoints rolled back included), then the session name is back', async () => {
+    const pool = db.appPool({ max: 1, activityTag: true, application_name: 'my-app' });
+    const seen = await runAs(small.id, async () => {
+      const client = await pool.connect();
+      try {
+        const name = async () =>
+          (await client.query<{ a: string }>(`select current_setting('application_name') as a`)).rows[0]!.a;
+        await client.query('begin');
+        const afterBegin = await name();
+        await client.query('savepoint s');
+        await client.query(`select count(*) from notes`);
+        await client.query('rollback to savepoint s');
+        const afterRollbackTo = await name();
+        const running = client.query('select pg_sleep(0.6)');
+        await new Promise((r) => setTimeout(r, 300));
+        const during = await appNames();
+        await running;
+        await client.query('commit');
+        return { afterBegin, afterRollbackTo, during, afterCommit: await name() };
+      } finally {
+        client.release();
+      }
+    });
+    expect(seen.afterBegin).toBe(activityTag(small.id));
+    expect(seen.afterRollbackTo).toBe(activityTag(small.id));
+    expect(seen.during).toContain(activityTag(small.id));
+    // the statement after COMMIT is outside a block again: it sets the tag for itself only
+    expect(seen.afterCommit).toBe(activityTag(small.id));
+    expect(await appNames()).toContain('my-app');
+    expect(await appNames()).not.toContain(activityTag(small.id));
+  });
 });
 
 describe('published activity and tenants top', () => {

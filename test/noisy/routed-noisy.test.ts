@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
 import { TenantDbLimits } from '../../src/data/tenant-db-limits.js';
+import { activityTag } from '../../src/data/activity-tag.js';
 import { Placements } from '../../src/tiers/placements.js';
 import { createTenantSchema } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
@@ -62,11 +63,19 @@ it('sends each tenant its limits, shares a database fairly and counts every data
     dbLimits,
     fairCheckout: true,
     activity: true,
+    activityTag: true,
   });
   try {
-    const show = `select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt`;
-    expect((await runAs(ids.noisy, () => pool.query(show))).rows[0]).toEqual({ st: '2s', lt: '300ms' });
-    expect((await runAs(ids.quiet, () => pool.query(show))).rows[0]).toMatchObject({ st: '9s' });
+    const show = `select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('application_name') as tag`;
+    expect((await runAs(ids.noisy, () => pool.query(show))).rows[0]).toEqual({
+      st: '2s',
+      lt: '300ms',
+      tag: activityTag(ids.noisy),
+    });
+    expect((await runAs(ids.quiet, () => pool.query(show))).rows[0]).toMatchObject({
+      st: '9s',
+      tag: activityTag(ids.quiet),
+    });
     // both tenants in the home database: the noisy one holds at most 3 of its 4 connections
     await placements.assign(ids.quiet, { tier: 'shared', cluster: 'home' });
     await router.refresh(ids.quiet);
@@ -91,4 +100,15 @@ it('sends each tenant its limits, shares a database fairly and counts every data
         fairCheckout: { maxPerTenant: 2 },
       }),
   ).toThrow(ConfigurationError);
+  // a DB time budget it would not keep is refused at start, not at the first statement of a database
+  expect(
+    () =>
+      new RoutedTenantPool({
+        router,
+        clusters: { home: db.appUrl },
+        contextSecret: db.contextSecret,
+        fairCheckout: true,
+        dbLimits: new TenantDbLimits({ plans: { free: { dbTimeMsPerSecond: 200 } }, defaultPlan: 'free' }),
+      }),
+  ).toThrow(/DB time budgets/);
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
@@ -15,7 +15,8 @@ export function archiveFailure(error: unknown): unknown {
   if (error instanceof ArchiveError) return error;
   const e = error as { code?: string; message?: string } | null;
   const message = e?.message ?? '';
-  if (e?.code === 'Z_BUF_ERROR' || /unexpected end/i.test(message))
+  // a tar cut inside an entry: the entry closes without its end
+  if (e?.code === 'Z_BUF_ERROR' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE' || /unexpected end/i.test(message))
     return new ArchiveError('ARCHIVE_TRUNCATED', 'The archive is truncated: it ends inside a table', { cause: error });
   if (e?.code === 'Z_DATA_ERROR' || /tar|header|gzip|incorrect header|invalid/i.test(message))
     return new ArchiveError('ARCHIVE_CORRUPT', 'The archive is corrupt (not a readable tar of gzip entries)', {
@@ -60,6 +61,8 @@ export class ArchiveReader {
   static async open(file: string): Promise<ArchiveReader> {
     const info = await stat(file).catch(() => undefined);
     if (!info?.isFile()) throw new InvalidArgumentError(`No archive file at ${file}`, 'file');
+    // the tar's layout first: tar-stream waits forever for an entry cut short (the file ends in its data)
+    await checkTarLayout(file, info.size);
     const stream = createReadStream(file);
     const extract = tar.extract();
     stream.on('error', (error) => extract.destroy(error));
@@ -129,6 +132,61 @@ export class ArchiveReader {
       throw archiveFailure(error);
     });
   }
+}
+
+const BLOCK = 512;
+
+/**
+ * Walks the tar's headers (a read of 512 bytes per entry, never the data): each header's checksum
+ * must hold (ARCHIVE_CORRUPT otherwise) and each entry's data, padded, must end within the file,
+ * before the end-of-archive block (ARCHIVE_TRUNCATED otherwise). A cut file is refused here,
+ * before anything is locked or written, and in bounded time.
+ */
+export async function checkTarLayout(file: string, size: number): Promise<void> {
+  const fd = await open(file, 'r');
+  try {
+    const header = Buffer.alloc(BLOCK);
+    for (let pos = 0; ;) {
+      if (pos + BLOCK > size)
+        throw new ArchiveError('ARCHIVE_TRUNCATED', 'The archive is truncated: it ends inside an entry');
+      const { bytesRead } = await fd.read(header, 0, BLOCK, pos);
+      if (bytesRead !== BLOCK)
+        throw new ArchiveError('ARCHIVE_TRUNCATED', 'The archive is truncated: it ends inside an entry');
+      if (header.every((b) => b === 0)) return;
+      let sum = 0;
+      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
+      const stored = parseInt(
+        header
+          .toString('latin1', 148, 156)
+          .replace(/[\0 ]+$/, '')
+          .trim(),
+        8,
+      );
+      if (!Number.isFinite(stored) || stored !== sum)
+        throw new ArchiveError('ARCHIVE_CORRUPT', 'The archive is corrupt (not a readable tar of gzip entries)');
+      const length = entrySize(header);
+      if (length === undefined)
+        throw new ArchiveError('ARCHIVE_CORRUPT', 'The archive is corrupt (not a readable tar of gzip entries)');
+      pos += BLOCK + Math.ceil(length / BLOCK) * BLOCK;
+    }
+  } finally {
+    await fd.close();
+  }
+}
+
+/** An entry's size from its header: octal text, or base-256 (a leading 0x80 byte) for large entries. */
+function entrySize(header: Buffer): number | undefined {
+  if (header[124]! & 0x80) {
+    let n = 0;
+    for (let i = 125; i < 136; i++) n = n * 256 + header[i]!;
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  const text = header
+    .toString('latin1', 124, 136)
+    .replace(/[\0 ]+$/, '')
+    .trim();
+  if (!/^[0-7]*$/.test(text)) return undefined;
+  return text === '' ? 0 : parseInt(text, 8);
 }
 
 async function readSmall(entry: Entry, max: number): Promise<string> {

@@ -1,5 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 
+const RECENT_MAX = 32_768;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -18,10 +19,25 @@ export class IdRemap {
     this.#prefix = key.toString('hex');
   }
 
+  /**
+   * Recent mappings: a referencing column repeats its parents' ids (every task of a project),
+   * so most of its lookups are hits. Bounded: emptied when full, memory stays constant.
+   */
+  readonly #recent = new Map<string, string>();
+
   /** The new id of `id` (a uuid in canonical text form); undefined when `id` is not a uuid. */
   map(id: string): string | undefined {
+    const hit = this.#recent.get(id);
+    if (hit !== undefined) return hit;
     const lower = id.toLowerCase();
     if (!UUID.test(lower)) return undefined;
+    const mapped = this.#derive(lower);
+    if (this.#recent.size >= RECENT_MAX) this.#recent.clear();
+    this.#recent.set(id, mapped);
+    return mapped;
+  }
+
+  #derive(lower: string): string {
     const h = hash('sha256', this.#prefix + lower, 'buffer');
     h[6] = (h[6]! & 0x0f) | 0x40;
     h[8] = (h[8]! & 0x3f) | 0x80;

@@ -130,6 +130,8 @@ export class ImportJournal {
       manifest: ArchiveManifest;
       target: Required<PlacementTarget>;
       placements: Placements;
+      /** Loads the tenant's library rows (settings, flags, brand) in the switch's transaction, after its row. */
+      loadLibrary?: (client: pg.ClientBase) => Promise<void>;
     },
   ): Promise<Tenant> {
     const { tenantId, slug, manifest, target, placements } = run;
@@ -186,6 +188,7 @@ export class ImportJournal {
                .join(', ')}`,
             [tenantId, target.tier, target.cluster, target.database, target.schema, epoch],
           );
+      await run.loadLibrary?.(c);
       await c.query(
         `update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`,
         [id],
@@ -204,7 +207,12 @@ export class ImportJournal {
   }
 
   /** The switch of a replace: the catalog row takes the archive's name and settings (its status stays: resume it when ready). */
-  async finishReplace(id: string, tenantId: string, manifest: ArchiveManifest): Promise<Tenant> {
+  async finishReplace(
+    id: string,
+    tenantId: string,
+    manifest: ArchiveManifest,
+    loadLibrary?: (client: pg.ClientBase) => Promise<void>,
+  ): Promise<Tenant> {
     const c = this.#client;
     await c.query('begin');
     try {
@@ -212,6 +220,7 @@ export class ImportJournal {
         `update tenantry.tenants set name = $2, settings = $3, updated_at = now() where id = $1 returning ${TENANT_COLUMNS}`,
         [tenantId, manifest.tenant.name, manifest.tenant.settings],
       );
+      await loadLibrary?.(c);
       await c.query(
         `update tenantry.tenant_imports set step = 'done', updated_at = now(), finished_at = now() where id = $1`,
         [id],

@@ -63,6 +63,12 @@ export const manifestSchema = z.object({
   appMigrationVersion: z.number().int().nullable(),
   /** Tables in foreign-key order: parents first (the order the import loads them in). */
   tables: z.array(tableSchema),
+  /**
+   * The tenant's rows of the library's own owner-only tables (settings, flags, brand: see
+   * lifecycle/export/library-tables.ts), after the data tables in the archive; loaded with the
+   * catalog row at the switch. Absent in archives made before they travelled: none is loaded.
+   */
+  libraryTables: z.array(tableSchema).default([]),
 });
 
 export type ArchiveManifest = z.infer<typeof manifestSchema>;
@@ -94,7 +100,7 @@ export function parseManifest(text: string): ArchiveManifest {
     });
   }
   const files = new Set<string>();
-  for (const t of parsed.data.tables) {
+  for (const t of [...parsed.data.tables, ...parsed.data.libraryTables]) {
     if (files.has(t.file)) throw new ArchiveError('ARCHIVE_CORRUPT', `The manifest lists ${t.file} twice`);
     files.add(t.file);
     const columns = new Set(t.columns.map((c) => c.name));

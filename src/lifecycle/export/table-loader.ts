@@ -12,7 +12,7 @@ import type { ArchiveTable } from './manifest.js';
 import { LineTransform, RowSetDigest, StreamDigest } from './row-digest.js';
 import { copyOutSql, type TenantTable } from './tenant-tables.js';
 
-const TAB = '\t';
+const TAB_BYTE = 0x09;
 
 /** A table to load: the archive's description and the table found at the target. */
 export interface LoadTable {
@@ -45,29 +45,59 @@ export async function loadTable(
   const remapAt = ids.remap ? archived.remap.map((c) => names.indexOf(c)) : [];
   const sent = new RowSetDigest();
   const raw = new StreamDigest(({ rows }) => onRows(rows));
+  const from = Buffer.from(ids.from, 'latin1');
+  const to = Buffer.from(ids.to, 'latin1');
+  const sameTenant = from.equals(to);
+  const wanted = [tenantAt, ...remapAt].sort((a, b) => a - b);
+  const last = names.length - 1;
+  // byte ranges of the fields to check or rewrite: found by scanning for tabs, no string per row
+  const starts = new Array<number>(names.length);
+  const ends = new Array<number>(names.length);
   const rewrite = new LineTransform((line) => {
-    const fields = line.toString('utf8', 0, line.length - 1).split(TAB);
-    if (fields.length !== names.length)
+    let field = 0;
+    let start = 0;
+    const end = line.length - 1; // the newline
+    for (let at = line.indexOf(TAB_BYTE); ; at = line.indexOf(TAB_BYTE, start)) {
+      if (at === -1 || at > end) at = end;
+      if (field <= last) {
+        starts[field] = start;
+        ends[field] = at;
+      }
+      field++;
+      if (at === end) break;
+      start = at + 1;
+    }
+    if (field !== names.length)
       throw new ArchiveError('ARCHIVE_TABLE_MISMATCH', `A row of ${archived.name} has the wrong number of columns`, {
         details: { table: archived.name },
       });
     // never load a row of another tenant, whatever the archive says
-    if (fields[tenantAt] !== ids.from)
+    if (
+      ends[tenantAt]! - starts[tenantAt]! !== from.length ||
+      line.compare(from, 0, from.length, starts[tenantAt], ends[tenantAt]) !== 0
+    )
       throw new ArchiveError('ARCHIVE_TABLE_MISMATCH', `A row of ${archived.name} belongs to another tenant`, {
         details: { table: archived.name },
       });
-    fields[tenantAt] = ids.to;
-    for (const at of remapAt) {
-      const v = fields[at]!;
-      if (v === '\\N') continue;
-      const mapped = ids.remap!.map(v);
-      if (mapped === undefined)
-        throw new ArchiveError('ARCHIVE_TABLE_MISMATCH', `A remapped id of ${archived.name} is not a uuid`, {
-          details: { table: archived.name, column: names[at] },
-        });
-      fields[at] = mapped;
+    let out = line;
+    if (!sameTenant || remapAt.length) {
+      // every value written is a canonical uuid, as long as the one it replaces: one copy of the row
+      out = Buffer.from(line);
+      for (const at of wanted) {
+        if (at === tenantAt) {
+          to.copy(out, starts[at]);
+          continue;
+        }
+        const v = line.toString('latin1', starts[at], ends[at]);
+        if (v === '\\N') continue;
+        const mapped = v.length === 36 ? ids.remap!.map(v) : undefined;
+        if (mapped === undefined)
+          throw new ArchiveError('ARCHIVE_TABLE_MISMATCH', `A remapped id of ${archived.name} is not a uuid`, {
+            details: { table: archived.name, column: names[at] },
+          });
+        out.write(mapped, starts[at]!, 'latin1');
+      }
     }
-    const out = Buffer.from(`${fields.join(TAB)}\n`);
     sent.add(out);
     return out;
   });

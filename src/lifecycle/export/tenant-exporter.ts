@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -19,8 +19,10 @@ import {
   type ArchiveTable,
 } from './manifest.js';
 import { SIGNATURE_ENTRY, signArchiveManifest } from './archive-signature.js';
+import { exportLibraryTables } from './library-tables.js';
 import { StreamDigest } from './row-digest.js';
 import { appMigrationVersion, tableSites } from './tenant-locations.js';
+import { createWorkFolder, sweepStaleWorkFolders } from './work-folders.js';
 import { COPY_SETTINGS, copyOutSql, planTables } from './tenant-tables.js';
 
 /** Progress of an export or an import: the table being streamed and its rows so far. */
@@ -46,6 +48,11 @@ export interface ExportTenantOptions {
   dataSchemas?: string[];
   /** gzip level, 1 (fastest) to 9 (smallest); default 3. */
   compressionLevel?: number;
+  /**
+   * Work folders (`.tenantry-export-*`) next to `out` that an export killed with -9 left behind
+   * are removed first when older than this many minutes and not locked by a live process (default 30).
+   */
+  staleWorkMinutes?: number;
   onProgress?: (progress: TransferProgress) => void;
 }
 
@@ -65,7 +72,8 @@ export interface ExportResult {
  * holding the tenant's rows in COPY text format. Every table of a database is read in one
  * REPEATABLE READ snapshot, as the owner role, `COPY (select … where tenant = '<id>') TO STDOUT`
  * streamed to a temporary file (tar needs each entry's size first), so memory stays bounded
- * whatever the tenant's size. Identity rows (sessions, API keys, one-time codes, domains, staff
+ * whatever the tenant's size. The tenant's rows of the library's settings, flags and brand tables
+ * follow the data tables. Identity rows (sessions, API keys, one-time codes, domains, staff
  * grants, the audit log) are not exported: see docs/export-import.md.
  *
  * @example
@@ -78,8 +86,9 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
   const placement = await options.placements.get(tenant.id);
   const sites = await tableSites(options.placements, placement, dataSchemas);
   const out = path.resolve(options.out);
+  await sweepStaleWorkFolders(path.dirname(out), staleWorkMs(options.staleWorkMinutes));
   // the temporary files go next to the archive: the final rename stays on one file system
-  const work = await mkdtemp(path.join(path.dirname(out), '.tenantry-export-')).catch((error: unknown) => {
+  const work = await createWorkFolder(path.dirname(out)).catch((error: unknown) => {
     throw new InvalidArgumentError(`Cannot write next to ${out}: ${(error as Error).message}`, 'out');
   });
   try {
@@ -119,6 +128,15 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
         client.release();
       }
     }
+    // the tenant's settings, flags and brand: the library's owner-only tables in the home database
+    const libraryTables = await exportLibraryTables({
+      catalog: options.catalog,
+      tenantId: tenant.id,
+      work,
+      firstNumber: tables.length + 1,
+      compressionLevel: options.compressionLevel ?? 3,
+      progress,
+    });
     const library: Record<string, number> = {};
     for (const m of await appliedLibraryMigrations(options.catalog))
       library[m.feature] = Math.max(library[m.feature] ?? 0, m.version);
@@ -143,6 +161,7 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
       library,
       appMigrationVersion: appVersion,
       tables,
+      libraryTables,
     };
     progress({ step: 'packing' });
     const partial = path.join(work, 'archive.tar');
@@ -156,6 +175,16 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `staleWorkMinutes` in ms: a whole number of minutes from 1 to 10080 (a week), default 30. */
+export function staleWorkMs(minutes = 30): number {
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 10_080)
+    throw new InvalidArgumentError(
+      'staleWorkMinutes must be a whole number of minutes from 1 to 10080',
+      'staleWorkMinutes',
+    );
+  return minutes * 60_000;
 }
 
 // manifest first (the import checks it before loading anything), then the tables in order
@@ -181,7 +210,7 @@ async function writeTar(
     await addEntry(MANIFEST_ENTRY, text.length, text);
     const sig = Buffer.from(signature);
     await addEntry(SIGNATURE_ENTRY, sig.length, sig);
-    for (const t of manifest.tables) {
+    for (const t of [...manifest.tables, ...manifest.libraryTables]) {
       const local = path.join(work, path.basename(t.file));
       await addEntry(t.file, (await stat(local)).size, createReadStream(local));
     }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type pg from 'pg';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { slugSchema, type Tenant } from '../../catalog/tenant.js';
@@ -13,10 +14,12 @@ import { ArchiveError } from './archive-error.js';
 import { ArchiveReader } from './archive-reader.js';
 import { verifyArchiveManifest, type ArchiveSignatureCheck } from './archive-signature.js';
 import { IdRemap } from './id-remap.js';
+import { loadLibraryTables, planLibraryLoad, readLibraryEntries, type HeldLibraryTable } from './library-tables.js';
 import { ImportJournal } from './import-journal.js';
 import type { ArchiveManifest } from './manifest.js';
 import { loadTable, verifyTable, type LoadTable, type LoadedTable } from './table-loader.js';
-import type { TransferProgress } from './tenant-exporter.js';
+import { staleWorkMs, type TransferProgress } from './tenant-exporter.js';
+import { sweepStaleWorkFolders } from './work-folders.js';
 import { appMigrationVersion, tableSites, type TableSite } from './tenant-locations.js';
 import { COPY_SETTINGS, planTables, type TenantTable } from './tenant-tables.js';
 
@@ -52,6 +55,11 @@ export interface ImportTenantOptions {
   /** Schemas of the shared tier's tenant tables (default `['public']`). */
   dataSchemas?: string[];
   /**
+   * Export work folders (`.tenantry-export-*`) next to `file` that a killed export left behind
+   * are removed first when older than this many minutes and not locked by a live process (default 30).
+   */
+  staleWorkMinutes?: number;
+  /**
    * Makes the target ready before loading (a new schema or database: create it and apply the
    * application's migrations, e.g. with `createTenantSchema` / `createTenantDatabase` and
    * `migrateLocation`). Called for a new tenant only; the tables must then exist.
@@ -75,6 +83,8 @@ export interface ImportResult {
   placement: Required<PlacementTarget>;
   /** Rows loaded per table. */
   tables: Array<{ name: string; rows: number }>;
+  /** Rows loaded per library table (the tenant's settings, flags and brand). */
+  libraryTables: Array<{ name: string; rows: number }>;
   /** Bytes of rows (COPY text) loaded. */
   bytes: number;
   replaced: boolean;
@@ -110,6 +120,8 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       'IMPORT_REPLACE_UNSUPPORTED',
       '--replace restores the tenant over itself: it takes no --as (import --as alone makes a copy)',
     );
+  // where exports are written: what a killed one left there goes first
+  await sweepStaleWorkFolders(path.dirname(path.resolve(options.file)), staleWorkMs(options.staleWorkMinutes));
   const archive = await ArchiveReader.open(options.file);
   let signature: ArchiveSignatureCheck;
   try {
@@ -168,6 +180,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       if (!existing) await options.prepareTarget?.(target, tenantId);
       const sites = await tableSites(options.placements, target, dataSchemas);
       const plan = planLoad(manifest, sites);
+      const libraryTargets = await planLibraryLoad(options.catalog, manifest.libraryTables);
       const version = await appMigrationVersion(options.placements.ownerPool(target), target);
       if (manifest.appMigrationVersion !== null && version !== null && version < manifest.appMigrationVersion)
         throw new ArchiveError(
@@ -176,7 +189,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           { details: { archive: manifest.appMigrationVersion, target: version } },
         );
       await step('loading');
-      const loaded = await load(archive, plan, sites, {
+      const { bytes: loaded, library } = await load(archive, plan, sites, manifest, {
         tenantId,
         from: manifest.tenant.id,
         remap: fresh ? new IdRemap() : undefined,
@@ -187,14 +200,25 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
       await journal.advance(importId, 'loaded');
       await step('switching');
       progress({ step: 'switching' });
+      // the settings, flags and brand reference the catalog row: they commit with it
+      const loadLibrary = (client: pg.ClientBase) =>
+        loadLibraryTables(client, library, libraryTargets, { from: manifest.tenant.id, to: tenantId });
       const tenant = existing
-        ? await journal.finishReplace(importId, existing.id, manifest)
-        : await journal.finishNew(importId, { tenantId, slug, manifest, target, placements: options.placements });
+        ? await journal.finishReplace(importId, existing.id, manifest, loadLibrary)
+        : await journal.finishNew(importId, {
+            tenantId,
+            slug,
+            manifest,
+            target,
+            placements: options.placements,
+            loadLibrary,
+          });
       return {
         importId,
         tenant,
         placement: target,
         tables: manifest.tables.map((t) => ({ name: t.name, rows: t.rows })),
+        libraryTables: manifest.libraryTables.map((t) => ({ name: t.name, rows: t.rows })),
         bytes: loaded,
         replaced: !!existing,
         signature,
@@ -310,8 +334,9 @@ async function load(
   archive: ArchiveReader,
   plan: ReturnType<typeof planLoad>,
   sites: TableSite[],
+  manifest: ArchiveManifest,
   run: LoadRun,
-): Promise<number> {
+): Promise<{ bytes: number; library: HeldLibraryTable[] }> {
   const clients = new Map<TableSite, pg.PoolClient>();
   try {
     for (const site of sites) {
@@ -344,6 +369,8 @@ async function load(
       );
       bytes += p.archived.bytes;
     }
+    // the library tables' entries come last: held (compressed, bounded) until the switch
+    const library = await readLibraryEntries(archive, manifest.libraryTables);
     await archive.end();
     for (const l of loaded) {
       run.progress({
@@ -362,7 +389,7 @@ async function load(
       );
     await run.step('verified');
     for (const client of clients.values()) await client.query('commit');
-    return bytes;
+    return { bytes, library };
   } catch (error) {
     for (const client of clients.values()) await client.query('rollback').catch(() => undefined);
     throw error;

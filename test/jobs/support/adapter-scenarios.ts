@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentTenant, runAs, tryCurrentTenant } from '../../../src/index.js';
+import { currentTenant, runAs, tryCurrentTenant, type TenantPool } from '../../../src/index.js';
 import type { JobRefusal, TenantJobs } from '../../../src/jobs/index.js';
+import { createNotesTable } from '../../support/notes-table.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 import { eventually, freshTenant, INACTIVE, settled, type InactiveState } from './jobs-harness.js';
 
@@ -19,6 +20,10 @@ export interface AdapterKit {
   newJobs(db: TestDatabase, onRefused: (r: JobRefusal) => void, space?: string): TenantJobs;
   /** The attacker's move: rewrites the tenant in a queued job's stored envelope. */
   editTenant(db: TestDatabase, queue: string, id: string, tenant: string): Promise<void>;
+  /** What the queue stores as a job's data (the attacker reads it while the job waits). */
+  readData(db: TestDatabase, queue: string, id: string): Promise<unknown>;
+  /** The attacker's other move: inserts `data` into `queue` as a new job (a new id), runnable now. */
+  insertCopy(db: TestDatabase, queue: string, data: unknown): Promise<string>;
   /** Sends one cron tick of `name` the way the adapter's scheduler would (after jobs.schedule). */
   sendTick?(db: TestDatabase, jobs: TenantJobs, name: string): Promise<string>;
   cleanup?(db: TestDatabase): Promise<void>;
@@ -40,6 +45,15 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
     const record = (name: string) => (calls[name] ??= []).push(tryCurrentTenant());
     const deactivate = new Map<string, () => Promise<void>>();
     const started: TenantJobs[] = [];
+    let app: TenantPool;
+
+    async function notes(tenant: string): Promise<string[]> {
+      const { rows } = await db.owner.query<{ body: string }>(
+        'select body from notes where tenant_id = $1 order by body',
+        [tenant],
+      );
+      return rows.map((r) => r.body);
+    }
 
     function newJobs(space?: string): TenantJobs {
       const j = kit.newJobs(db, (r) => refusals.push(r), space);
@@ -71,14 +85,24 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
         { retryLimit: 0 },
       );
       j.define('nightly', () => record('nightly'));
+      j.define<{ body: string }>(
+        'write',
+        async ({ body }) => {
+          record('write');
+          await app.query('insert into notes (body) values ($1)', [body]);
+        },
+        { onDeadLetter: () => record('write.dead') },
+      );
       return j;
     }
 
     beforeAll(async () => {
       db = await createTestDatabase();
+      await createNotesTable(db);
+      app = db.appPool();
       jobs = newJobs();
       await jobs.start();
-      await jobs.work({ queues: ['first', 'flaky', 'doomed', 'redo'], concurrency: 2 });
+      await jobs.work({ queues: ['first', 'flaky', 'doomed', 'redo', 'write'], concurrency: 2 });
     });
 
     afterAll(async () => {
@@ -99,6 +123,51 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
       expect(refusals.find((r) => r.jobId === id)?.code).toBe('JOB_ENVELOPE_INVALID');
       expect(calls.first ?? []).not.toContain(b.id);
       expect(calls.first ?? []).not.toContain(a.id);
+    });
+
+    it("the attacker's side: a finished job's row copied under a new id is refused (JOB_REPLAYED), 0 handler calls, the tenant's data unchanged", async () => {
+      const a = await freshTenant(db, 'replay-a');
+      // the attacker reads the row while it waits, and inserts the copy once the job has run
+      const id = await runAs(a.id, () => jobs.enqueue('write', { body: 'once' }, { startAfterSeconds: 1 }));
+      const data = await kit.readData(db, 'write', id);
+      expect(await settled(jobs, 'write', id)).toBe('completed');
+      expect(await notes(a.id)).toEqual(['once']);
+      const ran = (calls.write ?? []).length;
+      const copy = await kit.insertCopy(db, 'write', data);
+      expect(copy).not.toBe(id);
+      expect(await settled(jobs, 'write', copy)).toBe('refused');
+      expect(refusals.find((r) => r.jobId === copy)).toMatchObject({ code: 'JOB_REPLAYED', tenantId: a.id });
+      expect((calls.write ?? []).length).toBe(ran);
+      expect(await notes(a.id)).toEqual(['once']);
+      // and a second copy, like the first
+      const again = await kit.insertCopy(db, 'write', data);
+      expect(await settled(jobs, 'write', again)).toBe('refused');
+      expect((calls.write ?? []).length).toBe(ran);
+      expect(await notes(a.id)).toEqual(['once']);
+    });
+
+    it("the attacker's side: copies made while the job waits run it once in all (the first to run wins)", async () => {
+      const a = await freshTenant(db, 'replay-queued');
+      const id = await runAs(a.id, () => jobs.enqueue('write', { body: 'queued' }, { startAfterSeconds: 1 }));
+      const data = await kit.readData(db, 'write', id);
+      const copies = [await kit.insertCopy(db, 'write', data), await kit.insertCopy(db, 'write', data)];
+      const states = await Promise.all([id, ...copies].map((j) => settled(jobs, 'write', j)));
+      expect(states.filter((s) => s === 'completed')).toHaveLength(1);
+      expect(states.filter((s) => s === 'refused')).toHaveLength(2);
+      expect((calls.write ?? []).filter((t) => t === a.id)).toHaveLength(1);
+      expect(await notes(a.id)).toEqual(['queued']);
+    });
+
+    it("the attacker's side: a job copied into its dead-letter queue is refused unless the job failed for good", async () => {
+      const a = await freshTenant(db, 'replay-dead');
+      const id = await runAs(a.id, () => jobs.enqueue('write', { body: 'alive' }, { startAfterSeconds: 1 }));
+      const data = await kit.readData(db, 'write', id);
+      expect(await settled(jobs, 'write', id)).toBe('completed');
+      const copy = await kit.insertCopy(db, 'write__dead', data);
+      expect(await settled(jobs, 'write__dead', copy)).toBe('refused');
+      expect(refusals.find((r) => r.jobId === copy)?.code).toBe('JOB_REPLAYED');
+      expect(calls['write.dead'] ?? []).not.toContain(a.id);
+      expect(await notes(a.id)).toEqual(['alive']);
     });
 
     it('refuses to enqueue a tenant job outside runAs (JOB_TENANT_MISSING)', async () => {
@@ -199,10 +268,13 @@ export function describeAdapterScenarios(kit: AdapterKit, extra?: (ctx: () => Sc
       expect((calls.flaky ?? []).filter((x) => x === t.id)).toHaveLength(2);
       await runAs(t.id, () => jobs.enqueue('doomed', {}));
       await eventually(() => (calls['doomed.dead'] ?? []).includes(t.id));
+      expect((calls['doomed.dead'] ?? []).filter((x) => x === t.id)).toHaveLength(1);
       const redo = await runAs(t.id, () => jobs.enqueue('redo', {}));
       expect(await settled(jobs, 'redo', redo)).toBe('failed');
       expect(await jobs.redrive('redo', redo)).toBe(true);
       expect(await settled(jobs, 'redo', redo)).toBe('completed');
+      // the same job's key under the same id: retries and the re-drive were not taken for copies
+      expect(refusals.filter((r) => r.code === 'JOB_REPLAYED' && [flaky, redo].includes(r.jobId))).toEqual([]);
       const cron = newJobs('control');
       started.push(cron);
       await cron.start();

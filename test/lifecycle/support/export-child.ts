@@ -1,0 +1,20 @@
+// An export in its own process, for the work-folder sweep test: it SIGKILLs itself half-way
+// through streaming a table, leaving its `.tenantry-export-*` folder next to EXPORT_ENV.out.
+import pg from 'pg';
+import { exportTenant } from '../../../src/lifecycle/index.js';
+import { Placements } from '../../../src/tiers/placements.js';
+
+const env = JSON.parse(process.env.EXPORT_ENV ?? '{}') as { ownerUrl: string; tenant: string; out: string };
+const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
+const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
+await exportTenant({
+  catalog,
+  placements,
+  tenant: env.tenant,
+  out: env.out,
+  onProgress: (p) => {
+    if (p.step === 'exporting' && p.rows && p.rows > 0) process.kill(process.pid, 'SIGKILL');
+  },
+});
+await placements.end();
+await catalog.end();
