@@ -48,7 +48,6 @@ export function citusPrepareSql(
   const parts: string[] = [];
   const add = (sql: string) => parts.push(sql.trim());
   add(INSTALL_LOCK_SQL);
-  add(`ALTER ROLE ${app} SET citus.propagate_set_commands = 'local';`);
   // The signed value travels as the text of a SET LOCAL (SET takes no parameter). Sessions of the
   // app role must not read it from each other's statement text: pg_stat_activity (and
   // citus_stat_activity, citus_lock_waits, built on it) shows a backend's query to other sessions
@@ -56,10 +55,13 @@ export function citusPrepareSql(
   // cannot turn it back on; Citus propagates ALTER ROLE … SET to the workers, whose connections
   // for the app role show nothing either. pg_stat_statements (track_utility) would keep the SET
   // LOCAL text too, readable by the same role: off for the role (a placeholder where the module
-  // is not loaded, taken when it is). Both for this database only (roles are cluster-wide; Citus
-  // propagates ALTER ROLE … IN DATABASE of the current database).
+  // is not loaded, taken when it is). All three for this database only: roles are cluster-wide,
+  // and two installs of different databases writing the role's cluster-wide settings row at once
+  // failed with "tuple concurrently updated" (seen on the cluster); Citus propagates ALTER ROLE …
+  // IN DATABASE of the current database.
   add(`DO $do$
 BEGIN
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET citus.propagate_set_commands = ''local''', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
   EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET track_activities = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
   EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET pg_stat_statements.track_utility = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
 END
