@@ -43,7 +43,6 @@ export const CITUS_REFERENCE_TABLES = [
 export function citusPrepareSql(
   o: Pick<ResolvedInstallOptions, 'appRole' | 'ownerRole' | 'contextMode' | 'eventTrigger'>,
 ): string {
-  const app = quoteIdent(o.appRole);
   const owner = quoteIdent(o.ownerRole);
   const parts: string[] = [];
   const add = (sql: string) => parts.push(sql.trim());
