@@ -384,7 +384,7 @@ async function load(
       if (run.guard && site.where === run.guard)
         await client.query(
           `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', 0, $2)
-           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = now()`,
+           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = excluded.updated_at`,
           [run.tenantId, run.guard.schema],
         );
       await deleteTenantRows(client, site.tables, run.tenantId);

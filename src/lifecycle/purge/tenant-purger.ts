@@ -499,7 +499,7 @@ export class TenantPurger {
         // schema null: a schema of that name made later for another tenant must not be taken
         // for this one's (tiers/003's guard falls back on local_tenants.schema)
         `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', $2, null)
-         on conflict (tenant_key) do update set state = 'moved', schema = null, updated_at = now()`,
+         on conflict (tenant_key) do update set state = 'moved', schema = null, updated_at = excluded.updated_at`,
         [record.tenant_id, record.options.placement.epoch],
       );
       fenced++;
