@@ -48,7 +48,7 @@ export async function writeTenantHold(db: Queryable, tenantId: string, status: T
   }
   await db.query(
     `insert into tenantry.inactive_tenants (tenant_key, status) values ($1, $2)
-     on conflict (tenant_key) do update set status = excluded.status, updated_at = now()`,
+     on conflict (tenant_key) do update set status = excluded.status, updated_at = excluded.updated_at`,
     [tenantId, status],
   );
 }

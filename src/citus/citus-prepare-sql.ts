@@ -1,4 +1,4 @@
-import { quoteIdent } from '../policy/identifiers.js';
+import { quoteIdent, quoteLiteral } from '../policy/identifiers.js';
 import { INSTALL_LOCK_SQL, type ResolvedInstallOptions } from '../policy/install-sql.js';
 import { libraryMigrations } from '../policy/library-migrations.js';
 
@@ -43,12 +43,28 @@ export const CITUS_REFERENCE_TABLES = [
 export function citusPrepareSql(
   o: Pick<ResolvedInstallOptions, 'appRole' | 'ownerRole' | 'contextMode' | 'eventTrigger'>,
 ): string {
-  const app = quoteIdent(o.appRole);
   const owner = quoteIdent(o.ownerRole);
   const parts: string[] = [];
   const add = (sql: string) => parts.push(sql.trim());
   add(INSTALL_LOCK_SQL);
-  add(`ALTER ROLE ${app} SET citus.propagate_set_commands = 'local';`);
+  // The signed value travels as the text of a SET LOCAL (SET takes no parameter). Sessions of the
+  // app role must not read it from each other's statement text: pg_stat_activity (and
+  // citus_stat_activity, citus_lock_waits, built on it) shows a backend's query to other sessions
+  // of the same role. track_activities is a superuser-only setting: set on the role, the app role
+  // cannot turn it back on; Citus propagates ALTER ROLE … SET to the workers, whose connections
+  // for the app role show nothing either. pg_stat_statements (track_utility) would keep the SET
+  // LOCAL text too, readable by the same role: off for the role (a placeholder where the module
+  // is not loaded, taken when it is). All three for this database only: roles are cluster-wide,
+  // and two installs of different databases writing the role's cluster-wide settings row at once
+  // failed with "tuple concurrently updated" (seen on the cluster); Citus propagates ALTER ROLE …
+  // IN DATABASE of the current database.
+  add(`DO $do$
+BEGIN
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET citus.propagate_set_commands = ''local''', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET track_activities = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
+  EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET pg_stat_statements.track_utility = off', ${quoteLiteral(o.appRole)}, pg_catalog.current_database());
+END
+$do$;`);
   // Citus's "run this SQL text on the workers" functions are PUBLIC: through them any role runs
   // statements on the workers' own connections, where it can set application_name and the context
   // of another session (the gpid binding does not hold there) and read or change shards directly.
@@ -121,6 +137,7 @@ END
 $body$;`);
   }
   add(CITUS_TENANT_TABLE_FUNCTIONS);
+  add(CITUS_TENANT_STATUS_CHANGED);
   add(`RESET ROLE;`);
   // before the policies: Citus refuses a function command after parallel DDL on a distributed table
   if (o.eventTrigger) add(CITUS_LOCK_NEW_TABLE);
@@ -309,6 +326,31 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION tenantry.citus_tenant_table(regclass, name, regclass) FROM PUBLIC;`;
+
+/**
+ * Core 005's hold trigger on tenantry.tenants, with `updated_at = excluded.updated_at` (the
+ * column's default, evaluated for the proposed row) instead of `now()`: inactive_tenants is a
+ * reference table on Citus, which refuses a non-IMMUTABLE function in the DO UPDATE SET clause
+ * of an INSERT (0A000; `tenantry tenants suspend` failed with it). Same effect on PostgreSQL.
+ */
+const CITUS_TENANT_STATUS_CHANGED = `
+CREATE OR REPLACE FUNCTION tenantry.tenant_status_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO tenantry.inactive_tenants (tenant_key, status) VALUES (OLD.id::text, 'deleted')
+    ON CONFLICT (tenant_key) DO UPDATE SET status = 'deleted', updated_at = excluded.updated_at;
+  ELSIF NEW.status = 'active' THEN
+    DELETE FROM tenantry.inactive_tenants WHERE tenant_key = NEW.id::text;
+  ELSE
+    INSERT INTO tenantry.inactive_tenants (tenant_key, status) VALUES (NEW.id::text, NEW.status)
+    ON CONFLICT (tenant_key) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at;
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.tenant_status_changed() FROM PUBLIC;`;
 
 const CITUS_LOCK_NEW_TABLE = `
 CREATE OR REPLACE FUNCTION tenantry.lock_new_table() RETURNS event_trigger

@@ -166,6 +166,8 @@ export function moveCommand(globals: () => ConnectionOptions): Command {
               database: opts.database ?? null,
             };
             if (opts.ddl) {
+              // the catalog, a shared database, `public`…: refused before --ddl creates or migrates anything there
+              await mover.checkTarget(tenant.id, target);
               const prepared = await prepareMoveTarget({
                 target,
                 tenant: tenant.id,

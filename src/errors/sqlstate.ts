@@ -7,6 +7,8 @@ export const SqlState = Object.freeze({
   invalidTextRepresentation: '22P02',
   insufficientPrivilege: '42501',
   undefinedTable: '42P01',
+  /** The database does not exist (a connection to it is refused). */
+  invalidCatalogName: '3D000',
   serializationFailure: '40001',
   deadlockDetected: '40P01',
   queryCanceled: '57014',

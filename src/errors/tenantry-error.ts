@@ -83,6 +83,10 @@ export type TenantryErrorCode =
   | 'PURGE_INCOMPLETE'
   | 'PURGE_REPORT_NOT_FOUND'
   | 'PURGE_REPORT_INVALID'
+  // the placement to drop is not the tenant's alone (the catalog, a shared database or data schema)
+  | 'PURGE_TARGET_SHARED'
+  // a step of the purge failed (its SQLSTATE and step in details)
+  | 'PURGE_STEP_FAILED'
   // tenant export and import (see src/lifecycle/export)
   | 'ARCHIVE_CORRUPT'
   | 'ARCHIVE_TRUNCATED'
@@ -94,6 +98,7 @@ export type TenantryErrorCode =
   | 'IMPORT_TENANT_ACTIVE'
   | 'IMPORT_REPLACE_UNSUPPORTED'
   | 'IMPORT_TARGET_TAKEN'
+  | 'IMPORT_TARGET_NOT_INSTALLED'
   | 'IMPORT_SCHEMA_MISMATCH'
   | 'IMPORT_VERSION_MISMATCH'
   | 'IMPORT_CONFLICT'

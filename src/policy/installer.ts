@@ -334,7 +334,7 @@ export async function setContextSecret(admin: Pick<pg.Client, 'query'>, secret: 
   const { ipad, opad } = checkedPads(secret);
   await admin.query(
     `insert into tenantry_private.context_key (id, ipad, opad) values (true, $1, $2)
-     on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, created_at = now(),
+     on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, created_at = excluded.created_at,
        previous_ipad = null, previous_opad = null, previous_until = null`,
     [ipad, opad],
   );

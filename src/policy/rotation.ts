@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Queryable } from '../catalog/tenant-catalog.js';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { quoteIdent, quoteLiteral } from './identifiers.js';
@@ -27,7 +28,8 @@ export interface ContextSecretRotation {
  * one for `overlapSeconds`: during the overlap PostgreSQL accepts values signed with either, so
  * app instances still signing with the old secret keep working while the new secret rolls out.
  * Run it against every database Tenantry is installed in (`tenantry rotate context-secret
- * --everywhere`), then restart the app with the new secret before the overlap ends.
+ * --everywhere`), then restart the app with the new secret before the overlap ends. It runs a
+ * transaction of its own (BEGIN … COMMIT): give it a client outside a transaction, or a pool.
  *
  * @example
  * await rotateContextSecret(adminPool, process.env.TENANTRY_NEW_CONTEXT_SECRET!, { overlapSeconds: 900 });
@@ -41,17 +43,33 @@ export async function rotateContextSecret(
   if (!Number.isInteger(overlap) || overlap < 0 || overlap > 7 * 24 * 3600)
     throw new ConfigurationError('overlapSeconds must be a whole number of seconds from 0 to 604800 (a week)');
   const { ipad, opad } = checkedPads(secret);
-  const { rows } = await admin.query<{ rotated: boolean; previous_until: Date | null }>(
-    `with lock as (${INSTALL_LOCK_SQL.replace(/;$/, '')})
-     update tenantry_private.context_key k
-        set previous_ipad = k.ipad, previous_opad = k.opad,
-            previous_until = now() + make_interval(secs => $3),
-            ipad = $1, opad = $2, created_at = now()
-       from lock
-      where k.id and (k.ipad <> $1 or k.opad <> $2)
-     returning true as rotated, k.previous_until`,
-    [ipad, opad, overlap],
-  );
+  // the lock in a statement of its own, in the rotation's transaction: joined into the UPDATE (a
+  // CTE), Citus materialises it before updating the reference table and refuses its void column
+  // (42P16 "column pg_advisory_xact_lock has pseudo-type void")
+  const pooled = typeof (admin as Partial<pg.Pool>).totalCount === 'number';
+  const client = pooled ? await (admin as pg.Pool).connect() : admin;
+  let rows: { rotated: boolean; previous_until: Date | null }[];
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query(INSTALL_LOCK_SQL);
+      ({ rows } = await client.query<{ rotated: boolean; previous_until: Date | null }>(
+        `update tenantry_private.context_key k
+            set previous_ipad = k.ipad, previous_opad = k.opad,
+                previous_until = now() + make_interval(secs => $3),
+                ipad = $1, opad = $2, created_at = now()
+          where k.id and (k.ipad <> $1 or k.opad <> $2)
+          returning true as rotated, k.previous_until`,
+        [ipad, opad, overlap],
+      ));
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    if (pooled) (client as pg.PoolClient).release();
+  }
   if (rows.length === 0) {
     const present = await admin.query('select 1 from tenantry_private.context_key');
     if (present.rowCount === 0)

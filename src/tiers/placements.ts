@@ -72,6 +72,11 @@ export class Placements {
     return this.#home;
   }
 
+  /** The clusters this process has an owner connection for. */
+  get clusters(): string[] {
+    return Object.keys(this.#owners);
+  }
+
   /** Registers (or updates) a cluster in the catalog. */
   async addCluster(
     name: string,
@@ -208,7 +213,7 @@ export class Placements {
     const pool = this.ownerPool(where);
     await pool.query(
       `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, $2, $3, $4)
-       on conflict (tenant_key) do update set state = excluded.state, epoch = excluded.epoch, schema = excluded.schema, updated_at = now()`,
+       on conflict (tenant_key) do update set state = excluded.state, epoch = excluded.epoch, schema = excluded.schema, updated_at = excluded.updated_at`,
       [toTenantId(tenantId), state, epoch, where.schema ?? null],
     );
   }

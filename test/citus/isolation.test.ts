@@ -267,24 +267,56 @@ function isolationSuite(mode: 'signed' | 'unsigned', url: string | undefined, va
       );
 
       it.skipIf(mode === 'unsigned')(
-        "a spy of the same role copies B's live context value from pg_stat_activity and replays it from its own session: refused (TR001), nothing of B changes",
+        "a spy of the same role cannot read B's live context value (pg_stat_activity, citus_stat_activity), nor turn the role's track_activities back on; a copy of it (from a log) replayed from its own session: refused (TR001), nothing of B changes",
         async () => {
           const before = await rowsOfB();
           const victim = await pool.connect();
           const spy = new pg.Client({ connectionString: citusAppUrl(url!) });
           await spy.connect();
           try {
-            // B's transaction: BEGIN, then the two SET LOCALs after it in the same pipeline; while
-            // B's transaction waits for its next statement, the last text pg_stat_activity shows
-            // for B's backend is that SET LOCAL, with the value
+            // B's transaction: BEGIN, then the two SET LOCALs after it in the same pipeline. With
+            // track_activities on, the last text pg_stat_activity showed for B's backend, to every
+            // session of the app role, was that SET LOCAL with the value (the try-out's replay by
+            // pid reuse started there). install --citus turns it off for the app role in this
+            // database: nothing of B's statements is shown, on the coordinator or the workers
             await runAs(B, () => victim.query('BEGIN'));
             const pid = (victim as unknown as { processID: number }).processID;
-            const { rows } = await spy.query<{ query: string }>(`select query from pg_stat_activity where pid = $1`, [
-              pid,
-            ]);
-            const leaked = /tenantry\.context = '([0-9a-f.-]+)'/.exec(rows[0]?.query ?? '')?.[1];
-            expect(leaked, 'pg_stat_activity shows the SET LOCAL text with the value to the same role').toBeDefined();
-            expect(leaked!.startsWith(B)).toBe(true);
+            const { rows } = await spy.query<{ query: string | null; state: string | null }>(
+              `select query, state from pg_stat_activity where pid = $1`,
+              [pid],
+            );
+            expect(rows, "the spy sees B's backend (the check is not vacuous)").toHaveLength(1);
+            expect(rows[0]!.query ?? '').toBe('');
+            expect(rows[0]!.state).toBe('disabled');
+            // while B's statement runs on the workers: no session of the app role shows a context
+            const running = runAs(B, () => victim.query(`select pg_sleep(1.5), (select count(*) from ${NOTES})`));
+            const shown: string[] = [];
+            for (let i = 0; i < 5; i++) {
+              await new Promise((r) => setTimeout(r, 200));
+              const all = await spy.query<{ query: string }>(
+                `select coalesce(query, '') as query from pg_stat_activity where usename = current_user`,
+              );
+              shown.push(...all.rows.map((r) => r.query));
+              const citus = await spy
+                .query<{ query: string }>(`select coalesce(query, '') as query from citus_stat_activity`)
+                .then((r) => r.rows.map((x) => x.query))
+                .catch((error: unknown) => [`refused: ${sqlStateOf(error)}`]);
+              shown.push(...citus);
+            }
+            await running;
+            expect(shown.filter((q) => q.includes('tenantry.context') || q.includes(B))).toEqual([]);
+            // a superuser-only setting: the app role cannot show its statements again
+            expect(
+              await spy.query('set track_activities = on').then(
+                () => 'set',
+                (e: unknown) => sqlStateOf(e),
+              ),
+            ).toBe('42501');
+            // the value the pool signed for B's backend, as a log (log_statement = 'all') would show it
+            const victimGpid = (
+              await runAs(B, () => victim.query<{ g: string }>('select citus_backend_gpid()::text as g'))
+            ).rows[0]!.g;
+            const leaked = sign(B, Math.floor(Date.now() / 1000) + 240, CITUS_SECRET, victimGpid);
             const seen = await runAs(B, () =>
               victim.query<{ body: string }>(`select body from ${NOTES} order by body`),
             );

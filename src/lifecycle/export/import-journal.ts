@@ -171,7 +171,7 @@ export class ImportJournal {
       else if (atHome)
         await c.query(
           `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'active', $2, $3)
-           on conflict (tenant_key) do update set state = 'active', epoch = excluded.epoch, schema = excluded.schema, updated_at = now()`,
+           on conflict (tenant_key) do update set state = 'active', epoch = excluded.epoch, schema = excluded.schema, updated_at = excluded.updated_at`,
           [tenantId, epoch, target.schema],
         );
       const { rows } = defaultRoute

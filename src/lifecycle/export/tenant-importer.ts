@@ -9,6 +9,7 @@ import { validIdentifier } from '../../policy/identifiers.js';
 import type { PlacementTarget, Placements } from '../../tiers/placements.js';
 import { normalizeTarget, samePlacement } from '../../tiers/move/move-location.js';
 import { ident } from '../../tiers/move/move-tables.js';
+import { findSharedTarget } from '../../tiers/target-guard.js';
 import type { Tier } from '../../tiers/tenant-router.js';
 import { ArchiveError } from './archive-error.js';
 import { ArchiveReader } from './archive-reader.js';
@@ -166,7 +167,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         details: { slug },
       });
     const tenantId = existing?.id ?? (fresh ? randomUUID() : manifest.tenant.id);
-    const target = replacing ?? (await newTarget(options, manifest, slug));
+    const target = replacing ?? (await newTarget(options, manifest, slug, tenantId, dataSchemas));
     await journal.abandonOpen(slug, async (open) => removeLeftovers(options.placements, open, dataSchemas));
     const importId = await journal.start({
       tenantId,
@@ -178,6 +179,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
     });
     try {
       if (!existing) await options.prepareTarget?.(target, tenantId);
+      await requireInstall(options.placements, target);
       const sites = await tableSites(options.placements, target, dataSchemas);
       const plan = planLoad(manifest, sites);
       const libraryTargets = await planLibraryLoad(options.catalog, manifest.libraryTables);
@@ -260,6 +262,8 @@ async function newTarget(
   options: ImportTenantOptions,
   manifest: ArchiveManifest,
   slug: string,
+  tenantId: string,
+  dataSchemas: string[],
 ): Promise<Required<PlacementTarget>> {
   const tier = options.to?.tier ?? manifest.tenant.placement.tier;
   const base = slug.replaceAll('-', '_');
@@ -276,10 +280,39 @@ async function newTarget(
     );
     if (rows.length)
       throw new ArchiveError('IMPORT_TARGET_TAKEN', 'Another tenant lives in that schema or database', {
-        details: { schema: target.schema, database: target.database },
+        details: {
+          schema: target.schema,
+          database: target.database,
+          reason: target.database ? 'tenant_database' : 'tenant_schema',
+        },
+      });
+    // the catalog, a shared database or data schema, another tenant's place: refused before anything changes
+    const shared = await findSharedTarget({
+      placements: options.placements,
+      catalog: options.catalog,
+      tenantId,
+      target,
+      dataSchemas,
+    });
+    if (shared)
+      throw new ArchiveError('IMPORT_TARGET_TAKEN', `${shared.message}: import the tenant into a place of its own`, {
+        details: { schema: target.schema, database: target.database, reason: shared.reason },
       });
   }
   return target;
+}
+
+/** The target database has Tenantry installed (its registry of tenant tables), or IMPORT_TARGET_NOT_INSTALLED. */
+async function requireInstall(placements: Placements, target: Required<PlacementTarget>): Promise<void> {
+  const { rows } = await placements
+    .ownerPool(target)
+    .query<{ ok: boolean }>(`select to_regclass('tenantry.registered_tables') is not null as ok`);
+  if (!rows[0]?.ok)
+    throw new ArchiveError(
+      'IMPORT_TARGET_NOT_INSTALLED',
+      `Tenantry is not installed in ${target.database ? `database ${target.database}` : 'the target database'}: install it there first (tenantry install), or pass --ddl to create a new database`,
+      { details: { cluster: target.cluster, database: target.database } },
+    );
 }
 
 /** Pairs each archived table with the target's table of the same name (pinned ones at home). */
@@ -351,7 +384,7 @@ async function load(
       if (run.guard && site.where === run.guard)
         await client.query(
           `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', 0, $2)
-           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = now()`,
+           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = excluded.updated_at`,
           [run.tenantId, run.guard.schema],
         );
       await deleteTenantRows(client, site.tables, run.tenantId);

@@ -13,6 +13,8 @@ export type PurgeErrorCode = Extract<
   | 'PURGE_INCOMPLETE'
   | 'PURGE_REPORT_NOT_FOUND'
   | 'PURGE_REPORT_INVALID'
+  | 'PURGE_TARGET_SHARED'
+  | 'PURGE_STEP_FAILED'
 >;
 
 const STATUS: Record<PurgeErrorCode, number> = {
@@ -26,6 +28,8 @@ const STATUS: Record<PurgeErrorCode, number> = {
   PURGE_INCOMPLETE: 500,
   PURGE_REPORT_NOT_FOUND: 404,
   PURGE_REPORT_INVALID: 422,
+  PURGE_TARGET_SHARED: 409,
+  PURGE_STEP_FAILED: 500,
 };
 
 /**

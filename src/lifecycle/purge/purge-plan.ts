@@ -1,7 +1,9 @@
 import type pg from 'pg';
 import type { Queryable } from '../../catalog/tenant-catalog.js';
 import { listMigrationTargets } from '../../tiers/migrate/migration-target.js';
-import type { Placement } from '../../tiers/placements.js';
+import { Placements, type Placement } from '../../tiers/placements.js';
+import { findSharedTarget } from '../../tiers/target-guard.js';
+import { PurgeError } from './purge-error.js';
 import type { PurgeDatabases } from './purge-databases.js';
 import type { PurgeParticipant } from './purge-participant.js';
 import type { AuditPolicy } from './purge-policy.js';
@@ -137,6 +139,40 @@ export interface ScanInput {
   homeCluster?: string;
 }
 
+/**
+ * Refuses (PURGE_TARGET_SHARED) to drop a schema or database that is not the tenant's alone: the
+ * catalog, a cluster's shared database, a data schema or system schema, a place holding another
+ * tenant. Asked when the plan is made and again just before a drop runs.
+ */
+export async function refuseSharedDrop(input: {
+  catalog: Queryable;
+  owners: Record<string, string>;
+  homeCluster?: string;
+  tenantId: string;
+  target: Pick<Placement, 'tier' | 'cluster' | 'database' | 'schema'>;
+}): Promise<void> {
+  const { target } = input;
+  const placements = new Placements({ catalog: input.catalog, owners: input.owners, homeCluster: input.homeCluster });
+  try {
+    const shared = await findSharedTarget({
+      placements,
+      catalog: input.catalog,
+      tenantId: input.tenantId,
+      target: { tier: target.tier, cluster: target.cluster, database: target.database, schema: target.schema },
+    });
+    if (shared)
+      throw new PurgeError(
+        'PURGE_TARGET_SHARED',
+        `${shared.message}: a purge drops only a schema or database of the tenant's own; nothing was dropped`,
+        {
+          details: { cluster: target.cluster, database: target.database, schema: target.schema, reason: shared.reason },
+        },
+      );
+  } finally {
+    await placements.end();
+  }
+}
+
 interface Registered {
   oid: number;
   schema: string;
@@ -183,6 +219,9 @@ export async function scanPurge(input: ScanInput): Promise<PurgeScan> {
     )
       ? `${placement.cluster}/${placementDb(placement.cluster, placement.database)}/${placement.schema}`
       : null;
+  // only a schema or database that is the tenant's alone is dropped: never the catalog, a shared
+  // database, a data schema, or a place holding another tenant (a crafted or mistaken placement)
+  if (ownDb !== null || ownSchema !== null) await refuseSharedDrop({ ...input, target: placement });
   const accountedElsewhere = new Set(input.participants.flatMap((p) => p.tables ?? []));
   const extra = new Set(input.extraTables);
   const library = new Map(LIBRARY_TENANT_TABLES.map((t) => [t.table, t]));

@@ -2,14 +2,22 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import type { Tenant } from '../../catalog/tenant.js';
-import { InvalidArgumentError, TenantNotFoundError } from '../../errors/tenantry-error.js';
+import { InvalidArgumentError, TenantNotFoundError, TenantryError } from '../../errors/tenantry-error.js';
 import { SqlState, sqlStateOf } from '../../errors/sqlstate.js';
 import { listMigrationTargets } from '../../tiers/migrate/migration-target.js';
 import { Placements, type Placement } from '../../tiers/placements.js';
 import { PurgeDatabases } from './purge-databases.js';
 import { PurgeError } from './purge-error.js';
 import type { PurgeParticipant } from './purge-participant.js';
-import { ident, qualified, scanPurge, shortTransaction, type PurgeStep, type UnaccountedTable } from './purge-plan.js';
+import {
+  ident,
+  qualified,
+  refuseSharedDrop,
+  scanPurge,
+  shortTransaction,
+  type PurgeStep,
+  type UnaccountedTable,
+} from './purge-plan.js';
 import { purgePolicy, retentionOf, type PurgePolicy, type Retention } from './purge-policy.js';
 import {
   PURGE_REPORT_FORMAT,
@@ -406,7 +414,9 @@ export class TenantPurger {
       if (step.done || step.kind === 'catalog') continue;
       await this.#runStep(record, step, async (removed) =>
         this.#o.onProgress?.({ purgeId: record.id, index, total: steps.length, step, removed }),
-      );
+      ).catch((error: unknown) => {
+        throw stepFailed(step, error);
+      });
       step.done = true;
       await this.#save(record);
       await this.#o.onProgress?.({ purgeId: record.id, index, total: steps.length, step, removed: step.rowsBefore });
@@ -433,6 +443,19 @@ export class TenantPurger {
       case 'anonymise':
         return this.#removeRows(record, step, onBatch);
       case 'drop':
+        // checked again at the drop itself: a plan made before the check, or a place that changed since
+        await refuseSharedDrop({
+          catalog: this.#o.catalog,
+          owners: this.#o.owners,
+          homeCluster: this.#o.homeCluster,
+          tenantId: record.tenant_id,
+          target: {
+            tier: step.kind === 'schema' ? 'schema' : 'database',
+            cluster: step.cluster!,
+            database: step.kind === 'database' ? step.database : null,
+            schema: step.kind === 'schema' ? step.schema : null,
+          },
+        });
         if (step.kind === 'schema') {
           const pool = this.#dbs.pool(step.cluster!, step.database!);
           await this.#retrying(() =>
@@ -476,7 +499,7 @@ export class TenantPurger {
         // schema null: a schema of that name made later for another tenant must not be taken
         // for this one's (tiers/003's guard falls back on local_tenants.schema)
         `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', $2, null)
-         on conflict (tenant_key) do update set state = 'moved', schema = null, updated_at = now()`,
+         on conflict (tenant_key) do update set state = 'moved', schema = null, updated_at = excluded.updated_at`,
         [record.tenant_id, record.options.placement.epoch],
       );
       fenced++;
@@ -637,5 +660,16 @@ function refuseUnaccounted(unaccounted: UnaccountedTable[]): void {
     'PURGE_UNACCOUNTED_TABLES',
     `Tables with a tenant_id column that nothing purges: ${unaccounted.map(describeTable).join(', ')}. Register them (tenantry.register_tenant_table), or name them as extra tables or a participant's tables`,
     { details: { tables: unaccounted.map(describeTable) } },
+  );
+}
+
+/** A step's raw failure (a SQLSTATE) as PURGE_STEP_FAILED naming the step; coded errors pass unchanged. */
+function stepFailed(step: PurgeStep, error: unknown): unknown {
+  if (error instanceof TenantryError) return error;
+  const sqlstate = sqlStateOf(error) ?? null;
+  return new PurgeError(
+    'PURGE_STEP_FAILED',
+    `Purge step ${step.action} ${step.kind}${step.table ? ` ${step.table}` : step.schema ? ` ${step.schema}` : step.database ? ` ${step.database}` : ''} failed${sqlstate ? ` (SQLSTATE ${sqlstate})` : ''}: fix the cause and run the purge again to resume`,
+    { details: { step: step.key, sqlstate }, cause: error },
   );
 }

@@ -23,6 +23,7 @@ export async function checkCitusReadiness(scope: DoctorScope): Promise<Finding[]
     ...(await tablesWithoutPrimaryKey(scope)),
     ...(await policiesWithSubqueries(scope, await isCitusCoordinator(scope))),
     ...(await triggersOnTenantTables(scope)),
+    ...(await contextTextVisible(scope)),
   ];
 }
 
@@ -320,4 +321,41 @@ async function triggersOnTenantTables(scope: DoctorScope): Promise<Finding[]> {
     message: `Tenant table ${r.table_name} has trigger ${r.trigger_name}: create_distributed_table refuses it ("triggers are not supported on distributed tables") unless citus.enable_unsafe_triggers is on, and then the trigger runs on the worker, in the shard, where other tables are shards or absent. Do its work in the application (or a statement the application sends), then drop the trigger before distributing.`,
     fix: `DROP TRIGGER ${r.trigger_sql} ON ${r.table_name};`,
   }));
+}
+
+/**
+ * On a Citus coordinator, the app role's statement text must be hidden from the app role's other
+ * sessions: in Citus mode the signed context value travels as the text of a `SET LOCAL`, which
+ * pg_stat_activity (and citus_stat_activity) shows to every session of the same role, and which
+ * pg_stat_statements keeps with `track_utility`. `install --citus` and `tenantry citus prepare`
+ * set both off for the role in this database (superuser-only settings: the role cannot turn them
+ * back on). Reported when the role's settings here would leave either on.
+ */
+async function contextTextVisible(scope: DoctorScope): Promise<Finding[]> {
+  if (scope.appRole === undefined || !(await isCitusCoordinator(scope))) return [];
+  const { rows } = await scope.db.query<{ name: string; value: string | null; loaded: boolean }>(
+    `WITH s AS (
+       SELECT split_part(c, '=', 1) AS name, substr(c, strpos(c, '=') + 1) AS value, d.setdatabase <> 0 AS here
+         FROM pg_catalog.pg_db_role_setting d CROSS JOIN LATERAL unnest(d.setconfig) c
+        WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)
+          AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())))
+     SELECT n.name,
+            coalesce((SELECT s.value FROM s WHERE s.name = n.name ORDER BY s.here DESC LIMIT 1),
+                     current_setting(n.name, true)) AS value,
+            current_setting(n.name, true) IS NOT NULL AS loaded
+       FROM (VALUES ('track_activities'), ('pg_stat_statements.track_utility')) n(name)`,
+    [scope.appRole],
+  );
+  const on = rows.filter((r) => r.loaded && r.value !== null && !['off', 'false', '0'].includes(r.value.toLowerCase()));
+  if (on.length === 0) return [];
+  const names = on.map((r) => r.name);
+  return [
+    {
+      code: 'CITUS_CONTEXT_TEXT_VISIBLE',
+      severity: 'error',
+      object: scope.appRole,
+      message: `${names.join(' and ')} ${names.length === 1 ? 'is' : 'are'} on for the app role ${scope.appRole} in this database: in Citus mode the signed tenant context travels as the text of a SET LOCAL, and ${names.includes('track_activities') ? "pg_stat_activity (citus_stat_activity) shows it to the role's other sessions" : 'pg_stat_statements keeps it where the role reads it'}. A session of the app role (injected SQL) could copy another tenant's live value. Run tenantry citus prepare, or the statements of the fix.`,
+      fix: names.map((n) => `ALTER ROLE ${scope.appSql} IN DATABASE ${scope.databaseSql} SET ${n} = off;`).join(' '),
+    },
+  ];
 }

@@ -99,7 +99,8 @@ export type FindingCode =
   | 'CITUS_GLOBAL_TABLE_REFERENCES_TENANT'
   | 'CITUS_NO_PRIMARY_KEY'
   | 'CITUS_POLICY_SUBQUERY'
-  | 'CITUS_TRIGGER_ON_TENANT_TABLE';
+  | 'CITUS_TRIGGER_ON_TENANT_TABLE'
+  | 'CITUS_CONTEXT_TEXT_VISIBLE';
 
 /** One thing `tenantry doctor` found wrong, with the SQL (or command) that fixes it. Plain data: JSON-serialisable. */
 export interface Finding {

@@ -4,6 +4,8 @@ export type MoveErrorCode =
   | 'MOVE_BUSY'
   | 'MOVE_SAME_PLACEMENT'
   | 'MOVE_TARGET_NOT_READY'
+  /** The target is the catalog, a shared database or data schema, or holds another tenant: never one tenant's. */
+  | 'MOVE_TARGET_TAKEN'
   | 'MOVE_VERIFICATION_FAILED'
   | 'MOVE_ALREADY_SWITCHED'
   | 'MOVE_NOT_FINISHED'

@@ -22,6 +22,7 @@ import { deleteAtTarget, rollbackMove } from './move-rollback.js';
 import { OPEN_STEPS, openMoveRun, schemasOf, type MoveContext, type MoveRun } from './move-run.js';
 import { finishMove, switchRoute } from './move-switch.js';
 import { moveTables } from './move-tables.js';
+import { findSharedTarget } from '../target-guard.js';
 import { cleanupSource } from './move-cleanup.js';
 import { telemetrySpan, type Annotate } from '../../telemetry/telemetry-hooks.js';
 
@@ -138,6 +139,7 @@ export class TenantMover {
       });
     }
     if (samePlacement(from, to)) throw new MoveError('MOVE_SAME_PLACEMENT', 'The tenant already lives there');
+    await this.checkTarget(tenantId, to);
     const source = {
       tier: from.tier,
       cluster: from.cluster,
@@ -174,6 +176,28 @@ export class TenantMover {
       capture.mode === 'logical' ? [id, tenantId, source, to, capture] : [id, tenantId, source, to],
     );
     return toMoveRecord(rows[0]!);
+  }
+
+  /**
+   * Refuses (MOVE_TARGET_TAKEN, before anything changes) a target that is not the tenant's alone:
+   * the home database, a cluster's shared database, a data schema (`public`…), a system schema, or
+   * a schema or database holding another tenant. `start` asks it; a caller that prepares the
+   * target first (creates the schema or database) asks it before that.
+   */
+  async checkTarget(tenant: string, target: PlacementTarget): Promise<void> {
+    const tenantId = toTenantId(tenant);
+    const to = normalizeTarget(target);
+    const shared = await findSharedTarget({
+      placements: this.#ctx.placements,
+      catalog: this.#ctx.catalog,
+      tenantId,
+      target: to,
+      dataSchemas: this.#ctx.dataSchemas,
+    });
+    if (shared)
+      throw new MoveError('MOVE_TARGET_TAKEN', `${shared.message}: move the tenant to a place of its own`, {
+        details: { cluster: to.cluster, schema: to.schema, database: to.database, reason: shared.reason },
+      });
   }
 
   /** The move record. */
