@@ -64,6 +64,10 @@ interface TopOptions {
   moveShare: number;
   /** On Citus: a distributed tenant table, to advise a shard of its own instead of a database. */
   citusTable?: string;
+  /** Advise a move only past this much DB time in the window, ms (the CLI: 60 s). */
+  minDbTimeMs?: number;
+  /** Advise on connection waits only from this many (the CLI: 10). */
+  minWaits?: number;
 }
 
 /** Reads the figures of `tenantry tenants top` (as the owner or a superuser of the home database). */
@@ -151,6 +155,8 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
     moveShare: options.moveShare,
     target: (load) => targets.get(load.tenantId),
     ...(options.citusTable ? { citus: { table: options.citusTable } } : {}),
+    ...(options.minDbTimeMs !== undefined ? { minDbTimeMs: options.minDbTimeMs } : {}),
+    ...(options.minWaits !== undefined ? { minWaits: options.minWaits } : {}),
   });
   return {
     windowMinutes: options.windowMinutes,
@@ -291,6 +297,13 @@ export function topCommand(globals: () => ConnectionOptions): Command {
       '--citus-table <table>',
       'on Citus: advise a shard of its own (tenantry citus place) for this distributed tenant table',
     )
+    .option(
+      '--min-db-time <seconds>',
+      'advise a move only past this much DB time in the window',
+      positive('--min-db-time', 604_800),
+      60,
+    )
+    .option('--min-waits <n>', 'advise on connection waits only from this many', positive('--min-waits', 1_000_000), 10)
     .option('--watch <seconds>', 'refresh every so many seconds until interrupted', positive('--watch', 3600))
     .option('--json', 'print JSON')
     .action(
@@ -300,6 +313,8 @@ export function topCommand(globals: () => ConnectionOptions): Command {
         storage?: boolean;
         moveShare: number;
         citusTable?: string;
+        minDbTime: number;
+        minWaits: number;
         watch?: number;
         json?: boolean;
       }) => {
@@ -315,6 +330,8 @@ export function topCommand(globals: () => ConnectionOptions): Command {
                 limit: Math.floor(opts.limit),
                 storage: !!opts.storage,
                 moveShare: opts.moveShare / 100,
+                minDbTimeMs: opts.minDbTime * 1000,
+                minWaits: opts.minWaits,
                 ...(opts.citusTable ? { citusTable: opts.citusTable } : {}),
               });
               if (opts.json) console.log(JSON.stringify(report, null, 2));

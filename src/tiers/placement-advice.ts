@@ -8,6 +8,8 @@ export interface TenantLoad {
   tier: Tier;
   /** Share of every tenant's DB time in the window, 0-1. */
   dbShare: number;
+  /** DB time in the window, ms (compared with {@link LoadAdviceOptions.minDbTimeMs}). */
+  dbTimeMs?: number;
   statements: number;
   timeouts: number;
   waits: number;
@@ -28,6 +30,13 @@ export interface LoadAdviceOptions {
    * `table` is a distributed tenant table of the colocation group.
    */
   citus?: { table: string };
+  /**
+   * A move (or a shard) is advised only past this much DB time in the window, ms (default 0): at
+   * trivial load one tenant's share is large and means nothing. `tenants top` uses 60 s.
+   */
+  minDbTimeMs?: number;
+  /** Connection waits are advised on only from this many waits in the window (default 1; `tenants top`: 10). */
+  minWaits?: number;
 }
 
 /**
@@ -40,16 +49,19 @@ export interface LoadAdviceOptions {
  */
 export function adviseOnLoad(loads: TenantLoad[], options: LoadAdviceOptions): string[] {
   const moveShare = options.moveShare ?? 0.25;
+  const minDbTimeMs = options.minDbTimeMs ?? 0;
+  const minWaits = Math.max(1, options.minWaits ?? 1);
   const advice: string[] = [];
   const others = loads.filter((l) => l.tenantId !== '').length;
   for (const load of [...loads].sort((a, b) => b.dbShare - a.dbShare)) {
     if (load.tenantId === '') continue;
     const pct = Math.round(load.dbShare * 100);
-    if (load.dbShare >= moveShare && options.citus && others > 1) {
+    const busy = (load.dbTimeMs ?? Infinity) >= minDbTimeMs;
+    if (busy && load.dbShare >= moveShare && options.citus && others > 1) {
       advice.push(
         `${load.slug} used ${pct} % of DB time ${options.window}: give it a shard of its own on the least loaded worker: tenantry citus place ${load.slug} --table ${options.citus.table} --share ${load.dbShare.toFixed(2)} --apply`,
       );
-    } else if (load.dbShare >= moveShare && load.tier !== 'database' && others > 1) {
+    } else if (busy && load.dbShare >= moveShare && load.tier !== 'database' && others > 1) {
       const decision = options.target?.(load);
       const where =
         decision && decision.target.tier === 'database'
@@ -61,7 +73,7 @@ export function adviseOnLoad(loads: TenantLoad[], options: LoadAdviceOptions): s
       advice.push(
         `${load.slug} hit its statement or lock timeout ${load.timeouts} time(s) ${options.window}: look at its slow statements and locks, or its plan's limits`,
       );
-    if (load.waits > 0 && load.waitMs / load.waits >= 50)
+    if (load.waits >= minWaits && load.waitMs / load.waits >= 50)
       advice.push(
         `${load.slug} waited ${Math.round(load.waitMs / load.waits)} ms on average for a connection (${load.waits} waits) ${options.window}: a bigger pool, a higher weight, or its own database`,
       );

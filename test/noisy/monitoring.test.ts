@@ -197,6 +197,42 @@ describe('published activity and tenants top', () => {
     ]);
   });
 
+  it('advice has floors: no move below minDbTimeMs of DB time, no wait advice below minWaits', () => {
+    const loads = [
+      {
+        tenantId: 'a',
+        slug: 'a',
+        tier: 'shared' as const,
+        dbShare: 0.9,
+        dbTimeMs: 900,
+        statements: 10,
+        timeouts: 0,
+        waits: 4,
+        waitMs: 800,
+      },
+      {
+        tenantId: 'b',
+        slug: 'b',
+        tier: 'shared' as const,
+        dbShare: 0.1,
+        dbTimeMs: 100,
+        statements: 1,
+        timeouts: 0,
+        waits: 0,
+        waitMs: 0,
+      },
+    ];
+    // without floors (the library's default): a trivial load is advised on
+    expect(adviseOnLoad(loads, { window: 'this hour' })).toHaveLength(2);
+    // tenants top's defaults: 60 s of DB time, 10 waits
+    expect(adviseOnLoad(loads, { window: 'this hour', minDbTimeMs: 60_000, minWaits: 10 })).toEqual([]);
+    const busy = [{ ...loads[0]!, dbTimeMs: 61_000, waits: 12, waitMs: 1200 }, loads[1]!];
+    expect(adviseOnLoad(busy, { window: 'this hour', minDbTimeMs: 60_000, minWaits: 10 })).toEqual([
+      'a used 90 % of DB time this hour: move it to its own database',
+      'a waited 100 ms on average for a connection (12 waits) this hour: a bigger pool, a higher weight, or its own database',
+    ]);
+  });
+
   it('tenantry tenants top --json runs as a subprocess', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-top-'));
     try {
