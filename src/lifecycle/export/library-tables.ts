@@ -13,7 +13,7 @@ import type { ArchiveTable } from './manifest.js';
 import { StreamDigest } from './row-digest.js';
 import { loadTable, verifyTable } from './table-loader.js';
 import type { TransferProgress } from './tenant-exporter.js';
-import { COPY_SETTINGS, copyOutSql, type TenantTable } from './tenant-tables.js';
+import { COPY_SETTINGS, copyOutSql, TABLE_SHAPE_COLUMNS, type TenantTable } from './tenant-tables.js';
 
 /**
  * The library's own tenant tables that travel with a tenant (owner-only, in the home database):
@@ -44,13 +44,7 @@ export const LIBRARY_ENTRIES_MAX_BYTES = 128 * 1024 * 1024;
 export async function libraryTenantTables(db: Queryable): Promise<TenantTable[]> {
   const { rows } = await db.query<Omit<TenantTable, 'qualified' | 'pinned'> & { key: string[] | null }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as name, 'tenant_id' as "tenantColumn",
-            (select array_agg(a.attname::text order by k.ord) from pg_index i
-               cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
-               join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-              where i.indrelid = c.oid and i.indisprimary) as key,
-            (select json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) order by a.attnum)
-               from pg_attribute a
-              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = '') as columns
+            ${TABLE_SHAPE_COLUMNS}
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relname = any($2) and c.relkind in ('r', 'p')`,
     [SCHEMA, PORTABLE_LIBRARY_TABLES.map((t) => t.name)],

@@ -24,18 +24,24 @@ interface ForeignKey {
   parentColumns: string[];
 }
 
-/** Every registered tenant table in `schemas` of the database `db` is connected to (pinned ones included). */
-export async function registeredTenantTables(db: Queryable, schemas: string[]): Promise<TenantTable[]> {
-  const { rows } = await db.query<Omit<TenantTable, 'qualified'> & { key: string[] | null }>(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as "tenantColumn",
-            coalesce((to_jsonb(r) ->> 'pinned')::boolean, false) as pinned,
-            (select array_agg(a.attname::text order by k.ord) from pg_index i
+/**
+ * The select-list items that describe a table `c` (pg_class) for export and import: its primary
+ * key's columns in order (`key`) and its stored columns with their types (`columns`).
+ */
+export const TABLE_SHAPE_COLUMNS = `(select array_agg(a.attname::text order by k.ord) from pg_index i
                cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
               where i.indrelid = c.oid and i.indisprimary) as key,
             (select json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) order by a.attnum)
                from pg_attribute a
-              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = '') as columns
+              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = '') as columns`;
+
+/** Every registered tenant table in `schemas` of the database `db` is connected to (pinned ones included). */
+export async function registeredTenantTables(db: Queryable, schemas: string[]): Promise<TenantTable[]> {
+  const { rows } = await db.query<Omit<TenantTable, 'qualified'> & { key: string[] | null }>(
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name, r.tenant_column::text as "tenantColumn",
+            coalesce((to_jsonb(r) ->> 'pinned')::boolean, false) as pinned,
+            ${TABLE_SHAPE_COLUMNS}
        from tenantry.registered_tables r join pg_class c on c.oid = r.relid join pg_namespace n on n.oid = c.relnamespace
       where r.kind = 'tenant' and n.nspname = any($1)
       order by c.relname`,
