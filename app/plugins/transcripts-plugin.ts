@@ -10,7 +10,8 @@ import type { PluginServices } from './plugin-services.js';
 const idParams = z.object({ id: uuid() });
 // every statement names the tenant in context itself, as app/recordings does: the query guard
 // passes it in enforce mode, and it stays scoped where RLS is not the wall
-const TENANT = '(select tenantry.current_tenant_id())';
+// a plain call, not a sub-select: Citus refuses sub-selects in INSERTs and target lists (docs/citus.md)
+const TENANT = 'tenantry.current_tenant_id()';
 const newSegment = z.object({ text: text().trim().min(1, 'text must not be empty').max(10_000) }).strict();
 
 /** Payload of the `transcripts.transcribe` job: ids only. */

@@ -23,7 +23,8 @@ export const WEBHOOK_RETRIES = 3;
 
 const idParams = z.object({ id: uuid() });
 // every statement names the tenant in context itself (the query guard's enforce mode; app/recordings)
-const TENANT = '(select tenantry.current_tenant_id())';
+// a plain call, not a sub-select: Citus refuses sub-selects in INSERTs and target lists (docs/citus.md)
+const TENANT = 'tenantry.current_tenant_id()';
 const newEndpoint = z
   .object({
     url: z

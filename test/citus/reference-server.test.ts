@@ -307,6 +307,38 @@ describe.skipIf(!CITUS_URL)(
       expect(topics).toContain('recording.updated');
       expect(topics.at(-1)).toBe('recording.deleted');
     });
+    it("the sample plugins write on Citus: acme's transcript segments, globex's webhook endpoint and secret; neither reaches the other's", async () => {
+      const base = server!.url;
+      const acme = await signIn(base, 'alice@acme.example', 'acme');
+      const globex = await signIn(base, 'grace@globex.example', 'globex');
+      const rec = (await http(`${base}/recordings?limit=1`, acme, 'GET')).body as { items: Recording[] };
+      const id = rec.items[0]!.id;
+      const first = await http(`${base}/recordings/${id}/transcript`, acme, 'POST', { text: 'hello' });
+      expect(first.status, logLines()).toBe(201);
+      const second = await http(`${base}/recordings/${id}/transcript`, acme, 'POST', { text: 'again' });
+      expect(second.status, logLines()).toBe(201);
+      const read = (await http(`${base}/recordings/${id}/transcript`, acme, 'GET')).body as {
+        segments: { text: string; position: number }[];
+      };
+      expect(read.segments.filter((s) => s.text === 'hello' || s.text === 'again').map((s) => s.text)).toEqual([
+        'hello',
+        'again',
+      ]);
+      // globex has no transcripts plugin and no access to acme's recording either way
+      expect((await http(`${base}/recordings/${id}/transcript`, globex, 'POST', { text: 'x' })).status).toBe(404);
+      const endpoint = await http(`${base}/webhooks/endpoints`, globex, 'POST', {
+        url: 'https://example.com/hook',
+        events: ['recording.created'],
+      });
+      expect(endpoint.status, logLines()).toBe(201);
+      expect((await http(`${base}/webhooks/endpoints`, globex, 'GET')).status).toBe(200);
+      expect((await http(`${base}/webhooks/endpoints`, acme, 'GET')).status).toBe(404);
+      const stored = await admin.query<{ slug: string }>(
+        `select t.slug from webhook_endpoints w join tenantry.tenants t on t.id = w.tenant_id where w.url = 'https://example.com/hook'`,
+      );
+      expect(stored.rows.map((r) => r.slug)).toEqual(['globex']);
+    });
+
     it("the other tenant routes: members, invitations, API keys, domains, settings, audit log are each tenant's own; globex's writes to acme's are refused and nothing of acme's changes", async () => {
       const base = server!.url;
       const acme = await signIn(base, 'alice@acme.example', 'acme');
