@@ -31,11 +31,14 @@ beforeAll(async () => {
   const [c1, c2, c3] = fleet().clusters;
   dbs.home = await c1!.createDatabase('app');
   dbs.c2 = await c2!.createDatabase('app');
+  // c3's own (shared) database, and the one its moved tenant gets: a tenant never moves into a
+  // cluster's shared database (MOVE_TARGET_TAKEN)
+  dbs.c3shared = await c3!.createDatabase('app');
   dbs.c3 = await c3!.createDatabase('tenant_m');
   for (const db of Object.values(dbs)) await db.owner.query(DDL);
   placements = new Placements({
     catalog: dbs.home.owner,
-    owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl, c3: dbs.c3.ownerUrl },
+    owners: { home: dbs.home.ownerUrl, c2: dbs.c2.ownerUrl, c3: dbs.c3shared.ownerUrl },
   });
   await placements.addCluster('c2');
   await placements.addCluster('c3');
@@ -44,7 +47,7 @@ beforeAll(async () => {
   await router.start();
   pool = new RoutedTenantPool({
     router,
-    clusters: { home: dbs.home.appUrl, c2: dbs.c2.appUrl, c3: dbs.c3.appUrl },
+    clusters: { home: dbs.home.appUrl, c2: dbs.c2.appUrl, c3: dbs.c3shared.appUrl },
     contextSecret: fleet().contextSecret,
     maxConnections: 6,
     freezeWaitMs: 15_000,
