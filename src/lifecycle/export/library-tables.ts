@@ -1,10 +1,8 @@
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { Queryable } from '../../catalog/tenant-catalog.js';
 import { ident } from '../../tiers/move/move-tables.js';
 import { ArchiveError } from './archive-error.js';
@@ -13,7 +11,7 @@ import type { ArchiveTable } from './manifest.js';
 import { StreamDigest } from './row-digest.js';
 import { loadTable, verifyTable } from './table-loader.js';
 import type { TransferProgress } from './tenant-exporter.js';
-import { COPY_SETTINGS, copyOutSql, TABLE_SHAPE_COLUMNS, type TenantTable } from './tenant-tables.js';
+import { COPY_SETTINGS, copyTableToFile, TABLE_SHAPE_COLUMNS, type TenantTable } from './tenant-tables.js';
 
 /**
  * The library's own tenant tables that travel with a tenant (owner-only, in the home database):
@@ -85,15 +83,15 @@ export async function exportLibraryTables(input: {
     for (const t of await libraryTenantTables(client)) {
       const file = `data/${String(input.firstNumber + out.length).padStart(4, '0')}-${t.name}.copy.gz`;
       const columns = t.columns.map((c) => c.name);
-      const digest = new StreamDigest(({ rows }) => input.progress({ step: 'exporting', table: t.name, rows }));
-      await pipeline(
-        client.query(copyTo(copyOutSql(t, columns, input.tenantId, true))),
-        digest,
-        createGzip({ level: input.compressionLevel }),
-        createWriteStream(path.join(input.work, path.basename(file)), { mode: 0o600 }),
-      );
-      const facts = digest.facts();
-      input.progress({ step: 'exporting', table: t.name, rows: facts.rows });
+      const facts = await copyTableToFile({
+        client,
+        table: t,
+        columns,
+        tenantId: input.tenantId,
+        path: path.join(input.work, path.basename(file)),
+        compressionLevel: input.compressionLevel,
+        progress: (rows) => input.progress({ step: 'exporting', table: t.name, rows }),
+      });
       // the key only where all its columns travel (flag_changes' id does not)
       const key = t.key.every((k) => columns.includes(k)) ? t.key : [];
       out.push({

@@ -2,9 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import tar from 'tar-stream';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
@@ -20,10 +18,9 @@ import {
 } from './manifest.js';
 import { SIGNATURE_ENTRY, signArchiveManifest } from './archive-signature.js';
 import { exportLibraryTables } from './library-tables.js';
-import { StreamDigest } from './row-digest.js';
 import { appMigrationVersion, tableSites } from './tenant-locations.js';
 import { createWorkFolder, sweepStaleWorkFolders } from './work-folders.js';
-import { COPY_SETTINGS, copyOutSql, planTables } from './tenant-tables.js';
+import { COPY_SETTINGS, copyTableToFile, planTables } from './tenant-tables.js';
 
 /** Progress of an export or an import: the table being streamed and its rows so far. */
 export interface TransferProgress {
@@ -103,15 +100,15 @@ export async function exportTenant(options: ExportTenantOptions): Promise<Export
         for (const t of await planTables(client, site.tables)) {
           const file = `data/${String(tables.length + 1).padStart(4, '0')}-${t.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}.copy.gz`;
           const columns = t.columns.map((c) => c.name);
-          const digest = new StreamDigest(({ rows }) => progress({ step: 'exporting', table: t.name, rows }));
-          await pipeline(
-            client.query(copyTo(copyOutSql(t, columns, tenant.id, true))),
-            digest,
-            createGzip({ level: options.compressionLevel ?? 3 }),
-            createWriteStream(path.join(work, path.basename(file)), { mode: 0o600 }),
-          );
-          const facts = digest.facts();
-          progress({ step: 'exporting', table: t.name, rows: facts.rows });
+          const facts = await copyTableToFile({
+            client,
+            table: t,
+            columns,
+            tenantId: tenant.id,
+            path: path.join(work, path.basename(file)),
+            compressionLevel: options.compressionLevel ?? 3,
+            progress: (rows) => progress({ step: 'exporting', table: t.name, rows }),
+          });
           tables.push({
             name: t.name,
             pinned: t.pinned,

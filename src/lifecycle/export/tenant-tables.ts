@@ -1,5 +1,11 @@
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import type { Queryable } from '../../catalog/tenant-catalog.js';
 import { ident } from '../../tiers/move/move-tables.js';
+import { StreamDigest, type StreamFacts } from './row-digest.js';
 
 /** A registered tenant table of one database, as export and import see it. */
 export interface TenantTable {
@@ -123,6 +129,32 @@ export function copyOutSql(table: TenantTable, columns: string[], tenantId: stri
   const list = columns.map(ident).join(', ');
   const order = ordered && table.key.length ? ` order by ${table.key.map(ident).join(', ')}` : '';
   return `copy (select ${list} from ${table.qualified} where ${ident(table.tenantColumn)} = '${tenantId}'::uuid${order}) to stdout`;
+}
+
+/**
+ * Streams a tenant's rows of one table into a gzip file of the work folder, hashing and counting
+ * them on the way (progress as rows pass, and once more with the total): what the archive records
+ * of the table. The file is written with mode 0600.
+ */
+export async function copyTableToFile(input: {
+  client: pg.PoolClient;
+  table: TenantTable;
+  columns: string[];
+  tenantId: string;
+  path: string;
+  compressionLevel: number;
+  progress: (rows: number) => void;
+}): Promise<StreamFacts> {
+  const digest = new StreamDigest(({ rows }) => input.progress(rows));
+  await pipeline(
+    input.client.query(copyTo(copyOutSql(input.table, input.columns, input.tenantId, true))),
+    digest,
+    createGzip({ level: input.compressionLevel }),
+    createWriteStream(input.path, { mode: 0o600 }),
+  );
+  const facts = digest.facts();
+  input.progress(facts.rows);
+  return facts;
 }
 
 /**
