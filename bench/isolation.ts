@@ -31,6 +31,7 @@ import {
   machineLine,
   ratiosTable,
   resultsTable,
+  tokenPairsTable,
   vitestProcesses,
   type CellResult,
 } from './support/report.js';
@@ -40,11 +41,13 @@ import { openServer, type BenchServer } from './support/server.js';
 import { runSignedStudy } from './support/signed-study.js';
 import { measureClientCost } from './support/client-cost.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
+import { installTokenDesign, probeToken, TOKEN_INLINE_TABLE } from './support/token-context.js';
 import { QueryGuard } from '../src/guard/query-guard.js';
 
 const SIGNED_DB = 'tenantry_bench_signed';
 const UNSIGNED_DB = 'tenantry_bench_unsigned';
 const STUDY_DB = 'tenantry_bench_study';
+const TOKEN_DB = 'tenantry_bench_token';
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -82,14 +85,31 @@ async function main(): Promise<number> {
     // the unsigned database only when a variant (or the study) reads it: at 10M rows each load is minutes
     const needsUnsigned = opts.study || opts.variants.some((v) => v.includes("'") || v === 'c');
     if (needsUnsigned) await prepareDatabase(server, UNSIGNED_DB, 'unsigned', roles, shape);
+    // issue 15's token design: its own database (signed install, then the design on top, bench only)
+    const needsToken = opts.variants.some((v) => v.startsWith('b-token'));
+    // BENCH_TOKEN_RLS=0: the app role may read every row of the token table (hashes, tenants, refusals)
+    const tokenRls = process.env.BENCH_TOKEN_RLS !== '0';
+    if (needsToken) {
+      await prepareDatabase(server, TOKEN_DB, 'signed', roles, shape);
+      await installTokenDesign(server.url(TOKEN_DB), {
+        owner: roles.owner.name,
+        app: roles.app.name,
+        table: 'public.items',
+        inlineTable: `public.${TOKEN_INLINE_TABLE}`,
+        contextSecret: roles.contextSecret,
+        rls: tokenRls,
+      });
+    }
+    const databases = 1 + (needsUnsigned ? 1 : 0) + (needsToken ? 1 : 0);
     log(
-      `setup: ${needsUnsigned ? 2 : 1} database(s) installed and loaded in ${((Date.now() - t) / 1000).toFixed(1)}s (signed: ${signedSeconds.toFixed(1)}s)`,
+      `setup: ${databases} database(s) installed and loaded in ${((Date.now() - t) / 1000).toFixed(1)}s (signed: ${signedSeconds.toFixed(1)}s)`,
     );
 
     const targets: VariantTargets = {
       signedOwnerUrl: server.url(SIGNED_DB, roles.owner),
       signedAppUrl: server.url(SIGNED_DB, roles.app),
       unsignedAppUrl: server.url(UNSIGNED_DB, roles.app),
+      ...(needsToken ? { tokenAppUrl: server.url(TOKEN_DB, roles.app) } : {}),
       contextSecret: roles.contextSecret,
     };
     const pick = pairPicker(shape);
@@ -112,8 +132,29 @@ async function main(): Promise<number> {
     for (const c of evidence.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
     if (evidence.checks.some((c) => !c.pass)) failed = true;
 
+    if (needsToken) {
+      const tenants = tenantsOf(3);
+      const probe = await probeToken({
+        adminUrl: server.url(TOKEN_DB),
+        appUrl: server.url(TOKEN_DB, roles.app),
+        contextSecret: roles.contextSecret,
+        tenants: [tenants[0]!, tenants[1]!, tenants[2]!],
+        // row id k belongs to tenant k % tenants: the first row of tenant j is j (j = 0: tenants)
+        idOf: (tenant) => tenants.indexOf(tenant) || shape.tenants,
+        rowsPerTenant: shape.rowsPerTenant,
+        inlineTable: TOKEN_INLINE_TABLE,
+        rls: tokenRls,
+      });
+      log(
+        `\n## The token design (b-token): EXPLAIN (ANALYZE) as the app role, then the security probe (token table RLS ${tokenRls ? 'on' : 'off'})\n`,
+      );
+      log('```\n' + probe.pointPlan + '\n```\n');
+      for (const c of probe.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
+      if (probe.checks.some((c) => !c.pass)) failed = true;
+    }
+
     if (!opts.skipMain) {
-      const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB]);
+      const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB, TOKEN_DB]);
       if (!cpu) log('(server CPU not measurable: the server is not on this machine)');
       for (const style of opts.statements) {
         log(
@@ -126,6 +167,9 @@ async function main(): Promise<number> {
         log(ratiosTable(results));
         const p2 = p2Line(results, evidence.checks, shape);
         if (p2) log(`\n${p2}`);
+        const tokenPairs = tokenPairsTable(results);
+        if (tokenPairs)
+          log('\n### The token design against floor, b, b\', a (throughput; CPU per query, client + server)\n\n' + tokenPairs);
         const guardPairs = guardPairsTable(results);
         if (guardPairs)
           log('\n### Pairs: with / without (query guard; monitoring and protection against b)\n\n' + guardPairs);
@@ -316,7 +360,7 @@ async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): 
 async function closeQuietly(server: BenchServer): Promise<void> {
   await server
     .close({
-      databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB],
+      databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB, TOKEN_DB],
       roles: ['tenantry_bench_app', 'tenantry_bench_owner', 'tenantry_bench_router'],
     })
     .catch((e: unknown) => {
