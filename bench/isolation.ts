@@ -98,6 +98,8 @@ async function main(): Promise<number> {
         inlineTable: `public.${TOKEN_INLINE_TABLE}`,
         contextSecret: roles.contextSecret,
         rls: tokenRls,
+        // BENCH_TOKEN_FUNCTION=sql: tenantry_token.tenant_id() as LANGUAGE sql (default PL/pgSQL)
+        sqlFunction: process.env.BENCH_TOKEN_FUNCTION === 'sql',
       });
     }
     const databases = 1 + (needsUnsigned ? 1 : 0) + (needsToken ? 1 : 0);

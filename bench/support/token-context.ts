@@ -126,7 +126,7 @@ const TOKEN_CASE = `SELECT CASE
  */
 export const TOKEN_TENANT_EXPR = `(${TOKEN_CASE})`;
 
-/** The same check as a SQL function (not inlined: its body reads a table), so the statement's planner sees one call. */
+/** The same check as a function (tenantry_token.tenant_id()), so the statement's planner sees one call. */
 export const TOKEN_TENANT_FN = '(SELECT tenantry_token.tenant_id())';
 
 /**
@@ -142,6 +142,8 @@ export function tokenInstallSql(o: {
   inlineTable: string;
   tokenKey: string;
   rls: boolean;
+  /** tenantry_token.tenant_id() as LANGUAGE sql instead of PL/pgSQL. */
+  sqlFunction?: boolean;
 }): string {
   const pads = hmacPads(o.tokenKey);
   const hex = (b: Buffer) => `'\\x${b.toString('hex')}'::bytea`;
@@ -298,14 +300,27 @@ AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION tenantry_token.purge_expired() FROM PUBLIC, ${o.app};
 
--- the check as a function: LANGUAGE sql, not SECURITY DEFINER (it reads what the app role may
--- read), every name qualified; its body reads a table, so it is never inlined: the statement's
--- planner sees one call, and PostgreSQL 18 caches the body's plan per backend
+-- the check as a function, so that the statement's planner sees one call and the lookup's plan
+-- is kept per backend. ${o.sqlFunction ? 'LANGUAGE sql (PostgreSQL 18 caches its plan; its body reads a table, so it is never inlined)' : 'PL/pgSQL (its query plan is kept per backend; a first run measured the LANGUAGE sql form slower)'};
+-- not SECURITY DEFINER (it reads what the app role may read), no SET clause: every name is
+-- schema-qualified and every operator OPERATOR(pg_catalog.…), and the app role has no CREATE
 CREATE FUNCTION tenantry_token.tenant_id() RETURNS pg_catalog.uuid
-LANGUAGE sql STABLE PARALLEL SAFE
+${
+  o.sqlFunction
+    ? `LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
 ${TOKEN_CASE}
-$fn$;
+$fn$;`
+    : `LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+  r pg_catalog.uuid;
+BEGIN
+  ${TOKEN_CASE} INTO r;
+  RETURN r;
+END
+$fn$;`
+}
 REVOKE ALL ON FUNCTION tenantry_token.tenant_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenantry_token.tenant_id() TO ${o.app};
 
@@ -326,7 +341,15 @@ RESET ROLE;
 /** Installs the design in `adminUrl`'s database (a superuser URL). */
 export async function installTokenDesign(
   adminUrl: string,
-  o: { owner: string; app: string; table: string; inlineTable: string; contextSecret: string; rls: boolean },
+  o: {
+    owner: string;
+    app: string;
+    table: string;
+    inlineTable: string;
+    contextSecret: string;
+    rls: boolean;
+    sqlFunction?: boolean;
+  },
 ): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -205,7 +205,7 @@ function tokenVariant(key: string, named: boolean, inline = false): VariantInfo 
   const sql = inline ? RLS_SQL.replace('from items', `from ${TOKEN_INLINE_TABLE}`) : RLS_SQL;
   return {
     key,
-    label: `TenantPool, RLS by token lookup (no definer call; ${inline ? 'written out in the policy' : 'a SQL function'}), WHERE id = $1${named ? ', prefix prepared' : ''}`,
+    label: `TenantPool, RLS by token lookup (no definer call; ${inline ? 'written out in the policy' : 'a PL/pgSQL function'}), WHERE id = $1${named ? ', prefix prepared' : ''}`,
     open(t, max, prepared) {
       const url = t.tokenAppUrl ?? t.signedAppUrl;
       const pool = new TenantPool({
