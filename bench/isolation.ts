@@ -171,7 +171,10 @@ async function main(): Promise<number> {
         if (p2) log(`\n${p2}`);
         const tokenPairs = tokenPairsTable(results);
         if (tokenPairs)
-          log('\n### The token design against floor, b, b\', a (throughput; CPU per query, client + server)\n\n' + tokenPairs);
+          log(
+            "\n### The token design against floor, b, b', a (throughput; CPU per query, client + server)\n\n" +
+              tokenPairs,
+          );
         const guardPairs = guardPairsTable(results);
         if (guardPairs)
           log('\n### Pairs: with / without (query guard; monitoring and protection against b)\n\n' + guardPairs);

@@ -408,7 +408,11 @@ export async function probeToken(opts: {
   const check = (name: string, pass: boolean, detail: string) => checks.push({ name, pass, detail });
   const setCtx = `select pg_catalog.set_config('${CONTEXT_SETTING}', $1, true)`;
   /** As the app role, in one transaction with `value` as the context: the rows of `sql` or the SQLSTATE. */
-  const asApp = async (value: string, sql: string, values: unknown[] = []): Promise<{ rows?: unknown[]; code?: string }> => {
+  const asApp = async (
+    value: string,
+    sql: string,
+    values: unknown[] = [],
+  ): Promise<{ rows?: unknown[]; code?: string }> => {
     await app.query('begin');
     try {
       await app.query(setCtx, [value]);
@@ -454,7 +458,11 @@ export async function probeToken(opts: {
         /tenant_id = \(InitPlan \d+\)/.test(indexCond) && /\bid = /.test(indexCond.replace(/tenant_id/g, '')),
         indexCond.trim() || 'no Index Cond',
       );
-      check(`${variant}: the check is an InitPlan evaluated once (loops=1)`, initLoops === '1', `InitPlan loops=${initLoops}`);
+      check(
+        `${variant}: the check is an InitPlan evaluated once (loops=1)`,
+        initLoops === '1',
+        `InitPlan loops=${initLoops}`,
+      );
       check(
         `${variant}: a whole-tenant count sees the tenant's ${opts.rowsPerTenant} rows`,
         counted === opts.rowsPerTenant,
@@ -496,9 +504,10 @@ export async function probeToken(opts: {
       );
     const before = await tokenRows();
     const insert = await codeOf(
-      app.query(`insert into tenantry_token.context_tokens values (sha256('x'), $1, 0, now() + interval '1 day', null)`, [
-        b,
-      ]),
+      app.query(
+        `insert into tenantry_token.context_tokens values (sha256('x'), $1, 0, now() + interval '1 day', null)`,
+        [b],
+      ),
     );
     check('app role cannot INSERT into the token table (42501)', insert === '42501', `got ${insert}`);
     const wrongMac = await codeOf(app.query(ISSUE_SQL, [b, window, 0, tokenOf('not-the-key-'.repeat(4), b, window)]));
@@ -522,7 +531,11 @@ export async function probeToken(opts: {
     // holds: suspended → TR005, deleted → TR006, lifted → serves again
     await admin.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [c]);
     const held = await asApp(tok(c), point, [opts.idOf(c)]);
-    check('suspended tenant → TR005 (trigger updated its token row)', held.code === 'TR005', `got ${held.code ?? 'rows'}`);
+    check(
+      'suspended tenant → TR005 (trigger updated its token row)',
+      held.code === 'TR005',
+      `got ${held.code ?? 'rows'}`,
+    );
     await admin.query(`update tenantry.inactive_tenants set status = 'deleted' where tenant_key = $1`, [c]);
     const deleted = await asApp(tok(c), point, [opts.idOf(c)]);
     check('deleted tenant → TR006', deleted.code === 'TR006', `got ${deleted.code ?? 'rows'}`);
@@ -535,7 +548,11 @@ export async function probeToken(opts: {
     check('frozen tenant (a move switching it) → TR004', frozen.code === 'TR004', `got ${frozen.code ?? 'rows'}`);
     await admin.query(`update tenantry.local_tenants set state = 'active', epoch = 1 where tenant_key = $1`, [c]);
     const stale = await asApp(tok(c), point, [opts.idOf(c)]);
-    check('stale route epoch (token of epoch 0, tenant now at 1) → TR003', stale.code === 'TR003', `got ${stale.code ?? 'rows'}`);
+    check(
+      'stale route epoch (token of epoch 0, tenant now at 1) → TR003',
+      stale.code === 'TR003',
+      `got ${stale.code ?? 'rows'}`,
+    );
     await app.query(ISSUE_SQL, [c, window, 1, tok(c, 1)]);
     const fresh = await asApp(tok(c, 1), point, [opts.idOf(c)]);
     check('token of the new route epoch → serves', fresh.rows?.length === 1, `got ${fresh.code ?? fresh.rows?.length}`);
@@ -548,7 +565,11 @@ export async function probeToken(opts: {
     const left = Number(
       (await admin.query('select count(*) as n from tenantry_token.context_tokens where expires_at < now()')).rows[0].n,
     );
-    check('purge_expired() removes expired rows (issue() removes a tenant\'s own)', purged >= 1 && left === 0, `removed ${purged}, ${left} left`);
+    check(
+      "purge_expired() removes expired rows (issue() removes a tenant's own)",
+      purged >= 1 && left === 0,
+      `removed ${purged}, ${left} left`,
+    );
     return { pointPlan, checks };
   } finally {
     await app.end();
