@@ -41,7 +41,17 @@ import { openServer, type BenchServer } from './support/server.js';
 import { runSignedStudy } from './support/signed-study.js';
 import { measureClientCost } from './support/client-cost.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
-import { installTokenDesign, probeToken, TOKEN_INLINE_TABLE } from './support/token-context.js';
+import {
+  installTokenDesign,
+  probeToken,
+  TOKEN_INLINE_TABLE,
+  TOKEN_TENANT_EXPR,
+  tokenKeyOf,
+  tokenMicro,
+  tokenOf,
+  windowOf,
+} from './support/token-context.js';
+import { ContextSigner } from '../src/data/context-signer.js';
 import { QueryGuard } from '../src/guard/query-guard.js';
 
 const SIGNED_DB = 'tenantry_bench_signed';
@@ -144,6 +154,7 @@ async function main(): Promise<number> {
         // row id k belongs to tenant k % tenants: the first row of tenant j is j (j = 0: tenants)
         idOf: (tenant) => tenants.indexOf(tenant) || shape.tenants,
         rowsPerTenant: shape.rowsPerTenant,
+        allTenants: tenantsOf(shape.tenants),
         inlineTable: TOKEN_INLINE_TABLE,
         rls: tokenRls,
       });
@@ -153,6 +164,39 @@ async function main(): Promise<number> {
       log('```\n' + probe.pointPlan + '\n```\n');
       for (const c of probe.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
       if (probe.checks.some((c) => !c.pass)) failed = true;
+      if (opts.tokenMicro) {
+        // the probe registered tenant 0's token of this window
+        const token = tokenOf(tokenKeyOf(roles.contextSecret), tenants[0]!, windowOf(Date.now()));
+        const signed = new ContextSigner(roles.contextSecret).encode(tenants[0]!);
+        const micro = await tokenMicro(
+          [
+            {
+              name: 'core 007 signed check: tenantry.current_tenant_id()',
+              url: targets.signedAppUrl,
+              value: signed,
+              expr: 'tenantry.current_tenant_id()',
+            },
+            {
+              name: 'token: tenantry_token.tenant_id() (PL/pgSQL, b-token)',
+              url: server.url(TOKEN_DB, roles.app),
+              value: token,
+              expr: 'tenantry_token.tenant_id()',
+            },
+            {
+              name: 'token: the lookup written out (b-token-inline; its plan kept, as with prepared statements)',
+              url: server.url(TOKEN_DB, roles.app),
+              value: token,
+              expr: TOKEN_TENANT_EXPR,
+            },
+          ],
+          7,
+        );
+        log(
+          '\n### µs per call of each check (app role, one transaction per call, minus the empty loop; best of 7 rounds)\n',
+        );
+        log('| check | µs per call |\n|:--|---:|');
+        for (const [name, us] of micro) log(`| ${name} | ${us.toFixed(1)} |`);
+      }
     }
 
     if (!opts.skipMain) {
@@ -340,7 +384,7 @@ function p2Line(
   const at1 = (v: string) => results.find((r) => r.variant === v && r.concurrency === 1);
   const a = at1('a');
   if (!a) return undefined;
-  const ratios = ['b', "b'", 'b-token']
+  const ratios = ['b', "b'", ...new Set(results.map((r) => r.variant).filter((v) => v.startsWith('b-token')))]
     .map((v) => [v, at1(v)] as const)
     .filter((x): x is readonly [string, CellResult] => x[1] !== undefined)
     .map(([v, r]) => `${v}/a ${(r.p50 / a.p50).toFixed(2)} (${r.p50.toFixed(3)} vs ${a.p50.toFixed(3)} ms)`);

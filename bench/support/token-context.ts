@@ -391,6 +391,8 @@ export async function probeToken(opts: {
   tenants: [string, string, string];
   idOf: (tenant: string) => number;
   rowsPerTenant: number;
+  /** Every tenant (their tokens are registered before the plans are shown). */
+  allTenants: readonly string[];
   /** The copy of items whose policy writes the check out (b-token-inline). */
   inlineTable: string;
   /** RLS on the token table (the app role reads its own token's row only). */
@@ -427,7 +429,19 @@ export async function probeToken(opts: {
   const tokenRows = async () =>
     Number((await admin.query('select count(*) as n from tenantry_token.context_tokens')).rows[0].n);
   try {
+    // every tenant's token of this window, as the variants' prepare does, then statistics: the
+    // plans below are those of a table with one row per tenant
+    const issuer = new pg.Pool({ connectionString: opts.appUrl, max: 4 });
+    try {
+      for (let i = 0; i < opts.allTenants.length; i += 200)
+        await Promise.all(
+          opts.allTenants.slice(i, i + 200).map((t) => issuer.query(ISSUE_SQL, [t, window, 0, tok(t)])),
+        );
+    } finally {
+      await issuer.end();
+    }
     for (const t of [a, b, c]) await app.query(ISSUE_SQL, [t, window, 0, tok(t)]);
+    await admin.query('analyze tenantry_token.context_tokens');
     const idA = opts.idOf(a);
     const idB = opts.idOf(b);
     const point = 'select id, payload from items where id = $1';
@@ -463,6 +477,13 @@ export async function probeToken(opts: {
         initLoops === '1',
         `InitPlan loops=${initLoops}`,
       );
+      const lookup = lines.find((l) => /Scan .*on tenantry_token\.context_tokens/.test(l));
+      if (variant === 'b-token-inline')
+        check(
+          `${variant}: the lookup is one probe of the token table's primary key`,
+          lookup !== undefined && /Index Scan using context_tokens_pkey/.test(lookup) && /loops=1\b/.test(lookup),
+          lookup?.trim() ?? 'no scan of tenantry_token.context_tokens',
+        );
       check(
         `${variant}: a whole-tenant count sees the tenant's ${opts.rowsPerTenant} rows`,
         counted === opts.rowsPerTenant,
@@ -574,5 +595,48 @@ export async function probeToken(opts: {
   } finally {
     await app.end();
     await admin.end();
+  }
+}
+
+const MICRO_CALLS = 2_000;
+
+/**
+ * µs per call of each check as the app role, each call in its own transaction (as each statement
+ * initialises the function afresh), minus the same loop without the call; the best of `rounds`
+ * rounds interleaved across checks (the least disturbed on a shared machine), as the signed
+ * study does. `checks`: name → [database URL of the app role, context value, expression].
+ */
+export async function tokenMicro(
+  checks: ReadonlyArray<{ name: string; url: string; value: string; expr: string }>,
+  rounds: number,
+): Promise<Map<string, number>> {
+  const clients = new Map<string, pg.Client>();
+  try {
+    for (const c of checks) {
+      if (clients.has(c.url)) continue;
+      const client = new pg.Client({ connectionString: c.url });
+      await client.connect();
+      clients.set(c.url, client);
+    }
+    const loop = async (client: pg.Client, value: string, expr: string) => {
+      const literal = pg.Client.prototype.escapeLiteral(value);
+      const t0 = process.hrtime.bigint();
+      await client.query(
+        `do $$ declare x uuid; begin for i in 1..${MICRO_CALLS} loop perform pg_catalog.set_config('${CONTEXT_SETTING}', ${literal}, true); x := ${expr}; commit; end loop; end $$`,
+      );
+      return Number(process.hrtime.bigint() - t0) / 1e3 / MICRO_CALLS;
+    };
+    const best = new Map<string, number>(checks.map((c) => [c.name, Infinity]));
+    const base = new Map<string, number>();
+    for (let round = 0; round < rounds; round++) {
+      for (const c of checks) {
+        const client = clients.get(c.url)!;
+        base.set(c.url, Math.min(base.get(c.url) ?? Infinity, await loop(client, c.value, 'null::uuid')));
+        best.set(c.name, Math.min(best.get(c.name)!, await loop(client, c.value, c.expr)));
+      }
+    }
+    return new Map(checks.map((c) => [c.name, best.get(c.name)! - base.get(c.url)!]));
+  } finally {
+    for (const client of clients.values()) await client.end();
   }
 }
