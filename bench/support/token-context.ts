@@ -182,7 +182,9 @@ ${
 ALTER TABLE tenantry_token.context_tokens ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_token ON tenantry_token.context_tokens FOR SELECT TO PUBLIC
   USING (token_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.current_setting('${CONTEXT_SETTING}', true), 'UTF8')));`
-    : `-- (RLS off on the token table: the app role may read every hash, tenant and refusal)`
+    : `-- the open form (BENCH_TOKEN_RLS=0): the app role may read every hash, tenant and refusal. (Tenantry's
+-- event trigger turned RLS on for the new table, with no policy: without one the app role reads nothing.)
+ALTER TABLE tenantry_token.context_tokens DISABLE ROW LEVEL SECURITY;`
 }
 
 -- why a token of (tenant, route epoch) is refused now, from the gate core 007 keeps (hold, local
