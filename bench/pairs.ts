@@ -125,6 +125,8 @@ async function child(): Promise<void> {
 class Child {
   readonly #process: ChildProcess;
   #waiting: ((m: FromChild) => void) | undefined;
+  /** Messages that came while nobody waited (a child may be ready before its turn is awaited). */
+  readonly #queued: FromChild[] = [];
 
   constructor(config: ChildConfig) {
     this.#process = fork(process.argv[1]!, ['--child'], {
@@ -134,12 +136,15 @@ class Child {
     this.#process.on('message', (m: FromChild) => {
       const waiting = this.#waiting;
       this.#waiting = undefined;
-      waiting?.(m);
+      if (waiting) waiting(m);
+      else this.#queued.push(m);
     });
   }
 
   /** The next message, or an error when the child exits first or nothing comes in `ms`. */
   next(ms: number): Promise<FromChild> {
+    const queued = this.#queued.shift();
+    if (queued) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`a child sent nothing in ${ms} ms`)), ms);
       const exited = (code: number | null) => reject(new Error(`a child exited (${code})`));
