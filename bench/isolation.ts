@@ -20,6 +20,11 @@
  * statements; --prepared-only: only that), --no-client-cost, --client-cost-only (no PostgreSQL: the client CPU
  * per query of each variant against the in-process fake server, a steadier figure on a shared machine),
  * --study (signed-function study), --study-only.
+ * Issue 15's token design (bench/support/token-context.ts, docs/design-token-context.md): variants b-token,
+ * b-token-named, b-token-inline, b-token-inline-named (their own database; the set-up prints EXPLAIN checks and a
+ * PASS/FAIL security probe); --token-micro BENCH_TOKEN_MICRO=1 (µs per call of the token check against core 007's);
+ * BENCH_TOKEN_RLS=0 (token table readable in full), BENCH_TOKEN_FUNCTION=sql (the check as LANGUAGE sql).
+ * With c=1 in the run, a P2 line: p50 of b, b' and the token variants against (a), the target ≤ 1.1×.
  */
 import os from 'node:os';
 import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
