@@ -61,6 +61,11 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
     catalog: pool,
     listen: { connectionString: ownerUrl },
     onLimited: (e) => {
+      // a block (0 points on the tenant's plan) is not throttling: logged, not counted as rate limited
+      if (e.blocked) {
+        logger.info({ limit: e.limit }, 'blocked by plan (0 points)');
+        return;
+      }
       // tenantry_tenant_rate_limited_total (when the metrics are installed; nothing otherwise)
       recordRateLimited(e.tenantId);
       logger.info({ limit: e.limit, storeDown: e.storeDown }, 'rate limited');

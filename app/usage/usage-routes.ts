@@ -12,7 +12,13 @@ import {
   type UsageEverywhereOptions,
   type UsageRecorder,
 } from 'tenantry/metering';
-import { RATE_LIMIT_HEADER_NAMES, RateLimitedError, rateLimitHeaders, type TenantRateLimits } from 'tenantry/limits';
+import {
+  RATE_LIMIT_HEADER_NAMES,
+  RateLimitedError,
+  rateLimitHeaders,
+  refusedByRateLimit,
+  type TenantRateLimits,
+} from 'tenantry/limits';
 import { adminOf } from '../auth/tenant-scope.js';
 import { ApiError } from '../http/api-error.js';
 import { parseInput } from '../http/validation.js';
@@ -88,8 +94,9 @@ export function usageRoutes(
   if (usage) {
     scope.addHook('onResponse', async (request, reply) => {
       if (!request.tenantry) return; // refused before a tenant was resolved: nobody to bill
-      // a request its rate limit refused did no work: not billed (docs/metrics.md, docs/metering.md)
-      if (reply.statusCode === 429) return;
+      // a request its rate limit refused (429) or blocked (403 LIMIT_NOT_IN_PLAN) did no work: not
+      // billed (docs/metrics.md, docs/metering.md)
+      if (reply.statusCode === 429 || refusedByRateLimit(request)) return;
       const tenantId = resolutionOf(request).tenantId;
       // not awaited: the response is sent; a failure is logged, never the request's
       usage

@@ -5,6 +5,8 @@ import { openLocalDatabase, type LocalDatabase } from '../embedded/local-databas
 export interface ConnectionOptions {
   databaseUrl?: string;
   dir?: string;
+  /** Refuse a folder without an install instead of creating one (read-only commands). */
+  existing?: boolean;
 }
 
 /**
@@ -12,7 +14,11 @@ export interface ConnectionOptions {
  * embedded server), runs `fn`, and stops an embedded server this command started.
  */
 export async function withDatabase<T>(options: ConnectionOptions, fn: (db: LocalDatabase) => Promise<T>): Promise<T> {
-  const db = await openLocalDatabase({ databaseUrl: options.databaseUrl, dir: options.dir });
+  const db = await openLocalDatabase({
+    databaseUrl: options.databaseUrl,
+    dir: options.dir,
+    existing: options.existing,
+  });
   try {
     return await fn(db);
   } finally {

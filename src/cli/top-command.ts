@@ -348,7 +348,7 @@ export function topCommand(globals: () => ConnectionOptions): Command {
         watch?: number;
         json?: boolean;
       }) => {
-        await withDatabase(globals(), async (local) => {
+        await withDatabase({ ...globals(), existing: true }, async (local) => {
           const url =
             process.env.TENANTRY_OWNER_DATABASE_URL ??
             (globals().databaseUrl || process.env.DATABASE_URL ? local.adminUrl : local.ownerUrl);

@@ -70,7 +70,7 @@ async function withUsageDatabases<T>(
   fn: (catalog: ReturnType<typeof commandPool>, everywhere: UsageEverywhereOptions) => Promise<T>,
 ) {
   const others = namedUrls(clusterUrls ?? [], 'cluster-url');
-  return withDatabase(globals, async (db) => {
+  return withDatabase({ ...globals, existing: true }, async (db) => {
     const url =
       process.env.TENANTRY_OWNER_DATABASE_URL ??
       (globals.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);

@@ -276,11 +276,15 @@ export function publishTenantActivity(
   const intervalMs = options.intervalMs ?? ACTIVITY_INTERVAL_MS;
   const keepHours = options.keepHours ?? 48;
   const watchPollMs = options.watchPollMs ?? ACTIVITY_WATCH_POLL_MS;
-  if (!(watchPollMs >= 250)) throw new ConfigurationError('publishTenantActivity: watchPollMs must be at least 250');
+  // upper bounds too: past 2^31 - 1 ms a Node timer fires every millisecond instead
+  if (!(watchPollMs >= 250 && watchPollMs <= 60_000))
+    throw new ConfigurationError('publishTenantActivity: watchPollMs must be from 250 to 60000');
   if (!(instance.length >= 1 && instance.length <= 200))
     throw new ConfigurationError('publishTenantActivity: instance must be 1-200 characters');
-  if (!(intervalMs >= 1000)) throw new ConfigurationError('publishTenantActivity: intervalMs must be at least 1000');
-  if (!(keepHours > 0)) throw new ConfigurationError('publishTenantActivity: keepHours must be positive');
+  if (!(intervalMs >= 1000 && intervalMs <= 3_600_000))
+    throw new ConfigurationError('publishTenantActivity: intervalMs must be from 1000 to 3600000 (1 h)');
+  if (!(keepHours > 0 && keepHours <= 24 * 366))
+    throw new ConfigurationError('publishTenantActivity: keepHours must be positive and at most 8784 (a year)');
   let running: Promise<unknown> = Promise.resolve();
   const tick = () => {
     running = running

@@ -95,6 +95,12 @@ export interface LocalDatabaseOptions {
   onCrash?: (event: { restarted: boolean; code: number | null; signal: NodeJS.Signals | null }) => void;
   /** Told of the embedded server's start steps (a first start spends most of its time in `initdb`). */
   onProgress?: (event: EmbeddedProgress) => void;
+  /**
+   * Only an install that exists: without a server URL, a folder with no `config.json` is refused
+   * (CONFIGURATION_ERROR naming the folder) before anything is created. For commands that only read
+   * (`tenants top`, `tenants usage`): a mistyped `--dir` must not start a new empty server.
+   */
+  existing?: boolean;
 }
 
 interface LocalConfig {
@@ -196,6 +202,14 @@ function asRole(url: string, role: string, password: string): string {
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
+  if (
+    options.existing &&
+    !(options.databaseUrl ?? process.env.DATABASE_URL) &&
+    !existsSync(path.join(dir, 'config.json'))
+  )
+    throw new ConfigurationError(
+      `No Tenantry install in ${dir} (no config.json): give the server's folder (--dir, TENANTRY_DIR) or --database-url`,
+    );
   // secrets live here: the folder 0700 and its files 0600, also those an earlier version left readable
   await makePrivateDir(dir, [path.join(dir, 'pgdata')]);
   const configFile = path.join(dir, 'config.json');

@@ -1,5 +1,5 @@
 import type { TenantRateLimits } from './tenant-rate-limits.js';
-import { RateLimitedError } from './rate-limited-error.js';
+import { LimitNotInPlanError, markRefusedByRateLimit, RateLimitedError } from './rate-limited-error.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 // Structural types: tenantry/limits does not import express (an optional peer)
@@ -48,6 +48,8 @@ export function expressTenantRateLimit<Req>(
         next();
       },
       (error: unknown) => {
+        if (error instanceof RateLimitedError || error instanceof LimitNotInPlanError)
+          markRefusedByRateLimit(request as object);
         if (error instanceof RateLimitedError)
           for (const [name, value] of Object.entries(rateLimitHeaders(error))) response.setHeader(name, value);
         next(error);

@@ -1,5 +1,5 @@
 import type { TenantRateLimits } from './tenant-rate-limits.js';
-import { RateLimitedError } from './rate-limited-error.js';
+import { LimitNotInPlanError, markRefusedByRateLimit, RateLimitedError } from './rate-limited-error.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 // Structural types: tenantry/limits does not import fastify (an optional peer)
@@ -45,6 +45,7 @@ export function fastifyTenantRateLimit(scope: FastifyScopeLike, options: Fastify
       const decision = await options.limits.consume(tenantId, limit, options.cost?.(request) ?? 1);
       for (const [name, value] of Object.entries(rateLimitHeaders(decision))) reply.header(name, value);
     } catch (error) {
+      if (error instanceof RateLimitedError || error instanceof LimitNotInPlanError) markRefusedByRateLimit(request);
       if (error instanceof RateLimitedError)
         for (const [name, value] of Object.entries(rateLimitHeaders(error))) reply.header(name, value);
       throw error;

@@ -54,3 +54,20 @@ export class LimitNotInPlanError extends TenantryError {
     });
   }
 }
+
+/** Requests a rate-limit adapter refused (429 or 403 LIMIT_NOT_IN_PLAN): see {@link refusedByRateLimit}. */
+const REFUSED = new WeakSet<object>();
+
+/** Marks `request` as refused by a rate-limit adapter (the Fastify and Express adapters call it). */
+export function markRefusedByRateLimit(request: object): void {
+  REFUSED.add(request);
+}
+
+/**
+ * True when a rate-limit adapter (fastifyTenantRateLimit, expressTenantRateLimit) refused this
+ * request, throttled (429) or blocked (403 LIMIT_NOT_IN_PLAN): it did no work, so usage metering
+ * should not bill it (the reference server's request meter skips it).
+ */
+export function refusedByRateLimit(request: object): boolean {
+  return REFUSED.has(request);
+}

@@ -52,6 +52,11 @@ export interface RateLimitedEvent {
   limit: string;
   /** True when refused because the store is down and the limit fails closed. */
   storeDown: boolean;
+  /**
+   * True when the limit has 0 points for the tenant (a block: 403 LIMIT_NOT_IN_PLAN), not a
+   * throttle: count it apart from rate limiting (an alert on throttling should not fire for it).
+   */
+  blocked?: boolean;
 }
 
 /** An admitted request: what the `RateLimit-*` headers say. */
@@ -205,7 +210,7 @@ export class TenantRateLimits {
     }
     if (points === 0) {
       // a limit of 0 points (plan or override) is a block, not a throttle: no Retry-After would help
-      this.#limited({ tenantId, limit, storeDown: false });
+      this.#limited({ tenantId, limit, storeDown: false, blocked: true });
       throw new LimitNotInPlanError(limit);
     }
     const resetSeconds = Math.max(1, Math.ceil(state.msBeforeReset / 1000));

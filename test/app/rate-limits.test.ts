@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { SignInThrottle, TenantRateLimits } from 'tenantry/limits';
+import { UsageRecorder } from '../../src/metering/index.js';
 import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixture.js';
 
 // small numbers, so the tests reach them: 5 API requests a minute on free, 50 on business;
@@ -8,9 +9,11 @@ import { createAppFixture, PASSWORD, type AppFixture } from './support/app-fixtu
 let f: AppFixture;
 let pool: pg.Pool;
 let limits: TenantRateLimits;
+let usage: UsageRecorder;
 
 beforeAll(async () => {
   f = await createAppFixture({
+    usage: (db) => (usage = new UsageRecorder({ pool: db.owner, flushIntervalMs: 20 })),
     limits: async (db) => {
       pool = new pg.Pool({ connectionString: db.ownerUrl, max: 4 });
       limits = new TenantRateLimits({
@@ -37,6 +40,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  await usage?.close();
   await f?.app.close();
   await limits?.close();
   await pool?.end();
@@ -145,10 +149,22 @@ describe('per-tenant API limits', () => {
     const alice = await f.token(f.users.alice, f.a);
     const carol = await f.token(f.users.carol, f.b);
     const carolBefore = await limits.limitsOf(f.b.id);
+    const billed = async () => {
+      await usage.flush();
+      const { rows } = await f.db.admin.query<{ n: string }>(
+        `select coalesce(sum(quantity), 0)::text as n from tenantry.usage_events where tenant_id = $1 and meter = 'requests'`,
+        [f.a.id],
+      );
+      return Number(rows[0]!.n);
+    };
+    const billedBefore = await billed();
     await limits.setOverride(f.a.id, 'api', 0);
     try {
       const blocked = await f.call('GET', '/me', { token: alice });
       expect(blocked.statusCode).toBe(403);
+      // a blocked request did no work: not billed, like a 429
+      expect(await f.call('GET', '/me', { token: alice })).toMatchObject({ statusCode: 403 });
+      expect(await billed()).toBe(billedBefore);
       expect(blocked.json()).toEqual({
         error: { code: 'LIMIT_NOT_IN_PLAN', message: expect.stringContaining('api limit') },
       });
@@ -160,6 +176,8 @@ describe('per-tenant API limits', () => {
       await limits.setOverride(f.a.id, 'api', null);
     }
     expect((await f.call('GET', '/me', { token: alice })).statusCode).toBe(200);
+    // the meter is on: an admitted request is billed
+    expect(await billed()).toBe(billedBefore + 1);
   });
 
   it('a request without valid credentials is refused by the resolver before it counts', async () => {

@@ -137,8 +137,17 @@ describe("activityTag 'watched'", () => {
     expect(() => new TenantPool({ ...base, activity: true, activityTag: 'watched', citus: true } as never)).toThrow(
       /Citus mode does not carry/,
     );
-    expect(() => publishTenantActivity(new TenantActivity(), db.owner, { watchPollMs: 100 })).toThrow(
-      /watchPollMs must be at least 250/,
+    // lower and upper bounds (past 2^31 - 1 ms a Node timer would fire every millisecond)
+    for (const watchPollMs of [100, 0, -1, Number.NaN, 60_001, 3e9, Infinity])
+      expect(() => publishTenantActivity(new TenantActivity(), db.owner, { watchPollMs })).toThrow(
+        /watchPollMs must be from 250 to 60000/,
+      );
+    for (const intervalMs of [999, 3_600_001, 1e12, Infinity])
+      expect(() => publishTenantActivity(new TenantActivity(), db.owner, { intervalMs })).toThrow(
+        /intervalMs must be from 1000 to 3600000/,
+      );
+    expect(() => publishTenantActivity(new TenantActivity(), db.owner, { keepHours: Infinity })).toThrow(
+      /keepHours must be positive and at most 8784/,
     );
   });
 });
