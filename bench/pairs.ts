@@ -23,7 +23,9 @@
  *
  * Flags: --pairs (reference:variant, comma-separated; default b:b,b:b+monitor), --rounds (per pair,
  * default 40), --seconds (per round, default 3), --concurrency (per side, default 8: 16 in all, as
- * bench:isolation's c=16), --warmup (seconds per side, default 2), --tenants, --rows-per-tenant.
+ * bench:isolation's c=16), --warmup (seconds per side, default 2), --recycle (every so many rounds,
+ * every pool is closed and opened again, so a side does not keep the same backends for the whole run;
+ * default 10), --tenants, --rows-per-tenant.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -53,9 +55,10 @@ interface ChildConfig {
   shape: Shape;
 }
 
-type ToChild = { type: 'run'; slot: string; seconds: number } | { type: 'end' };
+type ToChild = { type: 'run'; slot: string; seconds: number } | { type: 'recycle' } | { type: 'end' };
 type FromChild =
   | { type: 'ready' }
+  | { type: 'recycled' }
   | {
       type: 'done';
       queries: number;
@@ -86,17 +89,27 @@ async function child(): Promise<void> {
   const cfg = JSON.parse(process.env.TENANTRY_PAIRS_CHILD!) as ChildConfig;
   const pick = pairPicker(cfg.shape);
   const slots = new Map<string, OpenVariant>();
-  cfg.pairs.forEach(([reference, variant], p) => {
-    for (const side of [0, 1] as const) {
-      const name = slotName(cfg.index, p, side);
-      const targets = { ...cfg.targets, poolExtras: { application_name: name } };
-      slots.set(name, VARIANTS[side === 0 ? reference : variant]!.open(targets, cfg.concurrency, false));
-    }
-  });
+  const open = () =>
+    cfg.pairs.forEach(([reference, variant], p) => {
+      for (const side of [0, 1] as const) {
+        const name = slotName(cfg.index, p, side);
+        const targets = { ...cfg.targets, poolExtras: { application_name: name } };
+        slots.set(name, VARIANTS[side === 0 ? reference : variant]!.open(targets, cfg.concurrency, false));
+      }
+    });
+  open();
   const send = (m: FromChild) => process.send!(m);
   process.on('message', (m: ToChild) => {
     if (m.type === 'end') {
       void Promise.all([...slots.values()].map((s) => s.end())).finally(() => process.exit(0));
+      return;
+    }
+    if (m.type === 'recycle') {
+      // new pools, new backends: a side's backends do not stay the same for the whole run
+      void Promise.all([...slots.values()].map((s) => s.end())).then(() => {
+        open();
+        send({ type: 'recycled' });
+      });
       return;
     }
     const slot = slots.get(m.slot)!;
@@ -155,6 +168,10 @@ class Child {
         resolve(m);
       };
     });
+  }
+
+  send(m: ToChild): void {
+    this.#process.send(m);
   }
 
   async run(slot: string, seconds: number): Promise<FromChild & { type: 'done' }> {
@@ -231,6 +248,7 @@ async function parent(): Promise<number> {
   const seconds = positive('seconds', 3);
   const concurrency = Math.round(positive('concurrency', 8));
   const warmup = positive('warmup', 2);
+  const recycle = Math.round(positive('recycle', 10));
   const shape: Shape = {
     tenants: Math.round(positive('tenants', 1000)),
     rowsPerTenant: Math.round(positive('rows-per-tenant', 1000)),
@@ -270,13 +288,30 @@ async function parent(): Promise<number> {
     const serverVisible = runNs(probe) > 0;
     if (!serverVisible) log('server CPU: not visible from here (remote server): client CPU and throughput only');
 
-    // warm-up: every slot of every child, alone
-    for (const c of children)
-      for (let p = 0; p < pairs.length; p++)
-        for (const side of [0, 1] as const) await c.run(slotName(children.indexOf(c), p, side), warmup);
+    // warm-up: every slot of both children (the children side by side)
+    const warmUp = (seconds: number) =>
+      Promise.all(
+        children.map(async (c, i) => {
+          for (let p = 0; p < pairs.length; p++)
+            for (const side of [0, 1] as const) await c.run(slotName(i, p, side), seconds);
+        }),
+      );
+    await warmUp(warmup);
 
     const results = pairs.map(() => ({ ref: [] as SideRound[], variant: [] as SideRound[] }));
     for (let r = 0; r < rounds; r++) {
+      if (r > 0 && r % recycle === 0) {
+        // every `recycle` rounds, every pool anew (each side's backends stay the same otherwise, and
+        // an A/A pair read 0.96-1.04 from run to run without it), then a short warm-up
+        await Promise.all(
+          children.map(async (c) => {
+            const answer = c.next(120_000);
+            c.send({ type: 'recycle' });
+            if ((await answer).type !== 'recycled') throw new Error('a child did not recycle its pools');
+          }),
+        );
+        await warmUp(Math.min(1, warmup));
+      }
       for (let p = 0; p < pairs.length; p++) {
         // child 0 runs the reference in even rounds, the variant in odd ones; child 1 the other side
         const sideOf = (child: number): 0 | 1 => ((r + child) % 2) as 0 | 1;
