@@ -5,6 +5,7 @@ import {
   publishingInstances,
   liveActivityBlindness,
   readLiveActivity,
+  watchTenantActivity,
   readPublishedActivity,
   adviseOnLoad,
   placementQuestion,
@@ -82,6 +83,9 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
     const byTag = new Map(tenants.map((t) => [activityTag(t.id), t.id]));
     const published = await readPublishedActivity(catalogPool, windowMinutes);
     const instances = await publishingInstances(catalogPool, windowMinutes);
+    // the server's pools tag their statements only while someone watches (activityTag 'watched'):
+    // this page is someone
+    const watching = await watchTenantActivity(catalogPool);
     const live = await readLiveActivity(catalogPool);
     // the catalog pool's role cannot see the app role's backends: say so rather than show 0
     const liveUnavailable = await liveActivityBlindness(catalogPool, live);
@@ -174,6 +178,12 @@ export function consoleTopRoutes(api: FastifyInstance, options: { catalogPool: Q
       advice,
       moves,
       ...(liveUnavailable ? { liveUnavailable } : {}),
+      ...(watching
+        ? {}
+        : {
+            liveStarting:
+              'First look: the live columns (now, locked, longest) fill in from the next refresh (the server tags statements only while this page is open)',
+          }),
     };
   });
 }

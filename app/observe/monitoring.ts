@@ -59,7 +59,7 @@ export interface Monitoring {
   /** `activity`, `activityTag`, `dbLimits`, `fairCheckout` for a TenantPool or a RoutedTenantPool. */
   poolOptions: {
     activity?: TenantActivity;
-    activityTag?: boolean;
+    activityTag?: boolean | 'watched';
     dbLimits?: TenantDbLimits;
     fairCheckout?: boolean;
   };
@@ -110,7 +110,9 @@ export async function startMonitoring(
     ...(activity ? { activity } : {}),
     ...(dbLimits ? { dbLimits } : {}),
     poolOptions: {
-      ...(activity ? { activity, activityTag: true } : {}),
+      // tagged only while someone watches (tenants top, the console's top page): the tag's cost per
+      // statement is paid then only; the publisher polls the watch
+      ...(activity ? { activity, activityTag: 'watched' as const } : {}),
       ...(dbLimits ? { dbLimits } : {}),
       ...(settings.fairCheckout ? { fairCheckout: true } : {}),
     },

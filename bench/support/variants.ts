@@ -289,10 +289,23 @@ export const VARIANTS: Record<string, VariantInfo> = {
   "b'-routed": routedVariant("b'-routed", 'unsigned'),
   // the cost of monitoring (per-tenant counters, the tag in application_name) and of the noisy-
   // neighbour protection (per-tenant limits in the prefix, fair checkout), each against b
-  'b+monitor': tenantPoolVariant('b+monitor', 'as b, activity counters + activityTag', 'signed', false, () => ({
-    activity: true,
-    activityTag: true,
-  })),
+  // monitoring as the reference server runs it: counters always, the tag while someone watches
+  // (nobody does here: no publisher polls a watch)
+  'b+monitor': tenantPoolVariant(
+    'b+monitor',
+    "as b, activity counters + activityTag 'watched' (not watched)",
+    'signed',
+    false,
+    () => ({ activity: true, activityTag: 'watched' }),
+  ),
+  // the same while someone watches (tenants top open): the tag on every statement
+  'b+monitor-watched': tenantPoolVariant(
+    'b+monitor-watched',
+    'as b, activity counters + activityTag (watched: every statement tagged)',
+    'signed',
+    false,
+    () => ({ activity: true, activityTag: true }),
+  ),
   'b+activity': tenantPoolVariant('b+activity', 'as b, activity counters only', 'signed', false, () => ({
     activity: true,
   })),
@@ -314,12 +327,12 @@ export const VARIANTS: Record<string, VariantInfo> = {
   'b+fair': tenantPoolVariant('b+fair', 'as b, fairCheckout only', 'signed', false, () => ({ fairCheckout: true })),
   'b+noisy': tenantPoolVariant(
     'b+noisy',
-    'as b, activity + activityTag + dbLimits (3 settings in the prefix) + fairCheckout',
+    "as b, activity + activityTag 'watched' (not watched) + dbLimits (3 settings in the prefix) + fairCheckout",
     'signed',
     false,
     () => ({
       activity: true,
-      activityTag: true,
+      activityTag: 'watched',
       fairCheckout: true,
       dbLimits: new TenantDbLimits({
         plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },

@@ -3,11 +3,15 @@ import type pg from 'pg';
 import { activityTag } from '../data/activity-tag.js';
 import {
   ACTIVITY_INTERVAL_MS,
+  ACTIVITY_WATCH_POLL_MS,
+  watchTenantActivity,
   publishingInstances,
   liveActivityBlindness,
   readLiveActivity,
   readPublishedActivity,
 } from '../data/tenant-activity-publisher.js';
+import type { Queryable } from '../catalog/tenant-catalog.js';
+import { sqlStateOf } from '../errors/sqlstate.js';
 import { quoteIdent } from '../policy/identifiers.js';
 import { placementQuestion, planPlacementPolicy } from '../tiers/placement-policy.js';
 import { adviseOnLoad, type TenantLoad } from '../tiers/placement-advice.js';
@@ -55,6 +59,29 @@ export interface TopReport {
    * a member of pg_read_all_stats): NOW, LOCKED and LONGEST are unknown, not 0. Says how to fix it.
    */
   liveUnavailable?: string;
+  /**
+   * Set on a first look (no watch was on): pools made with `activityTag: 'watched'` tag their
+   * statements only while someone watches, from their next poll on, so NOW, LOCKED and LONGEST
+   * may miss their statements in this reading. The next refresh has them.
+   */
+  liveStarting?: string;
+}
+
+/** What {@link TopReport.liveStarting} says. */
+export const LIVE_STARTING = `first look: pools with activityTag 'watched' tag their statements from their next poll (within ${ACTIVITY_WATCH_POLL_MS / 1000} s), so NOW, LOCKED and LONGEST may miss some until the next refresh`;
+
+/**
+ * Starts or extends the watch of the live activity (see watchTenantActivity); the sentence of
+ * {@link TopReport.liveStarting} when none was on. A database installed before activity 002
+ * has no watch: nothing to say (its pools cannot use 'watched' either).
+ */
+export async function startLiveWatch(db: Queryable): Promise<string | undefined> {
+  try {
+    return (await watchTenantActivity(db)) ? undefined : LIVE_STARTING;
+  } catch (error) {
+    if (sqlStateOf(error) === '42P01') return undefined;
+    throw error;
+  }
 }
 
 interface TopOptions {
@@ -81,6 +108,7 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
   const byTag = new Map(tenants.map((t) => [activityTag(t.id), t.id]));
   const published = await readPublishedActivity(db, options.windowMinutes);
   const instances = await publishingInstances(db, options.windowMinutes);
+  const liveStarting = await startLiveWatch(db);
   const live = await readLiveActivity(db);
   const liveUnavailable = await liveActivityBlindness(db, live);
   const storage = options.storage ? await readStorage(db) : new Map<string, number>();
@@ -166,6 +194,7 @@ export async function readTop(db: pg.Pool, options: TopOptions): Promise<TopRepo
     tenants: sorted.slice(0, options.limit),
     advice,
     ...(liveUnavailable ? { liveUnavailable } : {}),
+    ...(liveStarting ? { liveStarting } : {}),
   };
 }
 
@@ -229,6 +258,7 @@ function print(report: TopReport): void {
     `tenantry tenants top — last ${report.windowMinutes} min, ${instancesText(report)}, DB time ${(report.totalDbTimeMs / 1000).toFixed(1)} s`,
   );
   if (report.liveUnavailable) console.log(report.liveUnavailable);
+  else if (report.liveStarting) console.log(report.liveStarting);
   if (report.tenants.length === 0) {
     console.log('(no activity: publish it from the app with publishTenantActivity, see docs/monitoring.md)');
     return;

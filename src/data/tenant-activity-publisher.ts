@@ -170,6 +170,50 @@ export interface PublishTenantActivityOptions {
   keepHours?: number;
   /** A failed write: that window's figures are dropped (monitoring, not billing), the next is tried. */
   onError?: (error: unknown) => void;
+  /**
+   * How often to read whether someone watches the live activity (`tenantry_private.activity_watch`,
+   * see {@link watchTenantActivity}) into `activity.watched`, which pools with `activityTag:
+   * 'watched'` follow (default 2 s, at least 250 ms; one primary-key read each time).
+   */
+  watchPollMs?: number;
+}
+
+/** How long one call of {@link watchTenantActivity} keeps the pools tagging (s), by default. */
+export const ACTIVITY_WATCH_SECONDS = 60;
+
+/** Default of {@link PublishTenantActivityOptions.watchPollMs}. */
+export const ACTIVITY_WATCH_POLL_MS = 2000;
+
+/**
+ * Says that someone watches the live activity for the next `seconds` (owner role): pools made with
+ * `activityTag: 'watched'` tag their statements from their publisher's next poll (within
+ * `watchPollMs`, 2 s by default) until then. `tenantry tenants top` and the console's top page
+ * call it on every refresh. Resolves with whether a watch was already on (when it was not, the
+ * live columns fill in only from the pools' next poll).
+ *
+ * @example
+ * await watchTenantActivity(ownerPool); // then readLiveActivity(ownerPool) a few seconds later
+ */
+export async function watchTenantActivity(db: Queryable, seconds = ACTIVITY_WATCH_SECONDS): Promise<boolean> {
+  if (!(Number.isInteger(seconds) && seconds >= 1 && seconds <= 3600))
+    throw new ConfigurationError('watchTenantActivity: seconds must be a whole number from 1 to 3600');
+  const { rows } = await db.query<{ was_on: boolean }>(
+    `with before as (select until > now() as was_on from tenantry_private.activity_watch)
+     insert into tenantry_private.activity_watch as w (singleton, until)
+     values (true, now() + make_interval(secs => $1))
+     on conflict (singleton) do update set until = greatest(w.until, excluded.until)
+     returning coalesce((select b.was_on from before b), false) as was_on`,
+    [seconds],
+  );
+  return rows[0]?.was_on === true;
+}
+
+/** Until when the live activity is watched (Date.now() ms; 0 when it is not). */
+export async function readActivityWatch(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ until_ms: number | null }>(
+    `select (extract(epoch from until) * 1000)::float8 as until_ms from tenantry_private.activity_watch`,
+  );
+  return rows[0]?.until_ms ?? 0;
 }
 
 const INSERT = `insert into tenantry_private.tenant_activity
@@ -231,6 +275,8 @@ export function publishTenantActivity(
   const instance = options.instance ?? `${os.hostname()}:${process.pid}`;
   const intervalMs = options.intervalMs ?? ACTIVITY_INTERVAL_MS;
   const keepHours = options.keepHours ?? 48;
+  const watchPollMs = options.watchPollMs ?? ACTIVITY_WATCH_POLL_MS;
+  if (!(watchPollMs >= 250)) throw new ConfigurationError('publishTenantActivity: watchPollMs must be at least 250');
   if (!(instance.length >= 1 && instance.length <= 200))
     throw new ConfigurationError('publishTenantActivity: instance must be 1-200 characters');
   if (!(intervalMs >= 1000)) throw new ConfigurationError('publishTenantActivity: intervalMs must be at least 1000');
@@ -249,8 +295,36 @@ export function publishTenantActivity(
   };
   const timer = setInterval(tick, intervalMs);
   timer.unref();
+  // the watch, polled on its own (a slow window write does not delay it); one read at a time.
+  // The server's clock decides `until`; a watch already past on this clock ends at once.
+  let polling = false;
+  const poll = () => {
+    if (polling) return;
+    polling = true;
+    readActivityWatch(ownerPool)
+      .then(
+        (until) => activity.watchUntil(until),
+        (error: unknown) => {
+          // unknown: stop tagging rather than tag forever
+          activity.watchUntil(0);
+          try {
+            options.onError?.(error);
+          } catch {
+            // as above
+          }
+        },
+      )
+      .finally(() => {
+        polling = false;
+      });
+  };
+  const watchTimer = setInterval(poll, watchPollMs);
+  watchTimer.unref();
+  poll();
   return async () => {
     clearInterval(timer);
+    clearInterval(watchTimer);
+    activity.watchUntil(0);
     tick();
     await running;
   };

@@ -49,6 +49,21 @@ function emptyRow(tenantId: string): TenantActivityRow {
 export class TenantActivity {
   readonly #rows = new Map<string, TenantActivityRow>();
   #since = Date.now();
+  #watchedUntil = 0;
+
+  /**
+   * True while someone watches the live activity (`tenantry tenants top`, the console's top page):
+   * pools with `activityTag: 'watched'` tag their statements only then. Kept up to date by
+   * {@link publishTenantActivity}, which polls `tenantry_private.activity_watch`.
+   */
+  get watched(): boolean {
+    return this.#watchedUntil > Date.now();
+  }
+
+  /** Watched until `untilMs` (Date.now() ms; 0: not watched). */
+  watchUntil(untilMs: number): void {
+    this.#watchedUntil = Number.isFinite(untilMs) ? untilMs : 0;
+  }
 
   /** When the current window began (Date.now() ms). */
   get since(): number {

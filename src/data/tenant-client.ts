@@ -89,7 +89,7 @@ export interface TenantClientConfig extends pg.ClientConfig {
   /** Where each statement's time, rows and failure are counted for its tenant (see TenantPoolConfig.activity). */
   tenantryActivity?: TenantActivity;
   /** Tag each tenant's statements in pg_stat_activity.application_name (see TenantPoolConfig.activityTag). */
-  tenantryActivityTag?: boolean;
+  tenantryActivityTag?: boolean | 'watched';
   /** Citus mode (see TenantPoolConfig.citus): the context as SET LOCAL in a transaction block. */
   tenantryCitus?: boolean;
 }
@@ -141,6 +141,8 @@ export class TenantClient extends pg.Client {
   readonly #dbLimits: TenantDbLimits | undefined;
   readonly #activity: TenantActivity | undefined;
   readonly #tags: ActivityTags | undefined;
+  /** With `activityTag: 'watched'`: the counters whose `watched` decides whether to tag now. */
+  readonly #tagWatch: TenantActivity | undefined;
   #status: TxStatus = 'I';
   /** Citus mode: this backend's global pid (`citus_backend_gpid()`), which signed values are bound to. */
   #binding: string | undefined;
@@ -157,8 +159,9 @@ export class TenantClient extends pg.Client {
     this.#encoder = config.tenantryEncoder;
     this.#dbLimits = config.tenantryDbLimits;
     this.#activity = config.tenantryActivity;
-    const tag = config.tenantryActivityTag === true;
+    const tag = config.tenantryActivityTag === true || config.tenantryActivityTag === 'watched';
     this.#tags = tag ? new ActivityTags() : undefined;
+    this.#tagWatch = config.tenantryActivityTag === 'watched' ? config.tenantryActivity : undefined;
     this.#citus = config.tenantryCitus === true;
     // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
     this.#prefix = this.#citus
@@ -539,7 +542,11 @@ export class TenantClient extends pg.Client {
     // block (BEGIN) sets it for the whole block (a transaction-local setting made before any
     // savepoint lasts until the block ends), so the block's other statements, all of this tenant,
     // need not set it again. Statements without a tenant set none: the connection's own shows.
-    const tag = this.#tags !== undefined && this.#status === 'I' ? this.#tags.tagOf(tenantId) : undefined;
+    // With `activityTag: 'watched'`, only while someone watches the live activity (tenants top).
+    const tag =
+      this.#tags !== undefined && this.#status === 'I' && (this.#tagWatch === undefined || this.#tagWatch.watched)
+        ? this.#tags.tagOf(tenantId)
+        : undefined;
     if (!this.#routing) {
       const value = this.#encoder.encode(tenantId, 0, this.#binding);
       return settings || tag !== undefined ? { value, settings, tag } : value;

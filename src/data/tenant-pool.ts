@@ -133,8 +133,13 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * so `tenantry tenants top` shows what each tenant runs and waits on right now. Set by a
    * tenant's statement outside a transaction block (a BEGIN tags its whole block); statements
    * without a tenant keep the connection's own name. Default off.
+   *
+   * `'watched'`: only while someone watches (`tenantry tenants top`, the console's top page, or
+   * `watchTenantActivity`), as `activity.watched` says: it needs `activity`, kept up to date by
+   * `publishTenantActivity`. What the tag costs per statement is then paid only while watched
+   * (docs/monitoring.md); the live columns fill in within the publisher's `watchPollMs`.
    */
-  activityTag?: boolean;
+  activityTag?: boolean | 'watched';
   /**
    * Citus mode (docs/citus.md): Citus carries only `SET LOCAL` inside a transaction block to its
    * workers, so each statement outside a transaction goes as BEGIN, SET LOCAL of the context,
@@ -196,7 +201,13 @@ export class TenantPool extends pg.Pool {
       ...poolConfig
     } = config;
     const max = poolConfig.max ?? 10;
-    if (citus && (dbLimits !== undefined || activityTag === true))
+    if (activityTag !== undefined && activityTag !== true && activityTag !== false && activityTag !== 'watched')
+      throw new ConfigurationError(`activityTag must be true, false or 'watched', got ${String(activityTag)}`);
+    if (activityTag === 'watched' && (activity === undefined || activity === false))
+      throw new ConfigurationError(
+        "activityTag: 'watched' needs activity (a TenantActivity that publishTenantActivity keeps up to date)",
+      );
+    if (citus && (dbLimits !== undefined || activityTag === true || activityTag === 'watched'))
       throw new ConfigurationError(
         'Citus mode does not carry dbLimits or activityTag yet: leave them out with citus: true',
       );
@@ -240,7 +251,7 @@ export class TenantPool extends pg.Pool {
       tenantryObserver: observer,
       tenantryDbLimits: dbLimits,
       tenantryActivity: counters,
-      tenantryActivityTag: activityTag === true,
+      tenantryActivityTag: activityTag === 'watched' ? 'watched' : activityTag === true,
       tenantryCitus: citus,
     } as unknown as pg.PoolConfig & TenantClientConfig);
     this.#fair = fair;

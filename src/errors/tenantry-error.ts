@@ -111,6 +111,7 @@ export type TenantryErrorCode =
   | 'USAGE_FLUSH_FAILED'
   // rate limits (see src/limits)
   | 'RATE_LIMITED'
+  | 'LIMIT_NOT_IN_PLAN'
   // settings, feature flags and the tenant cache (see src/settings, src/cache)
   | 'CACHE_KEY_INVALID'
   | 'SETTING_UNKNOWN'

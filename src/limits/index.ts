@@ -17,7 +17,7 @@ export {
   type PlanLimits,
   type StoreDownPolicy,
 } from './rate-limit-config.js';
-export { RateLimitedError, type RateLimitScope } from './rate-limited-error.js';
+export { LimitNotInPlanError, RateLimitedError, type RateLimitScope } from './rate-limited-error.js';
 export type { RateLimitStore, RedisClientLike } from './limit-counter.js';
 export { LIMITS_CHANNEL } from './tenant-plan-cache.js';
 export {

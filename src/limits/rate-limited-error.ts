@@ -38,3 +38,19 @@ export class RateLimitedError extends TenantryError {
     this.retryAfterSeconds = details.retryAfterSeconds;
   }
 }
+
+/**
+ * The tenant's plan (or its override) gives this limit 0 points: nothing of it is allowed, and
+ * waiting changes nothing, so the answer is 403 LIMIT_NOT_IN_PLAN without `Retry-After` rather than
+ * a 429. The message names the limit, never the tenant.
+ */
+export class LimitNotInPlanError extends TenantryError {
+  declare readonly details: Readonly<{ limit: string; scope: 'tenant'; points: 0 }>;
+
+  constructor(limit: string) {
+    super('LIMIT_NOT_IN_PLAN', `The ${limit} limit allows nothing on this tenant's plan`, {
+      status: 403,
+      details: { limit, scope: 'tenant', points: 0 },
+    });
+  }
+}

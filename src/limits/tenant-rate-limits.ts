@@ -9,7 +9,7 @@ import {
   type RateLimitConfig,
   type StoreDownPolicy,
 } from './rate-limit-config.js';
-import { RateLimitedError } from './rate-limited-error.js';
+import { LimitNotInPlanError, RateLimitedError } from './rate-limited-error.js';
 import { TenantPlanCache, type TenantPlanCacheOptions } from './tenant-plan-cache.js';
 
 /** Options of {@link TenantRateLimits}. */
@@ -202,6 +202,11 @@ export class TenantRateLimits {
       if (def.onStoreDown === 'open') return { limit, points: 0, remaining: 0, resetSeconds: 0, storeDown: true };
       this.#limited({ tenantId, limit, storeDown: true });
       throw new RateLimitedError({ limit, scope: 'tenant', retryAfterSeconds: 1, storeDown: true });
+    }
+    if (points === 0) {
+      // a limit of 0 points (plan or override) is a block, not a throttle: no Retry-After would help
+      this.#limited({ tenantId, limit, storeDown: false });
+      throw new LimitNotInPlanError(limit);
     }
     const resetSeconds = Math.max(1, Math.ceil(state.msBeforeReset / 1000));
     if (state.consumed > points) {

@@ -111,6 +111,10 @@ describe.skipIf(!present)('the console observation pages in Chromium', () => {
     await page.evaluate('document.activeElement?.blur()');
     await tabTo(page, () => page.evaluate<boolean>("document.activeElement?.id === 'q'"));
     await page.keyboard.type('alph');
+    // The list loads (and reloads per keystroke) after a debounce: wait for the filtered list itself
+    // (alpha there, bravo gone), not only for bravo's absence, which also holds while the first load
+    // is still under way, when there is no alpha link to Tab to yet.
+    await expect.poll(() => page.getByRole('link', { name: 'alpha', exact: true }).count(), SLOW).toBe(1);
     await expect.poll(() => page.getByRole('link', { name: 'bravo' }).count(), SLOW).toBe(0);
     await tabTo(page, () => page.evaluate<boolean>("document.activeElement?.textContent === 'alpha'"));
     await page.keyboard.press('Enter');

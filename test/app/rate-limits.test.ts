@@ -141,6 +141,27 @@ describe('per-tenant API limits', () => {
     expect(lifted.headers['ratelimit-limit']).toBe('50');
   });
 
+  it('a limit of 0 points is a block: 403 LIMIT_NOT_IN_PLAN without Retry-After; the other tenant is untouched', async () => {
+    const alice = await f.token(f.users.alice, f.a);
+    const carol = await f.token(f.users.carol, f.b);
+    const carolBefore = await limits.limitsOf(f.b.id);
+    await limits.setOverride(f.a.id, 'api', 0);
+    try {
+      const blocked = await f.call('GET', '/me', { token: alice });
+      expect(blocked.statusCode).toBe(403);
+      expect(blocked.json()).toEqual({
+        error: { code: 'LIMIT_NOT_IN_PLAN', message: expect.stringContaining('api limit') },
+      });
+      expect(blocked.headers['retry-after']).toBeUndefined();
+      // tenant B from its side: still admitted, its limits unchanged
+      expect((await f.call('GET', '/me', { token: carol })).statusCode).toBe(200);
+      expect(await limits.limitsOf(f.b.id)).toEqual(carolBefore);
+    } finally {
+      await limits.setOverride(f.a.id, 'api', null);
+    }
+    expect((await f.call('GET', '/me', { token: alice })).statusCode).toBe(200);
+  });
+
   it('a request without valid credentials is refused by the resolver before it counts', async () => {
     const before = await limits.limitsOf(f.b.id);
     const res = await f.call('GET', '/me', { token: 'not-a-token' });

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { TenantRateLimits, RateLimitedError, type RateLimitedEvent } from '../../src/limits/index.js';
+import {
+  LimitNotInPlanError,
+  TenantRateLimits,
+  RateLimitedError,
+  type RateLimitedEvent,
+} from '../../src/limits/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { closeAll, CONFIG, counterRows, instance, tenant, within, type Instance } from './limits-harness.js';
 
@@ -63,9 +68,14 @@ describe('tenantry/limits: per-tenant rate limits', () => {
     await expect(limits.setPlan(t, 'gold')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await limits.setOverride(t, 'api', null);
     await expect(limits.limitsOf(t)).resolves.toEqual({ plan: 'free', points: { api: 5, export: 1 } });
-    // zero points: refused from the first request
+    // zero points: a block, refused from the first request with 403 (no Retry-After would help)
     await limits.setOverride(t, 'export', 0);
-    await expect(limits.consume(t, 'export')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    const blocked = await limits.consume(t, 'export').catch((e: unknown) => e);
+    expect(blocked).toBeInstanceOf(LimitNotInPlanError);
+    expect(blocked).toMatchObject({ code: 'LIMIT_NOT_IN_PLAN', status: 403, details: { limit: 'export', points: 0 } });
+    expect((blocked as Error).message).not.toContain(t);
+    // the other limit of the same tenant still counts as before
+    await expect(limits.consume(t, 'api')).resolves.toMatchObject({ points: 5 });
   });
 
   it('refuses bad configuration at construction and at start, naming the problem', () => {

@@ -34,6 +34,8 @@ interface Top {
   advice: string[];
   /** Set when the server's role cannot read the app role's backends: the live columns are unknown. */
   liveUnavailable?: string;
+  /** Set on a first look: the pools start tagging statements now, the live columns fill in from the next refresh. */
+  liveStarting?: string;
   moves: { slug: string; dbShare: number; target: { tier: string; cluster: string; database?: string } }[];
 }
 
@@ -104,6 +106,7 @@ export function TopPage() {
       }
     </p>
     ${top?.liveUnavailable ? html`<p role="status" class="error">${top.liveUnavailable}</p>` : ''}
+    ${!top?.liveUnavailable && top?.liveStarting ? html`<p role="status">${top.liveStarting}</p>` : ''}
     <h2>Advice</h2>
     ${
       top && (top.advice.length > 0 || top.moves.length > 0)
