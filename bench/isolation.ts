@@ -20,6 +20,11 @@
  * statements; --prepared-only: only that), --no-client-cost, --client-cost-only (no PostgreSQL: the client CPU
  * per query of each variant against the in-process fake server, a steadier figure on a shared machine),
  * --study (signed-function study), --study-only.
+ * Issue 15's token design (bench/support/token-context.ts, docs/design-token-context.md): variants b-token,
+ * b-token-named, b-token-inline, b-token-inline-named (their own database; the set-up prints EXPLAIN checks and a
+ * PASS/FAIL security probe); --token-micro BENCH_TOKEN_MICRO=1 (µs per call of the token check against core 007's);
+ * BENCH_TOKEN_RLS=0 (token table readable in full), BENCH_TOKEN_FUNCTION=sql (the check as LANGUAGE sql).
+ * With c=1 in the run, a P2 line: p50 of b, b' and the token variants against (a), the target ≤ 1.1×.
  */
 import os from 'node:os';
 import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
@@ -31,6 +36,7 @@ import {
   machineLine,
   ratiosTable,
   resultsTable,
+  tokenPairsTable,
   vitestProcesses,
   type CellResult,
 } from './support/report.js';
@@ -40,11 +46,23 @@ import { openServer, type BenchServer } from './support/server.js';
 import { runSignedStudy } from './support/signed-study.js';
 import { measureClientCost } from './support/client-cost.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
+import {
+  installTokenDesign,
+  probeToken,
+  TOKEN_INLINE_TABLE,
+  TOKEN_TENANT_EXPR,
+  tokenKeyOf,
+  tokenMicro,
+  tokenOf,
+  windowOf,
+} from './support/token-context.js';
+import { ContextSigner } from '../src/data/context-signer.js';
 import { QueryGuard } from '../src/guard/query-guard.js';
 
 const SIGNED_DB = 'tenantry_bench_signed';
 const UNSIGNED_DB = 'tenantry_bench_unsigned';
 const STUDY_DB = 'tenantry_bench_study';
+const TOKEN_DB = 'tenantry_bench_token';
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -78,13 +96,37 @@ async function main(): Promise<number> {
 
     let t = Date.now();
     await prepareDatabase(server, SIGNED_DB, 'signed', roles, shape);
-    await prepareDatabase(server, UNSIGNED_DB, 'unsigned', roles, shape);
-    log(`setup: 2 databases installed and loaded in ${((Date.now() - t) / 1000).toFixed(1)}s`);
+    const signedSeconds = (Date.now() - t) / 1000;
+    // the unsigned database only when a variant (or the study) reads it: at 10M rows each load is minutes
+    const needsUnsigned = opts.study || opts.variants.some((v) => v.includes("'") || v === 'c');
+    if (needsUnsigned) await prepareDatabase(server, UNSIGNED_DB, 'unsigned', roles, shape);
+    // issue 15's token design: its own database (signed install, then the design on top, bench only)
+    const needsToken = opts.variants.some((v) => v.startsWith('b-token'));
+    // BENCH_TOKEN_RLS=0: the app role may read every row of the token table (hashes, tenants, refusals)
+    const tokenRls = process.env.BENCH_TOKEN_RLS !== '0';
+    if (needsToken) {
+      await prepareDatabase(server, TOKEN_DB, 'signed', roles, shape);
+      await installTokenDesign(server.url(TOKEN_DB), {
+        owner: roles.owner.name,
+        app: roles.app.name,
+        table: 'public.items',
+        inlineTable: `public.${TOKEN_INLINE_TABLE}`,
+        contextSecret: roles.contextSecret,
+        rls: tokenRls,
+        // BENCH_TOKEN_FUNCTION=sql: tenantry_token.tenant_id() as LANGUAGE sql (default PL/pgSQL)
+        sqlFunction: process.env.BENCH_TOKEN_FUNCTION === 'sql',
+      });
+    }
+    const databases = 1 + (needsUnsigned ? 1 : 0) + (needsToken ? 1 : 0);
+    log(
+      `setup: ${databases} database(s) installed and loaded in ${((Date.now() - t) / 1000).toFixed(1)}s (signed: ${signedSeconds.toFixed(1)}s)`,
+    );
 
     const targets: VariantTargets = {
       signedOwnerUrl: server.url(SIGNED_DB, roles.owner),
       signedAppUrl: server.url(SIGNED_DB, roles.app),
       unsignedAppUrl: server.url(UNSIGNED_DB, roles.app),
+      ...(needsToken ? { tokenAppUrl: server.url(TOKEN_DB, roles.app) } : {}),
       contextSecret: roles.contextSecret,
     };
     const pick = pairPicker(shape);
@@ -107,8 +149,63 @@ async function main(): Promise<number> {
     for (const c of evidence.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
     if (evidence.checks.some((c) => !c.pass)) failed = true;
 
+    if (needsToken) {
+      const tenants = tenantsOf(3);
+      const probe = await probeToken({
+        adminUrl: server.url(TOKEN_DB),
+        appUrl: server.url(TOKEN_DB, roles.app),
+        contextSecret: roles.contextSecret,
+        tenants: [tenants[0]!, tenants[1]!, tenants[2]!],
+        // row id k belongs to tenant k % tenants: the first row of tenant j is j (j = 0: tenants)
+        idOf: (tenant) => tenants.indexOf(tenant) || shape.tenants,
+        rowsPerTenant: shape.rowsPerTenant,
+        allTenants: tenantsOf(shape.tenants),
+        inlineTable: TOKEN_INLINE_TABLE,
+        rls: tokenRls,
+      });
+      log(
+        `\n## The token design (b-token): EXPLAIN (ANALYZE) as the app role, then the security probe (token table RLS ${tokenRls ? 'on' : 'off'})\n`,
+      );
+      log('```\n' + probe.pointPlan + '\n```\n');
+      for (const c of probe.checks) log(`- ${c.pass ? 'PASS' : 'FAIL'}: ${c.name} — ${c.detail}`);
+      if (probe.checks.some((c) => !c.pass)) failed = true;
+      if (opts.tokenMicro) {
+        // the probe registered tenant 0's token of this window
+        const token = tokenOf(tokenKeyOf(roles.contextSecret), tenants[0]!, windowOf(Date.now()));
+        const signed = new ContextSigner(roles.contextSecret).encode(tenants[0]!);
+        const micro = await tokenMicro(
+          [
+            {
+              name: 'core 007 signed check: tenantry.current_tenant_id()',
+              url: targets.signedAppUrl,
+              value: signed,
+              expr: 'tenantry.current_tenant_id()',
+            },
+            {
+              name: 'token: tenantry_token.tenant_id() (PL/pgSQL, b-token)',
+              url: server.url(TOKEN_DB, roles.app),
+              value: token,
+              expr: 'tenantry_token.tenant_id()',
+            },
+            {
+              name: 'token: the lookup written out (b-token-inline; its plan kept, as with prepared statements)',
+              url: server.url(TOKEN_DB, roles.app),
+              value: token,
+              expr: TOKEN_TENANT_EXPR,
+            },
+          ],
+          7,
+        );
+        log(
+          '\n### µs per call of each check (app role, one transaction per call, minus the empty loop; best of 7 rounds)\n',
+        );
+        log('| check | µs per call |\n|:--|---:|');
+        for (const [name, us] of micro) log(`| ${name} | ${us.toFixed(1)} |`);
+      }
+    }
+
     if (!opts.skipMain) {
-      const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB]);
+      const cpu = await ServerCpu.find(server.adminUrl, [SIGNED_DB, UNSIGNED_DB, TOKEN_DB]);
       if (!cpu) log('(server CPU not measurable: the server is not on this machine)');
       for (const style of opts.statements) {
         log(
@@ -119,6 +216,14 @@ async function main(): Promise<number> {
         log(resultsTable(results));
         log('\n### Ratios of throughput\n');
         log(ratiosTable(results));
+        const p2 = p2Line(results, evidence.checks, shape);
+        if (p2) log(`\n${p2}`);
+        const tokenPairs = tokenPairsTable(results);
+        if (tokenPairs)
+          log(
+            "\n### The token design against floor, b, b', a (throughput; CPU per query, client + server)\n\n" +
+              tokenPairs,
+          );
         const guardPairs = guardPairsTable(results);
         if (guardPairs)
           log('\n### Pairs: with / without (query guard; monitoring and protection against b)\n\n' + guardPairs);
@@ -271,6 +376,30 @@ async function measure(
   return results;
 }
 
+/**
+ * Issue 15's P2 at this data size: at concurrency 1, p50 of the policy's plan (b, and b' when run)
+ * against the owner's explicit WHERE (a), target ≤ 1.1×, with the EXPLAIN checks that say the plan
+ * uses the index and evaluates the policy once per statement.
+ */
+function p2Line(
+  results: readonly CellResult[],
+  checks: ReadonlyArray<{ name: string; pass: boolean }>,
+  shape: { tenants: number; rowsPerTenant: number },
+): string | undefined {
+  const at1 = (v: string) => results.find((r) => r.variant === v && r.concurrency === 1);
+  const a = at1('a');
+  if (!a) return undefined;
+  const ratios = ['b', "b'", ...new Set(results.map((r) => r.variant).filter((v) => v.startsWith('b-token')))]
+    .map((v) => [v, at1(v)] as const)
+    .filter((x): x is readonly [string, CellResult] => x[1] !== undefined)
+    .map(([v, r]) => `${v}/a ${(r.p50 / a.p50).toFixed(2)} (${r.p50.toFixed(3)} vs ${a.p50.toFixed(3)} ms)`);
+  if (ratios.length === 0) return undefined;
+  const plan = checks.every((c) => c.pass) ? 'PASS' : 'FAIL';
+  const b = at1('b');
+  const verdict = b ? (b.p50 / a.p50 <= 1.1 ? 'met' : 'not met') : 'b not run';
+  return `P2 (${shape.tenants * shape.rowsPerTenant} rows / ${shape.tenants} tenants): c=1 p50 ${ratios.join(', ')}; target b/a ≤ 1.10: ${verdict}; index + policy once per statement (EXPLAIN checks): ${plan}`;
+}
+
 function tenantsOf(count: number): string[] {
   return Array.from({ length: count }, (_, k) => tenantIdOf(k));
 }
@@ -285,7 +414,7 @@ async function check(key: string, outcome: Awaited<ReturnType<typeof runFor>>): 
 async function closeQuietly(server: BenchServer): Promise<void> {
   await server
     .close({
-      databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB],
+      databases: [SIGNED_DB, UNSIGNED_DB, STUDY_DB, TOKEN_DB],
       roles: ['tenantry_bench_app', 'tenantry_bench_owner', 'tenantry_bench_router'],
     })
     .catch((e: unknown) => {

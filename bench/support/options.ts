@@ -25,6 +25,8 @@ export interface BenchOptions {
   skipMain: boolean;
   /** Only the client-side CPU per query against the in-process fake server: no PostgreSQL at all. */
   clientCostOnly: boolean;
+  /** With a b-token variant: µs per call of the token check against core 007's signed check (best of rounds). */
+  tokenMicro: boolean;
 }
 
 const DEFAULTS: BenchOptions = {
@@ -42,6 +44,7 @@ const DEFAULTS: BenchOptions = {
   study: false,
   skipMain: false,
   clientCostOnly: false,
+  tokenMicro: false,
 };
 
 /** `--quick`: a smoke run of about a minute including data generation. */
@@ -119,5 +122,6 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     study: flags.has('study') || flags.has('study-only') || env.BENCH_STUDY === '1' || env.BENCH_STUDY_ONLY === '1',
     skipMain: flags.has('study-only') || env.BENCH_STUDY_ONLY === '1',
     clientCostOnly: flags.has('client-cost-only') || env.BENCH_CLIENT_COST_ONLY === '1',
+    tokenMicro: flags.has('token-micro') || env.BENCH_TOKEN_MICRO === '1',
   };
 }

@@ -75,6 +75,8 @@ export function ratiosTable(results: CellResult[]): string {
   for (const v of new Set(results.map((r) => r.variant)))
     if (!['a', 'b', "b'", 'c'].includes(v))
       pairs.push([v, 'a'], [v, v.replace('-named', '').replace('+guard', '').replace('-routed', '')]);
+  for (const v of new Set(results.map((r) => r.variant)))
+    if (v.startsWith('b-token')) pairs.push([v, 'floor'], [v, v.endsWith('-named') ? 'b-named' : 'b'], [v, 'c']);
   const present = pairs.filter(
     ([x, y]) => results.some((r) => r.variant === x) && results.some((r) => r.variant === y) && x !== y,
   );
@@ -101,6 +103,27 @@ export function guardPairsTable(results: CellResult[]): string | undefined {
   const pairs = [...new Set(results.map((r) => r.variant))].flatMap((v) =>
     v.endsWith('+guard') ? [[v, v.slice(0, -'+guard'.length)] as const] : /^b\+/.test(v) ? [[v, 'b'] as const] : [],
   );
+  return pairsTable(results, pairs);
+}
+
+/** The token variants (issue 15) against floor, b, b' and a: throughput and CPU per query, paired round by round. */
+export function tokenPairsTable(results: CellResult[]): string | undefined {
+  const pairs = [...new Set(results.map((r) => r.variant))]
+    .filter((v) => v.startsWith('b-token'))
+    .flatMap((v) =>
+      [
+        'floor',
+        v.endsWith('-named') ? 'b-named' : 'b',
+        "b'",
+        'a',
+        ...(v.endsWith('-named') ? [v.slice(0, -'-named'.length)] : []),
+        ...(v.startsWith('b-token-inline') ? [v.replace('-inline', '')] : []),
+      ].map((y) => [v, y] as const),
+    );
+  return pairsTable(results, pairs);
+}
+
+function pairsTable(results: CellResult[], pairs: ReadonlyArray<readonly [string, string]>): string | undefined {
   const present = pairs.filter(
     ([x, y]) => results.some((r) => r.variant === y) && results.some((r) => r.variant === x),
   );

@@ -8,6 +8,7 @@ import { TenantTableMap } from '../../src/guard/tenant-table-map.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { floorQuery } from './floor-query.js';
+import { issueThrough, TOKEN_INLINE_TABLE, TokenEncoder } from './token-context.js';
 
 /** One way of running the point select: returns the number of rows it saw (1 when right). */
 export type PointQuery = (tenant: string, id: number) => Promise<number>;
@@ -29,6 +30,8 @@ export interface VariantTargets {
   signedAppUrl: string;
   /** Database installed in unsigned mode, as the app role. */
   unsignedAppUrl: string;
+  /** Database with the token design (bench/support/token-context.ts), as the app role. */
+  tokenAppUrl?: string;
   contextSecret: string;
   /** Extra pool options for every variant (the client-cost pass gives a fake server's `stream`). */
   poolExtras?: pg.PoolConfig;
@@ -189,6 +192,56 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
   };
 }
 
+/**
+ * Issue 15's token design (bench/support/token-context.ts): the same TenantPool path as b (its
+ * prefix, AsyncLocalStorage, result check), the context value a per-(tenant, window) token
+ * instead of a signed value. No library change: the pool's encoder is swapped for the token
+ * encoder through pg-pool's options (what each new client is built with). The first statement
+ * of a tenant in a window (per process) first registers the token through `tenantry_token.issue`
+ * on a small pool of the app role (one round trip, once per tenant and 5-minute window).
+ */
+function tokenVariant(key: string, named: boolean, inline = false): VariantInfo {
+  // the inline form reads a copy of items whose policy writes the check out (see token-context.ts)
+  const sql = inline ? RLS_SQL.replace('from items', `from ${TOKEN_INLINE_TABLE}`) : RLS_SQL;
+  return {
+    key,
+    label: `TenantPool, RLS by token lookup (no definer call; ${inline ? 'written out in the policy' : 'a PL/pgSQL function'}), WHERE id = $1${named ? ', prefix prepared' : ''}`,
+    open(t, max, prepared) {
+      const url = t.tokenAppUrl ?? t.signedAppUrl;
+      const pool = new TenantPool({
+        ...poolOptions(url, max, t.poolExtras),
+        contextMode: 'signed',
+        contextSecret: t.contextSecret,
+        prepareContextStatement: named,
+      });
+      const encoder = new TokenEncoder(t.contextSecret);
+      (pool as unknown as { options: Record<string, unknown> }).options.tenantryEncoder = encoder;
+      // the client-cost pass (fake server): nothing to register
+      const issuer = t.fakeRoutes ? undefined : new pg.Pool({ connectionString: url, max: 2, idleTimeoutMillis: 0 });
+      const issue = issuer ? issueThrough(issuer) : () => Promise.resolve();
+      const query = (tenant: string, id: number) =>
+        runAs(tenant, () => pool.query(statement(sql, [id], prepared))).then((r: pg.QueryResult) => r.rowCount ?? 0);
+      return {
+        key,
+        run(tenant, id) {
+          const issuing = encoder.ensureIssued(tenant, 0, issue);
+          return issuing ? issuing.then(() => query(tenant, id)) : query(tenant, id);
+        },
+        // every tenant's token of this window registered before the warm-up (a window that ends
+        // during the run registers the next lazily, as an application would)
+        async prepare(tenants) {
+          for (let i = 0; i < tenants.length; i += 100)
+            await Promise.all(tenants.slice(i, i + 100).map((tenant) => encoder.ensureIssued(tenant, 0, issue)));
+        },
+        async end() {
+          await endPool(pool);
+          if (issuer) await endPool(issuer);
+        },
+      };
+    },
+  };
+}
+
 /** Every variant the harness knows, by key. */
 export const VARIANTS: Record<string, VariantInfo> = {
   a: {
@@ -251,6 +304,11 @@ export const VARIANTS: Record<string, VariantInfo> = {
       };
     },
   },
+  // issue 15's token design: side by side with floor, b, b'
+  'b-token': tokenVariant('b-token', false),
+  'b-token-named': tokenVariant('b-token-named', true),
+  'b-token-inline': tokenVariant('b-token-inline', false, true),
+  'b-token-inline-named': tokenVariant('b-token-inline-named', true, true),
   // experiments, not in the default set
   'a+prefix': {
     key: 'a+prefix',
