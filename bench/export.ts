@@ -4,18 +4,24 @@
  * imported back, each run in its own process. Reports MB/s of rows (COPY text bytes per wall
  * second), archive size, CPU per 1,000 rows and the process's peak RSS; targets ≥ 50 MB/s and
  * ≤ 200 MB. Side by side: export at gzip levels 1, 3 (default) and 6; import as a new tenant (fresh
- * ids: every uuid key and reference rewritten) and import over the tenant itself (`replace`, ids kept).
+ * ids: every uuid key and reference rewritten) and import over the tenant itself (`replace`, ids kept),
+ * next to the import's floor: the same rows loaded by a plain COPY FROM STDIN as the owner into the
+ * same tables, and into copies of them without the foreign key (same indexes).
  *
  *   npm run bench:export
  *   npm run bench:export -- --rows=100000
+ *   npm run bench:export -- --rows=200000 --levels=3   (only the default level's export)
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:export
  */
 import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { install } from '../src/policy/installer.js';
 import { benchRoles } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
@@ -44,7 +50,11 @@ const DDL = `
     foreign key (tenant_id, project_id) references projects (tenant_id, id));
   -- a foreign key's index: without it every deleted project scans the tenant's tasks (replace deletes them all)
   create index tasks_project_idx on tasks (tenant_id, project_id);
-  select tenantry.register_tenant_table('tasks');`;
+  select tenantry.register_tenant_table('tasks');
+  -- the floor without the foreign key: the same columns, defaults and indexes, no constraint to check
+  create table floor_projects (like projects including all);
+  create table floor_tasks (like tasks including all);`;
+const FLOOR_TENANT = '00000000-0000-4000-8000-00000000f100';
 
 const exec = promisify(execFile);
 const log = (line = '') => process.stdout.write(`${line}\n`);
@@ -63,10 +73,11 @@ interface RunResult {
 }
 
 async function runChild(env: Record<string, unknown>): Promise<RunResult> {
-  const { stdout } = await exec(process.execPath, ['--import', 'tsx', 'bench/support/export-run.ts'], {
+  const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'bench/support/export-run.ts'], {
     env: { ...process.env, EXPORT_RUN: JSON.stringify(env) },
     maxBuffer: 1 << 20,
   });
+  if (stderr.trim()) process.stderr.write(stderr);
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as RunResult;
 }
 
@@ -91,12 +102,53 @@ async function seed(owner: pg.Pool, slug: string, rows: number): Promise<string>
   return id;
 }
 
+/** The tenant's rows as COPY text files (projects, tasks), its tenant id replaced by FLOOR_TENANT. */
+async function writeFloorFiles(
+  owner: pg.Pool,
+  dir: string,
+  slug: string,
+): Promise<Array<{ table: string; file: string }>> {
+  const client = await owner.connect();
+  try {
+    const { rows } = await client.query<{ id: string }>('select id from tenantry.tenants where slug = $1', [slug]);
+    const id = rows[0]!.id;
+    const out: Array<{ table: string; file: string }> = [];
+    for (const [table, columns] of [
+      ['projects', 'id, name, created_at'],
+      ['tasks', 'id, project_id, title, estimate, done, created_at'],
+    ] as const) {
+      const file = path.join(dir, `floor-${table}.copy`);
+      await pipeline(
+        client.query(
+          copyTo(`copy (select '${FLOOR_TENANT}'::uuid, ${columns} from ${table} where tenant_id = '${id}') to stdout`),
+        ),
+        createWriteStream(file),
+      );
+      out.push({ table, file });
+    }
+    return out;
+  } finally {
+    client.release();
+  }
+}
+
+async function admin(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 async function main(): Promise<number> {
   const rows = Number(flag('rows', '1000000'));
   const roles = benchRoles();
   const server = await openServer(process.env.DATABASE_URL);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-bench-export-'));
   let failed = false;
+  let granted = false;
   try {
     log(`# Tenantry tenant export/import benchmark — ${new Date().toISOString()}`);
     log(`machine: ${machineLine(server.version, server.embedded)}`);
@@ -135,7 +187,7 @@ async function main(): Promise<number> {
         const s = (a: number | undefined, b: number | undefined) =>
           a === undefined || b === undefined ? '?' : ((b - a) / 1000).toFixed(2);
         phases.push(
-          `${name}: before the load ${s(0, p.loading)} s, COPY in ${s(p.loading, p.verifying)} s, read-back ${s(p.verifying, p.verified)} s, commit and switch ${s(p.verified, r.ms)} s`,
+          `${name}${p.setBased ? ' (set-based FK)' : ''}: before the load ${s(0, p.loading)} s, COPY in ${s(p.loading, p.verifying)} s, read-back ${s(p.verifying, p.verified)} s, commit and switch ${s(p.verified, r.ms)} s`,
         );
       };
       const results: Record<string, { mbps: number; rss: number }> = {};
@@ -144,16 +196,35 @@ async function main(): Promise<number> {
         'baseline: the same COPY to nothing (no hash, gzip or file)',
         await runChild({ mode: 'copy-out', ownerUrl, tenant: 'big', file }),
       );
-      for (const level of [1, 6, 3]) {
+      // the last level writes the archive the imports read (default 3)
+      for (const level of flag('levels', '1,6,3').split(',').map(Number)) {
         const r = await runChild({ mode: 'export', ownerUrl, tenant: 'big', file, level });
         results[`export gzip ${level}`] = line(`export (gzip ${level}${level === 3 ? ', default' : ''})`, r);
       }
+      // the import's physical floor: the same rows (another tenant id, so no key collides) loaded by a
+      // plain COPY FROM STDIN as the owner from uncompressed files, in one transaction (rolled back)
+      const floorFiles = await writeFloorFiles(owner, dir, 'big');
+      const files = (prefix: string) => floorFiles.map((f) => ({ table: `${prefix}${f.table}`, file: f.file }));
+      results['floor: COPY in'] = line(
+        'floor: plain COPY FROM STDIN into the same tables (FK + indexes)',
+        await runChild({ mode: 'copy-in', ownerUrl, files: files('') }),
+      );
+      results['floor: COPY in, no FK'] = line(
+        'floor: plain COPY FROM STDIN into copies without the FK (same indexes)',
+        await runChild({ mode: 'copy-in', ownerUrl, files: files('floor_') }),
+      );
+      const perRow = await runChild({ mode: 'import', ownerUrl, file, as: 'big-per-row', replicaLoad: false });
+      results['import as new, per-row FK'] = line('import as a new tenant, per-row FK checks (no grant)', perRow);
+      split('import as new, per-row FK', perRow);
+      // the set-based path: the owner may set session_replication_role (PostgreSQL 15+)
+      await admin(server.url(DATABASE), `grant set on parameter session_replication_role to ${roles.owner.name}`);
+      granted = true;
       const asNew = await runChild({ mode: 'import', ownerUrl, file, as: 'big-copy' });
-      results['import as new'] = line('import as a new tenant (ids remapped)', asNew);
+      results['import as new'] = line('import as a new tenant (ids remapped), set-based FK check', asNew);
       split('import as new', asNew);
       await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
       const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
-      results['import replace'] = line('import over itself (replace, ids kept)', replace);
+      results['import replace'] = line('import over itself (replace, ids kept), set-based FK check', replace);
       split('import replace', replace);
       log();
       for (const p of phases) log(`phases, ${p}`);
@@ -163,16 +234,26 @@ async function main(): Promise<number> {
           .map(([k, v]) => `${k} ${(v.mbps / base.mbps).toFixed(2)}×`)
           .join(', ')}`,
       );
+      const floor = results['floor: COPY in']!;
+      log(
+        `ratios (MB/s vs the floor, plain COPY in with the FK): ${Object.entries(results)
+          .filter(([k]) => k.startsWith('import') || k.startsWith('floor'))
+          .map(([k, v]) => `${k} ${(v.mbps / floor.mbps).toFixed(2)}×`)
+          .join(', ')}`,
+      );
       for (const [name, r] of Object.entries(results)) {
         const ok = r.mbps >= TARGET_MBPS && r.rss <= TARGET_RSS_MB;
-        if (!ok && (name === 'export gzip 3' || name.startsWith('import'))) failed = true;
-        if (name === 'COPY only') continue;
+        if (!ok && (name === 'export gzip 3' || name === 'import as new' || name === 'import replace')) failed = true;
+        if (name === 'COPY only' || name.startsWith('floor')) continue;
         log(
           `${ok ? 'PASS' : 'MISS'} ${name}: ${r.mbps.toFixed(1)} MB/s (target ≥ ${TARGET_MBPS}), peak RSS ${r.rss.toFixed(0)} MB (target ≤ ${TARGET_RSS_MB})`,
         );
       }
     } finally {
       await owner.end();
+      // a role holding a privilege on a parameter cannot be dropped
+      if (granted)
+        await admin(server.url(DATABASE), `revoke set on parameter session_replication_role from ${roles.owner.name}`);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

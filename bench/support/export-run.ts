@@ -1,19 +1,27 @@
-// One export or import of the export benchmark, in its own process so that its peak RSS is its
+// One export, import or plain COPY of the export benchmark, in its own process so that its peak RSS is its
 // own. Input: EXPORT_RUN (JSON); output: one JSON line on stdout.
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
+import { createReadStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
 import { Placements } from '../../src/tiers/placements.js';
 
 const env = JSON.parse(process.env.EXPORT_RUN ?? '{}') as {
   /** `copy-out`: the baseline, the same COPY statements streamed to nothing (no hash, no gzip, no file). */
-  mode: 'export' | 'import' | 'copy-out';
+  /** `copy-in`: the import's floor, plain COPY FROM STDIN of prepared text files as the owner (rolled back). */
+  mode: 'export' | 'import' | 'copy-out' | 'copy-in';
+  /** copy-in: table name → COPY text file of its rows, loaded in this order. */
+  files?: Array<{ table: string; file: string }>;
   ownerUrl: string;
   tenant: string;
   file: string;
   level?: number;
   as?: string;
   replace?: boolean;
+  /** import: false takes the per-row foreign-key path even where replica mode is allowed. */
+  replicaLoad?: boolean;
 };
 const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
 const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
@@ -38,6 +46,26 @@ if (env.mode === 'copy-out') {
     }
   }
   client.release();
+} else if (env.mode === 'copy-in') {
+  // one transaction, as the import; rolled back so that the tables stay as seeded for the next runs
+  const client = await catalog.connect();
+  await client.query('begin');
+  for (const { table, file } of env.files ?? []) {
+    const copy = client.query(copyFrom(`copy ${table} from stdin`));
+    await pipeline(
+      createReadStream(file),
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          bytes += chunk.length;
+          for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) rows++;
+          done(null, chunk);
+        },
+      }),
+      copy,
+    );
+  }
+  await client.query('rollback');
+  client.release();
 } else if (env.mode === 'export') {
   const r = await exportTenant({ catalog, placements, tenant: env.tenant, out: env.file, compressionLevel: env.level });
   bytes = r.manifest.tables.reduce((n, t) => n + t.bytes, 0);
@@ -54,12 +82,14 @@ if (env.mode === 'copy-out') {
     file: env.file,
     as: env.as,
     replace: env.replace,
+    replicaLoad: env.replicaLoad,
     onStep: (step) => mark(step),
     onProgress: (p) => {
       if (p.step === 'verifying') mark('verifying');
     },
   });
   bytes = r.bytes;
+  phases.setBased = r.foreignKeyChecks === 'set-based' ? 1 : 0;
   rows = r.tables.reduce((n, t) => n + t.rows, 0);
 }
 const ms = performance.now() - t0;

@@ -18,6 +18,7 @@ import { IdRemap } from './id-remap.js';
 import { loadLibraryTables, planLibraryLoad, readLibraryEntries, type HeldLibraryTable } from './library-tables.js';
 import { ImportJournal } from './import-journal.js';
 import type { ArchiveManifest } from './manifest.js';
+import { beginReplicaLoad, endReplicaLoad, type ReplicaLoad } from './replica-load.js';
 import { loadTable, verifyTable, type LoadTable, type LoadedTable } from './table-loader.js';
 import { staleWorkMs, type TransferProgress } from './tenant-exporter.js';
 import { sweepStaleWorkFolders } from './work-folders.js';
@@ -72,6 +73,13 @@ export interface ImportTenantOptions {
    * key of this deployment is refused whatever this says (ARCHIVE_SIGNATURE_INVALID). Default false.
    */
   allowUnsigned?: boolean;
+  /**
+   * Load without PostgreSQL's per-row foreign-key checks where the role may (`session_replication_role
+   * = replica`, set locally: a superuser, or `GRANT SET ON PARAMETER session_replication_role`) and
+   * the tables have no trigger of their own, then check every foreign key set-based before commit
+   * (see replica-load.ts). Default true; false always takes the per-row path.
+   */
+  replicaLoad?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   /** Called as each step begins (tests kill the process there). */
   onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
@@ -91,6 +99,11 @@ export interface ImportResult {
   replaced: boolean;
   /** `verified` with this deployment's key; `unsigned` or `unverifiable` when `allowUnsigned` let it in. */
   signature: ArchiveSignatureCheck;
+  /**
+   * How the foreign keys were checked: `set-based` (loaded in replica mode, one check per key
+   * before commit), `per-row` (PostgreSQL's own triggers), `mixed` (per database: some of each).
+   */
+  foreignKeyChecks: 'set-based' | 'per-row' | 'mixed';
 }
 
 /**
@@ -191,7 +204,12 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
           { details: { archive: manifest.appMigrationVersion, target: version } },
         );
       await step('loading');
-      const { bytes: loaded, library } = await load(archive, plan, sites, manifest, {
+      const {
+        bytes: loaded,
+        library,
+        foreignKeyChecks,
+      } = await load(archive, plan, sites, manifest, {
+        replicaLoad: options.replicaLoad ?? true,
         tenantId,
         from: manifest.tenant.id,
         remap: fresh ? new IdRemap() : undefined,
@@ -224,6 +242,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         bytes: loaded,
         replaced: !!existing,
         signature,
+        foreignKeyChecks,
       };
     } catch (error) {
       // closed as failed, with its reason, once what it committed for an unseen tenant is gone
@@ -357,6 +376,7 @@ interface LoadRun {
   remap: IdRemap | undefined;
   /** A new tenant: the target refuses its route until the switch. */
   guard: Required<PlacementTarget> | undefined;
+  replicaLoad: boolean;
   progress: (p: TransferProgress) => void;
   step: NonNullable<ImportTenantOptions['onStep']>;
 }
@@ -369,8 +389,10 @@ async function load(
   sites: TableSite[],
   manifest: ArchiveManifest,
   run: LoadRun,
-): Promise<{ bytes: number; library: HeldLibraryTable[] }> {
+): Promise<{ bytes: number; library: HeldLibraryTable[]; foreignKeyChecks: ImportResult['foreignKeyChecks'] }> {
   const clients = new Map<TableSite, pg.PoolClient>();
+  const replica = new Map<TableSite, ReplicaLoad>();
+  const loadedAt = (site: TableSite) => plan.filter((p) => p.site === site).map((p) => p.table);
   try {
     for (const site of sites) {
       const client = await site.pool.connect();
@@ -388,6 +410,9 @@ async function load(
           [run.tenantId, run.guard.schema],
         );
       await deleteTenantRows(client, site.tables, run.tenantId);
+      // after the deletes (their ON DELETE actions fire), before the first row goes in
+      const fast = run.replicaLoad ? await beginReplicaLoad(client, loadedAt(site)) : undefined;
+      if (fast) replica.set(site, fast);
     }
     const loaded: LoadedTable[] = [];
     let bytes = 0;
@@ -405,6 +430,8 @@ async function load(
     // the library tables' entries come last: held (compressed, bounded) until the switch
     const library = await readLibraryEntries(archive, manifest.libraryTables);
     await archive.end();
+    // the foreign keys the replica mode did not check row by row: checked whole, before anything is read back
+    for (const [site, fast] of replica) await endReplicaLoad(clients.get(site)!, fast, loadedAt(site), run.tenantId);
     for (const l of loaded) {
       run.progress({
         step: 'verifying',
@@ -422,7 +449,13 @@ async function load(
       );
     await run.step('verified');
     for (const client of clients.values()) await client.query('commit');
-    return { bytes, library };
+    const used = sites.filter((s) => loadedAt(s).length);
+    const foreignKeyChecks = used.every((s) => replica.has(s))
+      ? 'set-based'
+      : used.some((s) => replica.has(s))
+        ? 'mixed'
+        : 'per-row';
+    return { bytes, library, foreignKeyChecks };
   } catch (error) {
     for (const client of clients.values()) await client.query('rollback').catch(() => undefined);
     throw error;
