@@ -147,6 +147,56 @@ describe('an owner granted SET on session_replication_role: replica mode, foreig
     await refusedMissing(await dangling('members', 1));
   });
 
+  it('locks the referenced rows until the commit: a referenced user deleted meanwhile waits and fails, nothing dangles', async () => {
+    // a user only the archive's membership references (acme's own row points back at its user after the export)
+    const acme = (await f.db.owner.query<{ id: string }>(`select id from tenantry.tenants where slug = 'acme'`))
+      .rows[0]!.id;
+    const lonely = randomUUID();
+    await f.db.owner.query(`insert into users (id, email) values ($1, 'lonely@example.com')`, [lonely]);
+    const { rows } = await f.db.owner.query<{ user_id: string }>(
+      'select user_id from members where tenant_id = $1 limit 1',
+      [acme],
+    );
+    const original = rows[0]!.user_id;
+    const swap = (from: string, to: string) =>
+      f.db.owner.query('update members set user_id = $1 where tenant_id = $2 and user_id = $3', [to, acme, from]);
+    await swap(original, lonely);
+    const file = path.join(dir, 'lonely.tenant');
+    await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'acme', out: file });
+    await swap(lonely, original);
+    let deleted: unknown;
+    const r = await importTenant({
+      file,
+      catalog: f.db.owner,
+      placements: f.placements,
+      as: 'acme-locked',
+      onStep: async (step) => {
+        if (step !== 'verified') return;
+        // after the foreign-key check, before the commit: another session deletes the user
+        const other = new pg.Client({ connectionString: f.db.adminUrl });
+        await other.connect();
+        try {
+          await other.query(`set lock_timeout = '300ms'`);
+          await other.query('delete from users where id = $1', [lonely]);
+          deleted = 'deleted';
+        } catch (error) {
+          deleted = (error as { code?: string }).code;
+        } finally {
+          await other.end();
+        }
+      },
+    });
+    expect(r.foreignKeyChecks).toBe('set-based');
+    expect(deleted).toBe('55P03');
+    const { rows: after } = await f.db.owner.query<{ members: number; dangling: number }>(
+      `select (select count(*)::int from members where tenant_id = $1 and user_id = $2) as members,
+              (select count(*)::int from members m where m.tenant_id = $1
+                  and not exists (select from users u where u.id = m.user_id)) as dangling`,
+      [r.tenant.id, lonely],
+    );
+    expect(after[0]).toEqual({ members: 1, dangling: 0 });
+  });
+
   it('replicaLoad: false takes the per-row path, and refuses the same archive', async () => {
     expect(await importsIntact('acme-forced', { replicaLoad: false })).toBe('per-row');
     await refusedMissing(await dangling('tasks', 2), { replicaLoad: false });

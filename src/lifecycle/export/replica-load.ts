@@ -76,6 +76,12 @@ export async function endReplicaLoad(
  * Every foreign key of `tables`, checked set-based for the tenant's rows (one anti-join per key):
  * a row whose key columns are all set (MATCH SIMPLE; MATCH FULL: any set) must find its referenced
  * row, as the per-row check would. IMPORT_REFERENCE_MISSING names the table, never a value.
+ *
+ * As the per-row check does, the referenced rows are first locked FOR KEY SHARE (until the import's
+ * transaction ends): a referenced row deleted by another session between this check and the commit
+ * would otherwise leave the imported rows pointing at nothing. Keys are compared with the
+ * constraint's own equality operators (pg_constraint.conpfeqop: citext, ltree… compare as the
+ * constraint does, not as text).
  */
 export async function checkForeignKeys(client: pg.ClientBase, tables: TenantTable[], tenantId: string): Promise<void> {
   if (!tables.length) return;
@@ -88,14 +94,13 @@ export async function checkForeignKeys(client: pg.ClientBase, tables: TenantTabl
   // parents for each row (minutes at a million rows instead of a second). Planner settings only,
   // for this transaction, restored below.
   await client.query(`select set_config('enable_nestloop', 'off', true), set_config('enable_mergejoin', 'off', true)`);
-  try {
-    await checkEachKey(client, tables, tenantId);
-  } finally {
-    await client.query(`select set_config('enable_nestloop', $1, true), set_config('enable_mergejoin', $2, true)`, [
-      nestloop,
-      mergejoin,
-    ]);
-  }
+  // restored only after a check that ran: a failed statement aborted the transaction, and a restore
+  // sent then would fail too and hide the failure's own error (the import rolls back either way)
+  await checkEachKey(client, tables, tenantId);
+  await client.query(`select set_config('enable_nestloop', $1, true), set_config('enable_mergejoin', $2, true)`, [
+    nestloop,
+    mergejoin,
+  ]);
 }
 
 async function checkEachKey(client: pg.ClientBase, tables: TenantTable[], tenantId: string): Promise<void> {
@@ -105,12 +110,19 @@ async function checkEachKey(client: pg.ClientBase, tables: TenantTable[], tenant
     match: string;
     columns: string[];
     parentColumns: string[];
+    operators: string[];
+    inArchive: boolean;
   }>(
     `select c.conrelid::int as table, c.confrelid::regclass::text as parent, c.confmatchtype::text as match,
             (select array_agg(a.attname::text order by k.ord) from unnest(c.conkey) with ordinality k(n, ord)
                join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n) as columns,
             (select array_agg(a.attname::text order by k.ord) from unnest(c.confkey) with ordinality k(n, ord)
-               join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n) as "parentColumns"
+               join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n) as "parentColumns",
+            -- the constraint's own PK = FK operators, schema-qualified (quote_ident: the schema's name)
+            (select array_agg(format('operator(%s.%s)', quote_ident(n.nspname), o.oprname) order by k.ord)
+               from unnest(c.conpfeqop) with ordinality k(op, ord)
+               join pg_operator o on o.oid = k.op join pg_namespace n on n.oid = o.oprnamespace) as operators,
+            c.confrelid = any($1::oid[]) as "inArchive"
        from pg_constraint c where c.contype = 'f' and c.conrelid = any($1::oid[]) order by c.conname`,
     [tables.map((t) => t.oid)],
   );
@@ -118,14 +130,20 @@ async function checkEachKey(client: pg.ClientBase, tables: TenantTable[], tenant
     const table = tables.find((t) => t.oid === fk.table)!;
     const set = fk.columns.map((c) => `c.${ident(c)} is not null`).join(' and ');
     const join = fk.columns
-      .map((c, i) => `p.${ident(fk.parentColumns[i]!)} operator(pg_catalog.=) c.${ident(c)}`)
+      .map((c, i) => `p.${ident(fk.parentColumns[i]!)} ${fk.operators[i]!} c.${ident(c)}`)
       .join(' and ');
     // MATCH FULL: a key partly null is refused outright
     const partly =
       fk.match === 'f' && fk.columns.length > 1
         ? ` or (num_nulls(${fk.columns.map((c) => `c.${ident(c)}`).join(', ')}) between 1 and ${fk.columns.length - 1})`
         : '';
-    // fk.parent is regclass text: already quoted and qualified as needed
+    // fk.parent is regclass text: already quoted and qualified as needed. First the referenced rows
+    // locked, as the per-row check locks each (a delete of one now waits for the import's end)
+    await client.query(
+      `select from ${fk.parent} p where exists (select from ${table.qualified} c
+          where c.${ident(table.tenantColumn)} = $1 and ${set} and ${join}) for key share of p`,
+      [tenantId],
+    );
     const { rows: missing } = await client.query(
       `select from ${table.qualified} c where c.${ident(table.tenantColumn)} = $1
           and ((${set} and not exists (select from ${fk.parent} p where ${join}))${partly}) limit 1`,
@@ -134,7 +152,9 @@ async function checkEachKey(client: pg.ClientBase, tables: TenantTable[], tenant
     if (missing.length)
       throw new ArchiveError(
         'IMPORT_REFERENCE_MISSING',
-        `A row of ${table.name} references a row the target does not have (a table outside the archive, e.g. users)`,
+        fk.inArchive
+          ? `A row of ${table.name} references a row the archive does not have`
+          : `A row of ${table.name} references a row the target does not have (a table outside the archive, e.g. users)`,
         { details: { table: table.name } },
       );
   }
