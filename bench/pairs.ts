@@ -28,10 +28,9 @@
  * default 10), --tenants, --rows-per-tenant.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
-import { clientCpuUs } from './support/cpu.js';
+import { clientCpuUs, runNs } from './support/cpu.js';
 import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { runFor } from './support/runner.js';
@@ -190,15 +189,6 @@ class Child {
     this.#process.send({ type: 'end' } satisfies ToChild);
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     this.#process.kill('SIGKILL');
-  }
-}
-
-/** CPU nanoseconds of a process so far (0 when gone). */
-function runNs(pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
-  } catch {
-    return 0;
   }
 }
 

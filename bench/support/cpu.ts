@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
 /** Nanoseconds a process has spent on a CPU (first field of /proc/<pid>/schedstat); 0 when gone. */
-function runNs(pid: number): number {
+export function runNs(pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
   } catch {

@@ -285,37 +285,34 @@ export function publishTenantActivity(
     throw new ConfigurationError('publishTenantActivity: intervalMs must be from 1000 to 3600000 (1 h)');
   if (!(keepHours > 0 && keepHours <= 24 * 366))
     throw new ConfigurationError('publishTenantActivity: keepHours must be positive and at most 8784 (a year)');
+  const report = (error: unknown) => {
+    try {
+      options.onError?.(error);
+    } catch {
+      // a failing error handler must not stop publishing
+    }
+  };
   let running: Promise<unknown> = Promise.resolve();
   const tick = () => {
-    running = running
-      .then(() => writeActivityWindow(ownerPool, activity, instance, keepHours))
-      .catch((error: unknown) => {
-        try {
-          options.onError?.(error);
-        } catch {
-          // a failing error handler must not stop publishing
-        }
-      });
+    running = running.then(() => writeActivityWindow(ownerPool, activity, instance, keepHours)).catch(report);
   };
   const timer = setInterval(tick, intervalMs);
   timer.unref();
   // the watch, polled on its own (a slow window write does not delay it); one read at a time.
   // The server's clock decides `until`; a watch already past on this clock ends at once.
   let polling = false;
+  let stopped = false;
   const poll = () => {
     if (polling) return;
     polling = true;
     readActivityWatch(ownerPool)
       .then(
-        (until) => activity.watchUntil(until),
+        // a read still in flight when the publisher stops must not turn the tagging back on
+        (until) => activity.watchUntil(stopped ? 0 : until),
         (error: unknown) => {
           // unknown: stop tagging rather than tag forever
           activity.watchUntil(0);
-          try {
-            options.onError?.(error);
-          } catch {
-            // as above
-          }
+          report(error);
         },
       )
       .finally(() => {
@@ -326,6 +323,7 @@ export function publishTenantActivity(
   watchTimer.unref();
   poll();
   return async () => {
+    stopped = true;
     clearInterval(timer);
     clearInterval(watchTimer);
     activity.watchUntil(0);
