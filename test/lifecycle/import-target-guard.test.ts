@@ -104,13 +104,20 @@ const IMPORT_TARGETS: Array<[string, () => PlacementTarget, string]> = [
   ["another tenant's schema", () => OTHER_SCHEMA, 'tenant_schema'],
 ];
 
+/** Importing as hdb2 into `to` is refused with `error` (code, details), and the other tenants are as they were. */
+async function refusedAt(to: PlacementTarget, error: object, placements = f.placements): Promise<void> {
+  const before = await othersState();
+  await expect(importTenant({ file: archive, catalog: f.db.owner, placements, as: 'hdb2', to })).rejects.toMatchObject(
+    error,
+  );
+  expect(await othersState()).toEqual(before);
+}
+
+const taken = (reason: string) => ({ code: 'IMPORT_TARGET_TAKEN', details: { reason } });
+
 describe("import refuses a target that is not the new tenant's alone (IMPORT_TARGET_TAKEN), changing nothing", () => {
   it.each(IMPORT_TARGETS)('%s', async (_, to, reason) => {
-    const before = await othersState();
-    await expect(
-      importTenant({ file: archive, catalog: f.db.owner, placements: f.placements, as: 'hdb2', to: to() }),
-    ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason } });
-    expect(await othersState()).toEqual(before);
+    await refusedAt(to(), taken(reason));
     expect((await f.db.owner.query(`select from tenantry.tenants where slug = 'hdb2'`)).rowCount).toBe(0);
     await otherStillWorks();
   });
@@ -118,17 +125,7 @@ describe("import refuses a target that is not the new tenant's alone (IMPORT_TAR
   it("a schema holding another tenant's rows (not claimed, not a data schema)", async () => {
     await f.db.owner.query(`create schema loose; create table loose.notes (tenant_id uuid not null, body text)`);
     await f.db.owner.query(`insert into loose.notes values ($1, 'theirs')`, [other]);
-    const before = await othersState();
-    await expect(
-      importTenant({
-        file: archive,
-        catalog: f.db.owner,
-        placements: f.placements,
-        as: 'hdb2',
-        to: { tier: 'schema', cluster: 'home', schema: 'loose' },
-      }),
-    ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'tenant_rows' } });
-    expect(await othersState()).toEqual(before);
+    await refusedAt({ tier: 'schema', cluster: 'home', schema: 'loose' }, taken('tenant_rows'));
     expect((await f.db.owner.query('select count(*)::int as n from loose.notes')).rows[0]!.n).toBe(1);
   });
 
@@ -138,33 +135,13 @@ describe("import refuses a target that is not the new tenant's alone (IMPORT_TAR
     await foreign.query(
       `insert into tenantry.local_tenants (tenant_key, state, epoch) values (gen_random_uuid(), 'active', 3)`,
     );
-    const before = await othersState();
-    await expect(
-      importTenant({
-        file: archive,
-        catalog: f.db.owner,
-        placements: f.placements,
-        as: 'hdb2',
-        to: { tier: 'database', cluster: 'home', database: 'tg_foreign' },
-      }),
-    ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'tenant_database' } });
-    expect(await othersState()).toEqual(before);
+    await refusedAt({ tier: 'database', cluster: 'home', database: 'tg_foreign' }, taken('tenant_database'));
   });
 
   it('the home database reached through another cluster name', async () => {
     const twice = new Placements({ catalog: f.db.owner, owners: { home: f.db.ownerUrl, eu: f.db.ownerUrl } });
     try {
-      const before = await othersState();
-      await expect(
-        importTenant({
-          file: archive,
-          catalog: f.db.owner,
-          placements: twice,
-          as: 'hdb2',
-          to: { tier: 'database', cluster: 'eu', database: home },
-        }),
-      ).rejects.toMatchObject({ code: 'IMPORT_TARGET_TAKEN', details: { reason: 'catalog_database' } });
-      expect(await othersState()).toEqual(before);
+      await refusedAt({ tier: 'database', cluster: 'eu', database: home }, taken('catalog_database'), twice);
       await otherStillWorks();
     } finally {
       await twice.end();
@@ -172,17 +149,10 @@ describe("import refuses a target that is not the new tenant's alone (IMPORT_TAR
   });
 
   it('a database without Tenantry: IMPORT_TARGET_NOT_INSTALLED, not a raw 42P01', async () => {
-    const before = await othersState();
-    await expect(
-      importTenant({
-        file: archive,
-        catalog: f.db.owner,
-        placements: f.placements,
-        as: 'hdb2',
-        to: { tier: 'database', cluster: 'home', database: 'postgres' },
-      }),
-    ).rejects.toMatchObject({ code: 'IMPORT_TARGET_NOT_INSTALLED' });
-    expect(await othersState()).toEqual(before);
+    await refusedAt(
+      { tier: 'database', cluster: 'home', database: 'postgres' },
+      { code: 'IMPORT_TARGET_NOT_INSTALLED' },
+    );
   });
 
   it('a database of its own is still accepted', async () => {
