@@ -38,7 +38,9 @@ describe('crashes mid-write', () => {
     const before = writers.count;
     await eventually('writes after the postmaster came back', 90_000, async () => {
       const now = await postmasterPid(project.dir);
-      return now !== undefined && now !== postmaster && writers.count >= before + 20;
+      // more than 20 after at least 30 before: over 50 acknowledged in all, as asserted below (with
+      // `>=` a slow machine stopped at exactly 50: CI run 9)
+      return now !== undefined && now !== postmaster && writers.count > before + 20;
     });
     expect(writers.count5xx(500)).toBe(0);
     expect(writers.unavailableWithoutRetryAfter).toBe(0);
