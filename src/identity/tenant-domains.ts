@@ -85,13 +85,22 @@ export class TenantDomains {
    */
   async add(domain: string): Promise<TenantDomain> {
     const name = this.#claimable(domain);
-    const { rows } = await this.db.query<{ added: boolean }>('select tenantry.add_domain($1, $2) as added', [
-      name,
-      randomSecret(24),
-    ]);
-    if (!rows[0]!.added) throw new AccessError('DOMAIN_TAKEN', { details: { domain: name } });
-    const found = (await this.list()).find((d) => d.domain === name);
-    return found!;
+    // the claim and the read are two statements: a remove of the same domain (another request of
+    // this tenant) can land between them, and then the domain is claimed again, a bounded number of times
+    for (let attempt = 1; ; attempt++) {
+      const { rows } = await this.db.query<{ added: boolean }>('select tenantry.add_domain($1, $2) as added', [
+        name,
+        randomSecret(24),
+      ]);
+      if (!rows[0]!.added) throw new AccessError('DOMAIN_TAKEN', { details: { domain: name } });
+      const found = (await this.list()).find((d) => d.domain === name);
+      if (found) return found;
+      if (attempt === 3)
+        throw new AccessError('DOMAIN_TAKEN', {
+          message: 'The domain was removed while it was being added, three times: try again',
+          details: { domain: name },
+        });
+    }
   }
 
   /** Checks the TXT record and marks the domain verified; throws DOMAIN_UNVERIFIED when the record is missing. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs } from '../../src/context/tenant-context.js';
+import { AccessError } from '../../src/identity/access-error.js';
 import { ApiKeys } from '../../src/identity/api-keys.js';
 import { Sessions } from '../../src/identity/sessions.js';
 import { TenantDomains } from '../../src/identity/tenant-domains.js';
@@ -347,6 +348,23 @@ describe('host resolution', () => {
     expect(await domains.resolve('files.acme-corp.test')).toMatchObject({ tenantId: f.acme.id });
     expect(await runAs(f.acme.id, () => domains.remove('files.acme-corp.test'))).toBe(true);
     expect(await domains.resolve('files.acme-corp.test')).toBeUndefined();
+  });
+
+  it('adds racing removes of the same domain end in the domain or a DOMAIN_TAKEN refusal, never a crash (fuzz: CI run 10)', async () => {
+    const domains = new TenantDomains(f.pool, { resolveTxt: async () => [] });
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        runAs(f.acme.id, () =>
+          i % 2 ? domains.remove('race.acme-corp.test') : domains.add('race.acme-corp.test'),
+        ).then(
+          (v) => (typeof v === 'boolean' ? 'removed' : v.domain),
+          (error: unknown) => (error instanceof AccessError ? error.code : String(error)),
+        ),
+      ),
+    );
+    for (const outcome of outcomes) expect(['removed', 'race.acme-corp.test', 'DOMAIN_TAKEN']).toContain(outcome);
+    await runAs(f.acme.id, () => domains.remove('race.acme-corp.test'));
+    expect((await runAs(f.acme.id, () => domains.list())).map((d) => d.domain)).not.toContain('race.acme-corp.test');
   });
 
   it('host names are normalized and junk hosts name nothing', async () => {
