@@ -190,13 +190,58 @@ describe('prepareContextStatement', () => {
       prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`),
     );
     expect(names.rowCount).toBe(1);
-    // injected SQL that drops prepared statements fails that statement, then the prefix is parsed again
+    // a DEALLOCATE ALL sent through the pool: the prefix is parsed again before the next statement
     await runAs(A, () => prepared.query('deallocate all'));
+    expect((await runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
+      await stored(A),
+    );
+    // one the client does not recognise (behind a comment) fails the next statement once, then
+    // the prefix is parsed again
+    await runAs(A, () => prepared.query('/* hidden */ deallocate all'));
     await expect(runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rejects.toMatchObject({
       code: '26000',
     });
     expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
       await stored(B),
+    );
+    // DISCARD PLANS and DEALLOCATE of another name keep the prefix: nothing fails after them
+    await runAs(A, () => prepared.query({ name: 'mine', text: 'select 1' }));
+    for (const text of ['discard plans', 'deallocate mine'])
+      expect((await runAs(B, () => prepared.query(text))).command).toBeDefined();
+    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
+      await stored(B),
+    );
+    await prepared.end();
+  });
+
+  it("'auto' (the default) uses the named prefix once the self-test finds it safe, without waiting for it", async () => {
+    const auto = db.appPool({ max: 1 });
+    const named = () =>
+      runAs(A, () =>
+        auto.query(`select count(*)::int as n from pg_prepared_statements where name = 'tenantry_context'`),
+      );
+    // the first statement does not wait for the self-test (the prefix may still be unnamed)
+    expect([0, 1]).toContain((await named()).rows[0].n);
+    const info = await auto.poolerInfo();
+    expect(info).toMatchObject({ pooler: 'none', namedStatements: 'safe', prefix: 'named' });
+    await named(); // parses it
+    expect((await named()).rows[0].n).toBe(1);
+    // tenants stay apart on the named prefix, and an empty context reads nothing
+    expect((await runAs(B, () => auto.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+    expect((await auto.query('select body from notes')).rowCount).toBe(0);
+    await auto.end();
+  });
+
+  it('false keeps the unnamed prefix; anything but true, false or auto is refused at construction', async () => {
+    const off = db.appPool({ prepareContextStatement: false, max: 1 });
+    expect(await off.poolerInfo()).toMatchObject({ namedStatements: 'safe', prefix: 'unnamed' });
+    const n = await runAs(A, () =>
+      off.query(`select count(*)::int as n from pg_prepared_statements where name like 'tenantry%'`),
+    );
+    expect(n.rows[0].n).toBe(0);
+    await off.end();
+    expect(() => db.appPool({ prepareContextStatement: 'yes' as unknown as boolean })).toThrow(
+      /prepareContextStatement must be/,
     );
   });
 });

@@ -79,7 +79,8 @@ function tenantPoolVariant(
   key: string,
   label: string,
   mode: 'signed' | 'unsigned',
-  namedPrefix = false,
+  /** prepareContextStatement; undefined: the library's default ('auto': named once the self-test finds it safe). */
+  namedPrefix?: boolean,
   extra: () => Partial<TenantPoolConfig> = () => ({}),
 ): VariantInfo {
   return {
@@ -91,7 +92,7 @@ function tenantPoolVariant(
         ...poolOptions(url, max, t.poolExtras),
         contextMode: mode,
         contextSecret: t.contextSecret,
-        prepareContextStatement: namedPrefix,
+        ...(namedPrefix === undefined ? {} : { prepareContextStatement: namedPrefix }),
         ...extra(),
       });
       return {
@@ -272,11 +273,23 @@ export const VARIANTS: Record<string, VariantInfo> = {
       };
     },
   },
-  b: tenantPoolVariant('b', 'TenantPool signed, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'signed'),
+  b: tenantPoolVariant(
+    'b',
+    "TenantPool signed (defaults: prefix 'auto', named once the self-test finds it safe), RLS, WHERE id = $1 (context pipelined, 1 round trip)",
+    'signed',
+  ),
   "b'": tenantPoolVariant(
     "b'",
-    'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)',
+    "TenantPool unsigned (defaults: prefix 'auto'), RLS, WHERE id = $1 (context pipelined, 1 round trip)",
     'unsigned',
+  ),
+  // the defaults before issue 15's last pass: the prefix parsed with every statement
+  'b-unnamed': tenantPoolVariant('b-unnamed', 'as b, prefix unnamed (prepareContextStatement: false)', 'signed', false),
+  "b'-unnamed": tenantPoolVariant(
+    "b'-unnamed",
+    "as b', prefix unnamed (prepareContextStatement: false)",
+    'unsigned',
+    false,
   ),
   c: {
     key: 'c',
@@ -353,7 +366,7 @@ export const VARIANTS: Record<string, VariantInfo> = {
     'b+monitor',
     "as b, activity counters + activityTag 'watched' (not watched)",
     'signed',
-    false,
+    undefined,
     () => ({ activity: true, activityTag: 'watched' }),
   ),
   // the same while someone watches (tenants top open): the tag on every statement
@@ -361,33 +374,39 @@ export const VARIANTS: Record<string, VariantInfo> = {
     'b+monitor-watched',
     'as b, activity counters + activityTag (watched: every statement tagged)',
     'signed',
-    false,
+    undefined,
     () => ({ activity: true, activityTag: true }),
   ),
-  'b+activity': tenantPoolVariant('b+activity', 'as b, activity counters only', 'signed', false, () => ({
+  'b+activity': tenantPoolVariant('b+activity', 'as b, activity counters only', 'signed', undefined, () => ({
     activity: true,
   })),
   'b+tag': tenantPoolVariant(
     'b+tag',
     'as b, activityTag only (application_name in the prefix)',
     'signed',
-    false,
+    undefined,
     () => ({
       activityTag: true,
     }),
   ),
-  'b+limits': tenantPoolVariant('b+limits', 'as b, dbLimits only (3 settings in the prefix)', 'signed', false, () => ({
-    dbLimits: new TenantDbLimits({
-      plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },
-      defaultPlan: 'free',
+  'b+limits': tenantPoolVariant(
+    'b+limits',
+    'as b, dbLimits only (3 settings in the prefix)',
+    'signed',
+    undefined,
+    () => ({
+      dbLimits: new TenantDbLimits({
+        plans: { free: { statementTimeoutMs: 5000, lockTimeoutMs: 1000, workMem: '4MB' } },
+        defaultPlan: 'free',
+      }),
     }),
-  })),
-  'b+fair': tenantPoolVariant('b+fair', 'as b, fairCheckout only', 'signed', false, () => ({ fairCheckout: true })),
+  ),
+  'b+fair': tenantPoolVariant('b+fair', 'as b, fairCheckout only', 'signed', undefined, () => ({ fairCheckout: true })),
   'b+noisy': tenantPoolVariant(
     'b+noisy',
     "as b, activity + activityTag 'watched' (not watched) + dbLimits (3 settings in the prefix) + fairCheckout",
     'signed',
-    false,
+    undefined,
     () => ({
       activity: true,
       activityTag: 'watched',

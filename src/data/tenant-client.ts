@@ -51,6 +51,12 @@ export function tagQuery(config: object, tag: QueryTag): void {
   TAGS.set(config, tag);
 }
 
+/**
+ * Statements that drop the named prefix: DEALLOCATE ALL, or DEALLOCATE of one of its names
+ * (DISCARD ALL would too, but cannot run in the prefix's pipeline: PostgreSQL refuses it there).
+ */
+const DROPS_PREPARED = /^\s*deallocate\s+(?:prepare\s+)?(?:all\b|"?tenantry_context)/i;
+
 /** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
 const ROLLBACK = /^\s*(?:rollback|abort)\b/i;
 
@@ -386,6 +392,15 @@ export class TenantClient extends pg.Client {
       };
     }
     if (this.#observer) this.#observe(query, tenantId);
+    if (typeof query.text === 'string' && DROPS_PREPARED.test(query.text)) {
+      // DEALLOCATE ALL drops the named prefix too: parse it again before the next statement
+      // (which pg submits only after this one's callback), instead of failing it once with 26000
+      const deliver = query.callback!;
+      query.callback = (err: unknown, res: unknown) => {
+        if (err === undefined || err === null) this.#prefix.forget?.(); // a failed one dropped nothing
+        deliver(err, res);
+      };
+    }
     super.query(query as unknown as pg.Submittable);
     return result;
   }

@@ -65,13 +65,18 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   contextTtlSeconds?: number;
   /**
    * Parse the context statement once per connection (a named prepared statement) instead of
-   * with every statement: less server CPU per statement. Off by default: behind pgbouncer in
-   * transaction mode it needs pgbouncer ≥ 1.21 with `max_prepared_statements` set. With the
-   * pooler self-test on (the default), the first checkout waits for it (bounded) and the named
-   * form is used only where it found it safe; elsewhere the prefix stays unnamed and `logger`
-   * is warned.
+   * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
+   * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
+   * `max_prepared_statements` set.
+   * - `'auto'` (the default): the unnamed form until the pooler self-test (on by default) finds
+   *   named statements safe, the named form from then on; nothing waits for the self-test.
+   *   Without the self-test (`poolerSelfTest: false`), always unnamed.
+   * - `true`: the first checkout waits for the self-test (bounded) and the named form is used
+   *   only where it found it safe; elsewhere the prefix stays unnamed and `logger` is warned.
+   *   Without the self-test, always named.
+   * - `false`: always unnamed.
    */
-  prepareContextStatement?: boolean;
+  prepareContextStatement?: boolean | 'auto';
   /**
    * The pooler self-test (docs/usage.md, "Behind a pooler"): at the pool's first checkout, in the
    * background, it finds out whether a pooler sits in front of PostgreSQL, how it pools, and
@@ -165,7 +170,8 @@ export class TenantPool extends pg.Pool {
   readonly tenantryGuard: QueryGuard | undefined;
   /** The prefix form every client of this pool writes (named only once the self-test found it safe). */
   readonly #prefixForm: PrefixForm;
-  readonly #prepareRequested: boolean;
+  /** `prepareContextStatement` as given (undefined: 'auto'). */
+  readonly #prepareRequested: boolean | 'auto';
   /** The self-test's options, or undefined when it does not run at start. */
   readonly #selfTest: PoolerSelfTestOptions | undefined;
   readonly #clientConfig: pg.ClientConfig;
@@ -227,6 +233,12 @@ export class TenantPool extends pg.Pool {
     const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
+    if (
+      prepareContextStatement !== undefined &&
+      typeof prepareContextStatement !== 'boolean' &&
+      prepareContextStatement !== 'auto'
+    )
+      throw new ConfigurationError("prepareContextStatement must be true, false or 'auto'");
     const prefixForm: PrefixForm = { named: prepareContextStatement === true && selfTest === undefined };
     const resultColumns = new Set(
       checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns,
@@ -259,13 +271,14 @@ export class TenantPool extends pg.Pool {
     this.activity = counters;
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
-    this.#prepareRequested = prepareContextStatement === true;
+    this.#prepareRequested = prepareContextStatement ?? 'auto';
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
-    this.#selfTestSettled = !(this.#prepareRequested && selfTest !== undefined);
+    // 'auto' switches when the answer comes, without making anyone wait for it
+    this.#selfTestSettled = !(this.#prepareRequested === true && selfTest !== undefined);
   }
 
   /**
@@ -286,7 +299,7 @@ export class TenantPool extends pg.Pool {
     const options = this.#selfTest ?? {};
     const found = await detectPooler(this.#clientConfig, { ...options, signal: this.#stopSelfTest.signal });
     if (this.#selfTest !== undefined)
-      this.#prefixForm.named = this.#prepareRequested && found.namedStatements === 'safe';
+      this.#prefixForm.named = this.#prepareRequested !== false && found.namedStatements === 'safe';
     this.#selfTestSettled = true;
     const info: PoolerInfo = {
       ...found,
@@ -299,7 +312,7 @@ export class TenantPool extends pg.Pool {
         { pooler: info },
         `tenantry pooler self-test${where}: ${describePooler(info)}; context prefix ${info.prefix}`,
       );
-      if (this.#prepareRequested && info.prefix === 'unnamed')
+      if (this.#prepareRequested === true && info.prefix === 'unnamed')
         this.#logger?.warn(
           { pooler: info },
           `tenantry: prepareContextStatement is not used${where}: named prepared statements are ${info.namedStatements} here, so the context prefix is parsed with every statement`,

@@ -85,7 +85,9 @@ beforeAll(async () => {
     [A, 'a1'],
     [A, 'a2'],
   ]);
-  pool = db.appPool({ max: 1 });
+  // the unnamed prefix, whose Parse each flight carries (the named one, 'auto' on a direct
+  // connection once the self-test answers, is parsed once: see test/tenant-pool.test.ts)
+  pool = db.appPool({ max: 1, prepareContextStatement: false });
 });
 afterAll(() => db?.drop());
 
