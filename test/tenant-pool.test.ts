@@ -178,7 +178,7 @@ describe('registration', () => {
 });
 
 describe('prepareContextStatement', () => {
-  it('parses the prefix once per connection, isolates tenants, and recovers from DEALLOCATE ALL', async () => {
+  it('parses the prefix once per connection, isolates tenants, and refuses what could replace it', async () => {
     const prepared = db.appPool({ prepareContextStatement: true, max: 1 });
     const stored = async (t: string) =>
       (await db.admin.query('select count(*)::int as n from notes where tenant_id = $1', [t])).rows[0].n as number;
@@ -190,32 +190,70 @@ describe('prepareContextStatement', () => {
       prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`),
     );
     expect(names.rowCount).toBe(1);
-    // a DEALLOCATE ALL sent through the pool: the prefix is parsed again before the next statement
-    await runAs(A, () => prepared.query('deallocate all'));
-    expect((await runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
-      await stored(A),
-    );
-    // one the client does not recognise (behind a comment) fails the next statement once, then
-    // the prefix is parsed again
-    await runAs(A, () => prepared.query('/* hidden */ deallocate all'));
-    await expect(runAs(A, () => prepared.query('select count(*)::int as n from notes'))).rejects.toMatchObject({
-      code: '26000',
-    });
-    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
-      await stored(B),
-    );
-    // DISCARD PLANS and DEALLOCATE of another name keep the prefix: nothing fails after them
-    await runAs(A, () => prepared.query({ name: 'mine', text: 'select 1' }));
-    for (const text of ['discard plans', 'deallocate mine'])
-      expect((await runAs(B, () => prepared.query(text))).command).toBeDefined();
-    expect((await runAs(B, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
-      await stored(B),
-    );
+    // statements that could replace the named prefix are refused before anything is sent, and
+    // the prefix is still the one the pool parsed: the other tenant's statements see its own rows
+    const prefixes = async () =>
+      (
+        await db.admin.query<{ n: number }>(
+          `select count(*)::int as n from pg_prepared_statements where name = 'tenantry_context'`,
+        )
+      ).rows[0]!.n;
+    const texts = [
+      'deallocate all',
+      '/* hidden */ DEALLOCATE tenantry_context',
+      `prepare tenantry_context(text) as select pg_catalog.set_config('tenantry.context', '', true)`,
+      `do $$ begin execute 'deallocate all'; end $$`,
+      'prepare transaction $$x$$',
+    ];
+    for (const text of texts)
+      await expect(
+        runAs(A, () => prepared.query(text)),
+        text,
+      ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    // inside a transaction, as the second statement of a multi-statement text too
+    const client = await prepared.connect();
+    try {
+      await runAs(A, async () => {
+        await client.query('begin');
+        await expect(client.query(`select 1; do $$ begin execute 'deallocate all'; end $$`)).rejects.toMatchObject({
+          code: 'UNSUPPORTED',
+        });
+        const left = await client.query<{ text: string }>(
+          `select statement as text from pg_prepared_statements where name = 'tenantry_context'`,
+        );
+        expect(left.rows).toEqual([{ text: expect.stringContaining('set_config') }]);
+        expect(left.rows[0]!.text).toContain('$1');
+        await client.query('rollback');
+      });
+    } finally {
+      client.release();
+    }
+    expect(await prefixes()).toBe(0); // the admin's own session has none: the check above read the pool's
+    expect((await runAs(B, () => prepared.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+    // words inside strings or identifiers are no statements: they pass
+    expect((await runAs(A, () => prepared.query(`select 'prepare; do' as deallocate`))).rows).toEqual([
+      { deallocate: 'prepare; do' },
+    ]);
     await prepared.end();
   });
 
-  it("'auto' (the default) uses the named prefix once the self-test finds it safe, without waiting for it", async () => {
-    const auto = db.appPool({ max: 1 });
+  it('by default the prefix is unnamed: PREPARE and DO pass there, and a statement prepared under its name is never run', async () => {
+    const plain = db.appPool({ max: 1 });
+    expect(await plain.poolerInfo()).toMatchObject({ namedStatements: 'safe', prefix: 'unnamed' });
+    // injected SQL of tenant A prepares a statement under the prefix's name that would set no tenant
+    await runAs(A, () =>
+      plain.query(`prepare tenantry_context(text) as select pg_catalog.set_config('tenantry.context', '', true)`),
+    );
+    await runAs(A, () => plain.query(`do $$ begin perform 1; end $$`));
+    // tenant B on the same connection next: its own rows, through its own (unnamed) prefix
+    expect((await runAs(B, () => plain.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+    const mine = await db.admin.query('select body from notes where tenant_id = $1 order by body', [A]);
+    expect((await runAs(A, () => plain.query('select body from notes order by body'))).rows).toEqual(mine.rows);
+    await plain.end();
+  });
+
+  it("'auto' uses the named prefix once the self-test finds it safe, without waiting for it", async () => {
+    const auto = db.appPool({ max: 1, prepareContextStatement: 'auto' });
     const named = () =>
       runAs(A, () =>
         auto.query(`select count(*)::int as n from pg_prepared_statements where name = 'tenantry_context'`),
@@ -229,6 +267,8 @@ describe('prepareContextStatement', () => {
     // tenants stay apart on the named prefix, and an empty context reads nothing
     expect((await runAs(B, () => auto.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
     expect((await auto.query('select body from notes')).rowCount).toBe(0);
+    // and the statements that could replace it are refused from then on
+    await expect(runAs(A, () => auto.query('deallocate all'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     await auto.end();
   });
 

@@ -79,7 +79,7 @@ function tenantPoolVariant(
   key: string,
   label: string,
   mode: 'signed' | 'unsigned',
-  /** prepareContextStatement; undefined: the library's default ('auto': named once the self-test finds it safe). */
+  /** prepareContextStatement; undefined: the library's default (unnamed). */
   namedPrefix?: boolean,
   extra: () => Partial<TenantPoolConfig> = () => ({}),
 ): VariantInfo {
@@ -273,23 +273,11 @@ export const VARIANTS: Record<string, VariantInfo> = {
       };
     },
   },
-  b: tenantPoolVariant(
-    'b',
-    "TenantPool signed (defaults: prefix 'auto', named once the self-test finds it safe), RLS, WHERE id = $1 (context pipelined, 1 round trip)",
-    'signed',
-  ),
+  b: tenantPoolVariant('b', 'TenantPool signed, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'signed'),
   "b'": tenantPoolVariant(
     "b'",
-    "TenantPool unsigned (defaults: prefix 'auto'), RLS, WHERE id = $1 (context pipelined, 1 round trip)",
+    'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)',
     'unsigned',
-  ),
-  // the defaults before issue 15's last pass: the prefix parsed with every statement
-  'b-unnamed': tenantPoolVariant('b-unnamed', 'as b, prefix unnamed (prepareContextStatement: false)', 'signed', false),
-  "b'-unnamed": tenantPoolVariant(
-    "b'-unnamed",
-    "as b', prefix unnamed (prepareContextStatement: false)",
-    'unsigned',
-    false,
   ),
   c: {
     key: 'c',

@@ -14,8 +14,8 @@ export function formatPoolerReport(info: PoolerDetection): string {
   const advice =
     info.mode === 'transaction'
       ? info.namedStatements === 'safe'
-        ? 'the context is transaction-local, so isolation holds here; TenantPool parses its context prefix once per connection here (the pooler manages named statements)'
-        : 'the context is transaction-local, so isolation holds here; TenantPool keeps its context prefix unnamed here (named statements are not safe behind this pooler)'
+        ? 'the context is transaction-local, so isolation holds here; prepareContextStatement may be used (the pooler manages named statements)'
+        : 'the context is transaction-local, so isolation holds here; leave prepareContextStatement off (a TenantPool with it on falls back to the unnamed prefix here)'
       : info.mode === 'unknown'
         ? 'a TenantPool uses the unnamed prefix (safe behind any pooler) until it can tell'
         : 'every prefix form is safe here';

@@ -128,8 +128,6 @@ export interface PrefixWriter {
     statementText?: string,
   ): PrefixWritten | void;
   failed(error: unknown): void;
-  /** The connection's prepared statements were dropped (DEALLOCATE, DISCARD): parse named prefixes again. */
-  forget?(): void;
 }
 
 /**
@@ -215,10 +213,6 @@ export class ContextPrefixWriter implements PrefixWriter {
       connection.bind({ statement: name, values });
     }
     connection.execute({});
-  }
-
-  forget(): void {
-    this.#prepared.fill(false);
   }
 
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */

@@ -10,7 +10,7 @@ import {
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
 import { CitusContextWriter } from './citus-context-writer.js';
-import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
+import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd, statementHeads } from './statement-text.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
@@ -52,10 +52,14 @@ export function tagQuery(config: object, tag: QueryTag): void {
 }
 
 /**
- * Statements that drop the named prefix: DEALLOCATE ALL, or DEALLOCATE of one of its names
- * (DISCARD ALL would too, but cannot run in the prefix's pipeline: PostgreSQL refuses it there).
+ * Statements that could replace a named context prefix in the session: PREPARE under its name
+ * (after DEALLOCATE), directly or from a DO block's EXECUTE. The next Bind to the name would run
+ * their text with the app's value, e.g. setting another tenant's still valid value instead. On
+ * a connection that uses the named prefix they are refused (PREPARE TRANSACTION with them).
  */
-const DROPS_PREPARED = /^\s*deallocate\s+(?:prepare\s+)?(?:all\b|"?tenantry_context)/i;
+const REPLACES_PREFIX = new Set(['prepare', 'deallocate', 'do']);
+/** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
+const MENTIONS_PREFIX_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
 
 /** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
 const ROLLBACK = /^\s*(?:rollback|abort)\b/i;
@@ -140,6 +144,8 @@ export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
   readonly #prefix: PrefixWriter;
   readonly #citus: boolean;
+  /** Whether this connection's prefix is a named statement now (the pool may switch it on: 'auto'). */
+  readonly #prefixForm: PrefixForm;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
@@ -169,11 +175,13 @@ export class TenantClient extends pg.Client {
     this.#tags = tag ? new ActivityTags() : undefined;
     this.#tagWatch = config.tenantryActivityTag === 'watched' ? config.tenantryActivity : undefined;
     this.#citus = config.tenantryCitus === true;
+    const form = config.tenantryPrepareContext ?? false;
+    this.#prefixForm = typeof form === 'boolean' ? { named: form } : form;
     // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
     this.#prefix = this.#citus
       ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
       : new ContextPrefixWriter(
-          config.tenantryPrepareContext ?? false,
+          this.#prefixForm,
           config.tenantryStatementTimeoutMs,
           this.#dbLimits ? DB_LIMIT_SETTINGS : [],
           tag,
@@ -288,6 +296,7 @@ export class TenantClient extends pg.Client {
           refusal ??
           this.#aborted(signal, config.text) ??
           this.#citusSubmittable() ??
+          this.#prefixGuard(config.text) ??
           this.#contextFor(tenantId, config as Submittable, !extended),
         this.#prefix,
       );
@@ -318,7 +327,11 @@ export class TenantClient extends pg.Client {
       throw new TypeError('callback is not a function');
     }
     query.withContext(
-      () => refusal ?? this.#aborted(signal, query.text) ?? this.#contextFor(tenantId, query, simple),
+      () =>
+        refusal ??
+        this.#aborted(signal, query.text) ??
+        this.#prefixGuard(query.text) ??
+        this.#contextFor(tenantId, query, simple),
       this.#prefix,
     );
     {
@@ -392,15 +405,6 @@ export class TenantClient extends pg.Client {
       };
     }
     if (this.#observer) this.#observe(query, tenantId);
-    if (typeof query.text === 'string' && DROPS_PREPARED.test(query.text)) {
-      // DEALLOCATE ALL drops the named prefix too: parse it again before the next statement
-      // (which pg submits only after this one's callback), instead of failing it once with 26000
-      const deliver = query.callback!;
-      query.callback = (err: unknown, res: unknown) => {
-        if (err === undefined || err === null) this.#prefix.forget?.(); // a failed one dropped nothing
-        deliver(err, res);
-      };
-    }
     super.query(query as unknown as pg.Submittable);
     return result;
   }
@@ -441,6 +445,21 @@ export class TenantClient extends pg.Client {
     return new TenantryError(
       'UNSUPPORTED',
       'In Citus mode a cursor or stream runs inside a transaction: send BEGIN first, COMMIT after',
+      { status: 500 },
+    );
+  }
+
+  /**
+   * On a connection whose context prefix is a named statement (Citus mode has none), refuses a
+   * statement that could replace it: PREPARE, DEALLOCATE, DO (see REPLACES_PREFIX).
+   */
+  #prefixGuard(text: unknown): Error | undefined {
+    if (!this.#prefixForm.named || this.#citus || typeof text !== 'string') return undefined;
+    if (!MENTIONS_PREFIX_REPLACEMENT.test(text) || !statementHeads(text).some((h) => REPLACES_PREFIX.has(h)))
+      return undefined;
+    return new TenantryError(
+      'UNSUPPORTED',
+      'PREPARE, DEALLOCATE and DO are refused on a connection whose context prefix is a named statement (prepareContextStatement): they could replace it',
       { status: 500 },
     );
   }

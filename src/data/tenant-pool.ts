@@ -67,14 +67,16 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * Parse the context statement once per connection (a named prepared statement) instead of
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
    * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
-   * `max_prepared_statements` set.
-   * - `'auto'` (the default): the unnamed form until the pooler self-test (on by default) finds
-   *   named statements safe, the named form from then on; nothing waits for the self-test.
-   *   Without the self-test (`poolerSelfTest: false`), always unnamed.
+   * `max_prepared_statements` set. A named prefix lives in the session, where SQL could replace
+   * it (PREPARE under its name): on a connection using it, statements that begin with PREPARE,
+   * DEALLOCATE or DO are refused (`NAMED_PREFIX_GUARD`); see docs/security.md for what remains.
+   * - `false` (the default): always unnamed.
+   * - `'auto'`: the unnamed form until the pooler self-test (on by default) finds named
+   *   statements safe, the named form from then on; nothing waits for the self-test. Without the
+   *   self-test (`poolerSelfTest: false`), always unnamed.
    * - `true`: the first checkout waits for the self-test (bounded) and the named form is used
    *   only where it found it safe; elsewhere the prefix stays unnamed and `logger` is warned.
    *   Without the self-test, always named.
-   * - `false`: always unnamed.
    */
   prepareContextStatement?: boolean | 'auto';
   /**
@@ -170,7 +172,7 @@ export class TenantPool extends pg.Pool {
   readonly tenantryGuard: QueryGuard | undefined;
   /** The prefix form every client of this pool writes (named only once the self-test found it safe). */
   readonly #prefixForm: PrefixForm;
-  /** `prepareContextStatement` as given (undefined: 'auto'). */
+  /** `prepareContextStatement` as given (undefined: false). */
   readonly #prepareRequested: boolean | 'auto';
   /** The self-test's options, or undefined when it does not run at start. */
   readonly #selfTest: PoolerSelfTestOptions | undefined;
@@ -271,7 +273,7 @@ export class TenantPool extends pg.Pool {
     this.activity = counters;
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
-    this.#prepareRequested = prepareContextStatement ?? 'auto';
+    this.#prepareRequested = prepareContextStatement ?? false;
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;

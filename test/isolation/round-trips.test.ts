@@ -85,9 +85,7 @@ beforeAll(async () => {
     [A, 'a1'],
     [A, 'a2'],
   ]);
-  // the unnamed prefix, whose Parse each flight carries (the named one, 'auto' on a direct
-  // connection once the self-test answers, is parsed once: see test/tenant-pool.test.ts)
-  pool = db.appPool({ max: 1, prepareContextStatement: false });
+  pool = db.appPool({ max: 1 });
 });
 afterAll(() => db?.drop());
 
