@@ -178,7 +178,7 @@ describe('registration', () => {
 });
 
 describe('prepareContextStatement', () => {
-  it('parses the prefix once per connection, isolates tenants, and refuses what could replace it', async () => {
+  it('parses the prefix once per connection, isolates tenants, and never lends a session that could have replaced it', async () => {
     const prepared = db.appPool({ prepareContextStatement: true, max: 1 });
     const stored = async (t: string) =>
       (await db.admin.query('select count(*)::int as n from notes where tenant_id = $1', [t])).rows[0].n as number;
@@ -190,65 +190,81 @@ describe('prepareContextStatement', () => {
       prepared.query(`select name from pg_prepared_statements where name = 'tenantry_context'`),
     );
     expect(names.rowCount).toBe(1);
-    // statements that could replace the named prefix are refused before anything is sent, and
-    // the prefix is still the one the pool parsed: the other tenant's statements see its own rows
-    const prefixes = async () =>
-      (
-        await db.admin.query<{ n: number }>(
-          `select count(*)::int as n from pg_prepared_statements where name = 'tenantry_context'`,
-        )
-      ).rows[0]!.n;
+    // statements that could replace the named prefix run, but their session is never lent again:
+    // the next statement, of either tenant, gets a fresh session with the pool's own prefix
+    const pids = new Set<number>();
     const texts = [
       'deallocate all',
       '/* hidden */ DEALLOCATE tenantry_context',
-      `prepare tenantry_context(text) as select pg_catalog.set_config('tenantry.context', '', true)`,
+      `do $$ begin execute 'deallocate tenantry_context'; execute 'prepare tenantry_context(text) as select pg_catalog.set_config(''tenantry.context'', '''', true)'; end $$`,
       `do $$ begin execute 'deallocate all'; end $$`,
-      'prepare transaction $$x$$',
     ];
-    for (const text of texts)
-      await expect(
-        runAs(A, () => prepared.query(text)),
-        text,
-      ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
-    // inside a transaction, as the second statement of a multi-statement text too
+    for (const text of texts) {
+      const { rows } = await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`));
+      pids.add(rows[0].pid);
+      await runAs(A, () => prepared.query(text));
+      for (const t of [B, A])
+        expect((await runAs(t, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n, text).toBe(
+          await stored(t),
+        );
+    }
+    const { rows: last } = await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`));
+    pids.add(last[0].pid);
+    expect(pids.size).toBe(texts.length + 1); // one session per quarantined statement, then a fresh one
+    // on one checked-out client: after A's DO, B's statements are refused on it, A's still run
     const client = await prepared.connect();
     try {
-      await runAs(A, async () => {
-        await client.query('begin');
-        await expect(client.query(`select 1; do $$ begin execute 'deallocate all'; end $$`)).rejects.toMatchObject({
-          code: 'UNSUPPORTED',
-        });
-        const left = await client.query<{ text: string }>(
-          `select statement as text from pg_prepared_statements where name = 'tenantry_context'`,
-        );
-        expect(left.rows).toEqual([{ text: expect.stringContaining('set_config') }]);
-        expect(left.rows[0]!.text).toContain('$1');
-        await client.query('rollback');
+      await runAs(A, () => client.query(`do $$ begin perform 1; end $$`));
+      await expect(runAs(B, () => client.query('select body from notes'))).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
       });
+      await expect(client.query('select body from notes')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      expect((await runAs(A, () => client.query('select count(*)::int as n from notes'))).rows[0].n).toBe(
+        await stored(A),
+      );
     } finally {
       client.release();
     }
-    expect(await prefixes()).toBe(0); // the admin's own session has none: the check above read the pool's
     expect((await runAs(B, () => prepared.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
-    // words inside strings or identifiers are no statements: they pass
+    // words inside strings or identifiers are no statements: the session stays
+    const before = (await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`))).rows[0].pid;
     expect((await runAs(A, () => prepared.query(`select 'prepare; do' as deallocate`))).rows).toEqual([
       { deallocate: 'prepare; do' },
     ]);
+    expect((await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`))).rows[0].pid).toBe(before);
     await prepared.end();
   });
 
-  it('by default the prefix is unnamed: PREPARE and DO pass there, and a statement prepared under its name is never run', async () => {
+  it("with the default (unnamed) prefix too, tenant A cannot replace a named statement that tenant B's request runs next", async () => {
     const plain = db.appPool({ max: 1 });
     expect(await plain.poolerInfo()).toMatchObject({ namedStatements: 'safe', prefix: 'unnamed' });
-    // injected SQL of tenant A prepares a statement under the prefix's name that would set no tenant
-    await runAs(A, () =>
-      plain.query(`prepare tenantry_context(text) as select pg_catalog.set_config('tenantry.context', '', true)`),
-    );
-    await runAs(A, () => plain.query(`do $$ begin perform 1; end $$`));
-    // tenant B on the same connection next: its own rows, through its own (unnamed) prefix
-    expect((await runAs(B, () => plain.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
-    const mine = await db.admin.query('select body from notes where tenant_id = $1 order by body', [A]);
-    expect((await runAs(A, () => plain.query('select body from notes order by body'))).rows).toEqual(mine.rows);
+    const listNotes = { name: 'list_notes', text: 'select body from notes order by body' };
+    const mine = async (t: string) =>
+      (await db.admin.query('select body from notes where tenant_id = $1 order by body', [t])).rows;
+    // injected SQL of tenant A: replace B's statement with one that leaks B's rows into a session setting
+    const evil = `prepare list_notes as select pg_catalog.set_config('x.leak', (select string_agg(body, ',') from notes), false) as body`;
+    for (const inject of [
+      [`deallocate list_notes`, evil],
+      [`do $$ begin execute 'deallocate list_notes'; execute $q$${evil}$q$; end $$`],
+    ]) {
+      expect((await runAs(B, () => plain.query(listNotes))).rows).toEqual(await mine(B));
+      // in one transaction of A's, so both statements share the session (the pool lends one client)
+      const client = await plain.connect();
+      try {
+        await runAs(A, async () => {
+          await client.query('begin');
+          for (const text of inject) await client.query(text);
+          await client.query('commit');
+        });
+      } finally {
+        client.release();
+      }
+      // B's next run is its own statement, and nothing was leaked for A to read
+      expect((await runAs(B, () => plain.query(listNotes))).rows).toEqual(await mine(B));
+      expect((await runAs(A, () => plain.query(`select current_setting('x.leak', true) as leak`))).rows).toEqual([
+        { leak: null },
+      ]);
+    }
     await plain.end();
   });
 
@@ -267,8 +283,6 @@ describe('prepareContextStatement', () => {
     // tenants stay apart on the named prefix, and an empty context reads nothing
     expect((await runAs(B, () => auto.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
     expect((await auto.query('select body from notes')).rowCount).toBe(0);
-    // and the statements that could replace it are refused from then on
-    await expect(runAs(A, () => auto.query('deallocate all'))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     await auto.end();
   });
 

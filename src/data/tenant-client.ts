@@ -52,10 +52,14 @@ export function tagQuery(config: object, tag: QueryTag): void {
 }
 
 /**
- * Statements that could replace a named context prefix in the session: PREPARE under its name
- * (after DEALLOCATE), directly or from a DO block's EXECUTE. The next Bind to the name would run
- * their text with the app's value, e.g. setting another tenant's still valid value instead. On
- * a connection that uses the named prefix they are refused (PREPARE TRANSACTION with them).
+ * Statements that could replace a named statement of the session: PREPARE under its name (after
+ * DEALLOCATE), directly or from a DO block's EXECUTE. The next Bind to the name runs their text
+ * with the caller's values, under the context of whoever sends it next on that connection: a
+ * named context prefix replaced so that it sets the attacker's own (valid) value for the next
+ * tenant's statements, or an app's named statement replaced by one that copies the next tenant's
+ * rows into a session setting the attacker reads later. They run (DO blocks have honest uses),
+ * but the session is quarantined: no statement of another tenant on it, and the pool destroys it
+ * at release instead of lending it again (PREPARE TRANSACTION is caught with them).
  */
 const REPLACES_PREFIX = new Set(['prepare', 'deallocate', 'do']);
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
@@ -160,6 +164,8 @@ export class TenantClient extends pg.Client {
   #binding: string | undefined;
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
+  /** The tenant ('' for none) whose statement may have replaced a named statement of this session (see REPLACES_PREFIX). */
+  #quarantinedFor: string | undefined;
   /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
   #cancelSent = false;
 
@@ -296,7 +302,7 @@ export class TenantClient extends pg.Client {
           refusal ??
           this.#aborted(signal, config.text) ??
           this.#citusSubmittable() ??
-          this.#prefixGuard(config.text) ??
+          this.#prefixGuard(config.text, tenantId) ??
           this.#contextFor(tenantId, config as Submittable, !extended),
         this.#prefix,
       );
@@ -330,7 +336,7 @@ export class TenantClient extends pg.Client {
       () =>
         refusal ??
         this.#aborted(signal, query.text) ??
-        this.#prefixGuard(query.text) ??
+        this.#prefixGuard(query.text, tenantId) ??
         this.#contextFor(tenantId, query, simple),
       this.#prefix,
     );
@@ -450,18 +456,30 @@ export class TenantClient extends pg.Client {
   }
 
   /**
-   * On a connection whose context prefix is a named statement (Citus mode has none), refuses a
-   * statement that could replace it: PREPARE, DEALLOCATE, DO (see REPLACES_PREFIX).
+   * The session quarantine (see REPLACES_PREFIX): a statement of another tenant (or of none) after
+   * one that could have replaced a named statement is refused; such a statement marks the session.
    */
-  #prefixGuard(text: unknown): Error | undefined {
-    if (!this.#prefixForm.named || this.#citus || typeof text !== 'string') return undefined;
-    if (!MENTIONS_PREFIX_REPLACEMENT.test(text) || !statementHeads(text).some((h) => REPLACES_PREFIX.has(h)))
-      return undefined;
-    return new TenantryError(
-      'UNSUPPORTED',
-      'PREPARE, DEALLOCATE and DO are refused on a connection whose context prefix is a named statement (prepareContextStatement): they could replace it',
-      { status: 500 },
-    );
+  #prefixGuard(text: unknown, tenantId: string | undefined): Error | undefined {
+    const key = tenantId ?? '';
+    if (this.#quarantinedFor !== undefined && this.#quarantinedFor !== key)
+      return new TenantryError(
+        'UNSUPPORTED',
+        "This connection ran PREPARE, DEALLOCATE or DO for another tenant (or none): it serves no other tenant's statements; release it and check out another",
+        { status: 500 },
+      );
+    if (
+      this.#quarantinedFor === undefined &&
+      typeof text === 'string' &&
+      MENTIONS_PREFIX_REPLACEMENT.test(text) &&
+      statementHeads(text).some((h) => REPLACES_PREFIX.has(h))
+    )
+      this.#quarantinedFor = key; // marked as it is sent: it may run even if it then fails
+    return undefined;
+  }
+
+  /** True once the session ran a statement that could replace a named statement: the pool destroys it at release. */
+  get quarantined(): boolean {
+    return this.#quarantinedFor !== undefined;
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */

@@ -67,9 +67,7 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * Parse the context statement once per connection (a named prepared statement) instead of
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
    * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
-   * `max_prepared_statements` set. A named prefix lives in the session, where SQL could replace
-   * it (PREPARE under its name): on a connection using it, statements that begin with PREPARE,
-   * DEALLOCATE or DO are refused (`NAMED_PREFIX_GUARD`); see docs/security.md for what remains.
+   * `max_prepared_statements` set.
    * - `false` (the default): always unnamed.
    * - `'auto'`: the unnamed form until the pooler self-test (on by default) finds named
    *   statements safe, the named form from then on; nothing waits for the self-test. Without the
@@ -565,7 +563,12 @@ export class TenantPool extends pg.Pool {
   // ReadyForQuery) waits until it is idle, briefly, and is then judged by its transaction status;
   // one with a statement still in flight, or that sent a cancel request, is destroyed.
   _release(
-    client: pg.PoolClient & { transactionStatus?: string; repliesPending?: boolean; cancelSent?: boolean },
+    client: pg.PoolClient & {
+      transactionStatus?: string;
+      repliesPending?: boolean;
+      cancelSent?: boolean;
+      quarantined?: boolean;
+    },
     idleListener: (err: Error) => void,
     err?: unknown,
   ): unknown {
@@ -598,9 +601,11 @@ export class TenantPool extends pg.Pool {
         err ??
         (client.cancelSent
           ? new Error('client sent a cancel request')
-          : open
-            ? new Error('client released inside an open transaction')
-            : undefined);
+          : client.quarantined
+            ? new Error('client ran PREPARE, DEALLOCATE or DO: its session is not lent again')
+            : open
+              ? new Error('client released inside an open transaction')
+              : undefined);
       return release.call(this, client, idleListener, reason);
     };
     if (err || !client.repliesPending) return judge();

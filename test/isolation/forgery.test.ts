@@ -242,7 +242,9 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
           // nothing the payload did outlives A's transaction
           expect(bodiesOf(await client.query('select body from notes order by body'))).toEqual(BODIES[A]);
         });
-        expect((await runWithoutTenant(() => client.query('select body from notes'))).rows).toEqual([]);
+        // no rows without a tenant; after a DO payload, the quarantined session refuses it outright
+        const after = await outcome(() => runWithoutTenant(() => client.query('select body from notes')));
+        expect(after).toEqual(/^\s*do\b/i.test(sql) ? { bodies: [], code: 'UNSUPPORTED' } : { bodies: [] });
       } finally {
         client.release();
       }
@@ -608,6 +610,8 @@ describe('signed mode: session state planted on a pooled connection', () => {
     `create temp sequence notes_seq`,
     `do $$ begin execute 'create temp table notes (like public.notes including defaults)'; end $$`,
   ];
+  /** The plants after which the session still serves other tenants (a DO block quarantines it: tenant-client.ts). */
+  const SESSION_PLANTS = PLANTS.filter((p) => !p.startsWith('do '));
 
   /** Temporary relations and functions that exist in any session of this database. */
   async function temporaryObjects(): Promise<number> {
@@ -627,19 +631,33 @@ describe('signed mode: session state planted on a pooled connection', () => {
     const client = await single.connect();
     try {
       // each plant as a single statement under B: it reaches PostgreSQL, which refuses it
-      for (const plant of PLANTS) {
+      for (const plant of SESSION_PLANTS) {
         expect(await outcome(() => runAs(B, () => client.query(plant))), plant).toEqual({ bodies: [], code: '42501' });
+      }
+      // the DO block too, on a session of its own: PostgreSQL refuses what it executes, and the
+      // session is quarantined (a DO could have replaced a named statement): it serves A no more
+      const doPlant = PLANTS.find((p) => p.startsWith('do '))!;
+      const quarantined = await pool.connect();
+      try {
+        expect(await outcome(() => runAs(B, () => quarantined.query(doPlant)))).toEqual({ bodies: [], code: '42501' });
+        expect(
+          await outcome(() =>
+            runAs(A, () => quarantined.query(`insert into notes (tenant_id, body) values ($1, $2)`, [A, 'x'])),
+          ),
+        ).toEqual({ bodies: [], code: 'UNSUPPORTED' });
+      } finally {
+        quarantined.release();
       }
       // all of them as one string inside B's transaction (sent without a prefix): refused too
       const inTx = await runAs(B, async () => {
         await client.query('begin');
-        const o = await outcome(() => client.query(PLANTS.join(';\n')));
+        const o = await outcome(() => client.query(SESSION_PLANTS.join(';\n')));
         await client.query('rollback');
         return o;
       });
       expect(inTx).toEqual({ bodies: [], code: '42501' });
       // and as one string outside a transaction, it never leaves the client
-      expect(await outcome(() => runAs(B, () => client.query(PLANTS.join(';\n'))))).toEqual({
+      expect(await outcome(() => runAs(B, () => client.query(SESSION_PLANTS.join(';\n'))))).toEqual({
         bodies: [],
         code: 'UNSUPPORTED',
       });
