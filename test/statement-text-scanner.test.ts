@@ -86,6 +86,9 @@ const sqlText = fc
   .array(fc.tuple(fragment, gap), { minLength: 1, maxLength: 14 })
   .map((parts) => parts.map(([f, g]) => f + g).join(''));
 
+/** A literal's end, a line break with `--` comments about it, and a quote: where the oracle and PostgreSQL differ. */
+const CONTINUED_ACROSS_COMMENT = /'(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*[\n\r])*'/g;
+
 /** The scanner's statements, or undefined when PostgreSQL would not scan the text at all (then nothing is compared). */
 function scanned(sql: string): number[] | undefined {
   try {
@@ -113,9 +116,6 @@ describe("statement-text's lexer against PostgreSQL's scanner", () => {
     'select\u00a0x; select 2',
     // string continuation: the second part is still an E'' string, where \' escapes the quote
     "select e''\n'\\' ; '; select 2",
-    // a comment ends the literal: what follows is a standard string, where \ is a character
-    "select e'x' -- c\n'\\' ; select 2",
-    "select e'x'\n -- c\n'\\' ; select 2",
     'select $1$$;$$ a; select 2',
     'select 1 -- c\r; select 2',
     "select x$e'a\\'; select 2",
@@ -124,10 +124,30 @@ describe("statement-text's lexer against PostgreSQL's scanner", () => {
     expect(statementStarts(sql)).toEqual(scannerStarts(sql));
   });
 
+  // where libpg-query's scanSync is not PostgreSQL: it returns `--` comments as tokens, and so
+  // ends a literal at one; PostgreSQL 15 and 18 (checked against both servers) continue the
+  // literal across a line break with `--` comments around it, in its mode: `select 'a' -- c
+  // <newline>'b'` answers 'ab'. These strings hid statements from the scanner (an attacker's
+  // review): the expected starts are the servers'.
+  const TAG = `$${'t'.repeat(70)}$`;
+  it.each([
+    ["select e'x' -- c\n'\\' ; select 2", ['select']],
+    ["select e'x'\n -- c\n'\\' ; select 2", ['select']],
+    ["select 1; select E'a' -- c\n'\\''; deallocate x; select 'z'", ['select', 'select', 'deallocate', 'select']],
+    ["select 'a' -- c\n -- d\n'b'; prepare x as select 1", ['select', 'prepare']],
+    ["select 'a' /* c */\n'b'; do $$ begin end $$", ['select', 'do']],
+    // a dollar tag of any length (a slice of 64 characters missed this one)
+    [`select 1; select ${TAG}'${TAG}; deallocate x; select 'tail'`, ['select', 'select', 'deallocate', 'select']],
+  ])('reads %j as PostgreSQL does', (sql, heads) => {
+    expect(statementHeads(sql)).toEqual(heads);
+  });
+
   it('finds the same statements, at the same offsets, in generated SQL', () => {
     let compared = 0;
     fc.assert(
       fc.property(sqlText, (sql) => {
+        // libpg-query ends a literal at a `--` comment where PostgreSQL continues it (above)
+        if ([...sql.matchAll(CONTINUED_ACROSS_COMMENT)].some((m) => m[0].includes('--'))) return true;
         const expected = scanned(sql);
         if (!expected) return true;
         compared++;

@@ -243,9 +243,16 @@ describe('prepareContextStatement', () => {
       (await db.admin.query('select body from notes where tenant_id = $1 order by body', [t])).rows;
     // injected SQL of tenant A: replace B's statement with one that leaks B's rows into a session setting
     const evil = `prepare list_notes as select pg_catalog.set_config('x.leak', (select string_agg(body, ',') from notes), false) as body`;
+    // an attacker's review hid the two statements from the client's lexer three ways (a long
+    // dollar tag, a string continued across a -- comment, standard_conforming_strings off): any
+    // multi-statement text now quarantines its session, and is refused while that setting is off
+    const TAG = `$${'t'.repeat(70)}$`;
     for (const inject of [
       [`deallocate list_notes`, evil],
       [`do $$ begin execute 'deallocate list_notes'; execute $q$${evil}$q$; end $$`],
+      [`select 1; select ${TAG}'${TAG}; deallocate list_notes; ${evil}; select 'tail'`],
+      [`select 1; select E'a' -- c\n'\\''; deallocate list_notes; ${evil}; select 'z'`],
+      [`set standard_conforming_strings = off`, `select 1; select '\\''; deallocate list_notes; ${evil}; select 'z'`],
     ]) {
       expect((await runAs(B, () => plain.query(listNotes))).rows).toEqual(await mine(B));
       // in one transaction of A's, so both statements share the session (the pool lends one client)
@@ -253,8 +260,9 @@ describe('prepareContextStatement', () => {
       try {
         await runAs(A, async () => {
           await client.query('begin');
-          for (const text of inject) await client.query(text);
-          await client.query('commit');
+          for (const text of inject)
+            await client.query(text).catch((e: { code?: string }) => expect(e.code).toBe('UNSUPPORTED'));
+          await client.query('rollback');
         });
       } finally {
         client.release();
@@ -265,6 +273,13 @@ describe('prepareContextStatement', () => {
         { leak: null },
       ]);
     }
+    // release(false) (any falsy value: "no error") still closes a quarantined session
+    const c1 = await plain.connect();
+    const pid = (await runAs(A, () => c1.query('select pg_backend_pid() as p'))).rows[0].p;
+    await runAs(A, () => c1.query(`do $$ begin perform 1; end $$`));
+    c1.release(false as unknown as undefined);
+    const next = await runAs(B, () => plain.query('select pg_backend_pid() as p, count(*)::int as n from notes'));
+    expect(next.rows[0].p).not.toBe(pid);
     await plain.end();
   });
 
@@ -297,5 +312,76 @@ describe('prepareContextStatement', () => {
     expect(() => db.appPool({ prepareContextStatement: 'yes' as unknown as boolean })).toThrow(
       /prepareContextStatement must be/,
     );
+  });
+});
+
+describe('prepareStatements', () => {
+  const preparedNames = (pool: TenantPool) =>
+    runAs(A, () =>
+      pool.query<{ name: string; statement: string }>(
+        `select name, statement from pg_prepared_statements where name like 'tenantry_s%' and length($1) = 0 order by name`,
+        [''],
+      ),
+    );
+
+  it('names the app’s parameterised statements per connection; each tenant still sees only its rows, from either side', async () => {
+    const named = db.appPool({ prepareStatements: true, max: 1 });
+    expect(await named.poolerInfo()).toMatchObject({ namedStatements: 'safe', statements: 'named', prefix: 'unnamed' });
+    const byBody = 'select body from notes where body like $1 order by body';
+    const stored = async (t: string) =>
+      (await db.admin.query('select body from notes where tenant_id = $1 order by body', [t])).rows;
+    for (let i = 0; i < 6; i++)
+      for (const t of [A, B]) expect((await runAs(t, () => named.query(byBody, ['%']))).rows).toEqual(await stored(t));
+    const names = (await preparedNames(named)).rows;
+    expect(names.filter((n) => n.statement === byBody)).toHaveLength(1); // parsed once, whatever the tenant
+    // no parameters: unnamed; an explicit name: the app's own
+    await runAs(A, () => named.query('select count(*) from notes'));
+    await runAs(A, () =>
+      named.query({ name: 'mine', text: 'select count(*) from notes where body <> $1', values: [''] }),
+    );
+    const after = (await preparedNames(named)).rows.map((n) => n.statement);
+    expect(after).not.toContain('select count(*) from notes');
+    expect(after).not.toContain('select count(*) from notes where body <> $1');
+    // writes: A's insert lands in A; A cannot write B's tenant id (WITH CHECK); B sees none of it
+    const insert = 'insert into notes (tenant_id, body) values ($1, $2)';
+    await runAs(A, () => named.query(insert, [A, 'a-named']));
+    await expect(runAs(A, () => named.query(insert, [B, 'b-forged']))).rejects.toMatchObject({ code: '42501' });
+    expect((await runAs(B, () => named.query(byBody, ['%-named']))).rows).toEqual([]);
+    expect((await runAs(A, () => named.query(byBody, ['%-named']))).rows).toEqual([{ body: 'a-named' }]);
+    expect((await db.admin.query(`select tenant_id from notes where body in ('a-named', 'b-forged')`)).rows).toEqual([
+      { tenant_id: A },
+    ]);
+    await db.owner.query(`delete from notes where body = 'a-named'`);
+    await named.end();
+  });
+
+  it('a statement whose result type changed after DDL fails once (0A000), then runs under a fresh name', async () => {
+    await db.owner.query(`create table shapes (tenant_id uuid not null, id int not null, primary key (tenant_id, id));
+      select tenantry.register_tenant_table('shapes'); insert into shapes values ('${A}', 1)`);
+    const named = db.appPool({ prepareStatements: true, max: 1 });
+    await named.poolerInfo();
+    const q = 'select * from shapes where id = $1';
+    expect((await runAs(A, () => named.query(q, [1]))).rows).toEqual([{ tenant_id: A, id: 1 }]);
+    await db.owner.query(`alter table shapes add column label text default 'x'`);
+    await expect(runAs(A, () => named.query(q, [1]))).rejects.toMatchObject({ code: '0A000' });
+    expect((await runAs(A, () => named.query(q, [1]))).rows).toEqual([{ tenant_id: A, id: 1, label: 'x' }]);
+    expect((await runAs(B, () => named.query(q, [1]))).rows).toEqual([]);
+    await named.end();
+  });
+
+  it('names at most 256 texts per connection; a session where tenant A deallocates one is never lent to B', async () => {
+    const named = db.appPool({ prepareStatements: true, max: 1 });
+    await named.poolerInfo();
+    for (let i = 0; i < 300; i++) await runAs(A, () => named.query(`select $1::int + ${i} as n`, [1]));
+    expect((await preparedNames(named)).rows.length).toBe(256);
+    const byBody = 'select body from notes where body like $1 order by body';
+    await runAs(B, () => named.query(byBody, ['%']));
+    const pid = async () => (await runAs(A, () => named.query('select pg_backend_pid() as p'))).rows[0].p as number;
+    const before = await pid();
+    await runAs(A, () => named.query('deallocate all'));
+    expect((await runAs(B, () => named.query(byBody, ['%']))).rows).toEqual([{ body: 'b1' }]);
+    expect(await pid()).not.toBe(before);
+    await named.end();
+    expect(() => db.appPool({ prepareStatements: 'yes' as unknown as boolean })).toThrow(/prepareStatements must be/);
   });
 });

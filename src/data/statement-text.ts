@@ -11,7 +11,9 @@
  * same statements, starting at the same offsets.
  */
 
-const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
+// sticky, read in place: a tag has no length limit in PostgreSQL (a slice of the text would
+// miss a long one, and the scanner would then read the quoted body as SQL)
+const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
 
 // PostgreSQL's whitespace (scan.l's `space`): not /\s/, which takes U+00A0 and other Unicode
 // spaces that PostgreSQL reads as identifier characters
@@ -95,7 +97,8 @@ export function statementStarts(sql: string): number[] {
       continue;
     }
     if (c === '$') {
-      const tag = DOLLAR_TAG.exec(sql.slice(i, i + 64));
+      DOLLAR_TAG.lastIndex = i;
+      const tag = DOLLAR_TAG.exec(sql);
       if (tag) {
         const end = sql.indexOf(tag[0], i + tag[0].length);
         i = end < 0 ? n : end + tag[0].length;
@@ -120,11 +123,14 @@ export function controlsTransaction(sql: string): boolean {
 }
 
 // SQL's string continuation (scan.l's quotecontinue): a closing quote, blanks with at least one
-// line break (not a comment: PostgreSQL's scanner ends the literal there), and an opening quote
-// continue the SAME literal, in its mode: `E'a'<newline>'\' ; …'` is one E'' string in which `\'` is an escaped quote. (Found by
-// the differential test against PostgreSQL's scanner: read as two strings, the `;` after it would
-// have been taken for text inside the second one.)
-const CONTINUATION = /[ \t\f]*[\n\r][ \t\n\r\f\v]*'/y;
+// line break, and an opening quote continue the SAME literal, in its mode: `E'a'<newline>'\' ; …'`
+// is one E'' string in which `\'` is an escaped quote. (Found by the differential test against
+// PostgreSQL's scanner: read as two strings, the `;` after it would have been taken for text
+// inside the second one.) The blanks may hold `--` comments, before the line break
+// (horiz_whitespace) and after it (special_whitespace, each ending at a line break): `'a' -- c
+// <newline>'b'` is the one string 'ab'; a block comment ends the literal. (Found by an attacker's
+// review: without the comments, E'' mode was lost across one and a hidden statement went unseen.)
+const CONTINUATION = /(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*[\n\r])*'/y;
 
 function skipQuoted(sql: string, i: number, quote: string, backslashEscapes: boolean): number {
   while (i < sql.length) {

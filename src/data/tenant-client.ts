@@ -62,6 +62,16 @@ export function tagQuery(config: object, tag: QueryTag): void {
  * at release instead of lending it again (PREPARE TRANSACTION is caught with them).
  */
 const REPLACES_PREFIX = new Set(['prepare', 'deallocate', 'do']);
+/**
+ * prepareStatements: at most this many of the app's statement texts are named per connection
+ * (the first ones seen; later texts stay unnamed), each at most this long. A bound on the
+ * server's memory per session for apps that build texts with literals in them.
+ */
+const AUTO_NAMED_MAX = 256;
+const AUTO_NAMED_MAX_TEXT = 16_384;
+/** A named statement the server may no longer run as it was parsed: 0A000 (its result type changed after DDL), 26000 (gone). */
+const STALE_NAMED_STATEMENT = new Set(['0A000', '26000']);
+
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
 const MENTIONS_PREFIX_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
 
@@ -88,6 +98,8 @@ export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
   /** Parse the prefix once per connection as a named statement (see TenantPoolConfig): fixed, or as the pool decides. */
   tenantryPrepareContext?: boolean | PrefixForm;
+  /** Name the app's own parameterised statements, parsed once per connection (see TenantPoolConfig.prepareStatements). */
+  tenantryPrepareStatements?: PrefixForm;
   /** Checks every statement's text before it is sent (see TenantPoolConfig.guard). */
   tenantryGuard?: QueryGuard;
   /** Tenant columns checked in result rows; empty to check none (see TenantPoolConfig.checkResults). */
@@ -150,6 +162,10 @@ export class TenantClient extends pg.Client {
   readonly #citus: boolean;
   /** Whether this connection's prefix is a named statement now (the pool may switch it on: 'auto'). */
   readonly #prefixForm: PrefixForm;
+  /** Whether the app's parameterised statements are named now (prepareStatements), and their names by text. */
+  readonly #statementForm: PrefixForm | undefined;
+  readonly #autoNames = new Map<string, string>();
+  #autoNamed = 0;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
@@ -166,6 +182,8 @@ export class TenantClient extends pg.Client {
   #transactionTenant: string | undefined;
   /** The tenant ('' for none) whose statement may have replaced a named statement of this session (see REPLACES_PREFIX). */
   #quarantinedFor: string | undefined;
+  /** standard_conforming_strings is off on this session (PostgreSQL reports it: GUC_REPORT). */
+  #nonStandardStrings = false;
   /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
   #cancelSent = false;
 
@@ -183,6 +201,7 @@ export class TenantClient extends pg.Client {
     this.#citus = config.tenantryCitus === true;
     const form = config.tenantryPrepareContext ?? false;
     this.#prefixForm = typeof form === 'boolean' ? { named: form } : form;
+    this.#statementForm = config.tenantryPrepareStatements;
     // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
     this.#prefix = this.#citus
       ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
@@ -197,6 +216,9 @@ export class TenantClient extends pg.Client {
     this.#routing = config.tenantryRouting;
     this.#observer = config.tenantryObserver;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
+    connection.on('parameterStatus', (msg: { parameterName?: string; parameterValue?: string }) => {
+      if (msg?.parameterName === 'standard_conforming_strings') this.#nonStandardStrings = msg.parameterValue !== 'on';
+    });
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
       if (msg?.status === 'I' || msg?.status === 'T' || msg?.status === 'E') this.#status = msg.status;
@@ -299,16 +321,22 @@ export class TenantClient extends pg.Client {
       prefixWithContext(
         config as Submittable,
         () =>
-          refusal ??
-          this.#aborted(signal, config.text) ??
-          this.#citusSubmittable() ??
-          this.#prefixGuard(config.text, tenantId) ??
-          this.#contextFor(tenantId, config as Submittable, !extended),
+          this.#sent(
+            refusal ??
+              this.#aborted(signal, config.text) ??
+              this.#citusSubmittable() ??
+              this.#prefixGuard(config.text, tenantId, !extended) ??
+              this.#contextFor(tenantId, config as Submittable, !extended),
+            config.text,
+            tenantId,
+            !extended,
+          ),
         this.#prefix,
       );
       return super.query(config, values, callback);
     }
     const query = new ContextQuery(config, values, callback);
+    const autoName = this.#autoName(query);
     // A statement without parameters would go as a simple Query: send it with the extended
     // protocol instead so it shares the prefix's Sync. Only multi-statement text stays simple.
     if (
@@ -334,10 +362,15 @@ export class TenantClient extends pg.Client {
     }
     query.withContext(
       () =>
-        refusal ??
-        this.#aborted(signal, query.text) ??
-        this.#prefixGuard(query.text, tenantId) ??
-        this.#contextFor(tenantId, query, simple),
+        this.#sent(
+          refusal ??
+            this.#aborted(signal, query.text) ??
+            this.#prefixGuard(query.text, tenantId, simple) ??
+            this.#contextFor(tenantId, query, simple),
+          query.text,
+          tenantId,
+          simple,
+        ),
       this.#prefix,
     );
     {
@@ -411,8 +444,40 @@ export class TenantClient extends pg.Client {
       };
     }
     if (this.#observer) this.#observe(query, tenantId);
+    if (autoName !== undefined) {
+      // a named statement the server can no longer run as parsed fails this once; the text gets
+      // a fresh name (parsed anew) next time
+      const deliver = query.callback!;
+      const text = query.text as string;
+      query.callback = (err: unknown, res: unknown) => {
+        const state = sqlStateOf(err);
+        if (state !== undefined && STALE_NAMED_STATEMENT.has(state) && this.#autoNames.get(text) === autoName)
+          this.#autoNames.delete(text);
+        deliver(err, res);
+      };
+    }
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /**
+   * prepareStatements: gives an unnamed statement with parameters a name of this connection's, so
+   * it is parsed and planned once per connection; returns the name, or undefined when it stays
+   * unnamed (the option off or not yet safe, Citus mode, no parameters, a long text, the cap).
+   */
+  #autoName(query: ContextQuery): string | undefined {
+    if (!this.#statementForm?.named || this.#citus || query.name !== undefined) return undefined;
+    const text = query.text;
+    const values = query.values as unknown[] | undefined;
+    if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return undefined;
+    let name = this.#autoNames.get(text);
+    if (name === undefined) {
+      if (this.#autoNames.size >= AUTO_NAMED_MAX || text.length > AUTO_NAMED_MAX_TEXT) return undefined;
+      name = `tenantry_s${++this.#autoNamed}`;
+      this.#autoNames.set(text, name);
+    }
+    query.name = name;
+    return name;
   }
 
   /** Reports the statement's tenant and duration to the pool's observer when its reply is delivered. */
@@ -459,22 +524,42 @@ export class TenantClient extends pg.Client {
    * The session quarantine (see REPLACES_PREFIX): a statement of another tenant (or of none) after
    * one that could have replaced a named statement is refused; such a statement marks the session.
    */
-  #prefixGuard(text: unknown, tenantId: string | undefined): Error | undefined {
-    const key = tenantId ?? '';
-    if (this.#quarantinedFor !== undefined && this.#quarantinedFor !== key)
+  #prefixGuard(text: unknown, tenantId: string | undefined, simple: boolean): Error | undefined {
+    if (typeof text === 'string' && text.trim() === '') return undefined; // runs nothing
+    if (this.#quarantinedFor !== undefined && this.#quarantinedFor !== (tenantId ?? ''))
       return new TenantryError(
         'UNSUPPORTED',
-        "This connection ran PREPARE, DEALLOCATE or DO for another tenant (or none): it serves no other tenant's statements; release it and check out another",
+        "This connection ran PREPARE, DEALLOCATE, DO or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
         { status: 500 },
       );
-    if (
-      this.#quarantinedFor === undefined &&
-      typeof text === 'string' &&
-      MENTIONS_PREFIX_REPLACEMENT.test(text) &&
-      statementHeads(text).some((h) => REPLACES_PREFIX.has(h))
-    )
-      this.#quarantinedFor = key; // marked as it is sent: it may run even if it then fails
+    if (simple && this.#nonStandardStrings)
+      // with standard_conforming_strings off (which any session may set), backslashes escape
+      // quotes in every string: the scanner reads text as PostgreSQL does only with it on
+      return new TenantryError(
+        'UNSUPPORTED',
+        'Multi-statement text is refused while standard_conforming_strings is off on this connection',
+        { status: 500 },
+      );
     return undefined;
+  }
+
+  /**
+   * Marks the session quarantined (see REPLACES_PREFIX) when a statement that could replace a
+   * named statement is about to be sent: it may run even if it then fails. Text sent as a simple
+   * Query (several statements in one string) is marked whatever it holds: a lexer of our own
+   * could misread a text that hides a PREPARE (an extended-protocol statement is one statement,
+   * PostgreSQL refuses a second one, so its first word is what runs).
+   */
+  #quarantineIfNeeded(text: unknown, tenantId: string | undefined, simple: boolean): void {
+    if (this.#quarantinedFor !== undefined || typeof text !== 'string' || text.trim() === '') return;
+    if (simple || (MENTIONS_PREFIX_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_PREFIX.has(h))))
+      this.#quarantinedFor = tenantId ?? '';
+  }
+
+  /** The decision, and the quarantine mark when the statement is to be sent. */
+  #sent<T>(decision: T, text: unknown, tenantId: string | undefined, simple: boolean): T {
+    if (!(decision instanceof Error)) this.#quarantineIfNeeded(text, tenantId, simple);
+    return decision;
   }
 
   /** True once the session ran a statement that could replace a named statement: the pool destroys it at release. */

@@ -39,6 +39,8 @@ export interface PoolerSelfTestOptions {
 export interface PoolerInfo extends PoolerDetection {
   /** `named`: parsed once per connection (`prepareContextStatement`, where safe); `unnamed`: parsed with every statement. */
   prefix: 'named' | 'unnamed';
+  /** The app's parameterised statements: `named` per connection (`prepareStatements`, where safe) or `unnamed`. */
+  statements: 'named' | 'unnamed';
   /** The location (`<cluster>/<database>`) of a RoutedTenantPool's database pool. */
   location?: string;
 }
@@ -77,6 +79,18 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    *   Without the self-test, always named.
    */
   prepareContextStatement?: boolean | 'auto';
+  /**
+   * Name the app's own unnamed statements that have parameters (`pool.query(text, values)`, what
+   * Kysely, Drizzle and raw pg send), so each is parsed and planned once per connection instead
+   * of with every statement: less server CPU per statement (docs/benchmarks.md). Off by default.
+   * With `true`, statements stay unnamed until the pooler self-test (needed: `poolerSelfTest` on)
+   * finds named statements safe, and nothing waits for it; with `poolerSelfTest: false`, always
+   * named. Per connection, the first 256 distinct texts of up to 16 KiB are named
+   * (`tenantry_s<n>`); others stay unnamed. Like any prepared statement: after DDL that changes a
+   * statement's result columns, its next run fails once with 0A000 and the text is parsed anew
+   * under a fresh name; plans may become generic after five runs (PostgreSQL's plan_cache_mode).
+   */
+  prepareStatements?: boolean;
   /**
    * The pooler self-test (docs/usage.md, "Behind a pooler"): at the pool's first checkout, in the
    * background, it finds out whether a pooler sits in front of PostgreSQL, how it pools, and
@@ -170,6 +184,8 @@ export class TenantPool extends pg.Pool {
   readonly tenantryGuard: QueryGuard | undefined;
   /** The prefix form every client of this pool writes (named only once the self-test found it safe). */
   readonly #prefixForm: PrefixForm;
+  readonly #statementForm: PrefixForm;
+  readonly #statementsRequested: boolean;
   /** `prepareContextStatement` as given (undefined: false). */
   readonly #prepareRequested: boolean | 'auto';
   /** The self-test's options, or undefined when it does not run at start. */
@@ -192,6 +208,7 @@ export class TenantPool extends pg.Pool {
       contextSecret,
       contextTtlSeconds,
       prepareContextStatement,
+      prepareStatements = false,
       guard,
       checkResults = true,
       routing,
@@ -240,6 +257,8 @@ export class TenantPool extends pg.Pool {
     )
       throw new ConfigurationError("prepareContextStatement must be true, false or 'auto'");
     const prefixForm: PrefixForm = { named: prepareContextStatement === true && selfTest === undefined };
+    if (typeof prepareStatements !== 'boolean') throw new ConfigurationError('prepareStatements must be true or false');
+    const statementForm: PrefixForm = { named: prepareStatements && selfTest === undefined };
     const resultColumns = new Set(
       checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns,
     );
@@ -257,6 +276,7 @@ export class TenantPool extends pg.Pool {
       tenantryStatementTimeoutMs: statementTimeoutMs,
       tenantryEncoder: encoder,
       tenantryPrepareContext: prefixForm,
+      tenantryPrepareStatements: statementForm,
       tenantryGuard: guard,
       tenantryResultColumns: resultColumns,
       tenantryRouting: routing,
@@ -271,6 +291,8 @@ export class TenantPool extends pg.Pool {
     this.activity = counters;
     this.tenantryGuard = guard;
     this.#prefixForm = prefixForm;
+    this.#statementForm = statementForm;
+    this.#statementsRequested = prepareStatements;
     this.#prepareRequested = prepareContextStatement ?? false;
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
@@ -298,12 +320,15 @@ export class TenantPool extends pg.Pool {
   async #runSelfTest(): Promise<PoolerInfo> {
     const options = this.#selfTest ?? {};
     const found = await detectPooler(this.#clientConfig, { ...options, signal: this.#stopSelfTest.signal });
-    if (this.#selfTest !== undefined)
+    if (this.#selfTest !== undefined) {
       this.#prefixForm.named = this.#prepareRequested !== false && found.namedStatements === 'safe';
+      this.#statementForm.named = this.#statementsRequested && found.namedStatements === 'safe';
+    }
     this.#selfTestSettled = true;
     const info: PoolerInfo = {
       ...found,
       prefix: this.#prefixForm.named ? 'named' : 'unnamed',
+      statements: this.#statementForm.named ? 'named' : 'unnamed',
       ...(this.#location === undefined ? {} : { location: this.#location }),
     };
     const where = this.#location === undefined ? '' : ` (${this.#location})`;
@@ -597,8 +622,9 @@ export class TenantPool extends pg.Pool {
     if (err !== undefined && isStatementError(err)) err = undefined;
     const judge = (): unknown => {
       const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
+      // any falsy err (release(false), release(0)) is "no error": the session is still judged
       const reason =
-        err ??
+        (err || undefined) ??
         (client.cancelSent
           ? new Error('client sent a cancel request')
           : client.quarantined

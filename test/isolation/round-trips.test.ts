@@ -155,14 +155,20 @@ describe('round trips', () => {
   });
 
   it('a multi-statement string inside a transaction is one simple Query, without a prefix: the transaction carries the tenant', async () => {
-    await runAs(A, () => held.query('begin'));
+    // a client of its own: the text quarantines its session (tenant-client.ts), which then serves no other tenant
+    const ownPool = db.appPool({ max: 1, prepareContextStatement: false });
+    const own = await ownPool.connect();
+    const measure = instrument(own);
+    await runAs(A, () => own.query('begin'));
     try {
-      const m = await measureTenant(() =>
-        runAs(A, () => held.query('select body from notes; select tenantry.current_tenant_id()')),
+      const m = await measure(() =>
+        runAs(A, () => own.query('select body from notes; select tenantry.current_tenant_id()')),
       );
       expect(m).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [] });
     } finally {
-      await runAs(A, () => held.query('rollback'));
+      await runAs(A, () => own.query('rollback'));
+      own.release();
+      await ownPool.end();
     }
   });
 
