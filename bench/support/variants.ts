@@ -332,6 +332,18 @@ export const VARIANTS: Record<string, VariantInfo> = {
     'signed',
     true,
   ),
+  // the app's own parameterised statements named per connection (prepareStatements), alone and
+  // with the named prefix: unnamed statements as the app sends them, parsed once per connection
+  'b+prep': tenantPoolVariant('b+prep', 'as b, prepareStatements: true', 'signed', undefined, () => ({
+    prepareStatements: true,
+  })),
+  'b+prep+named': tenantPoolVariant(
+    'b+prep+named',
+    "as b, prepareStatements: true and prepareContextStatement: 'auto'",
+    'signed',
+    undefined,
+    () => ({ prepareStatements: true, prepareContextStatement: 'auto' }),
+  ),
   "b'-named": tenantPoolVariant(
     "b'-named",
     "as b', prefixes prepared once per connection (prepareContextStatement: true)",
