@@ -355,7 +355,7 @@ describe('prepareStatements', () => {
     await named.end();
   });
 
-  it('a statement whose result type changed after DDL fails once (0A000), then runs under a fresh name', async () => {
+  it('a statement whose result type changed after DDL runs again under a fresh name outside a transaction, and fails once (0A000) inside one', async () => {
     await db.owner.query(`create table shapes (tenant_id uuid not null, id int not null, primary key (tenant_id, id));
       select tenantry.register_tenant_table('shapes'); insert into shapes values ('${A}', 1)`);
     const named = db.appPool({ prepareStatements: true, max: 1 });
@@ -363,9 +363,32 @@ describe('prepareStatements', () => {
     const q = 'select * from shapes where id = $1';
     expect((await runAs(A, () => named.query(q, [1]))).rows).toEqual([{ tenant_id: A, id: 1 }]);
     await db.owner.query(`alter table shapes add column label text default 'x'`);
-    await expect(runAs(A, () => named.query(q, [1]))).rejects.toMatchObject({ code: '0A000' });
+    // outside a transaction block: run again at once under a fresh name, the app sees the new shape
     expect((await runAs(A, () => named.query(q, [1]))).rows).toEqual([{ tenant_id: A, id: 1, label: 'x' }]);
     expect((await runAs(B, () => named.query(q, [1]))).rows).toEqual([]);
+    // inside one, the app sees the error (the transaction is aborted); the next transaction runs it
+    await db.owner.query(`alter table shapes add column size int default 2`);
+    const client = await named.connect();
+    try {
+      await runAs(A, async () => {
+        await client.query('begin');
+        await expect(client.query(q, [1])).rejects.toMatchObject({ code: '0A000' });
+        await client.query('rollback');
+        await client.query('begin');
+        expect((await client.query(q, [1])).rows).toEqual([{ tenant_id: A, id: 1, label: 'x', size: 2 }]);
+        await client.query('commit');
+      });
+    } finally {
+      client.release();
+    }
+    // a write outside a transaction that hits it is not applied twice
+    await db.owner.query(`create table bumps (tenant_id uuid not null, n int not null, primary key (tenant_id));
+      select tenantry.register_tenant_table('bumps'); insert into bumps values ('${A}', 0)`);
+    const bump = 'update bumps set n = n + $1 returning *';
+    expect((await runAs(A, () => named.query(bump, [1]))).rows).toEqual([{ tenant_id: A, n: 1 }]);
+    await db.owner.query(`alter table bumps add column note text`);
+    expect((await runAs(A, () => named.query(bump, [1]))).rows).toEqual([{ tenant_id: A, n: 2, note: null }]);
+    expect((await db.admin.query(`select n from bumps where tenant_id = $1`, [A])).rows).toEqual([{ n: 2 }]);
     await named.end();
   });
 

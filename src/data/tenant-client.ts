@@ -348,6 +348,8 @@ export class TenantClient extends pg.Client {
       query.queryMode = 'extended';
     }
     const simple = !query.requiresPreparation();
+    /** Whether the statement went out of a transaction block (its failure then rolled back all it did). */
+    let outsideTransaction = false;
     if (typeof config === 'object' && config.query_timeout) query.query_timeout = config.query_timeout;
     let result: Promise<unknown> | undefined;
     if (!query.callback) {
@@ -366,7 +368,7 @@ export class TenantClient extends pg.Client {
           refusal ??
             this.#aborted(signal, query.text) ??
             this.#prefixGuard(query.text, tenantId, simple) ??
-            this.#contextFor(tenantId, query, simple),
+            ((outsideTransaction = this.#status === 'I'), this.#contextFor(tenantId, query, simple)),
           query.text,
           tenantId,
           simple,
@@ -445,15 +447,26 @@ export class TenantClient extends pg.Client {
     }
     if (this.#observer) this.#observe(query, tenantId);
     if (autoName !== undefined) {
-      // a named statement the server can no longer run as parsed fails this once; the text gets
-      // a fresh name (parsed anew) next time
+      // a named statement the server can no longer run as parsed (0A000 after DDL changed its
+      // result columns, 26000) gets a fresh name, parsed anew. Outside a transaction block its
+      // failure rolled back everything it did (the prefix and it were one implicit transaction):
+      // it is run again once, at once, as the app sent it; inside one, the app sees the error
       const deliver = query.callback!;
       const text = query.text as string;
+      const again: pg.QueryConfig = {
+        ...(typeof config === 'string' ? { text } : (config as pg.QueryConfig)),
+        name: undefined,
+        values: query.values as unknown[],
+      };
+      let retried = false;
       query.callback = (err: unknown, res: unknown) => {
         const state = sqlStateOf(err);
-        if (state !== undefined && STALE_NAMED_STATEMENT.has(state) && this.#autoNames.get(text) === autoName)
-          this.#autoNames.delete(text);
-        deliver(err, res);
+        if (state === undefined || !STALE_NAMED_STATEMENT.has(state)) return deliver(err, res);
+        if (this.#autoNames.get(text) === autoName) this.#autoNames.delete(text);
+        if (!outsideTransaction || retried || signal?.aborted) return deliver(err, res);
+        retried = true;
+        tagQuery(again, { tenantId, signal, verdict: null });
+        this.query(again, (e: unknown, r: unknown) => deliver(e, r));
       };
     }
     super.query(query as unknown as pg.Submittable);

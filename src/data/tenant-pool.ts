@@ -85,10 +85,13 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * of with every statement: less server CPU per statement (docs/benchmarks.md). Off by default.
    * With `true`, statements stay unnamed until the pooler self-test (needed: `poolerSelfTest` on)
    * finds named statements safe, and nothing waits for it; with `poolerSelfTest: false`, always
-   * named. Per connection, the first 256 distinct texts of up to 16 KiB are named
-   * (`tenantry_s<n>`); others stay unnamed. Like any prepared statement: after DDL that changes a
-   * statement's result columns, its next run fails once with 0A000 and the text is parsed anew
-   * under a fresh name; plans may become generic after five runs (PostgreSQL's plan_cache_mode).
+   * named. Only where each client has a server session of its own (direct, session pooling: not
+   * behind transaction pooling, see docs/security.md). Per connection, the first 256 distinct
+   * texts of up to 16 KiB are named (`tenantry_s<n>`); others stay unnamed. After DDL that changes
+   * a statement's result columns (0A000), the text is parsed anew under a fresh name, and a
+   * statement outside a transaction block is run again at once (its failure rolled back all it
+   * did); inside one the app sees the error once. Plans may become generic after five runs
+   * (PostgreSQL's plan_cache_mode).
    */
   prepareStatements?: boolean;
   /**
@@ -321,8 +324,15 @@ export class TenantPool extends pg.Pool {
     const options = this.#selfTest ?? {};
     const found = await detectPooler(this.#clientConfig, { ...options, signal: this.#stopSelfTest.signal });
     if (this.#selfTest !== undefined) {
-      this.#prefixForm.named = this.#prepareRequested !== false && found.namedStatements === 'safe';
-      this.#statementForm.named = this.#statementsRequested && found.namedStatements === 'safe';
+      // named statements of the pool's own choosing ('auto', prepareStatements) only where each
+      // client has a server session of its own: behind transaction pooling a session that ran
+      // PREPARE cannot be closed by closing the client (docs/security.md)
+      const ownSession = found.namedStatements === 'safe' && (found.mode === 'none' || found.mode === 'session');
+      this.#prefixForm.named =
+        this.#prepareRequested === true
+          ? found.namedStatements === 'safe'
+          : this.#prepareRequested === 'auto' && ownSession;
+      this.#statementForm.named = this.#statementsRequested && ownSession;
     }
     this.#selfTestSettled = true;
     const info: PoolerInfo = {
