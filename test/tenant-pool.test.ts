@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs } from '../src/context/tenant-context.js';
 import type { TenantPool } from '../src/data/tenant-pool.js';
@@ -406,5 +407,97 @@ describe('prepareStatements', () => {
     expect(await pid()).not.toBe(before);
     await named.end();
     expect(() => db.appPool({ prepareStatements: 'yes' as unknown as boolean })).toThrow(/prepareStatements must be/);
+  });
+});
+
+describe('session state a tenant can leave behind (second review)', () => {
+  it('a pg.Query without values is classed by what it sends: one statement goes extended, several quarantine or are refused', async () => {
+    const p = db.appPool({ max: 1 });
+    const run = (q: pg.Query) =>
+      new Promise<unknown[]>((resolve, reject) => {
+        const rows: unknown[] = [];
+        q.on('row', (r: unknown) => rows.push(r));
+        q.on('error', reject);
+        q.on('end', () => resolve(rows));
+      });
+    const client = await p.connect();
+    try {
+      // one statement: the tenant's rows, from either side
+      const a = runAs(A, () =>
+        run(client.query(new pg.Query('select body from notes order by body')) as unknown as pg.Query),
+      );
+      expect((await a).length).toBe((await db.admin.query('select 1 from notes where tenant_id = $1', [A])).rowCount);
+      const b = runAs(B, () => run(client.query(new pg.Query('select body from notes')) as unknown as pg.Query));
+      expect(await b).toEqual([{ body: 'b1' }]);
+      // several outside a transaction: refused before anything is sent
+      const refused = runAs(A, () => run(client.query(new pg.Query('select 1; select 2')) as unknown as pg.Query));
+      await expect(refused).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      // several inside A's transaction: they run, and the session serves no other tenant
+      await runAs(A, async () => {
+        await client.query('begin');
+        await run(client.query(new pg.Query('select 1; select 2')) as unknown as pg.Query);
+        await client.query('rollback');
+      });
+      await expect(runAs(B, () => client.query('select body from notes'))).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
+    } finally {
+      client.release();
+    }
+    await p.end();
+  });
+
+  it('a named statement whose first run fails after its Parse (WITH CHECK) still runs for the next tenant', async () => {
+    for (const options of [{ prepareStatements: true }, {}]) {
+      const p = db.appPool({ max: 1, ...options });
+      await p.poolerInfo();
+      const insert = 'insert into notes (tenant_id, body) values ($1, $2)';
+      const config = (values: unknown[]) =>
+        'prepareStatements' in options ? { text: insert, values } : { name: 'add_note', text: insert, values };
+      await expect(runAs(A, () => p.query(config([B, 'forged'])))).rejects.toMatchObject({ code: '42501' });
+      for (const body of ['b-after-1', 'b-after-2']) await runAs(B, () => p.query(config([B, body])));
+      expect(
+        (await db.admin.query(`select tenant_id, body from notes where body like 'b-after-%' or body = 'forged'`)).rows,
+      ).toEqual([
+        { tenant_id: B, body: 'b-after-1' },
+        { tenant_id: B, body: 'b-after-2' },
+      ]);
+      await db.owner.query(`delete from notes where body like 'b-after-%'`);
+      await p.end();
+    }
+  });
+
+  it("a session whose client_encoding or DateStyle tenant A changed is not lent to B: B's text is stored as sent", async () => {
+    const p = db.appPool({ max: 1 });
+    const pid = async (t: string) =>
+      (await runAs(t, () => p.query('select pg_backend_pid() as p'))).rows[0].p as number;
+    const before = await pid(A);
+    await runAs(A, () =>
+      p.query(`select set_config('client_encoding', 'LATIN1', false), set_config('DateStyle', 'SQL, DMY', false)`),
+    );
+    expect(await pid(B)).not.toBe(before);
+    const { rows } = await runAs(B, () =>
+      p.query(`insert into notes (tenant_id, body) values ($1, $2) returning created_at`, [B, 'café-B']),
+    );
+    expect(rows[0].created_at).toBeInstanceOf(Date);
+    expect(
+      (await db.admin.query(`select octet_length(body) as n from notes where tenant_id = $1 and body = 'café-B'`, [B]))
+        .rows,
+    ).toEqual([{ n: 7 }]);
+    await db.owner.query(`delete from notes where body = 'café-B'`);
+    // SET LOCAL inside a transaction ends with it: the session is kept
+    const kept = await pid(A);
+    await runAs(A, async () => {
+      const c = await p.connect();
+      try {
+        await c.query('begin');
+        await c.query(`set local timezone = 'Asia/Tokyo'`);
+        await c.query('commit');
+      } finally {
+        c.release();
+      }
+    });
+    expect(await pid(B)).toBe(kept);
+    await p.end();
   });
 });

@@ -118,6 +118,8 @@ export interface PrefixWritten {
   after: number;
   /** True when the writer opened a transaction block of its own (it must be rolled back when the statement fails). */
   ownsTransaction: boolean;
+  /** Parse messages written in front of the statement (default: `before`, one per statement). */
+  parses?: number;
 }
 
 /** Writes the context messages of one statement (ContextPrefixWriter, or Citus mode's writer). */
@@ -187,7 +189,7 @@ export class ContextPrefixWriter implements PrefixWriter {
     this.#suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
   }
 
-  write(connection: WireConnection, context: string | RoutedContext | SettingsContext): void {
+  write(connection: WireConnection, context: string | RoutedContext | SettingsContext): PrefixWritten {
     const plain = typeof context === 'string';
     const routed = !plain && context.searchPath !== undefined;
     const tag = plain ? undefined : context.tag;
@@ -198,8 +200,10 @@ export class ContextPrefixWriter implements PrefixWriter {
     for (let i = 0; i < this.#extra.length; i++) values.push((plain ? undefined : context.settings?.[i]) ?? null);
     if (tag !== undefined) values.push(tag);
     this.#last = form;
+    let parses = 0;
     if (!this.#form.named) {
       connection.parse({ text, types: [] });
+      parses = 1;
       connection.bind({ values });
     } else {
       const name =
@@ -208,11 +212,13 @@ export class ContextPrefixWriter implements PrefixWriter {
         (tag === undefined ? '' : '_tag');
       if (!this.#prepared[form]) {
         connection.parse({ text, name, types: [] });
+        parses = 1;
         this.#prepared[form] = true;
       }
       connection.bind({ statement: name, values });
     }
     connection.execute({});
+    return parses === 1 ? WRITTEN_PARSED : WRITTEN_BOUND;
   }
 
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
@@ -222,6 +228,22 @@ export class ContextPrefixWriter implements PrefixWriter {
     if (prepared === undefined) return;
     this.#prepared[this.#last] = prepared;
   }
+}
+
+const WRITTEN_PARSED: PrefixWritten = Object.freeze({ before: 1, after: 0, ownsTransaction: false, parses: 1 });
+const WRITTEN_BOUND: PrefixWritten = Object.freeze({ before: 1, after: 0, ownsTransaction: false, parses: 0 });
+
+/** ParseComplete messages seen on each connection, counted from its first prefixed statement. */
+const parseCompletes = new WeakMap<WireConnection, { n: number }>();
+function parseCount(connection: WireConnection): { n: number } {
+  let count = parseCompletes.get(connection);
+  if (!count) {
+    const counter = { n: 0 };
+    count = counter;
+    parseCompletes.set(connection, counter);
+    (connection as unknown as NodeJS.EventEmitter).prependListener?.('parseComplete', () => counter.n++);
+  }
+  return count;
 }
 
 /** The checks pg's Query.submit makes before writing anything, made first so a refusal writes nothing. */
@@ -252,6 +274,10 @@ class PrefixedSubmission {
   /** The writer opened its own transaction block for this statement (Citus mode). */
   ownsTransaction = false;
   #parsedBefore = true;
+  /** ParseCompletes seen on the connection when this statement was written, and how many the prefix's Parses account for. */
+  #parseBase = 0;
+  #prefixParses = 0;
+  #parses: { n: number } | undefined;
 
   constructor(
     private readonly decide: ContextDecision,
@@ -280,6 +306,11 @@ class PrefixedSubmission {
     connection.stream.cork?.();
     try {
       const written = this.writer.write(connection, value, query.text);
+      if (!this.#parsedBefore) {
+        this.#parses = parseCount(connection);
+        this.#parseBase = this.#parses.n;
+        this.#prefixParses = written ? (written.parses ?? written.before) : 1;
+      }
       this.#before = written ? written.before : 1;
       this.#after = written ? written.after : 0;
       this.#statementCompleted = false;
@@ -309,9 +340,14 @@ class PrefixedSubmission {
 
   error(query: Submittable, error: unknown, connection: WireConnection): void {
     if (!isServerError(error)) return; // a client-side error: the prefix's answers are still to come
-    // pg records a named statement as parsed on the first ParseComplete it sees, which is the
+    // pg records a named statement as parsed on the first ParseComplete it sees, which may be the
     // prefix's: if the statement's own Parse then failed, forget it so the next use re-parses.
-    if (query.name && !this.#parsedBefore) delete connection.parsedStatements[query.name];
+    // Only then: a statement that parsed and failed later (at Bind or Execute) exists on the
+    // server, and a Parse under its name again would fail with 42P05 from then on.
+    if (query.name && !this.#parsedBefore) {
+      const ownParsed = this.#parses !== undefined && this.#parses.n - this.#parseBase > this.#prefixParses;
+      if (!ownParsed) delete connection.parsedStatements[query.name];
+    }
     // the server skips everything up to the Sync: no more answers of the prefix or suffix
     this.#after = 0;
     if (this.#before > 0) {

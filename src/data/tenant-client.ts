@@ -69,8 +69,29 @@ const REPLACES_PREFIX = new Set(['prepare', 'deallocate', 'do']);
  */
 const AUTO_NAMED_MAX = 256;
 const AUTO_NAMED_MAX_TEXT = 16_384;
-/** A named statement the server may no longer run as it was parsed: 0A000 (its result type changed after DDL), 26000 (gone). */
-const STALE_NAMED_STATEMENT = new Set(['0A000', '26000']);
+/**
+ * A named statement the server may no longer run as parsed: 0A000 raised by the plan cache (its
+ * result columns changed after DDL; the code alone is any "feature not supported"), 26000 (gone),
+ * 42P05 (the name taken on the server while the client thought it free).
+ */
+function staleNamedStatement(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  if (state === '26000' || state === '42P05') return true;
+  return (
+    state === '0A000' &&
+    ((error as { routine?: unknown }).routine === 'RevalidateCachedQuery' ||
+      /cached plan must not change result type/.test(String((error as { message?: unknown }).message)))
+  );
+}
+
+/** Settings PostgreSQL reports to the client (GUC_REPORT) that change how text and values are read. */
+const SESSION_REPORTED = new Set([
+  'client_encoding',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'standard_conforming_strings',
+]);
 
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
 const MENTIONS_PREFIX_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
@@ -184,6 +205,9 @@ export class TenantClient extends pg.Client {
   #quarantinedFor: string | undefined;
   /** standard_conforming_strings is off on this session (PostgreSQL reports it: GUC_REPORT). */
   #nonStandardStrings = false;
+  /** Reported settings at login, and those whose current value differs from it. */
+  readonly #loginSettings = new Map<string, string>();
+  readonly #changedSettings = new Set<string>();
   /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
   #cancelSent = false;
 
@@ -217,7 +241,15 @@ export class TenantClient extends pg.Client {
     this.#observer = config.tenantryObserver;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     connection.on('parameterStatus', (msg: { parameterName?: string; parameterValue?: string }) => {
-      if (msg?.parameterName === 'standard_conforming_strings') this.#nonStandardStrings = msg.parameterValue !== 'on';
+      const name = msg?.parameterName;
+      if (name === undefined || !SESSION_REPORTED.has(name)) return;
+      if (name === 'standard_conforming_strings') this.#nonStandardStrings = msg.parameterValue !== 'on';
+      // the first report is the login value; a later one that differs changes how the next
+      // borrower's text and values are read (client_encoding, DateStyle…): see `quarantined`
+      const login = this.#loginSettings.get(name);
+      if (login === undefined) this.#loginSettings.set(name, msg.parameterValue ?? '');
+      else if (login !== msg.parameterValue) this.#changedSettings.add(name);
+      else this.#changedSettings.delete(name);
     });
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
@@ -308,9 +340,24 @@ export class TenantClient extends pg.Client {
         ? tag.verdict
         : guardVerdict(this.#guard, typeof config === 'string' ? config : config.text);
     if (typeof config.submit === 'function') {
-      // pg-cursor (and pg-query-stream through it) speak the extended protocol; anything else
-      // is assumed to send a simple Query, which cannot share the prefix's transaction
-      const extended = 'values' in config || 'cursor' in config || 'portal' in config;
+      // pg's own Query says itself whether it needs the extended protocol (it has `values` even
+      // when there are none: a review found such a query classed extended while it went out as a
+      // simple Query, past every check of multi-statement text); a single statement without
+      // parameters is sent extended, as below. pg-cursor (and pg-query-stream through it) speak
+      // the extended protocol; anything else is assumed to send a simple Query, which cannot
+      // share the prefix's transaction
+      const pgQuery = typeof (config as { requiresPreparation?: unknown }).requiresPreparation === 'function';
+      if (
+        pgQuery &&
+        !config.requiresPreparation() &&
+        typeof config.text === 'string' &&
+        config.text.trim() !== '' &&
+        !hasMultipleStatements(config.text)
+      )
+        config.queryMode = 'extended';
+      const extended = pgQuery
+        ? (config.requiresPreparation() as boolean)
+        : 'values' in config || 'cursor' in config || 'portal' in config;
       // the database's refusal of an inactive tenant reaches a cursor's or stream's reader with
       // the codes pool.query gives (wrapped before the prefix, which sees the original error)
       const onError = (config as Submittable).handleError;
@@ -460,8 +507,7 @@ export class TenantClient extends pg.Client {
       };
       let retried = false;
       query.callback = (err: unknown, res: unknown) => {
-        const state = sqlStateOf(err);
-        if (state === undefined || !STALE_NAMED_STATEMENT.has(state)) return deliver(err, res);
+        if (!staleNamedStatement(err)) return deliver(err, res);
         if (this.#autoNames.get(text) === autoName) this.#autoNames.delete(text);
         if (!outsideTransaction || retried || signal?.aborted) return deliver(err, res);
         retried = true;
@@ -575,9 +621,15 @@ export class TenantClient extends pg.Client {
     return decision;
   }
 
-  /** True once the session ran a statement that could replace a named statement: the pool destroys it at release. */
+  /**
+   * True once the session ran a statement that could replace a named statement, or when a
+   * setting PostgreSQL reports (client_encoding, DateStyle, IntervalStyle, TimeZone,
+   * standard_conforming_strings) differs from its login value (a session-level SET by one
+   * tenant's SQL would change how the next tenant's values are read and stored): the pool
+   * destroys it at release.
+   */
   get quarantined(): boolean {
-    return this.#quarantinedFor !== undefined;
+    return this.#quarantinedFor !== undefined || this.#changedSettings.size > 0;
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */
