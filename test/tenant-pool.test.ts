@@ -501,3 +501,35 @@ describe('session state a tenant can leave behind (second review)', () => {
     await p.end();
   });
 });
+
+describe("the second review's leak, replayed", () => {
+  it("a pg.Query hiding DEALLOCATE/PREPARE behind standard_conforming_strings = off: B's rows stay B's", async () => {
+    const p = db.appPool({ prepareStatements: true, prepareContextStatement: 'auto', max: 1 });
+    await p.poolerInfo();
+    const byBody = 'select body from notes where body like $1';
+    await runAs(B, () => p.query(byBody, ['%']));
+    await runAs(A, async () => {
+      await p.query(`select set_config('standard_conforming_strings', 'off', false)`);
+      const c = await p.connect();
+      try {
+        const evil = `select 'a\\'' ; deallocate tenantry_s1 ; prepare tenantry_s1(text) as select set_config('x.leak', coalesce((select string_agg(body, ',') from notes), 'none'), false) as body ; --'`;
+        const q = new pg.Query(evil);
+        const done = new Promise((resolve, reject) => {
+          q.on('error', reject);
+          q.on('end', resolve);
+        });
+        c.query(q as unknown as pg.QueryConfig);
+        // the setting's change closed that session at release: this one reads strings standardly,
+        // the text is one statement to the client, sent extended, and PostgreSQL refuses it whole
+        await expect(done).rejects.toBeInstanceOf(Error);
+      } finally {
+        c.release();
+      }
+    });
+    expect((await runAs(B, () => p.query(byBody, ['%']))).rows).toEqual([{ body: 'b1' }]);
+    expect((await runAs(A, () => p.query(`select current_setting('x.leak', true) as leak`))).rows).toEqual([
+      { leak: null },
+    ]);
+    await p.end();
+  });
+});
