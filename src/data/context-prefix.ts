@@ -236,13 +236,11 @@ const WRITTEN_BOUND: PrefixWritten = Object.freeze({ before: 1, after: 0, ownsTr
 /** ParseComplete messages seen on each connection, counted from its first prefixed statement. */
 const parseCompletes = new WeakMap<WireConnection, { n: number }>();
 function parseCount(connection: WireConnection): { n: number } {
-  let count = parseCompletes.get(connection);
-  if (!count) {
-    const counter = { n: 0 };
-    count = counter;
-    parseCompletes.set(connection, counter);
-    (connection as unknown as NodeJS.EventEmitter).prependListener?.('parseComplete', () => counter.n++);
-  }
+  const known = parseCompletes.get(connection);
+  if (known) return known;
+  const count = { n: 0 };
+  parseCompletes.set(connection, count);
+  (connection as unknown as NodeJS.EventEmitter).prependListener?.('parseComplete', () => count.n++);
   return count;
 }
 
@@ -274,10 +272,9 @@ class PrefixedSubmission {
   /** The writer opened its own transaction block for this statement (Citus mode). */
   ownsTransaction = false;
   #parsedBefore = true;
-  /** ParseCompletes seen on the connection when this statement was written, and how many the prefix's Parses account for. */
-  #parseBase = 0;
-  #prefixParses = 0;
+  /** The connection's ParseComplete count, and the count past which the statement's own Parse has completed. */
   #parses: { n: number } | undefined;
+  #ownParsedAfter = 0;
 
   constructor(
     private readonly decide: ContextDecision,
@@ -308,8 +305,7 @@ class PrefixedSubmission {
       const written = this.writer.write(connection, value, query.text);
       if (!this.#parsedBefore) {
         this.#parses = parseCount(connection);
-        this.#parseBase = this.#parses.n;
-        this.#prefixParses = written ? (written.parses ?? written.before) : 1;
+        this.#ownParsedAfter = this.#parses.n + (written ? (written.parses ?? written.before) : 1);
       }
       this.#before = written ? written.before : 1;
       this.#after = written ? written.after : 0;
@@ -345,7 +341,7 @@ class PrefixedSubmission {
     // Only then: a statement that parsed and failed later (at Bind or Execute) exists on the
     // server, and a Parse under its name again would fail with 42P05 from then on.
     if (query.name && !this.#parsedBefore) {
-      const ownParsed = this.#parses !== undefined && this.#parses.n - this.#parseBase > this.#prefixParses;
+      const ownParsed = this.#parses !== undefined && this.#parses.n > this.#ownParsedAfter;
       if (!ownParsed) delete connection.parsedStatements[query.name];
     }
     // the server skips everything up to the Sync: no more answers of the prefix or suffix

@@ -10,7 +10,9 @@ import {
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, LockTimeoutError, StatementTimeoutError } from '../errors/wait-errors.js';
 import { CitusContextWriter } from './citus-context-writer.js';
-import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd, statementHeads } from './statement-text.js';
+import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from './statement-text.js';
+import { SessionQuarantine } from './session-quarantine.js';
+import { staleNamedStatement, StatementNames } from './statement-names.js';
 import type { ContextEncoder } from './context-signer.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
@@ -51,50 +53,29 @@ export function tagQuery(config: object, tag: QueryTag): void {
   TAGS.set(config, tag);
 }
 
-/**
- * Statements that could replace a named statement of the session: PREPARE under its name (after
- * DEALLOCATE), directly or from a DO block's EXECUTE. The next Bind to the name runs their text
- * with the caller's values, under the context of whoever sends it next on that connection: a
- * named context prefix replaced so that it sets the attacker's own (valid) value for the next
- * tenant's statements, or an app's named statement replaced by one that copies the next tenant's
- * rows into a session setting the attacker reads later. They run (DO blocks have honest uses),
- * but the session is quarantined: no statement of another tenant on it, and the pool destroys it
- * at release instead of lending it again (PREPARE TRANSACTION is caught with them).
- */
-const REPLACES_PREFIX = new Set(['prepare', 'deallocate', 'do']);
-/**
- * prepareStatements: at most this many of the app's statement texts are named per connection
- * (the first ones seen; later texts stay unnamed), each at most this long. A bound on the
- * server's memory per session for apps that build texts with literals in them.
- */
-const AUTO_NAMED_MAX = 256;
-const AUTO_NAMED_MAX_TEXT = 16_384;
-/**
- * A named statement the server may no longer run as parsed: 0A000 raised by the plan cache (its
- * result columns changed after DDL; the code alone is any "feature not supported"), 26000 (gone),
- * 42P05 (the name taken on the server while the client thought it free).
- */
-function staleNamedStatement(error: unknown): boolean {
-  const state = sqlStateOf(error);
-  if (state === '26000' || state === '42P05') return true;
-  return (
-    state === '0A000' &&
-    ((error as { routine?: unknown }).routine === 'RevalidateCachedQuery' ||
-      /cached plan must not change result type/.test(String((error as { message?: unknown }).message)))
-  );
+/** A pg.Query (or TenantClient's own), which says itself whether it needs the extended protocol. */
+interface OwnProtocol {
+  requiresPreparation(): boolean;
+  text?: unknown;
+  queryMode?: string;
 }
 
-/** Settings PostgreSQL reports to the client (GUC_REPORT) that change how text and values are read. */
-const SESSION_REPORTED = new Set([
-  'client_encoding',
-  'DateStyle',
-  'IntervalStyle',
-  'TimeZone',
-  'standard_conforming_strings',
-]);
+/**
+ * A statement without parameters would go as a simple Query: send it with the extended protocol
+ * instead so it shares the prefix's Sync. Only multi-statement text stays simple.
+ */
+function sendOneStatementExtended(query: OwnProtocol): void {
+  if (
+    !query.requiresPreparation() &&
+    typeof query.text === 'string' &&
+    query.text.trim() !== '' &&
+    !hasMultipleStatements(query.text)
+  )
+    query.queryMode = 'extended';
+}
 
-/** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
-const MENTIONS_PREFIX_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
+/** Runs again once, of the statements prepareStatements named whose name the server no longer knew as parsed. */
+const RETRIES = new WeakSet<object>();
 
 /** ROLLBACK (or ABORT) still runs for aborted work: it only ends what the work began. */
 const ROLLBACK = /^\s*(?:rollback|abort)\b/i;
@@ -181,12 +162,8 @@ export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
   readonly #prefix: PrefixWriter;
   readonly #citus: boolean;
-  /** Whether this connection's prefix is a named statement now (the pool may switch it on: 'auto'). */
-  readonly #prefixForm: PrefixForm;
-  /** Whether the app's parameterised statements are named now (prepareStatements), and their names by text. */
-  readonly #statementForm: PrefixForm | undefined;
-  readonly #autoNames = new Map<string, string>();
-  #autoNamed = 0;
+  /** The names of the app's parameterised statements on this connection (prepareStatements). */
+  readonly #names: StatementNames;
   readonly #guard: QueryGuard | undefined;
   readonly #resultColumns: ReadonlySet<string>;
   readonly #routing: ClientRouting | undefined;
@@ -201,13 +178,8 @@ export class TenantClient extends pg.Client {
   #binding: string | undefined;
   /** Tenant (or undefined for none) under which the open transaction began. */
   #transactionTenant: string | undefined;
-  /** The tenant ('' for none) whose statement may have replaced a named statement of this session (see REPLACES_PREFIX). */
-  #quarantinedFor: string | undefined;
-  /** standard_conforming_strings is off on this session (PostgreSQL reports it: GUC_REPORT). */
-  #nonStandardStrings = false;
-  /** Reported settings at login, and those whose current value differs from it. */
-  readonly #loginSettings = new Map<string, string>();
-  readonly #changedSettings = new Set<string>();
+  /** What a tenant's SQL may have left on this session (session-quarantine.ts). */
+  readonly #quarantine = new SessionQuarantine();
   /** A cancel request was sent for this session: a late one could hit a later statement, so the pool destroys it. */
   #cancelSent = false;
 
@@ -223,14 +195,12 @@ export class TenantClient extends pg.Client {
     this.#tags = tag ? new ActivityTags() : undefined;
     this.#tagWatch = config.tenantryActivityTag === 'watched' ? config.tenantryActivity : undefined;
     this.#citus = config.tenantryCitus === true;
-    const form = config.tenantryPrepareContext ?? false;
-    this.#prefixForm = typeof form === 'boolean' ? { named: form } : form;
-    this.#statementForm = config.tenantryPrepareStatements;
+    this.#names = new StatementNames(config.tenantryPrepareStatements);
     // Citus mode carries the context alone (per-tenant limits and tags are not sent there yet)
     this.#prefix = this.#citus
       ? new CitusContextWriter(() => this.#status, config.tenantryStatementTimeoutMs)
       : new ContextPrefixWriter(
-          this.#prefixForm,
+          config.tenantryPrepareContext ?? false,
           config.tenantryStatementTimeoutMs,
           this.#dbLimits ? DB_LIMIT_SETTINGS : [],
           tag,
@@ -240,17 +210,9 @@ export class TenantClient extends pg.Client {
     this.#routing = config.tenantryRouting;
     this.#observer = config.tenantryObserver;
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
-    connection.on('parameterStatus', (msg: { parameterName?: string; parameterValue?: string }) => {
-      const name = msg?.parameterName;
-      if (name === undefined || !SESSION_REPORTED.has(name)) return;
-      if (name === 'standard_conforming_strings') this.#nonStandardStrings = msg.parameterValue !== 'on';
-      // the first report is the login value; a later one that differs changes how the next
-      // borrower's text and values are read (client_encoding, DateStyle…): see `quarantined`
-      const login = this.#loginSettings.get(name);
-      if (login === undefined) this.#loginSettings.set(name, msg.parameterValue ?? '');
-      else if (login !== msg.parameterValue) this.#changedSettings.add(name);
-      else this.#changedSettings.delete(name);
-    });
+    connection.on('parameterStatus', (msg: { parameterName?: string; parameterValue?: string }) =>
+      this.#quarantine.reported(msg?.parameterName, msg?.parameterValue),
+    );
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
       if (msg?.status === 'I' || msg?.status === 'T' || msg?.status === 'E') this.#status = msg.status;
@@ -347,14 +309,7 @@ export class TenantClient extends pg.Client {
       // the extended protocol; anything else is assumed to send a simple Query, which cannot
       // share the prefix's transaction
       const pgQuery = typeof (config as { requiresPreparation?: unknown }).requiresPreparation === 'function';
-      if (
-        pgQuery &&
-        !config.requiresPreparation() &&
-        typeof config.text === 'string' &&
-        config.text.trim() !== '' &&
-        !hasMultipleStatements(config.text)
-      )
-        config.queryMode = 'extended';
+      if (pgQuery) sendOneStatementExtended(config as OwnProtocol);
       const extended = pgQuery
         ? (config.requiresPreparation() as boolean)
         : 'values' in config || 'cursor' in config || 'portal' in config;
@@ -372,7 +327,7 @@ export class TenantClient extends pg.Client {
             refusal ??
               this.#aborted(signal, config.text) ??
               this.#citusSubmittable() ??
-              this.#prefixGuard(config.text, tenantId, !extended) ??
+              this.#quarantine.refusal(config.text, tenantId, !extended) ??
               this.#contextFor(tenantId, config as Submittable, !extended),
             config.text,
             tenantId,
@@ -383,17 +338,10 @@ export class TenantClient extends pg.Client {
       return super.query(config, values, callback);
     }
     const query = new ContextQuery(config, values, callback);
-    const autoName = this.#autoName(query);
-    // A statement without parameters would go as a simple Query: send it with the extended
-    // protocol instead so it shares the prefix's Sync. Only multi-statement text stays simple.
-    if (
-      !query.requiresPreparation() &&
-      typeof query.text === 'string' &&
-      query.text.trim() !== '' &&
-      !hasMultipleStatements(query.text)
-    ) {
-      query.queryMode = 'extended';
-    }
+    // prepareStatements: the app's unnamed parameterised statement named for this connection
+    const autoName = this.#citus || query.name !== undefined ? undefined : this.#names.nameOf(query.text, query.values);
+    if (autoName !== undefined) query.name = autoName;
+    sendOneStatementExtended(query);
     const simple = !query.requiresPreparation();
     /** Whether the statement went out of a transaction block (its failure then rolled back all it did). */
     let outsideTransaction = false;
@@ -414,7 +362,7 @@ export class TenantClient extends pg.Client {
         this.#sent(
           refusal ??
             this.#aborted(signal, query.text) ??
-            this.#prefixGuard(query.text, tenantId, simple) ??
+            this.#quarantine.refusal(query.text, tenantId, simple) ??
             ((outsideTransaction = this.#status === 'I'), this.#contextFor(tenantId, query, simple)),
           query.text,
           tenantId,
@@ -505,38 +453,18 @@ export class TenantClient extends pg.Client {
         name: undefined,
         values: query.values as unknown[],
       };
-      let retried = false;
       query.callback = (err: unknown, res: unknown) => {
         if (!staleNamedStatement(err)) return deliver(err, res);
-        if (this.#autoNames.get(text) === autoName) this.#autoNames.delete(text);
-        if (!outsideTransaction || retried || signal?.aborted) return deliver(err, res);
-        retried = true;
+        this.#names.forget(text, autoName);
+        // once: the run again (a config of its own, known by RETRIES) delivers what it gets
+        if (!outsideTransaction || RETRIES.has(config as object) || signal?.aborted) return deliver(err, res);
+        RETRIES.add(again);
         tagQuery(again, { tenantId, signal, verdict: null });
         this.query(again, (e: unknown, r: unknown) => deliver(e, r));
       };
     }
     super.query(query as unknown as pg.Submittable);
     return result;
-  }
-
-  /**
-   * prepareStatements: gives an unnamed statement with parameters a name of this connection's, so
-   * it is parsed and planned once per connection; returns the name, or undefined when it stays
-   * unnamed (the option off or not yet safe, Citus mode, no parameters, a long text, the cap).
-   */
-  #autoName(query: ContextQuery): string | undefined {
-    if (!this.#statementForm?.named || this.#citus || query.name !== undefined) return undefined;
-    const text = query.text;
-    const values = query.values as unknown[] | undefined;
-    if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return undefined;
-    let name = this.#autoNames.get(text);
-    if (name === undefined) {
-      if (this.#autoNames.size >= AUTO_NAMED_MAX || text.length > AUTO_NAMED_MAX_TEXT) return undefined;
-      name = `tenantry_s${++this.#autoNamed}`;
-      this.#autoNames.set(text, name);
-    }
-    query.name = name;
-    return name;
   }
 
   /** Reports the statement's tenant and duration to the pool's observer when its reply is delivered. */
@@ -579,45 +507,9 @@ export class TenantClient extends pg.Client {
     );
   }
 
-  /**
-   * The session quarantine (see REPLACES_PREFIX): a statement of another tenant (or of none) after
-   * one that could have replaced a named statement is refused; such a statement marks the session.
-   */
-  #prefixGuard(text: unknown, tenantId: string | undefined, simple: boolean): Error | undefined {
-    if (typeof text === 'string' && text.trim() === '') return undefined; // runs nothing
-    if (this.#quarantinedFor !== undefined && this.#quarantinedFor !== (tenantId ?? ''))
-      return new TenantryError(
-        'UNSUPPORTED',
-        "This connection ran PREPARE, DEALLOCATE, DO or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
-        { status: 500 },
-      );
-    if (simple && this.#nonStandardStrings)
-      // with standard_conforming_strings off (which any session may set), backslashes escape
-      // quotes in every string: the scanner reads text as PostgreSQL does only with it on
-      return new TenantryError(
-        'UNSUPPORTED',
-        'Multi-statement text is refused while standard_conforming_strings is off on this connection',
-        { status: 500 },
-      );
-    return undefined;
-  }
-
-  /**
-   * Marks the session quarantined (see REPLACES_PREFIX) when a statement that could replace a
-   * named statement is about to be sent: it may run even if it then fails. Text sent as a simple
-   * Query (several statements in one string) is marked whatever it holds: a lexer of our own
-   * could misread a text that hides a PREPARE (an extended-protocol statement is one statement,
-   * PostgreSQL refuses a second one, so its first word is what runs).
-   */
-  #quarantineIfNeeded(text: unknown, tenantId: string | undefined, simple: boolean): void {
-    if (this.#quarantinedFor !== undefined || typeof text !== 'string' || text.trim() === '') return;
-    if (simple || (MENTIONS_PREFIX_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_PREFIX.has(h))))
-      this.#quarantinedFor = tenantId ?? '';
-  }
-
   /** The decision, and the quarantine mark when the statement is to be sent. */
   #sent<T>(decision: T, text: unknown, tenantId: string | undefined, simple: boolean): T {
-    if (!(decision instanceof Error)) this.#quarantineIfNeeded(text, tenantId, simple);
+    if (!(decision instanceof Error)) this.#quarantine.sending(text, tenantId, simple);
     return decision;
   }
 
@@ -629,7 +521,7 @@ export class TenantClient extends pg.Client {
    * destroys it at release.
    */
   get quarantined(): boolean {
-    return this.#quarantinedFor !== undefined || this.#changedSettings.size > 0;
+    return this.#quarantine.active;
   }
 
   /** Refuses a statement of aborted work (a lone ROLLBACK still runs), before anything is sent. */

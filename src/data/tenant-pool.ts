@@ -638,7 +638,9 @@ export class TenantPool extends pg.Pool {
         (client.cancelSent
           ? new Error('client sent a cancel request')
           : client.quarantined
-            ? new Error('client ran PREPARE, DEALLOCATE or DO: its session is not lent again')
+            ? new Error(
+                'client quarantined (PREPARE, DEALLOCATE, DO, multi-statement text or a changed setting): its session is not lent again',
+              )
             : open
               ? new Error('client released inside an open transaction')
               : undefined);

@@ -1,0 +1,95 @@
+import { TenantryError } from '../errors/tenantry-error.js';
+import { statementHeads } from './statement-text.js';
+
+/**
+ * Statements that could replace a named statement of the session: PREPARE under its name (after
+ * DEALLOCATE), directly or from a DO block's EXECUTE. The next Bind to the name runs their text
+ * with the caller's values, under the context of whoever sends it next on that connection: a
+ * named context prefix replaced so that it sets the attacker's own (valid) value for the next
+ * tenant's statements, or an app's named statement replaced by one that copies the next tenant's
+ * rows into a session setting the attacker reads later. They run (DO blocks have honest uses),
+ * but the session is quarantined: no statement of another tenant on it, and the pool destroys it
+ * at release instead of lending it again (PREPARE TRANSACTION is caught with them).
+ */
+const REPLACES_NAMED = new Set(['prepare', 'deallocate', 'do']);
+/** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
+const MENTIONS_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
+
+/** Settings PostgreSQL reports to the client (GUC_REPORT) that change how text and values are read. */
+const SESSION_REPORTED = new Set([
+  'client_encoding',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'standard_conforming_strings',
+]);
+
+/**
+ * What one session of a TenantClient may have been left with by a tenant's SQL, and the refusals
+ * that follow: a session that may have had a named statement replaced serves no other tenant and
+ * is not lent again; nor is one whose reported settings differ from their login values.
+ */
+export class SessionQuarantine {
+  /** The tenant ('' for none) whose statement may have replaced a named statement of this session. */
+  #for: string | undefined;
+  /** standard_conforming_strings is off on this session. */
+  #nonStandardStrings = false;
+  /** Reported settings at login, and those whose current value differs from it. */
+  readonly #login = new Map<string, string>();
+  readonly #changed = new Set<string>();
+
+  /** A ParameterStatus message of the session: the first report of a setting is its login value. */
+  reported(name: string | undefined, value: string | undefined): void {
+    if (name === undefined || !SESSION_REPORTED.has(name)) return;
+    if (name === 'standard_conforming_strings') this.#nonStandardStrings = value !== 'on';
+    const login = this.#login.get(name);
+    if (login === undefined) this.#login.set(name, value ?? '');
+    else if (login !== value) this.#changed.add(name);
+    else this.#changed.delete(name);
+  }
+
+  /**
+   * The refusal of a statement before it is sent: one of another tenant (or of none) on a
+   * quarantined session, or multi-statement text (`simple`) while standard_conforming_strings is
+   * off (backslashes then escape quotes in every string: the lexer reads text as PostgreSQL does
+   * only with it on).
+   */
+  refusal(text: unknown, tenantId: string | undefined, simple: boolean): Error | undefined {
+    const otherTenant = this.#for !== undefined && this.#for !== (tenantId ?? '');
+    if (!otherTenant && !(simple && this.#nonStandardStrings)) return undefined;
+    if (typeof text === 'string' && text.trim() === '') return undefined; // runs nothing
+    if (otherTenant)
+      return new TenantryError(
+        'UNSUPPORTED',
+        "This connection ran PREPARE, DEALLOCATE, DO or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
+        { status: 500 },
+      );
+    return new TenantryError(
+      'UNSUPPORTED',
+      'Multi-statement text is refused while standard_conforming_strings is off on this connection',
+      { status: 500 },
+    );
+  }
+
+  /**
+   * Marks the session when a statement that could replace a named statement is about to be sent
+   * (it may run even if it then fails). Text sent as a simple Query (several statements in one
+   * string) is marked whatever it holds: a lexer of our own could misread a text that hides a
+   * PREPARE (an extended-protocol statement is one statement, PostgreSQL refuses a second one,
+   * so its first word is what runs).
+   */
+  sending(text: unknown, tenantId: string | undefined, simple: boolean): void {
+    if (this.#for !== undefined || typeof text !== 'string') return;
+    if (
+      simple
+        ? text.trim() !== ''
+        : MENTIONS_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_NAMED.has(h))
+    )
+      this.#for = tenantId ?? '';
+  }
+
+  /** True when the session must not be lent again: marked, or a reported setting changed. */
+  get active(): boolean {
+    return this.#for !== undefined || this.#changed.size > 0;
+  }
+}
