@@ -28,6 +28,7 @@ import pg from 'pg';
 import { benchRoles, prepareDatabase, tenantIdOf } from './support/dataset.js';
 import { openServer } from './support/server.js';
 import { ContextSigner } from '../src/data/context-signer.js';
+import { median } from './support/median.js';
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -116,11 +117,6 @@ async function pgbench(
     throw new Error(`pgbench reported errors:\n${out}`);
   return { transactions, tps, cpu };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<number> {
   const bin = findPgbench();

@@ -36,6 +36,7 @@ import { machineLine, vitestProcesses } from './support/report.js';
 import { runFor } from './support/runner.js';
 import { openServer, type BenchServer } from './support/server.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
+import { median } from './support/median.js';
 
 const DATABASE = 'tenantry_bench_pairs';
 const log = (line = '') => process.stdout.write(`${line}\n`);
@@ -216,12 +217,10 @@ interface Stats {
 }
 
 function stats(values: number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const n = sorted.length;
-  const median = n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  const n = values.length;
   const mean = values.reduce((s, v) => s + v, 0) / n;
   const sd = n > 1 ? Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : 0;
-  return { median, mean, half: (1.96 * sd) / Math.sqrt(n) };
+  return { median: median(values), mean, half: (1.96 * sd) / Math.sqrt(n) };
 }
 
 const fmt = (s: Stats) => `${s.median.toFixed(3)} (${s.mean.toFixed(3)} ± ${s.half.toFixed(3)})`;

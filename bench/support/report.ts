@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { median } from './median.js';
 
 /** Result of one (variant, concurrency) cell. */
 export interface CellResult {
@@ -137,11 +138,6 @@ function pairsTable(results: CellResult[], pairs: ReadonlyArray<readonly [string
       const with_ = results.find((r) => r.variant === x && r.concurrency === c);
       const without = results.find((r) => r.variant === y && r.concurrency === c);
       if (!with_ || !without) continue;
-      const median = (xs: number[]) => {
-        const s = [...xs].sort((a, b) => a - b);
-        const mid = s.length / 2;
-        return s.length % 2 ? s[Math.floor(mid)]! : (s[mid - 1]! + s[mid]!) / 2;
-      };
       const qpsRatio = median(with_.roundQps.map((q, i) => q / without.roundQps[i]!));
       const cpu = (with_.clientCpuUs + with_.serverCpuUs) / (without.clientCpuUs + without.serverCpuUs);
       // each round's CPU per query against the other's in the same round: the machine's drift
