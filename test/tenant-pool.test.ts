@@ -22,6 +22,11 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
+/** The backend that serves `tenant`'s next statement through `pool`: a new one means a new session. */
+async function backendPid(pool: TenantPool, tenant: string): Promise<number> {
+  return (await runAs(tenant, () => pool.query<{ p: number }>('select pg_backend_pid() as p'))).rows[0]!.p;
+}
+
 describe('TenantPool', () => {
   it('shows each tenant only its rows', async () => {
     const a = await runAs(A, () => pool.query('select body from notes order by body'));
@@ -201,16 +206,14 @@ describe('prepareContextStatement', () => {
       `do $$ begin execute 'deallocate all'; end $$`,
     ];
     for (const text of texts) {
-      const { rows } = await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`));
-      pids.add(rows[0].pid);
+      pids.add(await backendPid(prepared, A));
       await runAs(A, () => prepared.query(text));
       for (const t of [B, A])
         expect((await runAs(t, () => prepared.query('select count(*)::int as n from notes'))).rows[0].n, text).toBe(
           await stored(t),
         );
     }
-    const { rows: last } = await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`));
-    pids.add(last[0].pid);
+    pids.add(await backendPid(prepared, A));
     expect(pids.size).toBe(texts.length + 1); // one session per quarantined statement, then a fresh one
     // on one checked-out client: after A's DO, B's statements are refused on it, A's still run
     const client = await prepared.connect();
@@ -228,11 +231,11 @@ describe('prepareContextStatement', () => {
     }
     expect((await runAs(B, () => prepared.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
     // words inside strings or identifiers are no statements: the session stays
-    const before = (await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`))).rows[0].pid;
+    const before = await backendPid(prepared, A);
     expect((await runAs(A, () => prepared.query(`select 'prepare; do' as deallocate`))).rows).toEqual([
       { deallocate: 'prepare; do' },
     ]);
-    expect((await runAs(A, () => prepared.query(`select pg_backend_pid() as pid`))).rows[0].pid).toBe(before);
+    expect(await backendPid(prepared, A)).toBe(before);
     await prepared.end();
   });
 
@@ -400,11 +403,10 @@ describe('prepareStatements', () => {
     expect((await preparedNames(named)).rows.length).toBe(256);
     const byBody = 'select body from notes where body like $1 order by body';
     await runAs(B, () => named.query(byBody, ['%']));
-    const pid = async () => (await runAs(A, () => named.query('select pg_backend_pid() as p'))).rows[0].p as number;
-    const before = await pid();
+    const before = await backendPid(named, A);
     await runAs(A, () => named.query('deallocate all'));
     expect((await runAs(B, () => named.query(byBody, ['%']))).rows).toEqual([{ body: 'b1' }]);
-    expect(await pid()).not.toBe(before);
+    expect(await backendPid(named, A)).not.toBe(before);
     await named.end();
     expect(() => db.appPool({ prepareStatements: 'yes' as unknown as boolean })).toThrow(/prepareStatements must be/);
   });
@@ -469,13 +471,11 @@ describe('session state a tenant can leave behind (second review)', () => {
 
   it("a session whose client_encoding or DateStyle tenant A changed is not lent to B: B's text is stored as sent", async () => {
     const p = db.appPool({ max: 1 });
-    const pid = async (t: string) =>
-      (await runAs(t, () => p.query('select pg_backend_pid() as p'))).rows[0].p as number;
-    const before = await pid(A);
+    const before = await backendPid(p, A);
     await runAs(A, () =>
       p.query(`select set_config('client_encoding', 'LATIN1', false), set_config('DateStyle', 'SQL, DMY', false)`),
     );
-    expect(await pid(B)).not.toBe(before);
+    expect(await backendPid(p, B)).not.toBe(before);
     const { rows } = await runAs(B, () =>
       p.query(`insert into notes (tenant_id, body) values ($1, $2) returning created_at`, [B, 'café-B']),
     );
@@ -486,7 +486,7 @@ describe('session state a tenant can leave behind (second review)', () => {
     ).toEqual([{ n: 7 }]);
     await db.owner.query(`delete from notes where body = 'café-B'`);
     // SET LOCAL inside a transaction ends with it: the session is kept
-    const kept = await pid(A);
+    const kept = await backendPid(p, A);
     await runAs(A, async () => {
       const c = await p.connect();
       try {
@@ -497,7 +497,7 @@ describe('session state a tenant can leave behind (second review)', () => {
         c.release();
       }
     });
-    expect(await pid(B)).toBe(kept);
+    expect(await backendPid(p, B)).toBe(kept);
     await p.end();
   });
 });
