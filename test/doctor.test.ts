@@ -10,6 +10,7 @@ import {
 } from '../src/policy/doctor.js';
 import type { TestDatabase } from './support/test-database.js';
 import { applyFixes, createDoctorTestDatabase, findingOf } from './support/doctor-findings.js';
+import { dropDatabase } from './support/drop-database.js';
 
 /**
  * db.drop() ends its pools, then drops the database WITH (FORCE). pg-pool's end() resolves before
@@ -119,7 +120,7 @@ describe('doctor on a database without Tenantry', () => {
   afterAll(async () => {
     const root = new pg.Client({ connectionString: inject('adminUrl') });
     await root.connect();
-    await root.query(`drop database if exists ${name} with (force)`);
+    await dropDatabase(root, name);
     await root.end();
   });
 

@@ -30,6 +30,7 @@ import { TenantTiers, type ClusterUrls } from '../../app/tiers/tenant-tiers.js';
 import { useTestClusters, type ClusterDatabase } from '../support/clusters.js';
 import { ROLE_PASSWORD } from '../support/test-database.js';
 import { SseClient } from '../live/support/sse-client.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const fleet = useTestClusters(3);
 const PASSWORD = 'correct horse battery staple';
@@ -176,7 +177,7 @@ afterAll(async () => {
   await tiers?.end();
   const root = new pg.Client({ connectionString: fleet().clusters[2]!.url('postgres') });
   await root.connect();
-  for (const name of TENANT_DATABASES) await root.query(`drop database if exists ${name} with (force)`);
+  for (const name of TENANT_DATABASES) await dropDatabase(root, name);
   await root.end();
   // every statement the server sent named its tenant: the guard (enforce) refused nothing
   expect(guard?.report() ?? []).toEqual([]);

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { passwordMatchesVerifier } from '../../src/policy/password-verifier.js';
 import { createEmptyDatabase, type EmptyDatabase } from '../support/empty-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // `tenantry install` without the TENANTRY_* secrets (a deploy job that misses them) keeps the
 // database's credentials and context key, never records secrets that do not match them in
@@ -165,7 +166,7 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
     const name = `${db.name}_second`;
     await db.admin.query(`create database ${name}`);
     cleanups.push(async () => {
-      await db.admin.query(`drop database if exists ${name} with (force)`);
+      await dropDatabase(db.admin, name);
     });
     const u = new URL(db.adminUrl);
     u.pathname = `/${name}`;

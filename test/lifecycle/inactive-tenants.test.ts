@@ -17,6 +17,7 @@ import { reconcileTenantHolds } from '../../src/tiers/tenant-holds.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 type Tier = PlacementTarget['tier'];
 type Inactive = 'suspended' | 'deleted';
@@ -67,7 +68,7 @@ afterAll(async () => {
   for (const p of extra) await p.end().catch(() => undefined);
   await placements?.end();
   for (const name of databases)
-    await db.admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, name).catch(() => undefined);
   await db?.drop();
 });
 

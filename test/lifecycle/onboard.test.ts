@@ -14,6 +14,7 @@ import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { codeOf } from '../support/refusal-code.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // The application of these tests: the tiers fixture migrations (a `notes` tenant table), a seed
 // that writes one welcome note (idempotently), owner invitations through the app role.
@@ -95,7 +96,7 @@ afterAll(async () => {
       [`${db.name}\\_%`],
     );
     for (const { datname } of [...rows, ...databases.map((datname) => ({ datname }))])
-      await db.admin.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
+      await dropDatabase(db.admin, datname).catch(() => undefined);
     await db.drop();
   }
 });

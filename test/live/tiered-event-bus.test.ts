@@ -20,6 +20,7 @@ import {
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { Collector, dropRole, listenAsStranger } from './support/live-helpers.js';
 import { connect, quitAll, redisReachable } from './support/redis.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // One server, three tenants where their data lives: S in the shared tables, C in its own schema
 // (t_c, the tables of liveTablesSql; the function of public follows the search path), D in its own
@@ -128,7 +129,7 @@ afterAll(async () => {
   await placements?.end();
   for (const p of home) await p.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${dDatabase} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, dDatabase).catch(() => undefined);
     await db.drop();
   }
 });

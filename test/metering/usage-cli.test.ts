@@ -8,6 +8,7 @@ import { Placements } from '../../src/tiers/placements.js';
 import { createTenantDatabase, withDatabase } from '../../src/tiers/provision.js';
 import { createNotesTable } from '../support/notes-table.js';
 import { createTestDatabase, ROLE_PASSWORD, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const exec = promisify(execFile);
 const TSX = path.resolve('node_modules/.bin/tsx');
@@ -101,7 +102,7 @@ beforeAll(async () => {
   await ownerThere.end();
 });
 afterAll(async () => {
-  if (tenantDb) await db?.admin.query(`drop database if exists ${tenantDb} with (force)`).catch(() => undefined);
+  if (tenantDb) await dropDatabase(db?.admin, tenantDb).catch(() => undefined);
   await db?.drop();
 });
 

@@ -20,6 +20,7 @@ import { createTenantDatabase, withDatabase } from '../../src/tiers/provision.js
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const DDL = `
   create table notes (
@@ -96,7 +97,7 @@ afterAll(async () => {
   await placements?.end();
   for (const p of pools) await p.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${targetDb} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, targetDb).catch(() => undefined);
     await db.drop();
   }
 });

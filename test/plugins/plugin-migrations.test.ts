@@ -10,6 +10,7 @@ import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { definePlugin, definePlugins } from '../../src/plugins/index.js';
 import type { Migration } from '../../src/tiers/migrate/migration-files.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // The application's own migration (version 1) and a plugin's (1001, 1002): applied by the
 // existing migrator to the shared tables, a tenant schema and a tenant database.
@@ -90,7 +91,7 @@ afterAll(async () => {
   await placements?.end();
   await dAdmin?.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${dDatabase} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, dDatabase).catch(() => undefined);
     await db.drop();
   }
 });

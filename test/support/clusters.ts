@@ -21,6 +21,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { freePort, startEmbeddedPostgres, type EmbeddedServer } from '../../src/embedded/embedded-postgres.js';
 import { install, type InstallRunOptions } from '../../src/policy/installer.js';
 import { openTestDatabase, ROLE_PASSWORD, type TestDatabase } from './test-database.js';
+import { dropDatabase } from './drop-database.js';
 
 /**
  * Settings of every embedded cluster. `wal_level = logical` and the slot/worker limits let a test
@@ -291,9 +292,9 @@ async function createClusterDatabase(
   // eslint-disable-next-line prefer-const -- assigned once later, read by the drop closure registered before it
   let database: ClusterDatabase | undefined;
   // until the handle exists (install may fail) dropping means dropping the database alone
-  const dropDatabase = () =>
-    withClient(rootUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
-  state.databases.set(name, () => (database ? database.drop() : dropDatabase()));
+  const dropBare = () =>
+    withClient(rootUrl, (c) => dropDatabase(c, name)).then(() => undefined);
+  state.databases.set(name, () => (database ? database.drop() : dropBare()));
   if (!state.cluster.embedded) {
     const wanted = [appRole, ownerRole, routerRole, supportRole].filter((r): r is string => r !== undefined);
     const existing = await withClient(rootUrl, (c) =>
@@ -329,7 +330,7 @@ async function createClusterDatabase(
     },
     async () => {
       state.databases.delete(name);
-      await dropDatabase();
+      await dropBare();
     },
   );
   database = { ...handle, cluster: state.cluster };

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { ROLE_PASSWORD } from './test-database.js';
+import { dropDatabase } from './drop-database.js';
 
 /** An empty database (Tenantry not installed) with four role names of its own. */
 export interface EmptyDatabase {
@@ -29,7 +30,7 @@ export async function createEmptyDatabase(cleanups: (() => Promise<void>)[]): Pr
     await admin.end();
     const c = new pg.Client({ connectionString: rootUrl });
     await c.connect();
-    await c.query(`drop database if exists ${name} with (force)`);
+    await dropDatabase(c, name);
     for (const role of Object.values(roles)) {
       await c.query(`drop owned by ${role} cascade`).catch(() => undefined);
       await c.query(`drop role if exists ${role}`).catch(() => undefined);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { install, type InstallRunOptions } from '../../src/policy/installer.js';
 import { TenantPool, type TenantPoolConfig } from '../../src/data/tenant-pool.js';
+import { dropDatabase } from './drop-database.js';
 
 export const ROLE_PASSWORD = 'tenantry-test-password';
 
@@ -87,7 +88,7 @@ export async function createTestDatabase(options: InstallRunOptions = {}): Promi
       const c = new pg.Client({ connectionString: rootUrl });
       await c.connect();
       try {
-        await c.query(`drop database if exists ${name} with (force)`);
+        await dropDatabase(c, name);
         for (const role of [appRole, ownerRole, routerRole, ...(supportRole === undefined ? [] : [supportRole])]) {
           await c.query(`drop owned by ${role} cascade`).catch(() => undefined);
           await c.query(`drop role if exists ${role}`).catch(() => undefined);

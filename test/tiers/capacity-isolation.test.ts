@@ -12,6 +12,7 @@ import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const LOCK_MS = 15_000;
 const CHECKOUT_MS = 2000;
@@ -83,7 +84,7 @@ afterAll(async () => {
   await placements?.end();
   await home?.end();
   if (db) {
-    for (const name of databases) await db.admin.query(`drop database if exists ${name} with (force)`);
+    for (const name of databases) await dropDatabase(db.admin, name);
     await db.drop();
   }
 });

@@ -11,6 +11,7 @@ import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 type Tier = PlacementTarget['tier'];
 const TIERS: Tier[] = ['shared', 'schema', 'database'];
@@ -37,7 +38,7 @@ afterAll(async () => {
   await placements?.end();
   for (const p of extra) await p.end();
   for (const name of databases)
-    await db.admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, name).catch(() => undefined);
   await db?.drop();
 });
 

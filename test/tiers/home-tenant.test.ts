@@ -11,6 +11,7 @@ import { Placements } from '../../src/tiers/placements.js';
 import { createTenantDatabase } from '../../src/tiers/provision.js';
 import { codeOf } from '../support/refusal-code.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const DDL = `
   create table memberships (tenant_id uuid not null default tenantry.current_tenant_id(), user_name text not null, primary key (tenant_id, user_name));
@@ -64,7 +65,7 @@ describe('signed mode', () => {
 
   afterAll(async () => {
     await app?.end();
-    await db?.admin.query(`drop database if exists ${database()} with (force)`).catch(() => undefined);
+    await dropDatabase(db?.admin, database()).catch(() => undefined);
     await db?.drop();
   });
 

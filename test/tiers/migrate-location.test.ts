@@ -11,6 +11,7 @@ import { migrateLocation, type MigrateLocationOptions } from '../../src/tiers/mi
 import { loadMigrations } from '../../src/tiers/migrate/migration-files.js';
 import { codeOf } from '../support/refusal-code.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // One server: the shared database (public) with tenant schemas provisioned in it, and tenant
 // databases created empty (or with an older tool's objects) and then provisioned.
@@ -100,7 +101,7 @@ afterAll(async () => {
   await Promise.all(pools.map((p) => p.end()));
   if (db) {
     for (const name of databases)
-      await db.admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+      await dropDatabase(db.admin, name).catch(() => undefined);
     await db.drop();
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });

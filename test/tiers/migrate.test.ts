@@ -13,6 +13,7 @@ import { migrateEverywhere, type MigrationReport } from '../../src/tiers/migrate
 import { migrationStatus } from '../../src/tiers/migrate/migration-status.js';
 import { doctorEverywhere } from '../../src/tiers/migrate/doctor-everywhere.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // One server: the shared database (public), three schema-tier tenants (t_a, t_b, t_c) in it,
 // and one database-tier tenant in a database of its own.
@@ -104,7 +105,7 @@ afterAll(async () => {
   await placements?.end();
   await dAdmin?.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${dDatabase} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, dDatabase).catch(() => undefined);
     await db.drop();
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });

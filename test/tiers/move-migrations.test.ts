@@ -10,6 +10,7 @@ import { Placements } from '../../src/tiers/placements.js';
 import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
 import { withDatabase } from '../../src/tiers/provision.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // `tenants move --ddl <migrations directory>` leaves the new location versioned like every other:
 // `tenantry migrate status` finds it current, `tenantry migrate` has nothing to do there.
@@ -69,7 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
-  await db.admin.query(`drop database if exists ${database()} with (force)`).catch(() => undefined);
+  await dropDatabase(db.admin, database()).catch(() => undefined);
   await db.drop();
 });
 

@@ -8,6 +8,7 @@ import { Placements, type PlacementTarget } from '../../src/tiers/placements.js'
 import { createTenantDatabase, withDatabase } from '../../src/tiers/provision.js';
 import { codeOf } from '../support/refusal-code.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // Pinned tenant tables stay in their database when a tenant moves: `memberships` (what sign-in
 // reads at home) is pinned, `notes` (the tenant's data) follows the tenant. Across databases
@@ -99,7 +100,7 @@ async function openHome(ddl: string, options: { supportRole?: string } = {}): Pr
       await placements.end();
       for (const p of admins.values()) await p.end().catch(() => undefined);
       for (const d of databases)
-        await db.admin.query(`drop database if exists ${d} with (force)`).catch(() => undefined);
+        await dropDatabase(db.admin, d).catch(() => undefined);
       await db.drop();
     },
   };

@@ -14,6 +14,7 @@ import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { moveWriter } from './support/move-writer.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // Moves on one server: the shared tables, schemas, and separate databases for the database tier.
 // (test/support/clusters.ts runs several servers; cross-server moves are the same code with a
@@ -206,7 +207,7 @@ afterAll(async () => {
   for (const p of pools) p.on('error', () => undefined);
   for (const p of pools) await p.end();
   if (db) {
-    for (const d of databases) await db.admin.query(`drop database if exists ${d} with (force)`).catch(() => undefined);
+    for (const d of databases) await dropDatabase(db.admin, d).catch(() => undefined);
     await db.drop();
   }
 });

@@ -9,6 +9,7 @@ import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 // Three tiers in one run: A in the shared tables, B in its own schema, C in its own database.
 
@@ -87,7 +88,7 @@ afterAll(async () => {
   await placements?.end();
   for (const p of extra) await p.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${cDatabase} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, cDatabase).catch(() => undefined);
     await db.drop();
   }
 });

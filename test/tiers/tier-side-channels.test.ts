@@ -16,6 +16,7 @@ import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { findingOf } from '../support/doctor-findings.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { dropDatabase } from '../support/drop-database.js';
 
 const TODOS_DDL = `
   create table todos (
@@ -92,7 +93,7 @@ afterAll(async () => {
   await placements?.end();
   for (const p of pools) await p.end();
   if (db) {
-    await db.admin.query(`drop database if exists ${cDatabase} with (force)`).catch(() => undefined);
+    await dropDatabase(db.admin, cDatabase).catch(() => undefined);
     await db.drop();
   }
 });

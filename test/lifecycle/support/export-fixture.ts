@@ -6,6 +6,7 @@ import pg from 'pg';
 import { Placements, type PlacementTarget } from '../../../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema, withDatabase } from '../../../src/tiers/provision.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+import { dropDatabase } from '../../support/drop-database.js';
 
 /** The tenant tables (run in the shared database, each tenant schema and each tenant database). */
 export const TENANT_DDL = `
@@ -61,7 +62,7 @@ export async function exportFixture(): Promise<ExportFixture> {
       await placements.end();
       const root = new pg.Client({ connectionString: db.adminUrl });
       await root.connect();
-      for (const d of databases) await root.query(`drop database if exists ${d} with (force)`);
+      for (const d of databases) await dropDatabase(root, d);
       await root.end();
       await db.drop();
     },
