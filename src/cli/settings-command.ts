@@ -74,7 +74,7 @@ function version(text: string): number {
 const actorOf = (opts: WriteOptions) => opts.actor ?? `cli:${os.userInfo().username}`;
 const show = (v: unknown) => (v === null || v === undefined ? '—' : JSON.stringify(v));
 
-/** `tenantry tenants settings get|set|unset|history|rollback <slug> …`. */
+/** `tenantry tenants settings get|set|plan|unset|history|rollback <slug> …`. */
 export function settingsCommand(globals: () => ConnectionOptions): Command {
   const cmd = new Command('settings').description("read and change a tenant's settings (versioned, audited)");
   const withDefinition = (c: Command) =>
@@ -118,6 +118,19 @@ export function settingsCommand(globals: () => ConnectionOptions): Command {
         admin.set(id, key, parseValue(value, !!opts.string), { actor: actorOf(opts), reason: opts.reason }),
       );
       console.log(`${slug}: ${key} set (change ${change.version})`);
+    });
+
+  writer(cmd.command('plan <slug> <plan>'))
+    .description("move the tenant to another plan (settings, rate limits, database limits and placement read it); audited")
+    .action(async (slug: string, plan: string, opts: WriteOptions) => {
+      const known = await withAdmin(globals(), opts, slug, async (admin, id) => {
+        await admin.setPlan(id, plan, { actor: actorOf(opts), reason: opts.reason });
+        return admin.definition.plans ?? [];
+      });
+      // not refused: a plan may have no settings of its own (only limits); a typo is the usual cause
+      if (known.length > 0 && !known.includes(plan))
+        console.error(`warning: the settings definition gives plan ${plan} no values (it names ${known.join(', ')})`);
+      console.log(`${slug}: plan ${plan}`);
     });
 
   writer(cmd.command('unset <slug> <key>'))

@@ -25,6 +25,8 @@ export interface SettingsDefinitionInput<S extends SettingsSchema> {
 export interface SettingsDefinition<S extends SettingsSchema = SettingsSchema> {
   readonly schema: S;
   readonly keys: readonly string[];
+  /** The plans the definition gives values for (`plans`' keys), in declaration order; optional for hand-written definitions. */
+  readonly plans?: readonly string[];
   /**
    * Resolves the layers for a plan and a tenant's overrides: the typed values, and per key the
    * layer that gave it. Throws `SETTING_INVALID` naming a key no layer gives a valid value.
@@ -94,6 +96,7 @@ export function defineSettings<S extends SettingsSchema>(input: SettingsDefiniti
   return Object.freeze({
     schema: input.schema,
     keys: Object.freeze(keys),
+    plans: Object.freeze([...plans.keys()]),
     check,
     resolve(plan: string | undefined, overrides: Readonly<Record<string, unknown>>) {
       const merged: Record<string, unknown> = {};

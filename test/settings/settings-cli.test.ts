@@ -1,4 +1,4 @@
-// `tenantry tenants settings get|set|unset|history|rollback` as a subprocess, with the
+// `tenantry tenants settings get|set|plan|unset|history|rollback` as a subprocess, with the
 // reference server's definition module.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -92,6 +92,24 @@ describe('tenantry tenants settings', () => {
     expect(after.settings.welcomeMessage.source).toBe('library');
     expect(after.settings.maxRecordingMinutes).toEqual({ value: 120, source: 'tenant' });
     expect((await tenantry('tenants', 'settings', 'unset', 'acme', 'maxRecordingMinutes')).code).toBe(0);
+
+    // the plan: set, audited, refused when malformed or unknown to the definition's schema
+    const moved = await tenantry('tenants', 'settings', 'plan', 'acme', 'free', '--reason', 'downgrade');
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toContain('acme: plan free');
+    const onFree = JSON.parse((await tenantry('tenants', 'settings', 'get', 'acme', '--json')).stdout);
+    expect(onFree.plan).toBe('free');
+    const audit = await db.owner.query<{ detail: { from: string; to: string } }>(
+      `select detail from tenantry.audit_log where action = 'settings.plan_changed' order by id desc limit 1`,
+    );
+    expect(audit.rows[0]!.detail).toMatchObject({ from: 'business', to: 'free' });
+    const badPlan = await tenantry('tenants', 'settings', 'plan', 'acme', 'no such plan!');
+    expect(badPlan.code).toBe(1);
+    expect(badPlan.stderr).toMatch(/INVALID_ARGUMENT|plan must match/);
+    expect(JSON.parse((await tenantry('tenants', 'settings', 'get', 'acme', '--json')).stdout).plan).toBe('free');
+    // free has no settings values of its own in the reference definition: a warning, not a refusal
+    expect(moved.stderr).toContain('gives plan free no values');
+    await tenantry('tenants', 'settings', 'plan', 'acme', 'business');
 
     // the other tenant was never touched
     const other = JSON.parse((await tenantry('tenants', 'settings', 'get', 'other', '--json')).stdout);
