@@ -46,6 +46,7 @@ export type TenantryErrorCode =
   | 'TENANT_ROUTE_MISMATCH'
   | 'CLUSTER_UNKNOWN'
   | 'TENANT_SCHEMA_TAKEN'
+  | 'PLACEMENT_TARGET_TAKEN'
   // onboarding (see src/lifecycle/onboard)
   | 'ONBOARDING_CONFLICT'
   | 'ONBOARDING_BUSY'

@@ -5,6 +5,7 @@ import type { TenantStatus } from '../catalog/tenant.js';
 import { InvalidArgumentError, TenantryError } from '../errors/tenantry-error.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { schemaTakenError, withDatabase } from './provision.js';
+import { findSharedTarget } from './target-guard.js';
 import type { Tier } from './tenant-router.js';
 
 /**
@@ -116,6 +117,20 @@ export class Placements {
   async assign(tenant: string, target: PlacementTarget): Promise<number> {
     const tenantId = toTenantId(tenant);
     const next = checkTarget(target);
+    // moves, imports and onboarding ask before they change anything; asked again here, because a
+    // direct assign to the catalog, a shared database or another tenant's place would turn every
+    // shared tenant's route stale, or hand one tenant a place others live in
+    const shared = await findSharedTarget({ placements: this, catalog: this.#catalog, tenantId, target: next });
+    if (shared)
+      // another tenant's schema keeps the code assign always gave it (TENANT_SCHEMA_TAKEN)
+      throw new TenantryError(
+        shared.reason === 'tenant_schema' ? 'TENANT_SCHEMA_TAKEN' : 'PLACEMENT_TARGET_TAKEN',
+        `${shared.message}: a tenant is placed in a place of its own`,
+        {
+          status: 409,
+          details: { reason: shared.reason, cluster: next.cluster, schema: next.schema, database: next.database },
+        },
+      );
     // one assign of a tenant at a time (across processes): epochs then grow in the order the
     // switches happen, and the catalog and the databases never disagree
     return this.#withTenantLock(tenantId, (catalog) => this.#assign(tenantId, next, catalog));

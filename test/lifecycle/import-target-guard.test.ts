@@ -179,3 +179,27 @@ describe('move refuses the same targets (MOVE_TARGET_TAKEN), changing nothing', 
     await otherStillWorks();
   });
 });
+
+describe('Placements.assign refuses the same targets (PLACEMENT_TARGET_TAKEN), changing nothing', () => {
+  it.each(IMPORT_TARGETS)('%s', async (_, to, reason) => {
+    const before = await othersState();
+    const route = await f.placements.get(acme);
+    await expect(f.placements.assign(acme, to())).rejects.toMatchObject({
+      code: reason === 'tenant_schema' ? 'TENANT_SCHEMA_TAKEN' : 'PLACEMENT_TARGET_TAKEN',
+      status: 409,
+      details: { reason },
+    });
+    expect(await othersState()).toEqual(before);
+    expect(await f.placements.get(acme)).toEqual(route);
+    await otherStillWorks();
+  });
+
+  it('a place of its own is still accepted (and back to shared)', async () => {
+    await tenantSchema(f, 't_acme_own');
+    const epoch = await f.placements.assign(acme, { tier: 'schema', cluster: 'home', schema: 't_acme_own' });
+    expect((await f.placements.get(acme)).epoch).toBe(epoch);
+    await f.placements.assign(acme, HOME);
+    expect((await f.placements.get(acme)).tier).toBe('shared');
+    await otherStillWorks();
+  });
+});

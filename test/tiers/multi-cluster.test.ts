@@ -14,6 +14,7 @@ const fleet = useTestClusters(3);
 let home: ClusterDatabase;
 let second: ClusterDatabase;
 let tenantDb: ClusterDatabase;
+let thirdShared: ClusterDatabase;
 let placements: Placements;
 let router: TenantRouter;
 let pool: RoutedTenantPool;
@@ -25,6 +26,9 @@ beforeAll(async () => {
   const [c1, c2, c3] = fleet().clusters as [NonNullable<ReturnType<typeof fleet>['clusters'][0]>, any, any];
   home = await c1.createDatabase('app');
   second = await c2.createDatabase('app');
+  // the third cluster's shared database is its own: a tenant's database is never a cluster's shared
+  // one (Placements.assign refuses that: PLACEMENT_TARGET_TAKEN)
+  thirdShared = await c3.createDatabase('app');
   tenantDb = await c3.createDatabase('tenant_c');
   for (const db of [home, second, tenantDb]) await createNotesTable(db);
   for (const slug of ['a', 'b', 'c'] as const) {
@@ -36,7 +40,7 @@ beforeAll(async () => {
   }
   placements = new Placements({
     catalog: home.owner,
-    owners: { home: home.ownerUrl, c2: second.ownerUrl, c3: tenantDb.ownerUrl },
+    owners: { home: home.ownerUrl, c2: second.ownerUrl, c3: thirdShared.ownerUrl },
   });
   await placements.addCluster('c2');
   await placements.addCluster('c3');
@@ -50,7 +54,7 @@ beforeAll(async () => {
   await router.start();
   pool = new RoutedTenantPool({
     router,
-    clusters: { home: home.appUrl, c2: second.appUrl, c3: tenantDb.appUrl },
+    clusters: { home: home.appUrl, c2: second.appUrl, c3: thirdShared.appUrl },
     contextSecret: fleet().contextSecret,
     maxConnections: 6,
   });
