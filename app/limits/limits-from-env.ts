@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { recordRateLimited } from 'tenantry';
+import { recordRateLimited, runAs } from 'tenantry';
 import { SignInThrottle, TenantRateLimits, type RateLimitConfig, type SignInThrottleOptions } from 'tenantry/limits';
 import { byPlan, DEFAULT_PLAN, PLAN_NAMES } from '../plans.js';
 
@@ -62,13 +62,15 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
     listen: { connectionString: ownerUrl },
     onLimited: (e) => {
       // a block (0 points on the tenant's plan) is not throttling: logged, not counted as rate limited
+      // heard outside the request's context (the refusal is thrown before the handler): the line is
+      // written in the tenant's, so it carries tenant_id as every other line of that tenant does
       if (e.blocked) {
-        logger.info({ limit: e.limit }, 'blocked by plan (0 points)');
+        runAs(e.tenantId, () => logger.info({ limit: e.limit }, 'blocked by plan (0 points)'));
         return;
       }
       // tenantry_tenant_rate_limited_total (when the metrics are installed; nothing otherwise)
       recordRateLimited(e.tenantId);
-      logger.info({ limit: e.limit, storeDown: e.storeDown }, 'rate limited');
+      runAs(e.tenantId, () => logger.info({ limit: e.limit, storeDown: e.storeDown }, 'rate limited'));
     },
     onStoreError: (e) =>
       logger.warn(

@@ -6,6 +6,7 @@ import { currentTenant, runAs, type Queryable } from 'tenantry';
 import { resolutionOf } from 'tenantry/fastify';
 import {
   exportUsage,
+  exportUsageEverywhere,
   METERS,
   usageReport,
   usageReportEverywhere,
@@ -150,7 +151,10 @@ export function usageRoutes(
         throw error;
       }
     }
-    const events = exportUsage(appPool, { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' });
+    const query = { from: q.from, to: q.to, tenantId, source: 'tenantry-reference-server' };
+    // every database the tenant lives or has lived in (as GET /usage reads), as the owner role
+    // filtered by the resolved tenant's id; without that set-up, the home database as the tenant
+    const events = everywhere ? exportUsageEverywhere(everywhere, query) : exportUsage(appPool, query);
     // each page is read inside the tenant's context (the stream is pulled by the socket, outside
     // the handler's); the first one before answering, so a failure there is a proper API error
     const next = () => runAs(tenantId, () => events.next());

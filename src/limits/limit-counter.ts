@@ -9,6 +9,9 @@ const flexible = createRequire(import.meta.url)('rate-limiter-flexible') as type
 /** The part of an ioredis (5) client the Redis store is recognised by (rate-limiter-flexible runs a Lua script). */
 export interface RedisClientLike {
   status: string;
+  /** ioredis's events: `ready` is awaited by `start()` while the client is still connecting. */
+  once?(event: 'ready' | 'end', listener: () => void): unknown;
+  removeListener?(event: 'ready' | 'end', listener: () => void): unknown;
   // rate-limiter-flexible defines its increment script as a command (`rlflxIncr`)
   defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void;
 }
@@ -93,4 +96,32 @@ function stateOf(res: Flexible.RateLimiterRes): CounterState {
 function unwrap(reason: unknown): Flexible.RateLimiterRes {
   if (reason instanceof flexible.RateLimiterRes) return reason;
   throw reason instanceof Error ? reason : new Error('rate limit store failed');
+}
+
+/** ioredis's states while a connection is being made: `start()` waits for `ready` then. */
+const CONNECTING = new Set(['wait', 'connecting', 'connect', 'reconnecting']);
+
+/**
+ * Waits (at most `timeoutMs`) for an ioredis client that is still connecting to be ready, so the
+ * first requests after `start()` are counted rather than meeting a store that is "down" only
+ * because its connection was not made yet (each would be admitted uncounted, or refused, by the
+ * limit's `onStoreDown`). A client already ready, or gone (`end`), is left to that policy.
+ * Returns whether it is ready.
+ */
+export async function redisReady(client: RedisClientLike, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return true;
+  if (!CONNECTING.has(client.status) || typeof client.once !== 'function') return false;
+  return new Promise<boolean>((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      client.removeListener?.('ready', onReady);
+      client.removeListener?.('end', onEnd);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const onEnd = () => done(false);
+    const timer = setTimeout(() => done(client.status === 'ready'), timeoutMs);
+    client.once!('ready', onReady);
+    client.once!('end', onEnd);
+  });
 }

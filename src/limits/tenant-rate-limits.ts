@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { isTenantId } from '../context/tenant-id.js';
-import { ConfigurationError, InvalidArgumentError, InvalidTenantIdError } from '../errors/tenantry-error.js';
-import { LimitCounter, type RateLimitStore } from './limit-counter.js';
+import { ConfigurationError, InvalidArgumentError, InvalidTenantIdError, TenantNotFoundError } from '../errors/tenantry-error.js';
+import { LimitCounter, redisReady, type RateLimitStore } from './limit-counter.js';
 import {
   limitOverridesSchema,
   parseRateLimitConfig,
@@ -11,6 +11,9 @@ import {
 } from './rate-limit-config.js';
 import { LimitNotInPlanError, RateLimitedError } from './rate-limited-error.js';
 import { TenantPlanCache, type TenantPlanCacheOptions } from './tenant-plan-cache.js';
+
+/** How long start() waits for a Redis store that is still connecting. */
+const STORE_READY_WAIT_MS = 5000;
 
 /** Options of {@link TenantRateLimits}. */
 export interface TenantRateLimitsOptions extends RateLimitConfig {
@@ -149,6 +152,10 @@ export class TenantRateLimits {
    */
   async start(): Promise<void> {
     const store = this.#options.store;
+    // a Redis client made just before start() is still connecting: wait for it (bounded), so the
+    // first requests are counted; one that does not come up is left to each limit's onStoreDown
+    // (each request then reports it through onStoreError)
+    if ('redis' in store) await redisReady(store.redis, STORE_READY_WAIT_MS);
     if ('postgres' in store) {
       const { rows } = await store.postgres.query<{ present: boolean }>(
         `select to_regclass('tenantry_private.rate_limits') is not null as present`,
@@ -237,10 +244,12 @@ export class TenantRateLimits {
   async setPlan(tenantId: string, plan: string, db: Pick<pg.Pool, 'query'> = this.#options.catalog): Promise<void> {
     if (!isTenantId(tenantId)) throw new InvalidTenantIdError();
     if (!this.config.plans.has(plan)) throw new InvalidArgumentError(`unknown plan ${plan}`, 'plan');
-    await db.query(
+    const { rowCount } = await db.query(
       `update tenantry.tenants set settings = jsonb_set(settings, '{plan}', to_jsonb($2::text)), updated_at = now() where id = $1`,
       [tenantId, plan],
     );
+    // a tenant the catalog does not hold: said, not a silent success that changed nothing
+    if (!rowCount) throw new TenantNotFoundError();
     this.#plans.clear();
   }
 
@@ -256,22 +265,24 @@ export class TenantRateLimits {
   ): Promise<void> {
     if (!isTenantId(tenantId)) throw new InvalidTenantIdError();
     if (!this.config.limits.has(limit)) throw new InvalidArgumentError(`unknown limit ${limit}`, 'limit');
+    let changed: number | null;
     if (points === null) {
-      await db.query(
+      ({ rowCount: changed } = await db.query(
         `update tenantry.tenants set settings = settings #- array['limits', $2::text], updated_at = now() where id = $1`,
         [tenantId, limit],
-      );
+      ));
     } else {
       if (!Number.isInteger(points) || points < 0 || points > 1_000_000_000)
         throw new InvalidArgumentError('points must be a whole number from 0 to 1,000,000,000', 'points');
-      await db.query(
+      ({ rowCount: changed } = await db.query(
         `update tenantry.tenants
             set settings = jsonb_set(settings, '{limits}', coalesce(settings -> 'limits', '{}'::jsonb) || jsonb_build_object($2::text, $3::int)),
                 updated_at = now()
           where id = $1`,
         [tenantId, limit, points],
-      );
+      ));
     }
+    if (!changed) throw new TenantNotFoundError();
     this.#plans.clear();
   }
 

@@ -157,7 +157,19 @@ beforeAll(async () => {
   const jwtSecret = randomBytes(32).toString('base64url');
   tokens = new TokenService(jwtSecret);
   sessions = new Sessions(home.owner);
-  app = buildServer({ appPool, dataPool, supportPool, jwtSecret, events: { bus } });
+  app = buildServer({
+    appPool,
+    dataPool,
+    supportPool,
+    jwtSecret,
+    events: { bus },
+    // GET /usage and /usage/events read every database the tenant lives or lived in
+    usageEverywhere: {
+      catalog: home.owner,
+      ownerPool: (where) =>
+        tiers.placements.ownerPool({ tier: where.database ? 'database' : 'shared', ...where } as PlacementTarget),
+    },
+  });
   app.addHook('onError', async (_request, _reply, error) => {
     if (process.env.TIERS_DEBUG) console.error(error);
   });
@@ -411,4 +423,41 @@ describe('staff', () => {
     );
     expect(rows[0]!.n).toBeGreaterThan(0);
   });
+});
+
+describe('usage follows the tenant to where it lives', () => {
+  const range = () => {
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    return `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+  };
+  const rowsWritten = (lines: Array<{ type: string; subject: string; data: { quantity: number } }>) =>
+    lines.filter((e) => e.type.endsWith('rows_written')).reduce((n, e) => n + e.data.quantity, 0);
+
+  it.each(['database', 'remote'] as const)(
+    '%s: GET /usage/events counts the rows written where it lives, as GET /usage does; no other tenant in it',
+    async (name) => {
+      const t = tenants[name];
+      for (let i = 0; i < 2; i++)
+        expect(
+          (await call('POST', '/recordings', t.token, { title: `metered ${i}`, durationSeconds: 1, mimeType: 'audio/ogg' }))
+            .statusCode,
+        ).toBe(201);
+      const report = await call('GET', `/usage?${range()}`, t.token);
+      expect(report.statusCode, report.body).toBe(200);
+      const reported = (report.json<{ items: Array<{ meter: string; quantity: number }> }>().items ?? [])
+        .filter((i) => i.meter === 'rows_written')
+        .reduce((n, i) => n + i.quantity, 0);
+      expect(reported).toBeGreaterThanOrEqual(2);
+      const events = await call('GET', `/usage/events?${range()}`, t.token);
+      expect(events.statusCode, events.body).toBe(200);
+      const lines = events.body
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { type: string; subject: string; data: { quantity: number } });
+      expect(lines.every((e) => e.subject === t.id)).toBe(true);
+      expect(rowsWritten(lines)).toBe(reported);
+    },
+  );
 });

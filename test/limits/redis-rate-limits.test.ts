@@ -70,4 +70,20 @@ describe.skipIf(!reachable)('tenantry/limits on Redis', () => {
       code: 'RATE_LIMITED',
     });
   });
+
+  it('start() waits for a client made just before it: the first requests are counted, not admitted as store-down', async () => {
+    const fresh = connect(clients); // still connecting
+    expect(fresh.status).not.toBe('ready');
+    const storeErrors: unknown[] = [];
+    const { limits } = await instance(db, opened, {
+      store: { redis: fresh },
+      onStoreError: (e) => storeErrors.push(e.error),
+    });
+    expect(fresh.status).toBe('ready');
+    const t = await tenant(db, { limits: { api: 2 } });
+    await expect(limits.consume(t, 'api')).resolves.toMatchObject({ storeDown: false, remaining: 1 });
+    await expect(limits.consume(t, 'api')).resolves.toMatchObject({ storeDown: false, remaining: 0 });
+    await expect(limits.consume(t, 'api')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(storeErrors).toEqual([]);
+  });
 });

@@ -66,6 +66,11 @@ describe('tenantry/limits: per-tenant rate limits', () => {
     await expect(limits.setOverride(t, 'api', -1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(limits.setOverride(t, 'nope', 1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(limits.setPlan(t, 'gold')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // a tenant the catalog does not hold: said (it was a silent success that changed nothing)
+    const nobody = '00000000-0000-4000-8000-0000000000ff';
+    await expect(limits.setPlan(nobody, 'free')).rejects.toMatchObject({ code: 'TENANT_NOT_FOUND' });
+    await expect(limits.setOverride(nobody, 'api', 3)).rejects.toMatchObject({ code: 'TENANT_NOT_FOUND' });
+    await expect(limits.setOverride(nobody, 'api', null)).rejects.toMatchObject({ code: 'TENANT_NOT_FOUND' });
     await limits.setOverride(t, 'api', null);
     await expect(limits.limitsOf(t)).resolves.toEqual({ plan: 'free', points: { api: 5, export: 1 } });
     // zero points: a block, refused from the first request with 403 (no Retry-After would help)
