@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { createHash } from 'node:crypto';
 import { ConfigurationError } from '../errors/tenantry-error.js';
 import { LimitCounter, type RateLimitStore } from './limit-counter.js';
@@ -204,13 +205,33 @@ export class SignInThrottle {
 // accounts as typed differ by case and spaces only: one count for all of them
 function keysOf(attempt: SignInAttempt): { account: string; address: string; pair: string } {
   const account = attempt.account.trim().toLowerCase();
-  const address = attempt.address.trim().toLowerCase();
+  const address = addressKey(attempt.address.trim().toLowerCase());
   return {
     account: sha256(account),
     address: sha256(address),
     // length-prefixed: no account and address pair can spell another pair
     pair: sha256(`${account.length}:${account}\n${address}`),
   };
+}
+
+/**
+ * The address an attempt is counted under: an IPv6 address by its /64 (one subscriber's or one
+ * host's whole prefix: a client given a /64 would otherwise get a fresh budget per address), an
+ * IPv4-mapped IPv6 address as its IPv4 address, anything else as given.
+ */
+export function addressKey(address: string): string {
+  if (!isIPv6(address)) return address;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(address);
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
+  // expand "::" so the first four groups are the /64
+  const [head, tail = ''] = address.split('%')[0]!.split('::') as [string, string?];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 function sha256(text: string): string {

@@ -106,8 +106,12 @@ export class UsageRecorder {
    * Records one event; resolves when it is durable. Rejects with INVALID_ARGUMENT (bad event),
    * USAGE_BUFFER_FULL (not recorded: retry later with the same key), USAGE_FLUSH_FAILED (not
    * acknowledged: retry with the same key) or USAGE_RECORDER_CLOSED.
+   *
+   * `now`: written at once instead of at the next interval (group commit: the events recorded
+   * while a write is under way go together in the next one), for a caller that awaits durability
+   * before it acknowledges its own work, e.g. before an HTTP response is sent.
    */
-  record(event: UsageEvent): Promise<void> {
+  record(event: UsageEvent, options?: { now?: boolean }): Promise<void> {
     if (this.#closed) return Promise.reject(new UsageRecorderClosedError());
     try {
       validateUsageEvent(event);
@@ -117,7 +121,7 @@ export class UsageRecorder {
     if (this.buffered >= this.#maxBuffered) return Promise.reject(new UsageBufferFullError(this.#maxBuffered));
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ event: normalise(event), resolve, reject });
-      if (this.#queue.length >= this.#maxBatch) void this.flush().catch(() => undefined);
+      if (options?.now || this.#queue.length >= this.#maxBatch) void this.flush().catch(() => undefined);
     });
   }
 

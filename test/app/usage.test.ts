@@ -12,7 +12,8 @@ const range = () => {
 
 beforeAll(async () => {
   f = await createAppFixture({
-    usage: (db) => (usage = new UsageRecorder({ pool: db.owner, flushIntervalMs: 20 })),
+    // a long interval: a request's metering must be durable when its answer arrives, not at a flush
+    usage: (db) => (usage = new UsageRecorder({ pool: db.owner, flushIntervalMs: 60_000 })),
   });
 });
 afterAll(async () => {
@@ -22,6 +23,29 @@ afterAll(async () => {
 
 type Item = { meter: string; subject: string | null; quantity: number };
 const of = (items: Item[], meter: string) => items.filter((i) => i.meter === meter).reduce((s, i) => s + i.quantity, 0);
+
+describe('a request answered is a request metered', () => {
+  it('each request is in tenantry.usage_events when its response arrives (nothing to lose in a crash after it)', async () => {
+    const alice = await f.token(f.users.alice, f.a);
+    const metered = async () =>
+      (
+        await f.db.owner.query<{ n: number }>(
+          `select count(*)::int as n from tenantry.usage_events where tenant_id = $1 and meter = 'requests'`,
+          [f.a.id],
+        )
+      ).rows[0]!.n;
+    const before = await metered();
+    for (let i = 1; i <= 3; i++) {
+      const r = await f.call('GET', '/recordings', { token: alice });
+      expect(r.statusCode).toBe(200);
+      expect(await metered()).toBe(before + i);
+    }
+    // concurrent requests: one group-committed write, each counted once
+    const many = await Promise.all(Array.from({ length: 10 }, () => f.call('GET', '/recordings', { token: alice })));
+    expect(many.every((r) => r.statusCode === 200)).toBe(true);
+    expect(await metered()).toBe(before + 13);
+  });
+});
 
 describe('GET /usage and /usage/events', () => {
   it('meters a tenant’s requests and rows written; its admins read them, members do not', async () => {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { RateLimitedError, SignInThrottle } from '../../src/limits/index.js';
+import { addressKey } from '../../src/limits/sign-in-throttle.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const PROXY = '10.0.0.2'; // the one address every user has behind the untrusted proxy
@@ -81,6 +82,23 @@ describe('SignInThrottle behind one shared address', () => {
     await expect(throttle.attempt({ account: 'spray-last@example.test', address: '203.0.113.4' })).resolves.toBe(
       undefined,
     );
+  });
+
+  it('an IPv6 client counts under its /64: rotating addresses inside it gives no fresh budget (try-out 12)', async () => {
+    const throttle = new SignInThrottle({
+      store: { postgres: pool },
+      name: 'shared-v6',
+      perAddress: { points: 5, durationSeconds: 900 },
+      storeTimeoutMs: 10_000,
+    });
+    for (let i = 1; i <= 5; i++) await throttle.attempt({ account: `v6-${i}@example.test`, address: `2001:db8:0:7::${i}` });
+    const refused = await refusal(throttle.attempt({ account: 'v6-x@example.test', address: '2001:db8:0:7:ffff::9' }));
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', details: { scope: 'address' } });
+    // the next /64 is another client
+    await expect(throttle.attempt({ account: 'v6-x@example.test', address: '2001:db8:0:8::1' })).resolves.toBe(undefined);
+    expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('2001:0DB8:0000:0000:1::'.toLowerCase())).toBe('2001:db8:0:0::/64');
+    expect(addressKey('203.0.113.7')).toBe('203.0.113.7');
   });
 
   it('X-Forwarded-For arriving while the address was not read from it warns once; nothing is written about it', async () => {
