@@ -18,6 +18,7 @@ import { IdRemap } from './id-remap.js';
 import { loadLibraryTables, planLibraryLoad, readLibraryEntries, type HeldLibraryTable } from './library-tables.js';
 import { ImportJournal } from './import-journal.js';
 import type { ArchiveManifest } from './manifest.js';
+import { beginIndexRebuild, finishIndexRebuild, type IndexRebuild } from './index-rebuild.js';
 import { beginReplicaLoad, endReplicaLoad, type ReplicaLoad } from './replica-load.js';
 import { loadTable, verifyTable, type LoadTable, type LoadedTable } from './table-loader.js';
 import { staleWorkMs, type TransferProgress } from './tenant-exporter.js';
@@ -90,8 +91,12 @@ export interface ImportResult {
   importId: string;
   tenant: Tenant;
   placement: Required<PlacementTarget>;
-  /** Rows loaded per table. */
-  tables: Array<{ name: string; rows: number }>;
+  /**
+   * Rows loaded per table, and how its indexes were kept: `rebuilt` (dropped before the COPY and
+   * built again after it, the pg_restore way: a new tenant's own, empty table; see index-rebuild.ts)
+   * or `per-row` (each row inserted into every index as it is loaded).
+   */
+  tables: Array<{ name: string; rows: number; indexes: 'rebuilt' | 'per-row' }>;
   /** Rows loaded per library table (the tenant's settings, flags and brand). */
   libraryTables: Array<{ name: string; rows: number }>;
   /** Bytes of rows (COPY text) loaded. */
@@ -104,6 +109,8 @@ export interface ImportResult {
    * before commit), `per-row` (PostgreSQL's own triggers), `mixed` (per database: some of each).
    */
   foreignKeyChecks: 'set-based' | 'per-row' | 'mixed';
+  /** The tables' `indexes`, summed up: `rebuilt` for every table, `per-row` for every one, or `mixed`. */
+  indexes: 'rebuilt' | 'per-row' | 'mixed';
 }
 
 /**
@@ -208,6 +215,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         bytes: loaded,
         library,
         foreignKeyChecks,
+        rebuilt,
       } = await load(archive, plan, sites, manifest, {
         replicaLoad: options.replicaLoad ?? true,
         tenantId,
@@ -237,12 +245,21 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         importId,
         tenant,
         placement: target,
-        tables: manifest.tables.map((t) => ({ name: t.name, rows: t.rows })),
+        tables: plan.map((p) => ({
+          name: p.archived.name,
+          rows: p.archived.rows,
+          indexes: rebuilt.has(p.table) ? ('rebuilt' as const) : ('per-row' as const),
+        })),
         libraryTables: manifest.libraryTables.map((t) => ({ name: t.name, rows: t.rows })),
         bytes: loaded,
         replaced: !!existing,
         signature,
         foreignKeyChecks,
+        indexes: summary(
+          plan.map((p) => rebuilt.has(p.table)),
+          'rebuilt',
+          'per-row',
+        ),
       };
     } catch (error) {
       // closed as failed, with its reason, once what it committed for an unseen tenant is gone
@@ -389,9 +406,15 @@ async function load(
   sites: TableSite[],
   manifest: ArchiveManifest,
   run: LoadRun,
-): Promise<{ bytes: number; library: HeldLibraryTable[]; foreignKeyChecks: ImportResult['foreignKeyChecks'] }> {
+): Promise<{
+  bytes: number;
+  library: HeldLibraryTable[];
+  foreignKeyChecks: ImportResult['foreignKeyChecks'];
+  rebuilt: Set<TenantTable>;
+}> {
   const clients = new Map<TableSite, pg.PoolClient>();
   const replica = new Map<TableSite, ReplicaLoad>();
+  const rebuild = new Map<TableSite, IndexRebuild>();
   const loadedAt = (site: TableSite) => plan.filter((p) => p.site === site).map((p) => p.table);
   try {
     for (const site of sites) {
@@ -410,6 +433,12 @@ async function load(
           [run.tenantId, run.guard.schema],
         );
       await deleteTenantRows(client, site.tables, run.tenantId);
+      // a new tenant's own schema or database: its empty tables loaded the pg_restore way (index-rebuild.ts)
+      if (run.guard && site.where === run.guard && run.guard.tier !== 'shared') {
+        const own = loadedAt(site).filter((t) => !t.pinned && (!run.guard!.schema || t.schema === run.guard!.schema));
+        const begun = await beginIndexRebuild(client, own);
+        if (!('skipped' in begun)) rebuild.set(site, begun);
+      }
       // after the deletes (their ON DELETE actions fire), before the first row goes in
       const fast = run.replicaLoad ? await beginReplicaLoad(client, loadedAt(site)) : undefined;
       if (fast) replica.set(site, fast);
@@ -432,6 +461,8 @@ async function load(
     await archive.end();
     // the foreign keys the replica mode did not check row by row: checked whole, before anything is read back
     for (const [site, fast] of replica) await endReplicaLoad(clients.get(site)!, fast, loadedAt(site), run.tenantId);
+    // then the indexes and keys dropped for the load, the foreign keys between the tables last (one check each)
+    for (const [site, r] of rebuild) await finishIndexRebuild(clients.get(site)!, r, loadedAt(site));
     for (const l of loaded) {
       run.progress({
         step: 'verifying',
@@ -449,19 +480,23 @@ async function load(
       );
     await run.step('verified');
     for (const client of clients.values()) await client.query('commit');
-    const used = sites.filter((s) => loadedAt(s).length);
-    const foreignKeyChecks = used.every((s) => replica.has(s))
-      ? 'set-based'
-      : used.some((s) => replica.has(s))
-        ? 'mixed'
-        : 'per-row';
-    return { bytes, library, foreignKeyChecks };
+    // set-based where replica mode ran, or where the rebuild re-added every foreign key of the tables loaded
+    const setBased = (s: TableSite) =>
+      replica.has(s) || (rebuild.get(s)?.keptForeignKeys === 0 && rebuild.get(s)!.tables.length === loadedAt(s).length);
+    const foreignKeyChecks = summary(sites.filter((s) => loadedAt(s).length).map(setBased), 'set-based', 'per-row');
+    const rebuilt = new Set([...rebuild].flatMap(([s, r]) => loadedAt(s).filter((t) => r.tables.includes(t.oid))));
+    return { bytes, library, foreignKeyChecks, rebuilt };
   } catch (error) {
     for (const client of clients.values()) await client.query('rollback').catch(() => undefined);
     throw error;
   } finally {
     for (const client of clients.values()) client.release();
   }
+}
+
+/** `all` when every flag is set, `none` when none is, else `mixed`. */
+function summary<A extends string, N extends string>(flags: boolean[], all: A, none: N): A | N | 'mixed' {
+  return flags.every(Boolean) ? all : flags.some(Boolean) ? 'mixed' : none;
 }
 
 // ids loaded as they were must not be handed out again by the target's sequences
