@@ -64,6 +64,7 @@ const DDL = `${TENANT_DDL}
 const FLOOR_TENANT = '00000000-0000-4000-8000-00000000f100';
 /** A new tenant's own database and schema, made (empty) before the imports into them. */
 const TENANT_DATABASE = 'tenantry_bench_export_tenant';
+const TENANT_DATABASE_PER_ROW = 'tenantry_bench_export_tenant_rows';
 const TENANT_SCHEMA = 't_big_schema';
 /** The pg_restore way by hand, the floor of an import into an empty table of its own: keys and index dropped… */
 const DROP_KEYS = `alter table tasks drop constraint tasks_tenant_id_project_id_fkey;
@@ -188,17 +189,18 @@ async function main(): Promise<number> {
     try {
       await owner.query(DDL);
       // a new tenant's own database and schema, empty: the imports --to database and --to schema load there
-      await createTenantDatabase({
-        adminUrl: server.url(DATABASE),
-        ownerUrl,
-        database: TENANT_DATABASE,
-        ddl: TENANT_DDL,
-        appRole: roles.app.name,
-        ownerRole: roles.owner.name,
-        appPassword: roles.app.password,
-        ownerPassword: roles.owner.password,
-        contextSecret: roles.contextSecret,
-      });
+      for (const database of [TENANT_DATABASE, TENANT_DATABASE_PER_ROW])
+        await createTenantDatabase({
+          adminUrl: server.url(DATABASE),
+          ownerUrl,
+          database,
+          ddl: TENANT_DDL,
+          appRole: roles.app.name,
+          ownerRole: roles.owner.name,
+          appPassword: roles.app.password,
+          ownerPassword: roles.owner.password,
+          contextSecret: roles.contextSecret,
+        });
       await createTenantSchema(owner, TENANT_SCHEMA, TENANT_DDL);
       const seeded = performance.now();
       await seed(owner, 'big', rows);
@@ -275,6 +277,20 @@ async function main(): Promise<number> {
       const asNew = await runChild({ mode: 'import', ownerUrl, file, as: 'big-copy' });
       results['import as new'] = line('import as a new tenant (ids remapped), set-based FK check', asNew);
       split('import as new', asNew);
+      // the same import with the indexes kept in place (the path before the rebuild), into another new database
+      const perRowDatabase = await runChild({
+        mode: 'import',
+        ownerUrl,
+        file,
+        as: 'big-database-per-row',
+        to: { tier: 'database', database: TENANT_DATABASE_PER_ROW },
+        indexRebuild: false,
+      });
+      results['import as new --to database, indexes per row'] = line(
+        'import as a new tenant into its own database, indexes kept (indexRebuild: false)',
+        perRowDatabase,
+      );
+      split('import as new --to database, indexes per row', perRowDatabase);
       const toDatabase = await runChild({
         mode: 'import',
         ownerUrl,
@@ -341,7 +357,10 @@ async function main(): Promise<number> {
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
-    await server.close({ databases: [DATABASE, TENANT_DATABASE], roles: [roles.app.name, roles.owner.name] });
+    await server.close({
+      databases: [DATABASE, TENANT_DATABASE, TENANT_DATABASE_PER_ROW],
+      roles: [roles.app.name, roles.owner.name],
+    });
   }
   return failed ? 1 : 0;
 }

@@ -22,6 +22,8 @@ const env = JSON.parse(process.env.EXPORT_RUN ?? '{}') as {
   replace?: boolean;
   /** import: false takes the per-row foreign-key path even where replica mode is allowed. */
   replicaLoad?: boolean;
+  /** import: false keeps a new tenant's own tables' indexes in place during the load. */
+  indexRebuild?: boolean;
   /** import: where to (default: the archive's tier at home). */
   to?: ImportTenantOptions['to'];
   /** copy-in: the database to load (default ownerUrl's), and SQL run in the transaction before and after the COPYs. */
@@ -95,6 +97,7 @@ if (env.mode === 'copy-out') {
     replace: env.replace,
     replicaLoad: env.replicaLoad,
     to: env.to,
+    indexRebuild: env.indexRebuild,
     onStep: (step) => mark(step),
     onProgress: (p) => {
       if (p.step === 'verifying') mark('verifying');

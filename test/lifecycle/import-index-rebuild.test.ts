@@ -182,6 +182,22 @@ describe('a new tenant database or schema: indexes and keys rebuilt after the CO
     expect(await othersChecksum(f, [r.tenant.id], [HOME, OTHER])).toBe(before);
   });
 
+  it('indexRebuild: false keeps the indexes in place in a schema of its own', async () => {
+    await tenantSchema(f, 't_acme_keep');
+    const prepared = await definitions(f.db.owner, 't_acme_keep');
+    const r = await importTenant({
+      file: archive,
+      catalog: f.db.owner,
+      placements: f.placements,
+      as: 'acme-keep',
+      to: { tier: 'schema', schema: 't_acme_keep' },
+      indexRebuild: false,
+    });
+    expect(r.indexes).toBe('per-row');
+    expect(await definitions(f.db.owner, 't_acme_keep')).toEqual(prepared);
+    await intact({ tier: 'schema', cluster: 'home', schema: 't_acme_keep' }, r.tenant.id);
+  });
+
   it('the shared tier keeps the per-row path, and its definitions', async () => {
     const publicBefore = await definitions(f.db.owner, 'public');
     const r = await importTenant({ file: archive, catalog: f.db.owner, placements: f.placements, as: 'acme-shared' });

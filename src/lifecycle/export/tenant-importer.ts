@@ -76,6 +76,12 @@ export interface ImportTenantOptions {
    * (see replica-load.ts). Default true; false always takes the per-row path.
    */
   replicaLoad?: boolean;
+  /**
+   * A new tenant's own schema or database: drop its empty tables' indexes and keys for the load
+   * and build them again after it, the pg_restore way, where provably safe (see index-rebuild.ts).
+   * Default true; false keeps them in place (each row inserted into every index as it loads).
+   */
+  indexRebuild?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   /** Called as each step begins (tests kill the process there). */
   onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
@@ -213,6 +219,7 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         rebuilt,
       } = await load(archive, plan, sites, manifest, {
         replicaLoad: options.replicaLoad ?? true,
+        indexRebuild: options.indexRebuild ?? true,
         tenantId,
         from: manifest.tenant.id,
         remap: fresh ? new IdRemap() : undefined,

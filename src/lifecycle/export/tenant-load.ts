@@ -30,6 +30,7 @@ export interface LoadRun {
   /** A new tenant: the target refuses its route until the switch. */
   guard: Required<PlacementTarget> | undefined;
   replicaLoad: boolean;
+  indexRebuild: boolean;
   progress: (p: TransferProgress) => void;
   step: NonNullable<ImportTenantOptions['onStep']>;
 }
@@ -70,7 +71,7 @@ export async function load(
         );
       await deleteTenantRows(client, site.tables, run.tenantId);
       // a new tenant's own schema or database: its empty tables loaded the pg_restore way (index-rebuild.ts)
-      if (run.guard && site.where === run.guard && run.guard.tier !== 'shared') {
+      if (run.indexRebuild && run.guard && site.where === run.guard && run.guard.tier !== 'shared') {
         const own = loadedAt(site).filter((t) => !t.pinned && (!run.guard!.schema || t.schema === run.guard!.schema));
         const begun = await beginIndexRebuild(client, own);
         if (!('skipped' in begun)) rebuild.set(site, begun);
