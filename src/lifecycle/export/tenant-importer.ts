@@ -107,7 +107,9 @@ export interface ImportResult {
   signature: ArchiveSignatureCheck;
   /**
    * How the foreign keys were checked: `set-based` (loaded in replica mode, one check per key
-   * before commit), `per-row` (PostgreSQL's own triggers), `mixed` (per database: some of each).
+   * before commit; or every key of the database's loaded tables dropped and added again after the
+   * load, validated by ADD CONSTRAINT), `per-row` (PostgreSQL's own triggers), `mixed` (per
+   * database: some of each).
    */
   foreignKeyChecks: 'set-based' | 'per-row' | 'mixed';
   /** The tables' `indexes`, summed up: `rebuilt` for every table, `per-row` for every one, or `mixed`. */
