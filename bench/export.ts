@@ -6,7 +6,10 @@
  * ≤ 200 MB. Side by side: export at gzip levels 1, 3 (default) and 6; import as a new tenant (fresh
  * ids: every uuid key and reference rewritten) and import over the tenant itself (`replace`, ids kept),
  * next to the import's floor: the same rows loaded by a plain COPY FROM STDIN as the owner into the
- * same tables, and into copies of them without the foreign key (same indexes).
+ * same tables, and into copies of them without the foreign key (same indexes). Then a new tenant's own
+ * database and schema (empty): the import --to database and --to schema (its indexes and keys
+ * rebuilt after the COPY, the pg_restore way), next to their floor: a plain COPY into the empty
+ * tenant database with its keys in place, and the same by hand the pg_restore way.
  *
  *   npm run bench:export
  *   npm run bench:export -- --rows=100000
@@ -23,6 +26,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { install } from '../src/policy/installer.js';
+import { createTenantDatabase, createTenantSchema } from '../src/tiers/provision.js';
 import { benchRoles } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { openServer } from './support/server.js';
@@ -30,7 +34,8 @@ import { openServer } from './support/server.js';
 const DATABASE = 'tenantry_bench_export';
 const TARGET_MBPS = 50;
 const TARGET_RSS_MB = 200;
-const DDL = `
+/** The tenant tables, in the shared database, the new tenant database and the new tenant schema. */
+const TENANT_DDL = `
   create table projects (
     tenant_id uuid not null default tenantry.current_tenant_id(),
     id uuid not null default gen_random_uuid(),
@@ -50,11 +55,29 @@ const DDL = `
     foreign key (tenant_id, project_id) references projects (tenant_id, id));
   -- a foreign key's index: without it every deleted project scans the tenant's tasks (replace deletes them all)
   create index tasks_project_idx on tasks (tenant_id, project_id);
-  select tenantry.register_tenant_table('tasks');
+  select tenantry.register_tenant_table('tasks');`;
+/** The shared database: the tenant tables, and copies of them without the foreign key for a floor. */
+const DDL = `${TENANT_DDL}
   -- the floor without the foreign key: the same columns, defaults and indexes, no constraint to check
   create table floor_projects (like projects including all);
   create table floor_tasks (like tasks including all);`;
 const FLOOR_TENANT = '00000000-0000-4000-8000-00000000f100';
+/** A new tenant's own database and schema, made (empty) before the imports into them. */
+const TENANT_DATABASE = 'tenantry_bench_export_tenant';
+const TENANT_DATABASE_PER_ROW = 'tenantry_bench_export_tenant_rows';
+const TENANT_SCHEMA = 't_big_schema';
+/** The pg_restore way by hand, the floor of an import into an empty table of its own: keys and index dropped… */
+const DROP_KEYS = `alter table tasks drop constraint tasks_tenant_id_project_id_fkey;
+  drop index tasks_project_idx;
+  alter table tasks drop constraint tasks_pkey;
+  alter table projects drop constraint projects_pkey;`;
+/** …and built again after the COPY (as the import does: keys, index, then the foreign key). */
+const ADD_KEYS = `set local maintenance_work_mem = '256MB';
+  alter table projects add constraint projects_pkey primary key (tenant_id, id);
+  alter table tasks add constraint tasks_pkey primary key (tenant_id, id);
+  create index tasks_project_idx on tasks (tenant_id, project_id);
+  alter table tasks add constraint tasks_tenant_id_project_id_fkey
+    foreign key (tenant_id, project_id) references projects (tenant_id, id);`;
 
 const exec = promisify(execFile);
 const log = (line = '') => process.stdout.write(`${line}\n`);
@@ -165,6 +188,20 @@ async function main(): Promise<number> {
     const owner = new pg.Pool({ connectionString: ownerUrl, max: 2 });
     try {
       await owner.query(DDL);
+      // a new tenant's own database and schema, empty: the imports --to database and --to schema load there
+      for (const database of [TENANT_DATABASE, TENANT_DATABASE_PER_ROW])
+        await createTenantDatabase({
+          adminUrl: server.url(DATABASE),
+          ownerUrl,
+          database,
+          ddl: TENANT_DDL,
+          appRole: roles.app.name,
+          ownerRole: roles.owner.name,
+          appPassword: roles.app.password,
+          ownerPassword: roles.owner.password,
+          contextSecret: roles.contextSecret,
+        });
+      await createTenantSchema(owner, TENANT_SCHEMA, TENANT_DDL);
       const seeded = performance.now();
       await seed(owner, 'big', rows);
       await seed(owner, 'neighbour', Math.round(rows / 10));
@@ -187,7 +224,7 @@ async function main(): Promise<number> {
         const s = (a: number | undefined, b: number | undefined) =>
           a === undefined || b === undefined ? '?' : ((b - a) / 1000).toFixed(2);
         phases.push(
-          `${name}${p.setBased ? ' (set-based FK)' : ''}: before the load ${s(0, p.loading)} s, COPY in ${s(p.loading, p.verifying)} s, read-back ${s(p.verifying, p.verified)} s, commit and switch ${s(p.verified, r.ms)} s`,
+          `${name}${p.setBased ? ' (set-based FK)' : ''}${p.rebuilt ? ' (indexes rebuilt)' : ''}: before the load ${s(0, p.loading)} s, COPY in ${s(p.loading, p.verifying)} s, read-back ${s(p.verifying, p.verified)} s, commit and switch ${s(p.verified, r.ms)} s`,
         );
       };
       const results: Record<string, { mbps: number; rss: number }> = {};
@@ -213,6 +250,24 @@ async function main(): Promise<number> {
         'floor: plain COPY FROM STDIN into copies without the FK (same indexes)',
         await runChild({ mode: 'copy-in', ownerUrl, files: files('floor_') }),
       );
+      // the floor of an import into a new tenant's own (empty) tables: the same COPY into the new
+      // tenant database, keys in place, then the pg_restore way (keys dropped, COPY, keys built again)
+      const tenantUrl = server.url(TENANT_DATABASE, roles.owner);
+      results['floor: COPY in, new database'] = line(
+        'floor: plain COPY FROM STDIN into the new tenant database (empty, FK + indexes)',
+        await runChild({ mode: 'copy-in', ownerUrl, copyUrl: tenantUrl, files: files('') }),
+      );
+      results['floor: COPY in, new database, rebuilt'] = line(
+        'floor: the same, pg_restore way (keys dropped, COPY, keys and index built, FK added)',
+        await runChild({
+          mode: 'copy-in',
+          ownerUrl,
+          copyUrl: tenantUrl,
+          files: files(''),
+          before: DROP_KEYS,
+          after: ADD_KEYS,
+        }),
+      );
       const perRow = await runChild({ mode: 'import', ownerUrl, file, as: 'big-per-row', replicaLoad: false });
       results['import as new, per-row FK'] = line('import as a new tenant, per-row FK checks (no grant)', perRow);
       split('import as new, per-row FK', perRow);
@@ -222,6 +277,44 @@ async function main(): Promise<number> {
       const asNew = await runChild({ mode: 'import', ownerUrl, file, as: 'big-copy' });
       results['import as new'] = line('import as a new tenant (ids remapped), set-based FK check', asNew);
       split('import as new', asNew);
+      // the same import with the indexes kept in place (the path before the rebuild), into another new database
+      const perRowDatabase = await runChild({
+        mode: 'import',
+        ownerUrl,
+        file,
+        as: 'big-database-per-row',
+        to: { tier: 'database', database: TENANT_DATABASE_PER_ROW },
+        indexRebuild: false,
+      });
+      results['import as new --to database, indexes per row'] = line(
+        'import as a new tenant into its own database, indexes kept (indexRebuild: false)',
+        perRowDatabase,
+      );
+      split('import as new --to database, indexes per row', perRowDatabase);
+      const toDatabase = await runChild({
+        mode: 'import',
+        ownerUrl,
+        file,
+        as: 'big-database',
+        to: { tier: 'database', database: TENANT_DATABASE },
+      });
+      results['import as new --to database'] = line(
+        'import as a new tenant into its own database (indexes rebuilt)',
+        toDatabase,
+      );
+      split('import as new --to database', toDatabase);
+      const toSchema = await runChild({
+        mode: 'import',
+        ownerUrl,
+        file,
+        as: 'big-schema',
+        to: { tier: 'schema', schema: TENANT_SCHEMA },
+      });
+      results['import as new --to schema'] = line(
+        'import as a new tenant into its own schema (indexes rebuilt)',
+        toSchema,
+      );
+      split('import as new --to schema', toSchema);
       await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
       const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
       results['import replace'] = line('import over itself (replace, ids kept), set-based FK check', replace);
@@ -241,6 +334,13 @@ async function main(): Promise<number> {
           .map(([k, v]) => `${k} ${(v.mbps / floor.mbps).toFixed(2)}×`)
           .join(', ')}`,
       );
+      const own = results['floor: COPY in, new database, rebuilt']!;
+      log(
+        `ratios (MB/s vs the floor of a new database, pg_restore way): ${Object.entries(results)
+          .filter(([k]) => k.includes('new database') || k.includes('--to'))
+          .map(([k, v]) => `${k} ${(v.mbps / own.mbps).toFixed(2)}×`)
+          .join(', ')}`,
+      );
       for (const [name, r] of Object.entries(results)) {
         const ok = r.mbps >= TARGET_MBPS && r.rss <= TARGET_RSS_MB;
         if (!ok && (name === 'export gzip 3' || name === 'import as new' || name === 'import replace')) failed = true;
@@ -257,7 +357,10 @@ async function main(): Promise<number> {
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
-    await server.close({ databases: [DATABASE], roles: [roles.app.name, roles.owner.name] });
+    await server.close({
+      databases: [DATABASE, TENANT_DATABASE, TENANT_DATABASE_PER_ROW],
+      roles: [roles.app.name, roles.owner.name],
+    });
   }
   return failed ? 1 : 0;
 }

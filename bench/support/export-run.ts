@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
+import { exportTenant, importTenant, type ImportTenantOptions } from '../../src/lifecycle/index.js';
 import { Placements } from '../../src/tiers/placements.js';
 
 const env = JSON.parse(process.env.EXPORT_RUN ?? '{}') as {
@@ -22,6 +22,14 @@ const env = JSON.parse(process.env.EXPORT_RUN ?? '{}') as {
   replace?: boolean;
   /** import: false takes the per-row foreign-key path even where replica mode is allowed. */
   replicaLoad?: boolean;
+  /** import: false keeps a new tenant's own tables' indexes in place during the load. */
+  indexRebuild?: boolean;
+  /** import: where to (default: the archive's tier at home). */
+  to?: ImportTenantOptions['to'];
+  /** copy-in: the database to load (default ownerUrl's), and SQL run in the transaction before and after the COPYs. */
+  copyUrl?: string;
+  before?: string;
+  after?: string;
 };
 const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
 const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
@@ -48,8 +56,11 @@ if (env.mode === 'copy-out') {
   client.release();
 } else if (env.mode === 'copy-in') {
   // one transaction, as the import; rolled back so that the tables stay as seeded for the next runs
-  const client = await catalog.connect();
+  const target = env.copyUrl ? new pg.Client({ connectionString: env.copyUrl }) : undefined;
+  await target?.connect();
+  const client = target ?? (await catalog.connect());
   await client.query('begin');
+  if (env.before) await client.query(env.before);
   for (const { table, file } of env.files ?? []) {
     const copy = client.query(copyFrom(`copy ${table} from stdin`));
     await pipeline(
@@ -64,8 +75,10 @@ if (env.mode === 'copy-out') {
       copy,
     );
   }
+  if (env.after) await client.query(env.after);
   await client.query('rollback');
-  client.release();
+  if (target) await target.end();
+  else (client as pg.PoolClient).release();
 } else if (env.mode === 'export') {
   const r = await exportTenant({ catalog, placements, tenant: env.tenant, out: env.file, compressionLevel: env.level });
   bytes = r.manifest.tables.reduce((n, t) => n + t.bytes, 0);
@@ -83,6 +96,8 @@ if (env.mode === 'copy-out') {
     as: env.as,
     replace: env.replace,
     replicaLoad: env.replicaLoad,
+    to: env.to,
+    indexRebuild: env.indexRebuild,
     onStep: (step) => mark(step),
     onProgress: (p) => {
       if (p.step === 'verifying') mark('verifying');
@@ -90,6 +105,7 @@ if (env.mode === 'copy-out') {
   });
   bytes = r.bytes;
   phases.setBased = r.foreignKeyChecks === 'set-based' ? 1 : 0;
+  phases.rebuilt = r.indexes === 'rebuilt' ? 1 : 0;
   rows = r.tables.reduce((n, t) => n + t.rows, 0);
 }
 const ms = performance.now() - t0;

@@ -4,26 +4,22 @@ import type pg from 'pg';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { slugSchema, type Tenant } from '../../catalog/tenant.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
-import { SqlState, sqlStateOf } from '../../errors/sqlstate.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { PlacementTarget, Placements } from '../../tiers/placements.js';
 import { normalizeTarget, samePlacement } from '../../tiers/move/move-location.js';
-import { ident } from '../../tiers/move/move-tables.js';
 import { findSharedTarget } from '../../tiers/target-guard.js';
 import type { Tier } from '../../tiers/tenant-router.js';
 import { ArchiveError } from './archive-error.js';
 import { ArchiveReader } from './archive-reader.js';
 import { verifyArchiveManifest, type ArchiveSignatureCheck } from './archive-signature.js';
 import { IdRemap } from './id-remap.js';
-import { loadLibraryTables, planLibraryLoad, readLibraryEntries, type HeldLibraryTable } from './library-tables.js';
+import { loadLibraryTables, planLibraryLoad } from './library-tables.js';
 import { ImportJournal } from './import-journal.js';
 import type { ArchiveManifest } from './manifest.js';
-import { beginReplicaLoad, endReplicaLoad, type ReplicaLoad } from './replica-load.js';
-import { loadTable, verifyTable, type LoadTable, type LoadedTable } from './table-loader.js';
 import { staleWorkMs, type TransferProgress } from './tenant-exporter.js';
 import { sweepStaleWorkFolders } from './work-folders.js';
 import { appMigrationVersion, tableSites, type TableSite } from './tenant-locations.js';
-import { COPY_SETTINGS, planTables, type TenantTable } from './tenant-tables.js';
+import { deleteTenantRows, load, summary, type PlannedTable } from './tenant-load.js';
 
 /** Where an import puts the tenant: the tier, and the cluster, schema or database. */
 export interface ImportTarget {
@@ -80,6 +76,12 @@ export interface ImportTenantOptions {
    * (see replica-load.ts). Default true; false always takes the per-row path.
    */
   replicaLoad?: boolean;
+  /**
+   * A new tenant's own schema or database: drop its empty tables' indexes and keys for the load
+   * and build them again after it, the pg_restore way, where provably safe (see index-rebuild.ts).
+   * Default true; false keeps them in place (each row inserted into every index as it loads).
+   */
+  indexRebuild?: boolean;
   onProgress?: (progress: TransferProgress) => void;
   /** Called as each step begins (tests kill the process there). */
   onStep?: (step: 'loading' | 'verified' | 'loaded' | 'switching', detail?: string) => void | Promise<void>;
@@ -90,8 +92,12 @@ export interface ImportResult {
   importId: string;
   tenant: Tenant;
   placement: Required<PlacementTarget>;
-  /** Rows loaded per table. */
-  tables: Array<{ name: string; rows: number }>;
+  /**
+   * Rows loaded per table, and how its indexes were kept: `rebuilt` (dropped before the COPY and
+   * built again after it, the pg_restore way: a new tenant's own, empty table; see index-rebuild.ts)
+   * or `per-row` (each row inserted into every index as it is loaded).
+   */
+  tables: Array<{ name: string; rows: number; indexes: 'rebuilt' | 'per-row' }>;
   /** Rows loaded per library table (the tenant's settings, flags and brand). */
   libraryTables: Array<{ name: string; rows: number }>;
   /** Bytes of rows (COPY text) loaded. */
@@ -101,9 +107,13 @@ export interface ImportResult {
   signature: ArchiveSignatureCheck;
   /**
    * How the foreign keys were checked: `set-based` (loaded in replica mode, one check per key
-   * before commit), `per-row` (PostgreSQL's own triggers), `mixed` (per database: some of each).
+   * before commit; or every key of the database's loaded tables dropped and added again after the
+   * load, validated by ADD CONSTRAINT), `per-row` (PostgreSQL's own triggers), `mixed` (per
+   * database: some of each).
    */
   foreignKeyChecks: 'set-based' | 'per-row' | 'mixed';
+  /** The tables' `indexes`, summed up: `rebuilt` for every table, `per-row` for every one, or `mixed`. */
+  indexes: 'rebuilt' | 'per-row' | 'mixed';
 }
 
 /**
@@ -208,8 +218,10 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         bytes: loaded,
         library,
         foreignKeyChecks,
+        rebuilt,
       } = await load(archive, plan, sites, manifest, {
         replicaLoad: options.replicaLoad ?? true,
+        indexRebuild: options.indexRebuild ?? true,
         tenantId,
         from: manifest.tenant.id,
         remap: fresh ? new IdRemap() : undefined,
@@ -237,12 +249,21 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         importId,
         tenant,
         placement: target,
-        tables: manifest.tables.map((t) => ({ name: t.name, rows: t.rows })),
+        tables: plan.map((p) => ({
+          name: p.archived.name,
+          rows: p.archived.rows,
+          indexes: rebuilt.has(p.table) ? ('rebuilt' as const) : ('per-row' as const),
+        })),
         libraryTables: manifest.libraryTables.map((t) => ({ name: t.name, rows: t.rows })),
         bytes: loaded,
         replaced: !!existing,
         signature,
         foreignKeyChecks,
+        indexes: summary(
+          plan.map((p) => rebuilt.has(p.table)),
+          'rebuilt',
+          'per-row',
+        ),
       };
     } catch (error) {
       // closed as failed, with its reason, once what it committed for an unseen tenant is gone
@@ -335,10 +356,7 @@ async function requireInstall(placements: Placements, target: Required<Placement
 }
 
 /** Pairs each archived table with the target's table of the same name (pinned ones at home). */
-function planLoad(
-  manifest: ArchiveManifest,
-  sites: TableSite[],
-): Array<{ archived: ArchiveManifest['tables'][number]; site: TableSite; table: TenantTable }> {
+function planLoad(manifest: ArchiveManifest, sites: TableSite[]): PlannedTable[] {
   return manifest.tables.map((archived) => {
     const candidates = sites.flatMap((site) => site.tables.map((table) => ({ site, table })));
     const found =
@@ -370,114 +388,6 @@ function planLoad(
   });
 }
 
-interface LoadRun {
-  tenantId: string;
-  from: string;
-  remap: IdRemap | undefined;
-  /** A new tenant: the target refuses its route until the switch. */
-  guard: Required<PlacementTarget> | undefined;
-  replicaLoad: boolean;
-  progress: (p: TransferProgress) => void;
-  step: NonNullable<ImportTenantOptions['onStep']>;
-}
-
-// One transaction per database: the tenant's rows there deleted (leftovers, or the tenant being
-// replaced), the archive loaded and checked; all committed only when every table matched.
-async function load(
-  archive: ArchiveReader,
-  plan: ReturnType<typeof planLoad>,
-  sites: TableSite[],
-  manifest: ArchiveManifest,
-  run: LoadRun,
-): Promise<{ bytes: number; library: HeldLibraryTable[]; foreignKeyChecks: ImportResult['foreignKeyChecks'] }> {
-  const clients = new Map<TableSite, pg.PoolClient>();
-  const replica = new Map<TableSite, ReplicaLoad>();
-  const loadedAt = (site: TableSite) => plan.filter((p) => p.site === site).map((p) => p.table);
-  try {
-    for (const site of sites) {
-      const client = await site.pool.connect();
-      clients.set(site, client);
-      await client.query('begin');
-      await client.query(COPY_SETTINGS);
-      // the capture functions and app triggers skip what an import writes (its events are rows of the archive)
-      await client.query(`select set_config('tenantry.moving', 'on', true)`);
-      if (run.guard && site.where === run.guard && run.guard.schema)
-        await claimSchema(client, run.guard.schema, run.tenantId);
-      if (run.guard && site.where === run.guard)
-        await client.query(
-          `insert into tenantry.local_tenants (tenant_key, state, epoch, schema) values ($1, 'moved', 0, $2)
-           on conflict (tenant_key) do update set state = 'moved', epoch = 0, schema = excluded.schema, updated_at = excluded.updated_at`,
-          [run.tenantId, run.guard.schema],
-        );
-      await deleteTenantRows(client, site.tables, run.tenantId);
-      // after the deletes (their ON DELETE actions fire), before the first row goes in
-      const fast = run.replicaLoad ? await beginReplicaLoad(client, loadedAt(site)) : undefined;
-      if (fast) replica.set(site, fast);
-    }
-    const loaded: LoadedTable[] = [];
-    let bytes = 0;
-    for (const p of plan) {
-      const entry = await archive.next(p.archived.file);
-      const table: LoadTable = { archived: p.archived, target: p.table, client: clients.get(p.site)! };
-      run.progress({ step: 'loading', table: p.archived.name, rows: 0, total: p.archived.rows });
-      loaded.push(
-        await loadTable(entry, table, { from: run.from, to: run.tenantId, remap: run.remap }, (rows) =>
-          run.progress({ step: 'loading', table: p.archived.name, rows, total: p.archived.rows }),
-        ),
-      );
-      bytes += p.archived.bytes;
-    }
-    // the library tables' entries come last: held (compressed, bounded) until the switch
-    const library = await readLibraryEntries(archive, manifest.libraryTables);
-    await archive.end();
-    // the foreign keys the replica mode did not check row by row: checked whole, before anything is read back
-    for (const [site, fast] of replica) await endReplicaLoad(clients.get(site)!, fast, loadedAt(site), run.tenantId);
-    for (const l of loaded) {
-      run.progress({
-        step: 'verifying',
-        table: l.table.archived.name,
-        rows: l.table.archived.rows,
-        total: l.table.archived.rows,
-      });
-      await verifyTable(l, run.tenantId);
-    }
-    for (const p of plan)
-      await bumpSequences(
-        clients.get(p.site)!,
-        p.table,
-        p.archived.columns.map((c) => c.name),
-      );
-    await run.step('verified');
-    for (const client of clients.values()) await client.query('commit');
-    const used = sites.filter((s) => loadedAt(s).length);
-    const foreignKeyChecks = used.every((s) => replica.has(s))
-      ? 'set-based'
-      : used.some((s) => replica.has(s))
-        ? 'mixed'
-        : 'per-row';
-    return { bytes, library, foreignKeyChecks };
-  } catch (error) {
-    for (const client of clients.values()) await client.query('rollback').catch(() => undefined);
-    throw error;
-  } finally {
-    for (const client of clients.values()) client.release();
-  }
-}
-
-// ids loaded as they were must not be handed out again by the target's sequences
-async function bumpSequences(client: pg.ClientBase, table: TenantTable, columns: string[]): Promise<void> {
-  const { rows } = await client.query<{ column: string; sequence: string }>(
-    `select c as column, pg_get_serial_sequence($1, c) as sequence from unnest($2::text[]) as c
-      where pg_get_serial_sequence($1, c) is not null`,
-    [table.qualified, columns],
-  );
-  for (const r of rows)
-    await client.query(
-      `select setval($1, greatest(m, nextval($1) - 1), true) from (select max("${r.column.replaceAll('"', '""')}") as m from ${table.qualified}) x where m is not null`,
-      [r.sequence],
-    );
-}
-
 /** Deletes what an abandoned attempt committed for a tenant the catalog never showed. */
 async function removeLeftovers(
   placements: Placements,
@@ -498,34 +408,4 @@ async function removeLeftovers(
         open.tenantId,
       ])
       .catch(() => undefined);
-}
-
-/** Deletes a tenant's rows from tables of one database, children first. */
-async function deleteTenantRows(db: pg.Pool | pg.ClientBase, tables: TenantTable[], tenantId: string): Promise<void> {
-  for (const t of (await planTables(db, tables)).reverse())
-    await db.query(`delete from ${t.qualified} where ${ident(t.tenantColumn)} = $1`, [tenantId]);
-}
-
-/**
- * A tenant schema's tables refuse every other tenant's rows once claimed (tiers/003): the schema
- * is claimed for the imported tenant in the load's transaction (IMPORT_TARGET_TAKEN when it is
- * another tenant's). Skipped on a database installed before the guard existed.
- */
-async function claimSchema(client: pg.ClientBase, schema: string, tenantId: string): Promise<void> {
-  const { rows } = await client.query<{ ok: boolean }>(
-    `select to_regprocedure('tenantry.claim_tenant_schema(text, uuid)') is not null as ok`,
-  );
-  if (!rows[0]?.ok) return;
-  try {
-    await client.query('savepoint claim');
-    await client.query('select tenantry.claim_tenant_schema($1, $2)', [schema, tenantId]);
-    await client.query('release savepoint claim');
-  } catch (error) {
-    if (sqlStateOf(error) === SqlState.tenantSchemaTaken)
-      throw new ArchiveError('IMPORT_TARGET_TAKEN', `Schema ${schema} belongs to another tenant`, {
-        details: { schema },
-        cause: error,
-      });
-    throw error;
-  }
 }

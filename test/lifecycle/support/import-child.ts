@@ -2,7 +2,7 @@
 // IMPORT_ENV.crashAt: 'loading' (half-way through the largest table), 'verified' (every table
 // loaded and checked, not committed) or 'switching' (committed, not yet visible).
 import pg from 'pg';
-import { importTenant } from '../../../src/lifecycle/index.js';
+import { importTenant, type ImportTenantOptions } from '../../../src/lifecycle/index.js';
 import { Placements } from '../../../src/tiers/placements.js';
 
 const env = JSON.parse(process.env.IMPORT_ENV ?? '{}') as {
@@ -10,6 +10,7 @@ const env = JSON.parse(process.env.IMPORT_ENV ?? '{}') as {
   file: string;
   as: string;
   crashAt: string;
+  to?: ImportTenantOptions['to'];
 };
 const catalog = new pg.Pool({ connectionString: env.ownerUrl, max: 3 });
 const placements = new Placements({ catalog, owners: { home: env.ownerUrl } });
@@ -18,6 +19,7 @@ await importTenant({
   catalog,
   placements,
   as: env.as,
+  to: env.to,
   onProgress: (p) => {
     if (env.crashAt === 'loading' && p.step === 'loading' && p.total && p.rows && p.rows > p.total / 2)
       process.kill(process.pid, 'SIGKILL');
