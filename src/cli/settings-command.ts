@@ -121,7 +121,9 @@ export function settingsCommand(globals: () => ConnectionOptions): Command {
     });
 
   writer(cmd.command('plan <slug> <plan>'))
-    .description("move the tenant to another plan (settings, rate limits, database limits and placement read it); audited")
+    .description(
+      'move the tenant to another plan (settings, rate limits, database limits and placement read it); audited',
+    )
     .action(async (slug: string, plan: string, opts: WriteOptions) => {
       const known = await withAdmin(globals(), opts, slug, async (admin, id) => {
         await admin.setPlan(id, plan, { actor: actorOf(opts), reason: opts.reason });

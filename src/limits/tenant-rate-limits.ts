@@ -1,6 +1,11 @@
 import type pg from 'pg';
 import { isTenantId } from '../context/tenant-id.js';
-import { ConfigurationError, InvalidArgumentError, InvalidTenantIdError, TenantNotFoundError } from '../errors/tenantry-error.js';
+import {
+  ConfigurationError,
+  InvalidArgumentError,
+  InvalidTenantIdError,
+  TenantNotFoundError,
+} from '../errors/tenantry-error.js';
 import { LimitCounter, redisReady, type RateLimitStore } from './limit-counter.js';
 import {
   limitOverridesSchema,

@@ -440,8 +440,13 @@ describe('usage follows the tenant to where it lives', () => {
       const t = tenants[name];
       for (let i = 0; i < 2; i++)
         expect(
-          (await call('POST', '/recordings', t.token, { title: `metered ${i}`, durationSeconds: 1, mimeType: 'audio/ogg' }))
-            .statusCode,
+          (
+            await call('POST', '/recordings', t.token, {
+              title: `metered ${i}`,
+              durationSeconds: 1,
+              mimeType: 'audio/ogg',
+            })
+          ).statusCode,
         ).toBe(201);
       const report = await call('GET', `/usage?${range()}`, t.token);
       expect(report.statusCode, report.body).toBe(200);

@@ -47,6 +47,32 @@ describe('a request answered is a request metered', () => {
   });
 });
 
+describe('one tenant cannot queue the others behind its usage reads', () => {
+  it('one read at a time per tenant: the rest 429 with Retry-After, another tenant is served meanwhile', async () => {
+    const alice = await f.token(f.users.alice, f.a);
+    const carol = await f.token(f.users.carol, f.b);
+    const [burst, other] = await Promise.all([
+      Promise.all(
+        Array.from({ length: 8 }, () =>
+          f.call('GET', `/usage?${range()}&granularity=hour&byTable=true`, { token: alice }),
+        ),
+      ),
+      f.call('GET', `/usage?${range()}`, { token: carol }),
+    ]);
+    expect(other.statusCode, other.body).toBe(200);
+    const statuses = burst.map((r) => r.statusCode);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(429);
+    for (const r of burst.filter((x) => x.statusCode === 429)) {
+      expect(r.headers['retry-after']).toBe('1');
+      expect(r.json().error.code).toBe('RATE_LIMITED');
+    }
+    // and once the first is done, the next read is served
+    expect((await f.call('GET', `/usage?${range()}`, { token: alice })).statusCode).toBe(200);
+  });
+});
+
 describe('GET /usage and /usage/events', () => {
   it('meters a tenant’s requests and rows written; its admins read them, members do not', async () => {
     const alice = await f.token(f.users.alice, f.a);

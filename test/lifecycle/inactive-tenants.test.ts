@@ -67,8 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of extra) await p.end().catch(() => undefined);
   await placements?.end();
-  for (const name of databases)
-    await dropDatabase(db.admin, name).catch(() => undefined);
+  for (const name of databases) await dropDatabase(db.admin, name).catch(() => undefined);
   await db?.drop();
 });
 

@@ -91,11 +91,14 @@ describe('SignInThrottle behind one shared address', () => {
       perAddress: { points: 5, durationSeconds: 900 },
       storeTimeoutMs: 10_000,
     });
-    for (let i = 1; i <= 5; i++) await throttle.attempt({ account: `v6-${i}@example.test`, address: `2001:db8:0:7::${i}` });
+    for (let i = 1; i <= 5; i++)
+      await throttle.attempt({ account: `v6-${i}@example.test`, address: `2001:db8:0:7::${i}` });
     const refused = await refusal(throttle.attempt({ account: 'v6-x@example.test', address: '2001:db8:0:7:ffff::9' }));
     expect(refused).toMatchObject({ code: 'RATE_LIMITED', details: { scope: 'address' } });
     // the next /64 is another client
-    await expect(throttle.attempt({ account: 'v6-x@example.test', address: '2001:db8:0:8::1' })).resolves.toBe(undefined);
+    await expect(throttle.attempt({ account: 'v6-x@example.test', address: '2001:db8:0:8::1' })).resolves.toBe(
+      undefined,
+    );
     expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
     expect(addressKey('2001:0DB8:0000:0000:1::'.toLowerCase())).toBe('2001:db8:0:0::/64');
     expect(addressKey('203.0.113.7')).toBe('203.0.113.7');

@@ -292,8 +292,7 @@ async function createClusterDatabase(
   // eslint-disable-next-line prefer-const -- assigned once later, read by the drop closure registered before it
   let database: ClusterDatabase | undefined;
   // until the handle exists (install may fail) dropping means dropping the database alone
-  const dropBare = () =>
-    withClient(rootUrl, (c) => dropDatabase(c, name)).then(() => undefined);
+  const dropBare = () => withClient(rootUrl, (c) => dropDatabase(c, name)).then(() => undefined);
   state.databases.set(name, () => (database ? database.drop() : dropBare()));
   if (!state.cluster.embedded) {
     const wanted = [appRole, ownerRole, routerRole, supportRole].filter((r): r is string => r !== undefined);

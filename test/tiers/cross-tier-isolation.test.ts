@@ -37,8 +37,7 @@ afterAll(async () => {
   await pool?.end();
   await placements?.end();
   for (const p of extra) await p.end();
-  for (const name of databases)
-    await dropDatabase(db.admin, name).catch(() => undefined);
+  for (const name of databases) await dropDatabase(db.admin, name).catch(() => undefined);
   await db?.drop();
 });
 

@@ -100,8 +100,7 @@ afterAll(async () => {
   await placements?.end();
   await Promise.all(pools.map((p) => p.end()));
   if (db) {
-    for (const name of databases)
-      await dropDatabase(db.admin, name).catch(() => undefined);
+    for (const name of databases) await dropDatabase(db.admin, name).catch(() => undefined);
     await db.drop();
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });

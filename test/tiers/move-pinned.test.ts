@@ -99,8 +99,7 @@ async function openHome(ddl: string, options: { supportRole?: string } = {}): Pr
     async close() {
       await placements.end();
       for (const p of admins.values()) await p.end().catch(() => undefined);
-      for (const d of databases)
-        await dropDatabase(db.admin, d).catch(() => undefined);
+      for (const d of databases) await dropDatabase(db.admin, d).catch(() => undefined);
       await db.drop();
     },
   };
