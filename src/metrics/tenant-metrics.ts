@@ -142,10 +142,21 @@ export class TenantMetrics {
       windowMs,
       capacity: options.capacity,
       now: options.now,
-      // the series of a tenant that left the top K end: its next events count under "other"
+      // the series of a tenant that left the top K end: its next events count under "other", and
+      // so do its statements not yet added to its counters (they were in no series: dropping
+      // them lost them, try-out of issue 12)
       onRetire: (tenants) => {
         for (const tenant of tenants) {
-          this.#pending.delete(tenant);
+          const pending = this.#pending.get(tenant);
+          if (pending) {
+            this.#pending.delete(tenant);
+            const other = this.#pending.get(OTHER_TENANTS);
+            if (other) {
+              other.seconds += pending.seconds;
+              other.statements += pending.statements;
+              other.rows += pending.rows;
+            } else this.#pending.set(OTHER_TENANTS, pending);
+          }
           for (const metric of perTenant) metric.remove({ tenant });
         }
       },
