@@ -103,7 +103,10 @@ export async function createTenantDatabase(options: TenantDatabaseOptions): Prom
   await root.connect();
   try {
     const exists = await root.query('select from pg_database where datname = $1', [database]);
-    if (exists.rowCount === 0) await root.query(`CREATE DATABASE ${quoteIdent(database, 'database')}`);
+    // from template0: whatever was ever written into template1 (an extension, a table, rows) never
+    // reaches a tenant's database; install below puts in what a tenant database needs
+    if (exists.rowCount === 0)
+      await root.query(`CREATE DATABASE ${quoteIdent(database, 'database')} TEMPLATE template0`);
   } finally {
     await root.end();
   }

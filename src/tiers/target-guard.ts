@@ -15,6 +15,8 @@ import type { PlacementTarget, Placements } from './placements.js';
  * - `shared_tables`: a schema holding shared (global) tables.
  * - `tenant_schema`: a schema claimed by, or placed for, another tenant.
  * - `tenant_rows`: a table there holds rows of another tenant.
+ * - `system_database`: a template database (`template0`, `template1`, any `datistemplate`: every
+ *   database created later copies it), one that takes no connections, or `postgres`.
  */
 export type SharedTargetReason =
   | 'catalog_database'
@@ -24,7 +26,8 @@ export type SharedTargetReason =
   | 'data_schema'
   | 'shared_tables'
   | 'tenant_schema'
-  | 'tenant_rows';
+  | 'tenant_rows'
+  | 'system_database';
 
 /** A refused target: why, and a message that names the schema or database only. */
 export interface SharedTarget {
@@ -74,6 +77,13 @@ export async function findSharedTarget(options: {
       reason: target.database ? 'tenant_database' : 'tenant_schema',
       message: `Another tenant lives in ${where}`,
     };
+  if (target.database) {
+    // asked of the cluster before connecting there: a template's rows would reach every database
+    // created after it (try-out of issue 11: an import into template1 spread a tenant's rows into
+    // every later tenant database), and template0 takes no connections at all
+    const system = await systemDatabase(placements, target);
+    if (system) return system;
+  }
   const pool = placements.ownerPool(target);
   const fingerprint = await databaseFingerprint(pool).catch((error: unknown) => {
     // a database that does not exist yet is the tenant's to create
@@ -89,6 +99,20 @@ export async function findSharedTarget(options: {
         : { reason: 'shared_database', message: `Database ${target.database} is the shared database of a cluster` };
   }
   return findInDatabase(pool, tenantId, target, dataSchemas, where);
+}
+
+/** The maintenance database every cluster has: never a tenant's. */
+const MAINTENANCE_DATABASE = 'postgres';
+
+async function systemDatabase(placements: Placements, target: Required<PlacementTarget>): Promise<SharedTarget | null> {
+  const message = `Database ${target.database} is a template or system database, not a tenant database`;
+  if (target.database === MAINTENANCE_DATABASE) return { reason: 'system_database', message };
+  const cluster = placements.ownerPool({ tier: 'shared', cluster: target.cluster });
+  const { rows } = await cluster.query<{ template: boolean; connectable: boolean }>(
+    'select datistemplate as template, datallowconn as connectable from pg_catalog.pg_database where datname = $1',
+    [target.database],
+  );
+  return rows[0] && (rows[0].template || !rows[0].connectable) ? { reason: 'system_database', message } : null;
 }
 
 function dataSchema(schema: string): SharedTarget {

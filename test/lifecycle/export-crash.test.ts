@@ -5,7 +5,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
-import { exportFixture, othersChecksum, seedTenant, type ExportFixture } from './support/export-fixture.js';
+import type { PlacementTarget } from '../../src/tiers/placements.js';
+import {
+  exportFixture,
+  othersChecksum,
+  seedTenant,
+  tenantSchema,
+  type ExportFixture,
+} from './support/export-fixture.js';
 
 const exec = promisify(execFile);
 const CHILD = 'test/lifecycle/support/import-child.ts';
@@ -28,8 +35,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function killedAt(crashAt: string, as: string): Promise<void> {
-  const env = { ownerUrl: f.db.ownerUrl, file: archive, as, crashAt };
+async function killedAt(crashAt: string, as: string, to?: PlacementTarget): Promise<void> {
+  const env = { ownerUrl: f.db.ownerUrl, file: archive, as, crashAt, to };
   // node itself (not the tsx wrapper, which reports a child's signal as an exit code)
   const error = await exec(process.execPath, ['--import', 'tsx', CHILD], {
     env: { ...process.env, IMPORT_ENV: JSON.stringify(env) },
@@ -86,4 +93,41 @@ describe('an import killed mid-way leaves nothing visible, and a re-run complete
       expect(steps.map((s) => s.step)).toEqual(['abandoned', 'done']);
     });
   }
+});
+
+describe('an import into a schema of its own killed after its load committed: the same command runs again', () => {
+  it(
+    'killed at switching (rows, claim and route of the dead attempt in t_crash), then re-run as is',
+    { timeout: 240_000 },
+    async () => {
+      const to = { tier: 'schema' as const, cluster: 'home', schema: 't_crash' };
+      await tenantSchema(f, 't_crash');
+      const before = await othersChecksum(f, [], [HOME]);
+      await killedAt('switching', 'acme-schema', to);
+      expect((await f.db.owner.query('select from tenantry.tenants where slug = $1', ['acme-schema'])).rowCount).toBe(
+        0,
+      );
+      // before the fix the dead attempt's claim made t_crash "another tenant's": IMPORT_TARGET_TAKEN for ever
+      const result = await importTenant({
+        file: archive,
+        catalog: f.db.owner,
+        placements: f.placements,
+        as: 'acme-schema',
+        to,
+      });
+      expect(result.placement.schema).toBe('t_crash');
+      expect(result.tables.map((t) => t.rows)).toEqual([2, 1000, 10_000]);
+      const { rows: left } = await f.db.owner.query<{ n: number }>(
+        `select count(*)::int as n from t_crash.tasks where tenant_id <> $1`,
+        [result.tenant.id],
+      );
+      expect(left[0]!.n).toBe(0);
+      expect(await othersChecksum(f, [result.tenant.id], [HOME])).toBe(before);
+      const { rows: steps } = await f.db.owner.query<{ step: string }>(
+        'select step from tenantry.tenant_imports where slug = $1 order by created_at',
+        ['acme-schema'],
+      );
+      expect(steps.map((x) => x.step)).toEqual(['abandoned', 'done']);
+    },
+  );
 });

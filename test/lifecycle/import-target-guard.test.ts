@@ -10,6 +10,7 @@ import { runAs } from '../../src/context/tenant-context.js';
 import { exportTenant, importTenant } from '../../src/lifecycle/index.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { TenantMover } from '../../src/tiers/move/tenant-mover.js';
+import { dropDatabase } from '../support/drop-database.js';
 import {
   exportFixture,
   othersChecksum,
@@ -102,6 +103,18 @@ const IMPORT_TARGETS: Array<[string, () => PlacementTarget, string]> = [
   ["Tenantry's own schema", () => ({ tier: 'schema', cluster: 'home', schema: 'tenantry' }), 'reserved_schema'],
   ['pg_catalog', () => ({ tier: 'schema', cluster: 'home', schema: 'pg_catalog' }), 'reserved_schema'],
   ["another tenant's schema", () => OTHER_SCHEMA, 'tenant_schema'],
+  // every database created later copies a template (try-out of issue 11: rows spread that way)
+  ['template1', () => ({ tier: 'database', cluster: 'home', database: 'template1' }), 'system_database'],
+  [
+    'template0 (takes no connections)',
+    () => ({ tier: 'database', cluster: 'home', database: 'template0' }),
+    'system_database',
+  ],
+  [
+    'the maintenance database postgres',
+    () => ({ tier: 'database', cluster: 'home', database: 'postgres' }),
+    'system_database',
+  ],
 ];
 
 /** Importing as hdb2 into `to` is refused with `error` (code, details), and the other tenants are as they were. */
@@ -149,8 +162,20 @@ describe("import refuses a target that is not the new tenant's alone (IMPORT_TAR
   });
 
   it('a database without Tenantry: IMPORT_TARGET_NOT_INSTALLED, not a raw 42P01', async () => {
+    await f.db.admin.query('create database tg_bare');
+    try {
+      await refusedAt(
+        { tier: 'database', cluster: 'home', database: 'tg_bare' },
+        { code: 'IMPORT_TARGET_NOT_INSTALLED' },
+      );
+    } finally {
+      await dropDatabase(f.db.admin, 'tg_bare');
+    }
+  });
+
+  it('a database that does not exist (no --ddl): IMPORT_TARGET_NOT_INSTALLED, not a raw 3D000', async () => {
     await refusedAt(
-      { tier: 'database', cluster: 'home', database: 'postgres' },
+      { tier: 'database', cluster: 'home', database: 'tg_nowhere' },
       { code: 'IMPORT_TARGET_NOT_INSTALLED' },
     );
   });

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { TenantCatalog } from '../../catalog/tenant-catalog.js';
 import { slugSchema, type Tenant } from '../../catalog/tenant.js';
 import { InvalidArgumentError } from '../../errors/tenantry-error.js';
+import { SqlState, sqlStateOf } from '../../errors/sqlstate.js';
 import { validIdentifier } from '../../policy/identifiers.js';
 import type { PlacementTarget, Placements } from '../../tiers/placements.js';
 import { normalizeTarget, samePlacement } from '../../tiers/move/move-location.js';
@@ -190,8 +191,11 @@ export async function importTenant(options: ImportTenantOptions): Promise<Import
         details: { slug },
       });
     const tenantId = existing?.id ?? (fresh ? randomUUID() : manifest.tenant.id);
-    const target = replacing ?? (await newTarget(options, manifest, slug, tenantId, dataSchemas));
+    // an earlier attempt of this slug that died first (its rows, claim or route left in its target):
+    // cleaned before the target is judged, or they would make the same target look like another
+    // tenant's and the same command could never run again (try-out of issue 11)
     await journal.abandonOpen(slug, async (open) => removeLeftovers(options.placements, open, dataSchemas));
+    const target = replacing ?? (await newTarget(options, manifest, slug, tenantId, dataSchemas));
     const importId = await journal.start({
       tenantId,
       slug,
@@ -344,9 +348,17 @@ async function newTarget(
 
 /** The target database has Tenantry installed (its registry of tenant tables), or IMPORT_TARGET_NOT_INSTALLED. */
 async function requireInstall(placements: Placements, target: Required<PlacementTarget>): Promise<void> {
-  const { rows } = await placements
+  // a database that does not exist (3D000) is not installed either: the same answer and hint
+  const rows = await placements
     .ownerPool(target)
-    .query<{ ok: boolean }>(`select to_regclass('tenantry.registered_tables') is not null as ok`);
+    .query<{ ok: boolean }>(`select to_regclass('tenantry.registered_tables') is not null as ok`)
+    .then(
+      (r) => r.rows,
+      (error: unknown) => {
+        if (sqlStateOf(error) === SqlState.invalidCatalogName) return [];
+        throw error;
+      },
+    );
   if (!rows[0]?.ok)
     throw new ArchiveError(
       'IMPORT_TARGET_NOT_INSTALLED',
