@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { CONTEXT_SETTING } from '../policy/install-sql.js';
 import { CrossTenantRowError } from '../errors/tenantry-error.js';
+import { parseMessage, prefixMessages } from './prefix-bytes.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
@@ -71,7 +72,7 @@ export interface SettingsContext {
 
 /** The slice of node-postgres' connection used to write protocol messages. */
 export interface WireConnection {
-  stream: { cork?: () => void; uncork?: () => void };
+  stream: { cork?: () => void; uncork?: () => void; write?: (bytes: Buffer) => unknown; writable?: boolean };
   parse(config: { text: string; name?: string; types?: unknown[] }): void;
   bind(config: { statement?: string; values: unknown[] }): void;
   execute(config: { portal?: string; rows?: number }): void;
@@ -143,11 +144,12 @@ export class ContextPrefixWriter implements PrefixWriter {
   readonly #prepared = [false, false, false, false];
   /** Which named prefix the last write used: the one a failure concerns. */
   #last = 0;
-  /** The prefix text of each form, by the same index. */
-  readonly #texts: readonly string[];
+  /** By the same index: each form's statement name, its Parse message as named, and as unnamed. */
+  readonly #names: readonly string[];
+  readonly #namedParses: readonly Buffer[];
+  readonly #unnamedParses: readonly Buffer[];
   /** statement_timeout as sent (milliseconds as text), or undefined for none. */
   readonly #timeout: string | undefined;
-  readonly #suffix: string;
   readonly #extra: readonly string[];
 
   readonly #form: PrefixForm;
@@ -180,13 +182,21 @@ export class ContextPrefixWriter implements PrefixWriter {
     const text = plain + extra(firstPlain);
     const routedText = routed + extra(firstRouted);
     const n = extraSettings.length;
-    this.#texts = [
+    const texts = [
       text,
       routedText,
       tag ? text + TAG_CALL(firstPlain + n) : text,
       tag ? routedText + TAG_CALL(firstRouted + n) : routedText,
     ];
-    this.#suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
+    const suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
+    this.#names = [
+      CONTEXT_PREFIX_STATEMENT + suffix,
+      ROUTED_PREFIX_STATEMENT + suffix,
+      CONTEXT_PREFIX_STATEMENT + suffix + '_tag',
+      ROUTED_PREFIX_STATEMENT + suffix + '_tag',
+    ];
+    this.#namedParses = texts.map((t, i) => parseMessage(this.#names[i]!, t));
+    this.#unnamedParses = texts.map((t) => parseMessage('', t));
   }
 
   write(connection: WireConnection, context: string | RoutedContext | SettingsContext): PrefixWritten {
@@ -194,31 +204,29 @@ export class ContextPrefixWriter implements PrefixWriter {
     const routed = !plain && context.searchPath !== undefined;
     const tag = plain ? undefined : context.tag;
     const form = (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
-    const text = this.#texts[form]!;
-    const values: unknown[] = plain ? [context] : routed ? [context.value, context.searchPath] : [context.value];
+    const values: Array<string | null> = plain
+      ? [context]
+      : routed
+        ? [context.value, context.searchPath!]
+        : [context.value];
     if (this.#timeout) values.push(this.#timeout);
     for (let i = 0; i < this.#extra.length; i++) values.push((plain ? undefined : context.settings?.[i]) ?? null);
     if (tag !== undefined) values.push(tag);
     this.#last = form;
-    let parses = 0;
-    if (!this.#form.named) {
-      connection.parse({ text, types: [] });
-      parses = 1;
-      connection.bind({ values });
-    } else {
-      const name =
-        (routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT) +
-        this.#suffix +
-        (tag === undefined ? '' : '_tag');
+    let parse: Buffer | undefined;
+    let statement = '';
+    if (!this.#form.named) parse = this.#unnamedParses[form];
+    else {
+      statement = this.#names[form]!;
       if (!this.#prepared[form]) {
-        connection.parse({ text, name, types: [] });
-        parses = 1;
+        parse = this.#namedParses[form];
         this.#prepared[form] = true;
       }
-      connection.bind({ statement: name, values });
     }
-    connection.execute({});
-    return parses === 1 ? WRITTEN_PARSED : WRITTEN_BOUND;
+    // as pg's Connection does, nothing is written to a stream that is no longer writable
+    const stream = connection.stream;
+    if (stream.writable) stream.write!(prefixMessages(parse, statement, values));
+    return parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
   }
 
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
