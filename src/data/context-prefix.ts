@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { CONTEXT_SETTING } from '../policy/install-sql.js';
 import { CrossTenantRowError } from '../errors/tenantry-error.js';
-import { parseMessage, prefixMessages } from './prefix-bytes.js';
+import { parseMessage, prefixMessages, unnamedPrefix } from './prefix-bytes.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
@@ -225,7 +225,12 @@ export class ContextPrefixWriter implements PrefixWriter {
     }
     // as pg's Connection does, nothing is written to a stream that is no longer writable
     const stream = connection.stream;
-    if (stream.writable) stream.write!(prefixMessages(parse, statement, values));
+    if (stream.writable)
+      stream.write!(
+        values.length === 1 && parse !== undefined && statement === ''
+          ? unnamedPrefix(parse, values[0]!)
+          : prefixMessages(parse, statement, values),
+      );
     return parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
   }
 
@@ -376,6 +381,9 @@ interface PgQuery extends Submittable {
 }
 const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unknown, callback?: unknown) => PgQuery;
 
+/** No tenant column in the result: shared, never added to (a result that has some gets its own array). */
+const NONE_CHECKED: Array<{ index: number; tableOid: number; column: string }> = [];
+
 /**
  * pg's Query with the context prefix: one class (a stable shape for V8), used for every
  * query TenantClient builds itself. Only for the extended protocol, ending in its own Sync: a
@@ -389,7 +397,7 @@ export class ContextQuery extends PgQueryClass {
   #tenantId: string | undefined;
   #tenantColumns: ReadonlySet<string> | undefined;
   /** Indexes and table OIDs of the tenant columns in the current result, if any. */
-  #checked: Array<{ index: number; tableOid: number; column: string }> = [];
+  #checked: Array<{ index: number; tableOid: number; column: string }> = NONE_CHECKED;
 
   /** True when the context writer opened a transaction block for this statement (Citus mode): roll it back on failure. */
   get ownsTransaction(): boolean {
@@ -410,13 +418,17 @@ export class ContextQuery extends PgQueryClass {
   }
 
   override handleRowDescription(msg: unknown): void {
-    if (this.#tenantColumns) {
+    const columns = this.#tenantColumns;
+    if (columns) {
       const fields = (msg as { fields: Array<{ name: string; tableID: number }> }).fields;
-      this.#checked = [];
-      fields.forEach((f, index) => {
-        if (f.tableID !== 0 && this.#tenantColumns!.has(f.name))
-          this.#checked.push({ index, tableOid: f.tableID, column: f.name });
-      });
+      // an array only for a result with tenant columns (most have none)
+      let checked: Array<{ index: number; tableOid: number; column: string }> | undefined;
+      for (let index = 0; index < fields.length; index++) {
+        const f = fields[index]!;
+        if (f.tableID !== 0 && columns.has(f.name))
+          (checked ??= []).push({ index, tableOid: f.tableID, column: f.name });
+      }
+      this.#checked = checked ?? NONE_CHECKED;
     }
     super.handleRowDescription(msg);
   }

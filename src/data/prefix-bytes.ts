@@ -11,8 +11,20 @@
 /** Execute of the unnamed portal, all rows: what pg's serializer sends for `execute({})`. */
 const EXECUTE_UNNAMED = Buffer.from([0x45, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
 
-/** A Parse message of `text` under `name` ('' for the unnamed statement), no parameter types given. */
+/**
+ * A Parse message of `text` under `name` ('' for the unnamed statement), no parameter types
+ * given. The same buffer for the same statement (every connection of a pool writes the same
+ * prefixes), so the whole prefixes built on it can be shared too (`unnamedPrefix`).
+ */
 export function parseMessage(name: string, text: string): Buffer {
+  const key = `${name}\0${text}`;
+  let bytes = PARSES.get(key);
+  if (bytes === undefined) PARSES.set(key, (bytes = buildParse(name, text)));
+  return bytes;
+}
+const PARSES = new Map<string, Buffer>();
+
+function buildParse(name: string, text: string): Buffer {
   const nameLength = Buffer.byteLength(name, 'utf8');
   const textLength = Buffer.byteLength(text, 'utf8');
   const length = 4 + nameLength + 1 + textLength + 1 + 2;
@@ -78,3 +90,25 @@ export function prefixMessages(
   EXECUTE_UNNAMED.copy(bytes, at + 4);
   return bytes;
 }
+
+/**
+ * The whole prefix of the unnamed statement `parse` (from `parseMessage`) with one parameter,
+ * `value`: built once per value and shared by every connection. A value is a tenant's context,
+ * the same for all its statements until the signer renews it (after a second, see
+ * ContextSigner), so one tenant's statements mostly find theirs built. Keyed by the value itself:
+ * the bytes are those of that value, never another's.
+ */
+export function unnamedPrefix(parse: Buffer, value: string): Buffer {
+  let byValue = PREFIXES.get(parse);
+  if (byValue === undefined) PREFIXES.set(parse, (byValue = new Map()));
+  let bytes = byValue.get(value);
+  if (bytes === undefined) {
+    // a bound on memory: values of tenants no longer seen, or renewed, are dropped all at once
+    if (byValue.size >= MAX_PREFIXES) byValue.clear();
+    bytes = prefixMessages(parse, '', [value]);
+    byValue.set(value, bytes);
+  }
+  return bytes;
+}
+const PREFIXES = new Map<Buffer, Map<string, Buffer>>();
+const MAX_PREFIXES = 10_000;
