@@ -53,6 +53,22 @@ export function tagQuery(config: object, tag: QueryTag): void {
   TAGS.set(config, tag);
 }
 
+/**
+ * How TenantPool.query hands a statement to pg-pool: the caller's config (text, config object or
+ * submittable) and its tag in one object, which pg-pool passes on to TenantClient.query as it
+ * is. Cheaper than a copy of the config keyed in TAGS (a WeakMap entry per statement), and as
+ * unforgeable: only an instance of this class carries a tag, and the application never sees it.
+ */
+export class TaggedQuery implements QueryTag {
+  constructor(
+    readonly config: unknown,
+    readonly tenantId: string | undefined,
+    readonly signal: AbortSignal | undefined,
+    readonly verdict: Error | null | undefined,
+    readonly telemetry: unknown,
+  ) {}
+}
+
 /** A pg.Query (or TenantClient's own), which says itself whether it needs the extended protocol. */
 interface OwnProtocol {
   requiresPreparation(): boolean;
@@ -290,8 +306,12 @@ export class TenantClient extends pg.Client {
   // pg.Client.query has many overloads; this one accepts them all and returns what pg would.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   override query(config: any, values?: any, callback?: any): any {
+    let tag: QueryTag | undefined;
+    if (config instanceof TaggedQuery) {
+      tag = config;
+      config = config.config;
+    } else tag = typeof config === 'object' && config !== null ? TAGS.get(config) : undefined;
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
-    const tag = typeof config === 'object' ? TAGS.get(config) : undefined;
     const tenantId: string | undefined = tag ? tag.tenantId : tryCurrentTenant();
     const signal: AbortSignal | undefined = tag ? tag.signal : currentSignal();
     // checked now, in the caller's stack (or already by TenantPool.query, before its hand-over);
