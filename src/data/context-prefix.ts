@@ -96,7 +96,13 @@ export interface Submittable {
  * Decides, at submit time, what to send in front of a statement: a context value, `null` for
  * no prefix, or an Error to refuse the statement without sending anything.
  */
-export type ContextDecision = () => string | RoutedContext | SettingsContext | null | Error;
+export type ContextDecision = () => Decision;
+type Decision = string | RoutedContext | SettingsContext | null | Error;
+
+/** What decides a ContextQuery's prefix at submit time, from what the query carries (its client's, one per client). */
+export interface QueryHandler {
+  decide(query: ContextQuery): Decision;
+}
 
 function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
@@ -289,25 +295,22 @@ class PrefixedSubmission {
   #parses: { n: number } | undefined;
   #ownParsedAfter = 0;
 
-  constructor(
-    private readonly decide: ContextDecision,
-    private readonly writer: PrefixWriter,
-  ) {}
+  constructor(private readonly writer: PrefixWriter) {}
 
   /** True while the prefix's answers are still arriving. */
   get pending(): boolean {
     return this.#before > 0;
   }
 
-  submit(
-    query: Submittable,
+  submit<Q extends Submittable>(
+    value: Decision,
+    query: Q,
     connection: WireConnection,
-    submit: () => Error | null | undefined | void,
+    submit: (query: Q, connection: WireConnection) => Error | null | undefined | void,
     checkFirst: boolean,
   ) {
-    const value = this.decide();
     if (value instanceof Error) return value;
-    if (value === null) return submit();
+    if (value === null) return submit(query, connection);
     if (checkFirst) {
       const refused = precheck(query, connection);
       if (refused) return refused;
@@ -324,7 +327,7 @@ class PrefixedSubmission {
       this.#after = written ? written.after : 0;
       this.#statementCompleted = false;
       this.ownsTransaction = written ? written.ownsTransaction : false;
-      return submit();
+      return submit(query, connection);
     } finally {
       connection.stream.uncork?.();
     }
@@ -393,7 +396,23 @@ const NONE_CHECKED: Array<{ index: number; tableOid: number; column: string }> =
 export class ContextQuery extends PgQueryClass {
   /** True once the statement was written to the connection (it may be running): a cancel may concern it. */
   submitted = false;
+  // What the client's decision at submit time and its delivery of the reply read (TenantClient
+  // sets them): fields of the query rather than closures over them, one object per statement.
+  tenantId: string | undefined = undefined;
+  signal: AbortSignal | undefined = undefined;
+  /** The guard's refusal, or null when it passed or did not run. */
+  refusal: Error | null = null;
+  /** Sent as a simple Query (multi-statement text): it cannot carry a prefix. */
+  simple = false;
+  /** The statement went out of a transaction block (its failure then rolled back all it did). */
+  outsideTransaction = false;
+  /** The caller's callback, the abort listener, the start (activity counters), the telemetry's end. */
+  deliver: ((err: unknown, res: unknown) => void) | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+  started = 0;
+  telemetryEnd: ((error: unknown, rowCount: number | undefined) => void) | undefined = undefined;
   #prefix: PrefixedSubmission | undefined;
+  #handler: QueryHandler | undefined;
   #tenantId: string | undefined;
   #tenantColumns: ReadonlySet<string> | undefined;
   /** Indexes and table OIDs of the tenant columns in the current result, if any. */
@@ -405,9 +424,15 @@ export class ContextQuery extends PgQueryClass {
   }
 
   /** Must be called once, before the query is handed to the client. */
-  withContext(decide: ContextDecision, writer: PrefixWriter): this {
-    this.#prefix = new PrefixedSubmission(decide, writer);
+  withContext(handler: QueryHandler, writer: PrefixWriter): this {
+    this.#handler = handler;
+    this.#prefix = new PrefixedSubmission(writer);
     return this;
+  }
+
+  /** True when result rows are checked for their tenant (see checkResults). */
+  get checkingResults(): boolean {
+    return this.#tenantColumns !== undefined;
   }
 
   /** Refuse result rows whose tenant column (one of `columns`, read from a table) is not `tenantId`. */
@@ -434,11 +459,9 @@ export class ContextQuery extends PgQueryClass {
   }
 
   override submit(connection: WireConnection): Error | null | undefined {
-    const submit = () => {
-      this.submitted = true;
-      return super.submit(connection);
-    };
-    return this.#prefix ? (this.#prefix.submit(this, connection, submit, true) as Error | null | undefined) : submit();
+    const prefix = this.#prefix;
+    if (!prefix) return submitOwn(this, connection);
+    return prefix.submit(this.#handler!.decide(this), this, connection, submitOwn, true) as Error | null | undefined;
   }
 
   override handleDataRow(msg: unknown): void {
@@ -468,18 +491,26 @@ export class ContextQuery extends PgQueryClass {
   }
 }
 
+const pgSubmit = PgQueryClass.prototype.submit;
+
+/** pg's own submit of a ContextQuery (after its prefix, if any). */
+function submitOwn(query: ContextQuery, connection: WireConnection): Error | null | undefined {
+  query.submitted = true;
+  return pgSubmit.call(query, connection);
+}
+
 /**
  * Rewrites another submittable (pg-cursor, pg-query-stream…) in place so that, when
  * submitted, it first sets the tenant context. Extended-protocol submittables only.
  */
 export function prefixWithContext(query: Submittable, decide: ContextDecision, writer: PrefixWriter): void {
-  const state = new PrefixedSubmission(decide, writer);
+  const state = new PrefixedSubmission(writer);
   const submit = query.submit;
   const onDataRow = query.handleDataRow;
   const onCommandComplete = query.handleCommandComplete;
   const onError = query.handleError;
   query.submit = function (this: Submittable, connection: WireConnection) {
-    return state.submit(this, connection, () => submit.call(this, connection), false);
+    return state.submit(decide(), this, connection, (q, c) => submit.call(q, c), false);
   };
   query.handleDataRow = function (this: Submittable, msg: unknown) {
     if (state.pending) return;
