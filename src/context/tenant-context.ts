@@ -5,7 +5,7 @@ import { toTenantId } from './tenant-id.js';
 /** Anything that names a tenant: its id, or an object with an `id`. */
 export type TenantRef = string | { readonly id: string };
 
-interface Scope {
+export interface Scope {
   readonly tenantId: string | undefined;
   /** The work's AbortSignal (a request's disconnect or deadline), if any: see {@link runWithSignal}. */
   readonly signal?: AbortSignal;
@@ -57,6 +57,14 @@ export function runAs<T>(tenant: TenantRef, fn: () => T, options?: RunAsOptions)
 export function runWithSignal<T>(signal: AbortSignal, fn: () => T): T {
   const tenantId = storage.getStore()?.tenantId;
   return storage.run({ tenantId, signal }, () => startInScope(fn()));
+}
+
+/**
+ * The current tenant and signal, in one look-up of the async context (each costs a walk to the
+ * current async resource): for the pools' hot path. Not exported from the package.
+ */
+export function currentScope(): Scope | undefined {
+  return storage.getStore();
 }
 
 /** The AbortSignal of the current work (see {@link runWithSignal}), or `undefined`. */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { CONTEXT_SETTING } from '../policy/install-sql.js';
 import { CrossTenantRowError } from '../errors/tenantry-error.js';
+import { parseMessage, prefixMessages, unnamedPrefix } from './prefix-bytes.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
@@ -71,7 +72,7 @@ export interface SettingsContext {
 
 /** The slice of node-postgres' connection used to write protocol messages. */
 export interface WireConnection {
-  stream: { cork?: () => void; uncork?: () => void };
+  stream: { cork?: () => void; uncork?: () => void; write?: (bytes: Buffer) => unknown; writable?: boolean };
   parse(config: { text: string; name?: string; types?: unknown[] }): void;
   bind(config: { statement?: string; values: unknown[] }): void;
   execute(config: { portal?: string; rows?: number }): void;
@@ -95,7 +96,13 @@ export interface Submittable {
  * Decides, at submit time, what to send in front of a statement: a context value, `null` for
  * no prefix, or an Error to refuse the statement without sending anything.
  */
-export type ContextDecision = () => string | RoutedContext | SettingsContext | null | Error;
+export type ContextDecision = () => Decision;
+type Decision = string | RoutedContext | SettingsContext | null | Error;
+
+/** What decides a ContextQuery's prefix at submit time, from what the query carries (its client's, one per client). */
+export interface QueryHandler {
+  decide(query: ContextQuery): Decision;
+}
 
 function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
@@ -143,11 +150,12 @@ export class ContextPrefixWriter implements PrefixWriter {
   readonly #prepared = [false, false, false, false];
   /** Which named prefix the last write used: the one a failure concerns. */
   #last = 0;
-  /** The prefix text of each form, by the same index. */
-  readonly #texts: readonly string[];
+  /** By the same index: each form's statement name, its Parse message as named, and as unnamed. */
+  readonly #names: readonly string[];
+  readonly #namedParses: readonly Buffer[];
+  readonly #unnamedParses: readonly Buffer[];
   /** statement_timeout as sent (milliseconds as text), or undefined for none. */
   readonly #timeout: string | undefined;
-  readonly #suffix: string;
   readonly #extra: readonly string[];
 
   readonly #form: PrefixForm;
@@ -180,13 +188,21 @@ export class ContextPrefixWriter implements PrefixWriter {
     const text = plain + extra(firstPlain);
     const routedText = routed + extra(firstRouted);
     const n = extraSettings.length;
-    this.#texts = [
+    const texts = [
       text,
       routedText,
       tag ? text + TAG_CALL(firstPlain + n) : text,
       tag ? routedText + TAG_CALL(firstRouted + n) : routedText,
     ];
-    this.#suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
+    const suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
+    this.#names = [
+      CONTEXT_PREFIX_STATEMENT + suffix,
+      ROUTED_PREFIX_STATEMENT + suffix,
+      CONTEXT_PREFIX_STATEMENT + suffix + '_tag',
+      ROUTED_PREFIX_STATEMENT + suffix + '_tag',
+    ];
+    this.#namedParses = texts.map((t, i) => parseMessage(this.#names[i]!, t));
+    this.#unnamedParses = texts.map((t) => parseMessage('', t));
   }
 
   write(connection: WireConnection, context: string | RoutedContext | SettingsContext): PrefixWritten {
@@ -194,31 +210,34 @@ export class ContextPrefixWriter implements PrefixWriter {
     const routed = !plain && context.searchPath !== undefined;
     const tag = plain ? undefined : context.tag;
     const form = (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
-    const text = this.#texts[form]!;
-    const values: unknown[] = plain ? [context] : routed ? [context.value, context.searchPath] : [context.value];
+    const values: Array<string | null> = plain
+      ? [context]
+      : routed
+        ? [context.value, context.searchPath!]
+        : [context.value];
     if (this.#timeout) values.push(this.#timeout);
     for (let i = 0; i < this.#extra.length; i++) values.push((plain ? undefined : context.settings?.[i]) ?? null);
     if (tag !== undefined) values.push(tag);
     this.#last = form;
-    let parses = 0;
-    if (!this.#form.named) {
-      connection.parse({ text, types: [] });
-      parses = 1;
-      connection.bind({ values });
-    } else {
-      const name =
-        (routed ? ROUTED_PREFIX_STATEMENT : CONTEXT_PREFIX_STATEMENT) +
-        this.#suffix +
-        (tag === undefined ? '' : '_tag');
+    let parse: Buffer | undefined;
+    let statement = '';
+    if (!this.#form.named) parse = this.#unnamedParses[form];
+    else {
+      statement = this.#names[form]!;
       if (!this.#prepared[form]) {
-        connection.parse({ text, name, types: [] });
-        parses = 1;
+        parse = this.#namedParses[form];
         this.#prepared[form] = true;
       }
-      connection.bind({ statement: name, values });
     }
-    connection.execute({});
-    return parses === 1 ? WRITTEN_PARSED : WRITTEN_BOUND;
+    // as pg's Connection does, nothing is written to a stream that is no longer writable
+    const stream = connection.stream;
+    if (stream.writable)
+      stream.write!(
+        values.length === 1 && parse !== undefined && statement === ''
+          ? unnamedPrefix(parse, values[0]!)
+          : prefixMessages(parse, statement, values),
+      );
+    return parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
   }
 
   /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
@@ -276,25 +295,22 @@ class PrefixedSubmission {
   #parses: { n: number } | undefined;
   #ownParsedAfter = 0;
 
-  constructor(
-    private readonly decide: ContextDecision,
-    private readonly writer: PrefixWriter,
-  ) {}
+  constructor(private readonly writer: PrefixWriter) {}
 
   /** True while the prefix's answers are still arriving. */
   get pending(): boolean {
     return this.#before > 0;
   }
 
-  submit(
-    query: Submittable,
+  submit<Q extends Submittable>(
+    value: Decision,
+    query: Q,
     connection: WireConnection,
-    submit: () => Error | null | undefined | void,
+    submit: (query: Q, connection: WireConnection) => Error | null | undefined | void,
     checkFirst: boolean,
   ) {
-    const value = this.decide();
     if (value instanceof Error) return value;
-    if (value === null) return submit();
+    if (value === null) return submit(query, connection);
     if (checkFirst) {
       const refused = precheck(query, connection);
       if (refused) return refused;
@@ -311,7 +327,7 @@ class PrefixedSubmission {
       this.#after = written ? written.after : 0;
       this.#statementCompleted = false;
       this.ownsTransaction = written ? written.ownsTransaction : false;
-      return submit();
+      return submit(query, connection);
     } finally {
       connection.stream.uncork?.();
     }
@@ -368,6 +384,9 @@ interface PgQuery extends Submittable {
 }
 const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unknown, callback?: unknown) => PgQuery;
 
+/** No tenant column in the result: shared, never added to (a result that has some gets its own array). */
+const NONE_CHECKED: Array<{ index: number; tableOid: number; column: string }> = [];
+
 /**
  * pg's Query with the context prefix: one class (a stable shape for V8), used for every
  * query TenantClient builds itself. Only for the extended protocol, ending in its own Sync: a
@@ -377,11 +396,27 @@ const PgQueryClass = pg.Query as unknown as new (config: unknown, values?: unkno
 export class ContextQuery extends PgQueryClass {
   /** True once the statement was written to the connection (it may be running): a cancel may concern it. */
   submitted = false;
+  // What the client's decision at submit time and its delivery of the reply read (TenantClient
+  // sets them): fields of the query rather than closures over them, one object per statement.
+  tenantId: string | undefined = undefined;
+  signal: AbortSignal | undefined = undefined;
+  /** The guard's refusal, or null when it passed or did not run. */
+  refusal: Error | null = null;
+  /** Sent as a simple Query (multi-statement text): it cannot carry a prefix. */
+  simple = false;
+  /** The statement went out of a transaction block (its failure then rolled back all it did). */
+  outsideTransaction = false;
+  /** The caller's callback, the abort listener, the start (activity counters), the telemetry's end. */
+  deliver: ((err: unknown, res: unknown) => void) | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+  started = 0;
+  telemetryEnd: ((error: unknown, rowCount: number | undefined) => void) | undefined = undefined;
   #prefix: PrefixedSubmission | undefined;
+  #handler: QueryHandler | undefined;
   #tenantId: string | undefined;
   #tenantColumns: ReadonlySet<string> | undefined;
   /** Indexes and table OIDs of the tenant columns in the current result, if any. */
-  #checked: Array<{ index: number; tableOid: number; column: string }> = [];
+  #checked: Array<{ index: number; tableOid: number; column: string }> = NONE_CHECKED;
 
   /** True when the context writer opened a transaction block for this statement (Citus mode): roll it back on failure. */
   get ownsTransaction(): boolean {
@@ -389,9 +424,15 @@ export class ContextQuery extends PgQueryClass {
   }
 
   /** Must be called once, before the query is handed to the client. */
-  withContext(decide: ContextDecision, writer: PrefixWriter): this {
-    this.#prefix = new PrefixedSubmission(decide, writer);
+  withContext(handler: QueryHandler, writer: PrefixWriter): this {
+    this.#handler = handler;
+    this.#prefix = new PrefixedSubmission(writer);
     return this;
+  }
+
+  /** True when result rows are checked for their tenant (see checkResults). */
+  get checkingResults(): boolean {
+    return this.#tenantColumns !== undefined;
   }
 
   /** Refuse result rows whose tenant column (one of `columns`, read from a table) is not `tenantId`. */
@@ -402,23 +443,25 @@ export class ContextQuery extends PgQueryClass {
   }
 
   override handleRowDescription(msg: unknown): void {
-    if (this.#tenantColumns) {
+    const columns = this.#tenantColumns;
+    if (columns) {
       const fields = (msg as { fields: Array<{ name: string; tableID: number }> }).fields;
-      this.#checked = [];
-      fields.forEach((f, index) => {
-        if (f.tableID !== 0 && this.#tenantColumns!.has(f.name))
-          this.#checked.push({ index, tableOid: f.tableID, column: f.name });
-      });
+      // an array only for a result with tenant columns (most have none)
+      let checked: Array<{ index: number; tableOid: number; column: string }> | undefined;
+      for (let index = 0; index < fields.length; index++) {
+        const f = fields[index]!;
+        if (f.tableID !== 0 && columns.has(f.name))
+          (checked ??= []).push({ index, tableOid: f.tableID, column: f.name });
+      }
+      this.#checked = checked ?? NONE_CHECKED;
     }
     super.handleRowDescription(msg);
   }
 
   override submit(connection: WireConnection): Error | null | undefined {
-    const submit = () => {
-      this.submitted = true;
-      return super.submit(connection);
-    };
-    return this.#prefix ? (this.#prefix.submit(this, connection, submit, true) as Error | null | undefined) : submit();
+    const prefix = this.#prefix;
+    if (!prefix) return submitOwn(this, connection);
+    return prefix.submit(this.#handler!.decide(this), this, connection, submitOwn, true) as Error | null | undefined;
   }
 
   override handleDataRow(msg: unknown): void {
@@ -448,18 +491,26 @@ export class ContextQuery extends PgQueryClass {
   }
 }
 
+const pgSubmit = PgQueryClass.prototype.submit;
+
+/** pg's own submit of a ContextQuery (after its prefix, if any). */
+function submitOwn(query: ContextQuery, connection: WireConnection): Error | null | undefined {
+  query.submitted = true;
+  return pgSubmit.call(query, connection);
+}
+
 /**
  * Rewrites another submittable (pg-cursor, pg-query-stream…) in place so that, when
  * submitted, it first sets the tenant context. Extended-protocol submittables only.
  */
 export function prefixWithContext(query: Submittable, decide: ContextDecision, writer: PrefixWriter): void {
-  const state = new PrefixedSubmission(decide, writer);
+  const state = new PrefixedSubmission(writer);
   const submit = query.submit;
   const onDataRow = query.handleDataRow;
   const onCommandComplete = query.handleCommandComplete;
   const onError = query.handleError;
   query.submit = function (this: Submittable, connection: WireConnection) {
-    return state.submit(this, connection, () => submit.call(this, connection), false);
+    return state.submit(decide(), this, connection, (q, c) => submit.call(q, c), false);
   };
   query.handleDataRow = function (this: Submittable, msg: unknown) {
     if (state.pending) return;

@@ -43,7 +43,11 @@ export class ContextSigner implements ContextEncoder {
 
   encode(tenantId: string, routeEpoch = 0, binding?: string): string {
     const now = Date.now();
-    const key = `${routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`}${binding === undefined ? '' : `/${binding}`}`;
+    // the tenant id itself on the default route, unbound: no key string built per statement
+    const key =
+      routeEpoch === 0 && binding === undefined
+        ? tenantId
+        : `${routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`}${binding === undefined ? '' : `/${binding}`}`;
     const hit = this.#cache.get(key);
     if (hit && hit.refreshAt > now) return hit.value;
     if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)

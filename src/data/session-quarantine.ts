@@ -37,6 +37,8 @@ export class SessionQuarantine {
   /** Reported settings at login, and those whose current value differs from it. */
   readonly #login = new Map<string, string>();
   readonly #changed = new Set<string>();
+  /** The last statement text (extended protocol) found not to replace a named statement. */
+  #harmless: string | undefined;
 
   /** A ParameterStatus message of the session: the first report of a setting is its login value. */
   reported(name: string | undefined, value: string | undefined): void {
@@ -80,12 +82,15 @@ export class SessionQuarantine {
    */
   sending(text: unknown, tenantId: string | undefined, simple: boolean): void {
     if (this.#for !== undefined || typeof text !== 'string') return;
-    if (
-      simple
-        ? text.trim() !== ''
-        : MENTIONS_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_NAMED.has(h))
-    )
+    if (simple) {
+      if (text.trim() !== '') this.#for = tenantId ?? '';
+      return;
+    }
+    // an app sends the same few texts again and again: the last one found harmless is not read again
+    if (text === this.#harmless) return;
+    if (MENTIONS_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_NAMED.has(h)))
       this.#for = tenantId ?? '';
+    else this.#harmless = text;
   }
 
   /** True when the session must not be lent again: marked, or a reported setting changed. */

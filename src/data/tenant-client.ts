@@ -22,6 +22,7 @@ import {
   ContextQuery,
   prefixWithContext,
   type PrefixForm,
+  type QueryHandler,
   type RoutedContext,
   type SettingsContext,
   type Submittable,
@@ -51,6 +52,22 @@ const TAGS = new WeakMap<object, QueryTag>();
 /** Attaches `tag` to a query config (a fresh object, or a submittable) for the client that runs it. */
 export function tagQuery(config: object, tag: QueryTag): void {
   TAGS.set(config, tag);
+}
+
+/**
+ * How TenantPool.query hands a statement to pg-pool: the caller's config (text, config object or
+ * submittable) and its tag in one object, which pg-pool passes on to TenantClient.query as it
+ * is. Cheaper than a copy of the config keyed in TAGS (a WeakMap entry per statement), and as
+ * unforgeable: only an instance of this class carries a tag, and the application never sees it.
+ */
+export class TaggedQuery implements QueryTag {
+  constructor(
+    readonly config: unknown,
+    readonly tenantId: string | undefined,
+    readonly signal: AbortSignal | undefined,
+    readonly verdict: Error | null | undefined,
+    readonly telemetry: unknown,
+  ) {}
 }
 
 /** A pg.Query (or TenantClient's own), which says itself whether it needs the extended protocol. */
@@ -290,8 +307,12 @@ export class TenantClient extends pg.Client {
   // pg.Client.query has many overloads; this one accepts them all and returns what pg would.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
   override query(config: any, values?: any, callback?: any): any {
+    let tag: QueryTag | undefined;
+    if (config instanceof TaggedQuery) {
+      tag = config;
+      config = config.config;
+    } else tag = typeof config === 'object' && config !== null ? TAGS.get(config) : undefined;
     if (config == null) throw new TypeError('Client was passed a null or undefined query');
-    const tag = typeof config === 'object' ? TAGS.get(config) : undefined;
     const tenantId: string | undefined = tag ? tag.tenantId : tryCurrentTenant();
     const signal: AbortSignal | undefined = tag ? tag.signal : currentSignal();
     // checked now, in the caller's stack (or already by TenantPool.query, before its hand-over);
@@ -342,9 +363,6 @@ export class TenantClient extends pg.Client {
     const autoName = this.#citus || query.name !== undefined ? undefined : this.#names.nameOf(query.text, query.values);
     if (autoName !== undefined) query.name = autoName;
     sendOneStatementExtended(query);
-    const simple = !query.requiresPreparation();
-    /** Whether the statement went out of a transaction block (its failure then rolled back all it did). */
-    let outsideTransaction = false;
     if (typeof config === 'object' && config.query_timeout) query.query_timeout = config.query_timeout;
     let result: Promise<unknown> | undefined;
     if (!query.callback) {
@@ -357,89 +375,35 @@ export class TenantClient extends pg.Client {
     } else if (typeof query.callback !== 'function') {
       throw new TypeError('callback is not a function');
     }
-    query.withContext(
-      () =>
-        this.#sent(
-          refusal ??
-            this.#aborted(signal, query.text) ??
-            this.#quarantine.refusal(query.text, tenantId, simple) ??
-            ((outsideTransaction = this.#status === 'I'), this.#contextFor(tenantId, query, simple)),
-          query.text,
-          tenantId,
-          simple,
-        ),
-      this.#prefix,
-    );
-    {
-      // waits end as errors with codes; a statement that started when the signal aborts is cancelled
-      const deliver = query.callback!;
-      let onAbort: (() => void) | undefined;
-      if (signal && !signal.aborted) {
-        onAbort = () => {
-          if (query.submitted) this.#cancel();
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-      const activity = this.#activity;
-      const started = activity ? performance.now() : 0;
-      query.callback = (err: unknown, res: unknown) => {
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
-        const failure = err === undefined || err === null ? err : this.#waitError(err, signal);
-        if (activity) {
-          const rows = (res as { rowCount?: number | null } | undefined)?.rowCount ?? 0;
-          const kind =
-            failure == null
-              ? undefined
-              : failure instanceof StatementTimeoutError || failure instanceof LockTimeoutError
-                ? 'timeout'
-                : 'error';
-          activity.statement(tenantId ?? '', performance.now() - started, rows, kind);
-        }
-        if (failure !== undefined && failure !== null && query.ownsTransaction) {
-          // Citus mode opened a transaction block for this statement, and its failure left the
-          // block aborted: roll it back before the error is delivered (and the client released)
-          void super.query('ROLLBACK').then(
-            () => deliver(failure, res),
-            () => deliver(failure, res),
-          );
-          return;
-        }
-        deliver(failure, res);
+    // what the decision at submit time and the delivery need, kept on the query itself: no
+    // closure per statement (bench:isolation's client cost)
+    query.tenantId = tenantId;
+    query.signal = signal;
+    query.refusal = refusal;
+    query.simple = !query.requiresPreparation();
+    query.withContext(this.#handler, this.#prefix);
+    // waits end as errors with codes; a statement that started when the signal aborts is cancelled
+    query.deliver = query.callback!;
+    if (signal && !signal.aborted) {
+      query.onAbort = () => {
+        if (query.submitted) this.#cancel();
       };
+      signal.addEventListener('abort', query.onAbort, { once: true });
     }
+    if (this.#activity) query.started = performance.now();
     const telemetry = activeTelemetry();
     if (telemetry !== undefined) {
-      // one observation per statement (tenantry/otel, tenantry/metrics); outermost, so it sees
-      // the error the caller gets
-      const end = telemetry.statement({
+      // one observation per statement (tenantry/otel, tenantry/metrics); outermost but for the
+      // table's name below, so it sees the error the caller gets
+      query.telemetryEnd = telemetry.statement({
         tenantId,
         text: typeof query.text === 'string' ? query.text : undefined,
         location: this.#routing?.location,
         parent: tag ? tag.telemetry : telemetry.capture(),
       });
-      if (end !== undefined) {
-        const deliver = query.callback!;
-        query.callback = (err: unknown, res: unknown) => {
-          try {
-            end(err, rowCountOf(res));
-          } catch {
-            // an observer that throws must not fail the statement
-          }
-          deliver(err, res);
-        };
-      }
     }
-    if (tenantId !== undefined && this.#resultColumns.size > 0) {
-      query.checkResults(tenantId, this.#resultColumns);
-      // failure path only: name the table before the error is delivered (the caller, or the
-      // pool, still holds this client until the callback runs)
-      const deliver = query.callback!;
-      query.callback = (err: unknown, res: unknown) => {
-        if (err instanceof CrossTenantRowError && err.details.table === undefined)
-          void this.#nameTable(err).then((named) => deliver(named, undefined));
-        else deliver(err, res);
-      };
-    }
+    if (tenantId !== undefined && this.#resultColumns.size > 0) query.checkResults(tenantId, this.#resultColumns);
+    query.callback = (err: unknown, res: unknown) => this.#finish(query, err, res);
     if (this.#observer) this.#observe(query, tenantId);
     if (autoName !== undefined) {
       // a named statement the server can no longer run as parsed (0A000 after DDL changed its
@@ -457,7 +421,7 @@ export class TenantClient extends pg.Client {
         if (!staleNamedStatement(err)) return deliver(err, res);
         this.#names.forget(text, autoName);
         // once: the run again (a config of its own, known by RETRIES) delivers what it gets
-        if (!outsideTransaction || RETRIES.has(config as object) || signal?.aborted) return deliver(err, res);
+        if (!query.outsideTransaction || RETRIES.has(config as object) || signal?.aborted) return deliver(err, res);
         RETRIES.add(again);
         tagQuery(again, { tenantId, signal, verdict: null });
         this.query(again, (e: unknown, r: unknown) => deliver(e, r));
@@ -465,6 +429,71 @@ export class TenantClient extends pg.Client {
     }
     super.query(query as unknown as pg.Submittable);
     return result;
+  }
+
+  /**
+   * The decision at submit time of TenantClient's own queries (see #contextFor), from what the
+   * query carries: one per client, so a statement allocates no closure for it.
+   */
+  readonly #handler: QueryHandler = {
+    decide: (query) =>
+      this.#sent(
+        query.refusal ??
+          this.#aborted(query.signal, query.text) ??
+          this.#quarantine.refusal(query.text, query.tenantId, query.simple) ??
+          ((query.outsideTransaction = this.#status === 'I'), this.#contextFor(query.tenantId, query, query.simple)),
+        query.text,
+        query.tenantId,
+        query.simple,
+      ),
+  };
+
+  /** The reply of one of TenantClient's own queries: the table of a cross-tenant row named first. */
+  #finish(query: ContextQuery, err: unknown, res: unknown): void {
+    // failure path only: name the table before the error is delivered (the caller, or the
+    // pool, still holds this client until the callback runs)
+    if (err instanceof CrossTenantRowError && err.details.table === undefined && query.checkingResults) {
+      void this.#nameTable(err).then((named) => this.#deliver(query, named, undefined));
+      return;
+    }
+    this.#deliver(query, err, res);
+  }
+
+  /** The reply of one of TenantClient's own queries, to telemetry, the activity counters and the caller. */
+  #deliver(query: ContextQuery, err: unknown, res: unknown): void {
+    const end = query.telemetryEnd;
+    if (end !== undefined) {
+      try {
+        end(err, rowCountOf(res));
+      } catch {
+        // an observer that throws must not fail the statement
+      }
+    }
+    const signal = query.signal;
+    if (query.onAbort) signal!.removeEventListener('abort', query.onAbort);
+    const failure = err === undefined || err === null ? err : this.#waitError(err, signal);
+    const activity = this.#activity;
+    if (activity) {
+      const rows = (res as { rowCount?: number | null } | undefined)?.rowCount ?? 0;
+      const kind =
+        failure == null
+          ? undefined
+          : failure instanceof StatementTimeoutError || failure instanceof LockTimeoutError
+            ? 'timeout'
+            : 'error';
+      activity.statement(query.tenantId ?? '', performance.now() - query.started, rows, kind);
+    }
+    const deliver = query.deliver!;
+    if (failure !== undefined && failure !== null && query.ownsTransaction) {
+      // Citus mode opened a transaction block for this statement, and its failure left the
+      // block aborted: roll it back before the error is delivered (and the client released)
+      void super.query('ROLLBACK').then(
+        () => deliver(failure, res),
+        () => deliver(failure, res),
+      );
+      return;
+    }
+    deliver(failure, res);
   }
 
   /** Reports the statement's tenant and duration to the pool's observer when its reply is delivered. */

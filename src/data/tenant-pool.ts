@@ -1,10 +1,16 @@
 import pg from 'pg';
-import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
+import { currentScope, currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
-import { guardVerdict, tagQuery, TenantClient, type ClientRouting, type TenantClientConfig } from './tenant-client.js';
+import {
+  guardVerdict,
+  TaggedQuery,
+  TenantClient,
+  type ClientRouting,
+  type TenantClientConfig,
+} from './tenant-client.js';
 import type { ContextMode } from '../policy/install-sql.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
@@ -408,6 +414,7 @@ export class TenantPool extends pg.Pool {
   override connect(
     callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
   ): Promise<pg.PoolClient> | void {
+    if (callback && this.#handOverIdle(callback)) return;
     const started = performance.now();
     const timeout = (this.options as { connectionTimeoutMillis?: number }).connectionTimeoutMillis ?? 0;
     // pg-pool's checkout timeouts carry no code: a failure without a SQLSTATE that ends the full
@@ -478,6 +485,26 @@ export class TenantPool extends pg.Pool {
     }
     if (this.#fair) this.#fairConnect(tenant, started, signal, classify, done);
     else this.#checkout(tenant, started, false, classify, done);
+  }
+
+  /**
+   * The checkout of pool.query (and of a callback `connect`) when an idle connection is there for
+   * it: queued as pg-pool's connect queues it, handed over on the next tick by pg-pool's own
+   * pulse, but without the checkout timer pg-pool arms and clears for every checkout (a timer and
+   * a closure per statement, bench:isolation's client cost) when nothing can make it wait. Should
+   * the idle connection be gone by then (closed on an error), the timer is armed at that point.
+   * False (nothing done) when the checkout may have to wait, or is accounted, or waits on the
+   * self-test: the general path handles it.
+   */
+  #handOverIdle(
+    callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
+  ): boolean {
+    const pool = this as unknown as IdlePool;
+    if (this.#fair || this.activity || pool.ending || !this.#idleAtOnce() || this.#selfTestGate()) return false;
+    const item: PendingCheckout = { callback, timedOut: false };
+    pool._pendingQueue.push(item);
+    process.nextTick(pulseIdle, pool, item);
+    return true;
   }
 
   /** True when pg-pool has an idle connection for this checkout and every one queued before it (handed over on the next tick). */
@@ -630,23 +657,7 @@ export class TenantPool extends pg.Pool {
     // (a fork and an authentication each). A statement error from a healthy session is not the
     // connection's fault: the client is kept, once idle, by the same rules as any other.
     if (err !== undefined && isStatementError(err)) err = undefined;
-    const judge = (): unknown => {
-      const open = client.transactionStatus !== undefined && client.transactionStatus !== 'I';
-      // any falsy err (release(false), release(0)) is "no error": the session is still judged
-      const reason =
-        (err || undefined) ??
-        (client.cancelSent
-          ? new Error('client sent a cancel request')
-          : client.quarantined
-            ? new Error(
-                'client quarantined (PREPARE, DEALLOCATE, DO, multi-statement text or a changed setting): its session is not lent again',
-              )
-            : open
-              ? new Error('client released inside an open transaction')
-              : undefined);
-      return release.call(this, client, idleListener, reason);
-    };
-    if (err || !client.repliesPending) return judge();
+    if (err || !client.repliesPending) return release.call(this, client, idleListener, releaseReason(client, err));
     const inner = client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] };
     if (inner._activeQuery != null || inner._queryQueue.length > 0) {
       return release.call(this, client, idleListener, new Error('client released with statements in flight'));
@@ -661,7 +672,7 @@ export class TenantPool extends pg.Pool {
       client.removeListener('drain', onDrain);
       client.removeListener('error', onError);
       if (reason) release.call(this, client, idleListener, reason);
-      else judge();
+      else release.call(this, client, idleListener, releaseReason(client, err));
     };
     const onDrain = () => finish();
     const onError = (e: Error) => finish(e);
@@ -674,6 +685,63 @@ export class TenantPool extends pg.Pool {
 }
 
 const noop = (): void => undefined;
+
+/** A checkout in pg-pool's queue, as its PendingItem (callback, and `timedOut` once it gave up). */
+interface PendingCheckout {
+  callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+  timedOut: boolean;
+}
+/** The parts of pg-pool's state a hand-over of an idle connection reads. */
+interface IdlePool {
+  ending: boolean;
+  options: { connectionTimeoutMillis?: number };
+  _idle: unknown[];
+  _pendingQueue: PendingCheckout[];
+  _pulseQueue(): void;
+}
+
+/**
+ * pg-pool's pulse for a queued checkout (one per checkout, as its connect schedules). If the
+ * checkout is still queued after it (the idle connection closed meanwhile), it now waits as any
+ * other: bounded by connectionTimeoutMillis, with pg-pool's own timeout error.
+ */
+function pulseIdle(pool: IdlePool, item: PendingCheckout): void {
+  pool._pulseQueue();
+  const timeout = pool.options.connectionTimeoutMillis ?? 0;
+  if (timeout <= 0 || !pool._pendingQueue.includes(item)) return;
+  const deliver = item.callback;
+  const timer = setTimeout(() => {
+    const at = pool._pendingQueue.indexOf(item);
+    if (at !== -1) pool._pendingQueue.splice(at, 1);
+    item.timedOut = true;
+    deliver(new PoolTimeoutError(timeout, new Error('timeout exceeded when trying to connect')), undefined, noop);
+  }, timeout);
+  timer.unref();
+  item.callback = (err, client, done) => {
+    clearTimeout(timer);
+    deliver(err, client, done);
+  };
+}
+
+/**
+ * Why a released client is closed rather than lent again (undefined: it is kept): the release's
+ * own error, a cancel request sent, a quarantined session, or an open transaction.
+ */
+function releaseReason(
+  client: { transactionStatus?: string; cancelSent?: boolean; quarantined?: boolean },
+  err: unknown,
+): unknown {
+  // any falsy err (release(false), release(0)) is "no error": the session is still judged
+  if (err) return err;
+  if (client.cancelSent) return new Error('client sent a cancel request');
+  if (client.quarantined)
+    return new Error(
+      'client quarantined (PREPARE, DEALLOCATE, DO, multi-statement text or a changed setting): its session is not lent again',
+    );
+  if (client.transactionStatus !== undefined && client.transactionStatus !== 'I')
+    return new Error('client released inside an open transaction');
+  return undefined;
+}
 
 /** Where an accounted checkout leaves its tenant key on the client, for `_release` to give back. */
 const CHECKOUT_KEY = Symbol('tenantry.checkoutKey');
@@ -703,24 +771,24 @@ function isStatementError(error: unknown): boolean {
 const poolQuery = pg.Pool.prototype.query as (this: pg.Pool, ...args: unknown[]) => unknown;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
 TenantPool.prototype.query = function query(this: TenantPool, config: any, values?: unknown, callback?: unknown) {
-  const tenantId = tryCurrentTenant();
-  const signal = currentSignal();
+  const scope = currentScope();
+  const tenantId = scope?.tenantId;
+  const signal = scope?.signal;
   const guard = this.tenantryGuard;
   // the statement's parent span is the caller's: captured here, before the hand-over
   const telemetry = activeTelemetry()?.capture();
-  let tagged = config;
-  if (typeof config === 'string') tagged = { text: config };
-  // a copy, not the caller's object (which may be reused for another tenant's query); a
-  // submittable is tagged as it is. Object.assign, not spread: V8 copies this shape in ~50 ns.
-  else if (config && typeof config === 'object')
-    tagged = typeof config.submit === 'function' ? config : Object.assign({}, config);
-  if (tagged && typeof tagged === 'object')
-    tagQuery(tagged, {
-      tenantId,
-      signal,
-      verdict: guard ? guardVerdict(guard, typeof config === 'string' ? config : config.text) : undefined,
-      telemetry,
-    });
+  // the caller's config is carried as it is, inside a TaggedQuery of its own: never changed
+  // (it may be reused for another tenant's query), and pg's Query copies it anyway
+  const tagged =
+    typeof config === 'string' || (config && typeof config === 'object')
+      ? new TaggedQuery(
+          config,
+          tenantId,
+          signal,
+          guard ? guardVerdict(guard, typeof config === 'string' ? config : config.text) : undefined,
+          telemetry,
+        )
+      : config;
   // aborted work never waits for a connection (the client refuses it at submit time as well)
   if (signal?.aborted && typeof callback !== 'function' && typeof values !== 'function')
     return Promise.reject(abortError(signal));
