@@ -24,18 +24,23 @@ const base64ish = (length: number): string => {
 };
 
 /**
- * Milliseconds per call: the fastest of five batches (the least disturbed by other processes and
- * by garbage collection), each batch long enough (≥ 5 ms) for the timer and the JIT to settle.
+ * Milliseconds per call for each input: the fastest of seven batches (the least disturbed by other
+ * processes and by garbage collection), each batch long enough (≥ 4 ms) for the timer and the JIT
+ * to settle. The inputs take turns batch by batch, so a burst of load hits all of them alike.
  */
-function timeOf(scrub: (s: string) => string, input: string): number {
-  let calls = 1;
-  for (let started = performance.now(); performance.now() - started < 5 && calls < 1000; calls++) scrub(input);
-  let best = Infinity;
-  for (let batch = 0; batch < 5; batch++) {
-    const started = performance.now();
-    for (let i = 0; i < calls; i++) scrub(input);
-    best = Math.min(best, (performance.now() - started) / calls);
-  }
+function timesOf(scrub: (s: string) => string, inputs: readonly string[]): number[] {
+  const calls = inputs.map((input) => {
+    let n = 1;
+    for (const started = performance.now(); performance.now() - started < 4 && n < 1000; n++) scrub(input);
+    return n;
+  });
+  const best = inputs.map(() => Infinity);
+  for (let batch = 0; batch < 7; batch++)
+    inputs.forEach((input, i) => {
+      const started = performance.now();
+      for (let c = 0; c < calls[i]!; c++) scrub(input);
+      best[i] = Math.min(best[i]!, (performance.now() - started) / calls[i]!);
+    });
   return best;
 }
 
@@ -77,7 +82,7 @@ const SHAPES: Array<[string, (length: number) => string]> = [
 const benign = (length: number): string => fill('lorem ipsum dolor sit amet, ', length);
 
 /**
- * Whether `make`'s input scrubs within the bounds; up to three tries, since one timing on a shared
+ * Whether `make`'s input scrubs within the bounds; up to four tries, since a timing on a shared
  * machine can be hit by another process or a garbage collection. A super-linear pattern misses
  * every try (it is off by orders of magnitude, not a few per cent).
  */
@@ -86,20 +91,15 @@ function assertLinear(
   make: (n: number) => string,
   benignOf: (n: number) => string,
 ): void {
-  let seen = '';
-  for (let attempt = 0; attempt < 3; attempt++) {
-    // 8 KB first: a super-linear pattern fails here in seconds, not at 16 KB in minutes
-    const small = timeOf(scrub, make(8192));
-    const smallBenign = timeOf(scrub, benignOf(8192));
-    if (small > 20 * smallBenign && small > 1) {
-      seen = `8 KB: ${small.toFixed(3)} ms against ${smallBenign.toFixed(3)} ms benign`;
-      continue;
+  // 8 KB alone first: a super-linear pattern fails here in seconds, not at 16 KB in minutes
+  const [first = 0, firstBenign = 0] = timesOf(scrub, [make(8192), benignOf(8192)]);
+  let seen = `8 KB: ${first.toFixed(3)} ms against ${firstBenign.toFixed(3)} ms benign`;
+  if (first <= 20 * firstBenign || first < 1)
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const [small = 0, large = 0, largeBenign = 0] = timesOf(scrub, [make(8192), make(16384), benignOf(16384)]);
+      seen = `16 KB: ${large.toFixed(3)} ms against ${largeBenign.toFixed(3)} ms benign and ${small.toFixed(3)} ms at 8 KB`;
+      if (large <= 20 * largeBenign && large <= 8 * small) return;
     }
-    const large = timeOf(scrub, make(16384));
-    const largeBenign = timeOf(scrub, benignOf(16384));
-    seen = `16 KB: ${large.toFixed(3)} ms against ${largeBenign.toFixed(3)} ms benign and ${small.toFixed(3)} ms at 8 KB`;
-    if (large <= 20 * largeBenign && large <= 8 * small) return;
-  }
   expect.fail(`not linear: ${seen}`);
 }
 
