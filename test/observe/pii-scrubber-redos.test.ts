@@ -100,7 +100,7 @@ function assertLinear(
       seen = `16 KB: ${large.toFixed(3)} ms against ${largeBenign.toFixed(3)} ms benign and ${small.toFixed(3)} ms at 8 KB`;
       if (large <= 20 * largeBenign && large <= 8 * small) return;
     }
-  expect.fail(`not linear: ${seen}`);
+  expect.fail(`not linear: ${seen} (${make(40).slice(PREFIX.length)}…)`);
 }
 
 describe('PiiScrubber: linear time on adversarial input (ReDoS)', () => {
