@@ -1,6 +1,7 @@
 import PgBoss from 'pg-boss';
 import { PgBossAdapter, TenantJobs, type OwnerPool } from 'tenantry/jobs';
 import type { Logger } from 'pino';
+import { currentLogContext, runWithLogContext } from 'tenantry/pino';
 
 /** How this process takes part in background jobs (TENANTRY_ROLE). */
 export type ProcessRole = 'all' | 'server' | 'worker';
@@ -36,8 +37,12 @@ export function createJobs(options: {
     catalog: options.catalog,
     // the job envelopes' key is derived from the context secret: no new secret to keep
     signingSecret: options.contextSecret,
+    // the envelope's tenant, once verified, as the line's context (a tenant_id in the logged object
+    // would be written as claimed_tenant_id: docs/logging.md, Fields)
     onRefused: (r) =>
-      options.logger?.warn({ job: r.queue, jobId: r.jobId, code: r.code, tenant_id: r.tenantId }, 'job refused'),
+      runWithLogContext({ ...currentLogContext(), ...(r.tenantId === undefined ? {} : { tenantId: r.tenantId }) }, () =>
+        options.logger?.warn({ job: r.queue, jobId: r.jobId, code: r.code }, 'job refused'),
+      ),
     // a handler's message may carry the tenant's data: its class and code only
     onError: (err) =>
       options.logger?.warn({ err: { name: (err as Error).name, code: (err as { code?: string }).code } }, 'job failed'),

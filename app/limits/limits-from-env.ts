@@ -77,8 +77,10 @@ export async function limitsFromEnv(pool: pg.Pool, ownerUrl: string, logger: Log
         { limit: e.limit, policy: e.policy, err: { message: (e.error as Error).message } },
         'rate limit store',
       ),
+    // written in the tenant's context (the catalog's id, not a caller's claim), like the lines above:
+    // a tenant_id in the logged object would be written as claimed_tenant_id (docs/logging.md, Fields)
     onBadTenantSettings: (e) =>
-      logger.warn({ tenant_id: e.tenantId, problem: e.problem }, 'tenant rate limit settings'),
+      runAs(e.tenantId, () => logger.warn({ problem: e.problem }, 'tenant rate limit settings')),
     onUnknownPlans: (e) =>
       logger.warn(
         { plans: e.plans, defaultPlan: e.defaultPlan, known: PLAN_NAMES },

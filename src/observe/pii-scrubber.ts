@@ -1,9 +1,11 @@
 import { isIPv6 } from 'node:net';
+import { isIban } from './iban.js';
 import { passesLuhn } from './luhn.js';
+import { QUERY_SECRET_HINT, redactQuerySecrets } from './query-secrets.js';
 
 /** The kinds of values {@link PiiScrubber} replaces, each with its placeholder (`[email]`, `[card]`…). */
 export type PiiClass =
-  'urlCredentials' | 'querySecret' | 'email' | 'phone' | 'card' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
+  'urlCredentials' | 'querySecret' | 'email' | 'phone' | 'card' | 'iban' | 'jwt' | 'apiKey' | 'bearer' | 'ip';
 
 /** Options of {@link PiiScrubber}. */
 export interface PiiScrubberOptions {
@@ -14,13 +16,20 @@ export interface PiiScrubberOptions {
   classes?: Partial<Record<PiiClass, boolean>>;
 }
 
-interface Rule {
+type Rule = PatternRule | ScanRule;
+interface PatternRule {
   readonly kind: PiiClass;
   readonly pattern: RegExp;
   /** The replacement of one match, or `undefined` to keep it (a check the pattern cannot express). */
   readonly replace: (match: string) => string | undefined;
   /** A cheaper test a line must pass for the pattern to have a chance (default: the pattern). */
   readonly hint?: RegExp;
+}
+/** A class found by a hand-written scan rather than one pattern (query-string parameters). */
+interface ScanRule {
+  readonly kind: PiiClass;
+  readonly apply: (text: string) => string;
+  readonly hint: RegExp;
 }
 
 const fixed = (placeholder: string) => (): string => placeholder;
@@ -35,13 +44,13 @@ const CARD =
 const cardOrKeep = (match: string): string | undefined =>
   passesLuhn(match.replace(/[ .-]/g, '')) ? '[card]' : undefined;
 
-// Phone numbers: international (`+` or `00` then 8–15 digits with spaces, dots, dashes,
+// Phone numbers: international (`00` then 8–15 digits, and `+` in PHONE_INTERNATIONAL below with spaces, dots, dashes,
 // parentheses), the grouped North American form `(555) 867-5309` / `555-867-5309`, and national
 // forms with a trunk 0 (`07700 900125`, `020 7946 0958`, `030 9018206`, `07700900125`). Other bare
 // digit runs are not taken (counts, byte sizes, ids, epoch seconds), except 10 digits right after a
 // word that says phone (PHONE_AFTER_WORD). ISO dates (4-2-2) and UUID groups never have these shapes.
 const PHONE =
-  /(?<![\w+])(?:\+\d[\d ().-]{6,20}\d|00[1-9][\d ().-]{6,20}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}|0[1-9]\d{1,4}[ .-]\d{3,4}(?:[ .-]?\d{3,4})?|0[1-9]\d{8,9})(?![\w-])/g;
+  /(?<![\w+])(?:00[1-9][\d ().-]{6,20}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}|0[1-9]\d{1,4}[ .-]\d{3,4}(?:[ .-]?\d{3,4})?|0[1-9]\d{8,9})(?![\w-])/g;
 const PHONE_AFTER_WORD =
   /(?<=\b(?:call|phone|tel|telephone|mobile|cell|fax|sms|whatsapp)[\s:=#.-]{1,3})[2-9]\d{9}(?![\w-])/gi;
 const phoneOrKeep = (match: string): string | undefined => {
@@ -49,83 +58,29 @@ const phoneOrKeep = (match: string): string | undefined => {
   return digits >= 9 && digits <= 15 && (match.startsWith('0') ? digits >= 10 : true) ? '[phone]' : undefined;
 };
 
-// A secret in a URL's query string (or a form body): the value of a parameter whose name is a
-// secret's name, or ends with one after `_`, `-`, `.` or `[` (`?token=`, `&access_token=`, `;api_key=`, `&X-Amz-Signature=`,
-// `&client_secret=`, `&code=`), whatever the value looks like: a random token has no shape the
-// other classes would know. Exported for tests and for other loggers.
-export const QUERY_SECRET_NAMES = [
-  'token',
-  'key',
-  'apikey',
-  'api_key',
-  'api-key',
-  'secret',
-  'password',
-  'passwd',
-  'pwd',
-  'signature',
-  'sig',
-  'code',
-  'auth',
-  'session',
-  'sessionid',
-  'jwt',
-  'credential',
-  'credentials',
-  'accesstoken',
-  'authorization',
-  'otp',
-  'pass',
-] as const;
-/** Parameter names ending in a secret's name in camelCase (`clientSecret`, `refreshToken`, `dbPassword`, `privateKey`). */
-const CAMEL_SECRET_ENDINGS = [
-  'Secret',
-  'Token',
-  'Password',
-  'Passwd',
-  'Pwd',
-  'Key',
-  'Signature',
-  'Credential',
-  'Credentials',
-  'Otp',
-];
-// a parameter follows `?`, `&` or `;` (not a space: `exit code=1` stays); the camelCase names
-// below may also start the text (a form body) or follow a space
-const QUERY_SECRET = new RegExp(
-  `([?&;](?:[\\w.\\-\\[\\]]*[_.\\-\\[])?(?:${QUERY_SECRET_NAMES.map((n) => n.replace('-', '\\-')).join('|')})\\]?=)[^&#;\\s"'<>]+`,
-  'gi',
-);
-// case-sensitive: `clientSecret=` but not `monkey=` (`mon` + `key`)
-const CAMEL_QUERY_SECRET = new RegExp(
-  `((?:^|[?&;\\s])[\\w.\\-\\[\\]]*[a-z0-9](?:${CAMEL_SECRET_ENDINGS.join('|')})\\]?=)[^&#;\\s"'<>]+`,
-  'g',
-);
-// credentials in a URL's userinfo (`postgres://user:pass@host`): the scheme and host stay
-const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#@:'"<>]*:[^\s/?#@'"<>]*@/g;
+// credentials in a URL's userinfo (`postgres://user:pass@host`): the scheme and host stay. The
+// password runs to the LAST `@` before the path (`user:p@ss@host`: an unencoded `@` in a
+// password is common in connection strings). The scheme is bounded: an unbounded run from each
+// word start of `a.a.a.…` would be quadratic.
+const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/)[^\s/?#@:'"<>]*:[^\s/?#'"<>]*@/g;
 // an Authorization header (or field) logged as text: its scheme stays, whatever it is (`Token`, `Digest`…)
 const AUTHORIZATION =
   /\b(authorization["']?\s*[:=]\s*["']?)(?:([A-Za-z][A-Za-z0-9_-]*)\s+)?[A-Za-z0-9._~+/=:-][^\s"'&;,]{3,}/gi;
+// IBANs: country, check digits, then groups of 4 (a space between groups or none) and a last
+// short group; the counts are bounded and a group cannot absorb a space, so there is one way to
+// read a candidate. isIban checks the country's length and the mod-97 checksum.
+const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])/g;
+// international phone numbers (`+` then 8–15 digits), judged before card numbers: `+4915112345678`
+// passes Luhn but the `+` makes it a phone number (a longer run stays a candidate card)
+const PHONE_INTERNATIONAL = /(?<![\w+])\+\d[\d ().-]{6,20}\d(?![\w-])/g;
 
 const RULES: readonly Rule[] = [
-  // before all: the whole value goes, whatever other classes it would contain
+  // before all: the whole userinfo goes, whatever other classes it would contain
   {
     kind: 'urlCredentials',
     pattern: URL_CREDENTIALS,
     replace: (m) => `${m.slice(0, m.indexOf('://') + 3)}[redacted]@`,
-    hint: /:\/\/[^\s/?#@]*:[^\s/?#@]*@/,
-  },
-  {
-    kind: 'querySecret',
-    pattern: QUERY_SECRET,
-    replace: (m) => `${m.slice(0, m.indexOf('=') + 1)}[redacted]`,
-    hint: /[?&;][^=\s]*?(?:token|key|secret|pass|pwd|sig|code|auth|session|jwt|credential|otp)[^=\s]*=/i,
-  },
-  {
-    kind: 'querySecret',
-    pattern: CAMEL_QUERY_SECRET,
-    replace: (m) => `${m.slice(0, m.indexOf('=') + 1)}[redacted]`,
-    hint: /[a-z0-9](?:Secret|Token|Passw|Pwd|Key|Signature|Credential|Otp)[^=\s]*=/,
+    hint: /:\/\/[^\s/?#@:]*:[^\s/?#]*@/,
   },
   {
     kind: 'bearer',
@@ -141,15 +96,29 @@ const RULES: readonly Rule[] = [
     pattern: /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi,
     replace: (m) => `${m.split(/\s/)[0]} [token]`,
   },
-  { kind: 'jwt', pattern: /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, replace: fixed('[jwt]') },
+  {
+    kind: 'jwt',
+    // starts only where a base64url run starts: from every `eyJ` of `eyJ-eyJ-…` the first part's
+    // run would reach the end of the line looking for its `.` (quadratic)
+    pattern: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g,
+    replace: fixed('[jwt]'),
+  },
   {
     kind: 'apiKey',
-    // Tenantry's keys (tnry_<id>_<secret>), then the common shapes of others' secrets: Stripe-like
-    // sk_/pk_/rk_, GitHub, Slack, AWS access key ids
+    // Tenantry's keys: `tnry_<32 hex: id>_<secret>` (src/identity/api-keys.ts; the library only
+    // issues lower case, but a key read aloud or copied through an upper-casing system is still
+    // a key: the exact shape, in any case, so `TNRY_API_KEY` as a name stays). Then the common
+    // shapes of others' secrets: Stripe-like sk_/pk_/rk_ and webhook whsec_, GitHub classic and
+    // fine-grained tokens, Slack, AWS access key ids. Runs are bounded (no key is that long): one
+    // match through a 16 KB run of key characters measured 30× slower than through 8 KB under load
     pattern:
-      /\btnry_[A-Za-z0-9_-]{16,}|\b(?:sk|pk|rk)_(?:live_|test_)?[A-Za-z0-9]{16,}|\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}\b/g,
+      /\btnry_[A-Za-z0-9_-]{16,256}|\b[Tt][Nn][Rr][Yy]_[0-9A-Fa-f]{32}_[A-Za-z0-9_-]{16,256}|\b(?:sk|pk|rk)_(?:live_|test_)?[A-Za-z0-9]{16,256}|\bwhsec_[A-Za-z0-9+/=]{16,256}|\bgh[pousr]_[A-Za-z0-9]{30,256}|\bgithub_pat_[A-Za-z0-9_]{22,256}|\bxox[abprs]-[A-Za-z0-9-]{10,256}|\bAKIA[0-9A-Z]{16}\b/g,
     replace: fixed('[api-key]'),
   },
+  // after the credentials that have a placeholder of their own (`token=[jwt]` says more than
+  // `[redacted]`, and a value that is one placeholder is left alone); before the classes that
+  // would take only part of a value
+  { kind: 'querySecret', apply: redactQuerySecrets, hint: QUERY_SECRET_HINT },
   {
     kind: 'email',
     // the lookbehind starts a match only where a run of address characters starts: without it
@@ -161,6 +130,9 @@ const RULES: readonly Rule[] = [
     replace: fixed('[email]'),
     hint: /@|%40/i,
   },
+  // before cards and phones: an IBAN's digit groups look like both
+  { kind: 'iban', pattern: IBAN, replace: (m) => (isIban(m) ? '[iban]' : undefined) },
+  { kind: 'phone', pattern: PHONE_INTERNATIONAL, replace: phoneOrKeep },
   { kind: 'card', pattern: CARD, replace: cardOrKeep },
   { kind: 'phone', pattern: PHONE, replace: phoneOrKeep },
   { kind: 'phone', pattern: PHONE_AFTER_WORD, replace: fixed('[phone]') },
@@ -178,11 +150,16 @@ const RULES: readonly Rule[] = [
   },
 ];
 
-// a JSON string literal (escapes included) or a run of anything else (numbers, punctuation)
-const JSON_TOKEN = /"(?:[^"\\]|\\.)*"|[^"]+/g;
 const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
 const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
 const BARE_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+// invisible characters that split an address or a number so that no pattern sees it whole
+const ZERO_WIDTH = /[\u200B-\u200D\u2060\uFEFF]/;
+const ZERO_WIDTHS = /[\u200B-\u200D\u2060\uFEFF]/g;
+// in a query string (from `?` to the end of the URL) and a form body, `+` is an encoded space
+const QUERY_PART = /\?[^\s#]*/g;
+// a `+` in a parameter's value (bounded: a run of `=` must not rescan the line from each one)
+const PLUS_IN_VALUE = /=[^\s&]{0,64}\+/;
 
 /**
  * Replaces personal data and secrets found BY VALUE — wherever they are, whatever the key: in a
@@ -207,21 +184,29 @@ export class PiiScrubber {
     for (const name of Object.keys(on))
       if (!RULES.some((r) => r.kind === name)) throw new TypeError(`PiiScrubber: unknown class "${name}"`);
     this.#rules = RULES.filter((r) => on[r.kind] !== false);
-    // the same patterns without the global flag (whose lastIndex would carry over between tests);
-    // percent-encoded text is decoded before it is judged, so any escape is a candidate too
-    this.#candidates = this.#rules.map((r) => r.hint ?? new RegExp(r.pattern.source, r.pattern.flags.replace('g', '')));
-    if (this.#rules.length > 0) this.#candidates = [...this.#candidates, PERCENT_ESCAPE];
+    // the same patterns without the global flag (whose lastIndex would carry over between tests)
+    this.#candidates = this.#rules.map((r) =>
+      'apply' in r ? r.hint : (r.hint ?? new RegExp(r.pattern.source, r.pattern.flags.replace('g', ''))),
+    );
+    // percent-encoded text is decoded before it is judged, and `+` in a value read as a space,
+    // so any escape or such `+` is a candidate too; an invisible character may hide any class
+    if (this.#rules.length > 0) this.#candidates = [...this.#candidates, PERCENT_ESCAPE, PLUS_IN_VALUE, ZERO_WIDTH];
   }
 
-  /** `text` with every match replaced by its placeholder; percent-encoded PII is found too. */
+  /**
+   * `text` with every match replaced by its placeholder. Percent-encoded PII is found too, and in
+   * a query string or a form body `+` is read as the space it encodes (`4111+1111+1111+1111`).
+   */
   text(text: string): string {
     if (!this.#mayMatch(text)) return text;
-    const plain = this.#replace(text);
-    if (!PERCENT_ESCAPE.test(plain)) return plain;
+    const input = ZERO_WIDTH.test(text) ? text.replace(ZERO_WIDTHS, '') : text;
+    const plain = this.#replace(input);
+    const unchanged = plain === input ? text : plain;
     // judge the decoded form; keep the encoded one when decoding revealed nothing
-    const decoded = decodePercent(decodePercent(plain));
+    const decoded = decodeQuery(plain);
+    if (decoded === plain) return unchanged;
     const scrubbed = this.#replace(decoded);
-    return scrubbed === decoded ? plain : scrubbed;
+    return scrubbed === decoded ? unchanged : scrubbed;
   }
 
   /**
@@ -231,20 +216,32 @@ export class PiiScrubber {
    */
   line(line: string): string {
     if (!this.#mayMatch(line)) return line;
-    return line.replace(JSON_TOKEN, (token) => {
-      if (token.startsWith('"') && token.length > 1 && token.endsWith('"')) {
-        let value: string;
-        try {
-          value = JSON.parse(token) as string;
-        } catch {
-          return this.text(token);
-        }
-        const scrubbed = this.text(value);
-        return scrubbed === value ? token : JSON.stringify(scrubbed);
-      }
-      if (token.startsWith('"')) return this.text(token);
-      return this.#bare(token);
-    });
+    // a hand-written scan, not a `"(?:[^"\\]|\\.)*"|[^"]+` pattern: on `"\"\"\"…` with no
+    // closing quote that pattern rescans the rest of the line from every quote (quadratic)
+    let out = '';
+    let at = 0;
+    while (at < line.length) {
+      const open = line.indexOf('"', at);
+      if (open === -1) return out + this.#bare(line.slice(at));
+      out += this.#bare(line.slice(at, open));
+      const close = closingQuote(line, open + 1);
+      if (close === -1) return out + this.text(line.slice(open)); // not JSON: the rest as text
+      out += this.#string(line.slice(open, close + 1));
+      at = close + 1;
+    }
+    return out;
+  }
+
+  #string(token: string): string {
+    let value: unknown;
+    try {
+      value = JSON.parse(token);
+    } catch {
+      return this.text(token);
+    }
+    if (typeof value !== 'string') return this.text(token);
+    const scrubbed = this.text(value);
+    return scrubbed === value ? token : JSON.stringify(scrubbed);
   }
 
   #mayMatch(text: string): boolean {
@@ -253,18 +250,43 @@ export class PiiScrubber {
   }
 
   #bare(token: string): string {
-    if (!this.#rules.some((r) => r.kind === 'card')) return token;
+    if (token === '' || !this.#rules.some((r) => r.kind === 'card')) return token;
     return token.replace(BARE_NUMBER, (n) => (/^[2-6]\d{12,18}$/.test(n) && passesLuhn(n) ? '"[card]"' : n));
   }
 
   #replace(text: string): string {
     let out = text;
     for (const rule of this.#rules) {
+      if ('apply' in rule) {
+        if (rule.hint.test(out)) out = rule.apply(out);
+        continue;
+      }
       rule.pattern.lastIndex = 0;
       out = out.replace(rule.pattern, (match) => rule.replace(match) ?? match);
     }
     return out;
   }
+}
+
+/** The index of the `"` that closes a JSON string whose content starts at `from`, or -1. */
+function closingQuote(text: string, from: number): number {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92)
+      i++; // a backslash escapes the next character
+    else if (c === 34) return i;
+  }
+  return -1;
+}
+
+/** `text` as a server would read it: `+` as a space in a query string or form body, then %XX (twice: a URL inside a URL). */
+function decodeQuery(text: string): string {
+  let out = text;
+  if (out.includes('+')) {
+    const formBody = !/\s/.test(out) && out.includes('=') && !out.includes('?');
+    out = formBody ? out.replace(/\+/g, ' ') : out.replace(QUERY_PART, (query) => query.replace(/\+/g, ' '));
+  }
+  return PERCENT_ESCAPE.test(out) ? decodePercent(decodePercent(out)) : out;
 }
 
 function decodePercent(text: string): string {

@@ -36,6 +36,11 @@ const TRYOUT_ASCII = [
   'call 4155550145',
 ].join(' ');
 const TRYOUT = `${TRYOUT_ASCII} mail jörg@müller.example now`;
+// the scrubbing try-out's values: `+` as the space of form encoding (a card, a phone with its
+// `%2B`, an IBAN), array and short secret names, a userinfo password holding `@`
+const FORM_QUERY =
+  `&q=4111+1111+1111+1111&tel=%2B44+20+7946+0958&iban=DE89+3704+0044+0532+0130+00` +
+  `&pw=${TRYOUT_SECRET}&token[]=${TRYOUT_SECRET}&db=${encodeURIComponent(`postgres://u:p@${TRYOUT_SECRET}@db/x`)}`;
 
 let f: AppFixture;
 let routes: TableRoute[];
@@ -72,6 +77,12 @@ beforeAll(async () => {
     '07700 900125',
     '0049 30 9018206',
     '4155550145',
+    '4111+1111+1111+1111',
+    '4111 1111 1111 1111',
+    '7946+0958',
+    'DE89+3704+0044+0532+0130+00',
+    'DE89 3704 0044 0532 0130 00',
+    '0532',
     token,
     jwtSignature,
     apiKey,
@@ -88,7 +99,8 @@ afterAll(async () => {
 let sequence = 0;
 const query = () =>
   `n=${++sequence}&email=${encodeURIComponent(EMAIL)}&phone=${encodeURIComponent(PHONE)}&card=${encodeURIComponent(CARD)}` +
-  `&ip=${IP4}&ip6=${encodeURIComponent(IP6)}&key=${SECRET}&jwt=${token}&apiKey=${apiKey}&note=${encodeURIComponent(TRYOUT)}`;
+  `&ip=${IP4}&ip6=${encodeURIComponent(IP6)}&key=${SECRET}&jwt=${token}&apiKey=${apiKey}&note=${encodeURIComponent(TRYOUT)}` +
+  FORM_QUERY;
 
 const piiHeaders = (): Record<string, string> => ({
   'user-agent': `agent ${EMAIL}`,

@@ -170,3 +170,67 @@ describe("PiiScrubber: the observability try-out's values (issue 12)", () => {
     expect(text(value)).toBe(value);
   });
 });
+
+describe('PiiScrubber: the scrubbing try-out (form encoding, hidden characters, more shapes)', () => {
+  it.each([
+    // `+` is a space in a query string or a form body (URLSearchParams, HTML forms)
+    [
+      'a card and a phone with + as the space',
+      '/recordings?q=4111+1111+1111+1111&phone=%2B44+20+7946+0958',
+      '/recordings?q=[card]&phone=[phone]',
+    ],
+    ['an Amex with + as the space', '/r?q=3782+822463+10005', '/r?q=[card]'],
+    ['a bearer credential with + as the space', '/r?h=Bearer+opaqueSecret42', '/r?h=Bearer [token]'],
+    ['a form body with + as the space', 'note=call+me&card=4111+1111+1111+1111', 'note=call me&card=[card]'],
+    // array parameters, and a form body that starts with the secret
+    [
+      'token[] and token[0]',
+      '/x?token[]=abc&token[0]=def&user[token][]=ghi',
+      '/x?token[]=[redacted]&token[0]=[redacted]&user[token][]=[redacted]',
+    ],
+    ['a form body starting with password=', 'password=hunter2&remember=1', 'password=[redacted]&remember=1'],
+    [
+      'pw and passphrase',
+      '/x?pw=hunter2&passphrase=correct-horse&db_pw=x',
+      '/x?pw=[redacted]&passphrase=[redacted]&db_pw=[redacted]',
+    ],
+    [
+      'a secret after a parameter whose value holds ?',
+      '/login?next=/cb?token=s3cr3t',
+      '/login?next=/cb?token=[redacted]',
+    ],
+    // invisible characters inside a value
+    ['an e-mail with a zero-width space', 'mail ann\u200B@acme.example now', 'mail [email] now'],
+    ['a card with zero-width joiners', 'card 4111\u200D1111\u200C1111\uFEFF1111', 'card [card]'],
+    // a phone with its + is a phone, not a card that passes Luhn
+    ['a German mobile in E.164', 'call +4915112345678', 'call [phone]'],
+    // userinfo whose password holds @
+    ['a password with @', 'postgres://user:p@ss@db.example:5432/x', 'postgres://[redacted]@db.example:5432/x'],
+    // IBANs, whole
+    ['an IBAN in groups', 'pay DE89 3704 0044 0532 0130 00 now', 'pay [iban] now'],
+    ['an IBAN in one piece', 'iban=GB82WEST12345698765432', 'iban=[iban]'],
+    ['a Dutch IBAN', 'NL91ABNA0417164300', '[iban]'],
+    // more key shapes
+    ['an upper-case Tenantry key', `k TNRY_${'0A1B2C3D'.repeat(4)}_${'Zz9-_'.repeat(8)}abc`, 'k [api-key]'],
+    ['a GitHub fine-grained token', `github_pat_11ABCDEFG0${'a1B2'.repeat(20)}`, '[api-key]'],
+    ['a webhook signing secret', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '[api-key]'],
+  ])('%s', (_name, value, expected) => {
+    expect(text(value)).toBe(expected);
+    const line = JSON.stringify({ req: { url: value } });
+    expect(JSON.parse(scrubber.line(line))).toEqual({ req: { url: expected } });
+  });
+
+  it.each([
+    ['an IBAN-shaped code failing mod-97', 'GB82 WEST 1234 5698 7654 33'],
+    ['a part number that starts like one', 'part AB12CDEF34567890'],
+    ['an upper-case hex id after two capitals and digits', 'ref DE123F2B8C1E4A5D4F6E9B7A1234'],
+    ['the key variable name', 'env TNRY_API_KEY is unset'],
+    ['+ in a path (not a query string)', '/c++/items/+4111111111111111x'],
+    ['+ in an ISO time with an offset', '/x?since=2026-12-06T06:23:24+01:00'],
+    ['a version with +', 'tenantry 1.2.3+build.45'],
+    ['a word with a zero-width space kept as it is', 'zero\u200Bwidth'],
+    ['a query with + in an ordinary value', '/search?q=blue+shoes&page=2'],
+  ])('keeps %s', (_name, value) => {
+    expect(text(value)).toBe(value);
+  });
+});

@@ -129,3 +129,96 @@ describe('tenantLogOptions(userOptions): merged with your own pino options', () 
     expect(typeof tenantLogOptions().hooks?.streamWrite).toBe('function');
   });
 });
+
+describe('tenantLogOptions: the context owns tenant_id, request_id and actor', () => {
+  const count = (raw: string, key: string): number => raw.split(`"${key}":`).length - 1;
+
+  it('inside runAs, a logged object cannot name another tenant or actor (its values go to claimed_*)', async () => {
+    const { logger, lines, raw } = capture();
+    const tenant = randomUUID();
+    const other = randomUUID();
+    await runAs(tenant, () =>
+      runWithLogContext({ requestId: 'req-1', actor: 'user:u1' }, async () => {
+        logger.info({ tenant_id: other, actor: 'user:evil', request_id: 'req-x', rows: 3 }, 'x');
+        logger.info({ tenant_id: tenant, rows: 4 }, 'same'); // the same value: nothing to claim
+      }),
+    );
+    expect(lines[0]).toMatchObject({
+      tenant_id: tenant,
+      actor: 'user:u1',
+      request_id: 'req-1',
+      claimed_tenant_id: other,
+      claimed_actor: 'user:evil',
+      claimed_request_id: 'req-x',
+      rows: 3,
+    });
+    expect(lines[1]).toMatchObject({ tenant_id: tenant, rows: 4 });
+    expect(lines[1]).not.toHaveProperty('claimed_tenant_id');
+    for (const line of raw)
+      for (const key of ['tenant_id', 'actor', 'request_id']) expect(count(line, key)).toBeLessThanOrEqual(1);
+    // the context's fields come first in the line
+    expect(raw[0]!.indexOf('"tenant_id":')).toBeLessThan(raw[0]!.indexOf('"rows":'));
+  });
+
+  it("a child's bindings cannot add a second tenant_id: exactly one, the context's", async () => {
+    const { logger, lines, raw } = capture();
+    const tenant = randomUUID();
+    const other = randomUUID();
+    const child = logger.child({ tenant_id: other, actor: 'user:evil', component: 'export' });
+    const grandchild = child.child({ step: 2 });
+    await runAs(tenant, async () => {
+      child.info('in child');
+      grandchild.info({ tenant_id: other }, 'in grandchild');
+    });
+    child.info('outside');
+    expect(raw).toHaveLength(3);
+    for (const line of raw) expect(count(line, 'tenant_id')).toBe(line.includes('"msg":"outside"') ? 0 : 1);
+    expect(lines[0]).toMatchObject({
+      tenant_id: tenant,
+      claimed_tenant_id: other,
+      claimed_actor: 'user:evil',
+      component: 'export',
+    });
+    expect(lines[0]).not.toHaveProperty('actor');
+    expect(lines[1]).toMatchObject({ tenant_id: tenant, claimed_tenant_id: other, step: 2 });
+    expect(count(raw[1]!, 'claimed_tenant_id')).toBe(2); // the binding's and the call's, both the caller's
+    // outside any context the caller's value is never presented as the context's
+    expect(lines[2]).toMatchObject({ claimed_tenant_id: other, msg: 'outside' });
+    expect(lines[2]).not.toHaveProperty('tenant_id');
+  });
+
+  it('outside any context a logged tenant_id is kept only as claimed_tenant_id; nested keys are left alone', () => {
+    const { logger, lines, raw } = capture();
+    const other = randomUUID();
+    logger.info({ tenant_id: other, body: { tenant_id: 'nested', actor: 'a' } }, 'no context');
+    logger.child({ meta: { tenant_id: 'nested' } }).info('nested binding');
+    expect(lines[0]).toMatchObject({ claimed_tenant_id: other, body: { tenant_id: 'nested', actor: 'a' } });
+    expect(lines[0]).not.toHaveProperty('tenant_id');
+    expect(lines[1]).toMatchObject({ meta: { tenant_id: 'nested' } });
+    expect(raw[1]).toContain('"meta":{"tenant_id":"nested"}');
+  });
+
+  it("keeps the user's own mixinMergeStrategy, onChild and base, the context still winning", async () => {
+    const children: string[] = [];
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      tenantLogOptions({
+        base: { service: 'api', tenant_id: 'from-base' },
+        mixin: () => ({ source: 'mixin', tenant_id: 'from-mixin' }),
+        mixinMergeStrategy: (mergeObject, mixinObject) => ({ ...mergeObject, ...mixinObject }), // mixin wins
+        onChild: (child) => void children.push(String(child.bindings().component)),
+      }),
+      { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+    );
+    const tenant = randomUUID();
+    await runAs(tenant, async () => logger.child({ component: 'c1' }).info({ source: 'call' }, 'x'));
+    expect(children).toEqual(['c1']);
+    expect(lines[0]).toMatchObject({
+      service: 'api',
+      claimed_tenant_id: 'from-mixin',
+      tenant_id: tenant,
+      source: 'mixin',
+      component: 'c1',
+    });
+  });
+});
