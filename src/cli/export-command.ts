@@ -11,22 +11,13 @@ import type { Tier } from '../tiers/tenant-router.js';
 import { commandPool, withDatabase, type ConnectionOptions } from './connection.js';
 import { PLUGINS_OPTION_HELP } from './plugins-definition.js';
 import { prepareMoveTarget } from './prepare-move-target.js';
+import { namedUrls } from './move-command.js';
 import { progressReporter, type ProgressUpdate } from './progress-reporter.js';
 
 /** An export's or import's progress, as the reporter shows it. */
 export function transferProgressUpdate(p: TransferProgress): ProgressUpdate {
   const phase = [p.step, p.table].filter(Boolean).join(' ');
   return p.rows === undefined ? { phase } : { phase, done: p.rows, total: p.total, unit: 'rows' };
-}
-
-function namedUrls(pairs: string[]): Record<string, string> {
-  const urls: Record<string, string> = {};
-  for (const pair of pairs) {
-    const at = pair.indexOf('=');
-    if (at < 1) throw new InvalidArgumentError('--cluster-url takes name=url', 'cluster-url');
-    urls[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return urls;
 }
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
@@ -50,7 +41,10 @@ export function exportCommand(globals: () => ConnectionOptions): Command {
           process.env.TENANTRY_OWNER_DATABASE_URL ??
           (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
         const catalog = commandPool({ connectionString: ownerUrl, max: 3 });
-        const placements = new Placements({ catalog, owners: { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? []) } });
+        const placements = new Placements({
+          catalog,
+          owners: { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? [], 'cluster-url') },
+        });
         const progress = progressReporter();
         const began = performance.now();
         try {
@@ -136,7 +130,7 @@ export function importCommand(globals: () => ConnectionOptions): Command {
         const ownerUrl =
           process.env.TENANTRY_OWNER_DATABASE_URL ??
           (g.databaseUrl || process.env.DATABASE_URL ? db.adminUrl : db.ownerUrl);
-        const owners = { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? []) };
+        const owners = { home: ownerUrl, ...namedUrls(opts.clusterUrl ?? [], 'cluster-url') };
         const catalog = commandPool({ connectionString: ownerUrl, max: 3 });
         const placements = new Placements({ catalog, owners });
         const progress = progressReporter();

@@ -208,7 +208,11 @@ export function namedUrls(pairs: string[], option: string): Record<string, strin
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     if (at < 1) throw new InvalidArgumentError(`--${option} takes name=url`, option);
-    urls[pair.slice(0, at)] = pair.slice(at + 1);
+    const url = pair.slice(at + 1);
+    // a malformed URL is the option's fault: said as such, not as Node's ERR_INVALID_URL (never echoed: it may hold a password)
+    if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol))
+      throw new InvalidArgumentError(`--${option} ${pair.slice(0, at)}=… must be a postgres:// URL`, option);
+    urls[pair.slice(0, at)] = url;
   }
   return urls;
 }

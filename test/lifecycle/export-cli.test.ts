@@ -90,6 +90,21 @@ describe('tenantry tenants export / import', { timeout: 180_000 }, () => {
     const bad = await tenantry('tenants', 'import', file, '--to', 'nowhere');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/INVALID_ARGUMENT/);
+    // a malformed cluster URL: the option's error, not Node's ERR_INVALID_URL, and never echoed
+    const url = await tenantry(
+      'tenants',
+      'import',
+      file,
+      '--as',
+      'acme-url',
+      '--cluster',
+      'x',
+      '--cluster-url',
+      'x=gar:bage@secret',
+    );
+    expect(url.code).toBe(1);
+    expect(url.stderr).toMatch(/^error INVALID_ARGUMENT: --cluster-url x=… must be a postgres:\/\/ URL/m);
+    expect(url.stderr).not.toContain('secret');
   });
 
   it('refuses --replace with --as, or with another tier, as IMPORT_REPLACE_UNSUPPORTED, changing nothing', async () => {
