@@ -43,7 +43,21 @@ export async function startServer(options: {
   env?: Record<string, string>;
   timeoutMs?: number;
 }): Promise<ServerProcess> {
-  const port = options.port ?? (await freePort());
+  // a free port can be taken by another test file's process between freePort() and the server's
+  // listen (CI run 19: EADDRINUSE): with a port of our choosing, another one is tried
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options, options.port ?? (await freePort()));
+    } catch (error) {
+      if (options.port !== undefined || attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startOnce(
+  options: { dir: string; via?: 'npm' | 'node'; env?: Record<string, string>; timeoutMs?: number },
+  port: number,
+): Promise<ServerProcess> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     TENANTRY_DIR: options.dir,
