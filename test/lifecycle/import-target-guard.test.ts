@@ -77,7 +77,9 @@ async function othersState(): Promise<unknown> {
       )
     ).rows,
     tenants: (await f.db.owner.query('select id, slug, status from tenantry.tenants order by slug')).rows,
-    databases: (await f.db.owner.query('select datname from pg_database order by 1')).rows,
+    // this file's databases only: other test files create and drop theirs on the same server meanwhile
+    // (CI run 20 saw one go between the two reads)
+    databases: (await f.db.owner.query(`select datname from pg_database where datname like 'tg\\_%' order by 1`)).rows,
   };
 }
 
