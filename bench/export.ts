@@ -278,43 +278,38 @@ async function main(): Promise<number> {
       results['import as new'] = line('import as a new tenant (ids remapped), set-based FK check', asNew);
       split('import as new', asNew);
       // the same import with the indexes kept in place (the path before the rebuild), into another new database
-      const perRowDatabase = await runChild({
-        mode: 'import',
-        ownerUrl,
-        file,
-        as: 'big-database-per-row',
-        to: { tier: 'database', database: TENANT_DATABASE_PER_ROW },
-        indexRebuild: false,
-      });
-      results['import as new --to database, indexes per row'] = line(
+      // one row of the table (and its phase split) per import into a new place
+      const importRow = async (key: string, label: string, child: Parameters<typeof runChild>[0]) => {
+        const result = await runChild(child);
+        results[key] = line(label, result);
+        split(key, result);
+      };
+      await importRow(
+        'import as new --to database, indexes per row',
         'import as a new tenant into its own database, indexes kept (indexRebuild: false)',
-        perRowDatabase,
+        {
+          mode: 'import',
+          ownerUrl,
+          file,
+          as: 'big-database-per-row',
+          to: { tier: 'database', database: TENANT_DATABASE_PER_ROW },
+          indexRebuild: false,
+        },
       );
-      split('import as new --to database, indexes per row', perRowDatabase);
-      const toDatabase = await runChild({
+      await importRow('import as new --to database', 'import as a new tenant into its own database (indexes rebuilt)', {
         mode: 'import',
         ownerUrl,
         file,
         as: 'big-database',
         to: { tier: 'database', database: TENANT_DATABASE },
       });
-      results['import as new --to database'] = line(
-        'import as a new tenant into its own database (indexes rebuilt)',
-        toDatabase,
-      );
-      split('import as new --to database', toDatabase);
-      const toSchema = await runChild({
+      await importRow('import as new --to schema', 'import as a new tenant into its own schema (indexes rebuilt)', {
         mode: 'import',
         ownerUrl,
         file,
         as: 'big-schema',
         to: { tier: 'schema', schema: TENANT_SCHEMA },
       });
-      results['import as new --to schema'] = line(
-        'import as a new tenant into its own schema (indexes rebuilt)',
-        toSchema,
-      );
-      split('import as new --to schema', toSchema);
       await owner.query(`update tenantry.tenants set status = 'suspended' where slug = 'big'`);
       const replace = await runChild({ mode: 'import', ownerUrl, file, replace: true });
       results['import replace'] = line('import over itself (replace, ids kept), set-based FK check', replace);
