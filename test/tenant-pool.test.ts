@@ -239,8 +239,8 @@ describe('prepareContextStatement', () => {
     await prepared.end();
   });
 
-  it("with the default (unnamed) prefix too, tenant A cannot replace a named statement that tenant B's request runs next", async () => {
-    const plain = db.appPool({ max: 1 });
+  it("with an unnamed prefix too, tenant A cannot replace a named statement that tenant B's request runs next", async () => {
+    const plain = db.appPool({ max: 1, prepareContextStatement: false });
     expect(await plain.poolerInfo()).toMatchObject({ namedStatements: 'safe', prefix: 'unnamed' });
     const listNotes = { name: 'list_notes', text: 'select body from notes order by body' };
     const mine = async (t: string) =>
@@ -317,6 +317,42 @@ describe('prepareContextStatement', () => {
       /prepareContextStatement must be/,
     );
   });
+
+  it('by default names the prefix and the app’s statements once the self-test finds a session per client, and nothing without the self-test', async () => {
+    const byDefault = db.appPool({ max: 1 });
+    expect(await byDefault.poolerInfo()).toMatchObject({
+      mode: 'none',
+      namedStatements: 'safe',
+      prefix: 'named',
+      statements: 'named',
+    });
+    const names = (pool: TenantPool) =>
+      runAs(A, async () => {
+        await pool.query('select body from notes where length($1) > 0', ['x']);
+        const r = await pool.query<{ name: string }>(
+          `select name from pg_prepared_statements where name like 'tenantry%' and length($1) = 0 order by name`,
+          [''],
+        );
+        return r.rows.map((row) => row.name);
+      });
+    expect(await names(byDefault)).toEqual(expect.arrayContaining(['tenantry_context', 'tenantry_s1']));
+    // each tenant still sees only its own rows through the named forms, from either side
+    const bodies = async (t: string) =>
+      (
+        await runAs(t, () =>
+          byDefault.query<{ body: string }>('select body from notes where length($1) > 0 order by body', ['x']),
+        )
+      ).rows;
+    const adminBodies = async (t: string) =>
+      (await db.admin.query<{ body: string }>('select body from notes where tenant_id = $1 order by body', [t])).rows;
+    expect(await bodies(A)).toEqual(await adminBodies(A));
+    expect(await bodies(B)).toEqual(await adminBodies(B));
+    await byDefault.end();
+
+    const noSelfTest = db.appPool({ max: 1, poolerSelfTest: false });
+    expect(await names(noSelfTest)).toEqual([]);
+    await noSelfTest.end();
+  });
 });
 
 describe('prepareStatements', () => {
@@ -329,7 +365,7 @@ describe('prepareStatements', () => {
     );
 
   it('names the app’s parameterised statements per connection; each tenant still sees only its rows, from either side', async () => {
-    const named = db.appPool({ prepareStatements: true, max: 1 });
+    const named = db.appPool({ prepareStatements: true, prepareContextStatement: false, max: 1 });
     expect(await named.poolerInfo()).toMatchObject({ namedStatements: 'safe', statements: 'named', prefix: 'unnamed' });
     const byBody = 'select body from notes where body like $1 order by body';
     const stored = async (t: string) =>
@@ -362,7 +398,7 @@ describe('prepareStatements', () => {
   it('a statement whose result type changed after DDL runs again under a fresh name outside a transaction, and fails once (0A000) inside one', async () => {
     await db.owner.query(`create table shapes (tenant_id uuid not null, id int not null, primary key (tenant_id, id));
       select tenantry.register_tenant_table('shapes'); insert into shapes values ('${A}', 1)`);
-    const named = db.appPool({ prepareStatements: true, max: 1 });
+    const named = db.appPool({ prepareStatements: true, prepareContextStatement: false, max: 1 });
     await named.poolerInfo();
     const q = 'select * from shapes where id = $1';
     expect((await runAs(A, () => named.query(q, [1]))).rows).toEqual([{ tenant_id: A, id: 1 }]);
@@ -397,7 +433,7 @@ describe('prepareStatements', () => {
   });
 
   it('names at most 256 texts per connection; a session where tenant A deallocates one is never lent to B', async () => {
-    const named = db.appPool({ prepareStatements: true, max: 1 });
+    const named = db.appPool({ prepareStatements: true, prepareContextStatement: false, max: 1 });
     await named.poolerInfo();
     for (let i = 0; i < 300; i++) await runAs(A, () => named.query(`select $1::int + ${i} as n`, [1]));
     expect((await preparedNames(named)).rows.length).toBe(256);

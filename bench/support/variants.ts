@@ -79,7 +79,7 @@ function tenantPoolVariant(
   key: string,
   label: string,
   mode: 'signed' | 'unsigned',
-  /** prepareContextStatement; undefined: the library's default (unnamed). */
+  /** prepareContextStatement; undefined: the library's default ('auto': named once the self-test finds it safe). */
   namedPrefix?: boolean,
   extra: () => Partial<TenantPoolConfig> = () => ({}),
 ): VariantInfo {
@@ -274,6 +274,14 @@ export const VARIANTS: Record<string, VariantInfo> = {
     },
   },
   b: tenantPoolVariant('b', 'TenantPool signed, RLS, WHERE id = $1 (context pipelined, 1 round trip)', 'signed'),
+  // the defaults before issue 15's last pass: the prefix and the app's statements parsed and planned with every statement
+  'b-unnamed': tenantPoolVariant(
+    'b-unnamed',
+    'as b, prepareStatements: false and prepareContextStatement: false (every statement unnamed)',
+    'signed',
+    false,
+    () => ({ prepareStatements: false }),
+  ),
   "b'": tenantPoolVariant(
     "b'",
     'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)',

@@ -76,10 +76,11 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
    * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
    * `max_prepared_statements` set.
-   * - `false` (the default): always unnamed.
-   * - `'auto'`: the unnamed form until the pooler self-test (on by default) finds named
-   *   statements safe, the named form from then on; nothing waits for the self-test. Without the
-   *   self-test (`poolerSelfTest: false`), always unnamed.
+   * - `'auto'` (the default with the pooler self-test on, as it is by default): the unnamed form
+   *   until the self-test finds that each client has a server session of its own (a direct
+   *   connection or session pooling), the named form from then on; nothing waits for the
+   *   self-test. Without the self-test (`poolerSelfTest: false`), always unnamed.
+   * - `false` (the default with `poolerSelfTest: false` or `citus: true`): always unnamed.
    * - `true`: the first checkout waits for the self-test (bounded) and the named form is used
    *   only where it found it safe; elsewhere the prefix stays unnamed and `logger` is warned.
    *   Without the self-test, always named.
@@ -88,11 +89,13 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Name the app's own unnamed statements that have parameters (`pool.query(text, values)`, what
    * Kysely, Drizzle and raw pg send), so each is parsed and planned once per connection instead
-   * of with every statement: less server CPU per statement (docs/benchmarks.md). Off by default.
-   * With `true`, statements stay unnamed until the pooler self-test (needed: `poolerSelfTest` on)
-   * finds named statements safe, and nothing waits for it; with `poolerSelfTest: false`, always
-   * named. Only where each client has a server session of its own (direct, session pooling: not
-   * behind transaction pooling, see docs/security.md). Per connection, the first 256 distinct
+   * of with every statement: less server CPU per statement (docs/benchmarks.md). Default: `true`
+   * when the pooler self-test runs (the default) and not in Citus mode; `false` otherwise. With
+   * `true`, statements stay unnamed until the pooler self-test finds named statements safe, and
+   * nothing waits for it; with `poolerSelfTest: false` and `true` given, always named. `false`:
+   * always unnamed (e.g. for statements whose plans must stay custom, see below). Only where
+   * each client has a server session of its own (direct, session pooling: not behind
+   * transaction pooling, see docs/security.md). Per connection, the first 256 distinct
    * texts of up to 16 KiB are named (`tenantry_s<n>`); others stay unnamed. After DDL that changes
    * a statement's result columns (0A000), the text is parsed anew under a fresh name, and a
    * statement outside a transaction block is run again at once (its failure rolled back all it
@@ -216,8 +219,8 @@ export class TenantPool extends pg.Pool {
       contextMode = 'signed',
       contextSecret,
       contextTtlSeconds,
-      prepareContextStatement,
-      prepareStatements = false,
+      prepareContextStatement: prepareContextOption,
+      prepareStatements: prepareStatementsOption,
       guard,
       checkResults = true,
       routing,
@@ -258,6 +261,14 @@ export class TenantPool extends pg.Pool {
       );
     const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
+    // Named statements by default, where the self-test finds each client a server session of its
+    // own (direct connections, session pooling): the unnamed prefix and statement are parsed and
+    // planned with every statement, most of what signed RLS costs over raw pg (docs/benchmarks.md,
+    // issue 15). Not by default without the self-test (nothing would tell a transaction pooler),
+    // nor in Citus mode (not measured there).
+    const namedByDefault = selfTest !== undefined && !citus;
+    const prepareContextStatement = prepareContextOption ?? (namedByDefault ? 'auto' : false);
+    const prepareStatements = prepareStatementsOption ?? namedByDefault;
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
     if (
       prepareContextStatement !== undefined &&

@@ -125,7 +125,7 @@ describe('RoutedTenantPool on a direct connection', () => {
       expect(await routed.poolerInfo()).toEqual({});
       expect(await bodies(routed, A)).toEqual(['a1', 'a2']);
       expect(await routed.poolerInfo()).toEqual({
-        'home/': expect.objectContaining({ location: 'home/', pooler: 'none', prefix: 'unnamed' }),
+        'home/': expect.objectContaining({ location: 'home/', pooler: 'none', prefix: 'named', statements: 'named' }),
       });
     } finally {
       await routed.end();

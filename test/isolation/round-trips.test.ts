@@ -24,6 +24,8 @@ interface Measure {
   messages: string[];
   /** Texts of the Parse messages written. */
   parsed: string[];
+  /** Statement names of the Bind messages written ('' for the unnamed statement). */
+  bound: string[];
 }
 
 /** Wraps a connected client's socket and counts what crosses it while `fn` runs. */
@@ -56,9 +58,10 @@ function instrument(client: pg.Client | pg.PoolClient) {
 }
 
 /** Splits the frontend byte stream into messages (type byte + int32 length). */
-function decode(bytes: Buffer): { messages: string[]; parsed: string[] } {
+function decode(bytes: Buffer): { messages: string[]; parsed: string[]; bound: string[] } {
   const messages: string[] = [];
   const parsed: string[] = [];
+  const bound: string[] = [];
   let at = 0;
   while (at + 5 <= bytes.length) {
     const type = String.fromCharCode(bytes[at]!);
@@ -68,11 +71,16 @@ function decode(bytes: Buffer): { messages: string[]; parsed: string[] } {
       const nameEnd = body.indexOf(0);
       parsed.push(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1)).toString('utf8'));
     }
+    if (type === 'B') {
+      const body = bytes.subarray(at + 5, at + 1 + length);
+      const portalEnd = body.indexOf(0);
+      bound.push(body.subarray(portalEnd + 1, body.indexOf(0, portalEnd + 1)).toString('utf8'));
+    }
     messages.push(type);
     at += 1 + length;
   }
   expect(at, 'the written bytes are whole protocol messages').toBe(bytes.length);
-  return { messages, parsed };
+  return { messages, parsed, bound };
 }
 
 /** Statements end with a Sync (extended) or are a simple Query: one per round trip. */
@@ -85,7 +93,9 @@ beforeAll(async () => {
     [A, 'a1'],
     [A, 'a2'],
   ]);
-  pool = db.appPool({ max: 1 });
+  // the unnamed forms, whose Parse messages show what each flight carries (the named defaults:
+  // 'round trips with the defaults' below)
+  pool = db.appPool({ max: 1, prepareContextStatement: false, prepareStatements: false });
 });
 afterAll(() => db?.drop());
 
@@ -147,7 +157,7 @@ describe('round trips', () => {
         );
         expect((error as { code?: string }).code).toBe('UNSUPPORTED');
       });
-      expect(m).toEqual({ flights: 0, readyForQuery: 0, messages: [], parsed: [] });
+      expect(m).toEqual({ flights: 0, readyForQuery: 0, messages: [], parsed: [], bound: [] });
     }
     // control: a measured statement that is sent shows up
     const sent = await measureTenant(() => runWithoutTenant(() => held.query('select body from notes')));
@@ -164,7 +174,7 @@ describe('round trips', () => {
       const m = await measure(() =>
         runAs(A, () => own.query('select body from notes; select tenantry.current_tenant_id()')),
       );
-      expect(m).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [] });
+      expect(m).toEqual({ flights: 1, readyForQuery: 1, messages: ['Q'], parsed: [], bound: [] });
     } finally {
       await runAs(A, () => own.query('rollback'));
       own.release();
@@ -235,7 +245,7 @@ describe('where the app connections go', () => {
 
 describe('round trips through pool.query', () => {
   it('pool.query costs one round trip on an idle pooled connection', async () => {
-    const single = db.appPool({ max: 1 });
+    const single = db.appPool({ max: 1, prepareContextStatement: false, prepareStatements: false });
     await single.query('select 1 where $1', [true]); // open the connection
     const client = await single.connect();
     const measure = instrument(client);
@@ -243,5 +253,35 @@ describe('round trips through pool.query', () => {
     const m = await measure(() => runAs(A, () => single.query('select body from notes where body <> $1', [''])));
     expect(m).toMatchObject({ flights: 1, readyForQuery: 1 });
     expect(carriesContext(m)).toBe(true);
+  });
+});
+
+describe('round trips with the defaults (named prefix and statements on a direct connection)', () => {
+  // behind pgbouncer in transaction pooling (CI's pgbouncer stage) the defaults stay unnamed
+  const behindPgbouncer = Boolean(process.env.TENANTRY_TEST_APP_PORT);
+  const form = behindPgbouncer ? 'unnamed' : 'named';
+  it(`a statement costs one round trip: the ${form} prefix and statement under one Sync`, async () => {
+    const named = db.appPool({ max: 1 });
+    expect(await named.poolerInfo()).toMatchObject({ prefix: form, statements: form });
+    const text = 'select body from notes where body <> $1';
+    await runAs(A, () => named.query(text, [''])); // the first run parses both names
+    const client = await named.connect();
+    const measure = instrument(client);
+    client.release();
+    const m = await measure(() => runAs(A, () => named.query(text, [''])));
+    expect(m).toMatchObject({ flights: 1, readyForQuery: 1 });
+    expect(terminators(m)).toBe(1);
+    if (behindPgbouncer) {
+      expect(m.parsed).toEqual([expect.stringContaining('tenantry.context'), text]);
+      expect(m.bound).toEqual(['', '']);
+    } else {
+      // parsed once per connection, at the first run: now only bound
+      expect(m.parsed).toEqual([]);
+      expect(m.bound).toEqual(['tenantry_context', expect.stringMatching(/^tenantry_s\d+$/)]);
+    }
+    expect(m.messages.at(-1)).toBe('S');
+    const rows = await runAs(A, () => named.query<{ body: string }>(text, ['']));
+    expect(rows.rows.map((r) => r.body).sort()).toEqual(['a1', 'a2']);
+    await named.end();
   });
 });
