@@ -538,6 +538,93 @@ describe('session state a tenant can leave behind (second review)', () => {
   });
 });
 
+describe('a server session this client did not start (the named-defaults try-out)', () => {
+  // What a session pooler without a reset (pgbouncer with server_reset_query empty) does: a new
+  // client gets a server session where another client's SQL already ran. Here the statements
+  // are planted through pg's own Client.query (under TenantClient's checks), on a connection the
+  // TenantClient has not yet used for a named statement: it is as new to it as a lent session.
+  const plant = (client: pg.PoolClient, text: string) =>
+    (pg.Client.prototype.query as (t: string) => Promise<unknown>).call(client, text);
+  const adminNotes = async () =>
+    (
+      await db.admin.query<{ tenant_id: string; body: string }>(
+        'select tenant_id, body from notes order by tenant_id, body',
+      )
+    ).rows;
+
+  it.each([
+    [
+      'the named context prefix',
+      `prepare tenantry_context(text) as select pg_catalog.set_config('tenantry.context', $1, true), pg_catalog.set_config('x.stolen', $1, false)`,
+    ],
+    [
+      'an app statement the pool names',
+      `prepare tenantry_s1(text) as select pg_catalog.set_config('x.stolen', (select string_agg(body, ',') from notes), false) as body`,
+    ],
+  ])(
+    "%s planted before this client: B's statement is refused (42P05), never runs it, and the session is not lent again",
+    async (_what, evil) => {
+      const named = db.appPool({
+        max: 1,
+        prepareContextStatement: true,
+        prepareStatements: true,
+        poolerSelfTest: false,
+      });
+      const before = await adminNotes();
+      const client = await named.connect();
+      const pid = (
+        await (pg.Client.prototype.query as (t: string) => Promise<pg.QueryResult<{ p: number }>>).call(
+          client,
+          'select pg_backend_pid() as p',
+        )
+      ).rows[0]!.p;
+      await plant(client, evil);
+      // B's statement on that session: refused, the planted text not run
+      await expect(
+        runAs(B, () => client.query<{ body: string }>('select body from notes where body like $1', ['%'])),
+      ).rejects.toMatchObject({ code: '42P05' });
+      const stolen = await (
+        pg.Client.prototype.query as (t: string) => Promise<pg.QueryResult<{ v: string | null }>>
+      ).call(client, `select current_setting('x.stolen', true) as v`);
+      expect(stolen.rows[0]!.v ?? '').toBe('');
+      // and nothing more of anyone's runs there
+      await expect(
+        runAs(B, () => client.query('select body from notes where body like $1', ['%'])),
+      ).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
+      client.release();
+      // the next checkout is a new session, where B's statement runs as B's
+      const b = await runAs(B, () =>
+        named.query<{ body: string; p: number }>('select body, pg_backend_pid() as p from notes where body like $1', [
+          '%',
+        ]),
+      );
+      expect(b.rows.map((r) => r.body)).toEqual(['b1']);
+      expect(b.rows[0]!.p).not.toBe(pid);
+      expect(await adminNotes()).toEqual(before);
+      await named.end();
+    },
+  );
+
+  it('a named prefix whose first Parse the server refused (a failed transaction) is parsed again, not bound (no 26000 for the next tenant)', async () => {
+    const named = db.appPool({ max: 1, prepareContextStatement: true, poolerSelfTest: false });
+    const client = await named.connect();
+    // statements sent before the prefix's form became named (as with 'auto' before the self-test answers)
+    await plant(client, 'begin');
+    await plant(client, 'select 1/0').catch(() => undefined);
+    // A's first named prefix: its Parse is refused (25P02, the transaction failed)
+    await expect(runAs(A, () => client.query('select body from notes'))).rejects.toMatchObject({ code: '25P02' });
+    await client.query('rollback');
+    client.release();
+    const b = await runAs(B, () => named.query<{ body: string }>('select body from notes where body like $1', ['%']));
+    expect(b.rows.map((r) => r.body)).toEqual((await adminNotes()).filter((r) => r.tenant_id === B).map((r) => r.body));
+    const a = await runAs(A, () => named.query<{ body: string }>('select body from notes order by body'));
+    expect(a.rows.map((r) => r.body)).toEqual((await adminNotes()).filter((r) => r.tenant_id === A).map((r) => r.body));
+    await named.end();
+  });
+});
+
 describe("the second review's leak, replayed", () => {
   it("a pg.Query hiding DEALLOCATE/PREPARE behind standard_conforming_strings = off: B's rows stay B's", async () => {
     const p = db.appPool({ prepareStatements: true, prepareContextStatement: 'auto', max: 1 });

@@ -148,6 +148,13 @@ export interface PrefixWriter {
 export class ContextPrefixWriter implements PrefixWriter {
   /** Whether each form was parsed on this connection (named form), by index: routed 1, tagged 2. */
   readonly #prepared = [false, false, false, false];
+  /**
+   * When the last write carried the named prefix's Parse: the connection's ParseComplete count
+   * that proves it went through (its Parse is the first message of the pipeline, so the first
+   * ParseComplete after the write is its own), else 0; and that count.
+   */
+  #parsedAt = 0;
+  #parses: { n: number } | undefined;
   /** Which named prefix the last write used: the one a failure concerns. */
   #last = 0;
   /** By the same index: each form's statement name, its Parse message as named, and as unnamed. */
@@ -227,7 +234,9 @@ export class ContextPrefixWriter implements PrefixWriter {
       if (!this.#prepared[form]) {
         parse = this.#namedParses[form];
         this.#prepared[form] = true;
-      }
+        this.#parses = parseCount(connection);
+        this.#parsedAt = this.#parses.n + 1;
+      } else this.#parsedAt = 0;
     }
     // as pg's Connection does, nothing is written to a stream that is no longer writable
     const stream = connection.stream;
@@ -240,12 +249,17 @@ export class ContextPrefixWriter implements PrefixWriter {
     return parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
   }
 
-  /** The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again next time. */
+  /**
+   * The prefix failed on the server: a lost named statement (DISCARD, DEALLOCATE) is parsed again
+   * next time. A 42P05 (its name already taken in the session) is never taken as "parsed": the
+   * client did not prepare what the name runs; the session quarantine refuses the session.
+   */
   failed(error: unknown): void {
-    const code = (error as { code?: string }).code;
-    const prepared = code === '26000' ? false : code === '42P05' ? true : undefined;
-    if (prepared === undefined) return;
-    this.#prepared[this.#last] = prepared;
+    // the Parse refused (a failed transaction's 25P02, a timeout) never made the name: parsed
+    // again next time rather than bound to a statement that does not exist (26000)
+    const parseRefused = this.#parsedAt !== 0 && this.#parses!.n < this.#parsedAt;
+    if (parseRefused || (error as { code?: string }).code === '26000') this.#prepared[this.#last] = false;
+    this.#parsedAt = 0;
   }
 }
 

@@ -39,6 +39,18 @@ export class SessionQuarantine {
   readonly #changed = new Set<string>();
   /** The last statement text (extended protocol) found not to replace a named statement. */
   #harmless: string | undefined;
+  /** The server session held a prepared statement this client did not prepare (42P05). */
+  #foreign = false;
+
+  /**
+   * The server refused a Parse with 42P05: a statement of that name already exists in the
+   * session though this client never prepared it, so someone else's SQL ran in this server
+   * session before this client (a session pooler lending sessions without a reset): what the
+   * name runs is not known. The session serves no more statements and is not lent again.
+   */
+  foreignStatement(): void {
+    this.#foreign = true;
+  }
 
   /** A ParameterStatus message of the session: the first report of a setting is its login value. */
   reported(name: string | undefined, value: string | undefined): void {
@@ -57,6 +69,12 @@ export class SessionQuarantine {
    * only with it on).
    */
   refusal(text: unknown, tenantId: string | undefined, simple: boolean): Error | undefined {
+    if (this.#foreign)
+      return new TenantryError(
+        'UNSUPPORTED',
+        "This connection's server session holds a prepared statement this client did not prepare (42P05; a pooler lending sessions without a reset?): it serves no more statements; release it and check out another",
+        { status: 500 },
+      );
     const otherTenant = this.#for !== undefined && this.#for !== (tenantId ?? '');
     if (!otherTenant && !(simple && this.#nonStandardStrings)) return undefined;
     if (typeof text === 'string' && text.trim() === '') return undefined; // runs nothing
@@ -95,6 +113,6 @@ export class SessionQuarantine {
 
   /** True when the session must not be lent again: marked, or a reported setting changed. */
   get active(): boolean {
-    return this.#for !== undefined || this.#changed.size > 0;
+    return this.#for !== undefined || this.#changed.size > 0 || this.#foreign;
   }
 }

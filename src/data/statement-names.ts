@@ -41,12 +41,14 @@ export class StatementNames {
 
 /**
  * A named statement the server may no longer run as parsed: 0A000 raised by the plan cache (its
- * result columns changed after DDL; the code alone is any "feature not supported"), 26000 (gone),
- * 42P05 (the name taken on the server while the client thought it free).
+ * result columns changed after DDL; the code alone is any "feature not supported"), 26000 (gone).
+ * Not 42P05 (the name taken on the server while the client thought it free): the client tracks
+ * what it parsed, so a name it did not parse was prepared by someone else in this server session
+ * (a session pooler that lends sessions without a reset): the session quarantine refuses it.
  */
 export function staleNamedStatement(error: unknown): boolean {
   const state = sqlStateOf(error);
-  if (state === '26000' || state === '42P05') return true;
+  if (state === '26000') return true;
   return (
     state === '0A000' &&
     ((error as { routine?: unknown }).routine === 'RevalidateCachedQuery' ||

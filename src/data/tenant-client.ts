@@ -230,6 +230,10 @@ export class TenantClient extends pg.Client {
     connection.on('parameterStatus', (msg: { parameterName?: string; parameterValue?: string }) =>
       this.#quarantine.reported(msg?.parameterName, msg?.parameterValue),
     );
+    // every ErrorResponse of the session, whichever query it answers (cursors, streams too)
+    connection.on('errorMessage', (msg: { code?: string }) => {
+      if (msg?.code === '42P05') this.#quarantine.foreignStatement();
+    });
     // Registered before pg's own listener, which submits the next query: the status must be current then.
     connection.prependListener('readyForQuery', (msg: { status?: string }) => {
       if (msg?.status === 'I' || msg?.status === 'T' || msg?.status === 'E') this.#status = msg.status;

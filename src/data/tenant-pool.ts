@@ -76,10 +76,11 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
    * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
    * `max_prepared_statements` set.
-   * - `'auto'` (the default with the pooler self-test on, as it is by default): the unnamed form
-   *   until the self-test finds that each client has a server session of its own (a direct
-   *   connection or session pooling), the named form from then on; nothing waits for the
-   *   self-test. Without the self-test (`poolerSelfTest: false`), always unnamed.
+   * - `'auto'`: the unnamed form until the self-test finds that each client has a server session
+   *   of its own (a direct connection or session pooling), the named form from then on; nothing
+   *   waits for the self-test. Without the self-test (`poolerSelfTest: false`), always unnamed.
+   *   The default (with the pooler self-test on, as it is by default) is `'auto'` on a direct
+   *   connection only: under session pooling a pooler may lend a session without a reset.
    * - `false` (the default with `poolerSelfTest: false` or `citus: true`): always unnamed.
    * - `true`: the first checkout waits for the self-test (bounded) and the named form is used
    *   only where it found it safe; elsewhere the prefix stays unnamed and `logger` is warned.
@@ -89,8 +90,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Name the app's own unnamed statements that have parameters (`pool.query(text, values)`, what
    * Kysely, Drizzle and raw pg send), so each is parsed and planned once per connection instead
-   * of with every statement: less server CPU per statement (docs/benchmarks.md). Default: `true`
-   * when the pooler self-test runs (the default) and not in Citus mode; `false` otherwise. With
+   * of with every statement: less server CPU per statement (docs/benchmarks.md). Default: on a
+   * direct connection (no pooler, as the self-test finds) when the pooler self-test runs (the
+   * default) and not in Citus mode; `false` otherwise. With
    * `true`, statements stay unnamed until the pooler self-test finds named statements safe, and
    * nothing waits for it; with `poolerSelfTest: false` and `true` given, always named. `false`:
    * always unnamed (e.g. for statements whose plans must stay custom, see below). Only where
@@ -198,6 +200,8 @@ export class TenantPool extends pg.Pool {
   readonly #prefixForm: PrefixForm;
   readonly #statementForm: PrefixForm;
   readonly #statementsRequested: boolean;
+  /** Which of the two forms the defaults chose (not the caller): named only on a direct connection. */
+  readonly #directOnly: { prefix: boolean; statements: boolean };
   /** `prepareContextStatement` as given (undefined: false). */
   readonly #prepareRequested: boolean | 'auto';
   /** The self-test's options, or undefined when it does not run at start. */
@@ -269,6 +273,11 @@ export class TenantPool extends pg.Pool {
     const namedByDefault = selfTest !== undefined && !citus;
     const prepareContextStatement = prepareContextOption ?? (namedByDefault ? 'auto' : false);
     const prepareStatements = prepareStatementsOption ?? namedByDefault;
+    // what the defaults chose is used on a direct connection only (see #runSelfTest)
+    const directOnly = {
+      prefix: prepareContextOption === undefined,
+      statements: prepareStatementsOption === undefined,
+    };
     // until the self-test says the named form is safe, the unnamed one (safe behind any pooler)
     if (
       prepareContextStatement !== undefined &&
@@ -313,6 +322,7 @@ export class TenantPool extends pg.Pool {
     this.#prefixForm = prefixForm;
     this.#statementForm = statementForm;
     this.#statementsRequested = prepareStatements;
+    this.#directOnly = directOnly;
     this.#prepareRequested = prepareContextStatement ?? false;
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
@@ -344,12 +354,18 @@ export class TenantPool extends pg.Pool {
       // named statements of the pool's own choosing ('auto', prepareStatements) only where each
       // client has a server session of its own: behind transaction pooling a session that ran
       // PREPARE cannot be closed by closing the client (docs/security.md)
+      // By default, only on a direct connection: a session pooler may lend a server session to the
+      // next client without a reset (pgbouncer's server_reset_query empty), with the named
+      // statements another client's SQL left in it. Asked for, under session pooling too: a name
+      // taken in the session before this client parsed it fails its Parse with 42P05, and the
+      // session quarantine then refuses the session (it never runs a statement it did not prepare).
+      const direct = found.namedStatements === 'safe' && found.mode === 'none';
       const ownSession = found.namedStatements === 'safe' && (found.mode === 'none' || found.mode === 'session');
       this.#prefixForm.named =
         this.#prepareRequested === true
           ? found.namedStatements === 'safe'
-          : this.#prepareRequested === 'auto' && ownSession;
-      this.#statementForm.named = this.#statementsRequested && ownSession;
+          : this.#prepareRequested === 'auto' && (this.#directOnly.prefix ? direct : ownSession);
+      this.#statementForm.named = this.#statementsRequested && (this.#directOnly.statements ? direct : ownSession);
     }
     this.#selfTestSettled = true;
     const info: PoolerInfo = {
