@@ -522,7 +522,9 @@ export class ContextQuery extends PgQueryClass {
       const values = (msg as { fields: Array<string | null> }).fields;
       for (const c of this.#checked) {
         const value = values[c.index];
-        if (value !== null && value !== undefined && String(value).toLowerCase() !== this.#tenantId) {
+        // PostgreSQL's uuid output is lower case, as the tenant id here: no lower-cased copy per row then
+        const tenantId = this.#tenantId;
+        if (value !== null && value !== undefined && value !== tenantId && String(value).toLowerCase() !== tenantId) {
           // pg fails the query with this at ReadyForQuery; the row is not handed out
           this._canceledDueToError = new CrossTenantRowError({ tableOid: c.tableOid, column: c.column });
           return;
