@@ -207,3 +207,18 @@ describe.each(forms)('statements written by hand (%s)', (_, options) => {
     }
   });
 });
+
+describe("statements pg's own path still sends", () => {
+  it('binary results (a client with binary: true): several writes, right rows', async () => {
+    const pool = db.appPool({ max: 1, binary: true } as Parameters<TestDatabase['appPool']>[0]);
+    try {
+      const { writes } = await countWrites(pool);
+      const before = writes();
+      const { rows } = await runAs(A, () => pool.query('select $1::int as n, body from notes', [7]));
+      expect(rows).toEqual([{ n: 7, body: 'a1' }]);
+      expect(writes() - before).toBeGreaterThan(1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
