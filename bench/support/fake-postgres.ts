@@ -35,6 +35,24 @@ const DATA_ITEM = message('D', int16(2), int32(1), Buffer.from('1'), int32(6), B
 const DATA_SET_CONFIG = message('D', int16(1), int32(36), Buffer.from('00000000-0000-0000-0000-000000000000'));
 const SELECT_1 = message('C', cstring('SELECT 1'));
 const READY = { I: message('Z', Buffer.from('I')), T: message('Z', Buffer.from('T')) };
+const ROW_PID = message('T', int16(1), field('pid', 23, 4));
+
+/** Backend pids of the fake sessions, announced at login (BackendKeyData) and by pg_backend_pid(). */
+let lastPid = 1000;
+
+/**
+ * The first two C strings of a message's body (Parse: name, text; Bind: portal, statement), not
+ * a split of the whole body: a Bind's parameters (lengths full of NUL bytes) would otherwise be
+ * cut into many strings, a cost that grows with each parameter and is charged to the client's
+ * CPU. A function of the module, not a closure made per message: under tsx each closure made
+ * costs a call of its `__name` helper (Object.defineProperty), ~20 % of the CPU measured per
+ * statement in b, more in variants that send more messages.
+ */
+function firstStrings(body: Buffer): [string, string] {
+  const end1 = body.indexOf(0);
+  const end2 = body.indexOf(0, end1 + 1);
+  return [body.toString('utf8', 0, end1), body.toString('utf8', end1 + 1, end2)];
+}
 
 /**
  * An in-process stand-in for a PostgreSQL server, given to node-postgres as its `stream`:
@@ -49,6 +67,7 @@ export class FakePostgresStream extends Duplex {
   #status: 'I' | 'T' = 'I';
   readonly #statements = new Map<string, string>();
   #portalText = '';
+  readonly #pid = ++lastPid;
 
   setNoDelay(): this {
     return this;
@@ -91,7 +110,10 @@ export class FakePostgresStream extends Duplex {
       if (this.#pending.length < len) return;
       this.#pending = this.#pending.subarray(len);
       this.#started = true;
-      this.#out.push(message('R', int32(0)), READY.I);
+      // BackendKeyData, and pg_backend_pid() answers the same pid (below): TenantPool's pooler
+      // self-test then finds a direct connection, so the named forms ('auto', prepareStatements)
+      // switch on here as they do on a real server, and the b+prep+named variants measure them
+      this.#out.push(message('R', int32(0)), message('K', int32(this.#pid), int32(0)), READY.I);
       this.#flush();
     }
     while (this.#pending.length >= 5) {
@@ -104,23 +126,15 @@ export class FakePostgresStream extends Duplex {
   }
 
   #handle(type: string, body: Buffer): void {
-    // the first two C strings only (Parse: name, text; Bind: portal, statement), not a split of
-    // the whole body: a Bind's parameters (lengths full of NUL bytes) would otherwise be cut into
-    // many strings, a cost that grows with each parameter and is charged to the client's CPU
-    const strings = () => {
-      const end1 = body.indexOf(0);
-      const end2 = body.indexOf(0, end1 + 1);
-      return [body.toString('utf8', 0, end1), body.toString('utf8', end1 + 1, end2)];
-    };
     switch (type) {
       case 'P': {
-        const [name, text] = strings();
+        const [name, text] = firstStrings(body);
         this.#statements.set(name!, text!);
         this.#out.push(PARSE_COMPLETE);
         break;
       }
       case 'B': {
-        const [, statement] = strings();
+        const [, statement] = firstStrings(body);
         this.#portalText = this.#statements.get(statement!) ?? '';
         this.#out.push(BIND_COMPLETE);
         break;
@@ -142,10 +156,17 @@ export class FakePostgresStream extends Duplex {
         this.#out.push(CLOSE_COMPLETE);
         break;
       case 'Q': {
-        const [text] = strings();
+        const [text] = firstStrings(body);
         const command = (text ?? '').trim().split(/\s+/)[0]!.toUpperCase();
         if (command === 'BEGIN') this.#status = 'T';
         if (command === 'COMMIT' || command === 'ROLLBACK') this.#status = 'I';
+        if ((text ?? '').includes('pg_backend_pid()')) {
+          const pid = Buffer.from(String(this.#pid));
+          this.#out.push(ROW_PID, message('D', int16(1), int32(pid.length), pid));
+          this.#out.push(message('C', cstring('SELECT 1')), READY[this.#status]);
+          this.#flush();
+          break;
+        }
         this.#out.push(message('C', cstring(command)), READY[this.#status]);
         this.#flush();
         break;

@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import pg from 'pg';
 import { CONTEXT_SETTING } from '../policy/install-sql.js';
 import { CrossTenantRowError } from '../errors/tenantry-error.js';
-import { parseMessage, prefixMessages, unnamedPrefix } from './prefix-bytes.js';
+import { namedPrefix, parseMessage, prefixMessages, unnamedPrefix, withStatement } from './prefix-bytes.js';
 
 /**
  * The statement that carries the tenant context. It travels as Parse/Bind/Execute messages
@@ -213,7 +214,34 @@ export class ContextPrefixWriter implements PrefixWriter {
   }
 
   write(connection: WireConnection, context: string | RoutedContext | SettingsContext): PrefixWritten {
+    const bytes = this.bytes(context);
+    // as pg's Connection does, nothing is written to a stream that is no longer writable
+    const stream = connection.stream;
+    if (stream.writable) stream.write!(bytes);
+    return this.written;
+  }
+
+  /** What the last `bytes` (or `write`) sent: with a Parse of the prefix or without. */
+  written: PrefixWritten = WRITTEN_BOUND;
+
+  /**
+   * The prefix's messages for `context`, not written yet (see ContextQuery, which writes them in
+   * one buffer with its own): as `write`, recorded as sent on this connection.
+   */
+  bytes(context: string | RoutedContext | SettingsContext): Buffer {
     const plain = typeof context === 'string';
+    if (plain && this.#timeout === undefined && this.#extra.length === 0) {
+      // the common case: the context alone, its bytes shared by value (no array, no copy)
+      this.#last = 0;
+      if (!this.#form.named) {
+        this.written = WRITTEN_PARSED;
+        return unnamedPrefix(this.#unnamedParses[0]!, context);
+      }
+      if (this.#prepared[0]) {
+        this.written = WRITTEN_BOUND;
+        return namedPrefix(this.#names[0]!, context);
+      }
+    }
     const routed = !plain && context.searchPath !== undefined;
     const tag = plain ? undefined : context.tag;
     const form = (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
@@ -238,15 +266,10 @@ export class ContextPrefixWriter implements PrefixWriter {
         this.#parsedAt = this.#parses.n + 1;
       } else this.#parsedAt = 0;
     }
-    // as pg's Connection does, nothing is written to a stream that is no longer writable
-    const stream = connection.stream;
-    if (stream.writable)
-      stream.write!(
-        values.length === 1 && parse !== undefined && statement === ''
-          ? unnamedPrefix(parse, values[0]!)
-          : prefixMessages(parse, statement, values),
-      );
-    return parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
+    this.written = parse !== undefined ? WRITTEN_PARSED : WRITTEN_BOUND;
+    return values.length === 1 && parse !== undefined && statement === ''
+      ? unnamedPrefix(parse, values[0]!)
+      : prefixMessages(parse, statement, values);
   }
 
   /**
@@ -322,6 +345,7 @@ class PrefixedSubmission {
     connection: WireConnection,
     submit: (query: Q, connection: WireConnection) => Error | null | undefined | void,
     checkFirst: boolean,
+    byHand = false,
   ) {
     if (value instanceof Error) return value;
     if (value === null) return submit(query, connection);
@@ -330,21 +354,35 @@ class PrefixedSubmission {
       if (refused) return refused;
     }
     this.#parsedBefore = !query.name || connection.parsedStatements[query.name] !== undefined;
+    const writer = this.writer;
+    if (byHand && writer instanceof ContextPrefixWriter) {
+      const own = handWritten(query as unknown as HandWritable);
+      if (own instanceof Error) return own; // nothing written: pg delivers it, the connection stays usable
+      if (own !== undefined) {
+        const prefix = writer.bytes(value);
+        this.#sent(writer.written, connection);
+        return sendByHand(prefix, query as unknown as HandWritable, own, connection);
+      }
+    }
     connection.stream.cork?.();
     try {
-      const written = this.writer.write(connection, value, query.text);
-      if (!this.#parsedBefore) {
-        this.#parses = parseCount(connection);
-        this.#ownParsedAfter = this.#parses.n + (written ? (written.parses ?? written.before) : 1);
-      }
-      this.#before = written ? written.before : 1;
-      this.#after = written ? written.after : 0;
-      this.#statementCompleted = false;
-      this.ownsTransaction = written ? written.ownsTransaction : false;
+      this.#sent(writer.write(connection, value, query.text), connection);
       return submit(query, connection);
     } finally {
       connection.stream.uncork?.();
     }
+  }
+
+  /** What the writer sent in front of the statement: the answers to swallow, the Parse count to watch. */
+  #sent(written: PrefixWritten | void, connection: WireConnection): void {
+    if (!this.#parsedBefore) {
+      this.#parses = parseCount(connection);
+      this.#ownParsedAfter = this.#parses.n + (written ? (written.parses ?? written.before) : 1);
+    }
+    this.#before = written ? written.before : 1;
+    this.#after = written ? written.after : 0;
+    this.#statementCompleted = false;
+    this.ownsTransaction = written ? written.ownsTransaction : false;
   }
 
   /** True when the message belongs to the prefix or the suffix and must not reach the statement. */
@@ -432,6 +470,19 @@ export class ContextQuery extends PgQueryClass {
   /** Indexes and table OIDs of the tenant columns in the current result, if any. */
   #checked: Array<{ index: number; tableOid: number; column: string }> = NONE_CHECKED;
 
+  /**
+   * pg's Query, without its copy of an object config: pg copies it whole, property descriptors
+   * and prototype included (utils.cloneQueryConfig, ~8 % of TenantPool's client CPU per statement
+   * in bench:isolation's client cost), only to read the fields below from the copy. They are read
+   * from the caller's config instead (never changed): the same fields, the same values, as
+   * test/context-query.test.ts checks against pg's own Query.
+   */
+  constructor(config: unknown, values?: unknown, callback?: unknown) {
+    const object = typeof config === 'object' && config !== null;
+    super(object ? '' : config, values, callback);
+    if (object) adoptConfig(this as unknown as QueryFields, config as QueryFields, values);
+  }
+
   /** True when the context writer opened a transaction block for this statement (Citus mode): roll it back on failure. */
   get ownsTransaction(): boolean {
     return this.#prefix?.ownsTransaction ?? false;
@@ -475,7 +526,8 @@ export class ContextQuery extends PgQueryClass {
   override submit(connection: WireConnection): Error | null | undefined {
     const prefix = this.#prefix;
     if (!prefix) return submitOwn(this, connection);
-    return prefix.submit(this.#handler!.decide(this), this, connection, submitOwn, true) as Error | null | undefined;
+    return prefix.submit(this.#handler!.decide(this), this, connection, submitOwn, true, true) as
+      Error | null | undefined;
   }
 
   override handleDataRow(msg: unknown): void {
@@ -484,7 +536,9 @@ export class ContextQuery extends PgQueryClass {
       const values = (msg as { fields: Array<string | null> }).fields;
       for (const c of this.#checked) {
         const value = values[c.index];
-        if (value !== null && value !== undefined && String(value).toLowerCase() !== this.#tenantId) {
+        // PostgreSQL's uuid output is lower case, as the tenant id here: no lower-cased copy per row then
+        const tenantId = this.#tenantId;
+        if (value !== null && value !== undefined && value !== tenantId && String(value).toLowerCase() !== tenantId) {
           // pg fails the query with this at ReadyForQuery; the row is not handed out
           this._canceledDueToError = new CrossTenantRowError({ tableOid: c.tableOid, column: c.column });
           return;
@@ -505,7 +559,129 @@ export class ContextQuery extends PgQueryClass {
   }
 }
 
+/** The fields pg's Query constructor reads from its config (pg 8: lib/query.js), and sets on itself. */
+interface QueryFields {
+  text?: unknown;
+  values?: unknown;
+  rows?: unknown;
+  types?: unknown;
+  name?: unknown;
+  queryMode?: unknown;
+  binary?: unknown;
+  portal?: unknown;
+  callback?: unknown;
+  rowMode?: unknown;
+  _rowMode?: unknown;
+  _result?: object;
+  _results?: unknown;
+}
+
+/**
+ * What pg's Query constructor does with an object config, given a query built from an empty
+ * text with the same `values` and callback: `values` and the callback given as arguments win
+ * over the config's (utils.normalizeQueryConfig), a callback is bound to the active domain, the
+ * result is built for the config's row mode and type parsers.
+ */
+function adoptConfig(query: QueryFields, config: QueryFields, values: unknown): void {
+  query.text = config.text;
+  if (!values || typeof values === 'function') query.values = config.values;
+  query.rows = config.rows;
+  query.types = config.types;
+  query.name = config.name;
+  query.queryMode = config.queryMode;
+  query.binary = config.binary;
+  query.portal = config.portal || '';
+  if (query.callback === undefined && config.callback) {
+    const domain = (process as { domain?: { bind(fn: unknown): unknown } }).domain;
+    query.callback = domain ? domain.bind(config.callback) : config.callback;
+  }
+  query._rowMode = config.rowMode;
+  if (config.rowMode !== undefined || config.types !== undefined) {
+    const Result = query._result!.constructor as new (rowMode: unknown, types: unknown) => object;
+    query._result = query._results = new Result(config.rowMode, config.types);
+  }
+}
+
 const pgSubmit = PgQueryClass.prototype.submit;
+
+/** The fields of a ContextQuery that its own messages are written from (pg's Query's). */
+interface HandWritable {
+  text?: unknown;
+  name?: string;
+  values?: unknown;
+  rows?: unknown;
+  binary?: unknown;
+  portal?: unknown;
+  types?: unknown;
+  submitted: boolean;
+  requiresPreparation(): boolean;
+}
+
+/** pg's own mapping of a parameter to what it sends (utils.prepareValue, looked up at each use as pg's Query does). */
+const pgUtils = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue(value: unknown): unknown };
+
+/**
+ * The parameters of a statement whose messages can be written by hand (see withStatement), as
+ * pg maps them (strings, Buffers, nulls); undefined when pg's own path must send it (a portal,
+ * a row count, binary results, parameter types, a name pg would warn about); an Error when pg's
+ * mapping of a value threw (pg would deliver that same error).
+ */
+function handWritten(query: HandWritable): readonly (string | Buffer | null)[] | Error | undefined {
+  if (
+    typeof query.text !== 'string' ||
+    query.rows ||
+    query.binary ||
+    query.portal ||
+    (query.name !== undefined && query.name.length > 63) ||
+    ((query.types as { length?: unknown } | undefined)?.length ?? 0) !== 0 ||
+    !query.requiresPreparation()
+  )
+    return undefined;
+  const values = query.values as readonly unknown[] | undefined;
+  if (values === undefined || values === null) return NO_VALUES;
+  // a copy only when some value is not sent as it is (a number, a Date, an object…)
+  let mapped: Array<string | Buffer | null> | undefined;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (typeof value === 'string' || value === null) {
+      if (mapped !== undefined) mapped[i] = value;
+      continue;
+    }
+    mapped ??= values.slice(0, i) as Array<string | null>;
+    try {
+      mapped[i] = pgUtils.prepareValue(value) as string | Buffer | null;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+  return mapped ?? (values as readonly string[]);
+}
+const NO_VALUES: readonly string[] = [];
+
+/**
+ * Writes the prefix and the statement's own messages (Parse when it is not parsed on this
+ * connection yet, Bind, Describe, Execute, Sync) as one buffer, in one write: what pg's
+ * Query.submit would have written after the prefix, as pg records it (a named statement as
+ * submitted for parsing).
+ */
+function sendByHand(
+  prefix: Buffer,
+  query: HandWritable,
+  values: readonly (string | Buffer | null)[],
+  connection: WireConnection,
+): null {
+  const name = query.name ?? '';
+  const parse =
+    !name ||
+    (connection.parsedStatements[name] === undefined && connection.submittedNamedStatements[name] === undefined);
+  const text = query.text as string;
+  if (parse && name) connection.submittedNamedStatements[name] = text;
+  query.submitted = true;
+  // as pg's Connection does, nothing is written to a stream that is no longer writable
+  const stream = connection.stream;
+  if (stream.writable) stream.write!(withStatement(prefix, parse, name, text, values));
+  return null;
+}
 
 /** pg's own submit of a ContextQuery (after its prefix, if any). */
 function submitOwn(query: ContextQuery, connection: WireConnection): Error | null | undefined {
