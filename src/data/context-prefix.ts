@@ -214,7 +214,7 @@ export class ContextPrefixWriter implements PrefixWriter {
   }
 
   write(connection: WireConnection, context: string | RoutedContext | SettingsContext): PrefixWritten {
-    const bytes = this.bytes(context);
+    const bytes = this.bytes(connection, context);
     // as pg's Connection does, nothing is written to a stream that is no longer writable
     const stream = connection.stream;
     if (stream.writable) stream.write!(bytes);
@@ -228,7 +228,7 @@ export class ContextPrefixWriter implements PrefixWriter {
    * The prefix's messages for `context`, not written yet (see ContextQuery, which writes them in
    * one buffer with its own): as `write`, recorded as sent on this connection.
    */
-  bytes(context: string | RoutedContext | SettingsContext): Buffer {
+  bytes(connection: WireConnection, context: string | RoutedContext | SettingsContext): Buffer {
     const plain = typeof context === 'string';
     if (plain && this.#timeout === undefined && this.#extra.length === 0) {
       // the common case: the context alone, its bytes shared by value (no array, no copy)
@@ -239,6 +239,7 @@ export class ContextPrefixWriter implements PrefixWriter {
       }
       if (this.#prepared[0]) {
         this.written = WRITTEN_BOUND;
+        this.#parsedAt = 0;
         return namedPrefix(this.#names[0]!, context);
       }
     }
@@ -359,7 +360,7 @@ class PrefixedSubmission {
       const own = handWritten(query as unknown as HandWritable);
       if (own instanceof Error) return own; // nothing written: pg delivers it, the connection stays usable
       if (own !== undefined) {
-        const prefix = writer.bytes(value);
+        const prefix = writer.bytes(connection, value);
         this.#sent(writer.written, connection);
         return sendByHand(prefix, query as unknown as HandWritable, own, connection);
       }
