@@ -160,8 +160,11 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
       const routerUrl = new URL(url);
       if (routerUrl.username === 'tenantry_bench_app') routerUrl.username = 'tenantry_bench_router';
       const home = t.fakeRoutes ? undefined : new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
+      // as deployed: the router hears route changes (LISTEN), so the prefix leaves the route check
+      // to the policy (RoutedTenantPool's routeCheck 'auto'); the fake server has no routes to hear
       const router = new TenantRouter({
         pool: home ?? { query: async () => ({ rows: [] }) as unknown as pg.QueryResult },
+        ...(home ? { listenConnectionString: routerUrl.toString() } : {}),
       });
       const pool = new RoutedTenantPool({
         ...t.poolExtras,
@@ -181,11 +184,13 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
           ),
         // every route read before the warm-up: the pair compares the cached path, not catalog reads
         async prepare(tenants) {
+          if (home) await router.start();
           for (let i = 0; i < tenants.length; i += 100)
             await Promise.all(tenants.slice(i, i + 100).map((tenant) => router.resolve(tenant)));
         },
         async end() {
           await pool.end();
+          await router.close();
           if (home) await endPool(home);
         },
       };

@@ -91,6 +91,11 @@ export class TenantRouter {
   #seen = 0;
   #refreshing: Promise<void> | undefined;
   #again = false;
+  /**
+   * The listening connection (backend pid) every change up to now was read on: set when a catch-up
+   * that began on it ends with nothing more heard, cleared when one fails (see `hearing`).
+   */
+  #caughtUpOn: number | undefined;
 
   constructor(options: TenantRouterOptions) {
     this.#pool = options.pool;
@@ -106,11 +111,25 @@ export class TenantRouter {
   /** Starts hearing route changes (when a listen connection was configured). */
   async start(): Promise<void> {
     await this.#catchUp(); // the feed's position first, so that later changes are not missed
-    await this.#transport?.start({
+    if (!this.#transport) return;
+    await this.#transport.start({
       signal: () => void this.#refresh(),
       resync: () => void this.#refresh(),
       error: (error) => this.#onError(error),
     });
+    // what changed between the first catch-up and the LISTEN
+    await this.#refresh();
+  }
+
+  /**
+   * True while this router hears every route change and has applied every one it heard: its
+   * listening connection is up, it caught up on that connection, and no change it was told of is
+   * still being read. False without a listen connection (a cache that may be stale for long).
+   * RoutedTenantPool's prefix leaves the route check to the policy only while this holds.
+   */
+  get hearing(): boolean {
+    const pid = this.#transport?.backendPid;
+    return pid !== undefined && pid === this.#caughtUpOn && this.#refreshing === undefined;
   }
 
   async close(): Promise<void> {
@@ -204,9 +223,13 @@ export class TenantRouter {
     this.#refreshing = (async () => {
       do {
         this.#again = false;
+        // changes committed after the LISTEN on this connection are heard; those before, read now
+        const on = this.#transport?.backendPid;
         try {
           await this.#catchUp();
+          this.#caughtUpOn = on;
         } catch (error) {
+          this.#caughtUpOn = undefined;
           this.#onError(error);
         }
       } while (this.#again);
