@@ -18,6 +18,9 @@ import type { Route, TenantRouter } from './tenant-router.js';
 /** SQLSTATEs of the database's route check (see placement-sql.ts). */
 const STALE_ROUTE = 'TR003';
 const FROZEN = 'TR004';
+/** undefined_table, invalid_schema_name: a schema tier's search path that names nothing (see query). */
+const UNDEFINED_TABLE = '42P01';
+const INVALID_SCHEMA = '3F000';
 
 /** Options of {@link RoutedTenantPool}. */
 export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connectionString' | 'routing' | 'max'> {
@@ -262,6 +265,21 @@ export class RoutedTenantPool {
         stale++;
         fresh = true;
         continue;
+      }
+      // a schema-tier route whose schema or table is not there (any more): with the route check
+      // left to the policy nothing refused it first, so the tenant may have moved and its old
+      // schema been dropped. Retried only when the route really changed (the statement did nothing)
+      if (
+        (state === UNDEFINED_TABLE || state === INVALID_SCHEMA) &&
+        route?.searchPath != null &&
+        tenantId !== undefined &&
+        stale < 3
+      ) {
+        const now = await this.#router.refresh(tenantId).catch(() => undefined);
+        if (now !== undefined && (now.epoch !== route.epoch || now.location !== route.location)) {
+          stale++;
+          continue;
+        }
       }
       if (state === FROZEN && Date.now() + delay <= deadline) {
         // the slot is released while waiting: a frozen tenant does not hold up the others
