@@ -151,6 +151,8 @@ export class RoutedTenantPool {
   readonly #locationSlots = new Map<string, LocationSlots>();
   /** Open database pools, least recently used first. */
   readonly #pools = new Map<string, Entry>();
+  /** The location last moved to the end of `#pools` (already the most recently used: not moved again). */
+  #lastUsed: string | undefined;
   readonly #fair: boolean;
   readonly #homeLocation: string;
   /** Whether the prefix checks the route: always, never (policy), or while the router does not hear. */
@@ -476,8 +478,11 @@ export class RoutedTenantPool {
     if (this.#ended) throw new TenantryError('UNSUPPORTED', 'The pool has ended', { status: 500 });
     const found = this.#pools.get(location);
     if (found) {
-      this.#pools.delete(location); // most recently used goes last
-      this.#pools.set(location, found);
+      if (location !== this.#lastUsed) {
+        this.#pools.delete(location); // most recently used goes last
+        this.#pools.set(location, found);
+        this.#lastUsed = location;
+      }
       found.active++;
       return found;
     }
@@ -510,6 +515,7 @@ export class RoutedTenantPool {
     pool.on('error', () => undefined); // an idle connection dropped: the pool replaces it
     const entry = { pool, active: 1 }; // busy before eviction runs, so it is never the one evicted
     this.#pools.set(location, entry);
+    this.#lastUsed = location;
     this.#evict();
     return entry;
   }
