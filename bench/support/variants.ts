@@ -150,10 +150,10 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
  * route): the routing layer's client cost (route cache, slot semaphore, pool map) side by side
  * with the plain pool. Each tenant's first statement reads its route from the catalog.
  */
-function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
+function routedVariant(key: string, mode: 'signed' | 'unsigned', routeCheck?: 'prefix'): VariantInfo {
   return {
     key,
-    label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier)`,
+    label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier${routeCheck ? ", routeCheck 'prefix': enter_route in every prefix" : ''})`,
     open(t, max, prepared) {
       const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
       // routes are read as the router role (the app role may not): benchRoles' router, same password
@@ -175,6 +175,7 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
         maxConnections: max,
         poolSize: max,
         idleTimeoutMillis: 0,
+        ...(routeCheck ? { routeCheck } : {}),
       });
       return {
         key,
@@ -363,6 +364,8 @@ export const VARIANTS: Record<string, VariantInfo> = {
   // the router's cost: each -routed variant against the same variant through a plain TenantPool
   'b-routed': routedVariant('b-routed', 'signed'),
   "b'-routed": routedVariant("b'-routed", 'unsigned'),
+  // the same with the route checked in every prefix (enter_route), as before issue 15's routeCheck
+  'b-routed+prefix': routedVariant('b-routed+prefix', 'signed', 'prefix'),
   // the cost of monitoring (per-tenant counters, the tag in application_name) and of the noisy-
   // neighbour protection (per-tenant limits in the prefix, fair checkout), each against b
   // monitoring as the reference server runs it: counters always, the tag while someone watches
