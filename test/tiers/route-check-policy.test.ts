@@ -232,6 +232,28 @@ describe("routeCheck 'auto'", () => {
       return runAs(b, () => pool.query<{ path: string }>('select current_setting($1) as path', ['search_path']));
     });
     expect(path.rows[0]!.path).toBe('"t_ab"');
+    // the named form (parsed once per connection, then bound), with a statement timeout and a tag
+    const named = new RoutedTenantPool({
+      router: new TenantRouter({ pool: home }),
+      clusters: { home: db.appUrl },
+      contextSecret: db.contextSecret,
+      routeCheck: 'policy',
+      prepareContextStatement: true,
+      statementTimeoutMs: 4000,
+      activityTag: true,
+      maxConnections: 1,
+    });
+    ends.push(named);
+    await withoutEnterRoute(async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await runAs(b, () =>
+          named.query<{ path: string; body: string; timeout: string }>(
+            `select current_setting('search_path') as path, current_setting('statement_timeout') as timeout, body from notes`,
+          ),
+        );
+        expect(r.rows).toEqual([{ path: '"t_ab"', timeout: '4s', body: 'b1' }]);
+      }
+    });
     expect(await notes('t_ab')).toEqual([{ tenant_id: b, body: 'b1' }]);
     // transaction-local: a statement without a tenant on the pool's connections is back on the default
     const after = await pool.query<{ path: string }>('select current_setting($1) as path', ['search_path']);
