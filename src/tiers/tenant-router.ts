@@ -54,6 +54,12 @@ export interface TenantRouterOptions {
   extensionSchemas?: string[];
   /** Routes kept in memory (default 100,000). */
   cacheSize?: number;
+  /**
+   * With a listen connection: how often the router also reads what changed since the last change
+   * it applied (default 30,000 ms), so a change whose notification never arrived (a connection
+   * that died without a word, until TCP keepalive notices) is applied within this interval anyway.
+   */
+  catchUpIntervalMs?: number;
   onError?: (error: unknown) => void;
 }
 
@@ -96,6 +102,8 @@ export class TenantRouter {
    * that began on it ends with nothing more heard, cleared when one fails (see `hearing`).
    */
   #caughtUpOn: number | undefined;
+  readonly #catchUpIntervalMs: number;
+  #catchUpTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TenantRouterOptions) {
     this.#pool = options.pool;
@@ -103,6 +111,8 @@ export class TenantRouter {
     this.#after = (options.extensionSchemas ?? []).map((s) => `, ${quoteIdent(s, 'schema')}`).join('');
     this.#cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? 100_000) });
     this.#onError = options.onError ?? (() => undefined);
+    this.#catchUpIntervalMs = options.catchUpIntervalMs ?? 30_000;
+    if (!(this.#catchUpIntervalMs > 0)) throw new ConfigurationError('catchUpIntervalMs must be positive');
     this.#transport = options.listenConnectionString
       ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL })
       : undefined;
@@ -119,6 +129,9 @@ export class TenantRouter {
     });
     // what changed between the first catch-up and the LISTEN
     await this.#refresh();
+    clearInterval(this.#catchUpTimer);
+    this.#catchUpTimer = setInterval(() => void this.#refresh(), this.#catchUpIntervalMs);
+    this.#catchUpTimer.unref();
   }
 
   /**
@@ -133,6 +146,8 @@ export class TenantRouter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#catchUpTimer);
+    this.#catchUpTimer = undefined;
     await this.#transport?.close();
   }
 

@@ -222,6 +222,30 @@ describe("routeCheck 'auto'", () => {
     for (const pool of [heard, unheard, strict]) await expect(count(pool)).resolves.toMatchObject({ rowCount: 1 });
   });
 
+  it('a listening router also catches up on a timer (a lost notification is made up for), and hears meanwhile', async () => {
+    let reads = 0;
+    const counting = {
+      query: (text: string, values?: unknown[]) => {
+        if (text.includes('routes_since')) reads++;
+        return home.query(text, values);
+      },
+    } as unknown as pg.Pool;
+    const router = new TenantRouter({ pool: counting, listenConnectionString: db.routerUrl, catchUpIntervalMs: 40 });
+    await router.start();
+    try {
+      const after = reads;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(reads - after).toBeGreaterThanOrEqual(2);
+      expect(router.hearing).toBe(true);
+    } finally {
+      await router.close();
+    }
+    const closed = reads;
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(reads).toBe(closed);
+    expect(() => new TenantRouter({ pool: home, catchUpIntervalMs: 0 })).toThrow(/catchUpIntervalMs/);
+  });
+
   it('routeCheck policy: a schema-tier tenant gets its search path from the prefix without enter_route', async () => {
     const b = await tenant('auto-b');
     await createTenantSchema(db.owner, 't_ab', NOTES_DDL);
