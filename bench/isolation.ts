@@ -15,7 +15,7 @@
  * Flags / env: --seconds BENCH_SECONDS, --rounds BENCH_ROUNDS, --warmup BENCH_WARMUP,
  * --concurrency=1,16,64 BENCH_CONCURRENCY, --pool-max BENCH_POOL_MAX, --tenants, --rows-per-tenant,
  * --rows=10000000 BENCH_ROWS (total rows; tenants default to one per 1,000 rows: the P2 check at 10M / 10,000),
- * --variants=a,floor,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard,b-routed,b'-routed BENCH_VARIANTS
+ * --variants=a,floor,b,b',c,a+prefix,b-named,b'-named,b-scoped,b-scoped+guard,b'-scoped,b'-scoped+guard,b-routed,b'-routed,b-routed+prefix BENCH_VARIANTS
  * (the -scoped pairs send `tenant_id = $1 and id = $2`, with and without a QueryGuard in enforce), --prepared (also a pass with named
  * statements; --prepared-only: only that), --no-client-cost, --client-cost-only (no PostgreSQL: the client CPU
  * per query of each variant against the in-process fake server, a steadier figure on a shared machine),

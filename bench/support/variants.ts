@@ -150,18 +150,21 @@ function guardedVariant(key: string, mode: 'signed' | 'unsigned', guarded: boole
  * route): the routing layer's client cost (route cache, slot semaphore, pool map) side by side
  * with the plain pool. Each tenant's first statement reads its route from the catalog.
  */
-function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
+function routedVariant(key: string, mode: 'signed' | 'unsigned', routeCheck?: 'prefix'): VariantInfo {
   return {
     key,
-    label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier)`,
+    label: `RoutedTenantPool ${mode}, RLS, WHERE id = $1 (route cached, default tier${routeCheck ? ", routeCheck 'prefix': enter_route in every prefix" : ''})`,
     open(t, max, prepared) {
       const url = mode === 'signed' ? t.signedAppUrl : t.unsignedAppUrl;
       // routes are read as the router role (the app role may not): benchRoles' router, same password
       const routerUrl = new URL(url);
       if (routerUrl.username === 'tenantry_bench_app') routerUrl.username = 'tenantry_bench_router';
       const home = t.fakeRoutes ? undefined : new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
+      // as deployed: the router hears route changes (LISTEN), so the prefix leaves the route check
+      // to the policy (RoutedTenantPool's routeCheck 'auto'); the fake server has no routes to hear
       const router = new TenantRouter({
         pool: home ?? { query: async () => ({ rows: [] }) as unknown as pg.QueryResult },
+        ...(home ? { listenConnectionString: routerUrl.toString() } : {}),
       });
       const pool = new RoutedTenantPool({
         ...t.poolExtras,
@@ -172,6 +175,7 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
         maxConnections: max,
         poolSize: max,
         idleTimeoutMillis: 0,
+        ...(routeCheck ? { routeCheck } : {}),
       });
       return {
         key,
@@ -181,11 +185,13 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned'): VariantInfo {
           ),
         // every route read before the warm-up: the pair compares the cached path, not catalog reads
         async prepare(tenants) {
+          if (home) await router.start();
           for (let i = 0; i < tenants.length; i += 100)
             await Promise.all(tenants.slice(i, i + 100).map((tenant) => router.resolve(tenant)));
         },
         async end() {
           await pool.end();
+          await router.close();
           if (home) await endPool(home);
         },
       };
@@ -366,6 +372,8 @@ export const VARIANTS: Record<string, VariantInfo> = {
   // the router's cost: each -routed variant against the same variant through a plain TenantPool
   'b-routed': routedVariant('b-routed', 'signed'),
   "b'-routed": routedVariant("b'-routed", 'unsigned'),
+  // the same with the route checked in every prefix (enter_route), as before issue 15's routeCheck
+  'b-routed+prefix': routedVariant('b-routed+prefix', 'signed', 'prefix'),
   // the cost of monitoring (per-tenant counters, the tag in application_name) and of the noisy-
   // neighbour protection (per-tenant limits in the prefix, fair checkout), each against b
   // monitoring as the reference server runs it: counters always, the tag while someone watches

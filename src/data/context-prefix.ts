@@ -22,9 +22,18 @@ export const CONTEXT_PREFIX_SQL = `select pg_catalog.set_config('${CONTEXT_SETTI
  */
 export const ROUTED_PREFIX_SQL = `select tenantry.enter_route($1, $2)`;
 
+/**
+ * A schema-tier tenant's prefix when the route is left to the policy's signed check (signed mode,
+ * a router that hears every route change: see RoutedTenantPool's `routeCheck`): the context and
+ * the tenant's schema first on the search path, both transaction-locally, no function of ours.
+ * A routed statement of the other tiers then sends the plain prefix (CONTEXT_PREFIX_SQL).
+ */
+export const SCHEMA_PREFIX_SQL = `select pg_catalog.set_config('${CONTEXT_SETTING}', $1, true), pg_catalog.set_config('search_path', $2, true)`;
+
 /** Name of the prefix when it is prepared once per connection (`prepareContextStatement`). */
 export const CONTEXT_PREFIX_STATEMENT = 'tenantry_context';
 export const ROUTED_PREFIX_STATEMENT = 'tenantry_context_routed';
+export const SCHEMA_PREFIX_STATEMENT = 'tenantry_context_path';
 
 /**
  * What a prefix adds for a pool's `statementTimeoutMs`: the timeout, transaction-locally, as one
@@ -56,6 +65,11 @@ const TAG_CALL = (param: number) => ` where pg_catalog.set_config('application_n
 export interface RoutedContext {
   value: string;
   searchPath: string;
+  /**
+   * False: the prefix leaves the route to the policy's signed check (no `tenantry.enter_route`):
+   * the plain prefix, or SCHEMA_PREFIX_SQL with a search path. Default true: `enter_route`.
+   */
+  check?: boolean;
   /** Values of the writer's extra settings, in order (see ContextPrefixWriter). */
   settings?: readonly (string | null)[];
   /** application_name to set transaction-locally (a writer made with `tag`), or undefined for none. */
@@ -66,6 +80,7 @@ export interface RoutedContext {
 export interface SettingsContext {
   value: string;
   searchPath?: undefined;
+  check?: undefined;
   settings?: readonly (string | null)[];
   /** application_name to set transaction-locally (a writer made with `tag`), or undefined for none. */
   tag?: string;
@@ -147,8 +162,11 @@ export interface PrefixWriter {
  * direct connection or pgbouncer ≥ 1.21 with `max_prepared_statements`.
  */
 export class ContextPrefixWriter implements PrefixWriter {
-  /** Whether each form was parsed on this connection (named form), by index: routed 1, tagged 2. */
-  readonly #prepared = [false, false, false, false];
+  /**
+   * Whether each form was parsed on this connection (named form), by index: plain 0, routed 1,
+   * tagged +2 (0 and 1); schema path without the route check 4, tagged 5.
+   */
+  readonly #prepared = [false, false, false, false, false, false];
   /**
    * When the last write carried the named prefix's Parse: the connection's ParseComplete count
    * that proves it went through (its Parse is the first message of the pipeline, so the first
@@ -193,14 +211,19 @@ export class ContextPrefixWriter implements PrefixWriter {
     const routed = this.#timeout ? ROUTED_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : ROUTED_PREFIX_SQL;
     const firstPlain = this.#timeout ? 3 : 2;
     const firstRouted = this.#timeout ? 4 : 3;
+    // the schema path form numbers its parameters as the routed one: context, search path, then the rest
+    const path = this.#timeout ? SCHEMA_PREFIX_SQL + STATEMENT_TIMEOUT_CALL(3) : SCHEMA_PREFIX_SQL;
     const text = plain + extra(firstPlain);
     const routedText = routed + extra(firstRouted);
+    const pathText = path + extra(firstRouted);
     const n = extraSettings.length;
     const texts = [
       text,
       routedText,
       tag ? text + TAG_CALL(firstPlain + n) : text,
       tag ? routedText + TAG_CALL(firstRouted + n) : routedText,
+      pathText,
+      tag ? pathText + TAG_CALL(firstRouted + n) : pathText,
     ];
     const suffix = (this.#timeout ? '_timed' : '') + (n > 0 ? `_x${n}` : '');
     this.#names = [
@@ -208,6 +231,8 @@ export class ContextPrefixWriter implements PrefixWriter {
       ROUTED_PREFIX_STATEMENT + suffix,
       CONTEXT_PREFIX_STATEMENT + suffix + '_tag',
       ROUTED_PREFIX_STATEMENT + suffix + '_tag',
+      SCHEMA_PREFIX_STATEMENT + suffix,
+      SCHEMA_PREFIX_STATEMENT + suffix + '_tag',
     ];
     this.#namedParses = texts.map((t, i) => parseMessage(this.#names[i]!, t));
     this.#unnamedParses = texts.map((t) => parseMessage('', t));
@@ -243,12 +268,15 @@ export class ContextPrefixWriter implements PrefixWriter {
         return namedPrefix(this.#names[0]!, context);
       }
     }
-    const routed = !plain && context.searchPath !== undefined;
+    // routed with the check in the prefix (enter_route), or without it: the plain prefix, or the
+    // schema path form when there is a search path to set
+    const routed = !plain && context.searchPath !== undefined && context.check !== false;
+    const path = !plain && !routed && context.searchPath !== undefined && context.searchPath !== '';
     const tag = plain ? undefined : context.tag;
-    const form = (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
+    const form = path ? (tag === undefined ? 4 : 5) : (routed ? 1 : 0) + (tag === undefined ? 0 : 2);
     const values: Array<string | null> = plain
       ? [context]
-      : routed
+      : routed || path
         ? [context.value, context.searchPath!]
         : [context.value];
     if (this.#timeout) values.push(this.#timeout);

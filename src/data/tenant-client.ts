@@ -152,6 +152,11 @@ export interface ClientRoute {
 export interface ClientRouting {
   location: string;
   peek(tenantId: string): ClientRoute | undefined;
+  /**
+   * False while the prefix may leave the route check to the policy (read per statement; see
+   * RoutedTenantPool's `routeCheck`). Absent: the prefix checks the route (`tenantry.enter_route`).
+   */
+  readonly checkInPrefix?: boolean;
 }
 
 type TxStatus = 'I' | 'T' | 'E';
@@ -697,7 +702,8 @@ export class TenantClient extends pg.Client {
     }
     const value = this.#encoder.encode(tenantId, route.epoch);
     const searchPath = route.searchPath ?? '';
-    return settings || tag !== undefined ? { value, searchPath, settings, tag } : { value, searchPath };
+    const check = this.#routing.checkInPrefix !== false;
+    return settings || tag !== undefined ? { value, searchPath, check, settings, tag } : { value, searchPath, check };
   }
 }
 

@@ -18,6 +18,9 @@ import type { Route, TenantRouter } from './tenant-router.js';
 /** SQLSTATEs of the database's route check (see placement-sql.ts). */
 const STALE_ROUTE = 'TR003';
 const FROZEN = 'TR004';
+/** undefined_table, invalid_schema_name: a schema tier's search path that names nothing (see query). */
+const UNDEFINED_TABLE = '42P01';
+const INVALID_SCHEMA = '3F000';
 
 /** Options of {@link RoutedTenantPool}. */
 export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connectionString' | 'routing' | 'max'> {
@@ -48,6 +51,20 @@ export interface RoutedTenantPoolConfig extends Omit<TenantPoolConfig, 'connecti
   maxPools?: number;
   /** How long a statement waits, in total, for a tenant frozen by a move (default 2000 ms). */
   freezeWaitMs?: number;
+  /**
+   * Where a statement's route is checked (signed mode; unsigned mode always checks in the prefix):
+   * - `'prefix'`: by the prefix itself (`tenantry.enter_route`), before the statement runs, so a
+   *   statement on a stale route is refused even when it reads and writes no row of a tenant table
+   *   (an `update … where id = $1` whose row is not at the old place). A definer call per statement.
+   * - `'policy'`: by the tenant tables' policy alone (the signed check, which verifies the route
+   *   epoch and the hold), as the plain TenantPool: every statement that reads or writes a tenant
+   *   row at a place it no longer lives is refused (TR003) before that row is returned or changed;
+   *   one that finds no row there runs there. The prefix is the plain one (plus the schema tier's
+   *   search path): the routed pool at the plain pool's server cost.
+   * - `'auto'` (default): `'policy'` while the router hears every route change (a listen
+   *   connection, caught up: `TenantRouter.hearing`), `'prefix'` otherwise, decided per statement.
+   */
+  routeCheck?: 'auto' | 'prefix' | 'policy';
 }
 
 interface Entry {
@@ -70,6 +87,37 @@ type Slot = Pick<Semaphore, 'tryAcquire' | 'acquire' | 'release'>;
 interface Lease {
   entry: Entry;
   release(): void;
+}
+
+/**
+ * The lease of a checkout that took its three slots at once (no wait): one object per statement,
+ * its release a method (no closures). Gives the slots back in reverse order, then drops the
+ * tenant's and the database's slots if idle.
+ */
+class FastLease implements Lease {
+  #released = false;
+  constructor(
+    readonly entry: Entry,
+    private readonly overall: Semaphore,
+    private readonly slots: LocationSlots,
+    private readonly own: Semaphore,
+    private readonly key: string,
+    private readonly location: string,
+    private readonly all: Map<string, LocationSlots>,
+  ) {}
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.entry.active--;
+    const { slots, own } = this;
+    this.overall.release();
+    slots.location.release();
+    own.release();
+    if (own.idle && slots.tenants.get(this.key) === own) slots.tenants.delete(this.key);
+    if (slots.tenants.size === 0 && slots.location.idle && this.all.get(this.location) === slots)
+      this.all.delete(this.location);
+  }
 }
 
 /**
@@ -103,7 +151,12 @@ export class RoutedTenantPool {
   readonly #locationSlots = new Map<string, LocationSlots>();
   /** Open database pools, least recently used first. */
   readonly #pools = new Map<string, Entry>();
+  /** The location last moved to the end of `#pools` (already the most recently used: not moved again). */
+  #lastUsed: string | undefined;
   readonly #fair: boolean;
+  readonly #homeLocation: string;
+  /** Whether the prefix checks the route: always, never (policy), or while the router does not hear. */
+  readonly #routeCheck: 'auto' | 'prefix' | 'policy';
   #ended = false;
 
   constructor(config: RoutedTenantPoolConfig) {
@@ -118,6 +171,7 @@ export class RoutedTenantPool {
       checkoutTimeoutMs = DEFAULT_CHECKOUT_TIMEOUT_MS,
       fairCheckout,
       activity,
+      routeCheck = 'auto',
       ...rest
     } = config;
     if (fairCheckout !== undefined && typeof fairCheckout === 'object')
@@ -137,6 +191,8 @@ export class RoutedTenantPool {
     if (maxConnectionsPerTenant !== undefined && !(maxConnectionsPerTenant >= 1))
       throw new ConfigurationError('maxConnectionsPerTenant must be at least 1');
     if (!(checkoutTimeoutMs > 0)) throw new ConfigurationError('checkoutTimeoutMs must be positive: every wait ends');
+    if (routeCheck !== 'auto' && routeCheck !== 'prefix' && routeCheck !== 'policy')
+      throw new ConfigurationError("routeCheck must be 'auto', 'prefix' or 'policy'");
     this.#router = router;
     this.#clusters = clusters;
     // one table of activity for every database's pool; fair sharing is done here, per database
@@ -148,6 +204,15 @@ export class RoutedTenantPool {
     this.#perTenant = Math.min(maxConnectionsPerTenant ?? Math.max(1, this.#poolSize - 1), this.#poolSize);
     this.#checkoutTimeoutMs = checkoutTimeoutMs;
     this.#slots = new Semaphore(maxConnections);
+    this.#homeLocation = `${router.homeCluster}/`;
+    // unsigned values carry no proof: the policy's check is only as good as the prefix's there
+    this.#routeCheck = (rest.contextMode ?? 'signed') === 'unsigned' ? 'prefix' : routeCheck;
+  }
+
+  /** Whether a statement's prefix checks its route now (read by each connection per statement). */
+  get #checkInPrefix(): boolean {
+    const mode = this.#routeCheck;
+    return mode === 'prefix' || (mode === 'auto' && !this.#router.hearing);
   }
 
   /** Open database pools (for tests and metrics). */
@@ -177,13 +242,14 @@ export class RoutedTenantPool {
     let stale = 0;
     let fresh = false;
     for (;;) {
+      // a cached route and three free slots: no await before the statement's own
       const route =
         tenantId === undefined
           ? undefined
           : fresh
             ? await this.#router.refresh(tenantId)
-            : await this.#router.resolve(tenantId);
-      const lease = await this.#checkout(route, tenantId);
+            : (this.#router.peek(tenantId) ?? (await this.#router.resolve(tenantId)));
+      const lease = this.#tryCheckout(route, tenantId) ?? (await this.#checkout(route, tenantId));
       let failure: unknown;
       try {
         return await lease.entry.pool.query<R>(text as string, values);
@@ -202,6 +268,21 @@ export class RoutedTenantPool {
         fresh = true;
         continue;
       }
+      // a schema-tier route whose schema or table is not there (any more): with the route check
+      // left to the policy nothing refused it first, so the tenant may have moved and its old
+      // schema been dropped. Retried only when the route really changed (the statement did nothing)
+      if (
+        (state === UNDEFINED_TABLE || state === INVALID_SCHEMA) &&
+        route?.searchPath != null &&
+        tenantId !== undefined &&
+        stale < 3
+      ) {
+        const now = await this.#router.refresh(tenantId).catch(() => undefined);
+        if (now !== undefined && (now.epoch !== route.epoch || now.location !== route.location)) {
+          stale++;
+          continue;
+        }
+      }
       if (state === FROZEN && Date.now() + delay <= deadline) {
         // the slot is released while waiting: a frozen tenant does not hold up the others
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -217,7 +298,7 @@ export class RoutedTenantPool {
   async connect(): Promise<pg.PoolClient> {
     const tenantId = tryCurrentTenant();
     const route = tenantId === undefined ? undefined : await this.#router.resolve(tenantId);
-    const lease = await this.#checkout(route, tenantId);
+    const lease = this.#tryCheckout(route, tenantId) ?? (await this.#checkout(route, tenantId));
     let client: pg.PoolClient;
     try {
       client = await lease.entry.pool.connect();
@@ -270,6 +351,54 @@ export class RoutedTenantPool {
   }
 
   /**
+   * A checkout that needs no wait (the usual one): the tenant's, the database's and an overall
+   * slot all free now, taken synchronously in the order of `#checkout`; undefined when one of them
+   * is not (what was taken is given back, and `#checkout` queues in order), with fair checkout, or
+   * when the work is aborted (`#checkout` says so).
+   */
+  #tryCheckout(route: Route | undefined, tenantId: string | undefined): Lease | undefined {
+    if (this.#fair || currentSignal()?.aborted) return undefined;
+    const location = route?.location ?? this.#homeLocation;
+    let slots = this.#locationSlots.get(location);
+    if (!slots) {
+      slots = { location: new Semaphore(this.#poolSize), tenants: new Map() };
+      this.#locationSlots.set(location, slots);
+    }
+    const key = tenantId ?? '';
+    let own = slots.tenants.get(key);
+    if (!own) {
+      own = new Semaphore(this.#perTenant);
+      slots.tenants.set(key, own);
+    }
+    if (!own.tryAcquire()) return undefined; // busy: it stays, with its holders
+    if (slots.location.tryAcquire()) {
+      if (this.#slots.tryAcquire()) {
+        let entry: Entry;
+        try {
+          entry = this.#entry(location);
+        } catch (error) {
+          this.#slots.release();
+          slots.location.release();
+          this.#giveBack(own, slots, key, location);
+          throw error;
+        }
+        return new FastLease(entry, this.#slots, slots, own, key, location, this.#locationSlots);
+      }
+      slots.location.release();
+    }
+    this.#giveBack(own, slots, key, location);
+    return undefined;
+  }
+
+  /** The tenant's slot given back, and it and the database's dropped when idle. */
+  #giveBack(own: Semaphore, slots: LocationSlots, key: string, location: string): void {
+    own.release();
+    if (own.idle && slots.tenants.get(key) === own) slots.tenants.delete(key);
+    if (slots.tenants.size === 0 && slots.location.idle && this.#locationSlots.get(location) === slots)
+      this.#locationSlots.delete(location);
+  }
+
+  /**
    * The slots of one checkout, in this order: the tenant's in its database, the database's, then
    * one of `maxConnections`. Waiters queue at the first bound they meet, so the statements of a
    * stuck tenant or database wait in their own queue and hold at most their share of the total.
@@ -279,7 +408,7 @@ export class RoutedTenantPool {
   async #checkout(route: Route | undefined, tenantId: string | undefined): Promise<Lease> {
     const signal = currentSignal();
     if (signal?.aborted) throw abortError(signal);
-    const location = route?.location ?? `${this.#router.homeCluster}/`;
+    const location = route?.location ?? this.#homeLocation;
     const deadline = Date.now() + this.#checkoutTimeoutMs;
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
     let slots = this.#locationSlots.get(location);
@@ -349,8 +478,11 @@ export class RoutedTenantPool {
     if (this.#ended) throw new TenantryError('UNSUPPORTED', 'The pool has ended', { status: 500 });
     const found = this.#pools.get(location);
     if (found) {
-      this.#pools.delete(location); // most recently used goes last
-      this.#pools.set(location, found);
+      if (location !== this.#lastUsed) {
+        this.#pools.delete(location); // most recently used goes last
+        this.#pools.set(location, found);
+        this.#lastUsed = location;
+      }
       found.active++;
       return found;
     }
@@ -364,6 +496,7 @@ export class RoutedTenantPool {
     const url = new URL(base);
     if (database !== '') url.pathname = `/${validIdentifier(database, 'database')}`;
     const router = this.#router;
+    const checkInPrefix = () => this.#checkInPrefix;
     const pool = new TenantPool({
       ...this.#config,
       connectionString: url.toString(),
@@ -371,11 +504,18 @@ export class RoutedTenantPool {
       // the slots above keep at most poolSize statements here: this bounds opening a connection
       connectionTimeoutMillis: this.#config.connectionTimeoutMillis ?? this.#checkoutTimeoutMs,
       idleTimeoutMillis: this.#config.idleTimeoutMillis ?? 10_000,
-      routing: { location, peek: (tenantId) => router.peek(tenantId) },
+      routing: {
+        location,
+        peek: (tenantId) => router.peek(tenantId),
+        get checkInPrefix() {
+          return checkInPrefix();
+        },
+      },
     });
     pool.on('error', () => undefined); // an idle connection dropped: the pool replaces it
     const entry = { pool, active: 1 }; // busy before eviction runs, so it is never the one evicted
     this.#pools.set(location, entry);
+    this.#lastUsed = location;
     this.#evict();
     return entry;
   }

@@ -54,6 +54,12 @@ export interface TenantRouterOptions {
   extensionSchemas?: string[];
   /** Routes kept in memory (default 100,000). */
   cacheSize?: number;
+  /**
+   * With a listen connection: how often the router also reads what changed since the last change
+   * it applied (default 30,000 ms), so a change whose notification never arrived (a connection
+   * that died without a word, until TCP keepalive notices) is applied within this interval anyway.
+   */
+  catchUpIntervalMs?: number;
   onError?: (error: unknown) => void;
 }
 
@@ -91,6 +97,13 @@ export class TenantRouter {
   #seen = 0;
   #refreshing: Promise<void> | undefined;
   #again = false;
+  /**
+   * The listening connection (backend pid) every change up to now was read on: set when a catch-up
+   * that began on it ends with nothing more heard, cleared when one fails (see `hearing`).
+   */
+  #caughtUpOn: number | undefined;
+  readonly #catchUpIntervalMs: number;
+  #catchUpTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TenantRouterOptions) {
     this.#pool = options.pool;
@@ -98,6 +111,8 @@ export class TenantRouter {
     this.#after = (options.extensionSchemas ?? []).map((s) => `, ${quoteIdent(s, 'schema')}`).join('');
     this.#cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? 100_000) });
     this.#onError = options.onError ?? (() => undefined);
+    this.#catchUpIntervalMs = options.catchUpIntervalMs ?? 30_000;
+    if (!(this.#catchUpIntervalMs > 0)) throw new ConfigurationError('catchUpIntervalMs must be positive');
     this.#transport = options.listenConnectionString
       ? new PostgresLiveTransport({ connectionString: options.listenConnectionString, channel: ROUTES_CHANNEL })
       : undefined;
@@ -106,14 +121,33 @@ export class TenantRouter {
   /** Starts hearing route changes (when a listen connection was configured). */
   async start(): Promise<void> {
     await this.#catchUp(); // the feed's position first, so that later changes are not missed
-    await this.#transport?.start({
+    if (!this.#transport) return;
+    await this.#transport.start({
       signal: () => void this.#refresh(),
       resync: () => void this.#refresh(),
       error: (error) => this.#onError(error),
     });
+    // what changed between the first catch-up and the LISTEN
+    await this.#refresh();
+    clearInterval(this.#catchUpTimer);
+    this.#catchUpTimer = setInterval(() => void this.#refresh(), this.#catchUpIntervalMs);
+    this.#catchUpTimer.unref();
+  }
+
+  /**
+   * True while this router hears every route change and has applied every one it heard: its
+   * listening connection is up, it caught up on that connection, and no change it was told of is
+   * still being read. False without a listen connection (a cache that may be stale for long).
+   * RoutedTenantPool's prefix leaves the route check to the policy only while this holds.
+   */
+  get hearing(): boolean {
+    const pid = this.#transport?.backendPid;
+    return pid !== undefined && pid === this.#caughtUpOn && this.#refreshing === undefined;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#catchUpTimer);
+    this.#catchUpTimer = undefined;
     await this.#transport?.close();
   }
 
@@ -204,9 +238,13 @@ export class TenantRouter {
     this.#refreshing = (async () => {
       do {
         this.#again = false;
+        // changes committed after the LISTEN on this connection are heard; those before, read now
+        const on = this.#transport?.backendPid;
         try {
           await this.#catchUp();
+          this.#caughtUpOn = on;
         } catch (error) {
+          this.#caughtUpOn = undefined;
           this.#onError(error);
         }
       } while (this.#again);

@@ -193,6 +193,26 @@ describe('the context checks resolve names through their own pinned search_path'
       }
     });
 
+    it('the routed prefixes without enter_route (routeCheck policy) call no shadow: the context and a schema path set, A reads its rows only', async () => {
+      const { CONTEXT_PREFIX_SQL, SCHEMA_PREFIX_SQL } = await import('../../src/data/context-prefix.js');
+      const client = await hijackedSession();
+      try {
+        const value = sign(A, inFiveMinutes(), db.contextSecret);
+        for (const [sql, values] of [
+          [CONTEXT_PREFIX_SQL, [value]],
+          [SCHEMA_PREFIX_SQL, [value, 'public, pg_catalog, tenantry']],
+        ] as const) {
+          await client.query('begin');
+          await client.query(sql, [...values]);
+          const { rows } = await client.query('select body from notes');
+          expect(rows.map((r) => r.body)).toEqual(['a1']);
+          await client.query('commit');
+        }
+      } finally {
+        await client.end();
+      }
+    });
+
     it('control: a definer function without a pinned search_path DOES call the shadows (what the pinned path prevents)', async () => {
       await db.admin.query(
         `create function public.naive_probe() returns text language sql stable security definer

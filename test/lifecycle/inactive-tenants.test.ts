@@ -49,19 +49,22 @@ beforeAll(async () => {
   await db.owner.query(NOTES_DDL);
   placements = new Placements({ catalog: db.owner, owners: { home: db.ownerUrl } });
   catalog = new TenantCatalog(db.owner, { placements });
-  const instance = () => {
+  // one checks the route in its prefix (its router hears nothing: routeCheck 'auto'), two leaves
+  // it to the policy's signed check (issue 15): both refuse an inactive tenant alike
+  const instance = (routeCheck?: 'policy') => {
     const home = new pg.Pool({ connectionString: db.routerUrl, max: 2 });
     extra.push(home);
     const pool = new RoutedTenantPool({
       router: new TenantRouter({ pool: home }),
       clusters: { home: db.appUrl },
       contextSecret: db.contextSecret,
+      ...(routeCheck ? { routeCheck } : {}),
     });
     extra.push(pool);
     return pool;
   };
   one = instance();
-  two = instance();
+  two = instance('policy');
 });
 
 afterAll(async () => {
