@@ -24,12 +24,16 @@ export const unsignedContext: ContextEncoder = Object.freeze({
 /**
  * Signed mode: `<tenant>.<expiry epoch seconds>[.<route epoch>].<hex HMAC-SHA256>`, which
  * PostgreSQL verifies with a key the app role cannot read (and checks the route epoch against
- * where the tenant lives in that database). Values are cached per tenant and route for a second,
- * so signing costs one map lookup on the hot path.
+ * where the tenant lives in that database). Values are cached per tenant and route for a fifth of
+ * their lifetime (at most 60 s), so signing costs one map lookup on the hot path even with many
+ * tenants (an HMAC per statement for 10,000 tenants at a few thousand statements per second when
+ * it was one second): a value in use is still valid for four fifths of its lifetime or more.
  */
 export class ContextSigner implements ContextEncoder {
   readonly #secret: Buffer;
   readonly #ttlSeconds: number;
+  /** How long a signed value is reused (ms): a fifth of its lifetime, at most 60 s. */
+  readonly #reuseMs: number;
   readonly #cache = new Map<string, { value: string; refreshAt: number }>();
 
   constructor(secret: string, options: { ttlSeconds?: number } = {}) {
@@ -39,6 +43,7 @@ export class ContextSigner implements ContextEncoder {
     this.#secret = Buffer.from(secret, 'utf8');
     this.#ttlSeconds = options.ttlSeconds ?? 300;
     if (!(this.#ttlSeconds >= 5)) throw new ConfigurationError('ttlSeconds must be at least 5');
+    this.#reuseMs = Math.min(60_000, Math.floor((this.#ttlSeconds * 1000) / 5));
   }
 
   encode(tenantId: string, routeEpoch = 0, binding?: string): string {
@@ -58,7 +63,7 @@ export class ContextSigner implements ContextEncoder {
     const signed = binding === undefined ? payload : `${payload}.${binding}`;
     const value = `${payload}.${createHmac('sha256', this.#secret).update(signed).digest('hex')}`;
     if (this.#cache.size > 100_000) this.#cache.clear();
-    this.#cache.set(key, { value, refreshAt: now + 1000 });
+    this.#cache.set(key, { value, refreshAt: now + this.#reuseMs });
     return value;
   }
 }

@@ -69,7 +69,11 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   contextMode?: ContextMode;
   /** Secret shared with `tenantry install` in signed mode (≥ 32 characters). Never sent to the database. */
   contextSecret?: string;
-  /** Lifetime of a signed context value, in seconds (default 300). Bounds the use of a leaked value. */
+  /**
+   * Lifetime of a signed context value, in seconds (default 300, at least 5). Bounds the use of a
+   * leaked value. A value is signed again after a fifth of it (at most 60 s), so the database's
+   * clock may be ahead of the app's by up to four fifths of it.
+   */
   contextTtlSeconds?: number;
   /**
    * Parse the context statement once per connection (a named prepared statement) instead of
@@ -98,8 +102,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * always unnamed (e.g. for statements whose plans must stay custom, see below). Only where
    * each client has a server session of its own (direct, session pooling: not behind
    * transaction pooling, see docs/security.md). Per connection, the first 256 distinct
-   * texts of up to 16 KiB are named (`tenantry_s<n>`); others stay unnamed. After DDL that changes
-   * a statement's result columns (0A000), the text is parsed anew under a fresh name, and a
+   * texts of up to 16 KiB each (128 KiB in all) are named (`tenantry_s<n>`); others stay
+   * unnamed. After DDL that changes a statement's result columns (0A000), the text is parsed
+   * anew under a fresh name, and a
    * statement outside a transaction block is run again at once (its failure rolled back all it
    * did); inside one the app sees the error once. Plans may become generic after five runs
    * (PostgreSQL's plan_cache_mode).
