@@ -703,6 +703,8 @@ export class TenantClient extends pg.Client {
     const value = this.#encoder.encode(tenantId, route.epoch);
     const searchPath = route.searchPath ?? '';
     const check = this.#routing.checkInPrefix !== false;
+    // the plain pool's prefix, as the plain pool sends it (its bytes shared by value)
+    if (!check && searchPath === '' && !settings && tag === undefined) return value;
     return settings || tag !== undefined ? { value, searchPath, check, settings, tag } : { value, searchPath, check };
   }
 }

@@ -78,8 +78,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
   /**
    * Parse the context statement once per connection (a named prepared statement) instead of
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
-   * docs/benchmarks.md). Behind pgbouncer in transaction mode it needs pgbouncer ≥ 1.21 with
-   * `max_prepared_statements` set.
+   * docs/benchmarks.md). Behind pgbouncer in transaction mode (≥ 1.21 with
+   * `max_prepared_statements`) `true` names it too, but another client's SQL can then replace it
+   * (docs/security.md): do not ask for it there.
    * - `'auto'`: the unnamed form until the self-test finds that each client has a server session
    *   of its own (a direct connection or session pooling), the named form from then on; nothing
    *   waits for the self-test. Without the self-test (`poolerSelfTest: false`), always unnamed.

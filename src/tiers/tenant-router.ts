@@ -63,6 +63,9 @@ export interface TenantRouterOptions {
   onError?: (error: unknown) => void;
 }
 
+/** Epochs the periodic catch-up reads again (changes that committed out of epoch order and whose notification was lost). */
+const LOOKBACK = 1_000;
+
 interface RouteRow {
   tenant_id: string;
   tier: Tier;
@@ -95,6 +98,14 @@ export class TenantRouter {
   readonly #onError: (error: unknown) => void;
   /** The highest route epoch this router has applied from the change feed. */
   #seen = 0;
+  /**
+   * Where the next catch-up starts reading when that is below `#seen` (or undefined): a route's
+   * epoch is taken before its change commits, so changes can commit out of epoch order, and one
+   * that commits after a later epoch was read would be skipped by reading above `#seen` only. Its
+   * notification (sent at commit, with the epoch) brings it back; the periodic catch-up reads the
+   * last LOOKBACK epochs again for a notification lost.
+   */
+  #from: number | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
   /**
@@ -123,14 +134,21 @@ export class TenantRouter {
     await this.#catchUp(); // the feed's position first, so that later changes are not missed
     if (!this.#transport) return;
     await this.#transport.start({
-      signal: () => void this.#refresh(),
+      signal: (payload) => {
+        const epoch = Number(payload);
+        if (Number.isSafeInteger(epoch) && epoch > 0) this.#readFrom(epoch - 1);
+        void this.#refresh();
+      },
       resync: () => void this.#refresh(),
       error: (error) => this.#onError(error),
     });
     // what changed between the first catch-up and the LISTEN
     await this.#refresh();
     clearInterval(this.#catchUpTimer);
-    this.#catchUpTimer = setInterval(() => void this.#refresh(), this.#catchUpIntervalMs);
+    this.#catchUpTimer = setInterval(() => {
+      this.#readFrom(this.#seen - LOOKBACK);
+      void this.#refresh();
+    }, this.#catchUpIntervalMs);
     this.#catchUpTimer.unref();
   }
 
@@ -254,17 +272,32 @@ export class TenantRouter {
     return this.#refreshing;
   }
 
+  /** The next catch-up reads from `epoch` (exclusive) when that is below where it would start. */
+  #readFrom(epoch: number): void {
+    const from = Math.max(0, epoch);
+    if (from < this.#seen) this.#from = Math.min(this.#from ?? from, from);
+  }
+
   async #catchUp(): Promise<void> {
+    let from = this.#from ?? this.#seen;
+    this.#from = undefined;
     for (;;) {
-      const { rows } = await this.#read(
-        'select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)',
-        [this.#seen],
-      );
+      let rows: RouteRow[];
+      try {
+        ({ rows } = await this.#read(
+          'select tenant_id, tier, cluster, database, schema, epoch from tenantry.routes_since($1)',
+          [from],
+        ));
+      } catch (error) {
+        if (from < this.#seen) this.#readFrom(from); // read it again next time
+        throw error;
+      }
       for (const row of rows) {
         const route = this.#route(row);
         // only routes in use are kept fresh; others are read when first needed
         if (this.#cache.get(route.tenantId)) this.#store(route);
         this.#seen = Math.max(this.#seen, route.epoch);
+        from = Math.max(from, route.epoch);
       }
       if (rows.length < 10_000) return;
     }

@@ -290,3 +290,38 @@ describe("routeCheck 'auto'", () => {
     expect(after.rows[0]!.path).not.toContain('t_ab');
   });
 });
+
+describe('a hearing router and changes that commit out of epoch order (try-out F1)', () => {
+  it('applies a change whose epoch is below one it already read, from its notification, without waiting for the periodic catch-up', async () => {
+    const m = await tenant('order-m');
+    const y = await tenant('order-y');
+    await createTenantSchema(db.owner, 't_om', NOTES_DDL);
+    await createTenantSchema(db.owner, 't_oy', NOTES_DDL);
+    await placements.assign(m, { tier: 'schema', cluster: 'home', schema: 't_om' });
+    await placements.assign(y, { tier: 'schema', cluster: 'home', schema: 't_oy' });
+    const router = new TenantRouter({ pool: home, listenConnectionString: db.routerUrl, catchUpIntervalMs: 600_000 });
+    ends.push(router);
+    await router.start();
+    const before = { m: (await router.resolve(m)).epoch, y: (await router.resolve(y)).epoch };
+    // M's change takes its epoch first and commits last (a slow switch); Y's commits in between
+    const slow = new pg.Client({ connectionString: db.ownerUrl });
+    await slow.connect();
+    try {
+      await slow.query('begin');
+      await slow.query('update tenantry.placements set epoch = epoch where tenant_id = $1', [m]);
+      await db.owner.query('update tenantry.placements set epoch = epoch where tenant_id = $1', [y]);
+      await expect.poll(() => router.peek(y)?.epoch, { timeout: 5_000 }).toBeGreaterThan(before.y);
+      await slow.query('commit');
+    } finally {
+      await slow.end();
+    }
+    const { rows } = await db.owner.query<{ epoch: string }>(
+      'select epoch from tenantry.placements where tenant_id = $1',
+      [m],
+    );
+    const epochOfM = Number(rows[0]!.epoch);
+    expect(epochOfM).toBeLessThan(router.peek(y)!.epoch);
+    await expect.poll(() => router.peek(m)?.epoch, { timeout: 5_000 }).toBe(epochOfM);
+    expect(router.hearing).toBe(true);
+  });
+});
