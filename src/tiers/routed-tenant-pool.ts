@@ -359,17 +359,8 @@ export class RoutedTenantPool {
   #tryCheckout(route: Route | undefined, tenantId: string | undefined): Lease | undefined {
     if (this.#fair || currentSignal()?.aborted) return undefined;
     const location = route?.location ?? this.#homeLocation;
-    let slots = this.#locationSlots.get(location);
-    if (!slots) {
-      slots = { location: new Semaphore(this.#poolSize), tenants: new Map() };
-      this.#locationSlots.set(location, slots);
-    }
     const key = tenantId ?? '';
-    let own = slots.tenants.get(key);
-    if (!own) {
-      own = new Semaphore(this.#perTenant);
-      slots.tenants.set(key, own);
-    }
+    const { slots, own } = this.#slotsOf(location, key);
     if (!own.tryAcquire()) return undefined; // busy: it stays, with its holders
     if (slots.location.tryAcquire()) {
       if (this.#slots.tryAcquire()) {
@@ -388,6 +379,25 @@ export class RoutedTenantPool {
     }
     this.#giveBack(own, slots, key, location);
     return undefined;
+  }
+
+  /** A database's slots and the tenant's there, made on first use (dropped when idle, see #giveBack). */
+  #slotsOf(location: string, key: string): { slots: LocationSlots; own: Semaphore } {
+    let slots = this.#locationSlots.get(location);
+    if (!slots) {
+      slots = {
+        location: new Semaphore(this.#poolSize),
+        tenants: new Map(),
+        ...(this.#fair ? { fair: new FairCheckout(this.#poolSize, this.#perTenant) } : {}),
+      };
+      this.#locationSlots.set(location, slots);
+    }
+    let own = slots.tenants.get(key);
+    if (!own) {
+      own = new Semaphore(this.#perTenant);
+      slots.tenants.set(key, own);
+    }
+    return { slots, own };
   }
 
   /** The tenant's slot given back, and it and the database's dropped when idle. */
@@ -411,21 +421,8 @@ export class RoutedTenantPool {
     const location = route?.location ?? this.#homeLocation;
     const deadline = Date.now() + this.#checkoutTimeoutMs;
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
-    let slots = this.#locationSlots.get(location);
-    if (!slots) {
-      slots = {
-        location: new Semaphore(this.#poolSize),
-        tenants: new Map(),
-        ...(this.#fair ? { fair: new FairCheckout(this.#poolSize, this.#perTenant) } : {}),
-      };
-      this.#locationSlots.set(location, slots);
-    }
     const key = tenantId ?? '';
-    let own = slots.tenants.get(key);
-    if (!own) {
-      own = new Semaphore(this.#perTenant);
-      slots.tenants.set(key, own);
-    }
+    const { slots, own } = this.#slotsOf(location, key);
     const fair = slots.fair;
     let order: Slot[] = [own, slots.location, this.#slots];
     if (fair) {
