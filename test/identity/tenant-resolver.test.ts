@@ -371,8 +371,25 @@ describe('host resolution', () => {
     const { normalizeHost } = await import('../../src/identity/tenant-domains.js');
     expect(normalizeHost('ACME.Example.test.:8080')).toBe('acme.example.test');
     expect(normalizeHost('bücher.example')).toBe('xn--bcher-kva.example');
-    for (const junk of ['127.0.0.1', '[::1]:80', 'localhost', '', 'a..b', '-a.b', 'a_b.example', 'x'.repeat(300)])
+    for (const junk of [
+      '127.0.0.1',
+      '[::1]:80',
+      'localhost',
+      '',
+      'a..b',
+      '-a.b',
+      'a_b.example',
+      'x'.repeat(300),
+      'fuzz.9999example',
+    ])
       expect(normalizeHost(junk)).toBeUndefined();
+  });
+
+  it('a domain the table would refuse is INVALID_ARGUMENT (400) before any statement, not a database error', async () => {
+    const domains = new TenantDomains(f.pool, { resolveTxt: async () => [] });
+    await expect(runAs(f.acme.id, () => domains.add('fuzz.9999999999999999999example'))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   });
 });
 
