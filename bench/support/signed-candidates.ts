@@ -331,3 +331,69 @@ export const SIGNED_CANDIDATES_2: SignedCandidate[] = [
     microOnly: true,
   },
 ];
+
+/** Core 007's check as installed (the latest core migration's signed branch). */
+const PLPGSQL_007 = signedContextFunctionSql();
+const FORMAT_REGEX = `\n     OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$'`;
+
+/** Candidates of issue 15's last pass (2026-12-07): what the format check's regex costs per statement. */
+export const SIGNED_CANDIDATES_3: SignedCandidate[] = [
+  {
+    name: 'core-007-regex-on-failure',
+    note: 'core 007 with the format regex evaluated only when the proof fails (the length and separators still checked first)',
+    // replacement functions: a replacement string would read the regex's `$'` as a pattern
+    sql: PLPGSQL_007.replace(FORMAT_REGEX, () => '').replace(
+      '  IF NOT k.signed THEN\n',
+      () =>
+        `  IF NOT k.signed THEN\n    IF v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' THEN\n      RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';\n    END IF;\n`,
+    ),
+  },
+  {
+    name: 'core-007-without-set',
+    note: 'reference only (NOT safe): core 007 without its SET search_path clause, what the clause costs',
+    sql: PLPGSQL_007.replace('SET search_path = pg_catalog, pg_temp\n', () => ''),
+  },
+  {
+    name: 'core-007-lookup-only',
+    note: 'reference only (NOT a check): core 007 with its lookup and nothing else, what the other steps cost',
+    sql: `CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  v text := current_setting('tenantry.context', true);
+  k record;
+BEGIN
+  SELECT encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64) AS signed,
+         c.serves_default, g.state, g.epoch, g.hold
+    INTO k
+    FROM tenantry_private.context_key c LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(v, 36);
+  RETURN left(v, 36)::uuid;
+END
+$fn$;`,
+  },
+  {
+    name: 'core-007-one-test',
+    note: "core 007 with one test on the way that passes (proof, expiry, hold and route folded into the lookup's columns); a value it does not pass runs core 007's steps as they are",
+    sql: PLPGSQL_007.replace(
+      '         c.serves_default, g.state, g.epoch, g.hold\n    INTO k\n',
+      () => `         c.serves_default, g.state, g.epoch, g.hold,
+         split_part(v, '.', 2)::bigint >= extract(epoch FROM now())
+           AND g.hold IS NULL
+           AND CASE WHEN g.state IS NULL
+                    THEN c.serves_default AND split_part(v, '.', 4) = ''
+                    ELSE g.state = 'active' AND g.epoch::text = (CASE WHEN split_part(v, '.', 4) = '' THEN '0' ELSE split_part(v, '.', 3) END)
+               END AS passes
+    INTO k
+`,
+    ).replace(
+      '  IF NOT FOUND THEN\n',
+      () => `  IF k.signed AND k.passes THEN
+    RETURN left(v, 36)::uuid;
+  END IF;
+  IF NOT FOUND THEN\n`,
+    ),
+  },
+];
+if (!PLPGSQL_007.includes(FORMAT_REGEX) || !PLPGSQL_007.includes('  IF NOT k.signed THEN\n'))
+  throw new Error('signed-candidates: core 007 no longer has the format regex where this candidate expects it');

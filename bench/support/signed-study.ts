@@ -7,7 +7,12 @@ import { LatencyRecorder } from './latency.js';
 import type { BenchOptions } from './options.js';
 import { runFor } from './runner.js';
 import type { BenchServer } from './server.js';
-import { SIGNED_CANDIDATES, SIGNED_CANDIDATES_2, type SignedCandidate } from './signed-candidates.js';
+import {
+  SIGNED_CANDIDATES,
+  SIGNED_CANDIDATES_2,
+  SIGNED_CANDIDATES_3,
+  type SignedCandidate,
+} from './signed-candidates.js';
 import { VARIANTS, type OpenVariant } from './variants.js';
 
 interface StudyInput {
@@ -85,6 +90,7 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
       ...SIGNED_CANDIDATES_2.filter(
         (c) => process.env.BENCH_STUDY_SQL !== '0' || !(c.name.startsWith('sql-') || c.name.startsWith('plpgsql-lean')),
       ),
+      ...SIGNED_CANDIDATES_3,
     ];
     const value = new ContextSigner(roles.contextSecret, { ttlSeconds: 3600 }).encode(input.pick().tenant);
     // the token-lookup candidate registers this one value as a token
