@@ -27,138 +27,42 @@ const PARSES = new Map<string, Buffer>();
 function buildParse(name: string, text: string): Buffer {
   const nameLength = Buffer.byteLength(name, 'utf8');
   const textLength = Buffer.byteLength(text, 'utf8');
-  const length = 4 + nameLength + 1 + textLength + 1 + 2;
-  const bytes = Buffer.alloc(1 + length);
-  bytes[0] = 0x50; // 'P'
-  bytes.writeInt32BE(length, 1);
-  let at = 5 + bytes.write(name, 5, 'utf8');
-  bytes[at++] = 0;
-  at += bytes.write(text, at, 'utf8');
-  bytes[at++] = 0;
-  bytes.writeInt16BE(0, at);
+  const bytes = Buffer.alloc(1 + parseLength(nameLength, textLength));
+  writeParse(bytes, 0, name, nameLength, text, textLength);
   return bytes;
 }
 
-/**
- * `parse` (when the statement still has to be parsed on this connection), then a Bind of
- * `statement` (ASCII, '' for the unnamed one) to the unnamed portal with `values` as text
- * parameters (null: SQL NULL) and text results, then an Execute of all its rows: the bytes pg
- * would send for `parse(…)`, `bind({ statement, values })`, `execute({})`.
- */
-export function prefixMessages(
-  parse: Buffer | undefined,
-  statement: string,
-  values: readonly (string | null)[],
-): Buffer {
-  const n = values.length;
-  let valueBytes = 0;
-  for (let i = 0; i < n; i++) {
-    const value = values[i];
-    if (value !== null && value !== undefined) valueBytes += Buffer.byteLength(value, 'utf8');
-  }
-  // length, portal '' and statement names, format codes, values (each with its length), result formats
-  const bindLength = 4 + 1 + statement.length + 1 + 2 + 2 * n + 2 + 4 * n + valueBytes + 2 + 2;
-  const parseLength = parse === undefined ? 0 : parse.length;
-  const bytes = Buffer.allocUnsafe(parseLength + 1 + bindLength + EXECUTE_UNNAMED.length);
-  if (parse !== undefined) parse.copy(bytes, 0);
-  let at = parseLength;
-  bytes[at++] = 0x42; // 'B'
-  bytes.writeInt32BE(bindLength, at);
-  at += 4;
-  bytes[at++] = 0; // the unnamed portal
-  at += bytes.write(statement, at, 'latin1');
-  bytes[at++] = 0;
-  bytes.writeInt16BE(n, at);
-  at += 2;
-  bytes.fill(0, at, at + 2 * n); // every parameter in text format
-  at += 2 * n;
-  bytes.writeInt16BE(n, at);
-  at += 2;
-  for (let i = 0; i < n; i++) {
-    const value = values[i];
-    if (value === null || value === undefined) {
-      bytes.writeInt32BE(-1, at);
-      at += 4;
-    } else {
-      const written = bytes.write(value, at + 4, 'utf8');
-      bytes.writeInt32BE(written, at);
-      at += 4 + written;
-    }
-  }
-  bytes.writeInt16BE(1, at); // one result format code, for every column: text
-  bytes.writeInt16BE(0, at + 2);
-  EXECUTE_UNNAMED.copy(bytes, at + 4);
-  return bytes;
+/** The length field of a Parse message: itself, the name and the text (each ending in a zero byte), no parameter types. */
+function parseLength(nameLength: number, textLength: number): number {
+  return 4 + nameLength + 1 + textLength + 1 + 2;
 }
 
-/**
- * The whole prefix of the unnamed statement `parse` (from `parseMessage`) with one parameter,
- * `value`: built once per value and shared by every connection. A value is a tenant's context,
- * the same for all its statements until the signer renews it (after a second, see
- * ContextSigner), so one tenant's statements mostly find theirs built. Keyed by the value itself:
- * the bytes are those of that value, never another's.
- */
-export function unnamedPrefix(parse: Buffer, value: string): Buffer {
-  let byValue = PREFIXES.get(parse);
-  if (byValue === undefined) PREFIXES.set(parse, (byValue = new Map()));
-  let bytes = byValue.get(value);
-  if (bytes === undefined) {
-    // a bound on memory: values of tenants no longer seen, or renewed, are dropped all at once
-    if (byValue.size >= MAX_PREFIXES) byValue.clear();
-    bytes = prefixMessages(parse, '', [value]);
-    byValue.set(value, bytes);
-  }
-  return bytes;
-}
-const PREFIXES = new Map<Buffer, Map<string, Buffer>>();
-const MAX_PREFIXES = 10_000;
-
-/**
- * The whole prefix of the named statement `statement` (already parsed on the connection) with
- * one parameter, `value`: as `unnamedPrefix`, built once per value and shared by every
- * connection (the statement's name is the same on each).
- */
-export function namedPrefix(statement: string, value: string): Buffer {
-  let byValue = NAMED_PREFIXES.get(statement);
-  if (byValue === undefined) NAMED_PREFIXES.set(statement, (byValue = new Map()));
-  let bytes = byValue.get(value);
-  if (bytes === undefined) {
-    if (byValue.size >= MAX_PREFIXES) byValue.clear();
-    bytes = prefixMessages(undefined, statement, [value]);
-    byValue.set(value, bytes);
-  }
-  return bytes;
-}
-const NAMED_PREFIXES = new Map<string, Map<string, Buffer>>();
-
-/** Describe of the unnamed portal, then Execute of all its rows, then Sync: as pg's serializer writes them. */
-const DESCRIBE_EXECUTE_SYNC = Buffer.concat([
-  Buffer.from([0x44, 0, 0, 0, 6, 0x50, 0]), // Describe, portal '' ('P')
-  EXECUTE_UNNAMED, // Execute, portal '', all rows
-  Buffer.from([0x53, 0, 0, 0, 4]), // Sync
-]);
-
-/**
- * The app's own statement, written after `prefix` in the same buffer: a Parse of `text` under
- * `name` ('' for the unnamed statement) with no parameter types when `parse`, a Bind of `name`
- * to the unnamed portal with `values` (a string: text format; a Buffer: binary, as pg sends a
- * Buffer; null: SQL NULL) and text results, a Describe of the portal, an Execute of all its rows
- * and the Sync. Byte for byte what pg's Query.prepare writes for a query without `rows`,
- * `binary`, `portal` or parameter types (test/prefix-bytes.test.ts compares them), but as one
- * buffer and one write to the socket, where pg serialises each message through its shared writer
- * (a copy each) and writes five: no library writes a pipeline of messages in one buffer for pg,
- * and this is most of what pg's client spends per statement besides reading the answer.
- */
-export function withStatement(
-  prefix: Buffer,
-  parse: boolean,
+/** Writes a Parse message at `at` (lengths in bytes, UTF-8); returns where it ends. */
+function writeParse(
+  bytes: Buffer,
+  at: number,
   name: string,
+  nameLength: number,
   text: string,
-  values: readonly (string | Buffer | null)[],
-): Buffer {
-  const nameLength = Buffer.byteLength(name, 'utf8');
-  const textLength = parse ? Buffer.byteLength(text, 'utf8') : 0;
-  const parseLength = parse ? 4 + nameLength + 1 + textLength + 1 + 2 : 0;
+  textLength: number,
+): number {
+  bytes[at] = 0x50; // 'P'
+  bytes.writeInt32BE(parseLength(nameLength, textLength), at + 1);
+  at += 5;
+  at += bytes.write(name, at, nameLength, 'utf8');
+  bytes[at++] = 0;
+  at += bytes.write(text, at, textLength, 'utf8');
+  bytes[at++] = 0;
+  bytes[at++] = 0; // no parameter types
+  bytes[at++] = 0;
+  return at;
+}
+
+/** A parameter as sent: a string in text format, a Buffer in binary (as pg sends a Buffer), null (or undefined) for SQL NULL. */
+type Parameter = string | Buffer | null | undefined;
+
+/** The length field of a Bind message to the unnamed portal of the statement `nameLength` bytes long, with `values`, text results. */
+function bindLength(nameLength: number, values: readonly Parameter[]): number {
   const n = values.length;
   let valueBytes = 0;
   for (let i = 0; i < n; i++) {
@@ -167,24 +71,21 @@ export function withStatement(
     else if (value !== null && value !== undefined) valueBytes += value.length;
   }
   // length, portal '', statement name, format codes, values (each with its length), result formats
-  const bindLength = 4 + 1 + nameLength + 1 + 2 + 2 * n + 2 + 4 * n + valueBytes + 2 + 2;
-  const size = prefix.length + (parse ? 1 + parseLength : 0) + 1 + bindLength + DESCRIBE_EXECUTE_SYNC.length;
-  const bytes = Buffer.allocUnsafe(size);
-  prefix.copy(bytes, 0);
-  let at = prefix.length;
-  if (parse) {
-    bytes[at] = 0x50; // 'P'
-    bytes.writeInt32BE(parseLength, at + 1);
-    at += 5;
-    at += bytes.write(name, at, nameLength, 'utf8');
-    bytes[at++] = 0;
-    at += bytes.write(text, at, textLength, 'utf8');
-    bytes[at++] = 0;
-    bytes[at++] = 0; // no parameter types
-    bytes[at++] = 0;
-  }
+  return 4 + 1 + nameLength + 1 + 2 + 2 * n + 2 + 4 * n + valueBytes + 2 + 2;
+}
+
+/** Writes a Bind message of `name` to the unnamed portal at `at` (its length from bindLength); returns where it ends. */
+function writeBind(
+  bytes: Buffer,
+  at: number,
+  length: number,
+  name: string,
+  nameLength: number,
+  values: readonly Parameter[],
+): number {
+  const n = values.length;
   bytes[at] = 0x42; // 'B'
-  bytes.writeInt32BE(bindLength, at + 1);
+  bytes.writeInt32BE(length, at + 1);
   at += 5;
   bytes[at++] = 0; // the unnamed portal
   at += bytes.write(name, at, nameLength, 'utf8');
@@ -218,6 +119,107 @@ export function withStatement(
   bytes[at++] = 1;
   bytes[at++] = 0;
   bytes[at++] = 0;
+  return at;
+}
+
+/**
+ * `parse` (when the statement still has to be parsed on this connection), then a Bind of
+ * `statement` (ASCII, '' for the unnamed one) to the unnamed portal with `values` as text
+ * parameters (null: SQL NULL) and text results, then an Execute of all its rows: the bytes pg
+ * would send for `parse(…)`, `bind({ statement, values })`, `execute({})`.
+ */
+export function prefixMessages(
+  parse: Buffer | undefined,
+  statement: string,
+  values: readonly (string | null)[],
+): Buffer {
+  const nameLength = Buffer.byteLength(statement, 'utf8');
+  const length = bindLength(nameLength, values);
+  const parseSize = parse === undefined ? 0 : parse.length;
+  const bytes = Buffer.allocUnsafe(parseSize + 1 + length + EXECUTE_UNNAMED.length);
+  if (parse !== undefined) parse.copy(bytes, 0);
+  const at = writeBind(bytes, parseSize, length, statement, nameLength, values);
+  EXECUTE_UNNAMED.copy(bytes, at);
+  return bytes;
+}
+
+/**
+ * The whole prefix of the unnamed statement `parse` (from `parseMessage`) with one parameter,
+ * `value`: built once per value and shared by every connection. A value is a tenant's context,
+ * the same for all its statements until the signer renews it (after a fifth of its lifetime,
+ * see ContextSigner), so one tenant's statements mostly find theirs built. Keyed by the value itself:
+ * the bytes are those of that value, never another's.
+ */
+export function unnamedPrefix(parse: Buffer, value: string): Buffer {
+  return sharedPrefix(PREFIXES, parse, parse, '', value);
+}
+const PREFIXES = new Map<Buffer, Map<string, Buffer>>();
+const MAX_PREFIXES = 10_000;
+
+/**
+ * The whole prefix of the named statement `statement` (already parsed on the connection) with
+ * one parameter, `value`: as `unnamedPrefix`, built once per value and shared by every
+ * connection (the statement's name is the same on each).
+ */
+export function namedPrefix(statement: string, value: string): Buffer {
+  return sharedPrefix(NAMED_PREFIXES, statement, undefined, statement, value);
+}
+const NAMED_PREFIXES = new Map<string, Map<string, Buffer>>();
+
+/** The prefix of `parse`/`statement` with `value`, from `cache` under `key`, built on the first use. */
+function sharedPrefix<K>(
+  cache: Map<K, Map<string, Buffer>>,
+  key: K,
+  parse: Buffer | undefined,
+  statement: string,
+  value: string,
+): Buffer {
+  let byValue = cache.get(key);
+  if (byValue === undefined) cache.set(key, (byValue = new Map()));
+  let bytes = byValue.get(value);
+  if (bytes === undefined) {
+    // a bound on memory: values of tenants no longer seen, or renewed, are dropped all at once
+    if (byValue.size >= MAX_PREFIXES) byValue.clear();
+    bytes = prefixMessages(parse, statement, [value]);
+    byValue.set(value, bytes);
+  }
+  return bytes;
+}
+
+/** Describe of the unnamed portal, then Execute of all its rows, then Sync: as pg's serializer writes them. */
+const DESCRIBE_EXECUTE_SYNC = Buffer.concat([
+  Buffer.from([0x44, 0, 0, 0, 6, 0x50, 0]), // Describe, portal '' ('P')
+  EXECUTE_UNNAMED, // Execute, portal '', all rows
+  Buffer.from([0x53, 0, 0, 0, 4]), // Sync
+]);
+
+/**
+ * The app's own statement, written after `prefix` in the same buffer: a Parse of `text` under
+ * `name` ('' for the unnamed statement) with no parameter types when `parse`, a Bind of `name`
+ * to the unnamed portal with `values` (a string: text format; a Buffer: binary, as pg sends a
+ * Buffer; null: SQL NULL) and text results, a Describe of the portal, an Execute of all its rows
+ * and the Sync. Byte for byte what pg's Query.prepare writes for a query without `rows`,
+ * `binary`, `portal` or parameter types (test/prefix-bytes.test.ts compares them), but as one
+ * buffer and one write to the socket, where pg serialises each message through its shared writer
+ * (a copy each) and writes five: no library writes a pipeline of messages in one buffer for pg,
+ * and this is most of what pg's client spends per statement besides reading the answer.
+ */
+export function withStatement(
+  prefix: Buffer,
+  parse: boolean,
+  name: string,
+  text: string,
+  values: readonly (string | Buffer | null)[],
+): Buffer {
+  const nameLength = Buffer.byteLength(name, 'utf8');
+  const textLength = parse ? Buffer.byteLength(text, 'utf8') : 0;
+  const parseSize = parse ? 1 + parseLength(nameLength, textLength) : 0;
+  const length = bindLength(nameLength, values);
+  const bytes = Buffer.allocUnsafe(prefix.length + parseSize + 1 + length + DESCRIBE_EXECUTE_SYNC.length);
+  prefix.copy(bytes, 0);
+  let at = prefix.length;
+  if (parse) at = writeParse(bytes, at, name, nameLength, text, textLength);
+  at = writeBind(bytes, at, length, name, nameLength, values);
   DESCRIBE_EXECUTE_SYNC.copy(bytes, at);
   return bytes;
 }
