@@ -11,7 +11,7 @@ import {
 } from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
-import { FairCheckout } from '../data/fair-checkout.js';
+import { CheckoutSlots, type LocationSlots, type Slot } from './checkout-slots.js';
 import { TenantActivity } from '../data/tenant-activity.js';
 import type { Route, TenantRouter } from './tenant-router.js';
 
@@ -72,17 +72,6 @@ interface Entry {
   active: number;
 }
 
-/** The slots of one database: its own bound, and one per tenant (created on demand, dropped when idle). */
-interface LocationSlots {
-  location: Semaphore;
-  tenants: Map<string, Semaphore>;
-  /** With `fairCheckout`: the database's slots shared by weight, with each tenant's cap (instead of the two above). */
-  fair?: FairCheckout;
-}
-
-/** The part of a Semaphore a checkout uses, so a fair slot and a plain one queue alike. */
-type Slot = Pick<Semaphore, 'tryAcquire' | 'acquire' | 'release'>;
-
 /** A checked-out slot in a database's pool: release it exactly once. */
 interface Lease {
   entry: Entry;
@@ -99,24 +88,21 @@ class FastLease implements Lease {
   constructor(
     readonly entry: Entry,
     private readonly overall: Semaphore,
+    private readonly all: CheckoutSlots,
     private readonly slots: LocationSlots,
     private readonly own: Semaphore,
     private readonly key: string,
     private readonly location: string,
-    private readonly all: Map<string, LocationSlots>,
   ) {}
 
   release(): void {
     if (this.#released) return;
     this.#released = true;
     this.entry.active--;
-    const { slots, own } = this;
     this.overall.release();
-    slots.location.release();
-    own.release();
-    if (own.idle && slots.tenants.get(this.key) === own) slots.tenants.delete(this.key);
-    if (slots.tenants.size === 0 && slots.location.idle && this.all.get(this.location) === slots)
-      this.all.delete(this.location);
+    this.slots.location.release();
+    this.own.release();
+    this.all.dropIdle(this.slots, this.own, this.key, this.location);
   }
 }
 
@@ -148,7 +134,7 @@ export class RoutedTenantPool {
   /** Every connection checked out, across every database (`maxConnections`). */
   readonly #slots: Semaphore;
   /** Each database's and each tenant's slots (`poolSize`, `maxConnectionsPerTenant`). */
-  readonly #locationSlots = new Map<string, LocationSlots>();
+  readonly #locationSlots: CheckoutSlots;
   /** Open database pools, least recently used first. */
   readonly #pools = new Map<string, Entry>();
   /** The location last moved to the end of `#pools` (already the most recently used: not moved again). */
@@ -202,6 +188,7 @@ export class RoutedTenantPool {
     this.#maxPools = maxPools;
     this.#freezeWaitMs = freezeWaitMs;
     this.#perTenant = Math.min(maxConnectionsPerTenant ?? Math.max(1, this.#poolSize - 1), this.#poolSize);
+    this.#locationSlots = new CheckoutSlots(this.#poolSize, this.#perTenant, this.#fair);
     this.#checkoutTimeoutMs = checkoutTimeoutMs;
     this.#slots = new Semaphore(maxConnections);
     this.#homeLocation = `${router.homeCluster}/`;
@@ -360,7 +347,7 @@ export class RoutedTenantPool {
     if (this.#fair || currentSignal()?.aborted) return undefined;
     const location = route?.location ?? this.#homeLocation;
     const key = tenantId ?? '';
-    const { slots, own } = this.#slotsOf(location, key);
+    const { slots, own } = this.#locationSlots.of(location, key);
     if (!own.tryAcquire()) return undefined; // busy: it stays, with its holders
     if (slots.location.tryAcquire()) {
       if (this.#slots.tryAcquire()) {
@@ -370,42 +357,17 @@ export class RoutedTenantPool {
         } catch (error) {
           this.#slots.release();
           slots.location.release();
-          this.#giveBack(own, slots, key, location);
+          own.release();
+          this.#locationSlots.dropIdle(slots, own, key, location);
           throw error;
         }
-        return new FastLease(entry, this.#slots, slots, own, key, location, this.#locationSlots);
+        return new FastLease(entry, this.#slots, this.#locationSlots, slots, own, key, location);
       }
       slots.location.release();
     }
-    this.#giveBack(own, slots, key, location);
-    return undefined;
-  }
-
-  /** A database's slots and the tenant's there, made on first use (dropped when idle, see #giveBack). */
-  #slotsOf(location: string, key: string): { slots: LocationSlots; own: Semaphore } {
-    let slots = this.#locationSlots.get(location);
-    if (!slots) {
-      slots = {
-        location: new Semaphore(this.#poolSize),
-        tenants: new Map(),
-        ...(this.#fair ? { fair: new FairCheckout(this.#poolSize, this.#perTenant) } : {}),
-      };
-      this.#locationSlots.set(location, slots);
-    }
-    let own = slots.tenants.get(key);
-    if (!own) {
-      own = new Semaphore(this.#perTenant);
-      slots.tenants.set(key, own);
-    }
-    return { slots, own };
-  }
-
-  /** The tenant's slot given back, and it and the database's dropped when idle. */
-  #giveBack(own: Semaphore, slots: LocationSlots, key: string, location: string): void {
     own.release();
-    if (own.idle && slots.tenants.get(key) === own) slots.tenants.delete(key);
-    if (slots.tenants.size === 0 && slots.location.idle && this.#locationSlots.get(location) === slots)
-      this.#locationSlots.delete(location);
+    this.#locationSlots.dropIdle(slots, own, key, location);
+    return undefined;
   }
 
   /**
@@ -422,7 +384,7 @@ export class RoutedTenantPool {
     const deadline = Date.now() + this.#checkoutTimeoutMs;
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
     const key = tenantId ?? '';
-    const { slots, own } = this.#slotsOf(location, key);
+    const { slots, own } = this.#locationSlots.of(location, key);
     const fair = slots.fair;
     let order: Slot[] = [own, slots.location, this.#slots];
     if (fair) {
@@ -441,11 +403,7 @@ export class RoutedTenantPool {
     const held: Slot[] = [];
     const giveBack = () => {
       while (held.length > 0) held.pop()!.release();
-      // dropped only when idle: nobody holds or waits, so nobody has a reference mid-checkout
-      if (own.idle && slots.tenants.get(key) === own) slots.tenants.delete(key);
-      const fairIdle = !fair || (fair.inUse === 0 && fair.waiting === 0);
-      if (slots.tenants.size === 0 && slots.location.idle && fairIdle && this.#locationSlots.get(location) === slots)
-        this.#locationSlots.delete(location);
+      this.#locationSlots.dropIdle(slots, own, key, location);
     };
     try {
       for (const semaphore of order) {
