@@ -356,21 +356,7 @@ export const SIGNED_CANDIDATES_3: SignedCandidate[] = [
   {
     name: 'core-007-lookup-only',
     note: 'reference only (NOT a check): core 007 with its lookup and nothing else, what the other steps cost',
-    sql: `CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-  v text := current_setting('tenantry.context', true);
-  k record;
-BEGIN
-  SELECT encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64) AS signed,
-         c.serves_default, g.state, g.epoch, g.hold
-    INTO k
-    FROM tenantry_private.context_key c LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(v, 36);
-  RETURN left(v, 36)::uuid;
-END
-$fn$;`,
+    sql: lookupOnly(PLPGSQL_007),
   },
   {
     name: 'core-007-one-test',
@@ -397,3 +383,12 @@ $fn$;`,
 ];
 if (!PLPGSQL_007.includes(FORMAT_REGEX) || !PLPGSQL_007.includes('  IF NOT k.signed THEN\n'))
   throw new Error('signed-candidates: core 007 no longer has the format regex where this candidate expects it');
+
+/** A check's header and its lookup (the SELECT … INTO k statement), then the tenant id returned: nothing else of it. */
+function lookupOnly(check: string): string {
+  const begin = check.indexOf('BEGIN\n') + 'BEGIN\n'.length;
+  const lookup = check.indexOf('  SELECT encode(', begin);
+  const end = check.indexOf(';\n', lookup) + 2;
+  if (begin < 6 || lookup < 0 || end < 2) throw new Error('signed-candidates: no lookup where lookupOnly expects it');
+  return `${check.slice(0, begin)}${check.slice(lookup, end)}  RETURN left(v, 36)::uuid;\nEND\n$fn$;`;
+}

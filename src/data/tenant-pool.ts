@@ -97,15 +97,14 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * Kysely, Drizzle and raw pg send), so each is parsed and planned once per connection instead
    * of with every statement: less server CPU per statement (docs/benchmarks.md). Default: on a
    * direct connection (no pooler, as the self-test finds) when the pooler self-test runs (the
-   * default) and not in Citus mode; `false` otherwise. With
-   * `true`, statements stay unnamed until the pooler self-test finds named statements safe, and
-   * nothing waits for it; with `poolerSelfTest: false` and `true` given, always named. `false`:
-   * always unnamed (e.g. for statements whose plans must stay custom, see below). Only where
-   * each client has a server session of its own (direct, session pooling: not behind
-   * transaction pooling, see docs/security.md). Per connection, the first 256 distinct
-   * texts of up to 16 KiB each (128 KiB in all) are named (`tenantry_s<n>`); others stay
-   * unnamed. After DDL that changes a statement's result columns (0A000), the text is parsed
-   * anew under a fresh name, and a
+   * default) and not in Citus mode; `false` otherwise. With `true`, statements stay unnamed until
+   * the pooler self-test finds named statements safe, and nothing waits for it; with
+   * `poolerSelfTest: false` and `true` given, always named. `false`: always unnamed (e.g. for
+   * statements whose plans must stay custom, see below). Only where each client has a server
+   * session of its own (direct, session pooling: not behind transaction pooling, see
+   * docs/security.md). Per connection, the first 256 distinct texts of up to 16 KiB each (128 KiB
+   * in all) are named (`tenantry_s<n>`); others stay unnamed. After DDL that changes a
+   * statement's result columns (0A000), the text is parsed anew under a fresh name, and a
    * statement outside a transaction block is run again at once (its failure rolled back all it
    * did); inside one the app sees the error once. Plans may become generic after five runs
    * (PostgreSQL's plan_cache_mode).
@@ -271,11 +270,10 @@ export class TenantPool extends pg.Pool {
       );
     const counters = activity === true ? new TenantActivity() : activity === false ? undefined : activity;
     const selfTest = poolerSelfTest === false ? undefined : poolerSelfTest === true ? {} : poolerSelfTest;
-    // Named statements by default, where the self-test finds each client a server session of its
-    // own (direct connections, session pooling): the unnamed prefix and statement are parsed and
-    // planned with every statement, most of what signed RLS costs over raw pg (docs/benchmarks.md,
-    // issue 15). Not by default without the self-test (nothing would tell a transaction pooler),
-    // nor in Citus mode (not measured there).
+    // Named statements by default, where the self-test finds a direct connection (#runSelfTest):
+    // the unnamed prefix and statement are parsed and planned with every statement, most of what
+    // signed RLS costs over raw pg (docs/benchmarks.md, issue 15). Not by default without the
+    // self-test (nothing would tell a transaction pooler), nor in Citus mode (not measured there).
     const namedByDefault = selfTest !== undefined && !citus;
     const prepareContextStatement = prepareContextOption ?? (namedByDefault ? 'auto' : false);
     const prepareStatements = prepareStatementsOption ?? namedByDefault;
@@ -359,12 +357,12 @@ export class TenantPool extends pg.Pool {
     if (this.#selfTest !== undefined) {
       // named statements of the pool's own choosing ('auto', prepareStatements) only where each
       // client has a server session of its own: behind transaction pooling a session that ran
-      // PREPARE cannot be closed by closing the client (docs/security.md)
-      // By default, only on a direct connection: a session pooler may lend a server session to the
-      // next client without a reset (pgbouncer's server_reset_query empty), with the named
-      // statements another client's SQL left in it. Asked for, under session pooling too: a name
-      // taken in the session before this client parsed it fails its Parse with 42P05, and the
-      // session quarantine then refuses the session (it never runs a statement it did not prepare).
+      // PREPARE cannot be closed by closing the client (docs/security.md). By default, only on a
+      // direct connection: a session pooler may lend a server session to the next client without
+      // a reset (pgbouncer's server_reset_query empty), with the named statements another
+      // client's SQL left in it. Asked for, under session pooling too: a name taken in the
+      // session before this client parsed it fails its Parse with 42P05, and the session
+      // quarantine then refuses the session (it never runs a statement it did not prepare).
       const direct = found.namedStatements === 'safe' && found.mode === 'none';
       const ownSession = found.namedStatements === 'safe' && (found.mode === 'none' || found.mode === 'session');
       this.#prefixForm.named =

@@ -56,8 +56,9 @@ export interface TenantRouterOptions {
   cacheSize?: number;
   /**
    * With a listen connection: how often the router also reads what changed since the last change
-   * it applied (default 30,000 ms), so a change whose notification never arrived (a connection
-   * that died without a word, until TCP keepalive notices) is applied within this interval anyway.
+   * it applied, the last 1,000 epochs before it again (default 30,000 ms), so a change whose
+   * notification never arrived (a connection that died without a word, until TCP keepalive
+   * notices), or that committed after a later one, is applied within this interval anyway.
    */
   catchUpIntervalMs?: number;
   onError?: (error: unknown) => void;
