@@ -13,6 +13,7 @@ import { RoutedTenantPool, isRetryableRouteError } from '../../src/tiers/routed-
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { insertInTransaction } from './support/insert-in-transaction.js';
 
 let db: TestDatabase;
 let placements: Placements;
@@ -93,20 +94,7 @@ describe('routeCheck policy: a stale route is still refused where the tenant no 
     await runAs(n, () => pool.query('select count(*) from notes'));
     await createTenantSchema(db.owner, 't_pn', NOTES_DDL);
     await placements.assign(n, { tier: 'schema', cluster: 'home', schema: 't_pn' });
-    const transaction = () =>
-      runAs(n, async () => {
-        const client = await pool.connect();
-        try {
-          await client.query('begin');
-          await client.query(`insert into notes (body) values ('in a transaction')`);
-          await client.query('commit');
-        } catch (error) {
-          await client.query('rollback').catch(() => undefined);
-          throw error;
-        } finally {
-          client.release();
-        }
-      });
+    const transaction = () => insertInTransaction(pool, n, 'in a transaction');
     const first = await transaction().catch((e: unknown) => e);
     expect(isRetryableRouteError(first)).toBe(true);
     expect(router.peek(n)?.schema).toBe('t_pn'); // refreshed for the caller's retry

@@ -10,6 +10,7 @@ import { TenantRouter } from '../../src/tiers/tenant-router.js';
 import { NOTES_DDL } from '../support/notes-table.js';
 import { ROLE_PASSWORD, createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { dropDatabase } from '../support/drop-database.js';
+import { insertInTransaction } from './support/insert-in-transaction.js';
 
 // Three tiers in one run: A in the shared tables, B in its own schema, C in its own database.
 
@@ -353,20 +354,7 @@ describe('review findings, pinned', () => {
       await runAs(g, () => routed.query('select 1'));
       await createTenantSchema(db.owner, 't_g', NOTES_DDL);
       await placements.assign(g, { tier: 'schema', cluster: 'home', schema: 't_g' });
-      const transaction = () =>
-        runAs(g, async () => {
-          const client = await routed.connect();
-          try {
-            await client.query('begin');
-            await client.query(`insert into notes (body) values ('in a transaction')`);
-            await client.query('commit');
-          } catch (error) {
-            await client.query('rollback').catch(() => undefined);
-            throw error;
-          } finally {
-            client.release();
-          }
-        });
+      const transaction = () => insertInTransaction(routed, g, 'in a transaction');
       const { isRetryableRouteError } = await import('../../src/tiers/routed-tenant-pool.js');
       const first = await transaction().catch((e: unknown) => e);
       expect(isRetryableRouteError(first)).toBe(true);
