@@ -45,6 +45,28 @@ async function killedAt(crashAt: string, as: string, to?: PlacementTarget): Prom
     (e: { signal?: string; stderr?: string }) => e,
   );
   expect(error?.signal, error?.stderr).toBe('SIGKILL');
+  // the killed process's session (and the slug's import lock) goes once its backend notices the
+  // closed socket, which a backend in the middle of a statement does only when that ends: a re-run
+  // at once can meet the lock still held (IMPORT_BUSY, CI run 25). Wait for it, bounded, as a
+  // person re-running the command a moment later would
+  const key = `tenantry.import:${as}`;
+  const client = await f.db.owner.connect();
+  try {
+    await expect
+      .poll(
+        async () => {
+          const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+            key,
+          ]);
+          if (rows[0]!.ok) await client.query('select pg_advisory_unlock(hashtext($1))', [key]);
+          return rows[0]!.ok;
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+  } finally {
+    client.release();
+  }
 }
 
 /** Rows in the tenant tables whose tenant the catalog does not know. */
