@@ -332,8 +332,8 @@ export const SIGNED_CANDIDATES_2: SignedCandidate[] = [
   },
 ];
 
-/** Core 007's check as installed (the latest core migration's signed branch). */
-const PLPGSQL_007 = signedContextFunctionSql();
+/** Core 007's check (installed until core 008 put its fast path in front). */
+const PLPGSQL_007 = signedContextFunctionSql(7);
 const FORMAT_REGEX = `\n     OR v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$'`;
 
 /** Candidates of issue 15's last pass (2026-12-07): what the format check's regex costs per statement. */
@@ -392,3 +392,12 @@ function lookupOnly(check: string): string {
   if (begin < 6 || lookup < 0 || end < 2) throw new Error('signed-candidates: no lookup where lookupOnly expects it');
   return `${check.slice(0, begin)}${check.slice(lookup, end)}  RETURN left(v, 36)::uuid;\nEND\n$fn$;`;
 }
+
+/** Candidates of issue 15's fourth pass (2026-12-07): core 007's check, which core 008's fast path precedes. */
+export const SIGNED_CANDIDATES_4: SignedCandidate[] = [
+  {
+    name: 'core-007',
+    note: 'before core 008: core 007 as installed (each step a PL/pgSQL statement; the lookup bound to the value)',
+    sql: PLPGSQL_007,
+  },
+];

@@ -11,6 +11,7 @@ import {
   SIGNED_CANDIDATES,
   SIGNED_CANDIDATES_2,
   SIGNED_CANDIDATES_3,
+  SIGNED_CANDIDATES_4,
   type SignedCandidate,
 } from './signed-candidates.js';
 import { VARIANTS, type OpenVariant } from './variants.js';
@@ -90,7 +91,8 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
       ...SIGNED_CANDIDATES_2.filter(
         (c) => process.env.BENCH_STUDY_SQL !== '0' || !(c.name.startsWith('sql-') || c.name.startsWith('plpgsql-lean')),
       ),
-      ...SIGNED_CANDIDATES_3,
+      ...(process.env.BENCH_STUDY_3 === '0' ? [] : SIGNED_CANDIDATES_3),
+      ...SIGNED_CANDIDATES_4,
     ];
     const value = new ContextSigner(roles.contextSecret, { ttlSeconds: 3600 }).encode(input.pick().tenant);
     // the token-lookup candidate registers this one value as a token

@@ -1,7 +1,9 @@
 import { createHash, createHmac } from 'node:crypto';
-import { ConfigurationError } from '../errors/tenantry-error.js';
+import { ConfigurationError, InvalidTenantIdError } from '../errors/tenantry-error.js';
 
 const BLOCK = 64;
+/** The canonical (lower-case) form the database's check expects: it looks holds and routes up by this text. */
+const CANONICAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Turns a tenant id (and the epoch of the route it was sent on, 0 for the default route) into
@@ -57,6 +59,8 @@ export class ContextSigner implements ContextEncoder {
     if (hit && hit.refreshAt > now) return hit.value;
     if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)
       throw new ConfigurationError('routeEpoch must be a non-negative integer');
+    // never sign anything but a canonical id: the value is a proof, and the check reads its parts
+    if (typeof tenantId !== 'string' || !CANONICAL_ID.test(tenantId)) throw new InvalidTenantIdError();
     const expiry = Math.floor(now / 1000) + this.#ttlSeconds;
     const payload = routeEpoch === 0 ? `${tenantId}.${expiry}` : `${tenantId}.${expiry}.${routeEpoch}`;
     // bound: the MAC covers `<payload>.<binding>`, the value carries the payload alone
