@@ -41,6 +41,9 @@ const SHADOWS = [
   ['function', 'public.substr(text, integer, integer)', 'text'],
   ['function', 'public.extract(text, timestamp with time zone)', 'numeric'],
   ['function', 'public.array_length(anyarray, integer)', 'integer'],
+  // what core 008's fast path calls besides (its format regex, the uuid cast)
+  ['function', 'public.textregexeq(text, text)', 'boolean'],
+  ['function', 'public.uuid(text)', 'uuid'],
 ] as const;
 
 async function plantShadows(): Promise<void> {
@@ -61,6 +64,11 @@ async function plantShadows(): Promise<void> {
     create operator public.> (leftarg = integer, rightarg = integer, function = public.always_false_int);
     create function public.always_false_bytea(bytea, bytea) returns bytea language plpgsql as $$ begin raise exception 'hijacked' using errcode = 'HJ001'; end $$;
     create operator public.|| (leftarg = bytea, rightarg = bytea, function = public.always_false_bytea);
+    create operator public.~ (leftarg = text, rightarg = text, function = public.always_false);
+    create function public.always_false_numeric(numeric, numeric) returns boolean language plpgsql as $$ begin raise exception 'hijacked' using errcode = 'HJ001'; end $$;
+    create operator public.>= (leftarg = numeric, rightarg = numeric, function = public.always_false_numeric);
+    create function public.always_false_bigint(bigint, bigint) returns boolean language plpgsql as $$ begin raise exception 'hijacked' using errcode = 'HJ001'; end $$;
+    create operator public.= (leftarg = bigint, rightarg = bigint, function = public.always_false_bigint);
     create table public.context_gate (tenant_key text, state text, epoch bigint, hold text);
     grant select on public.context_gate to public;
     create table public.context_key (ipad bytea, opad bytea);
