@@ -1,5 +1,5 @@
 import { TenantryError } from '../errors/tenantry-error.js';
-import { statementHeads } from './statement-text.js';
+import { statementStarts } from './statement-text.js';
 
 /**
  * Statements that could replace a named statement of the session: PREPARE under its name (after
@@ -12,8 +12,29 @@ import { statementHeads } from './statement-text.js';
  * at release instead of lending it again (PREPARE TRANSACTION is caught with them).
  */
 const REPLACES_NAMED = new Set(['prepare', 'deallocate', 'do']);
+/**
+ * Statements that leave a setting on the session beyond their transaction (issue 15's attacker
+ * try-out: tenant A's `SET extra_float_digits = -15` rounded the next tenant's floats on the same
+ * pooled session; a schema-tier tenant's session `search_path` sent a shared-tier tenant's
+ * statements to its schema): RESET and DISCARD, and SET except `SET LOCAL`, `SET TRANSACTION` and
+ * `SET CONSTRAINTS` (transaction-scoped). The same quarantine as above.
+ */
+const CHANGES_SESSION = new Set(['reset', 'discard']);
+const TRANSACTION_SCOPED_SET = /^set\s+(?:local|transaction|constraints)\b/i;
+/**
+ * Functions that set a setting or run SQL text given as a value, whatever the statement: any
+ * `set_config` but the plainly transaction-local form (`…, true)`), and `query_to_xml` and its
+ * kin (they run the text they are given, a SET included). Text is matched, not parsed: a mention
+ * in a string or comment quarantines too (the cost is a new connection, never a wrong answer).
+ * What the app's own functions run with EXECUTE is theirs to keep transaction-local.
+ */
+const SETS_OR_RUNS_TEXT = /query_to_xml|set_config/i;
+const SET_CONFIG_CALL = /set_config/gi;
+const LOCAL_SET_CONFIG = /^set_config\s*\([^()]*,\s*true\s*\)/i;
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
-const MENTIONS_REPLACEMENT = /prepare|deallocate|\bdo\b/i;
+const MENTIONS_SESSION_CHANGE = /prepare|deallocate|\bdo\b|\bset\b|reset|discard|set_config|query_to_xml/i;
+/** Texts found harmless, per session (an app sends the same few again and again); cleared when full. */
+const HARMLESS_KEPT = 256;
 
 /** Settings PostgreSQL reports to the client (GUC_REPORT) that change how text and values are read. */
 const SESSION_REPORTED = new Set([
@@ -37,8 +58,8 @@ export class SessionQuarantine {
   /** Reported settings at login, and those whose current value differs from it. */
   readonly #login = new Map<string, string>();
   readonly #changed = new Set<string>();
-  /** The last statement text (extended protocol) found not to replace a named statement. */
-  #harmless: string | undefined;
+  /** Statement texts (extended protocol) found to change nothing beyond their transaction. */
+  readonly #harmless = new Set<string>();
   /** The server session held a prepared statement this client did not prepare (42P05). */
   #foreign = false;
 
@@ -81,7 +102,7 @@ export class SessionQuarantine {
     if (otherTenant)
       return new TenantryError(
         'UNSUPPORTED',
-        "This connection ran PREPARE, DEALLOCATE, DO or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
+        "This connection ran PREPARE, DEALLOCATE, DO, a session-level SET, RESET, set_config or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
         { status: 500 },
       );
     return new TenantryError(
@@ -92,11 +113,11 @@ export class SessionQuarantine {
   }
 
   /**
-   * Marks the session when a statement that could replace a named statement is about to be sent
-   * (it may run even if it then fails). Text sent as a simple Query (several statements in one
-   * string) is marked whatever it holds: a lexer of our own could misread a text that hides a
-   * PREPARE (an extended-protocol statement is one statement, PostgreSQL refuses a second one,
-   * so its first word is what runs).
+   * Marks the session when a statement that could replace a named statement or leave a setting
+   * on the session is about to be sent (it may run even if it then fails). Text sent as a simple
+   * Query (several statements in one string) is marked whatever it holds: a lexer of our own could
+   * misread a text that hides a PREPARE (an extended-protocol statement is one statement,
+   * PostgreSQL refuses a second one, so its first word is what runs).
    */
   sending(text: unknown, tenantId: string | undefined, simple: boolean): void {
     if (this.#for !== undefined || typeof text !== 'string') return;
@@ -104,15 +125,31 @@ export class SessionQuarantine {
       if (text.trim() !== '') this.#for = tenantId ?? '';
       return;
     }
-    // an app sends the same few texts again and again: the last one found harmless is not read again
-    if (text === this.#harmless) return;
-    if (MENTIONS_REPLACEMENT.test(text) && statementHeads(text).some((h) => REPLACES_NAMED.has(h)))
+    if (this.#harmless.has(text)) return;
+    if (MENTIONS_SESSION_CHANGE.test(text) && changesSession(text)) {
       this.#for = tenantId ?? '';
-    else this.#harmless = text;
+      return;
+    }
+    if (this.#harmless.size >= HARMLESS_KEPT) this.#harmless.clear();
+    this.#harmless.add(text);
   }
 
   /** True when the session must not be lent again: marked, or a reported setting changed. */
   get active(): boolean {
     return this.#for !== undefined || this.#changed.size > 0 || this.#foreign;
   }
+}
+
+/** True when one statement's text (extended protocol) could replace a named statement or leave a setting on the session. */
+function changesSession(text: string): boolean {
+  for (const start of statementStarts(text)) {
+    const head = /^[A-Za-z_]+/.exec(text.slice(start, start + 32))?.[0]?.toLowerCase();
+    if (head === undefined) continue;
+    if (REPLACES_NAMED.has(head) || CHANGES_SESSION.has(head)) return true;
+    if (head === 'set' && !TRANSACTION_SCOPED_SET.test(text.slice(start, start + 64))) return true;
+  }
+  if (!SETS_OR_RUNS_TEXT.test(text)) return false;
+  if (/query_to_xml/i.test(text)) return true;
+  for (const m of text.matchAll(SET_CONFIG_CALL)) if (!LOCAL_SET_CONFIG.test(text.slice(m.index))) return true;
+  return false;
 }

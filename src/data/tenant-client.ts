@@ -555,7 +555,9 @@ export class TenantClient extends pg.Client {
   }
 
   /**
-   * True once the session ran a statement that could replace a named statement, or when a
+   * True once the session ran a statement that could replace a named statement or leave a setting
+   * on the session (a session-level SET, RESET, DISCARD, set_config not plainly transaction-local,
+   * query_to_xml), or when a
    * setting PostgreSQL reports (client_encoding, DateStyle, IntervalStyle, TimeZone,
    * standard_conforming_strings) differs from its login value (a session-level SET by one
    * tenant's SQL would change how the next tenant's values are read and stored): the pool

@@ -767,7 +767,7 @@ function releaseReason(
   if (client.cancelSent) return new Error('client sent a cancel request');
   if (client.quarantined)
     return new Error(
-      'client quarantined (PREPARE, DEALLOCATE, DO, multi-statement text or a changed setting): its session is not lent again',
+      'client quarantined (PREPARE, DEALLOCATE, DO, a session-level SET, RESET or set_config, multi-statement text or a changed setting): its session is not lent again',
     );
   if (client.transactionStatus !== undefined && client.transactionStatus !== 'I')
     return new Error('client released inside an open transaction');

@@ -2,7 +2,7 @@
 // tenant's rows, or to reach around the policies, is refused, and the superuser confirms that
 // nothing changed. The app role talks to real PostgreSQL (through pgbouncer in CI's second stage).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs, runWithoutTenant } from '../../src/context/tenant-context.js';
 import { TenantPool as TenantPoolClass, type TenantPool } from '../../src/data/tenant-pool.js';
@@ -543,9 +543,18 @@ describe('the app role cannot reach around the policies', () => {
       contextSecret: db.contextSecret,
       max: 1,
     });
-    const held = await single.connect(); // pool.query would discard the session after its first error
+    let held = await single.connect(); // pool.query would discard the session after its first error
     try {
-      await runAs(A, () => held.query(`set row_security = off`));
+      // through the pool, a session-level SET quarantines the session: another tenant's statement is refused
+      await runAs(A, () => held.query(`set row_security = on`));
+      await expect(runAs(B, () => held.query(`select * from notes`))).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      held.release(new Error('discard the quarantined session'));
+      held = await single.connect();
+      // straight to the session, as a function of the app's could: PostgreSQL refuses, nothing is read
+      await (pg.Client.prototype.query as (this: unknown, q: string) => Promise<unknown>).call(
+        held,
+        `set row_security = off`,
+      );
       await expectRefusedAndUnchanged(
         () => runAs(A, () => held.query(`select * from notes where id = $1`, [ids.noteB])),
         { code: '42501' },

@@ -286,8 +286,14 @@ describe('signed mode: injected SQL cannot choose another tenant', () => {
     const single = db.appPool({ max: 1 });
     // worst case: a value validly signed for B (as if it had leaked) planted at session level
     const planted = sign(B, inFiveMinutes(), db.contextSecret);
+    // through the pool, the plant quarantines its session (test/isolation/session-settings.test.ts):
+    // planted here where the pool does not look (as a function of the app's could), the session kept
     await runAs(A, () => single.query(`select set_config('tenantry.context', $1, false)`, [planted]));
+    expect(await runAs(A, () => single.query(`select current_setting('tenantry.context', true) as v`))).toMatchObject({
+      rows: [{ v: expect.not.stringContaining(B) }],
+    });
     const client = await single.connect();
+    await bare(client, `select set_config('tenantry.context', ${lit(planted)}, false)`);
     try {
       if (!behindPgbouncer) {
         // control: the plant really is on this session (behind pgbouncer the server session may differ)
@@ -729,10 +735,13 @@ describe('signed mode: session state planted on a pooled connection', () => {
    */
   async function withPlantedSession<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const single = directSinglePool();
-    await runAs(A, () =>
-      single.query(`select set_config('tenantry.context', current_setting('tenantry.context'), $1)`, [false]),
-    );
     const client = await single.connect();
+    // straight to the session (through the pool the plant would quarantine it: session-settings.test.ts),
+    // as a function of the app's that sets the setting at session level could
+    await bare(
+      client,
+      `select set_config('tenantry.context', ${lit(sign(A, inFiveMinutes(), db.contextSecret))}, false)`,
+    );
     try {
       const planted = (await bare(client, `select current_setting('tenantry.context', true) as v`)).rows[0].v as string;
       expect(planted, 'control: A’s valid value is on the session').toMatch(SIGNED_VALUE);
