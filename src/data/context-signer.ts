@@ -23,6 +23,14 @@ export const unsignedContext: ContextEncoder = Object.freeze({
   encode: (tenantId: string, routeEpoch = 0) => (routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`),
 });
 
+interface CachedValue {
+  value: string;
+  refreshAt: number;
+  tenantId: string;
+  routeEpoch: number;
+  binding: string | undefined;
+}
+
 /**
  * Signed mode: `<tenant>.<expiry epoch seconds>[.<route epoch>].<hex HMAC-SHA256>`, which
  * PostgreSQL verifies with a key the app role cannot read (and checks the route epoch against
@@ -36,7 +44,7 @@ export class ContextSigner implements ContextEncoder {
   readonly #ttlSeconds: number;
   /** How long a signed value is reused (ms): a fifth of its lifetime, at most 60 s. */
   readonly #reuseMs: number;
-  readonly #cache = new Map<string, { value: string; refreshAt: number }>();
+  readonly #cache = new Map<string, CachedValue>();
 
   constructor(secret: string, options: { ttlSeconds?: number } = {}) {
     if (typeof secret !== 'string' || secret.length < 32) {
@@ -56,7 +64,16 @@ export class ContextSigner implements ContextEncoder {
         ? tenantId
         : `${routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`}${binding === undefined ? '' : `/${binding}`}`;
     const hit = this.#cache.get(key);
-    if (hit && hit.refreshAt > now) return hit.value;
+    // the key is not unique for ids that are not ids ('<id>.3' as a tenant, route 0, is the key of
+    // <id> on route 3): a hit counts only for what it was signed for
+    if (
+      hit &&
+      hit.refreshAt > now &&
+      hit.tenantId === tenantId &&
+      hit.routeEpoch === routeEpoch &&
+      hit.binding === binding
+    )
+      return hit.value;
     if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)
       throw new ConfigurationError('routeEpoch must be a non-negative integer');
     // never sign anything but a canonical id: the value is a proof, and the check reads its parts
@@ -67,7 +84,7 @@ export class ContextSigner implements ContextEncoder {
     const signed = binding === undefined ? payload : `${payload}.${binding}`;
     const value = `${payload}.${createHmac('sha256', this.#secret).update(signed).digest('hex')}`;
     if (this.#cache.size > 100_000) this.#cache.clear();
-    this.#cache.set(key, { value, refreshAt: now + this.#reuseMs });
+    this.#cache.set(key, { value, refreshAt: now + this.#reuseMs, tenantId, routeEpoch, binding });
     return value;
   }
 }

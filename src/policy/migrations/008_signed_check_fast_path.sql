@@ -5,14 +5,24 @@
 -- parameter. Here the lookup reads the setting itself, so PL/pgSQL binds no parameter and
 -- PostgreSQL's plan cache keeps one generic plan of it (bound to a parameter, it re-planned it:
 -- 40 µs); its one expression decides the passing case: the HMAC with the current key, the format,
--- unexpired, no hold, the route. A value it does not pass
--- (none, malformed, forged, the previous key of a rotation's overlap, expired, held, another
--- route) runs core 007's steps unchanged: the same errors, codes and order. A value Tenantry's
--- signer made that passes here also passes there: a proof with the current key, then the same
--- tests on the same parts of the value: the format regex here reads the value without its
--- 64-character MAC (on the whole value it costs ≈ 3 µs per call), which the HMAC's hex digest
--- matches or not; a signer that is not Tenantry's could sign a longer value than the failure
--- path's length bounds allow (it has the secret: it could sign any tenant anyway).
+-- unexpired, no hold, the route. A value it does not pass (none, malformed, forged, the previous
+-- key of a rotation's overlap, expired, held, another route) runs core 007's steps (with the
+-- fixes below): the same errors, codes and order. What passes here also passes there: a proof
+-- with the current key, then the same tests on the same parts of the value (the length bounds on
+-- octets: a value outside ASCII fails the pattern anyway); the format pattern here reads the value
+-- without its 64-character MAC (on the whole value it costs ≈ 3 µs per call), which the HMAC's hex
+-- digest matches or not.
+-- Found by the try-out of this migration, closed here for both paths: (1) an id in another
+-- spelling that uuid_in accepts (the hyphens moved: 'f025-dc25-…'), signed with the secret by a
+-- signer that is not Tenantry's, found no hold and no route row (they are looked up by the text of
+-- the id) and passed for a suspended or moved tenant, in core 007 too: the id must be the
+-- canonical text, checked with translate() (a bounded regex costs ≈ 18 µs per call); (2) the
+-- patterns hold no backslash ('[.]' for '\.'): a session with standard_conforming_strings off when
+-- a function is first compiled read '\.' as '.'; (3) the gate has forced row security and no
+-- policy, so the checks read it only while their owner has BYPASSRLS; without it every tenant
+-- looked unheld and on its default route (fail-open): a policy for the owner role now.
+DROP POLICY IF EXISTS context_gate_owner ON tenantry_private.context_gate;
+CREATE POLICY context_gate_owner ON tenantry_private.context_gate TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
 CREATE OR REPLACE FUNCTION tenantry.use_context_mode(p_mode text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $use$
@@ -37,7 +47,9 @@ BEGIN
   -- proof and the format matched; the setting read once (OFFSET 0 keeps the sub-select a node)
   SELECT CASE
     WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
-     AND substr(s.v, 37, 1) = '.' AND left(s.v, -64) ~ '^[0-9a-f-]+\.[0-9]+(\.[0-9]+)?\.$'
+     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
     THEN CASE
       WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
        AND CASE WHEN g.tenant_key IS NULL THEN c.serves_default AND split_part(s.v, '.', 4) = ''
@@ -59,9 +71,11 @@ BEGIN
   IF v IS NULL OR v = '' THEN
     RETURN NULL;
   END IF;
-  -- lower-case hex only: the hold and the route are looked up by the text of the id
+  -- the canonical id only (lower-case hex, the hyphens where uuid_out puts them): the hold and the
+  -- route are looked up by the text of the id, so another spelling of it must not pass
   IF length(v) < 103 OR length(v) > 134 OR substr(v, 37, 1) <> '.' OR substr(v, length(v) - 64, 1) <> '.'
-     OR v !~ '^[0-9a-f-]+\.[0-9]+(\.[0-9]+)?\.[0-9a-f]+$' THEN
+     OR v !~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.][0-9a-f]+$'
+     OR translate(left(v, 36), '0123456789abcdef', '0000000000000000') <> '00000000-0000-0000-0000-000000000000' THEN
     RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
   END IF;
   -- one lookup: the proof with the current key, and this tenant's gate (text key: no cast of unproven input)
@@ -114,7 +128,9 @@ BEGIN
   -- proof and the format matched; the setting read once (OFFSET 0 keeps the sub-select a node)
   SELECT CASE
     WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
-     AND substr(s.v, 37, 1) = '.' AND left(s.v, -64) ~ '^[0-9a-f-]+\.[0-9]+(\.[0-9]+)?\.$'
+     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
     THEN CASE
       WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
        AND (g.hold IS NULL OR g.hold <> 'deleted')
@@ -135,7 +151,8 @@ BEGIN
   END IF;
   -- the format and proof of current_tenant_id(), without its route check
   IF length(v) < 103 OR length(v) > 134 OR substr(v, 37, 1) <> '.' OR substr(v, length(v) - 64, 1) <> '.'
-     OR v !~ '^[0-9a-f-]+\.[0-9]+(\.[0-9]+)?\.[0-9a-f]+$' THEN
+     OR v !~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.][0-9a-f]+$'
+     OR translate(left(v, 36), '0123456789abcdef', '0000000000000000') <> '00000000-0000-0000-0000-000000000000' THEN
     RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
   END IF;
   SELECT encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64) AS signed,
