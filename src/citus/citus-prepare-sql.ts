@@ -196,7 +196,26 @@ export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_
   const proof = `convert_to(left(v, length(v) - 65), 'UTF8')`;
   const proofs = body.split(proof).length - 1;
   if (proofs !== 2) throw new Error(`tenantry: the signed ${fn}() has ${proofs} proofs, 2 expected`);
-  return `${body.replaceAll(proof, `convert_to(left(v, length(v) - 65) || ${CITUS_CONTEXT_BINDING_SQL}, 'UTF8')`)};`;
+  return `${canonicalFormat(body, fn).replaceAll(proof, `convert_to(left(v, length(v) - 65) || ${CITUS_CONTEXT_BINDING_SQL}, 'UTF8')`)};`;
+}
+
+/**
+ * Core 005's format check with what core 008 added to it (found by core 008's try-out): the id is
+ * the canonical text (holds and routes are looked up by it: an id with its hyphens moved, which
+ * uuid_in reads as the same tenant, signed with the secret by a signer that is not Tenantry's,
+ * found no hold and no route), followed by its separator; and patterns without backslashes (a
+ * session with standard_conforming_strings off when the function is first compiled reads `\.` as
+ * any character).
+ */
+function canonicalFormat(body: string, fn: string): string {
+  const format = `v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' OR substr(v, length(v) - 64, 1) <> '.'`;
+  if (body.split(format).length !== 2) throw new Error(`tenantry: the signed ${fn}() has no format check where expected`);
+  return body.replace(
+    format,
+    () =>
+      `v !~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.][0-9a-f]+$' OR substr(v, length(v) - 64, 1) <> '.' OR substr(v, 37, 1) <> '.'
+     OR translate(left(v, 36), '0123456789abcdef', '0000000000000000') <> '00000000-0000-0000-0000-000000000000'`,
+  );
 }
 
 const CITUS_TENANT_TABLE_FUNCTIONS = `
