@@ -6,6 +6,7 @@ import { doctorEverywhere } from '../tiers/migrate/doctor-everywhere.js';
 import pg from 'pg';
 import { acceptDefinerFunction } from '../policy/doctor/reviewed-functions.js';
 import { formatPoolerReport, poolerReport } from './pooler-report.js';
+import type { LocalDatabase } from '../embedded/local-database.js';
 
 /** `tenantry doctor`: audits the live database; exits 1 when any error-level finding exists. */
 export function doctorCommand(globals: () => ConnectionOptions): Command {
@@ -59,7 +60,10 @@ export function doctorCommand(globals: () => ConnectionOptions): Command {
             schemas: flags.schema,
             citus: flags.citus === true,
           }),
-          pooler: flags.pooler === false ? undefined : await poolerReport(flags.appUrl ?? db.appUrl),
+          pooler:
+            flags.pooler === false
+              ? undefined
+              : await poolerReport(flags.appUrl ?? (await appUrlOf(db, flags.appRole))),
         }));
         if (flags.json) console.log(JSON.stringify(pooler ? { ...report, pooler } : report, null, 2));
         else
@@ -100,4 +104,30 @@ function acceptFunctionCommand(globals: () => ConnectionOptions): Command {
       });
       console.log(`accepted ${reviewed.signature} (body sha256 ${reviewed.bodySha256})`);
     });
+}
+
+/**
+ * The app role's URL for the pooler self-test: TENANTRY_APP_DATABASE_URL as given, else the
+ * default URL with the role of `--app-role` or the one install recorded (`install --app-role`):
+ * the default role's name would fail to log in (28000) where another was installed.
+ */
+async function appUrlOf(db: LocalDatabase, appRole: string | undefined): Promise<string> {
+  if (process.env.TENANTRY_APP_DATABASE_URL) return db.appUrl;
+  let role = appRole;
+  if (role === undefined) {
+    const client = new pg.Client({ connectionString: db.adminUrl, application_name: 'tenantry doctor' });
+    await client.connect();
+    try {
+      const { rows } = await client
+        .query<{ value: string }>(`select value from tenantry.meta where key = 'app_role'`)
+        .catch(() => ({ rows: [] as { value: string }[] }));
+      role = rows[0]?.value;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  if (role === undefined || role === '' || role === db.appRole) return db.appUrl;
+  const url = new URL(db.appUrl);
+  url.username = encodeURIComponent(role);
+  return url.toString();
 }
