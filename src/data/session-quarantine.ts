@@ -13,26 +13,37 @@ import { statementStarts } from './statement-text.js';
  */
 const REPLACES_NAMED = new Set(['prepare', 'deallocate', 'do']);
 /**
- * Statements that leave a setting on the session beyond their transaction (issue 15's attacker
- * try-out: tenant A's `SET extra_float_digits = -15` rounded the next tenant's floats on the same
- * pooled session; a schema-tier tenant's session `search_path` sent a shared-tier tenant's
- * statements to its schema): RESET and DISCARD, and SET except `SET LOCAL`, `SET TRANSACTION` and
- * `SET CONSTRAINTS` (transaction-scoped). The same quarantine as above.
+ * Statements that leave something on the session beyond their transaction (issue 15's attacker
+ * try-outs: tenant A's `SET extra_float_digits = -15` rounded the next tenant's floats on the
+ * same pooled session; a schema-tier tenant's session `search_path` sent a shared-tier tenant's
+ * statements to its schema): RESET, DISCARD, LISTEN, and SET except `SET LOCAL`, `SET
+ * TRANSACTION` and `SET CONSTRAINTS` (transaction-scoped). The same quarantine as above.
  */
-const CHANGES_SESSION = new Set(['reset', 'discard']);
+const CHANGES_SESSION = new Set(['reset', 'discard', 'listen']);
 const TRANSACTION_SCOPED_SET = /^set\s+(?:local|transaction|constraints)\b/i;
 /**
- * Functions that set a setting or run SQL text given as a value, whatever the statement: any
- * `set_config` but the plainly transaction-local form (`…, true)`), and `query_to_xml` and its
- * kin (they run the text they are given, a SET included). Text is matched, not parsed: a mention
- * in a string or comment quarantines too (the cost is a new connection, never a wrong answer).
- * What the app's own functions run with EXECUTE is theirs to keep transaction-local.
+ * Words that, anywhere in a statement, may leave something on the session, matched as words
+ * (an identifier that merely contains one, `asset_configs`, does not count):
+ * - `set_config` (any call but the plainly transaction-local form below), and `pg_settings`,
+ *   whose UPDATE rule calls it;
+ * - functions that run SQL text given as a value, which the text of the statement does not show
+ *   (`query_to_xml` and kin, `ts_stat`, `ts_rewrite`);
+ * - `setseed` (the next borrower's `random()` would be A's sequence), the session-level advisory
+ *   locks (held for the next borrower), a cursor `WITH HOLD`;
+ * - a Unicode-escaped identifier (`U&"…"`), which can spell any of them.
+ * Text is matched, not parsed: a mention in a string or a comment quarantines too (the cost is a
+ * new connection). Best effort: a function of the app's that does any of this is not seen.
  */
-const SETS_OR_RUNS_TEXT = /query_to_xml|set_config/i;
-const SET_CONFIG_CALL = /set_config/gi;
-const LOCAL_SET_CONFIG = /^set_config\s*\([^()]*,\s*true\s*\)/i;
+const LEAVES_ON_SESSION =
+  /\b(?:pg_settings|query_to_xml\w*|ts_stat|ts_rewrite|setseed|pg_(?:try_)?advisory_lock(?:_shared)?|with\s+hold)\b|\bu&"/i;
+const SET_CONFIG_CALL = /\bset_config\b/gi;
+/** `set_config('<name>', <$n or a literal without quotes inside>, true)`: nothing else in the parentheses. */
+const LOCAL_SET_CONFIG = /^set_config\s*\(\s*'[^']*'\s*,\s*(?:\$\d+|'[^']*')\s*,\s*true\s*\)/i;
+/** Statements refused outright through a TenantPool: ALTER ROLE / ALTER USER change the app role's defaults (or password) for every tenant's sessions to come. */
+const ALTERS_ROLE = /^alter\s+(?:role|user)\b/i;
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
-const MENTIONS_SESSION_CHANGE = /prepare|deallocate|\bdo\b|\bset\b|reset|discard|set_config|query_to_xml/i;
+const MENTIONS_SESSION_CHANGE =
+  /prepare|deallocate|\bdo\b|\bset\b|reset|discard|listen|set_config|pg_settings|query_to|ts_stat|ts_rewrite|setseed|advisory_lock|hold|u&"/i;
 /** Texts found harmless, per session (an app sends the same few again and again); cleared when full. */
 const HARMLESS_KEPT = 256;
 
@@ -62,6 +73,10 @@ export class SessionQuarantine {
   readonly #harmless = new Set<string>();
   /** The server session held a prepared statement this client did not prepare (42P05). */
   #foreign = false;
+  /** The tenant ('' for none) of the last statement sent: a reported setting it changed quarantines for it. */
+  #lastTenant: string | undefined;
+  /** The tenant whose statement changed the reported settings that differ now. */
+  #changedBy = '';
 
   /**
    * The server refused a Parse with 42P05: a statement of that name already exists in the
@@ -79,8 +94,12 @@ export class SessionQuarantine {
     if (name === 'standard_conforming_strings') this.#nonStandardStrings = value !== 'on';
     const login = this.#login.get(name);
     if (login === undefined) this.#login.set(name, value ?? '');
-    else if (login !== value) this.#changed.add(name);
-    else this.#changed.delete(name);
+    else if (login !== value) {
+      // changed by the statement just sent: while it differs, the session serves no other tenant
+      // (a SET LOCAL's change is reported too, and again when its transaction ends)
+      if (this.#changed.size === 0) this.#changedBy = this.#lastTenant ?? '';
+      this.#changed.add(name);
+    } else this.#changed.delete(name);
   }
 
   /**
@@ -96,13 +115,21 @@ export class SessionQuarantine {
         "This connection's server session holds a prepared statement this client did not prepare (42P05; a pooler lending sessions without a reset?): it serves no more statements; release it and check out another",
         { status: 500 },
       );
-    const otherTenant = this.#for !== undefined && this.#for !== (tenantId ?? '');
+    if (typeof text === 'string' && !this.#harmless.has(text) && altersRole(text))
+      return new TenantryError(
+        'UNSUPPORTED',
+        "ALTER ROLE and ALTER USER are refused through a TenantPool: they would change the app role's defaults or password for every tenant's sessions to come (run them as the owner or a superuser)",
+        { status: 500 },
+      );
+    const otherTenant =
+      (this.#for !== undefined && this.#for !== (tenantId ?? '')) ||
+      (this.#changed.size > 0 && this.#changedBy !== (tenantId ?? ''));
     if (!otherTenant && !(simple && this.#nonStandardStrings)) return undefined;
     if (typeof text === 'string' && text.trim() === '') return undefined; // runs nothing
     if (otherTenant)
       return new TenantryError(
         'UNSUPPORTED',
-        "This connection ran PREPARE, DEALLOCATE, DO, a session-level SET, RESET, set_config or a multi-statement text for another tenant (or none): it serves no other tenant's statements; release it and check out another",
+        "This connection ran a statement that could leave something on its session (PREPARE, DEALLOCATE, DO, a session-level SET, RESET, DISCARD, LISTEN, set_config, pg_settings, setseed, a session advisory lock, a cursor WITH HOLD, SQL text run by a function, or a multi-statement text) for another tenant (or none), or a reported setting changed: it serves no other tenant's statements; release it and check out another",
         { status: 500 },
       );
     return new TenantryError(
@@ -120,6 +147,7 @@ export class SessionQuarantine {
    * PostgreSQL refuses a second one, so its first word is what runs).
    */
   sending(text: unknown, tenantId: string | undefined, simple: boolean): void {
+    this.#lastTenant = tenantId ?? '';
     if (this.#for !== undefined || typeof text !== 'string') return;
     if (simple) {
       if (text.trim() !== '') this.#for = tenantId ?? '';
@@ -140,7 +168,7 @@ export class SessionQuarantine {
   }
 }
 
-/** True when one statement's text (extended protocol) could replace a named statement or leave a setting on the session. */
+/** True when one statement's text (extended protocol) could replace a named statement or leave something on the session. */
 function changesSession(text: string): boolean {
   for (const start of statementStarts(text)) {
     const head = /^[A-Za-z_]+/.exec(text.slice(start, start + 32))?.[0]?.toLowerCase();
@@ -148,8 +176,13 @@ function changesSession(text: string): boolean {
     if (REPLACES_NAMED.has(head) || CHANGES_SESSION.has(head)) return true;
     if (head === 'set' && !TRANSACTION_SCOPED_SET.test(text.slice(start, start + 64))) return true;
   }
-  if (!SETS_OR_RUNS_TEXT.test(text)) return false;
-  if (/query_to_xml/i.test(text)) return true;
+  if (LEAVES_ON_SESSION.test(text)) return true;
   for (const m of text.matchAll(SET_CONFIG_CALL)) if (!LOCAL_SET_CONFIG.test(text.slice(m.index))) return true;
   return false;
+}
+
+/** True when some statement of `text` is ALTER ROLE or ALTER USER. */
+export function altersRole(text: string): boolean {
+  if (!/alter/i.test(text)) return false;
+  return statementStarts(text).some((start) => ALTERS_ROLE.test(text.slice(start, start + 64)));
 }

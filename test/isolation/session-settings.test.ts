@@ -55,10 +55,22 @@ describe('a setting left on the session by one tenant never reaches the next', (
       `select query_to_xml(convert_from(decode('${Buffer.from('set search_path = other').toString('base64')}', 'base64'), 'UTF8'), true, true, '')`,
       'reset all',
       'discard all',
+      // found by the second try-out (helper-73): an UPDATE rule, escaped names, a comment or a
+      // string that looked like a local call, functions that run SQL text
+      `update pg_settings set setting = '-15' where name = 'extra_float_digits'`,
+      `update pg_settings set setting = $1 where name = 'search_path'`,
+      `select U&"set\\005fconfig"('extra_float_digits', '-15', false)`,
+      `select U&"!0073et_config" UESCAPE '!' ('extra_float_digits', '-15', false)`,
+      `select set_config('extra_float_digits', '-15', /*, true)*/ false)`,
+      `select set_config('search_path', 'other, true)', false)`,
+      `select * from ts_stat('select pg_catalog.set_con' || 'fig(''extra_float_digits'', ''-15'', false)::tsvector')`,
+      `select ts_rewrite('a'::tsquery, 'select pg_catalog.set_con' || 'fig(''DateStyle'', ''SQL, DMY'', false)::tsquery, ''a''::tsquery')`,
     ];
     for (const plant of plants) {
       const before = await pidOf(A);
-      await runAs(A, () => pool.query(plant, plant.includes('$1') ? ['1'] : undefined)).catch(() => undefined);
+      await runAs(A, () =>
+        pool.query(plant, plant.includes('$1') ? [plant.includes('search_path') ? 'other' : '1'] : undefined),
+      ).catch(() => undefined);
       const after = (await runAs(B, () => pool.query(PROBE))).rows[0];
       expect(after, plant).toEqual(baseline);
       expect(await pidOf(A), plant).not.toBe(before);
@@ -96,6 +108,86 @@ describe('a setting left on the session by one tenant never reaches the next', (
     }
     expect(await pidOf(B)).toBe(pid);
     expect((await runAs(B, () => pool.query(PROBE))).rows[0].sum).toBe('0.30000000000000004');
+  });
+
+  it('session leftovers other than settings: setseed, a session advisory lock, LISTEN, a cursor WITH HOLD', async () => {
+    const leftovers = [
+      'select setseed(0.42)',
+      'select pg_advisory_lock(4242)',
+      'select pg_try_advisory_lock_shared(4243)',
+      'listen tenantry_test_channel',
+      'declare tenantry_test_cursor cursor with hold for select 1',
+    ];
+    for (const text of leftovers) {
+      const before = await pidOf(A);
+      await runAs(A, () => pool.query(text));
+      const seen = (
+        await runAs(B, () =>
+          pool.query(`select pg_backend_pid() as pid,
+            (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as locks,
+            (select count(*)::int from pg_listening_channels()) as channels,
+            (select count(*)::int from pg_cursors where is_holdable) as cursors`),
+        )
+      ).rows[0];
+      expect(seen, text).toEqual({ pid: expect.any(Number), locks: 0, channels: 0, cursors: 0 });
+      expect(seen.pid, text).not.toBe(before);
+    }
+  });
+
+  it('ALTER ROLE / ALTER USER are refused before they are sent: the app role keeps its defaults and password', async () => {
+    const defaults = async () =>
+      (
+        await db.admin.query(
+          `select coalesce(array_agg(s order by s), '{}') as s from pg_db_role_setting d, unnest(d.setconfig) s
+            where d.setrole = (select oid from pg_roles where rolname = $1)`,
+          [db.appRole],
+        )
+      ).rows[0].s;
+    const password = async () =>
+      (await db.admin.query(`select rolpassword from pg_authid where rolname = $1`, [db.appRole])).rows[0].rolpassword;
+    const [d0, p0] = [await defaults(), await password()];
+    for (const text of [
+      'alter role current_user set extra_float_digits = -15',
+      `ALTER USER current_user SET default_transaction_read_only = on`,
+      '/* x */ alter role current_user reset statement_timeout',
+      `alter role current_user password 'owned'`,
+    ])
+      await expect(
+        runAs(A, () => pool.query(text)),
+        text,
+      ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await defaults()).toEqual(d0);
+    expect(await password()).toBe(p0);
+    expect((await runAs(B, () => pool.query(PROBE))).rows[0]).toMatchObject({ sum: '0.30000000000000004', notes: 1 });
+  });
+
+  it('identifiers that merely contain a word keep the session (asset_configs)', async () => {
+    await db.owner.query(`create table asset_configs (tenant_id uuid not null, k text, primary key (tenant_id, k));
+      select tenantry.register_tenant_table('asset_configs');`);
+    const before = await pidOf(A);
+    await runAs(A, () =>
+      pool.query(`insert into asset_configs (tenant_id, k) values ($1, 'a') on conflict do nothing`, [A]),
+    );
+    await runAs(A, () => pool.query('select k from asset_configs'));
+    await runAs(A, () => pool.query(`update asset_configs set k = k where k = $1`, ['a']));
+    expect(await pidOf(B)).toBe(before);
+  });
+
+  it("a reported setting changed on one checked-out client refuses B's statements there at once", async () => {
+    const client = await pool.connect();
+    try {
+      await runAs(A, () =>
+        client.query(`update pg_settings set setting = 'LATIN1' where name = 'client_encoding'`),
+      ).catch(() => undefined);
+      await expect(
+        runAs(B, () => client.query(`insert into notes (tenant_id, body) values ($1, 'café')`, [B])),
+      ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    } finally {
+      client.release();
+    }
+    expect((await db.admin.query(`select body from notes where tenant_id = $1 order by id`, [B])).rows).toEqual([
+      { body: 'b1' },
+    ]);
   });
 
   it("on one checked-out client, after A's session-level SET, B's statements are refused and A's run", async () => {
