@@ -15,6 +15,7 @@ export type FindingCode =
   | 'APP_ROLE_BYPASSRLS'
   | 'APP_ROLE_CREATEROLE'
   | 'APP_ROLE_REPLICATION'
+  | 'APP_ROLE_SESSION_DEFAULTS'
   | 'APP_ROLE_OWNS_OBJECT'
   | 'APP_ROLE_MEMBER_OF_PRIVILEGED_ROLE'
   // privileges of the application role

@@ -60,8 +60,57 @@ export async function checkAppRole(scope: DoctorScope): Promise<Finding[]> {
       fix: `ALTER ROLE ${scope.appSql} ${a.clause};`,
     });
   }
-  findings.push(...(await ownedObjects(scope, app)), ...(await privilegedMemberships(scope, app)));
+  findings.push(
+    ...(await ownedObjects(scope, app)),
+    ...(await privilegedMemberships(scope, app)),
+    ...(await sessionDefaults(scope, app)),
+  );
   return findings;
+}
+
+/** The defaults `tenantry install` stores for the app role (its timeouts); tenantry.context has a check of its own. */
+const INSTALLED_DEFAULTS = new Set([
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'tenantry.context',
+]);
+
+/**
+ * Defaults stored for the app role besides install's timeouts (`ALTER ROLE … SET`): they reach
+ * every new session of every tenant. PostgreSQL lets a role change its own, so SQL run as the app
+ * role (a tenant's injected `DO` block: a TenantPool refuses a plain ALTER ROLE) can plant
+ * `extra_float_digits`, `default_transaction_read_only`, a `search_path`… Names only (values may
+ * be anything).
+ */
+async function sessionDefaults(scope: DoctorScope, app: string): Promise<Finding[]> {
+  const rows = await scopedRows<{ name: string; in_database: boolean; database_sql: string }>(
+    scope,
+    `SELECT DISTINCT lower(split_part(c, '=', 1)) AS name, s.setdatabase <> 0 AS in_database,
+            quote_ident(current_database()) AS database_sql
+       FROM pg_db_role_setting s, unnest(s.setconfig) c
+      WHERE s.setrole = (SELECT oid FROM app)
+        AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
+      ORDER BY 1`,
+  );
+  const extra = rows.filter((r) => !INSTALLED_DEFAULTS.has(r.name));
+  if (extra.length === 0) return [];
+  const names = [...new Set(extra.map((r) => r.name))];
+  return [
+    {
+      code: 'APP_ROLE_SESSION_DEFAULTS',
+      severity: 'warning',
+      object: app,
+      message: `Defaults stored for the application role ${app} reach every tenant's new sessions: ${names.join(', ')}. Install stores only its timeouts; SQL run as the app role can set its own defaults (ALTER ROLE current_user SET …, e.g. from a DO block), so check who set these.`,
+      fix: names
+        .map((n) =>
+          extra.some((r) => r.name === n && r.in_database)
+            ? `ALTER ROLE ${scope.appSql} IN DATABASE ${extra[0]!.database_sql} RESET ${n};`
+            : `ALTER ROLE ${scope.appSql} RESET ${n};`,
+        )
+        .join(' '),
+    },
+  ];
 }
 
 async function ownedObjects(scope: DoctorScope, app: string): Promise<Finding[]> {
