@@ -6,7 +6,7 @@
 // answers are those of a fresh session, its rows unchanged) and by the backend pid (a new session).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAs, type TenantPool } from '../../src/index.js';
+import { runAs, TenantPool } from '../../src/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -30,7 +30,11 @@ beforeAll(async () => {
     create schema other;
     grant usage on schema other to ${db.appRole};`);
   await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($2, 'b1')`, [A, B]);
-  pool = db.appPool({ max: 1 });
+  // straight to PostgreSQL: the quarantine closes the client's connection, which behind pgbouncer in
+  // transaction mode does not end the server session (docs/security.md: server_reset_query_always)
+  const url = new URL(db.appUrl);
+  url.port = new URL(db.adminUrl).port;
+  pool = new TenantPool({ connectionString: url.toString(), contextSecret: db.contextSecret, max: 1 });
 });
 afterAll(async () => {
   await pool?.end();
