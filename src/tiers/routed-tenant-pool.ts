@@ -11,7 +11,7 @@ import {
 } from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
-import { CheckoutSlots, type LocationSlots, type Slot } from './checkout-slots.js';
+import { CheckoutSlots, type Slot } from './checkout-slots.js';
 import { TenantActivity } from '../data/tenant-activity.js';
 import type { Route, TenantRouter } from './tenant-router.js';
 
@@ -80,19 +80,16 @@ interface Lease {
 
 /**
  * The lease of a checkout that took its three slots at once (no wait): one object per statement,
- * its release a method (no closures). Gives the slots back in reverse order, then drops the
- * tenant's and the database's slots if idle.
+ * its release a method (no closures). Gives the slots back in reverse order; they stay with their
+ * database's slots (CheckoutSlots sweeps idle ones).
  */
 class FastLease implements Lease {
   #released = false;
   constructor(
     readonly entry: Entry,
     private readonly overall: Semaphore,
-    private readonly all: CheckoutSlots,
-    private readonly slots: LocationSlots,
+    private readonly location: Semaphore,
     private readonly own: Semaphore,
-    private readonly key: string,
-    private readonly location: string,
   ) {}
 
   release(): void {
@@ -100,9 +97,8 @@ class FastLease implements Lease {
     this.#released = true;
     this.entry.active--;
     this.overall.release();
-    this.slots.location.release();
+    this.location.release();
     this.own.release();
-    this.all.dropIdle(this.slots, this.own, this.key, this.location);
   }
 }
 
@@ -346,8 +342,8 @@ export class RoutedTenantPool {
   #tryCheckout(route: Route | undefined, tenantId: string | undefined): Lease | undefined {
     if (this.#fair || currentSignal()?.aborted) return undefined;
     const location = route?.location ?? this.#homeLocation;
-    const key = tenantId ?? '';
-    const { slots, own } = this.#locationSlots.of(location, key);
+    const slots = this.#locationSlots.of(location);
+    const own = slots.tenant(tenantId ?? '');
     if (!own.tryAcquire()) return undefined; // busy: it stays, with its holders
     if (slots.location.tryAcquire()) {
       if (this.#slots.tryAcquire()) {
@@ -358,15 +354,13 @@ export class RoutedTenantPool {
           this.#slots.release();
           slots.location.release();
           own.release();
-          this.#locationSlots.dropIdle(slots, own, key, location);
           throw error;
         }
-        return new FastLease(entry, this.#slots, this.#locationSlots, slots, own, key, location);
+        return new FastLease(entry, this.#slots, slots.location, own);
       }
       slots.location.release();
     }
     own.release();
-    this.#locationSlots.dropIdle(slots, own, key, location);
     return undefined;
   }
 
@@ -384,10 +378,11 @@ export class RoutedTenantPool {
     const deadline = Date.now() + this.#checkoutTimeoutMs;
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
     const key = tenantId ?? '';
-    const { slots, own } = this.#locationSlots.of(location, key);
+    const slots = this.#locationSlots.of(location);
     const fair = slots.fair;
-    let order: Slot[] = [own, slots.location, this.#slots];
-    if (fair) {
+    let order: Slot[];
+    if (!fair) order = [slots.tenant(key), slots.location, this.#slots];
+    else {
       const limits = this.#config.dbLimits?.limitsOf(tenantId);
       const weight = limits?.weight ?? 1;
       const cap = limits?.maxConnections ?? Infinity;
@@ -403,7 +398,6 @@ export class RoutedTenantPool {
     const held: Slot[] = [];
     const giveBack = () => {
       while (held.length > 0) held.pop()!.release();
-      this.#locationSlots.dropIdle(slots, own, key, location);
     };
     try {
       for (const semaphore of order) {
