@@ -161,7 +161,9 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned', routeCheck?: 'p
       if (routerUrl.username === 'tenantry_bench_app') routerUrl.username = 'tenantry_bench_router';
       const home = t.fakeRoutes ? undefined : new pg.Pool({ connectionString: routerUrl.toString(), max: 1 });
       // as deployed: the router hears route changes (LISTEN), so the prefix leaves the route check
-      // to the policy (RoutedTenantPool's routeCheck 'auto'); the fake server has no routes to hear
+      // to the policy (RoutedTenantPool's routeCheck 'auto'). The fake server has no routes to
+      // hear: there 'auto' would check the route in every prefix (b-routed+prefix's path, not the
+      // deployed one), so the client-cost pass asks for 'policy', what 'auto' does while hearing
       const router = new TenantRouter({
         pool: home ?? { query: async () => ({ rows: [] }) as unknown as pg.QueryResult },
         ...(home ? { listenConnectionString: routerUrl.toString() } : {}),
@@ -175,7 +177,7 @@ function routedVariant(key: string, mode: 'signed' | 'unsigned', routeCheck?: 'p
         maxConnections: max,
         poolSize: max,
         idleTimeoutMillis: 0,
-        ...(routeCheck ? { routeCheck } : {}),
+        ...(routeCheck ? { routeCheck } : t.fakeRoutes ? { routeCheck: 'policy' as const } : {}),
       });
       return {
         key,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
+import { currentScope, currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
@@ -11,7 +11,7 @@ import {
 } from '../data/tenant-pool.js';
 import { validIdentifier } from '../policy/identifiers.js';
 import { Semaphore } from './semaphore.js';
-import { CheckoutSlots, type LocationSlots, type Slot } from './checkout-slots.js';
+import { CheckoutSlots, type Slot } from './checkout-slots.js';
 import { TenantActivity } from '../data/tenant-activity.js';
 import type { Route, TenantRouter } from './tenant-router.js';
 
@@ -80,19 +80,16 @@ interface Lease {
 
 /**
  * The lease of a checkout that took its three slots at once (no wait): one object per statement,
- * its release a method (no closures). Gives the slots back in reverse order, then drops the
- * tenant's and the database's slots if idle.
+ * its release a method (no closures). Gives the slots back in reverse order; they stay with their
+ * database's slots (CheckoutSlots sweeps idle ones).
  */
 class FastLease implements Lease {
   #released = false;
   constructor(
     readonly entry: Entry,
     private readonly overall: Semaphore,
-    private readonly all: CheckoutSlots,
-    private readonly slots: LocationSlots,
+    private readonly location: Semaphore,
     private readonly own: Semaphore,
-    private readonly key: string,
-    private readonly location: string,
   ) {}
 
   release(): void {
@@ -100,9 +97,8 @@ class FastLease implements Lease {
     this.#released = true;
     this.entry.active--;
     this.overall.release();
-    this.slots.location.release();
+    this.location.release();
     this.own.release();
-    this.all.dropIdle(this.slots, this.own, this.key, this.location);
   }
 }
 
@@ -219,31 +215,82 @@ export class RoutedTenantPool {
 
   /** Runs one statement where the current tenant lives (or on the home cluster's shared database without a tenant). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors node-postgres' own signatures, which use any
-  async query<R extends pg.QueryResultRow = any>(
+  query<R extends pg.QueryResultRow = any>(
     text: string | pg.QueryConfig,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    const tenantId = tryCurrentTenant();
+    // The usual statement: a cached route and three free slots, taken synchronously, then the
+    // database pool's own promise, the lease given back as it settles: no async frame, no clock
+    // read. Anything else, and any failure, goes through #retrying (the same steps as before the
+    // fast path; the freeze wait's bound then counts from the first refusal's return).
+    const scope = currentScope(); // the tenant and the signal in one look-up
+    const tenantId = scope?.tenantId;
+    const route = tenantId === undefined ? undefined : this.#router.peek(tenantId);
+    if (tenantId !== undefined && route === undefined) return this.#retrying(text, values, tenantId);
+    let lease: Lease | undefined;
+    try {
+      lease = this.#tryCheckout(route, tenantId, scope?.signal);
+    } catch (error) {
+      return Promise.reject(error as Error); // as the async steps reject it: not a failure to retry
+    }
+    if (lease === undefined) return this.#retrying(text, values, tenantId);
+    let sent: Promise<pg.QueryResult<R>>;
+    try {
+      sent = lease.entry.pool.query<R>(text as string, values);
+    } catch (error) {
+      lease.release();
+      return this.#retrying(text, values, tenantId, { route, failure: error });
+    }
+    const held = lease;
+    return sent.then(
+      (result) => {
+        held.release();
+        return result;
+      },
+      (error: unknown) => {
+        held.release();
+        return this.#retrying<R>(text, values, tenantId, { route, failure: error });
+      },
+    );
+  }
+
+  /**
+   * `query`'s steps when the fast path cannot take the statement, or after its attempt failed
+   * (`first`: the route it used and what it failed with): a route resolved or refreshed, slots
+   * waited for, and the failures of a move retried (see the class's comment).
+   */
+  async #retrying<R extends pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    values: unknown[] | undefined,
+    tenantId: string | undefined,
+    first?: { route: Route | undefined; failure: unknown },
+  ): Promise<pg.QueryResult<R>> {
     const deadline = Date.now() + this.#freezeWaitMs;
     let delay = 25;
     let stale = 0;
     let fresh = false;
+    let attempt = first;
     for (;;) {
-      // a cached route and three free slots: no await before the statement's own
-      const route =
-        tenantId === undefined
-          ? undefined
-          : fresh
-            ? await this.#router.refresh(tenantId)
-            : (this.#router.peek(tenantId) ?? (await this.#router.resolve(tenantId)));
-      const lease = this.#tryCheckout(route, tenantId) ?? (await this.#checkout(route, tenantId));
+      let route: Route | undefined;
       let failure: unknown;
-      try {
-        return await lease.entry.pool.query<R>(text as string, values);
-      } catch (error) {
-        failure = error;
-      } finally {
-        lease.release();
+      if (attempt !== undefined) {
+        ({ route, failure } = attempt);
+        attempt = undefined;
+      } else {
+        route =
+          tenantId === undefined
+            ? undefined
+            : fresh
+              ? await this.#router.refresh(tenantId)
+              : (this.#router.peek(tenantId) ?? (await this.#router.resolve(tenantId)));
+        const lease = this.#tryCheckout(route, tenantId, currentSignal()) ?? (await this.#checkout(route, tenantId));
+        try {
+          return await lease.entry.pool.query<R>(text as string, values);
+        } catch (error) {
+          failure = error;
+        } finally {
+          lease.release();
+        }
       }
       // a refused statement did nothing (its implicit transaction rolled back): retrying cannot duplicate it
       const state = sqlStateOf(failure) ?? (failure as { code?: unknown } | null)?.code;
@@ -285,7 +332,7 @@ export class RoutedTenantPool {
   async connect(): Promise<pg.PoolClient> {
     const tenantId = tryCurrentTenant();
     const route = tenantId === undefined ? undefined : await this.#router.resolve(tenantId);
-    const lease = this.#tryCheckout(route, tenantId) ?? (await this.#checkout(route, tenantId));
+    const lease = this.#tryCheckout(route, tenantId, currentSignal()) ?? (await this.#checkout(route, tenantId));
     let client: pg.PoolClient;
     try {
       client = await lease.entry.pool.connect();
@@ -341,13 +388,17 @@ export class RoutedTenantPool {
    * A checkout that needs no wait (the usual one): the tenant's, the database's and an overall
    * slot all free now, taken synchronously in the order of `#checkout`; undefined when one of them
    * is not (what was taken is given back, and `#checkout` queues in order), with fair checkout, or
-   * when the work is aborted (`#checkout` says so).
+   * when the work is aborted (`#checkout` says so). `signal`: the work's (currentSignal()).
    */
-  #tryCheckout(route: Route | undefined, tenantId: string | undefined): Lease | undefined {
-    if (this.#fair || currentSignal()?.aborted) return undefined;
+  #tryCheckout(
+    route: Route | undefined,
+    tenantId: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Lease | undefined {
+    if (this.#fair || signal?.aborted) return undefined;
     const location = route?.location ?? this.#homeLocation;
-    const key = tenantId ?? '';
-    const { slots, own } = this.#locationSlots.of(location, key);
+    const slots = this.#locationSlots.of(location);
+    const own = slots.tenant(tenantId ?? '');
     if (!own.tryAcquire()) return undefined; // busy: it stays, with its holders
     if (slots.location.tryAcquire()) {
       if (this.#slots.tryAcquire()) {
@@ -358,15 +409,13 @@ export class RoutedTenantPool {
           this.#slots.release();
           slots.location.release();
           own.release();
-          this.#locationSlots.dropIdle(slots, own, key, location);
           throw error;
         }
-        return new FastLease(entry, this.#slots, this.#locationSlots, slots, own, key, location);
+        return new FastLease(entry, this.#slots, slots.location, own);
       }
       slots.location.release();
     }
     own.release();
-    this.#locationSlots.dropIdle(slots, own, key, location);
     return undefined;
   }
 
@@ -384,10 +433,11 @@ export class RoutedTenantPool {
     const deadline = Date.now() + this.#checkoutTimeoutMs;
     const timeout = () => new PoolTimeoutError(this.#checkoutTimeoutMs);
     const key = tenantId ?? '';
-    const { slots, own } = this.#locationSlots.of(location, key);
+    const slots = this.#locationSlots.of(location);
     const fair = slots.fair;
-    let order: Slot[] = [own, slots.location, this.#slots];
-    if (fair) {
+    let order: Slot[];
+    if (!fair) order = [slots.tenant(key), slots.location, this.#slots];
+    else {
       const limits = this.#config.dbLimits?.limitsOf(tenantId);
       const weight = limits?.weight ?? 1;
       const cap = limits?.maxConnections ?? Infinity;
@@ -403,7 +453,6 @@ export class RoutedTenantPool {
     const held: Slot[] = [];
     const giveBack = () => {
       while (held.length > 0) held.pop()!.release();
-      this.#locationSlots.dropIdle(slots, own, key, location);
     };
     try {
       for (const semaphore of order) {

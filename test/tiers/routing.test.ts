@@ -423,5 +423,9 @@ describe('connections', () => {
       code: 'CLUSTER_UNKNOWN',
       status: 503,
     });
+    // again with the route cached (query's synchronous path): a rejection, not a throw
+    let sent: Promise<unknown> | undefined;
+    expect(() => (sent = runAs(ghost, () => pool.query('select 1')))).not.toThrow();
+    await expect(sent).rejects.toMatchObject({ code: 'CLUSTER_UNKNOWN', status: 503 });
   });
 });
