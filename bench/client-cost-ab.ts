@@ -11,25 +11,18 @@
  * Both trees' code share node_modules (pg, pg-pool), which then see two TenantPool classes: fine
  * for a comparison, but confirm a result with bench/isolation.ts --client-cost-only in each tree.
  */
+import { arg } from './support/arg.js';
+import { clientCpuUs } from './support/cpu.js';
+import { median } from './support/median.js';
 import type { OpenVariant, VariantInfo, VariantTargets } from './support/variants.js';
 import type { runFor as RunFor } from './support/runner.js';
 
-const arg = (key: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${key}=`))?.slice(key.length + 3) ?? fallback;
 const trees = arg('trees', process.cwd()).split(',');
 const variants = arg('variants', 'b,b-routed').split(',');
 const blocks = Number(arg('blocks', '40'));
 const block = Number(arg('block', '0.25'));
 const concurrency = Number(arg('concurrency', '16'));
 
-const cpuUs = () => {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const treeName = (tree: string) => tree.split('/').pop()!;
 
 interface Run {
@@ -75,11 +68,11 @@ for (let b = 0; b < blocks; b++) {
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   for (const r of order) {
-    const cpu0 = cpuUs();
+    const cpu0 = clientCpuUs();
     const out = await r.runFor(r.open.run, pick!, concurrency, block);
     if (out.errors || out.wrongRows)
       throw new Error(`${r.key}: ${out.errors} errors, ${out.wrongRows} wrong`, { cause: out.firstError });
-    perBlock.get(r.key)!.push((cpuUs() - cpu0) / out.queries);
+    perBlock.get(r.key)!.push((clientCpuUs() - cpu0) / out.queries);
   }
 }
 const first = treeName(trees[0]!);

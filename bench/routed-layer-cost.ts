@@ -8,21 +8,14 @@
  *
  *   npx tsx bench/routed-layer-cost.ts --trees=/work/base --blocks=20; npx tsx bench/routed-layer-cost.ts --blocks=20
  */
-const arg = (key: string, fallback: string) =>
-  process.argv.find((a) => a.startsWith(`--${key}=`))?.slice(key.length + 3) ?? fallback;
+import { arg } from './support/arg.js';
+import { clientCpuUs } from './support/cpu.js';
+import { median } from './support/median.js';
 const trees = arg('trees', process.cwd()).split(',');
 const blocks = Number(arg('blocks', '20'));
 const perBlock = Number(arg('n', '20000'));
 const concurrency = Number(arg('concurrency', '16'));
 
-const cpuUs = () => {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const RESULT = { rows: [{ id: 1 }], rowCount: 1 };
 const tenants = Array.from({ length: 1000 }, (_, k) => `00000000-0000-4000-8000-${String(k).padStart(12, '0')}`);
 
@@ -88,9 +81,9 @@ for (let b = 0; b < blocks; b++) {
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   for (const r of order) {
-    const cpu0 = cpuUs();
+    const cpu0 = clientCpuUs();
     const n = await r.once();
-    us.get(r.key)!.push((cpuUs() - cpu0) / n);
+    us.get(r.key)!.push((clientCpuUs() - cpu0) / n);
   }
 }
 for (const tree of trees) {
