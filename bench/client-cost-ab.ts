@@ -14,6 +14,7 @@
 import { arg } from './support/arg.js';
 import { clientCpuUs } from './support/cpu.js';
 import { median } from './support/median.js';
+import { shuffled } from './support/shuffled.js';
 import type { OpenVariant, VariantInfo, VariantTargets } from './support/variants.js';
 import type { runFor as RunFor } from './support/runner.js';
 
@@ -61,13 +62,7 @@ for (const tree of trees) {
 for (const r of runs) await r.runFor(r.open.run, pick!, concurrency, 1); // warm-up
 const perBlock = new Map(runs.map((r) => [r.key, [] as number[]]));
 for (let b = 0; b < blocks; b++) {
-  // a shuffled order each block: what one run leaves to the next (GC debt) lands on every run alike
-  const order = [...runs];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  for (const r of order) {
+  for (const r of shuffled(runs)) {
     const cpu0 = clientCpuUs();
     const out = await r.runFor(r.open.run, pick!, concurrency, block);
     if (out.errors || out.wrongRows)

@@ -11,6 +11,7 @@
 import { arg } from './support/arg.js';
 import { clientCpuUs } from './support/cpu.js';
 import { median } from './support/median.js';
+import { shuffled } from './support/shuffled.js';
 const trees = arg('trees', process.cwd()).split(',');
 const blocks = Number(arg('blocks', '20'));
 const perBlock = Number(arg('n', '20000'));
@@ -75,12 +76,7 @@ for (const tree of trees) {
 for (const r of runs) for (let k = 0; k < 3; k++) await r.once(); // warm-up
 const us = new Map(runs.map((r) => [r.key, [] as number[]]));
 for (let b = 0; b < blocks; b++) {
-  const order = [...runs];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  for (const r of order) {
+  for (const r of shuffled(runs)) {
     const cpu0 = clientCpuUs();
     const n = await r.once();
     us.get(r.key)!.push((clientCpuUs() - cpu0) / n);
