@@ -209,7 +209,8 @@ export function citusBoundSignedFunction(fn: 'current_tenant_id' | 'home_tenant_
  */
 function canonicalFormat(body: string, fn: string): string {
   const format = `v !~ '^[0-9a-f-]+\\.[0-9]+(\\.[0-9]+)?\\.[0-9a-f]+$' OR substr(v, length(v) - 64, 1) <> '.'`;
-  if (body.split(format).length !== 2) throw new Error(`tenantry: the signed ${fn}() has no format check where expected`);
+  if (body.split(format).length !== 2)
+    throw new Error(`tenantry: the signed ${fn}() has no format check where expected`);
   return body.replace(
     format,
     () =>
