@@ -1,9 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
+import { isCanonicalTenantId } from '../context/tenant-id.js';
 import { ConfigurationError, InvalidTenantIdError } from '../errors/tenantry-error.js';
 
 const BLOCK = 64;
-/** The canonical (lower-case) form the database's check expects: it looks holds and routes up by this text. */
-const CANONICAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Turns a tenant id (and the epoch of the route it was sent on, 0 for the default route) into
@@ -26,9 +25,8 @@ export const unsignedContext: ContextEncoder = Object.freeze({
 interface CachedValue {
   value: string;
   refreshAt: number;
+  /** What it was signed for: with the key, which then gives the route and the binding, see encode(). */
   tenantId: string;
-  routeEpoch: number;
-  binding: string | undefined;
 }
 
 /**
@@ -65,26 +63,20 @@ export class ContextSigner implements ContextEncoder {
         : `${routeEpoch === 0 ? tenantId : `${tenantId}.${routeEpoch}`}${binding === undefined ? '' : `/${binding}`}`;
     const hit = this.#cache.get(key);
     // the key is not unique for ids that are not ids ('<id>.3' as a tenant, route 0, is the key of
-    // <id> on route 3): a hit counts only for what it was signed for
-    if (
-      hit &&
-      hit.refreshAt > now &&
-      hit.tenantId === tenantId &&
-      hit.routeEpoch === routeEpoch &&
-      hit.binding === binding
-    )
-      return hit.value;
+    // <id> on route 3): a hit counts only for the tenant it was signed for. For one tenant the key
+    // gives the route and the binding back (what follows the id, '.' or '/', says which)
+    if (hit && hit.refreshAt > now && hit.tenantId === tenantId) return hit.value;
     if (!Number.isSafeInteger(routeEpoch) || routeEpoch < 0)
       throw new ConfigurationError('routeEpoch must be a non-negative integer');
     // never sign anything but a canonical id: the value is a proof, and the check reads its parts
-    if (typeof tenantId !== 'string' || !CANONICAL_ID.test(tenantId)) throw new InvalidTenantIdError();
+    if (!isCanonicalTenantId(tenantId)) throw new InvalidTenantIdError();
     const expiry = Math.floor(now / 1000) + this.#ttlSeconds;
     const payload = routeEpoch === 0 ? `${tenantId}.${expiry}` : `${tenantId}.${expiry}.${routeEpoch}`;
     // bound: the MAC covers `<payload>.<binding>`, the value carries the payload alone
     const signed = binding === undefined ? payload : `${payload}.${binding}`;
     const value = `${payload}.${createHmac('sha256', this.#secret).update(signed).digest('hex')}`;
     if (this.#cache.size > 100_000) this.#cache.clear();
-    this.#cache.set(key, { value, refreshAt: now + this.#reuseMs, tenantId, routeEpoch, binding });
+    this.#cache.set(key, { value, refreshAt: now + this.#reuseMs, tenantId });
     return value;
   }
 }

@@ -1,5 +1,5 @@
 import { TenantryError } from '../errors/tenantry-error.js';
-import { statementStarts } from './statement-text.js';
+import { headAt, statementStarts } from './statement-text.js';
 
 /**
  * Statements that could replace a named statement of the session: PREPARE under its name (after
@@ -171,8 +171,7 @@ export class SessionQuarantine {
 /** True when one statement's text (extended protocol) could replace a named statement or leave something on the session. */
 function changesSession(text: string): boolean {
   for (const start of statementStarts(text)) {
-    const head = /^[A-Za-z_]+/.exec(text.slice(start, start + 32))?.[0]?.toLowerCase();
-    if (head === undefined) continue;
+    const head = headAt(text, start);
     if (REPLACES_NAMED.has(head) || CHANGES_SESSION.has(head)) return true;
     if (head === 'set' && !TRANSACTION_SCOPED_SET.test(text.slice(start, start + 64))) return true;
   }
@@ -182,7 +181,7 @@ function changesSession(text: string): boolean {
 }
 
 /** True when some statement of `text` is ALTER ROLE or ALTER USER. */
-export function altersRole(text: string): boolean {
+function altersRole(text: string): boolean {
   if (!/alter/i.test(text)) return false;
   return statementStarts(text).some((start) => ALTERS_ROLE.test(text.slice(start, start + 64)));
 }

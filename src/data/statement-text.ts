@@ -28,7 +28,12 @@ const isIdentPart = (c: string): boolean => isIdentStart(c) || (c >= '0' && c <=
  * skipped. `["select"]` for one statement, `["begin", "insert", "commit"]` for a script.
  */
 export function statementHeads(sql: string): string[] {
-  return statementStarts(sql).map((i) => (/^[A-Za-z_]+/.exec(sql.slice(i, i + 32))?.[0] ?? sql[i]!).toLowerCase());
+  return statementStarts(sql).map((i) => headAt(sql, i));
+}
+
+/** The first word (lower-case) of the statement of `sql` that starts at `start` (its first character when no word). */
+export function headAt(sql: string, start: number): string {
+  return (/^[A-Za-z_]+/.exec(sql.slice(start, start + 32))?.[0] ?? sql[start]!).toLowerCase();
 }
 
 /**
