@@ -35,6 +35,8 @@ describe('APP_ROLE_SESSION_DEFAULTS', () => {
       await pool.end();
     }
     await db.admin.query(`alter role ${db.appRole} in database ${db.name} set default_transaction_read_only = on`);
+    // one name stored in both places: the fix resets both
+    await db.admin.query(`alter role ${db.appRole} in database ${db.name} set extra_float_digits = 1`);
     const report = await runDoctor(db.adminUrl);
     const finding = report.findings.find((f) => f.code === 'APP_ROLE_SESSION_DEFAULTS');
     expect(finding).toMatchObject({ severity: 'warning', object: db.appRole });

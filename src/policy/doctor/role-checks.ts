@@ -84,10 +84,9 @@ const INSTALLED_DEFAULTS = new Set([
  * be anything).
  */
 async function sessionDefaults(scope: DoctorScope, app: string): Promise<Finding[]> {
-  const rows = await scopedRows<{ name: string; in_database: boolean; database_sql: string }>(
+  const rows = await scopedRows<{ name: string; in_database: boolean }>(
     scope,
-    `SELECT DISTINCT lower(split_part(c, '=', 1)) AS name, s.setdatabase <> 0 AS in_database,
-            quote_ident(current_database()) AS database_sql
+    `SELECT DISTINCT lower(split_part(c, '=', 1)) AS name, s.setdatabase <> 0 AS in_database
        FROM pg_db_role_setting s, unnest(s.setconfig) c
       WHERE s.setrole = (SELECT oid FROM app)
         AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
@@ -102,11 +101,12 @@ async function sessionDefaults(scope: DoctorScope, app: string): Promise<Finding
       severity: 'warning',
       object: app,
       message: `Defaults stored for the application role ${app} reach every tenant's new sessions: ${names.join(', ')}. Install stores only its timeouts; SQL run as the app role can set its own defaults (ALTER ROLE current_user SET …, e.g. from a DO block), so check who set these.`,
-      fix: names
-        .map((n) =>
-          extra.some((r) => r.name === n && r.in_database)
-            ? `ALTER ROLE ${scope.appSql} IN DATABASE ${extra[0]!.database_sql} RESET ${n};`
-            : `ALTER ROLE ${scope.appSql} RESET ${n};`,
+      // one RESET per place a name is stored (for the role everywhere, for it in this database)
+      fix: extra
+        .map((r) =>
+          r.in_database
+            ? `ALTER ROLE ${scope.appSql} IN DATABASE ${scope.databaseSql} RESET ${r.name};`
+            : `ALTER ROLE ${scope.appSql} RESET ${r.name};`,
         )
         .join(' '),
     },
