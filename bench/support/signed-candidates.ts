@@ -401,3 +401,93 @@ export const SIGNED_CANDIDATES_4: SignedCandidate[] = [
     sql: PLPGSQL_007,
   },
 ];
+
+/**
+ * Issue 15, fourth pass: a cache of proven values. The first statement with a value runs the
+ * whole check and records sha256(value) with the tenant, the value's expiry and the gate's epoch
+ * (bumped by every hold, route or key change); later statements with the same value only look
+ * the hash up. Two forms: the lookup inside the definer function (the table private), and the
+ * lookup as the querying role (the table readable under a policy that shows only the row of the
+ * value its own transaction holds; no definer call on the path).
+ */
+const PROOF_TABLES = `
+CREATE TABLE IF NOT EXISTS tenantry_private.study_epoch (epoch bigint NOT NULL);
+INSERT INTO tenantry_private.study_epoch SELECT 1 WHERE NOT EXISTS (SELECT FROM tenantry_private.study_epoch);
+CREATE TABLE IF NOT EXISTS tenantry_private.study_proofs (value_sha256 bytea PRIMARY KEY, tenant_id uuid NOT NULL, expires_at bigint NOT NULL, epoch bigint NOT NULL);
+INSERT INTO tenantry_private.study_proofs
+  SELECT sha256(convert_to(current_setting('tenantry.study_value'), 'UTF8')), left(current_setting('tenantry.study_value'), 36)::uuid,
+         split_part(current_setting('tenantry.study_value'), '.', 2)::bigint, 1
+  ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS tenantry.study_epoch (epoch bigint NOT NULL);
+INSERT INTO tenantry.study_epoch SELECT 1 WHERE NOT EXISTS (SELECT FROM tenantry.study_epoch);
+GRANT SELECT ON tenantry.study_epoch TO PUBLIC;
+ALTER TABLE tenantry.study_epoch DISABLE ROW LEVEL SECURITY;
+CREATE TABLE IF NOT EXISTS tenantry.study_proofs (value_sha256 bytea PRIMARY KEY, tenant_id uuid NOT NULL, expires_at bigint NOT NULL, epoch bigint NOT NULL);
+INSERT INTO tenantry.study_proofs SELECT * FROM tenantry_private.study_proofs ON CONFLICT DO NOTHING;
+GRANT SELECT ON tenantry.study_proofs TO PUBLIC;
+ALTER TABLE tenantry.study_proofs ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS own_value ON tenantry.study_proofs;
+CREATE POLICY own_value ON tenantry.study_proofs FOR SELECT
+  USING (value_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.current_setting('tenantry.context', true), 'UTF8')));
+`;
+
+export const PROOF_CACHE_DEFINER = `${PROOF_TABLES}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  passed uuid;
+BEGIN
+  SELECT p.tenant_id INTO passed
+    FROM tenantry_private.study_proofs p JOIN tenantry_private.study_epoch e ON e.epoch = p.epoch
+   WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
+     AND p.expires_at >= extract(epoch FROM now());
+  IF passed IS NULL THEN
+    RAISE EXCEPTION 'study: slow path' USING ERRCODE = 'TR001';
+  END IF;
+  RETURN passed;
+END
+$fn$;`;
+
+export const PROOF_CACHE_INVOKER = `${PROOF_TABLES}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+  passed pg_catalog.uuid;
+BEGIN
+  SELECT p.tenant_id INTO passed
+    FROM tenantry.study_proofs p JOIN tenantry.study_epoch e ON e.epoch OPERATOR(pg_catalog.=) p.epoch
+   WHERE p.value_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.current_setting('tenantry.context', true), 'UTF8'))
+     AND p.expires_at OPERATOR(pg_catalog.>=) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8;
+  IF passed IS NULL THEN
+    RAISE EXCEPTION 'study: slow path' USING ERRCODE = 'TR001';
+  END IF;
+  RETURN passed;
+END
+$fn$;`;
+
+export const PROOF_CACHE_SQL_INVOKER = `${PROOF_TABLES}
+CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS pg_catalog.uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+  SELECT p.tenant_id
+    FROM tenantry.study_proofs p JOIN tenantry.study_epoch e ON e.epoch OPERATOR(pg_catalog.=) p.epoch
+   WHERE p.value_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.current_setting('tenantry.context', true), 'UTF8'))
+     AND p.expires_at OPERATOR(pg_catalog.>=) pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8
+$fn$;`;
+
+export const SIGNED_CANDIDATES_5: SignedCandidate[] = [
+  {
+    name: 'proof-cache-definer',
+    note: 'cached proof looked up in the definer function (private table)',
+    sql: PROOF_CACHE_DEFINER,
+  },
+  {
+    name: 'proof-cache-invoker',
+    note: 'cached proof looked up as the querying role (PL/pgSQL, table under a policy)',
+    sql: PROOF_CACHE_INVOKER,
+  },
+  { name: 'proof-cache-sql', note: 'as proof-cache-invoker, LANGUAGE sql', sql: PROOF_CACHE_SQL_INVOKER },
+];

@@ -12,6 +12,7 @@ import {
   SIGNED_CANDIDATES_2,
   SIGNED_CANDIDATES_3,
   SIGNED_CANDIDATES_4,
+  SIGNED_CANDIDATES_5,
   type SignedCandidate,
 } from './signed-candidates.js';
 import { VARIANTS, type OpenVariant } from './variants.js';
@@ -92,7 +93,8 @@ export async function runSignedStudy(input: StudyInput): Promise<void> {
         (c) => process.env.BENCH_STUDY_SQL !== '0' || !(c.name.startsWith('sql-') || c.name.startsWith('plpgsql-lean')),
       ),
       ...(process.env.BENCH_STUDY_3 === '0' ? [] : SIGNED_CANDIDATES_3),
-      ...SIGNED_CANDIDATES_4,
+      ...(process.env.BENCH_STUDY_4 === '0' ? [] : SIGNED_CANDIDATES_4),
+      ...(process.env.BENCH_STUDY_5 === '0' ? [] : SIGNED_CANDIDATES_5),
     ];
     const value = new ContextSigner(roles.contextSecret, { ttlSeconds: 3600 }).encode(input.pick().tenant);
     // the token-lookup candidate registers this one value as a token

@@ -14,6 +14,7 @@ import { controlsTransaction, hasMultipleStatements, isLoneTransactionEnd } from
 import { SessionQuarantine } from './session-quarantine.js';
 import { staleNamedStatement, StatementNames } from './statement-names.js';
 import type { ContextEncoder } from './context-signer.js';
+import type { ContextRegistrar } from './context-registrar.js';
 import type { QueryGuard } from '../guard/query-guard.js';
 import { activeTelemetry } from '../telemetry/telemetry-hooks.js';
 import {
@@ -115,6 +116,8 @@ export function guardVerdict(guard: QueryGuard, text: unknown): Error | null {
 /** Options a TenantClient reads from its pool's config. */
 export interface TenantClientConfig extends pg.ClientConfig {
   tenantryEncoder: ContextEncoder;
+  /** Told each signed value a statement carries (remembered proofs, see TenantPoolConfig.rememberProofs). */
+  tenantryRegistrar?: ContextRegistrar;
   /** Parse the prefix once per connection as a named statement (see TenantPoolConfig): fixed, or as the pool decides. */
   tenantryPrepareContext?: boolean | PrefixForm;
   /** Name the app's own parameterised statements, parsed once per connection (see TenantPoolConfig.prepareStatements). */
@@ -182,6 +185,7 @@ const TABLE_NAME_SQL = `select format('%I.%I', n.nspname, c.relname) as name
  */
 export class TenantClient extends pg.Client {
   readonly #encoder: ContextEncoder;
+  readonly #registrar: ContextRegistrar | undefined;
   readonly #prefix: PrefixWriter;
   readonly #citus: boolean;
   /** The names of the app's parameterised statements on this connection (prepareStatements). */
@@ -211,6 +215,7 @@ export class TenantClient extends pg.Client {
     }
     super(config);
     this.#encoder = config.tenantryEncoder;
+    this.#registrar = config.tenantryRegistrar;
     this.#dbLimits = config.tenantryDbLimits;
     this.#activity = config.tenantryActivity;
     const tag = config.tenantryActivityTag === true || config.tenantryActivityTag === 'watched';
@@ -686,6 +691,7 @@ export class TenantClient extends pg.Client {
         : undefined;
     if (!this.#routing) {
       const value = this.#encoder.encode(tenantId, 0, this.#binding);
+      this.#registrar?.note(value);
       return settings || tag !== undefined ? { value, settings, tag } : value;
     }
     const route = this.#routing.peek(tenantId);
@@ -703,6 +709,7 @@ export class TenantClient extends pg.Client {
       );
     }
     const value = this.#encoder.encode(tenantId, route.epoch);
+    this.#registrar?.note(value);
     const searchPath = route.searchPath ?? '';
     const check = this.#routing.checkInPrefix !== false;
     // the plain pool's prefix, as the plain pool sends it (its bytes shared by value)

@@ -1,8 +1,9 @@
 import pg from 'pg';
-import { currentScope, currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
+import { currentScope, currentSignal, runWithoutTenant, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
+import { ContextRegistrar } from './context-registrar.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
 import {
   guardVerdict,
@@ -27,7 +28,7 @@ export const DEFAULT_CHECKOUT_TIMEOUT_MS = 5000;
 /** How long a released client may take to deliver the ReadyForQuery still due before it is destroyed. */
 const DRAIN_TIMEOUT_MS = 1000;
 
-/** The part of a logger (pino, console-like) a TenantPool uses: it logs only what its pooler self-test found. */
+/** The part of a logger (pino, console-like) a TenantPool uses: it logs what its pooler self-test found, and why remembered proofs are off. */
 export interface TenantPoolLogger {
   info(details: object, message?: string): void;
   warn(details: object, message?: string): void;
@@ -75,6 +76,14 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    * clock may be ahead of the app's by up to four fifths of it.
    */
   contextTtlSeconds?: number;
+  /**
+   * Signed mode: register each signed value with the database at its second use (one statement
+   * of its own per tenant per minute at most, in the background), so later statements with it are
+   * checked by one index probe instead of the HMAC and the tenant's gate (core migration 009,
+   * docs/security.md "Remembered proofs"). Nothing waits for a registration and none can fail a
+   * statement. Default `true`; always off in Citus mode and unsigned mode.
+   */
+  rememberProofs?: boolean;
   /**
    * Parse the context statement once per connection (a named prepared statement) instead of
    * with every statement: less server CPU per statement (about 25 µs on PostgreSQL 15 in
@@ -228,6 +237,7 @@ export class TenantPool extends pg.Pool {
       contextMode = 'signed',
       contextSecret,
       contextTtlSeconds,
+      rememberProofs = true,
       prepareContextStatement: prepareContextOption,
       prepareStatements: prepareStatementsOption,
       guard,
@@ -295,6 +305,15 @@ export class TenantPool extends pg.Pool {
     const resultColumns = new Set(
       checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns,
     );
+    // the registrations run on this pool, which exists only after super(): `self` is set then
+    let self: TenantPool | undefined;
+    const registrar =
+      contextMode === 'signed' && !citus && rememberProofs !== false
+        ? new ContextRegistrar(
+            (value) => self!.#registerContext(value),
+            (error) => self!.#registrationFailed(error),
+          )
+        : undefined;
     let encoder: ContextEncoder;
     if (contextMode === 'unsigned') encoder = unsignedContext;
     else if (contextMode === 'signed') {
@@ -308,6 +327,7 @@ export class TenantPool extends pg.Pool {
       Client: TenantClient,
       tenantryStatementTimeoutMs: statementTimeoutMs,
       tenantryEncoder: encoder,
+      tenantryRegistrar: registrar,
       tenantryPrepareContext: prefixForm,
       tenantryPrepareStatements: statementForm,
       tenantryGuard: guard,
@@ -331,6 +351,7 @@ export class TenantPool extends pg.Pool {
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;
+    self = this;
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
     // 'auto' switches when the answer comes, without making anyone wait for it
@@ -393,6 +414,28 @@ export class TenantPool extends pg.Pool {
       // a logger that throws must not fail the pool
     }
     return info;
+  }
+
+  /** Registers a signed value (core migration 009), outside any tenant's scope: see ContextRegistrar. */
+  async #registerContext(value: string): Promise<boolean | null> {
+    const res = await runWithoutTenant(() => this.query('select tenantry.register_context($1) as ok', [value]));
+    return (res.rows[0] as { ok: boolean | null } | undefined)?.ok ?? null;
+  }
+
+  /** A registration failed: nothing to do for the statements; said once where it stops them. */
+  #registrationFailed(error: unknown): void {
+    const state = sqlStateOf(error);
+    if (state !== '42883' && state !== '42501') return;
+    try {
+      this.#logger?.warn(
+        { sqlstate: state },
+        state === '42883'
+          ? 'tenantry: remembered proofs are off for this pool: the database has no tenantry.register_context (run tenantry install to apply core migration 009)'
+          : "tenantry: remembered proofs are off for this pool: its role may not execute tenantry.register_context (it is granted to the install's app role)",
+      );
+    } catch {
+      // a logger that throws must not fail the pool
+    }
   }
 
   /** Starts the self-test at the first checkout; the promise to wait for when the named form waits on it. */

@@ -7,11 +7,18 @@
 // another epoch, frozen, moved, suspended, deleted, this database not serving the default route),
 // both must give the same tenant or the same SQLSTATE. Then, from the other tenant's side: a
 // refused value reads and changes nothing.
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContextSigner, hmacPads } from '../../src/data/context-signer.js';
-import { libraryMigrations } from '../../src/policy/library-migrations.js';
+import {
+  CORE_007_ACCEPTED_WRONGLY,
+  core007,
+  outcome,
+  signedValues,
+  signWith,
+  STATES,
+} from '../support/signed-values.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 let db: TestDatabase;
@@ -19,116 +26,9 @@ const A = randomUUID();
 const B = randomUUID();
 const OLD_SECRET = 'an-old-context-secret-of-enough-length-0123456789';
 
-function hmac(secret: string, payload: string): string {
-  return createHmac('sha256', Buffer.from(secret, 'utf8')).update(payload).digest('hex');
-}
-const sign = (payload: string, secret = db.contextSecret) => `${payload}.${hmac(secret, payload)}`;
+const sign = (payload: string, secret = db.contextSecret) => signWith(secret, payload);
 const later = () => Math.floor(Date.now() / 1000) + 300;
-
-/** The same uuid spelled 4-4-4-4-16: uuid_in reads it, but it is not the text holds and routes are keyed by. */
-function movedHyphens(t: string): string {
-  const hex = t.replaceAll('-', '');
-  return `${hex.slice(0, 4)}-${hex.slice(4, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16)}`;
-}
-/**
- * Values core 007 accepted though it should not have (found by the try-out of core 008, fixed in
- * core 008's both paths): core 008 refuses them, TR001, in every state.
- */
-const CORE_007_ACCEPTED_WRONGLY = new Set(['hyphens moved (uuid_in reads the same id)', 'hyphens moved, on route 3']);
-
-/** Core 007's function `fn`, as its migration's signed branch creates it, renamed into schema core007. */
-function core007(fn: 'current_tenant_id' | 'home_tenant_id'): string {
-  const m = libraryMigrations().find((x) => x.feature === 'core' && x.version === 7)!;
-  const start = m.template.indexOf(`$q$CREATE OR REPLACE FUNCTION tenantry.${fn}()`);
-  const sql = m.template.slice(start + 3, m.template.indexOf('$q$', start + 3));
-  if (start < 0 || !sql.includes('SECURITY DEFINER')) throw new Error(`no ${fn} in core 007`);
-  return sql.replace(`FUNCTION tenantry.${fn}()`, `FUNCTION core007.${fn}()`);
-}
-
-/** The tenant or the SQLSTATE of `call` as the app role with `value` as the context (null: no context set). */
-async function outcome(client: pg.Client, value: string | null, call: string): Promise<string> {
-  await client.query('begin');
-  try {
-    if (value !== null) await client.query(`select pg_catalog.set_config('tenantry.context', $1, true)`, [value]);
-    const { rows } = await client.query(`select ${call}::text as id`);
-    return `id:${rows[0].id}`;
-  } catch (error) {
-    return `error:${(error as { code?: string }).code}`;
-  } finally {
-    await client.query('rollback');
-  }
-}
-
-/** Every kind of value for tenant `t` the comparison tries. */
-function values(t: string): Array<[string, string | null]> {
-  const exp = later();
-  const signer = new ContextSigner(db.contextSecret);
-  const base = `${t}.${exp}`;
-  return [
-    ['no context', null],
-    ['empty', ''],
-    ["Tenantry's signer, default route", signer.encode(t)],
-    ["Tenantry's signer, route 3", signer.encode(t, 3)],
-    ["Tenantry's signer, route 4", signer.encode(t, 4)],
-    ['route 0 written out', sign(`${base}.0`)],
-    ['expired', sign(`${t}.${exp - 3600}`)],
-    ['expired one second ago', sign(`${t}.${Math.floor(Date.now() / 1000) - 1}`)],
-    ['forged MAC', `${base}.${'0'.repeat(64)}`],
-    ['MAC of another payload', `${base}.${hmac(db.contextSecret, `${B}.${exp}`)}`],
-    ['another tenant swapped in', sign(`${B}.${exp}`).replace(B, t)],
-    ['tampered expiry', sign(base).replace(`.${exp}.`, `.${exp + 1}.`)],
-    ['another secret', sign(base, 'a-different-secret-of-enough-length-00000000000')],
-    ['previous key of the overlap', sign(base, OLD_SECRET)],
-    ['upper-case id', sign(`${t.toUpperCase()}.${exp}`)],
-    ['id in braces', sign(`{${t}}.${exp}`)],
-    ['id without dashes', sign(`${t.replaceAll('-', '')}.${exp}`)],
-    ['hyphens moved (uuid_in reads the same id)', sign(`${movedHyphens(t)}.${exp}`)],
-    ['hyphens moved, on route 3', sign(`${movedHyphens(t)}.${exp}.3`)],
-    ['zero-padded expiry', sign(`${t}.${'0'.repeat(40)}${exp}`)],
-    ['zero-padded route', sign(`${base}.${'0'.repeat(40)}3`)],
-    ['non-digit expiry', sign(`${t}.${exp}x`)],
-    ['hex letters in the expiry', sign(`${t}.abc`)],
-    ['empty route part', sign(`${base}.`)],
-    ['two route parts', sign(`${base}.1.2`)],
-    ['separator before the MAC is not a dot', `${base}x${hmac(db.contextSecret, base)}`],
-    ['upper-case MAC', `${base}.${hmac(db.contextSecret, base).toUpperCase()}`],
-    ['MAC one character short', sign(base).slice(0, -1)],
-    ['trailing character', `${sign(base)}0`],
-    ['leading space', ` ${sign(base)}`],
-    ['newline inside', sign(`${t}.\n${exp}`)],
-    ['unicode in the id', sign(`${t.slice(0, 35)}é.${exp}`)],
-    ['long expiry', sign(`${t}.${'9'.repeat(25)}`)],
-    ['no MAC', base],
-    ['bare id', t],
-    ['garbage', 'x'.repeat(120)],
-    ['many dots', '.'.repeat(113)],
-  ];
-}
-
-/** Tenant A's state here, set up as the owner (the gate follows in the same transaction). */
-const STATES: Array<[string, string[]]> = [
-  ['no row here', []],
-  [
-    'local, active, epoch 3',
-    [`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'active', 3)`],
-  ],
-  [
-    'local, active, epoch 0',
-    [`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'active', 0)`],
-  ],
-  ['local, frozen', [`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'frozen', 3)`]],
-  ['local, moved', [`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'moved', 3)`]],
-  ['suspended', [`insert into tenantry.inactive_tenants (tenant_key, status) values ('$A', 'suspended')`]],
-  ['deleted', [`insert into tenantry.inactive_tenants (tenant_key, status) values ('$A', 'deleted')`]],
-  [
-    'local on epoch 3 and suspended',
-    [
-      `insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'active', 3)`,
-      `insert into tenantry.inactive_tenants (tenant_key, status) values ('$A', 'suspended')`,
-    ],
-  ],
-  ['this database does not serve the default route', [`update tenantry.local_route set serves_default = false`]],
-];
+const values = (t: string) => signedValues(t, db.contextSecret, B, OLD_SECRET);
 
 async function resetState(): Promise<void> {
   await db.owner.query(`delete from tenantry.local_tenants where tenant_key = $1`, [A]);

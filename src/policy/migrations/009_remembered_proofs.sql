@@ -1,0 +1,377 @@
+-- core 009: a proven value is remembered (issue 15). Measured (docs/benchmarks.md, "Proofs
+-- remembered"): core 008's check, the HMAC and the tests of the value with the key and the gate,
+-- costs ≈ 20 µs per statement, while the same value is sent with thousands of statements (a pool
+-- reuses a tenant's signed value for up to a minute). Here the pool registers a value once
+-- (tenantry.register_context, in a short transaction of its own): the whole check runs, and a
+-- value that passes it is remembered by its SHA-256 with its tenant and expiry. The signed
+-- functions first look the setting's hash up (one index probe of a private table): found and
+-- unexpired, that tenant; anything else runs core 008's check unchanged (same errors, codes, order).
+-- A remembered proof is forgotten in the transaction of any change that could make the check
+-- refuse the value: the tenant's gate row (a hold, a route or its epoch: refresh_context_gate),
+-- every gate row (rebuild_context_gate, the default-route flag) or the key (a rotation). A
+-- registration never waits: it takes the gate's ROW EXCLUSIVE lock (which a rebuild's and a key
+-- change's SHARE ROW EXCLUSIVE wait for) and the tenant's refresh lock, both without waiting, and
+-- tests the value with a snapshot taken after them (READ COMMITTED only); a change committed
+-- before is seen, one that comes after waits for the registration and then forgets its row. A
+-- change made in a REPEATABLE READ or SERIALIZABLE transaction cannot see a registration that
+-- committed after its snapshot: for one tenant, registration and refresh both write the tenant's
+-- row of tenantry_private.context_proof_marks, so such a change fails with a serialization
+-- error (40001: retry) instead of missing it; for all tenants (rebuild, key) it truncates.
+CREATE TABLE IF NOT EXISTS tenantry_private.context_proofs (
+  value_sha256 bytea PRIMARY KEY,
+  -- the id's text, as the gate's key (the canonical form: registration checks it)
+  tenant_key text NOT NULL,
+  tenant_id uuid NOT NULL,
+  -- the value's own expiry (epoch seconds)
+  expires_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS context_proofs_tenant ON tenantry_private.context_proofs (tenant_key);
+REVOKE ALL ON tenantry_private.context_proofs FROM PUBLIC, :TENANTRY_APP_ROLE;
+ALTER TABLE tenantry_private.context_proofs ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS context_proofs_owner ON tenantry_private.context_proofs;
+CREATE POLICY context_proofs_owner ON tenantry_private.context_proofs TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
+-- one row per tenant, written by every registration and every refresh of the tenant (see above)
+CREATE TABLE IF NOT EXISTS tenantry_private.context_proof_marks (
+  tenant_key text PRIMARY KEY,
+  writes bigint NOT NULL
+);
+REVOKE ALL ON tenantry_private.context_proof_marks FROM PUBLIC, :TENANTRY_APP_ROLE;
+ALTER TABLE tenantry_private.context_proof_marks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS context_proof_marks_owner ON tenantry_private.context_proof_marks;
+CREATE POLICY context_proof_marks_owner ON tenantry_private.context_proof_marks TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
+-- every proof forgotten, after every registration in progress (the caller holds the gate's SHARE
+-- ROW EXCLUSIVE lock); outside READ COMMITTED the rows a later registration committed are not
+-- seen by a DELETE, so TRUNCATE (it waits for the statements reading the table, all of them)
+CREATE OR REPLACE FUNCTION tenantry.forget_context_proofs() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    DELETE FROM tenantry_private.context_proofs;
+  ELSE
+    TRUNCATE tenantry_private.context_proofs;
+  END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.forget_context_proofs() FROM PUBLIC, :TENANTRY_APP_ROLE;
+
+-- core 007's refresh and rebuild, each now forgetting the proofs its change may make wrong
+CREATE OR REPLACE FUNCTION tenantry.refresh_context_gate(p_key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(p_key));
+  DELETE FROM tenantry_private.context_gate g WHERE g.tenant_key = p_key;
+  INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
+  SELECT p_key, l.state, l.epoch, i.status
+    FROM (SELECT) one
+    LEFT JOIN tenantry.local_tenants l ON l.tenant_key = p_key
+    LEFT JOIN tenantry.inactive_tenants i ON i.tenant_key = p_key
+   WHERE l.tenant_key IS NOT NULL OR i.tenant_key IS NOT NULL;
+  -- after the lock, so a registration that began before it has committed and is seen here (or,
+  -- outside READ COMMITTED, its mark makes this write fail: 40001)
+  DELETE FROM tenantry_private.context_proofs p WHERE p.tenant_key = p_key;
+  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (p_key, 1)
+  ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION tenantry.rebuild_context_gate() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  -- after every refresh and registration in progress, before any that starts now
+  LOCK TABLE tenantry_private.context_gate IN SHARE ROW EXCLUSIVE MODE;
+  DELETE FROM tenantry_private.context_gate;
+  INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
+  SELECT coalesce(l.tenant_key, i.tenant_key), l.state, l.epoch, i.status
+    FROM tenantry.local_tenants l FULL JOIN tenantry.inactive_tenants i ON i.tenant_key = l.tenant_key;
+  UPDATE tenantry_private.context_key k SET serves_default = coalesce((SELECT r.serves_default FROM tenantry.local_route r), true)
+   WHERE k.serves_default IS DISTINCT FROM coalesce((SELECT r.serves_default FROM tenantry.local_route r), true);
+  PERFORM tenantry.forget_context_proofs();
+END
+$fn$;
+-- the key changed (install, a rotation, the route flag): every proof was made with the old row
+CREATE OR REPLACE FUNCTION tenantry.context_key_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  LOCK TABLE tenantry_private.context_gate IN SHARE ROW EXCLUSIVE MODE;
+  PERFORM tenantry.forget_context_proofs();
+  RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.context_key_changed() FROM PUBLIC, :TENANTRY_APP_ROLE;
+DO $do$
+BEGIN
+  IF NOT tenantry.is_citus_table('tenantry_private.context_key') THEN
+    DROP TRIGGER IF EXISTS context_key_proofs ON tenantry_private.context_key;
+    CREATE TRIGGER context_key_proofs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry_private.context_key
+      FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_key_changed();
+  END IF;
+END
+$do$;
+
+-- Registers a signed value the pool is about to send with many statements: true when remembered
+-- (or already), false when not now (the value does not pass the check, a change or another
+-- registration of the tenant is in progress, the transaction is not READ COMMITTED or is read
+-- only), null where this database does not use remembered proofs (unsigned mode, Citus). Never
+-- waits for a lock. Only a value that passes the whole check is remembered, so calling it with
+-- any other value (injected SQL can) changes nothing.
+CREATE OR REPLACE FUNCTION tenantry.register_context(p_value text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  passed uuid;
+BEGIN
+  IF coalesce((SELECT m.value FROM tenantry.meta m WHERE m.key = 'context_mode'), 'signed') <> 'signed'
+     OR tenantry.is_citus_table('tenantry_private.context_key') OR tenantry.is_citus_table('tenantry.local_tenants') THEN
+    RETURN NULL;
+  END IF;
+  IF p_value IS NULL OR octet_length(p_value) NOT BETWEEN 103 AND 134
+     OR current_setting('transaction_isolation') <> 'read committed' OR current_setting('transaction_read_only') = 'on' THEN
+    RETURN false;
+  END IF;
+  BEGIN
+    LOCK TABLE tenantry_private.context_gate IN ROW EXCLUSIVE MODE NOWAIT;
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+  END;
+  IF NOT pg_try_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(left(p_value, 36))) THEN
+    RETURN false;
+  END IF;
+  -- core 008's fast path on the value given, read after the locks (READ COMMITTED: a new snapshot);
+  -- a value signed with the secret whose numbers overflow bigint fails the check: not remembered
+  BEGIN
+  SELECT CASE
+    WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
+     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
+    THEN CASE
+      WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
+       AND CASE WHEN g.tenant_key IS NULL THEN c.serves_default AND split_part(s.v, '.', 4) = ''
+                ELSE g.hold IS NULL AND g.state = 'active'
+                 AND g.epoch = CASE WHEN split_part(s.v, '.', 4) = '' THEN 0 ELSE split_part(s.v, '.', 3)::bigint END
+           END
+      THEN left(s.v, 36)::uuid
+    END
+  END
+    INTO passed
+    FROM (SELECT p_value AS v) s
+    LEFT JOIN tenantry_private.context_key c ON true
+    LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN false;
+  END;
+  IF passed IS NULL THEN
+    RETURN false;
+  END IF;
+  -- a registration lost in a crash is only made again: no need to wait for its flush
+  PERFORM set_config('synchronous_commit', 'off', true);
+  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (left(p_value, 36), 1)
+  ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
+  DELETE FROM tenantry_private.context_proofs p
+   WHERE p.tenant_key = left(p_value, 36) AND p.expires_at < extract(epoch FROM now());
+  INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, tenant_id, expires_at)
+  VALUES (sha256(convert_to(p_value, 'UTF8')), left(p_value, 36), passed, split_part(p_value, '.', 2)::bigint)
+  ON CONFLICT (value_sha256) DO NOTHING;
+  RETURN true;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.register_context(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenantry.register_context(text) TO :TENANTRY_APP_ROLE;
+-- the signed functions: core 008's with the lookup of a remembered proof first
+CREATE OR REPLACE FUNCTION tenantry.use_context_mode(p_mode text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $use$
+BEGIN
+  IF p_mode = 'signed' THEN
+    -- Signed mode: the context is '<tenant uuid>.<expiry epoch>[.<route epoch>].<hex HMAC-SHA256>'
+    -- signed with a key the app role cannot read. Injected SQL can set the setting, but not forge a
+    -- valid value. The route epoch (absent: 0, the default route) must match where the tenant lives
+    -- in this database (tenantry.local_tenants, mirrored in tenantry_private.context_gate): a stale
+    -- router fails with TR003, a frozen tenant TR004. A tenant held here as suspended fails with
+    -- TR005, a deleted one TR006 (tenantry.inactive_tenants, mirrored there too).
+    EXECUTE $q$CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  v text;
+  k record;
+  passed uuid;
+BEGIN
+  -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
+  SELECT p.tenant_id INTO passed
+    FROM tenantry_private.context_proofs p
+   WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
+     AND p.expires_at >= extract(epoch FROM now());
+  IF passed IS NOT NULL THEN
+    RETURN passed;
+  END IF;
+  -- the fast path: no PL/pgSQL variable in this query (one generic plan); casts only after the
+  -- proof and the format matched; the setting read once (OFFSET 0 keeps the sub-select a node)
+  SELECT CASE
+    WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
+     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
+    THEN CASE
+      WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
+       AND CASE WHEN g.tenant_key IS NULL THEN c.serves_default AND split_part(s.v, '.', 4) = ''
+                ELSE g.hold IS NULL AND g.state = 'active'
+                 AND g.epoch = CASE WHEN split_part(s.v, '.', 4) = '' THEN 0 ELSE split_part(s.v, '.', 3)::bigint END
+           END
+      THEN left(s.v, 36)::uuid
+    END
+  END
+    INTO passed
+    FROM (SELECT current_setting('tenantry.context', true) AS v OFFSET 0) s
+    LEFT JOIN tenantry_private.context_key c ON true
+    LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
+  IF passed IS NOT NULL THEN
+    RETURN passed;
+  END IF;
+  -- anything else: core 007's steps as they were
+  v := current_setting('tenantry.context', true);
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  -- the canonical id only (lower-case hex, the hyphens where uuid_out puts them): the hold and the
+  -- route are looked up by the text of the id, so another spelling of it must not pass
+  IF length(v) < 103 OR length(v) > 134 OR substr(v, 37, 1) <> '.' OR substr(v, length(v) - 64, 1) <> '.'
+     OR v !~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.][0-9a-f]+$'
+     OR translate(left(v, 36), '0123456789abcdef', '0000000000000000') <> '00000000-0000-0000-0000-000000000000' THEN
+    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+  END IF;
+  -- one lookup: the proof with the current key, and this tenant's gate (text key: no cast of unproven input)
+  SELECT encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64) AS signed,
+         c.serves_default, g.state, g.epoch, g.hold
+    INTO k
+    FROM tenantry_private.context_key c LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(v, 36);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  END IF;
+  IF NOT k.signed THEN
+    -- while a rotation's overlap lasts, the previous key too (a value signed by an app instance
+    -- that still has the old secret): its own statement, prepared and run only on a mismatch
+    IF NOT EXISTS (SELECT FROM tenantry_private.context_key c
+                    WHERE c.previous_until > now()
+                      AND encode(sha256(c.previous_opad || sha256(c.previous_ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64)) THEN
+      RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+    END IF;
+  END IF;
+  IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  -- a suspended or deleted tenant: only after the proof, so a forged value learns nothing
+  IF k.hold IS NOT NULL THEN
+    PERFORM tenantry.refuse_inactive(k.hold);
+  END IF;
+  -- the route epoch: absent (three parts) is 0, the default route
+  IF k.state IS NULL THEN
+    IF NOT k.serves_default OR (split_part(v, '.', 4) <> '' AND split_part(v, '.', 3)::bigint <> 0) THEN
+      PERFORM tenantry.refuse_route('moved');
+    END IF;
+  ELSIF k.state <> 'active' OR k.epoch <> (CASE WHEN split_part(v, '.', 4) = '' THEN 0 ELSE split_part(v, '.', 3)::bigint END) THEN
+    PERFORM tenantry.refuse_route(k.state);
+  END IF;
+  RETURN left(v, 36)::uuid;
+END
+$fn$$q$;
+    -- the tenant without the route check: for tables that never move (identity, pinned tables)
+    EXECUTE $q$CREATE OR REPLACE FUNCTION tenantry.home_tenant_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  v text;
+  k record;
+  passed uuid;
+BEGIN
+  -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
+  SELECT p.tenant_id INTO passed
+    FROM tenantry_private.context_proofs p
+   WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
+     AND p.expires_at >= extract(epoch FROM now());
+  IF passed IS NOT NULL THEN
+    RETURN passed;
+  END IF;
+  -- the fast path: no PL/pgSQL variable in this query (one generic plan); casts only after the
+  -- proof and the format matched; the setting read once (OFFSET 0 keeps the sub-select a node)
+  SELECT CASE
+    WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
+     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
+    THEN CASE
+      WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
+       AND (g.hold IS NULL OR g.hold <> 'deleted')
+      THEN left(s.v, 36)::uuid
+    END
+  END
+    INTO passed
+    FROM (SELECT current_setting('tenantry.context', true) AS v OFFSET 0) s
+    LEFT JOIN tenantry_private.context_key c ON true
+    LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
+  IF passed IS NOT NULL THEN
+    RETURN passed;
+  END IF;
+  -- anything else: core 007's steps as they were
+  v := current_setting('tenantry.context', true);
+  IF v IS NULL OR v = '' THEN
+    RETURN NULL;
+  END IF;
+  -- the format and proof of current_tenant_id(), without its route check
+  IF length(v) < 103 OR length(v) > 134 OR substr(v, 37, 1) <> '.' OR substr(v, length(v) - 64, 1) <> '.'
+     OR v !~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.][0-9a-f]+$'
+     OR translate(left(v, 36), '0123456789abcdef', '0000000000000000') <> '00000000-0000-0000-0000-000000000000' THEN
+    RAISE EXCEPTION 'tenantry: malformed tenant context' USING ERRCODE = 'TR001';
+  END IF;
+  SELECT encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64) AS signed,
+         g.hold
+    INTO k
+    FROM tenantry_private.context_key c LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(v, 36);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenantry: no context key installed' USING ERRCODE = 'TR002',
+      HINT = 'run tenantry install with a context secret';
+  END IF;
+  IF NOT k.signed THEN
+    IF NOT EXISTS (SELECT FROM tenantry_private.context_key c
+                    WHERE c.previous_until > now()
+                      AND encode(sha256(c.previous_opad || sha256(c.previous_ipad || convert_to(left(v, length(v) - 65), 'UTF8'))), 'hex') = right(v, 64)) THEN
+      RAISE EXCEPTION 'tenantry: tenant context signature invalid' USING ERRCODE = 'TR001';
+    END IF;
+  END IF;
+  IF split_part(v, '.', 2)::bigint < extract(epoch FROM now()) THEN
+    RAISE EXCEPTION 'tenantry: tenant context expired' USING ERRCODE = 'TR001';
+  END IF;
+  IF k.hold = 'deleted' THEN
+    PERFORM tenantry.refuse_inactive(k.hold);
+  END IF;
+  RETURN left(v, 36)::uuid;
+END
+$fn$$q$;
+  ELSIF p_mode = 'unsigned' THEN
+    -- inlined into the statement: no lookup, as cheap as reading the setting
+    EXECUTE $q$CREATE OR REPLACE FUNCTION tenantry.home_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $body$
+  SELECT nullif(split_part(current_setting('tenantry.context', true), '.', 1), '')::uuid
+$body$$q$;
+    -- the fast form first; choose_route_check() takes the checking form if this database needs it
+    EXECUTE $q$CREATE OR REPLACE FUNCTION tenantry.current_tenant_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $body$
+  SELECT CASE WHEN strpos(current_setting('tenantry.context', true), '.') > 0 THEN tenantry.refuse_route('moved')
+              ELSE nullif(current_setting('tenantry.context', true), '')::uuid END
+$body$$q$;
+    PERFORM tenantry.choose_route_check();
+  ELSE
+    RAISE EXCEPTION 'tenantry: unknown context mode %', p_mode USING ERRCODE = '22023';
+  END IF;
+END
+$use$;
+REVOKE ALL ON FUNCTION tenantry.use_context_mode(text) FROM PUBLIC;
+SELECT tenantry.use_context_mode(coalesce((SELECT m.value FROM tenantry.meta m WHERE m.key = 'context_mode'), 'signed'));

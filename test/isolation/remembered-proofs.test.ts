@@ -1,0 +1,382 @@
+// Core 009 (issue 15): a value that passed the whole signed check is remembered (by its SHA-256)
+// when the pool registers it, and later statements with it are answered by one lookup. These
+// tests hold the remembered answer against core 007's functions for every kind of value, with
+// the value registered in one tenant state and used in another (a hold, a move, a frozen
+// tenant, the default route given up: each must forget the proof in its own transaction); show
+// that the lookup is what answers; race registration against the changes that forget (READ
+// COMMITTED and REPEATABLE READ); and look from the other tenant's side.
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContextSigner, hmacPads } from '../../src/data/context-signer.js';
+import { TenantPool } from '../../src/data/tenant-pool.js';
+import { runAs } from '../../src/context/tenant-context.js';
+import {
+  CORE_007_ACCEPTED_WRONGLY,
+  core007,
+  outcome,
+  signedValues,
+  signWith,
+  STATES,
+} from '../support/signed-values.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+let db: TestDatabase;
+let app: pg.Client;
+const A = randomUUID();
+const B = randomUUID();
+const OLD_SECRET = 'an-old-context-secret-of-enough-length-0123456789';
+const later = () => Math.floor(Date.now() / 1000) + 300;
+
+/** A's rows gone and the default route served, touching only what differs: an UPDATE of local_route, even of no row, forgets every proof. */
+async function resetState(): Promise<void> {
+  await db.owner.query(`delete from tenantry.local_tenants where tenant_key = $1`, [A]);
+  await db.owner.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [A]);
+  const { rows } = await db.owner.query(`select serves_default from tenantry.local_route`);
+  if (rows[0]?.serves_default === false) await db.owner.query(`update tenantry.local_route set serves_default = true`);
+}
+async function setState(statements: string[]): Promise<void> {
+  await resetState();
+  for (const s of statements) await db.owner.query(s.replaceAll('$A', A));
+}
+async function register(client: pg.Client, value: string | null): Promise<boolean | null> {
+  const { rows } = await client.query(`select tenantry.register_context($1) as ok`, [value]);
+  return rows[0].ok as boolean | null;
+}
+async function proofs(): Promise<number> {
+  const { rows } = await db.admin.query(`select count(*)::int as n from tenantry_private.context_proofs`);
+  return rows[0].n as number;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.admin.query(`create schema core007; grant usage on schema core007 to ${db.appRole}`);
+  for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) {
+    await db.admin.query(core007(fn));
+    await db.admin.query(`alter function core007.${fn}() owner to ${db.ownerRole}`);
+  }
+  await db.admin.query(`alter schema core007 owner to ${db.ownerRole}`);
+  const old = hmacPads(OLD_SECRET);
+  await db.admin.query(
+    `update tenantry_private.context_key set previous_ipad = $1, previous_opad = $2, previous_until = now() + interval '1 hour'`,
+    [old.ipad, old.opad],
+  );
+  await db.owner.query(`
+    create table notes (tenant_id uuid not null, id serial, body text not null, primary key (tenant_id, id));
+    select tenantry.register_tenant_table('notes');`);
+  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($2, 'b1')`, [A, B]);
+  app = new pg.Client({ connectionString: db.appUrl });
+  await app.connect();
+});
+afterAll(async () => {
+  await app?.end();
+  await db?.drop();
+});
+
+describe('a remembered proof answers as the whole check would', () => {
+  it('registered in one state, used in another: the same tenant or the same SQLSTATE as core 007', async () => {
+    const differences: string[] = [];
+    let registered = 0;
+    let passed = 0;
+    try {
+      for (const [registeredIn, setUp] of STATES) {
+        for (const [usedIn, change] of STATES) {
+          await setState(setUp);
+          await db.admin.query(`delete from tenantry_private.context_proofs`);
+          const vals = signedValues(A, db.contextSecret, B, OLD_SECRET);
+          for (const [, value] of vals) if ((await register(app, value)) === true) registered++;
+          if (usedIn !== registeredIn) await setState(change);
+          for (const [kind, value] of vals) {
+            for (const fn of ['current_tenant_id', 'home_tenant_id']) {
+              const now = await outcome(app, value, `tenantry.${fn}()`);
+              const before = CORE_007_ACCEPTED_WRONGLY.has(kind)
+                ? 'error:TR001'
+                : await outcome(app, value, `core007.${fn}()`);
+              if (now !== before)
+                differences.push(`${registeredIn} → ${usedIn} / ${kind} / ${fn}: ${now}, core 007 ${before}`);
+              if (now === `id:${A}`) passed++;
+            }
+          }
+        }
+      }
+    } finally {
+      await resetState();
+    }
+    expect(differences).toEqual([]);
+    // values were remembered (the signer's, where A was served) and passed
+    expect(registered).toBeGreaterThan(20);
+    expect(passed).toBeGreaterThan(50);
+  });
+
+  it('the lookup is what answers: with the key made wrong behind its back, a remembered value still passes, another does not', async () => {
+    const signer = new ContextSigner(db.contextSecret);
+    const value = signer.encode(A);
+    const unregistered = new ContextSigner(db.contextSecret, { ttlSeconds: 600 }).encode(A);
+    expect(await register(app, value)).toBe(true);
+    const { rows } = await db.admin.query(`select ipad, opad from tenantry_private.context_key`);
+    try {
+      // the triggers off: the key changes without forgetting (no real path does this)
+      await db.admin.query(`alter table tenantry_private.context_key disable trigger user`);
+      await db.admin.query(`update tenantry_private.context_key set ipad = $1, opad = $1`, [Buffer.alloc(64, 7)]);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe(`id:${A}`);
+      expect(await outcome(app, unregistered, 'tenantry.current_tenant_id()')).toBe('error:TR001');
+    } finally {
+      await db.admin.query(`update tenantry_private.context_key set ipad = $1, opad = $2`, [
+        rows[0].ipad,
+        rows[0].opad,
+      ]);
+      await db.admin.query(`alter table tenantry_private.context_key enable trigger user`);
+    }
+  });
+
+  it('only a value that passes is remembered; anything else is refused without a row', async () => {
+    await db.admin.query(`delete from tenantry_private.context_proofs`);
+    const exp = later();
+    for (const value of [
+      null,
+      '',
+      `${A}.${exp}.${'0'.repeat(64)}`,
+      signWith('a-different-secret-of-enough-length-00000000000', `${A}.${exp}`),
+      signWith(OLD_SECRET, `${A}.${exp}`),
+      signWith(db.contextSecret, `${A}.${exp - 3600}`),
+      signWith(db.contextSecret, `${A.toUpperCase()}.${exp}`),
+      signWith(db.contextSecret, `${A}.${exp}.3`),
+      'x'.repeat(200),
+    ])
+      expect(await register(app, value), String(value)).toBe(false);
+    expect(await proofs()).toBe(0);
+  });
+
+  it('a rotation of the key forgets every proof; a value of the old key passes only by the whole check, during the overlap', async () => {
+    const value = new ContextSigner(db.contextSecret).encode(A);
+    expect(await register(app, value)).toBe(true);
+    expect(await proofs()).toBeGreaterThan(0);
+    const { rows } = await db.admin.query(`select * from tenantry_private.context_key`);
+    const fresh = hmacPads('a-rotated-context-secret-of-enough-length-000000');
+    try {
+      await db.admin.query(
+        `update tenantry_private.context_key set previous_ipad = ipad, previous_opad = opad, previous_until = now() + interval '1 hour', ipad = $1, opad = $2`,
+        [fresh.ipad, fresh.opad],
+      );
+      expect(await proofs()).toBe(0);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe(`id:${A}`);
+      // not the current key: not remembered
+      expect(await register(app, value)).toBe(false);
+      await db.admin.query(`update tenantry_private.context_key set previous_until = now() - interval '1 second'`);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR001');
+    } finally {
+      const k = rows[0];
+      await db.admin.query(
+        `update tenantry_private.context_key set ipad = $1, opad = $2, previous_ipad = $3, previous_opad = $4, previous_until = $5`,
+        [k.ipad, k.opad, k.previous_ipad, k.previous_opad, k.previous_until],
+      );
+    }
+  });
+
+  it('unsigned mode: registrations are not used (null), and nothing is remembered', async () => {
+    const { rows } = await db.admin.query(`select value from tenantry.meta where key = 'context_mode'`);
+    try {
+      await db.admin.query(`update tenantry.meta set value = 'unsigned' where key = 'context_mode'`);
+      expect(await register(app, new ContextSigner(db.contextSecret).encode(A))).toBe(null);
+    } finally {
+      await db.admin.query(`update tenantry.meta set value = $1 where key = 'context_mode'`, [rows[0].value]);
+    }
+  });
+
+  it('not at READ COMMITTED, or read only: not now (false)', async () => {
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 900 }).encode(A);
+    for (const begin of [
+      'begin isolation level repeatable read',
+      'begin isolation level serializable',
+      'begin read only',
+    ]) {
+      await app.query(begin);
+      try {
+        expect(await register(app, value), begin).toBe(false);
+      } finally {
+        await app.query('rollback');
+      }
+    }
+  });
+});
+
+describe('registration against the changes that forget', () => {
+  it('a hold that commits while a registration is open waits for it, then forgets its proof (READ COMMITTED)', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 700 }).encode(A);
+    const holder = new pg.Client({ connectionString: db.ownerUrl });
+    await holder.connect();
+    try {
+      await app.query('begin');
+      expect(await register(app, value)).toBe(true);
+      // the hold waits on the tenant's lock the open registration holds
+      await holder.query(`set lock_timeout = '10s'`);
+      const hold = holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [
+        A,
+      ]);
+      await new Promise((r) => setTimeout(r, 200));
+      await app.query('commit');
+      await hold;
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+      const { rows } = await db.admin.query(
+        `select count(*)::int as n from tenantry_private.context_proofs where tenant_key = $1`,
+        [A],
+      );
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await app.query('rollback').catch(() => undefined);
+      await holder.end();
+      await resetState();
+    }
+  });
+
+  it('a registration while a hold is uncommitted is not made (the lock is taken without waiting)', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 710 }).encode(A);
+    const holder = new pg.Client({ connectionString: db.ownerUrl });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
+      const started = Date.now();
+      expect(await register(app, value)).toBe(false);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await holder.query('commit');
+      expect(await register(app, value)).toBe(false);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await resetState();
+    }
+  });
+
+  it('a hold made in a REPEATABLE READ transaction that began before a registration fails with 40001, not with the proof kept', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 720 }).encode(A);
+    const holder = new pg.Client({ connectionString: db.ownerUrl });
+    await holder.connect();
+    try {
+      await holder.query('begin isolation level repeatable read');
+      await holder.query('select 1 from tenantry.inactive_tenants limit 1'); // the snapshot, before the registration
+      expect(await register(app, value)).toBe(true);
+      await expect(
+        holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]),
+      ).rejects.toMatchObject({ code: '40001' });
+      await holder.query('rollback');
+      // retried, it forgets the proof
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await resetState();
+    }
+  });
+
+  it('a key change in a REPEATABLE READ transaction that began before a registration still forgets it', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 730 }).encode(A);
+    const changer = new pg.Client({ connectionString: db.adminUrl });
+    await changer.connect();
+    try {
+      await changer.query('begin isolation level repeatable read');
+      await changer.query('select 1 from tenantry_private.context_key');
+      expect(await register(app, value)).toBe(true);
+      await changer.query(`update tenantry_private.context_key set previous_until = previous_until`);
+      await changer.query('commit');
+      expect(await proofs()).toBe(0);
+    } finally {
+      await changer.query('rollback').catch(() => undefined);
+      await changer.end();
+    }
+  });
+
+  it('a move (route epoch, frozen) and the default route given up forget the proofs', async () => {
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 740 }).encode(A, 3);
+    const plain = new ContextSigner(db.contextSecret, { ttlSeconds: 740 }).encode(A);
+    try {
+      await setState([`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'active', 3)`]);
+      expect(await register(app, value)).toBe(true);
+      await db.owner.query(`update tenantry.local_tenants set state = 'frozen' where tenant_key = $1`, [A]);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR004');
+      await resetState();
+      expect(await register(app, plain)).toBe(true);
+      await db.owner.query(`update tenantry.local_route set serves_default = false`);
+      expect(await outcome(app, plain, 'tenantry.current_tenant_id()')).toBe('error:TR003');
+    } finally {
+      await resetState();
+    }
+  });
+});
+
+describe("from the other tenant's side", () => {
+  it("B's rows stay unread and unchanged under A's remembered value, a forged one and B's suspended one", async () => {
+    await resetState();
+    const before = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    const a = new ContextSigner(db.contextSecret, { ttlSeconds: 750 }).encode(A);
+    const b = new ContextSigner(db.contextSecret, { ttlSeconds: 750 }).encode(B);
+    expect(await register(app, a)).toBe(true);
+    expect(await register(app, b)).toBe(true);
+    await db.owner.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+    try {
+      // A's remembered value: A's rows only
+      await app.query('begin');
+      await app.query(`select set_config('tenantry.context', $1, true)`, [a]);
+      expect((await app.query(`select body from notes`)).rows).toEqual([{ body: 'a1' }]);
+      expect((await app.query(`update notes set body = 'changed' where tenant_id = $1`, [B])).rowCount).toBe(0);
+      await app.query('commit');
+      // B's value was remembered before B's hold: forgotten with it
+      for (const value of [b, b.replace(B, A), `${b.slice(0, -64)}${'f'.repeat(64)}`]) {
+        await app.query('begin');
+        await app.query(`select set_config('tenantry.context', $1, true)`, [value]);
+        await expect(app.query(`select body from notes`)).rejects.toMatchObject({
+          code: expect.stringMatching(/^TR00[15]$/),
+        });
+        await app.query('rollback');
+      }
+      // the proofs are not the app role's to read or write
+      await expect(app.query(`select * from tenantry_private.context_proofs`)).rejects.toMatchObject({ code: '42501' });
+      await expect(
+        app.query(`insert into tenantry_private.context_proofs values (sha256('x'), $1, $1::uuid, 9999999999)`, [B]),
+      ).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await app.query('rollback').catch(() => undefined);
+      await db.owner.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [B]);
+    }
+    const after = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    expect(after.rows).toEqual(before.rows);
+  });
+});
+
+describe('TenantPool registers the values it sends', () => {
+  it("a tenant's value is remembered after its second statement; rememberProofs: false registers nothing", async () => {
+    await resetState();
+    await db.admin.query(`delete from tenantry_private.context_proofs`);
+    const off = new TenantPool({
+      connectionString: db.appUrl,
+      contextSecret: db.contextSecret,
+      rememberProofs: false,
+      max: 2,
+    });
+    try {
+      for (let i = 0; i < 5; i++) await runAs(A, () => off.query('select body from notes'));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await proofs()).toBe(0);
+    } finally {
+      await off.end();
+    }
+    const pool = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 2 });
+    try {
+      for (let i = 0; i < 3; i++)
+        expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'a1' }]);
+      const deadline = Date.now() + 5000;
+      while ((await proofs()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await proofs()).toBe(1);
+      expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'a1' }]);
+      expect((await runAs(B, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
