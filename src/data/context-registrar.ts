@@ -21,13 +21,14 @@ export type RegisterContext = (value: string) => Promise<boolean | null>;
  * schema) or refuses the role stops the registrations of this pool.
  */
 export class ContextRegistrar {
-  readonly #register: RegisterContext;
-  readonly #onError: ((error: unknown) => void) | undefined;
+  #register: RegisterContext | undefined;
+  #onError: ((error: unknown) => void) | undefined;
   readonly #uses = new Map<string, number>();
   #inFlight = 0;
   #stopped = false;
 
-  constructor(register: RegisterContext, onError?: (error: unknown) => void) {
+  /** Where registrations run (the pool, once constructed) and where their failures are told. */
+  attach(register: RegisterContext, onError?: (error: unknown) => void): void {
     this.#register = register;
     this.#onError = onError;
   }
@@ -39,7 +40,7 @@ export class ContextRegistrar {
 
   /** A statement is about to carry `value`. */
   note(value: string): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#register === undefined) return;
     const uses = this.#uses.get(value);
     if (uses === REGISTERED) return;
     if (uses === undefined) {

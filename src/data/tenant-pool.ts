@@ -305,15 +305,9 @@ export class TenantPool extends pg.Pool {
     const resultColumns = new Set(
       checkResults === false ? [] : checkResults === true ? ['tenant_id'] : checkResults.columns,
     );
-    // the registrations run on this pool, which exists only after super(): `self` is set then
-    let self: TenantPool | undefined;
+    // the registrations run on this pool, which exists only after super(): attached then
     const registrar =
-      contextMode === 'signed' && !citus && rememberProofs !== false
-        ? new ContextRegistrar(
-            (value) => self!.#registerContext(value),
-            (error) => self!.#registrationFailed(error),
-          )
-        : undefined;
+      contextMode === 'signed' && !citus && rememberProofs !== false ? new ContextRegistrar() : undefined;
     let encoder: ContextEncoder;
     if (contextMode === 'unsigned') encoder = unsignedContext;
     else if (contextMode === 'signed') {
@@ -351,7 +345,10 @@ export class TenantPool extends pg.Pool {
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;
-    self = this;
+    registrar?.attach(
+      (value) => this.#registerContext(value),
+      (error) => this.#registrationFailed(error),
+    );
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
     // 'auto' switches when the answer comes, without making anyone wait for it
