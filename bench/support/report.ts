@@ -72,6 +72,7 @@ export function ratiosTable(results: CellResult[]): string {
     ['b', 'c'],
     ["b'", 'c'],
     ['b', "b'"],
+    ['b', 'b-full-check'],
   ];
   for (const v of new Set(results.map((r) => r.variant)))
     if (!['a', 'b', "b'", 'c'].includes(v))
@@ -102,7 +103,11 @@ export function ratiosTable(results: CellResult[]): string {
 export function guardPairsTable(results: CellResult[]): string | undefined {
   // +guard against the same variant without it; b+monitor, b+noisy, b+fair… against b
   const pairs = [...new Set(results.map((r) => r.variant))].flatMap((v) =>
-    v.endsWith('+guard') ? [[v, v.slice(0, -'+guard'.length)] as const] : /^b\+/.test(v) ? [[v, 'b'] as const] : [],
+    v.endsWith('+guard')
+      ? [[v, v.slice(0, -'+guard'.length)] as const]
+      : /^b\+/.test(v) || v === 'b-full-check'
+        ? [[v, 'b'] as const]
+        : [],
   );
   return pairsTable(results, pairs);
 }

@@ -290,6 +290,14 @@ export const VARIANTS: Record<string, VariantInfo> = {
     false,
     () => ({ prepareStatements: false }),
   ),
+  // before core 009: every statement runs the whole signed check (no value registered)
+  'b-full-check': tenantPoolVariant(
+    'b-full-check',
+    'as b, rememberProofs: false (the whole signed check with every statement, as before core 009)',
+    'signed',
+    undefined,
+    () => ({ rememberProofs: false }),
+  ),
   "b'": tenantPoolVariant(
     "b'",
     'TenantPool unsigned, RLS, WHERE id = $1 (context pipelined, 1 round trip)',
