@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS tenantry_private.context_proofs (
   value_sha256 bytea PRIMARY KEY,
   -- the id's text, as the gate's key (the canonical form: registration checks it)
   tenant_key text NOT NULL,
-  tenant_id uuid NOT NULL,
+  proven_tenant uuid NOT NULL,
   -- the value's own expiry (epoch seconds)
   expires_at bigint NOT NULL
 );
@@ -172,7 +172,7 @@ BEGIN
   ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
   DELETE FROM tenantry_private.context_proofs p
    WHERE p.tenant_key = left(p_value, 36) AND p.expires_at < extract(epoch FROM now());
-  INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, tenant_id, expires_at)
+  INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, proven_tenant, expires_at)
   VALUES (sha256(convert_to(p_value, 'UTF8')), left(p_value, 36), passed, split_part(p_value, '.', 2)::bigint)
   ON CONFLICT (value_sha256) DO NOTHING;
   RETURN true;
@@ -202,7 +202,7 @@ DECLARE
   passed uuid;
 BEGIN
   -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
-  SELECT p.tenant_id INTO passed
+  SELECT p.proven_tenant INTO passed
     FROM tenantry_private.context_proofs p
    WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
      AND p.expires_at >= extract(epoch FROM now());
@@ -291,7 +291,7 @@ DECLARE
   passed uuid;
 BEGIN
   -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
-  SELECT p.tenant_id INTO passed
+  SELECT p.proven_tenant INTO passed
     FROM tenantry_private.context_proofs p
    WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
      AND p.expires_at >= extract(epoch FROM now());
