@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { currentScope, currentSignal, runWithoutTenant, tryCurrentTenant } from '../context/tenant-context.js';
+import { currentScope, currentSignal, tryCurrentTenant } from '../context/tenant-context.js';
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
@@ -413,10 +413,27 @@ export class TenantPool extends pg.Pool {
     return info;
   }
 
-  /** Registers a signed value (core migration 009), outside any tenant's scope: see ContextRegistrar. */
+  /**
+   * Registers a signed value (core migration 009, see ContextRegistrar): pg-pool's own checkout
+   * and pg's own query, so it is not the app's statement (no prefix, no tenant, not counted by
+   * activity, observers or telemetry, not queued by the fair checkout). register_context reads no
+   * context and never waits for a lock; the app role's statement_timeout bounds it.
+   */
   async #registerContext(value: string): Promise<boolean | null> {
-    const res = await runWithoutTenant(() => this.query('select tenantry.register_context($1) as ok', [value]));
-    return (res.rows[0] as { ok: boolean | null } | undefined)?.ok ?? null;
+    const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this);
+    let broken: Error | undefined;
+    try {
+      const res = await (
+        pg.Client.prototype.query as (text: string, values: unknown[]) => Promise<pg.QueryResult>
+      ).call(client, 'select tenantry.register_context($1) as ok', [value]);
+      return (res.rows[0] as { ok: boolean | null } | undefined)?.ok ?? null;
+    } catch (error) {
+      // an error without a SQLSTATE is the connection's: not given back to the pool
+      if (sqlStateOf(error) === undefined) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
   }
 
   /** A registration failed: nothing to do for the statements; said once where it stops them. */
