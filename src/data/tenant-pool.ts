@@ -77,8 +77,8 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    */
   contextTtlSeconds?: number;
   /**
-   * Signed mode: register each signed value with the database at its second use (one statement
-   * of its own per tenant per minute at most, in the background), so later statements with it are
+   * Signed mode: register each signed value with the database at its third use (in the
+   * background, in statements of their own, up to 500 values each), so later statements with it are
    * checked by one index probe instead of the HMAC and the tenant's gate (core migration 009,
    * docs/security.md "Remembered proofs"). Nothing waits for a registration and none can fail a
    * statement. Default `true`; always off in Citus mode and unsigned mode.
@@ -346,7 +346,7 @@ export class TenantPool extends pg.Pool {
     this.#clientConfig = poolConfig;
     this.#logger = logger;
     registrar?.attach(
-      (value) => this.#registerContext(value),
+      (values) => this.#registerContexts(values),
       (error) => this.#registrationFailed(error),
     );
     this.#location = routing?.location;
@@ -414,19 +414,19 @@ export class TenantPool extends pg.Pool {
   }
 
   /**
-   * Registers a signed value (core migration 009, see ContextRegistrar): pg-pool's own checkout
+   * Registers signed values (core migration 009, see ContextRegistrar): pg-pool's own checkout
    * and pg's own query, so it is not the app's statement (no prefix, no tenant, not counted by
-   * activity, observers or telemetry, not queued by the fair checkout). register_context reads no
+   * activity, observers or telemetry, not queued by the fair checkout). register_contexts reads no
    * context and never waits for a lock; the app role's statement_timeout bounds it.
    */
-  async #registerContext(value: string): Promise<boolean | null> {
+  async #registerContexts(values: string[]): Promise<number | null> {
     const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this);
     let broken: Error | undefined;
     try {
       const res = await (
         pg.Client.prototype.query as (text: string, values: unknown[]) => Promise<pg.QueryResult>
-      ).call(client, 'select tenantry.register_context($1) as ok', [value]);
-      return (res.rows[0] as { ok: boolean | null } | undefined)?.ok ?? null;
+      ).call(client, 'select tenantry.register_contexts($1::text[]) as n', [values]);
+      return (res.rows[0] as { n: number | null } | undefined)?.n ?? null;
     } catch (error) {
       // an error without a SQLSTATE is the connection's: not given back to the pool
       if (sqlStateOf(error) === undefined) broken = error as Error;
@@ -444,8 +444,8 @@ export class TenantPool extends pg.Pool {
       this.#logger?.warn(
         { sqlstate: state },
         state === '42883'
-          ? 'tenantry: remembered proofs are off for this pool: the database has no tenantry.register_context (run tenantry install to apply core migration 009)'
-          : "tenantry: remembered proofs are off for this pool: its role may not execute tenantry.register_context (it is granted to the install's app role)",
+          ? 'tenantry: remembered proofs are off for this pool: the database has no tenantry.register_contexts (run tenantry install to apply core migration 009)'
+          : "tenantry: remembered proofs are off for this pool: its role may not execute tenantry.register_contexts (it is granted to the install's app role)",
       );
     } catch {
       // a logger that throws must not fail the pool

@@ -173,6 +173,38 @@ describe('a remembered proof answers as the whole check would', () => {
     }
   });
 
+  it('a batch: each value tested on its own; a tenant being changed is skipped without waiting; more than 1,000 values: none', async () => {
+    await resetState();
+    await db.admin.query(`delete from tenantry_private.context_proofs`);
+    const signer = new ContextSigner(db.contextSecret, { ttlSeconds: 760 });
+    const others = Array.from({ length: 5 }, () => randomUUID());
+    const good = others.map((t) => signer.encode(t));
+    const bad = [`${A}.${later()}.${'0'.repeat(64)}`, 'x', '', signWith(db.contextSecret, `${A}.${'9'.repeat(25)}`)];
+    const holder = new pg.Client({ connectionString: db.ownerUrl });
+    await holder.connect();
+    try {
+      // tenant A's refresh in progress (uncommitted): A's value is skipped, the others are not held up
+      await holder.query('begin');
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
+      const started = Date.now();
+      const { rows } = await app.query(`select tenantry.register_contexts($1::text[]) as n`, [
+        [...good, ...bad, signer.encode(A)],
+      ]);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(rows[0].n).toBe(good.length);
+      await holder.query('rollback');
+      expect(await proofs()).toBe(good.length);
+      const many = await app.query(`select tenantry.register_contexts($1::text[]) as n`, [
+        Array.from({ length: 1001 }, () => signer.encode(A)),
+      ]);
+      expect(many.rows[0].n).toBe(0);
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await resetState();
+    }
+  });
+
   it('unsigned mode: registrations are not used (null), and nothing is remembered', async () => {
     const { rows } = await db.admin.query(`select value from tenantry.meta where key = 'context_mode'`);
     try {
@@ -350,7 +382,7 @@ describe("from the other tenant's side", () => {
 });
 
 describe('TenantPool registers the values it sends', () => {
-  it("a tenant's value is remembered after its second statement; rememberProofs: false registers nothing", async () => {
+  it("a tenant's value is remembered after its third statement, in the background; rememberProofs: false registers nothing", async () => {
     await resetState();
     await db.admin.query(`delete from tenantry_private.context_proofs`);
     const off = new TenantPool({

@@ -2,7 +2,7 @@
 -- remembered"): core 008's check, the HMAC and the tests of the value with the key and the gate,
 -- costs ≈ 20 µs per statement, while the same value is sent with thousands of statements (a pool
 -- reuses a tenant's signed value for up to a minute). Here the pool registers a value once
--- (tenantry.register_context, in a short transaction of its own): the whole check runs, and a
+-- (tenantry.register_contexts, in a short transaction of its own, many values at once): the whole check runs, and a
 -- value that passes it is remembered by its SHA-256 with its tenant and expiry. The signed
 -- functions first look the setting's hash up (one index probe of a private table): found and
 -- unexpired, that tenant; anything else runs core 008's check unchanged (same errors, codes, order).
@@ -111,72 +111,83 @@ BEGIN
 END
 $do$;
 
--- Registers a signed value the pool is about to send with many statements: true when remembered
--- (or already), false when not now (the value does not pass the check, a change or another
--- registration of the tenant is in progress, the transaction is not READ COMMITTED or is read
--- only), null where this database does not use remembered proofs (unsigned mode, Citus). Never
--- waits for a lock. Only a value that passes the whole check is remembered, so calling it with
--- any other value (injected SQL can) changes nothing.
-CREATE OR REPLACE FUNCTION tenantry.register_context(p_value text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Registers signed values the pool is about to send with many statements (up to 1,000 in one
+-- call, each tested and remembered on its own): how many it remembered (or found remembered), 0
+-- when not now (a change in progress, the transaction not READ COMMITTED or read only), null
+-- where this database does not use remembered proofs (unsigned mode, Citus). Never waits for a
+-- lock: a value whose tenant is being changed is skipped. Only a value that passes the whole
+-- check is remembered, so calling it with any other value (injected SQL can) changes nothing.
+-- Generic plans (planned once per session): the values are parameters of the same statements.
+CREATE OR REPLACE FUNCTION tenantry.register_contexts(p_values text[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
+  v text;
   passed uuid;
+  remembered integer := 0;
 BEGIN
   IF coalesce((SELECT m.value FROM tenantry.meta m WHERE m.key = 'context_mode'), 'signed') <> 'signed'
-     OR tenantry.is_citus_table('tenantry_private.context_key') OR tenantry.is_citus_table('tenantry.local_tenants') THEN
+     OR (to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+         AND (tenantry.is_citus_table('tenantry_private.context_key') OR tenantry.is_citus_table('tenantry.local_tenants'))) THEN
     RETURN NULL;
   END IF;
-  IF p_value IS NULL OR octet_length(p_value) NOT BETWEEN 103 AND 134
+  IF p_values IS NULL OR cardinality(p_values) > 1000
      OR current_setting('transaction_isolation') <> 'read committed' OR current_setting('transaction_read_only') = 'on' THEN
-    RETURN false;
+    RETURN 0;
   END IF;
   BEGIN
     LOCK TABLE tenantry_private.context_gate IN ROW EXCLUSIVE MODE NOWAIT;
   EXCEPTION WHEN lock_not_available THEN
-    RETURN false;
+    RETURN 0;
   END;
-  IF NOT pg_try_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(left(p_value, 36))) THEN
-    RETURN false;
-  END IF;
-  -- core 008's fast path on the value given, read after the locks (READ COMMITTED: a new snapshot);
-  -- a value signed with the secret whose numbers overflow bigint fails the check: not remembered
-  BEGIN
-  SELECT CASE
-    WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
-     AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
-     AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
-     AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
-    THEN CASE
-      WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
-       AND CASE WHEN g.tenant_key IS NULL THEN c.serves_default AND split_part(s.v, '.', 4) = ''
-                ELSE g.hold IS NULL AND g.state = 'active'
-                 AND g.epoch = CASE WHEN split_part(s.v, '.', 4) = '' THEN 0 ELSE split_part(s.v, '.', 3)::bigint END
-           END
-      THEN left(s.v, 36)::uuid
-    END
-  END
-    INTO passed
-    FROM (SELECT p_value AS v) s
-    LEFT JOIN tenantry_private.context_key c ON true
-    LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
-  EXCEPTION WHEN numeric_value_out_of_range THEN
-    RETURN false;
-  END;
-  IF passed IS NULL THEN
-    RETURN false;
-  END IF;
   -- a registration lost in a crash is only made again: no need to wait for its flush
   PERFORM set_config('synchronous_commit', 'off', true);
-  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (left(p_value, 36), 1)
-  ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
-  DELETE FROM tenantry_private.context_proofs p
-   WHERE p.tenant_key = left(p_value, 36) AND p.expires_at < extract(epoch FROM now());
-  INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, proven_tenant, expires_at)
-  VALUES (sha256(convert_to(p_value, 'UTF8')), left(p_value, 36), passed, split_part(p_value, '.', 2)::bigint)
-  ON CONFLICT (value_sha256) DO NOTHING;
-  RETURN true;
+  FOREACH v IN ARRAY p_values LOOP
+    -- the shape first: nothing below can fail on a value (numbers of at most 18 digits fit bigint)
+    CONTINUE WHEN v IS NULL OR octet_length(v) NOT BETWEEN 103 AND 134
+      OR length(split_part(v, '.', 2)) > 18 OR (split_part(v, '.', 4) <> '' AND length(split_part(v, '.', 3)) > 18);
+    CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(left(v, 36)));
+    -- core 008's fast path on the value, read after the locks (READ COMMITTED: a new snapshot)
+    SELECT CASE
+      WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
+       AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
+       AND translate(left(s.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000'
+       AND left(s.v, -64) ~ '^[0-9a-f-]+[.][0-9]+([.][0-9]+)?[.]$'
+      THEN CASE
+        WHEN split_part(s.v, '.', 2)::bigint >= extract(epoch FROM now())
+         AND CASE WHEN g.tenant_key IS NULL THEN c.serves_default AND split_part(s.v, '.', 4) = ''
+                  ELSE g.hold IS NULL AND g.state = 'active'
+                   AND g.epoch = CASE WHEN split_part(s.v, '.', 4) = '' THEN 0 ELSE split_part(s.v, '.', 3)::bigint END
+             END
+        THEN left(s.v, 36)::uuid
+      END
+    END
+      INTO passed
+      FROM (SELECT v AS v) s
+      LEFT JOIN tenantry_private.context_key c ON true
+      LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
+    CONTINUE WHEN passed IS NULL;
+    INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (left(v, 36), 1)
+    ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
+    DELETE FROM tenantry_private.context_proofs p
+     WHERE p.tenant_key = left(v, 36) AND p.expires_at < extract(epoch FROM now());
+    INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, proven_tenant, expires_at)
+    VALUES (sha256(convert_to(v, 'UTF8')), left(v, 36), passed, split_part(v, '.', 2)::bigint)
+    ON CONFLICT (value_sha256) DO NOTHING;
+    remembered := remembered + 1;
+  END LOOP;
+  RETURN remembered;
 END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.register_contexts(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenantry.register_contexts(text[]) TO :TENANTRY_APP_ROLE;
+-- one value: true remembered, false not, null not used here
+CREATE OR REPLACE FUNCTION tenantry.register_context(p_value text) RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $fn$
+  SELECT n > 0 FROM tenantry.register_contexts(ARRAY[p_value]) n
 $fn$;
 REVOKE ALL ON FUNCTION tenantry.register_context(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenantry.register_context(text) TO :TENANTRY_APP_ROLE;
