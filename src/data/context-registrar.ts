@@ -1,12 +1,24 @@
 import { sqlStateOf } from '../errors/sqlstate.js';
 
-/** Values sent in one registration (tenantry.register_contexts takes up to 1,000). */
-const MAX_BATCH = 500;
+/** Values sent in one registration (tenantry.register_contexts takes up to 1,000): a few ms of a connection. */
+const MAX_BATCH = 64;
 /** Values remembered per pool: past this, those expired are dropped (all, if none is). */
 const MAX_VALUES = 50_000;
-/** Uses of a value before it is registered: a tenant seen once a minute is not worth the work. */
-const USES_BEFORE_REGISTERING = 3;
-const REGISTERED = -1;
+/**
+ * A value is registered at its 16th use if that came within 10 s of its first: at about 1.6
+ * statements a second or more, each of the tenant's statements in the rest of the value's minute
+ * saves the check, which pays for the registration's writes many times over. A tenant seen less
+ * often is checked in full: at 10M rows and 10,000 tenants each used twice a second, registering
+ * every value cost more than it saved (docs/benchmarks.md, "Proofs remembered").
+ */
+const USES_BEFORE_REGISTERING = 16;
+const WITHIN_MS = 10_000;
+
+/** A value's uses so far and when it was first used (ms); `uses` -1: registered or given up. */
+interface Uses {
+  uses: number;
+  since: number;
+}
 
 /** How a registration ended: how many values were remembered, or null: never here (unsigned, Citus). */
 export type RegisterContexts = (values: string[]) => Promise<number | null>;
@@ -15,16 +27,16 @@ export type RegisterContexts = (values: string[]) => Promise<number | null>;
  * Registers the signed values a pool sends, so the database remembers each one's proof (core
  * migration 009, `tenantry.register_contexts`) and checks later statements with one index probe
  * instead of the HMAC and the gate. Off the statement's path: noting a value is a map lookup; a
- * value's third use queues it, and the queue goes in one statement of its own on a connection of
- * the pool (one at a time per pool, up to 500 values each: a pool that starts with 10,000 active
- * tenants registers them in 20 statements). No statement waits for a registration and none can
+ * value used often enough (see USES_BEFORE_REGISTERING) is queued, and the queue goes in one statement of its own on a connection of
+ * the pool (one at a time per pool, up to 64 values each, a few milliseconds: a pool that starts
+ * with 10,000 active tenants registers them in 157 statements). No statement waits for a registration and none can
  * fail because of one (a value is checked in full until registered). A database that answers
  * "never here", lacks the function (an older schema) or refuses the role stops this pool's.
  */
 export class ContextRegistrar {
   #register: RegisterContexts | undefined;
   #onError: ((error: unknown) => void) | undefined;
-  readonly #uses = new Map<string, number>();
+  readonly #uses = new Map<string, Uses>();
   #queue: string[] = [];
   #running = false;
   #stopped = false;
@@ -43,20 +55,17 @@ export class ContextRegistrar {
   /** A statement is about to carry `value`. */
   note(value: string): void {
     if (this.#stopped || this.#register === undefined) return;
-    const uses = this.#uses.get(value);
-    if (uses === REGISTERED) return;
-    if (uses === undefined) {
+    const seen = this.#uses.get(value);
+    if (seen === undefined) {
       if (this.#uses.size >= MAX_VALUES) this.#prune();
-      this.#uses.set(value, 1);
+      this.#uses.set(value, { uses: 1, since: Date.now() });
       return;
     }
-    if (uses + 1 < USES_BEFORE_REGISTERING) {
-      this.#uses.set(value, uses + 1);
-      return;
-    }
-    // one attempt per value: one that is refused (a held tenant) or meets a change in progress is
-    // followed by the tenant's next value within a minute
-    this.#uses.set(value, REGISTERED);
+    if (seen.uses < 0 || ++seen.uses < USES_BEFORE_REGISTERING) return;
+    // one decision per value: one that is refused (a held tenant) or meets a change in progress
+    // is followed by the tenant's next value within a minute
+    seen.uses = -1;
+    if (Date.now() - seen.since > WITHIN_MS) return;
     this.#queue.push(value);
     if (!this.#running) {
       this.#running = true;

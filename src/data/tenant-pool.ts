@@ -77,8 +77,8 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    */
   contextTtlSeconds?: number;
   /**
-   * Signed mode: register each signed value with the database at its third use (in the
-   * background, in statements of their own, up to 500 values each), so later statements with it are
+   * Signed mode: register a tenant's signed value with the database once it is used 16 times
+   * within 10 s (in the background, in statements of their own, up to 64 values each), so later statements with it are
    * checked by one index probe instead of the HMAC and the tenant's gate (core migration 009,
    * docs/security.md "Remembered proofs"). Nothing waits for a registration and none can fail a
    * statement. Default `true`; always off in Citus mode and unsigned mode.
