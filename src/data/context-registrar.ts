@@ -5,8 +5,8 @@ const MAX_BATCH = 64;
 /** Values remembered per pool: past this, those expired are dropped (all, if none is). */
 const MAX_VALUES = 50_000;
 /**
- * A value is registered at its 16th use if that came within 10 s of its first: at about 1.6
- * statements a second or more, each of the tenant's statements in the rest of the value's minute
+ * A value is registered once 16 of its uses come within 10 s (counted in windows of 16 uses): at
+ * about 1.6 statements a second or more, each of the tenant's statements in the rest of the value's minute
  * saves the check, which pays for the registration's writes many times over. A tenant seen less
  * often is checked in full: at 10M rows and 10,000 tenants each used twice a second, registering
  * every value cost more than it saved (docs/benchmarks.md, "Proofs remembered").
@@ -62,10 +62,16 @@ export class ContextRegistrar {
       return;
     }
     if (seen.uses < 0 || ++seen.uses < USES_BEFORE_REGISTERING) return;
-    // one decision per value: one that is refused (a held tenant) or meets a change in progress
+    const now = Date.now();
+    if (now - seen.since > WITHIN_MS) {
+      // not that often (yet): count the next 16 uses from now
+      seen.uses = 0;
+      seen.since = now;
+      return;
+    }
+    // one attempt per value: one that is refused (a held tenant) or meets a change in progress
     // is followed by the tenant's next value within a minute
     seen.uses = -1;
-    if (Date.now() - seen.since > WITHIN_MS) return;
     this.#queue.push(value);
     if (!this.#running) {
       this.#running = true;
