@@ -13,8 +13,8 @@ import { TenantPool } from '../../src/data/tenant-pool.js';
 import { runAs } from '../../src/context/tenant-context.js';
 import {
   CORE_007_ACCEPTED_WRONGLY,
-  core007,
   outcome,
+  prepareComparison,
   signedValues,
   signWith,
   STATES,
@@ -48,23 +48,23 @@ async function proofs(): Promise<number> {
   return rows[0].n as number;
 }
 
+/** `fn` with a second session (as `url`'s role); then its transaction and the app's rolled back, it closed, A's state reset. */
+async function withSession(url: string, fn: (other: pg.Client) => Promise<void>): Promise<void> {
+  const other = new pg.Client({ connectionString: url });
+  await other.connect();
+  try {
+    await fn(other);
+  } finally {
+    await other.query('rollback').catch(() => undefined);
+    await app.query('rollback').catch(() => undefined);
+    await other.end();
+    await resetState();
+  }
+}
+
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.admin.query(`create schema core007; grant usage on schema core007 to ${db.appRole}`);
-  for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) {
-    await db.admin.query(core007(fn));
-    await db.admin.query(`alter function core007.${fn}() owner to ${db.ownerRole}`);
-  }
-  await db.admin.query(`alter schema core007 owner to ${db.ownerRole}`);
-  const old = hmacPads(OLD_SECRET);
-  await db.admin.query(
-    `update tenantry_private.context_key set previous_ipad = $1, previous_opad = $2, previous_until = now() + interval '1 hour'`,
-    [old.ipad, old.opad],
-  );
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id serial, body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');`);
-  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($2, 'b1')`, [A, B]);
+  await prepareComparison(db, A, B, OLD_SECRET);
   app = new pg.Client({ connectionString: db.appUrl });
   await app.connect();
 });
@@ -180,9 +180,7 @@ describe('a remembered proof answers as the whole check would', () => {
     const others = Array.from({ length: 5 }, () => randomUUID());
     const good = others.map((t) => signer.encode(t));
     const bad = [`${A}.${later()}.${'0'.repeat(64)}`, 'x', '', signWith(db.contextSecret, `${A}.${'9'.repeat(25)}`)];
-    const holder = new pg.Client({ connectionString: db.ownerUrl });
-    await holder.connect();
-    try {
+    await withSession(db.ownerUrl, async (holder) => {
       // tenant A's refresh in progress (uncommitted): A's value is skipped, the others are not held up
       await holder.query('begin');
       await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
@@ -198,11 +196,7 @@ describe('a remembered proof answers as the whole check would', () => {
         Array.from({ length: 1001 }, () => signer.encode(A)),
       ]);
       expect(many.rows[0].n).toBe(0);
-    } finally {
-      await holder.query('rollback').catch(() => undefined);
-      await holder.end();
-      await resetState();
-    }
+    });
   });
 
   it('unsigned mode: registrations are not used (null), and nothing is remembered', async () => {
@@ -236,9 +230,7 @@ describe('registration against the changes that forget', () => {
   it('a hold that commits while a registration is open waits for it, then forgets its proof (READ COMMITTED)', async () => {
     await resetState();
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 700 }).encode(A);
-    const holder = new pg.Client({ connectionString: db.ownerUrl });
-    await holder.connect();
-    try {
+    await withSession(db.ownerUrl, async (holder) => {
       await app.query('begin');
       expect(await register(app, value)).toBe(true);
       // the hold waits on the tenant's lock the open registration holds
@@ -255,19 +247,13 @@ describe('registration against the changes that forget', () => {
         [A],
       );
       expect(rows[0].n).toBe(0);
-    } finally {
-      await app.query('rollback').catch(() => undefined);
-      await holder.end();
-      await resetState();
-    }
+    });
   });
 
   it('a registration while a hold is uncommitted is not made (the lock is taken without waiting)', async () => {
     await resetState();
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 710 }).encode(A);
-    const holder = new pg.Client({ connectionString: db.ownerUrl });
-    await holder.connect();
-    try {
+    await withSession(db.ownerUrl, async (holder) => {
       await holder.query('begin');
       await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
       const started = Date.now();
@@ -276,19 +262,13 @@ describe('registration against the changes that forget', () => {
       await holder.query('commit');
       expect(await register(app, value)).toBe(false);
       expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
-    } finally {
-      await holder.query('rollback').catch(() => undefined);
-      await holder.end();
-      await resetState();
-    }
+    });
   });
 
   it('a hold made in a REPEATABLE READ transaction that began before a registration fails with 40001, not with the proof kept', async () => {
     await resetState();
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 720 }).encode(A);
-    const holder = new pg.Client({ connectionString: db.ownerUrl });
-    await holder.connect();
-    try {
+    await withSession(db.ownerUrl, async (holder) => {
       await holder.query('begin isolation level repeatable read');
       await holder.query('select 1 from tenantry.inactive_tenants limit 1'); // the snapshot, before the registration
       expect(await register(app, value)).toBe(true);
@@ -299,29 +279,20 @@ describe('registration against the changes that forget', () => {
       // retried, it forgets the proof
       await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
       expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
-    } finally {
-      await holder.query('rollback').catch(() => undefined);
-      await holder.end();
-      await resetState();
-    }
+    });
   });
 
   it('a key change in a REPEATABLE READ transaction that began before a registration still forgets it', async () => {
     await resetState();
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 730 }).encode(A);
-    const changer = new pg.Client({ connectionString: db.adminUrl });
-    await changer.connect();
-    try {
+    await withSession(db.adminUrl, async (changer) => {
       await changer.query('begin isolation level repeatable read');
       await changer.query('select 1 from tenantry_private.context_key');
       expect(await register(app, value)).toBe(true);
       await changer.query(`update tenantry_private.context_key set previous_until = previous_until`);
       await changer.query('commit');
       expect(await proofs()).toBe(0);
-    } finally {
-      await changer.query('rollback').catch(() => undefined);
-      await changer.end();
-    }
+    });
   });
 
   it('a move (route epoch, frozen) and the default route given up forget the proofs', async () => {

@@ -10,11 +10,11 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContextSigner, hmacPads } from '../../src/data/context-signer.js';
+import { ContextSigner } from '../../src/data/context-signer.js';
 import {
   CORE_007_ACCEPTED_WRONGLY,
-  core007,
   outcome,
+  prepareComparison,
   signedValues,
   signWith,
   STATES,
@@ -38,22 +38,7 @@ async function resetState(): Promise<void> {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.admin.query(`create schema core007; grant usage on schema core007 to ${db.appRole}`);
-  for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) {
-    await db.admin.query(core007(fn));
-    await db.admin.query(`alter function core007.${fn}() owner to ${db.ownerRole}`);
-  }
-  await db.admin.query(`alter schema core007 owner to ${db.ownerRole}`);
-  // a rotation's overlap: the previous key is OLD_SECRET's, for the next hour
-  const old = hmacPads(OLD_SECRET);
-  await db.admin.query(
-    `update tenantry_private.context_key set previous_ipad = $1, previous_opad = $2, previous_until = now() + interval '1 hour'`,
-    [old.ipad, old.opad],
-  );
-  await db.owner.query(`
-    create table notes (tenant_id uuid not null, id serial, body text not null, primary key (tenant_id, id));
-    select tenantry.register_tenant_table('notes');`);
-  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($2, 'b1')`, [A, B]);
+  await prepareComparison(db, A, B, OLD_SECRET);
 });
 afterAll(() => db?.drop());
 

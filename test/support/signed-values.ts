@@ -2,7 +2,8 @@
 // against core 007, core 009's remembered proofs against core 007), and how they ask.
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
-import { ContextSigner } from '../../src/data/context-signer.js';
+import { ContextSigner, hmacPads } from '../../src/data/context-signer.js';
+import type { TestDatabase } from './test-database.js';
 import { libraryMigrations } from '../../src/policy/library-migrations.js';
 
 export function hmac(secret: string, payload: string): string {
@@ -128,3 +129,26 @@ export const STATES: Array<[string, string[]]> = [
   ],
   ['this database does not serve the default route', [`update tenantry.local_route set serves_default = false`]],
 ];
+
+/**
+ * The comparison's database: core 007's two functions beside the installed ones (schema core007,
+ * owned by the owner role), a rotation's overlap with `oldSecret` as the previous key for the next
+ * hour, and a tenant table `notes` with one row of `a` and one of `b`.
+ */
+export async function prepareComparison(db: TestDatabase, a: string, b: string, oldSecret: string): Promise<void> {
+  await db.admin.query(`create schema core007; grant usage on schema core007 to ${db.appRole}`);
+  for (const fn of ['current_tenant_id', 'home_tenant_id'] as const) {
+    await db.admin.query(core007(fn));
+    await db.admin.query(`alter function core007.${fn}() owner to ${db.ownerRole}`);
+  }
+  await db.admin.query(`alter schema core007 owner to ${db.ownerRole}`);
+  const old = hmacPads(oldSecret);
+  await db.admin.query(
+    `update tenantry_private.context_key set previous_ipad = $1, previous_opad = $2, previous_until = now() + interval '1 hour'`,
+    [old.ipad, old.opad],
+  );
+  await db.owner.query(`
+    create table notes (tenant_id uuid not null, id serial, body text not null, primary key (tenant_id, id));
+    select tenantry.register_tenant_table('notes');`);
+  await db.owner.query(`insert into notes (tenant_id, body) values ($1, 'a1'), ($2, 'b1')`, [a, b]);
+}
