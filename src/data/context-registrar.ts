@@ -3,7 +3,7 @@ import { sqlStateOf } from '../errors/sqlstate.js';
 /** Values sent in one registration (tenantry.register_contexts takes up to 1,000): a few ms of a connection. */
 const MAX_BATCH = 64;
 /** Values remembered per pool: past this, those expired are dropped (all, if none is). */
-const MAX_VALUES = 50_000;
+const MAX_VALUES = 20_000;
 /**
  * A value is registered once 16 of its uses come within 10 s (counted in windows of 16 uses): at
  * about 1.6 statements a second or more, each of the tenant's statements in the rest of the value's minute
