@@ -43,8 +43,12 @@ async function register(client: pg.Client, value: string | null): Promise<boolea
   const { rows } = await client.query(`select tenantry.register_context($1) as ok`, [value]);
   return rows[0].ok as boolean | null;
 }
+/** Proofs that can answer: of the key row's generation (others are left for tidying). */
 async function proofs(): Promise<number> {
-  const { rows } = await db.admin.query(`select count(*)::int as n from tenantry_private.context_proofs`);
+  const { rows } = await db.admin.query(
+    `select count(*)::int as n from tenantry_private.context_proofs p
+       join tenantry_private.context_key c on c.proof_generation = p.generation`,
+  );
   return rows[0].n as number;
 }
 
@@ -295,6 +299,42 @@ describe('registration against the changes that forget', () => {
     });
   });
 
+  it('a registration left open (injected SQL) holds up no key change, no rebuild and no other tenant’s hold, at any isolation level', async () => {
+    await resetState();
+    const C = randomUUID();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 735 }).encode(A);
+    const forgedForC = `${C}.${later()}.${'f'.repeat(64)}`;
+    await withSession(db.adminUrl, async (admin) => {
+      await app.query('begin');
+      expect(await register(app, value)).toBe(true);
+      // a forged value takes no tenant's lock
+      expect((await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[forgedForC]])).rows[0].n).toBe(0);
+      // and a read of A's rows keeps its locks on the proofs while the changes run
+      await app.query(`select set_config('tenantry.context', $1, true)`, [value]);
+      await app.query('select body from notes');
+      await admin.query(`set lock_timeout = '3s'`);
+      for (const level of ['read committed', 'repeatable read', 'serializable']) {
+        await admin.query(`begin isolation level ${level}`);
+        await admin.query(`update tenantry_private.context_key set previous_until = previous_until`);
+        await admin.query(`update tenantry.local_route set serves_default = true`);
+        await admin.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [C]);
+        await admin.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [C]);
+        await admin.query('commit');
+      }
+      await app.query('commit');
+      // the key row changed after A's registration: its proof no longer answers
+      expect(await proofs()).toBe(0);
+    });
+  });
+
+  it('a value given many times in one batch is tested and written once', async () => {
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 745 }).encode(A);
+    const { rows } = await app.query(`select tenantry.register_contexts(array_fill($1::text, array[1000])) as n`, [
+      value,
+    ]);
+    expect(rows[0].n).toBe(1);
+  });
+
   it('a move (route epoch, frozen) and the default route given up forget the proofs', async () => {
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 740 }).encode(A, 3);
     const plain = new ContextSigner(db.contextSecret, { ttlSeconds: 740 }).encode(A);
@@ -303,6 +343,12 @@ describe('registration against the changes that forget', () => {
       expect(await register(app, value)).toBe(true);
       await db.owner.query(`update tenantry.local_tenants set state = 'frozen' where tenant_key = $1`, [A]);
       expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR004');
+      // every route at once (TRUNCATE rebuilds the gate): a value of route 3 no longer passes
+      await setState([`insert into tenantry.local_tenants (tenant_key, state, epoch) values ('$A', 'active', 3)`]);
+      expect(await register(app, value)).toBe(true);
+      await db.owner.query(`truncate tenantry.local_tenants`);
+      expect(await proofs()).toBe(0);
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR003');
       await resetState();
       expect(await register(app, plain)).toBe(true);
       await db.owner.query(`update tenantry.local_route set serves_default = false`);

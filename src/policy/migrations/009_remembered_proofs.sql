@@ -6,24 +6,26 @@
 -- value that passes it is remembered by its SHA-256 with its tenant and expiry. The signed
 -- functions first look the setting's hash up (one index probe of a private table): found and
 -- unexpired, that tenant; anything else runs core 008's check unchanged (same errors, codes, order).
--- A remembered proof is forgotten in the transaction of any change that could make the check
--- refuse the value: the tenant's gate row (a hold, a route or its epoch: refresh_context_gate),
--- every gate row (rebuild_context_gate, the default-route flag) or the key (a rotation). A
--- registration never waits: it takes the gate's ROW EXCLUSIVE lock (which a rebuild's and a key
--- change's SHARE ROW EXCLUSIVE wait for) and the tenant's refresh lock, both without waiting, and
--- tests the value with a snapshot taken after them (READ COMMITTED only); a change committed
--- before is seen, one that comes after waits for the registration and then forgets its row. A
--- change made in a REPEATABLE READ or SERIALIZABLE transaction cannot see a registration that
--- committed after its snapshot: for one tenant, registration and refresh both write the tenant's
--- row of tenantry_private.context_proof_marks, so such a change fails with a serialization
--- error (40001: retry) instead of missing it; for all tenants (rebuild, key) it truncates.
+-- A remembered proof stops serving in the transaction of any change that could make the check
+-- refuse its value. For one tenant (its gate row: a hold, a route or its epoch,
+-- refresh_context_gate) the refresh deletes the tenant's proofs after the tenant's lock, which a
+-- registration takes too (without waiting, and only for a value whose HMAC is right): a
+-- registration that began before has committed and is seen; one made in a REPEATABLE READ or
+-- SERIALIZABLE transaction that began before a registration cannot see it, so registration and
+-- refresh both write the tenant's row of tenantry_private.context_proof_marks and such a refresh
+-- fails with 40001 (retry) instead of missing it. For all tenants (the key: install, a rotation;
+-- every gate row: rebuild_context_gate, the default-route flag) the key row's proof_generation
+-- changes (from a sequence), each proof carries the generation it was made under and the lookup
+-- compares the two: at any isolation level, without waiting for registrations or making them wait.
 CREATE TABLE IF NOT EXISTS tenantry_private.context_proofs (
   value_sha256 bytea PRIMARY KEY,
   -- the id's text, as the gate's key (the canonical form: registration checks it)
   tenant_key text NOT NULL,
   proven_tenant uuid NOT NULL,
   -- the value's own expiry (epoch seconds)
-  expires_at bigint NOT NULL
+  expires_at bigint NOT NULL,
+  -- the key row's proof_generation when it was proven
+  generation bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS context_proofs_tenant ON tenantry_private.context_proofs (tenant_key);
 REVOKE ALL ON tenantry_private.context_proofs FROM PUBLIC, :TENANTRY_APP_ROLE;
@@ -39,23 +41,38 @@ REVOKE ALL ON tenantry_private.context_proof_marks FROM PUBLIC, :TENANTRY_APP_RO
 ALTER TABLE tenantry_private.context_proof_marks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS context_proof_marks_owner ON tenantry_private.context_proof_marks;
 CREATE POLICY context_proof_marks_owner ON tenantry_private.context_proof_marks TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
--- every proof forgotten, after every registration in progress (the caller holds the gate's SHARE
--- ROW EXCLUSIVE lock); outside READ COMMITTED the rows a later registration committed are not
--- seen by a DELETE, so TRUNCATE (it waits for the statements reading the table, all of them)
+-- every proof of another generation than the key row's removed (tidying only: the lookup
+-- compares generations); waits for no registration
 CREATE OR REPLACE FUNCTION tenantry.forget_context_proofs() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  IF current_setting('transaction_isolation') = 'read committed' THEN
-    DELETE FROM tenantry_private.context_proofs;
-  ELSE
-    TRUNCATE tenantry_private.context_proofs;
-  END IF;
+  -- rows a registration in progress is removing are skipped, not waited for
+  DELETE FROM tenantry_private.context_proofs p
+   WHERE p.ctid IN (SELECT q.ctid FROM tenantry_private.context_proofs q
+                     WHERE q.generation IS DISTINCT FROM (SELECT c.proof_generation FROM tenantry_private.context_key c)
+                       FOR UPDATE SKIP LOCKED);
 END
 $fn$;
 REVOKE ALL ON FUNCTION tenantry.forget_context_proofs() FROM PUBLIC, :TENANTRY_APP_ROLE;
 
--- core 007's refresh and rebuild, each now forgetting the proofs its change may make wrong
+-- the generation of the proofs: a new value with every write of the key row
+CREATE SEQUENCE IF NOT EXISTS tenantry_private.proof_generation;
+REVOKE ALL ON SEQUENCE tenantry_private.proof_generation FROM PUBLIC, :TENANTRY_APP_ROLE;
+-- (no volatile default: a Citus reference table would refuse it; null there, where proofs are not used)
+ALTER TABLE tenantry_private.context_key ADD COLUMN IF NOT EXISTS proof_generation bigint;
+CREATE OR REPLACE FUNCTION tenantry.context_key_generation() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  NEW.proof_generation := nextval('tenantry_private.proof_generation');
+  RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION tenantry.context_key_generation() FROM PUBLIC, :TENANTRY_APP_ROLE;
+
+-- core 007's refresh and rebuild: the refresh forgets the tenant's proofs, the rebuild starts a
+-- new generation
 CREATE OR REPLACE FUNCTION tenantry.refresh_context_gate(p_key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -79,7 +96,7 @@ CREATE OR REPLACE FUNCTION tenantry.rebuild_context_gate() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  -- after every refresh and registration in progress, before any that starts now
+  -- after every refresh in progress, before any that starts now
   LOCK TABLE tenantry_private.context_gate IN SHARE ROW EXCLUSIVE MODE;
   DELETE FROM tenantry_private.context_gate;
   INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
@@ -87,15 +104,17 @@ BEGIN
     FROM tenantry.local_tenants l FULL JOIN tenantry.inactive_tenants i ON i.tenant_key = l.tenant_key;
   UPDATE tenantry_private.context_key k SET serves_default = coalesce((SELECT r.serves_default FROM tenantry.local_route r), true)
    WHERE k.serves_default IS DISTINCT FROM coalesce((SELECT r.serves_default FROM tenantry.local_route r), true);
-  PERFORM tenantry.forget_context_proofs();
+  -- every proof was made under the gate rows replaced here: a new generation (the key row's
+  -- trigger gives it, and tidies the others away)
+  UPDATE tenantry_private.context_key k SET proof_generation = 0;
 END
 $fn$;
--- the key changed (install, a rotation, the route flag): every proof was made with the old row
+-- the key row written (install, a rotation, the route flag, a rebuild): a new generation, and the
+-- proofs of others tidied away
 CREATE OR REPLACE FUNCTION tenantry.context_key_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  LOCK TABLE tenantry_private.context_gate IN SHARE ROW EXCLUSIVE MODE;
   PERFORM tenantry.forget_context_proofs();
   RETURN NULL;
 END
@@ -104,18 +123,23 @@ REVOKE ALL ON FUNCTION tenantry.context_key_changed() FROM PUBLIC, :TENANTRY_APP
 DO $do$
 BEGIN
   IF NOT tenantry.is_citus_table('tenantry_private.context_key') THEN
+    DROP TRIGGER IF EXISTS context_key_generation ON tenantry_private.context_key;
+    CREATE TRIGGER context_key_generation BEFORE INSERT OR UPDATE ON tenantry_private.context_key
+      FOR EACH ROW EXECUTE FUNCTION tenantry.context_key_generation();
     DROP TRIGGER IF EXISTS context_key_proofs ON tenantry_private.context_key;
     CREATE TRIGGER context_key_proofs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenantry_private.context_key
       FOR EACH STATEMENT EXECUTE FUNCTION tenantry.context_key_changed();
+    UPDATE tenantry_private.context_key k SET proof_generation = 0; -- the trigger gives the first generation
   END IF;
 END
 $do$;
 
 -- Registers signed values the pool is about to send with many statements (up to 1,000 in one
 -- call, each tested and remembered on its own): how many it remembered (or found remembered), 0
--- when not now (a change in progress, the transaction not READ COMMITTED or read only), null
+-- when not now (the transaction not READ COMMITTED or read only), null
 -- where this database does not use remembered proofs (unsigned mode, Citus). Never waits for a
--- lock: a value whose tenant is being changed is skipped. Only a value that passes the whole
+-- lock: a value whose tenant is being changed (or registered by another call) is skipped; the
+-- tenant's lock is taken only for a value signed with the current key. Only a value that passes the whole
 -- check is remembered, so calling it with any other value (injected SQL can) changes nothing.
 -- Generic plans (planned once per session): the values are parameters of the same statements.
 CREATE OR REPLACE FUNCTION tenantry.register_contexts(p_values text[]) RETURNS integer
@@ -126,6 +150,7 @@ AS $fn$
 DECLARE
   v text;
   passed uuid;
+  proven_generation bigint;
   remembered integer := 0;
 BEGIN
   IF coalesce((SELECT m.value FROM tenantry.meta m WHERE m.key = 'context_mode'), 'signed') <> 'signed'
@@ -137,19 +162,18 @@ BEGIN
      OR current_setting('transaction_isolation') <> 'read committed' OR current_setting('transaction_read_only') = 'on' THEN
     RETURN 0;
   END IF;
-  BEGIN
-    LOCK TABLE tenantry_private.context_gate IN ROW EXCLUSIVE MODE NOWAIT;
-  EXCEPTION WHEN lock_not_available THEN
-    RETURN 0;
-  END;
   -- (synchronous_commit stays as it is: with it off, the WAL of these writes is flushed later by
   -- whichever backend evicts their pages, an app statement's: measured slower at 10M rows)
-  FOREACH v IN ARRAY p_values LOOP
+  FOR v IN SELECT DISTINCT u.v FROM unnest(p_values) AS u(v) LOOP
     -- the shape first: nothing below can fail on a value (numbers of at most 18 digits fit bigint)
     CONTINUE WHEN v IS NULL OR octet_length(v) NOT BETWEEN 103 AND 134
       OR length(split_part(v, '.', 2)) > 18 OR (split_part(v, '.', 4) <> '' AND length(split_part(v, '.', 3)) > 18);
+    -- the tenant's lock only for a value signed with the key: a forged one takes no tenant's
+    CONTINUE WHEN NOT EXISTS (SELECT FROM tenantry_private.context_key c
+      WHERE encode(sha256(c.opad || sha256(c.ipad || convert_to(left(v, -65), 'UTF8'))), 'hex') = right(v, 64));
     CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(left(v, 36)));
-    -- core 008's fast path on the value, read after the locks (READ COMMITTED: a new snapshot)
+    -- core 008's fast path on the value, read after the lock (READ COMMITTED: a new snapshot), and
+    -- the generation read with the key it was proven with
     SELECT CASE
       WHEN encode(sha256(c.opad || sha256(c.ipad || convert_to(left(s.v, -65), 'UTF8'))), 'hex') = right(s.v, 64)
        AND octet_length(s.v) BETWEEN 103 AND 134 AND substr(s.v, 37, 1) = '.'
@@ -164,18 +188,23 @@ BEGIN
         THEN left(s.v, 36)::uuid
       END
     END
-      INTO passed
+      , c.proof_generation
+      INTO passed, proven_generation
       FROM (SELECT v AS v) s
       LEFT JOIN tenantry_private.context_key c ON true
       LEFT JOIN tenantry_private.context_gate g ON g.tenant_key = left(s.v, 36);
-    CONTINUE WHEN passed IS NULL;
+    CONTINUE WHEN passed IS NULL OR proven_generation IS NULL;
     INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (left(v, 36), 1)
     ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
     DELETE FROM tenantry_private.context_proofs p
-     WHERE p.tenant_key = left(v, 36) AND p.expires_at < extract(epoch FROM now());
-    INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, proven_tenant, expires_at)
-    VALUES (sha256(convert_to(v, 'UTF8')), left(v, 36), passed, split_part(v, '.', 2)::bigint)
-    ON CONFLICT (value_sha256) DO NOTHING;
+     WHERE p.ctid IN (SELECT q.ctid FROM tenantry_private.context_proofs q
+                       WHERE q.tenant_key = left(v, 36)
+                         AND (q.expires_at < extract(epoch FROM now()) OR q.generation <> proven_generation)
+                         FOR UPDATE SKIP LOCKED);
+    INSERT INTO tenantry_private.context_proofs (value_sha256, tenant_key, proven_tenant, expires_at, generation)
+    VALUES (sha256(convert_to(v, 'UTF8')), left(v, 36), passed, split_part(v, '.', 2)::bigint, proven_generation)
+    ON CONFLICT (value_sha256) DO UPDATE SET generation = EXCLUDED.generation, proven_tenant = EXCLUDED.proven_tenant,
+      tenant_key = EXCLUDED.tenant_key, expires_at = EXCLUDED.expires_at;
     remembered := remembered + 1;
   END LOOP;
   RETURN remembered;
@@ -215,6 +244,7 @@ BEGIN
   -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
   SELECT p.proven_tenant INTO passed
     FROM tenantry_private.context_proofs p
+    JOIN tenantry_private.context_key c ON c.proof_generation = p.generation
    WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
      AND p.expires_at >= extract(epoch FROM now());
   IF passed IS NOT NULL THEN
@@ -304,6 +334,7 @@ BEGIN
   -- a value proven before (core 009): one probe of the remembered proofs, then nothing else
   SELECT p.proven_tenant INTO passed
     FROM tenantry_private.context_proofs p
+    JOIN tenantry_private.context_key c ON c.proof_generation = p.generation
    WHERE p.value_sha256 = sha256(convert_to(current_setting('tenantry.context', true), 'UTF8'))
      AND p.expires_at >= extract(epoch FROM now());
   IF passed IS NOT NULL THEN
