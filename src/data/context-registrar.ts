@@ -35,21 +35,16 @@ export type RegisterContexts = (values: string[]) => Promise<number | null>;
  */
 export class ContextRegistrar {
   #register: RegisterContexts | undefined;
-  #onError: ((error: unknown) => void) | undefined;
+  #onStop: ((error: unknown) => void) | undefined;
   readonly #uses = new Map<string, Uses>();
   #queue: string[] = [];
   #running = false;
   #stopped = false;
 
-  /** Where registrations run (the pool, once constructed) and where their failures are told. */
-  attach(register: RegisterContexts, onError?: (error: unknown) => void): void {
+  /** Where registrations run (the pool, once constructed), and who is told of an error that stops them (42883, 42501). */
+  attach(register: RegisterContexts, onStop?: (error: unknown) => void): void {
     this.#register = register;
-    this.#onError = onError;
-  }
-
-  /** True once the database said registrations are not used here (or cannot be). */
-  get stopped(): boolean {
-    return this.#stopped;
+    this.#onStop = onStop;
   }
 
   /** A statement is about to carry `value`. */
@@ -95,11 +90,13 @@ export class ContextRegistrar {
       (error: unknown) => {
         const state = sqlStateOf(error);
         // 42883: no such function (installed by an older version); 42501: not the app role's
-        if (state === '42883' || state === '42501') this.#stop();
-        try {
-          this.#onError?.(error);
-        } catch {
-          // a logger that throws must not matter here
+        if (state === '42883' || state === '42501') {
+          this.#stop();
+          try {
+            this.#onStop?.(error);
+          } catch {
+            // a logger that throws must not matter here
+          }
         }
         this.#drain();
       },

@@ -347,7 +347,7 @@ export class TenantPool extends pg.Pool {
     this.#logger = logger;
     registrar?.attach(
       (values) => this.#registerContexts(values),
-      (error) => this.#registrationFailed(error),
+      (error) => this.#registrationsStopped(error),
     );
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
@@ -436,20 +436,15 @@ export class TenantPool extends pg.Pool {
     }
   }
 
-  /** A registration failed: nothing to do for the statements; said once where it stops them. */
-  #registrationFailed(error: unknown): void {
+  /** The registrar stopped on a missing function (42883) or privilege (42501): said once, to the logger (ContextRegistrar guards a throwing one). */
+  #registrationsStopped(error: unknown): void {
     const state = sqlStateOf(error);
-    if (state !== '42883' && state !== '42501') return;
-    try {
-      this.#logger?.warn(
-        { sqlstate: state },
-        state === '42883'
-          ? 'tenantry: remembered proofs are off for this pool: the database has no tenantry.register_contexts (run tenantry install to apply core migration 009)'
-          : "tenantry: remembered proofs are off for this pool: its role may not execute tenantry.register_contexts (it is granted to the install's app role)",
-      );
-    } catch {
-      // a logger that throws must not fail the pool
-    }
+    this.#logger?.warn(
+      { sqlstate: state },
+      state === '42883'
+        ? 'tenantry: remembered proofs are off for this pool: the database has no tenantry.register_contexts (run tenantry install to apply core migration 009)'
+        : "tenantry: remembered proofs are off for this pool: its role may not execute tenantry.register_contexts (it is granted to the install's app role)",
+    );
   }
 
   /** Starts the self-test at the first checkout; the promise to wait for when the named form waits on it. */
