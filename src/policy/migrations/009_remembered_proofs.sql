@@ -41,21 +41,6 @@ REVOKE ALL ON tenantry_private.context_proof_marks FROM PUBLIC, :TENANTRY_APP_RO
 ALTER TABLE tenantry_private.context_proof_marks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS context_proof_marks_owner ON tenantry_private.context_proof_marks;
 CREATE POLICY context_proof_marks_owner ON tenantry_private.context_proof_marks TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
--- every proof of another generation than the key row's removed (tidying only: the lookup
--- compares generations); waits for no registration
-CREATE OR REPLACE FUNCTION tenantry.forget_context_proofs() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-  -- rows a registration in progress is removing are skipped, not waited for
-  DELETE FROM tenantry_private.context_proofs p
-   WHERE p.ctid IN (SELECT q.ctid FROM tenantry_private.context_proofs q
-                     WHERE q.generation IS DISTINCT FROM (SELECT c.proof_generation FROM tenantry_private.context_key c)
-                       FOR UPDATE SKIP LOCKED);
-END
-$fn$;
-REVOKE ALL ON FUNCTION tenantry.forget_context_proofs() FROM PUBLIC, :TENANTRY_APP_ROLE;
-
 -- the generation of the proofs: a new value with every write of the key row
 CREATE SEQUENCE IF NOT EXISTS tenantry_private.proof_generation;
 REVOKE ALL ON SEQUENCE tenantry_private.proof_generation FROM PUBLIC, :TENANTRY_APP_ROLE;
@@ -110,12 +95,16 @@ BEGIN
 END
 $fn$;
 -- the key row written (install, a rotation, the route flag, a rebuild): a new generation, and the
--- proofs of others tidied away
+-- proofs of others tidied away (only tidying: the lookup compares generations); rows a
+-- registration in progress is removing are skipped, not waited for
 CREATE OR REPLACE FUNCTION tenantry.context_key_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  PERFORM tenantry.forget_context_proofs();
+  DELETE FROM tenantry_private.context_proofs p
+   WHERE p.ctid IN (SELECT q.ctid FROM tenantry_private.context_proofs q
+                     WHERE q.generation IS DISTINCT FROM (SELECT c.proof_generation FROM tenantry_private.context_key c)
+                       FOR UPDATE SKIP LOCKED);
   RETURN NULL;
 END
 $fn$;
