@@ -39,6 +39,8 @@ import { VARIANTS, type OpenVariant, type VariantTargets } from './support/varia
 import { median } from './support/median.js';
 
 const DATABASE = 'tenantry_bench_pairs';
+/** Unsigned mode, for the variants that read it (c, the primed ones), only when a pair names one. */
+const UNSIGNED_DATABASE = 'tenantry_bench_pairs_unsigned';
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
 interface Shape {
@@ -259,14 +261,15 @@ async function parent(): Promise<number> {
     );
     const started = Date.now();
     await prepareDatabase(server, DATABASE, 'signed', roles, shape);
+    const needsUnsigned = pairs.some((p) => p.some((v) => v.includes("'") || v === 'c'));
+    if (needsUnsigned) await prepareDatabase(server, UNSIGNED_DATABASE, 'unsigned', roles, shape);
     log(
       `setup: ${shape.tenants * shape.rowsPerTenant} rows, ${shape.tenants} tenants in ${((Date.now() - started) / 1000).toFixed(1)}s`,
     );
     const targets: VariantTargets = {
       signedOwnerUrl: server.url(DATABASE, roles.owner),
       signedAppUrl: server.url(DATABASE, roles.app),
-      // every pair runs on the signed database; the unsigned variants are not offered here
-      unsignedAppUrl: server.url(DATABASE, roles.app),
+      unsignedAppUrl: server.url(needsUnsigned ? UNSIGNED_DATABASE : DATABASE, roles.app),
       contextSecret: roles.contextSecret,
     };
     for (const index of [0, 1]) children.push(new Child({ index, targets, pairs, concurrency, shape }));

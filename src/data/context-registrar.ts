@@ -1,18 +1,26 @@
 import { sqlStateOf } from '../errors/sqlstate.js';
 
-/** Values sent in one registration (tenantry.register_contexts takes up to 1,000): a few ms of a connection. */
+/** Values sent in one registration at most (tenantry.register_contexts takes up to 1,000): a few ms of a connection. */
 const MAX_BATCH = 64;
-/** Values remembered per pool: past this, those expired are dropped (all, if none is). */
+/**
+ * How long a queued value waits for others to go with it (ms): a registration's own statement and
+ * commit cost ≈ 0.4 ms, each value in it ≈ 0.04 ms (docs/benchmarks.md, "Proofs remembered"), so
+ * values go together rather than one statement each.
+ */
+const BATCH_WAIT_MS = 100;
+/** Values remembered per pool: past this, those done with are dropped (all, if none is). */
 const MAX_VALUES = 20_000;
 /**
- * A value is registered once 16 of its uses come within 10 s (counted in windows of 16 uses): at
- * about 1.6 statements a second or more, each of the tenant's statements in the rest of the value's minute
- * saves the check, which pays for the registration's writes many times over. A tenant seen less
- * often is checked in full: at 10M rows and 10,000 tenants each used twice a second, registering
- * every value cost more than it saved (docs/benchmarks.md, "Proofs remembered").
+ * A value is registered at its 3rd use within a minute (a pool hands a signed value out for at
+ * most a minute). Until then each statement with it looks the value up and runs the whole check
+ * (≈ 9 µs more than the check alone); once registered, each saves ≈ 10 µs against the check
+ * alone, and a registration costs ≈ 0.04–0.1 ms: a value used three times or more pays for
+ * itself, one used once or twice costs least unregistered.
  */
-const USES_BEFORE_REGISTERING = 16;
-const WITHIN_MS = 10_000;
+const USES_BEFORE_REGISTERING = 3;
+const WITHIN_MS = 60_000;
+/** A value first used longer ago than this is no longer handed out (its minute is over): dropped when pruning. */
+const DONE_AFTER_MS = 2 * WITHIN_MS;
 
 /** A value's uses so far and when it was first used (ms); `uses` -1: registered or given up. */
 interface Uses {
@@ -27,9 +35,10 @@ export type RegisterContexts = (values: string[]) => Promise<number | null>;
  * Registers the signed values a pool sends, so the database remembers each one's proof (core
  * migration 009, `tenantry.register_contexts`) and checks later statements with one index probe
  * instead of the HMAC and the gate. Off the statement's path: noting a value is a map lookup; a
- * value used often enough (see USES_BEFORE_REGISTERING) is queued, and the queue goes in one statement of its own on a connection of
- * the pool (one at a time per pool, up to 64 values each, a few milliseconds: a pool that starts
- * with 10,000 active tenants registers them in 157 statements). No statement waits for a registration and none can
+ * value used often enough (see USES_BEFORE_REGISTERING) is queued, and the queue goes in one
+ * statement of its own on a connection of the pool, one at a time per pool, up to 64 values
+ * each, a queued value waiting up to 100 ms for others (a pool that starts with 10,000 active
+ * tenants registers them in 157 statements). No statement waits for a registration and none can
  * fail because of one (a value is checked in full until registered). A database that answers
  * "never here", lacks the function (an older schema) or refuses the role stops this pool's.
  */
@@ -38,7 +47,9 @@ export class ContextRegistrar {
   #onStop: ((error: unknown) => void) | undefined;
   readonly #uses = new Map<string, Uses>();
   #queue: string[] = [];
+  /** A batch is on its way, or waiting (BATCH_WAIT_MS) to go. */
   #running = false;
+  #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   /** Where registrations run (the pool, once constructed), and who is told of an error that stops them (42883, 42501). */
@@ -59,8 +70,8 @@ export class ContextRegistrar {
     if (seen.uses < 0 || ++seen.uses < USES_BEFORE_REGISTERING) return;
     const now = Date.now();
     if (now - seen.since > WITHIN_MS) {
-      // not that often (yet): count the next 16 uses from now
-      seen.uses = 0;
+      // not that often: count the next uses from now
+      seen.uses = 1;
       seen.since = now;
       return;
     }
@@ -70,12 +81,26 @@ export class ContextRegistrar {
     this.#queue.push(value);
     if (!this.#running) {
       this.#running = true;
-      // after the statement that queued it has gone out: registrations ride behind the app's
-      setImmediate(() => this.#drain());
+      this.#next();
+    }
+  }
+
+  /** Ends registrations (the pool is ending): whatever is queued is dropped. */
+  close(): void {
+    this.#stop();
+  }
+
+  /** The next batch: at once when a full one is queued, else after BATCH_WAIT_MS (behind the app's statements either way). */
+  #next(): void {
+    if (this.#queue.length >= MAX_BATCH) setImmediate(() => this.#drain());
+    else {
+      this.#timer = setTimeout(() => this.#drain(), BATCH_WAIT_MS);
+      this.#timer.unref?.();
     }
   }
 
   #drain(): void {
+    this.#timer = undefined;
     if (this.#stopped || this.#queue.length === 0) {
       this.#running = false;
       return;
@@ -85,7 +110,7 @@ export class ContextRegistrar {
     this.#register!(batch).then(
       (outcome) => {
         if (outcome === null) this.#stop();
-        this.#drain();
+        this.#after();
       },
       (error: unknown) => {
         const state = sqlStateOf(error);
@@ -98,18 +123,24 @@ export class ContextRegistrar {
             // a logger that throws must not matter here
           }
         }
-        this.#drain();
+        this.#after();
       },
     );
   }
 
-  /** Drops the values past their expiry (the second part of a signed value); all of them if none is. */
+  /** After a batch: the next one if anything is queued. */
+  #after(): void {
+    if (this.#stopped || this.#queue.length === 0) this.#running = false;
+    else this.#next();
+  }
+
+  /** Drops the values done with (first used over two minutes ago) or past their expiry (the second part of a signed value); all of them if none is. */
   #prune(): void {
-    const now = Date.now() / 1000;
-    for (const value of this.#uses.keys()) {
+    const now = Date.now();
+    for (const [value, seen] of this.#uses) {
       const dot = value.indexOf('.');
       const expiry = Number(value.slice(dot + 1, value.indexOf('.', dot + 1)));
-      if (!(expiry >= now)) this.#uses.delete(value);
+      if (now - seen.since > DONE_AFTER_MS || !(expiry * 1000 >= now)) this.#uses.delete(value);
     }
     if (this.#uses.size >= MAX_VALUES) this.#uses.clear();
   }
@@ -118,5 +149,7 @@ export class ContextRegistrar {
     this.#stopped = true;
     this.#uses.clear();
     this.#queue = [];
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }

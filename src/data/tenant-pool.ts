@@ -222,6 +222,8 @@ export class TenantPool extends pg.Pool {
   readonly #selfTest: PoolerSelfTestOptions | undefined;
   readonly #clientConfig: pg.ClientConfig;
   readonly #logger: TenantPoolLogger | undefined;
+  /** Remembered proofs' registrations (signed mode, see rememberProofs): ended with the pool. */
+  readonly #registrar: ContextRegistrar | undefined;
   readonly #location: string | undefined;
   readonly #stopSelfTest = new AbortController();
   #poolerInfo: Promise<PoolerInfo> | undefined;
@@ -345,6 +347,7 @@ export class TenantPool extends pg.Pool {
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;
+    this.#registrar = registrar;
     registrar?.attach(
       (values) => this.#registerContexts(values),
       (error) => this.#registrationsStopped(error),
@@ -459,6 +462,7 @@ export class TenantPool extends pg.Pool {
   override end(callback: () => void): void;
   override end(callback?: () => void): Promise<void> | void {
     this.#stopSelfTest.abort();
+    this.#registrar?.close();
     const selfTest = this.#poolerInfo ?? Promise.resolve();
     const ended = (pg.Pool.prototype.end as () => Promise<void>).call(this);
     const both = Promise.all([ended, selfTest]).then(() => undefined);
