@@ -31,7 +31,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import pg from 'pg';
 import { clientCpuUs, runNs } from './support/cpu.js';
-import { benchRoles, pairPicker, prepareDatabase } from './support/dataset.js';
+import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
 import { runFor } from './support/runner.js';
 import { openServer, type BenchServer } from './support/server.js';
@@ -91,7 +91,11 @@ async function child(): Promise<void> {
   const cfg = JSON.parse(process.env.TENANTRY_PAIRS_CHILD!) as ChildConfig;
   const pick = pairPicker(cfg.shape);
   const slots = new Map<string, OpenVariant>();
-  const open = () =>
+  const tenants = Array.from({ length: cfg.shape.tenants }, (_, k) => tenantIdOf(k));
+  // each variant as bench:isolation opens it, its own preparation included (b-routed's router
+  // starts hearing route changes and reads every route: without it the routed pool checks the
+  // route in every prefix, the b-routed+prefix path)
+  const open = async () => {
     cfg.pairs.forEach(([reference, variant], p) => {
       for (const side of [0, 1] as const) {
         const name = slotName(cfg.index, p, side);
@@ -99,7 +103,9 @@ async function child(): Promise<void> {
         slots.set(name, VARIANTS[side === 0 ? reference : variant]!.open(targets, cfg.concurrency, false));
       }
     });
-  open();
+    for (const slot of slots.values()) await slot.prepare?.(tenants);
+  };
+  await open();
   const send = (m: FromChild) => process.send!(m);
   process.on('message', (m: ToChild) => {
     if (m.type === 'end') {
@@ -108,10 +114,9 @@ async function child(): Promise<void> {
     }
     if (m.type === 'recycle') {
       // new pools, new backends: a side's backends do not stay the same for the whole run
-      void Promise.all([...slots.values()].map((s) => s.end())).then(() => {
-        open();
-        send({ type: 'recycled' });
-      });
+      void Promise.all([...slots.values()].map((s) => s.end()))
+        .then(open)
+        .then(() => send({ type: 'recycled' }));
       return;
     }
     const slot = slots.get(m.slot)!;
