@@ -77,8 +77,9 @@ export interface TenantPoolConfig extends pg.PoolConfig {
    */
   contextTtlSeconds?: number;
   /**
-   * Signed mode: register a tenant's signed value with the database once it is used 16 times
-   * within 10 s (in the background, in statements of their own, up to 64 values each), so later statements with it are
+   * Signed mode: register a tenant's signed value with the database at its 3rd use within a
+   * minute (in the background, in statements of their own, up to 64 values each, a queued value
+   * waiting up to 100 ms for others), so later statements with it are
    * checked by one index probe instead of the HMAC and the tenant's gate (core migration 009,
    * docs/security.md "Remembered proofs"). Nothing waits for a registration and none can fail a
    * statement. Default `true`; always off in Citus mode and unsigned mode.
@@ -425,6 +426,14 @@ export class TenantPool extends pg.Pool {
   async #registerContexts(values: string[]): Promise<number | null> {
     const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this);
     let broken: Error | undefined;
+    // checked out, the client has no listener of the pool's: an error it emits between the
+    // query's end and the release (the server ending the backend: a restart, a failover,
+    // pg_terminate_backend) would be thrown as an unhandled 'error' event and end the process.
+    // Such an error breaks the connection: it is not given back to the pool.
+    const onError = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onError);
     try {
       const res = await (
         pg.Client.prototype.query as (text: string, values: unknown[]) => Promise<pg.QueryResult>
@@ -436,6 +445,8 @@ export class TenantPool extends pg.Pool {
       throw error;
     } finally {
       client.release(broken);
+      // a broken client is being ended: it keeps the listener for whatever it still emits
+      if (broken === undefined) client.removeListener('error', onError);
     }
   }
 
