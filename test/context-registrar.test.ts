@@ -143,23 +143,32 @@ describe('ContextRegistrar', () => {
     expect(calls).toHaveLength(0);
   });
 
-  it('remembers at most 20,000 values: those done with (first used over two minutes ago) are dropped first', async () => {
+  it('remembers at most 50,000 values: those done with (first used over two minutes ago) are dropped; while none is, a new value is not counted', async () => {
     const { r, calls } = registrar();
-    const old = Array.from({ length: 20_000 }, value);
+    const old = Array.from({ length: 49_999 }, value);
     for (const v of old) r.note(v);
-    await vi.advanceTimersByTimeAsync(121_000);
-    // the map is full: the next new value prunes the old ones
-    const fresh = value();
-    r.note(fresh);
-    use(r, fresh, 2);
+    const hot = value();
+    use(r, hot, 3); // registered
     await vi.advanceTimersByTimeAsync(200);
-    expect(calls).toEqual([[fresh]]);
+    expect(calls).toEqual([[hot]]);
+    // full of values first used just now: a new one is not counted (nothing forgotten, nothing sent again)
+    const unseen = value();
+    use(r, unseen, 5);
+    use(r, hot, 5);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(calls).toEqual([[hot]]);
+    await vi.advanceTimersByTimeAsync(121_000);
+    // now the old ones are done with: the next new value makes room
+    const fresh = value();
+    use(r, fresh, 3);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(calls).toEqual([[hot], [fresh]]);
     // an old value seen again counts from 1
     use(r, old[0]!, 2);
     await vi.advanceTimersByTimeAsync(200);
-    expect(calls).toHaveLength(1);
+    expect(calls).toHaveLength(2);
     use(r, old[0]!, 1);
     await vi.advanceTimersByTimeAsync(200);
-    expect(calls).toEqual([[fresh], [old[0]]]);
+    expect(calls).toEqual([[hot], [fresh], [old[0]]]);
   });
 });

@@ -8,8 +8,12 @@ const MAX_BATCH = 64;
  * values go together rather than one statement each.
  */
 const BATCH_WAIT_MS = 100;
-/** Values remembered per pool: past this, those done with are dropped (all, if none is). */
-const MAX_VALUES = 20_000;
+/**
+ * Values remembered per pool (≈ 15 MB at most): past this, those done with are dropped (at most
+ * once a second); while none is, a new value is not counted (checked in full, not registered),
+ * rather than everything forgotten and registered again.
+ */
+const MAX_VALUES = 50_000;
 /**
  * A value is registered at its 3rd use within a minute (a pool hands a signed value out for at
  * most a minute). Until then each statement with it looks the value up and runs the whole check
@@ -51,6 +55,7 @@ export class ContextRegistrar {
   #running = false;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #prunedAt = 0;
 
   /** Where registrations run (the pool, once constructed), and who is told of an error that stops them (42883, 42501). */
   attach(register: RegisterContexts, onStop?: (error: unknown) => void): void {
@@ -63,7 +68,7 @@ export class ContextRegistrar {
     if (this.#stopped || this.#register === undefined) return;
     const seen = this.#uses.get(value);
     if (seen === undefined) {
-      if (this.#uses.size >= MAX_VALUES) this.#prune();
+      if (this.#uses.size >= MAX_VALUES && !this.#prune()) return;
       this.#uses.set(value, { uses: 1, since: Date.now() });
       return;
     }
@@ -134,15 +139,17 @@ export class ContextRegistrar {
     else this.#next();
   }
 
-  /** Drops the values done with (first used over two minutes ago) or past their expiry (the second part of a signed value); all of them if none is. */
-  #prune(): void {
+  /** Drops the values done with (first used over two minutes ago) or past their expiry (the second part of a signed value), at most once a second: whether there is room now. */
+  #prune(): boolean {
     const now = Date.now();
+    if (now - this.#prunedAt < 1_000) return false;
+    this.#prunedAt = now;
     for (const [value, seen] of this.#uses) {
       const dot = value.indexOf('.');
       const expiry = Number(value.slice(dot + 1, value.indexOf('.', dot + 1)));
       if (now - seen.since > DONE_AFTER_MS || !(expiry * 1000 >= now)) this.#uses.delete(value);
     }
-    if (this.#uses.size >= MAX_VALUES) this.#uses.clear();
+    return this.#uses.size < MAX_VALUES;
   }
 
   #stop(): void {

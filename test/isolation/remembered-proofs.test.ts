@@ -327,6 +327,34 @@ describe('registration against the changes that forget', () => {
     });
   });
 
+  it('a key change left open: a registration of a value remembered before skips it without waiting', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 737 }).encode(A);
+    const fresh = new ContextSigner(db.contextSecret, { ttlSeconds: 738 }).encode(A);
+    expect(await register(app, value)).toBe(true);
+    await withSession(db.adminUrl, async (changer) => {
+      // the key row written, not committed: its trigger is tidying every proof away (row locks)
+      await changer.query('begin');
+      await changer.query(`update tenantry_private.context_key set previous_until = previous_until`);
+      await app.query(`set lock_timeout = '3s'`);
+      try {
+        const started = Date.now();
+        // its row is the changer's: left out, not waited for; a value never registered goes in
+        expect(
+          (await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[value, fresh]])).rows[0].n,
+        ).toBe(1);
+        expect(Date.now() - started).toBeLessThan(2000);
+      } finally {
+        await app.query(`reset lock_timeout`);
+      }
+      await changer.query('rollback');
+      // the change rolled back: both remembered, both answer
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe(`id:${A}`);
+      expect(await outcome(app, fresh, 'tenantry.current_tenant_id()')).toBe(`id:${A}`);
+      expect(await proofs()).toBe(2);
+    });
+  });
+
   it('a value given many times in one batch is tested and written once', async () => {
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 745 }).encode(A);
     const { rows } = await app.query(`select tenantry.register_contexts(array_fill($1::text, array[1000])) as n`, [

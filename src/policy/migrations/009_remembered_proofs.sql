@@ -126,8 +126,10 @@ $do$;
 -- Registers signed values the pool is about to send with many statements (up to 1,000 in one
 -- call, each tested on its own, all in three statements): how many it remembered (or found remembered), 0
 -- when not now (the transaction not READ COMMITTED or read only), null
--- where this database does not use remembered proofs (unsigned mode, Citus). Never waits for a
--- lock: a value whose tenant is being changed (or registered by another call) is skipped; the
+-- where this database does not use remembered proofs (unsigned mode, Citus). Does not wait for
+-- a change: a value whose tenant is being changed (or registered by another call), or whose proof
+-- a key change in progress is tidying away, is skipped (a concurrent first insert of the same
+-- value, by another registration, is waited for); the
 -- tenant's lock is taken only for a value signed with the current key. Only a value that passes the whole
 -- check is remembered, so calling it with any other value (injected SQL can) changes nothing.
 -- Generic plans (planned once per session): the values are parameters of the same statements.
@@ -201,15 +203,26 @@ BEGIN
       -- one probe per value (the fence keeps it one: a join planned for the gate's unknown size scanned it)
       LEFT JOIN LATERAL (SELECT g.tenant_key, g.hold, g.state, g.epoch FROM tenantry_private.context_gate g
                           WHERE g.tenant_key = left(l.v, 36) OFFSET 0) g ON true
+  ), passing AS MATERIALIZED (
+    SELECT p.v, p.tenant, p.generation, sha256(convert_to(p.v, 'UTF8')) AS h
+      FROM passed p WHERE p.tenant IS NOT NULL AND p.generation IS NOT NULL
+  ), present AS MATERIALIZED (
+    SELECT q.value_sha256 FROM tenantry_private.context_proofs q WHERE q.value_sha256 IN (SELECT x.h FROM passing x)
+  ), taken AS MATERIALIZED (
+    SELECT q.value_sha256 FROM tenantry_private.context_proofs q WHERE q.value_sha256 IN (SELECT x.h FROM passing x)
+       FOR UPDATE SKIP LOCKED
   ), proven AS MATERIALIZED (
-    SELECT p.v, p.tenant, p.generation FROM passed p WHERE p.tenant IS NOT NULL AND p.generation IS NOT NULL
+    -- a value whose row another transaction holds (a key change tidying it away) is left out:
+    -- its insert would wait for that transaction
+    SELECT x.v, x.tenant, x.generation, x.h FROM passing x
+     WHERE x.h NOT IN (SELECT y.value_sha256 FROM present y) OR x.h IN (SELECT t.value_sha256 FROM taken t)
   ), marked AS (
     INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes)
     SELECT DISTINCT left(p.v, 36), 1 FROM proven p
     ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1
   ), inserted AS (
     INSERT INTO tenantry_private.context_proofs AS q (value_sha256, tenant_key, proven_tenant, expires_at, generation)
-    SELECT sha256(convert_to(p.v, 'UTF8')), left(p.v, 36), p.tenant, split_part(p.v, '.', 2)::bigint, p.generation
+    SELECT p.h, left(p.v, 36), p.tenant, split_part(p.v, '.', 2)::bigint, p.generation
       FROM proven p
     ON CONFLICT (value_sha256) DO UPDATE SET generation = EXCLUDED.generation, proven_tenant = EXCLUDED.proven_tenant,
       tenant_key = EXCLUDED.tenant_key, expires_at = EXCLUDED.expires_at
