@@ -22,6 +22,20 @@ const REPLACES_NAMED = new Set(['prepare', 'deallocate', 'do']);
 const CHANGES_SESSION = new Set(['reset', 'discard', 'listen']);
 const TRANSACTION_SCOPED_SET = /^set\s+(?:local|transaction|constraints)\b/i;
 /**
+ * A planner setting, even transaction-locally (`SET LOCAL`, `set_config(…, true)`), leaves the
+ * plans made under it on the session: a named statement's generic plan, and the plans of
+ * functions (the signed check's lookup, kept for the session), made once and kept. Try-out of
+ * core 009: tenant A's `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off`
+ * and one statement made the next tenants' statements on that session 50× slower. Quarantined:
+ * the session is not lent again.
+ */
+const PLANNER_SETTING =
+  /^"?(?:enable_\w+|\w*_cost|plan_cache_mode|jit\w*|geqo\w*|\w+_collapse_limit|constraint_exclusion|cursor_tuple_fraction|effective_cache_size|default_statistics_target|\w*parallel\w*|debug_\w+)"?$/i;
+/** `SET LOCAL <name>` (also `SET LOCAL "<name>"`): the name. */
+const SET_LOCAL_NAME = /^set\s+local\s+("?[\w.]+"?)/i;
+/** The name of a plainly transaction-local set_config call (LOCAL_SET_CONFIG matched). */
+const SET_CONFIG_NAME = /^set_config\s*\(\s*'([^']*)'/i;
+/**
  * Words that, anywhere in a statement, may leave something on the session, matched as words
  * (an identifier that merely contains one, `asset_configs`, does not count):
  * - `set_config` (any call but the plainly transaction-local form below), and `pg_settings`,
@@ -173,10 +187,18 @@ function changesSession(text: string): boolean {
   for (const start of statementStarts(text)) {
     const head = headAt(text, start);
     if (REPLACES_NAMED.has(head) || CHANGES_SESSION.has(head)) return true;
-    if (head === 'set' && !TRANSACTION_SCOPED_SET.test(text.slice(start, start + 64))) return true;
+    if (head === 'set') {
+      const set = text.slice(start, start + 96);
+      if (!TRANSACTION_SCOPED_SET.test(set)) return true;
+      const local = SET_LOCAL_NAME.exec(set);
+      if (local !== null && PLANNER_SETTING.test(local[1]!)) return true;
+    }
   }
   if (LEAVES_ON_SESSION.test(text)) return true;
-  for (const m of text.matchAll(SET_CONFIG_CALL)) if (!LOCAL_SET_CONFIG.test(text.slice(m.index))) return true;
+  for (const m of text.matchAll(SET_CONFIG_CALL)) {
+    const call = text.slice(m.index);
+    if (!LOCAL_SET_CONFIG.test(call) || PLANNER_SETTING.test(SET_CONFIG_NAME.exec(call)?.[1] ?? '')) return true;
+  }
   return false;
 }
 
