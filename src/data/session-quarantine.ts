@@ -33,8 +33,6 @@ const PLANNER_SETTING =
   /^"?(?:enable_\w+|\w*_cost|plan_cache_mode|jit\w*|geqo\w*|\w+_collapse_limit|constraint_exclusion|cursor_tuple_fraction|effective_cache_size|default_statistics_target|\w*parallel\w*|debug_\w+)"?$/i;
 /** `SET LOCAL <name>` (also `SET LOCAL "<name>"`): the name. */
 const SET_LOCAL_NAME = /^set\s+local\s+("?[\w.]+"?)/i;
-/** The name of a plainly transaction-local set_config call (LOCAL_SET_CONFIG matched). */
-const SET_CONFIG_NAME = /^set_config\s*\(\s*'([^']*)'/i;
 /**
  * Words that, anywhere in a statement, may leave something on the session, matched as words
  * (an identifier that merely contains one, `asset_configs`, does not count):
@@ -51,8 +49,8 @@ const SET_CONFIG_NAME = /^set_config\s*\(\s*'([^']*)'/i;
 const LEAVES_ON_SESSION =
   /\b(?:pg_settings|query_to_xml\w*|ts_stat|ts_rewrite|setseed|pg_(?:try_)?advisory_lock(?:_shared)?|with\s+hold)\b|\bu&"/i;
 const SET_CONFIG_CALL = /\bset_config\b/gi;
-/** `set_config('<name>', <$n or a literal without quotes inside>, true)`: nothing else in the parentheses. */
-const LOCAL_SET_CONFIG = /^set_config\s*\(\s*'[^']*'\s*,\s*(?:\$\d+|'[^']*')\s*,\s*true\s*\)/i;
+/** `set_config('<name>', <$n or a literal without quotes inside>, true)`: nothing else in the parentheses; the name captured. */
+const LOCAL_SET_CONFIG = /^set_config\s*\(\s*'([^']*)'\s*,\s*(?:\$\d+|'[^']*')\s*,\s*true\s*\)/i;
 /** Statements refused outright through a TenantPool: ALTER ROLE / ALTER USER change the app role's defaults (or password) for every tenant's sessions to come. */
 const ALTERS_ROLE = /^alter\s+(?:role|user)\b/i;
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
@@ -196,8 +194,8 @@ function changesSession(text: string): boolean {
   }
   if (LEAVES_ON_SESSION.test(text)) return true;
   for (const m of text.matchAll(SET_CONFIG_CALL)) {
-    const call = text.slice(m.index);
-    if (!LOCAL_SET_CONFIG.test(call) || PLANNER_SETTING.test(SET_CONFIG_NAME.exec(call)?.[1] ?? '')) return true;
+    const local = LOCAL_SET_CONFIG.exec(text.slice(m.index));
+    if (local === null || PLANNER_SETTING.test(local[1]!)) return true;
   }
   return false;
 }
