@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { sqlStateOf } from '../errors/sqlstate.js';
 
 /** Values sent in one registration at most (tenantry.register_contexts takes up to 1,000): a few ms of a connection. */
@@ -159,4 +160,40 @@ export class ContextRegistrar {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/**
+ * Registers signed values through `pool` (core migration 009): pg-pool's own checkout and pg's
+ * own query, so it is not the app's statement (no prefix, no tenant, not counted by a
+ * TenantPool's activity, observers or telemetry, not queued by its fair checkout).
+ * register_contexts reads no context and never waits for a lock; the app role's
+ * statement_timeout bounds it.
+ */
+export function registerThrough(pool: pg.Pool): RegisterContexts {
+  return async (values) => {
+    const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(pool);
+    let broken: Error | undefined;
+    // checked out, the client has no listener of the pool's: an error it emits between the
+    // query's end and the release (the server ending the backend: a restart, a failover,
+    // pg_terminate_backend) would be thrown as an unhandled 'error' event and end the process.
+    // Such an error breaks the connection: it is not given back to the pool.
+    const onError = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onError);
+    try {
+      const res = await (
+        pg.Client.prototype.query as (text: string, values: unknown[]) => Promise<pg.QueryResult>
+      ).call(client, 'select tenantry.register_contexts($1::text[]) as n', [values]);
+      return (res.rows[0] as { n: number | null } | undefined)?.n ?? null;
+    } catch (error) {
+      // an error without a SQLSTATE is the connection's: not given back to the pool
+      if (sqlStateOf(error) === undefined) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+      // a broken client is being ended: it keeps the listener for whatever it still emits
+      if (broken === undefined) client.removeListener('error', onError);
+    }
+  };
 }

@@ -3,7 +3,7 @@ import { currentScope, currentSignal, tryCurrentTenant } from '../context/tenant
 import { ConfigurationError, TenantryError } from '../errors/tenantry-error.js';
 import { sqlStateOf } from '../errors/sqlstate.js';
 import { abortError, PoolTimeoutError } from '../errors/wait-errors.js';
-import { ContextRegistrar } from './context-registrar.js';
+import { ContextRegistrar, registerThrough } from './context-registrar.js';
 import { ContextSigner, unsignedContext, type ContextEncoder } from './context-signer.js';
 import {
   guardVerdict,
@@ -349,10 +349,7 @@ export class TenantPool extends pg.Pool {
     this.#clientConfig = poolConfig;
     this.#logger = logger;
     this.#registrar = registrar;
-    registrar?.attach(
-      (values) => this.#registerContexts(values),
-      (error) => this.#registrationsStopped(error),
-    );
+    registrar?.attach(registerThrough(this), (error) => this.#registrationsStopped(error));
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
     // 'auto' switches when the answer comes, without making anyone wait for it
@@ -415,39 +412,6 @@ export class TenantPool extends pg.Pool {
       // a logger that throws must not fail the pool
     }
     return info;
-  }
-
-  /**
-   * Registers signed values (core migration 009, see ContextRegistrar): pg-pool's own checkout
-   * and pg's own query, so it is not the app's statement (no prefix, no tenant, not counted by
-   * activity, observers or telemetry, not queued by the fair checkout). register_contexts reads no
-   * context and never waits for a lock; the app role's statement_timeout bounds it.
-   */
-  async #registerContexts(values: string[]): Promise<number | null> {
-    const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this);
-    let broken: Error | undefined;
-    // checked out, the client has no listener of the pool's: an error it emits between the
-    // query's end and the release (the server ending the backend: a restart, a failover,
-    // pg_terminate_backend) would be thrown as an unhandled 'error' event and end the process.
-    // Such an error breaks the connection: it is not given back to the pool.
-    const onError = (error: Error) => {
-      broken ??= error;
-    };
-    client.on('error', onError);
-    try {
-      const res = await (
-        pg.Client.prototype.query as (text: string, values: unknown[]) => Promise<pg.QueryResult>
-      ).call(client, 'select tenantry.register_contexts($1::text[]) as n', [values]);
-      return (res.rows[0] as { n: number | null } | undefined)?.n ?? null;
-    } catch (error) {
-      // an error without a SQLSTATE is the connection's: not given back to the pool
-      if (sqlStateOf(error) === undefined) broken = error as Error;
-      throw error;
-    } finally {
-      client.release(broken);
-      // a broken client is being ended: it keeps the listener for whatever it still emits
-      if (broken === undefined) client.removeListener('error', onError);
-    }
   }
 
   /** The registrar stopped on a missing function (42883) or privilege (42501): said once, to the logger (ContextRegistrar guards a throwing one). */
