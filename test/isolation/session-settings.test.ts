@@ -5,6 +5,7 @@
 // no other tenant's statement and is closed at release. Each case is checked from B's side (its
 // answers are those of a fresh session, its rows unchanged) and by the backend pid (a new session).
 import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAs, TenantPool } from '../../src/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -21,6 +22,21 @@ const PROBE = `select (0.1::float8 + 0.2::float8)::text as sum, current_setting(
 
 const pidOf = async (tenant: string) =>
   (await runAs(tenant, () => pool.query('select pg_backend_pid() as pid'))).rows[0].pid as number;
+/** `body` in a transaction of A's on one checked-out client (BEGIN before, COMMIT after, released): its backend's pid. */
+async function inTransactionOfA(body: (client: pg.PoolClient) => Promise<void>): Promise<number> {
+  const client = await pool.connect();
+  try {
+    const pid = (await runAs(A, () => client.query('select pg_backend_pid() as pid'))).rows[0].pid as number;
+    await runAs(A, async () => {
+      await client.query('begin');
+      await body(client);
+      await client.query('commit');
+    });
+    return pid;
+  } finally {
+    client.release();
+  }
+}
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -105,37 +121,19 @@ describe('a setting left on the session by one tenant never reaches the next', (
       expect(await pidOf(B), text).toBe(before);
     }
     // SET LOCAL in A's transaction: gone at its end, the session kept
-    const client = await pool.connect();
-    let pid: number;
-    try {
-      pid = (await runAs(A, () => client.query('select pg_backend_pid() as pid'))).rows[0].pid;
-      await runAs(A, async () => {
-        await client.query('begin');
-        await client.query('set local extra_float_digits = -15');
-        await client.query('set transaction read only');
-        expect((await client.query(`select (0.1::float8 + 0.2::float8)::text as sum`)).rows[0].sum).toBe('0.3');
-        await client.query('commit');
-      });
-    } finally {
-      client.release();
-    }
+    const pid = await inTransactionOfA(async (client) => {
+      await client.query('set local extra_float_digits = -15');
+      await client.query('set transaction read only');
+      expect((await client.query(`select (0.1::float8 + 0.2::float8)::text as sum`)).rows[0].sum).toBe('0.3');
+    });
     expect(await pidOf(B)).toBe(pid);
     expect((await runAs(B, () => pool.query(PROBE))).rows[0].sum).toBe('0.30000000000000004');
     // planner settings in A's transaction: the plans made under them would stay, so the session goes
-    const planner = await pool.connect();
-    let plannerPid: number;
-    try {
-      plannerPid = (await runAs(A, () => planner.query('select pg_backend_pid() as pid'))).rows[0].pid;
-      await runAs(A, async () => {
-        await planner.query('begin');
-        await planner.query('set local enable_indexscan = off');
-        await planner.query('set local enable_bitmapscan = off');
-        await planner.query('select body from notes');
-        await planner.query('commit');
-      });
-    } finally {
-      planner.release();
-    }
+    const plannerPid = await inTransactionOfA(async (client) => {
+      await client.query('set local enable_indexscan = off');
+      await client.query('set local enable_bitmapscan = off');
+      await client.query('select body from notes');
+    });
     expect(await pidOf(B)).not.toBe(plannerPid);
   });
 
