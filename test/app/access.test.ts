@@ -246,8 +246,8 @@ describe("invitations, from the inviting admin's side", () => {
         times[which].push(performance.now() - t0);
       }
     }
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[3]!;
-    const ratio = median(times.fresh) / median(times.existing);
+    // the fastest of each: a loaded machine only adds time, so the minima are the work itself
+    const ratio = Math.min(...times.fresh) / Math.min(...times.existing);
     // generous bounds for a noisy machine; skipping bcrypt for one side would be ~10x
     expect(ratio).toBeGreaterThan(0.4);
     expect(ratio).toBeLessThan(2.5);
