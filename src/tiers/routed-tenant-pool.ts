@@ -242,6 +242,9 @@ export class RoutedTenantPool {
       return this.#retrying(text, values, tenantId, { route, failure: error });
     }
     const held = lease;
+    // then(), not the pool's callback form: a retry must run in the caller's async context (its
+    // tenant, its signal), which a promise reaction keeps and pg's callback (run in whatever
+    // context the socket's data arrived in) does not
     return sent.then(
       (result) => {
         held.release();
@@ -510,7 +513,7 @@ export class RoutedTenantPool {
       idleTimeoutMillis: this.#config.idleTimeoutMillis ?? 10_000,
       routing: {
         location,
-        peek: (tenantId) => router.peek(tenantId),
+        peek: (tenantId) => router.peekAgain(tenantId),
         get checkInPrefix() {
           return checkInPrefix();
         },

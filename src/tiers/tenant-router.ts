@@ -181,6 +181,15 @@ export class TenantRouter {
     return this.#cache.get(tenantId);
   }
 
+  /**
+   * As `peek`, without marking the route as recently used: for a second look at a route `peek`
+   * has just found (the connection's check at submit time, after RoutedTenantPool's), so a
+   * statement moves its route in the cache's recency list once, not twice.
+   */
+  peekAgain(tenantId: string): Route | undefined {
+    return this.#cache.peek(tenantId);
+  }
+
   /** Reads the tenant's route from the catalog again (after the database refused a stale one). */
   async refresh(tenant: string): Promise<Route> {
     return this.#load(toTenantId(tenant));
