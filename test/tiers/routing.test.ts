@@ -429,3 +429,25 @@ describe('connections', () => {
     await expect(sent).rejects.toMatchObject({ code: 'CLUSTER_UNKNOWN', status: 503 });
   });
 });
+
+describe('route cache', () => {
+  it('keeps at most cacheSize routes; the tenant in use stays, the idle one is read again from the catalog', async () => {
+    const home = new pg.Pool({ connectionString: db.routerUrl, max: 1 });
+    extra.push(home);
+    let reads = 0;
+    const counted = { query: (text: string, values?: unknown[]) => (reads++, home.query(text, values)) };
+    const small = new TenantRouter({ pool: counted as unknown as pg.Pool, cacheSize: 2 });
+    const [busy, idle, late] = [tenants.a, tenants.b, tenants.c] as const;
+    await small.resolve(busy);
+    await small.resolve(idle);
+    // the busy tenant's statements look its route up (only some of the looks mark it as used)
+    for (let i = 0; i < 64; i++) expect(small.peek(busy)?.tenantId).toBe(busy);
+    await small.resolve(late);
+    expect(reads).toBe(3);
+    expect(small.peek(busy)?.tenantId).toBe(busy);
+    expect(small.peek(idle)).toBeUndefined(); // evicted: the least recently used
+    expect((await small.resolve(idle)).schema).toBe('t_b'); // read again, as it is in the catalog
+    expect(reads).toBe(4);
+    await small.close();
+  });
+});
