@@ -114,6 +114,35 @@ describe('ContextRegistrar', () => {
     expect(flaky.stops).toHaveLength(0);
   });
 
+  it('a session that would not register (-1) is told once and does not stop the registrations; nor does a throwing logger', async () => {
+    const calls: string[][] = [];
+    let told = 0;
+    let answer = -1;
+    const r = new ContextRegistrar();
+    r.attach(
+      async (values) => {
+        calls.push(values);
+        return answer;
+      },
+      () => undefined,
+      () => {
+        told++;
+        throw new Error('logger down');
+      },
+    );
+    for (let round = 0; round < 3; round++) {
+      use(r, value(), 3);
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    expect(calls).toHaveLength(3);
+    expect(told).toBe(1);
+    answer = 1; // another connection can (a failover, another host): still asked
+    use(r, value(), 3);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(calls).toHaveLength(4);
+    expect(told).toBe(1);
+  });
+
   it('a logger that throws when told of the stop changes nothing', async () => {
     const r = new ContextRegistrar();
     const calls: string[][] = [];

@@ -33,7 +33,7 @@ interface Uses {
   since: number;
 }
 
-/** How a registration ended: how many values were remembered, or null: never here (unsigned, Citus). */
+/** How a registration ended: how many values were remembered, -1: not in this session (not READ COMMITTED, or read only), or null: never here (unsigned, Citus). */
 export type RegisterContexts = (values: string[]) => Promise<number | null>;
 
 /**
@@ -50,6 +50,7 @@ export type RegisterContexts = (values: string[]) => Promise<number | null>;
 export class ContextRegistrar {
   #register: RegisterContexts | undefined;
   #onStop: ((error: unknown) => void) | undefined;
+  #onRefused: (() => void) | undefined;
   readonly #uses = new Map<string, Uses>();
   #queue: string[] = [];
   /** A batch is on its way, or waiting (BATCH_WAIT_MS) to go. */
@@ -58,10 +59,16 @@ export class ContextRegistrar {
   #stopped = false;
   #prunedAt = 0;
 
-  /** Where registrations run (the pool, once constructed), and who is told of an error that stops them (42883, 42501). */
-  attach(register: RegisterContexts, onStop?: (error: unknown) => void): void {
+  /**
+   * Where registrations run (the pool, once constructed), who is told of an error that stops them
+   * (42883, 42501), and who is told, once, of the first registration a session would not make (-1:
+   * its transaction not READ COMMITTED, or read only, as on a standby). That one does not stop
+   * them: another connection (after a failover, another host) may.
+   */
+  attach(register: RegisterContexts, onStop?: (error: unknown) => void, onRefused?: () => void): void {
     this.#register = register;
     this.#onStop = onStop;
+    this.#onRefused = onRefused;
   }
 
   /** A statement is about to carry `value`. */
@@ -116,6 +123,15 @@ export class ContextRegistrar {
     this.#register!(batch).then(
       (outcome) => {
         if (outcome === null) this.#stop();
+        else if (outcome === -1 && this.#onRefused !== undefined) {
+          const tell = this.#onRefused;
+          this.#onRefused = undefined; // once per pool
+          try {
+            tell();
+          } catch {
+            // a logger that throws must not matter here
+          }
+        }
         this.#after();
       },
       (error: unknown) => {

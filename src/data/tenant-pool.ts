@@ -349,7 +349,15 @@ export class TenantPool extends pg.Pool {
     this.#clientConfig = poolConfig;
     this.#logger = logger;
     this.#registrar = registrar;
-    registrar?.attach(registerThrough(this), (error) => this.#registrationsStopped(error));
+    registrar?.attach(
+      registerThrough(this),
+      (error) => this.#registrationsStopped(error),
+      () =>
+        this.#logger?.warn(
+          {},
+          'tenantry: remembered proofs: a session of this pool would not register (a registration needs READ COMMITTED and a writable primary: see default_transaction_isolation and default_transaction_read_only of its role and database); its statements are checked in full',
+        ),
+    );
     this.#location = routing?.location;
     // only the named form depends on the answer: without it, the first checkout does not wait
     // 'auto' switches when the answer comes, without making anyone wait for it

@@ -223,6 +223,9 @@ describe('a remembered proof answers as the whole check would', () => {
       await app.query(begin);
       try {
         expect(await register(app, value), begin).toBe(false);
+        // the batch form says why: -1, not in this transaction (the pool tells its logger, once)
+        const { rows } = await app.query('select tenantry.register_contexts($1::text[]) as n', [[value]]);
+        expect(rows[0].n, begin).toBe(-1);
       } finally {
         await app.query('rollback');
       }
@@ -454,6 +457,35 @@ describe('TenantPool registers the values it sends', () => {
       expect(await proofs()).toBe(1);
       expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'a1' }]);
       expect((await runAs(B, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe('a pool whose sessions cannot register', () => {
+  it('sessions defaulting to REPEATABLE READ: nothing remembered, the logger told once, every statement still answered as its tenant', async () => {
+    await db.admin.query(`delete from tenantry_private.context_proofs`);
+    const warnings: string[] = [];
+    const logger = { info: () => undefined, warn: (_: unknown, message: string) => void warnings.push(message) };
+    const pool = new TenantPool({
+      connectionString: db.appUrl,
+      contextSecret: db.contextSecret,
+      options: '-c default_transaction_isolation=repeatable\\ read',
+      logger,
+      max: 2,
+    });
+    try {
+      for (let i = 0; i < 6; i++) {
+        expect((await runAs(A, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'a1' }]);
+        expect((await runAs(B, () => pool.query('select body from notes'))).rows).toEqual([{ body: 'b1' }]);
+      }
+      const deadline = Date.now() + 5000;
+      while (!warnings.some((w) => w.includes('would not register')) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(warnings.filter((w) => w.includes('would not register'))).toHaveLength(1);
+      expect(warnings[0]).toMatch(/READ COMMITTED and a writable primary/);
+      expect(await proofs()).toBe(0);
     } finally {
       await pool.end();
     }

@@ -124,8 +124,8 @@ END
 $do$;
 
 -- Registers signed values the pool is about to send with many statements (up to 1,000 in one
--- call, each tested on its own, all in three statements): how many it remembered (or found remembered), 0
--- when not now (the transaction not READ COMMITTED or read only), null
+-- call, each tested on its own, all in three statements): how many it remembered (or found remembered),
+-- -1 when not in this transaction (not READ COMMITTED, or read only), null
 -- where this database does not use remembered proofs (unsigned mode, Citus). Does not wait for
 -- a change: a value whose tenant is being changed (or registered by another call), or whose proof
 -- a key change in progress is tidying away, is skipped (a concurrent first insert of the same
@@ -154,9 +154,13 @@ BEGIN
          AND (tenantry.is_citus_table('tenantry_private.context_key') OR tenantry.is_citus_table('tenantry.local_tenants'))) THEN
     RETURN NULL;
   END IF;
-  IF p_values IS NULL OR cardinality(p_values) > 1000
-     OR current_setting('transaction_isolation') <> 'read committed' OR current_setting('transaction_read_only') = 'on' THEN
+  IF p_values IS NULL OR cardinality(p_values) > 1000 THEN
     RETURN 0;
+  END IF;
+  -- not in this transaction: -1, so a pool whose sessions default to another isolation level or
+  -- to read only (a standby) can say why nothing is remembered
+  IF current_setting('transaction_isolation') <> 'read committed' OR current_setting('transaction_read_only') = 'on' THEN
+    RETURN -1;
   END IF;
   -- (synchronous_commit stays as it is: with it off, the WAL of these writes is flushed later by
   -- whichever backend evicts their pages, an app statement's: measured slower at 10M rows)
