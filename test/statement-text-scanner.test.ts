@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { loadModule, scanSync } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { statementHeads, statementStarts } from '../src/data/statement-text.js';
+import { statementHeads, statementStarts, withoutComments } from '../src/data/statement-text.js';
 
 // A differential test: the hand lexer of statement-text.ts (on the per-statement hot path) must
 // split SQL into statements exactly where PostgreSQL's own scanner does (libpg-query's scanSync),
@@ -140,6 +140,26 @@ describe("statement-text's lexer against PostgreSQL's scanner", () => {
     [`select 1; select ${TAG}'${TAG}; deallocate x; select 'tail'`, ['select', 'select', 'deallocate', 'select']],
   ])('reads %j as PostgreSQL does', (sql, heads) => {
     expect(statementHeads(sql)).toEqual(heads);
+  });
+
+  it.each([
+    ['set local /**/ enable_indexscan = off', 'set local   enable_indexscan = off'],
+    ['set local -- x\n enable_indexscan', 'set local  \n enable_indexscan'],
+    ['alter/* a /* b */ c */role x', 'alter role x'],
+    [
+      'select \'/* not a comment */\', "--nor", $$-- this$$ -- but this',
+      'select \'/* not a comment */\', "--nor", $$-- this$$  ',
+    ],
+    ["select e'\\'/**/' /* c */", "select e'\\'/**/'  "],
+    ['select 1', 'select 1'],
+  ])('withoutComments(%j): the comments become one space each, nothing else changes', (sql, bare) => {
+    expect(withoutComments(sql)).toBe(bare);
+    // what PostgreSQL's scanner reads in it: the same tokens, without the comments
+    const tokens = (t: string) =>
+      scanSync(t)
+        .tokens.filter((k) => k.tokenName !== 'C_COMMENT' && k.tokenName !== 'SQL_COMMENT')
+        .map((k) => k.tokenName);
+    expect(tokens(bare)).toEqual(tokens(sql));
   });
 
   it('finds the same statements, at the same offsets, in generated SQL', () => {

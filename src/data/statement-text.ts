@@ -41,6 +41,31 @@ export function headAt(sql: string, start: number): string {
  * whitespace), in order; empty statements (`;;`) are skipped.
  */
 export function statementStarts(sql: string): number[] {
+  return scan(sql, undefined);
+}
+
+/**
+ * `sql` with each comment (`--` to the end of the line, nested block comments) replaced by one
+ * space, strings, quoted identifiers and dollar quotes kept as they are: what PostgreSQL reads
+ * as tokens, for matching words in order (`SET LOCAL`, a comment, `enable_indexscan` reads as
+ * `SET LOCAL enable_indexscan`). The text itself when it holds no comment.
+ */
+export function withoutComments(sql: string): string {
+  if (!sql.includes('--') && !sql.includes('/*')) return sql;
+  const comments: number[] = [];
+  scan(sql, comments);
+  if (comments.length === 0) return sql;
+  let out = '';
+  let at = 0;
+  for (let k = 0; k < comments.length; k += 2) {
+    out += sql.slice(at, comments[k]) + ' ';
+    at = comments[k + 1]!;
+  }
+  return out + sql.slice(at);
+}
+
+/** statementStarts' scan; with `comments`, each comment's start and end offsets are pushed to it. */
+function scan(sql: string, comments: number[] | undefined): number[] {
   const starts: number[] = [];
   let inStatement = false;
   let i = 0;
@@ -50,11 +75,14 @@ export function statementStarts(sql: string): number[] {
     const next = sql[i + 1];
     if (c === '-' && next === '-') {
       // to the end of the line: a \r ends it too (scan.l's non_newline is [^\n\r])
+      comments?.push(i);
       i += 2;
       while (i < n && sql[i] !== '\n' && sql[i] !== '\r') i++;
+      comments?.push(i);
       continue;
     }
     if (c === '/' && next === '*') {
+      comments?.push(i);
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
@@ -66,6 +94,7 @@ export function statementStarts(sql: string): number[] {
           i += 2;
         } else i++;
       }
+      comments?.push(i);
       continue;
     }
     if (isSpace(c)) {

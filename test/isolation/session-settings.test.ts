@@ -92,6 +92,12 @@ describe('a setting left on the session by one tenant never reaches the next', (
       `select set_config('random_page_cost', '1e9', true)`,
       `select pg_catalog.set_config('plan_cache_mode', $1, true) as p`,
       `select set_config('jit_above_cost', '0', true)`,
+      `select set_config('hash_mem_multiplier', '1', true)`,
+      // a comment between the words (found by the sixth try-out: the patterns read the text as sent)
+      'set local /**/ enable_indexscan = off',
+      'SET LOCAL/* a /* nested */ comment */enable_seqscan TO off',
+      'set local -- x\n enable_bitmapscan = off',
+      `select set_config(/* c */ 'enable_hashjoin', 'off', true)`,
     ];
     for (const plant of plants) {
       const before = await pidOf(A);
@@ -144,6 +150,8 @@ describe('a setting left on the session by one tenant never reaches the next', (
       'select pg_try_advisory_lock_shared(4243)',
       'listen tenantry_test_channel',
       'declare tenantry_test_cursor cursor with hold for select 1',
+      'declare tenantry_test_cursor2 cursor with /**/ hold for select 1',
+      'declare tenantry_test_cursor3 cursor with -- x\n hold for select 1',
     ];
     for (const text of leftovers) {
       const before = await pidOf(A);
@@ -178,6 +186,9 @@ describe('a setting left on the session by one tenant never reaches the next', (
       `ALTER USER current_user SET default_transaction_read_only = on`,
       '/* x */ alter role current_user reset statement_timeout',
       `alter role current_user password 'owned'`,
+      'alter /**/ role current_user set enable_indexscan = off',
+      'alter -- x\n user current_user set enable_indexscan = off',
+      `ALTER/* a */ /* b */ROLE current_user password 'owned'`,
     ])
       await expect(
         runAs(A, () => pool.query(text)),
