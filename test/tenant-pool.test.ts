@@ -656,3 +656,31 @@ describe("the second review's leak, replayed", () => {
     await p.end();
   });
 });
+
+describe('an idle connection the server ends', () => {
+  it('does not end the process when the app attached no listener: the logger is told, the pool serves on', async () => {
+    const warnings: Array<{ fields: unknown; message: string }> = [];
+    const logger = {
+      info: () => undefined,
+      warn: (fields: unknown, message: string) => void warnings.push({ fields, message }),
+    };
+    const { TenantPool } = await import('../src/data/tenant-pool.js');
+    const p = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, logger, max: 2 });
+    try {
+      const pid = (await runAs(A, () => p.query<{ pid: number }>('select pg_backend_pid() as pid'))).rows[0]!.pid;
+      expect(p.idleCount).toBe(1);
+      expect(p.listenerCount('error')).toBe(1); // the pool's own, none of the app's
+      await db.admin.query('select pg_terminate_backend($1)', [pid]);
+      const deadline = Date.now() + 5000;
+      while (warnings.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(warnings).toEqual([
+        { fields: { sqlstate: '57P01' }, message: expect.stringContaining('an idle connection of this pool ended') },
+      ]);
+      expect((await runAs(A, () => p.query('select body from notes'))).rows.map((r) => r.body)).toEqual(
+        (await db.admin.query('select body from notes where tenant_id = $1', [A])).rows.map((r) => r.body),
+      );
+    } finally {
+      await p.end();
+    }
+  });
+});

@@ -348,6 +348,21 @@ export class TenantPool extends pg.Pool {
     this.#selfTest = selfTest;
     this.#clientConfig = poolConfig;
     this.#logger = logger;
+    // pg-pool emits 'error' for a connection that fails while idle in the pool (the server ended
+    // it: a restart, a failover, pg_terminate_backend): with no listener Node would end the
+    // process (the sixth try-out). The pool has already dropped that connection and opens
+    // another when needed; the app's own listeners are called as well. Told to the logger by its
+    // SQLSTATE only (pg's message can hold a host name)
+    this.on('error', (error: Error) => {
+      try {
+        this.#logger?.warn(
+          { sqlstate: sqlStateOf(error) },
+          'tenantry: an idle connection of this pool ended (the pool opens another when needed)',
+        );
+      } catch {
+        // a logger that throws must not end the process either
+      }
+    });
     this.#registrar = registrar;
     registrar?.attach(
       registerThrough(this),
