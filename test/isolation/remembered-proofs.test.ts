@@ -469,7 +469,8 @@ describe('a pool whose sessions cannot register', () => {
     const warnings: string[] = [];
     const logger = { info: () => undefined, warn: (_: unknown, message: string) => void warnings.push(message) };
     const pool = new TenantPool({
-      connectionString: db.appUrl,
+      // straight to the server: a startup option does not pass through pgbouncer
+      connectionString: db.directAppUrl ?? db.appUrl,
       contextSecret: db.contextSecret,
       options: '-c default_transaction_isolation=repeatable\\ read',
       logger,
