@@ -20,7 +20,9 @@ const REPLACES_NAMED = new Set(['prepare', 'deallocate', 'do']);
  * TRANSACTION` and `SET CONSTRAINTS` (transaction-scoped). The same quarantine as above.
  */
 const CHANGES_SESSION = new Set(['reset', 'discard', 'listen']);
-const TRANSACTION_SCOPED_SET = /^set\s+(?:local|transaction|constraints)\b/i;
+// sticky, read from a statement's start in the whole text: a window cut after the start missed a
+// name pushed past it by blanks (`SET LOCAL` + 100 spaces + `enable_indexscan`: seventh try-out)
+const TRANSACTION_SCOPED_SET = /set\s+(?:local|transaction|constraints)\b/iy;
 /**
  * A planner setting, even transaction-locally (`SET LOCAL`, `set_config(…, true)`), leaves the
  * plans made under it on the session: a named statement's generic plan, and the plans of
@@ -28,12 +30,15 @@ const TRANSACTION_SCOPED_SET = /^set\s+(?:local|transaction|constraints)\b/i;
  * core 009: tenant A's `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off`
  * and one statement made the next tenants' statements on that session 50× slower. Quarantined:
  * the session is not lent again. `work_mem` is left out on purpose: it also weighs in plans, but
- * apps set it per transaction for honest reasons, and each time would cost a connection.
+ * apps set it per transaction for honest reasons, and each time would cost a connection. With
+ * them: `transform_null_equals` (it changes how a statement parsed under it reads `= NULL`),
+ * `plpgsql.*` (functions compiled under it stay compiled), and `seed` (setting it seeds
+ * `random()` for the rest of the session, not the transaction: seventh try-out).
  */
 const PLANNER_SETTING =
-  /^"?(?:enable_\w+|\w*_cost|plan_cache_mode|jit\w*|geqo\w*|\w+_collapse_limit|constraint_exclusion|cursor_tuple_fraction|effective_cache_size|default_statistics_target|\w*parallel\w*|debug_\w+|hash_mem_multiplier|recursive_worktable_factor)"?$/i;
+  /^"?(?:enable_\w+|\w*_cost|plan_cache_mode|jit\w*|geqo\w*|\w+_collapse_limit|constraint_exclusion|cursor_tuple_fraction|effective_cache_size|default_statistics_target|\w*parallel\w*|debug_\w+|hash_mem_multiplier|recursive_worktable_factor|transform_null_equals|plpgsql\.\w+|seed)"?$/i;
 /** `SET LOCAL <name>` (also `SET LOCAL "<name>"`): the name. */
-const SET_LOCAL_NAME = /^set\s+local\s+("?[\w.]+"?)/i;
+const SET_LOCAL_NAME = /set\s+local\s+("?[\w.]+"?)/iy;
 /**
  * Words that, anywhere in a statement, may leave something on the session, matched as words
  * (an identifier that merely contains one, `asset_configs`, does not count):
@@ -53,7 +58,7 @@ const SET_CONFIG_CALL = /\bset_config\b/gi;
 /** `set_config('<name>', <$n or a literal without quotes inside>, true)`: nothing else in the parentheses; the name captured. */
 const LOCAL_SET_CONFIG = /^set_config\s*\(\s*'([^']*)'\s*,\s*(?:\$\d+|'[^']*')\s*,\s*true\s*\)/i;
 /** Statements refused outright through a TenantPool: ALTER ROLE / ALTER USER change the app role's defaults (or password) for every tenant's sessions to come. */
-const ALTERS_ROLE = /^alter\s+(?:role|user)\b/i;
+const ALTERS_ROLE = /alter\s+(?:role|user)\b/iy;
 /** A cheap first look, so that the scanner runs only on a text that mentions one of the words. */
 const MENTIONS_SESSION_CHANGE =
   /prepare|deallocate|\bdo\b|\bset\b|reset|discard|listen|set_config|pg_settings|query_to|ts_stat|ts_rewrite|setseed|advisory_lock|hold|u&"/i;
@@ -197,9 +202,9 @@ function readsAsSessionChange(text: string): boolean {
     const head = headAt(text, start);
     if (REPLACES_NAMED.has(head) || CHANGES_SESSION.has(head)) return true;
     if (head === 'set') {
-      const set = text.slice(start, start + 96);
-      if (!TRANSACTION_SCOPED_SET.test(set)) return true;
-      const local = SET_LOCAL_NAME.exec(set);
+      if (!readsAt(TRANSACTION_SCOPED_SET, text, start)) return true;
+      SET_LOCAL_NAME.lastIndex = start;
+      const local = SET_LOCAL_NAME.exec(text);
       if (local !== null && PLANNER_SETTING.test(local[1]!)) return true;
     }
   }
@@ -215,6 +220,12 @@ function readsAsSessionChange(text: string): boolean {
 function altersRole(text: string): boolean {
   if (!/alter/i.test(text)) return false;
   const bare = withoutComments(text);
-  const reads = (t: string) => statementStarts(t).some((start) => ALTERS_ROLE.test(t.slice(start, start + 64)));
+  const reads = (t: string) => statementStarts(t).some((start) => readsAt(ALTERS_ROLE, t, start));
   return reads(text) || (bare !== text && reads(bare));
+}
+
+/** True when the sticky `pattern` matches `text` at `at`. */
+function readsAt(pattern: RegExp, text: string, at: number): boolean {
+  pattern.lastIndex = at;
+  return pattern.test(text);
 }
