@@ -124,13 +124,9 @@ export class ContextRegistrar {
       (outcome) => {
         if (outcome === null) this.#stop();
         else if (outcome === -1 && this.#onRefused !== undefined) {
-          const tell = this.#onRefused;
+          const onRefused = this.#onRefused;
           this.#onRefused = undefined; // once per pool
-          try {
-            tell();
-          } catch {
-            // a logger that throws must not matter here
-          }
+          tell(onRefused, undefined);
         }
         this.#after();
       },
@@ -139,11 +135,7 @@ export class ContextRegistrar {
         // 42883: no such function (installed by an older version); 42501: not the app role's
         if (state === '42883' || state === '42501') {
           this.#stop();
-          try {
-            this.#onStop?.(error);
-          } catch {
-            // a logger that throws must not matter here
-          }
+          tell(this.#onStop, error);
         }
         this.#after();
       },
@@ -175,6 +167,15 @@ export class ContextRegistrar {
     this.#queue = [];
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+}
+
+/** Tells `listener` (the pool's logger, in the end): one that throws must not matter here. */
+function tell(listener: ((error: unknown) => void) | undefined, error: unknown): void {
+  try {
+    listener?.(error);
+  } catch {
+    // nothing: the registrations go on, or stay stopped, either way
   }
 }
 
