@@ -193,8 +193,14 @@ export class SessionQuarantine {
  * from the patterns: found by the sixth try-out); either reading quarantines.
  */
 function changesSession(text: string): boolean {
+  return inEitherReading(text, readsAsSessionChange);
+}
+
+/** `reads` of the text as sent, or (only when that is false) of the text with each comment as one space. */
+function inEitherReading(text: string, reads: (text: string) => boolean): boolean {
+  if (reads(text)) return true;
   const bare = withoutComments(text);
-  return readsAsSessionChange(text) || (bare !== text && readsAsSessionChange(bare));
+  return bare !== text && reads(bare);
 }
 
 function readsAsSessionChange(text: string): boolean {
@@ -219,9 +225,7 @@ function readsAsSessionChange(text: string): boolean {
 /** True when some statement of `text` is ALTER ROLE or ALTER USER: read as sent, or without its comments (see changesSession). */
 function altersRole(text: string): boolean {
   if (!/alter/i.test(text)) return false;
-  const bare = withoutComments(text);
-  const reads = (t: string) => statementStarts(t).some((start) => readsAt(ALTERS_ROLE, t, start));
-  return reads(text) || (bare !== text && reads(bare));
+  return inEitherReading(text, (t) => statementStarts(t).some((start) => readsAt(ALTERS_ROLE, t, start)));
 }
 
 /** True when the sticky `pattern` matches `text` at `at`. */

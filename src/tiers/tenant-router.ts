@@ -95,6 +95,8 @@ export class TenantRouter {
   /** `, "ext", …` after the tenant's schema: empty by default. */
   readonly #after: string;
   readonly #cache: LRUCache<string, Route>;
+  /** Looks by `peek` so far: every 8th marks the route as recently used. */
+  #looks = 0;
   readonly #transport: PostgresLiveTransport | undefined;
   readonly #onError: (error: unknown) => void;
   /** The highest route epoch this router has applied from the change feed. */
@@ -184,7 +186,6 @@ export class TenantRouter {
     // tenants, and an evicted route is read again from the catalog at its next statement.
     return (++this.#looks & 7) === 0 ? this.#cache.get(tenantId) : this.#cache.peek(tenantId);
   }
-  #looks = 0;
 
   /**
    * As `peek`, without marking the route as recently used: for a second look at a route `peek`
