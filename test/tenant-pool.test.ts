@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { runAs } from '../src/context/tenant-context.js';
-import type { TenantPool } from '../src/data/tenant-pool.js';
+import { TenantPool } from '../src/data/tenant-pool.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { createNotesTable } from './support/notes-table.js';
 
@@ -664,7 +664,6 @@ describe('an idle connection the server ends', () => {
       info: () => undefined,
       warn: (fields: unknown, message: string) => void warnings.push({ fields, message }),
     };
-    const { TenantPool } = await import('../src/data/tenant-pool.js');
     const p = new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, logger, max: 2 });
     try {
       const pid = (await runAs(A, () => p.query<{ pid: number }>('select pg_backend_pid() as pid'))).rows[0]!.pid;
