@@ -427,6 +427,47 @@ describe("from the other tenant's side", () => {
     const after = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
     expect(after.rows).toEqual(before.rows);
   });
+
+  it("A's session cannot hold up B's hold: not with the advisory lock functions, not with A's own registration, not with a forged value of B's", async () => {
+    await resetState();
+    const a = new ContextSigner(db.contextSecret, { ttlSeconds: 755 }).encode(A);
+    const b = new ContextSigner(db.contextSecret, { ttlSeconds: 755 }).encode(B);
+    expect(await register(app, b)).toBe(true);
+    const before = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    await withSession(db.ownerUrl, async (holder) => {
+      // A's transaction (injected SQL): every lock it can name for B, kept open
+      await app.query('begin');
+      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      await app.query(`select pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext($1))`, [B]);
+      expect(await register(app, a)).toBe(true);
+      const forged = `${B}.${later()}.${'e'.repeat(64)}`;
+      expect((await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[forged]])).rows[0].n).toBe(0);
+      // the lock the refresh takes is not the app role's to take
+      await expect(
+        app.query(`select 1 from tenantry_private.context_proof_marks where tenant_key = $1 for update`, [B]),
+      ).rejects.toMatchObject({ code: '42501' });
+      await app.query('rollback');
+      await app.query('begin');
+      await app.query(`select pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext($1))`, [B]);
+      expect(await register(app, a)).toBe(true);
+      // B's hold, meanwhile: it does not wait for A's transaction, and forgets B's proof
+      await holder.query(`set lock_timeout = '2s'`);
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+      try {
+        const { rows } = await db.admin.query(
+          `select count(*)::int as n from tenantry_private.context_proofs where tenant_key = $1`,
+          [B],
+        );
+        expect(rows[0].n).toBe(0);
+        await app.query('commit');
+        expect(await outcome(app, b, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+      } finally {
+        await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [B]);
+      }
+    });
+    const after = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    expect(after.rows).toEqual(before.rows);
+  });
 });
 
 describe('TenantPool registers the values it sends', () => {

@@ -8,12 +8,14 @@
 -- unexpired, that tenant; anything else runs core 008's check unchanged (same errors, codes, order).
 -- A remembered proof stops serving in the transaction of any change that could make the check
 -- refuse its value. For one tenant (its gate row: a hold, a route or its epoch,
--- refresh_context_gate) the refresh deletes the tenant's proofs after the tenant's lock, which a
--- registration takes too (without waiting, and only for a value whose HMAC is right): a
--- registration that began before has committed and is seen; one made in a REPEATABLE READ or
--- SERIALIZABLE transaction that began before a registration cannot see it, so registration and
--- refresh both write the tenant's row of tenantry_private.context_proof_marks and such a refresh
--- fails with 40001 (retry) instead of missing it. For all tenants (the key: install, a rotation;
+-- refresh_context_gate) the refresh deletes the tenant's proofs after the tenant's lock: its row
+-- of tenantry_private.context_proof_marks, which the refresh writes first and a registration
+-- locks too (without waiting, and only for a value whose HMAC is right). The row is in a private
+-- table, so no other tenant's session can hold it (an advisory lock, as before, every role could
+-- take: another tenant could hold up this one's hold or move). A registration that began before
+-- has committed and is seen; one made in a REPEATABLE READ or SERIALIZABLE transaction that began
+-- before a registration cannot see it, so the registration writes that row too, and such a
+-- refresh fails with 40001 (retry) instead of missing it. For all tenants (the key: install, a rotation;
 -- every gate row: rebuild_context_gate, the default-route flag) the key row's proof_generation
 -- changes (from a sequence), each proof carries the generation it was made under and the lookup
 -- compares the two: at any isolation level, without waiting for registrations or making them wait.
@@ -62,7 +64,10 @@ CREATE OR REPLACE FUNCTION tenantry.refresh_context_gate(p_key text) RETURNS voi
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(p_key));
+  -- the tenant's lock: its marks row, written first (a registration in progress holds it; one made
+  -- since a REPEATABLE READ snapshot of this transaction wrote it: 40001)
+  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (p_key, 1)
+  ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
   DELETE FROM tenantry_private.context_gate g WHERE g.tenant_key = p_key;
   INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
   SELECT p_key, l.state, l.epoch, i.status
@@ -70,11 +75,8 @@ BEGIN
     LEFT JOIN tenantry.local_tenants l ON l.tenant_key = p_key
     LEFT JOIN tenantry.inactive_tenants i ON i.tenant_key = p_key
    WHERE l.tenant_key IS NOT NULL OR i.tenant_key IS NOT NULL;
-  -- after the lock, so a registration that began before it has committed and is seen here (or,
-  -- outside READ COMMITTED, its mark makes this write fail: 40001)
+  -- after the lock, so a registration that began before it has committed and is seen here
   DELETE FROM tenantry_private.context_proofs p WHERE p.tenant_key = p_key;
-  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (p_key, 1)
-  ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
 END
 $fn$;
 CREATE OR REPLACE FUNCTION tenantry.rebuild_context_gate() RETURNS void
@@ -124,7 +126,7 @@ END
 $do$;
 
 -- Registers signed values the pool is about to send with many statements (up to 1,000 in one
--- call, each tested on its own, all in three statements): how many it remembered (or found remembered),
+-- call, each tested on its own, all in six statements): how many it remembered (or found remembered),
 -- -1 when not in this transaction (not READ COMMITTED, or read only), null
 -- where this database does not use remembered proofs (unsigned mode, Citus). Does not wait for
 -- a change: a value whose tenant is being changed (or registered by another call), or whose proof
@@ -145,6 +147,7 @@ SET enable_seqscan = off
 SET jit = off
 AS $fn$
 DECLARE
+  signed text[];
   locked text[];
   key_generation bigint;
   remembered integer;
@@ -164,21 +167,34 @@ BEGIN
   END IF;
   -- (synchronous_commit stays as it is: with it off, the WAL of these writes is flushed later by
   -- whichever backend evicts their pages, an app statement's: measured slower at 10M rows)
-  -- Set-based, three statements for the whole batch (one value at a time cost ≈ 0.1 ms each:
+  -- Set-based, six statements for the whole batch (one value at a time cost ≈ 0.1 ms each:
   -- docs/benchmarks.md). 1: the distinct values of the right shape (nothing below can fail on
-  -- one: numbers of at most 18 digits fit bigint) signed with the current key, and for each the
-  -- tenant's lock, tried (never waited for) only once its HMAC matched: the fence (OFFSET 0) keeps
-  -- the lock, a volatile call, above the join, so a forged value takes no tenant's lock
-  SELECT array_agg(h.v) INTO locked
-    FROM (SELECT u.v
-            FROM (SELECT DISTINCT x.v FROM unnest(p_values) AS x(v)) u
-            JOIN tenantry_private.context_key c
-              ON encode(sha256(c.opad || sha256(c.ipad || convert_to(left(u.v, -65), 'UTF8'))), 'hex') = right(u.v, 64)
-           WHERE u.v IS NOT NULL AND octet_length(u.v) BETWEEN 103 AND 134
-             AND length(split_part(u.v, '.', 2)) <= 18
-             AND (split_part(u.v, '.', 4) = '' OR length(split_part(u.v, '.', 3)) <= 18)
-          OFFSET 0) h
-   WHERE pg_try_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext(left(h.v, 36)));
+  -- one: numbers of at most 18 digits fit bigint) signed with the current key: only these take a
+  -- tenant's lock, so a forged value takes none
+  SELECT array_agg(u.v) INTO signed
+    FROM (SELECT DISTINCT x.v FROM unnest(p_values) AS x(v)) u
+    JOIN tenantry_private.context_key c
+      ON encode(sha256(c.opad || sha256(c.ipad || convert_to(left(u.v, -65), 'UTF8'))), 'hex') = right(u.v, 64)
+   WHERE u.v IS NOT NULL AND octet_length(u.v) BETWEEN 103 AND 134
+     AND length(split_part(u.v, '.', 2)) <= 18
+     AND (split_part(u.v, '.', 4) = '' OR length(split_part(u.v, '.', 3)) <= 18);
+  IF signed IS NULL THEN
+    RETURN 0;
+  END IF;
+  -- the tenants' locks (their marks rows, see context_proof_marks): a tenant's first row made
+  -- here (a concurrent first insert of it, as by the uncommitted refresh of a tenant never
+  -- registered, is waited for; an existing row, even one being
+  -- written, is left alone: ON CONFLICT would wait for its writer), then every row tried, never
+  -- waited for (the refresh of a tenant in progress holds its row: the tenant is skipped)
+  INSERT INTO tenantry_private.context_proof_marks (tenant_key, writes)
+  SELECT DISTINCT left(s.v, 36), 0 FROM unnest(signed) AS s(v)
+   WHERE NOT EXISTS (SELECT FROM tenantry_private.context_proof_marks m WHERE m.tenant_key = left(s.v, 36))
+  ON CONFLICT (tenant_key) DO NOTHING;
+  SELECT array_agg(s.v) INTO locked
+    FROM unnest(signed) AS s(v)
+   WHERE left(s.v, 36) IN (SELECT m.tenant_key FROM tenantry_private.context_proof_marks m
+                            WHERE m.tenant_key = ANY (ARRAY(SELECT left(t.v, 36) FROM unnest(signed) AS t(v)))
+                              FOR UPDATE SKIP LOCKED);
   IF locked IS NULL THEN
     RETURN 0;
   END IF;
@@ -211,9 +227,13 @@ BEGIN
     SELECT p.v, p.tenant, p.generation, sha256(convert_to(p.v, 'UTF8')) AS h
       FROM passed p WHERE p.tenant IS NOT NULL AND p.generation IS NOT NULL
   ), present AS MATERIALIZED (
-    SELECT q.value_sha256 FROM tenantry_private.context_proofs q WHERE q.value_sha256 IN (SELECT x.h FROM passing x)
+    -- (= ANY of an array: one probe of the key per value. IN (sub-select) was planned as a hash
+    -- join over the whole table's index, measured 2 ms a call at 6,400 proofs, growing with it)
+    SELECT q.value_sha256 FROM tenantry_private.context_proofs q
+     WHERE q.value_sha256 = ANY (ARRAY(SELECT x.h FROM passing x))
   ), taken AS MATERIALIZED (
-    SELECT q.value_sha256 FROM tenantry_private.context_proofs q WHERE q.value_sha256 IN (SELECT x.h FROM passing x)
+    SELECT q.value_sha256 FROM tenantry_private.context_proofs q
+     WHERE q.value_sha256 = ANY (ARRAY(SELECT x.h FROM passing x))
        FOR UPDATE SKIP LOCKED
   ), proven AS MATERIALIZED (
     -- a value whose row another transaction holds (a key change tidying it away) is left out:
@@ -221,9 +241,10 @@ BEGIN
     SELECT x.v, x.tenant, x.generation, x.h FROM passing x
      WHERE x.h NOT IN (SELECT y.value_sha256 FROM present y) OR x.h IN (SELECT t.value_sha256 FROM taken t)
   ), marked AS (
-    INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes)
-    SELECT DISTINCT left(p.v, 36), 1 FROM proven p
-    ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1
+    -- (rows this call locked above: written, so a refresh in a REPEATABLE READ transaction that
+    -- began before fails with 40001)
+    UPDATE tenantry_private.context_proof_marks m SET writes = m.writes + 1
+     WHERE m.tenant_key IN (SELECT left(p.v, 36) FROM proven p)
   ), inserted AS (
     INSERT INTO tenantry_private.context_proofs AS q (value_sha256, tenant_key, proven_tenant, expires_at, generation)
     SELECT p.h, left(p.v, 36), p.tenant, split_part(p.v, '.', 2)::bigint, p.generation
