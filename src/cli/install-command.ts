@@ -295,15 +295,18 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         return;
       }
       await withDatabase(globals(), async (db) => {
+        // a support or router role other than the local database's gets a password only from its
+        // variable (TENANTRY_SUPPORT_PASSWORD, TENANTRY_ROUTER_PASSWORD): the config file's is the
+        // local role's; without one the install says the role has none of ours
+        const ours = (role: string | undefined, local: string | undefined, password: LocalSecretName) =>
+          role !== undefined && role !== '' && (role === local || db.secretSources[password] === 'env');
+        const supportOurs = ours(options.supportRole, db.supportRole, 'supportPassword');
+        const routerOurs = ours(options.routerRole, db.routerRole, 'routerPassword');
         const { secrets, origins } = installSecrets(db, {
           appRole: options.appRole!,
           ownerRole: options.ownerRole!,
-          // a support role other than the local database's has no password of ours
-          ...(options.supportRole && options.supportRole === db.supportRole
-            ? { supportRole: options.supportRole }
-            : {}),
-          // the router role of the local database only: another one has no password of ours
-          ...(options.routerRole && options.routerRole === db.routerRole ? { routerRole: options.routerRole } : {}),
+          ...(supportOurs ? { supportRole: options.supportRole } : {}),
+          ...(routerOurs ? { routerRole: options.routerRole } : {}),
         });
         const report = await install(db.adminUrl, { ...options, ...secrets, citus: flags.citus === true });
         console.log(
@@ -311,6 +314,14 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         );
         for (const line of formatSingleInstall(report, origins))
           (line.startsWith('WARNING') ? console.error : console.log)(line);
+        for (const [role, ok, variable] of [
+          [options.supportRole, supportOurs, 'TENANTRY_SUPPORT_PASSWORD'],
+          [options.routerRole, routerOurs, 'TENANTRY_ROUTER_PASSWORD'],
+        ] as const)
+          if (role && !ok)
+            console.log(
+              `password of ${role}: not set by this install (${variable} is not set, and ${db.configFile} holds the local database's roles' only): set ${variable} and run tenantry install again to give it one`,
+            );
       });
     });
 }

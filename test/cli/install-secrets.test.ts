@@ -201,6 +201,43 @@ describe('the project folder', () => {
 });
 
 describe('passwordMatchesVerifier', () => {
+  it('--router-role and --support-role other than the local ones: their variables give them a password; without one the install says so', async () => {
+    const router = `${db.name}_other_router`;
+    const support = `${db.name}_other_support`;
+    cleanups.push(async () => {
+      for (const role of [router, support])
+        await db.admin.query(`drop owned by ${role}; drop role ${role}`).catch(() => undefined);
+    });
+    const routerPassword = randomBytes(18).toString('base64url');
+    const supportPassword = randomBytes(18).toString('base64url');
+    const dir = await freshDir();
+    const given = await cli(
+      dir,
+      { ...secrets, TENANTRY_ROUTER_PASSWORD: routerPassword, TENANTRY_SUPPORT_PASSWORD: supportPassword },
+      'install',
+      '--router-role',
+      router,
+      '--support-role',
+      support,
+    );
+    expect(given.code, given.stderr).toBe(0);
+    expect(await connects(router, routerPassword)).toBe('ok');
+    expect(await connects(support, supportPassword)).toBe('ok');
+    expect(given.stdout).not.toContain('not set by this install');
+    expect(given.stdout + given.stderr).not.toContain(routerPassword);
+
+    const without = await cli(dir, secrets, 'install', '--router-role', router, '--support-role', support);
+    expect(without.code, without.stderr).toBe(0);
+    expect(without.stdout).toContain(
+      `password of ${router}: not set by this install (TENANTRY_ROUTER_PASSWORD is not set`,
+    );
+    expect(without.stdout).toContain(
+      `password of ${support}: not set by this install (TENANTRY_SUPPORT_PASSWORD is not set`,
+    );
+    // the password given before is kept
+    expect(await connects(router, routerPassword)).toBe('ok');
+  }, 120_000);
+
   it("tells PostgreSQL's SCRAM and md5 verifiers of a password from others", async () => {
     const role = `${db.name}_probe`;
     cleanups.push(async () => {
