@@ -21,7 +21,7 @@ import { PgBossAdapter, purgeTenantJobs, TenantJobs, type JobQueueAdapter } from
 import { GraphileWorkerAdapter } from '../src/jobs/graphile-worker.js';
 import { benchRoles } from './support/dataset.js';
 import { LatencyRecorder } from './support/latency.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_jobs';
@@ -230,10 +230,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

@@ -13,11 +13,10 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { install } from '../src/policy/installer.js';
 import { doctorEverywhere } from '../src/tiers/migrate/doctor-everywhere.js';
 import { migrateEverywhere, type MigrationReport } from '../src/tiers/migrate/migrate-everywhere.js';
-import { benchRoles } from './support/dataset.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { benchRoles, installBench } from './support/dataset.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_migrate';
@@ -74,15 +73,7 @@ async function main(): Promise<number> {
     log(`machine: ${machineLine(server.version, server.embedded)}`);
     log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     await server.createDatabase(DATABASE);
-    await install(server.url(DATABASE), {
-      appRole: roles.app.name,
-      ownerRole: roles.owner.name,
-      appPassword: roles.app.password,
-      ownerPassword: roles.owner.password,
-      routerRole: roles.router.name,
-      routerPassword: roles.router.password,
-      contextSecret: roles.contextSecret,
-    });
+    await installBench(server.url(DATABASE), roles);
     const ownerUrl = server.url(DATABASE, roles.owner);
     owner = new pg.Pool({ connectionString: ownerUrl, max: 2 });
 
@@ -178,10 +169,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

@@ -32,7 +32,7 @@ import { TenantRouter } from '../src/tiers/tenant-router.js';
 import { benchRoles } from './support/dataset.js';
 import { CLUSTER_HOME_DB, runClusterMoves } from './support/move-clusters.js';
 import { hopOk, runHop, type HopResult } from './support/move-hop.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const HOME = 'tenantry_bench_move';
@@ -265,10 +265,4 @@ async function dropDatabases(adminUrl: string, names: string[]): Promise<void> {
 // Ctrl-C or a kill: exit through 'exit', whose handlers fast-shutdown the embedded servers started here
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

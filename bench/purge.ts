@@ -17,7 +17,7 @@ import { install } from '../src/policy/installer.js';
 import { benchRoles } from './support/dataset.js';
 import { clientCpuUs, ServerCpu } from './support/cpu.js';
 import { LatencyRecorder } from './support/latency.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_purge';
@@ -227,10 +227,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

@@ -16,7 +16,7 @@ import { install } from '../src/policy/installer.js';
 import { TenantRateLimits, type RateLimitStore } from '../src/limits/index.js';
 import { benchRoles } from './support/dataset.js';
 import { LatencyRecorder } from './support/latency.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_limits';
@@ -169,10 +169,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

@@ -32,11 +32,10 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import pg from 'pg';
 import { ContextSigner } from '../src/data/context-signer.js';
-import { install } from '../src/policy/installer.js';
 import { runNs } from './support/cpu.js';
-import { benchRoles } from './support/dataset.js';
+import { benchRoles, installBench } from './support/dataset.js';
 import { median } from './support/median.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_register';
@@ -131,15 +130,7 @@ async function main(): Promise<number> {
         .join(' / ')}; other vitest processes: ${vitest}; other bench processes: ${benches}`,
     );
     await server.createDatabase(DATABASE);
-    await install(server.url(DATABASE), {
-      appRole: roles.app.name,
-      ownerRole: roles.owner.name,
-      appPassword: roles.app.password,
-      ownerPassword: roles.owner.password,
-      routerRole: roles.router.name,
-      routerPassword: roles.router.password,
-      contextSecret: roles.contextSecret,
-    });
+    await installBench(server.url(DATABASE), roles);
     admin = new pg.Client({ connectionString: server.url(DATABASE) });
     await admin.connect();
     const settings = await admin.query<{ name: string; setting: string }>(
@@ -332,10 +323,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

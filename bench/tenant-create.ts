@@ -15,10 +15,9 @@
 import os from 'node:os';
 import pg from 'pg';
 import { TenantCatalog } from '../src/catalog/tenant-catalog.js';
-import { benchRoles } from './support/dataset.js';
+import { benchRoles, installBench } from './support/dataset.js';
 import { LatencyRecorder } from './support/latency.js';
-import { install } from '../src/policy/installer.js';
-import { machineLine, vitestProcesses } from './support/report.js';
+import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
 import { openServer } from './support/server.js';
 import { benchOnboarding, onboardDatabase, type TierRun } from './support/onboard-tiers.js';
 
@@ -75,15 +74,7 @@ async function main(): Promise<number> {
     log(`durability: ${durability}`);
     log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitest}`);
     await server.createDatabase(DATABASE);
-    await install(server.url(DATABASE), {
-      appRole: roles.app.name,
-      ownerRole: roles.owner.name,
-      appPassword: roles.app.password,
-      ownerPassword: roles.owner.password,
-      routerRole: roles.router.name,
-      routerPassword: roles.router.password,
-      contextSecret: roles.contextSecret,
-    });
+    await installBench(server.url(DATABASE), roles);
     pool = new pg.Pool({ connectionString: server.url(DATABASE, roles.owner), max: concurrency });
     pool.on('error', () => undefined); // idle clients end with the server at the end of the run
     const catalog = new TenantCatalog(pool);
@@ -161,10 +152,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain(main);

@@ -50,15 +50,9 @@ export function pairPicker(shape: DatasetShape): () => { tenant: string; id: num
  * insert ... select from generate_series, the primary key built afterwards, then
  * `tenantry.register_tenant_table('items')` and VACUUM ANALYZE.
  */
-export async function prepareDatabase(
-  server: BenchServer,
-  database: string,
-  mode: ContextMode,
-  roles: BenchRoles,
-  shape: DatasetShape,
-): Promise<void> {
-  await server.createDatabase(database);
-  await install(server.url(database), {
+/** Tenantry installed in `url` with the benchmark's roles (signed mode unless `mode` says otherwise). */
+export async function installBench(url: string, roles: BenchRoles, mode: ContextMode = 'signed'): Promise<void> {
+  await install(url, {
     appRole: roles.app.name,
     ownerRole: roles.owner.name,
     routerRole: roles.router.name,
@@ -68,6 +62,17 @@ export async function prepareDatabase(
     contextMode: mode,
     ...(mode === 'signed' ? { contextSecret: roles.contextSecret } : {}),
   });
+}
+
+export async function prepareDatabase(
+  server: BenchServer,
+  database: string,
+  mode: ContextMode,
+  roles: BenchRoles,
+  shape: DatasetShape,
+): Promise<void> {
+  await server.createDatabase(database);
+  await installBench(server.url(database), roles, mode);
   const owner = new pg.Client({ connectionString: server.url(database, roles.owner) });
   await owner.connect();
   try {

@@ -158,3 +158,14 @@ function pairsTable(results: CellResult[], pairs: ReadonlyArray<readonly [string
   }
   return lines.join('\n');
 }
+
+/** Runs a benchmark's `main` and exits with its code (1, with the stack on stderr, if it throws). */
+export function runBenchMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
