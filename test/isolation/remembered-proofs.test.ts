@@ -52,6 +52,17 @@ async function proofs(): Promise<number> {
   return rows[0].n as number;
 }
 
+/** `tenant`'s proofs that can answer (of the key row's generation). */
+async function answering(tenant: string): Promise<number> {
+  const { rows } = await db.admin.query(
+    `select count(*)::int as n from tenantry_private.context_proofs p
+       join tenantry_private.context_key c on c.proof_generation = p.generation
+      where p.tenant_key = $1`,
+    [tenant],
+  );
+  return rows[0].n as number;
+}
+
 /** `fn` with a second session (as `url`'s role); then its transaction and the app's rolled back, it closed, A's state reset. */
 async function withSession(url: string, fn: (other: pg.Client) => Promise<void>): Promise<void> {
   const other = new pg.Client({ connectionString: url });
@@ -234,26 +245,50 @@ describe('a remembered proof answers as the whole check would', () => {
 });
 
 describe('registration against the changes that forget', () => {
-  it('a hold that commits while a registration is open waits for it, then forgets its proof (READ COMMITTED)', async () => {
+  it('a hold that commits while a registration is open waits for it (100 ms at most), then forgets its proof (READ COMMITTED)', async () => {
     await resetState();
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 700 }).encode(A);
     await withSession(db.ownerUrl, async (holder) => {
       await app.query('begin');
       expect(await register(app, value)).toBe(true);
-      // the hold waits on the tenant's lock the open registration holds
+      // the hold waits on the tenant's lock the open registration holds (or, past 100 ms on a
+      // loaded machine, ends every proof's generation: the same outcome for A)
       await holder.query(`set lock_timeout = '10s'`);
       const hold = holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [
         A,
       ]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 20));
       await app.query('commit');
       await hold;
       expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
-      const { rows } = await db.admin.query(
-        `select count(*)::int as n from tenantry_private.context_proofs where tenant_key = $1`,
-        [A],
-      );
-      expect(rows[0].n).toBe(0);
+      expect(await answering(A)).toBe(0);
+    });
+  });
+
+  it('a registration left open (injected SQL, a value of its own tenant) does not hold up the hold: every proof gets a new generation, the open one never answers', async () => {
+    await resetState();
+    const C = randomUUID();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 702 }).encode(A);
+    const other = new ContextSigner(db.contextSecret, { ttlSeconds: 702 }).encode(C);
+    expect(await register(app, other)).toBe(true);
+    expect(await answering(C)).toBe(1);
+    await withSession(db.ownerUrl, async (holder) => {
+      await app.query('begin');
+      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      expect(await register(app, value)).toBe(true);
+      await holder.query(`set lock_timeout = '5s'`);
+      const started = Date.now();
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
+      expect(Date.now() - started).toBeLessThan(4000);
+      // the holder's own lock_timeout is as it was
+      expect((await holder.query(`show lock_timeout`)).rows[0].lock_timeout).toBe('5s');
+      expect(await outcome(holder, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+      await app.query('commit');
+      expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+      expect(await answering(A)).toBe(0);
+      // the others' proofs, too, are of the old generation: checked in full until registered again
+      expect(await answering(C)).toBe(0);
+      expect(await outcome(app, other, 'tenantry.current_tenant_id()')).toBe(`id:${C}`);
     });
   });
 
@@ -467,6 +502,97 @@ describe("from the other tenant's side", () => {
     });
     const after = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
     expect(after.rows).toEqual(before.rows);
+  });
+});
+
+describe('registrations held open by another tenant', () => {
+  it("B's old value (expired, leaked) takes no lock: A's transaction holding it up holds up nothing, and writes no row", async () => {
+    await resetState();
+    const D = randomUUID();
+    const expired = (tenant: string) =>
+      signWith(db.contextSecret, `${tenant}.${Math.floor(Date.now() / 1000) - 100_000}`);
+    await withSession(db.ownerUrl, async (holder) => {
+      await app.query('begin');
+      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      expect(
+        (await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[expired(B), expired(D)]])).rows[0].n,
+      ).toBe(0);
+      await holder.query(`set lock_timeout = '2s'`);
+      const started = Date.now();
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+      expect(Date.now() - started).toBeLessThan(1000);
+      await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [B]);
+      await app.query('commit');
+    });
+    const { rows } = await db.admin.query(
+      `select count(*)::int as n from tenantry_private.context_proof_marks where tenant_key = $1`,
+      [D],
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("B's valid value (leaked) registered in A's open transaction: B's hold goes through, and B's value is refused from its commit on", async () => {
+    await resetState();
+    const b = new ContextSigner(db.contextSecret, { ttlSeconds: 765 }).encode(B);
+    const before = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    await withSession(db.ownerUrl, async (holder) => {
+      await app.query('begin');
+      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      expect(await register(app, b)).toBe(true);
+      await holder.query(`set lock_timeout = '5s'`);
+      const started = Date.now();
+      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+      try {
+        expect(Date.now() - started).toBeLessThan(4000);
+        // A's open transaction: its registration of B is of the old generation
+        await app.query(`select set_config('tenantry.context', $1, true)`, [b]);
+        await app.query('commit');
+        expect(await outcome(app, b, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+        expect(await answering(B)).toBe(0);
+      } finally {
+        await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [B]);
+      }
+    });
+    const after = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
+    expect(after.rows).toEqual(before.rows);
+  });
+
+  it("a first registration of its own tenant left open (F) stalls no other registration, and no other tenant's hold", async () => {
+    await resetState();
+    const F = randomUUID();
+    const C = randomUUID();
+    const signer = new ContextSigner(db.contextSecret, { ttlSeconds: 770 });
+    const pool = new pg.Client({ connectionString: db.appUrl });
+    await pool.connect();
+    try {
+      await withSession(db.ownerUrl, async (holder) => {
+        await app.query('begin');
+        await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+        expect(await register(app, signer.encode(F))).toBe(true);
+        // the pool's batch: B (a row already), C (none yet) and F (its first row uncommitted)
+        const started = Date.now();
+        const n = (
+          await pool.query(`select tenantry.register_contexts($1::text[]) as n`, [
+            [signer.encode(B), signer.encode(C), signer.encode(F)],
+          ])
+        ).rows[0].n as number;
+        expect(Date.now() - started).toBeLessThan(2000);
+        expect(n).toBeGreaterThanOrEqual(1); // B at least (C's first row waits for a batch without F)
+        expect(await answering(B)).toBe(1);
+        expect((await pool.query(`show lock_timeout`)).rows[0].lock_timeout).not.toBe('10ms');
+        // C's hold, meanwhile
+        await holder.query(`set lock_timeout = '3s'`);
+        const holdStarted = Date.now();
+        await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [C]);
+        expect(Date.now() - holdStarted).toBeLessThan(2000);
+        await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [C]);
+        await app.query('rollback');
+        // F's row gone with its transaction: C's first registration is made now
+        expect(await register(pool, signer.encode(C))).toBe(true);
+      });
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -15,7 +15,9 @@
 -- take: another tenant could hold up this one's hold or move). A registration that began before
 -- has committed and is seen; one made in a REPEATABLE READ or SERIALIZABLE transaction that began
 -- before a registration cannot see it, so the registration writes that row too, and such a
--- refresh fails with 40001 (retry) instead of missing it. For all tenants (the key: install, a rotation;
+-- refresh fails with 40001 (retry) instead of missing it. The refresh waits for the row 100 ms at
+-- most: a registration left open (injected SQL with a value of the tenant) gets, instead, a new
+-- generation for every proof (below), so no session holds up a hold or move. For all tenants (the key: install, a rotation;
 -- every gate row: rebuild_context_gate, the default-route flag) the key row's proof_generation
 -- changes (from a sequence), each proof carries the generation it was made under and the lookup
 -- compares the two: at any isolation level, without waiting for registrations or making them wait.
@@ -34,7 +36,8 @@ REVOKE ALL ON tenantry_private.context_proofs FROM PUBLIC, :TENANTRY_APP_ROLE;
 ALTER TABLE tenantry_private.context_proofs ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS context_proofs_owner ON tenantry_private.context_proofs;
 CREATE POLICY context_proofs_owner ON tenantry_private.context_proofs TO :TENANTRY_OWNER_ROLE USING (true) WITH CHECK (true);
--- one row per tenant, written by every registration and every refresh of the tenant (see above)
+-- one row per tenant, written by every registration and every refresh of the tenant (see above),
+-- and one keyed 'refresh <tenant>' that orders the tenant's refreshes
 CREATE TABLE IF NOT EXISTS tenantry_private.context_proof_marks (
   tenant_key text PRIMARY KEY,
   writes bigint NOT NULL
@@ -63,11 +66,27 @@ REVOKE ALL ON FUNCTION tenantry.context_key_generation() FROM PUBLIC, :TENANTRY_
 CREATE OR REPLACE FUNCTION tenantry.refresh_context_gate(p_key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  outer_timeout text := current_setting('lock_timeout');
+  busy boolean := false;
 BEGIN
-  -- the tenant's lock: its marks row, written first (a registration in progress holds it; one made
-  -- since a REPEATABLE READ snapshot of this transaction wrote it: 40001)
-  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (p_key, 1)
+  -- the refreshes of one tenant one at a time, each after the one before has committed (it reads
+  -- the tables that one wrote; in REPEATABLE READ, one committed since this snapshot: 40001), as
+  -- long as it takes: a row of the marks table that no registration takes (its key is no id)
+  INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES ('refresh ' || p_key, 1)
   ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
+  -- the tenant's lock: its marks row, written first (one made since a REPEATABLE READ snapshot of
+  -- this transaction by a registration: 40001). A registration holds it for milliseconds, but in
+  -- a transaction of the app role's, which injected SQL can keep open with a value of the tenant
+  -- it holds: waited for 100 ms at most (the subtransaction's abort restores lock_timeout)
+  BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
+    INSERT INTO tenantry_private.context_proof_marks AS m (tenant_key, writes) VALUES (p_key, 1)
+    ON CONFLICT (tenant_key) DO UPDATE SET writes = m.writes + 1;
+    PERFORM pg_catalog.set_config('lock_timeout', outer_timeout, true);
+  EXCEPTION WHEN lock_not_available THEN
+    busy := true;
+  END;
   DELETE FROM tenantry_private.context_gate g WHERE g.tenant_key = p_key;
   INSERT INTO tenantry_private.context_gate (tenant_key, state, epoch, hold)
   SELECT p_key, l.state, l.epoch, i.status
@@ -75,8 +94,15 @@ BEGIN
     LEFT JOIN tenantry.local_tenants l ON l.tenant_key = p_key
     LEFT JOIN tenantry.inactive_tenants i ON i.tenant_key = p_key
    WHERE l.tenant_key IS NOT NULL OR i.tenant_key IS NOT NULL;
-  -- after the lock, so a registration that began before it has committed and is seen here
-  DELETE FROM tenantry_private.context_proofs p WHERE p.tenant_key = p_key;
+  IF NOT busy THEN
+    -- after the lock, so a registration that began before it has committed and is seen here
+    DELETE FROM tenantry_private.context_proofs p WHERE p.tenant_key = p_key;
+  ELSE
+    -- a registration of the tenant still open: a new generation for every proof instead (the key
+    -- row's trigger; the open registration's proofs carry the generation its snapshot read, and
+    -- the trigger tidies the others away, leaving the rows it holds), at any isolation level
+    UPDATE tenantry_private.context_key k SET proof_generation = 0;
+  END IF;
 END
 $fn$;
 CREATE OR REPLACE FUNCTION tenantry.rebuild_context_gate() RETURNS void
@@ -148,6 +174,7 @@ SET jit = off
 AS $fn$
 DECLARE
   signed text[];
+  outer_timeout text := current_setting('lock_timeout');
   locked text[];
   key_generation bigint;
   remembered integer;
@@ -177,19 +204,29 @@ BEGIN
       ON encode(sha256(c.opad || sha256(c.ipad || convert_to(left(u.v, -65), 'UTF8'))), 'hex') = right(u.v, 64)
    WHERE u.v IS NOT NULL AND octet_length(u.v) BETWEEN 103 AND 134
      AND length(split_part(u.v, '.', 2)) <= 18
-     AND (split_part(u.v, '.', 4) = '' OR length(split_part(u.v, '.', 3)) <= 18);
+     AND (split_part(u.v, '.', 4) = '' OR length(split_part(u.v, '.', 3)) <= 18)
+     -- and unexpired, of a canonical id: an old value (leaked, say) takes no lock
+     AND CASE WHEN split_part(u.v, '.', 2) ~ '^[0-9]+$' THEN split_part(u.v, '.', 2)::bigint END >= extract(epoch FROM now())
+     AND translate(left(u.v, 36), '0123456789abcdef', '0000000000000000') = '00000000-0000-0000-0000-000000000000';
   IF signed IS NULL THEN
     RETURN 0;
   END IF;
   -- the tenants' locks (their marks rows, see context_proof_marks): a tenant's first row made
-  -- here (a concurrent first insert of it, as by the uncommitted refresh of a tenant never
-  -- registered, is waited for; an existing row, even one being
-  -- written, is left alone: ON CONFLICT would wait for its writer), then every row tried, never
-  -- waited for (the refresh of a tenant in progress holds its row: the tenant is skipped)
-  INSERT INTO tenantry_private.context_proof_marks (tenant_key, writes)
-  SELECT DISTINCT left(s.v, 36), 0 FROM unnest(signed) AS s(v)
-   WHERE NOT EXISTS (SELECT FROM tenantry_private.context_proof_marks m WHERE m.tenant_key = left(s.v, 36))
-  ON CONFLICT (tenant_key) DO NOTHING;
+  -- here (an existing row, even one being written, is left alone: ON CONFLICT would wait for its
+  -- writer), then every row tried, never waited for (the refresh of a tenant in progress holds
+  -- its row: the tenant is skipped). A concurrent first insert of a row (a refresh's, or a
+  -- registration's left open) is waited for 10 ms at most: then no tenant's first row is made
+  -- this time (the subtransaction's abort restores lock_timeout)
+  BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', '10ms', true);
+    INSERT INTO tenantry_private.context_proof_marks (tenant_key, writes)
+    SELECT DISTINCT left(s.v, 36), 0 FROM unnest(signed) AS s(v)
+     WHERE NOT EXISTS (SELECT FROM tenantry_private.context_proof_marks m WHERE m.tenant_key = left(s.v, 36))
+    ON CONFLICT (tenant_key) DO NOTHING;
+    PERFORM pg_catalog.set_config('lock_timeout', outer_timeout, true);
+  EXCEPTION WHEN lock_not_available THEN
+    NULL;
+  END;
   SELECT array_agg(s.v) INTO locked
     FROM unnest(signed) AS s(v)
    WHERE left(s.v, 36) IN (SELECT m.tenant_key FROM tenantry_private.context_proof_marks m
