@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import pg from 'pg';
 import type { InstallOptions } from '../policy/install-sql.js';
 import { install, planInstall, type InstallReport } from '../policy/installer.js';
 import { installEverywhere, type InstallEverywhereReport } from '../tiers/install-everywhere.js';
@@ -179,6 +180,51 @@ export function formatSingleInstall(report: InstallReport, origins: InstallSecre
   return lines;
 }
 
+/** Role options and where a database that has an install records each (tenantry.meta), with the variable that also sets it. */
+const RECORDED_ROLES = [
+  ['appRole', 'app_role', 'TENANTRY_APP_ROLE', '--app-role'],
+  ['ownerRole', 'owner_role', 'TENANTRY_OWNER_ROLE', '--owner-role'],
+  ['supportRole', 'support_role', 'TENANTRY_SUPPORT_ROLE', '--support-role'],
+  ['routerRole', 'router_role', 'TENANTRY_ROUTER_ROLE', '--router-role'],
+] as const;
+
+/**
+ * For a database that has an install: each role neither its flag nor its variable names is the
+ * one recorded there, not the default name (a re-run without the flags would otherwise move the
+ * install to the default roles: the router's grants to a role nobody chose). Returns what it took
+ * from the record, for people.
+ */
+async function recordedRoleDefaults(adminUrl: string, options: InstallOptions, cmd: Command): Promise<string[]> {
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry install' });
+  client.on('error', () => undefined);
+  await client.connect();
+  let meta: Map<string, string>;
+  try {
+    const { rows } = await client
+      .query<{ key: string; value: string }>(
+        `select key, value from tenantry.meta where to_regclass('tenantry.meta') is not null and key = any($1)`,
+        [RECORDED_ROLES.map(([, key]) => key)],
+      )
+      .catch((error: unknown) => {
+        // no install yet (42P01): nothing recorded
+        if ((error as { code?: string }).code === '42P01') return { rows: [] };
+        throw error;
+      });
+    meta = new Map(rows.map((r) => [r.key, r.value]));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const taken: string[] = [];
+  for (const [option, key, variable, flag] of RECORDED_ROLES) {
+    const recorded = meta.get(key);
+    if (!recorded || cmd.getOptionValueSource(option) === 'cli' || (process.env[variable] ?? '') !== '') continue;
+    if (options[option] === recorded) continue;
+    options[option] = recorded;
+    taken.push(`${flag} ${recorded} (as this database records; give ${flag} or ${variable} to change it)`);
+  }
+  return taken;
+}
+
 /** `tenantry install`: roles, catalog, registry, deny-by-default, private schema. Idempotent. */
 export function installCommand(globals: () => ConnectionOptions): Command {
   return new Command('install')
@@ -276,6 +322,8 @@ export function installCommand(globals: () => ConnectionOptions): Command {
       };
       if (flags.dryRun) {
         await withDatabase(globals(), async (db) => {
+          for (const line of await recordedRoleDefaults(db.adminUrl, options, cmd))
+            process.stdout.write(`-- ${line}\n`);
           const plan = await planInstall(db.adminUrl, {
             ...options,
             appPassword: db.appPassword,
@@ -295,6 +343,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         return;
       }
       await withDatabase(globals(), async (db) => {
+        const recorded = await recordedRoleDefaults(db.adminUrl, options, cmd);
         // a support or router role other than the local database's gets a password only from its
         // variable (TENANTRY_SUPPORT_PASSWORD, TENANTRY_ROUTER_PASSWORD): the config file's is the
         // local role's; without one the install says the role has none of ours
@@ -312,6 +361,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         console.log(
           `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
         );
+        for (const line of recorded) console.log(`role ${line}`);
         for (const line of formatSingleInstall(report, origins))
           (line.startsWith('WARNING') ? console.error : console.log)(line);
         for (const [role, ok, variable] of [
@@ -320,7 +370,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         ] as const)
           if (role && !ok)
             console.log(
-              `password of ${role}: not set by this install (${variable} is not set, and ${db.configFile} holds the local database's roles' only): set ${variable} and run tenantry install again to give it one`,
+              `password of ${role}: none given (${variable} is not set; ${db.configFile} keeps only the passwords of this folder's own roles): the role's own, if it has one, is left as it is`,
             );
       });
     });

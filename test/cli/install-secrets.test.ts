@@ -45,12 +45,12 @@ async function freshDir(): Promise<string> {
 }
 
 /** The CLI as a subprocess, with only the TENANTRY_* variables given here. */
-async function cli(dir: string, env: Record<string, string>, ...args: string[]) {
+async function cli(dir: string, env: Record<string, string | undefined>, ...args: string[]) {
   return cliAt(db.adminUrl, dir, env, ...args);
 }
 
 /** {@link cli} against another database of the same server. */
-async function cliAt(url: string, dir: string, env: Record<string, string>, ...args: string[]) {
+async function cliAt(url: string, dir: string, env: Record<string, string | undefined>, ...args: string[]) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
   try {
     const r = await exec(TSX, [CLI, '--database-url', url, '--dir', dir, ...args], {
@@ -223,19 +223,42 @@ describe('passwordMatchesVerifier', () => {
     expect(given.code, given.stderr).toBe(0);
     expect(await connects(router, routerPassword)).toBe('ok');
     expect(await connects(support, supportPassword)).toBe('ok');
-    expect(given.stdout).not.toContain('not set by this install');
+    expect(given.stdout).not.toContain('none given');
     expect(given.stdout + given.stderr).not.toContain(routerPassword);
 
     const without = await cli(dir, secrets, 'install', '--router-role', router, '--support-role', support);
     expect(without.code, without.stderr).toBe(0);
-    expect(without.stdout).toContain(
-      `password of ${router}: not set by this install (TENANTRY_ROUTER_PASSWORD is not set`,
-    );
-    expect(without.stdout).toContain(
-      `password of ${support}: not set by this install (TENANTRY_SUPPORT_PASSWORD is not set`,
-    );
+    expect(without.stdout).toContain(`password of ${router}: none given (TENANTRY_ROUTER_PASSWORD is not set`);
+    expect(without.stdout).toContain(`password of ${support}: none given (TENANTRY_SUPPORT_PASSWORD is not set`);
     // the password given before is kept
     expect(await connects(router, routerPassword)).toBe('ok');
+
+    // again without the role flags: the roles this database records, not the default names
+    const meta = async () =>
+      (
+        await db.admin.query<{ key: string; value: string }>(
+          `select key, value from tenantry.meta where key in ('router_role', 'support_role') order by key`,
+        )
+      ).rows;
+    const recorded = await meta();
+    expect(recorded).toEqual([
+      { key: 'router_role', value: router },
+      { key: 'support_role', value: support },
+    ]);
+    // (no TENANTRY_ROUTER_ROLE either: it would name the role as a flag does)
+    const plain = await cli(dir, { ...secrets, TENANTRY_ROUTER_ROLE: undefined }, 'install');
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toContain(`role --router-role ${router} (as this database records`);
+    expect(plain.stdout).toContain(`role --support-role ${support} (as this database records`);
+    expect(await meta()).toEqual(recorded);
+    const { rows: grants } = await db.admin.query<{ ok: boolean }>(
+      `select has_function_privilege($1, 'tenantry.route_of(uuid)', 'execute') as ok`,
+      [router],
+    );
+    expect(grants[0]!.ok).toBe(true);
+    // a flag still changes it
+    const dry = await cli(dir, secrets, 'install', '--dry-run', '--router-role', router);
+    expect(dry.stdout).not.toContain(`--router-role ${router} (as this database records`);
   }, 120_000);
 
   it("tells PostgreSQL's SCRAM and md5 verifiers of a password from others", async () => {
