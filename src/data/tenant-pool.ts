@@ -29,13 +29,8 @@ import {
   type TenantPoolLogger,
 } from './tenant-pool-config.js';
 
-export {
-  DEFAULT_CHECKOUT_TIMEOUT_MS,
-  type PoolerInfo,
-  type PoolerSelfTestOptions,
-  type TenantPoolConfig,
-  type TenantPoolLogger,
-} from './tenant-pool-config.js';
+// its options and what it reports, where they were before the split
+export * from './tenant-pool-config.js';
 
 /** How long a released client may take to deliver the ReadyForQuery still due before it is destroyed. */
 const DRAIN_TIMEOUT_MS = 1000;
