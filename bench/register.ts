@@ -46,22 +46,46 @@ const TTL_SECONDS = 6 * 3600;
 type Alternative = 'batch' | 'single' | 'again' | 'floor';
 const ALTERNATIVES: Alternative[] = ['batch', 'single', 'again', 'floor'];
 
-function flag(name: string, fallback: number): number {
-  const raw = process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const n = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
+const USAGE =
+  'usage: npm run bench:register -- [--values=N (a multiple of 64, default 10240)] [--passes=N (default 3)]';
+
+/** A wrong flag: said in one line with the usage, exit code 2, no stack. */
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}\n`);
+  process.exit(2);
 }
 
-/** Other processes running a benchmark script (another agent's run shares the machine). */
-function otherBenchProcesses(): number {
+/** --values and --passes; anything else on the command line is refused (a typo would run the defaults). */
+function flags(): { valuesPerPass: number; passes: number } {
+  const given = new Map<string, string>();
+  for (const arg of process.argv.slice(2)) {
+    const match = /^--(values|passes)=(.*)$/.exec(arg);
+    if (!match) usageError(`unknown argument ${JSON.stringify(arg)}`);
+    given.set(match[1]!, match[2]!);
+  }
+  const positive = (name: string, fallback: number) => {
+    const raw = given.get(name);
+    const n = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(n) || n < 1) usageError(`--${name} must be a positive integer`);
+    return n;
+  };
+  const valuesPerPass = positive('values', 10_240);
+  if (valuesPerPass % BATCH !== 0) usageError(`--values must be a multiple of ${BATCH}`);
+  return { valuesPerPass, passes: positive('passes', 3) };
+}
+
+/** The other benchmark scripts running (another agent's run shares the machine), each named once. */
+function otherBenchScripts(): string {
   try {
-    const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-    return out
-      .split('\n')
-      .filter((l) => /bench\/[\w-]+\.ts/.test(l) && !/bench\/register\.ts/.test(l) && !/\bps\b/.test(l)).length;
+    const out = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' });
+    const names = new Set<string>();
+    for (const line of out.split('\n')) {
+      const script = /bench\/([\w-]+)\.ts/.exec(line)?.[1];
+      if (script !== undefined && script !== 'register') names.add(script);
+    }
+    return names.size === 0 ? 'none' : [...names].sort().join(', ');
   } catch {
-    return -1;
+    return 'unknown';
   }
 }
 
@@ -101,10 +125,15 @@ async function timed<T>(run: () => Promise<T>): Promise<[T, number]> {
   return [result, Number(process.hrtime.bigint() - t0) / 1000];
 }
 
+/** Set by Ctrl-C (or a kill): the next round stops, so main's finally drops what the run made. */
+let interrupted = false;
+
 async function main(): Promise<number> {
-  const valuesPerPass = flag('values', 10_240);
-  const passes = flag('passes', 3);
-  if (valuesPerPass % BATCH !== 0) throw new Error(`--values must be a multiple of ${BATCH}`);
+  const { valuesPerPass, passes } = flags();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      interrupted = true;
+    });
   const rounds = valuesPerPass / BATCH;
   // own role names: another benchmark may be using benchRoles()' names on a shared server
   const base = benchRoles();
@@ -115,7 +144,7 @@ async function main(): Promise<number> {
     router: { ...base.router, name: 'tenantry_bench_register_router' },
   };
   const vitest = vitestProcesses();
-  const benches = otherBenchProcesses();
+  const benches = otherBenchScripts();
   // a write benchmark: commits must reach the disk, as on a real server (embedded defaults to fsync off)
   const server = await openServer(process.env.DATABASE_URL, { fsync: 'on' });
   const sessions: pg.Client[] = [];
@@ -127,14 +156,15 @@ async function main(): Promise<number> {
       `load avg (1/5/15 min) at start: ${os
         .loadavg()
         .map((l) => l.toFixed(2))
-        .join(' / ')}; other vitest processes: ${vitest}; other bench processes: ${benches}`,
+        .join(' / ')}; other vitest processes: ${vitest}; other benchmarks running: ${benches}`,
     );
     await server.createDatabase(DATABASE);
     await installBench(server.url(DATABASE), roles);
     admin = new pg.Client({ connectionString: server.url(DATABASE) });
     await admin.connect();
     const settings = await admin.query<{ name: string; setting: string }>(
-      `select name, setting from pg_settings
+      // current_setting: with its unit (shared_buffers as '128MB', not in 8 kB pages)
+      `select name, current_setting(name) as setting from pg_settings
         where name in ('fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers') order by name`,
     );
     log(`server: ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(', ')}`);
@@ -222,6 +252,8 @@ async function main(): Promise<number> {
       };
       const cpuBefore = new Map(ALTERNATIVES.map((a) => [a, backends[a].map((s) => runNs(s.pid))]));
       for (let r = 0; r < rounds; r++) {
+        if (interrupted)
+          throw new Error('interrupted (SIGINT/SIGTERM): the database, roles and data folder are removed');
         for (let k = 0; k < ALTERNATIVES.length; k++) {
           const alternative = ALTERNATIVES[(r + k) % ALTERNATIVES.length]!;
           const t = tallies[alternative];
@@ -280,7 +312,7 @@ async function main(): Promise<number> {
     };
     const perCall: Record<Alternative, number> = { batch: BATCH, single: 1, again: BATCH, floor: BATCH };
     log(
-      `\n${valuesPerPass} values per alternative per pass, ${rounds} rounds of 64 (alternatives interleaved), ${passes} passes; µs per value is client wall time incl. the commit; × floor: against the floor's µs per value in the same pass\n`,
+      `\n${valuesPerPass} values per alternative per pass, ${rounds} rounds of 64 (alternatives interleaved), ${passes} pass${passes === 1 ? '' : 'es'}; µs per value is client wall time incl. the commit; × floor: against the floor's µs per value in the same pass\n`,
     );
     log(
       '| pass | proofs rows at end | alternative | values | remembered | µs per value | median µs per call | server CPU µs per value | × floor (wall) | × floor (CPU) |',
