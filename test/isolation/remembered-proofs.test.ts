@@ -52,6 +52,20 @@ async function proofs(): Promise<number> {
   return rows[0].n as number;
 }
 
+/** A transaction on `client` kept open as injected SQL can keep one: its own timeouts lifted. */
+async function beginUnbounded(client: pg.Client): Promise<void> {
+  await client.query('begin');
+  await client.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+}
+
+/** `tenant` suspended by `holder` with its `lock_timeout` set to `timeout`: how long the hold took (ms). */
+async function suspendWithin(holder: pg.Client, tenant: string, timeout: string): Promise<number> {
+  await holder.query(`set lock_timeout = '${timeout}'`);
+  const started = Date.now();
+  await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [tenant]);
+  return Date.now() - started;
+}
+
 /** `tenant`'s proofs that can answer (of the key row's generation). */
 async function answering(tenant: string): Promise<number> {
   const { rows } = await db.admin.query(
@@ -273,13 +287,9 @@ describe('registration against the changes that forget', () => {
     expect(await register(app, other)).toBe(true);
     expect(await answering(C)).toBe(1);
     await withSession(db.ownerUrl, async (holder) => {
-      await app.query('begin');
-      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      await beginUnbounded(app);
       expect(await register(app, value)).toBe(true);
-      await holder.query(`set lock_timeout = '5s'`);
-      const started = Date.now();
-      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [A]);
-      expect(Date.now() - started).toBeLessThan(4000);
+      expect(await suspendWithin(holder, A, '5s')).toBeLessThan(4000);
       // the holder's own lock_timeout is as it was
       expect((await holder.query(`show lock_timeout`)).rows[0].lock_timeout).toBe('5s');
       expect(await outcome(holder, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
@@ -471,8 +481,7 @@ describe("from the other tenant's side", () => {
     const before = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
     await withSession(db.ownerUrl, async (holder) => {
       // A's transaction (injected SQL): every lock it can name for B, kept open
-      await app.query('begin');
-      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      await beginUnbounded(app);
       await app.query(`select pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext($1))`, [B]);
       expect(await register(app, a)).toBe(true);
       const forged = `${B}.${later()}.${'e'.repeat(64)}`;
@@ -486,8 +495,7 @@ describe("from the other tenant's side", () => {
       await app.query(`select pg_advisory_xact_lock(hashtext('tenantry.context_gate'), hashtext($1))`, [B]);
       expect(await register(app, a)).toBe(true);
       // B's hold, meanwhile: it does not wait for A's transaction, and forgets B's proof
-      await holder.query(`set lock_timeout = '2s'`);
-      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+      await suspendWithin(holder, B, '2s');
       try {
         const { rows } = await db.admin.query(
           `select count(*)::int as n from tenantry_private.context_proofs where tenant_key = $1`,
@@ -512,15 +520,11 @@ describe('registrations held open by another tenant', () => {
     const expired = (tenant: string) =>
       signWith(db.contextSecret, `${tenant}.${Math.floor(Date.now() / 1000) - 100_000}`);
     await withSession(db.ownerUrl, async (holder) => {
-      await app.query('begin');
-      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      await beginUnbounded(app);
       expect(
         (await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[expired(B), expired(D)]])).rows[0].n,
       ).toBe(0);
-      await holder.query(`set lock_timeout = '2s'`);
-      const started = Date.now();
-      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
-      expect(Date.now() - started).toBeLessThan(1000);
+      expect(await suspendWithin(holder, B, '2s')).toBeLessThan(1000);
       await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [B]);
       await app.query('commit');
     });
@@ -536,14 +540,11 @@ describe('registrations held open by another tenant', () => {
     const b = new ContextSigner(db.contextSecret, { ttlSeconds: 765 }).encode(B);
     const before = await db.admin.query(`select id, body from notes where tenant_id = $1 order by id`, [B]);
     await withSession(db.ownerUrl, async (holder) => {
-      await app.query('begin');
-      await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+      await beginUnbounded(app);
       expect(await register(app, b)).toBe(true);
-      await holder.query(`set lock_timeout = '5s'`);
-      const started = Date.now();
-      await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [B]);
+      const took = await suspendWithin(holder, B, '5s');
       try {
-        expect(Date.now() - started).toBeLessThan(4000);
+        expect(took).toBeLessThan(4000);
         // A's open transaction: its registration of B is of the old generation
         await app.query(`select set_config('tenantry.context', $1, true)`, [b]);
         await app.query('commit');
@@ -566,8 +567,7 @@ describe('registrations held open by another tenant', () => {
     await pool.connect();
     try {
       await withSession(db.ownerUrl, async (holder) => {
-        await app.query('begin');
-        await app.query(`set local lock_timeout = 0; set local statement_timeout = 0`);
+        await beginUnbounded(app);
         expect(await register(app, signer.encode(F))).toBe(true);
         // the pool's batch: B (a row already), C (none yet) and F (its first row uncommitted)
         const started = Date.now();
@@ -581,10 +581,7 @@ describe('registrations held open by another tenant', () => {
         expect(await answering(B)).toBe(1);
         expect((await pool.query(`show lock_timeout`)).rows[0].lock_timeout).not.toBe('10ms');
         // C's hold, meanwhile
-        await holder.query(`set lock_timeout = '3s'`);
-        const holdStarted = Date.now();
-        await holder.query(`insert into tenantry.inactive_tenants (tenant_key, status) values ($1, 'suspended')`, [C]);
-        expect(Date.now() - holdStarted).toBeLessThan(2000);
+        expect(await suspendWithin(holder, C, '3s')).toBeLessThan(2000);
         await holder.query(`delete from tenantry.inactive_tenants where tenant_key = $1`, [C]);
         await app.query('rollback');
         // F's row gone with its transaction: C's first registration is made now
