@@ -201,10 +201,9 @@ async function recordedRoleDefaults(adminUrl: string, options: InstallOptions, c
   let meta: Map<string, string>;
   try {
     const { rows } = await client
-      .query<{ key: string; value: string }>(
-        `select key, value from tenantry.meta where to_regclass('tenantry.meta') is not null and key = any($1)`,
-        [RECORDED_ROLES.map(([, key]) => key)],
-      )
+      .query<{ key: string; value: string }>(`select key, value from tenantry.meta where key = any($1)`, [
+        RECORDED_ROLES.map(([, key]) => key),
+      ])
       .catch((error: unknown) => {
         // no install yet (42P01): nothing recorded
         if ((error as { code?: string }).code === '42P01') return { rows: [] };
