@@ -45,11 +45,6 @@ export function pairPicker(shape: DatasetShape): () => { tenant: string; id: num
   };
 }
 
-/**
- * Installs Tenantry in `database` (in `mode`) and loads `items` as the owner: one
- * insert ... select from generate_series, the primary key built afterwards, then
- * `tenantry.register_tenant_table('items')` and VACUUM ANALYZE.
- */
 /** Tenantry installed in `url` with the benchmark's roles (signed mode unless `mode` says otherwise). */
 export async function installBench(url: string, roles: BenchRoles, mode: ContextMode = 'signed'): Promise<void> {
   await install(url, {
@@ -64,6 +59,11 @@ export async function installBench(url: string, roles: BenchRoles, mode: Context
   });
 }
 
+/**
+ * Installs Tenantry in `database` (in `mode`) and loads `items` as the owner: one
+ * insert ... select from generate_series, the primary key built afterwards, then
+ * `tenantry.register_tenant_table('items')` and VACUUM ANALYZE.
+ */
 export async function prepareDatabase(
   server: BenchServer,
   database: string,
