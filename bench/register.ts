@@ -28,14 +28,13 @@
  * Flags: --values=N values per alternative per pass (a multiple of 64), --passes=N.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import pg from 'pg';
 import { ContextSigner } from '../src/data/context-signer.js';
 import { runNs } from './support/cpu.js';
 import { benchRoles, installBench } from './support/dataset.js';
 import { median } from './support/median.js';
-import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
+import { machineLine, otherBenchScripts, runBenchMain, vitestProcesses } from './support/report.js';
 import { openServer } from './support/server.js';
 
 const DATABASE = 'tenantry_bench_register';
@@ -74,21 +73,6 @@ function flags(): { valuesPerPass: number; passes: number } {
   return { valuesPerPass, passes: positive('passes', 3) };
 }
 
-/** The other benchmark scripts running (another agent's run shares the machine), each named once. */
-function otherBenchScripts(): string {
-  try {
-    const out = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' });
-    const names = new Set<string>();
-    for (const line of out.split('\n')) {
-      const script = /bench\/([\w-]+)\.ts/.exec(line)?.[1];
-      if (script !== undefined && script !== 'register') names.add(script);
-    }
-    return names.size === 0 ? 'none' : [...names].sort().join(', ');
-  } catch {
-    return 'unknown';
-  }
-}
-
 interface Session {
   client: pg.Client;
   pid: number;
@@ -119,6 +103,13 @@ const newTally = (): Tally => ({
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
+/** One call of an alternative: what it remembered (or wrote) and its wall time. */
+function record(t: Tally, remembered: number, us: number): void {
+  t.callsUs.push(us);
+  t.wallUs += us;
+  t.remembered += remembered;
+}
+
 async function timed<T>(run: () => Promise<T>): Promise<[T, number]> {
   const t0 = process.hrtime.bigint();
   const result = await run();
@@ -144,7 +135,7 @@ async function main(): Promise<number> {
     router: { ...base.router, name: 'tenantry_bench_register_router' },
   };
   const vitest = vitestProcesses();
-  const benches = otherBenchScripts();
+  const benches = otherBenchScripts('register');
   // a write benchmark: commits must reach the disk, as on a real server (embedded defaults to fsync off)
   const server = await openServer(process.env.DATABASE_URL, { fsync: 'on' });
   const sessions: pg.Client[] = [];
@@ -259,32 +250,19 @@ async function main(): Promise<number> {
           const t = tallies[alternative];
           if (alternative === 'batch') {
             const values = newValues(BATCH);
-            const [n, us] = await timed(() => register(batch, values));
-            t.callsUs.push(us);
-            t.wallUs += us;
-            t.remembered += n;
+            record(t, ...(await timed(() => register(batch, values))));
             lastBatch = values;
           } else if (alternative === 'single') {
-            for (const value of newValues(BATCH)) {
-              const [n, us] = await timed(() => register(single, [value]));
-              t.callsUs.push(us);
-              t.wallUs += us;
-              t.remembered += n;
-            }
+            for (const value of newValues(BATCH)) record(t, ...(await timed(() => register(single, [value]))));
           } else if (alternative === 'again') {
-            const [n, us] = await timed(() => register(again, lastBatch));
-            t.callsUs.push(us);
-            t.wallUs += us;
-            t.remembered += n;
+            record(t, ...(await timed(() => register(again, lastBatch))));
           } else {
             const rows = floorRows();
             const [inserted, insertUs] = await timed(() => insertFloor(rows));
             const [, upsertUs] = await timed(() => upsertFloor(rows));
-            t.callsUs.push(insertUs + upsertUs);
-            t.wallUs += insertUs + upsertUs;
+            record(t, inserted.rowCount ?? 0, insertUs + upsertUs);
             t.insertUs += insertUs;
             t.upsertUs += upsertUs;
-            t.remembered += inserted.rowCount ?? 0;
           }
           t.values += BATCH;
         }

@@ -22,14 +22,30 @@ export interface CellResult {
   roundCpuUs?: number[];
 }
 
+/** The command lines of the running processes, or undefined when `ps` cannot be run. */
+function commandLines(): string[] | undefined {
+  try {
+    return execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).split('\n');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Number of running processes whose command line mentions vitest (other engineers' test runs). */
 export function vitestProcesses(): number {
-  try {
-    const out = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' });
-    return out.split('\n').filter((l) => /vitest/.test(l)).length;
-  } catch {
-    return -1;
+  return commandLines()?.filter((l) => /vitest/.test(l)).length ?? -1;
+}
+
+/** The benchmark scripts running besides `own` (another agent's run shares the machine), each named once. */
+export function otherBenchScripts(own: string): string {
+  const lines = commandLines();
+  if (lines === undefined) return 'unknown';
+  const names = new Set<string>();
+  for (const line of lines) {
+    const script = /bench\/([\w-]+)\.ts/.exec(line)?.[1];
+    if (script !== undefined && script !== own) names.add(script);
   }
+  return names.size === 0 ? 'none' : [...names].sort().join(', ');
 }
 
 export function machineLine(pgVersion: string, embedded: boolean): string {
