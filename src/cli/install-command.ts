@@ -356,6 +356,14 @@ export function installCommand(globals: () => ConnectionOptions): Command {
           ...(supportOurs ? { supportRole: options.supportRole } : {}),
           ...(routerOurs ? { routerRole: options.routerRole } : {}),
         });
+        // such a role without its variable: said as any role whose password nobody gave
+        for (const [role, ok, variable] of [
+          [options.supportRole, supportOurs, 'TENANTRY_SUPPORT_PASSWORD'],
+          [options.routerRole, routerOurs, 'TENANTRY_ROUTER_PASSWORD'],
+        ] as const)
+          if (role && !ok)
+            origins.missing!.passwords![role] =
+              `${variable} is not set; ${db.configFile} keeps only the passwords of this folder's own roles`;
         const report = await install(db.adminUrl, { ...options, ...secrets, citus: flags.citus === true });
         console.log(
           `tenantry installed (${options.contextMode} context) for app role ${options.appRole}, owner role ${options.ownerRole}`,
@@ -363,14 +371,6 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         for (const line of recorded) console.log(`role ${line}`);
         for (const line of formatSingleInstall(report, origins))
           (line.startsWith('WARNING') ? console.error : console.log)(line);
-        for (const [role, ok, variable] of [
-          [options.supportRole, supportOurs, 'TENANTRY_SUPPORT_PASSWORD'],
-          [options.routerRole, routerOurs, 'TENANTRY_ROUTER_PASSWORD'],
-        ] as const)
-          if (role && !ok)
-            console.log(
-              `password of ${role}: none given (${variable} is not set; ${db.configFile} keeps only the passwords of this folder's own roles): the role's own, if it has one, is left as it is`,
-            );
       });
     });
 }
