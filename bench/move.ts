@@ -29,7 +29,7 @@ import { Placements, type PlacementTarget } from '../src/tiers/placements.js';
 import { createTenantDatabase, createTenantSchema } from '../src/tiers/provision.js';
 import { RoutedTenantPool } from '../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../src/tiers/tenant-router.js';
-import { benchRoles } from './support/dataset.js';
+import { benchInstallOptions, benchRoles } from './support/dataset.js';
 import { CLUSTER_HOME_DB, runClusterMoves } from './support/move-clusters.js';
 import { hopOk, runHop, type HopResult } from './support/move-hop.js';
 import { machineLine, vitestProcesses, runBenchMain } from './support/report.js';
@@ -81,15 +81,7 @@ async function main(): Promise<number> {
     log(`machine: ${machineLine(server.version, server.embedded)}`);
     log(`load avg (1 min) at start: ${os.loadavg()[0]!.toFixed(2)}; other vitest processes: ${vitestProcesses()}`);
     await server.createDatabase(HOME);
-    const installOptions = {
-      appRole: roles.app.name,
-      ownerRole: roles.owner.name,
-      routerRole: roles.router.name,
-      appPassword: roles.app.password,
-      ownerPassword: roles.owner.password,
-      routerPassword: roles.router.password,
-      contextSecret: roles.contextSecret,
-    };
+    const installOptions = benchInstallOptions(roles);
     await install(server.url(HOME), installOptions);
     const ownerUrl = server.url(HOME, roles.owner);
     const appUrl = server.url(HOME, roles.app);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { install } from '../../src/policy/installer.js';
+import { install, type InstallRunOptions } from '../../src/policy/installer.js';
 import type { ContextMode } from '../../src/policy/install-sql.js';
 import type { BenchServer } from './server.js';
 
@@ -45,9 +45,9 @@ export function pairPicker(shape: DatasetShape): () => { tenant: string; id: num
   };
 }
 
-/** Tenantry installed in `url` with the benchmark's roles (signed mode unless `mode` says otherwise). */
-export async function installBench(url: string, roles: BenchRoles, mode: ContextMode = 'signed'): Promise<void> {
-  await install(url, {
+/** install()'s options for the benchmark's roles (signed mode, with its secret, unless `mode` says otherwise). */
+export function benchInstallOptions(roles: BenchRoles, mode: ContextMode = 'signed'): InstallRunOptions {
+  return {
     appRole: roles.app.name,
     ownerRole: roles.owner.name,
     routerRole: roles.router.name,
@@ -56,7 +56,12 @@ export async function installBench(url: string, roles: BenchRoles, mode: Context
     routerPassword: roles.router.password,
     contextMode: mode,
     ...(mode === 'signed' ? { contextSecret: roles.contextSecret } : {}),
-  });
+  };
+}
+
+/** Tenantry installed in `url` with the benchmark's roles (signed mode unless `mode` says otherwise). */
+export async function installBench(url: string, roles: BenchRoles, mode: ContextMode = 'signed'): Promise<void> {
+  await install(url, benchInstallOptions(roles, mode));
 }
 
 /**

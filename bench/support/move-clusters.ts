@@ -1,11 +1,11 @@
 import pg from 'pg';
 import { runAs } from '../../src/context/tenant-context.js';
-import { install, type InstallRunOptions } from '../../src/policy/installer.js';
+import { install } from '../../src/policy/installer.js';
 import { Placements, type PlacementTarget } from '../../src/tiers/placements.js';
 import { createTenantDatabase } from '../../src/tiers/provision.js';
 import { RoutedTenantPool } from '../../src/tiers/routed-tenant-pool.js';
 import { TenantRouter } from '../../src/tiers/tenant-router.js';
-import type { BenchRoles } from './dataset.js';
+import { benchInstallOptions, type BenchRoles } from './dataset.js';
 import { hopOk, runHop, type HopResult } from './move-hop.js';
 import { openServer, type BenchServer } from './server.js';
 
@@ -56,15 +56,7 @@ const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
  */
 export async function runClusterMoves(o: ClusterMovesOptions): Promise<boolean> {
   const { roles, log } = o;
-  const installOptions: InstallRunOptions = {
-    appRole: roles.app.name,
-    ownerRole: roles.owner.name,
-    routerRole: roles.router.name,
-    appPassword: roles.app.password,
-    ownerPassword: roles.owner.password,
-    routerPassword: roles.router.password,
-    contextSecret: roles.contextSecret,
-  };
+  const installOptions = benchInstallOptions(roles);
   const extra: BenchServer[] = [];
   const pools: pg.Pool[] = [];
   let placements: Placements | undefined;
