@@ -387,10 +387,11 @@ describe('registration against the changes that forget', () => {
       await app.query(`set lock_timeout = '3s'`);
       try {
         const started = Date.now();
-        // its row is the changer's: left out, not waited for; a value never registered goes in
+        // remembered under the current generation: counted, not proven again (its row, the
+        // changer's, is not touched, so not waited for); a value never registered goes in
         expect(
           (await app.query(`select tenantry.register_contexts($1::text[]) as n`, [[value, fresh]])).rows[0].n,
-        ).toBe(1);
+        ).toBe(2);
         expect(Date.now() - started).toBeLessThan(2000);
       } finally {
         await app.query(`reset lock_timeout`);
@@ -589,6 +590,89 @@ describe('registrations held open by another tenant', () => {
       });
     } finally {
       await pool.end();
+    }
+  });
+});
+
+describe('a value another instance registered', () => {
+  /** A new tenant (served by the default route) whose signing window has 30 s or more left, so two pools sign the same value. */
+  function tenantMidWindow(): string {
+    for (;;) {
+      const id = randomUUID();
+      const now = Math.floor(Date.now() / 1000);
+      if ((now - (Number.parseInt(id.slice(0, 8), 16) % 60)) % 60 < 30) return id;
+    }
+  }
+  /** The tenant's marks row's writes and its proof rows' xmin: what a registration writes. */
+  async function written(tenant: string): Promise<string> {
+    const { rows } = await db.admin.query(
+      `select (select writes from tenantry_private.context_proof_marks where tenant_key = $1) as writes,
+              (select string_agg(xmin::text || '/' || generation::text, ',' order by xmin::text) from tenantry_private.context_proofs where tenant_key = $1) as proofs`,
+      [tenant],
+    );
+    return JSON.stringify(rows[0]);
+  }
+
+  it('is counted without the check, the locks or a write, even while its tenant’s lock is held; a retired or deleted proof is not', async () => {
+    await resetState();
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 300 }).encode(A);
+    expect(await register(app, value)).toBe(true);
+    const before = await written(A);
+    await withSession(db.adminUrl, async (holder) => {
+      // A's lock (its marks row) held by another transaction: a registration that needed it would skip A (false)
+      await holder.query('begin');
+      await holder.query(`select 1 from tenantry_private.context_proof_marks where tenant_key = $1 for update`, [A]);
+      await app.query(`set lock_timeout = '3s'`);
+      try {
+        const started = Date.now();
+        expect(await register(app, value)).toBe(true);
+        expect(Date.now() - started).toBeLessThan(2000);
+      } finally {
+        await app.query(`reset lock_timeout`);
+      }
+      expect(await written(A)).toBe(before);
+    });
+    // a new generation (a rebuild): the old proof no longer answers, so it is proven again
+    await db.owner.query(`select tenantry.rebuild_context_gate()`);
+    expect(await answering(A)).toBe(0);
+    expect(await register(app, value)).toBe(true);
+    expect(await answering(A)).toBe(1);
+    expect(await written(A)).not.toBe(before);
+    // a hold deletes it; registering again runs the whole check, which refuses it: nothing written
+    await setState([`insert into tenantry.inactive_tenants (tenant_key, status) values ('$A', 'suspended')`]);
+    const held = await written(A);
+    expect(await register(app, value)).toBe(false);
+    expect(await written(A)).toBe(held);
+    expect(await answering(A)).toBe(0);
+    expect(await outcome(app, value, 'tenantry.current_tenant_id()')).toBe('error:TR005');
+    await resetState();
+  });
+
+  it('two pools with the same secret send one value for a tenant, proven once and answered for both', async () => {
+    const tenant = tenantMidWindow();
+    const pools = [0, 1].map(
+      () => new TenantPool({ connectionString: db.appUrl, contextSecret: db.contextSecret, max: 2 }),
+    );
+    try {
+      for (const pool of pools) {
+        // the second pool signs in a later second than the first (an instance started later)
+        const second = Math.floor(Date.now() / 1000);
+        while (Math.floor(Date.now() / 1000) === second) await new Promise((r) => setTimeout(r, 20));
+        for (let i = 0; i < 3; i++) await runAs(tenant, () => pool.query('select body from notes'));
+        const deadline = Date.now() + 5000;
+        while ((await answering(tenant)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const { rows } = await db.admin.query(
+        `select count(*)::int as n from tenantry_private.context_proofs where tenant_key = $1`,
+        [tenant],
+      );
+      expect(rows[0].n).toBe(1);
+      // and another tenant's rows stay out of its reach through either pool
+      for (const pool of pools)
+        expect((await runAs(tenant, () => pool.query('select body from notes'))).rows).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
     }
   });
 });
