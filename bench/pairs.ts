@@ -11,7 +11,7 @@
  * `pairs-<child>-<pair>-<side>`, so the parent finds each pool's backends in pg_stat_activity
  * while they are idle). In a round, child 0 runs one side and child 1 the other, and they swap
  * every round, so neither the child nor the side order favours a variant. Per round and side:
- * queries/s, client CPU per query (the child's process.cpuUsage over the round) and server CPU per
+ * queries/s, median latency, client CPU per query (the child's process.cpuUsage over the round) and server CPU per
  * query (the side's backends, /proc/<pid>/schedstat; needs the server on this machine).
  *
  * A control pair (the same variant on both sides, `b:b`) shows what the method itself reads as
@@ -33,6 +33,7 @@ import pg from 'pg';
 import { clientCpuUs, runNs } from './support/cpu.js';
 import { benchRoles, pairPicker, prepareDatabase, tenantIdOf } from './support/dataset.js';
 import { machineLine, vitestProcesses } from './support/report.js';
+import { LatencyRecorder } from './support/latency.js';
 import { runFor } from './support/runner.js';
 import { openServer, type BenchServer } from './support/server.js';
 import { VARIANTS, type OpenVariant, type VariantTargets } from './support/variants.js';
@@ -68,6 +69,8 @@ type FromChild =
       wrongRows: number;
       elapsed: number;
       cpuUs: number;
+      /** The round's median latency (ms). */
+      p50: number;
       error?: string;
     };
 
@@ -121,7 +124,9 @@ async function child(): Promise<void> {
     }
     const slot = slots.get(m.slot)!;
     const cpu = clientCpuUs();
-    runFor(slot.run, pick, cfg.concurrency, m.seconds).then(
+    // room for 40,000 queries a second; past it the median is the first ones' (never reached here)
+    const latencies = new LatencyRecorder(Math.min(4_000_000, Math.ceil(m.seconds * 40_000)));
+    runFor(slot.run, pick, cfg.concurrency, m.seconds, latencies).then(
       (out) =>
         send({
           type: 'done',
@@ -130,10 +135,11 @@ async function child(): Promise<void> {
           wrongRows: out.wrongRows,
           elapsed: out.elapsedSeconds,
           cpuUs: clientCpuUs() - cpu,
+          p50: latencies.percentiles(50)[0]!,
           error: out.firstError === undefined ? undefined : String(out.firstError),
         }),
       (error: unknown) =>
-        send({ type: 'done', queries: 0, errors: 1, wrongRows: 0, elapsed: 0, cpuUs: 0, error: String(error) }),
+        send({ type: 'done', queries: 0, errors: 1, wrongRows: 0, elapsed: 0, cpuUs: 0, p50: 0, error: String(error) }),
     );
   });
   send({ type: 'ready' });
@@ -214,6 +220,8 @@ interface SideRound {
   qps: number;
   clientUs: number;
   serverUs: number;
+  /** Median latency (ms). */
+  p50: number;
 }
 
 interface Stats {
@@ -324,6 +332,7 @@ async function parent(): Promise<number> {
             qps: d.queries / d.elapsed,
             clientUs: d.cpuUs / d.queries,
             serverUs: ns / 1000 / d.queries,
+            p50: d.p50,
           };
           (sideOf(i) === 0 ? results[p]!.ref : results[p]!.variant).push(side);
         });
@@ -332,8 +341,8 @@ async function parent(): Promise<number> {
     }
 
     log('\n### Absolute (medians over rounds; each side runs at the same time as the other)\n');
-    log('| pair | side | variant | queries/s | client CPU µs/q | server CPU µs/q |');
-    log('|:--|:--|:--|---:|---:|---:|');
+    log('| pair | side | variant | queries/s | p50 ms | client CPU µs/q | server CPU µs/q |');
+    log('|:--|:--|:--|---:|---:|---:|---:|');
     pairs.forEach(([reference, variant], p) => {
       for (const [label, key, rows] of [
         ['reference', reference, results[p]!.ref],
@@ -341,17 +350,20 @@ async function parent(): Promise<number> {
       ] as const)
         log(
           `| ${reference}:${variant} | ${label} | ${key} | ${stats(rows.map((x) => x.qps)).median.toFixed(0)} | ` +
+            `${stats(rows.map((x) => x.p50)).median.toFixed(3)} | ` +
             `${stats(rows.map((x) => x.clientUs)).median.toFixed(1)} | ${serverVisible ? stats(rows.map((x) => x.serverUs)).median.toFixed(1) : '–'} |`,
         );
     });
     log('\n### Per-round ratios variant / reference: median (mean ± 95 % interval of the mean)\n');
-    log('| pair | throughput | CPU per query (client + server) | client CPU per query | server CPU per query |');
-    log('|:--|---:|---:|---:|---:|');
+    log(
+      '| pair | throughput | p50 latency | CPU per query (client + server) | client CPU per query | server CPU per query |',
+    );
+    log('|:--|---:|---:|---:|---:|---:|');
     pairs.forEach(([reference, variant], p) => {
       const { ref, variant: v } = results[p]!;
       const ratio = (f: (x: SideRound) => number) => stats(v.map((x, i) => f(x) / f(ref[i]!)));
       log(
-        `| ${variant} / ${reference} | ${fmt(ratio((x) => x.qps))} | ` +
+        `| ${variant} / ${reference} | ${fmt(ratio((x) => x.qps))} | ${fmt(ratio((x) => x.p50))} | ` +
           `${serverVisible ? fmt(ratio((x) => x.clientUs + x.serverUs)) : '–'} | ${fmt(ratio((x) => x.clientUs))} | ` +
           `${serverVisible ? fmt(ratio((x) => x.serverUs)) : '–'} |`,
       );
