@@ -7,6 +7,8 @@ export interface ConnectionOptions {
   dir?: string;
   /** Refuse a folder without an install instead of creating one (read-only commands). */
   existing?: boolean;
+  /** Change nothing on disk (`--dry-run`): see `LocalDatabaseOptions.readOnly`. */
+  readOnly?: boolean;
 }
 
 /**
@@ -18,6 +20,7 @@ export async function withDatabase<T>(options: ConnectionOptions, fn: (db: Local
     databaseUrl: options.databaseUrl,
     dir: options.dir,
     existing: options.existing,
+    readOnly: options.readOnly,
   });
   try {
     return await fn(db);

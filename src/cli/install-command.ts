@@ -228,7 +228,10 @@ async function recordedRoleDefaults(adminUrl: string, options: InstallOptions, c
 export function installCommand(globals: () => ConnectionOptions): Command {
   return new Command('install')
     .description('install the isolation layer into the database (idempotent)')
-    .option('--dry-run', 'print what is pending (SQL) instead of running it (passwords masked, secrets never printed)')
+    .option(
+      '--dry-run',
+      'print what is pending (SQL) instead of running it; changes nothing, on disk either (passwords masked, secrets never printed)',
+    )
     .option('--app-role <name>', 'role the application connects as', process.env.TENANTRY_APP_ROLE ?? 'tenantry_app')
     .option(
       '--owner-role <name>',
@@ -320,7 +323,8 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         eventTrigger: flags.eventTrigger,
       };
       if (flags.dryRun) {
-        await withDatabase(globals(), async (db) => {
+        // nothing on disk either: no folder, no mode change, no config.json
+        await withDatabase({ ...globals(), readOnly: true }, async (db) => {
           for (const line of await recordedRoleDefaults(db.adminUrl, options, cmd))
             process.stdout.write(`-- ${line}\n`);
           const plan = await planInstall(db.adminUrl, {

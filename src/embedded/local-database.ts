@@ -101,6 +101,12 @@ export interface LocalDatabaseOptions {
    * (`tenants top`, `tenants usage`): a mistyped `--dir` must not start a new empty server.
    */
   existing?: boolean;
+  /**
+   * Change nothing on disk (`tenantry install --dry-run`): no folder created, no mode changed, no
+   * `config.json` written. Without a server URL, implies `existing`, and a folder without the
+   * embedded server's data is refused too (starting one would create it).
+   */
+  readOnly?: boolean;
 }
 
 interface LocalConfig {
@@ -199,19 +205,22 @@ function asRole(url: string, role: string, password: string): string {
  * the variables' values where set, random ones otherwise. It is never written for a database
  * that already holds an install (its credentials are not known here): then a secret no variable
  * gives is generated for this call only, and `secretSources` says so (see `tenantry install`).
+ * `readOnly` writes nothing at all.
  */
 export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Promise<LocalDatabase> {
   const dir = path.resolve(options.dir ?? '.tenantry');
-  if (
-    options.existing &&
-    !(options.databaseUrl ?? process.env.DATABASE_URL) &&
-    !existsSync(path.join(dir, 'config.json'))
-  )
+  const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
+  if ((options.existing || options.readOnly) && !databaseUrl && !existsSync(path.join(dir, 'config.json')))
     throw new ConfigurationError(
       `No Tenantry install in ${dir} (no config.json): give the server's folder (--dir, TENANTRY_DIR) or --database-url`,
     );
+  // a folder whose config.json was written for a server URL has no embedded server: initdb would make one
+  if (options.readOnly && !databaseUrl && !existsSync(path.join(dir, 'pgdata', 'PG_VERSION')))
+    throw new ConfigurationError(
+      `No embedded PostgreSQL in ${dir} (no pgdata), and a read-only run creates none: give --database-url`,
+    );
   // secrets live here: the folder 0700 and its files 0600, also those an earlier version left readable
-  await makePrivateDir(dir, [path.join(dir, 'pgdata')]);
+  if (!options.readOnly) await makePrivateDir(dir, [path.join(dir, 'pgdata')]);
   const configFile = path.join(dir, 'config.json');
   const stored = await loadConfig(dir);
   const secretSources = {} as Record<LocalSecretName, SecretSource>;
@@ -226,7 +235,6 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
   const ownerRole = process.env.TENANTRY_OWNER_ROLE ?? 'tenantry_owner';
   const supportRole = process.env.TENANTRY_SUPPORT_ROLE ?? 'tenantry_support';
   const routerRole = process.env.TENANTRY_ROUTER_ROLE ?? 'tenantry_router';
-  const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
   let server: EmbeddedServer | undefined;
   let adminUrl: string;
   let origin: LocalDatabaseOrigin;
@@ -308,7 +316,7 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
           ? []
           : missing
         : missing.filter((name) => !unknown(name));
-    if (recordable.length > 0) {
+    if (recordable.length > 0 && !options.readOnly) {
       const file = { ...stored } as Partial<LocalConfig>;
       for (const name of recordable) file[name] = effective[name];
       await writePrivateFile(configFile, JSON.stringify(file, null, 2) + '\n');
