@@ -219,8 +219,9 @@ export async function openLocalDatabase(options: LocalDatabaseOptions = {}): Pro
     throw new ConfigurationError(
       `No embedded PostgreSQL in ${dir} (no pgdata), and a read-only run creates none: give --database-url`,
     );
-  // secrets live here: the folder 0700 and its files 0600, also those an earlier version left readable
-  if (!options.readOnly) await makePrivateDir(dir, [path.join(dir, 'pgdata')]);
+  // secrets live here: the folder 0700 and its files 0600, also those an earlier version left
+  // readable; passable by others only where the embedded server runs as the postgres system user
+  if (!options.readOnly) await makePrivateDir(dir, [path.join(dir, 'pgdata')], { embedded: !databaseUrl });
   const configFile = path.join(dir, 'config.json');
   const stored = await loadConfig(dir);
   const secretSources = {} as Record<LocalSecretName, SecretSource>;

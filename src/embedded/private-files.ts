@@ -21,13 +21,18 @@ export async function writePrivateFile(file: string, content: string): Promise<v
  * (folders in it 0700), except `keep` (the PostgreSQL data folder, which PostgreSQL keeps
  * private itself and which belongs to the postgres system user when running as root).
  *
- * As root the embedded server runs as the `postgres` system user, which must pass through `dir`
- * to reach its data folder: then `dir` is 0711 (others may traverse it, never list it; every
- * file in it is still 0600 root's, and the data folder 0700 postgres').
+ * With `embedded` (the folder holds an embedded server's data) and as root, the server runs as
+ * the `postgres` system user, which must pass through `dir` to reach its data folder: then `dir`
+ * is 0711 (others may traverse it, never list it; every file in it is still 0600 root's, and the
+ * data folder 0700 postgres'). Without an embedded server nobody else needs it: 0700.
  */
-export async function makePrivateDir(dir: string, keep: readonly string[] = []): Promise<void> {
+export async function makePrivateDir(
+  dir: string,
+  keep: readonly string[] = [],
+  { embedded = true }: { embedded?: boolean } = {},
+): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, process.getuid?.() === 0 ? 0o711 : 0o700);
+  await chmod(dir, embedded && process.getuid?.() === 0 ? 0o711 : 0o700);
   const kept = new Set(keep.map((k) => path.resolve(k)));
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);

@@ -1,6 +1,7 @@
 // `tenantry install --dry-run` prints what is pending and changes nothing: not the database, and
 // not the disk either (it used to create the --dir folder, narrow the modes in it, and could
-// write config.json).
+// write config.json). And the folder a real install makes with a server URL is 0700, also as
+// root: 0711 is for the embedded server only, whose postgres system user passes through it.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -107,4 +108,17 @@ describe('tenantry install --dry-run changes nothing', () => {
     expect(await readdir(dir)).toEqual(entries);
     expect(await mode(dir)).toBe(0o751);
   }, 180_000);
+});
+
+describe('the folder tenantry install makes', () => {
+  it('is 0700 with a server URL, also as root (nobody else needs to pass through it)', async () => {
+    const dir = path.join(parent, 'installed', '.tenantry');
+    const r = await runCli(['--database-url', db.adminUrl, '--dir', dir, 'install'], {
+      ...roles(),
+      TENANTRY_CONTEXT_SECRET: randomBytes(24).toString('base64url'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await mode(dir)).toBe(0o700);
+    expect(await mode(path.join(dir, 'config.json'))).toBe(0o600);
+  }, 120_000);
 });
