@@ -5,6 +5,7 @@
  * database (bounded), then print the "Stopped" line. A start that fails prints why on stderr and
  * exits 1. The app pool carries a query guard (TENANTRY_GUARD, default enforce; see docs/guard.md).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import {
@@ -631,12 +632,15 @@ function startProgressLine(event: EmbeddedProgress): string {
 /** Why the start stops when the database's credentials are not the ones this process has. */
 function secretsMismatch(what: string[], local: LocalDatabase, done: string): string {
   // a secret nobody gave was made up for this start: config.json is not written for a database
-  // that has an install, nor for a server (or Citus cluster) whose roles exist already
-  const unrecorded = !local.held
-    ? `no ${local.configFile}`
-    : local.held.contextKey
-      ? `no ${local.configFile}, not written: the database holds an install`
-      : `no ${local.configFile}, not written: the roles exist on the server already`;
+  // that has an install, nor for a server (or Citus cluster) whose app or owner role exists
+  // already; a file that exists lacks only a router or support password whose role existed
+  const unrecorded = existsSync(local.configFile)
+    ? `${local.configFile} does not record it: the role existed on the server already`
+    : !local.held
+      ? `no ${local.configFile}`
+      : local.held.contextKey
+        ? `no ${local.configFile}, not written: the database holds an install`
+        : `no ${local.configFile}, not written: the roles exist on the server already`;
   const sources = Object.entries(local.secretSources)
     .filter(([name]) => name !== 'jwtSecret')
     .map(([name, source]) =>

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { openLocalDatabase, type LocalDatabase } from '../embedded/local-database.js';
+import { openLocalDatabase, type LocalDatabase, type LocalDatabaseOptions } from '../embedded/local-database.js';
 
 /** Global options every command accepts. */
 export interface ConnectionOptions {
@@ -9,6 +9,8 @@ export interface ConnectionOptions {
   existing?: boolean;
   /** Change nothing on disk (`--dry-run`): see `LocalDatabaseOptions.readOnly`. */
   readOnly?: boolean;
+  /** The app and owner roles the command installs (`install --app-role`, `--owner-role`). */
+  roles?: LocalDatabaseOptions['roles'];
 }
 
 /**
@@ -21,6 +23,7 @@ export async function withDatabase<T>(options: ConnectionOptions, fn: (db: Local
     dir: options.dir,
     existing: options.existing,
     readOnly: options.readOnly,
+    roles: options.roles,
   });
   try {
     return await fn(db);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import pg from 'pg';
 import type { InstallOptions } from '../policy/install-sql.js';
@@ -72,9 +73,12 @@ export interface InstallSecretOrigins {
   passwords?: Record<string, string>;
   /** Secrets nobody gave (no variable, no config file): not passed to install. */
   missing?: { contextSecret?: string; passwords?: Record<string, string> };
-  /** Set when the config file is missing and was not written because the database is installed already. */
+  /** Set when the config file is missing and was not written (see `held` for why). */
   unrecordedConfig?: string;
-  /** Why it was not written: the roles that exist on the server, and whether this database has a context key. */
+  /**
+   * Why it was not written: whether this database has a context key, and which of the roles whose
+   * passwords a new file must hold (this install's app and owner roles) exist on the server.
+   */
   held?: { roles: string[]; contextKey: boolean };
 }
 
@@ -103,7 +107,14 @@ export function installSecrets(
   const origins: InstallSecretOrigins = { passwords: {}, missing: { passwords: {} } };
   const originOf = (name: LocalSecretName) =>
     db.secretSources[name] === 'env' ? secretVariable(name) : `${db.configFile} (${secretVariable(name)} is not set)`;
-  const missingWords = (name: LocalSecretName) => `${secretVariable(name)} is not set and ${db.configFile} is missing`;
+  // a file that exists lacks a support or router password only where the role existed already
+  // when it was written (another database's install on the server): its password is not known here
+  const recorded = existsSync(db.configFile);
+  const missingWords = (name: LocalSecretName, role: string | undefined) =>
+    !recorded
+      ? `${secretVariable(name)} is not set and ${db.configFile} is missing`
+      : `${secretVariable(name)} is not set and ${db.configFile} does not record it` +
+        (role === undefined ? '' : `: the role ${role} existed on this server already, its password is not known here`);
   const entries: [Exclude<LocalSecretName, 'jwtSecret'>, string | undefined][] = [
     ['contextSecret', undefined],
     ['appPassword', roles.appRole],
@@ -117,13 +128,20 @@ export function installSecrets(
     if (given) secrets[name] = db[name];
     if (name === 'contextSecret') {
       if (given) origins.contextSecret = originOf(name);
-      else origins.missing!.contextSecret = missingWords(name);
+      else origins.missing!.contextSecret = missingWords(name, undefined);
     } else if (given) origins.passwords![role!] = originOf(name);
-    else origins.missing!.passwords![role!] = missingWords(name);
+    else origins.missing!.passwords![role!] = missingWords(name, role);
   }
-  if (Object.values(db.secretSources).includes('generated')) {
+  if (!recorded && Object.values(db.secretSources).includes('generated')) {
     origins.unrecordedConfig = db.configFile;
-    if (db.held) origins.held = db.held;
+    // only the roles a new file needs the passwords of keep it from being written (see
+    // openLocalDatabase): another role of the server (a default name this install does not use)
+    // is no reason, and is not named
+    if (db.held)
+      origins.held = {
+        roles: db.held.roles.filter((r) => r === roles.appRole || r === roles.ownerRole),
+        contextKey: db.held.contextKey,
+      };
   }
   return { secrets, origins };
 }
@@ -164,14 +182,15 @@ export function formatSingleInstall(report: InstallReport, origins: InstallSecre
       `context secret: none given (${origins.missing.contextSecret}); the key installed here, if any, is kept`,
     );
   // a new database of a server (or Citus cluster) whose roles exist already holds no install: say what is there
-  if (origins.unrecordedConfig && origins.held && !origins.held.contextKey && origins.held.roles.length > 0)
+  if (origins.unrecordedConfig && origins.held && !origins.held.contextKey && origins.held.roles.length > 0) {
+    const roles = origins.held.roles;
     lines.push(
-      `WARNING: ${origins.unrecordedConfig} is missing and the role${origins.held.roles.length === 1 ? '' : 's'} ${origins.held.roles.join(', ')} ` +
-        `exist${origins.held.roles.length === 1 ? 's' : ''} already on this server (roles are shared by all its databases; this database had no install), so it was not written ` +
-        "(new passwords would not match theirs). Give the deployment's TENANTRY_* secrets, " +
-        'restore the file, or set new ones with tenantry rotate and record them.',
+      `WARNING: ${origins.unrecordedConfig} is missing and was not written: it would hold the password of ${roles.join(' and ')}, ` +
+        `and ${roles.length === 1 ? 'that role exists' : 'these roles exist'} already on this server (roles are shared by all its databases; this database had no install) ` +
+        "with a password not known here (a new one would not match). Give the deployment's TENANTRY_* secrets, " +
+        'restore the file, choose roles of your own (--app-role, --owner-role), or set new passwords with tenantry rotate and record them.',
     );
-  else if (origins.unrecordedConfig)
+  } else if (origins.unrecordedConfig)
     lines.push(
       `WARNING: ${origins.unrecordedConfig} is missing and this database holds an install already, so it was not written ` +
         "(new secrets would not match the credentials installed here). Give the deployment's TENANTRY_* secrets, " +
@@ -345,7 +364,9 @@ export function installCommand(globals: () => ConnectionOptions): Command {
         });
         return;
       }
-      await withDatabase(globals(), async (db) => {
+      // config.json's app and owner passwords are those of the roles this install uses
+      const roles = { appRole: options.appRole, ownerRole: options.ownerRole };
+      await withDatabase({ ...globals(), roles }, async (db) => {
         const recorded = await recordedRoleDefaults(db.adminUrl, options, cmd);
         // a support or router role other than the local database's gets a password only from its
         // variable (TENANTRY_SUPPORT_PASSWORD, TENANTRY_ROUTER_PASSWORD): the config file's is the
