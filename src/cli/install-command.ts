@@ -243,6 +243,37 @@ async function recordedRoleDefaults(adminUrl: string, options: InstallOptions, c
   return taken;
 }
 
+/**
+ * Every variable install reads, one line each, for `--help` (names only: a value is never printed).
+ * The secrets' names come from the table openLocalDatabase reads them by, so the two stay in step.
+ */
+export function installEnvironmentHelp(): string {
+  const lines: [string, string][] = [
+    ['DATABASE_URL', 'server to install into (a superuser URL), as --database-url'],
+    ['TENANTRY_DIR', 'project folder (config.json, the embedded server), as --dir'],
+    ['TENANTRY_APP_ROLE', "--app-role's default"],
+    ['TENANTRY_OWNER_ROLE', "--owner-role's default"],
+    ['TENANTRY_SUPPORT_ROLE', "--support-role's default"],
+    ['TENANTRY_ROUTER_ROLE', "--router-role's default"],
+    [secretVariable('contextSecret'), 'the context secret (signed mode): stored on a first install only'],
+    [secretVariable('appPassword'), "the app role's password: set only where the role has none"],
+    [secretVariable('ownerPassword'), "the owner role's password: set only where the role has none"],
+    [secretVariable('supportPassword'), "the support role's password (with --support-role): likewise"],
+    [secretVariable('routerPassword'), "the router role's password: likewise"],
+    [secretVariable('jwtSecret'), "the reference server's JWT secret: only recorded in a new config.json"],
+    ['TENANTRY_CLUSTERS', "with --everywhere: other clusters' superuser URLs, as --clusters"],
+  ];
+  const width = Math.max(...lines.map(([name]) => name.length));
+  return [
+    '',
+    'Environment (install reads these; it never prints a secret):',
+    ...lines.map(([name, what]) => `  ${name.padEnd(width)}  ${what}`),
+    '',
+    'A secret whose variable is not set comes from <dir>/config.json, written on a first install',
+    '(docs/embedded.md); install never changes an existing password or key (tenantry rotate does).',
+  ].join('\n');
+}
+
 /** `tenantry install`: roles, catalog, registry, deny-by-default, private schema. Idempotent. */
 export function installCommand(globals: () => ConnectionOptions): Command {
   return new Command('install')
@@ -287,6 +318,7 @@ export function installCommand(globals: () => ConnectionOptions): Command {
     )
     .option('--concurrency <n>', 'with --everywhere: databases installed at once', positive, 4)
     .option('--json', 'with --everywhere: print the report as JSON')
+    .addHelpText('after', installEnvironmentHelp())
     .action(async (flags: InstallFlags, cmd: Command) => {
       if (flags.everywhere) {
         const given = Object.entries(RECORDED_OPTIONS)

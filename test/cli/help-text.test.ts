@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
@@ -29,6 +30,34 @@ describe('help text', () => {
       sqlCommand(globals),
     ])
       for (const c of everyCommand(root)) expectDefaultsOnce(c.name(), c.helpInformation());
+  });
+
+  it('install --help names every variable install reads, one line each, and no value', async () => {
+    const { stdout } = await promisify(execFile)(path.resolve('node_modules/.bin/tsx'), [
+      path.resolve('src/cli/main.ts'),
+      'install',
+      '--help',
+    ]);
+    const environment = stdout.slice(stdout.indexOf('Environment'));
+    const named = [...environment.matchAll(/^ {2}([A-Z_]+) {2,}\S/gm)].map((m) => m[1]);
+    expect(named).toEqual([
+      'DATABASE_URL',
+      'TENANTRY_DIR',
+      'TENANTRY_APP_ROLE',
+      'TENANTRY_OWNER_ROLE',
+      'TENANTRY_SUPPORT_ROLE',
+      'TENANTRY_ROUTER_ROLE',
+      'TENANTRY_CONTEXT_SECRET',
+      'TENANTRY_APP_PASSWORD',
+      'TENANTRY_OWNER_PASSWORD',
+      'TENANTRY_SUPPORT_PASSWORD',
+      'TENANTRY_ROUTER_PASSWORD',
+      'TENANTRY_JWT_SECRET',
+      'TENANTRY_CLUSTERS',
+    ]);
+    // and every variable install-command.ts reads itself
+    const source = readFileSync(path.resolve('src/cli/install-command.ts'), 'utf8');
+    for (const [, name] of source.matchAll(/process\.env\.([A-Z_]+)/g)) expect(named, name).toContain(name);
   });
 
   it('tenants move --help, as a user runs it (subprocess)', async () => {
