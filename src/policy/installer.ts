@@ -98,7 +98,8 @@ export async function install(adminUrl: string, options: InstallRunOptions = {})
     const storedKey = await readContextKey(client);
     if (resolved.contextMode === 'signed' && !options.contextSecret && !storedKey)
       throw new ConfigurationError(
-        'Signed context mode needs a context secret on first install (TENANTRY_CONTEXT_SECRET or --context-secret)',
+        // (there is no --context-secret flag: a secret in argv would show in ps)
+        'Signed context mode needs a context secret on first install (the contextSecret option; the CLI reads TENANTRY_CONTEXT_SECRET, else <dir>/config.json)',
       );
     const { options: withPasswords, passwords } = await passwordsToSet(client, resolved, superuser);
     if (options.secretsMustMatch) {

@@ -156,4 +156,21 @@ describe('tenantry install: which roles keep config.json from being written', ()
     );
     expect(r.stderr).not.toContain(db.roles.router);
   }, 120_000);
+
+  it('then, without TENANTRY_CONTEXT_SECRET, a first install stops naming the variable (there is no --context-secret flag)', async () => {
+    const db = await createEmptyDatabase(cleanups);
+    await db.admin.query(`create role ${db.roles.app} login password 'another-deployment'`);
+    const dir = await freshDir();
+    const r = await runCli(['--database-url', db.adminUrl, '--dir', dir, 'install'], {
+      TENANTRY_APP_ROLE: db.roles.app,
+      TENANTRY_OWNER_ROLE: db.roles.owner,
+      TENANTRY_SUPPORT_ROLE: db.roles.support,
+      TENANTRY_ROUTER_ROLE: db.roles.router,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('needs a context secret on first install');
+    expect(r.stderr).toContain('TENANTRY_CONTEXT_SECRET');
+    expect(r.stderr).not.toContain('--context-secret');
+    expect(existsSync(path.join(dir, 'config.json'))).toBe(false);
+  }, 120_000);
 });
