@@ -404,6 +404,54 @@ describe('registration against the changes that forget', () => {
     });
   });
 
+  it('odd arrays and strings (an attacker round): an answer every time, nothing remembered but the real value', async () => {
+    const value = new ContextSigner(db.contextSecret, { ttlSeconds: 747 }).encode(A);
+    const expiry = Math.floor(Date.now() / 1000) + 300;
+    const call = async (sql: string, param?: unknown): Promise<unknown> =>
+      (await app.query(`select tenantry.register_contexts(${sql}) as n`, param === undefined ? [] : [param])).rows[0].n;
+    const cases: [string, () => Promise<unknown>, unknown][] = [
+      ['null array', () => call('$1::text[]', null), 0],
+      ['empty', () => call('$1::text[]', []), 0],
+      ['null elements', () => call('$1::text[]', Array(1000).fill(null)), 0],
+      [
+        '1,000 junk values',
+        () =>
+          call(
+            '$1::text[]',
+            Array.from({ length: 1000 }, (_, i) => `x${i}`),
+          ),
+        0,
+      ],
+      [
+        '1,001 values',
+        () =>
+          call(
+            '$1::text[]',
+            Array.from({ length: 1001 }, () => value),
+          ),
+        0,
+      ],
+      ['a 2-D array', () => call(`array[['a','b'],['c','d']]`), 0],
+      ['a lower bound of -5', () => call(`'[-5:-4]={a,b}'::text[]`), 0],
+      ['a 10 MB string', () => call('$1::text[]', ['a'.repeat(10_000_000)]), 0],
+      ['trailing newline and space', () => call('$1::text[]', [`${value}\n`, `${value} `]), 0],
+      ['many dots, signed', () => call('$1::text[]', [signWith(db.contextSecret, `${A}.${expiry}.1.2.3`)]), 0],
+      ['other digits, signed', () => call('$1::text[]', [signWith(db.contextSecret, `${A}.١٢٣٤٥٦٧٨٩٠`)]), 0],
+      ['the value twice', () => call('$1::text[]', [value, value]), 1],
+      ['the value again, in another collation', () => call(`array[$1::text collate "C"]`, value), 1],
+    ];
+    const outcomes: Record<string, unknown> = {};
+    for (const [name, run, expected] of cases) {
+      outcomes[name] = await run().catch((e: { code?: string }) => `error ${e.code}`);
+      expect(outcomes[name], name).toBe(expected);
+    }
+    const { rows } = await db.admin.query(
+      `select count(*)::int as n from tenantry_private.context_proofs where value_sha256 = sha256(convert_to($1, 'UTF8'))`,
+      [value],
+    );
+    expect(rows[0].n).toBe(1);
+  }, 60_000);
+
   it('a value given many times in one batch is tested and written once', async () => {
     const value = new ContextSigner(db.contextSecret, { ttlSeconds: 745 }).encode(A);
     const { rows } = await app.query(`select tenantry.register_contexts(array_fill($1::text, array[1000])) as n`, [
