@@ -61,7 +61,9 @@ export class ContextSigner implements ContextEncoder {
     // whole seconds: the expiry is the value's second part, digits only (a fraction would read as
     // a route epoch)
     if (!Number.isSafeInteger(this.#ttlSeconds) || this.#ttlSeconds < 5)
-      throw new ConfigurationError('ttlSeconds must be a whole number of seconds, at least 5');
+      throw new ConfigurationError(
+        "A signed value's lifetime (contextTtlSeconds) must be a whole number of seconds, at least 5",
+      );
     this.#windowSeconds = Math.min(60, Math.floor(this.#ttlSeconds / 5));
   }
 
