@@ -12,7 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createEmptyDatabase } from '../support/empty-database.js';
-import { runCli } from '../support/run-cli.js';
+import { loginOutcome, roleVariables, runCli } from '../support/run-cli.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 const dirs: string[] = [];
@@ -36,22 +36,6 @@ function extraRoles(...roles: string[]): string[] {
     await root.end();
   });
   return roles;
-}
-
-async function connects(adminUrl: string, role: string, password: string): Promise<string> {
-  const u = new URL(adminUrl);
-  u.username = role;
-  u.password = password;
-  const client = new pg.Client({ connectionString: u.toString() });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return 'ok';
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 type Config = Record<string, string | undefined>;
@@ -78,12 +62,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
         '--router-role',
         router!,
       ],
-      {
-        TENANTRY_APP_ROLE: db.roles.app,
-        TENANTRY_OWNER_ROLE: db.roles.owner,
-        TENANTRY_SUPPORT_ROLE: db.roles.support,
-        TENANTRY_ROUTER_ROLE: db.roles.router,
-      },
+      roleVariables(db.roles),
     );
     expect(r.code, r.stderr).toBe(0);
     const file = path.join(dir, 'config.json');
@@ -98,7 +77,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
     ]);
     expect(r.stdout).toContain(`context secret: stored, the one from ${file}`);
     expect(r.stdout).toContain(`password of ${app} set (the role had none), from ${file}`);
-    expect(await connects(db.adminUrl, app!, config.appPassword!)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, app!, config.appPassword!)).toBe('ok');
     // roles this install does not use are no reason, and are not named
     expect(r.stderr).not.toContain('WARNING');
     expect(r.stdout + r.stderr).not.toContain(db.roles.app);
@@ -109,10 +88,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
     const db = await createEmptyDatabase(cleanups);
     await db.admin.query(`create role ${db.roles.router} login password 'another-deployment'`);
     const env = {
-      TENANTRY_APP_ROLE: db.roles.app,
-      TENANTRY_OWNER_ROLE: db.roles.owner,
-      TENANTRY_SUPPORT_ROLE: db.roles.support,
-      TENANTRY_ROUTER_ROLE: db.roles.router,
+      ...roleVariables(db.roles),
     };
     const dir = await freshDir();
     const file = path.join(dir, 'config.json');
@@ -128,7 +104,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
     );
     expect(first.stderr).not.toContain('WARNING');
     // its password is its own still
-    expect(await connects(db.adminUrl, db.roles.router, 'another-deployment')).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, db.roles.router, 'another-deployment')).toBe('ok');
 
     const again = await runCli(['--database-url', db.adminUrl, '--dir', dir, 'install'], env);
     expect(again.code, again.stderr).toBe(0);
@@ -143,10 +119,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
       await db.admin.query(`create role ${role} login password 'another-deployment'`);
     const dir = await freshDir();
     const r = await runCli(['--database-url', db.adminUrl, '--dir', dir, 'install'], {
-      TENANTRY_APP_ROLE: db.roles.app,
-      TENANTRY_OWNER_ROLE: db.roles.owner,
-      TENANTRY_SUPPORT_ROLE: db.roles.support,
-      TENANTRY_ROUTER_ROLE: db.roles.router,
+      ...roleVariables(db.roles),
       TENANTRY_CONTEXT_SECRET: randomBytes(24).toString('base64url'),
     });
     expect(r.code, r.stderr).toBe(0);
@@ -162,10 +135,7 @@ describe('tenantry install: which roles keep config.json from being written', ()
     await db.admin.query(`create role ${db.roles.app} login password 'another-deployment'`);
     const dir = await freshDir();
     const r = await runCli(['--database-url', db.adminUrl, '--dir', dir, 'install'], {
-      TENANTRY_APP_ROLE: db.roles.app,
-      TENANTRY_OWNER_ROLE: db.roles.owner,
-      TENANTRY_SUPPORT_ROLE: db.roles.support,
-      TENANTRY_ROUTER_ROLE: db.roles.router,
+      ...roleVariables(db.roles),
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('needs a context secret on first install');

@@ -5,10 +5,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { passwordMatchesVerifier } from '../../src/policy/password-verifier.js';
 import { createEmptyDatabase, type EmptyDatabase } from '../support/empty-database.js';
+import { loginOutcome } from '../support/run-cli.js';
 import { dropDatabase } from '../support/drop-database.js';
 
 // `tenantry install` without the TENANTRY_* secrets (a deploy job that misses them) keeps the
@@ -80,22 +80,6 @@ async function state() {
   return { key, verifiers };
 }
 
-async function connects(role: string, password: string): Promise<string> {
-  const u = new URL(db.adminUrl);
-  u.username = role;
-  u.password = password;
-  const client = new pg.Client({ connectionString: u.toString() });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return 'ok';
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
 describe('tenantry install and the secrets of .tenantry/config.json', () => {
   it('a first install with the variables records them, so a run without them matches and warns of nothing', async () => {
     const dir = await freshDir();
@@ -128,7 +112,7 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
     expect(r.stderr).toContain('is missing and this database holds an install already, so it was not written');
     expect(r.stdout + r.stderr).not.toMatch(/secret given differs|the one given/);
     expect(await state()).toEqual(before);
-    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
   }, 120_000);
 
   it('a config.json whose secrets are not the database’s: kept, and each warning names the file', async () => {
@@ -157,7 +141,7 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
     expect(r.stdout + r.stderr).not.toContain(wrong.appPassword);
     expect(await state()).toEqual(before);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(wrong); // the file is not rewritten either
-    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
   }, 120_000);
 
   it('a new database of a server whose roles exist already: the warning says so, not that the database holds an install', async () => {
@@ -181,7 +165,7 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
     );
     expect(r.stderr).not.toContain('holds an install already');
     expect(r.stdout).toContain('context secret: stored, the one from TENANTRY_CONTEXT_SECRET');
-    expect(await connects(db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, db.roles.app, secrets.TENANTRY_APP_PASSWORD)).toBe('ok');
   }, 120_000);
 });
 
@@ -224,8 +208,8 @@ describe('passwordMatchesVerifier', () => {
       support,
     );
     expect(given.code, given.stderr).toBe(0);
-    expect(await connects(router, routerPassword)).toBe('ok');
-    expect(await connects(support, supportPassword)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, router, routerPassword)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, support, supportPassword)).toBe('ok');
     expect(given.stdout).not.toContain('none given');
     expect(given.stdout + given.stderr).not.toContain(routerPassword);
 
@@ -234,7 +218,7 @@ describe('passwordMatchesVerifier', () => {
     expect(without.stdout).toContain(`password of ${router}: none given (TENANTRY_ROUTER_PASSWORD is not set`);
     expect(without.stdout).toContain(`password of ${support}: none given (TENANTRY_SUPPORT_PASSWORD is not set`);
     // the password given before is kept
-    expect(await connects(router, routerPassword)).toBe('ok');
+    expect(await loginOutcome(db.adminUrl, router, routerPassword)).toBe('ok');
 
     // again without the role flags: the roles this database records, not the default names
     const meta = async () =>
