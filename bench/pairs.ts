@@ -356,7 +356,7 @@ async function parent(): Promise<number> {
     });
     log('\n### Per-round ratios variant / reference: median (mean ± 95 % interval of the mean)\n');
     log(
-      '| pair | throughput | p50 latency | CPU per query (client + server) | client CPU per query | server CPU per query |',
+      '| pair | throughput (< 1: variant slower) | p50 latency (> 1: variant slower) | CPU per query (client + server) | client CPU per query | server CPU per query |',
     );
     log('|:--|---:|---:|---:|---:|---:|');
     pairs.forEach(([reference, variant], p) => {

@@ -83,10 +83,16 @@ describe('ContextSigner: values aligned to the tenant’s window', () => {
     expect(signer.encode(TENANT, 0, '1')).not.toBe(signer.encode(TENANT, 0, '2'));
   });
 
-  it('refuses a lifetime that is not a whole number of seconds of at least 5, a short secret and a non-canonical id', () => {
-    for (const ttl of [4, 7.5, 0, -10, Number.NaN, Number.POSITIVE_INFINITY]) {
+  it('refuses a lifetime that is not a whole number of seconds from 5 to a day, a short secret and a non-canonical id', () => {
+    for (const ttl of [4, 7.5, 0, -10, 86_401, 9_007_199_254_740_991, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => new ContextSigner(SECRET, { ttlSeconds: ttl })).toThrow(ConfigurationError);
     }
+    // what it got, said (a lifetime is no secret); a string from process.env is named as one
+    expect(() => new ContextSigner(SECRET, { ttlSeconds: 7.5 })).toThrow(/from 5 to 86400, got 7\.5$/);
+    expect(() => new ContextSigner(SECRET, { ttlSeconds: '60' as unknown as number })).toThrow(/got a string$/);
+    expect(new ContextSigner(SECRET, { ttlSeconds: 86_400 }).encode(TENANT)).toMatch(
+      /^[0-9a-f-]{36}\.\d+\.[0-9a-f]{64}$/,
+    );
     expect(() => new ContextSigner('short')).toThrow(ConfigurationError);
     const signer = new ContextSigner(SECRET);
     expect(() => signer.encode(TENANT.toUpperCase())).toThrow(InvalidTenantIdError);

@@ -3,6 +3,8 @@ import { isCanonicalTenantId } from '../context/tenant-id.js';
 import { ConfigurationError, InvalidTenantIdError } from '../errors/tenantry-error.js';
 
 const BLOCK = 64;
+/** The longest lifetime of a signed value (s): a day. */
+const MAX_TTL_SECONDS = 86_400;
 
 /**
  * Turns a tenant id (and the epoch of the route it was sent on, 0 for the default route) into
@@ -57,13 +59,16 @@ export class ContextSigner implements ContextEncoder {
       throw new ConfigurationError('The tenant context secret must be at least 32 characters');
     }
     this.#secret = Buffer.from(secret, 'utf8');
-    this.#ttlSeconds = options.ttlSeconds ?? 300;
+    const ttl: unknown = options.ttlSeconds ?? 300;
     // whole seconds: the expiry is the value's second part, digits only (a fraction would read as
-    // a route epoch)
-    if (!Number.isSafeInteger(this.#ttlSeconds) || this.#ttlSeconds < 5)
+    // a route epoch); at most a day: the lifetime bounds the use of a leaked value
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 5 || ttl > MAX_TTL_SECONDS)
       throw new ConfigurationError(
-        "A signed value's lifetime (contextTtlSeconds) must be a whole number of seconds, at least 5",
+        `A signed value's lifetime (contextTtlSeconds) must be a whole number of seconds from 5 to ${MAX_TTL_SECONDS}, got ${
+          typeof ttl === 'number' ? String(ttl) : `a ${typeof ttl}`
+        }`,
       );
+    this.#ttlSeconds = ttl;
     this.#windowSeconds = Math.min(60, Math.floor(this.#ttlSeconds / 5));
   }
 
