@@ -101,7 +101,13 @@ describe('work folders of an export killed with -9 are swept by the next export 
         await importTenant({ file: out, catalog: f.db.owner, placements: f.placements, as: 'acme-swept' });
         expect(await work()).toEqual([live]);
       } finally {
-        sleeper.kill('SIGKILL');
+        // gone, not only signalled: until Node reaps it the pid is a zombie, which a liveness
+        // check (kill(pid, 0)) still finds (CI run 46 swept nothing here under load)
+        const exited = new Promise((resolve) => sleeper.once('exit', resolve));
+        if (sleeper.exitCode === null && sleeper.signalCode === null) {
+          sleeper.kill('SIGKILL');
+          await exited;
+        }
       }
       await age('.tenantry-export-live', 45);
       await exportTenant({ catalog: f.db.owner, placements: f.placements, tenant: 'acme', out });
