@@ -251,10 +251,7 @@ export function installEnvironmentHelp(): string {
   const lines: [string, string][] = [
     ['DATABASE_URL', 'server to install into (a superuser URL), as --database-url'],
     ['TENANTRY_DIR', 'project folder (config.json, the embedded server), as --dir'],
-    ['TENANTRY_APP_ROLE', "--app-role's default"],
-    ['TENANTRY_OWNER_ROLE', "--owner-role's default"],
-    ['TENANTRY_SUPPORT_ROLE', "--support-role's default"],
-    ['TENANTRY_ROUTER_ROLE', "--router-role's default"],
+    ...RECORDED_ROLES.map(([, , variable, flag]): [string, string] => [variable, `${flag}'s default`]),
     [secretVariable('contextSecret'), 'the context secret (signed mode): stored on a first install only'],
     [secretVariable('appPassword'), "the app role's password: set only where the role has none"],
     [secretVariable('ownerPassword'), "the owner role's password: set only where the role has none"],

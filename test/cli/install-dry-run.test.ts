@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyDatabase, type EmptyDatabase } from '../support/empty-database.js';
 import { openLocalDatabase } from '../../src/embedded/local-database.js';
-import { runCli } from '../support/run-cli.js';
+import { roleVariables, runCli } from '../support/run-cli.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 let db: EmptyDatabase;
@@ -25,12 +25,7 @@ afterAll(async () => {
 });
 
 const mode = async (file: string) => (await stat(file)).mode & 0o777;
-const roles = () => ({
-  TENANTRY_APP_ROLE: db.roles.app,
-  TENANTRY_OWNER_ROLE: db.roles.owner,
-  TENANTRY_SUPPORT_ROLE: db.roles.support,
-  TENANTRY_ROUTER_ROLE: db.roles.router,
-});
+const roles = () => roleVariables(db.roles);
 async function installed(): Promise<{ schema: boolean; roles: number }> {
   const { rows } = await db.admin.query<{ schema: boolean; roles: number }>(
     `select to_regnamespace('tenantry') is not null as schema,

@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { passwordMatchesVerifier } from '../../src/policy/password-verifier.js';
 import { createEmptyDatabase, type EmptyDatabase } from '../support/empty-database.js';
-import { loginOutcome } from '../support/run-cli.js';
+import { loginOutcome, runCli } from '../support/run-cli.js';
 import { dropDatabase } from '../support/drop-database.js';
 
 // `tenantry install` without the TENANTRY_* secrets (a deploy job that misses them) keeps the
@@ -16,10 +14,6 @@ import { dropDatabase } from '../support/drop-database.js';
 // .tenantry/config.json, and says where each secret it compared came from (review finding 6:
 // it wrote a new config.json whose secrets mismatched the database and warned about a "given"
 // secret nobody gave).
-
-const exec = promisify(execFile);
-const TSX = path.resolve('node_modules/.bin/tsx');
-const CLI = path.resolve('src/cli/main.ts');
 
 const cleanups: (() => Promise<void>)[] = [];
 const dirs: string[] = [];
@@ -51,22 +45,12 @@ async function cli(dir: string, env: Record<string, string | undefined>, ...args
 
 /** {@link cli} against another database of the same server. */
 async function cliAt(url: string, dir: string, env: Record<string, string | undefined>, ...args: string[]) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
-  try {
-    const r = await exec(TSX, [CLI, '--database-url', url, '--dir', dir, ...args], {
-      env: {
-        ...clean,
-        TENANTRY_APP_ROLE: db.roles.app,
-        TENANTRY_OWNER_ROLE: db.roles.owner,
-        TENANTRY_ROUTER_ROLE: db.roles.router,
-        ...env,
-      },
-    });
-    return { code: 0, ...r };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  return runCli(['--database-url', url, '--dir', dir, ...args], {
+    TENANTRY_APP_ROLE: db.roles.app,
+    TENANTRY_OWNER_ROLE: db.roles.owner,
+    TENANTRY_ROUTER_ROLE: db.roles.router,
+    ...env,
+  });
 }
 
 async function state() {
@@ -172,17 +156,14 @@ describe('tenantry install and the secrets of .tenantry/config.json', () => {
 describe('the project folder', () => {
   it('TENANTRY_DIR names it when --dir is not given, as for the reference server', async () => {
     const dir = await freshDir();
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TENANTRY_')));
     // (an install: a dry run creates nothing, not even the folder)
-    await exec(TSX, [CLI, '--database-url', db.adminUrl, 'install'], {
-      env: {
-        ...clean,
-        TENANTRY_DIR: dir,
-        TENANTRY_APP_ROLE: db.roles.app,
-        TENANTRY_OWNER_ROLE: db.roles.owner,
-        TENANTRY_ROUTER_ROLE: db.roles.router,
-      },
+    const r = await runCli(['--database-url', db.adminUrl, 'install'], {
+      TENANTRY_DIR: dir,
+      TENANTRY_APP_ROLE: db.roles.app,
+      TENANTRY_OWNER_ROLE: db.roles.owner,
+      TENANTRY_ROUTER_ROLE: db.roles.router,
     });
+    expect(r.code, r.stderr).toBe(0);
     expect(existsSync(dir)).toBe(true);
   }, 120_000);
 });
